@@ -1,0 +1,143 @@
+//! Stage 1, audio input: a WAV or NIST SPHERE file -> mono `f32` samples at int16 scale, at any rate,
+//! then resampled to the rate a model expects.
+//!
+//! Kaldi reads samples as int16 values (range ±32768) and its defaults (dither 1.0, energy floor) assume
+//! that scale, so every reader here produces samples at that scale whatever the file's encoding:
+//! 8/24/32-bit integers are shifted to 16-bit range, floats are multiplied by 32768.
+//! Several channels are averaged to one.
+
+mod resample;
+mod sphere;
+mod wav;
+
+use std::io::Read;
+use std::path::Path;
+
+pub use resample::{resample, Resampler};
+pub use sphere::sphere_bytes;
+
+use crate::error::{Error, Result};
+
+/// Lowest sample rate phonrec reads.
+pub const MIN_SAMPLE_RATE_HZ: u32 = 8_000;
+/// Highest sample rate phonrec reads.
+pub const MAX_SAMPLE_RATE_HZ: u32 = 96_000;
+
+/// Full scale of int16 audio, the scale Kaldi's features expect (`kWaveSampleMax` in Kaldi).
+pub const INT16_SCALE: f32 = 32_768.0;
+
+/// Mono audio at int16 scale.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Waveform {
+    /// Samples in int16 range (±32768), one channel.
+    pub samples: Vec<f32>,
+    /// Samples per second.
+    pub sample_rate_hz: u32,
+}
+
+impl Waveform {
+    /// Duration in seconds.
+    pub fn duration_s(&self) -> f64 {
+        self.samples.len() as f64 / self.sample_rate_hz as f64
+    }
+
+    /// This audio at another sample rate (band-limited; unchanged if the rate already matches).
+    pub fn resampled(self, target_rate_hz: u32) -> Result<Waveform> {
+        if target_rate_hz == self.sample_rate_hz {
+            return Ok(self);
+        }
+        let samples = resample(&self.samples, self.sample_rate_hz, target_rate_hz)?;
+        Ok(Waveform {
+            samples,
+            sample_rate_hz: target_rate_hz,
+        })
+    }
+}
+
+/// Read a WAV (PCM 8/16/24/32-bit integer or 32-bit float) or NIST SPHERE file, detected by its content
+/// (not its extension), mixed down to mono at int16 scale.
+pub fn read_audio(path: &Path) -> Result<Waveform> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut magic = [0u8; 8];
+    let mut filled = 0;
+    while filled < magic.len() {
+        let n = file
+            .read(&mut magic[filled..])
+            .map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    drop(file);
+    let magic = &magic[..filled];
+    let wave = if magic.starts_with(b"NIST_1A") {
+        sphere::read_sphere(path)?
+    } else if magic.starts_with(b"RIFF") || magic.starts_with(b"RIFX") {
+        wav::read_wav(path)?
+    } else if filled == 0 {
+        return Err(Error::NotAudio {
+            path: path.to_path_buf(),
+            reason: "the file is empty".to_string(),
+        });
+    } else {
+        return Err(Error::NotAudio {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it starts with {:?}, expected 'RIFF' or 'NIST_1A'",
+                String::from_utf8_lossy(&magic[..filled.min(4)])
+            ),
+        });
+    };
+    check_rate(path, wave.sample_rate_hz)?;
+    if wave.samples.is_empty() {
+        return Err(Error::EmptyAudio {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(wave)
+}
+
+fn check_rate(path: &Path, sample_rate_hz: u32) -> Result<()> {
+    if !(MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(&sample_rate_hz) {
+        return Err(Error::SampleRate {
+            path: path.to_path_buf(),
+            sample_rate_hz,
+            min_hz: MIN_SAMPLE_RATE_HZ,
+            max_hz: MAX_SAMPLE_RATE_HZ,
+        });
+    }
+    Ok(())
+}
+
+/// Average interleaved channels into one.
+pub(crate) fn mix_to_mono(interleaved: &[f32], channels: usize) -> Vec<f32> {
+    if channels <= 1 {
+        return interleaved.to_vec();
+    }
+    let scale = 1.0 / channels as f32;
+    interleaved
+        .chunks_exact(channels)
+        .map(|frame| frame.iter().sum::<f32>() * scale)
+        .collect()
+}
+
+/// Write mono int16-scale samples as a 16-bit PCM WAV (values are rounded and clipped to int16).
+pub fn write_wav_i16(path: &Path, wave: &Waveform) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: wave.sample_rate_hz,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let to_err = |e: hound::Error| match e {
+        hound::Error::IoError(io) => Error::io(path, io),
+        other => Error::io(path, std::io::Error::other(other.to_string())),
+    };
+    let mut writer = hound::WavWriter::create(path, spec).map_err(to_err)?;
+    for &s in &wave.samples {
+        let v = s.round().clamp(i16::MIN as f32, i16::MAX as f32) as i16;
+        writer.write_sample(v).map_err(to_err)?;
+    }
+    writer.finalize().map_err(to_err)
+}

@@ -1,0 +1,132 @@
+//! RIFF/WAVE through hound: PCM 8/16/24/32-bit integer and 32-bit float, any channel count.
+
+use std::path::Path;
+
+use super::{mix_to_mono, Waveform, INT16_SCALE};
+use crate::error::{Error, Result};
+
+/// Read a WAV file to mono int16-scale samples.
+pub(crate) fn read_wav(path: &Path) -> Result<Waveform> {
+    let reader = hound::WavReader::open(path).map_err(|e| wav_error(path, e))?;
+    let spec = reader.spec();
+    let channels = spec.channels as usize;
+    if channels == 0 {
+        return Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: "the header declares 0 channels".to_string(),
+        });
+    }
+    let declared = reader.len() as usize;
+    let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => collect(path, declared, reader.into_samples::<f32>(), |s| {
+            s * INT16_SCALE
+        })?,
+        (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
+            // Shift every integer width to int16 range: 8-bit up by 8 bits, 24/32-bit down.
+            let scale = 2f32.powi(16 - bits as i32);
+            collect(path, declared, reader.into_samples::<i32>(), |s| s as f32 * scale)?
+        }
+        (format, bits) => {
+            let kind = match format {
+                hound::SampleFormat::Float => "float",
+                hound::SampleFormat::Int => "integer PCM",
+            };
+            return Err(Error::UnsupportedEncoding {
+                path: path.to_path_buf(),
+                encoding: format!("{bits}-bit {kind}"),
+                hint: Some(
+                    "phonrec reads 8/16/24/32-bit integer PCM and 32-bit float; convert with e.g. \
+                     `sox in.wav -b 16 out.wav`"
+                        .to_string(),
+                ),
+            });
+        }
+    };
+    if interleaved.len() % channels != 0 {
+        return Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{} samples do not divide into {channels} channels",
+                interleaved.len()
+            ),
+        });
+    }
+    Ok(Waveform {
+        samples: mix_to_mono(&interleaved, channels),
+        sample_rate_hz: spec.sample_rate,
+    })
+}
+
+/// Collect all samples, turning a short read into an error that says how much was there.
+fn collect<S, I, F>(path: &Path, declared: usize, samples: I, convert: F) -> Result<Vec<f32>>
+where
+    I: Iterator<Item = hound::Result<S>>,
+    F: Fn(S) -> f32,
+{
+    let mut out = Vec::with_capacity(declared);
+    for sample in samples {
+        match sample {
+            Ok(s) => out.push(convert(s)),
+            Err(e) => {
+                return Err(match e {
+                    hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        truncated(path, out.len(), declared)
+                    }
+                    other => wav_error(path, other),
+                })
+            }
+        }
+    }
+    if out.len() < declared {
+        return Err(truncated(path, out.len(), declared));
+    }
+    Ok(out)
+}
+
+fn truncated(path: &Path, got: usize, declared: usize) -> Error {
+    Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason: format!(
+            "data cut short: the header declares {declared} samples, the file holds {got}"
+        ),
+    }
+}
+
+/// Map hound's errors to ours, keeping the file name and a readable reason.
+fn wav_error(path: &Path, error: hound::Error) -> Error {
+    let path = path.to_path_buf();
+    match error {
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::MalformedAudio {
+                path,
+                reason: "the file ends inside its header or data".to_string(),
+            }
+        }
+        hound::Error::IoError(io) => Error::Io { path, source: io },
+        hound::Error::FormatError(reason) => Error::NotAudio {
+            path,
+            reason: reason.to_string(),
+        },
+        hound::Error::Unsupported => Error::UnsupportedEncoding {
+            path,
+            encoding: "a WAV encoding other than integer PCM or 32-bit float (e.g. A-law, µ-law, \
+                       ADPCM or 64-bit float)"
+                .to_string(),
+            hint: Some("convert with e.g. `sox in.wav -e signed -b 16 out.wav`".to_string()),
+        },
+        hound::Error::InvalidSampleFormat => Error::UnsupportedEncoding {
+            path,
+            encoding: "an invalid sample format".to_string(),
+            hint: None,
+        },
+        hound::Error::UnfinishedSample => Error::MalformedAudio {
+            path,
+            reason: "the data ends in the middle of a sample".to_string(),
+        },
+        hound::Error::TooWide => Error::UnsupportedEncoding {
+            path,
+            encoding: "samples wider than 32 bits".to_string(),
+            hint: None,
+        },
+    }
+}

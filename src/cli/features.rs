@@ -1,0 +1,293 @@
+//! `phonrec features`: audio file -> feature matrix as NPY, CSV, TSV or Kaldi text archive.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use ndarray::Array2;
+use ndarray_npy::WriteNpyExt;
+use phonrec::features::{
+    BaseFeatures, CmvnOptions, DeltaOptions, FbankOptions, FeatureExtractor, FeatureOptions,
+    FeaturePipeline, FrameOptions, MelOptions, MfccOptions, WindowType,
+};
+
+use super::parse_bool;
+
+/// Which base features to compute.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Kind {
+    /// Log-mel filterbank energies (Kaldi `compute-fbank-feats`).
+    Fbank,
+    /// Mel-frequency cepstral coefficients (Kaldi `compute-mfcc-feats`).
+    Mfcc,
+}
+
+/// How the matrix is written.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum Format {
+    /// NumPy `.npy`, float32 [frames, dims].
+    Npy,
+    /// Comma-separated, one frame per line, no header.
+    Csv,
+    /// Tab-separated, one frame per line, no header.
+    Tsv,
+    /// Kaldi text archive (`copy-feats ark,t:`), keyed by the file's stem.
+    Ark,
+}
+
+/// Compute Kaldi-compatible features of one audio file.
+///
+/// Options are named after Kaldi's compute-fbank-feats / compute-mfcc-feats and default to Kaldi's
+/// values, except: --num-mel-bins 80 for fbank, and --dither 0 so output is reproducible.
+/// Features are computed at the file's own sample rate unless --resample is given.
+#[derive(Args, Debug)]
+pub struct FeaturesArgs {
+    /// Input audio: WAV (PCM 8/16/24/32-bit, float 32-bit, any rate/channels) or NIST SPHERE.
+    pub file: PathBuf,
+
+    /// Where to write the features; `-` writes to standard output.
+    #[arg(short, long, default_value = "-")]
+    pub output: PathBuf,
+
+    /// Output format [default: from the output's extension (.npy, .csv, .tsv, .ark), else tsv].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Base features.
+    #[arg(long, value_enum, default_value_t = Kind::Fbank)]
+    pub kind: Kind,
+
+    /// Number of triangular mel bins [default: 80 for fbank, 23 for mfcc].
+    #[arg(long)]
+    pub num_mel_bins: Option<usize>,
+
+    /// Number of cepstra (mfcc), C0 included.
+    #[arg(long, default_value_t = 13)]
+    pub num_ceps: usize,
+
+    /// Cepstral lifter coefficient (mfcc); 0 disables liftering.
+    #[arg(long, default_value_t = 22.0)]
+    pub cepstral_lifter: f32,
+
+    /// Add the log energy: fbank prepends it as column 0, mfcc puts it in place of C0
+    /// [default: false for fbank, true for mfcc].
+    #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub use_energy: Option<bool>,
+
+    /// Floor on the energy (absolute value); 0 means no floor.
+    #[arg(long, default_value_t = 0.0)]
+    pub energy_floor: f32,
+
+    /// Compute the energy before pre-emphasis and windowing.
+    #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    pub raw_energy: bool,
+
+    /// Window: povey, hamming, hanning, rectangular or blackman.
+    #[arg(long, default_value = "povey")]
+    pub window_type: WindowType,
+
+    /// true: only frames that fit in the signal; false: frames centred every shift, edges reflected.
+    #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    pub snip_edges: bool,
+
+    /// Low edge of the mel filters in Hz.
+    #[arg(long, default_value_t = 20.0)]
+    pub low_freq: f32,
+
+    /// High edge of the mel filters in Hz; ≤ 0 is an offset from Nyquist.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub high_freq: f32,
+
+    /// Gaussian dither std in int16 units (Kaldi's default is 1; 0 makes output reproducible).
+    #[arg(long, default_value_t = 0.0)]
+    pub dither: f32,
+
+    /// Frame length in ms.
+    #[arg(long, default_value_t = 25.0)]
+    pub frame_length: f32,
+
+    /// Frame shift in ms.
+    #[arg(long, default_value_t = 10.0)]
+    pub frame_shift: f32,
+
+    /// Pre-emphasis coefficient.
+    #[arg(long, default_value_t = 0.97)]
+    pub preemphasis_coefficient: f32,
+
+    /// Subtract each frame's mean before processing.
+    #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    pub remove_dc_offset: bool,
+
+    /// Zero-pad frames to a power of two before the FFT.
+    #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    pub round_to_power_of_two: bool,
+
+    /// Append deltas and delta-deltas (Kaldi add-deltas).
+    #[arg(long)]
+    pub deltas: bool,
+
+    /// Delta order when --deltas is given: 1 = deltas, 2 = deltas + delta-deltas.
+    #[arg(long, default_value_t = 2)]
+    pub delta_order: usize,
+
+    /// Delta regression window (frames on each side).
+    #[arg(long, default_value_t = 2)]
+    pub delta_window: usize,
+
+    /// Per-utterance mean normalisation (after deltas).
+    #[arg(long)]
+    pub cmvn: bool,
+
+    /// With --cmvn, also normalise the variance.
+    #[arg(long)]
+    pub norm_vars: bool,
+
+    /// Resample the audio to this rate (Hz) before computing features.
+    #[arg(long)]
+    pub resample: Option<u32>,
+}
+
+impl FeaturesArgs {
+    /// The library options these flags describe, for audio at `sample_rate_hz`.
+    fn feature_options(&self, sample_rate_hz: u32) -> FeatureOptions {
+        let frame = FrameOptions {
+            sample_rate_hz,
+            frame_length_ms: self.frame_length,
+            frame_shift_ms: self.frame_shift,
+            dither: self.dither,
+            preemphasis_coefficient: self.preemphasis_coefficient,
+            remove_dc_offset: self.remove_dc_offset,
+            window_type: self.window_type,
+            round_to_power_of_two: self.round_to_power_of_two,
+            snip_edges: self.snip_edges,
+            dither_seed: 0,
+        };
+        let mel = |default_bins: usize| MelOptions {
+            num_bins: self.num_mel_bins.unwrap_or(default_bins),
+            low_freq_hz: self.low_freq,
+            high_freq_hz: self.high_freq,
+        };
+        let base = match self.kind {
+            Kind::Fbank => BaseFeatures::Fbank(FbankOptions {
+                frame,
+                mel: mel(80),
+                use_energy: self.use_energy.unwrap_or(false),
+                energy_floor: self.energy_floor,
+                raw_energy: self.raw_energy,
+                ..FbankOptions::default()
+            }),
+            Kind::Mfcc => BaseFeatures::Mfcc(MfccOptions {
+                frame,
+                mel: mel(23),
+                num_ceps: self.num_ceps,
+                use_energy: self.use_energy.unwrap_or(true),
+                energy_floor: self.energy_floor,
+                raw_energy: self.raw_energy,
+                cepstral_lifter: self.cepstral_lifter,
+            }),
+        };
+        FeatureOptions {
+            base,
+            deltas: self.deltas.then(|| DeltaOptions {
+                order: self.delta_order,
+                window: self.delta_window,
+            }),
+            cmvn: self.cmvn.then_some(CmvnOptions {
+                normalize_variance: self.norm_vars,
+            }),
+        }
+    }
+
+    fn resolved_format(&self) -> Format {
+        if let Some(format) = self.format {
+            return format;
+        }
+        match self
+            .output
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("npy") => Format::Npy,
+            Some("csv") => Format::Csv,
+            Some("ark") => Format::Ark,
+            _ => Format::Tsv,
+        }
+    }
+}
+
+/// Compute and write the features.
+pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
+    // The library's errors name the file already.
+    let mut wave = phonrec::audio::read_audio(&args.file)?;
+    if let Some(rate) = args.resample {
+        if !(phonrec::audio::MIN_SAMPLE_RATE_HZ..=phonrec::audio::MAX_SAMPLE_RATE_HZ).contains(&rate) {
+            bail!("--resample {rate}: the rate must be between 8000 and 96000 Hz");
+        }
+        wave = wave.resampled(rate)?;
+    }
+    let options = args.feature_options(wave.sample_rate_hz);
+    let pipeline = FeaturePipeline::new(options).context("invalid feature options")?;
+    let features = pipeline.compute(&wave.samples);
+    if features.nrows() == 0 {
+        eprintln!(
+            "phonrec: warning: {} is shorter than one frame ({:.3} s); writing 0 frames",
+            args.file.display(),
+            wave.duration_s()
+        );
+    }
+    let format = args.resolved_format();
+    let key = args
+        .file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("utt")
+        .replace(char::is_whitespace, "_");
+    if args.output == Path::new("-") {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        write_matrix(&features, format, &key, &mut out)?;
+        out.flush()?;
+    } else {
+        let file = std::fs::File::create(&args.output)
+            .with_context(|| format!("creating {}", args.output.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        write_matrix(&features, format, &key, &mut out)
+            .and_then(|()| Ok(out.flush()?))
+            .with_context(|| format!("writing {}", args.output.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write a [frames, dims] matrix in one of the formats.
+fn write_matrix(
+    features: &Array2<f32>,
+    format: Format,
+    key: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Npy => features.write_npy(out)?,
+        Format::Csv | Format::Tsv => {
+            let separator = if format == Format::Csv { "," } else { "\t" };
+            for row in features.rows() {
+                let line: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+                writeln!(out, "{}", line.join(separator))?;
+            }
+        }
+        Format::Ark => {
+            write!(out, "{key}  [")?;
+            for row in features.rows() {
+                write!(out, "\n ")?;
+                for v in row {
+                    write!(out, " {v}")?;
+                }
+            }
+            writeln!(out, " ]")?;
+        }
+    }
+    Ok(())
+}

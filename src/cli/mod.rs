@@ -1,0 +1,40 @@
+//! Subcommands, one file each: a clap `Args` struct (its doc comments are the `--help`) and a `run`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod features;
+
+/// phonrec: phoneme recognition from audio.
+///
+/// Reads WAV (8/16/24/32-bit PCM, 32-bit float, any rate and channel count) and NIST SPHERE files,
+/// computes Kaldi-compatible features, and (with a model) turns speech into ARPAbet phonemes.
+#[derive(Parser, Debug)]
+#[command(name = "phonrec", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Compute Kaldi-compatible filterbank or MFCC features of an audio file.
+    Features(features::FeaturesArgs),
+}
+
+/// Run the chosen subcommand; the exit code says whether every input succeeded.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Features(args) => features::run(args),
+    }
+}
+
+/// Parse Kaldi-style booleans: `true`/`false` (also `1`/`0`, `yes`/`no`).
+pub(crate) fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(format!("expected true or false, got '{other}'")),
+    }
+}

@@ -1,0 +1,570 @@
+//! Stage 4 (decoding), phone n-gram language model: training label sequences -> ln P(phone | previous
+//! phones), fused into the prefix beam search.
+//!
+//! Smoothing is interpolated Witten–Bell (Witten & Bell 1991; SRILM `ngram-count -wbdiscount -interpolate`):
+//! for a history `h` seen `c(h)` times with `u(h)` distinct followers,
+//! `P(w | h) = (c(h, w) + u(h) · P(w | h')) / (c(h) + u(h))`, where `h'` drops the oldest phone and the
+//! unigrams interpolate with the uniform distribution over the vocabulary (every phone plus `</s>`), so
+//! unseen phones keep a non-zero probability. For an unseen `(h, w)` this is exactly the back-off form
+//! `bow(h) · P(w | h')` with `bow(h) = u(h) / (c(h) + u(h))`, which is how the model is stored: ARPA text
+//! (log10 probabilities and back-off weights, `<s>` and `</s>` for sentence start and end), readable by
+//! SRILM, KenLM and friends. Internally probabilities are natural logs, like the acoustic scores.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::phones::{PhoneId, PhoneSet, BLANK};
+
+/// The highest n-gram order [`PhoneLm`] estimates or reads.
+pub const MAX_LM_ORDER: usize = 4;
+
+/// ARPA's log10 probability for "never" (the `<s>` unigram, phones missing from a read model).
+const NEVER_LOG10: f64 = -99.0;
+
+/// Internal word ids: phones keep their [`PhoneId`] value; the sentence markers sit above every `u16`.
+type Token = u32;
+const SENTENCE_START: Token = 1 << 16;
+const SENTENCE_END: Token = SENTENCE_START + 1;
+/// Fills the unused tail of an [`NgramKey`].
+const NO_TOKEN: Token = Token::MAX;
+
+/// An n-gram, oldest token first, padded with [`NO_TOKEN`]: a fixed-size key, so lookups never allocate.
+type NgramKey = [Token; MAX_LM_ORDER];
+
+/// One stored n-gram.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct NgramEntry {
+    /// ln P(last token | the others).
+    log_prob: f64,
+    /// ln of the back-off weight applied when this n-gram is a history whose continuation is not stored.
+    log_backoff: f64,
+}
+
+/// The language-model context after some phones: the last `order − 1` tokens. Cheap to copy; obtained from
+/// [`PhoneLm::start`] and [`PhoneLm::score`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LmState {
+    /// Most recent token last; only `context[..len]` is used.
+    context: [Token; MAX_LM_ORDER - 1],
+    len: usize,
+}
+
+impl LmState {
+    fn tokens(&self) -> &[Token] {
+        &self.context[..self.len]
+    }
+}
+
+/// A phone n-gram language model with back-off (see the module docs for the smoothing).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PhoneLm {
+    order: usize,
+    /// `ngrams[n - 1]` holds the n-grams of order n.
+    ngrams: Vec<HashMap<NgramKey, NgramEntry>>,
+}
+
+fn key(tokens: &[Token]) -> NgramKey {
+    let mut key = [NO_TOKEN; MAX_LM_ORDER];
+    key[..tokens.len()].copy_from_slice(tokens);
+    key
+}
+
+fn phone_token(phone: PhoneId) -> Token {
+    Token::from(phone.0)
+}
+
+impl PhoneLm {
+    /// Estimates an n-gram model of `order` (1 to [`MAX_LM_ORDER`]; 2 or 3 suit phones) from training label
+    /// sequences over the phones of `phones` (the blank excluded). Each sequence is one sentence, wrapped
+    /// in `<s>` … `</s>`.
+    pub fn estimate(sequences: &[Vec<PhoneId>], phones: &PhoneSet, order: usize) -> Result<Self> {
+        if !(1..=MAX_LM_ORDER).contains(&order) {
+            return Err(Error::InvalidOptions {
+                what: "phone LM",
+                reason: format!("order {order} is outside 1..={MAX_LM_ORDER}"),
+            });
+        }
+        for phone in sequences.iter().flatten() {
+            if *phone == BLANK || phone.index() >= phones.len() {
+                return Err(Error::InvalidPhoneId {
+                    id: phone.0,
+                    num_classes: phones.len(),
+                });
+            }
+        }
+        // counts[n - 1]: occurrences of each n-gram, never predicting <s>.
+        let mut counts: Vec<HashMap<NgramKey, u64>> = vec![HashMap::new(); order];
+        let mut tokens = Vec::new();
+        for sequence in sequences {
+            tokens.clear();
+            tokens.push(SENTENCE_START);
+            tokens.extend(sequence.iter().map(|p| phone_token(*p)));
+            tokens.push(SENTENCE_END);
+            for end in 1..tokens.len() {
+                for n in 1..=order.min(end + 1) {
+                    *counts[n - 1].entry(key(&tokens[end + 1 - n..=end])).or_default() += 1;
+                }
+            }
+        }
+
+        let mut lm = PhoneLm {
+            order,
+            ngrams: vec![HashMap::new(); order],
+        };
+        // Unigrams: Witten–Bell interpolated with the uniform distribution over phones and </s>.
+        let vocabulary: Vec<Token> = (1..phones.len())
+            .map(|id| id as Token)
+            .chain([SENTENCE_END])
+            .collect();
+        let total: u64 = counts[0].values().sum();
+        let distinct = counts[0].len() as f64;
+        let uniform = 1.0 / vocabulary.len() as f64;
+        for &word in &vocabulary {
+            let count = counts[0].get(&key(&[word])).copied().unwrap_or(0) as f64;
+            let prob = if total == 0 {
+                uniform
+            } else {
+                (count + distinct * uniform) / (total as f64 + distinct)
+            };
+            lm.ngrams[0].insert(key(&[word]), entry(prob.ln()));
+        }
+        lm.ngrams[0].insert(key(&[SENTENCE_START]), entry(from_log10(NEVER_LOG10)));
+
+        // Higher orders, each interpolated with the finished model of the orders below it.
+        for n in 2..=order {
+            let mut histories: HashMap<NgramKey, (u64, u64)> = HashMap::new(); // (c(h), u(h))
+            for (ngram, &count) in &counts[n - 1] {
+                let stats = histories.entry(key(&ngram[..n - 1])).or_default();
+                stats.0 += count;
+                stats.1 += 1;
+            }
+            let mut entries = HashMap::with_capacity(counts[n - 1].len());
+            for (ngram, &count) in &counts[n - 1] {
+                let (history_count, followers) = histories[&key(&ngram[..n - 1])];
+                let lower = lm.log_prob_tokens(&ngram[1..n - 1], ngram[n - 1]).exp();
+                let prob = (count as f64 + followers as f64 * lower)
+                    / (history_count + followers) as f64;
+                entries.insert(*ngram, entry(prob.ln()));
+            }
+            lm.ngrams[n - 1] = entries;
+            for (history, (history_count, followers)) in histories {
+                let backoff = followers as f64 / (history_count + followers) as f64;
+                if let Some(stored) = lm.ngrams[n - 2].get_mut(&history) {
+                    stored.log_backoff = backoff.ln();
+                }
+            }
+        }
+        Ok(lm)
+    }
+
+    /// The n-gram order (2 for a bigram model).
+    pub fn order(&self) -> usize {
+        self.order
+    }
+
+    /// The state at the start of a sentence (after `<s>`).
+    pub fn start(&self) -> LmState {
+        let mut state = LmState {
+            context: [NO_TOKEN; MAX_LM_ORDER - 1],
+            len: 0,
+        };
+        if self.order > 1 {
+            state.context[0] = SENTENCE_START;
+            state.len = 1;
+        }
+        state
+    }
+
+    /// ln P(`phone` | `state`) and the state after it.
+    pub fn score(&self, state: &LmState, phone: PhoneId) -> (f64, LmState) {
+        let token = phone_token(phone);
+        let log_prob = self.log_prob_tokens(state.tokens(), token);
+        let mut next = *state;
+        let keep = self.order - 1;
+        if keep > 0 {
+            if next.len == keep {
+                next.context.copy_within(1..keep, 0);
+                next.len -= 1;
+            }
+            next.context[next.len] = token;
+            next.len += 1;
+        }
+        (log_prob, next)
+    }
+
+    /// ln P(`</s>` | `state`): the cost of ending the sentence here.
+    pub fn score_end(&self, state: &LmState) -> f64 {
+        self.log_prob_tokens(state.tokens(), SENTENCE_END)
+    }
+
+    /// ln P(`phones`, then `</s>`) of a whole sentence.
+    pub fn sentence_log_prob(&self, phones: &[PhoneId]) -> f64 {
+        let mut state = self.start();
+        let mut total = 0.0;
+        for &phone in phones {
+            let (log_prob, next) = self.score(&state, phone);
+            total += log_prob;
+            state = next;
+        }
+        total + self.score_end(&state)
+    }
+
+    /// Perplexity per predicted token (each phone and each `</s>`) over some sentences, e.g. a dev set's
+    /// labels: `exp(−Σ ln P / tokens)`. 1 for no sentences.
+    pub fn perplexity(&self, sentences: &[Vec<PhoneId>]) -> f64 {
+        let tokens: usize = sentences.iter().map(|s| s.len() + 1).sum();
+        if tokens == 0 {
+            return 1.0;
+        }
+        let log_prob: f64 = sentences.iter().map(|s| self.sentence_log_prob(s)).sum();
+        (-log_prob / tokens as f64).exp()
+    }
+
+    /// Back-off lookup: the longest stored `(history suffix, word)`, times the back-off weights of the
+    /// longer histories that were not followed by `word`. `history` is oldest first.
+    fn log_prob_tokens(&self, history: &[Token], word: Token) -> f64 {
+        let mut log_backoff = 0.0;
+        let mut ngram = [NO_TOKEN; MAX_LM_ORDER];
+        for skip in 0..=history.len() {
+            let suffix = &history[skip..];
+            ngram[..suffix.len()].copy_from_slice(suffix);
+            ngram[suffix.len()] = word;
+            ngram[suffix.len() + 1..].fill(NO_TOKEN);
+            if let Some(found) = self.ngrams[suffix.len()].get(&ngram) {
+                return log_backoff + found.log_prob;
+            }
+            if !suffix.is_empty() {
+                if let Some(stored) = self.ngrams[suffix.len() - 1].get(&key(suffix)) {
+                    log_backoff += stored.log_backoff;
+                }
+            }
+        }
+        from_log10(NEVER_LOG10)
+    }
+
+    /// Writes the model as ARPA text (log10 values), n-grams sorted by id for reproducible files.
+    pub fn write_arpa(&self, phones: &PhoneSet, out: &mut dyn Write) -> std::io::Result<()> {
+        let mut text = String::from("\\data\\\n");
+        for (n, ngrams) in self.ngrams.iter().enumerate() {
+            let _ = writeln!(text, "ngram {}={}", n + 1, ngrams.len());
+        }
+        for (n, ngrams) in self.ngrams.iter().enumerate() {
+            let _ = write!(text, "\n\\{}-grams:\n", n + 1);
+            let mut sorted: Vec<_> = ngrams.iter().collect();
+            sorted.sort_by_key(|(key, _)| **key);
+            let has_backoff = n + 1 < self.order;
+            for (key, entry) in sorted {
+                let words: Vec<&str> = key[..=n].iter().map(|t| token_name(*t, phones)).collect();
+                let _ = write!(text, "{:.7}\t{}", to_log10(entry.log_prob), words.join(" "));
+                if has_backoff {
+                    let _ = write!(text, "\t{:.7}", to_log10(entry.log_backoff));
+                }
+                text.push('\n');
+            }
+        }
+        text.push_str("\n\\end\\\n");
+        out.write_all(text.as_bytes())
+    }
+
+    /// Saves the model as an ARPA file.
+    pub fn save(&self, path: &Path, phones: &PhoneSet) -> Result<()> {
+        let mut file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        self.write_arpa(phones, &mut file)
+            .map_err(|e| Error::io(path, e))
+    }
+
+    /// Loads an ARPA file whose words are phones of `phones` (plus `<s>`, `</s>`; `<unk>` lines are skipped).
+    pub fn load(path: &Path, phones: &PhoneSet) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        Self::read_arpa(&mut std::io::BufReader::new(file), phones, path)
+    }
+
+    /// Reads ARPA text; `source` names the input in error messages.
+    pub fn read_arpa(reader: &mut dyn BufRead, phones: &PhoneSet, source: &Path) -> Result<Self> {
+        let parse_error = |line: usize, reason: String| Error::Parse {
+            path: source.to_path_buf(),
+            line,
+            reason,
+        };
+        let mut declared: Vec<usize> = Vec::new();
+        let mut listed: Vec<usize> = Vec::new();
+        let mut ngrams: Vec<HashMap<NgramKey, NgramEntry>> = Vec::new();
+        let mut section: Option<usize> = None; // 0 = \data\, n = \n-grams:
+        let mut ended = false;
+        for (index, line) in reader.lines().enumerate() {
+            let line_number = index + 1;
+            let line = line.map_err(|e| Error::io(source, e))?;
+            let line = line.trim();
+            if line.is_empty() || ended {
+                continue;
+            }
+            if line == "\\data\\" {
+                section = Some(0);
+                continue;
+            }
+            if line == "\\end\\" {
+                ended = true;
+                continue;
+            }
+            if let Some(order) = line
+                .strip_prefix('\\')
+                .and_then(|rest| rest.strip_suffix("-grams:"))
+            {
+                let order: usize = order
+                    .parse()
+                    .map_err(|_| parse_error(line_number, format!("bad section header '{line}'")))?;
+                if order == 0 || order > declared.len() {
+                    return Err(parse_error(
+                        line_number,
+                        format!("section {order}-grams is not declared in \\data\\"),
+                    ));
+                }
+                section = Some(order);
+                continue;
+            }
+            match section {
+                None => {} // text before \data\ is allowed and ignored
+                Some(0) => {
+                    let count = line
+                        .strip_prefix("ngram ")
+                        .and_then(|rest| rest.split_once('='))
+                        .and_then(|(n, count)| {
+                            Some((n.trim().parse::<usize>().ok()?, count.trim().parse().ok()?))
+                        });
+                    let Some((n, count)) = count else {
+                        return Err(parse_error(line_number, format!("expected 'ngram N=COUNT', found '{line}'")));
+                    };
+                    if n != declared.len() + 1 || n > MAX_LM_ORDER {
+                        return Err(parse_error(
+                            line_number,
+                            format!("ngram orders must run 1, 2, ... up to {MAX_LM_ORDER}; found {n}"),
+                        ));
+                    }
+                    declared.push(count);
+                    listed.push(0);
+                    ngrams.push(HashMap::with_capacity(count));
+                }
+                Some(n) => {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    if fields.len() != n + 1 && fields.len() != n + 2 {
+                        return Err(parse_error(
+                            line_number,
+                            format!("expected a log10 probability, {n} words and an optional back-off"),
+                        ));
+                    }
+                    let number = |text: &str| {
+                        text.parse::<f64>()
+                            .map_err(|_| parse_error(line_number, format!("'{text}' is not a number")))
+                    };
+                    listed[n - 1] += 1;
+                    let log_prob = number(fields[0])?;
+                    let log_backoff = fields.get(n + 1).map(|t| number(t)).transpose()?.unwrap_or(0.0);
+                    let mut tokens = [NO_TOKEN; MAX_LM_ORDER];
+                    let mut unknown = false;
+                    for (slot, word) in tokens.iter_mut().zip(&fields[1..=n]) {
+                        *slot = match *word {
+                            "<s>" => SENTENCE_START,
+                            "</s>" => SENTENCE_END,
+                            "<unk>" | "<UNK>" => {
+                                unknown = true;
+                                break;
+                            }
+                            name => match phones.id(name).filter(|id| *id != BLANK) {
+                                Some(id) => phone_token(id),
+                                None => {
+                                    return Err(Error::UnknownPhone {
+                                        phone: name.to_string(),
+                                        path: source.to_path_buf(),
+                                        line: line_number,
+                                    })
+                                }
+                            },
+                        };
+                    }
+                    if !unknown {
+                        ngrams[n - 1].insert(
+                            tokens,
+                            NgramEntry {
+                                log_prob: from_log10(log_prob),
+                                log_backoff: from_log10(log_backoff),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        if !ended || declared.is_empty() {
+            return Err(parse_error(0, "not a complete ARPA file (no \\data\\ or \\end\\)".to_string()));
+        }
+        if let Some(n) = (0..declared.len()).find(|&n| declared[n] != listed[n]) {
+            return Err(parse_error(
+                0,
+                format!(
+                    "\\data\\ declares {} {}-grams but the file lists {}",
+                    declared[n],
+                    n + 1,
+                    listed[n]
+                ),
+            ));
+        }
+        Ok(PhoneLm {
+            order: declared.len(),
+            ngrams,
+        })
+    }
+}
+
+fn entry(log_prob: f64) -> NgramEntry {
+    NgramEntry {
+        log_prob,
+        log_backoff: 0.0,
+    }
+}
+
+fn from_log10(value: f64) -> f64 {
+    value * std::f64::consts::LN_10
+}
+
+fn to_log10(value: f64) -> f64 {
+    value / std::f64::consts::LN_10
+}
+
+fn token_name(token: Token, phones: &PhoneSet) -> &str {
+    match token {
+        SENTENCE_START => "<s>",
+        SENTENCE_END => "</s>",
+        // Phone tokens were checked against the phone set when estimated or read.
+        id => phones.name(PhoneId(id as u16)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Probabilities built from exact fractions, compared in f64.
+    const PROB_TOLERANCE: f64 = 1e-12;
+    /// ARPA stores 7 decimals of log10: relative error below 1e-6 after a round trip.
+    const ARPA_ROUND_TRIP_TOLERANCE: f64 = 1e-6;
+
+    fn two_phone_set() -> PhoneSet {
+        PhoneSet::from_phones(["a".to_string(), "b".to_string()]).unwrap()
+    }
+
+    const A: PhoneId = PhoneId(1);
+    const B: PhoneId = PhoneId(2);
+
+    /// "a b" and "a": the hand computation in `witten_bell_bigram_by_hand`.
+    fn corpus() -> Vec<Vec<PhoneId>> {
+        vec![vec![A, B], vec![A]]
+    }
+
+    #[test]
+    fn witten_bell_bigram_by_hand() -> Result<()> {
+        let lm = PhoneLm::estimate(&corpus(), &two_phone_set(), 2)?;
+        // Unigrams: counts a 2, b 1, </s> 2; N = 5 tokens, 3 distinct, vocabulary of 3:
+        // P(w) = (c(w) + 3 · 1/3) / (5 + 3).
+        // Bigrams after <s>: a twice (c = 2, u = 1): P(a|<s>) = (2 + 1 · 3/8) / 3 = 19/24, bow = 1/3.
+        // After a: b once, </s> once (c = 2, u = 2): P(b|a) = (1 + 2 · 2/8) / 4 = 3/8,
+        // P(</s>|a) = (1 + 2 · 3/8) / 4 = 7/16, bow = 1/2, so P(a|a) = 1/2 · 3/8 = 3/16.
+        let start = lm.start();
+        let expected_after_start = [(A, 19.0 / 24.0), (B, 1.0 / 3.0 * 2.0 / 8.0)];
+        for (phone, prob) in expected_after_start {
+            assert!((lm.score(&start, phone).0.exp() - prob).abs() < PROB_TOLERANCE);
+        }
+        assert!((lm.score_end(&start).exp() - 1.0 / 8.0).abs() < PROB_TOLERANCE);
+        let (_, after_a) = lm.score(&start, A);
+        assert!((lm.score(&after_a, B).0.exp() - 3.0 / 8.0).abs() < PROB_TOLERANCE);
+        assert!((lm.score(&after_a, A).0.exp() - 3.0 / 16.0).abs() < PROB_TOLERANCE);
+        assert!((lm.score_end(&after_a).exp() - 7.0 / 16.0).abs() < PROB_TOLERANCE);
+        let whole = (19.0_f64 / 24.0 * 3.0 / 8.0 * lm.score_end(&lm.score(&after_a, B).1).exp()).ln();
+        assert!((lm.sentence_log_prob(&[A, B]) - whole).abs() < PROB_TOLERANCE);
+        Ok(())
+    }
+
+    fn assert_normalised(lm: &PhoneLm, state: &LmState, num_phones: u16) {
+        let total: f64 = (1..=num_phones)
+            .map(|id| lm.score(state, PhoneId(id)).0.exp())
+            .sum::<f64>()
+            + lm.score_end(state).exp();
+        assert!((total - 1.0).abs() < 1e-9, "sums to {total}");
+    }
+
+    #[test]
+    fn every_history_is_a_distribution() -> Result<()> {
+        let phones = PhoneSet::timit39();
+        let mut sequences = Vec::new();
+        // A deterministic pseudo-corpus over a few phones, with unseen phones left for smoothing.
+        for i in 0..40_u16 {
+            sequences.push((0..(i % 7 + 1)).map(|j| PhoneId(1 + (i * 3 + j * 5) % 11)).collect());
+        }
+        for order in 1..=3 {
+            let lm = PhoneLm::estimate(&sequences, &phones, order)?;
+            let mut state = lm.start();
+            assert_normalised(&lm, &state, 39);
+            for phone in [1, 4, 4, 9, 30] {
+                state = lm.score(&state, PhoneId(phone)).1;
+                assert_normalised(&lm, &state, 39);
+            }
+            // The training data is more likely than a sequence of phones never seen.
+            assert!(lm.perplexity(&sequences) < lm.perplexity(&[vec![PhoneId(30), PhoneId(31)]]));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn arpa_round_trip() -> Result<()> {
+        let phones = two_phone_set();
+        let lm = PhoneLm::estimate(&corpus(), &phones, 3)?;
+        let mut text = Vec::new();
+        lm.write_arpa(&phones, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.starts_with("\\data\\\nngram 1=4\n"), "{text}");
+        assert!(text.contains("-99.0000000\t<s>\t"), "{text}");
+        let back = PhoneLm::read_arpa(&mut text.as_bytes(), &phones, Path::new("lm.arpa"))?;
+        assert_eq!(back.order(), 3);
+        for sentence in [vec![], vec![A], vec![A, B, A, A], vec![B, B]] {
+            let (want, got) = (lm.sentence_log_prob(&sentence), back.sentence_log_prob(&sentence));
+            assert!((want - got).abs() < ARPA_ROUND_TRIP_TOLERANCE * want.abs().max(1.0));
+        }
+
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("phones.arpa");
+        lm.save(&path, &phones)?;
+        assert_eq!(PhoneLm::load(&path, &phones)?.order(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_arpa_names_file_line_and_phone() {
+        let phones = two_phone_set();
+        let text = "\\data\\\nngram 1=2\n\n\\1-grams:\n-0.3\ta\n-0.3\tzz\n\\end\\\n";
+        let err = PhoneLm::read_arpa(&mut text.as_bytes(), &phones, Path::new("x.arpa"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.arpa:6") && err.contains("'zz'"), "{err}");
+        let truncated = "\\data\\\nngram 1=2\n\n\\1-grams:\n-0.3\ta\n";
+        assert!(PhoneLm::read_arpa(&mut truncated.as_bytes(), &phones, Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn bad_estimation_inputs_are_errors() {
+        let phones = two_phone_set();
+        assert!(PhoneLm::estimate(&corpus(), &phones, 0).is_err());
+        assert!(PhoneLm::estimate(&corpus(), &phones, MAX_LM_ORDER + 1).is_err());
+        assert!(PhoneLm::estimate(&[vec![PhoneId(3)]], &phones, 2).is_err());
+        assert!(PhoneLm::estimate(&[vec![BLANK]], &phones, 2).is_err());
+    }
+
+    #[test]
+    fn empty_corpus_is_uniform() -> Result<()> {
+        let lm = PhoneLm::estimate(&[], &two_phone_set(), 2)?;
+        let third = (1.0_f64 / 3.0).ln();
+        assert!((lm.score(&lm.start(), A).0 - third).abs() < PROB_TOLERANCE);
+        assert!((lm.score_end(&lm.start()) - third).abs() < PROB_TOLERANCE);
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+//! Stage 4, CTC: log-posteriors `[frames, phones + blank]` -> phone sequences with timestamps and
+//! confidences, and the training loss.
+//!
+//! - training: [`ctc_loss`], the fused candle op (log_softmax + forward–backward, gradient w.r.t. the
+//!   logits), with its slow twin [`ctc_loss_reference`];
+//! - decoding: [`GreedyDecoder`] and [`PrefixBeamDecoder`] (optionally with a [`PhoneLm`]), both
+//!   [`Decoder`]s;
+//! - timing: [`force_align`] (Viterbi over the CTC topology) and [`decode_spans`], which decodes then
+//!   aligns into [`PhoneSpan`]s.
+//!
+//! The blank is class 0 ([`BLANK`](crate::phones::BLANK)) everywhere. Scores are natural logs
+//! accumulated in f64.
+
+mod align;
+mod beam;
+mod decoder;
+mod greedy;
+mod lm;
+mod logmath;
+mod loss;
+#[cfg(test)]
+mod testing;
+
+pub use align::{force_align, AlignedPhone};
+pub use beam::{BeamOptions, Hypothesis, PrefixBeamDecoder};
+pub use decoder::{decode_spans, Decoder, PhoneSpan};
+pub use greedy::GreedyDecoder;
+pub use lm::{LmState, PhoneLm, MAX_LM_ORDER};
+pub use loss::{
+    ctc_loss, ctc_loss_log_probs, ctc_loss_reference, min_frames, CtcOutput, Reduction,
+};

@@ -1,0 +1,114 @@
+//! The library's one error type. Each variant names what went wrong, where (a path, a line), and when it
+//! helps, how to fix it. The binary adds context with anyhow; the library never prints.
+
+use std::path::PathBuf;
+
+/// Every error the phonrec library returns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened, read or written.
+    #[error("I/O error on {}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file is neither a RIFF/WAVE file nor a NIST SPHERE file.
+    #[error("{}: not a WAV or NIST SPHERE file ({reason})", .path.display())]
+    NotAudio { path: PathBuf, reason: String },
+
+    /// The WAV or SPHERE file is damaged: a header that lies, data cut short.
+    #[error("{}: malformed audio file: {reason}", .path.display())]
+    MalformedAudio { path: PathBuf, reason: String },
+
+    /// A valid file in an encoding phonrec does not read.
+    #[error("{}: unsupported audio encoding: {encoding}{}", .path.display(), hint_suffix(.hint))]
+    UnsupportedEncoding {
+        path: PathBuf,
+        encoding: String,
+        hint: Option<String>,
+    },
+
+    /// The file holds no samples at all.
+    #[error("{}: the audio holds no samples", .path.display())]
+    EmptyAudio { path: PathBuf },
+
+    /// A sample rate outside what phonrec supports.
+    #[error("{}: sample rate {sample_rate_hz} Hz is outside the supported range {min_hz}..={max_hz} Hz", .path.display())]
+    SampleRate {
+        path: PathBuf,
+        sample_rate_hz: u32,
+        min_hz: u32,
+        max_hz: u32,
+    },
+
+    /// Options that cannot work together (a frame longer than the signal allows, mel bins above Nyquist...).
+    #[error("invalid {what} options: {reason}")]
+    InvalidOptions { what: &'static str, reason: String },
+
+    /// A phone label not in the model's inventory.
+    #[error("{}:{line}: unknown phone '{phone}' (not in the phone inventory)", .path.display())]
+    UnknownPhone {
+        phone: String,
+        path: PathBuf,
+        line: usize,
+    },
+
+    /// A text input file (manifest, phone list, lexicon, LM) with a bad line.
+    #[error("{}:{line}: {reason}", .path.display())]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    /// A model file that is corrupt, from another format version, or inconsistent with its metadata.
+    #[error("{}: invalid model file: {reason}", .path.display())]
+    InvalidModel { path: PathBuf, reason: String },
+
+    /// Inputs whose shapes do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+
+    /// A phone id that is the CTC blank where a phone is required, or has no column in the posteriors.
+    #[error("phone id {id} is not a phone here: expected 1..{num_classes} (0 is the CTC blank); does the phone set match the model?")]
+    InvalidPhoneId { id: u16, num_classes: usize },
+
+    /// A forced alignment that cannot exist: too few frames for the phones (each repeated neighbour needs a
+    /// blank between), or posteriors that give every path probability zero.
+    #[error("cannot align {num_phones} phones to {num_frames} frames (at least {min_frames} needed, and a path of non-zero probability)")]
+    AlignmentImpossible {
+        num_phones: usize,
+        num_frames: usize,
+        min_frames: usize,
+    },
+
+    /// Log-probabilities containing NaN, as a diverged model produces.
+    #[error("the log-probabilities contain NaN; did training diverge, or is the model file damaged?")]
+    NanLogProbs,
+
+    /// Errors from the tensor library.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    match hint {
+        Some(h) => format!(" ({h})"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// An I/O error tagged with the file it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with phonrec's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

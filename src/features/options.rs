@@ -1,0 +1,337 @@
+//! Feature options: plain data with Kaldi's defaults, documented where defined.
+//! Field names follow Kaldi's `compute-fbank-feats` / `compute-mfcc-feats` options.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Taper applied to each frame before the FFT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowType {
+    /// Kaldi's default: a Hann window raised to the power 0.85, "similar to Hamming but goes to zero at
+    /// the edges".
+    #[default]
+    Povey,
+    /// 0.54 − 0.46 cos(2πn/(N−1)).
+    Hamming,
+    /// 0.5 − 0.5 cos(2πn/(N−1)) (Kaldi calls it "hanning").
+    Hanning,
+    /// All ones.
+    Rectangular,
+    /// 0.42 − 0.5 cos(2πn/(N−1)) + 0.08 cos(4πn/(N−1)) (Kaldi's `blackman_coeff` 0.42).
+    Blackman,
+}
+
+impl std::str::FromStr for WindowType {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "povey" => Ok(WindowType::Povey),
+            "hamming" => Ok(WindowType::Hamming),
+            "hanning" | "hann" => Ok(WindowType::Hanning),
+            "rectangular" => Ok(WindowType::Rectangular),
+            "blackman" => Ok(WindowType::Blackman),
+            other => Err(format!(
+                "unknown window type '{other}' (expected povey, hamming, hanning, rectangular or blackman)"
+            )),
+        }
+    }
+}
+
+/// How audio is cut into frames and conditioned. Defaults match Kaldi's `FrameExtractionOptions`,
+/// except `dither` (see there).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FrameOptions {
+    /// Sample rate the features are computed at, in Hz. Default 16000.
+    pub sample_rate_hz: u32,
+    /// Window length in ms. Default 25.
+    pub frame_length_ms: f32,
+    /// Hop between frames in ms. Default 10.
+    pub frame_shift_ms: f32,
+    /// Gaussian dither standard deviation, in int16 units. Default 0.0 so output is reproducible
+    /// (Kaldi's default is 1.0); with 0.0, log of an all-zero frame hits the floor `f32::EPSILON`.
+    pub dither: f32,
+    /// Pre-emphasis coefficient: `x[i] -= coeff · x[i−1]`. Default 0.97.
+    pub preemphasis_coefficient: f32,
+    /// Subtract each frame's mean before pre-emphasis. Default true.
+    pub remove_dc_offset: bool,
+    /// Taper applied to each frame. Default `Povey`.
+    pub window_type: WindowType,
+    /// Zero-pad each frame to the next power of two before the FFT. Default true.
+    pub round_to_power_of_two: bool,
+    /// true: only frames that fit entirely in the signal (`1 + (N − len) / shift` frames);
+    /// false: `round(N / shift)` frames centred on multiples of the shift, the signal reflected at its
+    /// ends. Default true.
+    pub snip_edges: bool,
+    /// Seed of the dither noise (only used when `dither > 0`). Default 0.
+    pub dither_seed: u64,
+}
+
+impl Default for FrameOptions {
+    fn default() -> Self {
+        FrameOptions {
+            sample_rate_hz: 16_000,
+            frame_length_ms: 25.0,
+            frame_shift_ms: 10.0,
+            dither: 0.0,
+            preemphasis_coefficient: 0.97,
+            remove_dc_offset: true,
+            window_type: WindowType::Povey,
+            round_to_power_of_two: true,
+            snip_edges: true,
+            dither_seed: 0,
+        }
+    }
+}
+
+impl FrameOptions {
+    /// Window length in samples (Kaldi's `WindowSize()`).
+    pub fn window_size(&self) -> usize {
+        (self.sample_rate_hz as f64 * 0.001 * self.frame_length_ms as f64) as usize
+    }
+
+    /// Frame hop in samples (Kaldi's `WindowShift()`).
+    pub fn window_shift(&self) -> usize {
+        (self.sample_rate_hz as f64 * 0.001 * self.frame_shift_ms as f64) as usize
+    }
+
+    /// FFT length: the window size, rounded up to a power of two if asked (Kaldi's `PaddedWindowSize()`).
+    pub fn padded_window_size(&self) -> usize {
+        let size = self.window_size();
+        if self.round_to_power_of_two {
+            size.next_power_of_two()
+        } else {
+            size
+        }
+    }
+
+    /// Frame shift in seconds.
+    pub fn frame_shift_s(&self) -> f64 {
+        self.window_shift() as f64 / self.sample_rate_hz as f64
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(Error::InvalidOptions {
+            what: "frame",
+            reason,
+        });
+        if self.sample_rate_hz == 0 {
+            return bad("sample rate must be positive".to_string());
+        }
+        if !(self.frame_length_ms > 0.0) || !(self.frame_shift_ms > 0.0) {
+            return bad(format!(
+                "frame length ({} ms) and shift ({} ms) must be positive",
+                self.frame_length_ms, self.frame_shift_ms
+            ));
+        }
+        if self.window_size() < 2 || self.window_shift() < 1 {
+            return bad(format!(
+                "a {} ms frame at {} Hz holds fewer than 2 samples",
+                self.frame_length_ms, self.sample_rate_hz
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.preemphasis_coefficient) {
+            return bad(format!(
+                "pre-emphasis coefficient {} is outside [0, 1]",
+                self.preemphasis_coefficient
+            ));
+        }
+        if !(self.dither >= 0.0) {
+            return bad(format!("dither {} must be ≥ 0", self.dither));
+        }
+        Ok(())
+    }
+}
+
+/// The mel filterbank. Defaults match Kaldi's `MelBanksOptions` (80 bins is Kaldi's fbank recipe value;
+/// its built-in default is 23).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MelOptions {
+    /// Number of triangular mel bins. Default 80.
+    pub num_bins: usize,
+    /// Low edge of the lowest bin, in Hz. Default 20.
+    pub low_freq_hz: f32,
+    /// High edge of the highest bin in Hz; a value ≤ 0 is an offset from Nyquist, as in Kaldi. Default 0
+    /// (= Nyquist).
+    pub high_freq_hz: f32,
+}
+
+impl Default for MelOptions {
+    fn default() -> Self {
+        MelOptions {
+            num_bins: 80,
+            low_freq_hz: 20.0,
+            high_freq_hz: 0.0,
+        }
+    }
+}
+
+impl MelOptions {
+    /// The high edge in Hz for a sample rate, resolving Kaldi's "≤ 0 means offset from Nyquist".
+    pub fn resolved_high_freq_hz(&self, sample_rate_hz: u32) -> f32 {
+        let nyquist = 0.5 * sample_rate_hz as f32;
+        if self.high_freq_hz > 0.0 {
+            self.high_freq_hz
+        } else {
+            nyquist + self.high_freq_hz
+        }
+    }
+}
+
+/// Log-mel filterbank features. Defaults match Kaldi's `FbankOptions` (with 80 bins).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FbankOptions {
+    /// Framing and per-frame conditioning.
+    pub frame: FrameOptions,
+    /// The mel filterbank.
+    pub mel: MelOptions,
+    /// Prepend the frame's log energy as column 0. Default false.
+    pub use_energy: bool,
+    /// Floor on the energy (absolute, not log); 0 means no floor. Default 0.
+    pub energy_floor: f32,
+    /// Take the energy before pre-emphasis and windowing. Default true.
+    pub raw_energy: bool,
+    /// Log of the mel energies (false gives linear energies). Default true.
+    pub use_log_fbank: bool,
+    /// Power spectrum (true) or magnitude spectrum (false). Default true.
+    pub use_power: bool,
+}
+
+impl Default for FbankOptions {
+    fn default() -> Self {
+        FbankOptions {
+            frame: FrameOptions::default(),
+            mel: MelOptions::default(),
+            use_energy: false,
+            energy_floor: 0.0,
+            raw_energy: true,
+            use_log_fbank: true,
+            use_power: true,
+        }
+    }
+}
+
+/// MFCC features. Defaults match Kaldi's `MfccOptions`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MfccOptions {
+    /// Framing and per-frame conditioning.
+    pub frame: FrameOptions,
+    /// The mel filterbank the cepstra are taken from. Default 23 bins (Kaldi's MFCC default).
+    pub mel: MelOptions,
+    /// Number of cepstra kept, C0 included. Default 13.
+    pub num_ceps: usize,
+    /// Replace C0 with the frame's log energy. Default true.
+    pub use_energy: bool,
+    /// Floor on the energy (absolute); 0 means no floor. Default 0.
+    pub energy_floor: f32,
+    /// Take the energy before pre-emphasis and windowing. Default true.
+    pub raw_energy: bool,
+    /// Cepstral liftering coefficient Q: `c_i *= 1 + Q/2 · sin(πi/Q)`; 0 disables. Default 22.
+    pub cepstral_lifter: f32,
+}
+
+impl Default for MfccOptions {
+    fn default() -> Self {
+        MfccOptions {
+            frame: FrameOptions::default(),
+            mel: MelOptions {
+                num_bins: 23,
+                ..MelOptions::default()
+            },
+            num_ceps: 13,
+            use_energy: true,
+            energy_floor: 0.0,
+            raw_energy: true,
+            cepstral_lifter: 22.0,
+        }
+    }
+}
+
+/// Delta features (Kaldi's `add-deltas`): regression over ±`window` frames, applied `order` times,
+/// edge frames replicated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeltaOptions {
+    /// 1 adds deltas, 2 adds deltas and delta-deltas. Default 2.
+    pub order: usize,
+    /// Regression half-width in frames. Default 2.
+    pub window: usize,
+}
+
+impl Default for DeltaOptions {
+    fn default() -> Self {
+        DeltaOptions {
+            order: 2,
+            window: 2,
+        }
+    }
+}
+
+/// Per-utterance cepstral mean (and optionally variance) normalisation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct CmvnOptions {
+    /// Also divide by each dimension's standard deviation. Default false.
+    pub normalize_variance: bool,
+}
+
+/// Which base features a pipeline computes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum BaseFeatures {
+    /// Log-mel filterbank.
+    Fbank(FbankOptions),
+    /// Mel-frequency cepstral coefficients.
+    Mfcc(MfccOptions),
+}
+
+/// Everything needed to turn a waveform into a model's input: base features, then optional deltas, then
+/// optional per-utterance CMVN. This is what a model file records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureOptions {
+    /// Filterbank or MFCC.
+    pub base: BaseFeatures,
+    /// Append deltas (None: no deltas). Default None.
+    pub deltas: Option<DeltaOptions>,
+    /// Per-utterance CMVN (None: off). Default mean normalisation.
+    pub cmvn: Option<CmvnOptions>,
+}
+
+impl Default for FeatureOptions {
+    /// 80 log-mel bins at 16 kHz with per-utterance mean normalisation.
+    fn default() -> Self {
+        FeatureOptions {
+            base: BaseFeatures::Fbank(FbankOptions::default()),
+            deltas: None,
+            cmvn: Some(CmvnOptions::default()),
+        }
+    }
+}
+
+impl FeatureOptions {
+    /// The framing options of the base features.
+    pub fn frame(&self) -> &FrameOptions {
+        match &self.base {
+            BaseFeatures::Fbank(o) => &o.frame,
+            BaseFeatures::Mfcc(o) => &o.frame,
+        }
+    }
+
+    /// Mutable framing options of the base features.
+    pub fn frame_mut(&mut self) -> &mut FrameOptions {
+        match &mut self.base {
+            BaseFeatures::Fbank(o) => &mut o.frame,
+            BaseFeatures::Mfcc(o) => &mut o.frame,
+        }
+    }
+
+    /// The sample rate audio must have before feature extraction.
+    pub fn sample_rate_hz(&self) -> u32 {
+        self.frame().sample_rate_hz
+    }
+}

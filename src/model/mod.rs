@@ -1,0 +1,1 @@
+//! Stage 3, the acoustic model (placeholder until the model-core work lands).

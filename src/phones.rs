@@ -1,0 +1,360 @@
+//! Phone inventories and foldings.
+//!
+//! The default inventory is the 39-phone TIMIT folding of Lee & Hon (1989) plus the CTC blank at index 0.
+//! Phones print as lowercase ARPAbet. Custom inventories load from a plain-text file, one phone per line,
+//! so a model can be trained on any phone set.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Index of a phone in a [`PhoneSet`]; 0 is the CTC blank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PhoneId(pub u16);
+
+impl PhoneId {
+    /// The id as an index into a posterior row.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The CTC blank, always at index 0.
+pub const BLANK: PhoneId = PhoneId(0);
+
+/// The name the blank carries in tables and model files.
+pub const BLANK_NAME: &str = "<blk>";
+
+/// The silence phone of the default inventory.
+pub const SILENCE: &str = "sil";
+
+/// The 39 phones of the TIMIT folding (Lee & Hon 1989), in the order of the default model's outputs.
+pub const TIMIT39: [&str; 39] = [
+    "iy", "ih", "eh", "ey", "ae", "aa", "aw", "ay", "ah", "oy", "ow", "uh", "uw", "er", "b", "d", "g",
+    "p", "t", "k", "dx", "jh", "ch", "s", "sh", "z", "f", "th", "v", "dh", "m", "n", "ng", "l", "r", "w",
+    "y", "hh", "sil",
+];
+
+/// TIMIT's 61 phones folded to the 39 (phones not listed map to themselves; `q` is deleted).
+const TIMIT61_FOLDING: [(&str, &str); 22] = [
+    ("ao", "aa"),
+    ("ax", "ah"),
+    ("ax-h", "ah"),
+    ("axr", "er"),
+    ("hv", "hh"),
+    ("ix", "ih"),
+    ("el", "l"),
+    ("em", "m"),
+    ("en", "n"),
+    ("nx", "n"),
+    ("eng", "ng"),
+    ("zh", "sh"),
+    ("ux", "uw"),
+    ("pcl", "sil"),
+    ("tcl", "sil"),
+    ("kcl", "sil"),
+    ("bcl", "sil"),
+    ("dcl", "sil"),
+    ("gcl", "sil"),
+    ("h#", "sil"),
+    ("pau", "sil"),
+    ("epi", "sil"),
+];
+
+/// Fold one TIMIT-61 phone (any case) to the 39-phone set. `None` means the phone is deleted (`q`).
+/// Phones outside TIMIT's 61 are returned lowercased and unchanged; the caller checks them against
+/// an inventory.
+pub fn fold_timit61(phone: &str) -> Option<String> {
+    let lower = phone.to_ascii_lowercase();
+    if lower == "q" {
+        return None;
+    }
+    for (from, to) in TIMIT61_FOLDING {
+        if lower == from {
+            return Some(to.to_string());
+        }
+    }
+    Some(lower)
+}
+
+/// Fold one CMUdict phone (any case, stress digit optional) to the 39-phone set:
+/// stress digits stripped, AO → aa, ZH → sh; everything else is identical.
+pub fn fold_cmudict(phone: &str) -> String {
+    let stripped: String = phone
+        .chars()
+        .filter(|c| !c.is_ascii_digit())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    match stripped.as_str() {
+        "ao" => "aa".to_string(),
+        "zh" => "sh".to_string(),
+        _ => stripped,
+    }
+}
+
+/// An ordered phone inventory with the CTC blank at index 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
+pub struct PhoneSet {
+    /// Names by id; `names[0]` is [`BLANK_NAME`].
+    names: Vec<String>,
+    #[serde(skip)]
+    ids: HashMap<String, PhoneId>,
+}
+
+impl PhoneSet {
+    /// The default inventory: blank + the 39 TIMIT-folded phones.
+    pub fn timit39() -> Self {
+        Self::from_phones(TIMIT39.iter().map(|s| s.to_string()))
+            .expect("the built-in inventory is valid")
+    }
+
+    /// Build an inventory from phone names (without the blank, which is added at index 0).
+    /// Names are lowercased; duplicates, empty names and names with whitespace are refused.
+    pub fn from_phones(phones: impl IntoIterator<Item = String>) -> Result<Self> {
+        let mut names = vec![BLANK_NAME.to_string()];
+        for phone in phones {
+            names.push(phone);
+        }
+        Self::try_from(names).map_err(|reason| Error::InvalidOptions {
+            what: "phone set",
+            reason,
+        })
+    }
+
+    /// Load a custom inventory from a text file: one phone per line; blank lines and `#` comments ignored.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut names = vec![BLANK_NAME.to_string()];
+        let mut seen = HashMap::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let parse_error = |reason: String| Error::Parse {
+                path: path.to_path_buf(),
+                line: index + 1,
+                reason,
+            };
+            if line.split_whitespace().count() != 1 {
+                return Err(parse_error(format!(
+                    "expected one phone per line, found '{line}'"
+                )));
+            }
+            let name = line.to_ascii_lowercase();
+            if name == BLANK_NAME {
+                return Err(parse_error(format!(
+                    "'{BLANK_NAME}' is reserved for the CTC blank, which is added automatically"
+                )));
+            }
+            if let Some(first) = seen.insert(name.clone(), index + 1) {
+                return Err(parse_error(format!(
+                    "phone '{name}' is listed twice (first on line {first})"
+                )));
+            }
+            names.push(name);
+        }
+        if names.len() < 2 {
+            return Err(Error::Parse {
+                path: path.to_path_buf(),
+                line: 0,
+                reason: "the phone list is empty".to_string(),
+            });
+        }
+        Self::try_from(names).map_err(|reason| Error::Parse {
+            path: path.to_path_buf(),
+            line: 0,
+            reason,
+        })
+    }
+
+    /// Number of outputs, the blank included.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Never true: the blank is always present.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Number of real phones (the blank excluded).
+    pub fn num_phones(&self) -> usize {
+        self.names.len() - 1
+    }
+
+    /// The id of a phone name (case-insensitive), if it is in the inventory.
+    pub fn id(&self, name: &str) -> Option<PhoneId> {
+        self.ids
+            .get(name)
+            .or_else(|| self.ids.get(&name.to_ascii_lowercase()))
+            .copied()
+    }
+
+    /// The name of an id; ids outside the inventory print as `?`.
+    pub fn name(&self, id: PhoneId) -> &str {
+        self.names.get(id.index()).map(String::as_str).unwrap_or("?")
+    }
+
+    /// All names by id, the blank first.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The id of the silence phone, if the inventory has one.
+    pub fn silence(&self) -> Option<PhoneId> {
+        self.id(SILENCE)
+    }
+
+    /// Parse space-separated phone names into ids. An unknown phone is an error naming the phone, the file
+    /// and the line the text came from.
+    pub fn parse_sequence(&self, text: &str, path: &Path, line: usize) -> Result<Vec<PhoneId>> {
+        text.split_whitespace()
+            .map(|phone| {
+                self.id(phone).filter(|id| *id != BLANK).ok_or_else(|| Error::UnknownPhone {
+                    phone: phone.to_string(),
+                    path: path.to_path_buf(),
+                    line,
+                })
+            })
+            .collect()
+    }
+
+    /// Space-separated names of a sequence of ids.
+    pub fn format_sequence(&self, ids: &[PhoneId]) -> String {
+        ids.iter()
+            .map(|id| self.name(*id))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl Default for PhoneSet {
+    fn default() -> Self {
+        Self::timit39()
+    }
+}
+
+impl TryFrom<Vec<String>> for PhoneSet {
+    type Error = String;
+
+    /// From names by id, the blank first (the form stored in model files).
+    fn try_from(names: Vec<String>) -> std::result::Result<Self, String> {
+        if names.first().map(String::as_str) != Some(BLANK_NAME) {
+            return Err(format!("the first entry must be the blank '{BLANK_NAME}'"));
+        }
+        if names.len() < 2 {
+            return Err("the inventory holds no phones".to_string());
+        }
+        if names.len() > u16::MAX as usize {
+            return Err(format!("too many phones ({})", names.len()));
+        }
+        let mut ids = HashMap::new();
+        let mut lowered = Vec::with_capacity(names.len());
+        for (index, name) in names.into_iter().enumerate() {
+            let name = if index == 0 { name } else { name.to_ascii_lowercase() };
+            if name.is_empty() || name.chars().any(char::is_whitespace) {
+                return Err(format!("invalid phone name '{name}'"));
+            }
+            if ids.insert(name.clone(), PhoneId(index as u16)).is_some() {
+                return Err(format!("phone '{name}' is listed twice"));
+            }
+            lowered.push(name);
+        }
+        Ok(PhoneSet {
+            names: lowered,
+            ids,
+        })
+    }
+}
+
+impl From<PhoneSet> for Vec<String> {
+    fn from(set: PhoneSet) -> Self {
+        set.names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_inventory_has_blank_first_and_39_phones() {
+        let set = PhoneSet::timit39();
+        assert_eq!(set.len(), 40);
+        assert_eq!(set.name(BLANK), BLANK_NAME);
+        assert_eq!(set.id("iy"), Some(PhoneId(1)));
+        assert_eq!(set.id("SIL"), Some(PhoneId(39)));
+        assert_eq!(set.silence(), Some(PhoneId(39)));
+    }
+
+    #[test]
+    fn timit61_folds_to_39() {
+        let set = PhoneSet::timit39();
+        let timit61 = [
+            "iy", "ih", "eh", "ey", "ae", "aa", "aw", "ay", "ah", "ao", "oy", "ow", "uh", "uw", "ux",
+            "er", "ax", "ix", "axr", "ax-h", "jh", "ch", "b", "d", "g", "p", "t", "k", "dx", "s", "sh",
+            "z", "zh", "f", "th", "v", "dh", "m", "n", "ng", "em", "nx", "en", "eng", "l", "r", "w",
+            "y", "hh", "hv", "el", "bcl", "dcl", "gcl", "pcl", "tcl", "kcl", "q", "pau", "epi", "h#",
+        ];
+        assert_eq!(timit61.len(), 61);
+        let mut folded = std::collections::BTreeSet::new();
+        for phone in timit61 {
+            match fold_timit61(phone) {
+                Some(p) => {
+                    assert!(set.id(&p).is_some(), "{phone} folds to {p}, not in the set");
+                    folded.insert(p);
+                }
+                None => assert_eq!(phone, "q"),
+            }
+        }
+        assert_eq!(folded.len(), 39);
+        assert_eq!(fold_timit61("H#").as_deref(), Some("sil"));
+        assert_eq!(fold_timit61("ax-h").as_deref(), Some("ah"));
+    }
+
+    #[test]
+    fn cmudict_folds_to_39() {
+        assert_eq!(fold_cmudict("AO1"), "aa");
+        assert_eq!(fold_cmudict("ZH"), "sh");
+        assert_eq!(fold_cmudict("ER0"), "er");
+        assert_eq!(fold_cmudict("HH"), "hh");
+    }
+
+    #[test]
+    fn unknown_phone_names_file_and_line() {
+        let set = PhoneSet::timit39();
+        let err = set
+            .parse_sequence("sil hh xx", Path::new("train.tsv"), 7)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("train.tsv:7"), "{err}");
+        assert!(err.contains("'xx'"), "{err}");
+    }
+
+    #[test]
+    fn custom_inventory_from_file() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("phones.txt");
+        std::fs::write(&path, "# my phones\na\nB\n\nsil\n").map_err(|e| Error::io(&path, e))?;
+        let set = PhoneSet::from_file(&path)?;
+        assert_eq!(set.names(), &[BLANK_NAME, "a", "b", "sil"]);
+        std::fs::write(&path, "a\nb\na\n").map_err(|e| Error::io(&path, e))?;
+        let err = PhoneSet::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains(":3:") && err.contains("twice"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn serde_round_trip_keeps_lookup() {
+        let set = PhoneSet::timit39();
+        let json = serde_json::to_string(&set).unwrap();
+        let back: PhoneSet = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, set);
+        assert_eq!(back.id("ng"), set.id("ng"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Decoding end to end through the public API: synthetic posteriorgrams -> greedy / beam (+ phone LM)
+//! -> timed spans -> PER.
+//!
+//! The posteriorgrams are made here from known phone sequences (seeded RNG), so the expected outputs are
+//! the sequences themselves.
+
+use ndarray::Array2;
+use phonrec::ctc::{
+    decode_spans, force_align, BeamOptions, Decoder, GreedyDecoder, PhoneLm, PrefixBeamDecoder,
+};
+use phonrec::eval::PerStats;
+use phonrec::phones::{PhoneId, PhoneSet};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+const SEED: u64 = 7;
+/// 10 ms frames.
+const FRAME_SHIFT_S: f32 = 0.01;
+/// Times are multiples of the frame shift, computed in f32.
+const TIME_TOLERANCE_S: f32 = 1e-6;
+/// Weight of a frame's own class against uniform(0, 1) noise on each class: with 40 classes the
+/// class gets ~75% of the probability, as a confident network gives.
+const PEAK_WEIGHT: f32 = 60.0;
+
+/// A CTC-like posteriorgram for `phones`: each phone fires for 1–2 frames, separated by 1–4 blank
+/// frames, with noise on every class. Returns natural-log probabilities `[frames, classes]`.
+fn synthetic_posteriors(rng: &mut StdRng, phones: &[PhoneId], classes: usize) -> Array2<f32> {
+    let mut path = Vec::new();
+    for _ in 0..rng.gen_range(1..4) {
+        path.push(0);
+    }
+    for phone in phones {
+        for _ in 0..rng.gen_range(1..3) {
+            path.push(phone.index());
+        }
+        for _ in 0..rng.gen_range(1..5) {
+            path.push(0);
+        }
+    }
+    let mut log_probs = Array2::zeros((path.len(), classes));
+    for (t, &class) in path.iter().enumerate() {
+        let mut row: Vec<f32> = (0..classes).map(|_| rng.gen_range(0.0..1.0)).collect();
+        row[class] += PEAK_WEIGHT;
+        let total: f32 = row.iter().sum();
+        for (k, value) in row.iter().enumerate() {
+            log_probs[[t, k]] = (value / total).ln();
+        }
+    }
+    log_probs
+}
+
+fn random_sentences(rng: &mut StdRng, count: usize, num_phones: u16) -> Vec<Vec<PhoneId>> {
+    (0..count)
+        .map(|_| {
+            (0..rng.gen_range(3..15))
+                .map(|_| PhoneId(rng.gen_range(1..=num_phones)))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn clean_posteriors_decode_exactly_with_every_decoder() -> phonrec::Result<()> {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let phone_set = PhoneSet::timit39();
+    let sentences = random_sentences(&mut rng, 30, 39);
+    let lm = PhoneLm::estimate(&sentences, &phone_set, 3)?;
+    let beam = PrefixBeamDecoder::new(BeamOptions::default(), None)?;
+    let fused = PrefixBeamDecoder::new(
+        BeamOptions {
+            blank_skip_log_prob: Some(0.95_f32.ln()),
+            lm_weight: 0.3,
+            ..BeamOptions::default()
+        },
+        Some(lm),
+    )?;
+    let decoders: [(&str, &dyn Decoder); 3] =
+        [("greedy", &GreedyDecoder), ("beam", &beam), ("beam+lm", &fused)];
+    for (name, decoder) in decoders {
+        let mut stats = PerStats::new();
+        for sentence in &sentences {
+            let log_probs = synthetic_posteriors(&mut rng, sentence, phone_set.len());
+            stats.add(sentence, &decoder.decode(log_probs.view()));
+        }
+        assert_eq!(stats.per(), 0.0, "{name}: {:?}", stats.counts());
+    }
+    Ok(())
+}
+
+#[test]
+fn spans_are_ordered_cover_the_spikes_and_carry_confidences() -> phonrec::Result<()> {
+    let mut rng = StdRng::seed_from_u64(SEED + 1);
+    let sentence = vec![PhoneId(3), PhoneId(3), PhoneId(17), PhoneId(39), PhoneId(5)];
+    let log_probs = synthetic_posteriors(&mut rng, &sentence, 40);
+    let spans = decode_spans(&GreedyDecoder, log_probs.view(), FRAME_SHIFT_S)?;
+    let aligned = force_align(log_probs.view(), &sentence)?;
+    assert_eq!(spans.len(), sentence.len());
+    for (i, (span, frames)) in spans.iter().zip(&aligned).enumerate() {
+        assert_eq!(span.phone, sentence[i]);
+        assert!(span.start_s < span.end_s);
+        assert!((span.start_s - frames.start_frame as f32 * FRAME_SHIFT_S).abs() < TIME_TOLERANCE_S);
+        assert!(span.confidence > 0.5 && span.confidence <= 1.0, "{span:?}");
+        // The phone's spike frame lies inside its span.
+        let spike = (frames.start_frame..frames.end_frame)
+            .find(|&t| log_probs[[t, sentence[i].index()]] > 0.5_f32.ln());
+        assert!(spike.is_some(), "{span:?}");
+        if i > 0 {
+            assert!((spans[i - 1].end_s - span.start_s).abs() < TIME_TOLERANCE_S);
+        }
+    }
+    Ok(())
+}
