@@ -63,21 +63,31 @@ fn loss(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("ctc_loss");
     group.throughput(Throughput::Elements((BATCH * FRAMES) as u64));
-    group.bench_function(BenchmarkId::new("fused_fwd_bwd", format!("{BATCH}x{FRAMES}x{CLASSES}")), |b| {
-        b.iter(|| {
-            let output = ctc_loss(logits.as_tensor(), &targets, &lengths, Reduction::Mean).expect("loss");
-            black_box(output.loss.backward().expect("backward"))
-        })
-    });
-    group.bench_function(BenchmarkId::new("fused_fwd_only", format!("{BATCH}x{FRAMES}x{CLASSES}")), |b| {
-        let plain = logits.as_tensor().detach();
-        b.iter(|| black_box(ctc_loss(&plain, &targets, &lengths, Reduction::Mean).expect("loss")))
-    });
+    group.bench_function(
+        BenchmarkId::new("fused_fwd_bwd", format!("{BATCH}x{FRAMES}x{CLASSES}")),
+        |b| {
+            b.iter(|| {
+                let output = ctc_loss(logits.as_tensor(), &targets, &lengths, Reduction::Mean)
+                    .expect("loss");
+                black_box(output.loss.backward().expect("backward"))
+            })
+        },
+    );
+    group.bench_function(
+        BenchmarkId::new("fused_fwd_only", format!("{BATCH}x{FRAMES}x{CLASSES}")),
+        |b| {
+            let plain = logits.as_tensor().detach();
+            b.iter(|| {
+                black_box(ctc_loss(&plain, &targets, &lengths, Reduction::Mean).expect("loss"))
+            })
+        },
+    );
     group.throughput(Throughput::Elements(FRAMES as u64));
     let log_probs = Array2::from_shape_fn((FRAMES, CLASSES), |_| -(CLASSES as f64).ln());
-    group.bench_function(BenchmarkId::new("reference_one_utterance", format!("{FRAMES}x{CLASSES}")), |b| {
-        b.iter(|| black_box(ctc_loss_reference(log_probs.view(), &targets[0])))
-    });
+    group.bench_function(
+        BenchmarkId::new("reference_one_utterance", format!("{FRAMES}x{CLASSES}")),
+        |b| b.iter(|| black_box(ctc_loss_reference(log_probs.view(), &targets[0]))),
+    );
     group.finish();
 }
 
@@ -86,8 +96,11 @@ fn decode(c: &mut Criterion) {
     let phones = random_targets(&mut rng, 1, TARGET_LEN).remove(0);
     let log_probs = peaky_log_probs(&mut rng, &phones, FRAMES);
     let phone_set = PhoneSet::timit39();
-    let lm = PhoneLm::estimate(&random_targets(&mut rng, 500, TARGET_LEN), &phone_set, 3).expect("lm");
-    let beam = |options: BeamOptions, lm: Option<PhoneLm>| PrefixBeamDecoder::new(options, lm).expect("options");
+    let lm =
+        PhoneLm::estimate(&random_targets(&mut rng, 500, TARGET_LEN), &phone_set, 3).expect("lm");
+    let beam = |options: BeamOptions, lm: Option<PhoneLm>| {
+        PrefixBeamDecoder::new(options, lm).expect("options")
+    };
     let skip = BeamOptions {
         blank_skip_log_prob: Some(0.999_f32.ln()),
         ..BeamOptions::default()
@@ -96,13 +109,18 @@ fn decode(c: &mut Criterion) {
         ("greedy", Box::new(GreedyDecoder)),
         ("beam16", Box::new(beam(BeamOptions::default(), None))),
         ("beam16_skip", Box::new(beam(skip.clone(), None))),
-        ("beam16_lm3", Box::new(beam(BeamOptions::default(), Some(lm.clone())))),
+        (
+            "beam16_lm3",
+            Box::new(beam(BeamOptions::default(), Some(lm.clone()))),
+        ),
         ("beam16_lm3_skip", Box::new(beam(skip, Some(lm)))),
     ];
     let mut group = c.benchmark_group("ctc_decode");
     group.throughput(Throughput::Elements(FRAMES as u64));
     for (name, decoder) in &decoders {
-        group.bench_function(*name, |b| b.iter(|| black_box(decoder.decode(log_probs.view()))));
+        group.bench_function(*name, |b| {
+            b.iter(|| black_box(decoder.decode(log_probs.view())))
+        });
     }
     group.bench_function("force_align", |b| {
         b.iter(|| black_box(force_align(log_probs.view(), &phones).expect("align")))

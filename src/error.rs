@@ -85,7 +85,9 @@ pub enum Error {
     },
 
     /// Log-probabilities containing NaN, as a diverged model produces.
-    #[error("the log-probabilities contain NaN; did training diverge, or is the model file damaged?")]
+    #[error(
+        "the log-probabilities contain NaN; did training diverge, or is the model file damaged?"
+    )]
     NanLogProbs,
 
     /// Errors from the tensor library.

@@ -330,7 +330,12 @@ mod tests {
 
     fn counts(reference: &str, hypothesis: &str) -> (usize, usize, usize, usize) {
         let c = EditCounts::from_ops(&align_sequences(&seq(reference), &seq(hypothesis)));
-        (c.reference_phones, c.substitutions, c.deletions, c.insertions)
+        (
+            c.reference_phones,
+            c.substitutions,
+            c.deletions,
+            c.insertions,
+        )
     }
 
     #[test]

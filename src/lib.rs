@@ -10,12 +10,12 @@
 //! ```
 //!
 //! ```no_run
-//! use phonrec::{audio, features};
+//! use phonrec::audio;
+//! use phonrec::features::{FeatureExtractor, FeatureOptions, FeaturePipeline};
 //! # fn main() -> phonrec::Result<()> {
-//! let wave = audio::read_audio("speech.wav".as_ref())?;
-//! let wave = wave.resampled(16_000)?;
-//! let fbank = features::Fbank::new(features::FbankOptions::default(), wave.sample_rate_hz)?;
-//! let frames = fbank.compute(&wave.samples); // [num_frames, 80]
+//! let wave = audio::read_audio("speech.wav".as_ref())?.resampled(16_000)?;
+//! let pipeline = FeaturePipeline::new(FeatureOptions::default())?;
+//! let frames = pipeline.compute(&wave.samples); // [num_frames, 80]
 //! # Ok(()) }
 //! ```
 

@@ -33,9 +33,9 @@ pub const SILENCE: &str = "sil";
 
 /// The 39 phones of the TIMIT folding (Lee & Hon 1989), in the order of the default model's outputs.
 pub const TIMIT39: [&str; 39] = [
-    "iy", "ih", "eh", "ey", "ae", "aa", "aw", "ay", "ah", "oy", "ow", "uh", "uw", "er", "b", "d", "g",
-    "p", "t", "k", "dx", "jh", "ch", "s", "sh", "z", "f", "th", "v", "dh", "m", "n", "ng", "l", "r", "w",
-    "y", "hh", "sil",
+    "iy", "ih", "eh", "ey", "ae", "aa", "aw", "ay", "ah", "oy", "ow", "uh", "uw", "er", "b", "d",
+    "g", "p", "t", "k", "dx", "jh", "ch", "s", "sh", "z", "f", "th", "v", "dh", "m", "n", "ng",
+    "l", "r", "w", "y", "hh", "sil",
 ];
 
 /// TIMIT's 61 phones folded to the 39 (phones not listed map to themselves; `q` is deleted).
@@ -197,7 +197,10 @@ impl PhoneSet {
 
     /// The name of an id; ids outside the inventory print as `?`.
     pub fn name(&self, id: PhoneId) -> &str {
-        self.names.get(id.index()).map(String::as_str).unwrap_or("?")
+        self.names
+            .get(id.index())
+            .map(String::as_str)
+            .unwrap_or("?")
     }
 
     /// All names by id, the blank first.
@@ -215,11 +218,13 @@ impl PhoneSet {
     pub fn parse_sequence(&self, text: &str, path: &Path, line: usize) -> Result<Vec<PhoneId>> {
         text.split_whitespace()
             .map(|phone| {
-                self.id(phone).filter(|id| *id != BLANK).ok_or_else(|| Error::UnknownPhone {
-                    phone: phone.to_string(),
-                    path: path.to_path_buf(),
-                    line,
-                })
+                self.id(phone)
+                    .filter(|id| *id != BLANK)
+                    .ok_or_else(|| Error::UnknownPhone {
+                        phone: phone.to_string(),
+                        path: path.to_path_buf(),
+                        line,
+                    })
             })
             .collect()
     }
@@ -256,7 +261,11 @@ impl TryFrom<Vec<String>> for PhoneSet {
         let mut ids = HashMap::new();
         let mut lowered = Vec::with_capacity(names.len());
         for (index, name) in names.into_iter().enumerate() {
-            let name = if index == 0 { name } else { name.to_ascii_lowercase() };
+            let name = if index == 0 {
+                name
+            } else {
+                name.to_ascii_lowercase()
+            };
             if name.is_empty() || name.chars().any(char::is_whitespace) {
                 return Err(format!("invalid phone name '{name}'"));
             }
@@ -296,10 +305,11 @@ mod tests {
     fn timit61_folds_to_39() {
         let set = PhoneSet::timit39();
         let timit61 = [
-            "iy", "ih", "eh", "ey", "ae", "aa", "aw", "ay", "ah", "ao", "oy", "ow", "uh", "uw", "ux",
-            "er", "ax", "ix", "axr", "ax-h", "jh", "ch", "b", "d", "g", "p", "t", "k", "dx", "s", "sh",
-            "z", "zh", "f", "th", "v", "dh", "m", "n", "ng", "em", "nx", "en", "eng", "l", "r", "w",
-            "y", "hh", "hv", "el", "bcl", "dcl", "gcl", "pcl", "tcl", "kcl", "q", "pau", "epi", "h#",
+            "iy", "ih", "eh", "ey", "ae", "aa", "aw", "ay", "ah", "ao", "oy", "ow", "uh", "uw",
+            "ux", "er", "ax", "ix", "axr", "ax-h", "jh", "ch", "b", "d", "g", "p", "t", "k", "dx",
+            "s", "sh", "z", "zh", "f", "th", "v", "dh", "m", "n", "ng", "em", "nx", "en", "eng",
+            "l", "r", "w", "y", "hh", "hv", "el", "bcl", "dcl", "gcl", "pcl", "tcl", "kcl", "q",
+            "pau", "epi", "h#",
         ];
         assert_eq!(timit61.len(), 61);
         let mut folded = std::collections::BTreeSet::new();

@@ -73,7 +73,8 @@ struct SequenceGrad {
 }
 
 fn golden() -> Golden {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden/ctc/ctc_golden.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden/ctc/ctc_golden.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).expect("ctc_golden.json has the documented layout")
@@ -122,7 +123,11 @@ fn max_scaled_error<'a>(
 #[test]
 fn f64_kernels_match_pytorch_exact_gradients() {
     let golden = golden();
-    assert!(golden.generator.contains("ctc_loss"), "{}", golden.generator);
+    assert!(
+        golden.generator.contains("ctc_loss"),
+        "{}",
+        golden.generator
+    );
     for case in &golden.cases {
         let log_probs = matrix(&case.log_probs);
         let expected_grad = matrix(&case.grad_log_probs_exact);
@@ -131,14 +136,20 @@ fn f64_kernels_match_pytorch_exact_gradients() {
         let (loss, grad) = ctc_loss_reference(log_probs.view(), &target);
         let loss_error = scaled_error(loss, case.loss);
         let grad_error = max_scaled_error(grad.iter().copied(), expected_grad.iter());
-        eprintln!("{}: reference loss error {loss_error:.1e}, grad error {grad_error:.1e}", case.name);
+        eprintln!(
+            "{}: reference loss error {loss_error:.1e}, grad error {grad_error:.1e}",
+            case.name
+        );
         assert!(loss_error < CTC_F64_TOLERANCE, "{}", case.name);
         assert!(grad_error < CTC_F64_TOLERANCE, "{}", case.name);
 
         let (loss, grad) = ctc_loss_log_probs(log_probs.view(), &target).unwrap();
         let loss_error = scaled_error(loss, case.loss);
         let grad_error = max_scaled_error(grad.iter().copied(), expected_grad.iter());
-        eprintln!("{}: fused kernel loss error {loss_error:.1e}, grad error {grad_error:.1e}", case.name);
+        eprintln!(
+            "{}: fused kernel loss error {loss_error:.1e}, grad error {grad_error:.1e}",
+            case.name
+        );
         assert!(loss_error < CTC_F64_TOLERANCE, "{}", case.name);
         assert!(grad_error < CTC_F64_TOLERANCE, "{}", case.name);
     }
@@ -159,13 +170,18 @@ fn candle_op_matches_pytorch_from_logits() -> candle_core::Result<()> {
         assert_eq!(output.num_impossible, 0);
         let loss = f64::from(output.loss.to_scalar::<f32>()?);
         let grads = output.loss.backward()?;
-        let grad = grads.get(logits.as_tensor()).expect("gradient of the logits");
+        let grad = grads
+            .get(logits.as_tensor())
+            .expect("gradient of the logits");
         let grad = grad.flatten_all()?.to_vec1::<f32>()?;
         let expected_grad = matrix(&case.grad_logits);
 
         let loss_error = scaled_error(loss, case.loss_from_logits);
         let grad_error = max_scaled_error(grad.iter().map(|&g| f64::from(g)), expected_grad.iter());
-        eprintln!("{}: candle op loss error {loss_error:.1e}, grad error {grad_error:.1e}", case.name);
+        eprintln!(
+            "{}: candle op loss error {loss_error:.1e}, grad error {grad_error:.1e}",
+            case.name
+        );
         assert!(loss_error < CTC_F32_TOLERANCE, "{}", case.name);
         assert!(grad_error < CTC_F32_TOLERANCE, "{}", case.name);
     }
@@ -188,7 +204,10 @@ fn impossible_alignment_is_infinite_or_zero_never_nan() -> candle_core::Result<(
     let (loss, grad) = ctc_loss_reference(log_probs.view(), &target);
     assert_eq!(loss, f64::INFINITY);
     assert!(grad.iter().all(|g| *g == 0.0));
-    assert_eq!(ctc_loss_log_probs(log_probs.view(), &target).unwrap().0, f64::INFINITY);
+    assert_eq!(
+        ctc_loss_log_probs(log_probs.view(), &target).unwrap().0,
+        f64::INFINITY
+    );
 
     // The candle op applies zero_infinity: log_softmax of log-probs is the identity up to round-off.
     let (frames, classes) = log_probs.dim();
@@ -199,9 +218,14 @@ fn impossible_alignment_is_infinite_or_zero_never_nan() -> candle_core::Result<(
         let loss = output.loss.flatten_all()?.to_vec1::<f32>()?[0];
         assert_eq!(f64::from(loss), case.loss_zero_infinity);
         let grads = output.loss.sum_all()?.backward()?;
-        let grad = grads.get(logits.as_tensor()).expect("gradient of the logits");
+        let grad = grads
+            .get(logits.as_tensor())
+            .expect("gradient of the logits");
         let max_abs = grad.abs()?.max_all()?.to_scalar::<f32>()?;
-        assert_eq!(f64::from(max_abs), case.grad_log_probs_zero_infinity_max_abs);
+        assert_eq!(
+            f64::from(max_abs),
+            case.grad_log_probs_zero_infinity_max_abs
+        );
     }
     Ok(())
 }
@@ -251,8 +275,17 @@ fn padded_batch_with_mean_reduction_matches_pytorch() -> candle_core::Result<()>
             1e3
         }
     });
-    let logits = Var::from_vec(logits.into_raw_vec_and_offset().0, (batch, max_frames, classes), &Device::Cpu)?;
-    let output = ctc_loss(logits.as_tensor(), &targets, &case.input_lengths, Reduction::Mean)?;
+    let logits = Var::from_vec(
+        logits.into_raw_vec_and_offset().0,
+        (batch, max_frames, classes),
+        &Device::Cpu,
+    )?;
+    let output = ctc_loss(
+        logits.as_tensor(),
+        &targets,
+        &case.input_lengths,
+        Reduction::Mean,
+    )?;
     let loss = f64::from(output.loss.to_scalar::<f32>()?);
     let loss_error = scaled_error(loss, case.loss_mean);
     let grads = output.loss.backward()?;
@@ -306,7 +339,12 @@ fn candle_op_gradient_matches_finite_differences() -> candle_core::Result<()> {
     };
 
     let logits = Var::from_slice(&values, shape, &Device::Cpu)?;
-    let output = ctc_loss(logits.as_tensor(), &targets, &input_lengths, Reduction::Mean)?;
+    let output = ctc_loss(
+        logits.as_tensor(),
+        &targets,
+        &input_lengths,
+        Reduction::Mean,
+    )?;
     let grads = output.loss.backward()?;
     let grad = grads
         .get(logits.as_tensor())

@@ -73,8 +73,11 @@ fn clean_posteriors_decode_exactly_with_every_decoder() -> phonrec::Result<()> {
         },
         Some(lm),
     )?;
-    let decoders: [(&str, &dyn Decoder); 3] =
-        [("greedy", &GreedyDecoder), ("beam", &beam), ("beam+lm", &fused)];
+    let decoders: [(&str, &dyn Decoder); 3] = [
+        ("greedy", &GreedyDecoder),
+        ("beam", &beam),
+        ("beam+lm", &fused),
+    ];
     for (name, decoder) in decoders {
         let mut stats = PerStats::new();
         for sentence in &sentences {
@@ -97,7 +100,9 @@ fn spans_are_ordered_cover_the_spikes_and_carry_confidences() -> phonrec::Result
     for (i, (span, frames)) in spans.iter().zip(&aligned).enumerate() {
         assert_eq!(span.phone, sentence[i]);
         assert!(span.start_s < span.end_s);
-        assert!((span.start_s - frames.start_frame as f32 * FRAME_SHIFT_S).abs() < TIME_TOLERANCE_S);
+        assert!(
+            (span.start_s - frames.start_frame as f32 * FRAME_SHIFT_S).abs() < TIME_TOLERANCE_S
+        );
         assert!(span.confidence > 0.5 && span.confidence <= 1.0, "{span:?}");
         // The phone's spike frame lies inside its span.
         let spike = (frames.start_frame..frames.end_frame)

@@ -29,7 +29,8 @@ fn golden_dir() -> PathBuf {
 }
 
 fn cases() -> Vec<Value> {
-    let text = std::fs::read_to_string(golden_dir().join("ref/cases.json")).expect("golden cases.json");
+    let text =
+        std::fs::read_to_string(golden_dir().join("ref/cases.json")).expect("golden cases.json");
     let json: Value = serde_json::from_str(&text).expect("valid JSON");
     json["cases"].as_array().expect("a case list").clone()
 }
@@ -58,11 +59,16 @@ fn mel_options(options: &Value) -> MelOptions {
 }
 
 fn compute_case(case: &Value) -> Array2<f32> {
-    let input = golden_dir().join("inputs").join(case["input"].as_str().unwrap());
+    let input = golden_dir()
+        .join("inputs")
+        .join(case["input"].as_str().unwrap());
     let wave = phonrec::audio::read_audio(&input).expect("golden input reads");
     let rate = case["sample_rate_hz"].as_u64().unwrap() as u32;
     assert_eq!(wave.sample_rate_hz, rate);
-    assert_eq!(wave.samples.len() as u64, case["num_samples"].as_u64().unwrap());
+    assert_eq!(
+        wave.samples.len() as u64,
+        case["num_samples"].as_u64().unwrap()
+    );
     let o = &case["options"];
     let kind = case["kind"].as_str().unwrap();
     if kind == "fbank" {
@@ -89,7 +95,13 @@ fn compute_case(case: &Value) -> Array2<f32> {
         };
         let mfcc = Mfcc::new(options).unwrap().compute(&wave.samples);
         if kind.contains("deltas") {
-            add_deltas(mfcc.view(), &DeltaOptions { order: 2, window: 2 })
+            add_deltas(
+                mfcc.view(),
+                &DeltaOptions {
+                    order: 2,
+                    window: 2,
+                },
+            )
         } else {
             mfcc
         }
@@ -160,7 +172,10 @@ fn frame_counts_match_torchaudio() {
         }
         let n = case["num_samples"].as_u64().unwrap() as usize;
         let rate = case["sample_rate_hz"].as_u64().unwrap() as u32;
-        for (snip_edges, key) in [(true, "frames_snip_edges_true"), (false, "frames_snip_edges_false")] {
+        for (snip_edges, key) in [
+            (true, "frames_snip_edges_true"),
+            (false, "frames_snip_edges_false"),
+        ] {
             let frame = FrameOptions {
                 sample_rate_hz: rate,
                 snip_edges,
@@ -178,7 +193,10 @@ fn frame_counts_match_torchaudio() {
             })
             .unwrap();
             let wave: Vec<f32> = (0..n).map(|i| ((i * 7919) % 200) as f32 - 100.0).collect();
-            assert_eq!(fbank.compute(&wave).nrows() as u64, case[key].as_u64().unwrap());
+            assert_eq!(
+                fbank.compute(&wave).nrows() as u64,
+                case[key].as_u64().unwrap()
+            );
         }
         checked += 1;
     }

@@ -42,13 +42,16 @@ impl Resampler {
         if input_rate_hz == 0 || output_rate_hz == 0 {
             return Err(Error::InvalidOptions {
                 what: "resampler",
-                reason: format!("rates must be positive ({input_rate_hz} Hz → {output_rate_hz} Hz)"),
+                reason: format!(
+                    "rates must be positive ({input_rate_hz} Hz → {output_rate_hz} Hz)"
+                ),
             });
         }
         let g = gcd(input_rate_hz as u64, output_rate_hz as u64);
         let up = output_rate_hz as u64 / g;
         let down = input_rate_hz as u64 / g;
-        let cutoff = ROLLOFF * 0.5 * (output_rate_hz.min(input_rate_hz) as f64) / input_rate_hz as f64;
+        let cutoff =
+            ROLLOFF * 0.5 * (output_rate_hz.min(input_rate_hz) as f64) / input_rate_hz as f64;
         let half_width = ZERO_CROSSINGS / (2.0 * cutoff);
         let num_taps = 2 * half_width.ceil() as usize;
         let mut resampler = Resampler {
@@ -110,7 +113,8 @@ impl Resampler {
             (std::f64::consts::PI * arg).sin() / (std::f64::consts::PI * arg)
         };
         let r = x / self.half_width;
-        let window = bessel_i0(KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / bessel_i0(KAISER_BETA);
+        let window =
+            bessel_i0(KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / bessel_i0(KAISER_BETA);
         2.0 * self.cutoff * sinc * window
     }
 
@@ -197,7 +201,11 @@ mod tests {
     fn sine(freq_hz: f64, rate_hz: u32, seconds: f64, amplitude: f64) -> Vec<f32> {
         let n = (rate_hz as f64 * seconds) as usize;
         (0..n)
-            .map(|i| (amplitude * (2.0 * std::f64::consts::PI * freq_hz * i as f64 / rate_hz as f64).sin()) as f32)
+            .map(|i| {
+                (amplitude
+                    * (2.0 * std::f64::consts::PI * freq_hz * i as f64 / rate_hz as f64).sin())
+                    as f32
+            })
             .collect()
     }
 
@@ -226,7 +234,10 @@ mod tests {
             let input = sine(freq, 44_100, 1.0, 10_000.0);
             let output = resample(&input, 44_100, 16_000)?;
             let attenuation = rms_db(&input) - rms_db(&output);
-            assert!(attenuation >= 60.0, "{freq} Hz attenuated only {attenuation:.1} dB");
+            assert!(
+                attenuation >= 60.0,
+                "{freq} Hz attenuated only {attenuation:.1} dB"
+            );
         }
         Ok(())
     }
@@ -252,7 +263,11 @@ mod tests {
         let output = resampler.process(&input);
         let expected = sine(500.0, 16_001, 0.3, 1000.0);
         let n = output.len().min(expected.len());
-        let error: Vec<f32> = output[..n].iter().zip(&expected[..n]).map(|(a, b)| a - b).collect();
+        let error: Vec<f32> = output[..n]
+            .iter()
+            .zip(&expected[..n])
+            .map(|(a, b)| a - b)
+            .collect();
         let snr = rms_db(&expected[..n]) - rms_db(&error);
         assert!(snr >= 60.0, "SNR {snr:.1} dB");
         Ok(())

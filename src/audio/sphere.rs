@@ -28,15 +28,13 @@ pub(crate) fn read_sphere(path: &Path) -> Result<Waveform> {
     let frame_bytes = header.bytes_per_sample * header.channels;
     let available_frames = data.len() / frame_bytes;
     let num_frames = match header.sample_count {
-        Some(count) if count > available_frames => {
-            return Err(Error::MalformedAudio {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "data cut short: the header declares {count} samples per channel, the file holds \
+        Some(count) if count > available_frames => return Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!(
+                "data cut short: the header declares {count} samples per channel, the file holds \
                      {available_frames}"
-                ),
-            })
-        }
+            ),
+        }),
         Some(count) => count,
         None => available_frames,
     };
@@ -130,12 +128,14 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<SphereHeader> {
             return Err(Error::UnsupportedEncoding {
                 path: path.to_path_buf(),
                 encoding: format!("NIST SPHERE sample_coding '{coding}'"),
-                hint: Some("only linear PCM SPHERE is read; convert with sph2pipe or sox".to_string()),
+                hint: Some(
+                    "only linear PCM SPHERE is read; convert with sph2pipe or sox".to_string(),
+                ),
             });
         }
     }
-    let sample_rate_hz = int_field("sample_rate")?
-        .ok_or_else(|| malformed("no sample_rate field".to_string()))?;
+    let sample_rate_hz =
+        int_field("sample_rate")?.ok_or_else(|| malformed("no sample_rate field".to_string()))?;
     let channels = int_field("channel_count")?.unwrap_or(1);
     let bytes_per_sample = int_field("sample_n_bytes")?.unwrap_or(2);
     if channels == 0 {

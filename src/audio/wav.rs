@@ -5,8 +5,83 @@ use std::path::Path;
 use super::{mix_to_mono, Waveform, INT16_SCALE};
 use crate::error::{Error, Result};
 
+/// WAVE format tags (RFC 2361) worth naming in an error.
+const FORMAT_TAGS: [(u16, &str); 8] = [
+    (0x0002, "Microsoft ADPCM"),
+    (0x0006, "A-law"),
+    (0x0007, "µ-law"),
+    (0x0011, "IMA ADPCM"),
+    (0x0031, "GSM 6.10"),
+    (0x0050, "MPEG"),
+    (0x0055, "MP3"),
+    (0x0092, "Dolby AC-3"),
+];
+const FORMAT_PCM: u16 = 0x0001;
+const FORMAT_FLOAT: u16 = 0x0003;
+const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
+
+/// Look at the `fmt ` chunk before hound does, so encodings hound refuses get a precise name.
+fn check_encoding(path: &Path) -> Result<()> {
+    use std::io::Read;
+    /// The `fmt ` chunk sits near the start; never read more than this to find it.
+    const HEADER_SCAN_BYTES: u64 = 64 * 1024;
+    let mut bytes = Vec::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(HEADER_SCAN_BYTES).read_to_end(&mut bytes));
+    if read.is_err() {
+        return Ok(()); // hound reports the I/O error with its context
+    }
+    let mut pos = 12;
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let size = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]) as usize;
+        if id == b"fmt " && pos + 8 + 16 <= bytes.len() {
+            let body = &bytes[pos + 8..];
+            let mut tag = u16::from_le_bytes([body[0], body[1]]);
+            let bits = u16::from_le_bytes([body[14], body[15]]);
+            if tag == FORMAT_EXTENSIBLE && size >= 26 && body.len() >= 26 {
+                // The sub-format GUID starts with the format tag it stands for.
+                tag = u16::from_le_bytes([body[24], body[25]]);
+            }
+            let encoding = match tag {
+                FORMAT_PCM if matches!(bits, 8 | 16 | 24 | 32) => None,
+                FORMAT_PCM => Some(format!("{bits}-bit integer PCM")),
+                FORMAT_FLOAT if bits == 32 => None,
+                FORMAT_FLOAT => Some(format!("{bits}-bit float")),
+                other => Some(
+                    FORMAT_TAGS
+                        .iter()
+                        .find(|(t, _)| *t == other)
+                        .map(|(_, name)| name.to_string())
+                        .unwrap_or_else(|| format!("WAVE format tag 0x{other:04x}")),
+                ),
+            };
+            return match encoding {
+                None => Ok(()),
+                Some(encoding) => Err(Error::UnsupportedEncoding {
+                    path: path.to_path_buf(),
+                    encoding,
+                    hint: Some(
+                        "phonrec reads 8/16/24/32-bit integer PCM and 32-bit float WAV; convert with \
+                         e.g. `sox in.wav -e signed -b 16 out.wav`"
+                            .to_string(),
+                    ),
+                }),
+            };
+        }
+        pos += 8 + size + (size & 1);
+    }
+    Ok(())
+}
+
 /// Read a WAV file to mono int16-scale samples.
 pub(crate) fn read_wav(path: &Path) -> Result<Waveform> {
+    check_encoding(path)?;
     let reader = hound::WavReader::open(path).map_err(|e| wav_error(path, e))?;
     let spec = reader.spec();
     let channels = spec.channels as usize;
@@ -18,13 +93,17 @@ pub(crate) fn read_wav(path: &Path) -> Result<Waveform> {
     }
     let declared = reader.len() as usize;
     let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => collect(path, declared, reader.into_samples::<f32>(), |s| {
-            s * INT16_SCALE
-        })?,
+        (hound::SampleFormat::Float, 32) => {
+            collect(path, declared, reader.into_samples::<f32>(), |s| {
+                s * INT16_SCALE
+            })?
+        }
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
             // Shift every integer width to int16 range: 8-bit up by 8 bits, 24/32-bit down.
             let scale = 2f32.powi(16 - bits as i32);
-            collect(path, declared, reader.into_samples::<i32>(), |s| s as f32 * scale)?
+            collect(path, declared, reader.into_samples::<i32>(), |s| {
+                s as f32 * scale
+            })?
         }
         (format, bits) => {
             let kind = match format {
@@ -67,14 +146,11 @@ where
     for sample in samples {
         match sample {
             Ok(s) => out.push(convert(s)),
-            Err(e) => {
-                return Err(match e {
-                    hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        truncated(path, out.len(), declared)
-                    }
-                    other => wav_error(path, other),
-                })
+            // Any read error before the declared end means the data stops early.
+            Err(hound::Error::IoError(_)) if out.len() < declared => {
+                return Err(truncated(path, out.len(), declared))
             }
+            Err(other) => return Err(wav_error(path, other)),
         }
     }
     if out.len() < declared {

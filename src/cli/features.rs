@@ -224,7 +224,9 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     // The library's errors name the file already.
     let mut wave = phonrec::audio::read_audio(&args.file)?;
     if let Some(rate) = args.resample {
-        if !(phonrec::audio::MIN_SAMPLE_RATE_HZ..=phonrec::audio::MAX_SAMPLE_RATE_HZ).contains(&rate) {
+        if !(phonrec::audio::MIN_SAMPLE_RATE_HZ..=phonrec::audio::MAX_SAMPLE_RATE_HZ)
+            .contains(&rate)
+        {
             bail!("--resample {rate}: the rate must be between 8000 and 96000 Hz");
         }
         wave = wave.resampled(rate)?;

@@ -211,10 +211,16 @@ mod tests {
         assert!(force_align(log_probs.view(), &phones(&[0])).is_err());
         let mut nan = log_probs.clone();
         nan[[1, 1]] = f32::NAN;
-        assert!(matches!(force_align(nan.view(), &phones(&[1])), Err(Error::NanLogProbs)));
+        assert!(matches!(
+            force_align(nan.view(), &phones(&[1])),
+            Err(Error::NanLogProbs)
+        ));
         let mut zero = log_probs.clone();
         zero.column_mut(2).fill(f32::NEG_INFINITY);
         assert!(force_align(zero.view(), &phones(&[2])).is_err());
-        assert_eq!(force_align(log_probs.view(), &[]).map(|a| a.len()).ok(), Some(0));
+        assert_eq!(
+            force_align(log_probs.view(), &[]).map(|a| a.len()).ok(),
+            Some(0)
+        );
     }
 }

@@ -91,7 +91,10 @@ impl PrefixBeamDecoder {
                 "lm_weight and insertion_bonus must be finite".to_string(),
             ));
         }
-        if options.blank_skip_log_prob.is_some_and(|x| x.is_nan() || x > 0.0) {
+        if options
+            .blank_skip_log_prob
+            .is_some_and(|x| x.is_nan() || x > 0.0)
+        {
             return Err(invalid(
                 "blank_skip_log_prob is a log-probability: at most 0".to_string(),
             ));
@@ -225,11 +228,21 @@ impl<'a> Search<'a> {
             let total = log_add(blank, non_blank);
             let last = self.nodes[node].phone;
             // Stay on the same prefix through a blank ...
-            add(&mut self.next, Prefix::Node(node), total + blank_log_prob, f64::NEG_INFINITY);
+            add(
+                &mut self.next,
+                Prefix::Node(node),
+                total + blank_log_prob,
+                f64::NEG_INFINITY,
+            );
             // ... or by repeating its last phone (collapsed).
             if node != ROOT {
                 let repeat = non_blank + f64::from(row[last.index()]);
-                add(&mut self.next, Prefix::Node(node), f64::NEG_INFINITY, repeat);
+                add(
+                    &mut self.next,
+                    Prefix::Node(node),
+                    f64::NEG_INFINITY,
+                    repeat,
+                );
             }
             for (class, &log_prob) in row.iter().enumerate().skip(1) {
                 // Posterior rows never exceed the PhoneSet's u16 range.
@@ -267,7 +280,8 @@ impl<'a> Search<'a> {
             b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
         };
         if self.ranked.len() > options.beam_width {
-            self.ranked.select_nth_unstable_by(options.beam_width - 1, order);
+            self.ranked
+                .select_nth_unstable_by(options.beam_width - 1, order);
             self.ranked.truncate(options.beam_width);
         }
         self.ranked.sort_unstable_by(order);
@@ -293,7 +307,10 @@ impl<'a> Search<'a> {
             Prefix::Node(node) => (self.nodes[node].lm_log_prob, self.nodes[node].length),
             Prefix::Extension { parent, phone } => {
                 let parent = &self.nodes[parent];
-                (parent.lm_log_prob + self.lm_step(parent, phone).0, parent.length + 1)
+                (
+                    parent.lm_log_prob + self.lm_step(parent, phone).0,
+                    parent.length + 1,
+                )
             }
         };
         acoustic
@@ -420,7 +437,8 @@ mod tests {
     }
 
     fn random_log_probs(rng: &mut StdRng, frames: usize, classes: usize) -> Array2<f32> {
-        let mut log_probs = Array2::from_shape_fn((frames, classes), |_| rng.gen_range(-3.0_f32..3.0));
+        let mut log_probs =
+            Array2::from_shape_fn((frames, classes), |_| rng.gen_range(-3.0_f32..3.0));
         for mut row in log_probs.rows_mut() {
             let norm = row.mapv(f32::exp).sum().ln();
             row.mapv_inplace(|x| x - norm);
@@ -503,7 +521,9 @@ mod tests {
         assert_eq!(nbest[0].phones, phones(&[1]));
         let want_lm = lm.sentence_log_prob(&phones(&[1]));
         assert!((nbest[0].lm_log_prob - want_lm).abs() < LOG_PROB_TOLERANCE);
-        assert!((nbest[0].score - (nbest[0].acoustic_log_prob + want_lm)).abs() < LOG_PROB_TOLERANCE);
+        assert!(
+            (nbest[0].score - (nbest[0].acoustic_log_prob + want_lm)).abs() < LOG_PROB_TOLERANCE
+        );
 
         // Blank dominates two frames: the empty output wins, until a large insertion bonus.
         let log_probs = array![[0.9_f32.ln(), 0.1_f32.ln()], [0.9_f32.ln(), 0.1_f32.ln()]];
@@ -521,10 +541,26 @@ mod tests {
     #[test]
     fn bad_options_are_refused_and_empty_input_decodes_to_nothing() -> Result<()> {
         let with = |options: BeamOptions| PrefixBeamDecoder::new(options, None);
-        assert!(with(BeamOptions { beam_width: 0, ..BeamOptions::default() }).is_err());
-        assert!(with(BeamOptions { num_best: 17, ..BeamOptions::default() }).is_err());
-        assert!(with(BeamOptions { lm_weight: f32::NAN, ..BeamOptions::default() }).is_err());
-        assert!(with(BeamOptions { blank_skip_log_prob: Some(0.5), ..BeamOptions::default() }).is_err());
+        assert!(with(BeamOptions {
+            beam_width: 0,
+            ..BeamOptions::default()
+        })
+        .is_err());
+        assert!(with(BeamOptions {
+            num_best: 17,
+            ..BeamOptions::default()
+        })
+        .is_err());
+        assert!(with(BeamOptions {
+            lm_weight: f32::NAN,
+            ..BeamOptions::default()
+        })
+        .is_err());
+        assert!(with(BeamOptions {
+            blank_skip_log_prob: Some(0.5),
+            ..BeamOptions::default()
+        })
+        .is_err());
         let decoder = with(BeamOptions::default())?;
         let nbest = decoder.decode_nbest(Array2::zeros((0, 5)).view());
         assert_eq!(nbest.len(), 1);

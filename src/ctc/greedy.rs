@@ -61,8 +61,12 @@ mod tests {
 
     #[test]
     fn empty_and_all_blank_inputs_decode_to_nothing() {
-        assert!(GreedyDecoder.decode(Array2::zeros((0, 4)).view()).is_empty());
-        assert!(GreedyDecoder.decode(Array2::zeros((5, 0)).view()).is_empty());
+        assert!(GreedyDecoder
+            .decode(Array2::zeros((0, 4)).view())
+            .is_empty());
+        assert!(GreedyDecoder
+            .decode(Array2::zeros((5, 0)).view())
+            .is_empty());
         assert!(GreedyDecoder.decode(peaky(&[0, 0, 0], 3).view()).is_empty());
     }
 

@@ -105,7 +105,9 @@ impl PhoneLm {
             tokens.push(SENTENCE_END);
             for end in 1..tokens.len() {
                 for n in 1..=order.min(end + 1) {
-                    *counts[n - 1].entry(key(&tokens[end + 1 - n..=end])).or_default() += 1;
+                    *counts[n - 1]
+                        .entry(key(&tokens[end + 1 - n..=end]))
+                        .or_default() += 1;
                 }
             }
         }
@@ -145,8 +147,8 @@ impl PhoneLm {
             for (ngram, &count) in &counts[n - 1] {
                 let (history_count, followers) = histories[&key(&ngram[..n - 1])];
                 let lower = lm.log_prob_tokens(&ngram[1..n - 1], ngram[n - 1]).exp();
-                let prob = (count as f64 + followers as f64 * lower)
-                    / (history_count + followers) as f64;
+                let prob =
+                    (count as f64 + followers as f64 * lower) / (history_count + followers) as f64;
                 entries.insert(*ngram, entry(prob.ln()));
             }
             lm.ngrams[n - 1] = entries;
@@ -313,9 +315,9 @@ impl PhoneLm {
                 .strip_prefix('\\')
                 .and_then(|rest| rest.strip_suffix("-grams:"))
             {
-                let order: usize = order
-                    .parse()
-                    .map_err(|_| parse_error(line_number, format!("bad section header '{line}'")))?;
+                let order: usize = order.parse().map_err(|_| {
+                    parse_error(line_number, format!("bad section header '{line}'"))
+                })?;
                 if order == 0 || order > declared.len() {
                     return Err(parse_error(
                         line_number,
@@ -335,12 +337,17 @@ impl PhoneLm {
                             Some((n.trim().parse::<usize>().ok()?, count.trim().parse().ok()?))
                         });
                     let Some((n, count)) = count else {
-                        return Err(parse_error(line_number, format!("expected 'ngram N=COUNT', found '{line}'")));
+                        return Err(parse_error(
+                            line_number,
+                            format!("expected 'ngram N=COUNT', found '{line}'"),
+                        ));
                     };
                     if n != declared.len() + 1 || n > MAX_LM_ORDER {
                         return Err(parse_error(
                             line_number,
-                            format!("ngram orders must run 1, 2, ... up to {MAX_LM_ORDER}; found {n}"),
+                            format!(
+                                "ngram orders must run 1, 2, ... up to {MAX_LM_ORDER}; found {n}"
+                            ),
                         ));
                     }
                     declared.push(count);
@@ -352,16 +359,23 @@ impl PhoneLm {
                     if fields.len() != n + 1 && fields.len() != n + 2 {
                         return Err(parse_error(
                             line_number,
-                            format!("expected a log10 probability, {n} words and an optional back-off"),
+                            format!(
+                                "expected a log10 probability, {n} words and an optional back-off"
+                            ),
                         ));
                     }
                     let number = |text: &str| {
-                        text.parse::<f64>()
-                            .map_err(|_| parse_error(line_number, format!("'{text}' is not a number")))
+                        text.parse::<f64>().map_err(|_| {
+                            parse_error(line_number, format!("'{text}' is not a number"))
+                        })
                     };
                     listed[n - 1] += 1;
                     let log_prob = number(fields[0])?;
-                    let log_backoff = fields.get(n + 1).map(|t| number(t)).transpose()?.unwrap_or(0.0);
+                    let log_backoff = fields
+                        .get(n + 1)
+                        .map(|t| number(t))
+                        .transpose()?
+                        .unwrap_or(0.0);
                     let mut tokens = [NO_TOKEN; MAX_LM_ORDER];
                     let mut unknown = false;
                     for (slot, word) in tokens.iter_mut().zip(&fields[1..=n]) {
@@ -397,7 +411,10 @@ impl PhoneLm {
             }
         }
         if !ended || declared.is_empty() {
-            return Err(parse_error(0, "not a complete ARPA file (no \\data\\ or \\end\\)".to_string()));
+            return Err(parse_error(
+                0,
+                "not a complete ARPA file (no \\data\\ or \\end\\)".to_string(),
+            ));
         }
         if let Some(n) = (0..declared.len()).find(|&n| declared[n] != listed[n]) {
             return Err(parse_error(
@@ -480,7 +497,8 @@ mod tests {
         assert!((lm.score(&after_a, B).0.exp() - 3.0 / 8.0).abs() < PROB_TOLERANCE);
         assert!((lm.score(&after_a, A).0.exp() - 3.0 / 16.0).abs() < PROB_TOLERANCE);
         assert!((lm.score_end(&after_a).exp() - 7.0 / 16.0).abs() < PROB_TOLERANCE);
-        let whole = (19.0_f64 / 24.0 * 3.0 / 8.0 * lm.score_end(&lm.score(&after_a, B).1).exp()).ln();
+        let whole =
+            (19.0_f64 / 24.0 * 3.0 / 8.0 * lm.score_end(&lm.score(&after_a, B).1).exp()).ln();
         assert!((lm.sentence_log_prob(&[A, B]) - whole).abs() < PROB_TOLERANCE);
         Ok(())
     }
@@ -499,7 +517,11 @@ mod tests {
         let mut sequences = Vec::new();
         // A deterministic pseudo-corpus over a few phones, with unseen phones left for smoothing.
         for i in 0..40_u16 {
-            sequences.push((0..(i % 7 + 1)).map(|j| PhoneId(1 + (i * 3 + j * 5) % 11)).collect());
+            sequences.push(
+                (0..(i % 7 + 1))
+                    .map(|j| PhoneId(1 + (i * 3 + j * 5) % 11))
+                    .collect(),
+            );
         }
         for order in 1..=3 {
             let lm = PhoneLm::estimate(&sequences, &phones, order)?;
@@ -527,7 +549,10 @@ mod tests {
         let back = PhoneLm::read_arpa(&mut text.as_bytes(), &phones, Path::new("lm.arpa"))?;
         assert_eq!(back.order(), 3);
         for sentence in [vec![], vec![A], vec![A, B, A, A], vec![B, B]] {
-            let (want, got) = (lm.sentence_log_prob(&sentence), back.sentence_log_prob(&sentence));
+            let (want, got) = (
+                lm.sentence_log_prob(&sentence),
+                back.sentence_log_prob(&sentence),
+            );
             assert!((want - got).abs() < ARPA_ROUND_TRIP_TOLERANCE * want.abs().max(1.0));
         }
 

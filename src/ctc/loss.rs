@@ -199,7 +199,11 @@ pub fn ctc_loss_reference(log_probs: ArrayView2<f64>, target: &[PhoneId]) -> (f6
     }
     let num_states = labels.len();
     if num_frames == 0 {
-        let loss = if target.is_empty() { 0.0 } else { f64::INFINITY };
+        let loss = if target.is_empty() {
+            0.0
+        } else {
+            f64::INFINITY
+        };
         return (loss, grad);
     }
     // A state may be entered from itself, from the previous state, and from two back when it is a label
@@ -304,7 +308,9 @@ impl CtcLossOp {
             let losses = gradient
                 .par_chunks_mut(utterance_len)
                 .enumerate()
-                .map_init(Scratch::default, |scratch, (b, g)| loss_of(scratch, b, Some(g)))
+                .map_init(Scratch::default, |scratch, (b, g)| {
+                    loss_of(scratch, b, Some(g))
+                })
                 .collect();
             (losses, gradient)
         } else {
@@ -322,7 +328,11 @@ impl CustomOp1 for CtcLossOp {
         "ctc-loss"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let CpuStorage::F32(data) = storage else {
             bail!("ctc-loss expects f32 logits");
         };
@@ -330,7 +340,12 @@ impl CustomOp1 for CtcLossOp {
             bail!("ctc-loss expects contiguous logits");
         };
         let (batch, num_frames, num_classes) = layout.shape().dims3()?;
-        let (losses, gradient) = self.run(&data[start..end], num_frames, num_classes, self.keep_gradient);
+        let (losses, gradient) = self.run(
+            &data[start..end],
+            num_frames,
+            num_classes,
+            self.keep_gradient,
+        );
         if self.keep_gradient {
             // The op runs its forward pass once; a second set would be a logic error, and is harmless.
             let _ = self.gradient.set(gradient);
@@ -341,7 +356,12 @@ impl CustomOp1 for CtcLossOp {
     /// d loss_b / d logits[b, t, k] = softmax(logits)[b, t, k] − occupancy_b(t, k) for t < input_length_b,
     /// 0 on padded frames and impossible utterances; scaled by the incoming gradient of loss_b (which
     /// carries the reduction's 1 / target_length / batch).
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let (batch, num_frames, num_classes) = arg.dims3()?;
         let gradient = match self.gradient.get() {
             Some(gradient) => gradient.clone(),
@@ -547,7 +567,11 @@ mod tests {
     }
 
     /// Random logits `[frames, classes]` (scale 2, as the golden script) and their log_softmax in f64.
-    fn random_logits(rng: &mut StdRng, frames: usize, classes: usize) -> (Array2<f32>, Array2<f64>) {
+    fn random_logits(
+        rng: &mut StdRng,
+        frames: usize,
+        classes: usize,
+    ) -> (Array2<f32>, Array2<f64>) {
         let logits = Array2::from_shape_fn((frames, classes), |_| rng.gen_range(-4.0_f32..4.0));
         let mut log_probs = Array2::zeros((frames, classes));
         for (row, mut out) in logits.rows().into_iter().zip(log_probs.rows_mut()) {
@@ -596,7 +620,10 @@ mod tests {
             let target = phones(target);
             let (expected_loss, expected_grad) = ctc_loss_reference(log_probs.view(), &target);
             let (loss, grad) = ctc_loss_log_probs(log_probs.view(), &target).unwrap();
-            assert!(close(loss, expected_loss, F64_TOLERANCE), "{loss} vs {expected_loss}");
+            assert!(
+                close(loss, expected_loss, F64_TOLERANCE),
+                "{loss} vs {expected_loss}"
+            );
             for (a, e) in grad.iter().zip(&expected_grad) {
                 assert!(close(*a, *e, F64_TOLERANCE), "{a} vs {e}");
             }
@@ -664,7 +691,11 @@ mod tests {
             expected.push(ctc_loss_reference(log_probs.view(), &targets[b]));
         }
         let device = Device::Cpu;
-        let var = Var::from_vec(logits.into_raw_vec_and_offset().0, (batch, frames, classes), &device)?;
+        let var = Var::from_vec(
+            logits.into_raw_vec_and_offset().0,
+            (batch, frames, classes),
+            &device,
+        )?;
 
         let out = ctc_loss(var.as_tensor(), &targets, &input_lengths, Reduction::None)?;
         assert_eq!(out.num_impossible, 1);
@@ -680,7 +711,11 @@ mod tests {
             .map(|b| expected[b].0 / targets[b].len().max(1) as f64)
             .sum::<f64>()
             / batch as f64;
-        assert!(close(f64::from(out.loss.to_scalar::<f32>()?), want_mean, F32_TOLERANCE));
+        assert!(close(
+            f64::from(out.loss.to_scalar::<f32>()?),
+            want_mean,
+            F32_TOLERANCE
+        ));
         let grads = out.loss.backward()?;
         let grad = grads.get(var.as_tensor()).expect("logits get a gradient");
         let grad = grad.to_vec3::<f32>()?;
@@ -696,14 +731,21 @@ mod tests {
                         (f64::from(probs[b][t][k]) + expected[b].1[[t, k]]) * scale
                     };
                     let got = f64::from(grad[b][t][k]);
-                    assert!(close(got, want, F32_TOLERANCE), "b {b} t {t} k {k}: {got} vs {want}");
+                    assert!(
+                        close(got, want, F32_TOLERANCE),
+                        "b {b} t {t} k {k}: {got} vs {want}"
+                    );
                 }
             }
         }
 
         let out = ctc_loss(var.as_tensor(), &targets, &input_lengths, Reduction::Sum)?;
         let want_sum: f64 = (0..batch).filter(|&b| b != 2).map(|b| expected[b].0).sum();
-        assert!(close(f64::from(out.loss.to_scalar::<f32>()?), want_sum, F32_TOLERANCE));
+        assert!(close(
+            f64::from(out.loss.to_scalar::<f32>()?),
+            want_sum,
+            F32_TOLERANCE
+        ));
         Ok(())
     }
 
@@ -712,7 +754,11 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(14);
         let (logits, _) = random_logits(&mut rng, 10, 4);
         let device = Device::Cpu;
-        let plain = Tensor::from_vec(logits.clone().into_raw_vec_and_offset().0, (1, 10, 4), &device)?;
+        let plain = Tensor::from_vec(
+            logits.clone().into_raw_vec_and_offset().0,
+            (1, 10, 4),
+            &device,
+        )?;
         let var = Var::from_tensor(&plain)?;
         let targets = vec![phones(&[1, 2, 3])];
         let a = ctc_loss(&plain, &targets, &[10], Reduction::Sum)?.loss;
@@ -728,8 +774,20 @@ mod tests {
         let ok_targets = vec![phones(&[1]), phones(&[2])];
         assert!(ctc_loss(&logits, &ok_targets, &[5], Reduction::Sum).is_err());
         assert!(ctc_loss(&logits, &ok_targets, &[5, 6], Reduction::Sum).is_err());
-        assert!(ctc_loss(&logits, &[phones(&[4]), phones(&[1])], &[5, 5], Reduction::Sum).is_err());
-        assert!(ctc_loss(&logits, &[phones(&[0]), phones(&[1])], &[5, 5], Reduction::Sum).is_err());
+        assert!(ctc_loss(
+            &logits,
+            &[phones(&[4]), phones(&[1])],
+            &[5, 5],
+            Reduction::Sum
+        )
+        .is_err());
+        assert!(ctc_loss(
+            &logits,
+            &[phones(&[0]), phones(&[1])],
+            &[5, 5],
+            Reduction::Sum
+        )
+        .is_err());
         let f64_logits = logits.to_dtype(DType::F64)?;
         assert!(ctc_loss(&f64_logits, &ok_targets, &[5, 5], Reduction::Sum).is_err());
         assert!(ctc_loss(&logits, &ok_targets, &[5, 5], Reduction::Sum).is_ok());

@@ -17,8 +17,11 @@ pub fn apply_cmvn(features: &mut Array2<f32>, options: &CmvnOptions) {
     for mut column in features.axis_iter_mut(Axis(1)) {
         let mean = column.iter().map(|&v| v as f64).sum::<f64>() / num_frames as f64;
         let scale = if options.normalize_variance {
-            let variance =
-                column.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / num_frames as f64;
+            let variance = column
+                .iter()
+                .map(|&v| (v as f64 - mean).powi(2))
+                .sum::<f64>()
+                / num_frames as f64;
             1.0 / variance.max(VARIANCE_FLOOR).sqrt()
         } else {
             1.0
@@ -38,7 +41,12 @@ mod tests {
         apply_cmvn(&mut x, &CmvnOptions::default());
         assert_eq!(x, array![[-2.0, 0.0], [0.0, 0.0], [2.0, 0.0]]);
         let mut y = array![[1.0f32], [3.0], [5.0]];
-        apply_cmvn(&mut y, &CmvnOptions { normalize_variance: true });
+        apply_cmvn(
+            &mut y,
+            &CmvnOptions {
+                normalize_variance: true,
+            },
+        );
         let std = (8.0f32 / 3.0).sqrt();
         assert!((y[[2, 0]] - 2.0 / std).abs() < 1e-6);
     }

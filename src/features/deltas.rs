@@ -38,7 +38,8 @@ pub fn add_deltas(features: ArrayView2<f32>, options: &DeltaOptions) -> Array2<f
     let mut previous = features.to_owned();
     for order in 1..=options.order {
         let delta = regression(previous.view(), options.window);
-        out.slice_mut(s![.., order * dim..(order + 1) * dim]).assign(&delta);
+        out.slice_mut(s![.., order * dim..(order + 1) * dim])
+            .assign(&delta);
         previous = delta;
     }
     out
@@ -52,14 +53,27 @@ mod tests {
     #[test]
     fn deltas_of_a_ramp_are_constant_inside_and_edges_replicate() {
         let ramp = Array2::from_shape_fn((10, 1), |(t, _)| t as f32);
-        let out = add_deltas(ramp.view(), &DeltaOptions { order: 1, window: 2 });
+        let out = add_deltas(
+            ramp.view(),
+            &DeltaOptions {
+                order: 1,
+                window: 2,
+            },
+        );
         assert_eq!(out.dim(), (10, 2));
         for t in 2..8 {
-            assert!((out[[t, 1]] - 1.0).abs() < 1e-6, "frame {t}: {}", out[[t, 1]]);
+            assert!(
+                (out[[t, 1]] - 1.0).abs() < 1e-6,
+                "frame {t}: {}",
+                out[[t, 1]]
+            );
         }
         // Frame 0 sees [0, 0, 0, 1, 2]: (−0.2·0 − 0.1·0 + 0.1·1 + 0.2·2) = 0.5.
         assert!((out[[0, 1]] - 0.5).abs() < 1e-6);
-        assert_eq!(out.column(0), array![0., 1., 2., 3., 4., 5., 6., 7., 8., 9.]);
+        assert_eq!(
+            out.column(0),
+            array![0., 1., 2., 3., 4., 5., 6., 7., 8., 9.]
+        );
     }
 
     #[test]
@@ -70,13 +84,20 @@ mod tests {
         assert_eq!(out.dim(), (20, 3));
         for t in 4..16 {
             assert!((out[[t, 1]] - 2.0 * t as f32).abs() < 1e-4);
-            assert!((out[[t, 2]] - 2.0).abs() < 1e-4, "frame {t}: {}", out[[t, 2]]);
+            assert!(
+                (out[[t, 2]] - 2.0).abs() < 1e-4,
+                "frame {t}: {}",
+                out[[t, 2]]
+            );
         }
     }
 
     #[test]
     fn empty_input_stays_empty() {
         let empty = Array2::<f32>::zeros((0, 13));
-        assert_eq!(add_deltas(empty.view(), &DeltaOptions::default()).dim(), (0, 39));
+        assert_eq!(
+            add_deltas(empty.view(), &DeltaOptions::default()).dim(),
+            (0, 39)
+        );
     }
 }

@@ -36,7 +36,10 @@ impl MelBank {
             reason,
         };
         if mel.num_bins < 3 {
-            return Err(bad(format!("need at least 3 mel bins, got {}", mel.num_bins)));
+            return Err(bad(format!(
+                "need at least 3 mel bins, got {}",
+                mel.num_bins
+            )));
         }
         let padded = frame.padded_window_size();
         let num_fft_bins = padded / 2;
@@ -160,7 +163,13 @@ impl Fbank {
     }
 
     /// One frame: `[log energy,] log mel energies` into `row` (`dim()` values).
-    pub(crate) fn compute_frame(&self, wave: &[f32], index: usize, scratch: &mut FbankScratch, row: &mut [f32]) {
+    pub(crate) fn compute_frame(
+        &self,
+        wave: &[f32],
+        index: usize,
+        scratch: &mut FbankScratch,
+        row: &mut [f32],
+    ) {
         let log_energy = self.analyzer.power_spectrum(
             wave,
             index,
@@ -257,7 +266,9 @@ mod tests {
             high_freq_hz: 7600.0,
             ..MelOptions::default()
         };
-        let err = MelBank::new(&above_nyquist, &frame).unwrap_err().to_string();
+        let err = MelBank::new(&above_nyquist, &frame)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Nyquist"), "{err}");
     }
 }

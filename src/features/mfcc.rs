@@ -60,7 +60,11 @@ pub(crate) fn dct_matrix(num_ceps: usize, num_bins: usize, lifter: f32) -> Vec<f
     let n = num_bins as f64;
     let mut matrix = Vec::with_capacity(num_ceps * num_bins);
     for k in 0..num_ceps {
-        let norm = if k == 0 { (1.0 / n).sqrt() } else { (2.0 / n).sqrt() };
+        let norm = if k == 0 {
+            (1.0 / n).sqrt()
+        } else {
+            (2.0 / n).sqrt()
+        };
         let lift = if lifter != 0.0 {
             1.0 + 0.5 * lifter as f64 * (std::f64::consts::PI * k as f64 / lifter as f64).sin()
         } else {

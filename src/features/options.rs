@@ -113,10 +113,12 @@ impl FrameOptions {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        let bad = |reason: String| Err(Error::InvalidOptions {
-            what: "frame",
-            reason,
-        });
+        let bad = |reason: String| {
+            Err(Error::InvalidOptions {
+                what: "frame",
+                reason,
+            })
+        };
         if self.sample_rate_hz == 0 {
             return bad("sample rate must be positive".to_string());
         }

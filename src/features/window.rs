@@ -170,7 +170,8 @@ impl FrameAnalyzer {
         extract_frame(wave, index, &self.options, &mut scratch.samples);
         if let Some(noise) = &self.dither {
             // Seeded per frame so the output does not depend on how frames are split across threads.
-            let seed = self.options.dither_seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let seed =
+                self.options.dither_seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             for x in scratch.samples.iter_mut() {
                 *x += noise.sample(&mut rng);
@@ -266,7 +267,11 @@ mod tests {
             (16_000, 98, 100),
         ] {
             assert_eq!(num_frames(n, &snip), expect_snip, "snip_edges, {n} samples");
-            assert_eq!(num_frames(n, &centred), expect_centred, "centred, {n} samples");
+            assert_eq!(
+                num_frames(n, &centred),
+                expect_centred,
+                "centred, {n} samples"
+            );
         }
     }
 
@@ -305,7 +310,9 @@ mod tests {
         }
         let blackman = window_function(WindowType::Blackman, n);
         assert!(blackman[0].abs() < 1e-6);
-        assert!(window_function(WindowType::Rectangular, n).iter().all(|&w| w == 1.0));
+        assert!(window_function(WindowType::Rectangular, n)
+            .iter()
+            .all(|&w| w == 1.0));
         // The peak of odd-length windows is 1 in the middle.
         let odd = window_function(WindowType::Hanning, 401);
         assert!((odd[200] - 1.0).abs() < 1e-6);

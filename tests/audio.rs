@@ -1,0 +1,299 @@
+//! Audio input: every WAV encoding and SPHERE variant phonrec reads, made in the test itself, and the
+//! typed error of every bad input.
+
+use std::path::{Path, PathBuf};
+
+use phonrec::audio::{read_audio, sphere_bytes};
+use phonrec::Error;
+
+/// A short ramp-and-sine test signal at int16 scale.
+fn test_signal(n: usize) -> Vec<i16> {
+    (0..n)
+        .map(|i| ((i as f32 * 0.05).sin() * 12_000.0) as i16)
+        .collect()
+}
+
+fn write_wav<F>(path: &Path, spec: hound::WavSpec, frames: usize, mut sample: F)
+where
+    F: FnMut(&mut hound::WavWriter<std::io::BufWriter<std::fs::File>>, usize, usize),
+{
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..frames {
+        for c in 0..spec.channels as usize {
+            sample(&mut writer, i, c);
+        }
+    }
+    writer.finalize().unwrap();
+}
+
+fn spec(channels: u16, rate: u32, bits: u16, format: hound::SampleFormat) -> hound::WavSpec {
+    hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: format,
+    }
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn integer_pcm_of_every_width_reaches_int16_scale() {
+    let dir = temp();
+    let reference = test_signal(1000);
+    for bits in [8u16, 16, 24, 32] {
+        let path = dir.path().join(format!("pcm{bits}.wav"));
+        write_wav(
+            &path,
+            spec(1, 16_000, bits, hound::SampleFormat::Int),
+            reference.len(),
+            |w, i, _| {
+                let v = reference[i] as i32;
+                let scaled = if bits >= 16 { v << (bits - 16) } else { v >> 8 };
+                if bits == 8 {
+                    w.write_sample(scaled as i8).unwrap()
+                } else {
+                    w.write_sample(scaled).unwrap()
+                }
+            },
+        );
+        let wave = read_audio(&path).unwrap();
+        assert_eq!(wave.sample_rate_hz, 16_000);
+        assert_eq!(wave.samples.len(), reference.len());
+        // 8-bit keeps only the top 8 bits: error up to 256 in int16 units.
+        let tolerance = if bits == 8 { 256.0 } else { 0.0 };
+        for (a, &r) in wave.samples.iter().zip(&reference) {
+            assert!((a - r as f32).abs() <= tolerance, "{bits}-bit: {a} vs {r}");
+        }
+    }
+}
+
+#[test]
+fn float_wav_is_scaled_by_32768() {
+    let dir = temp();
+    let path = dir.path().join("float.wav");
+    write_wav(
+        &path,
+        spec(1, 22_050, 32, hound::SampleFormat::Float),
+        100,
+        |w, i, _| w.write_sample(i as f32 / 100.0 - 0.5).unwrap(),
+    );
+    let wave = read_audio(&path).unwrap();
+    assert_eq!(wave.sample_rate_hz, 22_050);
+    assert!((wave.samples[0] + 16_384.0).abs() < 1e-3);
+    assert!((wave.samples[99] - 0.49 * 32_768.0).abs() < 1e-2);
+}
+
+#[test]
+fn channels_are_averaged() {
+    let dir = temp();
+    for channels in [2u16, 3, 6] {
+        let path = dir.path().join(format!("ch{channels}.wav"));
+        write_wav(
+            &path,
+            spec(channels, 8_000, 16, hound::SampleFormat::Int),
+            50,
+            |w, i, c| w.write_sample((i * 10 + c * 300) as i16).unwrap(),
+        );
+        let wave = read_audio(&path).unwrap();
+        assert_eq!(wave.samples.len(), 50);
+        let mean_offset = 300.0 * (channels as f32 - 1.0) / 2.0;
+        assert!((wave.samples[7] - (70.0 + mean_offset)).abs() < 1e-3);
+    }
+}
+
+#[test]
+fn rates_from_8k_to_96k_are_read_and_others_refused() {
+    let dir = temp();
+    for rate in [8_000u32, 11_025, 16_000, 22_050, 44_100, 48_000, 96_000] {
+        let path = dir.path().join(format!("r{rate}.wav"));
+        write_wav(
+            &path,
+            spec(1, rate, 16, hound::SampleFormat::Int),
+            10,
+            |w, _, _| w.write_sample(1i16).unwrap(),
+        );
+        assert_eq!(read_audio(&path).unwrap().sample_rate_hz, rate);
+    }
+    let path = dir.path().join("r4000.wav");
+    write_wav(
+        &path,
+        spec(1, 4_000, 16, hound::SampleFormat::Int),
+        10,
+        |w, _, _| w.write_sample(1i16).unwrap(),
+    );
+    let err = read_audio(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SampleRate {
+                sample_rate_hz: 4_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("r4000.wav"));
+}
+
+#[test]
+fn sphere_little_and_big_endian_detected_by_content() {
+    let dir = temp();
+    let samples = test_signal(3000);
+    for big_endian in [false, true] {
+        // TIMIT names its SPHERE files .WAV: detection must not trust the extension.
+        let path = dir.path().join(format!("SA1_{big_endian}.WAV"));
+        std::fs::write(&path, sphere_bytes(&samples, 16_000, big_endian)).unwrap();
+        let wave = read_audio(&path).unwrap();
+        assert_eq!(wave.sample_rate_hz, 16_000);
+        assert_eq!(wave.samples.len(), samples.len());
+        for (a, &r) in wave.samples.iter().zip(&samples) {
+            assert_eq!(*a, r as f32);
+        }
+    }
+}
+
+fn sphere_with_header(fields: &str, data: &[u8]) -> Vec<u8> {
+    let mut bytes = format!("NIST_1A\n   1024\n{fields}end_head\n").into_bytes();
+    bytes.resize(1024, b' ');
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+#[test]
+fn shorten_sphere_names_sph2pipe() {
+    let dir = temp();
+    let path = dir.path().join("shorten.wav");
+    let header =
+        "sample_count -i 100\nsample_rate -i 16000\nchannel_count -i 1\nsample_n_bytes -i 2\n\
+                  sample_byte_format -s2 01\nsample_coding -s26 pcm,embedded-shorten-v2.00\n";
+    std::fs::write(&path, sphere_with_header(header, &[0u8; 77])).unwrap();
+    let err = read_audio(&path).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedEncoding { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("sph2pipe") && message.contains("shorten.wav"),
+        "{message}"
+    );
+}
+
+#[test]
+fn truncated_sphere_and_wav_are_errors() {
+    let dir = temp();
+    let mut bytes = sphere_bytes(&test_signal(1000), 16_000, false);
+    bytes.truncate(1024 + 500);
+    let path = dir.path().join("cut.sph");
+    std::fs::write(&path, bytes).unwrap();
+    let err = read_audio(&path).unwrap_err();
+    assert!(matches!(err, Error::MalformedAudio { .. }), "{err}");
+    assert!(err.to_string().contains("cut short"), "{err}");
+
+    let path = dir.path().join("cut.wav");
+    write_wav(
+        &path,
+        spec(1, 16_000, 16, hound::SampleFormat::Int),
+        1000,
+        |w, i, _| w.write_sample(i as i16).unwrap(),
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() - 601);
+    std::fs::write(&path, bytes).unwrap();
+    let err = read_audio(&path).unwrap_err();
+    assert!(matches!(err, Error::MalformedAudio { .. }), "{err}");
+    assert!(err.to_string().contains("cut.wav"), "{err}");
+}
+
+#[test]
+fn zero_samples_is_an_error() {
+    let dir = temp();
+    let path = dir.path().join("empty.wav");
+    write_wav(
+        &path,
+        spec(1, 16_000, 16, hound::SampleFormat::Int),
+        0,
+        |_, _, _| {},
+    );
+    let err = read_audio(&path).unwrap_err();
+    assert!(matches!(err, Error::EmptyAudio { .. }), "{err}");
+    assert!(err.to_string().contains("empty.wav"));
+}
+
+#[test]
+fn missing_file_and_non_audio_are_errors() {
+    let dir = temp();
+    let missing: PathBuf = dir.path().join("nope.wav");
+    let err = read_audio(&missing).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(err.to_string().contains("nope.wav"));
+
+    let text = dir.path().join("notes.wav");
+    std::fs::write(&text, "hello, this is not audio").unwrap();
+    let err = read_audio(&text).unwrap_err();
+    assert!(matches!(err, Error::NotAudio { .. }), "{err}");
+    assert!(err.to_string().contains("notes.wav"));
+
+    let empty = dir.path().join("zero.wav");
+    std::fs::write(&empty, "").unwrap();
+    assert!(matches!(
+        read_audio(&empty).unwrap_err(),
+        Error::NotAudio { .. }
+    ));
+}
+
+/// A canonical 44-byte-header WAV with any format tag and width (hound cannot write these).
+fn raw_wav(format_tag: u16, bits: u16, data: &[u8]) -> Vec<u8> {
+    let channels = 1u16;
+    let rate = 8_000u32;
+    let block_align = channels * bits / 8;
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&format_tag.to_le_bytes());
+    out.extend_from_slice(&channels.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * block_align as u32).to_le_bytes());
+    out.extend_from_slice(&block_align.to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+#[test]
+fn unsupported_encodings_are_named() {
+    let dir = temp();
+    // 64-bit float (format tag 3) and A-law (format tag 6).
+    for (name, tag, bits) in [("f64.wav", 3u16, 64u16), ("alaw.wav", 6, 8)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, raw_wav(tag, bits, &[0u8; 64])).unwrap();
+        let err = read_audio(&path).unwrap_err();
+        assert!(
+            matches!(err, Error::UnsupportedEncoding { .. }),
+            "{name}: expected UnsupportedEncoding, got {err:?}"
+        );
+        assert!(err.to_string().contains(name), "{err}");
+    }
+}
+
+#[test]
+fn resampled_audio_keeps_duration() {
+    let dir = temp();
+    let path = dir.path().join("44k.wav");
+    write_wav(
+        &path,
+        spec(2, 44_100, 16, hound::SampleFormat::Int),
+        44_100,
+        |w, i, _| {
+            w.write_sample(((i as f32 * 0.1).sin() * 1000.0) as i16)
+                .unwrap()
+        },
+    );
+    let wave = read_audio(&path).unwrap().resampled(16_000).unwrap();
+    assert_eq!(wave.sample_rate_hz, 16_000);
+    assert_eq!(wave.samples.len(), 16_000);
+}

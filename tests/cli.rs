@@ -1,0 +1,133 @@
+//! The built `phonrec` binary on the shipped examples: outputs, formats and exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ndarray::Array2;
+use ndarray_npy::ReadNpyExt;
+
+fn phonrec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phonrec"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn features_tsv_on_stdout_has_one_row_per_frame() {
+    let output = phonrec(&["features", "audio/slt_dark_suit_16k.wav", "--output", "-"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let rows: Vec<&str> = text.lines().collect();
+    // 49280 samples, 400-sample window, 160 shift: 1 + (49280 - 400) / 160 = 306 frames.
+    assert_eq!(rows.len(), 306);
+    assert!(rows.iter().all(|r| r.split('\t').count() == 80));
+    assert!(rows[0].split('\t').all(|v| v.parse::<f32>().is_ok_and(f32::is_finite)));
+}
+
+#[test]
+fn features_npy_mfcc_with_deltas_and_resampling() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fox.npy");
+    let output = phonrec(&[
+        "features",
+        "audio/espeak_quick_fox_22k.wav",
+        "--kind",
+        "mfcc",
+        "--deltas",
+        "--cmvn",
+        "--resample",
+        "16000",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let features = Array2::<f32>::read_npy(std::fs::File::open(&out).unwrap()).unwrap();
+    assert_eq!(features.ncols(), 39);
+    // 73393 samples at 22.05 kHz -> 53257 at 16 kHz -> 1 + (53257 - 400) / 160 = 331 frames.
+    assert_eq!(features.nrows(), 331);
+    // CMVN: every column has mean ~0.
+    for column in features.columns() {
+        assert!(column.mean().unwrap().abs() < 1e-3);
+    }
+}
+
+#[test]
+fn features_csv_with_kaldi_flags() {
+    let output = phonrec(&[
+        "features",
+        "audio/fsdd_7_jackson_0_8k.wav",
+        "--format",
+        "csv",
+        "--num-mel-bins",
+        "23",
+        "--use-energy",
+        "--snip-edges",
+        "false",
+        "--window-type",
+        "hamming",
+        "--high-freq",
+        "-200",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    // 3457 samples, 80 shift at 8 kHz, centred frames: (3457 + 40) / 80 = 43.
+    assert_eq!(text.lines().count(), 43);
+    assert!(text.lines().all(|r| r.split(',').count() == 24));
+}
+
+#[test]
+fn bad_inputs_exit_non_zero_with_a_message_naming_the_file() {
+    let missing = phonrec(&["features", "audio/does-not-exist.wav"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("does-not-exist.wav"), "{}", stderr(&missing));
+
+    let not_audio = phonrec(&["features", "Cargo.toml"]);
+    assert!(!not_audio.status.success());
+    let message = stderr(&not_audio);
+    assert!(message.contains("Cargo.toml") && message.contains("not a WAV"), "{message}");
+
+    let bad_option = phonrec(&["features", "audio/fsdd_7_jackson_0_8k.wav", "--high-freq", "7000"]);
+    assert!(!bad_option.status.success());
+    assert!(stderr(&bad_option).contains("Nyquist"), "{}", stderr(&bad_option));
+
+    let bad_bool = phonrec(&["features", "audio/fsdd_7_jackson_0_8k.wav", "--snip-edges", "maybe"]);
+    assert!(!bad_bool.status.success());
+}
+
+#[test]
+fn help_explains_the_kaldi_flags() {
+    let output = phonrec(&["features", "--help"]);
+    assert!(output.status.success());
+    let help = stdout(&output);
+    for flag in [
+        "--num-mel-bins",
+        "--num-ceps",
+        "--cepstral-lifter",
+        "--use-energy",
+        "--window-type",
+        "--snip-edges",
+        "--low-freq",
+        "--high-freq",
+        "--dither",
+        "--frame-length",
+        "--frame-shift",
+        "--preemphasis-coefficient",
+        "--remove-dc-offset",
+        "--deltas",
+        "--cmvn",
+        "--resample",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("audio").is_dir());
+}
