@@ -71,6 +71,10 @@ pub enum Error {
     #[error("shape mismatch: {0}")]
     Shape(String),
 
+    /// Feature frames of another dimension than the model reads.
+    #[error("the model expects {expected}-dim features, got {actual}; were they computed with other feature options than the model's?")]
+    FeatureDim { expected: usize, actual: usize },
+
     /// A phone id that is the CTC blank where a phone is required, or has no column in the posteriors.
     #[error("phone id {id} is not a phone here: expected 1..{num_classes} (0 is the CTC blank); does the phone set match the model?")]
     InvalidPhoneId { id: u16, num_classes: usize },

@@ -121,7 +121,7 @@ pub(crate) fn read_wav(path: &Path) -> Result<Waveform> {
             });
         }
     };
-    if interleaved.len() % channels != 0 {
+    if !interleaved.len().is_multiple_of(channels) {
         return Err(Error::MalformedAudio {
             path: path.to_path_buf(),
             reason: format!(

@@ -122,7 +122,9 @@ impl FrameOptions {
         if self.sample_rate_hz == 0 {
             return bad("sample rate must be positive".to_string());
         }
-        if !(self.frame_length_ms > 0.0) || !(self.frame_shift_ms > 0.0) {
+        // Written so that NaN fails too.
+        let positive = |v: f32| v.is_finite() && v > 0.0;
+        if !positive(self.frame_length_ms) || !positive(self.frame_shift_ms) {
             return bad(format!(
                 "frame length ({} ms) and shift ({} ms) must be positive",
                 self.frame_length_ms, self.frame_shift_ms
@@ -140,7 +142,7 @@ impl FrameOptions {
                 self.preemphasis_coefficient
             ));
         }
-        if !(self.dither >= 0.0) {
+        if !(self.dither.is_finite() && self.dither >= 0.0) {
             return bad(format!("dither {} must be ≥ 0", self.dither));
         }
         Ok(())

@@ -160,14 +160,7 @@ impl InitOptions {
     /// Refuse initialisations that cannot train: all-zero weights, a non-finite forget-gate bias.
     pub fn validate(&self) -> Result<()> {
         if self.weights == WeightInit::Zeros {
-            return Err(Error::InvalidOptions {
-                what: "initialization",
-                reason: "all-zero weights are refused: every unit of a layer would compute the same \
-                         output and receive the same gradient, so the units never become different \
-                         (the symmetry is never broken) and the network cannot learn; use \
-                         XavierUniform (the default), XavierNormal or He"
-                    .to_string(),
-            });
+            return Err(zeros_refused());
         }
         if !self.forget_gate_bias.is_finite() {
             return Err(Error::InvalidOptions {
@@ -179,6 +172,18 @@ impl InitOptions {
             });
         }
         Ok(())
+    }
+}
+
+/// Why [`WeightInit::Zeros`] is refused.
+pub(crate) fn zeros_refused() -> Error {
+    Error::InvalidOptions {
+        what: "initialization",
+        reason: "all-zero weights are refused: every unit of a layer would compute the same output \
+                 and receive the same gradient, so the units never become different (the symmetry \
+                 is never broken) and the network cannot learn; use XavierUniform (the default), \
+                 XavierNormal or He"
+            .to_string(),
     }
 }
 

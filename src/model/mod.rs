@@ -1,1 +1,35 @@
-//! Stage 3, the acoustic model (placeholder until the model-core work lands).
+//! Stage 3, the acoustic model: features `[frames, dim]` -> deep bidirectional LSTM -> log-posteriors
+//! `[frames / stack_frames, phones + blank]` (DESIGN.md, "Network" and "Model file").
+//!
+//! - [`NetworkConfig`] describes the network, [`InitOptions`] how a new one is drawn ([`init_weights`]);
+//! - [`Blstm`] is the network: `forward` (log-probs) and `forward_train` (logits, dropout) on padded
+//!   candle batches `[batch, frames, dim]` + lengths, and `log_probs` on one ndarray utterance;
+//! - [`ModelFile`] is a `.safetensors` file whose metadata ([`ModelConfig`]) says how to feed it; it is
+//!   checked on load;
+//! - [`Model`] bundles features, network and phones for inference from a waveform.
+//!
+//! The LSTM itself (`lstm.rs`) is built from plain candle ops: the reference a fused kernel will be
+//! checked against.
+//!
+//! ```no_run
+//! # fn main() -> phonrec::Result<()> {
+//! let model = phonrec::model::Model::load("models/timit.safetensors".as_ref())?;
+//! let samples = vec![0.0f32; 16_000]; // one second at model.sample_rate_hz(), int16 scale
+//! let log_probs = model.log_probs_for_wave(&samples)?; // [100, model.phones().len()]
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod file;
+mod inference;
+mod init;
+mod lstm;
+mod network;
+
+pub use config::{InitOptions, NetworkConfig, WeightInit};
+pub use file::{
+    expected_tensors, ModelConfig, ModelFile, TensorSpec, TrainingSummary, FORMAT_VERSION,
+};
+pub use inference::Model;
+pub use init::init_weights;
+pub use network::{features_to_tensor, Blstm, DropoutState};

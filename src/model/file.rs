@@ -1,0 +1,645 @@
+//! Model files: one `.safetensors` file holding the network's f32 weights and, in its `__metadata__`,
+//! everything needed to feed it (DESIGN.md, "Model file").
+//!
+//! `__metadata__` is a string → string map; phonrec writes one JSON document per key, so that a tool
+//! that shows safetensors metadata shows readable parts, and so that the format version can be read and
+//! checked before anything whose layout depends on it:
+//!
+//! | key              | value                                                              |
+//! |------------------|--------------------------------------------------------------------|
+//! | `format_version` | [`FORMAT_VERSION`] as a decimal number                             |
+//! | `features`       | [`FeatureOptions`] as JSON                                         |
+//! | `network`        | [`NetworkConfig`] as JSON                                          |
+//! | `phones`         | [`PhoneSet`] as a JSON list of names, the blank first              |
+//! | `training`       | [`TrainingSummary`] as JSON                                        |
+//! | `producer`       | `phonrec <version>` (informative, not read)                        |
+//!
+//! The tensors and their shapes follow from the network config ([`expected_tensors`], with `H` the
+//! hidden size, `C` the number of outputs, `in` = `stack_frames · input_dim` for layer 0 and `2H` above).
+//! Names and layouts are PyTorch's `nn.LSTM` / `nn.Linear` ones, gates stacked i, f, g, o:
+//!
+//! | name                            | shape      | meaning                                          |
+//! |---------------------------------|------------|--------------------------------------------------|
+//! | `lstm.{layer}.{fwd,bwd}.weight_ih` | `[4H, in]` | input → gates (PyTorch `weight_ih_l{layer}[_reverse]`) |
+//! | `lstm.{layer}.{fwd,bwd}.weight_hh` | `[4H, H]`  | previous `h` → gates (`weight_hh_l{layer}[_reverse]`) |
+//! | `lstm.{layer}.{fwd,bwd}.bias`      | `[4H]`     | gate bias, PyTorch's `bias_ih + bias_hh`          |
+//! | `out.weight`                    | `[C, 2H]`  | last layer's `[h_fwd, h_bwd]` → logits           |
+//! | `out.bias`                      | `[C]`      | logit bias                                       |
+//!
+//! Loading checks all of it (version, JSON, dims that must agree, every tensor's presence, dtype, shape
+//! and finiteness, no extra tensors) and reports the first problem as [`Error::InvalidModel`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+
+use super::config::NetworkConfig;
+use super::network::Blstm;
+use crate::error::{Error, Result};
+use crate::features::{FeatureExtractor, FeatureOptions, FeaturePipeline};
+use crate::phones::PhoneSet;
+
+/// Version of the model file layout this phonrec writes and reads. Bump it when the meaning of a
+/// metadata key or a tensor changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Prefix of the LSTM layers' tensors: `lstm.{layer}.{direction}.{kind}`.
+pub(crate) const LSTM_PREFIX: &str = "lstm";
+/// Name of each direction, forward first.
+pub(crate) const DIRECTION_NAMES: [&str; 2] = ["fwd", "bwd"];
+/// Input → gates matrix of a direction.
+pub(crate) const WEIGHT_IH: &str = "weight_ih";
+/// Recurrent matrix of a direction.
+pub(crate) const WEIGHT_HH: &str = "weight_hh";
+/// Bias of a direction, or of the output layer.
+pub(crate) const BIAS: &str = "bias";
+/// Prefix of the output layer's tensors: `out.weight`, `out.bias`.
+pub(crate) const OUTPUT_PREFIX: &str = "out";
+/// Weight matrix of the output layer.
+pub(crate) const OUTPUT_WEIGHT: &str = "weight";
+
+const KEY_FORMAT_VERSION: &str = "format_version";
+const KEY_FEATURES: &str = "features";
+const KEY_NETWORK: &str = "network";
+const KEY_PHONES: &str = "phones";
+const KEY_TRAINING: &str = "training";
+const KEY_PRODUCER: &str = "producer";
+
+/// One tensor a model file holds: its name and shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    /// Stable name, e.g. `lstm.0.fwd.weight_ih`.
+    pub name: String,
+    /// Shape, e.g. `[4·hidden, inputs]`.
+    pub shape: Vec<usize>,
+    pub(crate) role: TensorRole,
+}
+
+/// What a tensor is for; initialisation depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TensorRole {
+    InputWeight,
+    RecurrentWeight,
+    LstmBias,
+    OutputWeight,
+    OutputBias,
+}
+
+/// Every tensor of a network with `config`, in a fixed order: layer by layer, `fwd` before `bwd`,
+/// `weight_ih`, `weight_hh`, `bias`; then `out.weight`, `out.bias`. See the module docs for the table.
+pub fn expected_tensors(config: &NetworkConfig) -> Vec<TensorSpec> {
+    let hidden = config.hidden_size;
+    let mut specs = Vec::with_capacity(6 * config.num_layers + 2);
+    let mut push = |name: String, shape: Vec<usize>, role| {
+        specs.push(TensorSpec { name, shape, role })
+    };
+    for layer in 0..config.num_layers {
+        let inputs = if layer == 0 {
+            config.lstm_input_dim()
+        } else {
+            2 * hidden
+        };
+        for direction in DIRECTION_NAMES {
+            let prefix = format!("{LSTM_PREFIX}.{layer}.{direction}");
+            push(
+                format!("{prefix}.{WEIGHT_IH}"),
+                vec![4 * hidden, inputs],
+                TensorRole::InputWeight,
+            );
+            push(
+                format!("{prefix}.{WEIGHT_HH}"),
+                vec![4 * hidden, hidden],
+                TensorRole::RecurrentWeight,
+            );
+            push(
+                format!("{prefix}.{BIAS}"),
+                vec![4 * hidden],
+                TensorRole::LstmBias,
+            );
+        }
+    }
+    push(
+        format!("{OUTPUT_PREFIX}.{OUTPUT_WEIGHT}"),
+        vec![config.num_outputs, 2 * hidden],
+        TensorRole::OutputWeight,
+    );
+    push(
+        format!("{OUTPUT_PREFIX}.{BIAS}"),
+        vec![config.num_outputs],
+        TensorRole::OutputBias,
+    );
+    specs
+}
+
+/// How a model came to be; every field optional, informative only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainingSummary {
+    /// The training data, e.g. `TIMIT train (3696 utterances, SA removed)`.
+    pub data: Option<String>,
+    /// Epochs completed.
+    pub epochs: Option<usize>,
+    /// Optimizer updates made.
+    pub updates: Option<u64>,
+    /// Phone error rate on the dev set, in percent.
+    pub dev_per: Option<f64>,
+    /// When training finished, ISO 8601 (`2025-01-31` or `2025-01-31T12:00:00Z`).
+    pub date: Option<String>,
+}
+
+/// Everything a model file says besides its weights: how to compute its input, the network's shape, what
+/// its outputs mean and how it was trained. (The format version is not a field: it describes the file,
+/// and is always [`FORMAT_VERSION`] once loaded.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// The feature pipeline the network was trained on.
+    pub features: FeatureOptions,
+    /// The network's shape.
+    pub network: NetworkConfig,
+    /// The outputs' phones, the CTC blank first.
+    pub phones: PhoneSet,
+    /// Provenance.
+    pub training: TrainingSummary,
+}
+
+impl ModelConfig {
+    /// Check that the parts fit together: a valid network whose input dim is the feature pipeline's and
+    /// whose outputs are the phone set's.
+    pub fn validate(&self) -> Result<()> {
+        self.problem().map_or(Ok(()), |reason| {
+            Err(Error::InvalidOptions {
+                what: "model",
+                reason,
+            })
+        })
+    }
+
+    fn problem(&self) -> Option<String> {
+        if let Err(error) = self.network.validate() {
+            return Some(error.to_string());
+        }
+        let pipeline = match FeaturePipeline::new(self.features.clone()) {
+            Ok(pipeline) => pipeline,
+            Err(error) => return Some(format!("the feature options are unusable: {error}")),
+        };
+        if pipeline.dim() != self.network.input_dim {
+            return Some(format!(
+                "the network reads {}-dim frames but the feature options make {}-dim frames",
+                self.network.input_dim,
+                pipeline.dim()
+            ));
+        }
+        if self.phones.len() != self.network.num_outputs {
+            return Some(format!(
+                "the network has {} outputs but the phone set has {} entries (blank included)",
+                self.network.num_outputs,
+                self.phones.len()
+            ));
+        }
+        None
+    }
+}
+
+/// A model as stored: its [`ModelConfig`] and its weights (f32, CPU), checked against each other.
+#[derive(Clone, Debug)]
+pub struct ModelFile {
+    config: ModelConfig,
+    weights: HashMap<String, Tensor>,
+}
+
+impl ModelFile {
+    /// Bundle a config with weights named as [`expected_tensors`] lists them. Refuses an inconsistent
+    /// config, a missing, extra, non-f32, misshapen or non-finite tensor.
+    pub fn new(config: ModelConfig, weights: HashMap<String, Tensor>) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidOptions {
+            what: "model",
+            reason,
+        };
+        config.validate()?;
+        let specs = expected_tensors(&config.network);
+        check_names(&specs, weights.keys().map(String::as_str)).map_err(invalid)?;
+        let mut checked = HashMap::with_capacity(weights.len());
+        for spec in &specs {
+            let tensor = &weights[&spec.name];
+            if tensor.dtype() != DType::F32 {
+                return Err(invalid(format!(
+                    "tensor '{}' is {:?}, model files hold f32",
+                    spec.name,
+                    tensor.dtype()
+                )));
+            }
+            check_shape(spec, tensor.dims(), &config.network).map_err(invalid)?;
+            // A snapshot: later optimizer steps on the source variables must not change this file.
+            let tensor = tensor.to_device(&Device::Cpu)?.copy()?.detach();
+            let values = tensor.flatten_all()?.to_vec1::<f32>()?;
+            check_finite(&spec.name, &values).map_err(invalid)?;
+            checked.insert(spec.name.clone(), tensor);
+        }
+        Ok(ModelFile {
+            config,
+            weights: checked,
+        })
+    }
+
+    /// Snapshot a trainer's variables (as made by [`init_weights`](super::init_weights)) into a model.
+    pub fn from_var_map(config: ModelConfig, var_map: &VarMap) -> Result<Self> {
+        let weights = {
+            let vars = var_map.data().lock().map_err(|_| Error::InvalidOptions {
+                what: "model",
+                reason: "the VarMap's lock is poisoned (a thread panicked while holding it)".into(),
+            })?;
+            vars.iter()
+                .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+                .collect()
+        };
+        Self::new(config, weights)
+    }
+
+    /// Read and check a model file. Errors name the file and what is wrong with it.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Read and check a model held in memory (the compiled-in default model); `name` stands for the path
+    /// in error messages.
+    pub fn load_from_bytes(bytes: &[u8], name: &str) -> Result<Self> {
+        Self::from_bytes(bytes, Path::new(name))
+    }
+
+    /// Write the model to `path` atomically: to a temporary file in the same directory, synced, then
+    /// renamed over `path`, so a crash never leaves a half-written model.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        write_atomically(path, &bytes)
+    }
+
+    /// The file's bytes, as [`save`](Self::save) writes them.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let to_json = |key: &str, value: std::result::Result<String, serde_json::Error>| {
+            value.map_err(|e| Error::InvalidOptions {
+                what: "model",
+                reason: format!("cannot write the {key} metadata as JSON: {e}"),
+            })
+        };
+        let metadata = HashMap::from([
+            (KEY_FORMAT_VERSION.to_string(), FORMAT_VERSION.to_string()),
+            (
+                KEY_FEATURES.to_string(),
+                to_json(KEY_FEATURES, serde_json::to_string(&self.config.features))?,
+            ),
+            (
+                KEY_NETWORK.to_string(),
+                to_json(KEY_NETWORK, serde_json::to_string(&self.config.network))?,
+            ),
+            (
+                KEY_PHONES.to_string(),
+                to_json(KEY_PHONES, serde_json::to_string(&self.config.phones))?,
+            ),
+            (
+                KEY_TRAINING.to_string(),
+                to_json(KEY_TRAINING, serde_json::to_string(&self.config.training))?,
+            ),
+            (
+                KEY_PRODUCER.to_string(),
+                format!("phonrec {}", env!("CARGO_PKG_VERSION")),
+            ),
+        ]);
+        let mut encoded = BTreeMap::new();
+        for (name, tensor) in &self.weights {
+            let bytes: Vec<u8> = tensor
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            encoded.insert(name.as_str(), (tensor.dims().to_vec(), bytes));
+        }
+        let views = encoded
+            .iter()
+            .map(|(name, (shape, bytes))| {
+                TensorView::new(Dtype::F32, shape.clone(), bytes).map(|view| (*name, view))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Shape(format!("encoding a tensor: {e}")))?;
+        safetensors::serialize(views, Some(metadata))
+            .map_err(|e| Error::Shape(format!("encoding the model file: {e}")))
+    }
+
+    /// The metadata.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Replace the training summary (the only part that can change without the weights).
+    pub fn set_training_summary(&mut self, training: TrainingSummary) {
+        self.config.training = training;
+    }
+
+    /// The weights by name (f32, CPU, no gradient tracking).
+    pub fn weights(&self) -> &HashMap<String, Tensor> {
+        &self.weights
+    }
+
+    /// A `VarBuilder` over the weights, for [`Blstm::new`].
+    pub fn var_builder(&self) -> VarBuilder<'static> {
+        VarBuilder::from_tensors(self.weights.clone(), DType::F32, &Device::Cpu)
+    }
+
+    /// The network, ready for inference.
+    pub fn network(&self) -> Result<Blstm> {
+        Ok(Blstm::new(&self.config.network, self.var_builder())?)
+    }
+
+    /// The weights as fresh trainable variables (copies), to fine-tune or resume from this model.
+    pub fn to_var_map(&self) -> Result<VarMap> {
+        let var_map = VarMap::new();
+        {
+            let mut vars = var_map
+                .data()
+                .lock()
+                .expect("a VarMap created here has no other user that could have panicked");
+            for (name, tensor) in &self.weights {
+                vars.insert(name.clone(), Var::from_tensor(&tensor.copy()?)?);
+            }
+        }
+        Ok(var_map)
+    }
+
+    fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidModel {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
+            invalid(format!(
+                "not a readable safetensors file ({e}); is it truncated or damaged?"
+            ))
+        })?;
+        let tensors = SafeTensors::deserialize(bytes)
+            .map_err(|e| invalid(format!("damaged safetensors data ({e})")))?;
+        let metadata = header.metadata().as_ref().ok_or_else(|| {
+            invalid("no __metadata__: a safetensors file, but not a phonrec model".into())
+        })?;
+        let entry = |key: &str| {
+            metadata.get(key).ok_or_else(|| {
+                invalid(format!(
+                    "the metadata has no '{key}' entry; is this a phonrec model file?"
+                ))
+            })
+        };
+        let version = entry(KEY_FORMAT_VERSION)?;
+        let version: u32 = version.trim().parse().map_err(|_| {
+            invalid(format!(
+                "format_version '{version}' is not a version number"
+            ))
+        })?;
+        if version != FORMAT_VERSION {
+            return Err(invalid(format!(
+                "model format version {version}, but this phonrec reads version {FORMAT_VERSION}; \
+                 use the phonrec release that wrote it, or retrain"
+            )));
+        }
+        fn parse<T: for<'de> Deserialize<'de>>(
+            text: &str,
+            key: &str,
+        ) -> std::result::Result<T, String> {
+            serde_json::from_str(text).map_err(|e| format!("the '{key}' metadata is invalid: {e}"))
+        }
+        let config = ModelConfig {
+            features: parse(entry(KEY_FEATURES)?, KEY_FEATURES).map_err(invalid)?,
+            network: parse(entry(KEY_NETWORK)?, KEY_NETWORK).map_err(invalid)?,
+            phones: parse(entry(KEY_PHONES)?, KEY_PHONES).map_err(invalid)?,
+            training: parse(entry(KEY_TRAINING)?, KEY_TRAINING).map_err(invalid)?,
+        };
+        if let Some(reason) = config.problem() {
+            return Err(invalid(reason));
+        }
+        let specs = expected_tensors(&config.network);
+        check_names(&specs, tensors.names().into_iter()).map_err(invalid)?;
+        let mut weights = HashMap::with_capacity(specs.len());
+        for spec in &specs {
+            let view = tensors
+                .tensor(&spec.name)
+                .map_err(|e| invalid(format!("tensor '{}': {e}", spec.name)))?;
+            if view.dtype() != Dtype::F32 {
+                return Err(invalid(format!(
+                    "tensor '{}' is {}, model files hold F32",
+                    spec.name,
+                    view.dtype()
+                )));
+            }
+            check_shape(spec, view.shape(), &config.network).map_err(invalid)?;
+            // Decoded byte by byte: the data of a tensor inside the file need not be 4-byte aligned.
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            check_finite(&spec.name, &values).map_err(invalid)?;
+            let tensor = Tensor::from_vec(values, spec.shape.as_slice(), &Device::Cpu)?;
+            weights.insert(spec.name.clone(), tensor);
+        }
+        Ok(ModelFile { config, weights })
+    }
+}
+
+/// Every expected name present, nothing else.
+fn check_names<'a>(
+    specs: &[TensorSpec],
+    names: impl Iterator<Item = &'a str>,
+) -> std::result::Result<(), String> {
+    let mut unexpected: Vec<&str> = Vec::new();
+    let mut present = std::collections::HashSet::new();
+    for name in names {
+        if specs.iter().any(|spec| spec.name == name) {
+            present.insert(name);
+        } else {
+            unexpected.push(name);
+        }
+    }
+    if let Some(missing) = specs.iter().find(|spec| !present.contains(spec.name.as_str())) {
+        return Err(format!(
+            "tensor '{}' is missing (a network of this config has {} tensors, {} present)",
+            missing.name,
+            specs.len(),
+            present.len()
+        ));
+    }
+    if !unexpected.is_empty() {
+        unexpected.sort_unstable();
+        return Err(format!(
+            "unexpected tensor(s) {} for a network with {} layers; were weights and metadata \
+             written by different tools?",
+            unexpected.join(", "),
+            specs.iter().filter(|s| s.role == TensorRole::LstmBias).count() / 2
+        ));
+    }
+    Ok(())
+}
+
+fn check_shape(
+    spec: &TensorSpec,
+    shape: &[usize],
+    network: &NetworkConfig,
+) -> std::result::Result<(), String> {
+    if shape == spec.shape.as_slice() {
+        return Ok(());
+    }
+    Err(format!(
+        "tensor '{}' has shape {shape:?}, but the network config (input_dim {}, stack_frames {}, \
+         hidden_size {}, num_outputs {}) needs {:?}; the metadata and the weights disagree",
+        spec.name,
+        network.input_dim,
+        network.stack_frames,
+        network.hidden_size,
+        network.num_outputs,
+        spec.shape
+    ))
+}
+
+fn check_finite(name: &str, values: &[f32]) -> std::result::Result<(), String> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(format!(
+            "tensor '{name}' holds a non-finite value ({}) at flat index {index}; did training diverge?",
+            values[index]
+        )),
+    }
+}
+
+/// Distinguishes the temporary files of concurrent saves from one process.
+static SAVE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let not_a_file = || {
+        Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
+        )
+    };
+    let file_name = path.file_name().ok_or_else(not_a_file)?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let temporary = directory.join(format!(
+        ".{}.tmp-{}-{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        SAVE_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    };
+    write().map_err(|e| {
+        // Best effort: the temporary may not exist if creating it failed.
+        let _ = std::fs::remove_file(&temporary);
+        Error::io(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{init_weights, InitOptions};
+
+    fn small_config() -> ModelConfig {
+        let features = FeatureOptions::default();
+        let input_dim = FeaturePipeline::new(features.clone())
+            .expect("default options are valid")
+            .dim();
+        let phones = PhoneSet::timit39();
+        ModelConfig {
+            features,
+            network: NetworkConfig {
+                input_dim,
+                num_layers: 2,
+                hidden_size: 8,
+                dropout: 0.1,
+                num_outputs: phones.len(),
+                stack_frames: 2,
+            },
+            phones,
+            training: TrainingSummary::default(),
+        }
+    }
+
+    #[test]
+    fn network_uses_exactly_the_listed_names() -> Result<()> {
+        let config = small_config();
+        let var_map = init_weights(&config.network, &InitOptions::default())?;
+        let _network = Blstm::new(
+            &config.network,
+            VarBuilder::from_varmap(&var_map, DType::F32, &Device::Cpu),
+        )?;
+        let mut made: Vec<(String, Vec<usize>)> = var_map
+            .data()
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|(name, var)| (name.clone(), var.dims().to_vec()))
+            .collect();
+        made.sort();
+        let mut listed: Vec<(String, Vec<usize>)> = expected_tensors(&config.network)
+            .into_iter()
+            .map(|spec| (spec.name, spec.shape))
+            .collect();
+        listed.sort();
+        assert_eq!(made, listed);
+        Ok(())
+    }
+
+    #[test]
+    fn from_var_map_snapshots_the_values() -> Result<()> {
+        let config = small_config();
+        let var_map = init_weights(&config.network, &InitOptions::default())?;
+        let file = ModelFile::from_var_map(config, &var_map)?;
+        let before = file.weights()["out.bias"].to_vec1::<f32>()?;
+        let var = var_map.data().lock().expect("not poisoned")["out.bias"].clone();
+        var.set(&var.ones_like()?)?;
+        assert_eq!(file.weights()["out.bias"].to_vec1::<f32>()?, before);
+        Ok(())
+    }
+
+    #[test]
+    fn inconsistent_configs_are_refused() {
+        let mut config = small_config();
+        config.network.num_outputs += 1;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("phone set"), "{error}");
+        let mut config = small_config();
+        config.network.input_dim = 13;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("13-dim"), "{error}");
+    }
+
+    #[test]
+    fn atomic_save_leaves_no_temporary() -> Result<()> {
+        let directory = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = directory.path().join("model.safetensors");
+        let config = small_config();
+        let var_map = init_weights(&config.network, &InitOptions::default())?;
+        let file = ModelFile::from_var_map(config, &var_map)?;
+        file.save(&path)?;
+        file.save(&path)?; // overwriting works too
+        let entries: Vec<_> = std::fs::read_dir(directory.path())
+            .map_err(|e| Error::io(directory.path(), e))?
+            .collect();
+        assert_eq!(entries.len(), 1);
+        let error = file
+            .save(&directory.path().join("no-such-dir/model.safetensors"))
+            .unwrap_err();
+        assert!(matches!(error, Error::Io { .. }), "{error}");
+        Ok(())
+    }
+}

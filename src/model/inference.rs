@@ -1,0 +1,79 @@
+//! Stage 3 for inference: a loaded model turns a waveform into log-posteriors, computing its own
+//! features as its file says: samples -> features `[frames, dim]` -> log-probs `[out_frames, phones + 1]`.
+
+use std::path::Path;
+
+use ndarray::Array2;
+
+use super::file::{ModelConfig, ModelFile};
+use super::network::Blstm;
+use crate::error::Result;
+use crate::features::{FeatureExtractor, FeaturePipeline};
+use crate::phones::PhoneSet;
+
+/// A trained model ready for inference: the feature pipeline, the network and the phone set, all as the
+/// model file describes them. `Send + Sync`, so one model serves many threads.
+pub struct Model {
+    config: ModelConfig,
+    features: FeaturePipeline,
+    network: Blstm,
+}
+
+impl Model {
+    /// Build the pipeline and the network of a checked model file.
+    pub fn new(file: &ModelFile) -> Result<Self> {
+        Ok(Model {
+            config: file.config().clone(),
+            features: FeaturePipeline::new(file.config().features.clone())?,
+            network: file.network()?,
+        })
+    }
+
+    /// Load a model file (see [`ModelFile::load`]).
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::new(&ModelFile::load(path)?)
+    }
+
+    /// Load a model held in memory, such as the compiled-in default (see [`ModelFile::load_from_bytes`]).
+    pub fn load_from_bytes(bytes: &[u8], name: &str) -> Result<Self> {
+        Self::new(&ModelFile::load_from_bytes(bytes, name)?)
+    }
+
+    /// Log-posteriors `[out_frames, phones + 1]` (natural log, blank = column 0) of a mono waveform:
+    /// int16-scale samples at [`sample_rate_hz`](Self::sample_rate_hz). Row `t` covers the audio from
+    /// `t · frame_shift_s()`.
+    pub fn log_probs_for_wave(&self, samples: &[f32]) -> Result<Array2<f32>> {
+        let features = self.features.compute(samples);
+        self.network.log_probs(features.view())
+    }
+
+    /// The model's metadata.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The outputs' phones, blank first.
+    pub fn phones(&self) -> &PhoneSet {
+        &self.config.phones
+    }
+
+    /// The feature pipeline.
+    pub fn features(&self) -> &FeaturePipeline {
+        &self.features
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Blstm {
+        &self.network
+    }
+
+    /// The sample rate the waveform must have.
+    pub fn sample_rate_hz(&self) -> u32 {
+        self.features.sample_rate_hz()
+    }
+
+    /// Seconds between output frames: the feature frame shift times the frames stacked per step.
+    pub fn frame_shift_s(&self) -> f64 {
+        self.features.frame_shift_s() * self.config.network.stack_frames as f64
+    }
+}

@@ -1,0 +1,454 @@
+//! Stage 3, the acoustic network: features `[batch, frames, input_dim]` + lengths -> (frame stacking) ->
+//! `num_layers` bidirectional LSTM layers -> linear -> logits or log-probs `[batch, out_frames, outputs]`.
+//!
+//! The architecture of DESIGN.md ("Network"), with PyTorch's `nn.LSTM(bidirectional=True)` semantics
+//! per layer (see `lstm.rs`), dropout between layers as `nn.LSTM(dropout=)`, then `nn.Linear`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use ndarray::{Array2, ArrayView2};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::config::{InitOptions, NetworkConfig};
+use super::file::{
+    BIAS, DIRECTION_NAMES, LSTM_PREFIX, OUTPUT_PREFIX, OUTPUT_WEIGHT, WEIGHT_HH, WEIGHT_IH,
+};
+use super::init::init_weights;
+use super::lstm::{blstm_layer_reference, LstmWeights};
+use crate::error::{Error, Result};
+
+/// The deep bidirectional LSTM with its output layer.
+///
+/// Built by [`Blstm::new`] from any `VarBuilder` (a model file's tensors for inference, a trainer's
+/// `VarMap` for training), or by [`Blstm::trainable`] with fresh weights. It is `Send + Sync`: one network
+/// can serve several threads.
+pub struct Blstm {
+    config: NetworkConfig,
+    /// Per layer, the forward then the backward direction.
+    layers: Vec<[LstmWeights; 2]>,
+    /// `[num_outputs, 2·hidden]`.
+    output_weight: Tensor,
+    /// `[num_outputs]`.
+    output_bias: Tensor,
+    dropout_seed: AtomicU64,
+    dropout_step: AtomicU64,
+}
+
+/// Where dropout's random masks stand: the masks of a training forward pass are drawn from
+/// `(seed, step)`, and `step` counts training forward passes. Saving it with a checkpoint and restoring
+/// it with [`Blstm::set_dropout_state`] makes a resumed run draw the masks an uninterrupted one would.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropoutState {
+    /// Seed of the masks; [`Blstm::trainable`] takes it from [`InitOptions::seed`]. `new` sets 0.
+    pub seed: u64,
+    /// Training forward passes made so far.
+    pub step: u64,
+}
+
+impl Blstm {
+    /// The network `config` describes, its weights taken from `vb` under the names
+    /// [`expected_tensors`](super::expected_tensors) lists. A weight missing from `vb` is an error, never
+    /// silently created (a `VarMap` would create it as zeros).
+    pub fn new(config: &NetworkConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        if let Err(error) = config.validate() {
+            candle_core::bail!("{error}");
+        }
+        let hidden = config.hidden_size;
+        let get = |vb: &VarBuilder, shape: &[usize], name: &str| {
+            if !vb.contains_tensor(name) {
+                candle_core::bail!("the network's weights lack '{}.{name}'", vb.prefix());
+            }
+            vb.get(shape, name)
+        };
+        let lstm = vb.pp(LSTM_PREFIX);
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for layer in 0..config.num_layers {
+            let inputs = if layer == 0 {
+                config.lstm_input_dim()
+            } else {
+                2 * hidden
+            };
+            let layer_vb = lstm.pp(layer);
+            let direction = |name: &str| -> candle_core::Result<LstmWeights> {
+                let vb = layer_vb.pp(name);
+                Ok(LstmWeights {
+                    weight_ih: get(&vb, &[4 * hidden, inputs], WEIGHT_IH)?,
+                    weight_hh: get(&vb, &[4 * hidden, hidden], WEIGHT_HH)?,
+                    bias: get(&vb, &[4 * hidden], BIAS)?,
+                })
+            };
+            layers.push([direction(DIRECTION_NAMES[0])?, direction(DIRECTION_NAMES[1])?]);
+        }
+        let out = vb.pp(OUTPUT_PREFIX);
+        Ok(Blstm {
+            config: config.clone(),
+            layers,
+            output_weight: get(&out, &[config.num_outputs, 2 * hidden], OUTPUT_WEIGHT)?,
+            output_bias: get(&out, &[config.num_outputs], BIAS)?,
+            dropout_seed: AtomicU64::new(0),
+            dropout_step: AtomicU64::new(0),
+        })
+    }
+
+    /// A new network with weights drawn as `init` says, and the `VarMap` holding them (every trainable
+    /// variable, for the optimizer). Dropout masks are seeded from `init.seed`. Refuses
+    /// `WeightInit::Zeros` and invalid configs.
+    pub fn trainable(config: &NetworkConfig, init: &InitOptions) -> Result<(Self, VarMap)> {
+        let var_map = init_weights(config, init)?;
+        let network = Blstm::new(
+            config,
+            VarBuilder::from_varmap(&var_map, DType::F32, &Device::Cpu),
+        )?;
+        network.set_dropout_state(DropoutState {
+            seed: init.seed,
+            step: 0,
+        });
+        Ok((network, var_map))
+    }
+
+    /// The network's shape.
+    pub fn config(&self) -> &NetworkConfig {
+        &self.config
+    }
+
+    /// Output frames for each input length (`ceil(length / stack_frames)`): the lengths to give the CTC
+    /// loss and decoders.
+    pub fn output_lengths(&self, lengths: &[usize]) -> Vec<usize> {
+        lengths
+            .iter()
+            .map(|&length| self.config.output_frames(length))
+            .collect()
+    }
+
+    /// Log-probabilities for inference (no dropout).
+    ///
+    /// `features` `[batch, frames, input_dim]` (f32), padded; `lengths[b]` ≤ `frames` is sequence `b`'s
+    /// valid frames. Returns natural-log posteriors `[batch, out_frames, num_outputs]`, blank = class 0,
+    /// `out_frames = ceil(frames / stack_frames)`. Rows at or past a sequence's
+    /// [`output_lengths`](Self::output_lengths) are zero; the rows before are exactly what the sequence
+    /// gives alone (the backward direction starts at each sequence's own last frame).
+    pub fn forward(&self, features: &Tensor, lengths: &[usize]) -> candle_core::Result<Tensor> {
+        let logits = self.forward_train(features, lengths, false)?;
+        let log_probs = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
+        match self.output_mask(lengths, logits.dim(1)?, logits.dtype())? {
+            Some(mask) => log_probs.broadcast_mul(&mask),
+            None => Ok(log_probs),
+        }
+    }
+
+    /// Logits `[batch, out_frames, num_outputs]`, for the CTC loss (which applies log_softmax itself).
+    /// Same inputs as [`forward`](Self::forward); logits at padded positions are zero. With `train`,
+    /// dropout is applied between LSTM layers, with masks drawn from [`DropoutState`] (which advances).
+    pub fn forward_train(
+        &self,
+        features: &Tensor,
+        lengths: &[usize],
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        let (batch, frames, dim) = features.dims3()?;
+        if dim != self.config.input_dim {
+            candle_core::bail!(
+                "the network reads {}-dim feature frames, got {dim}",
+                self.config.input_dim
+            );
+        }
+        if lengths.len() != batch {
+            candle_core::bail!("{} lengths for a batch of {batch}", lengths.len());
+        }
+        if let Some(&length) = lengths.iter().find(|&&length| length > frames) {
+            candle_core::bail!("length {length} exceeds the batch's {frames} frames");
+        }
+        let hidden = self.config.hidden_size;
+        let num_outputs = self.config.num_outputs;
+        let steps = self.config.output_frames(frames);
+        let dtype = features.dtype();
+        if batch == 0 || steps == 0 {
+            return Tensor::zeros((batch, steps, num_outputs), dtype, features.device());
+        }
+        let dropout_step = (train && self.config.dropout > 0.0)
+            .then(|| self.dropout_step.fetch_add(1, Ordering::Relaxed));
+
+        let stacked = self.stack_frames(features, lengths)?; // [batch, steps, stack·dim]
+        let output_lengths = self.output_lengths(lengths);
+        let step_masks = if output_lengths.iter().any(|&length| length < steps) {
+            let values: Vec<f32> = (0..steps)
+                .flat_map(|t| output_lengths.iter().map(move |&l| f32::from(u8::from(t < l))))
+                .collect();
+            Some(Tensor::from_vec(values, (steps, batch, 1), features.device())?.to_dtype(dtype)?)
+        } else {
+            None
+        };
+        // Time-major rows (t·batch + b) from here on: each step is a contiguous block.
+        let mut hidden_states = stacked
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((steps * batch, self.config.lstm_input_dim()))?;
+        for (index, directions) in self.layers.iter().enumerate() {
+            if let (Some(step), true) = (dropout_step, index > 0) {
+                hidden_states = self.dropout(&hidden_states, step, index)?;
+            }
+            hidden_states =
+                blstm_layer_reference(&hidden_states, batch, directions, step_masks.as_ref())?;
+        }
+        debug_assert_eq!(hidden_states.dims(), [steps * batch, 2 * hidden]);
+        let logits = hidden_states
+            .matmul(&self.output_weight.t()?)?
+            .broadcast_add(&self.output_bias)?
+            .reshape((steps, batch, num_outputs))?
+            .transpose(0, 1)?
+            .contiguous()?;
+        match self.output_mask(lengths, steps, dtype)? {
+            Some(mask) => logits.broadcast_mul(&mask),
+            None => Ok(logits),
+        }
+    }
+
+    /// Log-probabilities `[out_frames, num_outputs]` of one utterance's features `[frames, input_dim]`.
+    pub fn log_probs(&self, features: ArrayView2<f32>) -> Result<Array2<f32>> {
+        let num_outputs = self.config.num_outputs;
+        if features.ncols() != self.config.input_dim {
+            return Err(Error::FeatureDim {
+                expected: self.config.input_dim,
+                actual: features.ncols(),
+            });
+        }
+        if features.nrows() == 0 {
+            return Ok(Array2::zeros((0, num_outputs)));
+        }
+        let (batch, lengths) = features_to_tensor(&[features])?;
+        let log_probs = self.forward(&batch, &lengths)?.squeeze(0)?;
+        let steps = log_probs.dim(0)?;
+        let values = log_probs.flatten_all()?.to_vec1::<f32>()?;
+        Array2::from_shape_vec((steps, num_outputs), values).map_err(|e| Error::Shape(e.to_string()))
+    }
+
+    /// Where dropout's masks stand.
+    pub fn dropout_state(&self) -> DropoutState {
+        DropoutState {
+            seed: self.dropout_seed.load(Ordering::Relaxed),
+            step: self.dropout_step.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Reseed dropout, or restore its state from a checkpoint.
+    pub fn set_dropout_state(&self, state: DropoutState) {
+        self.dropout_seed.store(state.seed, Ordering::Relaxed);
+        self.dropout_step.store(state.step, Ordering::Relaxed);
+    }
+
+    /// `[batch, frames, dim]` -> `[batch, ceil(frames / k), k·dim]`: frames `k·s .. k·s + k` side by side.
+    /// Frames past each length are zeroed first, so a sequence's last, partial group holds zeros whether
+    /// it is padded in a batch or alone, and padding (whatever it holds) cannot reach valid outputs.
+    fn stack_frames(&self, features: &Tensor, lengths: &[usize]) -> candle_core::Result<Tensor> {
+        let (batch, frames, dim) = features.dims3()?;
+        let k = self.config.stack_frames;
+        let mut features = features.clone();
+        if lengths.iter().any(|&length| length < frames) {
+            let valid: Vec<u8> = lengths
+                .iter()
+                .flat_map(|&length| (0..frames).map(move |t| u8::from(t < length)))
+                .collect();
+            let valid = Tensor::from_vec(valid, (batch, frames, 1), features.device())?
+                .broadcast_as(features.shape())?;
+            features = valid.where_cond(&features, &features.zeros_like()?)?;
+        }
+        let steps = frames.div_ceil(k);
+        if steps * k > frames {
+            features = features.pad_with_zeros(1, 0, steps * k - frames)?;
+        }
+        features.reshape((batch, steps, k * dim))
+    }
+
+    /// `[batch, steps, 1]`, 1 on valid output frames, or `None` if every sequence fills the batch.
+    fn output_mask(
+        &self,
+        lengths: &[usize],
+        steps: usize,
+        dtype: DType,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let output_lengths = self.output_lengths(lengths);
+        if output_lengths.iter().all(|&length| length == steps) {
+            return Ok(None);
+        }
+        let values: Vec<f32> = output_lengths
+            .iter()
+            .flat_map(|&length| (0..steps).map(move |t| f32::from(u8::from(t < length))))
+            .collect();
+        Tensor::from_vec(values, (lengths.len(), steps, 1), &Device::Cpu)?
+            .to_dtype(dtype)
+            .map(Some)
+    }
+
+    /// Inverted dropout on the input of LSTM layer `layer`: zero each value with probability p, scale the
+    /// rest by 1/(1−p). The mask comes from a generator seeded by (seed, step, layer), not from candle's
+    /// unseedable CPU generator, so runs are reproducible.
+    fn dropout(&self, x: &Tensor, step: u64, layer: usize) -> candle_core::Result<Tensor> {
+        let p = self.config.dropout;
+        let scale = 1.0 / (1.0 - p);
+        let seed = mix(mix(self.dropout_seed.load(Ordering::Relaxed), step), layer as u64);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| if rng.gen::<f32>() < p { 0.0 } else { scale })
+            .collect();
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        x.mul(&mask)
+    }
+}
+
+/// SplitMix64 of `a` combined with `b`: distinct seeds for distinct (seed, step, layer).
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Pad utterances' features into one batch: `[batch, max frames, dim]` (f32, CPU, zeros after each
+/// utterance) and the lengths. The one place where features cross from ndarray to candle.
+pub fn features_to_tensor(utterances: &[ArrayView2<f32>]) -> Result<(Tensor, Vec<usize>)> {
+    let dim = utterances.first().map_or(0, |features| features.ncols());
+    if let Some((index, features)) = utterances
+        .iter()
+        .enumerate()
+        .find(|(_, features)| features.ncols() != dim)
+    {
+        return Err(Error::Shape(format!(
+            "utterance {index} has {}-dim features, utterance 0 has {dim}-dim",
+            features.ncols()
+        )));
+    }
+    let lengths: Vec<usize> = utterances.iter().map(|features| features.nrows()).collect();
+    let frames = lengths.iter().copied().max().unwrap_or(0);
+    let mut values = vec![0.0f32; utterances.len() * frames * dim];
+    for (b, features) in utterances.iter().enumerate() {
+        for (t, row) in features.rows().into_iter().enumerate() {
+            let start = (b * frames + t) * dim;
+            for (slot, value) in values[start..start + dim].iter_mut().zip(row) {
+                *slot = *value;
+            }
+        }
+    }
+    let tensor = Tensor::from_vec(values, (utterances.len(), frames, dim), &Device::Cpu)?;
+    Ok((tensor, lengths))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Same f32 computation, different batch composition: only GEMM blocking differs.
+    const BATCH_TOLERANCE: f32 = 1e-5;
+
+    fn config(stack_frames: usize) -> NetworkConfig {
+        NetworkConfig {
+            input_dim: 5,
+            num_layers: 2,
+            hidden_size: 6,
+            dropout: 0.5,
+            num_outputs: 4,
+            stack_frames,
+        }
+    }
+
+    fn features(seed: u64, frames: usize, dim: usize) -> Array2<f32> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        Array2::from_shape_fn((frames, dim), |_| rng.gen_range(-2.0..2.0))
+    }
+
+    #[test]
+    fn log_probs_are_normalised_and_shaped() -> Result<()> {
+        for stack in [1, 3] {
+            let (network, _vars) = Blstm::trainable(&config(stack), &InitOptions::default())?;
+            let log_probs = network.log_probs(features(1, 10, 5).view())?;
+            assert_eq!(log_probs.dim(), (10usize.div_ceil(stack), 4));
+            for row in log_probs.rows() {
+                let total: f32 = row.iter().map(|v| v.exp()).sum();
+                assert!((total - 1.0).abs() < 1e-5, "{total}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn padding_content_cannot_leak() -> Result<()> {
+        let (network, _vars) = Blstm::trainable(&config(2), &InitOptions::default())?;
+        let utterance = features(2, 7, 5);
+        let alone = network.log_probs(utterance.view())?;
+        let mut padded = Array2::from_elem((12, 5), f32::NAN);
+        padded.slice_mut(ndarray::s![..7, ..]).assign(&utterance);
+        let (batch, _) = features_to_tensor(&[padded.view()])?;
+        let out = network.forward(&batch, &[7])?.squeeze(0)?.to_vec2::<f32>()?;
+        assert_eq!(out.len(), 6);
+        for (t, row) in out.iter().enumerate() {
+            if t < alone.nrows() {
+                for (c, value) in row.iter().enumerate() {
+                    assert!((value - alone[[t, c]]).abs() <= BATCH_TOLERANCE);
+                }
+            } else {
+                assert!(row.iter().all(|&v| v == 0.0), "padded row {t}: {row:?}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn dropout_only_in_training_and_reproducible() -> Result<()> {
+        let init = InitOptions::default();
+        let (network, _vars) = Blstm::trainable(&config(1), &init)?;
+        let (batch, lengths) = features_to_tensor(&[features(3, 9, 5).view()])?;
+        let eval_a = network.forward_train(&batch, &lengths, false)?;
+        let eval_b = network.forward_train(&batch, &lengths, false)?;
+        let diff = |a: &Tensor, b: &Tensor| -> Result<f32> {
+            Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()?)
+        };
+        assert_eq!(diff(&eval_a, &eval_b)?, 0.0);
+        assert_eq!(network.dropout_state().step, 0);
+        let train_1 = network.forward_train(&batch, &lengths, true)?;
+        let train_2 = network.forward_train(&batch, &lengths, true)?;
+        assert!(diff(&train_1, &eval_a)? > 0.0);
+        assert!(diff(&train_1, &train_2)? > 0.0, "each step draws new masks");
+        assert_eq!(network.dropout_state().step, 2);
+        // Restoring the state replays the masks.
+        network.set_dropout_state(DropoutState { seed: init.seed, step: 1 });
+        let replay = network.forward_train(&batch, &lengths, true)?;
+        assert_eq!(diff(&replay, &train_2)?, 0.0);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() -> Result<()> {
+        let (network, _vars) = Blstm::trainable(&config(1), &InitOptions::default())?;
+        let error = network.log_probs(features(4, 3, 7).view()).unwrap_err();
+        assert!(matches!(error, Error::FeatureDim { expected: 5, actual: 7 }), "{error}");
+        let (batch, _) = features_to_tensor(&[features(4, 3, 5).view()])?;
+        assert!(network.forward(&batch, &[4]).is_err());
+        assert!(network.forward(&batch, &[3, 3]).is_err());
+        assert_eq!(network.log_probs(features(4, 0, 5).view())?.dim(), (0, 4));
+        let mixed = features_to_tensor(&[features(4, 3, 5).view(), features(4, 3, 6).view()]);
+        assert!(mixed.is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn missing_weight_is_an_error_not_zeros() -> Result<()> {
+        let config = config(1);
+        let var_map = init_weights(&config, &InitOptions::default())?;
+        var_map
+            .data()
+            .lock()
+            .expect("not poisoned")
+            .remove("lstm.1.bwd.weight_hh");
+        let error = Blstm::new(
+            &config,
+            VarBuilder::from_varmap(&var_map, DType::F32, &Device::Cpu),
+        )
+        .err()
+        .expect("a missing weight is refused")
+        .to_string();
+        assert!(error.contains("lstm.1.bwd.weight_hh"), "{error}");
+        Ok(())
+    }
+}
