@@ -39,8 +39,8 @@ pub fn align_sequences(reference: &[PhoneId], hypothesis: &[PhoneId]) -> Vec<Edi
     for i in 0..=n {
         distance[i * width] = i;
     }
-    for j in 0..=m {
-        distance[j] = j;
+    for (j, first_row) in distance[..width].iter_mut().enumerate() {
+        *first_row = j;
     }
     for i in 1..=n {
         for j in 1..=m {
@@ -263,7 +263,7 @@ impl PerStats {
             })
             .collect();
         // Stable sort: equal counts keep the map's (reference, hypothesis) order.
-        confusions.sort_by(|a, b| b.count.cmp(&a.count));
+        confusions.sort_by_key(|c| std::cmp::Reverse(c.count));
         confusions.truncate(n);
         confusions
     }

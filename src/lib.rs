@@ -21,6 +21,7 @@
 
 pub mod audio;
 pub mod ctc;
+pub mod data;
 pub mod error;
 pub mod eval;
 pub mod features;

@@ -328,8 +328,9 @@ impl ModelFile {
             })
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::Shape(format!("encoding a tensor: {e}")))?;
-        safetensors::serialize(views, Some(metadata))
-            .map_err(|e| Error::Shape(format!("encoding the model file: {e}")))
+        let bytes = safetensors::serialize(views, Some(metadata))
+            .map_err(|e| Error::Shape(format!("encoding the model file: {e}")))?;
+        canonical_header(bytes)
     }
 
     /// The metadata.
@@ -448,6 +449,42 @@ impl ModelFile {
         }
         Ok(ModelFile { config, weights })
     }
+}
+
+/// The same file with its JSON header's keys sorted. `safetensors::serialize` takes the metadata as a
+/// `HashMap` and writes it in iteration order, which changes from run to run; sorted, equal models give
+/// equal bytes (a stable checksum and a clean diff for the compiled-in default model). Tensor offsets
+/// do not depend on the header, so the data is kept as it is.
+fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    const LENGTH_BYTES: usize = 8;
+    let broken = |reason: String| Error::Shape(format!("re-encoding the model header: {reason}"));
+    let header_length = bytes
+        .get(..LENGTH_BYTES)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| broken("no header length".into()))?;
+    let data_start = LENGTH_BYTES + header_length;
+    let header_bytes = bytes
+        .get(LENGTH_BYTES..data_start)
+        .ok_or_else(|| broken("header past the end".into()))?;
+    let mut header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header_bytes).map_err(|e| broken(e.to_string()))?;
+    if let Some(metadata) = header.get_mut("__metadata__") {
+        let sorted: BTreeMap<String, String> =
+            serde_json::from_value(metadata.take()).map_err(|e| broken(e.to_string()))?;
+        *metadata = serde_json::to_value(sorted).map_err(|e| broken(e.to_string()))?;
+    }
+    let mut json = serde_json::to_vec(&header).map_err(|e| broken(e.to_string()))?;
+    // As safetensors does: pad the header with spaces so that the data starts 8-byte aligned.
+    while json.len() % LENGTH_BYTES != 0 {
+        json.push(b' ');
+    }
+    let mut canonical = Vec::with_capacity(LENGTH_BYTES + json.len() + bytes.len() - data_start);
+    canonical.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    canonical.extend_from_slice(&json);
+    canonical.extend_from_slice(&bytes[data_start..]);
+    Ok(canonical)
 }
 
 /// Every expected name present, nothing else.

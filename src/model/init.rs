@@ -266,7 +266,10 @@ mod tests {
             weights: WeightInit::Zeros,
             ..InitOptions::default()
         };
-        let error = init_weights(&config(), &init).unwrap_err().to_string();
+        let error = init_weights(&config(), &init)
+            .err()
+            .expect("Zeros is refused")
+            .to_string();
         assert!(error.contains("symmetry"), "{error}");
     }
 }

@@ -1,0 +1,165 @@
+//! Kaldi data directories: `wav.scp` (`utt-id path`) and `text` (`utt-id words...`), words turned into
+//! phones with a lexicon. Pipe commands in `wav.scp` are refused (phonrec never runs shell commands from
+//! data files), `segments` files are not supported.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{read_text, DataProblem, Dataset, Lexicon, Utterance};
+use crate::error::{Error, Result};
+use crate::phones::PhoneSet;
+
+/// Load a Kaldi data dir. Utterances with words missing from the lexicon are reported (with their ids and
+/// the words) and skipped, as are bad lines.
+pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Result<Dataset> {
+    let scp_path = dir.join("wav.scp");
+    let text_path = dir.join("text");
+    if dir.join("segments").exists() {
+        return Err(Error::Parse {
+            path: dir.join("segments"),
+            line: 0,
+            reason: "Kaldi `segments` files are not supported; extract the segments to their own \
+                     WAV files (e.g. with `extract-segments`) and list those in wav.scp"
+                .to_string(),
+        });
+    }
+    let mut dataset = Dataset::default();
+    let mut audio_by_id = HashMap::new();
+    for (index, line) in read_text(&scp_path)?.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let problem = |reason: String| {
+            DataProblem(Error::Parse {
+                path: scp_path.clone(),
+                line: index + 1,
+                reason,
+            })
+        };
+        let Some((id, rest)) = line.split_once(char::is_whitespace) else {
+            dataset
+                .problems
+                .push(problem("expected `utterance-id path`".to_string()));
+            continue;
+        };
+        let rest = rest.trim();
+        if rest.ends_with('|') {
+            dataset.problems.push(problem(format!(
+                "'{id}' is a pipe command; phonrec does not run commands from wav.scp. Run it once \
+                 to write a WAV file and list that file instead"
+            )));
+            continue;
+        }
+        let path = Path::new(rest);
+        let path = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            // Kaldi resolves relative paths against the working directory; so do we, then the dir.
+            if path.exists() {
+                path.to_path_buf()
+            } else {
+                dir.join(path)
+            }
+        };
+        audio_by_id.insert(id.to_string(), (path, index + 1));
+    }
+    for (index, line) in read_text(&text_path)?.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let line_number = index + 1;
+        let problem = |reason: String| {
+            DataProblem(Error::Parse {
+                path: text_path.clone(),
+                line: line_number,
+                reason,
+            })
+        };
+        let mut words = line.split_whitespace();
+        let Some(id) = words.next() else { continue };
+        let Some((audio, _)) = audio_by_id.get(id) else {
+            dataset
+                .problems
+                .push(problem(format!("utterance '{id}' is not in wav.scp")));
+            continue;
+        };
+        let phone_names = match lexicon.transcribe(words) {
+            Ok(p) => p,
+            Err(missing) => {
+                dataset.problems.push(problem(format!(
+                    "utterance '{id}' skipped: words not in the lexicon: {}",
+                    missing.join(" ")
+                )));
+                continue;
+            }
+        };
+        let ids = match phones.parse_sequence(&phone_names.join(" "), &text_path, line_number) {
+            Ok(ids) => ids,
+            Err(e) => {
+                dataset.problems.push(DataProblem(e));
+                continue;
+            }
+        };
+        if ids.is_empty() {
+            dataset
+                .problems
+                .push(problem(format!("utterance '{id}' has no words")));
+            continue;
+        }
+        if !audio.is_file() {
+            dataset.problems.push(problem(format!(
+                "utterance '{id}': audio {} does not exist",
+                audio.display()
+            )));
+            continue;
+        }
+        dataset.utterances.push(Utterance {
+            id: id.to_string(),
+            audio: audio.clone(),
+            phones: ids,
+        });
+    }
+    Ok(dataset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_become_phones_and_problems_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.wav"), b"RIFF").unwrap();
+        std::fs::write(
+            d.join("wav.scp"),
+            format!(
+                "utt1 {}\nutt2 {}\nutt3 sox x.flac -t wav - |\n",
+                d.join("a.wav").display(),
+                d.join("a.wav").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("text"),
+            "utt1 HELLO world\nutt2 hello zebra\nutt3 hello\nutt4 hello\n",
+        )
+        .unwrap();
+        let lexicon = Lexicon::from_entries([("hello", "HH AH0 L OW1"), ("world", "W ER1 L D")]);
+        let data = load_kaldi_dir(d, &lexicon, &PhoneSet::timit39()).unwrap();
+        assert_eq!(data.len(), 1);
+        assert_eq!(data.utterances[0].id, "utt1");
+        let problems: Vec<String> = data.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].contains("wav.scp:3") && problems[0].contains("pipe"));
+        assert!(
+            problems[1].contains("text:2")
+                && problems[1].contains("zebra")
+                && problems[1].contains("utt2")
+        );
+        assert!(problems[2].contains("text:3") && problems[2].contains("not in wav.scp"));
+        assert!(problems[3].contains("text:4") && problems[3].contains("utt4"));
+    }
+}
