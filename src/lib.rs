@@ -27,5 +27,6 @@ pub mod eval;
 pub mod features;
 pub mod model;
 pub mod phones;
+pub mod train;
 
 pub use error::{Error, Result};

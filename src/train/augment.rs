@@ -1,0 +1,227 @@
+//! Data augmentation. On the waveform: speed perturbation (resampling, which shifts pitch and formants
+//! together, as Ko et al. 2015), random gain, additive white/pink/brown noise at a random SNR. On the
+//! features: SpecAugment time and frequency masks (Park et al. 2019), filled with the utterance mean.
+
+use ndarray::Array2;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::audio::Resampler;
+
+/// Augmentation settings; everything off by default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct AugmentOptions {
+    /// Speed factors to draw from uniformly (e.g. [0.9, 1.0, 1.1]); empty = off.
+    pub speed_factors: Vec<f32>,
+    /// Random gain range in dB (±). 0 = off.
+    pub gain_db: f32,
+    /// Probability of adding noise to an utterance.
+    pub noise_probability: f32,
+    /// SNR range in dB for added noise.
+    pub noise_snr_db: (f32, f32),
+    /// SpecAugment: number of time masks and their maximum width in frames.
+    pub time_masks: usize,
+    /// Maximum width of a time mask in frames.
+    pub time_mask_frames: usize,
+    /// SpecAugment: number of frequency masks.
+    pub freq_masks: usize,
+    /// Maximum width of a frequency mask in feature dimensions.
+    pub freq_mask_bins: usize,
+}
+
+impl AugmentOptions {
+    /// A sensible default for training on synthetic speech: speed 0.9–1.1, ±6 dB gain, noise on half the
+    /// utterances at 5–35 dB SNR, 2 time masks of ≤ 20 frames, 2 frequency masks of ≤ 10 bins.
+    pub fn standard() -> Self {
+        AugmentOptions {
+            speed_factors: vec![0.9, 0.95, 1.0, 1.05, 1.1],
+            gain_db: 6.0,
+            noise_probability: 0.5,
+            noise_snr_db: (5.0, 35.0),
+            time_masks: 2,
+            time_mask_frames: 20,
+            freq_masks: 2,
+            freq_mask_bins: 10,
+        }
+    }
+
+    /// Whether anything touches the waveform (then features must be recomputed every epoch).
+    pub fn changes_waveform(&self) -> bool {
+        !self.speed_factors.is_empty() || self.gain_db > 0.0 || self.noise_probability > 0.0
+    }
+}
+
+/// Apply the waveform augmentations to int16-scale samples at `sample_rate_hz`.
+pub fn augment_waveform(
+    samples: &[f32],
+    sample_rate_hz: u32,
+    options: &AugmentOptions,
+    rng: &mut impl Rng,
+) -> Vec<f32> {
+    let mut out = if options.speed_factors.is_empty() {
+        samples.to_vec()
+    } else {
+        let factor = options.speed_factors[rng.gen_range(0..options.speed_factors.len())];
+        speed_perturb(samples, sample_rate_hz, factor)
+    };
+    if options.gain_db > 0.0 {
+        let gain_db = rng.gen_range(-options.gain_db..=options.gain_db);
+        let gain = 10f32.powf(gain_db / 20.0);
+        out.iter_mut().for_each(|x| *x *= gain);
+    }
+    if options.noise_probability > 0.0 && rng.gen::<f32>() < options.noise_probability {
+        let (lo, hi) = options.noise_snr_db;
+        let snr_db = if hi > lo { rng.gen_range(lo..hi) } else { lo };
+        add_noise(&mut out, snr_db, rng);
+    }
+    out
+}
+
+/// Play `samples` `factor` times faster: resample as if the audio were recorded at `rate × factor`.
+pub fn speed_perturb(samples: &[f32], sample_rate_hz: u32, factor: f32) -> Vec<f32> {
+    if (factor - 1.0).abs() < 1e-6 {
+        return samples.to_vec();
+    }
+    // Round the pretend rate to 100 Hz so the polyphase table stays small.
+    let source_rate = ((sample_rate_hz as f32 * factor / 100.0).round() as u32 * 100).max(100);
+    match Resampler::new(source_rate, sample_rate_hz) {
+        Ok(resampler) => resampler.process(samples),
+        Err(_) => samples.to_vec(),
+    }
+}
+
+/// Add white, pink or brown noise (chosen at random) at `snr_db` relative to the signal's power.
+pub fn add_noise(samples: &mut [f32], snr_db: f32, rng: &mut impl Rng) {
+    if samples.is_empty() {
+        return;
+    }
+    let signal_power =
+        samples.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / samples.len() as f64;
+    if signal_power <= 0.0 {
+        return;
+    }
+    let colour = rng.gen_range(0..3);
+    let mut noise: Vec<f32> = Vec::with_capacity(samples.len());
+    // Pink noise by Paul Kellet's economy filter; brown noise by a leaky integrator.
+    let (mut b0, mut b1, mut b2, mut brown) = (0f32, 0f32, 0f32, 0f32);
+    for _ in 0..samples.len() {
+        let white: f32 = rng.gen_range(-1.0..1.0);
+        let value = match colour {
+            0 => white,
+            1 => {
+                b0 = 0.99765 * b0 + white * 0.099_046;
+                b1 = 0.96300 * b1 + white * 0.296_516_4;
+                b2 = 0.57000 * b2 + white * 1.052_691_3;
+                b0 + b1 + b2 + white * 0.1848
+            }
+            _ => {
+                brown = 0.995 * brown + white * 0.1;
+                brown
+            }
+        };
+        noise.push(value);
+    }
+    let noise_power = noise.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / noise.len() as f64;
+    if noise_power <= 0.0 {
+        return;
+    }
+    let scale = (signal_power / noise_power / 10f64.powf(snr_db as f64 / 10.0)).sqrt() as f32;
+    for (x, n) in samples.iter_mut().zip(noise) {
+        *x += n * scale;
+    }
+}
+
+/// SpecAugment in place: `time_masks` spans of up to `time_mask_frames` frames and `freq_masks` spans
+/// of up to `freq_mask_bins` dimensions are replaced by the utterance's mean value.
+pub fn spec_augment(features: &mut Array2<f32>, options: &AugmentOptions, rng: &mut impl Rng) {
+    let (frames, dims) = features.dim();
+    if frames == 0 || dims == 0 {
+        return;
+    }
+    let mean = features.mean().unwrap_or(0.0);
+    for _ in 0..options.time_masks {
+        // Never mask more than a fifth of a short utterance.
+        let max_width = options.time_mask_frames.min(frames / 5);
+        if max_width == 0 {
+            break;
+        }
+        let width = rng.gen_range(1..=max_width);
+        let start = rng.gen_range(0..=frames - width);
+        features
+            .slice_mut(ndarray::s![start..start + width, ..])
+            .fill(mean);
+    }
+    for _ in 0..options.freq_masks {
+        let max_width = options.freq_mask_bins.min(dims / 4);
+        if max_width == 0 {
+            break;
+        }
+        let width = rng.gen_range(1..=max_width);
+        let start = rng.gen_range(0..=dims - width);
+        features
+            .slice_mut(ndarray::s![.., start..start + width])
+            .fill(mean);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn speed_perturbation_changes_length_by_the_factor() {
+        let samples = vec![1.0f32; 16_000];
+        assert_eq!(speed_perturb(&samples, 16_000, 1.1).len(), 14_546);
+        assert_eq!(speed_perturb(&samples, 16_000, 0.9).len(), 17_778);
+        assert_eq!(speed_perturb(&samples, 16_000, 1.0).len(), 16_000);
+    }
+
+    #[test]
+    fn noise_lands_at_the_requested_snr() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let clean: Vec<f32> = (0..32_000)
+            .map(|i| (i as f32 * 0.03).sin() * 5000.0)
+            .collect();
+        for _ in 0..3 {
+            let mut noisy = clean.clone();
+            add_noise(&mut noisy, 10.0, &mut rng);
+            let signal: f64 = clean.iter().map(|&x| (x as f64).powi(2)).sum();
+            let noise: f64 = noisy
+                .iter()
+                .zip(&clean)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum();
+            let snr = 10.0 * (signal / noise).log10();
+            assert!((snr - 10.0).abs() < 0.01, "SNR {snr}");
+        }
+    }
+
+    #[test]
+    fn spec_augment_masks_with_the_mean_and_keeps_shape() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut features = Array2::from_shape_fn((200, 40), |(t, d)| (t * 40 + d) as f32);
+        let original = features.clone();
+        let options = AugmentOptions {
+            time_masks: 2,
+            time_mask_frames: 10,
+            freq_masks: 2,
+            freq_mask_bins: 5,
+            ..AugmentOptions::default()
+        };
+        spec_augment(&mut features, &options, &mut rng);
+        assert_eq!(features.dim(), (200, 40));
+        let mean = original.mean().unwrap();
+        let changed = features
+            .iter()
+            .zip(&original)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(changed > 0);
+        assert!(features
+            .iter()
+            .zip(&original)
+            .all(|(a, b)| a == b || *a == mean));
+    }
+}
