@@ -142,9 +142,13 @@ def text_to_phones(text, lex):
 # ------------------------------------------------------------------------------------ engine phones
 
 # espeak-ng en-us phoneme mnemonics (as printed by `espeak-ng -q -x --sep='|'`) -> 39 phones.
-# Base table from shared/docs/DATA.md section 2, adjusted to the label conventions (flap t# -> t,
-# syllabic n-/m- -> ah n / ah m as CMUdict writes them) and extended with mnemonics seen in
-# recipes/synthetic/check_espeak_map.py runs (see recipes/synthetic/README.md).
+# Base table from shared/docs/DATA.md section 2, adjusted to the label conventions and to CMUdict after
+# recipes/synthetic/check_espeak_map.py runs (see recipes/synthetic/README.md):
+# - flap t# -> t (no dx); syllabic n-/m- -> ah n / ah m (as CMUdict writes them);
+# - `?` -> t: en-us espeak uses the glottal stop only for /t/ before syllabic n ("button" b V ? n-),
+#   where CMUdict writes T (DATA.md's table dropped it);
+# - aI@ -> ay ah (CMUdict "science" S AY AH N S; the table had ay er), aI3 stays ay er ("fire");
+# - a few rare mnemonics (o, u, e, A, O, IR, VR, aU@, eI@, d#, l/, ...) added so nothing is unmapped.
 ESPEAK_MAP = {
     # vowels
     "a": "ae", "aa": "ae", "a#": "ah", "A:": "aa", "A": "aa", "0": "aa", "A@": "aa r",
@@ -152,16 +156,17 @@ ESPEAK_MAP = {
     "aI": "ay", "aU": "aw", "eI": "ey", "E": "eh", "e@": "eh r", "I": "ih", "I#": "ih", "I2": "ih",
     "i": "iy", "i:": "iy", "i@": "iy ah", "i@3": "ih r", "U": "uh", "U@": "uh r", "u:": "uw", "u": "uw",
     "V": "ah", "@": "ah", "@2": "ah", "@5": "ah", "@-": "ah", "3": "er", "3:": "er", "@L": "ah l",
-    "aI@": "ay er", "aI3": "ay er", "aU@": "aw er", "e": "eh", "IR": "ih r", "VR": "er", "eI@": "ey er",
+    "aI@": "ay ah", "aI3": "ay er", "aU@": "aw er", "e": "eh", "IR": "ih r", "VR": "er", "eI@": "ey er",
     # consonants
     "j": "y", "h": "hh", "T": "th", "D": "dh", "S": "sh", "Z": "sh", "tS": "ch", "dZ": "jh", "N": "ng",
     "t#": "t", "d#": "d", "t2": "t", "d2": "d", "n-": "ah n", "m-": "ah m", "l-": "ah l", "r": "r", "r-": "r",
-    "?": "", "x": "k", "p": "p", "b": "b", "t": "t", "d": "d", "k": "k", "g": "g", "f": "f", "v": "v",
+    "?": "t", "x": "k", "p": "p", "b": "b", "t": "t", "d": "d", "k": "k", "g": "g", "f": "f", "v": "v",
     "s": "s", "z": "z", "m": "m", "n": "n", "l": "l", "w": "w", "l/": "l", "l/2": "l", "z/2": "z",
     "s2": "s", "k2": "k", "n2": "n",
 }
 
 _STRESS = "',%=;"
+_PAUSE = re.compile(r"^(?:_[:!^]?)+")
 
 
 def espeak_to_39(xout, unknown=None):
@@ -173,7 +178,9 @@ def espeak_to_39(xout, unknown=None):
         for tok in word.split("|"):
             tok = tok.strip().lstrip(_STRESS).rstrip(";")
             tok = tok.replace("'", "").replace(",", "")
-            if not tok or tok.startswith("_"):
+            tok = _PAUSE.sub("", tok)      # pauses `_` `_:` `_!`, sometimes glued to a phoneme (`_:r`)
+            tok = tok.lstrip(_STRESS)
+            if not tok:
                 continue
             m = ESPEAK_MAP.get(tok)
             if m is None:

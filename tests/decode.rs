@@ -9,7 +9,7 @@ use phonrec::ctc::{
     decode_spans, force_align, BeamOptions, Decoder, GreedyDecoder, PhoneLm, PrefixBeamDecoder,
 };
 use phonrec::eval::PerStats;
-use phonrec::phones::{PhoneId, PhoneSet};
+use phonrec::phones::{PhoneId, PhoneSet, BLANK};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 const SEED: u64 = 7;
@@ -24,17 +24,12 @@ const PEAK_WEIGHT: f32 = 60.0;
 /// A CTC-like posteriorgram for `phones`: each phone fires for 1–2 frames, separated by 1–4 blank
 /// frames, with noise on every class. Returns natural-log probabilities `[frames, classes]`.
 fn synthetic_posteriors(rng: &mut StdRng, phones: &[PhoneId], classes: usize) -> Array2<f32> {
-    let mut path = Vec::new();
-    for _ in 0..rng.gen_range(1..4) {
-        path.push(0);
-    }
+    let blank = BLANK.index();
+    let mut path = vec![blank; rng.gen_range(1..4)];
     for phone in phones {
-        for _ in 0..rng.gen_range(1..3) {
-            path.push(phone.index());
-        }
-        for _ in 0..rng.gen_range(1..5) {
-            path.push(0);
-        }
+        let (spike_frames, gap_frames) = (rng.gen_range(1..3), rng.gen_range(1..5));
+        path.extend(std::iter::repeat_n(phone.index(), spike_frames));
+        path.extend(std::iter::repeat_n(blank, gap_frames));
     }
     let mut log_probs = Array2::zeros((path.len(), classes));
     for (t, &class) in path.iter().enumerate() {

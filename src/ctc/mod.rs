@@ -26,6 +26,9 @@ pub use beam::{BeamOptions, Hypothesis, PrefixBeamDecoder};
 pub use decoder::{decode_spans, Decoder, PhoneSpan};
 pub use greedy::GreedyDecoder;
 pub use lm::{LmState, PhoneLm, MAX_LM_ORDER};
+// The crate's one log-sum-exp (style guide point 16), for any stage that needs one.
+#[allow(unused_imports)] // only `ctc` itself uses it so far
+pub(crate) use logmath::log_add;
 pub use loss::{
     ctc_loss, ctc_loss_log_probs, ctc_loss_reference, min_frames, CtcOutput, Reduction,
 };
