@@ -94,6 +94,10 @@ pub enum Error {
     )]
     NanLogProbs,
 
+    /// Training cannot go on (divergence, no usable data, a checkpoint that does not fit).
+    #[error("training stopped: {reason}")]
+    Training { reason: String },
+
     /// Errors from the tensor library.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

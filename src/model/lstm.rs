@@ -139,7 +139,7 @@ fn run_direction(
 /// T = 400 that is ~9 instead of 400. Tensors without gradient tracking are cut directly (views, free).
 pub(crate) fn split_steps(x: &Tensor) -> Result<Vec<Tensor>> {
     let steps = x.dim(0)?;
-    if true {
+    if !x.track_op() {
         return (0..steps).map(|t| x.get(t)).collect();
     }
     let mut parts = Vec::with_capacity(steps);

@@ -5,8 +5,13 @@ mod augment;
 mod batch;
 mod optim;
 mod schedule;
+mod trainer;
 
 pub use augment::{add_noise, augment_waveform, spec_augment, speed_perturb, AugmentOptions};
 pub use batch::make_batches;
 pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, StepReport};
 pub use schedule::{EpochDecision, Schedule, ScheduleOptions};
+pub use trainer::{
+    checkpoint_run_info, train, BatchProgress, EpochStats, TrainObserver, TrainOptions,
+    TrainOutcome, BEST_MODEL_FILE, CHECKPOINT_FILE, METRICS_FILE,
+};

@@ -1,0 +1,817 @@
+//! The training loop: length-bucketed batches -> (augmentation, features on a thread that runs ahead)
+//! -> network -> CTC loss -> backward -> gradient clipping -> optimizer, with a dev evaluation (loss and
+//! greedy PER) after every epoch, the learning-rate schedule, checkpoints and early stopping.
+//!
+//! Everything random is drawn from generators seeded by `(seed, epoch, batch)`, so a run resumed from a
+//! checkpoint (written at the end of each epoch, every `checkpoint_every_s` seconds, and on interruption)
+//! continues exactly as the uninterrupted run would have.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
+use ndarray::Array2;
+use rand::SeedableRng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::augment::{augment_waveform, spec_augment, AugmentOptions};
+use super::batch::make_batches;
+use super::optim::{Optimizer, OptimizerOptions};
+use super::schedule::{EpochDecision, Schedule, ScheduleOptions};
+use crate::ctc::{ctc_loss, min_frames, Decoder, GreedyDecoder, Reduction};
+use crate::data::Utterance;
+use crate::error::{Error, Result};
+use crate::eval::PerStats;
+use crate::features::{FeatureExtractor, FeatureOptions, FeaturePipeline};
+use crate::model::{
+    features_to_tensor, Blstm, DropoutState, InitOptions, ModelConfig, ModelFile, NetworkConfig,
+    TrainingSummary,
+};
+use crate::phones::{PhoneId, PhoneSet};
+
+/// File names inside a training directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// The model with the best dev PER so far.
+pub const BEST_MODEL_FILE: &str = "best.safetensors";
+/// One JSON line per epoch.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// Metadata key of the training state in a checkpoint.
+const CHECKPOINT_STATE_KEY: &str = "phonrec.train_state";
+
+/// Everything that defines a training run (stored in its checkpoints).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// Features the network reads.
+    pub features: FeatureOptions,
+    /// The network's shape; `input_dim` and `num_outputs` are set from the features and phones.
+    pub network: NetworkConfig,
+    /// Initialisation of a new network.
+    pub init: InitOptions,
+    /// The update rule.
+    pub optimizer: OptimizerOptions,
+    /// Learning rate, warm-up, halving and early stopping.
+    pub schedule: ScheduleOptions,
+    /// Data augmentation.
+    pub augment: AugmentOptions,
+    /// Maximum number of epochs.
+    pub epochs: usize,
+    /// Cap on padded frames per batch (batch size × longest utterance).
+    pub batch_frames: usize,
+    /// Clip the global gradient norm to this; None disables clipping.
+    pub clip_norm: Option<f64>,
+    /// Standard deviation of Gaussian weight noise added for each batch (Graves et al. 2013); 0 = off.
+    pub weight_noise_std: f32,
+    /// Seed of batching, augmentation and dropout.
+    pub seed: u64,
+    /// Stop with an error after this many consecutive batches with a non-finite loss or gradient.
+    pub max_bad_batches: usize,
+    /// Also write a checkpoint every this many seconds inside an epoch (0 = only at epoch ends).
+    pub checkpoint_every_s: u64,
+    /// Count `sil` in the dev PER (TIMIT convention varies; default false: sil is removed from both sides).
+    pub score_silence: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            features: FeatureOptions::default(),
+            network: NetworkConfig::default(),
+            init: InitOptions::default(),
+            optimizer: OptimizerOptions::default(),
+            schedule: ScheduleOptions::default(),
+            augment: AugmentOptions::default(),
+            epochs: 20,
+            batch_frames: 8000,
+            clip_norm: Some(5.0),
+            weight_noise_std: 0.0,
+            seed: 0,
+            max_bad_batches: 5,
+            checkpoint_every_s: 600,
+            score_silence: false,
+        }
+    }
+}
+
+/// Figures of one finished epoch; also the line written to `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Training CTC loss per target phone, averaged over utterances.
+    pub train_loss: f64,
+    /// Mean dev CTC loss per target phone.
+    pub dev_loss: f64,
+    /// Dev phone error rate (greedy decoding), 0..1.
+    pub dev_per: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Wall time of the epoch, dev evaluation included.
+    pub seconds: f64,
+    /// Training frames per second (feature frames through forward + backward + update).
+    pub frames_per_s: f64,
+    /// Utterances skipped in this epoch (impossible alignments, non-finite batches).
+    pub skipped_utterances: usize,
+    /// Batches skipped because their loss or gradient was not finite.
+    pub skipped_batches: usize,
+    /// Optimizer updates so far.
+    pub updates: u64,
+    /// Whether this epoch gave the best dev PER so far (and was saved as `best.safetensors`).
+    pub improved: bool,
+}
+
+/// Progress inside an epoch.
+#[derive(Clone, Debug)]
+pub struct BatchProgress {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Batches done in this epoch.
+    pub batch: usize,
+    /// Batches in this epoch.
+    pub num_batches: usize,
+    /// Mean loss per phone over the epoch so far.
+    pub mean_loss: f64,
+    /// Training frames per second over the epoch so far.
+    pub frames_per_s: f64,
+}
+
+/// What the caller learns during training. Every method has a default that does nothing.
+pub trait TrainObserver {
+    /// Training is about to start (or resume) at `epoch` (1-based), with this many usable utterances.
+    fn on_start(&mut self, _epoch: usize, _num_train: usize, _num_dev: usize) {}
+    /// A batch finished.
+    fn on_batch(&mut self, _progress: &BatchProgress) {}
+    /// An epoch finished.
+    fn on_epoch(&mut self, _stats: &EpochStats) {}
+    /// Something was skipped (an unreadable file, a non-finite batch): a one-line message.
+    fn on_problem(&mut self, _message: &str) {}
+    /// Polled between batches: true asks training to write a checkpoint and return.
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainOutcome {
+    /// Epochs completed (over all sessions of the run).
+    pub epochs_completed: usize,
+    /// Best dev PER and its 1-based epoch.
+    pub best: Option<(f64, usize)>,
+    /// True when stopped by [`TrainObserver::should_stop`]; resume with the same directory.
+    pub interrupted: bool,
+    /// True when early stopping ended the run before `epochs`.
+    pub stopped_early: bool,
+}
+
+/// Where a run stands; saved in checkpoints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct TrainState {
+    options: TrainOptions,
+    model: ModelConfig,
+    /// 0-based epoch in progress.
+    epoch: usize,
+    /// Batches of that epoch already done.
+    batch: usize,
+    updates: u64,
+    schedule: Schedule,
+    dropout: DropoutState,
+    epoch_loss_sum: f64,
+    epoch_utterances: usize,
+    epoch_frames: usize,
+    epoch_seconds: f64,
+    epoch_skipped_utterances: usize,
+    epoch_skipped_batches: usize,
+    bad_batches_in_a_row: usize,
+    best_epoch_is_saved: bool,
+    /// Free-form description of the run from the caller (the CLI stores its data arguments here).
+    run_info: serde_json::Value,
+}
+
+/// An utterance ready for training: its waveform at the model's rate and its labels.
+struct Prepared {
+    wave: Arc<Vec<f32>>,
+    phones: Vec<PhoneId>,
+    /// Feature frames without speed perturbation.
+    num_frames: usize,
+}
+
+/// Deterministic seed for `(seed, a, b)`.
+fn mix_seed(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z =
+        seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Read a run's free-form `run_info` from its checkpoint (None if there is no checkpoint).
+pub fn checkpoint_run_info(dir: &Path) -> Result<Option<serde_json::Value>> {
+    let path = dir.join(CHECKPOINT_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let (state, _) = read_checkpoint(&path)?;
+    Ok(Some(state.run_info))
+}
+
+/// Train a model in `out_dir`. With `resume`, continue from `out_dir/checkpoint.safetensors` (the
+/// options then come from the checkpoint, `options` is ignored). `run_info` is stored in checkpoints.
+#[allow(clippy::too_many_arguments)] // the run's parts are independent inputs; a struct would only wrap them
+pub fn train(
+    train_set: &[Utterance],
+    dev_set: &[Utterance],
+    phones: &PhoneSet,
+    options: &TrainOptions,
+    out_dir: &Path,
+    resume: bool,
+    run_info: serde_json::Value,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome> {
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let checkpoint_path = out_dir.join(CHECKPOINT_FILE);
+    let (mut state, network, var_map, mut optimizer) = if resume {
+        if !checkpoint_path.exists() {
+            return Err(Error::Training {
+                reason: format!(
+                    "nothing to resume: {} does not exist",
+                    checkpoint_path.display()
+                ),
+            });
+        }
+        let (state, tensors) = read_checkpoint(&checkpoint_path)?;
+        if state.model.phones != *phones {
+            return Err(Error::Training {
+                reason: "the checkpoint was trained on another phone set".to_string(),
+            });
+        }
+        let (network, var_map) = network_from_tensors(&state.model.network, &tensors)?;
+        network.set_dropout_state(state.dropout);
+        let mut optimizer = Optimizer::new(
+            trainable_vars(&var_map)?,
+            state.options.optimizer.clone(),
+            state.options.schedule.learning_rate,
+        )?;
+        optimizer.load_state(&tensors, state.updates)?;
+        (state, network, var_map, optimizer)
+    } else {
+        let pipeline = FeaturePipeline::new(options.features.clone())?;
+        let mut network_config = options.network.clone();
+        network_config.input_dim = pipeline.dim();
+        network_config.num_outputs = phones.len();
+        let model = ModelConfig {
+            features: options.features.clone(),
+            network: network_config.clone(),
+            phones: phones.clone(),
+            training: TrainingSummary::default(),
+        };
+        model.validate()?;
+        let mut init = options.init.clone();
+        init.seed = mix_seed(options.seed, 0xA11CE, 0);
+        let (network, var_map) = Blstm::trainable(&network_config, &init)?;
+        let optimizer = Optimizer::new(
+            trainable_vars(&var_map)?,
+            options.optimizer.clone(),
+            options.schedule.learning_rate,
+        )?;
+        let state = TrainState {
+            options: options.clone(),
+            model,
+            epoch: 0,
+            batch: 0,
+            updates: 0,
+            schedule: Schedule::new(options.schedule.clone()),
+            dropout: network.dropout_state(),
+            epoch_loss_sum: 0.0,
+            epoch_utterances: 0,
+            epoch_frames: 0,
+            epoch_seconds: 0.0,
+            epoch_skipped_utterances: 0,
+            epoch_skipped_batches: 0,
+            bad_batches_in_a_row: 0,
+            best_epoch_is_saved: false,
+            run_info,
+        };
+        // A fresh run starts a fresh metrics log.
+        let _ = std::fs::remove_file(out_dir.join(METRICS_FILE));
+        (state, network, var_map, optimizer)
+    };
+    let options = state.options.clone();
+    let pipeline = FeaturePipeline::new(options.features.clone())?;
+    let sample_rate = pipeline.sample_rate_hz();
+
+    let train_data = prepare(train_set, &pipeline, &network, observer);
+    let dev_data = prepare(dev_set, &pipeline, &network, observer);
+    if train_data.is_empty() {
+        return Err(Error::Training {
+            reason: "no usable training utterances".to_string(),
+        });
+    }
+    if dev_data.is_empty() {
+        return Err(Error::Training {
+            reason: "no usable dev utterances".to_string(),
+        });
+    }
+    // Dev features never change: compute them once.
+    let dev_features: Vec<Array2<f32>> = dev_data
+        .par_iter()
+        .map(|u| pipeline.compute(&u.wave))
+        .collect();
+    // Without waveform augmentation, training features never change either.
+    let cached_train_features: Option<Vec<Array2<f32>>> = (!options.augment.changes_waveform())
+        .then(|| {
+            train_data
+                .par_iter()
+                .map(|u| pipeline.compute(&u.wave))
+                .collect()
+        });
+    if resume {
+        truncate_metrics(&out_dir.join(METRICS_FILE), state.epoch)?;
+    }
+    observer.on_start(state.epoch + 1, train_data.len(), dev_data.len());
+
+    let silence = (!options.score_silence).then(|| phones.silence()).flatten();
+    let lengths: Vec<usize> = train_data.iter().map(|u| u.num_frames).collect();
+    let mut last_checkpoint = Instant::now();
+    let mut stopped_early = false;
+    while state.epoch < options.epochs {
+        let epoch = state.epoch;
+        let mut batch_rng =
+            rand::rngs::StdRng::seed_from_u64(mix_seed(options.seed, epoch as u64, 1));
+        let batches = make_batches(&lengths, options.batch_frames, &mut batch_rng);
+        let num_batches = batches.len();
+        let epoch_start = Instant::now() - std::time::Duration::from_secs_f64(state.epoch_seconds);
+        let mut interrupted = false;
+
+        // Features for upcoming batches are made on a separate thread while the network trains.
+        let outcome: Result<bool> = std::thread::scope(|scope| {
+            let (sender, receiver) =
+                std::sync::mpsc::sync_channel::<(Vec<Array2<f32>>, Vec<Vec<PhoneId>>)>(3);
+            let batches_ref = &batches;
+            let train_ref = &train_data;
+            let cached = &cached_train_features;
+            let pipeline_ref = &pipeline;
+            let augment = &options.augment;
+            let first_batch = state.batch;
+            let seed = options.seed;
+            scope.spawn(move || {
+                for (index, batch) in batches_ref.iter().enumerate().skip(first_batch) {
+                    let features: Vec<Array2<f32>> = batch
+                        .par_iter()
+                        .map(|&i| {
+                            let mut rng = rand::rngs::StdRng::seed_from_u64(mix_seed(
+                                seed,
+                                epoch as u64,
+                                (index as u64) << 32 | i as u64,
+                            ));
+                            let mut features = match cached {
+                                Some(all) => all[i].clone(),
+                                None => {
+                                    let wave = augment_waveform(
+                                        &train_ref[i].wave,
+                                        sample_rate,
+                                        augment,
+                                        &mut rng,
+                                    );
+                                    pipeline_ref.compute(&wave)
+                                }
+                            };
+                            spec_augment(&mut features, augment, &mut rng);
+                            features
+                        })
+                        .collect();
+                    let targets = batch.iter().map(|&i| train_ref[i].phones.clone()).collect();
+                    if sender.send((features, targets)).is_err() {
+                        return; // the trainer stopped early
+                    }
+                }
+            });
+            for batch_index in state.batch..num_batches {
+                if observer.should_stop() {
+                    interrupted = true;
+                    break;
+                }
+                let Ok((features, targets)) = receiver.recv() else {
+                    return Err(Error::Training {
+                        reason: "the feature thread stopped unexpectedly".to_string(),
+                    });
+                };
+                train_batch(
+                    &network,
+                    &var_map,
+                    &mut optimizer,
+                    &mut state,
+                    &features,
+                    &targets,
+                    observer,
+                )?;
+                state.batch = batch_index + 1;
+                state.epoch_seconds = epoch_start.elapsed().as_secs_f64();
+                observer.on_batch(&BatchProgress {
+                    epoch: epoch + 1,
+                    batch: state.batch,
+                    num_batches,
+                    mean_loss: state.epoch_loss_sum / state.epoch_utterances.max(1) as f64,
+                    frames_per_s: state.epoch_frames as f64 / state.epoch_seconds.max(1e-9),
+                });
+                if options.checkpoint_every_s > 0
+                    && last_checkpoint.elapsed().as_secs() >= options.checkpoint_every_s
+                    && state.batch < num_batches
+                {
+                    state.dropout = network.dropout_state();
+                    write_checkpoint(&checkpoint_path, &state, &var_map, &optimizer)?;
+                    last_checkpoint = Instant::now();
+                }
+            }
+            drop(receiver);
+            Ok(interrupted)
+        });
+        if outcome? {
+            state.dropout = network.dropout_state();
+            write_checkpoint(&checkpoint_path, &state, &var_map, &optimizer)?;
+            return Ok(TrainOutcome {
+                epochs_completed: state.epoch,
+                best: best_of(&state.schedule),
+                interrupted: true,
+                stopped_early: false,
+            });
+        }
+
+        // End of epoch: dev evaluation, schedule, best model, checkpoint, metrics.
+        let (dev_loss, dev_per) = evaluate(&network, &dev_features, &dev_data, silence)?;
+        let decision = state.schedule.end_epoch(epoch, dev_per);
+        let improved = decision == EpochDecision::Improved;
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        let stats = EpochStats {
+            epoch: epoch + 1,
+            train_loss: state.epoch_loss_sum / state.epoch_utterances.max(1) as f64,
+            dev_loss,
+            dev_per,
+            lr: optimizer.learning_rate(),
+            seconds,
+            frames_per_s: state.epoch_frames as f64 / state.epoch_seconds.max(1e-9),
+            skipped_utterances: state.epoch_skipped_utterances,
+            skipped_batches: state.epoch_skipped_batches,
+            updates: state.updates,
+            improved,
+        };
+        if improved {
+            let mut model = ModelFile::from_var_map(state.model.clone(), &var_map)?;
+            model.set_training_summary(TrainingSummary {
+                data: state
+                    .run_info
+                    .get("data")
+                    .and_then(|d| d.as_str())
+                    .map(String::from),
+                epochs: Some(epoch + 1),
+                updates: Some(state.updates),
+                dev_per: Some(dev_per * 100.0),
+                date: None,
+            });
+            model.save(&out_dir.join(BEST_MODEL_FILE))?;
+        }
+        state.epoch += 1;
+        state.batch = 0;
+        state.epoch_loss_sum = 0.0;
+        state.epoch_utterances = 0;
+        state.epoch_frames = 0;
+        state.epoch_seconds = 0.0;
+        state.epoch_skipped_utterances = 0;
+        state.epoch_skipped_batches = 0;
+        state.dropout = network.dropout_state();
+        write_checkpoint(&checkpoint_path, &state, &var_map, &optimizer)?;
+        last_checkpoint = Instant::now();
+        append_metrics(&out_dir.join(METRICS_FILE), &stats)?;
+        observer.on_epoch(&stats);
+        if decision == EpochDecision::Stop {
+            stopped_early = state.epoch < options.epochs;
+            break;
+        }
+    }
+    Ok(TrainOutcome {
+        epochs_completed: state.epoch,
+        best: best_of(&state.schedule),
+        interrupted: false,
+        stopped_early,
+    })
+}
+
+fn best_of(schedule: &Schedule) -> Option<(f64, usize)> {
+    schedule.best_per.zip(schedule.best_epoch.map(|e| e + 1))
+}
+
+/// One update: forward, CTC loss, backward, clipping, optimizer step. Non-finite batches are skipped.
+fn train_batch(
+    network: &Blstm,
+    var_map: &VarMap,
+    optimizer: &mut Optimizer,
+    state: &mut TrainState,
+    features: &[Array2<f32>],
+    targets: &[Vec<PhoneId>],
+    observer: &mut dyn TrainObserver,
+) -> Result<()> {
+    let options = &state.options;
+    let views: Vec<_> = features.iter().map(|f| f.view()).collect();
+    let (input, lengths) = features_to_tensor(&views)?;
+    let output_lengths = network.output_lengths(&lengths);
+    let noise = if options.weight_noise_std > 0.0 {
+        Some(add_weight_noise(var_map, options.weight_noise_std)?)
+    } else {
+        None
+    };
+    let logits = network.forward_train(&input, &lengths, true)?;
+    let ctc = ctc_loss(&logits, targets, &output_lengths, Reduction::Mean)?;
+    let loss = ctc.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let grads = ctc.loss.backward();
+    if let Some(originals) = noise {
+        restore_weights(&originals)?;
+    }
+    let grads = grads?;
+    let frames: usize = lengths.iter().sum();
+    state.epoch_skipped_utterances += ctc.num_impossible;
+    let applied = if loss.is_finite() {
+        optimizer.set_learning_rate(state.schedule.learning_rate(state.updates));
+        optimizer.step(&grads, options.clip_norm)?.applied
+    } else {
+        false
+    };
+    if applied {
+        state.updates += 1;
+        state.bad_batches_in_a_row = 0;
+        // Reduction::Mean is the batch mean of per-utterance loss / length: weight it by utterances.
+        state.epoch_loss_sum += loss * targets.len() as f64;
+        state.epoch_utterances += targets.len();
+        state.epoch_frames += frames;
+    } else {
+        state.bad_batches_in_a_row += 1;
+        state.epoch_skipped_batches += 1;
+        state.epoch_skipped_utterances += targets.len();
+        observer.on_problem(&format!(
+            "skipped a batch of {} utterances: non-finite loss or gradient (loss {loss})",
+            targets.len()
+        ));
+        if state.bad_batches_in_a_row >= options.max_bad_batches {
+            return Err(Error::Training {
+                reason: format!(
+                    "{} batches in a row had a non-finite loss or gradient: the run diverged. \
+                     Lower --lr or set --clip-norm, then resume from the last checkpoint",
+                    state.bad_batches_in_a_row
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Add N(0, std²) to every weight; returns the originals to restore after the backward pass.
+fn add_weight_noise(var_map: &VarMap, std: f32) -> Result<Vec<(Var, Tensor)>> {
+    let vars = trainable_vars(var_map)?;
+    let mut originals = Vec::with_capacity(vars.len());
+    for (_, var) in vars {
+        let original = var.as_tensor().copy()?;
+        let noise = Tensor::randn(0f32, std, original.shape(), original.device())?;
+        var.set(&(&original + noise)?)?;
+        originals.push((var, original));
+    }
+    Ok(originals)
+}
+
+fn restore_weights(originals: &[(Var, Tensor)]) -> Result<()> {
+    for (var, original) in originals {
+        var.set(original)?;
+    }
+    Ok(())
+}
+
+/// Dev loss (mean per phone) and greedy PER.
+fn evaluate(
+    network: &Blstm,
+    features: &[Array2<f32>],
+    data: &[Prepared],
+    silence: Option<PhoneId>,
+) -> Result<(f64, f64)> {
+    /// Dev utterances per forward pass.
+    const DEV_BATCH: usize = 16;
+    let mut order: Vec<usize> = (0..features.len()).collect();
+    order.sort_by_key(|&i| features[i].nrows());
+    let decoder = GreedyDecoder;
+    let mut stats = PerStats::new();
+    let mut loss_sum = 0.0;
+    let mut phones = 0usize;
+    for chunk in order.chunks(DEV_BATCH) {
+        let views: Vec<_> = chunk.iter().map(|&i| features[i].view()).collect();
+        let (input, lengths) = features_to_tensor(&views)?;
+        let output_lengths = network.output_lengths(&lengths);
+        let logits = network.forward_train(&input, &lengths, false)?;
+        let targets: Vec<Vec<PhoneId>> = chunk.iter().map(|&i| data[i].phones.clone()).collect();
+        let losses = ctc_loss(&logits, &targets, &output_lengths, Reduction::None)?
+            .loss
+            .to_dtype(DType::F64)?
+            .to_vec1::<f64>()?;
+        for (loss, target) in losses.iter().zip(&targets) {
+            if loss.is_finite() {
+                loss_sum += loss;
+                phones += target.len();
+            }
+        }
+        let log_probs = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
+        for (b, &i) in chunk.iter().enumerate() {
+            let rows = log_probs.get(b)?.narrow(0, 0, output_lengths[b])?;
+            let (frames, classes) = rows.dims2()?;
+            let values = rows.flatten_all()?.to_vec1::<f32>()?;
+            let matrix = Array2::from_shape_vec((frames, classes), values)
+                .map_err(|e| Error::Shape(e.to_string()))?;
+            let hypothesis = decoder.decode(matrix.view());
+            let keep = |p: &PhoneId| Some(*p) != silence;
+            let reference: Vec<PhoneId> = data[i].phones.iter().copied().filter(keep).collect();
+            let hypothesis: Vec<PhoneId> = hypothesis.into_iter().filter(keep).collect();
+            stats.add(&reference, &hypothesis);
+        }
+    }
+    Ok((loss_sum / phones.max(1) as f64, stats.per()))
+}
+
+/// Read, resample and check every utterance; unreadable audio and utterances too short for their labels
+/// are reported and skipped.
+fn prepare(
+    utterances: &[Utterance],
+    pipeline: &FeaturePipeline,
+    network: &Blstm,
+    observer: &mut dyn TrainObserver,
+) -> Vec<Prepared> {
+    let rate = pipeline.sample_rate_hz();
+    let frame = pipeline.options().frame().clone();
+    let results: Vec<std::result::Result<Prepared, String>> = utterances
+        .par_iter()
+        .map(|utt| {
+            let wave = crate::audio::read_audio(&utt.audio)
+                .and_then(|w| w.resampled(rate))
+                .map_err(|e| format!("skipped {}: {e}", utt.id))?;
+            let num_frames = crate::features::num_frames(wave.samples.len(), &frame);
+            let steps = network.config().output_frames(num_frames);
+            let needed = min_frames(&utt.phones);
+            if steps < needed {
+                return Err(format!(
+                    "skipped {} ({}): {} network steps cannot hold {} labels (CTC needs one step per \
+                     label plus one between repeats)",
+                    utt.id,
+                    utt.audio.display(),
+                    steps,
+                    utt.phones.len()
+                ));
+            }
+            Ok(Prepared {
+                wave: Arc::new(wave.samples),
+                phones: utt.phones.clone(),
+                num_frames,
+            })
+        })
+        .collect();
+    let mut prepared = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Ok(p) => prepared.push(p),
+            Err(message) => observer.on_problem(&message),
+        }
+    }
+    prepared
+}
+
+/// All variables of a `VarMap` by name.
+fn trainable_vars(var_map: &VarMap) -> Result<Vec<(String, Var)>> {
+    let vars = var_map.data().lock().map_err(|_| Error::Training {
+        reason: "the variable map's lock is poisoned".to_string(),
+    })?;
+    Ok(vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// A network and its variables from saved tensors.
+fn network_from_tensors(
+    config: &NetworkConfig,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<(Blstm, VarMap)> {
+    let var_map = VarMap::new();
+    {
+        let mut vars = var_map.data().lock().map_err(|_| Error::Training {
+            reason: "the variable map's lock is poisoned".to_string(),
+        })?;
+        for spec in crate::model::expected_tensors(config) {
+            let tensor = tensors.get(&spec.name).ok_or_else(|| Error::Training {
+                reason: format!("the checkpoint lacks the weight '{}'", spec.name),
+            })?;
+            vars.insert(spec.name.clone(), Var::from_tensor(tensor)?);
+        }
+    }
+    let network = Blstm::new(
+        config,
+        candle_nn::VarBuilder::from_varmap(&var_map, DType::F32, &Device::Cpu),
+    )?;
+    Ok((network, var_map))
+}
+
+/// Write model weights, optimizer state and the training state atomically.
+fn write_checkpoint(
+    path: &Path,
+    state: &TrainState,
+    var_map: &VarMap,
+    optimizer: &Optimizer,
+) -> Result<()> {
+    let mut tensors: Vec<(String, Tensor)> = trainable_vars(var_map)?
+        .into_iter()
+        .map(|(name, var)| (name, var.as_tensor().clone()))
+        .collect();
+    tensors.extend(optimizer.state_tensors());
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let state_json = serde_json::to_string(state).map_err(|e| Error::Training {
+        reason: format!("cannot encode the training state: {e}"),
+    })?;
+    let metadata = HashMap::from([(CHECKPOINT_STATE_KEY.to_string(), state_json)]);
+    let bytes = safetensors::serialize(
+        tensors.iter().map(|(name, tensor)| (name.as_str(), tensor)),
+        Some(metadata),
+    )
+    .map_err(|e| Error::Training {
+        reason: format!("cannot encode the checkpoint: {e}"),
+    })?;
+    write_atomically(path, &bytes)
+}
+
+/// Read a checkpoint's state and tensors.
+fn read_checkpoint(path: &Path) -> Result<(TrainState, HashMap<String, Tensor>)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let invalid = |reason: String| Error::InvalidModel {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| invalid(format!("not a safetensors checkpoint: {e}")))?;
+    let state_json = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(CHECKPOINT_STATE_KEY))
+        .ok_or_else(|| {
+            invalid("no training state: is this a model rather than a checkpoint?".into())
+        })?;
+    let state: TrainState = serde_json::from_str(state_json)
+        .map_err(|e| invalid(format!("unreadable training state: {e}")))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
+    Ok((state, tensors))
+}
+
+/// Write `bytes` to a temporary file beside `path`, sync it, then rename it over `path`.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".to_string());
+    let temp: PathBuf = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        Error::io(path, e)
+    })
+}
+
+fn append_metrics(path: &Path, stats: &EpochStats) -> Result<()> {
+    let line = serde_json::to_string(stats).map_err(|e| Error::Training {
+        reason: format!("cannot encode metrics: {e}"),
+    })?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    writeln!(file, "{line}").map_err(|e| Error::io(path, e))
+}
+
+/// Drop metrics lines of epochs the checkpoint has not completed (a run killed between writing the
+/// metrics and the checkpoint would otherwise log an epoch twice).
+fn truncate_metrics(path: &Path, completed_epochs: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<EpochStats>(line).is_ok_and(|s| s.epoch <= completed_epochs)
+        })
+        .collect();
+    let mut out = kept.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    write_atomically(path, out.as_bytes())
+}

@@ -1,0 +1,85 @@
+//! Shared test fixtures: a toy "language" whose phones are tones, so a tiny network can learn it in
+//! seconds. Each phone is a 90 ms tone at its own frequency, phones are separated by 30 ms of quiet.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+
+/// The toy phones and their tone frequencies in Hz.
+pub const TONE_PHONES: [(&str, f32); 4] =
+    [("aa", 300.0), ("iy", 800.0), ("s", 2500.0), ("m", 1400.0)];
+
+/// Int16 samples at 16 kHz of a phone sequence (indices into `TONE_PHONES`).
+pub fn tone_utterance(sequence: &[usize], seed: u64) -> Vec<i16> {
+    let rate = 16_000.0;
+    let mut samples = Vec::new();
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut noise = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 60.0
+    };
+    let silence = |samples: &mut Vec<i16>, n: usize, noise: &mut dyn FnMut() -> f32| {
+        for _ in 0..n {
+            samples.push(noise() as i16);
+        }
+    };
+    silence(&mut samples, 1600, &mut noise);
+    for &p in sequence {
+        let freq = TONE_PHONES[p].1;
+        for i in 0..1440 {
+            let t = i as f32 / rate;
+            let envelope = (i as f32 / 160.0).min(1.0) * ((1440 - i) as f32 / 160.0).min(1.0);
+            let v = (2.0 * std::f32::consts::PI * freq * t).sin() * 8000.0 * envelope + noise();
+            samples.push(v as i16);
+        }
+        silence(&mut samples, 480, &mut noise);
+    }
+    silence(&mut samples, 1600, &mut noise);
+    samples
+}
+
+/// Write a 16 kHz mono 16-bit WAV.
+pub fn write_wav(path: &Path, samples: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).expect("create wav");
+    for &s in samples {
+        writer.write_sample(s).expect("write sample");
+    }
+    writer.finalize().expect("finalize wav");
+}
+
+/// Write `count` toy utterances and a TSV manifest listing them; returns the manifest's path.
+pub fn tone_corpus(dir: &Path, name: &str, count: usize, seed: u64) -> PathBuf {
+    std::fs::create_dir_all(dir.join(name)).expect("corpus dir");
+    let mut manifest = String::new();
+    let mut state = seed;
+    for u in 0..count {
+        let length = 2 + u % 3;
+        let mut sequence = Vec::with_capacity(length);
+        for _ in 0..length {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            sequence.push((state >> 40) as usize % TONE_PHONES.len());
+        }
+        let file = format!("{name}/utt{u:03}.wav");
+        write_wav(
+            &dir.join(&file),
+            &tone_utterance(&sequence, seed + u as u64),
+        );
+        let phones: Vec<&str> = sequence.iter().map(|&p| TONE_PHONES[p].0).collect();
+        manifest.push_str(&format!("{file}\t{}\n", phones.join(" ")));
+    }
+    let path = dir.join(format!("{name}.tsv"));
+    std::fs::write(&path, manifest).expect("manifest");
+    path
+}
