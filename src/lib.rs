@@ -26,7 +26,9 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod model;
+pub mod output;
 pub mod phones;
+pub mod recognize;
 pub mod train;
 
 pub use error::{Error, Result};

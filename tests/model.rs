@@ -158,7 +158,9 @@ fn log_probs_for_wave_runs_the_whole_stage() -> Result<()> {
     assert_eq!(model.sample_rate_hz(), 16_000);
     assert!((model.frame_shift_s() - 0.02).abs() < 1e-12);
     let mut rng = StdRng::seed_from_u64(SEED + 2);
-    let samples: Vec<f32> = (0..16_000).map(|_| rng.gen_range(-3000.0..3000.0)).collect();
+    let samples: Vec<f32> = (0..16_000)
+        .map(|_| rng.gen_range(-3000.0..3000.0))
+        .collect();
     let log_probs = model.log_probs_for_wave(&samples)?;
     // Kaldi framing with snip_edges (its default): 1 + (16000 − 400) / 160 = 98 frames, stacked by 2.
     assert_eq!(log_probs.dim(), (49, model.phones().len()));
@@ -204,12 +206,9 @@ fn rewrite(
     let views: Vec<_> = encoded
         .iter()
         .map(|(name, shape, bytes)| {
-            let view = safetensors::tensor::TensorView::new(
-                safetensors::Dtype::F32,
-                shape.clone(),
-                bytes,
-            )
-            .expect("consistent test tensor");
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .expect("consistent test tensor");
             (name.clone(), view)
         })
         .collect();
@@ -261,7 +260,10 @@ fn edited_hidden_size_is_refused() {
         reason.contains("lstm.0.fwd.weight_ih") && reason.contains("hidden_size 10"),
         "{reason}"
     );
-    assert!(reason.contains("[48, 160]") && reason.contains("[40, 160]"), "{reason}");
+    assert!(
+        reason.contains("[48, 160]") && reason.contains("[40, 160]"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -288,7 +290,10 @@ fn inconsistent_metadata_is_refused() {
         metadata.insert("phones".into(), r#"["<blk>", "a", "b"]"#.into());
     });
     let reason = invalid_reason(&bytes);
-    assert!(reason.contains("40 outputs") && reason.contains("3 entries"), "{reason}");
+    assert!(
+        reason.contains("40 outputs") && reason.contains("3 entries"),
+        "{reason}"
+    );
     // Feature options that make other frames than the network reads (13 MFCCs instead of 80 fbank).
     let bytes = rewrite(&valid_bytes(), |metadata, _| {
         let mut features = FeatureOptions::default();
@@ -299,7 +304,10 @@ fn inconsistent_metadata_is_refused() {
         );
     });
     let reason = invalid_reason(&bytes);
-    assert!(reason.contains("80-dim") && reason.contains("13-dim"), "{reason}");
+    assert!(
+        reason.contains("80-dim") && reason.contains("13-dim"),
+        "{reason}"
+    );
     // Broken JSON names its key.
     let bytes = rewrite(&valid_bytes(), |metadata, _| {
         metadata.insert("network".into(), "{\"input_dim\": 80".into());
@@ -313,20 +321,29 @@ fn missing_extra_or_damaged_tensors_are_refused() {
         tensors.remove("lstm.1.bwd.weight_hh");
     });
     let reason = invalid_reason(&bytes);
-    assert!(reason.contains("'lstm.1.bwd.weight_hh' is missing"), "{reason}");
+    assert!(
+        reason.contains("'lstm.1.bwd.weight_hh' is missing"),
+        "{reason}"
+    );
 
     let bytes = rewrite(&valid_bytes(), |_, tensors| {
         tensors.insert("lstm.2.fwd.bias".into(), (vec![48], vec![0.0; 48]));
     });
     let reason = invalid_reason(&bytes);
-    assert!(reason.contains("unexpected tensor(s) lstm.2.fwd.bias"), "{reason}");
+    assert!(
+        reason.contains("unexpected tensor(s) lstm.2.fwd.bias"),
+        "{reason}"
+    );
 
     let bytes = rewrite(&valid_bytes(), |_, tensors| {
         let (_, values) = tensors.get_mut("out.bias").expect("present");
         values[3] = f32::NAN;
     });
     let reason = invalid_reason(&bytes);
-    assert!(reason.contains("'out.bias'") && reason.contains("non-finite"), "{reason}");
+    assert!(
+        reason.contains("'out.bias'") && reason.contains("non-finite"),
+        "{reason}"
+    );
 
     let bytes = rewrite(&valid_bytes(), |_, tensors| {
         let (shape, values) = tensors.get_mut("out.weight").expect("present");
@@ -334,7 +351,10 @@ fn missing_extra_or_damaged_tensors_are_refused() {
         values.truncate(shape[0] * shape[1]);
     });
     let reason = invalid_reason(&bytes);
-    assert!(reason.contains("'out.weight' has shape [24, 40]"), "{reason}");
+    assert!(
+        reason.contains("'out.weight' has shape [24, 40]"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -407,7 +427,9 @@ fn ctc_training_steps_lower_the_loss() -> Result<()> {
         let loss = loss_of(true)?;
         let grads = loss.backward()?;
         for var in var_map.all_vars() {
-            let grad = grads.get(var.as_tensor()).expect("every weight gets a gradient");
+            let grad = grads
+                .get(var.as_tensor())
+                .expect("every weight gets a gradient");
             let norm = grad.sqr()?.sum_all()?.to_scalar::<f32>()?;
             assert!(norm.is_finite());
         }
@@ -436,7 +458,10 @@ fn weights_load_through_any_var_builder() -> Result<()> {
         network.log_probs(features.view())?,
         file.network()?.log_probs(features.view())?
     );
-    assert_eq!(var_map.all_vars().len(), expected_tensors(&file.config().network).len());
+    assert_eq!(
+        var_map.all_vars().len(),
+        expected_tensors(&file.config().network).len()
+    );
     Ok(())
 }
 

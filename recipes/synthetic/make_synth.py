@@ -59,7 +59,8 @@ TRAIN_GROUPS = [
 HELDOUT_GROUP = ("flite_rms", "flite", "rms")
 ESPEAK_VARIANTS = [f"m{i}" for i in range(1, 8)] + [f"f{i}" for i in range(1, 5)]
 FEMALE_VOICES = {"slt", "cmu_us_slt_arctic_hts"}
-BATCH = 40            # utterances per batch (one festival / piper process per batch)
+BATCH = 25            # utterances per batch (one festival / piper process per batch)
+MEAN_UTT_S = 3.6      # rough mean utterance length, only used to avoid over-submitting
 PIPER_MAX_PER = 0.30  # skip a piper prompt whose CMUdict labels differ from espeak's reading by more
 
 
@@ -327,14 +328,11 @@ class Job:
         self.inflight = 0
         self.finished = False
 
-    def est_seconds(self, b):
-        return BATCH * 2.6     # rough mean utterance length, only used to avoid over-submitting
-
     def want_more(self):
         if self.count is not None:
             return self.next_batch * BATCH < self.count
         got = sum(r["seconds"] for res in self.done.values() for r in res if r["ok"])
-        return got + self.inflight * BATCH * 2.6 < self.target_s
+        return got + self.inflight * BATCH * MEAN_UTT_S < self.target_s
 
     def specs(self, b, seed, pool):
         n = BATCH if self.count is None else min(BATCH, self.count - b * BATCH)

@@ -54,7 +54,7 @@ def _sentences(text, min_words=4, max_words=20, split_long=False):
         pieces.extend(_chunks(s, max_words) if split_long else [s])
     for s in pieces:
         s = s.strip("\"' ")
-        if not s or not _OK.match(s):
+        if not s or not _OK.match(s) or re.search(r"[:;]-|\bA:", s):
             continue
         if s.count('"') % 2:
             s = s.replace('"', "")

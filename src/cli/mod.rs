@@ -4,7 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod common;
+mod eval;
 mod features;
+mod train;
+mod transcribe;
 
 /// phonrec: phoneme recognition from audio.
 ///
@@ -19,6 +23,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print the phonemes of audio files (the built-in model unless --model is given).
+    Transcribe(transcribe::TranscribeArgs),
+    /// Train a model on labeled audio (manifest, TIMIT layout, or Kaldi data dir + lexicon).
+    Train(train::TrainArgs),
+    /// Score a model on labeled audio: PER with substitutions, deletions, insertions, confusions.
+    Eval(eval::EvalArgs),
     /// Compute Kaldi-compatible filterbank or MFCC features of an audio file.
     Features(features::FeaturesArgs),
 }
@@ -26,6 +36,9 @@ enum Command {
 /// Run the chosen subcommand; the exit code says whether every input succeeded.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Transcribe(args) => transcribe::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Features(args) => features::run(args),
     }
 }

@@ -72,10 +72,7 @@ impl NetworkConfig {
             ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return invalid(format!(
-                "dropout must be in [0, 1), got {}",
-                self.dropout
-            ));
+            return invalid(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
         Ok(())
     }
@@ -179,11 +176,12 @@ impl InitOptions {
 pub(crate) fn zeros_refused() -> Error {
     Error::InvalidOptions {
         what: "initialization",
-        reason: "all-zero weights are refused: every unit of a layer would compute the same output \
+        reason:
+            "all-zero weights are refused: every unit of a layer would compute the same output \
                  and receive the same gradient, so the units never become different (the symmetry \
                  is never broken) and the network cannot learn; use XavierUniform (the default), \
                  XavierNormal or He"
-            .to_string(),
+                .to_string(),
     }
 }
 

@@ -96,9 +96,8 @@ pub(crate) enum TensorRole {
 pub fn expected_tensors(config: &NetworkConfig) -> Vec<TensorSpec> {
     let hidden = config.hidden_size;
     let mut specs = Vec::with_capacity(6 * config.num_layers + 2);
-    let mut push = |name: String, shape: Vec<usize>, role| {
-        specs.push(TensorSpec { name, shape, role })
-    };
+    let mut push =
+        |name: String, shape: Vec<usize>, role| specs.push(TensorSpec { name, shape, role });
     for layer in 0..config.num_layers {
         let inputs = if layer == 0 {
             config.lstm_input_dim()
@@ -501,7 +500,10 @@ fn check_names<'a>(
             unexpected.push(name);
         }
     }
-    if let Some(missing) = specs.iter().find(|spec| !present.contains(spec.name.as_str())) {
+    if let Some(missing) = specs
+        .iter()
+        .find(|spec| !present.contains(spec.name.as_str()))
+    {
         return Err(format!(
             "tensor '{}' is missing (a network of this config has {} tensors, {} present)",
             missing.name,
@@ -515,7 +517,11 @@ fn check_names<'a>(
             "unexpected tensor(s) {} for a network with {} layers; were weights and metadata \
              written by different tools?",
             unexpected.join(", "),
-            specs.iter().filter(|s| s.role == TensorRole::LstmBias).count() / 2
+            specs
+                .iter()
+                .filter(|s| s.role == TensorRole::LstmBias)
+                .count()
+                / 2
         ));
     }
     Ok(())

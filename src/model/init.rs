@@ -41,9 +41,9 @@ pub fn init_weights(config: &NetworkConfig, init: &InitOptions) -> Result<VarMap
                     };
                     draw(&mut rng, init.weights, cols, fan_out, rows * cols)?
                 }
-                TensorRole::RecurrentWeight if init.orthogonal_recurrent => (0..4)
-                    .flat_map(|_| orthogonal(&mut rng, hidden))
-                    .collect(),
+                TensorRole::RecurrentWeight if init.orthogonal_recurrent => {
+                    (0..4).flat_map(|_| orthogonal(&mut rng, hidden)).collect()
+                }
                 TensorRole::RecurrentWeight => {
                     draw(&mut rng, init.weights, hidden, hidden, 4 * hidden * hidden)?
                 }
@@ -101,7 +101,11 @@ fn draw(
 pub(crate) fn orthogonal(rng: &mut StdRng, size: usize) -> Vec<f32> {
     // columns[j] is column j; a Gaussian matrix has full rank with probability 1.
     let mut columns: Vec<Vec<f64>> = (0..size)
-        .map(|_| (0..size).map(|_| rng.sample(rand_distr::StandardNormal)).collect())
+        .map(|_| {
+            (0..size)
+                .map(|_| rng.sample(rand_distr::StandardNormal))
+                .collect()
+        })
         .collect();
     for _pass in 0..2 {
         for j in 0..size {
@@ -185,7 +189,10 @@ mod tests {
             };
             let weights = values(&init_weights(&config, &init)?, "lstm.1.bwd.weight_ih");
             let (mean, variance) = mean_and_variance(&weights);
-            assert!(mean.abs() < 0.01 * expected.sqrt(), "{scheme:?} mean {mean}");
+            assert!(
+                mean.abs() < 0.01 * expected.sqrt(),
+                "{scheme:?} mean {mean}"
+            );
             assert!(
                 (variance / expected - 1.0).abs() < VARIANCE_RELATIVE_TOLERANCE,
                 "{scheme:?}: variance {variance}, expected {expected}"

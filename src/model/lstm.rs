@@ -29,7 +29,7 @@ pub(crate) struct LstmWeights {
 
 impl LstmWeights {
     fn hidden_size(&self) -> Result<usize> {
-        Ok(self.weight_hh.dim(1)?)
+        self.weight_hh.dim(1)
     }
 }
 
@@ -224,8 +224,7 @@ mod tests {
     fn plain_loops(case: &Case) -> Vec<Vec<Vec<f64>>> {
         let (b_n, t_n, d_n, h_n) = (case.batch, case.steps, case.inputs, case.hidden);
         let mut out = vec![vec![vec![0.0; 2 * h_n]; b_n]; t_n];
-        for b in 0..b_n {
-            let len = case.lengths[b];
+        for (b, &len) in case.lengths.iter().enumerate() {
             for (dir, (w_ih, w_hh, bias)) in case.weights.iter().enumerate() {
                 let mut h = vec![0.0; h_n];
                 let mut c = vec![0.0; h_n];
@@ -268,7 +267,11 @@ mod tests {
             return None;
         }
         let values: Vec<f64> = (0..case.steps)
-            .flat_map(|t| case.lengths.iter().map(move |&l| f64::from(u8::from(t < l))))
+            .flat_map(|t| {
+                case.lengths
+                    .iter()
+                    .map(move |&l| f64::from(u8::from(t < l)))
+            })
             .collect();
         Some(tensor(&values, &[case.steps, case.batch, 1]))
     }
@@ -296,10 +299,7 @@ mod tests {
     #[test]
     fn matches_plain_loops_with_mixed_lengths() -> Result<()> {
         let case = case(11, vec![5, 2, 4]);
-        let input = tensor(
-            &case.input,
-            &[case.steps * case.batch, case.inputs],
-        );
+        let input = tensor(&case.input, &[case.steps * case.batch, case.inputs]);
         let output = blstm_layer_reference(
             &input,
             case.batch,
@@ -390,7 +390,10 @@ mod tests {
         let parts = split_steps(var.as_tensor())?;
         assert_eq!(parts.len(), 7);
         for (t, part) in parts.iter().enumerate() {
-            assert_eq!(part.to_vec1::<f32>()?, vec![2.0 * t as f32, 2.0 * t as f32 + 1.0]);
+            assert_eq!(
+                part.to_vec1::<f32>()?,
+                vec![2.0 * t as f32, 2.0 * t as f32 + 1.0]
+            );
         }
         // d/dx of Σ_t (t+1)·sum(part_t) is t+1 on row t.
         let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu)?;
@@ -398,7 +401,10 @@ mod tests {
             loss = (loss + (part.sum_all()? * (t as f64 + 1.0))?)?;
         }
         let grad = loss.backward()?;
-        let grad = grad.get(var.as_tensor()).expect("tracked").to_vec2::<f32>()?;
+        let grad = grad
+            .get(var.as_tensor())
+            .expect("tracked")
+            .to_vec2::<f32>()?;
         for (t, row) in grad.iter().enumerate() {
             assert_eq!(row, &vec![t as f32 + 1.0; 2]);
         }

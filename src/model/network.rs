@@ -80,7 +80,10 @@ impl Blstm {
                     bias: get(&vb, &[4 * hidden], BIAS)?,
                 })
             };
-            layers.push([direction(DIRECTION_NAMES[0])?, direction(DIRECTION_NAMES[1])?]);
+            layers.push([
+                direction(DIRECTION_NAMES[0])?,
+                direction(DIRECTION_NAMES[1])?,
+            ]);
         }
         let out = vb.pp(OUTPUT_PREFIX);
         Ok(Blstm {
@@ -175,7 +178,11 @@ impl Blstm {
         let output_lengths = self.output_lengths(lengths);
         let step_masks = if output_lengths.iter().any(|&length| length < steps) {
             let values: Vec<f32> = (0..steps)
-                .flat_map(|t| output_lengths.iter().map(move |&l| f32::from(u8::from(t < l))))
+                .flat_map(|t| {
+                    output_lengths
+                        .iter()
+                        .map(move |&l| f32::from(u8::from(t < l)))
+                })
                 .collect();
             Some(Tensor::from_vec(values, (steps, batch, 1), features.device())?.to_dtype(dtype)?)
         } else {
@@ -222,7 +229,8 @@ impl Blstm {
         let log_probs = self.forward(&batch, &lengths)?.squeeze(0)?;
         let steps = log_probs.dim(0)?;
         let values = log_probs.flatten_all()?.to_vec1::<f32>()?;
-        Array2::from_shape_vec((steps, num_outputs), values).map_err(|e| Error::Shape(e.to_string()))
+        Array2::from_shape_vec((steps, num_outputs), values)
+            .map_err(|e| Error::Shape(e.to_string()))
     }
 
     /// Where dropout's masks stand.
@@ -288,7 +296,10 @@ impl Blstm {
     fn dropout(&self, x: &Tensor, step: u64, layer: usize) -> candle_core::Result<Tensor> {
         let p = self.config.dropout;
         let scale = 1.0 / (1.0 - p);
-        let seed = mix(mix(self.dropout_seed.load(Ordering::Relaxed), step), layer as u64);
+        let seed = mix(
+            mix(self.dropout_seed.load(Ordering::Relaxed), step),
+            layer as u64,
+        );
         let mut rng = StdRng::seed_from_u64(seed);
         let mask: Vec<f32> = (0..x.elem_count())
             .map(|_| if rng.gen::<f32>() < p { 0.0 } else { scale })
@@ -380,7 +391,10 @@ mod tests {
         let mut padded = Array2::from_elem((12, 5), f32::NAN);
         padded.slice_mut(ndarray::s![..7, ..]).assign(&utterance);
         let (batch, _) = features_to_tensor(&[padded.view()])?;
-        let out = network.forward(&batch, &[7])?.squeeze(0)?.to_vec2::<f32>()?;
+        let out = network
+            .forward(&batch, &[7])?
+            .squeeze(0)?
+            .to_vec2::<f32>()?;
         assert_eq!(out.len(), 6);
         for (t, row) in out.iter().enumerate() {
             if t < alone.nrows() {
@@ -412,7 +426,10 @@ mod tests {
         assert!(diff(&train_1, &train_2)? > 0.0, "each step draws new masks");
         assert_eq!(network.dropout_state().step, 2);
         // Restoring the state replays the masks.
-        network.set_dropout_state(DropoutState { seed: init.seed, step: 1 });
+        network.set_dropout_state(DropoutState {
+            seed: init.seed,
+            step: 1,
+        });
         let replay = network.forward_train(&batch, &lengths, true)?;
         assert_eq!(diff(&replay, &train_2)?, 0.0);
         Ok(())
@@ -422,7 +439,16 @@ mod tests {
     fn bad_inputs_are_errors() -> Result<()> {
         let (network, _vars) = Blstm::trainable(&config(1), &InitOptions::default())?;
         let error = network.log_probs(features(4, 3, 7).view()).unwrap_err();
-        assert!(matches!(error, Error::FeatureDim { expected: 5, actual: 7 }), "{error}");
+        assert!(
+            matches!(
+                error,
+                Error::FeatureDim {
+                    expected: 5,
+                    actual: 7
+                }
+            ),
+            "{error}"
+        );
         let (batch, _) = features_to_tensor(&[features(4, 3, 5).view()])?;
         assert!(network.forward(&batch, &[4]).is_err());
         assert!(network.forward(&batch, &[3, 3]).is_err());

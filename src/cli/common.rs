@@ -1,0 +1,148 @@
+//! What several subcommands share: finding the model and reading data sources.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use phonrec::data::{DataSource, Dataset, TimitSplit};
+use phonrec::model::Model;
+use phonrec::phones::PhoneSet;
+
+/// The default model, compiled in from `models/default.safetensors` when the binary was built.
+#[cfg(phonrec_default_model)]
+const DEFAULT_MODEL: Option<&[u8]> = Some(include_bytes!("../../models/default.safetensors"));
+#[cfg(not(phonrec_default_model))]
+const DEFAULT_MODEL: Option<&[u8]> = None;
+
+/// Load `--model`, or the built-in default model.
+pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
+    match path {
+        Some(path) => Ok(Model::load(path)?),
+        None => match DEFAULT_MODEL {
+            Some(bytes) => Model::load_from_bytes(bytes, "<built-in default model>")
+                .context("the built-in default model does not load (a broken build?)"),
+            None => bail!(
+                "this phonrec was built without a default model (models/default.safetensors was \
+                 missing at build time); pass --model PATH, e.g. a model made by `phonrec train`"
+            ),
+        },
+    }
+}
+
+/// Interpret a data argument: a TIMIT root (a folder with TRAIN/ and TEST/), a Kaldi data dir (a folder
+/// with wav.scp; needs `lexicon`), or a manifest file.
+pub fn data_source(
+    path: &Path,
+    lexicon: Option<&Path>,
+    timit_split: TimitSplit,
+) -> anyhow::Result<DataSource> {
+    if path.is_dir() {
+        let has = |name: &str| {
+            std::fs::read_dir(path)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .any(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(name))
+                })
+                .unwrap_or(false)
+        };
+        if path.join("wav.scp").is_file() {
+            let Some(lexicon) = lexicon else {
+                bail!(
+                    "{} is a Kaldi data directory: pass --lexicon (a CMUdict-format pronunciation \
+                     dictionary) to turn its words into phones",
+                    path.display()
+                );
+            };
+            return Ok(DataSource::Kaldi {
+                dir: path.to_path_buf(),
+                lexicon: lexicon.to_path_buf(),
+            });
+        }
+        if has("train") || has("test") {
+            return Ok(DataSource::Timit {
+                root: path.to_path_buf(),
+                split: timit_split,
+            });
+        }
+        bail!(
+            "{} is a folder but neither a Kaldi data dir (no wav.scp) nor a TIMIT root (no TRAIN/ or \
+             TEST/)",
+            path.display()
+        );
+    }
+    if !path.exists() {
+        bail!("{} does not exist", path.display());
+    }
+    Ok(DataSource::Manifest(path.to_path_buf()))
+}
+
+/// Load a data source, print its problems (each with its file and line) to stderr, and fail if nothing
+/// usable is left.
+pub fn load_data(source: &DataSource, phones: &PhoneSet, what: &str) -> anyhow::Result<Dataset> {
+    let data = source
+        .load(phones)
+        .with_context(|| format!("loading the {what} data"))?;
+    const SHOWN: usize = 20;
+    for problem in data.problems.iter().take(SHOWN) {
+        eprintln!("phonrec: warning: {problem}");
+    }
+    if data.problems.len() > SHOWN {
+        eprintln!(
+            "phonrec: warning: ... and {} more problems in the {what} data",
+            data.problems.len() - SHOWN
+        );
+    }
+    if data.is_empty() {
+        bail!(
+            "no usable utterances in the {what} data ({} problems reported above)",
+            data.problems.len()
+        );
+    }
+    Ok(data)
+}
+
+/// Files to process from the command line: files as given, folders walked for `.wav` (any case),
+/// `-` reads one path per line from stdin.
+pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.as_os_str() == "-" {
+            let mut line = String::new();
+            let stdin = std::io::stdin();
+            while {
+                line.clear();
+                std::io::BufRead::read_line(&mut stdin.lock(), &mut line)? > 0
+            } {
+                let path = line.trim();
+                if !path.is_empty() {
+                    files.push(PathBuf::from(path));
+                }
+            }
+        } else if input.is_dir() {
+            let mut found = Vec::new();
+            walk_wavs(input, &mut found)?;
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk_wavs(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?
+    {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk_wavs(&path, out)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

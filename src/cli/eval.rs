@@ -1,0 +1,214 @@
+//! `phonrec eval`: phone error rate of a model on labeled data, with the error breakdown.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use phonrec::ctc::PhoneLm;
+use phonrec::data::TimitSplit;
+use phonrec::eval::PerStats;
+use phonrec::phones::{PhoneId, PhoneSet};
+use phonrec::recognize::{Recognizer, RecognizerOptions};
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::common::{data_source, load_data, load_model};
+
+/// Score a model: phone error rate (S + D + I) / N with substitutions, deletions, insertions,
+/// per-phone error rates and the most frequent confusions.
+///
+/// `sil` is removed from references and hypotheses before scoring unless --score-sil is given.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Model file [default: the built-in model].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+
+    /// Labeled data: a manifest (TSV `audio<TAB>phones` or JSON Lines), a TIMIT root (its TEST part
+    /// is scored), or a Kaldi data dir (with --lexicon).
+    #[arg(long)]
+    pub data: PathBuf,
+
+    /// Pronunciation lexicon (CMUdict format) for a Kaldi data dir.
+    #[arg(long)]
+    pub lexicon: Option<PathBuf>,
+
+    /// With a TIMIT root: score only the 24-speaker core test set.
+    #[arg(long)]
+    pub timit_core_test: bool,
+
+    /// Beam width; 1 means greedy decoding.
+    #[arg(long, default_value_t = 1)]
+    pub beam: usize,
+
+    /// Phone LM (ARPA) for the beam search.
+    #[arg(long)]
+    pub lm: Option<PathBuf>,
+
+    /// LM weight α.
+    #[arg(long, default_value_t = 0.5)]
+    pub lm_weight: f32,
+
+    /// Insertion bonus β.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub insertion_bonus: f32,
+
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Score `sil` too.
+    #[arg(long)]
+    pub score_sil: bool,
+
+    /// Number of confusions (and worst phones) to list.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let model = load_model(args.model.as_deref())?;
+    let phones = model.phones().clone();
+    let split = if args.timit_core_test {
+        TimitSplit::CoreTest
+    } else {
+        TimitSplit::Test
+    };
+    let source = data_source(&args.data, args.lexicon.as_deref(), split)?;
+    let data = load_data(&source, &phones, "evaluation")?;
+    let lm = match &args.lm {
+        Some(path) => Some(PhoneLm::load(path, &phones)?),
+        None => None,
+    };
+    let recognizer = Recognizer::new(
+        model,
+        RecognizerOptions {
+            beam: args.beam,
+            lm,
+            lm_weight: args.lm_weight,
+            insertion_bonus: args.insertion_bonus,
+            keep_silence: true,
+        },
+    )
+    .context("setting up the decoder")?;
+    let silence = (!args.score_sil).then(|| phones.silence()).flatten();
+    let keep = |p: &PhoneId| Some(*p) != silence;
+    let results: Vec<_> = data
+        .utterances
+        .par_iter()
+        .map(|utt| (utt, recognizer.transcribe_file(&utt.audio)))
+        .collect();
+    let mut stats = PerStats::new();
+    let mut failures = 0;
+    for (utt, result) in results {
+        match result {
+            Ok(transcript) => {
+                let reference: Vec<PhoneId> = utt.phones.iter().copied().filter(keep).collect();
+                let hypothesis: Vec<PhoneId> = transcript
+                    .spans
+                    .iter()
+                    .map(|s| s.phone)
+                    .filter(keep)
+                    .collect();
+                stats.add(&reference, &hypothesis);
+            }
+            Err(error) => {
+                failures += 1;
+                eprintln!(
+                    "phonrec: error: {} ({}): {error}",
+                    utt.id,
+                    utt.audio.display()
+                );
+            }
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report_json(&stats, &phones, args.top))?
+        );
+    } else {
+        print_report(&stats, &phones, args.top);
+    }
+    if failures > 0 {
+        eprintln!("phonrec: {failures} utterances could not be scored");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Phones by error rate, worst first, among those that occur.
+fn worst_phones(stats: &PerStats) -> Vec<(PhoneId, phonrec::eval::PhoneErrors)> {
+    let mut rows: Vec<_> = stats
+        .per_phone()
+        .iter()
+        .filter(|(_, e)| e.occurrences > 0)
+        .map(|(p, e)| (*p, *e))
+        .collect();
+    rows.sort_by(|a, b| b.1.error_rate().total_cmp(&a.1.error_rate()));
+    rows
+}
+
+fn report_json(stats: &PerStats, phones: &PhoneSet, top: usize) -> serde_json::Value {
+    let c = stats.counts();
+    json!({
+        "per": stats.per(),
+        "utterances": stats.num_utterances(),
+        "reference_phones": c.reference_phones,
+        "substitutions": c.substitutions,
+        "deletions": c.deletions,
+        "insertions": c.insertions,
+        "per_phone": worst_phones(stats).iter().map(|(p, e)| json!({
+            "phone": phones.name(*p),
+            "occurrences": e.occurrences,
+            "substitutions": e.substitutions,
+            "deletions": e.deletions,
+            "insertions": e.insertions,
+            "error_rate": e.error_rate(),
+        })).collect::<Vec<_>>(),
+        "top_confusions": stats.top_confusions(top).iter().map(|c| json!({
+            "reference": phones.name(c.reference),
+            "hypothesis": phones.name(c.hypothesis),
+            "count": c.count,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_report(stats: &PerStats, phones: &PhoneSet, top: usize) {
+    let c = stats.counts();
+    println!(
+        "PER {:.2}%  ({} utterances, N = {} phones: S {}, D {}, I {})",
+        stats.per() * 100.0,
+        stats.num_utterances(),
+        c.reference_phones,
+        c.substitutions,
+        c.deletions,
+        c.insertions
+    );
+    println!("\nworst phones (error = (S + D) / count):");
+    println!(
+        "  {:<6}{:>7}{:>6}{:>6}{:>6}{:>8}",
+        "phone", "count", "sub", "del", "ins", "error"
+    );
+    for (phone, e) in worst_phones(stats).iter().take(top) {
+        println!(
+            "  {:<6}{:>7}{:>6}{:>6}{:>6}{:>7.1}%",
+            phones.name(*phone),
+            e.occurrences,
+            e.substitutions,
+            e.deletions,
+            e.insertions,
+            e.error_rate() * 100.0
+        );
+    }
+    println!("\ntop confusions (said -> recognised):");
+    for confusion in stats.top_confusions(top) {
+        println!(
+            "  {:>4} -> {:<4} {}",
+            phones.name(confusion.reference),
+            phones.name(confusion.hypothesis),
+            confusion.count
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! `phonrec train`: labeled audio -> a model of one's own, with checkpoints, resume and early stopping.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use phonrec::data::TimitSplit;
+use phonrec::features::{
+    BaseFeatures, CmvnOptions, DeltaOptions, FbankOptions, FeatureOptions, MelOptions, MfccOptions,
+};
+use phonrec::model::{InitOptions, NetworkConfig, WeightInit};
+use phonrec::phones::PhoneSet;
+use phonrec::train::{
+    checkpoint_run_info, train, AugmentOptions, BatchProgress, EpochStats, OptimizerKind,
+    OptimizerOptions, ScheduleOptions, TrainObserver, TrainOptions, BEST_MODEL_FILE,
+};
+use serde_json::json;
+
+use super::common::{data_source, load_data};
+
+/// Base features for training.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FeatureKind {
+    /// Log-mel filterbank (recommended for LSTMs).
+    Fbank,
+    /// MFCC.
+    Mfcc,
+}
+
+/// Weight initialisation.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum InitKind {
+    /// Xavier/Glorot uniform.
+    XavierUniform,
+    /// Xavier/Glorot normal.
+    XavierNormal,
+    /// He/Kaiming normal.
+    He,
+    /// All zeros: refused, since symmetric units never learn (accepted here only to explain that).
+    Zeros,
+}
+
+/// Augmentation preset.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum AugmentPreset {
+    /// No augmentation.
+    Off,
+    /// Speed 0.9–1.1, ±6 dB gain, noise at 5–35 dB SNR on half the utterances, SpecAugment 2+2 masks.
+    Standard,
+}
+
+/// Train a phoneme recognizer with CTC.
+///
+/// Data: a manifest (TSV `audio<TAB>phones`, paths relative to the manifest, or JSON Lines), a TIMIT
+/// root (TRAIN/ for --train, TEST/ for --dev), or a Kaldi data dir with --lexicon. Every epoch writes
+/// OUT/checkpoint.safetensors (resumable with --resume OUT), appends a line to OUT/metrics.jsonl, and
+/// keeps the model with the best dev PER as OUT/best.safetensors. Ctrl-C writes a checkpoint and exits.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training data.
+    #[arg(long, required_unless_present = "resume")]
+    pub train: Option<PathBuf>,
+
+    /// Dev data for PER, the learning-rate schedule and early stopping.
+    #[arg(long, required_unless_present = "resume")]
+    pub dev: Option<PathBuf>,
+
+    /// Output folder for checkpoints, metrics and the best model.
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+
+    /// Continue the run in this folder from its checkpoint (options and data as first given).
+    #[arg(long, conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+
+    /// Pronunciation lexicon (CMUdict format) for Kaldi data dirs.
+    #[arg(long)]
+    pub lexicon: Option<PathBuf>,
+
+    /// With a TIMIT root as --dev: use the 24-speaker core test set.
+    #[arg(long)]
+    pub timit_core_test: bool,
+
+    /// Custom phone inventory (one phone per line) [default: the 39 TIMIT-folded phones].
+    #[arg(long)]
+    pub phones: Option<PathBuf>,
+
+    /// Bidirectional LSTM layers.
+    #[arg(long, default_value_t = 3)]
+    pub layers: usize,
+
+    /// LSTM units per direction.
+    #[arg(long, default_value_t = 256)]
+    pub hidden: usize,
+
+    /// Dropout between LSTM layers.
+    #[arg(long, default_value_t = 0.2)]
+    pub dropout: f32,
+
+    /// Frames stacked per network step (stride equal): 2–3 trains and decodes that much faster.
+    #[arg(long, default_value_t = 2)]
+    pub stack_frames: usize,
+
+    /// Base features.
+    #[arg(long, value_enum, default_value_t = FeatureKind::Fbank)]
+    pub features: FeatureKind,
+
+    /// Mel bins [default: 80 for fbank, 23 for mfcc].
+    #[arg(long)]
+    pub num_mel_bins: Option<usize>,
+
+    /// Sample rate the model works at; audio is resampled to it.
+    #[arg(long, default_value_t = 16_000)]
+    pub sample_rate: u32,
+
+    /// Append deltas and delta-deltas.
+    #[arg(long)]
+    pub deltas: bool,
+
+    /// Turn off per-utterance mean normalisation.
+    #[arg(long)]
+    pub no_cmvn: bool,
+
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+
+    /// Padded frames per batch (batch size × longest utterance).
+    #[arg(long, default_value_t = 8000)]
+    pub batch_frames: usize,
+
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+
+    /// Updates of linear learning-rate warm-up.
+    #[arg(long, default_value_t = 200)]
+    pub warmup: u64,
+
+    /// Update rule.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Adamw)]
+    pub optimizer: OptimizerKind,
+
+    /// Weight decay (decoupled for AdamW).
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+
+    /// Clip the global gradient norm to this (0 disables).
+    #[arg(long, default_value_t = 5.0)]
+    pub clip_norm: f64,
+
+    /// Initialisation of the weights.
+    #[arg(long, value_enum, default_value_t = InitKind::XavierUniform)]
+    pub init: InitKind,
+
+    /// Draw recurrent weights like the input weights instead of as orthogonal matrices.
+    #[arg(long)]
+    pub no_orthogonal: bool,
+
+    /// Epochs without dev improvement before the learning rate is halved.
+    #[arg(long, default_value_t = 1)]
+    pub patience: usize,
+
+    /// Epochs without dev improvement before training stops.
+    #[arg(long, default_value_t = 4)]
+    pub early_stop: usize,
+
+    /// Augmentation preset.
+    #[arg(long, value_enum, default_value_t = AugmentPreset::Off)]
+    pub augment: AugmentPreset,
+
+    /// Gaussian weight noise std per batch (Graves et al. 2013); 0 = off.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_noise: f32,
+
+    /// Seed of initialisation, batching, augmentation and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Also checkpoint every this many seconds within an epoch (0 = epoch ends only).
+    #[arg(long, default_value_t = 600)]
+    pub checkpoint_every: u64,
+
+    /// Do not draw a progress bar (one line per epoch only).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl TrainArgs {
+    fn train_options(&self) -> TrainOptions {
+        let frame = phonrec::features::FrameOptions {
+            sample_rate_hz: self.sample_rate,
+            ..Default::default()
+        };
+        let base = match self.features {
+            FeatureKind::Fbank => BaseFeatures::Fbank(FbankOptions {
+                frame,
+                mel: MelOptions {
+                    num_bins: self.num_mel_bins.unwrap_or(80),
+                    ..MelOptions::default()
+                },
+                ..FbankOptions::default()
+            }),
+            FeatureKind::Mfcc => BaseFeatures::Mfcc(MfccOptions {
+                frame,
+                mel: MelOptions {
+                    num_bins: self.num_mel_bins.unwrap_or(23),
+                    ..MelOptions::default()
+                },
+                ..MfccOptions::default()
+            }),
+        };
+        TrainOptions {
+            features: FeatureOptions {
+                base,
+                deltas: self.deltas.then(DeltaOptions::default),
+                cmvn: (!self.no_cmvn).then(CmvnOptions::default),
+            },
+            network: NetworkConfig {
+                num_layers: self.layers,
+                hidden_size: self.hidden,
+                dropout: self.dropout,
+                stack_frames: self.stack_frames,
+                ..NetworkConfig::default()
+            },
+            init: InitOptions {
+                weights: match self.init {
+                    InitKind::XavierUniform => WeightInit::XavierUniform,
+                    InitKind::XavierNormal => WeightInit::XavierNormal,
+                    InitKind::He => WeightInit::He,
+                    InitKind::Zeros => WeightInit::Zeros,
+                },
+                orthogonal_recurrent: !self.no_orthogonal,
+                ..InitOptions::default()
+            },
+            optimizer: OptimizerOptions {
+                kind: self.optimizer,
+                weight_decay: self.weight_decay,
+                ..OptimizerOptions::default()
+            },
+            schedule: ScheduleOptions {
+                learning_rate: self.lr,
+                warmup_updates: self.warmup,
+                patience: self.patience,
+                early_stop_patience: self.early_stop,
+                ..ScheduleOptions::default()
+            },
+            augment: match self.augment {
+                AugmentPreset::Off => AugmentOptions::default(),
+                AugmentPreset::Standard => AugmentOptions::standard(),
+            },
+            epochs: self.epochs,
+            batch_frames: self.batch_frames,
+            clip_norm: (self.clip_norm > 0.0).then_some(self.clip_norm),
+            weight_noise_std: self.weight_noise,
+            seed: self.seed,
+            checkpoint_every_s: self.checkpoint_every,
+            ..TrainOptions::default()
+        }
+    }
+}
+
+/// Draws training progress on stderr.
+struct Progress {
+    bar: Option<ProgressBar>,
+    stop: Arc<AtomicBool>,
+    quiet: bool,
+}
+
+impl TrainObserver for Progress {
+    fn on_start(&mut self, epoch: usize, num_train: usize, num_dev: usize) {
+        eprintln!(
+            "phonrec: training on {num_train} utterances, dev {num_dev}; starting at epoch {epoch}"
+        );
+    }
+
+    fn on_batch(&mut self, p: &BatchProgress) {
+        if self.quiet {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new(p.num_batches as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}  ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        bar.set_length(p.num_batches as u64);
+        bar.set_prefix(p.epoch.to_string());
+        bar.set_position(p.batch as u64);
+        bar.set_message(format!(
+            "loss {:.3}  {:.0} frames/s",
+            p.mean_loss, p.frames_per_s
+        ));
+    }
+
+    fn on_epoch(&mut self, s: &EpochStats) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        eprintln!(
+            "epoch {:>3}: train loss {:.3}  dev loss {:.3}  dev PER {:.2}%{}  lr {:.2e}  {:.0} s  {:.0} frames/s{}",
+            s.epoch,
+            s.train_loss,
+            s.dev_loss,
+            s.dev_per * 100.0,
+            if s.improved { " (best)" } else { "" },
+            s.lr,
+            s.seconds,
+            s.frames_per_s,
+            if s.skipped_utterances > 0 {
+                format!("  skipped {} utterances", s.skipped_utterances)
+            } else {
+                String::new()
+            }
+        );
+    }
+
+    fn on_problem(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("phonrec: warning: {message}")),
+            None => eprintln!("phonrec: warning: {message}"),
+        }
+    }
+
+    fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    // On resume, the data arguments and phone set come from the checkpoint unless given again.
+    let (out, resume, run_info) = match &args.resume {
+        Some(dir) => {
+            let info = checkpoint_run_info(dir)?.with_context(|| {
+                format!("nothing to resume: {} holds no checkpoint", dir.display())
+            })?;
+            (dir.clone(), true, info)
+        }
+        None => {
+            let out = args.out.clone().context("--out is required")?;
+            (out, false, serde_json::Value::Null)
+        }
+    };
+    let path_arg = |given: &Option<PathBuf>, key: &str| -> Option<PathBuf> {
+        given.clone().or_else(|| {
+            run_info
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(PathBuf::from)
+        })
+    };
+    let train_path = path_arg(&args.train, "train").context("--train is required")?;
+    let dev_path = path_arg(&args.dev, "dev").context("--dev is required")?;
+    let lexicon = path_arg(&args.lexicon, "lexicon");
+    let phones_path = path_arg(&args.phones, "phones");
+    let core_test = args.timit_core_test
+        || run_info
+            .get("timit_core_test")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+    let phones = match &phones_path {
+        Some(path) => PhoneSet::from_file(path)?,
+        None => PhoneSet::timit39(),
+    };
+    let train_source = data_source(&train_path, lexicon.as_deref(), TimitSplit::Train)?;
+    let dev_split = if core_test {
+        TimitSplit::CoreTest
+    } else {
+        TimitSplit::Test
+    };
+    let dev_source = data_source(&dev_path, lexicon.as_deref(), dev_split)?;
+    let train_data = load_data(&train_source, &phones, "training")?;
+    let dev_data = load_data(&dev_source, &phones, "dev")?;
+    let absolute = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    let run_info = json!({
+        "train": absolute(&train_path),
+        "dev": absolute(&dev_path),
+        "lexicon": lexicon.as_ref().map(absolute),
+        "phones": phones_path.as_ref().map(absolute),
+        "timit_core_test": core_test,
+        "data": format!("{} ({} utterances)", train_path.display(), train_data.len()),
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C while the checkpoint is written kills the process as usual.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::Relaxed) {
+                std::process::exit(130);
+            }
+            eprintln!("\nphonrec: interrupted; writing a checkpoint (Ctrl-C again to abort)");
+        });
+    }
+    let mut progress = Progress {
+        bar: None,
+        stop,
+        quiet: args.quiet,
+    };
+    let options = args.train_options();
+    let outcome = train(
+        &train_data.utterances,
+        &dev_data.utterances,
+        &phones,
+        &options,
+        &out,
+        resume,
+        run_info,
+        &mut progress,
+    )?;
+    if outcome.interrupted {
+        eprintln!(
+            "phonrec: stopped after {} complete epochs; continue with `phonrec train --resume {}`",
+            outcome.epochs_completed,
+            out.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    match outcome.best {
+        Some((per, epoch)) => eprintln!(
+            "phonrec: done: best dev PER {:.2}% at epoch {epoch}{}; model: {}",
+            per * 100.0,
+            if outcome.stopped_early {
+                " (stopped early)"
+            } else {
+                ""
+            },
+            out.join(BEST_MODEL_FILE).display()
+        ),
+        None => bail!("training finished without a dev evaluation"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,110 @@
+//! `phonrec transcribe`: audio files -> phonemes (text, JSON Lines or CTM).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use phonrec::ctc::PhoneLm;
+use phonrec::output::{write_transcript, OutputFormat};
+use phonrec::recognize::{Recognizer, RecognizerOptions};
+use rayon::prelude::*;
+
+use super::common::{expand_inputs, load_model};
+
+/// Print the phonemes of audio files.
+///
+/// Reads WAV (8/16/24/32-bit PCM, 32-bit float; any sample rate and channel count, resampled to the
+/// model's rate) and NIST SPHERE. Folders are searched for .wav files; `-` reads paths from stdin.
+/// A file that fails is reported on stderr and skipped; the exit status is then non-zero.
+#[derive(Args, Debug)]
+pub struct TranscribeArgs {
+    /// Audio files, folders, or `-` for a list of paths on stdin.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Model file made by `phonrec train` [default: the built-in model].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+
+    /// Beam width of the prefix beam search; 1 means greedy decoding (fastest).
+    #[arg(long, default_value_t = 1)]
+    pub beam: usize,
+
+    /// Phone n-gram LM in ARPA format (e.g. from `phonrec lm`), fused into the beam search.
+    #[arg(long)]
+    pub lm: Option<PathBuf>,
+
+    /// Weight α of the LM's log-probability against the acoustic one.
+    #[arg(long, default_value_t = 0.5)]
+    pub lm_weight: f32,
+
+    /// Bonus β added per output phone (raise it if phones are dropped, lower it if inserted).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub insertion_bonus: f32,
+
+    /// Output: text (`path<TAB>phones`), json (one object per line, with times and confidences), or
+    /// ctm (`file 1 start duration phone confidence`).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
+    /// Keep `sil` in the output (it is dropped by default).
+    #[arg(long)]
+    pub keep_sil: bool,
+}
+
+/// Files decoded in parallel before their results are printed, in input order.
+const FILES_PER_ROUND: usize = 8;
+
+pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
+    let model = load_model(args.model.as_deref())?;
+    let lm = match &args.lm {
+        Some(path) => Some(PhoneLm::load(path, model.phones())?),
+        None => None,
+    };
+    if lm.is_some() && args.beam <= 1 {
+        anyhow::bail!("--lm needs the beam search: add --beam 8 (or wider)");
+    }
+    let recognizer = Recognizer::new(
+        model,
+        RecognizerOptions {
+            beam: args.beam,
+            lm,
+            lm_weight: args.lm_weight,
+            insertion_bonus: args.insertion_bonus,
+            keep_silence: args.keep_sil,
+        },
+    )
+    .context("setting up the decoder")?;
+    let files = expand_inputs(&args.files)?;
+    if files.is_empty() {
+        anyhow::bail!("no audio files found in the given inputs");
+    }
+    let stdout = std::io::stdout();
+    let mut failures = 0;
+    for round in files.chunks(FILES_PER_ROUND) {
+        let results: Vec<_> = round
+            .par_iter()
+            .map(|file| recognizer.transcribe_file(file))
+            .collect();
+        let mut out = stdout.lock();
+        for result in results {
+            match result {
+                Ok(transcript) => {
+                    write_transcript(args.format, &transcript, recognizer.phones(), &mut out)?;
+                }
+                Err(error) => {
+                    failures += 1;
+                    eprintln!("phonrec: error: {error}");
+                }
+            }
+        }
+        out.flush()?;
+    }
+    if failures > 0 {
+        eprintln!("phonrec: {failures} of {} files failed", files.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

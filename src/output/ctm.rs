@@ -1,0 +1,31 @@
+//! NIST CTM (as Kaldi and sclite read it): `file channel start duration phone confidence`, one line per
+//! phone, channel always 1, times in seconds.
+
+use std::io::Write;
+
+use crate::phones::PhoneSet;
+use crate::recognize::Transcript;
+
+pub(super) fn write(
+    transcript: &Transcript,
+    phones: &PhoneSet,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    // CTM fields are whitespace-separated: a path with spaces would break the line apart.
+    let file = transcript
+        .source
+        .display()
+        .to_string()
+        .replace(char::is_whitespace, "_");
+    for span in &transcript.spans {
+        writeln!(
+            out,
+            "{file} 1 {:.3} {:.3} {} {:.3}",
+            span.start_s,
+            (span.end_s - span.start_s).max(0.0),
+            phones.name(span.phone),
+            span.confidence
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! One JSON object per file and line:
+//! `{"file": ..., "duration": s, "phones": "a b", "spans": [{"phone", "start", "end", "confidence"}]}`.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::phones::PhoneSet;
+use crate::recognize::Transcript;
+
+#[derive(Serialize)]
+struct JsonSpan<'a> {
+    phone: &'a str,
+    start: f32,
+    end: f32,
+    confidence: f32,
+}
+
+#[derive(Serialize)]
+struct JsonTranscript<'a> {
+    file: String,
+    duration: f64,
+    phones: String,
+    spans: Vec<JsonSpan<'a>>,
+}
+
+/// Round to milliseconds / 3 decimals: more digits would only be noise.
+fn round3(x: f32) -> f32 {
+    (x * 1000.0).round() / 1000.0
+}
+
+pub(super) fn write(
+    transcript: &Transcript,
+    phones: &PhoneSet,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let spans: Vec<JsonSpan> = transcript
+        .spans
+        .iter()
+        .map(|s| JsonSpan {
+            phone: phones.name(s.phone),
+            start: round3(s.start_s),
+            end: round3(s.end_s),
+            confidence: round3(s.confidence),
+        })
+        .collect();
+    let record = JsonTranscript {
+        file: transcript.source.display().to_string(),
+        duration: (transcript.duration_s * 1000.0).round() / 1000.0,
+        phones: spans.iter().map(|s| s.phone).collect::<Vec<_>>().join(" "),
+        spans,
+    };
+    serde_json::to_writer(&mut *out, &record)?;
+    writeln!(out)
+}

@@ -1,0 +1,165 @@
+//! The whole pipeline for one file: audio -> (resample) -> features -> network (in overlapping windows
+//! for long files) -> decoder -> forced alignment -> a [`Transcript`] of timed phones.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{s, Array2, ArrayView2};
+
+use crate::audio::{read_audio, Waveform};
+use crate::ctc::{
+    decode_spans, BeamOptions, Decoder, GreedyDecoder, PhoneLm, PhoneSpan, PrefixBeamDecoder,
+};
+use crate::error::Result;
+use crate::features::FeatureExtractor;
+use crate::model::{Blstm, Model};
+use crate::phones::PhoneSet;
+
+/// Network steps per window when a file is processed in pieces (~30 s at 10 ms).
+const WINDOW_STEPS: usize = 3000;
+/// Steps of context on each side of a window, discarded after the pass (~2 s): the BiLSTM's memory of
+/// speech this far away is negligible, so windows join without seams.
+const CONTEXT_STEPS: usize = 200;
+
+/// How to decode.
+#[derive(Clone, Debug)]
+pub struct RecognizerOptions {
+    /// Beam width; 1 means greedy decoding. Default 1.
+    pub beam: usize,
+    /// Phone n-gram LM fused into the beam search (only with `beam > 1`).
+    pub lm: Option<PhoneLm>,
+    /// LM weight α. Default 0.5.
+    pub lm_weight: f32,
+    /// Insertion bonus β per phone. Default 0.
+    pub insertion_bonus: f32,
+    /// Keep `sil` in the output. Default false.
+    pub keep_silence: bool,
+}
+
+impl Default for RecognizerOptions {
+    fn default() -> Self {
+        RecognizerOptions {
+            beam: 1,
+            lm: None,
+            lm_weight: 0.5,
+            insertion_bonus: 0.0,
+            keep_silence: false,
+        }
+    }
+}
+
+/// The phones recognised in one recording.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transcript {
+    /// Where the audio came from (empty for in-memory audio).
+    pub source: PathBuf,
+    /// Length of the audio in seconds.
+    pub duration_s: f64,
+    /// Phones in time order, with start/end seconds and confidence.
+    pub spans: Vec<PhoneSpan>,
+}
+
+/// A model with a decoder: turns audio into [`Transcript`]s. `Send + Sync`, so one recognizer serves all
+/// threads.
+pub struct Recognizer {
+    model: Model,
+    decoder: Box<dyn Decoder>,
+    keep_silence: bool,
+}
+
+impl Recognizer {
+    /// Combine a model with decoding options.
+    pub fn new(model: Model, options: RecognizerOptions) -> Result<Self> {
+        let decoder: Box<dyn Decoder> = if options.beam <= 1 {
+            Box::new(GreedyDecoder)
+        } else {
+            Box::new(PrefixBeamDecoder::new(
+                BeamOptions {
+                    beam_width: options.beam,
+                    lm_weight: options.lm_weight,
+                    insertion_bonus: options.insertion_bonus,
+                    ..BeamOptions::default()
+                },
+                options.lm,
+            )?)
+        };
+        Ok(Recognizer {
+            model,
+            decoder,
+            keep_silence: options.keep_silence,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The model's phones.
+    pub fn phones(&self) -> &PhoneSet {
+        self.model.phones()
+    }
+
+    /// Seconds per network output frame (the feature shift × frame stacking).
+    pub fn output_frame_shift_s(&self) -> f64 {
+        self.model.frame_shift_s()
+    }
+
+    /// Per-frame log-posteriors `[output frames, phones + blank]` of audio at any rate.
+    pub fn log_probs(&self, wave: Waveform) -> Result<Array2<f32>> {
+        let wave = wave.resampled(self.model.sample_rate_hz())?;
+        let features = self.model.features().compute(&wave.samples);
+        windowed_log_probs(self.model.network(), features.view())
+    }
+
+    /// Recognise in-memory audio.
+    pub fn transcribe_wave(&self, wave: Waveform) -> Result<Transcript> {
+        let duration_s = wave.duration_s();
+        let log_probs = self.log_probs(wave)?;
+        let mut spans = decode_spans(
+            self.decoder.as_ref(),
+            log_probs.view(),
+            self.output_frame_shift_s() as f32,
+        )?;
+        if !self.keep_silence {
+            if let Some(silence) = self.phones().silence() {
+                spans.retain(|s| s.phone != silence);
+            }
+        }
+        Ok(Transcript {
+            source: PathBuf::new(),
+            duration_s,
+            spans,
+        })
+    }
+
+    /// Recognise an audio file (WAV or SPHERE, any rate, format and channel count).
+    pub fn transcribe_file(&self, path: &Path) -> Result<Transcript> {
+        let mut transcript = self.transcribe_wave(read_audio(path)?)?;
+        transcript.source = path.to_path_buf();
+        Ok(transcript)
+    }
+}
+
+/// Run the network over features `[frames, dim]`, in windows of [`WINDOW_STEPS`] with
+/// [`CONTEXT_STEPS`] of context on each side when the input is long, so memory stays bounded.
+pub fn windowed_log_probs(network: &Blstm, features: ArrayView2<f32>) -> Result<Array2<f32>> {
+    let stack = network.config().stack_frames.max(1);
+    let frames = features.nrows();
+    let steps = network.config().output_frames(frames);
+    if steps <= WINDOW_STEPS + 2 * CONTEXT_STEPS {
+        return network.log_probs(features);
+    }
+    let mut out = Array2::<f32>::zeros((steps, network.config().num_outputs));
+    let mut start = 0;
+    while start < steps {
+        let end = (start + WINDOW_STEPS).min(steps);
+        let left = start.saturating_sub(CONTEXT_STEPS);
+        let right = (end + CONTEXT_STEPS).min(steps);
+        let window = features.slice(s![left * stack..(right * stack).min(frames), ..]);
+        let log_probs = network.log_probs(window)?;
+        out.slice_mut(s![start..end, ..])
+            .assign(&log_probs.slice(s![start - left..end - left, ..]));
+        start = end;
+    }
+    Ok(out)
+}
