@@ -34,9 +34,11 @@ def fold(phones):
     return out
 
 
-def load16k(path):
-    return subprocess.run(["sox", path, "-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1",
-                           "-L", "-"], check=True, capture_output=True).stdout
+def load16k(path, pad=0.0):
+    cmd = ["sox", path, "-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1", "-L", "-"]
+    if pad:
+        cmd += ["pad", str(pad), str(pad)]
+    return subprocess.run(cmd, check=True, capture_output=True).stdout
 
 
 def main():
@@ -45,15 +47,17 @@ def main():
     ap.add_argument("--verbose", action="store_true", help="print each utterance's ref/hyp")
     ap.add_argument("--default-beams", action="store_true", help="pocketsphinx's default beams instead")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--pad", type=float, default=0.0,
+                    help="seconds of digital silence added at both ends (FSDD clips are trimmed tight)")
     a = ap.parse_args()
     from pocketsphinx import Decoder, get_model_path
     kw = dict(hmm=get_model_path("en-us/en-us"), allphone=get_model_path("en-us/en-us-phone.lm.bin"),
               lw=2.0, loglevel="FATAL")
     if not a.default_beams:
         kw.update(beam=1e-20, pbeam=1e-20)
-    dec = Decoder(**kw)
     results = []
     for man in a.manifests:
+        dec = Decoder(**kw)     # fresh decoder per manifest: live CMN state does not carry over
         rows = phonlib.read_manifest(man)
         if a.limit:
             rows = rows[:a.limit]
@@ -62,7 +66,7 @@ def main():
         t0 = time.time()
         for path, ref in rows:
             ref = [p for p in ref if p in phonlib.PHONESET and p != "sil"]
-            pcm = load16k(path)
+            pcm = load16k(path, a.pad)
             audio_s += len(pcm) / 32000.0
             dec.start_utt()
             dec.process_raw(pcm, full_utt=True)
