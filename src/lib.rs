@@ -25,6 +25,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod inspect;
 pub mod model;
 pub mod output;
 pub mod phones;

@@ -557,3 +557,11 @@ fn timing_shape_a() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn models_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Blstm>();
+    assert_send_sync::<Model>();
+    assert_send_sync::<ModelFile>();
+}

@@ -190,7 +190,7 @@ impl FeaturesArgs {
         };
         FeatureOptions {
             base,
-            deltas: self.deltas.then(|| DeltaOptions {
+            deltas: self.deltas.then_some(DeltaOptions {
                 order: self.delta_order,
                 window: self.delta_window,
             }),

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod common;
 mod eval;
 mod features;
+mod probs;
 mod train;
 mod transcribe;
 
@@ -31,6 +32,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Compute Kaldi-compatible filterbank or MFCC features of an audio file.
     Features(features::FeaturesArgs),
+    /// Show per-frame phone probabilities: a table (TSV/CSV/JSON/NPY), a PNG posteriorgram, an HTML page.
+    Probs(probs::ProbsArgs),
 }
 
 /// Run the chosen subcommand; the exit code says whether every input succeeded.
@@ -40,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Features(args) => features::run(args),
+        Command::Probs(args) => probs::run(args),
     }
 }
 

@@ -269,7 +269,12 @@ struct Progress {
     bar: Option<ProgressBar>,
     stop: Arc<AtomicBool>,
     quiet: bool,
+    /// When stderr is not a terminal (a log file), a plain line every `LOG_EVERY` instead of a bar.
+    last_log: Option<std::time::Instant>,
 }
+
+/// Interval between progress lines in a log file.
+const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl TrainObserver for Progress {
     fn on_start(&mut self, epoch: usize, num_train: usize, num_dev: usize) {
@@ -280,6 +285,17 @@ impl TrainObserver for Progress {
 
     fn on_batch(&mut self, p: &BatchProgress) {
         if self.quiet {
+            return;
+        }
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let due = self.last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY);
+            if due {
+                self.last_log = Some(std::time::Instant::now());
+                eprintln!(
+                    "epoch {} batch {}/{}: loss {:.3}, {:.0} frames/s",
+                    p.epoch, p.batch, p.num_batches, p.mean_loss, p.frames_per_s
+                );
+            }
             return;
         }
         let bar = self.bar.get_or_insert_with(|| {
@@ -405,6 +421,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         bar: None,
         stop,
         quiet: args.quiet,
+        last_log: None,
     };
     let options = args.train_options();
     let outcome = train(

@@ -144,7 +144,8 @@ impl Blstm {
 
     /// Logits `[batch, out_frames, num_outputs]`, for the CTC loss (which applies log_softmax itself).
     /// Same inputs as [`forward`](Self::forward); logits at padded positions are zero. With `train`,
-    /// dropout is applied between LSTM layers, with masks drawn from [`DropoutState`] (which advances).
+    /// dropout is applied between LSTM layers, with masks drawn from [`DropoutState`], whose `step`
+    /// advances by one per such call (when the config's dropout is above 0).
     pub fn forward_train(
         &self,
         features: &Tensor,

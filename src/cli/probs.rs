@@ -1,0 +1,205 @@
+//! `phonrec probs`: one audio file -> the network's per-frame phone probabilities, as a table (TSV, CSV,
+//! JSON), an NPY array with a JSON sidecar, a PNG posteriorgram and/or an interactive HTML page.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use phonrec::ctc::{BeamOptions, Decoder, GreedyDecoder, PrefixBeamDecoder};
+use phonrec::inspect::{
+    write_html, write_npy_sidecar, write_png, write_probs, Inspection, PictureOptions, ProbsFormat,
+    TableOptions,
+};
+
+use super::common::load_model;
+
+/// Show the network's phone probabilities for every frame of an audio file.
+///
+/// By default prints a table on stdout: one row per frame, its start time in seconds, then the
+/// probability of every phone (the header names them, the CTC blank `<blk>` first; each row sums to 1).
+/// --png draws a posteriorgram picture and --html writes a self-contained interactive page (play the
+/// audio over the posteriorgram, hover for a frame's top phones, zoom); when either is given, the table
+/// is written only if --output or --format asks for it.
+#[derive(Args, Debug)]
+pub struct ProbsArgs {
+    /// Audio file: WAV (PCM or float, any rate and channel count) or NIST SPHERE.
+    pub file: PathBuf,
+
+    /// Model file made by `phonrec train` [default: the built-in model].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+
+    /// Table format: tsv, csv, json, or npy (float32 [frames, phones + 1], plus a sidecar OUTPUT.json
+    /// naming the columns and giving the frame shift) [default: from the --output extension, else tsv].
+    #[arg(long, value_enum)]
+    pub format: Option<ProbsFormat>,
+
+    /// Where the table goes; `-` is stdout (NPY on stdout has no sidecar) [default: stdout].
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Natural-log probabilities instead of probabilities (tables and NPY).
+    #[arg(long)]
+    pub log: bool,
+
+    /// Only the K most probable phones of each frame, with their probabilities (tables only).
+    #[arg(long, value_name = "K")]
+    pub top: Option<usize>,
+
+    /// Draw a posteriorgram to PATH (PNG): waveform, decoded phones, phones × time in colour.
+    #[arg(long, value_name = "PATH")]
+    pub png: Option<PathBuf>,
+
+    /// Horizontal scale of the PNG in pixels per second (recordings over 100 s are squeezed to 4000 px).
+    #[arg(long, default_value_t = 400.0, value_name = "PX")]
+    pub pixels_per_second: f32,
+
+    /// Write an interactive page to PATH (HTML, self-contained, with the audio embedded).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+
+    /// Beam width for the decoded phones drawn in the PNG and HTML; 1 means greedy.
+    #[arg(long, default_value_t = 1)]
+    pub beam: usize,
+}
+
+impl ProbsArgs {
+    /// The table's format: `--format`, else the output's extension, else TSV.
+    fn table_format(&self) -> ProbsFormat {
+        if let Some(format) = self.format {
+            return format;
+        }
+        let extension = self
+            .output
+            .as_deref()
+            .and_then(Path::extension)
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match extension.as_deref() {
+            Some("npy") => ProbsFormat::Npy,
+            Some("csv") => ProbsFormat::Csv,
+            Some("json") => ProbsFormat::Json,
+            _ => ProbsFormat::Tsv,
+        }
+    }
+
+    /// Whether a table is wanted: always, unless only pictures were asked for.
+    fn wants_table(&self) -> bool {
+        let pictures = self.png.is_some() || self.html.is_some();
+        !pictures || self.output.is_some() || self.format.is_some()
+    }
+}
+
+/// Run `phonrec probs`.
+pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
+    let format = args.table_format();
+    if args.top == Some(0) {
+        bail!("--top must be at least 1");
+    }
+    if args.top.is_some() && format == ProbsFormat::Npy {
+        bail!("--top selects phones per row of a table; NPY always holds every column (drop --top, or use --format tsv/csv/json)");
+    }
+    if !(args.pixels_per_second > 0.0 && args.pixels_per_second.is_finite()) {
+        bail!(
+            "--pixels-per-second must be positive, got {}",
+            args.pixels_per_second
+        );
+    }
+    let model = load_model(args.model.as_deref())?;
+    let decoder: Box<dyn Decoder> = if args.beam <= 1 {
+        Box::new(GreedyDecoder)
+    } else {
+        Box::new(PrefixBeamDecoder::new(
+            BeamOptions {
+                beam_width: args.beam,
+                ..BeamOptions::default()
+            },
+            None,
+        )?)
+    };
+    let wave = phonrec::audio::read_audio(&args.file)?;
+    let title = args.file.display().to_string();
+    let inspection = Inspection::compute(&model, decoder.as_ref(), wave, title)
+        .with_context(|| format!("computing the probabilities of {}", args.file.display()))?;
+
+    if args.wants_table() {
+        let options = TableOptions {
+            log: args.log,
+            top: args.top,
+        };
+        match args.output.as_deref() {
+            None => write_stdout(|out| write_probs(format, &inspection.posteriors, &options, out))?,
+            Some(path) if path.as_os_str() == "-" => {
+                write_stdout(|out| write_probs(format, &inspection.posteriors, &options, out))?
+            }
+            Some(path) => {
+                write_file(path, |out| {
+                    write_probs(format, &inspection.posteriors, &options, out)
+                })?;
+                if format == ProbsFormat::Npy {
+                    let sidecar = sidecar_path(path);
+                    let array_name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    write_file(&sidecar, |out| {
+                        write_npy_sidecar(&inspection.posteriors, args.log, &array_name, out)
+                    })?;
+                }
+            }
+        }
+    }
+    if let Some(path) = &args.png {
+        let options = PictureOptions {
+            pixels_per_second: args.pixels_per_second,
+            ..PictureOptions::default()
+        };
+        write_file(path, |out| write_png(&inspection, &options, out))?;
+    }
+    if let Some(path) = &args.html {
+        write_file(path, |out| write_html(&inspection, out))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `OUT.json` beside `OUT` (`probs.npy` -> `probs.npy.json`).
+fn sidecar_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".json");
+    PathBuf::from(name)
+}
+
+fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    write(&mut out).context("writing to stdout")?;
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+fn write_file(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = BufWriter::new(file);
+    write(&mut out).with_context(|| format!("writing {}", path.display()))?;
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecar_sits_beside_the_array() {
+        assert_eq!(
+            sidecar_path(Path::new("out/x.npy")),
+            PathBuf::from("out/x.npy.json")
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! Per-frame views of one recording: the network's posteriors `[frames, phones + blank]` as tables
+//! (TSV, CSV, JSON), as a float32 NPY array with a JSON sidecar, as a PNG posteriorgram, and as a
+//! self-contained HTML page that plays the audio over the posteriorgram.
+//!
+//! An [`Inspection`] holds what every view shows: the audio at the model's rate, the [`Posteriorgram`]
+//! and the decoded [`PhoneSpan`]s. Every writer takes `&mut dyn Write` (style guide point 14) and
+//! works with any phone inventory: column and row names come from the model.
+//!
+//! ```no_run
+//! use phonrec::ctc::GreedyDecoder;
+//! use phonrec::inspect::{write_png, Inspection, PictureOptions};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let model = phonrec::model::Model::load("model.safetensors".as_ref())?;
+//! let wave = phonrec::audio::read_audio("speech.wav".as_ref())?;
+//! let inspection = Inspection::compute(&model, &GreedyDecoder, wave, "speech.wav")?;
+//! let mut file = std::fs::File::create("speech.png")?;
+//! write_png(&inspection, &PictureOptions::default(), &mut file)?;
+//! # Ok(()) }
+//! ```
+
+mod colormap;
+mod html;
+mod npy;
+mod png;
+mod table;
+mod text;
+
+use std::io::Write;
+
+use ndarray::{Array2, ArrayView1, ArrayView2};
+
+use crate::audio::Waveform;
+use crate::ctc::{decode_spans, Decoder, PhoneSpan};
+use crate::error::{Error, Result};
+use crate::features::FeatureExtractor;
+use crate::model::Model;
+use crate::recognize::windowed_log_probs;
+
+pub use colormap::viridis;
+pub use html::write_html;
+pub use npy::{write_npy, write_npy_sidecar};
+pub use png::{write_png, PictureLayout, PictureOptions};
+
+/// Per-frame phone posteriors with the names of their columns and the time between rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Posteriorgram {
+    log_probs: Array2<f32>,
+    phone_names: Vec<String>,
+    frame_shift_s: f64,
+}
+
+impl Posteriorgram {
+    /// Wrap natural-log posteriors `[frames, classes]` whose columns are named by `phone_names` (the
+    /// CTC blank first, as [`PhoneSet::names`](crate::phones::PhoneSet::names) gives them); row `t`
+    /// starts at `t · frame_shift_s` seconds. Fails if the names do not match the columns or the shift
+    /// is not positive.
+    pub fn new(
+        log_probs: Array2<f32>,
+        phone_names: Vec<String>,
+        frame_shift_s: f64,
+    ) -> Result<Self> {
+        if log_probs.ncols() != phone_names.len() {
+            return Err(Error::Shape(format!(
+                "posteriors have {} columns but {} phone names were given",
+                log_probs.ncols(),
+                phone_names.len()
+            )));
+        }
+        if !(frame_shift_s > 0.0 && frame_shift_s.is_finite()) {
+            return Err(Error::InvalidOptions {
+                what: "posteriorgram",
+                reason: format!("the frame shift must be positive, got {frame_shift_s} s"),
+            });
+        }
+        Ok(Posteriorgram {
+            log_probs,
+            phone_names,
+            frame_shift_s,
+        })
+    }
+
+    /// Natural-log posteriors `[frames, classes]`.
+    pub fn log_probs(&self) -> ArrayView2<'_, f32> {
+        self.log_probs.view()
+    }
+
+    /// Posteriors `[frames, classes]`: each row sums to 1.
+    pub fn probs(&self) -> Array2<f32> {
+        self.log_probs.mapv(f32::exp)
+    }
+
+    /// Column names, the CTC blank first.
+    pub fn phone_names(&self) -> &[String] {
+        &self.phone_names
+    }
+
+    /// Seconds between two rows.
+    pub fn frame_shift_s(&self) -> f64 {
+        self.frame_shift_s
+    }
+
+    /// Number of rows (network output frames).
+    pub fn num_frames(&self) -> usize {
+        self.log_probs.nrows()
+    }
+
+    /// Number of columns: the phones and the blank.
+    pub fn num_classes(&self) -> usize {
+        self.log_probs.ncols()
+    }
+
+    /// Start of row `frame` in seconds.
+    pub fn frame_time_s(&self, frame: usize) -> f64 {
+        frame as f64 * self.frame_shift_s
+    }
+
+    /// Length covered by all rows, in seconds.
+    pub fn duration_s(&self) -> f64 {
+        self.frame_time_s(self.num_frames())
+    }
+
+    /// The `k` most probable classes of row `frame` as `(column, log-probability)`, most probable
+    /// first (ties by column). Panics if `frame >= num_frames()`.
+    pub fn top_classes(&self, frame: usize, k: usize) -> Vec<(usize, f32)> {
+        top_k(self.log_probs.row(frame), k)
+    }
+}
+
+/// The `k` largest values of `row` as `(index, value)`, largest first; NaN sorts last.
+fn top_k(row: ArrayView1<f32>, k: usize) -> Vec<(usize, f32)> {
+    let mut ranked: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| {
+        b.1.partial_cmp(&a.1)
+            .unwrap_or_else(|| a.1.is_nan().cmp(&b.1.is_nan()))
+            .then(a.0.cmp(&b.0))
+    });
+    ranked.truncate(k);
+    ranked
+}
+
+/// What the per-frame views show about one recording.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inspection {
+    /// A name for the recording, shown in pictures and pages (usually the file name).
+    pub title: String,
+    /// The audio at the model's sample rate (drawn as a waveform, embedded in the HTML page).
+    pub wave: Waveform,
+    /// The network's posteriors.
+    pub posteriors: Posteriorgram,
+    /// The decoded phones with their aligned times, silence included.
+    pub spans: Vec<PhoneSpan>,
+}
+
+impl Inspection {
+    /// Run `model` on `wave` (any rate; resampled to the model's) and decode the result with
+    /// `decoder`. Long recordings go through the network in windows, as `transcribe` does.
+    pub fn compute(
+        model: &Model,
+        decoder: &dyn Decoder,
+        wave: Waveform,
+        title: impl Into<String>,
+    ) -> Result<Self> {
+        let wave = wave.resampled(model.sample_rate_hz())?;
+        let features = model.features().compute(&wave.samples);
+        let log_probs = windowed_log_probs(model.network(), features.view())?;
+        let frame_shift_s = model.frame_shift_s();
+        // Audio shorter than one analysis window has no frames, and so nothing to decode.
+        let spans = if log_probs.nrows() == 0 {
+            Vec::new()
+        } else {
+            decode_spans(decoder, log_probs.view(), frame_shift_s as f32)?
+        };
+        Ok(Inspection {
+            title: title.into(),
+            wave,
+            posteriors: Posteriorgram::new(
+                log_probs,
+                model.phones().names().to_vec(),
+                frame_shift_s,
+            )?,
+            spans,
+        })
+    }
+
+    /// The name of a span's phone (`?` if the id has no column).
+    pub fn span_name(&self, span: &PhoneSpan) -> &str {
+        self.posteriors
+            .phone_names()
+            .get(span.phone.index())
+            .map(String::as_str)
+            .unwrap_or("?")
+    }
+}
+
+/// The forms `phonrec probs` writes posteriors in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbsFormat {
+    /// Tab-separated table: a header, then one row per frame starting with its time in seconds.
+    Tsv,
+    /// Comma-separated table, as TSV (fields quoted when they need it).
+    Csv,
+    /// One JSON document: column names, frame shift, and one entry per frame.
+    Json,
+    /// NumPy `.npy`: float32 `[frames, phones + 1]`; names and frame shift go to a JSON sidecar.
+    Npy,
+}
+
+/// What a table holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableOptions {
+    /// Natural-log probabilities instead of probabilities. Default false.
+    pub log: bool,
+    /// Only the `k` most probable phones of each frame with their probabilities, instead of every
+    /// column. Default None (all columns). Not available for NPY.
+    pub top: Option<usize>,
+}
+
+/// Write `posteriors` in `format`. NPY writes only the array; see [`write_npy_sidecar`] for its
+/// column names. Fails with [`std::io::ErrorKind::InvalidInput`] for NPY with `top`.
+pub fn write_probs(
+    format: ProbsFormat,
+    posteriors: &Posteriorgram,
+    options: &TableOptions,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    match format {
+        ProbsFormat::Tsv => table::write_delimited(posteriors, options, b'\t', out),
+        ProbsFormat::Csv => table::write_delimited(posteriors, options, b',', out),
+        ProbsFormat::Json => table::write_json(posteriors, options, out),
+        ProbsFormat::Npy => {
+            if options.top.is_some() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "NPY holds every column; a top-k selection is only available in tables",
+                ));
+            }
+            write_npy(posteriors, options.log, out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn top_k_orders_by_value_then_column() {
+        let row = array![0.1f32, 0.5, 0.2, 0.5, f32::NAN];
+        assert_eq!(top_k(row.view(), 3), vec![(1, 0.5), (3, 0.5), (2, 0.2)]);
+        assert_eq!(top_k(row.view(), 10).last().unwrap().0, 4);
+    }
+
+    #[test]
+    fn names_must_match_columns() {
+        let log_probs = Array2::<f32>::zeros((2, 3));
+        let names = vec!["<blk>".to_string(), "a".to_string()];
+        assert!(Posteriorgram::new(log_probs.clone(), names, 0.01).is_err());
+        let names = vec!["<blk>".into(), "a".into(), "b".into()];
+        assert!(Posteriorgram::new(log_probs.clone(), names.clone(), 0.0).is_err());
+        let posteriors = Posteriorgram::new(log_probs, names, 0.01).unwrap();
+        assert!((posteriors.duration_s() - 0.02).abs() < 1e-12);
+    }
+}
