@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod common;
 mod eval;
 mod features;
@@ -32,8 +33,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Compute Kaldi-compatible filterbank or MFCC features of an audio file.
     Features(features::FeaturesArgs),
-    /// Show per-frame phone probabilities: a table (TSV/CSV/JSON/NPY), a PNG posteriorgram, an HTML page.
+    // No doc comment here: `ProbsArgs`'s own doc is both the summary and the long --help.
     Probs(probs::ProbsArgs),
+    // As for Probs: `BenchArgs`'s doc is the summary and the long --help.
+    Bench(bench::BenchArgs),
 }
 
 /// Run the chosen subcommand; the exit code says whether every input succeeded.
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Features(args) => features::run(args),
         Command::Probs(args) => probs::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

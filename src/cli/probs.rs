@@ -16,9 +16,9 @@ use phonrec::inspect::{
 
 use super::common::load_model;
 
-/// Show the network's phone probabilities for every frame of an audio file.
+/// Show per-frame phone probabilities: a table (TSV/CSV/JSON/NPY), a PNG posteriorgram, an HTML page.
 ///
-/// By default prints a table on stdout: one row per frame, its start time in seconds, then the
+/// Runs the model on one audio file. By default prints a table on stdout: one row per frame, its start time in seconds, then the
 /// probability of every phone (the header names them, the CTC blank `<blk>` first; each row sums to 1).
 /// --png draws a posteriorgram picture and --html writes a self-contained interactive page (play the
 /// audio over the posteriorgram, hover for a frame's top phones, zoom); when either is given, the table

@@ -21,6 +21,7 @@
 
 mod config;
 mod file;
+mod fused;
 mod inference;
 mod init;
 mod lstm;
@@ -32,4 +33,4 @@ pub use file::{
 };
 pub use inference::Model;
 pub use init::init_weights;
-pub use network::{features_to_tensor, Blstm, DropoutState};
+pub use network::{features_to_tensor, Blstm, DropoutState, LstmKernel};

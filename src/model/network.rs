@@ -16,6 +16,7 @@ use super::config::{InitOptions, NetworkConfig};
 use super::file::{
     BIAS, DIRECTION_NAMES, LSTM_PREFIX, OUTPUT_PREFIX, OUTPUT_WEIGHT, WEIGHT_HH, WEIGHT_IH,
 };
+use super::fused::blstm_layer_fused;
 use super::init::init_weights;
 use super::lstm::{blstm_layer_reference, LstmWeights};
 use crate::error::{Error, Result};
@@ -25,6 +26,18 @@ use crate::error::{Error, Result};
 /// Built by [`Blstm::new`] from any `VarBuilder` (a model file's tensors for inference, a trainer's
 /// `VarMap` for training), or by [`Blstm::trainable`] with fresh weights. It is `Send + Sync`: one network
 /// can serve several threads.
+/// Which implementation runs the LSTM layers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LstmKernel {
+    /// The fused CPU kernel with its hand-written backward pass (f32 on the CPU; other dtypes fall back
+    /// to the reference). The default.
+    #[default]
+    Fused,
+    /// Plain candle ops with candle's autograd: slow, obviously right; the fused kernel is tested
+    /// against it.
+    Reference,
+}
+
 pub struct Blstm {
     config: NetworkConfig,
     /// Per layer, the forward then the backward direction.
@@ -35,6 +48,7 @@ pub struct Blstm {
     output_bias: Tensor,
     dropout_seed: AtomicU64,
     dropout_step: AtomicU64,
+    kernel: LstmKernel,
 }
 
 /// Where dropout's random masks stand: the masks of a training forward pass are drawn from
@@ -93,6 +107,7 @@ impl Blstm {
             output_bias: get(&out, &[config.num_outputs], BIAS)?,
             dropout_seed: AtomicU64::new(0),
             dropout_step: AtomicU64::new(0),
+            kernel: LstmKernel::default(),
         })
     }
 
@@ -198,8 +213,14 @@ impl Blstm {
             if let (Some(step), true) = (dropout_step, index > 0) {
                 hidden_states = self.dropout(&hidden_states, step, index)?;
             }
-            hidden_states =
-                blstm_layer_reference(&hidden_states, batch, directions, step_masks.as_ref())?;
+            hidden_states = if self.kernel == LstmKernel::Fused
+                && hidden_states.dtype() == DType::F32
+                && hidden_states.device().is_cpu()
+            {
+                blstm_layer_fused(&hidden_states, batch, directions, &output_lengths)?
+            } else {
+                blstm_layer_reference(&hidden_states, batch, directions, step_masks.as_ref())?
+            };
         }
         debug_assert_eq!(hidden_states.dims(), [steps * batch, 2 * hidden]);
         let logits = hidden_states
@@ -232,6 +253,16 @@ impl Blstm {
         let values = log_probs.flatten_all()?.to_vec1::<f32>()?;
         Array2::from_shape_vec((steps, num_outputs), values)
             .map_err(|e| Error::Shape(e.to_string()))
+    }
+
+    /// Choose the LSTM implementation (the fused kernel by default).
+    pub fn set_kernel(&mut self, kernel: LstmKernel) {
+        self.kernel = kernel;
+    }
+
+    /// The LSTM implementation in use.
+    pub fn kernel(&self) -> LstmKernel {
+        self.kernel
     }
 
     /// Where dropout's masks stand.

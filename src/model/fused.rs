@@ -1,0 +1,599 @@
+//! Stage 3a, fused: one bidirectional LSTM layer as a CPU kernel with a hand-written backward pass
+//! (backpropagation through time), checked against [`blstm_layer_reference`](super::lstm).
+//!
+//! ```text
+//! projected = x · [W_ih_fwd; W_ih_bwd]ᵀ + b      one candle GEMM for all steps and both directions,
+//!                                                [steps·batch, 8·hidden]; autograd handles its backward
+//! h = RecurrentOp(projected, W_hh_fwd, W_hh_bwd)  this file: the two directions run on two threads;
+//!                                                per step one GEMM (h_{t−1} · W_hhᵀ) and fused gates
+//! ```
+//! The forward pass saves each step's gate activations and cell state; the backward pass walks the steps
+//! in reverse with one GEMM per step (`dh_{t−1} = dgates_t · W_hh`) and gets each direction's `dW_hh` from a
+//! single GEMM over all steps after the loop (`dW_hh = Σ_t dgates_tᵀ · h_{t−1}`). The gradient with respect
+//! to `projected` is `dgates` itself. Padding follows the reference: state and output at a padded step are
+//! zero, so the backward direction enters each sequence at its own last step.
+//!
+//! Gradient formulas (gates i, f, g, o after their nonlinearities; `tc = tanh(c_t)`):
+//! ```text
+//! dh = dout_t + dh_next          do = dh · tc            dc = dc_next + dh · o · (1 − tc²)
+//! di = dc · g    dg = dc · i     df = dc · c_{t−1}       dc_next ← dc · f
+//! dgates = [di·i(1−i), df·f(1−f), dg(1−g²), do·o(1−o)]   dh_next ← dgates · W_hh
+//! ```
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
+
+use super::lstm::LstmWeights;
+
+/// One bidirectional layer through the fused kernel: `input` `[steps·batch, inputs]` (time-major) ->
+/// `[steps·batch, 2·hidden]`. `lengths[b]` is sequence `b`'s number of valid steps. f32 on the CPU only.
+pub(crate) fn blstm_layer_fused(
+    input: &Tensor,
+    batch: usize,
+    directions: &[LstmWeights; 2],
+    lengths: &[usize],
+) -> candle_core::Result<Tensor> {
+    let [forward, backward] = directions;
+    let hidden = forward.weight_hh.dim(1)?;
+    let steps = input.dim(0)? / batch.max(1);
+    let weight_ih = Tensor::cat(&[&forward.weight_ih, &backward.weight_ih], 0)?;
+    let bias = Tensor::cat(&[&forward.bias, &backward.bias], 0)?;
+    let projected = input
+        .matmul(&weight_ih.t()?)?
+        .broadcast_add(&bias)?
+        .contiguous()?;
+    let weight_hh_forward = forward.weight_hh.contiguous()?;
+    let weight_hh_backward = backward.weight_hh.contiguous()?;
+    let save =
+        projected.track_op() || weight_hh_forward.track_op() || weight_hh_backward.track_op();
+    let op = RecurrentOp {
+        steps,
+        batch,
+        hidden,
+        lengths: lengths.to_vec(),
+        save,
+        saved: Mutex::new(None),
+    };
+    if save {
+        projected.apply_op3(&weight_hh_forward, &weight_hh_backward, op)
+    } else {
+        projected.apply_op3_no_bwd(&weight_hh_forward, &weight_hh_backward, &op)
+    }
+}
+
+/// What the forward pass keeps for the backward pass, per direction.
+struct Saved {
+    /// Gate activations i, f, g, o per step and sequence: `[steps, batch, 4·hidden]`.
+    gates: [Vec<f32>; 2],
+    /// Cell states: `[steps, batch, hidden]`.
+    cells: [Vec<f32>; 2],
+}
+
+/// The recurrent part of a bidirectional LSTM layer.
+struct RecurrentOp {
+    steps: usize,
+    batch: usize,
+    hidden: usize,
+    lengths: Vec<usize>,
+    /// Keep activations for a backward pass (false for inference: memory O(batch × hidden) per direction).
+    save: bool,
+    saved: Mutex<Option<Saved>>,
+}
+
+/// Borrow a contiguous f32 CPU tensor's values.
+fn f32_slice<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else {
+        candle_core::bail!("the fused LSTM takes f32 {what}");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("the fused LSTM needs a contiguous {what}");
+    };
+    Ok(&values[start..end])
+}
+
+/// `dst[m×n] = (accumulate ? dst : 0) + lhs[m×k] · rhs[k×n]`, all row-major with the given row strides
+/// (`rhs_transposed`: rhs is stored as `[n×k]` and used transposed). Single-threaded: each direction
+/// already has a core of its own.
+#[allow(clippy::too_many_arguments)] // a GEMM's shape and strides are its arguments
+fn gemm_f32(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_row_stride: usize,
+    lhs_transposed: bool,
+    rhs: &[f32],
+    rhs_row_stride: usize,
+    rhs_transposed: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Bounds: the last element each operand is read or written at must be inside its slice.
+    let last = |rows: usize, cols: usize, stride: usize| (rows - 1) * stride + cols;
+    assert!(
+        dst.len() >= last(m, n, dst_row_stride),
+        "gemm dst too small"
+    );
+    if k > 0 {
+        let (lr, lc) = if lhs_transposed { (k, m) } else { (m, k) };
+        let (rr, rc) = if rhs_transposed { (n, k) } else { (k, n) };
+        assert!(
+            lhs.len() >= last(lr, lc, lhs_row_stride),
+            "gemm lhs too small"
+        );
+        assert!(
+            rhs.len() >= last(rr, rc, rhs_row_stride),
+            "gemm rhs too small"
+        );
+    }
+    let (lhs_rs, lhs_cs) = if lhs_transposed {
+        (1, lhs_row_stride as isize)
+    } else {
+        (lhs_row_stride as isize, 1)
+    };
+    let (rhs_rs, rhs_cs) = if rhs_transposed {
+        (1, rhs_row_stride as isize)
+    } else {
+        (rhs_row_stride as isize, 1)
+    };
+    // SAFETY: the asserts above keep every element gemm touches inside the slices; dst does not alias
+    // lhs or rhs (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_row_stride as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// exp(x) for f32, branch-free so loops over it vectorise: x = n·ln2 + r, |r| ≤ ln2/2, a degree-6
+/// polynomial for e^r (relative error < 2e-7), 2^n by building the exponent bits.
+#[inline(always)]
+fn fast_exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E).round();
+    // Cody–Waite: ln 2 split in two so n·ln2_hi is exact and r keeps its accuracy for large |x|.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    p * scale
+}
+
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + fast_exp(-x))
+}
+
+#[inline(always)]
+fn tanh(x: f32) -> f32 {
+    // tanh(x) = 2σ(2x) − 1, written so it stays accurate near 0: (1 − e^{−2x}) / (1 + e^{−2x}).
+    let e = fast_exp(-2.0 * x.abs());
+    let t = (1.0 - e) / (1.0 + e);
+    t.copysign(x)
+}
+
+/// Forward recurrence of one direction. `projected` is `[steps·batch, 8H]`; this direction's gates
+/// are columns `offset..offset + 4H`. Writes `h` into `out` (`[steps·batch, H]`, this direction only)
+/// and, if given, activations into `gates_saved`/`cells_saved`.
+#[allow(clippy::too_many_arguments)]
+fn run_forward(
+    projected: &[f32],
+    weight_hh: &[f32],
+    offset: usize,
+    reverse: bool,
+    steps: usize,
+    batch: usize,
+    hidden: usize,
+    lengths: &[usize],
+    out: &mut [f32],
+    mut gates_saved: Option<&mut [f32]>,
+    mut cells_saved: Option<&mut [f32]>,
+) {
+    let h4 = 4 * hidden;
+    let mut h_prev = vec![0f32; batch * hidden];
+    let mut c_prev = vec![0f32; batch * hidden];
+    let mut gates = vec![0f32; batch * h4];
+    for s in 0..steps {
+        let t = if reverse { steps - 1 - s } else { s };
+        for b in 0..batch {
+            let row = (t * batch + b) * 8 * hidden + offset;
+            gates[b * h4..(b + 1) * h4].copy_from_slice(&projected[row..row + h4]);
+        }
+        gemm_f32(
+            batch, h4, hidden, &mut gates, h4, true, &h_prev, hidden, false, weight_hh, hidden,
+            true,
+        );
+        for b in 0..batch {
+            let out_row = &mut out[(t * batch + b) * hidden..(t * batch + b + 1) * hidden];
+            let h = &mut h_prev[b * hidden..(b + 1) * hidden];
+            let c = &mut c_prev[b * hidden..(b + 1) * hidden];
+            let g = &mut gates[b * h4..(b + 1) * h4];
+            if t >= lengths[b] {
+                h.fill(0.0);
+                c.fill(0.0);
+                out_row.fill(0.0);
+                g.fill(0.0);
+            } else {
+                let (gi, rest) = g.split_at_mut(hidden);
+                let (gf, rest) = rest.split_at_mut(hidden);
+                let (gg, go) = rest.split_at_mut(hidden);
+                for j in 0..hidden {
+                    let i = sigmoid(gi[j]);
+                    let f = sigmoid(gf[j]);
+                    let cand = tanh(gg[j]);
+                    let o = sigmoid(go[j]);
+                    let cell = f * c[j] + i * cand;
+                    let hv = o * tanh(cell);
+                    gi[j] = i;
+                    gf[j] = f;
+                    gg[j] = cand;
+                    go[j] = o;
+                    c[j] = cell;
+                    h[j] = hv;
+                    out_row[j] = hv;
+                }
+            }
+            if let Some(saved) = gates_saved.as_deref_mut() {
+                saved[(t * batch + b) * h4..(t * batch + b + 1) * h4].copy_from_slice(g);
+            }
+            if let Some(saved) = cells_saved.as_deref_mut() {
+                saved[(t * batch + b) * hidden..(t * batch + b + 1) * hidden].copy_from_slice(c);
+            }
+        }
+    }
+}
+
+/// Backward recurrence of one direction. Reads the saved gates and cells, `grad_out`/`h_out` as
+/// `[steps·batch, 2H]` (this direction's columns at `h_offset`), and writes `dgates` into `grad_projected`
+/// (`[steps·batch, 8H]`, columns `offset..offset + 4H`) and `dW_hh` (`[4H, H]`) into `grad_weight`.
+#[allow(clippy::too_many_arguments)]
+fn run_backward(
+    weight_hh: &[f32],
+    gates: &[f32],
+    cells: &[f32],
+    grad_out: &[f32],
+    h_out: &[f32],
+    offset: usize,
+    h_offset: usize,
+    reverse: bool,
+    steps: usize,
+    batch: usize,
+    hidden: usize,
+    lengths: &[usize],
+    grad_projected: &mut [f32],
+    grad_weight: &mut [f32],
+) {
+    let h4 = 4 * hidden;
+    let h2 = 2 * hidden;
+    let h8 = 8 * hidden;
+    let mut dh_next = vec![0f32; batch * hidden];
+    let mut dc_next = vec![0f32; batch * hidden];
+    // Walk the steps in the reverse of the forward pass's order.
+    for s in (0..steps).rev() {
+        let t = if reverse { steps - 1 - s } else { s };
+        // The step before t in the forward pass's order, whose cell state feeds step t.
+        let previous = if reverse {
+            (t + 1 < steps).then_some(t + 1)
+        } else {
+            t.checked_sub(1)
+        };
+        for b in 0..batch {
+            let row = t * batch + b;
+            let dgates = &mut grad_projected[row * h8 + offset..row * h8 + offset + h4];
+            if t >= lengths[b] {
+                dgates.fill(0.0);
+                continue;
+            }
+            let act = &gates[row * h4..(row + 1) * h4];
+            let cell = &cells[row * hidden..(row + 1) * hidden];
+            let dout = &grad_out[row * h2 + h_offset..row * h2 + h_offset + hidden];
+            let dh_n = &dh_next[b * hidden..(b + 1) * hidden];
+            let dc_n = &mut dc_next[b * hidden..(b + 1) * hidden];
+            let c_prev =
+                previous.map(|p| &cells[(p * batch + b) * hidden..(p * batch + b + 1) * hidden]);
+            let (di_out, rest) = dgates.split_at_mut(hidden);
+            let (df_out, rest) = rest.split_at_mut(hidden);
+            let (dg_out, do_out) = rest.split_at_mut(hidden);
+            for j in 0..hidden {
+                let i = act[j];
+                let f = act[hidden + j];
+                let g = act[2 * hidden + j];
+                let o = act[3 * hidden + j];
+                let tc = tanh(cell[j]);
+                let dh = dout[j] + dh_n[j];
+                let d_o = dh * tc;
+                let dc = dc_n[j] + dh * o * (1.0 - tc * tc);
+                let cp = c_prev.map_or(0.0, |c| c[j]);
+                di_out[j] = dc * g * i * (1.0 - i);
+                df_out[j] = dc * cp * f * (1.0 - f);
+                dg_out[j] = dc * i * (1.0 - g * g);
+                do_out[j] = d_o * o * (1.0 - o);
+                dc_n[j] = dc * f;
+            }
+        }
+        // dh_next = dgates_t · W_hh: [batch × 4H] · [4H × H].
+        let rows = &grad_projected[t * batch * h8 + offset..];
+        gemm_f32(
+            batch,
+            hidden,
+            h4,
+            &mut dh_next,
+            hidden,
+            false,
+            rows,
+            h8,
+            false,
+            weight_hh,
+            hidden,
+            false,
+        );
+    }
+    // dW_hh = Σ_t dgates_tᵀ · h_{t−1}: one GEMM over all steps that have a predecessor.
+    if steps > 1 {
+        let k = (steps - 1) * batch;
+        let (dgates_rows, h_rows) = if reverse {
+            // Step t's predecessor is t + 1: dgates rows 0..S−1 against h rows 1..S.
+            (&grad_projected[offset..], &h_out[batch * h2 + h_offset..])
+        } else {
+            (&grad_projected[batch * h8 + offset..], &h_out[h_offset..])
+        };
+        gemm_f32(
+            h4,
+            hidden,
+            k,
+            grad_weight,
+            hidden,
+            false,
+            dgates_rows,
+            h8,
+            true,
+            h_rows,
+            h2,
+            false,
+        );
+    } else {
+        grad_weight.fill(0.0);
+    }
+}
+
+impl CustomOp3 for RecurrentOp {
+    fn name(&self) -> &'static str {
+        "fused-blstm-recurrence"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (steps, batch, hidden) = (self.steps, self.batch, self.hidden);
+        let projected = f32_slice(s1, l1, "projection")?;
+        let weight_forward = f32_slice(s2, l2, "forward W_hh")?;
+        let weight_backward = f32_slice(s3, l3, "backward W_hh")?;
+        if projected.len() != steps * batch * 8 * hidden
+            || weight_forward.len() != 4 * hidden * hidden
+            || weight_backward.len() != 4 * hidden * hidden
+            || self.lengths.len() != batch
+        {
+            candle_core::bail!("fused LSTM: inconsistent shapes");
+        }
+        let rows = steps * batch;
+        let mut out_forward = vec![0f32; rows * hidden];
+        let mut out_backward = vec![0f32; rows * hidden];
+        let (mut gates, mut cells) = if self.save {
+            (
+                [vec![0f32; rows * 4 * hidden], vec![0f32; rows * 4 * hidden]],
+                [vec![0f32; rows * hidden], vec![0f32; rows * hidden]],
+            )
+        } else {
+            ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()])
+        };
+        {
+            let [gates_f, gates_b] = &mut gates;
+            let [cells_f, cells_b] = &mut cells;
+            let save = self.save;
+            let lengths = &self.lengths;
+            // One direction per core.
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    run_forward(
+                        projected,
+                        weight_backward,
+                        4 * hidden,
+                        true,
+                        steps,
+                        batch,
+                        hidden,
+                        lengths,
+                        &mut out_backward,
+                        save.then_some(gates_b.as_mut_slice()),
+                        save.then_some(cells_b.as_mut_slice()),
+                    )
+                });
+                run_forward(
+                    projected,
+                    weight_forward,
+                    0,
+                    false,
+                    steps,
+                    batch,
+                    hidden,
+                    lengths,
+                    &mut out_forward,
+                    save.then_some(gates_f.as_mut_slice()),
+                    save.then_some(cells_f.as_mut_slice()),
+                );
+            });
+        }
+        let mut out = vec![0f32; rows * 2 * hidden];
+        for r in 0..rows {
+            out[r * 2 * hidden..r * 2 * hidden + hidden]
+                .copy_from_slice(&out_forward[r * hidden..(r + 1) * hidden]);
+            out[r * 2 * hidden + hidden..(r + 1) * 2 * hidden]
+                .copy_from_slice(&out_backward[r * hidden..(r + 1) * hidden]);
+        }
+        if self.save {
+            let mut saved = self
+                .saved
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("fused LSTM: poisoned lock".into()))?;
+            *saved = Some(Saved { gates, cells });
+        }
+        Ok((CpuStorage::F32(out), Shape::from((rows, 2 * hidden))))
+    }
+
+    fn bwd(
+        &self,
+        _projected: &Tensor,
+        weight_forward: &Tensor,
+        weight_backward: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (steps, batch, hidden) = (self.steps, self.batch, self.hidden);
+        let saved = self
+            .saved
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("fused LSTM: poisoned lock".into()))?
+            .take()
+            .ok_or_else(|| {
+                candle_core::Error::Msg("fused LSTM: backward without saved activations".into())
+            })?;
+        let to_vec = |t: &Tensor| -> candle_core::Result<Vec<f32>> {
+            t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
+        };
+        let grad_out = to_vec(grad_res)?;
+        let h_out = to_vec(res)?;
+        let w_forward = to_vec(weight_forward)?;
+        let w_backward = to_vec(weight_backward)?;
+        let rows = steps * batch;
+        let mut grad_projected = vec![0f32; rows * 8 * hidden];
+        let mut grad_w_forward = vec![0f32; 4 * hidden * hidden];
+        let mut grad_w_backward = vec![0f32; 4 * hidden * hidden];
+        {
+            // Each direction writes its own half of every row of grad_projected: split rows into
+            // column halves is not expressible with slices, so give each thread the whole buffer in turn
+            // is wasteful; instead run the directions on disjoint copies and merge.
+            let mut grad_projected_backward = vec![0f32; rows * 8 * hidden];
+            let lengths = &self.lengths;
+            let Saved { gates, cells } = &saved;
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    run_backward(
+                        &w_backward,
+                        &gates[1],
+                        &cells[1],
+                        &grad_out,
+                        &h_out,
+                        4 * hidden,
+                        hidden,
+                        true,
+                        steps,
+                        batch,
+                        hidden,
+                        lengths,
+                        &mut grad_projected_backward,
+                        &mut grad_w_backward,
+                    )
+                });
+                run_backward(
+                    &w_forward,
+                    &gates[0],
+                    &cells[0],
+                    &grad_out,
+                    &h_out,
+                    0,
+                    0,
+                    false,
+                    steps,
+                    batch,
+                    hidden,
+                    lengths,
+                    &mut grad_projected,
+                    &mut grad_w_forward,
+                );
+            });
+            for r in 0..rows {
+                let start = r * 8 * hidden + 4 * hidden;
+                grad_projected[start..start + 4 * hidden]
+                    .copy_from_slice(&grad_projected_backward[start..start + 4 * hidden]);
+            }
+        }
+        let device = Device::Cpu;
+        Ok((
+            Some(Tensor::from_vec(
+                grad_projected,
+                (rows, 8 * hidden),
+                &device,
+            )?),
+            Some(Tensor::from_vec(
+                grad_w_forward,
+                (4 * hidden, hidden),
+                &device,
+            )?),
+            Some(Tensor::from_vec(
+                grad_w_backward,
+                (4 * hidden, hidden),
+                &device,
+            )?),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_transcendentals_are_accurate() {
+        let mut x = -30.0f32;
+        while x < 30.0 {
+            let e = fast_exp(x);
+            assert!(((e - x.exp()) / x.exp()).abs() < 1e-6, "exp({x})");
+            assert!(
+                (sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 1e-6,
+                "sigmoid({x})"
+            );
+            assert!((tanh(x) - x.tanh()).abs() < 1e-6, "tanh({x})");
+            x += 0.0137;
+        }
+        assert!((tanh(1e-4) - 1e-4).abs() < 1e-7);
+        assert!(sigmoid(-200.0) < 1e-30);
+        assert_eq!(sigmoid(200.0), 1.0);
+    }
+}
