@@ -16,7 +16,7 @@ use candle_nn::{VarBuilder, VarMap};
 use clap::{Args, ValueEnum};
 use ndarray::Array2;
 use phonrec::ctc::{ctc_loss, min_frames, Reduction};
-use phonrec::model::{features_to_tensor, Blstm, InitOptions, NetworkConfig};
+use phonrec::model::{features_to_tensor, Blstm, InitOptions, LstmKernel, NetworkConfig};
 use phonrec::phones::PhoneId;
 use phonrec::train::{Optimizer, OptimizerOptions};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -39,6 +39,32 @@ pub enum Mode {
     Infer,
     /// Both, training first (the peer's default `--modes train,infer`).
     Both,
+}
+
+/// Which implementation runs the LSTM layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Kernel {
+    /// The fused CPU kernel (the library's default).
+    Fused,
+    /// Plain candle ops with candle's autograd: the slow reference the fused kernel is tested against.
+    Reference,
+}
+
+impl From<Kernel> for LstmKernel {
+    fn from(kernel: Kernel) -> Self {
+        match kernel {
+            Kernel::Fused => LstmKernel::Fused,
+            Kernel::Reference => LstmKernel::Reference,
+        }
+    }
+}
+
+/// How the report names a kernel.
+fn kernel_name(kernel: LstmKernel) -> &'static str {
+    match kernel {
+        LstmKernel::Fused => "fused",
+        LstmKernel::Reference => "reference",
+    }
 }
 
 /// Measure how fast this machine trains and runs the network, on random data.
@@ -86,6 +112,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0.0)]
     pub dropout: f32,
 
+    /// LSTM implementation [default: the library's, the fused kernel].
+    #[arg(long, value_enum)]
+    pub kernel: Option<Kernel>,
+
     /// What to time.
     #[arg(long, value_enum, default_value_t = Mode::Both)]
     pub mode: Mode,
@@ -116,7 +146,7 @@ pub struct BenchArgs {
 }
 
 /// The printed line. Field names and nesting follow `torch_bilstm_ctc.py` (`B`, `T`, ..., `train`,
-/// `infer_b1`, `infer_b16`); `stack_frames`, `labels`, `ctc` and `peak_rss_mib` are ours. The peer's
+/// `infer_b1`, `infer_b16`); `stack_frames`, `kernel`, `labels`, `ctc` and `peak_rss_mib` are ours. The peer's
 /// `mkldnn` flag has no counterpart here.
 #[derive(Serialize)]
 struct Report {
@@ -136,6 +166,9 @@ struct Report {
     classes: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     stack_frames: Option<usize>,
+    /// `fused` or `reference`: which LSTM implementation ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     labels: Option<usize>,
     threads: usize,
@@ -187,6 +220,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         features: None,
         classes: args.classes,
         stack_frames: None,
+        kernel: None,
         labels: None,
         threads,
         params: None,
@@ -212,26 +246,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             seed: args.seed,
             ..InitOptions::default()
         };
-        let (network, var_map) =
+        let (mut network, var_map) =
             Blstm::trainable(&config, &init).context("building the network")?;
+        if let Some(kernel) = args.kernel {
+            network.set_kernel(kernel.into());
+        }
         report.layers = Some(args.layers);
         report.hidden = Some(args.hidden);
         report.features = Some(args.features);
         report.stack_frames = Some(args.stack_frames);
+        report.kernel = Some(kernel_name(network.kernel()));
         report.params = Some(config.num_parameters());
         if args.mode != Mode::Infer {
-            report.train = Some(time_training(
-                &args,
-                &network,
-                &var_map,
-                labels,
-                &mut rng,
-            )?);
+            report.train = Some(time_training(&args, &network, &var_map, labels, &mut rng)?);
         }
         if args.mode != Mode::Train {
-            let network = untracked(&config, &var_map)?;
+            let mut inference_network = untracked(&config, &var_map)?;
+            inference_network.set_kernel(network.kernel());
             for batch in BTreeSet::from([1, args.batch]) {
-                let timings = time_inference(&args, &network, batch, &mut rng)?;
+                let timings = time_inference(&args, &inference_network, batch, &mut rng)?;
                 report.infer.insert(format!("infer_b{batch}"), timings);
             }
         }
@@ -347,7 +380,11 @@ fn random_targets(
 }
 
 /// Refuse targets that no alignment fits: their loss and gradient would be zero, and the time meaningless.
-fn check_alignable(targets: &[Vec<PhoneId>], frames: usize, args: &BenchArgs) -> anyhow::Result<()> {
+fn check_alignable(
+    targets: &[Vec<PhoneId>],
+    frames: usize,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
     let needed = targets.iter().map(|t| min_frames(t)).max().unwrap_or(0);
     if needed > frames {
         bail!(

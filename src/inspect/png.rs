@@ -387,7 +387,9 @@ fn draw_waveform(
         let first = ((column as f64 * layout.seconds_per_px * rate) as usize).min(samples.len());
         let last = (((column + 1) as f64 * layout.seconds_per_px * rate).ceil() as usize)
             .clamp(first, samples.len());
-        let chunk = &samples[first..last];
+        // One sample from the column before joins neighbouring columns into a line when the
+        // picture is stretched to more columns than there are samples.
+        let chunk = &samples[first.saturating_sub(1)..last];
         if chunk.is_empty() {
             continue;
         }
