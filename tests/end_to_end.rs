@@ -195,6 +195,45 @@ fn train_eval_transcribe_end_to_end() {
     assert_eq!(fields.len(), 6);
     assert_eq!((fields[1], fields[4]), ("1", "s"));
 
+    // A phone trigram LM from the training labels, fused into the beam search.
+    let lm = dir.path().join("phones.arpa");
+    let made = phonrec(&[
+        "lm",
+        "--data",
+        train.to_str().unwrap(),
+        "--order",
+        "3",
+        "--output",
+        lm.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    assert!(std::fs::read_to_string(&lm).unwrap().contains("\\3-grams:"));
+    let with_lm = phonrec(&[
+        "transcribe",
+        "--model",
+        model.to_str().unwrap(),
+        "--beam",
+        "8",
+        "--lm",
+        lm.to_str().unwrap(),
+        fresh.to_str().unwrap(),
+    ]);
+    assert!(with_lm.status.success(), "{}", text(&with_lm.stderr));
+    assert_eq!(
+        text(&with_lm.stdout).trim_end(),
+        format!("{}\ts aa iy", fresh.display())
+    );
+    let lm_without_beam = phonrec(&[
+        "transcribe",
+        "--model",
+        model.to_str().unwrap(),
+        "--lm",
+        lm.to_str().unwrap(),
+        fresh.to_str().unwrap(),
+    ]);
+    assert!(!lm_without_beam.status.success());
+    assert!(text(&lm_without_beam.stderr).contains("--beam"));
+
     // A folder is walked; a bad file is reported and skipped with a non-zero exit.
     std::fs::write(dir.path().join("train/broken.wav"), "not audio").unwrap();
     let folder = phonrec(&[

@@ -8,6 +8,7 @@ mod bench;
 mod common;
 mod eval;
 mod features;
+mod lm;
 mod probs;
 mod train;
 mod transcribe;
@@ -33,6 +34,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Compute Kaldi-compatible filterbank or MFCC features of an audio file.
     Features(features::FeaturesArgs),
+    /// Estimate a phone n-gram LM (ARPA) from labeled data, for `transcribe --lm`.
+    Lm(lm::LmArgs),
     // No doc comment here: `ProbsArgs`'s own doc is both the summary and the long --help.
     Probs(probs::ProbsArgs),
     // As for Probs: `BenchArgs`'s doc is the summary and the long --help.
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Features(args) => features::run(args),
+        Command::Lm(args) => lm::run(args),
         Command::Probs(args) => probs::run(args),
         Command::Bench(args) => bench::run(args),
     }

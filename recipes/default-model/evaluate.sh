@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Score a model on every evaluation set of the recipes and print one Markdown table row per set.
+# usage: evaluate.sh MODEL [DATA_DIR=/work/data] [PHONREC=phonrec]
+set -euo pipefail
+model=${1:?usage: evaluate.sh MODEL [DATA_DIR] [PHONREC]}
+data=${2:-/work/data}
+phonrec=${3:-phonrec}
+echo "| set | utterances | PER | S | D | I | N |"
+echo "|---|---|---|---|---|---|---|"
+for set in synth/test_heldout_voice real/fsdd_eval real/psdata_eval real/librivox_eval real/dctts_eval; do
+    json=$("$phonrec" eval --model "$model" --data "$data/$set.tsv" --json)
+    python3 -c '
+import json, sys
+r = json.loads(sys.argv[2])
+print(f"| {sys.argv[1]} | {r[\"utterances\"]} | {r[\"per\"]:.3f} | {r[\"substitutions\"]} | {r[\"deletions\"]} | {r[\"insertions\"]} | {r[\"reference_phones\"]} |")
+' "$set" "$json"
+done

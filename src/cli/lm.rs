@@ -1,0 +1,56 @@
+//! `phonrec lm`: estimate a phone n-gram LM from labeled data, for `transcribe --lm`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use phonrec::ctc::PhoneLm;
+use phonrec::data::TimitSplit;
+use phonrec::phones::PhoneSet;
+
+use super::common::{data_source, load_data};
+
+/// Estimate a phone n-gram LM (Witten–Bell smoothing, back-off) from the label sequences of a data set
+/// and write it in ARPA format, which `phonrec transcribe --lm` and other tools (SRILM, KenLM) read.
+#[derive(Args, Debug)]
+pub struct LmArgs {
+    /// Labeled data: a manifest, a TIMIT root (TRAIN/ is used), or a Kaldi data dir (with --lexicon).
+    #[arg(long)]
+    pub data: PathBuf,
+
+    /// Pronunciation lexicon for a Kaldi data dir.
+    #[arg(long)]
+    pub lexicon: Option<PathBuf>,
+
+    /// N-gram order (1 to 4).
+    #[arg(long, default_value_t = 3)]
+    pub order: usize,
+
+    /// Custom phone inventory (one phone per line) [default: the 39 TIMIT-folded phones].
+    #[arg(long)]
+    pub phones: Option<PathBuf>,
+
+    /// Where to write the ARPA file.
+    #[arg(long, short)]
+    pub output: PathBuf,
+}
+
+pub fn run(args: LmArgs) -> anyhow::Result<ExitCode> {
+    let phones = match &args.phones {
+        Some(path) => PhoneSet::from_file(path)?,
+        None => PhoneSet::timit39(),
+    };
+    let source = data_source(&args.data, args.lexicon.as_deref(), TimitSplit::Train)?;
+    let data = load_data(&source, &phones, "LM training")?;
+    let sequences: Vec<_> = data.utterances.iter().map(|u| u.phones.clone()).collect();
+    let lm = PhoneLm::estimate(&sequences, &phones, args.order)?;
+    lm.save(&args.output, &phones)?;
+    eprintln!(
+        "phonrec: {}-gram LM from {} utterances (training perplexity {:.2}) written to {}",
+        args.order,
+        sequences.len(),
+        lm.perplexity(&sequences),
+        args.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
