@@ -140,8 +140,8 @@ impl Recognizer {
     }
 }
 
-/// Run the network over features `[frames, dim]`, in windows of [`WINDOW_STEPS`] with
-/// [`CONTEXT_STEPS`] of context on each side when the input is long, so memory stays bounded.
+/// Run the network over features `[frames, dim]`, in windows of 3000 steps with
+/// 200 steps of context on each side when the input is long, so memory stays bounded.
 pub fn windowed_log_probs(network: &Blstm, features: ArrayView2<f32>) -> Result<Array2<f32>> {
     let stack = network.config().stack_frames.max(1);
     let frames = features.nrows();

@@ -31,7 +31,9 @@ fn features_tsv_on_stdout_has_one_row_per_frame() {
     // 49280 samples, 400-sample window, 160 shift: 1 + (49280 - 400) / 160 = 306 frames.
     assert_eq!(rows.len(), 306);
     assert!(rows.iter().all(|r| r.split('\t').count() == 80));
-    assert!(rows[0].split('\t').all(|v| v.parse::<f32>().is_ok_and(f32::is_finite)));
+    assert!(rows[0]
+        .split('\t')
+        .all(|v| v.parse::<f32>().is_ok_and(f32::is_finite)));
 }
 
 #[test]
@@ -89,18 +91,39 @@ fn features_csv_with_kaldi_flags() {
 fn bad_inputs_exit_non_zero_with_a_message_naming_the_file() {
     let missing = phonrec(&["features", "audio/does-not-exist.wav"]);
     assert!(!missing.status.success());
-    assert!(stderr(&missing).contains("does-not-exist.wav"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("does-not-exist.wav"),
+        "{}",
+        stderr(&missing)
+    );
 
     let not_audio = phonrec(&["features", "Cargo.toml"]);
     assert!(!not_audio.status.success());
     let message = stderr(&not_audio);
-    assert!(message.contains("Cargo.toml") && message.contains("not a WAV"), "{message}");
+    assert!(
+        message.contains("Cargo.toml") && message.contains("not a WAV"),
+        "{message}"
+    );
 
-    let bad_option = phonrec(&["features", "audio/fsdd_7_jackson_0_8k.wav", "--high-freq", "7000"]);
+    let bad_option = phonrec(&[
+        "features",
+        "audio/fsdd_7_jackson_0_8k.wav",
+        "--high-freq",
+        "7000",
+    ]);
     assert!(!bad_option.status.success());
-    assert!(stderr(&bad_option).contains("Nyquist"), "{}", stderr(&bad_option));
+    assert!(
+        stderr(&bad_option).contains("Nyquist"),
+        "{}",
+        stderr(&bad_option)
+    );
 
-    let bad_bool = phonrec(&["features", "audio/fsdd_7_jackson_0_8k.wav", "--snip-edges", "maybe"]);
+    let bad_bool = phonrec(&[
+        "features",
+        "audio/fsdd_7_jackson_0_8k.wav",
+        "--snip-edges",
+        "maybe",
+    ]);
     assert!(!bad_bool.status.success());
 }
 

@@ -28,13 +28,15 @@ pub(crate) fn read_sphere(path: &Path) -> Result<Waveform> {
     let frame_bytes = header.bytes_per_sample * header.channels;
     let available_frames = data.len() / frame_bytes;
     let num_frames = match header.sample_count {
-        Some(count) if count > available_frames => return Err(Error::MalformedAudio {
-            path: path.to_path_buf(),
-            reason: format!(
+        Some(count) if count > available_frames => {
+            return Err(Error::MalformedAudio {
+                path: path.to_path_buf(),
+                reason: format!(
                 "data cut short: the header declares {count} samples per channel, the file holds \
                      {available_frames}"
             ),
-        }),
+            })
+        }
         Some(count) => count,
         None => available_frames,
     };

@@ -15,8 +15,10 @@ use serde_json::json;
 
 use super::common::{data_source, load_data, load_model};
 
-/// Score a model: phone error rate (S + D + I) / N with substitutions, deletions, insertions,
-/// per-phone error rates and the most frequent confusions.
+/// Score a model on labeled data: phone error rate and its breakdown.
+///
+/// Prints PER = (S + D + I) / N with substitutions, deletions, insertions, per-phone error rates and the
+/// most frequent confusions.
 ///
 /// `sil` is removed from references and hypotheses before scoring unless --score-sil is given.
 #[derive(Args, Debug)]

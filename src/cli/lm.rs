@@ -10,8 +10,9 @@ use phonrec::phones::PhoneSet;
 
 use super::common::{data_source, load_data};
 
-/// Estimate a phone n-gram LM (Witten–Bell smoothing, back-off) from the label sequences of a data set
-/// and write it in ARPA format, which `phonrec transcribe --lm` and other tools (SRILM, KenLM) read.
+/// Estimate a phone n-gram LM (ARPA) from labeled data, for `transcribe --lm`.
+///
+/// Witten–Bell smoothing with back-off, from the label sequences of a data set, written in ARPA format, which `phonrec transcribe --lm` and other tools (SRILM, KenLM) read.
 #[derive(Args, Debug)]
 pub struct LmArgs {
     /// Labeled data: a manifest, a TIMIT root (TRAIN/ is used), or a Kaldi data dir (with --lexicon).

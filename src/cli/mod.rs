@@ -26,15 +26,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the phonemes of audio files (the built-in model unless --model is given).
+    // Subcommands without a doc comment here use their Args struct's doc as summary and long --help.
     Transcribe(transcribe::TranscribeArgs),
-    /// Train a model on labeled audio (manifest, TIMIT layout, or Kaldi data dir + lexicon).
     Train(train::TrainArgs),
-    /// Score a model on labeled audio: PER with substitutions, deletions, insertions, confusions.
     Eval(eval::EvalArgs),
-    /// Compute Kaldi-compatible filterbank or MFCC features of an audio file.
     Features(features::FeaturesArgs),
-    /// Estimate a phone n-gram LM (ARPA) from labeled data, for `transcribe --lm`.
     Lm(lm::LmArgs),
     // No doc comment here: `ProbsArgs`'s own doc is both the summary and the long --help.
     Probs(probs::ProbsArgs),

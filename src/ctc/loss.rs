@@ -561,7 +561,7 @@ fn forward_backward_scaled(
     if num_states > 1 {
         end += final_alpha[num_states - 2];
     }
-    if !(end > 0.0) {
+    if end.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         // No complete path within the scaled range: let the log-space path decide.
         return None;
     }

@@ -3,7 +3,7 @@
 //! Matches Kaldi's `compute-fbank-feats` / `compute-mfcc-feats` (src/feat/) as ported by torchaudio's
 //! `compliance.kaldi`, checked against `../shared/golden/features/`. The steps, each a small function:
 //! framing (`window.rs`) → dither, DC removal, pre-emphasis, window → power spectrum (real FFT) →
-//! mel filterbank (`mel.rs`) → log → [DCT + lifter (`mfcc.rs`)] → [deltas] → [CMVN].
+//! mel filterbank (`mel.rs`) → log → (DCT + lifter, `mfcc.rs`) → (deltas) → (CMVN).
 
 mod cmvn;
 mod deltas;
