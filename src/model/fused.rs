@@ -177,7 +177,10 @@ fn gemm_f32(
 #[inline(always)]
 fn fast_exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    // Round to nearest by adding 1.5·2²³ (f32::round is a libm call that blocks vectorisation); valid
+    // for |x·log2 e| < 2²², far beyond the clamp.
+    const ROUNDER: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + ROUNDER) - ROUNDER;
     // Cody–Waite: ln 2 split in two so n·ln2_hi is exact and r keeps its accuracy for large |x|.
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
