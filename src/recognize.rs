@@ -115,11 +115,19 @@ impl Recognizer {
     pub fn transcribe_wave(&self, wave: Waveform) -> Result<Transcript> {
         let duration_s = wave.duration_s();
         let log_probs = self.log_probs(wave)?;
-        let mut spans = decode_spans(
-            self.decoder.as_ref(),
-            log_probs.view(),
-            self.output_frame_shift_s() as f32,
-        )?;
+        let shift = self.output_frame_shift_s() as f32;
+        // Decode and align segment by segment: the forced alignment is O(frames × phones) in memory, so a
+        // one-hour file must not be aligned in one piece. Segments end at frames where the blank is
+        // all but certain, so no phone is cut in two.
+        let mut spans = Vec::new();
+        for (start, end) in segment_bounds(log_probs.view()) {
+            let segment = log_probs.slice(s![start..end, ..]);
+            for mut span in decode_spans(self.decoder.as_ref(), segment, shift)? {
+                span.start_s += start as f32 * shift;
+                span.end_s += start as f32 * shift;
+                spans.push(span);
+            }
+        }
         if !self.keep_silence {
             if let Some(silence) = self.phones().silence() {
                 spans.retain(|s| s.phone != silence);
@@ -138,6 +146,34 @@ impl Recognizer {
         transcript.source = path.to_path_buf();
         Ok(transcript)
     }
+}
+
+/// Output frames per decoding segment (~60 s at 20 ms), and how far past that a cut may look for a blank.
+const SEGMENT_FRAMES: usize = 3000;
+const SEGMENT_SEARCH_FRAMES: usize = 1000;
+/// A frame where the blank's log-probability is above this (p > 0.99) is a safe place to cut.
+const CUT_BLANK_LOG_PROB: f32 = -0.01;
+
+/// Split `[frames, classes]` log-probs into segments of about [`SEGMENT_FRAMES`] frames, cut at
+/// blank-dominated frames (or hard at the search limit when none is found).
+fn segment_bounds(log_probs: ArrayView2<f32>) -> Vec<(usize, usize)> {
+    let frames = log_probs.nrows();
+    let mut bounds = Vec::new();
+    let mut start = 0;
+    while start < frames {
+        if frames - start <= SEGMENT_FRAMES + SEGMENT_SEARCH_FRAMES {
+            bounds.push((start, frames));
+            break;
+        }
+        let ideal = start + SEGMENT_FRAMES;
+        let limit = (ideal + SEGMENT_SEARCH_FRAMES).min(frames);
+        let cut = (ideal..limit)
+            .find(|&t| log_probs[[t, 0]] > CUT_BLANK_LOG_PROB)
+            .unwrap_or(limit);
+        bounds.push((start, cut));
+        start = cut;
+    }
+    bounds
 }
 
 /// Run the network over features `[frames, dim]`, in windows of 3000 steps with
@@ -162,4 +198,32 @@ pub fn windowed_log_probs(network: &Blstm, features: ArrayView2<f32>) -> Result<
         start = end;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_cover_every_frame_and_cut_at_blanks() {
+        // Blank certain every 700th frame, uncertain elsewhere.
+        let frames = 10_000;
+        let log_probs = Array2::from_shape_fn((frames, 3), |(t, k)| match (t % 700 == 0, k) {
+            (true, 0) => -0.001,
+            (true, _) => -8.0,
+            (false, _) => -(3f32.ln()),
+        });
+        let bounds = segment_bounds(log_probs.view());
+        assert_eq!(bounds.first().map(|b| b.0), Some(0));
+        assert_eq!(bounds.last().map(|b| b.1), Some(frames));
+        for pair in bounds.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0);
+            assert_eq!(pair[0].1 % 700, 0, "cut at a blank frame");
+        }
+        assert!(bounds.len() >= 3);
+        assert_eq!(
+            segment_bounds(log_probs.slice(s![..100, ..])),
+            vec![(0, 100)]
+        );
+    }
 }

@@ -154,3 +154,45 @@ fn help_explains_the_kaldi_flags() {
     }
     assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("audio").is_dir());
 }
+
+/// The built-in default model (compiled in when `models/default.safetensors` exists) transcribes the
+/// shipped examples without `--model`.
+#[test]
+fn transcribe_with_the_built_in_model() {
+    if !Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/default.safetensors")
+        .is_file()
+    {
+        eprintln!("no models/default.safetensors: skipping the built-in model test");
+        return;
+    }
+    let output = phonrec(&["transcribe", "audio/"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for line in &lines {
+        let (path, phones) = line.split_once('\t').expect("path<TAB>phones");
+        assert!(path.ends_with(".wav"));
+        let phones: Vec<&str> = phones.split(' ').collect();
+        assert!(phones.len() >= 3, "{line}");
+        assert!(
+            phones
+                .iter()
+                .all(|p| p.chars().all(|c| c.is_ascii_lowercase())),
+            "{line}"
+        );
+    }
+    // "seven" (FSDD, a real speaker): s eh v ah n. Demand the fricative onset, a loose but real check.
+    let seven = lines
+        .iter()
+        .find(|l| l.contains("fsdd_7"))
+        .expect("the FSDD example");
+    assert!(
+        seven
+            .split('\t')
+            .nth(1)
+            .is_some_and(|p| p.starts_with('s') || p.starts_with('z') || p.contains("v")),
+        "{seven}"
+    );
+}

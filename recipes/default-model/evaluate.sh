@@ -12,6 +12,7 @@ for set in synth/test_heldout_voice real/fsdd_eval real/psdata_eval real/librivo
     python3 -c '
 import json, sys
 r = json.loads(sys.argv[2])
-print(f"| {sys.argv[1]} | {r[\"utterances\"]} | {r[\"per\"]:.3f} | {r[\"substitutions\"]} | {r[\"deletions\"]} | {r[\"insertions\"]} | {r[\"reference_phones\"]} |")
+cells = [sys.argv[1], r["utterances"], "%.3f" % r["per"], r["substitutions"], r["deletions"], r["insertions"], r["reference_phones"]]
+print("| " + " | ".join(str(c) for c in cells) + " |")
 ' "$set" "$json"
 done
