@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use phonrec::ctc::PhoneLm;
 use phonrec::data::{DataSource, Dataset, TimitSplit};
 use phonrec::model::Model;
 use phonrec::phones::PhoneSet;
+use phonrec::recognize::{Recognizer, RecognizerOptions};
 
 /// The default model, compiled in from `models/default.safetensors` when the binary was built.
 #[cfg(phonrec_default_model)]
@@ -145,4 +147,45 @@ fn walk_wavs(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Decoding flags shared by `transcribe` and `eval`.
+#[derive(clap::Args, Debug)]
+pub struct DecodeArgs {
+    /// Beam width of the prefix beam search; 1 means greedy decoding (fastest).
+    #[arg(long, default_value_t = 1)]
+    pub beam: usize,
+
+    /// Phone n-gram LM in ARPA format (e.g. from `phonrec lm`), fused into the beam search.
+    #[arg(long)]
+    pub lm: Option<PathBuf>,
+
+    /// Weight α of the LM's log-probability against the acoustic one.
+    #[arg(long, default_value_t = 0.5)]
+    pub lm_weight: f32,
+
+    /// Bonus β added per output phone (raise it if phones are dropped, lower it if inserted).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub insertion_bonus: f32,
+}
+
+impl DecodeArgs {
+    /// A recognizer for `model` with these decoding options.
+    pub fn recognizer(&self, model: Model, keep_silence: bool) -> anyhow::Result<Recognizer> {
+        let lm = match &self.lm {
+            Some(path) => Some(PhoneLm::load(path, model.phones())?),
+            None => None,
+        };
+        if lm.is_some() && self.beam <= 1 {
+            bail!("--lm needs the beam search: add --beam 8 (or wider)");
+        }
+        let options = RecognizerOptions {
+            beam: self.beam,
+            lm,
+            lm_weight: self.lm_weight,
+            insertion_bonus: self.insertion_bonus,
+            keep_silence,
+        };
+        Recognizer::new(model, options).context("setting up the decoder")
+    }
 }

@@ -3,17 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
-use phonrec::ctc::PhoneLm;
 use phonrec::data::TimitSplit;
 use phonrec::eval::PerStats;
 use phonrec::phones::{PhoneId, PhoneSet};
-use phonrec::recognize::{Recognizer, RecognizerOptions};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::common::{data_source, load_data, load_model};
+use super::common::{data_source, load_data, load_model, DecodeArgs};
 
 /// Score a model on labeled data: phone error rate and its breakdown.
 ///
@@ -40,21 +37,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub timit_core_test: bool,
 
-    /// Beam width; 1 means greedy decoding.
-    #[arg(long, default_value_t = 1)]
-    pub beam: usize,
-
-    /// Phone LM (ARPA) for the beam search.
-    #[arg(long)]
-    pub lm: Option<PathBuf>,
-
-    /// LM weight α.
-    #[arg(long, default_value_t = 0.5)]
-    pub lm_weight: f32,
-
-    /// Insertion bonus β.
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
-    pub insertion_bonus: f32,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
 
     /// Print one JSON object instead of the text report.
     #[arg(long)]
@@ -79,21 +63,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let source = data_source(&args.data, args.lexicon.as_deref(), split)?;
     let data = load_data(&source, &phones, "evaluation")?;
-    let lm = match &args.lm {
-        Some(path) => Some(PhoneLm::load(path, &phones)?),
-        None => None,
-    };
-    let recognizer = Recognizer::new(
-        model,
-        RecognizerOptions {
-            beam: args.beam,
-            lm,
-            lm_weight: args.lm_weight,
-            insertion_bonus: args.insertion_bonus,
-            keep_silence: true,
-        },
-    )
-    .context("setting up the decoder")?;
+    let recognizer = args.decode.recognizer(model, true)?;
     let silence = (!args.score_sil).then(|| phones.silence()).flatten();
     let keep = |p: &PhoneId| Some(*p) != silence;
     let results: Vec<_> = data

@@ -4,14 +4,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
-use phonrec::ctc::PhoneLm;
 use phonrec::output::{write_transcript, OutputFormat};
-use phonrec::recognize::{Recognizer, RecognizerOptions};
 use rayon::prelude::*;
 
-use super::common::{expand_inputs, load_model};
+use super::common::{expand_inputs, load_model, DecodeArgs};
 
 /// Print the phonemes of audio files.
 ///
@@ -28,21 +25,8 @@ pub struct TranscribeArgs {
     #[arg(long)]
     pub model: Option<PathBuf>,
 
-    /// Beam width of the prefix beam search; 1 means greedy decoding (fastest).
-    #[arg(long, default_value_t = 1)]
-    pub beam: usize,
-
-    /// Phone n-gram LM in ARPA format (e.g. from `phonrec lm`), fused into the beam search.
-    #[arg(long)]
-    pub lm: Option<PathBuf>,
-
-    /// Weight α of the LM's log-probability against the acoustic one.
-    #[arg(long, default_value_t = 0.5)]
-    pub lm_weight: f32,
-
-    /// Bonus β added per output phone (raise it if phones are dropped, lower it if inserted).
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
-    pub insertion_bonus: f32,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
 
     /// Output: text (`path<TAB>phones`), json (one object per line, with times and confidences), or
     /// ctm (`file 1 start duration phone confidence`).
@@ -59,24 +43,7 @@ const FILES_PER_ROUND: usize = 8;
 
 pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let model = load_model(args.model.as_deref())?;
-    let lm = match &args.lm {
-        Some(path) => Some(PhoneLm::load(path, model.phones())?),
-        None => None,
-    };
-    if lm.is_some() && args.beam <= 1 {
-        anyhow::bail!("--lm needs the beam search: add --beam 8 (or wider)");
-    }
-    let recognizer = Recognizer::new(
-        model,
-        RecognizerOptions {
-            beam: args.beam,
-            lm,
-            lm_weight: args.lm_weight,
-            insertion_bonus: args.insertion_bonus,
-            keep_silence: args.keep_sil,
-        },
-    )
-    .context("setting up the decoder")?;
+    let recognizer = args.decode.recognizer(model, args.keep_sil)?;
     let files = expand_inputs(&args.files)?;
     if files.is_empty() {
         anyhow::bail!("no audio files found in the given inputs");

@@ -494,12 +494,7 @@ fn forward_backward_scaled(
         probs,
         scales,
     } = scratch;
-    labels.clear();
-    labels.push(BLANK_INDEX);
-    for label in target {
-        labels.push(label.index());
-        labels.push(BLANK_INDEX);
-    }
+    extend_labels(target, labels);
     let num_states = labels.len();
     probs.clear();
     probs.extend(log_probs.iter().map(|lp| lp.exp()));
@@ -613,6 +608,16 @@ fn forward_backward_scaled(
     Some(Some(loss))
 }
 
+/// Fill `labels` with the extended label sequence l' = blank, l1, blank, l2, ..., blank.
+fn extend_labels(target: &[PhoneId], labels: &mut Vec<usize>) {
+    labels.clear();
+    labels.push(BLANK_INDEX);
+    for label in target {
+        labels.push(label.index());
+        labels.push(BLANK_INDEX);
+    }
+}
+
 /// The slow, always-safe path: forward–backward in log space.
 fn forward_backward_log_space(
     scratch: &mut Scratch,
@@ -634,12 +639,7 @@ fn forward_backward_log_space(
         occupancy,
         ..
     } = scratch;
-    labels.clear();
-    labels.push(BLANK_INDEX);
-    for label in target {
-        labels.push(label.index());
-        labels.push(BLANK_INDEX);
-    }
+    extend_labels(target, labels);
     let num_states = labels.len();
     let may_skip = |s: usize| s >= 2 && labels[s] != BLANK_INDEX && labels[s] != labels[s - 2];
     // Only states in window(t) can lie on a complete path: a path advances at most two states per frame,
