@@ -122,22 +122,31 @@ pub(crate) fn mix_to_mono(interleaved: &[f32], channels: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Write mono int16-scale samples as a 16-bit PCM WAV (values are rounded and clipped to int16).
-pub fn write_wav_i16(path: &Path, wave: &Waveform) -> Result<()> {
+/// Encode mono int16-scale samples as a 16-bit PCM WAV (values are rounded and clipped to int16).
+pub fn wav_i16_bytes(wave: &Waveform) -> std::io::Result<Vec<u8>> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: wave.sample_rate_hz,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let to_err = |e: hound::Error| match e {
-        hound::Error::IoError(io) => Error::io(path, io),
-        other => Error::io(path, std::io::Error::other(other.to_string())),
+    let to_io = |e: hound::Error| match e {
+        hound::Error::IoError(io) => io,
+        other => std::io::Error::other(other.to_string()),
     };
-    let mut writer = hound::WavWriter::create(path, spec).map_err(to_err)?;
-    for &s in &wave.samples {
-        let v = s.round().clamp(i16::MIN as f32, i16::MAX as f32) as i16;
-        writer.write_sample(v).map_err(to_err)?;
+    let mut buffer = std::io::Cursor::new(Vec::with_capacity(44 + 2 * wave.samples.len()));
+    let mut writer = hound::WavWriter::new(&mut buffer, spec).map_err(to_io)?;
+    for &sample in &wave.samples {
+        // Samples are at int16 scale already; clip what a resampler overshot.
+        let value = sample.round().clamp(i16::MIN as f32, i16::MAX as f32) as i16;
+        writer.write_sample(value).map_err(to_io)?;
     }
-    writer.finalize().map_err(to_err)
+    writer.finalize().map_err(to_io)?;
+    Ok(buffer.into_inner())
+}
+
+/// Write mono int16-scale samples as a 16-bit PCM WAV file (see [`wav_i16_bytes`]).
+pub fn write_wav_i16(path: &Path, wave: &Waveform) -> Result<()> {
+    let bytes = wav_i16_bytes(wave).map_err(|e| Error::io(path, e))?;
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }

@@ -8,13 +8,12 @@
 //! than a colour or a percentage shows. Opened as `page.html#selftest`, the page exercises its own
 //! hover, click, zoom and playback and writes the outcome into `#status` (the browser test reads it).
 
-use std::io::{Cursor, Write};
+use std::io::Write;
 
 use serde_json::json;
 
 use super::colormap::viridis_table;
 use super::Inspection;
-use crate::audio::Waveform;
 
 /// The page, with `__TITLE__`, `__AUDIO__` and `__DATA__` to fill in.
 const TEMPLATE: &str = include_str!("page.html");
@@ -51,7 +50,8 @@ pub fn write_html(inspection: &Inspection, out: &mut dyn Write) -> std::io::Resu
         "colormap_rgb": base64(&colormap),
         "spans": spans,
     });
-    let audio = base64(&wav_bytes(&inspection.wave)?);
+    // A 16-bit PCM mono WAV, which every browser plays.
+    let audio = base64(&crate::audio::wav_i16_bytes(&inspection.wave)?);
     let (head, rest) = split_once(TEMPLATE, "__TITLE__");
     let (middle, rest) = split_once(rest, "__AUDIO__");
     let (before_data, tail) = split_once(rest, "__DATA__");
@@ -84,29 +84,6 @@ fn script_safe_json(json: &str) -> String {
     json.replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")
-}
-
-/// The audio as a 16-bit PCM mono WAV file, which every browser plays.
-fn wav_bytes(wave: &Waveform) -> std::io::Result<Vec<u8>> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: wave.sample_rate_hz,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let to_io = |e: hound::Error| match e {
-        hound::Error::IoError(io) => io,
-        other => std::io::Error::other(other.to_string()),
-    };
-    let mut buffer = Cursor::new(Vec::with_capacity(44 + 2 * wave.samples.len()));
-    let mut writer = hound::WavWriter::new(&mut buffer, spec).map_err(to_io)?;
-    for &sample in &wave.samples {
-        // Samples are at int16 scale already; clip what a resampler overshot.
-        let value = sample.round().clamp(i16::MIN as f32, i16::MAX as f32) as i16;
-        writer.write_sample(value).map_err(to_io)?;
-    }
-    writer.finalize().map_err(to_io)?;
-    Ok(buffer.into_inner())
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as data URIs and `atob` expect.

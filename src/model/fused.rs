@@ -24,7 +24,7 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 
-use super::lstm::LstmWeights;
+use super::lstm::{project_inputs, LstmWeights};
 
 /// One bidirectional layer through the fused kernel: `input` `[steps·batch, inputs]` (time-major) ->
 /// `[steps·batch, 2·hidden]`. `lengths[b]` is sequence `b`'s number of valid steps. f32 on the CPU only.
@@ -37,12 +37,7 @@ pub(crate) fn blstm_layer_fused(
     let [forward, backward] = directions;
     let hidden = forward.weight_hh.dim(1)?;
     let steps = input.dim(0)? / batch.max(1);
-    let weight_ih = Tensor::cat(&[&forward.weight_ih, &backward.weight_ih], 0)?;
-    let bias = Tensor::cat(&[&forward.bias, &backward.bias], 0)?;
-    let projected = input
-        .matmul(&weight_ih.t()?)?
-        .broadcast_add(&bias)?
-        .contiguous()?;
+    let projected = project_inputs(input, directions)?.contiguous()?;
     let weight_hh_forward = forward.weight_hh.contiguous()?;
     let weight_hh_backward = backward.weight_hh.contiguous()?;
     let save =

@@ -33,6 +33,16 @@ impl LstmWeights {
     }
 }
 
+/// The input projection of every step and both directions in one GEMM:
+/// `[steps·batch, inputs]` -> `[steps·batch, 8·hidden]` (forward gates, then backward gates, bias added).
+/// Shared by the reference and the fused layer; candle's autograd gives its backward.
+pub(crate) fn project_inputs(input: &Tensor, directions: &[LstmWeights; 2]) -> Result<Tensor> {
+    let [forward, backward] = directions;
+    let weight_ih = Tensor::cat(&[&forward.weight_ih, &backward.weight_ih], 0)?;
+    let bias = Tensor::cat(&[&forward.bias, &backward.bias], 0)?;
+    input.matmul(&weight_ih.t()?)?.broadcast_add(&bias)
+}
+
 /// One bidirectional LSTM layer over a padded batch, from plain candle ops.
 ///
 /// - `input`: `[steps × batch, inputs]`, row `t·batch + b` is step `t` of sequence `b`;
@@ -53,13 +63,7 @@ pub(crate) fn blstm_layer_reference(
     let [forward, backward] = directions;
     let hidden = forward.hidden_size()?;
     let steps = input.dim(0)? / batch.max(1);
-    // One GEMM for the input projection of every step and both directions: [steps·batch, 8·hidden].
-    let weight_ih = Tensor::cat(&[&forward.weight_ih, &backward.weight_ih], 0)?;
-    let bias = Tensor::cat(&[&forward.bias, &backward.bias], 0)?;
-    let projected = input
-        .matmul(&weight_ih.t()?)?
-        .broadcast_add(&bias)?
-        .reshape((steps, batch, 8 * hidden))?;
+    let projected = project_inputs(input, directions)?.reshape((steps, batch, 8 * hidden))?;
     let projected = split_steps(&projected)?;
     let step_masks = match step_masks {
         Some(masks) => Some(split_steps(masks)?),
