@@ -82,6 +82,47 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
             phones.format_sequence(&utt.phones)
         );
     }
+
+    // Fine-tuning starts from the trained weights, not a new network: one epoch at a small rate (with
+    // VTLP on, and another architecture asked for, which --init-from overrides) still decodes exactly,
+    // which a freshly initialised network after one epoch cannot.
+    let mut fine_tune = small_options();
+    fine_tune.init_from = Some(out.join("best.safetensors"));
+    fine_tune.network.hidden_size = 16;
+    fine_tune.schedule.learning_rate = 1e-4;
+    fine_tune.augment.vtlp = 0.1;
+    fine_tune.epochs = 1;
+    let tuned_dir = dir.path().join("tuned");
+    let tuned = train(
+        &data.utterances,
+        &data.utterances,
+        &phones,
+        &fine_tune,
+        &tuned_dir,
+        false,
+        serde_json::Value::Null,
+        &mut Quiet,
+    )
+    .unwrap();
+    assert_eq!(tuned.best.unwrap().0, 0.0, "{tuned:?}");
+    let tuned_model = phonrec::model::ModelFile::load(&tuned_dir.join("best.safetensors")).unwrap();
+    assert_eq!(tuned_model.config().network.hidden_size, 32);
+
+    let mut fresh = fine_tune.clone();
+    fresh.init_from = None;
+    fresh.network.hidden_size = 32;
+    let fresh_outcome = train(
+        &data.utterances,
+        &data.utterances,
+        &phones,
+        &fresh,
+        &dir.path().join("fresh"),
+        false,
+        serde_json::Value::Null,
+        &mut Quiet,
+    )
+    .unwrap();
+    assert!(fresh_outcome.best.unwrap().0 > 0.5, "{fresh_outcome:?}");
 }
 
 #[test]

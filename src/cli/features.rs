@@ -100,6 +100,18 @@ pub struct FeaturesArgs {
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     pub high_freq: f32,
 
+    /// Vocal-tract-length warp factor of the mel filters (Kaldi's --vtln-warp); 1 = none.
+    #[arg(long, default_value_t = 1.0)]
+    pub vtln_warp: f32,
+
+    /// Lower inflection point of the VTLN warp in Hz.
+    #[arg(long, default_value_t = 100.0)]
+    pub vtln_low: f32,
+
+    /// Upper inflection point of the VTLN warp in Hz; < 0 is an offset from the high edge.
+    #[arg(long, default_value_t = -500.0, allow_hyphen_values = true)]
+    pub vtln_high: f32,
+
     /// Gaussian dither std in int16 units (Kaldi's default is 1; 0 makes output reproducible).
     #[arg(long, default_value_t = 0.0)]
     pub dither: f32,
@@ -168,6 +180,9 @@ impl FeaturesArgs {
             num_bins: self.num_mel_bins.unwrap_or(default_bins),
             low_freq_hz: self.low_freq,
             high_freq_hz: self.high_freq,
+            vtln_warp: self.vtln_warp,
+            vtln_low_hz: self.vtln_low,
+            vtln_high_hz: self.vtln_high,
         };
         let base = match self.kind {
             Kind::Fbank => BaseFeatures::Fbank(FbankOptions {

@@ -173,6 +173,16 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = AugmentPreset::Off)]
     pub augment: AugmentPreset,
 
+    /// Vocal-tract-length perturbation: warp each utterance's mel filters by a random factor in
+    /// 1 ± VTLP (Jaitly & Hinton 2013; 0.1 is typical); 0 = off. Combines with --augment.
+    #[arg(long, default_value_t = 0.0)]
+    pub vtlp: f32,
+
+    /// Fine-tune: start from this model's weights. Its features and architecture are used
+    /// (--layers, --hidden, --stack-frames and the feature flags are then ignored).
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
+
     /// Gaussian weight noise std per batch (Graves et al. 2013); 0 = off.
     #[arg(long, default_value_t = 0.0)]
     pub weight_noise: f32,
@@ -249,10 +259,14 @@ impl TrainArgs {
                 early_stop_patience: self.early_stop,
                 ..ScheduleOptions::default()
             },
-            augment: match self.augment {
-                AugmentPreset::Off => AugmentOptions::default(),
-                AugmentPreset::Standard => AugmentOptions::standard(),
+            augment: AugmentOptions {
+                vtlp: self.vtlp,
+                ..match self.augment {
+                    AugmentPreset::Off => AugmentOptions::default(),
+                    AugmentPreset::Standard => AugmentOptions::standard(),
+                }
             },
+            init_from: self.init_from.clone(),
             epochs: self.epochs,
             batch_frames: self.batch_frames,
             clip_norm: (self.clip_norm > 0.0).then_some(self.clip_norm),

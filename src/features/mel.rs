@@ -15,6 +15,38 @@ pub(crate) fn mel_scale(freq_hz: f64) -> f64 {
     1127.0 * (1.0 + freq_hz / 700.0).ln()
 }
 
+/// Kaldi's piecewise-linear VTLN warp of `freq_hz` (`MelBanks::VtlnWarpFreq`): frequencies between the
+/// inflection points scale by `1 / warp`; below `low` and above `high` a line joins them to the fixed band
+/// edges, so the band `[low_freq, high_freq]` maps onto itself.
+fn vtln_warp_freq(
+    vtln_low: f64,
+    vtln_high: f64,
+    low_freq: f64,
+    high_freq: f64,
+    warp: f64,
+    freq_hz: f64,
+) -> f64 {
+    if freq_hz < low_freq || freq_hz > high_freq {
+        return freq_hz;
+    }
+    let scale = 1.0 / warp;
+    let l = vtln_low * warp.max(1.0);
+    let h = vtln_high * warp.min(1.0);
+    let (fl, fh) = (scale * l, scale * h);
+    if freq_hz < l {
+        low_freq + (fl - low_freq) / (l - low_freq) * (freq_hz - low_freq)
+    } else if freq_hz < h {
+        scale * freq_hz
+    } else {
+        high_freq + (fh - high_freq) / (h - high_freq) * (freq_hz - high_freq)
+    }
+}
+
+/// The inverse of [`mel_scale`].
+fn inverse_mel_scale(mel: f64) -> f64 {
+    700.0 * ((mel / 1127.0).exp() - 1.0)
+}
+
 /// One triangular filter: weights for FFT bins `first_bin..first_bin + weights.len()`.
 #[derive(Clone, Debug)]
 struct MelTriangle {
@@ -53,15 +85,46 @@ impl MelBank {
                  high-freq {high} Hz (high-freq ≤ 0 is an offset from Nyquist)"
             )));
         }
+        let warp = mel.vtln_warp as f64;
+        let vtln_low = mel.vtln_low_hz as f64;
+        let vtln_high = if mel.vtln_high_hz < 0.0 {
+            high + mel.vtln_high_hz as f64
+        } else {
+            mel.vtln_high_hz as f64
+        };
+        if warp != 1.0
+            && !(warp > 0.0 && low < vtln_low && vtln_low < vtln_high && vtln_high < high)
+        {
+            return Err(bad(format!(
+                "VTLN needs a warp factor > 0 and low-freq < vtln-low < vtln-high < high-freq; got warp \
+                 {warp}, {low} < {vtln_low} < {vtln_high} < {high} Hz"
+            )));
+        }
+        // Kaldi warps the mel-scale edges of each triangle (MelBanks::VtlnWarpMelFreq).
+        let warp_mel = |m: f64| -> f64 {
+            if warp == 1.0 {
+                m
+            } else {
+                mel_scale(vtln_warp_freq(
+                    vtln_low,
+                    vtln_high,
+                    low,
+                    high,
+                    warp,
+                    inverse_mel_scale(m),
+                ))
+            }
+        };
         let fft_bin_width = sample_rate / padded as f64;
         let mel_low = mel_scale(low);
         let mel_high = mel_scale(high);
         let mel_delta = (mel_high - mel_low) / (mel.num_bins as f64 + 1.0);
         let mut triangles = Vec::with_capacity(mel.num_bins);
         for bin in 0..mel.num_bins {
-            let left = mel_low + bin as f64 * mel_delta;
-            let center = left + mel_delta;
-            let right = center + mel_delta;
+            let unwarped_left = mel_low + bin as f64 * mel_delta;
+            let left = warp_mel(unwarped_left);
+            let center = warp_mel(unwarped_left + mel_delta);
+            let right = warp_mel(unwarped_left + 2.0 * mel_delta);
             let mut first_bin = None;
             let mut weights = Vec::new();
             for i in 0..num_fft_bins {

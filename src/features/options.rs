@@ -161,6 +161,15 @@ pub struct MelOptions {
     /// High edge of the highest bin in Hz; a value ≤ 0 is an offset from Nyquist, as in Kaldi. Default 0
     /// (= Nyquist).
     pub high_freq_hz: f32,
+    /// Vocal-tract-length warp factor (Kaldi's `--vtln-warp`): the filter edges move by Kaldi's
+    /// piecewise-linear warp of the frequency axis. 1 = no warping (the default). Used by training's
+    /// vocal-tract-length perturbation.
+    pub vtln_warp: f32,
+    /// Lower inflection point of the VTLN warp, in Hz. Default 100.
+    pub vtln_low_hz: f32,
+    /// Upper inflection point of the VTLN warp in Hz; a value < 0 is an offset from `high_freq`, as in
+    /// Kaldi. Default −500.
+    pub vtln_high_hz: f32,
 }
 
 impl Default for MelOptions {
@@ -169,6 +178,9 @@ impl Default for MelOptions {
             num_bins: 80,
             low_freq_hz: 20.0,
             high_freq_hz: 0.0,
+            vtln_warp: 1.0,
+            vtln_low_hz: 100.0,
+            vtln_high_hz: -500.0,
         }
     }
 }
@@ -323,6 +335,14 @@ impl FeatureOptions {
         match &self.base {
             BaseFeatures::Fbank(o) => &o.frame,
             BaseFeatures::Mfcc(o) => &o.frame,
+        }
+    }
+
+    /// Mutable mel filterbank options of the base features.
+    pub fn mel_mut(&mut self) -> &mut MelOptions {
+        match &mut self.base {
+            BaseFeatures::Fbank(o) => &mut o.mel,
+            BaseFeatures::Mfcc(o) => &mut o.mel,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Data augmentation. On the waveform: speed perturbation (resampling, which shifts pitch and formants
 //! together, as Ko et al. 2015), random gain, additive white/pink/brown noise at a random SNR. On the
-//! features: SpecAugment time and frequency masks (Park et al. 2019), filled with the utterance mean.
+//! features: vocal-tract-length perturbation (a random VTLN warp of the mel filters per utterance, Jaitly &
+//! Hinton 2013) and SpecAugment time and frequency masks (Park et al. 2019), filled with the utterance mean.
 
 use ndarray::Array2;
 use rand::Rng;
@@ -28,7 +29,13 @@ pub struct AugmentOptions {
     pub freq_masks: usize,
     /// Maximum width of a frequency mask in feature dimensions.
     pub freq_mask_bins: usize,
+    /// Vocal-tract-length perturbation: each utterance's mel filters are warped by a factor drawn from
+    /// `1 ± vtlp` (on a grid of [`VTLP_STEP`]). 0 = off.
+    pub vtlp: f32,
 }
+
+/// Grid of the VTLP warp factors (one feature pipeline is built per factor).
+pub const VTLP_STEP: f32 = 0.02;
 
 impl AugmentOptions {
     /// A sensible default for training on synthetic speech: speed 0.9–1.1, ±6 dB gain, noise on half the
@@ -43,12 +50,30 @@ impl AugmentOptions {
             time_mask_frames: 20,
             freq_masks: 2,
             freq_mask_bins: 10,
+            vtlp: 0.0,
         }
     }
 
-    /// Whether anything touches the waveform (then features must be recomputed every epoch).
+    /// The VTLP warp factors to draw from: `1 - vtlp ..= 1 + vtlp` in steps of [`VTLP_STEP`] (1 included);
+    /// empty when VTLP is off.
+    pub fn vtlp_factors(&self) -> Vec<f32> {
+        if self.vtlp <= 0.0 {
+            return Vec::new();
+        }
+        let steps = (self.vtlp / VTLP_STEP).round().max(1.0) as i32;
+        (-steps..=steps)
+            .map(|k| 1.0 + k as f32 * self.vtlp / steps as f32)
+            .collect()
+    }
+
+    /// Whether anything touches the waveform.
     pub fn changes_waveform(&self) -> bool {
         !self.speed_factors.is_empty() || self.gain_db > 0.0 || self.noise_probability > 0.0
+    }
+
+    /// Whether the features before SpecAugment differ from epoch to epoch (then they cannot be cached).
+    pub fn changes_features(&self) -> bool {
+        self.changes_waveform() || self.vtlp > 0.0
     }
 }
 
@@ -169,6 +194,22 @@ pub fn spec_augment(features: &mut Array2<f32>, options: &AugmentOptions, rng: &
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn vtlp_factors_span_the_range_symmetrically() {
+        let off = AugmentOptions::default();
+        assert!(off.vtlp_factors().is_empty());
+        assert!(!off.changes_features());
+        let on = AugmentOptions {
+            vtlp: 0.1,
+            ..AugmentOptions::default()
+        };
+        let factors = on.vtlp_factors();
+        assert_eq!(factors.len(), 11);
+        assert!((factors[0] - 0.9).abs() < 1e-6 && (factors[10] - 1.1).abs() < 1e-6);
+        assert!((factors[5] - 1.0).abs() < 1e-6);
+        assert!(on.changes_features() && !on.changes_waveform());
+    }
 
     #[test]
     fn speed_perturbation_changes_length_by_the_factor() {

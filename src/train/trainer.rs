@@ -15,7 +15,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use ndarray::Array2;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +74,10 @@ pub struct TrainOptions {
     pub checkpoint_every_s: u64,
     /// Count `sil` in the dev PER (TIMIT convention varies; default false: sil is removed from both sides).
     pub score_silence: bool,
+    /// Start from this model's weights (fine-tuning); its features and architecture then replace
+    /// `features` and `network` (except dropout). None: a new network initialised by `init`.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for TrainOptions {
@@ -93,6 +97,7 @@ impl Default for TrainOptions {
             max_bad_batches: 5,
             checkpoint_every_s: 600,
             score_silence: false,
+            init_from: None,
         }
     }
 }
@@ -259,20 +264,43 @@ pub fn train(
         optimizer.load_state(&tensors, state.updates)?;
         (state, network, var_map, optimizer)
     } else {
-        let pipeline = FeaturePipeline::new(options.features.clone())?;
-        let mut network_config = options.network.clone();
-        network_config.input_dim = pipeline.dim();
-        network_config.num_outputs = phones.len();
+        let mut options = options.clone();
+        let (network, var_map) = match &options.init_from {
+            Some(path) => {
+                let start = ModelFile::load(path)?;
+                let config = start.config();
+                if config.phones != *phones {
+                    return Err(Error::Training {
+                        reason: format!(
+                            "--init-from {}: the model was trained on another phone set",
+                            path.display()
+                        ),
+                    });
+                }
+                options.features = config.features.clone();
+                options.network = NetworkConfig {
+                    dropout: options.network.dropout,
+                    ..config.network.clone()
+                };
+                network_from_tensors(&options.network, start.weights())?
+            }
+            None => {
+                let pipeline = FeaturePipeline::new(options.features.clone())?;
+                options.network.input_dim = pipeline.dim();
+                options.network.num_outputs = phones.len();
+                let mut init = options.init.clone();
+                init.seed = mix_seed(options.seed, 0xA11CE, 0);
+                Blstm::trainable(&options.network, &init)?
+            }
+        };
+        let network_config = options.network.clone();
         let model = ModelConfig {
             features: options.features.clone(),
-            network: network_config.clone(),
+            network: network_config,
             phones: phones.clone(),
             training: TrainingSummary::default(),
         };
         model.validate()?;
-        let mut init = options.init.clone();
-        init.seed = mix_seed(options.seed, 0xA11CE, 0);
-        let (network, var_map) = Blstm::trainable(&network_config, &init)?;
         let optimizer = Optimizer::new(
             trainable_vars(&var_map)?,
             options.optimizer.clone(),
@@ -316,13 +344,24 @@ pub fn train(
             reason: "no usable dev utterances".to_string(),
         });
     }
+    // VTLP: one pipeline per warp factor, drawn per utterance.
+    let vtlp_pipelines: Vec<FeaturePipeline> = options
+        .augment
+        .vtlp_factors()
+        .into_iter()
+        .map(|warp| {
+            let mut features = options.features.clone();
+            features.mel_mut().vtln_warp = warp;
+            FeaturePipeline::new(features)
+        })
+        .collect::<Result<_>>()?;
     // Dev features never change: compute them once.
     let dev_features: Vec<Array2<f32>> = dev_data
         .par_iter()
         .map(|u| pipeline.compute(&u.wave))
         .collect();
     // Without waveform augmentation, training features never change either.
-    let cached_train_features: Option<Vec<Array2<f32>>> = (!options.augment.changes_waveform())
+    let cached_train_features: Option<Vec<Array2<f32>>> = (!options.augment.changes_features())
         .then(|| {
             train_data
                 .par_iter()
@@ -355,6 +394,7 @@ pub fn train(
             let train_ref = &train_data;
             let cached = &cached_train_features;
             let pipeline_ref = &pipeline;
+            let vtlp_ref = &vtlp_pipelines;
             let augment = &options.augment;
             let first_batch = state.batch;
             let seed = options.seed;
@@ -377,7 +417,12 @@ pub fn train(
                                         augment,
                                         &mut rng,
                                     );
-                                    pipeline_ref.compute(&wave)
+                                    let pipeline = if vtlp_ref.is_empty() {
+                                        pipeline_ref
+                                    } else {
+                                        &vtlp_ref[rng.gen_range(0..vtlp_ref.len())]
+                                    };
+                                    pipeline.compute(&wave)
                                 }
                             };
                             spec_augment(&mut features, augment, &mut rng);
