@@ -24,6 +24,7 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 
+use super::kernels::{cell_backward, cell_forward, matmul_packed, PackedMatrix};
 use super::lstm::{project_inputs, LstmWeights};
 
 /// One bidirectional layer through the fused kernel: `input` `[steps·batch, inputs]` (time-major) ->
@@ -167,43 +168,9 @@ fn gemm_f32(
     }
 }
 
-/// exp(x) for f32, branch-free so loops over it vectorise: x = n·ln2 + r, |r| ≤ ln2/2, a degree-6
-/// polynomial for e^r (relative error < 2e-7), 2^n by building the exponent bits.
-#[inline(always)]
-fn fast_exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    // Round to nearest by adding 1.5·2²³ (f32::round is a libm call that blocks vectorisation); valid
-    // for |x·log2 e| < 2²², far beyond the clamp.
-    const ROUNDER: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + ROUNDER) - ROUNDER;
-    // Cody–Waite: ln 2 split in two so n·ln2_hi is exact and r keeps its accuracy for large |x|.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    p * scale
-}
-
-#[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + fast_exp(-x))
-}
-
-#[inline(always)]
-fn tanh(x: f32) -> f32 {
-    // tanh(x) = 2σ(2x) − 1, written so it stays accurate near 0: (1 − e^{−2x}) / (1 + e^{−2x}).
-    let e = fast_exp(-2.0 * x.abs());
-    let t = (1.0 - e) / (1.0 + e);
-    t.copysign(x)
-}
-
 /// Forward recurrence of one direction. `projected` is `[steps·batch, 8H]`; this direction's gates
 /// are columns `offset..offset + 4H`. Writes `h` into `out` (`[steps·batch, H]`, this direction only)
-/// and, if given, activations into `gates_saved`/`cells_saved`.
+/// and, if given, activations into `gates_saved`/`cells_saved` (`[steps·batch, 4H]`/`[steps·batch, H]`).
 #[allow(clippy::too_many_arguments)]
 fn run_forward(
     projected: &[f32],
@@ -219,19 +186,23 @@ fn run_forward(
     mut cells_saved: Option<&mut [f32]>,
 ) {
     let h4 = 4 * hidden;
+    // gates += h_{t−1} · W_hhᵀ, W_hh stored [4H × H].
+    let weight_hh = PackedMatrix::pack(weight_hh, hidden, h4, true);
     let mut h_prev = vec![0f32; batch * hidden];
     let mut c_prev = vec![0f32; batch * hidden];
-    let mut gates = vec![0f32; batch * h4];
+    // Without saving, one step's gates live here; with saving, directly in the saved buffer.
+    let mut step_gates = vec![0f32; if gates_saved.is_some() { 0 } else { batch * h4 }];
     for s in 0..steps {
         let t = if reverse { steps - 1 - s } else { s };
+        let gates: &mut [f32] = match gates_saved.as_deref_mut() {
+            Some(saved) => &mut saved[t * batch * h4..(t + 1) * batch * h4],
+            None => &mut step_gates,
+        };
         for b in 0..batch {
             let row = (t * batch + b) * 8 * hidden + offset;
             gates[b * h4..(b + 1) * h4].copy_from_slice(&projected[row..row + h4]);
         }
-        gemm_f32(
-            batch, h4, hidden, &mut gates, h4, true, &h_prev, hidden, false, weight_hh, hidden,
-            true,
-        );
+        matmul_packed(batch, &h_prev, hidden, &weight_hh, gates, h4, true);
         for b in 0..batch {
             let out_row = &mut out[(t * batch + b) * hidden..(t * batch + b + 1) * hidden];
             let h = &mut h_prev[b * hidden..(b + 1) * hidden];
@@ -243,27 +214,7 @@ fn run_forward(
                 out_row.fill(0.0);
                 g.fill(0.0);
             } else {
-                let (gi, rest) = g.split_at_mut(hidden);
-                let (gf, rest) = rest.split_at_mut(hidden);
-                let (gg, go) = rest.split_at_mut(hidden);
-                for j in 0..hidden {
-                    let i = sigmoid(gi[j]);
-                    let f = sigmoid(gf[j]);
-                    let cand = tanh(gg[j]);
-                    let o = sigmoid(go[j]);
-                    let cell = f * c[j] + i * cand;
-                    let hv = o * tanh(cell);
-                    gi[j] = i;
-                    gf[j] = f;
-                    gg[j] = cand;
-                    go[j] = o;
-                    c[j] = cell;
-                    h[j] = hv;
-                    out_row[j] = hv;
-                }
-            }
-            if let Some(saved) = gates_saved.as_deref_mut() {
-                saved[(t * batch + b) * h4..(t * batch + b + 1) * h4].copy_from_slice(g);
+                cell_forward(g, c, h, out_row);
             }
             if let Some(saved) = cells_saved.as_deref_mut() {
                 saved[(t * batch + b) * hidden..(t * batch + b + 1) * hidden].copy_from_slice(c);
@@ -297,6 +248,9 @@ fn run_backward(
     let h8 = 8 * hidden;
     let mut dh_next = vec![0f32; batch * hidden];
     let mut dc_next = vec![0f32; batch * hidden];
+    let zeros = vec![0f32; hidden];
+    // dh_{t−1} = dgates_t · W_hh, W_hh stored [4H × H].
+    let weight_hh = PackedMatrix::pack(weight_hh, h4, hidden, false);
     // Walk the steps in the reverse of the forward pass's order.
     for s in (0..steps).rev() {
         let t = if reverse { steps - 1 - s } else { s };
@@ -313,49 +267,23 @@ fn run_backward(
                 dgates.fill(0.0);
                 continue;
             }
-            let act = &gates[row * h4..(row + 1) * h4];
-            let cell = &cells[row * hidden..(row + 1) * hidden];
-            let dout = &grad_out[row * h2 + h_offset..row * h2 + h_offset + hidden];
-            let dh_n = &dh_next[b * hidden..(b + 1) * hidden];
-            let dc_n = &mut dc_next[b * hidden..(b + 1) * hidden];
-            let c_prev =
-                previous.map(|p| &cells[(p * batch + b) * hidden..(p * batch + b + 1) * hidden]);
-            let (di_out, rest) = dgates.split_at_mut(hidden);
-            let (df_out, rest) = rest.split_at_mut(hidden);
-            let (dg_out, do_out) = rest.split_at_mut(hidden);
-            for j in 0..hidden {
-                let i = act[j];
-                let f = act[hidden + j];
-                let g = act[2 * hidden + j];
-                let o = act[3 * hidden + j];
-                let tc = tanh(cell[j]);
-                let dh = dout[j] + dh_n[j];
-                let d_o = dh * tc;
-                let dc = dc_n[j] + dh * o * (1.0 - tc * tc);
-                let cp = c_prev.map_or(0.0, |c| c[j]);
-                di_out[j] = dc * g * i * (1.0 - i);
-                df_out[j] = dc * cp * f * (1.0 - f);
-                dg_out[j] = dc * i * (1.0 - g * g);
-                do_out[j] = d_o * o * (1.0 - o);
-                dc_n[j] = dc * f;
-            }
+            let c_prev = match previous {
+                Some(p) => &cells[(p * batch + b) * hidden..(p * batch + b + 1) * hidden],
+                None => &zeros,
+            };
+            cell_backward(
+                &gates[row * h4..(row + 1) * h4],
+                &cells[row * hidden..(row + 1) * hidden],
+                c_prev,
+                &grad_out[row * h2 + h_offset..row * h2 + h_offset + hidden],
+                &dh_next[b * hidden..(b + 1) * hidden],
+                &mut dc_next[b * hidden..(b + 1) * hidden],
+                dgates,
+            );
         }
         // dh_next = dgates_t · W_hh: [batch × 4H] · [4H × H].
         let rows = &grad_projected[t * batch * h8 + offset..];
-        gemm_f32(
-            batch,
-            hidden,
-            h4,
-            &mut dh_next,
-            hidden,
-            false,
-            rows,
-            h8,
-            false,
-            weight_hh,
-            hidden,
-            false,
-        );
+        matmul_packed(batch, rows, h8, &weight_hh, &mut dh_next, hidden, false);
     }
     // dW_hh = Σ_t dgates_tᵀ · h_{t−1}: one GEMM over all steps that have a predecessor.
     if steps > 1 {
@@ -570,28 +498,5 @@ impl CustomOp3 for RecurrentOp {
                 &device,
             )?),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_transcendentals_are_accurate() {
-        let mut x = -30.0f32;
-        while x < 30.0 {
-            let e = fast_exp(x);
-            assert!(((e - x.exp()) / x.exp()).abs() < 1e-6, "exp({x})");
-            assert!(
-                (sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 1e-6,
-                "sigmoid({x})"
-            );
-            assert!((tanh(x) - x.tanh()).abs() < 1e-6, "tanh({x})");
-            x += 0.0137;
-        }
-        assert!((tanh(1e-4) - 1e-4).abs() < 1e-7);
-        assert!(sigmoid(-200.0) < 1e-30);
-        assert_eq!(sigmoid(200.0), 1.0);
     }
 }

@@ -8,8 +8,8 @@
 //!   checked on load;
 //! - [`Model`] bundles features, network and phones for inference from a waveform.
 //!
-//! The LSTM itself (`lstm.rs`) is built from plain candle ops: the reference a fused kernel will be
-//! checked against.
+//! The LSTM runs through a fused CPU kernel (`fused.rs`, its inner loops in `kernels.rs`); `lstm.rs`
+//! builds the same layer from plain candle ops, the reference the kernel is checked against.
 //!
 //! ```no_run
 //! # fn main() -> phonrec::Result<()> {
@@ -24,6 +24,7 @@ mod file;
 mod fused;
 mod inference;
 mod init;
+mod kernels;
 mod lstm;
 mod network;
 

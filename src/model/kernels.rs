@@ -1,0 +1,547 @@
+//! The inner loops of the fused LSTM ([`super::fused`]): the per-step recurrent matrix product with a
+//! weight matrix packed once per layer call, and the gate nonlinearities + cell update (forward and
+//! backward) as loops the compiler vectorises.
+//!
+//! Why not a general GEMM for the per-step product: at batch 16 it is `[16 × 256] · [256 × 1024]`, and
+//! the `gemm` crate re-packs the 1 MB weight matrix on every call, which `perf` showed costing as much
+//! as the arithmetic. Here the weights are packed into 32-column panels once, and an AVX-512 micro-kernel
+//! keeps an 8 × 32 tile of the result in registers, reading each panel (32 KB, L1-resident) once per step
+//! for all rows. Without AVX-512 a portable loop does the same work.
+//!
+//! Both kinds of loop are compiled several times (AVX-512, AVX2 + FMA, baseline) and chosen at run time,
+//! so the binary runs on any x86-64 and uses the wide registers where they exist.
+
+/// Columns per packed panel: two 16-lane AVX-512 registers.
+const PANEL: usize = 32;
+/// Rows of the result kept in registers by the micro-kernel.
+const TILE_ROWS: usize = 8;
+
+/// A `[k × n]` right-hand matrix packed for [`matmul_packed`]: panels of [`PANEL`] columns, each stored
+/// `[k][PANEL]` (the last panel zero-padded).
+pub(crate) struct PackedMatrix {
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl PackedMatrix {
+    /// Pack `w`, which holds the matrix row-major as `[k × n]`, or as `[n × k]` when `transposed`
+    /// (then the product uses `wᵀ`).
+    pub(crate) fn pack(w: &[f32], k: usize, n: usize, transposed: bool) -> Self {
+        assert_eq!(w.len(), k * n, "packed matrix: wrong size");
+        let panels = n.div_ceil(PANEL);
+        let mut data = vec![0f32; panels * k * PANEL];
+        for p in 0..panels {
+            let panel = &mut data[p * k * PANEL..(p + 1) * k * PANEL];
+            let cols = (n - p * PANEL).min(PANEL);
+            for kk in 0..k {
+                let dst = &mut panel[kk * PANEL..kk * PANEL + cols];
+                for (c, d) in dst.iter_mut().enumerate() {
+                    let col = p * PANEL + c;
+                    *d = if transposed {
+                        w[col * k + kk]
+                    } else {
+                        w[kk * n + col]
+                    };
+                }
+            }
+        }
+        PackedMatrix { k, n, data }
+    }
+}
+
+/// `out[r, 0..n] (+)= Σ_k lhs[r, k] · W[k, 0..n]` for `rows` rows; `lhs` and `out` are row-major with
+/// the given row strides. `accumulate` adds to `out` instead of overwriting it.
+pub(crate) fn matmul_packed(
+    rows: usize,
+    lhs: &[f32],
+    lhs_stride: usize,
+    w: &PackedMatrix,
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+) {
+    if rows == 0 || w.n == 0 {
+        return;
+    }
+    // Every element touched below lies inside these bounds (the kernels index unchecked).
+    assert!(lhs_stride >= w.k && lhs.len() >= (rows - 1) * lhs_stride + w.k);
+    assert!(out_stride >= w.n && out.len() >= (rows - 1) * out_stride + w.n);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F; bounds were checked above.
+        unsafe {
+            avx512::matmul_packed(rows, lhs, lhs_stride, w, out, out_stride, accumulate);
+        }
+        return;
+    }
+    matmul_packed_portable(rows, lhs, lhs_stride, w, out, out_stride, accumulate);
+}
+
+/// The same product without explicit SIMD (the compiler vectorises the column loop).
+fn matmul_packed_portable(
+    rows: usize,
+    lhs: &[f32],
+    lhs_stride: usize,
+    w: &PackedMatrix,
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+) {
+    let k = w.k;
+    for (p, panel) in w.data.chunks_exact(k * PANEL).enumerate() {
+        let col0 = p * PANEL;
+        let cols = (w.n - col0).min(PANEL);
+        for r in 0..rows {
+            let a = &lhs[r * lhs_stride..r * lhs_stride + k];
+            let mut acc = [0f32; PANEL];
+            for (&av, wrow) in a.iter().zip(panel.chunks_exact(PANEL)) {
+                for (s, &wv) in acc.iter_mut().zip(wrow) {
+                    *s += av * wv;
+                }
+            }
+            let dst = &mut out[r * out_stride + col0..r * out_stride + col0 + cols];
+            for (d, &s) in dst.iter_mut().zip(&acc) {
+                *d = if accumulate { *d + s } else { s };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{PackedMatrix, PANEL, TILE_ROWS};
+
+    /// See [`super::matmul_packed`]. For each panel (kept in L1), all rows in tiles of up to 8.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, and the bounds asserted by the caller must hold.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn matmul_packed(
+        rows: usize,
+        lhs: &[f32],
+        lhs_stride: usize,
+        w: &PackedMatrix,
+        out: &mut [f32],
+        out_stride: usize,
+        accumulate: bool,
+    ) {
+        let k = w.k;
+        for p in 0..w.n.div_ceil(PANEL) {
+            let panel = w.data.as_ptr().add(p * k * PANEL);
+            let col0 = p * PANEL;
+            let cols = (w.n - col0).min(PANEL);
+            let mut r = 0;
+            while r < rows {
+                let tile = (rows - r).min(TILE_ROWS);
+                let a = lhs.as_ptr().add(r * lhs_stride);
+                let c = out.as_mut_ptr().add(r * out_stride + col0);
+                match tile {
+                    8 => tile_kernel::<8>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
+                    7 => tile_kernel::<7>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
+                    6 => tile_kernel::<6>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
+                    5 => tile_kernel::<5>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
+                    4 => tile_kernel::<4>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
+                    3 => tile_kernel::<3>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
+                    2 => tile_kernel::<2>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
+                    _ => single_row_kernel(k, a, panel, c, cols, accumulate),
+                }
+                r += tile;
+            }
+        }
+    }
+
+    /// Store two registers (32 columns) into a row, only the first `cols` columns, optionally adding.
+    #[inline(always)]
+    unsafe fn store_row(c: *mut f32, lo: __m512, hi: __m512, cols: usize, accumulate: bool) {
+        let mask = |n: usize| -> __mmask16 {
+            if n >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << n) - 1) as __mmask16
+            }
+        };
+        let (m_lo, m_hi) = (mask(cols), mask(cols.saturating_sub(16)));
+        let (mut lo, mut hi) = (lo, hi);
+        if accumulate {
+            lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(m_lo, c));
+            hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(m_hi, c.add(16)));
+        }
+        _mm512_mask_storeu_ps(c, m_lo, lo);
+        _mm512_mask_storeu_ps(c.add(16), m_hi, hi);
+    }
+
+    /// An `R × 32` tile of the result: `2R` accumulators, per `k` two panel loads and `R` broadcasts.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn tile_kernel<const R: usize>(
+        k: usize,
+        a: *const f32,
+        a_stride: usize,
+        panel: *const f32,
+        c: *mut f32,
+        c_stride: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let mut lo = [_mm512_setzero_ps(); R];
+        let mut hi = [_mm512_setzero_ps(); R];
+        for kk in 0..k {
+            let w_lo = _mm512_loadu_ps(panel.add(kk * PANEL));
+            let w_hi = _mm512_loadu_ps(panel.add(kk * PANEL + 16));
+            for r in 0..R {
+                let av = _mm512_set1_ps(*a.add(r * a_stride + kk));
+                lo[r] = _mm512_fmadd_ps(av, w_lo, lo[r]);
+                hi[r] = _mm512_fmadd_ps(av, w_hi, hi[r]);
+            }
+        }
+        for r in 0..R {
+            store_row(c.add(r * c_stride), lo[r], hi[r], cols, accumulate);
+        }
+    }
+
+    /// One row (batch-1 inference): four independent accumulator pairs over `k` so the FMA latency
+    /// is hidden, summed at the end.
+    #[inline(always)]
+    unsafe fn single_row_kernel(
+        k: usize,
+        a: *const f32,
+        panel: *const f32,
+        c: *mut f32,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let mut lo = [_mm512_setzero_ps(); 4];
+        let mut hi = [_mm512_setzero_ps(); 4];
+        let mut kk = 0;
+        while kk + 4 <= k {
+            for u in 0..4 {
+                let av = _mm512_set1_ps(*a.add(kk + u));
+                let wp = panel.add((kk + u) * PANEL);
+                lo[u] = _mm512_fmadd_ps(av, _mm512_loadu_ps(wp), lo[u]);
+                hi[u] = _mm512_fmadd_ps(av, _mm512_loadu_ps(wp.add(16)), hi[u]);
+            }
+            kk += 4;
+        }
+        while kk < k {
+            let av = _mm512_set1_ps(*a.add(kk));
+            let wp = panel.add(kk * PANEL);
+            lo[0] = _mm512_fmadd_ps(av, _mm512_loadu_ps(wp), lo[0]);
+            hi[0] = _mm512_fmadd_ps(av, _mm512_loadu_ps(wp.add(16)), hi[0]);
+            kk += 1;
+        }
+        let lo_sum = _mm512_add_ps(_mm512_add_ps(lo[0], lo[1]), _mm512_add_ps(lo[2], lo[3]));
+        let hi_sum = _mm512_add_ps(_mm512_add_ps(hi[0], hi[1]), _mm512_add_ps(hi[2], hi[3]));
+        store_row(c, lo_sum, hi_sum, cols, accumulate);
+    }
+}
+
+/// exp(x) for f32, branch-free so loops over it vectorise: x = n·ln2 + r, |r| ≤ ln2/2, a degree-6
+/// polynomial for e^r (relative error < 2e-7), 2^n built from the exponent bits.
+#[inline(always)]
+pub(crate) fn fast_exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    // Round to nearest by adding 1.5·2²³ (f32::round is a libm call that blocks vectorisation); valid
+    // for |x·log2 e| < 2²², far beyond the clamp. The sum's low mantissa bits then hold n itself.
+    const ROUNDER: f32 = 12_582_912.0;
+    let shifted = x * std::f32::consts::LOG2_E + ROUNDER;
+    let n = shifted - ROUNDER;
+    // Cody–Waite: ln 2 split in two so n·ln2_hi is exact and r keeps its accuracy for large |x|.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    // 2^n from integer arithmetic on the bits (a float-to-int `as` cast saturates and does not
+    // vectorise): bits(shifted) − bits(ROUNDER) = n.
+    let exponent = (shifted.to_bits() as i32).wrapping_sub(ROUNDER.to_bits() as i32) + 127;
+    p * f32::from_bits((exponent << 23) as u32)
+}
+
+#[inline(always)]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + fast_exp(-x))
+}
+
+#[inline(always)]
+pub(crate) fn tanh(x: f32) -> f32 {
+    // tanh(x) = 2σ(2x) − 1, written so it stays accurate near 0: (1 − e^{−2x}) / (1 + e^{−2x}).
+    let e = fast_exp(-2.0 * x.abs());
+    let t = (1.0 - e) / (1.0 + e);
+    t.copysign(x)
+}
+
+/// Compile `$body` (an `#[inline(always)]` fn) for AVX-512, for AVX2 + FMA and for the baseline, and
+/// define `$name` to pick the best one for this CPU at run time.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        pub(crate) fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                unsafe fn wide($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn narrow($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: the features `wide` is compiled for are present.
+                    return unsafe { wide($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: as above.
+                    return unsafe { narrow($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+multiversion! {
+    /// One sequence's LSTM step after the matrix products: `gates` (`[4H]`, pre-activations i, f, g, o)
+    /// are replaced by their activations; the cell `c` and hidden state `h` (`[H]`) are updated in place
+    /// and `h` is also written to `out`.
+    cell_forward => cell_forward_body(gates: &mut [f32], c: &mut [f32], h: &mut [f32], out: &mut [f32])
+}
+
+#[inline(always)]
+fn cell_forward_body(gates: &mut [f32], c: &mut [f32], h: &mut [f32], out: &mut [f32]) {
+    let n = c.len();
+    let (gi, rest) = gates.split_at_mut(n);
+    let (gf, rest) = rest.split_at_mut(n);
+    let (gg, go) = rest.split_at_mut(n);
+    // Equal lengths up front let the compiler drop the bounds checks and vectorise.
+    let (go, h, out) = (&mut go[..n], &mut h[..n], &mut out[..n]);
+    for j in 0..n {
+        let i = sigmoid(gi[j]);
+        let f = sigmoid(gf[j]);
+        let cand = tanh(gg[j]);
+        let o = sigmoid(go[j]);
+        let cell = f * c[j] + i * cand;
+        let hv = o * tanh(cell);
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = cand;
+        go[j] = o;
+        c[j] = cell;
+        h[j] = hv;
+        out[j] = hv;
+    }
+}
+
+multiversion! {
+    /// One sequence's LSTM step backwards (formulas in [`super::fused`]): from the saved activations
+    /// `act` (`[4H]`), the cell `cell` and previous cell `c_prev` (`[H]`), the output gradient `dout`
+    /// plus the recurrent `dh_next`, writes `dgates` (`[4H]`) and replaces `dc_next` by the gradient for
+    /// the previous step's cell.
+    cell_backward => cell_backward_body(
+        act: &[f32],
+        cell: &[f32],
+        c_prev: &[f32],
+        dout: &[f32],
+        dh_next: &[f32],
+        dc_next: &mut [f32],
+        dgates: &mut [f32],
+    )
+}
+
+#[inline(always)]
+fn cell_backward_body(
+    act: &[f32],
+    cell: &[f32],
+    c_prev: &[f32],
+    dout: &[f32],
+    dh_next: &[f32],
+    dc_next: &mut [f32],
+    dgates: &mut [f32],
+) {
+    let n = cell.len();
+    let (ai, rest) = act.split_at(n);
+    let (af, rest) = rest.split_at(n);
+    let (ag, ao) = rest.split_at(n);
+    let (di, rest) = dgates.split_at_mut(n);
+    let (df, rest) = rest.split_at_mut(n);
+    let (dg, d_o) = rest.split_at_mut(n);
+    let (ao, c_prev, dout, dh_next, dc_next, d_o) = (
+        &ao[..n],
+        &c_prev[..n],
+        &dout[..n],
+        &dh_next[..n],
+        &mut dc_next[..n],
+        &mut d_o[..n],
+    );
+    for j in 0..n {
+        let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
+        let tc = tanh(cell[j]);
+        let dh = dout[j] + dh_next[j];
+        let dc = dc_next[j] + dh * o * (1.0 - tc * tc);
+        di[j] = dc * g * i * (1.0 - i);
+        df[j] = dc * c_prev[j] * f * (1.0 - f);
+        dg[j] = dc * i * (1.0 - g * g);
+        d_o[j] = dh * tc * o * (1.0 - o);
+        dc_next[j] = dc * f;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_transcendentals_are_accurate() {
+        let mut x = -30.0f32;
+        while x < 30.0 {
+            let e = fast_exp(x);
+            assert!(((e - x.exp()) / x.exp()).abs() < 1e-6, "exp({x})");
+            assert!(
+                (sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 1e-6,
+                "sigmoid({x})"
+            );
+            assert!((tanh(x) - x.tanh()).abs() < 1e-6, "tanh({x})");
+            x += 0.0137;
+        }
+        assert!((tanh(1e-4) - 1e-4).abs() < 1e-7);
+        assert!(sigmoid(-200.0) < 1e-30);
+        assert_eq!(sigmoid(200.0), 1.0);
+        assert!(fast_exp(-100.0) > 0.0 && fast_exp(-100.0) < 1e-37);
+        assert!(fast_exp(100.0).is_finite());
+    }
+
+    /// Deterministic pseudo-random values in [−1, 1).
+    fn values(count: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..count)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn check_product(rows: usize, k: usize, n: usize, transposed: bool, accumulate: bool) {
+        let lhs_stride = k + 3;
+        let out_stride = n + 5;
+        let lhs = values(rows * lhs_stride, 1);
+        let w = values(k * n, 2);
+        let start = values(rows * out_stride, 3);
+        let packed = PackedMatrix::pack(&w, k, n, transposed);
+        let weight = |kk: usize, col: usize| {
+            if transposed {
+                w[col * k + kk]
+            } else {
+                w[kk * n + col]
+            }
+        };
+        let mut out = start.clone();
+        let mut portable = start.clone();
+        matmul_packed(
+            rows, &lhs, lhs_stride, &packed, &mut out, out_stride, accumulate,
+        );
+        matmul_packed_portable(
+            rows,
+            &lhs,
+            lhs_stride,
+            &packed,
+            &mut portable,
+            out_stride,
+            accumulate,
+        );
+        for r in 0..rows {
+            for col in 0..out_stride {
+                let index = r * out_stride + col;
+                let expected = if col < n {
+                    let dot: f64 = (0..k)
+                        .map(|kk| lhs[r * lhs_stride + kk] as f64 * weight(kk, col) as f64)
+                        .sum();
+                    dot + if accumulate { start[index] as f64 } else { 0.0 }
+                } else {
+                    start[index] as f64 // columns past n are never written
+                };
+                for (got, which) in [(out[index], "dispatched"), (portable[index], "portable")] {
+                    assert!(
+                        (got as f64 - expected).abs() < 1e-4 * (1.0 + expected.abs()),
+                        "{which} rows {rows} k {k} n {n} at ({r}, {col}): {got} vs {expected}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_products_match_a_plain_sum_for_odd_shapes() {
+        for rows in [1, 2, 3, 7, 8, 9, 16, 17] {
+            for (k, n) in [(1, 1), (5, 20), (16, 64), (33, 100), (256, 32), (7, 47)] {
+                check_product(rows, k, n, rows % 2 == 0, rows % 3 == 0);
+                check_product(rows, k, n, rows % 2 == 1, rows % 3 != 0);
+            }
+        }
+    }
+
+    #[test]
+    fn cell_kernels_match_their_formulas() {
+        let h = 37;
+        let mut gates = values(4 * h, 4).iter().map(|v| 3.0 * v).collect::<Vec<_>>();
+        let pre = gates.clone();
+        let mut c = values(h, 5);
+        let c0 = c.clone();
+        let (mut hv, mut out) = (vec![0f32; h], vec![0f32; h]);
+        cell_forward(&mut gates, &mut c, &mut hv, &mut out);
+        let s = |x: f32| 1.0 / (1.0 + (-x).exp());
+        for j in 0..h {
+            let (i, f, g, o) = (
+                s(pre[j]),
+                s(pre[h + j]),
+                pre[2 * h + j].tanh(),
+                s(pre[3 * h + j]),
+            );
+            let cell = f * c0[j] + i * g;
+            assert!((c[j] - cell).abs() < 1e-5);
+            assert!((hv[j] - o * cell.tanh()).abs() < 1e-5 && out[j] == hv[j]);
+            assert!((gates[j] - i).abs() < 1e-6 && (gates[2 * h + j] - g).abs() < 1e-6);
+        }
+        // Backward against the same formulas written out in f64.
+        let (dout, dh_next) = (values(h, 6), values(h, 7));
+        let mut dc_next = values(h, 8);
+        let dc0 = dc_next.clone();
+        let mut dgates = vec![0f32; 4 * h];
+        cell_backward(&gates, &c, &c0, &dout, &dh_next, &mut dc_next, &mut dgates);
+        for j in 0..h {
+            let (i, f, g, o) = (
+                gates[j] as f64,
+                gates[h + j] as f64,
+                gates[2 * h + j] as f64,
+                gates[3 * h + j] as f64,
+            );
+            let tc = (c[j] as f64).tanh();
+            let dh = (dout[j] + dh_next[j]) as f64;
+            let dc = dc0[j] as f64 + dh * o * (1.0 - tc * tc);
+            let expected = [
+                dc * g * i * (1.0 - i),
+                dc * c0[j] as f64 * f * (1.0 - f),
+                dc * i * (1.0 - g * g),
+                dh * tc * o * (1.0 - o),
+            ];
+            for (q, e) in expected.iter().enumerate() {
+                assert!(
+                    (dgates[q * h + j] as f64 - e).abs() < 1e-5,
+                    "gate {q} at {j}"
+                );
+            }
+            assert!((dc_next[j] as f64 - dc * f).abs() < 1e-5);
+        }
+    }
+}
