@@ -2,8 +2,8 @@
 //! (backpropagation through time), checked against [`blstm_layer_reference`](super::lstm).
 //!
 //! ```text
-//! projected = x · [W_ih_fwd; W_ih_bwd]ᵀ + b      one candle GEMM for all steps and both directions,
-//!                                                [steps·batch, 8·hidden]; autograd handles its backward
+//! projected = x · [W_ih_fwd; W_ih_bwd]ᵀ + b      one GEMM for all steps and both directions,
+//!                                                [steps·batch, 8·hidden] (`projection.rs`)
 //! h = RecurrentOp(projected, W_hh_fwd, W_hh_bwd)  this file: the two directions run on two threads;
 //!                                                per step one GEMM (h_{t−1} · W_hhᵀ) and fused gates
 //! ```
@@ -24,8 +24,11 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 
-use super::kernels::{cell_backward, cell_forward, matmul_packed, PackedMatrix};
-use super::lstm::{project_inputs, LstmWeights};
+use super::kernels::{
+    cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed, PackedMatrix,
+};
+use super::lstm::{stacked_input_weights, LstmWeights};
+use super::projection::project;
 
 /// One bidirectional layer through the fused kernel: `input` `[steps·batch, inputs]` (time-major) ->
 /// `[steps·batch, 2·hidden]`. `lengths[b]` is sequence `b`'s number of valid steps. f32 on the CPU only.
@@ -38,7 +41,8 @@ pub(crate) fn blstm_layer_fused(
     let [forward, backward] = directions;
     let hidden = forward.weight_hh.dim(1)?;
     let steps = input.dim(0)? / batch.max(1);
-    let projected = project_inputs(input, directions)?.contiguous()?;
+    let (weight_ih, bias) = stacked_input_weights(directions)?;
+    let projected = project(input, &weight_ih, &bias)?;
     let weight_hh_forward = forward.weight_hh.contiguous()?;
     let weight_hh_backward = backward.weight_hh.contiguous()?;
     let save =
@@ -75,97 +79,6 @@ struct RecurrentOp {
     /// Keep activations for a backward pass (false for inference: memory O(batch × hidden) per direction).
     save: bool,
     saved: Mutex<Option<Saved>>,
-}
-
-/// Borrow a contiguous f32 CPU tensor's values.
-fn f32_slice<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    what: &str,
-) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("the fused LSTM takes f32 {what}");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("the fused LSTM needs a contiguous {what}");
-    };
-    Ok(&values[start..end])
-}
-
-/// `dst[m×n] = (accumulate ? dst : 0) + lhs[m×k] · rhs[k×n]`, all row-major with the given row strides
-/// (`rhs_transposed`: rhs is stored as `[n×k]` and used transposed). Single-threaded: each direction
-/// already has a core of its own.
-#[allow(clippy::too_many_arguments)] // a GEMM's shape and strides are its arguments
-fn gemm_f32(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    dst_row_stride: usize,
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_row_stride: usize,
-    lhs_transposed: bool,
-    rhs: &[f32],
-    rhs_row_stride: usize,
-    rhs_transposed: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    // Bounds: the last element each operand is read or written at must be inside its slice.
-    let last = |rows: usize, cols: usize, stride: usize| (rows - 1) * stride + cols;
-    assert!(
-        dst.len() >= last(m, n, dst_row_stride),
-        "gemm dst too small"
-    );
-    if k > 0 {
-        let (lr, lc) = if lhs_transposed { (k, m) } else { (m, k) };
-        let (rr, rc) = if rhs_transposed { (n, k) } else { (k, n) };
-        assert!(
-            lhs.len() >= last(lr, lc, lhs_row_stride),
-            "gemm lhs too small"
-        );
-        assert!(
-            rhs.len() >= last(rr, rc, rhs_row_stride),
-            "gemm rhs too small"
-        );
-    }
-    let (lhs_rs, lhs_cs) = if lhs_transposed {
-        (1, lhs_row_stride as isize)
-    } else {
-        (lhs_row_stride as isize, 1)
-    };
-    let (rhs_rs, rhs_cs) = if rhs_transposed {
-        (1, rhs_row_stride as isize)
-    } else {
-        (rhs_row_stride as isize, 1)
-    };
-    // SAFETY: the asserts above keep every element gemm touches inside the slices; dst does not alias
-    // lhs or rhs (distinct borrows).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_row_stride as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// Forward recurrence of one direction. `projected` is `[steps·batch, 8H]`; this direction's gates
@@ -295,6 +208,7 @@ fn run_backward(
             (&grad_projected[batch * h8 + offset..], &h_out[h_offset..])
         };
         gemm_f32(
+            1,
             h4,
             hidden,
             k,

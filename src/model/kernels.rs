@@ -9,7 +9,10 @@
 //! for all rows. Without AVX-512 a portable loop does the same work.
 //!
 //! Both kinds of loop are compiled several times (AVX-512, AVX2 + FMA, baseline) and chosen at run time,
-//! so the binary runs on any x86-64 and uses the wide registers where they exist.
+//! so the binary runs on any x86-64 and uses the wide registers where they exist. Large products go
+//! to the `gemm` crate ([`gemm_f32`]).
+
+use candle_core::{CpuStorage, Layout};
 
 /// Columns per packed panel: two 16-lane AVX-512 registers.
 const PANEL: usize = 32;
@@ -235,6 +238,102 @@ mod avx512 {
         let lo_sum = _mm512_add_ps(_mm512_add_ps(lo[0], lo[1]), _mm512_add_ps(lo[2], lo[3]));
         let hi_sum = _mm512_add_ps(_mm512_add_ps(hi[0], hi[1]), _mm512_add_ps(hi[2], hi[3]));
         store_row(c, lo_sum, hi_sum, cols, accumulate);
+    }
+}
+
+/// Borrow a contiguous f32 CPU tensor's values.
+pub(crate) fn f32_slice<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else {
+        candle_core::bail!("the fused kernels take f32 {what}");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("the fused kernels need a contiguous {what}");
+    };
+    Ok(&values[start..end])
+}
+
+/// `dst[m×n] = (accumulate ? dst : 0) + lhs[m×k] · rhs[k×n]`, all row-major with the given row strides
+/// (`rhs_transposed`: rhs is stored as `[n×k]` and used transposed), on `threads` threads of rayon's
+/// pool (1: the calling thread only).
+#[allow(clippy::too_many_arguments)] // a GEMM's shape and strides are its arguments
+pub(crate) fn gemm_f32(
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_row_stride: usize,
+    lhs_transposed: bool,
+    rhs: &[f32],
+    rhs_row_stride: usize,
+    rhs_transposed: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Bounds: the last element each operand is read or written at must be inside its slice.
+    let last = |rows: usize, cols: usize, stride: usize| (rows - 1) * stride + cols;
+    assert!(
+        dst.len() >= last(m, n, dst_row_stride),
+        "gemm dst too small"
+    );
+    if k > 0 {
+        let (lr, lc) = if lhs_transposed { (k, m) } else { (m, k) };
+        let (rr, rc) = if rhs_transposed { (n, k) } else { (k, n) };
+        assert!(
+            lhs.len() >= last(lr, lc, lhs_row_stride),
+            "gemm lhs too small"
+        );
+        assert!(
+            rhs.len() >= last(rr, rc, rhs_row_stride),
+            "gemm rhs too small"
+        );
+    }
+    let (lhs_rs, lhs_cs) = if lhs_transposed {
+        (1, lhs_row_stride as isize)
+    } else {
+        (lhs_row_stride as isize, 1)
+    };
+    let (rhs_rs, rhs_cs) = if rhs_transposed {
+        (1, rhs_row_stride as isize)
+    } else {
+        (rhs_row_stride as isize, 1)
+    };
+    // SAFETY: the asserts above keep every element gemm touches inside the slices; dst does not alias
+    // lhs or rhs (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_row_stride as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            if threads > 1 {
+                gemm::Parallelism::Rayon(threads)
+            } else {
+                gemm::Parallelism::None
+            },
+        );
     }
 }
 

@@ -37,10 +37,17 @@ impl LstmWeights {
 /// `[steps·batch, inputs]` -> `[steps·batch, 8·hidden]` (forward gates, then backward gates, bias added).
 /// Shared by the reference and the fused layer; candle's autograd gives its backward.
 pub(crate) fn project_inputs(input: &Tensor, directions: &[LstmWeights; 2]) -> Result<Tensor> {
-    let [forward, backward] = directions;
-    let weight_ih = Tensor::cat(&[&forward.weight_ih, &backward.weight_ih], 0)?;
-    let bias = Tensor::cat(&[&forward.bias, &backward.bias], 0)?;
+    let (weight_ih, bias) = stacked_input_weights(directions)?;
     input.matmul(&weight_ih.t()?)?.broadcast_add(&bias)
+}
+
+/// Both directions' input weights `[8·hidden, inputs]` and biases `[8·hidden]`, forward first.
+pub(crate) fn stacked_input_weights(directions: &[LstmWeights; 2]) -> Result<(Tensor, Tensor)> {
+    let [forward, backward] = directions;
+    Ok((
+        Tensor::cat(&[&forward.weight_ih, &backward.weight_ih], 0)?,
+        Tensor::cat(&[&forward.bias, &backward.bias], 0)?,
+    ))
 }
 
 /// One bidirectional LSTM layer over a padded batch, from plain candle ops.
