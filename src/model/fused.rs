@@ -22,10 +22,10 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
 
 use super::kernels::{
-    cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed, PackedMatrix,
+    cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed, with_values, PackedMatrix,
 };
 use super::lstm::{stacked_input_weights, LstmWeights};
 use super::projection::project;
@@ -81,14 +81,13 @@ struct RecurrentOp {
     saved: Mutex<Option<Saved>>,
 }
 
-/// Forward recurrence of one direction. `projected` is `[steps·batch, 8H]`; this direction's gates
-/// are columns `offset..offset + 4H`. Writes `h` into `out` (`[steps·batch, H]`, this direction only)
+/// Forward recurrence of one direction. `projected` is this direction's block of the projection,
+/// `[steps·batch, 4H]`. Writes `h` into `out` (`[steps·batch, H]`, this direction only)
 /// and, if given, activations into `gates_saved`/`cells_saved` (`[steps·batch, 4H]`/`[steps·batch, H]`).
 #[allow(clippy::too_many_arguments)]
 fn run_forward(
     projected: &[f32],
     weight_hh: &[f32],
-    offset: usize,
     reverse: bool,
     steps: usize,
     batch: usize,
@@ -111,10 +110,7 @@ fn run_forward(
             Some(saved) => &mut saved[t * batch * h4..(t + 1) * batch * h4],
             None => &mut step_gates,
         };
-        for b in 0..batch {
-            let row = (t * batch + b) * 8 * hidden + offset;
-            gates[b * h4..(b + 1) * h4].copy_from_slice(&projected[row..row + h4]);
-        }
+        gates.copy_from_slice(&projected[t * batch * h4..(t + 1) * batch * h4]);
         matmul_packed(batch, &h_prev, hidden, &weight_hh, gates, h4, true);
         for b in 0..batch {
             let out_row = &mut out[(t * batch + b) * hidden..(t * batch + b + 1) * hidden];
@@ -138,7 +134,7 @@ fn run_forward(
 
 /// Backward recurrence of one direction. Reads the saved gates and cells, `grad_out`/`h_out` as
 /// `[steps·batch, 2H]` (this direction's columns at `h_offset`), and writes `dgates` into `grad_projected`
-/// (`[steps·batch, 8H]`, columns `offset..offset + 4H`) and `dW_hh` (`[4H, H]`) into `grad_weight`.
+/// (this direction's block, `[steps·batch, 4H]`) and `dW_hh` (`[4H, H]`) into `grad_weight`.
 #[allow(clippy::too_many_arguments)]
 fn run_backward(
     weight_hh: &[f32],
@@ -146,7 +142,6 @@ fn run_backward(
     cells: &[f32],
     grad_out: &[f32],
     h_out: &[f32],
-    offset: usize,
     h_offset: usize,
     reverse: bool,
     steps: usize,
@@ -158,7 +153,6 @@ fn run_backward(
 ) {
     let h4 = 4 * hidden;
     let h2 = 2 * hidden;
-    let h8 = 8 * hidden;
     let mut dh_next = vec![0f32; batch * hidden];
     let mut dc_next = vec![0f32; batch * hidden];
     let zeros = vec![0f32; hidden];
@@ -175,7 +169,7 @@ fn run_backward(
         };
         for b in 0..batch {
             let row = t * batch + b;
-            let dgates = &mut grad_projected[row * h8 + offset..row * h8 + offset + h4];
+            let dgates = &mut grad_projected[row * h4..(row + 1) * h4];
             if t >= lengths[b] {
                 dgates.fill(0.0);
                 continue;
@@ -194,18 +188,25 @@ fn run_backward(
                 dgates,
             );
         }
-        // dh_next = dgates_t · W_hh: [batch × 4H] · [4H × H].
-        let rows = &grad_projected[t * batch * h8 + offset..];
-        matmul_packed(batch, rows, h8, &weight_hh, &mut dh_next, hidden, false);
+        let step_rows = &grad_projected[t * batch * h4..(t + 1) * batch * h4];
+        matmul_packed(
+            batch,
+            step_rows,
+            h4,
+            &weight_hh,
+            &mut dh_next,
+            hidden,
+            false,
+        );
     }
     // dW_hh = Σ_t dgates_tᵀ · h_{t−1}: one GEMM over all steps that have a predecessor.
     if steps > 1 {
         let k = (steps - 1) * batch;
         let (dgates_rows, h_rows) = if reverse {
             // Step t's predecessor is t + 1: dgates rows 0..S−1 against h rows 1..S.
-            (&grad_projected[offset..], &h_out[batch * h2 + h_offset..])
+            (&grad_projected[..], &h_out[batch * h2 + h_offset..])
         } else {
-            (&grad_projected[batch * h8 + offset..], &h_out[h_offset..])
+            (&grad_projected[batch * h4..], &h_out[h_offset..])
         };
         gemm_f32(
             1,
@@ -216,7 +217,7 @@ fn run_backward(
             hidden,
             false,
             dgates_rows,
-            h8,
+            h4,
             true,
             h_rows,
             h2,
@@ -245,7 +246,7 @@ impl CustomOp3 for RecurrentOp {
         let projected = f32_slice(s1, l1, "projection")?;
         let weight_forward = f32_slice(s2, l2, "forward W_hh")?;
         let weight_backward = f32_slice(s3, l3, "backward W_hh")?;
-        if projected.len() != steps * batch * 8 * hidden
+        if projected.len() != 2 * steps * batch * 4 * hidden
             || weight_forward.len() != 4 * hidden * hidden
             || weight_backward.len() != 4 * hidden * hidden
             || self.lengths.len() != batch
@@ -253,6 +254,7 @@ impl CustomOp3 for RecurrentOp {
             candle_core::bail!("fused LSTM: inconsistent shapes");
         }
         let rows = steps * batch;
+        let (projected_forward, projected_backward) = projected.split_at(rows * 4 * hidden);
         let mut out_forward = vec![0f32; rows * hidden];
         let mut out_backward = vec![0f32; rows * hidden];
         let (mut gates, mut cells) = if self.save {
@@ -272,9 +274,8 @@ impl CustomOp3 for RecurrentOp {
             std::thread::scope(|scope| {
                 scope.spawn(|| {
                     run_forward(
-                        projected,
+                        projected_backward,
                         weight_backward,
-                        4 * hidden,
                         true,
                         steps,
                         batch,
@@ -286,9 +287,8 @@ impl CustomOp3 for RecurrentOp {
                     )
                 });
                 run_forward(
-                    projected,
+                    projected_forward,
                     weight_forward,
-                    0,
                     false,
                     steps,
                     batch,
@@ -334,71 +334,61 @@ impl CustomOp3 for RecurrentOp {
             .ok_or_else(|| {
                 candle_core::Error::Msg("fused LSTM: backward without saved activations".into())
             })?;
-        let to_vec = |t: &Tensor| -> candle_core::Result<Vec<f32>> {
-            t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
-        };
-        let grad_out = to_vec(grad_res)?;
-        let h_out = to_vec(res)?;
-        let w_forward = to_vec(weight_forward)?;
-        let w_backward = to_vec(weight_backward)?;
         let rows = steps * batch;
-        let mut grad_projected = vec![0f32; rows * 8 * hidden];
+        let mut grad_projected = vec![0f32; 2 * rows * 4 * hidden];
         let mut grad_w_forward = vec![0f32; 4 * hidden * hidden];
         let mut grad_w_backward = vec![0f32; 4 * hidden * hidden];
-        {
-            // Each direction writes its own half of every row of grad_projected: split rows into
-            // column halves is not expressible with slices, so give each thread the whole buffer in turn
-            // is wasteful; instead run the directions on disjoint copies and merge.
-            let mut grad_projected_backward = vec![0f32; rows * 8 * hidden];
-            let lengths = &self.lengths;
-            let Saved { gates, cells } = &saved;
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    run_backward(
-                        &w_backward,
-                        &gates[1],
-                        &cells[1],
-                        &grad_out,
-                        &h_out,
-                        4 * hidden,
-                        hidden,
-                        true,
-                        steps,
-                        batch,
-                        hidden,
-                        lengths,
-                        &mut grad_projected_backward,
-                        &mut grad_w_backward,
-                    )
-                });
-                run_backward(
-                    &w_forward,
-                    &gates[0],
-                    &cells[0],
-                    &grad_out,
-                    &h_out,
-                    0,
-                    0,
-                    false,
-                    steps,
-                    batch,
-                    hidden,
-                    lengths,
-                    &mut grad_projected,
-                    &mut grad_w_forward,
-                );
-            });
-            for r in 0..rows {
-                let start = r * 8 * hidden + 4 * hidden;
-                grad_projected[start..start + 4 * hidden]
-                    .copy_from_slice(&grad_projected_backward[start..start + 4 * hidden]);
-            }
-        }
+        // Each direction writes its own block of grad_projected.
+        let (grad_forward, grad_backward) = grad_projected.split_at_mut(rows * 4 * hidden);
+        let lengths = &self.lengths;
+        let Saved { gates, cells } = &saved;
+        with_values(grad_res, "output gradient", |grad_out| {
+            with_values(res, "output", |h_out| {
+                with_values(weight_forward, "forward W_hh", |w_forward| {
+                    with_values(weight_backward, "backward W_hh", |w_backward| {
+                        std::thread::scope(|scope| {
+                            scope.spawn(|| {
+                                run_backward(
+                                    w_backward,
+                                    &gates[1],
+                                    &cells[1],
+                                    grad_out,
+                                    h_out,
+                                    hidden,
+                                    true,
+                                    steps,
+                                    batch,
+                                    hidden,
+                                    lengths,
+                                    grad_backward,
+                                    &mut grad_w_backward,
+                                )
+                            });
+                            run_backward(
+                                w_forward,
+                                &gates[0],
+                                &cells[0],
+                                grad_out,
+                                h_out,
+                                0,
+                                false,
+                                steps,
+                                batch,
+                                hidden,
+                                lengths,
+                                grad_forward,
+                                &mut grad_w_forward,
+                            );
+                        })
+                    })
+                })
+            })
+        })????;
         let device = Device::Cpu;
         Ok((
             Some(Tensor::from_vec(
                 grad_projected,
-                (rows, 8 * hidden),
+                (2, rows, 4 * hidden),
                 &device,
             )?),
             Some(Tensor::from_vec(

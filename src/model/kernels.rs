@@ -12,7 +12,7 @@
 //! so the binary runs on any x86-64 and uses the wide registers where they exist. Large products go
 //! to the `gemm` crate ([`gemm_f32`]).
 
-use candle_core::{CpuStorage, Layout};
+use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
 /// Columns per packed panel: two 16-lane AVX-512 registers.
 const PANEL: usize = 32;
@@ -254,6 +254,20 @@ pub(crate) fn f32_slice<'a>(
         candle_core::bail!("the fused kernels need a contiguous {what}");
     };
     Ok(&values[start..end])
+}
+
+/// Run `f` on a tensor's values (made contiguous first).
+pub(crate) fn with_values<R>(
+    tensor: &Tensor,
+    what: &str,
+    f: impl FnOnce(&[f32]) -> R,
+) -> candle_core::Result<R> {
+    let tensor = tensor.contiguous()?;
+    let (storage, layout) = tensor.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("the fused kernels run on the CPU only");
+    };
+    Ok(f(f32_slice(cpu, layout, what)?))
 }
 
 /// `dst[m×n] = (accumulate ? dst : 0) + lhs[m×k] · rhs[k×n]`, all row-major with the given row strides

@@ -1,5 +1,7 @@
-//! Stage 3a, fused: the input projection of a bidirectional LSTM layer, `x · Wᵀ + b` for every step and
-//! both directions at once, as one candle op with a hand-written backward pass.
+//! Stage 3a, fused: the input projection of a bidirectional LSTM layer, `x · W_dᵀ + b_d` for every step
+//! and both directions `d`, as one candle op with a hand-written backward pass. The result is laid out
+//! direction-major, `[2, steps·batch, 4·hidden]`, so each direction's recurrence (on its own thread) reads
+//! and writes one contiguous block.
 //!
 //! candle builds the same thing from a matmul, a transpose and a broadcast add; its backward then
 //! copies transposes, sums the bias gradient with a generic reduction and accumulates every gradient into
@@ -7,11 +9,12 @@
 //! pre-filled with the bias, and the backward three direct products: `dx = g · W`, `dW = gᵀ · x`,
 //! `db = Σ_rows g`.
 
-use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
 
-use super::kernels::{f32_slice, gemm_f32};
+use super::kernels::{f32_slice, gemm_f32, with_values};
 
-/// `input` `[rows, inputs]` · `weight`ᵀ (`[outputs, inputs]`) + `bias` (`[outputs]`) -> `[rows, outputs]`.
+/// `input` `[rows, inputs]`, `weight` `[2·G, inputs]` (direction 0's rows first), `bias` `[2·G]` ->
+/// `[2, rows, G]`: block `d` is `input · weight_dᵀ + bias_d`.
 pub(crate) fn project(
     input: &Tensor,
     weight: &Tensor,
@@ -32,20 +35,6 @@ struct ProjectionOp;
 /// Threads for the products: the same count candle uses for its matrix products.
 fn threads() -> usize {
     candle_core::utils::get_num_threads().max(1)
-}
-
-/// Run `f` on a tensor's values (made contiguous first).
-fn with_values<R>(
-    tensor: &Tensor,
-    what: &str,
-    f: impl FnOnce(&[f32]) -> R,
-) -> candle_core::Result<R> {
-    let tensor = tensor.contiguous()?;
-    let (storage, layout) = tensor.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("the fused projection runs on the CPU only");
-    };
-    Ok(f(f32_slice(cpu, layout, what)?))
 }
 
 impl CustomOp3 for ProjectionOp {
@@ -74,26 +63,36 @@ impl CustomOp3 for ProjectionOp {
                 bias.len()
             );
         }
-        let mut out = Vec::with_capacity(rows * outputs);
-        for _ in 0..rows {
-            out.extend_from_slice(bias);
+        if outputs % 2 != 0 {
+            candle_core::bail!(
+                "fused projection: {outputs} outputs do not split into two directions"
+            );
         }
-        gemm_f32(
-            threads(),
-            rows,
-            outputs,
-            inputs,
-            &mut out,
-            outputs,
-            true,
-            input,
-            inputs,
-            false,
-            weight,
-            inputs,
-            true,
-        );
-        Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
+        let group = outputs / 2;
+        let mut out = Vec::with_capacity(rows * outputs);
+        for d in 0..2 {
+            for _ in 0..rows {
+                out.extend_from_slice(&bias[d * group..(d + 1) * group]);
+            }
+        }
+        for (d, block) in out.chunks_exact_mut(rows * group).enumerate() {
+            gemm_f32(
+                threads(),
+                rows,
+                group,
+                inputs,
+                block,
+                group,
+                true,
+                input,
+                inputs,
+                false,
+                &weight[d * group * inputs..],
+                inputs,
+                true,
+            );
+        }
+        Ok((CpuStorage::F32(out), Shape::from((2, rows, group))))
     }
 
     fn bwd(
@@ -110,46 +109,54 @@ impl CustomOp3 for ProjectionOp {
         let mut grad_input = vec![0f32; rows * inputs];
         let mut grad_weight = vec![0f32; outputs * inputs];
         let mut grad_bias = vec![0f32; outputs];
+        let group = outputs / 2;
         with_values(grad_res, "projection gradient", |grad| {
             with_values(weight, "projection weight", |weight| {
-                // dx = g · W: [rows × outputs] · [outputs × inputs].
-                gemm_f32(
-                    threads,
-                    rows,
-                    inputs,
-                    outputs,
-                    &mut grad_input,
-                    inputs,
-                    false,
-                    grad,
-                    outputs,
-                    false,
-                    weight,
-                    inputs,
-                    false,
-                );
+                // dx = Σ_d g_d · W_d: [rows × G] · [G × inputs], accumulated over the two directions.
+                for d in 0..2 {
+                    gemm_f32(
+                        threads,
+                        rows,
+                        inputs,
+                        group,
+                        &mut grad_input,
+                        inputs,
+                        d > 0,
+                        &grad[d * rows * group..],
+                        group,
+                        false,
+                        &weight[d * group * inputs..],
+                        inputs,
+                        false,
+                    );
+                }
             })?;
             with_values(input, "projection input", |input| {
-                // dW = gᵀ · x: [outputs × rows] · [rows × inputs].
-                gemm_f32(
-                    threads,
-                    outputs,
-                    inputs,
-                    rows,
-                    &mut grad_weight,
-                    inputs,
-                    false,
-                    grad,
-                    outputs,
-                    true,
-                    input,
-                    inputs,
-                    false,
-                );
+                // dW_d = g_dᵀ · x: [G × rows] · [rows × inputs], into rows d·G.. of dW.
+                for d in 0..2 {
+                    gemm_f32(
+                        threads,
+                        group,
+                        inputs,
+                        rows,
+                        &mut grad_weight[d * group * inputs..],
+                        inputs,
+                        false,
+                        &grad[d * rows * group..],
+                        group,
+                        true,
+                        input,
+                        inputs,
+                        false,
+                    );
+                }
             })?;
-            for row in grad.chunks_exact(outputs) {
-                for (sum, &g) in grad_bias.iter_mut().zip(row) {
-                    *sum += g;
+            for (d, block) in grad.chunks_exact(rows * group).enumerate() {
+                let sums = &mut grad_bias[d * group..(d + 1) * group];
+                for row in block.chunks_exact(group) {
+                    for (sum, &g) in sums.iter_mut().zip(row) {
+                        *sum += g;
+                    }
                 }
             }
             Ok::<(), candle_core::Error>(())
