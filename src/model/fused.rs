@@ -1,17 +1,21 @@
-//! Stage 3a, fused: one bidirectional LSTM layer as a CPU kernel with a hand-written backward pass
+//! Stage 3a, fused: one bidirectional LSTM layer as a single CPU op with a hand-written backward pass
 //! (backpropagation through time), checked against [`blstm_layer_reference`](super::lstm).
 //!
 //! ```text
-//! projected = x · [W_ih_fwd; W_ih_bwd]ᵀ + b      one GEMM for all steps and both directions,
-//!                                                [steps·batch, 8·hidden] (`projection.rs`)
-//! h = RecurrentOp(projected, W_hh_fwd, W_hh_bwd)  this file: the two directions run on two threads;
-//!                                                per step one GEMM (h_{t−1} · W_hhᵀ) and fused gates
+//! gates_d = x · W_ih,dᵀ + b_d           one GEMM per direction over all steps (both cores), written into
+//!                                       the op's own buffer [2, steps·batch, 4H], direction-major
+//! per step t, per direction d (one direction per core):
+//!   gates_d[t] += h_{t−1} · W_hh,dᵀ     W_hh packed once per call (kernels.rs), accumulated in place
+//!   gates_d[t] <- σ/tanh; c, h update   vectorised, in place: the buffer ends up holding the activations
 //! ```
-//! The forward pass saves each step's gate activations and cell state; the backward pass walks the steps
-//! in reverse with one GEMM per step (`dh_{t−1} = dgates_t · W_hh`) and gets each direction's `dW_hh` from a
-//! single GEMM over all steps after the loop (`dW_hh = Σ_t dgates_tᵀ · h_{t−1}`). The gradient with respect
-//! to `projected` is `dgates` itself. Padding follows the reference: state and output at a padded step are
-//! zero, so the backward direction enters each sequence at its own last step.
+//! The forward pass keeps the activations and cell states; the backward pass walks the steps in reverse,
+//! overwriting each step's activations with their gradients (`dgates`) and computing `dh_{t−1} =
+//! dgates_t · W_hh` per step; after the loop, one GEMM per direction gives `dW_hh = Σ_t dgates_tᵀ ·
+//! h_{t−1}`, and two more the input projection's gradients (`dW_ih = dgatesᵀ · x`, `db = Σ dgates`,
+//! `dx = dgates · W_ih`; `dx` only when the input needs a gradient). The projected gates never become a
+//! candle tensor, so autograd neither stores nor accumulates them. Padding follows the reference: state
+//! and output at a padded step are zero, so the backward direction enters each sequence at its own last
+//! step.
 //!
 //! Gradient formulas (gates i, f, g, o after their nonlinearities; `tc = tanh(c_t)`):
 //! ```text
@@ -28,7 +32,6 @@ use super::kernels::{
     cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed, with_values, PackedMatrix,
 };
 use super::lstm::{stacked_input_weights, LstmWeights};
-use super::projection::project;
 
 /// One bidirectional layer through the fused kernel: `input` `[steps·batch, inputs]` (time-major) ->
 /// `[steps·batch, 2·hidden]`. `lengths[b]` is sequence `b`'s number of valid steps. f32 on the CPU only.
@@ -40,53 +43,66 @@ pub(crate) fn blstm_layer_fused(
 ) -> candle_core::Result<Tensor> {
     let [forward, backward] = directions;
     let hidden = forward.weight_hh.dim(1)?;
-    let steps = input.dim(0)? / batch.max(1);
+    let (rows, inputs) = input.dims2()?;
+    let steps = rows / batch.max(1);
+    // The op takes three tensors: the input, [W_ih | b] as one [8H, inputs + 1] matrix (the bias is its
+    // last column), and both W_hh stacked [8H, H]. The concatenations are small copies, and autograd
+    // splits their gradients back onto the model's variables.
     let (weight_ih, bias) = stacked_input_weights(directions)?;
-    let projected = project(input, &weight_ih, &bias)?;
-    let weight_hh_forward = forward.weight_hh.contiguous()?;
-    let weight_hh_backward = backward.weight_hh.contiguous()?;
-    let save =
-        projected.track_op() || weight_hh_forward.track_op() || weight_hh_backward.track_op();
-    let op = RecurrentOp {
+    let input_params = Tensor::cat(&[&weight_ih, &bias.unsqueeze(1)?], 1)?.contiguous()?;
+    let recurrent_params =
+        Tensor::cat(&[&forward.weight_hh, &backward.weight_hh], 0)?.contiguous()?;
+    let input = input.contiguous()?;
+    let save = input.track_op() || input_params.track_op() || recurrent_params.track_op();
+    let op = FusedLayerOp {
         steps,
         batch,
         hidden,
+        inputs,
         lengths: lengths.to_vec(),
         save,
         saved: Mutex::new(None),
     };
     if save {
-        projected.apply_op3(&weight_hh_forward, &weight_hh_backward, op)
+        input.apply_op3(&input_params, &recurrent_params, op)
     } else {
-        projected.apply_op3_no_bwd(&weight_hh_forward, &weight_hh_backward, &op)
+        input.apply_op3_no_bwd(&input_params, &recurrent_params, &op)
     }
 }
 
-/// What the forward pass keeps for the backward pass, per direction.
+/// What the forward pass keeps for the backward pass.
 struct Saved {
-    /// Gate activations i, f, g, o per step and sequence: `[steps, batch, 4·hidden]`.
-    gates: [Vec<f32>; 2],
-    /// Cell states: `[steps, batch, hidden]`.
-    cells: [Vec<f32>; 2],
+    /// Gate activations i, f, g, o: `[2, steps·batch, 4·hidden]`, direction-major.
+    gates: Vec<f32>,
+    /// Cell states: `[2, steps·batch, hidden]`.
+    cells: Vec<f32>,
 }
 
-/// The recurrent part of a bidirectional LSTM layer.
-struct RecurrentOp {
+/// A whole bidirectional LSTM layer.
+struct FusedLayerOp {
     steps: usize,
     batch: usize,
     hidden: usize,
+    inputs: usize,
     lengths: Vec<usize>,
-    /// Keep activations for a backward pass (false for inference: memory O(batch × hidden) per direction).
+    /// Keep activations for a backward pass (false for inference, which then keeps only the gates
+    /// buffer, O(frames × hidden), and per direction O(batch × hidden) of state).
     save: bool,
     saved: Mutex<Option<Saved>>,
 }
 
-/// Forward recurrence of one direction. `projected` is this direction's block of the projection,
-/// `[steps·batch, 4H]`. Writes `h` into `out` (`[steps·batch, H]`, this direction only)
-/// and, if given, activations into `gates_saved`/`cells_saved` (`[steps·batch, 4H]`/`[steps·batch, H]`).
+/// Threads for the large products: the same count candle uses for its matrix products.
+fn threads() -> usize {
+    candle_core::utils::get_num_threads().max(1)
+}
+
+/// Forward recurrence of one direction, in place. `gates` is this direction's block `[steps·batch, 4H]`
+/// holding the input projections; each step adds `h_{t−1} · W_hhᵀ` and replaces the sum by the
+/// activations. Writes `h` into `out` (`[steps·batch, H]`) and, if given, cell states into
+/// `cells_saved` (`[steps·batch, H]`).
 #[allow(clippy::too_many_arguments)]
 fn run_forward(
-    projected: &[f32],
+    gates: &mut [f32],
     weight_hh: &[f32],
     reverse: bool,
     steps: usize,
@@ -94,7 +110,6 @@ fn run_forward(
     hidden: usize,
     lengths: &[usize],
     out: &mut [f32],
-    mut gates_saved: Option<&mut [f32]>,
     mut cells_saved: Option<&mut [f32]>,
 ) {
     let h4 = 4 * hidden;
@@ -102,21 +117,15 @@ fn run_forward(
     let weight_hh = PackedMatrix::pack(weight_hh, hidden, h4, true);
     let mut h_prev = vec![0f32; batch * hidden];
     let mut c_prev = vec![0f32; batch * hidden];
-    // Without saving, one step's gates live here; with saving, directly in the saved buffer.
-    let mut step_gates = vec![0f32; if gates_saved.is_some() { 0 } else { batch * h4 }];
     for s in 0..steps {
         let t = if reverse { steps - 1 - s } else { s };
-        let gates: &mut [f32] = match gates_saved.as_deref_mut() {
-            Some(saved) => &mut saved[t * batch * h4..(t + 1) * batch * h4],
-            None => &mut step_gates,
-        };
-        gates.copy_from_slice(&projected[t * batch * h4..(t + 1) * batch * h4]);
-        matmul_packed(batch, &h_prev, hidden, &weight_hh, gates, h4, true);
+        let step_gates = &mut gates[t * batch * h4..(t + 1) * batch * h4];
+        matmul_packed(batch, &h_prev, hidden, &weight_hh, step_gates, h4, true);
         for b in 0..batch {
             let out_row = &mut out[(t * batch + b) * hidden..(t * batch + b + 1) * hidden];
             let h = &mut h_prev[b * hidden..(b + 1) * hidden];
             let c = &mut c_prev[b * hidden..(b + 1) * hidden];
-            let g = &mut gates[b * h4..(b + 1) * h4];
+            let g = &mut step_gates[b * h4..(b + 1) * h4];
             if t >= lengths[b] {
                 h.fill(0.0);
                 c.fill(0.0);
@@ -132,13 +141,14 @@ fn run_forward(
     }
 }
 
-/// Backward recurrence of one direction. Reads the saved gates and cells, `grad_out`/`h_out` as
-/// `[steps·batch, 2H]` (this direction's columns at `h_offset`), and writes `dgates` into `grad_projected`
-/// (this direction's block, `[steps·batch, 4H]`) and `dW_hh` (`[4H, H]`) into `grad_weight`.
+/// Backward recurrence of one direction, in place: `gates` (this direction's block, `[steps·batch, 4H]`)
+/// holds the saved activations and ends up holding `dgates`. Reads the saved `cells`, and `grad_out`/
+/// `h_out` as `[steps·batch, 2H]` (this direction's columns at `h_offset`); writes `dW_hh` (`[4H, H]`)
+/// into `grad_weight`.
 #[allow(clippy::too_many_arguments)]
 fn run_backward(
+    gates: &mut [f32],
     weight_hh: &[f32],
-    gates: &[f32],
     cells: &[f32],
     grad_out: &[f32],
     h_out: &[f32],
@@ -148,7 +158,6 @@ fn run_backward(
     batch: usize,
     hidden: usize,
     lengths: &[usize],
-    grad_projected: &mut [f32],
     grad_weight: &mut [f32],
 ) {
     let h4 = 4 * hidden;
@@ -169,9 +178,9 @@ fn run_backward(
         };
         for b in 0..batch {
             let row = t * batch + b;
-            let dgates = &mut grad_projected[row * h4..(row + 1) * h4];
+            let row_gates = &mut gates[row * h4..(row + 1) * h4];
             if t >= lengths[b] {
-                dgates.fill(0.0);
+                row_gates.fill(0.0);
                 continue;
             }
             let c_prev = match previous {
@@ -179,16 +188,15 @@ fn run_backward(
                 None => &zeros,
             };
             cell_backward(
-                &gates[row * h4..(row + 1) * h4],
+                row_gates,
                 &cells[row * hidden..(row + 1) * hidden],
                 c_prev,
                 &grad_out[row * h2 + h_offset..row * h2 + h_offset + hidden],
                 &dh_next[b * hidden..(b + 1) * hidden],
                 &mut dc_next[b * hidden..(b + 1) * hidden],
-                dgates,
             );
         }
-        let step_rows = &grad_projected[t * batch * h4..(t + 1) * batch * h4];
+        let step_rows = &gates[t * batch * h4..(t + 1) * batch * h4];
         matmul_packed(
             batch,
             step_rows,
@@ -204,9 +212,9 @@ fn run_backward(
         let k = (steps - 1) * batch;
         let (dgates_rows, h_rows) = if reverse {
             // Step t's predecessor is t + 1: dgates rows 0..S−1 against h rows 1..S.
-            (&grad_projected[..], &h_out[batch * h2 + h_offset..])
+            (&gates[..], &h_out[batch * h2 + h_offset..])
         } else {
-            (&grad_projected[batch * h4..], &h_out[h_offset..])
+            (&gates[batch * h4..], &h_out[h_offset..])
         };
         gemm_f32(
             1,
@@ -228,9 +236,9 @@ fn run_backward(
     }
 }
 
-impl CustomOp3 for RecurrentOp {
+impl CustomOp3 for FusedLayerOp {
     fn name(&self) -> &'static str {
-        "fused-blstm-recurrence"
+        "fused-blstm-layer"
     }
 
     fn cpu_fwd(
@@ -242,70 +250,85 @@ impl CustomOp3 for RecurrentOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (steps, batch, hidden) = (self.steps, self.batch, self.hidden);
-        let projected = f32_slice(s1, l1, "projection")?;
-        let weight_forward = f32_slice(s2, l2, "forward W_hh")?;
-        let weight_backward = f32_slice(s3, l3, "backward W_hh")?;
-        if projected.len() != 2 * steps * batch * 4 * hidden
-            || weight_forward.len() != 4 * hidden * hidden
-            || weight_backward.len() != 4 * hidden * hidden
+        let (steps, batch, hidden, inputs) = (self.steps, self.batch, self.hidden, self.inputs);
+        let input = f32_slice(s1, l1, "layer input")?;
+        let input_params = f32_slice(s2, l2, "[W_ih | b]")?;
+        let recurrent_params = f32_slice(s3, l3, "W_hh")?;
+        let (rows, h4) = (steps * batch, 4 * hidden);
+        if input.len() != rows * inputs
+            || input_params.len() != 2 * h4 * (inputs + 1)
+            || recurrent_params.len() != 2 * h4 * hidden
             || self.lengths.len() != batch
         {
             candle_core::bail!("fused LSTM: inconsistent shapes");
         }
-        let rows = steps * batch;
-        let (projected_forward, projected_backward) = projected.split_at(rows * 4 * hidden);
+        // gates_d = b_d + x · W_ih,dᵀ, direction-major. W_ih rows have stride inputs + 1 (bias last).
+        let mut gates = Vec::with_capacity(2 * rows * h4);
+        for d in 0..2 {
+            let bias = (0..h4).map(|j| input_params[(d * h4 + j) * (inputs + 1) + inputs]);
+            let bias: Vec<f32> = bias.collect();
+            for _ in 0..rows {
+                gates.extend_from_slice(&bias);
+            }
+        }
+        for (d, block) in gates.chunks_exact_mut(rows * h4).enumerate() {
+            gemm_f32(
+                threads(),
+                rows,
+                h4,
+                inputs,
+                block,
+                h4,
+                true,
+                input,
+                inputs,
+                false,
+                &input_params[d * h4 * (inputs + 1)..],
+                inputs + 1,
+                true,
+            );
+        }
         let mut out_forward = vec![0f32; rows * hidden];
         let mut out_backward = vec![0f32; rows * hidden];
-        let (mut gates, mut cells) = if self.save {
-            (
-                [vec![0f32; rows * 4 * hidden], vec![0f32; rows * 4 * hidden]],
-                [vec![0f32; rows * hidden], vec![0f32; rows * hidden]],
-            )
-        } else {
-            ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()])
-        };
+        let mut cells = vec![0f32; if self.save { 2 * rows * hidden } else { 0 }];
         {
-            let [gates_f, gates_b] = &mut gates;
-            let [cells_f, cells_b] = &mut cells;
+            let (gates_f, gates_b) = gates.split_at_mut(rows * h4);
+            let (w_f, w_b) = recurrent_params.split_at(h4 * hidden);
+            let (cells_f, cells_b) = cells.split_at_mut(if self.save { rows * hidden } else { 0 });
             let save = self.save;
             let lengths = &self.lengths;
             // One direction per core.
             std::thread::scope(|scope| {
                 scope.spawn(|| {
                     run_forward(
-                        projected_backward,
-                        weight_backward,
+                        gates_b,
+                        w_b,
                         true,
                         steps,
                         batch,
                         hidden,
                         lengths,
                         &mut out_backward,
-                        save.then_some(gates_b.as_mut_slice()),
-                        save.then_some(cells_b.as_mut_slice()),
+                        save.then_some(cells_b),
                     )
                 });
                 run_forward(
-                    projected_forward,
-                    weight_forward,
+                    gates_f,
+                    w_f,
                     false,
                     steps,
                     batch,
                     hidden,
                     lengths,
                     &mut out_forward,
-                    save.then_some(gates_f.as_mut_slice()),
-                    save.then_some(cells_f.as_mut_slice()),
+                    save.then_some(cells_f),
                 );
             });
         }
-        let mut out = vec![0f32; rows * 2 * hidden];
+        let mut out = Vec::with_capacity(rows * 2 * hidden);
         for r in 0..rows {
-            out[r * 2 * hidden..r * 2 * hidden + hidden]
-                .copy_from_slice(&out_forward[r * hidden..(r + 1) * hidden]);
-            out[r * 2 * hidden + hidden..(r + 1) * 2 * hidden]
-                .copy_from_slice(&out_backward[r * hidden..(r + 1) * hidden]);
+            out.extend_from_slice(&out_forward[r * hidden..(r + 1) * hidden]);
+            out.extend_from_slice(&out_backward[r * hidden..(r + 1) * hidden]);
         }
         if self.save {
             let mut saved = self
@@ -319,14 +342,15 @@ impl CustomOp3 for RecurrentOp {
 
     fn bwd(
         &self,
-        _projected: &Tensor,
-        weight_forward: &Tensor,
-        weight_backward: &Tensor,
+        input: &Tensor,
+        input_params: &Tensor,
+        recurrent_params: &Tensor,
         res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (steps, batch, hidden) = (self.steps, self.batch, self.hidden);
-        let saved = self
+        let (steps, batch, hidden, inputs) = (self.steps, self.batch, self.hidden, self.inputs);
+        let (rows, h4) = (steps * batch, 4 * hidden);
+        let Saved { mut gates, cells } = self
             .saved
             .lock()
             .map_err(|_| candle_core::Error::Msg("fused LSTM: poisoned lock".into()))?
@@ -334,72 +358,105 @@ impl CustomOp3 for RecurrentOp {
             .ok_or_else(|| {
                 candle_core::Error::Msg("fused LSTM: backward without saved activations".into())
             })?;
-        let rows = steps * batch;
-        let mut grad_projected = vec![0f32; 2 * rows * 4 * hidden];
-        let mut grad_w_forward = vec![0f32; 4 * hidden * hidden];
-        let mut grad_w_backward = vec![0f32; 4 * hidden * hidden];
-        // Each direction writes its own block of grad_projected.
-        let (grad_forward, grad_backward) = grad_projected.split_at_mut(rows * 4 * hidden);
-        let lengths = &self.lengths;
-        let Saved { gates, cells } = &saved;
-        with_values(grad_res, "output gradient", |grad_out| {
-            with_values(res, "output", |h_out| {
-                with_values(weight_forward, "forward W_hh", |w_forward| {
-                    with_values(weight_backward, "backward W_hh", |w_backward| {
+        // 1. The recurrences backwards, one direction per core: gates become dgates in place.
+        let mut grad_recurrent = vec![0f32; 2 * h4 * hidden];
+        {
+            let (gates_f, gates_b) = gates.split_at_mut(rows * h4);
+            let (cells_f, cells_b) = cells.split_at(rows * hidden);
+            let (grad_w_f, grad_w_b) = grad_recurrent.split_at_mut(h4 * hidden);
+            let lengths = &self.lengths;
+            with_values(grad_res, "output gradient", |grad_out| {
+                with_values(res, "output", |h_out| {
+                    with_values(recurrent_params, "W_hh", |w_hh| {
+                        let (w_f, w_b) = w_hh.split_at(h4 * hidden);
                         std::thread::scope(|scope| {
                             scope.spawn(|| {
                                 run_backward(
-                                    w_backward,
-                                    &gates[1],
-                                    &cells[1],
-                                    grad_out,
-                                    h_out,
-                                    hidden,
-                                    true,
-                                    steps,
-                                    batch,
-                                    hidden,
-                                    lengths,
-                                    grad_backward,
-                                    &mut grad_w_backward,
+                                    gates_b, w_b, cells_b, grad_out, h_out, hidden, true, steps,
+                                    batch, hidden, lengths, grad_w_b,
                                 )
                             });
                             run_backward(
-                                w_forward,
-                                &gates[0],
-                                &cells[0],
-                                grad_out,
-                                h_out,
-                                0,
-                                false,
-                                steps,
-                                batch,
-                                hidden,
-                                lengths,
-                                grad_forward,
-                                &mut grad_w_forward,
+                                gates_f, w_f, cells_f, grad_out, h_out, 0, false, steps, batch,
+                                hidden, lengths, grad_w_f,
                             );
                         })
                     })
                 })
-            })
-        })????;
-        let device = Device::Cpu;
+            })???;
+        }
+        let dgates = &gates;
+        // 2. The input projection's gradients: [dW_ih | db] per direction, and dx if needed.
+        let threads = threads();
+        let mut grad_input_params = vec![0f32; 2 * h4 * (inputs + 1)];
+        with_values(input, "layer input", |x| {
+            for d in 0..2 {
+                // dW_ih,d = dgates_dᵀ · x: [4H × rows] · [rows × inputs], rows of stride inputs + 1.
+                gemm_f32(
+                    threads,
+                    h4,
+                    inputs,
+                    rows,
+                    &mut grad_input_params[d * h4 * (inputs + 1)..],
+                    inputs + 1,
+                    false,
+                    &dgates[d * rows * h4..],
+                    h4,
+                    true,
+                    x,
+                    inputs,
+                    false,
+                );
+            }
+        })?;
+        for (d, block) in dgates.chunks_exact(rows * h4).enumerate() {
+            let mut sums = vec![0f32; h4];
+            for row in block.chunks_exact(h4) {
+                for (sum, &g) in sums.iter_mut().zip(row) {
+                    *sum += g;
+                }
+            }
+            for (j, sum) in sums.into_iter().enumerate() {
+                grad_input_params[(d * h4 + j) * (inputs + 1) + inputs] = sum;
+            }
+        }
+        let grad_input = if input.track_op() {
+            let mut grad_input = vec![0f32; rows * inputs];
+            with_values(input_params, "[W_ih | b]", |params| {
+                // dx = Σ_d dgates_d · W_ih,d: [rows × 4H] · [4H × inputs].
+                for d in 0..2 {
+                    gemm_f32(
+                        threads,
+                        rows,
+                        inputs,
+                        h4,
+                        &mut grad_input,
+                        inputs,
+                        d > 0,
+                        &dgates[d * rows * h4..],
+                        h4,
+                        false,
+                        &params[d * h4 * (inputs + 1)..],
+                        inputs + 1,
+                        false,
+                    );
+                }
+            })?;
+            Some(Tensor::from_vec(grad_input, (rows, inputs), &Device::Cpu)?)
+        } else {
+            None // the features: nothing upstream needs their gradient
+        };
         Ok((
+            grad_input,
             Some(Tensor::from_vec(
-                grad_projected,
-                (2, rows, 4 * hidden),
-                &device,
+                grad_input_params,
+                (2 * h4, inputs + 1),
+                &Device::Cpu,
             )?),
             Some(Tensor::from_vec(
-                grad_w_forward,
-                (4 * hidden, hidden),
-                &device,
-            )?),
-            Some(Tensor::from_vec(
-                grad_w_backward,
-                (4 * hidden, hidden),
-                &device,
+                grad_recurrent,
+                (2 * h4, hidden),
+                &Device::Cpu,
             )?),
         ))
     }

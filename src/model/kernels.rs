@@ -455,55 +455,50 @@ fn cell_forward_body(gates: &mut [f32], c: &mut [f32], h: &mut [f32], out: &mut 
 }
 
 multiversion! {
-    /// One sequence's LSTM step backwards (formulas in [`super::fused`]): from the saved activations
-    /// `act` (`[4H]`), the cell `cell` and previous cell `c_prev` (`[H]`), the output gradient `dout`
-    /// plus the recurrent `dh_next`, writes `dgates` (`[4H]`) and replaces `dc_next` by the gradient for
-    /// the previous step's cell.
+    /// One sequence's LSTM step backwards (formulas in [`super::fused`]), in place: `gates` (`[4H]`)
+    /// holds the saved activations i, f, g, o and is overwritten with their gradients. Also reads the
+    /// cell `cell` and previous cell `c_prev` (`[H]`), the output gradient `dout` plus the recurrent
+    /// `dh_next`, and replaces `dc_next` by the gradient for the previous step's cell.
     cell_backward => cell_backward_body(
-        act: &[f32],
+        gates: &mut [f32],
         cell: &[f32],
         c_prev: &[f32],
         dout: &[f32],
         dh_next: &[f32],
         dc_next: &mut [f32],
-        dgates: &mut [f32],
     )
 }
 
 #[inline(always)]
 fn cell_backward_body(
-    act: &[f32],
+    gates: &mut [f32],
     cell: &[f32],
     c_prev: &[f32],
     dout: &[f32],
     dh_next: &[f32],
     dc_next: &mut [f32],
-    dgates: &mut [f32],
 ) {
     let n = cell.len();
-    let (ai, rest) = act.split_at(n);
-    let (af, rest) = rest.split_at(n);
-    let (ag, ao) = rest.split_at(n);
-    let (di, rest) = dgates.split_at_mut(n);
-    let (df, rest) = rest.split_at_mut(n);
-    let (dg, d_o) = rest.split_at_mut(n);
-    let (ao, c_prev, dout, dh_next, dc_next, d_o) = (
-        &ao[..n],
+    let (gi, rest) = gates.split_at_mut(n);
+    let (gf, rest) = rest.split_at_mut(n);
+    let (gg, go) = rest.split_at_mut(n);
+    let (go, c_prev, dout, dh_next, dc_next) = (
+        &mut go[..n],
         &c_prev[..n],
         &dout[..n],
         &dh_next[..n],
         &mut dc_next[..n],
-        &mut d_o[..n],
     );
     for j in 0..n {
-        let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
+        // All four activations are read before their slots are overwritten.
+        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
         let tc = tanh(cell[j]);
         let dh = dout[j] + dh_next[j];
         let dc = dc_next[j] + dh * o * (1.0 - tc * tc);
-        di[j] = dc * g * i * (1.0 - i);
-        df[j] = dc * c_prev[j] * f * (1.0 - f);
-        dg[j] = dc * i * (1.0 - g * g);
-        d_o[j] = dh * tc * o * (1.0 - o);
+        gi[j] = dc * g * i * (1.0 - i);
+        gf[j] = dc * c_prev[j] * f * (1.0 - f);
+        gg[j] = dc * i * (1.0 - g * g);
+        go[j] = dh * tc * o * (1.0 - o);
         dc_next[j] = dc * f;
     }
 }
@@ -630,8 +625,8 @@ mod tests {
         let (dout, dh_next) = (values(h, 6), values(h, 7));
         let mut dc_next = values(h, 8);
         let dc0 = dc_next.clone();
-        let mut dgates = vec![0f32; 4 * h];
-        cell_backward(&gates, &c, &c0, &dout, &dh_next, &mut dc_next, &mut dgates);
+        let mut dgates = gates.clone();
+        cell_backward(&mut dgates, &c, &c0, &dout, &dh_next, &mut dc_next);
         for j in 0..h {
             let (i, f, g, o) = (
                 gates[j] as f64,

@@ -27,7 +27,6 @@ mod init;
 mod kernels;
 mod lstm;
 mod network;
-mod projection;
 
 pub use config::{InitOptions, NetworkConfig, WeightInit};
 pub use file::{
