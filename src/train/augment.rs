@@ -30,12 +30,12 @@ pub struct AugmentOptions {
     /// Maximum width of a frequency mask in feature dimensions.
     pub freq_mask_bins: usize,
     /// Vocal-tract-length perturbation: each utterance's mel filters are warped by a factor drawn from
-    /// `1 ± vtlp` (on a grid of [`VTLP_STEP`]). 0 = off.
+    /// `1 ± vtlp` (on a grid of steps of 0.02). 0 = off.
     pub vtlp: f32,
 }
 
 /// Grid of the VTLP warp factors (one feature pipeline is built per factor).
-pub const VTLP_STEP: f32 = 0.02;
+const VTLP_STEP: f32 = 0.02;
 
 impl AugmentOptions {
     /// A sensible default for training on synthetic speech: speed 0.9–1.1, ±6 dB gain, noise on half the
@@ -54,7 +54,7 @@ impl AugmentOptions {
         }
     }
 
-    /// The VTLP warp factors to draw from: `1 - vtlp ..= 1 + vtlp` in steps of [`VTLP_STEP`] (1 included);
+    /// The VTLP warp factors to draw from: `1 - vtlp ..= 1 + vtlp` in steps of 0.02 (1 included);
     /// empty when VTLP is off.
     pub fn vtlp_factors(&self) -> Vec<f32> {
         if self.vtlp <= 0.0 {
