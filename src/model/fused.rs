@@ -2,18 +2,19 @@
 //! (backpropagation through time), checked against [`blstm_layer_reference`](super::lstm).
 //!
 //! ```text
-//! gates_d = x · W_ih,dᵀ + b_d           one GEMM per direction over all steps (both cores), written into
+//! gates_d = x · W_ih,dᵀ                 one GEMM per direction over all steps (both cores), written into
 //!                                       the op's own buffer [2, steps·batch, 4H], direction-major
 //! per step t, per direction d (one direction per core):
 //!   gates_d[t] += h_{t−1} · W_hh,dᵀ     W_hh packed once per call (kernels.rs), accumulated in place
-//!   gates_d[t] <- σ/tanh; c, h update   vectorised, in place: the buffer ends up holding the activations
+//!   gates_d[t] <- σ/tanh(· + b_d)       bias, cell and h update vectorised, in place: the buffer ends up
+//!                                       holding the activations
 //! ```
 //! The forward pass keeps the activations and cell states; the backward pass walks the steps in reverse,
 //! overwriting each step's activations with their gradients (`dgates`) and computing `dh_{t−1} =
 //! dgates_t · W_hh` per step; after the loop, one GEMM per direction gives `dW_hh = Σ_t dgates_tᵀ ·
-//! h_{t−1}`, and two more the input projection's gradients (`dW_ih = dgatesᵀ · x`, `db = Σ dgates`,
-//! `dx = dgates · W_ih`; `dx` only when the input needs a gradient). The projected gates never become a
-//! candle tensor, so autograd neither stores nor accumulates them. Padding follows the reference: state
+//! h_{t−1}`, and two more the input projection's gradients (`dW_ih = dgatesᵀ · x`, `dx = dgates · W_ih`,
+//! the latter only when the input needs a gradient; `db = Σ dgates` is summed inside the time loop).
+//! The projected gates never become a candle tensor, so autograd neither stores nor accumulates them. Padding follows the reference: state
 //! and output at a padded step are zero, so the backward direction enters each sequence at its own last
 //! step.
 //!
@@ -97,13 +98,14 @@ fn threads() -> usize {
 }
 
 /// Forward recurrence of one direction, in place. `gates` is this direction's block `[steps·batch, 4H]`
-/// holding the input projections; each step adds `h_{t−1} · W_hhᵀ` and replaces the sum by the
-/// activations. Writes `h` into `out` (`[steps·batch, H]`) and, if given, cell states into
+/// holding the input projections; each step adds `h_{t−1} · W_hhᵀ` and `bias` (`[4H]`) and replaces the
+/// sum by the activations. Writes `h` into `out` (`[steps·batch, H]`) and, if given, cell states into
 /// `cells_saved` (`[steps·batch, H]`).
 #[allow(clippy::too_many_arguments)]
 fn run_forward(
     gates: &mut [f32],
     weight_hh: &[f32],
+    bias: &[f32],
     reverse: bool,
     steps: usize,
     batch: usize,
@@ -132,7 +134,7 @@ fn run_forward(
                 out_row.fill(0.0);
                 g.fill(0.0);
             } else {
-                cell_forward(g, c, h, out_row);
+                cell_forward(g, bias, c, h, out_row);
             }
             if let Some(saved) = cells_saved.as_deref_mut() {
                 saved[(t * batch + b) * hidden..(t * batch + b + 1) * hidden].copy_from_slice(c);
@@ -142,12 +144,14 @@ fn run_forward(
 }
 
 /// Backward recurrence of one direction, in place: `gates` (this direction's block, `[steps·batch, 4H]`)
-/// holds the saved activations and ends up holding `dgates`. Reads the saved `cells`, and `grad_out`/
+/// holds the saved activations and ends up holding `dgates`, whose sum over steps goes to `bias_grad`
+/// (`[4H]`). Reads the saved `cells`, and `grad_out`/
 /// `h_out` as `[steps·batch, 2H]` (this direction's columns at `h_offset`); writes `dW_hh` (`[4H, H]`)
 /// into `grad_weight`.
 #[allow(clippy::too_many_arguments)]
 fn run_backward(
     gates: &mut [f32],
+    bias_grad: &mut [f32],
     weight_hh: &[f32],
     cells: &[f32],
     grad_out: &[f32],
@@ -194,6 +198,7 @@ fn run_backward(
                 &grad_out[row * h2 + h_offset..row * h2 + h_offset + hidden],
                 &dh_next[b * hidden..(b + 1) * hidden],
                 &mut dc_next[b * hidden..(b + 1) * hidden],
+                bias_grad,
             );
         }
         let step_rows = &gates[t * batch * h4..(t + 1) * batch * h4];
@@ -262,15 +267,12 @@ impl CustomOp3 for FusedLayerOp {
         {
             candle_core::bail!("fused LSTM: inconsistent shapes");
         }
-        // gates_d = b_d + x · W_ih,dᵀ, direction-major. W_ih rows have stride inputs + 1 (bias last).
-        let mut gates = Vec::with_capacity(2 * rows * h4);
-        for d in 0..2 {
-            let bias = (0..h4).map(|j| input_params[(d * h4 + j) * (inputs + 1) + inputs]);
-            let bias: Vec<f32> = bias.collect();
-            for _ in 0..rows {
-                gates.extend_from_slice(&bias);
-            }
-        }
+        // gates_d = x · W_ih,dᵀ, direction-major (the bias is added in the cell update). W_ih rows have
+        // stride inputs + 1, the bias being their last column.
+        let biases: Vec<f32> = (0..2 * h4)
+            .map(|row| input_params[row * (inputs + 1) + inputs])
+            .collect();
+        let mut gates = vec![0f32; 2 * rows * h4];
         for (d, block) in gates.chunks_exact_mut(rows * h4).enumerate() {
             gemm_f32(
                 threads(),
@@ -279,7 +281,7 @@ impl CustomOp3 for FusedLayerOp {
                 inputs,
                 block,
                 h4,
-                true,
+                false,
                 input,
                 inputs,
                 false,
@@ -294,6 +296,7 @@ impl CustomOp3 for FusedLayerOp {
         {
             let (gates_f, gates_b) = gates.split_at_mut(rows * h4);
             let (w_f, w_b) = recurrent_params.split_at(h4 * hidden);
+            let (bias_f, bias_b) = biases.split_at(h4);
             let (cells_f, cells_b) = cells.split_at_mut(if self.save { rows * hidden } else { 0 });
             let save = self.save;
             let lengths = &self.lengths;
@@ -303,6 +306,7 @@ impl CustomOp3 for FusedLayerOp {
                     run_forward(
                         gates_b,
                         w_b,
+                        bias_b,
                         true,
                         steps,
                         batch,
@@ -315,6 +319,7 @@ impl CustomOp3 for FusedLayerOp {
                 run_forward(
                     gates_f,
                     w_f,
+                    bias_f,
                     false,
                     steps,
                     batch,
@@ -360,7 +365,9 @@ impl CustomOp3 for FusedLayerOp {
             })?;
         // 1. The recurrences backwards, one direction per core: gates become dgates in place.
         let mut grad_recurrent = vec![0f32; 2 * h4 * hidden];
+        let mut grad_bias = vec![0f32; 2 * h4];
         {
+            let (grad_bias_f, grad_bias_b) = grad_bias.split_at_mut(h4);
             let (gates_f, gates_b) = gates.split_at_mut(rows * h4);
             let (cells_f, cells_b) = cells.split_at(rows * hidden);
             let (grad_w_f, grad_w_b) = grad_recurrent.split_at_mut(h4 * hidden);
@@ -372,13 +379,35 @@ impl CustomOp3 for FusedLayerOp {
                         std::thread::scope(|scope| {
                             scope.spawn(|| {
                                 run_backward(
-                                    gates_b, w_b, cells_b, grad_out, h_out, hidden, true, steps,
-                                    batch, hidden, lengths, grad_w_b,
+                                    gates_b,
+                                    grad_bias_b,
+                                    w_b,
+                                    cells_b,
+                                    grad_out,
+                                    h_out,
+                                    hidden,
+                                    true,
+                                    steps,
+                                    batch,
+                                    hidden,
+                                    lengths,
+                                    grad_w_b,
                                 )
                             });
                             run_backward(
-                                gates_f, w_f, cells_f, grad_out, h_out, 0, false, steps, batch,
-                                hidden, lengths, grad_w_f,
+                                gates_f,
+                                grad_bias_f,
+                                w_f,
+                                cells_f,
+                                grad_out,
+                                h_out,
+                                0,
+                                false,
+                                steps,
+                                batch,
+                                hidden,
+                                lengths,
+                                grad_w_f,
                             );
                         })
                     })
@@ -409,16 +438,8 @@ impl CustomOp3 for FusedLayerOp {
                 );
             }
         })?;
-        for (d, block) in dgates.chunks_exact(rows * h4).enumerate() {
-            let mut sums = vec![0f32; h4];
-            for row in block.chunks_exact(h4) {
-                for (sum, &g) in sums.iter_mut().zip(row) {
-                    *sum += g;
-                }
-            }
-            for (j, sum) in sums.into_iter().enumerate() {
-                grad_input_params[(d * h4 + j) * (inputs + 1) + inputs] = sum;
-            }
+        for (row, sum) in grad_bias.into_iter().enumerate() {
+            grad_input_params[row * (inputs + 1) + inputs] = sum;
         }
         let grad_input = if input.track_op() {
             let mut grad_input = vec![0f32; rows * inputs];

@@ -423,25 +423,40 @@ macro_rules! multiversion {
 }
 
 multiversion! {
-    /// One sequence's LSTM step after the matrix products: `gates` (`[4H]`, pre-activations i, f, g, o)
-    /// are replaced by their activations; the cell `c` and hidden state `h` (`[H]`) are updated in place
-    /// and `h` is also written to `out`.
-    cell_forward => cell_forward_body(gates: &mut [f32], c: &mut [f32], h: &mut [f32], out: &mut [f32])
+    /// One sequence's LSTM step after the matrix products: `gates` (`[4H]`, pre-activations i, f, g, o
+    /// without the bias) plus `bias` are replaced by their activations; the cell `c` and hidden state `h`
+    /// (`[H]`) are updated in place and `h` is also written to `out`.
+    cell_forward => cell_forward_body(
+        gates: &mut [f32],
+        bias: &[f32],
+        c: &mut [f32],
+        h: &mut [f32],
+        out: &mut [f32],
+    )
 }
 
 #[inline(always)]
-fn cell_forward_body(gates: &mut [f32], c: &mut [f32], h: &mut [f32], out: &mut [f32]) {
+fn cell_forward_body(
+    gates: &mut [f32],
+    bias: &[f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    out: &mut [f32],
+) {
     let n = c.len();
     let (gi, rest) = gates.split_at_mut(n);
     let (gf, rest) = rest.split_at_mut(n);
     let (gg, go) = rest.split_at_mut(n);
+    let (bi, rest) = bias.split_at(n);
+    let (bf, rest) = rest.split_at(n);
+    let (bg, bo) = rest.split_at(n);
     // Equal lengths up front let the compiler drop the bounds checks and vectorise.
-    let (go, h, out) = (&mut go[..n], &mut h[..n], &mut out[..n]);
+    let (go, bo, h, out) = (&mut go[..n], &bo[..n], &mut h[..n], &mut out[..n]);
     for j in 0..n {
-        let i = sigmoid(gi[j]);
-        let f = sigmoid(gf[j]);
-        let cand = tanh(gg[j]);
-        let o = sigmoid(go[j]);
+        let i = sigmoid(gi[j] + bi[j]);
+        let f = sigmoid(gf[j] + bf[j]);
+        let cand = tanh(gg[j] + bg[j]);
+        let o = sigmoid(go[j] + bo[j]);
         let cell = f * c[j] + i * cand;
         let hv = o * tanh(cell);
         gi[j] = i;
@@ -458,7 +473,8 @@ multiversion! {
     /// One sequence's LSTM step backwards (formulas in [`super::fused`]), in place: `gates` (`[4H]`)
     /// holds the saved activations i, f, g, o and is overwritten with their gradients. Also reads the
     /// cell `cell` and previous cell `c_prev` (`[H]`), the output gradient `dout` plus the recurrent
-    /// `dh_next`, and replaces `dc_next` by the gradient for the previous step's cell.
+    /// `dh_next`, replaces `dc_next` by the gradient for the previous step's cell and adds the gate
+    /// gradients to `bias_grad` (`[4H]`).
     cell_backward => cell_backward_body(
         gates: &mut [f32],
         cell: &[f32],
@@ -466,6 +482,7 @@ multiversion! {
         dout: &[f32],
         dh_next: &[f32],
         dc_next: &mut [f32],
+        bias_grad: &mut [f32],
     )
 }
 
@@ -477,8 +494,13 @@ fn cell_backward_body(
     dout: &[f32],
     dh_next: &[f32],
     dc_next: &mut [f32],
+    bias_grad: &mut [f32],
 ) {
     let n = cell.len();
+    let (bi, rest) = bias_grad.split_at_mut(n);
+    let (bf, rest) = rest.split_at_mut(n);
+    let (bg, bo) = rest.split_at_mut(n);
+    let bo = &mut bo[..n];
     let (gi, rest) = gates.split_at_mut(n);
     let (gf, rest) = rest.split_at_mut(n);
     let (gg, go) = rest.split_at_mut(n);
@@ -495,10 +517,13 @@ fn cell_backward_body(
         let tc = tanh(cell[j]);
         let dh = dout[j] + dh_next[j];
         let dc = dc_next[j] + dh * o * (1.0 - tc * tc);
-        gi[j] = dc * g * i * (1.0 - i);
-        gf[j] = dc * c_prev[j] * f * (1.0 - f);
-        gg[j] = dc * i * (1.0 - g * g);
-        go[j] = dh * tc * o * (1.0 - o);
+        let (di, df) = (dc * g * i * (1.0 - i), dc * c_prev[j] * f * (1.0 - f));
+        let (dg, d_o) = (dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o));
+        (gi[j], gf[j], gg[j], go[j]) = (di, df, dg, d_o);
+        bi[j] += di;
+        bf[j] += df;
+        bg[j] += dg;
+        bo[j] += d_o;
         dc_next[j] = dc * f;
     }
 }
@@ -603,11 +628,12 @@ mod tests {
     fn cell_kernels_match_their_formulas() {
         let h = 37;
         let mut gates = values(4 * h, 4).iter().map(|v| 3.0 * v).collect::<Vec<_>>();
-        let pre = gates.clone();
+        let bias = values(4 * h, 9);
+        let pre: Vec<f32> = gates.iter().zip(&bias).map(|(g, b)| g + b).collect();
         let mut c = values(h, 5);
         let c0 = c.clone();
         let (mut hv, mut out) = (vec![0f32; h], vec![0f32; h]);
-        cell_forward(&mut gates, &mut c, &mut hv, &mut out);
+        cell_forward(&mut gates, &bias, &mut c, &mut hv, &mut out);
         let s = |x: f32| 1.0 / (1.0 + (-x).exp());
         for j in 0..h {
             let (i, f, g, o) = (
@@ -626,7 +652,16 @@ mod tests {
         let mut dc_next = values(h, 8);
         let dc0 = dc_next.clone();
         let mut dgates = gates.clone();
-        cell_backward(&mut dgates, &c, &c0, &dout, &dh_next, &mut dc_next);
+        let mut bias_grad = vec![1f32; 4 * h];
+        cell_backward(
+            &mut dgates,
+            &c,
+            &c0,
+            &dout,
+            &dh_next,
+            &mut dc_next,
+            &mut bias_grad,
+        );
         for j in 0..h {
             let (i, f, g, o) = (
                 gates[j] as f64,
