@@ -111,7 +111,7 @@ fn run_forward(
     batch: usize,
     hidden: usize,
     lengths: &[usize],
-    out: &mut [f32],
+    out: &mut [&mut [f32]],
     mut cells_saved: Option<&mut [f32]>,
 ) {
     let h4 = 4 * hidden;
@@ -124,7 +124,7 @@ fn run_forward(
         let step_gates = &mut gates[t * batch * h4..(t + 1) * batch * h4];
         matmul_packed(batch, &h_prev, hidden, &weight_hh, step_gates, h4, true);
         for b in 0..batch {
-            let out_row = &mut out[(t * batch + b) * hidden..(t * batch + b + 1) * hidden];
+            let out_row = &mut *out[t * batch + b];
             let h = &mut h_prev[b * hidden..(b + 1) * hidden];
             let c = &mut c_prev[b * hidden..(b + 1) * hidden];
             let g = &mut step_gates[b * h4..(b + 1) * h4];
@@ -290,8 +290,12 @@ impl CustomOp3 for FusedLayerOp {
                 true,
             );
         }
-        let mut out_forward = vec![0f32; rows * hidden];
-        let mut out_backward = vec![0f32; rows * hidden];
+        // The layer's output rows are [h_forward | h_backward]: each direction gets its halves.
+        let mut out = vec![0f32; rows * 2 * hidden];
+        let (mut out_forward, mut out_backward): (Vec<&mut [f32]>, Vec<&mut [f32]>) = out
+            .chunks_exact_mut(2 * hidden)
+            .map(|row| row.split_at_mut(hidden))
+            .unzip();
         let mut cells = vec![0f32; if self.save { 2 * rows * hidden } else { 0 }];
         {
             let (gates_f, gates_b) = gates.split_at_mut(rows * h4);
@@ -329,11 +333,6 @@ impl CustomOp3 for FusedLayerOp {
                     save.then_some(cells_f),
                 );
             });
-        }
-        let mut out = Vec::with_capacity(rows * 2 * hidden);
-        for r in 0..rows {
-            out.extend_from_slice(&out_forward[r * hidden..(r + 1) * hidden]);
-            out.extend_from_slice(&out_backward[r * hidden..(r + 1) * hidden]);
         }
         if self.save {
             let mut saved = self
