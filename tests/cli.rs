@@ -196,3 +196,37 @@ fn transcribe_with_the_built_in_model() {
         "{seven}"
     );
 }
+
+/// The built-in model decodes with its phone LM by default; `--no-lm` and `--beam 1` switch to greedy
+/// decoding, and asking for an LM and no LM at once is refused.
+#[test]
+fn built_in_lm_is_the_default_and_can_be_switched_off() {
+    if !Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/default-lm.arpa")
+        .is_file()
+    {
+        eprintln!("no models/default-lm.arpa: skipping the built-in LM test");
+        return;
+    }
+    let eval = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["eval", "--data", "tests/data/examples.tsv", "--json"];
+        args.extend_from_slice(extra);
+        let output = phonrec(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).expect("eval --json prints JSON")
+    };
+    let with_lm = eval(&[]);
+    let greedy = eval(&["--no-lm"]);
+    let beam_one = eval(&["--beam", "1"]);
+    assert_eq!(greedy, beam_one, "--no-lm and --beam 1 are both greedy");
+    for result in [&with_lm, &greedy] {
+        assert_eq!(result["utterances"], 3);
+        assert!(
+            result["per"].as_f64().is_some_and(|per| per < 0.5),
+            "{result}"
+        );
+    }
+    let both = phonrec(&["transcribe", "--no-lm", "--lm", "x.arpa", "audio/"]);
+    assert!(!both.status.success());
+    assert!(stderr(&both).contains("--no-lm"), "{}", stderr(&both));
+}

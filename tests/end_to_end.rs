@@ -223,7 +223,8 @@ fn train_eval_transcribe_end_to_end() {
         text(&with_lm.stdout).trim_end(),
         format!("{}\ts aa iy", fresh.display())
     );
-    let lm_without_beam = phonrec(&[
+    // --lm alone implies the beam search (width 8); greedy decoding cannot use an LM.
+    let lm_default_beam = phonrec(&[
         "transcribe",
         "--model",
         model.to_str().unwrap(),
@@ -231,8 +232,24 @@ fn train_eval_transcribe_end_to_end() {
         lm.to_str().unwrap(),
         fresh.to_str().unwrap(),
     ]);
-    assert!(!lm_without_beam.status.success());
-    assert!(text(&lm_without_beam.stderr).contains("--beam"));
+    assert!(
+        lm_default_beam.status.success(),
+        "{}",
+        text(&lm_default_beam.stderr)
+    );
+    assert_eq!(lm_default_beam.stdout, with_lm.stdout);
+    let lm_with_greedy = phonrec(&[
+        "transcribe",
+        "--model",
+        model.to_str().unwrap(),
+        "--beam",
+        "1",
+        "--lm",
+        lm.to_str().unwrap(),
+        fresh.to_str().unwrap(),
+    ]);
+    assert!(!lm_with_greedy.status.success());
+    assert!(text(&lm_with_greedy.stderr).contains("--beam"));
 
     // A folder is walked; a bad file is reported and skipped with a non-zero exit.
     std::fs::write(dir.path().join("train/broken.wav"), "not audio").unwrap();

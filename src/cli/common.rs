@@ -15,6 +15,15 @@ const DEFAULT_MODEL: Option<&[u8]> = Some(include_bytes!("../../models/default.s
 #[cfg(not(phonrec_default_model))]
 const DEFAULT_MODEL: Option<&[u8]> = None;
 
+/// The default model's phone LM (ARPA), compiled in from `models/default-lm.arpa` with the model.
+#[cfg(phonrec_default_lm)]
+const DEFAULT_LM: Option<&[u8]> = Some(include_bytes!("../../models/default-lm.arpa"));
+#[cfg(not(phonrec_default_lm))]
+const DEFAULT_LM: Option<&[u8]> = None;
+
+/// Beam width used with a phone LM when `--beam` is not given.
+const BEAM_WITH_LM: usize = 8;
+
 /// Load `--model`, or the built-in default model.
 pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
     match path {
@@ -150,18 +159,28 @@ fn walk_wavs(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// Decoding flags shared by `transcribe` and `eval`.
+///
+/// With the built-in model the default is a prefix beam search (width 8) with the model's built-in
+/// phone 4-gram LM at weight 0.3 (chosen on the synthetic dev set; `models/README.md`); `--no-lm` or
+/// `--beam 1` decode greedily instead. With `--model`, decoding is greedy unless `--lm` is given.
 #[derive(clap::Args, Debug)]
 pub struct DecodeArgs {
-    /// Beam width of the prefix beam search; 1 means greedy decoding (fastest).
-    #[arg(long, default_value_t = 1)]
-    pub beam: usize,
+    /// Beam width of the prefix beam search; 1 means greedy decoding (fastest) [default: 8 with a
+    /// phone LM, else 1].
+    #[arg(long)]
+    pub beam: Option<usize>,
 
-    /// Phone n-gram LM in ARPA format (e.g. from `phonrec lm`), fused into the beam search.
+    /// Phone n-gram LM in ARPA format (e.g. from `phonrec lm`), fused into the beam search
+    /// [default: the built-in model's LM, when using the built-in model].
     #[arg(long)]
     pub lm: Option<PathBuf>,
 
+    /// Decode without any phone LM (also without the built-in model's).
+    #[arg(long, conflicts_with = "lm")]
+    pub no_lm: bool,
+
     /// Weight α of the LM's log-probability against the acoustic one.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.3)]
     pub lm_weight: f32,
 
     /// Bonus β added per output phone (raise it if phones are dropped, lower it if inserted).
@@ -170,17 +189,40 @@ pub struct DecodeArgs {
 }
 
 impl DecodeArgs {
-    /// A recognizer for `model` with these decoding options.
-    pub fn recognizer(&self, model: Model, keep_silence: bool) -> anyhow::Result<Recognizer> {
-        let lm = match &self.lm {
-            Some(path) => Some(PhoneLm::load(path, model.phones())?),
-            None => None,
+    /// A recognizer for `model` with these decoding options; `built_in` says `model` is the built-in
+    /// default model (whose phone LM is then used unless switched off).
+    pub fn recognizer(
+        &self,
+        model: Model,
+        built_in: bool,
+        keep_silence: bool,
+    ) -> anyhow::Result<Recognizer> {
+        let lm = match (&self.lm, built_in && !self.no_lm && self.beam != Some(1)) {
+            (Some(path), _) => Some(PhoneLm::load(path, model.phones())?),
+            (None, true) => match DEFAULT_LM {
+                Some(bytes) => Some(
+                    PhoneLm::read_arpa(
+                        &mut &bytes[..],
+                        model.phones(),
+                        Path::new("<built-in phone LM>"),
+                    )
+                    .context("the built-in phone LM does not load (a broken build?)")?,
+                ),
+                None => None,
+            },
+            (None, false) => None,
         };
-        if lm.is_some() && self.beam <= 1 {
-            bail!("--lm needs the beam search: add --beam 8 (or wider)");
+        let beam = self
+            .beam
+            .unwrap_or(if lm.is_some() { BEAM_WITH_LM } else { 1 });
+        if beam == 0 {
+            bail!("--beam must be at least 1");
+        }
+        if lm.is_some() && beam <= 1 {
+            bail!("--lm needs the beam search: use --beam 8 (or wider), or leave --beam out");
         }
         let options = RecognizerOptions {
-            beam: self.beam,
+            beam,
             lm,
             lm_weight: self.lm_weight,
             insertion_bonus: self.insertion_bonus,

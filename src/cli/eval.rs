@@ -63,7 +63,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let source = data_source(&args.data, args.lexicon.as_deref(), split)?;
     let data = load_data(&source, &phones, "evaluation")?;
-    let recognizer = args.decode.recognizer(model, true)?;
+    let recognizer = args.decode.recognizer(model, args.model.is_none(), true)?;
     let silence = (!args.score_sil).then(|| phones.silence()).flatten();
     let keep = |p: &PhoneId| Some(*p) != silence;
     let results: Vec<_> = data

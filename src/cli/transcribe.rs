@@ -43,7 +43,9 @@ const FILES_PER_ROUND: usize = 8;
 
 pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let model = load_model(args.model.as_deref())?;
-    let recognizer = args.decode.recognizer(model, args.keep_sil)?;
+    let recognizer = args
+        .decode
+        .recognizer(model, args.model.is_none(), args.keep_sil)?;
     let files = expand_inputs(&args.files)?;
     if files.is_empty() {
         anyhow::bail!("no audio files found in the given inputs");
