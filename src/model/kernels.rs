@@ -14,6 +14,40 @@
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
+/// Compile `$body` (an `#[inline(always)]` fn) for AVX-512, for AVX2 + FMA and for the baseline, and
+/// define `$name` to pick the best one for this CPU at run time.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        pub(crate) fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                unsafe fn wide($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn narrow($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: the features `wide` is compiled for are present.
+                    return unsafe { wide($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: as above.
+                    return unsafe { narrow($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
 /// Columns per packed panel: two 16-lane AVX-512 registers.
 const PANEL: usize = 32;
 /// Rows of the result kept in registers by the micro-kernel.
@@ -81,8 +115,22 @@ pub(crate) fn matmul_packed(
     matmul_packed_portable(rows, lhs, lhs_stride, w, out, out_stride, accumulate);
 }
 
-/// The same product without explicit SIMD (the compiler vectorises the column loop).
-fn matmul_packed_portable(
+multiversion! {
+    /// The same product without explicit SIMD intrinsics: the compiler vectorises the column loop, for
+    /// AVX2 on CPUs without AVX-512 (most laptops) and for the baseline elsewhere.
+    matmul_packed_portable => matmul_packed_portable_body(
+        rows: usize,
+        lhs: &[f32],
+        lhs_stride: usize,
+        w: &PackedMatrix,
+        out: &mut [f32],
+        out_stride: usize,
+        accumulate: bool,
+    )
+}
+
+#[inline(always)]
+fn matmul_packed_portable_body(
     rows: usize,
     lhs: &[f32],
     lhs_stride: usize,
@@ -386,40 +434,6 @@ pub(crate) fn tanh(x: f32) -> f32 {
     let e = fast_exp(-2.0 * x.abs());
     let t = (1.0 - e) / (1.0 + e);
     t.copysign(x)
-}
-
-/// Compile `$body` (an `#[inline(always)]` fn) for AVX-512, for AVX2 + FMA and for the baseline, and
-/// define `$name` to pick the best one for this CPU at run time.
-macro_rules! multiversion {
-    ($(#[$doc:meta])* $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
-        $(#[$doc])*
-        pub(crate) fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                unsafe fn wide($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn narrow($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                {
-                    // SAFETY: the features `wide` is compiled for are present.
-                    return unsafe { wide($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: as above.
-                    return unsafe { narrow($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
 }
 
 multiversion! {
