@@ -123,6 +123,26 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
     )
     .unwrap();
     assert!(fresh_outcome.best.unwrap().0 > 0.5, "{fresh_outcome:?}");
+
+    // A model trained on another phone inventory cannot be the starting point.
+    let other_phones =
+        PhoneSet::from_phones(["aa", "iy", "s", "m", "z"].map(String::from)).unwrap();
+    let other_data = load_manifest(&manifest, &other_phones).unwrap();
+    let mut mismatched = fine_tune.clone();
+    mismatched.epochs = 1;
+    let err = train(
+        &other_data.utterances,
+        &other_data.utterances,
+        &other_phones,
+        &mismatched,
+        &dir.path().join("mismatched"),
+        false,
+        serde_json::Value::Null,
+        &mut Quiet,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("phone set"), "{err}");
 }
 
 #[test]
