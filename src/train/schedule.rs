@@ -41,11 +41,15 @@ pub struct Schedule {
     pub options: ScheduleOptions,
     /// Current post-warm-up rate (halved on plateaus).
     pub base_lr: f64,
-    /// Best dev PER so far.
+    /// Best dev PER so far (any decrease counts: this is the model kept as the best).
     pub best_per: Option<f64>,
     /// Epoch (0-based) that reached `best_per`.
     pub best_epoch: Option<usize>,
-    /// Epochs since the last improvement.
+    /// Dev PER at the last improvement by more than `min_improvement`, the level the patience counters
+    /// measure against (absent in checkpoints of older versions: then `best_per`).
+    #[serde(default)]
+    pub plateau_per: Option<f64>,
+    /// Epochs since the last improvement by more than `min_improvement`.
     pub epochs_without_improvement: usize,
     /// Epochs since the last improvement or halving.
     pub epochs_since_halving: usize,
@@ -53,13 +57,12 @@ pub struct Schedule {
 
 /// What the end of an epoch decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EpochDecision {
-    /// Dev PER improved: keep this model as the best.
-    Improved,
-    /// No improvement; go on (the rate may have been halved).
-    Continue,
-    /// Stop training.
-    Stop,
+pub struct EpochDecision {
+    /// This epoch's dev PER is the lowest so far: keep this model as the best. (Also true for a
+    /// decrease smaller than `min_improvement`, which does not reset the patience counters.)
+    pub new_best: bool,
+    /// Stop training after this epoch.
+    pub stop: bool,
 }
 
 impl Schedule {
@@ -70,6 +73,7 @@ impl Schedule {
             options,
             best_per: None,
             best_epoch: None,
+            plateau_per: None,
             epochs_without_improvement: 0,
             epochs_since_halving: 0,
         }
@@ -87,30 +91,33 @@ impl Schedule {
 
     /// Record an epoch's dev PER and decide what happens next.
     pub fn end_epoch(&mut self, epoch: usize, dev_per: f64) -> EpochDecision {
-        let improved = match self.best_per {
-            None => true,
-            Some(best) => dev_per < best - self.options.min_improvement,
-        };
-        if improved {
+        // Patience counts from the last improvement by more than min_improvement (older checkpoints
+        // only have best_per, which was exactly that level then).
+        let level = self.plateau_per.or(self.best_per);
+        let improved = level.is_none_or(|level| dev_per < level - self.options.min_improvement);
+        let new_best = self.best_per.is_none_or(|best| dev_per < best);
+        if new_best {
             self.best_per = Some(dev_per);
             self.best_epoch = Some(epoch);
+        }
+        if improved {
+            self.plateau_per = Some(dev_per);
             self.epochs_without_improvement = 0;
             self.epochs_since_halving = 0;
-            return EpochDecision::Improved;
+            return EpochDecision {
+                new_best,
+                stop: false,
+            };
         }
         self.epochs_without_improvement += 1;
         self.epochs_since_halving += 1;
-        if self.epochs_without_improvement >= self.options.early_stop_patience {
-            return EpochDecision::Stop;
-        }
-        if self.epochs_since_halving >= self.options.patience {
+        let mut stop = self.epochs_without_improvement >= self.options.early_stop_patience;
+        if !stop && self.epochs_since_halving >= self.options.patience {
             self.base_lr *= 0.5;
             self.epochs_since_halving = 0;
-            if self.base_lr < self.options.min_lr {
-                return EpochDecision::Stop;
-            }
+            stop = self.base_lr < self.options.min_lr;
         }
-        EpochDecision::Continue
+        EpochDecision { new_best, stop }
     }
 }
 
@@ -130,13 +137,43 @@ mod tests {
         assert_eq!(schedule.learning_rate(0), 0.25);
         assert_eq!(schedule.learning_rate(3), 1.0);
         assert_eq!(schedule.learning_rate(100), 1.0);
-        assert_eq!(schedule.end_epoch(0, 0.5), EpochDecision::Improved);
-        assert_eq!(schedule.end_epoch(1, 0.4), EpochDecision::Improved);
-        assert_eq!(schedule.end_epoch(2, 0.45), EpochDecision::Continue);
+        let decision = |new_best, stop| EpochDecision { new_best, stop };
+        assert_eq!(schedule.end_epoch(0, 0.5), decision(true, false));
+        assert_eq!(schedule.end_epoch(1, 0.4), decision(true, false));
+        assert_eq!(schedule.end_epoch(2, 0.45), decision(false, false));
         assert_eq!(schedule.base_lr, 0.5);
-        assert_eq!(schedule.end_epoch(3, 0.4), EpochDecision::Continue);
+        assert_eq!(schedule.end_epoch(3, 0.4), decision(false, false));
         assert_eq!(schedule.base_lr, 0.25);
-        assert_eq!(schedule.end_epoch(4, 0.41), EpochDecision::Stop);
+        assert_eq!(schedule.end_epoch(4, 0.41), decision(false, true));
         assert_eq!(schedule.best_epoch, Some(1));
+    }
+
+    #[test]
+    fn a_small_decrease_is_the_new_best_but_does_not_reset_patience() {
+        let mut schedule = Schedule::new(ScheduleOptions {
+            learning_rate: 1.0,
+            patience: 1,
+            early_stop_patience: 2,
+            min_improvement: 0.001,
+            ..ScheduleOptions::default()
+        });
+        let decision = |new_best, stop| EpochDecision { new_best, stop };
+        assert_eq!(schedule.end_epoch(0, 0.0615), decision(true, false));
+        // 0.0606 is lower, by less than min_improvement: kept as the best, rate halved all the same.
+        assert_eq!(schedule.end_epoch(1, 0.0606), decision(true, false));
+        assert_eq!(schedule.base_lr, 0.5);
+        assert_eq!(
+            (schedule.best_per, schedule.best_epoch),
+            (Some(0.0606), Some(1))
+        );
+        // Still measured against 0.0615: 0.0606 again is no improvement, and the second such epoch stops.
+        assert_eq!(schedule.end_epoch(2, 0.0608), decision(false, true));
+        assert_eq!(schedule.best_epoch, Some(1));
+        // A later improvement by more than min_improvement against 0.0615 resets the counters.
+        let mut schedule = Schedule::new(schedule.options.clone());
+        schedule.end_epoch(0, 0.0615);
+        schedule.end_epoch(1, 0.0610);
+        assert_eq!(schedule.end_epoch(2, 0.0600), decision(true, false));
+        assert_eq!(schedule.epochs_without_improvement, 0);
     }
 }

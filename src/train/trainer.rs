@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::augment::{augment_waveform, spec_augment, AugmentOptions};
 use super::batch::make_batches;
 use super::optim::{Optimizer, OptimizerOptions};
-use super::schedule::{EpochDecision, Schedule, ScheduleOptions};
+use super::schedule::{Schedule, ScheduleOptions};
 use crate::ctc::{ctc_loss, min_frames, Decoder, GreedyDecoder, Reduction};
 use crate::data::Utterance;
 use crate::error::{Error, Result};
@@ -489,7 +489,7 @@ pub fn train(
         // End of epoch: dev evaluation, schedule, best model, checkpoint, metrics.
         let (dev_loss, dev_per) = evaluate(&network, &dev_features, &dev_data, silence)?;
         let decision = state.schedule.end_epoch(epoch, dev_per);
-        let improved = decision == EpochDecision::Improved;
+        let improved = decision.new_best;
         let seconds = epoch_start.elapsed().as_secs_f64();
         let stats = EpochStats {
             epoch: epoch + 1,
@@ -532,7 +532,7 @@ pub fn train(
         last_checkpoint = Instant::now();
         append_metrics(&out_dir.join(METRICS_FILE), &stats)?;
         observer.on_epoch(&stats);
-        if decision == EpochDecision::Stop {
+        if decision.stop {
             stopped_early = state.epoch < options.epochs;
             break;
         }
