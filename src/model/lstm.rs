@@ -35,7 +35,8 @@ impl LstmWeights {
 
 /// The input projection of every step and both directions in one GEMM:
 /// `[steps·batch, inputs]` -> `[steps·batch, 8·hidden]` (forward gates, then backward gates, bias added).
-/// Shared by the reference and the fused layer; candle's autograd gives its backward.
+/// The reference layer's projection, from candle ops (candle's autograd gives its backward); the fused
+/// layer computes the same inside its own op.
 pub(crate) fn project_inputs(input: &Tensor, directions: &[LstmWeights; 2]) -> Result<Tensor> {
     let (weight_ih, bias) = stacked_input_weights(directions)?;
     input.matmul(&weight_ih.t()?)?.broadcast_add(&bias)
