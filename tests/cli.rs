@@ -230,3 +230,26 @@ fn built_in_lm_is_the_default_and_can_be_switched_off() {
     assert!(!both.status.success());
     assert!(stderr(&both).contains("--no-lm"), "{}", stderr(&both));
 }
+
+#[test]
+fn average_of_a_model_with_itself_is_the_same_model_and_bad_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/default.safetensors");
+    let out = dir.path().join("mean.safetensors");
+    let out_arg = out.to_str().unwrap();
+    let output = phonrec(&["average", model, model, "--output", out_arg]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // (x + x) / 2 is exact in f32, and the metadata is the last model's: the very same file.
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(model).unwrap());
+
+    let not_a_model = dir.path().join("notes.txt");
+    std::fs::write(&not_a_model, "not a model").unwrap();
+    let output = phonrec(&["average", model, not_a_model.to_str().unwrap(), "-o", out_arg]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("notes.txt"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+
+    let output = phonrec(&["average", model, "-o", out_arg]);
+    assert!(!output.status.success(), "one model is not an average");
+}

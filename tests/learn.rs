@@ -92,6 +92,7 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
     fine_tune.schedule.learning_rate = 1e-4;
     fine_tune.augment.vtlp = 0.1;
     fine_tune.epochs = 1;
+    fine_tune.save_epoch_models = true;
     let tuned_dir = dir.path().join("tuned");
     let tuned = train(
         &data.utterances,
@@ -107,6 +108,13 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
     assert_eq!(tuned.best.unwrap().0, 0.0, "{tuned:?}");
     let tuned_model = phonrec::model::ModelFile::load(&tuned_dir.join("best.safetensors")).unwrap();
     assert_eq!(tuned_model.config().network.hidden_size, 32);
+    // --save-epoch-models kept epoch 1's model (here also the best one); the first run kept none.
+    let epoch_one = tuned_dir.join(phonrec::train::epoch_model_file(1));
+    assert_eq!(
+        std::fs::read(&epoch_one).unwrap(),
+        std::fs::read(tuned_dir.join("best.safetensors")).unwrap()
+    );
+    assert!(!out.join(phonrec::train::epoch_model_file(1)).exists());
 
     let mut fresh = fine_tune.clone();
     fresh.init_from = None;

@@ -152,6 +152,64 @@ fn save_load_round_trip_is_bit_identical() -> Result<()> {
 }
 
 #[test]
+fn averaging_models_takes_the_elementwise_mean() -> Result<()> {
+    let (a, b, c) = (
+        small_model_file(1)?,
+        small_model_file(2)?,
+        small_model_file(3)?,
+    );
+    let mean = ModelFile::average(&[a.clone(), b.clone(), c.clone()])?;
+    assert_eq!(
+        mean.config(),
+        c.config(),
+        "the last model's metadata is kept"
+    );
+    let mut seeded_tensors = 0;
+    for (name, tensor) in mean.weights() {
+        let values = |m: &ModelFile| m.weights()[name].flatten_all()?.to_vec1::<f32>();
+        let (va, vb, vc) = (values(&a)?, values(&b)?, values(&c)?);
+        let want: Vec<f32> = (0..va.len())
+            .map(|i| (va[i] + vb[i] + vc[i]) / 3.0)
+            .collect();
+        assert_close(&tensor.flatten_all()?.to_vec1::<f32>()?, &want, 1e-6, name);
+        seeded_tensors += usize::from(va != vb);
+    }
+    // Biases start from constants; the weight matrices differ by seed, so the mean is a real one.
+    assert!(
+        seeded_tensors >= 4,
+        "only {seeded_tensors} tensors differ by seed"
+    );
+    // Averaging one model with itself changes nothing.
+    let same = ModelFile::average(&[a.clone(), a.clone()])?;
+    for (name, tensor) in same.weights() {
+        let got = tensor.flatten_all()?.to_vec1::<f32>()?;
+        assert_close(
+            &got,
+            &a.weights()[name].flatten_all()?.to_vec1::<f32>()?,
+            1e-7,
+            name,
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn averaging_refuses_models_of_other_shapes_and_no_models() -> Result<()> {
+    assert!(ModelFile::average(&[]).is_err());
+    let small = small_model_file(1)?;
+    let mut other_config = small.config().clone();
+    other_config.network.hidden_size += 1;
+    let var_map = init_weights(&other_config.network, &InitOptions::default())?;
+    let other = ModelFile::from_var_map(other_config, &var_map)?;
+    let message = ModelFile::average(&[small, other])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("network shape"), "{message}");
+    Ok(())
+}
+
+#[test]
 fn log_probs_for_wave_runs_the_whole_stage() -> Result<()> {
     let file = small_model_file(SEED)?;
     let model = Model::new(&file)?;

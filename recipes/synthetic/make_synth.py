@@ -58,6 +58,15 @@ TRAIN_GROUPS = [
 ]
 HELDOUT_GROUP = ("flite_rms", "flite", "rms")
 ESPEAK_VARIANTS = [f"m{i}" for i in range(1, 8)] + [f"f{i}" for i in range(1, 5)]
+# The optional `espeak_var` group (--espeak-var-hours): espeak-ng's other human-sounding variants
+# (voices/!v), i.e. all of them except the 11 above, the robotic/whispered/croaking ones and "Mr serious"
+# (a space in its name). More vocal-tract and voicing settings than the 11 give.
+ESPEAK_VAR_VARIANTS = (
+    "Alex Alicia Andrea Andy Annie AnxiousAndy Denis Diogo Gene Gene2 Henrique Hugo Jacky Lee Marco Mario "
+    "Michael Mike Nguyen RicishayMax RicishayMax2 RicishayMax3 Storm adam anika announcer antonio aunty "
+    "belinda benjamin boris caleb david ed edward edward2 f5 fast grandma grandpa gustave iven iven2 iven3 "
+    "iven4 john kaukovalta klatt klatt2 klatt3 klatt4 klatt5 klatt6 linda m8 marcelo max michel miguel "
+    "norbert pablo paul pedro quincy rob robert sandro shelby steph steph2 steph3 travis victor zac").split()
 FEMALE_VOICES = {"slt", "cmu_us_slt_arctic_hts"}
 BATCH = 25            # utterances per batch (one festival / piper process per batch)
 MEAN_UTT_S = 3.6      # rough mean utterance length, only used to avoid over-submitting
@@ -126,7 +135,8 @@ def make_spec(seed, group, engine, voice, split, i, pool):
     uid = f"{group}-{split}-{i:06d}"
     p = {}
     if engine == "espeak":
-        p = {"variant": rng.choice(ESPEAK_VARIANTS), "pitch": rng.randint(20, 80),
+        variants = ESPEAK_VAR_VARIANTS if group == "espeak_var" else ESPEAK_VARIANTS
+        p = {"variant": rng.choice(variants), "pitch": rng.randint(20, 80),
              "speed": rng.randint(120, 200)}
     elif engine == "flite":
         lo, hi = (150, 250) if voice in FEMALE_VOICES else (85, 150)
@@ -396,6 +406,9 @@ def main():
     ap.add_argument("--dev-utts", type=int, default=200)
     ap.add_argument("--test-utts", type=int, default=200)
     ap.add_argument("--no-piper", action="store_true")
+    ap.add_argument("--espeak-var-hours", type=float, default=0.0,
+                    help="extra training hours from espeak-ng's other variants (group espeak_var; "
+                         "default 0). On top of --hours; the other groups, dev and test do not change")
     ap.add_argument("--piper-python", default=os.path.join(phonlib.DATA_ROOT, "venv", "bin", "python"))
     a = ap.parse_args()
     t_start = time.time()
@@ -427,6 +440,8 @@ def main():
         dev_left -= n_dev
         if n_dev > 0:
             jobs.append(Job(name, eng, voice, "dev", count=n_dev))
+    if a.espeak_var_hours > 0:
+        jobs.append(Job("espeak_var", "espeak", "en-us", "train", target_s=a.espeak_var_hours * 3600))
     jobs.append(Job(*HELDOUT_GROUP, "test", count=a.test_utts))
     # run the slow engines first so both workers stay busy until the end
     order = {"piper": 0, "festival": 1, "flite": 2, "espeak": 3}
@@ -444,7 +459,8 @@ def main():
                 if r["ok"] and r["rel"] not in keep:
                     os.remove(os.path.join(out, r["rel"]))
                     removed += 1
-    summary = {"seed": a.seed, "hours_requested": a.hours, "jobs": a.jobs, "piper": not a.no_piper,
+    summary = {"seed": a.seed, "hours_requested": a.hours, "espeak_var_hours": a.espeak_var_hours,
+               "jobs": a.jobs, "piper": not a.no_piper,
                "heldout_voice": "flite rms", "groups": {}, "splits": {}}
     split_manifest = {"train": "train.tsv", "dev": "dev.tsv", "test": "test_heldout_voice.tsv"}
     rows = {s: [] for s in split_manifest}
@@ -459,7 +475,8 @@ def main():
         summary["groups"][f"{j.group}/{j.split}"] = {
             "utts": len(rs), "hours": round(sum(r["seconds"] for r in rs) / 3600, 4), "skipped": nfail}
     hdr = [f"phonrec synthetic corpus, recipes/synthetic/make_synth.py --hours {a.hours} --seed {a.seed}"
-           f"{' --no-piper' if a.no_piper else ''}",
+           f"{' --no-piper' if a.no_piper else ''}"
+           f"{f' --espeak-var-hours {a.espeak_var_hours}' if a.espeak_var_hours > 0 else ''}",
            "labels: 39-phone set, no sil, no dx (conventions in recipes/README.md)"]
     with open(os.path.join(out, "meta.tsv"), "w", encoding="utf-8") as f:
         f.write("id\tgroup\tsplit\tseconds\tsource\tparams\ttext\n")

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod average;
 mod bench;
 mod common;
 mod eval;
@@ -32,6 +33,8 @@ enum Command {
     Eval(eval::EvalArgs),
     Features(features::FeaturesArgs),
     Lm(lm::LmArgs),
+    // As for Probs: `AverageArgs`'s doc is the summary and the long --help.
+    Average(average::AverageArgs),
     // No doc comment here: `ProbsArgs`'s own doc is both the summary and the long --help.
     Probs(probs::ProbsArgs),
     // As for Probs: `BenchArgs`'s doc is the summary and the long --help.
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Features(args) => features::run(args),
         Command::Lm(args) => lm::run(args),
+        Command::Average(args) => average::run(args),
         Command::Probs(args) => probs::run(args),
         Command::Bench(args) => bench::run(args),
     }

@@ -183,6 +183,11 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
 
+    /// Also keep each epoch's model as OUT/epoch-NNN.safetensors, to average the last few with
+    /// `phonrec average` (16 MB each for the default model's size).
+    #[arg(long)]
+    pub save_epoch_models: bool,
+
     /// Gaussian weight noise std per batch (Graves et al. 2013); 0 = off.
     #[arg(long, default_value_t = 0.0)]
     pub weight_noise: f32,
@@ -267,6 +272,7 @@ impl TrainArgs {
                 }
             },
             init_from: self.init_from.clone(),
+            save_epoch_models: self.save_epoch_models,
             epochs: self.epochs,
             batch_frames: self.batch_frames,
             clip_norm: (self.clip_norm > 0.0).then_some(self.clip_norm),

@@ -332,6 +332,55 @@ impl ModelFile {
         canonical_header(bytes)
     }
 
+    /// The element-wise mean of several models' weights (checkpoint averaging, as Kaldi's
+    /// `nnet3-average` and ESPnet's `average_checkpoints` do): models from the end of one training run
+    /// average to a model that usually decodes better than any one of them. All must have the same
+    /// features, network shape and phones; the result keeps the last model's training summary.
+    pub fn average(models: &[ModelFile]) -> Result<ModelFile> {
+        let invalid = |reason: String| Error::InvalidOptions {
+            what: "model averaging",
+            reason,
+        };
+        let Some(last) = models.last() else {
+            return Err(invalid("no models to average".into()));
+        };
+        // Dropout is a training setting, not part of the shape.
+        let shape = |network: &NetworkConfig| NetworkConfig {
+            dropout: 0.0,
+            ..network.clone()
+        };
+        for (index, model) in models.iter().enumerate() {
+            let (a, b) = (&model.config, &last.config);
+            let differs = if a.features != b.features {
+                Some("feature options")
+            } else if shape(&a.network) != shape(&b.network) {
+                Some("network shape")
+            } else if a.phones != b.phones {
+                Some("phone set")
+            } else {
+                None
+            };
+            if let Some(what) = differs {
+                return Err(invalid(format!(
+                    "model {} has other {what} than model {}; only models of one architecture \
+                     (e.g. epochs of one training run) can be averaged",
+                    index + 1,
+                    models.len()
+                )));
+            }
+        }
+        let scale = 1.0 / models.len() as f64;
+        let mut weights = HashMap::with_capacity(last.weights.len());
+        for name in last.weights.keys() {
+            let mut sum = models[0].weights[name].clone();
+            for model in &models[1..] {
+                sum = (sum + &model.weights[name])?;
+            }
+            weights.insert(name.clone(), sum.affine(scale, 0.0)?);
+        }
+        ModelFile::new(last.config.clone(), weights)
+    }
+
     /// The metadata.
     pub fn config(&self) -> &ModelConfig {
         &self.config

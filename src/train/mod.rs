@@ -12,6 +12,6 @@ pub use batch::make_batches;
 pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, StepReport};
 pub use schedule::{EpochDecision, Schedule, ScheduleOptions};
 pub use trainer::{
-    checkpoint_run_info, train, BatchProgress, EpochStats, TrainObserver, TrainOptions,
-    TrainOutcome, BEST_MODEL_FILE, CHECKPOINT_FILE, METRICS_FILE,
+    checkpoint_run_info, epoch_model_file, train, BatchProgress, EpochStats, TrainObserver,
+    TrainOptions, TrainOutcome, BEST_MODEL_FILE, CHECKPOINT_FILE, METRICS_FILE,
 };

@@ -38,6 +38,11 @@ use crate::phones::{PhoneId, PhoneSet};
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// The model with the best dev PER so far.
 pub const BEST_MODEL_FILE: &str = "best.safetensors";
+
+/// The model of epoch `epoch` (1-based) in a run's directory, with `save_epoch_models`.
+pub fn epoch_model_file(epoch: usize) -> String {
+    format!("epoch-{epoch:03}.safetensors")
+}
 /// One JSON line per epoch.
 pub const METRICS_FILE: &str = "metrics.jsonl";
 /// Metadata key of the training state in a checkpoint.
@@ -78,6 +83,9 @@ pub struct TrainOptions {
     /// `features` and `network` (except dropout). None: a new network initialised by `init`.
     #[serde(default)]
     pub init_from: Option<PathBuf>,
+    /// Also save each epoch's model as `epoch-NNN.safetensors` (for `phonrec average`).
+    #[serde(default)]
+    pub save_epoch_models: bool,
 }
 
 impl Default for TrainOptions {
@@ -98,6 +106,7 @@ impl Default for TrainOptions {
             checkpoint_every_s: 600,
             score_silence: false,
             init_from: None,
+            save_epoch_models: false,
         }
     }
 }
@@ -504,7 +513,7 @@ pub fn train(
             updates: state.updates,
             improved,
         };
-        if improved {
+        if improved || options.save_epoch_models {
             let mut model = ModelFile::from_var_map(state.model.clone(), &var_map)?;
             model.set_training_summary(TrainingSummary {
                 data: state
@@ -517,7 +526,12 @@ pub fn train(
                 dev_per: Some(dev_per * 100.0),
                 date: None,
             });
-            model.save(&out_dir.join(BEST_MODEL_FILE))?;
+            if options.save_epoch_models {
+                model.save(&out_dir.join(epoch_model_file(epoch + 1)))?;
+            }
+            if improved {
+                model.save(&out_dir.join(BEST_MODEL_FILE))?;
+            }
         }
         state.epoch += 1;
         state.batch = 0;
