@@ -244,7 +244,13 @@ fn average_of_a_model_with_itself_is_the_same_model_and_bad_input_is_refused() {
 
     let not_a_model = dir.path().join("notes.txt");
     std::fs::write(&not_a_model, "not a model").unwrap();
-    let output = phonrec(&["average", model, not_a_model.to_str().unwrap(), "-o", out_arg]);
+    let output = phonrec(&[
+        "average",
+        model,
+        not_a_model.to_str().unwrap(),
+        "-o",
+        out_arg,
+    ]);
     assert!(!output.status.success());
     let message = stderr(&output);
     assert!(message.contains("notes.txt"), "{message}");

@@ -180,7 +180,25 @@ mod avx512 {
         accumulate: bool,
     ) {
         let k = w.k;
-        for p in 0..w.n.div_ceil(PANEL) {
+        let panels = w.n.div_ceil(PANEL);
+        // In the recurrence `out` is a fresh slice of a gate buffer far larger than the caches: without
+        // these prefetches every tile's first touch of its output rows waits for memory (20 % of the
+        // product at batch 16). The next panel's output rows are fetched while this one computes.
+        let out_start = out.as_ptr() as *const i8;
+        let prefetch_panel = |p: usize| {
+            for r in 0..rows {
+                let c = out_start.add((r * out_stride + p * PANEL) * 4);
+                _mm_prefetch::<_MM_HINT_T0>(c);
+                if w.n - p * PANEL > 16 {
+                    _mm_prefetch::<_MM_HINT_T0>(c.add(64));
+                }
+            }
+        };
+        prefetch_panel(0);
+        for p in 0..panels {
+            if p + 1 < panels {
+                prefetch_panel(p + 1);
+            }
             let panel = w.data.as_ptr().add(p * k * PANEL);
             let col0 = p * PANEL;
             let cols = (w.n - col0).min(PANEL);
@@ -564,6 +582,120 @@ mod tests {
         assert_eq!(sigmoid(200.0), 1.0);
         assert!(fast_exp(-100.0) > 0.0 && fast_exp(-100.0) < 1e-37);
         assert!(fast_exp(100.0).is_finite());
+    }
+
+    /// Speed of the per-step product alone (not a correctness test):
+    /// `cargo test --release --lib time_packed_products -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn time_packed_products() {
+        for (rows, k, n, reps) in [
+            (16, 256, 1024, 4000),
+            (1, 256, 1024, 20000),
+            (16, 1024, 256, 4000),
+        ] {
+            let lhs = values(rows * k, 1);
+            let packed = PackedMatrix::pack(&values(k * n, 2), k, n, false);
+            // As in the recurrence: each step adds to its own slice of a large gate buffer.
+            let steps = 400;
+            let mut out = values(steps * rows * n, 3);
+            for _ in 0..reps / 10 {
+                matmul_packed(rows, &lhs, k, &packed, &mut out, n, true);
+            }
+            for (what, stride) in [("one slice", 0), ("a new slice each step", rows * n)] {
+                let start = std::time::Instant::now();
+                for rep in 0..reps {
+                    let slice = &mut out[(rep % steps) * stride..];
+                    matmul_packed(rows, &lhs, k, &packed, slice, n, true);
+                }
+                let seconds = start.elapsed().as_secs_f64() / reps as f64;
+                let gflops = 2.0 * (rows * k * n) as f64 / seconds / 1e9;
+                println!(
+                    "rows {rows} k {k} n {n}, {what}: {:.2} µs, {gflops:.1} GFLOP/s",
+                    seconds * 1e6
+                );
+            }
+        }
+    }
+
+    /// Speed of the large products of one training step (shape A, one direction), with the layouts
+    /// the fused layer uses: `cargo test --release --lib time_gemm_shapes -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn time_gemm_shapes() {
+        let (rows, h4, inputs, hidden) = (6400, 1024, 512, 256);
+        // (name, threads, m, n, k, lhs stride, lhs transposed, rhs stride, rhs transposed)
+        let shapes = [
+            (
+                "projection x·W_ihᵀ",
+                2,
+                rows,
+                h4,
+                inputs,
+                inputs,
+                false,
+                inputs + 1,
+                true,
+            ),
+            (
+                "dW_ih = dgatesᵀ·x",
+                2,
+                h4,
+                inputs,
+                rows,
+                h4,
+                true,
+                inputs,
+                false,
+            ),
+            (
+                "dx = dgates·W_ih",
+                2,
+                rows,
+                inputs,
+                h4,
+                h4,
+                false,
+                inputs + 1,
+                false,
+            ),
+            (
+                "dW_hh = dgatesᵀ·h",
+                1,
+                h4,
+                hidden,
+                rows,
+                h4,
+                true,
+                2 * hidden,
+                false,
+            ),
+            ("dW_ihᵀ = xᵀ·dgates", 2, inputs, h4, rows, inputs, true, h4, false),
+            ("dW_hhᵀ = hᵀ·dgates", 1, hidden, h4, rows, 2 * hidden, true, h4, false),
+            ("dW_ihᵀ, half the rows", 1, inputs, h4, rows / 2, inputs, true, h4, false),
+            ("dW_ih, half the rows", 1, h4, inputs, rows / 2, h4, true, inputs, false),
+            ("projection, half the rows", 1, rows / 2, h4, inputs, inputs, false, inputs + 1, true),
+        ];
+        for (name, threads, m, n, k, ls, lt, rs, rt) in shapes {
+            let lhs = values(if lt { k * ls } else { m * ls }, 1);
+            let rhs = values(if rt { n * rs } else { k * rs }, 2);
+            let mut dst = vec![0f32; m * n];
+            let run = |dst: &mut [f32]| {
+                gemm_f32(threads, m, n, k, dst, n, false, &lhs, ls, lt, &rhs, rs, rt)
+            };
+            run(&mut dst);
+            let reps = 10;
+            let start = std::time::Instant::now();
+            for _ in 0..reps {
+                run(&mut dst);
+            }
+            let seconds = start.elapsed().as_secs_f64() / reps as f64;
+            let gflops = 2.0 * (m * n * k) as f64 / seconds / 1e9;
+            println!(
+                "{name} ({threads} threads): {:.2} ms, {gflops:.1} GFLOP/s",
+                seconds * 1e3
+            );
+        }
     }
 
     /// Deterministic pseudo-random values in [−1, 1).
