@@ -273,9 +273,11 @@ impl CustomOp3 for FusedLayerOp {
             .map(|row| input_params[row * (inputs + 1) + inputs])
             .collect();
         let mut gates = vec![0f32; 2 * rows * h4];
-        for (d, block) in gates.chunks_exact_mut(rows * h4).enumerate() {
+        // Each direction's projection runs on the core that then runs its recurrence: two
+        // single-threaded products at once are a little faster than two two-threaded ones in turn.
+        let project = |d: usize, block: &mut [f32]| {
             gemm_f32(
-                threads(),
+                1,
                 rows,
                 h4,
                 inputs,
@@ -289,7 +291,7 @@ impl CustomOp3 for FusedLayerOp {
                 inputs + 1,
                 true,
             );
-        }
+        };
         // The layer's output rows are [h_forward | h_backward]: each direction gets its halves.
         let mut out = vec![0f32; rows * 2 * hidden];
         let (mut out_forward, mut out_backward): (Vec<&mut [f32]>, Vec<&mut [f32]>) = out
@@ -307,6 +309,7 @@ impl CustomOp3 for FusedLayerOp {
             // One direction per core.
             std::thread::scope(|scope| {
                 scope.spawn(|| {
+                    project(1, gates_b);
                     run_forward(
                         gates_b,
                         w_b,
@@ -320,6 +323,7 @@ impl CustomOp3 for FusedLayerOp {
                         save.then_some(cells_b),
                     )
                 });
+                project(0, gates_f);
                 run_forward(
                     gates_f,
                     w_f,
