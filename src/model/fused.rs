@@ -30,7 +30,8 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
 
 use super::kernels::{
-    cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed, with_values, PackedMatrix,
+    cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed, matmul_packed_rows,
+    with_values, PackedMatrix,
 };
 use super::lstm::{stacked_input_weights, LstmWeights};
 
@@ -276,21 +277,14 @@ impl CustomOp3 for FusedLayerOp {
         // Each direction's projection runs on the core that then runs its recurrence: two
         // single-threaded products at once are a little faster than two two-threaded ones in turn.
         let project = |d: usize, block: &mut [f32]| {
-            gemm_f32(
-                1,
-                rows,
-                h4,
-                inputs,
-                block,
-                h4,
-                false,
-                input,
-                inputs,
-                false,
+            let weights = PackedMatrix::pack_strided(
                 &input_params[d * h4 * (inputs + 1)..],
-                inputs + 1,
+                inputs,
+                h4,
                 true,
+                inputs + 1,
             );
+            matmul_packed_rows(1, rows, input, inputs, &weights, block, h4, false);
         };
         // The layer's output rows are [h_forward | h_backward]: each direction gets its halves.
         let mut out = vec![0f32; rows * 2 * hidden];
@@ -456,20 +450,22 @@ impl CustomOp3 for FusedLayerOp {
             with_values(input_params, "[W_ih | b]", |params| {
                 // dx = Σ_d dgates_d · W_ih,d: [rows × 4H] · [4H × inputs].
                 for d in 0..2 {
-                    gemm_f32(
+                    let weights = PackedMatrix::pack_strided(
+                        &params[d * h4 * (inputs + 1)..],
+                        h4,
+                        inputs,
+                        false,
+                        inputs + 1,
+                    );
+                    matmul_packed_rows(
                         threads,
                         rows,
-                        inputs,
+                        &dgates[d * rows * h4..],
                         h4,
+                        &weights,
                         &mut grad_input,
                         inputs,
                         d > 0,
-                        &dgates[d * rows * h4..],
-                        h4,
-                        false,
-                        &params[d * h4 * (inputs + 1)..],
-                        inputs + 1,
-                        false,
                     );
                 }
             })?;
