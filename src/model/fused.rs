@@ -30,7 +30,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
 
 use super::kernels::{
-    cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed, matmul_packed_rows,
+    cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed_in_order, matmul_packed_rows,
     with_values, PackedMatrix,
 };
 use super::lstm::{stacked_input_weights, LstmWeights};
@@ -123,7 +123,11 @@ fn run_forward(
     for s in 0..steps {
         let t = if reverse { steps - 1 - s } else { s };
         let step_gates = &mut gates[t * batch * h4..(t + 1) * batch * h4];
-        matmul_packed(batch, &h_prev, hidden, &weight_hh, step_gates, h4, true);
+        // Alternating the panel order keeps most of W_hh in L2 from one step to the next.
+        let backwards = s % 2 == 1;
+        matmul_packed_in_order(
+            batch, &h_prev, hidden, &weight_hh, step_gates, h4, true, backwards,
+        );
         for b in 0..batch {
             let out_row = &mut *out[t * batch + b];
             let h = &mut h_prev[b * hidden..(b + 1) * hidden];
@@ -203,7 +207,7 @@ fn run_backward(
             );
         }
         let step_rows = &gates[t * batch * h4..(t + 1) * batch * h4];
-        matmul_packed(
+        matmul_packed_in_order(
             batch,
             step_rows,
             h4,
@@ -211,6 +215,7 @@ fn run_backward(
             &mut dh_next,
             hidden,
             false,
+            s % 2 == 1,
         );
     }
     // dW_hh = Σ_t dgates_tᵀ · h_{t−1}: one GEMM over all steps that have a predecessor.

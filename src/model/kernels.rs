@@ -116,6 +116,24 @@ pub(crate) fn matmul_packed(
     out_stride: usize,
     accumulate: bool,
 ) {
+    matmul_packed_in_order(rows, lhs, lhs_stride, w, out, out_stride, accumulate, false);
+}
+
+/// [`matmul_packed`], walking `w`'s panels last to first if `backwards` (same results). A recurrence
+/// that alternates the direction step by step finds the panels it used last still in L2: `W_hh` of one
+/// direction is as large as the L2 (1 MB), so the same order every step evicts each panel just before
+/// its next use and streams all of `W_hh` from L3 per step, which bounds batch-1 inference.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_packed_in_order(
+    rows: usize,
+    lhs: &[f32],
+    lhs_stride: usize,
+    w: &PackedMatrix,
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+    backwards: bool,
+) {
     if rows == 0 || w.n == 0 {
         return;
     }
@@ -126,7 +144,9 @@ pub(crate) fn matmul_packed(
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F; bounds were checked above.
         unsafe {
-            avx512::matmul_packed(rows, lhs, lhs_stride, w, out, out_stride, accumulate);
+            avx512::matmul_packed(
+                rows, lhs, lhs_stride, w, out, out_stride, accumulate, backwards,
+            );
         }
         return;
     }
@@ -250,6 +270,7 @@ mod avx512 {
     ///
     /// # Safety
     /// The CPU must support AVX-512F, and the bounds asserted by the caller must hold.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn matmul_packed(
         rows: usize,
@@ -259,6 +280,7 @@ mod avx512 {
         out: &mut [f32],
         out_stride: usize,
         accumulate: bool,
+        backwards: bool,
     ) {
         let k = w.k;
         let panels = w.n.div_ceil(PANEL);
@@ -275,10 +297,12 @@ mod avx512 {
                 }
             }
         };
-        prefetch_panel(0);
-        for p in 0..panels {
-            if p + 1 < panels {
-                prefetch_panel(p + 1);
+        let panel_at = |i: usize| if backwards { panels - 1 - i } else { i };
+        prefetch_panel(panel_at(0));
+        for i in 0..panels {
+            let p = panel_at(i);
+            if i + 1 < panels {
+                prefetch_panel(panel_at(i + 1));
             }
             let panel = w.data.as_ptr().add(p * k * PANEL);
             let col0 = p * PANEL;
@@ -683,11 +707,16 @@ mod tests {
             for _ in 0..reps / 10 {
                 matmul_packed(rows, &lhs, k, &packed, &mut out, n, true);
             }
-            for (what, stride) in [("one slice", 0), ("a new slice each step", rows * n)] {
+            for (what, stride, alternate) in [
+                ("one slice", 0, false),
+                ("a new slice each step", rows * n, false),
+                ("new slices, alternating panel order", rows * n, true),
+            ] {
                 let start = std::time::Instant::now();
                 for rep in 0..reps {
                     let slice = &mut out[(rep % steps) * stride..];
-                    matmul_packed(rows, &lhs, k, &packed, slice, n, true);
+                    let backwards = alternate && rep % 2 == 1;
+                    matmul_packed_in_order(rows, &lhs, k, &packed, slice, n, true, backwards);
                 }
                 let seconds = start.elapsed().as_secs_f64() / reps as f64;
                 let gflops = 2.0 * (rows * k * n) as f64 / seconds / 1e9;
