@@ -34,4 +34,5 @@ pub use file::{
 };
 pub use inference::Model;
 pub use init::init_weights;
+pub(crate) use kernels::with_values;
 pub use network::{features_to_tensor, Blstm, DropoutState, LstmKernel};

@@ -9,6 +9,7 @@ use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::model::with_values;
 
 /// Which update rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -125,11 +126,9 @@ impl Optimizer {
         let mut total = 0f64;
         for (_, var) in &self.params {
             if let Some(g) = grads.get(var.as_tensor()) {
-                total += g
-                    .sqr()?
-                    .sum_all()?
-                    .to_dtype(candle_core::DType::F64)?
-                    .to_scalar::<f64>()?;
+                total += with_values(g, "gradient", |g| {
+                    g.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()
+                })?;
             }
         }
         Ok(total.sqrt())
@@ -156,25 +155,32 @@ impl Optimizer {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let grad = if scale != 1.0 {
-                (grad * scale)?
-            } else {
-                grad.clone()
-            };
             let param = var.as_tensor();
             match o.kind {
                 OptimizerKind::Adamw => {
-                    let m = ((&self.first[i] * o.beta1)? + (&grad * (1.0 - o.beta1))?)?;
-                    let v = ((&self.second[i] * o.beta2)? + (grad.sqr()? * (1.0 - o.beta2))?)?;
-                    let m_hat = (&m / (1.0 - o.beta1.powi(self.steps as i32)))?;
-                    let v_hat = (&v / (1.0 - o.beta2.powi(self.steps as i32)))?;
-                    let update = (m_hat / (v_hat.sqrt()? + o.eps)?)?;
-                    let decayed = (param * (1.0 - lr * o.weight_decay))?;
-                    var.set(&(decayed - (update * lr)?)?)?;
-                    self.first[i] = m;
-                    self.second[i] = v;
+                    // One pass over the four arrays (the tensor formula took ~12 passes and as many
+                    // allocations: 3.5 % of a training step).
+                    let constants = AdamwStep::new(&o, lr, scale, self.steps);
+                    let (p, m, v) = with_values(param, "parameter", |p| {
+                        with_values(grad, "gradient", |g| {
+                            with_values(&self.first[i], "first moment", |m| {
+                                with_values(&self.second[i], "second moment", |v| {
+                                    constants.apply(p, g, m, v)
+                                })
+                            })
+                        })
+                    })????;
+                    let shape = param.shape();
+                    var.set(&Tensor::from_vec(p, shape, param.device())?)?;
+                    self.first[i] = Tensor::from_vec(m, shape, param.device())?;
+                    self.second[i] = Tensor::from_vec(v, shape, param.device())?;
                 }
                 OptimizerKind::SgdMomentum => {
+                    let grad = if scale != 1.0 {
+                        (grad * scale)?
+                    } else {
+                        grad.clone()
+                    };
                     let grad = if o.weight_decay > 0.0 {
                         (grad + (param * o.weight_decay)?)?
                     } else {
@@ -238,10 +244,132 @@ impl Optimizer {
     }
 }
 
+/// The scalars of one AdamW step, in f32 as the arithmetic runs.
+struct AdamwStep {
+    grad_scale: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    /// 1 − β1ᵗ and 1 − β2ᵗ: the bias corrections.
+    correction1: f32,
+    correction2: f32,
+    lr: f32,
+    decay: f32,
+}
+
+impl AdamwStep {
+    fn new(options: &OptimizerOptions, lr: f64, grad_scale: f64, step: u64) -> Self {
+        let t = i32::try_from(step).unwrap_or(i32::MAX);
+        AdamwStep {
+            grad_scale: grad_scale as f32,
+            beta1: options.beta1 as f32,
+            beta2: options.beta2 as f32,
+            eps: options.eps as f32,
+            correction1: (1.0 - options.beta1.powi(t)) as f32,
+            correction2: (1.0 - options.beta2.powi(t)) as f32,
+            lr: lr as f32,
+            decay: (1.0 - lr * options.weight_decay) as f32,
+        }
+    }
+
+    /// New parameters and moments: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
+    /// p ← p·(1 − lr·wd) − lr · (m / c1) / (√(v / c2) + ε), with g the (clipped) gradient. Large
+    /// tensors are split over two threads.
+    fn apply(&self, p: &[f32], g: &[f32], m: &[f32], v: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let n = p.len();
+        let (mut new_p, mut new_m, mut new_v) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        const CHUNK: usize = 1 << 16;
+        if n <= CHUNK {
+            self.apply_to(p, g, m, v, &mut new_p, &mut new_m, &mut new_v);
+        } else {
+            let half = n / 2;
+            let (p0, p1) = new_p.split_at_mut(half);
+            let (m0, m1) = new_m.split_at_mut(half);
+            let (v0, v1) = new_v.split_at_mut(half);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    self.apply_to(&p[half..], &g[half..], &m[half..], &v[half..], p1, m1, v1)
+                });
+                self.apply_to(&p[..half], &g[..half], &m[..half], &v[..half], p0, m0, v0);
+            });
+        }
+        (new_p, new_m, new_v)
+    }
+
+    /// [`apply`](Self::apply) on one stretch, written so the loop vectorises (no division, no push).
+    #[allow(clippy::too_many_arguments)]
+    fn apply_to(
+        &self,
+        p: &[f32],
+        g: &[f32],
+        m: &[f32],
+        v: &[f32],
+        new_p: &mut [f32],
+        new_m: &mut [f32],
+        new_v: &mut [f32],
+    ) {
+        let (inv1, inv2) = (1.0 / self.correction1, 1.0 / self.correction2);
+        let n = p.len();
+        let (g, m, v) = (&g[..n], &m[..n], &v[..n]);
+        let (new_p, new_m, new_v) = (&mut new_p[..n], &mut new_m[..n], &mut new_v[..n]);
+        for i in 0..n {
+            let g = g[i] * self.grad_scale;
+            let m = self.beta1 * m[i] + (1.0 - self.beta1) * g;
+            let v = self.beta2 * v[i] + (1.0 - self.beta2) * g * g;
+            let update = (m * inv1) / ((v * inv2).sqrt() + self.eps);
+            new_p[i] = p[i] * self.decay - self.lr * update;
+            new_m[i] = m;
+            new_v[i] = v;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
+
+    /// The fused AdamW loop against the textbook formula in f64, over a few steps with clipping-like
+    /// scaling and weight decay.
+    #[test]
+    fn fused_adamw_matches_the_formula() {
+        let options = OptimizerOptions::default();
+        let (lr, scale) = (0.01, 0.5);
+        let mut p: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut m = vec![0f32; p.len()];
+        let mut v = vec![0f32; p.len()];
+        let (mut p64, mut m64, mut v64): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+            p.iter().map(|&x| f64::from(x)).collect(),
+            vec![0.0; p.len()],
+            vec![0.0; p.len()],
+        );
+        for step in 1..=5u64 {
+            let g: Vec<f32> = (0..p.len())
+                .map(|i| ((i as f32 + step as f32) * 0.71).cos())
+                .collect();
+            (p, m, v) = AdamwStep::new(&options, lr, scale, step).apply(&p, &g, &m, &v);
+            let t = step as i32;
+            for i in 0..p64.len() {
+                let g = f64::from(g[i]) * scale;
+                m64[i] = options.beta1 * m64[i] + (1.0 - options.beta1) * g;
+                v64[i] = options.beta2 * v64[i] + (1.0 - options.beta2) * g * g;
+                let m_hat = m64[i] / (1.0 - options.beta1.powi(t));
+                let v_hat = v64[i] / (1.0 - options.beta2.powi(t));
+                p64[i] = p64[i] * (1.0 - lr * options.weight_decay)
+                    - lr * m_hat / (v_hat.sqrt() + options.eps);
+            }
+        }
+        for i in 0..p.len() {
+            assert!(
+                (f64::from(p[i]) - p64[i]).abs() < 1e-5,
+                "p[{i}]: {} vs {}",
+                p[i],
+                p64[i]
+            );
+            assert!((f64::from(m[i]) - m64[i]).abs() < 1e-6, "m[{i}]");
+            assert!((f64::from(v[i]) - v64[i]).abs() < 1e-6, "v[{i}]");
+        }
+    }
 
     /// Minimise f(x) = Σ (x − 3)² from x = 0.
     fn minimise(kind: OptimizerKind, lr: f64, steps: usize) -> Result<Vec<f32>> {
