@@ -9,8 +9,8 @@ use crate::audio::{read_audio, Waveform};
 use crate::ctc::{
     decode_spans, BeamOptions, Decoder, GreedyDecoder, PhoneLm, PhoneSpan, PrefixBeamDecoder,
 };
-use crate::error::Result;
-use crate::features::FeatureExtractor;
+use crate::error::{Error, Result};
+use crate::features::{FeatureExtractor, FeaturePipeline};
 use crate::model::{Blstm, Model};
 use crate::phones::PhoneSet;
 
@@ -33,6 +33,11 @@ pub struct RecognizerOptions {
     pub insertion_bonus: f32,
     /// Keep `sil` in the output. Default false.
     pub keep_silence: bool,
+    /// Vocal-tract-length normalisation: the mel warp factors to try per file (e.g. 0.9 to 1.15); the
+    /// one under which the network is most confident on the file's first 30 s is used for the whole
+    /// file. Empty (the default): no warping. Helps on voices unlike the training voices, for a model
+    /// trained with VTLP (`phonrec train --vtlp`); costs one extra network pass over ≤ 30 s per factor.
+    pub vtln_warps: Vec<f32>,
 }
 
 impl Default for RecognizerOptions {
@@ -43,6 +48,7 @@ impl Default for RecognizerOptions {
             lm_weight: 0.5,
             insertion_bonus: 0.0,
             keep_silence: false,
+            vtln_warps: Vec::new(),
         }
     }
 }
@@ -56,6 +62,8 @@ pub struct Transcript {
     pub duration_s: f64,
     /// Phones in time order, with start/end seconds and confidence.
     pub spans: Vec<PhoneSpan>,
+    /// The VTLN warp factor chosen for this file (1 without VTLN).
+    pub vtln_warp: f32,
 }
 
 /// A model with a decoder: turns audio into [`Transcript`]s. `Send + Sync`, so one recognizer serves all
@@ -64,11 +72,25 @@ pub struct Recognizer {
     model: Model,
     decoder: Box<dyn Decoder>,
     keep_silence: bool,
+    /// The model's feature pipeline with each VTLN warp factor to try (empty: VTLN off).
+    warped_features: Vec<(f32, FeaturePipeline)>,
 }
 
 impl Recognizer {
     /// Combine a model with decoding options.
     pub fn new(model: Model, options: RecognizerOptions) -> Result<Self> {
+        let mut warped_features = Vec::with_capacity(options.vtln_warps.len());
+        for &warp in &options.vtln_warps {
+            if !(warp.is_finite() && (0.5..=2.0).contains(&warp)) {
+                return Err(Error::InvalidOptions {
+                    what: "VTLN",
+                    reason: format!("warp factor {warp} is outside 0.5..2"),
+                });
+            }
+            let mut features = model.features().options().clone();
+            features.mel_mut().vtln_warp = warp;
+            warped_features.push((warp, FeaturePipeline::new(features)?));
+        }
         let decoder: Box<dyn Decoder> = if options.beam <= 1 {
             Box::new(GreedyDecoder)
         } else {
@@ -86,6 +108,7 @@ impl Recognizer {
             model,
             decoder,
             keep_silence: options.keep_silence,
+            warped_features,
         })
     }
 
@@ -106,15 +129,49 @@ impl Recognizer {
 
     /// Per-frame log-posteriors `[output frames, phones + blank]` of audio at any rate.
     pub fn log_probs(&self, wave: Waveform) -> Result<Array2<f32>> {
+        Ok(self.warped_log_probs(wave)?.0)
+    }
+
+    /// [`log_probs`](Self::log_probs) and the VTLN warp factor they were computed with.
+    fn warped_log_probs(&self, wave: Waveform) -> Result<(Array2<f32>, f32)> {
         let wave = wave.resampled(self.model.sample_rate_hz())?;
-        let features = self.model.features().compute(&wave.samples);
-        windowed_log_probs(self.model.network(), features.view())
+        let network = self.model.network();
+        if self.warped_features.is_empty() {
+            let features = self.model.features().compute(&wave.samples);
+            return Ok((windowed_log_probs(network, features.view())?, 1.0));
+        }
+        // Choose the warp on the first VTLN_ESTIMATE_S seconds: the one whose best path has the
+        // highest mean log-probability per frame (the network is most sure of what it hears).
+        let estimate_len = (VTLN_ESTIMATE_S * f64::from(self.model.sample_rate_hz())) as usize;
+        let excerpt = &wave.samples[..wave.samples.len().min(estimate_len)];
+        let mut best: Option<(f32, f32, Array2<f32>)> = None;
+        for (warp, pipeline) in &self.warped_features {
+            let log_probs = windowed_log_probs(network, pipeline.compute(excerpt).view())?;
+            let score = mean_best_path_log_prob(log_probs.view());
+            if best.as_ref().is_none_or(|(_, s, _)| score > *s) {
+                best = Some((*warp, score, log_probs));
+            }
+        }
+        let Some((warp, _, excerpt_log_probs)) = best else {
+            unreachable!("warped_features is not empty");
+        };
+        if excerpt.len() == wave.samples.len() {
+            return Ok((excerpt_log_probs, warp));
+        }
+        let pipeline = self
+            .warped_features
+            .iter()
+            .find(|(w, _)| *w == warp)
+            .map(|(_, p)| p)
+            .unwrap_or(self.model.features());
+        let features = pipeline.compute(&wave.samples);
+        Ok((windowed_log_probs(network, features.view())?, warp))
     }
 
     /// Recognise in-memory audio.
     pub fn transcribe_wave(&self, wave: Waveform) -> Result<Transcript> {
         let duration_s = wave.duration_s();
-        let log_probs = self.log_probs(wave)?;
+        let (log_probs, vtln_warp) = self.warped_log_probs(wave)?;
         let shift = self.output_frame_shift_s() as f32;
         // Decode and align segment by segment: the forced alignment is O(frames × phones) in memory, so a
         // one-hour file must not be aligned in one piece. Segments end at frames where the blank is
@@ -137,6 +194,7 @@ impl Recognizer {
             source: PathBuf::new(),
             duration_s,
             spans,
+            vtln_warp,
         })
     }
 
@@ -146,6 +204,22 @@ impl Recognizer {
         transcript.source = path.to_path_buf();
         Ok(transcript)
     }
+}
+
+/// Seconds of audio at the start of a file on which the VTLN warp factor is chosen.
+const VTLN_ESTIMATE_S: f64 = 30.0;
+
+/// Mean over frames of the largest log-probability: the greedy path's log-likelihood per frame.
+fn mean_best_path_log_prob(log_probs: ArrayView2<f32>) -> f32 {
+    if log_probs.nrows() == 0 {
+        return f32::NEG_INFINITY;
+    }
+    let total: f64 = log_probs
+        .rows()
+        .into_iter()
+        .map(|row| f64::from(row.iter().copied().fold(f32::NEG_INFINITY, f32::max)))
+        .sum();
+    (total / log_probs.nrows() as f64) as f32
 }
 
 /// Output frames per decoding segment (~60 s at 20 ms), and how far past that a cut may look for a blank.

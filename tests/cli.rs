@@ -259,3 +259,52 @@ fn average_of_a_model_with_itself_is_the_same_model_and_bad_input_is_refused() {
     let output = phonrec(&["average", model, "-o", out_arg]);
     assert!(!output.status.success(), "one model is not an average");
 }
+
+/// VTLN: the identity warp changes nothing; `--vtln` picks one of its factors per file and still
+/// transcribes the examples; a factor out of range is refused.
+#[test]
+fn vtln_picks_a_warp_per_file_and_the_identity_warp_changes_nothing() {
+    let transcribe = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["transcribe", "--format", "json", "--no-lm"];
+        args.extend_from_slice(extra);
+        args.push("audio/");
+        let output = phonrec(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+            .collect()
+    };
+    let plain = transcribe(&[]);
+    assert_eq!(plain.len(), 3);
+    assert_eq!(plain, transcribe(&["--vtln-warps", "1"]));
+    let warped = transcribe(&["--vtln"]);
+    assert_eq!(warped.len(), 3);
+    for (w, p) in warped.iter().zip(&plain) {
+        assert_eq!(w["file"], p["file"]);
+        let warp = w["vtln_warp"].as_f64().unwrap_or(1.0);
+        assert!(
+            [0.9, 0.95, 1.0, 1.05, 1.1, 1.15]
+                .iter()
+                .any(|f| (f - warp).abs() < 1e-6),
+            "{w}"
+        );
+    }
+    let output = phonrec(&[
+        "eval",
+        "--data",
+        "tests/data/examples.tsv",
+        "--json",
+        "--vtln",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let result: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(
+        result["per"].as_f64().is_some_and(|per| per < 0.5),
+        "{result}"
+    );
+
+    let bad = phonrec(&["transcribe", "--vtln-warps", "5", "audio/"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("VTLN"), "{}", stderr(&bad));
+}

@@ -186,7 +186,21 @@ pub struct DecodeArgs {
     /// Bonus β added per output phone (raise it if phones are dropped, lower it if inserted).
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     pub insertion_bonus: f32,
+
+    /// Speaker adaptation (vocal-tract-length normalisation): try each mel warp factor on a file's
+    /// first 30 s and decode the file with the one the network is most confident under. Helps on
+    /// voices unlike the training voices; one extra network pass over ≤ 30 s per factor.
+    #[arg(long, value_delimiter = ',', value_name = "W1,W2,...")]
+    pub vtln_warps: Vec<f32>,
+
+    /// VTLN with the factors 0.9, 0.95, 1, 1.05, 1.1, 1.15 (the range a model trained with
+    /// `--vtlp 0.1` has seen, and a little beyond).
+    #[arg(long, conflicts_with = "vtln_warps")]
+    pub vtln: bool,
 }
+
+/// The warp factors of `--vtln`.
+const DEFAULT_VTLN_WARPS: [f32; 6] = [0.9, 0.95, 1.0, 1.05, 1.1, 1.15];
 
 impl DecodeArgs {
     /// A recognizer for `model` with these decoding options; `built_in` says `model` is the built-in
@@ -227,6 +241,11 @@ impl DecodeArgs {
             lm_weight: self.lm_weight,
             insertion_bonus: self.insertion_bonus,
             keep_silence,
+            vtln_warps: if self.vtln {
+                DEFAULT_VTLN_WARPS.to_vec()
+            } else {
+                self.vtln_warps.clone()
+            },
         };
         Recognizer::new(model, options).context("setting up the decoder")
     }

@@ -1,5 +1,6 @@
 //! One JSON object per file and line:
-//! `{"file": ..., "duration": s, "phones": "a b", "spans": [{"phone", "start", "end", "confidence"}]}`.
+//! `{"file": ..., "duration": s, "phones": "a b", "spans": [{"phone", "start", "end", "confidence"}]}`,
+//! plus `"vtln_warp"` when VTLN chose a warp factor other than 1.
 
 use std::io::Write;
 
@@ -22,6 +23,8 @@ struct JsonTranscript<'a> {
     duration: f64,
     phones: String,
     spans: Vec<JsonSpan<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vtln_warp: Option<f32>,
 }
 
 /// Round to milliseconds / 3 decimals: more digits would only be noise.
@@ -49,6 +52,7 @@ pub(super) fn write(
         duration: (transcript.duration_s * 1000.0).round() / 1000.0,
         phones: spans.iter().map(|s| s.phone).collect::<Vec<_>>().join(" "),
         spans,
+        vtln_warp: (transcript.vtln_warp != 1.0).then_some(transcript.vtln_warp),
     };
     serde_json::to_writer(&mut *out, &record)?;
     writeln!(out)
