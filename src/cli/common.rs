@@ -23,6 +23,9 @@ const DEFAULT_LM: Option<&[u8]> = None;
 
 /// Beam width used with a phone LM when `--beam` is not given.
 const BEAM_WITH_LM: usize = 8;
+/// The insertion bonus with the built-in model and its LM, chosen with the LM weight on the synthetic
+/// dev set (`models/README.md`): the LM alone makes the search drop phones.
+const BUILT_IN_INSERTION_BONUS: f32 = 0.5;
 
 /// Load `--model`, or the built-in default model.
 pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
@@ -183,9 +186,10 @@ pub struct DecodeArgs {
     #[arg(long, default_value_t = 0.3)]
     pub lm_weight: f32,
 
-    /// Bonus β added per output phone (raise it if phones are dropped, lower it if inserted).
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
-    pub insertion_bonus: f32,
+    /// Bonus β added per output phone in the beam search (raise it if phones are dropped, lower it
+    /// if inserted) [default: 0.5 with the built-in model and its LM, else 0].
+    #[arg(long, allow_hyphen_values = true)]
+    pub insertion_bonus: Option<f32>,
 
     /// Speaker adaptation (vocal-tract-length normalisation): try each mel warp factor on a file's
     /// first 30 s and decode the file with the one the network is most confident under. Helps on
@@ -226,6 +230,7 @@ impl DecodeArgs {
             },
             (None, false) => None,
         };
+        let built_in_lm = self.lm.is_none() && lm.is_some();
         let beam = self
             .beam
             .unwrap_or(if lm.is_some() { BEAM_WITH_LM } else { 1 });
@@ -239,7 +244,11 @@ impl DecodeArgs {
             beam,
             lm,
             lm_weight: self.lm_weight,
-            insertion_bonus: self.insertion_bonus,
+            insertion_bonus: self.insertion_bonus.unwrap_or(if built_in_lm {
+                BUILT_IN_INSERTION_BONUS
+            } else {
+                0.0
+            }),
             keep_silence,
             vtln_warps: if self.vtln {
                 DEFAULT_VTLN_WARPS.to_vec()
