@@ -2,18 +2,21 @@
 //! (backpropagation through time), checked against [`blstm_layer_reference`](super::lstm).
 //!
 //! ```text
-//! gates_d = x · W_ih,dᵀ                 one GEMM per direction over all steps (both cores), written into
-//!                                       the op's own buffer [2, steps·batch, 4H], direction-major
-//! per step t, per direction d (one direction per core):
-//!   gates_d[t] += h_{t−1} · W_hh,dᵀ     W_hh packed once per call (kernels.rs), accumulated in place
-//!   gates_d[t] <- σ/tanh(· + b_d)       bias, cell and h update vectorised, in place: the buffer ends up
+//! one direction per core, each:
+//!   gates_d = x · W_ih,dᵀ               one product over all steps (packed kernel, row blocks), written
+//!                                       into the op's own buffer [2, steps·batch, 4H], direction-major
+//!   per step t:
+//!     gates_d[t] += h_{t−1} · W_hh,dᵀ   W_hh packed once per call (kernels.rs), accumulated in place,
+//!                                       panels walked in alternating order so W_hh stays in L2
+//!     gates_d[t] <- σ/tanh(· + b_d)     bias, cell and h update vectorised, in place: the buffer ends up
 //!                                       holding the activations
 //! ```
-//! The forward pass keeps the activations and cell states; the backward pass walks the steps in reverse,
-//! overwriting each step's activations with their gradients (`dgates`) and computing `dh_{t−1} =
-//! dgates_t · W_hh` per step; after the loop, one GEMM per direction gives `dW_hh = Σ_t dgates_tᵀ ·
-//! h_{t−1}`, and two more the input projection's gradients (`dW_ih = dgatesᵀ · x`, `dx = dgates · W_ih`,
-//! the latter only when the input needs a gradient; `db = Σ dgates` is summed inside the time loop).
+//! The forward pass keeps the activations and cell states; the backward pass, again one direction per
+//! core, walks the steps in reverse, overwriting each step's activations with their gradients (`dgates`)
+//! and computing `dh_{t−1} = dgates_t · W_hh` per step; after the loop the same core computes `dW_hh =
+//! Σ_t dgates_tᵀ · h_{t−1}` and `dW_ih = dgatesᵀ · x` with one product each (`db = Σ dgates` is summed
+//! inside the time loop). Then `dx = Σ_d dgates_d · W_ih,d` on both cores, only when the input needs a
+//! gradient. One single-threaded product per core at once beats two-threaded products in turn here.
 //! The projected gates never become a candle tensor, so autograd neither stores nor accumulates them. Padding follows the reference: state
 //! and output at a padded step are zero, so the backward direction enters each sequence at its own last
 //! step.

@@ -8,9 +8,12 @@
 //! keeps an 8 × 32 tile of the result in registers, reading each panel (32 KB, L1-resident) once per step
 //! for all rows. Without AVX-512 a portable loop does the same work.
 //!
+//! The same kernel, over row blocks that keep the left-hand side in L2 ([`matmul_packed_rows`]), does
+//! the layers' input projections and `dx`, a little faster than the `gemm` crate on those shapes. The
+//! weight gradients (`dgatesᵀ · x`, a reduction over all frames) go to the `gemm` crate ([`gemm_f32`]).
+//!
 //! Both kinds of loop are compiled several times (AVX-512, AVX2 + FMA, baseline) and chosen at run time,
-//! so the binary runs on any x86-64 and uses the wide registers where they exist. Large products go
-//! to the `gemm` crate ([`gemm_f32`]).
+//! so the binary runs on any x86-64 and uses the wide registers where they exist.
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
