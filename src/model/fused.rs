@@ -101,6 +101,20 @@ fn threads() -> usize {
     candle_core::utils::get_num_threads().max(1)
 }
 
+/// Run the two directions' work on two cores (the backward direction on a second thread), or one
+/// after the other when only one thread is allowed (`--threads 1`).
+fn both_directions(backward: impl FnOnce() + Send, forward: impl FnOnce()) {
+    if threads() > 1 {
+        std::thread::scope(|scope| {
+            scope.spawn(backward);
+            forward();
+        });
+    } else {
+        backward();
+        forward();
+    }
+}
+
 /// Forward recurrence of one direction, in place. `gates` is this direction's block `[steps·batch, 4H]`
 /// holding the input projections; each step adds `h_{t−1} · W_hhᵀ` and `bias` (`[4H]`) and replaces the
 /// sum by the activations. Writes `h` into `out` (`[steps·batch, H]`) and, if given, cell states into
@@ -309,8 +323,8 @@ impl CustomOp3 for FusedLayerOp {
             let save = self.save;
             let lengths = &self.lengths;
             // One direction per core.
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
+            both_directions(
+                || {
                     project(1, gates_b);
                     run_forward(
                         gates_b,
@@ -324,21 +338,23 @@ impl CustomOp3 for FusedLayerOp {
                         &mut out_backward,
                         save.then_some(cells_b),
                     )
-                });
-                project(0, gates_f);
-                run_forward(
-                    gates_f,
-                    w_f,
-                    bias_f,
-                    false,
-                    steps,
-                    batch,
-                    hidden,
-                    lengths,
-                    &mut out_forward,
-                    save.then_some(cells_f),
-                );
-            });
+                },
+                || {
+                    project(0, gates_f);
+                    run_forward(
+                        gates_f,
+                        w_f,
+                        bias_f,
+                        false,
+                        steps,
+                        batch,
+                        hidden,
+                        lengths,
+                        &mut out_forward,
+                        save.then_some(cells_f),
+                    );
+                },
+            );
         }
         if self.save {
             let mut saved = self
@@ -406,8 +422,8 @@ impl CustomOp3 for FusedLayerOp {
                     with_values(res, "output", |h_out| {
                         with_values(recurrent_params, "W_hh", |w_hh| {
                             let (w_f, w_b) = w_hh.split_at(h4 * hidden);
-                            std::thread::scope(|scope| {
-                                scope.spawn(|| {
+                            both_directions(
+                                || {
                                     run_backward(
                                         gates_b,
                                         grad_bias_b,
@@ -424,24 +440,26 @@ impl CustomOp3 for FusedLayerOp {
                                         grad_w_b,
                                     );
                                     input_weight_grad(gates_b, x, grad_ip_b);
-                                });
-                                run_backward(
-                                    gates_f,
-                                    grad_bias_f,
-                                    w_f,
-                                    cells_f,
-                                    grad_out,
-                                    h_out,
-                                    0,
-                                    false,
-                                    steps,
-                                    batch,
-                                    hidden,
-                                    lengths,
-                                    grad_w_f,
-                                );
-                                input_weight_grad(gates_f, x, grad_ip_f);
-                            })
+                                },
+                                || {
+                                    run_backward(
+                                        gates_f,
+                                        grad_bias_f,
+                                        w_f,
+                                        cells_f,
+                                        grad_out,
+                                        h_out,
+                                        0,
+                                        false,
+                                        steps,
+                                        batch,
+                                        hidden,
+                                        lengths,
+                                        grad_w_f,
+                                    );
+                                    input_weight_grad(gates_f, x, grad_ip_f);
+                                },
+                            )
                         })
                     })
                 })
