@@ -715,14 +715,11 @@ mod tests {
                 ("a new slice each step", rows * n, false),
                 ("new slices, alternating panel order", rows * n, true),
             ] {
-                let start = std::time::Instant::now();
-                for rep in 0..reps {
+                let (seconds, gflops) = time_calls(reps, 2 * rows * k * n, |rep| {
                     let slice = &mut out[(rep % steps) * stride..];
                     let backwards = alternate && rep % 2 == 1;
                     matmul_packed_in_order(rows, &lhs, k, &packed, slice, n, true, backwards);
-                }
-                let seconds = start.elapsed().as_secs_f64() / reps as f64;
-                let gflops = 2.0 * (rows * k * n) as f64 / seconds / 1e9;
+                });
                 println!(
                     "rows {rows} k {k} n {n}, {what}: {:.2} µs, {gflops:.1} GFLOP/s",
                     seconds * 1e6
@@ -847,13 +844,7 @@ mod tests {
                 gemm_f32(threads, m, n, k, dst, n, false, &lhs, ls, lt, &rhs, rs, rt)
             };
             run(&mut dst);
-            let reps = 10;
-            let start = std::time::Instant::now();
-            for _ in 0..reps {
-                run(&mut dst);
-            }
-            let seconds = start.elapsed().as_secs_f64() / reps as f64;
-            let gflops = 2.0 * (m * n * k) as f64 / seconds / 1e9;
+            let (seconds, gflops) = time_calls(10, 2 * m * n * k, |_| run(&mut dst));
             println!(
                 "{name} ({threads} threads): {:.2} ms, {gflops:.1} GFLOP/s",
                 seconds * 1e3
@@ -870,21 +861,27 @@ mod tests {
         let w = values(k * n, 2);
         let mut out = vec![0f32; rows * n];
         for block in [32, 64, 128, 256, 6400] {
-            let start = std::time::Instant::now();
-            let reps = 5;
-            for _ in 0..reps {
+            let (seconds, gflops) = time_calls(5, 2 * rows * k * n, |_| {
                 let packed = PackedMatrix::pack(&w, k, n, true);
                 for (a, c) in lhs.chunks(block * k).zip(out.chunks_mut(block * n)) {
                     matmul_packed(a.len() / k, a, k, &packed, c, n, false);
                 }
-            }
-            let seconds = start.elapsed().as_secs_f64() / reps as f64;
-            let gflops = 2.0 * (rows * k * n) as f64 / seconds / 1e9;
+            });
             println!(
                 "block {block}: {:.2} ms, {gflops:.1} GFLOP/s",
                 seconds * 1e3
             );
         }
+    }
+
+    /// Seconds per call and GFLOP/s of `reps` calls of `f(rep)`, each doing `flops` operations.
+    fn time_calls(reps: usize, flops: usize, mut f: impl FnMut(usize)) -> (f64, f64) {
+        let start = std::time::Instant::now();
+        for rep in 0..reps {
+            f(rep);
+        }
+        let seconds = start.elapsed().as_secs_f64() / reps as f64;
+        (seconds, flops as f64 / seconds / 1e9)
     }
 
     /// Deterministic pseudo-random values in [−1, 1).
