@@ -193,7 +193,7 @@ pub struct DecodeArgs {
     pub insertion_bonus: Option<f32>,
 
     /// Speaker adaptation (vocal-tract-length normalisation): try each mel warp factor on a file's
-    /// first 30 s and decode the file with the one the network is most confident under. Helps on
+    /// first 30 s and decode the file with the one the network is most confident under. Can help on
     /// voices unlike the training voices; one extra network pass over ≤ 30 s per factor.
     #[arg(long, value_delimiter = ',', value_name = "W1,W2,...")]
     pub vtln_warps: Vec<f32>,
