@@ -9,7 +9,7 @@ use phonrec::model::ModelFile;
 
 /// Average the weights of several models (checkpoint averaging).
 ///
-/// Writes the element-wise mean of the models' weights, as Kaldi's `nnet3-average` and ESPnet's `average_checkpoints` do. Averaging the models of the last few epochs of one run (`phonrec train --save-epoch-models` writes them) usually gives a model that decodes better than any single one. The models must share features, network shape and phone set; the output keeps the last model's training summary.
+/// Writes the element-wise mean of the models' weights, as Kaldi's `nnet3-average` and ESPnet's `average_checkpoints` do. Averaging the models of the last few epochs of one run (`phonrec train --save-epoch-models` writes them) can give a model that decodes better than any single one; compare them on dev data (for the default model it did not: `models/README.md`). The models must share features, network shape and phone set; the output keeps the last model's training summary.
 #[derive(Args, Debug)]
 pub struct AverageArgs {
     /// The models to average (two or more .safetensors files).

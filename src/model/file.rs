@@ -334,7 +334,7 @@ impl ModelFile {
 
     /// The element-wise mean of several models' weights (checkpoint averaging, as Kaldi's
     /// `nnet3-average` and ESPnet's `average_checkpoints` do): models from the end of one training run
-    /// average to a model that usually decodes better than any one of them. All must have the same
+    /// can average to a model that decodes better than any one of them. All must have the same
     /// features, network shape and phones; the result keeps the last model's training summary.
     pub fn average(models: &[ModelFile]) -> Result<ModelFile> {
         let invalid = |reason: String| Error::InvalidOptions {
