@@ -144,26 +144,20 @@ impl Recognizer {
         // highest mean log-probability per frame (the network is most sure of what it hears).
         let estimate_len = (VTLN_ESTIMATE_S * f64::from(self.model.sample_rate_hz())) as usize;
         let excerpt = &wave.samples[..wave.samples.len().min(estimate_len)];
-        let mut best: Option<(f32, f32, Array2<f32>)> = None;
-        for (warp, pipeline) in &self.warped_features {
-            let log_probs = windowed_log_probs(network, pipeline.compute(excerpt).view())?;
+        let mut best: Option<(&(f32, FeaturePipeline), f32, Array2<f32>)> = None;
+        for candidate in &self.warped_features {
+            let log_probs = windowed_log_probs(network, candidate.1.compute(excerpt).view())?;
             let score = mean_best_path_log_prob(log_probs.view());
             if best.as_ref().is_none_or(|(_, s, _)| score > *s) {
-                best = Some((*warp, score, log_probs));
+                best = Some((candidate, score, log_probs));
             }
         }
-        let Some((warp, _, excerpt_log_probs)) = best else {
+        let Some((&(warp, ref pipeline), _, excerpt_log_probs)) = best else {
             unreachable!("warped_features is not empty");
         };
         if excerpt.len() == wave.samples.len() {
             return Ok((excerpt_log_probs, warp));
         }
-        let pipeline = self
-            .warped_features
-            .iter()
-            .find(|(w, _)| *w == warp)
-            .map(|(_, p)| p)
-            .unwrap_or(self.model.features());
         let features = pipeline.compute(&wave.samples);
         Ok((windowed_log_probs(network, features.view())?, warp))
     }
