@@ -260,6 +260,47 @@ fn average_of_a_model_with_itself_is_the_same_model_and_bad_input_is_refused() {
     assert!(!output.status.success(), "one model is not an average");
 }
 
+/// `convert`: a widened model and an f16-stored one transcribe the examples as the original does; the
+/// f16 file is half the size; narrowing is refused with a message.
+#[test]
+fn converted_models_transcribe_as_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/default.safetensors");
+    let phones_with = |model: &str| -> String {
+        let output = phonrec(&["transcribe", "--no-lm", "--model", model, "audio/"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let original = phones_with(model);
+    assert_eq!(original.lines().count(), 3);
+
+    let wide = dir.path().join("wide.safetensors");
+    let wide_arg = wide.to_str().unwrap();
+    let output = phonrec(&["convert", model, "--hidden", "288", "-o", wide_arg]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(phones_with(wide_arg), original);
+
+    let small = dir.path().join("f16.safetensors");
+    let small_arg = small.to_str().unwrap();
+    let output = phonrec(&["convert", model, "--storage", "f16", "-o", small_arg]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (full_size, half_size) = (
+        std::fs::metadata(model).unwrap().len(),
+        std::fs::metadata(&small).unwrap().len(),
+    );
+    assert!(
+        half_size * 2 < full_size + 4096,
+        "{half_size} vs {full_size}"
+    );
+    assert_eq!(phones_with(small_arg), original);
+
+    let output = phonrec(&["convert", wide_arg, "--hidden", "256", "-o", small_arg]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("288 units"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+}
+
 /// VTLN: the identity warp changes nothing; `--vtln` picks one of its factors per file and still
 /// transcribes the examples; a factor out of range is refused.
 #[test]

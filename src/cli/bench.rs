@@ -18,6 +18,8 @@ use ndarray::Array2;
 use phonrec::ctc::{ctc_loss, min_frames, Reduction};
 use phonrec::model::{features_to_tensor, Blstm, InitOptions, LstmKernel, NetworkConfig};
 use phonrec::phones::PhoneId;
+
+use super::common::write_stdout;
 use phonrec::train::{Optimizer, OptimizerOptions};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -270,7 +272,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     report.peak_rss_mib = peak_rss_mib();
-    println!("{}", serde_json::to_string(&report)?);
+    let json = serde_json::to_string(&report)?;
+    write_stdout(|out| writeln!(out, "{json}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,6 @@
 //! What several subcommands share: finding the model and reading data sources.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -26,6 +27,18 @@ const BEAM_WITH_LM: usize = 8;
 /// The insertion bonus with the built-in model and its LM, chosen with the LM weight on the synthetic
 /// dev set (`models/README.md`): the LM alone makes the search drop phones.
 const BUILT_IN_INSERTION_BONUS: f32 = 0.5;
+
+/// Write to stdout through a buffer. Errors come back as `io::Error`s (a closed pipe, as in
+/// `phonrec eval ... | head`, then ends the program quietly in `main`) instead of `println!`'s panic.
+pub(crate) fn write_stdout(
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    write(&mut out).context("writing to stdout")?;
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}
 
 /// Load `--model`, or the built-in default model.
 pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {

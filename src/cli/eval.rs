@@ -1,5 +1,6 @@
 //! `phonrec eval`: phone error rate of a model on labeled data, with the error breakdown.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +11,7 @@ use phonrec::phones::{PhoneId, PhoneSet};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::common::{data_source, load_data, load_model, DecodeArgs};
+use super::common::{data_source, load_data, load_model, write_stdout, DecodeArgs};
 
 /// Score a model on labeled data: phone error rate and its breakdown.
 ///
@@ -96,12 +97,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report_json(&stats, &phones, args.top))?
-        );
+        let json = serde_json::to_string(&report_json(&stats, &phones, args.top))?;
+        write_stdout(|out| writeln!(out, "{json}"))?;
     } else {
-        print_report(&stats, &phones, args.top);
+        write_stdout(|out| print_report(&stats, &phones, args.top, out))?;
     }
     if failures > 0 {
         eprintln!("phonrec: {failures} utterances could not be scored");
@@ -147,9 +146,15 @@ fn report_json(stats: &PerStats, phones: &PhoneSet, top: usize) -> serde_json::V
     })
 }
 
-fn print_report(stats: &PerStats, phones: &PhoneSet, top: usize) {
+fn print_report(
+    stats: &PerStats,
+    phones: &PhoneSet,
+    top: usize,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let c = stats.counts();
-    println!(
+    writeln!(
+        out,
         "PER {:.2}%  ({} utterances, N = {} phones: S {}, D {}, I {})",
         stats.per() * 100.0,
         stats.num_utterances(),
@@ -157,14 +162,16 @@ fn print_report(stats: &PerStats, phones: &PhoneSet, top: usize) {
         c.substitutions,
         c.deletions,
         c.insertions
-    );
-    println!("\nworst phones (error = (S + D) / count):");
-    println!(
+    )?;
+    writeln!(out, "\nworst phones (error = (S + D) / count):")?;
+    writeln!(
+        out,
         "  {:<6}{:>7}{:>6}{:>6}{:>6}{:>8}",
         "phone", "count", "sub", "del", "ins", "error"
-    );
+    )?;
     for (phone, e) in worst_phones(stats).iter().take(top) {
-        println!(
+        writeln!(
+            out,
             "  {:<6}{:>7}{:>6}{:>6}{:>6}{:>7.1}%",
             phones.name(*phone),
             e.occurrences,
@@ -172,15 +179,17 @@ fn print_report(stats: &PerStats, phones: &PhoneSet, top: usize) {
             e.deletions,
             e.insertions,
             e.error_rate() * 100.0
-        );
+        )?;
     }
-    println!("\ntop confusions (said -> recognised):");
+    writeln!(out, "\ntop confusions (said -> recognised):")?;
     for confusion in stats.top_confusions(top) {
-        println!(
+        writeln!(
+            out,
             "  {:>4} -> {:<4} {}",
             phones.name(confusion.reference),
             phones.name(confusion.hypothesis),
             confusion.count
-        );
+        )?;
     }
+    Ok(())
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod average;
 mod bench;
 mod common;
+mod convert;
 mod eval;
 mod features;
 mod lm;
@@ -35,6 +36,8 @@ enum Command {
     Lm(lm::LmArgs),
     // As for Probs: `AverageArgs`'s doc is the summary and the long --help.
     Average(average::AverageArgs),
+    // As for Probs: `ConvertArgs`'s doc is the summary and the long --help.
+    Convert(convert::ConvertArgs),
     // No doc comment here: `ProbsArgs`'s own doc is both the summary and the long --help.
     Probs(probs::ProbsArgs),
     // As for Probs: `BenchArgs`'s doc is the summary and the long --help.
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Features(args) => features::run(args),
         Command::Lm(args) => lm::run(args),
         Command::Average(args) => average::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::Probs(args) => probs::run(args),
         Command::Bench(args) => bench::run(args),
     }

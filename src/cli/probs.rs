@@ -14,7 +14,7 @@ use phonrec::inspect::{
     TableOptions,
 };
 
-use super::common::load_model;
+use super::common::{load_model, write_stdout};
 
 /// Show per-frame phone probabilities: a table (TSV/CSV/JSON/NPY), a PNG posteriorgram, an HTML page.
 ///
@@ -169,14 +169,6 @@ fn sidecar_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".json");
     PathBuf::from(name)
-}
-
-fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    write(&mut out).context("writing to stdout")?;
-    out.flush().context("writing to stdout")?;
-    Ok(())
 }
 
 fn write_file(

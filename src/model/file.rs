@@ -1,4 +1,5 @@
-//! Model files: one `.safetensors` file holding the network's f32 weights and, in its `__metadata__`,
+//! Model files: one `.safetensors` file holding the network's weights (f32, or f16 to halve the file;
+//! always f32 once loaded) and, in its `__metadata__`,
 //! everything needed to feed it (DESIGN.md, "Model file").
 //!
 //! `__metadata__` is a string → string map; phonrec writes one JSON document per key, so that a tool
@@ -134,6 +135,18 @@ pub fn expected_tensors(config: &NetworkConfig) -> Vec<TensorSpec> {
         TensorRole::OutputBias,
     );
     specs
+}
+
+/// How a model file stores its weights. Networks always compute in f32; f16 storage halves the file
+/// (a 10-bit mantissa: relative rounding error ≤ 2⁻¹¹ per weight, far below what changes a
+/// transcription) so that a larger network fits a size budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightStorage {
+    /// 32-bit floats, exactly the trained values (checkpoints, models to train further).
+    #[default]
+    F32,
+    /// IEEE half precision, rounded to nearest; read back as f32.
+    F16,
 }
 
 /// How a model came to be; every field optional, informative only.
@@ -275,12 +288,22 @@ impl ModelFile {
     /// Write the model to `path` atomically: to a temporary file in the same directory, synced, then
     /// renamed over `path`, so a crash never leaves a half-written model.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes()?;
+        self.save_as(path, WeightStorage::F32)
+    }
+
+    /// [`save`](Self::save) with the weights stored as `storage`.
+    pub fn save_as(&self, path: &Path, storage: WeightStorage) -> Result<()> {
+        let bytes = self.to_bytes_as(storage)?;
         write_atomically(path, &bytes)
     }
 
     /// The file's bytes, as [`save`](Self::save) writes them.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.to_bytes_as(WeightStorage::F32)
+    }
+
+    /// The file's bytes with the weights stored as `storage`.
+    pub fn to_bytes_as(&self, storage: WeightStorage) -> Result<Vec<u8>> {
         let to_json = |key: &str, value: std::result::Result<String, serde_json::Error>| {
             value.map_err(|e| Error::InvalidOptions {
                 what: "model",
@@ -311,19 +334,35 @@ impl ModelFile {
             ),
         ]);
         let mut encoded = BTreeMap::new();
+        let dtype = match storage {
+            WeightStorage::F32 => Dtype::F32,
+            WeightStorage::F16 => Dtype::F16,
+        };
         for (name, tensor) in &self.weights {
-            let bytes: Vec<u8> = tensor
-                .flatten_all()?
-                .to_vec1::<f32>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
+            let values = tensor.flatten_all()?.to_vec1::<f32>()?;
+            let bytes: Vec<u8> = match storage {
+                WeightStorage::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                WeightStorage::F16 => {
+                    if let Some(v) = values.iter().find(|v| v.abs() > f32::from(half::f16::MAX)) {
+                        return Err(Error::InvalidOptions {
+                            what: "model",
+                            reason: format!(
+                                "tensor '{name}' holds {v}, beyond the f16 range; store it as f32"
+                            ),
+                        });
+                    }
+                    values
+                        .iter()
+                        .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                        .collect()
+                }
+            };
             encoded.insert(name.as_str(), (tensor.dims().to_vec(), bytes));
         }
         let views = encoded
             .iter()
             .map(|(name, (shape, bytes))| {
-                TensorView::new(Dtype::F32, shape.clone(), bytes).map(|view| (*name, view))
+                TensorView::new(dtype, shape.clone(), bytes).map(|view| (*name, view))
             })
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::Shape(format!("encoding a tensor: {e}")))?;
@@ -477,20 +516,31 @@ impl ModelFile {
             let view = tensors
                 .tensor(&spec.name)
                 .map_err(|e| invalid(format!("tensor '{}': {e}", spec.name)))?;
-            if view.dtype() != Dtype::F32 {
-                return Err(invalid(format!(
-                    "tensor '{}' is {}, model files hold F32",
-                    spec.name,
-                    view.dtype()
-                )));
-            }
             check_shape(spec, view.shape(), &config.network).map_err(invalid)?;
-            // Decoded byte by byte: the data of a tensor inside the file need not be 4-byte aligned.
-            let values: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            // Decoded byte by byte: the data of a tensor inside the file need not be aligned.
+            let values: Vec<f32> = match view.dtype() {
+                Dtype::F32 => view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                Dtype::F16 => view
+                    .data()
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                Dtype::BF16 => view
+                    .data()
+                    .chunks_exact(2)
+                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                other => {
+                    return Err(invalid(format!(
+                        "tensor '{}' is {other}, model files hold F32, F16 or BF16",
+                        spec.name
+                    )))
+                }
+            };
             check_finite(&spec.name, &values).map_err(invalid)?;
             let tensor = Tensor::from_vec(values, spec.shape.as_slice(), &Device::Cpu)?;
             weights.insert(spec.name.clone(), tensor);
@@ -713,6 +763,55 @@ mod tests {
         config.network.input_dim = 13;
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("13-dim"), "{error}");
+    }
+
+    #[test]
+    fn f16_storage_halves_the_file_and_rounds_to_nearest() -> Result<()> {
+        let config = small_config();
+        let var_map = init_weights(&config.network, &InitOptions::default())?;
+        let file = ModelFile::from_var_map(config, &var_map)?;
+        let full = file.to_bytes()?;
+        let half_bytes = file.to_bytes_as(WeightStorage::F16)?;
+        let weights: usize = file.weights().values().map(|t| t.elem_count()).sum();
+        // Two bytes less per weight; the JSON header (offsets, padding) may differ by a few bytes.
+        let saved = full.len() - half_bytes.len();
+        assert!(
+            saved.abs_diff(2 * weights) <= 16,
+            "{saved} vs {}",
+            2 * weights
+        );
+        let read = ModelFile::load_from_bytes(&half_bytes, "half.safetensors")?;
+        assert_eq!(read.config(), file.config());
+        for (name, tensor) in file.weights() {
+            let exact = tensor.flatten_all()?.to_vec1::<f32>()?;
+            let rounded = read.weights()[name].flatten_all()?.to_vec1::<f32>()?;
+            for (a, b) in exact.iter().zip(&rounded) {
+                // Half an f16 ulp: 2^-11 relative for normal numbers, 2^-25 absolute below them.
+                let bound = (a.abs() * 2f32.powi(-11)).max(2f32.powi(-25));
+                assert!((a - b).abs() <= bound, "{name}: {a} stored as {b}");
+            }
+            assert_eq!(read.weights()[name].dtype(), DType::F32);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn f16_storage_refuses_values_out_of_range() -> Result<()> {
+        let config = small_config();
+        let var_map = init_weights(&config.network, &InitOptions::default())?;
+        let mut weights: HashMap<String, Tensor> =
+            ModelFile::from_var_map(config.clone(), &var_map)?
+                .weights()
+                .clone();
+        let big = Tensor::full(1e6f32, weights["out.bias"].dims(), &Device::Cpu)?;
+        weights.insert("out.bias".into(), big);
+        let file = ModelFile::new(config, weights)?;
+        let error = file
+            .to_bytes_as(WeightStorage::F16)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("f16 range"), "{error}");
+        Ok(())
     }
 
     #[test]

@@ -27,12 +27,15 @@ mod init;
 mod kernels;
 mod lstm;
 mod network;
+mod resize;
 
 pub use config::{InitOptions, NetworkConfig, WeightInit};
 pub use file::{
-    expected_tensors, ModelConfig, ModelFile, TensorSpec, TrainingSummary, FORMAT_VERSION,
+    expected_tensors, ModelConfig, ModelFile, TensorSpec, TrainingSummary, WeightStorage,
+    FORMAT_VERSION,
 };
 pub use inference::Model;
 pub use init::init_weights;
 pub(crate) use kernels::with_values;
 pub use network::{features_to_tensor, Blstm, DropoutState, LstmKernel};
+pub use resize::widen;

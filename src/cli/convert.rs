@@ -1,0 +1,69 @@
+//! `phonrec convert`: rewrite a model file: its weight storage (f32/f16) and, optionally, a wider network.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use phonrec::model::{widen, ModelFile, WeightStorage};
+
+/// Rewrite a model: store its weights as f16 or f32, or grow its LSTM layers.
+///
+/// `--storage f16` halves the file (the network still computes in f32; rounding each weight to f16 changes posteriors by ~1e-3, see models/README.md for the PER check). `--hidden N` widens every LSTM layer to N units per direction without changing what the network computes (new units start connected to their inputs but unread), so that `phonrec train --init-from` can train a larger network from a trained one instead of from scratch.
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// The model to read (.safetensors, f32, f16 or bf16 weights).
+    pub model: PathBuf,
+
+    /// Where to write the converted model.
+    #[arg(long, short)]
+    pub output: PathBuf,
+
+    /// How to store the weights.
+    #[arg(long, value_enum, default_value_t = Storage::F32)]
+    pub storage: Storage,
+
+    /// Widen every LSTM layer to this many units per direction (≥ the current number).
+    #[arg(long)]
+    pub hidden: Option<usize>,
+
+    /// Seed of the new units' incoming weights (with --hidden).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Weight storage of the written file.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Storage {
+    /// 32-bit floats: exact (checkpoints, models to train further).
+    F32,
+    /// 16-bit floats: half the size, for shipping a trained model.
+    F16,
+}
+
+pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    let model = ModelFile::load(&args.model)
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    let old_hidden = model.config().network.hidden_size;
+    let model = match args.hidden {
+        Some(hidden) => widen(&model, hidden, args.seed)
+            .with_context(|| format!("widening {}", args.model.display()))?,
+        None => model,
+    };
+    let storage = match args.storage {
+        Storage::F32 => WeightStorage::F32,
+        Storage::F16 => WeightStorage::F16,
+    };
+    model
+        .save_as(&args.output, storage)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let network = &model.config().network;
+    eprintln!(
+        "phonrec: {} layers x {} units per direction (was {old_hidden}), {:?} weights, written to {}",
+        network.num_layers,
+        network.hidden_size,
+        args.storage,
+        args.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
