@@ -23,9 +23,14 @@ pub struct LmArgs {
     #[arg(long)]
     pub lexicon: Option<PathBuf>,
 
-    /// N-gram order (1 to 4).
+    /// N-gram order (1 to 8). Long orders act like a word-level model over frequent words.
     #[arg(long, default_value_t = 3)]
     pub order: usize,
+
+    /// Drop the n-grams of order 3 and above seen fewer than this many times (count cut-off, like
+    /// SRILM's -gtNmin); back-off weights are renormalised. 2 shrinks a long-order model several-fold.
+    #[arg(long, default_value_t = 1)]
+    pub min_count: u64,
 
     /// Custom phone inventory (one phone per line) [default: the 39 TIMIT-folded phones].
     #[arg(long)]
@@ -44,7 +49,7 @@ pub fn run(args: LmArgs) -> anyhow::Result<ExitCode> {
     let source = data_source(&args.data, args.lexicon.as_deref(), TimitSplit::Train)?;
     let data = load_data(&source, &phones, "LM training")?;
     let sequences: Vec<_> = data.utterances.iter().map(|u| u.phones.clone()).collect();
-    let lm = PhoneLm::estimate(&sequences, &phones, args.order)?;
+    let lm = PhoneLm::estimate_pruned(&sequences, &phones, args.order, args.min_count)?;
     lm.save(&args.output, &phones)?;
     eprintln!(
         "phonrec: {}-gram LM from {} utterances (training perplexity {:.2}) written to {}",

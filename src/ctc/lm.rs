@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::phones::{PhoneId, PhoneSet, BLANK};
 
 /// The highest n-gram order [`PhoneLm`] estimates or reads.
-pub const MAX_LM_ORDER: usize = 4;
+pub const MAX_LM_ORDER: usize = 8;
 
 /// ARPA's log10 probability for "never" (the `<s>` unigram, phones missing from a read model).
 const NEVER_LOG10: f64 = -99.0;
@@ -81,6 +81,21 @@ impl PhoneLm {
     /// sequences over the phones of `phones` (the blank excluded). Each sequence is one sentence, wrapped
     /// in `<s>` … `</s>`.
     pub fn estimate(sequences: &[Vec<PhoneId>], phones: &PhoneSet, order: usize) -> Result<Self> {
+        Self::estimate_pruned(sequences, phones, order, 1)
+    }
+
+    /// [`estimate`](Self::estimate), then drop the n-grams of order 3 and above seen fewer than
+    /// `min_count` times (SRILM's `-gtNmin` count cut-offs): a long phone n-gram model mostly holds
+    /// n-grams seen once, which cost memory and loading time but carry little. Kept n-grams keep their
+    /// probabilities; every history's back-off weight is recomputed so that its distribution still sums
+    /// to one: `bow(h) = (1 − Σ_kept P(w | h)) / (1 − Σ_kept P(w | h'))`, which for an unpruned model is
+    /// Witten–Bell's `u(h) / (c(h) + u(h))`.
+    pub fn estimate_pruned(
+        sequences: &[Vec<PhoneId>],
+        phones: &PhoneSet,
+        order: usize,
+        min_count: u64,
+    ) -> Result<Self> {
         if !(1..=MAX_LM_ORDER).contains(&order) {
             return Err(Error::InvalidOptions {
                 what: "phone LM",
@@ -159,7 +174,35 @@ impl PhoneLm {
                 }
             }
         }
+        if min_count > 1 && order >= 3 {
+            for n in 3..=order {
+                lm.ngrams[n - 1].retain(|ngram, _| counts[n - 1][ngram] >= min_count);
+            }
+            // Bottom-up: P(w | h') below order n is final when order n's back-offs are recomputed.
+            for n in 3..=order {
+                lm.renormalise_backoffs(n);
+            }
+        }
         Ok(lm)
+    }
+
+    /// Set the back-off weights of the histories of order `n − 1` so that, with the n-grams of order
+    /// `n` as stored, `P(· | h)` sums to one (see [`estimate_pruned`](Self::estimate_pruned)).
+    fn renormalise_backoffs(&mut self, n: usize) {
+        // Per history: (Σ P(w | h), Σ P(w | h')) over its stored followers.
+        let mut sums: HashMap<NgramKey, (f64, f64)> = HashMap::new();
+        for (ngram, stored) in &self.ngrams[n - 1] {
+            let lower = self.log_prob_tokens(&ngram[1..n - 1], ngram[n - 1]).exp();
+            let sum = sums.entry(key(&ngram[..n - 1])).or_default();
+            sum.0 += stored.log_prob.exp();
+            sum.1 += lower;
+        }
+        for (history, stored) in self.ngrams[n - 2].iter_mut() {
+            let (kept, lower) = sums.get(history).copied().unwrap_or((0.0, 0.0));
+            // Both sums are below one for a history with any unseen follower; clamp rounding.
+            let backoff = (1.0 - kept).max(1e-12) / (1.0 - lower).max(1e-12);
+            stored.log_backoff = backoff.ln();
+        }
     }
 
     /// The n-gram order (2 for a bigram model).
@@ -534,6 +577,46 @@ mod tests {
             // The training data is more likely than a sequence of phones never seen.
             assert!(lm.perplexity(&sequences) < lm.perplexity(&[vec![PhoneId(30), PhoneId(31)]]));
         }
+        Ok(())
+    }
+
+    #[test]
+    fn pruned_models_are_distributions_with_fewer_ngrams() -> Result<()> {
+        let phones = PhoneSet::timit39();
+        // Repeated patterns (kept by the cut-off) mixed with one-off ones (pruned).
+        let sequences: Vec<Vec<PhoneId>> = (0..200_u16)
+            .map(|i| {
+                (0..(i % 9 + 2))
+                    .map(|j| PhoneId(1 + (i % 13 * 7 + j * (1 + i % 3)) % 17))
+                    .collect()
+            })
+            .collect();
+        let full = PhoneLm::estimate(&sequences, &phones, 5)?;
+        assert_eq!(full, PhoneLm::estimate_pruned(&sequences, &phones, 5, 1)?);
+        let pruned = PhoneLm::estimate_pruned(&sequences, &phones, 5, 3)?;
+        // Unigrams and bigrams are never pruned (bigram back-offs change: trigrams are pruned).
+        assert!(pruned.ngrams[0] == full.ngrams[0], "unigrams changed");
+        assert_eq!(pruned.ngrams[1].len(), full.ngrams[1].len());
+        assert!(pruned.ngrams[1]
+            .iter()
+            .all(|(ngram, entry)| full.ngrams[1][ngram].log_prob == entry.log_prob));
+        assert!((2..5).all(|n| pruned.ngrams[n].len() <= full.ngrams[n].len()));
+        assert!(pruned.ngrams[4].len() < full.ngrams[4].len());
+        // Every state along the training sentences (and beyond them) is a distribution.
+        for sentence in sequences.iter().step_by(7) {
+            let mut state = pruned.start();
+            assert_normalised(&pruned, &state, 39);
+            for &phone in sentence.iter().chain(&[PhoneId(30)]) {
+                state = pruned.score(&state, phone).1;
+                assert_normalised(&pruned, &state, 39);
+            }
+        }
+        // A kept n-gram keeps its probability.
+        let (&kept, entry) = pruned.ngrams[4]
+            .iter()
+            .next()
+            .expect("some 5-gram survives");
+        assert_eq!(full.ngrams[4][&kept].log_prob, entry.log_prob);
         Ok(())
     }
 
