@@ -24,9 +24,14 @@ const DEFAULT_LM: Option<&[u8]> = None;
 
 /// Beam width used with a phone LM when `--beam` is not given.
 const BEAM_WITH_LM: usize = 8;
+/// The LM weight with the built-in model and its LM, chosen on the synthetic dev set with the LM's
+/// order and the insertion bonus (`models/README.md`).
+const BUILT_IN_LM_WEIGHT: f32 = 0.4;
+/// The LM weight with any other LM.
+const LM_WEIGHT: f32 = 0.3;
 /// The insertion bonus with the built-in model and its LM, chosen with the LM weight on the synthetic
 /// dev set (`models/README.md`): the LM alone makes the search drop phones.
-const BUILT_IN_INSERTION_BONUS: f32 = 0.5;
+const BUILT_IN_INSERTION_BONUS: f32 = 1.0;
 
 /// Write to stdout through a buffer. Errors come back as `io::Error`s (a closed pipe, as in
 /// `phonrec eval ... | head`, then ends the program quietly in `main`) instead of `println!`'s panic.
@@ -177,7 +182,7 @@ fn walk_wavs(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 /// Decoding flags shared by `transcribe` and `eval`.
 ///
 /// With the built-in model the default is a prefix beam search (width 8) with the model's built-in
-/// phone 4-gram LM at weight 0.3 and insertion bonus 0.5 (chosen on the synthetic dev set;
+/// phone 5-gram LM at weight 0.4 and insertion bonus 1.0 (chosen on the synthetic dev set;
 /// `models/README.md`); `--no-lm` or
 /// `--beam 1` decode greedily instead. With `--model`, decoding is greedy unless `--lm` is given.
 #[derive(clap::Args, Debug)]
@@ -196,12 +201,13 @@ pub struct DecodeArgs {
     #[arg(long, conflicts_with = "lm")]
     pub no_lm: bool,
 
-    /// Weight α of the LM's log-probability against the acoustic one.
-    #[arg(long, default_value_t = 0.3)]
-    pub lm_weight: f32,
+    /// Weight α of the LM's log-probability against the acoustic one [default: 0.4 with the built-in
+    /// model and its LM, else 0.3].
+    #[arg(long)]
+    pub lm_weight: Option<f32>,
 
     /// Bonus β added per output phone in the beam search (raise it if phones are dropped, lower it
-    /// if inserted) [default: 0.5 with the built-in model and its LM, else 0].
+    /// if inserted) [default: 1.0 with the built-in model and its LM, else 0].
     #[arg(long, allow_hyphen_values = true)]
     pub insertion_bonus: Option<f32>,
 
@@ -257,7 +263,11 @@ impl DecodeArgs {
         let options = RecognizerOptions {
             beam,
             lm,
-            lm_weight: self.lm_weight,
+            lm_weight: self.lm_weight.unwrap_or(if built_in_lm {
+                BUILT_IN_LM_WEIGHT
+            } else {
+                LM_WEIGHT
+            }),
             insertion_bonus: self.insertion_bonus.unwrap_or(if built_in_lm {
                 BUILT_IN_INSERTION_BONUS
             } else {
