@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Choose the built-in model's phone LM and decoding weights on the dev set: estimate phone LMs of
-# several orders (with and without the count cut-off 2) from the training labels, decode dev with each
+# several orders (count cut-offs 1, 2, 3) from the training labels, decode dev with each
 # at several LM weights (beam 8, insertion bonus 0.5), print one row per setting, best last.
 # usage: tune_decoding.sh MODEL TRAIN_TSV DEV_TSV [PHONREC=phonrec] [OUT_DIR=/tmp/phonrec-lms]
 set -euo pipefail
@@ -13,7 +13,7 @@ mkdir -p "$out"
 results="$out/results.tsv"
 : > "$results"
 for order in 4 5 6 7; do
-    for min_count in 1 2; do
+    for min_count in 1 2 3; do
         lm="$out/phone$order-m$min_count.arpa"
         "$phonrec" lm --data "$train" --order "$order" --min-count "$min_count" --output "$lm" 2>/dev/null
         size=$(stat -c %s "$lm")
