@@ -9,7 +9,7 @@ use phonrec::model::{widen, ModelFile, WeightStorage};
 
 /// Rewrite a model: store its weights as f16 or f32, or grow its LSTM layers.
 ///
-/// `--storage f16` halves the file (the network still computes in f32; rounding each weight to f16 changes posteriors by ~1e-3, see models/README.md for the PER check). `--hidden N` widens every LSTM layer to N units per direction without changing what the network computes (new units start connected to their inputs but unread), so that `phonrec train --init-from` can train a larger network from a trained one instead of from scratch.
+/// `--storage f16` halves the file (the network still computes in f32; rounding each weight to f16 moved no posterior of a shipped example by more than 0.003 for the default model, and its greedy dev PER not at all: models/README.md). `--hidden N` widens every LSTM layer to N units per direction without changing what the network computes (new units start connected to their inputs but unread), so that `phonrec train --init-from` can train a larger network from a trained one instead of from scratch.
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
     /// The model to read (.safetensors, f32, f16 or bf16 weights).
