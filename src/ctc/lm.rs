@@ -77,7 +77,7 @@ fn phone_token(phone: PhoneId) -> Token {
 }
 
 impl PhoneLm {
-    /// Estimates an n-gram model of `order` (1 to [`MAX_LM_ORDER`]; 2 or 3 suit phones) from training label
+    /// Estimates an n-gram model of `order` (1 to [`MAX_LM_ORDER`]; 3–6 suit phones) from training label
     /// sequences over the phones of `phones` (the blank excluded). Each sequence is one sentence, wrapped
     /// in `<s>` … `</s>`.
     pub fn estimate(sequences: &[Vec<PhoneId>], phones: &PhoneSet, order: usize) -> Result<Self> {

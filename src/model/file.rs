@@ -241,7 +241,7 @@ impl ModelFile {
             let tensor = &weights[&spec.name];
             if tensor.dtype() != DType::F32 {
                 return Err(invalid(format!(
-                    "tensor '{}' is {:?}, model files hold f32",
+                    "tensor '{}' is {:?}, a model in memory holds f32 (f16 is only a storage format)",
                     spec.name,
                     tensor.dtype()
                 )));
