@@ -313,6 +313,29 @@ fn converted_models_transcribe_as_the_original() {
     assert!(!message.contains("panicked"), "{message}");
 }
 
+/// `phonrec eval ... | head -1`: a reader that goes away is not an error, and never a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    for args in [
+        &["eval", "--data", "tests/data/examples.tsv", "--no-lm"][..],
+        &["transcribe", "--no-lm", "audio/"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_phonrec"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        // Close the read end before the program has computed anything to print.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("it ends");
+        let message = stderr(&output);
+        assert!(!message.contains("panicked"), "{args:?}: {message}");
+        assert!(output.status.success(), "{args:?}: {message}");
+    }
+}
+
 /// VTLN: the identity warp changes nothing; `--vtln` picks one of its factors per file and still
 /// transcribes the examples; a factor out of range is refused.
 #[test]
