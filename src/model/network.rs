@@ -255,6 +255,46 @@ impl Blstm {
             .map_err(|e| Error::Shape(e.to_string()))
     }
 
+    /// [`log_probs`](Self::log_probs) of several utterances in one padded batch: the same results (up
+    /// to float rounding), in less time than one by one, since a batched step reads each weight once
+    /// for all of them.
+    pub fn log_probs_batch(&self, utterances: &[ArrayView2<f32>]) -> Result<Vec<Array2<f32>>> {
+        let num_outputs = self.config.num_outputs;
+        if let Some(features) = utterances
+            .iter()
+            .find(|features| features.ncols() != self.config.input_dim)
+        {
+            return Err(Error::FeatureDim {
+                expected: self.config.input_dim,
+                actual: features.ncols(),
+            });
+        }
+        if utterances.iter().any(|features| features.nrows() == 0) {
+            // An empty utterance would make an empty batch dimension; no batching gain to lose.
+            return utterances
+                .iter()
+                .map(|f| self.log_probs(f.view()))
+                .collect();
+        }
+        let (batch, lengths) = features_to_tensor(utterances)?;
+        let log_probs = self.forward(&batch, &lengths)?;
+        let padded_steps = log_probs.dim(1)?;
+        let values = log_probs.flatten_all()?.to_vec1::<f32>()?;
+        lengths
+            .iter()
+            .enumerate()
+            .map(|(b, &frames)| {
+                let steps = self.config.output_frames(frames);
+                let start = b * padded_steps * num_outputs;
+                Array2::from_shape_vec(
+                    (steps, num_outputs),
+                    values[start..start + steps * num_outputs].to_vec(),
+                )
+                .map_err(|e| Error::Shape(e.to_string()))
+            })
+            .collect()
+    }
+
     /// Choose the LSTM implementation (the fused kernel by default).
     pub fn set_kernel(&mut self, kernel: LstmKernel) {
         self.kernel = kernel;
@@ -399,6 +439,33 @@ mod tests {
     fn features(seed: u64, frames: usize, dim: usize) -> Array2<f32> {
         let mut rng = StdRng::seed_from_u64(seed);
         Array2::from_shape_fn((frames, dim), |_| rng.gen_range(-2.0..2.0))
+    }
+
+    #[test]
+    fn a_batch_of_utterances_gives_each_its_own_log_probs() -> Result<()> {
+        for stack in [1, 2] {
+            let (network, _vars) = Blstm::trainable(&config(stack), &InitOptions::default())?;
+            // Different lengths: the shorter ones are padded inside the batch.
+            let inputs: Vec<Array2<f32>> = [23, 7, 16, 1]
+                .iter()
+                .enumerate()
+                .map(|(seed, &frames)| features(seed as u64 + 10, frames, 5))
+                .collect();
+            let views: Vec<ArrayView2<f32>> = inputs.iter().map(|f| f.view()).collect();
+            let batched = network.log_probs_batch(&views)?;
+            assert_eq!(batched.len(), inputs.len());
+            for (input, together) in inputs.iter().zip(&batched) {
+                let alone = network.log_probs(input.view())?;
+                assert_eq!(alone.dim(), together.dim());
+                let worst = alone
+                    .iter()
+                    .zip(together)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(worst < BATCH_TOLERANCE, "stack {stack}: {worst}");
+            }
+        }
+        Ok(())
     }
 
     #[test]
