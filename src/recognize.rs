@@ -249,7 +249,7 @@ fn segment_bounds(log_probs: ArrayView2<f32>) -> Vec<(usize, usize)> {
 
 /// Run the network over features `[frames, dim]`, in windows of 3000 steps with
 /// 200 steps of context on each side when the input is long, so memory stays bounded. The windows run
-/// [`WINDOW_BATCH`] at a time as one batch: at batch 1 each step of the recurrence reads all of `W_hh`
+/// four at a time as one batch: at batch 1 each step of the recurrence reads all of `W_hh`
 /// for one vector, batched it serves several (`phonrec bench`: 17k frames/s at batch 1, 32k at 4).
 pub fn windowed_log_probs(network: &Blstm, features: ArrayView2<f32>) -> Result<Array2<f32>> {
     let stack = network.config().stack_frames.max(1);
