@@ -237,22 +237,9 @@ impl Blstm {
 
     /// Log-probabilities `[out_frames, num_outputs]` of one utterance's features `[frames, input_dim]`.
     pub fn log_probs(&self, features: ArrayView2<f32>) -> Result<Array2<f32>> {
-        let num_outputs = self.config.num_outputs;
-        if features.ncols() != self.config.input_dim {
-            return Err(Error::FeatureDim {
-                expected: self.config.input_dim,
-                actual: features.ncols(),
-            });
-        }
-        if features.nrows() == 0 {
-            return Ok(Array2::zeros((0, num_outputs)));
-        }
-        let (batch, lengths) = features_to_tensor(&[features])?;
-        let log_probs = self.forward(&batch, &lengths)?.squeeze(0)?;
-        let steps = log_probs.dim(0)?;
-        let values = log_probs.flatten_all()?.to_vec1::<f32>()?;
-        Array2::from_shape_vec((steps, num_outputs), values)
-            .map_err(|e| Error::Shape(e.to_string()))
+        let mut one = self.log_probs_batch(&[features])?;
+        one.pop()
+            .ok_or_else(|| Error::Shape("no output for the utterance".into()))
     }
 
     /// [`log_probs`](Self::log_probs) of several utterances in one padded batch: the same results (up
@@ -269,30 +256,29 @@ impl Blstm {
                 actual: features.ncols(),
             });
         }
-        if utterances.iter().any(|features| features.nrows() == 0) {
-            // An empty utterance would make an empty batch dimension; no batching gain to lose.
-            return utterances
-                .iter()
-                .map(|f| self.log_probs(f.view()))
-                .collect();
+        // Empty utterances have empty outputs; the others run as one batch.
+        let mut outputs: Vec<Array2<f32>> = vec![Array2::zeros((0, num_outputs)); utterances.len()];
+        let running: Vec<usize> = (0..utterances.len())
+            .filter(|&u| utterances[u].nrows() > 0)
+            .collect();
+        if running.is_empty() {
+            return Ok(outputs);
         }
-        let (batch, lengths) = features_to_tensor(utterances)?;
+        let inputs: Vec<ArrayView2<f32>> = running.iter().map(|&u| utterances[u].view()).collect();
+        let (batch, lengths) = features_to_tensor(&inputs)?;
         let log_probs = self.forward(&batch, &lengths)?;
         let padded_steps = log_probs.dim(1)?;
         let values = log_probs.flatten_all()?.to_vec1::<f32>()?;
-        lengths
-            .iter()
-            .enumerate()
-            .map(|(b, &frames)| {
-                let steps = self.config.output_frames(frames);
-                let start = b * padded_steps * num_outputs;
-                Array2::from_shape_vec(
-                    (steps, num_outputs),
-                    values[start..start + steps * num_outputs].to_vec(),
-                )
-                .map_err(|e| Error::Shape(e.to_string()))
-            })
-            .collect()
+        for (b, (&u, &frames)) in running.iter().zip(&lengths).enumerate() {
+            let steps = self.config.output_frames(frames);
+            let start = b * padded_steps * num_outputs;
+            outputs[u] = Array2::from_shape_vec(
+                (steps, num_outputs),
+                values[start..start + steps * num_outputs].to_vec(),
+            )
+            .map_err(|e| Error::Shape(e.to_string()))?;
+        }
+        Ok(outputs)
     }
 
     /// Choose the LSTM implementation (the fused kernel by default).
