@@ -1,4 +1,4 @@
-//! Compile the default model (and its phone LM, `models/default-lm.arpa`) into the binary when
+//! Compile the default model (and its phone LM, `models/default-lm.arpa.gz`) into the binary when
 //! `models/default.safetensors` exists, so `phonrec transcribe x.wav` works from any directory without
 //! `--model`.
 
@@ -6,10 +6,10 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(phonrec_default_model)");
     println!("cargo::rustc-check-cfg=cfg(phonrec_default_lm)");
     println!("cargo::rerun-if-changed=models/default.safetensors");
-    println!("cargo::rerun-if-changed=models/default-lm.arpa");
+    println!("cargo::rerun-if-changed=models/default-lm.arpa.gz");
     if std::path::Path::new("models/default.safetensors").is_file() {
         println!("cargo::rustc-cfg=phonrec_default_model");
-        if std::path::Path::new("models/default-lm.arpa").is_file() {
+        if std::path::Path::new("models/default-lm.arpa.gz").is_file() {
             println!("cargo::rustc-cfg=phonrec_default_lm");
         }
     }

@@ -202,10 +202,10 @@ fn transcribe_with_the_built_in_model() {
 #[test]
 fn built_in_lm_is_the_default_and_can_be_switched_off() {
     if !Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/default-lm.arpa")
+        .join("models/default-lm.arpa.gz")
         .is_file()
     {
-        eprintln!("no models/default-lm.arpa: skipping the built-in LM test");
+        eprintln!("no models/default-lm.arpa.gz: skipping the built-in LM test");
         return;
     }
     let eval = |extra: &[&str]| -> serde_json::Value {
@@ -229,6 +229,63 @@ fn built_in_lm_is_the_default_and_can_be_switched_off() {
     let both = phonrec(&["transcribe", "--no-lm", "--lm", "x.arpa", "audio/"]);
     assert!(!both.status.success());
     assert!(stderr(&both).contains("--no-lm"), "{}", stderr(&both));
+}
+
+/// `phonrec lm` pools labeled data with phone text (sentences without audio) and writes gzip for a
+/// `.gz` output, which `--lm` reads back; a bad phone in the text names its file and line.
+#[test]
+fn lm_pools_data_and_phone_text_and_writes_gzip() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = dir.path().join("sentences.txt");
+    std::fs::write(&text, "# two sentences\ns eh v ah n\nf ay v\n").expect("write");
+    let lm = dir.path().join("phones.arpa.gz");
+    let made = phonrec(&[
+        "lm",
+        "--data",
+        "tests/data/examples.tsv",
+        "--text",
+        text.to_str().unwrap(),
+        "--order",
+        "4",
+        "--output",
+        lm.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert!(
+        stderr(&made).contains("from 5 utterances"),
+        "{}",
+        stderr(&made)
+    );
+    let bytes = std::fs::read(&lm).expect("LM written");
+    assert_eq!(bytes[..2], [0x1f, 0x8b], "a .gz output is gzip");
+
+    let eval = phonrec(&[
+        "eval",
+        "--data",
+        "tests/data/examples.tsv",
+        "--lm",
+        lm.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let result: serde_json::Value = serde_json::from_str(&stdout(&eval)).expect("JSON");
+    assert_eq!(result["utterances"], 3);
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "s eh v ah n\nf ay vv\n").expect("write");
+    let refused = phonrec(&[
+        "lm",
+        "--text",
+        bad.to_str().unwrap(),
+        "--output",
+        dir.path().join("x.arpa").to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("bad.txt:2: unknown phone 'vv'"),
+        "{}",
+        stderr(&refused)
+    );
 }
 
 #[test]

@@ -16,9 +16,10 @@ const DEFAULT_MODEL: Option<&[u8]> = Some(include_bytes!("../../models/default.s
 #[cfg(not(phonrec_default_model))]
 const DEFAULT_MODEL: Option<&[u8]> = None;
 
-/// The default model's phone LM (ARPA), compiled in from `models/default-lm.arpa` with the model.
+/// The default model's phone LM (gzip-compressed ARPA), compiled in from `models/default-lm.arpa.gz`
+/// with the model.
 #[cfg(phonrec_default_lm)]
-const DEFAULT_LM: Option<&[u8]> = Some(include_bytes!("../../models/default-lm.arpa"));
+const DEFAULT_LM: Option<&[u8]> = Some(include_bytes!("../../models/default-lm.arpa.gz"));
 #[cfg(not(phonrec_default_lm))]
 const DEFAULT_LM: Option<&[u8]> = None;
 
@@ -239,8 +240,8 @@ impl DecodeArgs {
             (Some(path), _) => Some(PhoneLm::load(path, model.phones())?),
             (None, true) => match DEFAULT_LM {
                 Some(bytes) => Some(
-                    PhoneLm::read_arpa(
-                        &mut &bytes[..],
+                    PhoneLm::from_arpa_bytes(
+                        bytes,
                         model.phones(),
                         Path::new("<built-in phone LM>"),
                     )

@@ -1,23 +1,30 @@
-//! `phonrec lm`: estimate a phone n-gram LM from labeled data, for `transcribe --lm`.
+//! `phonrec lm`: estimate a phone n-gram LM from labeled data and phone text, for `transcribe --lm`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 use phonrec::ctc::PhoneLm;
-use phonrec::data::TimitSplit;
+use phonrec::data::{load_phone_text, TimitSplit};
 use phonrec::phones::PhoneSet;
 
 use super::common::{data_source, load_data};
 
 /// Estimate a phone n-gram LM (ARPA) from labeled data, for `transcribe --lm`.
 ///
-/// Witten–Bell smoothing with back-off, from the label sequences of a data set, written in ARPA format, which `phonrec transcribe --lm` and other tools (SRILM, KenLM) read.
+/// Witten–Bell smoothing with back-off, from the label sequences of labeled data sets and/or phone text, written in ARPA format, which `phonrec transcribe --lm` and other tools (SRILM, KenLM) read. All sources are pooled: each utterance or line counts once.
 #[derive(Args, Debug)]
 pub struct LmArgs {
     /// Labeled data: a manifest, a TIMIT root (TRAIN/ is used), or a Kaldi data dir (with --lexicon).
+    /// Repeat to pool several.
+    #[arg(long, required_unless_present = "text")]
+    pub data: Vec<PathBuf>,
+
+    /// Phone text: one utterance per line, space-separated phones (`#` comments and blank lines are
+    /// skipped), e.g. prompt sentences run through a lexicon. Repeat to pool several.
     #[arg(long)]
-    pub data: PathBuf,
+    pub text: Vec<PathBuf>,
 
     /// Pronunciation lexicon for a Kaldi data dir.
     #[arg(long)]
@@ -46,9 +53,20 @@ pub fn run(args: LmArgs) -> anyhow::Result<ExitCode> {
         Some(path) => PhoneSet::from_file(path)?,
         None => PhoneSet::timit39(),
     };
-    let source = data_source(&args.data, args.lexicon.as_deref(), TimitSplit::Train)?;
-    let data = load_data(&source, &phones, "LM training")?;
-    let sequences: Vec<_> = data.utterances.iter().map(|u| u.phones.clone()).collect();
+    let mut sequences = Vec::new();
+    for path in &args.data {
+        let source = data_source(path, args.lexicon.as_deref(), TimitSplit::Train)?;
+        let data = load_data(&source, &phones, "LM training")?;
+        sequences.extend(data.utterances.into_iter().map(|u| u.phones));
+    }
+    for path in &args.text {
+        let text = load_phone_text(path, &phones)
+            .with_context(|| format!("reading the phone text {}", path.display()))?;
+        if text.is_empty() {
+            anyhow::bail!("{} holds no phone sequences", path.display());
+        }
+        sequences.extend(text);
+    }
     let lm = PhoneLm::estimate_pruned(&sequences, &phones, args.order, args.min_count)?;
     lm.save(&args.output, &phones)?;
     eprintln!(

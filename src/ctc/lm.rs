@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -33,6 +34,48 @@ const NO_TOKEN: Token = Token::MAX;
 
 /// An n-gram, oldest token first, padded with [`NO_TOKEN`]: a fixed-size key, so lookups never allocate.
 type NgramKey = [Token; MAX_LM_ORDER];
+
+/// Maps keyed by n-grams. The keys are small integers, not attacker-chosen strings, so a multiply-rotate
+/// hash (FxHash's) replaces SipHash: it made loading a 780k-n-gram LM and the beam search's lookups
+/// faster, and gives the same iteration order in every run.
+type NgramMap<V> = HashMap<NgramKey, V, BuildHasherDefault<NgramHasher>>;
+
+/// FxHash-style hasher over the words of an [`NgramKey`].
+#[derive(Default)]
+struct NgramHasher(u64);
+
+impl NgramHasher {
+    fn add(&mut self, word: u64) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for NgramHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        for &byte in chunks.remainder() {
+            self.add(u64::from(byte));
+        }
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.add(u64::from(value));
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// One stored n-gram.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -63,7 +106,7 @@ impl LmState {
 pub struct PhoneLm {
     order: usize,
     /// `ngrams[n - 1]` holds the n-grams of order n.
-    ngrams: Vec<HashMap<NgramKey, NgramEntry>>,
+    ngrams: Vec<NgramMap<NgramEntry>>,
 }
 
 fn key(tokens: &[Token]) -> NgramKey {
@@ -111,7 +154,7 @@ impl PhoneLm {
             }
         }
         // counts[n - 1]: occurrences of each n-gram, never predicting <s>.
-        let mut counts: Vec<HashMap<NgramKey, u64>> = vec![HashMap::new(); order];
+        let mut counts: Vec<NgramMap<u64>> = vec![NgramMap::default(); order];
         let mut tokens = Vec::new();
         for sequence in sequences {
             tokens.clear();
@@ -129,7 +172,7 @@ impl PhoneLm {
 
         let mut lm = PhoneLm {
             order,
-            ngrams: vec![HashMap::new(); order],
+            ngrams: vec![NgramMap::default(); order],
         };
         // Unigrams: Witten–Bell interpolated with the uniform distribution over phones and </s>.
         let vocabulary: Vec<Token> = (1..phones.len())
@@ -152,13 +195,14 @@ impl PhoneLm {
 
         // Higher orders, each interpolated with the finished model of the orders below it.
         for n in 2..=order {
-            let mut histories: HashMap<NgramKey, (u64, u64)> = HashMap::new(); // (c(h), u(h))
+            let mut histories: NgramMap<(u64, u64)> = NgramMap::default(); // (c(h), u(h))
             for (ngram, &count) in &counts[n - 1] {
                 let stats = histories.entry(key(&ngram[..n - 1])).or_default();
                 stats.0 += count;
                 stats.1 += 1;
             }
-            let mut entries = HashMap::with_capacity(counts[n - 1].len());
+            let mut entries =
+                NgramMap::with_capacity_and_hasher(counts[n - 1].len(), Default::default());
             for (ngram, &count) in &counts[n - 1] {
                 let (history_count, followers) = histories[&key(&ngram[..n - 1])];
                 let lower = lm.log_prob_tokens(&ngram[1..n - 1], ngram[n - 1]).exp();
@@ -190,8 +234,12 @@ impl PhoneLm {
     /// `n` as stored, `P(· | h)` sums to one (see [`estimate_pruned`](Self::estimate_pruned)).
     fn renormalise_backoffs(&mut self, n: usize) {
         // Per history: (Σ P(w | h), Σ P(w | h')) over its stored followers.
-        let mut sums: HashMap<NgramKey, (f64, f64)> = HashMap::new();
-        for (ngram, stored) in &self.ngrams[n - 1] {
+        // Summed in n-gram order, not hash order: float sums depend on their order, and the same data
+        // must always give the same file.
+        let mut ordered: Vec<(&NgramKey, &NgramEntry)> = self.ngrams[n - 1].iter().collect();
+        ordered.sort_unstable_by_key(|(ngram, _)| **ngram);
+        let mut sums: NgramMap<(f64, f64)> = NgramMap::default();
+        for (ngram, stored) in ordered {
             let lower = self.log_prob_tokens(&ngram[1..n - 1], ngram[n - 1]).exp();
             let sum = sums.entry(key(&ngram[..n - 1])).or_default();
             sum.0 += stored.log_prob.exp();
@@ -314,17 +362,54 @@ impl PhoneLm {
         out.write_all(text.as_bytes())
     }
 
-    /// Saves the model as an ARPA file.
+    /// Saves the model as an ARPA file, gzip-compressed when `path` ends in `.gz` (as SRILM and KenLM
+    /// write and read `.arpa.gz`; phone ARPA text shrinks about threefold).
     pub fn save(&self, path: &Path, phones: &PhoneSet) -> Result<()> {
-        let mut file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-        self.write_arpa(phones, &mut file)
-            .map_err(|e| Error::io(path, e))
+        let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        let mut out = std::io::BufWriter::new(file);
+        let written = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+        {
+            let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::best());
+            self.write_arpa(phones, &mut gz)
+                .and_then(|()| gz.finish())
+                .and_then(|mut out| out.flush())
+        } else {
+            self.write_arpa(phones, &mut out).and_then(|()| out.flush())
+        };
+        written.map_err(|e| Error::io(path, e))
     }
 
-    /// Loads an ARPA file whose words are phones of `phones` (plus `<s>`, `</s>`; `<unk>` lines are skipped).
+    /// Loads an ARPA file whose words are phones of `phones` (plus `<s>`, `</s>`; `<unk>` lines are
+    /// skipped). Gzip-compressed files are recognised by their content, whatever their name.
     pub fn load(path: &Path, phones: &PhoneSet) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        Self::read_arpa(&mut std::io::BufReader::new(file), phones, path)
+        Self::read_arpa_maybe_gzip(std::io::BufReader::new(file), phones, path)
+    }
+
+    /// Reads ARPA text held in memory, plain or gzip-compressed; `source` names it in error messages.
+    pub fn from_arpa_bytes(bytes: &[u8], phones: &PhoneSet, source: &Path) -> Result<Self> {
+        Self::read_arpa_maybe_gzip(bytes, phones, source)
+    }
+
+    fn read_arpa_maybe_gzip(
+        mut reader: impl BufRead,
+        phones: &PhoneSet,
+        source: &Path,
+    ) -> Result<Self> {
+        const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+        let head = reader.fill_buf().map_err(|e| Error::io(source, e))?;
+        if head.starts_with(&GZIP_MAGIC) {
+            let text = flate2::bufread::MultiGzDecoder::new(reader);
+            Self::read_arpa(
+                &mut std::io::BufReader::with_capacity(1 << 16, text),
+                phones,
+                source,
+            )
+        } else {
+            Self::read_arpa(&mut reader, phones, source)
+        }
     }
 
     /// Reads ARPA text; `source` names the input in error messages.
@@ -336,12 +421,22 @@ impl PhoneLm {
         };
         let mut declared: Vec<usize> = Vec::new();
         let mut listed: Vec<usize> = Vec::new();
-        let mut ngrams: Vec<HashMap<NgramKey, NgramEntry>> = Vec::new();
+        let mut ngrams: Vec<NgramMap<NgramEntry>> = Vec::new();
         let mut section: Option<usize> = None; // 0 = \data\, n = \n-grams:
         let mut ended = false;
-        for (index, line) in reader.lines().enumerate() {
+        // Read whole, then split: one UTF-8 check instead of one allocation and check per line (a
+        // long-order LM has about a million lines).
+        let mut text = String::new();
+        reader
+            .read_to_string(&mut text)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => {
+                    parse_error(0, "not text (invalid UTF-8): not an ARPA file".to_string())
+                }
+                _ => Error::io(source, e),
+            })?;
+        for (index, line) in text.lines().enumerate() {
             let line_number = index + 1;
-            let line = line.map_err(|e| Error::io(source, e))?;
             let line = line.trim();
             if line.is_empty() || ended {
                 continue;
@@ -395,39 +490,36 @@ impl PhoneLm {
                     }
                     declared.push(count);
                     listed.push(0);
-                    ngrams.push(HashMap::with_capacity(count));
+                    ngrams.push(NgramMap::with_capacity_and_hasher(
+                        count,
+                        Default::default(),
+                    ));
                 }
                 Some(n) => {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    if fields.len() != n + 1 && fields.len() != n + 2 {
-                        return Err(parse_error(
+                    let wrong_fields = || {
+                        parse_error(
                             line_number,
                             format!(
                                 "expected a log10 probability, {n} words and an optional back-off"
                             ),
-                        ));
-                    }
+                        )
+                    };
                     let number = |text: &str| {
                         text.parse::<f64>().map_err(|_| {
                             parse_error(line_number, format!("'{text}' is not a number"))
                         })
                     };
-                    listed[n - 1] += 1;
-                    let log_prob = number(fields[0])?;
-                    let log_backoff = fields
-                        .get(n + 1)
-                        .map(|t| number(t))
-                        .transpose()?
-                        .unwrap_or(0.0);
+                    let mut fields = line.split_ascii_whitespace();
+                    let log_prob = number(fields.next().ok_or_else(wrong_fields)?)?;
                     let mut tokens = [NO_TOKEN; MAX_LM_ORDER];
                     let mut unknown = false;
-                    for (slot, word) in tokens.iter_mut().zip(&fields[1..=n]) {
-                        *slot = match *word {
+                    for slot in &mut tokens[..n] {
+                        *slot = match fields.next().ok_or_else(wrong_fields)? {
                             "<s>" => SENTENCE_START,
                             "</s>" => SENTENCE_END,
                             "<unk>" | "<UNK>" => {
                                 unknown = true;
-                                break;
+                                NO_TOKEN
                             }
                             name => match phones.id(name).filter(|id| *id != BLANK) {
                                 Some(id) => phone_token(id),
@@ -441,6 +533,11 @@ impl PhoneLm {
                             },
                         };
                     }
+                    let log_backoff = fields.next().map(number).transpose()?.unwrap_or(0.0);
+                    if fields.next().is_some() {
+                        return Err(wrong_fields());
+                    }
+                    listed[n - 1] += 1;
                     if !unknown {
                         ngrams[n - 1].insert(
                             tokens,
@@ -642,7 +739,55 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let path = dir.path().join("phones.arpa");
         lm.save(&path, &phones)?;
-        assert_eq!(PhoneLm::load(&path, &phones)?.order(), 3);
+        let plain = PhoneLm::load(&path, &phones)?;
+        assert_eq!(plain.order(), 3);
+
+        // `.gz` writes gzip; loading recognises it by content, from a file or from memory.
+        let gz_path = dir.path().join("phones.arpa.gz");
+        lm.save(&gz_path, &phones)?;
+        let gz_bytes = std::fs::read(&gz_path).map_err(|e| Error::io(&gz_path, e))?;
+        assert_eq!(gz_bytes[..2], [0x1f, 0x8b], "not gzip");
+        assert_eq!(PhoneLm::load(&gz_path, &phones)?, plain);
+        let renamed = dir.path().join("gzip-without-suffix.arpa");
+        std::fs::write(&renamed, &gz_bytes).map_err(|e| Error::io(&renamed, e))?;
+        assert_eq!(PhoneLm::load(&renamed, &phones)?, plain);
+        assert_eq!(
+            PhoneLm::from_arpa_bytes(&gz_bytes, &phones, Path::new("mem"))?,
+            plain
+        );
+        assert_eq!(
+            PhoneLm::from_arpa_bytes(text.as_bytes(), &phones, Path::new("mem"))?,
+            plain
+        );
+        // A damaged gzip stream is an error, not a silently shorter model.
+        let cut = &gz_bytes[..gz_bytes.len() / 2];
+        assert!(PhoneLm::from_arpa_bytes(cut, &phones, Path::new("cut.gz")).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn pruned_estimation_is_deterministic() -> Result<()> {
+        // Back-off renormalisation sums many probabilities per history; summed in hash order (which
+        // differs between maps) the last digits of the ARPA file changed from run to run.
+        let phones = PhoneSet::timit39();
+        // Pseudo-random sentences (a linear congruential generator) with a skewed phone distribution:
+        // many histories with many followers, many n-grams seen once or twice.
+        let mut state = 12345_u64;
+        let mut next_phone = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (state >> 33) % 1000;
+            PhoneId((1 + (r * r / 1000 * 37 / 1000)) as u16)
+        };
+        let sequences: Vec<Vec<PhoneId>> = (0..2000_usize)
+            .map(|i| (0..(i % 23 + 3)).map(|_| next_phone()).collect())
+            .collect();
+        // Compared exactly (f64 equality), not through ARPA's 7 decimals.
+        let first = PhoneLm::estimate_pruned(&sequences, &phones, 5, 2)?;
+        for _ in 0..3 {
+            assert!(first == PhoneLm::estimate_pruned(&sequences, &phones, 5, 2)?);
+        }
         Ok(())
     }
 

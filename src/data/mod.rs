@@ -1,12 +1,14 @@
 //! Training and evaluation input: labeled utterances from a manifest (TSV or JSON Lines), a TIMIT-layout
-//! corpus, or a Kaldi data directory with a pronunciation lexicon.
+//! corpus, or a Kaldi data directory with a pronunciation lexicon; and phone text without audio, for
+//! phone LMs.
 //!
-//! Loading never stops at a bad line: each one becomes a [`DataProblem`] naming the file and line, the
+//! Loading labeled data never stops at a bad line: each one becomes a [`DataProblem`] naming the file and line, the
 //! utterance is skipped, and the caller decides how to report them.
 
 mod kaldi;
 mod lexicon;
 mod manifest;
+mod phone_text;
 mod timit;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use kaldi::load_kaldi_dir;
 pub use lexicon::Lexicon;
 pub use manifest::{load_manifest, write_manifest};
+pub use phone_text::load_phone_text;
 pub use timit::{load_timit, TimitSplit, TIMIT_CORE_TEST_SPEAKERS};
 
 use crate::error::{Error, Result};
