@@ -424,6 +424,7 @@ impl PhoneLm {
         let mut ngrams: Vec<NgramMap<NgramEntry>> = Vec::new();
         let mut section: Option<usize> = None; // 0 = \data\, n = \n-grams:
         let mut ended = false;
+        let word_tokens = WordTokens::new(phones);
         // Read whole, then split: one UTF-8 check instead of one allocation and check per line (a
         // long-order LM has about a million lines).
         let mut text = String::new();
@@ -521,8 +522,8 @@ impl PhoneLm {
                                 unknown = true;
                                 NO_TOKEN
                             }
-                            name => match phones.id(name).filter(|id| *id != BLANK) {
-                                Some(id) => phone_token(id),
+                            name => match word_tokens.find(name, phones) {
+                                Some(token) => token,
                                 None => {
                                     return Err(Error::UnknownPhone {
                                         phone: name.to_string(),
@@ -578,6 +579,46 @@ fn entry(log_prob: f64) -> NgramEntry {
     NgramEntry {
         log_prob,
         log_backoff: 0.0,
+    }
+}
+
+/// Phone names to tokens for reading ARPA files, where a million lines name several phones each: names
+/// of up to 8 bytes are packed into a `u64` and binary-searched, which is several times faster than
+/// [`PhoneSet::id`]'s string hash map. Other spellings (longer names, other letter case) fall back to
+/// it.
+struct WordTokens(Vec<(u64, Token)>);
+
+impl WordTokens {
+    fn new(phones: &PhoneSet) -> Self {
+        let mut packed: Vec<(u64, Token)> = (1..phones.len())
+            .filter_map(|id| {
+                let phone = PhoneId(id as u16);
+                Some((Self::pack(phones.name(phone))?, phone_token(phone)))
+            })
+            .collect();
+        packed.sort_unstable();
+        WordTokens(packed)
+    }
+
+    fn pack(word: &str) -> Option<u64> {
+        let bytes = word.as_bytes();
+        // Shifted in byte by byte: a memcpy into a buffer read back as a u64 stalled on store forwarding.
+        (bytes.len() <= 8).then(|| {
+            bytes
+                .iter()
+                .rev()
+                .fold(0, |packed, &byte| packed << 8 | u64::from(byte))
+        })
+    }
+
+    /// The token of a phone name (the blank is not a word), or None.
+    fn find(&self, word: &str, phones: &PhoneSet) -> Option<Token> {
+        if let Some(packed) = Self::pack(word) {
+            if let Ok(index) = self.0.binary_search_by_key(&packed, |&(key, _)| key) {
+                return Some(self.0[index].1);
+            }
+        }
+        phones.id(word).filter(|id| *id != BLANK).map(phone_token)
     }
 }
 
