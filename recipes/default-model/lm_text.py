@@ -11,6 +11,9 @@ Sources (none is redistributed; only phone n-gram counts reach the LM):
   an installed fortune package would change the synthetic recipe's prompt pool);
 - `wordnet`: the glosses and example sentences of WordNet 3.0 (Debian `wordnet-base`, fetched the same
   way).
+Terms: fortune-anarchism and fortunes-bofh-excuses are public domain, fortunes-debian-hints
+BSD-3-clause; WordNet 3.0 Copyright 2006 by Princeton University, WordNet 3.0 license (use and
+derived works permitted with its notice, which models/README.md carries).
 
 Every sentence whose prompt-pool hash puts it in the evaluation half (the synthetic recipe's
 `is_eval`) is dropped from every source, so no dev or held-out-voice prompt can reach the LM, whatever
