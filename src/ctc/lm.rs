@@ -36,8 +36,8 @@ const NO_TOKEN: Token = Token::MAX;
 type NgramKey = [Token; MAX_LM_ORDER];
 
 /// Maps keyed by n-grams. The keys are small integers, not attacker-chosen strings, so a multiply-rotate
-/// hash (FxHash's) replaces SipHash: it made loading a 780k-n-gram LM and the beam search's lookups
-/// faster, and gives the same iteration order in every run.
+/// hash (FxHash's) replaces SipHash, which took about a quarter of the time of loading a 780k-n-gram
+/// LM in a profile; it also gives the same iteration order in every run.
 type NgramMap<V> = HashMap<NgramKey, V, BuildHasherDefault<NgramHasher>>;
 
 /// FxHash-style hasher over the words of an [`NgramKey`].
