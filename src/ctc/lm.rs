@@ -25,12 +25,16 @@ pub const MAX_LM_ORDER: usize = 8;
 /// ARPA's log10 probability for "never" (the `<s>` unigram, phones missing from a read model).
 const NEVER_LOG10: f64 = -99.0;
 
-/// Internal word ids: phones keep their [`PhoneId`] value; the sentence markers sit above every `u16`.
-type Token = u32;
-const SENTENCE_START: Token = 1 << 16;
-const SENTENCE_END: Token = SENTENCE_START + 1;
+/// Internal word ids: phones keep their [`PhoneId`] value; the sentence markers take the top two
+/// values below [`NO_TOKEN`], so an inventory may hold up to [`MAX_LM_PHONES`] entries. 16 bits a token
+/// keep a key at 16 bytes: a 780k-n-gram model's maps are a third smaller than with 32-bit tokens.
+type Token = u16;
+const SENTENCE_START: Token = Token::MAX - 2;
+const SENTENCE_END: Token = Token::MAX - 1;
 /// Fills the unused tail of an [`NgramKey`].
 const NO_TOKEN: Token = Token::MAX;
+/// The largest phone inventory (blank included) a [`PhoneLm`] can model.
+const MAX_LM_PHONES: usize = SENTENCE_START as usize;
 
 /// An n-gram, oldest token first, padded with [`NO_TOKEN`]: a fixed-size key, so lookups never allocate.
 type NgramKey = [Token; MAX_LM_ORDER];
@@ -116,7 +120,21 @@ fn key(tokens: &[Token]) -> NgramKey {
 }
 
 fn phone_token(phone: PhoneId) -> Token {
-    Token::from(phone.0)
+    phone.0
+}
+
+/// Refuses inventories whose phone ids would collide with the sentence markers.
+fn check_inventory_size(phones: &PhoneSet) -> Result<()> {
+    if phones.len() > MAX_LM_PHONES {
+        return Err(Error::InvalidOptions {
+            what: "phone LM",
+            reason: format!(
+                "{} phones (blank included) is more than a phone LM can hold ({MAX_LM_PHONES})",
+                phones.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 impl PhoneLm {
@@ -139,6 +157,7 @@ impl PhoneLm {
         order: usize,
         min_count: u64,
     ) -> Result<Self> {
+        check_inventory_size(phones)?;
         if !(1..=MAX_LM_ORDER).contains(&order) {
             return Err(Error::InvalidOptions {
                 what: "phone LM",
@@ -424,6 +443,7 @@ impl PhoneLm {
         let mut ngrams: Vec<NgramMap<NgramEntry>> = Vec::new();
         let mut section: Option<usize> = None; // 0 = \data\, n = \n-grams:
         let mut ended = false;
+        check_inventory_size(phones)?;
         let word_tokens = WordTokens::new(phones);
         // Read whole, then split: one UTF-8 check instead of one allocation and check per line (a
         // long-order LM has about a million lines).
@@ -635,7 +655,7 @@ fn token_name(token: Token, phones: &PhoneSet) -> &str {
         SENTENCE_START => "<s>",
         SENTENCE_END => "</s>",
         // Phone tokens were checked against the phone set when estimated or read.
-        id => phones.name(PhoneId(id as u16)),
+        id => phones.name(PhoneId(id)),
     }
 }
 
@@ -851,6 +871,18 @@ mod tests {
         assert!(PhoneLm::estimate(&corpus(), &phones, MAX_LM_ORDER + 1).is_err());
         assert!(PhoneLm::estimate(&[vec![PhoneId(3)]], &phones, 2).is_err());
         assert!(PhoneLm::estimate(&[vec![BLANK]], &phones, 2).is_err());
+        // Phone ids must stay below the sentence markers' token values.
+        let largest = PhoneSet::from_phones((1..MAX_LM_PHONES).map(|i| format!("p{i}"))).unwrap();
+        assert!(PhoneLm::estimate(&corpus(), &largest, 2).is_ok());
+        let too_many = PhoneSet::from_phones((0..MAX_LM_PHONES).map(|i| format!("p{i}"))).unwrap();
+        let err = PhoneLm::estimate(&corpus(), &too_many, 2).unwrap_err();
+        assert!(
+            err.to_string().contains("more than a phone LM can hold"),
+            "{err}"
+        );
+        let text = "\\data\\\nngram 1=1\n\n\\1-grams:\n-0.3\tp1\n\\end\\\n";
+        assert!(PhoneLm::read_arpa(&mut text.as_bytes(), &largest, Path::new("x")).is_ok());
+        assert!(PhoneLm::read_arpa(&mut text.as_bytes(), &too_many, Path::new("x")).is_err());
     }
 
     #[test]
