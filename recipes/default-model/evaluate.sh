@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Score a model on every evaluation set of the recipes and print one Markdown table row per set.
 # usage: evaluate.sh MODEL [DATA_DIR=/work/data] [PHONREC=phonrec] [phonrec eval flags...]
-#   e.g. evaluate.sh models/default.safetensors /work/data target/release/phonrec --lm models/default-lm.arpa.gz --lm-weight 0.5 --insertion-bonus 1.5
+#   e.g. evaluate.sh models/default.safetensors /work/data target/release/phonrec --lm models/default-lm.arpa.gz --lm-weight 0.4 --insertion-bonus 1.0
 #   (a model given by path is decoded greedily unless --lm is passed)
 set -euo pipefail
 model=${1:?usage: evaluate.sh MODEL [DATA_DIR] [PHONREC]}

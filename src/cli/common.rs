@@ -27,12 +27,12 @@ const DEFAULT_LM: Option<&[u8]> = None;
 const BEAM_WITH_LM: usize = 8;
 /// The LM weight with the built-in model and its LM, chosen on the synthetic dev set with the LM's
 /// order and the insertion bonus (`models/README.md`).
-const BUILT_IN_LM_WEIGHT: f32 = 0.5;
+const BUILT_IN_LM_WEIGHT: f32 = 0.4;
 /// The LM weight with any other LM.
 const LM_WEIGHT: f32 = 0.3;
 /// The insertion bonus with the built-in model and its LM, chosen with the LM weight on the synthetic
 /// dev set (`models/README.md`): the LM alone makes the search drop phones.
-const BUILT_IN_INSERTION_BONUS: f32 = 1.5;
+const BUILT_IN_INSERTION_BONUS: f32 = 1.0;
 
 /// Write to stdout through a buffer. Errors come back as `io::Error`s (a closed pipe, as in
 /// `phonrec eval ... | head`, then ends the program quietly in `main`) instead of `println!`'s panic.
@@ -202,13 +202,13 @@ pub struct DecodeArgs {
     #[arg(long, conflicts_with = "lm")]
     pub no_lm: bool,
 
-    /// Weight α of the LM's log-probability against the acoustic one [default: 0.5 with the built-in
+    /// Weight α of the LM's log-probability against the acoustic one [default: 0.4 with the built-in
     /// model and its LM, else 0.3].
     #[arg(long)]
     pub lm_weight: Option<f32>,
 
     /// Bonus β added per output phone in the beam search (raise it if phones are dropped, lower it
-    /// if inserted) [default: 1.5 with the built-in model and its LM, else 0].
+    /// if inserted) [default: 1.0 with the built-in model and its LM, else 0].
     #[arg(long, allow_hyphen_values = true)]
     pub insertion_bonus: Option<f32>,
 
