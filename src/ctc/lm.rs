@@ -44,7 +44,7 @@ type NgramKey = [Token; MAX_LM_ORDER];
 /// LM in a profile; it also gives the same iteration order in every run.
 type NgramMap<V> = HashMap<NgramKey, V, BuildHasherDefault<NgramHasher>>;
 
-/// FxHash-style hasher over the words of an [`NgramKey`].
+/// FxHash-style hasher over an [`NgramKey`]: its length prefix, then its bytes 8 at a time.
 #[derive(Default)]
 struct NgramHasher(u64);
 
@@ -66,10 +66,6 @@ impl Hasher for NgramHasher {
         for &byte in chunks.remainder() {
             self.add(u64::from(byte));
         }
-    }
-
-    fn write_u32(&mut self, value: u32) {
-        self.add(u64::from(value));
     }
 
     fn write_usize(&mut self, value: usize) {
