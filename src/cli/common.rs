@@ -284,3 +284,27 @@ impl DecodeArgs {
         Recognizer::new(model, options).context("setting up the decoder")
     }
 }
+
+/// Which frames per-utterance mean normalisation is estimated on (`--cmvn-frames`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum CmvnFrames {
+    /// Every frame (Kaldi's per-utterance apply-cmvn).
+    All,
+    /// Frames within 30 dB of the utterance's loud frames: robust to silence, pauses and noise floors.
+    Loud,
+}
+
+impl CmvnFrames {
+    /// The library's setting.
+    pub fn statistics(self) -> phonrec::features::CmvnStatistics {
+        match self {
+            CmvnFrames::All => phonrec::features::CmvnStatistics::All,
+            CmvnFrames::Loud => phonrec::features::CmvnStatistics::Loud {
+                within_db: LOUD_FRAMES_WITHIN_DB,
+            },
+        }
+    }
+}
+
+/// The loudness range of `--cmvn-frames loud`.
+pub const LOUD_FRAMES_WITHIN_DB: f32 = 30.0;

@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use phonrec::model::{widen, ModelFile, WeightStorage};
 
+use super::common::CmvnFrames;
+
 /// Rewrite a model: store its weights as f16 or f32, or grow its LSTM layers.
 ///
 /// `--storage f16` halves the file (the network still computes in f32; rounding each weight to f16 moved no posterior of a shipped example by more than 0.003 for the default model, and its greedy dev PER not at all: models/README.md). `--hidden N` widens every LSTM layer to N units per direction without changing what the network computes (new units start connected to their inputs but unread), so that `phonrec train --init-from` can train a larger network from a trained one instead of from scratch.
@@ -30,6 +32,18 @@ pub struct ConvertArgs {
     /// Seed of the new units' incoming weights (with --hidden).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+
+    /// Change which frames the model's per-utterance mean normalisation is estimated on: `loud` (the
+    /// frames within 30 dB of the loudest: silence, pauses and a low noise floor then do not shift
+    /// the speech) or `all` (every frame, as Kaldi's apply-cmvn). Changes what the network sees;
+    /// fine-tune afterwards (`phonrec train --init-from`).
+    #[arg(long, value_enum)]
+    pub cmvn_frames: Option<CmvnFrames>,
+
+    /// Set the model's dither (Gaussian noise std in int16 units added before the FFT, seeded, so
+    /// output stays reproducible): 1 gives digital silence a defined noise floor, as Kaldi's default.
+    #[arg(long)]
+    pub dither: Option<f32>,
 }
 
 /// Weight storage of the written file.
@@ -49,6 +63,20 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         Some(hidden) => widen(&model, hidden, args.seed)
             .with_context(|| format!("widening {}", args.model.display()))?,
         None => model,
+    };
+    let model = if args.cmvn_frames.is_some() || args.dither.is_some() {
+        let mut config = model.config().clone();
+        if let Some(frames) = args.cmvn_frames {
+            let cmvn = config.features.cmvn.get_or_insert_with(Default::default);
+            cmvn.statistics = frames.statistics();
+        }
+        if let Some(dither) = args.dither {
+            config.features.frame_mut().dither = dither;
+        }
+        ModelFile::new(config, model.weights().clone())
+            .with_context(|| format!("changing the features of {}", args.model.display()))?
+    } else {
+        model
     };
     let storage = match args.storage {
         Storage::F32 => WeightStorage::F32,

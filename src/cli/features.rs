@@ -211,6 +211,7 @@ impl FeaturesArgs {
             }),
             cmvn: self.cmvn.then_some(CmvnOptions {
                 normalize_variance: self.norm_vars,
+                ..CmvnOptions::default()
             }),
         }
     }

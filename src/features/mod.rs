@@ -18,8 +18,8 @@ pub use deltas::add_deltas;
 pub use mel::{Fbank, MelBank};
 pub use mfcc::Mfcc;
 pub use options::{
-    BaseFeatures, CmvnOptions, DeltaOptions, FbankOptions, FeatureOptions, FrameOptions,
-    MelOptions, MfccOptions, WindowType,
+    BaseFeatures, CmvnOptions, CmvnStatistics, DeltaOptions, FbankOptions, FeatureOptions,
+    FrameOptions, MelOptions, MfccOptions, WindowType,
 };
 pub use pipeline::FeaturePipeline;
 pub use window::num_frames;

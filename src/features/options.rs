@@ -294,6 +294,27 @@ impl Default for DeltaOptions {
 pub struct CmvnOptions {
     /// Also divide by each dimension's standard deviation. Default false.
     pub normalize_variance: bool,
+    /// Which frames the statistics are taken over. Default (and in model files that predate the
+    /// field): all frames, as Kaldi's `apply-cmvn` with per-utterance statistics.
+    pub statistics: CmvnStatistics,
+}
+
+/// The frames per-utterance CMVN statistics are estimated on.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", tag = "frames")]
+pub enum CmvnStatistics {
+    /// Every frame (Kaldi's per-utterance `apply-cmvn`). Silence and pauses count as much as speech,
+    /// so a clip padded with seconds of silence is normalised far from how a trimmed clip is.
+    #[default]
+    All,
+    /// Only frames whose loudness (total filterbank energy, or C0/log-energy for MFCC) is within
+    /// `within_db` dB of the utterance's loud frames (its 95th percentile): the speech, whatever silence,
+    /// pauses or low noise floor surround it. Falls back to all frames when fewer than 10 qualify.
+    Loud {
+        /// How far below the 95th-percentile loudness a frame may be and still count. 30 dB is the
+        /// range between a vowel and a stop closure in clean speech.
+        within_db: f32,
+    },
 }
 
 /// Which base features a pipeline computes.

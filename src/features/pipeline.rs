@@ -2,13 +2,13 @@
 
 use ndarray::Array2;
 
-use super::cmvn::apply_cmvn;
+use super::cmvn::{apply_cmvn, filterbank_loudness};
 use super::deltas::add_deltas;
 use super::mel::Fbank;
 use super::mfcc::Mfcc;
-use super::options::{BaseFeatures, FeatureOptions};
+use super::options::{BaseFeatures, CmvnOptions, CmvnStatistics, FeatureOptions};
 use super::FeatureExtractor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Computes a model's input features from a waveform, as [`FeatureOptions`] describe.
 pub struct FeaturePipeline {
@@ -19,6 +19,18 @@ pub struct FeaturePipeline {
 impl FeaturePipeline {
     /// Check the options and plan every step once.
     pub fn new(options: FeatureOptions) -> Result<Self> {
+        if let Some(CmvnOptions {
+            statistics: CmvnStatistics::Loud { within_db },
+            ..
+        }) = &options.cmvn
+        {
+            if !(within_db.is_finite() && (1.0..=200.0).contains(within_db)) {
+                return Err(Error::InvalidOptions {
+                    what: "CMVN",
+                    reason: format!("loud-frame range {within_db} dB is outside 1..200 dB"),
+                });
+            }
+        }
         let base: Box<dyn FeatureExtractor> = match &options.base {
             BaseFeatures::Fbank(o) => Box::new(Fbank::new(o.clone())?),
             BaseFeatures::Mfcc(o) => Box::new(Mfcc::new(o.clone())?),
@@ -36,6 +48,21 @@ impl FeaturePipeline {
         self.options.frame().frame_shift_s()
     }
 
+    /// Natural-log energy of each frame of base features (before deltas and CMVN): column 0 where it
+    /// holds the log energy or C0 (MFCC, fbank with `use_energy`), else the log of the summed
+    /// filterbank power.
+    pub fn loudness(&self, base: &Array2<f32>) -> Vec<f32> {
+        let energy_column = match &self.options.base {
+            BaseFeatures::Fbank(o) => o.use_energy,
+            BaseFeatures::Mfcc(_) => true,
+        };
+        if energy_column && base.ncols() > 0 {
+            base.column(0).to_vec()
+        } else {
+            filterbank_loudness(base.view())
+        }
+    }
+
     /// The sample rate the input must have.
     pub fn sample_rate_hz(&self) -> u32 {
         self.options.sample_rate_hz()
@@ -50,11 +77,15 @@ impl FeatureExtractor for FeaturePipeline {
 
     fn compute(&self, wave: &[f32]) -> Array2<f32> {
         let mut features = self.base.compute(wave);
+        let loudness = match &self.options.cmvn {
+            Some(cmvn) if cmvn.statistics != CmvnStatistics::All => self.loudness(&features),
+            _ => Vec::new(),
+        };
         if let Some(deltas) = &self.options.deltas {
             features = add_deltas(features.view(), deltas);
         }
         if let Some(cmvn) = &self.options.cmvn {
-            apply_cmvn(&mut features, cmvn);
+            apply_cmvn(&mut features, &loudness, cmvn);
         }
         features
     }
