@@ -7,6 +7,7 @@ use ndarray::Array2;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::conditions::ConditionOptions;
 use crate::audio::Resampler;
 
 /// Augmentation settings; everything off by default.
@@ -32,6 +33,9 @@ pub struct AugmentOptions {
     /// Vocal-tract-length perturbation: each utterance's mel filters are warped by a factor drawn from
     /// `1 ± vtlp` (on a grid of steps of 0.02). 0 = off.
     pub vtlp: f32,
+    /// Recording conditions (silence, pauses, noise floors, noise, reverberation, telephone band,
+    /// clipping, non-speech), applied after the waveform augmentations above.
+    pub conditions: ConditionOptions,
 }
 
 /// Grid of the VTLP warp factors (one feature pipeline is built per factor).
@@ -51,6 +55,19 @@ impl AugmentOptions {
             freq_masks: 2,
             freq_mask_bins: 10,
             vtlp: 0.0,
+            conditions: ConditionOptions::default(),
+        }
+    }
+
+    /// [`standard`](Self::standard) plus the recording conditions of ordinary recordings
+    /// ([`ConditionOptions::robust`]): the additive noise comes from the conditions (more kinds, 0–30
+    /// dB), the gain range is ±10 dB.
+    pub fn robust() -> Self {
+        AugmentOptions {
+            gain_db: 10.0,
+            noise_probability: 0.0,
+            conditions: ConditionOptions::robust(),
+            ..Self::standard()
         }
     }
 
@@ -68,7 +85,10 @@ impl AugmentOptions {
 
     /// Whether anything touches the waveform.
     pub fn changes_waveform(&self) -> bool {
-        !self.speed_factors.is_empty() || self.gain_db > 0.0 || self.noise_probability > 0.0
+        !self.speed_factors.is_empty()
+            || self.gain_db > 0.0
+            || self.noise_probability > 0.0
+            || self.conditions.is_active()
     }
 
     /// Whether the features before SpecAugment differ from epoch to epoch (then they cannot be cached).

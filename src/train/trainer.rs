@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::augment::{augment_waveform, spec_augment, AugmentOptions};
+use super::conditions::apply_conditions;
 use super::batch::make_batches;
 use super::optim::{Optimizer, OptimizerOptions};
 use super::schedule::{Schedule, ScheduleOptions};
@@ -80,7 +81,8 @@ pub struct TrainOptions {
     /// Count `sil` in the dev PER (TIMIT convention varies; default false: sil is removed from both sides).
     pub score_silence: bool,
     /// Start from this model's weights (fine-tuning); its features and architecture then replace
-    /// `features` and `network` (except dropout). None: a new network initialised by `init`.
+    /// `features` and `network` (except dropout, and the input conditioning of `features`: its CMVN
+    /// statistics and dither). None: a new network initialised by `init`.
     #[serde(default)]
     pub init_from: Option<PathBuf>,
     /// Also save each epoch's model as `epoch-NNN.safetensors` (for `phonrec average`).
@@ -286,7 +288,14 @@ pub fn train(
                         ),
                     });
                 }
-                options.features = config.features.clone();
+                // The model's features, but the input conditioning asked for: which frames the
+                // CMVN statistics use and the dither (a fine-tune can move a model to robust input).
+                let mut features = config.features.clone();
+                if let (Some(cmvn), Some(wanted)) = (&mut features.cmvn, &options.features.cmvn) {
+                    cmvn.statistics = wanted.statistics;
+                }
+                features.frame_mut().dither = options.features.frame().dither;
+                options.features = features;
                 options.network = NetworkConfig {
                     dropout: options.network.dropout,
                     ..config.network.clone()
@@ -364,6 +373,12 @@ pub fn train(
             FeaturePipeline::new(features)
         })
         .collect::<Result<_>>()?;
+    // Other training utterances, mixed as babble noise by the recording-condition augmentation.
+    let babble_pool: Vec<&[f32]> = if options.augment.conditions.is_active() {
+        train_data.iter().map(|u| u.wave.as_slice()).collect()
+    } else {
+        Vec::new()
+    };
     // Dev features never change: compute them once.
     let dev_features: Vec<Array2<f32>> = dev_data
         .par_iter()
@@ -405,11 +420,12 @@ pub fn train(
             let pipeline_ref = &pipeline;
             let vtlp_ref = &vtlp_pipelines;
             let augment = &options.augment;
+            let babble_ref: &[&[f32]] = &babble_pool;
             let first_batch = state.batch;
             let seed = options.seed;
             scope.spawn(move || {
                 for (index, batch) in batches_ref.iter().enumerate().skip(first_batch) {
-                    let features: Vec<Array2<f32>> = batch
+                    let features: (Vec<Array2<f32>>, Vec<Vec<PhoneId>>) = batch
                         .par_iter()
                         .map(|&i| {
                             let mut rng = rand::rngs::StdRng::seed_from_u64(mix_seed(
@@ -417,15 +433,27 @@ pub fn train(
                                 epoch as u64,
                                 (index as u64) << 32 | i as u64,
                             ));
+                            let mut has_speech = true;
                             let mut features = match cached {
                                 Some(all) => all[i].clone(),
                                 None => {
-                                    let wave = augment_waveform(
+                                    let mut wave = augment_waveform(
                                         &train_ref[i].wave,
                                         sample_rate,
                                         augment,
                                         &mut rng,
                                     );
+                                    if augment.conditions.is_active() {
+                                        let conditioned = apply_conditions(
+                                            &wave,
+                                            sample_rate,
+                                            &augment.conditions,
+                                            babble_ref,
+                                            &mut rng,
+                                        );
+                                        wave = conditioned.samples;
+                                        has_speech = conditioned.has_speech;
+                                    }
                                     let pipeline = if vtlp_ref.is_empty() {
                                         pipeline_ref
                                     } else {
@@ -435,10 +463,16 @@ pub fn train(
                                 }
                             };
                             spec_augment(&mut features, augment, &mut rng);
-                            features
+                            // Non-speech in place of the utterance: nothing to recognise.
+                            let target = if has_speech {
+                                train_ref[i].phones.clone()
+                            } else {
+                                Vec::new()
+                            };
+                            (features, target)
                         })
-                        .collect();
-                    let targets = batch.iter().map(|&i| train_ref[i].phones.clone()).collect();
+                        .unzip();
+                    let (features, targets): (Vec<Array2<f32>>, Vec<Vec<PhoneId>>) = features;
                     if sender.send((features, targets)).is_err() {
                         return; // the trainer stopped early
                     }

@@ -1,0 +1,560 @@
+//! Recording conditions for training: what users' recordings have and trimmed studio clips lack.
+//! Silence before, after and inside the speech (digital zeros or a noise floor), additive noise of
+//! several kinds (coloured, mains hum, babble made from other training utterances), reverberation from
+//! a synthetic room impulse response, telephone band (8 kHz, 300–3400 Hz, μ-law/A-law), clipping, and
+//! utterances with no speech at all (empty labels, so the network learns to stay blank on them).
+//!
+//! Every function takes int16-scale samples (±32768) and draws from the caller's RNG, so an epoch's
+//! augmentation is reproducible from the training seed.
+
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use realfft::RealFftPlanner;
+use serde::{Deserialize, Serialize};
+
+use crate::audio::Resampler;
+
+/// Full scale of int16-scale samples, the reference of dBFS levels.
+const FULL_SCALE: f32 = 32768.0;
+
+/// How often each recording condition is simulated; all off by default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ConditionOptions {
+    /// Probability of leading and trailing silence (each 0 to `max_edge_silence_s`).
+    pub edge_silence_probability: f32,
+    /// Longest silence added at each end, in seconds.
+    pub max_edge_silence_s: f32,
+    /// Probability of 1–3 pauses of 0.15–1.2 s inserted at quiet points inside the utterance.
+    pub pause_probability: f32,
+    /// Probability of a constant noise floor (−80 to −40 dBFS) under the whole recording.
+    pub noise_floor_probability: f32,
+    /// Probability of additive noise at `noise_snr_db` (white, pink, brown, hum or babble).
+    pub noise_probability: f32,
+    /// SNR range of the additive noise in dB.
+    pub noise_snr_db: (f32, f32),
+    /// Probability of reverberation (RT60 0.15–0.9 s).
+    pub reverb_probability: f32,
+    /// Probability of a telephone channel: 8 kHz, 300–3400 Hz, μ-law or A-law (or linear) 8-bit.
+    pub telephone_probability: f32,
+    /// Probability of clipping (0.1–5 % of samples driven past full scale).
+    pub clip_probability: f32,
+    /// Probability that the utterance is replaced by 1–8 s of non-speech (silence, noise floor,
+    /// coloured noise or hum) with an empty label sequence.
+    pub non_speech_probability: f32,
+}
+
+impl ConditionOptions {
+    /// The `--augment robust` settings: every condition often enough to be learned, clean
+    /// trimmed speech still the most common single case.
+    pub fn robust() -> Self {
+        ConditionOptions {
+            edge_silence_probability: 0.5,
+            max_edge_silence_s: 1.5,
+            pause_probability: 0.25,
+            noise_floor_probability: 0.4,
+            noise_probability: 0.35,
+            noise_snr_db: (0.0, 30.0),
+            reverb_probability: 0.15,
+            telephone_probability: 0.2,
+            clip_probability: 0.03,
+            non_speech_probability: 0.04,
+        }
+    }
+
+    /// Whether anything is simulated.
+    pub fn is_active(&self) -> bool {
+        *self != ConditionOptions::default()
+    }
+}
+
+/// Audio after the recording conditions, and whether its labels still apply (false: no speech left).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conditioned {
+    /// int16-scale samples at the input rate.
+    pub samples: Vec<f32>,
+    /// false when the speech was replaced by non-speech: train on an empty label sequence.
+    pub has_speech: bool,
+}
+
+/// Apply the recording conditions to one utterance. `babble` holds other training utterances to mix
+/// as babble noise (may be empty: babble is then never drawn).
+pub fn apply_conditions(
+    samples: &[f32],
+    sample_rate_hz: u32,
+    options: &ConditionOptions,
+    babble: &[&[f32]],
+    rng: &mut impl Rng,
+) -> Conditioned {
+    let rate = sample_rate_hz as f32;
+    if rng.gen::<f32>() < options.non_speech_probability {
+        let len = (rng.gen_range(1.0..8.0) * rate) as usize;
+        let mut out = non_speech(len, sample_rate_hz, rng);
+        if rng.gen::<f32>() < options.telephone_probability {
+            out = telephone(&out, sample_rate_hz, rng);
+        }
+        return Conditioned {
+            samples: out,
+            has_speech: false,
+        };
+    }
+    let speech_power = mean_power(samples);
+    let mut out = samples.to_vec();
+    if rng.gen::<f32>() < options.reverb_probability {
+        let rt60 = rng.gen_range(0.15..0.9);
+        out = reverberate(&out, sample_rate_hz, rt60, rng);
+    }
+    if rng.gen::<f32>() < options.pause_probability {
+        let pauses = rng.gen_range(1..=3);
+        for _ in 0..pauses {
+            let len = (rng.gen_range(0.15..1.2) * rate) as usize;
+            out = insert_pause(&out, sample_rate_hz, len, rng);
+        }
+    }
+    if rng.gen::<f32>() < options.edge_silence_probability {
+        let max = options.max_edge_silence_s.max(0.0);
+        let before = (rng.gen_range(0.0..=max) * rate) as usize;
+        let after = (rng.gen_range(0.0..=max) * rate) as usize;
+        let mut padded = vec![0.0; before];
+        padded.extend_from_slice(&out);
+        padded.resize(padded.len() + after, 0.0);
+        out = padded;
+    }
+    if rng.gen::<f32>() < options.noise_probability && speech_power > 0.0 {
+        let (lo, hi) = options.noise_snr_db;
+        let snr_db = if hi > lo { rng.gen_range(lo..hi) } else { lo };
+        let kind = rng.gen_range(0..if babble.is_empty() { 4 } else { 5 });
+        let noise = match kind {
+            0..=2 => coloured_noise(out.len(), kind, rng),
+            3 => hum(out.len(), sample_rate_hz, rng),
+            _ => babble_noise(out.len(), babble, rng),
+        };
+        add_at_power(&mut out, &noise, speech_power / 10f64.powf(f64::from(snr_db) / 10.0));
+    }
+    if rng.gen::<f32>() < options.noise_floor_probability {
+        let level_dbfs = rng.gen_range(-80.0..-40.0);
+        let colour = rng.gen_range(0..3);
+        let noise = coloured_noise(out.len(), colour, rng);
+        add_at_power(&mut out, &noise, dbfs_power(level_dbfs));
+    }
+    if rng.gen::<f32>() < options.telephone_probability {
+        out = telephone(&out, sample_rate_hz, rng);
+    }
+    if rng.gen::<f32>() < options.clip_probability {
+        clip(&mut out, rng.gen_range(0.001..0.05));
+    }
+    Conditioned {
+        samples: out,
+        has_speech: true,
+    }
+}
+
+fn mean_power(samples: &[f32]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / samples.len() as f64
+}
+
+/// Mean power of a signal at `dbfs` relative to a full-scale sine... here to full scale itself.
+fn dbfs_power(dbfs: f32) -> f64 {
+    f64::from(FULL_SCALE).powi(2) * 10f64.powf(f64::from(dbfs) / 10.0)
+}
+
+/// Add `noise` scaled to mean power `power`.
+fn add_at_power(samples: &mut [f32], noise: &[f32], power: f64) {
+    let noise_power = mean_power(noise);
+    if noise_power <= 0.0 || power <= 0.0 {
+        return;
+    }
+    let scale = (power / noise_power).sqrt() as f32;
+    for (x, n) in samples.iter_mut().zip(noise) {
+        *x += n * scale;
+    }
+}
+
+/// White (0), pink (1) or brown (2) noise of unit-ish scale.
+pub fn coloured_noise(len: usize, colour: usize, rng: &mut impl Rng) -> Vec<f32> {
+    // Pink noise by Paul Kellet's economy filter; brown noise by a leaky integrator.
+    let (mut b0, mut b1, mut b2, mut brown) = (0f32, 0f32, 0f32, 0f32);
+    (0..len)
+        .map(|_| {
+            let white: f32 = StandardNormal.sample(rng);
+            match colour {
+                0 => white,
+                1 => {
+                    b0 = 0.99765 * b0 + white * 0.099_046;
+                    b1 = 0.96300 * b1 + white * 0.296_516_4;
+                    b2 = 0.57000 * b2 + white * 1.052_691_3;
+                    b0 + b1 + b2 + white * 0.1848
+                }
+                _ => {
+                    brown = 0.995 * brown + white * 0.1;
+                    brown
+                }
+            }
+        })
+        .collect()
+}
+
+/// Mains hum: 50 or 60 Hz with a few harmonics of random strength and phase.
+pub fn hum(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f32> {
+    let base = if rng.gen_bool(0.5) { 50.0 } else { 60.0 };
+    let harmonics: Vec<(f32, f32, f32)> = (1..=6)
+        .map(|k| {
+            let amplitude = if k == 1 { 1.0 } else { rng.gen_range(0.0..0.6) / k as f32 };
+            let phase = rng.gen_range(0.0..std::f32::consts::TAU);
+            (base * k as f32, amplitude, phase)
+        })
+        .collect();
+    let rate = sample_rate_hz as f32;
+    (0..len)
+        .map(|n| {
+            let t = n as f32 / rate;
+            harmonics
+                .iter()
+                .map(|&(f, a, p)| a * (std::f32::consts::TAU * f * t + p).sin())
+                .sum()
+        })
+        .collect()
+}
+
+/// Babble: 3–6 other utterances summed, each from a random offset, looped to `len`.
+fn babble_noise(len: usize, pool: &[&[f32]], rng: &mut impl Rng) -> Vec<f32> {
+    let mut out = vec![0.0f32; len];
+    for _ in 0..rng.gen_range(3..=6) {
+        let source = pool[rng.gen_range(0..pool.len())];
+        if source.is_empty() {
+            continue;
+        }
+        let offset = rng.gen_range(0..source.len());
+        for (n, x) in out.iter_mut().enumerate() {
+            *x += source[(offset + n) % source.len()];
+        }
+    }
+    out
+}
+
+/// Non-speech of `len` samples: digital silence, a faint noise floor, louder coloured noise or hum.
+pub fn non_speech(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f32> {
+    let mut out = vec![0.0f32; len];
+    match rng.gen_range(0..5) {
+        0 => {} // digital silence
+        1 => add_at_power(
+            &mut out,
+            &coloured_noise(len, rng.gen_range(0..3), rng),
+            dbfs_power(rng.gen_range(-80.0..-45.0)),
+        ),
+        2 | 3 => add_at_power(
+            &mut out,
+            &coloured_noise(len, rng.gen_range(0..3), rng),
+            dbfs_power(rng.gen_range(-45.0..-12.0)),
+        ),
+        _ => add_at_power(
+            &mut out,
+            &hum(len, sample_rate_hz, rng),
+            dbfs_power(rng.gen_range(-50.0..-15.0)),
+        ),
+    }
+    out
+}
+
+/// Insert `len` samples of digital silence at a quiet point: the quietest 20 ms among a few random
+/// candidates in the middle 80 % (pauses fall between words, not inside a vowel).
+fn insert_pause(samples: &[f32], sample_rate_hz: u32, len: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let window = (sample_rate_hz as usize / 50).max(1);
+    if samples.len() < 10 * window {
+        return samples.to_vec();
+    }
+    let lo = samples.len() / 10;
+    let hi = samples.len() - samples.len() / 10 - window;
+    let at = (0..16)
+        .map(|_| rng.gen_range(lo..hi))
+        .min_by(|&a, &b| {
+            mean_power(&samples[a..a + window]).total_cmp(&mean_power(&samples[b..b + window]))
+        })
+        .unwrap_or(lo)
+        + window / 2;
+    let mut out = Vec::with_capacity(samples.len() + len);
+    out.extend_from_slice(&samples[..at]);
+    out.resize(at + len, 0.0);
+    out.extend_from_slice(&samples[at..]);
+    out
+}
+
+/// Convolve with a synthetic room impulse response: a direct path, then exponentially decaying
+/// Gaussian noise reaching −60 dB after `rt60_s` (Polack's statistical model), with a random
+/// direct-to-reverberant ratio. The output keeps the input's length and mean power.
+pub fn reverberate(samples: &[f32], sample_rate_hz: u32, rt60_s: f32, rng: &mut impl Rng) -> Vec<f32> {
+    if samples.is_empty() {
+        return Vec::new();
+    }
+    let rate = sample_rate_hz as f32;
+    let len = ((rt60_s * rate) as usize).clamp(2, sample_rate_hz as usize);
+    let decay = 6.9078 / (rt60_s * rate); // ln(1000): amplitude −60 dB at rt60
+    let pre_delay = (rng.gen_range(0.001..0.01) * rate) as usize;
+    let mut rir: Vec<f32> = (0..len)
+        .map(|n| {
+            if n < pre_delay {
+                0.0
+            } else {
+                let g: f32 = StandardNormal.sample(rng);
+                g * (-decay * (n - pre_delay) as f32).exp()
+            }
+        })
+        .collect();
+    // Direct path at a ratio of 0–10 dB over the reverberant energy.
+    let tail_energy: f32 = rir.iter().map(|x| x * x).sum();
+    let drr = 10f32.powf(rng.gen_range(0.0..10.0) / 10.0);
+    rir[0] = (tail_energy * drr).sqrt();
+    let wet = fft_convolve(samples, &rir);
+    let mut out = wet[..samples.len()].to_vec();
+    let (before, after) = (mean_power(samples), mean_power(&out));
+    if after > 0.0 {
+        let scale = (before / after).sqrt() as f32;
+        out.iter_mut().for_each(|x| *x *= scale);
+    }
+    out
+}
+
+/// Linear convolution by one real FFT of the padded length.
+fn fft_convolve(a: &[f32], b: &[f32]) -> Vec<f32> {
+    let n = (a.len() + b.len() - 1).next_power_of_two();
+    let mut planner = RealFftPlanner::<f32>::new();
+    let forward = planner.plan_fft_forward(n);
+    let inverse = planner.plan_fft_inverse(n);
+    let mut x = a.to_vec();
+    x.resize(n, 0.0);
+    let mut y = b.to_vec();
+    y.resize(n, 0.0);
+    let mut fx = forward.make_output_vec();
+    let mut fy = forward.make_output_vec();
+    // Lengths are planned here, so the transforms cannot fail.
+    if forward.process(&mut x, &mut fx).is_err() || forward.process(&mut y, &mut fy).is_err() {
+        return a.to_vec();
+    }
+    for (p, q) in fx.iter_mut().zip(&fy) {
+        *p *= q;
+    }
+    let mut out = inverse.make_output_vec();
+    if inverse.process(&mut fx, &mut out).is_err() {
+        return a.to_vec();
+    }
+    let scale = 1.0 / n as f32;
+    out.truncate(a.len() + b.len() - 1);
+    out.iter_mut().for_each(|v| *v *= scale);
+    out
+}
+
+/// A telephone channel: down to 8 kHz, a 300 Hz high-pass (the 3.4 kHz edge comes from the 8 kHz
+/// rate's anti-aliasing), 8-bit μ-law, A-law or linear-16 coding, and back to the input rate.
+pub fn telephone(samples: &[f32], sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f32> {
+    const PHONE_RATE: u32 = 8000;
+    if sample_rate_hz <= PHONE_RATE {
+        return samples.to_vec();
+    }
+    let (Ok(down), Ok(up)) = (
+        Resampler::new(sample_rate_hz, PHONE_RATE),
+        Resampler::new(PHONE_RATE, sample_rate_hz),
+    ) else {
+        return samples.to_vec();
+    };
+    let mut narrow = down.process(samples);
+    high_pass(&mut narrow, 300.0, PHONE_RATE as f32);
+    match rng.gen_range(0..3) {
+        0 => narrow.iter_mut().for_each(|x| *x = mu_law(*x)),
+        1 => narrow.iter_mut().for_each(|x| *x = a_law(*x)),
+        _ => {}
+    }
+    let mut out = up.process(&narrow);
+    out.resize(samples.len(), 0.0);
+    out
+}
+
+/// Second-order Butterworth high-pass (RBJ biquad) in place.
+fn high_pass(x: &mut [f32], cutoff_hz: f32, rate_hz: f32) {
+    let w0 = std::f32::consts::TAU * cutoff_hz / rate_hz;
+    let alpha = w0.sin() / std::f32::consts::SQRT_2;
+    let cos = w0.cos();
+    let a0 = 1.0 + alpha;
+    let b0 = (1.0 + cos) / 2.0 / a0;
+    let b1 = -(1.0 + cos) / a0;
+    let b2 = b0;
+    let a1 = -2.0 * cos / a0;
+    let a2 = (1.0 - alpha) / a0;
+    let (mut x1, mut x2, mut y1, mut y2) = (0f32, 0f32, 0f32, 0f32);
+    for v in x.iter_mut() {
+        let y = b0 * *v + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
+        x2 = x1;
+        x1 = *v;
+        y2 = y1;
+        y1 = y;
+        *v = y;
+    }
+}
+
+/// Encode and decode one sample with 8-bit μ-law (G.711, μ = 255).
+fn mu_law(x: f32) -> f32 {
+    const MU: f32 = 255.0;
+    let v = (x / FULL_SCALE).clamp(-1.0, 1.0);
+    let coded = v.signum() * (1.0 + MU * v.abs()).ln() / (1.0 + MU).ln();
+    let quantised = (coded * 127.0).round() / 127.0;
+    quantised.signum() * ((1.0 + MU).powf(quantised.abs()) - 1.0) / MU * FULL_SCALE
+}
+
+/// Encode and decode one sample with 8-bit A-law (G.711, A = 87.6).
+fn a_law(x: f32) -> f32 {
+    const A: f32 = 87.6;
+    let ln_a = 1.0 + A.ln();
+    let v = (x / FULL_SCALE).clamp(-1.0, 1.0);
+    let m = v.abs();
+    let coded = if m < 1.0 / A {
+        A * m / ln_a
+    } else {
+        (1.0 + (A * m).ln()) / ln_a
+    };
+    let q = (coded * 127.0).round() / 127.0;
+    let decoded = if q < 1.0 / ln_a {
+        q * ln_a / A
+    } else {
+        ((q * ln_a - 1.0).exp()) / A
+    };
+    v.signum() * decoded * FULL_SCALE
+}
+
+/// Drive the signal so that about `fraction` of its samples pass full scale, and clip them.
+fn clip(samples: &mut [f32], fraction: f32) {
+    if samples.is_empty() {
+        return;
+    }
+    let mut magnitudes: Vec<f32> = samples.iter().map(|x| x.abs()).collect();
+    let rank = ((1.0 - fraction.clamp(0.0, 1.0)) * (magnitudes.len() - 1) as f32) as usize;
+    let (_, &mut level, _) = magnitudes.select_nth_unstable_by(rank, f32::total_cmp);
+    if level <= 0.0 {
+        return;
+    }
+    let gain = FULL_SCALE / level;
+    for x in samples.iter_mut() {
+        *x = (*x * gain).clamp(-FULL_SCALE, FULL_SCALE - 1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    fn tone(len: usize, freq: f32, rate: f32) -> Vec<f32> {
+        (0..len)
+            .map(|n| (std::f32::consts::TAU * freq * n as f32 / rate).sin() * 8000.0)
+            .collect()
+    }
+
+    #[test]
+    fn off_by_default_changes_nothing() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let x = tone(16_000, 440.0, 16_000.0);
+        let out = apply_conditions(&x, 16_000, &ConditionOptions::default(), &[], &mut rng);
+        assert_eq!(out.samples, x);
+        assert!(out.has_speech);
+        assert!(!ConditionOptions::default().is_active());
+        assert!(ConditionOptions::robust().is_active());
+    }
+
+    #[test]
+    fn non_speech_replaces_the_utterance_and_drops_its_labels() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let options = ConditionOptions {
+            non_speech_probability: 1.0,
+            ..ConditionOptions::default()
+        };
+        let x = tone(16_000, 440.0, 16_000.0);
+        let out = apply_conditions(&x, 16_000, &options, &[], &mut rng);
+        assert!(!out.has_speech);
+        assert!(out.samples.len() >= 16_000 && out.samples.len() <= 8 * 16_000);
+        assert!(out.samples.iter().all(|v| v.is_finite() && v.abs() < 32768.0));
+    }
+
+    #[test]
+    fn edge_silence_and_pauses_lengthen_and_keep_the_speech() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let options = ConditionOptions {
+            edge_silence_probability: 1.0,
+            max_edge_silence_s: 1.0,
+            pause_probability: 1.0,
+            ..ConditionOptions::default()
+        };
+        let x = tone(32_000, 300.0, 16_000.0);
+        let out = apply_conditions(&x, 16_000, &options, &[], &mut rng);
+        assert!(out.samples.len() > x.len());
+        // Inserting zeros keeps every original sample, in order.
+        let kept: Vec<f32> = out.samples.iter().copied().filter(|&v| v != 0.0).collect();
+        let original: Vec<f32> = x.iter().copied().filter(|&v| v != 0.0).collect();
+        assert_eq!(kept, original);
+    }
+
+    #[test]
+    fn noise_is_added_at_the_requested_snr_of_the_speech() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let options = ConditionOptions {
+            noise_probability: 1.0,
+            noise_snr_db: (10.0, 10.0),
+            ..ConditionOptions::default()
+        };
+        let x = tone(16_000, 440.0, 16_000.0);
+        for _ in 0..4 {
+            let out = apply_conditions(&x, 16_000, &options, &[&x[..8000]], &mut rng);
+            let noise: Vec<f32> = out.samples.iter().zip(&x).map(|(a, b)| a - b).collect();
+            let snr = 10.0 * (mean_power(&x) / mean_power(&noise)).log10();
+            assert!((snr - 10.0).abs() < 0.01, "SNR {snr}");
+        }
+    }
+
+    #[test]
+    fn telephone_removes_the_high_band_and_the_low_band() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for (freq, passes) in [(1000.0, true), (6000.0, false), (100.0, false)] {
+            let x = tone(16_000, freq, 16_000.0);
+            let out = telephone(&x, 16_000, &mut rng);
+            assert_eq!(out.len(), x.len());
+            let ratio = mean_power(&out[4000..12_000]) / mean_power(&x[4000..12_000]);
+            if passes {
+                assert!(ratio > 0.7 && ratio < 1.3, "{freq} Hz: {ratio}");
+            } else {
+                assert!(ratio < 0.2, "{freq} Hz: {ratio}");
+            }
+        }
+    }
+
+    #[test]
+    fn companding_round_trips_within_a_quantisation_step() {
+        for x in [-30000.0f32, -1000.0, -10.0, 0.0, 5.0, 700.0, 20000.0] {
+            let (mu, a) = (mu_law(x), a_law(x));
+            let tolerance = 0.06 * x.abs() + 20.0;
+            assert!((mu - x).abs() <= tolerance, "mu-law {x} -> {mu}");
+            assert!((a - x).abs() <= tolerance, "A-law {x} -> {a}");
+        }
+    }
+
+    #[test]
+    fn reverberation_keeps_length_and_power_and_smears_in_time() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let mut x = vec![0.0f32; 16_000];
+        x[1000] = 10_000.0;
+        let out = reverberate(&x, 16_000, 0.5, &mut rng);
+        assert_eq!(out.len(), x.len());
+        assert!((mean_power(&out) / mean_power(&x) - 1.0).abs() < 1e-3);
+        // Energy long after the impulse: the tail.
+        assert!(mean_power(&out[3000..5000]) > 0.0);
+        assert!(out[..1000].iter().all(|&v| v.abs() < 1e-3));
+    }
+
+    #[test]
+    fn clipping_saturates_about_the_requested_fraction() {
+        let mut x = tone(16_000, 440.0, 16_000.0);
+        clip(&mut x, 0.02);
+        let clipped = x.iter().filter(|v| v.abs() >= 32767.0).count();
+        assert!(clipped > 100 && clipped < 1000, "{clipped}");
+        assert!(x.iter().all(|v| v.abs() <= 32768.0));
+    }
+}
