@@ -8,7 +8,7 @@ use phonrec::ctc::PhoneLm;
 use phonrec::data::{DataSource, Dataset, TimitSplit};
 use phonrec::model::Model;
 use phonrec::phones::PhoneSet;
-use phonrec::recognize::{Recognizer, RecognizerOptions};
+use phonrec::recognize::{Recognizer, RecognizerOptions, SegmentOptions};
 
 /// The default model, compiled in from `models/default.safetensors` when the binary was built.
 #[cfg(phonrec_default_model)]
@@ -222,6 +222,30 @@ pub struct DecodeArgs {
     /// `--vtlp 0.1` has seen, and a little beyond).
     #[arg(long, conflicts_with = "vtln_warps")]
     pub vtln: bool,
+
+    /// Decode the whole file instead of only its speech regions. By default phonrec segments each
+    /// file first: a region is a run of the network's phone spikes (frames whose non-blank
+    /// probability reaches --speech-threshold) with gaps shorter than --min-silence, widened by
+    /// --segment-padding; frames quieter than --energy-floor are never speech. Silence, pauses and
+    /// noise between regions then yield no phones (JSON output lists the regions as "segments").
+    #[arg(long)]
+    pub no_segment: bool,
+
+    /// Non-blank probability from which a frame counts as a phone spike (speech).
+    #[arg(long, default_value_t = 0.5, value_name = "P")]
+    pub speech_threshold: f32,
+
+    /// Seconds without phone spikes that end a speech region.
+    #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
+    pub min_silence: f32,
+
+    /// Seconds of context kept before and after each speech region.
+    #[arg(long, default_value_t = 0.2, value_name = "SECONDS")]
+    pub segment_padding: f32,
+
+    /// Level (dBFS, RMS per network frame) below which audio is silence whatever the network says.
+    #[arg(long, default_value_t = -65.0, allow_hyphen_values = true, value_name = "DBFS")]
+    pub energy_floor: f32,
 }
 
 /// The warp factors of `--vtln`.
@@ -279,6 +303,13 @@ impl DecodeArgs {
                 DEFAULT_VTLN_WARPS.to_vec()
             } else {
                 self.vtln_warps.clone()
+            },
+            segment: SegmentOptions {
+                enabled: !self.no_segment,
+                speech_threshold: self.speech_threshold,
+                min_silence_s: self.min_silence,
+                padding_s: self.segment_padding,
+                energy_floor_dbfs: self.energy_floor,
             },
         };
         Recognizer::new(model, options).context("setting up the decoder")

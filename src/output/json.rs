@@ -1,6 +1,7 @@
 //! One JSON object per file and line:
 //! `{"file": ..., "duration": s, "phones": "a b", "spans": [{"phone", "start", "end", "confidence"}]}`,
-//! plus `"vtln_warp"` when VTLN chose a warp factor other than 1.
+//! `"segments": [[start, end], ...]` (the speech regions that were decoded, in seconds), plus
+//! `"vtln_warp"` when VTLN chose a warp factor other than 1.
 
 use std::io::Write;
 
@@ -23,6 +24,7 @@ struct JsonTranscript<'a> {
     duration: f64,
     phones: String,
     spans: Vec<JsonSpan<'a>>,
+    segments: Vec<[f32; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     vtln_warp: Option<f32>,
 }
@@ -52,6 +54,11 @@ pub(super) fn write(
         duration: (transcript.duration_s * 1000.0).round() / 1000.0,
         phones: spans.iter().map(|s| s.phone).collect::<Vec<_>>().join(" "),
         spans,
+        segments: transcript
+            .segments
+            .iter()
+            .map(|&(start, end)| [round3(start), round3(end)])
+            .collect(),
         vtln_warp: (transcript.vtln_warp != 1.0).then_some(transcript.vtln_warp),
     };
     serde_json::to_writer(&mut *out, &record)?;

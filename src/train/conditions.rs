@@ -129,7 +129,11 @@ pub fn apply_conditions(
             3 => hum(out.len(), sample_rate_hz, rng),
             _ => babble_noise(out.len(), babble, rng),
         };
-        add_at_power(&mut out, &noise, speech_power / 10f64.powf(f64::from(snr_db) / 10.0));
+        add_at_power(
+            &mut out,
+            &noise,
+            speech_power / 10f64.powf(f64::from(snr_db) / 10.0),
+        );
     }
     if rng.gen::<f32>() < options.noise_floor_probability {
         let level_dbfs = rng.gen_range(-80.0..-40.0);
@@ -202,7 +206,11 @@ pub fn hum(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f32> {
     let base = if rng.gen_bool(0.5) { 50.0 } else { 60.0 };
     let harmonics: Vec<(f32, f32, f32)> = (1..=6)
         .map(|k| {
-            let amplitude = if k == 1 { 1.0 } else { rng.gen_range(0.0..0.6) / k as f32 };
+            let amplitude = if k == 1 {
+                1.0
+            } else {
+                rng.gen_range(0.0..0.6) / k as f32
+            };
             let phase = rng.gen_range(0.0..std::f32::consts::TAU);
             (base * k as f32, amplitude, phase)
         })
@@ -285,7 +293,12 @@ fn insert_pause(samples: &[f32], sample_rate_hz: u32, len: usize, rng: &mut impl
 /// Convolve with a synthetic room impulse response: a direct path, then exponentially decaying
 /// Gaussian noise reaching −60 dB after `rt60_s` (Polack's statistical model), with a random
 /// direct-to-reverberant ratio. The output keeps the input's length and mean power.
-pub fn reverberate(samples: &[f32], sample_rate_hz: u32, rt60_s: f32, rng: &mut impl Rng) -> Vec<f32> {
+pub fn reverberate(
+    samples: &[f32],
+    sample_rate_hz: u32,
+    rt60_s: f32,
+    rng: &mut impl Rng,
+) -> Vec<f32> {
     if samples.is_empty() {
         return Vec::new();
     }
@@ -472,7 +485,10 @@ mod tests {
         let out = apply_conditions(&x, 16_000, &options, &[], &mut rng);
         assert!(!out.has_speech);
         assert!(out.samples.len() >= 16_000 && out.samples.len() <= 8 * 16_000);
-        assert!(out.samples.iter().all(|v| v.is_finite() && v.abs() < 32768.0));
+        assert!(out
+            .samples
+            .iter()
+            .all(|v| v.is_finite() && v.abs() < 32768.0));
     }
 
     #[test]

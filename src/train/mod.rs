@@ -2,15 +2,15 @@
 //! augmentation, a learning-rate schedule, checkpoints and early stopping.
 
 mod augment;
-mod conditions;
 mod batch;
+mod conditions;
 mod optim;
 mod schedule;
 mod trainer;
 
 pub use augment::{add_noise, augment_waveform, spec_augment, speed_perturb, AugmentOptions};
-pub use conditions::{apply_conditions, ConditionOptions, Conditioned};
 pub use batch::make_batches;
+pub use conditions::{apply_conditions, ConditionOptions, Conditioned};
 pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, StepReport};
 pub use schedule::{EpochDecision, Schedule, ScheduleOptions};
 pub use trainer::{

@@ -20,8 +20,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::augment::{augment_waveform, spec_augment, AugmentOptions};
-use super::conditions::apply_conditions;
 use super::batch::make_batches;
+use super::conditions::apply_conditions;
 use super::optim::{Optimizer, OptimizerOptions};
 use super::schedule::{Schedule, ScheduleOptions};
 use crate::ctc::{ctc_loss, min_frames, Decoder, GreedyDecoder, Reduction};

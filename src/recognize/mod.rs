@@ -1,5 +1,10 @@
 //! The whole pipeline for one file: audio -> (resample) -> features -> network (in overlapping windows
-//! for long files) -> decoder -> forced alignment -> a [`Transcript`] of timed phones.
+//! for long files) -> speech segmentation -> decoder -> forced alignment -> a [`Transcript`] of timed
+//! phones.
+
+mod segment;
+
+pub use segment::{frame_levels_dbfs, speech_regions, SegmentOptions};
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +46,9 @@ pub struct RecognizerOptions {
     /// file. Empty (the default): no warping. Helps on voices unlike the training voices, for a model
     /// trained with VTLP (`phonrec train --vtlp`); costs one extra network pass over ≤ 30 s per factor.
     pub vtln_warps: Vec<f32>,
+    /// Speech segmentation: only the speech regions are decoded (on by default; see
+    /// [`SegmentOptions`]).
+    pub segment: SegmentOptions,
 }
 
 impl Default for RecognizerOptions {
@@ -52,6 +60,7 @@ impl Default for RecognizerOptions {
             insertion_bonus: 0.0,
             keep_silence: false,
             vtln_warps: Vec::new(),
+            segment: SegmentOptions::default(),
         }
     }
 }
@@ -67,6 +76,9 @@ pub struct Transcript {
     pub spans: Vec<PhoneSpan>,
     /// The VTLN warp factor chosen for this file (1 without VTLN).
     pub vtln_warp: f32,
+    /// The speech regions that were decoded, as (start, end) seconds in the file's timeline; every
+    /// phone lies inside one. With segmentation off, one region covering the file.
+    pub segments: Vec<(f32, f32)>,
 }
 
 /// A model with a decoder: turns audio into [`Transcript`]s. `Send + Sync`, so one recognizer serves all
@@ -77,11 +89,13 @@ pub struct Recognizer {
     keep_silence: bool,
     /// The model's feature pipeline with each VTLN warp factor to try (empty: VTLN off).
     warped_features: Vec<(f32, FeaturePipeline)>,
+    segment: SegmentOptions,
 }
 
 impl Recognizer {
     /// Combine a model with decoding options.
     pub fn new(model: Model, options: RecognizerOptions) -> Result<Self> {
+        options.segment.validate()?;
         let mut warped_features = Vec::with_capacity(options.vtln_warps.len());
         for &warp in &options.vtln_warps {
             if !(warp.is_finite() && (0.5..=2.0).contains(&warp)) {
@@ -112,6 +126,7 @@ impl Recognizer {
             decoder,
             keep_silence: options.keep_silence,
             warped_features,
+            segment: options.segment,
         })
     }
 
@@ -132,12 +147,13 @@ impl Recognizer {
 
     /// Per-frame log-posteriors `[output frames, phones + blank]` of audio at any rate.
     pub fn log_probs(&self, wave: Waveform) -> Result<Array2<f32>> {
-        Ok(self.warped_log_probs(wave)?.0)
+        let wave = wave.resampled(self.model.sample_rate_hz())?;
+        Ok(self.warped_log_probs(&wave)?.0)
     }
 
-    /// [`log_probs`](Self::log_probs) and the VTLN warp factor they were computed with.
-    fn warped_log_probs(&self, wave: Waveform) -> Result<(Array2<f32>, f32)> {
-        let wave = wave.resampled(self.model.sample_rate_hz())?;
+    /// [`log_probs`](Self::log_probs) of audio at the model's rate and the VTLN warp factor they
+    /// were computed with.
+    fn warped_log_probs(&self, wave: &Waveform) -> Result<(Array2<f32>, f32)> {
         let network = self.model.network();
         if self.warped_features.is_empty() {
             let features = self.model.features().compute(&wave.samples);
@@ -168,18 +184,37 @@ impl Recognizer {
     /// Recognise in-memory audio.
     pub fn transcribe_wave(&self, wave: Waveform) -> Result<Transcript> {
         let duration_s = wave.duration_s();
-        let (log_probs, vtln_warp) = self.warped_log_probs(wave)?;
+        let wave = wave.resampled(self.model.sample_rate_hz())?;
+        let (log_probs, vtln_warp) = self.warped_log_probs(&wave)?;
         let shift = self.output_frame_shift_s() as f32;
-        // Decode and align segment by segment: the forced alignment is O(frames × phones) in memory, so a
-        // one-hour file must not be aligned in one piece. Segments end at frames where the blank is
-        // all but certain, so no phone is cut in two.
+        let hop = self.model.features().options().frame().window_shift()
+            * self.model.network().config().stack_frames.max(1);
+        let levels = frame_levels_dbfs(&wave.samples, hop, log_probs.nrows());
+        let regions = speech_regions(
+            log_probs.view(),
+            &levels,
+            self.output_frame_shift_s(),
+            &self.segment,
+        );
+        // Decode and align region by region, long regions in pieces: the forced alignment is
+        // O(frames × phones) in memory, so a one-hour file must not be aligned in one piece. Pieces
+        // end at frames where the blank is all but certain, so no phone is cut in two.
         let mut spans = Vec::new();
-        for (start, end) in segment_bounds(log_probs.view()) {
-            let segment = log_probs.slice(s![start..end, ..]);
-            for mut span in decode_spans(self.decoder.as_ref(), segment, shift)? {
-                span.start_s += start as f32 * shift;
-                span.end_s += start as f32 * shift;
-                spans.push(span);
+        let mut segments = Vec::with_capacity(regions.len());
+        for &(region_start, region_end) in &regions {
+            segments.push((
+                region_start as f32 * shift,
+                (region_end as f32 * shift).min(duration_s as f32),
+            ));
+            let region = log_probs.slice(s![region_start..region_end, ..]);
+            for (start, end) in segment_bounds(region) {
+                let piece = region.slice(s![start..end, ..]);
+                let offset = (region_start + start) as f32 * shift;
+                for mut span in decode_spans(self.decoder.as_ref(), piece, shift)? {
+                    span.start_s += offset;
+                    span.end_s += offset;
+                    spans.push(span);
+                }
             }
         }
         if !self.keep_silence {
@@ -192,6 +227,7 @@ impl Recognizer {
             duration_s,
             spans,
             vtln_warp,
+            segments,
         })
     }
 

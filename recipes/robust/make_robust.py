@@ -1,0 +1,564 @@
+#!/usr/bin/env python3
+"""Degraded copies of evaluation manifests, for measuring robustness to recording conditions.
+
+    python3 recipes/robust/make_robust.py --manifest IN.tsv [--manifest ...] --out /work/data/robust \
+        [--conditions pad,padfloor,joined,tel8k,reverb,snr20,snr10,snr5] [--seed 0] [--non-speech]
+
+For each input NAME.tsv and condition COND writes OUT/NAME_COND.tsv (absolute paths to 16-bit PCM mono WAVs
+under OUT/wav/NAME_COND/, phones unchanged) and OUT/NAME_COND.info.tsv (per-file parameters). `tel8k` also
+writes NAME_8k (plain resampling to 8 kHz). --non-speech writes OUT/nonspeech.tsv (empty labels).
+Needs Python 3, numpy and the `sox` command (gsm, u-law, a-law). See README.md.
+"""
+
+import argparse
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import wave
+
+import numpy as np
+
+VERSION = "robust-3"  # bump when the processing changes: existing outputs are then rebuilt
+ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5"]
+EXTRA_CONDITIONS = ["8k"]  # written with tel8k; may also be asked for alone
+FS = 32768.0  # int16 full scale
+NOISE_KINDS = ["white", "pink", "brown", "babble"]
+CODECS = ["ulaw", "alaw", "gsm"]
+
+DESCRIPTIONS = {
+    "pad": "1-3 s (uniform, each side) of digital silence before and after each clip",
+    "padfloor": "as pad, plus pink noise (20 Hz-Nyquist) at -55 dBFS RMS (+-3 dB uniform) under the whole file",
+    "joined": "consecutive utterances joined into files of >= 30 s (< 60 s where possible) with 0.3-2 s digital "
+              "silence between them (none at the ends); labels concatenated in order; rate of the group's first file",
+    "tel8k": "sox rate -h 8000, sinc 300-3400, then a codec by utterance index (i%3: 0 u-law, 1 A-law, 2 GSM 06.10) "
+             "decoded back to 16-bit; 8 kHz output",
+    "8k": "sox rate -h 8000 only (narrowband reference for tel8k); 8 kHz output",
+    "reverb": "sox reverb (dry+wet), reverberance U(30,80), room-scale U(50,100), other parameters sox defaults; "
+              "rescaled so the first len(input) samples have the input RMS; length = input + 0.5 s tail",
+    "snr": "additive noise at {snr} dB SNR w.r.t. the RMS of the whole clip; kind by utterance index "
+           "(i%4: 0 white, 1 pink, 2 brown, 3 babble = 4 other utterances of the manifest at equal RMS)",
+}
+
+
+# ---------------------------------------------------------------- utilities
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def rng_for(seed, name, cond, index):
+    h = hashlib.sha256(f"{seed}|{name}|{cond}|{index}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(h[:8], "little"))
+
+
+def read_manifest(path):
+    """-> (comment lines, [(absolute audio path, phone string)])."""
+    base = os.path.dirname(os.path.abspath(path))
+    comments, rows = [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n").rstrip("\r")
+            if line.startswith("#"):
+                comments.append(line)
+                continue
+            if not line.strip():
+                continue
+            audio, _, phones = line.partition("\t")
+            audio = audio.strip()
+            if not os.path.isabs(audio):
+                audio = os.path.join(base, audio)
+            rows.append((audio, " ".join(phones.split())))
+    return comments, rows
+
+
+def run_sox(args, data=b""):
+    cmd = ["sox", "-V1", "-R", "-D"] + args
+    p = subprocess.run(cmd, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        raise RuntimeError(f"sox failed ({' '.join(cmd)}): {p.stderr.decode(errors='replace')}")
+    return p.stdout
+
+
+def raw_s16(rate):
+    return ["-t", "raw", "-r", str(rate), "-e", "signed", "-b", "16", "-c", "1"]
+
+
+def raw_f32(rate=None):
+    r = ["-r", str(rate)] if rate else []
+    return ["-t", "raw"] + r + ["-e", "floating-point", "-b", "32", "-c", "1", "-L"]
+
+
+def read_audio(path):
+    """-> (float64 samples in int16 units, rate). Mono 16-bit PCM via `wave`, anything else via sox."""
+    try:
+        with wave.open(path, "rb") as w:
+            if w.getsampwidth() == 2 and w.getnchannels() == 1 and w.getcomptype() == "NONE":
+                rate = w.getframerate()
+                x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+                return x.astype(np.float64), rate
+    except (wave.Error, EOFError):
+        pass
+    rate = int(subprocess.run(["soxi", "-r", path], stdout=subprocess.PIPE, check=True).stdout.split()[0])
+    out = run_sox([path] + raw_f32() + ["remix", "-"])  # mix channels down
+    return np.frombuffer(out, dtype="<f4").astype(np.float64) * FS, rate
+
+
+def to_int16(x):
+    """Round and clip to int16. -> (int16 array, number of clipped samples)."""
+    y = np.rint(x)
+    clipped = int(np.count_nonzero((y > 32767) | (y < -32768)))
+    return np.clip(y, -32768, 32767).astype("<i2"), clipped
+
+
+def write_wav(path, x_int16, rate):
+    tmp = path + ".tmp"
+    with wave.open(tmp, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(rate))
+        w.writeframes(x_int16.astype("<i2").tobytes())
+    os.replace(tmp, path)
+
+
+def sox_float(x, rate, out_rate, effects):
+    """Run float samples (int16 units) through sox effects; float output, so nothing clips inside sox.
+    Input is passed as float too (no rounding before the effect)."""
+    data = (np.asarray(x, dtype=np.float64) / FS).astype("<f4").tobytes()
+    out = run_sox(raw_f32(rate) + ["-"] + raw_f32(out_rate) + ["-"] + effects, data)
+    return np.frombuffer(out, dtype="<f4").astype(np.float64) * FS
+
+
+def resample(x, rate, new_rate):
+    if rate == new_rate:
+        return np.asarray(x, dtype=np.float64)
+    return sox_float(x, rate, new_rate, ["rate", "-h", str(new_rate)])
+
+
+def codec_roundtrip(x_int16, codec):
+    """8 kHz int16 -> encode (u-law / A-law / GSM 06.10) -> decode -> float (int16 units), same length."""
+    if codec == "ulaw":
+        fmt = ["-t", "raw", "-e", "u-law", "-b", "8"]
+    elif codec == "alaw":
+        fmt = ["-t", "raw", "-e", "a-law", "-b", "8"]
+    elif codec == "gsm":
+        fmt = ["-t", "gsm"]
+    else:
+        raise ValueError(codec)
+    enc = run_sox(raw_s16(8000) + ["-"] + fmt + ["-r", "8000", "-c", "1", "-"], x_int16.astype("<i2").tobytes())
+    dec = run_sox(fmt + ["-r", "8000", "-c", "1", "-"] + raw_s16(8000) + ["-"], enc)
+    y = np.frombuffer(dec, dtype="<i2").astype(np.float64)
+    n = len(x_int16)
+    if len(y) < n:
+        y = np.concatenate([y, np.zeros(n - len(y))])
+    return y[:n]
+
+
+def db_to_rms(dbfs):
+    return FS * 10.0 ** (dbfs / 20.0)
+
+
+def rms(x):
+    return float(np.sqrt(np.mean(np.square(x)))) if len(x) else 0.0
+
+
+def white_noise(rng, n):
+    """Gaussian white noise scaled to unit RMS."""
+    y = rng.standard_normal(n)
+    r = rms(y)
+    return y / r if r > 0 else y
+
+
+def pink_noise(rng, n, rate, f_low=20.0):
+    """1/f power (FFT shaping of white noise), nothing below f_low; unit RMS."""
+    if n == 0:
+        return np.zeros(0)
+    m_fft = 1 << (n - 1).bit_length()  # power of two: fast FFT; the first n samples are kept
+    spec = np.fft.rfft(rng.standard_normal(m_fft))
+    f = np.fft.rfftfreq(m_fft, 1.0 / rate)
+    g = np.zeros_like(f)
+    m = f >= f_low
+    g[m] = 1.0 / np.sqrt(f[m])
+    y = np.fft.irfft(spec * g, m_fft)[:n]
+    y -= y.mean()
+    r = rms(y)
+    return y / r if r > 0 else y
+
+
+def brown_noise(rng, n, rate, f_leak=20.0, block=1024):
+    """Leaky integration of white noise, y[k] = a*y[k-1] + w[k] with a = exp(-2*pi*f_leak/rate)
+    (1/f^2 power above f_leak); computed in blocks with cumsum; unit RMS."""
+    if n == 0:
+        return np.zeros(0)
+    a = float(np.exp(-2.0 * np.pi * f_leak / rate))
+    w = rng.standard_normal(n)
+    y = np.empty(n)
+    j = np.arange(block, dtype=np.float64)
+    ap = a ** j           # a^j
+    am = a ** (-j)        # a^-j
+    prev = 0.0
+    for s in range(0, n, block):
+        wb = w[s:s + block]
+        L = len(wb)
+        yb = ap[:L] * (a * prev + np.cumsum(wb * am[:L]))
+        y[s:s + L] = yb
+        prev = yb[-1]
+    y -= y.mean()
+    r = rms(y)
+    return y / r if r > 0 else y
+
+
+def hum(rng, n, rate, f0, harmonics=(1.0, 0.5, 0.35, 0.2, 0.12, 0.08)):
+    t = np.arange(n) / rate
+    y = np.zeros(n)
+    for k, amp in enumerate(harmonics, start=1):
+        y += amp * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi))
+    return y / rms(y)
+
+
+# ---------------------------------------------------------------- per-manifest processing
+
+class Source:
+    """The input manifest's audio, loaded once (float64 in int16 units, native rate)."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        self.name = os.path.splitext(os.path.basename(path))[0]
+        self.comments, self.rows = read_manifest(path)
+        with open(path, "rb") as f:
+            self.sha = hashlib.sha256(f.read()).hexdigest()[:16]
+        self._audio = {}
+        self._at_rate = {}
+
+    def audio(self, i):
+        if i not in self._audio:
+            self._audio[i] = read_audio(self.rows[i][0])
+        return self._audio[i]
+
+    def audio_at(self, i, rate):
+        x, r = self.audio(i)
+        if r == rate:
+            return x
+        key = (i, rate)
+        if key not in self._at_rate:
+            self._at_rate[key] = resample(x, r, rate)
+        return self._at_rate[key]
+
+
+def fingerprint(src, cond, seed):
+    return f"{VERSION} seed={seed} source_sha256={src.sha} cond={cond}"
+
+
+def manifest_complete(path, fp):
+    """Complete = written by this version with the same parameters, end marker present, every WAV present."""
+    if not os.path.isfile(path):
+        return False
+    ok_fp = ok_end = False
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line == "# params: " + fp:
+                ok_fp = True
+            elif line.startswith("# complete:"):
+                ok_end = True
+            elif not line.startswith("#") and line.strip():
+                if not os.path.isfile(line.split("\t", 1)[0]):
+                    return False
+    return ok_fp and ok_end
+
+
+def write_outputs(out, stem, fp, header, lines, info_header, info_rows):
+    man = os.path.join(out, f"{stem}.tsv")
+    info = os.path.join(out, f"{stem}.info.tsv")
+    with open(info + ".tmp", "w", encoding="utf-8") as f:
+        f.write("\t".join(info_header) + "\n")
+        for r in info_rows:
+            f.write("\t".join(str(v) for v in r) + "\n")
+    os.replace(info + ".tmp", info)
+    with open(man + ".tmp", "w", encoding="utf-8") as f:
+        for h in header:
+            f.write(h + "\n")
+        f.write(f"# params: {fp}\n")
+        for path, phones in lines:
+            f.write(f"{path}\t{phones}\n")
+        f.write(f"# complete: {len(lines)} files\n")
+    os.replace(man + ".tmp", man)
+    return man
+
+
+def process(src, cond, args, command):
+    name = src.name
+    fp = fingerprint(src, cond, args.seed)
+    man_path = os.path.join(args.out, f"{name}_{cond}.tsv")
+    if manifest_complete(man_path, fp):
+        log(f"  {name}_{cond}: complete, skipped")
+        return None
+    t0 = time.time()
+    wavdir = os.path.join(args.out, "wav", f"{name}_{cond}")
+    if os.path.isdir(wavdir):
+        shutil.rmtree(wavdir)
+    os.makedirs(wavdir)
+    lines, info, clipped_total = [], [], 0
+    total_sec = 0.0
+    n = len(src.rows)
+
+    def out_name(i):
+        base = os.path.splitext(os.path.basename(src.rows[i][0]))[0]
+        return os.path.join(wavdir, f"{i:05d}_{base}.wav")
+
+    if cond == "joined":
+        info_header = ["file", "rate", "seconds", "utterances(index:source)", "pauses_s"]
+        i = 0
+        g = 0
+        while i < n:
+            rng = rng_for(args.seed, name, cond, i)
+            x0, rate = src.audio(i)
+            parts, members, pauses = [src.audio_at(i, rate)], [i], []
+            dur = len(x0) / rate
+            j = i + 1
+            while dur < 30.0 and j < n:
+                p = float(rng.uniform(0.3, 2.0))
+                xj = src.audio_at(j, rate)
+                add = p + len(xj) / rate
+                if dur + add > 60.0:
+                    break  # would pass 60 s: start a new file with j
+                parts += [np.zeros(int(round(p * rate))), xj]
+                members.append(j)
+                pauses.append(round(p, 3))
+                dur += add
+                j += 1
+            y, c = to_int16(np.concatenate(parts))
+            clipped_total += c
+            path = os.path.join(wavdir, f"joined_{g:04d}.wav")
+            write_wav(path, y, rate)
+            total_sec += len(y) / rate
+            phones = " ".join(src.rows[k][1] for k in members if src.rows[k][1])
+            lines.append((path, phones))
+            info.append([path, rate, round(len(y) / rate, 3),
+                         " ".join(f"{k}:{src.rows[k][0]}" for k in members), " ".join(map(str, pauses))])
+            g += 1
+            i = j
+    else:
+        info_header = {
+            "pad": ["file", "source", "rate", "seconds", "pre_s", "post_s", "pre_samples", "post_samples"],
+            "padfloor": ["file", "source", "rate", "seconds", "pre_s", "post_s", "pre_samples", "post_samples",
+                         "floor_dbfs"],
+            "tel8k": ["file", "source", "rate", "seconds", "codec"],
+            "8k": ["file", "source", "rate", "seconds"],
+            "reverb": ["file", "source", "rate", "seconds", "reverberance", "room_scale", "gain"],
+        }.get(cond, ["file", "source", "rate", "seconds", "noise", "snr_db_target", "snr_db_actual", "babble_sources"])
+        for i in range(n):
+            rng = rng_for(args.seed, name, cond, i)
+            x, rate = src.audio(i)
+            extra = []
+            out_rate = rate
+            if cond in ("pad", "padfloor"):
+                pre, post = float(rng.uniform(1.0, 3.0)), float(rng.uniform(1.0, 3.0))
+                npre, npost = int(round(pre * rate)), int(round(post * rate))
+                y = np.concatenate([np.zeros(npre), x, np.zeros(npost)])
+                extra = [round(pre, 3), round(post, 3), npre, npost]
+                if cond == "padfloor":
+                    level = -55.0 + float(rng.uniform(-3.0, 3.0))
+                    y = y + db_to_rms(level) * pink_noise(rng, len(y), rate)
+                    extra.append(round(level, 2))
+            elif cond == "8k":
+                y = resample(x, rate, 8000)
+                out_rate = 8000
+            elif cond == "tel8k":
+                codec = CODECS[i % 3]
+                bp = sox_float(x, rate, 8000, ["rate", "-h", "8000", "sinc", "300-3400"])
+                bp16, c = to_int16(bp)
+                clipped_total += c
+                y = codec_roundtrip(bp16, codec)
+                out_rate = 8000
+                extra = [codec]
+            elif cond == "reverb":
+                rev = float(rng.uniform(30.0, 80.0))
+                room = float(rng.uniform(50.0, 100.0))
+                tail = int(round(0.5 * rate))
+                xp = np.concatenate([x, np.zeros(tail)])
+                y = sox_float(xp, rate, rate, ["reverb", f"{rev:.2f}", "50", f"{room:.2f}"])
+                y = y[:len(xp)]
+                if len(y) < len(xp):
+                    y = np.concatenate([y, np.zeros(len(xp) - len(y))])
+                r_in, r_out = rms(x), rms(y[:len(x)])
+                gain = r_in / r_out if r_out > 0 else 1.0
+                y = y * gain
+                fade = min(int(0.02 * rate), tail)
+                if fade > 0:
+                    y[-fade:] *= np.linspace(1.0, 0.0, fade)
+                extra = [round(rev, 2), round(room, 2), round(gain, 4)]
+            elif cond.startswith("snr"):
+                snr = float(cond[3:])
+                kind = NOISE_KINDS[i % 4]
+                babble_src = ""
+                if kind == "babble" and n < 2:
+                    kind = "pink"  # no other utterance to babble with
+                if kind == "white":
+                    noise = white_noise(rng, len(x))
+                elif kind == "pink":
+                    noise = pink_noise(rng, len(x), rate)
+                elif kind == "brown":
+                    noise = brown_noise(rng, len(x), rate)
+                else:
+                    others = [k for k in range(n) if k != i]
+                    pick = rng.choice(others, size=4, replace=len(others) < 4)
+                    noise = np.zeros(len(x))
+                    for k in pick:
+                        b = src.audio_at(int(k), rate)
+                        rb = rms(b)
+                        if rb == 0 or len(b) == 0:
+                            continue
+                        reps = int(np.ceil((len(x) + len(b)) / len(b)))
+                        loop = np.tile(b / rb, reps)
+                        off = int(rng.integers(0, len(b)))
+                        noise += loop[off:off + len(x)]
+                    babble_src = " ".join(str(int(k)) for k in pick)
+                    rn = rms(noise)
+                    noise = noise / rn if rn > 0 else noise
+                rs = rms(x)
+                y = x + noise * rs * 10.0 ** (-snr / 20.0)
+                actual = 20 * np.log10(rs / rms(y - x)) if rs > 0 and rms(y - x) > 0 else float("nan")
+                extra = [kind, snr, round(float(actual), 2), babble_src]
+            else:
+                raise ValueError(cond)
+            y16, c = to_int16(y)
+            clipped_total += c
+            path = out_name(i)
+            write_wav(path, y16, out_rate)
+            total_sec += len(y16) / out_rate
+            lines.append((path, src.rows[i][1]))
+            info.append([path, src.rows[i][0], out_rate, round(len(y16) / out_rate, 3)] + extra)
+
+    desc = DESCRIPTIONS["snr"].format(snr=cond[3:]) if cond.startswith("snr") else DESCRIPTIONS[cond]
+    header = [
+        f"# robust: {name}_{cond} = condition '{cond}' applied to {src.path} ({n} utterances -> {len(lines)} files, "
+        f"{total_sec:.1f} s)",
+        f"# condition: {desc}",
+        f"# command: {command}",
+        f"# seed: {args.seed} (numpy default_rng per (seed, manifest name, condition, utterance index)); "
+        f"16-bit PCM mono WAV; per-file parameters in {name}_{cond}.info.tsv",
+        f"# clipped samples (int16 range, total): {clipped_total}",
+        "# derived from the same recordings as the source; same licence. Source manifest comments:",
+    ] + ["#   " + c.lstrip("#").strip() for c in src.comments]
+    write_outputs(args.out, f"{name}_{cond}", fp, header, lines, info_header, info)
+    log(f"  {name}_{cond}: {len(lines)} files, {total_sec:.1f} s audio, clipped {clipped_total}, "
+        f"{time.time() - t0:.1f} s")
+    return clipped_total
+
+
+def non_speech(args, command):
+    fp = f"{VERSION} seed={args.seed} nonspeech"
+    man_path = os.path.join(args.out, "nonspeech.tsv")
+    if manifest_complete(man_path, fp):
+        log("  nonspeech: complete, skipped")
+        return
+    wavdir = os.path.join(args.out, "wav", "nonspeech")
+    if os.path.isdir(wavdir):
+        shutil.rmtree(wavdir)
+    os.makedirs(wavdir)
+    rate, n = 16000, 160000
+    items = [
+        ("silence", None, None),
+        ("white_-30dBFS", "white", -30.0),
+        ("pink_-30dBFS", "pink", -30.0),
+        ("brown_-30dBFS", "brown", -30.0),
+        ("hum60_-25dBFS", "hum60", -25.0),
+        ("hum50_-25dBFS", "hum50", -25.0),
+        ("pink_-60dBFS", "pink", -60.0),
+        ("tel8k_ulaw_pink_-35dBFS", "telpink", -35.0),
+    ]
+    lines, info, clipped_total = [], [], 0
+    for idx, (label, kind, level) in enumerate(items):
+        rng = rng_for(args.seed, "nonspeech", label, idx)
+        out_rate = rate
+        if kind is None:
+            y = np.zeros(n)
+        elif kind == "white":
+            y = db_to_rms(level) * white_noise(rng, n)
+        elif kind == "pink":
+            y = db_to_rms(level) * pink_noise(rng, n, rate)
+        elif kind == "brown":
+            y = db_to_rms(level) * brown_noise(rng, n, rate)
+        elif kind.startswith("hum"):
+            y = db_to_rms(level) * hum(rng, n, rate, float(kind[3:]))
+        elif kind == "telpink":
+            bp = sox_float(pink_noise(rng, n, rate), rate, 8000, ["rate", "-h", "8000", "sinc", "300-3400"])
+            bp = bp * db_to_rms(level) / rms(bp)
+            bp16, c = to_int16(bp)
+            clipped_total += c
+            y = codec_roundtrip(bp16, "ulaw")
+            out_rate = 8000
+        y16, c = to_int16(y)
+        clipped_total += c
+        path = os.path.join(wavdir, f"{idx:02d}_{label}.wav")
+        write_wav(path, y16, out_rate)
+        lines.append((path, ""))
+        info.append([path, out_rate, round(len(y16) / out_rate, 3), label,
+                     "-inf" if not np.any(y16) else round(20 * np.log10(rms(y16.astype(float)) / FS), 2)])
+    header = [
+        "# robust: nonspeech = 10 s files without speech; labels empty (expected output: no phones)",
+        "# files: digital silence; white, pink (20 Hz-Nyquist), brown (leaky integral, 20 Hz) noise at -30 dBFS RMS; "
+        "60 Hz and 50 Hz hum (6 harmonics) at -25 dBFS; pink at -60 dBFS; telephone pink (sox rate -h 8000, "
+        "sinc 300-3400, G.711 u-law, 8 kHz output) at -35 dBFS; 16 kHz unless said",
+        f"# command: {command}",
+        f"# seed: {args.seed}; per-file parameters in nonspeech.info.tsv",
+        f"# clipped samples (int16 range, total): {clipped_total}",
+    ]
+    write_outputs(args.out, "nonspeech", fp, header, lines, ["file", "rate", "seconds", "what", "rms_dbfs"], info)
+    log(f"  nonspeech: {len(lines)} files")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--manifest", action="append", default=[], help="input manifest (repeatable)")
+    ap.add_argument("--out", required=True, help="output folder, e.g. /work/data/robust")
+    ap.add_argument("--conditions", default=",".join(ALL_CONDITIONS),
+                    help=f"comma-separated subset of {','.join(ALL_CONDITIONS + EXTRA_CONDITIONS)}")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--non-speech", action="store_true", help="also write OUT/nonspeech.tsv")
+    args = ap.parse_args()
+
+    conds = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    bad = [c for c in conds if c not in ALL_CONDITIONS + EXTRA_CONDITIONS]
+    if bad:
+        ap.error(f"unknown condition(s): {','.join(bad)}")
+    if "tel8k" in conds and "8k" not in conds:
+        conds.insert(conds.index("tel8k"), "8k")
+    if not args.manifest and not args.non_speech:
+        ap.error("nothing to do: give --manifest and/or --non-speech")
+    names = [os.path.splitext(os.path.basename(m))[0] for m in args.manifest]
+    if len(set(names)) != len(names):
+        ap.error("two input manifests have the same file name; outputs would collide")
+    if shutil.which("sox") is None:
+        sys.exit("make_robust.py: the `sox` command is needed (apt-get install sox libsox-fmt-all)")
+
+    args.out = os.path.abspath(args.out)
+    os.makedirs(args.out, exist_ok=True)
+    command = " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable)] + sys.argv)
+    t_all = time.time()
+    failed = []
+    for m in args.manifest:
+        t0 = time.time()
+        try:
+            src = Source(m)
+            log(f"{src.path}: {len(src.rows)} utterances")
+            for cond in conds:
+                process(src, cond, args, command)
+        except Exception as e:  # report, go on with the other manifests, exit non-zero at the end
+            log(f"ERROR {m}: {e}")
+            failed.append(m)
+            continue
+        log(f"{src.name}: {time.time() - t0:.1f} s")
+    if args.non_speech:
+        non_speech(args, command)
+    log(f"done in {time.time() - t_all:.1f} s -> {args.out}")
+    if failed:
+        sys.exit(f"make_robust.py: failed: {' '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+//! Speech segmentation: which stretches of a recording hold speech, decided from the network's own
+//! blank posteriors and the frames' energy, before decoding. Silence, pauses and non-speech between
+//! the regions are never decoded, so they cannot turn into phones (a beam search with an insertion
+//! bonus and an LM will otherwise find "words" in anything).
+//!
+//! A CTC network marks each phone with a short spike of non-blank probability and says blank in
+//! between; in a pause the spikes stop. So speech regions are runs of spikes whose gaps are shorter
+//! than `min_silence_s`, widened by `padding_s` on each side (the decoder needs the blank frames around
+//! a spike to place it). Frames quieter than `energy_floor_dbfs` are silence whatever the network
+//! says: digital silence and a faint floor carry no phones.
+
+use ndarray::ArrayView2;
+
+use crate::error::{Error, Result};
+
+/// Full scale of int16-scale samples (0 dBFS).
+const FULL_SCALE: f64 = 32768.0;
+
+/// How speech regions are found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentOptions {
+    /// Segment at all. false: the whole recording is one region (the behaviour before segmentation).
+    pub enabled: bool,
+    /// A frame is a phone spike when its non-blank probability is at least this. Default 0.5.
+    pub speech_threshold: f32,
+    /// Gaps between spikes at least this long (seconds) split regions. Default 0.5.
+    pub min_silence_s: f32,
+    /// Seconds added before the first and after the last spike of a region. Default 0.2.
+    pub padding_s: f32,
+    /// Frames whose RMS level is below this (dBFS, 0 = int16 full scale) are silence. Default −65.
+    pub energy_floor_dbfs: f32,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        SegmentOptions {
+            enabled: true,
+            speech_threshold: 0.5,
+            min_silence_s: 0.5,
+            padding_s: 0.2,
+            energy_floor_dbfs: -65.0,
+        }
+    }
+}
+
+impl SegmentOptions {
+    /// Check that every value is in its range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| {
+            Err(Error::InvalidOptions {
+                what: "segmentation",
+                reason,
+            })
+        };
+        if !(self.speech_threshold.is_finite() && (0.0..1.0).contains(&self.speech_threshold)) {
+            return bad(format!(
+                "speech threshold {} must be in [0, 1)",
+                self.speech_threshold
+            ));
+        }
+        for (name, value) in [
+            ("minimum silence", self.min_silence_s),
+            ("padding", self.padding_s),
+        ] {
+            if !(value.is_finite() && (0.0..=3600.0).contains(&value)) {
+                return bad(format!("{name} {value} s must be in 0..3600 s"));
+            }
+        }
+        if !(self.energy_floor_dbfs.is_finite() && (-200.0..=0.0).contains(&self.energy_floor_dbfs))
+        {
+            return bad(format!(
+                "energy floor {} dBFS must be in -200..0",
+                self.energy_floor_dbfs
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A speech region in output frames: `start..end`.
+pub type FrameRange = (usize, usize);
+
+/// RMS level in dBFS of each output frame: frame `t` covers samples `[t·hop, (t+1)·hop)`. Frames past
+/// the end of the audio (the network may pad the last one) get the level of what is left, or
+/// −infinity when nothing is.
+pub fn frame_levels_dbfs(samples: &[f32], hop: usize, frames: usize) -> Vec<f32> {
+    let hop = hop.max(1);
+    (0..frames)
+        .map(|t| {
+            let start = (t * hop).min(samples.len());
+            let end = ((t + 1) * hop).min(samples.len());
+            let chunk = &samples[start..end];
+            if chunk.is_empty() {
+                return f32::NEG_INFINITY;
+            }
+            let power =
+                chunk.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / chunk.len() as f64;
+            if power <= 0.0 {
+                f32::NEG_INFINITY
+            } else {
+                (10.0 * (power / (FULL_SCALE * FULL_SCALE)).log10()) as f32
+            }
+        })
+        .collect()
+}
+
+/// The speech regions of `log_probs` (`[frames, classes]`, blank in column 0), given each frame's
+/// level in dBFS and the seconds per frame. Regions are sorted and disjoint; without speech, empty.
+pub fn speech_regions(
+    log_probs: ArrayView2<f32>,
+    levels_dbfs: &[f32],
+    frame_shift_s: f64,
+    options: &SegmentOptions,
+) -> Vec<FrameRange> {
+    let frames = log_probs.nrows();
+    if frames == 0 {
+        return Vec::new();
+    }
+    if !options.enabled {
+        return vec![(0, frames)];
+    }
+    let to_frames = |s: f32| (f64::from(s) / frame_shift_s).round() as usize;
+    let min_gap = to_frames(options.min_silence_s).max(1);
+    let padding = to_frames(options.padding_s);
+    let spikes = (0..frames).filter(|&t| {
+        let non_blank = 1.0 - log_probs[[t, 0]].exp();
+        let loud = levels_dbfs
+            .get(t)
+            .is_none_or(|&level| level >= options.energy_floor_dbfs);
+        non_blank >= options.speech_threshold && loud
+    });
+    let mut regions: Vec<FrameRange> = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for t in spikes {
+        current = match current {
+            Some((first, last)) if t - last < min_gap => Some((first, t)),
+            Some(done) => {
+                regions.push(done);
+                Some((t, t))
+            }
+            None => Some((t, t)),
+        };
+    }
+    regions.extend(current);
+    // Widen by the padding, merging regions that then touch.
+    let mut merged: Vec<FrameRange> = Vec::with_capacity(regions.len());
+    for (first, last) in regions {
+        let start = first.saturating_sub(padding);
+        let end = (last + 1 + padding).min(frames);
+        match merged.last_mut() {
+            Some(previous) if start <= previous.1 => previous.1 = end,
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    /// Log-probs with a certain blank everywhere except non-blank spikes at `spikes`.
+    fn with_spikes(frames: usize, spikes: &[usize]) -> Array2<f32> {
+        Array2::from_shape_fn((frames, 3), |(t, k)| {
+            let spike = spikes.contains(&t);
+            match (spike, k) {
+                (true, 1) | (false, 0) => (0.98f32).ln(),
+                _ => (0.01f32).ln(),
+            }
+        })
+    }
+
+    #[test]
+    fn spikes_close_together_form_one_padded_region_and_a_pause_splits() {
+        // 20 ms frames: min silence 0.5 s = 25 frames, padding 0.2 s = 10 frames.
+        let log_probs = with_spikes(400, &[100, 104, 110, 118, 200, 205]);
+        let regions = speech_regions(log_probs.view(), &[], 0.02, &SegmentOptions::default());
+        assert_eq!(regions, vec![(90, 129), (190, 216)]);
+    }
+
+    #[test]
+    fn no_spikes_no_regions_and_disabled_means_everything() {
+        let log_probs = with_spikes(300, &[]);
+        assert!(speech_regions(log_probs.view(), &[], 0.02, &SegmentOptions::default()).is_empty());
+        let off = SegmentOptions {
+            enabled: false,
+            ..SegmentOptions::default()
+        };
+        assert_eq!(
+            speech_regions(log_probs.view(), &[], 0.02, &off),
+            vec![(0, 300)]
+        );
+        assert!(speech_regions(with_spikes(0, &[]).view(), &[], 0.02, &off).is_empty());
+    }
+
+    #[test]
+    fn quiet_frames_are_silence_whatever_the_network_says() {
+        let log_probs = with_spikes(100, &[10, 50]);
+        let mut levels = vec![-30.0f32; 100];
+        levels[50] = -90.0;
+        let regions = speech_regions(log_probs.view(), &levels, 0.02, &SegmentOptions::default());
+        assert_eq!(regions, vec![(0, 21)]);
+    }
+
+    #[test]
+    fn regions_at_the_edges_are_clamped_and_overlaps_merge() {
+        let log_probs = with_spikes(50, &[0, 30, 49]);
+        let options = SegmentOptions {
+            min_silence_s: 0.1,
+            ..SegmentOptions::default()
+        };
+        assert_eq!(
+            speech_regions(log_probs.view(), &[], 0.02, &options),
+            vec![(0, 11), (20, 50)]
+        );
+    }
+
+    #[test]
+    fn levels_are_dbfs_per_frame() {
+        let mut samples = vec![0.0f32; 320];
+        samples[160..].fill(32768.0 / 10.0); // −20 dBFS
+        let levels = frame_levels_dbfs(&samples, 160, 3);
+        assert_eq!(levels[0], f32::NEG_INFINITY);
+        assert!((levels[1] + 20.0).abs() < 1e-4);
+        assert_eq!(levels[2], f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn options_out_of_range_are_refused() {
+        for options in [
+            SegmentOptions {
+                speech_threshold: 1.5,
+                ..SegmentOptions::default()
+            },
+            SegmentOptions {
+                min_silence_s: f32::NAN,
+                ..SegmentOptions::default()
+            },
+            SegmentOptions {
+                energy_floor_dbfs: 10.0,
+                ..SegmentOptions::default()
+            },
+        ] {
+            assert!(options.validate().is_err());
+        }
+        assert!(SegmentOptions::default().validate().is_ok());
+    }
+}
