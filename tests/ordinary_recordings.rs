@@ -1,0 +1,243 @@
+//! Ordinary recordings with the built-in model and its default decoding, through the real binary: the
+//! examples in audio/ padded with silence, or with silence and a faint noise floor, decode as the clips
+//! alone (within one edit), with times in the padded file's timeline; files without speech (silence,
+//! coloured noise, mains hum) give at most one phone.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const EXAMPLES: [&str; 3] = [
+    "audio/slt_dark_suit_16k.wav",
+    "audio/espeak_quick_fox_22k.wav",
+    "audio/fsdd_7_jackson_0_8k.wav",
+];
+/// Seconds of padding before and after each example.
+const PAD_BEFORE_S: f32 = 1.5;
+const PAD_AFTER_S: f32 = 3.0;
+
+fn built_in_model_present() -> bool {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/default.safetensors")
+        .is_file()
+}
+
+/// A deterministic noise source (xorshift) so the test files are the same on every run.
+struct Noise(u64);
+
+impl Noise {
+    fn white(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
+    }
+
+    /// `len` samples of white (0), pink (1) or brown (2) noise at `dbfs` RMS.
+    fn coloured(&mut self, len: usize, colour: usize, dbfs: f32) -> Vec<f32> {
+        let (mut b0, mut b1, mut b2, mut brown) = (0f32, 0f32, 0f32, 0f32);
+        let raw: Vec<f32> = (0..len)
+            .map(|_| {
+                let w = self.white();
+                match colour {
+                    0 => w,
+                    1 => {
+                        b0 = 0.99765 * b0 + w * 0.099_046;
+                        b1 = 0.96300 * b1 + w * 0.296_516_4;
+                        b2 = 0.57000 * b2 + w * 1.052_691_3;
+                        b0 + b1 + b2 + w * 0.1848
+                    }
+                    _ => {
+                        brown = 0.995 * brown + w * 0.1;
+                        brown
+                    }
+                }
+            })
+            .collect();
+        scale_to_dbfs(raw, dbfs)
+    }
+}
+
+fn scale_to_dbfs(samples: Vec<f32>, dbfs: f32) -> Vec<f32> {
+    let power = samples.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / samples.len() as f64;
+    let target = 32768.0 * 10f64.powf(f64::from(dbfs) / 20.0);
+    let gain = (target / power.sqrt()) as f32;
+    samples.into_iter().map(|x| x * gain).collect()
+}
+
+fn read_wav(path: &Path) -> (Vec<f32>, u32) {
+    let mut reader = hound::WavReader::open(path).expect("example WAV");
+    let spec = reader.spec();
+    assert_eq!(spec.channels, 1, "{}", path.display());
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Int => {
+            let shift = 32 - spec.bits_per_sample as i32;
+            reader
+                .samples::<i32>()
+                .map(|s| ((s.expect("sample") << shift) >> 16) as f32)
+                .collect()
+        }
+        hound::SampleFormat::Float => reader
+            .samples::<f32>()
+            .map(|s| s.expect("sample") * 32768.0)
+            .collect(),
+    };
+    (samples, spec.sample_rate)
+}
+
+fn write_wav(path: &Path, samples: &[f32], rate: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).expect("create WAV");
+    for &s in samples {
+        writer
+            .write_sample(s.round().clamp(-32768.0, 32767.0) as i16)
+            .expect("write sample");
+    }
+    writer.finalize().expect("finish WAV");
+}
+
+/// `(file, phones, first phone's start)` of each input, via `phonrec transcribe --format json`.
+fn transcribe(files: &[PathBuf]) -> Vec<(String, Vec<String>, Option<f64>)> {
+    let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
+        .arg("transcribe")
+        .args(["--format", "json"])
+        .args(files)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut records: Vec<(String, Vec<String>, Option<f64>)> = text
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            let phones = record["phones"]
+                .as_str()
+                .expect("phones")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            let first_start = record["spans"][0]["start"].as_f64();
+            (
+                record["file"].as_str().expect("file").to_string(),
+                phones,
+                first_start,
+            )
+        })
+        .collect();
+    // Output follows the input order; sort by input position to be sure.
+    records.sort_by_key(|(file, _, _)| {
+        files
+            .iter()
+            .position(|f| f.display().to_string() == *file)
+            .unwrap_or(usize::MAX)
+    });
+    assert_eq!(records.len(), files.len(), "{text}");
+    records
+}
+
+fn edit_distance(a: &[String], b: &[String]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            let substitution = previous + usize::from(x != y);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[test]
+fn padding_and_a_noise_floor_do_not_change_the_phones() {
+    if !built_in_model_present() {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut noise = Noise(0x5EED);
+    let mut files = Vec::new();
+    for example in EXAMPLES {
+        let (samples, rate) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(example));
+        let before = (PAD_BEFORE_S * rate as f32) as usize;
+        let after = (PAD_AFTER_S * rate as f32) as usize;
+        let mut padded = vec![0.0f32; before];
+        padded.extend_from_slice(&samples);
+        padded.resize(padded.len() + after, 0.0);
+        let stem = Path::new(example).file_stem().unwrap().to_string_lossy().into_owned();
+        let padded_path = dir.path().join(format!("{stem}_padded.wav"));
+        write_wav(&padded_path, &padded, rate);
+        // A pink floor at -55 dBFS under everything, the speech included.
+        let floor = noise.coloured(padded.len(), 1, -55.0);
+        let floored: Vec<f32> = padded.iter().zip(&floor).map(|(s, n)| s + n).collect();
+        let floored_path = dir.path().join(format!("{stem}_floor.wav"));
+        write_wav(&floored_path, &floored, rate);
+        files.push(PathBuf::from(example));
+        files.push(padded_path);
+        files.push(floored_path);
+    }
+    let results = transcribe(&files);
+    for triple in results.chunks(3) {
+        let (clip, clip_phones, _) = &triple[0];
+        assert!(clip_phones.len() >= 3, "{clip}: {clip_phones:?}");
+        for (file, phones, first_start) in &triple[1..] {
+            let distance = edit_distance(clip_phones, phones);
+            assert!(
+                distance <= 1,
+                "{file}: {phones:?} is {distance} edits from the clip's {clip_phones:?}"
+            );
+            // Times are in the padded file's timeline: nothing before the speech starts.
+            let start = first_start.expect("a first phone");
+            assert!(
+                start >= f64::from(PAD_BEFORE_S) - 0.15,
+                "{file}: first phone at {start} s, inside the leading silence"
+            );
+        }
+    }
+}
+
+#[test]
+fn silence_noise_and_hum_give_no_phones() {
+    if !built_in_model_present() {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rate = 16_000u32;
+    let len = 10 * rate as usize;
+    let mut noise = Noise(0xC0FFEE);
+    let hum: Vec<f32> = (0..len)
+        .map(|n| {
+            let t = n as f32 / rate as f32;
+            (1..=5)
+                .map(|k| (std::f32::consts::TAU * 60.0 * k as f32 * t).sin() / k as f32)
+                .sum()
+        })
+        .collect();
+    let signals: Vec<(&str, Vec<f32>)> = vec![
+        ("silence", vec![0.0; len]),
+        ("white", noise.coloured(len, 0, -30.0)),
+        ("pink", noise.coloured(len, 1, -30.0)),
+        ("brown", noise.coloured(len, 2, -30.0)),
+        ("hum60", scale_to_dbfs(hum, -25.0)),
+    ];
+    let mut files = Vec::new();
+    for (name, samples) in &signals {
+        let path = dir.path().join(format!("{name}.wav"));
+        write_wav(&path, samples, rate);
+        files.push(path);
+    }
+    for (file, phones, _) in transcribe(&files) {
+        assert!(phones.len() <= 1, "{file}: {phones:?}");
+    }
+}
