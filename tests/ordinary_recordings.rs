@@ -174,7 +174,11 @@ fn padding_and_a_noise_floor_do_not_change_the_phones() {
         let mut padded = vec![0.0f32; before];
         padded.extend_from_slice(&samples);
         padded.resize(padded.len() + after, 0.0);
-        let stem = Path::new(example).file_stem().unwrap().to_string_lossy().into_owned();
+        let stem = Path::new(example)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let padded_path = dir.path().join(format!("{stem}_padded.wav"));
         write_wav(&padded_path, &padded, rate);
         // A pink floor at -55 dBFS under everything, the speech included.

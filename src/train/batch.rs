@@ -35,10 +35,62 @@ pub fn make_batches(lengths: &[usize], max_frames: usize, rng: &mut impl Rng) ->
     batches
 }
 
+/// Split one batch whose items grew after augmentation (silence, pauses, non-speech clips can make a
+/// 0.5 s digit 8 s long) into groups that each respect `count × longest ≤ max_frames` again, so a
+/// batch of short utterances does not turn into many times its padded frames. A batch that still
+/// fits is one group in its original order (so runs without such augmentation are unchanged);
+/// otherwise items are packed in length order.
+pub fn split_to_budget(lengths: &[usize], max_frames: usize) -> Vec<Vec<usize>> {
+    let longest = lengths.iter().copied().max().unwrap_or(0).max(1);
+    if longest * lengths.len() <= max_frames {
+        return vec![(0..lengths.len()).collect()];
+    }
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    let mut groups = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    for i in order {
+        // Sorted ascending: the item being added is the longest of its group.
+        let len = lengths[i].max(1);
+        if !current.is_empty() && len * (current.len() + 1) > max_frames {
+            groups.push(std::mem::take(&mut current));
+        }
+        current.push(i);
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn a_grown_batch_is_split_back_under_the_budget() {
+        // Fits: one group, original order.
+        assert_eq!(split_to_budget(&[50, 40, 50], 150), vec![vec![0, 1, 2]]);
+        // 200 digits of 50 frames where a few grew to 800 frames.
+        let mut lengths = vec![50usize; 200];
+        lengths[3] = 800;
+        lengths[150] = 350;
+        let groups = split_to_budget(&lengths, 10_000);
+        let mut seen: Vec<usize> = groups.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..200).collect::<Vec<_>>());
+        for group in &groups {
+            let longest = group.iter().map(|&i| lengths[i]).max().unwrap();
+            assert!(longest * group.len() <= 10_000, "{group:?}");
+        }
+        assert!(groups.len() >= 2);
+        // A single item longer than the budget still gets a group of its own.
+        assert_eq!(
+            split_to_budget(&[20_000, 10], 10_000),
+            vec![vec![1], vec![0]]
+        );
+    }
 
     #[test]
     fn batches_cover_everything_once_and_respect_the_cap() {

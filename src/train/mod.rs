@@ -9,7 +9,7 @@ mod schedule;
 mod trainer;
 
 pub use augment::{add_noise, augment_waveform, spec_augment, speed_perturb, AugmentOptions};
-pub use batch::make_batches;
+pub use batch::{make_batches, split_to_budget};
 pub use conditions::{apply_conditions, ConditionOptions, Conditioned};
 pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, StepReport};
 pub use schedule::{EpochDecision, Schedule, ScheduleOptions};

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::augment::{augment_waveform, spec_augment, AugmentOptions};
-use super::batch::make_batches;
+use super::batch::{make_batches, split_to_budget};
 use super::conditions::apply_conditions;
 use super::optim::{Optimizer, OptimizerOptions};
 use super::schedule::{Schedule, ScheduleOptions};
@@ -413,7 +413,7 @@ pub fn train(
         // Features for upcoming batches are made on a separate thread while the network trains.
         let outcome: Result<bool> = std::thread::scope(|scope| {
             let (sender, receiver) =
-                std::sync::mpsc::sync_channel::<(Vec<Array2<f32>>, Vec<Vec<PhoneId>>)>(3);
+                std::sync::mpsc::sync_channel::<Vec<(Vec<Array2<f32>>, Vec<Vec<PhoneId>>)>>(3);
             let batches_ref = &batches;
             let train_ref = &train_data;
             let cached = &cached_train_features;
@@ -423,6 +423,7 @@ pub fn train(
             let babble_ref: &[&[f32]] = &babble_pool;
             let first_batch = state.batch;
             let seed = options.seed;
+            let batch_frames = options.batch_frames;
             scope.spawn(move || {
                 for (index, batch) in batches_ref.iter().enumerate().skip(first_batch) {
                     let features: (Vec<Array2<f32>>, Vec<Vec<PhoneId>>) = batch
@@ -473,7 +474,27 @@ pub fn train(
                         })
                         .unzip();
                     let (features, targets): (Vec<Array2<f32>>, Vec<Vec<PhoneId>>) = features;
-                    if sender.send((features, targets)).is_err() {
+                    // Augmentation may have lengthened items: keep each update within the budget.
+                    let lengths: Vec<usize> = features.iter().map(|f| f.nrows()).collect();
+                    let groups = split_to_budget(&lengths, batch_frames);
+                    let parts = if groups.len() == 1 {
+                        vec![(features, targets)]
+                    } else {
+                        let mut features: Vec<Option<Array2<f32>>> =
+                            features.into_iter().map(Some).collect();
+                        groups
+                            .iter()
+                            .map(|group| {
+                                group
+                                    .iter()
+                                    .map(|&j| {
+                                        (features[j].take().unwrap_or_default(), targets[j].clone())
+                                    })
+                                    .unzip()
+                            })
+                            .collect()
+                    };
+                    if sender.send(parts).is_err() {
                         return; // the trainer stopped early
                     }
                 }
@@ -483,20 +504,22 @@ pub fn train(
                     interrupted = true;
                     break;
                 }
-                let Ok((features, targets)) = receiver.recv() else {
+                let Ok(parts) = receiver.recv() else {
                     return Err(Error::Training {
                         reason: "the feature thread stopped unexpectedly".to_string(),
                     });
                 };
-                train_batch(
-                    &network,
-                    &var_map,
-                    &mut optimizer,
-                    &mut state,
-                    &features,
-                    &targets,
-                    observer,
-                )?;
+                for (features, targets) in &parts {
+                    train_batch(
+                        &network,
+                        &var_map,
+                        &mut optimizer,
+                        &mut state,
+                        features,
+                        targets,
+                        observer,
+                    )?;
+                }
                 state.batch = batch_index + 1;
                 state.epoch_seconds = epoch_start.elapsed().as_secs_f64();
                 observer.on_batch(&BatchProgress {
