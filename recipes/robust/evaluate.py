@@ -2,7 +2,8 @@
 """Score a model on the clean and degraded evaluation sets and on non-speech; print Markdown tables.
 
 usage: evaluate.py [--phonrec target/release/phonrec] [--data /work/data] [--sets a,b] [--conditions c,d]
-                   [--json out.json] [-- phonrec eval/transcribe flags, e.g. --model M --lm L --no-segment]
+                   [--json out.json] [--nonspeech FILE.tsv]
+                   [-- phonrec eval/transcribe flags, e.g. --model M --lm L --no-segment]
 
 Rows: evaluation sets; columns: clean and each condition of make_robust.py that exists for the set
 (PER with the given decoding; "-" where the set has no such condition). Then the number of phones
@@ -37,6 +38,7 @@ def main():
     ap.add_argument("--sets", default="heldout_voice,fsdd,psdata,librivox,dctts")
     ap.add_argument("--conditions", default=",".join(CONDITIONS))
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--nonspeech", help="non-speech manifest [default: DATA/robust/nonspeech.tsv]")
     a = ap.parse_args(argv)
     sets = a.sets.split(",")
     conditions = a.conditions.split(",")
@@ -62,9 +64,11 @@ def main():
     print("|---|" + "---|" * len(conditions))
     for name in sets:
         cells = [f"{results[name][c]['per']:.3f}" if c in results[name] else "-" for c in conditions]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        pers = [r["per"] for r in results[name].values()]
+        mean = f" (mean {sum(pers) / len(pers):.4f})" if pers else ""
+        print(f"| {name}{mean} | " + " | ".join(cells) + " |")
 
-    nonspeech = os.path.join(a.data, "robust", "nonspeech.tsv")
+    nonspeech = a.nonspeech or os.path.join(a.data, "robust", "nonspeech.tsv")
     if os.path.exists(nonspeech):
         paths = [line.split("\t", 1)[0] for line in open(nonspeech, encoding="utf-8")
                  if line.strip() and not line.startswith("#")]
