@@ -60,14 +60,26 @@ fn loud_frames(loudness: &[f32], within_db: f32) -> Option<Vec<usize>> {
     if finite.len() < MIN_LOUD_FRAMES {
         return None;
     }
-    let rank = ((finite.len() - 1) as f64 * LOUD_PERCENTILE).round() as usize;
-    let (_, &mut loud, _) = finite.select_nth_unstable_by(rank, f32::total_cmp);
     // Loudness is a natural log of power: 10 dB is ln(10) nepers of power.
-    let threshold = loud - within_db * std::f32::consts::LN_10 / 10.0;
+    let range = within_db * std::f32::consts::LN_10 / 10.0;
+    let threshold = percentile(&mut finite, LOUD_PERCENTILE) - range;
+    // Second pass: the percentile of the frames kept by the first, so that silence added around
+    // the speech (which lowers the first pass's percentile rank) changes nothing.
+    let mut kept: Vec<f32> = finite.into_iter().filter(|&v| v >= threshold).collect();
+    if kept.len() < MIN_LOUD_FRAMES {
+        return None;
+    }
+    let threshold = percentile(&mut kept, LOUD_PERCENTILE) - range;
     let rows: Vec<usize> = (0..loudness.len())
         .filter(|&t| loudness[t] >= threshold)
         .collect();
     (rows.len() >= MIN_LOUD_FRAMES).then_some(rows)
+}
+
+/// The `p` quantile (nearest rank) of non-empty `values`, reordering them.
+fn percentile(values: &mut [f32], p: f64) -> f32 {
+    let rank = ((values.len() - 1) as f64 * p).round() as usize;
+    *values.select_nth_unstable_by(rank, f32::total_cmp).1
 }
 
 /// Natural-log energy of each frame of log-mel filterbank features `[frames, bins]`: the log of the

@@ -308,8 +308,10 @@ pub enum CmvnStatistics {
     #[default]
     All,
     /// Only frames whose loudness (total filterbank energy, or C0/log-energy for MFCC) is within
-    /// `within_db` dB of the utterance's loud frames (its 95th percentile): the speech, whatever silence,
-    /// pauses or low noise floor surround it. Falls back to all frames when fewer than 10 qualify.
+    /// `within_db` dB of the utterance's loud frames (the 95th percentile of the frames within that
+    /// range of the 95th percentile of all frames, so added silence does not move it): the speech,
+    /// whatever silence, pauses or low noise floor surround it. Falls back to all frames when fewer
+    /// than 10 qualify.
     Loud {
         /// How far below the 95th-percentile loudness a frame may be and still count. 30 dB is the
         /// range between a vowel and a stop closure in clean speech.
