@@ -7,7 +7,7 @@ use ndarray::Array2;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::conditions::ConditionOptions;
+use super::conditions::{ColourFilter, ConditionOptions};
 use crate::audio::Resampler;
 
 /// Augmentation settings; everything off by default.
@@ -147,26 +147,10 @@ pub fn add_noise(samples: &mut [f32], snr_db: f32, rng: &mut impl Rng) {
         return;
     }
     let colour = rng.gen_range(0..3);
-    let mut noise: Vec<f32> = Vec::with_capacity(samples.len());
-    // Pink noise by Paul Kellet's economy filter; brown noise by a leaky integrator.
-    let (mut b0, mut b1, mut b2, mut brown) = (0f32, 0f32, 0f32, 0f32);
-    for _ in 0..samples.len() {
-        let white: f32 = rng.gen_range(-1.0..1.0);
-        let value = match colour {
-            0 => white,
-            1 => {
-                b0 = 0.99765 * b0 + white * 0.099_046;
-                b1 = 0.96300 * b1 + white * 0.296_516_4;
-                b2 = 0.57000 * b2 + white * 1.052_691_3;
-                b0 + b1 + b2 + white * 0.1848
-            }
-            _ => {
-                brown = 0.995 * brown + white * 0.1;
-                brown
-            }
-        };
-        noise.push(value);
-    }
+    let mut filter = ColourFilter::new(colour);
+    let noise: Vec<f32> = (0..samples.len())
+        .map(|_| filter.next(rng.gen_range(-1.0..1.0)))
+        .collect();
     let noise_power = noise.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / noise.len() as f64;
     if noise_power <= 0.0 {
         return;

@@ -177,28 +177,47 @@ fn add_at_power(samples: &mut [f32], noise: &[f32], power: f64) {
     }
 }
 
-/// White (0), pink (1) or brown (2) noise of unit-ish scale.
+/// White (0), pink (1) or brown (2) noise of unit-ish scale, from Gaussian white noise.
 pub fn coloured_noise(len: usize, colour: usize, rng: &mut impl Rng) -> Vec<f32> {
-    // Pink noise by Paul Kellet's economy filter; brown noise by a leaky integrator.
-    let (mut b0, mut b1, mut b2, mut brown) = (0f32, 0f32, 0f32, 0f32);
+    let mut filter = ColourFilter::new(colour);
     (0..len)
-        .map(|_| {
-            let white: f32 = StandardNormal.sample(rng);
-            match colour {
-                0 => white,
-                1 => {
-                    b0 = 0.99765 * b0 + white * 0.099_046;
-                    b1 = 0.96300 * b1 + white * 0.296_516_4;
-                    b2 = 0.57000 * b2 + white * 1.052_691_3;
-                    b0 + b1 + b2 + white * 0.1848
-                }
-                _ => {
-                    brown = 0.995 * brown + white * 0.1;
-                    brown
-                }
-            }
-        })
+        .map(|_| filter.next(StandardNormal.sample(rng)))
         .collect()
+}
+
+/// Turns white noise into white (0), pink (1) or brown (any other) noise, one sample at a time: pink by
+/// Paul Kellet's economy filter, brown by a leaky integrator.
+pub(super) struct ColourFilter {
+    colour: usize,
+    pink: [f32; 3],
+    brown: f32,
+}
+
+impl ColourFilter {
+    pub(super) fn new(colour: usize) -> Self {
+        ColourFilter {
+            colour,
+            pink: [0.0; 3],
+            brown: 0.0,
+        }
+    }
+
+    pub(super) fn next(&mut self, white: f32) -> f32 {
+        match self.colour {
+            0 => white,
+            1 => {
+                let [b0, b1, b2] = &mut self.pink;
+                *b0 = 0.99765 * *b0 + white * 0.099_046;
+                *b1 = 0.96300 * *b1 + white * 0.296_516_4;
+                *b2 = 0.57000 * *b2 + white * 1.052_691_3;
+                *b0 + *b1 + *b2 + white * 0.1848
+            }
+            _ => {
+                self.brown = 0.995 * self.brown + white * 0.1;
+                self.brown
+            }
+        }
+    }
 }
 
 /// Mains hum: 50 or 60 Hz with a few harmonics of random strength and phase.
