@@ -127,7 +127,7 @@ impl PhoneSet {
 
     /// Load a custom inventory from a text file: one phone per line; blank lines and `#` comments ignored.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::data::read_text(path)?;
         let mut names = vec![BLANK_NAME.to_string()];
         let mut seen = HashMap::new();
         for (index, raw) in text.lines().enumerate() {

@@ -8,7 +8,9 @@ use phonrec::data::load_manifest;
 use phonrec::features::{BaseFeatures, CmvnOptions, FbankOptions, FeatureOptions, MelOptions};
 use phonrec::model::{InitOptions, Model, NetworkConfig, WeightInit};
 use phonrec::phones::PhoneSet;
-use phonrec::train::{train, AugmentOptions, ScheduleOptions, TrainObserver, TrainOptions};
+use phonrec::train::{
+    train, AugmentOptions, RunStart, ScheduleOptions, TrainObserver, TrainOptions,
+};
 
 struct Quiet;
 impl TrainObserver for Quiet {}
@@ -63,13 +65,28 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
         &phones,
         &small_options(),
         &out,
-        false,
+        RunStart::New,
         serde_json::Value::Null,
         &mut Quiet,
     )
     .unwrap();
     let (best_per, _) = outcome.best.unwrap();
     assert_eq!(best_per, 0.0, "dev PER never reached 0: {outcome:?}");
+
+    // A second new run in the same folder is refused (it would overwrite this one's best model).
+    let err = train(
+        &data.utterances,
+        &data.utterances,
+        &phones,
+        &small_options(),
+        &out,
+        RunStart::New,
+        serde_json::Value::Null,
+        &mut Quiet,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("already holds a run") && err.contains("--force"), "{err}");
 
     // The saved best model decodes every utterance exactly.
     let model = Model::load(&out.join("best.safetensors")).unwrap();
@@ -100,7 +117,7 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
         &phones,
         &fine_tune,
         &tuned_dir,
-        false,
+        RunStart::New,
         serde_json::Value::Null,
         &mut Quiet,
     )
@@ -125,7 +142,7 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
         &phones,
         &fresh,
         &dir.path().join("fresh"),
-        false,
+        RunStart::New,
         serde_json::Value::Null,
         &mut Quiet,
     )
@@ -144,7 +161,7 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
         &other_phones,
         &mismatched,
         &dir.path().join("mismatched"),
-        false,
+        RunStart::New,
         serde_json::Value::Null,
         &mut Quiet,
     )
@@ -170,7 +187,7 @@ fn all_zero_initialisation_is_refused_with_a_reason() {
         &phones,
         &options,
         &dir.path().join("run"),
-        false,
+        RunStart::New,
         serde_json::Value::Null,
         &mut Quiet,
     )

@@ -23,6 +23,13 @@ pub const MIN_SAMPLE_RATE_HZ: u32 = 8_000;
 /// Highest sample rate phonrec reads.
 pub const MAX_SAMPLE_RATE_HZ: u32 = 96_000;
 
+/// Most channels phonrec reads (WAV's own limit is 65535; real arrays have tens).
+pub const MAX_CHANNELS: usize = 1024;
+
+/// Highest sample magnitude read, relative to full scale (±1 in a float WAV): 80 dB of headroom,
+/// far above any real recording, far below where the features' power spectrum overflows `f32`.
+pub const MAX_LEVEL_OVER_FULL_SCALE: f32 = 1e4;
+
 /// Full scale of int16 audio, the scale Kaldi's features expect (`kWaveSampleMax` in Kaldi).
 pub const INT16_SCALE: f32 = 32_768.0;
 
@@ -39,6 +46,31 @@ impl Waveform {
     /// Duration in seconds.
     pub fn duration_s(&self) -> f64 {
         self.samples.len() as f64 / self.sample_rate_hz as f64
+    }
+
+    /// Refuse samples no recording has: NaN or infinite values (damaged float data), or a level
+    /// beyond [`MAX_LEVEL_OVER_FULL_SCALE`] × full scale, where the power spectrum would overflow
+    /// `f32` and the features become meaningless. The reason names the first bad sample.
+    pub fn check_samples(&self) -> std::result::Result<(), String> {
+        let limit = MAX_LEVEL_OVER_FULL_SCALE * INT16_SCALE;
+        let at = |i: usize| i as f64 / f64::from(self.sample_rate_hz.max(1));
+        if let Some(i) = self.samples.iter().position(|x| !x.is_finite()) {
+            return Err(format!(
+                "sample {i} (at {:.3} s) is {}: the float data is damaged; phonrec does not \
+                 guess what it should have been",
+                at(i),
+                self.samples[i] / INT16_SCALE
+            ));
+        }
+        if let Some(i) = self.samples.iter().position(|x| x.abs() > limit) {
+            return Err(format!(
+                "sample {i} (at {:.3} s) is {:e} times full scale (at most {MAX_LEVEL_OVER_FULL_SCALE:e} \
+                 is read): float samples are expected in ±1; rescale the audio",
+                at(i),
+                self.samples[i] / INT16_SCALE
+            ));
+        }
+        Ok(())
     }
 
     /// This audio at another sample rate (band-limited; unchanged if the rate already matches).
@@ -95,6 +127,10 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
             path: path.to_path_buf(),
         });
     }
+    wave.check_samples().map_err(|reason| Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     Ok(wave)
 }
 

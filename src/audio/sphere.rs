@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{mix_to_mono, Waveform};
+use super::{mix_to_mono, Waveform, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
 /// Parsed SPHERE header fields that matter for reading samples.
@@ -25,6 +25,7 @@ pub(crate) fn read_sphere(path: &Path) -> Result<Waveform> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let header = parse_header(path, &bytes)?;
     let data = &bytes[header.header_bytes.min(bytes.len())..];
+    // channels ≤ MAX_CHANNELS and bytes_per_sample ≤ 4 (checked in parse_header): no overflow.
     let frame_bytes = header.bytes_per_sample * header.channels;
     let available_frames = data.len() / frame_bytes;
     let num_frames = match header.sample_count {
@@ -142,6 +143,11 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<SphereHeader> {
     let bytes_per_sample = int_field("sample_n_bytes")?.unwrap_or(2);
     if channels == 0 {
         return Err(malformed("channel_count is 0".to_string()));
+    }
+    if channels > MAX_CHANNELS {
+        return Err(malformed(format!(
+            "channel_count {channels} is more than any recording has (at most {MAX_CHANNELS})"
+        )));
     }
     if !(1..=4).contains(&bytes_per_sample) {
         return Err(Error::UnsupportedEncoding {

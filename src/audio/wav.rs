@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{mix_to_mono, Waveform, INT16_SCALE};
+use super::{mix_to_mono, Waveform, INT16_SCALE, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
 /// WAVE format tags (RFC 2361) worth naming in an error.
@@ -91,17 +91,31 @@ pub(crate) fn read_wav(path: &Path) -> Result<Waveform> {
             reason: "the header declares 0 channels".to_string(),
         });
     }
+    if channels > MAX_CHANNELS {
+        return Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the header declares {channels} channels, more than any recording has (at most \
+                 {MAX_CHANNELS})"
+            ),
+        });
+    }
     let declared = reader.len() as usize;
+    // The header's sample count is a claim: reserve no more than the file's bytes can hold, so a
+    // 44-byte file declaring 4 GB of data costs nothing and ends in a "cut short" error.
+    let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bytes_per_sample = u64::from(spec.bits_per_sample.div_ceil(8).max(1));
+    let capacity = declared.min(usize::try_from(file_bytes / bytes_per_sample).unwrap_or(usize::MAX));
     let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => {
-            collect(path, declared, reader.into_samples::<f32>(), |s| {
+            collect(path, declared, capacity, reader.into_samples::<f32>(), |s| {
                 s * INT16_SCALE
             })?
         }
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
             // Shift every integer width to int16 range: 8-bit up by 8 bits, 24/32-bit down.
             let scale = 2f32.powi(16 - bits as i32);
-            collect(path, declared, reader.into_samples::<i32>(), |s| {
+            collect(path, declared, capacity, reader.into_samples::<i32>(), |s| {
                 s as f32 * scale
             })?
         }
@@ -137,12 +151,18 @@ pub(crate) fn read_wav(path: &Path) -> Result<Waveform> {
 }
 
 /// Collect all samples, turning a short read into an error that says how much was there.
-fn collect<S, I, F>(path: &Path, declared: usize, samples: I, convert: F) -> Result<Vec<f32>>
+fn collect<S, I, F>(
+    path: &Path,
+    declared: usize,
+    capacity: usize,
+    samples: I,
+    convert: F,
+) -> Result<Vec<f32>>
 where
     I: Iterator<Item = hound::Result<S>>,
     F: Fn(S) -> f32,
 {
-    let mut out = Vec::with_capacity(declared);
+    let mut out = Vec::with_capacity(capacity);
     for sample in samples {
         match sample {
             Ok(s) => out.push(convert(s)),

@@ -16,7 +16,7 @@ use phonrec::model::{InitOptions, NetworkConfig, WeightInit};
 use phonrec::phones::PhoneSet;
 use phonrec::train::{
     checkpoint_run_info, train, AugmentOptions, BatchProgress, EpochStats, OptimizerKind,
-    OptimizerOptions, ScheduleOptions, TrainObserver, TrainOptions, BEST_MODEL_FILE,
+    OptimizerOptions, RunStart, ScheduleOptions, TrainObserver, TrainOptions, BEST_MODEL_FILE,
 };
 use serde_json::json;
 
@@ -81,6 +81,11 @@ pub struct TrainArgs {
     /// Continue the run in this folder from its checkpoint (options and data as first given).
     #[arg(long, conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+
+    /// Start over in an --out folder that already holds a run, replacing its checkpoint, metrics and
+    /// best model (without it, such a folder is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
 
     /// Pronunciation lexicon (CMUdict format) for Kaldi data dirs.
     #[arg(long)]
@@ -396,16 +401,21 @@ impl TrainObserver for Progress {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     // On resume, the data arguments and phone set come from the checkpoint unless given again.
-    let (out, resume, run_info) = match &args.resume {
+    let (out, start, run_info) = match &args.resume {
         Some(dir) => {
             let info = checkpoint_run_info(dir)?.with_context(|| {
                 format!("nothing to resume: {} holds no checkpoint", dir.display())
             })?;
-            (dir.clone(), true, info)
+            (dir.clone(), RunStart::Resume, info)
         }
         None => {
             let out = args.out.clone().context("--out is required")?;
-            (out, false, serde_json::Value::Null)
+            let start = if args.force {
+                RunStart::Overwrite
+            } else {
+                RunStart::New
+            };
+            (out, start, serde_json::Value::Null)
         }
     };
     let path_arg = |given: &Option<PathBuf>, key: &str| -> Option<PathBuf> {
@@ -472,7 +482,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         &phones,
         &options,
         &out,
-        resume,
+        start,
         run_info,
         &mut progress,
     )?;

@@ -69,6 +69,9 @@ pub struct Hypothesis {
     pub lm_log_prob: f64,
 }
 
+/// Widest beam: beyond a few hundred hypotheses the result no longer changes, only the time.
+pub const MAX_BEAM_WIDTH: usize = 4096;
+
 /// CTC prefix beam search with an optional phone n-gram LM.
 #[derive(Clone, Debug)]
 pub struct PrefixBeamDecoder {
@@ -83,8 +86,11 @@ impl PrefixBeamDecoder {
             what: "beam search",
             reason,
         };
-        if options.beam_width == 0 {
-            return Err(invalid("beam_width must be at least 1".to_string()));
+        if !(1..=MAX_BEAM_WIDTH).contains(&options.beam_width) {
+            return Err(invalid(format!(
+                "beam_width must be in 1..={MAX_BEAM_WIDTH}, got {}",
+                options.beam_width
+            )));
         }
         if options.num_best == 0 || options.num_best > options.beam_width {
             return Err(invalid(format!(

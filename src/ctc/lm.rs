@@ -22,6 +22,14 @@ use crate::phones::{PhoneId, PhoneSet, BLANK};
 /// The highest n-gram order [`PhoneLm`] estimates or reads.
 pub const MAX_LM_ORDER: usize = 8;
 
+/// Longest ARPA line read (an 8-gram of long phone names with two numbers is under 200 bytes).
+const MAX_ARPA_LINE_BYTES: usize = 64 * 1024;
+/// Most n-grams of one order reserved for up front, whatever `\data\` declares (the table still
+/// grows past it when the file really lists more).
+const MAX_RESERVED_NGRAMS: usize = 1 << 20;
+/// Largest log10 probability accepted: 0 plus rounding.
+const MAX_LOG10_PROB: f64 = 1e-4;
+
 /// ARPA's log10 probability for "never" (the `<s>` unigram, phones missing from a read model).
 const NEVER_LOG10: f64 = -99.0;
 
@@ -441,20 +449,32 @@ impl PhoneLm {
         let mut ended = false;
         check_inventory_size(phones)?;
         let word_tokens = WordTokens::new(phones);
-        // Read whole, then split: one UTF-8 check instead of one allocation and check per line (a
-        // long-order LM has about a million lines).
-        let mut text = String::new();
-        reader
-            .read_to_string(&mut text)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::InvalidData => {
-                    parse_error(0, "not text (invalid UTF-8): not an ARPA file".to_string())
-                }
-                _ => Error::io(source, e),
-            })?;
-        for (index, line) in text.lines().enumerate() {
-            let line_number = index + 1;
-            let line = line.trim();
+        // Line by line into one reused buffer: a gzipped LM is never inflated whole, and a "line"
+        // without end (a binary file) stops at MAX_ARPA_LINE_BYTES instead of filling memory.
+        let mut buffer = String::new();
+        let mut line_number = 0;
+        loop {
+            buffer.clear();
+            line_number += 1;
+            let read = <&mut dyn BufRead as std::io::Read>::take(&mut *reader, MAX_ARPA_LINE_BYTES as u64 + 1)
+                .read_line(&mut buffer)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => parse_error(
+                        line_number,
+                        "not text (invalid UTF-8): not an ARPA file".to_string(),
+                    ),
+                    _ => Error::io(source, e),
+                })?;
+            if read == 0 {
+                break;
+            }
+            if read > MAX_ARPA_LINE_BYTES {
+                return Err(parse_error(
+                    line_number,
+                    format!("a line longer than {MAX_ARPA_LINE_BYTES} bytes: not an ARPA file"),
+                ));
+            }
+            let line = buffer.trim();
             if line.is_empty() || ended {
                 continue;
             }
@@ -507,8 +527,10 @@ impl PhoneLm {
                     }
                     declared.push(count);
                     listed.push(0);
+                    // The count is the file's claim: reserve for it only up to a bound, so a
+                    // header declaring 10^12 n-grams costs nothing until they are actually there.
                     ngrams.push(NgramMap::with_capacity_and_hasher(
-                        count,
+                        count.min(MAX_RESERVED_NGRAMS),
                         Default::default(),
                     ));
                 }
@@ -528,6 +550,17 @@ impl PhoneLm {
                     };
                     let mut fields = line.split_ascii_whitespace();
                     let log_prob = number(fields.next().ok_or_else(wrong_fields)?)?;
+                    // log10 probabilities are ≤ 0 (SRILM writes -99 for "never"); a little
+                    // rounding above 0 is tolerated. NaN or inf would poison every beam score.
+                    if !log_prob.is_finite() || log_prob > MAX_LOG10_PROB {
+                        return Err(parse_error(
+                            line_number,
+                            format!(
+                                "log10 probability {log_prob} is not a probability (it must be a \
+                                 finite number ≤ 0)"
+                            ),
+                        ));
+                    }
                     let mut tokens = [NO_TOKEN; MAX_LM_ORDER];
                     let mut unknown = false;
                     for slot in &mut tokens[..n] {
@@ -551,6 +584,12 @@ impl PhoneLm {
                         };
                     }
                     let log_backoff = fields.next().map(number).transpose()?.unwrap_or(0.0);
+                    if !log_backoff.is_finite() {
+                        return Err(parse_error(
+                            line_number,
+                            format!("back-off weight {log_backoff} is not a finite number"),
+                        ));
+                    }
                     if fields.next().is_some() {
                         return Err(wrong_fields());
                     }

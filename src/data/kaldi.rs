@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{read_text, DataProblem, Dataset, Lexicon, Utterance};
+use super::{audio_file_problem, read_text, DataProblem, Dataset, Lexicon, Utterance};
 use crate::error::{Error, Result};
 use crate::phones::PhoneSet;
 
@@ -108,11 +108,10 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
                 .push(problem(format!("utterance '{id}' has no words")));
             continue;
         }
-        if !audio.is_file() {
-            dataset.problems.push(problem(format!(
-                "utterance '{id}': audio {} does not exist",
-                audio.display()
-            )));
+        if let Some(reason) = audio_file_problem(&audio) {
+            dataset
+                .problems
+                .push(problem(format!("utterance '{id}': {reason}")));
             continue;
         }
         dataset.utterances.push(Utterance {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{read_text, DataProblem, Dataset, Utterance};
+use super::{audio_file_problem, read_text, DataProblem, Dataset, Utterance};
 use crate::error::{Error, Result};
 use crate::phones::PhoneSet;
 
@@ -81,11 +81,8 @@ pub fn load_manifest(path: &Path, phones: &PhoneSet) -> Result<Dataset> {
             }
         };
         let audio_path = resolve(base, &audio);
-        if !audio_path.is_file() {
-            dataset.problems.push(problem(format!(
-                "audio file {} does not exist",
-                audio_path.display()
-            )));
+        if let Some(reason) = audio_file_problem(&audio_path) {
+            dataset.problems.push(problem(reason));
             continue;
         }
         let ids = match phones.parse_sequence(&phone_text, path, line_number) {

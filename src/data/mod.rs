@@ -115,7 +115,45 @@ impl DataSource {
     }
 }
 
-/// Read a text file, mapping the error to one that names it.
+/// Read a text file: a leading UTF-8 byte-order mark (as Windows editors write) is dropped, and bytes
+/// that are not UTF-8 are an error naming the line they are on.
 pub(crate) fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.to_string()),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+            Err(Error::Parse {
+                path: path.to_path_buf(),
+                line,
+                reason: format!(
+                    "byte 0x{:02x} at column {column} is not UTF-8; save the file as UTF-8 (e.g. \
+                     `iconv -f latin1 -t utf-8`)",
+                    bytes[e.valid_up_to()]
+                ),
+            })
+        }
+    }
+}
+
+/// Why `path` cannot be read as an audio file, or `None` when it is a readable regular file.
+pub(crate) fn audio_file_problem(path: &Path) -> Option<String> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("audio file {shown} does not exist"))
+        }
+        Err(e) => Some(format!("audio file {shown} cannot be read: {e}")),
+        Ok(meta) if meta.is_dir() => Some(format!("audio path {shown} is a folder, not a file")),
+        Ok(meta) if !meta.is_file() => Some(format!(
+            "audio path {shown} is not a regular file (a device, pipe or socket)"
+        )),
+        Ok(_) => match std::fs::File::open(path) {
+            Ok(_) => None,
+            Err(e) => Some(format!("audio file {shown} cannot be opened: {e}")),
+        },
+    }
 }

@@ -5,7 +5,7 @@
 
 use ndarray::Array2;
 
-use super::options::{FbankOptions, FrameOptions, MelOptions};
+use super::options::{FbankOptions, FrameOptions, MelOptions, MAX_ENERGY_FLOOR, MAX_MEL_BINS};
 use super::window::{compute_rows, num_frames, FrameAnalyzer, LOG_FLOOR};
 use super::FeatureExtractor;
 use crate::error::{Error, Result};
@@ -67,9 +67,9 @@ impl MelBank {
             what: "mel filterbank",
             reason,
         };
-        if mel.num_bins < 3 {
+        if !(3..=MAX_MEL_BINS).contains(&mel.num_bins) {
             return Err(bad(format!(
-                "need at least 3 mel bins, got {}",
+                "need 3..={MAX_MEL_BINS} mel bins, got {}",
                 mel.num_bins
             )));
         }
@@ -197,6 +197,17 @@ impl Fbank {
     /// Check the options and plan the FFT, window and filters once.
     pub fn new(options: FbankOptions) -> Result<Self> {
         options.frame.validate()?;
+        if !(options.energy_floor.is_finite()
+            && (0.0..=MAX_ENERGY_FLOOR).contains(&options.energy_floor))
+        {
+            return Err(Error::InvalidOptions {
+                what: "energy",
+                reason: format!(
+                    "energy floor must be in 0..={MAX_ENERGY_FLOOR:e} (0 = none), got {}",
+                    options.energy_floor
+                ),
+            });
+        }
         let mel_bank = MelBank::new(&options.mel, &options.frame)?;
         let analyzer = FrameAnalyzer::new(&options.frame);
         let log_energy_floor = (options.energy_floor > 0.0).then(|| options.energy_floor.ln());

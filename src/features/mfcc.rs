@@ -5,7 +5,7 @@
 use ndarray::Array2;
 
 use super::mel::{Fbank, FbankScratch};
-use super::options::{FbankOptions, MfccOptions};
+use super::options::{FbankOptions, MfccOptions, MAX_CEPSTRAL_LIFTER};
 use super::window::compute_rows;
 use super::FeatureExtractor;
 use crate::error::{Error, Result};
@@ -28,6 +28,17 @@ impl Mfcc {
                 reason: format!(
                     "num-ceps must be between 1 and num-mel-bins ({num_bins}), got {}",
                     options.num_ceps
+                ),
+            });
+        }
+        if !(options.cepstral_lifter.is_finite()
+            && (0.0..=MAX_CEPSTRAL_LIFTER).contains(&options.cepstral_lifter))
+        {
+            return Err(Error::InvalidOptions {
+                what: "MFCC",
+                reason: format!(
+                    "cepstral lifter must be in 0..={MAX_CEPSTRAL_LIFTER} (0 = off), got {}",
+                    options.cepstral_lifter
                 ),
             });
         }

@@ -119,14 +119,23 @@ impl FrameOptions {
                 reason,
             })
         };
-        if self.sample_rate_hz == 0 {
-            return bad("sample rate must be positive".to_string());
+        if self.sample_rate_hz == 0 || self.sample_rate_hz > MAX_FEATURE_RATE_HZ {
+            return bad(format!(
+                "sample rate must be in 1..={MAX_FEATURE_RATE_HZ} Hz, got {}",
+                self.sample_rate_hz
+            ));
         }
         // Written so that NaN fails too.
         let positive = |v: f32| v.is_finite() && v > 0.0;
         if !positive(self.frame_length_ms) || !positive(self.frame_shift_ms) {
             return bad(format!(
                 "frame length ({} ms) and shift ({} ms) must be positive",
+                self.frame_length_ms, self.frame_shift_ms
+            ));
+        }
+        if self.frame_length_ms > MAX_FRAME_MS || self.frame_shift_ms > MAX_FRAME_MS {
+            return bad(format!(
+                "frame length ({} ms) and shift ({} ms) must be at most {MAX_FRAME_MS} ms",
                 self.frame_length_ms, self.frame_shift_ms
             ));
         }
@@ -142,12 +151,32 @@ impl FrameOptions {
                 self.preemphasis_coefficient
             ));
         }
-        if !(self.dither.is_finite() && self.dither >= 0.0) {
-            return bad(format!("dither {} must be ≥ 0", self.dither));
+        if !(self.dither.is_finite() && (0.0..=MAX_DITHER).contains(&self.dither)) {
+            return bad(format!(
+                "dither {} must be in 0..={MAX_DITHER} (int16 units)",
+                self.dither
+            ));
         }
         Ok(())
     }
 }
+
+/// Highest sample rate features are computed at.
+pub const MAX_FEATURE_RATE_HZ: u32 = 192_000;
+/// Longest frame length or shift, ms (speech frames are 10–50 ms).
+pub const MAX_FRAME_MS: f32 = 1000.0;
+/// Largest dither, int16 units (Kaldi's default is 1).
+pub const MAX_DITHER: f32 = 1000.0;
+/// Most mel bins.
+pub const MAX_MEL_BINS: usize = 1024;
+/// Highest delta order (Kaldi uses 2).
+pub const MAX_DELTA_ORDER: usize = 4;
+/// Widest delta regression half-window, frames (Kaldi uses 2).
+pub const MAX_DELTA_WINDOW: usize = 50;
+/// Largest energy floor (absolute energy of an int16-scale frame is below 1e14).
+pub const MAX_ENERGY_FLOOR: f32 = 1e15;
+/// Largest cepstral lifter coefficient (Kaldi uses 22).
+pub const MAX_CEPSTRAL_LIFTER: f32 = 1000.0;
 
 /// The mel filterbank. Defaults match Kaldi's `MelBanksOptions` (80 bins is Kaldi's fbank recipe value;
 /// its built-in default is 23).

@@ -6,7 +6,9 @@ use super::cmvn::{apply_cmvn, filterbank_loudness};
 use super::deltas::add_deltas;
 use super::mel::Fbank;
 use super::mfcc::Mfcc;
-use super::options::{BaseFeatures, CmvnOptions, CmvnStatistics, FeatureOptions};
+use super::options::{
+    BaseFeatures, CmvnOptions, CmvnStatistics, FeatureOptions, MAX_DELTA_ORDER, MAX_DELTA_WINDOW,
+};
 use super::FeatureExtractor;
 use crate::error::{Error, Result};
 
@@ -28,6 +30,18 @@ impl FeaturePipeline {
                 return Err(Error::InvalidOptions {
                     what: "CMVN",
                     reason: format!("loud-frame range {within_db} dB is outside 1..200 dB"),
+                });
+            }
+        }
+        if let Some(deltas) = &options.deltas {
+            if deltas.order > MAX_DELTA_ORDER || deltas.window > MAX_DELTA_WINDOW {
+                return Err(Error::InvalidOptions {
+                    what: "delta",
+                    reason: format!(
+                        "order must be at most {MAX_DELTA_ORDER} and window at most \
+                         {MAX_DELTA_WINDOW} frames, got order {} and window {}",
+                        deltas.order, deltas.window
+                    ),
                 });
             }
         }

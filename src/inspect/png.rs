@@ -197,12 +197,52 @@ fn shown_duration_s(inspection: &Inspection) -> f64 {
         .max(1e-3)
 }
 
+impl PictureOptions {
+    /// Check the sizes: a picture phonrec draws is at most [`MAX_PICTURE_SIDE_PX`] on a side.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(self.pixels_per_second.is_finite()
+            && (1.0..=MAX_PIXELS_PER_SECOND).contains(&self.pixels_per_second))
+        {
+            return Err(format!(
+                "pixels per second must be in 1..={MAX_PIXELS_PER_SECOND}, got {}",
+                self.pixels_per_second
+            ));
+        }
+        if !(16..=self.max_plot_width_px).contains(&self.min_plot_width_px)
+            || self.max_plot_width_px > MAX_PICTURE_SIDE_PX
+        {
+            return Err(format!(
+                "plot widths must satisfy 16 ≤ min ({}) ≤ max ({}) ≤ {MAX_PICTURE_SIDE_PX} px",
+                self.min_plot_width_px, self.max_plot_width_px
+            ));
+        }
+        if !(4..=200).contains(&self.row_height_px) || self.waveform_height_px > 2000 {
+            return Err(format!(
+                "row height must be 4..=200 px and the waveform strip at most 2000 px, got {} and {}",
+                self.row_height_px, self.waveform_height_px
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest horizontal scale: 10 px per 1 ms.
+pub const MAX_PIXELS_PER_SECOND: f32 = 10_000.0;
+/// Longest side of the plot, px.
+pub const MAX_PICTURE_SIDE_PX: u32 = 20_000;
+
 /// Draw the posteriorgram of `inspection` and write it as PNG.
 pub fn write_png(
     inspection: &Inspection,
     options: &PictureOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
+    options.validate().map_err(|reason| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("invalid picture options: {reason}"),
+        )
+    })?;
     let image = render(inspection, options);
     PngEncoder::new(out)
         .write_image(

@@ -46,6 +46,19 @@ impl Default for NetworkConfig {
     }
 }
 
+/// Largest feature dimension a network reads per frame (before stacking).
+pub const MAX_INPUT_DIM: usize = 4096;
+/// Most LSTM layers.
+pub const MAX_LAYERS: usize = 32;
+/// Most LSTM units per direction.
+pub const MAX_HIDDEN: usize = 8192;
+/// Most feature frames stacked into one network step.
+pub const MAX_STACK_FRAMES: usize = 32;
+/// Most output classes (phones + blank).
+pub const MAX_OUTPUTS: usize = 4096;
+/// Most trainable parameters (2 GB of f32 weights).
+pub const MAX_PARAMETERS: usize = 500_000_000;
+
 impl NetworkConfig {
     /// Check that every size is positive and the dropout a probability.
     pub fn validate(&self) -> Result<()> {
@@ -64,6 +77,25 @@ impl NetworkConfig {
             if value == 0 {
                 return invalid(format!("{name} must be at least 1"));
             }
+        }
+        // Upper bounds far above any useful phone recogniser, well below where sizes overflow or
+        // one allocation exhausts memory: a damaged model file or a typo in a flag gets an error.
+        for (name, value, max) in [
+            ("input_dim", self.input_dim, MAX_INPUT_DIM),
+            ("num_layers", self.num_layers, MAX_LAYERS),
+            ("hidden_size", self.hidden_size, MAX_HIDDEN),
+            ("stack_frames", self.stack_frames, MAX_STACK_FRAMES),
+            ("num_outputs", self.num_outputs, MAX_OUTPUTS),
+        ] {
+            if value > max {
+                return invalid(format!("{name} must be at most {max}, got {value}"));
+            }
+        }
+        if self.num_parameters() > MAX_PARAMETERS {
+            return invalid(format!(
+                "{} parameters is more than phonrec builds (at most {MAX_PARAMETERS})",
+                self.num_parameters()
+            ));
         }
         if self.num_outputs < 2 {
             return invalid(format!(

@@ -646,11 +646,16 @@ fn check_shape(
     ))
 }
 
+/// Largest weight magnitude accepted. Trained weights stay within tens; at 1e30 every product in the
+/// network overflows `f32` and the posteriors become NaN.
+pub const MAX_WEIGHT_MAGNITUDE: f32 = 1e4;
+
 fn check_finite(name: &str, values: &[f32]) -> std::result::Result<(), String> {
-    match values.iter().position(|v| !v.is_finite()) {
+    match values.iter().position(|v| !v.is_finite() || v.abs() > MAX_WEIGHT_MAGNITUDE) {
         None => Ok(()),
         Some(index) => Err(format!(
-            "tensor '{name}' holds a non-finite value ({}) at flat index {index}; did training diverge?",
+            "tensor '{name}' holds {} at flat index {index}, outside the finite range ±{MAX_WEIGHT_MAGNITUDE:e} \
+             that trained weights stay in; did training diverge, or is the file damaged?",
             values[index]
         )),
     }

@@ -15,5 +15,5 @@ pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, StepReport};
 pub use schedule::{EpochDecision, Schedule, ScheduleOptions};
 pub use trainer::{
     checkpoint_run_info, epoch_model_file, train, BatchProgress, EpochStats, TrainObserver,
-    TrainOptions, TrainOutcome, BEST_MODEL_FILE, CHECKPOINT_FILE, METRICS_FILE,
+    RunStart, TrainOptions, TrainOutcome, BEST_MODEL_FILE, CHECKPOINT_FILE, LOCK_FILE, METRICS_FILE,
 };

@@ -90,6 +90,76 @@ pub struct TrainOptions {
     pub save_epoch_models: bool,
 }
 
+impl TrainOptions {
+    /// Refuse settings that cannot train: non-finite or out-of-range rates, probabilities and
+    /// sizes. (The network shape and features are checked where they are built.)
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| {
+            Err(Error::InvalidOptions {
+                what: "training",
+                reason,
+            })
+        };
+        let in_range = |v: f64, lo: f64, hi: f64| v.is_finite() && v >= lo && v <= hi;
+        let s = &self.schedule;
+        if !(in_range(s.learning_rate, 0.0, 10.0) && s.learning_rate > 0.0) {
+            return bad(format!(
+                "learning rate must be in (0, 10], got {}",
+                s.learning_rate
+            ));
+        }
+        if !in_range(s.min_lr, 0.0, 10.0) || !in_range(s.min_improvement, 0.0, 1.0) {
+            return bad(format!(
+                "min lr ({}) must be in [0, 10] and min improvement ({}) in [0, 1]",
+                s.min_lr, s.min_improvement
+            ));
+        }
+        let o = &self.optimizer;
+        if !(in_range(o.beta1, 0.0, 1.0) && o.beta1 < 1.0 && in_range(o.beta2, 0.0, 1.0) && o.beta2 < 1.0)
+        {
+            return bad(format!(
+                "optimizer betas must be in [0, 1), got {} and {}",
+                o.beta1, o.beta2
+            ));
+        }
+        if !(in_range(o.eps, 0.0, 1.0) && o.eps > 0.0) || !in_range(o.weight_decay, 0.0, 1.0) {
+            return bad(format!(
+                "optimizer eps ({}) must be in (0, 1] and weight decay ({}) in [0, 1]",
+                o.eps, o.weight_decay
+            ));
+        }
+        if let Some(clip) = self.clip_norm {
+            if !(in_range(clip, 0.0, 1e6) && clip > 0.0) {
+                return bad(format!("gradient clip norm must be in (0, 1e6], got {clip}"));
+            }
+        }
+        if !in_range(f64::from(self.weight_noise_std), 0.0, 1.0) {
+            return bad(format!(
+                "weight noise std must be in [0, 1], got {}",
+                self.weight_noise_std
+            ));
+        }
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            return bad(format!(
+                "epochs must be in 1..={MAX_EPOCHS}, got {}",
+                self.epochs
+            ));
+        }
+        if !(1..=MAX_BATCH_FRAMES).contains(&self.batch_frames) {
+            return bad(format!(
+                "batch frames must be in 1..={MAX_BATCH_FRAMES}, got {}",
+                self.batch_frames
+            ));
+        }
+        self.augment.validate().or_else(bad)
+    }
+}
+
+/// Most epochs a run may ask for.
+pub const MAX_EPOCHS: usize = 100_000;
+/// Largest batch, in padded feature frames (10^7 frames of 80 floats is 3.2 GB of input alone).
+pub const MAX_BATCH_FRAMES: usize = 10_000_000;
+
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
@@ -206,6 +276,10 @@ struct TrainState {
     best_epoch_is_saved: bool,
     /// Free-form description of the run from the caller (the CLI stores its data arguments here).
     run_info: serde_json::Value,
+    /// Every completed epoch's figures: `metrics.jsonl` is rewritten from these on resume.
+    /// (Checkpoints written before this field have none; their log is truncated instead.)
+    #[serde(default)]
+    metrics: Vec<EpochStats>,
 }
 
 /// An utterance ready for training: its waveform at the model's rate and its labels.
@@ -235,8 +309,24 @@ pub fn checkpoint_run_info(dir: &Path) -> Result<Option<serde_json::Value>> {
     Ok(Some(state.run_info))
 }
 
-/// Train a model in `out_dir`. With `resume`, continue from `out_dir/checkpoint.safetensors` (the
-/// options then come from the checkpoint, `options` is ignored). `run_info` is stored in checkpoints.
+/// How a run starts in its folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStart {
+    /// A new run; refused when the folder already holds one (its checkpoint, best model or metrics).
+    New,
+    /// A new run that replaces whatever run the folder holds.
+    Overwrite,
+    /// Continue from the folder's checkpoint (the options then come from it).
+    Resume,
+}
+
+/// Lock file in a run folder: held (flock) by the process training there, released by the OS when it
+/// exits however it exits, so a killed run never leaves it stuck.
+pub const LOCK_FILE: &str = ".phonrec-train.lock";
+
+/// Train a model in `out_dir`. With [`RunStart::Resume`], continue from
+/// `out_dir/checkpoint.safetensors` (the options then come from the checkpoint, `options` is
+/// ignored). `run_info` is stored in checkpoints. Only one process trains in a folder at a time.
 #[allow(clippy::too_many_arguments)] // the run's parts are independent inputs; a struct would only wrap them
 pub fn train(
     train_set: &[Utterance],
@@ -244,12 +334,34 @@ pub fn train(
     phones: &PhoneSet,
     options: &TrainOptions,
     out_dir: &Path,
-    resume: bool,
+    start: RunStart,
     run_info: serde_json::Value,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome> {
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let _lock = RunLock::acquire(out_dir)?;
+    remove_stale_temporaries(out_dir);
+    let resume = start == RunStart::Resume;
+    if !resume {
+        options.validate()?;
+    }
     let checkpoint_path = out_dir.join(CHECKPOINT_FILE);
+    if start == RunStart::New {
+        let existing: Vec<&str> = [CHECKPOINT_FILE, BEST_MODEL_FILE, METRICS_FILE]
+            .into_iter()
+            .filter(|name| out_dir.join(name).exists())
+            .collect();
+        if !existing.is_empty() {
+            return Err(Error::Training {
+                reason: format!(
+                    "{} already holds a run ({}): resume it, choose another folder, or start over \
+                     with --force (which replaces it)",
+                    out_dir.display(),
+                    existing.join(", ")
+                ),
+            });
+        }
+    }
     let (mut state, network, var_map, mut optimizer) = if resume {
         if !checkpoint_path.exists() {
             return Err(Error::Training {
@@ -341,6 +453,7 @@ pub fn train(
             bad_batches_in_a_row: 0,
             best_epoch_is_saved: false,
             run_info,
+            metrics: Vec::new(),
         };
         // A fresh run starts a fresh metrics log.
         let _ = std::fs::remove_file(out_dir.join(METRICS_FILE));
@@ -393,7 +506,9 @@ pub fn train(
                 .collect()
         });
     if resume {
-        truncate_metrics(&out_dir.join(METRICS_FILE), state.epoch)?;
+        // The checkpoint is the record: a kill between writing it and appending the metrics
+        // line (or before the rename of either) is repaired here.
+        repair_metrics(&out_dir.join(METRICS_FILE), &state)?;
     }
     observer.on_start(state.epoch + 1, train_data.len(), dev_data.len());
 
@@ -599,6 +714,7 @@ pub fn train(
         state.epoch_skipped_utterances = 0;
         state.epoch_skipped_batches = 0;
         state.dropout = network.dropout_state();
+        state.metrics.push(stats.clone());
         write_checkpoint(&checkpoint_path, &state, &var_map, &optimizer)?;
         last_checkpoint = Instant::now();
         append_metrics(&out_dir.join(METRICS_FILE), &stats)?;
@@ -911,6 +1027,70 @@ fn append_metrics(path: &Path, stats: &EpochStats) -> Result<()> {
         .open(path)
         .map_err(|e| Error::io(path, e))?;
     writeln!(file, "{line}").map_err(|e| Error::io(path, e))
+}
+
+/// Make `metrics.jsonl` say what the checkpoint says: one line per completed epoch. Checkpoints from
+/// before the epochs were recorded in them keep the old repair (drop lines past the checkpoint).
+fn repair_metrics(path: &Path, state: &TrainState) -> Result<()> {
+    if state.metrics.len() != state.epoch {
+        return truncate_metrics(path, state.epoch);
+    }
+    let mut out = String::new();
+    for stats in &state.metrics {
+        let line = serde_json::to_string(stats).map_err(|e| Error::Training {
+            reason: format!("cannot encode metrics: {e}"),
+        })?;
+        out.push_str(&line);
+        out.push('\n');
+    }
+    write_atomically(path, out.as_bytes())
+}
+
+/// Remove temporary files that a killed save left in a run folder (only ever ours: `.NAME.tmpPID`).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp") && name.ends_with(|c: char| c.is_ascii_digit()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// An exclusive advisory lock on a run folder, held until dropped (or the process dies).
+struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    fn acquire(dir: &Path) -> Result<Self> {
+        let path = dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: flock on a file descriptor this function owns; no memory is shared.
+            let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+            if !locked {
+                return Err(Error::Training {
+                    reason: format!(
+                        "another phonrec process is training in {} (it holds {LOCK_FILE}); wait \
+                         for it, stop it, or choose another folder",
+                        dir.display()
+                    ),
+                });
+            }
+        }
+        Ok(RunLock { _file: file })
+    }
 }
 
 /// Drop metrics lines of epochs the checkpoint has not completed (a run killed between writing the
