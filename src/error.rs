@@ -30,6 +30,10 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// Audio in memory that no recording has: NaN, infinite or absurdly loud samples, or no rate.
+    #[error("invalid audio: {reason}")]
+    InvalidAudio { reason: String },
+
     /// The file holds no samples at all.
     #[error("{}: the audio holds no samples", .path.display())]
     EmptyAudio { path: PathBuf },

@@ -86,7 +86,10 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("already holds a run") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("already holds a run") && err.contains("--force"),
+        "{err}"
+    );
 
     // The saved best model decodes every utterance exactly.
     let model = Model::load(&out.join("best.safetensors")).unwrap();

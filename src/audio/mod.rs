@@ -86,27 +86,66 @@ impl Waveform {
     }
 }
 
+/// Largest audio input read (a pipe or FIFO is read up to this and then refused): 8 GB is over 69
+/// hours of 16 kHz 16-bit stereo.
+pub const MAX_AUDIO_BYTES: u64 = 8 << 30;
+
 /// Read a WAV (PCM 8/16/24/32-bit integer or 32-bit float) or NIST SPHERE file, detected by its content
-/// (not its extension), mixed down to mono at int16 scale.
+/// (not its extension), mixed down to mono at int16 scale. Regular files and pipes (`/dev/stdin`,
+/// `<(sox ...)`) are read; folders and devices are refused with what they are.
 pub fn read_audio(path: &Path) -> Result<Waveform> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut magic = [0u8; 8];
-    let mut filled = 0;
-    while filled < magic.len() {
-        let n = file
-            .read(&mut magic[filled..])
-            .map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
+    let not_a_file = |what: &str| Error::NotAudio {
+        path: path.to_path_buf(),
+        reason: format!("it is {what}, not an audio file"),
+    };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(not_a_file("a folder"));
     }
-    drop(file);
-    let magic = &magic[..filled];
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        if kind.is_char_device() || kind.is_block_device() {
+            return Err(not_a_file("a device"));
+        }
+        if kind.is_socket() {
+            return Err(not_a_file("a socket"));
+        }
+    }
+    if meta.is_file() && meta.len() > MAX_AUDIO_BYTES {
+        return Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{} bytes is more than phonrec reads at once ({MAX_AUDIO_BYTES}); split it first",
+                meta.len()
+            ),
+        });
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_AUDIO_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_AUDIO_BYTES {
+        return Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!("the stream is longer than {MAX_AUDIO_BYTES} bytes; split it first"),
+        });
+    }
+    read_audio_bytes(&bytes, path)
+}
+
+/// Read a WAV or NIST SPHERE file held in memory, as [`read_audio`] reads files; `name` stands for
+/// it in error messages (e.g. `-` for standard input).
+pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
+    let path = name;
+    let filled = bytes.len().min(8);
+    let magic = &bytes[..filled];
     let wave = if magic.starts_with(b"NIST_1A") {
-        sphere::read_sphere(path)?
+        sphere::read_sphere(path, bytes)?
     } else if magic.starts_with(b"RIFF") || magic.starts_with(b"RIFX") {
-        wav::read_wav(path)?
+        wav::read_wav(path, bytes)?
     } else if filled == 0 {
         return Err(Error::NotAudio {
             path: path.to_path_buf(),
@@ -127,10 +166,11 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
             path: path.to_path_buf(),
         });
     }
-    wave.check_samples().map_err(|reason| Error::MalformedAudio {
-        path: path.to_path_buf(),
-        reason,
-    })?;
+    wave.check_samples()
+        .map_err(|reason| Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason,
+        })?;
     Ok(wave)
 }
 

@@ -20,10 +20,9 @@ struct SphereHeader {
     big_endian: bool,
 }
 
-/// Read a NIST SPHERE file to mono int16-scale samples.
-pub(crate) fn read_sphere(path: &Path) -> Result<Waveform> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let header = parse_header(path, &bytes)?;
+/// Read a NIST SPHERE file held in memory (`path` names it in errors) to mono int16-scale samples.
+pub(crate) fn read_sphere(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+    let header = parse_header(path, bytes)?;
     let data = &bytes[header.header_bytes.min(bytes.len())..];
     // channels ≤ MAX_CHANNELS and bytes_per_sample ≤ 4 (checked in parse_header): no overflow.
     let frame_bytes = header.bytes_per_sample * header.channels;

@@ -21,17 +21,11 @@ const FORMAT_FLOAT: u16 = 0x0003;
 const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
 
 /// Look at the `fmt ` chunk before hound does, so encodings hound refuses get a precise name.
-fn check_encoding(path: &Path) -> Result<()> {
-    use std::io::Read;
-    /// The `fmt ` chunk sits near the start; never read more than this to find it.
-    const HEADER_SCAN_BYTES: u64 = 64 * 1024;
-    let mut bytes = Vec::new();
-    let read =
-        std::fs::File::open(path).and_then(|f| f.take(HEADER_SCAN_BYTES).read_to_end(&mut bytes));
-    if read.is_err() {
-        return Ok(()); // hound reports the I/O error with its context
-    }
-    let mut pos = 12;
+fn check_encoding(path: &Path, bytes: &[u8]) -> Result<()> {
+    /// The `fmt ` chunk sits near the start; never look further than this for it.
+    const HEADER_SCAN_BYTES: usize = 64 * 1024;
+    let bytes = &bytes[..bytes.len().min(HEADER_SCAN_BYTES)];
+    let mut pos: usize = 12;
     while pos + 8 <= bytes.len() {
         let id = &bytes[pos..pos + 4];
         let size = u32::from_le_bytes([
@@ -74,15 +68,20 @@ fn check_encoding(path: &Path) -> Result<()> {
                 }),
             };
         }
-        pos += 8 + size + (size & 1);
+        // Checked: a chunk size near usize::MAX must end the scan, not wrap around.
+        match pos.checked_add(8 + size + (size & 1)) {
+            Some(next) => pos = next,
+            None => break,
+        }
     }
     Ok(())
 }
 
-/// Read a WAV file to mono int16-scale samples.
-pub(crate) fn read_wav(path: &Path) -> Result<Waveform> {
-    check_encoding(path)?;
-    let reader = hound::WavReader::open(path).map_err(|e| wav_error(path, e))?;
+/// Read a WAV file held in memory (`path` names it in errors) to mono int16-scale samples.
+pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+    check_encoding(path, bytes)?;
+    let reader =
+        hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| wav_error(path, e))?;
     let spec = reader.spec();
     let channels = spec.channels as usize;
     if channels == 0 {
@@ -103,21 +102,26 @@ pub(crate) fn read_wav(path: &Path) -> Result<Waveform> {
     let declared = reader.len() as usize;
     // The header's sample count is a claim: reserve no more than the file's bytes can hold, so a
     // 44-byte file declaring 4 GB of data costs nothing and ends in a "cut short" error.
-    let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let bytes_per_sample = u64::from(spec.bits_per_sample.div_ceil(8).max(1));
-    let capacity = declared.min(usize::try_from(file_bytes / bytes_per_sample).unwrap_or(usize::MAX));
+    let bytes_per_sample = usize::from(spec.bits_per_sample.div_ceil(8).max(1));
+    let capacity = declared.min(bytes.len() / bytes_per_sample);
     let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => {
-            collect(path, declared, capacity, reader.into_samples::<f32>(), |s| {
-                s * INT16_SCALE
-            })?
-        }
+        (hound::SampleFormat::Float, 32) => collect(
+            path,
+            declared,
+            capacity,
+            reader.into_samples::<f32>(),
+            |s| s * INT16_SCALE,
+        )?,
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
             // Shift every integer width to int16 range: 8-bit up by 8 bits, 24/32-bit down.
             let scale = 2f32.powi(16 - bits as i32);
-            collect(path, declared, capacity, reader.into_samples::<i32>(), |s| {
-                s as f32 * scale
-            })?
+            collect(
+                path,
+                declared,
+                capacity,
+                reader.into_samples::<i32>(),
+                |s| s as f32 * scale,
+            )?
         }
         (format, bits) => {
             let kind = match format {

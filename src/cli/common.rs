@@ -134,50 +134,143 @@ pub fn load_data(source: &DataSource, phones: &PhoneSet, what: &str) -> anyhow::
     Ok(data)
 }
 
-/// Files to process from the command line: files as given, folders walked for `.wav` (any case),
-/// `-` reads one path per line from stdin.
-pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+/// One input of `transcribe`: a file, or audio that arrived on standard input.
+pub enum Input {
+    /// An audio file.
+    File(PathBuf),
+    /// A WAV or SPHERE stream read from stdin (`-`).
+    Stdin(Vec<u8>),
+}
+
+impl Input {
+    /// How the input is named in output and errors.
+    pub fn name(&self) -> PathBuf {
+        match self {
+            Input::File(path) => path.clone(),
+            Input::Stdin(_) => PathBuf::from("-"),
+        }
+    }
+}
+
+/// Audio file extensions a folder walk picks up (any case); files given by name are read whatever
+/// their name, by their content.
+pub const AUDIO_EXTENSIONS: [&str; 2] = ["wav", "sph"];
+
+/// Inputs from the command line: files as given; folders walked (symlinks followed, each folder once,
+/// so a link cycle ends) for `.wav` and `.sph`; `-` is standard input, read as audio when it starts
+/// like a WAV or SPHERE file, else as a list of paths, one per line.
+pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
     let mut files = Vec::new();
+    let mut stdin_used = false;
     for input in inputs {
         if input.as_os_str() == "-" {
-            let mut line = String::new();
-            let stdin = std::io::stdin();
-            while {
-                line.clear();
-                std::io::BufRead::read_line(&mut stdin.lock(), &mut line)? > 0
-            } {
-                let path = line.trim();
-                if !path.is_empty() {
-                    files.push(PathBuf::from(path));
-                }
+            if std::mem::replace(&mut stdin_used, true) {
+                bail!("`-` (standard input) is given more than once");
             }
+            let bytes = read_stdin()?;
+            if is_audio_stream(&bytes) {
+                files.push(Input::Stdin(bytes));
+                continue;
+            }
+            let text = String::from_utf8(bytes).map_err(|_| {
+                anyhow::anyhow!(
+                    "standard input is neither WAV/SPHERE audio nor a UTF-8 list of paths"
+                )
+            })?;
+            files.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|l| Input::File(PathBuf::from(l))),
+            );
         } else if input.is_dir() {
             let mut found = Vec::new();
-            walk_wavs(input, &mut found)?;
+            let mut visited = std::collections::HashSet::new();
+            walk_audio(input, &mut found, &mut visited)?;
             found.sort();
-            files.extend(found);
+            files.extend(found.into_iter().map(Input::File));
         } else {
-            files.push(input.clone());
+            files.push(Input::File(input.clone()));
         }
     }
     Ok(files)
 }
 
-fn walk_wavs(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// All of standard input (bounded like any audio input).
+pub fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(phonrec::audio::MAX_AUDIO_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .context("reading standard input")?;
+    if bytes.len() as u64 > phonrec::audio::MAX_AUDIO_BYTES {
+        bail!(
+            "standard input is longer than {} bytes",
+            phonrec::audio::MAX_AUDIO_BYTES
+        );
+    }
+    Ok(bytes)
+}
+
+/// True when `bytes` start like a WAV (RIFF/RIFX) or NIST SPHERE file.
+pub fn is_audio_stream(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"RIFF") || bytes.starts_with(b"RIFX") || bytes.starts_with(b"NIST_1A")
+}
+
+/// Read an audio argument: a path, or `-` for a WAV/SPHERE stream on standard input.
+pub fn read_audio_arg(path: &Path) -> anyhow::Result<phonrec::audio::Waveform> {
+    if path.as_os_str() == "-" {
+        let bytes = read_stdin()?;
+        return Ok(phonrec::audio::read_audio_bytes(&bytes, path)?);
+    }
+    Ok(phonrec::audio::read_audio(path)?)
+}
+
+fn walk_audio(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    visited: &mut std::collections::HashSet<PathBuf>,
+) -> anyhow::Result<()> {
+    // A folder reached twice (a `loop -> .` link, or two links to one place) is walked once.
+    let canonical =
+        std::fs::canonicalize(dir).with_context(|| format!("reading folder {}", dir.display()))?;
+    if !visited.insert(canonical) {
+        return Ok(());
+    }
     for entry in
         std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?
     {
-        let path = entry?.path();
+        let path = entry
+            .with_context(|| format!("reading folder {}", dir.display()))?
+            .path();
         if path.is_dir() {
-            walk_wavs(&path, out)?;
-        } else if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
-        {
+            walk_audio(&path, out, visited)?;
+        } else if path.extension().is_some_and(|e| {
+            AUDIO_EXTENSIONS
+                .iter()
+                .any(|known| e.eq_ignore_ascii_case(known))
+        }) {
             out.push(path);
         }
     }
     Ok(())
+}
+
+/// An error and its causes on one line (`a: b: c`), repeated messages dropped.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Decoding flags shared by `transcribe` and `eval`.

@@ -238,7 +238,7 @@ impl FeaturesArgs {
 /// Compute and write the features.
 pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     // The library's errors name the file already.
-    let mut wave = phonrec::audio::read_audio(&args.file)?;
+    let mut wave = super::common::read_audio_arg(&args.file)?;
     if let Some(rate) = args.resample {
         if !(phonrec::audio::MIN_SAMPLE_RATE_HZ..=phonrec::audio::MAX_SAMPLE_RATE_HZ)
             .contains(&rate)

@@ -119,7 +119,7 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
             None,
         )?)
     };
-    let wave = phonrec::audio::read_audio(&args.file)?;
+    let wave = super::common::read_audio_arg(&args.file)?;
     let title = args.file.display().to_string();
     let inspection = Inspection::compute(&model, decoder.as_ref(), wave, title)
         .with_context(|| format!("computing the probabilities of {}", args.file.display()))?;

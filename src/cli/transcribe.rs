@@ -8,16 +8,18 @@ use clap::Args;
 use phonrec::output::{write_transcript, OutputFormat};
 use rayon::prelude::*;
 
-use super::common::{expand_inputs, load_model, DecodeArgs};
+use super::common::{error_chain, expand_inputs, load_model, DecodeArgs, Input};
 
 /// Print the phonemes of audio files.
 ///
 /// Reads WAV (8/16/24/32-bit PCM, 32-bit float; any sample rate and channel count, resampled to the
-/// model's rate) and NIST SPHERE. Folders are searched for .wav files; `-` reads paths from stdin.
+/// model's rate) and NIST SPHERE. Folders are searched for .wav and .sph files (symlinks followed, each
+/// folder once); `-` reads standard input: a WAV/SPHERE stream (`sox in.mp3 -t wav - | phonrec
+/// transcribe -`) or else a list of paths, one per line.
 /// A file that fails is reported on stderr and skipped; the exit status is then non-zero.
 #[derive(Args, Debug)]
 pub struct TranscribeArgs {
-    /// Audio files, folders, or `-` for a list of paths on stdin.
+    /// Audio files, folders, or `-` for standard input (audio, or a list of paths).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 
@@ -55,7 +57,16 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     for round in files.chunks(FILES_PER_ROUND) {
         let results: Vec<_> = round
             .par_iter()
-            .map(|file| recognizer.transcribe_file(file))
+            .map(|input| match input {
+                Input::File(path) => recognizer.transcribe_file(path),
+                Input::Stdin(bytes) => {
+                    let name = input.name();
+                    let wave = phonrec::audio::read_audio_bytes(bytes, &name)?;
+                    let mut transcript = recognizer.transcribe_wave(wave)?;
+                    transcript.source = name;
+                    Ok(transcript)
+                }
+            })
             .collect();
         let mut out = stdout.lock();
         for result in results {
@@ -65,7 +76,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(error) => {
                     failures += 1;
-                    eprintln!("phonrec: error: {error}");
+                    eprintln!("phonrec: error: {}", error_chain(&error));
                 }
             }
         }

@@ -456,15 +456,18 @@ impl PhoneLm {
         loop {
             buffer.clear();
             line_number += 1;
-            let read = <&mut dyn BufRead as std::io::Read>::take(&mut *reader, MAX_ARPA_LINE_BYTES as u64 + 1)
-                .read_line(&mut buffer)
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::InvalidData => parse_error(
-                        line_number,
-                        "not text (invalid UTF-8): not an ARPA file".to_string(),
-                    ),
-                    _ => Error::io(source, e),
-                })?;
+            let read = <&mut dyn BufRead as std::io::Read>::take(
+                &mut *reader,
+                MAX_ARPA_LINE_BYTES as u64 + 1,
+            )
+            .read_line(&mut buffer)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => parse_error(
+                    line_number,
+                    "not text (invalid UTF-8): not an ARPA file".to_string(),
+                ),
+                _ => Error::io(source, e),
+            })?;
             if read == 0 {
                 break;
             }

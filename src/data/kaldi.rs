@@ -108,7 +108,7 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
                 .push(problem(format!("utterance '{id}' has no words")));
             continue;
         }
-        if let Some(reason) = audio_file_problem(&audio) {
+        if let Some(reason) = audio_file_problem(audio) {
             dataset
                 .problems
                 .push(problem(format!("utterance '{id}': {reason}")));

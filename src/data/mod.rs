@@ -125,7 +125,8 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
         Err(e) => {
             let good = &bytes[..e.valid_up_to()];
             let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
-            let column = good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+            let column =
+                good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
             Err(Error::Parse {
                 path: path.to_path_buf(),
                 line,

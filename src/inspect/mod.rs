@@ -30,10 +30,11 @@ use std::io::Write;
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use crate::audio::Waveform;
-use crate::ctc::{decode_spans, Decoder, PhoneSpan};
+use crate::ctc::{Decoder, PhoneSpan};
 use crate::error::{Error, Result};
 use crate::features::FeatureExtractor;
 use crate::model::Model;
+use crate::recognize::decode_spans_in_pieces;
 use crate::recognize::windowed_log_probs;
 
 pub use colormap::viridis;
@@ -168,7 +169,7 @@ impl Inspection {
         let spans = if log_probs.nrows() == 0 {
             Vec::new()
         } else {
-            decode_spans(decoder, log_probs.view(), frame_shift_s as f32)?
+            decode_spans_in_pieces(decoder, log_probs.view(), frame_shift_s as f32)?
         };
         Ok(Inspection {
             title: title.into(),

@@ -35,8 +35,10 @@ macro_rules! multiversion {
                 }
                 if std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
                 {
-                    // SAFETY: the features `wide` is compiled for are present.
+                    // SAFETY: every feature `wide` is compiled for is present.
                     return unsafe { wide($($arg),*) };
                 }
                 if std::arch::is_x86_feature_detected!("avx2")
@@ -339,14 +341,24 @@ mod avx512 {
                 ((1u32 << n) - 1) as __mmask16
             }
         };
-        let (m_lo, m_hi) = (mask(cols), mask(cols.saturating_sub(16)));
-        let (mut lo, mut hi) = (lo, hi);
+        let mut lo = lo;
+        let m_lo = mask(cols);
         if accumulate {
             lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(m_lo, c));
-            hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(m_hi, c.add(16)));
         }
         _mm512_mask_storeu_ps(c, m_lo, lo);
-        _mm512_mask_storeu_ps(c.add(16), m_hi, hi);
+        // The upper half only when the row has columns there: with cols ≤ 16, `c.add(16)` may lie
+        // past the end of the output, and forming such a pointer is undefined even if the masked
+        // store would touch nothing.
+        if cols > 16 {
+            let c_hi = c.add(16);
+            let m_hi = mask(cols - 16);
+            let mut hi = hi;
+            if accumulate {
+                hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(m_hi, c_hi));
+            }
+            _mm512_mask_storeu_ps(c_hi, m_hi, hi);
+        }
     }
 
     /// An `R × 32` tile of the result: `2R` accumulators, per `k` two panel loads and `R` broadcasts.

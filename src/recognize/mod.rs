@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{s, Array2, ArrayView2};
 
-use crate::audio::{read_audio, Waveform};
+use crate::audio::{read_audio, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ};
 use crate::ctc::{
     decode_spans, BeamOptions, Decoder, GreedyDecoder, PhoneLm, PhoneSpan, PrefixBeamDecoder,
 };
@@ -147,6 +147,7 @@ impl Recognizer {
 
     /// Per-frame log-posteriors `[output frames, phones + blank]` of audio at any rate.
     pub fn log_probs(&self, wave: Waveform) -> Result<Array2<f32>> {
+        check_wave(&wave)?;
         let wave = wave.resampled(self.model.sample_rate_hz())?;
         Ok(self.warped_log_probs(&wave)?.0)
     }
@@ -183,6 +184,7 @@ impl Recognizer {
 
     /// Recognise in-memory audio.
     pub fn transcribe_wave(&self, wave: Waveform) -> Result<Transcript> {
+        check_wave(&wave)?;
         let duration_s = wave.duration_s();
         let wave = wave.resampled(self.model.sample_rate_hz())?;
         let (log_probs, vtln_warp) = self.warped_log_probs(&wave)?;
@@ -207,14 +209,11 @@ impl Recognizer {
                 (region_end as f32 * shift).min(duration_s as f32),
             ));
             let region = log_probs.slice(s![region_start..region_end, ..]);
-            for (start, end) in segment_bounds(region) {
-                let piece = region.slice(s![start..end, ..]);
-                let offset = (region_start + start) as f32 * shift;
-                for mut span in decode_spans(self.decoder.as_ref(), piece, shift)? {
-                    span.start_s += offset;
-                    span.end_s += offset;
-                    spans.push(span);
-                }
+            let offset = region_start as f32 * shift;
+            for mut span in decode_spans_in_pieces(self.decoder.as_ref(), region, shift)? {
+                span.start_s += offset;
+                span.end_s += offset;
+                spans.push(span);
             }
         }
         if !self.keep_silence {
@@ -239,6 +238,20 @@ impl Recognizer {
     }
 }
 
+/// Refuse in-memory audio that files are refused for on reading (see [`Waveform::check_samples`]).
+fn check_wave(wave: &Waveform) -> Result<()> {
+    if !(MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(&wave.sample_rate_hz) {
+        return Err(Error::InvalidAudio {
+            reason: format!(
+                "sample rate {} Hz is outside {MIN_SAMPLE_RATE_HZ}..={MAX_SAMPLE_RATE_HZ} Hz",
+                wave.sample_rate_hz
+            ),
+        });
+    }
+    wave.check_samples()
+        .map_err(|reason| Error::InvalidAudio { reason })
+}
+
 /// Seconds of audio at the start of a file on which the VTLN warp factor is chosen.
 const VTLN_ESTIMATE_S: f64 = 30.0;
 
@@ -260,6 +273,27 @@ const SEGMENT_FRAMES: usize = 3000;
 const SEGMENT_SEARCH_FRAMES: usize = 1000;
 /// A frame where the blank's log-probability is above this (p > 0.99) is a safe place to cut.
 const CUT_BLANK_LOG_PROB: f32 = -0.01;
+
+/// Decode `[frames, classes]` log-probs and time the phones, in pieces of about a minute cut where
+/// the blank is all but certain: the forced alignment that times them is O(frames × phones) in
+/// memory, so an hour must not be aligned at once. Times are from the first frame.
+pub(crate) fn decode_spans_in_pieces(
+    decoder: &dyn Decoder,
+    log_probs: ArrayView2<f32>,
+    shift: f32,
+) -> Result<Vec<PhoneSpan>> {
+    let mut spans = Vec::new();
+    for (start, end) in segment_bounds(log_probs) {
+        let piece = log_probs.slice(s![start..end, ..]);
+        let offset = start as f32 * shift;
+        for mut span in decode_spans(decoder, piece, shift)? {
+            span.start_s += offset;
+            span.end_s += offset;
+            spans.push(span);
+        }
+    }
+    Ok(spans)
+}
 
 /// Split `[frames, classes]` log-probs into segments of about [`SEGMENT_FRAMES`] frames, cut at
 /// blank-dominated frames (or hard at the search limit when none is found).

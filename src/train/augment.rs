@@ -52,22 +52,40 @@ impl AugmentOptions {
             }
         };
         let snr = |name: &str, (lo, hi): (f32, f32)| {
-            if lo.is_finite() && hi.is_finite() && lo <= hi && (-30.0..=120.0).contains(&lo) && hi <= 120.0 {
+            if lo.is_finite()
+                && hi.is_finite()
+                && lo <= hi
+                && (-30.0..=120.0).contains(&lo)
+                && hi <= 120.0
+            {
                 Ok(())
             } else {
                 Err(format!("{name} SNR range must be finite, low ≤ high, within -30..120 dB; got {lo}..{hi}"))
             }
         };
-        if let Some(f) = self.speed_factors.iter().find(|f| !(0.25..=4.0).contains(*f)) {
+        if let Some(f) = self
+            .speed_factors
+            .iter()
+            .find(|f| !(0.25..=4.0).contains(*f))
+        {
             return Err(format!("speed factor {f} is outside 0.25..4"));
         }
         if !(0.0..=60.0).contains(&self.gain_db) {
-            return Err(format!("gain range must be within 0..60 dB, got {}", self.gain_db));
+            return Err(format!(
+                "gain range must be within 0..60 dB, got {}",
+                self.gain_db
+            ));
         }
         probability("noise", self.noise_probability)?;
         snr("noise", self.noise_snr_db)?;
-        if self.time_masks > 100 || self.freq_masks > 100 || self.time_mask_frames > 10_000 || self.freq_mask_bins > 10_000 {
-            return Err("SpecAugment: at most 100 masks of at most 10000 frames or bins".to_string());
+        if self.time_masks > 100
+            || self.freq_masks > 100
+            || self.time_mask_frames > 10_000
+            || self.freq_mask_bins > 10_000
+        {
+            return Err(
+                "SpecAugment: at most 100 masks of at most 10000 frames or bins".to_string(),
+            );
         }
         if !(0.0..0.5).contains(&self.vtlp) {
             return Err(format!("VTLP must be in [0, 0.5), got {}", self.vtlp));
@@ -86,7 +104,10 @@ impl AugmentOptions {
             probability(name, p)?;
         }
         if !(0.0..=60.0).contains(&c.max_edge_silence_s) {
-            return Err(format!("edge silence must be within 0..60 s, got {}", c.max_edge_silence_s));
+            return Err(format!(
+                "edge silence must be within 0..60 s, got {}",
+                c.max_edge_silence_s
+            ));
         }
         if c.noise_probability > 0.0 {
             snr("condition noise", c.noise_snr_db)?;

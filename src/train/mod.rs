@@ -14,6 +14,7 @@ pub use conditions::{apply_conditions, ConditionOptions, Conditioned};
 pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, StepReport};
 pub use schedule::{EpochDecision, Schedule, ScheduleOptions};
 pub use trainer::{
-    checkpoint_run_info, epoch_model_file, train, BatchProgress, EpochStats, TrainObserver,
-    RunStart, TrainOptions, TrainOutcome, BEST_MODEL_FILE, CHECKPOINT_FILE, LOCK_FILE, METRICS_FILE,
+    checkpoint_run_info, epoch_model_file, train, BatchProgress, EpochStats, RunStart,
+    TrainObserver, TrainOptions, TrainOutcome, BEST_MODEL_FILE, CHECKPOINT_FILE, LOCK_FILE,
+    METRICS_FILE,
 };

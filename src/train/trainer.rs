@@ -115,14 +115,17 @@ impl TrainOptions {
             ));
         }
         let o = &self.optimizer;
-        if !(in_range(o.beta1, 0.0, 1.0) && o.beta1 < 1.0 && in_range(o.beta2, 0.0, 1.0) && o.beta2 < 1.0)
+        if !(in_range(o.beta1, 0.0, 1.0)
+            && o.beta1 < 1.0
+            && in_range(o.beta2, 0.0, 1.0)
+            && o.beta2 < 1.0)
         {
             return bad(format!(
                 "optimizer betas must be in [0, 1), got {} and {}",
                 o.beta1, o.beta2
             ));
         }
-        if !(in_range(o.eps, 0.0, 1.0) && o.eps > 0.0) || !in_range(o.weight_decay, 0.0, 1.0) {
+        if !(in_range(o.eps, 0.0, 1.0) && o.eps > 0.0 && in_range(o.weight_decay, 0.0, 1.0)) {
             return bad(format!(
                 "optimizer eps ({}) must be in (0, 1] and weight decay ({}) in [0, 1]",
                 o.eps, o.weight_decay
@@ -130,7 +133,9 @@ impl TrainOptions {
         }
         if let Some(clip) = self.clip_norm {
             if !(in_range(clip, 0.0, 1e6) && clip > 0.0) {
-                return bad(format!("gradient clip norm must be in (0, 1e6], got {clip}"));
+                return bad(format!(
+                    "gradient clip norm must be in (0, 1e6], got {clip}"
+                ));
             }
         }
         if !in_range(f64::from(self.weight_noise_std), 0.0, 1.0) {
@@ -1054,7 +1059,10 @@ fn remove_stale_temporaries(dir: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.contains(".tmp") && name.ends_with(|c: char| c.is_ascii_digit()) {
+        if name.starts_with('.')
+            && name.contains(".tmp")
+            && name.ends_with(|c: char| c.is_ascii_digit())
+        {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -1074,11 +1082,12 @@ impl RunLock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        #[cfg(unix)]
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
         {
             use std::os::unix::io::AsRawFd;
             // SAFETY: flock on a file descriptor this function owns; no memory is shared.
-            let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+            let locked =
+                unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
             if !locked {
                 return Err(Error::Training {
                     reason: format!(

@@ -1,0 +1,673 @@
+//! Hostile inputs: crafted files and flags like the ones an adversarial run found (issue 15). Each must
+//! end in a clear error naming the problem, never a panic, an abort, a hang or silent garbage. The CLI
+//! runs under an address-space limit, so an allocation bomb fails the test instead of the machine.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Address space the CLI may use in these tests: far above what any case needs when handled
+/// correctly (the built-in model and one short file), far below what the bombs ask for.
+const MEMORY_LIMIT_BYTES: u64 = 3 << 30;
+
+fn limited(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_phonrec"));
+    command.args(args);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: MEMORY_LIMIT_BYTES,
+                    rlim_max: MEMORY_LIMIT_BYTES,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    command
+}
+
+fn phonrec(args: &[&str]) -> Output {
+    limited(args).output().expect("the binary runs")
+}
+
+fn phonrec_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = limited(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input)
+        .expect("stdin takes the input");
+    child.wait_with_output().expect("the binary finishes")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The command failed the way a clean error fails: exit code 1 (not a panic's 101 or a signal), a
+/// message on stderr containing every one of `needles`, and no panic text.
+#[track_caller]
+fn assert_clean_error(output: &Output, needles: &[&str]) {
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "expected a clean failure, got {:?}; stderr: {stderr}",
+        output.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for needle in needles {
+        assert!(
+            stderr.to_lowercase().contains(&needle.to_lowercase()),
+            "stderr lacks {needle:?}: {stderr}"
+        );
+    }
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+/// A RIFF/WAVE header for 16-bit mono PCM at 16 kHz whose data chunk claims `data_bytes`.
+fn wav_header(data_bytes: u32, channels: u16, format: u16, bits: u16) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&36u32.wrapping_add(data_bytes).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&format.to_le_bytes());
+    h.extend_from_slice(&channels.to_le_bytes());
+    h.extend_from_slice(&16_000u32.to_le_bytes());
+    let block = u32::from(channels) * u32::from(bits / 8);
+    h.extend_from_slice(&(16_000 * block).to_le_bytes());
+    h.extend_from_slice(&(block as u16).to_le_bytes());
+    h.extend_from_slice(&bits.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&data_bytes.to_le_bytes());
+    h
+}
+
+/// A 32-bit float mono WAV of `samples`.
+fn float_wav(samples: &[f32]) -> Vec<u8> {
+    let mut bytes = wav_header((samples.len() * 4) as u32, 1, 3, 32);
+    for x in samples {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    bytes
+}
+
+fn sine(seconds: f32) -> Vec<f32> {
+    (0..(16_000.0 * seconds) as usize)
+        .map(|i| 0.3 * (i as f32 * 0.05).sin())
+        .collect()
+}
+
+fn sphere(fields: &str, data: &[u8]) -> Vec<u8> {
+    let mut header =
+        format!("NIST_1A\n   1024\nsample_rate -i 16000\nsample_n_bytes -i 2\n{fields}end_head\n")
+            .into_bytes();
+    header.resize(1024, b' ');
+    header.extend_from_slice(data);
+    header
+}
+
+#[test]
+fn audio_headers_that_lie_are_refused_without_allocating_what_they_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    // 44 bytes claiming 4 GB of samples: the old reader reserved 8-17 GB and aborted.
+    let bomb = dir.path().join("bomb.wav");
+    std::fs::write(&bomb, wav_header(4_000_000_000, 1, 1, 16)).unwrap();
+    let good = dir.path().join("good.wav");
+    std::fs::write(&good, float_wav(&sine(0.5))).unwrap();
+    // The bad file fails, the good one after it is still transcribed.
+    let output = phonrec(&["transcribe", "--no-lm", s(&bomb), s(&good)]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("cut short"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(text(&output.stdout).contains("good.wav"));
+
+    let channels = dir.path().join("channels.wav");
+    std::fs::write(&channels, wav_header(4000, 60_000, 1, 16)).unwrap();
+    assert_clean_error(&phonrec(&["features", s(&channels)]), &["channels"]);
+
+    for count in [
+        "4611686018427387904",
+        "9223372036854775808",
+        "1000000000000000000",
+    ] {
+        let path = dir.path().join("channels.sph");
+        std::fs::write(
+            &path,
+            sphere(&format!("channel_count -i {count}\n"), &[0; 64]),
+        )
+        .unwrap();
+        assert_clean_error(&phonrec(&["features", s(&path)]), &["channel_count"]);
+    }
+}
+
+#[test]
+fn non_finite_and_absurd_samples_are_refused_with_the_sample_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut samples = sine(0.5);
+    samples[4000] = f32::NAN;
+    let nan = dir.path().join("nan.wav");
+    std::fs::write(&nan, float_wav(&samples)).unwrap();
+    assert_clean_error(&phonrec(&["transcribe", s(&nan)]), &["sample 4000", "NaN"]);
+
+    samples[4000] = f32::INFINITY;
+    std::fs::write(&nan, float_wav(&samples)).unwrap();
+    assert_clean_error(&phonrec(&["probs", s(&nan)]), &["sample 4000", "inf"]);
+
+    let loud: Vec<f32> = sine(0.5).iter().map(|x| x * 1e30).collect();
+    let path = dir.path().join("loud.wav");
+    std::fs::write(&path, float_wav(&loud)).unwrap();
+    assert_clean_error(&phonrec(&["transcribe", s(&path)]), &["times full scale"]);
+    assert_clean_error(&phonrec(&["probs", s(&path)]), &["times full scale"]);
+}
+
+#[test]
+fn hostile_phone_lms_are_refused_with_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.wav");
+    std::fs::write(&good, float_wav(&sine(0.3))).unwrap();
+    let cases: [(&str, &str, &[&str]); 5] = [
+        (
+            "huge.arpa",
+            "\\data\\\nngram 1=1000000000000\n\n\\1-grams:\n-1 aa\n\\end\\\n",
+            &["declares 1000000000000 1-grams"],
+        ),
+        (
+            "overflow.arpa",
+            "\\data\\\nngram 1=1152921504606846976\n\n\\1-grams:\n-1 aa\n\\end\\\n",
+            &["1-grams"],
+        ),
+        (
+            "nan.arpa",
+            "\\data\\\nngram 1=2\n\n\\1-grams:\nnan aa\n-1 iy\n\\end\\\n",
+            &["nan.arpa:5", "not a probability"],
+        ),
+        (
+            "inf.arpa",
+            "\\data\\\nngram 1=2\n\n\\1-grams:\n-1 aa -inf\n-1 iy\n\\end\\\n",
+            &["inf.arpa:5", "not a finite"],
+        ),
+        (
+            "above_one.arpa",
+            "\\data\\\nngram 1=2\n\n\\1-grams:\n0.5 aa\n-1 iy\n\\end\\\n",
+            &["above_one.arpa:5", "not a probability"],
+        ),
+    ];
+    for (name, arpa, needles) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, arpa).unwrap();
+        assert_clean_error(
+            &phonrec(&["transcribe", "--lm", s(&path), s(&good)]),
+            needles,
+        );
+    }
+    // A line with no end (a binary file named .arpa) stops at the line limit.
+    let path = dir.path().join("binary.arpa");
+    std::fs::write(&path, vec![b'x'; 200_000]).unwrap();
+    assert_clean_error(
+        &phonrec(&["transcribe", "--lm", s(&path), s(&good)]),
+        &["longer than"],
+    );
+}
+
+/// Rewrite a model file's metadata entry `key` (a JSON document) with `edit`.
+fn edit_model_metadata(model: &[u8], key: &str, edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    let header_len = u64::from_le_bytes(model[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&model[8..8 + header_len]).unwrap();
+    let entry = header["__metadata__"][key].as_str().unwrap().to_string();
+    let mut value: serde_json::Value = serde_json::from_str(&entry).unwrap();
+    edit(&mut value);
+    header["__metadata__"][key] = serde_json::Value::String(value.to_string());
+    let mut new_header = serde_json::to_vec(&header).unwrap();
+    while !new_header.len().is_multiple_of(8) {
+        new_header.push(b' ');
+    }
+    let mut out = (new_header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&new_header);
+    out.extend_from_slice(&model[8 + header_len..]);
+    out
+}
+
+#[test]
+fn model_files_with_absurd_metadata_or_weights_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("a.wav");
+    std::fs::write(&wav, float_wav(&sine(0.3))).unwrap();
+    let f32_model = dir.path().join("f32.safetensors");
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.safetensors");
+    let output = phonrec(&[
+        "convert",
+        "--storage",
+        "f32",
+        s(&built_in),
+        "-o",
+        s(&f32_model),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let model = std::fs::read(&f32_model).unwrap();
+
+    let network_cases: [(&str, serde_json::Value, &str); 4] = [
+        (
+            "num_layers",
+            serde_json::json!(1_000_000_000u64),
+            "num_layers",
+        ),
+        ("hidden_size", serde_json::json!(1u64 << 63), "hidden_size"),
+        (
+            "stack_frames",
+            serde_json::json!(1u64 << 62),
+            "stack_frames",
+        ),
+        ("input_dim", serde_json::json!(1u64 << 40), "input_dim"),
+    ];
+    for (field, value, needle) in network_cases {
+        let bytes = edit_model_metadata(&model, "network", |n| n[field] = value.clone());
+        let path = dir.path().join(format!("{field}.safetensors"));
+        std::fs::write(&path, bytes).unwrap();
+        assert_clean_error(
+            &phonrec(&["transcribe", "--model", s(&path), s(&wav)]),
+            &[needle],
+        );
+    }
+    type Edit<'a> = &'a dyn Fn(&mut serde_json::Value);
+    let feature_cases: [(&str, Edit); 4] = [
+        ("frame length", &|f| {
+            f["base"]["frame"]["frame_length_ms"] = serde_json::json!(1e12)
+        }),
+        ("sample rate", &|f| {
+            f["base"]["frame"]["sample_rate_hz"] = serde_json::json!(4_000_000_000u64)
+        }),
+        ("mel bins", &|f| {
+            f["base"]["mel"]["num_bins"] = serde_json::json!(1u64 << 40)
+        }),
+        (
+            "delta",
+            &|f| {
+                f["deltas"] =
+                    serde_json::json!({"order": 1u64 << 60, "window": 1_000_000_000_000_000_000u64})
+            },
+        ),
+    ];
+    for (needle, edit) in feature_cases {
+        let bytes = edit_model_metadata(&model, "features", edit);
+        let path = dir.path().join("features.safetensors");
+        std::fs::write(&path, bytes).unwrap();
+        assert_clean_error(
+            &phonrec(&["transcribe", "--model", s(&path), s(&wav)]),
+            &[needle],
+        );
+    }
+    // One weight of 3e38: finite, but every product overflows. The first tensor's first value.
+    let header_len = u64::from_le_bytes(model[..8].try_into().unwrap()) as usize;
+    let mut huge = model.clone();
+    huge[8 + header_len..8 + header_len + 4].copy_from_slice(&3e38f32.to_le_bytes());
+    let path = dir.path().join("huge.safetensors");
+    std::fs::write(&path, huge).unwrap();
+    assert_clean_error(
+        &phonrec(&["transcribe", "--model", s(&path), s(&wav)]),
+        &["beyond the ±1e5"],
+    );
+}
+
+#[test]
+fn absurd_flags_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("a.wav");
+    std::fs::write(&wav, float_wav(&sine(0.3))).unwrap();
+    let w = s(&wav);
+    let train = common::tone_corpus(dir.path(), "train", 2, 3);
+    let t = s(&train);
+    let out = dir.path().join("run");
+    let o = s(&out);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["features", "--num-mel-bins", "1000000000000", w],
+            "mel bins",
+        ),
+        (vec!["features", "--frame-length", "1e9", w], "frame length"),
+        (
+            vec!["features", "--deltas", "--delta-window", "1000000000000", w],
+            "window",
+        ),
+        (
+            vec!["features", "--deltas", "--delta-order", "1000000000", w],
+            "order",
+        ),
+        (
+            vec!["features", "--kind", "mfcc", "--cepstral-lifter", "NaN", w],
+            "lifter",
+        ),
+        (vec!["transcribe", "--beam", "1000000000000", w], "beam"),
+        (
+            vec![
+                "train",
+                "--train",
+                t,
+                "--dev",
+                t,
+                "--out",
+                o,
+                "--layers",
+                "1000000000",
+            ],
+            "num_layers",
+        ),
+        (
+            vec![
+                "train",
+                "--train",
+                t,
+                "--dev",
+                t,
+                "--out",
+                o,
+                "--hidden",
+                "1000000000",
+            ],
+            "hidden_size",
+        ),
+        (
+            vec![
+                "train",
+                "--train",
+                t,
+                "--dev",
+                t,
+                "--out",
+                o,
+                "--stack-frames",
+                "4611686018427387904",
+            ],
+            "stack_frames",
+        ),
+        (
+            vec!["train", "--train", t, "--dev", t, "--out", o, "--lr", "NaN"],
+            "learning rate",
+        ),
+    ];
+    for (args, needle) in cases {
+        let started = Instant::now();
+        let output = phonrec(&args);
+        assert_clean_error(&output, &[needle]);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+    }
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.safetensors");
+    let wide = dir.path().join("wide.safetensors");
+    assert_clean_error(
+        &phonrec(&[
+            "convert",
+            "--hidden",
+            "100000000",
+            s(&built_in),
+            "-o",
+            s(&wide),
+        ]),
+        &["hidden_size"],
+    );
+    assert!(!wide.exists());
+}
+
+#[test]
+fn odd_paths_and_text_files_get_clear_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(corpus.join("sub")).unwrap();
+    common::write_wav(
+        &corpus.join("sub/a.wav"),
+        &common::tone_utterance(&[0, 1], 1),
+    );
+    std::fs::write(
+        corpus.join("sub/b.SPH"),
+        phonrec::audio::sphere_bytes(&common::tone_utterance(&[2, 3], 2), 16_000, false),
+    )
+    .unwrap();
+    // A link cycle: the walk must not follow it forever (or list each file ~40 times).
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("..", corpus.join("sub/loop")).unwrap();
+    let output = phonrec(&["transcribe", "--no-lm", s(&corpus)]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "each file once, .SPH included: {stdout}");
+    assert!(lines.iter().any(|l| l.contains("a.wav")) && lines.iter().any(|l| l.contains("b.SPH")));
+
+    // Folders and devices as audio say what they are.
+    let folder = dir.path().join("folder.wav");
+    std::fs::create_dir_all(&folder).unwrap();
+    assert_clean_error(&phonrec(&["features", s(&folder)]), &["folder"]);
+    assert_clean_error(&phonrec(&["features", "/dev/zero"]), &["device"]);
+    assert_clean_error(&phonrec(&["transcribe", "/dev/zero"]), &["device"]);
+
+    // Audio on stdin: a WAV stream is transcribed as `-`; the same through /dev/stdin.
+    let wav = std::fs::read(corpus.join("sub/a.wav")).unwrap();
+    let output = phonrec_with_stdin(&["transcribe", "--no-lm", "-"], &wav);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).starts_with("-\t"),
+        "{}",
+        text(&output.stdout)
+    );
+    let output = phonrec_with_stdin(&["features", "/dev/stdin", "--format", "tsv"], &wav);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // A path list on stdin still works.
+    let list = format!("{}\n", corpus.join("sub/a.wav").display());
+    let output = phonrec_with_stdin(&["transcribe", "--no-lm", "-"], list.as_bytes());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("a.wav"));
+
+    // Manifests: a byte-order mark is not part of the first path; a non-UTF-8 byte names its line;
+    // a folder given as audio is not "missing".
+    let phones = phonrec::phones::PhoneSet::timit39();
+    let manifest = dir.path().join("bom.tsv");
+    std::fs::write(
+        &manifest,
+        format!("\u{feff}{}\taa iy\n", corpus.join("sub/a.wav").display()),
+    )
+    .unwrap();
+    let data = phonrec::data::load_manifest(&manifest, &phones).unwrap();
+    assert_eq!(data.len(), 1, "{:?}", data.problems);
+    let latin1 = dir.path().join("latin1.tsv");
+    let mut bytes = format!("{}\taa\n", corpus.join("sub/a.wav").display()).into_bytes();
+    bytes.extend_from_slice(b"caf\xe9.wav\taa\n");
+    std::fs::write(&latin1, bytes).unwrap();
+    let error = phonrec::data::load_manifest(&latin1, &phones)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("latin1.tsv:2") && error.contains("0xe9"),
+        "{error}"
+    );
+    let folders = dir.path().join("folders.tsv");
+    std::fs::write(
+        &folders,
+        format!("{}\taa\n/dev/zero\taa\n", folder.display()),
+    )
+    .unwrap();
+    let data = phonrec::data::load_manifest(&folders, &phones).unwrap();
+    let problems: Vec<String> = data.problems.iter().map(|p| p.to_string()).collect();
+    assert!(problems[0].contains("is a folder"), "{problems:?}");
+    assert!(problems[1].contains("not a regular file"), "{problems:?}");
+}
+
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a whole JSON line"))
+        .collect()
+}
+
+fn toy_train_args<'a>(train: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--train",
+        train,
+        "--dev",
+        train,
+        "--out",
+        out,
+        "--layers",
+        "1",
+        "--hidden",
+        "16",
+        "--dropout",
+        "0",
+        "--num-mel-bins",
+        "23",
+        "--cmvn-frames",
+        "all",
+        "--dither",
+        "0",
+        "--epochs",
+        epochs,
+        "--batch-frames",
+        "300",
+        "--lr",
+        "0.01",
+        "--warmup",
+        "5",
+        "--early-stop",
+        "100",
+        "--patience",
+        "100",
+        "--seed",
+        "1",
+        "--quiet",
+        "--checkpoint-every",
+        "0",
+    ]
+}
+
+/// Files a run folder may hold (no temporaries left by a kill).
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(".tmp"))
+        })
+        .collect()
+}
+
+#[test]
+fn one_trainer_per_folder_no_silent_overwrite_and_kills_at_random_moments_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = common::tone_corpus(dir.path(), "train", 8, 11);
+    let t = s(&train);
+    let epochs = "8";
+
+    let reference = dir.path().join("reference");
+    let output = phonrec(&toy_train_args(t, s(&reference), epochs));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let expected = metrics(&reference);
+    assert_eq!(expected.len(), 8);
+
+    // The same --out again is refused; --force starts over.
+    assert_clean_error(
+        &phonrec(&toy_train_args(t, s(&reference), epochs)),
+        &["already holds a run", "--force"],
+    );
+
+    // Kill the run at pseudo-random moments (a fixed sequence, so a failure reproduces), resuming
+    // after each kill (a kill can land between the checkpoint and its metrics line, or inside a
+    // save); at the end the metrics log, the best model and the folder must be exactly what an
+    // uninterrupted run leaves.
+    let killed = dir.path().join("killed");
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut first = true;
+    for _ in 0..6 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let delay = Duration::from_millis(200 + state % 1500);
+        let mut child = if first {
+            limited(&toy_train_args(t, s(&killed), epochs))
+        } else {
+            limited(&["train", "--resume", s(&killed), "--quiet"])
+        }
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        first = false;
+        std::thread::sleep(delay);
+        // A second trainer in the same folder is refused while the first holds it.
+        if child.try_wait().unwrap().is_none() && killed.join("checkpoint.safetensors").exists() {
+            let second = phonrec(&["train", "--resume", s(&killed), "--quiet"]);
+            if child.try_wait().unwrap().is_none() {
+                assert_clean_error(&second, &["another phonrec process"]);
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if !killed.join("checkpoint.safetensors").exists() {
+            // Killed before the first checkpoint: start again from nothing.
+            std::fs::remove_dir_all(&killed).unwrap();
+            first = true;
+        }
+    }
+    if killed.join("checkpoint.safetensors").exists() {
+        let resumed = phonrec(&["train", "--resume", s(&killed), "--quiet"]);
+        assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    } else {
+        let fresh = phonrec(&toy_train_args(t, s(&killed), epochs));
+        assert!(fresh.status.success(), "{}", text(&fresh.stderr));
+    }
+    assert!(leftovers(&killed).is_empty(), "{:?}", leftovers(&killed));
+    let got = metrics(&killed);
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    for (e, g) in expected.iter().zip(&got) {
+        for key in [
+            "epoch",
+            "train_loss",
+            "dev_loss",
+            "dev_per",
+            "lr",
+            "updates",
+        ] {
+            assert_eq!(
+                e[key], g[key],
+                "epoch {}: {key} differs after kills",
+                e["epoch"]
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read(reference.join("best.safetensors")).unwrap(),
+        std::fs::read(killed.join("best.safetensors")).unwrap(),
+        "the best model after kills and resumes is the uninterrupted run's"
+    );
+
+    let forced = phonrec(&[toy_train_args(t, s(&reference), "1"), vec!["--force"]].concat());
+    assert!(forced.status.success(), "{}", text(&forced.stderr));
+    assert_eq!(metrics(&reference).len(), 1);
+}
