@@ -14,8 +14,8 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The file is neither a RIFF/WAVE file nor a NIST SPHERE file.
-    #[error("{}: not a WAV or NIST SPHERE file ({reason})", .path.display())]
+    /// The file is not in a format phonrec reads (WAV, NIST SPHERE, FLAC, Ogg Vorbis, MP3).
+    #[error("{}: not an audio file phonrec reads ({reason})", .path.display())]
     NotAudio { path: PathBuf, reason: String },
 
     /// The WAV or SPHERE file is damaged: a header that lies, data cut short.

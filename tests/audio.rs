@@ -297,3 +297,77 @@ fn resampled_audio_keeps_duration() {
     assert_eq!(wave.sample_rate_hz, 16_000);
     assert_eq!(wave.samples.len(), 16_000);
 }
+
+/// The FSDD example (`audio/fsdd_7_jackson_0_8k.wav`) encoded with sox (FLAC, Ogg Vorbis) and lame
+/// (MP3, `--preset phone`): `tests/data/fsdd_7_jackson_0_8k.*`.
+fn container_fixture(extension: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(format!("fsdd_7_jackson_0_8k.{extension}"))
+}
+
+#[test]
+fn flac_decodes_to_exactly_the_wav_samples_and_lossy_codecs_to_nearly_them() {
+    let wav =
+        read_audio(&Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/fsdd_7_jackson_0_8k.wav"))
+            .unwrap();
+    let flac = read_audio(&container_fixture("flac")).unwrap();
+    assert_eq!(flac, wav, "FLAC is lossless");
+    for extension in ["ogg", "mp3"] {
+        let lossy = read_audio(&container_fixture(extension)).unwrap();
+        assert!(
+            lossy.samples.len() >= wav.samples.len(),
+            "{extension}: {} samples < {}",
+            lossy.samples.len(),
+            wav.samples.len()
+        );
+        // Codecs delay the signal by a few hundred samples: the best-aligned correlation is high.
+        let energy = |x: &[f32]| x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>();
+        let best = (0..2400)
+            .map(|lag| {
+                let a = &wav.samples[..wav.samples.len().min(lossy.samples.len() - lag)];
+                let b = &lossy.samples[lag..lag + a.len()];
+                let dot: f64 = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                    .sum();
+                dot / (energy(a) * energy(b)).sqrt()
+            })
+            .fold(f64::MIN, f64::max);
+        assert!(best > 0.9, "{extension}: correlation {best}");
+        if extension == "mp3" {
+            // The rate is the file's (lame may resample); phonrec resamples to the model's later.
+            assert!(lossy.sample_rate_hz >= 8_000);
+        } else {
+            assert_eq!(lossy.sample_rate_hz, wav.sample_rate_hz);
+        }
+    }
+}
+
+#[test]
+fn truncated_or_damaged_containers_are_errors() {
+    let dir = temp();
+    let mp3 = std::fs::read(container_fixture("mp3")).unwrap();
+    let cut = dir.path().join("cut.mp3");
+    std::fs::write(&cut, &mp3[..mp3.len() / 5]).unwrap();
+    let error = read_audio(&cut).unwrap_err().to_string();
+    assert!(error.contains("cut short"), "{error}");
+
+    let flac = std::fs::read(container_fixture("flac")).unwrap();
+    let cut = dir.path().join("cut.flac");
+    std::fs::write(&cut, &flac[..flac.len() / 2]).unwrap();
+    assert!(matches!(
+        read_audio(&cut),
+        Err(Error::MalformedAudio { .. })
+    ));
+
+    let ogg = std::fs::read(container_fixture("ogg")).unwrap();
+    let mut damaged = ogg.clone();
+    for i in (200..damaged.len()).step_by(61) {
+        damaged[i] ^= 0x5a;
+    }
+    let path = dir.path().join("damaged.ogg");
+    std::fs::write(&path, damaged).unwrap();
+    assert!(read_audio(&path).is_err());
+}

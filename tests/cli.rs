@@ -101,7 +101,7 @@ fn bad_inputs_exit_non_zero_with_a_message_naming_the_file() {
     assert!(!not_audio.status.success());
     let message = stderr(&not_audio);
     assert!(
-        message.contains("Cargo.toml") && message.contains("not a WAV"),
+        message.contains("Cargo.toml") && message.contains("not an audio file"),
         "{message}"
     );
 

@@ -488,7 +488,7 @@ fn bad_inputs_fail_with_a_message_naming_the_file() -> TestResult {
         stderr(&not_audio)
     );
     assert!(
-        stderr(&not_audio).contains("not a WAV"),
+        stderr(&not_audio).contains("not an audio file"),
         "{}",
         stderr(&not_audio)
     );

@@ -1,4 +1,5 @@
-//! Stage 1, audio input: a WAV or NIST SPHERE file -> mono `f32` samples at int16 scale, at any rate,
+//! Stage 1, audio input: a WAV, NIST SPHERE, FLAC, Ogg Vorbis or MP3 file -> mono `f32` samples at
+//! int16 scale, at any rate,
 //! then resampled to the rate a model expects.
 //!
 //! Kaldi reads samples as int16 values (range ±32768) and its defaults (dither 1.0, energy floor) assume
@@ -6,6 +7,7 @@
 //! 8/24/32-bit integers are shifted to 16-bit range, floats are multiplied by 32768.
 //! Several channels are averaged to one.
 
+mod container;
 mod resample;
 mod sphere;
 mod wav;
@@ -90,7 +92,8 @@ impl Waveform {
 /// hours of 16 kHz 16-bit stereo.
 pub const MAX_AUDIO_BYTES: u64 = 8 << 30;
 
-/// Read a WAV (PCM 8/16/24/32-bit integer or 32-bit float) or NIST SPHERE file, detected by its content
+/// Read a WAV (PCM 8/16/24/32-bit integer or 32-bit float), NIST SPHERE, FLAC, Ogg Vorbis or MP3 file,
+/// detected by its content
 /// (not its extension), mixed down to mono at int16 scale. Regular files and pipes (`/dev/stdin`,
 /// `<(sox ...)`) are read; folders and devices are refused with what they are.
 pub fn read_audio(path: &Path) -> Result<Waveform> {
@@ -136,7 +139,15 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
     read_audio_bytes(&bytes, path)
 }
 
-/// Read a WAV or NIST SPHERE file held in memory, as [`read_audio`] reads files; `name` stands for
+/// True when `bytes` start like a file phonrec reads: WAV (RIFF/RIFX), NIST SPHERE, FLAC, Ogg or MP3.
+pub fn looks_like_audio(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"RIFF")
+        || bytes.starts_with(b"RIFX")
+        || bytes.starts_with(b"NIST_1A")
+        || container::is_container(bytes)
+}
+
+/// Read an audio file held in memory, as [`read_audio`] reads files; `name` stands for
 /// it in error messages (e.g. `-` for standard input).
 pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
     let path = name;
@@ -146,6 +157,8 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         sphere::read_sphere(path, bytes)?
     } else if magic.starts_with(b"RIFF") || magic.starts_with(b"RIFX") {
         wav::read_wav(path, bytes)?
+    } else if container::is_container(bytes) {
+        container::read_container(path, bytes)?
     } else if filled == 0 {
         return Err(Error::NotAudio {
             path: path.to_path_buf(),
@@ -155,7 +168,7 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         return Err(Error::NotAudio {
             path: path.to_path_buf(),
             reason: format!(
-                "it starts with {:?}, expected 'RIFF' or 'NIST_1A'",
+                "it starts with {:?}, expected a WAV, SPHERE, FLAC, Ogg Vorbis or MP3 file",
                 String::from_utf8_lossy(&magic[..filled.min(4)])
             ),
         });

@@ -154,11 +154,11 @@ impl Input {
 
 /// Audio file extensions a folder walk picks up (any case); files given by name are read whatever
 /// their name, by their content.
-pub const AUDIO_EXTENSIONS: [&str; 2] = ["wav", "sph"];
+pub const AUDIO_EXTENSIONS: [&str; 5] = ["wav", "sph", "flac", "ogg", "mp3"];
 
 /// Inputs from the command line: files as given; folders walked (symlinks followed, each folder once,
-/// so a link cycle ends) for `.wav` and `.sph`; `-` is standard input, read as audio when it starts
-/// like a WAV or SPHERE file, else as a list of paths, one per line.
+/// so a link cycle ends) for audio files by extension; `-` is standard input, read as audio when it
+/// starts like an audio file, else as a list of paths, one per line.
 pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
     let mut files = Vec::new();
     let mut stdin_used = false;
@@ -168,13 +168,13 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
                 bail!("`-` (standard input) is given more than once");
             }
             let bytes = read_stdin()?;
-            if is_audio_stream(&bytes) {
+            if phonrec::audio::looks_like_audio(&bytes) {
                 files.push(Input::Stdin(bytes));
                 continue;
             }
             let text = String::from_utf8(bytes).map_err(|_| {
                 anyhow::anyhow!(
-                    "standard input is neither WAV/SPHERE audio nor a UTF-8 list of paths"
+                    "standard input is neither audio (WAV, SPHERE, FLAC, Ogg Vorbis, MP3) nor a UTF-8 list of paths"
                 )
             })?;
             files.extend(
@@ -212,11 +212,6 @@ pub fn read_stdin() -> anyhow::Result<Vec<u8>> {
         );
     }
     Ok(bytes)
-}
-
-/// True when `bytes` start like a WAV (RIFF/RIFX) or NIST SPHERE file.
-pub fn is_audio_stream(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"RIFF") || bytes.starts_with(b"RIFX") || bytes.starts_with(b"NIST_1A")
 }
 
 /// Read an audio argument: a path, or `-` for a WAV/SPHERE stream on standard input.

@@ -17,7 +17,8 @@ mod transcribe;
 
 /// phonrec: phoneme recognition from audio.
 ///
-/// Reads WAV (8/16/24/32-bit PCM, 32-bit float, any rate and channel count) and NIST SPHERE files,
+/// Reads WAV (8/16/24/32-bit PCM, 32-bit float, any rate and channel count), NIST SPHERE, FLAC, Ogg
+/// Vorbis and MP3 files,
 /// computes Kaldi-compatible features, and (with a model) turns speech into ARPAbet phonemes.
 #[derive(Parser, Debug)]
 #[command(name = "phonrec", version, about, long_about)]

@@ -13,9 +13,10 @@ use super::common::{error_chain, expand_inputs, load_model, DecodeArgs, Input};
 /// Print the phonemes of audio files.
 ///
 /// Reads WAV (8/16/24/32-bit PCM, 32-bit float; any sample rate and channel count, resampled to the
-/// model's rate) and NIST SPHERE. Folders are searched for .wav and .sph files (symlinks followed, each
-/// folder once); `-` reads standard input: a WAV/SPHERE stream (`sox in.mp3 -t wav - | phonrec
-/// transcribe -`) or else a list of paths, one per line.
+/// model's rate), NIST SPHERE, FLAC, Ogg Vorbis and MP3, recognised by content. Folders are searched
+/// for .wav, .sph, .flac, .ogg and .mp3 files (symlinks followed, each folder once); `-` reads
+/// standard input: an audio stream (`sox in.aiff -t wav - | phonrec transcribe -`) or else a list of
+/// paths, one per line.
 /// A file that fails is reported on stderr and skipped; the exit status is then non-zero.
 #[derive(Args, Debug)]
 pub struct TranscribeArgs {

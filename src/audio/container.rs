@@ -1,0 +1,145 @@
+//! Compressed containers through symphonia: FLAC, Ogg Vorbis and MP3, decoded to interleaved `f32`,
+//! then mixed to mono at int16 scale like every other reader. WAV and SPHERE keep their own readers
+//! (their header checks and error messages are ours).
+
+use std::path::Path;
+
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::errors::Error as DecodeError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+use super::{mix_to_mono, Waveform, INT16_SCALE, MAX_AUDIO_BYTES, MAX_CHANNELS};
+use crate::error::{Error, Result};
+
+/// True when `bytes` start like a FLAC, Ogg or MP3 (ID3-tagged or a bare MPEG audio frame) file.
+pub(crate) fn is_container(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"fLaC")
+        || bytes.starts_with(b"OggS")
+        || bytes.starts_with(b"ID3")
+        // MPEG audio frame sync: 11 set bits, then a layer that is not "reserved".
+        || (bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0 && bytes[1] & 0x06 != 0)
+}
+
+/// Samples per channel a decoded stream may fall short of its declared length (codec delay and
+/// padding, a partial last frame).
+const DECLARED_LENGTH_SLACK: u64 = 2304;
+
+/// Most decoded samples (all channels) kept: as many as the largest WAV read holds as int16.
+const MAX_DECODED_SAMPLES: usize = (MAX_AUDIO_BYTES / 2) as usize;
+
+/// Decode a FLAC, Ogg Vorbis or MP3 file held in memory.
+pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+    let malformed = |reason: String| Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let stream = MediaSourceStream::new(
+        Box::new(std::io::Cursor::new(bytes.to_vec())),
+        Default::default(),
+    );
+    let probed = symphonia::default::get_probe()
+        .format(
+            &Hint::new(),
+            stream,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(|e| Error::NotAudio {
+            path: path.to_path_buf(),
+            reason: format!("not a FLAC, Ogg Vorbis or MP3 stream phonrec can read ({e})"),
+        })?;
+    let mut format = probed.format;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| malformed("the container holds no audio track".to_string()))?;
+    let track_id = track.id;
+    let declared_frames = track.codec_params.n_frames;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| Error::UnsupportedEncoding {
+            path: path.to_path_buf(),
+            encoding: format!("a codec symphonia does not decode here ({e})"),
+            hint: Some("convert with e.g. `sox in.ext -b 16 out.wav`".to_string()),
+        })?;
+    let mut interleaved: Vec<f32> = Vec::new();
+    let mut layout: Option<(u32, usize)> = None;
+    let mut damaged_packets = 0usize;
+    let mut packets = 0usize;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            Err(DecodeError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(DecodeError::ResetRequired) => break,
+            Err(e) => return Err(malformed(format!("reading the container failed: {e}"))),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        packets += 1;
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            // A damaged frame: skip it as players do, and say so if there were many.
+            Err(DecodeError::DecodeError(_)) => {
+                damaged_packets += 1;
+                continue;
+            }
+            Err(e) => return Err(malformed(format!("decoding failed: {e}"))),
+        };
+        let spec = *decoded.spec();
+        let channels = spec.channels.count();
+        match layout {
+            None => layout = Some((spec.rate, channels)),
+            Some(first) if first != (spec.rate, channels) => {
+                return Err(malformed(format!(
+                    "the stream changes from {} Hz × {} channels to {} Hz × {channels} channels",
+                    first.0, first.1, spec.rate
+                )))
+            }
+            Some(_) => {}
+        }
+        if channels == 0 || channels > MAX_CHANNELS {
+            return Err(malformed(format!("{channels} channels")));
+        }
+        let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
+        buffer.copy_interleaved_ref(decoded);
+        if interleaved.len() + buffer.samples().len() > MAX_DECODED_SAMPLES {
+            return Err(malformed(format!(
+                "more than {MAX_DECODED_SAMPLES} samples decoded; split the file first"
+            )));
+        }
+        interleaved.extend(buffer.samples().iter().map(|&s| s * INT16_SCALE));
+    }
+    let Some((rate, channels)) = layout else {
+        return Err(malformed(format!(
+            "no audio could be decoded ({damaged_packets} damaged packets)"
+        )));
+    };
+    // A file cut short (an interrupted download) decodes "fine" up to the cut: when the container
+    // says how long it is (FLAC's STREAMINFO, an MP3 Xing/Info header), hold it to that.
+    let decoded_frames = (interleaved.len() / channels) as u64;
+    if let Some(declared) = declared_frames {
+        if decoded_frames + DECLARED_LENGTH_SLACK < declared {
+            return Err(malformed(format!(
+                "data cut short: the header declares {declared} samples per channel, {decoded_frames} \
+                 could be decoded"
+            )));
+        }
+    }
+    // A glitch or two is skipped as players skip it (each packet is ~20-30 ms); more would leave
+    // holes the transcript cannot be trusted across.
+    if damaged_packets * 100 > packets {
+        return Err(malformed(format!(
+            "{damaged_packets} of {packets} packets are damaged: too many to transcribe across"
+        )));
+    }
+    Ok(Waveform {
+        samples: mix_to_mono(&interleaved, channels),
+        sample_rate_hz: rate,
+    })
+}
