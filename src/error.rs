@@ -6,8 +6,9 @@ use std::path::PathBuf;
 /// Every error the phonrec library returns.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file could not be opened, read or written.
-    #[error("I/O error on {}", .path.display())]
+    /// A file could not be opened, read or written. The message carries the OS's reason, so it is
+    /// complete wherever it is printed on its own.
+    #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
         #[source]

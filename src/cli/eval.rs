@@ -89,9 +89,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             Err(error) => {
                 failures += 1;
                 eprintln!(
-                    "phonrec: error: {} ({}): {error}",
+                    "phonrec: error: {} ({}): {}",
                     utt.id,
-                    utt.audio.display()
+                    utt.audio.display(),
+                    super::common::error_chain(&error)
                 );
             }
         }

@@ -63,7 +63,9 @@ pub enum AugmentPreset {
 /// Data: a manifest (TSV `audio<TAB>phones`, paths relative to the manifest, or JSON Lines), a TIMIT
 /// root (TRAIN/ for --train, TEST/ for --dev), or a Kaldi data dir with --lexicon. Every epoch writes
 /// OUT/checkpoint.safetensors (resumable with --resume OUT), appends a line to OUT/metrics.jsonl, and
-/// keeps the model with the best dev PER as OUT/best.safetensors. Ctrl-C writes a checkpoint and exits.
+/// keeps the model with the best dev PER as OUT/best.safetensors. Ctrl-C writes a checkpoint and exits;
+/// a killed run resumes the same way (the metrics log is rebuilt from the checkpoint). One process
+/// trains in a folder at a time, and a folder that holds a run is refused unless --force.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Training data.

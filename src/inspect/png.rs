@@ -198,7 +198,7 @@ fn shown_duration_s(inspection: &Inspection) -> f64 {
 }
 
 impl PictureOptions {
-    /// Check the sizes: a picture phonrec draws is at most [`MAX_PICTURE_SIDE_PX`] on a side.
+    /// Check the sizes: a plot is at most 20000 px wide, rows 4–200 px, at most 10000 px per second.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if !(self.pixels_per_second.is_finite()
             && (1.0..=MAX_PIXELS_PER_SECOND).contains(&self.pixels_per_second))
