@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("phonrec: error: {}", describe(&err));
+            eprintln!("phonrec: error: {}", cli::error_chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -30,23 +30,6 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
-}
-
-/// The error and its causes on one line (`context: cause: reason`), leaving out a cause whose message
-/// is already part of the text (library errors name their OS reason themselves).
-fn describe(err: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in err.chain() {
-        let message = cause.to_string();
-        if text.contains(&message) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&message);
-    }
-    text
 }
 
 /// `phonrec ... | head` closing the pipe early is not an error.

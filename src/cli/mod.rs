@@ -15,6 +15,8 @@ mod probs;
 mod train;
 mod transcribe;
 
+pub(crate) use common::error_chain;
+
 /// phonrec: phoneme recognition from audio.
 ///
 /// Reads WAV (8/16/24/32-bit PCM, 32-bit float, any rate and channel count), NIST SPHERE, FLAC, Ogg
