@@ -51,10 +51,11 @@ pub enum AugmentPreset {
     Off,
     /// Speed 0.9–1.1, ±6 dB gain, noise at 5–35 dB SNR on half the utterances, SpecAugment 2+2 masks.
     Standard,
-    /// Standard plus ordinary recording conditions: leading/trailing silence (½ of utterances),
-    /// pauses (¼), noise floors −80..−40 dBFS (0.4), white/pink/brown/hum/babble noise at 0–30 dB
-    /// (0.35), reverberation (0.15), telephone band with μ/A-law (0.2), clipping, and non-speech
-    /// clips with empty labels (4 %). For models that must handle real recordings.
+    /// Standard plus ordinary recording conditions: leading/trailing silence (½ of utterances; half
+    /// of those cut hard, with their own noise floor), pauses (¼), noise floors −80..−40 dBFS (0.4),
+    /// white/pink/brown/hum/babble noise at 0–30 dB (0.35), reverberation (0.15), telephone channel
+    /// (8 kHz, ~300–3400 Hz band-pass, μ-law/A-law/GSM-like; 0.2), clipping, and non-speech clips
+    /// with empty labels (4 %). For models that must handle real recordings.
     Robust,
 }
 

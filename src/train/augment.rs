@@ -93,6 +93,7 @@ impl AugmentOptions {
         let c = &self.conditions;
         for (name, p) in [
             ("edge silence", c.edge_silence_probability),
+            ("hard edge", c.hard_edge_probability),
             ("pause", c.pause_probability),
             ("noise floor", c.noise_floor_probability),
             ("condition noise", c.noise_probability),

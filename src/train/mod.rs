@@ -6,6 +6,7 @@ mod batch;
 mod conditions;
 mod optim;
 mod schedule;
+mod telephone;
 mod trainer;
 
 pub use augment::{add_noise, augment_waveform, spec_augment, speed_perturb, AugmentOptions};
