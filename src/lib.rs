@@ -20,6 +20,7 @@
 //! ```
 
 pub mod audio;
+pub mod choice;
 pub mod ctc;
 pub mod data;
 pub mod error;
@@ -31,5 +32,6 @@ pub mod output;
 pub mod phones;
 pub mod recognize;
 pub mod train;
+mod util;
 
 pub use error::{Error, Result};

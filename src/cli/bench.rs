@@ -15,10 +15,12 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use clap::{Args, ValueEnum};
 use ndarray::Array2;
+use phonrec::choice::Choice;
 use phonrec::ctc::{ctc_loss, min_frames, Reduction};
 use phonrec::model::{features_to_tensor, Blstm, InitOptions, LstmKernel, NetworkConfig};
 use phonrec::phones::PhoneId;
 
+use super::choice::choice;
 use super::common::write_stdout;
 use phonrec::train::{Optimizer, OptimizerOptions};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -41,32 +43,6 @@ pub enum Mode {
     Infer,
     /// Both, training first (the peer's default `--modes train,infer`).
     Both,
-}
-
-/// Which implementation runs the LSTM layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Kernel {
-    /// The fused CPU kernel (the library's default).
-    Fused,
-    /// Plain candle ops with candle's autograd: the slow reference the fused kernel is tested against.
-    Reference,
-}
-
-impl From<Kernel> for LstmKernel {
-    fn from(kernel: Kernel) -> Self {
-        match kernel {
-            Kernel::Fused => LstmKernel::Fused,
-            Kernel::Reference => LstmKernel::Reference,
-        }
-    }
-}
-
-/// How the report names a kernel.
-fn kernel_name(kernel: LstmKernel) -> &'static str {
-    match kernel {
-        LstmKernel::Fused => "fused",
-        LstmKernel::Reference => "reference",
-    }
 }
 
 /// Measure how fast this machine trains and runs the network, on random data.
@@ -115,8 +91,8 @@ pub struct BenchArgs {
     pub dropout: f32,
 
     /// LSTM implementation [default: the library's, the fused kernel].
-    #[arg(long, value_enum)]
-    pub kernel: Option<Kernel>,
+    #[arg(long, value_parser = choice::<LstmKernel>())]
+    pub kernel: Option<LstmKernel>,
 
     /// What to time.
     #[arg(long, value_enum, default_value_t = Mode::Both)]
@@ -251,13 +227,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let (mut network, var_map) =
             Blstm::trainable(&config, &init).context("building the network")?;
         if let Some(kernel) = args.kernel {
-            network.set_kernel(kernel.into());
+            network.set_kernel(kernel);
         }
         report.layers = Some(args.layers);
         report.hidden = Some(args.hidden);
         report.features = Some(args.features);
         report.stack_frames = Some(args.stack_frames);
-        report.kernel = Some(kernel_name(network.kernel()));
+        report.kernel = Some(network.kernel().name());
         report.params = Some(config.num_parameters());
         if args.mode != Mode::Infer {
             report.train = Some(time_training(&args, &network, &var_map, labels, &mut rng)?);

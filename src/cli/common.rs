@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use phonrec::ctc::PhoneLm;
 use phonrec::data::{DataSource, Dataset, TimitSplit};
+use phonrec::features::{BaseFeatures, FbankOptions, MfccOptions};
 use phonrec::model::Model;
 use phonrec::phones::PhoneSet;
 use phonrec::recognize::{Recognizer, RecognizerOptions, SegmentOptions};
@@ -58,6 +59,48 @@ pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
                  missing at build time); pass --model PATH, e.g. a model made by `phonrec train`"
             ),
         },
+    }
+}
+
+/// How labeled data is read; the flags `train` and `eval` share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Pronunciation lexicon (CMUdict format) for Kaldi data dirs.
+    #[arg(long)]
+    pub lexicon: Option<PathBuf>,
+
+    /// With a TIMIT root: its test part is the 24-speaker core test set (eval --data, train --dev).
+    #[arg(long)]
+    pub timit_core_test: bool,
+}
+
+impl DataArgs {
+    /// Which part of a TIMIT root is the test set.
+    pub fn test_split(&self) -> TimitSplit {
+        if self.timit_core_test {
+            TimitSplit::CoreTest
+        } else {
+            TimitSplit::Test
+        }
+    }
+}
+
+/// Base features (`features --kind`, `train --features`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum FeatureKind {
+    /// Log-mel filterbank energies (Kaldi `compute-fbank-feats`; recommended for LSTMs).
+    Fbank,
+    /// Mel-frequency cepstral coefficients (Kaldi `compute-mfcc-feats`).
+    Mfcc,
+}
+
+impl FeatureKind {
+    /// The library's default options of this kind (80 mel bins for fbank, Kaldi's 23 for MFCC).
+    pub fn defaults(self) -> BaseFeatures {
+        match self {
+            FeatureKind::Fbank => BaseFeatures::Fbank(FbankOptions::default()),
+            FeatureKind::Mfcc => BaseFeatures::Mfcc(MfccOptions::default()),
+        }
     }
 }
 

@@ -4,8 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
+use phonrec::choice::Choice;
 use phonrec::model::{widen, ModelFile, WeightStorage};
+
+use super::choice::choice;
 
 use super::common::CmvnFrames;
 
@@ -22,8 +25,8 @@ pub struct ConvertArgs {
     pub output: PathBuf,
 
     /// How to store the weights.
-    #[arg(long, value_enum, default_value_t = Storage::F32)]
-    pub storage: Storage,
+    #[arg(long, value_parser = choice::<WeightStorage>(), default_value = WeightStorage::default().name())]
+    pub storage: WeightStorage,
 
     /// Widen every LSTM layer to this many units per direction (≥ the current number).
     #[arg(long)]
@@ -44,15 +47,6 @@ pub struct ConvertArgs {
     /// output stays reproducible): 1 gives digital silence a defined noise floor, as Kaldi's default.
     #[arg(long)]
     pub dither: Option<f32>,
-}
-
-/// Weight storage of the written file.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Storage {
-    /// 32-bit floats: exact (checkpoints, models to train further).
-    F32,
-    /// 16-bit floats: half the size, for shipping a trained model.
-    F16,
 }
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
@@ -78,12 +72,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     } else {
         model
     };
-    let storage = match args.storage {
-        Storage::F32 => WeightStorage::F32,
-        Storage::F16 => WeightStorage::F16,
-    };
     model
-        .save_as(&args.output, storage)
+        .save_as(&args.output, args.storage)
         .with_context(|| format!("writing {}", args.output.display()))?;
     let network = &model.config().network;
     eprintln!(

@@ -5,13 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use phonrec::data::TimitSplit;
 use phonrec::eval::PerStats;
 use phonrec::phones::{PhoneId, PhoneSet};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::common::{data_source, load_data, load_model, write_stdout, DecodeArgs};
+use super::common::{data_source, load_data, load_model, write_stdout, DataArgs, DecodeArgs};
 
 /// Score a model on labeled data: phone error rate and its breakdown.
 ///
@@ -30,13 +29,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: PathBuf,
 
-    /// Pronunciation lexicon (CMUdict format) for a Kaldi data dir.
-    #[arg(long)]
-    pub lexicon: Option<PathBuf>,
-
-    /// With a TIMIT root: score only the 24-speaker core test set.
-    #[arg(long)]
-    pub timit_core_test: bool,
+    #[command(flatten)]
+    pub data_args: DataArgs,
 
     #[command(flatten)]
     pub decode: DecodeArgs,
@@ -57,12 +51,11 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let model = load_model(args.model.as_deref())?;
     let phones = model.phones().clone();
-    let split = if args.timit_core_test {
-        TimitSplit::CoreTest
-    } else {
-        TimitSplit::Test
-    };
-    let source = data_source(&args.data, args.lexicon.as_deref(), split)?;
+    let source = data_source(
+        &args.data,
+        args.data_args.lexicon.as_deref(),
+        args.data_args.test_split(),
+    )?;
     let data = load_data(&source, &phones, "evaluation")?;
     let recognizer = args.decode.recognizer(model, args.model.is_none(), true)?;
     let silence = (!args.score_sil).then(|| phones.silence()).flatten();

@@ -5,37 +5,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
-use ndarray::Array2;
-use ndarray_npy::WriteNpyExt;
+use clap::Args;
 use phonrec::features::{
     BaseFeatures, CmvnOptions, DeltaOptions, FbankOptions, FeatureExtractor, FeatureOptions,
     FeaturePipeline, FrameOptions, MelOptions, MfccOptions, WindowType,
 };
 
+use phonrec::output::{kaldi_key, write_matrix, MatrixFormat};
+
+use super::choice::choice;
+use super::common::FeatureKind;
 use super::parse_bool;
-
-/// Which base features to compute.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Kind {
-    /// Log-mel filterbank energies (Kaldi `compute-fbank-feats`).
-    Fbank,
-    /// Mel-frequency cepstral coefficients (Kaldi `compute-mfcc-feats`).
-    Mfcc,
-}
-
-/// How the matrix is written.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
-pub enum Format {
-    /// NumPy `.npy`, float32 [frames, dims].
-    Npy,
-    /// Comma-separated, one frame per line, no header.
-    Csv,
-    /// Tab-separated, one frame per line, no header.
-    Tsv,
-    /// Kaldi text archive (`copy-feats ark,t:`), keyed by the file's stem.
-    Ark,
-}
 
 /// Compute Kaldi-compatible features of one audio file.
 ///
@@ -52,23 +32,23 @@ pub struct FeaturesArgs {
     pub output: PathBuf,
 
     /// Output format [default: from the output's extension (.npy, .csv, .tsv, .ark), else tsv].
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[arg(long, value_parser = choice::<MatrixFormat>())]
+    pub format: Option<MatrixFormat>,
 
     /// Base features.
-    #[arg(long, value_enum, default_value_t = Kind::Fbank)]
-    pub kind: Kind,
+    #[arg(long, value_enum, default_value_t = FeatureKind::Fbank)]
+    pub kind: FeatureKind,
 
     /// Number of triangular mel bins [default: 80 for fbank, 23 for mfcc].
     #[arg(long)]
     pub num_mel_bins: Option<usize>,
 
     /// Number of cepstra (mfcc), C0 included.
-    #[arg(long, default_value_t = 13)]
+    #[arg(long, default_value_t = MfccOptions::default().num_ceps)]
     pub num_ceps: usize,
 
     /// Cepstral lifter coefficient (mfcc); 0 disables liftering.
-    #[arg(long, default_value_t = 22.0)]
+    #[arg(long, default_value_t = MfccOptions::default().cepstral_lifter)]
     pub cepstral_lifter: f32,
 
     /// Add the log energy: fbank prepends it as column 0, mfcc puts it in place of C0
@@ -77,7 +57,7 @@ pub struct FeaturesArgs {
     pub use_energy: Option<bool>,
 
     /// Floor on the energy (absolute value); 0 means no floor.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = FbankOptions::default().energy_floor)]
     pub energy_floor: f32,
 
     /// Compute the energy before pre-emphasis and windowing.
@@ -93,39 +73,39 @@ pub struct FeaturesArgs {
     pub snip_edges: bool,
 
     /// Low edge of the mel filters in Hz.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = MelOptions::default().low_freq_hz)]
     pub low_freq: f32,
 
     /// High edge of the mel filters in Hz; ≤ 0 is an offset from Nyquist.
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = MelOptions::default().high_freq_hz, allow_hyphen_values = true)]
     pub high_freq: f32,
 
     /// Vocal-tract-length warp factor of the mel filters (Kaldi's --vtln-warp); 1 = none.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = MelOptions::default().vtln_warp)]
     pub vtln_warp: f32,
 
     /// Lower inflection point of the VTLN warp in Hz.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = MelOptions::default().vtln_low_hz)]
     pub vtln_low: f32,
 
     /// Upper inflection point of the VTLN warp in Hz; < 0 is an offset from the high edge.
-    #[arg(long, default_value_t = -500.0, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = MelOptions::default().vtln_high_hz, allow_hyphen_values = true)]
     pub vtln_high: f32,
 
     /// Gaussian dither std in int16 units (Kaldi's default is 1; 0 makes output reproducible).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = FrameOptions::default().dither)]
     pub dither: f32,
 
     /// Frame length in ms.
-    #[arg(long, default_value_t = 25.0)]
+    #[arg(long, default_value_t = FrameOptions::default().frame_length_ms)]
     pub frame_length: f32,
 
     /// Frame shift in ms.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = FrameOptions::default().frame_shift_ms)]
     pub frame_shift: f32,
 
     /// Pre-emphasis coefficient.
-    #[arg(long, default_value_t = 0.97)]
+    #[arg(long, default_value_t = FrameOptions::default().preemphasis_coefficient)]
     pub preemphasis_coefficient: f32,
 
     /// Subtract each frame's mean before processing.
@@ -141,11 +121,11 @@ pub struct FeaturesArgs {
     pub deltas: bool,
 
     /// Delta order when --deltas is given: 1 = deltas, 2 = deltas + delta-deltas.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = DeltaOptions::default().order)]
     pub delta_order: usize,
 
     /// Delta regression window (frames on each side).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = DeltaOptions::default().window)]
     pub delta_window: usize,
 
     /// Per-utterance mean normalisation (after deltas).
@@ -176,28 +156,28 @@ impl FeaturesArgs {
             snip_edges: self.snip_edges,
             dither_seed: 0,
         };
-        let mel = |default_bins: usize| MelOptions {
-            num_bins: self.num_mel_bins.unwrap_or(default_bins),
+        let mel = |default: &MelOptions| MelOptions {
+            num_bins: self.num_mel_bins.unwrap_or(default.num_bins),
             low_freq_hz: self.low_freq,
             high_freq_hz: self.high_freq,
             vtln_warp: self.vtln_warp,
             vtln_low_hz: self.vtln_low,
             vtln_high_hz: self.vtln_high,
         };
-        let base = match self.kind {
-            Kind::Fbank => BaseFeatures::Fbank(FbankOptions {
+        let base = match self.kind.defaults() {
+            BaseFeatures::Fbank(default) => BaseFeatures::Fbank(FbankOptions {
                 frame,
-                mel: mel(80),
-                use_energy: self.use_energy.unwrap_or(false),
+                mel: mel(&default.mel),
+                use_energy: self.use_energy.unwrap_or(default.use_energy),
                 energy_floor: self.energy_floor,
                 raw_energy: self.raw_energy,
-                ..FbankOptions::default()
+                ..default
             }),
-            Kind::Mfcc => BaseFeatures::Mfcc(MfccOptions {
+            BaseFeatures::Mfcc(default) => BaseFeatures::Mfcc(MfccOptions {
                 frame,
-                mel: mel(23),
+                mel: mel(&default.mel),
                 num_ceps: self.num_ceps,
-                use_energy: self.use_energy.unwrap_or(true),
+                use_energy: self.use_energy.unwrap_or(default.use_energy),
                 energy_floor: self.energy_floor,
                 raw_energy: self.raw_energy,
                 cepstral_lifter: self.cepstral_lifter,
@@ -216,22 +196,14 @@ impl FeaturesArgs {
         }
     }
 
-    fn resolved_format(&self) -> Format {
-        if let Some(format) = self.format {
-            return format;
-        }
-        match self
-            .output
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("npy") => Format::Npy,
-            Some("csv") => Format::Csv,
-            Some("ark") => Format::Ark,
-            _ => Format::Tsv,
-        }
+    fn resolved_format(&self) -> MatrixFormat {
+        self.format.unwrap_or_else(|| {
+            self.output
+                .extension()
+                .and_then(|e| e.to_str())
+                .and_then(MatrixFormat::from_extension)
+                .unwrap_or(MatrixFormat::Tsv)
+        })
     }
 }
 
@@ -258,54 +230,25 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let format = args.resolved_format();
-    let key = args
-        .file
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("utt")
-        .replace(char::is_whitespace, "_");
+    let key = kaldi_key(
+        &args
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default(),
+    );
     if args.output == Path::new("-") {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        write_matrix(&features, format, &key, &mut out)?;
+        write_matrix(features.view(), format, &key, &mut out)?;
         out.flush()?;
     } else {
         let file = std::fs::File::create(&args.output)
             .with_context(|| format!("creating {}", args.output.display()))?;
         let mut out = std::io::BufWriter::new(file);
-        write_matrix(&features, format, &key, &mut out)
-            .and_then(|()| Ok(out.flush()?))
+        write_matrix(features.view(), format, &key, &mut out)
+            .and_then(|()| out.flush())
             .with_context(|| format!("writing {}", args.output.display()))?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Write a [frames, dims] matrix in one of the formats.
-fn write_matrix(
-    features: &Array2<f32>,
-    format: Format,
-    key: &str,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    match format {
-        Format::Npy => features.write_npy(out)?,
-        Format::Csv | Format::Tsv => {
-            let separator = if format == Format::Csv { "," } else { "\t" };
-            for row in features.rows() {
-                let line: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
-                writeln!(out, "{}", line.join(separator))?;
-            }
-        }
-        Format::Ark => {
-            write!(out, "{key}  [")?;
-            for row in features.rows() {
-                write!(out, "\n ")?;
-                for v in row {
-                    write!(out, " {v}")?;
-                }
-            }
-            writeln!(out, " ]")?;
-        }
-    }
-    Ok(())
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod average;
 mod bench;
+mod choice;
 mod common;
 mod convert;
 mod eval;

@@ -14,6 +14,7 @@ use phonrec::inspect::{
     TableOptions,
 };
 
+use super::choice::choice;
 use super::common::{load_model, write_stdout};
 
 /// Show per-frame phone probabilities: a table (TSV/CSV/JSON/NPY), a PNG posteriorgram, an HTML page.
@@ -34,7 +35,7 @@ pub struct ProbsArgs {
 
     /// Table format: tsv, csv, json, or npy (float32 [frames, phones + 1], plus a sidecar OUTPUT.json
     /// naming the columns and giving the frame shift) [default: from the --output extension, else tsv].
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<ProbsFormat>())]
     pub format: Option<ProbsFormat>,
 
     /// Where the table goes; `-` is stdout (NPY on stdout has no sidecar) [default: stdout].

@@ -8,10 +8,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use phonrec::choice::Choice;
 use phonrec::data::TimitSplit;
-use phonrec::features::{
-    BaseFeatures, CmvnOptions, DeltaOptions, FbankOptions, FeatureOptions, MelOptions, MfccOptions,
-};
+use phonrec::features::{BaseFeatures, CmvnOptions, DeltaOptions, FeatureOptions};
 use phonrec::model::{InitOptions, NetworkConfig, WeightInit};
 use phonrec::phones::PhoneSet;
 use phonrec::train::{
@@ -20,29 +19,8 @@ use phonrec::train::{
 };
 use serde_json::json;
 
-use super::common::{data_source, load_data, CmvnFrames};
-
-/// Base features for training.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum FeatureKind {
-    /// Log-mel filterbank (recommended for LSTMs).
-    Fbank,
-    /// MFCC.
-    Mfcc,
-}
-
-/// Weight initialisation.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum InitKind {
-    /// Xavier/Glorot uniform.
-    XavierUniform,
-    /// Xavier/Glorot normal.
-    XavierNormal,
-    /// He/Kaiming normal.
-    He,
-    /// All zeros: refused, since symmetric units never learn (accepted here only to explain that).
-    Zeros,
-}
+use super::choice::choice;
+use super::common::{data_source, load_data, CmvnFrames, DataArgs, FeatureKind};
 
 /// Augmentation preset.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -90,13 +68,8 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,
 
-    /// Pronunciation lexicon (CMUdict format) for Kaldi data dirs.
-    #[arg(long)]
-    pub lexicon: Option<PathBuf>,
-
-    /// With a TIMIT root as --dev: use the 24-speaker core test set.
-    #[arg(long)]
-    pub timit_core_test: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
 
     /// Custom phone inventory (one phone per line) [default: the 39 TIMIT-folded phones].
     #[arg(long)]
@@ -122,7 +95,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = FeatureKind::Fbank)]
     pub features: FeatureKind,
 
-    /// Mel bins [default: 80 for fbank, 23 for mfcc].
+    /// Mel bins [default: the library's, 80 for fbank, 23 for mfcc].
     #[arg(long)]
     pub num_mel_bins: Option<usize>,
 
@@ -166,7 +139,7 @@ pub struct TrainArgs {
     pub warmup: u64,
 
     /// Update rule.
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Adamw)]
+    #[arg(long, value_parser = choice::<OptimizerKind>(), default_value = OptimizerKind::default().name())]
     pub optimizer: OptimizerKind,
 
     /// Weight decay (decoupled for AdamW).
@@ -178,8 +151,8 @@ pub struct TrainArgs {
     pub clip_norm: f64,
 
     /// Initialisation of the weights.
-    #[arg(long, value_enum, default_value_t = InitKind::XavierUniform)]
-    pub init: InitKind,
+    #[arg(long, value_parser = choice::<WeightInit>(), default_value = InitOptions::default().weights.name())]
+    pub init: WeightInit,
 
     /// Draw recurrent weights like the input weights instead of as orthogonal matrices.
     #[arg(long)]
@@ -237,24 +210,13 @@ impl TrainArgs {
             dither: self.dither,
             ..Default::default()
         };
-        let base = match self.features {
-            FeatureKind::Fbank => BaseFeatures::Fbank(FbankOptions {
-                frame,
-                mel: MelOptions {
-                    num_bins: self.num_mel_bins.unwrap_or(80),
-                    ..MelOptions::default()
-                },
-                ..FbankOptions::default()
-            }),
-            FeatureKind::Mfcc => BaseFeatures::Mfcc(MfccOptions {
-                frame,
-                mel: MelOptions {
-                    num_bins: self.num_mel_bins.unwrap_or(23),
-                    ..MelOptions::default()
-                },
-                ..MfccOptions::default()
-            }),
+        let mut base = self.features.defaults();
+        let (base_frame, mel) = match &mut base {
+            BaseFeatures::Fbank(o) => (&mut o.frame, &mut o.mel),
+            BaseFeatures::Mfcc(o) => (&mut o.frame, &mut o.mel),
         };
+        *base_frame = frame;
+        mel.num_bins = self.num_mel_bins.unwrap_or(mel.num_bins);
         TrainOptions {
             features: FeatureOptions {
                 base,
@@ -272,12 +234,7 @@ impl TrainArgs {
                 ..NetworkConfig::default()
             },
             init: InitOptions {
-                weights: match self.init {
-                    InitKind::XavierUniform => WeightInit::XavierUniform,
-                    InitKind::XavierNormal => WeightInit::XavierNormal,
-                    InitKind::He => WeightInit::He,
-                    InitKind::Zeros => WeightInit::Zeros,
-                },
+                weights: self.init,
                 orthogonal_recurrent: !self.no_orthogonal,
                 ..InitOptions::default()
             },
@@ -431,9 +388,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     };
     let train_path = path_arg(&args.train, "train").context("--train is required")?;
     let dev_path = path_arg(&args.dev, "dev").context("--dev is required")?;
-    let lexicon = path_arg(&args.lexicon, "lexicon");
+    let lexicon = path_arg(&args.data.lexicon, "lexicon");
     let phones_path = path_arg(&args.phones, "phones");
-    let core_test = args.timit_core_test
+    let core_test = args.data.timit_core_test
         || run_info
             .get("timit_core_test")
             .and_then(|v| v.as_bool())

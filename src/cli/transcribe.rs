@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use phonrec::choice::Choice;
 use phonrec::output::{write_transcript, OutputFormat};
 use rayon::prelude::*;
 
+use super::choice::choice;
 use super::common::{error_chain, expand_inputs, load_model, DecodeArgs, Input};
 
 /// Print the phonemes of audio files.
@@ -33,7 +35,7 @@ pub struct TranscribeArgs {
 
     /// Output: text (`path<TAB>phones`), json (one object per line, with times and confidences), or
     /// ctm (`file 1 start duration phone confidence`).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, value_parser = choice::<OutputFormat>(), default_value = OutputFormat::Text.name())]
     pub format: OutputFormat,
 
     /// Keep `sil` in the output (it is dropped by default).

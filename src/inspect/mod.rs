@@ -30,6 +30,7 @@ use std::io::Write;
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use crate::audio::Waveform;
+use crate::choice::{Choice, Named};
 use crate::ctc::{Decoder, PhoneSpan};
 use crate::error::{Error, Result};
 use crate::features::FeatureExtractor;
@@ -194,7 +195,7 @@ impl Inspection {
 }
 
 /// The forms `phonrec probs` writes posteriors in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProbsFormat {
     /// Tab-separated table: a header, then one row per frame starting with its time in seconds.
     Tsv,
@@ -204,6 +205,31 @@ pub enum ProbsFormat {
     Json,
     /// NumPy `.npy`: float32 `[frames, phones + 1]`; names and frame shift go to a JSON sidecar.
     Npy,
+}
+
+impl Choice for ProbsFormat {
+    const CHOICES: &'static [Named<Self>] = &[
+        Named {
+            value: ProbsFormat::Tsv,
+            name: "tsv",
+            help: "Tab-separated table: a header, then one row per frame starting with its time in seconds",
+        },
+        Named {
+            value: ProbsFormat::Csv,
+            name: "csv",
+            help: "Comma-separated table, as TSV (fields quoted when they need it)",
+        },
+        Named {
+            value: ProbsFormat::Json,
+            name: "json",
+            help: "One JSON document: column names, frame shift, one entry per frame, the decoded phones",
+        },
+        Named {
+            value: ProbsFormat::Npy,
+            name: "npy",
+            help: "NumPy .npy: float32 [frames, phones + 1]; names and frame shift go to a JSON sidecar",
+        },
+    ];
 }
 
 /// What a table holds.

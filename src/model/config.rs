@@ -1,6 +1,7 @@
 //! What the network looks like ([`NetworkConfig`], stored in every model file) and how a new one is
 //! initialised before training ([`InitOptions`], a training-time choice that is not stored).
 
+use crate::choice::{Choice, Named};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -153,6 +154,31 @@ pub enum WeightInit {
     /// the same gradient, so the units never differentiate. Kept as a variant so that the refusal and
     /// its reason are part of the API rather than a surprise.
     Zeros,
+}
+
+impl Choice for WeightInit {
+    const CHOICES: &'static [Named<Self>] = &[
+        Named {
+            value: WeightInit::XavierUniform,
+            name: "xavier-uniform",
+            help: "Xavier/Glorot uniform",
+        },
+        Named {
+            value: WeightInit::XavierNormal,
+            name: "xavier-normal",
+            help: "Xavier/Glorot normal",
+        },
+        Named {
+            value: WeightInit::He,
+            name: "he",
+            help: "He/Kaiming normal",
+        },
+        Named {
+            value: WeightInit::Zeros,
+            name: "zeros",
+            help: "All zeros: refused, since symmetric units never learn (accepted only to explain that)",
+        },
+    ];
 }
 
 /// Initialisation of a new network. Default: Xavier uniform input and output weights, orthogonal

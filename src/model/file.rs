@@ -31,9 +31,7 @@
 //! and finiteness, no extra tensors) and reports the first problem as [`Error::InvalidModel`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
@@ -42,9 +40,11 @@ use serde::{Deserialize, Serialize};
 
 use super::config::NetworkConfig;
 use super::network::Blstm;
+use crate::choice::{Choice, Named};
 use crate::error::{Error, Result};
 use crate::features::{FeatureExtractor, FeatureOptions, FeaturePipeline};
 use crate::phones::PhoneSet;
+use crate::util::write_atomically;
 
 /// Version of the model file layout this phonrec writes and reads. Bump it when the meaning of a
 /// metadata key or a tensor changes.
@@ -147,6 +147,21 @@ pub enum WeightStorage {
     F32,
     /// IEEE half precision, rounded to nearest; read back as f32.
     F16,
+}
+
+impl Choice for WeightStorage {
+    const CHOICES: &'static [Named<Self>] = &[
+        Named {
+            value: WeightStorage::F32,
+            name: "f32",
+            help: "32-bit floats: exact (checkpoints, models to train further)",
+        },
+        Named {
+            value: WeightStorage::F16,
+            name: "f16",
+            help: "16-bit floats: half the size, for shipping a trained model",
+        },
+    ];
 }
 
 /// How a model came to be; every field optional, informative only.
@@ -667,40 +682,6 @@ fn check_finite(name: &str, values: &[f32]) -> std::result::Result<(), String> {
         "tensor '{name}' holds {what} at flat index {index}; did training diverge, or is the file \
          damaged?"
     ))
-}
-
-/// Distinguishes the temporary files of concurrent saves from one process.
-static SAVE_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let not_a_file = || {
-        Error::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-        )
-    };
-    let file_name = path.file_name().ok_or_else(not_a_file)?;
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let temporary = directory.join(format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        SAVE_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    };
-    write().map_err(|e| {
-        // Best effort: the temporary may not exist if creating it failed.
-        let _ = std::fs::remove_file(&temporary);
-        Error::io(path, e)
-    })
 }
 
 #[cfg(test)]

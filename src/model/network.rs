@@ -19,7 +19,9 @@ use super::file::{
 use super::fused::blstm_layer_fused;
 use super::init::init_weights;
 use super::lstm::{blstm_layer_reference, LstmWeights};
+use crate::choice::{Choice, Named};
 use crate::error::{Error, Result};
+use crate::util::mix_seed;
 
 /// The deep bidirectional LSTM with its output layer.
 ///
@@ -36,6 +38,21 @@ pub enum LstmKernel {
     /// Plain candle ops with candle's autograd: slow, obviously right; the fused kernel is tested
     /// against it.
     Reference,
+}
+
+impl Choice for LstmKernel {
+    const CHOICES: &'static [Named<Self>] = &[
+        Named {
+            value: LstmKernel::Fused,
+            name: "fused",
+            help: "The fused CPU kernel (the library's default)",
+        },
+        Named {
+            value: LstmKernel::Reference,
+            name: "reference",
+            help: "Plain candle ops with candle's autograd: the slow reference the fused kernel is tested against",
+        },
+    ];
 }
 
 pub struct Blstm {
@@ -354,9 +371,10 @@ impl Blstm {
     fn dropout(&self, x: &Tensor, step: u64, layer: usize) -> candle_core::Result<Tensor> {
         let p = self.config.dropout;
         let scale = 1.0 / (1.0 - p);
-        let seed = mix(
-            mix(self.dropout_seed.load(Ordering::Relaxed), step),
+        let seed = mix_seed(
+            mix_seed(self.dropout_seed.load(Ordering::Relaxed), step, 0),
             layer as u64,
+            0,
         );
         let mut rng = StdRng::seed_from_u64(seed);
         let mask: Vec<f32> = (0..x.elem_count())
@@ -365,14 +383,6 @@ impl Blstm {
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         x.mul(&mask)
     }
-}
-
-/// SplitMix64 of `a` combined with `b`: distinct seeds for distinct (seed, step, layer).
-fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Pad utterances' features into one batch: `[batch, max frames, dim]` (f32, CPU, zeros after each

@@ -8,11 +8,12 @@ use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::choice::{Choice, Named};
 use crate::error::Result;
 use crate::model::with_values;
 
 /// Which update rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum OptimizerKind {
     /// Adam with decoupled weight decay.
@@ -20,6 +21,21 @@ pub enum OptimizerKind {
     Adamw,
     /// Stochastic gradient descent with momentum.
     SgdMomentum,
+}
+
+impl Choice for OptimizerKind {
+    const CHOICES: &'static [Named<Self>] = &[
+        Named {
+            value: OptimizerKind::Adamw,
+            name: "adamw",
+            help: "Adam with decoupled weight decay",
+        },
+        Named {
+            value: OptimizerKind::SgdMomentum,
+            name: "sgd-momentum",
+            help: "Stochastic gradient descent with (Nesterov) momentum",
+        },
+    ];
 }
 
 /// Optimizer hyper-parameters.

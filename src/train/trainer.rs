@@ -34,6 +34,7 @@ use crate::model::{
     TrainingSummary,
 };
 use crate::phones::{PhoneId, PhoneSet};
+use crate::util::{mix_seed, write_atomically};
 
 /// File names inside a training directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -293,15 +294,6 @@ struct Prepared {
     phones: Vec<PhoneId>,
     /// Feature frames without speed perturbation.
     num_frames: usize,
-}
-
-/// Deterministic seed for `(seed, a, b)`.
-fn mix_seed(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z =
-        seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Read a run's free-form `run_info` from its checkpoint (None if there is no checkpoint).
@@ -997,29 +989,6 @@ fn read_checkpoint(path: &Path) -> Result<(TrainState, HashMap<String, Tensor>)>
         .map_err(|e| invalid(format!("unreadable training state: {e}")))?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
     Ok((state, tensors))
-}
-
-/// Write `bytes` to a temporary file beside `path`, sync it, then rename it over `path`.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".to_string());
-    let temp: PathBuf = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        Error::io(path, e)
-    })
 }
 
 fn append_metrics(path: &Path, stats: &EpochStats) -> Result<()> {
