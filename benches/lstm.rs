@@ -20,7 +20,9 @@ use candle_nn::VarBuilder;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array2;
 use phonrec::ctc::{ctc_loss, Reduction};
-use phonrec::model::{features_to_tensor, Blstm, InitOptions, LstmKernel, NetworkConfig};
+use phonrec::model::{
+    features_to_tensor, Blstm, DropoutState, InitOptions, LstmKernel, NetworkConfig,
+};
 use phonrec::phones::PhoneId;
 use phonrec::train::{Optimizer, OptimizerOptions};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -97,10 +99,11 @@ fn training(c: &mut Criterion) {
         let mut optimizer =
             Optimizer::new(vars, OptimizerOptions::default(), LEARNING_RATE).expect("optimizer");
         let output_lengths = network.output_lengths(&lengths);
+        let mut dropout = DropoutState::default();
         group.bench_function(BenchmarkId::new(name, "16x400_3x256"), |b| {
             b.iter(|| {
                 let logits = network
-                    .forward_train(&features, &lengths, true)
+                    .forward_train(&features, &lengths, Some(&mut dropout))
                     .expect("forward");
                 let loss = ctc_loss(&logits, &targets, &output_lengths, Reduction::Mean)
                     .expect("loss")
@@ -116,7 +119,7 @@ fn training(c: &mut Criterion) {
     let (network, _) = Blstm::trainable(&config, &InitOptions::default()).expect("network");
     let output_lengths = network.output_lengths(&lengths);
     let logits = network
-        .forward_train(&features, &lengths, false)
+        .forward_train(&features, &lengths, None)
         .expect("forward");
     let logits = Var::from_tensor(&logits.detach()).expect("logits");
     let mut group = c.benchmark_group("lstm_ctc");

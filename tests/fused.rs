@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use phonrec::model::{Blstm, InitOptions, LstmKernel, NetworkConfig};
+use phonrec::model::{Blstm, DropoutState, InitOptions, LstmKernel, NetworkConfig};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// Outputs: both compute in f32 with different summation order and our fast exp.
@@ -67,7 +67,10 @@ fn fused_matches_reference_outputs_and_gradients() {
 
         let mut results = Vec::new();
         for network in [&fused, &reference] {
-            let logits = network.forward_train(&input, &lengths, true).unwrap();
+            // The same masks for both: each pass starts from the same dropout state.
+            let logits = network
+                .forward_train(&input, &lengths, Some(&mut DropoutState::default()))
+                .unwrap();
             let loss = (&logits * &probe).unwrap().sum_all().unwrap();
             let grads = loss.backward().unwrap();
             let vars = var_map.data().lock().unwrap();

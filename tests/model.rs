@@ -15,8 +15,8 @@ use ndarray::{s, Array2};
 use phonrec::ctc::{ctc_loss, Reduction};
 use phonrec::features::{FeatureExtractor, FeatureOptions, FeaturePipeline};
 use phonrec::model::{
-    expected_tensors, features_to_tensor, init_weights, Blstm, InitOptions, Model, ModelConfig,
-    ModelFile, NetworkConfig, TrainingSummary, FORMAT_VERSION,
+    expected_tensors, features_to_tensor, init_weights, Blstm, DropoutState, InitOptions, Model,
+    ModelConfig, ModelFile, NetworkConfig, TrainingSummary, FORMAT_VERSION,
 };
 use phonrec::phones::{PhoneId, PhoneSet};
 use phonrec::{Error, Result};
@@ -99,7 +99,7 @@ fn padded_batch_matches_each_utterance_alone() -> Result<()> {
         let views: Vec<_> = utterances.iter().map(|u| u.view()).collect();
         let (batch, lengths) = features_to_tensor(&views)?;
         let batched = network.forward(&batch, &lengths)?;
-        let batched_logits = network.forward_train(&batch, &lengths, false)?;
+        let batched_logits = network.forward_train(&batch, &lengths, None)?;
         let out_lengths = network.output_lengths(&lengths);
         assert_eq!(batched.dims(), [4, 40usize.div_ceil(stack_frames), 7]);
         for (b, utterance) in utterances.iter().enumerate() {
@@ -476,8 +476,9 @@ fn ctc_training_steps_lower_the_loss() -> Result<()> {
             ..Default::default()
         },
     )?;
-    let loss_of = |train: bool| -> Result<Tensor> {
-        let logits = network.forward_train(&batch, &lengths, train)?;
+    let mut masks = DropoutState::default();
+    let mut loss_of = |train: bool| -> Result<Tensor> {
+        let logits = network.forward_train(&batch, &lengths, train.then_some(&mut masks))?;
         Ok(ctc_loss(&logits, &targets, &out_lengths, Reduction::Mean)?.loss)
     };
     let initial = loss_of(false)?.to_scalar::<f32>()?;
@@ -603,7 +604,7 @@ fn timing_shape_a() -> Result<()> {
         .collect();
     let out_lengths = network.output_lengths(&lengths);
     let train = time_it(3, || {
-        let logits = network.forward_train(&batch, &lengths, true)?;
+        let logits = network.forward_train(&batch, &lengths, Some(&mut DropoutState::default()))?;
         let loss = ctc_loss(&logits, &targets, &out_lengths, Reduction::Mean)?.loss;
         loss.backward()?;
         Ok(())

@@ -17,7 +17,9 @@ use clap::{Args, ValueEnum};
 use ndarray::Array2;
 use phonrec::choice::Choice;
 use phonrec::ctc::{ctc_loss, min_frames, Reduction};
-use phonrec::model::{features_to_tensor, Blstm, InitOptions, LstmKernel, NetworkConfig};
+use phonrec::model::{
+    features_to_tensor, Blstm, DropoutState, InitOptions, LstmKernel, NetworkConfig,
+};
 use phonrec::phones::PhoneId;
 
 use super::choice::choice;
@@ -400,9 +402,10 @@ fn time_training(
     let mut step_times_s = Vec::with_capacity(args.steps);
     let mut ctc_times_s = Vec::with_capacity(args.steps);
     let mut last_loss = f64::NAN;
+    let mut dropout = DropoutState::default();
     for step in 0..args.warmup + args.steps {
         let start = Instant::now();
-        let logits = network.forward_train(&features, &lengths, true)?;
+        let logits = network.forward_train(&features, &lengths, Some(&mut dropout))?;
         let loss = ctc_loss(&logits, &targets, &output_lengths, Reduction::Mean)?.loss;
         let grads = loss.backward()?;
         optimizer.step(&grads, Some(CLIP_NORM))?;

@@ -11,7 +11,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::{Distribution, Normal, Uniform};
 
 use super::config::{zeros_refused, InitOptions, NetworkConfig, WeightInit};
-use super::file::{expected_tensors, TensorRole};
+use super::names::{expected_tensors, TensorRole};
 use crate::error::{Error, Result};
 
 /// Draw the weights of a new network with `config` into a fresh `VarMap` (f32, CPU), named as

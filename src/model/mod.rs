@@ -26,16 +26,15 @@ mod inference;
 mod init;
 mod kernels;
 mod lstm;
+mod names;
 mod network;
 mod resize;
 
 pub use config::{InitOptions, NetworkConfig, WeightInit};
-pub use file::{
-    expected_tensors, ModelConfig, ModelFile, TensorSpec, TrainingSummary, WeightStorage,
-    FORMAT_VERSION,
-};
+pub use file::{ModelConfig, ModelFile, TrainingSummary, WeightStorage, FORMAT_VERSION};
 pub use inference::Model;
 pub use init::init_weights;
 pub(crate) use kernels::with_values;
+pub use names::{expected_tensors, TensorSpec};
 pub use network::{features_to_tensor, Blstm, DropoutState, LstmKernel};
 pub use resize::widen;

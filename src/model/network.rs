@@ -4,8 +4,6 @@
 //! The architecture of DESIGN.md ("Network"), with PyTorch's `nn.LSTM(bidirectional=True)` semantics
 //! per layer (see `lstm.rs`), dropout between layers as `nn.LSTM(dropout=)`, then `nn.Linear`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use ndarray::{Array2, ArrayView2};
@@ -13,21 +11,16 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::config::{InitOptions, NetworkConfig};
-use super::file::{
-    BIAS, DIRECTION_NAMES, LSTM_PREFIX, OUTPUT_PREFIX, OUTPUT_WEIGHT, WEIGHT_HH, WEIGHT_IH,
-};
 use super::fused::blstm_layer_fused;
 use super::init::init_weights;
 use super::lstm::{blstm_layer_reference, LstmWeights};
+use super::names::{
+    BIAS, DIRECTION_NAMES, LSTM_PREFIX, OUTPUT_PREFIX, OUTPUT_WEIGHT, WEIGHT_HH, WEIGHT_IH,
+};
 use crate::choice::{Choice, Named};
 use crate::error::{Error, Result};
 use crate::util::mix_seed;
 
-/// The deep bidirectional LSTM with its output layer.
-///
-/// Built by [`Blstm::new`] from any `VarBuilder` (a model file's tensors for inference, a trainer's
-/// `VarMap` for training), or by [`Blstm::trainable`] with fresh weights. It is `Send + Sync`: one network
-/// can serve several threads.
 /// Which implementation runs the LSTM layers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LstmKernel {
@@ -55,6 +48,13 @@ impl Choice for LstmKernel {
     ];
 }
 
+/// The deep bidirectional LSTM with its output layer.
+///
+/// Built by [`Blstm::new`] from any `VarBuilder` (a model file's tensors for inference, a trainer's
+/// `VarMap` for training), or by [`Blstm::trainable`] with fresh weights. It holds only the weights and
+/// how to compute with them (the [`LstmKernel`], chosen once like a backend); training state such as
+/// dropout's masks is passed in ([`forward_train`](Self::forward_train)). It is `Send + Sync`: one
+/// network can serve several threads.
 pub struct Blstm {
     config: NetworkConfig,
     /// Per layer, the forward then the backward direction.
@@ -63,17 +63,25 @@ pub struct Blstm {
     output_weight: Tensor,
     /// `[num_outputs]`.
     output_bias: Tensor,
-    dropout_seed: AtomicU64,
-    dropout_step: AtomicU64,
     kernel: LstmKernel,
+}
+
+impl std::fmt::Debug for Blstm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The weights are millions of numbers; the shape and kernel say which network this is.
+        f.debug_struct("Blstm")
+            .field("config", &self.config)
+            .field("kernel", &self.kernel)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where dropout's random masks stand: the masks of a training forward pass are drawn from
 /// `(seed, step)`, and `step` counts training forward passes. Saving it with a checkpoint and restoring
-/// it with [`Blstm::set_dropout_state`] makes a resumed run draw the masks an uninterrupted one would.
+/// it makes a resumed run draw the masks an uninterrupted one would.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropoutState {
-    /// Seed of the masks; [`Blstm::trainable`] takes it from [`InitOptions::seed`]. `new` sets 0.
+    /// Seed of the masks (a trainer takes it from [`InitOptions::seed`]).
     pub seed: u64,
     /// Training forward passes made so far.
     pub step: u64,
@@ -122,14 +130,12 @@ impl Blstm {
             layers,
             output_weight: get(&out, &[config.num_outputs, 2 * hidden], OUTPUT_WEIGHT)?,
             output_bias: get(&out, &[config.num_outputs], BIAS)?,
-            dropout_seed: AtomicU64::new(0),
-            dropout_step: AtomicU64::new(0),
             kernel: LstmKernel::default(),
         })
     }
 
     /// A new network with weights drawn as `init` says, and the `VarMap` holding them (every trainable
-    /// variable, for the optimizer). Dropout masks are seeded from `init.seed`. Refuses
+    /// variable, for the optimizer). Refuses
     /// `WeightInit::Zeros` and invalid configs.
     pub fn trainable(config: &NetworkConfig, init: &InitOptions) -> Result<(Self, VarMap)> {
         let var_map = init_weights(config, init)?;
@@ -137,10 +143,6 @@ impl Blstm {
             config,
             VarBuilder::from_varmap(&var_map, DType::F32, &Device::Cpu),
         )?;
-        network.set_dropout_state(DropoutState {
-            seed: init.seed,
-            step: 0,
-        });
         Ok((network, var_map))
     }
 
@@ -166,7 +168,7 @@ impl Blstm {
     /// [`output_lengths`](Self::output_lengths) are zero; the rows before are exactly what the sequence
     /// gives alone (the backward direction starts at each sequence's own last frame).
     pub fn forward(&self, features: &Tensor, lengths: &[usize]) -> candle_core::Result<Tensor> {
-        let logits = self.forward_train(features, lengths, false)?;
+        let logits = self.forward_train(features, lengths, None)?;
         let log_probs = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
         match self.output_mask(lengths, logits.dim(1)?, logits.dtype())? {
             Some(mask) => log_probs.broadcast_mul(&mask),
@@ -175,14 +177,14 @@ impl Blstm {
     }
 
     /// Logits `[batch, out_frames, num_outputs]`, for the CTC loss (which applies log_softmax itself).
-    /// Same inputs as [`forward`](Self::forward); logits at padded positions are zero. With `train`,
-    /// dropout is applied between LSTM layers, with masks drawn from [`DropoutState`], whose `step`
-    /// advances by one per such call (when the config's dropout is above 0).
+    /// Same inputs as [`forward`](Self::forward); logits at padded positions are zero. With `dropout`
+    /// (training), dropout is applied between LSTM layers with masks drawn from the state, whose
+    /// `step` then advances by one (when the config's dropout is above 0); without, none is.
     pub fn forward_train(
         &self,
         features: &Tensor,
         lengths: &[usize],
-        train: bool,
+        dropout: Option<&mut DropoutState>,
     ) -> candle_core::Result<Tensor> {
         let (batch, frames, dim) = features.dims3()?;
         if dim != self.config.input_dim {
@@ -204,8 +206,14 @@ impl Blstm {
         if batch == 0 || steps == 0 {
             return Tensor::zeros((batch, steps, num_outputs), dtype, features.device());
         }
-        let dropout_step = (train && self.config.dropout > 0.0)
-            .then(|| self.dropout_step.fetch_add(1, Ordering::Relaxed));
+        let masks = match dropout {
+            Some(state) if self.config.dropout > 0.0 => {
+                let this_pass = *state;
+                state.step += 1;
+                Some(this_pass)
+            }
+            _ => None,
+        };
 
         let stacked = self.stack_frames(features, lengths)?; // [batch, steps, stack·dim]
         let output_lengths = self.output_lengths(lengths);
@@ -227,8 +235,8 @@ impl Blstm {
             .contiguous()?
             .reshape((steps * batch, self.config.lstm_input_dim()))?;
         for (index, directions) in self.layers.iter().enumerate() {
-            if let (Some(step), true) = (dropout_step, index > 0) {
-                hidden_states = self.dropout(&hidden_states, step, index)?;
+            if let (Some(masks), true) = (masks, index > 0) {
+                hidden_states = self.dropout(&hidden_states, masks, index)?;
             }
             hidden_states = if self.kernel == LstmKernel::Fused
                 && hidden_states.dtype() == DType::F32
@@ -308,20 +316,6 @@ impl Blstm {
         self.kernel
     }
 
-    /// Where dropout's masks stand.
-    pub fn dropout_state(&self) -> DropoutState {
-        DropoutState {
-            seed: self.dropout_seed.load(Ordering::Relaxed),
-            step: self.dropout_step.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Reseed dropout, or restore its state from a checkpoint.
-    pub fn set_dropout_state(&self, state: DropoutState) {
-        self.dropout_seed.store(state.seed, Ordering::Relaxed);
-        self.dropout_step.store(state.step, Ordering::Relaxed);
-    }
-
     /// `[batch, frames, dim]` -> `[batch, ceil(frames / k), k·dim]`: frames `k·s .. k·s + k` side by side.
     /// Frames past each length are zeroed first, so a sequence's last, partial group holds zeros whether
     /// it is padded in a batch or alone, and padding (whatever it holds) cannot reach valid outputs.
@@ -368,14 +362,15 @@ impl Blstm {
     /// Inverted dropout on the input of LSTM layer `layer`: zero each value with probability p, scale the
     /// rest by 1/(1−p). The mask comes from a generator seeded by (seed, step, layer), not from candle's
     /// unseedable CPU generator, so runs are reproducible.
-    fn dropout(&self, x: &Tensor, step: u64, layer: usize) -> candle_core::Result<Tensor> {
+    fn dropout(
+        &self,
+        x: &Tensor,
+        masks: DropoutState,
+        layer: usize,
+    ) -> candle_core::Result<Tensor> {
         let p = self.config.dropout;
         let scale = 1.0 / (1.0 - p);
-        let seed = mix_seed(
-            mix_seed(self.dropout_seed.load(Ordering::Relaxed), step, 0),
-            layer as u64,
-            0,
-        );
+        let seed = mix_seed(mix_seed(masks.seed, masks.step, 0), layer as u64, 0);
         let mut rng = StdRng::seed_from_u64(seed);
         let mask: Vec<f32> = (0..x.elem_count())
             .map(|_| if rng.gen::<f32>() < p { 0.0 } else { scale })
@@ -508,24 +503,27 @@ mod tests {
         let init = InitOptions::default();
         let (network, _vars) = Blstm::trainable(&config(1), &init)?;
         let (batch, lengths) = features_to_tensor(&[features(3, 9, 5).view()])?;
-        let eval_a = network.forward_train(&batch, &lengths, false)?;
-        let eval_b = network.forward_train(&batch, &lengths, false)?;
+        let eval_a = network.forward_train(&batch, &lengths, None)?;
+        let eval_b = network.forward_train(&batch, &lengths, None)?;
         let diff = |a: &Tensor, b: &Tensor| -> Result<f32> {
             Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()?)
         };
         assert_eq!(diff(&eval_a, &eval_b)?, 0.0);
-        assert_eq!(network.dropout_state().step, 0);
-        let train_1 = network.forward_train(&batch, &lengths, true)?;
-        let train_2 = network.forward_train(&batch, &lengths, true)?;
+        let mut state = DropoutState {
+            seed: init.seed,
+            step: 0,
+        };
+        let train_1 = network.forward_train(&batch, &lengths, Some(&mut state))?;
+        let train_2 = network.forward_train(&batch, &lengths, Some(&mut state))?;
         assert!(diff(&train_1, &eval_a)? > 0.0);
         assert!(diff(&train_1, &train_2)? > 0.0, "each step draws new masks");
-        assert_eq!(network.dropout_state().step, 2);
+        assert_eq!(state.step, 2);
         // Restoring the state replays the masks.
-        network.set_dropout_state(DropoutState {
+        let mut restored = DropoutState {
             seed: init.seed,
             step: 1,
-        });
-        let replay = network.forward_train(&batch, &lengths, true)?;
+        };
+        let replay = network.forward_train(&batch, &lengths, Some(&mut restored))?;
         assert_eq!(diff(&replay, &train_2)?, 0.0);
         Ok(())
     }
@@ -566,8 +564,7 @@ mod tests {
             &config,
             VarBuilder::from_varmap(&var_map, DType::F32, &Device::Cpu),
         )
-        .err()
-        .expect("a missing weight is refused")
+        .expect_err("a missing weight is refused")
         .to_string();
         assert!(error.contains("lstm.1.bwd.weight_hh"), "{error}");
         Ok(())

@@ -18,8 +18,9 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor};
 
 use super::config::{InitOptions, NetworkConfig};
-use super::file::{expected_tensors, ModelFile, TensorRole};
+use super::file::ModelFile;
 use super::init::init_weights;
+use super::names::{expected_tensors, TensorRole};
 use crate::error::{Error, Result};
 
 /// A copy of `model` with `hidden` units per direction in every LSTM layer (at least the current

@@ -296,6 +296,9 @@ struct Prepared {
     num_frames: usize,
 }
 
+/// The random stream of a run's initial weights and dropout masks (see [`mix_seed`]).
+const INIT_STREAM: u64 = 0xA11CE;
+
 /// Read a run's free-form `run_info` from its checkpoint (None if there is no checkpoint).
 pub fn checkpoint_run_info(dir: &Path) -> Result<Option<serde_json::Value>> {
     let path = dir.join(CHECKPOINT_FILE);
@@ -375,7 +378,6 @@ pub fn train(
             });
         }
         let (network, var_map) = network_from_tensors(&state.model.network, &tensors)?;
-        network.set_dropout_state(state.dropout);
         let mut optimizer = Optimizer::new(
             trainable_vars(&var_map)?,
             state.options.optimizer.clone(),
@@ -416,7 +418,7 @@ pub fn train(
                 options.network.input_dim = pipeline.dim();
                 options.network.num_outputs = phones.len();
                 let mut init = options.init.clone();
-                init.seed = mix_seed(options.seed, 0xA11CE, 0);
+                init.seed = mix_seed(options.seed, INIT_STREAM, 0);
                 Blstm::trainable(&options.network, &init)?
             }
         };
@@ -440,7 +442,11 @@ pub fn train(
             batch: 0,
             updates: 0,
             schedule: Schedule::new(options.schedule.clone()),
-            dropout: network.dropout_state(),
+            // Fresh and fine-tuned runs alike draw their masks from the run's seed.
+            dropout: DropoutState {
+                seed: mix_seed(options.seed, INIT_STREAM, 0),
+                step: 0,
+            },
             epoch_loss_sum: 0.0,
             epoch_utterances: 0,
             epoch_frames: 0,
@@ -645,7 +651,6 @@ pub fn train(
                     && last_checkpoint.elapsed().as_secs() >= options.checkpoint_every_s
                     && state.batch < num_batches
                 {
-                    state.dropout = network.dropout_state();
                     write_checkpoint(&checkpoint_path, &state, &var_map, &optimizer)?;
                     last_checkpoint = Instant::now();
                 }
@@ -654,7 +659,6 @@ pub fn train(
             Ok(interrupted)
         });
         if outcome? {
-            state.dropout = network.dropout_state();
             write_checkpoint(&checkpoint_path, &state, &var_map, &optimizer)?;
             return Ok(TrainOutcome {
                 epochs_completed: state.epoch,
@@ -710,7 +714,6 @@ pub fn train(
         state.epoch_seconds = 0.0;
         state.epoch_skipped_utterances = 0;
         state.epoch_skipped_batches = 0;
-        state.dropout = network.dropout_state();
         state.metrics.push(stats.clone());
         write_checkpoint(&checkpoint_path, &state, &var_map, &optimizer)?;
         last_checkpoint = Instant::now();
@@ -752,7 +755,7 @@ fn train_batch(
     } else {
         None
     };
-    let logits = network.forward_train(&input, &lengths, true)?;
+    let logits = network.forward_train(&input, &lengths, Some(&mut state.dropout))?;
     let ctc = ctc_loss(&logits, targets, &output_lengths, Reduction::Mean)?;
     let loss = ctc.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     let grads = ctc.loss.backward();
@@ -835,7 +838,7 @@ fn evaluate(
         let views: Vec<_> = chunk.iter().map(|&i| features[i].view()).collect();
         let (input, lengths) = features_to_tensor(&views)?;
         let output_lengths = network.output_lengths(&lengths);
-        let logits = network.forward_train(&input, &lengths, false)?;
+        let logits = network.forward_train(&input, &lengths, None)?;
         let targets: Vec<Vec<PhoneId>> = chunk.iter().map(|&i| data[i].phones.clone()).collect();
         let losses = ctc_loss(&logits, &targets, &output_lengths, Reduction::None)?
             .loss
