@@ -12,6 +12,7 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use super::loss::min_frames;
+use super::topology::Topology;
 use crate::error::{Error, Result};
 use crate::phones::{PhoneId, BLANK};
 
@@ -63,10 +64,9 @@ pub fn force_align(log_probs: ArrayView2<f32>, phones: &[PhoneId]) -> Result<Vec
         return Err(impossible());
     }
 
-    // Extended labels: state 2i+1 is phone i, even states are blanks.
-    let num_states = 2 * phones.len() + 1;
-    let label = |s: usize| if s % 2 == 1 { phones[s / 2] } else { BLANK };
-    let may_skip = |s: usize| s >= 2 && s % 2 == 1 && phones[s / 2] != phones[s / 2 - 1];
+    let topology = Topology::new(phones);
+    let num_states = topology.num_states();
+    let classes = topology.classes();
 
     // score[s]: best log-probability of a path ending in state s at the current frame (f64 accumulation).
     let mut score = vec![f64::NEG_INFINITY; num_states];
@@ -81,10 +81,10 @@ pub fn force_align(log_probs: ArrayView2<f32>, phones: &[PhoneId]) -> Result<Vec
             if s >= 1 && score[s - 1] > best.0 {
                 best = (score[s - 1], 1);
             }
-            if may_skip(s) && score[s - 2] > best.0 {
+            if topology.may_skip(s) && score[s - 2] > best.0 {
                 best = (score[s - 2], 2);
             }
-            next_score[s] = best.0 + f64::from(log_probs[[t, label(s).index()]]);
+            next_score[s] = best.0 + f64::from(log_probs[[t, classes[s]]]);
             came_from[t * num_states + s] = best.1;
         }
         std::mem::swap(&mut score, &mut next_score);
@@ -103,8 +103,8 @@ pub fn force_align(log_probs: ArrayView2<f32>, phones: &[PhoneId]) -> Result<Vec
     let mut last_frame = vec![0_usize; phones.len()];
     let mut posterior_sum = vec![0.0_f64; phones.len()];
     for t in (0..num_frames).rev() {
-        if state % 2 == 1 {
-            let i = state / 2;
+        if Topology::is_label(state) {
+            let i = Topology::label_index(state);
             first_frame[i] = t;
             last_frame[i] = last_frame[i].max(t);
             posterior_sum[i] += f64::from(log_probs[[t, phones[i].index()]]).exp();

@@ -16,10 +16,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::logmath::{log_add, log_softmax_into};
+use super::topology::Topology;
 use crate::phones::{PhoneId, BLANK};
-
-/// Index of the blank in a row of log-probs.
-const BLANK_INDEX: usize = BLANK.0 as usize;
 
 /// How per-utterance losses are combined into the returned loss, as PyTorch's `reduction`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,13 +189,9 @@ pub fn ctc_loss_reference(log_probs: ArrayView2<f64>, target: &[PhoneId]) -> (f6
         );
     }
     let mut grad = Array2::zeros((num_frames, num_classes));
-    // Extended labels l': blank, l1, blank, l2, ..., blank.
-    let mut labels = vec![BLANK_INDEX];
-    for label in target {
-        labels.push(label.index());
-        labels.push(BLANK_INDEX);
-    }
-    let num_states = labels.len();
+    let topology = Topology::new(target);
+    let labels = topology.classes();
+    let num_states = topology.num_states();
     if num_frames == 0 {
         let loss = if target.is_empty() {
             0.0
@@ -206,10 +200,7 @@ pub fn ctc_loss_reference(log_probs: ArrayView2<f64>, target: &[PhoneId]) -> (f6
         };
         return (loss, grad);
     }
-    // A state may be entered from itself, from the previous state, and from two back when it is a label
-    // different from the label two back (skipping the blank between them).
-    let may_skip = |s: usize| s >= 2 && labels[s] != BLANK_INDEX && labels[s] != labels[s - 2];
-
+    // Every state of every frame is visited here (no window): the slow, obviously right form.
     // alpha[t][s]: log-probability of the prefixes ending in state s at frame t, emission at t included.
     let mut alpha = Array2::from_elem((num_frames, num_states), f64::NEG_INFINITY);
     alpha[[0, 0]] = log_probs[[0, labels[0]]];
@@ -222,7 +213,7 @@ pub fn ctc_loss_reference(log_probs: ArrayView2<f64>, target: &[PhoneId]) -> (f6
             if s >= 1 {
                 sum = log_add(sum, alpha[[t - 1, s - 1]]);
             }
-            if may_skip(s) {
+            if topology.may_skip(s) {
                 sum = log_add(sum, alpha[[t - 1, s - 2]]);
             }
             alpha[[t, s]] = sum + log_probs[[t, labels[s]]];
@@ -241,7 +232,7 @@ pub fn ctc_loss_reference(log_probs: ArrayView2<f64>, target: &[PhoneId]) -> (f6
             if s + 1 < num_states {
                 sum = log_add(sum, beta[[t + 1, s + 1]]);
             }
-            if s + 2 < num_states && may_skip(s + 2) {
+            if s + 2 < num_states && topology.may_skip(s + 2) {
                 sum = log_add(sum, beta[[t + 1, s + 2]]);
             }
             beta[[t, s]] = sum + log_probs[[t, labels[s]]];
@@ -381,8 +372,8 @@ impl CustomOp1 for CtcLossOp {
 struct Scratch {
     /// Normalised log-probs `[frames, classes]`, row-major.
     log_probs: Vec<f64>,
-    /// Extended label sequence l' = blank, l1, blank, l2, ..., blank (as class indices).
-    labels: Vec<usize>,
+    /// The target's CTC states l' = blank, l1, blank, l2, ..., blank.
+    topology: Topology,
     /// Forward variables `[frames, states]`: ln P(prefix ending in state s at t), emission at t included.
     alpha: Vec<f64>,
     /// Backward variables `[frames, states]`: ln P(rest of the labels after t | state s at t), emission at t
@@ -457,7 +448,7 @@ fn forward_backward(
         with_gradient,
         &mut on_frame,
     ) {
-        return result;
+        return Some(result);
     }
     forward_backward_log_space(
         scratch,
@@ -481,29 +472,26 @@ fn forward_backward_scaled(
     target: &[PhoneId],
     with_gradient: bool,
     on_frame: &mut impl FnMut(usize, &[f64], &[f64]),
-) -> Option<Option<f64>> {
+) -> Option<f64> {
     if num_frames == 0 {
-        return Some(Some(0.0));
+        return Some(0.0);
     }
     let Scratch {
         log_probs,
-        labels,
+        topology,
         alpha,
         beta,
         occupancy,
         probs,
         scales,
     } = scratch;
-    extend_labels(target, labels);
-    let num_states = labels.len();
+    topology.reset(target);
+    let topology = &*topology;
+    let labels = topology.classes();
+    let num_states = topology.num_states();
     probs.clear();
     probs.extend(log_probs.iter().map(|lp| lp.exp()));
-    let may_skip = |s: usize| s >= 2 && labels[s] != BLANK_INDEX && labels[s] != labels[s - 2];
-    let window = |t: usize| {
-        let first = num_states.saturating_sub(2 * (num_frames - t));
-        let last = (2 * t + 1).min(num_states - 1);
-        (first, last)
-    };
+    let window = |t: usize| topology.window(t, num_frames).into_inner();
     let usable = |c: f64| c.is_finite() && c > 1e-290;
 
     alpha.clear();
@@ -535,7 +523,7 @@ fn forward_backward_scaled(
             if s >= 1 {
                 sum += previous[s - 1];
             }
-            if may_skip(s) {
+            if topology.may_skip(s) {
                 sum += previous[s - 2];
             }
             let value = sum * row[labels[s]];
@@ -552,10 +540,7 @@ fn forward_backward_scaled(
         }
     }
     let final_alpha = &alpha[(num_frames - 1) * num_states..];
-    let mut end = final_alpha[num_states - 1];
-    if num_states > 1 {
-        end += final_alpha[num_states - 2];
-    }
+    let end: f64 = topology.final_states().map(|s| final_alpha[s]).sum();
     if end.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         // No complete path within the scaled range: let the log-space path decide.
         return None;
@@ -563,13 +548,13 @@ fn forward_backward_scaled(
     let log_likelihood: f64 = scales.iter().map(|c| c.ln()).sum::<f64>() + end.ln();
     let loss = -log_likelihood;
     if !with_gradient {
-        return Some(Some(loss));
+        return Some(loss);
     }
     // β̂ with the same scales; the end condition divides by `end` so occupancies sum to 1 per frame.
     beta.clear();
     beta.resize(num_frames * num_states, 0.0);
     let last_row = (num_frames - 1) * num_states;
-    for s in num_states.saturating_sub(2)..num_states {
+    for s in topology.final_states() {
         beta[last_row + s] = 1.0 / end;
     }
     for t in (0..num_frames - 1).rev() {
@@ -584,7 +569,7 @@ fn forward_backward_scaled(
             if s + 1 < num_states {
                 sum += next[s + 1] * next_row[labels[s + 1]];
             }
-            if s + 2 < num_states && may_skip(s + 2) {
+            if s + 2 < num_states && topology.may_skip(s + 2) {
                 sum += next[s + 2] * next_row[labels[s + 2]];
             }
             current[s] = sum * inverse;
@@ -605,17 +590,7 @@ fn forward_backward_scaled(
             occupancy,
         );
     }
-    Some(Some(loss))
-}
-
-/// Fill `labels` with the extended label sequence l' = blank, l1, blank, l2, ..., blank.
-fn extend_labels(target: &[PhoneId], labels: &mut Vec<usize>) {
-    labels.clear();
-    labels.push(BLANK_INDEX);
-    for label in target {
-        labels.push(label.index());
-        labels.push(BLANK_INDEX);
-    }
+    Some(loss)
 }
 
 /// The slow, always-safe path: forward–backward in log space.
@@ -633,22 +608,18 @@ fn forward_backward_log_space(
     }
     let Scratch {
         log_probs,
-        labels,
+        topology,
         alpha,
         beta,
         occupancy,
         ..
     } = scratch;
-    extend_labels(target, labels);
-    let num_states = labels.len();
-    let may_skip = |s: usize| s >= 2 && labels[s] != BLANK_INDEX && labels[s] != labels[s - 2];
-    // Only states in window(t) can lie on a complete path: a path advances at most two states per frame,
-    // starts in state 0 or 1 and ends in one of the last two. Outside it alpha or beta is -inf anyway.
-    let window = |t: usize| {
-        let first = num_states.saturating_sub(2 * (num_frames - t));
-        let last = (2 * t + 1).min(num_states - 1);
-        first..=last
-    };
+    topology.reset(target);
+    let topology = &*topology;
+    let labels = topology.classes();
+    let num_states = topology.num_states();
+    // Outside the window alpha or beta is -inf anyway.
+    let window = |t: usize| topology.window(t, num_frames);
 
     alpha.clear();
     alpha.resize(num_frames * num_states, f64::NEG_INFINITY);
@@ -665,17 +636,17 @@ fn forward_backward_log_space(
             if s >= 1 {
                 sum = log_add(sum, previous[s - 1]);
             }
-            if may_skip(s) {
+            if topology.may_skip(s) {
                 sum = log_add(sum, previous[s - 2]);
             }
             current[s] = sum + row[labels[s]];
         }
     }
     let final_alpha = &alpha[(num_frames - 1) * num_states..];
-    let mut log_likelihood = final_alpha[num_states - 1];
-    if num_states > 1 {
-        log_likelihood = log_add(log_likelihood, final_alpha[num_states - 2]);
-    }
+    let log_likelihood = topology
+        .final_states()
+        .map(|s| final_alpha[s])
+        .fold(f64::NEG_INFINITY, log_add);
     let loss = -log_likelihood;
     if loss == f64::INFINITY {
         return None;
@@ -687,7 +658,7 @@ fn forward_backward_log_space(
     beta.clear();
     beta.resize(num_frames * num_states, f64::NEG_INFINITY);
     let last_row = (num_frames - 1) * num_states;
-    for s in num_states.saturating_sub(2)..num_states {
+    for s in topology.final_states() {
         beta[last_row + s] = 0.0;
     }
     for t in (0..num_frames - 1).rev() {
@@ -700,7 +671,7 @@ fn forward_backward_log_space(
             if s + 1 < num_states {
                 sum = log_add(sum, next[s + 1] + next_row[labels[s + 1]]);
             }
-            if s + 2 < num_states && may_skip(s + 2) {
+            if s + 2 < num_states && topology.may_skip(s + 2) {
                 sum = log_add(sum, next[s + 2] + next_row[labels[s + 2]]);
             }
             current[s] = sum;

@@ -20,6 +20,7 @@ mod logmath;
 mod loss;
 #[cfg(test)]
 mod testing;
+mod topology;
 
 pub use align::{force_align, AlignedPhone};
 pub use beam::{BeamOptions, Hypothesis, PrefixBeamDecoder};
