@@ -11,13 +11,14 @@ use std::process::{Command, Output};
 use ndarray::{Array2, Axis};
 use ndarray_npy::ReadNpyExt;
 use phonrec::audio::{read_audio, Waveform};
-use phonrec::ctc::{GreedyDecoder, PhoneSpan};
+use phonrec::ctc::PhoneSpan;
 use phonrec::features::FeatureOptions;
 use phonrec::inspect::{
     viridis, write_html, write_png, Inspection, PictureLayout, PictureOptions, Posteriorgram,
 };
 use phonrec::model::{Blstm, InitOptions, Model, ModelConfig, ModelFile, NetworkConfig};
 use phonrec::phones::{PhoneId, PhoneSet};
+use phonrec::recognize::{Recognizer, RecognizerOptions};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -283,7 +284,9 @@ fn png_of_an_example_has_the_layouts_size_and_is_not_blank() -> TestResult {
             .join(EXAMPLE)
             .as_path(),
     )?;
-    let inspection = Inspection::compute(&model, &GreedyDecoder, wave, EXAMPLE)?;
+    // `probs --model` decodes as `transcribe --model` does: greedy, with speech segmentation.
+    let recognizer = Recognizer::new(model, RecognizerOptions::default())?;
+    let inspection = Inspection::compute(&recognizer, wave, EXAMPLE)?;
     let layout = PictureLayout::new(&inspection, &PictureOptions::default());
     let picture = image::open(&png)?.to_rgb8();
     assert_eq!(picture.dimensions(), (layout.width_px, layout.height_px));
@@ -347,6 +350,7 @@ fn synthetic_inspection() -> Inspection {
                 confidence: 1.0,
             },
         ],
+        segments: vec![(0.0, 1.0)],
     }
 }
 
@@ -393,6 +397,7 @@ fn png_of_a_long_recording_is_squeezed_but_keeps_short_peaks() -> TestResult {
         },
         posteriors: Posteriorgram::new(log_probs, vec!["<blk>".into(), "x".into()], 0.01)?,
         spans: Vec::new(),
+        segments: Vec::new(),
     };
     let options = PictureOptions::default();
     let layout = PictureLayout::new(&inspection, &options);
@@ -636,5 +641,36 @@ fn html_page_works_in_headless_chromium() -> TestResult {
         posteriorgram_pixels > 100_000,
         "no posteriorgram on screen ({posteriorgram_pixels} px)"
     );
+    Ok(())
+}
+
+#[test]
+fn probs_decodes_the_phones_transcribe_outputs() -> TestResult {
+    // The built-in model with its default decoding (beam search, phone LM, segmentation) on both.
+    for example in [EXAMPLE, "audio/espeak_quick_fox_22k.wav"] {
+        let transcribed = phonrec(&["transcribe", example, "--format", "json"]);
+        assert!(transcribed.status.success(), "{}", stderr(&transcribed));
+        let transcribed: serde_json::Value = serde_json::from_slice(&transcribed.stdout)?;
+        let probs = phonrec(&["probs", example, "--format", "json", "--top", "1"]);
+        assert!(probs.status.success(), "{}", stderr(&probs));
+        let probs: serde_json::Value = serde_json::from_slice(&probs.stdout)?;
+        let decoded: Vec<&str> = probs["decoded"]
+            .as_array()
+            .ok_or("no decoded phones")?
+            .iter()
+            .filter_map(|span| span["phone"].as_str())
+            .collect();
+        assert!(!decoded.is_empty(), "{example}: nothing decoded");
+        assert_eq!(
+            decoded.join(" "),
+            transcribed["phones"].as_str().ok_or("no phones")?,
+            "{example}"
+        );
+        assert_eq!(
+            probs["decoded"], transcribed["spans"],
+            "{example}: times differ"
+        );
+        assert_eq!(probs["segments"], transcribed["segments"], "{example}");
+    }
     Ok(())
 }

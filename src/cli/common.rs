@@ -311,7 +311,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Decoding flags shared by `transcribe` and `eval`.
+/// Decoding flags shared by `transcribe`, `eval` and `probs`.
 ///
 /// With the built-in model the default is a prefix beam search (width 8) with the model's built-in
 /// phone 5-gram LM at weight 0.4 and insertion bonus 1.0 (chosen on the synthetic dev set;

@@ -8,14 +8,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use phonrec::ctc::{BeamOptions, Decoder, GreedyDecoder, PrefixBeamDecoder};
 use phonrec::inspect::{
     write_html, write_npy_sidecar, write_png, write_probs, Inspection, PictureOptions, ProbsFormat,
     TableOptions,
 };
 
 use super::choice::choice;
-use super::common::{load_model, write_stdout};
+use super::common::{load_model, write_stdout, DecodeArgs};
 
 /// Show per-frame phone probabilities: a table (TSV/CSV/JSON/NPY), a PNG posteriorgram, an HTML page.
 ///
@@ -62,9 +61,10 @@ pub struct ProbsArgs {
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
 
-    /// Beam width for the decoded phones drawn in the PNG and HTML; 1 means greedy.
-    #[arg(long, default_value_t = 1)]
-    pub beam: usize,
+    /// How the phones drawn in the PNG and HTML and listed under `decoded` in JSON are decoded: the
+    /// same options and defaults as `transcribe`, so both show the same phones.
+    #[command(flatten)]
+    pub decode: DecodeArgs,
 }
 
 impl ProbsArgs {
@@ -109,20 +109,10 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let model = load_model(args.model.as_deref())?;
-    let decoder: Box<dyn Decoder> = if args.beam <= 1 {
-        Box::new(GreedyDecoder)
-    } else {
-        Box::new(PrefixBeamDecoder::new(
-            BeamOptions {
-                beam_width: args.beam,
-                ..BeamOptions::default()
-            },
-            None,
-        )?)
-    };
+    let recognizer = args.decode.recognizer(model, args.model.is_none(), false)?;
     let wave = super::common::read_audio_arg(&args.file)?;
     let title = args.file.display().to_string();
-    let inspection = Inspection::compute(&model, decoder.as_ref(), wave, title)
+    let inspection = Inspection::compute(&recognizer, wave, title)
         .with_context(|| format!("computing the probabilities of {}", args.file.display()))?;
 
     if args.wants_table() {
@@ -131,14 +121,12 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
             top: args.top,
         };
         match args.output.as_deref() {
-            None => write_stdout(|out| write_probs(format, &inspection.posteriors, &options, out))?,
+            None => write_stdout(|out| write_probs(format, &inspection, &options, out))?,
             Some(path) if path.as_os_str() == "-" => {
-                write_stdout(|out| write_probs(format, &inspection.posteriors, &options, out))?
+                write_stdout(|out| write_probs(format, &inspection, &options, out))?
             }
             Some(path) => {
-                write_file(path, |out| {
-                    write_probs(format, &inspection.posteriors, &options, out)
-                })?;
+                write_file(path, |out| write_probs(format, &inspection, &options, out))?;
                 if format == ProbsFormat::Npy {
                     let sidecar = sidecar_path(path);
                     let array_name = path

@@ -2,17 +2,19 @@
 //! (TSV, CSV, JSON), as a float32 NPY array with a JSON sidecar, as a PNG posteriorgram, and as a
 //! self-contained HTML page that plays the audio over the posteriorgram.
 //!
-//! An [`Inspection`] holds what every view shows: the audio at the model's rate, the [`Posteriorgram`]
-//! and the decoded [`PhoneSpan`]s. Every writer takes `&mut dyn Write` (style guide point 14) and
+//! An [`Inspection`] holds what every view shows: the audio at the model's rate, the [`Posteriorgram`],
+//! the decoded [`PhoneSpan`]s and the speech regions, all from one pass of the
+//! [`Recognizer`] that `transcribe` uses. Every writer takes `&mut dyn Write` (style guide point 14) and
 //! works with any phone inventory: column and row names come from the model.
 //!
 //! ```no_run
-//! use phonrec::ctc::GreedyDecoder;
 //! use phonrec::inspect::{write_png, Inspection, PictureOptions};
+//! use phonrec::recognize::{Recognizer, RecognizerOptions};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let model = phonrec::model::Model::load("model.safetensors".as_ref())?;
+//! let recognizer = Recognizer::new(model, RecognizerOptions::default())?;
 //! let wave = phonrec::audio::read_audio("speech.wav".as_ref())?;
-//! let inspection = Inspection::compute(&model, &GreedyDecoder, wave, "speech.wav")?;
+//! let inspection = Inspection::compute(&recognizer, wave, "speech.wav")?;
 //! let mut file = std::fs::File::create("speech.png")?;
 //! write_png(&inspection, &PictureOptions::default(), &mut file)?;
 //! # Ok(()) }
@@ -31,12 +33,9 @@ use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use crate::audio::Waveform;
 use crate::choice::{Choice, Named};
-use crate::ctc::{Decoder, PhoneSpan};
+use crate::ctc::PhoneSpan;
 use crate::error::{Error, Result};
-use crate::features::FeatureExtractor;
-use crate::model::Model;
-use crate::recognize::decode_spans_in_pieces;
-use crate::recognize::windowed_log_probs;
+use crate::recognize::Recognizer;
 
 pub use colormap::viridis;
 pub use html::write_html;
@@ -149,38 +148,31 @@ pub struct Inspection {
     pub wave: Waveform,
     /// The network's posteriors.
     pub posteriors: Posteriorgram,
-    /// The decoded phones with their aligned times, silence included.
+    /// The decoded phones with their aligned times.
     pub spans: Vec<PhoneSpan>,
+    /// The speech regions that were decoded, as (start, end) seconds.
+    pub segments: Vec<(f32, f32)>,
 }
 
 impl Inspection {
-    /// Run `model` on `wave` (any rate; resampled to the model's) and decode the result with
-    /// `decoder`. Long recordings go through the network in windows, as `transcribe` does.
+    /// Run `recognizer` on `wave` (any rate; resampled to the model's): the same features, windowed
+    /// network, segmentation and decoder as `transcribe`, so the views show what it would output.
     pub fn compute(
-        model: &Model,
-        decoder: &dyn Decoder,
+        recognizer: &Recognizer,
         wave: Waveform,
         title: impl Into<String>,
     ) -> Result<Self> {
-        let wave = wave.resampled(model.sample_rate_hz())?;
-        let features = model.features().compute(&wave.samples);
-        let log_probs = windowed_log_probs(model.network(), features.view())?;
-        let frame_shift_s = model.frame_shift_s();
-        // Audio shorter than one analysis window has no frames, and so nothing to decode.
-        let spans = if log_probs.nrows() == 0 {
-            Vec::new()
-        } else {
-            decode_spans_in_pieces(decoder, log_probs.view(), frame_shift_s as f32)?
-        };
+        let recognition = recognizer.recognize(wave)?;
         Ok(Inspection {
             title: title.into(),
-            wave,
+            wave: recognition.wave,
             posteriors: Posteriorgram::new(
-                log_probs,
-                model.phones().names().to_vec(),
-                frame_shift_s,
+                recognition.log_probs,
+                recognizer.phones().names().to_vec(),
+                recognizer.output_frame_shift_s(),
             )?,
-            spans,
+            spans: recognition.transcript.spans,
+            segments: recognition.transcript.segments,
         })
     }
 
@@ -242,18 +234,20 @@ pub struct TableOptions {
     pub top: Option<usize>,
 }
 
-/// Write `posteriors` in `format`. NPY writes only the array; see [`write_npy_sidecar`] for its
-/// column names. Fails with [`std::io::ErrorKind::InvalidInput`] for NPY with `top`.
+/// Write the inspection's posteriors in `format` (JSON also holds the decoded phones and the speech
+/// regions). NPY writes only the array; see [`write_npy_sidecar`] for its column names. Fails with
+/// [`std::io::ErrorKind::InvalidInput`] for NPY with `top`.
 pub fn write_probs(
     format: ProbsFormat,
-    posteriors: &Posteriorgram,
+    inspection: &Inspection,
     options: &TableOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
+    let posteriors = &inspection.posteriors;
     match format {
         ProbsFormat::Tsv => table::write_delimited(posteriors, options, b'\t', out),
         ProbsFormat::Csv => table::write_delimited(posteriors, options, b',', out),
-        ProbsFormat::Json => table::write_json(posteriors, options, out),
+        ProbsFormat::Json => table::write_json(inspection, options, out),
         ProbsFormat::Npy => {
             if options.top.is_some() {
                 return Err(std::io::Error::new(

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{Posteriorgram, TableOptions};
+use super::{Inspection, Posteriorgram, TableOptions};
 
 /// Decimals of a printed time: a millisecond, finer than any frame shift.
 const TIME_DECIMALS: usize = 3;
@@ -96,6 +96,23 @@ struct JsonHead<'a> {
     frame_shift_s: f64,
     num_frames: usize,
     phones: &'a [String],
+    /// The decoded phones, as `transcribe --format json` writes them.
+    decoded: Vec<JsonSpan<'a>>,
+    /// The speech regions that were decoded, `[start, end]` seconds.
+    segments: Vec<[f32; 2]>,
+}
+
+#[derive(Serialize)]
+struct JsonSpan<'a> {
+    phone: &'a str,
+    start: f32,
+    end: f32,
+    confidence: f32,
+}
+
+/// Milliseconds: more digits would only be noise.
+fn round3(x: f32) -> f32 {
+    (x * 1000.0).round() / 1000.0
 }
 
 #[derive(Serialize)]
@@ -118,14 +135,16 @@ enum JsonFrame<'a> {
     },
 }
 
-/// `{"values": "probability", "frame_shift_s": .., "num_frames": .., "phones": [..], "frames": [..]}`,
+/// `{"values": "probability", "frame_shift_s": .., "num_frames": .., "phones": [..], "decoded":
+/// [{"phone", "start", "end", "confidence"}, ..], "segments": [[start, end], ..], "frames": [..]}`,
 /// where each frame is `{"time_s", "values": [one per phone]}` or, with `top`,
 /// `{"time_s", "top": [{"phone", "value"}, ..]}`.
 pub(super) fn write_json(
-    posteriors: &Posteriorgram,
+    inspection: &Inspection,
     options: &TableOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
+    let posteriors = &inspection.posteriors;
     let head = JsonHead {
         values: if options.log {
             "log_probability"
@@ -135,6 +154,21 @@ pub(super) fn write_json(
         frame_shift_s: posteriors.frame_shift_s(),
         num_frames: posteriors.num_frames(),
         phones: posteriors.phone_names(),
+        decoded: inspection
+            .spans
+            .iter()
+            .map(|span| JsonSpan {
+                phone: inspection.span_name(span),
+                start: round3(span.start_s),
+                end: round3(span.end_s),
+                confidence: round3(span.confidence),
+            })
+            .collect(),
+        segments: inspection
+            .segments
+            .iter()
+            .map(|&(start, end)| [round3(start), round3(end)])
+            .collect(),
     };
     let head = serde_json::to_string(&head)?;
     // Splice the frames array into the head's object without building the whole document in memory.
@@ -177,6 +211,8 @@ pub(super) fn write_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ctc::PhoneSpan;
+    use crate::phones::PhoneId;
     use ndarray::array;
 
     fn example() -> Posteriorgram {
@@ -223,9 +259,29 @@ mod tests {
             log: true,
             top: None,
         };
-        let text = render(|out| write_json(&example(), &options, out));
+        let inspection = Inspection {
+            title: "example".into(),
+            wave: crate::audio::Waveform {
+                samples: vec![0.0; 960],
+                sample_rate_hz: 16_000,
+            },
+            posteriors: example(),
+            spans: vec![PhoneSpan {
+                phone: PhoneId(2),
+                start_s: 0.03,
+                end_s: 0.06,
+                confidence: 0.8,
+            }],
+            segments: vec![(0.0, 0.06)],
+        };
+        let text = render(|out| write_json(&inspection, &options, out));
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["values"], "log_probability");
+        assert_eq!(
+            value["decoded"],
+            serde_json::json!([{"phone": "c", "start": 0.03, "end": 0.06, "confidence": 0.8}])
+        );
+        assert_eq!(value["segments"], serde_json::json!([[0.0, 0.06]]));
         assert_eq!(value["phones"][1], "a,b");
         assert_eq!(value["frames"].as_array().unwrap().len(), 2);
         let v = value["frames"][1]["values"][2].as_f64().unwrap();

@@ -42,9 +42,10 @@ impl Model {
     /// Log-posteriors `[out_frames, phones + 1]` (natural log, blank = column 0) of a mono waveform:
     /// int16-scale samples at [`sample_rate_hz`](Self::sample_rate_hz). Row `t` covers the audio from
     /// `t · frame_shift_s()`.
+    /// Long audio goes through the network in windows ([`Blstm::log_probs_windowed`]).
     pub fn log_probs_for_wave(&self, samples: &[f32]) -> Result<Array2<f32>> {
         let features = self.features.compute(samples);
-        self.network.log_probs(features.view())
+        self.network.log_probs_windowed(features.view())
     }
 
     /// The model's metadata.

@@ -29,6 +29,7 @@ mod lstm;
 mod names;
 mod network;
 mod resize;
+mod windows;
 
 pub use config::{InitOptions, NetworkConfig, WeightInit};
 pub use file::{ModelConfig, ModelFile, TrainingSummary, WeightStorage, FORMAT_VERSION};

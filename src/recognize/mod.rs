@@ -16,17 +16,8 @@ use crate::ctc::{
 };
 use crate::error::{Error, Result};
 use crate::features::{FeatureExtractor, FeaturePipeline};
-use crate::model::{Blstm, Model};
+use crate::model::Model;
 use crate::phones::PhoneSet;
-
-/// Network steps per window when a file is processed in pieces (30 s at 10 ms steps, 60 s at 20 ms).
-const WINDOW_STEPS: usize = 3000;
-/// Windows run through the network together (one padded batch): ~2x the speed of one at a time on
-/// long files, for more activation memory (peak RSS 516 -> 686 MB for the default model on one hour).
-const WINDOW_BATCH: usize = 4;
-/// Steps of context on each side of a window, discarded after the pass (2–4 s): the BiLSTM's memory of
-/// speech this far away is negligible, so windows join without seams.
-const CONTEXT_STEPS: usize = 200;
 
 /// How to decode.
 #[derive(Clone, Debug)]
@@ -79,6 +70,18 @@ pub struct Transcript {
     /// The speech regions that were decoded, as (start, end) seconds in the file's timeline; every
     /// phone lies inside one. With segmentation off, one region covering the file.
     pub segments: Vec<(f32, f32)>,
+}
+
+/// Everything one pass of the recogniser computed for a recording: the audio it heard, the network's
+/// posteriors and the decoded transcript. `transcribe` keeps the transcript; `probs` shows it all.
+#[derive(Clone, Debug)]
+pub struct Recognition {
+    /// The audio at the model's sample rate.
+    pub wave: Waveform,
+    /// Natural-log posteriors `[output frames, phones + blank]`, under the transcript's VTLN warp.
+    pub log_probs: Array2<f32>,
+    /// The decoded phones, their times and the speech regions.
+    pub transcript: Transcript,
 }
 
 /// A model with a decoder: turns audio into [`Transcript`]s. `Send + Sync`, so one recognizer serves all
@@ -158,7 +161,7 @@ impl Recognizer {
         let network = self.model.network();
         if self.warped_features.is_empty() {
             let features = self.model.features().compute(&wave.samples);
-            return Ok((windowed_log_probs(network, features.view())?, 1.0));
+            return Ok((network.log_probs_windowed(features.view())?, 1.0));
         }
         // Choose the warp on the first VTLN_ESTIMATE_S seconds: the one whose best path has the
         // highest mean log-probability per frame (the network is most sure of what it hears).
@@ -166,7 +169,7 @@ impl Recognizer {
         let excerpt = &wave.samples[..wave.samples.len().min(estimate_len)];
         let mut best: Option<(&(f32, FeaturePipeline), f32, Array2<f32>)> = None;
         for candidate in &self.warped_features {
-            let log_probs = windowed_log_probs(network, candidate.1.compute(excerpt).view())?;
+            let log_probs = network.log_probs_windowed(candidate.1.compute(excerpt).view())?;
             let score = mean_best_path_log_prob(log_probs.view());
             if best.as_ref().is_none_or(|(_, s, _)| score > *s) {
                 best = Some((candidate, score, log_probs));
@@ -179,11 +182,18 @@ impl Recognizer {
             return Ok((excerpt_log_probs, warp));
         }
         let features = pipeline.compute(&wave.samples);
-        Ok((windowed_log_probs(network, features.view())?, warp))
+        Ok((network.log_probs_windowed(features.view())?, warp))
     }
 
     /// Recognise in-memory audio.
     pub fn transcribe_wave(&self, wave: Waveform) -> Result<Transcript> {
+        Ok(self.recognize(wave)?.transcript)
+    }
+
+    /// Recognise in-memory audio (any rate) and keep what the network computed on the way: the one
+    /// inference path behind `transcribe`, `eval` and `probs` (features -> windowed network -> speech
+    /// segmentation -> decoder -> alignment).
+    pub fn recognize(&self, wave: Waveform) -> Result<Recognition> {
         check_wave(&wave)?;
         let duration_s = wave.duration_s();
         let wave = wave.resampled(self.model.sample_rate_hz())?;
@@ -221,12 +231,16 @@ impl Recognizer {
                 spans.retain(|s| s.phone != silence);
             }
         }
-        Ok(Transcript {
-            source: PathBuf::new(),
-            duration_s,
-            spans,
-            vtln_warp,
-            segments,
+        Ok(Recognition {
+            wave,
+            log_probs,
+            transcript: Transcript {
+                source: PathBuf::new(),
+                duration_s,
+                spans,
+                vtln_warp,
+                segments,
+            },
         })
     }
 
@@ -317,81 +331,9 @@ fn segment_bounds(log_probs: ArrayView2<f32>) -> Vec<(usize, usize)> {
     bounds
 }
 
-/// Run the network over features `[frames, dim]`, in windows of 3000 steps with
-/// 200 steps of context on each side when the input is long, so memory stays bounded. The windows run
-/// four at a time as one batch: at batch 1 each step of the recurrence reads all of `W_hh`
-/// for one vector, batched it serves several (`phonrec bench`: 17k frames/s at batch 1, 32k at 4).
-pub fn windowed_log_probs(network: &Blstm, features: ArrayView2<f32>) -> Result<Array2<f32>> {
-    let stack = network.config().stack_frames.max(1);
-    let frames = features.nrows();
-    let steps = network.config().output_frames(frames);
-    if steps <= WINDOW_STEPS + 2 * CONTEXT_STEPS {
-        return network.log_probs(features);
-    }
-    // (first step kept, end of the kept steps, first step computed) of each window.
-    let mut windows = Vec::new();
-    let mut start = 0;
-    while start < steps {
-        let end = (start + WINDOW_STEPS).min(steps);
-        windows.push((start, end, start.saturating_sub(CONTEXT_STEPS)));
-        start = end;
-    }
-    let mut out = Array2::<f32>::zeros((steps, network.config().num_outputs));
-    for group in windows.chunks(WINDOW_BATCH) {
-        let inputs: Vec<ArrayView2<f32>> = group
-            .iter()
-            .map(|&(_, end, left)| {
-                let right = (end + CONTEXT_STEPS).min(steps);
-                features.slice(s![left * stack..(right * stack).min(frames), ..])
-            })
-            .collect();
-        let outputs = network.log_probs_batch(&inputs)?;
-        for (&(start, end, left), log_probs) in group.iter().zip(&outputs) {
-            out.slice_mut(s![start..end, ..])
-                .assign(&log_probs.slice(s![start - left..end - left, ..]));
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batched_windows_match_windows_run_one_by_one() -> Result<()> {
-        use crate::model::{InitOptions, NetworkConfig};
-        use rand::{rngs::StdRng, Rng, SeedableRng};
-        let config = NetworkConfig {
-            input_dim: 3,
-            num_layers: 1,
-            hidden_size: 4,
-            dropout: 0.0,
-            num_outputs: 3,
-            stack_frames: 1,
-        };
-        let (network, _vars) = Blstm::trainable(&config, &InitOptions::default())?;
-        // Five windows: one full batch of WINDOW_BATCH and a short last group.
-        let steps = 4 * WINDOW_STEPS + 123;
-        let mut rng = StdRng::seed_from_u64(3);
-        let features = Array2::from_shape_fn((steps, 3), |_| rng.gen_range(-1.0f32..1.0));
-        let batched = windowed_log_probs(&network, features.view())?;
-        assert_eq!(batched.dim(), (steps, 3));
-        for start in (0..steps).step_by(WINDOW_STEPS) {
-            let end = (start + WINDOW_STEPS).min(steps);
-            let left = start.saturating_sub(CONTEXT_STEPS);
-            let right = (end + CONTEXT_STEPS).min(steps);
-            let alone = network.log_probs(features.slice(s![left..right, ..]))?;
-            let kept = alone.slice(s![start - left..end - left, ..]);
-            let worst = kept
-                .iter()
-                .zip(batched.slice(s![start..end, ..]))
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            assert!(worst < 1e-5, "window at {start}: {worst}");
-        }
-        Ok(())
-    }
 
     #[test]
     fn segments_cover_every_frame_and_cut_at_blanks() {
