@@ -320,6 +320,67 @@ fn a_killed_run_resumes_where_it_stopped_with_identical_metrics() {
 }
 
 #[test]
+fn resume_takes_the_original_command_line_and_extends_a_finished_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = common::tone_corpus(dir.path(), "train", 8, 11);
+    let t = train.to_str().unwrap();
+    let out = dir.path().join("run");
+    let o = out.to_str().unwrap();
+    let mut args = train_args(t, t, "2");
+    args.extend(["--out", o]);
+    let first = phonrec(&args);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(metrics(&out).len(), 2);
+
+    // The same command line plus --resume, with a higher epoch limit: two more epochs.
+    let mut again = train_args(t, t, "4");
+    again.extend(["--out", o, "--resume"]);
+    let extended = phonrec(&again);
+    assert!(extended.status.success(), "{}", text(&extended.stderr));
+    let epochs: Vec<u64> = metrics(&out)
+        .iter()
+        .map(|m| m["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, vec![1, 2, 3, 4]);
+
+    // A different option is refused and named; so is other data.
+    let changed: Vec<&str> = args
+        .iter()
+        .map(|&a| if a == "--seed" { "--weight-noise" } else { a })
+        .chain(["--resume"])
+        .collect();
+    let refused = phonrec(&changed);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("seed: the run has 1, the command line 0"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let alone_with_option = phonrec(&["train", "--resume", o, "--lr", "0.5"]);
+    assert!(!alone_with_option.status.success());
+    assert!(
+        text(&alone_with_option.stderr).contains("schedule.learning_rate"),
+        "{}",
+        text(&alone_with_option.stderr)
+    );
+    let other = common::tone_corpus(dir.path(), "other", 4, 5);
+    let other_data = phonrec(&["train", "--resume", o, "--train", other.to_str().unwrap()]);
+    assert!(!other_data.status.success());
+    assert!(text(&other_data.stderr).contains("--train"));
+    assert_eq!(metrics(&out).len(), 4, "refused resumes trained nothing");
+
+    // --resume alone with a limit already reached says so and trains nothing.
+    let done = phonrec(&["train", "--resume", o, "--epochs", "3", "--quiet"]);
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    assert!(
+        text(&done.stderr).contains("completed 4 epochs"),
+        "{}",
+        text(&done.stderr)
+    );
+    assert_eq!(metrics(&out).len(), 4);
+}
+
+#[test]
 fn bad_manifests_and_missing_data_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("bad.tsv");

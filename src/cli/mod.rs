@@ -48,11 +48,12 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// Run the chosen subcommand; the exit code says whether every input succeeded.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Run the chosen subcommand; the exit code says whether every input succeeded. `matches` are the
+/// parsed arguments `cli` came from (`train --resume` checks which options were given).
+pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Transcribe(args) => transcribe::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(args, matches.subcommand_matches("train")),
         Command::Eval(args) => eval::run(args),
         Command::Features(args) => features::run(args),
         Command::Lm(args) => lm::run(args),

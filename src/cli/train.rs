@@ -1,6 +1,6 @@
 //! `phonrec train`: labeled audio -> a model of one's own, with checkpoints, resume and early stopping.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,10 +41,12 @@ pub enum AugmentPreset {
 ///
 /// Data: a manifest (TSV `audio<TAB>phones`, paths relative to the manifest, or JSON Lines), a TIMIT
 /// root (TRAIN/ for --train, TEST/ for --dev), or a Kaldi data dir with --lexicon. Every epoch writes
-/// OUT/checkpoint.safetensors (resumable with --resume OUT), appends a line to OUT/metrics.jsonl, and
-/// keeps the model with the best dev PER as OUT/best.safetensors. Ctrl-C writes a checkpoint and exits;
-/// a killed run resumes the same way (the metrics log is rebuilt from the checkpoint). One process
-/// trains in a folder at a time, and a folder that holds a run is refused unless --force.
+/// OUT/checkpoint.safetensors, appends a line to OUT/metrics.jsonl, and keeps the model with the best
+/// dev PER as OUT/best.safetensors. Ctrl-C writes a checkpoint and exits; a killed run resumes the
+/// same way (the metrics log is rebuilt from the checkpoint). Resume with `--resume OUT` alone, or
+/// with the run's original command line plus `--resume` (options that differ from the run's are
+/// refused, naming them); `--epochs N` then sets a new epoch limit, which extends a finished run.
+/// One process trains in a folder at a time, and a folder that holds a run is refused unless --force.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Training data.
@@ -59,9 +61,10 @@ pub struct TrainArgs {
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
 
-    /// Continue the run in this folder from its checkpoint (options and data as first given).
-    #[arg(long, conflicts_with = "out")]
-    pub resume: Option<PathBuf>,
+    /// Continue the run in this folder (or, without a folder, in --out) from its checkpoint, with the
+    /// options and data it was started with.
+    #[arg(long, num_args = 0..=1, value_name = "DIR")]
+    pub resume: Option<Option<PathBuf>>,
 
     /// Start over in an --out folder that already holds a run, replacing its checkpoint, metrics and
     /// best model (without it, such a folder is refused).
@@ -122,9 +125,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1.0)]
     pub dither: f32,
 
-    /// Maximum epochs.
-    #[arg(long, default_value_t = 20)]
-    pub epochs: usize,
+    /// Maximum epochs [default: 20]. With --resume, a new limit for the run (raise it to extend a
+    /// finished run).
+    #[arg(long)]
+    pub epochs: Option<usize>,
 
     /// Padded frames per batch (batch size × longest utterance).
     #[arg(long, default_value_t = 8000)]
@@ -178,7 +182,7 @@ pub struct TrainArgs {
     /// Fine-tune: start from this model's weights. Its features and architecture are used
     /// (--layers, --hidden, --stack-frames and the feature flags are then ignored, except
     /// --cmvn-frames and --dither, which set the fine-tuned model's input conditioning).
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long)]
     pub init_from: Option<PathBuf>,
 
     /// Also keep each epoch's model as OUT/epoch-NNN.safetensors, to average the last few with
@@ -260,7 +264,7 @@ impl TrainArgs {
             },
             init_from: self.init_from.clone(),
             save_epoch_models: self.save_epoch_models,
-            epochs: self.epochs,
+            epochs: self.epochs.unwrap_or(TrainOptions::default().epochs),
             batch_frames: self.batch_frames,
             clip_norm: (self.clip_norm > 0.0).then_some(self.clip_norm),
             weight_noise_std: self.weight_noise,
@@ -359,14 +363,50 @@ impl TrainObserver for Progress {
     }
 }
 
-pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+/// Arguments that may be given when resuming without being training options: where the run is, its
+/// data (checked against the run's own), the new epoch limit and how progress is shown.
+const RESUME_ARGUMENTS: &[&str] = &[
+    "resume",
+    "out",
+    "train",
+    "dev",
+    "lexicon",
+    "timit_core_test",
+    "phones",
+    "epochs",
+    "quiet",
+    "checkpoint_every",
+];
+
+pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<ExitCode> {
     // On resume, the data arguments and phone set come from the checkpoint unless given again.
     let (out, start, run_info) = match &args.resume {
-        Some(dir) => {
-            let info = checkpoint_run_info(dir)?.with_context(|| {
+        Some(folder) => {
+            let dir = match (folder, &args.out) {
+                (Some(dir), Some(out)) if !same_path(dir, out) => bail!(
+                    "--resume {} and --out {} name different folders",
+                    dir.display(),
+                    out.display()
+                ),
+                (Some(dir), _) | (None, Some(dir)) => dir.clone(),
+                (None, None) => {
+                    bail!("--resume needs the run's folder: --resume DIR, or --out DIR")
+                }
+            };
+            if args.force {
+                bail!("--force starts the run over and --resume continues it: give one of them");
+            }
+            let info = checkpoint_run_info(&dir)?.with_context(|| {
                 format!("nothing to resume: {} holds no checkpoint", dir.display())
             })?;
-            (dir.clone(), RunStart::Resume, info)
+            check_resume_arguments(&args, matches, &info)?;
+            (
+                dir,
+                RunStart::Resume {
+                    epochs: args.epochs,
+                },
+                info,
+            )
         }
         None => {
             let out = args.out.clone().context("--out is required")?;
@@ -409,7 +449,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let train_data = load_data(&train_source, &phones, "training")?;
     let dev_data = load_data(&dev_source, &phones, "dev")?;
     let absolute = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    let options = args.train_options();
     let run_info = json!({
+        // What the command line asked for, before --init-from replaces features and network: a
+        // resumed run given its command line again is checked against this.
+        "options": serde_json::to_value(&options)?,
         "train": absolute(&train_path),
         "dev": absolute(&dev_path),
         "lexicon": lexicon.as_ref().map(absolute),
@@ -435,7 +479,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         quiet: args.quiet,
         last_log: None,
     };
-    let options = args.train_options();
     let outcome = train(
         &train_data.utterances,
         &dev_data.utterances,
@@ -446,6 +489,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         run_info,
         &mut progress,
     )?;
+    if let RunStart::Resume {
+        epochs: Some(epochs),
+    } = start
+    {
+        if outcome.epochs_completed >= epochs && !outcome.interrupted {
+            eprintln!(
+                "phonrec: the run has completed {} epochs, --epochs {epochs} asks for no more",
+                outcome.epochs_completed
+            );
+        }
+    }
     if outcome.interrupted {
         eprintln!(
             "phonrec: stopped after {} complete epochs; continue with `phonrec train --resume {}`",
@@ -468,4 +522,118 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         None => bail!("training finished without a dev evaluation"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether two paths name the same file or folder (or, if either does not exist, are equal).
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// On resume, refuse a command line that asks for something else than the run: data paths other than
+/// its own, or training options that differ from those it was started with (all but `--epochs`).
+fn check_resume_arguments(
+    args: &TrainArgs,
+    matches: Option<&clap::ArgMatches>,
+    run_info: &serde_json::Value,
+) -> anyhow::Result<()> {
+    for (given, key, flag) in [
+        (&args.train, "train", "--train"),
+        (&args.dev, "dev", "--dev"),
+        (&args.data.lexicon, "lexicon", "--lexicon"),
+        (&args.phones, "phones", "--phones"),
+    ] {
+        let Some(given) = given else { continue };
+        let recorded = run_info
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(PathBuf::from);
+        if !recorded.as_deref().is_some_and(|r| same_path(r, given)) {
+            bail!(
+                "--resume: {flag} {} is not the run's ({}); a run continues on its own data",
+                given.display(),
+                recorded.map_or("none".to_string(), |r| r.display().to_string())
+            );
+        }
+    }
+    let given_options: Vec<&str> = matches
+        .map(|m| {
+            m.ids()
+                .map(|id| id.as_str())
+                .filter(|id| {
+                    m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+                        && !RESUME_ARGUMENTS.contains(id)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if given_options.is_empty() {
+        return Ok(());
+    }
+    let Some(recorded) = run_info.get("options") else {
+        bail!(
+            "--resume: this run's checkpoint does not record the options it was started with (it \
+             predates that record), so --{} cannot be checked; resume with `--resume DIR` alone",
+            given_options.join(", --").replace('_', "-")
+        );
+    };
+    let mut wanted = serde_json::to_value(args.train_options())?;
+    let mut recorded = recorded.clone();
+    // The epoch limit and how often checkpoints are written may change on resume.
+    for options in [&mut wanted, &mut recorded] {
+        if let Some(map) = options.as_object_mut() {
+            map.remove("epochs");
+            map.remove("checkpoint_every_s");
+        }
+    }
+    let mut differences = Vec::new();
+    json_differences(&recorded, &wanted, "", &mut differences);
+    if !differences.is_empty() {
+        bail!(
+            "--resume: the command line asks for other options than the run was started with: {}. \
+             Give the run's own command line (or `--resume DIR` alone), or start a new run in \
+             another folder",
+            differences.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Every leaf where `run` and `given` differ, as `path: the run has X, the command line Y`.
+fn json_differences(
+    run: &serde_json::Value,
+    given: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    match (run, given) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let null = serde_json::Value::Null;
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                json_differences(
+                    a.get(key).unwrap_or(&null),
+                    b.get(key).unwrap_or(&null),
+                    &child,
+                    out,
+                );
+            }
+        }
+        // Stored as JSON text and parsed back, an f32 may come back one f64 step away.
+        (serde_json::Value::Number(a), serde_json::Value::Number(b))
+            if a.as_f64()
+                .zip(b.as_f64())
+                .is_some_and(|(a, b)| (a - b).abs() <= 1e-9 * a.abs().max(b.abs())) => {}
+        _ if run != given => out.push(format!(
+            "{path}: the run has {run}, the command line {given}"
+        )),
+        _ => {}
+    }
 }

@@ -3,6 +3,7 @@
 
 mod augment;
 mod batch;
+mod checkpoint;
 mod conditions;
 mod optim;
 mod schedule;
@@ -11,11 +12,13 @@ mod trainer;
 
 pub use augment::{add_noise, augment_waveform, spec_augment, speed_perturb, AugmentOptions};
 pub use batch::{make_batches, split_to_budget};
+pub use checkpoint::{
+    checkpoint_run_info, epoch_model_file, BEST_MODEL_FILE, CHECKPOINT_FILE, LOCK_FILE,
+    METRICS_FILE,
+};
 pub use conditions::{apply_conditions, ConditionOptions, Conditioned};
 pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, StepReport};
 pub use schedule::{EpochDecision, Schedule, ScheduleOptions};
 pub use trainer::{
-    checkpoint_run_info, epoch_model_file, train, BatchProgress, EpochStats, RunStart,
-    TrainObserver, TrainOptions, TrainOutcome, BEST_MODEL_FILE, CHECKPOINT_FILE, LOCK_FILE,
-    METRICS_FILE,
+    train, BatchProgress, EpochStats, RunStart, TrainObserver, TrainOptions, TrainOutcome,
 };

@@ -7,7 +7,6 @@
 //! continues exactly as the uninterrupted run would have.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,9 +20,13 @@ use serde::{Deserialize, Serialize};
 
 use super::augment::{augment_waveform, spec_augment, AugmentOptions};
 use super::batch::{make_batches, split_to_budget};
+use super::checkpoint::{
+    append_metrics, epoch_model_file, read_checkpoint, remove_stale_temporaries, repair_metrics,
+    write_checkpoint, RunLock, TrainState, BEST_MODEL_FILE, CHECKPOINT_FILE, METRICS_FILE,
+};
 use super::conditions::apply_conditions;
 use super::optim::{Optimizer, OptimizerOptions};
-use super::schedule::{Schedule, ScheduleOptions};
+use super::schedule::{EpochDecision, Schedule, ScheduleOptions};
 use crate::ctc::{ctc_loss, min_frames, Decoder, GreedyDecoder, Reduction};
 use crate::data::Utterance;
 use crate::error::{Error, Result};
@@ -34,21 +37,7 @@ use crate::model::{
     TrainingSummary,
 };
 use crate::phones::{PhoneId, PhoneSet};
-use crate::util::{mix_seed, write_atomically};
-
-/// File names inside a training directory.
-pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
-/// The model with the best dev PER so far.
-pub const BEST_MODEL_FILE: &str = "best.safetensors";
-
-/// The model of epoch `epoch` (1-based) in a run's directory, with `save_epoch_models`.
-pub fn epoch_model_file(epoch: usize) -> String {
-    format!("epoch-{epoch:03}.safetensors")
-}
-/// One JSON line per epoch.
-pub const METRICS_FILE: &str = "metrics.jsonl";
-/// Metadata key of the training state in a checkpoint.
-const CHECKPOINT_STATE_KEY: &str = "phonrec.train_state";
+use crate::util::mix_seed;
 
 /// Everything that defines a training run (stored in its checkpoints).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -260,34 +249,6 @@ pub struct TrainOutcome {
     pub stopped_early: bool,
 }
 
-/// Where a run stands; saved in checkpoints.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct TrainState {
-    options: TrainOptions,
-    model: ModelConfig,
-    /// 0-based epoch in progress.
-    epoch: usize,
-    /// Batches of that epoch already done.
-    batch: usize,
-    updates: u64,
-    schedule: Schedule,
-    dropout: DropoutState,
-    epoch_loss_sum: f64,
-    epoch_utterances: usize,
-    epoch_frames: usize,
-    epoch_seconds: f64,
-    epoch_skipped_utterances: usize,
-    epoch_skipped_batches: usize,
-    bad_batches_in_a_row: usize,
-    best_epoch_is_saved: bool,
-    /// Free-form description of the run from the caller (the CLI stores its data arguments here).
-    run_info: serde_json::Value,
-    /// Every completed epoch's figures: `metrics.jsonl` is rewritten from these on resume.
-    /// (Checkpoints written before this field have none; their log is truncated instead.)
-    #[serde(default)]
-    metrics: Vec<EpochStats>,
-}
-
 /// An utterance ready for training: its waveform at the model's rate and its labels.
 struct Prepared {
     wave: Arc<Vec<f32>>,
@@ -299,16 +260,6 @@ struct Prepared {
 /// The random stream of a run's initial weights and dropout masks (see [`mix_seed`]).
 const INIT_STREAM: u64 = 0xA11CE;
 
-/// Read a run's free-form `run_info` from its checkpoint (None if there is no checkpoint).
-pub fn checkpoint_run_info(dir: &Path) -> Result<Option<serde_json::Value>> {
-    let path = dir.join(CHECKPOINT_FILE);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let (state, _) = read_checkpoint(&path)?;
-    Ok(Some(state.run_info))
-}
-
 /// How a run starts in its folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunStart {
@@ -316,17 +267,18 @@ pub enum RunStart {
     New,
     /// A new run that replaces whatever run the folder holds.
     Overwrite,
-    /// Continue from the folder's checkpoint (the options then come from it).
-    Resume,
+    /// Continue from the folder's checkpoint with the run's own options (the `options` given to
+    /// [`train`] are ignored). `epochs` changes the run's epoch limit: a finished run is extended by
+    /// raising it.
+    Resume {
+        /// The new epoch limit; None keeps the run's.
+        epochs: Option<usize>,
+    },
 }
 
-/// Lock file in a run folder: held (flock) by the process training there, released by the OS when it
-/// exits however it exits, so a killed run never leaves it stuck.
-pub const LOCK_FILE: &str = ".phonrec-train.lock";
-
 /// Train a model in `out_dir`. With [`RunStart::Resume`], continue from
-/// `out_dir/checkpoint.safetensors` (the options then come from the checkpoint, `options` is
-/// ignored). `run_info` is stored in checkpoints. Only one process trains in a folder at a time.
+/// `out_dir/checkpoint.safetensors` (the options then come from the checkpoint). `run_info` is stored
+/// in checkpoints. Only one process trains in a folder at a time.
 #[allow(clippy::too_many_arguments)] // the run's parts are independent inputs; a struct would only wrap them
 pub fn train(
     train_set: &[Utterance],
@@ -341,51 +293,85 @@ pub fn train(
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let _lock = RunLock::acquire(out_dir)?;
     remove_stale_temporaries(out_dir);
-    let resume = start == RunStart::Resume;
-    if !resume {
+    let mut run = match start {
+        RunStart::Resume { epochs } => TrainRun::resume(out_dir, phones, epochs)?,
+        RunStart::New | RunStart::Overwrite => {
+            if start == RunStart::New {
+                refuse_existing_run(out_dir)?;
+            }
+            TrainRun::new(out_dir, phones, options, run_info)?
+        }
+    };
+    let data = TrainData::prepare(&run, train_set, dev_set, phones, observer)?;
+    if matches!(start, RunStart::Resume { .. }) {
+        // The checkpoint is the record: a kill between writing it and appending the metrics
+        // line (or before the rename of either) is repaired here.
+        repair_metrics(&out_dir.join(METRICS_FILE), &run.state)?;
+    }
+    observer.on_start(run.state.epoch + 1, data.train.len(), data.dev.len());
+    let mut stopped_early = false;
+    while run.state.epoch < run.state.options.epochs {
+        if run.run_epoch(&data, observer)? == EpochEnd::Interrupted {
+            run.checkpoint()?;
+            return Ok(run.outcome(true, false));
+        }
+        if run.end_epoch(&data, observer)?.stop {
+            stopped_early = run.state.epoch < run.state.options.epochs;
+            break;
+        }
+    }
+    Ok(run.outcome(false, stopped_early))
+}
+
+/// Refuse to start a new run over one that `out_dir` already holds.
+fn refuse_existing_run(out_dir: &Path) -> Result<()> {
+    let existing: Vec<&str> = [CHECKPOINT_FILE, BEST_MODEL_FILE, METRICS_FILE]
+        .into_iter()
+        .filter(|name| out_dir.join(name).exists())
+        .collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Training {
+        reason: format!(
+            "{} already holds a run ({}): resume it, choose another folder, or start over with \
+             --force (which replaces it)",
+            out_dir.display(),
+            existing.join(", ")
+        ),
+    })
+}
+
+/// Whether an epoch ran to its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EpochEnd {
+    Completed,
+    /// [`TrainObserver::should_stop`] asked to stop inside it.
+    Interrupted,
+}
+
+/// One batch's features and targets, split into updates that fit the frame budget.
+type BatchParts = Vec<(Vec<Array2<f32>>, Vec<Vec<PhoneId>>)>;
+
+/// A run in progress: its state (what checkpoints save), the network and its optimizer.
+struct TrainRun {
+    out_dir: PathBuf,
+    state: TrainState,
+    network: Blstm,
+    var_map: VarMap,
+    optimizer: Optimizer,
+    last_checkpoint: Instant,
+}
+
+impl TrainRun {
+    /// A new run: a fresh network, or the `init_from` model's, with `options`.
+    fn new(
+        out_dir: &Path,
+        phones: &PhoneSet,
+        options: &TrainOptions,
+        run_info: serde_json::Value,
+    ) -> Result<Self> {
         options.validate()?;
-    }
-    let checkpoint_path = out_dir.join(CHECKPOINT_FILE);
-    if start == RunStart::New {
-        let existing: Vec<&str> = [CHECKPOINT_FILE, BEST_MODEL_FILE, METRICS_FILE]
-            .into_iter()
-            .filter(|name| out_dir.join(name).exists())
-            .collect();
-        if !existing.is_empty() {
-            return Err(Error::Training {
-                reason: format!(
-                    "{} already holds a run ({}): resume it, choose another folder, or start over \
-                     with --force (which replaces it)",
-                    out_dir.display(),
-                    existing.join(", ")
-                ),
-            });
-        }
-    }
-    let (mut state, network, var_map, mut optimizer) = if resume {
-        if !checkpoint_path.exists() {
-            return Err(Error::Training {
-                reason: format!(
-                    "nothing to resume: {} does not exist",
-                    checkpoint_path.display()
-                ),
-            });
-        }
-        let (state, tensors) = read_checkpoint(&checkpoint_path)?;
-        if state.model.phones != *phones {
-            return Err(Error::Training {
-                reason: "the checkpoint was trained on another phone set".to_string(),
-            });
-        }
-        let (network, var_map) = network_from_tensors(&state.model.network, &tensors)?;
-        let mut optimizer = Optimizer::new(
-            trainable_vars(&var_map)?,
-            state.options.optimizer.clone(),
-            state.options.schedule.learning_rate,
-        )?;
-        optimizer.load_state(&tensors, state.updates)?;
-        (state, network, var_map, optimizer)
-    } else {
         let mut options = options.clone();
         let (network, var_map) = match &options.init_from {
             Some(path) => {
@@ -422,10 +408,9 @@ pub fn train(
                 Blstm::trainable(&options.network, &init)?
             }
         };
-        let network_config = options.network.clone();
         let model = ModelConfig {
             features: options.features.clone(),
-            network: network_config,
+            network: options.network.clone(),
             phones: phones.clone(),
             training: TrainingSummary::default(),
         };
@@ -436,17 +421,17 @@ pub fn train(
             options.schedule.learning_rate,
         )?;
         let state = TrainState {
-            options: options.clone(),
-            model,
-            epoch: 0,
-            batch: 0,
-            updates: 0,
             schedule: Schedule::new(options.schedule.clone()),
             // Fresh and fine-tuned runs alike draw their masks from the run's seed.
             dropout: DropoutState {
                 seed: mix_seed(options.seed, INIT_STREAM, 0),
                 step: 0,
             },
+            options,
+            model,
+            epoch: 0,
+            batch: 0,
+            updates: 0,
             epoch_loss_sum: 0.0,
             epoch_utterances: 0,
             epoch_frames: 0,
@@ -460,167 +445,111 @@ pub fn train(
         };
         // A fresh run starts a fresh metrics log.
         let _ = std::fs::remove_file(out_dir.join(METRICS_FILE));
-        (state, network, var_map, optimizer)
-    };
-    let options = state.options.clone();
-    let pipeline = FeaturePipeline::new(options.features.clone())?;
-    let sample_rate = pipeline.sample_rate_hz();
-
-    let train_data = prepare(train_set, &pipeline, &network, observer);
-    let dev_data = prepare(dev_set, &pipeline, &network, observer);
-    if train_data.is_empty() {
-        return Err(Error::Training {
-            reason: "no usable training utterances".to_string(),
-        });
-    }
-    if dev_data.is_empty() {
-        return Err(Error::Training {
-            reason: "no usable dev utterances".to_string(),
-        });
-    }
-    // VTLP: one pipeline per warp factor, drawn per utterance.
-    let vtlp_pipelines: Vec<FeaturePipeline> = options
-        .augment
-        .vtlp_factors()
-        .into_iter()
-        .map(|warp| {
-            let mut features = options.features.clone();
-            features.mel_mut().vtln_warp = warp;
-            FeaturePipeline::new(features)
+        Ok(TrainRun {
+            out_dir: out_dir.to_path_buf(),
+            state,
+            network,
+            var_map,
+            optimizer,
+            last_checkpoint: Instant::now(),
         })
-        .collect::<Result<_>>()?;
-    // Other training utterances, mixed as babble noise by the recording-condition augmentation.
-    let babble_pool: Vec<&[f32]> = if options.augment.conditions.is_active() {
-        train_data.iter().map(|u| u.wave.as_slice()).collect()
-    } else {
-        Vec::new()
-    };
-    // Dev features never change: compute them once.
-    let dev_features: Vec<Array2<f32>> = dev_data
-        .par_iter()
-        .map(|u| pipeline.compute(&u.wave))
-        .collect();
-    // Without waveform augmentation, training features never change either.
-    let cached_train_features: Option<Vec<Array2<f32>>> = (!options.augment.changes_features())
-        .then(|| {
-            train_data
-                .par_iter()
-                .map(|u| pipeline.compute(&u.wave))
-                .collect()
-        });
-    if resume {
-        // The checkpoint is the record: a kill between writing it and appending the metrics
-        // line (or before the rename of either) is repaired here.
-        repair_metrics(&out_dir.join(METRICS_FILE), &state)?;
     }
-    observer.on_start(state.epoch + 1, train_data.len(), dev_data.len());
 
-    let silence = (!options.score_silence).then(|| phones.silence()).flatten();
-    let lengths: Vec<usize> = train_data.iter().map(|u| u.num_frames).collect();
-    let mut last_checkpoint = Instant::now();
-    let mut stopped_early = false;
-    while state.epoch < options.epochs {
-        let epoch = state.epoch;
+    /// The run `out_dir` holds, from its checkpoint; `epochs` replaces its epoch limit.
+    fn resume(out_dir: &Path, phones: &PhoneSet, epochs: Option<usize>) -> Result<Self> {
+        let checkpoint_path = out_dir.join(CHECKPOINT_FILE);
+        if !checkpoint_path.exists() {
+            return Err(Error::Training {
+                reason: format!(
+                    "nothing to resume: {} does not exist",
+                    checkpoint_path.display()
+                ),
+            });
+        }
+        let (mut state, tensors) = read_checkpoint(&checkpoint_path)?;
+        if state.model.phones != *phones {
+            return Err(Error::Training {
+                reason: "the checkpoint was trained on another phone set".to_string(),
+            });
+        }
+        if let Some(epochs) = epochs {
+            state.options.epochs = epochs;
+            state.options.validate()?;
+        }
+        let (network, var_map) = network_from_tensors(&state.model.network, &tensors)?;
+        let mut optimizer = Optimizer::new(
+            trainable_vars(&var_map)?,
+            state.options.optimizer.clone(),
+            state.options.schedule.learning_rate,
+        )?;
+        optimizer.load_state(&tensors, state.updates)?;
+        Ok(TrainRun {
+            out_dir: out_dir.to_path_buf(),
+            state,
+            network,
+            var_map,
+            optimizer,
+            last_checkpoint: Instant::now(),
+        })
+    }
+
+    /// Write the checkpoint now.
+    fn checkpoint(&mut self) -> Result<()> {
+        write_checkpoint(
+            &self.out_dir.join(CHECKPOINT_FILE),
+            &self.state,
+            &self.var_map,
+            &self.optimizer,
+        )?;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    fn outcome(&self, interrupted: bool, stopped_early: bool) -> TrainOutcome {
+        TrainOutcome {
+            epochs_completed: self.state.epoch,
+            best: best_of(&self.state.schedule),
+            interrupted,
+            stopped_early,
+        }
+    }
+
+    /// Train through the rest of the current epoch's batches (from where a checkpoint left it). The
+    /// features of upcoming batches are made on a separate thread while the network trains.
+    fn run_epoch(
+        &mut self,
+        data: &TrainData,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<EpochEnd> {
+        let epoch = self.state.epoch;
+        let options = self.state.options.clone();
         let mut batch_rng =
             rand::rngs::StdRng::seed_from_u64(mix_seed(options.seed, epoch as u64, 1));
-        let batches = make_batches(&lengths, options.batch_frames, &mut batch_rng);
+        let batches = make_batches(&data.lengths, options.batch_frames, &mut batch_rng);
         let num_batches = batches.len();
-        let epoch_start = Instant::now() - std::time::Duration::from_secs_f64(state.epoch_seconds);
-        let mut interrupted = false;
-
-        // Features for upcoming batches are made on a separate thread while the network trains.
-        let outcome: Result<bool> = std::thread::scope(|scope| {
-            let (sender, receiver) =
-                std::sync::mpsc::sync_channel::<Vec<(Vec<Array2<f32>>, Vec<Vec<PhoneId>>)>>(3);
-            let batches_ref = &batches;
-            let train_ref = &train_data;
-            let cached = &cached_train_features;
-            let pipeline_ref = &pipeline;
-            let vtlp_ref = &vtlp_pipelines;
-            let augment = &options.augment;
-            let babble_ref: &[&[f32]] = &babble_pool;
-            let first_batch = state.batch;
-            let seed = options.seed;
-            let batch_frames = options.batch_frames;
+        let epoch_start =
+            Instant::now() - std::time::Duration::from_secs_f64(self.state.epoch_seconds);
+        // Other training utterances, mixed as babble noise by the recording-condition augmentation.
+        let babble_pool: Vec<&[f32]> = if options.augment.conditions.is_active() {
+            data.train.iter().map(|u| u.wave.as_slice()).collect()
+        } else {
+            Vec::new()
+        };
+        std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<BatchParts>(3);
+            let first_batch = self.state.batch;
+            let (batches, babble, options) = (&batches, &babble_pool, &options);
             scope.spawn(move || {
-                for (index, batch) in batches_ref.iter().enumerate().skip(first_batch) {
-                    let features: (Vec<Array2<f32>>, Vec<Vec<PhoneId>>) = batch
-                        .par_iter()
-                        .map(|&i| {
-                            let mut rng = rand::rngs::StdRng::seed_from_u64(mix_seed(
-                                seed,
-                                epoch as u64,
-                                (index as u64) << 32 | i as u64,
-                            ));
-                            let mut has_speech = true;
-                            let mut features = match cached {
-                                Some(all) => all[i].clone(),
-                                None => {
-                                    let mut wave = augment_waveform(
-                                        &train_ref[i].wave,
-                                        sample_rate,
-                                        augment,
-                                        &mut rng,
-                                    );
-                                    if augment.conditions.is_active() {
-                                        let conditioned = apply_conditions(
-                                            &wave,
-                                            sample_rate,
-                                            &augment.conditions,
-                                            babble_ref,
-                                            &mut rng,
-                                        );
-                                        wave = conditioned.samples;
-                                        has_speech = conditioned.has_speech;
-                                    }
-                                    let pipeline = if vtlp_ref.is_empty() {
-                                        pipeline_ref
-                                    } else {
-                                        &vtlp_ref[rng.gen_range(0..vtlp_ref.len())]
-                                    };
-                                    pipeline.compute(&wave)
-                                }
-                            };
-                            spec_augment(&mut features, augment, &mut rng);
-                            // Non-speech in place of the utterance: nothing to recognise.
-                            let target = if has_speech {
-                                train_ref[i].phones.clone()
-                            } else {
-                                Vec::new()
-                            };
-                            (features, target)
-                        })
-                        .unzip();
-                    let (features, targets): (Vec<Array2<f32>>, Vec<Vec<PhoneId>>) = features;
-                    // Augmentation may have lengthened items: keep each update within the budget.
-                    let lengths: Vec<usize> = features.iter().map(|f| f.nrows()).collect();
-                    let groups = split_to_budget(&lengths, batch_frames);
-                    let parts = if groups.len() == 1 {
-                        vec![(features, targets)]
-                    } else {
-                        let mut features: Vec<Option<Array2<f32>>> =
-                            features.into_iter().map(Some).collect();
-                        groups
-                            .iter()
-                            .map(|group| {
-                                group
-                                    .iter()
-                                    .map(|&j| {
-                                        (features[j].take().unwrap_or_default(), targets[j].clone())
-                                    })
-                                    .unzip()
-                            })
-                            .collect()
-                    };
+                for (index, batch) in batches.iter().enumerate().skip(first_batch) {
+                    let parts = data.batch_features(options, epoch, index, batch, babble);
                     if sender.send(parts).is_err() {
                         return; // the trainer stopped early
                     }
                 }
             });
-            for batch_index in state.batch..num_batches {
+            for batch_index in self.state.batch..num_batches {
                 if observer.should_stop() {
-                    interrupted = true;
-                    break;
+                    return Ok(EpochEnd::Interrupted);
                 }
                 let Ok(parts) = receiver.recv() else {
                     return Err(Error::Training {
@@ -629,65 +558,66 @@ pub fn train(
                 };
                 for (features, targets) in &parts {
                     train_batch(
-                        &network,
-                        &var_map,
-                        &mut optimizer,
-                        &mut state,
+                        &self.network,
+                        &self.var_map,
+                        &mut self.optimizer,
+                        &mut self.state,
                         features,
                         targets,
                         observer,
                     )?;
                 }
-                state.batch = batch_index + 1;
-                state.epoch_seconds = epoch_start.elapsed().as_secs_f64();
+                self.state.batch = batch_index + 1;
+                self.state.epoch_seconds = epoch_start.elapsed().as_secs_f64();
                 observer.on_batch(&BatchProgress {
                     epoch: epoch + 1,
-                    batch: state.batch,
+                    batch: self.state.batch,
                     num_batches,
-                    mean_loss: state.epoch_loss_sum / state.epoch_utterances.max(1) as f64,
-                    frames_per_s: state.epoch_frames as f64 / state.epoch_seconds.max(1e-9),
+                    mean_loss: self.state.epoch_loss_sum
+                        / self.state.epoch_utterances.max(1) as f64,
+                    frames_per_s: self.state.epoch_frames as f64
+                        / self.state.epoch_seconds.max(1e-9),
                 });
                 if options.checkpoint_every_s > 0
-                    && last_checkpoint.elapsed().as_secs() >= options.checkpoint_every_s
-                    && state.batch < num_batches
+                    && self.last_checkpoint.elapsed().as_secs() >= options.checkpoint_every_s
+                    && self.state.batch < num_batches
                 {
-                    write_checkpoint(&checkpoint_path, &state, &var_map, &optimizer)?;
-                    last_checkpoint = Instant::now();
+                    self.checkpoint()?;
                 }
             }
             drop(receiver);
-            Ok(interrupted)
-        });
-        if outcome? {
-            write_checkpoint(&checkpoint_path, &state, &var_map, &optimizer)?;
-            return Ok(TrainOutcome {
-                epochs_completed: state.epoch,
-                best: best_of(&state.schedule),
-                interrupted: true,
-                stopped_early: false,
-            });
-        }
+            Ok(EpochEnd::Completed)
+        })
+    }
 
-        // End of epoch: dev evaluation, schedule, best model, checkpoint, metrics.
-        let (dev_loss, dev_per) = evaluate(&network, &dev_features, &dev_data, silence)?;
-        let decision = state.schedule.end_epoch(epoch, dev_per);
-        let improved = decision.new_best;
-        let seconds = epoch_start.elapsed().as_secs_f64();
+    /// The end of an epoch: dev evaluation, the schedule's decision, the best (and epoch) model, the
+    /// checkpoint and the metrics line.
+    fn end_epoch(
+        &mut self,
+        data: &TrainData,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<EpochDecision> {
+        let epoch = self.state.epoch;
+        let evaluation_start = Instant::now();
+        let (dev_loss, dev_per) =
+            evaluate(&self.network, &data.dev_features, &data.dev, data.silence)?;
+        let decision = self.state.schedule.end_epoch(epoch, dev_per);
+        let state = &mut self.state;
         let stats = EpochStats {
             epoch: epoch + 1,
             train_loss: state.epoch_loss_sum / state.epoch_utterances.max(1) as f64,
             dev_loss,
             dev_per,
-            lr: optimizer.learning_rate(),
-            seconds,
+            lr: self.optimizer.learning_rate(),
+            seconds: state.epoch_seconds + evaluation_start.elapsed().as_secs_f64(),
             frames_per_s: state.epoch_frames as f64 / state.epoch_seconds.max(1e-9),
             skipped_utterances: state.epoch_skipped_utterances,
             skipped_batches: state.epoch_skipped_batches,
             updates: state.updates,
-            improved,
+            improved: decision.new_best,
         };
-        if improved || options.save_epoch_models {
-            let mut model = ModelFile::from_var_map(state.model.clone(), &var_map)?;
+        if decision.new_best || state.options.save_epoch_models {
+            let mut model = ModelFile::from_var_map(state.model.clone(), &self.var_map)?;
             model.set_training_summary(TrainingSummary {
                 data: state
                     .run_info
@@ -699,11 +629,11 @@ pub fn train(
                 dev_per: Some(dev_per * 100.0),
                 date: None,
             });
-            if options.save_epoch_models {
-                model.save(&out_dir.join(epoch_model_file(epoch + 1)))?;
+            if state.options.save_epoch_models {
+                model.save(&self.out_dir.join(epoch_model_file(epoch + 1)))?;
             }
-            if improved {
-                model.save(&out_dir.join(BEST_MODEL_FILE))?;
+            if decision.new_best {
+                model.save(&self.out_dir.join(BEST_MODEL_FILE))?;
             }
         }
         state.epoch += 1;
@@ -715,21 +645,151 @@ pub fn train(
         state.epoch_skipped_utterances = 0;
         state.epoch_skipped_batches = 0;
         state.metrics.push(stats.clone());
-        write_checkpoint(&checkpoint_path, &state, &var_map, &optimizer)?;
-        last_checkpoint = Instant::now();
-        append_metrics(&out_dir.join(METRICS_FILE), &stats)?;
+        self.checkpoint()?;
+        append_metrics(&self.out_dir.join(METRICS_FILE), &stats)?;
         observer.on_epoch(&stats);
-        if decision.stop {
-            stopped_early = state.epoch < options.epochs;
-            break;
-        }
+        Ok(decision)
     }
-    Ok(TrainOutcome {
-        epochs_completed: state.epoch,
-        best: best_of(&state.schedule),
-        interrupted: false,
-        stopped_early,
-    })
+}
+
+/// The data of a run, read and checked once: utterances at the model's rate, the feature pipelines
+/// (one per VTLP warp), and the features that never change (dev; training without augmentation).
+struct TrainData {
+    pipeline: FeaturePipeline,
+    vtlp_pipelines: Vec<FeaturePipeline>,
+    train: Vec<Prepared>,
+    dev: Vec<Prepared>,
+    dev_features: Vec<Array2<f32>>,
+    cached_train_features: Option<Vec<Array2<f32>>>,
+    /// Feature frames of each training utterance, for batching.
+    lengths: Vec<usize>,
+    /// `sil`, when the dev PER leaves it out.
+    silence: Option<PhoneId>,
+}
+
+impl TrainData {
+    fn prepare(
+        run: &TrainRun,
+        train_set: &[Utterance],
+        dev_set: &[Utterance],
+        phones: &PhoneSet,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<Self> {
+        let options = &run.state.options;
+        let pipeline = FeaturePipeline::new(options.features.clone())?;
+        let train = prepare(train_set, &pipeline, &run.network, observer);
+        let dev = prepare(dev_set, &pipeline, &run.network, observer);
+        if train.is_empty() {
+            return Err(Error::Training {
+                reason: "no usable training utterances".to_string(),
+            });
+        }
+        if dev.is_empty() {
+            return Err(Error::Training {
+                reason: "no usable dev utterances".to_string(),
+            });
+        }
+        let vtlp_pipelines: Vec<FeaturePipeline> = options
+            .augment
+            .vtlp_factors()
+            .into_iter()
+            .map(|warp| {
+                let mut features = options.features.clone();
+                features.mel_mut().vtln_warp = warp;
+                FeaturePipeline::new(features)
+            })
+            .collect::<Result<_>>()?;
+        let dev_features = dev.par_iter().map(|u| pipeline.compute(&u.wave)).collect();
+        let cached_train_features = (!options.augment.changes_features()).then(|| {
+            train
+                .par_iter()
+                .map(|u| pipeline.compute(&u.wave))
+                .collect()
+        });
+        Ok(TrainData {
+            lengths: train.iter().map(|u| u.num_frames).collect(),
+            silence: (!options.score_silence).then(|| phones.silence()).flatten(),
+            pipeline,
+            vtlp_pipelines,
+            train,
+            dev,
+            dev_features,
+            cached_train_features,
+        })
+    }
+
+    /// The features and targets of batch `index` (utterances `batch`) of `epoch`: augmented as the
+    /// options say, from a generator seeded by (seed, epoch, batch, utterance), then split into
+    /// updates within the frame budget (augmentation may have lengthened the utterances).
+    fn batch_features(
+        &self,
+        options: &TrainOptions,
+        epoch: usize,
+        index: usize,
+        batch: &[usize],
+        babble: &[&[f32]],
+    ) -> BatchParts {
+        let augment = &options.augment;
+        let sample_rate = self.pipeline.sample_rate_hz();
+        let (features, targets): (Vec<Array2<f32>>, Vec<Vec<PhoneId>>) = batch
+            .par_iter()
+            .map(|&i| {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(mix_seed(
+                    options.seed,
+                    epoch as u64,
+                    (index as u64) << 32 | i as u64,
+                ));
+                let mut has_speech = true;
+                let mut features = match &self.cached_train_features {
+                    Some(all) => all[i].clone(),
+                    None => {
+                        let mut wave =
+                            augment_waveform(&self.train[i].wave, sample_rate, augment, &mut rng);
+                        if augment.conditions.is_active() {
+                            let conditioned = apply_conditions(
+                                &wave,
+                                sample_rate,
+                                &augment.conditions,
+                                babble,
+                                &mut rng,
+                            );
+                            wave = conditioned.samples;
+                            has_speech = conditioned.has_speech;
+                        }
+                        let pipeline = if self.vtlp_pipelines.is_empty() {
+                            &self.pipeline
+                        } else {
+                            &self.vtlp_pipelines[rng.gen_range(0..self.vtlp_pipelines.len())]
+                        };
+                        pipeline.compute(&wave)
+                    }
+                };
+                spec_augment(&mut features, augment, &mut rng);
+                // Non-speech in place of the utterance: nothing to recognise.
+                let target = if has_speech {
+                    self.train[i].phones.clone()
+                } else {
+                    Vec::new()
+                };
+                (features, target)
+            })
+            .unzip();
+        let lengths: Vec<usize> = features.iter().map(|f| f.nrows()).collect();
+        let groups = split_to_budget(&lengths, options.batch_frames);
+        if groups.len() == 1 {
+            return vec![(features, targets)];
+        }
+        let mut features: Vec<Option<Array2<f32>>> = features.into_iter().map(Some).collect();
+        groups
+            .iter()
+            .map(|group| {
+                group
+                    .iter()
+                    .map(|&j| (features[j].take().unwrap_or_default(), targets[j].clone()))
+                    .unzip()
+            })
+            .collect()
+    }
 }
 
 fn best_of(schedule: &Schedule) -> Option<(f64, usize)> {
@@ -914,7 +974,7 @@ fn prepare(
 }
 
 /// All variables of a `VarMap` by name.
-fn trainable_vars(var_map: &VarMap) -> Result<Vec<(String, Var)>> {
+pub(super) fn trainable_vars(var_map: &VarMap) -> Result<Vec<(String, Var)>> {
     let vars = var_map.data().lock().map_err(|_| Error::Training {
         reason: "the variable map's lock is poisoned".to_string(),
     })?;
@@ -943,152 +1003,4 @@ fn network_from_tensors(
         candle_nn::VarBuilder::from_varmap(&var_map, DType::F32, &Device::Cpu),
     )?;
     Ok((network, var_map))
-}
-
-/// Write model weights, optimizer state and the training state atomically.
-fn write_checkpoint(
-    path: &Path,
-    state: &TrainState,
-    var_map: &VarMap,
-    optimizer: &Optimizer,
-) -> Result<()> {
-    let mut tensors: Vec<(String, Tensor)> = trainable_vars(var_map)?
-        .into_iter()
-        .map(|(name, var)| (name, var.as_tensor().clone()))
-        .collect();
-    tensors.extend(optimizer.state_tensors());
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let state_json = serde_json::to_string(state).map_err(|e| Error::Training {
-        reason: format!("cannot encode the training state: {e}"),
-    })?;
-    let metadata = HashMap::from([(CHECKPOINT_STATE_KEY.to_string(), state_json)]);
-    let bytes = safetensors::serialize(
-        tensors.iter().map(|(name, tensor)| (name.as_str(), tensor)),
-        Some(metadata),
-    )
-    .map_err(|e| Error::Training {
-        reason: format!("cannot encode the checkpoint: {e}"),
-    })?;
-    write_atomically(path, &bytes)
-}
-
-/// Read a checkpoint's state and tensors.
-fn read_checkpoint(path: &Path) -> Result<(TrainState, HashMap<String, Tensor>)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let invalid = |reason: String| Error::InvalidModel {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| invalid(format!("not a safetensors checkpoint: {e}")))?;
-    let state_json = metadata
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(CHECKPOINT_STATE_KEY))
-        .ok_or_else(|| {
-            invalid("no training state: is this a model rather than a checkpoint?".into())
-        })?;
-    let state: TrainState = serde_json::from_str(state_json)
-        .map_err(|e| invalid(format!("unreadable training state: {e}")))?;
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
-    Ok((state, tensors))
-}
-
-fn append_metrics(path: &Path, stats: &EpochStats) -> Result<()> {
-    let line = serde_json::to_string(stats).map_err(|e| Error::Training {
-        reason: format!("cannot encode metrics: {e}"),
-    })?;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    writeln!(file, "{line}").map_err(|e| Error::io(path, e))
-}
-
-/// Make `metrics.jsonl` say what the checkpoint says: one line per completed epoch. Checkpoints from
-/// before the epochs were recorded in them keep the old repair (drop lines past the checkpoint).
-fn repair_metrics(path: &Path, state: &TrainState) -> Result<()> {
-    if state.metrics.len() != state.epoch {
-        return truncate_metrics(path, state.epoch);
-    }
-    let mut out = String::new();
-    for stats in &state.metrics {
-        let line = serde_json::to_string(stats).map_err(|e| Error::Training {
-            reason: format!("cannot encode metrics: {e}"),
-        })?;
-        out.push_str(&line);
-        out.push('\n');
-    }
-    write_atomically(path, out.as_bytes())
-}
-
-/// Remove temporary files that a killed save left in a run folder (only ever ours: `.NAME.tmpPID`).
-fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.')
-            && name.contains(".tmp")
-            && name.ends_with(|c: char| c.is_ascii_digit())
-        {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// An exclusive advisory lock on a run folder, held until dropped (or the process dies).
-struct RunLock {
-    _file: std::fs::File,
-}
-
-impl RunLock {
-    fn acquire(dir: &Path) -> Result<Self> {
-        let path = dir.join(LOCK_FILE);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        {
-            use std::os::unix::io::AsRawFd;
-            // SAFETY: flock on a file descriptor this function owns; no memory is shared.
-            let locked =
-                unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-            if !locked {
-                return Err(Error::Training {
-                    reason: format!(
-                        "another phonrec process is training in {} (it holds {LOCK_FILE}); wait \
-                         for it, stop it, or choose another folder",
-                        dir.display()
-                    ),
-                });
-            }
-        }
-        Ok(RunLock { _file: file })
-    }
-}
-
-/// Drop metrics lines of epochs the checkpoint has not completed (a run killed between writing the
-/// metrics and the checkpoint would otherwise log an epoch twice).
-fn truncate_metrics(path: &Path, completed_epochs: usize) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|line| {
-            serde_json::from_str::<EpochStats>(line).is_ok_and(|s| s.epoch <= completed_epochs)
-        })
-        .collect();
-    let mut out = kept.join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    write_atomically(path, out.as_bytes())
 }
