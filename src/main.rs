@@ -8,7 +8,16 @@ mod cli;
 
 fn main() -> ExitCode {
     keep_freed_memory();
-    let matches = cli::Cli::command().get_matches();
+    let matches = match cli::Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) => {
+            if let Some(hint) = subcommand_hint(&error) {
+                eprintln!("{hint}");
+                return ExitCode::from(2);
+            }
+            error.exit()
+        }
+    };
     let args = match cli::Cli::from_arg_matches(&matches) {
         Ok(args) => args,
         Err(error) => error.exit(),
@@ -34,6 +43,31 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
+}
+
+/// `phonrec speech.wav` (no subcommand, as some other tools take it): say how to transcribe it.
+fn subcommand_hint(error: &clap::Error) -> Option<String> {
+    if error.kind() != clap::error::ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let given = std::env::args_os().nth(1)?;
+    let path = std::path::Path::new(&given);
+    let audio_like = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| cli::AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+    (audio_like || path.exists()).then(|| {
+        let rest: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        format!(
+            "phonrec: error: '{}' is not a subcommand. To get its phonemes, run:\n  phonrec \
+             transcribe {}\n(`phonrec --help` lists the subcommands)",
+            path.display(),
+            rest.join(" ")
+        )
+    })
 }
 
 /// `phonrec ... | head` closing the pipe early is not an error.

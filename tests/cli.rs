@@ -219,6 +219,21 @@ fn built_in_lm_is_the_default_and_can_be_switched_off() {
     let greedy = eval(&["--no-lm"]);
     let beam_one = eval(&["--beam", "1"]);
     assert_eq!(greedy, beam_one, "--no-lm and --beam 1 are both greedy");
+    // The report says how it decoded.
+    let decoding =
+        |result: &serde_json::Value| result["decoding"].as_str().unwrap_or("").to_string();
+    assert!(
+        decoding(&with_lm).starts_with("prefix beam search of width 8, phone ")
+            && decoding(&with_lm).contains("-gram LM at weight 0.4, insertion bonus 1")
+            && decoding(&with_lm).ends_with("(the built-in model with its default decoding)"),
+        "{}",
+        decoding(&with_lm)
+    );
+    assert!(
+        decoding(&greedy).starts_with("greedy, no LM"),
+        "{}",
+        decoding(&greedy)
+    );
     for result in [&with_lm, &greedy] {
         assert_eq!(result["utterances"], 3);
         assert!(
@@ -440,4 +455,23 @@ fn vtln_picks_a_warp_per_file_and_the_identity_warp_changes_nothing() {
     let bad = phonrec(&["transcribe", "--vtln-warps", "5", "audio/"]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("VTLN"), "{}", stderr(&bad));
+}
+
+/// `phonrec file.wav` without a subcommand says how to transcribe it.
+#[test]
+fn an_audio_file_without_a_subcommand_suggests_transcribe() {
+    let output = phonrec(&["audio/slt_dark_suit_16k.wav"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("phonrec transcribe audio/slt_dark_suit_16k.wav"),
+        "{}",
+        stderr(&output)
+    );
+    let unknown = phonrec(&["frobnicate"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        !stderr(&unknown).contains("transcribe"),
+        "{}",
+        stderr(&unknown)
+    );
 }

@@ -198,3 +198,54 @@ fn all_zero_initialisation_is_refused_with_a_reason() {
     .to_string();
     assert!(err.contains("symmetr"), "{err}");
 }
+
+/// Collects the problems a run reports.
+#[derive(Default)]
+struct Problems(Vec<String>);
+impl TrainObserver for Problems {
+    fn on_problem(&mut self, message: &str) {
+        self.0.push(message.to_string());
+    }
+}
+
+#[test]
+fn a_warm_up_longer_than_the_run_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = common::tone_corpus(dir.path(), "train", 4, 3);
+    let phones = PhoneSet::timit39();
+    let data = load_manifest(&manifest, &phones).unwrap();
+    let run = |warmup_updates: u64, name: &str| {
+        let options = TrainOptions {
+            epochs: 2,
+            batch_frames: 100_000, // every utterance in one batch: one update per epoch
+            schedule: ScheduleOptions {
+                warmup_updates,
+                ..small_options().schedule
+            },
+            ..small_options()
+        };
+        let mut problems = Problems::default();
+        train(
+            &data.utterances,
+            &data.utterances,
+            &phones,
+            &options,
+            &dir.path().join(name),
+            RunStart::New,
+            serde_json::Value::Null,
+            &mut problems,
+        )
+        .unwrap();
+        problems.0
+    };
+    let warned = run(200, "long-warm-up");
+    assert!(
+        warned
+            .iter()
+            .any(|p| p.contains("warm-up (200 updates)") && p.contains("2 updates")),
+        "{warned:?}"
+    );
+    assert!(run(1, "short-warm-up")
+        .iter()
+        .all(|p| !p.contains("warm-up")));
+}

@@ -90,11 +90,26 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // The built-in model decodes with its LM by default, a --model greedily unless --lm is given:
+    // the report says which, so that two evaluations of the same weights are comparable.
+    let decoding = format!(
+        "{} ({})",
+        recognizer.decoding(),
+        match &args.model {
+            None => "the built-in model with its default decoding".to_string(),
+            Some(path) => format!("--model {}", path.display()),
+        }
+    );
     if args.json {
-        let json = serde_json::to_string(&report_json(&stats, &phones, args.top))?;
+        let mut report = report_json(&stats, &phones, args.top);
+        report["decoding"] = json!(decoding);
+        let json = serde_json::to_string(&report)?;
         write_stdout(|out| writeln!(out, "{json}"))?;
     } else {
-        write_stdout(|out| print_report(&stats, &phones, args.top, out))?;
+        write_stdout(|out| {
+            print_report(&stats, &phones, args.top, out)?;
+            writeln!(out, "\ndecoding: {decoding}")
+        })?;
     }
     if failures > 0 {
         eprintln!("phonrec: {failures} utterances could not be scored");

@@ -16,7 +16,7 @@ mod probs;
 mod train;
 mod transcribe;
 
-pub(crate) use common::error_chain;
+pub(crate) use common::{error_chain, AUDIO_EXTENSIONS};
 
 /// phonrec: phoneme recognition from audio.
 ///

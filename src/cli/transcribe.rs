@@ -38,7 +38,10 @@ pub struct TranscribeArgs {
     #[arg(long, value_parser = choice::<OutputFormat>(), default_value = OutputFormat::Text.name())]
     pub format: OutputFormat,
 
-    /// Keep `sil` in the output (it is dropped by default).
+    /// Keep `sil` in the output (it is dropped by default). Only a model trained on labels with `sil`
+    /// outputs it; the built-in model was not (its training labels have no silence), so with it this
+    /// changes nothing: silence shows as the gaps between phones and, in JSON, as the speech
+    /// `segments` around it.
     #[arg(long)]
     pub keep_sil: bool,
 }
@@ -48,6 +51,12 @@ const FILES_PER_ROUND: usize = 8;
 
 pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let model = load_model(args.model.as_deref())?;
+    if args.keep_sil && args.model.is_none() {
+        eprintln!(
+            "phonrec: note: the built-in model never outputs sil (its training labels have none), so \
+             --keep-sil changes nothing; silence shows as gaps between phones and as JSON `segments`"
+        );
+    }
     let recognizer = args
         .decode
         .recognizer(model, args.model.is_none(), args.keep_sil)?;

@@ -328,16 +328,20 @@ fn tick_step_s(seconds_per_px: f64) -> f64 {
         .unwrap_or_else(|| (min_step_s / 600.0).ceil() * 600.0)
 }
 
+/// Decimals that show every multiple of `step_s` exactly (0.25 s ticks need two: 0.25, 0.50, 0.75).
+fn tick_decimals(step_s: f64) -> usize {
+    (0..3)
+        .find(|&d| {
+            let scaled = step_s * 10f64.powi(d as i32);
+            (scaled - scaled.round()).abs() < 1e-9
+        })
+        .unwrap_or(3)
+}
+
 /// Time ticks and labels under the posteriorgram, with faint lines through the waveform and spans.
 fn draw_time_grid(image: &mut RgbImage, layout: &PictureLayout, painter: &TextPainter) {
     let step_s = tick_step_s(layout.seconds_per_px);
-    let decimals = if step_s < 0.1 {
-        2
-    } else if step_s < 1.0 {
-        1
-    } else {
-        0
-    };
+    let decimals = tick_decimals(step_s);
     let minor_step_s = step_s / if step_s == 0.25 { 5.0 } else { 2.0 };
     let end_s = layout.plot_width_px as f64 * layout.seconds_per_px;
     let axis_y = layout.grid_bottom_px as i64;
@@ -639,5 +643,17 @@ mod tests {
         assert_eq!(tick_step_s(600.0 / 4000.0), 15.0);
         // Beyond the table: whole multiples of 10 minutes (8000 s -> 8400 s).
         assert_eq!(tick_step_s(100.0), 8400.0);
+    }
+
+    #[test]
+    fn tick_labels_show_each_step_exactly() {
+        assert_eq!(tick_decimals(0.25), 2);
+        assert_eq!(tick_decimals(0.2), 1);
+        assert_eq!(tick_decimals(0.05), 2);
+        assert_eq!(tick_decimals(15.0), 0);
+        let labels: Vec<String> = (1..4)
+            .map(|k| format!("{:.*}", tick_decimals(0.25), k as f64 * 0.25))
+            .collect();
+        assert_eq!(labels, ["0.25", "0.50", "0.75"]);
     }
 }

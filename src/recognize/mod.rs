@@ -93,6 +93,8 @@ pub struct Recognizer {
     /// The model's feature pipeline with each VTLN warp factor to try (empty: VTLN off).
     warped_features: Vec<(f32, FeaturePipeline)>,
     segment: SegmentOptions,
+    /// How it decodes, in words (see [`decoding`](Self::decoding)).
+    decoding: String,
 }
 
 impl Recognizer {
@@ -111,6 +113,7 @@ impl Recognizer {
             features.mel_mut().vtln_warp = warp;
             warped_features.push((warp, FeaturePipeline::new(features)?));
         }
+        let decoding = describe_decoding(&options);
         let decoder: Box<dyn Decoder> = if options.beam <= 1 {
             Box::new(GreedyDecoder)
         } else {
@@ -130,7 +133,15 @@ impl Recognizer {
             keep_silence: options.keep_silence,
             warped_features,
             segment: options.segment,
+            decoding,
         })
+    }
+
+    /// How this recogniser decodes, in words: `greedy` or the beam width, the LM with its order,
+    /// weight and insertion bonus, segmentation and VTLN. Reports print it so that two runs that
+    /// decode differently say so.
+    pub fn decoding(&self) -> &str {
+        &self.decoding
     }
 
     /// The model.
@@ -250,6 +261,32 @@ impl Recognizer {
         transcript.source = path.to_path_buf();
         Ok(transcript)
     }
+}
+
+fn describe_decoding(options: &RecognizerOptions) -> String {
+    let mut parts = vec![if options.beam <= 1 {
+        "greedy".to_string()
+    } else {
+        format!("prefix beam search of width {}", options.beam)
+    }];
+    match (&options.lm, options.beam > 1) {
+        (Some(lm), true) => parts.push(format!(
+            "phone {}-gram LM at weight {}, insertion bonus {}",
+            lm.order(),
+            options.lm_weight,
+            options.insertion_bonus
+        )),
+        _ => parts.push("no LM".to_string()),
+    }
+    parts.push(if options.segment.enabled {
+        "speech segmentation".to_string()
+    } else {
+        "no segmentation".to_string()
+    });
+    if !options.vtln_warps.is_empty() {
+        parts.push(format!("VTLN over {} warps", options.vtln_warps.len()));
+    }
+    parts.join(", ")
 }
 
 /// Refuse in-memory audio that files are refused for on reading (see [`Waveform::check_samples`]).

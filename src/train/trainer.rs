@@ -309,6 +309,9 @@ pub fn train(
         repair_metrics(&out_dir.join(METRICS_FILE), &run.state)?;
     }
     observer.on_start(run.state.epoch + 1, data.train.len(), data.dev.len());
+    if let Some(warning) = warm_up_warning(&run.state.options, &data) {
+        observer.on_problem(&warning);
+    }
     let mut stopped_early = false;
     while run.state.epoch < run.state.options.epochs {
         if run.run_epoch(&data, observer)? == EpochEnd::Interrupted {
@@ -321,6 +324,25 @@ pub fn train(
         }
     }
     Ok(run.outcome(false, stopped_early))
+}
+
+/// A warning when the learning-rate warm-up takes more than half of the run's updates (small data:
+/// 40 utterances make one batch per epoch, and a 200-update warm-up then never reaches the rate).
+fn warm_up_warning(options: &TrainOptions, data: &TrainData) -> Option<String> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let per_epoch = make_batches(&data.lengths, options.batch_frames, &mut rng).len() as u64;
+    let updates = per_epoch * options.epochs as u64;
+    let warmup = options.schedule.warmup_updates;
+    (warmup > 0 && 2 * warmup > updates).then(|| {
+        format!(
+            "the learning-rate warm-up ({warmup} updates) takes more than half of the run's \
+             {updates} updates ({per_epoch} batches per epoch × {} epochs): the rate stays below \
+             the one asked for most of the run. Lower --warmup (e.g. to {}), lower --batch-frames \
+             for more updates per epoch, or raise --epochs",
+            options.epochs,
+            (updates / 10).max(1)
+        )
+    })
 }
 
 /// Refuse to start a new run over one that `out_dir` already holds.
