@@ -149,6 +149,9 @@ struct Report {
     /// `fused` or `reference`: which LSTM implementation ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     kernel: Option<&'static str>,
+    /// The fused kernel's instruction set (`Avx512`, `Avx2`, `Portable`; `PHONREC_KERNEL` caps it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simd: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     labels: Option<usize>,
     threads: usize,
@@ -201,6 +204,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         classes: args.classes,
         stack_frames: None,
         kernel: None,
+        simd: None,
         labels: None,
         threads,
         params: None,
@@ -236,6 +240,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         report.features = Some(args.features);
         report.stack_frames = Some(args.stack_frames);
         report.kernel = Some(network.kernel().name());
+        report.simd = Some(format!("{:?}", phonrec::model::simd_level()));
         report.params = Some(config.num_parameters());
         if args.mode != Mode::Infer {
             report.train = Some(time_training(&args, &network, &var_map, labels, &mut rng)?);

@@ -15,10 +15,76 @@
 //! Both kinds of loop are compiled several times (AVX-512, AVX2 + FMA, baseline) and chosen at run time,
 //! so the binary runs on any x86-64 and uses the wide registers where they exist.
 
+use std::sync::OnceLock;
+
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
+/// Which compiled variant of the kernels runs, widest last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimdLevel {
+    /// Baseline x86-64 (SSE2) or any other architecture.
+    Portable,
+    /// AVX2 + FMA.
+    Avx2,
+    /// AVX-512 F + VL (with AVX2 + FMA).
+    Avx512,
+}
+
+/// Environment variable that caps the kernel variant: `avx512`, `avx2` or `portable`. Tests and
+/// benchmarks use it to run every variant on one machine; a level the CPU lacks is capped to what it
+/// has.
+pub const KERNEL_ENV: &str = "PHONREC_KERNEL";
+
+/// The widest variant this CPU runs, capped by [`KERNEL_ENV`]; decided once per process.
+pub fn simd_level() -> SimdLevel {
+    static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let detected = detected_simd_level();
+        match std::env::var(KERNEL_ENV) {
+            Err(_) => detected,
+            Ok(wanted) => {
+                let wanted = match wanted.to_ascii_lowercase().as_str() {
+                    "avx512" => SimdLevel::Avx512,
+                    "avx2" => SimdLevel::Avx2,
+                    "portable" => SimdLevel::Portable,
+                    other => {
+                        eprintln!(
+                            "phonrec: warning: {KERNEL_ENV}={other} is not avx512, avx2 or \
+                             portable; using this CPU's widest kernels"
+                        );
+                        detected
+                    }
+                };
+                if wanted > detected {
+                    eprintln!(
+                        "phonrec: warning: {KERNEL_ENV} asks for {wanted:?} kernels but this CPU \
+                         runs {detected:?} at most; using {detected:?}"
+                    );
+                }
+                wanted.min(detected)
+            }
+        }
+    })
+}
+
+fn detected_simd_level() -> SimdLevel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                return SimdLevel::Avx512;
+            }
+            return SimdLevel::Avx2;
+        }
+    }
+    SimdLevel::Portable
+}
+
 /// Compile `$body` (an `#[inline(always)]` fn) for AVX-512, for AVX2 + FMA and for the baseline, and
-/// define `$name` to pick the best one for this CPU at run time.
+/// define `$name` to run the one [`simd_level`] chooses.
 macro_rules! multiversion {
     ($(#[$doc:meta])* $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
         $(#[$doc])*
@@ -33,19 +99,13 @@ macro_rules! multiversion {
                 unsafe fn narrow($($arg: $ty),*) {
                     $body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                    && std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: every feature `wide` is compiled for is present.
-                    return unsafe { wide($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: as above.
-                    return unsafe { narrow($($arg),*) };
+                match $crate::model::simd_level() {
+                    // SAFETY: simd_level never exceeds what the CPU has, and Avx512 means every
+                    // feature `wide` is compiled for is present.
+                    $crate::model::SimdLevel::Avx512 => return unsafe { wide($($arg),*) },
+                    // SAFETY: as above, AVX2 and FMA are present.
+                    $crate::model::SimdLevel::Avx2 => return unsafe { narrow($($arg),*) },
+                    $crate::model::SimdLevel::Portable => {}
                 }
             }
             $body($($arg),*)
@@ -60,7 +120,7 @@ const TILE_ROWS: usize = 8;
 
 /// A `[k × n]` right-hand matrix packed for [`matmul_packed`]: panels of [`PANEL`] columns, each stored
 /// `[k][PANEL]` (the last panel zero-padded).
-pub(crate) struct PackedMatrix {
+pub struct PackedMatrix {
     k: usize,
     n: usize,
     data: Vec<f32>,
@@ -69,7 +129,7 @@ pub(crate) struct PackedMatrix {
 impl PackedMatrix {
     /// Pack `w`, which holds the matrix row-major as `[k × n]`, or as `[n × k]` when `transposed`
     /// (then the product uses `wᵀ`).
-    pub(crate) fn pack(w: &[f32], k: usize, n: usize, transposed: bool) -> Self {
+    pub fn pack(w: &[f32], k: usize, n: usize, transposed: bool) -> Self {
         assert_eq!(w.len(), k * n, "packed matrix: wrong size");
         Self::pack_strided(w, k, n, transposed, if transposed { k } else { n })
     }
@@ -112,7 +172,7 @@ impl PackedMatrix {
 
 /// `out[r, 0..n] (+)= Σ_k lhs[r, k] · W[k, 0..n]` for `rows` rows; `lhs` and `out` are row-major with
 /// the given row strides. `accumulate` adds to `out` instead of overwriting it.
-pub(crate) fn matmul_packed(
+pub fn matmul_packed(
     rows: usize,
     lhs: &[f32],
     lhs_stride: usize,
@@ -129,7 +189,7 @@ pub(crate) fn matmul_packed(
 /// direction is as large as the L2 (1 MB), so the same order every step evicts each panel just before
 /// its next use and streams all of `W_hh` from L3 per step, which bounds batch-1 inference.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_packed_in_order(
+pub fn matmul_packed_in_order(
     rows: usize,
     lhs: &[f32],
     lhs_stride: usize,
@@ -146,8 +206,8 @@ pub(crate) fn matmul_packed_in_order(
     assert!(lhs_stride >= w.k && lhs.len() >= (rows - 1) * lhs_stride + w.k);
     assert!(out_stride >= w.n && out.len() >= (rows - 1) * out_stride + w.n);
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F; bounds were checked above.
+    if simd_level() == SimdLevel::Avx512 {
+        // SAFETY: the CPU has AVX-512F (simd_level never exceeds it); bounds were checked above.
         unsafe {
             avx512::matmul_packed(
                 rows, lhs, lhs_stride, w, out, out_stride, accumulate, backwards,
@@ -162,7 +222,7 @@ pub(crate) fn matmul_packed_in_order(
 /// [`ROW_BLOCK`], so each block of `lhs` stays in L2 while the panels of `w` stream past it, split
 /// over `threads` threads. The blocks make this ~6 % faster than the `gemm` crate on these shapes.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_packed_rows(
+pub fn matmul_packed_rows(
     threads: usize,
     rows: usize,
     lhs: &[f32],
@@ -459,7 +519,7 @@ pub(crate) fn with_values<R>(
 /// (`rhs_transposed`: rhs is stored as `[n×k]` and used transposed), on `threads` threads of rayon's
 /// pool (1: the calling thread only).
 #[allow(clippy::too_many_arguments)] // a GEMM's shape and strides are its arguments
-pub(crate) fn gemm_f32(
+pub fn gemm_f32(
     threads: usize,
     m: usize,
     n: usize,
@@ -701,198 +761,6 @@ mod tests {
         assert_eq!(sigmoid(200.0), 1.0);
         assert!(fast_exp(-100.0) > 0.0 && fast_exp(-100.0) < 1e-37);
         assert!(fast_exp(100.0).is_finite());
-    }
-
-    /// Speed of the per-step product alone (not a correctness test):
-    /// `cargo test --release --lib time_packed_products -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn time_packed_products() {
-        for (rows, k, n, reps) in [
-            (16, 256, 1024, 4000),
-            (1, 256, 1024, 20000),
-            (16, 1024, 256, 4000),
-        ] {
-            let lhs = values(rows * k, 1);
-            let packed = PackedMatrix::pack(&values(k * n, 2), k, n, false);
-            // As in the recurrence: each step adds to its own slice of a large gate buffer.
-            let steps = 400;
-            let mut out = values(steps * rows * n, 3);
-            for _ in 0..reps / 10 {
-                matmul_packed(rows, &lhs, k, &packed, &mut out, n, true);
-            }
-            for (what, stride, alternate) in [
-                ("one slice", 0, false),
-                ("a new slice each step", rows * n, false),
-                ("new slices, alternating panel order", rows * n, true),
-            ] {
-                let (seconds, gflops) = time_calls(reps, 2 * rows * k * n, |rep| {
-                    let slice = &mut out[(rep % steps) * stride..];
-                    let backwards = alternate && rep % 2 == 1;
-                    matmul_packed_in_order(rows, &lhs, k, &packed, slice, n, true, backwards);
-                });
-                println!(
-                    "rows {rows} k {k} n {n}, {what}: {:.2} µs, {gflops:.1} GFLOP/s",
-                    seconds * 1e6
-                );
-            }
-        }
-    }
-
-    /// Speed of the large products of one training step (shape A, one direction), with the layouts
-    /// the fused layer uses: `cargo test --release --lib time_gemm_shapes -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn time_gemm_shapes() {
-        let (rows, h4, inputs, hidden) = (6400, 1024, 512, 256);
-        // (name, threads, m, n, k, lhs stride, lhs transposed, rhs stride, rhs transposed)
-        let shapes = [
-            (
-                "projection x·W_ihᵀ",
-                2,
-                rows,
-                h4,
-                inputs,
-                inputs,
-                false,
-                inputs + 1,
-                true,
-            ),
-            (
-                "dW_ih = dgatesᵀ·x",
-                2,
-                h4,
-                inputs,
-                rows,
-                h4,
-                true,
-                inputs,
-                false,
-            ),
-            (
-                "dx = dgates·W_ih",
-                2,
-                rows,
-                inputs,
-                h4,
-                h4,
-                false,
-                inputs + 1,
-                false,
-            ),
-            (
-                "dW_hh = dgatesᵀ·h",
-                1,
-                h4,
-                hidden,
-                rows,
-                h4,
-                true,
-                2 * hidden,
-                false,
-            ),
-            (
-                "dW_ihᵀ = xᵀ·dgates",
-                2,
-                inputs,
-                h4,
-                rows,
-                inputs,
-                true,
-                h4,
-                false,
-            ),
-            (
-                "dW_hhᵀ = hᵀ·dgates",
-                1,
-                hidden,
-                h4,
-                rows,
-                2 * hidden,
-                true,
-                h4,
-                false,
-            ),
-            (
-                "dW_ihᵀ, half the rows",
-                1,
-                inputs,
-                h4,
-                rows / 2,
-                inputs,
-                true,
-                h4,
-                false,
-            ),
-            (
-                "dW_ih, half the rows",
-                1,
-                h4,
-                inputs,
-                rows / 2,
-                h4,
-                true,
-                inputs,
-                false,
-            ),
-            (
-                "projection, half the rows",
-                1,
-                rows / 2,
-                h4,
-                inputs,
-                inputs,
-                false,
-                inputs + 1,
-                true,
-            ),
-        ];
-        for (name, threads, m, n, k, ls, lt, rs, rt) in shapes {
-            let lhs = values(if lt { k * ls } else { m * ls }, 1);
-            let rhs = values(if rt { n * rs } else { k * rs }, 2);
-            let mut dst = vec![0f32; m * n];
-            let run = |dst: &mut [f32]| {
-                gemm_f32(threads, m, n, k, dst, n, false, &lhs, ls, lt, &rhs, rs, rt)
-            };
-            run(&mut dst);
-            let (seconds, gflops) = time_calls(10, 2 * m * n * k, |_| run(&mut dst));
-            println!(
-                "{name} ({threads} threads): {:.2} ms, {gflops:.1} GFLOP/s",
-                seconds * 1e3
-            );
-        }
-    }
-
-    /// Why [`ROW_BLOCK`] is 128: the projection's speed by block size (`--ignored --nocapture`).
-    #[test]
-    #[ignore]
-    fn time_blocked_projection() {
-        let (rows, k, n) = (6400, 512, 1024);
-        let lhs = values(rows * k, 1);
-        let w = values(k * n, 2);
-        let mut out = vec![0f32; rows * n];
-        for block in [32, 64, 128, 256, 6400] {
-            let (seconds, gflops) = time_calls(5, 2 * rows * k * n, |_| {
-                let packed = PackedMatrix::pack(&w, k, n, true);
-                for (a, c) in lhs.chunks(block * k).zip(out.chunks_mut(block * n)) {
-                    matmul_packed(a.len() / k, a, k, &packed, c, n, false);
-                }
-            });
-            println!(
-                "block {block}: {:.2} ms, {gflops:.1} GFLOP/s",
-                seconds * 1e3
-            );
-        }
-    }
-
-    /// Seconds per call and GFLOP/s of `reps` calls of `f(rep)`, each doing `flops` operations.
-    fn time_calls(reps: usize, flops: usize, mut f: impl FnMut(usize)) -> (f64, f64) {
-        let start = std::time::Instant::now();
-        for rep in 0..reps {
-            f(rep);
-        }
-        let seconds = start.elapsed().as_secs_f64() / reps as f64;
-        (seconds, flops as f64 / seconds / 1e9)
     }
 
     /// Deterministic pseudo-random values in [−1, 1).

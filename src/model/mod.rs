@@ -36,6 +36,15 @@ pub use file::{ModelConfig, ModelFile, TrainingSummary, WeightStorage, FORMAT_VE
 pub use inference::Model;
 pub use init::init_weights;
 pub(crate) use kernels::with_values;
+pub use kernels::{simd_level, SimdLevel, KERNEL_ENV};
+
+/// The fused LSTM's inner loops, for `benches/kernels.rs` only: not part of the API.
+#[doc(hidden)]
+pub mod kernel_internals {
+    pub use super::kernels::{
+        gemm_f32, matmul_packed, matmul_packed_in_order, matmul_packed_rows, PackedMatrix,
+    };
+}
 pub use names::{expected_tensors, TensorSpec};
 pub use network::{features_to_tensor, Blstm, DropoutState, LstmKernel};
 pub use resize::widen;
