@@ -53,18 +53,20 @@ pub enum Error {
     InvalidOptions { what: &'static str, reason: String },
 
     /// A phone label not in the model's inventory.
-    #[error("{}:{line}: unknown phone '{phone}' (not in the phone inventory)", .path.display())]
+    #[error("{}{}: unknown phone '{phone}' (not in the phone inventory)", .path.display(), at_line(*.line))]
     UnknownPhone {
         phone: String,
         path: PathBuf,
-        line: usize,
+        /// 1-based line, when the phone came from a line of a file.
+        line: Option<usize>,
     },
 
-    /// A text input file (manifest, phone list, lexicon, LM) with a bad line.
-    #[error("{}:{line}: {reason}", .path.display())]
+    /// A text input file (manifest, phone list, lexicon, LM) that is wrong, at a line or as a whole.
+    #[error("{}{}: {reason}", .path.display(), at_line(*.line))]
     Parse {
         path: PathBuf,
-        line: usize,
+        /// 1-based line; None when the whole file is at fault (empty, missing a part).
+        line: Option<usize>,
         reason: String,
     },
 
@@ -99,6 +101,11 @@ pub enum Error {
     )]
     NanLogProbs,
 
+    /// Something phonrec made could not be encoded (a model file, a checkpoint): a bug or an
+    /// exhausted resource, never the user's input.
+    #[error("cannot encode {what}: {reason}")]
+    Encode { what: &'static str, reason: String },
+
     /// Training cannot go on (divergence, no usable data, a checkpoint that does not fit).
     #[error("training stopped: {reason}")]
     Training { reason: String },
@@ -127,3 +134,8 @@ impl Error {
 
 /// `Result` with phonrec's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `:LINE` for messages of the form `path:line: reason`, or nothing.
+fn at_line(line: Option<usize>) -> String {
+    line.map(|line| format!(":{line}")).unwrap_or_default()
+}

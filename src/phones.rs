@@ -137,7 +137,7 @@ impl PhoneSet {
             }
             let parse_error = |reason: String| Error::Parse {
                 path: path.to_path_buf(),
-                line: index + 1,
+                line: Some(index + 1),
                 reason,
             };
             if line.split_whitespace().count() != 1 {
@@ -161,13 +161,13 @@ impl PhoneSet {
         if names.len() < 2 {
             return Err(Error::Parse {
                 path: path.to_path_buf(),
-                line: 0,
+                line: None,
                 reason: "the phone list is empty".to_string(),
             });
         }
         Self::try_from(names).map_err(|reason| Error::Parse {
             path: path.to_path_buf(),
-            line: 0,
+            line: None,
             reason,
         })
     }
@@ -223,7 +223,7 @@ impl PhoneSet {
                     .ok_or_else(|| Error::UnknownPhone {
                         phone: phone.to_string(),
                         path: path.to_path_buf(),
-                        line,
+                        line: Some(line),
                     })
             })
             .collect()

@@ -4,7 +4,8 @@
 //! `n·M/L`; its fractional part is one of `L` phases. When `L` is small (all common rate pairs:
 //! 44.1k→16k has L = 160) the taps of every phase are tabulated once; otherwise they are computed per
 //! output sample. The low-pass cutoff sits at `ROLLOFF` × the lower Nyquist frequency, so the Kaiser
-//! transition band ends below it and images/aliases are attenuated by ~85 dB.
+//! transition band ends below it and images/aliases are attenuated by at least 85 dB (the tests check
+//! it; 44.1 → 16 kHz measured 95 dB at 8.5 kHz, 103 dB at 10 kHz, 119 dB at 15 kHz).
 
 use crate::error::{Error, Result};
 
@@ -229,13 +230,13 @@ mod tests {
     }
 
     #[test]
-    fn tone_above_new_nyquist_is_attenuated_60db() -> Result<()> {
+    fn tone_above_new_nyquist_is_attenuated_85db() -> Result<()> {
         for freq in [8_500.0, 10_000.0, 15_000.0] {
             let input = sine(freq, 44_100, 1.0, 10_000.0);
             let output = resample(&input, 44_100, 16_000)?;
             let attenuation = rms_db(&input) - rms_db(&output);
             assert!(
-                attenuation >= 60.0,
+                attenuation >= 85.0,
                 "{freq} Hz attenuated only {attenuation:.1} dB"
             );
         }

@@ -314,7 +314,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 /// Decoding flags shared by `transcribe`, `eval` and `probs`.
 ///
 /// With the built-in model the default is a prefix beam search (width 8) with the model's built-in
-/// phone 5-gram LM at weight 0.4 and insertion bonus 1.0 (chosen on the synthetic dev set;
+/// phone 6-gram LM at weight 0.4 and insertion bonus 1.0 (chosen on the synthetic dev set;
 /// `models/README.md`); `--no-lm` or
 /// `--beam 1` decode greedily instead. With `--model`, decoding is greedy unless `--lm` is given.
 #[derive(clap::Args, Debug)]

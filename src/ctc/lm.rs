@@ -439,7 +439,7 @@ impl PhoneLm {
     pub fn read_arpa(reader: &mut dyn BufRead, phones: &PhoneSet, source: &Path) -> Result<Self> {
         let parse_error = |line: usize, reason: String| Error::Parse {
             path: source.to_path_buf(),
-            line,
+            line: Some(line),
             reason,
         };
         let mut declared: Vec<usize> = Vec::new();
@@ -580,7 +580,7 @@ impl PhoneLm {
                                     return Err(Error::UnknownPhone {
                                         phone: name.to_string(),
                                         path: source.to_path_buf(),
-                                        line: line_number,
+                                        line: Some(line_number),
                                     })
                                 }
                             },

@@ -4,7 +4,9 @@
 //! Matches `torch.nn.functional.ctc_loss(log_softmax(logits), ..., blank=0, zero_infinity=True)`
 //! (Graves et al. 2006, "Connectionist Temporal Classification"), checked against
 //! `../shared/golden/ctc/` in `tests/ctc_golden.rs`. The fused kernel is a candle [`CustomOp1`] running
-//! a log-space forward–backward per utterance, in f64, in parallel over the batch; beside it sit
+//! a forward–backward per utterance in f64, in parallel over the batch: in probability space with
+//! per-frame scaling (fast), falling back to log space for an utterance whose scales underflow
+//! (always safe); the states come from `topology.rs`. Beside it sit
 //! [`ctc_loss_reference`], a slow plain-loop twin, and [`ctc_loss_log_probs`], the fast kernel on
 //! ndarray log-probs.
 

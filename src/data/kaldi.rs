@@ -17,7 +17,7 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
     if dir.join("segments").exists() {
         return Err(Error::Parse {
             path: dir.join("segments"),
-            line: 0,
+            line: None,
             reason: "Kaldi `segments` files are not supported; extract the segments to their own \
                      WAV files (e.g. with `extract-segments`) and list those in wav.scp"
                 .to_string(),
@@ -33,7 +33,7 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
         let problem = |reason: String| {
             DataProblem(Error::Parse {
                 path: scp_path.clone(),
-                line: index + 1,
+                line: Some(index + 1),
                 reason,
             })
         };
@@ -73,7 +73,7 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
         let problem = |reason: String| {
             DataProblem(Error::Parse {
                 path: text_path.clone(),
-                line: line_number,
+                line: Some(line_number),
                 reason,
             })
         };

@@ -31,7 +31,7 @@ impl Lexicon {
             if phones.is_empty() {
                 return Err(Error::Parse {
                     path: path.to_path_buf(),
-                    line: index + 1,
+                    line: Some(index + 1),
                     reason: format!("'{word}' has no pronunciation"),
                 });
             }

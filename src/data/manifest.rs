@@ -46,7 +46,7 @@ pub fn load_manifest(path: &Path, phones: &PhoneSet) -> Result<Dataset> {
         let problem = |reason: String| {
             DataProblem(Error::Parse {
                 path: path.to_path_buf(),
-                line: line_number,
+                line: Some(line_number),
                 reason,
             })
         };

@@ -72,7 +72,7 @@ impl Dataset {
             };
             return Err(Error::Parse {
                 path: source.to_path_buf(),
-                line: 0,
+                line: None,
                 reason,
             });
         }
@@ -129,7 +129,7 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
                 good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
             Err(Error::Parse {
                 path: path.to_path_buf(),
-                line,
+                line: Some(line),
                 reason: format!(
                     "byte 0x{:02x} at column {column} is not UTF-8; save the file as UTF-8 (e.g. \
                      `iconv -f latin1 -t utf-8`)",

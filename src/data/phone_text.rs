@@ -50,7 +50,7 @@ mod tests {
         std::fs::write(&path, "hh ah l ow\nw er l dd\n").expect("write");
         match load_phone_text(&path, &PhoneSet::timit39()) {
             Err(Error::UnknownPhone { phone, line, .. }) => {
-                assert_eq!((phone.as_str(), line), ("dd", 2));
+                assert_eq!((phone.as_str(), line), ("dd", Some(2)));
             }
             other => panic!("expected an unknown-phone error, got {other:?}"),
         }

@@ -56,7 +56,7 @@ pub fn load_timit(root: &Path, split: TimitSplit, phones: &PhoneSet) -> Result<D
     let Some(part_dir) = child_dir(root, part) else {
         return Err(Error::Parse {
             path: root.to_path_buf(),
-            line: 0,
+            line: None,
             reason: format!("no {} folder: is this a TIMIT root?", part.to_uppercase()),
         });
     };
@@ -96,7 +96,7 @@ pub fn load_timit(root: &Path, split: TimitSplit, phones: &PhoneSet) -> Result<D
                 let Some(wav) = wav else {
                     dataset.problems.push(DataProblem(Error::Parse {
                         path: file.clone(),
-                        line: 0,
+                        line: None,
                         reason: "no matching .WAV file".to_string(),
                     }));
                     continue;
@@ -128,7 +128,7 @@ fn read_phn(path: &Path, phones: &PhoneSet) -> Result<Vec<crate::phones::PhoneId
         let fields: Vec<&str> = line.split_whitespace().collect();
         let bad = |reason: String| Error::Parse {
             path: path.to_path_buf(),
-            line: index + 1,
+            line: Some(index + 1),
             reason,
         };
         if fields.len() != 3
@@ -143,7 +143,7 @@ fn read_phn(path: &Path, phones: &PhoneSet) -> Result<Vec<crate::phones::PhoneId
         let id = phones.id(&folded).ok_or_else(|| Error::UnknownPhone {
             phone: fields[2].to_string(),
             path: path.to_path_buf(),
-            line: index + 1,
+            line: Some(index + 1),
         })?;
         // Closures next to pauses fold to runs of sil: keep one.
         if Some(id) == silence && ids.last() == Some(&id) {
@@ -154,7 +154,7 @@ fn read_phn(path: &Path, phones: &PhoneSet) -> Result<Vec<crate::phones::PhoneId
     if ids.is_empty() {
         return Err(Error::Parse {
             path: path.to_path_buf(),
-            line: 0,
+            line: None,
             reason: "no phones".to_string(),
         });
     }

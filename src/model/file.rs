@@ -291,9 +291,14 @@ impl ModelFile {
                 TensorView::new(dtype, shape.clone(), bytes).map(|view| (*name, view))
             })
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Shape(format!("encoding a tensor: {e}")))?;
-        let bytes = safetensors::serialize(views, Some(metadata))
-            .map_err(|e| Error::Shape(format!("encoding the model file: {e}")))?;
+            .map_err(|e| Error::Encode {
+                what: "a model tensor",
+                reason: e.to_string(),
+            })?;
+        let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Encode {
+            what: "the model file",
+            reason: e.to_string(),
+        })?;
         canonical_header(bytes)
     }
 
@@ -481,7 +486,10 @@ impl ModelFile {
 /// do not depend on the header, so the data is kept as it is.
 fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
     const LENGTH_BYTES: usize = 8;
-    let broken = |reason: String| Error::Shape(format!("re-encoding the model header: {reason}"));
+    let broken = |reason: String| Error::Encode {
+        what: "the model header",
+        reason,
+    };
     let header_length = bytes
         .get(..LENGTH_BYTES)
         .and_then(|b| b.try_into().ok())

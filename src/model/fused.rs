@@ -119,7 +119,7 @@ fn both_directions(backward: impl FnOnce() + Send, forward: impl FnOnce()) {
 /// holding the input projections; each step adds `h_{t−1} · W_hhᵀ` and `bias` (`[4H]`) and replaces the
 /// sum by the activations. Writes `h` into `out` (`[steps·batch, H]`) and, if given, cell states into
 /// `cells_saved` (`[steps·batch, H]`).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // the layer's buffers, each a distinct slice the recurrence reads or writes
 fn run_forward(
     gates: &mut [f32],
     weight_hh: &[f32],
@@ -170,7 +170,7 @@ fn run_forward(
 /// (`[4H]`). Reads the saved `cells`, and `grad_out`/
 /// `h_out` as `[steps·batch, 2H]` (this direction's columns at `h_offset`); writes `dW_hh` (`[4H, H]`)
 /// into `grad_weight`.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // the layer's buffers, each a distinct slice the recurrence reads or writes
 fn run_backward(
     gates: &mut [f32],
     bias_grad: &mut [f32],

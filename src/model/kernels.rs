@@ -188,7 +188,7 @@ pub fn matmul_packed(
 /// that alternates the direction step by step finds the panels it used last still in L2: `W_hh` of one
 /// direction is as large as the L2 (1 MB), so the same order every step evicts each panel just before
 /// its next use and streams all of `W_hh` from L3 per step, which bounds batch-1 inference.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // a BLAS-style signature: matrices as slices with strides, as the callers hold them
 pub fn matmul_packed_in_order(
     rows: usize,
     lhs: &[f32],
@@ -221,7 +221,7 @@ pub fn matmul_packed_in_order(
 /// [`matmul_packed`] for many rows (an input projection over all frames): row blocks of
 /// [`ROW_BLOCK`], so each block of `lhs` stays in L2 while the panels of `w` stream past it, split
 /// over `threads` threads. The blocks make this ~6 % faster than the `gemm` crate on these shapes.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // a BLAS-style signature: matrices as slices with strides, as the callers hold them
 pub fn matmul_packed_rows(
     threads: usize,
     rows: usize,
@@ -334,7 +334,7 @@ mod avx512 {
     ///
     /// # Safety
     /// The CPU must support AVX-512F, and the bounds asserted by the caller must hold.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // a BLAS-style signature: matrices as slices with strides, as the callers hold them
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn matmul_packed(
         rows: usize,
@@ -422,7 +422,7 @@ mod avx512 {
     }
 
     /// An `R × 32` tile of the result: `2R` accumulators, per `k` two panel loads and `R` broadcasts.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // a BLAS-style signature: matrices as slices with strides, as the callers hold them
     #[inline(always)]
     unsafe fn tile_kernel<const R: usize>(
         k: usize,

@@ -86,16 +86,18 @@ pub(super) fn write_checkpoint(
         .collect();
     tensors.extend(optimizer.state_tensors());
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let state_json = serde_json::to_string(state).map_err(|e| Error::Training {
-        reason: format!("cannot encode the training state: {e}"),
+    let state_json = serde_json::to_string(state).map_err(|e| Error::Encode {
+        what: "the training state",
+        reason: e.to_string(),
     })?;
     let metadata = HashMap::from([(CHECKPOINT_STATE_KEY.to_string(), state_json)]);
     let bytes = safetensors::serialize(
         tensors.iter().map(|(name, tensor)| (name.as_str(), tensor)),
         Some(metadata),
     )
-    .map_err(|e| Error::Training {
-        reason: format!("cannot encode the checkpoint: {e}"),
+    .map_err(|e| Error::Encode {
+        what: "the checkpoint",
+        reason: e.to_string(),
     })?;
     write_atomically(path, &bytes)
 }
@@ -123,8 +125,9 @@ pub(super) fn read_checkpoint(path: &Path) -> Result<(TrainState, HashMap<String
 }
 
 pub(super) fn append_metrics(path: &Path, stats: &EpochStats) -> Result<()> {
-    let line = serde_json::to_string(stats).map_err(|e| Error::Training {
-        reason: format!("cannot encode metrics: {e}"),
+    let line = serde_json::to_string(stats).map_err(|e| Error::Encode {
+        what: "metrics",
+        reason: e.to_string(),
     })?;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -142,8 +145,9 @@ pub(super) fn repair_metrics(path: &Path, state: &TrainState) -> Result<()> {
     }
     let mut out = String::new();
     for stats in &state.metrics {
-        let line = serde_json::to_string(stats).map_err(|e| Error::Training {
-            reason: format!("cannot encode metrics: {e}"),
+        let line = serde_json::to_string(stats).map_err(|e| Error::Encode {
+            what: "metrics",
+            reason: e.to_string(),
         })?;
         out.push_str(&line);
         out.push('\n');

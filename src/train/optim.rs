@@ -238,15 +238,18 @@ impl Optimizer {
         for (i, (name, var)) in self.params.iter().enumerate() {
             let shape = var.as_tensor().shape();
             let get = |key: String| -> Result<Tensor> {
-                let t = tensors.get(&key).ok_or_else(|| {
-                    crate::Error::Shape(format!("checkpoint lacks optimizer state {key}"))
+                let t = tensors.get(&key).ok_or_else(|| crate::Error::Training {
+                    reason: format!("the checkpoint lacks the optimizer state {key}"),
                 })?;
                 if t.shape() != shape {
-                    return Err(crate::Error::Shape(format!(
-                        "optimizer state {key} has shape {:?}, the parameter {:?}",
-                        t.shape(),
-                        shape
-                    )));
+                    return Err(crate::Error::Training {
+                        reason: format!(
+                            "the checkpoint's optimizer state {key} has shape {:?}, the parameter \
+                             {:?}",
+                            t.shape(),
+                            shape
+                        ),
+                    });
                 }
                 Ok(t.clone())
             };
@@ -313,7 +316,7 @@ impl AdamwStep {
     }
 
     /// [`apply`](Self::apply) on one stretch, written so the loop vectorises (no division, no push).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // the update's inputs: one parameter, its gradient and its moments, and the step's scalars
     fn apply_to(
         &self,
         p: &[f32],
