@@ -8,7 +8,7 @@ use ndarray::Array2;
 use ndarray_npy::ReadNpyExt;
 use phonrec::features::{
     add_deltas, num_frames, DeltaOptions, Fbank, FbankOptions, FeatureExtractor, FrameOptions,
-    MelOptions, Mfcc, MfccOptions,
+    FrequencyEdge, MelOptions, Mfcc, MfccOptions,
 };
 use serde_json::Value;
 
@@ -54,7 +54,10 @@ fn mel_options(options: &Value) -> MelOptions {
     MelOptions {
         num_bins: options["num_mel_bins"].as_u64().unwrap() as usize,
         low_freq_hz: options["low_freq"].as_f64().unwrap() as f32,
-        high_freq_hz: options["high_freq"].as_f64().unwrap() as f32,
+        // Kaldi's numbers, as the golden files give them.
+        high_freq: FrequencyEdge::from_kaldi_high_freq(
+            options["high_freq"].as_f64().unwrap() as f32
+        ),
         ..MelOptions::default()
     }
 }
@@ -77,7 +80,7 @@ fn compute_case(case: &Value) -> Array2<f32> {
             frame: frame_options(o, rate),
             mel: mel_options(o),
             use_energy: o["use_energy"].as_bool().unwrap(),
-            energy_floor: o["energy_floor"].as_f64().unwrap() as f32,
+            energy_floor: kaldi_optional(o["energy_floor"].as_f64().unwrap() as f32),
             use_log_fbank: o["use_log_fbank"].as_bool().unwrap(),
             use_power: o["use_power"].as_bool().unwrap(),
             ..FbankOptions::default()
@@ -90,8 +93,8 @@ fn compute_case(case: &Value) -> Array2<f32> {
             mel: mel_options(o),
             num_ceps: o["num_ceps"].as_u64().unwrap() as usize,
             use_energy: o["use_energy"].as_bool().unwrap(),
-            energy_floor: o["energy_floor"].as_f64().unwrap() as f32,
-            cepstral_lifter: o["cepstral_lifter"].as_f64().unwrap() as f32,
+            energy_floor: kaldi_optional(o["energy_floor"].as_f64().unwrap() as f32),
+            cepstral_lifter: kaldi_optional(o["cepstral_lifter"].as_f64().unwrap() as f32),
             ..MfccOptions::default()
         };
         let mfcc = Mfcc::new(options).unwrap().compute(&wave.samples);
@@ -250,4 +253,9 @@ fn vtln_warped_mel_banks_match_torchaudio() -> Result<(), Box<dyn std::error::Er
         assert!(moved, "warp {warp} left the filters in place");
     }
     Ok(())
+}
+
+/// Kaldi's "0 means none".
+fn kaldi_optional(value: f32) -> Option<f32> {
+    (value != 0.0).then_some(value)
 }

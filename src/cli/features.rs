@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use phonrec::features::{
     BaseFeatures, CmvnOptions, DeltaOptions, FbankOptions, FeatureExtractor, FeatureOptions,
-    FeaturePipeline, FrameOptions, MelOptions, MfccOptions, WindowType,
+    FeaturePipeline, FrameOptions, FrequencyEdge, MelOptions, MfccOptions, WindowType,
 };
 
 use phonrec::output::{kaldi_key, write_matrix, MatrixFormat};
@@ -48,7 +48,7 @@ pub struct FeaturesArgs {
     pub num_ceps: usize,
 
     /// Cepstral lifter coefficient (mfcc); 0 disables liftering.
-    #[arg(long, default_value_t = MfccOptions::default().cepstral_lifter)]
+    #[arg(long, default_value_t = MfccOptions::default().cepstral_lifter.unwrap_or(0.0))]
     pub cepstral_lifter: f32,
 
     /// Add the log energy: fbank prepends it as column 0, mfcc puts it in place of C0
@@ -57,7 +57,7 @@ pub struct FeaturesArgs {
     pub use_energy: Option<bool>,
 
     /// Floor on the energy (absolute value); 0 means no floor.
-    #[arg(long, default_value_t = FbankOptions::default().energy_floor)]
+    #[arg(long, default_value_t = FbankOptions::default().energy_floor.unwrap_or(0.0))]
     pub energy_floor: f32,
 
     /// Compute the energy before pre-emphasis and windowing.
@@ -77,7 +77,7 @@ pub struct FeaturesArgs {
     pub low_freq: f32,
 
     /// High edge of the mel filters in Hz; ≤ 0 is an offset from Nyquist.
-    #[arg(long, default_value_t = MelOptions::default().high_freq_hz, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = MelOptions::default().high_freq.to_kaldi(), allow_hyphen_values = true)]
     pub high_freq: f32,
 
     /// Vocal-tract-length warp factor of the mel filters (Kaldi's --vtln-warp); 1 = none.
@@ -89,7 +89,7 @@ pub struct FeaturesArgs {
     pub vtln_low: f32,
 
     /// Upper inflection point of the VTLN warp in Hz; < 0 is an offset from the high edge.
-    #[arg(long, default_value_t = MelOptions::default().vtln_high_hz, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = MelOptions::default().vtln_high.to_kaldi(), allow_hyphen_values = true)]
     pub vtln_high: f32,
 
     /// Gaussian dither std in int16 units (Kaldi's default is 1; 0 makes output reproducible).
@@ -159,17 +159,17 @@ impl FeaturesArgs {
         let mel = |default: &MelOptions| MelOptions {
             num_bins: self.num_mel_bins.unwrap_or(default.num_bins),
             low_freq_hz: self.low_freq,
-            high_freq_hz: self.high_freq,
+            high_freq: FrequencyEdge::from_kaldi_high_freq(self.high_freq),
             vtln_warp: self.vtln_warp,
             vtln_low_hz: self.vtln_low,
-            vtln_high_hz: self.vtln_high,
+            vtln_high: FrequencyEdge::from_kaldi_vtln_high(self.vtln_high),
         };
         let base = match self.kind.defaults() {
             BaseFeatures::Fbank(default) => BaseFeatures::Fbank(FbankOptions {
                 frame,
                 mel: mel(&default.mel),
                 use_energy: self.use_energy.unwrap_or(default.use_energy),
-                energy_floor: self.energy_floor,
+                energy_floor: (self.energy_floor != 0.0).then_some(self.energy_floor),
                 raw_energy: self.raw_energy,
                 ..default
             }),
@@ -178,9 +178,9 @@ impl FeaturesArgs {
                 mel: mel(&default.mel),
                 num_ceps: self.num_ceps,
                 use_energy: self.use_energy.unwrap_or(default.use_energy),
-                energy_floor: self.energy_floor,
+                energy_floor: (self.energy_floor != 0.0).then_some(self.energy_floor),
                 raw_energy: self.raw_energy,
-                cepstral_lifter: self.cepstral_lifter,
+                cepstral_lifter: (self.cepstral_lifter != 0.0).then_some(self.cepstral_lifter),
             }),
         };
         FeatureOptions {

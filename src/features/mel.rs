@@ -87,11 +87,7 @@ impl MelBank {
         }
         let warp = mel.vtln_warp as f64;
         let vtln_low = mel.vtln_low_hz as f64;
-        let vtln_high = if mel.vtln_high_hz < 0.0 {
-            high + mel.vtln_high_hz as f64
-        } else {
-            mel.vtln_high_hz as f64
-        };
+        let vtln_high = mel.vtln_high.resolve(high as f32) as f64;
         if warp != 1.0
             && !(warp > 0.0 && low < vtln_low && vtln_low < vtln_high && vtln_high < high)
         {
@@ -197,20 +193,19 @@ impl Fbank {
     /// Check the options and plan the FFT, window and filters once.
     pub fn new(options: FbankOptions) -> Result<Self> {
         options.frame.validate()?;
-        if !(options.energy_floor.is_finite()
-            && (0.0..=MAX_ENERGY_FLOOR).contains(&options.energy_floor))
-        {
-            return Err(Error::InvalidOptions {
-                what: "energy",
-                reason: format!(
-                    "energy floor must be in 0..={MAX_ENERGY_FLOOR:e} (0 = none), got {}",
-                    options.energy_floor
-                ),
-            });
+        if let Some(floor) = options.energy_floor {
+            if !(floor.is_finite() && floor > 0.0 && floor <= MAX_ENERGY_FLOOR) {
+                return Err(Error::InvalidOptions {
+                    what: "energy",
+                    reason: format!(
+                        "energy floor must be in (0, {MAX_ENERGY_FLOOR:e}] (or none), got {floor}"
+                    ),
+                });
+            }
         }
         let mel_bank = MelBank::new(&options.mel, &options.frame)?;
         let analyzer = FrameAnalyzer::new(&options.frame);
-        let log_energy_floor = (options.energy_floor > 0.0).then(|| options.energy_floor.ln());
+        let log_energy_floor = options.energy_floor.map(f32::ln);
         Ok(Fbank {
             options,
             analyzer,
@@ -337,7 +332,7 @@ mod tests {
         };
         assert!(MelBank::new(&too_many, &frame).is_err());
         let above_nyquist = MelOptions {
-            high_freq_hz: 7600.0,
+            high_freq: crate::features::FrequencyEdge::Hz(7600.0),
             ..MelOptions::default()
         };
         let err = MelBank::new(&above_nyquist, &frame)

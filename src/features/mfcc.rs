@@ -31,16 +31,15 @@ impl Mfcc {
                 ),
             });
         }
-        if !(options.cepstral_lifter.is_finite()
-            && (0.0..=MAX_CEPSTRAL_LIFTER).contains(&options.cepstral_lifter))
-        {
-            return Err(Error::InvalidOptions {
-                what: "MFCC",
-                reason: format!(
-                    "cepstral lifter must be in 0..={MAX_CEPSTRAL_LIFTER} (0 = off), got {}",
-                    options.cepstral_lifter
-                ),
-            });
+        if let Some(lifter) = options.cepstral_lifter {
+            if !(lifter.is_finite() && lifter > 0.0 && lifter <= MAX_CEPSTRAL_LIFTER) {
+                return Err(Error::InvalidOptions {
+                    what: "MFCC",
+                    reason: format!(
+                        "cepstral lifter must be in (0, {MAX_CEPSTRAL_LIFTER}] (or none), got {lifter}"
+                    ),
+                });
+            }
         }
         let fbank = Fbank::new(FbankOptions {
             frame: options.frame.clone(),
@@ -66,8 +65,8 @@ impl Mfcc {
 }
 
 /// Orthonormal DCT-II rows `0..num_ceps` over `num_bins` inputs, each row scaled by the lifter
-/// `1 + Q/2 · sin(πk/Q)` (none if Q = 0).
-pub(crate) fn dct_matrix(num_ceps: usize, num_bins: usize, lifter: f32) -> Vec<f32> {
+/// `1 + Q/2 · sin(πk/Q)` (none without a lifter).
+pub(crate) fn dct_matrix(num_ceps: usize, num_bins: usize, lifter: Option<f32>) -> Vec<f32> {
     let n = num_bins as f64;
     let mut matrix = Vec::with_capacity(num_ceps * num_bins);
     for k in 0..num_ceps {
@@ -76,11 +75,9 @@ pub(crate) fn dct_matrix(num_ceps: usize, num_bins: usize, lifter: f32) -> Vec<f
         } else {
             (2.0 / n).sqrt()
         };
-        let lift = if lifter != 0.0 {
-            1.0 + 0.5 * lifter as f64 * (std::f64::consts::PI * k as f64 / lifter as f64).sin()
-        } else {
-            1.0
-        };
+        let lift = lifter.map_or(1.0, |q| {
+            1.0 + 0.5 * q as f64 * (std::f64::consts::PI * k as f64 / q as f64).sin()
+        });
         for j in 0..num_bins {
             let value = norm * (std::f64::consts::PI / n * (j as f64 + 0.5) * k as f64).cos();
             matrix.push((value * lift) as f32);
@@ -133,7 +130,7 @@ mod tests {
     #[test]
     fn dct_rows_are_orthonormal_without_lifter() {
         let n = 23;
-        let m = dct_matrix(n, n, 0.0);
+        let m = dct_matrix(n, n, None);
         for a in 0..n {
             for b in 0..n {
                 let dot: f32 = (0..n).map(|j| m[a * n + j] * m[b * n + j]).sum();
@@ -145,8 +142,8 @@ mod tests {
 
     #[test]
     fn lifter_scales_rows() {
-        let plain = dct_matrix(13, 23, 0.0);
-        let liftered = dct_matrix(13, 23, 22.0);
+        let plain = dct_matrix(13, 23, None);
+        let liftered = dct_matrix(13, 23, Some(22.0));
         let k = 5;
         let lift = 1.0 + 11.0 * (std::f32::consts::PI * 5.0 / 22.0).sin();
         assert!((liftered[k * 23 + 3] - plain[k * 23 + 3] * lift).abs() < 1e-5);

@@ -19,7 +19,7 @@ pub use mel::{Fbank, MelBank};
 pub use mfcc::Mfcc;
 pub use options::{
     BaseFeatures, CmvnOptions, CmvnStatistics, DeltaOptions, FbankOptions, FeatureOptions,
-    FrameOptions, MelOptions, MfccOptions, WindowType,
+    FrameOptions, FrequencyEdge, MelOptions, MfccOptions, WindowType,
 };
 pub use pipeline::FeaturePipeline;
 pub use window::num_frames;

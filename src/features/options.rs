@@ -187,18 +187,110 @@ pub struct MelOptions {
     pub num_bins: usize,
     /// Low edge of the lowest bin, in Hz. Default 20.
     pub low_freq_hz: f32,
-    /// High edge of the highest bin in Hz; a value ≤ 0 is an offset from Nyquist, as in Kaldi. Default 0
-    /// (= Nyquist).
-    pub high_freq_hz: f32,
+    /// High edge of the highest bin. Default: Nyquist (`BelowLimit(0)`). Stored as Kaldi's
+    /// `--high-freq` number (≤ 0: an offset from Nyquist), so model files read as before.
+    #[serde(rename = "high_freq_hz", with = "kaldi_high_freq")]
+    pub high_freq: FrequencyEdge,
     /// Vocal-tract-length warp factor (Kaldi's `--vtln-warp`): the filter edges move by Kaldi's
     /// piecewise-linear warp of the frequency axis. 1 = no warping (the default). Used by training's
     /// vocal-tract-length perturbation.
     pub vtln_warp: f32,
     /// Lower inflection point of the VTLN warp, in Hz. Default 100.
     pub vtln_low_hz: f32,
-    /// Upper inflection point of the VTLN warp in Hz; a value < 0 is an offset from `high_freq`, as in
-    /// Kaldi. Default −500.
-    pub vtln_high_hz: f32,
+    /// Upper inflection point of the VTLN warp. Default 500 Hz below the high edge. Stored as
+    /// Kaldi's `--vtln-high` number (< 0: an offset from the high edge).
+    #[serde(rename = "vtln_high_hz", with = "kaldi_vtln_high")]
+    pub vtln_high: FrequencyEdge,
+}
+
+/// A frequency given as Kaldi's options give it: absolutely, or as an offset below a limit (Kaldi
+/// writes the second as a negative or zero number).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FrequencyEdge {
+    /// This frequency, in Hz.
+    Hz(f32),
+    /// This many Hz below the limit: Nyquist for the filterbank's high edge, the high edge for the
+    /// VTLN warp's upper inflection point. `BelowLimit(0.0)` is the limit itself.
+    BelowLimit(f32),
+}
+
+impl FrequencyEdge {
+    /// The frequency in Hz, given the limit it may be relative to.
+    pub fn resolve(self, limit_hz: f32) -> f32 {
+        match self {
+            FrequencyEdge::Hz(hz) => hz,
+            FrequencyEdge::BelowLimit(offset) => limit_hz - offset,
+        }
+    }
+
+    /// Kaldi's `--high-freq`: a value > 0 is absolute, ≤ 0 an offset from Nyquist.
+    pub fn from_kaldi_high_freq(value: f32) -> Self {
+        if value > 0.0 {
+            FrequencyEdge::Hz(value)
+        } else {
+            FrequencyEdge::BelowLimit(-value)
+        }
+    }
+
+    /// Kaldi's `--vtln-high`: a value < 0 is an offset from the high edge, otherwise absolute.
+    pub fn from_kaldi_vtln_high(value: f32) -> Self {
+        if value < 0.0 {
+            FrequencyEdge::BelowLimit(-value)
+        } else {
+            FrequencyEdge::Hz(value)
+        }
+    }
+
+    /// The number Kaldi's options write for this edge (both conventions agree on it).
+    pub fn to_kaldi(self) -> f32 {
+        match self {
+            FrequencyEdge::Hz(hz) => hz,
+            // 0 − offset, not −offset: the limit itself is Kaldi's 0, never −0.
+            FrequencyEdge::BelowLimit(offset) => 0.0 - offset,
+        }
+    }
+}
+
+/// Serialise a [`FrequencyEdge`] as Kaldi's `--high-freq` number.
+mod kaldi_high_freq {
+    use super::FrequencyEdge;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(edge: &FrequencyEdge, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f32(edge.to_kaldi())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FrequencyEdge, D::Error> {
+        f32::deserialize(d).map(FrequencyEdge::from_kaldi_high_freq)
+    }
+}
+
+/// Serialise a [`FrequencyEdge`] as Kaldi's `--vtln-high` number.
+mod kaldi_vtln_high {
+    use super::FrequencyEdge;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(edge: &FrequencyEdge, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f32(edge.to_kaldi())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FrequencyEdge, D::Error> {
+        f32::deserialize(d).map(FrequencyEdge::from_kaldi_vtln_high)
+    }
+}
+
+/// Serialise an optional positive setting as Kaldi does: 0 for none (the energy floor, the cepstral
+/// lifter).
+mod kaldi_zero_is_none {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<f32>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f32(value.unwrap_or(0.0))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
+        f32::deserialize(d).map(|v| (v != 0.0).then_some(v))
+    }
 }
 
 impl Default for MelOptions {
@@ -206,23 +298,18 @@ impl Default for MelOptions {
         MelOptions {
             num_bins: 80,
             low_freq_hz: 20.0,
-            high_freq_hz: 0.0,
+            high_freq: FrequencyEdge::BelowLimit(0.0),
             vtln_warp: 1.0,
             vtln_low_hz: 100.0,
-            vtln_high_hz: -500.0,
+            vtln_high: FrequencyEdge::BelowLimit(500.0),
         }
     }
 }
 
 impl MelOptions {
-    /// The high edge in Hz for a sample rate, resolving Kaldi's "≤ 0 means offset from Nyquist".
+    /// The high edge in Hz for a sample rate.
     pub fn resolved_high_freq_hz(&self, sample_rate_hz: u32) -> f32 {
-        let nyquist = 0.5 * sample_rate_hz as f32;
-        if self.high_freq_hz > 0.0 {
-            self.high_freq_hz
-        } else {
-            nyquist + self.high_freq_hz
-        }
+        self.high_freq.resolve(0.5 * sample_rate_hz as f32)
     }
 }
 
@@ -236,8 +323,9 @@ pub struct FbankOptions {
     pub mel: MelOptions,
     /// Prepend the frame's log energy as column 0. Default false.
     pub use_energy: bool,
-    /// Floor on the energy (absolute, not log); 0 means no floor. Default 0.
-    pub energy_floor: f32,
+    /// Floor on the energy (absolute, not log). Default None. Stored as Kaldi's number (0 = none).
+    #[serde(with = "kaldi_zero_is_none")]
+    pub energy_floor: Option<f32>,
     /// Take the energy before pre-emphasis and windowing. Default true.
     pub raw_energy: bool,
     /// Log of the mel energies (false gives linear energies). Default true.
@@ -252,7 +340,7 @@ impl Default for FbankOptions {
             frame: FrameOptions::default(),
             mel: MelOptions::default(),
             use_energy: false,
-            energy_floor: 0.0,
+            energy_floor: None,
             raw_energy: true,
             use_log_fbank: true,
             use_power: true,
@@ -272,12 +360,15 @@ pub struct MfccOptions {
     pub num_ceps: usize,
     /// Replace C0 with the frame's log energy. Default true.
     pub use_energy: bool,
-    /// Floor on the energy (absolute); 0 means no floor. Default 0.
-    pub energy_floor: f32,
+    /// Floor on the energy (absolute). Default None. Stored as Kaldi's number (0 = none).
+    #[serde(with = "kaldi_zero_is_none")]
+    pub energy_floor: Option<f32>,
     /// Take the energy before pre-emphasis and windowing. Default true.
     pub raw_energy: bool,
-    /// Cepstral liftering coefficient Q: `c_i *= 1 + Q/2 · sin(πi/Q)`; 0 disables. Default 22.
-    pub cepstral_lifter: f32,
+    /// Cepstral liftering coefficient Q: `c_i *= 1 + Q/2 · sin(πi/Q)`; None: no liftering. Default
+    /// 22. Stored as Kaldi's number (0 = none).
+    #[serde(with = "kaldi_zero_is_none")]
+    pub cepstral_lifter: Option<f32>,
 }
 
 impl Default for MfccOptions {
@@ -290,9 +381,9 @@ impl Default for MfccOptions {
             },
             num_ceps: 13,
             use_energy: true,
-            energy_floor: 0.0,
+            energy_floor: None,
             raw_energy: true,
-            cepstral_lifter: 22.0,
+            cepstral_lifter: Some(22.0),
         }
     }
 }
@@ -409,5 +500,39 @@ impl FeatureOptions {
     /// The sample rate audio must have before feature extraction.
     pub fn sample_rate_hz(&self) -> u32 {
         self.frame().sample_rate_hz
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kaldi_numbers_round_trip_through_model_files() {
+        let json = serde_json::to_value(MelOptions::default()).expect("encodable");
+        assert_eq!(json["high_freq_hz"], serde_json::json!(0.0));
+        assert_eq!(json["vtln_high_hz"], serde_json::json!(-500.0));
+        let read = |text: &str| serde_json::from_str::<MelOptions>(text).expect("decodable");
+        assert_eq!(
+            read(r#"{"high_freq_hz": 7600}"#).high_freq,
+            FrequencyEdge::Hz(7600.0)
+        );
+        assert_eq!(
+            read(r#"{"high_freq_hz": -400}"#).high_freq,
+            FrequencyEdge::BelowLimit(400.0)
+        );
+        assert_eq!(
+            read(r#"{"vtln_high_hz": 6000}"#).vtln_high,
+            FrequencyEdge::Hz(6000.0)
+        );
+        assert_eq!(FrequencyEdge::BelowLimit(400.0).resolve(8000.0), 7600.0);
+        let mfcc = serde_json::to_value(MfccOptions::default()).expect("encodable");
+        assert_eq!(mfcc["energy_floor"], serde_json::json!(0.0));
+        assert_eq!(mfcc["cepstral_lifter"], serde_json::json!(22.0));
+        let unliftered: MfccOptions =
+            serde_json::from_str(r#"{"cepstral_lifter": 0, "energy_floor": 1.5}"#)
+                .expect("decodable");
+        assert_eq!(unliftered.cepstral_lifter, None);
+        assert_eq!(unliftered.energy_floor, Some(1.5));
     }
 }
