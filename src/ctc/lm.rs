@@ -437,198 +437,221 @@ impl PhoneLm {
 
     /// Reads ARPA text; `source` names the input in error messages.
     pub fn read_arpa(reader: &mut dyn BufRead, phones: &PhoneSet, source: &Path) -> Result<Self> {
-        let parse_error = |line: usize, reason: String| Error::Parse {
-            path: source.to_path_buf(),
-            line: Some(line),
-            reason,
-        };
-        let mut declared: Vec<usize> = Vec::new();
-        let mut listed: Vec<usize> = Vec::new();
-        let mut ngrams: Vec<NgramMap<NgramEntry>> = Vec::new();
-        let mut section: Option<usize> = None; // 0 = \data\, n = \n-grams:
-        let mut ended = false;
         check_inventory_size(phones)?;
-        let word_tokens = WordTokens::new(phones);
+        let mut parser = ArpaParser {
+            phones,
+            word_tokens: WordTokens::new(phones),
+            source,
+            line_number: 0,
+            declared: Vec::new(),
+            listed: Vec::new(),
+            ngrams: Vec::new(),
+            section: None,
+        };
         // Line by line into one reused buffer: a gzipped LM is never inflated whole, and a "line"
         // without end (a binary file) stops at MAX_ARPA_LINE_BYTES instead of filling memory.
         let mut buffer = String::new();
-        let mut line_number = 0;
-        loop {
-            buffer.clear();
-            line_number += 1;
-            let read = <&mut dyn BufRead as std::io::Read>::take(
-                &mut *reader,
-                MAX_ARPA_LINE_BYTES as u64 + 1,
-            )
-            .read_line(&mut buffer)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::InvalidData => parse_error(
-                    line_number,
-                    "not text (invalid UTF-8): not an ARPA file".to_string(),
-                ),
-                _ => Error::io(source, e),
-            })?;
-            if read == 0 {
-                break;
-            }
-            if read > MAX_ARPA_LINE_BYTES {
-                return Err(parse_error(
-                    line_number,
-                    format!("a line longer than {MAX_ARPA_LINE_BYTES} bytes: not an ARPA file"),
-                ));
-            }
+        let mut ended = false;
+        while parser.read_line(reader, &mut buffer)? {
             let line = buffer.trim();
             if line.is_empty() || ended {
-                continue;
-            }
-            if line == "\\data\\" {
-                section = Some(0);
                 continue;
             }
             if line == "\\end\\" {
                 ended = true;
                 continue;
             }
-            if let Some(order) = line
-                .strip_prefix('\\')
-                .and_then(|rest| rest.strip_suffix("-grams:"))
-            {
-                let order: usize = order.parse().map_err(|_| {
-                    parse_error(line_number, format!("bad section header '{line}'"))
-                })?;
-                if order == 0 || order > declared.len() {
-                    return Err(parse_error(
-                        line_number,
-                        format!("section {order}-grams is not declared in \\data\\"),
-                    ));
-                }
-                section = Some(order);
-                continue;
-            }
-            match section {
-                None => {} // text before \data\ is allowed and ignored
-                Some(0) => {
-                    let count = line
-                        .strip_prefix("ngram ")
-                        .and_then(|rest| rest.split_once('='))
-                        .and_then(|(n, count)| {
-                            Some((n.trim().parse::<usize>().ok()?, count.trim().parse().ok()?))
-                        });
-                    let Some((n, count)) = count else {
-                        return Err(parse_error(
-                            line_number,
-                            format!("expected 'ngram N=COUNT', found '{line}'"),
-                        ));
-                    };
-                    if n != declared.len() + 1 || n > MAX_LM_ORDER {
-                        return Err(parse_error(
-                            line_number,
-                            format!(
-                                "ngram orders must run 1, 2, ... up to {MAX_LM_ORDER}; found {n}"
-                            ),
-                        ));
-                    }
-                    declared.push(count);
-                    listed.push(0);
-                    // The count is the file's claim: reserve for it only up to a bound, so a
-                    // header declaring 10^12 n-grams costs nothing until they are actually there.
-                    ngrams.push(NgramMap::with_capacity_and_hasher(
-                        count.min(MAX_RESERVED_NGRAMS),
-                        Default::default(),
-                    ));
-                }
-                Some(n) => {
-                    let wrong_fields = || {
-                        parse_error(
-                            line_number,
-                            format!(
-                                "expected a log10 probability, {n} words and an optional back-off"
-                            ),
-                        )
-                    };
-                    let number = |text: &str| {
-                        text.parse::<f64>().map_err(|_| {
-                            parse_error(line_number, format!("'{text}' is not a number"))
-                        })
-                    };
-                    let mut fields = line.split_ascii_whitespace();
-                    let log_prob = number(fields.next().ok_or_else(wrong_fields)?)?;
-                    // log10 probabilities are ≤ 0 (SRILM writes -99 for "never"); a little
-                    // rounding above 0 is tolerated. NaN or inf would poison every beam score.
-                    if !log_prob.is_finite() || log_prob > MAX_LOG10_PROB {
-                        return Err(parse_error(
-                            line_number,
-                            format!(
-                                "log10 probability {log_prob} is not a probability (it must be a \
-                                 finite number ≤ 0)"
-                            ),
-                        ));
-                    }
-                    let mut tokens = [NO_TOKEN; MAX_LM_ORDER];
-                    let mut unknown = false;
-                    for slot in &mut tokens[..n] {
-                        *slot = match fields.next().ok_or_else(wrong_fields)? {
-                            "<s>" => SENTENCE_START,
-                            "</s>" => SENTENCE_END,
-                            "<unk>" | "<UNK>" => {
-                                unknown = true;
-                                NO_TOKEN
-                            }
-                            name => match word_tokens.find(name, phones) {
-                                Some(token) => token,
-                                None => {
-                                    return Err(Error::UnknownPhone {
-                                        phone: name.to_string(),
-                                        path: source.to_path_buf(),
-                                        line: Some(line_number),
-                                    })
-                                }
-                            },
-                        };
-                    }
-                    let log_backoff = fields.next().map(number).transpose()?.unwrap_or(0.0);
-                    if !log_backoff.is_finite() {
-                        return Err(parse_error(
-                            line_number,
-                            format!("back-off weight {log_backoff} is not a finite number"),
-                        ));
-                    }
-                    if fields.next().is_some() {
-                        return Err(wrong_fields());
-                    }
-                    listed[n - 1] += 1;
-                    if !unknown {
-                        ngrams[n - 1].insert(
-                            tokens,
-                            NgramEntry {
-                                log_prob: from_log10(log_prob),
-                                log_backoff: from_log10(log_backoff),
-                            },
-                        );
-                    }
-                }
-            }
+            parser.line(line)?;
         }
-        if !ended || declared.is_empty() {
-            return Err(parse_error(
-                0,
+        parser.finish(ended)
+    }
+}
+
+/// The state of reading one ARPA file: where it is, what `\data\` declared and what was listed.
+struct ArpaParser<'a> {
+    phones: &'a PhoneSet,
+    word_tokens: WordTokens,
+    source: &'a Path,
+    line_number: usize,
+    /// N-gram counts `\data\` declares, by order − 1.
+    declared: Vec<usize>,
+    /// N-gram lines read, by order − 1.
+    listed: Vec<usize>,
+    ngrams: Vec<NgramMap<NgramEntry>>,
+    /// None before `\data\`, Some(0) in it, Some(n) in the n-grams section.
+    section: Option<usize>,
+}
+
+impl ArpaParser<'_> {
+    fn error(&self, reason: String) -> Error {
+        Error::Parse {
+            path: self.source.to_path_buf(),
+            line: Some(self.line_number),
+            reason,
+        }
+    }
+
+    /// Read the next line into `buffer`, at most [`MAX_ARPA_LINE_BYTES`]; false at the end.
+    fn read_line(&mut self, reader: &mut dyn BufRead, buffer: &mut String) -> Result<bool> {
+        buffer.clear();
+        self.line_number += 1;
+        let read =
+            <&mut dyn BufRead as std::io::Read>::take(&mut *reader, MAX_ARPA_LINE_BYTES as u64 + 1)
+                .read_line(buffer)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => {
+                        self.error("not text (invalid UTF-8): not an ARPA file".to_string())
+                    }
+                    _ => Error::io(self.source, e),
+                })?;
+        if read > MAX_ARPA_LINE_BYTES {
+            return Err(self.error(format!(
+                "a line longer than {MAX_ARPA_LINE_BYTES} bytes: not an ARPA file"
+            )));
+        }
+        Ok(read > 0)
+    }
+
+    /// One non-empty line before `\end\`.
+    fn line(&mut self, line: &str) -> Result<()> {
+        if line == "\\data\\" {
+            self.section = Some(0);
+            return Ok(());
+        }
+        if let Some(order) = line
+            .strip_prefix('\\')
+            .and_then(|rest| rest.strip_suffix("-grams:"))
+        {
+            let order: usize = order
+                .parse()
+                .map_err(|_| self.error(format!("bad section header '{line}'")))?;
+            if order == 0 || order > self.declared.len() {
+                return Err(
+                    self.error(format!("section {order}-grams is not declared in \\data\\"))
+                );
+            }
+            self.section = Some(order);
+            return Ok(());
+        }
+        match self.section {
+            None => Ok(()), // text before \data\ is allowed and ignored
+            Some(0) => self.count_line(line),
+            Some(n) => self.ngram_line(line, n),
+        }
+    }
+
+    /// `ngram N=COUNT` in `\data\`.
+    fn count_line(&mut self, line: &str) -> Result<()> {
+        let count = line
+            .strip_prefix("ngram ")
+            .and_then(|rest| rest.split_once('='))
+            .and_then(|(n, count)| {
+                Some((n.trim().parse::<usize>().ok()?, count.trim().parse().ok()?))
+            });
+        let Some((n, count)) = count else {
+            return Err(self.error(format!("expected 'ngram N=COUNT', found '{line}'")));
+        };
+        if n != self.declared.len() + 1 || n > MAX_LM_ORDER {
+            return Err(self.error(format!(
+                "ngram orders must run 1, 2, ... up to {MAX_LM_ORDER}; found {n}"
+            )));
+        }
+        self.declared.push(count);
+        self.listed.push(0);
+        // The count is the file's claim: reserve for it only up to a bound, so a header declaring
+        // 10^12 n-grams costs nothing until they are actually there.
+        self.ngrams.push(NgramMap::with_capacity_and_hasher(
+            count.min(MAX_RESERVED_NGRAMS),
+            Default::default(),
+        ));
+        Ok(())
+    }
+
+    /// `log10-prob w1 ... wn [log10-backoff]` in the n-grams section.
+    fn ngram_line(&mut self, line: &str, n: usize) -> Result<()> {
+        let wrong_fields = || {
+            self.error(format!(
+                "expected a log10 probability, {n} words and an optional back-off"
+            ))
+        };
+        let number = |text: &str| {
+            text.parse::<f64>()
+                .map_err(|_| self.error(format!("'{text}' is not a number")))
+        };
+        let mut fields = line.split_ascii_whitespace();
+        let log_prob = number(fields.next().ok_or_else(wrong_fields)?)?;
+        // log10 probabilities are ≤ 0 (SRILM writes -99 for "never"); a little rounding above 0 is
+        // tolerated. NaN or inf would poison every beam score.
+        if !log_prob.is_finite() || log_prob > MAX_LOG10_PROB {
+            return Err(self.error(format!(
+                "log10 probability {log_prob} is not a probability (it must be a finite number ≤ 0)"
+            )));
+        }
+        let mut tokens = [NO_TOKEN; MAX_LM_ORDER];
+        let mut unknown = false;
+        for slot in &mut tokens[..n] {
+            *slot =
+                match fields.next().ok_or_else(wrong_fields)? {
+                    "<s>" => SENTENCE_START,
+                    "</s>" => SENTENCE_END,
+                    "<unk>" | "<UNK>" => {
+                        unknown = true;
+                        NO_TOKEN
+                    }
+                    name => self.word_tokens.find(name, self.phones).ok_or_else(|| {
+                        Error::UnknownPhone {
+                            phone: name.to_string(),
+                            path: self.source.to_path_buf(),
+                            line: Some(self.line_number),
+                        }
+                    })?,
+                };
+        }
+        let log_backoff = fields.next().map(number).transpose()?.unwrap_or(0.0);
+        if !log_backoff.is_finite() {
+            return Err(self.error(format!(
+                "back-off weight {log_backoff} is not a finite number"
+            )));
+        }
+        if fields.next().is_some() {
+            return Err(wrong_fields());
+        }
+        self.listed[n - 1] += 1;
+        if !unknown {
+            self.ngrams[n - 1].insert(
+                tokens,
+                NgramEntry {
+                    log_prob: from_log10(log_prob),
+                    log_backoff: from_log10(log_backoff),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The LM, if the file was complete and listed what it declared.
+    fn finish(self, ended: bool) -> Result<PhoneLm> {
+        let whole_file = |reason: String| Error::Parse {
+            path: self.source.to_path_buf(),
+            line: None,
+            reason,
+        };
+        if !ended || self.declared.is_empty() {
+            return Err(whole_file(
                 "not a complete ARPA file (no \\data\\ or \\end\\)".to_string(),
             ));
         }
-        if let Some(n) = (0..declared.len()).find(|&n| declared[n] != listed[n]) {
-            return Err(parse_error(
-                0,
-                format!(
-                    "\\data\\ declares {} {}-grams but the file lists {}",
-                    declared[n],
-                    n + 1,
-                    listed[n]
-                ),
-            ));
+        if let Some(n) = (0..self.declared.len()).find(|&n| self.declared[n] != self.listed[n]) {
+            return Err(whole_file(format!(
+                "\\data\\ declares {} {}-grams but the file lists {}",
+                self.declared[n],
+                n + 1,
+                self.listed[n]
+            )));
         }
         Ok(PhoneLm {
-            order: declared.len(),
-            ngrams,
+            order: self.declared.len(),
+            ngrams: self.ngrams,
         })
     }
 }
