@@ -9,13 +9,14 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use phonrec::choice::Choice;
-use phonrec::data::TimitSplit;
+use phonrec::data::{Dataset, TimitSplit};
 use phonrec::features::{BaseFeatures, CmvnOptions, DeltaOptions, FeatureOptions};
 use phonrec::model::{InitOptions, NetworkConfig, WeightInit};
 use phonrec::phones::PhoneSet;
 use phonrec::train::{
     checkpoint_run_info, train, AugmentOptions, BatchProgress, EpochStats, OptimizerKind,
-    OptimizerOptions, RunStart, ScheduleOptions, TrainObserver, TrainOptions, BEST_MODEL_FILE,
+    OptimizerOptions, RunStart, ScheduleOptions, TrainObserver, TrainOptions, TrainOutcome,
+    BEST_MODEL_FILE,
 };
 use serde_json::json;
 
@@ -379,116 +380,153 @@ const RESUME_ARGUMENTS: &[&str] = &[
 ];
 
 pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<ExitCode> {
-    // On resume, the data arguments and phone set come from the checkpoint unless given again.
-    let (out, start, run_info) = match &args.resume {
-        Some(folder) => {
-            let dir = match (folder, &args.out) {
-                (Some(dir), Some(out)) if !same_path(dir, out) => bail!(
-                    "--resume {} and --out {} name different folders",
-                    dir.display(),
-                    out.display()
-                ),
-                (Some(dir), _) | (None, Some(dir)) => dir.clone(),
-                (None, None) => {
-                    bail!("--resume needs the run's folder: --resume DIR, or --out DIR")
-                }
-            };
-            if args.force {
-                bail!("--force starts the run over and --resume continues it: give one of them");
-            }
-            let info = checkpoint_run_info(&dir)?.with_context(|| {
-                format!("nothing to resume: {} holds no checkpoint", dir.display())
-            })?;
-            check_resume_arguments(&args, matches, &info)?;
-            (
-                dir,
-                RunStart::Resume {
-                    epochs: args.epochs,
-                },
-                info,
-            )
-        }
-        None => {
-            let out = args.out.clone().context("--out is required")?;
-            let start = if args.force {
-                RunStart::Overwrite
-            } else {
-                RunStart::New
-            };
-            (out, start, serde_json::Value::Null)
-        }
-    };
-    let path_arg = |given: &Option<PathBuf>, key: &str| -> Option<PathBuf> {
-        given.clone().or_else(|| {
-            run_info
-                .get(key)
-                .and_then(|v| v.as_str())
-                .map(PathBuf::from)
-        })
-    };
-    let train_path = path_arg(&args.train, "train").context("--train is required")?;
-    let dev_path = path_arg(&args.dev, "dev").context("--dev is required")?;
-    let lexicon = path_arg(&args.data.lexicon, "lexicon");
-    let phones_path = path_arg(&args.phones, "phones");
-    let core_test = args.data.timit_core_test
-        || run_info
-            .get("timit_core_test")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-    let phones = match &phones_path {
-        Some(path) => PhoneSet::from_file(path)?,
-        None => PhoneSet::timit39(),
-    };
-    let train_source = data_source(&train_path, lexicon.as_deref(), TimitSplit::Train)?;
-    let dev_split = if core_test {
-        TimitSplit::CoreTest
-    } else {
-        TimitSplit::Test
-    };
-    let dev_source = data_source(&dev_path, lexicon.as_deref(), dev_split)?;
-    let train_data = load_data(&train_source, &phones, "training")?;
-    let dev_data = load_data(&dev_source, &phones, "dev")?;
-    let absolute = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    let (out, start, recorded) = where_the_run_goes(&args, matches)?;
+    let data = RunData::load(&args, &recorded)?;
     let options = args.train_options();
-    let run_info = json!({
-        // What the command line asked for, before --init-from replaces features and network: a
-        // resumed run given its command line again is checked against this.
-        "options": serde_json::to_value(&options)?,
-        "train": absolute(&train_path),
-        "dev": absolute(&dev_path),
-        "lexicon": lexicon.as_ref().map(absolute),
-        "phones": phones_path.as_ref().map(absolute),
-        "timit_core_test": core_test,
-        "data": format!("{} ({} utterances)", train_path.display(), train_data.len()),
-    });
-
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // A second Ctrl-C while the checkpoint is written kills the process as usual.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::Relaxed) {
-                std::process::exit(130);
-            }
-            eprintln!("\nphonrec: interrupted; writing a checkpoint (Ctrl-C again to abort)");
-        });
-    }
+    let run_info = data.run_info(&options)?;
     let mut progress = Progress {
         bar: None,
-        stop,
+        stop: stop_on_ctrl_c(),
         quiet: args.quiet,
         last_log: None,
     };
     let outcome = train(
-        &train_data.utterances,
-        &dev_data.utterances,
-        &phones,
+        &data.train.utterances,
+        &data.dev.utterances,
+        &data.phones,
         &options,
         &out,
         start,
         run_info,
         &mut progress,
     )?;
+    report(&outcome, start, &out)
+}
+
+/// The run's folder, how it starts, and (on resume) the run's record of its data arguments.
+fn where_the_run_goes(
+    args: &TrainArgs,
+    matches: Option<&clap::ArgMatches>,
+) -> anyhow::Result<(PathBuf, RunStart, serde_json::Value)> {
+    let Some(folder) = &args.resume else {
+        let out = args.out.clone().context("--out is required")?;
+        let start = if args.force {
+            RunStart::Overwrite
+        } else {
+            RunStart::New
+        };
+        return Ok((out, start, serde_json::Value::Null));
+    };
+    let dir = match (folder, &args.out) {
+        (Some(dir), Some(out)) if !same_path(dir, out) => bail!(
+            "--resume {} and --out {} name different folders",
+            dir.display(),
+            out.display()
+        ),
+        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
+        (None, None) => bail!("--resume needs the run's folder: --resume DIR, or --out DIR"),
+    };
+    if args.force {
+        bail!("--force starts the run over and --resume continues it: give one of them");
+    }
+    let info = checkpoint_run_info(&dir)?
+        .with_context(|| format!("nothing to resume: {} holds no checkpoint", dir.display()))?;
+    check_resume_arguments(args, matches, &info)?;
+    let start = RunStart::Resume {
+        epochs: args.epochs,
+    };
+    Ok((dir, start, info))
+}
+
+/// The data of a run: the command line's arguments, or on resume the run's own where not given.
+struct RunData {
+    train_path: PathBuf,
+    dev_path: PathBuf,
+    lexicon: Option<PathBuf>,
+    phones_path: Option<PathBuf>,
+    core_test: bool,
+    phones: PhoneSet,
+    train: Dataset,
+    dev: Dataset,
+}
+
+impl RunData {
+    fn load(args: &TrainArgs, recorded: &serde_json::Value) -> anyhow::Result<Self> {
+        let path_arg = |given: &Option<PathBuf>, key: &str| -> Option<PathBuf> {
+            given.clone().or_else(|| {
+                recorded
+                    .get(key)
+                    .and_then(|v| v.as_str())
+                    .map(PathBuf::from)
+            })
+        };
+        let train_path = path_arg(&args.train, "train").context("--train is required")?;
+        let dev_path = path_arg(&args.dev, "dev").context("--dev is required")?;
+        let lexicon = path_arg(&args.data.lexicon, "lexicon");
+        let phones_path = path_arg(&args.phones, "phones");
+        let core_test = args.data.timit_core_test
+            || recorded
+                .get("timit_core_test")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+        let phones = match &phones_path {
+            Some(path) => PhoneSet::from_file(path)?,
+            None => PhoneSet::timit39(),
+        };
+        let train_source = data_source(&train_path, lexicon.as_deref(), TimitSplit::Train)?;
+        let dev_split = if core_test {
+            TimitSplit::CoreTest
+        } else {
+            TimitSplit::Test
+        };
+        let dev_source = data_source(&dev_path, lexicon.as_deref(), dev_split)?;
+        let train = load_data(&train_source, &phones, "training")?;
+        let dev = load_data(&dev_source, &phones, "dev")?;
+        Ok(RunData {
+            train_path,
+            dev_path,
+            lexicon,
+            phones_path,
+            core_test,
+            phones,
+            train,
+            dev,
+        })
+    }
+
+    /// What checkpoints record of the run's command line (a resume reads it back).
+    fn run_info(&self, options: &TrainOptions) -> anyhow::Result<serde_json::Value> {
+        let absolute = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        Ok(json!({
+            // What the command line asked for, before --init-from replaces features and network: a
+            // resumed run given its command line again is checked against this.
+            "options": serde_json::to_value(options)?,
+            "train": absolute(&self.train_path),
+            "dev": absolute(&self.dev_path),
+            "lexicon": self.lexicon.as_ref().map(absolute),
+            "phones": self.phones_path.as_ref().map(absolute),
+            "timit_core_test": self.core_test,
+            "data": format!("{} ({} utterances)", self.train_path.display(), self.train.len()),
+        }))
+    }
+}
+
+/// A flag that the first Ctrl-C sets (training then writes a checkpoint and returns); a second
+/// Ctrl-C while the checkpoint is written kills the process as usual.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+        eprintln!("\nphonrec: interrupted; writing a checkpoint (Ctrl-C again to abort)");
+    });
+    stop
+}
+
+/// Say how the run ended; the exit code is 130 when it was interrupted.
+fn report(outcome: &TrainOutcome, start: RunStart, out: &Path) -> anyhow::Result<ExitCode> {
     if let RunStart::Resume {
         epochs: Some(epochs),
     } = start
