@@ -9,6 +9,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{Inspection, Posteriorgram, TableOptions};
+use crate::output::json::{round3, JsonSpan};
 
 /// Decimals of a printed time: a millisecond, finer than any frame shift.
 const TIME_DECIMALS: usize = 3;
@@ -103,19 +104,6 @@ struct JsonHead<'a> {
 }
 
 #[derive(Serialize)]
-struct JsonSpan<'a> {
-    phone: &'a str,
-    start: f32,
-    end: f32,
-    confidence: f32,
-}
-
-/// Milliseconds: more digits would only be noise.
-fn round3(x: f32) -> f32 {
-    (x * 1000.0).round() / 1000.0
-}
-
-#[derive(Serialize)]
 struct JsonTopPhone<'a> {
     phone: &'a str,
     value: f32,
@@ -157,12 +145,7 @@ pub(super) fn write_json(
         decoded: inspection
             .spans
             .iter()
-            .map(|span| JsonSpan {
-                phone: inspection.span_name(span),
-                start: round3(span.start_s),
-                end: round3(span.end_s),
-                confidence: round3(span.confidence),
-            })
+            .map(|span| JsonSpan::new(span, inspection.span_name(span)))
             .collect(),
         segments: inspection
             .segments

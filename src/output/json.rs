@@ -7,15 +7,29 @@ use std::io::Write;
 
 use serde::Serialize;
 
+use crate::ctc::PhoneSpan;
 use crate::phones::PhoneSet;
 use crate::recognize::Transcript;
 
+/// A timed phone as the JSON outputs write it (`transcribe --format json`, `probs --format json`).
 #[derive(Serialize)]
-struct JsonSpan<'a> {
+pub(crate) struct JsonSpan<'a> {
     phone: &'a str,
     start: f32,
     end: f32,
     confidence: f32,
+}
+
+impl<'a> JsonSpan<'a> {
+    /// `span` under the name `phone`, times and confidence to 3 decimals.
+    pub(crate) fn new(span: &PhoneSpan, phone: &'a str) -> Self {
+        JsonSpan {
+            phone,
+            start: round3(span.start_s),
+            end: round3(span.end_s),
+            confidence: round3(span.confidence),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -30,7 +44,7 @@ struct JsonTranscript<'a> {
 }
 
 /// Round to milliseconds / 3 decimals: more digits would only be noise.
-fn round3(x: f32) -> f32 {
+pub(crate) fn round3(x: f32) -> f32 {
     (x * 1000.0).round() / 1000.0
 }
 
@@ -42,12 +56,7 @@ pub(super) fn write(
     let spans: Vec<JsonSpan> = transcript
         .spans
         .iter()
-        .map(|s| JsonSpan {
-            phone: phones.name(s.phone),
-            start: round3(s.start_s),
-            end: round3(s.end_s),
-            confidence: round3(s.confidence),
-        })
+        .map(|s| JsonSpan::new(s, phones.name(s.phone)))
         .collect();
     let record = JsonTranscript {
         file: transcript.source.display().to_string(),

@@ -2,7 +2,7 @@
 //! feature matrices (NPY, CSV, TSV, Kaldi text archives).
 
 mod ctm;
-mod json;
+pub(crate) mod json;
 mod matrix;
 mod text;
 

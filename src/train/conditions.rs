@@ -423,13 +423,8 @@ fn clip(samples: &mut [f32], fraction: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::test_signals::tone;
     use rand::{rngs::StdRng, SeedableRng};
-
-    fn tone(len: usize, freq: f32, rate: f32) -> Vec<f32> {
-        (0..len)
-            .map(|n| (std::f32::consts::TAU * freq * n as f32 / rate).sin() * 8000.0)
-            .collect()
-    }
 
     #[test]
     fn off_by_default_changes_nothing() {

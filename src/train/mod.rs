@@ -22,3 +22,14 @@ pub use schedule::{EpochDecision, Schedule, ScheduleOptions};
 pub use trainer::{
     train, BatchProgress, EpochStats, RunStart, TrainObserver, TrainOptions, TrainOutcome,
 };
+
+/// Test signals the augmentation tests share.
+#[cfg(test)]
+pub(crate) mod test_signals {
+    /// A sine of `freq` Hz at amplitude 8000 (int16 scale), `len` samples at `rate` Hz.
+    pub(crate) fn tone(len: usize, freq: f32, rate: f32) -> Vec<f32> {
+        (0..len)
+            .map(|n| (std::f32::consts::TAU * freq * n as f32 / rate).sin() * 8000.0)
+            .collect()
+    }
+}

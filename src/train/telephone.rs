@@ -356,13 +356,8 @@ fn code_subframe(d: &[f32], history: &mut Vec<f32>, rebuilt: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::test_signals::tone;
     use rand::{rngs::StdRng, SeedableRng};
-
-    fn tone(len: usize, freq: f32, rate: f32) -> Vec<f32> {
-        (0..len)
-            .map(|n| (std::f32::consts::TAU * freq * n as f32 / rate).sin() * 8000.0)
-            .collect()
-    }
 
     fn power(x: &[f32]) -> f64 {
         x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len().max(1) as f64
