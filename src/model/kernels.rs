@@ -118,7 +118,7 @@ const PANEL: usize = 32;
 /// Rows of the result kept in registers by the micro-kernel.
 const TILE_ROWS: usize = 8;
 
-/// A `[k × n]` right-hand matrix packed for [`matmul_packed`]: panels of [`PANEL`] columns, each stored
+/// A `[k × n]` right-hand matrix packed for [`matmul_packed`]: panels of `PANEL` (32) columns, each stored
 /// `[k][PANEL]` (the last panel zero-padded).
 pub struct PackedMatrix {
     k: usize,
@@ -219,7 +219,7 @@ pub fn matmul_packed_in_order(
 }
 
 /// [`matmul_packed`] for many rows (an input projection over all frames): row blocks of
-/// [`ROW_BLOCK`], so each block of `lhs` stays in L2 while the panels of `w` stream past it, split
+/// `ROW_BLOCK` (128) rows, so each block of `lhs` stays in L2 while the panels of `w` stream past it, split
 /// over `threads` threads. The blocks make this ~6 % faster than the `gemm` crate on these shapes.
 #[allow(clippy::too_many_arguments)] // a BLAS-style signature: matrices as slices with strides, as the callers hold them
 pub fn matmul_packed_rows(
