@@ -215,18 +215,45 @@ impl PhoneSet {
 
     /// Parse space-separated phone names into ids. An unknown phone is an error naming the phone, the file
     /// and the line the text came from.
+    ///
+    /// With the default 39-phone inventory, labels in the other common spellings are folded to it as
+    /// the lexicon path folds them: CMUdict's stress digits and `ao`/`zh` (`EH1` → `eh`, `AO` → `aa`),
+    /// then TIMIT's 61/48 symbols (`ix` → `ih`, `axr` → `er`, `pau` → `sil`; `q` is dropped). A
+    /// custom inventory takes its own names only.
     pub fn parse_sequence(&self, text: &str, path: &Path, line: usize) -> Result<Vec<PhoneId>> {
-        text.split_whitespace()
-            .map(|phone| {
-                self.id(phone)
-                    .filter(|id| *id != BLANK)
-                    .ok_or_else(|| Error::UnknownPhone {
-                        phone: phone.to_string(),
-                        path: path.to_path_buf(),
-                        line: Some(line),
-                    })
-            })
-            .collect()
+        let fold = self.names == Self::timit39().names;
+        let mut ids = Vec::new();
+        for phone in text.split_whitespace() {
+            let exact = self.id(phone).filter(|id| *id != BLANK);
+            let folded = || -> Option<Option<PhoneId>> {
+                let cmudict = fold_cmudict(phone);
+                if let Some(id) = self.id(&cmudict) {
+                    return Some(Some(id));
+                }
+                match fold_timit61(&cmudict) {
+                    None => Some(None), // TIMIT's glottal stop: no phone
+                    Some(timit) => self.id(&timit).map(Some),
+                }
+            };
+            match (exact, fold) {
+                (Some(id), _) => ids.push(id),
+                (None, true) => match folded().filter(|f| *f != Some(BLANK)) {
+                    Some(Some(id)) => ids.push(id),
+                    Some(None) => {}
+                    None => return Err(self.unknown(phone, path, line)),
+                },
+                (None, false) => return Err(self.unknown(phone, path, line)),
+            }
+        }
+        Ok(ids)
+    }
+
+    fn unknown(&self, phone: &str, path: &Path, line: usize) -> Error {
+        Error::UnknownPhone {
+            phone: phone.to_string(),
+            path: path.to_path_buf(),
+            line: Some(line),
+        }
     }
 
     /// Space-separated names of a sequence of ids.
@@ -344,6 +371,28 @@ mod tests {
             .to_string();
         assert!(err.contains("train.tsv:7"), "{err}");
         assert!(err.contains("'xx'"), "{err}");
+    }
+
+    #[test]
+    fn cmudict_and_timit_spellings_fold_into_the_default_inventory() -> Result<()> {
+        let set = PhoneSet::timit39();
+        let ids = set.parse_sequence("HH AH0 L OW1 ao ZH ix axr q pau", Path::new("m.tsv"), 1)?;
+        assert_eq!(set.format_sequence(&ids), "hh ah l ow aa sh ih er sil");
+        // Neither a phone nor a spelling of one; the blank is never a label.
+        for bad in ["xx1", "<blk>"] {
+            let err = set
+                .parse_sequence(bad, Path::new("m.tsv"), 2)
+                .expect_err("refused");
+            assert!(err.to_string().contains("m.tsv:2"), "{err}");
+        }
+        // A custom inventory takes its own names only.
+        let custom = PhoneSet::from_phones(["a".to_string(), "eh".to_string()])?;
+        assert!(custom.parse_sequence("EH1", Path::new("m.tsv"), 3).is_err());
+        assert_eq!(
+            custom.parse_sequence("EH a", Path::new("m.tsv"), 3)?.len(),
+            2
+        );
+        Ok(())
     }
 
     #[test]
