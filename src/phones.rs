@@ -221,7 +221,7 @@ impl PhoneSet {
     /// then TIMIT's 61/48 symbols (`ix` → `ih`, `axr` → `er`, `pau` → `sil`; `q` is dropped). A
     /// custom inventory takes its own names only.
     pub fn parse_sequence(&self, text: &str, path: &Path, line: usize) -> Result<Vec<PhoneId>> {
-        let fold = self.names == Self::timit39().names;
+        let fold = self.is_timit39();
         let mut ids = Vec::new();
         for phone in text.split_whitespace() {
             let exact = self.id(phone).filter(|id| *id != BLANK);
@@ -246,6 +246,12 @@ impl PhoneSet {
             }
         }
         Ok(ids)
+    }
+
+    /// Whether this is the default inventory, [`TIMIT39`] after the blank.
+    fn is_timit39(&self) -> bool {
+        self.names.len() == TIMIT39.len() + 1
+            && self.names[1..].iter().zip(TIMIT39).all(|(a, b)| a == b)
     }
 
     fn unknown(&self, phone: &str, path: &Path, line: usize) -> Error {

@@ -437,11 +437,6 @@ impl TrainRun {
             training: TrainingSummary::default(),
         };
         model.validate()?;
-        let optimizer = Optimizer::new(
-            trainable_vars(&var_map)?,
-            options.optimizer.clone(),
-            options.schedule.learning_rate,
-        )?;
         let state = TrainState {
             schedule: Schedule::new(options.schedule.clone()),
             // Fresh and fine-tuned runs alike draw their masks from the run's seed.
@@ -467,14 +462,7 @@ impl TrainRun {
         };
         // A fresh run starts a fresh metrics log.
         let _ = std::fs::remove_file(out_dir.join(METRICS_FILE));
-        Ok(TrainRun {
-            out_dir: out_dir.to_path_buf(),
-            state,
-            network,
-            var_map,
-            optimizer,
-            last_checkpoint: Instant::now(),
-        })
+        Self::assemble(out_dir, state, network, var_map, None)
     }
 
     /// The run `out_dir` holds, from its checkpoint; `epochs` replaces its epoch limit.
@@ -499,12 +487,26 @@ impl TrainRun {
             state.options.validate()?;
         }
         let (network, var_map) = network_from_tensors(&state.model.network, &tensors)?;
+        Self::assemble(out_dir, state, network, var_map, Some(&tensors))
+    }
+
+    /// A run from its parts, with an optimizer over `var_map` as `state` configures it (its moments
+    /// restored from a checkpoint's `tensors` when given).
+    fn assemble(
+        out_dir: &Path,
+        state: TrainState,
+        network: Blstm,
+        var_map: VarMap,
+        checkpoint: Option<&HashMap<String, Tensor>>,
+    ) -> Result<Self> {
         let mut optimizer = Optimizer::new(
             trainable_vars(&var_map)?,
             state.options.optimizer.clone(),
             state.options.schedule.learning_rate,
         )?;
-        optimizer.load_state(&tensors, state.updates)?;
+        if let Some(tensors) = checkpoint {
+            optimizer.load_state(tensors, state.updates)?;
+        }
         Ok(TrainRun {
             out_dir: out_dir.to_path_buf(),
             state,
