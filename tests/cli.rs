@@ -475,3 +475,134 @@ fn an_audio_file_without_a_subcommand_suggests_transcribe() {
         stderr(&unknown)
     );
 }
+
+/// A Kaldi data dir (or its wav.scp) is transcribed by utterance id, in wav.scp order; `--format
+/// kaldi -o FILE` writes Kaldi `text`; a pipe command in wav.scp is refused with the line.
+#[test]
+fn kaldi_data_dirs_are_transcribed_by_utterance_id() {
+    if !Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/default.safetensors")
+        .is_file()
+    {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    std::fs::write(
+        data.join("wav.scp"),
+        format!(
+            "utt-seven {}\nutt-suit {}\n",
+            root.join("audio/fsdd_7_jackson_0_8k.wav").display(),
+            root.join("audio/slt_dark_suit_16k.wav").display()
+        ),
+    )
+    .expect("wav.scp");
+    let hyp = dir.path().join("hyp.txt");
+    let output = phonrec(&[
+        "transcribe",
+        "--format",
+        "kaldi",
+        "-o",
+        hyp.to_str().expect("utf-8 path"),
+        data.to_str().expect("utf-8 path"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).is_empty(), "-o leaves stdout empty");
+    let text = std::fs::read_to_string(&hyp).expect("hyp written");
+    let plain = stdout(&phonrec(&["transcribe", "audio/"]));
+    let phones_of = |file: &str| {
+        plain
+            .lines()
+            .find(|l| l.contains(file))
+            .and_then(|l| l.split_once('\t'))
+            .map(|(_, p)| p.to_string())
+            .expect("the example")
+    };
+    assert_eq!(
+        text,
+        format!(
+            "utt-seven {}\nutt-suit {}\n",
+            phones_of("fsdd_7"),
+            phones_of("dark_suit")
+        )
+    );
+    // The wav.scp itself, in JSON: the id beside the file.
+    let output = phonrec(&[
+        "transcribe",
+        "--format",
+        "json",
+        data.join("wav.scp").to_str().expect("utf-8 path"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&output).lines().next().expect("a line")).expect("JSON");
+    assert_eq!(first["utterance"], "utt-seven");
+    // A pipe is refused, naming the file and line, and nothing is transcribed.
+    std::fs::write(
+        data.join("wav.scp"),
+        "utt-a audio/slt_dark_suit_16k.wav\nutt-b sox x.flac -t wav - |\n",
+    )
+    .expect("wav.scp");
+    let output = phonrec(&["transcribe", data.to_str().expect("utf-8 path")]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("wav.scp:2") && message.contains("pipe"),
+        "{message}"
+    );
+    assert!(stdout(&output).is_empty());
+}
+
+/// `eval --json` lists each utterance's reference, hypothesis and edits, adding up to the totals;
+/// `-o` writes the hypotheses as Kaldi `text`, keyed like the JSON.
+#[test]
+fn eval_reports_each_utterance_and_writes_kaldi_hypotheses() {
+    if !Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/default.safetensors")
+        .is_file()
+    {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hyp = dir.path().join("hyp.txt");
+    let output = phonrec(&[
+        "eval",
+        "--data",
+        "tests/data/examples.tsv",
+        "--json",
+        "-o",
+        hyp.to_str().expect("utf-8 path"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let utterances = report["utterances"].as_array().expect("utterances");
+    assert_eq!(utterances.len(), 3);
+    let sum = |field: &str| -> u64 { utterances.iter().map(|u| u[field].as_u64().unwrap()).sum() };
+    assert_eq!(
+        sum("reference_phones"),
+        report["reference_phones"].as_u64().unwrap()
+    );
+    assert_eq!(
+        sum("substitutions") + sum("deletions") + sum("insertions"),
+        report["substitutions"].as_u64().unwrap()
+            + report["deletions"].as_u64().unwrap()
+            + report["insertions"].as_u64().unwrap()
+    );
+    let text = std::fs::read_to_string(&hyp).expect("hypotheses written");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    for (line, utterance) in lines.iter().zip(utterances) {
+        let hypothesis = utterance["hypothesis"].as_str().unwrap();
+        let id = utterance["id"]
+            .as_str()
+            .unwrap()
+            .replace(char::is_whitespace, "_");
+        assert_eq!(*line, format!("{id} {hypothesis}").trim_end());
+        let reference = utterance["reference"].as_str().unwrap();
+        assert!(reference.split(' ').count() >= 3, "{reference}");
+    }
+}

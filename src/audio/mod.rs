@@ -9,6 +9,7 @@
 
 mod container;
 mod resample;
+mod silence_fill;
 mod sphere;
 mod wav;
 
@@ -16,6 +17,9 @@ use std::io::Read;
 use std::path::Path;
 
 pub use resample::{resample, Resampler};
+pub use silence_fill::{
+    fill_digital_silence, SilenceFill, DIGITAL_SILENCE_LEVEL, MIN_DIGITAL_SILENCE_S,
+};
 pub use sphere::sphere_bytes;
 
 use crate::error::{Error, Result};

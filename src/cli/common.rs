@@ -47,6 +47,11 @@ pub(crate) fn write_stdout(
     Ok(())
 }
 
+/// The built-in default model's file bytes, if this binary has one.
+pub fn built_in_model_bytes() -> Option<&'static [u8]> {
+    DEFAULT_MODEL
+}
+
 /// Load `--model`, or the built-in default model.
 pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
     match path {
@@ -183,13 +188,20 @@ pub enum Input {
     File(PathBuf),
     /// A WAV or SPHERE stream read from stdin (`-`).
     Stdin(Vec<u8>),
+    /// An audio file listed under an utterance id in a Kaldi `wav.scp`.
+    Utterance {
+        /// The utterance id.
+        id: String,
+        /// The audio file.
+        path: PathBuf,
+    },
 }
 
 impl Input {
     /// How the input is named in output and errors.
     pub fn name(&self) -> PathBuf {
         match self {
-            Input::File(path) => path.clone(),
+            Input::File(path) | Input::Utterance { path, .. } => path.clone(),
             Input::Stdin(_) => PathBuf::from("-"),
         }
     }
@@ -199,9 +211,10 @@ impl Input {
 /// their name, by their content.
 pub const AUDIO_EXTENSIONS: [&str; 5] = ["wav", "sph", "flac", "ogg", "mp3"];
 
-/// Inputs from the command line: files as given; folders walked (symlinks followed, each folder once,
-/// so a link cycle ends) for audio files by extension; `-` is standard input, read as audio when it
-/// starts like an audio file, else as a list of paths, one per line.
+/// Inputs from the command line: files as given; a Kaldi data dir (a folder with `wav.scp`) or a
+/// `*.scp` file as the utterances it lists, by id; other folders walked (symlinks followed, each
+/// folder once, so a link cycle ends) for audio files by extension; `-` is standard input, read as
+/// audio when it starts like an audio file, else as a list of paths, one per line.
 pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
     let mut files = Vec::new();
     let mut stdin_used = false;
@@ -226,6 +239,10 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
                     .filter(|l| !l.is_empty())
                     .map(|l| Input::File(PathBuf::from(l))),
             );
+        } else if input.is_dir() && input.join("wav.scp").is_file() {
+            files.extend(scp_inputs(&input.join("wav.scp"))?);
+        } else if input.extension().is_some_and(|e| e == "scp") && input.is_file() {
+            files.extend(scp_inputs(input)?);
         } else if input.is_dir() {
             let mut found = Vec::new();
             let mut visited = std::collections::HashSet::new();
@@ -237,6 +254,29 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
         }
     }
     Ok(files)
+}
+
+/// The utterances a `wav.scp` lists; a line phonrec cannot use (a pipe command, a repeated id) is an
+/// error naming the file and line, so that no utterance goes missing from the output unnoticed.
+fn scp_inputs(scp: &Path) -> anyhow::Result<Vec<Input>> {
+    let read = phonrec::data::read_wav_scp(scp)?;
+    if let Some(problem) = read.problems.first() {
+        bail!(
+            "{problem}{}",
+            match read.problems.len() {
+                1 => String::new(),
+                n => format!(" (and {} more such lines)", n - 1),
+            }
+        );
+    }
+    Ok(read
+        .entries
+        .into_iter()
+        .map(|entry| Input::Utterance {
+            id: entry.id,
+            path: entry.audio,
+        })
+        .collect())
 }
 
 /// All of standard input (bounded like any audio input).
@@ -377,6 +417,19 @@ pub struct DecodeArgs {
     /// Level (dBFS, RMS per network frame) below which audio is silence whatever the network says.
     #[arg(long, default_value_t = -65.0, allow_hyphen_values = true, value_name = "DBFS")]
     pub energy_floor: f32,
+
+    /// When the speech regions cover less than this fraction of a file (a short clip padded with
+    /// seconds of silence or noise floor, words far apart), each region is recognised again on its
+    /// own, as if cut out of the file. 0 never does.
+    #[arg(long, default_value_t = 0.6, value_name = "FRACTION")]
+    pub isolate_below: f32,
+
+    /// Leave digital silence as it is. By default runs of ≥ 20 ms of exact zeros (padding, gaps
+    /// between joined clips, muting: editing, never a microphone) are filled with noise shaped like
+    /// the recording's quietest frames, so the recording's noise floor does not start and stop
+    /// abruptly where the network would hear a fricative. Audio without such runs is unaffected.
+    #[arg(long)]
+    pub keep_digital_silence: bool,
 }
 
 /// The warp factors of `--vtln`.
@@ -441,7 +494,9 @@ impl DecodeArgs {
                 min_silence_s: self.min_silence,
                 padding_s: self.segment_padding,
                 energy_floor_dbfs: self.energy_floor,
+                isolate_below: self.isolate_below,
             },
+            fill_digital_silence: !self.keep_digital_silence,
         };
         Recognizer::new(model, options).context("setting up the decoder")
     }

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 use phonrec::eval::PerStats;
 use phonrec::phones::{PhoneId, PhoneSet};
@@ -35,9 +36,15 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub decode: DecodeArgs,
 
-    /// Print one JSON object instead of the text report.
+    /// Print one JSON object instead of the text report; its `utterances` list gives each
+    /// utterance's id, audio, reference, hypothesis and edit counts.
     #[arg(long)]
     pub json: bool,
+
+    /// Also write the hypotheses to this file in Kaldi `text` format (`utterance-id phone ...`, in
+    /// the data's order), for Kaldi's scoring tools or a look at what went wrong.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 
     /// Score `sil` too.
     #[arg(long)]
@@ -67,6 +74,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let mut stats = PerStats::new();
     let mut failures = 0;
+    let mut utterances = Vec::new();
+    let mut hypotheses = String::new();
+    let names = |ids: &[PhoneId]| {
+        ids.iter()
+            .map(|&p| phones.name(p))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     for (utt, result) in results {
         match result {
             Ok(transcript) => {
@@ -77,7 +92,27 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                     .map(|s| s.phone)
                     .filter(keep)
                     .collect();
-                stats.add(&reference, &hypothesis);
+                let counts = stats.add(&reference, &hypothesis);
+                let key = phonrec::output::kaldi_key(&utt.id);
+                hypotheses.push_str(&key);
+                for &phone in &hypothesis {
+                    hypotheses.push(' ');
+                    hypotheses.push_str(phones.name(phone));
+                }
+                hypotheses.push('\n');
+                if args.json {
+                    utterances.push(json!({
+                        "id": utt.id,
+                        "audio": utt.audio.display().to_string(),
+                        "reference": names(&reference),
+                        "hypothesis": names(&hypothesis),
+                        "reference_phones": counts.reference_phones,
+                        "substitutions": counts.substitutions,
+                        "deletions": counts.deletions,
+                        "insertions": counts.insertions,
+                        "per": counts.per(),
+                    }));
+                }
             }
             Err(error) => {
                 failures += 1;
@@ -100,9 +135,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             Some(path) => format!("--model {}", path.display()),
         }
     );
+    if let Some(path) = &args.output {
+        std::fs::write(path, &hypotheses)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if args.json {
         let mut report = report_json(&stats, &phones, args.top);
         report["decoding"] = json!(decoding);
+        report["utterances"] = json!(utterances);
         let json = serde_json::to_string(&report)?;
         write_stdout(|out| writeln!(out, "{json}"))?;
     } else {

@@ -14,14 +14,16 @@ use phonrec::features::{BaseFeatures, CmvnOptions, DeltaOptions, FeatureOptions}
 use phonrec::model::{InitOptions, NetworkConfig, WeightInit};
 use phonrec::phones::PhoneSet;
 use phonrec::train::{
-    checkpoint_run_info, train, AugmentOptions, BatchProgress, EpochStats, OptimizerKind,
-    OptimizerOptions, RunStart, ScheduleOptions, TrainObserver, TrainOptions, TrainOutcome,
-    BEST_MODEL_FILE,
+    checkpoint_run_info, train, AugmentOptions, BatchProgress, EpochStats, ModelBytes,
+    OptimizerKind, OptimizerOptions, RunStart, ScheduleOptions, TrainObserver, TrainOptions,
+    TrainOutcome, ALL_BLANK_PER, BEST_MODEL_FILE,
 };
 use serde_json::json;
 
 use super::choice::choice;
-use super::common::{data_source, load_data, CmvnFrames, DataArgs, FeatureKind};
+use super::common::{
+    built_in_model_bytes, data_source, load_data, CmvnFrames, DataArgs, FeatureKind,
+};
 
 /// Augmentation preset.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -126,8 +128,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1.0)]
     pub dither: f32,
 
-    /// Maximum epochs [default: 20]. With --resume, a new limit for the run (raise it to extend a
-    /// finished run).
+    /// Maximum epochs [default: 20, raised on small data until the run has 3000 updates]. With
+    /// --resume, a new limit for the run (raise it to extend a finished run).
     #[arg(long)]
     pub epochs: Option<usize>,
 
@@ -135,13 +137,18 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 8000)]
     pub batch_frames: usize,
 
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    /// Most utterances per batch (0: no limit besides --batch-frames). Keeps short clips (digits)
+    /// from making a few huge batches and too few updates.
+    #[arg(long, default_value_t = 32)]
+    pub batch_utterances: usize,
 
-    /// Updates of linear learning-rate warm-up.
-    #[arg(long, default_value_t = 200)]
-    pub warmup: u64,
+    /// Peak learning rate [default: 1e-3 from scratch, 3e-4 with --init-from].
+    #[arg(long)]
+    pub lr: Option<f64>,
+
+    /// Updates of linear learning-rate warm-up [default: 200, or 5 % of the run if that is fewer].
+    #[arg(long)]
+    pub warmup: Option<u64>,
 
     /// Update rule.
     #[arg(long, value_parser = choice::<OptimizerKind>(), default_value = OptimizerKind::default().name())]
@@ -163,11 +170,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_orthogonal: bool,
 
-    /// Epochs without dev improvement before the learning rate is halved.
+    /// Epochs without dev improvement before the learning rate is halved (and at least 300 updates;
+    /// never while the dev PER is 100 % or more, CTC's all-blank start).
     #[arg(long, default_value_t = 1)]
     pub patience: usize,
 
-    /// Epochs without dev improvement before training stops.
+    /// Epochs without dev improvement before training stops (and at least 1200 updates; never while
+    /// the dev PER is 100 % or more).
     #[arg(long, default_value_t = 4)]
     pub early_stop: usize,
 
@@ -180,10 +189,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     pub vtlp: f32,
 
-    /// Fine-tune: start from this model's weights. Its features and architecture are used
-    /// (--layers, --hidden, --stack-frames and the feature flags are then ignored, except
-    /// --cmvn-frames and --dither, which set the fine-tuned model's input conditioning).
-    #[arg(long)]
+    /// Fine-tune: start from this model's weights, or from the model built into phonrec with
+    /// `builtin` (the route for small data: a few hundred utterances of one's own; a file named
+    /// builtin is `./builtin`). Its features
+    /// and architecture are used (--layers, --hidden, --stack-frames and the feature flags are then
+    /// ignored, except --cmvn-frames and --dither, which set the fine-tuned model's input
+    /// conditioning).
+    #[arg(long, value_name = "MODEL|builtin")]
     pub init_from: Option<PathBuf>,
 
     /// Also keep each epoch's model as OUT/epoch-NNN.safetensors, to average the last few with
@@ -208,7 +220,22 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
+/// The default peak learning rate when fine-tuning: a third of the from-scratch rate, so the first
+/// updates on a small set do not wash out what the starting model knows.
+const FINE_TUNE_LR: f64 = 3e-4;
+
+/// `--init-from` names the built-in model with this.
+const BUILT_IN_INIT: &str = "builtin";
+
 impl TrainArgs {
+    /// The built-in model's bytes when `--init-from builtin` asks for them.
+    fn init_from_built_in(&self) -> Option<&'static [u8]> {
+        self.init_from
+            .as_deref()
+            .filter(|p| *p == Path::new(BUILT_IN_INIT))
+            .and(built_in_model_bytes())
+    }
+
     fn train_options(&self) -> TrainOptions {
         let frame = phonrec::features::FrameOptions {
             sample_rate_hz: self.sample_rate,
@@ -249,8 +276,18 @@ impl TrainArgs {
                 ..OptimizerOptions::default()
             },
             schedule: ScheduleOptions {
-                learning_rate: self.lr,
-                warmup_updates: self.warmup,
+                learning_rate: self.lr.unwrap_or(if self.init_from.is_some() {
+                    FINE_TUNE_LR
+                } else {
+                    ScheduleOptions::default().learning_rate
+                }),
+                warmup_updates: self
+                    .warmup
+                    .unwrap_or(ScheduleOptions::default().warmup_updates),
+                warmup_fraction: match self.warmup {
+                    Some(_) => None,
+                    None => ScheduleOptions::default().warmup_fraction,
+                },
                 patience: self.patience,
                 early_stop_patience: self.early_stop,
                 ..ScheduleOptions::default()
@@ -264,9 +301,15 @@ impl TrainArgs {
                 }
             },
             init_from: self.init_from.clone(),
+            init_from_bytes: self.init_from_built_in().map(ModelBytes),
             save_epoch_models: self.save_epoch_models,
             epochs: self.epochs.unwrap_or(TrainOptions::default().epochs),
+            min_updates: match self.epochs {
+                Some(_) => 0,
+                None => TrainOptions::default().min_updates,
+            },
             batch_frames: self.batch_frames,
+            max_batch_utterances: self.batch_utterances,
             clip_norm: (self.clip_norm > 0.0).then_some(self.clip_norm),
             weight_noise_std: self.weight_noise,
             seed: self.seed,
@@ -352,6 +395,10 @@ impl TrainObserver for Progress {
         );
     }
 
+    fn on_note(&mut self, message: &str) {
+        eprintln!("phonrec: {message}");
+    }
+
     fn on_problem(&mut self, message: &str) {
         match &self.bar {
             Some(bar) => bar.println(format!("phonrec: warning: {message}")),
@@ -383,6 +430,14 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
     let (out, start, recorded) = where_the_run_goes(&args, matches)?;
     let data = RunData::load(&args, &recorded)?;
     let options = args.train_options();
+    if args.init_from.as_deref() == Some(Path::new(BUILT_IN_INIT))
+        && options.init_from_bytes.is_none()
+    {
+        bail!(
+            "--init-from builtin: this phonrec was built without a default model; pass the path of \
+             a model file instead"
+        );
+    }
     let run_info = data.run_info(&options)?;
     let mut progress = Progress {
         bar: None,
@@ -545,6 +600,15 @@ fn report(outcome: &TrainOutcome, start: RunStart, out: &Path) -> anyhow::Result
             out.display()
         );
         return Ok(ExitCode::from(130));
+    }
+    if let Some((per, _)) = outcome.best.filter(|(per, _)| *per >= ALL_BLANK_PER) {
+        eprintln!(
+            "phonrec: warning: the best dev PER is {:.0} %: the network has not learnt to output \
+             phones (a CTC network outputs only blanks at first, and small data gives it few \
+             updates). Fine-tune the built-in model instead (--init-from builtin), or give it more \
+             updates: more --epochs, or a lower --batch-frames / --batch-utterances",
+            per * 100.0
+        );
     }
     match outcome.best {
         Some((per, epoch)) => eprintln!(

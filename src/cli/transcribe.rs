@@ -1,6 +1,8 @@
 //! `phonrec transcribe`: audio files -> phonemes (text, JSON Lines or CTM).
 
 use std::io::Write;
+
+use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,9 +24,15 @@ use super::common::{error_chain, expand_inputs, load_model, DecodeArgs, Input};
 /// A file that fails is reported on stderr and skipped; the exit status is then non-zero.
 #[derive(Args, Debug)]
 pub struct TranscribeArgs {
-    /// Audio files, folders, or `-` for standard input (audio, or a list of paths).
+    /// Audio files, folders, Kaldi data dirs (a folder with wav.scp) or wav.scp files (output then
+    /// keyed by utterance id), or `-` for standard input (audio, or a list of paths).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+
+    /// Write the output to this file instead of standard output (e.g. `-o hyp.txt --format kaldi`
+    /// for a Kaldi `text` file). Lines are written as files finish, in input order.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 
     /// Model file made by `phonrec train` [default: the built-in model].
     #[arg(long)]
@@ -33,8 +41,9 @@ pub struct TranscribeArgs {
     #[command(flatten)]
     pub decode: DecodeArgs,
 
-    /// Output: text (`path<TAB>phones`), json (one object per line, with times and confidences), or
-    /// ctm (`file 1 start duration phone confidence`).
+    /// Output: text (`path<TAB>phones`, or the utterance id for wav.scp inputs), json (one object per
+    /// line, with times and confidences), ctm (`file 1 start duration phone confidence`), or kaldi
+    /// (Kaldi `text`: `key phone phone ...`).
     #[arg(long, value_parser = choice::<OutputFormat>(), default_value = OutputFormat::Text.name())]
     pub format: OutputFormat,
 
@@ -64,13 +73,24 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("no audio files found in the given inputs");
     }
-    let stdout = std::io::stdout();
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
     let mut failures = 0;
     for round in files.chunks(FILES_PER_ROUND) {
         let results: Vec<_> = round
             .par_iter()
             .map(|input| match input {
                 Input::File(path) => recognizer.transcribe_file(path),
+                Input::Utterance { id, path } => {
+                    let mut transcript = recognizer.transcribe_file(path)?;
+                    transcript.id = Some(id.clone());
+                    Ok(transcript)
+                }
                 Input::Stdin(bytes) => {
                     let name = input.name();
                     let wave = phonrec::audio::read_audio_bytes(bytes, &name)?;
@@ -80,7 +100,6 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
                 }
             })
             .collect();
-        let mut out = stdout.lock();
         for result in results {
             match result {
                 Ok(transcript) => {

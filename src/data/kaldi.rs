@@ -3,11 +3,84 @@
 //! data files), `segments` files are not supported.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{audio_file_problem, read_text, DataProblem, Dataset, Lexicon, Utterance};
 use crate::error::{Error, Result};
 use crate::phones::PhoneSet;
+
+/// One line of a `wav.scp`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScpEntry {
+    /// The utterance (or recording) id.
+    pub id: String,
+    /// The audio file: absolute, or relative to the working directory if it exists there (as Kaldi
+    /// reads it), else to the `wav.scp`'s folder.
+    pub audio: PathBuf,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+/// A `wav.scp` read: its entries in file order, and the lines that were refused.
+#[derive(Debug, Default)]
+pub struct WavScp {
+    /// Usable lines.
+    pub entries: Vec<ScpEntry>,
+    /// Lines refused (no path, pipe commands, repeated ids), with file and line.
+    pub problems: Vec<DataProblem>,
+}
+
+/// Read a Kaldi `wav.scp` (`utterance-id path` per line). Pipe commands (`id sox ... |`) are
+/// refused with the reason: phonrec never runs shell commands from data files.
+pub fn read_wav_scp(scp_path: &Path) -> Result<WavScp> {
+    let dir = scp_path.parent().unwrap_or(Path::new("."));
+    let mut scp = WavScp::default();
+    let mut seen = std::collections::HashSet::new();
+    for (index, line) in read_text(scp_path)?.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let problem = |reason: String| {
+            DataProblem(Error::Parse {
+                path: scp_path.to_path_buf(),
+                line: Some(index + 1),
+                reason,
+            })
+        };
+        let Some((id, rest)) = line.split_once(char::is_whitespace) else {
+            scp.problems
+                .push(problem("expected `utterance-id path`".to_string()));
+            continue;
+        };
+        let rest = rest.trim();
+        if rest.ends_with('|') {
+            scp.problems.push(problem(format!(
+                "'{id}' is a pipe command; phonrec does not run commands from wav.scp. Run it once \
+                 to write a WAV file and list that file instead"
+            )));
+            continue;
+        }
+        if !seen.insert(id.to_string()) {
+            scp.problems
+                .push(problem(format!("utterance id '{id}' is listed twice")));
+            continue;
+        }
+        let path = Path::new(rest);
+        // Kaldi resolves relative paths against the working directory; so do we, then the dir.
+        let audio = if path.is_absolute() || path.exists() {
+            path.to_path_buf()
+        } else {
+            dir.join(path)
+        };
+        scp.entries.push(ScpEntry {
+            id: id.to_string(),
+            audio,
+            line: index + 1,
+        });
+    }
+    Ok(scp)
+}
 
 /// Load a Kaldi data dir. Utterances with words missing from the lexicon are reported (with their ids and
 /// the words) and skipped, as are bad lines.
@@ -24,46 +97,13 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
         });
     }
     let mut dataset = Dataset::default();
-    let mut audio_by_id = HashMap::new();
-    for (index, line) in read_text(&scp_path)?.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let problem = |reason: String| {
-            DataProblem(Error::Parse {
-                path: scp_path.clone(),
-                line: Some(index + 1),
-                reason,
-            })
-        };
-        let Some((id, rest)) = line.split_once(char::is_whitespace) else {
-            dataset
-                .problems
-                .push(problem("expected `utterance-id path`".to_string()));
-            continue;
-        };
-        let rest = rest.trim();
-        if rest.ends_with('|') {
-            dataset.problems.push(problem(format!(
-                "'{id}' is a pipe command; phonrec does not run commands from wav.scp. Run it once \
-                 to write a WAV file and list that file instead"
-            )));
-            continue;
-        }
-        let path = Path::new(rest);
-        let path = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            // Kaldi resolves relative paths against the working directory; so do we, then the dir.
-            if path.exists() {
-                path.to_path_buf()
-            } else {
-                dir.join(path)
-            }
-        };
-        audio_by_id.insert(id.to_string(), (path, index + 1));
-    }
+    let scp = read_wav_scp(&scp_path)?;
+    dataset.problems.extend(scp.problems);
+    let audio_by_id: HashMap<String, PathBuf> = scp
+        .entries
+        .into_iter()
+        .map(|entry| (entry.id, entry.audio))
+        .collect();
     for (index, line) in read_text(&text_path)?.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -79,7 +119,7 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
         };
         let mut words = line.split_whitespace();
         let Some(id) = words.next() else { continue };
-        let Some((audio, _)) = audio_by_id.get(id) else {
+        let Some(audio) = audio_by_id.get(id) else {
             dataset
                 .problems
                 .push(problem(format!("utterance '{id}' is not in wav.scp")));

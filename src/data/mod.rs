@@ -13,7 +13,7 @@ mod timit;
 
 use std::path::{Path, PathBuf};
 
-pub use kaldi::load_kaldi_dir;
+pub use kaldi::{load_kaldi_dir, read_wav_scp, ScpEntry, WavScp};
 pub use lexicon::Lexicon;
 pub use manifest::{load_manifest, write_manifest};
 pub use phone_text::load_phone_text;

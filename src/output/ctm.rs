@@ -12,11 +12,7 @@ pub(super) fn write(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     // CTM fields are whitespace-separated: a path with spaces would break the line apart.
-    let file = transcript
-        .source
-        .display()
-        .to_string()
-        .replace(char::is_whitespace, "_");
+    let file = super::transcript_key(transcript);
     for span in &transcript.spans {
         writeln!(
             out,

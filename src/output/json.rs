@@ -35,6 +35,8 @@ impl<'a> JsonSpan<'a> {
 #[derive(Serialize)]
 struct JsonTranscript<'a> {
     file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    utterance: Option<&'a str>,
     duration: f64,
     phones: String,
     spans: Vec<JsonSpan<'a>>,
@@ -60,6 +62,7 @@ pub(super) fn write(
         .collect();
     let record = JsonTranscript {
         file: transcript.source.display().to_string(),
+        utterance: transcript.id.as_deref(),
         duration: (transcript.duration_s * 1000.0).round() / 1000.0,
         phones: spans.iter().map(|s| s.phone).collect::<Vec<_>>().join(" "),
         spans,

@@ -23,6 +23,8 @@ pub enum OutputFormat {
     Json,
     /// NIST CTM: `file 1 start duration phone confidence`, one line per phone.
     Ctm,
+    /// Kaldi `text`: `key phone phone ...` (the utterance id for wav.scp inputs, else the path).
+    Kaldi,
 }
 
 impl Choice for OutputFormat {
@@ -43,6 +45,12 @@ impl Choice for OutputFormat {
             name: "ctm",
             help: "NIST CTM: `file 1 start duration phone confidence`, one line per phone",
         },
+        Named {
+            value: OutputFormat::Kaldi,
+            name: "kaldi",
+            help: "Kaldi `text` (`key phone phone ...`; the key is the utterance id for wav.scp \
+                   inputs, else the path with whitespace replaced by _), as compute-wer reads it",
+        },
     ];
 }
 
@@ -57,5 +65,15 @@ pub fn write_transcript(
         OutputFormat::Text => text::write(transcript, phones, out),
         OutputFormat::Json => json::write(transcript, phones, out),
         OutputFormat::Ctm => ctm::write(transcript, phones, out),
+        OutputFormat::Kaldi => text::write_kaldi(transcript, phones, out),
+    }
+}
+
+/// How a transcript is named in whitespace-separated formats (Kaldi text, CTM): its utterance id, or
+/// its path with whitespace replaced by `_` (see [`kaldi_key`]).
+fn transcript_key(transcript: &Transcript) -> String {
+    match &transcript.id {
+        Some(id) => kaldi_key(id),
+        None => kaldi_key(&transcript.source.display().to_string()),
     }
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{s, Array2, ArrayView2};
 
-use crate::audio::{read_audio, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ};
+use crate::audio::{
+    fill_digital_silence, read_audio, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
+};
 use crate::ctc::{
     decode_spans, BeamOptions, Decoder, GreedyDecoder, PhoneLm, PhoneSpan, PrefixBeamDecoder,
 };
@@ -40,6 +42,10 @@ pub struct RecognizerOptions {
     /// Speech segmentation: only the speech regions are decoded (on by default; see
     /// [`SegmentOptions`]).
     pub segment: SegmentOptions,
+    /// Fill runs of digital silence (padding, gaps between joined clips) with the recording's own
+    /// noise floor before the features, so that the floor does not start and stop abruptly where the
+    /// network would hear a fricative (see [`fill_digital_silence`]). Default true.
+    pub fill_digital_silence: bool,
 }
 
 impl Default for RecognizerOptions {
@@ -52,6 +58,7 @@ impl Default for RecognizerOptions {
             keep_silence: false,
             vtln_warps: Vec::new(),
             segment: SegmentOptions::default(),
+            fill_digital_silence: true,
         }
     }
 }
@@ -61,6 +68,9 @@ impl Default for RecognizerOptions {
 pub struct Transcript {
     /// Where the audio came from (empty for in-memory audio).
     pub source: PathBuf,
+    /// The utterance id the input was listed under (a Kaldi `wav.scp`), if any: output is keyed by
+    /// it instead of the path.
+    pub id: Option<String>,
     /// Length of the audio in seconds.
     pub duration_s: f64,
     /// Phones in time order, with start/end seconds and confidence.
@@ -76,7 +86,7 @@ pub struct Transcript {
 /// posteriors and the decoded transcript. `transcribe` keeps the transcript; `probs` shows it all.
 #[derive(Clone, Debug)]
 pub struct Recognition {
-    /// The audio at the model's sample rate.
+    /// The audio the network heard: at the model's sample rate, digital silence filled (if on).
     pub wave: Waveform,
     /// Natural-log posteriors `[output frames, phones + blank]`, under the transcript's VTLN warp.
     pub log_probs: Array2<f32>,
@@ -93,6 +103,7 @@ pub struct Recognizer {
     /// The model's feature pipeline with each VTLN warp factor to try (empty: VTLN off).
     warped_features: Vec<(f32, FeaturePipeline)>,
     segment: SegmentOptions,
+    fill_digital_silence: bool,
     /// How it decodes, in words (see [`decoding`](Self::decoding)).
     decoding: String,
 }
@@ -133,6 +144,7 @@ impl Recognizer {
             keep_silence: options.keep_silence,
             warped_features,
             segment: options.segment,
+            fill_digital_silence: options.fill_digital_silence,
             decoding,
         })
     }
@@ -161,9 +173,17 @@ impl Recognizer {
 
     /// Per-frame log-posteriors `[output frames, phones + blank]` of audio at any rate.
     pub fn log_probs(&self, wave: Waveform) -> Result<Array2<f32>> {
-        check_wave(&wave)?;
-        let wave = wave.resampled(self.model.sample_rate_hz())?;
+        let wave = self.prepare(wave)?;
         Ok(self.warped_log_probs(&wave)?.0)
+    }
+
+    /// Check in-memory audio, fill its digital silence (if on) and bring it to the model's rate.
+    fn prepare(&self, mut wave: Waveform) -> Result<Waveform> {
+        check_wave(&wave)?;
+        if self.fill_digital_silence {
+            fill_digital_silence(&mut wave.samples, wave.sample_rate_hz);
+        }
+        wave.resampled(self.model.sample_rate_hz())
     }
 
     /// [`log_probs`](Self::log_probs) of audio at the model's rate and the VTLN warp factor they
@@ -205,9 +225,8 @@ impl Recognizer {
     /// inference path behind `transcribe`, `eval` and `probs` (features -> windowed network -> speech
     /// segmentation -> decoder -> alignment).
     pub fn recognize(&self, wave: Waveform) -> Result<Recognition> {
-        check_wave(&wave)?;
         let duration_s = wave.duration_s();
-        let wave = wave.resampled(self.model.sample_rate_hz())?;
+        let wave = self.prepare(wave)?;
         let (log_probs, vtln_warp) = self.warped_log_probs(&wave)?;
         let shift = self.output_frame_shift_s() as f32;
         let hop = self.model.features().options().frame().window_shift()
@@ -219,6 +238,8 @@ impl Recognizer {
             self.output_frame_shift_s(),
             &self.segment,
         );
+        let mut log_probs = log_probs;
+        self.isolate_regions(&wave, vtln_warp, hop, &regions, &mut log_probs)?;
         // Decode and align region by region, long regions in pieces: the forced alignment is
         // O(frames × phones) in memory, so a one-hour file must not be aligned in one piece. Pieces
         // end at frames where the blank is all but certain, so no phone is cut in two.
@@ -247,12 +268,56 @@ impl Recognizer {
             log_probs,
             transcript: Transcript {
                 source: PathBuf::new(),
+                id: None,
                 duration_s,
                 spans,
                 vtln_warp,
                 segments,
             },
         })
+    }
+
+    /// Second pass: when the speech regions cover less than [`SegmentOptions::isolate_below`] of
+    /// the recording, run the network again on each region alone, as the utterance it would have
+    /// been had the user cut it out, and put its posteriors in place of the first pass's. A short
+    /// word in seconds of noise floor is otherwise normalised mostly by the floor (a floor within 30
+    /// dB of the speech counts as loud frames) and heard through seconds of floor in the recurrence:
+    /// padded FSDD digits went from PER 0.32 as clips to 0.56 padded, 0.30 with this pass. Where
+    /// speech fills most of the file, the regions keep the whole file's context (cutting it cost
+    /// read sentences about a point).
+    fn isolate_regions(
+        &self,
+        wave: &Waveform,
+        vtln_warp: f32,
+        hop: usize,
+        regions: &[(usize, usize)],
+        log_probs: &mut Array2<f32>,
+    ) -> Result<()> {
+        let total = log_probs.nrows();
+        let covered: usize = regions.iter().map(|(a, b)| b - a).sum();
+        if regions.is_empty()
+            || covered as f64 >= f64::from(self.segment.isolate_below) * total as f64
+        {
+            return Ok(());
+        }
+        let pipeline = self
+            .warped_features
+            .iter()
+            .find(|(warp, _)| *warp == vtln_warp)
+            .map_or(self.model.features(), |(_, p)| p);
+        let network = self.model.network();
+        for &(start, end) in regions {
+            let end = end.min(total);
+            let first = (start * hop).min(wave.samples.len());
+            let last = (end * hop).min(wave.samples.len());
+            let features = pipeline.compute(&wave.samples[first..last]);
+            let region = network.log_probs_windowed(features.view())?;
+            let rows = region.nrows().min(end - start);
+            log_probs
+                .slice_mut(s![start..start + rows, ..])
+                .assign(&region.slice(s![..rows, ..]));
+        }
+        Ok(())
     }
 
     /// Recognise an audio file (WAV or SPHERE, any rate, format and channel count).
@@ -278,11 +343,21 @@ fn describe_decoding(options: &RecognizerOptions) -> String {
         )),
         _ => parts.push("no LM".to_string()),
     }
-    parts.push(if options.segment.enabled {
-        "speech segmentation".to_string()
-    } else {
-        "no segmentation".to_string()
-    });
+    parts.push(
+        if options.segment.enabled && options.segment.isolate_below > 0.0 {
+            format!(
+                "speech segmentation (regions alone below {} coverage)",
+                options.segment.isolate_below
+            )
+        } else if options.segment.enabled {
+            "speech segmentation".to_string()
+        } else {
+            "no segmentation".to_string()
+        },
+    );
+    if !options.fill_digital_silence {
+        parts.push("digital silence kept".to_string());
+    }
     if !options.vtln_warps.is_empty() {
         parts.push(format!("VTLN over {} warps", options.vtln_warps.len()));
     }

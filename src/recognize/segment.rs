@@ -29,6 +29,10 @@ pub struct SegmentOptions {
     pub padding_s: f32,
     /// Frames whose RMS level is below this (dBFS, 0 = int16 full scale) are silence. Default −65.
     pub energy_floor_dbfs: f32,
+    /// When the speech regions cover less than this fraction of the recording, each region is
+    /// recognised again on its own (its own normalisation, no recurrence through the non-speech
+    /// around it). Default 0.6; 0 never does.
+    pub isolate_below: f32,
 }
 
 impl Default for SegmentOptions {
@@ -39,6 +43,7 @@ impl Default for SegmentOptions {
             min_silence_s: 0.5,
             padding_s: 0.2,
             energy_floor_dbfs: -65.0,
+            isolate_below: 0.6,
         }
     }
 }
@@ -65,6 +70,12 @@ impl SegmentOptions {
             if !(value.is_finite() && (0.0..=3600.0).contains(&value)) {
                 return bad(format!("{name} {value} s must be in 0..3600 s"));
             }
+        }
+        if !(self.isolate_below.is_finite() && (0.0..=1.0).contains(&self.isolate_below)) {
+            return bad(format!(
+                "isolation threshold {} must be a fraction in 0..1",
+                self.isolate_below
+            ));
         }
         if !(self.energy_floor_dbfs.is_finite() && (-200.0..=0.0).contains(&self.energy_floor_dbfs))
         {

@@ -6,9 +6,19 @@ use rand::Rng;
 
 /// Group utterance indices into batches. `lengths[i]` is utterance i's frame count. Lengths are sorted
 /// with a little random jitter (so batches differ between epochs), cut into batches whose
-/// `count × longest ≤ max_frames` (a longer single utterance gets a batch of its own), then the batch
-/// order is shuffled.
-pub fn make_batches(lengths: &[usize], max_frames: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
+/// `count × longest ≤ max_frames` and `count ≤ max_utterances` (0: no limit; a longer single
+/// utterance gets a batch of its own), then the batch order is shuffled.
+pub fn make_batches(
+    lengths: &[usize],
+    max_frames: usize,
+    max_utterances: usize,
+    rng: &mut impl Rng,
+) -> Vec<Vec<usize>> {
+    let max_utterances = if max_utterances == 0 {
+        usize::MAX
+    } else {
+        max_utterances
+    };
     let mut order: Vec<(f64, usize)> = lengths
         .iter()
         .enumerate()
@@ -21,7 +31,9 @@ pub fn make_batches(lengths: &[usize], max_frames: usize, rng: &mut impl Rng) ->
     for (_, i) in order {
         let len = lengths[i].max(1);
         let new_longest = longest.max(len);
-        if !current.is_empty() && new_longest * (current.len() + 1) > max_frames {
+        if !current.is_empty()
+            && (new_longest * (current.len() + 1) > max_frames || current.len() >= max_utterances)
+        {
             batches.push(std::mem::take(&mut current));
             longest = 0;
         }
@@ -96,7 +108,7 @@ mod tests {
     fn batches_cover_everything_once_and_respect_the_cap() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let lengths: Vec<usize> = (0..500).map(|i| 50 + (i * 37) % 700).collect();
-        let batches = make_batches(&lengths, 4000, &mut rng);
+        let batches = make_batches(&lengths, 4000, 0, &mut rng);
         let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
         seen.sort();
         assert_eq!(seen, (0..500).collect::<Vec<_>>());
@@ -111,5 +123,19 @@ mod tests {
             .map(|b| b.iter().map(|&i| lengths[i]).max().unwrap() * b.len())
             .sum();
         assert!((padded as f64) < real as f64 * 1.25, "{padded} vs {real}");
+    }
+
+    #[test]
+    fn batches_hold_at_most_max_utterances() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let lengths = vec![50; 100];
+        let batches = make_batches(&lengths, 8000, 32, &mut rng);
+        assert_eq!(batches.len(), 4);
+        assert!(batches.iter().all(|b| b.len() <= 32));
+        let mut all: Vec<usize> = batches.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        // Without the cap, the frame budget alone: 8000 / 50 = 160 per batch, so one batch.
+        assert_eq!(make_batches(&lengths, 8000, 0, &mut rng).len(), 1);
     }
 }

@@ -18,9 +18,10 @@ pub use checkpoint::{
 };
 pub use conditions::{apply_conditions, ConditionOptions, Conditioned};
 pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, StepReport};
-pub use schedule::{EpochDecision, Schedule, ScheduleOptions};
+pub use schedule::{EpochDecision, Schedule, ScheduleOptions, ALL_BLANK_PER};
 pub use trainer::{
-    train, BatchProgress, EpochStats, RunStart, TrainObserver, TrainOptions, TrainOutcome,
+    train, BatchProgress, EpochStats, ModelBytes, RunStart, TrainObserver, TrainOptions,
+    TrainOutcome,
 };
 
 /// Test signals the augmentation tests share.

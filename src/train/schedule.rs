@@ -1,6 +1,12 @@
 //! Learning-rate schedule and early stopping: linear warm-up over the first updates, then the rate is
 //! halved whenever the dev PER fails to improve for `patience` epochs; training stops after
 //! `early_stop_patience` epochs without improvement or when the rate falls below `min_lr`.
+//!
+//! On small data an epoch is a handful of updates, and counting patience in epochs alone halved the
+//! rate and stopped runs long before CTC had learnt anything (400 FSDD digits: stopped at epoch 5 with
+//! every phone deleted). So each rule also needs a number of updates since the last improvement, and
+//! nothing halves or stops while the dev PER is 100 % or more: a CTC network first outputs only
+//! blanks (PER 100 %, all deletions), and leaving that stage takes hundreds of updates.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +17,10 @@ pub struct ScheduleOptions {
     pub learning_rate: f64,
     /// Updates of linear warm-up from 0 to the peak. Default 200.
     pub warmup_updates: u64,
+    /// When set, a new run's warm-up is at most this fraction of its planned updates (settled at the
+    /// start of the run). Default 0.05.
+    #[serde(default)]
+    pub warmup_fraction: Option<f64>,
     /// Epochs without dev improvement before the rate is halved. Default 1.
     pub patience: usize,
     /// Epochs without dev improvement before training stops. Default 4.
@@ -19,6 +29,14 @@ pub struct ScheduleOptions {
     pub min_improvement: f64,
     /// Stop once the rate falls below this. Default 1e-6.
     pub min_lr: f64,
+    /// Updates since the last improvement (or halving) needed, as well as `patience` epochs, before
+    /// the rate is halved. Default 300 (0 in runs of older versions).
+    #[serde(default)]
+    pub patience_updates: u64,
+    /// Updates since the last improvement needed, as well as `early_stop_patience` epochs, before
+    /// training stops. Default 1200 (0 in runs of older versions).
+    #[serde(default)]
+    pub early_stop_updates: u64,
 }
 
 impl Default for ScheduleOptions {
@@ -26,10 +44,13 @@ impl Default for ScheduleOptions {
         ScheduleOptions {
             learning_rate: 1e-3,
             warmup_updates: 200,
+            warmup_fraction: Some(0.05),
             patience: 1,
             early_stop_patience: 4,
             min_improvement: 0.001,
             min_lr: 1e-6,
+            patience_updates: 300,
+            early_stop_updates: 1200,
         }
     }
 }
@@ -53,7 +74,17 @@ pub struct Schedule {
     pub epochs_without_improvement: usize,
     /// Epochs since the last improvement or halving.
     pub epochs_since_halving: usize,
+    /// Update count at the last improvement by more than `min_improvement`.
+    #[serde(default)]
+    pub improved_at_update: u64,
+    /// Update count at the last improvement or halving.
+    #[serde(default)]
+    pub halved_at_update: u64,
 }
+
+/// A dev PER at or above this is the all-blank stage of CTC training (or worse): no reason to halve
+/// the rate or stop.
+pub const ALL_BLANK_PER: f64 = 1.0;
 
 /// What the end of an epoch decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +107,8 @@ impl Schedule {
             plateau_per: None,
             epochs_without_improvement: 0,
             epochs_since_halving: 0,
+            improved_at_update: 0,
+            halved_at_update: 0,
         }
     }
 
@@ -89,8 +122,8 @@ impl Schedule {
         }
     }
 
-    /// Record an epoch's dev PER and decide what happens next.
-    pub fn end_epoch(&mut self, epoch: usize, dev_per: f64) -> EpochDecision {
+    /// Record an epoch's dev PER, after `updates` updates in all, and decide what happens next.
+    pub fn end_epoch(&mut self, epoch: usize, dev_per: f64, updates: u64) -> EpochDecision {
         // Patience counts from the last improvement by more than min_improvement (older checkpoints
         // only have best_per, which was exactly that level then).
         let level = self.plateau_per.or(self.best_per);
@@ -104,6 +137,8 @@ impl Schedule {
             self.plateau_per = Some(dev_per);
             self.epochs_without_improvement = 0;
             self.epochs_since_halving = 0;
+            self.improved_at_update = updates;
+            self.halved_at_update = updates;
             return EpochDecision {
                 new_best,
                 stop: false,
@@ -111,10 +146,24 @@ impl Schedule {
         }
         self.epochs_without_improvement += 1;
         self.epochs_since_halving += 1;
-        let mut stop = self.epochs_without_improvement >= self.options.early_stop_patience;
-        if !stop && self.epochs_since_halving >= self.options.patience {
+        if self.best_per.is_some_and(|best| best >= ALL_BLANK_PER) {
+            // Still in (or behind) the all-blank stage: patience would only cut the run short.
+            return EpochDecision {
+                new_best,
+                stop: false,
+            };
+        }
+        let since_improvement = updates.saturating_sub(self.improved_at_update);
+        let since_halving = updates.saturating_sub(self.halved_at_update);
+        let mut stop = self.epochs_without_improvement >= self.options.early_stop_patience
+            && since_improvement >= self.options.early_stop_updates;
+        if !stop
+            && self.epochs_since_halving >= self.options.patience
+            && since_halving >= self.options.patience_updates
+        {
             self.base_lr *= 0.5;
             self.epochs_since_halving = 0;
+            self.halved_at_update = updates;
             stop = self.base_lr < self.options.min_lr;
         }
         EpochDecision { new_best, stop }
@@ -132,19 +181,21 @@ mod tests {
             warmup_updates: 4,
             patience: 1,
             early_stop_patience: 3,
+            patience_updates: 0,
+            early_stop_updates: 0,
             ..ScheduleOptions::default()
         });
         assert_eq!(schedule.learning_rate(0), 0.25);
         assert_eq!(schedule.learning_rate(3), 1.0);
         assert_eq!(schedule.learning_rate(100), 1.0);
         let decision = |new_best, stop| EpochDecision { new_best, stop };
-        assert_eq!(schedule.end_epoch(0, 0.5), decision(true, false));
-        assert_eq!(schedule.end_epoch(1, 0.4), decision(true, false));
-        assert_eq!(schedule.end_epoch(2, 0.45), decision(false, false));
+        assert_eq!(schedule.end_epoch(0, 0.5, 0), decision(true, false));
+        assert_eq!(schedule.end_epoch(1, 0.4, 0), decision(true, false));
+        assert_eq!(schedule.end_epoch(2, 0.45, 0), decision(false, false));
         assert_eq!(schedule.base_lr, 0.5);
-        assert_eq!(schedule.end_epoch(3, 0.4), decision(false, false));
+        assert_eq!(schedule.end_epoch(3, 0.4, 0), decision(false, false));
         assert_eq!(schedule.base_lr, 0.25);
-        assert_eq!(schedule.end_epoch(4, 0.41), decision(false, true));
+        assert_eq!(schedule.end_epoch(4, 0.41, 0), decision(false, true));
         assert_eq!(schedule.best_epoch, Some(1));
     }
 
@@ -155,25 +206,81 @@ mod tests {
             patience: 1,
             early_stop_patience: 2,
             min_improvement: 0.001,
+            patience_updates: 0,
+            early_stop_updates: 0,
             ..ScheduleOptions::default()
         });
         let decision = |new_best, stop| EpochDecision { new_best, stop };
-        assert_eq!(schedule.end_epoch(0, 0.0615), decision(true, false));
+        assert_eq!(schedule.end_epoch(0, 0.0615, 0), decision(true, false));
         // 0.0606 is lower, by less than min_improvement: kept as the best, rate halved all the same.
-        assert_eq!(schedule.end_epoch(1, 0.0606), decision(true, false));
+        assert_eq!(schedule.end_epoch(1, 0.0606, 0), decision(true, false));
         assert_eq!(schedule.base_lr, 0.5);
         assert_eq!(
             (schedule.best_per, schedule.best_epoch),
             (Some(0.0606), Some(1))
         );
         // Still measured against 0.0615: 0.0606 again is no improvement, and the second such epoch stops.
-        assert_eq!(schedule.end_epoch(2, 0.0608), decision(false, true));
+        assert_eq!(schedule.end_epoch(2, 0.0608, 0), decision(false, true));
         assert_eq!(schedule.best_epoch, Some(1));
         // A later improvement by more than min_improvement against 0.0615 resets the counters.
         let mut schedule = Schedule::new(schedule.options.clone());
-        schedule.end_epoch(0, 0.0615);
-        schedule.end_epoch(1, 0.0610);
-        assert_eq!(schedule.end_epoch(2, 0.0600), decision(true, false));
+        schedule.end_epoch(0, 0.0615, 0);
+        schedule.end_epoch(1, 0.0610, 0);
+        assert_eq!(schedule.end_epoch(2, 0.0600, 0), decision(true, false));
         assert_eq!(schedule.epochs_without_improvement, 0);
+    }
+
+    #[test]
+    fn small_data_halves_and_stops_only_after_enough_updates() {
+        // 10 updates per epoch: patience 1 epoch / 30 updates, early stop 2 epochs / 60 updates.
+        let mut schedule = Schedule::new(ScheduleOptions {
+            learning_rate: 1.0,
+            warmup_updates: 0,
+            patience: 1,
+            early_stop_patience: 2,
+            patience_updates: 30,
+            early_stop_updates: 60,
+            ..ScheduleOptions::default()
+        });
+        let decision = |new_best, stop| EpochDecision { new_best, stop };
+        assert_eq!(schedule.end_epoch(0, 0.5, 10), decision(true, false));
+        // Two epochs without improvement: enough epochs, not enough updates (20 < 30, 20 < 60).
+        assert_eq!(schedule.end_epoch(1, 0.6, 20), decision(false, false));
+        assert_eq!(schedule.end_epoch(2, 0.6, 30), decision(false, false));
+        assert_eq!(schedule.base_lr, 1.0);
+        // 30 updates since the improvement: halved.
+        assert_eq!(schedule.end_epoch(3, 0.6, 40), decision(false, false));
+        assert_eq!(schedule.base_lr, 0.5);
+        // 60 updates since the improvement: stopped.
+        assert_eq!(schedule.end_epoch(4, 0.6, 60), decision(false, false));
+        assert_eq!(schedule.end_epoch(5, 0.6, 70), decision(false, true));
+    }
+
+    #[test]
+    fn nothing_halves_or_stops_in_the_all_blank_stage() {
+        let mut schedule = Schedule::new(ScheduleOptions {
+            learning_rate: 1.0,
+            patience: 1,
+            early_stop_patience: 1,
+            patience_updates: 0,
+            early_stop_updates: 0,
+            ..ScheduleOptions::default()
+        });
+        // All deletions for many epochs (PER exactly 1), then insertions (PER above 1).
+        assert!(!schedule.end_epoch(0, 1.0, 10).stop);
+        for epoch in 1..20 {
+            let per = if epoch < 10 { 1.0 } else { 1.5 };
+            assert_eq!(
+                schedule.end_epoch(epoch, per, 10 * epoch as u64 + 10),
+                EpochDecision {
+                    new_best: false,
+                    stop: false
+                }
+            );
+        }
+        assert_eq!(schedule.base_lr, 1.0);
+        // Once below 100 %, the usual rules apply.
+        assert!(schedule.end_epoch(20, 0.9, 210).new_best);
+        assert!(schedule.end_epoch(21, 0.95, 220).stop);
     }
 }

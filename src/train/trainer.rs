@@ -58,6 +58,15 @@ pub struct TrainOptions {
     pub epochs: usize,
     /// Cap on padded frames per batch (batch size × longest utterance).
     pub batch_frames: usize,
+    /// Cap on utterances per batch (0: none, as in runs of older versions). Default 32: without it,
+    /// 8000 frames of half-second digits are 160 utterances in one update, and a few thousand
+    /// utterances give a CTC network too few updates to learn from.
+    #[serde(default)]
+    pub max_batch_utterances: usize,
+    /// Train for at least this many updates: a new run's epoch limit is raised to reach it (small
+    /// data: 40 utterances are a few updates per epoch). 0: `epochs` as given. Default 3000.
+    #[serde(default)]
+    pub min_updates: u64,
     /// Clip the global gradient norm to this; None disables clipping.
     pub clip_norm: Option<f64>,
     /// Standard deviation of Gaussian weight noise added for each batch (Graves et al. 2013); 0 = off.
@@ -78,6 +87,21 @@ pub struct TrainOptions {
     /// Also save each epoch's model as `epoch-NNN.safetensors` (for `phonrec average`).
     #[serde(default)]
     pub save_epoch_models: bool,
+    /// The model to fine-tune when it is held in memory (a binary's built-in model) rather than in
+    /// the file `init_from` names; `init_from` then only records its name. Not stored in checkpoints:
+    /// a resumed run continues from the checkpoint's weights.
+    #[serde(skip)]
+    pub init_from_bytes: Option<ModelBytes>,
+}
+
+/// A model file's bytes held in memory for the program's lifetime (e.g. compiled in).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ModelBytes(pub &'static [u8]);
+
+impl std::fmt::Debug for ModelBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ModelBytes({} bytes)", self.0.len())
+    }
 }
 
 impl TrainOptions {
@@ -140,6 +164,13 @@ impl TrainOptions {
                 self.epochs
             ));
         }
+        if let Some(fraction) = self.schedule.warmup_fraction {
+            if !(in_range(fraction, 0.0, 1.0) && fraction > 0.0) {
+                return bad(format!(
+                    "warm-up fraction must be in (0, 1], got {fraction}"
+                ));
+            }
+        }
         if !(1..=MAX_BATCH_FRAMES).contains(&self.batch_frames) {
             return bad(format!(
                 "batch frames must be in 1..={MAX_BATCH_FRAMES}, got {}",
@@ -166,6 +197,8 @@ impl Default for TrainOptions {
             augment: AugmentOptions::default(),
             epochs: 20,
             batch_frames: 8000,
+            max_batch_utterances: 32,
+            min_updates: 3000,
             clip_norm: Some(5.0),
             weight_noise_std: 0.0,
             seed: 0,
@@ -174,6 +207,7 @@ impl Default for TrainOptions {
             score_silence: false,
             init_from: None,
             save_epoch_models: false,
+            init_from_bytes: None,
         }
     }
 }
@@ -230,6 +264,8 @@ pub trait TrainObserver {
     fn on_epoch(&mut self, _stats: &EpochStats) {}
     /// Something was skipped (an unreadable file, a non-finite batch): a one-line message.
     fn on_problem(&mut self, _message: &str) {}
+    /// A decision made for the user (the run's length fitted to the data): a one-line message.
+    fn on_note(&mut self, _message: &str) {}
     /// Polled between batches: true asks training to write a checkpoint and return.
     fn should_stop(&self) -> bool {
         false
@@ -309,7 +345,19 @@ pub fn train(
         repair_metrics(&out_dir.join(METRICS_FILE), &run.state)?;
     }
     observer.on_start(run.state.epoch + 1, data.train.len(), data.dev.len());
-    if let Some(warning) = warm_up_warning(&run.state.options, &data) {
+    let per_epoch = batches_per_epoch(&run.state.options, &data);
+    if run.state.updates == 0 && run.state.epoch == 0 && run.state.batch == 0 {
+        let TrainState {
+            options, schedule, ..
+        } = &mut run.state;
+        if let Some(note) = plan_run(options, schedule, per_epoch) {
+            observer.on_note(&note);
+        }
+    }
+    if let Some(warning) = warm_up_warning(&run.state.options, per_epoch) {
+        observer.on_problem(&warning);
+    }
+    if let Some(warning) = too_few_updates_warning(&run.state.options, per_epoch) {
         observer.on_problem(&warning);
     }
     let mut stopped_early = false;
@@ -326,11 +374,57 @@ pub fn train(
     Ok(run.outcome(false, stopped_early))
 }
 
-/// A warning when the learning-rate warm-up takes more than half of the run's updates (small data:
-/// 40 utterances make one batch per epoch, and a 200-update warm-up then never reaches the rate).
-fn warm_up_warning(options: &TrainOptions, data: &TrainData) -> Option<String> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let per_epoch = make_batches(&data.lengths, options.batch_frames, &mut rng).len() as u64;
+/// Batches per epoch of `data` under `options` (the count varies a little between epochs with the
+/// length jitter; this is epoch 1's).
+fn batches_per_epoch(options: &TrainOptions, data: &TrainData) -> u64 {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(mix_seed(options.seed, 0, 1));
+    make_batches(
+        &data.lengths,
+        options.batch_frames,
+        options.max_batch_utterances,
+        &mut rng,
+    )
+    .len() as u64
+}
+
+/// Fit a new run's length to its data: raise the epoch limit until the run has `min_updates`
+/// updates (at most [`MAX_EPOCHS`]), and shorten the warm-up to `warmup_fraction` of the run. Both
+/// are settled here once, in the run's options, so a resumed run keeps them. Returns a note for
+/// the user when anything changed.
+fn plan_run(options: &mut TrainOptions, schedule: &mut Schedule, per_epoch: u64) -> Option<String> {
+    let per_epoch = per_epoch.max(1);
+    let mut notes = Vec::new();
+    let wanted = options.min_updates.div_ceil(per_epoch) as usize;
+    if wanted > options.epochs {
+        notes.push(format!(
+            "{per_epoch} batches per epoch: up to {} epochs instead of {}, for at least {} \
+             updates (the minimum a CTC network needs to learn; set --epochs to choose yourself)",
+            wanted.min(MAX_EPOCHS),
+            options.epochs,
+            options.min_updates
+        ));
+        options.epochs = wanted.min(MAX_EPOCHS);
+    }
+    options.min_updates = 0;
+    if let Some(fraction) = options.schedule.warmup_fraction.take() {
+        let planned = per_epoch * options.epochs as u64;
+        let cap = ((planned as f64 * fraction).ceil() as u64).max(1);
+        if cap < options.schedule.warmup_updates {
+            notes.push(format!(
+                "learning-rate warm-up {cap} updates instead of {} ({:.0} % of the run's {planned})",
+                options.schedule.warmup_updates,
+                fraction * 100.0
+            ));
+            options.schedule.warmup_updates = cap;
+        }
+    }
+    schedule.options = options.schedule.clone();
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+/// A warning when the learning-rate warm-up takes more than half of the run's updates (an explicit
+/// --warmup on small data: 40 utterances make a few batches per epoch).
+fn warm_up_warning(options: &TrainOptions, per_epoch: u64) -> Option<String> {
     let updates = per_epoch * options.epochs as u64;
     let warmup = options.schedule.warmup_updates;
     (warmup > 0 && 2 * warmup > updates).then(|| {
@@ -340,7 +434,23 @@ fn warm_up_warning(options: &TrainOptions, data: &TrainData) -> Option<String> {
              the one asked for most of the run. Lower --warmup (e.g. to {}), lower --batch-frames \
              for more updates per epoch, or raise --epochs",
             options.epochs,
-            (updates / 10).max(1)
+            (updates / 20).max(1)
+        )
+    })
+}
+
+/// Fewer updates than a network trained from scratch needs to leave CTC's all-blank stage.
+const MIN_SCRATCH_UPDATES: u64 = 1000;
+
+/// A warning when a run from scratch has fewer than [`MIN_SCRATCH_UPDATES`] updates in all.
+fn too_few_updates_warning(options: &TrainOptions, per_epoch: u64) -> Option<String> {
+    let updates = per_epoch * options.epochs as u64;
+    (options.init_from.is_none() && updates < MIN_SCRATCH_UPDATES).then(|| {
+        format!(
+            "{updates} updates in all ({per_epoch} per epoch × {} epochs): a network trained from \
+             scratch usually needs over {MIN_SCRATCH_UPDATES} to output anything but blanks. Raise \
+             --epochs, lower --batch-frames, or fine-tune the built-in model (--init-from builtin)",
+            options.epochs
         )
     })
 }
@@ -395,9 +505,22 @@ impl TrainRun {
     ) -> Result<Self> {
         options.validate()?;
         let mut options = options.clone();
-        let (network, var_map) = match &options.init_from {
-            Some(path) => {
-                let start = ModelFile::load(path)?;
+        let start = match (&options.init_from_bytes, &options.init_from) {
+            (Some(bytes), name) => Some((
+                ModelFile::load_from_bytes(
+                    bytes.0,
+                    &name
+                        .as_deref()
+                        .unwrap_or(Path::new("<model>"))
+                        .to_string_lossy(),
+                )?,
+                name.clone().unwrap_or_default(),
+            )),
+            (None, Some(path)) => Some((ModelFile::load(path)?, path.clone())),
+            (None, None) => None,
+        };
+        let (network, var_map) = match start {
+            Some((start, path)) => {
                 let config = start.config();
                 if config.phones != *phones {
                     return Err(Error::Training {
@@ -549,7 +672,12 @@ impl TrainRun {
         let options = self.state.options.clone();
         let mut batch_rng =
             rand::rngs::StdRng::seed_from_u64(mix_seed(options.seed, epoch as u64, 1));
-        let batches = make_batches(&data.lengths, options.batch_frames, &mut batch_rng);
+        let batches = make_batches(
+            &data.lengths,
+            options.batch_frames,
+            options.max_batch_utterances,
+            &mut batch_rng,
+        );
         let num_batches = batches.len();
         let epoch_start =
             Instant::now() - std::time::Duration::from_secs_f64(self.state.epoch_seconds);
@@ -625,7 +753,10 @@ impl TrainRun {
         let evaluation_start = Instant::now();
         let (dev_loss, dev_per) =
             evaluate(&self.network, &data.dev_features, &data.dev, data.silence)?;
-        let decision = self.state.schedule.end_epoch(epoch, dev_per);
+        let decision = self
+            .state
+            .schedule
+            .end_epoch(epoch, dev_per, self.state.updates);
         let state = &mut self.state;
         let stats = EpochStats {
             epoch: epoch + 1,
