@@ -579,7 +579,8 @@ fn eval_reports_each_utterance_and_writes_kaldi_hypotheses() {
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
-    let utterances = report["utterances"].as_array().expect("utterances");
+    assert_eq!(report["utterances"], 3);
+    let utterances = report["per_utterance"].as_array().expect("per_utterance");
     assert_eq!(utterances.len(), 3);
     let sum = |field: &str| -> u64 { utterances.iter().map(|u| u[field].as_u64().unwrap()).sum() };
     assert_eq!(
@@ -605,4 +606,39 @@ fn eval_reports_each_utterance_and_writes_kaldi_hypotheses() {
         let reference = utterance["reference"].as_str().unwrap();
         assert!(reference.split(' ').count() >= 3, "{reference}");
     }
+}
+
+/// `--lm builtin` gives any model the built-in LM with its tuned weight and bonus: the built-in
+/// model's own file with it transcribes exactly as the built-in default.
+#[test]
+fn lm_builtin_with_a_model_file_decodes_as_the_built_in_default() {
+    if !Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/default.safetensors")
+        .is_file()
+    {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let default = phonrec(&["transcribe", "audio/"]);
+    let with_file = phonrec(&[
+        "transcribe",
+        "--model",
+        "models/default.safetensors",
+        "--lm",
+        "builtin",
+        "audio/",
+    ]);
+    assert!(with_file.status.success(), "{}", stderr(&with_file));
+    assert_eq!(stdout(&with_file), stdout(&default));
+    let greedy = phonrec(&[
+        "transcribe",
+        "--model",
+        "models/default.safetensors",
+        "audio/",
+    ]);
+    assert_ne!(
+        stdout(&greedy),
+        stdout(&default),
+        "without --lm a model file decodes greedily"
+    );
 }

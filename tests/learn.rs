@@ -40,11 +40,15 @@ fn small_options() -> TrainOptions {
             warmup_updates: 5,
             early_stop_patience: 100,
             patience: 100,
+            warmup_fraction: None,
             ..ScheduleOptions::default()
         },
         augment: AugmentOptions::default(),
         epochs: 60,
         batch_frames: 300,
+        // The epochs and batches as given, not fitted to the data (see the last test).
+        min_updates: 0,
+        max_batch_utterances: 0,
         seed: 1,
         checkpoint_every_s: 0,
         ..TrainOptions::default()
@@ -248,4 +252,57 @@ fn a_warm_up_longer_than_the_run_is_reported() {
     assert!(run(1, "short-warm-up")
         .iter()
         .all(|p| !p.contains("warm-up")));
+}
+
+/// Collects the notes a run prints.
+#[derive(Default)]
+struct Notes(Vec<String>);
+impl TrainObserver for Notes {
+    fn on_note(&mut self, message: &str) {
+        self.0.push(message.to_string());
+    }
+}
+
+#[test]
+fn a_tiny_run_is_fitted_to_its_data_and_says_so() {
+    // 12 utterances and a 300-frame budget that fits them all in very few batches: with
+    // `min_updates` the run gets batches of at most 2 (12 / 8 rounded up), enough epochs for 40
+    // updates, and a warm-up of 5 % of them.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = common::tone_corpus(dir.path(), "train", 12, 5);
+    let phones = PhoneSet::timit39();
+    let data = load_manifest(&manifest, &phones).unwrap();
+    let options = TrainOptions {
+        epochs: 1,
+        min_updates: 40,
+        max_batch_utterances: 32,
+        batch_frames: 100_000,
+        schedule: ScheduleOptions {
+            warmup_updates: 200,
+            warmup_fraction: Some(0.05),
+            ..small_options().schedule
+        },
+        ..small_options()
+    };
+    let mut notes = Notes::default();
+    let out = dir.path().join("run");
+    let outcome = train(
+        &data.utterances,
+        &data.utterances,
+        &phones,
+        &options,
+        &out,
+        RunStart::New,
+        serde_json::Value::Null,
+        &mut notes,
+    )
+    .unwrap();
+    let note = notes.0.join(" | ");
+    assert!(note.contains("batches of at most 2"), "{note}");
+    assert!(note.contains("up to 7 epochs instead of 1"), "{note}");
+    assert!(note.contains("warm-up 3 updates instead of 200"), "{note}");
+    assert_eq!(outcome.epochs_completed, 7);
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert!(last["updates"].as_u64().unwrap() >= 40, "{last}");
 }

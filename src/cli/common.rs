@@ -364,9 +364,11 @@ pub struct DecodeArgs {
     #[arg(long)]
     pub beam: Option<usize>,
 
-    /// Phone n-gram LM in ARPA format (e.g. from `phonrec lm`), fused into the beam search
-    /// [default: the built-in model's LM, when using the built-in model].
-    #[arg(long)]
+    /// Phone n-gram LM in ARPA format (e.g. from `phonrec lm`), fused into the beam search, or
+    /// `builtin` for the built-in model's LM with any model of the same phones (e.g. one fine-tuned
+    /// with `train --init-from builtin`; a file named builtin is `./builtin`) [default: the
+    /// built-in LM with the built-in model, none with --model].
+    #[arg(long, value_name = "ARPA|builtin")]
     pub lm: Option<PathBuf>,
 
     /// Decode without any phone LM (also without the built-in model's).
@@ -444,7 +446,19 @@ impl DecodeArgs {
         built_in: bool,
         keep_silence: bool,
     ) -> anyhow::Result<Recognizer> {
+        let asks_built_in_lm = self.lm.as_deref() == Some(Path::new("builtin"));
         let lm = match (&self.lm, built_in && !self.no_lm && self.beam != Some(1)) {
+            (Some(_), _) if asks_built_in_lm => match DEFAULT_LM {
+                Some(bytes) => Some(
+                    PhoneLm::from_arpa_bytes(
+                        bytes,
+                        model.phones(),
+                        Path::new("<built-in phone LM>"),
+                    )
+                    .context("--lm builtin: the built-in LM does not fit this model's phones")?,
+                ),
+                None => bail!("--lm builtin: this phonrec was built without the built-in LM"),
+            },
             (Some(path), _) => Some(PhoneLm::load(path, model.phones())?),
             (None, true) => match DEFAULT_LM {
                 Some(bytes) => Some(
@@ -459,7 +473,7 @@ impl DecodeArgs {
             },
             (None, false) => None,
         };
-        let built_in_lm = self.lm.is_none() && lm.is_some();
+        let built_in_lm = (self.lm.is_none() || asks_built_in_lm) && lm.is_some();
         let beam = self
             .beam
             .unwrap_or(if lm.is_some() { BEAM_WITH_LM } else { 1 });

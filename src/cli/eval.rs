@@ -36,7 +36,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub decode: DecodeArgs,
 
-    /// Print one JSON object instead of the text report; its `utterances` list gives each
+    /// Print one JSON object instead of the text report; its `per_utterance` list gives each
     /// utterance's id, audio, reference, hypothesis and edit counts.
     #[arg(long)]
     pub json: bool,
@@ -142,7 +142,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let mut report = report_json(&stats, &phones, args.top);
         report["decoding"] = json!(decoding);
-        report["utterances"] = json!(utterances);
+        report["per_utterance"] = json!(utterances);
         let json = serde_json::to_string(&report)?;
         write_stdout(|out| writeln!(out, "{json}"))?;
     } else {

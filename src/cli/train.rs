@@ -128,7 +128,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1.0)]
     pub dither: f32,
 
-    /// Maximum epochs [default: 20, raised on small data until the run has 3000 updates]. With
+    /// Maximum epochs [default: 20, raised on small data until the run has 3000 updates, 600 with
+    /// --init-from; batches are then also made small enough for 8 per epoch]. With
     /// --resume, a new limit for the run (raise it to extend a finished run).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -170,24 +171,27 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_orthogonal: bool,
 
-    /// Epochs without dev improvement before the learning rate is halved (and at least 300 updates;
-    /// never while the dev PER is 100 % or more, CTC's all-blank start).
+    /// Epochs without dev improvement before the learning rate is halved (and at least 300 updates,
+    /// 100 with --init-from; never while the dev PER is 100 % or more, CTC's all-blank start).
     #[arg(long, default_value_t = 1)]
     pub patience: usize,
 
-    /// Epochs without dev improvement before training stops (and at least 1200 updates; never while
-    /// the dev PER is 100 % or more).
+    /// Epochs without dev improvement before training stops (and at least 1200 updates, 300 with
+    /// --init-from; never while the dev PER is 100 % or more).
     #[arg(long, default_value_t = 4)]
     pub early_stop: usize,
 
-    /// Augmentation preset.
-    #[arg(long, value_enum, default_value_t = AugmentPreset::Off)]
-    pub augment: AugmentPreset,
+    /// Augmentation preset [default: robust with --init-from (the conditions the built-in model was
+    /// trained for, so fine-tuning keeps them; on FSDD it also generalised better to a new speaker),
+    /// off from scratch].
+    #[arg(long, value_enum)]
+    pub augment: Option<AugmentPreset>,
 
     /// Vocal-tract-length perturbation: warp each utterance's mel filters by a random factor in
-    /// 1 ± VTLP (Jaitly & Hinton 2013; 0.1 is typical); 0 = off. Combines with --augment.
-    #[arg(long, default_value_t = 0.0)]
-    pub vtlp: f32,
+    /// 1 ± VTLP (Jaitly & Hinton 2013; 0.1 is typical); 0 = off. Combines with --augment
+    /// [default: 0.2 with --init-from, as the built-in model was trained; 0 from scratch].
+    #[arg(long)]
+    pub vtlp: Option<f32>,
 
     /// Fine-tune: start from this model's weights, or from the model built into phonrec with
     /// `builtin` (the route for small data: a few hundred utterances of one's own; a file named
@@ -223,6 +227,15 @@ pub struct TrainArgs {
 /// The default peak learning rate when fine-tuning: a third of the from-scratch rate, so the first
 /// updates on a small set do not wash out what the starting model knows.
 const FINE_TUNE_LR: f64 = 3e-4;
+
+/// Fine-tuning starts from a model that already outputs phones: it needs far fewer updates than a
+/// network from scratch (3000, 300 and 1200 by default), and more would mostly overfit small data.
+const FINE_TUNE_MIN_UPDATES: u64 = 600;
+const FINE_TUNE_PATIENCE_UPDATES: u64 = 100;
+const FINE_TUNE_EARLY_STOP_UPDATES: u64 = 300;
+
+/// VTLP when fine-tuning (the built-in model's own training setting).
+const FINE_TUNE_VTLP: f32 = 0.2;
 
 /// `--init-from` names the built-in model with this.
 const BUILT_IN_INIT: &str = "builtin";
@@ -290,11 +303,29 @@ impl TrainArgs {
                 },
                 patience: self.patience,
                 early_stop_patience: self.early_stop,
+                patience_updates: if self.init_from.is_some() {
+                    FINE_TUNE_PATIENCE_UPDATES
+                } else {
+                    ScheduleOptions::default().patience_updates
+                },
+                early_stop_updates: if self.init_from.is_some() {
+                    FINE_TUNE_EARLY_STOP_UPDATES
+                } else {
+                    ScheduleOptions::default().early_stop_updates
+                },
                 ..ScheduleOptions::default()
             },
             augment: AugmentOptions {
-                vtlp: self.vtlp,
-                ..match self.augment {
+                vtlp: self.vtlp.unwrap_or(if self.init_from.is_some() {
+                    FINE_TUNE_VTLP
+                } else {
+                    0.0
+                }),
+                ..match self.augment.unwrap_or(if self.init_from.is_some() {
+                    AugmentPreset::Robust
+                } else {
+                    AugmentPreset::Off
+                }) {
                     AugmentPreset::Off => AugmentOptions::default(),
                     AugmentPreset::Standard => AugmentOptions::standard(),
                     AugmentPreset::Robust => AugmentOptions::robust(),
@@ -304,9 +335,10 @@ impl TrainArgs {
             init_from_bytes: self.init_from_built_in().map(ModelBytes),
             save_epoch_models: self.save_epoch_models,
             epochs: self.epochs.unwrap_or(TrainOptions::default().epochs),
-            min_updates: match self.epochs {
-                Some(_) => 0,
-                None => TrainOptions::default().min_updates,
+            min_updates: match (self.epochs, self.init_from.is_some()) {
+                (Some(_), _) => 0,
+                (None, true) => FINE_TUNE_MIN_UPDATES,
+                (None, false) => TrainOptions::default().min_updates,
             },
             batch_frames: self.batch_frames,
             max_batch_utterances: self.batch_utterances,
@@ -455,7 +487,15 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
         run_info,
         &mut progress,
     )?;
-    report(&outcome, start, &out)
+    let code = report(&outcome, start, &out)?;
+    if options.init_from_bytes.is_some() && outcome.best.is_some() {
+        eprintln!(
+            "phonrec: it was fine-tuned from the built-in model: decode with the built-in phone LM \
+             too, e.g. `phonrec transcribe --model {} --lm builtin FILE`",
+            out.join(BEST_MODEL_FILE).display()
+        );
+    }
+    Ok(code)
 }
 
 /// The run's folder, how it starts, and (on resume) the run's record of its data arguments.

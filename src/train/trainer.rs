@@ -345,15 +345,15 @@ pub fn train(
         repair_metrics(&out_dir.join(METRICS_FILE), &run.state)?;
     }
     observer.on_start(run.state.epoch + 1, data.train.len(), data.dev.len());
-    let per_epoch = batches_per_epoch(&run.state.options, &data);
     if run.state.updates == 0 && run.state.epoch == 0 && run.state.batch == 0 {
         let TrainState {
             options, schedule, ..
         } = &mut run.state;
-        if let Some(note) = plan_run(options, schedule, per_epoch) {
+        if let Some(note) = plan_run(options, schedule, &data) {
             observer.on_note(&note);
         }
     }
+    let per_epoch = batches_per_epoch(&run.state.options, &data);
     if let Some(warning) = warm_up_warning(&run.state.options, per_epoch) {
         observer.on_problem(&warning);
     }
@@ -387,18 +387,39 @@ fn batches_per_epoch(options: &TrainOptions, data: &TrainData) -> u64 {
     .len() as u64
 }
 
-/// Fit a new run's length to its data: raise the epoch limit until the run has `min_updates`
+/// Fit a new run's length to its data: smaller batches on tiny data, raise the epoch limit until the run has `min_updates`
 /// updates (at most [`MAX_EPOCHS`]), and shorten the warm-up to `warmup_fraction` of the run. Both
 /// are settled here once, in the run's options, so a resumed run keeps them. Returns a note for
 /// the user when anything changed.
-fn plan_run(options: &mut TrainOptions, schedule: &mut Schedule, per_epoch: u64) -> Option<String> {
-    let per_epoch = per_epoch.max(1);
+fn plan_run(
+    options: &mut TrainOptions,
+    schedule: &mut Schedule,
+    data: &TrainData,
+) -> Option<String> {
     let mut notes = Vec::new();
+    if options.min_updates > 0 && options.max_batch_utterances > 0 {
+        // Several updates per epoch even on tiny data (40 clips: 8 batches of 5, not 2 of 32).
+        let fitted = data
+            .lengths
+            .len()
+            .div_ceil(MIN_BATCHES_PER_EPOCH)
+            .clamp(1, options.max_batch_utterances);
+        if fitted < options.max_batch_utterances {
+            notes.push(format!(
+                "{} utterances: batches of at most {fitted} (not {}), for {MIN_BATCHES_PER_EPOCH} \
+                 updates per epoch",
+                data.lengths.len(),
+                options.max_batch_utterances
+            ));
+            options.max_batch_utterances = fitted;
+        }
+    }
+    let per_epoch = batches_per_epoch(options, data).max(1);
     let wanted = options.min_updates.div_ceil(per_epoch) as usize;
     if wanted > options.epochs {
         notes.push(format!(
             "{per_epoch} batches per epoch: up to {} epochs instead of {}, for at least {} \
-             updates (the minimum a CTC network needs to learn; set --epochs to choose yourself)",
+             updates (--epochs sets the limit yourself)",
             wanted.min(MAX_EPOCHS),
             options.epochs,
             options.min_updates
@@ -438,6 +459,9 @@ fn warm_up_warning(options: &TrainOptions, per_epoch: u64) -> Option<String> {
         )
     })
 }
+
+/// Batches per epoch that a run fitted to its data has at least (when its batch size allows).
+const MIN_BATCHES_PER_EPOCH: usize = 8;
 
 /// Fewer updates than a network trained from scratch needs to leave CTC's all-blank stage.
 const MIN_SCRATCH_UPDATES: u64 = 1000;
