@@ -140,6 +140,42 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
     );
     assert!(!out.join(phonrec::train::epoch_model_file(1)).exists());
 
+    // Freezing the lowest layer: its weights come out exactly as they went in, the rest move.
+    let mut frozen = fine_tune.clone();
+    frozen.freeze_layers = 1;
+    frozen.save_epoch_models = false;
+    frozen.schedule.learning_rate = 1e-3;
+    let frozen_dir = dir.path().join("frozen");
+    train(
+        &data.utterances,
+        &data.utterances,
+        &phones,
+        &frozen,
+        &frozen_dir,
+        RunStart::New,
+        serde_json::Value::Null,
+        &mut Quiet,
+    )
+    .unwrap();
+    let start = phonrec::model::ModelFile::load(&out.join("best.safetensors")).unwrap();
+    let after = std::fs::read(frozen_dir.join("checkpoint.safetensors")).unwrap();
+    let after = safetensors::SafeTensors::deserialize(&after).unwrap();
+    for (name, tensor) in start.weights() {
+        let before: Vec<f32> = tensor.flatten_all().unwrap().to_vec1().unwrap();
+        let moved: Vec<f32> = after
+            .tensor(name)
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if name.starts_with("lstm.0.") {
+            assert_eq!(moved, before, "{name} is frozen");
+        } else {
+            assert_ne!(moved, before, "{name} trains");
+        }
+    }
+
     let mut fresh = fine_tune.clone();
     fresh.init_from = None;
     fresh.network.hidden_size = 32;

@@ -42,6 +42,11 @@ pub enum AugmentPreset {
 
 /// Train a phoneme recognizer with CTC.
 ///
+/// With a few hundred or thousand utterances of your own, fine-tune the built-in model:
+/// `phonrec train --train T --dev D --out O --init-from builtin`, then decode with `--model
+/// O/best.safetensors --lm builtin`. The defaults fit the run to the data (batch size, epochs,
+/// warm-up; printed at the start).
+///
 /// Data: a manifest (TSV `audio<TAB>phones`, paths relative to the manifest, or JSON Lines), a TIMIT
 /// root (TRAIN/ for --train, TEST/ for --dev), or a Kaldi data dir with --lexicon. Every epoch writes
 /// OUT/checkpoint.safetensors, appends a line to OUT/metrics.jsonl, and keeps the model with the best
@@ -202,6 +207,11 @@ pub struct TrainArgs {
     #[arg(long, value_name = "MODEL|builtin")]
     pub init_from: Option<PathBuf>,
 
+    /// Fine-tuning: keep the lowest N LSTM layers as they are (N ≥ the number of layers: only the
+    /// output layer trains).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub freeze_layers: usize,
+
     /// Also keep each epoch's model as OUT/epoch-NNN.safetensors, to average the last few with
     /// `phonrec average` (16 MB each for the default model's size).
     #[arg(long)]
@@ -333,6 +343,7 @@ impl TrainArgs {
             },
             init_from: self.init_from.clone(),
             init_from_bytes: self.init_from_built_in().map(ModelBytes),
+            freeze_layers: self.freeze_layers,
             save_epoch_models: self.save_epoch_models,
             epochs: self.epochs.unwrap_or(TrainOptions::default().epochs),
             min_updates: match (self.epochs, self.init_from.is_some()) {
@@ -462,6 +473,11 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
     let (out, start, recorded) = where_the_run_goes(&args, matches)?;
     let data = RunData::load(&args, &recorded)?;
     let options = args.train_options();
+    if args.freeze_layers > 0 && args.init_from.is_none() {
+        bail!(
+            "--freeze-layers keeps trained layers as they are: it needs --init-from MODEL|builtin"
+        );
+    }
     if args.init_from.as_deref() == Some(Path::new(BUILT_IN_INIT))
         && options.init_from_bytes.is_none()
     {

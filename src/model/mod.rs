@@ -45,6 +45,7 @@ pub mod kernel_internals {
         gemm_f32, matmul_packed, matmul_packed_in_order, matmul_packed_rows, PackedMatrix,
     };
 }
+pub(crate) use names::lstm_layer_prefix;
 pub use names::{expected_tensors, TensorSpec};
 pub use network::{features_to_tensor, Blstm, DropoutState, LstmKernel};
 pub use resize::widen;

@@ -50,6 +50,11 @@ pub(crate) enum TensorRole {
     OutputBias,
 }
 
+/// The name prefix of LSTM layer `layer`'s tensors (`lstm.{layer}`), both directions.
+pub(crate) fn lstm_layer_prefix(layer: usize) -> String {
+    format!("{LSTM_PREFIX}.{layer}")
+}
+
 /// Every tensor of a network with `config`, in a fixed order: layer by layer, `fwd` before `bwd`,
 /// `weight_ih`, `weight_hh`, `bias`; then `out.weight`, `out.bias` (the table in the module docs).
 pub fn expected_tensors(config: &NetworkConfig) -> Vec<TensorSpec> {

@@ -87,6 +87,10 @@ pub struct TrainOptions {
     /// Also save each epoch's model as `epoch-NNN.safetensors` (for `phonrec average`).
     #[serde(default)]
     pub save_epoch_models: bool,
+    /// The lowest this many LSTM layers keep their starting weights (fine-tuning on little data);
+    /// the number of layers or more: only the output layer trains. Default 0.
+    #[serde(default)]
+    pub freeze_layers: usize,
     /// The model to fine-tune when it is held in memory (a binary's built-in model) rather than in
     /// the file `init_from` names; `init_from` then only records its name. Not stored in checkpoints:
     /// a resumed run continues from the checkpoint's weights.
@@ -208,6 +212,7 @@ impl Default for TrainOptions {
             init_from: None,
             save_epoch_models: false,
             init_from_bytes: None,
+            freeze_layers: 0,
         }
     }
 }
@@ -647,7 +652,7 @@ impl TrainRun {
         checkpoint: Option<&HashMap<String, Tensor>>,
     ) -> Result<Self> {
         let mut optimizer = Optimizer::new(
-            trainable_vars(&var_map)?,
+            updated_vars(&var_map, state.options.freeze_layers)?,
             state.options.optimizer.clone(),
             state.options.schedule.learning_rate,
         )?;
@@ -1158,6 +1163,17 @@ pub(super) fn trainable_vars(var_map: &VarMap) -> Result<Vec<(String, Var)>> {
         reason: "the variable map's lock is poisoned".to_string(),
     })?;
     Ok(vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// The variables the optimizer updates: all but those of the lowest `freeze_layers` LSTM layers.
+fn updated_vars(var_map: &VarMap, freeze_layers: usize) -> Result<Vec<(String, Var)>> {
+    let frozen: Vec<String> = (0..freeze_layers)
+        .map(|layer| format!("{}.", crate::model::lstm_layer_prefix(layer)))
+        .collect();
+    Ok(trainable_vars(var_map)?
+        .into_iter()
+        .filter(|(name, _)| !frozen.iter().any(|prefix| name.starts_with(prefix)))
+        .collect())
 }
 
 /// A network and its variables from saved tensors.
