@@ -426,8 +426,8 @@ pub struct DecodeArgs {
     #[arg(long, default_value_t = 0.6, value_name = "FRACTION")]
     pub isolate_below: f32,
 
-    /// Leave digital silence as it is. By default runs of ≥ 20 ms of exact zeros (padding, gaps
-    /// between joined clips, muting: editing, never a microphone) are filled with noise shaped like
+    /// Leave digital silence as it is. By default runs of ≥ 20 ms of zeros (or ±1 LSB: padding,
+    /// gaps between joined clips, muting: editing, never a microphone) are filled with noise shaped like
     /// the recording's quietest frames, so the recording's noise floor does not start and stop
     /// abruptly where the network would hear a fricative. Audio without such runs is unaffected.
     #[arg(long)]
