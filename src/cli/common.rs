@@ -447,30 +447,21 @@ impl DecodeArgs {
         keep_silence: bool,
     ) -> anyhow::Result<Recognizer> {
         let asks_built_in_lm = self.lm.as_deref() == Some(Path::new("builtin"));
+        let load_built_in_lm = |phones: &PhoneSet| -> anyhow::Result<Option<PhoneLm>> {
+            DEFAULT_LM
+                .map(|bytes| {
+                    PhoneLm::from_arpa_bytes(bytes, phones, Path::new("<built-in phone LM>"))
+                })
+                .transpose()
+                .context("the built-in phone LM does not load with this model's phones")
+        };
         let lm = match (&self.lm, built_in && !self.no_lm && self.beam != Some(1)) {
-            (Some(_), _) if asks_built_in_lm => match DEFAULT_LM {
-                Some(bytes) => Some(
-                    PhoneLm::from_arpa_bytes(
-                        bytes,
-                        model.phones(),
-                        Path::new("<built-in phone LM>"),
-                    )
-                    .context("--lm builtin: the built-in LM does not fit this model's phones")?,
-                ),
+            (Some(_), _) if asks_built_in_lm => match load_built_in_lm(model.phones())? {
+                Some(lm) => Some(lm),
                 None => bail!("--lm builtin: this phonrec was built without the built-in LM"),
             },
             (Some(path), _) => Some(PhoneLm::load(path, model.phones())?),
-            (None, true) => match DEFAULT_LM {
-                Some(bytes) => Some(
-                    PhoneLm::from_arpa_bytes(
-                        bytes,
-                        model.phones(),
-                        Path::new("<built-in phone LM>"),
-                    )
-                    .context("the built-in phone LM does not load (a broken build?)")?,
-                ),
-                None => None,
-            },
+            (None, true) => load_built_in_lm(model.phones())?,
             (None, false) => None,
         };
         let built_in_lm = (self.lm.is_none() || asks_built_in_lm) && lm.is_some();
