@@ -112,29 +112,54 @@ pub fn force_align(log_probs: ArrayView2<f32>, phones: &[PhoneId]) -> Result<Vec
         state -= usize::from(came_from[t * num_states + state]);
     }
 
-    let mut aligned = Vec::with_capacity(phones.len());
-    for (i, &phone) in phones.iter().enumerate() {
-        let start_frame = if i == 0 {
-            first_frame[0]
-        } else {
-            let gap = first_frame[i] - (last_frame[i - 1] + 1);
-            last_frame[i - 1] + 1 + gap.div_ceil(2)
-        };
-        let end_frame = if i + 1 == phones.len() {
-            last_frame[i] + 1
-        } else {
-            let gap = first_frame[i + 1] - (last_frame[i] + 1);
-            last_frame[i] + 1 + gap.div_ceil(2)
-        };
-        let num_spike_frames = last_frame[i] + 1 - first_frame[i];
-        aligned.push(AlignedPhone {
+    let bounds = spans_from_spikes(&first_frame, &last_frame, None);
+    Ok(phones
+        .iter()
+        .zip(bounds)
+        .enumerate()
+        .map(|(i, (&phone, (start_frame, end_frame)))| AlignedPhone {
             phone,
             start_frame,
             end_frame,
-            confidence: (posterior_sum[i] / num_spike_frames as f64) as f32,
-        });
-    }
-    Ok(aligned)
+            confidence: (posterior_sum[i] / (last_frame[i] + 1 - first_frame[i]) as f64) as f32,
+        })
+        .collect())
+}
+
+/// Frame spans `(start, end)` of phones whose spike frames run `first[i]..=last[i]` (in order, not
+/// overlapping): each phone takes the earlier half of the blank run after it and the later half of the
+/// run before it (an odd middle frame goes to the earlier phone); nothing before the first spike or
+/// after the last. With `max_per_side`, a phone takes at most that many frames of a run on each side
+/// and the middle of a longer run belongs to no phone (a pause).
+pub(crate) fn spans_from_spikes(
+    first: &[usize],
+    last: &[usize],
+    max_per_side: Option<usize>,
+) -> Vec<(usize, usize)> {
+    let n = first.len();
+    // Frames of the run between spike i-1 and spike i that go to the earlier and the later phone.
+    let split = |gap: usize| {
+        let earlier = gap.div_ceil(2);
+        match max_per_side {
+            Some(m) if gap > 2 * m => (m, m),
+            _ => (earlier, gap - earlier),
+        }
+    };
+    (0..n)
+        .map(|i| {
+            let start = if i == 0 {
+                first[0]
+            } else {
+                first[i] - split(first[i] - (last[i - 1] + 1)).1
+            };
+            let end = if i + 1 == n {
+                last[i] + 1
+            } else {
+                last[i] + 1 + split(first[i + 1] - (last[i] + 1)).0
+            };
+            (start, end)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! - decoding: [`GreedyDecoder`] and [`PrefixBeamDecoder`] (optionally with a [`PhoneLm`]), both
 //!   [`Decoder`]s;
 //! - timing: [`force_align`] (Viterbi over the CTC topology) and [`decode_spans`], which decodes then
-//!   aligns into [`PhoneSpan`]s.
+//!   aligns into [`PhoneSpan`]s;
+//! - alignment to a known text: [`force_align_words`], a pruned Viterbi over the lattice of the words'
+//!   pronunciations.
 //!
 //! The blank is class 0 ([`BLANK`](crate::phones::BLANK)) everywhere. Scores are natural logs
 //! accumulated in f64.
@@ -15,6 +17,7 @@ mod align;
 mod beam;
 mod decoder;
 mod greedy;
+mod lattice;
 mod lm;
 mod logmath;
 mod loss;
@@ -26,6 +29,10 @@ pub use align::{force_align, AlignedPhone};
 pub use beam::{BeamOptions, Hypothesis, PrefixBeamDecoder};
 pub use decoder::{decode_spans, Decoder, PhoneSpan};
 pub use greedy::GreedyDecoder;
+pub use lattice::{
+    force_align_words, AlignedWord, LatticeAlignment, LatticeOptions, Pronunciations,
+    MAX_UNPRUNED_CELLS,
+};
 pub use lm::{LmState, PhoneLm, MAX_LM_ORDER};
 // The crate's one log-sum-exp (style guide point 16), for any stage that needs one.
 #[allow(unused_imports)] // only `ctc` itself uses it so far

