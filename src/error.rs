@@ -95,6 +95,10 @@ pub enum Error {
         min_frames: usize,
     },
 
+    /// Words of a text to align that the lexicon does not have (in text order, each once).
+    #[error("{} not in the lexicon: {}; add {} with --lexicon FILE (CMUdict format: `WORD  P1 P2 ...`) or choose --oov spell|skip", plural_words(.words.len()), .words.join(", "), if .words.len() == 1 { "it" } else { "them" })]
+    OutOfVocabulary { words: Vec<String> },
+
     /// Log-probabilities containing NaN, as a diverged model produces.
     #[error(
         "the log-probabilities contain NaN; did training diverge, or is the model file damaged?"
@@ -138,4 +142,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// `:LINE` for messages of the form `path:line: reason`, or nothing.
 fn at_line(line: Option<usize>) -> String {
     line.map(|line| format!(":{line}")).unwrap_or_default()
+}
+
+fn plural_words(n: usize) -> String {
+    if n == 1 {
+        "1 word is".to_string()
+    } else {
+        format!("{n} words are")
+    }
 }

@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod align;
 pub mod audio;
 pub mod choice;
 pub mod ctc;

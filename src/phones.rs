@@ -95,6 +95,88 @@ pub fn fold_cmudict(phone: &str) -> String {
     }
 }
 
+/// ARPAbet (the 39-phone TIMIT folding, plus `ao` and `zh` that it folds away) to IPA, the one table
+/// every `--alphabet ipa` output goes through. Vowels are General American broad transcription:
+/// `ah` is written ʌ although the folding also puts the unstressed schwa (ə) there, and `er` is ɝ
+/// for both stressed and unstressed r-coloured vowels.
+pub const ARPABET_TO_IPA: [(&str, &str); 41] = [
+    ("aa", "ɑ"),
+    ("ae", "æ"),
+    ("ah", "ʌ"),
+    ("ao", "ɔ"),
+    ("aw", "aʊ"),
+    ("ay", "aɪ"),
+    ("b", "b"),
+    ("ch", "tʃ"),
+    ("d", "d"),
+    ("dh", "ð"),
+    ("dx", "ɾ"),
+    ("eh", "ɛ"),
+    ("er", "ɝ"),
+    ("ey", "eɪ"),
+    ("f", "f"),
+    ("g", "ɡ"),
+    ("hh", "h"),
+    ("ih", "ɪ"),
+    ("iy", "i"),
+    ("jh", "dʒ"),
+    ("k", "k"),
+    ("l", "l"),
+    ("m", "m"),
+    ("n", "n"),
+    ("ng", "ŋ"),
+    ("ow", "oʊ"),
+    ("oy", "ɔɪ"),
+    ("p", "p"),
+    ("r", "ɹ"),
+    ("s", "s"),
+    ("sh", "ʃ"),
+    ("t", "t"),
+    ("th", "θ"),
+    ("uh", "ʊ"),
+    ("uw", "u"),
+    ("v", "v"),
+    ("w", "w"),
+    ("y", "j"),
+    ("z", "z"),
+    ("zh", "ʒ"),
+    ("sil", "sil"),
+];
+
+/// The IPA of an ARPAbet phone name (any case), if [`ARPABET_TO_IPA`] has it.
+pub fn arpabet_to_ipa(phone: &str) -> Option<&'static str> {
+    let lower = phone.to_ascii_lowercase();
+    ARPABET_TO_IPA
+        .iter()
+        .find(|(arpabet, _)| *arpabet == lower)
+        .map(|(_, ipa)| *ipa)
+}
+
+/// Which symbols outputs name phones with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Alphabet {
+    /// The model's own names (ARPAbet, lowercase, for the built-in model).
+    #[default]
+    Arpabet,
+    /// IPA through [`ARPABET_TO_IPA`].
+    Ipa,
+}
+
+impl crate::choice::Choice for Alphabet {
+    const CHOICES: &'static [crate::choice::Named<Self>] = &[
+        crate::choice::Named {
+            value: Alphabet::Arpabet,
+            name: "arpabet",
+            help: "The model's phone names (lowercase ARPAbet for the built-in model)",
+        },
+        crate::choice::Named {
+            value: Alphabet::Ipa,
+            name: "ipa",
+            help: "IPA (General American broad transcription; `ah` is ʌ, also for schwa)",
+        },
+    ];
+}
+
 /// An ordered phone inventory with the CTC blank at index 0.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "Vec<String>", into = "Vec<String>")]
@@ -262,6 +344,34 @@ impl PhoneSet {
         }
     }
 
+    /// The same inventory named in `alphabet`: for IPA, every phone [`ARPABET_TO_IPA`] knows is
+    /// renamed; the names it does not know (a custom inventory) are kept and returned, so the caller
+    /// can say so.
+    pub fn in_alphabet(&self, alphabet: Alphabet) -> (PhoneSet, Vec<String>) {
+        match alphabet {
+            Alphabet::Arpabet => (self.clone(), Vec::new()),
+            Alphabet::Ipa => {
+                let mut unknown = Vec::new();
+                let names: Vec<String> = self.names[1..]
+                    .iter()
+                    .map(|name| match arpabet_to_ipa(name) {
+                        Some(ipa) => ipa.to_string(),
+                        None => {
+                            unknown.push(name.clone());
+                            name.clone()
+                        }
+                    })
+                    .collect();
+                // Two phones may not end up with one name (a custom inventory with both `ao` and
+                // `ɔ`): then the model's names stay.
+                match PhoneSet::from_phones(names) {
+                    Ok(renamed) => (renamed, unknown),
+                    Err(_) => (self.clone(), self.names[1..].to_vec()),
+                }
+            }
+        }
+    }
+
     /// Space-separated names of a sequence of ids.
     pub fn format_sequence(&self, ids: &[PhoneId]) -> String {
         ids.iter()
@@ -332,6 +442,30 @@ mod tests {
         assert_eq!(set.id("iy"), Some(PhoneId(1)));
         assert_eq!(set.id("SIL"), Some(PhoneId(39)));
         assert_eq!(set.silence(), Some(PhoneId(39)));
+    }
+
+    #[test]
+    fn ipa_names_every_default_phone_once() {
+        let set = PhoneSet::timit39();
+        let (ipa, unknown) = set.in_alphabet(Alphabet::Ipa);
+        assert!(unknown.is_empty());
+        assert_eq!(ipa.len(), set.len());
+        // Renaming keeps ids: the same id names the same phone in both alphabets.
+        for (arpabet, expected) in [("sh", "ʃ"), ("th", "θ"), ("er", "ɝ"), ("y", "j"), ("ay", "aɪ")] {
+            let id = set.id(arpabet).unwrap();
+            assert_eq!(ipa.name(id), expected);
+        }
+        assert_eq!(arpabet_to_ipa("ZH"), Some("ʒ"));
+        // Every IPA symbol in the table is distinct (no two ARPAbet phones merge).
+        let mut symbols: Vec<_> = ARPABET_TO_IPA.iter().map(|(_, i)| *i).collect();
+        symbols.sort_unstable();
+        symbols.dedup();
+        assert_eq!(symbols.len(), ARPABET_TO_IPA.len());
+        // A custom inventory keeps the names IPA has no entry for, and says which.
+        let custom = PhoneSet::from_phones(["aa".to_string(), "click".to_string()]).unwrap();
+        let (renamed, unknown) = custom.in_alphabet(Alphabet::Ipa);
+        assert_eq!(renamed.names()[1..], ["ɑ".to_string(), "click".to_string()]);
+        assert_eq!(unknown, ["click"]);
     }
 
     #[test]

@@ -244,11 +244,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
         } else if input.extension().is_some_and(|e| e == "scp") && input.is_file() {
             files.extend(scp_inputs(input)?);
         } else if input.is_dir() {
-            let mut found = Vec::new();
-            let mut visited = std::collections::HashSet::new();
-            walk_audio(input, &mut found, &mut visited)?;
-            found.sort();
-            files.extend(found.into_iter().map(Input::File));
+            files.extend(find_audio_files(input)?.into_iter().map(Input::File));
         } else {
             files.push(Input::File(input.clone()));
         }
@@ -304,6 +300,16 @@ pub fn read_audio_arg(path: &Path) -> anyhow::Result<phonrec::audio::Waveform> {
         return Ok(phonrec::audio::read_audio_bytes(&bytes, path)?);
     }
     Ok(phonrec::audio::read_audio(path)?)
+}
+
+/// The audio files under `dir` by extension ([`AUDIO_EXTENSIONS`]), sorted; symlinks followed, each
+/// folder once.
+pub fn find_audio_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut visited = std::collections::HashSet::new();
+    walk_audio(dir, &mut found, &mut visited)?;
+    found.sort();
+    Ok(found)
 }
 
 fn walk_audio(
@@ -502,6 +508,7 @@ impl DecodeArgs {
                 isolate_below: self.isolate_below,
             },
             fill_digital_silence: !self.keep_digital_silence,
+            ..RecognizerOptions::default()
         };
         Recognizer::new(model, options).context("setting up the decoder")
     }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod align;
 mod average;
 mod bench;
 mod choice;
@@ -34,6 +35,8 @@ pub struct Cli {
 enum Command {
     // Subcommands without a doc comment here use their Args struct's doc as summary and long --help.
     Transcribe(transcribe::TranscribeArgs),
+    // As for Probs: `AlignArgs`'s doc is the summary and the long --help.
+    Align(align::AlignArgs),
     Train(train::TrainArgs),
     Eval(eval::EvalArgs),
     Features(features::FeaturesArgs),
@@ -53,6 +56,7 @@ enum Command {
 pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Transcribe(args) => transcribe::run(args),
+        Command::Align(args) => align::run(args),
         Command::Train(args) => train::run(args, matches.subcommand_matches("train")),
         Command::Eval(args) => eval::run(args),
         Command::Features(args) => features::run(args),

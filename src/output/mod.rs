@@ -1,14 +1,19 @@
-//! Output formats, one file each; writers take any `Write`: transcripts (text, JSON Lines, CTM) and
-//! feature matrices (NPY, CSV, TSV, Kaldi text archives).
+//! Output formats, one file each; writers take any `Write`: transcripts (text, JSON Lines, CTM, Kaldi
+//! text, TextGrid), alignments (TextGrid, CTM, TSV, JSON Lines) and feature matrices (NPY, CSV, TSV,
+//! Kaldi text archives).
 
+mod alignment;
 mod ctm;
 pub(crate) mod json;
 mod matrix;
 mod text;
+mod textgrid;
 
 use std::io::Write;
 
+pub use alignment::{alignment_tiers, write_alignment, AlignFormat, ALIGNMENT_TSV_HEADER};
 pub use matrix::{kaldi_key, write_matrix, MatrixFormat};
+pub use textgrid::{read_textgrid, write_textgrid, Interval, IntervalTier};
 
 use crate::choice::{Choice, Named};
 use crate::phones::PhoneSet;
@@ -25,6 +30,8 @@ pub enum OutputFormat {
     Ctm,
     /// Kaldi `text`: `key phone phone ...` (the utterance id for wav.scp inputs, else the path).
     Kaldi,
+    /// Praat TextGrid (long format), one tier `phones` covering the file; one file per recording.
+    TextGrid,
 }
 
 impl Choice for OutputFormat {
@@ -51,6 +58,12 @@ impl Choice for OutputFormat {
             help: "Kaldi `text` (`key phone phone ...`; the key is the utterance id for wav.scp \
                    inputs, else the path with whitespace replaced by _), as compute-wer reads it",
         },
+        Named {
+            value: OutputFormat::TextGrid,
+            name: "textgrid",
+            help: "Praat TextGrid, tier `phones` covering the file, silences empty (one file per \
+                   recording: use --output-dir for several)",
+        },
     ];
 }
 
@@ -66,6 +79,21 @@ pub fn write_transcript(
         OutputFormat::Json => json::write(transcript, phones, out),
         OutputFormat::Ctm => ctm::write(transcript, phones, out),
         OutputFormat::Kaldi => text::write_kaldi(transcript, phones, out),
+        OutputFormat::TextGrid => write_textgrid(
+            &[IntervalTier::from_spans(
+                "phones",
+                transcript.spans.iter().map(|s| {
+                    (
+                        f64::from(s.start_s),
+                        f64::from(s.end_s),
+                        phones.name(s.phone).to_string(),
+                    )
+                }),
+                transcript.duration_s,
+            )],
+            transcript.duration_s,
+            out,
+        ),
     }
 }
 

@@ -2,6 +2,7 @@
 //! for long files) -> speech segmentation -> decoder -> forced alignment -> a [`Transcript`] of timed
 //! phones.
 
+mod align;
 mod segment;
 
 pub use segment::{frame_levels_dbfs, speech_regions, SegmentOptions};
@@ -14,7 +15,8 @@ use crate::audio::{
     fill_digital_silence, read_audio, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
-    decode_spans, BeamOptions, Decoder, GreedyDecoder, PhoneLm, PhoneSpan, PrefixBeamDecoder,
+    decode_spans, BeamOptions, Decoder, GreedyDecoder, LatticeOptions, PhoneLm, PhoneSpan,
+    PrefixBeamDecoder,
 };
 use crate::error::{Error, Result};
 use crate::features::{FeatureExtractor, FeaturePipeline};
@@ -46,7 +48,17 @@ pub struct RecognizerOptions {
     /// noise floor before the features, so that the floor does not start and stop abruptly where the
     /// network would hear a fricative (see [`fill_digital_silence`]). Default true.
     pub fill_digital_silence: bool,
+    /// How [`Recognizer::align`] searches and times phones next to pauses.
+    pub align: LatticeOptions,
+    /// The match score (see [`Alignment::match_score`](crate::align::Alignment::match_score)) below
+    /// which an alignment is flagged as audio that does not say its text. Default
+    /// [`DEFAULT_MIN_MATCH_SCORE`].
+    pub min_match_score: f64,
 }
+
+/// Default [`RecognizerOptions::min_match_score`], chosen on matched and mismatched pairs of the
+/// synthetic dev set and the real sets (models/README.md, "Alignment").
+pub const DEFAULT_MIN_MATCH_SCORE: f64 = -1.0;
 
 impl Default for RecognizerOptions {
     fn default() -> Self {
@@ -59,6 +71,8 @@ impl Default for RecognizerOptions {
             vtln_warps: Vec::new(),
             segment: SegmentOptions::default(),
             fill_digital_silence: true,
+            align: LatticeOptions::default(),
+            min_match_score: DEFAULT_MIN_MATCH_SCORE,
         }
     }
 }
@@ -94,6 +108,15 @@ pub struct Recognition {
     pub transcript: Transcript,
 }
 
+/// What [`Recognizer::posteriors`] computed for a recording.
+struct Posteriors {
+    wave: Waveform,
+    log_probs: Array2<f32>,
+    vtln_warp: f32,
+    /// Speech regions as output-frame ranges.
+    regions: Vec<(usize, usize)>,
+}
+
 /// A model with a decoder: turns audio into [`Transcript`]s. `Send + Sync`, so one recognizer serves all
 /// threads.
 pub struct Recognizer {
@@ -104,6 +127,8 @@ pub struct Recognizer {
     warped_features: Vec<(f32, FeaturePipeline)>,
     segment: SegmentOptions,
     fill_digital_silence: bool,
+    align: LatticeOptions,
+    min_match_score: f64,
     /// How it decodes, in words (see [`decoding`](Self::decoding)).
     decoding: String,
 }
@@ -145,6 +170,8 @@ impl Recognizer {
             warped_features,
             segment: options.segment,
             fill_digital_silence: options.fill_digital_silence,
+            align: options.align,
+            min_match_score: options.min_match_score,
             decoding,
         })
     }
@@ -226,20 +253,13 @@ impl Recognizer {
     /// segmentation -> decoder -> alignment).
     pub fn recognize(&self, wave: Waveform) -> Result<Recognition> {
         let duration_s = wave.duration_s();
-        let wave = self.prepare(wave)?;
-        let (log_probs, vtln_warp) = self.warped_log_probs(&wave)?;
+        let Posteriors {
+            wave,
+            log_probs,
+            vtln_warp,
+            regions,
+        } = self.posteriors(wave)?;
         let shift = self.output_frame_shift_s() as f32;
-        let hop = self.model.features().options().frame().window_shift()
-            * self.model.network().config().stack_frames.max(1);
-        let levels = frame_levels_dbfs(&wave.samples, hop, log_probs.nrows());
-        let regions = speech_regions(
-            log_probs.view(),
-            &levels,
-            self.output_frame_shift_s(),
-            &self.segment,
-        );
-        let mut log_probs = log_probs;
-        self.isolate_regions(&wave, vtln_warp, hop, &regions, &mut log_probs)?;
         // Decode and align region by region, long regions in pieces: the forced alignment is
         // O(frames × phones) in memory, so a one-hour file must not be aligned in one piece. Pieces
         // end at frames where the blank is all but certain, so no phone is cut in two.
@@ -274,6 +294,30 @@ impl Recognizer {
                 vtln_warp,
                 segments,
             },
+        })
+    }
+
+    /// The stages before decoding, shared by recognition and alignment: the audio checked, filled and
+    /// resampled; the network's posteriors (under the chosen VTLN warp, sparse regions re-run alone);
+    /// the speech regions.
+    fn posteriors(&self, wave: Waveform) -> Result<Posteriors> {
+        let wave = self.prepare(wave)?;
+        let (mut log_probs, vtln_warp) = self.warped_log_probs(&wave)?;
+        let hop = self.model.features().options().frame().window_shift()
+            * self.model.network().config().stack_frames.max(1);
+        let levels = frame_levels_dbfs(&wave.samples, hop, log_probs.nrows());
+        let regions = speech_regions(
+            log_probs.view(),
+            &levels,
+            self.output_frame_shift_s(),
+            &self.segment,
+        );
+        self.isolate_regions(&wave, vtln_warp, hop, &regions, &mut log_probs)?;
+        Ok(Posteriors {
+            wave,
+            log_probs,
+            vtln_warp,
+            regions,
         })
     }
 

@@ -1,0 +1,349 @@
+//! Alignment to a known text: text -> words (normalised) -> pronunciations (lexicon, out-of-vocabulary
+//! policy) -> an [`AlignTarget`], which [`Recognizer::align`](crate::recognize::Recognizer::align)
+//! aligns to the audio -> an [`Alignment`] of timed words and phones.
+//!
+//! Text normalisation (in this order; tested below):
+//! 1. Typographic apostrophes (’ ‘ ʼ) and the backtick become `'`; everything is lowercased.
+//! 2. Words are split at whitespace and at every character that is not a letter, a digit, `'` or `-`
+//!    (so punctuation never sticks to a word: `"Hello," she said.` → hello she said).
+//! 3. A token the lexicon has is kept as it is (`'em`, `rock-n-roll`, `don't`). Otherwise leading and
+//!    trailing `'` and `-` are stripped (quotes, dashes), and a token that still has a hyphen and is not
+//!    in the lexicon is split at its hyphens (`well-known` → well known when the lexicon lacks the
+//!    compound).
+//! 4. What is left is looked up; out-of-vocabulary words follow the [`OovPolicy`].
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::choice::{Choice, Named};
+use crate::ctc::PhoneSpan;
+use crate::data::Lexicon;
+use crate::error::{Error, Result};
+use crate::phones::{PhoneId, PhoneSet};
+
+/// What to do with words the lexicon does not have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OovPolicy {
+    /// Refuse the text, listing every missing word (the default: an aligner should not guess).
+    #[default]
+    Error,
+    /// Spell the word out: each letter as its name in the lexicon (`abc` → ey b iy s iy) and each
+    /// digit as its word (`42` → four two). Right for acronyms and numbers read digit by digit.
+    Spell,
+    /// Leave the word out of the target: its audio goes to the neighbouring words' edges or to
+    /// silence, and the word tier does not list it. The skipped words are reported.
+    Skip,
+}
+
+impl Choice for OovPolicy {
+    const CHOICES: &'static [Named<Self>] = &[
+        Named {
+            value: OovPolicy::Error,
+            name: "error",
+            help: "Refuse the text and list the missing words",
+        },
+        Named {
+            value: OovPolicy::Spell,
+            name: "spell",
+            help: "Pronounce each letter by its name and each digit as its word (acronyms, numbers)",
+        },
+        Named {
+            value: OovPolicy::Skip,
+            name: "skip",
+            help: "Leave the word out (its audio goes to its neighbours or to silence) and report it",
+        },
+    ];
+}
+
+/// One word to align, with every pronunciation the aligner may choose from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetWord {
+    /// The word as normalised (lowercase), or a phone name for [`AlignTarget::from_phones`].
+    pub text: String,
+    /// Its pronunciations as phone ids of the model's inventory (at least one, none empty).
+    pub pronunciations: Vec<Vec<PhoneId>>,
+}
+
+/// What to align: words with their pronunciations, or a bare phone sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlignTarget {
+    /// The words in order.
+    pub words: Vec<TargetWord>,
+    /// Whether the words are words of a text (false for a phone sequence: every "word" is one phone,
+    /// and outputs have no word tier).
+    pub has_words: bool,
+    /// Out-of-vocabulary words left out under [`OovPolicy::Skip`].
+    pub skipped: Vec<String>,
+}
+
+/// The words of `text`, normalised as the module documentation says.
+pub fn normalize_text(text: &str, lexicon: &Lexicon) -> Vec<String> {
+    let text: String = text
+        .chars()
+        .map(|c| match c {
+            '\u{2019}' | '\u{2018}' | '\u{02BC}' | '`' => '\'',
+            c => c,
+        })
+        .collect::<String>()
+        .to_lowercase();
+    let mut words = Vec::new();
+    for token in text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-')) {
+        if token.is_empty() || lexicon.contains(token) {
+            if !token.is_empty() {
+                words.push(token.to_string());
+            }
+            continue;
+        }
+        let trimmed = token.trim_matches(|c| c == '\'' || c == '-');
+        if trimmed.is_empty() {
+            continue;
+        }
+        if trimmed.contains('-') && !lexicon.contains(trimmed) {
+            words.extend(
+                trimmed
+                    .split('-')
+                    .map(|part| part.trim_matches('\''))
+                    .filter(|part| !part.is_empty())
+                    .map(str::to_string),
+            );
+        } else {
+            words.push(trimmed.to_string());
+        }
+    }
+    words
+}
+
+impl AlignTarget {
+    /// Words of `text` with their pronunciations from `lexicon`, as phones of `phones`.
+    ///
+    /// Errors: [`Error::OutOfVocabulary`] listing every missing word under [`OovPolicy::Error`] (and
+    /// under `Spell` for words that cannot be spelled: no letters or digits the lexicon knows); a
+    /// lexicon phone the inventory does not have.
+    pub fn from_text(
+        text: &str,
+        lexicon: &Lexicon,
+        phones: &PhoneSet,
+        oov: OovPolicy,
+    ) -> Result<Self> {
+        let mut words = Vec::new();
+        let mut missing: Vec<String> = Vec::new();
+        let mut skipped = Vec::new();
+        for word in normalize_text(text, lexicon) {
+            let pronunciations = match (lexicon.pronunciations(&word), oov) {
+                (Some(found), _) => found.to_vec(),
+                (None, OovPolicy::Skip) => {
+                    skipped.push(word);
+                    continue;
+                }
+                (None, OovPolicy::Spell) => match spell(&word, lexicon) {
+                    Some(spelled) => vec![spelled],
+                    None => {
+                        push_once(&mut missing, word);
+                        continue;
+                    }
+                },
+                (None, OovPolicy::Error) => {
+                    push_once(&mut missing, word);
+                    continue;
+                }
+            };
+            let pronunciations = pronunciations
+                .iter()
+                .map(|p| to_ids(&p.join(" "), phones))
+                .collect::<Result<Vec<_>>>()?;
+            words.push(TargetWord {
+                text: word,
+                pronunciations,
+            });
+        }
+        if !missing.is_empty() {
+            return Err(Error::OutOfVocabulary { words: missing });
+        }
+        Ok(AlignTarget {
+            words,
+            has_words: true,
+            skipped,
+        })
+    }
+
+    /// A phone sequence (space-separated; ARPAbet with stress digits, any case, and TIMIT's 61
+    /// symbols fold to the default inventory as manifests do).
+    pub fn from_phones(text: &str, phones: &PhoneSet) -> Result<Self> {
+        let words = to_ids(text, phones)?
+            .into_iter()
+            .map(|id| TargetWord {
+                text: phones.name(id).to_string(),
+                pronunciations: vec![vec![id]],
+            })
+            .collect();
+        Ok(AlignTarget {
+            words,
+            has_words: false,
+            skipped: Vec::new(),
+        })
+    }
+
+    /// Every word's pronunciations, in the form the lattice aligner takes.
+    pub fn pronunciations(&self) -> Vec<Vec<Vec<PhoneId>>> {
+        self.words.iter().map(|w| w.pronunciations.clone()).collect()
+    }
+}
+
+fn push_once(list: &mut Vec<String>, word: String) {
+    if !list.contains(&word) {
+        list.push(word);
+    }
+}
+
+/// Phone names to ids of `phones`, folding as manifests do; a phone without an id is an error.
+fn to_ids(text: &str, phones: &PhoneSet) -> Result<Vec<PhoneId>> {
+    let ids = phones.parse_sequence(text, Path::new("pronunciation"), 1)?;
+    // `parse_sequence` drops TIMIT's glottal stop and keeps `sil`; the aligner has no silence phone
+    // (pauses are the CTC blank), so `sil` in a pronunciation is dropped too.
+    Ok(ids
+        .into_iter()
+        .filter(|id| Some(*id) != phones.silence())
+        .collect())
+}
+
+/// The spelling pronunciation of `word`: letters by their names, digits as words, other characters
+/// silent. `None` when nothing in it can be spelled.
+fn spell(word: &str, lexicon: &Lexicon) -> Option<Vec<String>> {
+    const DIGITS: [&str; 10] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    let mut phones = Vec::new();
+    for c in word.chars() {
+        let name = match c.to_digit(10) {
+            Some(d) => DIGITS[d as usize].to_string(),
+            None if c.is_alphabetic() => c.to_string(),
+            None => continue,
+        };
+        phones.extend(lexicon.pronounce(&name)?.iter().cloned());
+    }
+    (!phones.is_empty()).then_some(phones)
+}
+
+/// One word of an [`Alignment`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimedWord {
+    /// The word (normalised).
+    pub word: String,
+    /// Start time in seconds (its first phone's start).
+    pub start_s: f32,
+    /// End time in seconds (its last phone's end).
+    pub end_s: f32,
+    /// Mean of its phones' confidences.
+    pub confidence: f32,
+    /// Its phones: indices into [`Alignment::phones`].
+    pub phones: Range<usize>,
+}
+
+/// A recording aligned to its text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alignment {
+    /// Where the audio came from (empty for in-memory audio).
+    pub source: PathBuf,
+    /// The utterance id the input was listed under, if any.
+    pub id: Option<String>,
+    /// Length of the audio in seconds.
+    pub duration_s: f64,
+    /// The words in order (empty when a phone sequence was aligned).
+    pub words: Vec<TimedWord>,
+    /// Every phone in order, with its span and confidence; gaps between spans are silence.
+    pub phones: Vec<PhoneSpan>,
+    /// How well the audio matches the text: the mean log-probability per frame that forcing the text
+    /// costs against the network's free choice (≤ 0; see
+    /// [`LatticeAlignment::match_score`](crate::ctc::LatticeAlignment::match_score)).
+    pub match_score: f64,
+    /// Whether the match score reaches the recogniser's threshold
+    /// ([`RecognizerOptions::min_match_score`](crate::recognize::RecognizerOptions::min_match_score));
+    /// false means the audio probably does not say the text.
+    pub matches_text: bool,
+    /// Out-of-vocabulary words that were left out.
+    pub skipped: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lexicon() -> Lexicon {
+        Lexicon::from_entries([
+            ("hello", "HH AH0 L OW1"),
+            ("hello", "HH EH0 L OW1"),
+            ("world", "W ER1 L D"),
+            ("don't", "D OW1 N T"),
+            ("'em", "AH0 M"),
+            ("well", "W EH1 L"),
+            ("known", "N OW1 N"),
+            ("rock-n-roll", "R AA1 K AH0 N R OW1 L"),
+            ("a", "EY1"),
+            ("b", "B IY1"),
+            ("c", "S IY1"),
+            ("four", "F AO1 R"),
+            ("two", "T UW1"),
+        ])
+    }
+
+    #[test]
+    fn text_is_normalised_case_punctuation_apostrophes_hyphens() {
+        let lexicon = lexicon();
+        assert_eq!(
+            normalize_text("\"Hello,\" World! Don’t — tell 'em: rock-n-roll; well-known 'quoted'", &lexicon),
+            ["hello", "world", "don't", "tell", "'em", "rock-n-roll", "well", "known", "quoted"]
+        );
+        assert_eq!(normalize_text("  ... -- ''  ", &lexicon), Vec::<String>::new());
+        assert_eq!(normalize_text("end.Next", &lexicon), ["end", "next"]);
+    }
+
+    #[test]
+    fn every_pronunciation_reaches_the_target() -> Result<()> {
+        let phones = PhoneSet::timit39();
+        let target = AlignTarget::from_text("Hello world", &lexicon(), &phones, OovPolicy::Error)?;
+        assert!(target.has_words);
+        assert_eq!(target.words.len(), 2);
+        assert_eq!(target.words[0].pronunciations.len(), 2);
+        assert_eq!(
+            phones.format_sequence(&target.words[1].pronunciations[0]),
+            "w er l d"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn out_of_vocabulary_words_error_spell_or_skip() -> Result<()> {
+        let phones = PhoneSet::timit39();
+        let lexicon = lexicon();
+        let err = AlignTarget::from_text("hello ABC world xyz abc", &lexicon, &phones, OovPolicy::Error)
+            .unwrap_err();
+        assert!(matches!(&err, Error::OutOfVocabulary { words } if words == &["abc", "xyz"]));
+        assert!(err.to_string().contains("--lexicon"), "{err}");
+        let spelled = AlignTarget::from_text("abc 42", &lexicon, &phones, OovPolicy::Spell)?;
+        assert_eq!(
+            phones.format_sequence(&spelled.words[0].pronunciations[0]),
+            "ey b iy s iy"
+        );
+        assert_eq!(
+            phones.format_sequence(&spelled.words[1].pronunciations[0]),
+            "f aa r t uw"
+        );
+        // "xyz" has letters the lexicon cannot name: still an error under spell.
+        assert!(AlignTarget::from_text("xyz", &lexicon, &phones, OovPolicy::Spell).is_err());
+        let skipped = AlignTarget::from_text("hello xyz world", &lexicon, &phones, OovPolicy::Skip)?;
+        assert_eq!(skipped.words.len(), 2);
+        assert_eq!(skipped.skipped, ["xyz"]);
+        Ok(())
+    }
+
+    #[test]
+    fn phone_targets_fold_like_manifests() -> Result<()> {
+        let phones = PhoneSet::timit39();
+        let target = AlignTarget::from_phones("HH AH0 L OW1 zh ix", &phones)?;
+        assert!(!target.has_words);
+        let names: Vec<_> = target.words.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(names, ["hh", "ah", "l", "ow", "sh", "ih"]);
+        assert!(AlignTarget::from_phones("hh qqq", &phones).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,442 @@
+//! `phonrec align`: audio + its transcript -> word and phone times (forced alignment).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use phonrec::align::{AlignTarget, Alignment, OovPolicy};
+use phonrec::choice::Choice;
+use phonrec::data::Lexicon;
+use phonrec::error::Error;
+use phonrec::output::{write_alignment, AlignFormat, ALIGNMENT_TSV_HEADER};
+use phonrec::phones::{Alphabet, PhoneSet};
+use phonrec::recognize::{Recognizer, RecognizerOptions, DEFAULT_MIN_MATCH_SCORE};
+use rayon::prelude::*;
+
+use super::choice::choice;
+use super::common::{error_chain, find_audio_files, load_model};
+
+/// Align audio to its transcript: the time of every word and phone (forced alignment).
+///
+/// One file:   phonrec align speech.wav --text "the words it says" > speech.TextGrid
+///             phonrec align speech.wav --phones "dh ah w er d z" --format json
+/// A corpus:   phonrec align corpus/ --output-dir aligned/
+///             (the Montreal Forced Aligner's layout: speaker/utt.wav beside utt.lab or utt.txt;
+///             aligned/speaker/utt.TextGrid is written for each)
+/// A manifest: phonrec align --manifest list.tsv --output-dir aligned/ --format ctm
+///
+/// Words become phones through the built-in English lexicon (the Carnegie Mellon Pronouncing
+/// Dictionary, 126k words, folded to phonrec's 39 phones; Copyright (C) 1993-2015 Carnegie Mellon
+/// University, BSD-style licence in models/cmudict.LICENSE) and --lexicon. Where a word has several
+/// pronunciations the audio chooses. Text is lowercased, split at whitespace and punctuation; quotes
+/// and dashes around words are dropped; hyphenated words the lexicon lacks are split. Words the
+/// lexicon does not have stop the run with a list of them (file:line) unless --oov says otherwise.
+///
+/// The whole file is aligned at once (leading and trailing silence and pauses need no trimming);
+/// silence shows as gaps (empty TextGrid intervals). Each alignment gets a match score: how much
+/// likelihood per frame forcing the text costs against what the network hears freely. Below
+/// --min-match the audio probably does not say the text (a wrong file, missing words): that is
+/// reported on stderr, marked in JSON, and the exit status is non-zero.
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct AlignArgs {
+    /// Audio files (with --text or --phones: exactly one), or corpus folders in MFA's layout.
+    #[arg(required_unless_present = "manifest")]
+    pub inputs: Vec<PathBuf>,
+
+    /// The words the one audio file says.
+    #[arg(long, conflicts_with_all = ["phones", "manifest"])]
+    pub text: Option<String>,
+
+    /// The phones the one audio file says (ARPAbet; stress digits and TIMIT symbols are folded).
+    #[arg(long, conflicts_with = "manifest")]
+    pub phones: Option<String>,
+
+    /// A list of recordings: `audio<TAB>text` per line (relative paths from the manifest's folder;
+    /// `#` comments). A header line `audio<TAB>phones` makes the second column phones.
+    #[arg(long, value_name = "TSV")]
+    pub manifest: Option<PathBuf>,
+
+    /// A pronunciation lexicon (CMUdict format `WORD  P1 P2 ...`, or Kaldi's lexicon.txt): its
+    /// words replace the built-in lexicon's pronunciations of those words, the rest are added.
+    #[arg(long, value_name = "FILE")]
+    pub lexicon: Option<PathBuf>,
+
+    /// Use only --lexicon, not the built-in one.
+    #[arg(long, requires = "lexicon")]
+    pub no_builtin_lexicon: bool,
+
+    /// What to do with words the lexicon does not have.
+    #[arg(long, value_parser = choice::<OovPolicy>(), default_value = OovPolicy::Error.name())]
+    pub oov: OovPolicy,
+
+    /// Output format.
+    #[arg(long, value_parser = choice::<AlignFormat>(), default_value = AlignFormat::TextGrid.name())]
+    pub format: AlignFormat,
+
+    /// Write all output to this file instead of standard output (not for TextGrid with several
+    /// recordings: use --output-dir).
+    #[arg(short = 'o', long, value_name = "FILE", conflicts_with = "output_dir")]
+    pub output: Option<PathBuf>,
+
+    /// Write one file per recording here (`utt.TextGrid`, `utt.json`, ...; a corpus's speaker
+    /// folders are kept). Each file is written whole or not at all.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Phone symbols in the output.
+    #[arg(long, value_parser = choice::<Alphabet>(), default_value = Alphabet::Arpabet.name())]
+    pub alphabet: Alphabet,
+
+    /// Model file made by `phonrec train` [default: the built-in model].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+
+    /// Match score (mean log-likelihood per frame the text costs, ≤ 0) below which an alignment is
+    /// reported as audio that does not say its text.
+    #[arg(long, default_value_t = DEFAULT_MIN_MATCH_SCORE, allow_hyphen_values = true, value_name = "SCORE")]
+    pub min_match: f64,
+}
+
+/// What to align one recording to, before the lexicon is applied.
+enum Transcript {
+    Text(String),
+    Phones(String),
+}
+
+/// One recording to align.
+struct Job {
+    audio: PathBuf,
+    transcript: Transcript,
+    /// Where the transcript came from, for messages (`file`, `file:line`, or `--text`).
+    origin: String,
+    /// Output path under --output-dir, without extension.
+    out_name: PathBuf,
+}
+
+/// Recordings aligned in parallel before their results are written, in input order.
+const FILES_PER_ROUND: usize = 8;
+
+pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
+    let jobs = collect_jobs(&args)?;
+    if jobs.is_empty() {
+        bail!("no audio files found in the given inputs");
+    }
+    if args.format == AlignFormat::TextGrid && args.output_dir.is_none() && jobs.len() > 1 {
+        bail!(
+            "a TextGrid holds one recording and there are {}: write one per recording with \
+             --output-dir DIR, or choose --format tsv|ctm|json",
+            jobs.len()
+        );
+    }
+    let model = load_model(args.model.as_deref())?;
+    let recognizer = Recognizer::new(
+        model,
+        RecognizerOptions {
+            min_match_score: args.min_match,
+            ..RecognizerOptions::default()
+        },
+    )?;
+    let targets = build_targets(&args, &jobs, recognizer.phones())?;
+    let (output_phones, unknown) = recognizer.phones().in_alphabet(args.alphabet);
+    if !unknown.is_empty() {
+        eprintln!(
+            "phonrec: note: no IPA for {} (not ARPAbet): written as the model names them",
+            unknown.join(" ")
+        );
+    }
+
+    let mut out: Option<Box<dyn Write>> = match (&args.output_dir, &args.output) {
+        (Some(dir), _) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            None
+        }
+        (None, Some(path)) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ))),
+        (None, None) => Some(Box::new(std::io::stdout().lock())),
+    };
+    if let (Some(out), AlignFormat::Tsv) = (out.as_mut(), args.format) {
+        writeln!(out, "{ALIGNMENT_TSV_HEADER}")?;
+    }
+    let (mut failures, mut mismatches) = (0, 0);
+    let work: Vec<(&Job, &AlignTarget)> = jobs.iter().zip(&targets).collect();
+    for round in work.chunks(FILES_PER_ROUND) {
+        let results: Vec<_> = round
+            .par_iter()
+            .map(|(job, target)| recognizer.align_file(&job.audio, target))
+            .collect();
+        for ((job, target), result) in round.iter().zip(results) {
+            let alignment = match result {
+                Ok(alignment) => alignment,
+                Err(error) => {
+                    failures += 1;
+                    eprintln!("phonrec: error: {}", error_chain(&error));
+                    continue;
+                }
+            };
+            if !target.skipped.is_empty() {
+                eprintln!(
+                    "phonrec: note: {}: left out (not in the lexicon): {}",
+                    job.origin,
+                    target.skipped.join(" ")
+                );
+            }
+            if !alignment.matches_text {
+                mismatches += 1;
+                eprintln!(
+                    "phonrec: warning: {}: the audio does not seem to say its transcript ({}): \
+                     match score {:.2} per frame, below --min-match {}",
+                    job.audio.display(),
+                    job.origin,
+                    alignment.match_score,
+                    args.min_match
+                );
+            }
+            match (&mut out, &args.output_dir) {
+                (Some(out), _) => write_alignment(args.format, &alignment, &output_phones, out)?,
+                (None, Some(dir)) => write_file(dir, job, args.format, &alignment, &output_phones)?,
+                (None, None) => unreachable!("either a stream or a folder is set up above"),
+            }
+        }
+        if let Some(out) = out.as_mut() {
+            out.flush()?;
+        }
+    }
+    if failures + mismatches > 0 {
+        eprintln!(
+            "phonrec: of {} recordings, {failures} failed and {mismatches} do not match their transcript",
+            jobs.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write one recording's output to `dir/out_name.ext` through a temporary file, so an interrupted run
+/// leaves no half-written file.
+fn write_file(
+    dir: &Path,
+    job: &Job,
+    format: AlignFormat,
+    alignment: &Alignment,
+    phones: &PhoneSet,
+) -> anyhow::Result<()> {
+    let path = dir.join(&job.out_name).with_extension(format.extension());
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let temporary = path.with_extension(format!("{}.partial", format.extension()));
+    let mut bytes = Vec::new();
+    if format == AlignFormat::Tsv {
+        writeln!(bytes, "{ALIGNMENT_TSV_HEADER}")?;
+    }
+    write_alignment(format, alignment, phones, &mut bytes)?;
+    std::fs::write(&temporary, &bytes)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, &path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// The recordings to align, from the arguments.
+fn collect_jobs(args: &AlignArgs) -> anyhow::Result<Vec<Job>> {
+    let stem = |path: &Path| PathBuf::from(path.file_stem().unwrap_or(path.as_os_str()));
+    if let Some(manifest) = &args.manifest {
+        if !args.inputs.is_empty() {
+            bail!("give either --manifest or audio files and folders, not both");
+        }
+        return manifest_jobs(manifest);
+    }
+    if args.text.is_some() || args.phones.is_some() {
+        let [audio] = args.inputs.as_slice() else {
+            bail!(
+                "--text and --phones align one audio file, and {} inputs were given; for several, \
+                 use a corpus folder (utt.wav beside utt.lab) or --manifest",
+                args.inputs.len()
+            );
+        };
+        if audio.is_dir() {
+            bail!(
+                "{} is a folder: --text and --phones align one audio file",
+                audio.display()
+            );
+        }
+        let (transcript, origin) = match (&args.text, &args.phones) {
+            (Some(text), _) => (Transcript::Text(text.clone()), "--text"),
+            (None, Some(phones)) => (Transcript::Phones(phones.clone()), "--phones"),
+            (None, None) => unreachable!("checked above"),
+        };
+        return Ok(vec![Job {
+            audio: audio.clone(),
+            transcript,
+            origin: origin.to_string(),
+            out_name: stem(audio),
+        }]);
+    }
+    let mut jobs = Vec::new();
+    let mut missing = Vec::new();
+    for input in &args.inputs {
+        let (files, root) = if input.is_dir() {
+            (find_audio_files(input)?, Some(input.as_path()))
+        } else {
+            (vec![input.clone()], None)
+        };
+        for audio in files {
+            let Some(lab) = ["lab", "txt"]
+                .iter()
+                .map(|ext| audio.with_extension(ext))
+                .find(|p| p.is_file())
+            else {
+                missing.push(audio.display().to_string());
+                continue;
+            };
+            let text = std::fs::read_to_string(&lab)
+                .with_context(|| format!("cannot read {}", lab.display()))?;
+            let relative = root
+                .and_then(|r| audio.strip_prefix(r).ok())
+                .map_or_else(|| stem(&audio), |r| r.with_extension(""));
+            jobs.push(Job {
+                audio,
+                transcript: Transcript::Text(text),
+                origin: lab.display().to_string(),
+                out_name: relative,
+            });
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "no transcript beside {} audio file{} (utt.lab or utt.txt next to utt.wav, as in the \
+             Montreal Forced Aligner's corpus layout; or use --text for one file): {}",
+            missing.len(),
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        );
+    }
+    Ok(jobs)
+}
+
+/// Recordings listed in a manifest: `audio<TAB>text` (or phones, after an `audio<TAB>phones` header).
+fn manifest_jobs(manifest: &Path) -> anyhow::Result<Vec<Job>> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let base = manifest.parent().unwrap_or(Path::new(""));
+    let mut phones_column = false;
+    let mut jobs = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((audio, transcript)) = line.split_once('\t') else {
+            bail!(
+                "{}:{}: expected `audio<TAB>text`",
+                manifest.display(),
+                index + 1
+            );
+        };
+        if jobs.is_empty() && audio == "audio" && matches!(transcript, "text" | "phones") {
+            phones_column = transcript == "phones";
+            continue;
+        }
+        let audio_path = base.join(audio);
+        let out_name = Path::new(audio).with_extension("");
+        let out_name = if out_name.is_absolute() {
+            PathBuf::from(out_name.file_name().unwrap_or(out_name.as_os_str()))
+        } else {
+            out_name
+        };
+        jobs.push(Job {
+            audio: audio_path,
+            transcript: if phones_column {
+                Transcript::Phones(transcript.to_string())
+            } else {
+                Transcript::Text(transcript.to_string())
+            },
+            origin: format!("{}:{}", manifest.display(), index + 1),
+            out_name,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Every job's alignment target. Out-of-vocabulary words are gathered over all jobs first and
+/// reported together, each with the file and line it is on, before any audio is read.
+fn build_targets(
+    args: &AlignArgs,
+    jobs: &[Job],
+    phones: &PhoneSet,
+) -> anyhow::Result<Vec<AlignTarget>> {
+    let needs_lexicon = jobs
+        .iter()
+        .any(|j| matches!(j.transcript, Transcript::Text(_)));
+    let lexicon = if needs_lexicon {
+        load_lexicon(args)?
+    } else {
+        Lexicon::default()
+    };
+    let mut targets = Vec::with_capacity(jobs.len());
+    let mut oov_lines: Vec<String> = Vec::new();
+    for job in jobs {
+        let target = match &job.transcript {
+            Transcript::Phones(text) => AlignTarget::from_phones(text, phones)
+                .map_err(|e| anyhow::anyhow!("{}: {}", job.origin, error_chain(&e)))?,
+            Transcript::Text(text) => {
+                match AlignTarget::from_text(text, &lexicon, phones, args.oov) {
+                    Ok(target) => target,
+                    Err(Error::OutOfVocabulary { words }) => {
+                        for word in words {
+                            oov_lines.push(format!(
+                                "  {}  {word}",
+                                locate_word(&job.origin, text, &word)
+                            ));
+                        }
+                        continue;
+                    }
+                    Err(e) => bail!("{}: {}", job.origin, error_chain(&e)),
+                }
+            }
+        };
+        targets.push(target);
+    }
+    if !oov_lines.is_empty() {
+        bail!(
+            "{} not in the lexicon:\n{}\nadd pronunciations with --lexicon FILE (CMUdict format: \
+             `WORD  P1 P2 ...`), or choose --oov spell (letters and digits by name) or --oov skip",
+            if oov_lines.len() == 1 {
+                "1 word is".to_string()
+            } else {
+                format!("{} words are", oov_lines.len())
+            },
+            oov_lines.join("\n")
+        );
+    }
+    Ok(targets)
+}
+
+/// `origin:line` of the first line of `text` that holds `word` (when `origin` is a file of its own).
+fn locate_word(origin: &str, text: &str, word: &str) -> String {
+    if origin.starts_with("--") || origin.contains(':') {
+        return origin.to_string();
+    }
+    text.lines()
+        .position(|line| line.to_lowercase().contains(word))
+        .map_or_else(|| origin.to_string(), |i| format!("{origin}:{}", i + 1))
+}
+
+fn load_lexicon(args: &AlignArgs) -> anyhow::Result<Lexicon> {
+    let mut lexicon = if args.no_builtin_lexicon {
+        Lexicon::default()
+    } else {
+        Lexicon::built_in().context("the built-in lexicon does not load (a broken build?)")?
+    };
+    if let Some(path) = &args.lexicon {
+        lexicon.override_with(Lexicon::load(path)?);
+    }
+    Ok(lexicon)
+}
