@@ -7,6 +7,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(phonrec_default_lm)");
     println!("cargo::rerun-if-changed=models/default.safetensors");
     println!("cargo::rerun-if-changed=models/default-lm.arpa.gz");
+    println!("cargo::rerun-if-changed=models/default-boundaries.tsv");
     if std::path::Path::new("models/default.safetensors").is_file() {
         println!("cargo::rustc-cfg=phonrec_default_model");
         if std::path::Path::new("models/default-lm.arpa.gz").is_file() {

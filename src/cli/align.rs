@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use phonrec::align::{AlignTarget, Alignment, OovPolicy};
 use phonrec::choice::Choice;
+use phonrec::ctc::{BoundaryModel, LatticeOptions};
 use phonrec::data::Lexicon;
 use phonrec::error::Error;
 use phonrec::output::{write_alignment, AlignFormat, ALIGNMENT_TSV_HEADER};
@@ -16,7 +17,7 @@ use phonrec::recognize::{Recognizer, RecognizerOptions, DEFAULT_MIN_MATCH_SCORE}
 use rayon::prelude::*;
 
 use super::choice::choice;
-use super::common::{error_chain, find_audio_files, load_model};
+use super::common::{built_in_boundaries, error_chain, find_audio_files, load_model};
 
 /// Align audio to its transcript: the time of every word and phone (forced alignment).
 ///
@@ -98,6 +99,18 @@ pub struct AlignArgs {
     /// reported as audio that does not say its text.
     #[arg(long, default_value_t = DEFAULT_MIN_MATCH_SCORE, allow_hyphen_values = true, value_name = "SCORE")]
     pub min_match: f64,
+
+    /// Where phone boundaries go relative to the network's spikes: `builtin` (the extents measured for
+    /// the built-in model), `midpoint` (blank gaps split in the middle, up to 60 ms to each side of a
+    /// pause), or a TSV file from `recipes/align/fit_boundaries.py` for your model [default: builtin
+    /// with the built-in model, else midpoint].
+    #[arg(long, value_name = "builtin|midpoint|FILE")]
+    pub boundaries: Option<String>,
+
+    /// Phone spans are the frames the Viterbi path labels with each phone (the network's spikes),
+    /// not boundaries: the data `recipes/align/fit_boundaries.py` fits the boundary model on.
+    #[arg(long, hide = true)]
+    pub spike_spans: bool,
 }
 
 /// What to align one recording to, before the lexicon is applied.
@@ -132,10 +145,20 @@ pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let model = load_model(args.model.as_deref())?;
+    let boundaries = boundary_model(&args, model.phones())?;
     let recognizer = Recognizer::new(
         model,
         RecognizerOptions {
             min_match_score: args.min_match,
+            align: LatticeOptions {
+                max_blank_frames_per_side: if args.spike_spans {
+                    0
+                } else {
+                    LatticeOptions::default().max_blank_frames_per_side
+                },
+                ..LatticeOptions::default()
+            },
+            boundaries,
             ..RecognizerOptions::default()
         },
     )?;
@@ -427,6 +450,32 @@ fn locate_word(origin: &str, text: &str, word: &str) -> String {
     text.lines()
         .position(|line| line.to_lowercase().contains(word))
         .map_or_else(|| origin.to_string(), |i| format!("{origin}:{}", i + 1))
+}
+
+/// The boundary model `--boundaries` asks for (none with --spike-spans).
+fn boundary_model(args: &AlignArgs, phones: &PhoneSet) -> anyhow::Result<Option<BoundaryModel>> {
+    if args.spike_spans {
+        return Ok(None);
+    }
+    let built_in = || -> anyhow::Result<Option<BoundaryModel>> {
+        let text = built_in_boundaries().context(
+            "this phonrec has no built-in model, so no built-in boundary model either",
+        )?;
+        Ok(Some(
+            BoundaryModel::parse_tsv(text, phones, "<built-in boundary model>")
+                .context("the built-in boundary model does not fit this model's phones")?,
+        ))
+    };
+    match args.boundaries.as_deref() {
+        None if args.model.is_none() => built_in(),
+        None | Some("midpoint") => Ok(None),
+        Some("builtin") => built_in(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --boundaries {path}"))?;
+            Ok(Some(BoundaryModel::parse_tsv(&text, phones, path)?))
+        }
+    }
 }
 
 fn load_lexicon(args: &AlignArgs) -> anyhow::Result<Lexicon> {

@@ -24,6 +24,18 @@ const DEFAULT_LM: Option<&[u8]> = Some(include_bytes!("../../models/default-lm.a
 #[cfg(not(phonrec_default_lm))]
 const DEFAULT_LM: Option<&[u8]> = None;
 
+/// The built-in model's boundary model for `align` (`models/default-boundaries.tsv`, fitted by
+/// `recipes/align/fit_boundaries.py`).
+#[cfg(phonrec_default_model)]
+const DEFAULT_BOUNDARIES: Option<&str> = Some(include_str!("../../models/default-boundaries.tsv"));
+#[cfg(not(phonrec_default_model))]
+const DEFAULT_BOUNDARIES: Option<&str> = None;
+
+/// The built-in model's boundary model (TSV), if this binary has the built-in model.
+pub fn built_in_boundaries() -> Option<&'static str> {
+    DEFAULT_BOUNDARIES
+}
+
 /// Beam width used with a phone LM when `--beam` is not given.
 const BEAM_WITH_LM: usize = 8;
 /// The LM weight with the built-in model and its LM, chosen on the synthetic dev set with the LM's

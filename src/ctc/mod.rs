@@ -15,6 +15,7 @@
 
 mod align;
 mod beam;
+mod boundaries;
 mod decoder;
 mod greedy;
 mod lattice;
@@ -27,6 +28,7 @@ mod topology;
 
 pub use align::{force_align, AlignedPhone};
 pub use beam::{BeamOptions, Hypothesis, PrefixBeamDecoder};
+pub use boundaries::BoundaryModel;
 pub use decoder::{decode_spans, Decoder, PhoneSpan};
 pub use greedy::GreedyDecoder;
 pub use lattice::{

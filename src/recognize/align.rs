@@ -1,12 +1,13 @@
 //! Alignment through the one recogniser: the same audio preparation and posteriors as recognition,
-//! then the lattice aligner instead of the decoder.
+//! then the lattice aligner instead of the decoder, and the boundary model (if any) to turn the
+//! network's spikes into phone boundaries.
 
 use std::path::Path;
 
 use super::{Posteriors, Recognizer};
 use crate::align::{AlignTarget, Alignment, TimedWord};
 use crate::audio::{read_audio, Waveform};
-use crate::ctc::{force_align_words, PhoneSpan};
+use crate::ctc::{force_align_words, LatticeOptions, PhoneSpan};
 use crate::error::Result;
 
 impl Recognizer {
@@ -16,14 +17,35 @@ impl Recognizer {
     pub fn align(&self, wave: Waveform, target: &AlignTarget) -> Result<Alignment> {
         let duration_s = wave.duration_s();
         let Posteriors { log_probs, .. } = self.posteriors(wave)?;
-        let lattice = force_align_words(log_probs.view(), &target.pronunciations(), &self.align)?;
+        let options = LatticeOptions {
+            // With a boundary model the aligner returns bare spikes and the model places boundaries.
+            max_blank_frames_per_side: match self.boundaries {
+                Some(_) => 0,
+                None => self.align.max_blank_frames_per_side,
+            },
+            ..self.align
+        };
+        let lattice = force_align_words(log_probs.view(), &target.pronunciations(), &options)?;
         let match_score = lattice.match_score(log_probs.nrows());
         let shift = self.output_frame_shift_s() as f32;
-        let phones: Vec<PhoneSpan> = lattice
-            .phones
-            .iter()
-            .map(|p| PhoneSpan::from_aligned(p, shift))
-            .collect();
+        let phones: Vec<PhoneSpan> = match &self.boundaries {
+            Some(model) => model
+                .place(&lattice.phones, log_probs.view(), shift, duration_s as f32)
+                .into_iter()
+                .zip(&lattice.phones)
+                .map(|((start_s, end_s), p)| PhoneSpan {
+                    phone: p.phone,
+                    start_s,
+                    end_s,
+                    confidence: p.confidence,
+                })
+                .collect(),
+            None => lattice
+                .phones
+                .iter()
+                .map(|p| PhoneSpan::from_aligned(p, shift))
+                .collect(),
+        };
         let words = if target.has_words {
             lattice
                 .words
@@ -33,8 +55,8 @@ impl Recognizer {
                     let spans = &phones[aligned.phones.clone()];
                     TimedWord {
                         word: word.text.clone(),
-                        start_s: aligned.start_frame as f32 * shift,
-                        end_s: aligned.end_frame as f32 * shift,
+                        start_s: spans.first().map_or(0.0, |p| p.start_s),
+                        end_s: spans.last().map_or(0.0, |p| p.end_s),
                         confidence: spans.iter().map(|p| p.confidence).sum::<f32>()
                             / spans.len().max(1) as f32,
                         phones: aligned.phones.clone(),

@@ -15,7 +15,7 @@ use crate::audio::{
     fill_digital_silence, read_audio, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
-    decode_spans, BeamOptions, Decoder, GreedyDecoder, LatticeOptions, PhoneLm, PhoneSpan,
+    decode_spans, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, LatticeOptions, PhoneLm, PhoneSpan,
     PrefixBeamDecoder,
 };
 use crate::error::{Error, Result};
@@ -50,6 +50,10 @@ pub struct RecognizerOptions {
     pub fill_digital_silence: bool,
     /// How [`Recognizer::align`] searches and times phones next to pauses.
     pub align: LatticeOptions,
+    /// Where [`Recognizer::align`] puts phone boundaries relative to the network's spikes: the
+    /// model's measured extents (the built-in model has them), or `None` for the blank gaps split at
+    /// their midpoints.
+    pub boundaries: Option<BoundaryModel>,
     /// The match score (see [`Alignment::match_score`](crate::align::Alignment::match_score)) below
     /// which an alignment is flagged as audio that does not say its text. Default
     /// [`DEFAULT_MIN_MATCH_SCORE`].
@@ -72,6 +76,7 @@ impl Default for RecognizerOptions {
             segment: SegmentOptions::default(),
             fill_digital_silence: true,
             align: LatticeOptions::default(),
+            boundaries: None,
             min_match_score: DEFAULT_MIN_MATCH_SCORE,
         }
     }
@@ -128,6 +133,7 @@ pub struct Recognizer {
     segment: SegmentOptions,
     fill_digital_silence: bool,
     align: LatticeOptions,
+    boundaries: Option<BoundaryModel>,
     min_match_score: f64,
     /// How it decodes, in words (see [`decoding`](Self::decoding)).
     decoding: String,
@@ -171,6 +177,7 @@ impl Recognizer {
             segment: options.segment,
             fill_digital_silence: options.fill_digital_silence,
             align: options.align,
+            boundaries: options.boundaries,
             min_match_score: options.min_match_score,
             decoding,
         })
