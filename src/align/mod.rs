@@ -252,12 +252,17 @@ pub struct Alignment {
     pub words: Vec<TimedWord>,
     /// Every phone in order, with its span and confidence; gaps between spans are silence.
     pub phones: Vec<PhoneSpan>,
-    /// How well the audio matches the text: the mean log-probability per frame that forcing the text
-    /// costs against the network's free choice (≤ 0; see
+    /// How well the audio matches the text: minus the mean log-probability per frame that forcing the
+    /// text costs against the network's free choice (≤ 0, near 0 when they match; see
     /// [`LatticeAlignment::match_score`](crate::ctc::LatticeAlignment::match_score)).
     pub match_score: f64,
-    /// Whether the match score reaches the recogniser's threshold
-    /// ([`RecognizerOptions::min_match_score`](crate::recognize::RecognizerOptions::min_match_score));
+    /// The same over the worst second of the recording (see
+    /// [`LatticeAlignment::local_match_score`](crate::ctc::LatticeAlignment::local_match_score)): low
+    /// when a few words of the text are not in the audio.
+    pub worst_second_score: f64,
+    /// Whether both scores reach the recogniser's thresholds
+    /// ([`RecognizerOptions::min_match_score`](crate::recognize::RecognizerOptions::min_match_score)
+    /// and [`RecognizerOptions::min_worst_second_score`](crate::recognize::RecognizerOptions::min_worst_second_score));
     /// false means the audio probably does not say the text.
     pub matches_text: bool,
     /// Out-of-vocabulary words that were left out.

@@ -13,7 +13,9 @@ use phonrec::data::Lexicon;
 use phonrec::error::Error;
 use phonrec::output::{write_alignment, AlignFormat, ALIGNMENT_TSV_HEADER};
 use phonrec::phones::{Alphabet, PhoneSet};
-use phonrec::recognize::{Recognizer, RecognizerOptions, DEFAULT_MIN_MATCH_SCORE};
+use phonrec::recognize::{
+    Recognizer, RecognizerOptions, DEFAULT_MIN_MATCH_SCORE, DEFAULT_MIN_WORST_SECOND_SCORE,
+};
 use rayon::prelude::*;
 
 use super::choice::choice;
@@ -37,9 +39,11 @@ use super::common::{built_in_boundaries, error_chain, find_audio_files, load_mod
 ///
 /// The whole file is aligned at once (leading and trailing silence and pauses need no trimming);
 /// silence shows as gaps (empty TextGrid intervals). Each alignment gets a match score: how much
-/// likelihood per frame forcing the text costs against what the network hears freely. Below
-/// --min-match the audio probably does not say the text (a wrong file, missing words): that is
-/// reported on stderr, marked in JSON, and the exit status is non-zero.
+/// likelihood per frame forcing the text costs against what the network hears freely, over the
+/// whole recording and over its worst second. Below --min-match or --min-worst-second the audio
+/// probably does not say the text (a wrong file, words it does not say): that is reported on
+/// stderr, marked in JSON ("matches_text": false), and the exit status is non-zero. Words the audio
+/// says but the text lacks are mostly not caught.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct AlignArgs {
@@ -95,10 +99,14 @@ pub struct AlignArgs {
     #[arg(long)]
     pub model: Option<PathBuf>,
 
-    /// Match score (mean log-likelihood per frame the text costs, ≤ 0) below which an alignment is
-    /// reported as audio that does not say its text.
+    /// Match score (the log-likelihood per frame the text costs against what the network hears
+    /// freely, ≤ 0) below which an alignment is reported as audio that does not say its text.
     #[arg(long, default_value_t = DEFAULT_MIN_MATCH_SCORE, allow_hyphen_values = true, value_name = "SCORE")]
     pub min_match: f64,
+
+    /// The same for the recording's worst second (catches words of the text the audio does not say).
+    #[arg(long, default_value_t = DEFAULT_MIN_WORST_SECOND_SCORE, allow_hyphen_values = true, value_name = "SCORE")]
+    pub min_worst_second: f64,
 
     /// Where phone boundaries go relative to the network's spikes: `builtin` (the extents measured for
     /// the built-in model), `midpoint` (blank gaps split in the middle, up to 60 ms to each side of a
@@ -150,6 +158,7 @@ pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
         model,
         RecognizerOptions {
             min_match_score: args.min_match,
+            min_worst_second_score: args.min_worst_second,
             align: LatticeOptions {
                 max_blank_frames_per_side: if args.spike_spans {
                     0
@@ -213,11 +222,14 @@ pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
                 mismatches += 1;
                 eprintln!(
                     "phonrec: warning: {}: the audio does not seem to say its transcript ({}): \
-                     match score {:.2} per frame, below --min-match {}",
+                     match score {:.2} per frame (--min-match {}), worst second {:.2} \
+                     (--min-worst-second {}); a wrong file, or words the audio does not say?",
                     job.audio.display(),
                     job.origin,
                     alignment.match_score,
-                    args.min_match
+                    args.min_match,
+                    alignment.worst_second_score,
+                    args.min_worst_second
                 );
             }
             match (&mut out, &args.output_dir) {

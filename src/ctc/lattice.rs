@@ -79,6 +79,9 @@ pub struct LatticeAlignment {
     /// Log-probability of the best path with no constraint (each frame's most likely class): the
     /// forced path can only be worse, and is much worse when the audio does not say the words.
     pub unconstrained_log_likelihood: f64,
+    /// Per frame, what the forced path loses against the frame's most likely class (≥ 0): where the
+    /// audio and the text disagree.
+    pub frame_costs: Vec<f32>,
 }
 
 impl LatticeAlignment {
@@ -90,6 +93,25 @@ impl LatticeAlignment {
             return 0.0;
         }
         (self.log_likelihood - self.unconstrained_log_likelihood) / num_frames as f64
+    }
+
+    /// The worst local match: minus the highest mean [`frame_costs`](Self::frame_costs) over any
+    /// `window` consecutive frames (the whole recording when it is shorter), ≤ 0. A word missing from
+    /// the text or a word the audio does not say costs a second of audio a lot while the recording's
+    /// mean hardly moves.
+    pub fn local_match_score(&self, window: usize) -> f64 {
+        let n = self.frame_costs.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let window = window.clamp(1, n);
+        let mut sum: f64 = self.frame_costs[..window].iter().map(|&c| f64::from(c)).sum();
+        let mut worst = sum;
+        for t in window..n {
+            sum += f64::from(self.frame_costs[t]) - f64::from(self.frame_costs[t - window]);
+            worst = worst.max(sum);
+        }
+        -(worst / window as f64).max(0.0)
     }
 }
 
@@ -266,6 +288,16 @@ pub fn force_align_words(
             }
         }
     }
+    let frame_costs: Vec<f32> = path
+        .states
+        .iter()
+        .enumerate()
+        .map(|(t, &s)| {
+            let row = log_probs.row(t);
+            let best = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            (best - row[lattice.class[s]]).max(0.0)
+        })
+        .collect();
     let first: Vec<usize> = occurrences.iter().map(|o| o.1).collect();
     let last: Vec<usize> = occurrences.iter().map(|o| o.2).collect();
     let bounds = spans_from_spikes(&first, &last, Some(options.max_blank_frames_per_side));
@@ -304,6 +336,7 @@ pub fn force_align_words(
         words: aligned_words,
         log_likelihood: path.log_likelihood,
         unconstrained_log_likelihood,
+        frame_costs,
     })
 }
 
@@ -471,6 +504,9 @@ mod tests {
         let matched = lattice.match_score(30);
         let wrong = force_align_words(log_probs.view(), &[one(&[3]), one(&[3])], &LatticeOptions::default())?;
         assert!(wrong.match_score(30) < matched - 0.1, "{} vs {matched}", wrong.match_score(30));
+        // Locally: the two wrong frames cost a 2-frame window far more than the whole file.
+        assert!(wrong.local_match_score(2) < 5.0 * wrong.match_score(30));
+        assert!(lattice.local_match_score(2).abs() < 1e-6);
         Ok(())
     }
 

@@ -119,6 +119,7 @@ struct JsonAlignment<'a> {
     utterance: Option<&'a str>,
     duration: f64,
     match_score: f64,
+    worst_second_score: f64,
     matches_text: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     words: Vec<JsonWord<'a>>,
@@ -192,6 +193,7 @@ pub fn write_alignment(
                 duration: (alignment.duration_s * 1000.0).round() / 1000.0,
                 // `+ 0.0` turns a rounded -0 into 0.
                 match_score: (alignment.match_score * 1000.0).round() / 1000.0 + 0.0,
+                worst_second_score: (alignment.worst_second_score * 1000.0).round() / 1000.0 + 0.0,
                 matches_text: alignment.matches_text,
                 words: alignment
                     .words

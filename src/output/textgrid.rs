@@ -218,7 +218,7 @@ mod tests {
             }
         }
         let mut bytes = Vec::new();
-        write_textgrid(&[words.clone(), phones.clone()], 1.25, &mut bytes)?;
+        write_textgrid(&[words.clone(), phones.clone()], 1.25, &mut bytes).unwrap();
         let text = String::from_utf8(bytes).unwrap();
         let (xmax, tiers) = read_textgrid(&text)?;
         assert_eq!(xmax, 1.25);

@@ -10,6 +10,9 @@ use crate::audio::{read_audio, Waveform};
 use crate::ctc::{force_align_words, LatticeOptions, PhoneSpan};
 use crate::error::Result;
 
+/// The span of audio the local match score looks at: the worst second of the recording.
+pub const MATCH_WINDOW_S: f64 = 1.0;
+
 impl Recognizer {
     /// Align in-memory audio (any rate) to `target`: every word's pronunciation chosen by the audio,
     /// every phone timed, the gaps between them silence. The whole recording is aligned in one
@@ -26,8 +29,10 @@ impl Recognizer {
             ..self.align
         };
         let lattice = force_align_words(log_probs.view(), &target.pronunciations(), &options)?;
-        let match_score = lattice.match_score(log_probs.nrows());
         let shift = self.output_frame_shift_s() as f32;
+        let match_score = lattice.match_score(log_probs.nrows());
+        let worst_second_score =
+            lattice.local_match_score((MATCH_WINDOW_S / f64::from(shift)).round() as usize);
         let phones: Vec<PhoneSpan> = match &self.boundaries {
             Some(model) => model
                 .place(&lattice.phones, log_probs.view(), shift, duration_s as f32)
@@ -73,7 +78,9 @@ impl Recognizer {
             words,
             phones,
             match_score,
-            matches_text: match_score >= self.min_match_score,
+            worst_second_score,
+            matches_text: match_score >= self.min_match_score
+                && worst_second_score >= self.min_worst_second_score,
             skipped: target.skipped.clone(),
         })
     }

@@ -58,11 +58,19 @@ pub struct RecognizerOptions {
     /// which an alignment is flagged as audio that does not say its text. Default
     /// [`DEFAULT_MIN_MATCH_SCORE`].
     pub min_match_score: f64,
+    /// The same for the worst second's score
+    /// ([`Alignment::worst_second_score`](crate::align::Alignment::worst_second_score)). Default
+    /// [`DEFAULT_MIN_WORST_SECOND_SCORE`].
+    pub min_worst_second_score: f64,
 }
 
-/// Default [`RecognizerOptions::min_match_score`], chosen on matched and mismatched pairs of the
-/// synthetic dev set and the real sets (models/README.md, "Alignment").
-pub const DEFAULT_MIN_MATCH_SCORE: f64 = -1.0;
+/// Default [`RecognizerOptions::min_worst_second_score`], chosen with [`DEFAULT_MIN_MATCH_SCORE`].
+pub const DEFAULT_MIN_WORST_SECOND_SCORE: f64 = -2.5;
+
+/// Default [`RecognizerOptions::min_match_score`], chosen with `recipes/align/mismatch.py` on the
+/// held-out synthetic voice and the real dc_tts recordings aligned to their own text, to another
+/// recording's and to texts with words left out or added (models/README.md, "Alignment").
+pub const DEFAULT_MIN_MATCH_SCORE: f64 = -0.8;
 
 impl Default for RecognizerOptions {
     fn default() -> Self {
@@ -78,6 +86,7 @@ impl Default for RecognizerOptions {
             align: LatticeOptions::default(),
             boundaries: None,
             min_match_score: DEFAULT_MIN_MATCH_SCORE,
+            min_worst_second_score: DEFAULT_MIN_WORST_SECOND_SCORE,
         }
     }
 }
@@ -135,6 +144,7 @@ pub struct Recognizer {
     align: LatticeOptions,
     boundaries: Option<BoundaryModel>,
     min_match_score: f64,
+    min_worst_second_score: f64,
     /// How it decodes, in words (see [`decoding`](Self::decoding)).
     decoding: String,
 }
@@ -179,6 +189,7 @@ impl Recognizer {
             align: options.align,
             boundaries: options.boundaries,
             min_match_score: options.min_match_score,
+            min_worst_second_score: options.min_worst_second_score,
             decoding,
         })
     }
