@@ -451,7 +451,13 @@ mod tests {
         assert!(unknown.is_empty());
         assert_eq!(ipa.len(), set.len());
         // Renaming keeps ids: the same id names the same phone in both alphabets.
-        for (arpabet, expected) in [("sh", "ʃ"), ("th", "θ"), ("er", "ɝ"), ("y", "j"), ("ay", "aɪ")] {
+        for (arpabet, expected) in [
+            ("sh", "ʃ"),
+            ("th", "θ"),
+            ("er", "ɝ"),
+            ("y", "j"),
+            ("ay", "aɪ"),
+        ] {
             let id = set.id(arpabet).unwrap();
             assert_eq!(ipa.name(id), expected);
         }

@@ -45,12 +45,14 @@ impl Choice for OovPolicy {
         Named {
             value: OovPolicy::Spell,
             name: "spell",
-            help: "Pronounce each letter by its name and each digit as its word (acronyms, numbers)",
+            help:
+                "Pronounce each letter by its name and each digit as its word (acronyms, numbers)",
         },
         Named {
             value: OovPolicy::Skip,
             name: "skip",
-            help: "Leave the word out (its audio goes to its neighbours or to silence) and report it",
+            help:
+                "Leave the word out (its audio goes to its neighbours or to silence) and report it",
         },
     ];
 }
@@ -185,7 +187,10 @@ impl AlignTarget {
 
     /// Every word's pronunciations, in the form the lattice aligner takes.
     pub fn pronunciations(&self) -> Vec<Vec<Vec<PhoneId>>> {
-        self.words.iter().map(|w| w.pronunciations.clone()).collect()
+        self.words
+            .iter()
+            .map(|w| w.pronunciations.clone())
+            .collect()
     }
 }
 
@@ -295,10 +300,26 @@ mod tests {
     fn text_is_normalised_case_punctuation_apostrophes_hyphens() {
         let lexicon = lexicon();
         assert_eq!(
-            normalize_text("\"Hello,\" World! Don’t — tell 'em: rock-n-roll; well-known 'quoted'", &lexicon),
-            ["hello", "world", "don't", "tell", "'em", "rock-n-roll", "well", "known", "quoted"]
+            normalize_text(
+                "\"Hello,\" World! Don’t — tell 'em: rock-n-roll; well-known 'quoted'",
+                &lexicon
+            ),
+            [
+                "hello",
+                "world",
+                "don't",
+                "tell",
+                "'em",
+                "rock-n-roll",
+                "well",
+                "known",
+                "quoted"
+            ]
         );
-        assert_eq!(normalize_text("  ... -- ''  ", &lexicon), Vec::<String>::new());
+        assert_eq!(
+            normalize_text("  ... -- ''  ", &lexicon),
+            Vec::<String>::new()
+        );
         assert_eq!(normalize_text("end.Next", &lexicon), ["end", "next"]);
     }
 
@@ -320,8 +341,13 @@ mod tests {
     fn out_of_vocabulary_words_error_spell_or_skip() -> Result<()> {
         let phones = PhoneSet::timit39();
         let lexicon = lexicon();
-        let err = AlignTarget::from_text("hello ABC world xyz abc", &lexicon, &phones, OovPolicy::Error)
-            .unwrap_err();
+        let err = AlignTarget::from_text(
+            "hello ABC world xyz abc",
+            &lexicon,
+            &phones,
+            OovPolicy::Error,
+        )
+        .unwrap_err();
         assert!(matches!(&err, Error::OutOfVocabulary { words } if words == &["abc", "xyz"]));
         assert!(err.to_string().contains("--lexicon"), "{err}");
         let spelled = AlignTarget::from_text("abc 42", &lexicon, &phones, OovPolicy::Spell)?;
@@ -335,7 +361,8 @@ mod tests {
         );
         // "xyz" has letters the lexicon cannot name: still an error under spell.
         assert!(AlignTarget::from_text("xyz", &lexicon, &phones, OovPolicy::Spell).is_err());
-        let skipped = AlignTarget::from_text("hello xyz world", &lexicon, &phones, OovPolicy::Skip)?;
+        let skipped =
+            AlignTarget::from_text("hello xyz world", &lexicon, &phones, OovPolicy::Skip)?;
         assert_eq!(skipped.words.len(), 2);
         assert_eq!(skipped.skipped, ["xyz"]);
         Ok(())

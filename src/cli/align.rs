@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use super::choice::choice;
 use super::common::{built_in_boundaries, error_chain, find_audio_files, load_model};
+use super::transcribe::write_atomically;
 
 /// Align audio to its transcript: the time of every word and phone (forced alignment).
 ///
@@ -261,22 +262,17 @@ fn write_file(
     alignment: &Alignment,
     phones: &PhoneSet,
 ) -> anyhow::Result<()> {
-    let path = dir.join(&job.out_name).with_extension(format.extension());
+    let path = dir.join(format!("{}.{}", job.out_name.display(), format.extension()));
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let temporary = path.with_extension(format!("{}.partial", format.extension()));
     let mut bytes = Vec::new();
     if format == AlignFormat::Tsv {
         writeln!(bytes, "{ALIGNMENT_TSV_HEADER}")?;
     }
     write_alignment(format, alignment, phones, &mut bytes)?;
-    std::fs::write(&temporary, &bytes)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, &path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    write_atomically(&path, &bytes)
 }
 
 /// The recordings to align, from the arguments.
@@ -470,9 +466,8 @@ fn boundary_model(args: &AlignArgs, phones: &PhoneSet) -> anyhow::Result<Option<
         return Ok(None);
     }
     let built_in = || -> anyhow::Result<Option<BoundaryModel>> {
-        let text = built_in_boundaries().context(
-            "this phonrec has no built-in model, so no built-in boundary model either",
-        )?;
+        let text = built_in_boundaries()
+            .context("this phonrec has no built-in model, so no built-in boundary model either")?;
         Ok(Some(
             BoundaryModel::parse_tsv(text, phones, "<built-in boundary model>")
                 .context("the built-in boundary model does not fit this model's phones")?,

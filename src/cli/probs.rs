@@ -8,10 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use phonrec::choice::Choice;
 use phonrec::inspect::{
     write_html, write_npy_sidecar, write_png, write_probs, Inspection, PictureOptions, ProbsFormat,
     TableOptions,
 };
+use phonrec::phones::Alphabet;
 
 use super::choice::choice;
 use super::common::{load_model, write_stdout, DecodeArgs};
@@ -60,6 +62,11 @@ pub struct ProbsArgs {
     /// Write an interactive page to PATH (HTML, self-contained, with the audio embedded).
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
+
+    /// Phone symbols in the table's columns and the HTML page (the PNG keeps the model's names: its
+    /// bundled font is ASCII).
+    #[arg(long, value_parser = choice::<Alphabet>(), default_value = Alphabet::Arpabet.name())]
+    pub alphabet: Alphabet,
 
     /// How the phones drawn in the PNG and HTML and listed under `decoded` in JSON are decoded: the
     /// same options and defaults as `transcribe`, so both show the same phones.
@@ -114,6 +121,21 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
     let title = args.file.display().to_string();
     let inspection = Inspection::compute(&recognizer, wave, title)
         .with_context(|| format!("computing the probabilities of {}", args.file.display()))?;
+    if let Some(path) = &args.png {
+        let options = PictureOptions {
+            pixels_per_second: args.pixels_per_second,
+            ..PictureOptions::default()
+        };
+        write_file(path, |out| write_png(&inspection, &options, out))?;
+    }
+    let (names, unknown) = recognizer.phones().in_alphabet(args.alphabet);
+    if !unknown.is_empty() {
+        eprintln!(
+            "phonrec: note: no IPA for {} (not ARPAbet): written as the model names them",
+            unknown.join(" ")
+        );
+    }
+    let inspection = inspection.renamed(&names)?;
 
     if args.wants_table() {
         let options = TableOptions {
@@ -139,13 +161,6 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-    }
-    if let Some(path) = &args.png {
-        let options = PictureOptions {
-            pixels_per_second: args.pixels_per_second,
-            ..PictureOptions::default()
-        };
-        write_file(path, |out| write_png(&inspection, &options, out))?;
     }
     if let Some(path) = &args.html {
         write_file(path, |out| write_html(&inspection, out))?;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Args;
 use phonrec::choice::Choice;
 use phonrec::output::{write_transcript, OutputFormat};
+use phonrec::phones::Alphabet;
 use rayon::prelude::*;
 
 use super::choice::choice;
@@ -31,8 +32,17 @@ pub struct TranscribeArgs {
 
     /// Write the output to this file instead of standard output (e.g. `-o hyp.txt --format kaldi`
     /// for a Kaldi `text` file). Lines are written as files finish, in input order.
-    #[arg(short = 'o', long, value_name = "FILE")]
+    #[arg(short = 'o', long, value_name = "FILE", conflicts_with = "output_dir")]
     pub output: Option<PathBuf>,
+
+    /// Write one file per input here instead (`NAME.txt`, `.json`, `.ctm`, `.TextGrid`; NAME is the
+    /// file name without extension, or the utterance id). Each file is written whole or not at all.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Phone symbols in the output: the model's ARPAbet, or IPA.
+    #[arg(long, value_parser = choice::<Alphabet>(), default_value = Alphabet::Arpabet.name())]
+    pub alphabet: Alphabet,
 
     /// Model file made by `phonrec train` [default: the built-in model].
     #[arg(long)]
@@ -42,8 +52,9 @@ pub struct TranscribeArgs {
     pub decode: DecodeArgs,
 
     /// Output: text (`path<TAB>phones`, or the utterance id for wav.scp inputs), json (one object per
-    /// line, with times and confidences), ctm (`file 1 start duration phone confidence`), or kaldi
-    /// (Kaldi `text`: `key phone phone ...`).
+    /// line, with times and confidences), ctm (`file 1 start duration phone confidence`), kaldi
+    /// (Kaldi `text`: `key phone phone ...`), or textgrid (Praat; one per file, so with several
+    /// inputs use --output-dir).
     #[arg(long, value_parser = choice::<OutputFormat>(), default_value = OutputFormat::Text.name())]
     pub format: OutputFormat,
 
@@ -53,6 +64,42 @@ pub struct TranscribeArgs {
     /// `segments` around it.
     #[arg(long)]
     pub keep_sil: bool,
+}
+
+/// The file each input's output goes to under --output-dir: its utterance id or file stem, with the
+/// format's extension; two inputs that would share a name are an error.
+fn output_names(inputs: &[Input]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut seen = std::collections::HashMap::new();
+    let mut names = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let stem = match input {
+            Input::Utterance { id, .. } => id.clone(),
+            Input::File(path) => path
+                .file_stem()
+                .map_or_else(|| "audio".to_string(), |s| s.to_string_lossy().into_owned()),
+            Input::Stdin(_) => "stdin".to_string(),
+        };
+        if let Some(other) = seen.insert(stem.clone(), input.name()) {
+            anyhow::bail!(
+                "--output-dir: {} and {} would both write {stem}.*; give them different names",
+                other.display(),
+                input.name().display()
+            );
+        }
+        names.push(PathBuf::from(stem));
+    }
+    Ok(names)
+}
+
+/// Write `bytes` to `path` through a temporary file beside it, so an interrupted run leaves no
+/// half-written file.
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".partial");
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, bytes)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Files decoded in parallel before their results are printed, in input order.
@@ -73,13 +120,37 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("no audio files found in the given inputs");
     }
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
+    if args.format == OutputFormat::TextGrid && args.output_dir.is_none() && files.len() > 1 {
+        anyhow::bail!(
+            "a TextGrid holds one recording and there are {}: write one per file with --output-dir \
+             DIR, or choose another --format",
+            files.len()
+        );
+    }
+    let (names, unknown) = recognizer.phones().in_alphabet(args.alphabet);
+    if !unknown.is_empty() {
+        eprintln!(
+            "phonrec: note: no IPA for {} (not ARPAbet): written as the model names them",
+            unknown.join(" ")
+        );
+    }
+    let output_names = match &args.output_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            Some(output_names(&files)?)
+        }
+        None => None,
+    };
+    let mut out: Box<dyn Write> = match (&args.output, &args.output_dir) {
+        (_, Some(_)) => Box::new(std::io::sink()),
+        (Some(path), None) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?,
         )),
-        None => Box::new(std::io::stdout().lock()),
+        (None, None) => Box::new(std::io::stdout().lock()),
     };
+    let mut index = 0;
     let mut failures = 0;
     for round in files.chunks(FILES_PER_ROUND) {
         let results: Vec<_> = round
@@ -101,10 +172,21 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             })
             .collect();
         for result in results {
+            index += 1;
             match result {
-                Ok(transcript) => {
-                    write_transcript(args.format, &transcript, recognizer.phones(), &mut out)?;
-                }
+                Ok(transcript) => match (&args.output_dir, &output_names) {
+                    (Some(dir), Some(names_by_input)) => {
+                        let path = dir.join(format!(
+                            "{}.{}",
+                            names_by_input[index - 1].display(),
+                            args.format.extension()
+                        ));
+                        let mut bytes = Vec::new();
+                        write_transcript(args.format, &transcript, &names, &mut bytes)?;
+                        write_atomically(&path, &bytes)?;
+                    }
+                    _ => write_transcript(args.format, &transcript, &names, &mut out)?,
+                },
                 Err(error) => {
                     failures += 1;
                     eprintln!("phonrec: error: {}", error_chain(&error));

@@ -54,7 +54,10 @@ impl BoundaryModel {
             }
             let fields: Vec<&str> = line.split('\t').collect();
             if fields.len() < 3 {
-                return Err(bad(index + 1, "expected phone<TAB>before_s<TAB>after_s".into()));
+                return Err(bad(
+                    index + 1,
+                    "expected phone<TAB>before_s<TAB>after_s".into(),
+                ));
             }
             let number = |s: &str| {
                 s.parse::<f32>()

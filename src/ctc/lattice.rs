@@ -105,7 +105,10 @@ impl LatticeAlignment {
             return 0.0;
         }
         let window = window.clamp(1, n);
-        let mut sum: f64 = self.frame_costs[..window].iter().map(|&c| f64::from(c)).sum();
+        let mut sum: f64 = self.frame_costs[..window]
+            .iter()
+            .map(|&c| f64::from(c))
+            .sum();
         let mut worst = sum;
         for t in window..n {
             sum += f64::from(self.frame_costs[t]) - f64::from(self.frame_costs[t - window]);
@@ -189,9 +192,7 @@ impl Lattice {
             previous_ends = ends;
         }
         lattice.finals.push(previous_blank);
-        lattice
-            .finals
-            .extend(previous_ends.iter().map(|&(s, _)| s));
+        lattice.finals.extend(previous_ends.iter().map(|&(s, _)| s));
         // reach: each state reaches itself and its successors; then a running maximum.
         let num_states = lattice.class.len();
         lattice.reach = (0..num_states).collect();
@@ -268,7 +269,8 @@ pub fn force_align_words(
         None if options.beam.is_finite()
             && num_frames.saturating_mul(lattice.num_states()) <= MAX_UNPRUNED_CELLS =>
         {
-            viterbi(log_probs, &lattice, f64::INFINITY).ok_or_else(|| impossible(words, num_frames))?
+            viterbi(log_probs, &lattice, f64::INFINITY)
+                .ok_or_else(|| impossible(words, num_frames))?
         }
         None => return Err(impossible(words, num_frames)),
     };
@@ -461,7 +463,10 @@ mod tests {
         let plain = force_align(log_probs.view(), &ids(&[1, 2]))?;
         assert_eq!(lattice.phones, plain);
         assert_eq!(lattice.words.len(), 2);
-        assert_eq!((lattice.words[0].start_frame, lattice.words[0].end_frame), (2, 6));
+        assert_eq!(
+            (lattice.words[0].start_frame, lattice.words[0].end_frame),
+            (2, 6)
+        );
         assert_eq!(lattice.words[1].phones, 1..2);
         // Equal phones across a word boundary need the blank between them.
         let log_probs = peaky(&[1, 1, 0, 1], 4);
@@ -502,8 +507,16 @@ mod tests {
             .collect();
         assert_eq!(spans, [(2, 6), (22, 26)]);
         let matched = lattice.match_score(30);
-        let wrong = force_align_words(log_probs.view(), &[one(&[3]), one(&[3])], &LatticeOptions::default())?;
-        assert!(wrong.match_score(30) < matched - 0.1, "{} vs {matched}", wrong.match_score(30));
+        let wrong = force_align_words(
+            log_probs.view(),
+            &[one(&[3]), one(&[3])],
+            &LatticeOptions::default(),
+        )?;
+        assert!(
+            wrong.match_score(30) < matched - 0.1,
+            "{} vs {matched}",
+            wrong.match_score(30)
+        );
         // Locally: the two wrong frames cost a 2-frame window far more than the whole file.
         assert!(wrong.local_match_score(2) < 5.0 * wrong.match_score(30));
         assert!(lattice.local_match_score(2).abs() < 1e-6);

@@ -98,7 +98,9 @@ impl Lexicon {
 
     /// The first pronunciation of a word (case-insensitive).
     pub fn pronounce(&self, word: &str) -> Option<&[String]> {
-        self.pronunciations(word).and_then(<[_]>::first).map(Vec::as_slice)
+        self.pronunciations(word)
+            .and_then(<[_]>::first)
+            .map(Vec::as_slice)
     }
 
     /// Every pronunciation of a word (case-insensitive), in the order the lexicon lists them.
@@ -191,13 +193,17 @@ mod built_in_tests {
         let read = lexicon.pronunciations("read").unwrap();
         assert!(read.contains(&vec!["r".into(), "iy".into(), "d".into()]));
         assert!(read.contains(&vec!["r".into(), "eh".into(), "d".into()]));
-        assert_eq!(lexicon.pronounce("measure").unwrap(), ["m", "eh", "sh", "er"]);
+        assert_eq!(
+            lexicon.pronounce("measure").unwrap(),
+            ["m", "eh", "sh", "er"]
+        );
         assert!(lexicon.contains("don't"));
     }
 
     #[test]
     fn a_user_lexicon_replaces_the_words_it_defines() {
-        let mut lexicon = Lexicon::from_entries([("tomato", "T AH0 M EY1 T OW2"), ("cat", "K AE1 T")]);
+        let mut lexicon =
+            Lexicon::from_entries([("tomato", "T AH0 M EY1 T OW2"), ("cat", "K AE1 T")]);
         lexicon.override_with(Lexicon::from_entries([("tomato", "T AH0 M AA1 T OW2")]));
         assert_eq!(
             lexicon.pronunciations("tomato").unwrap(),

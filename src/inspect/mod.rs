@@ -176,6 +176,15 @@ impl Inspection {
         })
     }
 
+    /// The same inspection with the columns named by `phones` (the same inventory in another
+    /// alphabet, e.g. [`PhoneSet::in_alphabet`](crate::phones::PhoneSet::in_alphabet)).
+    pub fn renamed(mut self, phones: &crate::phones::PhoneSet) -> Result<Self> {
+        let shift = self.posteriors.frame_shift_s();
+        self.posteriors =
+            Posteriorgram::new(self.posteriors.log_probs, phones.names().to_vec(), shift)?;
+        Ok(self)
+    }
+
     /// The name of a span's phone (`?` if the id has no column).
     pub fn span_name(&self, span: &PhoneSpan) -> &str {
         self.posteriors

@@ -67,6 +67,19 @@ impl Choice for OutputFormat {
     ];
 }
 
+impl OutputFormat {
+    /// The extension of one recording's output file (`transcribe --output-dir`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Text => "txt",
+            OutputFormat::Json => "json",
+            OutputFormat::Ctm => "ctm",
+            OutputFormat::Kaldi => "text",
+            OutputFormat::TextGrid => "TextGrid",
+        }
+    }
+}
+
 /// Write one transcript in `format`.
 pub fn write_transcript(
     format: OutputFormat,

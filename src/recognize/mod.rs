@@ -15,8 +15,8 @@ use crate::audio::{
     fill_digital_silence, read_audio, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
-    decode_spans, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, LatticeOptions, PhoneLm, PhoneSpan,
-    PrefixBeamDecoder,
+    decode_spans, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, LatticeOptions, PhoneLm,
+    PhoneSpan, PrefixBeamDecoder,
 };
 use crate::error::{Error, Result};
 use crate::features::{FeatureExtractor, FeaturePipeline};

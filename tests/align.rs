@@ -1,0 +1,271 @@
+//! `phonrec align` and TextGrid output with the built-in model, through the real binary: the TextGrid
+//! reads back with tiers that cover the file and spell the text; padding the audio with silence moves
+//! every word by the padding; a wrong transcript is reported; out-of-vocabulary words are listed with
+//! their file and line; a corpus in MFA's layout is aligned into speaker folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use phonrec::output::{read_textgrid, IntervalTier};
+
+const SUIT: &str = "audio/slt_dark_suit_16k.wav";
+const SUIT_TEXT: &str = "She had your dark suit in greasy wash water all year.";
+
+fn built_in_model_present() -> bool {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/default.safetensors")
+        .is_file()
+}
+
+fn phonrec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phonrec"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn labels(tier: &IntervalTier) -> Vec<&str> {
+    tier.intervals
+        .iter()
+        .map(|i| i.label.as_str())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn textgrid(output: &Output) -> (f64, Vec<IntervalTier>) {
+    assert!(output.status.success(), "{}", stderr(output));
+    read_textgrid(&String::from_utf8_lossy(&output.stdout)).expect("a TextGrid")
+}
+
+/// `seconds` of digital silence before and after `input`, as 16-bit WAV.
+fn padded(input: &str, seconds: f32, dir: &Path) -> PathBuf {
+    let wave = phonrec::audio::read_audio(&Path::new(env!("CARGO_MANIFEST_DIR")).join(input))
+        .expect("example reads");
+    let pad = vec![0_i16; (seconds * wave.sample_rate_hz as f32) as usize];
+    let path = dir.join("padded.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: wave.sample_rate_hz,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&path, spec).unwrap();
+    for s in pad
+        .iter()
+        .copied()
+        .chain(wave.samples.iter().map(|&x| x as i16))
+        .chain(pad.iter().copied())
+    {
+        writer.write_sample(s).unwrap();
+    }
+    writer.finalize().unwrap();
+    path
+}
+
+#[test]
+fn a_textgrid_of_words_and_phones_covers_the_file_and_spells_the_text() {
+    if !built_in_model_present() {
+        return;
+    }
+    let (xmax, tiers) = textgrid(&phonrec(&["align", SUIT, "--text", SUIT_TEXT]));
+    assert!((xmax - 3.08).abs() < 1e-3, "{xmax}");
+    assert_eq!(
+        tiers.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["words", "phones"]
+    );
+    assert_eq!(
+        labels(&tiers[0]),
+        "she had your dark suit in greasy wash water all year"
+            .split(' ')
+            .collect::<Vec<_>>()
+    );
+    for tier in &tiers {
+        assert_eq!(tier.intervals[0].start_s, 0.0);
+        assert_eq!(tier.intervals.last().unwrap().end_s, xmax);
+        for pair in tier.intervals.windows(2) {
+            assert_eq!(pair[0].end_s, pair[1].start_s);
+        }
+    }
+    // Every word's phones lie inside it; "dark" is d aa r k.
+    let dark = tiers[0]
+        .intervals
+        .iter()
+        .find(|i| i.label == "dark")
+        .unwrap();
+    let inside: Vec<&str> = tiers[1]
+        .intervals
+        .iter()
+        .filter(|p| p.start_s >= dark.start_s && p.end_s <= dark.end_s && !p.label.is_empty())
+        .map(|p| p.label.as_str())
+        .collect();
+    assert_eq!(inside, ["d", "aa", "r", "k"]);
+    // The speech starts after the file's leading silence (about 0.2 s) and ends before its end.
+    assert!(tiers[0].intervals[0].label.is_empty() && tiers[0].intervals[0].end_s > 0.1);
+}
+
+#[test]
+fn padding_with_silence_moves_every_boundary_by_the_padding() {
+    if !built_in_model_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let padded = padded(SUIT, 2.0, dir.path());
+    let args = |audio: &str| phonrec(&["align", audio, "--text", SUIT_TEXT, "--format", "json"]);
+    let json = |output: Output| -> serde_json::Value {
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let clip = json(args(SUIT));
+    let long = json(args(padded.to_str().unwrap()));
+    assert_eq!(long["matches_text"], true);
+    let words = |v: &serde_json::Value| -> Vec<(f64, f64)> {
+        v["words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap()))
+            .collect()
+    };
+    let (a, b) = (words(&clip), words(&long));
+    assert_eq!(a.len(), 11);
+    assert_eq!(a.len(), b.len());
+    for ((s1, e1), (s2, e2)) in a.iter().zip(&b) {
+        assert!((s2 - s1 - 2.0).abs() <= 0.041, "{s1} -> {s2}");
+        assert!((e2 - e1 - 2.0).abs() <= 0.041, "{e1} -> {e2}");
+    }
+}
+
+#[test]
+fn a_transcript_the_audio_does_not_say_is_reported() {
+    if !built_in_model_present() {
+        return;
+    }
+    let output = phonrec(&[
+        "align",
+        SUIT,
+        "--text",
+        "The quick brown fox jumps over the lazy dog",
+        "--format",
+        "json",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("does not seem to say"),
+        "{}",
+        stderr(&output)
+    );
+    let record: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(record["matches_text"], false);
+    assert!(record["match_score"].as_f64().unwrap() < -0.8);
+}
+
+#[test]
+fn phones_align_and_ipa_names_them() {
+    if !built_in_model_present() {
+        return;
+    }
+    let output = phonrec(&[
+        "align",
+        "audio/fsdd_7_jackson_0_8k.wav",
+        "--phones",
+        "S EH1 V AH0 N",
+        "--alphabet",
+        "ipa",
+    ]);
+    let (_, tiers) = textgrid(&output);
+    assert_eq!(tiers.len(), 1, "no word tier for a phone sequence");
+    assert_eq!(labels(&tiers[0]), ["s", "ɛ", "v", "ʌ", "n"]);
+}
+
+#[test]
+fn a_corpus_aligns_into_speaker_folders_and_oov_words_are_listed_with_their_line() {
+    if !built_in_model_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    for (speaker, utterance, audio, text) in [
+        ("slt", "suit", SUIT, SUIT_TEXT),
+        (
+            "jackson",
+            "seven",
+            "audio/fsdd_7_jackson_0_8k.wav",
+            "\n  Sevvven\n",
+        ),
+    ] {
+        let folder = corpus.join(speaker);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(audio),
+            folder.join(format!("{utterance}.wav")),
+        )
+        .unwrap();
+        std::fs::write(folder.join(format!("{utterance}.lab")), text).unwrap();
+    }
+    let out = dir.path().join("aligned");
+    let (corpus_arg, out_arg) = (corpus.to_str().unwrap(), out.to_str().unwrap());
+    let refused = phonrec(&["align", corpus_arg, "--output-dir", out_arg]);
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    assert!(message.contains("seven.lab:2  sevvven"), "{message}");
+    assert!(!out.join("slt/suit.TextGrid").exists(), "nothing aligned");
+
+    let lexicon = dir.path().join("extra.dict");
+    std::fs::write(&lexicon, "SEVVVEN  S EH1 V AH0 N\n").unwrap();
+    let output = phonrec(&[
+        "align",
+        corpus_arg,
+        "--output-dir",
+        out_arg,
+        "--lexicon",
+        lexicon.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for (path, words) in [("slt/suit.TextGrid", 11), ("jackson/seven.TextGrid", 1)] {
+        let text = std::fs::read_to_string(out.join(path)).unwrap();
+        let (_, tiers) = read_textgrid(&text).unwrap();
+        assert_eq!(labels(&tiers[0]).len(), words, "{path}");
+    }
+    // --oov skip aligns the rest and says what it left out; with its only word left out, the digit
+    // file's audio says something its (now empty) transcript does not.
+    let skipped = phonrec(&["align", corpus_arg, "--oov", "skip", "--format", "tsv"]);
+    let message = stderr(&skipped);
+    assert!(
+        message.contains("left out (not in the lexicon): sevvven"),
+        "{message}"
+    );
+    assert!(
+        message.contains("seven.wav: the audio does not seem to say"),
+        "{message}"
+    );
+    assert!(!message.contains("suit.wav: the audio"), "{message}");
+    assert!(!skipped.status.success());
+}
+
+#[test]
+fn transcribe_writes_textgrids_one_per_file() {
+    if !built_in_model_present() {
+        return;
+    }
+    let refused = phonrec(&["transcribe", "audio", "--format", "textgrid"]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("--output-dir"));
+    let dir = tempfile::tempdir().unwrap();
+    let output = phonrec(&[
+        "transcribe",
+        "audio",
+        "--format",
+        "textgrid",
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = std::fs::read_to_string(dir.path().join("fsdd_7_jackson_0_8k.TextGrid")).unwrap();
+    let (_, tiers) = read_textgrid(&text).unwrap();
+    assert_eq!(labels(&tiers[0]), ["s", "eh", "v", "ah", "n"]);
+}
