@@ -95,6 +95,11 @@ pub enum Error {
         min_frames: usize,
     },
 
+    /// A beam-pruned alignment in which every path that spells the whole text was pruned: audio and
+    /// text disagree badly somewhere (a wrong or incomplete transcript, words said very differently).
+    #[error("the alignment lost every path that spells the whole text even with a beam of {beam} nats: the audio and the transcript disagree badly somewhere (a wrong or incomplete transcript, a long stretch the text does not cover?); check it, or cut the recording into shorter pieces")]
+    AlignmentLost { beam: f64 },
+
     /// Words of a text to align that the lexicon does not have (in text order, each once).
     #[error("{} not in the lexicon: {}; add {} with --lexicon FILE (CMUdict format: `WORD  P1 P2 ...`) or choose --oov spell|skip", plural_words(.words.len()), .words.join(", "), if .words.len() == 1 { "it" } else { "them" })]
     OutOfVocabulary { words: Vec<String> },

@@ -74,7 +74,7 @@ pub struct AlignTarget {
     /// Whether the words are words of a text (false for a phone sequence: every "word" is one phone,
     /// and outputs have no word tier).
     pub has_words: bool,
-    /// Out-of-vocabulary words left out under [`OovPolicy::Skip`].
+    /// Out-of-vocabulary words left out under [`OovPolicy::Skip`] (each once).
     pub skipped: Vec<String>,
 }
 
@@ -134,7 +134,7 @@ impl AlignTarget {
             let pronunciations = match (lexicon.pronunciations(&word), oov) {
                 (Some(found), _) => found.to_vec(),
                 (None, OovPolicy::Skip) => {
-                    skipped.push(word);
+                    push_once(&mut skipped, word);
                     continue;
                 }
                 (None, OovPolicy::Spell) => match spell(&word, lexicon) {

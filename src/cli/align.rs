@@ -116,6 +116,10 @@ pub struct AlignArgs {
     #[arg(long, value_name = "builtin|midpoint|FILE")]
     pub boundaries: Option<String>,
 
+    /// Viterbi beam in nats (states further below the frame's best are dropped).
+    #[arg(long, default_value_t = LatticeOptions::default().beam, value_name = "NATS")]
+    pub viterbi_beam: f64,
+
     /// Phone spans are the frames the Viterbi path labels with each phone (the network's spikes),
     /// not boundaries: the data `recipes/align/fit_boundaries.py` fits the boundary model on.
     #[arg(long, hide = true)]
@@ -166,7 +170,7 @@ pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     LatticeOptions::default().max_blank_frames_per_side
                 },
-                ..LatticeOptions::default()
+                beam: args.viterbi_beam,
             },
             boundaries,
             ..RecognizerOptions::default()

@@ -12,8 +12,9 @@
 //! states within [`LatticeOptions::beam`] of the frame's best score are extended. States are numbered
 //! in the lattice's left-to-right order and every edge goes forward, so the live states at a frame
 //! are one contiguous window that slides along the text; memory is frames × window width, not frames
-//! × states. If pruning loses every complete path, the pass is repeated without pruning when that
-//! fits in [`MAX_UNPRUNED_CELLS`], else it is an error.
+//! × states. If pruning loses every complete path, the pass is repeated with a beam
+//! [`RETRY_BEAM_FACTOR`] times wider, then without pruning when that fits in
+//! [`MAX_UNPRUNED_CELLS`]; else it is an error ([`Error::AlignmentLost`]).
 
 use std::ops::Range;
 
@@ -30,9 +31,11 @@ pub type Pronunciations = Vec<Vec<PhoneId>>;
 /// How to align.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LatticeOptions {
-    /// Viterbi beam in nats: states more than this below the frame's best are dropped. Default 60
-    /// (a wrong path loses several nats per frame against the network's peaky posteriors, so paths
-    /// that fall this far behind do not come back); `f64::INFINITY` turns pruning off.
+    /// Viterbi beam in nats: states more than this below the frame's best are dropped. Default 200:
+    /// a wrong path loses several nats per frame against the network's peaky posteriors, but where
+    /// audio and text disagree (a word said differently, spelled out, missing) the right path can
+    /// fall far behind for a while; 60 lost every path on an hour with a few such words, 240 kept it
+    /// at the same speed. `f64::INFINITY` turns pruning off.
     pub beam: f64,
     /// A phone next to a pause takes at most this many frames of the blank run beside it; the rest of
     /// a long blank run between two phones belongs to neither (silence). Default 3 (60 ms at 20 ms
@@ -44,11 +47,14 @@ pub struct LatticeOptions {
 impl Default for LatticeOptions {
     fn default() -> Self {
         LatticeOptions {
-            beam: 60.0,
+            beam: 200.0,
             max_blank_frames_per_side: 3,
         }
     }
 }
+
+/// How much wider the beam is on the second try.
+pub const RETRY_BEAM_FACTOR: f64 = 5.0;
 
 /// Without pruning, the Viterbi back-pointers take frames × states cells of 4 bytes; beyond this
 /// (1 GB) an alignment that the beam lost is an error rather than a retry.

@@ -33,7 +33,7 @@ pub use decoder::{decode_spans, Decoder, PhoneSpan};
 pub use greedy::GreedyDecoder;
 pub use lattice::{
     force_align_words, AlignedWord, LatticeAlignment, LatticeOptions, Pronunciations,
-    MAX_UNPRUNED_CELLS,
+    MAX_UNPRUNED_CELLS, RETRY_BEAM_FACTOR,
 };
 pub use lm::{LmState, PhoneLm, MAX_LM_ORDER};
 // The crate's one log-sum-exp (style guide point 16), for any stage that needs one.
