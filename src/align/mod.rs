@@ -1,6 +1,7 @@
 //! Alignment to a known text: text -> words (normalised) -> pronunciations (lexicon, out-of-vocabulary
 //! policy) -> an [`AlignTarget`], which [`Recognizer::align`](crate::recognize::Recognizer::align)
-//! aligns to the audio -> an [`Alignment`] of timed words and phones.
+//! aligns to the audio -> an [`Alignment`] of timed words and phones; and pronunciation scores on
+//! top of it ([`PronunciationScores`]).
 //!
 //! Text normalisation (in this order; tested below):
 //! 1. Typographic apostrophes (’ ‘ ʼ) and the backtick become `'`; everything is lowercased.
@@ -11,6 +12,13 @@
 //!    in the lexicon is split at its hyphens (`well-known` → well known when the lexicon lacks the
 //!    compound).
 //! 4. What is left is looked up; out-of-vocabulary words follow the [`OovPolicy`].
+
+mod score;
+
+pub use score::{
+    score_pronunciation, PhoneScore, PronunciationScores, WordScore, DEFAULT_GOP_THRESHOLD,
+    HEARD_MIN_PROB,
+};
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

@@ -48,6 +48,18 @@ use super::transcribe::write_atomically;
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct AlignArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Output format.
+    #[arg(long, value_parser = choice::<AlignFormat>(), default_value = AlignFormat::TextGrid.name())]
+    pub format: AlignFormat,
+}
+
+/// What `align` and `score` share: the recordings and their transcripts, the lexicon, the model,
+/// where output goes, and how alignment runs.
+#[derive(Args, Debug)]
+pub struct TargetArgs {
     /// Audio files (with --text or --phones: exactly one), or corpus folders in MFA's layout.
     #[arg(required_unless_present = "manifest")]
     pub inputs: Vec<PathBuf>,
@@ -77,10 +89,6 @@ pub struct AlignArgs {
     /// What to do with words the lexicon does not have.
     #[arg(long, value_parser = choice::<OovPolicy>(), default_value = OovPolicy::Error.name())]
     pub oov: OovPolicy,
-
-    /// Output format.
-    #[arg(long, value_parser = choice::<AlignFormat>(), default_value = AlignFormat::TextGrid.name())]
-    pub format: AlignFormat,
 
     /// Write all output to this file instead of standard output (not for TextGrid with several
     /// recordings: use --output-dir).
@@ -133,8 +141,8 @@ enum Transcript {
 }
 
 /// One recording to align.
-struct Job {
-    audio: PathBuf,
+pub(super) struct Job {
+    pub audio: PathBuf,
     transcript: Transcript,
     /// Where the transcript came from, for messages (`file`, `file:line`, or `--text`).
     origin: String,
@@ -146,19 +154,54 @@ struct Job {
 const FILES_PER_ROUND: usize = 8;
 
 pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
-    let jobs = collect_jobs(&args)?;
+    let format = args.format;
+    run_jobs(
+        &args.target,
+        Output {
+            one_recording_per_file: format == AlignFormat::TextGrid,
+            extension: format.extension(),
+            header: (format == AlignFormat::Tsv).then_some(ALIGNMENT_TSV_HEADER),
+        },
+        |recognizer, job, target| recognizer.align_file(&job.audio, target),
+        |alignment| alignment,
+        |alignment, phones, out| write_alignment(format, alignment, phones, out),
+    )
+}
+
+/// How a subcommand's results are written.
+pub(super) struct Output {
+    /// The format holds one recording (TextGrid): several need --output-dir.
+    pub one_recording_per_file: bool,
+    /// File extension under --output-dir.
+    pub extension: &'static str,
+    /// A header line at the top of each output file or stream.
+    pub header: Option<&'static str>,
+}
+
+/// Run `work` on every recording the arguments name (in parallel rounds) and `write` each result in
+/// input order, to stdout, `-o FILE` or one file per recording under `--output-dir`. Recordings that
+/// fail or whose alignment does not match their transcript are reported and make the exit status
+/// non-zero.
+pub(super) fn run_jobs<R: Send>(
+    args: &TargetArgs,
+    output: Output,
+    work: impl Fn(&Recognizer, &Job, &AlignTarget) -> phonrec::Result<R> + Sync,
+    alignment_of: impl Fn(&R) -> &Alignment,
+    write: impl Fn(&R, &PhoneSet, &mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    let jobs = collect_jobs(args)?;
     if jobs.is_empty() {
         bail!("no audio files found in the given inputs");
     }
-    if args.format == AlignFormat::TextGrid && args.output_dir.is_none() && jobs.len() > 1 {
+    if output.one_recording_per_file && args.output_dir.is_none() && jobs.len() > 1 {
         bail!(
             "a TextGrid holds one recording and there are {}: write one per recording with \
-             --output-dir DIR, or choose --format tsv|ctm|json",
+             --output-dir DIR, or choose another --format",
             jobs.len()
         );
     }
     let model = load_model(args.model.as_deref())?;
-    let boundaries = boundary_model(&args, model.phones())?;
+    let boundaries = boundary_model(args, model.phones())?;
     let recognizer = Recognizer::new(
         model,
         RecognizerOptions {
@@ -176,7 +219,7 @@ pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
             ..RecognizerOptions::default()
         },
     )?;
-    let targets = build_targets(&args, &jobs, recognizer.phones())?;
+    let targets = build_targets(args, &jobs, recognizer.phones())?;
     let (output_phones, unknown) = recognizer.phones().in_alphabet(args.alphabet);
     if !unknown.is_empty() {
         eprintln!(
@@ -197,19 +240,19 @@ pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
         ))),
         (None, None) => Some(Box::new(std::io::stdout().lock())),
     };
-    if let (Some(out), AlignFormat::Tsv) = (out.as_mut(), args.format) {
-        writeln!(out, "{ALIGNMENT_TSV_HEADER}")?;
+    if let (Some(out), Some(header)) = (out.as_mut(), output.header) {
+        writeln!(out, "{header}")?;
     }
     let (mut failures, mut mismatches) = (0, 0);
-    let work: Vec<(&Job, &AlignTarget)> = jobs.iter().zip(&targets).collect();
-    for round in work.chunks(FILES_PER_ROUND) {
+    let pairs: Vec<(&Job, &AlignTarget)> = jobs.iter().zip(&targets).collect();
+    for round in pairs.chunks(FILES_PER_ROUND) {
         let results: Vec<_> = round
             .par_iter()
-            .map(|(job, target)| recognizer.align_file(&job.audio, target))
+            .map(|(job, target)| work(&recognizer, job, target))
             .collect();
         for ((job, target), result) in round.iter().zip(results) {
-            let alignment = match result {
-                Ok(alignment) => alignment,
+            let result = match result {
+                Ok(result) => result,
                 Err(error) => {
                     failures += 1;
                     eprintln!("phonrec: error: {}", error_chain(&error));
@@ -223,6 +266,7 @@ pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
                     target.skipped.join(" ")
                 );
             }
+            let alignment = alignment_of(&result);
             if !alignment.matches_text {
                 mismatches += 1;
                 eprintln!(
@@ -238,8 +282,20 @@ pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             match (&mut out, &args.output_dir) {
-                (Some(out), _) => write_alignment(args.format, &alignment, &output_phones, out)?,
-                (None, Some(dir)) => write_file(dir, job, args.format, &alignment, &output_phones)?,
+                (Some(out), _) => write(&result, &output_phones, out)?,
+                (None, Some(dir)) => {
+                    let path = dir.join(format!("{}.{}", job.out_name.display(), output.extension));
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent)
+                            .with_context(|| format!("cannot create {}", parent.display()))?;
+                    }
+                    let mut bytes = Vec::new();
+                    if let Some(header) = output.header {
+                        writeln!(bytes, "{header}")?;
+                    }
+                    write(&result, &output_phones, &mut bytes)?;
+                    write_atomically(&path, &bytes)?;
+                }
                 (None, None) => unreachable!("either a stream or a folder is set up above"),
             }
         }
@@ -257,30 +313,8 @@ pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Write one recording's output to `dir/out_name.ext` through a temporary file, so an interrupted run
-/// leaves no half-written file.
-fn write_file(
-    dir: &Path,
-    job: &Job,
-    format: AlignFormat,
-    alignment: &Alignment,
-    phones: &PhoneSet,
-) -> anyhow::Result<()> {
-    let path = dir.join(format!("{}.{}", job.out_name.display(), format.extension()));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    let mut bytes = Vec::new();
-    if format == AlignFormat::Tsv {
-        writeln!(bytes, "{ALIGNMENT_TSV_HEADER}")?;
-    }
-    write_alignment(format, alignment, phones, &mut bytes)?;
-    write_atomically(&path, &bytes)
-}
-
 /// The recordings to align, from the arguments.
-fn collect_jobs(args: &AlignArgs) -> anyhow::Result<Vec<Job>> {
+fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
     let stem = |path: &Path| PathBuf::from(path.file_stem().unwrap_or(path.as_os_str()));
     if let Some(manifest) = &args.manifest {
         if !args.inputs.is_empty() {
@@ -403,7 +437,7 @@ fn manifest_jobs(manifest: &Path) -> anyhow::Result<Vec<Job>> {
 /// Every job's alignment target. Out-of-vocabulary words are gathered over all jobs first and
 /// reported together, each with the file and line it is on, before any audio is read.
 fn build_targets(
-    args: &AlignArgs,
+    args: &TargetArgs,
     jobs: &[Job],
     phones: &PhoneSet,
 ) -> anyhow::Result<Vec<AlignTarget>> {
@@ -465,7 +499,7 @@ fn locate_word(origin: &str, text: &str, word: &str) -> String {
 }
 
 /// The boundary model `--boundaries` asks for (none with --spike-spans).
-fn boundary_model(args: &AlignArgs, phones: &PhoneSet) -> anyhow::Result<Option<BoundaryModel>> {
+fn boundary_model(args: &TargetArgs, phones: &PhoneSet) -> anyhow::Result<Option<BoundaryModel>> {
     if args.spike_spans {
         return Ok(None);
     }
@@ -489,7 +523,7 @@ fn boundary_model(args: &AlignArgs, phones: &PhoneSet) -> anyhow::Result<Option<
     }
 }
 
-fn load_lexicon(args: &AlignArgs) -> anyhow::Result<Lexicon> {
+fn load_lexicon(args: &TargetArgs) -> anyhow::Result<Lexicon> {
     let mut lexicon = if args.no_builtin_lexicon {
         Lexicon::default()
     } else {

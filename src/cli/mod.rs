@@ -14,6 +14,7 @@ mod eval;
 mod features;
 mod lm;
 mod probs;
+mod score;
 mod train;
 mod transcribe;
 
@@ -37,6 +38,8 @@ enum Command {
     Transcribe(transcribe::TranscribeArgs),
     // As for Probs: `AlignArgs`'s doc is the summary and the long --help.
     Align(align::AlignArgs),
+    // As for Probs: `ScoreArgs`'s doc is the summary and the long --help.
+    Score(score::ScoreArgs),
     Train(train::TrainArgs),
     Eval(eval::EvalArgs),
     Features(features::FeaturesArgs),
@@ -57,6 +60,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Transcribe(args) => transcribe::run(args),
         Command::Align(args) => align::run(args),
+        Command::Score(args) => score::run(args),
         Command::Train(args) => train::run(args, matches.subcommand_matches("train")),
         Command::Eval(args) => eval::run(args),
         Command::Features(args) => features::run(args),

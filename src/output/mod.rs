@@ -1,11 +1,12 @@
 //! Output formats, one file each; writers take any `Write`: transcripts (text, JSON Lines, CTM, Kaldi
-//! text, TextGrid), alignments (TextGrid, CTM, TSV, JSON Lines) and feature matrices (NPY, CSV, TSV,
-//! Kaldi text archives).
+//! text, TextGrid), alignments (TextGrid, CTM, TSV, JSON Lines), pronunciation scores (JSON Lines,
+//! TSV, TextGrid) and feature matrices (NPY, CSV, TSV, Kaldi text archives).
 
 mod alignment;
 mod ctm;
 pub(crate) mod json;
 mod matrix;
+mod score;
 mod text;
 mod textgrid;
 
@@ -13,6 +14,7 @@ use std::io::Write;
 
 pub use alignment::{alignment_tiers, write_alignment, AlignFormat, ALIGNMENT_TSV_HEADER};
 pub use matrix::{kaldi_key, write_matrix, MatrixFormat};
+pub use score::{write_scores, ScoreFormat, SCORE_TSV_HEADER};
 pub use textgrid::{read_textgrid, write_textgrid, Interval, IntervalTier};
 
 use crate::choice::{Choice, Named};

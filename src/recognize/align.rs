@@ -5,9 +5,13 @@
 use std::path::Path;
 
 use super::{Posteriors, Recognizer};
-use crate::align::{AlignTarget, Alignment, TimedWord};
+use ndarray::Array2;
+
+use crate::align::{
+    score_pronunciation, AlignTarget, Alignment, PronunciationScores, TimedWord,
+};
 use crate::audio::{read_audio, Waveform};
-use crate::ctc::{force_align_words, LatticeOptions, PhoneSpan};
+use crate::ctc::{force_align_words, AlignedPhone, LatticeOptions, PhoneSpan};
 use crate::error::Result;
 
 /// The span of audio the local match score looks at: the worst second of the recording.
@@ -18,6 +22,47 @@ impl Recognizer {
     /// every phone timed, the gaps between them silence. The whole recording is aligned in one
     /// beam-pruned pass, so leading and trailing silence and pauses need no trimming.
     pub fn align(&self, wave: Waveform, target: &AlignTarget) -> Result<Alignment> {
+        Ok(self.align_keeping_posteriors(wave, target)?.0)
+    }
+
+    /// Align, then score how well each expected phone was pronounced (see
+    /// [`score_pronunciation`]); `threshold` is the GOP below which a phone counts as mispronounced.
+    pub fn score(
+        &self,
+        wave: Waveform,
+        target: &AlignTarget,
+        threshold: f32,
+    ) -> Result<PronunciationScores> {
+        let (alignment, log_probs, spikes) = self.align_keeping_posteriors(wave, target)?;
+        let shift = self.output_frame_shift_s() as f32;
+        Ok(score_pronunciation(
+            alignment,
+            log_probs.view(),
+            &spikes,
+            shift,
+            threshold,
+        ))
+    }
+
+    /// [`score`](Self::score) of an audio file.
+    pub fn score_file(
+        &self,
+        path: &Path,
+        target: &AlignTarget,
+        threshold: f32,
+    ) -> Result<PronunciationScores> {
+        let mut scores = self.score(read_audio(path)?, target, threshold)?;
+        scores.alignment.source = path.to_path_buf();
+        Ok(scores)
+    }
+
+    /// [`align`](Self::align), also returning the posteriors and the frames the Viterbi path gave
+    /// each phone.
+    fn align_keeping_posteriors(
+        &self,
+        wave: Waveform,
+        target: &AlignTarget,
+    ) -> Result<(Alignment, Array2<f32>, Vec<AlignedPhone>)> {
         let duration_s = wave.duration_s();
         let Posteriors { log_probs, .. } = self.posteriors(wave)?;
         let options = LatticeOptions {
@@ -71,7 +116,7 @@ impl Recognizer {
         } else {
             Vec::new()
         };
-        Ok(Alignment {
+        let alignment = Alignment {
             source: Default::default(),
             id: None,
             duration_s,
@@ -82,7 +127,8 @@ impl Recognizer {
             matches_text: match_score >= self.min_match_score
                 && worst_second_score >= self.min_worst_second_score,
             skipped: target.skipped.clone(),
-        })
+        };
+        Ok((alignment, log_probs, lattice.phones))
     }
 
     /// Align an audio file (WAV or SPHERE, any rate, format and channel count) to `target`.
