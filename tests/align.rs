@@ -269,3 +269,43 @@ fn transcribe_writes_textgrids_one_per_file() {
     let (_, tiers) = read_textgrid(&text).unwrap();
     assert_eq!(labels(&tiers[0]), ["s", "eh", "v", "ah", "n"]);
 }
+
+#[test]
+fn score_flags_the_substituted_vowel_and_names_what_was_said() {
+    if !built_in_model_present() {
+        return;
+    }
+    let score = |text: &str| -> serde_json::Value {
+        let output = phonrec(&["score", SUIT, "--text", text]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let flagged = |record: &serde_json::Value| -> Vec<(String, String)> {
+        record["words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|w| w["phones"].as_array().unwrap().iter().map(move |p| (w, p)))
+            .filter(|(_, p)| p["mispronounced"] == true)
+            .map(|(w, p)| {
+                (
+                    w["word"].as_str().unwrap().to_string(),
+                    format!("{}->{}", p["expected"], p["heard"]),
+                )
+            })
+            .collect()
+    };
+    // Said as written: nothing flagged, every word scores above the threshold.
+    let said = score(SUIT_TEXT);
+    assert_eq!(flagged(&said), []);
+    // The speaker says "had" where the text expects "hid": that vowel, and only it, is flagged,
+    // and what was heard is the vowel she said.
+    let expected_hid = score("She hid your dark suit in greasy wash water all year.");
+    assert_eq!(
+        flagged(&expected_hid),
+        [("hid".to_string(), "\"ih\"->\"ae\"".to_string())]
+    );
+    let hid = &expected_hid["words"][1];
+    assert_eq!(hid["mispronounced"], true);
+    assert!(hid["score"].as_f64().unwrap() < -1.0);
+}

@@ -143,7 +143,11 @@ pub fn write_scores(
                     })
                     .collect(),
                 phones: if scores.words.is_empty() {
-                    scores.phones.iter().map(|p| json_phone(p, phones)).collect()
+                    scores
+                        .phones
+                        .iter()
+                        .map(|p| json_phone(p, phones))
+                        .collect()
                 } else {
                     Vec::new()
                 },
@@ -180,16 +184,16 @@ pub fn write_scores(
         }
         ScoreFormat::TextGrid => {
             let duration = alignment.duration_s;
-            let span = |p: &PhoneScore, label: String| {
-                (f64::from(p.start_s), f64::from(p.end_s), label)
-            };
+            let span =
+                |p: &PhoneScore, label: String| (f64::from(p.start_s), f64::from(p.end_s), label);
             let mut tiers = Vec::new();
             if !scores.words.is_empty() {
                 tiers.push(IntervalTier::from_spans(
                     "words",
-                    scores.words.iter().map(|w| {
-                        (f64::from(w.start_s), f64::from(w.end_s), w.word.clone())
-                    }),
+                    scores
+                        .words
+                        .iter()
+                        .map(|w| (f64::from(w.start_s), f64::from(w.end_s), w.word.clone())),
                     duration,
                 ));
             }
@@ -204,7 +208,11 @@ pub fn write_scores(
             tiers.push(IntervalTier::from_spans(
                 "heard",
                 scores.phones.iter().map(|p| {
-                    span(p, p.heard.map_or(String::new(), |h| phones.name(h).to_string()))
+                    span(
+                        p,
+                        p.heard
+                            .map_or(String::new(), |h| phones.name(h).to_string()),
+                    )
                 }),
                 duration,
             ));

@@ -7,9 +7,7 @@ use std::path::Path;
 use super::{Posteriors, Recognizer};
 use ndarray::Array2;
 
-use crate::align::{
-    score_pronunciation, AlignTarget, Alignment, PronunciationScores, TimedWord,
-};
+use crate::align::{score_pronunciation, AlignTarget, Alignment, PronunciationScores, TimedWord};
 use crate::audio::{read_audio, Waveform};
 use crate::ctc::{force_align_words, AlignedPhone, LatticeOptions, PhoneSpan};
 use crate::error::Result;
