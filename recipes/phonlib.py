@@ -233,8 +233,9 @@ def levenshtein(ref, hyp):
     return prev[-1]
 
 
-def align(ref, hyp):
-    """Minimum-edit alignment as a list of (ref_item_or_None, hyp_item_or_None)."""
+def align(ref, hyp, key=lambda item: item):
+    """Minimum-edit alignment as a list of (ref_item_or_None, hyp_item_or_None); items are compared by
+    key(item) (e.g. the label of a timed phone)."""
     n, m = len(ref), len(hyp)
     d = [[0] * (m + 1) for _ in range(n + 1)]
     for i in range(n + 1):
@@ -243,10 +244,11 @@ def align(ref, hyp):
         d[0][j] = j
     for i in range(1, n + 1):
         for j in range(1, m + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]))
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1,
+                          d[i - 1][j - 1] + (key(ref[i - 1]) != key(hyp[j - 1])))
     i, j, path = n, m, []
     while i > 0 or j > 0:
-        if i > 0 and j > 0 and d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+        if i > 0 and j > 0 and d[i][j] == d[i - 1][j - 1] + (key(ref[i - 1]) != key(hyp[j - 1])):
             path.append((ref[i - 1], hyp[j - 1]))
             i, j = i - 1, j - 1
         elif i > 0 and d[i][j] == d[i - 1][j] + 1:

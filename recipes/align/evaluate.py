@@ -103,7 +103,7 @@ def score(refs, hyps):
             failed += 1
             continue
         # minimum-edit alignment over labels, carrying the times along
-        pairs = _align_timed(ref["phones"], hyp["phones"])
+        pairs = phonlib.align(ref["phones"], hyp["phones"], key=lambda p: p[0])
         for r, h in pairs:
             if r is not None and h is not None and r[0] == h[0]:
                 matched += 1
@@ -124,38 +124,16 @@ def score(refs, hyps):
     }
 
 
-def _align_timed(ref, hyp):
-    """Minimum-edit alignment of two timed phone lists by label."""
-    n, m = len(ref), len(hyp)
-    d = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        d[i][0] = i
-    for j in range(m + 1):
-        d[0][j] = j
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1,
-                          d[i - 1][j - 1] + (ref[i - 1][0] != hyp[j - 1][0]))
-    i, j, pairs = n, m, []
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and d[i][j] == d[i - 1][j - 1] + (ref[i - 1][0] != hyp[j - 1][0]):
-            pairs.append((ref[i - 1], hyp[j - 1]))
-            i, j = i - 1, j - 1
-        elif i > 0 and d[i][j] == d[i - 1][j] + 1:
-            pairs.append((ref[i - 1], None))
-            i -= 1
-        else:
-            pairs.append((None, hyp[j - 1]))
-            j -= 1
-    return pairs[::-1]
+def split_extra(argv):
+    """Arguments before `--` for the script, after it for phonrec."""
+    if "--" in argv:
+        k = argv.index("--")
+        return argv[:k], argv[k + 1:]
+    return argv, []
 
 
 def main():
-    argv = sys.argv[1:]
-    extra = []
-    if "--" in argv:
-        k = argv.index("--")
-        argv, extra = argv[:k], argv[k + 1:]
+    argv, extra = split_extra(sys.argv[1:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--phonrec", required=True)
     ap.add_argument("--data", default="/work/data/align")

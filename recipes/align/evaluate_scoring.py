@@ -22,6 +22,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import phonlib  # noqa: E402
+sys.path.insert(0, HERE)
+from evaluate import split_extra  # noqa: E402
 
 
 def score(binary, manifest, extra):
@@ -58,16 +60,12 @@ def auc_eer(pos, neg):
 
 
 def main():
-    argv = sys.argv[1:]
-    extra = []
-    if "--" in argv:
-        k = argv.index("--")
-        argv, extra = argv[:k], argv[k + 1:]
+    argv, extra = split_extra(sys.argv[1:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--phonrec", required=True)
     ap.add_argument("--data", default="/work/data/mispron")
     ap.add_argument("--correct", default="/work/data/align/text.tsv")
-    ap.add_argument("--threshold", type=float, default=0.0, help="phonrec's default --threshold")
+X
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     correct = score(a.phonrec, a.correct, extra)

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
+use super::alignment::alignment_tiers;
 use super::json::round3;
 use super::textgrid::{write_textgrid, IntervalTier};
 use crate::align::{PhoneScore, PronunciationScores};
@@ -186,25 +187,8 @@ pub fn write_scores(
             let duration = alignment.duration_s;
             let span =
                 |p: &PhoneScore, label: String| (f64::from(p.start_s), f64::from(p.end_s), label);
-            let mut tiers = Vec::new();
-            if !scores.words.is_empty() {
-                tiers.push(IntervalTier::from_spans(
-                    "words",
-                    scores
-                        .words
-                        .iter()
-                        .map(|w| (f64::from(w.start_s), f64::from(w.end_s), w.word.clone())),
-                    duration,
-                ));
-            }
-            tiers.push(IntervalTier::from_spans(
-                "phones",
-                scores
-                    .phones
-                    .iter()
-                    .map(|p| span(p, phones.name(p.expected).to_string())),
-                duration,
-            ));
+            // words and phones (expected) are the alignment's tiers; heard and flags are added.
+            let mut tiers = alignment_tiers(alignment, phones);
             tiers.push(IntervalTier::from_spans(
                 "heard",
                 scores.phones.iter().map(|p| {
