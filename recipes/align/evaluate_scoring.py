@@ -65,7 +65,8 @@ def main():
     ap.add_argument("--phonrec", required=True)
     ap.add_argument("--data", default="/work/data/mispron")
     ap.add_argument("--correct", default="/work/data/align/text.tsv")
-X
+    ap.add_argument("--threshold", type=float, default=-1.0,
+                    help="where to report detection and false-alarm rates (phonrec's default -1.0)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     correct = score(a.phonrec, a.correct, extra)
