@@ -6,7 +6,8 @@
 //!   gates_d = x · W_ih,dᵀ               one product over all steps (packed kernel, row blocks), written
 //!                                       into the op's own buffer [2, steps·batch, 4H], direction-major
 //!   per step t:
-//!     gates_d[t] += h_{t−1} · W_hh,dᵀ   W_hh packed once per call (kernels.rs), accumulated in place,
+//!     gates_d[t] += h_{t−1} · W_hh,dᵀ   W_hh packed once per call, or once per model for inference
+//!                                       (`PreparedLayer`; kernels.rs), accumulated in place,
 //!                                       panels walked in alternating order so W_hh stays in L2
 //!     gates_d[t] <- σ/tanh(· + b_d)     bias, cell and h update vectorised, in place: the buffer ends up
 //!                                       holding the activations
@@ -75,6 +76,187 @@ pub(crate) fn blstm_layer_fused(
     }
 }
 
+/// One layer's weights in the form the forward pass computes with: each direction's `W_ih` packed for
+/// `x · W_ihᵀ`, its `W_hh` packed for `h · W_hhᵀ`, and the biases. Packing copies and reorders every
+/// weight (about 10 MB a layer for the built-in model), which costs more than the whole network pass on
+/// a short clip; a model loaded for inference prepares its layers once
+/// ([`Blstm::prepare_for_inference`](super::Blstm::prepare_for_inference)) instead of on every call.
+pub(crate) struct PreparedLayer {
+    hidden: usize,
+    inputs: usize,
+    /// `[forward, backward]`, each for `[rows × inputs] · [inputs × 4H]`.
+    input_weights: [PackedMatrix; 2],
+    /// `[forward, backward]`, each for `[batch × H] · [H × 4H]`.
+    recurrent_weights: [PackedMatrix; 2],
+    /// `[2 · 4H]`: the forward direction's then the backward direction's.
+    biases: Vec<f32>,
+}
+
+impl PreparedLayer {
+    /// Prepare a layer from its two directions' weights (f32 on the CPU).
+    pub(crate) fn new(directions: &[LstmWeights; 2]) -> candle_core::Result<Self> {
+        let [forward, backward] = directions;
+        let hidden = forward.weight_hh.dim(1)?;
+        let inputs = forward.weight_ih.dim(1)?;
+        let (weight_ih, bias) = stacked_input_weights(directions)?;
+        let input_params = Tensor::cat(&[&weight_ih, &bias.unsqueeze(1)?], 1)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let recurrent_params = Tensor::cat(&[&forward.weight_hh, &backward.weight_hh], 0)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        Ok(Self::from_params(
+            &input_params,
+            &recurrent_params,
+            hidden,
+            inputs,
+        ))
+    }
+
+    /// From the op's parameter layout: `[W_ih | b]` as `[8H, inputs + 1]` (the bias its last column)
+    /// and both `W_hh` stacked `[8H, H]`. The two directions are packed on two cores.
+    fn from_params(
+        input_params: &[f32],
+        recurrent_params: &[f32],
+        hidden: usize,
+        inputs: usize,
+    ) -> Self {
+        let h4 = 4 * hidden;
+        let biases: Vec<f32> = (0..2 * h4)
+            .map(|row| input_params[row * (inputs + 1) + inputs])
+            .collect();
+        let pack = |d: usize| {
+            (
+                // W_ih rows have stride inputs + 1, the bias being their last column.
+                PackedMatrix::pack_strided(
+                    &input_params[d * h4 * (inputs + 1)..],
+                    inputs,
+                    h4,
+                    true,
+                    inputs + 1,
+                ),
+                PackedMatrix::pack(
+                    &recurrent_params[d * h4 * hidden..(d + 1) * h4 * hidden],
+                    hidden,
+                    h4,
+                    true,
+                ),
+            )
+        };
+        let mut backward = None;
+        let mut forward = None;
+        both_directions(|| backward = Some(pack(1)), || forward = Some(pack(0)));
+        let ((ih_f, hh_f), (ih_b, hh_b)) = (
+            forward.unwrap_or_else(|| pack(0)),
+            backward.unwrap_or_else(|| pack(1)),
+        );
+        PreparedLayer {
+            hidden,
+            inputs,
+            input_weights: [ih_f, ih_b],
+            recurrent_weights: [hh_f, hh_b],
+            biases,
+        }
+    }
+}
+
+/// The forward pass of one layer with prepared weights: `input` `[steps·batch, inputs]` (time-major) ->
+/// (output `[steps·batch, 2H]`, gate activations `[2, steps·batch, 4H]`, cell states `[2, steps·batch,
+/// H]` when `save`, else empty).
+fn forward_prepared(
+    prepared: &PreparedLayer,
+    input: &[f32],
+    steps: usize,
+    batch: usize,
+    lengths: &[usize],
+    save: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (hidden, inputs) = (prepared.hidden, prepared.inputs);
+    let (rows, h4) = (steps * batch, 4 * hidden);
+    // gates_d = x · W_ih,dᵀ, direction-major (the bias is added in the cell update). Each direction's
+    // projection runs on the core that then runs its recurrence: two single-threaded products at once
+    // are a little faster than two two-threaded ones in turn.
+    let mut gates = vec![0f32; 2 * rows * h4];
+    let project = |d: usize, block: &mut [f32]| {
+        matmul_packed_rows(
+            1,
+            rows,
+            input,
+            inputs,
+            &prepared.input_weights[d],
+            block,
+            h4,
+            false,
+        );
+    };
+    // The layer's output rows are [h_forward | h_backward]: each direction gets its halves.
+    let mut out = vec![0f32; rows * 2 * hidden];
+    let (mut out_forward, mut out_backward): (Vec<&mut [f32]>, Vec<&mut [f32]>) = out
+        .chunks_exact_mut(2 * hidden)
+        .map(|row| row.split_at_mut(hidden))
+        .unzip();
+    let mut cells = vec![0f32; if save { 2 * rows * hidden } else { 0 }];
+    {
+        let (gates_f, gates_b) = gates.split_at_mut(rows * h4);
+        let [w_f, w_b] = &prepared.recurrent_weights;
+        let (bias_f, bias_b) = prepared.biases.split_at(h4);
+        let (cells_f, cells_b) = cells.split_at_mut(if save { rows * hidden } else { 0 });
+        // One direction per core.
+        both_directions(
+            || {
+                project(1, gates_b);
+                run_forward(
+                    gates_b,
+                    w_b,
+                    bias_b,
+                    true,
+                    steps,
+                    batch,
+                    hidden,
+                    lengths,
+                    &mut out_backward,
+                    save.then_some(cells_b),
+                )
+            },
+            || {
+                project(0, gates_f);
+                run_forward(
+                    gates_f,
+                    w_f,
+                    bias_f,
+                    false,
+                    steps,
+                    batch,
+                    hidden,
+                    lengths,
+                    &mut out_forward,
+                    save.then_some(cells_f),
+                );
+            },
+        );
+    }
+    (out, gates, cells)
+}
+
+/// One bidirectional layer for inference with weights prepared once: `input` `[steps·batch, inputs]`
+/// (time-major) -> `[steps·batch, 2·hidden]`, the same as [`blstm_layer_fused`] gives without
+/// gradients.
+pub(crate) fn blstm_layer_prepared(
+    input: &Tensor,
+    batch: usize,
+    prepared: &PreparedLayer,
+    lengths: &[usize],
+) -> candle_core::Result<Tensor> {
+    let (rows, inputs) = input.dims2()?;
+    let steps = rows / batch.max(1);
+    if inputs != prepared.inputs || steps * batch != rows || lengths.len() != batch {
+        candle_core::bail!("fused LSTM: inconsistent shapes");
+    }
+    let values = input.flatten_all()?.to_vec1::<f32>()?;
+    let (out, _, _) = forward_prepared(prepared, &values, steps, batch, lengths, false);
+    Tensor::from_vec(out, (rows, 2 * prepared.hidden), input.device())
+}
+
 /// What the forward pass keeps for the backward pass.
 struct Saved {
     /// Gate activations i, f, g, o: `[2, steps·batch, 4·hidden]`, direction-major.
@@ -122,7 +304,7 @@ fn both_directions(backward: impl FnOnce() + Send, forward: impl FnOnce()) {
 #[allow(clippy::too_many_arguments)] // the layer's buffers, each a distinct slice the recurrence reads or writes
 fn run_forward(
     gates: &mut [f32],
-    weight_hh: &[f32],
+    weight_hh: &PackedMatrix,
     bias: &[f32],
     reverse: bool,
     steps: usize,
@@ -133,8 +315,7 @@ fn run_forward(
     mut cells_saved: Option<&mut [f32]>,
 ) {
     let h4 = 4 * hidden;
-    // gates += h_{t−1} · W_hhᵀ, W_hh stored [4H × H].
-    let weight_hh = PackedMatrix::pack(weight_hh, hidden, h4, true);
+    // gates += h_{t−1} · W_hhᵀ (W_hh packed for that product, see `PreparedLayer`).
     let mut h_prev = vec![0f32; batch * hidden];
     let mut c_prev = vec![0f32; batch * hidden];
     for s in 0..steps {
@@ -143,7 +324,7 @@ fn run_forward(
         // Alternating the panel order keeps most of W_hh in L2 from one step to the next.
         let backwards = s % 2 == 1;
         matmul_packed_in_order(
-            batch, &h_prev, hidden, &weight_hh, step_gates, h4, true, backwards,
+            batch, &h_prev, hidden, weight_hh, step_gates, h4, true, backwards,
         );
         for b in 0..batch {
             let out_row = &mut *out[t * batch + b];
@@ -290,72 +471,9 @@ impl CustomOp3 for FusedLayerOp {
         {
             candle_core::bail!("fused LSTM: inconsistent shapes");
         }
-        // gates_d = x · W_ih,dᵀ, direction-major (the bias is added in the cell update). W_ih rows have
-        // stride inputs + 1, the bias being their last column.
-        let biases: Vec<f32> = (0..2 * h4)
-            .map(|row| input_params[row * (inputs + 1) + inputs])
-            .collect();
-        let mut gates = vec![0f32; 2 * rows * h4];
-        // Each direction's projection runs on the core that then runs its recurrence: two
-        // single-threaded products at once are a little faster than two two-threaded ones in turn.
-        let project = |d: usize, block: &mut [f32]| {
-            let weights = PackedMatrix::pack_strided(
-                &input_params[d * h4 * (inputs + 1)..],
-                inputs,
-                h4,
-                true,
-                inputs + 1,
-            );
-            matmul_packed_rows(1, rows, input, inputs, &weights, block, h4, false);
-        };
-        // The layer's output rows are [h_forward | h_backward]: each direction gets its halves.
-        let mut out = vec![0f32; rows * 2 * hidden];
-        let (mut out_forward, mut out_backward): (Vec<&mut [f32]>, Vec<&mut [f32]>) = out
-            .chunks_exact_mut(2 * hidden)
-            .map(|row| row.split_at_mut(hidden))
-            .unzip();
-        let mut cells = vec![0f32; if self.save { 2 * rows * hidden } else { 0 }];
-        {
-            let (gates_f, gates_b) = gates.split_at_mut(rows * h4);
-            let (w_f, w_b) = recurrent_params.split_at(h4 * hidden);
-            let (bias_f, bias_b) = biases.split_at(h4);
-            let (cells_f, cells_b) = cells.split_at_mut(if self.save { rows * hidden } else { 0 });
-            let save = self.save;
-            let lengths = &self.lengths;
-            // One direction per core.
-            both_directions(
-                || {
-                    project(1, gates_b);
-                    run_forward(
-                        gates_b,
-                        w_b,
-                        bias_b,
-                        true,
-                        steps,
-                        batch,
-                        hidden,
-                        lengths,
-                        &mut out_backward,
-                        save.then_some(cells_b),
-                    )
-                },
-                || {
-                    project(0, gates_f);
-                    run_forward(
-                        gates_f,
-                        w_f,
-                        bias_f,
-                        false,
-                        steps,
-                        batch,
-                        hidden,
-                        lengths,
-                        &mut out_forward,
-                        save.then_some(cells_f),
-                    );
-                },
-            );
-        }
+        let prepared = PreparedLayer::from_params(input_params, recurrent_params, hidden, inputs);
+        let (out, gates, cells) =
+            forward_prepared(&prepared, input, steps, batch, &self.lengths, self.save);
         if self.save {
             let mut saved = self
                 .saved

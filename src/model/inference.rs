@@ -22,10 +22,13 @@ pub struct Model {
 impl Model {
     /// Build the pipeline and the network of a checked model file.
     pub fn new(file: &ModelFile) -> Result<Self> {
+        let mut network = file.network()?;
+        // The weights of a loaded model never change: pack them for the kernel once, not per call.
+        network.prepare_for_inference()?;
         Ok(Model {
             config: file.config().clone(),
             features: FeaturePipeline::new(file.config().features.clone())?,
-            network: file.network()?,
+            network,
         })
     }
 

@@ -11,7 +11,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::config::{InitOptions, NetworkConfig};
-use super::fused::blstm_layer_fused;
+use super::fused::{blstm_layer_fused, blstm_layer_prepared, PreparedLayer};
 use super::init::init_weights;
 use super::lstm::{blstm_layer_reference, LstmWeights};
 use super::names::{
@@ -64,6 +64,9 @@ pub struct Blstm {
     /// `[num_outputs]`.
     output_bias: Tensor,
     kernel: LstmKernel,
+    /// Each layer's weights packed for the fused kernel, once, for a network whose weights no longer
+    /// change (see [`prepare_for_inference`](Self::prepare_for_inference)); `None` while training.
+    prepared: Option<Vec<PreparedLayer>>,
 }
 
 impl std::fmt::Debug for Blstm {
@@ -131,6 +134,7 @@ impl Blstm {
             output_weight: get(&out, &[config.num_outputs, 2 * hidden], OUTPUT_WEIGHT)?,
             output_bias: get(&out, &[config.num_outputs], BIAS)?,
             kernel: LstmKernel::default(),
+            prepared: None,
         })
     }
 
@@ -238,10 +242,14 @@ impl Blstm {
             if let (Some(masks), true) = (masks, index > 0) {
                 hidden_states = self.dropout(&hidden_states, masks, index)?;
             }
-            hidden_states = if self.kernel == LstmKernel::Fused
+            let fused = self.kernel == LstmKernel::Fused
                 && hidden_states.dtype() == DType::F32
-                && hidden_states.device().is_cpu()
+                && hidden_states.device().is_cpu();
+            hidden_states = if let (true, Some(prepared)) =
+                (fused, self.prepared_layer(index, &hidden_states))
             {
+                blstm_layer_prepared(&hidden_states, batch, prepared, &output_lengths)?
+            } else if fused {
                 blstm_layer_fused(&hidden_states, batch, directions, &output_lengths)?
             } else {
                 blstm_layer_reference(&hidden_states, batch, directions, step_masks.as_ref())?
@@ -304,6 +312,32 @@ impl Blstm {
             .map_err(|e| Error::Shape(e.to_string()))?;
         }
         Ok(outputs)
+    }
+
+    /// Pack every layer's weights for the fused kernel once, for inference: a network that will not
+    /// be trained any more (a loaded model) then skips re-packing ~10 MB of weights a layer on every
+    /// call, which cost more than the network itself on short clips. Costs one more f32 copy of the
+    /// LSTM weights in memory. Do not call it on a network that is being trained: the packed copy would
+    /// not follow the weights (passes that track gradients ignore it anyway).
+    pub fn prepare_for_inference(&mut self) -> Result<()> {
+        let layers = self
+            .layers
+            .iter()
+            .map(PreparedLayer::new)
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        self.prepared = Some(layers);
+        Ok(())
+    }
+
+    /// Layer `index`'s prepared weights, when they may serve this pass: prepared, and nothing in the
+    /// pass (input or weights) tracks gradients.
+    fn prepared_layer(&self, index: usize, input: &Tensor) -> Option<&PreparedLayer> {
+        let layer = self.prepared.as_ref()?.get(index)?;
+        let tracked = input.track_op()
+            || self.layers[index]
+                .iter()
+                .any(|d| d.weight_ih.track_op() || d.weight_hh.track_op() || d.bias.track_op());
+        (!tracked).then_some(layer)
     }
 
     /// Choose the LSTM implementation (the fused kernel by default).
@@ -456,6 +490,45 @@ mod tests {
                 assert!(worst < BATCH_TOLERANCE, "stack {stack}: {worst}");
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn weights_prepared_once_give_exactly_what_packing_per_call_gives() -> Result<()> {
+        for stack in [1, 2] {
+            // A loaded model's network: plain tensors, not variables.
+            let (_, vars) = Blstm::trainable(&config(stack), &InitOptions::default())?;
+            let tensors: std::collections::HashMap<String, Tensor> = vars
+                .data()
+                .lock()
+                .map_err(|_| Error::Shape("poisoned".into()))?
+                .iter()
+                .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+                .collect();
+            let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+            let mut network = Blstm::new(&config(stack), vb)?;
+            let inputs: Vec<Array2<f32>> = [23, 7, 16, 1]
+                .iter()
+                .enumerate()
+                .map(|(seed, &frames)| features(seed as u64 + 30, frames, 5))
+                .collect();
+            let views: Vec<ArrayView2<f32>> = inputs.iter().map(|f| f.view()).collect();
+            let per_call = network.log_probs_batch(&views)?;
+            let alone = network.log_probs(views[0])?;
+            network.prepare_for_inference()?;
+            let input = Tensor::zeros((1, 5), DType::F32, &Device::Cpu)?;
+            assert!(
+                network.prepared_layer(0, &input).is_some(),
+                "the pass uses them"
+            );
+            assert_eq!(network.log_probs_batch(&views)?, per_call, "stack {stack}");
+            assert_eq!(network.log_probs(views[0])?, alone, "stack {stack}");
+        }
+        // A network being trained never uses a prepared copy: its weights are variables.
+        let (mut training, _vars) = Blstm::trainable(&config(1), &InitOptions::default())?;
+        training.prepare_for_inference()?;
+        let input = Tensor::zeros((1, 5), DType::F32, &Device::Cpu)?;
+        assert!(training.prepared_layer(0, &input).is_none());
         Ok(())
     }
 
