@@ -31,7 +31,7 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Device, Layout, Shape, Tensor};
 
 use super::kernels::{
     cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed_in_order, matmul_packed_rows,
@@ -247,14 +247,43 @@ pub(crate) fn blstm_layer_prepared(
     prepared: &PreparedLayer,
     lengths: &[usize],
 ) -> candle_core::Result<Tensor> {
-    let (rows, inputs) = input.dims2()?;
-    let steps = rows / batch.max(1);
-    if inputs != prepared.inputs || steps * batch != rows || lengths.len() != batch {
-        candle_core::bail!("fused LSTM: inconsistent shapes");
+    input.contiguous()?.apply_op1_no_bwd(&PreparedLayerOp {
+        prepared,
+        batch,
+        lengths,
+    })
+}
+
+/// [`blstm_layer_prepared`] as a candle op, so the kernel reads the input where it lies.
+struct PreparedLayerOp<'a> {
+    prepared: &'a PreparedLayer,
+    batch: usize,
+    lengths: &'a [usize],
+}
+
+impl CustomOp1 for PreparedLayerOp<'_> {
+    fn name(&self) -> &'static str {
+        "prepared-blstm-layer"
     }
-    let values = input.flatten_all()?.to_vec1::<f32>()?;
-    let (out, _, _) = forward_prepared(prepared, &values, steps, batch, lengths, false);
-    Tensor::from_vec(out, (rows, 2 * prepared.hidden), input.device())
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let input = f32_slice(storage, layout, "layer input")?;
+        let (batch, inputs) = (self.batch, self.prepared.inputs);
+        let rows = input.len() / inputs.max(1);
+        let steps = rows / batch.max(1);
+        if rows * inputs != input.len() || steps * batch != rows || self.lengths.len() != batch {
+            candle_core::bail!("fused LSTM: inconsistent shapes");
+        }
+        let (out, _, _) = forward_prepared(self.prepared, input, steps, batch, self.lengths, false);
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((rows, 2 * self.prepared.hidden)),
+        ))
+    }
 }
 
 /// What the forward pass keeps for the backward pass.
