@@ -10,6 +10,7 @@ use clap::Args;
 use phonrec::choice::Choice;
 use phonrec::output::{write_transcript, OutputFormat};
 use phonrec::phones::Alphabet;
+use phonrec::recognize::Transcript;
 use rayon::prelude::*;
 
 use super::choice::choice;
@@ -102,8 +103,9 @@ pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::
     std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Files decoded in parallel before their results are printed, in input order.
-const FILES_PER_ROUND: usize = 8;
+/// Files recognised together (short ones sharing network batches) before their results are printed,
+/// in input order.
+const FILES_PER_ROUND: usize = 32;
 
 pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let model = load_model(args.model.as_deref())?;
@@ -153,22 +155,48 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let mut index = 0;
     let mut failures = 0;
     for round in files.chunks(FILES_PER_ROUND) {
-        let results: Vec<_> = round
+        // Read the round's audio in parallel, then recognise it together: short files share
+        // network batches.
+        let waves: Vec<phonrec::Result<phonrec::audio::Waveform>> = round
             .par_iter()
             .map(|input| match input {
-                Input::File(path) => recognizer.transcribe_file(path),
-                Input::Utterance { id, path } => {
-                    let mut transcript = recognizer.transcribe_file(path)?;
+                Input::File(path) | Input::Utterance { path, .. } => {
+                    phonrec::audio::read_audio(path)
+                }
+                Input::Stdin(bytes) => phonrec::audio::read_audio_bytes(bytes, &input.name()),
+            })
+            .collect();
+        let mut readable = Vec::new();
+        let mut slots = Vec::with_capacity(round.len());
+        for wave in waves {
+            slots.push(match wave {
+                Ok(wave) => {
+                    readable.push(wave);
+                    Ok(readable.len() - 1)
+                }
+                Err(error) => Err(error),
+            });
+        }
+        let mut recognised: Vec<Option<phonrec::Result<Transcript>>> = recognizer
+            .recognize_batch(readable)
+            .into_iter()
+            .map(|r| Some(r.map(|recognition| recognition.transcript)))
+            .collect();
+        let results: Vec<phonrec::Result<Transcript>> = round
+            .iter()
+            .zip(slots)
+            .map(|(input, slot)| {
+                let mut transcript = match slot {
+                    Ok(k) => recognised[k]
+                        .take()
+                        .unwrap_or_else(|| unreachable!("each readable file has one result"))?,
+                    Err(error) => return Err(error),
+                };
+                transcript.source = input.name();
+                if let Input::Utterance { id, .. } = input {
                     transcript.id = Some(id.clone());
-                    Ok(transcript)
                 }
-                Input::Stdin(bytes) => {
-                    let name = input.name();
-                    let wave = phonrec::audio::read_audio_bytes(bytes, &name)?;
-                    let mut transcript = recognizer.transcribe_wave(wave)?;
-                    transcript.source = name;
-                    Ok(transcript)
-                }
+                Ok(transcript)
             })
             .collect();
         for result in results {

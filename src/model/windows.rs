@@ -16,6 +16,12 @@ const WINDOW_BATCH: usize = 4;
 const CONTEXT_STEPS: usize = 200;
 
 impl Blstm {
+    /// Whether `frames` feature frames go through [`log_probs_windowed`](Self::log_probs_windowed)
+    /// as one piece (so they may as well share a batch with other short inputs).
+    pub fn fits_one_window(&self, frames: usize) -> bool {
+        self.config().output_frames(frames) <= WINDOW_STEPS + 2 * CONTEXT_STEPS
+    }
+
     /// [`log_probs`](Self::log_probs) of features `[frames, dim]` of any length: in windows of 3000
     /// steps with 200 steps of context on each side when the input is long, so memory stays bounded.
     /// The windows run four at a time as one batch: at batch 1 each step of the recurrence reads all
@@ -25,7 +31,7 @@ impl Blstm {
         let stack = self.config().stack_frames.max(1);
         let frames = features.nrows();
         let steps = self.config().output_frames(frames);
-        if steps <= WINDOW_STEPS + 2 * CONTEXT_STEPS {
+        if self.fits_one_window(frames) {
             return self.log_probs(features);
         }
         // (first step kept, end of the kept steps, first step computed) of each window.

@@ -10,6 +10,7 @@ pub use segment::{frame_levels_dbfs, speech_regions, SegmentOptions};
 use std::path::{Path, PathBuf};
 
 use ndarray::{s, Array2, ArrayView2};
+use rayon::prelude::*;
 
 use crate::audio::{
     fill_digital_silence, read_audio, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
@@ -271,12 +272,88 @@ impl Recognizer {
     /// segmentation -> decoder -> alignment).
     pub fn recognize(&self, wave: Waveform) -> Result<Recognition> {
         let duration_s = wave.duration_s();
+        let posteriors = self.posteriors(wave)?;
+        self.decode(duration_s, posteriors)
+    }
+
+    /// Recognise several recordings (any rates) at once: the short ones (up to one network window,
+    /// ~68 s) share network batches with others of similar length, so each step of the recurrence
+    /// reads the weights once for many clips; the rest is as [`recognize`](Self::recognize) does,
+    /// file by file in parallel. Results in input order. Outputs are those of `recognize` up to
+    /// float rounding in the batched products.
+    pub fn recognize_batch(&self, waves: Vec<Waveform>) -> Vec<Result<Recognition>> {
+        if waves.len() == 1 {
+            // One file (perhaps an hour long) stays on the calling thread, as `recognize` runs it.
+            return waves.into_iter().map(|w| self.recognize(w)).collect();
+        }
+        if !self.warped_features.is_empty() {
+            // VTLN chooses a warp per file first: no shared batches.
+            return waves.into_par_iter().map(|w| self.recognize(w)).collect();
+        }
+        let pipeline = self.model.features();
+        let network = self.model.network();
+        let prepared: Vec<Result<(f64, Waveform, Array2<f32>)>> = waves
+            .into_par_iter()
+            .map(|wave| {
+                let duration_s = wave.duration_s();
+                let wave = self.prepare(wave)?;
+                let features = pipeline.compute(&wave.samples);
+                Ok((duration_s, wave, features))
+            })
+            .collect();
+        let mut log_probs: Vec<Option<Array2<f32>>> = (0..prepared.len()).map(|_| None).collect();
+        // Short inputs by length, in groups of similar length (bounded padding).
+        let mut short: Vec<(usize, usize)> = prepared
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().ok().map(|(_, _, f)| (i, f.nrows())))
+            .filter(|&(_, frames)| network.fits_one_window(frames))
+            .collect();
+        short.sort_by_key(|&(_, frames)| frames);
+        let mut start = 0;
+        while start < short.len() {
+            let limit = short[start].1 + short[start].1 / 4 + BATCH_SLACK_FRAMES;
+            let end = (start..short.len())
+                .take(MAX_BATCH_FILES)
+                .take_while(|&j| short[j].1 <= limit)
+                .last()
+                .map_or(start + 1, |j| j + 1);
+            let group = &short[start..end];
+            let views: Vec<ArrayView2<f32>> = group
+                .iter()
+                .filter_map(|&(i, _)| prepared[i].as_ref().ok().map(|(_, _, f)| f.view()))
+                .collect();
+            // A batch that fails leaves its files to run alone, each reporting its own error.
+            if let Ok(outputs) = network.log_probs_batch(&views) {
+                for (&(i, _), output) in group.iter().zip(outputs) {
+                    log_probs[i] = Some(output);
+                }
+            }
+            start = end;
+        }
+        prepared
+            .into_par_iter()
+            .zip(log_probs)
+            .map(|(prepared, log_probs)| {
+                let (duration_s, wave, features) = prepared?;
+                let log_probs = match log_probs {
+                    Some(log_probs) => log_probs,
+                    None => network.log_probs_windowed(features.view())?,
+                };
+                let posteriors = self.finish_posteriors(wave, log_probs, 1.0)?;
+                self.decode(duration_s, posteriors)
+            })
+            .collect()
+    }
+
+    /// Decode and time the phones of a recording's posteriors.
+    fn decode(&self, duration_s: f64, posteriors: Posteriors) -> Result<Recognition> {
         let Posteriors {
             wave,
             log_probs,
             vtln_warp,
             regions,
-        } = self.posteriors(wave)?;
+        } = posteriors;
         let shift = self.output_frame_shift_s() as f32;
         // Decode and align region by region, long regions in pieces: the forced alignment is
         // O(frames × phones) in memory, so a one-hour file must not be aligned in one piece. Pieces
@@ -320,7 +397,17 @@ impl Recognizer {
     /// the speech regions.
     fn posteriors(&self, wave: Waveform) -> Result<Posteriors> {
         let wave = self.prepare(wave)?;
-        let (mut log_probs, vtln_warp) = self.warped_log_probs(&wave)?;
+        let (log_probs, vtln_warp) = self.warped_log_probs(&wave)?;
+        self.finish_posteriors(wave, log_probs, vtln_warp)
+    }
+
+    /// The speech regions of the network's first pass, and the second pass over sparse regions.
+    fn finish_posteriors(
+        &self,
+        wave: Waveform,
+        mut log_probs: Array2<f32>,
+        vtln_warp: f32,
+    ) -> Result<Posteriors> {
         let hop = self.model.features().options().frame().window_shift()
             * self.model.network().config().stack_frames.max(1);
         let levels = frame_levels_dbfs(&wave.samples, hop, log_probs.nrows());
@@ -439,6 +526,12 @@ fn check_wave(wave: &Waveform) -> Result<()> {
     wave.check_samples()
         .map_err(|reason| Error::InvalidAudio { reason })
 }
+
+/// Most recordings in one network batch of [`Recognizer::recognize_batch`].
+const MAX_BATCH_FILES: usize = 16;
+/// A batch's longest input may exceed its shortest by a quarter plus this many feature frames
+/// (padding is computed for nothing).
+const BATCH_SLACK_FRAMES: usize = 20;
 
 /// Seconds of audio at the start of a file on which the VTLN warp factor is chosen.
 const VTLN_ESTIMATE_S: f64 = 30.0;
