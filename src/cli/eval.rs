@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Args;
 use phonrec::eval::PerStats;
 use phonrec::phones::{PhoneId, PhoneSet};
-use rayon::prelude::*;
 use serde_json::json;
 
 use super::common::{data_source, load_data, load_model, write_stdout, DataArgs, DecodeArgs};
@@ -55,6 +54,9 @@ pub struct EvalArgs {
     pub top: usize,
 }
 
+/// Utterances recognised together.
+const UTTERANCES_PER_ROUND: usize = 32;
+
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let model = load_model(args.model.as_deref())?;
     let phones = model.phones().clone();
@@ -67,10 +69,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let recognizer = args.decode.recognizer(model, args.model.is_none(), true)?;
     let silence = (!args.score_sil).then(|| phones.silence()).flatten();
     let keep = |p: &PhoneId| Some(*p) != silence;
+    // Recognised in rounds, short utterances sharing network batches (as `transcribe` does).
     let results: Vec<_> = data
         .utterances
-        .par_iter()
-        .map(|utt| (utt, recognizer.transcribe_file(&utt.audio)))
+        .chunks(UTTERANCES_PER_ROUND)
+        .flat_map(|round| {
+            let paths: Vec<&std::path::Path> = round.iter().map(|u| u.audio.as_path()).collect();
+            round.iter().zip(recognizer.transcribe_files(&paths))
+        })
         .collect();
     let mut stats = PerStats::new();
     let mut failures = 0;

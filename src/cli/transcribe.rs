@@ -166,32 +166,12 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
                 Input::Stdin(bytes) => phonrec::audio::read_audio_bytes(bytes, &input.name()),
             })
             .collect();
-        let mut readable = Vec::new();
-        let mut slots = Vec::with_capacity(round.len());
-        for wave in waves {
-            slots.push(match wave {
-                Ok(wave) => {
-                    readable.push(wave);
-                    Ok(readable.len() - 1)
-                }
-                Err(error) => Err(error),
-            });
-        }
-        let mut recognised: Vec<Option<phonrec::Result<Transcript>>> = recognizer
-            .recognize_batch(readable)
+        let results: Vec<phonrec::Result<Transcript>> = recognizer
+            .transcribe_waves(waves)
             .into_iter()
-            .map(|r| Some(r.map(|recognition| recognition.transcript)))
-            .collect();
-        let results: Vec<phonrec::Result<Transcript>> = round
-            .iter()
-            .zip(slots)
-            .map(|(input, slot)| {
-                let mut transcript = match slot {
-                    Ok(k) => recognised[k]
-                        .take()
-                        .unwrap_or_else(|| unreachable!("each readable file has one result"))?,
-                    Err(error) => return Err(error),
-                };
+            .zip(round)
+            .map(|(result, input)| {
+                let mut transcript = result?;
                 transcript.source = input.name();
                 if let Input::Utterance { id, .. } = input {
                     transcript.id = Some(id.clone());

@@ -346,6 +346,51 @@ impl Recognizer {
             .collect()
     }
 
+    /// Transcripts of audio that was read (or failed to read) beforehand, in order: the readable
+    /// ones recognised together ([`recognize_batch`](Self::recognize_batch)), the errors passed on.
+    pub fn transcribe_waves(&self, waves: Vec<Result<Waveform>>) -> Vec<Result<Transcript>> {
+        let mut readable = Vec::new();
+        let slots: Vec<Result<usize>> = waves
+            .into_iter()
+            .map(|wave| {
+                wave.map(|wave| {
+                    readable.push(wave);
+                    readable.len() - 1
+                })
+            })
+            .collect();
+        let mut recognised: Vec<Option<Result<Transcript>>> = self
+            .recognize_batch(readable)
+            .into_iter()
+            .map(|r| Some(r.map(|recognition| recognition.transcript)))
+            .collect();
+        slots
+            .into_iter()
+            .map(|slot| {
+                let k = slot?;
+                recognised[k]
+                    .take()
+                    .unwrap_or_else(|| Err(Error::Shape("a recording was recognised twice".into())))
+            })
+            .collect()
+    }
+
+    /// Recognise audio files together (read in parallel, short ones sharing network batches), each
+    /// transcript named by its path. Results in input order.
+    pub fn transcribe_files(&self, paths: &[&Path]) -> Vec<Result<Transcript>> {
+        let waves: Vec<Result<Waveform>> = paths.par_iter().map(|p| read_audio(p)).collect();
+        self.transcribe_waves(waves)
+            .into_iter()
+            .zip(paths)
+            .map(|(result, path)| {
+                result.map(|mut transcript| {
+                    transcript.source = path.to_path_buf();
+                    transcript
+                })
+            })
+            .collect()
+    }
+
     /// Decode and time the phones of a recording's posteriors.
     fn decode(&self, duration_s: f64, posteriors: Posteriors) -> Result<Recognition> {
         let Posteriors {
