@@ -22,7 +22,7 @@ use super::choice::choice;
 use super::common::{built_in_boundaries, error_chain, find_audio_files, load_model};
 use super::transcribe::write_atomically;
 
-/// Align audio to its transcript: the time of every word and phone (forced alignment).
+/// Align audio to its transcript: the time of every word and phone (forced alignment)
 ///
 /// One file:   phonrec align speech.wav --text "the words it says" > speech.TextGrid
 ///             phonrec align speech.wav --phones "dh ah w er d z" --format json

@@ -10,7 +10,7 @@ use phonrec::output::{write_scores, ScoreFormat, SCORE_TSV_HEADER};
 use super::align::{run_jobs, Output, TargetArgs};
 use super::choice::choice;
 
-/// Score pronunciation: for each phone the text expects, how clearly it was said, and what was heard.
+/// Score pronunciation: how clearly each phone the text expects was said, and what was heard
 ///
 /// One file:   phonrec score learner.wav --text "the words it should say" --format tsv
 /// A corpus:   phonrec score corpus/ --output-dir scores/      (speaker/utt.wav beside utt.lab)
