@@ -134,8 +134,8 @@ pub struct TargetArgs {
     pub spike_spans: bool,
 }
 
-/// What to align one recording to, before the lexicon is applied.
-enum Transcript {
+/// What one recording says, as given (words, or phones), before the lexicon is applied.
+enum Said {
     Text(String),
     Phones(String),
 }
@@ -143,7 +143,7 @@ enum Transcript {
 /// One recording to align.
 pub(super) struct Job {
     pub audio: PathBuf,
-    transcript: Transcript,
+    transcript: Said,
     /// Where the transcript came from, for messages (`file`, `file:line`, or `--text`).
     origin: String,
     /// Output path under --output-dir, without extension.
@@ -337,8 +337,8 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
             );
         }
         let (transcript, origin) = match (&args.text, &args.phones) {
-            (Some(text), _) => (Transcript::Text(text.clone()), "--text"),
-            (None, Some(phones)) => (Transcript::Phones(phones.clone()), "--phones"),
+            (Some(text), _) => (Said::Text(text.clone()), "--text"),
+            (None, Some(phones)) => (Said::Phones(phones.clone()), "--phones"),
             (None, None) => unreachable!("checked above"),
         };
         return Ok(vec![Job {
@@ -372,7 +372,7 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
                 .map_or_else(|| stem(&audio), |r| r.with_extension(""));
             jobs.push(Job {
                 audio,
-                transcript: Transcript::Text(text),
+                transcript: Said::Text(text),
                 origin: lab.display().to_string(),
                 out_name: relative,
             });
@@ -423,9 +423,9 @@ fn manifest_jobs(manifest: &Path) -> anyhow::Result<Vec<Job>> {
         jobs.push(Job {
             audio: audio_path,
             transcript: if phones_column {
-                Transcript::Phones(transcript.to_string())
+                Said::Phones(transcript.to_string())
             } else {
-                Transcript::Text(transcript.to_string())
+                Said::Text(transcript.to_string())
             },
             origin: format!("{}:{}", manifest.display(), index + 1),
             out_name,
@@ -441,9 +441,7 @@ fn build_targets(
     jobs: &[Job],
     phones: &PhoneSet,
 ) -> anyhow::Result<Vec<AlignTarget>> {
-    let needs_lexicon = jobs
-        .iter()
-        .any(|j| matches!(j.transcript, Transcript::Text(_)));
+    let needs_lexicon = jobs.iter().any(|j| matches!(j.transcript, Said::Text(_)));
     let lexicon = if needs_lexicon {
         load_lexicon(args)?
     } else {
@@ -453,23 +451,21 @@ fn build_targets(
     let mut oov_lines: Vec<String> = Vec::new();
     for job in jobs {
         let target = match &job.transcript {
-            Transcript::Phones(text) => AlignTarget::from_phones(text, phones)
+            Said::Phones(text) => AlignTarget::from_phones(text, phones)
                 .map_err(|e| anyhow::anyhow!("{}: {}", job.origin, error_chain(&e)))?,
-            Transcript::Text(text) => {
-                match AlignTarget::from_text(text, &lexicon, phones, args.oov) {
-                    Ok(target) => target,
-                    Err(Error::OutOfVocabulary { words }) => {
-                        for word in words {
-                            oov_lines.push(format!(
-                                "  {}  {word}",
-                                locate_word(&job.origin, text, &word)
-                            ));
-                        }
-                        continue;
+            Said::Text(text) => match AlignTarget::from_text(text, &lexicon, phones, args.oov) {
+                Ok(target) => target,
+                Err(Error::OutOfVocabulary { words }) => {
+                    for word in words {
+                        oov_lines.push(format!(
+                            "  {}  {word}",
+                            locate_word(&job.origin, text, &word)
+                        ));
                     }
-                    Err(e) => bail!("{}: {}", job.origin, error_chain(&e)),
+                    continue;
                 }
-            }
+                Err(e) => bail!("{}: {}", job.origin, error_chain(&e)),
+            },
         };
         targets.push(target);
     }
