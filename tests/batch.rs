@@ -62,3 +62,49 @@ fn a_batch_of_files_of_mixed_lengths_and_rates_recognises_each_as_alone() {
     assert!(together[5].spans.is_empty(), "silence gives no phones");
     assert!(together[0].spans.len() > 25);
 }
+
+#[test]
+fn a_phone_lm_loaded_on_another_thread_decodes_as_one_given_up_front() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model_path = root.join("models/default.safetensors");
+    let lm_path = root.join("models/default-lm.arpa.gz");
+    if !model_path.is_file() || !lm_path.is_file() {
+        return;
+    }
+    let model = || Model::load(&model_path).unwrap();
+    let phones = model().phones().clone();
+    let options = RecognizerOptions {
+        beam: 8,
+        lm_weight: 0.4,
+        insertion_bonus: 1.0,
+        ..RecognizerOptions::default()
+    };
+    let lm = phonrec::ctc::PhoneLm::load(&lm_path, &phones).unwrap();
+    let up_front = Recognizer::new(
+        model(),
+        RecognizerOptions {
+            lm: Some(lm.clone()),
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    let deferred =
+        Recognizer::with_deferred_lm(model(), options.clone(), move || Ok(Some(lm))).unwrap();
+    let wave = read_audio(&root.join("audio/slt_dark_suit_16k.wav")).unwrap();
+    assert_eq!(
+        deferred.recognize(wave.clone()).unwrap().transcript,
+        up_front.recognize(wave.clone()).unwrap().transcript
+    );
+    assert_eq!(deferred.decoding(), up_front.decoding());
+    // A loader that fails makes recognition fail with its error, not hang or panic.
+    let failing = Recognizer::with_deferred_lm(model(), options, || {
+        Err(phonrec::Error::InvalidOptions {
+            what: "test LM",
+            reason: "no such LM".into(),
+        })
+    })
+    .unwrap();
+    let error = failing.recognize(wave.clone()).unwrap_err().to_string();
+    assert!(error.contains("no such LM"), "{error}");
+    assert!(failing.recognize(wave).is_err());
+}

@@ -464,6 +464,46 @@ impl DecodeArgs {
         built_in: bool,
         keep_silence: bool,
     ) -> anyhow::Result<Recognizer> {
+        self.recognizer_with_early_lm(model, built_in, keep_silence, None)
+    }
+
+    /// Load `--model` (or the built-in model) and set up the recogniser. With the built-in model and
+    /// its LM, the LM starts loading on another thread before the model does (it is for the
+    /// built-in model's 39 phones), so neither waits for the other.
+    pub fn load_recognizer(
+        &self,
+        model_path: Option<&Path>,
+        keep_silence: bool,
+    ) -> anyhow::Result<Recognizer> {
+        let early = (model_path.is_none() && self.defers_built_in_lm(true)).then(|| {
+            std::thread::spawn(|| {
+                DEFAULT_LM
+                    .map(|bytes| {
+                        PhoneLm::from_arpa_bytes(
+                            bytes,
+                            &PhoneSet::timit39(),
+                            Path::new("<built-in phone LM>"),
+                        )
+                    })
+                    .transpose()
+            })
+        });
+        let model = load_model(model_path)?;
+        self.recognizer_with_early_lm(model, model_path.is_none(), keep_silence, early)
+    }
+
+    /// Whether the built-in LM is used, and can load on another thread.
+    fn defers_built_in_lm(&self, built_in: bool) -> bool {
+        self.lm.is_none() && built_in && !self.no_lm && self.beam != Some(1) && DEFAULT_LM.is_some()
+    }
+
+    fn recognizer_with_early_lm(
+        &self,
+        model: Model,
+        built_in: bool,
+        keep_silence: bool,
+        early_lm: Option<std::thread::JoinHandle<phonrec::Result<Option<PhoneLm>>>>,
+    ) -> anyhow::Result<Recognizer> {
         let asks_built_in_lm = self.lm.as_deref() == Some(Path::new("builtin"));
         let load_built_in_lm = |phones: &PhoneSet| -> anyhow::Result<Option<PhoneLm>> {
             DEFAULT_LM
@@ -473,7 +513,11 @@ impl DecodeArgs {
                 .transpose()
                 .context("the built-in phone LM does not load with this model's phones")
         };
+        // The built-in model's own LM (the default) loads on another thread while the first audio
+        // is read and run through the network: it is built in, so it cannot fail on user input.
+        let defer_built_in_lm = self.defers_built_in_lm(built_in);
         let lm = match (&self.lm, built_in && !self.no_lm && self.beam != Some(1)) {
+            _ if defer_built_in_lm => None,
             (Some(_), _) if asks_built_in_lm => match load_built_in_lm(model.phones())? {
                 Some(lm) => Some(lm),
                 None => bail!("--lm builtin: this phonrec was built without the built-in LM"),
@@ -482,14 +526,13 @@ impl DecodeArgs {
             (None, true) => load_built_in_lm(model.phones())?,
             (None, false) => None,
         };
-        let built_in_lm = (self.lm.is_none() || asks_built_in_lm) && lm.is_some();
-        let beam = self
-            .beam
-            .unwrap_or(if lm.is_some() { BEAM_WITH_LM } else { 1 });
+        let has_lm = lm.is_some() || defer_built_in_lm;
+        let built_in_lm = (self.lm.is_none() || asks_built_in_lm) && has_lm;
+        let beam = self.beam.unwrap_or(if has_lm { BEAM_WITH_LM } else { 1 });
         if beam == 0 {
             bail!("--beam must be at least 1");
         }
-        if lm.is_some() && beam <= 1 {
+        if has_lm && beam <= 1 {
             bail!("--lm needs the beam search: use --beam 8 (or wider), or leave --beam out");
         }
         let options = RecognizerOptions {
@@ -522,6 +565,25 @@ impl DecodeArgs {
             fill_digital_silence: !self.keep_digital_silence,
             ..RecognizerOptions::default()
         };
+        if defer_built_in_lm {
+            let phones = model.phones().clone();
+            // An LM started early for the 39 phones serves a model with exactly those phones.
+            let early_lm = early_lm.filter(|_| phones == PhoneSet::timit39());
+            return Recognizer::with_deferred_lm(model, options, move || {
+                if let Some(handle) = early_lm {
+                    return handle.join().map_err(|_| phonrec::Error::InvalidOptions {
+                        what: "phone LM",
+                        reason: "loading the built-in LM panicked".into(),
+                    })?;
+                }
+                DEFAULT_LM
+                    .map(|bytes| {
+                        PhoneLm::from_arpa_bytes(bytes, &phones, Path::new("<built-in phone LM>"))
+                    })
+                    .transpose()
+            })
+            .context("setting up the decoder");
+        }
         Recognizer::new(model, options).context("setting up the decoder")
     }
 }

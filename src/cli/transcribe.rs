@@ -14,7 +14,7 @@ use phonrec::recognize::Transcript;
 use rayon::prelude::*;
 
 use super::choice::choice;
-use super::common::{error_chain, expand_inputs, load_model, DecodeArgs, Input};
+use super::common::{error_chain, expand_inputs, DecodeArgs, Input};
 
 /// Print the phonemes of audio files.
 ///
@@ -108,7 +108,6 @@ pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::
 const FILES_PER_ROUND: usize = 32;
 
 pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
-    let model = load_model(args.model.as_deref())?;
     if args.keep_sil && args.model.is_none() {
         eprintln!(
             "phonrec: note: the built-in model never outputs sil (its training labels have none), so \
@@ -117,7 +116,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     }
     let recognizer = args
         .decode
-        .recognizer(model, args.model.is_none(), args.keep_sil)?;
+        .load_recognizer(args.model.as_deref(), args.keep_sil)?;
     let files = expand_inputs(&args.files)?;
     if files.is_empty() {
         anyhow::bail!("no audio files found in the given inputs");

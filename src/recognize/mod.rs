@@ -8,6 +8,8 @@ mod segment;
 pub use segment::{frame_levels_dbfs, speech_regions, SegmentOptions};
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
@@ -123,6 +125,9 @@ pub struct Recognition {
     pub transcript: Transcript,
 }
 
+/// A decoder and its description in words (see [`Recognizer::decoding`]).
+type BuiltDecoder = (Box<dyn Decoder>, String);
+
 /// What [`Recognizer::posteriors`] computed for a recording.
 struct Posteriors {
     wave: Waveform,
@@ -136,7 +141,10 @@ struct Posteriors {
 /// threads.
 pub struct Recognizer {
     model: Model,
-    decoder: Box<dyn Decoder>,
+    /// The decoder, once built (at once, or when a deferred LM has loaded), with its description.
+    decoder: OnceLock<BuiltDecoder>,
+    /// A decoder being built on another thread (see [`Recognizer::with_deferred_lm`]).
+    pending: Mutex<Option<JoinHandle<Result<BuiltDecoder>>>>,
     keep_silence: bool,
     /// The model's feature pipeline with each VTLN warp factor to try (empty: VTLN off).
     warped_features: Vec<(f32, FeaturePipeline)>,
@@ -146,8 +154,6 @@ pub struct Recognizer {
     boundaries: Option<BoundaryModel>,
     min_match_score: f64,
     min_worst_second_score: f64,
-    /// How it decodes, in words (see [`decoding`](Self::decoding)).
-    decoding: String,
 }
 
 impl Recognizer {
@@ -166,40 +172,85 @@ impl Recognizer {
             features.mel_mut().vtln_warp = warp;
             warped_features.push((warp, FeaturePipeline::new(features)?));
         }
-        let decoding = describe_decoding(&options);
-        let decoder: Box<dyn Decoder> = if options.beam <= 1 {
-            Box::new(GreedyDecoder)
-        } else {
-            Box::new(PrefixBeamDecoder::new(
-                BeamOptions {
-                    beam_width: options.beam,
-                    lm_weight: options.lm_weight,
-                    insertion_bonus: options.insertion_bonus,
-                    ..BeamOptions::default()
-                },
-                options.lm,
-            )?)
-        };
-        Ok(Recognizer {
+        let recognizer = Recognizer {
             model,
-            decoder,
+            decoder: OnceLock::new(),
+            pending: Mutex::new(None),
             keep_silence: options.keep_silence,
             warped_features,
-            segment: options.segment,
+            segment: options.segment.clone(),
             fill_digital_silence: options.fill_digital_silence,
             align: options.align,
-            boundaries: options.boundaries,
+            boundaries: options.boundaries.clone(),
             min_match_score: options.min_match_score,
             min_worst_second_score: options.min_worst_second_score,
-            decoding,
-        })
+        };
+        let built = build_decoder(options)?;
+        // A fresh OnceLock takes the value.
+        let _ = recognizer.decoder.set(built);
+        Ok(recognizer)
+    }
+
+    /// As [`new`](Self::new), with the phone LM loaded by `load_lm` on another thread while the
+    /// recogniser reads audio and runs the network: the LM (≈ 0.25 s for the built-in one) then costs
+    /// a short run nothing extra. `options.lm` is ignored. The first decode waits for it; an error
+    /// from `load_lm` is returned by every recognition.
+    pub fn with_deferred_lm(
+        model: Model,
+        mut options: RecognizerOptions,
+        load_lm: impl FnOnce() -> Result<Option<PhoneLm>> + Send + 'static,
+    ) -> Result<Self> {
+        options.lm = None;
+        let background = options.clone();
+        let recognizer = Self::new(model, options)?;
+        let recognizer = Recognizer {
+            decoder: OnceLock::new(),
+            ..recognizer
+        };
+        let handle = std::thread::spawn(move || {
+            let mut options = background;
+            options.lm = load_lm()?;
+            build_decoder(options)
+        });
+        if let Ok(mut pending) = recognizer.pending.lock() {
+            *pending = Some(handle);
+        }
+        Ok(recognizer)
+    }
+
+    /// The decoder, waiting for a deferred LM if it is still loading.
+    fn decoder(&self) -> Result<&dyn Decoder> {
+        if let Some((decoder, _)) = self.decoder.get() {
+            return Ok(decoder.as_ref());
+        }
+        let mut pending = self.pending.lock().map_err(|_| Error::InvalidOptions {
+            what: "decoder",
+            reason: "another thread failed while the LM loaded".into(),
+        })?;
+        if let Some(handle) = pending.take() {
+            let built = handle.join().map_err(|_| Error::InvalidOptions {
+                what: "decoder",
+                reason: "loading the phone LM panicked".into(),
+            })??;
+            let _ = self.decoder.set(built);
+        }
+        self.decoder
+            .get()
+            .map(|(decoder, _)| decoder.as_ref())
+            .ok_or_else(|| Error::InvalidOptions {
+                what: "decoder",
+                reason: "the phone LM failed to load (see the first error)".into(),
+            })
     }
 
     /// How this recogniser decodes, in words: `greedy` or the beam width, the LM with its order,
     /// weight and insertion bonus, segmentation and VTLN. Reports print it so that two runs that
     /// decode differently say so.
     pub fn decoding(&self) -> &str {
-        &self.decoding
+        match self.decoder() {
+            Ok(_) => self.decoder.get().map_or("", |(_, text)| text.as_str()),
+            Err(_) => "a decoder whose phone LM failed to load",
+        }
     }
 
     /// The model.
@@ -412,7 +463,7 @@ impl Recognizer {
             ));
             let region = log_probs.slice(s![region_start..region_end, ..]);
             let offset = region_start as f32 * shift;
-            for mut span in decode_spans_in_pieces(self.decoder.as_ref(), region, shift)? {
+            for mut span in decode_spans_in_pieces(self.decoder()?, region, shift)? {
                 span.start_s += offset;
                 span.end_s += offset;
                 spans.push(span);
@@ -520,6 +571,25 @@ impl Recognizer {
         transcript.source = path.to_path_buf();
         Ok(transcript)
     }
+}
+
+/// The decoder `options` ask for, with its description.
+fn build_decoder(options: RecognizerOptions) -> Result<BuiltDecoder> {
+    let decoding = describe_decoding(&options);
+    let decoder: Box<dyn Decoder> = if options.beam <= 1 {
+        Box::new(GreedyDecoder)
+    } else {
+        Box::new(PrefixBeamDecoder::new(
+            BeamOptions {
+                beam_width: options.beam,
+                lm_weight: options.lm_weight,
+                insertion_bonus: options.insertion_bonus,
+                ..BeamOptions::default()
+            },
+            options.lm,
+        )?)
+    };
+    Ok((decoder, decoding))
 }
 
 fn describe_decoding(options: &RecognizerOptions) -> String {
