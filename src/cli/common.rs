@@ -456,18 +456,8 @@ pub struct DecodeArgs {
 const DEFAULT_VTLN_WARPS: [f32; 6] = [0.9, 0.95, 1.0, 1.05, 1.1, 1.15];
 
 impl DecodeArgs {
-    /// A recognizer for `model` with these decoding options; `built_in` says `model` is the built-in
-    /// default model (whose phone LM is then used unless switched off).
-    pub fn recognizer(
-        &self,
-        model: Model,
-        built_in: bool,
-        keep_silence: bool,
-    ) -> anyhow::Result<Recognizer> {
-        self.recognizer_with_early_lm(model, built_in, keep_silence, None)
-    }
-
-    /// Load `--model` (or the built-in model) and set up the recogniser. With the built-in model and
+    /// Load `--model` (or the built-in model) and set up a recogniser with these decoding options
+    /// (the built-in model's phone LM is used unless switched off). With the built-in model and
     /// its LM, the LM starts loading on another thread before the model does (it is for the
     /// built-in model's 39 phones), so neither waits for the other.
     pub fn load_recognizer(
@@ -497,6 +487,8 @@ impl DecodeArgs {
         self.lm.is_none() && built_in && !self.no_lm && self.beam != Some(1) && DEFAULT_LM.is_some()
     }
 
+    /// A recogniser for `model`; `built_in` says it is the built-in model; `early_lm` is the built-in
+    /// LM already loading for the 39 phones, if any.
     fn recognizer_with_early_lm(
         &self,
         model: Model,

@@ -10,7 +10,7 @@ use phonrec::eval::PerStats;
 use phonrec::phones::{PhoneId, PhoneSet};
 use serde_json::json;
 
-use super::common::{data_source, load_data, load_model, write_stdout, DataArgs, DecodeArgs};
+use super::common::{data_source, load_data, write_stdout, DataArgs, DecodeArgs};
 
 /// Score a model on labeled data: phone error rate and its breakdown.
 ///
@@ -58,15 +58,14 @@ pub struct EvalArgs {
 const UTTERANCES_PER_ROUND: usize = 32;
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let model = load_model(args.model.as_deref())?;
-    let phones = model.phones().clone();
+    let recognizer = args.decode.load_recognizer(args.model.as_deref(), true)?;
+    let phones = recognizer.phones().clone();
     let source = data_source(
         &args.data,
         args.data_args.lexicon.as_deref(),
         args.data_args.test_split(),
     )?;
     let data = load_data(&source, &phones, "evaluation")?;
-    let recognizer = args.decode.recognizer(model, args.model.is_none(), true)?;
     let silence = (!args.score_sil).then(|| phones.silence()).flatten();
     let keep = |p: &PhoneId| Some(*p) != silence;
     // Recognised in rounds, short utterances sharing network batches (as `transcribe` does).

@@ -16,7 +16,7 @@ use phonrec::inspect::{
 use phonrec::phones::Alphabet;
 
 use super::choice::choice;
-use super::common::{load_model, write_stdout, DecodeArgs};
+use super::common::{write_stdout, DecodeArgs};
 
 /// Show per-frame phone probabilities: a table (TSV/CSV/JSON/NPY), a PNG posteriorgram, an HTML page.
 ///
@@ -115,8 +115,7 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
             args.pixels_per_second
         );
     }
-    let model = load_model(args.model.as_deref())?;
-    let recognizer = args.decode.recognizer(model, args.model.is_none(), false)?;
+    let recognizer = args.decode.load_recognizer(args.model.as_deref(), false)?;
     let wave = super::common::read_audio_arg(&args.file)?;
     let title = args.file.display().to_string();
     let inspection = Inspection::compute(&recognizer, wave, title)
