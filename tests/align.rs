@@ -3,8 +3,12 @@
 //! every word by the padding; a wrong transcript is reported; out-of-vocabulary words are listed with
 //! their file and line; a corpus in MFA's layout is aligned into speaker folders.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::{phonrec, stderr};
 
 use phonrec::output::{read_textgrid, IntervalTier};
 
@@ -15,18 +19,6 @@ fn built_in_model_present() -> bool {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("models/default.safetensors")
         .is_file()
-}
-
-fn phonrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phonrec"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn labels(tier: &IntervalTier) -> Vec<&str> {

@@ -1,26 +1,14 @@
 //! The built `phonrec` binary on the shipped examples: outputs, formats and exit codes.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::{phonrec, stderr, stdout};
 
 use ndarray::Array2;
 use ndarray_npy::ReadNpyExt;
-
-fn phonrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phonrec"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 #[test]
 fn features_tsv_on_stdout_has_one_row_per_frame() {

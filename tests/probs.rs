@@ -4,9 +4,13 @@
 //! Models here have random weights: their posteriors mean nothing, but they are real network outputs of
 //! the shipped example audio, in the shapes and with the phone names a trained model gives.
 
+mod common;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::{phonrec, stderr, stdout};
 
 use ndarray::{Array2, Axis};
 use ndarray_npy::ReadNpyExt;
@@ -47,22 +51,6 @@ fn random_model(dir: &Path, name: &str, phones: PhoneSet) -> phonrec::Result<Pat
     let path = dir.join(name);
     ModelFile::from_var_map(config, &var_map)?.save(&path)?;
     Ok(path)
-}
-
-fn phonrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phonrec"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn path_str(path: &Path) -> &str {

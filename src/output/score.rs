@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::alignment::alignment_tiers;
+use super::alignment::{alignment_tiers, key};
 use super::json::round3;
 use super::textgrid::{write_textgrid, IntervalTier};
 use crate::align::{PhoneScore, PronunciationScores};
@@ -116,10 +116,6 @@ pub fn write_scores(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let alignment = &scores.alignment;
-    let key = || match &alignment.id {
-        Some(id) => super::kaldi_key(id),
-        None => super::kaldi_key(&alignment.source.display().to_string()),
-    };
     match format {
         ScoreFormat::Json => {
             let record = JsonScores {
@@ -157,7 +153,7 @@ pub fn write_scores(
             writeln!(out)
         }
         ScoreFormat::Tsv => {
-            let file = key();
+            let file = key(alignment);
             for w in &scores.words {
                 writeln!(
                     out,

@@ -202,6 +202,8 @@ impl Recognizer {
     ) -> Result<Self> {
         options.lm = None;
         let background = options.clone();
+        // `new` checks every option now (the beam search's too, built without an LM: cheap), so a
+        // bad option fails here rather than at the first decode; its decoder is then replaced.
         let recognizer = Self::new(model, options)?;
         let recognizer = Recognizer {
             decoder: OnceLock::new(),

@@ -4,6 +4,26 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Run the built `phonrec` binary from the crate root.
+pub fn phonrec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phonrec"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+/// A run's standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A run's standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
 
 /// The toy phones and their tone frequencies in Hz.
 pub const TONE_PHONES: [(&str, f32); 4] =
