@@ -21,6 +21,7 @@
 
 pub mod align;
 pub mod audio;
+pub mod builtin;
 pub mod choice;
 pub mod ctc;
 pub mod data;

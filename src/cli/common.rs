@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use phonrec::builtin;
 use phonrec::ctc::PhoneLm;
 use phonrec::data::{DataSource, Dataset, TimitSplit};
 use phonrec::features::{BaseFeatures, FbankOptions, MfccOptions};
@@ -11,41 +12,13 @@ use phonrec::model::Model;
 use phonrec::phones::PhoneSet;
 use phonrec::recognize::{Recognizer, RecognizerOptions, SegmentOptions};
 
-/// The default model, compiled in from `models/default.safetensors` when the binary was built.
-#[cfg(phonrec_default_model)]
-const DEFAULT_MODEL: Option<&[u8]> = Some(include_bytes!("../../models/default.safetensors"));
-#[cfg(not(phonrec_default_model))]
-const DEFAULT_MODEL: Option<&[u8]> = None;
-
-/// The default model's phone LM (gzip-compressed ARPA), compiled in from `models/default-lm.arpa.gz`
-/// with the model.
-#[cfg(phonrec_default_lm)]
-const DEFAULT_LM: Option<&[u8]> = Some(include_bytes!("../../models/default-lm.arpa.gz"));
-#[cfg(not(phonrec_default_lm))]
-const DEFAULT_LM: Option<&[u8]> = None;
-
-/// The built-in model's boundary model for `align` (`models/default-boundaries.tsv`, fitted by
-/// `recipes/align/fit_boundaries.py`).
-#[cfg(phonrec_default_model)]
-const DEFAULT_BOUNDARIES: Option<&str> = Some(include_str!("../../models/default-boundaries.tsv"));
-#[cfg(not(phonrec_default_model))]
-const DEFAULT_BOUNDARIES: Option<&str> = None;
-
 /// The built-in model's boundary model (TSV), if this binary has the built-in model.
 pub fn built_in_boundaries() -> Option<&'static str> {
-    DEFAULT_BOUNDARIES
+    builtin::boundaries_tsv()
 }
 
-/// Beam width used with a phone LM when `--beam` is not given.
-const BEAM_WITH_LM: usize = 8;
-/// The LM weight with the built-in model and its LM, chosen on the synthetic dev set with the LM's
-/// order and the insertion bonus (`models/README.md`).
-const BUILT_IN_LM_WEIGHT: f32 = 0.4;
-/// The LM weight with any other LM.
+/// The LM weight with any LM but the built-in model's own.
 const LM_WEIGHT: f32 = 0.3;
-/// The insertion bonus with the built-in model and its LM, chosen with the LM weight on the synthetic
-/// dev set (`models/README.md`): the LM alone makes the search drop phones.
-const BUILT_IN_INSERTION_BONUS: f32 = 1.0;
 
 /// Write to stdout through a buffer. Errors come back as `io::Error`s (a closed pipe, as in
 /// `phonrec eval ... | head`, then ends the program quietly in `main`) instead of `println!`'s panic.
@@ -61,21 +34,20 @@ pub(crate) fn write_stdout(
 
 /// The built-in default model's file bytes, if this binary has one.
 pub fn built_in_model_bytes() -> Option<&'static [u8]> {
-    DEFAULT_MODEL
+    builtin::model_bytes()
 }
 
 /// Load `--model`, or the built-in default model.
 pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
     match path {
         Some(path) => Ok(Model::load(path)?),
-        None => match DEFAULT_MODEL {
-            Some(bytes) => Model::load_from_bytes(bytes, "<built-in default model>")
-                .context("the built-in default model does not load (a broken build?)"),
-            None => bail!(
-                "this phonrec was built without a default model (models/default.safetensors was \
-                 missing at build time); pass --model PATH, e.g. a model made by `phonrec train`"
-            ),
-        },
+        None if builtin::model_bytes().is_none() => bail!(
+            "this phonrec was built without a default model (models/default.safetensors was \
+             missing at build time); pass --model PATH, e.g. a model made by `phonrec train`"
+        ),
+        None => {
+            builtin::model().context("the built-in default model does not load (a broken build?)")
+        }
     }
 }
 
@@ -465,26 +437,19 @@ impl DecodeArgs {
         model_path: Option<&Path>,
         keep_silence: bool,
     ) -> anyhow::Result<Recognizer> {
-        let early = (model_path.is_none() && self.defers_built_in_lm(true)).then(|| {
-            std::thread::spawn(|| {
-                DEFAULT_LM
-                    .map(|bytes| {
-                        PhoneLm::from_arpa_bytes(
-                            bytes,
-                            &PhoneSet::timit39(),
-                            Path::new("<built-in phone LM>"),
-                        )
-                    })
-                    .transpose()
-            })
-        });
+        let early = (model_path.is_none() && self.defers_built_in_lm(true))
+            .then(|| std::thread::spawn(|| builtin::lm(&PhoneSet::timit39())));
         let model = load_model(model_path)?;
         self.recognizer_with_early_lm(model, model_path.is_none(), keep_silence, early)
     }
 
     /// Whether the built-in LM is used, and can load on another thread.
     fn defers_built_in_lm(&self, built_in: bool) -> bool {
-        self.lm.is_none() && built_in && !self.no_lm && self.beam != Some(1) && DEFAULT_LM.is_some()
+        self.lm.is_none()
+            && built_in
+            && !self.no_lm
+            && self.beam != Some(1)
+            && builtin::lm_bytes().is_some()
     }
 
     /// A recogniser for `model`; `built_in` says it is the built-in model; `early_lm` is the built-in
@@ -498,11 +463,7 @@ impl DecodeArgs {
     ) -> anyhow::Result<Recognizer> {
         let asks_built_in_lm = self.lm.as_deref() == Some(Path::new("builtin"));
         let load_built_in_lm = |phones: &PhoneSet| -> anyhow::Result<Option<PhoneLm>> {
-            DEFAULT_LM
-                .map(|bytes| {
-                    PhoneLm::from_arpa_bytes(bytes, phones, Path::new("<built-in phone LM>"))
-                })
-                .transpose()
+            builtin::lm(phones)
                 .context("the built-in phone LM does not load with this model's phones")
         };
         // The built-in model's own LM (the default) loads on another thread while the first audio
@@ -520,7 +481,9 @@ impl DecodeArgs {
         };
         let has_lm = lm.is_some() || defer_built_in_lm;
         let built_in_lm = (self.lm.is_none() || asks_built_in_lm) && has_lm;
-        let beam = self.beam.unwrap_or(if has_lm { BEAM_WITH_LM } else { 1 });
+        let beam = self
+            .beam
+            .unwrap_or(if has_lm { builtin::BEAM_WITH_LM } else { 1 });
         if beam == 0 {
             bail!("--beam must be at least 1");
         }
@@ -531,12 +494,12 @@ impl DecodeArgs {
             beam,
             lm,
             lm_weight: self.lm_weight.unwrap_or(if built_in_lm {
-                BUILT_IN_LM_WEIGHT
+                builtin::LM_WEIGHT
             } else {
                 LM_WEIGHT
             }),
             insertion_bonus: self.insertion_bonus.unwrap_or(if built_in_lm {
-                BUILT_IN_INSERTION_BONUS
+                builtin::INSERTION_BONUS
             } else {
                 0.0
             }),
@@ -568,11 +531,7 @@ impl DecodeArgs {
                         reason: "loading the built-in LM panicked".into(),
                     })?;
                 }
-                DEFAULT_LM
-                    .map(|bytes| {
-                        PhoneLm::from_arpa_bytes(bytes, &phones, Path::new("<built-in phone LM>"))
-                    })
-                    .transpose()
+                builtin::lm(&phones)
             })
             .context("setting up the decoder");
         }
