@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use super::choice::choice;
 use super::common::{built_in_boundaries, error_chain, find_audio_files, load_model};
+use super::shard::ShardArgs;
 use super::transcribe::write_atomically;
 
 /// Align audio to its transcript: the time of every word and phone (forced alignment)
@@ -99,6 +100,9 @@ pub struct TargetArgs {
     /// folders are kept). Each file is written whole or not at all.
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub shard: ShardArgs,
 
     /// Phone symbols in the output.
     #[arg(long, value_parser = choice::<Alphabet>(), default_value = Alphabet::Arpabet.name())]
@@ -193,6 +197,17 @@ pub(super) fn run_jobs<R: Send>(
     if jobs.is_empty() {
         bail!("no audio files found in the given inputs");
     }
+    args.shard
+        .check_resumable(jobs.iter().any(|job| job.audio.as_os_str() == "-"))?;
+    let jobs = args.shard.select(
+        jobs,
+        |job| job.audio.to_string_lossy().into_owned(),
+        |job| {
+            args.output_dir
+                .as_ref()
+                .map(|dir| dir.join(format!("{}.{}", job.out_name.display(), output.extension)))
+        },
+    )?;
     if output.one_recording_per_file && args.output_dir.is_none() && jobs.len() > 1 {
         bail!(
             "a TextGrid holds one recording and there are {}: write one per recording with \

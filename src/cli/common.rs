@@ -189,6 +189,62 @@ impl Input {
             Input::Stdin(_) => PathBuf::from("-"),
         }
     }
+
+    /// What `--shard` hashes: the utterance id, else the path as listed.
+    pub fn key(&self) -> String {
+        match self {
+            Input::Utterance { id, .. } => id.clone(),
+            _ => self.name().to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// One JSON Lines record of a recordings list.
+#[derive(serde::Deserialize)]
+struct ListedRecording {
+    audio: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// The recordings a manifest lists (`transcribe --manifest`, `features --manifest`): per line a
+/// path relative to the manifest's folder, optionally followed by a tab and other columns (which
+/// are ignored), or JSON Lines with `audio` and an optional `id`. `#` lines are comments; a first
+/// line whose path is `audio` is a header. A line with no path is an error naming file and line.
+pub fn manifest_inputs(manifest: &Path) -> anyhow::Result<Vec<Input>> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("cannot read the manifest {}", manifest.display()))?;
+    let base = manifest.parent().unwrap_or(Path::new(""));
+    let mut inputs = Vec::new();
+    let mut seen_data = false;
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let first_data = !std::mem::replace(&mut seen_data, true);
+        let at = || format!("{}:{}", manifest.display(), index + 1);
+        let (audio, id) = if line.trim_start().starts_with('{') {
+            let record: ListedRecording = serde_json::from_str(line)
+                .with_context(|| format!("{}: not a JSON object with \"audio\"", at()))?;
+            (record.audio, record.id)
+        } else {
+            let audio = line.split('\t').next().unwrap_or_default().trim();
+            if first_data && audio == "audio" {
+                continue;
+            }
+            (audio.to_string(), None)
+        };
+        if audio.is_empty() {
+            bail!("{}: no audio path", at());
+        }
+        let path = base.join(&audio);
+        inputs.push(match id {
+            Some(id) => Input::Utterance { id, path },
+            None => Input::File(path),
+        });
+    }
+    Ok(inputs)
 }
 
 /// Audio file extensions a folder walk picks up (any case); files given by name are read whatever

@@ -14,24 +14,51 @@ use phonrec::features::{
 use phonrec::output::{kaldi_key, write_matrix, MatrixFormat};
 
 use super::choice::choice;
-use super::common::FeatureKind;
+use super::common::{expand_inputs, manifest_inputs, FeatureKind, Input};
 use super::parse_bool;
+use super::shard::ShardArgs;
+use super::transcribe::write_atomically;
+use ndarray::Array2;
+use rayon::prelude::*;
 
-/// Compute Kaldi-compatible features of one audio file.
+/// Compute Kaldi-compatible features of audio files.
 ///
 /// Options are named after Kaldi's compute-fbank-feats / compute-mfcc-feats and default to Kaldi's
 /// values, except: --num-mel-bins 80 for fbank, and --dither 0 so output is reproducible.
 /// Features are computed at the file's own sample rate unless --resample is given.
+///
+/// One file:   phonrec features speech.wav -o speech.npy
+/// Many files: phonrec features corpus/ --output-dir feats/          (feats/NAME.npy each)
+///             phonrec features data/train --format ark -o feats.ark (one Kaldi archive, by utt id)
 #[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct FeaturesArgs {
-    /// Input audio: WAV (PCM 8/16/24/32-bit, float 32-bit, any rate/channels) or NIST SPHERE.
-    pub file: PathBuf,
+    /// Input audio (WAV: PCM 8/16/24/32-bit, float 32-bit, any rate/channels; NIST SPHERE, FLAC,
+    /// Ogg Vorbis, MP3), folders of it, Kaldi data dirs or wav.scp files (keyed by utterance id), or
+    /// `-` for standard input.
+    #[arg(required_unless_present = "manifest")]
+    pub files: Vec<PathBuf>,
 
-    /// Where to write the features; `-` writes to standard output.
-    #[arg(short, long, default_value = "-")]
+    /// A list of recordings, as for `transcribe --manifest`: a path per line (relative to the
+    /// list's folder; further tab-separated columns ignored), or JSON Lines with "audio" and "id".
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+
+    /// Where to write the features; `-` writes to standard output. Several inputs go to one stream
+    /// only as a Kaldi archive (--format ark); otherwise use --output-dir.
+    #[arg(short, long, default_value = "-", conflicts_with = "output_dir")]
     pub output: PathBuf,
 
-    /// Output format [default: from the output's extension (.npy, .csv, .tsv, .ark), else tsv].
+    /// Write one file per input here (`NAME.npy` etc.; NAME is the file name without extension, or
+    /// the utterance id), each written whole or not at all.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub shard: ShardArgs,
+
+    /// Output format [default: from the output's extension (.npy, .csv, .tsv, .ark), else tsv;
+    /// npy with --output-dir].
     #[arg(long, value_parser = choice::<MatrixFormat>())]
     pub format: Option<MatrixFormat>,
 
@@ -198,6 +225,9 @@ impl FeaturesArgs {
 
     fn resolved_format(&self) -> MatrixFormat {
         self.format.unwrap_or_else(|| {
+            if self.output_dir.is_some() {
+                return MatrixFormat::Npy;
+            }
             self.output
                 .extension()
                 .and_then(|e| e.to_str())
@@ -207,16 +237,133 @@ impl FeaturesArgs {
     }
 }
 
+/// Inputs whose features are computed in parallel before they are written, in input order.
+const FILES_PER_ROUND: usize = 32;
+
 /// Compute and write the features.
 pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
-    // The library's errors name the file already.
-    let mut wave = super::common::read_audio_arg(&args.file)?;
     if let Some(rate) = args.resample {
         if !(phonrec::audio::MIN_SAMPLE_RATE_HZ..=phonrec::audio::MAX_SAMPLE_RATE_HZ)
             .contains(&rate)
         {
             bail!("--resample {rate}: the rate must be between 8000 and 96000 Hz");
         }
+    }
+    let mut inputs = expand_inputs(&args.files)?;
+    if let Some(manifest) = &args.manifest {
+        inputs.extend(manifest_inputs(manifest)?);
+    }
+    if inputs.is_empty() {
+        bail!("no audio files found in the given inputs");
+    }
+    let format = args.resolved_format();
+    if inputs.len() > 1 && args.output_dir.is_none() && format != MatrixFormat::KaldiText {
+        bail!(
+            "{} inputs: write one file each with --output-dir DIR, or one Kaldi archive with \
+             --format ark",
+            inputs.len()
+        );
+    }
+    // Each input's name: its utterance id, else its file stem (the archive key and the file name
+    // under --output-dir); with --output-dir two inputs may not share one.
+    let keyed: Vec<(Input, String)> = inputs
+        .into_iter()
+        .map(|input| {
+            let key = match &input {
+                Input::Utterance { id, .. } => id.clone(),
+                _ => input
+                    .name()
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            (input, kaldi_key(&key))
+        })
+        .collect();
+    let output_path = |key: &str| {
+        args.output_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{key}.{}", format.extension())))
+    };
+    if let Some(dir) = &args.output_dir {
+        let mut seen = std::collections::HashMap::new();
+        for (input, key) in &keyed {
+            if let Some(other) = seen.insert(key.as_str(), input.name()) {
+                bail!(
+                    "--output-dir: {} and {} would both write {key}.{}; give them different names",
+                    other.display(),
+                    input.name().display(),
+                    format.extension()
+                );
+            }
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    args.shard.check_resumable(
+        keyed
+            .iter()
+            .any(|(input, _)| matches!(input, Input::Stdin(_))),
+    )?;
+    let keyed = args
+        .shard
+        .select(keyed, |(input, _)| input.key(), |(_, key)| output_path(key))?;
+
+    let mut stream: Option<Box<dyn Write>> = match (&args.output_dir, &args.output) {
+        (Some(_), _) => None,
+        (None, path) if path == Path::new("-") => {
+            Some(Box::new(std::io::BufWriter::new(std::io::stdout().lock())))
+        }
+        (None, path) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ))),
+    };
+    let mut failures = 0;
+    for round in keyed.chunks(FILES_PER_ROUND) {
+        let computed: Vec<anyhow::Result<Array2<f32>>> = round
+            .par_iter()
+            .map(|(input, _)| features_of(&args, input))
+            .collect();
+        for ((input, key), features) in round.iter().zip(computed) {
+            let features = match features {
+                Ok(features) => features,
+                Err(error) if keyed.len() == 1 => return Err(error),
+                Err(error) => {
+                    failures += 1;
+                    eprintln!("phonrec: error: {error:#}");
+                    continue;
+                }
+            };
+            match (&mut stream, output_path(key)) {
+                (Some(out), _) => write_matrix(features.view(), format, key, out)
+                    .with_context(|| format!("writing {}", args.output.display()))?,
+                (None, Some(path)) => {
+                    let mut bytes = Vec::new();
+                    write_matrix(features.view(), format, key, &mut bytes)?;
+                    write_atomically(&path, &bytes)?;
+                }
+                (None, None) => bail!("no output for {}", input.name().display()),
+            }
+        }
+    }
+    if let Some(out) = stream.as_mut() {
+        out.flush()
+            .with_context(|| format!("writing {}", args.output.display()))?;
+    }
+    if failures > 0 {
+        eprintln!("phonrec: {failures} of {} files failed", keyed.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One input's features under the arguments' options.
+fn features_of(args: &FeaturesArgs, input: &Input) -> anyhow::Result<Array2<f32>> {
+    // The library's errors name the file already.
+    let mut wave = match input {
+        Input::File(path) | Input::Utterance { path, .. } => phonrec::audio::read_audio(path)?,
+        Input::Stdin(bytes) => phonrec::audio::read_audio_bytes(bytes, &input.name())?,
+    };
+    if let Some(rate) = args.resample {
         wave = wave.resampled(rate)?;
     }
     let options = args.feature_options(wave.sample_rate_hz);
@@ -225,30 +372,9 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     if features.nrows() == 0 {
         eprintln!(
             "phonrec: warning: {} is shorter than one frame ({:.3} s); writing 0 frames",
-            args.file.display(),
+            input.name().display(),
             wave.duration_s()
         );
     }
-    let format = args.resolved_format();
-    let key = kaldi_key(
-        &args
-            .file
-            .file_stem()
-            .map(|s| s.to_string_lossy())
-            .unwrap_or_default(),
-    );
-    if args.output == Path::new("-") {
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::new(stdout.lock());
-        write_matrix(features.view(), format, &key, &mut out)?;
-        out.flush()?;
-    } else {
-        let file = std::fs::File::create(&args.output)
-            .with_context(|| format!("creating {}", args.output.display()))?;
-        let mut out = std::io::BufWriter::new(file);
-        write_matrix(features.view(), format, &key, &mut out)
-            .and_then(|()| out.flush())
-            .with_context(|| format!("writing {}", args.output.display()))?;
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(features)
 }

@@ -15,6 +15,7 @@ mod features;
 mod lm;
 mod probs;
 mod score;
+mod shard;
 mod train;
 mod transcribe;
 

@@ -14,7 +14,8 @@ use phonrec::recognize::Transcript;
 use rayon::prelude::*;
 
 use super::choice::choice;
-use super::common::{error_chain, expand_inputs, DecodeArgs, Input};
+use super::common::{error_chain, expand_inputs, manifest_inputs, DecodeArgs, Input};
+use super::shard::ShardArgs;
 
 /// Print the phonemes of audio files.
 ///
@@ -28,8 +29,19 @@ use super::common::{error_chain, expand_inputs, DecodeArgs, Input};
 pub struct TranscribeArgs {
     /// Audio files, folders, Kaldi data dirs (a folder with wav.scp) or wav.scp files (output then
     /// keyed by utterance id), or `-` for standard input (audio, or a list of paths).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "manifest")]
     pub files: Vec<PathBuf>,
+
+    /// A list of recordings, one per line: a path (relative to the list's folder), optionally
+    /// followed by a tab and anything else (so training manifests `audio<TAB>phones` and align
+    /// manifests `audio<TAB>text` serve as they are); or JSON Lines with `"audio"` and an optional
+    /// `"id"` that keys the output. `#` starts a comment line; a first line `audio<TAB>...` is a
+    /// header.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub shard: ShardArgs,
 
     /// Write the output to this file instead of standard output (e.g. `-o hyp.txt --format kaldi`
     /// for a Kaldi `text` file). Lines are written as files finish, in input order.
@@ -117,7 +129,10 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let recognizer = args
         .decode
         .load_recognizer(args.model.as_deref(), args.keep_sil)?;
-    let files = expand_inputs(&args.files)?;
+    let mut files = expand_inputs(&args.files)?;
+    if let Some(manifest) = &args.manifest {
+        files.extend(manifest_inputs(manifest)?);
+    }
     if files.is_empty() {
         anyhow::bail!("no audio files found in the given inputs");
     }
@@ -135,6 +150,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             unknown.join(" ")
         );
     }
+    // Names are given (and checked for clashes) over all inputs, so every shard agrees on them.
     let output_names = match &args.output_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -142,6 +158,25 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             Some(output_names(&files)?)
         }
         None => None,
+    };
+    args.shard
+        .check_resumable(files.iter().any(|f| matches!(f, Input::Stdin(_))))?;
+    let output_path = |name: &PathBuf| {
+        args.output_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}.{}", name.display(), args.format.extension())))
+    };
+    let (files, output_names): (Vec<Input>, Option<Vec<PathBuf>>) = match output_names {
+        Some(names) => {
+            let chosen = args.shard.select(
+                files.into_iter().zip(names).collect(),
+                |(input, _)| input.key(),
+                |(_, name)| output_path(name),
+            )?;
+            let (files, names) = chosen.into_iter().unzip();
+            (files, Some(names))
+        }
+        None => (args.shard.select(files, Input::key, |_| None)?, None),
     };
     let mut out: Box<dyn Write> = match (&args.output, &args.output_dir) {
         (_, Some(_)) => Box::new(std::io::sink()),
@@ -182,12 +217,9 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             index += 1;
             match result {
                 Ok(transcript) => match (&args.output_dir, &output_names) {
-                    (Some(dir), Some(names_by_input)) => {
-                        let path = dir.join(format!(
-                            "{}.{}",
-                            names_by_input[index - 1].display(),
-                            args.format.extension()
-                        ));
+                    (Some(_), Some(names_by_input)) => {
+                        let path = output_path(&names_by_input[index - 1])
+                            .context("an output folder without a file name")?;
                         let mut bytes = Vec::new();
                         write_transcript(args.format, &transcript, &names, &mut bytes)?;
                         write_atomically(&path, &bytes)?;

@@ -46,6 +46,16 @@ impl Choice for MatrixFormat {
 }
 
 impl MatrixFormat {
+    /// The file extension of this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            MatrixFormat::Npy => "npy",
+            MatrixFormat::Csv => "csv",
+            MatrixFormat::Tsv => "tsv",
+            MatrixFormat::KaldiText => "ark",
+        }
+    }
+
     /// The format a file name's extension asks for (`.npy`, `.csv`, `.tsv`, `.ark`), if any.
     pub fn from_extension(extension: &str) -> Option<Self> {
         match extension.to_ascii_lowercase().as_str() {
