@@ -1,0 +1,1049 @@
+//! `phonrec._phonrec`: phonrec's recogniser, aligner and features as a Python extension module.
+//!
+//! The public API, its documentation and the result classes live in `python/phonrec/__init__.py`;
+//! this module takes plain values (a path, the bytes of an audio file, a numpy array of samples) and
+//! returns plain values (tuples, lists, numpy arrays) for that layer to wrap.
+//!
+//! Two rules hold for every function here:
+//! - Reading audio, running the network, decoding and aligning happen with the GIL released
+//!   ([`Python::detach`]), so other Python threads run meanwhile and one `Recognizer` serves many
+//!   threads at once (the Rust recogniser is `Send + Sync`). Arrays are read into samples while the
+//!   GIL is held (another thread could change them otherwise), with no copy beyond that conversion.
+//! - No panic crosses into Python: the work runs under [`catch_unwind`] and a panic becomes a
+//!   `PhonrecError` (a bug in phonrec, never the user's input).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ndarray::{ArrayViewD, Axis};
+use numpy::{PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::create_exception;
+use pyo3::exceptions::{
+    PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyTypeError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+use rayon::prelude::*;
+
+use phonrec::align::{AlignTarget, Alignment, OovPolicy, PronunciationScores};
+use phonrec::audio::{
+    read_audio, read_audio_bytes, Waveform, INT16_SCALE, MAX_CHANNELS, MAX_SAMPLE_RATE_HZ,
+    MIN_SAMPLE_RATE_HZ,
+};
+use phonrec::builtin;
+use phonrec::choice::Choice;
+use phonrec::ctc::{PhoneLm, PhoneSpan};
+use phonrec::data::Lexicon;
+use phonrec::features::{
+    BaseFeatures, CmvnOptions, DeltaOptions, FbankOptions, FeatureExtractor, FeatureOptions,
+    FeaturePipeline, FrameOptions, FrequencyEdge, MelOptions, MfccOptions, WindowType,
+};
+use phonrec::model::Model;
+use phonrec::phones::{Alphabet, PhoneSet};
+use phonrec::recognize::{Recognizer, RecognizerOptions, Transcript};
+use phonrec::Error;
+
+create_exception!(
+    _phonrec,
+    PhonrecError,
+    PyException,
+    "An error from phonrec: audio it cannot read, a model file that does not load, an alignment \
+     that cannot be made. The message is the library's, naming the file where there is one."
+);
+create_exception!(
+    _phonrec,
+    OutOfVocabularyError,
+    PhonrecError,
+    "Words of a text to align that the lexicon does not have; `words` lists them (in text order, \
+     each once). Add them with `Recognizer(lexicon=...)` or align with `oov=\"spell\"` or \
+     `oov=\"skip\"`."
+);
+
+/// The LM weight with any LM other than the built-in model's own, as `phonrec transcribe --lm` uses
+/// it (`LM_WEIGHT` in src/cli/common.rs).
+const OTHER_LM_WEIGHT: f32 = 0.3;
+
+/// How many files `transcribe_batch` reads and recognises at once, as `phonrec transcribe` does
+/// (`FILES_PER_ROUND` in src/cli/transcribe.rs): short ones share network batches, and a long list
+/// is not all in memory at once.
+const FILES_PER_ROUND: usize = 32;
+
+/// Why a call failed, carried out of the GIL-free section and turned into a Python exception once
+/// the GIL is held again.
+enum Failure {
+    /// The library's error.
+    Library(Error),
+    /// A bad argument found while the GIL was released.
+    Value(String),
+    /// A panic: a bug.
+    Panic(String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Library(error)
+    }
+}
+
+/// An error and its causes on one line (`a: b: c`), repeated messages dropped (as the CLI prints).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The Python exception for a failure: `FileNotFoundError`/`PermissionError`/`OSError` for files
+/// that cannot be opened or read, `ValueError` for audio, options or phones that cannot be right,
+/// `OutOfVocabularyError` (with `.words`) for words the lexicon lacks, `PhonrecError` otherwise.
+fn py_error(py: Python<'_>, failure: Failure) -> PyErr {
+    let error = match failure {
+        Failure::Value(message) => return PyValueError::new_err(message),
+        Failure::Panic(message) => {
+            return PhonrecError::new_err(format!(
+                "internal error (a bug in phonrec; please report it): {message}"
+            ))
+        }
+        Failure::Library(error) => error,
+    };
+    let message = error_chain(&error);
+    match &error {
+        Error::Io { source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
+            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
+            _ => PyOSError::new_err(message),
+        },
+        Error::InvalidAudio { .. } | Error::InvalidOptions { .. } | Error::UnknownPhone { .. } => {
+            PyValueError::new_err(message)
+        }
+        Error::OutOfVocabulary { words } => {
+            let err = OutOfVocabularyError::new_err(message);
+            if let Err(e) = err.value(py).setattr("words", words.clone()) {
+                return e;
+            }
+            err
+        }
+        _ => PhonrecError::new_err(message),
+    }
+}
+
+/// Run `work` with the GIL released, a panic caught, and a failure turned into a Python exception.
+fn detached<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce() -> Result<T, Failure> + Send,
+) -> PyResult<T> {
+    py.detach(|| match catch_unwind(AssertUnwindSafe(work)) {
+        Ok(result) => result,
+        Err(payload) => Err(Failure::Panic(
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string()),
+        )),
+    })
+    .map_err(|failure| py_error(py, failure))
+}
+
+/// One audio input as the Python layer passes it.
+enum Audio<'a> {
+    /// An audio file, read (and its errors named) by path.
+    File(PathBuf),
+    /// The bytes of an audio file (WAV, SPHERE, FLAC, Ogg Vorbis, MP3).
+    Bytes(&'a [u8]),
+    /// Samples from an array, already mono at int16 scale.
+    Wave(Waveform),
+}
+
+impl Audio<'_> {
+    /// The samples: files are read as `phonrec transcribe` reads them.
+    fn read(self) -> phonrec::Result<Waveform> {
+        match self {
+            Audio::File(path) => read_audio(&path),
+            Audio::Bytes(bytes) => read_audio_bytes(bytes, Path::new("<bytes>")),
+            Audio::Wave(wave) => Ok(wave),
+        }
+    }
+}
+
+/// Interpret an audio argument: a `str` is a path, `bytes` the contents of an audio file, a numpy
+/// array samples at `sample_rate` (which only arrays take).
+fn audio_arg<'a>(obj: &'a Bound<'_, PyAny>, sample_rate: Option<i64>) -> PyResult<Audio<'a>> {
+    if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
+        if let Some(rate) = sample_rate {
+            return Err(PyValueError::new_err(format!(
+                "sample_rate={rate} is for arrays of samples; an audio file's rate is read from \
+                 the file"
+            )));
+        }
+        if let Ok(bytes) = obj.cast::<PyBytes>() {
+            return Ok(Audio::Bytes(bytes.as_bytes()));
+        }
+        return Ok(Audio::File(obj.extract::<PathBuf>()?));
+    }
+    if let Ok(array) = obj.cast::<PyUntypedArray>() {
+        return Ok(Audio::Wave(wave_from_array(array, sample_rate)?));
+    }
+    Err(PyTypeError::new_err(format!(
+        "audio must be a path (str or os.PathLike), the bytes of an audio file, or a numpy array \
+         of samples; got {}",
+        obj.get_type().name()?
+    )))
+}
+
+/// Samples of a 1-D (mono) or 2-D `(samples, channels)` array, converted to int16 scale as the WAV
+/// reader converts each encoding and averaged over channels as it averages them.
+fn wave_from_array(
+    array: &Bound<'_, PyUntypedArray>,
+    sample_rate: Option<i64>,
+) -> PyResult<Waveform> {
+    let shape = array.shape().to_vec();
+    if !(1..=2).contains(&shape.len()) {
+        return Err(PyValueError::new_err(format!(
+            "an audio array is 1-D (samples) or 2-D (samples, channels); got a {}-D array of \
+             shape {shape:?}",
+            shape.len()
+        )));
+    }
+    let Some(rate) = sample_rate else {
+        return Err(PyValueError::new_err(
+            "sample_rate is required with an array of samples: the rate they were recorded at, \
+             in Hz (e.g. sample_rate=16000)",
+        ));
+    };
+    let rate = u32::try_from(rate)
+        .ok()
+        .filter(|r| (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(r))
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "sample_rate {rate} Hz is outside the supported range \
+                 {MIN_SAMPLE_RATE_HZ}..={MAX_SAMPLE_RATE_HZ} Hz"
+            ))
+        })?;
+    if shape.contains(&0) {
+        return Err(PyValueError::new_err(format!(
+            "the audio array holds no samples (shape {shape:?})"
+        )));
+    }
+    if shape.len() == 2 && shape[1] > MAX_CHANNELS {
+        return Err(PyValueError::new_err(format!(
+            "a 2-D audio array is (samples, channels), and this one would have {} channels (at \
+             most {MAX_CHANNELS} are read); is it (channels, samples)? Pass its transpose, \
+             array.T",
+            shape[1]
+        )));
+    }
+    // The conversions of src/audio/wav.rs: floats × 32768; integers shifted to 16-bit range
+    // (8-bit WAV is unsigned with its zero at 128, as uint8 arrays from it are).
+    let samples = if let Ok(a) = array.cast::<PyArrayDyn<f32>>() {
+        mono(a.try_readonly().map_err(borrowed)?.as_array(), |s| {
+            s * INT16_SCALE
+        })
+    } else if let Ok(a) = array.cast::<PyArrayDyn<f64>>() {
+        mono(a.try_readonly().map_err(borrowed)?.as_array(), |s| {
+            s as f32 * INT16_SCALE
+        })
+    } else if let Ok(a) = array.cast::<PyArrayDyn<i16>>() {
+        mono(a.try_readonly().map_err(borrowed)?.as_array(), f32::from)
+    } else if let Ok(a) = array.cast::<PyArrayDyn<i32>>() {
+        mono(a.try_readonly().map_err(borrowed)?.as_array(), |s| {
+            s as f32 * (1.0 / 65536.0)
+        })
+    } else if let Ok(a) = array.cast::<PyArrayDyn<u8>>() {
+        mono(a.try_readonly().map_err(borrowed)?.as_array(), |s| {
+            (f32::from(s) - 128.0) * 256.0
+        })
+    } else if let Ok(a) = array.cast::<PyArrayDyn<i8>>() {
+        mono(a.try_readonly().map_err(borrowed)?.as_array(), |s| {
+            f32::from(s) * 256.0
+        })
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "audio arrays of dtype {} are not read: use float32 or float64 (full scale ±1), \
+             int16, int32, uint8 (8-bit WAV, zero at 128) or int8",
+            array.dtype()
+        )));
+    };
+    Ok(Waveform {
+        samples,
+        sample_rate_hz: rate,
+    })
+}
+
+fn borrowed(error: numpy::BorrowError) -> PyErr {
+    PyValueError::new_err(format!("the audio array cannot be read: {error}"))
+}
+
+/// One channel from a 1-D or `(samples, channels)` view: each sample converted, then the channels
+/// of a frame summed in order and scaled by 1/channels, exactly as `mix_to_mono` in src/audio does.
+fn mono<T: Copy>(view: ArrayViewD<'_, T>, convert: impl Fn(T) -> f32) -> Vec<f32> {
+    if view.ndim() == 1 || view.shape()[1] == 1 {
+        return view.iter().map(|&s| convert(s)).collect();
+    }
+    let scale = 1.0 / view.shape()[1] as f32;
+    view.axis_iter(Axis(0))
+        .map(|frame| frame.iter().map(|&s| convert(s)).sum::<f32>() * scale)
+        .collect()
+}
+
+/// An f32 as the f64 its shortest decimal form names (0.3f32 -> 0.3, not 0.30000001192...), so
+/// times read as the CLI prints them.
+fn clean(x: f32) -> f64 {
+    if !x.is_finite() {
+        return f64::from(x);
+    }
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+/// A timed phone for Python: `(phone, start, end, confidence)`.
+type PhoneTuple = (String, f64, f64, f64);
+/// A transcript for Python: `(duration, phones, segments)`.
+type TranscriptTuple = (f64, Vec<PhoneTuple>, Vec<(f64, f64)>);
+/// An alignment for Python: `(duration, match_score, worst_second_score, matches_text, words,
+/// phones, skipped)`; a word is `(word, start, end, confidence, first_phone, end_phone)`.
+type AlignmentTuple = (
+    f64,
+    f64,
+    f64,
+    bool,
+    Vec<(String, f64, f64, f64, usize, usize)>,
+    Vec<PhoneTuple>,
+    Vec<String>,
+);
+/// A phone's score: `(expected, heard, start, end, gop, mispronounced)`.
+type PhoneScoreTuple = (String, Option<String>, f64, f64, f64, bool);
+/// A word's score: `(word, start, end, score, mispronounced, first_phone, end_phone)`.
+type WordScoreTuple = (String, f64, f64, f64, bool, usize, usize);
+/// Scores for Python: `(alignment, phones, words, threshold)`.
+type ScoresTuple = (
+    AlignmentTuple,
+    Vec<PhoneScoreTuple>,
+    Vec<WordScoreTuple>,
+    f64,
+);
+
+/// The lexicon `align` and `score` turn text into phones with, as asked for at construction.
+struct LexiconChoice {
+    /// Start from the built-in CMUdict.
+    built_in: bool,
+    /// The user's words, overriding the built-in ones.
+    user: Option<Lexicon>,
+    /// The merged lexicon, built at the first alignment to text (the built-in one takes ~0.3 s).
+    merged: OnceLock<Lexicon>,
+}
+
+impl LexiconChoice {
+    fn get(&self) -> phonrec::Result<&Lexicon> {
+        if let Some(lexicon) = self.merged.get() {
+            return Ok(lexicon);
+        }
+        let mut lexicon = if self.built_in {
+            Lexicon::built_in()?
+        } else {
+            Lexicon::default()
+        };
+        if let Some(user) = &self.user {
+            lexicon.override_with(user.clone());
+        }
+        // Two threads may both build it; either copy serves.
+        let _ = self.merged.set(lexicon);
+        Ok(self
+            .merged
+            .get()
+            .unwrap_or_else(|| unreachable!("set above")))
+    }
+}
+
+/// The recogniser behind `phonrec.Recognizer`.
+#[pyclass(frozen, module = "phonrec._phonrec", name = "Recognizer")]
+struct PyRecognizer {
+    recognizer: Recognizer,
+    /// The model's phones named in the chosen alphabet (the blank first).
+    names: PhoneSet,
+    lexicon: LexiconChoice,
+    built_in_model: bool,
+}
+
+/// Decoding arguments, as `phonrec transcribe` takes them.
+struct Decoding {
+    beam: Option<usize>,
+    lm: Option<String>,
+    no_lm: bool,
+    lm_weight: Option<f32>,
+    insertion_bonus: Option<f32>,
+}
+
+impl Decoding {
+    fn is_default(&self) -> bool {
+        self.beam.is_none()
+            && self.lm.is_none()
+            && !self.no_lm
+            && self.lm_weight.is_none()
+            && self.insertion_bonus.is_none()
+    }
+}
+
+/// The recogniser `phonrec transcribe` builds for `--model` and these decoding flags (the logic of
+/// `DecodeArgs::load_recognizer` in src/cli/common.rs), plus the boundary model `phonrec align`
+/// uses: the built-in one with the built-in model, none (midpoints) with another.
+fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Recognizer, Failure> {
+    let built_in = model_path.is_none();
+    if built_in && decoding.is_default() {
+        return Ok(builtin::recognizer()?);
+    }
+    if decoding.no_lm && decoding.lm.is_some() {
+        return Err(Failure::Value(
+            "no_lm=True and lm= contradict each other: give one".into(),
+        ));
+    }
+    let model = match model_path {
+        Some(path) => Model::load(path)?,
+        None => builtin::model()?,
+    };
+    let phones = model.phones().clone();
+    let asks_built_in_lm = decoding.lm.as_deref() == Some("builtin");
+    let defer_built_in_lm = decoding.lm.is_none()
+        && built_in
+        && !decoding.no_lm
+        && decoding.beam != Some(1)
+        && builtin::lm_bytes().is_some();
+    let lm = match &decoding.lm {
+        _ if defer_built_in_lm => None,
+        Some(_) if asks_built_in_lm => match builtin::lm(&phones)? {
+            Some(lm) => Some(lm),
+            None => {
+                return Err(Failure::Value(
+                    "lm=\"builtin\": this phonrec was built without the built-in LM".into(),
+                ))
+            }
+        },
+        Some(path) => Some(PhoneLm::load(Path::new(path), &phones)?),
+        None => None,
+    };
+    let has_lm = lm.is_some() || defer_built_in_lm;
+    let built_in_lm = (decoding.lm.is_none() || asks_built_in_lm) && has_lm;
+    let beam = decoding
+        .beam
+        .unwrap_or(if has_lm { builtin::BEAM_WITH_LM } else { 1 });
+    if beam == 0 {
+        return Err(Failure::Value("beam must be at least 1".into()));
+    }
+    if has_lm && beam <= 1 {
+        return Err(Failure::Value(
+            "an LM needs the beam search: use beam=8 (or wider), leave beam out, or no_lm=True"
+                .into(),
+        ));
+    }
+    let options = RecognizerOptions {
+        beam,
+        lm,
+        lm_weight: decoding.lm_weight.unwrap_or(if built_in_lm {
+            builtin::LM_WEIGHT
+        } else {
+            OTHER_LM_WEIGHT
+        }),
+        insertion_bonus: decoding.insertion_bonus.unwrap_or(if built_in_lm {
+            builtin::INSERTION_BONUS
+        } else {
+            0.0
+        }),
+        boundaries: if built_in {
+            builtin::boundaries(&phones)?
+        } else {
+            None
+        },
+        ..RecognizerOptions::default()
+    };
+    if defer_built_in_lm {
+        return Ok(Recognizer::with_deferred_lm(model, options, move || {
+            builtin::lm(&phones)
+        })?);
+    }
+    Ok(Recognizer::new(model, options)?)
+}
+
+/// A lexicon argument: a path to a CMUdict-format file, or a dict of word -> pronunciation(s).
+fn lexicon_arg(obj: &Bound<'_, PyAny>) -> PyResult<LexiconSource> {
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        let mut entries = Vec::new();
+        for (word, pronunciations) in dict.iter() {
+            let word: String = word
+                .extract()
+                .map_err(|_| PyTypeError::new_err("lexicon dict keys must be words (str)"))?;
+            if let Ok(one) = pronunciations.extract::<String>() {
+                entries.push((word, one));
+            } else if let Ok(several) = pronunciations.extract::<Vec<String>>() {
+                entries.extend(several.into_iter().map(|p| (word.clone(), p)));
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "lexicon[{word:?}] must be a pronunciation (\"HH AH0 L OW1\") or a list of them"
+                )));
+            }
+        }
+        if let Some((word, _)) = entries
+            .iter()
+            .find(|(_, p)| p.split_whitespace().next().is_none())
+        {
+            return Err(PyValueError::new_err(format!(
+                "lexicon[{word:?}] has an empty pronunciation"
+            )));
+        }
+        return Ok(LexiconSource::Entries(entries));
+    }
+    if obj.is_instance_of::<PyString>() {
+        return Ok(LexiconSource::File(obj.extract()?));
+    }
+    Err(PyTypeError::new_err(format!(
+        "lexicon must be a path to a CMUdict-format file or a dict of word -> pronunciation; got {}",
+        obj.get_type().name()?
+    )))
+}
+
+/// Where user pronunciations come from.
+enum LexiconSource {
+    File(PathBuf),
+    Entries(Vec<(String, String)>),
+}
+
+impl LexiconSource {
+    fn load(self) -> phonrec::Result<Lexicon> {
+        match self {
+            LexiconSource::File(path) => Lexicon::load(&path),
+            LexiconSource::Entries(entries) => Ok(Lexicon::from_entries(
+                entries.iter().map(|(w, p)| (w.as_str(), p.as_str())),
+            )),
+        }
+    }
+}
+
+/// What an alignment is to: words of a text, or phones.
+enum Said {
+    Text(String, OovPolicy),
+    Phones(String),
+}
+
+fn said_arg(text: Option<String>, phones: Option<String>, oov: &str) -> PyResult<Said> {
+    let oov = OovPolicy::from_name(oov).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "oov={oov:?}: expected one of {}",
+            OovPolicy::names().join(", ")
+        ))
+    })?;
+    match (text, phones) {
+        (Some(text), None) => Ok(Said::Text(text, oov)),
+        (None, Some(phones)) => Ok(Said::Phones(phones)),
+        (Some(_), Some(_)) => Err(PyValueError::new_err(
+            "give the words (text=) or the phones (phones=) the audio says, not both",
+        )),
+        (None, None) => Err(PyValueError::new_err(
+            "give the words (text=) or the phones (phones=) the audio says",
+        )),
+    }
+}
+
+impl PyRecognizer {
+    fn name(&self, phone: phonrec::phones::PhoneId) -> String {
+        self.names.name(phone).to_string()
+    }
+
+    fn phone_tuple(&self, span: &PhoneSpan) -> PhoneTuple {
+        (
+            self.name(span.phone),
+            clean(span.start_s),
+            clean(span.end_s),
+            clean(span.confidence),
+        )
+    }
+
+    fn transcript_tuple(&self, transcript: &Transcript) -> TranscriptTuple {
+        (
+            transcript.duration_s,
+            transcript
+                .spans
+                .iter()
+                .map(|s| self.phone_tuple(s))
+                .collect(),
+            transcript
+                .segments
+                .iter()
+                .map(|&(a, b)| (clean(a), clean(b)))
+                .collect(),
+        )
+    }
+
+    fn alignment_tuple(&self, alignment: &Alignment) -> AlignmentTuple {
+        (
+            alignment.duration_s,
+            alignment.match_score,
+            alignment.worst_second_score,
+            alignment.matches_text,
+            alignment
+                .words
+                .iter()
+                .map(|w| {
+                    (
+                        w.word.clone(),
+                        clean(w.start_s),
+                        clean(w.end_s),
+                        clean(w.confidence),
+                        w.phones.start,
+                        w.phones.end,
+                    )
+                })
+                .collect(),
+            alignment
+                .phones
+                .iter()
+                .map(|p| self.phone_tuple(p))
+                .collect(),
+            alignment.skipped.clone(),
+        )
+    }
+
+    fn scores_tuple(&self, scores: &PronunciationScores) -> ScoresTuple {
+        (
+            self.alignment_tuple(&scores.alignment),
+            scores
+                .phones
+                .iter()
+                .map(|p| {
+                    (
+                        self.name(p.expected),
+                        p.heard.map(|h| self.name(h)),
+                        clean(p.start_s),
+                        clean(p.end_s),
+                        clean(p.gop),
+                        p.mispronounced,
+                    )
+                })
+                .collect(),
+            scores
+                .words
+                .iter()
+                .map(|w| {
+                    (
+                        w.word.clone(),
+                        clean(w.start_s),
+                        clean(w.end_s),
+                        clean(w.score),
+                        w.mispronounced,
+                        w.phones.start,
+                        w.phones.end,
+                    )
+                })
+                .collect(),
+            clean(scores.threshold),
+        )
+    }
+
+    /// The alignment target of `said` for this model.
+    fn target(&self, said: &Said) -> phonrec::Result<AlignTarget> {
+        let phones = self.recognizer.phones();
+        match said {
+            Said::Phones(text) => AlignTarget::from_phones(text, phones),
+            Said::Text(text, oov) => {
+                AlignTarget::from_text(text, self.lexicon.get()?, phones, *oov)
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl PyRecognizer {
+    #[new]
+    #[pyo3(signature = (model=None, beam=None, lm=None, no_lm=false, lm_weight=None,
+                        insertion_bonus=None, alphabet="arpabet", lexicon=None,
+                        builtin_lexicon=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        model: Option<PathBuf>,
+        beam: Option<usize>,
+        lm: Option<String>,
+        no_lm: bool,
+        lm_weight: Option<f32>,
+        insertion_bonus: Option<f32>,
+        alphabet: &str,
+        lexicon: Option<&Bound<'_, PyAny>>,
+        builtin_lexicon: bool,
+    ) -> PyResult<Self> {
+        let alphabet = Alphabet::from_name(alphabet).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "alphabet={alphabet:?}: expected one of {}",
+                Alphabet::names().join(", ")
+            ))
+        })?;
+        if let Some(weight) = lm_weight.filter(|w| !w.is_finite()) {
+            return Err(PyValueError::new_err(format!(
+                "lm_weight={weight} is not a finite number"
+            )));
+        }
+        if let Some(bonus) = insertion_bonus.filter(|b| !b.is_finite()) {
+            return Err(PyValueError::new_err(format!(
+                "insertion_bonus={bonus} is not a finite number"
+            )));
+        }
+        let lexicon = lexicon.map(lexicon_arg).transpose()?;
+        if lexicon.is_none() && !builtin_lexicon {
+            return Err(PyValueError::new_err(
+                "builtin_lexicon=False needs a lexicon= of your own",
+            ));
+        }
+        let decoding = Decoding {
+            beam,
+            lm,
+            no_lm,
+            lm_weight,
+            insertion_bonus,
+        };
+        let built_in_model = model.is_none();
+        let (recognizer, user_lexicon) = detached(py, || {
+            let recognizer = build_recognizer(model.as_deref(), &decoding)?;
+            let user = lexicon.map(LexiconSource::load).transpose()?;
+            Ok((recognizer, user))
+        })?;
+        let (names, _unknown) = recognizer.phones().in_alphabet(alphabet);
+        Ok(PyRecognizer {
+            recognizer,
+            names,
+            lexicon: LexiconChoice {
+                built_in: builtin_lexicon,
+                user: user_lexicon,
+                merged: OnceLock::new(),
+            },
+            built_in_model,
+        })
+    }
+
+    /// Column names of the posteriors: the CTC blank, then the phones.
+    #[getter]
+    fn columns(&self) -> Vec<String> {
+        self.names.names().to_vec()
+    }
+
+    /// The sample rate the model hears, in Hz.
+    #[getter]
+    fn sample_rate(&self) -> u32 {
+        self.recognizer.model().sample_rate_hz()
+    }
+
+    /// Seconds per network output frame.
+    #[getter]
+    fn frame_shift(&self) -> f64 {
+        self.recognizer.output_frame_shift_s()
+    }
+
+    /// How this recogniser decodes, in words.
+    #[getter]
+    fn decoding(&self, py: Python<'_>) -> String {
+        py.detach(|| self.recognizer.decoding().to_string())
+    }
+
+    /// Whether the model is the built-in one.
+    #[getter]
+    fn builtin_model(&self) -> bool {
+        self.built_in_model
+    }
+
+    #[pyo3(signature = (audio, sample_rate=None))]
+    fn transcribe(
+        &self,
+        py: Python<'_>,
+        audio: &Bound<'_, PyAny>,
+        sample_rate: Option<i64>,
+    ) -> PyResult<TranscriptTuple> {
+        let audio = audio_arg(audio, sample_rate)?;
+        let transcript = detached(py, || Ok(self.recognizer.transcribe_wave(audio.read()?)?))?;
+        Ok(self.transcript_tuple(&transcript))
+    }
+
+    /// Transcripts of `(audio, sample_rate)` pairs, recognised together; each result is a transcript
+    /// or the exception its input raised.
+    fn transcribe_batch(
+        &self,
+        py: Python<'_>,
+        items: Vec<(Bound<'_, PyAny>, Option<i64>)>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let inputs = items
+            .iter()
+            .enumerate()
+            .map(|(i, (audio, rate))| {
+                audio_arg(audio, *rate).map_err(|e| {
+                    let message = format!("item {i}: {}", e.value(py));
+                    if e.is_instance_of::<PyTypeError>(py) {
+                        PyTypeError::new_err(message)
+                    } else {
+                        PyValueError::new_err(message)
+                    }
+                })
+            })
+            .collect::<PyResult<Vec<Audio>>>()?;
+        let results = detached(py, || {
+            let mut results = Vec::with_capacity(inputs.len());
+            let mut inputs = inputs.into_iter();
+            loop {
+                let round: Vec<Audio> = inputs.by_ref().take(FILES_PER_ROUND).collect();
+                if round.is_empty() {
+                    break;
+                }
+                let waves: Vec<phonrec::Result<Waveform>> =
+                    round.into_par_iter().map(Audio::read).collect();
+                results.extend(self.recognizer.transcribe_waves(waves));
+            }
+            Ok(results)
+        })?;
+        results
+            .into_iter()
+            .map(|result| match result {
+                Ok(transcript) => Ok(self
+                    .transcript_tuple(&transcript)
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind()),
+                Err(error) => Ok(py_error(py, Failure::Library(error))
+                    .into_value(py)
+                    .into_any()),
+            })
+            .collect()
+    }
+
+    /// `(probabilities [frames, classes] float32, transcript)`; natural-log probabilities if `log`.
+    #[pyo3(signature = (audio, sample_rate=None, log=false))]
+    fn probs<'py>(
+        &self,
+        py: Python<'py>,
+        audio: &Bound<'_, PyAny>,
+        sample_rate: Option<i64>,
+        log: bool,
+    ) -> PyResult<(Bound<'py, PyArray2<f32>>, TranscriptTuple)> {
+        let audio = audio_arg(audio, sample_rate)?;
+        let recognition = detached(py, || {
+            let mut recognition = self.recognizer.recognize(audio.read()?)?;
+            if !log {
+                recognition.log_probs.mapv_inplace(f32::exp);
+            }
+            Ok(recognition)
+        })?;
+        let transcript = self.transcript_tuple(&recognition.transcript);
+        Ok((
+            PyArray2::from_owned_array(py, recognition.log_probs),
+            transcript,
+        ))
+    }
+
+    #[pyo3(signature = (audio, text=None, phones=None, sample_rate=None, oov="error"))]
+    fn align(
+        &self,
+        py: Python<'_>,
+        audio: &Bound<'_, PyAny>,
+        text: Option<String>,
+        phones: Option<String>,
+        sample_rate: Option<i64>,
+        oov: &str,
+    ) -> PyResult<AlignmentTuple> {
+        let said = said_arg(text, phones, oov)?;
+        let audio = audio_arg(audio, sample_rate)?;
+        let alignment = detached(py, || {
+            let target = self.target(&said)?;
+            Ok(self.recognizer.align(audio.read()?, &target)?)
+        })?;
+        Ok(self.alignment_tuple(&alignment))
+    }
+
+    #[pyo3(signature = (audio, text=None, phones=None, sample_rate=None, threshold=-1.0, oov="error"))]
+    #[allow(clippy::too_many_arguments)]
+    fn score(
+        &self,
+        py: Python<'_>,
+        audio: &Bound<'_, PyAny>,
+        text: Option<String>,
+        phones: Option<String>,
+        sample_rate: Option<i64>,
+        threshold: f32,
+        oov: &str,
+    ) -> PyResult<ScoresTuple> {
+        if !threshold.is_finite() {
+            return Err(PyValueError::new_err(format!(
+                "threshold={threshold} is not a finite number"
+            )));
+        }
+        let said = said_arg(text, phones, oov)?;
+        let audio = audio_arg(audio, sample_rate)?;
+        let scores = detached(py, || {
+            let target = self.target(&said)?;
+            Ok(self.recognizer.score(audio.read()?, &target, threshold)?)
+        })?;
+        Ok(self.scores_tuple(&scores))
+    }
+}
+
+/// Feature options as `phonrec features` takes them (a dict from the Python layer; `None` is the
+/// CLI's default).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct FeatureArgs {
+    kind: String,
+    num_mel_bins: Option<usize>,
+    num_ceps: Option<usize>,
+    cepstral_lifter: Option<f32>,
+    use_energy: Option<bool>,
+    energy_floor: f32,
+    raw_energy: bool,
+    window_type: String,
+    snip_edges: bool,
+    low_freq: f32,
+    high_freq: f32,
+    vtln_warp: f32,
+    vtln_low: f32,
+    vtln_high: f32,
+    dither: f32,
+    frame_length: f32,
+    frame_shift: f32,
+    preemphasis_coefficient: f32,
+    remove_dc_offset: bool,
+    round_to_power_of_two: bool,
+    deltas: bool,
+    delta_order: usize,
+    delta_window: usize,
+    cmvn: bool,
+    norm_vars: bool,
+    resample: Option<i64>,
+}
+
+impl FeatureArgs {
+    /// The library's options for audio at `sample_rate_hz` (`FeaturesArgs::feature_options` in
+    /// src/cli/features.rs).
+    fn options(&self, sample_rate_hz: u32) -> Result<FeatureOptions, String> {
+        let window_type: WindowType = self.window_type.parse()?;
+        let frame = FrameOptions {
+            sample_rate_hz,
+            frame_length_ms: self.frame_length,
+            frame_shift_ms: self.frame_shift,
+            dither: self.dither,
+            preemphasis_coefficient: self.preemphasis_coefficient,
+            remove_dc_offset: self.remove_dc_offset,
+            window_type,
+            round_to_power_of_two: self.round_to_power_of_two,
+            snip_edges: self.snip_edges,
+            dither_seed: 0,
+        };
+        let mel = |default: &MelOptions| MelOptions {
+            num_bins: self.num_mel_bins.unwrap_or(default.num_bins),
+            low_freq_hz: self.low_freq,
+            high_freq: FrequencyEdge::from_kaldi_high_freq(self.high_freq),
+            vtln_warp: self.vtln_warp,
+            vtln_low_hz: self.vtln_low,
+            vtln_high: FrequencyEdge::from_kaldi_vtln_high(self.vtln_high),
+        };
+        let energy_floor = (self.energy_floor != 0.0).then_some(self.energy_floor);
+        let base = match self.kind.as_str() {
+            "fbank" => {
+                let default = FbankOptions::default();
+                BaseFeatures::Fbank(FbankOptions {
+                    frame,
+                    mel: mel(&default.mel),
+                    use_energy: self.use_energy.unwrap_or(default.use_energy),
+                    energy_floor,
+                    raw_energy: self.raw_energy,
+                    ..default
+                })
+            }
+            "mfcc" => {
+                let default = MfccOptions::default();
+                let lifter = self.cepstral_lifter.or(default.cepstral_lifter);
+                BaseFeatures::Mfcc(MfccOptions {
+                    frame,
+                    mel: mel(&default.mel),
+                    num_ceps: self.num_ceps.unwrap_or(default.num_ceps),
+                    use_energy: self.use_energy.unwrap_or(default.use_energy),
+                    energy_floor,
+                    raw_energy: self.raw_energy,
+                    cepstral_lifter: lifter.filter(|&q| q != 0.0),
+                })
+            }
+            other => return Err(format!("kind={other:?}: expected \"fbank\" or \"mfcc\"")),
+        };
+        Ok(FeatureOptions {
+            base,
+            deltas: self.deltas.then_some(DeltaOptions {
+                order: self.delta_order,
+                window: self.delta_window,
+            }),
+            cmvn: self.cmvn.then_some(CmvnOptions {
+                normalize_variance: self.norm_vars,
+                ..CmvnOptions::default()
+            }),
+        })
+    }
+}
+
+/// Kaldi-compatible features `[frames, dims]` float32 of one recording, as `phonrec features`
+/// computes them.
+#[pyfunction]
+#[pyo3(signature = (audio, sample_rate, options))]
+fn features<'py>(
+    py: Python<'py>,
+    audio: &Bound<'_, PyAny>,
+    sample_rate: Option<i64>,
+    options: FeatureArgs,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let resample = match options.resample {
+        None => None,
+        Some(rate) => Some(
+            u32::try_from(rate)
+                .ok()
+                .filter(|r| (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(r))
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "resample={rate}: the rate must be between {MIN_SAMPLE_RATE_HZ} and \
+                         {MAX_SAMPLE_RATE_HZ} Hz"
+                    ))
+                })?,
+        ),
+    };
+    let audio = audio_arg(audio, sample_rate)?;
+    // The options are checked on a nominal rate first, so a bad option fails before any audio is read.
+    options
+        .options(resample.unwrap_or(16_000))
+        .map_err(PyValueError::new_err)?;
+    let features = detached(py, || {
+        let mut wave = audio.read()?;
+        // Files are checked as they are read; samples from an array are checked here, as the
+        // recogniser checks them.
+        wave.check_samples()
+            .map_err(|reason| Error::InvalidAudio { reason })?;
+        if let Some(rate) = resample {
+            wave = wave.resampled(rate)?;
+        }
+        let options = options
+            .options(wave.sample_rate_hz)
+            .map_err(Failure::Value)?;
+        let pipeline = FeaturePipeline::new(options)?;
+        Ok(pipeline.compute(&wave.samples))
+    })?;
+    Ok(PyArray2::from_owned_array(py, features))
+}
+
+/// The extension module: the recogniser class, the features function, the exceptions and the
+/// version of this build.
+#[pymodule]
+fn _phonrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("PhonrecError", py.get_type::<PhonrecError>())?;
+    m.add(
+        "OutOfVocabularyError",
+        py.get_type::<OutOfVocabularyError>(),
+    )?;
+    m.add_class::<PyRecognizer>()?;
+    m.add_function(wrap_pyfunction!(features, m)?)?;
+    Ok(())
+}
