@@ -1,0 +1,706 @@
+"""phonrec: phoneme recognition, forced alignment and pronunciation scoring, in Rust, with the model inside.
+
+No PyTorch and no downloads: the default model (a 3-layer bidirectional LSTM trained with CTC), its phone
+6-gram LM, its phone-boundary model and the CMU Pronouncing Dictionary are compiled into the extension
+module. Phones are lowercase ARPAbet (the 39 of the TIMIT folding), or IPA with ``alphabet="ipa"``.
+
+    >>> import phonrec
+    >>> recognizer = phonrec.Recognizer()
+    >>> transcript = recognizer.transcribe("speech.wav")
+    >>> [(p.phone, p.start, p.end) for p in transcript.phones]
+    >>> alignment = recognizer.align("speech.wav", "the words it says")
+    >>> probs = recognizer.probs("speech.wav")        # probs.probs: [frames, phones + blank]
+    >>> fbank = phonrec.features("speech.wav")        # 80 log-mel bins, as `phonrec features`
+
+Audio is any of: a path (``str`` or ``os.PathLike``) to a WAV (8/16/24/32-bit PCM, 32-bit float),
+NIST SPHERE, FLAC, Ogg Vorbis or MP3 file; the bytes of such a file (``bytes``, ``bytearray``,
+``memoryview`` or a binary file object); or a numpy array of samples with its ``sample_rate``: 1-D
+(mono) or 2-D ``(samples, channels)`` (channels are averaged), of dtype float32/float64 (full scale
+±1), int16, int32, uint8 (8-bit WAV: zero at 128) or int8. Audio at any rate from 8 to 96 kHz is
+resampled to the model's 16 kHz, exactly as the command line does with files.
+
+Work runs in Rust with the GIL released, so one :class:`Recognizer` can serve several Python threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _phonrec
+from ._phonrec import OutOfVocabularyError, PhonrecError
+
+__version__: str = _phonrec.__version__
+
+__all__ = [
+    "Recognizer",
+    "features",
+    "Phone",
+    "Transcript",
+    "Probs",
+    "Word",
+    "Alignment",
+    "PhoneScore",
+    "WordScore",
+    "Scores",
+    "PhonrecError",
+    "OutOfVocabularyError",
+    "__version__",
+]
+
+
+@dataclass(frozen=True)
+class Phone:
+    """One timed phone.
+
+    Attributes:
+        phone: Its name (lowercase ARPAbet for the built-in model, or IPA).
+        start: Start time in seconds from the start of the audio.
+        end: End time in seconds (exclusive).
+        confidence: In recognition, the phone's mean posterior over the frames the alignment gives
+            it; in alignment, the same for the phone the text expects. In [0, 1].
+    """
+
+    phone: str
+    start: float
+    end: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The phones recognised in one recording.
+
+    Attributes:
+        phones: The phones in time order, with times and confidences.
+        duration: Length of the audio in seconds.
+        segments: The speech regions that were decoded, as ``(start, end)`` seconds; silence, pauses
+            and noise between them give no phones.
+        source: The path the audio was read from (``None`` for arrays and bytes).
+    """
+
+    phones: List[Phone]
+    duration: float
+    segments: List[Tuple[float, float]]
+    source: Optional[str] = None
+
+    @property
+    def labels(self) -> List[str]:
+        """The phone names alone, in order."""
+        return [p.phone for p in self.phones]
+
+    def __str__(self) -> str:
+        """The phones separated by spaces, as ``phonrec transcribe`` prints them."""
+        return " ".join(self.labels)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (as ``phonrec transcribe --format json`` writes, unrounded)."""
+        return dataclasses.asdict(self)
+
+
+class Probs(NamedTuple):
+    """What the network hears in every output frame (a named tuple: unpack it or use the names).
+
+    Attributes:
+        probs: ``numpy.float32`` array ``[frames, len(columns)]``: each frame's probability of the CTC
+            blank and of every phone (each row sums to 1), or natural-log probabilities with
+            ``log=True``. Row ``t`` starts at ``t * frame_shift`` seconds.
+        columns: The column names: ``"<blk>"`` (the CTC blank), then the phones.
+        frame_shift: Seconds between two rows.
+        transcript: The phones decoded from these posteriors (what :meth:`Recognizer.transcribe`
+            returns for the same audio).
+    """
+
+    probs: np.ndarray
+    columns: List[str]
+    frame_shift: float
+    transcript: Transcript
+
+    @property
+    def times(self) -> np.ndarray:
+        """Start time of every row in seconds (``float64``)."""
+        return np.arange(self.probs.shape[0]) * self.frame_shift
+
+
+@dataclass(frozen=True)
+class Word:
+    """One aligned word.
+
+    Attributes:
+        word: The word as normalised (lowercase, punctuation removed).
+        start: Its first phone's start, in seconds.
+        end: Its last phone's end, in seconds.
+        confidence: The mean of its phones' confidences.
+        phones: Its phones (also in :attr:`Alignment.phones`).
+    """
+
+    word: str
+    start: float
+    end: float
+    confidence: float
+    phones: List[Phone]
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A recording aligned to its text.
+
+    Attributes:
+        words: The words in order (empty when phones were aligned).
+        phones: Every phone in order; gaps between phones are silence.
+        duration: Length of the audio in seconds.
+        match_score: How well the audio matches the text: minus the mean log-probability per frame
+            that forcing the text costs against what the network hears freely (≤ 0; near 0 when they
+            match).
+        worst_second_score: The same over the recording's worst second (low when some words of the
+            text are not in the audio).
+        matches_text: Whether both scores reach phonrec's thresholds (-0.8 and -2.5, as
+            ``phonrec align``); ``False`` means the audio probably does not say the text.
+        skipped: Words left out because the lexicon lacks them (with ``oov="skip"``).
+        source: The path the audio was read from (``None`` for arrays and bytes).
+    """
+
+    words: List[Word]
+    phones: List[Phone]
+    duration: float
+    match_score: float
+    worst_second_score: float
+    matches_text: bool
+    skipped: List[str]
+    source: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class PhoneScore:
+    """How clearly one expected phone was said.
+
+    Attributes:
+        expected: The phone the text expects.
+        heard: The strongest phone over its frames (``None`` when no phone reaches 10 %).
+        start: Its aligned start, in seconds.
+        end: Its aligned end, in seconds.
+        gop: Goodness of pronunciation: the peak log posterior of the expected phone over its frames
+            minus that of the strongest other phone (about +3 for a clear phone, negative when
+            another phone is stronger, low when nothing was said).
+        mispronounced: Whether the GOP is below the threshold.
+    """
+
+    expected: str
+    heard: Optional[str]
+    start: float
+    end: float
+    gop: float
+    mispronounced: bool
+
+
+@dataclass(frozen=True)
+class WordScore:
+    """How well one word was said.
+
+    Attributes:
+        word: The word.
+        start: Start time in seconds.
+        end: End time in seconds.
+        score: The lowest GOP of its phones.
+        mispronounced: Whether any of its phones is flagged.
+        phones: Its phones' scores (also in :attr:`Scores.phones`).
+    """
+
+    word: str
+    start: float
+    end: float
+    score: float
+    mispronounced: bool
+    phones: List[PhoneScore]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A recording's pronunciation scored against its text.
+
+    Attributes:
+        words: One score per word (empty when phones were scored).
+        phones: One score per expected phone, in order.
+        threshold: The GOP below which phones are flagged.
+        alignment: The alignment the scores were computed on (times, match scores).
+    """
+
+    words: List[WordScore]
+    phones: List[PhoneScore]
+    threshold: float
+    alignment: Alignment
+
+    @property
+    def matches_text(self) -> bool:
+        """Whether the audio seems to say its text (see :attr:`Alignment.matches_text`)."""
+        return self.alignment.matches_text
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+#: What the audio arguments take (see the module documentation).
+AudioInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, np.ndarray, Any]
+
+
+def _audio(audio: Any) -> Tuple[Any, Optional[str]]:
+    """The audio argument as the extension takes it (a ``str`` path, ``bytes`` or a numpy array) and
+    the path it names, if any."""
+    if isinstance(audio, str):
+        return audio, audio
+    if isinstance(audio, os.PathLike):
+        path = os.fsdecode(os.fspath(audio))
+        return path, path
+    if isinstance(audio, bytes):
+        return audio, None
+    if isinstance(audio, (bytearray, memoryview)):
+        return bytes(audio), None
+    if isinstance(audio, np.ndarray):
+        if not audio.dtype.isnative:
+            audio = audio.astype(audio.dtype.newbyteorder("="))
+        return audio, None
+    if hasattr(audio, "read"):
+        data = audio.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("a file object passed as audio must be opened in binary mode ('rb')")
+        return bytes(data), None
+    if isinstance(audio, (list, tuple)):
+        return np.asarray(audio), None
+    raise TypeError(
+        "audio must be a path (str or os.PathLike), the bytes of an audio file, a binary file "
+        f"object, or a numpy array of samples; got {type(audio).__name__}"
+    )
+
+
+def _phones(items: Sequence[Tuple[str, float, float, float]]) -> List[Phone]:
+    return [Phone(*item) for item in items]
+
+
+def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
+    duration, phones, segments = raw
+    return Transcript(_phones(phones), duration, list(segments), source)
+
+
+def _alignment(raw: tuple, source: Optional[str]) -> Alignment:
+    duration, match_score, worst_second_score, matches_text, words, phones, skipped = raw
+    phones = _phones(phones)
+    return Alignment(
+        words=[Word(w, s, e, c, phones[a:b]) for (w, s, e, c, a, b) in words],
+        phones=phones,
+        duration=duration,
+        match_score=match_score,
+        worst_second_score=worst_second_score,
+        matches_text=matches_text,
+        skipped=list(skipped),
+        source=source,
+    )
+
+
+def _scores(raw: tuple, source: Optional[str]) -> Scores:
+    alignment, phones, words, threshold = raw
+    phones = [PhoneScore(*p) for p in phones]
+    return Scores(
+        words=[WordScore(w, s, e, score, bad, phones[a:b]) for (w, s, e, score, bad, a, b) in words],
+        phones=phones,
+        threshold=threshold,
+        alignment=_alignment(alignment, source),
+    )
+
+
+def _phone_text(phones: Union[None, str, Sequence[str]]) -> Optional[str]:
+    if phones is None or isinstance(phones, str):
+        return phones
+    return " ".join(phones)
+
+
+class Recognizer:
+    """A phoneme recognizer and aligner: a model with its decoder.
+
+    ``Recognizer()`` is exactly what ``phonrec transcribe`` and ``phonrec align`` use by default: the
+    built-in model, a prefix beam search (width 8) with its phone 6-gram LM (weight 0.4, insertion
+    bonus 1.0), speech segmentation, and its phone-boundary model for alignment.
+
+    Args:
+        model: Path to a model file made by ``phonrec train`` (``None``: the built-in model). Another
+            model decodes greedily with no LM unless ``lm`` is given, as ``phonrec transcribe --model``.
+        beam: Beam width of the prefix beam search; 1 decodes greedily (fastest). Default: 8 with a
+            phone LM, else 1.
+        lm: A phone n-gram LM in ARPA format (path, plain or gzipped), or ``"builtin"`` for the
+            built-in model's LM with any model of the same phones. Default: the built-in LM with the
+            built-in model, none with another model.
+        no_lm: Decode without any phone LM (also without the built-in model's).
+        lm_weight: Weight of the LM against the network. Default: 0.4 with the built-in model and its
+            LM, else 0.3.
+        insertion_bonus: Bonus per output phone in the beam search. Default: 1.0 with the built-in
+            model and its LM, else 0.
+        alphabet: ``"arpabet"`` (the model's own phone names) or ``"ipa"`` for every phone name in
+            results.
+        lexicon: Pronunciations for :meth:`align` and :meth:`score`, extending or correcting the
+            built-in CMU Pronouncing Dictionary: a path to a CMUdict-format file (``WORD  P1 P2 ...``,
+            or Kaldi's ``lexicon.txt``), or a dict such as ``{"phonrec": "F OW N R EH K"}`` (a value
+            may be a list of pronunciations). A word given here takes these pronunciations only.
+        builtin_lexicon: Start from the built-in dictionary (``False``: only ``lexicon``).
+
+    Raises:
+        FileNotFoundError: ``model``, ``lm`` or ``lexicon`` does not exist.
+        ValueError: Options that cannot work together (an LM with ``beam=1``, ``lm`` with ``no_lm``).
+        PhonrecError: A model or LM file that does not load.
+
+    A Recognizer is safe to share between threads; each call releases the GIL while it works.
+    Pickling one pickles its arguments (the model loads again where it is unpickled).
+    """
+
+    def __init__(
+        self,
+        model: Union[None, str, "os.PathLike[str]"] = None,
+        *,
+        beam: Optional[int] = None,
+        lm: Union[None, str, "os.PathLike[str]"] = None,
+        no_lm: bool = False,
+        lm_weight: Optional[float] = None,
+        insertion_bonus: Optional[float] = None,
+        alphabet: str = "arpabet",
+        lexicon: Union[None, str, "os.PathLike[str]", dict] = None,
+        builtin_lexicon: bool = True,
+    ) -> None:
+        self._args = dict(
+            model=model,
+            beam=beam,
+            lm=lm,
+            no_lm=no_lm,
+            lm_weight=lm_weight,
+            insertion_bonus=insertion_bonus,
+            alphabet=alphabet,
+            lexicon=lexicon,
+            builtin_lexicon=builtin_lexicon,
+        )
+        if beam is not None and (isinstance(beam, bool) or not isinstance(beam, int) or beam < 1):
+            raise ValueError(f"beam must be a positive integer, got {beam!r}")
+        self._inner = _phonrec.Recognizer(
+            None if model is None else os.fsdecode(os.fspath(model)),
+            beam,
+            None if lm is None else os.fsdecode(os.fspath(lm)),
+            no_lm,
+            lm_weight,
+            insertion_bonus,
+            alphabet,
+            lexicon if lexicon is None or isinstance(lexicon, dict) else os.fsdecode(os.fspath(lexicon)),
+            builtin_lexicon,
+        )
+
+    def __reduce__(self):
+        return (_rebuild, (self._args,))
+
+    def __repr__(self) -> str:
+        model = "built-in model" if self._inner.builtin_model else repr(self._args["model"])
+        return f"<phonrec.Recognizer {model}, {self.decoding}>"
+
+    @property
+    def phones(self) -> List[str]:
+        """The model's phone names (in the chosen alphabet), without the CTC blank."""
+        return self._inner.columns[1:]
+
+    @property
+    def columns(self) -> List[str]:
+        """Column names of :meth:`probs`: ``"<blk>"`` (the CTC blank), then the phones."""
+        return self._inner.columns
+
+    @property
+    def sample_rate(self) -> int:
+        """The sample rate the model hears, in Hz (other rates are resampled to it)."""
+        return self._inner.sample_rate
+
+    @property
+    def frame_shift(self) -> float:
+        """Seconds per network output frame (a row of :meth:`probs`)."""
+        return self._inner.frame_shift
+
+    @property
+    def decoding(self) -> str:
+        """How this recognizer decodes, in words (beam, LM, segmentation)."""
+        return self._inner.decoding
+
+    def transcribe(self, audio: AudioInput, sample_rate: Optional[int] = None) -> Transcript:
+        """Recognise the phones of one recording.
+
+        Args:
+            audio: A path, the bytes of an audio file, or an array of samples (see the module
+                documentation).
+            sample_rate: The rate of an array's samples, in Hz (required for arrays, refused for
+                files, which carry their own).
+
+        Returns:
+            The phones with start/end times (seconds) and confidences, the duration and the speech
+            segments: what ``phonrec transcribe --format json`` writes.
+
+        Raises:
+            FileNotFoundError: The file does not exist.
+            ValueError: Bad samples (NaN, infinite, absurdly loud), an empty or 3-D array, a missing
+                or unsupported ``sample_rate``.
+            TypeError: An argument of an unsupported type or dtype.
+            PhonrecError: A file phonrec cannot read (not audio, damaged, an unsupported encoding).
+        """
+        data, source = _audio(audio)
+        return _transcript(self._inner.transcribe(data, sample_rate), source)
+
+    def transcribe_batch(
+        self,
+        audios: Sequence[AudioInput],
+        sample_rate: Optional[int] = None,
+        *,
+        errors: str = "raise",
+    ) -> List[Any]:
+        """Recognise several recordings at once: faster than one by one for many short clips.
+
+        Files are read in parallel and short recordings of similar length share network batches (32
+        recordings at a time, as ``phonrec transcribe`` does with many files). Results are those of
+        :meth:`transcribe` up to float rounding in the batched network.
+
+        Args:
+            audios: Paths, bytes or arrays; an item may also be an ``(array, sample_rate)`` pair.
+            sample_rate: The rate of every array given without its own.
+            errors: ``"raise"``: the first recording that fails raises its exception (after all are
+                done). ``"return"``: a failed recording's exception object takes its place in the
+                list. Arguments of the wrong type or shape always raise at once.
+
+        Returns:
+            One :class:`Transcript` per input, in order (or an exception, with ``errors="return"``).
+        """
+        if errors not in ("raise", "return"):
+            raise ValueError(f'errors={errors!r}: expected "raise" or "return"')
+        if isinstance(audios, (str, bytes, os.PathLike, np.ndarray)):
+            raise TypeError("transcribe_batch takes a list of recordings; use transcribe for one")
+        items = []
+        sources = []
+        for item in audios:
+            rate = sample_rate
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], np.ndarray):
+                item, rate = item
+            data, source = _audio(item)
+            if source is not None:
+                rate = None
+            items.append((data, rate))
+            sources.append(source)
+        results = self._inner.transcribe_batch(items)
+        out: List[Any] = []
+        for raw, source in zip(results, sources):
+            if isinstance(raw, BaseException):
+                if errors == "raise":
+                    raise raw
+                out.append(raw)
+            else:
+                out.append(_transcript(raw, source))
+        return out
+
+    def probs(
+        self, audio: AudioInput, sample_rate: Optional[int] = None, *, log: bool = False
+    ) -> Probs:
+        """What the network hears in every output frame, and what is decoded from it.
+
+        The same pass as :meth:`transcribe` (features, network, speech segmentation, decoder), so the
+        posteriors are those the transcript was decoded from; ``phonrec probs FILE --format npy``
+        writes the same array.
+
+        Args:
+            audio: A path, the bytes of an audio file, or an array of samples.
+            sample_rate: The rate of an array's samples, in Hz.
+            log: Natural-log probabilities instead of probabilities.
+
+        Returns:
+            ``Probs(probs, columns, frame_shift, transcript)``: a ``float32`` array
+            ``[frames, phones + 1]`` (the blank first; each row sums to 1), its column names, the
+            seconds between rows, and the decoded :class:`Transcript`.
+        """
+        data, source = _audio(audio)
+        array, raw = self._inner.probs(data, sample_rate, log)
+        return Probs(array, self.columns, self.frame_shift, _transcript(raw, source))
+
+    def align(
+        self,
+        audio: AudioInput,
+        text: Optional[str] = None,
+        *,
+        phones: Union[None, str, Sequence[str]] = None,
+        sample_rate: Optional[int] = None,
+        oov: str = "error",
+    ) -> Alignment:
+        """Align a recording to what it says: the time of every word and phone.
+
+        Words become phones through the lexicon (the built-in CMU Pronouncing Dictionary and the
+        Recognizer's ``lexicon``); where a word has several pronunciations the audio chooses. Text
+        is lowercased and split at whitespace and punctuation, as ``phonrec align --text`` does. The
+        whole recording is aligned at once, so silence around and between the words needs no
+        trimming; it shows as gaps between phones.
+
+        Args:
+            audio: A path, the bytes of an audio file, or an array of samples.
+            text: The words the audio says.
+            phones: Or the phones it says (ARPAbet, a string or a list; stress digits and TIMIT
+                symbols are folded).
+            sample_rate: The rate of an array's samples, in Hz.
+            oov: Words the lexicon lacks: ``"error"`` raises :class:`OutOfVocabularyError` listing
+                them, ``"spell"`` says them letter by letter and digit by digit, ``"skip"`` leaves
+                them out (see :attr:`Alignment.skipped`).
+
+        Returns:
+            The :class:`Alignment`: words and phones with times and confidences, and how well the
+            audio matches the text (:attr:`Alignment.matches_text`).
+
+        Raises:
+            OutOfVocabularyError: Words the lexicon lacks (with ``oov="error"``); ``.words`` lists them.
+            PhonrecError: An alignment that cannot be made (far more phones than the audio can hold,
+                a transcript that disagrees badly with the audio), or a file phonrec cannot read.
+            ValueError: Neither or both of ``text`` and ``phones``; a phone the model does not have.
+        """
+        data, source = _audio(audio)
+        raw = self._inner.align(data, text, _phone_text(phones), sample_rate, oov)
+        return _alignment(raw, source)
+
+    def score(
+        self,
+        audio: AudioInput,
+        text: Optional[str] = None,
+        *,
+        phones: Union[None, str, Sequence[str]] = None,
+        sample_rate: Optional[int] = None,
+        threshold: float = -1.0,
+        oov: str = "error",
+    ) -> Scores:
+        """Score pronunciation: how clearly each phone the text expects was said, and what was heard.
+
+        The audio is aligned as :meth:`align` does; then each expected phone gets its goodness of
+        pronunciation (GOP, see :class:`PhoneScore`) and the phone heard there, and each word the
+        lowest GOP of its phones, as ``phonrec score`` computes them.
+
+        Args:
+            audio: A path, the bytes of an audio file, or an array of samples.
+            text: The words the audio should say.
+            phones: Or the phones it should say.
+            sample_rate: The rate of an array's samples, in Hz.
+            threshold: The GOP below which a phone is flagged as mispronounced (higher flags more).
+            oov: Words the lexicon lacks, as in :meth:`align`.
+
+        Returns:
+            The :class:`Scores` per phone and per word, with the alignment they rest on.
+        """
+        data, source = _audio(audio)
+        raw = self._inner.score(data, text, _phone_text(phones), sample_rate, threshold, oov)
+        return _scores(raw, source)
+
+
+def _rebuild(args: dict) -> Recognizer:
+    return Recognizer(**args)
+
+
+def features(
+    audio: AudioInput,
+    sample_rate: Optional[int] = None,
+    *,
+    kind: str = "fbank",
+    num_mel_bins: Optional[int] = None,
+    num_ceps: int = 13,
+    cepstral_lifter: float = 22.0,
+    use_energy: Optional[bool] = None,
+    energy_floor: float = 0.0,
+    raw_energy: bool = True,
+    window_type: str = "povey",
+    snip_edges: bool = True,
+    low_freq: float = 20.0,
+    high_freq: float = 0.0,
+    vtln_warp: float = 1.0,
+    vtln_low: float = 100.0,
+    vtln_high: float = -500.0,
+    dither: float = 0.0,
+    frame_length: float = 25.0,
+    frame_shift: float = 10.0,
+    preemphasis_coefficient: float = 0.97,
+    remove_dc_offset: bool = True,
+    round_to_power_of_two: bool = True,
+    deltas: bool = False,
+    delta_order: int = 2,
+    delta_window: int = 2,
+    cmvn: bool = False,
+    norm_vars: bool = False,
+    resample: Optional[int] = None,
+) -> np.ndarray:
+    """Kaldi-compatible features of one recording, as ``phonrec features`` computes them.
+
+    The options are Kaldi's ``compute-fbank-feats`` / ``compute-mfcc-feats`` options and default to
+    Kaldi's values, except 80 mel bins for fbank and dither 0 (reproducible output): with no options
+    the result equals ``phonrec features FILE --format npy``. Samples are at int16 scale (±32768)
+    whatever the input's encoding, as Kaldi expects. Features are computed at the audio's own rate
+    unless ``resample`` is given.
+
+    Args:
+        audio: A path, the bytes of an audio file, or an array of samples.
+        sample_rate: The rate of an array's samples, in Hz.
+        kind: ``"fbank"`` (log-mel filterbank) or ``"mfcc"``.
+        num_mel_bins: Number of mel bins (default 80 for fbank, 23 for mfcc).
+        num_ceps: Number of cepstra (mfcc), C0 included.
+        cepstral_lifter: Cepstral lifter coefficient (mfcc); 0 disables liftering.
+        use_energy: Add the log energy: fbank prepends it as column 0, mfcc puts it in place of C0
+            (default False for fbank, True for mfcc).
+        energy_floor: Floor on the energy (absolute value); 0 means no floor.
+        raw_energy: Compute the energy before pre-emphasis and windowing.
+        window_type: ``"povey"``, ``"hamming"``, ``"hanning"``, ``"rectangular"`` or ``"blackman"``.
+        snip_edges: True: only frames that fit in the signal; False: frames centred every shift.
+        low_freq: Low edge of the mel filters in Hz.
+        high_freq: High edge of the mel filters in Hz; ≤ 0 is an offset from Nyquist.
+        vtln_warp: Vocal-tract-length warp factor of the mel filters; 1 = none.
+        vtln_low: Lower inflection point of the VTLN warp in Hz.
+        vtln_high: Upper inflection point of the VTLN warp in Hz; < 0 is an offset from the high edge.
+        dither: Gaussian dither standard deviation in int16 units (seeded: reproducible).
+        frame_length: Frame length in ms.
+        frame_shift: Frame shift in ms.
+        preemphasis_coefficient: Pre-emphasis coefficient.
+        remove_dc_offset: Subtract each frame's mean before processing.
+        round_to_power_of_two: Zero-pad frames to a power of two before the FFT.
+        deltas: Append deltas (and delta-deltas with ``delta_order=2``).
+        delta_order: 1 = deltas, 2 = deltas + delta-deltas.
+        delta_window: Delta regression window (frames on each side).
+        cmvn: Per-utterance mean normalisation (after deltas).
+        norm_vars: With ``cmvn``, also normalise the variance.
+        resample: Resample the audio to this rate (Hz) first.
+
+    Returns:
+        A ``float32`` array ``[frames, dims]`` (0 rows for audio shorter than one frame).
+    """
+    options = dict(
+        kind=kind,
+        num_mel_bins=num_mel_bins,
+        num_ceps=num_ceps,
+        cepstral_lifter=cepstral_lifter,
+        use_energy=use_energy,
+        energy_floor=energy_floor,
+        raw_energy=raw_energy,
+        window_type=window_type,
+        snip_edges=snip_edges,
+        low_freq=low_freq,
+        high_freq=high_freq,
+        vtln_warp=vtln_warp,
+        vtln_low=vtln_low,
+        vtln_high=vtln_high,
+        dither=dither,
+        frame_length=frame_length,
+        frame_shift=frame_shift,
+        preemphasis_coefficient=preemphasis_coefficient,
+        remove_dc_offset=remove_dc_offset,
+        round_to_power_of_two=round_to_power_of_two,
+        deltas=deltas,
+        delta_order=delta_order,
+        delta_window=delta_window,
+        cmvn=cmvn,
+        norm_vars=norm_vars,
+        resample=resample,
+    )
+    data, _ = _audio(audio)
+    return _phonrec.features(data, sample_rate, options)

@@ -1,0 +1,77 @@
+"""Type stubs of the extension module (private: use the `phonrec` package)."""
+
+from typing import Any, Dict, List, Optional, Tuple, final
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+__all__ = ["OutOfVocabularyError", "PhonrecError", "Recognizer", "__version__", "features"]
+
+class PhonrecError(Exception): ...
+
+class OutOfVocabularyError(PhonrecError):
+    words: List[str]
+
+_Phone = Tuple[str, float, float, float]
+_Transcript = Tuple[float, List[_Phone], List[Tuple[float, float]]]
+_Alignment = Tuple[
+    float, float, float, bool, List[Tuple[str, float, float, float, int, int]], List[_Phone], List[str]
+]
+_Scores = Tuple[
+    _Alignment,
+    List[Tuple[str, Optional[str], float, float, float, bool]],
+    List[Tuple[str, float, float, float, bool, int, int]],
+    float,
+]
+
+@final
+class Recognizer:
+    def __new__(
+        cls,
+        model: Optional[str] = None,
+        beam: Optional[int] = None,
+        lm: Optional[str] = None,
+        no_lm: bool = False,
+        lm_weight: Optional[float] = None,
+        insertion_bonus: Optional[float] = None,
+        alphabet: str = "arpabet",
+        lexicon: Optional[Any] = None,
+        builtin_lexicon: bool = True,
+    ) -> Recognizer: ...
+    @property
+    def columns(self) -> List[str]: ...
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def frame_shift(self) -> float: ...
+    @property
+    def decoding(self) -> str: ...
+    @property
+    def builtin_model(self) -> bool: ...
+    def transcribe(self, audio: Any, sample_rate: Optional[int] = None) -> _Transcript: ...
+    def transcribe_batch(self, items: List[Tuple[Any, Optional[int]]]) -> List[Any]: ...
+    def probs(
+        self, audio: Any, sample_rate: Optional[int] = None, log: bool = False
+    ) -> Tuple[npt.NDArray[np.float32], _Transcript]: ...
+    def align(
+        self,
+        audio: Any,
+        text: Optional[str] = None,
+        phones: Optional[str] = None,
+        sample_rate: Optional[int] = None,
+        oov: str = "error",
+    ) -> _Alignment: ...
+    def score(
+        self,
+        audio: Any,
+        text: Optional[str] = None,
+        phones: Optional[str] = None,
+        sample_rate: Optional[int] = None,
+        threshold: float = ...,
+        oov: str = "error",
+    ) -> _Scores: ...
+
+def features(
+    audio: Any, sample_rate: Optional[int], options: Dict[str, Any]
+) -> npt.NDArray[np.float32]: ...
