@@ -1,0 +1,473 @@
+"""The Python package against the command line: the same recogniser, aligner and features, so the same
+results on the audio/ examples; arrays of every dtype and layout read as the WAV reader reads files;
+bad input raises a clear exception.
+
+Run from anywhere (paths are relative to this file); the comparisons need the CLI binary, by default
+`target/release/phonrec` of this repository (`PHONREC_CLI=path` to choose another). Without it they
+are skipped, unless `PHONREC_CLI` is set (as CI does): then a missing binary is a failure.
+"""
+
+import io
+import json
+import os
+import pathlib
+import pickle
+import subprocess
+import threading
+import time
+import wave
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import phonrec
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+AUDIO = ROOT / "audio"
+FILES = sorted(AUDIO.glob("*.wav"))
+SUIT = AUDIO / "slt_dark_suit_16k.wav"
+SUIT_TEXT = "She had your dark suit in greasy wash water all year."
+SUIT_WORDS = SUIT_TEXT.lower().rstrip(".").split()
+
+# The CLI prints times and confidences to 3 decimals.
+CLI_ROUNDING = 5e-4 + 1e-6
+
+
+@pytest.fixture(scope="session")
+def cli():
+    path = os.environ.get("PHONREC_CLI") or str(ROOT / "target" / "release" / "phonrec")
+    if not os.path.isfile(path):
+        if os.environ.get("PHONREC_CLI"):
+            pytest.fail(f"PHONREC_CLI={path} does not exist")
+        pytest.skip(f"no phonrec binary at {path} (cargo build --release) to compare with")
+
+    def run(*args, **kwargs):
+        result = subprocess.run([path, *map(str, args)], capture_output=True, check=False, **kwargs)
+        assert result.returncode == 0, result.stderr.decode()
+        return result.stdout
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def recognizer():
+    return phonrec.Recognizer()
+
+
+def cli_json_lines(stdout):
+    return [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+
+
+def read_wav(path):
+    """Samples as Python's wave module gives them: int16 [frames] or [frames, channels], and the rate."""
+    with wave.open(str(path)) as w:
+        assert w.getsampwidth() == 2
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        channels = w.getnchannels()
+        rate = w.getframerate()
+    return (data if channels == 1 else data.reshape(-1, channels)), rate
+
+
+def write_wav(path, samples, rate, width):
+    """Write integer samples [frames] or [frames, channels] as a PCM WAV of `width` bytes per sample."""
+    samples = np.asarray(samples)
+    channels = 1 if samples.ndim == 1 else samples.shape[1]
+    dtype = {1: "u1", 2: "<i2", 4: "<i4"}[width]
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(samples.astype(dtype).tobytes())
+
+
+def assert_same_transcript(py, cli_record, times_tol=1e-6):
+    """A Transcript equal to a `transcribe --format json` record: the same phones, times (frame
+    multiples, which 3 decimals write exactly), confidences and segments to the CLI's rounding."""
+    assert " ".join(py.labels) == cli_record["phones"]
+    assert len(py.phones) == len(cli_record["spans"])
+    for ours, theirs in zip(py.phones, cli_record["spans"]):
+        assert ours.phone == theirs["phone"]
+        assert abs(ours.start - theirs["start"]) <= times_tol, (ours, theirs)
+        assert abs(ours.end - theirs["end"]) <= times_tol, (ours, theirs)
+        assert abs(ours.confidence - theirs["confidence"]) <= CLI_ROUNDING, (ours, theirs)
+    assert abs(py.duration - cli_record["duration"]) <= CLI_ROUNDING
+    assert len(py.segments) == len(cli_record["segments"])
+    for ours, theirs in zip(py.segments, cli_record["segments"]):
+        assert np.allclose(ours, theirs, atol=1e-6)
+
+
+def assert_same_phones(a, b, confidence_tol=1e-6):
+    assert a.labels == b.labels
+    for x, y in zip(a.phones, b.phones):
+        assert abs(x.start - y.start) <= 1e-6 and abs(x.end - y.end) <= 1e-6, (x, y)
+        assert abs(x.confidence - y.confidence) <= confidence_tol, (x, y)
+
+
+# --- the CLI's results ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_transcribe_equals_the_cli(cli, recognizer, path):
+    (record,) = cli_json_lines(cli("transcribe", "--format", "json", path))
+    transcript = recognizer.transcribe(path)
+    assert transcript.phones, "the examples all have phones"
+    assert transcript.source == str(path)
+    assert_same_transcript(transcript, record)
+
+
+def test_transcribe_batch_equals_the_cli_on_the_folder(cli, recognizer):
+    # `phonrec transcribe audio/` recognises the three files together (shared network batches).
+    records = cli_json_lines(cli("transcribe", "--format", "json", AUDIO))
+    assert [pathlib.Path(r["file"]).name for r in records] == [p.name for p in FILES]
+    batch = recognizer.transcribe_batch(FILES)
+    for transcript, record in zip(batch, records):
+        assert_same_transcript(transcript, record)
+
+
+def test_batch_equals_one_by_one(recognizer):
+    samples, rate = read_wav(SUIT)
+    inputs = [*FILES, (samples, rate), str(SUIT)]
+    batch = recognizer.transcribe_batch(inputs)
+    alone = [recognizer.transcribe(*i) if isinstance(i, tuple) else recognizer.transcribe(i) for i in inputs]
+    assert len(batch) == len(inputs)
+    for b, a in zip(batch, alone):
+        # Batched products round differently in the last bits; the phones and times do not move.
+        assert_same_phones(b, a, confidence_tol=1e-3)
+    assert batch[-1].source == str(SUIT) and batch[-2].source is None
+
+
+def test_probs_equal_the_cli(cli, recognizer, tmp_path):
+    for path in FILES:
+        out = tmp_path / (path.stem + ".npy")
+        cli("probs", path, "--format", "npy", "--output", out)
+        expected = np.load(out)
+        sidecar = json.loads((tmp_path / (path.stem + ".npy.json")).read_text())
+        probs = recognizer.probs(path)
+        assert probs.probs.dtype == np.float32
+        assert probs.probs.shape == expected.shape
+        np.testing.assert_allclose(probs.probs, expected, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(probs.probs.sum(axis=1), 1.0, atol=1e-4)
+        assert probs.columns == sidecar["phones"] == recognizer.columns
+        assert probs.frame_shift == pytest.approx(sidecar["frame_shift_s"])
+        assert probs.times[1] == pytest.approx(probs.frame_shift)
+        # The transcript decoded on the way is transcribe's.
+        assert_same_phones(probs.transcript, recognizer.transcribe(path))
+        # Unpacks as a tuple, too; log=True gives the logarithms.
+        array, columns, shift, _ = probs
+        log = recognizer.probs(path, log=True).probs
+        np.testing.assert_allclose(np.exp(log), array, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "flags, options",
+    [
+        ([], {}),
+        (["--kind", "mfcc", "--deltas", "--cmvn"], dict(kind="mfcc", deltas=True, cmvn=True)),
+        (
+            ["--num-mel-bins", "40", "--resample", "16000", "--snip-edges", "false", "--use-energy"],
+            dict(num_mel_bins=40, resample=16000, snip_edges=False, use_energy=True),
+        ),
+    ],
+    ids=["defaults", "mfcc-deltas-cmvn", "resampled-40-bins"],
+)
+def test_features_equal_the_cli(cli, tmp_path, flags, options):
+    for path in FILES:
+        out = tmp_path / (path.stem + ".npy")
+        cli("features", path, "--format", "npy", "--output", out, *flags)
+        expected = np.load(out)
+        ours = phonrec.features(path, **options)
+        assert ours.dtype == np.float32 and ours.shape == expected.shape
+        np.testing.assert_array_equal(ours, expected)
+
+
+def test_features_of_an_array_at_its_own_rate():
+    samples, rate = read_wav(AUDIO / "fsdd_7_jackson_0_8k.wav")
+    np.testing.assert_array_equal(
+        phonrec.features(samples, rate), phonrec.features(AUDIO / "fsdd_7_jackson_0_8k.wav")
+    )
+    assert phonrec.features(samples, rate).shape[1] == 80
+
+
+def test_align_equals_the_cli_and_spells_the_text(cli, recognizer):
+    alignment = recognizer.align(SUIT, SUIT_TEXT)
+    assert [w.word for w in alignment.words] == SUIT_WORDS
+    assert alignment.matches_text and alignment.skipped == []
+    starts = [w.start for w in alignment.words]
+    assert starts == sorted(starts)
+    for word in alignment.words:
+        assert word.start < word.end
+        assert word.phones and word.phones[0].start == word.start and word.phones[-1].end == word.end
+    dark = next(w for w in alignment.words if w.word == "dark")
+    assert [p.phone for p in dark.phones] == ["d", "aa", "r", "k"]
+
+    record = json.loads(cli("align", SUIT, "--text", SUIT_TEXT, "--format", "json"))
+    assert [w["word"] for w in record["words"]] == SUIT_WORDS
+    ours = [p for w in alignment.words for p in w.phones]
+    theirs = [p for w in record["words"] for p in w["phones"]]
+    assert [p.phone for p in ours] == [p["phone"] for p in theirs]
+    for p, q in zip(ours, theirs):
+        assert abs(p.start - q["start"]) <= CLI_ROUNDING and abs(p.end - q["end"]) <= CLI_ROUNDING
+        assert abs(p.confidence - q["confidence"]) <= CLI_ROUNDING
+    assert abs(alignment.match_score - record["match_score"]) <= CLI_ROUNDING
+    assert alignment.matches_text == record["matches_text"]
+
+
+def test_score_equals_the_cli(cli, recognizer):
+    scores = recognizer.score(SUIT, SUIT_TEXT)
+    record = json.loads(cli("score", SUIT, "--text", SUIT_TEXT, "--format", "json"))
+    assert [w.word for w in scores.words] == [w["word"] for w in record["words"]] == SUIT_WORDS
+    theirs = [p for w in record["words"] for p in w["phones"]]
+    assert len(scores.phones) == len(theirs)
+    for p, q in zip(scores.phones, theirs):
+        assert (p.expected, p.heard, p.mispronounced) == (q["expected"], q["heard"], q["mispronounced"])
+        assert abs(p.gop - q["gop"]) <= CLI_ROUNDING
+    for w, q in zip(scores.words, record["words"]):
+        assert abs(w.score - q["score"]) <= CLI_ROUNDING and w.mispronounced == q["mispronounced"]
+    assert scores.threshold == -1.0 and scores.matches_text
+
+
+def test_align_phones_and_out_of_vocabulary_words(recognizer):
+    by_phones = recognizer.align(SUIT, phones="sh iy hh ae d".split() + ["y", "ao1", "r"])
+    assert by_phones.words == []
+    assert [p.phone for p in by_phones.phones] == ["sh", "iy", "hh", "ae", "d", "y", "aa", "r"]
+
+    with pytest.raises(phonrec.OutOfVocabularyError) as caught:
+        recognizer.align(SUIT, "She had your zzqx suit in qqzx wash water all year")
+    assert caught.value.words == ["zzqx", "qqzx"]
+    assert "zzqx" in str(caught.value) and isinstance(caught.value, phonrec.PhonrecError)
+    skipped = recognizer.align(SUIT, "She had your zzqx dark suit", oov="skip")
+    assert skipped.skipped == ["zzqx"]
+    assert [w.word for w in skipped.words] == ["she", "had", "your", "dark", "suit"]
+
+    with_lexicon = phonrec.Recognizer(lexicon={"zzqx": "D AA1 R K"})
+    assert with_lexicon.align(SUIT, "She had your zzqx suit").words[3].word == "zzqx"
+
+    with pytest.raises(ValueError, match=r"\(text=\) or the phones"):
+        recognizer.align(SUIT)
+    with pytest.raises(ValueError, match="not both"):
+        recognizer.align(SUIT, "she", phones="sh iy")
+    with pytest.raises(ValueError, match="unknown phone"):
+        recognizer.align(SUIT, phones="sh qqq")
+    with pytest.raises(ValueError, match="oov"):
+        recognizer.align(SUIT, "she", oov="guess")
+
+
+# --- other models and decoders, as the CLI's flags -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, flags",
+    [
+        (dict(model=ROOT / "models" / "default.safetensors"), ["--model", "models/default.safetensors"]),
+        (
+            dict(model=str(ROOT / "models" / "default.safetensors"), lm=ROOT / "models" / "default-lm.arpa.gz"),
+            ["--model", "models/default.safetensors", "--lm", "models/default-lm.arpa.gz"],
+        ),
+        (dict(no_lm=True), ["--no-lm"]),
+        (dict(beam=4, lm_weight=0.6), ["--beam", "4", "--lm-weight", "0.6"]),
+        (dict(alphabet="ipa"), ["--alphabet", "ipa"]),
+    ],
+    ids=["model-greedy", "model-with-lm", "no-lm", "beam-weight", "ipa"],
+)
+def test_decoding_options_equal_the_cli_flags(cli, kwargs, flags):
+    recognizer = phonrec.Recognizer(**kwargs)
+    records = cli_json_lines(cli("transcribe", "--format", "json", *flags, *FILES, cwd=ROOT))
+    for path, record in zip(FILES, records):
+        assert_same_transcript(recognizer.transcribe(path), record)
+
+
+def test_recognizer_properties_and_options(recognizer):
+    assert recognizer.sample_rate == 16000 and recognizer.frame_shift == pytest.approx(0.02)
+    assert len(recognizer.phones) == 39 and recognizer.columns == ["<blk>", *recognizer.phones]
+    assert "beam search of width 8" in recognizer.decoding and "6-gram" in recognizer.decoding
+    assert "greedy" in phonrec.Recognizer(no_lm=True).decoding
+    assert "ʃ" in phonrec.Recognizer(alphabet="ipa").phones
+    with pytest.raises(ValueError, match="beam"):
+        phonrec.Recognizer(beam=0)
+    with pytest.raises(ValueError, match="beam search"):
+        phonrec.Recognizer(beam=1, lm="builtin")
+    with pytest.raises(ValueError, match="contradict"):
+        phonrec.Recognizer(no_lm=True, lm="builtin")
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        phonrec.Recognizer("no-such-model.safetensors")
+    with pytest.raises(ValueError, match="alphabet"):
+        phonrec.Recognizer(alphabet="klingon")
+
+
+def test_version_is_the_cli_version(cli):
+    assert cli("--version").decode().split() == ["phonrec", phonrec.__version__]
+
+
+# --- arrays, bytes and file objects ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_an_array_read_with_the_wave_module_gives_the_files_phones(recognizer, path):
+    samples, rate = read_wav(path)
+    assert samples.dtype == np.int16
+    assert_same_phones(recognizer.transcribe(samples, rate), recognizer.transcribe(path))
+    assert_same_phones(recognizer.transcribe(samples, sample_rate=rate), recognizer.transcribe(path))
+
+
+def test_dtypes_and_channels_agree(recognizer):
+    samples, rate = read_wav(SUIT)
+    reference = recognizer.probs(SUIT).probs
+    as_float = samples.astype(np.float32) / 32768
+    same = {
+        "int16": samples,
+        "float32": as_float,
+        "float64": samples.astype(np.float64) / 32768,
+        "int32": samples.astype(np.int32) << 16,
+        "two equal channels": np.stack([samples, samples], axis=1),
+        "a (samples, 1) column": samples[:, None],
+        "non-contiguous": np.stack([as_float, as_float * 0], axis=1)[:, 0],
+        "big-endian": samples.astype(">i2"),
+        "a list": list(as_float.astype(np.float64)),
+    }
+    for name, array in same.items():
+        np.testing.assert_array_equal(recognizer.probs(array, rate).probs, reference, err_msg=name)
+
+
+def test_channels_and_8_bit_are_mixed_and_scaled_as_the_wav_reader_does(recognizer, tmp_path):
+    samples, rate = read_wav(SUIT)
+    stereo = np.stack([samples, (samples // 3)], axis=1)
+    write_wav(tmp_path / "stereo.wav", stereo, rate, 2)
+    np.testing.assert_array_equal(
+        recognizer.probs(stereo, rate).probs, recognizer.probs(tmp_path / "stereo.wav").probs
+    )
+    eight_bit = (samples.astype(np.int32) // 256 + 128).astype(np.uint8)
+    write_wav(tmp_path / "8bit.wav", eight_bit, rate, 1)
+    np.testing.assert_array_equal(
+        recognizer.probs(eight_bit, rate).probs, recognizer.probs(tmp_path / "8bit.wav").probs
+    )
+    thirty_two = samples.astype(np.int32) * 65536 + 12345
+    write_wav(tmp_path / "32bit.wav", thirty_two, rate, 4)
+    np.testing.assert_array_equal(
+        recognizer.probs(thirty_two, rate).probs, recognizer.probs(tmp_path / "32bit.wav").probs
+    )
+
+
+def test_bytes_file_objects_and_pathlike_read_as_the_path(recognizer):
+    reference = recognizer.transcribe(SUIT)
+    data = SUIT.read_bytes()
+    for audio in (data, bytearray(data), memoryview(data), io.BytesIO(data), SUIT, str(SUIT)):
+        assert_same_phones(recognizer.transcribe(audio), reference)
+    with open(SUIT, "rb") as f:
+        assert_same_phones(recognizer.transcribe(f), reference)
+    assert recognizer.transcribe(data).source is None
+    assert recognizer.transcribe(SUIT).source == str(SUIT)
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+def test_bad_input_raises_clear_exceptions(recognizer, tmp_path):
+    samples, rate = read_wav(SUIT)
+    with pytest.raises(FileNotFoundError, match="no-such.wav"):
+        recognizer.transcribe(tmp_path / "no-such.wav")
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("these are not samples")
+    with pytest.raises(phonrec.PhonrecError, match="not an audio file"):
+        recognizer.transcribe(not_audio)
+    with pytest.raises(phonrec.PhonrecError, match="not an audio file"):
+        recognizer.transcribe(b"neither are these")
+    with pytest.raises(phonrec.PhonrecError, match="folder"):
+        recognizer.transcribe(tmp_path)
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(SUIT.read_bytes()[:1000])
+    with pytest.raises(phonrec.PhonrecError, match="truncated.wav"):
+        recognizer.transcribe(truncated)
+    with pytest.raises(ValueError, match="no samples"):
+        recognizer.transcribe(np.zeros(0, np.float32), 16000)
+    with pytest.raises(ValueError, match="no samples"):
+        recognizer.transcribe(np.zeros((100, 0), np.float32), 16000)
+    with_nan = samples.astype(np.float32) / 32768
+    with_nan[1000] = np.nan
+    with pytest.raises(ValueError, match="sample 1000"):
+        recognizer.transcribe(with_nan, rate)
+    with pytest.raises(ValueError, match="sample 1000"):
+        phonrec.features(with_nan, rate)
+    with pytest.raises(ValueError, match="sample_rate is required"):
+        recognizer.transcribe(samples)
+    with pytest.raises(ValueError, match="sample_rate"):
+        recognizer.transcribe(SUIT, 16000)
+    with pytest.raises(ValueError, match="outside the supported range"):
+        recognizer.transcribe(samples, 100)
+    with pytest.raises(ValueError, match="3-D"):
+        recognizer.transcribe(np.zeros((10, 10, 2), np.float32), 16000)
+    with pytest.raises(ValueError, match="transpose"):
+        recognizer.transcribe(np.stack([samples, samples]), rate)
+    with pytest.raises(TypeError, match="int64"):
+        recognizer.transcribe(samples.astype(np.int64), rate)
+    with pytest.raises(TypeError, match="audio must be"):
+        recognizer.transcribe(12345)
+    with pytest.raises(ValueError, match="kind"):
+        phonrec.features(SUIT, kind="plp")
+    with pytest.raises(ValueError, match="window"):
+        phonrec.features(SUIT, window_type="triangle")
+    for error in (FileNotFoundError, ValueError, TypeError, phonrec.PhonrecError):
+        assert issubclass(error, Exception)
+
+
+def test_batch_errors_raise_or_take_their_place(recognizer, tmp_path):
+    missing = tmp_path / "missing.wav"
+    with pytest.raises(FileNotFoundError, match="missing.wav"):
+        recognizer.transcribe_batch([SUIT, missing])
+    results = recognizer.transcribe_batch([SUIT, missing, b"junk"], errors="return")
+    assert isinstance(results[0], phonrec.Transcript)
+    assert isinstance(results[1], FileNotFoundError)
+    assert isinstance(results[2], phonrec.PhonrecError)
+    with pytest.raises(ValueError, match="item 1: sample_rate is required"):
+        recognizer.transcribe_batch([SUIT, np.zeros(100, np.float32)])
+    assert recognizer.transcribe_batch([]) == []
+
+
+# --- threads, the GIL, pickling -------------------------------------------------------------------
+
+
+def test_one_recognizer_serves_several_threads(recognizer):
+    expected = {path: recognizer.transcribe(path) for path in FILES}
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda p: (p, recognizer.transcribe(p)), FILES * 4))
+    for path, transcript in results:
+        assert_same_phones(transcript, expected[path])
+
+
+def test_the_gil_is_released_while_recognising(recognizer):
+    samples, rate = read_wav(SUIT)
+    long = np.tile(samples, 10)  # 30 s
+    counter = [0]
+    running = threading.Event()
+    stop = threading.Event()
+
+    def count():
+        running.set()
+        while not stop.is_set():
+            counter[0] += 1
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    running.wait()
+    try:
+        started = time.perf_counter()
+        before = counter[0]
+        recognizer.transcribe(long, rate)
+        during = counter[0] - before
+        elapsed = time.perf_counter() - started
+    finally:
+        stop.set()
+        thread.join()
+    # With the GIL held for the whole call the counter could not move (a thread switch needs the GIL).
+    assert elapsed > 0.05 and during > 1000, (elapsed, during)
+
+
+def test_results_and_recognizers_pickle(recognizer):
+    transcript = recognizer.transcribe(SUIT)
+    assert pickle.loads(pickle.dumps(transcript)) == transcript
+    alignment = recognizer.align(SUIT, SUIT_TEXT)
+    assert pickle.loads(pickle.dumps(alignment)) == alignment
+    assert json.dumps(recognizer.score(SUIT, SUIT_TEXT).to_dict())
+    copy = pickle.loads(pickle.dumps(phonrec.Recognizer(no_lm=True)))
+    assert "greedy" in copy.decoding
+    assert str(transcript) == " ".join(transcript.labels)
