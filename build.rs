@@ -1,4 +1,4 @@
-//! Compile the default model (and its phone LM, `models/default-lm.arpa.gz`) into the binary when
+//! Compile the default model (and its phone LM, `models/default-lm.bin`) into the binary when
 //! `models/default.safetensors` exists, so `phonrec transcribe x.wav` works from any directory without
 //! `--model`.
 
@@ -6,11 +6,11 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(phonrec_default_model)");
     println!("cargo::rustc-check-cfg=cfg(phonrec_default_lm)");
     println!("cargo::rerun-if-changed=models/default.safetensors");
-    println!("cargo::rerun-if-changed=models/default-lm.arpa.gz");
+    println!("cargo::rerun-if-changed=models/default-lm.bin");
     println!("cargo::rerun-if-changed=models/default-boundaries.tsv");
     if std::path::Path::new("models/default.safetensors").is_file() {
         println!("cargo::rustc-cfg=phonrec_default_model");
-        if std::path::Path::new("models/default-lm.arpa.gz").is_file() {
+        if std::path::Path::new("models/default-lm.bin").is_file() {
             println!("cargo::rustc-cfg=phonrec_default_lm");
         }
     }

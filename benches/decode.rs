@@ -60,6 +60,11 @@ fn decoders(c: &mut Criterion) {
     };
     let beam_no_lm = beam(None, 0.0, 0.0);
     let beam_lm = beam(Some(lm), 0.4, 1.0);
+    // The same LM as compiled in: the binary trie, scored in place (same results, other lookups).
+    let binary_lm = phonrec::builtin::lm(&phones)
+        .expect("the built-in binary LM")
+        .expect("this build has the built-in LM");
+    let beam_binary_lm = beam(Some(binary_lm), 0.4, 1.0);
 
     let mut group = c.benchmark_group("decode_60s");
     group.sample_size(20);
@@ -72,6 +77,9 @@ fn decoders(c: &mut Criterion) {
     });
     group.bench_function("beam8_lm", |b| {
         b.iter(|| black_box(beam_lm.decode(log_probs.view())))
+    });
+    group.bench_function("beam8_lm_binary", |b| {
+        b.iter(|| black_box(beam_binary_lm.decode(log_probs.view())))
     });
     group.bench_function("beam8_lm_aligned_spans", |b| {
         b.iter(|| black_box(decode_spans(&beam_lm, log_probs.view(), 0.02).expect("spans")))

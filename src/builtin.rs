@@ -24,9 +24,10 @@ const MODEL: Option<&[u8]> = Some(include_bytes!("../models/default.safetensors"
 #[cfg(not(phonrec_default_model))]
 const MODEL: Option<&[u8]> = None;
 
-/// The default model's phone LM (gzip-compressed ARPA), from `models/default-lm.arpa.gz`.
+/// The default model's phone LM in phonrec's binary format (`models/default-lm.bin`, converted from
+/// `models/default-lm.arpa.gz` by `phonrec lm --input`), scored where it lies in the program's data.
 #[cfg(phonrec_default_lm)]
-const LM: Option<&[u8]> = Some(include_bytes!("../models/default-lm.arpa.gz"));
+const LM: Option<&[u8]> = Some(include_bytes!("../models/default-lm.bin"));
 #[cfg(not(phonrec_default_lm))]
 const LM: Option<&[u8]> = None;
 
@@ -56,7 +57,8 @@ pub fn model_bytes() -> Option<&'static [u8]> {
     MODEL
 }
 
-/// The built-in phone LM's bytes (gzip-compressed ARPA), if this build has one.
+/// The built-in phone LM's bytes (the binary format, see [`PhoneLm::from_binary_static`]), if this
+/// build has one.
 pub fn lm_bytes() -> Option<&'static [u8]> {
     LM
 }
@@ -70,7 +72,7 @@ fn missing(what: &'static str) -> Error {
     Error::InvalidOptions {
         what,
         reason: "this phonrec was built without it (models/default.safetensors or \
-                 models/default-lm.arpa.gz was missing at build time); give a model file instead"
+                 models/default-lm.bin was missing at build time); give a model file instead"
             .into(),
     }
 }
@@ -83,7 +85,7 @@ pub fn model() -> Result<Model> {
 /// The built-in phone LM for a model with these phones (the built-in model's 39, or a model
 /// fine-tuned from it); `None` if this build has no LM.
 pub fn lm(phones: &PhoneSet) -> Result<Option<PhoneLm>> {
-    LM.map(|bytes| PhoneLm::from_arpa_bytes(bytes, phones, Path::new(LM_NAME)))
+    LM.map(|bytes| PhoneLm::from_binary_static(bytes, phones, Path::new(LM_NAME)))
         .transpose()
 }
 

@@ -11,15 +11,21 @@ use phonrec::phones::PhoneSet;
 
 use super::common::{data_source, load_data};
 
-/// Estimate a phone n-gram LM (ARPA) from labeled data, for `transcribe --lm`.
+/// Estimate a phone n-gram LM from labeled data, for `transcribe --lm`; or convert one.
 ///
-/// Witten–Bell smoothing with back-off, from the label sequences of labeled data sets and/or phone text, written in ARPA format, which `phonrec transcribe --lm` and other tools (SRILM, KenLM) read. All sources are pooled: each utterance or line counts once.
+/// Witten–Bell smoothing with back-off, from the label sequences of labeled data sets and/or phone text. All sources are pooled: each utterance or line counts once. The output is ARPA text (`x.arpa`, gzipped as `x.arpa.gz`), which other tools (SRILM, KenLM) read, or phonrec's binary format (`x.bin`), which loads in no time: `transcribe --lm` reads both.
+///
+/// Convert: phonrec lm --input phones.arpa.gz --output phones.bin (and back with --output x.arpa).
 #[derive(Args, Debug)]
 pub struct LmArgs {
     /// Labeled data: a manifest, a TIMIT root (TRAIN/ is used), or a Kaldi data dir (with --lexicon).
     /// Repeat to pool several.
-    #[arg(long, required_unless_present = "text")]
+    #[arg(long, required_unless_present_any = ["text", "input"])]
     pub data: Vec<PathBuf>,
+
+    /// An LM to convert instead of estimating one: ARPA (plain or gzipped) or binary.
+    #[arg(long, conflicts_with_all = ["data", "text", "order", "min_count"])]
+    pub input: Option<PathBuf>,
 
     /// Phone text: one utterance per line, space-separated phones (`#` comments and blank lines are
     /// skipped), e.g. prompt sentences run through a lexicon. Repeat to pool several.
@@ -43,7 +49,7 @@ pub struct LmArgs {
     #[arg(long)]
     pub phones: Option<PathBuf>,
 
-    /// Where to write the ARPA file.
+    /// Where to write the LM: binary if the name ends in `.bin`, else ARPA (gzipped if `.gz`).
     #[arg(long, short)]
     pub output: PathBuf,
 }
@@ -53,6 +59,17 @@ pub fn run(args: LmArgs) -> anyhow::Result<ExitCode> {
         Some(path) => PhoneSet::from_file(path)?,
         None => PhoneSet::timit39(),
     };
+    if let Some(input) = &args.input {
+        let lm = PhoneLm::load(input, &phones)?;
+        lm.save(&args.output, &phones)?;
+        eprintln!(
+            "phonrec: {}-gram LM {} written to {}",
+            lm.order(),
+            input.display(),
+            args.output.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut sequences = Vec::new();
     for path in &args.data {
         let source = data_source(path, args.lexicon.as_deref(), TimitSplit::Train)?;

@@ -16,6 +16,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufRead, Write};
 use std::path::Path;
 
+use super::lm_trie::{self, LmTrie};
 use crate::error::{Error, Result};
 use crate::phones::{PhoneId, PhoneSet, BLANK};
 
@@ -36,7 +37,7 @@ const NEVER_LOG10: f64 = -99.0;
 /// Internal word ids: phones keep their [`PhoneId`] value; the sentence markers take the top two
 /// values below [`NO_TOKEN`], so an inventory may hold up to [`MAX_LM_PHONES`] entries. 16 bits a token
 /// keep a key at 16 bytes: a 780k-n-gram model's maps are a third smaller than with 32-bit tokens.
-type Token = u16;
+pub(super) type Token = u16;
 const SENTENCE_START: Token = Token::MAX - 2;
 const SENTENCE_END: Token = Token::MAX - 1;
 /// Fills the unused tail of an [`NgramKey`].
@@ -85,13 +86,14 @@ impl Hasher for NgramHasher {
     }
 }
 
-/// One stored n-gram.
+/// One stored n-gram. Double precision, so that ARPA text (7 decimals of log10, up to 9 significant
+/// digits) survives reading, converting to the binary format and writing back unchanged.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct NgramEntry {
+pub(super) struct NgramEntry {
     /// ln P(last token | the others).
-    log_prob: f64,
+    pub(super) log_prob: f64,
     /// ln of the back-off weight applied when this n-gram is a history whose continuation is not stored.
-    log_backoff: f64,
+    pub(super) log_backoff: f64,
 }
 
 /// The language-model context after some phones: the last `order − 1` tokens. Cheap to copy; obtained from
@@ -113,8 +115,18 @@ impl LmState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PhoneLm {
     order: usize,
-    /// `ngrams[n - 1]` holds the n-grams of order n.
-    ngrams: Vec<NgramMap<NgramEntry>>,
+    storage: Storage,
+}
+
+/// Where the n-grams are: hash maps (estimated, or read from ARPA text) or a binary trie scored in
+/// place (see [`lm_trie`](super::lm_trie)).
+#[derive(Clone, Debug, PartialEq)]
+enum Storage {
+    /// `ngrams[n - 1]` holds the n-grams of order n, keyed by the phone set's ids.
+    Maps(Vec<NgramMap<NgramEntry>>),
+    /// A binary LM; `tokens[phone id]` is the file's token for each of the model's phones
+    /// (`NO_TOKEN` for phones the file does not have).
+    Trie { trie: LmTrie, tokens: Vec<Token> },
 }
 
 fn key(tokens: &[Token]) -> NgramKey {
@@ -193,10 +205,7 @@ impl PhoneLm {
             }
         }
 
-        let mut lm = PhoneLm {
-            order,
-            ngrams: vec![NgramMap::default(); order],
-        };
+        let mut ngrams = vec![NgramMap::default(); order];
         // Unigrams: Witten–Bell interpolated with the uniform distribution over phones and </s>.
         let vocabulary: Vec<Token> = (1..phones.len())
             .map(|id| id as Token)
@@ -212,9 +221,13 @@ impl PhoneLm {
             } else {
                 (count + distinct * uniform) / (total as f64 + distinct)
             };
-            lm.ngrams[0].insert(key(&[word]), entry(prob.ln()));
+            ngrams[0].insert(key(&[word]), entry(prob.ln()));
         }
-        lm.ngrams[0].insert(key(&[SENTENCE_START]), entry(from_log10(NEVER_LOG10)));
+        ngrams[0].insert(key(&[SENTENCE_START]), entry(from_log10(NEVER_LOG10)));
+        let mut lm = PhoneLm {
+            order,
+            storage: Storage::Maps(ngrams),
+        };
 
         // Higher orders, each interpolated with the finished model of the orders below it.
         for n in 2..=order {
@@ -233,17 +246,19 @@ impl PhoneLm {
                     (count as f64 + followers as f64 * lower) / (history_count + followers) as f64;
                 entries.insert(*ngram, entry(prob.ln()));
             }
-            lm.ngrams[n - 1] = entries;
+            let ngrams = lm.maps_mut();
+            ngrams[n - 1] = entries;
             for (history, (history_count, followers)) in histories {
                 let backoff = followers as f64 / (history_count + followers) as f64;
-                if let Some(stored) = lm.ngrams[n - 2].get_mut(&history) {
+                if let Some(stored) = ngrams[n - 2].get_mut(&history) {
                     stored.log_backoff = backoff.ln();
                 }
             }
         }
         if min_count > 1 && order >= 3 {
+            let ngrams = lm.maps_mut();
             for n in 3..=order {
-                lm.ngrams[n - 1].retain(|ngram, _| counts[n - 1][ngram] >= min_count);
+                ngrams[n - 1].retain(|ngram, _| counts[n - 1][ngram] >= min_count);
             }
             // Bottom-up: P(w | h') below order n is final when order n's back-offs are recomputed.
             for n in 3..=order {
@@ -259,7 +274,10 @@ impl PhoneLm {
         // Per history: (Σ P(w | h), Σ P(w | h')) over its stored followers.
         // Summed in n-gram order, not hash order: float sums depend on their order, and the same data
         // must always give the same file.
-        let mut ordered: Vec<(&NgramKey, &NgramEntry)> = self.ngrams[n - 1].iter().collect();
+        let Storage::Maps(ngrams) = &self.storage else {
+            return;
+        };
+        let mut ordered: Vec<(&NgramKey, &NgramEntry)> = ngrams[n - 1].iter().collect();
         ordered.sort_unstable_by_key(|(ngram, _)| **ngram);
         let mut sums: NgramMap<(f64, f64)> = NgramMap::default();
         for (ngram, stored) in ordered {
@@ -268,11 +286,23 @@ impl PhoneLm {
             sum.0 += stored.log_prob.exp();
             sum.1 += lower;
         }
-        for (history, stored) in self.ngrams[n - 2].iter_mut() {
+        for (history, stored) in self.maps_mut()[n - 2].iter_mut() {
             let (kept, lower) = sums.get(history).copied().unwrap_or((0.0, 0.0));
             // Both sums are below one for a history with any unseen follower; clamp rounding.
             let backoff = (1.0 - kept).max(1e-12) / (1.0 - lower).max(1e-12);
             stored.log_backoff = backoff.ln();
+        }
+    }
+
+    /// The hash maps of a model being estimated (estimation makes maps; a trie would be converted).
+    fn maps_mut(&mut self) -> &mut Vec<NgramMap<NgramEntry>> {
+        if let Storage::Trie { trie, tokens } = &self.storage {
+            let maps = trie_to_maps_with(trie, tokens);
+            self.storage = Storage::Maps(maps);
+        }
+        match &mut self.storage {
+            Storage::Maps(ngrams) => ngrams,
+            Storage::Trie { .. } => unreachable!("replaced by maps above"),
         }
     }
 
@@ -296,7 +326,10 @@ impl PhoneLm {
 
     /// ln P(`phone` | `state`) and the state after it.
     pub fn score(&self, state: &LmState, phone: PhoneId) -> (f64, LmState) {
-        let token = phone_token(phone);
+        let token = match &self.storage {
+            Storage::Maps(_) => phone_token(phone),
+            Storage::Trie { tokens, .. } => tokens.get(phone.index()).copied().unwrap_or(NO_TOKEN),
+        };
         let log_prob = self.log_prob_tokens(state.tokens(), token);
         let mut next = *state;
         let keep = self.order - 1;
@@ -342,6 +375,12 @@ impl PhoneLm {
     /// Back-off lookup: the longest stored `(history suffix, word)`, times the back-off weights of the
     /// longer histories that were not followed by `word`. `history` is oldest first.
     fn log_prob_tokens(&self, history: &[Token], word: Token) -> f64 {
+        let ngrams = match &self.storage {
+            Storage::Maps(ngrams) => ngrams,
+            Storage::Trie { trie, .. } => {
+                return trie.log_prob(history, word, from_log10(NEVER_LOG10))
+            }
+        };
         let mut log_backoff = 0.0;
         let mut ngram = [NO_TOKEN; MAX_LM_ORDER];
         for skip in 0..=history.len() {
@@ -349,11 +388,11 @@ impl PhoneLm {
             ngram[..suffix.len()].copy_from_slice(suffix);
             ngram[suffix.len()] = word;
             ngram[suffix.len() + 1..].fill(NO_TOKEN);
-            if let Some(found) = self.ngrams[suffix.len()].get(&ngram) {
+            if let Some(found) = ngrams[suffix.len()].get(&ngram) {
                 return log_backoff + found.log_prob;
             }
             if !suffix.is_empty() {
-                if let Some(stored) = self.ngrams[suffix.len() - 1].get(&key(suffix)) {
+                if let Some(stored) = ngrams[suffix.len() - 1].get(&key(suffix)) {
                     log_backoff += stored.log_backoff;
                 }
             }
@@ -363,17 +402,16 @@ impl PhoneLm {
 
     /// Writes the model as ARPA text (log10 values), n-grams sorted by id for reproducible files.
     pub fn write_arpa(&self, phones: &PhoneSet, out: &mut dyn Write) -> std::io::Result<()> {
+        let levels = self.sorted_ngrams();
         let mut text = String::from("\\data\\\n");
-        for (n, ngrams) in self.ngrams.iter().enumerate() {
+        for (n, ngrams) in levels.iter().enumerate() {
             let _ = writeln!(text, "ngram {}={}", n + 1, ngrams.len());
         }
-        for (n, ngrams) in self.ngrams.iter().enumerate() {
+        for (n, ngrams) in levels.iter().enumerate() {
             let _ = write!(text, "\n\\{}-grams:\n", n + 1);
-            let mut sorted: Vec<_> = ngrams.iter().collect();
-            sorted.sort_by_key(|(key, _)| **key);
             let has_backoff = n + 1 < self.order;
-            for (key, entry) in sorted {
-                let words: Vec<&str> = key[..=n].iter().map(|t| token_name(*t, phones)).collect();
+            for (key, entry) in ngrams {
+                let words: Vec<&str> = key.iter().map(|t| token_name(*t, phones)).collect();
                 let _ = write!(text, "{:.7}\t{}", to_log10(entry.log_prob), words.join(" "));
                 if has_backoff {
                     let _ = write!(text, "\t{:.7}", to_log10(entry.log_backoff));
@@ -385,9 +423,88 @@ impl PhoneLm {
         out.write_all(text.as_bytes())
     }
 
-    /// Saves the model as an ARPA file, gzip-compressed when `path` ends in `.gz` (as SRILM and KenLM
-    /// write and read `.arpa.gz`; phone ARPA text shrinks about threefold).
+    /// Every n-gram by order, as tokens of the phone set's ids (oldest first), sorted.
+    fn sorted_ngrams(&self) -> Vec<Vec<(Vec<Token>, NgramEntry)>> {
+        let maps;
+        let ngrams = match &self.storage {
+            Storage::Maps(ngrams) => ngrams,
+            Storage::Trie { trie, tokens } => {
+                maps = trie_to_maps_with(trie, tokens);
+                &maps
+            }
+        };
+        ngrams
+            .iter()
+            .enumerate()
+            .map(|(n, level)| {
+                let mut sorted: Vec<(Vec<Token>, NgramEntry)> = level
+                    .iter()
+                    .map(|(key, entry)| (key[..=n].to_vec(), *entry))
+                    .collect();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                sorted
+            })
+            .collect()
+    }
+
+    /// The model in the binary format ([`lm_trie`](super::lm_trie)), its tokens named by `phones`.
+    pub fn binary_bytes(&self, phones: &PhoneSet) -> Vec<u8> {
+        let names: Vec<(Token, String)> = (1..phones.len())
+            .map(|id| (id as Token, phones.name(PhoneId(id as u16)).to_string()))
+            .collect();
+        lm_trie::write(&self.sorted_ngrams(), &names)
+    }
+
+    /// Reads a binary LM (from `phonrec lm --output x.bin`) held in the program's own data, scoring
+    /// it in place: nothing is parsed or copied. Its phone names must be phones of `phones`.
+    pub fn from_binary_static(
+        bytes: &'static [u8],
+        phones: &PhoneSet,
+        source: &Path,
+    ) -> Result<Self> {
+        Self::with_trie(LmTrie::from_static(bytes, source)?, phones, source)
+    }
+
+    /// A binary LM (its phone names must be phones of `phones`), or ARPA text, plain or gzipped,
+    /// held in memory.
+    pub fn from_bytes(bytes: &[u8], phones: &PhoneSet, source: &Path) -> Result<Self> {
+        if LmTrie::is_binary(bytes) {
+            return Self::with_trie(LmTrie::from_vec(bytes.to_vec(), source)?, phones, source);
+        }
+        Self::from_arpa_bytes(bytes, phones, source)
+    }
+
+    fn with_trie(trie: LmTrie, phones: &PhoneSet, source: &Path) -> Result<Self> {
+        check_inventory_size(phones)?;
+        let mut tokens = vec![NO_TOKEN; phones.len()];
+        for (token, name) in trie.names() {
+            match phones.id(name).filter(|id| *id != BLANK) {
+                Some(id) => tokens[id.index()] = *token,
+                None => {
+                    return Err(Error::UnknownPhone {
+                        phone: name.clone(),
+                        path: source.to_path_buf(),
+                        line: None,
+                    })
+                }
+            }
+        }
+        Ok(PhoneLm {
+            order: trie.order(),
+            storage: Storage::Trie { trie, tokens },
+        })
+    }
+
+    /// Saves the model: binary ([`lm_trie`](super::lm_trie)) when `path` ends in `.bin`, else as an
+    /// ARPA file, gzip-compressed when `path` ends in `.gz` (as SRILM and KenLM write and read
+    /// `.arpa.gz`; phone ARPA text shrinks about threefold).
     pub fn save(&self, path: &Path, phones: &PhoneSet) -> Result<()> {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("bin"))
+        {
+            return std::fs::write(path, self.binary_bytes(phones)).map_err(|e| Error::io(path, e));
+        }
         let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
         let mut out = std::io::BufWriter::new(file);
         let written = if path
@@ -404,11 +521,18 @@ impl PhoneLm {
         written.map_err(|e| Error::io(path, e))
     }
 
-    /// Loads an ARPA file whose words are phones of `phones` (plus `<s>`, `</s>`; `<unk>` lines are
-    /// skipped). Gzip-compressed files are recognised by their content, whatever their name.
+    /// Loads a binary LM or an ARPA file whose words are phones of `phones` (plus `<s>`, `</s>`;
+    /// `<unk>` lines are skipped). Gzip-compressed ARPA and the binary format are recognised by their
+    /// content, whatever the file's name.
     pub fn load(path: &Path, phones: &PhoneSet) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        Self::read_arpa_maybe_gzip(std::io::BufReader::new(file), phones, path)
+        let mut reader = std::io::BufReader::new(file);
+        let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+        if LmTrie::is_binary(head) {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            return Self::with_trie(LmTrie::from_vec(bytes, path)?, phones, path);
+        }
+        Self::read_arpa_maybe_gzip(reader, phones, path)
     }
 
     /// Reads ARPA text held in memory, plain or gzip-compressed; `source` names it in error messages.
@@ -651,7 +775,7 @@ impl ArpaParser<'_> {
         }
         Ok(PhoneLm {
             order: self.declared.len(),
-            ngrams: self.ngrams,
+            storage: Storage::Maps(self.ngrams),
         })
     }
 }
@@ -661,6 +785,32 @@ fn entry(log_prob: f64) -> NgramEntry {
         log_prob,
         log_backoff: 0.0,
     }
+}
+
+/// A trie's n-grams as hash maps keyed by a phone set's ids: `tokens[id]` is the file's token of
+/// phone `id`; the sentence markers are the same in both.
+fn trie_to_maps_with(trie: &LmTrie, tokens: &[Token]) -> Vec<NgramMap<NgramEntry>> {
+    let mut to_id: HashMap<Token, Token> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, &token)| token != NO_TOKEN)
+        .map(|(id, &token)| (token, id as Token))
+        .collect();
+    to_id.insert(SENTENCE_START, SENTENCE_START);
+    to_id.insert(SENTENCE_END, SENTENCE_END);
+    trie.ngrams()
+        .into_iter()
+        .map(|level| {
+            level
+                .into_iter()
+                .filter_map(|(file_tokens, entry)| {
+                    let ids: Option<Vec<Token>> =
+                        file_tokens.iter().map(|t| to_id.get(t).copied()).collect();
+                    Some((key(&ids?), entry))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Phone names to tokens for reading ARPA files, where a million lines name several phones each: names
@@ -723,6 +873,15 @@ fn token_name(token: Token, phones: &PhoneSet) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl PhoneLm {
+        fn maps(&self) -> &Vec<NgramMap<NgramEntry>> {
+            match &self.storage {
+                Storage::Maps(ngrams) => ngrams,
+                Storage::Trie { .. } => panic!("a trie, not maps"),
+            }
+        }
+    }
 
     /// Probabilities built from exact fractions, compared in f64.
     const PROB_TOLERANCE: f64 = 1e-12;
@@ -814,13 +973,13 @@ mod tests {
         assert_eq!(full, PhoneLm::estimate_pruned(&sequences, &phones, 5, 1)?);
         let pruned = PhoneLm::estimate_pruned(&sequences, &phones, 5, 3)?;
         // Unigrams and bigrams are never pruned (bigram back-offs change: trigrams are pruned).
-        assert!(pruned.ngrams[0] == full.ngrams[0], "unigrams changed");
-        assert_eq!(pruned.ngrams[1].len(), full.ngrams[1].len());
-        assert!(pruned.ngrams[1]
+        assert!(pruned.maps()[0] == full.maps()[0], "unigrams changed");
+        assert_eq!(pruned.maps()[1].len(), full.maps()[1].len());
+        assert!(pruned.maps()[1]
             .iter()
-            .all(|(ngram, entry)| full.ngrams[1][ngram].log_prob == entry.log_prob));
-        assert!((2..5).all(|n| pruned.ngrams[n].len() <= full.ngrams[n].len()));
-        assert!(pruned.ngrams[4].len() < full.ngrams[4].len());
+            .all(|(ngram, entry)| full.maps()[1][ngram].log_prob == entry.log_prob));
+        assert!((2..5).all(|n| pruned.maps()[n].len() <= full.maps()[n].len()));
+        assert!(pruned.maps()[4].len() < full.maps()[4].len());
         // Every state along the training sentences (and beyond them) is a distribution.
         for sentence in sequences.iter().step_by(7) {
             let mut state = pruned.start();
@@ -831,11 +990,11 @@ mod tests {
             }
         }
         // A kept n-gram keeps its probability.
-        let (&kept, entry) = pruned.ngrams[4]
+        let (&kept, entry) = pruned.maps()[4]
             .iter()
             .next()
             .expect("some 5-gram survives");
-        assert_eq!(full.ngrams[4][&kept].log_prob, entry.log_prob);
+        assert_eq!(full.maps()[4][&kept].log_prob, entry.log_prob);
         Ok(())
     }
 
@@ -952,6 +1111,139 @@ mod tests {
         let third = (1.0_f64 / 3.0).ln();
         assert!((lm.score(&lm.start(), A).0 - third).abs() < PROB_TOLERANCE);
         assert!((lm.score_end(&lm.start()) - third).abs() < PROB_TOLERANCE);
+        Ok(())
+    }
+
+    /// Every score a decoder can ask for, up to `depth` phones of history: exact equality.
+    fn assert_same_scores(a: &PhoneLm, b: &PhoneLm, phones: &[PhoneId], depth: usize) {
+        let mut states = vec![(a.start(), b.start())];
+        for _ in 0..depth {
+            let mut next = Vec::new();
+            for (state_a, state_b) in &states {
+                assert_eq!(a.score_end(state_a), b.score_end(state_b));
+                for &phone in phones {
+                    let (score_a, after_a) = a.score(state_a, phone);
+                    let (score_b, after_b) = b.score(state_b, phone);
+                    assert_eq!(score_a, score_b, "{phone:?} after {state_a:?}");
+                    next.push((after_a, after_b));
+                }
+            }
+            states = next;
+        }
+    }
+
+    /// A pruned trigram over three phones: pseudo-random sentences with a skew.
+    fn three_phone_lm() -> Result<(PhoneSet, PhoneLm)> {
+        let phones = PhoneSet::from_phones(["a", "b", "c"].map(String::from)).unwrap();
+        let mut state = 7u64;
+        let sentences: Vec<Vec<PhoneId>> = (0..300)
+            .map(|_| {
+                (0..6)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        PhoneId(1 + ((state >> 40) % 7).min(2) as u16)
+                    })
+                    .collect()
+            })
+            .collect();
+        let lm = PhoneLm::estimate_pruned(&sentences, &phones, 4, 3)?;
+        Ok((phones, lm))
+    }
+
+    #[test]
+    fn binary_format_scores_exactly_as_arpa_and_converts_back_unchanged() -> Result<()> {
+        let (phones, lm) = three_phone_lm()?;
+        let bytes = lm.binary_bytes(&phones);
+        let binary = PhoneLm::from_bytes(&bytes, &phones, Path::new("lm.bin"))?;
+        assert!(matches!(binary.storage, Storage::Trie { .. }));
+        assert_eq!(binary.order(), 4);
+        let ids: Vec<PhoneId> = (1..4).map(PhoneId).collect();
+        assert_same_scores(&lm, &binary, &ids, 4);
+        // ARPA text from either is the same, and so is the binary written from the binary.
+        let (mut from_maps, mut from_trie) = (Vec::new(), Vec::new());
+        lm.write_arpa(&phones, &mut from_maps).unwrap();
+        binary.write_arpa(&phones, &mut from_trie).unwrap();
+        assert_eq!(from_maps, from_trie);
+        assert_eq!(binary.binary_bytes(&phones), bytes);
+        // Saved by extension, loaded by content.
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("phones.bin");
+        lm.save(&path, &phones)?;
+        assert_eq!(PhoneLm::load(&path, &phones)?, binary);
+        Ok(())
+    }
+
+    #[test]
+    fn binary_lm_serves_a_model_whose_phone_ids_differ() -> Result<()> {
+        let (phones, lm) = three_phone_lm()?;
+        // Both from the same ARPA text (7 decimals), the binary through the LM's own phone ids.
+        let mut arpa = Vec::new();
+        lm.write_arpa(&phones, &mut arpa).unwrap();
+        let bytes = PhoneLm::read_arpa(&mut arpa.as_slice(), &phones, Path::new("x"))?
+            .binary_bytes(&phones);
+        // The same names in another order, plus a phone the LM never saw.
+        let other = PhoneSet::from_phones(["d", "c", "a", "b"].map(String::from)).unwrap();
+        let from_arpa = PhoneLm::read_arpa(&mut arpa.as_slice(), &other, Path::new("x"))?;
+        let from_binary = PhoneLm::from_bytes(&bytes, &other, Path::new("x.bin"))?;
+        let ids: Vec<PhoneId> = (1..5).map(PhoneId).collect();
+        assert_same_scores(&from_arpa, &from_binary, &ids, 4);
+        // A model lacking one of the LM's phones cannot use it, as with ARPA.
+        let fewer = PhoneSet::from_phones(["a", "b"].map(String::from)).unwrap();
+        let err = PhoneLm::from_bytes(&bytes, &fewer, Path::new("x.bin")).unwrap_err();
+        assert!(err.to_string().contains('c'), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn ngrams_listed_without_their_prefix_score_the_same_from_binary() -> Result<()> {
+        // `a b c` is listed without `a b` (ARPA allows it; pruned models do it); the binary adds a
+        // placeholder for `a b` that must behave as "not stored".
+        let phones = PhoneSet::from_phones(["a", "b", "c"].map(String::from)).unwrap();
+        let text = "\\data\\\nngram 1=5\nngram 2=2\nngram 3=1\n\n\\1-grams:\n\
+                    -99\t<s>\t-0.2\n-0.5\ta\t-0.1\n-0.6\tb\t-0.15\n-0.7\tc\t-0.3\n-0.4\t</s>\n\n\
+                    \\2-grams:\n-0.2\t<s> a\t-0.05\n-0.3\tb c\t-0.07\n\n\
+                    \\3-grams:\n-0.1\ta b c\n\n\\end\\\n";
+        let arpa = PhoneLm::read_arpa(&mut text.as_bytes(), &phones, Path::new("x.arpa"))?;
+        let binary = PhoneLm::from_bytes(&arpa.binary_bytes(&phones), &phones, Path::new("x"))?;
+        let ids: Vec<PhoneId> = (1..4).map(PhoneId).collect();
+        assert_same_scores(&arpa, &binary, &ids, 3);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        arpa.write_arpa(&phones, &mut a).unwrap();
+        binary.write_arpa(&phones, &mut b).unwrap();
+        assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        Ok(())
+    }
+
+    #[test]
+    fn damaged_binary_lms_are_errors_naming_the_file() -> Result<()> {
+        let (phones, lm) = three_phone_lm()?;
+        let bytes = lm.binary_bytes(&phones);
+        let load = |bytes: &[u8]| PhoneLm::from_bytes(bytes, &phones, Path::new("x.bin"));
+        for cut in [9, 20, bytes.len() / 2, bytes.len() - 1] {
+            let err = load(&bytes[..cut]).unwrap_err().to_string();
+            assert!(
+                err.contains("x.bin") && err.contains("binary phone LM"),
+                "{err}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(load(&longer).is_err());
+        let mut version = bytes.clone();
+        version[7] = 9;
+        assert!(load(&version)
+            .unwrap_err()
+            .to_string()
+            .contains("version 9"));
+        // Swap the first two unigram tokens: level 1 is then unsorted.
+        let level1 = bytes.len() - {
+            let full = lm_trie::write(&lm.sorted_ngrams(), &[]);
+            full.len() - 8 - 4 - 4 - 8 * lm.order()
+        };
+        let mut unsorted = bytes.clone();
+        unsorted.swap(level1, level1 + 2);
+        unsorted.swap(level1 + 1, level1 + 3);
+        assert!(load(&unsorted).unwrap_err().to_string().contains("sorted"));
         Ok(())
     }
 }

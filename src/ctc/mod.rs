@@ -20,6 +20,7 @@ mod decoder;
 mod greedy;
 mod lattice;
 mod lm;
+mod lm_trie;
 mod logmath;
 mod loss;
 #[cfg(test)]
