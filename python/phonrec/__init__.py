@@ -59,7 +59,7 @@ class Phone:
 
     Attributes:
         phone: Its name (lowercase ARPAbet for the built-in model, or IPA).
-        start: Start time in seconds from the start of the audio.
+        start: Start time in seconds from the start of the audio (to the microsecond).
         end: End time in seconds (exclusive).
         confidence: In recognition, the phone's mean posterior over the frames the alignment gives
             it; in alignment, the same for the phone the text expects. In [0, 1].

@@ -294,13 +294,18 @@ fn mono<T: Copy>(view: ArrayViewD<'_, T>, convert: impl Fn(T) -> f32) -> Vec<f32
         .collect()
 }
 
-/// An f32 as the f64 its shortest decimal form names (0.3f32 -> 0.3, not 0.30000001192...), so
-/// times read as the CLI prints them.
+/// An f32 as the f64 its shortest decimal form names (0.3f32 -> 0.3, not 0.30000001192...).
 fn clean(x: f32) -> f64 {
     if !x.is_finite() {
         return f64::from(x);
     }
     x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+/// A time in seconds (an f32 in the library) to the microsecond: frame times such as 9 × 0.02 read
+/// 0.18, not 0.17999999; an f32 holds no finer time than that beyond a few seconds anyway.
+fn seconds(x: f32) -> f64 {
+    (f64::from(x) * 1e6).round() / 1e6
 }
 
 /// A timed phone for Python: `(phone, start, end, confidence)`.
@@ -557,8 +562,8 @@ impl PyRecognizer {
     fn phone_tuple(&self, span: &PhoneSpan) -> PhoneTuple {
         (
             self.name(span.phone),
-            clean(span.start_s),
-            clean(span.end_s),
+            seconds(span.start_s),
+            seconds(span.end_s),
             clean(span.confidence),
         )
     }
@@ -574,7 +579,7 @@ impl PyRecognizer {
             transcript
                 .segments
                 .iter()
-                .map(|&(a, b)| (clean(a), clean(b)))
+                .map(|&(a, b)| (seconds(a), seconds(b)))
                 .collect(),
         )
     }
@@ -591,8 +596,8 @@ impl PyRecognizer {
                 .map(|w| {
                     (
                         w.word.clone(),
-                        clean(w.start_s),
-                        clean(w.end_s),
+                        seconds(w.start_s),
+                        seconds(w.end_s),
                         clean(w.confidence),
                         w.phones.start,
                         w.phones.end,
@@ -618,8 +623,8 @@ impl PyRecognizer {
                     (
                         self.name(p.expected),
                         p.heard.map(|h| self.name(h)),
-                        clean(p.start_s),
-                        clean(p.end_s),
+                        seconds(p.start_s),
+                        seconds(p.end_s),
                         clean(p.gop),
                         p.mispronounced,
                     )
@@ -631,8 +636,8 @@ impl PyRecognizer {
                 .map(|w| {
                     (
                         w.word.clone(),
-                        clean(w.start_s),
-                        clean(w.end_s),
+                        seconds(w.start_s),
+                        seconds(w.end_s),
                         clean(w.score),
                         w.mispronounced,
                         w.phones.start,
