@@ -36,7 +36,7 @@ CLI_ROUNDING = 5e-4 + 1e-6
 
 @pytest.fixture(scope="session")
 def cli():
-    path = os.environ.get("PHONREC_CLI") or str(ROOT / "target" / "release" / "phonrec")
+    path = os.path.abspath(os.environ.get("PHONREC_CLI") or ROOT / "target" / "release" / "phonrec")
     if not os.path.isfile(path):
         if os.environ.get("PHONREC_CLI"):
             pytest.fail(f"PHONREC_CLI={path} does not exist")
