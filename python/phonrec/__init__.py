@@ -31,7 +31,16 @@ from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _phonrec
+try:
+    from . import _phonrec
+except ImportError as error:  # pragma: no cover - depends on how the package was reached
+    raise ImportError(
+        f"phonrec's compiled extension is missing beside {os.path.dirname(__file__)}: that is the "
+        "source tree, not the installed package (Python looks in the current folder first, so "
+        "`python -m pytest` run inside python/ finds it). Install with `pip install ./python` and "
+        "run from another folder (e.g. `python -m pytest python/tests` from the repository root), "
+        "or build the extension in place with `maturin develop --release`."
+    ) from error
 from ._phonrec import OutOfVocabularyError, PhonrecError
 
 __version__: str = _phonrec.__version__
