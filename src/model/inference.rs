@@ -22,24 +22,37 @@ pub struct Model {
 impl Model {
     /// Build the pipeline and the network of a checked model file.
     pub fn new(file: &ModelFile) -> Result<Self> {
-        let mut network = file.network()?;
+        Self::with_network(file.config().clone(), file.network()?)
+    }
+
+    /// As [`new`](Self::new), taking the file: its weights then belong to the network alone, so
+    /// each layer's f32 copy is freed as soon as it is packed (a lower peak of memory).
+    pub fn from_file(file: ModelFile) -> Result<Self> {
+        let network = file.network()?;
+        let config = file.config().clone();
+        drop(file);
+        Self::with_network(config, network)
+    }
+
+    fn with_network(config: ModelConfig, mut network: Blstm) -> Result<Self> {
         // The weights of a loaded model never change: pack them for the kernel once, not per call.
-        network.prepare_for_inference()?;
+        // A `Model` never trains: the packed copy is all it reads.
+        network.prepare_for_inference_only()?;
         Ok(Model {
-            config: file.config().clone(),
-            features: FeaturePipeline::new(file.config().features.clone())?,
+            features: FeaturePipeline::new(config.features.clone())?,
+            config,
             network,
         })
     }
 
     /// Load a model file (see [`ModelFile::load`]).
     pub fn load(path: &Path) -> Result<Self> {
-        Self::new(&ModelFile::load(path)?)
+        Self::from_file(ModelFile::load(path)?)
     }
 
     /// Load a model held in memory, such as the compiled-in default (see [`ModelFile::load_from_bytes`]).
     pub fn load_from_bytes(bytes: &[u8], name: &str) -> Result<Self> {
-        Self::new(&ModelFile::load_from_bytes(bytes, name)?)
+        Self::from_file(ModelFile::load_from_bytes(bytes, name)?)
     }
 
     /// Log-posteriors `[out_frames, phones + 1]` (natural log, blank = column 0) of a mono waveform:

@@ -329,6 +329,29 @@ impl Blstm {
         Ok(())
     }
 
+    /// [`prepare_for_inference`](Self::prepare_for_inference) for a network that will only ever run
+    /// inference with the fused kernel (a loaded [`Model`](super::Model)), dropping each layer's f32
+    /// LSTM weights as soon as they are packed: the packed copy is all such passes read, and packing
+    /// layer by layer keeps the peak at one layer's copy beside the weights (the built-in model's
+    /// unpacked weights are ~24 MB). Afterwards the reference kernel or a pass that tracks gradients
+    /// would fail with a shape error (never compute with missing weights).
+    pub(crate) fn prepare_for_inference_only(&mut self) -> Result<()> {
+        if self.kernel != LstmKernel::Fused {
+            return self.prepare_for_inference();
+        }
+        let empty = Tensor::zeros(0, DType::F32, &candle_core::Device::Cpu)?;
+        let mut prepared = Vec::with_capacity(self.layers.len());
+        for directions in &mut self.layers {
+            prepared.push(PreparedLayer::new(directions)?);
+            for weights in directions.iter_mut() {
+                weights.weight_ih = empty.clone();
+                weights.weight_hh = empty.clone();
+            }
+        }
+        self.prepared = Some(prepared);
+        Ok(())
+    }
+
     /// Layer `index`'s prepared weights, when they may serve this pass: prepared, and nothing in the
     /// pass (input or weights) tracks gradients.
     fn prepared_layer(&self, index: usize, input: &Tensor) -> Option<&PreparedLayer> {
