@@ -10,7 +10,7 @@ use clap::Args;
 use phonrec::choice::Choice;
 use phonrec::output::{write_transcript, OutputFormat};
 use phonrec::phones::Alphabet;
-use phonrec::recognize::Transcript;
+use phonrec::recognize::{plan_rounds, Transcript};
 use rayon::prelude::*;
 
 use super::choice::choice;
@@ -115,10 +115,6 @@ pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::
     std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Files recognised together (short ones sharing network batches) before their results are printed,
-/// in input order.
-const FILES_PER_ROUND: usize = 32;
-
 pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     if args.keep_sil && args.model.is_none() {
         eprintln!(
@@ -188,7 +184,19 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut index = 0;
     let mut failures = 0;
-    for round in files.chunks(FILES_PER_ROUND) {
+    // Files are recognised a round at a time (short ones sharing network batches), their results
+    // printed in input order as each round ends.
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|input| match input {
+            Input::File(path) | Input::Utterance { path, .. } => {
+                std::fs::metadata(path).map_or(0, |m| m.len())
+            }
+            Input::Stdin(bytes) => bytes.len() as u64,
+        })
+        .collect();
+    for range in plan_rounds(&sizes) {
+        let round = &files[range];
         // Read the round's audio in parallel, then recognise it together: short files share
         // network batches.
         let waves: Vec<phonrec::Result<phonrec::audio::Waveform>> = round

@@ -368,7 +368,9 @@ impl Recognizer {
             let limit = short[start].1 + short[start].1 / 4 + BATCH_SLACK_FRAMES;
             let end = (start..short.len())
                 .take(MAX_BATCH_FILES)
-                .take_while(|&j| short[j].1 <= limit)
+                .take_while(|&j| {
+                    short[j].1 <= limit && (j - start + 1) * short[j].1 <= MAX_BATCH_FRAMES
+                })
                 .last()
                 .map_or(start + 1, |j| j + 1);
             let group = &short[start..end];
@@ -644,8 +646,39 @@ fn check_wave(wave: &Waveform) -> Result<()> {
         .map_err(|reason| Error::InvalidAudio { reason })
 }
 
-/// Most recordings in one network batch of [`Recognizer::recognize_batch`].
-const MAX_BATCH_FILES: usize = 16;
+/// Most recordings in one network batch of [`Recognizer::recognize_batch`]: 64 clips of a few
+/// seconds recognise ~10 % faster than batches of 16 (an hour of 0.3-5 s clips, 2 cores).
+const MAX_BATCH_FILES: usize = 64;
+/// Most feature frames (recordings × the longest) in one batch: 16 recordings of one full network
+/// window, so that long recordings batch no bigger than they did at 16 a batch.
+const MAX_BATCH_FRAMES: usize = 16 * 6_800;
+
+/// How many recordings [`Recognizer::transcribe_waves`] callers read and recognise at once (a
+/// round), at most: enough for full batches of short clips.
+pub const ROUND_MAX_FILES: usize = 256;
+/// Most bytes of audio files in one round, so that a round of long recordings does not hold hours
+/// of samples in memory (64 MB is ~35 min of 16 kHz 16-bit audio).
+pub const ROUND_MAX_BYTES: u64 = 64 << 20;
+
+/// Split inputs of these sizes (bytes of their files; 0 if unknown) into consecutive rounds of at
+/// most [`ROUND_MAX_FILES`] inputs and [`ROUND_MAX_BYTES`] bytes (a larger file is a round alone).
+pub fn plan_rounds(sizes: &[u64]) -> Vec<std::ops::Range<usize>> {
+    let mut rounds = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, &size) in sizes.iter().enumerate() {
+        if i > start
+            && (i - start == ROUND_MAX_FILES || bytes.saturating_add(size) > ROUND_MAX_BYTES)
+        {
+            rounds.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes = bytes.saturating_add(size);
+    }
+    if start < sizes.len() {
+        rounds.push(start..sizes.len());
+    }
+    rounds
+}
 /// A batch's longest input may exceed its shortest by a quarter plus this many feature frames
 /// (padding is computed for nothing).
 const BATCH_SLACK_FRAMES: usize = 20;
@@ -718,6 +751,18 @@ fn segment_bounds(log_probs: ArrayView2<f32>) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_hold_at_most_256_files_and_64_mb_and_cover_every_input_in_order() {
+        let clips = vec![30_000u64; 600];
+        let rounds = plan_rounds(&clips);
+        assert_eq!(rounds, vec![0..256, 256..512, 512..600]);
+        // 20 MB recordings: three to a round; a file over the budget is a round alone.
+        let long = [20 << 20, 20 << 20, 20 << 20, 20 << 20, 100 << 20, 1, 2];
+        assert_eq!(plan_rounds(&long), vec![0..3, 3..4, 4..5, 5..7]);
+        assert!(plan_rounds(&[]).is_empty());
+        assert_eq!(plan_rounds(&[0]), vec![0..1]);
+    }
 
     #[test]
     fn segments_cover_every_frame_and_cut_at_blanks() {
