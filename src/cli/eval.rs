@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use phonrec::recognize::plan_rounds;
 use phonrec::eval::PerStats;
 use phonrec::phones::{PhoneId, PhoneSet};
 use serde_json::json;
@@ -54,9 +55,6 @@ pub struct EvalArgs {
     pub top: usize,
 }
 
-/// Utterances recognised together.
-const UTTERANCES_PER_ROUND: usize = 32;
-
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let recognizer = args.decode.load_recognizer(args.model.as_deref(), true)?;
     let phones = recognizer.phones().clone();
@@ -69,10 +67,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let silence = (!args.score_sil).then(|| phones.silence()).flatten();
     let keep = |p: &PhoneId| Some(*p) != silence;
     // Recognised in rounds, short utterances sharing network batches (as `transcribe` does).
-    let results: Vec<_> = data
+    let sizes: Vec<u64> = data
         .utterances
-        .chunks(UTTERANCES_PER_ROUND)
-        .flat_map(|round| {
+        .iter()
+        .map(|u| std::fs::metadata(&u.audio).map_or(0, |m| m.len()))
+        .collect();
+    let results: Vec<_> = plan_rounds(&sizes)
+        .into_iter()
+        .flat_map(|range| {
+            let round = &data.utterances[range];
             let paths: Vec<&std::path::Path> = round.iter().map(|u| u.audio.as_path()).collect();
             round.iter().zip(recognizer.transcribe_files(&paths))
         })
