@@ -292,6 +292,24 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
     Ok(files)
 }
 
+/// The error for inputs that named no audio: which of them were folders without audio files.
+pub fn no_audio_found(inputs: &[PathBuf]) -> anyhow::Error {
+    let folders: Vec<String> = inputs
+        .iter()
+        .filter(|p| p.is_dir())
+        .map(|p| p.display().to_string())
+        .collect();
+    if folders.is_empty() {
+        return anyhow::anyhow!("no audio files found in the given inputs");
+    }
+    anyhow::anyhow!(
+        "no audio files found: the folder{} {} hold{} no .wav, .sph, .flac, .ogg or .mp3 files",
+        if folders.len() == 1 { "" } else { "s" },
+        folders.join(", "),
+        if folders.len() == 1 { "s" } else { "" }
+    )
+}
+
 /// The utterances a `wav.scp` lists; a line phonrec cannot use (a pipe command, a repeated id) is an
 /// error naming the file and line, so that no utterance goes missing from the output unnoticed.
 fn scp_inputs(scp: &Path) -> anyhow::Result<Vec<Input>> {

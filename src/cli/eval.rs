@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use phonrec::recognize::plan_rounds;
 use phonrec::eval::PerStats;
 use phonrec::phones::{PhoneId, PhoneSet};
+use phonrec::recognize::plan_rounds;
 use serde_json::json;
 
 use super::common::{data_source, load_data, write_stdout, DataArgs, DecodeArgs};

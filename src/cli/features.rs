@@ -14,7 +14,7 @@ use phonrec::features::{
 use phonrec::output::{kaldi_key, write_matrix, MatrixFormat};
 
 use super::choice::choice;
-use super::common::{expand_inputs, manifest_inputs, FeatureKind, Input};
+use super::common::{expand_inputs, manifest_inputs, no_audio_found, FeatureKind, Input};
 use super::parse_bool;
 use super::shard::ShardArgs;
 use super::transcribe::write_atomically;
@@ -254,7 +254,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         inputs.extend(manifest_inputs(manifest)?);
     }
     if inputs.is_empty() {
-        bail!("no audio files found in the given inputs");
+        return Err(no_audio_found(&args.files));
     }
     let format = args.resolved_format();
     if inputs.len() > 1 && args.output_dir.is_none() && format != MatrixFormat::KaldiText {

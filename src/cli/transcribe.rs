@@ -14,7 +14,9 @@ use phonrec::recognize::{plan_rounds, Transcript};
 use rayon::prelude::*;
 
 use super::choice::choice;
-use super::common::{error_chain, expand_inputs, manifest_inputs, DecodeArgs, Input};
+use super::common::{
+    error_chain, expand_inputs, manifest_inputs, no_audio_found, DecodeArgs, Input,
+};
 use super::shard::ShardArgs;
 
 /// Print the phonemes of audio files.
@@ -130,7 +132,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         files.extend(manifest_inputs(manifest)?);
     }
     if files.is_empty() {
-        anyhow::bail!("no audio files found in the given inputs");
+        return Err(no_audio_found(&args.files));
     }
     if args.format == OutputFormat::TextGrid && args.output_dir.is_none() && files.len() > 1 {
         anyhow::bail!(
