@@ -112,7 +112,21 @@ pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
             reader.into_samples::<f32>(),
             |s| s * INT16_SCALE,
         )?,
-        (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
+        // The common case, 16-bit PCM, straight from the bytes after the header: hound's
+        // sample-by-sample iterator took a fifth of `phonrec features` on a long file.
+        (hound::SampleFormat::Int, 16) => {
+            let start = usize::try_from(reader.into_inner().position()).unwrap_or(usize::MAX);
+            let data = bytes.get(start..).unwrap_or_default();
+            let available = data.len() / 2;
+            if available < declared {
+                return Err(truncated(path, available, declared));
+            }
+            data[..declared * 2]
+                .chunks_exact(2)
+                .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])))
+                .collect()
+        }
+        (hound::SampleFormat::Int, bits @ (8 | 24 | 32)) => {
             // Shift every integer width to int16 range: 8-bit up by 8 bits, 24/32-bit down.
             let scale = 2f32.powi(16 - bits as i32);
             collect(
