@@ -447,7 +447,8 @@ impl PhoneLm {
             .collect()
     }
 
-    /// The model in the binary format ([`lm_trie`](super::lm_trie)), its tokens named by `phones`.
+    /// The model in phonrec's binary format (a trie of sorted arrays, `src/ctc/lm_trie.rs`), its
+    /// tokens named by `phones`.
     pub fn binary_bytes(&self, phones: &PhoneSet) -> Vec<u8> {
         let names: Vec<(Token, String)> = (1..phones.len())
             .map(|id| (id as Token, phones.name(PhoneId(id as u16)).to_string()))
@@ -495,9 +496,9 @@ impl PhoneLm {
         })
     }
 
-    /// Saves the model: binary ([`lm_trie`](super::lm_trie)) when `path` ends in `.bin`, else as an
-    /// ARPA file, gzip-compressed when `path` ends in `.gz` (as SRILM and KenLM write and read
-    /// `.arpa.gz`; phone ARPA text shrinks about threefold).
+    /// Saves the model: binary (see [`binary_bytes`](Self::binary_bytes)) when `path` ends in
+    /// `.bin`, else as an ARPA file, gzip-compressed when `path` ends in `.gz` (as SRILM and KenLM
+    /// write and read `.arpa.gz`; phone ARPA text shrinks about threefold).
     pub fn save(&self, path: &Path, phones: &PhoneSet) -> Result<()> {
         if path
             .extension()
