@@ -47,6 +47,10 @@ pub const LM_WEIGHT: f32 = 0.4;
 /// dev set (`models/README.md`): the LM alone makes the search drop phones.
 pub const INSERTION_BONUS: f32 = 1.0;
 
+/// The LM weight with any LM other than the built-in model's own (`--lm FILE`), where none was
+/// tuned.
+pub const OTHER_LM_WEIGHT: f32 = 0.3;
+
 /// How the built-in things are named in messages.
 const MODEL_NAME: &str = "<built-in default model>";
 const LM_NAME: &str = "<built-in phone LM>";

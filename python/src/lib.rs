@@ -41,7 +41,7 @@ use phonrec::features::{
 };
 use phonrec::model::Model;
 use phonrec::phones::{Alphabet, PhoneSet};
-use phonrec::recognize::{Recognizer, RecognizerOptions, Transcript};
+use phonrec::recognize::{plan_rounds, Recognizer, RecognizerOptions, Transcript};
 use phonrec::Error;
 
 create_exception!(
@@ -59,15 +59,6 @@ create_exception!(
      each once). Add them with `Recognizer(lexicon=...)` or align with `oov=\"spell\"` or \
      `oov=\"skip\"`."
 );
-
-/// The LM weight with any LM other than the built-in model's own, as `phonrec transcribe --lm` uses
-/// it (`LM_WEIGHT` in src/cli/common.rs).
-const OTHER_LM_WEIGHT: f32 = 0.3;
-
-/// How many files `transcribe_batch` reads and recognises at once, as `phonrec transcribe` does
-/// (`FILES_PER_ROUND` in src/cli/transcribe.rs): short ones share network batches, and a long list
-/// is not all in memory at once.
-const FILES_PER_ROUND: usize = 32;
 
 /// Why a call failed, carried out of the GIL-free section and turned into a Python exception once
 /// the GIL is held again.
@@ -164,6 +155,15 @@ enum Audio<'a> {
 }
 
 impl Audio<'_> {
+    /// About how many bytes of file this is (16-bit samples for arrays), for planning rounds.
+    fn size_bytes(&self) -> u64 {
+        match self {
+            Audio::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
+            Audio::Bytes(bytes) => bytes.len() as u64,
+            Audio::Wave(wave) => 2 * wave.samples.len() as u64,
+        }
+    }
+
     /// The samples: files are read as `phonrec transcribe` reads them.
     fn read(self) -> phonrec::Result<Waveform> {
         match self {
@@ -453,7 +453,7 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         lm_weight: decoding.lm_weight.unwrap_or(if built_in_lm {
             builtin::LM_WEIGHT
         } else {
-            OTHER_LM_WEIGHT
+            builtin::OTHER_LM_WEIGHT
         }),
         insertion_bonus: decoding.insertion_bonus.unwrap_or(if built_in_lm {
             builtin::INSERTION_BONUS
@@ -792,13 +792,13 @@ impl PyRecognizer {
             })
             .collect::<PyResult<Vec<Audio>>>()?;
         let results = detached(py, || {
+            // Rounds as `phonrec transcribe` makes them (`plan_rounds`): short recordings share
+            // network batches, and a long list is not all in memory at once.
+            let sizes: Vec<u64> = inputs.iter().map(Audio::size_bytes).collect();
             let mut results = Vec::with_capacity(inputs.len());
             let mut inputs = inputs.into_iter();
-            loop {
-                let round: Vec<Audio> = inputs.by_ref().take(FILES_PER_ROUND).collect();
-                if round.is_empty() {
-                    break;
-                }
+            for range in plan_rounds(&sizes) {
+                let round: Vec<Audio> = inputs.by_ref().take(range.len()).collect();
                 let waves: Vec<phonrec::Result<Waveform>> =
                     round.into_par_iter().map(Audio::read).collect();
                 results.extend(self.recognizer.transcribe_waves(waves));

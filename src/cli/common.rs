@@ -17,9 +17,6 @@ pub fn built_in_boundaries() -> Option<&'static str> {
     builtin::boundaries_tsv()
 }
 
-/// The LM weight with any LM but the built-in model's own.
-const LM_WEIGHT: f32 = 0.3;
-
 /// Write to stdout through a buffer. Errors come back as `io::Error`s (a closed pipe, as in
 /// `phonrec eval ... | head`, then ends the program quietly in `main`) instead of `println!`'s panic.
 pub(crate) fn write_stdout(
@@ -570,7 +567,7 @@ impl DecodeArgs {
             lm_weight: self.lm_weight.unwrap_or(if built_in_lm {
                 builtin::LM_WEIGHT
             } else {
-                LM_WEIGHT
+                builtin::OTHER_LM_WEIGHT
             }),
             insertion_bonus: self.insertion_bonus.unwrap_or(if built_in_lm {
                 builtin::INSERTION_BONUS
