@@ -51,6 +51,34 @@ pub const INSERTION_BONUS: f32 = 1.0;
 /// tuned.
 pub const OTHER_LM_WEIGHT: f32 = 0.3;
 
+/// The decoding settings a front end uses for those the user left out, given whether there is an
+/// LM and whether it is the built-in model's own (tuned with it). The one rule behind
+/// `phonrec transcribe`'s defaults and the Python package's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DecodingDefaults {
+    /// [`BEAM_WITH_LM`] with an LM, else 1 (greedy).
+    pub beam: usize,
+    /// [`LM_WEIGHT`] for the built-in LM, else [`OTHER_LM_WEIGHT`].
+    pub lm_weight: f32,
+    /// [`INSERTION_BONUS`] for the built-in LM, else 0.
+    pub insertion_bonus: f32,
+}
+
+impl DecodingDefaults {
+    /// The defaults with (`has_lm`) or without an LM; `built_in_lm`: it is the built-in LM.
+    pub fn new(has_lm: bool, built_in_lm: bool) -> Self {
+        DecodingDefaults {
+            beam: if has_lm { BEAM_WITH_LM } else { 1 },
+            lm_weight: if built_in_lm {
+                LM_WEIGHT
+            } else {
+                OTHER_LM_WEIGHT
+            },
+            insertion_bonus: if built_in_lm { INSERTION_BONUS } else { 0.0 },
+        }
+    }
+}
+
 /// How the built-in things are named in messages.
 const MODEL_NAME: &str = "<built-in default model>";
 const LM_NAME: &str = "<built-in phone LM>";
@@ -104,36 +132,21 @@ pub fn boundaries(phones: &PhoneSet) -> Result<Option<BoundaryModel>> {
 /// the built-in LM at weight [`LM_WEIGHT`] and insertion bonus [`INSERTION_BONUS`] when `lm` is
 /// given, else greedy; the built-in boundary model for alignment; everything else at its default.
 pub fn recognizer_options(lm: Option<PhoneLm>, phones: &PhoneSet) -> Result<RecognizerOptions> {
-    let with_lm = lm.is_some();
+    let defaults = DecodingDefaults::new(lm.is_some(), true);
     Ok(RecognizerOptions {
-        beam: if with_lm { BEAM_WITH_LM } else { 1 },
+        beam: defaults.beam,
         lm,
-        lm_weight: LM_WEIGHT,
-        insertion_bonus: if with_lm { INSERTION_BONUS } else { 0.0 },
+        lm_weight: defaults.lm_weight,
+        insertion_bonus: defaults.insertion_bonus,
         boundaries: boundaries(phones)?,
         ..RecognizerOptions::default()
     })
 }
 
 /// The recogniser `phonrec transcribe` and `phonrec align` use when given no options: the built-in
-/// model, its LM (loading on another thread while the first audio is read, see
-/// [`Recognizer::with_deferred_lm`]) and its boundary model.
+/// model, its LM (compiled in as a binary trie: nothing to load) and its boundary model.
 pub fn recognizer() -> Result<Recognizer> {
-    let early_lm = std::thread::spawn(|| lm(&PhoneSet::timit39()));
     let model = model()?;
     let phones = model.phones().clone();
-    // Options as with the LM, the LM itself arriving from the thread.
-    let mut options = recognizer_options(None, &phones)?;
-    if LM.is_some() {
-        options.beam = BEAM_WITH_LM;
-        options.insertion_bonus = INSERTION_BONUS;
-    }
-    let early_lm = (phones == PhoneSet::timit39()).then_some(early_lm);
-    Recognizer::with_deferred_lm(model, options, move || match early_lm {
-        Some(handle) => handle.join().map_err(|_| Error::InvalidOptions {
-            what: "phone LM",
-            reason: "loading the built-in LM panicked".into(),
-        })?,
-        None => lm(&phones),
-    })
+    Recognizer::new(model, recognizer_options(lm(&phones)?, &phones)?)
 }

@@ -415,13 +415,7 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
     };
     let phones = model.phones().clone();
     let asks_built_in_lm = decoding.lm.as_deref() == Some("builtin");
-    let defer_built_in_lm = decoding.lm.is_none()
-        && built_in
-        && !decoding.no_lm
-        && decoding.beam != Some(1)
-        && builtin::lm_bytes().is_some();
     let lm = match &decoding.lm {
-        _ if defer_built_in_lm => None,
         Some(_) if asks_built_in_lm => match builtin::lm(&phones)? {
             Some(lm) => Some(lm),
             None => {
@@ -431,13 +425,13 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
             }
         },
         Some(path) => Some(PhoneLm::load(Path::new(path), &phones)?),
+        None if built_in && !decoding.no_lm && decoding.beam != Some(1) => builtin::lm(&phones)?,
         None => None,
     };
-    let has_lm = lm.is_some() || defer_built_in_lm;
+    let has_lm = lm.is_some();
     let built_in_lm = (decoding.lm.is_none() || asks_built_in_lm) && has_lm;
-    let beam = decoding
-        .beam
-        .unwrap_or(if has_lm { builtin::BEAM_WITH_LM } else { 1 });
+    let defaults = builtin::DecodingDefaults::new(has_lm, built_in_lm);
+    let beam = decoding.beam.unwrap_or(defaults.beam);
     if beam == 0 {
         return Err(Failure::Value("beam must be at least 1".into()));
     }
@@ -450,16 +444,8 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
     let options = RecognizerOptions {
         beam,
         lm,
-        lm_weight: decoding.lm_weight.unwrap_or(if built_in_lm {
-            builtin::LM_WEIGHT
-        } else {
-            builtin::OTHER_LM_WEIGHT
-        }),
-        insertion_bonus: decoding.insertion_bonus.unwrap_or(if built_in_lm {
-            builtin::INSERTION_BONUS
-        } else {
-            0.0
-        }),
+        lm_weight: decoding.lm_weight.unwrap_or(defaults.lm_weight),
+        insertion_bonus: decoding.insertion_bonus.unwrap_or(defaults.insertion_bonus),
         boundaries: if built_in {
             builtin::boundaries(&phones)?
         } else {
@@ -467,11 +453,6 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         },
         ..RecognizerOptions::default()
     };
-    if defer_built_in_lm {
-        return Ok(Recognizer::with_deferred_lm(model, options, move || {
-            builtin::lm(&phones)
-        })?);
-    }
     Ok(Recognizer::new(model, options)?)
 }
 

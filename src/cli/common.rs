@@ -500,48 +500,21 @@ const DEFAULT_VTLN_WARPS: [f32; 6] = [0.9, 0.95, 1.0, 1.05, 1.1, 1.15];
 
 impl DecodeArgs {
     /// Load `--model` (or the built-in model) and set up a recogniser with these decoding options
-    /// (the built-in model's phone LM is used unless switched off). With the built-in model and
-    /// its LM, the LM starts loading on another thread before the model does (it is for the
-    /// built-in model's 39 phones), so neither waits for the other.
+    /// (the built-in model's phone LM is used unless switched off; it is compiled in in a form that
+    /// needs no loading).
     pub fn load_recognizer(
         &self,
         model_path: Option<&Path>,
         keep_silence: bool,
     ) -> anyhow::Result<Recognizer> {
-        let early = (model_path.is_none() && self.defers_built_in_lm(true))
-            .then(|| std::thread::spawn(|| builtin::lm(&PhoneSet::timit39())));
+        let built_in = model_path.is_none();
         let model = load_model(model_path)?;
-        self.recognizer_with_early_lm(model, model_path.is_none(), keep_silence, early)
-    }
-
-    /// Whether the built-in LM is used, and can load on another thread.
-    fn defers_built_in_lm(&self, built_in: bool) -> bool {
-        self.lm.is_none()
-            && built_in
-            && !self.no_lm
-            && self.beam != Some(1)
-            && builtin::lm_bytes().is_some()
-    }
-
-    /// A recogniser for `model`; `built_in` says it is the built-in model; `early_lm` is the built-in
-    /// LM already loading for the 39 phones, if any.
-    fn recognizer_with_early_lm(
-        &self,
-        model: Model,
-        built_in: bool,
-        keep_silence: bool,
-        early_lm: Option<std::thread::JoinHandle<phonrec::Result<Option<PhoneLm>>>>,
-    ) -> anyhow::Result<Recognizer> {
         let asks_built_in_lm = self.lm.as_deref() == Some(Path::new("builtin"));
         let load_built_in_lm = |phones: &PhoneSet| -> anyhow::Result<Option<PhoneLm>> {
             builtin::lm(phones)
                 .context("the built-in phone LM does not load with this model's phones")
         };
-        // The built-in model's own LM (the default) loads on another thread while the first audio
-        // is read and run through the network: it is built in, so it cannot fail on user input.
-        let defer_built_in_lm = self.defers_built_in_lm(built_in);
         let lm = match (&self.lm, built_in && !self.no_lm && self.beam != Some(1)) {
-            _ if defer_built_in_lm => None,
             (Some(_), _) if asks_built_in_lm => match load_built_in_lm(model.phones())? {
                 Some(lm) => Some(lm),
                 None => bail!("--lm builtin: this phonrec was built without the built-in LM"),
@@ -550,11 +523,10 @@ impl DecodeArgs {
             (None, true) => load_built_in_lm(model.phones())?,
             (None, false) => None,
         };
-        let has_lm = lm.is_some() || defer_built_in_lm;
+        let has_lm = lm.is_some();
         let built_in_lm = (self.lm.is_none() || asks_built_in_lm) && has_lm;
-        let beam = self
-            .beam
-            .unwrap_or(if has_lm { builtin::BEAM_WITH_LM } else { 1 });
+        let defaults = builtin::DecodingDefaults::new(has_lm, built_in_lm);
+        let beam = self.beam.unwrap_or(defaults.beam);
         if beam == 0 {
             bail!("--beam must be at least 1");
         }
@@ -564,16 +536,8 @@ impl DecodeArgs {
         let options = RecognizerOptions {
             beam,
             lm,
-            lm_weight: self.lm_weight.unwrap_or(if built_in_lm {
-                builtin::LM_WEIGHT
-            } else {
-                builtin::OTHER_LM_WEIGHT
-            }),
-            insertion_bonus: self.insertion_bonus.unwrap_or(if built_in_lm {
-                builtin::INSERTION_BONUS
-            } else {
-                0.0
-            }),
+            lm_weight: self.lm_weight.unwrap_or(defaults.lm_weight),
+            insertion_bonus: self.insertion_bonus.unwrap_or(defaults.insertion_bonus),
             keep_silence,
             vtln_warps: if self.vtln {
                 DEFAULT_VTLN_WARPS.to_vec()
@@ -591,21 +555,6 @@ impl DecodeArgs {
             fill_digital_silence: !self.keep_digital_silence,
             ..RecognizerOptions::default()
         };
-        if defer_built_in_lm {
-            let phones = model.phones().clone();
-            // An LM started early for the 39 phones serves a model with exactly those phones.
-            let early_lm = early_lm.filter(|_| phones == PhoneSet::timit39());
-            return Recognizer::with_deferred_lm(model, options, move || {
-                if let Some(handle) = early_lm {
-                    return handle.join().map_err(|_| phonrec::Error::InvalidOptions {
-                        what: "phone LM",
-                        reason: "loading the built-in LM panicked".into(),
-                    })?;
-                }
-                builtin::lm(&phones)
-            })
-            .context("setting up the decoder");
-        }
         Recognizer::new(model, options).context("setting up the decoder")
     }
 }
