@@ -136,3 +136,18 @@ fn phonrec_lm_converts_arpa_to_binary_and_back_unchanged() {
         "{message}"
     );
 }
+
+#[test]
+fn the_built_in_model_and_lm_fit_the_20_mb_budget() {
+    // Issue 14's budget for what `phonrec` compiles in: the model's weights and the phone LM.
+    let size = |name: &str| {
+        std::fs::metadata(models().join(name))
+            .unwrap_or_else(|e| panic!("models/{name}: {e}"))
+            .len()
+    };
+    let total = size("default.safetensors") + size("default-lm.bin");
+    assert!(
+        total <= 20_000_000,
+        "model + LM compiled in = {total} bytes, over 20 MB"
+    );
+}

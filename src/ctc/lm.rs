@@ -38,8 +38,8 @@ const NEVER_LOG10: f64 = -99.0;
 /// values below [`NO_TOKEN`], so an inventory may hold up to [`MAX_LM_PHONES`] entries. 16 bits a token
 /// keep a key at 16 bytes: a 780k-n-gram model's maps are a third smaller than with 32-bit tokens.
 pub(super) type Token = u16;
-const SENTENCE_START: Token = Token::MAX - 2;
-const SENTENCE_END: Token = Token::MAX - 1;
+pub(super) const SENTENCE_START: Token = Token::MAX - 2;
+pub(super) const SENTENCE_END: Token = Token::MAX - 1;
 /// Fills the unused tail of an [`NgramKey`].
 const NO_TOKEN: Token = Token::MAX;
 /// The largest phone inventory (blank included) a [`PhoneLm`] can model.
@@ -1237,13 +1237,19 @@ mod tests {
             .to_string()
             .contains("version 9"));
         // Swap the first two unigram tokens: level 1 is then unsorted.
+        // Header without names: magic, order, encoding, name count, counts.
         let level1 = bytes.len() - {
             let full = lm_trie::write(&lm.sorted_ngrams(), &[]);
-            full.len() - 8 - 4 - 4 - 8 * lm.order()
+            full.len() - 8 - 4 - 4 - 4 - 8 * lm.order()
         };
+        let narrow_tokens = bytes[12] & 1 == 1;
         let mut unsorted = bytes.clone();
-        unsorted.swap(level1, level1 + 2);
-        unsorted.swap(level1 + 1, level1 + 3);
+        if narrow_tokens {
+            unsorted.swap(level1, level1 + 1);
+        } else {
+            unsorted.swap(level1, level1 + 2);
+            unsorted.swap(level1 + 1, level1 + 3);
+        }
         assert!(load(&unsorted).unwrap_err().to_string().contains("sorted"));
         Ok(())
     }
