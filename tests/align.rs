@@ -301,3 +301,49 @@ fn score_flags_the_substituted_vowel_and_names_what_was_said() {
     assert_eq!(hid["mispronounced"], true);
     assert!(hid["score"].as_f64().unwrap() < -1.0);
 }
+
+#[test]
+fn transcripts_read_from_files_align_as_given_on_the_command_line() {
+    if !built_in_model_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Long transcripts come from files: line breaks are spaces.
+    let text_file = dir.path().join("suit.txt");
+    std::fs::write(&text_file, SUIT_TEXT.replace(" in ", "\nin\n")).unwrap();
+    let inline = phonrec(&["align", SUIT, "--text", SUIT_TEXT, "--format", "json"]);
+    let from_file = phonrec(&[
+        "align",
+        SUIT,
+        "--text-file",
+        text_file.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(from_file.status.success(), "{}", stderr(&from_file));
+    assert_eq!(inline.stdout, from_file.stdout);
+    let phones_file = dir.path().join("suit.phones");
+    std::fs::write(
+        &phones_file,
+        "sh iy hh ae d y er d aa r k s uw t\nih n g r iy s iy w aa sh w ao t er ao l y ih r",
+    )
+    .unwrap();
+    let phones = phonrec(&[
+        "align",
+        SUIT,
+        "--phones-file",
+        phones_file.to_str().unwrap(),
+        "--format",
+        "tsv",
+    ]);
+    assert!(phones.status.success(), "{}", stderr(&phones));
+    // Unknown words are named with the file and line, as for corpora.
+    std::fs::write(&text_file, "she had\nyour dorkk suit").unwrap();
+    let refused = phonrec(&["align", SUIT, "--text-file", text_file.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    assert!(message.contains("suit.txt:2"), "{message}");
+    assert!(message.contains("dorkk"), "{message}");
+    let missing = phonrec(&["align", SUIT, "--text-file", "no/such.txt"]);
+    assert!(stderr(&missing).contains("cannot read no/such.txt"));
+}

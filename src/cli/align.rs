@@ -27,6 +27,7 @@ use super::transcribe::write_atomically;
 ///
 /// One file:   phonrec align speech.wav --text "the words it says" > speech.TextGrid
 ///             phonrec align speech.wav --phones "dh ah w er d z" --format json
+///             phonrec align lecture.wav --text-file lecture.txt -o lecture.TextGrid  (long texts)
 /// A corpus:   phonrec align corpus/ --output-dir aligned/
 ///             (the Montreal Forced Aligner's layout: speaker/utt.wav beside utt.lab or utt.txt;
 ///             aligned/speaker/utt.TextGrid is written for each)
@@ -66,12 +67,21 @@ pub struct TargetArgs {
     pub inputs: Vec<PathBuf>,
 
     /// The words the one audio file says.
-    #[arg(long, conflicts_with_all = ["phones", "manifest"])]
+    #[arg(long, conflicts_with_all = ["phones", "manifest", "text_file", "phones_file"])]
     pub text: Option<String>,
 
     /// The phones the one audio file says (ARPAbet; stress digits and TIMIT symbols are folded).
-    #[arg(long, conflicts_with = "manifest")]
+    #[arg(long, conflicts_with_all = ["manifest", "text_file", "phones_file"])]
     pub phones: Option<String>,
+
+    /// As --text, read from a UTF-8 text file (line breaks are spaces): for long transcripts, which
+    /// the command line cannot hold (an hour of speech is ~50 kB of text).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["manifest", "phones_file"])]
+    pub text_file: Option<PathBuf>,
+
+    /// As --phones, read from a file.
+    #[arg(long, value_name = "FILE", conflicts_with = "manifest")]
+    pub phones_file: Option<PathBuf>,
 
     /// A list of recordings: `audio<TAB>text` per line (relative paths from the manifest's folder;
     /// `#` comments). A header line `audio<TAB>phones` makes the second column phones.
@@ -337,11 +347,21 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
         }
         return manifest_jobs(manifest);
     }
-    if args.text.is_some() || args.phones.is_some() {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let given = match (&args.text, &args.phones, &args.text_file, &args.phones_file) {
+        (Some(text), ..) => Some((Said::Text(text.clone()), "--text".to_string())),
+        (_, Some(phones), ..) => Some((Said::Phones(phones.clone()), "--phones".to_string())),
+        (.., Some(file), _) => Some((Said::Text(read(file)?), file.display().to_string())),
+        (.., Some(file)) => Some((Said::Phones(read(file)?), file.display().to_string())),
+        _ => None,
+    };
+    if let Some((transcript, origin)) = given {
         let [audio] = args.inputs.as_slice() else {
             bail!(
-                "--text and --phones align one audio file, and {} inputs were given; for several, \
-                 use a corpus folder (utt.wav beside utt.lab) or --manifest",
+                "--text and --phones (and their -file forms) align one audio file, and {} inputs \
+                 were given; for several, use a corpus folder (utt.wav beside utt.lab) or --manifest",
                 args.inputs.len()
             );
         };
@@ -351,15 +371,10 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
                 audio.display()
             );
         }
-        let (transcript, origin) = match (&args.text, &args.phones) {
-            (Some(text), _) => (Said::Text(text.clone()), "--text"),
-            (None, Some(phones)) => (Said::Phones(phones.clone()), "--phones"),
-            (None, None) => unreachable!("checked above"),
-        };
         return Ok(vec![Job {
             audio: audio.clone(),
             transcript,
-            origin: origin.to_string(),
+            origin,
             out_name: stem(audio),
         }]);
     }
