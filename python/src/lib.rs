@@ -36,8 +36,7 @@ use phonrec::choice::Choice;
 use phonrec::ctc::{PhoneLm, PhoneSpan};
 use phonrec::data::Lexicon;
 use phonrec::features::{
-    BaseFeatures, CmvnOptions, DeltaOptions, FbankOptions, FeatureExtractor, FeatureOptions,
-    FeaturePipeline, FrameOptions, FrequencyEdge, MelOptions, MfccOptions, WindowType,
+    DeltaOptions, FeatureExtractor, FeatureOptions, FeaturePipeline, KaldiFeatureFlags,
 };
 use phonrec::model::Model;
 use phonrec::phones::{Alphabet, PhoneSet};
@@ -905,69 +904,42 @@ struct FeatureArgs {
 }
 
 impl FeatureArgs {
-    /// The library's options for audio at `sample_rate_hz` (`FeaturesArgs::feature_options` in
-    /// src/cli/features.rs).
+    /// The library's options for audio at `sample_rate_hz`, through the same Kaldi-flag mapping as
+    /// `phonrec features` ([`KaldiFeatureFlags`]).
     fn options(&self, sample_rate_hz: u32) -> Result<FeatureOptions, String> {
-        let window_type: WindowType = self.window_type.parse()?;
-        let frame = FrameOptions {
-            sample_rate_hz,
-            frame_length_ms: self.frame_length,
-            frame_shift_ms: self.frame_shift,
-            dither: self.dither,
-            preemphasis_coefficient: self.preemphasis_coefficient,
-            remove_dc_offset: self.remove_dc_offset,
-            window_type,
-            round_to_power_of_two: self.round_to_power_of_two,
-            snip_edges: self.snip_edges,
-            dither_seed: 0,
-        };
-        let mel = |default: &MelOptions| MelOptions {
-            num_bins: self.num_mel_bins.unwrap_or(default.num_bins),
-            low_freq_hz: self.low_freq,
-            high_freq: FrequencyEdge::from_kaldi_high_freq(self.high_freq),
-            vtln_warp: self.vtln_warp,
-            vtln_low_hz: self.vtln_low,
-            vtln_high: FrequencyEdge::from_kaldi_vtln_high(self.vtln_high),
-        };
-        let energy_floor = (self.energy_floor != 0.0).then_some(self.energy_floor);
-        let base = match self.kind.as_str() {
-            "fbank" => {
-                let default = FbankOptions::default();
-                BaseFeatures::Fbank(FbankOptions {
-                    frame,
-                    mel: mel(&default.mel),
-                    use_energy: self.use_energy.unwrap_or(default.use_energy),
-                    energy_floor,
-                    raw_energy: self.raw_energy,
-                    ..default
-                })
-            }
-            "mfcc" => {
-                let default = MfccOptions::default();
-                let lifter = self.cepstral_lifter.or(default.cepstral_lifter);
-                BaseFeatures::Mfcc(MfccOptions {
-                    frame,
-                    mel: mel(&default.mel),
-                    num_ceps: self.num_ceps.unwrap_or(default.num_ceps),
-                    use_energy: self.use_energy.unwrap_or(default.use_energy),
-                    energy_floor,
-                    raw_energy: self.raw_energy,
-                    cepstral_lifter: lifter.filter(|&q| q != 0.0),
-                })
-            }
+        let mfcc = match self.kind.as_str() {
+            "fbank" => false,
+            "mfcc" => true,
             other => return Err(format!("kind={other:?}: expected \"fbank\" or \"mfcc\"")),
         };
-        Ok(FeatureOptions {
-            base,
+        Ok(KaldiFeatureFlags {
+            mfcc,
+            num_mel_bins: self.num_mel_bins,
+            num_ceps: self.num_ceps,
+            cepstral_lifter: self.cepstral_lifter,
+            use_energy: self.use_energy,
+            energy_floor: self.energy_floor,
+            raw_energy: self.raw_energy,
+            window_type: self.window_type.parse()?,
+            snip_edges: self.snip_edges,
+            low_freq: self.low_freq,
+            high_freq: self.high_freq,
+            vtln_warp: self.vtln_warp,
+            vtln_low: self.vtln_low,
+            vtln_high: self.vtln_high,
+            dither: self.dither,
+            frame_length: self.frame_length,
+            frame_shift: self.frame_shift,
+            preemphasis_coefficient: self.preemphasis_coefficient,
+            remove_dc_offset: self.remove_dc_offset,
+            round_to_power_of_two: self.round_to_power_of_two,
             deltas: self.deltas.then_some(DeltaOptions {
                 order: self.delta_order,
                 window: self.delta_window,
             }),
-            cmvn: self.cmvn.then_some(CmvnOptions {
-                normalize_variance: self.norm_vars,
-                ..CmvnOptions::default()
-            }),
-        })
+            cmvn: self.cmvn.then_some(self.norm_vars),
+        }
+        .options(sample_rate_hz))
     }
 }
 

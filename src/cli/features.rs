@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use phonrec::features::{
-    BaseFeatures, CmvnOptions, DeltaOptions, FbankOptions, FeatureExtractor, FeatureOptions,
-    FeaturePipeline, FrameOptions, FrequencyEdge, MelOptions, MfccOptions, WindowType,
+    DeltaOptions, FbankOptions, FeatureExtractor, FeatureOptions, FeaturePipeline, FrameOptions,
+    KaldiFeatureFlags, MelOptions, MfccOptions, WindowType,
 };
 
 use phonrec::output::{kaldi_key, write_matrix, MatrixFormat};
@@ -171,56 +171,34 @@ pub struct FeaturesArgs {
 impl FeaturesArgs {
     /// The library options these flags describe, for audio at `sample_rate_hz`.
     fn feature_options(&self, sample_rate_hz: u32) -> FeatureOptions {
-        let frame = FrameOptions {
-            sample_rate_hz,
-            frame_length_ms: self.frame_length,
-            frame_shift_ms: self.frame_shift,
+        KaldiFeatureFlags {
+            mfcc: self.kind == FeatureKind::Mfcc,
+            num_mel_bins: self.num_mel_bins,
+            num_ceps: Some(self.num_ceps),
+            cepstral_lifter: Some(self.cepstral_lifter),
+            use_energy: self.use_energy,
+            energy_floor: self.energy_floor,
+            raw_energy: self.raw_energy,
+            window_type: self.window_type,
+            snip_edges: self.snip_edges,
+            low_freq: self.low_freq,
+            high_freq: self.high_freq,
+            vtln_warp: self.vtln_warp,
+            vtln_low: self.vtln_low,
+            vtln_high: self.vtln_high,
             dither: self.dither,
+            frame_length: self.frame_length,
+            frame_shift: self.frame_shift,
             preemphasis_coefficient: self.preemphasis_coefficient,
             remove_dc_offset: self.remove_dc_offset,
-            window_type: self.window_type,
             round_to_power_of_two: self.round_to_power_of_two,
-            snip_edges: self.snip_edges,
-            dither_seed: 0,
-        };
-        let mel = |default: &MelOptions| MelOptions {
-            num_bins: self.num_mel_bins.unwrap_or(default.num_bins),
-            low_freq_hz: self.low_freq,
-            high_freq: FrequencyEdge::from_kaldi_high_freq(self.high_freq),
-            vtln_warp: self.vtln_warp,
-            vtln_low_hz: self.vtln_low,
-            vtln_high: FrequencyEdge::from_kaldi_vtln_high(self.vtln_high),
-        };
-        let base = match self.kind.defaults() {
-            BaseFeatures::Fbank(default) => BaseFeatures::Fbank(FbankOptions {
-                frame,
-                mel: mel(&default.mel),
-                use_energy: self.use_energy.unwrap_or(default.use_energy),
-                energy_floor: (self.energy_floor != 0.0).then_some(self.energy_floor),
-                raw_energy: self.raw_energy,
-                ..default
-            }),
-            BaseFeatures::Mfcc(default) => BaseFeatures::Mfcc(MfccOptions {
-                frame,
-                mel: mel(&default.mel),
-                num_ceps: self.num_ceps,
-                use_energy: self.use_energy.unwrap_or(default.use_energy),
-                energy_floor: (self.energy_floor != 0.0).then_some(self.energy_floor),
-                raw_energy: self.raw_energy,
-                cepstral_lifter: (self.cepstral_lifter != 0.0).then_some(self.cepstral_lifter),
-            }),
-        };
-        FeatureOptions {
-            base,
             deltas: self.deltas.then_some(DeltaOptions {
                 order: self.delta_order,
                 window: self.delta_window,
             }),
-            cmvn: self.cmvn.then_some(CmvnOptions {
-                normalize_variance: self.norm_vars,
-                ..CmvnOptions::default()
-            }),
+            cmvn: self.cmvn.then_some(self.norm_vars),
         }
+        .options(sample_rate_hz)
     }
 
     fn resolved_format(&self) -> MatrixFormat {

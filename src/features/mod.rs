@@ -7,6 +7,7 @@
 
 mod cmvn;
 mod deltas;
+mod kaldi_flags;
 mod mel;
 mod mfcc;
 mod options;
@@ -15,6 +16,7 @@ mod window;
 
 pub use cmvn::apply_cmvn;
 pub use deltas::add_deltas;
+pub use kaldi_flags::KaldiFeatureFlags;
 pub use mel::{Fbank, MelBank};
 pub use mfcc::Mfcc;
 pub use options::{
