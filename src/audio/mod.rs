@@ -134,7 +134,14 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
         });
     }
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut bytes = Vec::new();
+    // A regular file's size is known: one buffer of that size, not a growing one copied at every
+    // doubling (streams start empty; the size is at most MAX_AUDIO_BYTES, checked above).
+    let expected = if meta.is_file() {
+        meta.len() as usize + 1
+    } else {
+        0
+    };
+    let mut bytes = Vec::with_capacity(expected);
     file.take(MAX_AUDIO_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
