@@ -87,21 +87,14 @@ impl Encoding {
 
     /// The narrowest encoding that keeps every token and every value exactly.
     fn for_ngrams<'a>(
-        tokens: impl Iterator<Item = Token> + Clone,
+        mut tokens: impl Iterator<Item = Token>,
         values: impl Iterator<Item = &'a NgramEntry>,
     ) -> Self {
-        let mut fixed_values = true;
-        for entry in values {
-            for value in [entry.log_prob, entry.log_backoff] {
-                if !value.is_nan() && to_fixed(value).is_none() {
-                    fixed_values = false;
-                }
-            }
-        }
-        let narrow_tokens = tokens.clone().all(|token| narrow_token(token).is_some());
         Encoding {
-            narrow_tokens,
-            fixed_values,
+            narrow_tokens: tokens.all(|token| narrow_token(token).is_some()),
+            fixed_values: values
+                .flat_map(|entry| [entry.log_prob, entry.log_backoff])
+                .all(|value| value.is_nan() || to_fixed(value).is_some()),
         }
     }
 }

@@ -95,7 +95,7 @@ pub(crate) struct PreparedLayer {
 impl PreparedLayer {
     /// Prepare a layer from its two directions' weights (f32 on the CPU), packed straight from the
     /// tensors' storage: no stacked copy of the layer is made, so loading a model peaks at the packed
-    /// weights plus the f32 ones not yet dropped (the built-in model: 36 MB of heap, not 51 MB).
+    /// weights plus the f32 ones not yet dropped (the built-in model: 35 MB of heap, not 51 MB).
     pub(crate) fn new(directions: &[LstmWeights; 2]) -> candle_core::Result<Self> {
         let hidden = directions[0].weight_hh.dim(1)?;
         let inputs = directions[0].weight_ih.dim(1)?;
