@@ -198,6 +198,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub vtlp: Option<f32>,
 
+    /// With --augment robust: the share of utterances passed through a telephone channel
+    /// (8 kHz, band-pass, codecs) instead of the preset's 0.2. More telephone audio helps
+    /// narrowband input and can cost some wideband accuracy: measure both.
+    #[arg(long, value_name = "P")]
+    pub telephone: Option<f32>,
+
     /// Fine-tune: start from this model's weights, or from the model built into phonrec with
     /// `builtin` (the route for small data: a few hundred utterances of one's own; a file named
     /// builtin is `./builtin`). Its features
@@ -338,7 +344,13 @@ impl TrainArgs {
                 }) {
                     AugmentPreset::Off => AugmentOptions::default(),
                     AugmentPreset::Standard => AugmentOptions::standard(),
-                    AugmentPreset::Robust => AugmentOptions::robust(),
+                    AugmentPreset::Robust => {
+                        let mut robust = AugmentOptions::robust();
+                        if let Some(p) = self.telephone {
+                            robust.conditions.telephone_probability = p;
+                        }
+                        robust
+                    }
                 }
             },
             init_from: self.init_from.clone(),
@@ -477,6 +489,9 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
         bail!(
             "--freeze-layers keeps trained layers as they are: it needs --init-from MODEL|builtin"
         );
+    }
+    if args.telephone.is_some() && !options.augment.conditions.is_active() {
+        bail!("--telephone sets a share of --augment robust: add --augment robust");
     }
     if args.init_from.as_deref() == Some(Path::new(BUILT_IN_INIT))
         && options.init_from_bytes.is_none()
