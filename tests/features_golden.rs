@@ -19,8 +19,11 @@ const FEATURE_TOLERANCE: f32 = 1e-3;
 /// it by that much where a low-frequency bin of a quiet frame sits ~60 dB below the frame's peak and f32
 /// FFT round-off dominates. Such cells may exceed `FEATURE_TOLERANCE`, up to this bound...
 const NOISE_LIMITED_TOLERANCE: f32 = 3e-3;
-/// ...and only this many per case.
-const MAX_NOISE_LIMITED_CELLS: usize = 3;
+/// ...and only this many per case. Since the frame spectrum is computed in single precision (as Kaldi's
+/// `BaseFloat` and torchaudio do; twice the SIMD lanes), `flite_slt_16k__mfcc13` has 4 such cells
+/// (1.0–1.34e-3, frames 87, 89, 91 and 341: the quiet frames where `fbank80` has its 3): a cepstrum
+/// mixes every mel bin of its frame, so one noisy bin shows in several coefficients.
+const MAX_NOISE_LIMITED_CELLS: usize = 5;
 /// Mean absolute difference allowed over a whole case: catches any systematic error.
 const MEAN_TOLERANCE: f32 = 1e-4;
 

@@ -139,7 +139,7 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         )));
     }
     Ok(Waveform {
-        samples: mix_to_mono(&interleaved, channels),
+        samples: mix_to_mono(interleaved, channels),
         sample_rate_hz: rate,
     })
 }

@@ -61,7 +61,12 @@ impl Waveform {
         let limit = MAX_LEVEL_OVER_FULL_SCALE * INT16_SCALE;
         let at = |i: usize| i as f64 / f64::from(self.sample_rate_hz.max(1));
         // One pass for the common case, all samples fine (NaN fails `<=` too); the reason after.
-        if self.samples.iter().all(|x| x.abs() <= limit) {
+        // A fold per block rather than `all`, whose early exit keeps the compiler from vectorising.
+        if self
+            .samples
+            .chunks(4096)
+            .all(|block| block.iter().fold(true, |fine, x| fine & (x.abs() <= limit)))
+        {
             return Ok(());
         }
         if let Some(i) = self.samples.iter().position(|x| !x.is_finite()) {
@@ -215,9 +220,10 @@ fn check_rate(path: &Path, sample_rate_hz: u32) -> Result<()> {
 }
 
 /// Average interleaved channels into one.
-pub(crate) fn mix_to_mono(interleaved: &[f32], channels: usize) -> Vec<f32> {
+pub(crate) fn mix_to_mono(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
     if channels <= 1 {
-        return interleaved.to_vec();
+        // Mono stays where it is: a copy of an hour's samples cost `features` a tenth of its time.
+        return interleaved;
     }
     let scale = 1.0 / channels as f32;
     interleaved

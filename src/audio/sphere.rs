@@ -47,7 +47,7 @@ pub(crate) fn read_sphere(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         interleaved.push(value as f32 * scale);
     }
     Ok(Waveform {
-        samples: mix_to_mono(&interleaved, header.channels),
+        samples: mix_to_mono(interleaved, header.channels),
         sample_rate_hz: header.sample_rate_hz,
     })
 }

@@ -259,7 +259,7 @@ impl Fbank {
         self.mel_bank.apply(&scratch.spectrum, mel_out);
         if self.options.use_log_fbank {
             for v in mel_out.iter_mut() {
-                *v = v.max(LOG_FLOOR).ln();
+                *v = super::log::ln(v.max(LOG_FLOOR));
             }
         }
     }

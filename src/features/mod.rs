@@ -8,6 +8,7 @@
 mod cmvn;
 mod deltas;
 mod kaldi_flags;
+mod log;
 mod mel;
 mod mfcc;
 mod options;

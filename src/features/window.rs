@@ -78,55 +78,77 @@ pub(crate) fn window_function(window_type: WindowType, size: usize) -> Vec<f32> 
         .collect()
 }
 
-/// Pre-emphasis in place: `x[i] -= coeff · x[i−1]`, and `x[0] -= coeff · x[0]` (Kaldi's convention).
-pub(crate) fn preemphasize(frame: &mut [f64], coeff: f64) {
-    if coeff == 0.0 || frame.is_empty() {
+/// Sum of `values`, in eight interleaved partial sums so that the compiler vectorises it (a plain
+/// `sum()` of floats must add in order, one at a time).
+fn lane_sum(values: &[f32], term: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut blocks = values.chunks_exact(8);
+    for block in &mut blocks {
+        for (lane, &x) in lanes.iter_mut().zip(block) {
+            *lane += term(x);
+        }
+    }
+    let tail: f32 = blocks.remainder().iter().map(|&x| term(x)).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// The mean of a frame (0 for an empty one).
+fn frame_mean(frame: &[f32]) -> f32 {
+    if frame.is_empty() {
+        return 0.0;
+    }
+    lane_sum(frame, |x| x) / frame.len() as f32
+}
+
+/// log(max(Σ(x − offset)², ε)) of a frame.
+fn log_energy(frame: &[f32], offset: f32) -> f32 {
+    lane_sum(frame, |x| (x - offset) * (x - offset))
+        .max(LOG_FLOOR)
+        .ln()
+}
+
+/// Kaldi's per-frame conditioning in one pass: subtract `offset` (the frame's mean, or 0), pre-emphasise
+/// (`y[i] = x[i] − coeff · x[i−1]`, and `y[0] = x[0] − coeff · x[0]`, Kaldi's convention) and multiply by
+/// the window. `out` and `window` have the frame's length.
+pub(crate) fn condition_frame(
+    frame: &[f32],
+    offset: f32,
+    coeff: f32,
+    window: &[f32],
+    out: &mut [f32],
+) {
+    let n = frame.len().min(out.len()).min(window.len());
+    if n == 0 {
         return;
     }
-    for i in (1..frame.len()).rev() {
-        frame[i] -= coeff * frame[i - 1];
+    out[0] = (frame[0] - offset) * (1.0 - coeff) * window[0];
+    for i in 1..n {
+        out[i] = ((frame[i] - offset) - coeff * (frame[i - 1] - offset)) * window[i];
     }
-    frame[0] -= coeff * frame[0];
-}
-
-/// Subtract the frame's mean.
-pub(crate) fn remove_dc_offset(frame: &mut [f64]) {
-    let mean = frame.iter().sum::<f64>() / frame.len() as f64;
-    for x in frame.iter_mut() {
-        *x -= mean;
-    }
-}
-
-/// log(max(Σx², ε)) of a frame.
-pub(crate) fn log_energy(frame: &[f64]) -> f64 {
-    let energy: f64 = frame.iter().map(|&x| x * x).sum();
-    energy.max(LOG_FLOOR as f64).ln()
 }
 
 /// Per-thread buffers for [`FrameAnalyzer::power_spectrum`]; no allocation per frame.
 pub(crate) struct FrameScratch {
     samples: Vec<f32>,
-    padded: Vec<f64>,
-    spectrum: Vec<Complex<f64>>,
-    fft_scratch: Vec<Complex<f64>>,
+    padded: Vec<f32>,
+    spectrum: Vec<Complex<f32>>,
+    fft_scratch: Vec<Complex<f32>>,
 }
 
 /// Turns frame `i` of a signal into its power (or magnitude) spectrum, planned once: window, FFT.
 pub(crate) struct FrameAnalyzer {
     options: FrameOptions,
-    window: Vec<f64>,
-    fft: Arc<dyn RealToComplex<f64>>,
+    window: Vec<f32>,
+    /// Single precision, as Kaldi (`BaseFloat`) and torchaudio compute: twice the lanes of f64.
+    fft: Arc<dyn RealToComplex<f32>>,
     dither: Option<Normal<f32>>,
 }
 
 impl FrameAnalyzer {
     /// Plan for validated frame options.
     pub(crate) fn new(options: &FrameOptions) -> Self {
-        let window = window_function(options.window_type, options.window_size())
-            .into_iter()
-            .map(f64::from)
-            .collect();
-        let fft = RealFftPlanner::<f64>::new().plan_fft_forward(options.padded_window_size());
+        let window = window_function(options.window_type, options.window_size());
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(options.padded_window_size());
         let dither = if options.dither > 0.0 {
             Normal::new(0.0, options.dither).ok()
         } else {
@@ -177,22 +199,30 @@ impl FrameAnalyzer {
                 *x += noise.sample(&mut rng);
             }
         }
+        let samples = &scratch.samples;
+        let offset = if self.options.remove_dc_offset {
+            frame_mean(samples)
+        } else {
+            0.0
+        };
+        // The energy before pre-emphasis and windowing (but after DC removal), or after both.
+        let raw_log_energy = if raw_energy {
+            log_energy(samples, offset)
+        } else {
+            0.0
+        };
         let frame = &mut scratch.padded[..size];
-        for (d, s) in frame.iter_mut().zip(&scratch.samples) {
-            *d = *s as f64;
-        }
-        if self.options.remove_dc_offset {
-            remove_dc_offset(frame);
-        }
-        let raw_log_energy = if raw_energy { log_energy(frame) } else { 0.0 };
-        preemphasize(frame, self.options.preemphasis_coefficient as f64);
-        for (x, w) in frame.iter_mut().zip(&self.window) {
-            *x *= w;
-        }
+        condition_frame(
+            samples,
+            offset,
+            self.options.preemphasis_coefficient,
+            &self.window,
+            frame,
+        );
         let log_energy = if raw_energy {
             raw_log_energy
         } else {
-            log_energy(frame)
+            log_energy(frame, 0.0)
         };
         scratch.padded[size..].fill(0.0);
         // The lengths come from the plan itself, so the FFT cannot fail.
@@ -203,9 +233,9 @@ impl FrameAnalyzer {
         );
         for (o, c) in out.iter_mut().zip(&scratch.spectrum) {
             let power = c.re * c.re + c.im * c.im;
-            *o = (if use_power { power } else { power.sqrt() }) as f32;
+            *o = if use_power { power } else { power.sqrt() };
         }
-        log_energy as f32
+        log_energy
     }
 }
 
@@ -320,16 +350,27 @@ mod tests {
 
     #[test]
     fn preemphasis_follows_kaldi() {
-        let mut frame = [1.0, 2.0, 4.0];
-        preemphasize(&mut frame, 0.5);
-        assert_eq!(frame, [0.5, 1.5, 3.0]);
+        let mut out = [0.0; 3];
+        condition_frame(&[1.0, 2.0, 4.0], 0.0, 0.5, &[1.0; 3], &mut out);
+        assert_eq!(out, [0.5, 1.5, 3.0]);
     }
 
     #[test]
-    fn dc_removal_zeroes_the_mean() {
-        let mut frame = [1.0, 2.0, 3.0, 6.0];
-        remove_dc_offset(&mut frame);
-        assert_eq!(frame, [-2.0, -1.0, 0.0, 3.0]);
+    fn dc_removal_zeroes_the_mean_before_preemphasis_and_window() {
+        let frame = [1.0, 2.0, 3.0, 6.0];
+        let mean = frame_mean(&frame);
+        assert_eq!(mean, 3.0);
+        let mut out = [0.0; 4];
+        condition_frame(&frame, mean, 0.0, &[1.0; 4], &mut out);
+        assert_eq!(out, [-2.0, -1.0, 0.0, 3.0]);
+        condition_frame(&frame, mean, 0.5, &[2.0, 1.0, 1.0, 0.5], &mut out);
+        // y = [-1, -1 + 1, 0 + 0.5, 3 - 0] times the window.
+        assert_eq!(out, [-2.0, 0.0, 0.5, 1.5]);
+        // Energies: of the mean-removed frame, and a sum long enough for every lane and a tail.
+        assert!((log_energy(&frame, mean) - 14f32.ln()).abs() < 1e-6);
+        let long: Vec<f32> = (0..21).map(|i| i as f32).collect();
+        assert_eq!(lane_sum(&long, |x| x), 210.0);
+        assert_eq!(log_energy(&[0.0; 5], 0.0), LOG_FLOOR.ln());
     }
 
     #[test]
