@@ -371,3 +371,38 @@ fn truncated_or_damaged_containers_are_errors() {
     std::fs::write(&path, damaged).unwrap();
     assert!(read_audio(&path).is_err());
 }
+
+/// Files of 4 MB and more are read by blocks straight from disk, the rest whole: the two paths must
+/// give the same samples, and the same errors.
+#[test]
+fn large_wav_files_read_by_blocks_as_small_ones_are_read_whole() {
+    let dir = temp();
+    let path = dir.path().join("long.wav");
+    // 1.5 M stereo frames = 6 MB of data: over the threshold, and not a whole number of blocks.
+    let frames = 1_500_001;
+    write_wav(
+        &path,
+        spec(2, 16_000, 16, hound::SampleFormat::Int),
+        frames,
+        |w, i, c| {
+            let v = ((i * 7919 + c * 104_729) % 65_536) as i64 - 32_768;
+            w.write_sample(v as i16).unwrap()
+        },
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let direct = read_audio(&path).unwrap();
+    let whole = phonrec::audio::read_audio_bytes(&bytes, &path).unwrap();
+    assert_eq!(direct.sample_rate_hz, 16_000);
+    assert_eq!(direct.samples.len(), frames);
+    assert_eq!(direct.samples, whole.samples);
+    // Frame 0: channel 0 is -32768, channel 1 (104729 % 65536) - 32768 = 6425; averaged.
+    assert_eq!(direct.samples[0], (-32_768.0 + 6_425.0) / 2.0);
+
+    // Cut short: the same "cut short" error as a small file's.
+    let mut cut = bytes.clone();
+    cut.truncate(bytes.len() - 1001);
+    std::fs::write(&path, &cut).unwrap();
+    let err = read_audio(&path).unwrap_err();
+    assert!(matches!(err, Error::MalformedAudio { .. }), "{err}");
+    assert!(err.to_string().contains("cut short"), "{err}");
+}

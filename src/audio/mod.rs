@@ -139,6 +139,12 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
         });
     }
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    #[cfg(unix)]
+    if meta.is_file() && meta.len() >= DIRECT_READ_MIN_BYTES {
+        if let Some(wave) = wav::read_pcm16_wav_file(path, &file, meta.len())? {
+            return checked(path, wave);
+        }
+    }
     // A regular file's size is known: one buffer of that size, not a growing one copied at every
     // doubling (streams start empty; the size is at most MAX_AUDIO_BYTES, checked above).
     let expected = if meta.is_file() {
@@ -193,6 +199,14 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
             ),
         });
     };
+    checked(path, wave)
+}
+
+/// Files at least this large are read by blocks in parallel when they are 16-bit PCM WAV.
+const DIRECT_READ_MIN_BYTES: u64 = 4 << 20;
+
+/// `wave` as read from `path`, refused if its rate, length or samples are not what phonrec reads.
+fn checked(path: &Path, wave: Waveform) -> Result<Waveform> {
     check_rate(path, wave.sample_rate_hz)?;
     if wave.samples.is_empty() {
         return Err(Error::EmptyAudio {
