@@ -14,6 +14,8 @@ mod sphere;
 mod wav;
 
 use std::io::Read;
+
+use rayon::prelude::*;
 use std::path::Path;
 
 pub use resample::{resample, Resampler};
@@ -61,10 +63,11 @@ impl Waveform {
         let limit = MAX_LEVEL_OVER_FULL_SCALE * INT16_SCALE;
         let at = |i: usize| i as f64 / f64::from(self.sample_rate_hz.max(1));
         // One pass for the common case, all samples fine (NaN fails `<=` too); the reason after.
-        // A fold per block rather than `all`, whose early exit keeps the compiler from vectorising.
+        // A fold per block rather than `all`, whose early exit keeps the compiler from vectorising;
+        // blocks on all cores (an hour of audio is 58 M samples).
         if self
             .samples
-            .chunks(4096)
+            .par_chunks(1 << 16)
             .all(|block| block.iter().fold(true, |fine, x| fine & (x.abs() <= limit)))
         {
             return Ok(());
