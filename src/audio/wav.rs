@@ -82,18 +82,23 @@ fn check_encoding(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// What a WAV header says, checked: the format, the channel count, the number of samples it
-/// declares (a claim, checked against the data later) and where the data starts.
-struct Header {
+/// What a WAV header says, checked: the format, the channel count and the number of samples it
+/// declares (a claim, checked against the data later); the reader stands at the data's start.
+struct Header<'a> {
     spec: hound::WavSpec,
     channels: usize,
     declared: usize,
-    data_start: usize,
+    reader: hound::WavReader<std::io::Cursor<&'a [u8]>>,
+}
+
+/// Where the data starts: the position of a reader just past the header.
+fn data_start(reader: hound::WavReader<std::io::Cursor<&[u8]>>) -> usize {
+    usize::try_from(reader.into_inner().position()).unwrap_or(usize::MAX)
 }
 
 /// Parse and check the header at the start of `bytes` (the whole file, or enough of its start to
 /// reach the data chunk).
-fn header(path: &Path, bytes: &[u8]) -> Result<Header> {
+fn header<'a>(path: &Path, bytes: &'a [u8]) -> Result<Header<'a>> {
     check_encoding(path, bytes)?;
     let reader =
         hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| wav_error(path, e))?;
@@ -115,12 +120,11 @@ fn header(path: &Path, bytes: &[u8]) -> Result<Header> {
         });
     }
     let declared = reader.len() as usize;
-    let data_start = usize::try_from(reader.into_inner().position()).unwrap_or(usize::MAX);
     Ok(Header {
         spec,
         channels,
         declared,
-        data_start,
+        reader,
     })
 }
 
@@ -130,10 +134,8 @@ pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         spec,
         channels,
         declared,
-        data_start,
+        reader,
     } = header(path, bytes)?;
-    let reader =
-        hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| wav_error(path, e))?;
     // The header's sample count is a claim: reserve no more than the file's bytes can hold, so a
     // 44-byte file declaring 4 GB of data costs nothing and ends in a "cut short" error.
     let bytes_per_sample = usize::from(spec.bits_per_sample.div_ceil(8).max(1));
@@ -149,7 +151,7 @@ pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         // The common case, 16-bit PCM, straight from the bytes after the header: hound's
         // sample-by-sample iterator took a fifth of `phonrec features` on a long file.
         (hound::SampleFormat::Int, 16) => {
-            let data = bytes.get(data_start..).unwrap_or_default();
+            let data = bytes.get(data_start(reader)..).unwrap_or_default();
             let available = data.len() / 2;
             if available < declared {
                 return Err(truncated(path, available, declared));
@@ -246,11 +248,12 @@ pub(crate) fn read_pcm16_wav_file(
         spec,
         channels,
         declared,
-        data_start,
+        reader,
     }) = header(path, &head)
     else {
         return Ok(None);
     };
+    let data_start = data_start(reader);
     if (spec.sample_format, spec.bits_per_sample) != (hound::SampleFormat::Int, 16) {
         return Ok(None);
     }
