@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::ctc::{BoundaryModel, PhoneLm};
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{FrameHead, Model};
 use crate::phones::PhoneSet;
 use crate::recognize::{Recognizer, RecognizerOptions};
 
@@ -37,6 +37,14 @@ const LM: Option<&[u8]> = None;
 const BOUNDARIES: Option<&str> = Some(include_str!("../models/default-boundaries.tsv"));
 #[cfg(not(phonrec_default_model))]
 const BOUNDARIES: Option<&str> = None;
+
+/// The default model's frame head for alignment (`models/default-frames.safetensors`, fitted by
+/// `phonrec fit-frame-head`, recipe in `recipes/align/`).
+#[cfg(phonrec_default_frames)]
+const FRAME_HEAD: Option<&[u8]> = Some(include_bytes!("../models/default-frames.safetensors"));
+#[cfg(not(phonrec_default_frames))]
+const FRAME_HEAD: Option<&[u8]> = None;
+const FRAME_HEAD_NAME: &str = "<built-in frame head>";
 
 /// Beam width with a phone LM when none is asked for.
 pub const BEAM_WITH_LM: usize = 8;
@@ -128,9 +136,19 @@ pub fn boundaries(phones: &PhoneSet) -> Result<Option<BoundaryModel>> {
         .transpose()
 }
 
+/// The built-in frame head for a model with these phones and last hidden layer width (the built-in
+/// model's, or one fine-tuned from it: a head only fits the network it was fitted on, so use it with
+/// another only knowingly); `None` if this build has none.
+pub fn frame_head(phones: &PhoneSet, hidden_width: usize) -> Result<Option<FrameHead>> {
+    FRAME_HEAD
+        .map(|bytes| FrameHead::from_bytes(bytes, FRAME_HEAD_NAME, phones, hidden_width))
+        .transpose()
+}
+
 /// Decoding options for the built-in model: the prefix beam search (width [`BEAM_WITH_LM`]) with
 /// the built-in LM at weight [`LM_WEIGHT`] and insertion bonus [`INSERTION_BONUS`] when `lm` is
-/// given, else greedy; the built-in boundary model for alignment; everything else at its default.
+/// given, else greedy; the built-in boundary model for alignment (the frame head is added by
+/// [`recognizer`], which knows the network); everything else at its default.
 pub fn recognizer_options(lm: Option<PhoneLm>, phones: &PhoneSet) -> Result<RecognizerOptions> {
     let defaults = DecodingDefaults::new(lm.is_some(), true);
     Ok(RecognizerOptions {
@@ -144,9 +162,14 @@ pub fn recognizer_options(lm: Option<PhoneLm>, phones: &PhoneSet) -> Result<Reco
 }
 
 /// The recogniser `phonrec transcribe` and `phonrec align` use when given no options: the built-in
-/// model, its LM (compiled in as a binary trie: nothing to load) and its boundary model.
+/// model, its LM (compiled in as a binary trie: nothing to load), its frame head and boundary model.
 pub fn recognizer() -> Result<Recognizer> {
     let model = model()?;
     let phones = model.phones().clone();
-    Recognizer::new(model, recognizer_options(lm(&phones)?, &phones)?)
+    let hidden_width = 2 * model.network().config().hidden_size;
+    let options = RecognizerOptions {
+        frame_head: frame_head(&phones, hidden_width)?,
+        ..recognizer_options(lm(&phones)?, &phones)?
+    };
+    Recognizer::new(model, options)
 }

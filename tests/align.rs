@@ -347,3 +347,69 @@ fn transcripts_read_from_files_align_as_given_on_the_command_line() {
     let missing = phonrec(&["align", SUIT, "--text-file", "no/such.txt"]);
     assert!(stderr(&missing).contains("cannot read no/such.txt"));
 }
+
+/// Boundary errors (seconds) of `phonrec align --phones` on the three held-out-voice recordings in
+/// `tests/data/flite_rms_timed.jsonl` (flite's own phone timings), with `extra` options.
+fn boundary_errors(extra: &[&str]) -> Vec<f64> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let reference =
+        std::fs::read_to_string(data.join("flite_rms_timed.jsonl")).expect("timed references");
+    let mut errors = Vec::new();
+    for line in reference.lines() {
+        let timed: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let phones = timed["phones"].as_array().expect("phones");
+        let names: Vec<&str> = phones
+            .iter()
+            .map(|p| p[0].as_str().expect("name"))
+            .collect();
+        let audio = data.join(timed["audio"].as_str().expect("audio"));
+        let sequence = names.join(" ");
+        let mut args = vec![
+            "align",
+            audio.to_str().expect("path"),
+            "--phones",
+            &sequence,
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let output = phonrec(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let aligned: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("JSON output");
+        let spans = aligned["phones"].as_array().expect("phones");
+        assert_eq!(spans.len(), phones.len());
+        for (span, truth) in spans.iter().zip(phones) {
+            assert_eq!(span["phone"], truth[0]);
+            for (key, index) in [("start", 1), ("end", 2)] {
+                let got = span[key].as_f64().expect("time");
+                errors.push((got - truth[index].as_f64().expect("time")).abs());
+            }
+        }
+    }
+    errors
+}
+
+#[test]
+fn the_frame_head_places_boundaries_within_25_ms_on_a_held_out_voice() {
+    if !built_in_model_present() {
+        return;
+    }
+    let summary = |errors: &[f64]| {
+        let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+        let within = errors.iter().filter(|&&e| e <= 0.025).count() as f64 / errors.len() as f64;
+        (mean, within)
+    };
+    let (head_mean, head_within) = summary(&boundary_errors(&[]));
+    let (extents_mean, extents_within) = summary(&boundary_errors(&["--boundaries", "extents"]));
+    // All 200 files of the held-out voice: 9.4 ms and 94 % (frame head), 15.5 ms and 82.5 %
+    // (extents); these three files are among them (11.2 ms and 89 %, 18.9 ms and 77 %).
+    assert!(
+        head_mean < 0.015 && head_within > 0.84,
+        "frame head: {head_mean} s, {head_within}"
+    );
+    assert!(
+        head_mean < extents_mean && head_within > extents_within,
+        "frame head {head_mean} s / {head_within}, extents {extents_mean} s / {extents_within}"
+    );
+}

@@ -450,6 +450,11 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         } else {
             None
         },
+        frame_head: if built_in {
+            builtin::frame_head(&phones, 2 * model.network().config().hidden_size)?
+        } else {
+            None
+        },
         ..RecognizerOptions::default()
     };
     Ok(Recognizer::new(model, options)?)

@@ -7,10 +7,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use phonrec::align::{AlignTarget, Alignment, OovPolicy};
+use phonrec::builtin;
 use phonrec::choice::Choice;
 use phonrec::ctc::{BoundaryModel, LatticeOptions};
 use phonrec::data::Lexicon;
 use phonrec::error::Error;
+use phonrec::model::{FrameHead, Model};
 use phonrec::output::{write_alignment, AlignFormat, ALIGNMENT_TSV_HEADER};
 use phonrec::phones::{Alphabet, PhoneSet};
 use phonrec::recognize::{
@@ -131,11 +133,14 @@ pub struct TargetArgs {
     #[arg(long, default_value_t = DEFAULT_MIN_WORST_SECOND_SCORE, allow_hyphen_values = true, value_name = "SCORE")]
     pub min_worst_second: f64,
 
-    /// Where phone boundaries go relative to the network's spikes: `builtin` (the extents measured for
-    /// the built-in model), `midpoint` (blank gaps split in the middle, up to 60 ms to each side of a
-    /// pause), or a TSV file from `recipes/align/fit_boundaries.py` for your model [default: builtin
-    /// with the built-in model, else midpoint].
-    #[arg(long, value_name = "builtin|midpoint|FILE")]
+    /// How phone boundaries are placed around the network's spikes: `builtin` (the built-in model's
+    /// frame head: each frame labelled with its phone or silence, boundaries where the labels
+    /// change), `extents` (the built-in model's per-phone extents around the spikes, coarser),
+    /// `midpoint` (blank gaps split in the middle, up to 60 ms to each side of a pause), or a file
+    /// fitted for your model: a frame head (`.safetensors`, from `phonrec fit-frame-head`) or
+    /// extents (`.tsv`, from `recipes/align/fit_boundaries.py`) [default: builtin with the built-in
+    /// model, else midpoint].
+    #[arg(long, value_name = "builtin|extents|midpoint|FILE")]
     pub boundaries: Option<String>,
 
     /// Viterbi beam in nats (states further below the frame's best are dropped).
@@ -226,7 +231,7 @@ pub(super) fn run_jobs<R: Send>(
         );
     }
     let model = load_model(args.model.as_deref())?;
-    let boundaries = boundary_model(args, model.phones())?;
+    let (frame_head, boundaries) = boundary_placement(args, &model)?;
     let recognizer = Recognizer::new(
         model,
         RecognizerOptions {
@@ -241,6 +246,7 @@ pub(super) fn run_jobs<R: Send>(
                 beam: args.viterbi_beam,
             },
             boundaries,
+            frame_head,
             ..RecognizerOptions::default()
         },
     )?;
@@ -524,27 +530,43 @@ fn locate_word(origin: &str, text: &str, word: &str) -> String {
         .map_or_else(|| origin.to_string(), |i| format!("{origin}:{}", i + 1))
 }
 
-/// The boundary model `--boundaries` asks for (none with --spike-spans).
-fn boundary_model(args: &TargetArgs, phones: &PhoneSet) -> anyhow::Result<Option<BoundaryModel>> {
+/// What places boundaries: a frame head or a boundary model (extents), as `--boundaries` asks
+/// (neither with --spike-spans, or for `midpoint`).
+fn boundary_placement(
+    args: &TargetArgs,
+    model: &Model,
+) -> anyhow::Result<(Option<FrameHead>, Option<BoundaryModel>)> {
     if args.spike_spans {
-        return Ok(None);
+        return Ok((None, None));
     }
-    let built_in = || -> anyhow::Result<Option<BoundaryModel>> {
+    let phones = model.phones();
+    let hidden_width = 2 * model.network().config().hidden_size;
+    let extents = || -> anyhow::Result<BoundaryModel> {
         let text = built_in_boundaries()
             .context("this phonrec has no built-in model, so no built-in boundary model either")?;
-        Ok(Some(
-            BoundaryModel::parse_tsv(text, phones, "<built-in boundary model>")
-                .context("the built-in boundary model does not fit this model's phones")?,
-        ))
+        BoundaryModel::parse_tsv(text, phones, "<built-in boundary model>")
+            .context("the built-in boundary model does not fit this model's phones")
+    };
+    let built_in = || -> anyhow::Result<(Option<FrameHead>, Option<BoundaryModel>)> {
+        let head = builtin::frame_head(phones, hidden_width)
+            .context("the built-in frame head does not fit this model")?;
+        Ok((head, Some(extents()?)))
     };
     match args.boundaries.as_deref() {
         None if args.model.is_none() => built_in(),
-        None | Some("midpoint") => Ok(None),
+        None | Some("midpoint") => Ok((None, None)),
         Some("builtin") => built_in(),
+        Some("extents") => Ok((None, Some(extents()?))),
+        Some(path) if path.ends_with(".safetensors") => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read --boundaries {path}"))?;
+            let head = FrameHead::from_bytes(&bytes, path, phones, hidden_width)?;
+            Ok((Some(head), None))
+        }
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read --boundaries {path}"))?;
-            Ok(Some(BoundaryModel::parse_tsv(&text, phones, path)?))
+            Ok((None, Some(BoundaryModel::parse_tsv(&text, phones, path)?)))
         }
     }
 }

@@ -12,6 +12,7 @@ mod common;
 mod convert;
 mod eval;
 mod features;
+mod fit_frame_head;
 mod lm;
 mod probs;
 mod score;
@@ -53,6 +54,8 @@ enum Command {
     Probs(probs::ProbsArgs),
     // As for Probs: `BenchArgs`'s doc is the summary and the long --help.
     Bench(bench::BenchArgs),
+    // As for Probs: `FitFrameHeadArgs`'s doc is the summary and the long --help.
+    FitFrameHead(fit_frame_head::FitFrameHeadArgs),
 }
 
 /// Run the chosen subcommand; the exit code says whether every input succeeded. `matches` are the
@@ -70,6 +73,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Convert(args) => convert::run(args),
         Command::Probs(args) => probs::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::FitFrameHead(args) => fit_frame_head::run(args),
     }
 }
 

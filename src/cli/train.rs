@@ -204,6 +204,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "P")]
     pub telephone: Option<f32>,
 
+    /// With --augment robust: of the utterances whose edges are cut as from a longer recording,
+    /// the share cut 0–40 ms into the speech itself, so the clip starts and ends at full level as
+    /// trimmed corpora do (FSDD) [default: 0, the preset's].
+    #[arg(long, value_name = "P")]
+    pub speech_cut: Option<f32>,
+
     /// Fine-tune: start from this model's weights, or from the model built into phonrec with
     /// `builtin` (the route for small data: a few hundred utterances of one's own; a file named
     /// builtin is `./builtin`). Its features
@@ -349,6 +355,9 @@ impl TrainArgs {
                         if let Some(p) = self.telephone {
                             robust.conditions.telephone_probability = p;
                         }
+                        if let Some(p) = self.speech_cut {
+                            robust.conditions.speech_cut_probability = p;
+                        }
                         robust
                     }
                 }
@@ -492,6 +501,9 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
     }
     if args.telephone.is_some() && !options.augment.conditions.is_active() {
         bail!("--telephone sets a share of --augment robust: add --augment robust");
+    }
+    if args.speech_cut.is_some() && !options.augment.conditions.is_active() {
+        bail!("--speech-cut sets a share of --augment robust: add --augment robust");
     }
     if args.init_from.as_deref() == Some(Path::new(BUILT_IN_INIT))
         && options.init_from_bytes.is_none()

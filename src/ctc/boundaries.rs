@@ -144,6 +144,117 @@ impl BoundaryModel {
     }
 }
 
+/// Phone spans `(start_s, end_s)` from a frame classifier (`model::FrameHead`): each phone keeps its
+/// spike frames, and each gap between two spikes is labelled, frame by frame, as the earlier phone,
+/// then optionally silence, then the later phone, whichever split the frame log-probabilities
+/// `frame_log_probs` `[frames, classes]` score best (before the first spike: silence then the phone;
+/// after the last: the phone then silence). `classes[i]` is the frame class of spike `i`'s phone (0
+/// is silence). A boundary falls where the two classes' log-probabilities cross between the centres
+/// of the frames on either side (frame `t` centred at `centre_s + t · shift_s`), which times it finer
+/// than a frame.
+///
+/// Measured on the held-out voice (models/README.md, "Alignment"): 9.4 ms mean absolute error, 94 %
+/// within 25 ms, against 15.5 ms / 82.5 % from spike extents ([`BoundaryModel`]).
+pub fn place_by_frames(
+    spikes: &[AlignedPhone],
+    classes: &[usize],
+    frame_log_probs: ArrayView2<f32>,
+    shift_s: f32,
+    centre_s: f32,
+    duration_s: f32,
+) -> Vec<(f32, f32)> {
+    let frames = frame_log_probs.nrows();
+    let n = spikes.len().min(classes.len());
+    let edge = |t: usize, left: usize, right: usize| -> f32 {
+        if t == 0 {
+            return 0.0;
+        }
+        if t >= frames {
+            return duration_s;
+        }
+        // Linear interpolation of the log-probability difference between the two frame centres.
+        let d0 = frame_log_probs[[t - 1, left]] - frame_log_probs[[t - 1, right]];
+        let d1 = frame_log_probs[[t, left]] - frame_log_probs[[t, right]];
+        let fraction = if d0 > d1 && left != right {
+            (d0 / (d0 - d1)).clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
+        (centre_s + (t as f32 - 1.0 + fraction) * shift_s).clamp(0.0, duration_s)
+    };
+    let mut spans = vec![(0.0f32, duration_s); n];
+    for gap in 0..=n {
+        let lo = if gap > 0 {
+            spikes[gap - 1].end_frame.min(frames)
+        } else {
+            0
+        };
+        let hi = if gap < n {
+            spikes[gap].start_frame.clamp(lo, frames)
+        } else {
+            frames.max(lo)
+        };
+        let earlier = (gap > 0).then(|| classes[gap - 1]);
+        let later = (gap < n).then(|| classes[gap]);
+        let (i, j) = split_gap(frame_log_probs, lo, hi, earlier, later);
+        if let Some(a) = earlier {
+            let right = if j > i { 0 } else { later.unwrap_or(0) };
+            spans[gap - 1].1 = edge(i, a, right);
+        }
+        if let Some(b) = later {
+            let left = if j > i { 0 } else { earlier.unwrap_or(0) };
+            spans[gap].0 = edge(j, left, b);
+        }
+    }
+    for span in &mut spans {
+        span.1 = span.1.max(span.0);
+    }
+    spans
+}
+
+/// The best labelling of frames `lo..hi` as `earlier`^(i−lo) silence^(j−i) `later`^(hi−j): returns
+/// `(i, j)`, `lo ≤ i ≤ j ≤ hi`. Without an earlier phone `i = lo`, without a later one `j = hi`.
+/// Linear time: for each `j`, the best `i ≤ j` is carried along.
+fn split_gap(
+    log_probs: ArrayView2<f32>,
+    lo: usize,
+    hi: usize,
+    earlier: Option<usize>,
+    later: Option<usize>,
+) -> (usize, usize) {
+    let score =
+        |t: usize, class: Option<usize>| class.map_or(0.0, |c| f64::from(log_probs[[t, c]]));
+    // Prefix sums over the gap of the earlier phone's, silence's and the later phone's log-probs.
+    let mut earlier_sum = vec![0.0f64; hi - lo + 1];
+    let mut silence_sum = vec![0.0f64; hi - lo + 1];
+    let mut later_sum = vec![0.0f64; hi - lo + 1];
+    for (k, t) in (lo..hi).enumerate() {
+        earlier_sum[k + 1] = earlier_sum[k] + score(t, earlier);
+        silence_sum[k + 1] = silence_sum[k] + score(t, Some(0));
+        later_sum[k + 1] = later_sum[k] + score(t, later);
+    }
+    let len = hi - lo;
+    let mut best = (f64::NEG_INFINITY, lo, lo);
+    // (earlier_sum[i] − silence_sum[i]) maximised over i ≤ j.
+    let mut best_start = (f64::NEG_INFINITY, 0);
+    for j in 0..=len {
+        if earlier.is_some() || j == 0 {
+            let candidate = earlier_sum[j] - silence_sum[j];
+            if candidate > best_start.0 {
+                best_start = (candidate, j);
+            }
+        }
+        if later.is_none() && j < len {
+            continue;
+        }
+        let total = best_start.0 + silence_sum[j] + later_sum[len] - later_sum[j];
+        if total > best.0 {
+            best = (total, lo + best_start.1, lo + j);
+        }
+    }
+    (best.1, best.2)
+}
+
 /// The frame edge `b` between two spikes (from the earlier's end to the later's start) that best splits
 /// the gap into frames of the earlier phone then frames of the later, by their log-posteriors.
 fn posterior_crossing(
@@ -172,6 +283,7 @@ mod tests {
     use super::*;
     use crate::ctc::testing::peaky;
     use crate::phones::PhoneId;
+    use ndarray::Array2;
 
     fn spike(phone: u16, start: usize, end: usize) -> AlignedPhone {
         AlignedPhone {
@@ -222,6 +334,33 @@ mod tests {
             0.3,
         );
         assert!((spans[0].1 - 0.05).abs() < 1e-6 && (spans[1].0 - 0.22).abs() < 1e-6);
+    }
+
+    #[test]
+    fn frame_classes_place_boundaries_and_keep_pauses_silent() {
+        // 20 frames, 10 ms apart, centred at t · 10 ms: silence 0–2, phone 1 at 3–7, silence 8–9,
+        // phone 2 at 10–15, phone 3 at 16–17, silence 18–19.
+        let truth = [0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2, 2, 2, 2, 3, 3, 0, 0];
+        let log_probs = Array2::from_shape_fn((20, 4), |(t, c)| {
+            if truth[t] == c {
+                0.9f32.ln()
+            } else {
+                (0.1f32 / 3.0).ln()
+            }
+        });
+        let spikes = [spike(1, 5, 6), spike(2, 12, 13), spike(3, 16, 17)];
+        let spans = place_by_frames(&spikes, &[1, 2, 3], log_probs.view(), 0.01, 0.0, 0.2);
+        // Edges halfway between the centres of the frames on either side of each change.
+        let expected = [(0.025, 0.075), (0.095, 0.155), (0.155, 0.175)];
+        for (got, want) in spans.iter().zip(expected) {
+            assert!(
+                (got.0 - want.0).abs() < 1e-5 && (got.1 - want.1).abs() < 1e-5,
+                "{spans:?}"
+            );
+        }
+        // A split can never take a spike frame from its phone: even frames that say otherwise.
+        let spans = place_by_frames(&[spike(2, 5, 6)], &[2], log_probs.view(), 0.01, 0.0, 0.2);
+        assert!(spans[0].0 <= 0.05 && spans[0].1 >= 0.06, "{spans:?}");
     }
 
     #[test]

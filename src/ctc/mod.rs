@@ -29,7 +29,7 @@ mod topology;
 
 pub use align::{force_align, AlignedPhone};
 pub use beam::{BeamOptions, Hypothesis, PrefixBeamDecoder};
-pub use boundaries::BoundaryModel;
+pub use boundaries::{place_by_frames, BoundaryModel};
 pub use decoder::{decode_spans, Decoder, PhoneSpan};
 pub use greedy::GreedyDecoder;
 pub use lattice::{

@@ -6,7 +6,8 @@
 //!   candle batches `[batch, frames, dim]` + lengths, and `log_probs` on one ndarray utterance;
 //! - [`ModelFile`] is a `.safetensors` file whose metadata ([`ModelConfig`]) says how to feed it; it is
 //!   checked on load;
-//! - [`Model`] bundles features, network and phones for inference from a waveform.
+//! - [`Model`] bundles features, network and phones for inference from a waveform;
+//! - [`FrameHead`] labels each frame with its phone from the last hidden layer, for boundaries.
 //!
 //! The LSTM runs through a fused CPU kernel (`fused.rs`, its inner loops in `kernels.rs`); `lstm.rs`
 //! builds the same layer from plain candle ops, the reference the kernel is checked against.
@@ -21,6 +22,7 @@
 
 mod config;
 mod file;
+mod frame_head;
 mod fused;
 mod inference;
 mod init;
@@ -33,6 +35,7 @@ mod windows;
 
 pub use config::{InitOptions, NetworkConfig, WeightInit};
 pub use file::{ModelConfig, ModelFile, TrainingSummary, WeightStorage, FORMAT_VERSION};
+pub use frame_head::{frame_classes, FitOptions, FrameExamples, FrameHead};
 pub use inference::Model;
 pub use init::init_weights;
 pub(crate) use kernels::with_values;

@@ -190,6 +190,36 @@ impl Blstm {
         lengths: &[usize],
         dropout: Option<&mut DropoutState>,
     ) -> candle_core::Result<Tensor> {
+        let (batch, frames, _) = features.dims3()?;
+        let num_outputs = self.config.num_outputs;
+        let steps = self.config.output_frames(frames);
+        let dtype = features.dtype();
+        if batch == 0 || steps == 0 {
+            return Tensor::zeros((batch, steps, num_outputs), dtype, features.device());
+        }
+        let hidden_states = self.top_hidden_states(features, lengths, dropout)?;
+        let logits = hidden_states
+            .matmul(&self.output_weight.t()?)?
+            .broadcast_add(&self.output_bias)?
+            .reshape((steps, batch, num_outputs))?
+            .transpose(0, 1)?
+            .contiguous()?;
+        match self.output_mask(lengths, steps, dtype)? {
+            Some(mask) => logits.broadcast_mul(&mask),
+            None => Ok(logits),
+        }
+    }
+
+    /// The last BiLSTM layer's outputs, time-major `[steps · batch, 2 · hidden]` (row `t · batch +
+    /// b`), forward direction first in each row: what the output layer (and a frame head) reads.
+    /// Same inputs as [`forward_train`](Self::forward_train); rows past a sequence's output length
+    /// are not meaningful.
+    pub fn top_hidden_states(
+        &self,
+        features: &Tensor,
+        lengths: &[usize],
+        dropout: Option<&mut DropoutState>,
+    ) -> candle_core::Result<Tensor> {
         let (batch, frames, dim) = features.dims3()?;
         if dim != self.config.input_dim {
             candle_core::bail!(
@@ -204,11 +234,10 @@ impl Blstm {
             candle_core::bail!("length {length} exceeds the batch's {frames} frames");
         }
         let hidden = self.config.hidden_size;
-        let num_outputs = self.config.num_outputs;
         let steps = self.config.output_frames(frames);
         let dtype = features.dtype();
         if batch == 0 || steps == 0 {
-            return Tensor::zeros((batch, steps, num_outputs), dtype, features.device());
+            return Tensor::zeros((steps * batch, 2 * hidden), dtype, features.device());
         }
         let masks = match dropout {
             Some(state) if self.config.dropout > 0.0 => {
@@ -256,16 +285,7 @@ impl Blstm {
             };
         }
         debug_assert_eq!(hidden_states.dims(), [steps * batch, 2 * hidden]);
-        let logits = hidden_states
-            .matmul(&self.output_weight.t()?)?
-            .broadcast_add(&self.output_bias)?
-            .reshape((steps, batch, num_outputs))?
-            .transpose(0, 1)?
-            .contiguous()?;
-        match self.output_mask(lengths, steps, dtype)? {
-            Some(mask) => logits.broadcast_mul(&mask),
-            None => Ok(logits),
-        }
+        Ok(hidden_states)
     }
 
     /// Log-probabilities `[out_frames, num_outputs]` of one utterance's features `[frames, input_dim]`.
@@ -280,6 +300,58 @@ impl Blstm {
     /// for all of them.
     pub fn log_probs_batch(&self, utterances: &[ArrayView2<f32>]) -> Result<Vec<Array2<f32>>> {
         let num_outputs = self.config.num_outputs;
+        self.each_utterance(utterances, num_outputs, |batch, lengths| {
+            let log_probs = self.forward(batch, lengths)?;
+            let padded_steps = log_probs.dim(1)?;
+            let values = log_probs.flatten_all()?.to_vec1::<f32>()?;
+            lengths
+                .iter()
+                .enumerate()
+                .map(|(b, &frames)| {
+                    let steps = self.config.output_frames(frames);
+                    let start = b * padded_steps * num_outputs;
+                    Array2::from_shape_vec(
+                        (steps, num_outputs),
+                        values[start..start + steps * num_outputs].to_vec(),
+                    )
+                    .map_err(|e| Error::Shape(e.to_string()))
+                })
+                .collect()
+        })
+    }
+
+    /// The last BiLSTM layer's outputs `[out_frames, 2 · hidden]` of several utterances in one padded
+    /// batch (see [`top_hidden_states`](Self::top_hidden_states)), no dropout.
+    pub fn top_hidden_batch(&self, utterances: &[ArrayView2<f32>]) -> Result<Vec<Array2<f32>>> {
+        let width = 2 * self.config.hidden_size;
+        self.each_utterance(utterances, width, |batch, lengths| {
+            let hidden = self.top_hidden_states(batch, lengths, None)?;
+            let rows = hidden.dim(0)?;
+            let values = hidden.flatten_all()?.to_vec1::<f32>()?;
+            let all = Array2::from_shape_vec((rows, width), values)
+                .map_err(|e| Error::Shape(e.to_string()))?;
+            // Time-major rows: step t of sequence b is row t · batch + b.
+            Ok(lengths
+                .iter()
+                .enumerate()
+                .map(|(b, &frames)| {
+                    all.slice(ndarray::s![b..; lengths.len(), ..])
+                        .slice(ndarray::s![..self.config.output_frames(frames), ..])
+                        .to_owned()
+                })
+                .collect())
+        })
+    }
+
+    /// Check the utterances' feature width, run `pass` (padded batch, lengths → one `[steps, width]`
+    /// array per sequence) on the non-empty ones as one batch, and give empty utterances empty
+    /// outputs, in input order.
+    fn each_utterance(
+        &self,
+        utterances: &[ArrayView2<f32>],
+        width: usize,
+        pass: impl FnOnce(&Tensor, &[usize]) -> Result<Vec<Array2<f32>>>,
+    ) -> Result<Vec<Array2<f32>>> {
         if let Some(features) = utterances
             .iter()
             .find(|features| features.ncols() != self.config.input_dim)
@@ -289,8 +361,7 @@ impl Blstm {
                 actual: features.ncols(),
             });
         }
-        // Empty utterances have empty outputs; the others run as one batch.
-        let mut outputs: Vec<Array2<f32>> = vec![Array2::zeros((0, num_outputs)); utterances.len()];
+        let mut outputs: Vec<Array2<f32>> = vec![Array2::zeros((0, width)); utterances.len()];
         let running: Vec<usize> = (0..utterances.len())
             .filter(|&u| utterances[u].nrows() > 0)
             .collect();
@@ -299,19 +370,39 @@ impl Blstm {
         }
         let inputs: Vec<ArrayView2<f32>> = running.iter().map(|&u| utterances[u].view()).collect();
         let (batch, lengths) = features_to_tensor(&inputs)?;
-        let log_probs = self.forward(&batch, &lengths)?;
-        let padded_steps = log_probs.dim(1)?;
-        let values = log_probs.flatten_all()?.to_vec1::<f32>()?;
-        for (b, (&u, &frames)) in running.iter().zip(&lengths).enumerate() {
-            let steps = self.config.output_frames(frames);
-            let start = b * padded_steps * num_outputs;
-            outputs[u] = Array2::from_shape_vec(
-                (steps, num_outputs),
-                values[start..start + steps * num_outputs].to_vec(),
-            )
-            .map_err(|e| Error::Shape(e.to_string()))?;
+        for (&u, output) in running.iter().zip(pass(&batch, &lengths)?) {
+            outputs[u] = output;
         }
         Ok(outputs)
+    }
+
+    /// The output layer's log-posteriors `[frames, num_outputs]` of last-hidden-layer rows
+    /// `[frames, 2 · hidden]` (as [`top_hidden_batch`](Self::top_hidden_batch) gives them): the same
+    /// as [`log_probs`](Self::log_probs) of the features they came from, without running the LSTM
+    /// again.
+    pub fn log_probs_from_hidden(&self, hidden: ArrayView2<f32>) -> Result<Array2<f32>> {
+        let width = 2 * self.config.hidden_size;
+        if hidden.ncols() != width {
+            return Err(Error::Shape(format!(
+                "hidden rows of {} values for a network with {width}",
+                hidden.ncols()
+            )));
+        }
+        let rows = hidden.nrows();
+        if rows == 0 {
+            return Ok(Array2::zeros((0, self.config.num_outputs)));
+        }
+        let values: Vec<f32> = hidden.iter().copied().collect();
+        let hidden = Tensor::from_vec(values, (rows, width), self.output_weight.device())?;
+        let logits = hidden
+            .matmul(&self.output_weight.t()?)?
+            .broadcast_add(&self.output_bias)?;
+        let log_probs = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
+        Array2::from_shape_vec(
+            (rows, self.config.num_outputs),
+            log_probs.flatten_all()?.to_vec1::<f32>()?,
+        )
+        .map_err(|e| Error::Shape(e.to_string()))
     }
 
     /// Pack every layer's weights for the fused kernel once, for inference: a network that will not
@@ -512,6 +603,40 @@ mod tests {
                     .fold(0.0f32, f32::max);
                 assert!(worst < BATCH_TOLERANCE, "stack {stack}: {worst}");
             }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn hidden_rows_projected_give_the_log_probs_for_each_utterance_of_a_batch() -> Result<()> {
+        for stack in [1, 2] {
+            let (network, _vars) = Blstm::trainable(&config(stack), &InitOptions::default())?;
+            let inputs: Vec<Array2<f32>> = [9, 17, 4]
+                .iter()
+                .enumerate()
+                .map(|(seed, &frames)| features(seed as u64 + 30, frames, 5))
+                .collect();
+            let views: Vec<ArrayView2<f32>> = inputs.iter().map(|f| f.view()).collect();
+            let hidden = network.top_hidden_batch(&views)?;
+            for (input, rows) in inputs.iter().zip(&hidden) {
+                let expected = network.log_probs(input.view())?;
+                assert_eq!(rows.dim(), (expected.nrows(), 12));
+                let projected = network.log_probs_from_hidden(rows.view())?;
+                let worst = expected
+                    .iter()
+                    .zip(&projected)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(worst < BATCH_TOLERANCE, "stack {stack}: {worst}");
+            }
+            let windowed = network.top_hidden_windowed(inputs[1].view())?;
+            assert_eq!(windowed.dim(), hidden[1].dim());
+            let worst = windowed
+                .iter()
+                .zip(&hidden[1])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < BATCH_TOLERANCE, "stack {stack}: {worst}");
         }
         Ok(())
     }

@@ -28,21 +28,46 @@ impl Blstm {
     /// of `W_hh` for one vector, batched it serves several (`phonrec bench`: 17k frames/s at batch 1,
     /// 32k at 4).
     pub fn log_probs_windowed(&self, features: ArrayView2<f32>) -> Result<Array2<f32>> {
+        if self.fits_one_window(features.nrows()) {
+            return self.log_probs(features);
+        }
+        self.windowed(features, self.config().num_outputs, |inputs| {
+            self.log_probs_batch(inputs)
+        })
+    }
+
+    /// The last BiLSTM layer's outputs `[out_frames, 2 · hidden]` of features `[frames, dim]` of any
+    /// length, windowed as [`log_probs_windowed`](Self::log_probs_windowed): what a frame head reads.
+    pub fn top_hidden_windowed(&self, features: ArrayView2<f32>) -> Result<Array2<f32>> {
+        let width = 2 * self.config().hidden_size;
+        self.windowed(features, width, |inputs| self.top_hidden_batch(inputs))
+    }
+
+    /// Run `pass` (one padded batch of feature slices → one `[steps, width]` array each) over
+    /// `features` in windows of 3000 steps with 200 steps of context on each side, four windows a
+    /// batch, and join the kept steps.
+    fn windowed(
+        &self,
+        features: ArrayView2<f32>,
+        width: usize,
+        pass: impl Fn(&[ArrayView2<f32>]) -> Result<Vec<Array2<f32>>>,
+    ) -> Result<Array2<f32>> {
         let stack = self.config().stack_frames.max(1);
         let frames = features.nrows();
         let steps = self.config().output_frames(frames);
-        if self.fits_one_window(frames) {
-            return self.log_probs(features);
-        }
         // (first step kept, end of the kept steps, first step computed) of each window.
         let mut windows = Vec::new();
         let mut start = 0;
         while start < steps {
-            let end = (start + WINDOW_STEPS).min(steps);
+            let end = if self.fits_one_window(frames) {
+                steps
+            } else {
+                (start + WINDOW_STEPS).min(steps)
+            };
             windows.push((start, end, start.saturating_sub(CONTEXT_STEPS)));
             start = end;
         }
-        let mut out = Array2::<f32>::zeros((steps, self.config().num_outputs));
+        let mut out = Array2::<f32>::zeros((steps, width));
         for group in windows.chunks(WINDOW_BATCH) {
             let inputs: Vec<ArrayView2<f32>> = group
                 .iter()
@@ -51,10 +76,10 @@ impl Blstm {
                     features.slice(s![left * stack..(right * stack).min(frames), ..])
                 })
                 .collect();
-            let outputs = self.log_probs_batch(&inputs)?;
-            for (&(start, end, left), log_probs) in group.iter().zip(&outputs) {
+            let outputs = pass(&inputs)?;
+            for (&(start, end, left), rows) in group.iter().zip(&outputs) {
                 out.slice_mut(s![start..end, ..])
-                    .assign(&log_probs.slice(s![start - left..end - left, ..]));
+                    .assign(&rows.slice(s![start - left..end - left, ..]));
             }
         }
         Ok(out)

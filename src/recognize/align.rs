@@ -1,6 +1,6 @@
 //! Alignment through the one recogniser: the same audio preparation and posteriors as recognition,
-//! then the lattice aligner instead of the decoder, and the boundary model (if any) to turn the
-//! network's spikes into phone boundaries.
+//! then the lattice aligner instead of the decoder, and the frame head or the boundary model (if
+//! any) to turn the network's spikes into phone boundaries.
 
 use std::path::Path;
 
@@ -9,7 +9,7 @@ use ndarray::Array2;
 
 use crate::align::{score_pronunciation, AlignTarget, Alignment, PronunciationScores, TimedWord};
 use crate::audio::{read_audio, Waveform};
-use crate::ctc::{force_align_words, AlignedPhone, LatticeOptions, PhoneSpan};
+use crate::ctc::{force_align_words, place_by_frames, AlignedPhone, LatticeOptions, PhoneSpan};
 use crate::error::Result;
 
 /// The span of audio the local match score looks at: the worst second of the recording.
@@ -62,12 +62,20 @@ impl Recognizer {
         target: &AlignTarget,
     ) -> Result<(Alignment, Array2<f32>, Vec<AlignedPhone>)> {
         let duration_s = wave.duration_s();
-        let Posteriors { log_probs, .. } = self.posteriors(wave)?;
+        let (Posteriors { log_probs, .. }, hidden) = match &self.frame_head {
+            Some(_) => {
+                let (posteriors, hidden) = self.posteriors_and_hidden(wave)?;
+                (posteriors, Some(hidden))
+            }
+            None => (self.posteriors(wave)?, None),
+        };
         let options = LatticeOptions {
-            // With a boundary model the aligner returns bare spikes and the model places boundaries.
-            max_blank_frames_per_side: match self.boundaries {
-                Some(_) => 0,
-                None => self.align.max_blank_frames_per_side,
+            // With a frame head or a boundary model the aligner returns bare spikes, and they place
+            // the boundaries.
+            max_blank_frames_per_side: if self.frame_head.is_some() || self.boundaries.is_some() {
+                0
+            } else {
+                self.align.max_blank_frames_per_side
             },
             ..self.align
         };
@@ -76,9 +84,30 @@ impl Recognizer {
         let match_score = lattice.match_score(log_probs.nrows());
         let worst_second_score =
             lattice.local_match_score((MATCH_WINDOW_S / f64::from(shift)).round() as usize);
-        let phones: Vec<PhoneSpan> = match &self.boundaries {
-            Some(model) => model
-                .place(&lattice.phones, log_probs.view(), shift, duration_s as f32)
+        let placed = match (&self.frame_head, &self.boundaries, hidden) {
+            (Some(head), _, Some(hidden)) => {
+                let frame_log_probs = head.log_probs(hidden.view())?;
+                let classes: Vec<usize> = lattice
+                    .phones
+                    .iter()
+                    .map(|p| head.class_of(p.phone))
+                    .collect();
+                Some(place_by_frames(
+                    &lattice.phones,
+                    &classes,
+                    frame_log_probs.view(),
+                    shift,
+                    self.output_frame_centre_s() as f32,
+                    duration_s as f32,
+                ))
+            }
+            (None, Some(model), _) => {
+                Some(model.place(&lattice.phones, log_probs.view(), shift, duration_s as f32))
+            }
+            _ => None,
+        };
+        let phones: Vec<PhoneSpan> = match placed {
+            Some(spans) => spans
                 .into_iter()
                 .zip(&lattice.phones)
                 .map(|((start_s, end_s), p)| PhoneSpan {

@@ -23,7 +23,7 @@ use crate::ctc::{
 };
 use crate::error::{Error, Result};
 use crate::features::{FeatureExtractor, FeaturePipeline};
-use crate::model::Model;
+use crate::model::{FrameHead, Model};
 use crate::phones::PhoneSet;
 
 /// How to decode.
@@ -57,6 +57,10 @@ pub struct RecognizerOptions {
     /// model's measured extents (the built-in model has them), or `None` for the blank gaps split at
     /// their midpoints.
     pub boundaries: Option<BoundaryModel>,
+    /// A frame head fitted for this model (the built-in model has one): when set,
+    /// [`Recognizer::align`] places boundaries where its frame labels change
+    /// ([`place_by_frames`](crate::ctc::place_by_frames)), and `boundaries` is not used.
+    pub frame_head: Option<FrameHead>,
     /// The match score (see [`Alignment::match_score`](crate::align::Alignment::match_score)) below
     /// which an alignment is flagged as audio that does not say its text. Default
     /// [`DEFAULT_MIN_MATCH_SCORE`].
@@ -88,6 +92,7 @@ impl Default for RecognizerOptions {
             fill_digital_silence: true,
             align: LatticeOptions::default(),
             boundaries: None,
+            frame_head: None,
             min_match_score: DEFAULT_MIN_MATCH_SCORE,
             min_worst_second_score: DEFAULT_MIN_WORST_SECOND_SCORE,
         }
@@ -152,6 +157,7 @@ pub struct Recognizer {
     fill_digital_silence: bool,
     align: LatticeOptions,
     boundaries: Option<BoundaryModel>,
+    frame_head: Option<FrameHead>,
     min_match_score: f64,
     min_worst_second_score: f64,
 }
@@ -182,6 +188,7 @@ impl Recognizer {
             fill_digital_silence: options.fill_digital_silence,
             align: options.align,
             boundaries: options.boundaries.clone(),
+            frame_head: options.frame_head.clone(),
             min_match_score: options.min_match_score,
             min_worst_second_score: options.min_worst_second_score,
         };
@@ -268,6 +275,50 @@ impl Recognizer {
     /// Seconds per network output frame (the feature shift × frame stacking).
     pub fn output_frame_shift_s(&self) -> f64 {
         self.model.frame_shift_s()
+    }
+
+    /// Seconds from the start of the audio to the centre of the first output frame (the stacked
+    /// feature windows' middle); output frame `t` is centred `t · output_frame_shift_s()` later.
+    pub fn output_frame_centre_s(&self) -> f64 {
+        let frame = self.model.features().options().frame();
+        let stack = self.model.network().config().stack_frames.max(1);
+        let span = frame.window_size() + (stack - 1) * frame.window_shift();
+        span as f64 / 2.0 / f64::from(self.model.sample_rate_hz())
+    }
+
+    /// The network's last hidden layer `[output frames, 2 · hidden]` for audio at any rate, prepared
+    /// as for alignment (checked, filled, resampled, under the VTLN warp alignment would choose):
+    /// what a [`FrameHead`] reads, and what one is fitted on (`phonrec fit-frame-head`).
+    pub fn hidden_states(&self, wave: Waveform) -> Result<Array2<f32>> {
+        let Posteriors {
+            wave, vtln_warp, ..
+        } = self.posteriors(wave)?;
+        self.hidden_states_prepared(&wave, vtln_warp)
+    }
+
+    /// [`posteriors`](Self::posteriors) and the last hidden layer they came from, in one network
+    /// pass where it can (no VTLN): alignment with a frame head needs both.
+    fn posteriors_and_hidden(&self, wave: Waveform) -> Result<(Posteriors, Array2<f32>)> {
+        if !self.warped_features.is_empty() {
+            let posteriors = self.posteriors(wave)?;
+            let hidden = self.hidden_states_prepared(&posteriors.wave, posteriors.vtln_warp)?;
+            return Ok((posteriors, hidden));
+        }
+        let wave = self.prepare(wave)?;
+        let hidden = self.hidden_states_prepared(&wave, 1.0)?;
+        let log_probs = self.model.network().log_probs_from_hidden(hidden.view())?;
+        Ok((self.finish_posteriors(wave, log_probs, 1.0)?, hidden))
+    }
+
+    /// [`hidden_states`](Self::hidden_states) of audio already prepared, under `vtln_warp`.
+    fn hidden_states_prepared(&self, wave: &Waveform, vtln_warp: f32) -> Result<Array2<f32>> {
+        let pipeline = self
+            .warped_features
+            .iter()
+            .find(|(warp, _)| *warp == vtln_warp)
+            .map_or(self.model.features(), |(_, p)| p);
+        let features = pipeline.compute(&wave.samples);
+        self.model.network().top_hidden_windowed(features.view())
     }
 
     /// Per-frame log-posteriors `[output frames, phones + blank]` of audio at any rate.

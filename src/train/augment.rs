@@ -94,6 +94,7 @@ impl AugmentOptions {
         for (name, p) in [
             ("edge silence", c.edge_silence_probability),
             ("hard edge", c.hard_edge_probability),
+            ("speech cut", c.speech_cut_probability),
             ("pause", c.pause_probability),
             ("noise floor", c.noise_floor_probability),
             ("condition noise", c.noise_probability),

@@ -30,6 +30,12 @@ pub struct ConditionOptions {
     /// only, so each junction with the digital silence is a step. Clips cut out of a recording and
     /// padded look like this (FSDD padded: PER 0.31 → 0.65 with default-v8, which never saw it).
     pub hard_edge_probability: f32,
+    /// Of the hard-edged utterances, the fraction cut *into* the speech instead: 0–40 ms past the
+    /// first and before the last 10 ms within 30 dB of the loudest, so the clip starts and ends at
+    /// speech level, as trimmed corpora do (FSDD); the labels keep the cut phones, as theirs do.
+    /// A floor before such a clip (the `padfloor` condition) had cost FSDD 5–18 points.
+    /// `phonrec train --speech-cut P`.
+    pub speech_cut_probability: f32,
     /// Probability of 1–3 pauses of 0.15–1.2 s inserted at quiet points inside the utterance.
     pub pause_probability: f32,
     /// Probability of a constant noise floor (−80 to −40 dBFS) under the whole recording.
@@ -58,6 +64,8 @@ impl ConditionOptions {
             edge_silence_probability: 0.5,
             max_edge_silence_s: 1.5,
             hard_edge_probability: 0.5,
+            // Measured at 0.5 in a fine-tune (models/README.md, "speech cuts"): not shipped.
+            speech_cut_probability: 0.0,
             pause_probability: 0.25,
             noise_floor_probability: 0.4,
             noise_probability: 0.35,
@@ -120,7 +128,8 @@ pub fn apply_conditions(
     }
     if rng.gen::<f32>() < options.edge_silence_probability {
         if rng.gen::<f32>() < options.hard_edge_probability {
-            out = hard_edges(&out, sample_rate_hz, rng);
+            let into_speech = rng.gen::<f32>() < options.speech_cut_probability;
+            out = hard_edges(&out, sample_rate_hz, into_speech, rng);
         }
         let max = options.max_edge_silence_s.max(0.0);
         let before = (rng.gen_range(0.0..=max) * rate) as usize;
@@ -297,18 +306,47 @@ pub fn non_speech(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f3
 }
 
 /// The speech as if cut out of a longer recording: 0–10 ms trimmed at each end (the cut falls in the
-/// signal, not in silence) and a noise floor of −75 to −35 dBFS under it (the recording's own), which
-/// the digital silence added around it will not have.
-fn hard_edges(samples: &[f32], sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f32> {
-    let max_trim = sample_rate_hz as usize / 100;
-    let (start, end) = (rng.gen_range(0..=max_trim), rng.gen_range(0..=max_trim));
-    if samples.len() <= 4 * (start + end) {
+/// signal, not in silence), or with `into_speech` 0–40 ms past the speech's first and before its last
+/// loud 10 ms ([`speech_extent`]), and a noise floor of −75 to −35 dBFS under it (the recording's
+/// own), which the digital silence added around it will not have.
+fn hard_edges(
+    samples: &[f32],
+    sample_rate_hz: u32,
+    into_speech: bool,
+    rng: &mut impl Rng,
+) -> Vec<f32> {
+    let ten_ms = sample_rate_hz as usize / 100;
+    let (first, last) = if into_speech {
+        speech_extent(samples, ten_ms)
+    } else {
+        (0, samples.len())
+    };
+    let max_cut = if into_speech { 4 * ten_ms } else { ten_ms };
+    let (start, end) = (rng.gen_range(0..=max_cut), rng.gen_range(0..=max_cut));
+    // At most a quarter of the speech goes.
+    if last - first <= 4 * (start + end) {
         return samples.to_vec();
     }
-    let mut out = samples[start..samples.len() - end].to_vec();
+    let mut out = samples[first + start..last - end].to_vec();
     let noise = coloured_noise(out.len(), rng.gen_range(0..3), rng);
     add_at_power(&mut out, &noise, dbfs_power(rng.gen_range(-75.0..-35.0)));
     out
+}
+
+/// Where the speech is: the start of the first and the end of the last `window`-sample block whose
+/// power is within 30 dB of the loudest block's (`(0, len)` for a signal shorter than a block).
+fn speech_extent(samples: &[f32], window: usize) -> (usize, usize) {
+    let window = window.max(1);
+    let powers: Vec<f64> = samples.chunks_exact(window).map(mean_power).collect();
+    let loudest = powers.iter().copied().fold(0.0, f64::max);
+    if loudest <= 0.0 {
+        return (0, samples.len());
+    }
+    let loud = |p: &f64| *p >= loudest * 1e-3;
+    match (powers.iter().position(loud), powers.iter().rposition(loud)) {
+        (Some(first), Some(last)) => (first * window, (last + 1) * window),
+        _ => (0, samples.len()),
+    }
 }
 
 /// Insert `len` samples of digital silence at a quiet point: the quietest 20 ms among a few random
@@ -501,6 +539,37 @@ mod tests {
             assert!(
                 residual > dbfs_power(-76.0) && residual < dbfs_power(-34.0),
                 "{residual}"
+            );
+        }
+    }
+
+    #[test]
+    fn speech_cuts_start_and_end_inside_the_speech() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let options = ConditionOptions {
+            edge_silence_probability: 1.0,
+            max_edge_silence_s: 0.5,
+            hard_edge_probability: 1.0,
+            speech_cut_probability: 1.0,
+            ..ConditionOptions::default()
+        };
+        // 0.2 s of near-silence (60 dB down), 0.5 s of tone, 0.2 s of near-silence.
+        let tone_len = 8000;
+        let mut x = vec![0.5f32; 3200];
+        x.extend(tone(tone_len, 300.0, 16_000.0));
+        x.extend(vec![0.5f32; 3200]);
+        for _ in 0..8 {
+            let out = apply_conditions(&x, 16_000, &options, &[], &mut rng).samples;
+            let first = out.iter().position(|&v| v != 0.0).unwrap_or(out.len());
+            let last = out.iter().rposition(|&v| v != 0.0).unwrap_or(0);
+            // The quiet lead-in and tail are gone and at most 40 ms of the tone at each end.
+            let kept = last + 1 - first;
+            assert!(kept <= tone_len && kept + 1280 >= tone_len, "{kept}");
+            // The clip starts at speech level: its first 10 ms are as loud as the tone.
+            let onset = mean_power(&out[first..first + 160]);
+            assert!(
+                onset > mean_power(&x[3200..3200 + tone_len]) * 0.3,
+                "{onset}"
             );
         }
     }
