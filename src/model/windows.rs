@@ -43,6 +43,24 @@ impl Blstm {
         self.windowed(features, width, |inputs| self.top_hidden_batch(inputs))
     }
 
+    /// [`top_hidden_windowed`](Self::top_hidden_windowed) with `map` applied to each window's hidden
+    /// rows (→ `[rows, width]`) before the windows are joined, so that only the mapped values of a
+    /// long input are kept (an hour's hidden layer is 460 MB; its frame-head and CTC log-posteriors
+    /// 58 MB).
+    pub fn map_hidden_windowed(
+        &self,
+        features: ArrayView2<f32>,
+        width: usize,
+        map: impl Fn(ArrayView2<f32>) -> Result<Array2<f32>>,
+    ) -> Result<Array2<f32>> {
+        self.windowed(features, width, |inputs| {
+            self.top_hidden_batch(inputs)?
+                .iter()
+                .map(|hidden| map(hidden.view()))
+                .collect()
+        })
+    }
+
     /// Run `pass` (one padded batch of feature slices → one `[steps, width]` array each) over
     /// `features` in windows of 3000 steps with 200 steps of context on each side, four windows a
     /// batch, and join the kept steps.
@@ -122,6 +140,36 @@ mod tests {
                 .fold(0.0f32, f32::max);
             assert!(worst < 1e-5, "window at {start}: {worst}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn mapped_hidden_windows_join_as_the_log_probs_windows_do() -> Result<()> {
+        let config = NetworkConfig {
+            input_dim: 3,
+            num_layers: 2,
+            hidden_size: 5,
+            dropout: 0.0,
+            num_outputs: 4,
+            stack_frames: 2,
+        };
+        let (network, _vars) = Blstm::trainable(&config, &InitOptions::default())?;
+        // Two windows' worth of steps: the projection of each window's hidden rows, joined, is the
+        // windowed log-posteriors.
+        let frames = 2 * (WINDOW_STEPS + 2 * CONTEXT_STEPS + 321);
+        let mut rng = StdRng::seed_from_u64(8);
+        let features = Array2::from_shape_fn((frames, 3), |_| rng.gen_range(-1.0f32..1.0));
+        let mapped = network.map_hidden_windowed(features.view(), 4, |hidden| {
+            network.log_probs_from_hidden(hidden)
+        })?;
+        let windowed = network.log_probs_windowed(features.view())?;
+        assert_eq!(mapped.dim(), windowed.dim());
+        let worst = mapped
+            .iter()
+            .zip(&windowed)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "{worst}");
         Ok(())
     }
 

@@ -62,10 +62,10 @@ impl Recognizer {
         target: &AlignTarget,
     ) -> Result<(Alignment, Array2<f32>, Vec<AlignedPhone>)> {
         let duration_s = wave.duration_s();
-        let (Posteriors { log_probs, .. }, hidden) = match &self.frame_head {
-            Some(_) => {
-                let (posteriors, hidden) = self.posteriors_and_hidden(wave)?;
-                (posteriors, Some(hidden))
+        let (Posteriors { log_probs, .. }, frame_log_probs) = match &self.frame_head {
+            Some(head) => {
+                let (posteriors, frames) = self.posteriors_and_frames(wave, head)?;
+                (posteriors, Some(frames))
             }
             None => (self.posteriors(wave)?, None),
         };
@@ -84,9 +84,8 @@ impl Recognizer {
         let match_score = lattice.match_score(log_probs.nrows());
         let worst_second_score =
             lattice.local_match_score((MATCH_WINDOW_S / f64::from(shift)).round() as usize);
-        let placed = match (&self.frame_head, &self.boundaries, hidden) {
-            (Some(head), _, Some(hidden)) => {
-                let frame_log_probs = head.log_probs(hidden.view())?;
+        let placed = match (&self.frame_head, &self.boundaries, frame_log_probs) {
+            (Some(head), _, Some(frame_log_probs)) => {
                 let classes: Vec<usize> = lattice
                     .phones
                     .iter()

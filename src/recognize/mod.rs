@@ -296,18 +296,34 @@ impl Recognizer {
         self.hidden_states_prepared(&wave, vtln_warp)
     }
 
-    /// [`posteriors`](Self::posteriors) and the last hidden layer they came from, in one network
-    /// pass where it can (no VTLN): alignment with a frame head needs both.
-    fn posteriors_and_hidden(&self, wave: Waveform) -> Result<(Posteriors, Array2<f32>)> {
+    /// [`posteriors`](Self::posteriors) and `head`'s frame log-probabilities, in one network pass
+    /// where it can (no VTLN): the CTC log-posteriors are projected from the same hidden layer the
+    /// head reads, window by window, so a long file's hidden layer is never kept whole.
+    fn posteriors_and_frames(
+        &self,
+        wave: Waveform,
+        head: &FrameHead,
+    ) -> Result<(Posteriors, Array2<f32>)> {
         if !self.warped_features.is_empty() {
             let posteriors = self.posteriors(wave)?;
             let hidden = self.hidden_states_prepared(&posteriors.wave, posteriors.vtln_warp)?;
-            return Ok((posteriors, hidden));
+            let frames = head.log_probs(hidden.view())?;
+            return Ok((posteriors, frames));
         }
         let wave = self.prepare(wave)?;
-        let hidden = self.hidden_states_prepared(&wave, 1.0)?;
-        let log_probs = self.model.network().log_probs_from_hidden(hidden.view())?;
-        Ok((self.finish_posteriors(wave, log_probs, 1.0)?, hidden))
+        let network = self.model.network();
+        let outputs = network.config().num_outputs;
+        let features = self.model.features().compute(&wave.samples);
+        let both =
+            network.map_hidden_windowed(features.view(), outputs + head.classes(), |hidden| {
+                let log_probs = network.log_probs_from_hidden(hidden)?;
+                let frames = head.log_probs(hidden)?;
+                ndarray::concatenate(ndarray::Axis(1), &[log_probs.view(), frames.view()])
+                    .map_err(|e| Error::Shape(e.to_string()))
+            })?;
+        let log_probs = both.slice(s![.., ..outputs]).to_owned();
+        let frames = both.slice(s![.., outputs..]).to_owned();
+        Ok((self.finish_posteriors(wave, log_probs, 1.0)?, frames))
     }
 
     /// [`hidden_states`](Self::hidden_states) of audio already prepared, under `vtln_warp`.
