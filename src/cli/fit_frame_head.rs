@@ -21,7 +21,7 @@ use super::transcribe::write_atomically;
 /// hidden layer that labels each frame with its phone or silence (the network itself frozen);
 /// `phonrec align --boundaries HEAD.safetensors` then puts each boundary where the labels change.
 /// The built-in model has one (`models/default-frames.safetensors`, fitted with this command on
-/// three synthetic training voices: `recipes/align/README.md`); fit your own for a model you
+/// three synthetic training voices: `models/README.md`, "Alignment"); fit your own for a model you
 /// trained, on timed speech it was trained on or like it (e.g. TTS voices that report phone
 /// timings, or a corpus with hand-checked phone boundaries such as TIMIT's `.phn` files).
 #[derive(Args, Debug)]
