@@ -413,3 +413,52 @@ fn the_frame_head_places_boundaries_within_25_ms_on_a_held_out_voice() {
         "frame head {head_mean} s / {head_within}, extents {extents_mean} s / {extents_within}"
     );
 }
+
+#[test]
+fn fit_frame_head_writes_a_head_that_align_uses_and_refuses_bad_references() {
+    if !built_in_model_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let head = dir.path().join("head.safetensors");
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/flite_rms_timed.jsonl");
+    let output = phonrec(&[
+        "fit-frame-head",
+        "--reference",
+        reference.to_str().expect("path"),
+        "--iterations",
+        "60",
+        "-o",
+        head.to_str().expect("path"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("labelled right"),
+        "{}",
+        stderr(&output)
+    );
+    // Fitted on these very files, it places their boundaries at least as well as the built-in head.
+    let errors = boundary_errors(&["--boundaries", head.to_str().expect("path")]);
+    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+    assert!(mean < 0.015, "{mean}");
+    // A reference line whose phone ends before it starts is refused with its file and line.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"audio\": \"x.wav\", \"phones\": [[\"aa\", 0.5, 0.2]]}\n",
+    )
+    .expect("write");
+    let output = phonrec(&[
+        "fit-frame-head",
+        "--reference",
+        bad.to_str().expect("path"),
+        "-o",
+        head.to_str().expect("path"),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("bad.jsonl:1"),
+        "{}",
+        stderr(&output)
+    );
+}
