@@ -154,8 +154,7 @@ impl FrameHead {
         // Normalise each input column (Adam on raw units of very different spread converges
         // unevenly); folded into the weights afterwards.
         let mean = x.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(width));
-        let mut std = x.var_axis(Axis(0), 0.0).mapv(|v| v.sqrt() + 1e-6);
-        std.iter_mut().for_each(|s| *s = s.max(1e-6));
+        let std = x.var_axis(Axis(0), 0.0).mapv(|v| v.sqrt() + 1e-6);
         x -= &mean;
         x /= &std;
 
