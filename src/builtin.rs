@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::ctc::{BoundaryModel, PhoneLm};
 use crate::error::{Error, Result};
-use crate::model::{FrameHead, Model};
+use crate::model::{FrameHead, Model, ModelFile, Precision};
 use crate::phones::PhoneSet;
 use crate::recognize::{Recognizer, RecognizerOptions};
 
@@ -119,7 +119,13 @@ fn missing(what: &'static str) -> Error {
 
 /// The built-in model.
 pub fn model() -> Result<Model> {
-    Model::load_from_bytes(MODEL.ok_or_else(|| missing("built-in model"))?, MODEL_NAME)
+    model_in(Precision::F32)
+}
+
+/// The built-in model, its LSTM computing in `precision` (see [`Precision`]).
+pub fn model_in(precision: Precision) -> Result<Model> {
+    let bytes = MODEL.ok_or_else(|| missing("built-in model"))?;
+    Model::from_file_in(ModelFile::load_from_bytes(bytes, MODEL_NAME)?, precision)
 }
 
 /// The built-in phone LM for a model with these phones (the built-in model's 39, or a model

@@ -12,7 +12,7 @@ use phonrec::choice::Choice;
 use phonrec::ctc::{BoundaryModel, LatticeOptions};
 use phonrec::data::Lexicon;
 use phonrec::error::Error;
-use phonrec::model::{FrameHead, Model};
+use phonrec::model::{FrameHead, Model, Precision};
 use phonrec::output::{write_alignment, AlignFormat, ALIGNMENT_TSV_HEADER};
 use phonrec::phones::{Alphabet, PhoneSet};
 use phonrec::recognize::{
@@ -230,7 +230,7 @@ pub(super) fn run_jobs<R: Send>(
             jobs.len()
         );
     }
-    let model = load_model(args.model.as_deref())?;
+    let model = load_model(args.model.as_deref(), Precision::F32)?;
     let (frame_head, boundaries) = boundary_placement(args, &model)?;
     let recognizer = Recognizer::new(
         model,

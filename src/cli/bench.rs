@@ -18,7 +18,7 @@ use ndarray::Array2;
 use phonrec::choice::Choice;
 use phonrec::ctc::{ctc_loss, min_frames, Reduction};
 use phonrec::model::{
-    features_to_tensor, Blstm, DropoutState, InitOptions, LstmKernel, NetworkConfig,
+    features_to_tensor, Blstm, DropoutState, InitOptions, LstmKernel, NetworkConfig, Precision,
 };
 use phonrec::phones::PhoneId;
 
@@ -96,6 +96,10 @@ pub struct BenchArgs {
     #[arg(long, value_parser = choice::<LstmKernel>())]
     pub kernel: Option<LstmKernel>,
 
+    /// Arithmetic of the LSTM's products at inference (training is always f32).
+    #[arg(long, value_parser = choice::<Precision>(), default_value = "f32")]
+    pub precision: Precision,
+
     /// What to time.
     #[arg(long, value_enum, default_value_t = Mode::Both)]
     pub mode: Mode,
@@ -149,6 +153,9 @@ struct Report {
     /// `fused` or `reference`: which LSTM implementation ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     kernel: Option<&'static str>,
+    /// `f32` or `bf16`: the inference passes' arithmetic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    precision: Option<&'static str>,
     /// The fused kernel's instruction set (`Avx512`, `Avx2`, `Portable`; `PHONREC_KERNEL` caps it).
     #[serde(skip_serializing_if = "Option::is_none")]
     simd: Option<String>,
@@ -204,6 +211,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         classes: args.classes,
         stack_frames: None,
         kernel: None,
+        precision: None,
         simd: None,
         labels: None,
         threads,
@@ -250,7 +258,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             inference_network.set_kernel(network.kernel());
             // As a loaded model runs (`Model` prepares its layers once): the timed passes do not
             // re-pack the weights, as PyTorch's timed passes do not re-lay out its own.
-            inference_network.prepare_for_inference()?;
+            inference_network.prepare_for_inference_in(args.precision)?;
+            report.precision = Some(args.precision.name());
             for batch in BTreeSet::from([1, args.batch]) {
                 let timings = time_inference(&args, &inference_network, batch, &mut rng)?;
                 report.infer.insert(format!("infer_b{batch}"), timings);

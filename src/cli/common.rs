@@ -8,9 +8,11 @@ use phonrec::builtin;
 use phonrec::ctc::PhoneLm;
 use phonrec::data::{DataSource, Dataset, TimitSplit};
 use phonrec::features::{BaseFeatures, FbankOptions, MfccOptions};
-use phonrec::model::Model;
+use phonrec::model::{Model, ModelFile, Precision};
 use phonrec::phones::PhoneSet;
 use phonrec::recognize::{Recognizer, RecognizerOptions, SegmentOptions};
+
+use super::choice::choice;
 
 /// The built-in model's boundary model (TSV), if this binary has the built-in model.
 pub fn built_in_boundaries() -> Option<&'static str> {
@@ -34,17 +36,16 @@ pub fn built_in_model_bytes() -> Option<&'static [u8]> {
     builtin::model_bytes()
 }
 
-/// Load `--model`, or the built-in default model.
-pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
+/// Load `--model`, or the built-in default model, its LSTM computing in `precision`.
+pub fn load_model(path: Option<&Path>, precision: Precision) -> anyhow::Result<Model> {
     match path {
-        Some(path) => Ok(Model::load(path)?),
+        Some(path) => Ok(Model::from_file_in(ModelFile::load(path)?, precision)?),
         None if builtin::model_bytes().is_none() => bail!(
             "this phonrec was built without a default model (models/default.safetensors was \
              missing at build time); pass --model PATH, e.g. a model made by `phonrec train`"
         ),
-        None => {
-            builtin::model().context("the built-in default model does not load (a broken build?)")
-        }
+        None => builtin::model_in(precision)
+            .context("the built-in default model does not load (a broken build?)"),
     }
 }
 
@@ -493,6 +494,13 @@ pub struct DecodeArgs {
     /// abruptly where the network would hear a fricative. Audio without such runs is unaffected.
     #[arg(long)]
     pub keep_digital_silence: bool,
+
+    /// Arithmetic of the network's LSTM. `bf16` stores its weights in bfloat16: about 1.7x faster
+    /// per file on CPUs with AVX512-BF16 (recent AMD EPYC/Ryzen, Intel Xeon since Cooper Lake),
+    /// emulated (slower) elsewhere; posteriors differ from f32's in the second decimal, PER by a
+    /// few tenths of a point at most on our evaluation sets (models/README.md).
+    #[arg(long, value_parser = choice::<Precision>(), default_value = "f32")]
+    pub precision: Precision,
 }
 
 /// The warp factors of `--vtln`.
@@ -508,7 +516,7 @@ impl DecodeArgs {
         keep_silence: bool,
     ) -> anyhow::Result<Recognizer> {
         let built_in = model_path.is_none();
-        let model = load_model(model_path)?;
+        let model = load_model(model_path, self.precision)?;
         let asks_built_in_lm = self.lm.as_deref() == Some(Path::new("builtin"));
         let load_built_in_lm = |phones: &PhoneSet| -> anyhow::Result<Option<PhoneLm>> {
             builtin::lm(phones)

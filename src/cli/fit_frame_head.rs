@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::common::load_model;
 use super::transcribe::write_atomically;
+use phonrec::model::Precision;
 
 /// Fit a frame head for `phonrec align` on speech with exact phone timings.
 ///
@@ -85,7 +86,7 @@ pub fn run(args: FitFrameHeadArgs) -> anyhow::Result<ExitCode> {
     if recordings.is_empty() {
         bail!("{} lists no recordings", args.reference.display());
     }
-    let model = load_model(args.model.as_deref())?;
+    let model = load_model(args.model.as_deref(), Precision::F32)?;
     let hidden_width = 2 * model.network().config().hidden_size;
     let recognizer = Recognizer::new(model, RecognizerOptions::default())?;
     let phones = recognizer.phones().clone();

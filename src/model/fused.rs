@@ -33,6 +33,7 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Device, Layout, Shape, Tensor};
 
+use super::bf16::{matmul_bf16, matmul_bf16_rows, PackedBf16, Precision};
 use super::kernels::{
     cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed_in_order, matmul_packed_rows,
     with_values, PackedMatrix,
@@ -85,9 +86,9 @@ pub(crate) struct PreparedLayer {
     hidden: usize,
     inputs: usize,
     /// `[forward, backward]`, each for `[rows × inputs] · [inputs × 4H]`.
-    input_weights: [PackedMatrix; 2],
+    input_weights: [Packed; 2],
     /// `[forward, backward]`, each for `[batch × H] · [H × 4H]`.
-    recurrent_weights: [PackedMatrix; 2],
+    recurrent_weights: [Packed; 2],
     /// `[2 · 4H]`: the forward direction's then the backward direction's.
     biases: Vec<f32>,
 }
@@ -96,7 +97,21 @@ impl PreparedLayer {
     /// Prepare a layer from its two directions' weights (f32 on the CPU), packed straight from the
     /// tensors' storage: no stacked copy of the layer is made, so loading a model peaks at the packed
     /// weights plus the f32 ones not yet dropped (the built-in model: 35 MB of heap, not 51 MB).
-    pub(crate) fn new(directions: &[LstmWeights; 2]) -> candle_core::Result<Self> {
+    /// `precision` chooses the arithmetic of the products ([`Precision::Bf16`] rounds the weights),
+    /// except that a layer reading the features (`reads_features`) projects them in f32: features
+    /// are unbounded log-energies whose useful differences are small against their size, where
+    /// bf16's 8-bit mantissa costs accuracy (PER moved on every real set when it did), while the
+    /// other layers read LSTM outputs in (−1, 1). That projection is ~7 % of the work at 80 inputs.
+    pub(crate) fn new(
+        directions: &[LstmWeights; 2],
+        precision: Precision,
+        reads_features: bool,
+    ) -> candle_core::Result<Self> {
+        let input_precision = if reads_features {
+            Precision::F32
+        } else {
+            precision
+        };
         let hidden = directions[0].weight_hh.dim(1)?;
         let inputs = directions[0].weight_ih.dim(1)?;
         let h4 = 4 * hidden;
@@ -106,13 +121,13 @@ impl PreparedLayer {
                 biases.extend_from_slice(b)
             })?;
         }
-        let pack = |direction: &LstmWeights| -> candle_core::Result<(PackedMatrix, PackedMatrix)> {
+        let pack = |direction: &LstmWeights| -> candle_core::Result<(Packed, Packed)> {
             Ok((
                 with_values(&direction.weight_ih, "LSTM input weights", |w| {
-                    PackedMatrix::pack(w, inputs, h4, true)
+                    Packed::new(input_precision, w, inputs, h4)
                 })?,
                 with_values(&direction.weight_hh, "LSTM recurrent weights", |w| {
-                    PackedMatrix::pack(w, hidden, h4, true)
+                    Packed::new(precision, w, hidden, h4)
                 })?,
             ))
         };
@@ -149,19 +164,19 @@ impl PreparedLayer {
         let pack = |d: usize| {
             (
                 // W_ih rows have stride inputs + 1, the bias being their last column.
-                PackedMatrix::pack_strided(
+                Packed::F32(PackedMatrix::pack_strided(
                     &input_params[d * h4 * (inputs + 1)..],
                     inputs,
                     h4,
                     true,
                     inputs + 1,
-                ),
-                PackedMatrix::pack(
+                )),
+                Packed::F32(PackedMatrix::pack(
                     &recurrent_params[d * h4 * hidden..(d + 1) * h4 * hidden],
                     hidden,
                     h4,
                     true,
-                ),
+                )),
             )
         };
         let mut backward = None;
@@ -177,6 +192,64 @@ impl PreparedLayer {
             input_weights: [ih_f, ih_b],
             recurrent_weights: [hh_f, hh_b],
             biases,
+        }
+    }
+}
+
+/// A packed weight matrix in the precision the pass computes in.
+enum Packed {
+    F32(PackedMatrix),
+    Bf16(PackedBf16),
+}
+
+impl Packed {
+    /// Pack `w`, stored `[n × k]` row-major, for products with `wᵀ` (`[k × n]`).
+    fn new(precision: Precision, w: &[f32], k: usize, n: usize) -> Self {
+        match precision {
+            Precision::F32 => Packed::F32(PackedMatrix::pack(w, k, n, true)),
+            Precision::Bf16 => Packed::Bf16(PackedBf16::pack(w, k, n, true)),
+        }
+    }
+
+    /// An input projection: `out = lhs · W` over `rows` rows, single-threaded (each direction's
+    /// projection runs on its own core).
+    fn matmul_rows(
+        &self,
+        rows: usize,
+        lhs: &[f32],
+        lhs_stride: usize,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        match self {
+            Packed::F32(w) => {
+                matmul_packed_rows(1, rows, lhs, lhs_stride, w, out, out_stride, false)
+            }
+            Packed::Bf16(w) => {
+                matmul_bf16_rows(1, rows, lhs, lhs_stride, w, out, out_stride, false)
+            }
+        }
+    }
+
+    /// One step of a recurrence: `out += lhs · W` for `rows` rows, panels in the given order.
+    #[allow(clippy::too_many_arguments)] // a BLAS-style signature, as the kernels'
+    fn matmul_step(
+        &self,
+        lhs: &[f32],
+        lhs_stride: usize,
+        rows: usize,
+        out: &mut [f32],
+        out_stride: usize,
+        backwards: bool,
+        scratch: &mut Vec<u32>,
+    ) {
+        match self {
+            Packed::F32(w) => {
+                matmul_packed_in_order(rows, lhs, lhs_stride, w, out, out_stride, true, backwards)
+            }
+            Packed::Bf16(w) => matmul_bf16(
+                rows, lhs, lhs_stride, w, out, out_stride, true, backwards, scratch,
+            ),
         }
     }
 }
@@ -199,16 +272,7 @@ fn forward_prepared(
     // are a little faster than two two-threaded ones in turn.
     let mut gates = vec![0f32; 2 * rows * h4];
     let project = |d: usize, block: &mut [f32]| {
-        matmul_packed_rows(
-            1,
-            rows,
-            input,
-            inputs,
-            &prepared.input_weights[d],
-            block,
-            h4,
-            false,
-        );
+        prepared.input_weights[d].matmul_rows(rows, input, inputs, block, h4);
     };
     // The layer's output rows are [h_forward | h_backward]: each direction gets its halves.
     let mut out = vec![0f32; rows * 2 * hidden];
@@ -354,7 +418,7 @@ fn both_directions(backward: impl FnOnce() + Send, forward: impl FnOnce()) {
 #[allow(clippy::too_many_arguments)] // the layer's buffers, each a distinct slice the recurrence reads or writes
 fn run_forward(
     gates: &mut [f32],
-    weight_hh: &PackedMatrix,
+    weight_hh: &Packed,
     bias: &[f32],
     reverse: bool,
     steps: usize,
@@ -368,13 +432,20 @@ fn run_forward(
     // gates += h_{t−1} · W_hhᵀ (W_hh packed for that product, see `PreparedLayer`).
     let mut h_prev = vec![0f32; batch * hidden];
     let mut c_prev = vec![0f32; batch * hidden];
+    let mut scratch = Vec::new();
     for s in 0..steps {
         let t = if reverse { steps - 1 - s } else { s };
         let step_gates = &mut gates[t * batch * h4..(t + 1) * batch * h4];
         // Alternating the panel order keeps most of W_hh in L2 from one step to the next.
         let backwards = s % 2 == 1;
-        matmul_packed_in_order(
-            batch, &h_prev, hidden, weight_hh, step_gates, h4, true, backwards,
+        weight_hh.matmul_step(
+            &h_prev,
+            hidden,
+            batch,
+            step_gates,
+            h4,
+            backwards,
+            &mut scratch,
         );
         for b in 0..batch {
             let out_row = &mut *out[t * batch + b];

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use ndarray::Array2;
 
+use super::bf16::Precision;
 use super::file::{ModelConfig, ModelFile};
 use super::network::Blstm;
 use crate::error::Result;
@@ -22,22 +23,28 @@ pub struct Model {
 impl Model {
     /// Build the pipeline and the network of a checked model file.
     pub fn new(file: &ModelFile) -> Result<Self> {
-        Self::with_network(file.config().clone(), file.network()?)
+        Self::with_network(file.config().clone(), file.network()?, Precision::F32)
     }
 
     /// As [`new`](Self::new), taking the file: its weights then belong to the network alone, so
     /// each layer's f32 copy is freed as soon as it is packed (a lower peak of memory).
     pub fn from_file(file: ModelFile) -> Result<Self> {
+        Self::from_file_in(file, Precision::F32)
+    }
+
+    /// As [`from_file`](Self::from_file), computing the LSTM in `precision` ([`Precision::Bf16`]:
+    /// faster at batch 1, posteriors close to but not equal to f32's).
+    pub fn from_file_in(file: ModelFile, precision: Precision) -> Result<Self> {
         let network = file.network()?;
         let config = file.config().clone();
         drop(file);
-        Self::with_network(config, network)
+        Self::with_network(config, network, precision)
     }
 
-    fn with_network(config: ModelConfig, mut network: Blstm) -> Result<Self> {
+    fn with_network(config: ModelConfig, mut network: Blstm, precision: Precision) -> Result<Self> {
         // The weights of a loaded model never change: pack them for the kernel once, not per call.
         // A `Model` never trains: the packed copy is all it reads.
-        network.prepare_for_inference_only()?;
+        network.prepare_for_inference_only(precision)?;
         Ok(Model {
             features: FeaturePipeline::new(config.features.clone())?,
             config,

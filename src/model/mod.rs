@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bf16;
 mod config;
 mod file;
 mod frame_head;
@@ -33,6 +34,7 @@ mod network;
 mod resize;
 mod windows;
 
+pub use bf16::Precision;
 pub use config::{InitOptions, NetworkConfig, WeightInit};
 pub use file::{ModelConfig, ModelFile, TrainingSummary, WeightStorage, FORMAT_VERSION};
 pub use frame_head::{frame_classes, FitOptions, FrameExamples, FrameHead};

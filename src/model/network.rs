@@ -10,6 +10,7 @@ use ndarray::{Array2, ArrayView2};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use super::bf16::Precision;
 use super::config::{InitOptions, NetworkConfig};
 use super::fused::{blstm_layer_fused, blstm_layer_prepared, PreparedLayer};
 use super::init::init_weights;
@@ -411,10 +412,18 @@ impl Blstm {
     /// LSTM weights in memory. Do not call it on a network that is being trained: the packed copy would
     /// not follow the weights (passes that track gradients ignore it anyway).
     pub fn prepare_for_inference(&mut self) -> Result<()> {
+        self.prepare_for_inference_in(Precision::F32)
+    }
+
+    /// [`prepare_for_inference`](Self::prepare_for_inference) in the given precision:
+    /// [`Precision::Bf16`] stores the packed LSTM weights in bfloat16 (faster at batch 1, posteriors
+    /// close to but not equal to f32's; see [`Precision`]).
+    pub fn prepare_for_inference_in(&mut self, precision: Precision) -> Result<()> {
         let layers = self
             .layers
             .iter()
-            .map(PreparedLayer::new)
+            .enumerate()
+            .map(|(index, directions)| PreparedLayer::new(directions, precision, index == 0))
             .collect::<candle_core::Result<Vec<_>>>()?;
         self.prepared = Some(layers);
         Ok(())
@@ -426,14 +435,14 @@ impl Blstm {
     /// layer by layer keeps the peak at one layer's copy beside the weights (the built-in model's
     /// unpacked weights are ~24 MB). Afterwards the reference kernel or a pass that tracks gradients
     /// would fail with a shape error (never compute with missing weights).
-    pub(crate) fn prepare_for_inference_only(&mut self) -> Result<()> {
+    pub(crate) fn prepare_for_inference_only(&mut self, precision: Precision) -> Result<()> {
         if self.kernel != LstmKernel::Fused {
-            return self.prepare_for_inference();
+            return self.prepare_for_inference_in(precision);
         }
         let empty = Tensor::zeros(0, DType::F32, &candle_core::Device::Cpu)?;
         let mut prepared = Vec::with_capacity(self.layers.len());
-        for directions in &mut self.layers {
-            prepared.push(PreparedLayer::new(directions)?);
+        for (index, directions) in self.layers.iter_mut().enumerate() {
+            prepared.push(PreparedLayer::new(directions, precision, index == 0)?);
             for weights in directions.iter_mut() {
                 weights.weight_ih = empty.clone();
                 weights.weight_hh = empty.clone();

@@ -1,0 +1,532 @@
+//! Reduced-precision inference: the LSTM's weight matrices stored as bfloat16 (bf16: f32's sign and
+//! 8-bit exponent, 8 bits of mantissa), multiplied with `vdpbf16ps` where the CPU has AVX512-BF16.
+//!
+//! Why: at batch 1 every step of the recurrence multiplies one vector by one direction's whole `W_hh`
+//! (`[H × 4H]`, 1 MB in f32 at H = 256), so a step costs what reading `W_hh` from L2 costs, and the
+//! three layers' input projections are the rest. In bf16 the matrices are half the bytes, and each
+//! `vdpbf16ps` does 32 multiply-adds where an f32 FMA does 16. The products accumulate in f32; what
+//! changes is that weights and the left-hand side (`h_{t−1}`, or the layer input) are rounded to bf16
+//! first (relative error ≤ 2⁻⁹ each), so the posteriors are close to, not equal to, f32's. Hence an
+//! opt-in ([`Precision::Bf16`]), chosen by its effect on PER (models/README.md), never the default.
+//!
+//! Layout: as [`PackedMatrix`](super::kernels::PackedMatrix), panels of 32 columns, but each stored
+//! `[k/2][32]` of u32, each u32 holding the pair `(w[2j][c], w[2j+1][c])` (even row in the low half):
+//! the operand layout of `vdpbf16ps`, which sums the products of both halves into one f32 lane. The
+//! left-hand side is converted to such pairs once per call. Without AVX512-BF16 (or with
+//! `PHONREC_KERNEL` below `avx512`), a portable loop computes the same products from the same
+//! bf16 values in f32, so the mode runs, and is tested, everywhere.
+
+use std::sync::OnceLock;
+
+use super::kernels::{simd_level, SimdLevel};
+use crate::choice::{Choice, Named};
+
+/// Columns per packed panel: two 16-lane registers.
+const PANEL: usize = 32;
+/// Rows of the result kept in registers by the AVX-512 micro-kernel.
+const TILE_ROWS: usize = 8;
+/// Rows per block in [`matmul_bf16_rows`] (as the f32 kernel's row blocks).
+const ROW_BLOCK: usize = 128;
+
+/// The arithmetic of the LSTM's matrix products at inference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 throughout (the default; what training uses).
+    #[default]
+    F32,
+    /// Weights and the products' left-hand sides rounded to bfloat16, accumulated in f32: about
+    /// twice as fast at batch 1 on CPUs with AVX512-BF16, with posteriors close to f32's.
+    Bf16,
+}
+
+impl Choice for Precision {
+    const CHOICES: &'static [Named<Self>] = &[
+        Named {
+            value: Precision::F32,
+            name: "f32",
+            help: "Full precision, the default: the posteriors training and evaluation measured",
+        },
+        Named {
+            value: Precision::Bf16,
+            name: "bf16",
+            help: "LSTM weights in bfloat16: ~1.5x faster at batch 1 with AVX512-BF16, posteriors within ~1e-2 of f32's",
+        },
+    ];
+}
+
+/// f32 → bf16 bits, rounding to nearest, ties to even (NaN stays NaN).
+#[inline(always)]
+pub(crate) fn to_bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    let rounding = 0x7FFF + ((bits >> 16) & 1);
+    (bits.wrapping_add(rounding) >> 16) as u16
+}
+
+/// bf16 bits → f32 (exact).
+#[inline(always)]
+pub(crate) fn from_bf16(b: u16) -> f32 {
+    f32::from_bits((b as u32) << 16)
+}
+
+/// Two consecutive values as one bf16 pair, the first in the low half.
+#[inline(always)]
+fn pair(even: f32, odd: f32) -> u32 {
+    to_bf16(even) as u32 | ((to_bf16(odd) as u32) << 16)
+}
+
+/// Whether the `vdpbf16ps` kernel runs: AVX-512 chosen ([`simd_level`]) and AVX512-BF16 present.
+fn native() -> bool {
+    static NATIVE: OnceLock<bool> = OnceLock::new();
+    *NATIVE.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            simd_level() == SimdLevel::Avx512 && std::arch::is_x86_feature_detected!("avx512bf16")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = simd_level;
+            false
+        }
+    })
+}
+
+/// A `[k × n]` right-hand matrix in bf16, packed for [`matmul_bf16`].
+pub(crate) struct PackedBf16 {
+    k: usize,
+    n: usize,
+    /// `k` rounded up to pairs.
+    pairs: usize,
+    data: Vec<u32>,
+}
+
+impl PackedBf16 {
+    /// Pack `w`, which holds the matrix row-major as `[k × n]`, or as `[n × k]` when `transposed`
+    /// (then the product uses `wᵀ`), rounding each value to bf16.
+    pub(crate) fn pack(w: &[f32], k: usize, n: usize, transposed: bool) -> Self {
+        assert_eq!(w.len(), k * n, "packed matrix: wrong size");
+        let value = |row: usize, col: usize| -> f32 {
+            if row >= k {
+                0.0
+            } else if transposed {
+                w[col * k + row]
+            } else {
+                w[row * n + col]
+            }
+        };
+        let pairs = k.div_ceil(2);
+        let panels = n.div_ceil(PANEL);
+        let mut data = vec![0u32; panels * pairs * PANEL];
+        for p in 0..panels {
+            let panel = &mut data[p * pairs * PANEL..(p + 1) * pairs * PANEL];
+            let cols = (n - p * PANEL).min(PANEL);
+            for j in 0..pairs {
+                for c in 0..cols {
+                    let col = p * PANEL + c;
+                    panel[j * PANEL + c] = pair(value(2 * j, col), value(2 * j + 1, col));
+                }
+            }
+        }
+        PackedBf16 { k, n, pairs, data }
+    }
+}
+
+/// `out[r, 0..n] (+)= Σ_k lhs[r, k] · W[k, 0..n]` for `rows` rows, in bf16 products accumulated in
+/// f32 (see the module). `lhs` and `out` are row-major with the given row strides; `accumulate` adds
+/// to `out`; `backwards` walks the panels last to first (as
+/// [`matmul_packed_in_order`](super::kernels::matmul_packed_in_order), so a recurrence finds the
+/// panels it used last in L2). `scratch` holds the converted left-hand side between calls.
+#[allow(clippy::too_many_arguments)] // a BLAS-style signature, as the f32 kernel's
+pub(crate) fn matmul_bf16(
+    rows: usize,
+    lhs: &[f32],
+    lhs_stride: usize,
+    w: &PackedBf16,
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+    backwards: bool,
+    scratch: &mut Vec<u32>,
+) {
+    if rows == 0 || w.n == 0 {
+        return;
+    }
+    // Every element touched below lies inside these bounds (the kernels index unchecked).
+    assert!(lhs_stride >= w.k && lhs.len() >= (rows - 1) * lhs_stride + w.k);
+    assert!(out_stride >= w.n && out.len() >= (rows - 1) * out_stride + w.n);
+    let pairs = w.pairs;
+    scratch.clear();
+    scratch.reserve(rows * pairs);
+    for r in 0..rows {
+        let row = &lhs[r * lhs_stride..r * lhs_stride + w.k];
+        let mut chunks = row.chunks_exact(2);
+        scratch.extend(chunks.by_ref().map(|p| pair(p[0], p[1])));
+        if let [last] = chunks.remainder() {
+            scratch.push(pair(*last, 0.0));
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if native() {
+        // SAFETY: `native` checked AVX-512F and AVX512-BF16; bounds were checked above and `scratch`
+        // holds `rows × pairs` values.
+        unsafe {
+            avx512::matmul(rows, scratch, w, out, out_stride, accumulate, backwards);
+        }
+        return;
+    }
+    portable(rows, scratch, w, out, out_stride, accumulate);
+}
+
+/// [`matmul_bf16`] for many rows (an input projection over all frames), in row blocks of 128 so each
+/// block's converted left-hand side stays in L2 while the panels stream past, on up to `threads`
+/// threads.
+#[allow(clippy::too_many_arguments)] // a BLAS-style signature, as the f32 kernel's
+pub(crate) fn matmul_bf16_rows(
+    threads: usize,
+    rows: usize,
+    lhs: &[f32],
+    lhs_stride: usize,
+    w: &PackedBf16,
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+) {
+    if rows == 0 {
+        return;
+    }
+    let run = |first: usize, count: usize, out: &mut [f32]| {
+        let mut scratch = Vec::new();
+        let mut r = 0;
+        while r < count {
+            let block = (count - r).min(ROW_BLOCK);
+            matmul_bf16(
+                block,
+                &lhs[(first + r) * lhs_stride..],
+                lhs_stride,
+                w,
+                &mut out[r * out_stride..],
+                out_stride,
+                accumulate,
+                false,
+                &mut scratch,
+            );
+            r += block;
+        }
+    };
+    let threads = threads.clamp(1, rows.div_ceil(ROW_BLOCK));
+    if threads == 1 {
+        run(0, rows, out);
+        return;
+    }
+    let share = rows.div_ceil(ROW_BLOCK).div_ceil(threads) * ROW_BLOCK;
+    std::thread::scope(|scope| {
+        let mut rest = out;
+        let mut first = 0;
+        while first < rows {
+            let count = share.min(rows - first);
+            let (mine, others) = rest.split_at_mut((count * out_stride).min(rest.len()));
+            rest = others;
+            let start = first;
+            if first + count < rows {
+                scope.spawn(move || run(start, count, mine));
+            } else {
+                run(start, count, mine);
+            }
+            first += count;
+        }
+    });
+}
+
+/// The products from the same bf16 values in f32, for CPUs without AVX512-BF16. Each pair's two
+/// products are summed before they are added to the accumulator, as `vdpbf16ps` does.
+fn portable(
+    rows: usize,
+    lhs_pairs: &[u32],
+    w: &PackedBf16,
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+) {
+    let pairs = w.pairs;
+    let split = |v: u32| (from_bf16(v as u16), from_bf16((v >> 16) as u16));
+    for (p, panel) in w.data.chunks_exact(pairs * PANEL).enumerate() {
+        let col0 = p * PANEL;
+        let cols = (w.n - col0).min(PANEL);
+        for r in 0..rows {
+            let a = &lhs_pairs[r * pairs..(r + 1) * pairs];
+            let mut acc = [0f32; PANEL];
+            for (&av, wrow) in a.iter().zip(panel.chunks_exact(PANEL)) {
+                let (a0, a1) = split(av);
+                for (s, &wv) in acc.iter_mut().zip(wrow) {
+                    let (w0, w1) = split(wv);
+                    *s += a0 * w0 + a1 * w1;
+                }
+            }
+            let dst = &mut out[r * out_stride + col0..r * out_stride + col0 + cols];
+            for (d, &s) in dst.iter_mut().zip(&acc) {
+                *d = if accumulate { *d + s } else { s };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{PackedBf16, PANEL, TILE_ROWS};
+
+    /// See [`super::matmul_bf16`]: for each panel, all rows in tiles of up to 8; `a` holds the
+    /// left-hand side as bf16 pairs, `rows × w.pairs`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX512-BF16; `a` must hold `rows × w.pairs` values and
+    /// `out` the rows the caller's bounds checks guarantee.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn matmul(
+        rows: usize,
+        a: &[u32],
+        w: &PackedBf16,
+        out: &mut [f32],
+        out_stride: usize,
+        accumulate: bool,
+        backwards: bool,
+    ) {
+        let pairs = w.pairs;
+        let panels = w.n.div_ceil(PANEL);
+        for i in 0..panels {
+            let p = if backwards { panels - 1 - i } else { i };
+            let panel = w.data.as_ptr().add(p * pairs * PANEL);
+            let col0 = p * PANEL;
+            let cols = (w.n - col0).min(PANEL);
+            let mut r = 0;
+            while r < rows {
+                let tile = (rows - r).min(TILE_ROWS);
+                let ap = a.as_ptr().add(r * pairs);
+                let c = out.as_mut_ptr().add(r * out_stride + col0);
+                match tile {
+                    8 => tile_kernel::<8>(pairs, ap, panel, c, out_stride, cols, accumulate),
+                    7 => tile_kernel::<7>(pairs, ap, panel, c, out_stride, cols, accumulate),
+                    6 => tile_kernel::<6>(pairs, ap, panel, c, out_stride, cols, accumulate),
+                    5 => tile_kernel::<5>(pairs, ap, panel, c, out_stride, cols, accumulate),
+                    4 => tile_kernel::<4>(pairs, ap, panel, c, out_stride, cols, accumulate),
+                    3 => tile_kernel::<3>(pairs, ap, panel, c, out_stride, cols, accumulate),
+                    2 => tile_kernel::<2>(pairs, ap, panel, c, out_stride, cols, accumulate),
+                    _ => single_row_kernel(pairs, ap, panel, c, cols, accumulate),
+                }
+                r += tile;
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dot(acc: __m512, a: __m512i, w: __m512i) -> __m512 {
+        // SAFETY (of the transmutes): both are 512-bit plain-data vectors.
+        _mm512_dpbf16_ps(
+            acc,
+            std::mem::transmute::<__m512i, __m512bh>(a),
+            std::mem::transmute::<__m512i, __m512bh>(w),
+        )
+    }
+
+    /// Store two registers (32 columns) into a row, only the first `cols` columns, optionally adding.
+    #[inline(always)]
+    unsafe fn store_row(c: *mut f32, lo: __m512, hi: __m512, cols: usize, accumulate: bool) {
+        let mask = |n: usize| -> __mmask16 {
+            if n >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << n) - 1) as __mmask16
+            }
+        };
+        let mut lo = lo;
+        let m_lo = mask(cols);
+        if accumulate {
+            lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(m_lo, c));
+        }
+        _mm512_mask_storeu_ps(c, m_lo, lo);
+        // Only when the row has columns there: `c.add(16)` may lie past the output's end otherwise.
+        if cols > 16 {
+            let c_hi = c.add(16);
+            let m_hi = mask(cols - 16);
+            let mut hi = hi;
+            if accumulate {
+                hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(m_hi, c_hi));
+            }
+            _mm512_mask_storeu_ps(c_hi, m_hi, hi);
+        }
+    }
+
+    /// An `R × 32` tile: `2R` accumulators, per pair of `k` two panel loads and `R` broadcasts.
+    #[inline(always)]
+    unsafe fn tile_kernel<const R: usize>(
+        pairs: usize,
+        a: *const u32,
+        panel: *const u32,
+        c: *mut f32,
+        c_stride: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let mut lo = [_mm512_setzero_ps(); R];
+        let mut hi = [_mm512_setzero_ps(); R];
+        for j in 0..pairs {
+            let w_lo = _mm512_loadu_si512(panel.add(j * PANEL) as *const __m512i);
+            let w_hi = _mm512_loadu_si512(panel.add(j * PANEL + 16) as *const __m512i);
+            for r in 0..R {
+                let av = _mm512_set1_epi32(*a.add(r * pairs + j) as i32);
+                lo[r] = dot(lo[r], av, w_lo);
+                hi[r] = dot(hi[r], av, w_hi);
+            }
+        }
+        for r in 0..R {
+            store_row(c.add(r * c_stride), lo[r], hi[r], cols, accumulate);
+        }
+    }
+
+    /// One row (batch-1 inference): four independent accumulator pairs hide the latency.
+    #[inline(always)]
+    unsafe fn single_row_kernel(
+        pairs: usize,
+        a: *const u32,
+        panel: *const u32,
+        c: *mut f32,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let mut lo = [_mm512_setzero_ps(); 4];
+        let mut hi = [_mm512_setzero_ps(); 4];
+        let mut j = 0;
+        while j + 4 <= pairs {
+            for u in 0..4 {
+                let av = _mm512_set1_epi32(*a.add(j + u) as i32);
+                let wp = panel.add((j + u) * PANEL);
+                let w_lo = _mm512_loadu_si512(wp as *const __m512i);
+                let w_hi = _mm512_loadu_si512(wp.add(16) as *const __m512i);
+                lo[u] = dot(lo[u], av, w_lo);
+                hi[u] = dot(hi[u], av, w_hi);
+            }
+            j += 4;
+        }
+        while j < pairs {
+            let av = _mm512_set1_epi32(*a.add(j) as i32);
+            let wp = panel.add(j * PANEL);
+            let w_lo = _mm512_loadu_si512(wp as *const __m512i);
+            let w_hi = _mm512_loadu_si512(wp.add(16) as *const __m512i);
+            lo[0] = dot(lo[0], av, w_lo);
+            hi[0] = dot(hi[0], av, w_hi);
+            j += 1;
+        }
+        let lo_sum = _mm512_add_ps(_mm512_add_ps(lo[0], lo[1]), _mm512_add_ps(lo[2], lo[3]));
+        let hi_sum = _mm512_add_ps(_mm512_add_ps(hi[0], hi[1]), _mm512_add_ps(hi[2], hi[3]));
+        store_row(c, lo_sum, hi_sum, cols, accumulate);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    #[test]
+    fn rounding_to_bf16_is_to_nearest_even() {
+        assert_eq!(from_bf16(to_bf16(1.0)), 1.0);
+        assert_eq!(from_bf16(to_bf16(-2.5)), -2.5);
+        // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1.0).
+        assert_eq!(from_bf16(to_bf16(1.0 + 1.0 / 256.0)), 1.0);
+        // Just above halfway rounds up.
+        assert_eq!(
+            from_bf16(to_bf16(1.0 + 1.0 / 256.0 + 1.0 / 65536.0)),
+            1.0 + 1.0 / 128.0
+        );
+        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+        assert_eq!(from_bf16(to_bf16(f32::INFINITY)), f32::INFINITY);
+        for x in [0.1f32, -3.7, 1e-20, 6.0e4] {
+            assert!((from_bf16(to_bf16(x)) - x).abs() <= x.abs() / 256.0);
+        }
+    }
+
+    /// The exact product of the bf16-rounded operands, in f64.
+    fn reference(rows: usize, lhs: &[f32], w: &[f32], k: usize, n: usize) -> Vec<f64> {
+        let round = |x: f32| from_bf16(to_bf16(x)) as f64;
+        let mut out = vec![0f64; rows * n];
+        for r in 0..rows {
+            for c in 0..n {
+                out[r * n + c] = (0..k)
+                    .map(|i| round(lhs[r * k + i]) * round(w[i * n + c]))
+                    .sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn products_match_the_rounded_operands_for_every_tile_shape_and_order() {
+        let mut seed = 5;
+        // Odd k (a padded pair), a partial last panel (n = 70), and 1–11 rows (every tile size).
+        for (k, n) in [(7, 70), (64, 32), (33, 100)] {
+            let w: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed)).collect();
+            let packed = PackedBf16::pack(&w, k, n, false);
+            let transposed: Vec<f32> = (0..n * k).map(|i| w[(i % k) * n + i / k]).collect();
+            let packed_t = PackedBf16::pack(&transposed, k, n, true);
+            for rows in 1..=11 {
+                let lhs: Vec<f32> = (0..rows * k).map(|_| lcg(&mut seed)).collect();
+                let want = reference(rows, &lhs, &w, k, n);
+                for (matrix, backwards) in [(&packed, false), (&packed_t, true)] {
+                    let mut out = vec![0.5f32; rows * n];
+                    matmul_bf16(
+                        rows,
+                        &lhs,
+                        k,
+                        matrix,
+                        &mut out,
+                        n,
+                        true,
+                        backwards,
+                        &mut Vec::new(),
+                    );
+                    for (got, want) in out.iter().zip(&want) {
+                        // Only the f32 accumulation differs from the exact sum.
+                        assert!(
+                            (*got as f64 - 0.5 - want).abs() < 1e-5 * (k as f64),
+                            "k {k} n {n} rows {rows}: {got} vs {}",
+                            want + 0.5
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn row_blocks_on_two_threads_give_the_single_call() {
+        let mut seed = 9;
+        let (rows, k, n) = (300, 40, 64);
+        let w: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed)).collect();
+        let packed = PackedBf16::pack(&w, k, n, false);
+        let lhs: Vec<f32> = (0..rows * k).map(|_| lcg(&mut seed)).collect();
+        let mut whole = vec![0f32; rows * n];
+        matmul_bf16(
+            rows,
+            &lhs,
+            k,
+            &packed,
+            &mut whole,
+            n,
+            false,
+            false,
+            &mut Vec::new(),
+        );
+        let mut blocked = vec![0f32; rows * n];
+        matmul_bf16_rows(2, rows, &lhs, k, &packed, &mut blocked, n, false);
+        assert_eq!(whole, blocked);
+    }
+}
