@@ -147,6 +147,7 @@ class Recognizer:
         alphabet: Literal["arpabet", "ipa"] = "arpabet",
         lexicon: Union[None, _PathInput, Dict[str, Union[str, List[str]]]] = None,
         builtin_lexicon: bool = True,
+        precision: Literal["f32", "bf16"] = "f32",
     ) -> None: ...
     @property
     def phones(self) -> List[str]: ...

@@ -38,6 +38,7 @@ class Recognizer:
         alphabet: str = "arpabet",
         lexicon: Optional[Any] = None,
         builtin_lexicon: bool = True,
+        precision: str = "f32",
     ) -> Recognizer: ...
     @property
     def columns(self) -> List[str]: ...

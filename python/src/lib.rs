@@ -38,7 +38,7 @@ use phonrec::data::Lexicon;
 use phonrec::features::{
     DeltaOptions, FeatureExtractor, FeatureOptions, FeaturePipeline, KaldiFeatureFlags,
 };
-use phonrec::model::Model;
+use phonrec::model::{Model, ModelFile, Precision};
 use phonrec::phones::{Alphabet, PhoneSet};
 use phonrec::recognize::{plan_rounds, Recognizer, RecognizerOptions, Transcript};
 use phonrec::Error;
@@ -383,11 +383,14 @@ struct Decoding {
     no_lm: bool,
     lm_weight: Option<f32>,
     insertion_bonus: Option<f32>,
+    /// The LSTM's arithmetic (`precision="bf16"`).
+    precision: Precision,
 }
 
 impl Decoding {
     fn is_default(&self) -> bool {
-        self.beam.is_none()
+        self.precision == Precision::F32
+            && self.beam.is_none()
             && self.lm.is_none()
             && !self.no_lm
             && self.lm_weight.is_none()
@@ -409,8 +412,8 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         ));
     }
     let model = match model_path {
-        Some(path) => Model::load(path)?,
-        None => builtin::model()?,
+        Some(path) => Model::from_file_in(ModelFile::load(path)?, decoding.precision)?,
+        None => builtin::model_in(decoding.precision)?,
     };
     let phones = model.phones().clone();
     let asks_built_in_lm = decoding.lm.as_deref() == Some("builtin");
@@ -651,7 +654,7 @@ impl PyRecognizer {
     #[new]
     #[pyo3(signature = (model=None, beam=None, lm=None, no_lm=false, lm_weight=None,
                         insertion_bonus=None, alphabet="arpabet", lexicon=None,
-                        builtin_lexicon=true))]
+                        builtin_lexicon=true, precision="f32"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -664,7 +667,14 @@ impl PyRecognizer {
         alphabet: &str,
         lexicon: Option<&Bound<'_, PyAny>>,
         builtin_lexicon: bool,
+        precision: &str,
     ) -> PyResult<Self> {
+        let precision = Precision::from_name(precision).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "precision={precision:?}: expected one of {}",
+                Precision::names().join(", ")
+            ))
+        })?;
         let alphabet = Alphabet::from_name(alphabet).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "alphabet={alphabet:?}: expected one of {}",
@@ -693,6 +703,7 @@ impl PyRecognizer {
             no_lm,
             lm_weight,
             insertion_bonus,
+            precision,
         };
         let built_in_model = model.is_none();
         let (recognizer, user_lexicon) = detached(py, || {
