@@ -629,4 +629,20 @@ fn lm_builtin_with_a_model_file_decodes_as_the_built_in_default() {
         stdout(&default),
         "without --lm a model file decodes greedily"
     );
+
+    // A model file that says it was fine-tuned from the built-in model (`train --init-from
+    // builtin` writes that) decodes as the built-in default without being asked.
+    let dir = tempfile::tempdir().unwrap();
+    let tuned = dir.path().join("tuned.safetensors");
+    let mut file = phonrec::model::ModelFile::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.safetensors"),
+    )
+    .unwrap();
+    let mut training = file.config().training.clone();
+    training.init_from = Some(phonrec::model::TrainingSummary::BUILT_IN.into());
+    file.set_training_summary(training);
+    file.save(&tuned).unwrap();
+    let fine_tuned = phonrec(&["transcribe", "--model", tuned.to_str().unwrap(), "audio/"]);
+    assert!(fine_tuned.status.success(), "{}", stderr(&fine_tuned));
+    assert_eq!(stdout(&fine_tuned), stdout(&default));
 }

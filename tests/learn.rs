@@ -9,7 +9,7 @@ use phonrec::features::{BaseFeatures, CmvnOptions, FbankOptions, FeatureOptions,
 use phonrec::model::{InitOptions, Model, NetworkConfig, WeightInit};
 use phonrec::phones::PhoneSet;
 use phonrec::train::{
-    train, AugmentOptions, RunStart, ScheduleOptions, TrainObserver, TrainOptions,
+    train, AugmentOptions, ModelBytes, RunStart, ScheduleOptions, TrainObserver, TrainOptions,
 };
 
 struct Quiet;
@@ -139,6 +139,52 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
         std::fs::read(tuned_dir.join("best.safetensors")).unwrap()
     );
     assert!(!out.join(phonrec::train::epoch_model_file(1)).exists());
+
+    // The model file records where fine-tuning started: none for a new network, the file's name,
+    // or `builtin` for the model held in memory (a binary's built-in one), kept through a chain of
+    // fine-tunes (it sets the default decoding: the built-in LM).
+    let first = phonrec::model::ModelFile::load(&out.join("best.safetensors")).unwrap();
+    assert_eq!(first.config().training.init_from, None);
+    assert_eq!(
+        tuned_model.config().training.init_from.as_deref(),
+        Some("best.safetensors")
+    );
+    assert!(!tuned_model.config().training.fine_tuned_from_built_in());
+    let mut from_memory = fine_tune.clone();
+    from_memory.save_epoch_models = false;
+    from_memory.init_from = Some("builtin".into());
+    from_memory.init_from_bytes = Some(ModelBytes(Box::leak(
+        std::fs::read(out.join("best.safetensors"))
+            .unwrap()
+            .into_boxed_slice(),
+    )));
+    let fine_tuned_from = |options: &TrainOptions, dir: &std::path::Path| {
+        train(
+            &data.utterances,
+            &data.utterances,
+            &phones,
+            options,
+            dir,
+            RunStart::New,
+            serde_json::Value::Null,
+            &mut Quiet,
+        )
+        .unwrap();
+        let model = phonrec::model::ModelFile::load(&dir.join("best.safetensors")).unwrap();
+        model.config().training.init_from.clone()
+    };
+    let memory_dir = dir.path().join("from_memory");
+    assert_eq!(
+        fine_tuned_from(&from_memory, &memory_dir).as_deref(),
+        Some("builtin")
+    );
+    let mut chained = from_memory.clone();
+    chained.init_from = Some(memory_dir.join("best.safetensors"));
+    chained.init_from_bytes = None;
+    assert_eq!(
+        fine_tuned_from(&chained, &dir.path().join("chained")).as_deref(),
+        Some("builtin")
+    );
 
     // Freezing the lowest layer: its weights come out exactly as they went in, the rest move.
     let mut frozen = fine_tune.clone();

@@ -70,6 +70,7 @@ fn small_model_file(seed: u64) -> Result<ModelFile> {
             updates: Some(0),
             dev_per: None,
             date: Some("2025-01-01".into()),
+            init_from: None,
         },
     };
     ModelFile::from_var_map(config, &var_map)

@@ -340,12 +340,14 @@ class Recognizer:
 
     Args:
         model: Path to a model file made by ``phonrec train`` (``None``: the built-in model). Another
-            model decodes greedily with no LM unless ``lm`` is given, as ``phonrec transcribe --model``.
+            model decodes greedily with no LM unless ``lm`` is given or it was fine-tuned from the
+            built-in one, as ``phonrec transcribe --model``.
         beam: Beam width of the prefix beam search; 1 decodes greedily (fastest). Default: 8 with a
             phone LM, else 1.
         lm: A phone n-gram LM in ARPA format (path, plain or gzipped), or ``"builtin"`` for the
             built-in model's LM with any model of the same phones. Default: the built-in LM with the
-            built-in model, none with another model.
+            built-in model and with models fine-tuned from it (``phonrec train --init-from
+            builtin``), none with another model.
         no_lm: Decode without any phone LM (also without the built-in model's).
         lm_weight: Weight of the LM against the network. Default: 0.4 with the built-in model and its
             LM, else 0.3.

@@ -416,6 +416,8 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         None => builtin::model_in(decoding.precision)?,
     };
     let phones = model.phones().clone();
+    // A model fine-tuned from the built-in one decodes with the built-in LM by default, as the CLI.
+    let built_in_lineage = built_in || model.config().training.fine_tuned_from_built_in();
     let asks_built_in_lm = decoding.lm.as_deref() == Some("builtin");
     let lm = match &decoding.lm {
         Some(_) if asks_built_in_lm => match builtin::lm(&phones)? {
@@ -427,7 +429,9 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
             }
         },
         Some(path) => Some(PhoneLm::load(Path::new(path), &phones)?),
-        None if built_in && !decoding.no_lm && decoding.beam != Some(1) => builtin::lm(&phones)?,
+        None if built_in_lineage && !decoding.no_lm && decoding.beam != Some(1) => {
+            builtin::lm(&phones)?
+        }
         None => None,
     };
     let has_lm = lm.is_some();

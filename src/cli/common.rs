@@ -418,7 +418,9 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 /// With the built-in model the default is a prefix beam search (width 8) with the model's built-in
 /// phone 6-gram LM at weight 0.4 and insertion bonus 1.0 (chosen on the synthetic dev set;
 /// `models/README.md`); `--no-lm` or
-/// `--beam 1` decode greedily instead. With `--model`, decoding is greedy unless `--lm` is given.
+/// `--beam 1` decode greedily instead. With `--model`, decoding is greedy unless `--lm` is given, or
+/// the model was fine-tuned from the built-in one (`train --init-from builtin`): that decodes as the
+/// built-in model does.
 #[derive(clap::Args, Debug)]
 pub struct DecodeArgs {
     /// Beam width of the prefix beam search; 1 means greedy decoding (fastest) [default: 8 with a
@@ -429,7 +431,8 @@ pub struct DecodeArgs {
     /// Phone n-gram LM in ARPA format (e.g. from `phonrec lm`), fused into the beam search, or
     /// `builtin` for the built-in model's LM with any model of the same phones (e.g. one fine-tuned
     /// with `train --init-from builtin`; a file named builtin is `./builtin`) [default: the
-    /// built-in LM with the built-in model, none with --model].
+    /// built-in LM with the built-in model and models fine-tuned from it, none with another
+    /// --model].
     #[arg(long, value_name = "ARPA|builtin")]
     pub lm: Option<PathBuf>,
 
@@ -438,12 +441,12 @@ pub struct DecodeArgs {
     pub no_lm: bool,
 
     /// Weight α of the LM's log-probability against the acoustic one [default: 0.4 with the built-in
-    /// model and its LM, else 0.3].
+    /// LM, else 0.3].
     #[arg(long)]
     pub lm_weight: Option<f32>,
 
     /// Bonus β added per output phone in the beam search (raise it if phones are dropped, lower it
-    /// if inserted) [default: 1.0 with the built-in model and its LM, else 0].
+    /// if inserted) [default: 1.0 with the built-in LM, else 0].
     #[arg(long, allow_hyphen_values = true)]
     pub insertion_bonus: Option<f32>,
 
@@ -515,8 +518,10 @@ impl DecodeArgs {
         model_path: Option<&Path>,
         keep_silence: bool,
     ) -> anyhow::Result<Recognizer> {
-        let built_in = model_path.is_none();
         let model = load_model(model_path, self.precision)?;
+        // The built-in model, or one fine-tuned from it (same phones, posteriors of the same
+        // kind): both decode by default with the built-in LM and its tuned weight and bonus.
+        let built_in = model_path.is_none() || model.config().training.fine_tuned_from_built_in();
         let asks_built_in_lm = self.lm.as_deref() == Some(Path::new("builtin"));
         let load_built_in_lm = |phones: &PhoneSet| -> anyhow::Result<Option<PhoneLm>> {
             builtin::lm(phones)

@@ -89,6 +89,21 @@ pub struct TrainingSummary {
     pub dev_per: Option<f64>,
     /// When training finished, ISO 8601 (`2025-01-31` or `2025-01-31T12:00:00Z`).
     pub date: Option<String>,
+    /// The model this one was fine-tuned from: [`TrainingSummary::BUILT_IN`] for phonrec's built-in
+    /// model (also through a chain of fine-tunes), else that model file's name. Such a model
+    /// decodes by default as the built-in model does, with its phone LM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
+}
+
+impl TrainingSummary {
+    /// [`init_from`](Self::init_from) of a model fine-tuned from the built-in model.
+    pub const BUILT_IN: &'static str = "builtin";
+
+    /// Whether the model descends from the built-in model by fine-tuning.
+    pub fn fine_tuned_from_built_in(&self) -> bool {
+        self.init_from.as_deref() == Some(Self::BUILT_IN)
+    }
 }
 
 /// Everything a model file says besides its weights: how to compute its input, the network's shape, what

@@ -548,6 +548,19 @@ impl TrainRun {
             (None, Some(path)) => Some((ModelFile::load(path)?, path.clone())),
             (None, None) => None,
         };
+        // Where the weights come from, recorded in the model file (it sets the default decoding).
+        let lineage = start.as_ref().map(|(start, path)| {
+            if options.init_from_bytes.is_some()
+                || start.config().training.fine_tuned_from_built_in()
+            {
+                TrainingSummary::BUILT_IN.to_string()
+            } else {
+                path.file_name()
+                    .unwrap_or(path.as_os_str())
+                    .to_string_lossy()
+                    .into_owned()
+            }
+        });
         let (network, var_map) = match start {
             Some((start, path)) => {
                 let config = start.config();
@@ -586,7 +599,10 @@ impl TrainRun {
             features: options.features.clone(),
             network: options.network.clone(),
             phones: phones.clone(),
-            training: TrainingSummary::default(),
+            training: TrainingSummary {
+                init_from: lineage,
+                ..TrainingSummary::default()
+            },
         };
         model.validate()?;
         let state = TrainState {
@@ -812,6 +828,7 @@ impl TrainRun {
                 updates: Some(state.updates),
                 dev_per: Some(dev_per * 100.0),
                 date: None,
+                init_from: state.model.training.init_from.clone(),
             });
             if state.options.save_epoch_models {
                 model.save(&self.out_dir.join(epoch_model_file(epoch + 1)))?;
