@@ -63,7 +63,7 @@ fn bf16_posteriors_stay_close_to_f32_and_decode_to_the_same_phones() {
     }
     let mean = mean_sum / count as f64;
     // Measured with default-v11 on these files: largest 0.015 (0.010 emulated), mean 1.2e-5
-    // (models/README.md, "bf16 inference"): bounds with room for another model, far below what
+    // (BENCHMARKS.md, "bf16 inference"): bounds with room for another model, far below what
     // moves a decision.
     assert!(largest < 0.05, "largest probability difference {largest}");
     assert!(mean < 1e-4, "mean probability difference {mean}");

@@ -159,6 +159,9 @@ struct Report {
     /// The fused kernel's instruction set (`Avx512`, `Avx2`, `Portable`; `PHONREC_KERNEL` caps it).
     #[serde(skip_serializing_if = "Option::is_none")]
     simd: Option<String>,
+    /// The CPU the figures were measured on (BENCHMARKS.md asks for its name and caches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<CpuInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     labels: Option<usize>,
     threads: usize,
@@ -213,6 +216,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         kernel: None,
         precision: None,
         simd: None,
+        cpu: None,
         labels: None,
         threads,
         params: None,
@@ -249,6 +253,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         report.stack_frames = Some(args.stack_frames);
         report.kernel = Some(network.kernel().name());
         report.simd = Some(format!("{:?}", phonrec::model::simd_level()));
+        report.cpu = Some(CpuInfo::read());
         report.params = Some(config.num_parameters());
         if args.mode != Mode::Infer {
             report.train = Some(time_training(&args, &network, &var_map, labels, &mut rng)?);
@@ -539,5 +544,49 @@ mod tests {
         assert_eq!(timings.fps_min, 25.0);
         assert_eq!(timings.fps_max, 100.0);
         assert_eq!(timings.step_s_median, 2.0);
+    }
+}
+
+/// What a benchmark line says about the machine: the CPU's name, its per-core L2 and shared L3
+/// (Linux sysfs; absent elsewhere) and whether `--precision bf16` runs natively on it.
+#[derive(Serialize)]
+struct CpuInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    l2_kib: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    l3_kib: Option<u64>,
+    bf16: bool,
+}
+
+impl CpuInfo {
+    fn read() -> Self {
+        let model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, name)| name.trim().to_string())
+            });
+        // cpu0's caches by level (index*/level, index*/size such as "1024K").
+        let cache_kib = |wanted: &str| -> Option<u64> {
+            (0..8).find_map(|index| {
+                let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
+                let level = std::fs::read_to_string(format!("{dir}/level")).ok()?;
+                if level.trim() != wanted {
+                    return None;
+                }
+                let size = std::fs::read_to_string(format!("{dir}/size")).ok()?;
+                size.trim().trim_end_matches('K').parse().ok()
+            })
+        };
+        CpuInfo {
+            model,
+            l2_kib: cache_kib("2"),
+            l3_kib: cache_kib("3"),
+            bf16: phonrec::model::bf16_native(),
+        }
     }
 }

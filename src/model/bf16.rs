@@ -7,7 +7,7 @@
 //! `vdpbf16ps` does 32 multiply-adds where an f32 FMA does 16. The products accumulate in f32; what
 //! changes is that weights and the left-hand side (`h_{t−1}`, or the layer input) are rounded to bf16
 //! first (relative error ≤ 2⁻⁹ each), so the posteriors are close to, not equal to, f32's. Hence an
-//! opt-in ([`Precision::Bf16`]), chosen by its effect on PER (models/README.md), never the default.
+//! opt-in ([`Precision::Bf16`]), checked by its effect on PER (BENCHMARKS.md), never the default.
 //!
 //! Layout: as [`PackedMatrix`](super::kernels::PackedMatrix), panels of 32 columns, but each stored
 //! `[k/2][32]` of u32, each u32 holding the pair `(w[2j][c], w[2j+1][c])` (even row in the low half):
@@ -77,7 +77,12 @@ fn pair(even: f32, odd: f32) -> u32 {
     to_bf16(even) as u32 | ((to_bf16(odd) as u32) << 16)
 }
 
-/// Whether the `vdpbf16ps` kernel runs: AVX-512 chosen ([`simd_level`]) and AVX512-BF16 present.
+/// Whether [`Precision::Bf16`] runs natively here (`vdpbf16ps`): AVX-512 chosen ([`simd_level`])
+/// and AVX512-BF16 present. Elsewhere it is emulated, slower than f32.
+pub fn bf16_native() -> bool {
+    native()
+}
+
 fn native() -> bool {
     static NATIVE: OnceLock<bool> = OnceLock::new();
     *NATIVE.get_or_init(|| {
