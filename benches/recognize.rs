@@ -2,7 +2,8 @@
 //! the `audio/` examples, recognised one by one (`Recognizer::recognize`, a network call per clip) and
 //! together (`Recognizer::recognize_batch`, what `transcribe` and `eval` run: clips of similar length
 //! share network batches). Greedy decoding, so the network and the pipeline around it are measured,
-//! not the LM. Throughput in seconds of audio.
+//! not the LM; both also with the LSTM in bfloat16 (`Precision::Bf16`, `--precision bf16`).
+//! Throughput in milliseconds of audio per second.
 //!
 //! `cargo bench --bench recognize`
 
@@ -10,7 +11,7 @@ use std::path::Path;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use phonrec::audio::{read_audio, Waveform};
-use phonrec::model::Model;
+use phonrec::model::{Model, ModelFile, Precision};
 use phonrec::recognize::{Recognizer, RecognizerOptions};
 
 /// Clips of 0.4 to 2 s cut in turn from the examples (at their own rates).
@@ -44,27 +45,38 @@ fn short_clips(c: &mut Criterion) {
         eprintln!("no models/default.safetensors: nothing to measure");
         return;
     }
-    let recognizer = Recognizer::new(
-        Model::load(&model_path).expect("the built-in model"),
-        RecognizerOptions::default(),
-    )
-    .expect("default options");
+    let recognizer = |precision| {
+        let file = ModelFile::load(&model_path).expect("the built-in model");
+        Recognizer::new(
+            Model::from_file_in(file, precision).expect("the built-in model"),
+            RecognizerOptions::default(),
+        )
+        .expect("default options")
+    };
     let clips = clips();
     let seconds: f64 = clips.iter().map(Waveform::duration_s).sum();
     let mut group = c.benchmark_group("recognize_32_short_clips");
     group.sample_size(10);
     // Throughput in milliseconds of audio, so criterion's "elements/s" reads as ms of audio per s.
     group.throughput(Throughput::Elements((seconds * 1000.0) as u64));
-    group.bench_function("one_by_one", |b| {
-        b.iter(|| {
-            for clip in &clips {
-                black_box(recognizer.recognize(clip.clone()).expect("recognised"));
-            }
-        })
-    });
-    group.bench_function("batched", |b| {
-        b.iter(|| black_box(recognizer.recognize_batch(clips.clone())))
-    });
+    for precision in [Precision::F32, Precision::Bf16] {
+        let recognizer = recognizer(precision);
+        let suffix = if precision == Precision::F32 {
+            ""
+        } else {
+            "_bf16"
+        };
+        group.bench_function(format!("one_by_one{suffix}"), |b| {
+            b.iter(|| {
+                for clip in &clips {
+                    black_box(recognizer.recognize(clip.clone()).expect("recognised"));
+                }
+            })
+        });
+        group.bench_function(format!("batched{suffix}"), |b| {
+            b.iter(|| black_box(recognizer.recognize_batch(clips.clone())))
+        });
+    }
     group.finish();
 }
 
