@@ -210,6 +210,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "P")]
     pub speech_cut: Option<f32>,
 
+    /// With --augment robust: of the utterances whose edges are cut as from a longer recording
+    /// (with a noise floor of their own), the share also placed in a quieter floor, 6–30 dB below
+    /// their own, so each edge is a step up in noise (short clips padded in a cleaner floor)
+    /// [default: 0, the preset's].
+    #[arg(long, value_name = "P")]
+    pub floor_step: Option<f32>,
+
     /// Fine-tune: start from this model's weights, or from the model built into phonrec with
     /// `builtin` (the route for small data: a few hundred utterances of one's own; a file named
     /// builtin is `./builtin`). Its features
@@ -358,6 +365,9 @@ impl TrainArgs {
                         if let Some(p) = self.speech_cut {
                             robust.conditions.speech_cut_probability = p;
                         }
+                        if let Some(p) = self.floor_step {
+                            robust.conditions.floor_step_probability = p;
+                        }
                         robust
                     }
                 }
@@ -504,6 +514,9 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
     }
     if args.speech_cut.is_some() && !options.augment.conditions.is_active() {
         bail!("--speech-cut sets a share of --augment robust: add --augment robust");
+    }
+    if args.floor_step.is_some() && !options.augment.conditions.is_active() {
+        bail!("--floor-step sets a share of --augment robust: add --augment robust");
     }
     if args.init_from.as_deref() == Some(Path::new(BUILT_IN_INIT))
         && options.init_from_bytes.is_none()

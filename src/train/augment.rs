@@ -95,6 +95,7 @@ impl AugmentOptions {
             ("edge silence", c.edge_silence_probability),
             ("hard edge", c.hard_edge_probability),
             ("speech cut", c.speech_cut_probability),
+            ("floor step", c.floor_step_probability),
             ("pause", c.pause_probability),
             ("noise floor", c.noise_floor_probability),
             ("condition noise", c.noise_probability),

@@ -36,6 +36,12 @@ pub struct ConditionOptions {
     /// A floor before such a clip (the `padfloor` condition) had cost FSDD 5–18 points.
     /// `phonrec train --speech-cut P`.
     pub speech_cut_probability: f32,
+    /// Of the hard-edged utterances, the fraction also placed in a quieter floor of their own:
+    /// coloured noise 6–30 dB below the clip's floor under the whole padded file, so each edge is a
+    /// step up in noise, not a step from digital silence. Short clips cut from a noisy recording
+    /// and padded in a cleaner floor look like this (FSDD nicolas in a −55 dBFS floor: +5.4
+    /// points, models/README.md). `phonrec train --floor-step P`.
+    pub floor_step_probability: f32,
     /// Probability of 1–3 pauses of 0.15–1.2 s inserted at quiet points inside the utterance.
     pub pause_probability: f32,
     /// Probability of a constant noise floor (−80 to −40 dBFS) under the whole recording.
@@ -66,6 +72,7 @@ impl ConditionOptions {
             hard_edge_probability: 0.5,
             // Measured at 0.5 in a fine-tune (models/README.md, "speech cuts"): not shipped.
             speech_cut_probability: 0.0,
+            floor_step_probability: 0.0,
             pause_probability: 0.25,
             noise_floor_probability: 0.4,
             noise_probability: 0.35,
@@ -127,9 +134,12 @@ pub fn apply_conditions(
         }
     }
     if rng.gen::<f32>() < options.edge_silence_probability {
+        let mut clip_floor_dbfs = None;
         if rng.gen::<f32>() < options.hard_edge_probability {
             let into_speech = rng.gen::<f32>() < options.speech_cut_probability;
-            out = hard_edges(&out, sample_rate_hz, into_speech, rng);
+            let (cut, floor_dbfs) = hard_edges(&out, sample_rate_hz, into_speech, rng);
+            out = cut;
+            clip_floor_dbfs = floor_dbfs;
         }
         let max = options.max_edge_silence_s.max(0.0);
         let before = (rng.gen_range(0.0..=max) * rate) as usize;
@@ -138,6 +148,13 @@ pub fn apply_conditions(
         padded.extend_from_slice(&out);
         padded.resize(padded.len() + after, 0.0);
         out = padded;
+        if let Some(clip_floor) = clip_floor_dbfs {
+            if rng.gen::<f32>() < options.floor_step_probability {
+                let level_dbfs = clip_floor - rng.gen_range(6.0..30.0);
+                let noise = coloured_noise(out.len(), rng.gen_range(0..3), rng);
+                add_at_power(&mut out, &noise, dbfs_power(level_dbfs));
+            }
+        }
     }
     if rng.gen::<f32>() < options.noise_probability && speech_power > 0.0 {
         let (lo, hi) = options.noise_snr_db;
@@ -314,7 +331,7 @@ fn hard_edges(
     sample_rate_hz: u32,
     into_speech: bool,
     rng: &mut impl Rng,
-) -> Vec<f32> {
+) -> (Vec<f32>, Option<f32>) {
     let ten_ms = sample_rate_hz as usize / 100;
     let (first, last) = if into_speech {
         speech_extent(samples, ten_ms)
@@ -325,12 +342,13 @@ fn hard_edges(
     let (start, end) = (rng.gen_range(0..=max_cut), rng.gen_range(0..=max_cut));
     // At most a quarter of the speech goes.
     if last - first <= 4 * (start + end) {
-        return samples.to_vec();
+        return (samples.to_vec(), None);
     }
     let mut out = samples[first + start..last - end].to_vec();
     let noise = coloured_noise(out.len(), rng.gen_range(0..3), rng);
-    add_at_power(&mut out, &noise, dbfs_power(rng.gen_range(-75.0..-35.0)));
-    out
+    let floor_dbfs = rng.gen_range(-75.0..-35.0);
+    add_at_power(&mut out, &noise, dbfs_power(floor_dbfs));
+    (out, Some(floor_dbfs))
 }
 
 /// Where the speech is: the start of the first and the end of the last `window`-sample block whose
@@ -508,6 +526,34 @@ mod tests {
         let kept: Vec<f32> = out.samples.iter().copied().filter(|&v| v != 0.0).collect();
         let original: Vec<f32> = x.iter().copied().filter(|&v| v != 0.0).collect();
         assert_eq!(kept, original);
+    }
+
+    #[test]
+    fn floor_steps_place_the_clip_in_a_quieter_floor_instead_of_digital_silence() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let options = ConditionOptions {
+            edge_silence_probability: 1.0,
+            max_edge_silence_s: 0.5,
+            hard_edge_probability: 1.0,
+            floor_step_probability: 1.0,
+            ..ConditionOptions::default()
+        };
+        // A second of digital silence as the "speech": what remains is the two floors alone.
+        let x = vec![0.0f32; 16_000];
+        for _ in 0..8 {
+            let out = apply_conditions(&x, 16_000, &options, &[], &mut rng).samples;
+            assert!(out.iter().all(|&v| v != 0.0), "no digital silence left");
+            // 0.5–1.0 s lies inside the clip whatever the padding (≤ 0.5 s before it); the quietest
+            // 20 ms lie in the padding, in the quieter floor only: 6–30 dB below the clip's (give
+            // or take the chunks' own spread: brown noise is far from stationary over 20 ms).
+            let clip = mean_power(&out[8_000..16_000]);
+            let quietest = out
+                .chunks_exact(320)
+                .map(mean_power)
+                .fold(f64::INFINITY, f64::min);
+            let step_db = 10.0 * (clip / quietest).log10();
+            assert!((4.0..40.0).contains(&step_db), "{step_db} dB");
+        }
     }
 
     #[test]
