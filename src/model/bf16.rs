@@ -18,15 +18,13 @@
 
 use std::sync::OnceLock;
 
-use super::kernels::{simd_level, SimdLevel};
+use super::kernels::{for_row_blocks, simd_level, SimdLevel};
 use crate::choice::{Choice, Named};
 
 /// Columns per packed panel: two 16-lane registers.
 const PANEL: usize = 32;
 /// Rows of the result kept in registers by the AVX-512 micro-kernel.
 const TILE_ROWS: usize = 8;
-/// Rows per block in [`matmul_bf16_rows`] (as the f32 kernel's row blocks).
-const ROW_BLOCK: usize = 128;
 
 /// The arithmetic of the LSTM's matrix products at inference.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -198,49 +196,19 @@ pub(crate) fn matmul_bf16_rows(
     out_stride: usize,
     accumulate: bool,
 ) {
-    if rows == 0 {
-        return;
-    }
-    let run = |first: usize, count: usize, out: &mut [f32]| {
-        let mut scratch = Vec::new();
-        let mut r = 0;
-        while r < count {
-            let block = (count - r).min(ROW_BLOCK);
-            matmul_bf16(
-                block,
-                &lhs[(first + r) * lhs_stride..],
-                lhs_stride,
-                w,
-                &mut out[r * out_stride..],
-                out_stride,
-                accumulate,
-                false,
-                &mut scratch,
-            );
-            r += block;
-        }
-    };
-    let threads = threads.clamp(1, rows.div_ceil(ROW_BLOCK));
-    if threads == 1 {
-        run(0, rows, out);
-        return;
-    }
-    let share = rows.div_ceil(ROW_BLOCK).div_ceil(threads) * ROW_BLOCK;
-    std::thread::scope(|scope| {
-        let mut rest = out;
-        let mut first = 0;
-        while first < rows {
-            let count = share.min(rows - first);
-            let (mine, others) = rest.split_at_mut((count * out_stride).min(rest.len()));
-            rest = others;
-            let start = first;
-            if first + count < rows {
-                scope.spawn(move || run(start, count, mine));
-            } else {
-                run(start, count, mine);
-            }
-            first += count;
-        }
+    // One conversion buffer per block (`matmul_bf16` clears it); bounds are checked there.
+    for_row_blocks(threads, rows, out, out_stride, |first, block, out| {
+        matmul_bf16(
+            block,
+            &lhs[first * lhs_stride..],
+            lhs_stride,
+            w,
+            out,
+            out_stride,
+            accumulate,
+            false,
+            &mut Vec::new(),
+        );
     });
 }
 
@@ -281,6 +249,7 @@ fn portable(
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::super::kernels::avx512::store_row;
     use super::{PackedBf16, PANEL, TILE_ROWS};
 
     /// See [`super::matmul_bf16`]: for each panel, all rows in tiles of up to 8; `a` holds the
@@ -334,34 +303,6 @@ mod avx512 {
             std::mem::transmute::<__m512i, __m512bh>(a),
             std::mem::transmute::<__m512i, __m512bh>(w),
         )
-    }
-
-    /// Store two registers (32 columns) into a row, only the first `cols` columns, optionally adding.
-    #[inline(always)]
-    unsafe fn store_row(c: *mut f32, lo: __m512, hi: __m512, cols: usize, accumulate: bool) {
-        let mask = |n: usize| -> __mmask16 {
-            if n >= 16 {
-                0xFFFF
-            } else {
-                ((1u32 << n) - 1) as __mmask16
-            }
-        };
-        let mut lo = lo;
-        let m_lo = mask(cols);
-        if accumulate {
-            lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(m_lo, c));
-        }
-        _mm512_mask_storeu_ps(c, m_lo, lo);
-        // Only when the row has columns there: `c.add(16)` may lie past the output's end otherwise.
-        if cols > 16 {
-            let c_hi = c.add(16);
-            let m_hi = mask(cols - 16);
-            let mut hi = hi;
-            if accumulate {
-                hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(m_hi, c_hi));
-            }
-            _mm512_mask_storeu_ps(c_hi, m_hi, hi);
-        }
     }
 
     /// An `R × 32` tile: `2R` accumulators, per pair of `k` two panel loads and `R` broadcasts.

@@ -232,23 +232,39 @@ pub fn matmul_packed_rows(
     out_stride: usize,
     accumulate: bool,
 ) {
+    // Bounds are checked by `matmul_packed_in_order` for each block.
+    for_row_blocks(threads, rows, out, out_stride, |first, block, out| {
+        matmul_packed(
+            block,
+            &lhs[first * lhs_stride..],
+            lhs_stride,
+            w,
+            out,
+            out_stride,
+            accumulate,
+        );
+    });
+}
+
+/// Run `product(first_row, rows, out_rows)` over blocks of at most `ROW_BLOCK` rows, so each block's
+/// left-hand side stays in L2 while a packed matrix's panels stream past it, on up to `threads`
+/// threads, each taking a contiguous share of whole blocks (and its slice of `out`, rows
+/// `out_stride` apart). The products that project many rows, in f32 and in bf16, share it.
+pub(crate) fn for_row_blocks(
+    threads: usize,
+    rows: usize,
+    out: &mut [f32],
+    out_stride: usize,
+    product: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
     if rows == 0 {
         return;
     }
-    // Bounds are checked by `matmul_packed_in_order` for each block.
     let run = |first: usize, count: usize, out: &mut [f32]| {
         let mut r = 0;
         while r < count {
             let block = (count - r).min(ROW_BLOCK);
-            matmul_packed(
-                block,
-                &lhs[(first + r) * lhs_stride..],
-                lhs_stride,
-                w,
-                &mut out[r * out_stride..],
-                out_stride,
-                accumulate,
-            );
+            product(first + r, block, &mut out[r * out_stride..]);
             r += block;
         }
     };
@@ -267,6 +283,7 @@ pub fn matmul_packed_rows(
             let (mine, others) = rest.split_at_mut((count * out_stride).min(rest.len()));
             rest = others;
             let start = first;
+            let run = &run;
             if first + count < rows {
                 scope.spawn(move || run(start, count, mine));
             } else {
@@ -325,7 +342,7 @@ fn matmul_packed_portable_body(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(super) mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{PackedMatrix, PANEL, TILE_ROWS};
@@ -392,8 +409,18 @@ mod avx512 {
     }
 
     /// Store two registers (32 columns) into a row, only the first `cols` columns, optionally adding.
+    /// (Also the bf16 kernel's store: `super::super::bf16`.)
+    ///
+    /// # Safety
+    /// AVX-512F, and `c` valid for `cols` (≤ 32) floats.
     #[inline(always)]
-    unsafe fn store_row(c: *mut f32, lo: __m512, hi: __m512, cols: usize, accumulate: bool) {
+    pub(in crate::model) unsafe fn store_row(
+        c: *mut f32,
+        lo: __m512,
+        hi: __m512,
+        cols: usize,
+        accumulate: bool,
+    ) {
         let mask = |n: usize| -> __mmask16 {
             if n >= 16 {
                 0xFFFF
