@@ -282,6 +282,26 @@ def test_decoding_options_equal_the_cli_flags(cli, kwargs, flags):
         assert_same_transcript(recognizer.transcribe(path), record, confidence_tol=tolerance)
 
 
+def test_a_model_fine_tuned_from_the_built_in_one_decodes_as_the_built_in_model(recognizer, tmp_path):
+    # The built-in model's file, its metadata saying what `train --init-from builtin` writes.
+    data = (ROOT / "models" / "default.safetensors").read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    training = json.loads(header["__metadata__"]["training"])
+    training["init_from"] = "builtin"
+    header["__metadata__"]["training"] = json.dumps(training)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    tuned = tmp_path / "tuned.safetensors"
+    tuned.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size :])
+    fine_tuned = phonrec.Recognizer(tuned)
+    assert fine_tuned.decoding == recognizer.decoding
+    for path in FILES:
+        assert fine_tuned.transcribe(path).labels == recognizer.transcribe(path).labels
+    # Without the mark the same weights decode greedily.
+    assert "greedy" in phonrec.Recognizer(ROOT / "models" / "default.safetensors").decoding
+
+
 def test_recognizer_properties_and_options(recognizer):
     assert recognizer.sample_rate == 16000 and recognizer.frame_shift == pytest.approx(0.02)
     assert len(recognizer.phones) == 39 and recognizer.columns == ["<blk>", *recognizer.phones]
