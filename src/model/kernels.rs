@@ -7,7 +7,7 @@
 //! as the arithmetic. Here the weights are packed into 32-column panels once, and an AVX-512 micro-kernel
 //! keeps an 8 × 32 tile of the result in registers, reading each panel (32 KB, L1-resident) once per step
 //! for all rows. With AVX2 + FMA only (most laptops) a kernel of the same structure with 8-lane
-//! registers runs (3 × 32 tiles); elsewhere a portable loop does the same work.
+//! registers runs (2 × 32 tiles); elsewhere a portable loop does the same work.
 //!
 //! The same kernel, over row blocks that keep the left-hand side in L2 ([`matmul_packed_rows`]), does
 //! the layers' input projections and `dx`, a little faster than the `gemm` crate on those shapes. The
@@ -525,8 +525,9 @@ pub(super) mod avx512 {
 }
 
 /// The packed product for CPUs with AVX2 + FMA but not AVX-512 (most laptops): the AVX-512 kernel's
-/// structure with 8-lane registers. A 32-column panel row is four registers; tiles of up to three
-/// rows keep 12 accumulators in the 16 registers. (The compiler's vectorisation of the portable loop
+/// structure with 8-lane registers. A 32-column panel row is four registers; tiles of two rows keep
+/// 8 accumulators, the panel row and a broadcast in the 16 registers (three rows spilled: half the
+/// speed; four: −30 %). (The compiler's vectorisation of the portable loop
 /// reached ~1.6 k frames/s on shape A where this kernel is needed at 10 k+.)
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -535,7 +536,7 @@ mod avx2 {
     use super::{PackedMatrix, PANEL};
 
     /// Rows of the result kept in registers.
-    const TILE_ROWS: usize = 3;
+    const TILE_ROWS: usize = 2;
 
     /// See [`super::matmul_packed_in_order`].
     ///
@@ -566,7 +567,6 @@ mod avx2 {
                 let a = lhs.as_ptr().add(r * lhs_stride);
                 let c = out.as_mut_ptr().add(r * out_stride + col0);
                 match tile {
-                    3 => tile_kernel::<3>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
                     2 => tile_kernel::<2>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
                     _ => single_row_kernel(k, a, panel, c, cols, accumulate),
                 }
@@ -651,18 +651,27 @@ mod avx2 {
         cols: usize,
         accumulate: bool,
     ) {
-        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
-        let mut kk = 0;
-        while kk < k {
-            let chain = &mut acc[kk % 2];
+        // Two chains, each a fixed set of registers (indexing the chain by `kk % 2` would put the
+        // accumulators in memory).
+        let mut even = [_mm256_setzero_ps(); 4];
+        let mut odd = [_mm256_setzero_ps(); 4];
+        let step = |sum: &mut [__m256; 4], kk: usize| {
             let av = _mm256_set1_ps(*a.add(kk));
             let wp = panel.add(kk * PANEL);
-            for (q, sum) in chain.iter_mut().enumerate() {
-                *sum = _mm256_fmadd_ps(av, _mm256_loadu_ps(wp.add(8 * q)), *sum);
+            for (q, s) in sum.iter_mut().enumerate() {
+                *s = _mm256_fmadd_ps(av, _mm256_loadu_ps(wp.add(8 * q)), *s);
             }
-            kk += 1;
+        };
+        let mut kk = 0;
+        while kk + 2 <= k {
+            step(&mut even, kk);
+            step(&mut odd, kk + 1);
+            kk += 2;
         }
-        let total = [0, 1, 2, 3].map(|q| _mm256_add_ps(acc[0][q], acc[1][q]));
+        if kk < k {
+            step(&mut even, kk);
+        }
+        let total = [0, 1, 2, 3].map(|q| _mm256_add_ps(even[q], odd[q]));
         store_row(c, total, cols, accumulate);
     }
 }
