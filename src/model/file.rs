@@ -58,6 +58,10 @@ pub enum WeightStorage {
     F32,
     /// IEEE half precision, rounded to nearest; read back as f32.
     F16,
+    /// Matrices as 8-bit integers with one f32 scale per row (symmetric, the row's largest magnitude
+    /// maps to 127); the first layer's input matrices, which read the features, and the vectors
+    /// (biases) as f16; read back as f32. Little over a quarter of f32's size.
+    Int8,
 }
 
 impl Choice for WeightStorage {
@@ -71,6 +75,11 @@ impl Choice for WeightStorage {
             value: WeightStorage::F16,
             name: "f16",
             help: "16-bit floats: half the size, for shipping a trained model",
+        },
+        Named {
+            value: WeightStorage::Int8,
+            name: "int8",
+            help: "8-bit integers with a scale per matrix row (biases f16): a quarter of the size",
         },
     ];
 }
@@ -274,36 +283,48 @@ impl ModelFile {
                 format!("phonrec {}", env!("CARGO_PKG_VERSION")),
             ),
         ]);
-        let mut encoded = BTreeMap::new();
-        let dtype = match storage {
-            WeightStorage::F32 => Dtype::F32,
-            WeightStorage::F16 => Dtype::F16,
-        };
+        let mut encoded: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)> = BTreeMap::new();
         for (name, tensor) in &self.weights {
             let values = tensor.flatten_all()?.to_vec1::<f32>()?;
-            let bytes: Vec<u8> = match storage {
-                WeightStorage::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                WeightStorage::F16 => {
-                    if let Some(v) = values.iter().find(|v| v.abs() > f32::from(half::f16::MAX)) {
-                        return Err(Error::InvalidOptions {
-                            what: "model",
-                            reason: format!(
-                                "tensor '{name}' holds {v}, beyond the f16 range; store it as f32"
-                            ),
-                        });
-                    }
-                    values
-                        .iter()
-                        .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-                        .collect()
+            let shape = tensor.dims().to_vec();
+            let f16_bytes = |values: &[f32]| -> Result<Vec<u8>> {
+                if let Some(v) = values.iter().find(|v| v.abs() > f32::from(half::f16::MAX)) {
+                    return Err(Error::InvalidOptions {
+                        what: "model",
+                        reason: format!(
+                            "tensor '{name}' holds {v}, beyond the f16 range; store it as f32"
+                        ),
+                    });
                 }
+                Ok(values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect())
             };
-            encoded.insert(name.as_str(), (tensor.dims().to_vec(), bytes));
+            match storage {
+                WeightStorage::F32 => {
+                    let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    encoded.insert(name.clone(), (Dtype::F32, shape, bytes));
+                }
+                WeightStorage::F16 => {
+                    encoded.insert(name.clone(), (Dtype::F16, shape, f16_bytes(&values)?));
+                }
+                WeightStorage::Int8 if shape.len() == 2 && !reads_features(name) => {
+                    let (quantised, scales) = quantise_rows(&values, shape[1]);
+                    let bytes = quantised.iter().map(|&q| q as u8).collect();
+                    let scale_bytes = scales.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    encoded.insert(scale_name(name), (Dtype::F32, vec![shape[0]], scale_bytes));
+                    encoded.insert(name.clone(), (Dtype::I8, shape, bytes));
+                }
+                WeightStorage::Int8 => {
+                    encoded.insert(name.clone(), (Dtype::F16, shape, f16_bytes(&values)?));
+                }
+            }
         }
         let views = encoded
             .iter()
-            .map(|(name, (shape, bytes))| {
-                TensorView::new(dtype, shape.clone(), bytes).map(|view| (*name, view))
+            .map(|(name, (dtype, shape, bytes))| {
+                TensorView::new(*dtype, shape.clone(), bytes).map(|view| (name.as_str(), view))
             })
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::Encode {
@@ -456,7 +477,14 @@ impl ModelFile {
             return Err(invalid(reason));
         }
         let specs = expected_tensors(&config.network);
-        check_names(&specs, tensors.names().into_iter()).map_err(invalid)?;
+        check_names(
+            &specs,
+            tensors
+                .names()
+                .into_iter()
+                .filter(|name| !name.ends_with(SCALE_SUFFIX)),
+        )
+        .map_err(invalid)?;
         let mut weights = HashMap::with_capacity(specs.len());
         for spec in &specs {
             let view = tensors
@@ -480,12 +508,19 @@ impl ModelFile {
                     .chunks_exact(2)
                     .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
                     .collect(),
-                other => {
-                    return Err(invalid(format!(
-                        "tensor '{}' is {other}, model files hold F32, F16 or BF16",
-                        spec.name
-                    )))
+                Dtype::I8 => {
+                    let scales = row_scales(&tensors, &spec.name, view.shape()).map_err(invalid)?;
+                    let columns = view.shape().get(1).copied().unwrap_or(1).max(1);
+                    view.data()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &b)| f32::from(b as i8) * scales[i / columns])
+                        .collect()
                 }
+                other => return Err(invalid(format!(
+                    "tensor '{}' is {other}, model files hold F32, F16, BF16 or I8 (with scales)",
+                    spec.name
+                ))),
             };
             check_finite(&spec.name, &values).map_err(invalid)?;
             let tensor = Tensor::from_vec(values, spec.shape.as_slice(), &Device::Cpu)?;
@@ -493,6 +528,75 @@ impl ModelFile {
         }
         Ok(ModelFile { config, weights })
     }
+}
+
+/// Name suffix of the per-row scales of an int8-stored matrix (`<matrix>.scale`).
+const SCALE_SUFFIX: &str = ".scale";
+
+fn scale_name(matrix: &str) -> String {
+    format!("{matrix}{SCALE_SUFFIX}")
+}
+
+/// Whether tensor `name` is a first-layer input matrix: it multiplies the features, log-energies
+/// with no fixed range, where int8 rounding moved PER on real speech by 1–2 points (the layers above
+/// read LSTM outputs in (−1, 1) and lose nothing measurable; `models/README.md`).
+fn reads_features(name: &str) -> bool {
+    let first_layer = super::names::lstm_layer_prefix(0);
+    name.strip_prefix(first_layer.as_str())
+        .is_some_and(|rest| rest.starts_with('.') && rest.ends_with(super::names::WEIGHT_IH))
+}
+
+/// Symmetric per-row int8 quantisation of a row-major matrix with `columns` columns: each row's
+/// largest magnitude maps to ±127 (an all-zero row gets scale 0). Returns the integers and the
+/// scales (value ≈ integer × scale).
+fn quantise_rows(values: &[f32], columns: usize) -> (Vec<i8>, Vec<f32>) {
+    let columns = columns.max(1);
+    let mut quantised = Vec::with_capacity(values.len());
+    let mut scales = Vec::with_capacity(values.len() / columns);
+    for row in values.chunks(columns) {
+        let peak = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let scale = peak / 127.0;
+        scales.push(scale);
+        quantised.extend(row.iter().map(|&v| {
+            if scale > 0.0 {
+                (v / scale).round().clamp(-127.0, 127.0) as i8
+            } else {
+                0
+            }
+        }));
+    }
+    (quantised, scales)
+}
+
+/// The per-row scales stored beside the int8 matrix `name` of `shape`.
+fn row_scales(
+    tensors: &SafeTensors,
+    name: &str,
+    shape: &[usize],
+) -> std::result::Result<Vec<f32>, String> {
+    if shape.len() != 2 {
+        return Err(format!(
+            "tensor '{name}' is I8 but not a matrix (shape {shape:?}); only matrices are stored as int8"
+        ));
+    }
+    let scales = tensors.tensor(&scale_name(name)).map_err(|_| {
+        format!("tensor '{name}' is I8 but its row scales '{name}{SCALE_SUFFIX}' are missing")
+    })?;
+    if scales.dtype() != Dtype::F32 || scales.shape() != [shape[0]] {
+        return Err(format!(
+            "the scales of '{name}' must be F32 of shape [{}], not {} {:?}",
+            shape[0],
+            scales.dtype(),
+            scales.shape()
+        ));
+    }
+    let values: Vec<f32> = scales
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    check_finite(&scale_name(name), &values)?;
+    Ok(values)
 }
 
 /// The same file with its JSON header's keys sorted. `safetensors::serialize` takes the metadata as a
@@ -740,6 +844,102 @@ mod tests {
             .to_string();
         assert!(error.contains("f16 range"), "{error}");
         Ok(())
+    }
+
+    #[test]
+    fn int8_storage_quantises_rows_and_keeps_the_feature_matrices_f16() -> Result<()> {
+        let config = small_config();
+        let var_map = init_weights(&config.network, &InitOptions::default())?;
+        let file = ModelFile::from_var_map(config, &var_map)?;
+        let bytes = file.to_bytes_as(WeightStorage::Int8)?;
+        let stored = SafeTensors::deserialize(&bytes).map_err(|e| Error::Encode {
+            what: "test",
+            reason: e.to_string(),
+        })?;
+        let read = ModelFile::load_from_bytes(&bytes, "int8.safetensors")?;
+        assert_eq!(read.config(), file.config());
+        let mut quantised = 0;
+        for (name, tensor) in file.weights() {
+            let view = stored.tensor(name).map_err(|e| Error::Encode {
+                what: "test",
+                reason: e.to_string(),
+            })?;
+            let exact = tensor.flatten_all()?.to_vec1::<f32>()?;
+            let back = read.weights()[name].flatten_all()?.to_vec1::<f32>()?;
+            assert_eq!(read.weights()[name].dtype(), DType::F32);
+            if view.dtype() == Dtype::I8 {
+                quantised += 1;
+                assert!(!reads_features(name), "{name}");
+                // Within half a step of the row's scale (its largest magnitude / 127).
+                let columns = tensor.dims()[1];
+                for (row, (a, b)) in exact.chunks(columns).zip(back.chunks(columns)).enumerate() {
+                    let peak = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    for (x, y) in a.iter().zip(b) {
+                        assert!(
+                            (x - y).abs() <= 0.5 * peak / 127.0 * 1.0001,
+                            "{name} row {row}: {x} read as {y}"
+                        );
+                    }
+                }
+            } else {
+                assert_eq!(view.dtype(), Dtype::F16, "{name}");
+                assert!(
+                    tensor.dims().len() == 1 || reads_features(name),
+                    "{name} should be int8"
+                );
+                for (a, b) in exact.iter().zip(&back) {
+                    assert!((a - b).abs() <= (a.abs() * 2f32.powi(-11)).max(2f32.powi(-25)));
+                }
+            }
+        }
+        // Every matrix but the two directions' feature matrices of layer 0.
+        let matrices = file
+            .weights()
+            .values()
+            .filter(|t| t.dims().len() == 2)
+            .count();
+        assert_eq!(quantised, matrices - 2);
+        assert!(bytes.len() < file.to_bytes_as(WeightStorage::F16)?.len());
+        Ok(())
+    }
+
+    #[test]
+    fn int8_matrices_without_their_scales_are_refused() -> Result<()> {
+        let config = small_config();
+        let var_map = init_weights(&config.network, &InitOptions::default())?;
+        let file = ModelFile::from_var_map(config, &var_map)?;
+        let bytes = file.to_bytes_as(WeightStorage::Int8)?;
+        let stored = SafeTensors::deserialize(&bytes).map_err(|e| Error::Encode {
+            what: "test",
+            reason: e.to_string(),
+        })?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Encode {
+            what: "test",
+            reason: e.to_string(),
+        })?;
+        let views: Vec<(String, TensorView)> = stored
+            .tensors()
+            .into_iter()
+            .filter(|(name, _)| name != "out.weight.scale")
+            .collect();
+        let without = safetensors::serialize(views, header.metadata().clone()).map_err(|e| {
+            Error::Encode {
+                what: "test",
+                reason: e.to_string(),
+            }
+        })?;
+        let error = ModelFile::load_from_bytes(&without, "broken.safetensors")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("out.weight.scale"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn per_row_quantisation_maps_each_rows_peak_to_127() {
+        let (q, scales) = quantise_rows(&[0.5, -1.0, 0.25, 0.0, 0.0, 0.0, 2.0, 1.0, -0.01], 3);
+        assert_eq!(q, vec![64, -127, 32, 0, 0, 0, 127, 64, -1]);
+        assert_eq!(scales, vec![1.0 / 127.0, 0.0, 2.0 / 127.0]);
     }
 
     #[test]
