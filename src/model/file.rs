@@ -493,11 +493,7 @@ impl ModelFile {
             check_shape(spec, view.shape(), &config.network).map_err(invalid)?;
             // Decoded byte by byte: the data of a tensor inside the file need not be aligned.
             let values: Vec<f32> = match view.dtype() {
-                Dtype::F32 => view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
+                Dtype::F32 => f32_values(view.data()),
                 Dtype::F16 => view
                     .data()
                     .chunks_exact(2)
@@ -517,10 +513,12 @@ impl ModelFile {
                         .map(|(i, &b)| f32::from(b as i8) * scales[i / columns])
                         .collect()
                 }
-                other => return Err(invalid(format!(
+                other => {
+                    return Err(invalid(format!(
                     "tensor '{}' is {other}, model files hold F32, F16, BF16 or I8 (with scales)",
                     spec.name
-                ))),
+                )))
+                }
             };
             check_finite(&spec.name, &values).map_err(invalid)?;
             let tensor = Tensor::from_vec(values, spec.shape.as_slice(), &Device::Cpu)?;
@@ -528,6 +526,13 @@ impl ModelFile {
         }
         Ok(ModelFile { config, weights })
     }
+}
+
+/// Little-endian f32s, decoded byte by byte: the data of a tensor inside the file need not be aligned.
+fn f32_values(data: &[u8]) -> Vec<f32> {
+    data.chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 /// Name suffix of the per-row scales of an int8-stored matrix (`<matrix>.scale`).
@@ -590,11 +595,7 @@ fn row_scales(
             scales.shape()
         ));
     }
-    let values: Vec<f32> = scales
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let values = f32_values(scales.data());
     check_finite(&scale_name(name), &values)?;
     Ok(values)
 }
@@ -846,24 +847,31 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn int8_storage_quantises_rows_and_keeps_the_feature_matrices_f16() -> Result<()> {
+    /// A small model and its bytes stored as int8.
+    fn int8_model() -> Result<(ModelFile, Vec<u8>)> {
         let config = small_config();
         let var_map = init_weights(&config.network, &InitOptions::default())?;
         let file = ModelFile::from_var_map(config, &var_map)?;
         let bytes = file.to_bytes_as(WeightStorage::Int8)?;
-        let stored = SafeTensors::deserialize(&bytes).map_err(|e| Error::Encode {
+        Ok((file, bytes))
+    }
+
+    fn test_error(e: safetensors::SafeTensorError) -> Error {
+        Error::Encode {
             what: "test",
             reason: e.to_string(),
-        })?;
+        }
+    }
+
+    #[test]
+    fn int8_storage_quantises_rows_and_keeps_the_feature_matrices_f16() -> Result<()> {
+        let (file, bytes) = int8_model()?;
+        let stored = SafeTensors::deserialize(&bytes).map_err(test_error)?;
         let read = ModelFile::load_from_bytes(&bytes, "int8.safetensors")?;
         assert_eq!(read.config(), file.config());
         let mut quantised = 0;
         for (name, tensor) in file.weights() {
-            let view = stored.tensor(name).map_err(|e| Error::Encode {
-                what: "test",
-                reason: e.to_string(),
-            })?;
+            let view = stored.tensor(name).map_err(test_error)?;
             let exact = tensor.flatten_all()?.to_vec1::<f32>()?;
             let back = read.weights()[name].flatten_all()?.to_vec1::<f32>()?;
             assert_eq!(read.weights()[name].dtype(), DType::F32);
@@ -905,29 +913,16 @@ mod tests {
 
     #[test]
     fn int8_matrices_without_their_scales_are_refused() -> Result<()> {
-        let config = small_config();
-        let var_map = init_weights(&config.network, &InitOptions::default())?;
-        let file = ModelFile::from_var_map(config, &var_map)?;
-        let bytes = file.to_bytes_as(WeightStorage::Int8)?;
-        let stored = SafeTensors::deserialize(&bytes).map_err(|e| Error::Encode {
-            what: "test",
-            reason: e.to_string(),
-        })?;
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Encode {
-            what: "test",
-            reason: e.to_string(),
-        })?;
+        let (_, bytes) = int8_model()?;
+        let stored = SafeTensors::deserialize(&bytes).map_err(test_error)?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(test_error)?;
         let views: Vec<(String, TensorView)> = stored
             .tensors()
             .into_iter()
             .filter(|(name, _)| name != "out.weight.scale")
             .collect();
-        let without = safetensors::serialize(views, header.metadata().clone()).map_err(|e| {
-            Error::Encode {
-                what: "test",
-                reason: e.to_string(),
-            }
-        })?;
+        let without =
+            safetensors::serialize(views, header.metadata().clone()).map_err(test_error)?;
         let error = ModelFile::load_from_bytes(&without, "broken.safetensors")
             .unwrap_err()
             .to_string();
