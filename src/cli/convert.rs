@@ -17,7 +17,7 @@ use super::common::CmvnFrames;
 /// `--storage f16` halves the file (the network still computes in f32; rounding each weight to f16 moved no posterior of a shipped example by more than 0.003 for the default model, and its greedy dev PER not at all: models/README.md). `--storage int8` stores the matrices as 8-bit integers with a scale per row (the first layer's feature matrices stay f16), 54 % of the f16 file for the default model, PER within a few tenths of a point of f16's on every set measured (models/README.md). `--hidden N` widens every LSTM layer to N units per direction without changing what the network computes (new units start connected to their inputs but unread), so that `phonrec train --init-from` can train a larger network from a trained one instead of from scratch.
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// The model to read (.safetensors, f32, f16 or bf16 weights).
+    /// The model to read (.safetensors, f32, f16, bf16 or int8 weights).
     pub model: PathBuf,
 
     /// Where to write the converted model.

@@ -79,7 +79,7 @@ impl Choice for WeightStorage {
         Named {
             value: WeightStorage::Int8,
             name: "int8",
-            help: "8-bit integers with a scale per matrix row (biases f16): a quarter of the size",
+            help: "8-bit integers with a scale per matrix row (feature matrices, biases f16): about a quarter of f32",
         },
     ];
 }
