@@ -105,9 +105,11 @@ fn channels_are_averaged() {
 }
 
 #[test]
-fn rates_from_8k_to_96k_are_read_and_others_refused() {
+fn rates_from_8k_to_192k_are_read_and_others_refused() {
     let dir = temp();
-    for rate in [8_000u32, 11_025, 16_000, 22_050, 44_100, 48_000, 96_000] {
+    for rate in [
+        8_000u32, 11_025, 16_000, 22_050, 44_100, 48_000, 96_000, 192_000,
+    ] {
         let path = dir.path().join(format!("r{rate}.wav"));
         write_wav(
             &path,
@@ -267,8 +269,11 @@ fn raw_wav(format_tag: u16, bits: u16, data: &[u8]) -> Vec<u8> {
 #[test]
 fn unsupported_encodings_are_named() {
     let dir = temp();
-    // 64-bit float (format tag 3) and A-law (format tag 6).
-    for (name, tag, bits) in [("f64.wav", 3u16, 64u16), ("alaw.wav", 6, 8)] {
+    // Compressed WAV payloads: Microsoft ADPCM (format tag 2) and GSM 6.10 (0x31).
+    for (name, tag, bits, encoding) in [
+        ("adpcm.wav", 2u16, 8u16, "Microsoft ADPCM"),
+        ("gsm.wav", 0x31, 8, "GSM 6.10"),
+    ] {
         let path = dir.path().join(name);
         std::fs::write(&path, raw_wav(tag, bits, &[0u8; 64])).unwrap();
         let err = read_audio(&path).unwrap_err();
@@ -277,6 +282,28 @@ fn unsupported_encodings_are_named() {
             "{name}: expected UnsupportedEncoding, got {err:?}"
         );
         assert!(err.to_string().contains(name), "{err}");
+        assert!(err.to_string().contains(encoding), "{err}");
+    }
+}
+
+#[test]
+fn telephone_and_double_precision_wavs_are_read() {
+    let dir = temp();
+    // µ-law (tag 7), A-law (tag 6) and 64-bit float (tag 3): one sample each at a known level.
+    let f64_half: Vec<u8> = 0.5f64.to_le_bytes().to_vec();
+    for (name, tag, bits, data, expected) in [
+        ("mulaw.wav", 7u16, 8u16, vec![0x80u8], 32_124.0f32),
+        ("alaw.wav", 6, 8, vec![0xD5], 8.0),
+        ("f64.wav", 3, 64, f64_half, 16_384.0),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, raw_wav(tag, bits, &data)).unwrap();
+        let wave = read_audio(&path).unwrap();
+        assert_eq!(
+            (wave.samples, wave.sample_rate_hz),
+            (vec![expected], 8_000),
+            "{name}"
+        );
     }
 }
 

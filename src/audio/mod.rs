@@ -8,6 +8,7 @@
 //! Several channels are averaged to one.
 
 mod container;
+mod g711;
 mod resample;
 mod silence_fill;
 mod sphere;
@@ -29,7 +30,7 @@ use crate::error::{Error, Result};
 /// Lowest sample rate phonrec reads.
 pub const MIN_SAMPLE_RATE_HZ: u32 = 8_000;
 /// Highest sample rate phonrec reads.
-pub const MAX_SAMPLE_RATE_HZ: u32 = 96_000;
+pub const MAX_SAMPLE_RATE_HZ: u32 = 192_000;
 
 /// Most channels phonrec reads (WAV's own limit is 65535; real arrays have tens).
 pub const MAX_CHANNELS: usize = 1024;
@@ -108,7 +109,7 @@ impl Waveform {
 /// hours of 16 kHz 16-bit stereo.
 pub const MAX_AUDIO_BYTES: u64 = 8 << 30;
 
-/// Read a WAV (PCM 8/16/24/32-bit integer or 32-bit float), NIST SPHERE, FLAC, Ogg Vorbis or MP3 file,
+/// Read a WAV (8–32-bit integer PCM, 32/64-bit float, µ-law, A-law), NIST SPHERE, FLAC, Ogg Vorbis or MP3 file,
 /// detected by its content
 /// (not its extension), mixed down to mono at int16 scale. Regular files and pipes (`/dev/stdin`,
 /// `<(sox ...)`) are read; folders and devices are refused with what they are.
@@ -144,7 +145,7 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     #[cfg(unix)]
     if meta.is_file() && meta.len() >= DIRECT_READ_MIN_BYTES {
-        if let Some(wave) = wav::read_pcm16_wav_file(path, &file, meta.len())? {
+        if let Some(wave) = wav::read_wav_file_by_blocks(path, &file, meta.len())? {
             return checked(path, wave);
         }
     }
@@ -205,7 +206,7 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
     checked(path, wave)
 }
 
-/// Files at least this large are read by blocks in parallel when they are 16-bit PCM WAV.
+/// WAV files at least this large are read by blocks in parallel.
 const DIRECT_READ_MIN_BYTES: u64 = 4 << 20;
 
 /// `wave` as read from `path`, refused if its rate, length or samples are not what phonrec reads.

@@ -1,11 +1,13 @@
 //! NIST SPHERE files as TIMIT ships them: a text header starting `NIST_1A`, its size on the second line
 //! (usually 1024), `key -type value` fields up to `end_head`, then raw PCM samples.
-//! Shorten-compressed SPHERE (`sample_coding pcm,embedded-shorten-...`) is refused with a pointer to
+//! Linear PCM and the telephone corpora's G.711 `ulaw`/`alaw` (Switchboard, CallHome) are read;
+//! shorten-compressed SPHERE (`sample_coding pcm,embedded-shorten-...`) is refused with a pointer to
 //! `sph2pipe`, which decompresses it.
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::g711::{alaw_to_linear, mulaw_to_linear};
 use super::{mix_to_mono, Waveform, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
@@ -18,6 +20,16 @@ struct SphereHeader {
     channels: usize,
     bytes_per_sample: usize,
     big_endian: bool,
+    coding: Coding,
+}
+
+/// How SPHERE samples are coded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Coding {
+    /// Signed linear PCM of `bytes_per_sample` bytes.
+    Linear,
+    MuLaw,
+    ALaw,
 }
 
 /// Read a NIST SPHERE file held in memory (`path` names it in errors) to mono int16-scale samples.
@@ -43,8 +55,11 @@ pub(crate) fn read_sphere(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     let mut interleaved = Vec::with_capacity(num_frames * header.channels);
     let scale = 2f32.powi(16 - 8 * header.bytes_per_sample as i32);
     for chunk in data[..num_frames * frame_bytes].chunks_exact(header.bytes_per_sample) {
-        let value = decode_int(chunk, header.big_endian);
-        interleaved.push(value as f32 * scale);
+        interleaved.push(match header.coding {
+            Coding::Linear => decode_int(chunk, header.big_endian) as f32 * scale,
+            Coding::MuLaw => f32::from(mulaw_to_linear(chunk[0])),
+            Coding::ALaw => f32::from(alaw_to_linear(chunk[0])),
+        });
     }
     Ok(Waveform {
         samples: mix_to_mono(interleaved, header.channels),
@@ -114,7 +129,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<SphereHeader> {
                 .map_err(|_| malformed(format!("field {key} = '{v}' is not an integer"))),
         }
     };
-    if let Some(coding) = fields.get("sample_coding") {
+    let coding = if let Some(coding) = fields.get("sample_coding") {
         let coding = coding.to_ascii_lowercase();
         if coding.contains("shorten") {
             return Err(Error::UnsupportedEncoding {
@@ -126,20 +141,34 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<SphereHeader> {
                 ),
             });
         }
-        if coding != "pcm" {
-            return Err(Error::UnsupportedEncoding {
-                path: path.to_path_buf(),
-                encoding: format!("NIST SPHERE sample_coding '{coding}'"),
-                hint: Some(
-                    "only linear PCM SPHERE is read; convert with sph2pipe or sox".to_string(),
-                ),
-            });
+        match coding.as_str() {
+            "pcm" => Coding::Linear,
+            "ulaw" | "mu-law" => Coding::MuLaw,
+            "alaw" | "a-law" => Coding::ALaw,
+            _ => {
+                return Err(Error::UnsupportedEncoding {
+                    path: path.to_path_buf(),
+                    encoding: format!("NIST SPHERE sample_coding '{coding}'"),
+                    hint: Some(
+                        "linear PCM, ulaw and alaw SPHERE are read; convert with sph2pipe or sox"
+                            .to_string(),
+                    ),
+                });
+            }
         }
-    }
+    } else {
+        Coding::Linear
+    };
     let sample_rate_hz =
         int_field("sample_rate")?.ok_or_else(|| malformed("no sample_rate field".to_string()))?;
     let channels = int_field("channel_count")?.unwrap_or(1);
-    let bytes_per_sample = int_field("sample_n_bytes")?.unwrap_or(2);
+    let bytes_per_sample =
+        int_field("sample_n_bytes")?.unwrap_or(if coding == Coding::Linear { 2 } else { 1 });
+    if coding != Coding::Linear && bytes_per_sample != 1 {
+        return Err(malformed(format!(
+            "sample_n_bytes {bytes_per_sample} with {coding:?} coding, which is 8-bit"
+        )));
+    }
     if channels == 0 {
         return Err(malformed("channel_count is 0".to_string()));
     }
@@ -174,6 +203,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<SphereHeader> {
         channels,
         bytes_per_sample,
         big_endian,
+        coding,
     })
 }
 
@@ -210,5 +240,25 @@ mod tests {
         assert_eq!(decode_int(&[0x80, 0x00], true), -32768);
         assert_eq!(decode_int(&[0xff], false), -1);
         assert_eq!(decode_int(&[0x00, 0x00, 0x80], false), -8_388_608);
+    }
+
+    #[test]
+    fn ulaw_and_alaw_sphere_decode_as_g711() {
+        let file = |coding: &str, data: &[u8]| {
+            let text = format!(
+                "NIST_1A\n   1024\nsample_rate -i 8000\nchannel_count -i 1\nsample_coding -s4 \
+                 {coding}\nend_head\n"
+            );
+            let mut bytes = text.into_bytes();
+            bytes.resize(1024, b' ');
+            bytes.extend(data);
+            read_sphere(Path::new("t.sph"), &bytes)
+        };
+        let mu = file("ulaw", &[0x00, 0x80, 0xFF]).unwrap();
+        assert_eq!(mu.samples, vec![-32124.0, 32124.0, 0.0]);
+        let a = file("alaw", &[0xD5]).unwrap();
+        assert_eq!(a.samples, vec![8.0]);
+        let err = file("ulaw,embedded-shorten-v2.00", &[0]).unwrap_err();
+        assert!(err.to_string().contains("sph2pipe"), "{err}");
     }
 }

@@ -1,20 +1,27 @@
-//! RIFF/WAVE through hound: PCM 8/16/24/32-bit integer and 32-bit float, any channel count.
+//! RIFF/WAVE, and its big-endian twin RIFX: integer PCM of 8 to 32 bits (12- or 20-bit samples in
+//! their 16- or 24-bit containers), 32- and 64-bit float, G.711 µ-law and A-law (telephone audio),
+//! plain or `WAVE_FORMAT_EXTENSIBLE` headers, any channel count.
+//!
+//! Parsed here rather than through hound (which still writes our WAVs): hound's reader does not skip
+//! the pad byte after an odd-sized chunk (a `LIST` chunk of odd length derails it), refuses companded
+//! and 64-bit data, and takes the placeholder sizes of a WAV written to a pipe (`sox ... -t wav -`
+//! writes 0x7FFFF000, ffmpeg 0xFFFFFFFF) as a promise the data cannot keep.
 
+use std::ops::Range;
 use std::path::Path;
 
 use rayon::prelude::*;
 
+use super::g711::{alaw_to_linear, mulaw_to_linear};
 use super::{mix_to_mono, Waveform, INT16_SCALE, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
 /// Samples converted per parallel task (256 KB of output).
 const CONVERT_BLOCK: usize = 1 << 16;
 
-/// WAVE format tags (RFC 2361) worth naming in an error.
-const FORMAT_TAGS: [(u16, &str); 8] = [
+/// WAVE format tags (RFC 2361) that phonrec does not decode, named in the error.
+const UNSUPPORTED_TAGS: [(u16, &str); 6] = [
     (0x0002, "Microsoft ADPCM"),
-    (0x0006, "A-law"),
-    (0x0007, "µ-law"),
     (0x0011, "IMA ADPCM"),
     (0x0031, "GSM 6.10"),
     (0x0050, "MPEG"),
@@ -23,289 +30,393 @@ const FORMAT_TAGS: [(u16, &str); 8] = [
 ];
 const FORMAT_PCM: u16 = 0x0001;
 const FORMAT_FLOAT: u16 = 0x0003;
+const FORMAT_ALAW: u16 = 0x0006;
+const FORMAT_MULAW: u16 = 0x0007;
 const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
 
-/// Look at the `fmt ` chunk before hound does, so encodings hound refuses get a precise name.
-fn check_encoding(path: &Path, bytes: &[u8]) -> Result<()> {
-    /// The `fmt ` chunk sits near the start; never look further than this for it.
-    const HEADER_SCAN_BYTES: usize = 64 * 1024;
-    let bytes = &bytes[..bytes.len().min(HEADER_SCAN_BYTES)];
-    let mut pos: usize = 12;
-    while pos + 8 <= bytes.len() {
-        let id = &bytes[pos..pos + 4];
-        let size = u32::from_le_bytes([
-            bytes[pos + 4],
-            bytes[pos + 5],
-            bytes[pos + 6],
-            bytes[pos + 7],
-        ]) as usize;
-        if id == b"fmt " && pos + 8 + 16 <= bytes.len() {
-            let body = &bytes[pos + 8..];
-            let mut tag = u16::from_le_bytes([body[0], body[1]]);
-            let bits = u16::from_le_bytes([body[14], body[15]]);
-            if tag == FORMAT_EXTENSIBLE && size >= 26 && body.len() >= 26 {
-                // The sub-format GUID starts with the format tag it stands for.
-                tag = u16::from_le_bytes([body[24], body[25]]);
-            }
-            let encoding = match tag {
-                FORMAT_PCM if matches!(bits, 8 | 16 | 24 | 32) => None,
-                FORMAT_PCM => Some(format!("{bits}-bit integer PCM")),
-                FORMAT_FLOAT if bits == 32 => None,
-                FORMAT_FLOAT => Some(format!("{bits}-bit float")),
-                other => Some(
-                    FORMAT_TAGS
-                        .iter()
-                        .find(|(t, _)| *t == other)
-                        .map(|(_, name)| name.to_string())
-                        .unwrap_or_else(|| format!("WAVE format tag 0x{other:04x}")),
-                ),
-            };
-            return match encoding {
-                None => Ok(()),
-                Some(encoding) => Err(Error::UnsupportedEncoding {
-                    path: path.to_path_buf(),
-                    encoding,
-                    hint: Some(
-                        "phonrec reads 8/16/24/32-bit integer PCM and 32-bit float WAV; convert with \
-                         e.g. `sox in.wav -e signed -b 16 out.wav`"
-                            .to_string(),
-                    ),
-                }),
-            };
-        }
-        // Checked: a chunk size near usize::MAX must end the scan, not wrap around.
-        match pos.checked_add(8 + size + (size & 1)) {
-            Some(next) => pos = next,
-            None => break,
-        }
-    }
-    Ok(())
+/// Data-chunk sizes a writer puts in the header when it cannot seek back to fill in the real one
+/// (sox writing to a pipe: 0x7FFFF000; ffmpeg and others: 0xFFFFFFFF). Such a file is read to its end.
+const STREAMED_DATA_SIZES: [u32; 2] = [0x7FFF_F000, 0xFFFF_FFFF];
+
+/// How one sample is stored.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Encoding {
+    /// 8-bit PCM is unsigned, centred on 128.
+    Unsigned8,
+    /// Signed integers in a container of this many bytes (2, 3 or 4), the value left-justified.
+    Signed {
+        bytes: usize,
+    },
+    Float32,
+    Float64,
+    MuLaw,
+    ALaw,
 }
 
-/// What a WAV header says, checked: the format, the channel count and the number of samples it
-/// declares (a claim, checked against the data later); the reader stands at the data's start.
-struct Header<'a> {
-    spec: hound::WavSpec,
+impl Encoding {
+    fn bytes(self) -> usize {
+        match self {
+            Encoding::Unsigned8 | Encoding::MuLaw | Encoding::ALaw => 1,
+            Encoding::Signed { bytes } => bytes,
+            Encoding::Float32 => 4,
+            Encoding::Float64 => 8,
+        }
+    }
+}
+
+/// What a WAV header says, checked.
+#[derive(Debug)]
+struct Header {
+    encoding: Encoding,
+    big_endian: bool,
     channels: usize,
-    declared: usize,
-    reader: hound::WavReader<std::io::Cursor<&'a [u8]>>,
+    sample_rate_hz: u32,
+    /// Offset of the first sample byte.
+    data_start: usize,
+    /// Bytes of sample data the header declares; `None` when the writer could not know (a stream).
+    declared_bytes: Option<usize>,
 }
 
-/// Where the data starts: the position of a reader just past the header.
-fn data_start(reader: hound::WavReader<std::io::Cursor<&[u8]>>) -> usize {
-    usize::try_from(reader.into_inner().position()).unwrap_or(usize::MAX)
-}
-
-/// Parse and check the header at the start of `bytes` (the whole file, or enough of its start to
-/// reach the data chunk).
-fn header<'a>(path: &Path, bytes: &'a [u8]) -> Result<Header<'a>> {
-    check_encoding(path, bytes)?;
-    let reader =
-        hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| wav_error(path, e))?;
-    let spec = reader.spec();
-    let channels = spec.channels as usize;
-    if channels == 0 {
-        return Err(Error::MalformedAudio {
-            path: path.to_path_buf(),
-            reason: "the header declares 0 channels".to_string(),
-        });
+impl Header {
+    /// Bytes of one frame (a sample of every channel).
+    fn frame_bytes(&self) -> usize {
+        self.encoding.bytes() * self.channels
     }
-    if channels > MAX_CHANNELS {
-        return Err(Error::MalformedAudio {
+
+    /// The byte range of the samples in a file of `file_len` bytes, whole frames only; an error when
+    /// the header declares more than the file holds.
+    fn data_range(&self, path: &Path, file_len: usize) -> Result<Range<usize>> {
+        let available = file_len.saturating_sub(self.data_start);
+        let bytes = match self.declared_bytes {
+            Some(declared) if declared > available => {
+                let per_channel = self.encoding.bytes() * self.channels;
+                return Err(truncated(
+                    path,
+                    available / per_channel * self.channels,
+                    declared / per_channel * self.channels,
+                ));
+            }
+            Some(declared) => declared,
+            None => available,
+        };
+        // A partial last frame (a writer killed mid-sample) is dropped: less than one sample period.
+        let whole = bytes - bytes % self.frame_bytes();
+        Ok(self.data_start..self.data_start + whole)
+    }
+}
+
+fn read_u16(bytes: &[u8], at: usize, big_endian: bool) -> u16 {
+    let b = [bytes[at], bytes[at + 1]];
+    if big_endian {
+        u16::from_be_bytes(b)
+    } else {
+        u16::from_le_bytes(b)
+    }
+}
+
+fn read_u32(bytes: &[u8], at: usize, big_endian: bool) -> u32 {
+    let b = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
+    if big_endian {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    }
+}
+
+/// Parse the header at the start of `bytes` (the whole file, or a start long enough to reach the
+/// data chunk): walk the chunks to `fmt ` and `data`.
+fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header> {
+    let malformed = |reason: String| Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let ends_early = || malformed("the file ends inside its header".to_string());
+    if bytes.len() < 12 {
+        return Err(ends_early());
+    }
+    let big_endian = match &bytes[..4] {
+        b"RIFF" => false,
+        b"RIFX" => true,
+        _ => {
+            return Err(Error::NotAudio {
+                path: path.to_path_buf(),
+                reason: "no RIFF header".to_string(),
+            })
+        }
+    };
+    if &bytes[8..12] != b"WAVE" {
+        return Err(Error::NotAudio {
             path: path.to_path_buf(),
             reason: format!(
-                "the header declares {channels} channels, more than any recording has (at most \
-                 {MAX_CHANNELS})"
+                "a RIFF file of form {:?}, not WAVE",
+                String::from_utf8_lossy(&bytes[8..12])
             ),
         });
     }
-    let declared = reader.len() as usize;
-    Ok(Header {
-        spec,
-        channels,
-        declared,
-        reader,
-    })
+    let mut format: Option<(Encoding, usize, u32)> = None;
+    let mut pos: usize = 12;
+    loop {
+        if pos + 8 > bytes.len() {
+            return Err(match format {
+                None => ends_early(),
+                Some(_) => malformed("no data chunk".to_string()),
+            });
+        }
+        let id = &bytes[pos..pos + 4];
+        let size = read_u32(bytes, pos + 4, big_endian);
+        let body = pos + 8;
+        if id == b"fmt " {
+            let size = size as usize;
+            if size < 16 {
+                return Err(malformed(format!(
+                    "the fmt chunk is {size} bytes, shorter than the 16 every WAV has"
+                )));
+            }
+            if body + size.min(40) > bytes.len() {
+                return Err(ends_early());
+            }
+            format = Some(parse_format(
+                path,
+                &bytes[body..body + size.min(40)],
+                big_endian,
+            )?);
+        } else if id == b"data" {
+            let Some((encoding, channels, sample_rate_hz)) = format else {
+                return Err(malformed(
+                    "the data chunk comes before the fmt chunk".to_string(),
+                ));
+            };
+            let streamed = STREAMED_DATA_SIZES.contains(&size)
+                // A size of 0 with samples after it: a writer that never came back to fill it in.
+                || (size == 0 && bytes.len() > body);
+            return Ok(Header {
+                encoding,
+                big_endian,
+                channels,
+                sample_rate_hz,
+                data_start: body,
+                declared_bytes: (!streamed).then_some(size as usize),
+            });
+        }
+        // Chunks are padded to an even length. Checked: a size near usize::MAX must not wrap.
+        let size = size as usize;
+        match body.checked_add(size + (size & 1)) {
+            Some(next) => pos = next,
+            None => return Err(ends_early()),
+        }
+    }
+}
+
+/// The encoding, channel count and rate of a `fmt ` chunk's body (at least 16 bytes).
+fn parse_format(path: &Path, fmt: &[u8], big_endian: bool) -> Result<(Encoding, usize, u32)> {
+    let malformed = |reason: String| Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut tag = read_u16(fmt, 0, big_endian);
+    let channels = usize::from(read_u16(fmt, 2, big_endian));
+    let sample_rate_hz = read_u32(fmt, 4, big_endian);
+    let block_align = usize::from(read_u16(fmt, 12, big_endian));
+    let bits = read_u16(fmt, 14, big_endian);
+    if tag == FORMAT_EXTENSIBLE && fmt.len() >= 26 {
+        // The sub-format GUID starts with the format tag it stands for.
+        tag = read_u16(fmt, 24, big_endian);
+    }
+    if channels == 0 {
+        return Err(malformed("the header declares 0 channels".to_string()));
+    }
+    if channels > MAX_CHANNELS {
+        return Err(malformed(format!(
+            "the header declares {channels} channels, more than any recording has (at most \
+             {MAX_CHANNELS})"
+        )));
+    }
+    let unsupported = |encoding: String| Error::UnsupportedEncoding {
+        path: path.to_path_buf(),
+        encoding,
+        hint: Some(
+            "phonrec reads WAV as 8–32-bit integer PCM, 32/64-bit float, µ-law or A-law; convert \
+             with e.g. `sox in.wav -e signed -b 16 out.wav`"
+                .to_string(),
+        ),
+    };
+    // The container size: block_align per channel when the header's is consistent, else the bits
+    // rounded up to bytes (some writers leave block_align wrong).
+    let container = if block_align > 0 && block_align % channels == 0 {
+        block_align / channels
+    } else {
+        usize::from(bits.div_ceil(8))
+    };
+    let encoding = match tag {
+        FORMAT_PCM => match (bits, container) {
+            (1..=8, 1) => Encoding::Unsigned8,
+            (9..=32, bytes @ 2..=4) if usize::from(bits) <= 8 * bytes => Encoding::Signed { bytes },
+            _ => {
+                return Err(unsupported(format!(
+                    "{bits}-bit integer PCM in {container}-byte samples"
+                )))
+            }
+        },
+        FORMAT_FLOAT => match (bits, container) {
+            (32, 4) => Encoding::Float32,
+            (64, 8) => Encoding::Float64,
+            _ => return Err(unsupported(format!("{bits}-bit float"))),
+        },
+        FORMAT_MULAW if container == 1 => Encoding::MuLaw,
+        FORMAT_ALAW if container == 1 => Encoding::ALaw,
+        FORMAT_MULAW | FORMAT_ALAW => {
+            return Err(unsupported(format!(
+                "G.711 in {container}-byte samples (it is 8-bit)"
+            )))
+        }
+        other => {
+            return Err(unsupported(
+                UNSUPPORTED_TAGS
+                    .iter()
+                    .find(|(t, _)| *t == other)
+                    .map(|(_, name)| name.to_string())
+                    .unwrap_or_else(|| format!("WAVE format tag 0x{other:04x}")),
+            ))
+        }
+    };
+    Ok((encoding, channels, sample_rate_hz))
+}
+
+/// Decode samples stored as `encoding` to int16-scale floats, one per `encoding.bytes()` input bytes.
+fn decode(encoding: Encoding, big_endian: bool, bytes: &[u8], out: &mut [f32]) {
+    let width = encoding.bytes();
+    let samples = bytes.chunks_exact(width);
+    match encoding {
+        Encoding::Unsigned8 => {
+            for (o, b) in out.iter_mut().zip(samples) {
+                *o = (f32::from(b[0]) - 128.0) * 256.0;
+            }
+        }
+        Encoding::MuLaw => {
+            for (o, b) in out.iter_mut().zip(samples) {
+                *o = f32::from(mulaw_to_linear(b[0]));
+            }
+        }
+        Encoding::ALaw => {
+            for (o, b) in out.iter_mut().zip(samples) {
+                *o = f32::from(alaw_to_linear(b[0]));
+            }
+        }
+        Encoding::Signed { bytes: 2 } => {
+            for (o, b) in out.iter_mut().zip(samples) {
+                let b = [b[0], b[1]];
+                let v = if big_endian {
+                    i16::from_be_bytes(b)
+                } else {
+                    i16::from_le_bytes(b)
+                };
+                *o = f32::from(v);
+            }
+        }
+        Encoding::Signed { bytes } => {
+            // Widen to i32 with the sample in the top bytes, then shift every width to int16 range.
+            let scale = 2f32.powi(-16);
+            for (o, b) in out.iter_mut().zip(samples) {
+                let mut word = [0u8; 4];
+                if big_endian {
+                    word[..bytes].copy_from_slice(b);
+                    *o = i32::from_be_bytes(word) as f32 * scale;
+                } else {
+                    word[4 - bytes..].copy_from_slice(b);
+                    *o = i32::from_le_bytes(word) as f32 * scale;
+                }
+            }
+        }
+        Encoding::Float32 => {
+            for (o, b) in out.iter_mut().zip(samples) {
+                let b = [b[0], b[1], b[2], b[3]];
+                let v = if big_endian {
+                    f32::from_be_bytes(b)
+                } else {
+                    f32::from_le_bytes(b)
+                };
+                *o = v * INT16_SCALE;
+            }
+        }
+        Encoding::Float64 => {
+            for (o, b) in out.iter_mut().zip(samples) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(b);
+                let v = if big_endian {
+                    f64::from_be_bytes(word)
+                } else {
+                    f64::from_le_bytes(word)
+                };
+                *o = (v * f64::from(INT16_SCALE)) as f32;
+            }
+        }
+    }
 }
 
 /// Read a WAV file held in memory (`path` names it in errors) to mono int16-scale samples.
 pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
-    let Header {
-        spec,
-        channels,
-        declared,
-        reader,
-    } = header(path, bytes)?;
-    // The header's sample count is a claim: reserve no more than the file's bytes can hold, so a
-    // 44-byte file declaring 4 GB of data costs nothing and ends in a "cut short" error.
-    let bytes_per_sample = usize::from(spec.bits_per_sample.div_ceil(8).max(1));
-    let capacity = declared.min(bytes.len() / bytes_per_sample);
-    let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => collect(
-            path,
-            declared,
-            capacity,
-            reader.into_samples::<f32>(),
-            |s| s * INT16_SCALE,
-        )?,
-        // The common case, 16-bit PCM, straight from the bytes after the header: hound's
-        // sample-by-sample iterator took a fifth of `phonrec features` on a long file.
-        (hound::SampleFormat::Int, 16) => {
-            let data = bytes.get(data_start(reader)..).unwrap_or_default();
-            let available = data.len() / 2;
-            if available < declared {
-                return Err(truncated(path, available, declared));
-            }
-            // In blocks on all cores: for an hour-long file the conversion (and the first touch of
-            // the output's pages) is otherwise a serial stretch of `phonrec features`.
-            let mut samples = vec![0.0f32; declared];
-            samples
-                .par_chunks_mut(CONVERT_BLOCK)
-                .zip(data[..declared * 2].par_chunks(2 * CONVERT_BLOCK))
-                .for_each(|(out, bytes)| pcm16_to_f32(bytes, out));
-            samples
-        }
-        (hound::SampleFormat::Int, bits @ (8 | 24 | 32)) => {
-            // Shift every integer width to int16 range: 8-bit up by 8 bits, 24/32-bit down.
-            let scale = 2f32.powi(16 - bits as i32);
-            collect(
-                path,
-                declared,
-                capacity,
-                reader.into_samples::<i32>(),
-                |s| s as f32 * scale,
-            )?
-        }
-        (format, bits) => {
-            let kind = match format {
-                hound::SampleFormat::Float => "float",
-                hound::SampleFormat::Int => "integer PCM",
-            };
-            return Err(Error::UnsupportedEncoding {
-                path: path.to_path_buf(),
-                encoding: format!("{bits}-bit {kind}"),
-                hint: Some(
-                    "phonrec reads 8/16/24/32-bit integer PCM and 32-bit float; convert with e.g. \
-                     `sox in.wav -b 16 out.wav`"
-                        .to_string(),
-                ),
-            });
-        }
-    };
-    to_mono(path, interleaved, channels, spec.sample_rate)
+    let header = parse_header(path, bytes)?;
+    let range = header.data_range(path, bytes.len())?;
+    let width = header.encoding.bytes();
+    let mut samples = vec![0.0f32; range.len() / width];
+    // In blocks on all cores: for an hour-long file the conversion (and the first touch of the
+    // output's pages) is otherwise a serial stretch of `phonrec features`.
+    samples
+        .par_chunks_mut(CONVERT_BLOCK)
+        .zip(bytes[range].par_chunks(width * CONVERT_BLOCK))
+        .for_each(|(out, block)| decode(header.encoding, header.big_endian, block, out));
+    to_mono(samples, &header)
 }
 
-fn to_mono(
-    path: &Path,
-    interleaved: Vec<f32>,
-    channels: usize,
-    sample_rate_hz: u32,
-) -> Result<Waveform> {
-    if !interleaved.len().is_multiple_of(channels) {
-        return Err(Error::MalformedAudio {
-            path: path.to_path_buf(),
-            reason: format!(
-                "{} samples do not divide into {channels} channels",
-                interleaved.len()
-            ),
-        });
-    }
+fn to_mono(interleaved: Vec<f32>, header: &Header) -> Result<Waveform> {
+    // Whole frames by construction (`data_range`).
+    debug_assert!(interleaved.len().is_multiple_of(header.channels));
     Ok(Waveform {
-        samples: mix_to_mono(interleaved, channels),
-        sample_rate_hz,
+        samples: mix_to_mono(interleaved, header.channels),
+        sample_rate_hz: header.sample_rate_hz,
     })
-}
-
-/// Little-endian 16-bit samples to int16-scale floats.
-fn pcm16_to_f32(bytes: &[u8], out: &mut [f32]) {
-    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *o = f32::from(i16::from_le_bytes([b[0], b[1]]));
-    }
 }
 
 /// Bytes read from the start of a file to find its header; a header longer than this (huge
 /// metadata chunks) is read the ordinary way.
 const HEADER_READ_BYTES: usize = 64 * 1024;
 
-/// Read a large 16-bit PCM WAV file straight from disk: the header from its first bytes, then the
-/// samples in blocks read and converted on all cores, with no copy of the whole file in memory (for
-/// `phonrec features` on a long file, reading it whole was a serial sixth of the run). `None` when
-/// the file is anything else (another encoding, a header this does not find): read it whole.
+/// Read a large WAV file straight from disk: the header from its first bytes, then the samples in
+/// blocks read and converted on all cores, with no copy of the whole file in memory (for `phonrec
+/// features` on a long file, reading it whole was a serial sixth of the run). `None` when the file
+/// is not a WAV or its header is not within the first bytes: read it whole.
 #[cfg(unix)]
-pub(crate) fn read_pcm16_wav_file(
+pub(crate) fn read_wav_file_by_blocks(
     path: &Path,
     file: &std::fs::File,
     file_len: u64,
 ) -> Result<Option<Waveform>> {
     use std::os::unix::fs::FileExt;
     let io = |e| Error::io(path, e);
-    let mut head = vec![0u8; HEADER_READ_BYTES.min(usize::try_from(file_len).unwrap_or(0))];
+    let file_len = usize::try_from(file_len).unwrap_or(usize::MAX);
+    let mut head = vec![0u8; HEADER_READ_BYTES.min(file_len)];
     file.read_exact_at(&mut head, 0).map_err(io)?;
-    if !head.starts_with(b"RIFF") {
+    if !(head.starts_with(b"RIFF") || head.starts_with(b"RIFX")) {
         return Ok(None);
     }
-    let Ok(Header {
-        spec,
-        channels,
-        declared,
-        reader,
-    }) = header(path, &head)
-    else {
+    let Ok(header) = parse_header(path, &head) else {
         return Ok(None);
     };
-    let data_start = data_start(reader);
-    if (spec.sample_format, spec.bits_per_sample) != (hound::SampleFormat::Int, 16) {
-        return Ok(None);
-    }
-    let available = usize::try_from(file_len)
-        .unwrap_or(usize::MAX)
-        .saturating_sub(data_start)
-        / 2;
-    if available < declared {
-        return Err(truncated(path, available, declared));
-    }
-    let mut samples = vec![0.0f32; declared];
+    let range = header.data_range(path, file_len)?;
+    let width = header.encoding.bytes();
+    let mut samples = vec![0.0f32; range.len() / width];
     samples
         .par_chunks_mut(CONVERT_BLOCK)
         .enumerate()
         .try_for_each(|(block, out)| {
-            let mut bytes = vec![0u8; 2 * out.len()];
-            let offset = data_start + 2 * CONVERT_BLOCK * block;
+            let mut bytes = vec![0u8; width * out.len()];
+            let offset = range.start + width * CONVERT_BLOCK * block;
             file.read_exact_at(&mut bytes, offset as u64)?;
-            pcm16_to_f32(&bytes, out);
+            decode(header.encoding, header.big_endian, &bytes, out);
             Ok(())
         })
         .map_err(io)?;
-    to_mono(path, samples, channels, spec.sample_rate).map(Some)
-}
-
-/// Collect all samples, turning a short read into an error that says how much was there.
-fn collect<S, I, F>(
-    path: &Path,
-    declared: usize,
-    capacity: usize,
-    samples: I,
-    convert: F,
-) -> Result<Vec<f32>>
-where
-    I: Iterator<Item = hound::Result<S>>,
-    F: Fn(S) -> f32,
-{
-    let mut out = Vec::with_capacity(capacity);
-    for sample in samples {
-        match sample {
-            Ok(s) => out.push(convert(s)),
-            // Any read error before the declared end means the data stops early.
-            Err(hound::Error::IoError(_)) if out.len() < declared => {
-                return Err(truncated(path, out.len(), declared))
-            }
-            Err(other) => return Err(wav_error(path, other)),
-        }
-    }
-    if out.len() < declared {
-        return Err(truncated(path, out.len(), declared));
-    }
-    Ok(out)
+    to_mono(samples, &header).map(Some)
 }
 
 fn truncated(path: &Path, got: usize, declared: usize) -> Error {
@@ -317,85 +428,233 @@ fn truncated(path: &Path, got: usize, declared: usize) -> Error {
     }
 }
 
-/// Map hound's errors to ours, keeping the file name and a readable reason.
-fn wav_error(path: &Path, error: hound::Error) -> Error {
-    let path = path.to_path_buf();
-    match error {
-        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Error::MalformedAudio {
-                path,
-                reason: "the file ends inside its header or data".to_string(),
-            }
-        }
-        hound::Error::IoError(io) => Error::Io { path, source: io },
-        hound::Error::FormatError(reason) => Error::NotAudio {
-            path,
-            reason: reason.to_string(),
-        },
-        hound::Error::Unsupported => Error::UnsupportedEncoding {
-            path,
-            encoding: "a WAV encoding other than integer PCM or 32-bit float (e.g. A-law, µ-law, \
-                       ADPCM or 64-bit float)"
-                .to_string(),
-            hint: Some("convert with e.g. `sox in.wav -e signed -b 16 out.wav`".to_string()),
-        },
-        hound::Error::InvalidSampleFormat => Error::UnsupportedEncoding {
-            path,
-            encoding: "an invalid sample format".to_string(),
-            hint: None,
-        },
-        hound::Error::UnfinishedSample => Error::MalformedAudio {
-            path,
-            reason: "the data ends in the middle of a sample".to_string(),
-        },
-        hound::Error::TooWide => Error::UnsupportedEncoding {
-            path,
-            encoding: "samples wider than 32 bits".to_string(),
-            hint: None,
-        },
-    }
-}
-
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pcm16_wav(channels: u16, samples: &[i16]) -> Vec<u8> {
-        let mut out = std::io::Cursor::new(Vec::new());
-        let spec = hound::WavSpec {
-            channels,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
+    /// A WAV file: `fmt ` body fields, optional extra chunks before `data`, and the data chunk with
+    /// `declared` as its size field.
+    fn wav_bytes(
+        big_endian: bool,
+        (tag, channels, rate, block_align, bits): (u16, u16, u32, u16, u16),
+        extra: &[u8],
+        data: &[u8],
+        declared: u32,
+    ) -> Vec<u8> {
+        let u16b = |v: u16| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
         };
-        let mut writer = hound::WavWriter::new(&mut out, spec).unwrap();
-        for &s in samples {
-            writer.write_sample(s).unwrap();
-        }
-        writer.finalize().unwrap();
-        out.into_inner()
+        let u32b = |v: u32| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let mut body = b"WAVEfmt ".to_vec();
+        body.extend(u32b(16));
+        body.extend(u16b(tag));
+        body.extend(u16b(channels));
+        body.extend(u32b(rate));
+        body.extend(u32b(rate * u32::from(block_align)));
+        body.extend(u16b(block_align));
+        body.extend(u16b(bits));
+        body.extend(extra);
+        body.extend(b"data");
+        body.extend(u32b(declared));
+        body.extend(data);
+        let mut out = if big_endian {
+            b"RIFX".to_vec()
+        } else {
+            b"RIFF".to_vec()
+        };
+        out.extend(u32b(body.len() as u32));
+        out.extend(body);
+        out
+    }
+
+    fn read(bytes: &[u8]) -> Result<Waveform> {
+        read_wav(Path::new("t.wav"), bytes)
     }
 
     #[test]
+    fn companded_float64_and_big_endian_data_decode() {
+        // µ-law and A-law: the G.711 values.
+        let mu = read(&wav_bytes(
+            false,
+            (7, 1, 8000, 1, 8),
+            &[],
+            &[0x00, 0x80, 0xFF],
+            3,
+        ))
+        .unwrap();
+        assert_eq!(mu.samples, vec![-32124.0, 32124.0, 0.0]);
+        let a = read(&wav_bytes(false, (6, 1, 8000, 1, 8), &[], &[0xD5, 0x2A], 2)).unwrap();
+        assert_eq!(a.samples, vec![8.0, -32256.0]);
+        // 64-bit float: ±1 is full scale.
+        let data: Vec<u8> = [0.5f64, -0.25]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let f = read(&wav_bytes(false, (3, 1, 16000, 8, 64), &[], &data, 16)).unwrap();
+        assert_eq!(f.samples, vec![16384.0, -8192.0]);
+        // RIFX: every field and sample big-endian.
+        let data: Vec<u8> = [1000i16, -2000]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        let be = read(&wav_bytes(true, (1, 1, 16000, 2, 16), &[], &data, 4)).unwrap();
+        assert_eq!(
+            (be.samples.clone(), be.sample_rate_hz),
+            (vec![1000.0, -2000.0], 16000)
+        );
+        // 24-bit big-endian and little-endian agree.
+        let le: Vec<u8> = vec![0x00, 0x10, 0x80]; // 0x801000 = -8384512 → / 256 = -32752
+        let be24: Vec<u8> = vec![0x80, 0x10, 0x00];
+        let l = read(&wav_bytes(false, (1, 1, 16000, 3, 24), &[], &le, 3)).unwrap();
+        let b = read(&wav_bytes(true, (1, 1, 16000, 3, 24), &[], &be24, 3)).unwrap();
+        assert_eq!(l.samples, vec![-32752.0]);
+        assert_eq!(l.samples, b.samples);
+        // 12-bit samples in a 16-bit container are left-justified: read as 16-bit.
+        let twelve = read(&wav_bytes(
+            false,
+            (1, 1, 16000, 2, 12),
+            &[],
+            &[0x10, 0x00],
+            2,
+        ))
+        .unwrap();
+        assert_eq!(twelve.samples, vec![16.0]);
+    }
+
+    #[test]
+    fn odd_chunks_are_skipped_with_their_pad_byte() {
+        // A 5-byte LIST chunk, padded to 6, before the data.
+        let mut extra = b"LIST".to_vec();
+        extra.extend(5u32.to_le_bytes());
+        extra.extend(b"abcde\0");
+        let data: Vec<u8> = [7i16, -7].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let wave = read(&wav_bytes(false, (1, 1, 16000, 2, 16), &extra, &data, 4)).unwrap();
+        assert_eq!(wave.samples, vec![7.0, -7.0]);
+    }
+
+    #[test]
+    fn streamed_sizes_read_to_the_end_and_real_sizes_are_kept() {
+        let data: Vec<u8> = [1i16, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
+        for placeholder in [0x7FFF_F000u32, 0xFFFF_FFFF, 0] {
+            let wave = read(&wav_bytes(
+                false,
+                (1, 1, 16000, 2, 16),
+                &[],
+                &data,
+                placeholder,
+            ));
+            assert_eq!(
+                wave.unwrap().samples,
+                vec![1.0, 2.0, 3.0],
+                "{placeholder:#x}"
+            );
+        }
+        // A partial last sample of a stream is dropped.
+        let mut odd = data.clone();
+        odd.push(9);
+        let wave = read(&wav_bytes(
+            false,
+            (1, 1, 16000, 2, 16),
+            &[],
+            &odd,
+            0xFFFF_FFFF,
+        ));
+        assert_eq!(wave.unwrap().samples, vec![1.0, 2.0, 3.0]);
+        // A real size shorter than the file: chunks after the data are not samples.
+        let wave = read(&wav_bytes(false, (1, 1, 16000, 2, 16), &[], &data, 4)).unwrap();
+        assert_eq!(wave.samples, vec![1.0, 2.0]);
+        // A real size longer than the file: cut short.
+        let err = read(&wav_bytes(false, (1, 1, 16000, 2, 16), &[], &data, 600)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("declares 300 samples, the file holds 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_headers_are_named() {
+        let data = [0u8; 4];
+        let cases: [(Vec<u8>, &str); 5] = [
+            (
+                wav_bytes(false, (2, 1, 8000, 1, 4), &[], &data, 4),
+                "Microsoft ADPCM",
+            ),
+            (
+                wav_bytes(false, (1, 0, 8000, 2, 16), &[], &data, 4),
+                "0 channels",
+            ),
+            (
+                wav_bytes(false, (3, 1, 8000, 2, 16), &[], &data, 4),
+                "16-bit float",
+            ),
+            (
+                wav_bytes(false, (0x1234, 1, 8000, 2, 16), &[], &data, 4),
+                "0x1234",
+            ),
+            (b"RIFF\x04\0\0\0AVI LIST".to_vec(), "not WAVE"),
+        ];
+        for (bytes, expected) in cases {
+            let err = read(&bytes).unwrap_err().to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        let mut no_data = wav_bytes(false, (1, 1, 8000, 2, 16), &[], &[], 0);
+        no_data.truncate(no_data.len() - 8);
+        assert!(read(&no_data)
+            .unwrap_err()
+            .to_string()
+            .contains("no data chunk"));
+        assert!(read(b"RIFF\0\0")
+            .unwrap_err()
+            .to_string()
+            .contains("ends inside its header"));
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn blocks_read_from_the_file_are_the_samples_read_whole() {
         let dir = tempfile::tempdir().unwrap();
-        // Two and a half blocks of stereo frames; then float data, which this path leaves alone.
+        // Two and a half blocks of stereo frames, 16-bit and µ-law.
         let samples: Vec<i16> = (0..5 * CONVERT_BLOCK as i32 + 6)
             .map(|i| (i.wrapping_mul(7919) % 65_536 - 32_768) as i16)
             .collect();
-        let bytes = pcm16_wav(2, &samples);
-        let path = dir.path().join("a.wav");
-        std::fs::write(&path, &bytes).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        let direct = read_pcm16_wav_file(&path, &file, bytes.len() as u64)
-            .unwrap()
-            .expect("16-bit PCM is read by blocks");
-        assert_eq!(direct, read_wav(&path, &bytes).unwrap());
-        assert_eq!(direct.samples.len(), samples.len() / 2);
+        let pcm: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mulaw: Vec<u8> = samples.iter().map(|&v| (v & 0xFF) as u8).collect();
+        for (name, bytes) in [
+            (
+                "pcm.wav",
+                wav_bytes(false, (1, 2, 16000, 4, 16), &[], &pcm, pcm.len() as u32),
+            ),
+            (
+                "mu.wav",
+                wav_bytes(false, (7, 2, 8000, 2, 8), &[], &mulaw, 0xFFFF_FFFF),
+            ),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let file = std::fs::File::open(&path).unwrap();
+            let direct = read_wav_file_by_blocks(&path, &file, bytes.len() as u64)
+                .unwrap()
+                .expect("a WAV is read by blocks");
+            assert_eq!(direct, read_wav(&path, &bytes).unwrap(), "{name}");
+            assert_eq!(direct.samples.len(), samples.len() / 2, "{name}");
+        }
 
         let not_wav = dir.path().join("b.wav");
         std::fs::write(&not_wav, b"NIST_1A\n   1024\n").unwrap();
         let file = std::fs::File::open(&not_wav).unwrap();
-        assert!(read_pcm16_wav_file(&not_wav, &file, 16).unwrap().is_none());
+        assert!(read_wav_file_by_blocks(&not_wav, &file, 16)
+            .unwrap()
+            .is_none());
     }
 }

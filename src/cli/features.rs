@@ -33,7 +33,7 @@ use rayon::prelude::*;
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct FeaturesArgs {
-    /// Input audio (WAV: PCM 8/16/24/32-bit, float 32-bit, any rate/channels; NIST SPHERE, FLAC,
+    /// Input audio (WAV: PCM 8–32-bit, float 32/64-bit, µ-law/A-law, any rate/channels; NIST SPHERE, FLAC,
     /// Ogg Vorbis, MP3), folders of it, Kaldi data dirs or wav.scp files (keyed by utterance id), or
     /// `-` for standard input.
     #[arg(required_unless_present = "manifest")]
@@ -224,7 +224,11 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         if !(phonrec::audio::MIN_SAMPLE_RATE_HZ..=phonrec::audio::MAX_SAMPLE_RATE_HZ)
             .contains(&rate)
         {
-            bail!("--resample {rate}: the rate must be between 8000 and 96000 Hz");
+            bail!(
+                "--resample {rate}: the rate must be between {} and {} Hz",
+                phonrec::audio::MIN_SAMPLE_RATE_HZ,
+                phonrec::audio::MAX_SAMPLE_RATE_HZ
+            );
         }
     }
     let mut inputs = expand_inputs(&args.files)?;

@@ -24,7 +24,7 @@ pub(crate) use common::{error_chain, AUDIO_EXTENSIONS};
 
 /// phonrec: phoneme recognition from audio.
 ///
-/// Reads WAV (8/16/24/32-bit PCM, 32-bit float, any rate and channel count), NIST SPHERE, FLAC, Ogg
+/// Reads WAV (8–32-bit PCM, 32/64-bit float, µ-law/A-law; any rate and channel count), NIST SPHERE, FLAC, Ogg
 /// Vorbis and MP3 files,
 /// computes Kaldi-compatible features, and (with a model) turns speech into ARPAbet phonemes.
 #[derive(Parser, Debug)]

@@ -21,7 +21,7 @@ use super::shard::ShardArgs;
 
 /// Print the phonemes of audio files.
 ///
-/// Reads WAV (8/16/24/32-bit PCM, 32-bit float; any sample rate and channel count, resampled to the
+/// Reads WAV (8–32-bit PCM, 32/64-bit float, µ-law/A-law; any sample rate and channel count, resampled to the
 /// model's rate), NIST SPHERE, FLAC, Ogg Vorbis and MP3, recognised by content. Folders are searched
 /// for .wav, .sph, .flac, .ogg and .mp3 files (symlinks followed, each folder once); `-` reads
 /// standard input: an audio stream (`sox in.aiff -t wav - | phonrec transcribe -`) or else a list of
