@@ -289,3 +289,34 @@ fn clips_with_an_audible_floor_padded_with_long_digital_silence_keep_their_phone
         assert!(first_start.expect("a first phone") >= 2.85, "{file}");
     }
 }
+
+#[test]
+fn recordings_with_the_input_gain_far_too_low_keep_their_phones() {
+    // The examples at -70 dBFS RMS (peaks near -55 dBFS, written as 16-bit: a recorder whose input
+    // gain was set far too low). The network hears them as well as at full level; an absolute
+    // energy floor of -65 dBFS used to call most of their frames silence ("sh iy hh ae v" for the
+    // dark-suit clip).
+    if !built_in_model_present() {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut files = Vec::new();
+    for example in EXAMPLES {
+        let (samples, rate) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(example));
+        let stem = Path::new(example).file_stem().unwrap().to_string_lossy();
+        let quiet_path = dir.path().join(format!("{stem}_quiet.wav"));
+        write_wav(&quiet_path, &scale_to_dbfs(samples, -70.0), rate);
+        files.push(PathBuf::from(example));
+        files.push(quiet_path);
+    }
+    let results = transcribe(&files);
+    for pair in results.chunks(2) {
+        let ((clip, clip_phones, _), (file, phones, _)) = (&pair[0], &pair[1]);
+        let distance = edit_distance(clip_phones, phones);
+        assert!(
+            distance <= 2,
+            "{file}: {phones:?} is {distance} edits from {clip}'s {clip_phones:?}"
+        );
+    }
+}

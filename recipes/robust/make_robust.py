@@ -23,7 +23,7 @@ import wave
 import numpy as np
 
 VERSION = "robust-3"  # bump when the processing changes: existing outputs are then rebuilt
-ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5"]
+ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet"]
 EXTRA_CONDITIONS = ["8k"]  # written with tel8k; may also be asked for alone
 FS = 32768.0  # int16 full scale
 NOISE_KINDS = ["white", "pink", "brown", "babble"]
@@ -39,6 +39,8 @@ DESCRIPTIONS = {
     "8k": "sox rate -h 8000 only (narrowband reference for tel8k); 8 kHz output",
     "reverb": "sox reverb (dry+wet), reverberance U(30,80), room-scale U(50,100), other parameters sox defaults; "
               "rescaled so the first len(input) samples have the input RMS; length = input + 0.5 s tail",
+    "quiet": "the clip scaled to an RMS of -55 dBFS (+-5 dB uniform; a recorder's input gain set far too low), "
+             "then rounded to 16-bit as such a recorder would",
     "snr": "additive noise at {snr} dB SNR w.r.t. the RMS of the whole clip; kind by utterance index "
            "(i%4: 0 white, 1 pink, 2 brown, 3 babble = 4 other utterances of the manifest at equal RMS)",
 }
@@ -349,6 +351,7 @@ def process(src, cond, args, command):
             "tel8k": ["file", "source", "rate", "seconds", "codec"],
             "8k": ["file", "source", "rate", "seconds"],
             "reverb": ["file", "source", "rate", "seconds", "reverberance", "room_scale", "gain"],
+            "quiet": ["file", "source", "rate", "seconds", "rms_dbfs"],
         }.get(cond, ["file", "source", "rate", "seconds", "noise", "snr_db_target", "snr_db_actual", "babble_sources"])
         for i in range(n):
             rng = rng_for(args.seed, name, cond, i)
@@ -391,6 +394,11 @@ def process(src, cond, args, command):
                 if fade > 0:
                     y[-fade:] *= np.linspace(1.0, 0.0, fade)
                 extra = [round(rev, 2), round(room, 2), round(gain, 4)]
+            elif cond == "quiet":
+                level = -55.0 + float(rng.uniform(-5.0, 5.0))
+                r = rms(x)
+                y = x * (db_to_rms(level) / r) if r > 0 else x
+                extra = [round(level, 2)]
             elif cond.startswith("snr"):
                 snr = float(cond[3:])
                 kind = NOISE_KINDS[i % 4]

@@ -482,7 +482,9 @@ pub struct DecodeArgs {
     pub segment_padding: f32,
 
     /// Level (dBFS, RMS per network frame) below which audio is silence whatever the network says.
-    #[arg(long, default_value_t = -65.0, allow_hyphen_values = true, value_name = "DBFS")]
+    /// In a quiet recording (loudest frame below -20 dBFS) the floor is lowered to 45 dB below its
+    /// loudest frame, down to -80 dBFS, so speech recorded with the input gain far too low is kept.
+    #[arg(long, default_value_t = phonrec::recognize::DEFAULT_ENERGY_FLOOR_DBFS, allow_hyphen_values = true, value_name = "DBFS")]
     pub energy_floor: f32,
 
     /// When the speech regions cover less than this fraction of a file (a short clip padded with

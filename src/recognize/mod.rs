@@ -5,7 +5,10 @@
 mod align;
 mod segment;
 
-pub use segment::{frame_levels_dbfs, speech_regions, SegmentOptions};
+pub use segment::{
+    effective_energy_floor, frame_levels_dbfs, speech_regions, SegmentOptions,
+    DEFAULT_ENERGY_FLOOR_DBFS,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};

@@ -16,6 +16,20 @@ use crate::error::{Error, Result};
 /// Full scale of int16-scale samples (0 dBFS).
 const FULL_SCALE: f64 = 32768.0;
 
+/// Default energy floor (dBFS, RMS per network frame) for a recording at an ordinary level.
+pub const DEFAULT_ENERGY_FLOOR_DBFS: f32 = -65.0;
+
+/// A quiet recording's floor follows its loudest frame: frames this far below it are silence, down
+/// to [`LOWEST_ENERGY_FLOOR_DBFS`]. A recording whose input gain was set far too low (speech at −68
+/// dBFS RMS) lost most of its frames to a fixed −65 dBFS floor (synthetic dev PER 36.5 % against
+/// 6.8 %; `models/README.md`), while recordings whose loudest frame is above −20 dBFS keep the fixed
+/// floor exactly (a lower fixed floor let a padded digit's fill pass as a spike).
+const QUIET_RECORDING_RANGE_DB: f32 = 45.0;
+
+/// Lowest floor the level-following rule reaches: 10 dB above the seeded dither (1 LSB, −90 dBFS)
+/// that fills digital silence.
+const LOWEST_ENERGY_FLOOR_DBFS: f32 = -80.0;
+
 /// How speech regions are found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SegmentOptions {
@@ -27,7 +41,8 @@ pub struct SegmentOptions {
     pub min_silence_s: f32,
     /// Seconds added before the first and after the last spike of a region. Default 0.2.
     pub padding_s: f32,
-    /// Frames whose RMS level is below this (dBFS, 0 = int16 full scale) are silence. Default −65.
+    /// Frames whose RMS level is below this (dBFS, 0 = int16 full scale) are silence. Default
+    /// [`DEFAULT_ENERGY_FLOOR_DBFS`]; in a quiet recording, lower (see [`effective_energy_floor`]).
     pub energy_floor_dbfs: f32,
     /// When the speech regions cover less than this fraction of the recording, each region is
     /// recognised again on its own (its own normalisation, no recurrence through the non-speech
@@ -42,7 +57,7 @@ impl Default for SegmentOptions {
             speech_threshold: 0.5,
             min_silence_s: 0.5,
             padding_s: 0.2,
-            energy_floor_dbfs: -65.0,
+            energy_floor_dbfs: DEFAULT_ENERGY_FLOOR_DBFS,
             isolate_below: 0.6,
         }
     }
@@ -115,6 +130,23 @@ pub fn frame_levels_dbfs(samples: &[f32], hop: usize, frames: usize) -> Vec<f32>
         .collect()
 }
 
+/// The energy floor for a recording with these frame levels: `floor_dbfs`, or in a quiet recording
+/// [`QUIET_RECORDING_RANGE_DB`] below its loudest frame, but not below [`LOWEST_ENERGY_FLOOR_DBFS`]
+/// (nor below `floor_dbfs` itself when that is set lower). The loudest frame, not a percentile: a
+/// short clip in seconds of silence has few loud frames, and a click can only raise the floor back
+/// towards `floor_dbfs`.
+pub fn effective_energy_floor(levels_dbfs: &[f32], floor_dbfs: f32) -> f32 {
+    let loudest = levels_dbfs
+        .iter()
+        .copied()
+        .filter(|level| level.is_finite())
+        .fold(f32::NEG_INFINITY, f32::max);
+    if !loudest.is_finite() {
+        return floor_dbfs;
+    }
+    (loudest - QUIET_RECORDING_RANGE_DB).clamp(LOWEST_ENERGY_FLOOR_DBFS.min(floor_dbfs), floor_dbfs)
+}
+
 /// The speech regions of `log_probs` (`[frames, classes]`, blank in column 0), given each frame's
 /// level in dBFS and the seconds per frame. Regions are sorted and disjoint; without speech, empty.
 pub fn speech_regions(
@@ -133,11 +165,10 @@ pub fn speech_regions(
     let to_frames = |s: f32| (f64::from(s) / frame_shift_s).round() as usize;
     let min_gap = to_frames(options.min_silence_s).max(1);
     let padding = to_frames(options.padding_s);
+    let floor = effective_energy_floor(levels_dbfs, options.energy_floor_dbfs);
     let spikes = (0..frames).filter(|&t| {
         let non_blank = 1.0 - log_probs[[t, 0]].exp();
-        let loud = levels_dbfs
-            .get(t)
-            .is_none_or(|&level| level >= options.energy_floor_dbfs);
+        let loud = levels_dbfs.get(t).is_none_or(|&level| level >= floor);
         non_blank >= options.speech_threshold && loud
     });
     let mut regions: Vec<FrameRange> = Vec::new();
@@ -212,6 +243,27 @@ mod tests {
         levels[50] = -90.0;
         let regions = speech_regions(log_probs.view(), &levels, 0.02, &SegmentOptions::default());
         assert_eq!(regions, vec![(0, 21)]);
+    }
+
+    #[test]
+    fn the_floor_follows_a_quiet_recording_down_to_its_limit() {
+        // Loudest frame −10 dBFS: the fixed floor; −30: 45 dB below it; −40 or −60: the lowest floor.
+        assert_eq!(effective_energy_floor(&[-10.0, -70.0], -65.0), -65.0);
+        assert_eq!(
+            effective_energy_floor(&[-40.0, f32::NEG_INFINITY], -65.0),
+            -80.0
+        );
+        assert_eq!(effective_energy_floor(&[-30.0], -65.0), -75.0);
+        assert_eq!(effective_energy_floor(&[-60.0], -65.0), -80.0);
+        // A floor set below the limit is kept; digital silence alone keeps the set floor.
+        assert_eq!(effective_energy_floor(&[-60.0], -100.0), -100.0);
+        assert_eq!(effective_energy_floor(&[f32::NEG_INFINITY], -65.0), -65.0);
+        // Speech 20 dB quieter than at a normal level keeps its spikes.
+        let log_probs = with_spikes(100, &[10, 50]);
+        let mut levels = vec![-62.0f32; 100];
+        levels[50] = -72.0;
+        let regions = speech_regions(log_probs.view(), &levels, 0.02, &SegmentOptions::default());
+        assert_eq!(regions, vec![(0, 21), (40, 61)]);
     }
 
     #[test]
