@@ -338,9 +338,11 @@ fn flac_decodes_to_exactly_the_wav_samples_and_lossy_codecs_to_nearly_them() {
     let wav =
         read_audio(&Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/fsdd_7_jackson_0_8k.wav"))
             .unwrap();
-    let flac = read_audio(&container_fixture("flac")).unwrap();
-    assert_eq!(flac, wav, "FLAC is lossless");
-    for extension in ["ogg", "mp3"] {
+    for lossless in ["flac", "aiff", "caf"] {
+        let decoded = read_audio(&container_fixture(lossless)).unwrap();
+        assert_eq!(decoded, wav, "{lossless} is lossless");
+    }
+    for extension in ["ogg", "mp3", "m4a"] {
         let lossy = read_audio(&container_fixture(extension)).unwrap();
         assert!(
             lossy.samples.len() >= wav.samples.len(),

@@ -1,4 +1,5 @@
-//! Compressed containers through symphonia: FLAC, Ogg Vorbis and MP3, decoded to interleaved `f32`,
+//! Other containers through symphonia: FLAC, Ogg Vorbis, MP3, AIFF/AIFC, CAF and MP4/M4A (AAC: phones'
+//! voice memos), decoded to interleaved `f32`,
 //! then mixed to mono at int16 scale like every other reader. WAV and SPHERE keep their own readers
 //! (their header checks and error messages are ours).
 
@@ -15,10 +16,15 @@ use symphonia::core::probe::Hint;
 use super::{mix_to_mono, Waveform, INT16_SCALE, MAX_AUDIO_BYTES, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
-/// True when `bytes` start like a FLAC, Ogg or MP3 (ID3-tagged or a bare MPEG audio frame) file.
+/// True when `bytes` start like a FLAC, Ogg, MP3 (ID3-tagged or a bare MPEG audio frame), AIFF/AIFC,
+/// CAF or MP4/M4A file.
 pub(crate) fn is_container(bytes: &[u8]) -> bool {
     bytes.starts_with(b"fLaC")
         || bytes.starts_with(b"OggS")
+        || bytes.starts_with(b"caff")
+        || (bytes.starts_with(b"FORM") && bytes.len() >= 12 && matches!(&bytes[8..12], b"AIFF" | b"AIFC"))
+        // ISO base media (MP4, M4A): the first box is `ftyp`.
+        || (bytes.len() >= 8 && &bytes[4..8] == b"ftyp")
         || bytes.starts_with(b"ID3")
         // MPEG audio frame sync: 11 set bits, then a layer that is not "reserved".
         || (bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0 && bytes[1] & 0x06 != 0)
@@ -31,7 +37,7 @@ const DECLARED_LENGTH_SLACK: u64 = 2304;
 /// Most decoded samples (all channels) kept: as many as the largest WAV read holds as int16.
 const MAX_DECODED_SAMPLES: usize = (MAX_AUDIO_BYTES / 2) as usize;
 
-/// Decode a FLAC, Ogg Vorbis or MP3 file held in memory.
+/// Decode a FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4 file held in memory.
 pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     let malformed = |reason: String| Error::MalformedAudio {
         path: path.to_path_buf(),
@@ -50,7 +56,9 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         )
         .map_err(|e| Error::NotAudio {
             path: path.to_path_buf(),
-            reason: format!("not a FLAC, Ogg Vorbis or MP3 stream phonrec can read ({e})"),
+            reason: format!(
+                "not a FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4 stream phonrec can read ({e})"
+            ),
         })?;
     let mut format = probed.format;
     let track = format

@@ -1,4 +1,4 @@
-//! Stage 1, audio input: a WAV, NIST SPHERE, FLAC, Ogg Vorbis or MP3 file -> mono `f32` samples at
+//! Stage 1, audio input: a WAV, NIST SPHERE, FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4/M4A file -> mono `f32` samples at
 //! int16 scale, at any rate,
 //! then resampled to the rate a model expects.
 //!
@@ -109,7 +109,8 @@ impl Waveform {
 /// hours of 16 kHz 16-bit stereo.
 pub const MAX_AUDIO_BYTES: u64 = 8 << 30;
 
-/// Read a WAV (8–32-bit integer PCM, 32/64-bit float, µ-law, A-law), NIST SPHERE, FLAC, Ogg Vorbis or MP3 file,
+/// Read a WAV (8–32-bit integer PCM, 32/64-bit float, µ-law, A-law), NIST SPHERE, FLAC, Ogg Vorbis, MP3, AIFF, CAF or
+/// MP4/M4A (AAC) file,
 /// detected by its content
 /// (not its extension), mixed down to mono at int16 scale. Regular files and pipes (`/dev/stdin`,
 /// `<(sox ...)`) are read; folders and devices are refused with what they are.
@@ -169,7 +170,8 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
     read_audio_bytes(&bytes, path)
 }
 
-/// True when `bytes` start like a file phonrec reads: WAV (RIFF/RIFX), NIST SPHERE, FLAC, Ogg or MP3.
+/// True when `bytes` start like a file phonrec reads: WAV (RIFF/RIFX), NIST SPHERE, FLAC, Ogg, MP3,
+/// AIFF, CAF or MP4.
 pub fn looks_like_audio(bytes: &[u8]) -> bool {
     bytes.starts_with(b"RIFF")
         || bytes.starts_with(b"RIFX")
@@ -198,7 +200,7 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         return Err(Error::NotAudio {
             path: path.to_path_buf(),
             reason: format!(
-                "it starts with {:?}, expected a WAV, SPHERE, FLAC, Ogg Vorbis or MP3 file",
+                "it starts with {:?}, expected a WAV, SPHERE, FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4/M4A file",
                 String::from_utf8_lossy(&magic[..filled.min(4)])
             ),
         });

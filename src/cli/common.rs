@@ -247,7 +247,9 @@ pub fn manifest_inputs(manifest: &Path) -> anyhow::Result<Vec<Input>> {
 
 /// Audio file extensions a folder walk picks up (any case); files given by name are read whatever
 /// their name, by their content.
-pub const AUDIO_EXTENSIONS: [&str; 5] = ["wav", "sph", "flac", "ogg", "mp3"];
+pub const AUDIO_EXTENSIONS: [&str; 11] = [
+    "wav", "sph", "flac", "ogg", "mp3", "aif", "aiff", "aifc", "caf", "m4a", "mp4",
+];
 
 /// Inputs from the command line: files as given; a Kaldi data dir (a folder with `wav.scp`) or a
 /// `*.scp` file as the utterances it lists, by id; other folders walked (symlinks followed, each
@@ -268,7 +270,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
             }
             let text = String::from_utf8(bytes).map_err(|_| {
                 anyhow::anyhow!(
-                    "standard input is neither audio (WAV, SPHERE, FLAC, Ogg Vorbis, MP3) nor a UTF-8 list of paths"
+                    "standard input is neither audio (WAV, SPHERE, FLAC, Ogg Vorbis, MP3, AIFF, CAF, MP4) nor a UTF-8 list of paths"
                 )
             })?;
             files.extend(
@@ -301,7 +303,7 @@ pub fn no_audio_found(inputs: &[PathBuf]) -> anyhow::Error {
         return anyhow::anyhow!("no audio files found in the given inputs");
     }
     anyhow::anyhow!(
-        "no audio files found: the folder{} {} hold{} no .wav, .sph, .flac, .ogg or .mp3 files",
+        "no audio files found: the folder{} {} hold{} no .wav, .sph, .flac, .ogg, .mp3, .aif(f/c), .caf, .m4a or .mp4 files",
         if folders.len() == 1 { "" } else { "s" },
         folders.join(", "),
         if folders.len() == 1 { "s" } else { "" }
