@@ -472,7 +472,7 @@ pub struct DecodeArgs {
     pub no_segment: bool,
 
     /// Non-blank probability from which a frame counts as a phone spike (speech).
-    #[arg(long, default_value_t = 0.5, value_name = "P")]
+    #[arg(long, default_value_t = phonrec::recognize::DEFAULT_SPEECH_THRESHOLD, value_name = "P")]
     pub speech_threshold: f32,
 
     /// Seconds without phone spikes that end a speech region.

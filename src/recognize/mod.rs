@@ -7,7 +7,7 @@ mod segment;
 
 pub use segment::{
     effective_energy_floor, frame_levels_dbfs, speech_regions, SegmentOptions,
-    DEFAULT_ENERGY_FLOOR_DBFS,
+    DEFAULT_ENERGY_FLOOR_DBFS, DEFAULT_SPEECH_THRESHOLD,
 };
 
 use std::path::{Path, PathBuf};
