@@ -100,8 +100,11 @@ fn write_wav(path: &Path, samples: &[f32], rate: u32) {
     writer.finalize().expect("finish WAV");
 }
 
-/// `(file, phones, first phone's start)` of each input, via `phonrec transcribe --format json`.
-fn transcribe(files: &[PathBuf]) -> Vec<(String, Vec<String>, Option<f64>)> {
+/// `(file, phones, first phone's start)` of one transcribed file.
+type Record = (String, Vec<String>, Option<f64>);
+
+/// A [`Record`] of each input, via `phonrec transcribe --format json`.
+fn transcribe(files: &[PathBuf]) -> Vec<Record> {
     let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
         .arg("transcribe")
         .args(["--format", "json"])
@@ -115,7 +118,7 @@ fn transcribe(files: &[PathBuf]) -> Vec<(String, Vec<String>, Option<f64>)> {
         String::from_utf8_lossy(&output.stderr)
     );
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let mut records: Vec<(String, Vec<String>, Option<f64>)> = text
+    let mut records: Vec<Record> = text
         .lines()
         .map(|line| {
             let record: serde_json::Value = serde_json::from_str(line).expect("JSON line");
@@ -142,6 +145,30 @@ fn transcribe(files: &[PathBuf]) -> Vec<(String, Vec<String>, Option<f64>)> {
     });
     assert_eq!(records.len(), files.len(), "{text}");
     records
+}
+
+/// Each example beside a variant of it (`make` turns the example's samples at their rate into the
+/// variant's), transcribed in one call: `(clip, variant)` records in the order of [`EXAMPLES`].
+fn examples_and_variants(
+    suffix: &str,
+    make: impl Fn(Vec<f32>, u32) -> Vec<f32>,
+) -> Vec<(Record, Record)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut files = Vec::new();
+    for example in EXAMPLES {
+        let (samples, rate) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(example));
+        let stem = Path::new(example).file_stem().unwrap().to_string_lossy();
+        let variant_path = dir.path().join(format!("{stem}_{suffix}.wav"));
+        write_wav(&variant_path, &make(samples, rate), rate);
+        files.push(PathBuf::from(example));
+        files.push(variant_path);
+    }
+    let mut records = transcribe(&files).into_iter();
+    let mut pairs = Vec::new();
+    while let (Some(clip), Some(variant)) = (records.next(), records.next()) {
+        pairs.push((clip, variant));
+    }
+    pairs
 }
 
 fn edit_distance(a: &[String], b: &[String]) -> usize {
@@ -268,23 +295,14 @@ fn clips_with_an_audible_floor_padded_with_long_digital_silence_keep_their_phone
         eprintln!("no models/default.safetensors: skipping");
         return;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut files = Vec::new();
-    for example in EXAMPLES {
-        let (samples, rate) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(example));
+    let pairs = examples_and_variants("padded3", |samples, rate| {
         let pad = 3 * rate as usize;
         let mut padded = vec![0.0f32; pad];
         padded.extend_from_slice(&samples);
         padded.resize(padded.len() + pad, 0.0);
-        let stem = Path::new(example).file_stem().unwrap().to_string_lossy();
-        let padded_path = dir.path().join(format!("{stem}_padded3.wav"));
-        write_wav(&padded_path, &padded, rate);
-        files.push(PathBuf::from(example));
-        files.push(padded_path);
-    }
-    let results = transcribe(&files);
-    for pair in results.chunks(2) {
-        let ((clip, clip_phones, _), (file, phones, first_start)) = (&pair[0], &pair[1]);
+        padded
+    });
+    for ((clip, clip_phones, _), (file, phones, first_start)) in &pairs {
         assert_eq!(phones, clip_phones, "{file} against {clip}");
         assert!(first_start.expect("a first phone") >= 2.85, "{file}");
     }
@@ -300,19 +318,8 @@ fn recordings_with_the_input_gain_far_too_low_keep_their_phones() {
         eprintln!("no models/default.safetensors: skipping");
         return;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut files = Vec::new();
-    for example in EXAMPLES {
-        let (samples, rate) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(example));
-        let stem = Path::new(example).file_stem().unwrap().to_string_lossy();
-        let quiet_path = dir.path().join(format!("{stem}_quiet.wav"));
-        write_wav(&quiet_path, &scale_to_dbfs(samples, -70.0), rate);
-        files.push(PathBuf::from(example));
-        files.push(quiet_path);
-    }
-    let results = transcribe(&files);
-    for pair in results.chunks(2) {
-        let ((clip, clip_phones, _), (file, phones, _)) = (&pair[0], &pair[1]);
+    let pairs = examples_and_variants("quiet", |samples, _| scale_to_dbfs(samples, -70.0));
+    for ((clip, clip_phones, _), (file, phones, _)) in &pairs {
         let distance = edit_distance(clip_phones, phones);
         assert!(
             distance <= 2,
