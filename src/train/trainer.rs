@@ -293,6 +293,9 @@ pub struct TrainOutcome {
 /// An utterance ready for training: its waveform at the model's rate and its labels.
 struct Prepared {
     wave: Arc<Vec<f32>>,
+    /// The rate the audio was recorded at, when lower than the model's: its band ends at half this,
+    /// and augmentation must not put noise above it (see [`band_limit`]).
+    narrowband_source_hz: Option<u32>,
     phones: Vec<PhoneId>,
     /// Feature frames without speed perturbation.
     num_frames: usize,
@@ -957,6 +960,9 @@ impl TrainData {
                             wave = conditioned.samples;
                             has_speech = conditioned.has_speech;
                         }
+                        if let Some(source_rate) = self.train[i].narrowband_source_hz {
+                            wave = band_limit(&wave, sample_rate, source_rate);
+                        }
                         let pipeline = if self.vtlp_pipelines.is_empty() {
                             &self.pipeline
                         } else {
@@ -1128,6 +1134,24 @@ fn evaluate(
     Ok((loss_sum / phones.max(1) as f64, stats.per()))
 }
 
+/// `wave` (at `rate`) without what lies above the band of audio recorded at `source_rate`: noise and
+/// reverberation that augmentation added to an 8 kHz recording resampled to 16 kHz would otherwise
+/// fill its empty 4–8 kHz band, which that recording never has at recognition time. A round trip
+/// through the source rate (the resampler's anti-aliasing filter is the low-pass), cut or padded to
+/// the input's length.
+fn band_limit(wave: &[f32], rate: u32, source_rate: u32) -> Vec<f32> {
+    let round_trip = crate::audio::resample(wave, rate, source_rate)
+        .and_then(|narrow| crate::audio::resample(&narrow, source_rate, rate));
+    match round_trip {
+        Ok(mut limited) => {
+            limited.resize(wave.len(), 0.0);
+            limited
+        }
+        // Rates were checked when the audio was read; should the resampler refuse, keep the wave.
+        Err(_) => wave.to_vec(),
+    }
+}
+
 /// Read, resample and check every utterance; unreadable audio and utterances too short for their labels
 /// are reported and skipped.
 fn prepare(
@@ -1141,8 +1165,11 @@ fn prepare(
     let results: Vec<std::result::Result<Prepared, String>> = utterances
         .par_iter()
         .map(|utt| {
-            let wave = crate::audio::read_audio(&utt.audio)
-                .and_then(|w| w.resampled(rate))
+            let source = crate::audio::read_audio(&utt.audio)
+                .map_err(|e| format!("skipped {}: {e}", utt.id))?;
+            let source_rate = source.sample_rate_hz;
+            let wave = source
+                .resampled(rate)
                 .map_err(|e| format!("skipped {}: {e}", utt.id))?;
             let num_frames = crate::features::num_frames(wave.samples.len(), &frame);
             let steps = network.config().output_frames(num_frames);
@@ -1159,6 +1186,7 @@ fn prepare(
             }
             Ok(Prepared {
                 wave: Arc::new(wave.samples),
+                narrowband_source_hz: (source_rate < rate).then_some(source_rate),
                 phones: utt.phones.clone(),
                 num_frames,
             })
@@ -1215,4 +1243,46 @@ fn network_from_tensors(
         candle_nn::VarBuilder::from_varmap(&var_map, DType::F32, &Device::Cpu),
     )?;
     Ok((network, var_map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::band_limit;
+
+    fn tone(hz: f32, len: usize) -> Vec<f32> {
+        (0..len)
+            .map(|n| 1000.0 * (std::f32::consts::TAU * hz * n as f32 / 16_000.0).sin())
+            .collect()
+    }
+
+    fn power(x: &[f32]) -> f64 {
+        x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64
+    }
+
+    #[test]
+    fn band_limit_keeps_the_source_band_and_removes_what_is_above_it() {
+        let len = 16_000;
+        // Away from the edges, where the filter has no full support.
+        let middle = 1000..len - 1000;
+        let speech_band = tone(1000.0, len);
+        let limited = band_limit(&speech_band, 16_000, 8_000);
+        assert_eq!(limited.len(), len);
+        let error: Vec<f32> = limited[middle.clone()]
+            .iter()
+            .zip(&speech_band[middle.clone()])
+            .map(|(a, b)| a - b)
+            .collect();
+        assert!(
+            power(&error) < 1e-4 * power(&speech_band),
+            "1 kHz changed: {}",
+            power(&error) / power(&speech_band)
+        );
+        let above = tone(6000.0, len);
+        let removed = band_limit(&above, 16_000, 8_000);
+        assert!(
+            power(&removed[middle.clone()]) < 1e-4 * power(&above),
+            "6 kHz kept: {}",
+            power(&removed[middle]) / power(&above)
+        );
+    }
 }
