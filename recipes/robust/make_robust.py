@@ -458,6 +458,28 @@ def process(src, cond, args, command):
     return clipped_total
 
 
+SYNTH = {  # sox -n synth effects of each tonal non-speech file (label -> effects), 10 s at 16 kHz
+    "beeps_1kHz_-20dBFS": ["synth", "0.3", "sine", "1000", "pad", "0", "0.7", "repeat", "9"],
+    "dtmf_-20dBFS": ["synth", "0.2", "sine", "697", "sine", "1209", "channels", "1", "pad", "0", "0.3",
+                     "repeat", "19"],
+    "melody_pluck_-20dBFS": ["synth", "0.4", "pluck", "C4", ":", "synth", "0.4", "pluck", "E4", ":",
+                             "synth", "0.4", "pluck", "G4", ":", "synth", "0.4", "pluck", "A4", ":",
+                             "synth", "0.4", "pluck", "C5", "repeat", "4"],
+    "chord_pluck_-20dBFS": ["synth", "2", "pluck", "C3", "pluck", "E3", "pluck", "G3", "pluck", "C4",
+                            "channels", "1", "repeat", "4"],
+    "tremolo_440Hz_-20dBFS": ["synth", "10", "sine", "440", "tremolo", "6", "80"],
+    "sweep_100-4000Hz_-20dBFS": ["synth", "10", "sine", "100-4000"],
+    "square_220Hz_-30dBFS": ["synth", "10", "square", "220"],
+}
+
+
+def sox_synth(label, rate, n):
+    """The tonal file `label` (SYNTH) as float samples, cut or padded to n."""
+    out = run_sox(["-n"] + raw_f32(rate) + ["-"] + SYNTH[label])
+    y = np.frombuffer(out, dtype="<f4").astype(np.float64) * FS
+    return np.concatenate([y, np.zeros(max(0, n - len(y)))])[:n]
+
+
 def non_speech(args, command):
     fp = f"{VERSION} seed={args.seed} nonspeech"
     man_path = os.path.join(args.out, "nonspeech.tsv")
@@ -478,6 +500,15 @@ def non_speech(args, command):
         ("hum50_-25dBFS", "hum50", -25.0),
         ("pink_-60dBFS", "pink", -60.0),
         ("tel8k_ulaw_pink_-35dBFS", "telpink", -35.0),
+        # Tonal sounds (sox synth, not the training generator's): beeps, a DTMF-like two-tone, plucked
+        # notes and chords, a warbling tone, a sweep, a square wave.
+        ("beeps_1kHz_-20dBFS", "synth", -20.0),
+        ("dtmf_-20dBFS", "synth", -20.0),
+        ("melody_pluck_-20dBFS", "synth", -20.0),
+        ("chord_pluck_-20dBFS", "synth", -20.0),
+        ("tremolo_440Hz_-20dBFS", "synth", -20.0),
+        ("sweep_100-4000Hz_-20dBFS", "synth", -20.0),
+        ("square_220Hz_-30dBFS", "synth", -30.0),
     ]
     lines, info, clipped_total = [], [], 0
     for idx, (label, kind, level) in enumerate(items):
@@ -493,6 +524,9 @@ def non_speech(args, command):
             y = db_to_rms(level) * brown_noise(rng, n, rate)
         elif kind.startswith("hum"):
             y = db_to_rms(level) * hum(rng, n, rate, float(kind[3:]))
+        elif kind == "synth":
+            y = sox_synth(label, rate, n)
+            y = y * db_to_rms(level) / rms(y)
         elif kind == "telpink":
             bp = sox_float(pink_noise(rng, n, rate), rate, 8000, ["rate", "-h", "8000", "sinc", "300-3400"])
             bp = bp * db_to_rms(level) / rms(bp)
@@ -511,7 +545,8 @@ def non_speech(args, command):
         "# robust: nonspeech = 10 s files without speech; labels empty (expected output: no phones)",
         "# files: digital silence; white, pink (20 Hz-Nyquist), brown (leaky integral, 20 Hz) noise at -30 dBFS RMS; "
         "60 Hz and 50 Hz hum (6 harmonics) at -25 dBFS; pink at -60 dBFS; telephone pink (sox rate -h 8000, "
-        "sinc 300-3400, G.711 u-law, 8 kHz output) at -35 dBFS; 16 kHz unless said",
+        "sinc 300-3400, G.711 u-law, 8 kHz output) at -35 dBFS; tonal sounds made with sox synth (effects in "
+        "make_robust.py's SYNTH) at -20 dBFS RMS (square wave -30); 16 kHz unless said",
         f"# command: {command}",
         f"# seed: {args.seed}; per-file parameters in nonspeech.info.tsv",
         f"# clipped samples (int16 range, total): {clipped_total}",

@@ -36,7 +36,8 @@ pub enum AugmentPreset {
     /// of those cut hard, with their own noise floor), pauses (¼), noise floors −80..−40 dBFS (0.4),
     /// white/pink/brown/hum/babble noise at 0–30 dB (0.35), reverberation (0.15), telephone channel
     /// (8 kHz, ~300–3400 Hz band-pass, μ-law/A-law/GSM-like; 0.2), clipping, and non-speech clips
-    /// with empty labels (4 %). For models that must handle real recordings.
+    /// with empty labels (4 %: silence, floors, noise, hum, beeps, music, warbling tones, sweeps).
+    /// For models that must handle real recordings.
     Robust,
 }
 
@@ -219,6 +220,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "P")]
     pub floor_step: Option<f32>,
 
+    /// With --augment robust: the share of utterances replaced by non-speech with empty labels
+    /// (silence, floors, noise, hum, beeps, music, warbling tones, sweeps) instead of the preset's
+    /// 0.04 [default: 0.04].
+    #[arg(long, value_name = "P")]
+    pub non_speech: Option<f32>,
+
     /// Fine-tune: start from this model's weights, or from the model built into phonrec with
     /// `builtin` (the route for small data: a few hundred utterances of one's own; a file named
     /// builtin is `./builtin`). Its features
@@ -382,6 +389,9 @@ impl TrainArgs {
                         if let Some(p) = self.floor_step {
                             robust.conditions.floor_step_probability = p;
                         }
+                        if let Some(p) = self.non_speech {
+                            robust.conditions.non_speech_probability = p;
+                        }
                         robust
                     }
                 }
@@ -531,6 +541,9 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
     }
     if args.floor_step.is_some() && !options.augment.conditions.is_active() {
         bail!("--floor-step sets a share of --augment robust: add --augment robust");
+    }
+    if args.non_speech.is_some() && !options.augment.conditions.is_active() {
+        bail!("--non-speech sets a share of --augment robust: add --augment robust");
     }
     if args.init_from.as_deref() == Some(Path::new(BUILT_IN_INIT))
         && options.init_from_bytes.is_none()

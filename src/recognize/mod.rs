@@ -7,7 +7,8 @@ mod segment;
 
 pub use segment::{
     effective_energy_floor, frame_levels_dbfs, speech_regions, SegmentOptions,
-    DEFAULT_ENERGY_FLOOR_DBFS, DEFAULT_SPEECH_THRESHOLD,
+    DEFAULT_ENERGY_FLOOR_DBFS, DEFAULT_SPEECH_THRESHOLD, LOWEST_ENERGY_FLOOR_DBFS,
+    QUIET_RECORDING_RANGE_DB,
 };
 
 use std::path::{Path, PathBuf};

@@ -30,11 +30,11 @@ pub const DEFAULT_ENERGY_FLOOR_DBFS: f32 = -65.0;
 /// dBFS RMS) lost most of its frames to a fixed −65 dBFS floor (synthetic dev PER 36.5 % against
 /// 6.8 %; `models/README.md`), while recordings whose loudest frame is above −20 dBFS keep the fixed
 /// floor exactly (a lower fixed floor let a padded digit's fill pass as a spike).
-const QUIET_RECORDING_RANGE_DB: f32 = 45.0;
+pub const QUIET_RECORDING_RANGE_DB: f32 = 45.0;
 
 /// Lowest floor the level-following rule reaches: 10 dB above the seeded dither (1 LSB, −90 dBFS)
 /// that fills digital silence.
-const LOWEST_ENERGY_FLOOR_DBFS: f32 = -80.0;
+pub const LOWEST_ENERGY_FLOOR_DBFS: f32 = -80.0;
 
 /// How speech regions are found.
 #[derive(Clone, Debug, PartialEq)]

@@ -298,10 +298,11 @@ fn babble_noise(len: usize, pool: &[&[f32]], rng: &mut impl Rng) -> Vec<f32> {
     out
 }
 
-/// Non-speech of `len` samples: digital silence, a faint noise floor, louder coloured noise or hum.
+/// Non-speech of `len` samples: digital silence, a faint noise floor, louder coloured noise, hum, or
+/// tonal sounds ([`tonal_sounds`]: beeps, music, warbling tones, sweeps).
 pub fn non_speech(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f32> {
     let mut out = vec![0.0f32; len];
-    match rng.gen_range(0..5) {
+    match rng.gen_range(0..7) {
         0 => {} // digital silence
         1 => add_at_power(
             &mut out,
@@ -313,11 +314,126 @@ pub fn non_speech(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f3
             &coloured_noise(len, rng.gen_range(0..3), rng),
             dbfs_power(rng.gen_range(-45.0..-12.0)),
         ),
-        _ => add_at_power(
+        4 => add_at_power(
             &mut out,
             &hum(len, sample_rate_hz, rng),
             dbfs_power(rng.gen_range(-50.0..-15.0)),
         ),
+        _ => {
+            add_at_power(
+                &mut out,
+                &tonal_sounds(len, sample_rate_hz, rng),
+                dbfs_power(rng.gen_range(-35.0..-10.0)),
+            );
+            if rng.gen_bool(0.5) {
+                let floor = coloured_noise(len, rng.gen_range(0..3), rng);
+                add_at_power(&mut out, &floor, dbfs_power(rng.gen_range(-80.0..-45.0)));
+            }
+        }
+    }
+    out
+}
+
+/// Tonal sounds that are not speech, which a network trained on speech alone hears as vowels and
+/// nasals (a 440 Hz tone warbling at 6 Hz gave 117 phones in 10 s): beeps and two-tone signals,
+/// plucked notes and chords, a harmonic tone with tremolo and vibrato, frequency sweeps.
+pub fn tonal_sounds(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f32> {
+    use std::f32::consts::TAU;
+    let rate = sample_rate_hz as f32;
+    let nyquist = rate / 2.0;
+    let mut out = vec![0.0f32; len];
+    // Adds a tone of `harmonics` partials (amplitude 1/k) at `f` Hz from sample `start` for `n`
+    // samples, shaped by `envelope(t)` (t in seconds from its start).
+    let add_tone = |out: &mut [f32],
+                    start: usize,
+                    n: usize,
+                    f: f32,
+                    harmonics: usize,
+                    envelope: &dyn Fn(f32) -> f32| {
+        let end = (start + n).min(out.len());
+        for (i, x) in out[start.min(end)..end].iter_mut().enumerate() {
+            let t = i as f32 / rate;
+            let mut v = 0.0;
+            for k in 1..=harmonics {
+                let fk = f * k as f32;
+                if fk < nyquist * 0.95 {
+                    v += (TAU * fk * t).sin() / k as f32;
+                }
+            }
+            *x += v * envelope(t);
+        }
+    };
+    match rng.gen_range(0..4) {
+        0 => {
+            // Beeps: one or two (DTMF-like) tones, on and off.
+            let f1 = rng.gen_range(300.0..3000.0f32).min(nyquist * 0.9);
+            let f2 = rng.gen_bool(0.5).then(|| rng.gen_range(600.0..1700.0f32));
+            let (on, off) = (
+                (rng.gen_range(0.05..0.5) * rate) as usize,
+                (rng.gen_range(0.05..1.0) * rate) as usize,
+            );
+            let mut at = (rng.gen_range(0.0..0.5) * rate) as usize;
+            while at < len {
+                add_tone(&mut out, at, on, f1, 1, &|_| 1.0);
+                if let Some(f2) = f2 {
+                    add_tone(&mut out, at, on, f2, 1, &|_| 1.0);
+                }
+                at += on + off;
+            }
+        }
+        1 => {
+            // Plucked notes and chords of a few harmonics, decaying.
+            let mut at = 0usize;
+            while at < len {
+                let n = (rng.gen_range(0.12..0.6) * rate) as usize;
+                let tau = rng.gen_range(0.05..0.5f32);
+                let harmonics = rng.gen_range(1..=6);
+                for _ in 0..rng.gen_range(1..=3) {
+                    let midi = rng.gen_range(45..85) as f32;
+                    let f = 440.0 * 2f32.powf((midi - 69.0) / 12.0);
+                    add_tone(&mut out, at, 2 * n, f, harmonics, &|t| (-t / tau).exp());
+                }
+                at += n;
+            }
+        }
+        2 => {
+            // A harmonic tone with tremolo (2–10 Hz, syllable-like) and vibrato.
+            let f0 = rng.gen_range(100.0..2000.0f32);
+            let harmonics = rng.gen_range(1..=4);
+            let (trem, depth) = (rng.gen_range(2.0..10.0f32), rng.gen_range(0.3..1.0f32));
+            let (vib, extent) = (rng.gen_range(4.0..7.0f32), rng.gen_range(0.0..0.03f32));
+            let mut phase = 0.0f32;
+            for (i, x) in out.iter_mut().enumerate() {
+                let t = i as f32 / rate;
+                let f = f0 * (1.0 + extent * (TAU * vib * t).sin());
+                phase = (phase + TAU * f / rate) % (TAU * 64.0);
+                let mut v = 0.0;
+                for k in 1..=harmonics {
+                    if f * (k as f32) < nyquist * 0.95 {
+                        v += (phase * k as f32).sin() / k as f32;
+                    }
+                }
+                let envelope = 1.0 - depth * 0.5 * (1.0 + (TAU * trem * t).sin());
+                *x = v * envelope;
+            }
+        }
+        _ => {
+            // Sweeps up or down, log-frequency, 0.2–2 s each, repeated.
+            let sweep = ((rng.gen_range(0.2..2.0) * rate) as usize).max(1);
+            let (lo, hi) = (
+                rng.gen_range(100.0..800.0f32),
+                rng.gen_range(1000.0..4000.0f32).min(nyquist * 0.9),
+            );
+            let up = rng.gen_bool(0.5);
+            let mut phase = 0.0f32;
+            for (i, x) in out.iter_mut().enumerate() {
+                let u = (i % sweep) as f32 / sweep as f32;
+                let u = if up { u } else { 1.0 - u };
+                let f = lo * (hi / lo).powf(u);
+                phase = (phase + TAU * f / rate) % TAU;
+                *x = phase.sin();
+            }
+        }
     }
     out
 }
@@ -508,6 +624,24 @@ mod tests {
             .samples
             .iter()
             .all(|v| v.is_finite() && v.abs() < 32768.0));
+    }
+
+    #[test]
+    fn tonal_sounds_are_finite_audible_and_of_every_kind() {
+        // 40 seeds (each draws one of the four kinds) at 8 and 16 kHz: finite, the requested
+        // length, not silent.
+        for seed in 0..40 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            for rate in [8_000u32, 16_000] {
+                let out = tonal_sounds(rate as usize, rate, &mut rng);
+                assert_eq!(out.len(), rate as usize);
+                assert!(out.iter().all(|v| v.is_finite()), "seed {seed}");
+                assert!(
+                    mean_power(&out) > 1e-4,
+                    "seed {seed} at {rate} Hz is silent"
+                );
+            }
+        }
     }
 
     #[test]
