@@ -481,7 +481,7 @@ def sox_synth(label, rate, n):
 
 
 def non_speech(args, command):
-    fp = f"{VERSION} seed={args.seed} nonspeech"
+    fp = f"{VERSION} seed={args.seed} nonspeech+tonal"
     man_path = os.path.join(args.out, "nonspeech.tsv")
     if manifest_complete(man_path, fp):
         log("  nonspeech: complete, skipped")
