@@ -1,6 +1,7 @@
 //! RIFF/WAVE, and its big-endian twin RIFX: integer PCM of 8 to 32 bits (12- or 20-bit samples in
 //! their 16- or 24-bit containers), 32- and 64-bit float, G.711 µ-law and A-law (telephone audio),
-//! plain or `WAVE_FORMAT_EXTENSIBLE` headers, any channel count.
+//! plain or `WAVE_FORMAT_EXTENSIBLE` headers, any channel count; Microsoft and IMA ADPCM (voice
+//! recorders) go to symphonia's WAV reader.
 //!
 //! Parsed here rather than through hound (which still writes our WAVs): hound's reader does not skip
 //! the pad byte after an odd-sized chunk (a `LIST` chunk of odd length derails it), refuses companded
@@ -20,9 +21,7 @@ use crate::error::{Error, Result};
 const CONVERT_BLOCK: usize = 1 << 16;
 
 /// WAVE format tags (RFC 2361) that phonrec does not decode, named in the error.
-const UNSUPPORTED_TAGS: [(u16, &str); 6] = [
-    (0x0002, "Microsoft ADPCM"),
-    (0x0011, "IMA ADPCM"),
+const UNSUPPORTED_TAGS: [(u16, &str); 4] = [
     (0x0031, "GSM 6.10"),
     (0x0050, "MPEG"),
     (0x0055, "MP3"),
@@ -33,10 +32,21 @@ const FORMAT_FLOAT: u16 = 0x0003;
 const FORMAT_ALAW: u16 = 0x0006;
 const FORMAT_MULAW: u16 = 0x0007;
 const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
+/// ADPCM (Microsoft, IMA/DVI: dictaphones and older voice recorders), decoded by symphonia.
+const FORMAT_MS_ADPCM: u16 = 0x0002;
+const FORMAT_IMA_ADPCM: u16 = 0x0011;
 
 /// Data-chunk sizes a writer puts in the header when it cannot seek back to fill in the real one
 /// (sox writing to a pipe: 0x7FFFF000; ffmpeg and others: 0xFFFFFFFF). Such a file is read to its end.
 const STREAMED_DATA_SIZES: [u32; 2] = [0x7FFF_F000, 0xFFFF_FFFF];
+
+/// How the samples are stored: in fixed-size samples phonrec decodes, or as ADPCM blocks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Payload {
+    Samples(Encoding),
+    /// Block-coded ADPCM: the whole file goes to symphonia's WAV reader.
+    Adpcm,
+}
 
 /// How one sample is stored.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -62,6 +72,13 @@ impl Encoding {
             Encoding::Float64 => 8,
         }
     }
+}
+
+/// A parsed WAV header: samples phonrec reads itself, or ADPCM for symphonia.
+#[derive(Debug)]
+enum Parsed {
+    Samples(Header),
+    Adpcm,
 }
 
 /// What a WAV header says, checked.
@@ -125,7 +142,7 @@ fn read_u32(bytes: &[u8], at: usize, big_endian: bool) -> u32 {
 
 /// Parse the header at the start of `bytes` (the whole file, or a start long enough to reach the
 /// data chunk): walk the chunks to `fmt ` and `data`.
-fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header> {
+fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
     let malformed = |reason: String| Error::MalformedAudio {
         path: path.to_path_buf(),
         reason,
@@ -153,7 +170,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header> {
             ),
         });
     }
-    let mut format: Option<(Encoding, usize, u32)> = None;
+    let mut format: Option<(Payload, usize, u32)> = None;
     let mut pos: usize = 12;
     loop {
         if pos + 8 > bytes.len() {
@@ -181,22 +198,25 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header> {
                 big_endian,
             )?);
         } else if id == b"data" {
-            let Some((encoding, channels, sample_rate_hz)) = format else {
+            let Some((payload, channels, sample_rate_hz)) = format else {
                 return Err(malformed(
                     "the data chunk comes before the fmt chunk".to_string(),
                 ));
             };
+            let Payload::Samples(encoding) = payload else {
+                return Ok(Parsed::Adpcm);
+            };
             let streamed = STREAMED_DATA_SIZES.contains(&size)
                 // A size of 0 with samples after it: a writer that never came back to fill it in.
                 || (size == 0 && bytes.len() > body);
-            return Ok(Header {
+            return Ok(Parsed::Samples(Header {
                 encoding,
                 big_endian,
                 channels,
                 sample_rate_hz,
                 data_start: body,
                 declared_bytes: (!streamed).then_some(size as usize),
-            });
+            }));
         }
         // Chunks are padded to an even length. Checked: a size near usize::MAX must not wrap.
         let size = size as usize;
@@ -208,7 +228,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header> {
 }
 
 /// The encoding, channel count and rate of a `fmt ` chunk's body (at least 16 bytes).
-fn parse_format(path: &Path, fmt: &[u8], big_endian: bool) -> Result<(Encoding, usize, u32)> {
+fn parse_format(path: &Path, fmt: &[u8], big_endian: bool) -> Result<(Payload, usize, u32)> {
     let malformed = |reason: String| Error::MalformedAudio {
         path: path.to_path_buf(),
         reason,
@@ -235,8 +255,8 @@ fn parse_format(path: &Path, fmt: &[u8], big_endian: bool) -> Result<(Encoding, 
         path: path.to_path_buf(),
         encoding,
         hint: Some(
-            "phonrec reads WAV as 8–32-bit integer PCM, 32/64-bit float, µ-law or A-law; convert \
-             with e.g. `sox in.wav -e signed -b 16 out.wav`"
+            "phonrec reads WAV as 8–32-bit integer PCM, 32/64-bit float, µ-law, A-law or ADPCM; \
+             convert with e.g. `sox in.wav -e signed -b 16 out.wav`"
                 .to_string(),
         ),
     };
@@ -269,6 +289,9 @@ fn parse_format(path: &Path, fmt: &[u8], big_endian: bool) -> Result<(Encoding, 
                 "G.711 in {container}-byte samples (it is 8-bit)"
             )))
         }
+        FORMAT_MS_ADPCM | FORMAT_IMA_ADPCM => {
+            return Ok((Payload::Adpcm, channels, sample_rate_hz))
+        }
         other => {
             return Err(unsupported(
                 UNSUPPORTED_TAGS
@@ -279,7 +302,7 @@ fn parse_format(path: &Path, fmt: &[u8], big_endian: bool) -> Result<(Encoding, 
             ))
         }
     };
-    Ok((encoding, channels, sample_rate_hz))
+    Ok((Payload::Samples(encoding), channels, sample_rate_hz))
 }
 
 /// Decode samples stored as `encoding` to int16-scale floats, one per `encoding.bytes()` input bytes.
@@ -355,7 +378,10 @@ fn decode(encoding: Encoding, big_endian: bool, bytes: &[u8], out: &mut [f32]) {
 
 /// Read a WAV file held in memory (`path` names it in errors) to mono int16-scale samples.
 pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
-    let header = parse_header(path, bytes)?;
+    let header = match parse_header(path, bytes)? {
+        Parsed::Samples(header) => header,
+        Parsed::Adpcm => return super::container::read_container(path, bytes),
+    };
     let range = header.data_range(path, bytes.len())?;
     let width = header.encoding.bytes();
     let mut samples = vec![0.0f32; range.len() / width];
@@ -399,7 +425,7 @@ pub(crate) fn read_wav_file_by_blocks(
     if !(head.starts_with(b"RIFF") || head.starts_with(b"RIFX")) {
         return Ok(None);
     }
-    let Ok(header) = parse_header(path, &head) else {
+    let Ok(Parsed::Samples(header)) = parse_header(path, &head) else {
         return Ok(None);
     };
     let range = header.data_range(path, file_len)?;
@@ -587,8 +613,8 @@ mod tests {
         let data = [0u8; 4];
         let cases: [(Vec<u8>, &str); 5] = [
             (
-                wav_bytes(false, (2, 1, 8000, 1, 4), &[], &data, 4),
-                "Microsoft ADPCM",
+                wav_bytes(false, (0x31, 1, 8000, 65, 0), &[], &data, 4),
+                "GSM 6.10",
             ),
             (
                 wav_bytes(false, (1, 0, 8000, 2, 16), &[], &data, 4),
