@@ -106,12 +106,9 @@ impl Header {
         let available = file_len.saturating_sub(self.data_start);
         let bytes = match self.declared_bytes {
             Some(declared) if declared > available => {
-                let per_channel = self.encoding.bytes() * self.channels;
-                return Err(truncated(
-                    path,
-                    available / per_channel * self.channels,
-                    declared / per_channel * self.channels,
-                ));
+                // Counted in samples of all channels, as the header's data size is.
+                let sample = self.encoding.bytes();
+                return Err(truncated(path, available / sample, declared / sample));
             }
             Some(declared) => declared,
             None => available,
