@@ -493,6 +493,37 @@ fn odd_paths_and_text_files_get_clear_answers() {
     .unwrap();
     let data = phonrec::data::load_manifest(&manifest, &phones).unwrap();
     assert_eq!(data.len(), 1, "{:?}", data.problems);
+    // The same for `transcribe --manifest` and a path list on stdin (Windows line ends too).
+    let output = phonrec(&[
+        "transcribe",
+        "--no-lm",
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("a.wav\t"));
+    let list = format!("\u{feff}{}\r\n", corpus.join("sub/a.wav").display());
+    let output = phonrec_with_stdin(&["transcribe", "--no-lm", "-"], list.as_bytes());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // UTF-16 (Notepad's "Unicode") is named, with the conversion.
+    let utf16 = dir.path().join("utf16.tsv");
+    let mut bytes = vec![0xFF, 0xFE];
+    for unit in format!("{}\taa\n", corpus.join("sub/a.wav").display()).encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    std::fs::write(&utf16, bytes).unwrap();
+    let output = phonrec(&[
+        "transcribe",
+        "--no-lm",
+        "--manifest",
+        utf16.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("UTF-16"),
+        "{}",
+        text(&output.stderr)
+    );
     let latin1 = dir.path().join("latin1.tsv");
     let mut bytes = format!("{}\taa\n", corpus.join("sub/a.wav").display()).into_bytes();
     bytes.extend_from_slice(b"caf\xe9.wav\taa\n");

@@ -354,7 +354,7 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
         return manifest_jobs(manifest);
     }
     let read = |path: &PathBuf| {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        phonrec::data::read_text(path).with_context(|| format!("cannot read {}", path.display()))
     };
     let given = match (&args.text, &args.phones, &args.text_file, &args.phones_file) {
         (Some(text), ..) => Some((Said::Text(text.clone()), "--text".to_string())),
@@ -401,7 +401,7 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
                 missing.push(audio.display().to_string());
                 continue;
             };
-            let text = std::fs::read_to_string(&lab)
+            let text = phonrec::data::read_text(&lab)
                 .with_context(|| format!("cannot read {}", lab.display()))?;
             let relative = root
                 .and_then(|r| audio.strip_prefix(r).ok())
@@ -428,7 +428,7 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
 
 /// Recordings listed in a manifest: `audio<TAB>text` (or phones, after an `audio<TAB>phones` header).
 fn manifest_jobs(manifest: &Path) -> anyhow::Result<Vec<Job>> {
-    let text = std::fs::read_to_string(manifest)
+    let text = phonrec::data::read_text(manifest)
         .with_context(|| format!("cannot read {}", manifest.display()))?;
     let base = manifest.parent().unwrap_or(Path::new(""));
     let mut phones_column = false;
@@ -564,7 +564,7 @@ fn boundary_placement(
             Ok((Some(head), None))
         }
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = phonrec::data::read_text(Path::new(path))
                 .with_context(|| format!("cannot read --boundaries {path}"))?;
             Ok((None, Some(BoundaryModel::parse_tsv(&text, phones, path)?)))
         }

@@ -210,7 +210,7 @@ struct ListedRecording {
 /// are ignored), or JSON Lines with `audio` and an optional `id`. `#` lines are comments; a first
 /// line whose path is `audio` is a header. A line with no path is an error naming file and line.
 pub fn manifest_inputs(manifest: &Path) -> anyhow::Result<Vec<Input>> {
-    let text = std::fs::read_to_string(manifest)
+    let text = phonrec::data::read_text(manifest)
         .with_context(|| format!("cannot read the manifest {}", manifest.display()))?;
     let base = manifest.parent().unwrap_or(Path::new(""));
     let mut inputs = Vec::new();
@@ -268,7 +268,9 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
                 files.push(Input::Stdin(bytes));
                 continue;
             }
-            let text = String::from_utf8(bytes).map_err(|_| {
+            // A list saved by a Windows editor starts with a byte-order mark.
+            let list = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+            let text = std::str::from_utf8(list).map_err(|_| {
                 anyhow::anyhow!(
                     "standard input is neither audio (WAV, SPHERE, FLAC, Ogg Vorbis, MP3, AIFF, CAF, MP4) nor a UTF-8 list of paths"
                 )

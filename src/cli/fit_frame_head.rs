@@ -60,7 +60,7 @@ struct TimedRecording {
 }
 
 pub fn run(args: FitFrameHeadArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.reference)
+    let text = phonrec::data::read_text(&args.reference)
         .with_context(|| format!("cannot read {}", args.reference.display()))?;
     let folder = args.reference.parent().unwrap_or(Path::new("."));
     let mut recordings = Vec::new();

@@ -115,10 +115,19 @@ impl DataSource {
     }
 }
 
-/// Read a text file: a leading UTF-8 byte-order mark (as Windows editors write) is dropped, and bytes
-/// that are not UTF-8 are an error naming the line they are on.
-pub(crate) fn read_text(path: &Path) -> Result<String> {
+/// Read a text file (manifests, lists, lexicons, transcripts): a leading UTF-8 byte-order mark (as
+/// Windows editors write) is dropped; a UTF-16 file (Notepad's "Unicode") and bytes that are not
+/// UTF-8 are errors that say how to convert, naming the line for the latter.
+pub fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return Err(Error::Parse {
+            path: path.to_path_buf(),
+            line: None,
+            reason: "the file is UTF-16 text; save it as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`)"
+                .into(),
+        });
+    }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     match std::str::from_utf8(bytes) {
         Ok(text) => Ok(text.to_string()),
