@@ -16,7 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ndarray::{ArrayViewD, Axis};
+use ndarray::ArrayViewD;
 use numpy::{PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{
@@ -281,16 +281,13 @@ fn borrowed(error: numpy::BorrowError) -> PyErr {
     PyValueError::new_err(format!("the audio array cannot be read: {error}"))
 }
 
-/// One channel from a 1-D or `(samples, channels)` view: each sample converted, then the channels
-/// of a frame summed in order and scaled by 1/channels, exactly as `mix_to_mono` in src/audio does.
+/// One channel from a 1-D or `(samples, channels)` view: each sample converted, then mixed by the
+/// WAV reader's own `phonrec::audio::mix_to_mono` (averaged, or the loudest channel when they cancel).
 fn mono<T: Copy>(view: ArrayViewD<'_, T>, convert: impl Fn(T) -> f32) -> Vec<f32> {
-    if view.ndim() == 1 || view.shape()[1] == 1 {
-        return view.iter().map(|&s| convert(s)).collect();
-    }
-    let scale = 1.0 / view.shape()[1] as f32;
-    view.axis_iter(Axis(0))
-        .map(|frame| frame.iter().map(|&s| convert(s)).sum::<f32>() * scale)
-        .collect()
+    let channels = if view.ndim() == 1 { 1 } else { view.shape()[1] };
+    // Logical (row-major) order over `(samples, channels)` is interleaved order, whatever the layout.
+    let interleaved: Vec<f32> = view.iter().map(|&s| convert(s)).collect();
+    phonrec::audio::mix_to_mono(interleaved, channels)
 }
 
 /// An f32 as the f64 its shortest decimal form names (0.3f32 -> 0.3, not 0.30000001192...).

@@ -5,7 +5,7 @@
 //! Kaldi reads samples as int16 values (range ±32768) and its defaults (dither 1.0, energy floor) assume
 //! that scale, so every reader here produces samples at that scale whatever the file's encoding:
 //! 8/24/32-bit integers are shifted to 16-bit range, floats are multiplied by 32768.
-//! Several channels are averaged to one.
+//! Several channels are averaged to one (the loudest is taken instead when they cancel out).
 
 mod container;
 mod g711;
@@ -239,16 +239,46 @@ fn check_rate(path: &Path, sample_rate_hz: u32) -> Result<()> {
     Ok(())
 }
 
-/// Average interleaved channels into one.
-pub(crate) fn mix_to_mono(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
+/// How far (dB) the channels' average may fall below their mean power before the channels count as
+/// cancelling each other: a balanced microphone wired with one leg reversed, or a stereo file with
+/// one channel inverted, averages to near silence. Channels of one source that merely differ
+/// (stereo music, two microphones, one channel silent: at most −6 dB) stay far above this.
+const CANCELLATION_DB: f64 = 20.0;
+
+/// Average interleaved channels into one; when they cancel (the average is more than
+/// [`CANCELLATION_DB`] below the channels' mean power), take the loudest channel instead, so that
+/// out-of-phase channels do not turn speech into silence.
+pub fn mix_to_mono(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
     if channels <= 1 {
         // Mono stays where it is: a copy of an hour's samples cost `features` a tenth of its time.
         return interleaved;
     }
     let scale = 1.0 / channels as f32;
-    interleaved
+    let mono: Vec<f32> = interleaved
         .chunks_exact(channels)
         .map(|frame| frame.iter().sum::<f32>() * scale)
+        .collect();
+    let mut channel_energy = vec![0.0f64; channels];
+    for frame in interleaved.chunks_exact(channels) {
+        for (energy, &x) in channel_energy.iter_mut().zip(frame) {
+            *energy += f64::from(x) * f64::from(x);
+        }
+    }
+    let mono_energy: f64 = mono.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    let mean_energy = channel_energy.iter().sum::<f64>() / channels as f64;
+    // Below 1 LSB RMS there is nothing to cancel (digital silence, dither).
+    let audible = mean_energy > mono.len() as f64;
+    if !audible || mono_energy >= mean_energy * 10f64.powf(-CANCELLATION_DB / 10.0) {
+        return mono;
+    }
+    let loudest = (0..channels)
+        .max_by(|&a, &b| channel_energy[a].total_cmp(&channel_energy[b]))
+        .unwrap_or(0);
+    interleaved
+        .iter()
+        .skip(loudest)
+        .step_by(channels)
+        .copied()
         .collect()
 }
 
@@ -279,4 +309,40 @@ pub fn wav_i16_bytes(wave: &Waveform) -> std::io::Result<Vec<u8>> {
 pub fn write_wav_i16(path: &Path, wave: &Waveform) -> Result<()> {
     let bytes = wav_i16_bytes(wave).map_err(|e| Error::io(path, e))?;
     std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mix_to_mono;
+
+    fn tone(len: usize) -> Vec<f32> {
+        (0..len).map(|i| 3000.0 * (i as f32 * 0.05).sin()).collect()
+    }
+
+    fn interleave(channels: &[Vec<f32>]) -> Vec<f32> {
+        (0..channels[0].len())
+            .flat_map(|i| channels.iter().map(move |c| c[i]))
+            .collect()
+    }
+
+    #[test]
+    fn channels_are_averaged_unless_they_cancel() {
+        let a = tone(1000);
+        let quiet: Vec<f32> = a.iter().map(|x| 0.5 * x).collect();
+        let averaged = mix_to_mono(interleave(&[a.clone(), quiet.clone()]), 2);
+        assert!(averaged
+            .iter()
+            .zip(&a)
+            .all(|(m, x)| (m - 0.75 * x).abs() < 1e-3));
+        // One channel silent: still the average (−6 dB), not a channel pick.
+        let half = mix_to_mono(interleave(&[a.clone(), vec![0.0; 1000]]), 2);
+        assert!(half.iter().zip(&a).all(|(m, x)| (m - 0.5 * x).abs() < 1e-3));
+        // The second channel inverted (a reversed microphone leg): the average would be silence.
+        let inverted: Vec<f32> = quiet.iter().map(|x| -x * 2.0).collect();
+        let slightly_louder: Vec<f32> = a.iter().map(|x| 1.01 * x).collect();
+        let picked = mix_to_mono(interleave(&[inverted, slightly_louder.clone()]), 2);
+        assert_eq!(picked, slightly_louder);
+        // Digital silence in every channel is left alone.
+        assert_eq!(mix_to_mono(vec![0.0; 200], 2), vec![0.0; 100]);
+    }
 }
