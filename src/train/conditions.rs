@@ -334,9 +334,16 @@ pub fn non_speech(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f3
     out
 }
 
+/// Lowest fundamental given more than one partial in [`tonal_sounds`]. Below it a few harmonics of a
+/// steady or gliding f0 is what a sustained vowel or hum sounds like, and training it as blank taught
+/// the network to miss short voiced words (FSDD clean −2.1 points; `models/README.md`): there the
+/// tonal sounds are single partials, which no voice produces.
+pub const VOICE_F0_MAX_HZ: f32 = 500.0;
+
 /// Tonal sounds that are not speech, which a network trained on speech alone hears as vowels and
 /// nasals (a 440 Hz tone warbling at 6 Hz gave 117 phones in 10 s): beeps and two-tone signals,
-/// plucked notes and chords, a harmonic tone with tremolo and vibrato, frequency sweeps.
+/// plucked notes and chords, a tone with tremolo and vibrato, frequency sweeps. Only fundamentals
+/// from [`VOICE_F0_MAX_HZ`] up carry harmonics.
 pub fn tonal_sounds(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f32> {
     use std::f32::consts::TAU;
     let rate = sample_rate_hz as f32;
@@ -351,6 +358,7 @@ pub fn tonal_sounds(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<
                     harmonics: usize,
                     envelope: &dyn Fn(f32) -> f32| {
         let end = (start + n).min(out.len());
+        let harmonics = if f < VOICE_F0_MAX_HZ { 1 } else { harmonics };
         for (i, x) in out[start.min(end)..end].iter_mut().enumerate() {
             let t = i as f32 / rate;
             let mut v = 0.0;
@@ -397,9 +405,13 @@ pub fn tonal_sounds(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<
             }
         }
         2 => {
-            // A harmonic tone with tremolo (2–10 Hz, syllable-like) and vibrato.
+            // A tone with tremolo (2–10 Hz, syllable-like) and vibrato.
             let f0 = rng.gen_range(100.0..2000.0f32);
-            let harmonics = rng.gen_range(1..=4);
+            let harmonics = if f0 < VOICE_F0_MAX_HZ {
+                1
+            } else {
+                rng.gen_range(1..=4)
+            };
             let (trem, depth) = (rng.gen_range(2.0..10.0f32), rng.gen_range(0.3..1.0f32));
             let (vib, extent) = (rng.gen_range(4.0..7.0f32), rng.gen_range(0.0..0.03f32));
             let mut phase = 0.0f32;
