@@ -245,9 +245,9 @@ fn check_rate(path: &Path, sample_rate_hz: u32) -> Result<()> {
 /// (stereo music, two microphones, one channel silent: at most −6 dB) stay far above this.
 const CANCELLATION_DB: f64 = 20.0;
 
-/// Average interleaved channels into one; when they cancel (the average is more than
-/// [`CANCELLATION_DB`] below the channels' mean power), take the loudest channel instead, so that
-/// out-of-phase channels do not turn speech into silence.
+/// Average interleaved channels into one; when they cancel (the average is more than 20 dB below
+/// the channels' mean power), take the loudest channel instead, so that out-of-phase channels do not
+/// turn speech into silence.
 pub fn mix_to_mono(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
     if channels <= 1 {
         // Mono stays where it is: a copy of an hour's samples cost `features` a tenth of its time.
