@@ -960,7 +960,11 @@ impl TrainData {
                             wave = conditioned.samples;
                             has_speech = conditioned.has_speech;
                         }
-                        if let Some(source_rate) = self.train[i].narrowband_source_hz {
+                        // Non-speech in place of a narrowband utterance is not that recording:
+                        // it keeps its own band.
+                        if let (Some(source_rate), true) =
+                            (self.train[i].narrowband_source_hz, has_speech)
+                        {
                             wave = band_limit(&wave, sample_rate, source_rate);
                         }
                         let pipeline = if self.vtlp_pipelines.is_empty() {
