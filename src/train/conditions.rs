@@ -111,7 +111,7 @@ pub fn apply_conditions(
     let rate = sample_rate_hz as f32;
     if rng.gen::<f32>() < options.non_speech_probability {
         let len = (rng.gen_range(1.0..8.0) * rate) as usize;
-        let (mut out, tonal) = non_speech_sound(len, sample_rate_hz, rng);
+        let (mut out, tonal) = non_speech(len, sample_rate_hz, rng);
         // Tones stay wideband: band-limited tones taught as blank are too close to narrowband
         // speech (8 kHz recordings lost 1.3–2.1 points in fine-tunes that did it; models/README.md).
         if !tonal && rng.gen::<f32>() < options.telephone_probability {
@@ -302,12 +302,8 @@ fn babble_noise(len: usize, pool: &[&[f32]], rng: &mut impl Rng) -> Vec<f32> {
 
 /// Non-speech of `len` samples: digital silence, a faint noise floor, louder coloured noise, hum, or
 /// tonal sounds ([`tonal_sounds`]: beeps, music, warbling tones, sweeps).
-pub fn non_speech(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f32> {
-    non_speech_sound(len, sample_rate_hz, rng).0
-}
-
-/// [`non_speech`], and whether the sound drawn is tonal.
-fn non_speech_sound(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> (Vec<f32>, bool) {
+/// Also says whether the sound drawn is tonal.
+pub fn non_speech(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> (Vec<f32>, bool) {
     let mut out = vec![0.0f32; len];
     let kind = rng.gen_range(0..7);
     match kind {
