@@ -687,7 +687,7 @@ mod tests {
                 .iter()
                 .zip(&noise)
                 .all(|(y, x)| y.is_finite() && y.abs() <= x.abs() + 1e-6));
-            let levels: Vec<f64> = shaped.chunks(1600).map(|w| mean_power(w)).collect();
+            let levels: Vec<f64> = shaped.chunks(1600).map(mean_power).collect();
             let (lo, hi) = levels
                 .iter()
                 .fold((f64::MAX, 0.0f64), |(lo, hi), &p| (lo.min(p), hi.max(p)));
