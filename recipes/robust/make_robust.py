@@ -470,6 +470,8 @@ SYNTH = {  # sox -n synth effects of each tonal non-speech file (label -> effect
     "tremolo_440Hz_-20dBFS": ["synth", "10", "sine", "440", "tremolo", "6", "80"],
     "sweep_100-4000Hz_-20dBFS": ["synth", "10", "sine", "100-4000"],
     "square_220Hz_-30dBFS": ["synth", "10", "square", "220"],
+    "pink_pulsing_4Hz_-30dBFS": ["synth", "10", "pinknoise", "tremolo", "4", "90"],
+    "brown_pulsing_1.5Hz_-25dBFS": ["synth", "10", "brownnoise", "tremolo", "1.5", "70"],
 }
 
 
@@ -481,7 +483,7 @@ def sox_synth(label, rate, n):
 
 
 def non_speech(args, command):
-    fp = f"{VERSION} seed={args.seed} nonspeech+tonal"
+    fp = f"{VERSION} seed={args.seed} nonspeech+tonal+pulsing"
     man_path = os.path.join(args.out, "nonspeech.tsv")
     if manifest_complete(man_path, fp):
         log("  nonspeech: complete, skipped")
@@ -509,6 +511,9 @@ def non_speech(args, command):
         ("tremolo_440Hz_-20dBFS", "synth", -20.0),
         ("sweep_100-4000Hz_-20dBFS", "synth", -20.0),
         ("square_220Hz_-30dBFS", "synth", -30.0),
+        # Noise that rises and falls (wind, breathing, a fan): sox's noise through its tremolo.
+        ("pink_pulsing_4Hz_-30dBFS", "synth", -30.0),
+        ("brown_pulsing_1.5Hz_-25dBFS", "synth", -25.0),
     ]
     lines, info, clipped_total = [], [], 0
     for idx, (label, kind, level) in enumerate(items):
