@@ -111,10 +111,9 @@ pub fn apply_conditions(
     let rate = sample_rate_hz as f32;
     if rng.gen::<f32>() < options.non_speech_probability {
         let len = (rng.gen_range(1.0..8.0) * rate) as usize;
-        let (mut out, tonal) = non_speech(len, sample_rate_hz, rng);
-        // Tones stay wideband: band-limited tones taught as blank are too close to narrowband
-        // speech (8 kHz recordings lost 1.3–2.1 points in fine-tunes that did it; models/README.md).
-        if !tonal && rng.gen::<f32>() < options.telephone_probability {
+        let mut out = non_speech(len, sample_rate_hz, rng);
+        // Tones too: ringback, busy and DTMF tones are telephone sounds.
+        if rng.gen::<f32>() < options.telephone_probability {
             out = telephone(&out, sample_rate_hz, rng);
         }
         return Conditioned {
@@ -302,8 +301,7 @@ fn babble_noise(len: usize, pool: &[&[f32]], rng: &mut impl Rng) -> Vec<f32> {
 
 /// Non-speech of `len` samples: digital silence, a faint noise floor, louder coloured noise (steady,
 /// or rising and falling: [`fluctuate`]), hum, or tonal sounds ([`tonal_sounds`]: beeps, music, warbling tones, sweeps).
-/// Also says whether the sound drawn is tonal.
-pub fn non_speech(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> (Vec<f32>, bool) {
+pub fn non_speech(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f32> {
     let mut out = vec![0.0f32; len];
     let kind = rng.gen_range(0..7);
     match kind {
@@ -337,7 +335,7 @@ pub fn non_speech(len: usize, sample_rate_hz: u32, rng: &mut impl Rng) -> (Vec<f
             }
         }
     }
-    (out, kind >= 5)
+    out
 }
 
 /// Noise whose level rises and falls at syllable-like rates, as wind, breathing, rain or a passing
