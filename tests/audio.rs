@@ -208,6 +208,34 @@ fn truncated_sphere_and_wav_are_errors() {
 }
 
 #[test]
+fn every_container_cut_short_says_so_and_whole_ones_read() {
+    // The fixtures of tests/data cut to 60 % (an interrupted download): each is "cut short", not
+    // "not an audio file", a codec's "buffer underrun", or (AIFF) a silently shorter recording.
+    let dir = temp();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for name in [
+        "fsdd_7_jackson_0_8k.aiff",
+        "fsdd_7_jackson_0_8k.caf",
+        "fsdd_7_jackson_0_8k.flac",
+        "fsdd_7_jackson_0_8k.m4a",
+        "fsdd_7_jackson_0_8k.mp3",
+        "fsdd_7_jackson_0_8k.ogg",
+        "fsdd_7_jackson_0_8k_ima_adpcm.wav",
+        "fsdd_7_jackson_0_8k_ms_adpcm.wav",
+    ] {
+        let whole = data.join(name);
+        assert!(read_audio(&whole).is_ok(), "{name}");
+        let mut bytes = std::fs::read(&whole).unwrap();
+        bytes.truncate(bytes.len() * 6 / 10);
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let err = read_audio(&path).unwrap_err();
+        assert!(matches!(err, Error::MalformedAudio { .. }), "{name}: {err}");
+        assert!(err.to_string().contains("cut short"), "{name}: {err}");
+    }
+}
+
+#[test]
 fn zero_samples_is_an_error() {
     let dir = temp();
     let path = dir.path().join("empty.wav");

@@ -6,7 +6,10 @@
 use std::path::Path;
 
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::{
+    CodecType, DecoderOptions, CODEC_TYPE_AAC, CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3,
+    CODEC_TYPE_NULL, CODEC_TYPE_OPUS, CODEC_TYPE_VORBIS,
+};
 use symphonia::core::errors::Error as DecodeError;
 use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::MediaSourceStream;
@@ -30,9 +33,38 @@ pub(crate) fn is_container(bytes: &[u8]) -> bool {
         || (bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0 && bytes[1] & 0x06 != 0)
 }
 
-/// Samples per channel a decoded stream may fall short of its declared length (codec delay and
-/// padding, a partial last frame).
-const DECLARED_LENGTH_SLACK: u64 = 2304;
+/// Samples per channel a lossy stream (MP3, AAC, Vorbis, Opus) may fall short of its declared length
+/// (codec delay and padding, a partial last frame). PCM, FLAC and ADPCM decode exactly (ADPCM to within
+/// its last block): for them any shortfall is a cut.
+const LOSSY_LENGTH_SLACK: u64 = 2304;
+
+/// The same for codecs that decode exactly: symphonia 0.5's AIFF reader counts the 8 bytes of the
+/// `SSND` chunk's offset and block-size fields as samples (a 3457-sample file declares 3461).
+const EXACT_LENGTH_SLACK: u64 = 16;
+
+/// How far a decoded stream of `codec` may fall short of its declared length.
+fn length_slack(codec: CodecType, frames_per_block: Option<u64>) -> u64 {
+    let lossy = [
+        CODEC_TYPE_MP1,
+        CODEC_TYPE_MP2,
+        CODEC_TYPE_MP3,
+        CODEC_TYPE_AAC,
+        CODEC_TYPE_VORBIS,
+        CODEC_TYPE_OPUS,
+    ];
+    if lossy.contains(&codec) {
+        LOSSY_LENGTH_SLACK
+    } else {
+        frames_per_block.unwrap_or(0).max(EXACT_LENGTH_SLACK)
+    }
+}
+
+/// The reason given for a file that ends early: an interrupted download or copy.
+const CUT_SHORT: &str = "data cut short: the file ends";
+
+fn is_end_of_file(error: &DecodeError) -> bool {
+    matches!(error, DecodeError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
+}
 
 /// Most decoded samples (all channels) kept: as many as the largest WAV read holds as int16.
 const MAX_DECODED_SAMPLES: usize = (MAX_AUDIO_BYTES / 2) as usize;
@@ -54,11 +86,19 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
             &FormatOptions::default(),
             &MetadataOptions::default(),
         )
-        .map_err(|e| Error::NotAudio {
-            path: path.to_path_buf(),
-            reason: format!(
-                "not a FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4 stream phonrec can read ({e})"
-            ),
+        .map_err(|e| {
+            if is_end_of_file(&e) {
+                // It starts like one of these (`is_container`) but ends before its headers or
+                // index (an M4A's `moov` is often at the end).
+                malformed(format!("{CUT_SHORT} before its headers could be read"))
+            } else {
+                Error::NotAudio {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "not a FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4 stream phonrec can read ({e})"
+                    ),
+                }
+            }
         })?;
     let mut format = probed.format;
     let track = format
@@ -68,6 +108,10 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         .ok_or_else(|| malformed("the container holds no audio track".to_string()))?;
     let track_id = track.id;
     let declared_frames = track.codec_params.n_frames;
+    let slack = length_slack(
+        track.codec_params.codec,
+        track.codec_params.frames_per_block,
+    );
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| Error::UnsupportedEncoding {
@@ -97,6 +141,9 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
                 damaged_packets += 1;
                 continue;
             }
+            Err(e) if is_end_of_file(&e) => {
+                return Err(malformed(format!("{CUT_SHORT} inside a packet")))
+            }
             Err(e) => return Err(malformed(format!("decoding failed: {e}"))),
         };
         let spec = *decoded.spec();
@@ -124,6 +171,12 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         interleaved.extend(buffer.samples().iter().map(|&s| s * INT16_SCALE));
     }
     let Some((rate, channels)) = layout else {
+        if let Some(declared) = declared_frames.filter(|&n| n > 0) {
+            return Err(malformed(format!(
+                "{CUT_SHORT} early: the header declares {declared} samples per channel, none could \
+                 be decoded"
+            )));
+        }
         return Err(malformed(format!(
             "no audio could be decoded ({damaged_packets} damaged packets)"
         )));
@@ -132,10 +185,10 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     // says how long it is (FLAC's STREAMINFO, an MP3 Xing/Info header), hold it to that.
     let decoded_frames = (interleaved.len() / channels) as u64;
     if let Some(declared) = declared_frames {
-        if decoded_frames + DECLARED_LENGTH_SLACK < declared {
+        if decoded_frames + slack < declared {
             return Err(malformed(format!(
-                "data cut short: the header declares {declared} samples per channel, {decoded_frames} \
-                 could be decoded"
+                "{CUT_SHORT} early: the header declares {declared} samples per channel, \
+                 {decoded_frames} could be decoded"
             )));
         }
     }
