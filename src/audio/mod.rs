@@ -254,17 +254,20 @@ pub fn mix_to_mono(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
         return interleaved;
     }
     let scale = 1.0 / channels as f32;
+    // One pass: the average, and the energies that tell whether the channels cancelled in it.
+    let mut channel_energy = vec![0.0f64; channels];
+    let mut mono_energy = 0.0f64;
     let mono: Vec<f32> = interleaved
         .chunks_exact(channels)
-        .map(|frame| frame.iter().sum::<f32>() * scale)
+        .map(|frame| {
+            for (energy, &x) in channel_energy.iter_mut().zip(frame) {
+                *energy += f64::from(x) * f64::from(x);
+            }
+            let mean = frame.iter().sum::<f32>() * scale;
+            mono_energy += f64::from(mean) * f64::from(mean);
+            mean
+        })
         .collect();
-    let mut channel_energy = vec![0.0f64; channels];
-    for frame in interleaved.chunks_exact(channels) {
-        for (energy, &x) in channel_energy.iter_mut().zip(frame) {
-            *energy += f64::from(x) * f64::from(x);
-        }
-    }
-    let mono_energy: f64 = mono.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
     let mean_energy = channel_energy.iter().sum::<f64>() / channels as f64;
     // Below 1 LSB RMS there is nothing to cancel (digital silence, dither).
     let audible = mean_energy > mono.len() as f64;
