@@ -702,3 +702,43 @@ fn one_trainer_per_folder_no_silent_overwrite_and_kills_at_random_moments_lose_n
     assert!(forced.status.success(), "{}", text(&forced.stderr));
     assert_eq!(metrics(&reference).len(), 1);
 }
+
+/// A data source with nothing in it says where it looked, not "0 problems reported above".
+#[test]
+fn empty_data_sources_say_where_they_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("empty.tsv");
+    std::fs::write(&manifest, "").unwrap();
+    let kaldi = dir.path().join("kaldi");
+    std::fs::create_dir_all(&kaldi).unwrap();
+    std::fs::write(kaldi.join("wav.scp"), "").unwrap();
+    std::fs::write(kaldi.join("text"), "").unwrap();
+    let lexicon = dir.path().join("lexicon.txt");
+    std::fs::write(&lexicon, "A AH0\n").unwrap();
+    let cases: [(Vec<&str>, String); 2] = [
+        (
+            vec!["eval", "--data", manifest.to_str().unwrap()],
+            format!("{} lists none", manifest.display()),
+        ),
+        (
+            vec![
+                "eval",
+                "--data",
+                kaldi.to_str().unwrap(),
+                "--lexicon",
+                lexicon.to_str().unwrap(),
+            ],
+            format!("{} lists none", kaldi.join("text").display()),
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = phonrec(&args);
+        assert!(!output.status.success(), "{args:?}");
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            message.contains("has no utterances") && message.contains(&expected),
+            "{args:?}: {message}"
+        );
+        assert!(!message.contains("problems reported"), "{message}");
+    }
+}

@@ -156,12 +156,26 @@ pub fn load_data(source: &DataSource, phones: &PhoneSet, what: &str) -> anyhow::
         );
     }
     if data.is_empty() {
-        bail!(
-            "no usable utterances in the {what} data ({} problems reported above)",
-            data.problems.len()
-        );
+        match data.problems.len() {
+            0 => bail!("the {what} data has no utterances: {}", where_none(source)),
+            1 => bail!("no usable utterances in the {what} data (the problem above)"),
+            n => bail!("no usable utterances in the {what} data ({n} problems reported above)"),
+        }
     }
     Ok(data)
+}
+
+/// Where a data source that yielded nothing (and reported no problem) looked.
+fn where_none(source: &DataSource) -> String {
+    match source {
+        DataSource::Manifest(path) => format!("{} lists none", path.display()),
+        DataSource::Timit { root, .. } => {
+            format!("no .PHN transcriptions found under {}", root.display())
+        }
+        DataSource::Kaldi { dir, .. } => {
+            format!("{} lists none", dir.join("text").display())
+        }
+    }
 }
 
 /// One input of `transcribe`: a file, or audio that arrived on standard input.

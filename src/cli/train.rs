@@ -131,6 +131,11 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = CmvnFrames::Loud)]
     pub cmvn_frames: CmvnFrames,
 
+    /// Also divide each feature dimension by its per-utterance standard deviation (Kaldi's
+    /// `apply-cmvn --norm-vars`). Ignored with --init-from (the starting model's setting is kept).
+    #[arg(long)]
+    pub norm_vars: bool,
+
     /// Gaussian dither std in int16 units, seeded (reproducible): gives digital silence a defined
     /// noise floor, as Kaldi's default of 1. With --init-from, changes the starting model's setting.
     #[arg(long, default_value_t = 1.0)]
@@ -314,7 +319,7 @@ impl TrainArgs {
                 deltas: self.deltas.then(DeltaOptions::default),
                 cmvn: (!self.no_cmvn).then(|| CmvnOptions {
                     statistics: self.cmvn_frames.statistics(),
-                    ..CmvnOptions::default()
+                    normalize_variance: self.norm_vars,
                 }),
             },
             network: NetworkConfig {
