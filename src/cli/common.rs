@@ -491,6 +491,12 @@ pub struct DecodeArgs {
     #[arg(long, default_value_t = phonrec::recognize::DEFAULT_SPEECH_THRESHOLD, value_name = "P")]
     pub speech_threshold: f32,
 
+    /// A region started by a spike at --speech-threshold reaches out over weaker spikes down to this
+    /// non-blank probability, so a weakly heard first or last phone (a soft `z`, `th` or `f`) stays
+    /// with its word; weak spikes alone never start a region. Set it to --speech-threshold for none.
+    #[arg(long, default_value_t = phonrec::recognize::DEFAULT_EXTEND_THRESHOLD, value_name = "P")]
+    pub extend_threshold: f32,
+
     /// Seconds without phone spikes that end a speech region.
     #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
     pub min_silence: f32,
@@ -580,6 +586,7 @@ impl DecodeArgs {
             segment: SegmentOptions {
                 enabled: !self.no_segment,
                 speech_threshold: self.speech_threshold,
+                extend_threshold: self.extend_threshold,
                 min_silence_s: self.min_silence,
                 padding_s: self.segment_padding,
                 energy_floor_dbfs: self.energy_floor,

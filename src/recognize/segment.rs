@@ -22,6 +22,10 @@ const FULL_SCALE: f64 = 32768.0;
 /// +0.03 points; no phones on the non-speech files; `models/README.md`).
 pub const DEFAULT_SPEECH_THRESHOLD: f32 = 0.4;
 
+/// Default [`SegmentOptions::extend_threshold`] (measured: `models/README.md`, "Segmentation
+/// hysteresis").
+pub const DEFAULT_EXTEND_THRESHOLD: f32 = 0.15;
+
 /// Default energy floor (dBFS, RMS per network frame) for a recording at an ordinary level.
 pub const DEFAULT_ENERGY_FLOOR_DBFS: f32 = -65.0;
 
@@ -44,6 +48,11 @@ pub struct SegmentOptions {
     /// A frame is a phone spike when its non-blank probability is at least this. Default
     /// [`DEFAULT_SPEECH_THRESHOLD`].
     pub speech_threshold: f32,
+    /// A region, once started by a spike at `speech_threshold`, reaches out over weaker spikes down
+    /// to this non-blank probability (hysteresis, as in two-threshold VADs): a weakly heard first or
+    /// last phone of a word stays with its word, while weak spikes alone never start a region.
+    /// Default [`DEFAULT_EXTEND_THRESHOLD`]; equal to `speech_threshold` (or above) turns it off.
+    pub extend_threshold: f32,
     /// Gaps between spikes at least this long (seconds) split regions. Default 0.5.
     pub min_silence_s: f32,
     /// Seconds added before the first and after the last spike of a region. Default 0.2.
@@ -62,6 +71,7 @@ impl Default for SegmentOptions {
         SegmentOptions {
             enabled: true,
             speech_threshold: DEFAULT_SPEECH_THRESHOLD,
+            extend_threshold: DEFAULT_EXTEND_THRESHOLD,
             min_silence_s: 0.5,
             padding_s: 0.2,
             energy_floor_dbfs: DEFAULT_ENERGY_FLOOR_DBFS,
@@ -83,6 +93,12 @@ impl SegmentOptions {
             return bad(format!(
                 "speech threshold {} must be in [0, 1)",
                 self.speech_threshold
+            ));
+        }
+        if !(self.extend_threshold.is_finite() && (0.0..1.0).contains(&self.extend_threshold)) {
+            return bad(format!(
+                "extension threshold {} must be in [0, 1)",
+                self.extend_threshold
             ));
         }
         for (name, value) in [
@@ -173,14 +189,22 @@ pub fn speech_regions(
     let min_gap = to_frames(options.min_silence_s).max(1);
     let padding = to_frames(options.padding_s);
     let floor = effective_energy_floor(levels_dbfs, options.energy_floor_dbfs);
-    let spikes = (0..frames).filter(|&t| {
-        let non_blank = 1.0 - log_probs[[t, 0]].exp();
-        let loud = levels_dbfs.get(t).is_none_or(|&level| level >= floor);
-        non_blank >= options.speech_threshold && loud
-    });
+    // Each loud frame's non-blank probability; quiet frames count as blank.
+    let non_blank: Vec<f32> = (0..frames)
+        .map(|t| {
+            let loud = levels_dbfs.get(t).is_none_or(|&level| level >= floor);
+            if loud {
+                1.0 - log_probs[[t, 0]].exp()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let strong = |t: usize| non_blank[t] >= options.speech_threshold;
+    let weak = |t: usize| non_blank[t] >= options.extend_threshold.min(options.speech_threshold);
     let mut regions: Vec<FrameRange> = Vec::new();
     let mut current: Option<(usize, usize)> = None;
-    for t in spikes {
+    for t in (0..frames).filter(|&t| strong(t)) {
         current = match current {
             Some((first, last)) if t - last < min_gap => Some((first, t)),
             Some(done) => {
@@ -191,13 +215,28 @@ pub fn speech_regions(
         };
     }
     regions.extend(current);
-    // Widen by the padding, merging regions that then touch.
+    // Hysteresis: reach out from each region's first and last spike over weak spikes, each less
+    // than the minimum silence from the region's edge so far.
+    for (first, last) in regions.iter_mut() {
+        let mut t = *first;
+        while let Some(earlier) = (t.saturating_sub(min_gap - 1)..t).find(|&u| weak(u)) {
+            t = earlier;
+        }
+        *first = t;
+        let mut t = *last;
+        while let Some(later) = (t + 1..(t + min_gap).min(frames)).rev().find(|&u| weak(u)) {
+            t = later;
+        }
+        *last = t;
+    }
+    regions.sort_unstable();
+    // Widen by the padding, merging regions that then touch (or, extended, overlap).
     let mut merged: Vec<FrameRange> = Vec::with_capacity(regions.len());
     for (first, last) in regions {
         let start = first.saturating_sub(padding);
         let end = (last + 1 + padding).min(frames);
         match merged.last_mut() {
-            Some(previous) if start <= previous.1 => previous.1 = end,
+            Some(previous) if start <= previous.1 => previous.1 = previous.1.max(end),
             _ => merged.push((start, end)),
         }
     }
@@ -226,6 +265,33 @@ mod tests {
         let log_probs = with_spikes(400, &[100, 104, 110, 118, 200, 205]);
         let regions = speech_regions(log_probs.view(), &[], 0.02, &SegmentOptions::default());
         assert_eq!(regions, vec![(90, 129), (190, 216)]);
+    }
+
+    #[test]
+    fn a_region_reaches_out_over_weak_spikes_but_weak_spikes_alone_are_not_speech() {
+        // Strong spike at 100; weak ones (non-blank 0.2) at 80 and 60 (a chain, each gap < 25
+        // frames), 120, and 300 (alone). 20 ms frames: min silence 25 frames, padding 10.
+        let mut log_probs = with_spikes(400, &[100]);
+        for t in [60, 80, 120, 300] {
+            log_probs[[t, 0]] = 0.8f32.ln();
+            log_probs[[t, 1]] = 0.2f32.ln();
+        }
+        let options = SegmentOptions::default();
+        assert!(options.extend_threshold <= 0.2 && options.speech_threshold > 0.2);
+        let regions = speech_regions(log_probs.view(), &[], 0.02, &options);
+        assert_eq!(regions, vec![(50, 131)]);
+        let without = SegmentOptions {
+            extend_threshold: options.speech_threshold,
+            ..options
+        };
+        let regions = speech_regions(log_probs.view(), &[], 0.02, &without);
+        assert_eq!(regions, vec![(90, 111)]);
+        // A weak spike 25 frames or more beyond the region's edge is not reached.
+        let mut far = with_spikes(400, &[100]);
+        far[[75, 0]] = 0.8f32.ln();
+        far[[75, 1]] = 0.2f32.ln();
+        let regions = speech_regions(far.view(), &[], 0.02, &SegmentOptions::default());
+        assert_eq!(regions, vec![(90, 111)]);
     }
 
     #[test]
@@ -301,6 +367,10 @@ mod tests {
         for options in [
             SegmentOptions {
                 speech_threshold: 1.5,
+                ..SegmentOptions::default()
+            },
+            SegmentOptions {
+                extend_threshold: -0.1,
                 ..SegmentOptions::default()
             },
             SegmentOptions {
