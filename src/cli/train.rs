@@ -51,7 +51,7 @@ pub enum AugmentPreset {
 /// Data: a manifest (TSV `audio<TAB>phones`, paths relative to the manifest, or JSON Lines), a TIMIT
 /// root (TRAIN/ for --train, TEST/ for --dev), or a Kaldi data dir with --lexicon. Every epoch writes
 /// OUT/checkpoint.safetensors, appends a line to OUT/metrics.jsonl, and keeps the model with the best
-/// dev PER as OUT/best.safetensors. Ctrl-C writes a checkpoint and exits; a killed run resumes the
+/// dev PER (among equal PERs, the lowest dev loss) as OUT/best.safetensors. Ctrl-C writes a checkpoint and exits; a killed run resumes the
 /// same way (the metrics log is rebuilt from the checkpoint). Resume with `--resume OUT` alone, or
 /// with the run's original command line plus `--resume` (options that differ from the run's are
 /// refused, naming them); `--epochs N` then sets a new epoch limit, which extends a finished run.

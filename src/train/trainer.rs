@@ -804,7 +804,7 @@ impl TrainRun {
         let decision = self
             .state
             .schedule
-            .end_epoch(epoch, dev_per, self.state.updates);
+            .end_epoch(epoch, dev_per, dev_loss, self.state.updates);
         let state = &mut self.state;
         let stats = EpochStats {
             epoch: epoch + 1,
