@@ -598,8 +598,9 @@ impl Recognizer {
     }
 
     /// Second pass: when the speech regions cover less than [`SegmentOptions::isolate_below`] of
-    /// the recording and leave at least [`ISOLATE_MIN_NON_SPEECH_S`] outside them, run the network again on each region alone, as the utterance it would have
-    /// been had the user cut it out, and put its posteriors in place of the first pass's. A short
+    /// the recording and leave at least [`ISOLATE_MIN_NON_SPEECH_S`] outside them, run the network
+    /// again on each region alone, as the utterance it would have been had the user cut it out,
+    /// and put its posteriors in place of the first pass's. A short
     /// word in seconds of noise floor is otherwise normalised mostly by the floor (a floor within 30
     /// dB of the speech counts as loud frames) and heard through seconds of floor in the recurrence:
     /// padded FSDD digits went from PER 0.32 as clips to 0.56 padded, 0.30 with this pass. Where
@@ -616,7 +617,7 @@ impl Recognizer {
         let total = log_probs.nrows();
         let covered: usize = regions.iter().map(|(a, b)| b - a).sum();
         let outside_s =
-            ((total - covered.min(total)) * hop) as f64 / f64::from(wave.sample_rate_hz);
+            (total.saturating_sub(covered) * hop) as f64 / f64::from(wave.sample_rate_hz);
         if regions.is_empty()
             || covered as f64 >= f64::from(self.segment.isolate_below) * total as f64
             || outside_s < ISOLATE_MIN_NON_SPEECH_S
