@@ -25,6 +25,15 @@ use crate::choice::{Choice, Named};
 const PANEL: usize = 32;
 /// Rows of the result kept in registers by the AVX-512 micro-kernel.
 const TILE_ROWS: usize = 8;
+/// Pairs of `k` in one AMX tile row (64 bytes of bf16); packed matrices and converted left-hand
+/// sides hold `k` rounded up to whole tiles.
+const TILE_PAIRS: usize = 16;
+/// Rows in one AMX tile; the converted left-hand side of an AMX product is padded to whole tiles.
+const AMX_TILE_ROWS: usize = 16;
+/// From this many rows a product runs on AMX where the CPU has it: a tile costs the same for 2
+/// rows as for 16, and at 2 rows it already beats `vdpbf16ps` (which, on the CPUs that have AMX,
+/// issues once per two cycles); one row (batch-1 recurrence) stays on `vdpbf16ps`.
+const AMX_MIN_ROWS: usize = 2;
 
 /// The arithmetic of the LSTM's matrix products at inference.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,6 +44,10 @@ pub enum Precision {
     /// Weights and the products' left-hand sides rounded to bfloat16, accumulated in f32: about
     /// twice as fast at batch 1 on CPUs with AVX512-BF16, with posteriors close to f32's.
     Bf16,
+    /// As [`Bf16`](Self::Bf16), with the recurrent products in 8-bit integers instead
+    /// ([`super::int8`]): fastest at batch 1 on CPUs with AVX512-VNNI, posteriors a little further
+    /// from f32's.
+    Int8,
 }
 
 impl Choice for Precision {
@@ -47,7 +60,12 @@ impl Choice for Precision {
         Named {
             value: Precision::Bf16,
             name: "bf16",
-            help: "LSTM weights in bfloat16: ~1.8x faster at batch 1 with AVX512-BF16, posteriors within ~1e-2 of f32's",
+            help: "LSTM weights in bfloat16: ~1.8x faster at batch 1 with AVX512-BF16 (~3x for batches with AMX), posteriors within ~1e-2 of f32's",
+        },
+        Named {
+            value: Precision::Int8,
+            name: "int8",
+            help: "bf16, with the recurrent weights and state in 8-bit integers: fastest at batch 1 with AVX512-VNNI, posteriors within ~3e-2 of f32's",
         },
     ];
 }
@@ -119,7 +137,8 @@ impl PackedBf16 {
                 w[row * n + col]
             }
         };
-        let pairs = k.div_ceil(2);
+        // Whole AMX tiles of k (zero pairs past `k` add nothing), so every kernel reads one layout.
+        let pairs = k.div_ceil(2).next_multiple_of(TILE_PAIRS);
         let panels = n.div_ceil(PANEL);
         let mut data = vec![0u32; panels * pairs * PANEL];
         for p in 0..panels {
@@ -160,8 +179,15 @@ pub(crate) fn matmul_bf16(
     assert!(lhs_stride >= w.k && lhs.len() >= (rows - 1) * lhs_stride + w.k);
     assert!(out_stride >= w.n && out.len() >= (rows - 1) * out_stride + w.n);
     let pairs = w.pairs;
+    let use_amx = rows >= AMX_MIN_ROWS && amx::available();
+    // AMX reads whole tiles of 16 rows: the rows past `rows` are zeros.
+    let stored_rows = if use_amx {
+        rows.next_multiple_of(AMX_TILE_ROWS)
+    } else {
+        rows
+    };
     scratch.clear();
-    scratch.reserve(rows * pairs);
+    scratch.reserve(stored_rows * pairs);
     for r in 0..rows {
         let row = &lhs[r * lhs_stride..r * lhs_stride + w.k];
         let mut chunks = row.chunks_exact(2);
@@ -169,6 +195,17 @@ pub(crate) fn matmul_bf16(
         if let [last] = chunks.remainder() {
             scratch.push(pair(*last, 0.0));
         }
+        scratch.resize((r + 1) * pairs, 0);
+    }
+    scratch.resize(stored_rows * pairs, 0);
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if use_amx {
+        // SAFETY: `available` checked the CPU's AMX-BF16 and the kernel's permission; `scratch`
+        // holds `stored_rows × pairs` values and `out` the rows the bounds checks above guarantee.
+        unsafe {
+            amx::matmul(rows, scratch, w, out, out_stride, accumulate, backwards);
+        }
+        return;
     }
     #[cfg(target_arch = "x86_64")]
     if native() {
@@ -371,6 +408,224 @@ mod avx512 {
     }
 }
 
+/// The products on AMX tiles (Intel Sapphire Rapids and later): `tdpbf16ps` multiplies a 16 × 32
+/// bf16 tile by a 32 × 16 one into 16 × 16 f32 sums, 8,192 multiply-adds per instruction. On those
+/// CPUs `vdpbf16ps` issues only once per two cycles, so without AMX bf16 computes no faster than
+/// f32 and only saves bytes; measured on a 2-core Xeon (BENCHMARKS.md) AMX runs a batch-16 step of
+/// the recurrence ~5× faster than the f32 kernel.
+///
+/// The packed panels are already the tiles' layout: 32 columns of bf16 pairs per row, so a B tile is
+/// 16 pair-rows of one half-panel (64 bytes, 128 apart), and an A tile is 16 rows of the converted
+/// left-hand side (`pairs` u32 apart), 16 pairs wide. Stable Rust has no AMX intrinsics: the
+/// instructions are written as inline assembly, which the assembler accepts on any x86-64 target.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod amx {
+    use std::arch::asm;
+    use std::sync::OnceLock;
+
+    use super::super::kernels::KERNEL_ENV;
+    use super::{PackedBf16, AMX_TILE_ROWS, PANEL, TILE_PAIRS};
+
+    /// The `ldtilecfg` operand: palette 1, then each tile's bytes per row and rows.
+    #[repr(C, align(64))]
+    struct TileConfig {
+        palette: u8,
+        start_row: u8,
+        reserved: [u8; 14],
+        bytes_per_row: [u16; 16],
+        rows: [u8; 16],
+    }
+
+    /// Every tile used is 16 rows of 64 bytes: C (f32 sums) tmm0–3, A (left-hand side) tmm4–5,
+    /// B (weights) tmm6–7.
+    static CONFIG: TileConfig = TileConfig {
+        palette: 1,
+        start_row: 0,
+        reserved: [0; 14],
+        bytes_per_row: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
+        rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
+    };
+
+    /// Whether the products run on AMX: the CPU has AMX-TILE and AMX-BF16, the AVX-512 kernels are
+    /// chosen (`PHONREC_KERNEL` unset or `amx`; `avx512` and below turn AMX off, so the
+    /// `vdpbf16ps` path can be tested on the same machine), and Linux grants this process the tile
+    /// state (`arch_prctl(ARCH_REQ_XCOMP_PERM)`; without it the first tile instruction would fault).
+    pub(super) fn available() -> bool {
+        static AVAILABLE: OnceLock<bool> = OnceLock::new();
+        *AVAILABLE.get_or_init(|| {
+            if !super::native() {
+                return false;
+            }
+            if let Ok(wanted) = std::env::var(KERNEL_ENV) {
+                if !wanted.eq_ignore_ascii_case("amx") {
+                    return false;
+                }
+            }
+            // CPUID leaf 7 (present on every CPU with AVX-512): EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
+            let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
+            if edx & (1 << 22) == 0 || edx & (1 << 24) == 0 {
+                return false;
+            }
+            const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+            const XFEATURE_XTILEDATA: libc::c_long = 18;
+            // SAFETY: a request for a permission; it changes nothing else in the process.
+            let granted = unsafe {
+                libc::syscall(
+                    libc::SYS_arch_prctl,
+                    ARCH_REQ_XCOMP_PERM,
+                    XFEATURE_XTILEDATA,
+                )
+            };
+            granted == 0
+        })
+    }
+
+    /// See [`super::matmul_bf16`]: `a` holds the left-hand side as bf16 pairs, `rows` rounded up
+    /// to whole tiles of 16 (zeros past `rows`) × `w.pairs`. Row blocks of 32 (two A tiles) or 16,
+    /// each against every panel: four C tiles (2 × 2) of sums per block and panel.
+    ///
+    /// # Safety
+    /// [`available`] must have returned true; `a` must hold `rows.next_multiple_of(16) × w.pairs`
+    /// values, and `out` `rows` rows of `w.n` values `out_stride` apart.
+    pub(super) unsafe fn matmul(
+        rows: usize,
+        a: &[u32],
+        w: &PackedBf16,
+        out: &mut [f32],
+        out_stride: usize,
+        accumulate: bool,
+        backwards: bool,
+    ) {
+        let pairs = w.pairs;
+        debug_assert!(pairs.is_multiple_of(TILE_PAIRS));
+        debug_assert!(a.len() >= rows.next_multiple_of(AMX_TILE_ROWS) * pairs);
+        let panels = w.n.div_ceil(PANEL);
+        let a_stride = pairs * 4;
+        let out_bytes = out_stride * 4;
+        // Sums of a tile that only partly lies inside `out` (the last rows or columns): stored here,
+        // then the valid part is added or copied.
+        let mut partial = [0f32; 2 * AMX_TILE_ROWS * PANEL];
+        asm!("ldtilecfg [{}]", in(reg) &CONFIG as *const TileConfig, options(nostack, readonly));
+        let mut r = 0;
+        while r < rows {
+            let two = rows - r > AMX_TILE_ROWS;
+            let block_rows = (rows - r).min(2 * AMX_TILE_ROWS);
+            let a0 = a.as_ptr().add(r * pairs);
+            let a1 = a0.add(AMX_TILE_ROWS * pairs);
+            for i in 0..panels {
+                let p = if backwards { panels - 1 - i } else { i };
+                let panel = w.data.as_ptr().add(p * pairs * PANEL);
+                let col0 = p * PANEL;
+                let cols = (w.n - col0).min(PANEL);
+                // The block's sums go straight to `out` when the tiles lie wholly inside it.
+                let direct = cols == PANEL && block_rows == if two { 32 } else { 16 };
+                let c = out.as_mut_ptr().add(r * out_stride + col0);
+                if direct && accumulate {
+                    asm!(
+                        "tileloadd tmm0, [{c} + {s}*1]",
+                        "tileloadd tmm1, [{c} + {s}*1 + 64]",
+                        c = in(reg) c, s = in(reg) out_bytes, options(nostack, readonly),
+                    );
+                    if two {
+                        let c1 = c.add(AMX_TILE_ROWS * out_stride);
+                        asm!(
+                            "tileloadd tmm2, [{c} + {s}*1]",
+                            "tileloadd tmm3, [{c} + {s}*1 + 64]",
+                            c = in(reg) c1, s = in(reg) out_bytes, options(nostack, readonly),
+                        );
+                    }
+                } else {
+                    asm!(
+                        "tilezero tmm0",
+                        "tilezero tmm1",
+                        "tilezero tmm2",
+                        "tilezero tmm3",
+                        options(nostack, nomem)
+                    );
+                }
+                for kt in 0..pairs / TILE_PAIRS {
+                    let b = panel.add(kt * TILE_PAIRS * PANEL);
+                    if two {
+                        asm!(
+                            "tileloadd tmm4, [{a0} + {sa}*1]",
+                            "tileloadd tmm5, [{a1} + {sa}*1]",
+                            "tileloadd tmm6, [{b} + {sb}*1]",
+                            "tileloadd tmm7, [{b} + {sb}*1 + 64]",
+                            "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tdpbf16ps tmm1, tmm4, tmm7",
+                            "tdpbf16ps tmm2, tmm5, tmm6",
+                            "tdpbf16ps tmm3, tmm5, tmm7",
+                            a0 = in(reg) a0.add(kt * TILE_PAIRS),
+                            a1 = in(reg) a1.add(kt * TILE_PAIRS),
+                            b = in(reg) b,
+                            sa = in(reg) a_stride,
+                            sb = in(reg) PANEL * 4,
+                            options(nostack, readonly),
+                        );
+                    } else {
+                        asm!(
+                            "tileloadd tmm4, [{a0} + {sa}*1]",
+                            "tileloadd tmm6, [{b} + {sb}*1]",
+                            "tileloadd tmm7, [{b} + {sb}*1 + 64]",
+                            "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tdpbf16ps tmm1, tmm4, tmm7",
+                            a0 = in(reg) a0.add(kt * TILE_PAIRS),
+                            b = in(reg) b,
+                            sa = in(reg) a_stride,
+                            sb = in(reg) PANEL * 4,
+                            options(nostack, readonly),
+                        );
+                    }
+                }
+                if direct {
+                    asm!(
+                        "tilestored [{c} + {s}*1], tmm0",
+                        "tilestored [{c} + {s}*1 + 64], tmm1",
+                        c = in(reg) c, s = in(reg) out_bytes, options(nostack),
+                    );
+                    if two {
+                        let c1 = c.add(AMX_TILE_ROWS * out_stride);
+                        asm!(
+                            "tilestored [{c} + {s}*1], tmm2",
+                            "tilestored [{c} + {s}*1 + 64], tmm3",
+                            c = in(reg) c1, s = in(reg) out_bytes, options(nostack),
+                        );
+                    }
+                    continue;
+                }
+                // A partial block: all 32 columns of its (up to) 32 rows into `partial`, then the
+                // valid rows and columns into `out`.
+                let t = partial.as_mut_ptr();
+                asm!(
+                    "tilestored [{t} + {s}*1], tmm0",
+                    "tilestored [{t} + {s}*1 + 64], tmm1",
+                    "tilestored [{t1} + {s}*1], tmm2",
+                    "tilestored [{t1} + {s}*1 + 64], tmm3",
+                    t = in(reg) t, t1 = in(reg) t.add(AMX_TILE_ROWS * PANEL),
+                    s = in(reg) PANEL * 4, options(nostack),
+                );
+                for row in 0..block_rows {
+                    let sums = &partial[row * PANEL..row * PANEL + cols];
+                    let dst = std::slice::from_raw_parts_mut(c.add(row * out_stride), cols);
+                    for (d, &s) in dst.iter_mut().zip(sums) {
+                        *d = if accumulate { *d + s } else { s };
+                    }
+                }
+            }
+            r += block_rows;
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
+}
+
+/// Elsewhere there are no AMX tiles.
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+mod amx {
+    pub(super) fn available() -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,6 +700,43 @@ mod tests {
                             (*got as f64 - 0.5 - want).abs() < 1e-5 * (k as f64),
                             "k {k} n {n} rows {rows}: {got} vs {}",
                             want + 0.5
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AMX kernel's blocks: one and two row tiles, partial tiles of rows and columns, `k`
+    /// beyond one tile, both panel orders (elsewhere the same shapes test the other kernels).
+    #[test]
+    fn products_match_the_rounded_operands_for_amx_sized_blocks() {
+        let mut seed = 11;
+        for (k, n) in [(256, 96), (40, 70), (70, 32)] {
+            let w: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed)).collect();
+            let packed = PackedBf16::pack(&w, k, n, false);
+            for rows in [16, 17, 31, 32, 33, 48, 70] {
+                let lhs: Vec<f32> = (0..rows * k).map(|_| lcg(&mut seed)).collect();
+                let want = reference(rows, &lhs, &w, k, n);
+                for (accumulate, backwards) in [(true, false), (false, true)] {
+                    let mut out = vec![0.5f32; rows * n];
+                    matmul_bf16(
+                        rows,
+                        &lhs,
+                        k,
+                        &packed,
+                        &mut out,
+                        n,
+                        accumulate,
+                        backwards,
+                        &mut Vec::new(),
+                    );
+                    let base = if accumulate { 0.5 } else { 0.0 };
+                    for (i, (got, want)) in out.iter().zip(&want).enumerate() {
+                        assert!(
+                            (*got as f64 - base - want).abs() < 1e-5 * (k as f64),
+                            "k {k} n {n} rows {rows} element {i}: {got} vs {}",
+                            want + base
                         );
                     }
                 }

@@ -34,6 +34,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Device, Layout, Shape, Tensor};
 
 use super::bf16::{matmul_bf16, matmul_bf16_rows, PackedBf16, Precision};
+use super::int8::{matmul_recurrent_i8, PackedI8};
 use super::kernels::{
     cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed_in_order, matmul_packed_rows,
     with_values, PackedMatrix,
@@ -108,10 +109,12 @@ impl PreparedLayer {
         precision: Precision,
         reads_features: bool,
     ) -> candle_core::Result<Self> {
-        let input_precision = if reads_features {
-            Precision::F32
-        } else {
-            precision
+        // Only the recurrent matrices are quantised to int8: the input projections run over all
+        // frames at once, where bf16 is fast (AMX) and closer to f32.
+        let input_precision = match precision {
+            _ if reads_features => Precision::F32,
+            Precision::Int8 => Precision::Bf16,
+            other => other,
         };
         let hidden = directions[0].weight_hh.dim(1)?;
         let inputs = directions[0].weight_ih.dim(1)?;
@@ -201,6 +204,8 @@ impl PreparedLayer {
 enum Packed {
     F32(PackedMatrix),
     Bf16(PackedBf16),
+    /// Quantised to int8: the left-hand side must lie in [−1, 1] (LSTM outputs do).
+    I8(PackedI8),
 }
 
 impl Packed {
@@ -209,6 +214,7 @@ impl Packed {
         match precision {
             Precision::F32 => Packed::F32(PackedMatrix::pack(w, k, n, true)),
             Precision::Bf16 => Packed::Bf16(PackedBf16::pack(w, k, n, true)),
+            Precision::Int8 => Packed::I8(PackedI8::pack(w, k, n, true)),
         }
     }
 
@@ -228,6 +234,21 @@ impl Packed {
             }
             Packed::Bf16(w) => {
                 matmul_bf16_rows(1, rows, lhs, lhs_stride, w, out, out_stride, false)
+            }
+            Packed::I8(w) => {
+                for row in out.chunks_mut(out_stride).take(rows) {
+                    row[..w.columns()].fill(0.0);
+                }
+                matmul_recurrent_i8(
+                    rows,
+                    lhs,
+                    lhs_stride,
+                    w,
+                    out,
+                    out_stride,
+                    false,
+                    &mut Vec::new(),
+                );
             }
         }
     }
@@ -250,6 +271,9 @@ impl Packed {
             }
             Packed::Bf16(w) => matmul_bf16(
                 rows, lhs, lhs_stride, w, out, out_stride, true, backwards, scratch,
+            ),
+            Packed::I8(w) => matmul_recurrent_i8(
+                rows, lhs, lhs_stride, w, out, out_stride, backwards, scratch,
             ),
         }
     }

@@ -31,7 +31,7 @@ pub enum SimdLevel {
     Avx512,
 }
 
-/// Environment variable that caps the kernel variant: `avx512`, `avx2` or `portable`. Tests and
+/// Environment variable that caps the kernel variant: `amx`, `avx512`, `avx2` or `portable`. Tests and
 /// benchmarks use it to run every variant on one machine; a level the CPU lacks is capped to what it
 /// has.
 pub const KERNEL_ENV: &str = "PHONREC_KERNEL";
@@ -45,7 +45,8 @@ pub fn simd_level() -> SimdLevel {
             Err(_) => detected,
             Ok(wanted) => {
                 let wanted = match wanted.to_ascii_lowercase().as_str() {
-                    "avx512" => SimdLevel::Avx512,
+                    // `amx` adds AMX tiles to AVX-512 for bf16 products (`bf16`); `avx512` leaves them out.
+                    "avx512" | "amx" => SimdLevel::Avx512,
                     "avx2" => SimdLevel::Avx2,
                     "portable" => SimdLevel::Portable,
                     other => {

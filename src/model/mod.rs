@@ -27,6 +27,7 @@ mod frame_head;
 mod fused;
 mod inference;
 mod init;
+mod int8;
 mod kernels;
 mod lstm;
 mod names;
