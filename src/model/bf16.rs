@@ -45,8 +45,8 @@ pub enum Precision {
     /// twice as fast at batch 1 on CPUs with AVX512-BF16, with posteriors close to f32's.
     Bf16,
     /// As [`Bf16`](Self::Bf16), with the recurrent products in 8-bit integers instead
-    /// ([`super::int8`]): fastest at batch 1 on CPUs with AVX512-VNNI, posteriors a little further
-    /// from f32's.
+    /// (`vpdpbusd`, see `src/model/int8.rs`): fastest at batch 1 on CPUs with AVX512-VNNI,
+    /// posteriors a little further from f32's.
     Int8,
 }
 
