@@ -558,6 +558,8 @@ struct CpuInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     l3_kib: Option<u64>,
     bf16: bool,
+    /// bf16 products of two or more rows run on AMX tiles.
+    amx: bool,
 }
 
 impl CpuInfo {
@@ -587,6 +589,7 @@ impl CpuInfo {
             l2_kib: cache_kib("2"),
             l3_kib: cache_kib("3"),
             bf16: phonrec::model::bf16_native(),
+            amx: phonrec::model::amx_native(),
         }
     }
 }

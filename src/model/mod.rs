@@ -35,7 +35,7 @@ mod network;
 mod resize;
 mod windows;
 
-pub use bf16::{bf16_native, Precision};
+pub use bf16::{amx_native, bf16_native, Precision};
 pub use config::{InitOptions, NetworkConfig, WeightInit};
 pub use file::{ModelConfig, ModelFile, TrainingSummary, WeightStorage, FORMAT_VERSION};
 pub use frame_head::{frame_classes, FitOptions, FrameExamples, FrameHead};
