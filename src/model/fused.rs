@@ -204,7 +204,8 @@ impl PreparedLayer {
 enum Packed {
     F32(PackedMatrix),
     Bf16(PackedBf16),
-    /// Quantised to int8: the left-hand side must lie in [−1, 1] (LSTM outputs do).
+    /// Quantised to int8 (the recurrent matrices of `Precision::Int8`), each left-hand row on its
+    /// own scale.
     I8(PackedI8),
 }
 

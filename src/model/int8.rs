@@ -179,45 +179,24 @@ pub(crate) fn matmul_recurrent_i8(
 /// Quantise `rows` rows of `k` values into `scratch`: first each row's `k.div_ceil(4)` groups of
 /// four bytes, then each row's scale `m` (as f32 bits; the columns' scales hold the 1/127).
 fn quantise_rows(rows: usize, lhs: &[f32], lhs_stride: usize, k: usize, scratch: &mut Vec<u32>) {
+    let quads = k.div_ceil(4);
     scratch.clear();
-    scratch.reserve(rows * (k.div_ceil(4) + 1));
-    let mut scales = [0f32; 64];
-    let mut more_scales = Vec::new();
-    for r in 0..rows {
+    scratch.resize(rows * (quads + 1), 0);
+    let (packed, scales) = scratch.split_at_mut(rows * quads);
+    for (r, (dst, scale)) in packed.chunks_exact_mut(quads).zip(scales).enumerate() {
         let row = &lhs[r * lhs_stride..r * lhs_stride + k];
         let largest = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         let inverse = if largest > 0.0 { 1.0 / largest } else { 0.0 };
-        let mut chunks = row.chunks_exact(4);
-        scratch.extend(chunks.by_ref().map(|v| {
-            u32::from_le_bytes([
-                quantise(v[0] * inverse),
-                quantise(v[1] * inverse),
-                quantise(v[2] * inverse),
-                quantise(v[3] * inverse),
-            ])
-        }));
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            // The padding rows of `W` are zero, so what stands in for the missing values is moot.
+        for (group, values) in dst.iter_mut().zip(row.chunks(4)) {
+            // Past `k` the padding rows of `W` are zero, so what stands in there is moot.
             let mut bytes = [ZERO_POINT as u8; 4];
-            for (b, &v) in bytes.iter_mut().zip(rest) {
+            for (b, &v) in bytes.iter_mut().zip(values) {
                 *b = quantise(v * inverse);
             }
-            scratch.push(u32::from_le_bytes(bytes));
+            *group = u32::from_le_bytes(bytes);
         }
-        let scale = largest;
-        match scales.get_mut(r) {
-            Some(slot) => *slot = scale,
-            None => more_scales.push(scale),
-        }
+        *scale = largest.to_bits();
     }
-    let stored = rows.min(scales.len());
-    scratch.extend(
-        scales[..stored]
-            .iter()
-            .chain(&more_scales)
-            .map(|s| s.to_bits()),
-    );
 }
 
 /// The same integer sums without VNNI, for other CPUs (and to test the kernel against).
@@ -259,6 +238,7 @@ fn portable(
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::super::kernels::avx512::column_mask;
     use super::{PackedI8, PANEL, TILE_ROWS};
 
     /// See [`super::matmul_recurrent_i8`]: for each panel, all rows in tiles of up to 8; `a` holds
@@ -316,14 +296,7 @@ mod avx512 {
     impl Epilogue {
         #[inline(always)]
         unsafe fn new(w: &PackedI8, col0: usize, cols: usize) -> Self {
-            let mask = |n: usize| -> __mmask16 {
-                if n >= 16 {
-                    0xFFFF
-                } else {
-                    ((1u32 << n) - 1) as __mmask16
-                }
-            };
-            let mask = [mask(cols), mask(cols.saturating_sub(16))];
+            let mask = [column_mask(cols), column_mask(cols.saturating_sub(16))];
             // Masked loads read nothing past the last column.
             let offset = w.offset.as_ptr().add(col0);
             let scale = w.scale.as_ptr().add(col0);

@@ -420,6 +420,16 @@ pub(super) mod avx512 {
         }
     }
 
+    /// The lanes of a 16-lane register that hold the first `n` columns (all for `n` ≥ 16).
+    #[inline(always)]
+    pub(in crate::model) fn column_mask(n: usize) -> __mmask16 {
+        if n >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        }
+    }
+
     /// Store two registers (32 columns) into a row, only the first `cols` columns, optionally adding.
     /// (Also the bf16 kernel's store: `super::super::bf16`.)
     ///
@@ -433,15 +443,8 @@ pub(super) mod avx512 {
         cols: usize,
         accumulate: bool,
     ) {
-        let mask = |n: usize| -> __mmask16 {
-            if n >= 16 {
-                0xFFFF
-            } else {
-                ((1u32 << n) - 1) as __mmask16
-            }
-        };
         let mut lo = lo;
-        let m_lo = mask(cols);
+        let m_lo = column_mask(cols);
         if accumulate {
             lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(m_lo, c));
         }
@@ -451,7 +454,7 @@ pub(super) mod avx512 {
         // store would touch nothing.
         if cols > 16 {
             let c_hi = c.add(16);
-            let m_hi = mask(cols - 16);
+            let m_hi = column_mask(cols - 16);
             let mut hi = hi;
             if accumulate {
                 hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(m_hi, c_hi));
