@@ -96,7 +96,8 @@ pub struct BenchArgs {
     #[arg(long, value_parser = choice::<LstmKernel>())]
     pub kernel: Option<LstmKernel>,
 
-    /// Arithmetic of the LSTM's products at inference (training is always f32).
+    /// Arithmetic of the LSTM's products. Training runs f32 or bf16 (mixed precision: bf16 products
+    /// accumulated in f32, f32 weights and gradients; `int8` trains in bf16).
     #[arg(long, value_parser = choice::<Precision>(), default_value = "f32")]
     pub precision: Precision,
 
@@ -156,6 +157,9 @@ struct Report {
     /// `f32` or `bf16`: the inference passes' arithmetic.
     #[serde(skip_serializing_if = "Option::is_none")]
     precision: Option<&'static str>,
+    /// `f32` or `bf16`: the training steps' arithmetic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    train_precision: Option<&'static str>,
     /// The fused kernel's instruction set (`Avx512`, `Avx2`, `Portable`; `PHONREC_KERNEL` caps it).
     #[serde(skip_serializing_if = "Option::is_none")]
     simd: Option<String>,
@@ -215,6 +219,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         stack_frames: None,
         kernel: None,
         precision: None,
+        train_precision: None,
         simd: None,
         cpu: None,
         labels: None,
@@ -247,6 +252,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         if let Some(kernel) = args.kernel {
             network.set_kernel(kernel);
         }
+        let training_precision = match args.precision {
+            Precision::Int8 => Precision::Bf16,
+            other => other,
+        };
+        network.set_training_precision(training_precision)?;
         report.layers = Some(args.layers);
         report.hidden = Some(args.hidden);
         report.features = Some(args.features);
@@ -257,6 +267,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         report.params = Some(config.num_parameters());
         if args.mode != Mode::Infer {
             report.train = Some(time_training(&args, &network, &var_map, labels, &mut rng)?);
+            report.train_precision = Some(training_precision.name());
         }
         if args.mode != Mode::Train {
             let mut inference_network = untracked(&config, &var_map)?;

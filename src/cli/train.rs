@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use phonrec::choice::Choice;
 use phonrec::data::{Dataset, TimitSplit};
 use phonrec::features::{BaseFeatures, CmvnOptions, DeltaOptions, FeatureOptions};
-use phonrec::model::{InitOptions, NetworkConfig, WeightInit};
+use phonrec::model::{InitOptions, NetworkConfig, Precision, WeightInit};
 use phonrec::phones::PhoneSet;
 use phonrec::train::{
     checkpoint_run_info, train, AugmentOptions, BatchProgress, EpochStats, ModelBytes,
@@ -245,6 +245,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub freeze_layers: usize,
 
+    /// Arithmetic of the LSTM's products: f32, or bf16 (mixed precision: products of bf16 values
+    /// summed in f32, the weights, gradients and optimizer in f32). bf16 trains ~2x faster on CPUs
+    /// with AMX (Intel Xeon since Sapphire Rapids), to the same PER as f32 in the runs of
+    /// BENCHMARKS.md; without AVX512-BF16 it is emulated and slower than f32.
+    #[arg(long, value_parser = choice::<Precision>(), default_value = "f32")]
+    pub precision: Precision,
+
     /// Also keep each epoch's model as OUT/epoch-NNN.safetensors, to average the last few with
     /// `phonrec average` (16 MB each for the default model's size).
     #[arg(long)]
@@ -404,6 +411,7 @@ impl TrainArgs {
             init_from: self.init_from.clone(),
             init_from_bytes: self.init_from_built_in().map(ModelBytes),
             freeze_layers: self.freeze_layers,
+            precision: self.precision,
             save_epoch_models: self.save_epoch_models,
             epochs: self.epochs.unwrap_or(TrainOptions::default().epochs),
             min_updates: match (self.epochs, self.init_from.is_some()) {
@@ -533,6 +541,9 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
     let (out, start, recorded) = where_the_run_goes(&args, matches)?;
     let data = RunData::load(&args, &recorded)?;
     let options = args.train_options();
+    if args.precision == Precision::Int8 {
+        bail!("--precision int8 is for inference (transcribe, eval): train in f32 or bf16");
+    }
     if args.freeze_layers > 0 && args.init_from.is_none() {
         bail!(
             "--freeze-layers keeps trained layers as they are: it needs --init-from MODEL|builtin"

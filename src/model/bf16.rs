@@ -1,5 +1,7 @@
-//! Reduced-precision inference: the LSTM's weight matrices stored as bfloat16 (bf16: f32's sign and
-//! 8-bit exponent, 8 bits of mantissa), multiplied with `vdpbf16ps` where the CPU has AVX512-BF16.
+//! Reduced precision: the LSTM's weight matrices stored as bfloat16 (bf16: f32's sign and 8-bit
+//! exponent, 8 bits of mantissa), multiplied with `vdpbf16ps` where the CPU has AVX512-BF16, on AMX
+//! tiles where it has those. Inference uses the products below; mixed-precision training (`train
+//! --precision bf16`, `matmul_bf16_transposed_lhs` for the weight gradients) uses them too.
 //!
 //! Why: at batch 1 every step of the recurrence multiplies one vector by one direction's whole `W_hh`
 //! (`[H × 4H]`, 1 MB in f32 at H = 256), so a step costs what reading `W_hh` from L2 costs, and the
@@ -35,8 +37,10 @@ const AMX_TILE_ROWS: usize = 16;
 /// issues once per two cycles); one row (batch-1 recurrence) stays on `vdpbf16ps`.
 const AMX_MIN_ROWS: usize = 2;
 
-/// The arithmetic of the LSTM's matrix products at inference.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The arithmetic of the LSTM's matrix products (at inference; training uses f32 or bf16, see
+/// [`Blstm::set_training_precision`](super::Blstm::set_training_precision)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f32 throughout (the default; what training uses).
     #[default]
@@ -134,26 +138,57 @@ impl PackedBf16 {
     /// (then the product uses `wᵀ`), rounding each value to bf16.
     pub(crate) fn pack(w: &[f32], k: usize, n: usize, transposed: bool) -> Self {
         assert_eq!(w.len(), k * n, "packed matrix: wrong size");
-        let value = |row: usize, col: usize| -> f32 {
-            if row >= k {
-                0.0
-            } else if transposed {
-                w[col * k + row]
-            } else {
-                w[row * n + col]
-            }
-        };
+        Self::pack_strided(w, k, n, transposed, if transposed { k } else { n })
+    }
+
+    /// As [`pack`](Self::pack), from a matrix whose stored rows lie `stride` values apart (as
+    /// [`PackedMatrix::pack_strided`](super::kernels::PackedMatrix::pack_strided)).
+    pub(crate) fn pack_strided(
+        w: &[f32],
+        k: usize,
+        n: usize,
+        transposed: bool,
+        stride: usize,
+    ) -> Self {
+        let (stored_rows, stored_cols) = if transposed { (n, k) } else { (k, n) };
+        assert!(
+            stride >= stored_cols
+                && (stored_rows == 0 || w.len() >= (stored_rows - 1) * stride + stored_cols),
+            "packed matrix: wrong size"
+        );
         // Whole AMX tiles of k (zero pairs past `k` add nothing), so every kernel reads one layout.
         let pairs = k.div_ceil(2).next_multiple_of(TILE_PAIRS);
         let panels = n.div_ceil(PANEL);
         let mut data = vec![0u32; panels * pairs * PANEL];
-        for p in 0..panels {
-            let panel = &mut data[p * pairs * PANEL..(p + 1) * pairs * PANEL];
-            let cols = (n - p * PANEL).min(PANEL);
-            for j in 0..pairs {
-                for c in 0..cols {
-                    let col = p * PANEL + c;
-                    panel[j * PANEL + c] = pair(value(2 * j, col), value(2 * j + 1, col));
+        if transposed {
+            // Stored row `col` holds column `col` of the matrix: its consecutive values are the
+            // pairs of that column.
+            let mut converted = vec![0u32; k.div_ceil(2)];
+            for col in 0..n {
+                convert_row(&w[col * stride..col * stride + k], &mut converted);
+                let panel = &mut data[(col / PANEL) * pairs * PANEL..];
+                for (j, &v) in converted.iter().enumerate() {
+                    panel[j * PANEL + col % PANEL] = v;
+                }
+            }
+        } else {
+            // Two stored rows (2j, 2j + 1) give pair row j of every panel.
+            for j in 0..k.div_ceil(2) {
+                let even = &w[2 * j * stride..2 * j * stride + n];
+                let odd =
+                    (2 * j + 1 < k).then(|| &w[(2 * j + 1) * stride..(2 * j + 1) * stride + n]);
+                for p in 0..panels {
+                    let cols = (n - p * PANEL).min(PANEL);
+                    let dst = &mut data[(p * pairs + j) * PANEL..][..cols];
+                    let even = &even[p * PANEL..p * PANEL + cols];
+                    match odd {
+                        Some(odd) => interleave(even, &odd[p * PANEL..p * PANEL + cols], dst),
+                        None => {
+                            for (d, &e) in dst.iter_mut().zip(even) {
+                                *d = pair(e, 0.0);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -194,35 +229,182 @@ pub(crate) fn matmul_bf16(
     };
     scratch.clear();
     scratch.reserve(stored_rows * pairs);
-    for r in 0..rows {
-        let row = &lhs[r * lhs_stride..r * lhs_stride + w.k];
-        let mut chunks = row.chunks_exact(2);
-        scratch.extend(chunks.by_ref().map(|p| pair(p[0], p[1])));
-        if let [last] = chunks.remainder() {
-            scratch.push(pair(*last, 0.0));
-        }
-        scratch.resize((r + 1) * pairs, 0);
-    }
     scratch.resize(stored_rows * pairs, 0);
+    for (r, converted) in scratch.chunks_exact_mut(pairs).take(rows).enumerate() {
+        convert_row(
+            &lhs[r * lhs_stride..r * lhs_stride + w.k],
+            &mut converted[..w.k.div_ceil(2)],
+        );
+    }
+    // SAFETY: `scratch` holds `stored_rows × pairs` values; `out`'s bounds were checked above.
+    unsafe {
+        products(
+            rows, use_amx, scratch, w, out, out_stride, accumulate, backwards,
+        )
+    }
+}
+
+/// The products of a converted left-hand side (`rows` rows of `w.pairs` bf16 pairs, whole AMX
+/// tiles of rows when `use_amx`) with `w`, on the best kernel the CPU has.
+///
+/// # Safety
+/// `a` must hold `rows × w.pairs` values (`rows` rounded up to 16 when `use_amx`), `out` `rows`
+/// rows of `w.n` values `out_stride` apart, and `use_amx` imply [`amx::available`].
+#[allow(clippy::too_many_arguments)] // a BLAS-style signature, as the f32 kernel's
+unsafe fn products(
+    rows: usize,
+    use_amx: bool,
+    a: &[u32],
+    w: &PackedBf16,
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+    backwards: bool,
+) {
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     if use_amx {
-        // SAFETY: `available` checked the CPU's AMX-BF16 and the kernel's permission; `scratch`
-        // holds `stored_rows × pairs` values and `out` the rows the bounds checks above guarantee.
+        // SAFETY: the caller's contract, and `available` checked the CPU's AMX-BF16 and the
+        // kernel's permission.
         unsafe {
-            amx::matmul(rows, scratch, w, out, out_stride, accumulate, backwards);
+            amx::matmul(rows, a, w, out, out_stride, accumulate, backwards);
         }
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if native() {
-        // SAFETY: `native` checked AVX-512F and AVX512-BF16; bounds were checked above and `scratch`
-        // holds `rows × pairs` values.
+        // SAFETY: `native` checked AVX-512F and AVX512-BF16; the caller's contract.
         unsafe {
-            avx512::matmul(rows, scratch, w, out, out_stride, accumulate, backwards);
+            avx512::matmul(rows, a, w, out, out_stride, accumulate, backwards);
         }
         return;
     }
-    portable(rows, scratch, w, out, out_stride, accumulate);
+    let _ = use_amx;
+    portable(rows, a, w, out, out_stride, accumulate);
+}
+
+/// `out[j] = pair(x[2j], x[2j + 1])` (a zero after an odd last value): a row as bf16 pairs, which
+/// is the row's values as bf16 in order.
+fn convert_row(x: &[f32], out: &mut [u32]) {
+    debug_assert_eq!(out.len(), x.len().div_ceil(2));
+    #[cfg(target_arch = "x86_64")]
+    if native() {
+        // SAFETY: `native` checked AVX-512F and AVX512-BF16; the lengths agree.
+        unsafe { avx512::convert_row(x, out) };
+        return;
+    }
+    let mut chunks = x.chunks_exact(2);
+    for (o, p) in out.iter_mut().zip(chunks.by_ref()) {
+        *o = pair(p[0], p[1]);
+    }
+    if let ([last], Some(o)) = (chunks.remainder(), out.last_mut()) {
+        *o = pair(*last, 0.0);
+    }
+}
+
+/// `out[c] = pair(even[c], odd[c])`: two rows' values as the pairs of a packed panel row.
+fn interleave(even: &[f32], odd: &[f32], out: &mut [u32]) {
+    debug_assert!(even.len() == out.len() && odd.len() == out.len());
+    #[cfg(target_arch = "x86_64")]
+    if native() {
+        // SAFETY: `native` checked AVX-512F and AVX512-BF16; the lengths agree.
+        unsafe { avx512::interleave(even, odd, out) };
+        return;
+    }
+    for ((o, &e), &d) in out.iter_mut().zip(even).zip(odd) {
+        *o = pair(e, d);
+    }
+}
+
+/// The left-hand side of `lhsᵀ · rhs` as bf16 pairs: `a[r · pairs + j] = pair(lhs[2j][r],
+/// lhs[2j + 1][r])` for the `k` rows of `lhs` (row stride `lhs_stride`) and its first `m` columns.
+fn convert_transposed(
+    lhs: &[f32],
+    lhs_stride: usize,
+    k: usize,
+    m: usize,
+    a: &mut [u32],
+    pairs: usize,
+) {
+    assert!(k <= 2 * pairs && a.len() >= m * pairs && lhs.len() >= (k - 1) * lhs_stride + m);
+    #[cfg(target_arch = "x86_64")]
+    if native() {
+        // SAFETY: `native` checked AVX-512F and AVX512-BF16; the bounds were asserted above.
+        unsafe { avx512::convert_transposed(lhs, lhs_stride, k, m, a, pairs) };
+        return;
+    }
+    // Pair by pair of lhs rows, so lhs is read in order.
+    for j in 0..k.div_ceil(2) {
+        let even = &lhs[2 * j * lhs_stride..][..m];
+        let odd = (2 * j + 1 < k).then(|| &lhs[(2 * j + 1) * lhs_stride..][..m]);
+        for (r, &e) in even.iter().enumerate() {
+            a[r * pairs + j] = pair(e, odd.map_or(0.0, |odd| odd[r]));
+        }
+    }
+}
+
+/// Frames of the sum per block in [`matmul_bf16_transposed_lhs`]: a block's converted operands
+/// (the left-hand side `m × 256` pairs, the right-hand side packed) stay in L2 while it is used.
+const SUM_BLOCK: usize = 512;
+
+/// `dst[m × n] (+)= lhsᵀ · rhs`, with `lhs` stored `[k × m]` and `rhs` `[k × n]` (row-major, the
+/// given row strides): a weight gradient, the sum over `k` frames of outer products, in bf16
+/// products accumulated in f32, in blocks of [`SUM_BLOCK`] frames. Single-threaded.
+#[allow(clippy::too_many_arguments)] // a BLAS-style signature, as `gemm_f32`'s
+pub(crate) fn matmul_bf16_transposed_lhs(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_stride: usize,
+    rhs: &[f32],
+    rhs_stride: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst_stride >= n && dst.len() >= (m - 1) * dst_stride + n);
+    if k == 0 {
+        if !accumulate {
+            for row in dst.chunks_mut(dst_stride).take(m) {
+                row[..n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(lhs_stride >= m && lhs.len() >= (k - 1) * lhs_stride + m);
+    assert!(rhs_stride >= n && rhs.len() >= (k - 1) * rhs_stride + n);
+    let use_amx = m >= AMX_MIN_ROWS && amx::available();
+    let stored_rows = if use_amx {
+        m.next_multiple_of(AMX_TILE_ROWS)
+    } else {
+        m
+    };
+    let mut a = Vec::new();
+    for (block, k0) in (0..k).step_by(SUM_BLOCK).enumerate() {
+        let kc = (k - k0).min(SUM_BLOCK);
+        let w = PackedBf16::pack_strided(&rhs[k0 * rhs_stride..], kc, n, false, rhs_stride);
+        // Row r of this block's left-hand side is column r of lhs's rows k0..k0 + kc: converted
+        // pair by pair of lhs rows, so lhs is read in order.
+        a.clear();
+        a.resize(stored_rows * w.pairs, 0);
+        convert_transposed(&lhs[k0 * lhs_stride..], lhs_stride, kc, m, &mut a, w.pairs);
+        // SAFETY: `a` holds `stored_rows × w.pairs` values; `dst`'s bounds were checked above.
+        unsafe {
+            products(
+                m,
+                use_amx,
+                &a,
+                &w,
+                dst,
+                dst_stride,
+                accumulate || block > 0,
+                false,
+            )
+        }
+    }
 }
 
 /// [`matmul_bf16`] for many rows (an input projection over all frames), in row blocks of 128 so each
@@ -336,6 +518,146 @@ mod avx512 {
                 r += tile;
             }
         }
+    }
+
+    /// 16 values as 16 bf16 (round to nearest even, in hardware; inputs below f32's normal range
+    /// count as zeros, which the scalar conversion keeps: a difference below 1.2e-38).
+    #[inline(always)]
+    unsafe fn to_bf16x16(v: __m512) -> __m256i {
+        std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v))
+    }
+
+    /// 16 pairs: each `(even[c], odd[c])` as a u32, `even` in the low half.
+    #[inline(always)]
+    unsafe fn pairs16(even: __m512, odd: __m512) -> __m512i {
+        let e = _mm512_cvtepu16_epi32(to_bf16x16(even));
+        let o = _mm512_cvtepu16_epi32(to_bf16x16(odd));
+        _mm512_or_si512(e, _mm512_slli_epi32::<16>(o))
+    }
+
+    /// See [`super::convert_row`].
+    ///
+    /// # Safety
+    /// AVX-512F and AVX512-BF16; `out.len() == x.len().div_ceil(2)`.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn convert_row(x: &[f32], out: &mut [u32]) {
+        let whole = x.len() / 16 * 16;
+        let dst = out.as_mut_ptr() as *mut __m256i;
+        for i in (0..whole).step_by(16) {
+            let v = _mm512_loadu_ps(x.as_ptr().add(i));
+            _mm256_storeu_si256(dst.add(i / 16), to_bf16x16(v));
+        }
+        let mut rest = x[whole..].chunks_exact(2);
+        let mut j = whole / 2;
+        for p in rest.by_ref() {
+            out[j] = super::pair(p[0], p[1]);
+            j += 1;
+        }
+        if let [last] = rest.remainder() {
+            out[j] = super::pair(*last, 0.0);
+        }
+    }
+
+    /// See [`super::interleave`].
+    ///
+    /// # Safety
+    /// AVX-512F and AVX512-BF16; the three slices of equal length.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn interleave(even: &[f32], odd: &[f32], out: &mut [u32]) {
+        let whole = out.len() / 16 * 16;
+        for c in (0..whole).step_by(16) {
+            let v = pairs16(
+                _mm512_loadu_ps(even.as_ptr().add(c)),
+                _mm512_loadu_ps(odd.as_ptr().add(c)),
+            );
+            _mm512_storeu_si512(out.as_mut_ptr().add(c) as *mut __m512i, v);
+        }
+        for c in whole..out.len() {
+            out[c] = super::pair(even[c], odd[c]);
+        }
+    }
+
+    /// See [`super::convert_transposed`]: blocks of 16 columns of `lhs` by 16 pairs of its rows.
+    /// Each pair of rows becomes 16 pairs (one per column) in a register; the 16 registers are
+    /// transposed (a 16 × 16 transpose of u32) into 16 converted rows' 64-byte lines.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX512-BF16; the bounds [`super::convert_transposed`] asserts, and `pairs` a
+    /// multiple of 16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn convert_transposed(
+        lhs: &[f32],
+        lhs_stride: usize,
+        k: usize,
+        m: usize,
+        a: &mut [u32],
+        pairs: usize,
+    ) {
+        debug_assert!(pairs.is_multiple_of(16));
+        let used_pairs = k.div_ceil(2);
+        let zeros = _mm512_setzero_ps();
+        // 32 rows of `lhs` at a time, each read in order (the prefetchers follow 32 streams; a
+        // strip of 16 columns down all rows would touch a new line per load).
+        for j0 in (0..used_pairs).step_by(16) {
+            for r0 in (0..m).step_by(16) {
+                let columns = (m - r0).min(16);
+                let mask = super::super::kernels::avx512::column_mask(columns);
+                let mut rows = [_mm512_setzero_si512(); 16];
+                for (jj, row) in rows.iter_mut().enumerate() {
+                    let j = j0 + jj;
+                    if j >= used_pairs {
+                        break;
+                    }
+                    let even =
+                        _mm512_maskz_loadu_ps(mask, lhs.as_ptr().add(2 * j * lhs_stride + r0));
+                    let odd = if 2 * j + 1 < k {
+                        _mm512_maskz_loadu_ps(mask, lhs.as_ptr().add((2 * j + 1) * lhs_stride + r0))
+                    } else {
+                        zeros
+                    };
+                    *row = pairs16(even, odd);
+                }
+                let columns_out = transpose16(rows);
+                for (c, v) in columns_out.iter().enumerate().take(columns) {
+                    _mm512_storeu_si512(
+                        a.as_mut_ptr().add((r0 + c) * pairs + j0) as *mut __m512i,
+                        *v,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The 16 × 16 transpose of u32: `out[c]` lane `j` = `rows[j]` lane `c`. Pairs of rows
+    /// interleaved by 32 then 64 bits within each 128-bit lane give four rows' values of one
+    /// column per lane; two rounds of 128-bit lane shuffles gather a column's four lanes.
+    #[inline(always)]
+    unsafe fn transpose16(rows: [__m512i; 16]) -> [__m512i; 16] {
+        let mut t = [_mm512_setzero_si512(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_epi32(rows[2 * i], rows[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_epi32(rows[2 * i], rows[2 * i + 1]);
+        }
+        // u[4g + i]: rows 4g..4g + 4 of column i of each 128-bit lane.
+        let mut u = [_mm512_setzero_si512(); 16];
+        for g in 0..4 {
+            u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+            u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+        }
+        let mut out = [_mm512_setzero_si512(); 16];
+        for i in 0..4 {
+            let v0 = _mm512_shuffle_i32x4::<0x88>(u[i], u[4 + i]);
+            let v1 = _mm512_shuffle_i32x4::<0xdd>(u[i], u[4 + i]);
+            let w0 = _mm512_shuffle_i32x4::<0x88>(u[8 + i], u[12 + i]);
+            let w1 = _mm512_shuffle_i32x4::<0xdd>(u[8 + i], u[12 + i]);
+            out[i] = _mm512_shuffle_i32x4::<0x88>(v0, w0);
+            out[8 + i] = _mm512_shuffle_i32x4::<0xdd>(v0, w0);
+            out[4 + i] = _mm512_shuffle_i32x4::<0x88>(v1, w1);
+            out[12 + i] = _mm512_shuffle_i32x4::<0xdd>(v1, w1);
+        }
+        out
     }
 
     #[inline(always)]
@@ -743,6 +1065,84 @@ mod tests {
                             (*got as f64 - base - want).abs() < 1e-5 * (k as f64),
                             "k {k} n {n} rows {rows} element {i}: {got} vs {}",
                             want + base
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Packing from strided storage (a weight matrix with its bias as an extra column) gives the
+    /// packing of the plain matrix, stored either way round.
+    #[test]
+    fn strided_packing_equals_plain_packing() {
+        let mut seed = 13;
+        for (k, n) in [(7, 70), (64, 33), (40, 96)] {
+            let w: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed)).collect();
+            let plain = PackedBf16::pack(&w, k, n, false);
+            // [k × (n + 1)]: each row one value longer.
+            let strided: Vec<f32> = (0..k)
+                .flat_map(|r| w[r * n..(r + 1) * n].iter().copied().chain([9.0]))
+                .collect();
+            let from_strided = PackedBf16::pack_strided(&strided, k, n, false, n + 1);
+            assert_eq!(plain.data, from_strided.data, "k {k} n {n}");
+            // [n × (k + 1)], used transposed.
+            let transposed: Vec<f32> = (0..n)
+                .flat_map(|c| {
+                    (0..k)
+                        .map(move |r| (r, c))
+                        .map(|(r, c)| w[r * n + c])
+                        .chain([9.0])
+                })
+                .collect();
+            let from_transposed = PackedBf16::pack_strided(&transposed, k, n, true, k + 1);
+            assert_eq!(plain.data, from_transposed.data, "k {k} n {n} transposed");
+        }
+    }
+
+    /// `lhsᵀ · rhs` (a weight gradient): shapes with a partial tile of rows and columns, an odd
+    /// number of frames, and more frames than one block of the sum.
+    #[test]
+    fn transposed_products_match_the_rounded_operands() {
+        let mut seed = 17;
+        for (m, n, k) in [
+            (64, 40, 7),
+            (33, 70, 100),
+            (16, 32, SUM_BLOCK + 37),
+            (5, 3, 2),
+        ] {
+            // lhs [k × m] and rhs [k × n], each with one extra value per row (strided).
+            let lhs: Vec<f32> = (0..k * (m + 1)).map(|_| lcg(&mut seed)).collect();
+            let rhs: Vec<f32> = (0..k * (n + 1)).map(|_| lcg(&mut seed)).collect();
+            let lhs_t: Vec<f32> = (0..m * k).map(|i| lhs[(i % k) * (m + 1) + i / k]).collect();
+            let rhs_plain: Vec<f32> = (0..k * n).map(|i| rhs[(i / n) * (n + 1) + i % n]).collect();
+            let want = reference(m, &lhs_t, &rhs_plain, k, n);
+            for accumulate in [false, true] {
+                let mut out = vec![0.5f32; m * (n + 2)];
+                matmul_bf16_transposed_lhs(
+                    m,
+                    n,
+                    k,
+                    &mut out,
+                    n + 2,
+                    accumulate,
+                    &lhs,
+                    m + 1,
+                    &rhs,
+                    n + 1,
+                );
+                let base = if accumulate { 0.5 } else { 0.0 };
+                for r in 0..m {
+                    for c in 0..n + 2 {
+                        let got = out[r * (n + 2) + c] as f64;
+                        if c >= n {
+                            assert_eq!(got, 0.5, "m {m} n {n} k {k}: wrote past the row");
+                            continue;
+                        }
+                        let want = want[r * n + c] + base;
+                        assert!(
+                            (got - want).abs() < 1e-5 * (k as f64),
+                            "m {m} n {n} k {k} ({r}, {c}): {got} vs {want}"
                         );
                     }
                 }

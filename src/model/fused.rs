@@ -18,6 +18,9 @@
 //! Σ_t dgates_tᵀ · h_{t−1}` and `dW_ih = dgatesᵀ · x` with one product each (`db = Σ dgates` is summed
 //! inside the time loop). Then `dx = Σ_d dgates_d · W_ih,d` on both cores, only when the input needs a
 //! gradient. One single-threaded product per core at once beats two-threaded products in turn here.
+//! With [`Precision::Bf16`] (mixed-precision training) every one of these products except those
+//! reading the features rounds its operands to bf16 and sums in f32 (AMX tiles where the CPU has
+//! them, `src/model/bf16.rs`); weights, gradients, cell arithmetic and the optimizer stay f32.
 //! The projected gates never become a candle tensor, so autograd neither stores nor accumulates them. Padding follows the reference: state
 //! and output at a padded step are zero, so the backward direction enters each sequence at its own last
 //! step.
@@ -33,7 +36,9 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Device, Layout, Shape, Tensor};
 
-use super::bf16::{matmul_bf16, matmul_bf16_rows, PackedBf16, Precision};
+use super::bf16::{
+    matmul_bf16, matmul_bf16_rows, matmul_bf16_transposed_lhs, PackedBf16, Precision,
+};
 use super::int8::{matmul_recurrent_i8, PackedI8};
 use super::kernels::{
     cell_backward, cell_forward, f32_slice, gemm_f32, matmul_packed_in_order, matmul_packed_rows,
@@ -48,6 +53,8 @@ pub(crate) fn blstm_layer_fused(
     batch: usize,
     directions: &[LstmWeights; 2],
     lengths: &[usize],
+    precision: Precision,
+    reads_features: bool,
 ) -> candle_core::Result<Tensor> {
     let [forward, backward] = directions;
     let hidden = forward.weight_hh.dim(1)?;
@@ -68,6 +75,8 @@ pub(crate) fn blstm_layer_fused(
         hidden,
         inputs,
         lengths: lengths.to_vec(),
+        precision: training_precision(precision),
+        reads_features,
         save,
         saved: Mutex::new(None),
     };
@@ -160,27 +169,40 @@ impl PreparedLayer {
         recurrent_params: &[f32],
         hidden: usize,
         inputs: usize,
+        precision: Precision,
+        reads_features: bool,
     ) -> Self {
         let h4 = 4 * hidden;
+        let bf16 = precision == Precision::Bf16;
         let biases: Vec<f32> = (0..2 * h4)
             .map(|row| input_params[row * (inputs + 1) + inputs])
             .collect();
         let pack = |d: usize| {
             (
                 // W_ih rows have stride inputs + 1, the bias being their last column.
-                Packed::F32(PackedMatrix::pack_strided(
-                    &input_params[d * h4 * (inputs + 1)..],
-                    inputs,
-                    h4,
-                    true,
-                    inputs + 1,
-                )),
-                Packed::F32(PackedMatrix::pack(
+                if bf16 && !reads_features {
+                    Packed::Bf16(PackedBf16::pack_strided(
+                        &input_params[d * h4 * (inputs + 1)..],
+                        inputs,
+                        h4,
+                        true,
+                        inputs + 1,
+                    ))
+                } else {
+                    Packed::F32(PackedMatrix::pack_strided(
+                        &input_params[d * h4 * (inputs + 1)..],
+                        inputs,
+                        h4,
+                        true,
+                        inputs + 1,
+                    ))
+                },
+                Packed::new(
+                    precision,
                     &recurrent_params[d * h4 * hidden..(d + 1) * h4 * hidden],
                     hidden,
                     h4,
-                    true,
-                )),
+                ),
             )
         };
         let mut backward = None;
@@ -412,10 +434,71 @@ struct FusedLayerOp {
     hidden: usize,
     inputs: usize,
     lengths: Vec<usize>,
+    /// The products' arithmetic: f32, or bf16 (mixed precision, see [`training_precision`]).
+    precision: Precision,
+    /// The layer reads the features: its input projection stays f32 (as in [`PreparedLayer::new`]).
+    reads_features: bool,
     /// Keep activations for a backward pass (false for inference, which then keeps only the gates
     /// buffer, O(frames × hidden), and per direction O(batch × hidden) of state).
     save: bool,
     saved: Mutex<Option<Saved>>,
+}
+
+/// A weight gradient `dst[m × n] = dgatesᵀ · x`, `dgates` stored `[k × m]` and `x` `[k × n]`: one
+/// single-threaded product (each direction's runs on its own core), in f32 or bf16.
+#[allow(clippy::too_many_arguments)] // a GEMM's shape and strides are its arguments
+fn weight_gradient(
+    precision: Precision,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+    dgates: &[f32],
+    dgates_stride: usize,
+    x: &[f32],
+    x_stride: usize,
+) {
+    if precision == Precision::Bf16 {
+        matmul_bf16_transposed_lhs(
+            m,
+            n,
+            k,
+            dst,
+            dst_stride,
+            false,
+            dgates,
+            dgates_stride,
+            x,
+            x_stride,
+        );
+    } else {
+        gemm_f32(
+            1,
+            m,
+            n,
+            k,
+            dst,
+            dst_stride,
+            false,
+            dgates,
+            dgates_stride,
+            true,
+            x,
+            x_stride,
+            false,
+        );
+    }
+}
+
+/// The arithmetic a training pass can use: f32, or bf16 products accumulated in f32 (the
+/// recurrence forwards and backwards and the input projections; the weight gradients stay f32).
+/// int8 is an inference format: a pass asked for it trains in bf16.
+fn training_precision(precision: Precision) -> Precision {
+    match precision {
+        Precision::Int8 => Precision::Bf16,
+        other => other,
+    }
 }
 
 /// Threads for the large products: the same count candle uses for its matrix products.
@@ -513,6 +596,7 @@ fn run_backward(
     hidden: usize,
     lengths: &[usize],
     grad_weight: &mut [f32],
+    precision: Precision,
 ) {
     let h4 = 4 * hidden;
     let h2 = 2 * hidden;
@@ -520,7 +604,11 @@ fn run_backward(
     let mut dc_next = vec![0f32; batch * hidden];
     let zeros = vec![0f32; hidden];
     // dh_{t−1} = dgates_t · W_hh, W_hh stored [4H × H].
-    let weight_hh = PackedMatrix::pack(weight_hh, h4, hidden, false);
+    let weight_hh = match precision {
+        Precision::Bf16 => Packed::Bf16(PackedBf16::pack(weight_hh, h4, hidden, false)),
+        _ => Packed::F32(PackedMatrix::pack(weight_hh, h4, hidden, false)),
+    };
+    let mut scratch = Vec::new();
     // Walk the steps in the reverse of the forward pass's order.
     for s in (0..steps).rev() {
         let t = if reverse { steps - 1 - s } else { s };
@@ -552,15 +640,15 @@ fn run_backward(
             );
         }
         let step_rows = &gates[t * batch * h4..(t + 1) * batch * h4];
-        matmul_packed_in_order(
-            batch,
+        dh_next.fill(0.0);
+        weight_hh.matmul_step(
             step_rows,
             h4,
-            &weight_hh,
+            batch,
             &mut dh_next,
             hidden,
-            false,
             s % 2 == 1,
+            &mut scratch,
         );
     }
     // dW_hh = Σ_t dgates_tᵀ · h_{t−1}: one GEMM over all steps that have a predecessor.
@@ -572,20 +660,17 @@ fn run_backward(
         } else {
             (&gates[batch * h4..], &h_out[h_offset..])
         };
-        gemm_f32(
-            1,
+        weight_gradient(
+            precision,
             h4,
             hidden,
             k,
             grad_weight,
             hidden,
-            false,
             dgates_rows,
             h4,
-            true,
             h_rows,
             h2,
-            false,
         );
     } else {
         grad_weight.fill(0.0);
@@ -618,7 +703,14 @@ impl CustomOp3 for FusedLayerOp {
         {
             candle_core::bail!("fused LSTM: inconsistent shapes");
         }
-        let prepared = PreparedLayer::from_params(input_params, recurrent_params, hidden, inputs);
+        let prepared = PreparedLayer::from_params(
+            input_params,
+            recurrent_params,
+            hidden,
+            inputs,
+            self.precision,
+            self.reads_features,
+        );
         let (out, gates, cells) =
             forward_prepared(&prepared, input, steps, batch, &self.lengths, self.save);
         if self.save {
@@ -665,21 +757,24 @@ impl CustomOp3 for FusedLayerOp {
             let lengths = &self.lengths;
             // dW_ih,d = dgates_dᵀ · x: [4H × rows] · [rows × inputs] into rows of stride inputs + 1
             // (the bias gradient, the last column, is filled in below).
+            // The features' products stay f32 (see `PreparedLayer::new`).
+            let precision = if self.reads_features {
+                Precision::F32
+            } else {
+                self.precision
+            };
             let input_weight_grad = |dgates: &[f32], x: &[f32], grad: &mut [f32]| {
-                gemm_f32(
-                    1,
+                weight_gradient(
+                    precision,
                     h4,
                     inputs,
                     rows,
                     grad,
                     inputs + 1,
-                    false,
                     dgates,
                     h4,
-                    true,
                     x,
                     inputs,
-                    false,
                 );
             };
             with_values(input, "layer input", |x| {
@@ -703,6 +798,7 @@ impl CustomOp3 for FusedLayerOp {
                                         hidden,
                                         lengths,
                                         grad_w_b,
+                                        self.precision,
                                     );
                                     input_weight_grad(gates_b, x, grad_ip_b);
                                 },
@@ -721,6 +817,7 @@ impl CustomOp3 for FusedLayerOp {
                                         hidden,
                                         lengths,
                                         grad_w_f,
+                                        self.precision,
                                     );
                                     input_weight_grad(gates_f, x, grad_ip_f);
                                 },
@@ -741,23 +838,35 @@ impl CustomOp3 for FusedLayerOp {
             with_values(input_params, "[W_ih | b]", |params| {
                 // dx = Σ_d dgates_d · W_ih,d: [rows × 4H] · [4H × inputs].
                 for d in 0..2 {
-                    let weights = PackedMatrix::pack_strided(
-                        &params[d * h4 * (inputs + 1)..],
-                        h4,
-                        inputs,
-                        false,
-                        inputs + 1,
-                    );
-                    matmul_packed_rows(
-                        threads,
-                        rows,
-                        &dgates[d * rows * h4..],
-                        h4,
-                        &weights,
-                        &mut grad_input,
-                        inputs,
-                        d > 0,
-                    );
+                    let weights = &params[d * h4 * (inputs + 1)..];
+                    let dgates = &dgates[d * rows * h4..];
+                    if self.precision == Precision::Bf16 {
+                        let weights =
+                            PackedBf16::pack_strided(weights, h4, inputs, false, inputs + 1);
+                        matmul_bf16_rows(
+                            threads,
+                            rows,
+                            dgates,
+                            h4,
+                            &weights,
+                            &mut grad_input,
+                            inputs,
+                            d > 0,
+                        );
+                    } else {
+                        let weights =
+                            PackedMatrix::pack_strided(weights, h4, inputs, false, inputs + 1);
+                        matmul_packed_rows(
+                            threads,
+                            rows,
+                            dgates,
+                            h4,
+                            &weights,
+                            &mut grad_input,
+                            inputs,
+                            d > 0,
+                        );
+                    }
                 }
             })?;
             Some(Tensor::from_vec(grad_input, (rows, inputs), &Device::Cpu)?)

@@ -65,6 +65,9 @@ pub struct Blstm {
     /// `[num_outputs]`.
     output_bias: Tensor,
     kernel: LstmKernel,
+    /// The fused kernel's arithmetic in passes that track gradients (training): f32, or bf16
+    /// products accumulated in f32 (see [`set_training_precision`](Self::set_training_precision)).
+    training_precision: Precision,
     /// Each layer's weights packed for the fused kernel, once, for a network whose weights no longer
     /// change (see [`prepare_for_inference`](Self::prepare_for_inference)); `None` while training.
     prepared: Option<Vec<PreparedLayer>>,
@@ -135,6 +138,7 @@ impl Blstm {
             output_weight: get(&out, &[config.num_outputs, 2 * hidden], OUTPUT_WEIGHT)?,
             output_bias: get(&out, &[config.num_outputs], BIAS)?,
             kernel: LstmKernel::default(),
+            training_precision: Precision::F32,
             prepared: None,
         })
     }
@@ -280,7 +284,14 @@ impl Blstm {
             {
                 blstm_layer_prepared(&hidden_states, batch, prepared, &output_lengths)?
             } else if fused {
-                blstm_layer_fused(&hidden_states, batch, directions, &output_lengths)?
+                blstm_layer_fused(
+                    &hidden_states,
+                    batch,
+                    directions,
+                    &output_lengths,
+                    self.training_precision,
+                    index == 0,
+                )?
             } else {
                 blstm_layer_reference(&hidden_states, batch, directions, step_masks.as_ref())?
             };
@@ -471,6 +482,24 @@ impl Blstm {
     /// The LSTM implementation in use.
     pub fn kernel(&self) -> LstmKernel {
         self.kernel
+    }
+
+    /// The arithmetic of the fused kernel's products in passes without prepared weights (training):
+    /// [`Precision::F32`] (the default), or [`Precision::Bf16`], mixed precision: the recurrence's
+    /// products forwards and backwards and the input projections of all layers but the first round
+    /// their operands to bf16 and accumulate in f32 (on AMX tiles where the CPU has them), while the
+    /// weights, their gradients, the cell arithmetic and the optimizer stay f32. The first layer
+    /// projects the features in f32, as inference does. [`Precision::Int8`] is an inference format
+    /// and is refused here.
+    pub fn set_training_precision(&mut self, precision: Precision) -> Result<()> {
+        if precision == Precision::Int8 {
+            return Err(Error::InvalidOptions {
+                what: "training",
+                reason: "int8 is an inference precision: train in f32 or bf16".into(),
+            });
+        }
+        self.training_precision = precision;
+        Ok(())
     }
 
     /// `[batch, frames, dim]` -> `[batch, ceil(frames / k), k·dim]`: frames `k·s .. k·s + k` side by side.

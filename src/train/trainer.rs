@@ -34,7 +34,7 @@ use crate::eval::PerStats;
 use crate::features::{FeatureExtractor, FeatureOptions, FeaturePipeline};
 use crate::model::{
     features_to_tensor, Blstm, DropoutState, InitOptions, ModelConfig, ModelFile, NetworkConfig,
-    TrainingSummary,
+    Precision, TrainingSummary,
 };
 use crate::phones::{PhoneId, PhoneSet};
 use crate::util::mix_seed;
@@ -91,6 +91,11 @@ pub struct TrainOptions {
     /// the number of layers or more: only the output layer trains. Default 0.
     #[serde(default)]
     pub freeze_layers: usize,
+    /// The arithmetic of the LSTM's products: f32 (the default), or bf16 (mixed precision: bf16
+    /// products accumulated in f32, on AMX tiles where the CPU has them; the weights, gradients and
+    /// optimizer stay f32). The dev evaluation runs in the same precision.
+    #[serde(default)]
+    pub precision: Precision,
     /// The model to fine-tune when it is held in memory (a binary's built-in model) rather than in
     /// the file `init_from` names; `init_from` then only records its name. Not stored in checkpoints:
     /// a resumed run continues from the checkpoint's weights.
@@ -213,6 +218,7 @@ impl Default for TrainOptions {
             save_epoch_models: false,
             init_from_bytes: None,
             freeze_layers: 0,
+            precision: Precision::F32,
         }
     }
 }
@@ -670,6 +676,8 @@ impl TrainRun {
         var_map: VarMap,
         checkpoint: Option<&HashMap<String, Tensor>>,
     ) -> Result<Self> {
+        let mut network = network;
+        network.set_training_precision(state.options.precision)?;
         let mut optimizer = Optimizer::new(
             updated_vars(&var_map, state.options.freeze_layers)?,
             state.options.optimizer.clone(),
