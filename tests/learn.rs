@@ -6,7 +6,7 @@ mod common;
 use phonrec::ctc::{Decoder, GreedyDecoder};
 use phonrec::data::load_manifest;
 use phonrec::features::{BaseFeatures, CmvnOptions, FbankOptions, FeatureOptions, MelOptions};
-use phonrec::model::{InitOptions, Model, NetworkConfig, WeightInit};
+use phonrec::model::{InitOptions, Model, NetworkConfig, Precision, WeightInit};
 use phonrec::phones::PhoneSet;
 use phonrec::train::{
     train, AugmentOptions, ModelBytes, RunStart, ScheduleOptions, TrainObserver, TrainOptions,
@@ -257,6 +257,70 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("phone set"), "{err}");
+}
+
+/// Mixed-precision training (`--precision bf16`) learns the same toy task to the same end: dev PER
+/// 0, and the saved model (f32 weights, decoded in f32) spells every utterance exactly. The run's
+/// options, checkpoint included, record the precision, so `--resume` keeps it.
+#[test]
+fn bf16_training_learns_the_toy_phones_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = common::tone_corpus(dir.path(), "train", 12, 7);
+    let phones = PhoneSet::timit39();
+    let data = load_manifest(&manifest, &phones).unwrap();
+    let out = dir.path().join("run");
+    let options = TrainOptions {
+        precision: Precision::Bf16,
+        ..small_options()
+    };
+    let outcome = train(
+        &data.utterances,
+        &data.utterances,
+        &phones,
+        &options,
+        &out,
+        RunStart::New,
+        serde_json::Value::Null,
+        &mut Quiet,
+    )
+    .unwrap();
+    assert_eq!(outcome.best.unwrap().0, 0.0, "{outcome:?}");
+    let model = Model::load(&out.join("best.safetensors")).unwrap();
+    for utt in &data.utterances {
+        let wave = phonrec::audio::read_audio(&utt.audio).unwrap();
+        let log_probs = model.log_probs_for_wave(&wave.samples).unwrap();
+        assert_eq!(
+            phones.format_sequence(&GreedyDecoder.decode(log_probs.view())),
+            phones.format_sequence(&utt.phones)
+        );
+    }
+    let checkpoint = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&checkpoint).unwrap();
+    let recorded = metadata
+        .metadata()
+        .as_ref()
+        .unwrap()
+        .values()
+        .any(|v| v.contains("\"precision\":\"bf16\""));
+    assert!(recorded, "the checkpoint does not record the precision");
+    // int8 is not a training precision.
+    let int8 = TrainOptions {
+        precision: Precision::Int8,
+        ..small_options()
+    };
+    let err = train(
+        &data.utterances,
+        &data.utterances,
+        &phones,
+        &int8,
+        &dir.path().join("int8"),
+        RunStart::New,
+        serde_json::Value::Null,
+        &mut Quiet,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("int8"), "{err}");
 }
 
 #[test]

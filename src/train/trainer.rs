@@ -124,6 +124,9 @@ impl TrainOptions {
             })
         };
         let in_range = |v: f64, lo: f64, hi: f64| v.is_finite() && v >= lo && v <= hi;
+        if self.precision == Precision::Int8 {
+            return bad("int8 is an inference precision: train in f32 or bf16".into());
+        }
         let s = &self.schedule;
         if !(in_range(s.learning_rate, 0.0, 10.0) && s.learning_rate > 0.0) {
             return bad(format!(
