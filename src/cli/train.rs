@@ -247,8 +247,9 @@ pub struct TrainArgs {
 
     /// Arithmetic of the LSTM's products: f32, or bf16 (mixed precision: products of bf16 values
     /// summed in f32, the weights, gradients and optimizer in f32). bf16 trains ~2x faster on CPUs
-    /// with AMX (Intel Xeon since Sapphire Rapids), to the same PER as f32 in the runs of
-    /// BENCHMARKS.md; without AVX512-BF16 it is emulated and slower than f32.
+    /// with AMX (Intel Xeon since Sapphire Rapids); measured: the same held-out PER when
+    /// fine-tuning, from scratch on FSDD a few points worse on average (BENCHMARKS.md). Without
+    /// AVX512-BF16 it is emulated and slower than f32.
     #[arg(long, value_parser = choice::<Precision>(), default_value = "f32")]
     pub precision: Precision,
 
