@@ -24,6 +24,29 @@ fn relative_error(a: &Tensor, b: &Tensor) -> f32 {
         / scale
 }
 
+/// A training pass's outputs and, for the loss `Σ outputs · probe`, every variable's gradient
+/// (sorted by name).
+fn outputs_and_gradients(
+    network: &Blstm,
+    var_map: &candle_nn::VarMap,
+    input: &Tensor,
+    lengths: &[usize],
+    probe: &Tensor,
+) -> (Tensor, Vec<(String, Tensor)>) {
+    let logits = network
+        .forward_train(input, lengths, Some(&mut DropoutState::default()))
+        .unwrap();
+    let loss = (&logits * probe).unwrap().sum_all().unwrap();
+    let grads = loss.backward().unwrap();
+    let vars = var_map.data().lock().unwrap();
+    let mut named: Vec<(String, Tensor)> = vars
+        .iter()
+        .map(|(name, var)| (name.clone(), grads.get(var.as_tensor()).unwrap().clone()))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    (logits, named)
+}
+
 #[test]
 fn fused_matches_reference_outputs_and_gradients() {
     let mut rng = StdRng::seed_from_u64(42);
@@ -65,22 +88,11 @@ fn fused_matches_reference_outputs_and_gradients() {
         let probe =
             Tensor::from_vec(probe, (batch, steps, config.num_outputs), &Device::Cpu).unwrap();
 
-        let mut results = Vec::new();
-        for network in [&fused, &reference] {
-            // The same masks for both: each pass starts from the same dropout state.
-            let logits = network
-                .forward_train(&input, &lengths, Some(&mut DropoutState::default()))
-                .unwrap();
-            let loss = (&logits * &probe).unwrap().sum_all().unwrap();
-            let grads = loss.backward().unwrap();
-            let vars = var_map.data().lock().unwrap();
-            let mut named: Vec<(String, Tensor)> = vars
-                .iter()
-                .map(|(name, var)| (name.clone(), grads.get(var.as_tensor()).unwrap().clone()))
-                .collect();
-            named.sort_by(|a, b| a.0.cmp(&b.0));
-            results.push((logits, named));
-        }
+        // The same masks for both: each pass starts from the same dropout state.
+        let results: Vec<_> = [&fused, &reference]
+            .into_iter()
+            .map(|network| outputs_and_gradients(network, &var_map, &input, &lengths, &probe))
+            .collect();
         let (fused_logits, fused_grads) = &results[0];
         let (reference_logits, reference_grads) = &results[1];
         let error = relative_error(fused_logits, reference_logits);
@@ -181,21 +193,10 @@ fn bf16_training_stays_close_to_f32() {
             .collect();
         let probe =
             Tensor::from_vec(probe, (batch, frames, config.num_outputs), &Device::Cpu).unwrap();
-        let mut results = Vec::new();
-        for network in [&full, &mixed] {
-            let logits = network
-                .forward_train(&input, &lengths, Some(&mut DropoutState::default()))
-                .unwrap();
-            let loss = (&logits * &probe).unwrap().sum_all().unwrap();
-            let grads = loss.backward().unwrap();
-            let vars = var_map.data().lock().unwrap();
-            let mut named: Vec<(String, Tensor)> = vars
-                .iter()
-                .map(|(name, var)| (name.clone(), grads.get(var.as_tensor()).unwrap().clone()))
-                .collect();
-            named.sort_by(|a, b| a.0.cmp(&b.0));
-            results.push((logits, named));
-        }
+        let results: Vec<_> = [&full, &mixed]
+            .into_iter()
+            .map(|network| outputs_and_gradients(network, &var_map, &input, &lengths, &probe))
+            .collect();
         let (full_logits, full_grads) = &results[0];
         let (mixed_logits, mixed_grads) = &results[1];
         let error = relative_error(mixed_logits, full_logits);

@@ -173,30 +173,26 @@ impl PreparedLayer {
         reads_features: bool,
     ) -> Self {
         let h4 = 4 * hidden;
-        let bf16 = precision == Precision::Bf16;
+        // The features' projection stays f32 (see `new`).
+        let input_precision = if reads_features {
+            Precision::F32
+        } else {
+            precision
+        };
         let biases: Vec<f32> = (0..2 * h4)
             .map(|row| input_params[row * (inputs + 1) + inputs])
             .collect();
         let pack = |d: usize| {
             (
                 // W_ih rows have stride inputs + 1, the bias being their last column.
-                if bf16 && !reads_features {
-                    Packed::Bf16(PackedBf16::pack_strided(
-                        &input_params[d * h4 * (inputs + 1)..],
-                        inputs,
-                        h4,
-                        true,
-                        inputs + 1,
-                    ))
-                } else {
-                    Packed::F32(PackedMatrix::pack_strided(
-                        &input_params[d * h4 * (inputs + 1)..],
-                        inputs,
-                        h4,
-                        true,
-                        inputs + 1,
-                    ))
-                },
+                Packed::strided(
+                    input_precision,
+                    &input_params[d * h4 * (inputs + 1)..],
+                    inputs,
+                    h4,
+                    true,
+                    inputs + 1,
+                ),
                 Packed::new(
                     precision,
                     &recurrent_params[d * h4 * hidden..(d + 1) * h4 * hidden],
@@ -241,26 +237,49 @@ impl Packed {
         }
     }
 
-    /// An input projection: `out = lhs · W` over `rows` rows, single-threaded (each direction's
-    /// projection runs on its own core).
+    /// Pack `w`, whose stored rows lie `stride` values apart, for products with `w` (`[k × n]`) or,
+    /// `transposed`, with `wᵀ`: in bf16 for [`Precision::Bf16`], else f32 (the backward pass's
+    /// matrices; int8 is never trained).
+    fn strided(
+        precision: Precision,
+        w: &[f32],
+        k: usize,
+        n: usize,
+        transposed: bool,
+        stride: usize,
+    ) -> Self {
+        if precision == Precision::Bf16 {
+            Packed::Bf16(PackedBf16::pack_strided(w, k, n, transposed, stride))
+        } else {
+            Packed::F32(PackedMatrix::pack_strided(w, k, n, transposed, stride))
+        }
+    }
+
+    /// A product over many rows: `out (+)= lhs · W` (an input projection, or `dx`), on `threads`
+    /// threads (the projections use 1: each direction's runs on its own core).
+    #[allow(clippy::too_many_arguments)] // a BLAS-style signature, as the kernels'
     fn matmul_rows(
         &self,
+        threads: usize,
         rows: usize,
         lhs: &[f32],
         lhs_stride: usize,
         out: &mut [f32],
         out_stride: usize,
+        accumulate: bool,
     ) {
         match self {
-            Packed::F32(w) => {
-                matmul_packed_rows(1, rows, lhs, lhs_stride, w, out, out_stride, false)
-            }
-            Packed::Bf16(w) => {
-                matmul_bf16_rows(1, rows, lhs, lhs_stride, w, out, out_stride, false)
-            }
+            Packed::F32(w) => matmul_packed_rows(
+                threads, rows, lhs, lhs_stride, w, out, out_stride, accumulate,
+            ),
+            Packed::Bf16(w) => matmul_bf16_rows(
+                threads, rows, lhs, lhs_stride, w, out, out_stride, accumulate,
+            ),
             Packed::I8(w) => {
-                for row in out.chunks_mut(out_stride).take(rows) {
-                    row[..w.columns()].fill(0.0);
+                if !accumulate {
+                    for row in out.chunks_mut(out_stride).take(rows) {
+                        row[..w.columns()].fill(0.0);
+                    }
                 }
                 matmul_recurrent_i8(
                     rows,
@@ -320,7 +339,7 @@ fn forward_prepared(
     // are a little faster than two two-threaded ones in turn.
     let mut gates = vec![0f32; 2 * rows * h4];
     let project = |d: usize, block: &mut [f32]| {
-        prepared.input_weights[d].matmul_rows(rows, input, inputs, block, h4);
+        prepared.input_weights[d].matmul_rows(1, rows, input, inputs, block, h4, false);
     };
     // The layer's output rows are [h_forward | h_backward]: each direction gets its halves.
     let mut out = vec![0f32; rows * 2 * hidden];
@@ -604,10 +623,7 @@ fn run_backward(
     let mut dc_next = vec![0f32; batch * hidden];
     let zeros = vec![0f32; hidden];
     // dh_{t−1} = dgates_t · W_hh, W_hh stored [4H × H].
-    let weight_hh = match precision {
-        Precision::Bf16 => Packed::Bf16(PackedBf16::pack(weight_hh, h4, hidden, false)),
-        _ => Packed::F32(PackedMatrix::pack(weight_hh, h4, hidden, false)),
-    };
+    let weight_hh = Packed::strided(precision, weight_hh, h4, hidden, false, hidden);
     let mut scratch = Vec::new();
     // Walk the steps in the reverse of the forward pass's order.
     for s in (0..steps).rev() {
@@ -839,34 +855,17 @@ impl CustomOp3 for FusedLayerOp {
                 // dx = Σ_d dgates_d · W_ih,d: [rows × 4H] · [4H × inputs].
                 for d in 0..2 {
                     let weights = &params[d * h4 * (inputs + 1)..];
-                    let dgates = &dgates[d * rows * h4..];
-                    if self.precision == Precision::Bf16 {
-                        let weights =
-                            PackedBf16::pack_strided(weights, h4, inputs, false, inputs + 1);
-                        matmul_bf16_rows(
-                            threads,
-                            rows,
-                            dgates,
-                            h4,
-                            &weights,
-                            &mut grad_input,
-                            inputs,
-                            d > 0,
-                        );
-                    } else {
-                        let weights =
-                            PackedMatrix::pack_strided(weights, h4, inputs, false, inputs + 1);
-                        matmul_packed_rows(
-                            threads,
-                            rows,
-                            dgates,
-                            h4,
-                            &weights,
-                            &mut grad_input,
-                            inputs,
-                            d > 0,
-                        );
-                    }
+                    let weights =
+                        Packed::strided(self.precision, weights, h4, inputs, false, inputs + 1);
+                    weights.matmul_rows(
+                        threads,
+                        rows,
+                        &dgates[d * rows * h4..],
+                        h4,
+                        &mut grad_input,
+                        inputs,
+                        d > 0,
+                    );
                 }
             })?;
             Some(Tensor::from_vec(grad_input, (rows, inputs), &Device::Cpu)?)
