@@ -93,7 +93,7 @@ pub struct TrainOptions {
     pub freeze_layers: usize,
     /// The arithmetic of the LSTM's products: f32 (the default), or bf16 (mixed precision: bf16
     /// products accumulated in f32, on AMX tiles where the CPU has them; the weights, gradients and
-    /// optimizer stay f32). The dev evaluation runs in the same precision.
+    /// optimizer stay f32). The dev set is scored in f32 either way.
     #[serde(default)]
     pub precision: Precision,
     /// The model to fine-tune when it is held in memory (a binary's built-in model) rather than in
@@ -810,8 +810,13 @@ impl TrainRun {
     ) -> Result<EpochDecision> {
         let epoch = self.state.epoch;
         let evaluation_start = Instant::now();
-        let (dev_loss, dev_per) =
-            evaluate(&self.network, &data.dev_features, &data.dev, data.silence)?;
+        // The dev set is scored in f32, as the saved model runs by default: a bf16 run's model is
+        // chosen by what its users will see, not by its rounded training arithmetic.
+        self.network.set_training_precision(Precision::F32)?;
+        let evaluation = evaluate(&self.network, &data.dev_features, &data.dev, data.silence);
+        self.network
+            .set_training_precision(self.state.options.precision)?;
+        let (dev_loss, dev_per) = evaluation?;
         let decision = self
             .state
             .schedule
