@@ -20,7 +20,7 @@
 
 use std::sync::OnceLock;
 
-use super::kernels::{for_row_blocks, simd_level, SimdLevel};
+use super::kernels::{assert_strided_fits, for_row_blocks, simd_level, SimdLevel};
 use crate::choice::{Choice, Named};
 
 /// Columns per packed panel: two 16-lane registers.
@@ -150,12 +150,7 @@ impl PackedBf16 {
         transposed: bool,
         stride: usize,
     ) -> Self {
-        let (stored_rows, stored_cols) = if transposed { (n, k) } else { (k, n) };
-        assert!(
-            stride >= stored_cols
-                && (stored_rows == 0 || w.len() >= (stored_rows - 1) * stride + stored_cols),
-            "packed matrix: wrong size"
-        );
+        assert_strided_fits(w, k, n, transposed, stride);
         // Whole AMX tiles of k (zero pairs past `k` add nothing), so every kernel reads one layout.
         let pairs = k.div_ceil(2).next_multiple_of(TILE_PAIRS);
         let panels = n.div_ceil(PANEL);

@@ -75,7 +75,7 @@ pub(crate) fn blstm_layer_fused(
         hidden,
         inputs,
         lengths: lengths.to_vec(),
-        precision: training_precision(precision),
+        precision,
         reads_features,
         save,
         saved: Mutex::new(None),
@@ -453,7 +453,8 @@ struct FusedLayerOp {
     hidden: usize,
     inputs: usize,
     lengths: Vec<usize>,
-    /// The products' arithmetic: f32, or bf16 (mixed precision, see [`training_precision`]).
+    /// The products' arithmetic: f32, or bf16 (mixed precision; never int8, which
+    /// `Blstm::set_training_precision` refuses).
     precision: Precision,
     /// The layer reads the features: its input projection stays f32 (as in [`PreparedLayer::new`]).
     reads_features: bool,
@@ -507,16 +508,6 @@ fn weight_gradient(
             x_stride,
             false,
         );
-    }
-}
-
-/// The arithmetic a training pass can use: f32, or bf16 products accumulated in f32 (the
-/// recurrence forwards and backwards and the input projections; the weight gradients stay f32).
-/// int8 is an inference format: a pass asked for it trains in bf16.
-fn training_precision(precision: Precision) -> Precision {
-    match precision {
-        Precision::Int8 => Precision::Bf16,
-        other => other,
     }
 }
 

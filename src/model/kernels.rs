@@ -145,12 +145,7 @@ impl PackedMatrix {
         transposed: bool,
         stride: usize,
     ) -> Self {
-        let (stored_rows, stored_cols) = if transposed { (n, k) } else { (k, n) };
-        assert!(
-            stride >= stored_cols
-                && (stored_rows == 0 || w.len() >= (stored_rows - 1) * stride + stored_cols),
-            "packed matrix: wrong size"
-        );
+        assert_strided_fits(w, k, n, transposed, stride);
         let panels = n.div_ceil(PANEL);
         let mut data = vec![0f32; panels * k * PANEL];
         for p in 0..panels {
@@ -170,6 +165,17 @@ impl PackedMatrix {
         }
         PackedMatrix { k, n, data }
     }
+}
+
+/// Panics unless `w` holds a `[k × n]` matrix (`[n × k]` when `transposed`) whose stored rows lie
+/// `stride` values apart: the packers' one bounds check.
+pub(crate) fn assert_strided_fits(w: &[f32], k: usize, n: usize, transposed: bool, stride: usize) {
+    let (stored_rows, stored_cols) = if transposed { (n, k) } else { (k, n) };
+    assert!(
+        stride >= stored_cols
+            && (stored_rows == 0 || w.len() >= (stored_rows - 1) * stride + stored_cols),
+        "packed matrix: wrong size"
+    );
 }
 
 /// `out[r, 0..n] (+)= Σ_k lhs[r, k] · W[k, 0..n]` for `rows` rows; `lhs` and `out` are row-major with
