@@ -23,7 +23,7 @@ import wave
 import numpy as np
 
 VERSION = "robust-3"  # bump when the processing changes: existing outputs are then rebuilt
-ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet"]
+ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet", "clip"]
 EXTRA_CONDITIONS = ["8k"]  # written with tel8k; may also be asked for alone
 FS = 32768.0  # int16 full scale
 NOISE_KINDS = ["white", "pink", "brown", "babble"]
@@ -41,6 +41,8 @@ DESCRIPTIONS = {
               "rescaled so the first len(input) samples have the input RMS; length = input + 0.5 s tail",
     "quiet": "the clip scaled to an RMS of -55 dBFS (+-5 dB uniform; a recorder's input gain set far too low), "
              "then rounded to 16-bit as such a recorder would",
+    "clip": "the clip peak-normalised to full scale, then amplified by 9-15 dB (uniform) and rounded to 16-bit, "
+            "so its peaks are cut flat at full scale (a recorder's input gain set far too high)",
     "snr": "additive noise at {snr} dB SNR w.r.t. the RMS of the whole clip; kind by utterance index "
            "(i%4: 0 white, 1 pink, 2 brown, 3 babble = 4 other utterances of the manifest at equal RMS)",
 }
@@ -352,6 +354,7 @@ def process(src, cond, args, command):
             "8k": ["file", "source", "rate", "seconds"],
             "reverb": ["file", "source", "rate", "seconds", "reverberance", "room_scale", "gain"],
             "quiet": ["file", "source", "rate", "seconds", "rms_dbfs"],
+            "clip": ["file", "source", "rate", "seconds", "gain_db", "clipped_fraction"],
         }.get(cond, ["file", "source", "rate", "seconds", "noise", "snr_db_target", "snr_db_actual", "babble_sources"])
         for i in range(n):
             rng = rng_for(args.seed, name, cond, i)
@@ -399,6 +402,12 @@ def process(src, cond, args, command):
                 r = rms(x)
                 y = x * (db_to_rms(level) / r) if r > 0 else x
                 extra = [round(level, 2)]
+            elif cond == "clip":
+                gain_db = float(rng.uniform(9.0, 15.0))
+                peak = float(np.max(np.abs(x))) if len(x) else 0.0
+                y = x * (FS / peak) * 10.0 ** (gain_db / 20.0) if peak > 0 else x
+                share = float(np.mean(np.abs(np.rint(y)) > 32767)) if len(y) else 0.0
+                extra = [round(gain_db, 2), round(share, 4)]
             elif cond.startswith("snr"):
                 snr = float(cond[3:])
                 kind = NOISE_KINDS[i % 4]

@@ -28,8 +28,8 @@ if [ -z "$PY" ]; then
   fi
 fi
 
-ALL="pad,padfloor,joined,tel8k,reverb,snr20,snr10,snr5,quiet"
-FSDD="pad,padfloor,joined,snr10,quiet"   # FSDD: already 8 kHz, 0.3-1 s digits
+ALL="pad,padfloor,joined,tel8k,reverb,snr20,snr10,snr5,quiet,clip"
+FSDD="pad,padfloor,joined,snr10,quiet,clip"   # FSDD: already 8 kHz, 0.3-1 s digits
 
 mkdir -p "$OUT"
 run() {  # run CONDITIONS MANIFEST...

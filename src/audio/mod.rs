@@ -8,6 +8,7 @@
 //! Several channels are averaged to one (the loudest is taken instead when they cancel out).
 
 mod container;
+mod declip;
 mod g711;
 mod resample;
 mod silence_fill;
@@ -19,6 +20,7 @@ use std::io::Read;
 use rayon::prelude::*;
 use std::path::Path;
 
+pub use declip::{repair_clipping, ClipRepair};
 pub use resample::{resample, Resampler};
 pub use silence_fill::{
     fill_digital_silence, SilenceFill, DIGITAL_SILENCE_LEVEL, MIN_DIGITAL_SILENCE_S,

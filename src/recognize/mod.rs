@@ -19,7 +19,8 @@ use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::audio::{
-    fill_digital_silence, read_audio, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
+    fill_digital_silence, read_audio, repair_clipping, Waveform, MAX_SAMPLE_RATE_HZ,
+    MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
     decode_spans, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, LatticeOptions, PhoneLm,
@@ -55,6 +56,10 @@ pub struct RecognizerOptions {
     /// noise floor before the features, so that the floor does not start and stop abruptly where the
     /// network would hear a fricative (see [`fill_digital_silence`]). Default true.
     pub fill_digital_silence: bool,
+    /// Restore peaks cut flat at the converter's full scale (a recording made with the input gain
+    /// too high) before the features; audio whose peaks do not pile up on a rail is unchanged (see
+    /// [`repair_clipping`]). Default true.
+    pub repair_clipping: bool,
     /// How [`Recognizer::align`] searches and times phones next to pauses.
     pub align: LatticeOptions,
     /// Where [`Recognizer::align`] puts phone boundaries relative to the network's spikes: the
@@ -94,6 +99,7 @@ impl Default for RecognizerOptions {
             vtln_warps: Vec::new(),
             segment: SegmentOptions::default(),
             fill_digital_silence: true,
+            repair_clipping: true,
             align: LatticeOptions::default(),
             boundaries: None,
             frame_head: None,
@@ -159,6 +165,7 @@ pub struct Recognizer {
     warped_features: Vec<(f32, FeaturePipeline)>,
     segment: SegmentOptions,
     fill_digital_silence: bool,
+    repair_clipping: bool,
     align: LatticeOptions,
     boundaries: Option<BoundaryModel>,
     frame_head: Option<FrameHead>,
@@ -190,6 +197,7 @@ impl Recognizer {
             warped_features,
             segment: options.segment.clone(),
             fill_digital_silence: options.fill_digital_silence,
+            repair_clipping: options.repair_clipping,
             align: options.align,
             boundaries: options.boundaries.clone(),
             frame_head: options.frame_head.clone(),
@@ -347,9 +355,14 @@ impl Recognizer {
         Ok(self.warped_log_probs(&wave)?.0)
     }
 
-    /// Check in-memory audio, fill its digital silence (if on) and bring it to the model's rate.
+    /// Check in-memory audio, restore its clipped peaks and fill its digital silence (each if on)
+    /// and bring it to the model's rate. Clipping is repaired at the recorded rate, where the flat
+    /// tops are still flat (resampling rings around them).
     fn prepare(&self, mut wave: Waveform) -> Result<Waveform> {
         check_wave(&wave)?;
+        if self.repair_clipping {
+            repair_clipping(&mut wave.samples);
+        }
         if self.fill_digital_silence {
             fill_digital_silence(&mut wave.samples, wave.sample_rate_hz);
         }
