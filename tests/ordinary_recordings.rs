@@ -1,7 +1,8 @@
 //! Ordinary recordings with the built-in model and its default decoding, through the real binary: the
 //! examples in audio/ padded with silence, or with silence and a faint noise floor, decode as the clips
 //! alone (within two edits per file and 4 % over all), with times in the padded file's timeline; files
-//! without speech (silence, coloured noise, mains hum) give at most one phone.
+//! without speech (silence, coloured noise, mains hum) give at most one phone; recordings made with the
+//! input gain far too low or far too high (clipped) keep their phones.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -319,6 +320,38 @@ fn recordings_with_the_input_gain_far_too_low_keep_their_phones() {
         return;
     }
     let pairs = examples_and_variants("quiet", |samples, _| scale_to_dbfs(samples, -70.0));
+    for ((clip, clip_phones, _), (file, phones, _)) in &pairs {
+        let distance = edit_distance(clip_phones, phones);
+        assert!(
+            distance <= 2,
+            "{file}: {phones:?} is {distance} edits from {clip}'s {clip_phones:?}"
+        );
+    }
+}
+
+#[test]
+fn recordings_with_the_input_gain_far_too_high_keep_their_phones() {
+    // The examples peak-normalised and amplified by 9 dB, written as 16-bit: their peaks are cut
+    // flat at full scale (10 % of the dark-suit clip's samples), as by a recorder whose input gain
+    // was set far too high. Without the repair of clipped peaks (`--keep-clipping`) the dark-suit
+    // clip came out "sh ow ah v y aa r d aa k s n ow t ih ng ...", 10 edits from the clip's phones.
+    if !built_in_model_present() {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let amplified = |samples: Vec<f32>, _| {
+        let peak = samples.iter().fold(0f32, |m, &x| m.max(x.abs()));
+        let gain = 32767.0 / peak * 10f32.powf(9.0 / 20.0);
+        samples
+            .into_iter()
+            .map(|x| (x * gain).clamp(-32768.0, 32767.0))
+            .collect::<Vec<f32>>()
+    };
+    let (slt, _) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLES[0]));
+    let cut = amplified(slt, 0);
+    let share = cut.iter().filter(|x| x.abs() >= 32767.0).count() as f64 / cut.len() as f64;
+    assert!(share > 0.05, "the test input must clip: {share}");
+    let pairs = examples_and_variants("clipped", amplified);
     for ((clip, clip_phones, _), (file, phones, _)) in &pairs {
         let distance = edit_distance(clip_phones, phones);
         assert!(

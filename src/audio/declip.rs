@@ -72,8 +72,7 @@ pub struct ClipRepair {
 /// Restore the clipped samples of `samples` (any scale and rate), if its peaks were cut flat at one
 /// or both rails; otherwise change nothing.
 pub fn repair_clipping(samples: &mut [f32]) -> ClipRepair {
-    let positive = clipped_rail(samples, 1.0);
-    let negative = clipped_rail(samples, -1.0);
+    let (positive, negative) = clipped_rails(samples);
     if positive.is_none() && negative.is_none() {
         return ClipRepair::default();
     }
@@ -115,41 +114,55 @@ impl Rails {
     }
 }
 
-/// The extreme value on one side (`sign` 1: the maximum, −1: the minimum) if the samples pile up
-/// on it the way clipping piles them.
-fn clipped_rail(samples: &[f32], sign: f32) -> Option<f32> {
-    let extreme = samples.iter().fold(0.0f32, |m, &x| m.max(sign * x));
-    if extreme <= 0.0 {
-        return None;
-    }
-    let tolerance = RAIL_TOLERANCE * extreme;
-    let rail_floor = extreme - tolerance;
-    // The next value inside the rail tells coarse audio's quantisation step: the band inside the
-    // rail covers at least two of its steps, so an 8-bit recording's top levels are compared with
-    // the levels below them, not with the empty values between.
-    let next_inside = samples
+/// The clipping rails (positive, negative): each side's extreme value, if the samples pile up on it
+/// the way clipping piles them. Two passes over a recording that is not clipped (its extremes, then
+/// how many samples sit on them), a third for the band inside a rail that holds enough samples.
+fn clipped_rails(samples: &[f32]) -> (Option<f32>, Option<f32>) {
+    let (max, min) = samples
         .iter()
-        .map(|&x| sign * x)
-        .filter(|&v| v < rail_floor)
-        .fold(f32::NEG_INFINITY, f32::max);
-    let step = if next_inside.is_finite() {
-        extreme - next_inside
-    } else {
-        0.0
-    };
-    let band = (INNER_BAND * extreme).max(2.0 * step);
-    let (mut on_rail, mut inside) = (0usize, 0usize);
+        .fold((0.0f32, 0.0f32), |(hi, lo), &x| (hi.max(x), lo.min(x)));
+    // Per side (0: positive, 1: negative), as magnitudes: the extreme and the lowest value on the rail.
+    let extremes = [max, -min];
+    let floors = extremes.map(|e| e - RAIL_TOLERANCE * e);
+    // Samples on each rail, and the next value inside it: coarse audio's quantisation step, so
+    // that the band compared with the rail covers at least two of its steps (an 8-bit
+    // recording's top levels are compared with the levels below them, not with the empty values
+    // between).
+    let mut on_rail = [0usize; 2];
+    let mut next_inside = [f32::NEG_INFINITY; 2];
     for &x in samples {
-        let v = sign * x;
-        if v >= rail_floor {
-            on_rail += 1;
-        } else if v >= rail_floor - band {
-            inside += 1;
+        let (side, v) = if x >= 0.0 { (0, x) } else { (1, -x) };
+        if v >= floors[side] {
+            on_rail[side] += 1;
+        } else if v > next_inside[side] {
+            next_inside[side] = v;
         }
     }
-    let enough = on_rail >= MIN_CLIPPED_SAMPLES
-        && on_rail as f64 >= MIN_CLIPPED_FRACTION * samples.len() as f64;
-    (enough && on_rail as f64 >= MIN_PILE_UP * inside.max(1) as f64).then_some(sign * extreme)
+    let minimum = (MIN_CLIPPED_FRACTION * samples.len() as f64).max(MIN_CLIPPED_SAMPLES as f64);
+    let candidate = |side: usize| extremes[side] > 0.0 && on_rail[side] as f64 >= minimum;
+    if !candidate(0) && !candidate(1) {
+        return (None, None);
+    }
+    let bands = [0, 1].map(|side| {
+        let step = if next_inside[side].is_finite() {
+            extremes[side] - next_inside[side]
+        } else {
+            0.0
+        };
+        floors[side] - (INNER_BAND * extremes[side]).max(2.0 * step)
+    });
+    let mut inside = [0usize; 2];
+    for &x in samples {
+        let (side, v) = if x >= 0.0 { (0, x) } else { (1, -x) };
+        if v < floors[side] && v >= bands[side] {
+            inside[side] += 1;
+        }
+    }
+    let rail = |side: usize, sign: f32| {
+        (candidate(side) && on_rail[side] as f64 >= MIN_PILE_UP * inside[side].max(1) as f64)
+            .then_some(sign * extremes[side])
+    };
+    (rail(0, 1.0), rail(1, -1.0))
 }
 
 /// The clipped sample indices (sorted) in blocks restored together: stretches less than `max_gap`
