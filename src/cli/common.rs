@@ -526,9 +526,9 @@ pub struct DecodeArgs {
 
     /// Do not restore clipped peaks. By default a recording whose peaks were cut flat at full scale
     /// (input gain set too high) has the cut samples estimated back from their neighbours (an
-    /// autoregressive interpolation) before the features; on speech amplified until 4-7 % of its
-    /// samples clipped this took back most of the 6-9 points of PER the clipping cost. Audio whose
-    /// peaks do not pile up at one extreme value is unaffected.
+    /// autoregressive interpolation) before the features: on real recordings amplified 9-15 dB past
+    /// full scale it took back most of the 7-10 points of PER the clipping cost (models/README.md).
+    /// Audio whose peaks do not pile up at one extreme value is unaffected.
     #[arg(long)]
     pub keep_clipping: bool,
 
