@@ -360,3 +360,40 @@ fn recordings_with_the_input_gain_far_too_high_keep_their_phones() {
         );
     }
 }
+
+#[test]
+fn clipped_recordings_are_reported() {
+    // JSON gives the share of samples restored; a note on stderr tells the user the gain was too
+    // high. A recording that is not clipped has neither.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (samples, rate) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLES[0]));
+    let clipped: Vec<f32> = samples.iter().map(|&x| x * 8.0).collect();
+    let clipped_path = dir.path().join("clipped.wav");
+    write_wav(&clipped_path, &clipped, rate);
+    let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
+        .args(["transcribe", "--format", "json", "--no-lm", EXAMPLES[0]])
+        .arg(&clipped_path)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(records.len(), 2, "{text}");
+    assert!(records[0].get("clipped").is_none(), "{text}");
+    let share = records[1]["clipped"].as_f64().expect("a clipped share");
+    let expected =
+        clipped.iter().filter(|x| x.abs() >= 32_767.0).count() as f64 / clipped.len() as f64;
+    assert!(
+        (share - expected).abs() < 0.02,
+        "{share} against {expected}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1 of 2 files had their peaks cut flat"),
+        "{stderr}"
+    );
+}

@@ -187,6 +187,8 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut index = 0;
     let mut failures = 0;
+    // Files whose clipped peaks were restored, and the largest share of restored samples.
+    let (mut clipped, mut most_clipped) = (0usize, 0f32);
     // Files are recognised a round at a time (short ones sharing network batches), their results
     // printed in input order as each round ends.
     let sizes: Vec<u64> = files
@@ -226,6 +228,12 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             .collect();
         for result in results {
             index += 1;
+            if let Ok(transcript) = &result {
+                if transcript.clipped_fraction > 0.0 {
+                    clipped += 1;
+                    most_clipped = most_clipped.max(transcript.clipped_fraction);
+                }
+            }
             match result {
                 Ok(transcript) => match (&args.output_dir, &output_names) {
                     (Some(_), Some(names_by_input)) => {
@@ -244,6 +252,16 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             }
         }
         out.flush()?;
+    }
+    if clipped > 0 {
+        // The user should know: the recordings were made with the input gain too high.
+        eprintln!(
+            "phonrec: note: {clipped} of {} files had their peaks cut flat at full scale (up to \
+             {:.1} % of a file's samples: the input gain was too high); the cut samples were \
+             estimated back before recognition (--keep-clipping skips this)",
+            files.len(),
+            100.0 * most_clipped
+        );
     }
     if failures > 0 {
         eprintln!("phonrec: {failures} of {} files failed", files.len());

@@ -1,7 +1,8 @@
 //! One JSON object per file and line:
 //! `{"file": ..., "duration": s, "phones": "a b", "spans": [{"phone", "start", "end", "confidence"}]}`,
 //! `"segments": [[start, end], ...]` (the speech regions that were decoded, in seconds), plus
-//! `"vtln_warp"` when VTLN chose a warp factor other than 1.
+//! `"vtln_warp"` when VTLN chose a warp factor other than 1 and `"clipped"` (the fraction of samples
+//! restored) when the recording's peaks were cut flat at full scale.
 
 use std::io::Write;
 
@@ -43,6 +44,8 @@ struct JsonTranscript<'a> {
     segments: Vec<[f32; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     vtln_warp: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clipped: Option<f32>,
 }
 
 /// Round to milliseconds / 3 decimals: more digits would only be noise.
@@ -72,6 +75,8 @@ pub(super) fn write(
             .map(|&(start, end)| [round3(start), round3(end)])
             .collect(),
         vtln_warp: (transcript.vtln_warp != 1.0).then_some(transcript.vtln_warp),
+        clipped: (transcript.clipped_fraction > 0.0)
+            .then(|| (transcript.clipped_fraction * 10_000.0).round() / 10_000.0),
     };
     serde_json::to_writer(&mut *out, &record)?;
     writeln!(out)

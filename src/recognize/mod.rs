@@ -126,6 +126,9 @@ pub struct Transcript {
     /// The speech regions that were decoded, as (start, end) seconds in the file's timeline; every
     /// phone lies inside one. With segmentation off, one region covering the file.
     pub segments: Vec<(f32, f32)>,
+    /// The fraction of the samples that were clipped (cut flat at full scale) and restored before
+    /// recognition; 0 when the recording was not clipped or the repair is off.
+    pub clipped_fraction: f32,
 }
 
 /// Everything one pass of the recogniser computed for a recording: the audio it heard, the network's
@@ -150,6 +153,8 @@ struct Posteriors {
     vtln_warp: f32,
     /// Speech regions as output-frame ranges.
     regions: Vec<(usize, usize)>,
+    /// See [`Transcript::clipped_fraction`].
+    clipped_fraction: f32,
 }
 
 /// A model with a decoder: turns audio into [`Transcript`]s. `Send + Sync`, so one recognizer serves all
@@ -322,7 +327,7 @@ impl Recognizer {
             let frames = head.log_probs(hidden.view())?;
             return Ok((posteriors, frames));
         }
-        let wave = self.prepare(wave)?;
+        let (wave, clipped_fraction) = self.prepare(wave)?;
         let network = self.model.network();
         let outputs = network.config().num_outputs;
         let features = self.model.features().compute(&wave.samples);
@@ -335,7 +340,8 @@ impl Recognizer {
             })?;
         let log_probs = both.slice(s![.., ..outputs]).to_owned();
         let frames = both.slice(s![.., outputs..]).to_owned();
-        Ok((self.finish_posteriors(wave, log_probs, 1.0)?, frames))
+        let posteriors = self.finish_posteriors(wave, log_probs, 1.0, clipped_fraction)?;
+        Ok((posteriors, frames))
     }
 
     /// [`hidden_states`](Self::hidden_states) of audio already prepared, under `vtln_warp`.
@@ -351,22 +357,28 @@ impl Recognizer {
 
     /// Per-frame log-posteriors `[output frames, phones + blank]` of audio at any rate.
     pub fn log_probs(&self, wave: Waveform) -> Result<Array2<f32>> {
-        let wave = self.prepare(wave)?;
+        let (wave, _) = self.prepare(wave)?;
         Ok(self.warped_log_probs(&wave)?.0)
     }
 
     /// Check in-memory audio, restore its clipped peaks and fill its digital silence (each if on)
-    /// and bring it to the model's rate. Clipping is repaired at the recorded rate, where the flat
-    /// tops are still flat (resampling rings around them).
-    fn prepare(&self, mut wave: Waveform) -> Result<Waveform> {
+    /// and bring it to the model's rate; also the fraction of samples restored. Clipping is
+    /// repaired at the recorded rate, where the flat tops are still flat (resampling rings around
+    /// them).
+    fn prepare(&self, mut wave: Waveform) -> Result<(Waveform, f32)> {
         check_wave(&wave)?;
+        let mut clipped_fraction = 0.0;
         if self.repair_clipping {
-            repair_clipping(&mut wave.samples);
+            let repair = repair_clipping(&mut wave.samples);
+            clipped_fraction = repair.samples as f32 / wave.samples.len().max(1) as f32;
         }
         if self.fill_digital_silence {
             fill_digital_silence(&mut wave.samples, wave.sample_rate_hz);
         }
-        wave.resampled(self.model.sample_rate_hz())
+        Ok((
+            wave.resampled(self.model.sample_rate_hz())?,
+            clipped_fraction,
+        ))
     }
 
     /// [`log_probs`](Self::log_probs) of audio at the model's rate and the VTLN warp factor they
@@ -429,13 +441,13 @@ impl Recognizer {
         }
         let pipeline = self.model.features();
         let network = self.model.network();
-        let prepared: Vec<Result<(f64, Waveform, Array2<f32>)>> = waves
+        let prepared: Vec<Result<(f64, Waveform, Array2<f32>, f32)>> = waves
             .into_par_iter()
             .map(|wave| {
                 let duration_s = wave.duration_s();
-                let wave = self.prepare(wave)?;
+                let (wave, clipped_fraction) = self.prepare(wave)?;
                 let features = pipeline.compute(&wave.samples);
-                Ok((duration_s, wave, features))
+                Ok((duration_s, wave, features, clipped_fraction))
             })
             .collect();
         let mut log_probs: Vec<Option<Array2<f32>>> = (0..prepared.len()).map(|_| None).collect();
@@ -443,7 +455,7 @@ impl Recognizer {
         let mut short: Vec<(usize, usize)> = prepared
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| p.as_ref().ok().map(|(_, _, f)| (i, f.nrows())))
+            .filter_map(|(i, p)| p.as_ref().ok().map(|(_, _, f, _)| (i, f.nrows())))
             .filter(|&(_, frames)| network.fits_one_window(frames))
             .collect();
         short.sort_by_key(|&(_, frames)| frames);
@@ -460,7 +472,7 @@ impl Recognizer {
             let group = &short[start..end];
             let views: Vec<ArrayView2<f32>> = group
                 .iter()
-                .filter_map(|&(i, _)| prepared[i].as_ref().ok().map(|(_, _, f)| f.view()))
+                .filter_map(|&(i, _)| prepared[i].as_ref().ok().map(|(_, _, f, _)| f.view()))
                 .collect();
             // A batch that fails leaves its files to run alone, each reporting its own error.
             if let Ok(outputs) = network.log_probs_batch(&views) {
@@ -474,12 +486,12 @@ impl Recognizer {
             .into_par_iter()
             .zip(log_probs)
             .map(|(prepared, log_probs)| {
-                let (duration_s, wave, features) = prepared?;
+                let (duration_s, wave, features, clipped_fraction) = prepared?;
                 let log_probs = match log_probs {
                     Some(log_probs) => log_probs,
                     None => network.log_probs_windowed(features.view())?,
                 };
-                let posteriors = self.finish_posteriors(wave, log_probs, 1.0)?;
+                let posteriors = self.finish_posteriors(wave, log_probs, 1.0, clipped_fraction)?;
                 self.decode(duration_s, posteriors)
             })
             .collect()
@@ -537,6 +549,7 @@ impl Recognizer {
             log_probs,
             vtln_warp,
             regions,
+            clipped_fraction,
         } = posteriors;
         let shift = self.output_frame_shift_s() as f32;
         // Decode and align region by region, long regions in pieces: the forced alignment is
@@ -572,6 +585,7 @@ impl Recognizer {
                 spans,
                 vtln_warp,
                 segments,
+                clipped_fraction,
             },
         })
     }
@@ -580,9 +594,9 @@ impl Recognizer {
     /// resampled; the network's posteriors (under the chosen VTLN warp, sparse regions re-run alone);
     /// the speech regions.
     fn posteriors(&self, wave: Waveform) -> Result<Posteriors> {
-        let wave = self.prepare(wave)?;
+        let (wave, clipped_fraction) = self.prepare(wave)?;
         let (log_probs, vtln_warp) = self.warped_log_probs(&wave)?;
-        self.finish_posteriors(wave, log_probs, vtln_warp)
+        self.finish_posteriors(wave, log_probs, vtln_warp, clipped_fraction)
     }
 
     /// The speech regions of the network's first pass, and the second pass over sparse regions.
@@ -591,6 +605,7 @@ impl Recognizer {
         wave: Waveform,
         mut log_probs: Array2<f32>,
         vtln_warp: f32,
+        clipped_fraction: f32,
     ) -> Result<Posteriors> {
         let hop = self.model.features().options().frame().window_shift()
             * self.model.network().config().stack_frames.max(1);
@@ -607,6 +622,7 @@ impl Recognizer {
             log_probs,
             vtln_warp,
             regions,
+            clipped_fraction,
         })
     }
 
