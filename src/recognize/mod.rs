@@ -143,6 +143,15 @@ pub struct Recognition {
     pub transcript: Transcript,
 }
 
+/// One recording of a batch, prepared for the network: its duration as read, the audio at the
+/// model's rate, its features and the share of samples whose clipping was repaired.
+struct BatchInput {
+    duration_s: f64,
+    wave: Waveform,
+    features: Array2<f32>,
+    clipped_fraction: f32,
+}
+
 /// A decoder and its description in words (see [`Recognizer::decoding`]).
 type BuiltDecoder = (Box<dyn Decoder>, String);
 
@@ -441,13 +450,18 @@ impl Recognizer {
         }
         let pipeline = self.model.features();
         let network = self.model.network();
-        let prepared: Vec<Result<(f64, Waveform, Array2<f32>, f32)>> = waves
+        let prepared: Vec<Result<BatchInput>> = waves
             .into_par_iter()
             .map(|wave| {
                 let duration_s = wave.duration_s();
                 let (wave, clipped_fraction) = self.prepare(wave)?;
                 let features = pipeline.compute(&wave.samples);
-                Ok((duration_s, wave, features, clipped_fraction))
+                Ok(BatchInput {
+                    duration_s,
+                    wave,
+                    features,
+                    clipped_fraction,
+                })
             })
             .collect();
         let mut log_probs: Vec<Option<Array2<f32>>> = (0..prepared.len()).map(|_| None).collect();
@@ -455,7 +469,7 @@ impl Recognizer {
         let mut short: Vec<(usize, usize)> = prepared
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| p.as_ref().ok().map(|(_, _, f, _)| (i, f.nrows())))
+            .filter_map(|(i, p)| p.as_ref().ok().map(|p| (i, p.features.nrows())))
             .filter(|&(_, frames)| network.fits_one_window(frames))
             .collect();
         short.sort_by_key(|&(_, frames)| frames);
@@ -472,7 +486,7 @@ impl Recognizer {
             let group = &short[start..end];
             let views: Vec<ArrayView2<f32>> = group
                 .iter()
-                .filter_map(|&(i, _)| prepared[i].as_ref().ok().map(|(_, _, f, _)| f.view()))
+                .filter_map(|&(i, _)| prepared[i].as_ref().ok().map(|p| p.features.view()))
                 .collect();
             // A batch that fails leaves its files to run alone, each reporting its own error.
             if let Ok(outputs) = network.log_probs_batch(&views) {
@@ -486,13 +500,14 @@ impl Recognizer {
             .into_par_iter()
             .zip(log_probs)
             .map(|(prepared, log_probs)| {
-                let (duration_s, wave, features, clipped_fraction) = prepared?;
+                let input = prepared?;
                 let log_probs = match log_probs {
                     Some(log_probs) => log_probs,
-                    None => network.log_probs_windowed(features.view())?,
+                    None => network.log_probs_windowed(input.features.view())?,
                 };
-                let posteriors = self.finish_posteriors(wave, log_probs, 1.0, clipped_fraction)?;
-                self.decode(duration_s, posteriors)
+                let posteriors =
+                    self.finish_posteriors(input.wave, log_probs, 1.0, input.clipped_fraction)?;
+                self.decode(input.duration_s, posteriors)
             })
             .collect()
     }
