@@ -63,9 +63,9 @@ const MAX_OVERSHOOT: f32 = 10.0;
 pub struct ClipRepair {
     /// Samples restored (0: no rail was clipped).
     pub samples: usize,
-    /// The positive rail, if it was clipped (int16 scale).
+    /// The positive rail, if it was clipped (in the samples' scale).
     pub positive_rail: Option<f32>,
-    /// The negative rail, if it was clipped (int16 scale).
+    /// The negative rail, if it was clipped (in the samples' scale).
     pub negative_rail: Option<f32>,
 }
 
