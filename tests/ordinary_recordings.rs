@@ -186,6 +186,17 @@ fn edit_distance(a: &[String], b: &[String]) -> usize {
     row[b.len()]
 }
 
+/// Each variant's phones are within two edits of its clip's.
+fn assert_within_two_edits(pairs: &[(Record, Record)]) {
+    for ((clip, clip_phones, _), (file, phones, _)) in pairs {
+        let distance = edit_distance(clip_phones, phones);
+        assert!(
+            distance <= 2,
+            "{file}: {phones:?} is {distance} edits from {clip}'s {clip_phones:?}"
+        );
+    }
+}
+
 #[test]
 fn padding_and_a_noise_floor_do_not_change_the_phones() {
     if !built_in_model_present() {
@@ -320,13 +331,7 @@ fn recordings_with_the_input_gain_far_too_low_keep_their_phones() {
         return;
     }
     let pairs = examples_and_variants("quiet", |samples, _| scale_to_dbfs(samples, -70.0));
-    for ((clip, clip_phones, _), (file, phones, _)) in &pairs {
-        let distance = edit_distance(clip_phones, phones);
-        assert!(
-            distance <= 2,
-            "{file}: {phones:?} is {distance} edits from {clip}'s {clip_phones:?}"
-        );
-    }
+    assert_within_two_edits(&pairs);
 }
 
 #[test]
@@ -352,13 +357,7 @@ fn recordings_with_the_input_gain_far_too_high_keep_their_phones() {
     let share = cut.iter().filter(|x| x.abs() >= 32767.0).count() as f64 / cut.len() as f64;
     assert!(share > 0.05, "the test input must clip: {share}");
     let pairs = examples_and_variants("clipped", amplified);
-    for ((clip, clip_phones, _), (file, phones, _)) in &pairs {
-        let distance = edit_distance(clip_phones, phones);
-        assert!(
-            distance <= 2,
-            "{file}: {phones:?} is {distance} edits from {clip}'s {clip_phones:?}"
-        );
-    }
+    assert_within_two_edits(&pairs);
 }
 
 #[test]
