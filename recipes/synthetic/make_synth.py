@@ -56,6 +56,17 @@ TRAIN_GROUPS = [
     ("fest_slt_hts", "festival", "cmu_us_slt_arctic_hts", 0.09),
     ("piper_joe", "piper", "joe", 0.25),
 ]
+# The optional groups of --extra-voices-hours: Debian non-free voices (RHVoice 1.8, SVOX Pico), new
+# speakers for us except rh_alan (likely CMU ARCTIC awb, flite's awb) and rh_slt (another model of slt).
+# Labels from CMUdict, as for piper: neither engine prints its phones. See docs/voice-variety.md.
+EXTRA_GROUPS = [
+    ("rh_bdl", "rhvoice", "bdl", 0.25),
+    ("rh_clb", "rhvoice", "clb", 0.25),
+    ("rh_alan", "rhvoice", "alan", 0.15),
+    ("rh_slt", "rhvoice", "slt", 0.10),
+    ("pico_us", "pico", "en-US", 0.25),
+]
+CMUDICT_LABEL_ENGINES = {"piper", "rhvoice", "pico"}
 HELDOUT_GROUP = ("flite_rms", "flite", "rms")
 ESPEAK_VARIANTS = [f"m{i}" for i in range(1, 8)] + [f"f{i}" for i in range(1, 5)]
 # The optional `espeak_var` group (--espeak-var-hours): espeak-ng's other human-sounding variants
@@ -131,7 +142,7 @@ class PromptPool:
 
 def make_spec(seed, group, engine, voice, split, i, pool):
     rng = random.Random(f"{seed}:{group}:{split}:{i}")
-    src, text = pool.draw(rng, split, cmudict_only=(engine == "piper"))
+    src, text = pool.draw(rng, split, cmudict_only=(engine in CMUDICT_LABEL_ENGINES))
     uid = f"{group}-{split}-{i:06d}"
     p = {}
     if engine == "espeak":
@@ -150,6 +161,10 @@ def make_spec(seed, group, engine, voice, split, i, pool):
     elif engine == "piper":
         p = {"length_scale": round(rng.uniform(0.8, 1.3), 3), "noise_scale": round(rng.uniform(0.4, 0.8), 3),
              "noise_w": round(rng.uniform(0.5, 1.0), 3), "cents": rng.randint(-250, 250)}
+    elif engine == "rhvoice":
+        p = {"rate": rng.randint(80, 130), "pitch": rng.randint(85, 115), "cents": rng.randint(-200, 200)}
+    elif engine == "pico":
+        p = {"speed": rng.randint(80, 125), "pitch": rng.randint(85, 115), "cents": rng.randint(-200, 200)}
     return {"id": uid, "group": group, "engine": engine, "voice": voice, "split": split, "src": src,
             "text": text, "params": p, "rel": f"wav/{group}/{split}/{uid}.wav"}
 
@@ -235,19 +250,49 @@ def synth_festival_batch(specs, tmp):
     return res
 
 
+def cmudict_labels(text, lex):
+    """CMUdict labels of a prompt, for the engines that do not print their phones. Raises RuntimeError
+    for a word outside CMUdict or text the voices would read differently from its words (abbreviations,
+    numerals): guarded by espeak-ng's own reading (piper phonemizes with espeak-ng too)."""
+    labels, missing = phonlib.text_to_phones(text, lex)
+    if missing or not labels:
+        raise RuntimeError(f"not in CMUdict: {missing}")
+    ref = phonlib.espeak_to_39(run(["espeak-ng", "-q", "-x", "--sep=|", "-v", "en-us", text]).stdout)
+    per = phonlib.levenshtein(labels, ref) / len(labels)
+    if per > PIPER_MAX_PER:
+        raise RuntimeError(f"CMUdict vs espeak reading PER {per:.2f}")
+    return labels
+
+
+def synth_rhvoice(spec, out_abs, tmp, lex):
+    """RHVoice-test (24 kHz) reads the prompt from stdin; -r rate and -t pitch in percent."""
+    labels = cmudict_labels(spec["text"], lex)
+    p = spec["params"]
+    raw = os.path.join(tmp, "r.wav")
+    run(["RHVoice-test", "-p", spec["voice"], "-r", str(p["rate"]), "-t", str(p["pitch"]), "-o", raw],
+        input=spec["text"])
+    to16k(raw, out_abs, p["cents"])
+    return labels
+
+
+def synth_pico(spec, out_abs, tmp, lex):
+    """pico2wave (16 kHz); speed and pitch through its inline tags."""
+    labels = cmudict_labels(spec["text"], lex)
+    p = spec["params"]
+    raw = os.path.join(tmp, "p.wav")
+    text = f'<speed level="{p["speed"]}"><pitch level="{p["pitch"]}">{spec["text"]}</pitch></speed>'
+    run(["pico2wave", "-l", spec["voice"], "-w", raw, text])
+    to16k(raw, out_abs, p["cents"])
+    return labels
+
+
 def synth_piper_batch(specs, tmp, piper_python, lex):
     jobs, res = [], {}
     for k, s in enumerate(specs):
-        labels, missing = phonlib.text_to_phones(s["text"], lex)
-        if missing or not labels:
-            res[s["id"]] = RuntimeError(f"not in CMUdict: {missing}")
-            continue
-        # Guard against text the voice reads differently from the words (abbreviations, numerals):
-        # compare with espeak-ng's own reading (piper phonemizes with espeak-ng too).
-        ref = phonlib.espeak_to_39(run(["espeak-ng", "-q", "-x", "--sep=|", "-v", "en-us", s["text"]]).stdout)
-        per = phonlib.levenshtein(labels, ref) / len(labels)
-        if per > PIPER_MAX_PER:
-            res[s["id"]] = RuntimeError(f"CMUdict vs espeak reading PER {per:.2f}")
+        try:
+            labels = cmudict_labels(s["text"], lex)
+        except RuntimeError as e:
+            res[s["id"]] = e
             continue
         s["_labels"] = labels
         p = s["params"]
@@ -302,7 +347,9 @@ def run_batch(specs, out_dir, cache_dir, piper_python, lex):
             got = synth_piper_batch(specs, tmp, piper_python, lex)
         else:
             got = {}
-            fn = synth_espeak if engine == "espeak" else synth_flite
+            fn = {"espeak": synth_espeak, "flite": synth_flite,
+                  "rhvoice": lambda s, o, t: synth_rhvoice(s, o, t, lex),
+                  "pico": lambda s, o, t: synth_pico(s, o, t, lex)}[engine]
             for s in specs:
                 try:
                     got[s["id"]] = fn(s, s["out_abs"], tmp)
@@ -409,6 +456,10 @@ def main():
     ap.add_argument("--espeak-var-hours", type=float, default=0.0,
                     help="extra training hours from espeak-ng's other variants (group espeak_var; "
                          "default 0). On top of --hours; the other groups, dev and test do not change")
+    ap.add_argument("--extra-voices-hours", type=float, default=0.0,
+                    help="extra training hours from RHVoice (bdl, clb, alan, slt) and SVOX Pico en-US, "
+                         "Debian non-free (run.sh installs them with this option; default 0). On top of "
+                         "--hours; the other groups, dev and test do not change")
     ap.add_argument("--piper-python", default=os.path.join(phonlib.DATA_ROOT, "venv", "bin", "python"))
     a = ap.parse_args()
     t_start = time.time()
@@ -442,9 +493,17 @@ def main():
             jobs.append(Job(name, eng, voice, "dev", count=n_dev))
     if a.espeak_var_hours > 0:
         jobs.append(Job("espeak_var", "espeak", "en-us", "train", target_s=a.espeak_var_hours * 3600))
+    if a.extra_voices_hours > 0:
+        for tool in ("RHVoice-test", "pico2wave"):
+            if not shutil.which(tool):
+                raise SystemExit(f"{tool} missing: run recipes/synthetic/run.sh --extra-voices-hours H "
+                                 "(installs rhvoice, rhvoice-english and libttspico-utils from non-free)")
+        extra_sum = sum(g[3] for g in EXTRA_GROUPS)
+        for name, eng, voice, share in EXTRA_GROUPS:
+            jobs.append(Job(name, eng, voice, "train", target_s=a.extra_voices_hours * 3600 * share / extra_sum))
     jobs.append(Job(*HELDOUT_GROUP, "test", count=a.test_utts))
     # run the slow engines first so both workers stay busy until the end
-    order = {"piper": 0, "festival": 1, "flite": 2, "espeak": 3}
+    order = {"piper": 0, "festival": 1, "rhvoice": 2, "pico": 2, "flite": 2, "espeak": 3}
     jobs.sort(key=lambda j: (order[j.engine], j.split != "train"))
 
     schedule(jobs, max(1, min(a.jobs, 2)), a.seed, pool, out, cache_dir, a.piper_python, lex)
@@ -460,6 +519,7 @@ def main():
                     os.remove(os.path.join(out, r["rel"]))
                     removed += 1
     summary = {"seed": a.seed, "hours_requested": a.hours, "espeak_var_hours": a.espeak_var_hours,
+               "extra_voices_hours": a.extra_voices_hours,
                "jobs": a.jobs, "piper": not a.no_piper,
                "heldout_voice": "flite rms", "groups": {}, "splits": {}}
     split_manifest = {"train": "train.tsv", "dev": "dev.tsv", "test": "test_heldout_voice.tsv"}
@@ -476,7 +536,8 @@ def main():
             "utts": len(rs), "hours": round(sum(r["seconds"] for r in rs) / 3600, 4), "skipped": nfail}
     hdr = [f"phonrec synthetic corpus, recipes/synthetic/make_synth.py --hours {a.hours} --seed {a.seed}"
            f"{' --no-piper' if a.no_piper else ''}"
-           f"{f' --espeak-var-hours {a.espeak_var_hours}' if a.espeak_var_hours > 0 else ''}",
+           f"{f' --espeak-var-hours {a.espeak_var_hours}' if a.espeak_var_hours > 0 else ''}"
+           f"{f' --extra-voices-hours {a.extra_voices_hours}' if a.extra_voices_hours > 0 else ''}",
            "labels: 39-phone set, no sil, no dx (conventions in recipes/README.md)"]
     with open(os.path.join(out, "meta.tsv"), "w", encoding="utf-8") as f:
         f.write("id\tgroup\tsplit\tseconds\tsource\tparams\ttext\n")

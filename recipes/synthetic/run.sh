@@ -22,6 +22,23 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
 fi
 
+# --extra-voices-hours: RHVoice and SVOX Pico are in Debian's contrib/non-free, which the default apt
+# sources may not list: a private sources list adds them for these packages only (docs/voice-variety.md).
+want_extra=0
+for a in "$@"; do case "$a" in --extra-voices-hours|--extra-voices-hours=*) want_extra=1;; esac; done
+if [ "$want_extra" = 1 ] && ! { command -v RHVoice-test && command -v pico2wave; } >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  CODENAME="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
+  LISTS="$(mktemp -d)"; mkdir -p "$LISTS/partial"
+  echo "deb http://deb.debian.org/debian $CODENAME main contrib non-free" > "$LISTS/sources.list"
+  APT_NONFREE=(-o "Dir::Etc::sourcelist=$LISTS/sources.list" -o "Dir::Etc::sourceparts=-" -o "Dir::State::Lists=$LISTS")
+  echo "installing rhvoice rhvoice-english libttspico-utils (Debian non-free)" >&2
+  $SUDO apt-get "${APT_NONFREE[@]}" update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${APT_NONFREE[@]}" install -y -q --no-install-recommends \
+    rhvoice rhvoice-english libttspico-utils
+  $SUDO rm -rf "$LISTS"
+fi
+
 want_piper=1
 for a in "$@"; do [ "$a" = "--no-piper" ] && want_piper=0; done
 if [ "$want_piper" = 1 ]; then
