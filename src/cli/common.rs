@@ -527,7 +527,8 @@ pub struct DecodeArgs {
     /// Do not restore clipped peaks. By default a recording whose peaks were cut flat at full scale
     /// (input gain set too high) has the cut samples estimated back from their neighbours (an
     /// autoregressive interpolation) before the features: real recordings amplified 9-15 dB past
-    /// full scale went from PER 0.31 / 0.33 to 0.25 / 0.24 (0.23 / 0.24 unclipped; models/README.md).
+    /// full scale went from PER 0.31 / 0.33 to 0.25 / 0.24 with default-v12 (0.23 / 0.24 unclipped;
+    /// models/README.md).
     /// Audio whose peaks do not pile up at one extreme value is unaffected.
     #[arg(long)]
     pub keep_clipping: bool,
