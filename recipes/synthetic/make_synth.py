@@ -3,7 +3,8 @@
 
 Usage (run.sh installs the apt packages and the piper venv first):
   python3 make_synth.py [--hours 4] [--seed 1] [--out /work/data/synth] [--jobs 2] [--no-piper]
-                        [--dev-utts 200] [--test-utts 200] [--piper-python /work/data/venv/bin/python]
+                        [--espeak-var-hours 0] [--extra-voices-hours 0] [--dev-utts 200]
+                        [--test-utts 200] [--piper-python /work/data/venv/bin/python]
 
 Standard library only (the optional piper voice runs in its own venv through piper_worker.py).
 
@@ -13,6 +14,8 @@ Voices (training groups and their share of the training hours):
   fest_*     festival kal_diphone / ked_diphone (Duration_Stretch, int_lr f0) and
              cmu_us_slt_arctic_hts (hts -r rate, sox pitch shift)             labels: Segment relation
   piper_joe  piper en_US-joe-medium (length/noise scales, sox pitch shift)     labels: CMUdict of the words
+  rh_*, pico_us (only with --extra-voices-hours) RHVoice bdl/clb/alan/slt, SVOX Pico en-US (rate,
+             pitch, sox pitch shift; Debian non-free)                          labels: CMUdict of the words
 Held out of training entirely: flite `rms` (all its pitch/rate variants) -> test_heldout_voice.tsv.
 
 Outputs under --out: wav/<group>/<split>/<id>.wav (16 kHz mono 16-bit), train.tsv, dev.tsv,
@@ -81,7 +84,7 @@ ESPEAK_VAR_VARIANTS = (
 FEMALE_VOICES = {"slt", "cmu_us_slt_arctic_hts"}
 BATCH = 25            # utterances per batch (one festival / piper process per batch)
 MEAN_UTT_S = 3.6      # rough mean utterance length, only used to avoid over-submitting
-PIPER_MAX_PER = 0.30  # skip a piper prompt whose CMUdict labels differ from espeak's reading by more
+PIPER_MAX_PER = 0.30  # skip a CMUdict-labelled prompt (piper, RHVoice, Pico) whose labels differ from espeak's reading by more
 
 
 def log(*a):
