@@ -84,7 +84,9 @@ ESPEAK_VAR_VARIANTS = (
 FEMALE_VOICES = {"slt", "cmu_us_slt_arctic_hts"}
 BATCH = 25            # utterances per batch (one festival / piper process per batch)
 MEAN_UTT_S = 3.6      # rough mean utterance length, only used to avoid over-submitting
-PIPER_MAX_PER = 0.30  # skip a CMUdict-labelled prompt (piper, RHVoice, Pico) whose labels differ from espeak's reading by more
+# skip a CMUdict-labelled prompt (piper, RHVoice, Pico) whose labels differ from espeak-ng's reading
+# of the text by more than this share of edits per label
+PIPER_MAX_PER = 0.30
 
 
 def log(*a):
