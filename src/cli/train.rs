@@ -212,6 +212,18 @@ pub struct TrainArgs {
     #[arg(long, value_name = "P")]
     pub telephone: Option<f32>,
 
+    /// With --augment robust: the share of utterances reverberated (RT60 0.15–0.9 s) instead of
+    /// the preset's 0.15.
+    #[arg(long, value_name = "P")]
+    pub reverb: Option<f32>,
+
+    /// With --augment robust: of the reverberated utterances, the share placed in a simulated room
+    /// (early reflections by the image-source method, a tail that dies faster at high frequencies,
+    /// a level set by the talker's distance of 0.3–3 m) instead of a decaying noise burst
+    /// [default: 0, the preset's].
+    #[arg(long, value_name = "P")]
+    pub room_reverb: Option<f32>,
+
     /// With --augment robust: of the utterances whose edges are cut as from a longer recording,
     /// the share cut 0–40 ms into the speech itself, so the clip starts and ends at full level as
     /// trimmed corpora do (FSDD) [default: 0, the preset's].
@@ -396,6 +408,12 @@ impl TrainArgs {
                         if let Some(p) = self.telephone {
                             robust.conditions.telephone_probability = p;
                         }
+                        if let Some(p) = self.reverb {
+                            robust.conditions.reverb_probability = p;
+                        }
+                        if let Some(p) = self.room_reverb {
+                            robust.conditions.room_reverb_share = p;
+                        }
                         if let Some(p) = self.speech_cut {
                             robust.conditions.speech_cut_probability = p;
                         }
@@ -552,6 +570,12 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
     }
     if args.telephone.is_some() && !options.augment.conditions.is_active() {
         bail!("--telephone sets a share of --augment robust: add --augment robust");
+    }
+    if args.reverb.is_some() && !options.augment.conditions.is_active() {
+        bail!("--reverb sets a share of --augment robust: add --augment robust");
+    }
+    if args.room_reverb.is_some() && !options.augment.conditions.is_active() {
+        bail!("--room-reverb sets a share of --augment robust: add --augment robust");
     }
     if args.speech_cut.is_some() && !options.augment.conditions.is_active() {
         bail!("--speech-cut sets a share of --augment robust: add --augment robust");

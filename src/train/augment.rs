@@ -100,6 +100,7 @@ impl AugmentOptions {
             ("noise floor", c.noise_floor_probability),
             ("condition noise", c.noise_probability),
             ("reverberation", c.reverb_probability),
+            ("room reverberation", c.room_reverb_share),
             ("telephone", c.telephone_probability),
             ("clipping", c.clip_probability),
             ("non-speech", c.non_speech_probability),

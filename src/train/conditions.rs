@@ -12,6 +12,7 @@ use rand_distr::{Distribution, StandardNormal};
 use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
+use super::room::Room;
 use super::telephone::telephone;
 
 /// Full scale of int16-scale samples, the reference of dBFS levels.
@@ -52,6 +53,12 @@ pub struct ConditionOptions {
     pub noise_snr_db: (f32, f32),
     /// Probability of reverberation (RT60 0.15–0.9 s).
     pub reverb_probability: f32,
+    /// Of the reverberated utterances, the share given a simulated room (`room.rs`: offices to
+    /// halls, RT60 0.2–2.5 s, image-source early reflections, a tail that decays faster at high
+    /// frequencies, the level set by the talker's distance) instead of a single decaying noise
+    /// burst (RT60 0.15–0.9 s) with a 0–10 dB direct path.
+    /// `phonrec train --room-reverb P`.
+    pub room_reverb_share: f32,
     /// Probability of a telephone channel: 8 kHz, a band-pass of about 300–3400 Hz, and μ-law, A-law,
     /// GSM-like or no coding (see `telephone.rs`).
     pub telephone_probability: f32,
@@ -79,6 +86,7 @@ impl ConditionOptions {
             noise_probability: 0.35,
             noise_snr_db: (0.0, 30.0),
             reverb_probability: 0.15,
+            room_reverb_share: 0.0,
             telephone_probability: 0.2,
             clip_probability: 0.03,
             non_speech_probability: 0.04,
@@ -125,8 +133,15 @@ pub fn apply_conditions(
     let speech_power = mean_power(samples);
     let mut out = samples.to_vec();
     if rng.gen::<f32>() < options.reverb_probability {
-        let rt60 = rng.gen_range(0.15..0.9);
-        out = reverberate(&out, sample_rate_hz, rt60, rng);
+        // The share is drawn only when set, so runs without rooms keep their random sequence.
+        out = if options.room_reverb_share > 0.0 && rng.gen::<f32>() < options.room_reverb_share {
+            let room = Room::random(rng);
+            let rir = room.impulse_response(sample_rate_hz, rng);
+            convolve_keeping_power(&out, &rir)
+        } else {
+            let rt60 = rng.gen_range(0.15..0.9);
+            reverberate(&out, sample_rate_hz, rt60, rng)
+        };
     }
     if rng.gen::<f32>() < options.pause_probability {
         let pauses = rng.gen_range(1..=3);
@@ -586,7 +601,15 @@ pub fn reverberate(
     let tail_energy: f32 = rir.iter().map(|x| x * x).sum();
     let drr = 10f32.powf(rng.gen_range(0.0..10.0) / 10.0);
     rir[0] = (tail_energy * drr).sqrt();
-    let wet = fft_convolve(samples, &rir);
+    convolve_keeping_power(samples, &rir)
+}
+
+/// `samples` convolved with `rir`, cut to the input's length and scaled to its mean power.
+fn convolve_keeping_power(samples: &[f32], rir: &[f32]) -> Vec<f32> {
+    if samples.is_empty() || rir.is_empty() {
+        return samples.to_vec();
+    }
+    let wet = fft_convolve(samples, rir);
     let mut out = wet[..samples.len()].to_vec();
     let (before, after) = (mean_power(samples), mean_power(&out));
     if after > 0.0 {
@@ -853,6 +876,30 @@ mod tests {
         // Energy long after the impulse: the tail.
         assert!(mean_power(&out[3000..5000]) > 0.0);
         assert!(out[..1000].iter().all(|&v| v.abs() < 1e-3));
+    }
+
+    #[test]
+    fn rooms_reverberate_with_the_length_and_power_kept() {
+        // A click every 0.25 s: after a room, energy lies between the clicks (the reflections and
+        // the tail), and the whole keeps its length and mean power.
+        let options = ConditionOptions {
+            reverb_probability: 1.0,
+            room_reverb_share: 1.0,
+            ..ConditionOptions::default()
+        };
+        let mut x = vec![0.0f32; 32_000];
+        for i in (0..x.len()).step_by(4000) {
+            x[i] = 20_000.0;
+        }
+        for seed in 0..6 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let out = apply_conditions(&x, 16_000, &options, &[], &mut rng).samples;
+            assert_eq!(out.len(), x.len());
+            assert!(out.iter().all(|v| v.is_finite()));
+            assert!((mean_power(&out) / mean_power(&x) - 1.0).abs() < 1e-3);
+            let between: f64 = out.chunks(4000).map(|c| mean_power(&c[200..])).sum();
+            assert!(between > 0.0, "seed {seed}: nothing between the clicks");
+        }
     }
 
     #[test]

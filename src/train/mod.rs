@@ -6,6 +6,7 @@ mod batch;
 mod checkpoint;
 mod conditions;
 mod optim;
+mod room;
 mod schedule;
 mod telephone;
 mod trainer;
