@@ -120,7 +120,7 @@ impl Room {
     }
 
     /// The impulse response at `sample_rate_hz`, direct path at index 0 (the propagation delay is
-    /// removed so the speech keeps its timing), peak-free of NaN and of unit direct amplitude.
+    /// removed so the speech keeps its timing), with unit direct amplitude.
     pub fn impulse_response(&self, sample_rate_hz: u32, rng: &mut impl Rng) -> Vec<f32> {
         let rate = sample_rate_hz as f32;
         let rt60 = self.rt60_s.max(0.05);
