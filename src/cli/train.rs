@@ -212,8 +212,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "P")]
     pub telephone: Option<f32>,
 
-    /// With --augment robust: the share of utterances reverberated (RT60 0.15–0.9 s) instead of
-    /// the preset's 0.15.
+    /// With --augment robust: the share of utterances reverberated (a decaying noise burst of RT60
+    /// 0.15–0.9 s, or a simulated room with --room-reverb) instead of the preset's 0.15.
     #[arg(long, value_name = "P")]
     pub reverb: Option<f32>,
 
@@ -587,23 +587,18 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
             "--freeze-layers keeps trained layers as they are: it needs --init-from MODEL|builtin"
         );
     }
-    if args.telephone.is_some() && !options.augment.conditions.is_active() {
-        bail!("--telephone sets a share of --augment robust: add --augment robust");
-    }
-    if args.reverb.is_some() && !options.augment.conditions.is_active() {
-        bail!("--reverb sets a share of --augment robust: add --augment robust");
-    }
-    if args.room_reverb.is_some() && !options.augment.conditions.is_active() {
-        bail!("--room-reverb sets a share of --augment robust: add --augment robust");
-    }
-    if args.speech_cut.is_some() && !options.augment.conditions.is_active() {
-        bail!("--speech-cut sets a share of --augment robust: add --augment robust");
-    }
-    if args.floor_step.is_some() && !options.augment.conditions.is_active() {
-        bail!("--floor-step sets a share of --augment robust: add --augment robust");
-    }
-    if args.non_speech.is_some() && !options.augment.conditions.is_active() {
-        bail!("--non-speech sets a share of --augment robust: add --augment robust");
+    let shares = [
+        (args.telephone, "--telephone"),
+        (args.reverb, "--reverb"),
+        (args.room_reverb, "--room-reverb"),
+        (args.speech_cut, "--speech-cut"),
+        (args.floor_step, "--floor-step"),
+        (args.non_speech, "--non-speech"),
+    ];
+    if let Some((_, flag)) = shares.iter().find(|(given, _)| given.is_some()) {
+        if !options.augment.conditions.is_active() {
+            bail!("{flag} sets a share of --augment robust: add --augment robust");
+        }
     }
     if args.init_from.as_deref() == Some(Path::new(BUILT_IN_INIT))
         && options.init_from_bytes.is_none()
