@@ -608,7 +608,9 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
              a model file instead"
         );
     }
-    if args.precision.is_none() && options.precision == Precision::Bf16 && !args.quiet {
+    let resuming = matches!(start, RunStart::Resume { .. });
+    if args.precision.is_none() && options.precision == Precision::Bf16 && !resuming && !args.quiet
+    {
         eprintln!("phonrec: {BF16_FINE_TUNE_NOTE}");
     }
     let run_info = data.run_info(&options)?;
@@ -864,6 +866,16 @@ fn check_resume_arguments(
     };
     let mut wanted = serde_json::to_value(args.train_options())?;
     let mut recorded = recorded.clone();
+    // --precision's default depends on the CPU (bf16 when fine-tuning on AMX) and changed between
+    // releases: left out, it is the run's own, so the original command line still resumes a run
+    // started elsewhere or by an older phonrec.
+    if args.precision.is_none() {
+        if let (Some(map), Some(run_precision)) =
+            (wanted.as_object_mut(), recorded.get("precision"))
+        {
+            map.insert("precision".to_string(), run_precision.clone());
+        }
+    }
     // The epoch limit and how often checkpoints are written may change on resume.
     for options in [&mut wanted, &mut recorded] {
         if let Some(map) = options.as_object_mut() {
@@ -956,6 +968,57 @@ mod tests {
             Precision::F32
         );
         assert_eq!(options(&["--precision", "bf16"]).precision, Precision::Bf16);
+    }
+
+    /// `check_resume_arguments` for a run started with `started` and resumed with `resumed`.
+    fn resume_check(started: &[&str], resumed: &[&str]) -> anyhow::Result<()> {
+        use clap::{CommandFactory, FromArgMatches};
+        fn argv<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+            let mut argv = vec!["train", "--train", "t.tsv", "--dev", "d.tsv", "--out", "o"];
+            argv.extend(extra);
+            argv
+        }
+        let recorded = Cli::parse_from(argv(started)).args.train_options();
+        let run_info = serde_json::json!({
+            "train": "t.tsv",
+            "dev": "d.tsv",
+            "options": serde_json::to_value(recorded)?,
+        });
+        let matches = Cli::command().try_get_matches_from(argv(resumed))?;
+        let args = Cli::from_arg_matches(&matches)?.args;
+        check_resume_arguments(&args, Some(&matches), &run_info)
+    }
+
+    #[test]
+    fn a_run_resumes_with_its_own_precision_unless_another_is_given() {
+        // A fine-tune recorded in f32 (an older phonrec's default, or a CPU without AMX) resumes
+        // with its original command line, whatever this CPU's default is.
+        let fine_tune = ["--init-from", "builtin", "--epochs", "3"];
+        let f32_run = [
+            "--init-from",
+            "builtin",
+            "--epochs",
+            "3",
+            "--precision",
+            "f32",
+        ];
+        let bf16_run = [
+            "--init-from",
+            "builtin",
+            "--epochs",
+            "3",
+            "--precision",
+            "bf16",
+        ];
+        resume_check(&f32_run, &fine_tune).unwrap();
+        resume_check(&bf16_run, &fine_tune).unwrap();
+        resume_check(&f32_run, &f32_run).unwrap();
+        // Asking for another precision than the run's is refused and named.
+        let refused = resume_check(&f32_run, &bf16_run).unwrap_err().to_string();
+        assert!(refused.contains("precision"), "{refused}");
+        // Other options are still compared.
+        let other_rate = ["--init-from", "builtin", "--epochs", "3", "--lr", "0.01"];
+        assert!(resume_check(&f32_run, &other_rate).is_err());
     }
 
     #[test]
