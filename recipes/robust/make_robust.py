@@ -24,7 +24,8 @@ import numpy as np
 
 VERSION = "robust-3"  # bump when the processing changes: existing outputs are then rebuilt
 ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet", "clip"]
-EXTRA_CONDITIONS = ["8k"]  # written with tel8k; may also be asked for alone
+EXTRA_CONDITIONS = ["8k",  # written with tel8k; may also be asked for alone
+                    "room"]  # needs pyroomacoustics (pip); asked for by name
 FS = 32768.0  # int16 full scale
 NOISE_KINDS = ["white", "pink", "brown", "babble"]
 CODECS = ["ulaw", "alaw", "gsm"]
@@ -39,6 +40,10 @@ DESCRIPTIONS = {
     "8k": "sox rate -h 8000 only (narrowband reference for tel8k); 8 kHz output",
     "reverb": "sox reverb (dry+wet), reverberance U(30,80), room-scale U(50,100), other parameters sox defaults; "
               "rescaled so the first len(input) samples have the input RMS; length = input + 0.5 s tail",
+    "room": "a shoebox room by pyroomacoustics' image-source method (Allen & Berkley): floor 3-10 x 3-8 m, "
+            "height 2.5-4 m, RT60 U(0.25,0.9) s (inverse Sabine, the order it gives), talker and microphone "
+            "1.2-1.8 m high, >= 0.5 m from walls, 1-3 m apart; the input convolved with the room's impulse "
+            "response, rescaled so the first len(input) samples have the input RMS; length = input + 0.5 s",
     "quiet": "the clip scaled to an RMS of -55 dBFS (+-5 dB uniform; a recorder's input gain set far too low), "
              "then rounded to 16-bit as such a recorder would",
     "clip": "the clip peak-normalised to full scale, then amplified by 9-15 dB (uniform) and rounded to 16-bit, "
@@ -134,6 +139,30 @@ def sox_float(x, rate, out_rate, effects):
     data = (np.asarray(x, dtype=np.float64) / FS).astype("<f4").tobytes()
     out = run_sox(raw_f32(rate) + ["-"] + raw_f32(out_rate) + ["-"] + effects, data)
     return np.frombuffer(out, dtype="<f4").astype(np.float64) * FS
+
+
+def room_impulse_response(rng, rate):
+    """A random shoebox room's impulse response by pyroomacoustics' image-source method.
+
+    Returns (h, room dimensions, target RT60, talker-microphone distance)."""
+    import pyroomacoustics as pra  # only this condition needs it
+    dim = [float(rng.uniform(3.0, 10.0)), float(rng.uniform(3.0, 8.0)), float(rng.uniform(2.5, 4.0))]
+    rt60 = float(rng.uniform(0.25, 0.9))
+    margin = 0.5
+    while True:  # a talker and a microphone 1-3 m apart, both >= 0.5 m from every wall
+        src = [float(rng.uniform(margin, dim[0] - margin)), float(rng.uniform(margin, dim[1] - margin)),
+               float(rng.uniform(1.2, 1.8))]
+        mic = [float(rng.uniform(margin, dim[0] - margin)), float(rng.uniform(margin, dim[1] - margin)),
+               float(rng.uniform(1.2, 1.8))]
+        dist = float(np.linalg.norm(np.subtract(src, mic)))
+        if 1.0 <= dist <= 3.0:
+            break
+    e_abs, max_order = pra.inverse_sabine(rt60, dim)
+    room = pra.ShoeBox(dim, fs=rate, materials=pra.Material(e_abs), max_order=max_order)
+    room.add_source(src)
+    room.add_microphone(mic)
+    room.compute_rir()
+    return np.asarray(room.rir[0][0], dtype=np.float64), dim, rt60, dist
 
 
 def resample(x, rate, new_rate):
@@ -353,6 +382,7 @@ def process(src, cond, args, command):
             "tel8k": ["file", "source", "rate", "seconds", "codec"],
             "8k": ["file", "source", "rate", "seconds"],
             "reverb": ["file", "source", "rate", "seconds", "reverberance", "room_scale", "gain"],
+            "room": ["file", "source", "rate", "seconds", "room_m", "rt60_s", "distance_m", "gain"],
             "quiet": ["file", "source", "rate", "seconds", "rms_dbfs"],
             "clip": ["file", "source", "rate", "seconds", "gain_db", "clipped_fraction"],
         }.get(cond, ["file", "source", "rate", "seconds", "noise", "snr_db_target", "snr_db_actual", "babble_sources"])
@@ -397,6 +427,21 @@ def process(src, cond, args, command):
                 if fade > 0:
                     y[-fade:] *= np.linspace(1.0, 0.0, fade)
                 extra = [round(rev, 2), round(room, 2), round(gain, 4)]
+            elif cond == "room":
+                h, room_dim, rt60, dist = room_impulse_response(rng, rate)
+                tail = int(round(0.5 * rate))
+                size = len(x) + len(h) - 1
+                nfft = 1 << (size - 1).bit_length()  # FFT convolution: long responses, long files
+                y = np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(h, nfft), nfft)[:min(size, len(x) + tail)]
+                if len(y) < len(x) + tail:
+                    y = np.concatenate([y, np.zeros(len(x) + tail - len(y))])
+                r_in, r_out = rms(x), rms(y[:len(x)])
+                gain = r_in / r_out if r_out > 0 else 1.0
+                y = y * gain
+                fade = min(int(0.02 * rate), tail)
+                if fade > 0:
+                    y[-fade:] *= np.linspace(1.0, 0.0, fade)
+                extra = ["x".join(f"{d:.2f}" for d in room_dim), round(rt60, 3), round(dist, 2), round(gain, 4)]
             elif cond == "quiet":
                 level = -55.0 + float(rng.uniform(-5.0, 5.0))
                 r = rms(x)
@@ -590,6 +635,11 @@ def main():
     names = [os.path.splitext(os.path.basename(m))[0] for m in args.manifest]
     if len(set(names)) != len(names):
         ap.error("two input manifests have the same file name; outputs would collide")
+    if "room" in conds:
+        try:
+            import pyroomacoustics  # noqa: F401
+        except ImportError:
+            sys.exit("make_robust.py: the `room` condition needs pyroomacoustics (pip install pyroomacoustics)")
     if shutil.which("sox") is None:
         sys.exit("make_robust.py: the `sox` command is needed (apt-get install sox libsox-fmt-all)")
 

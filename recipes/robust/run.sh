@@ -30,6 +30,12 @@ fi
 
 ALL="pad,padfloor,joined,tel8k,reverb,snr20,snr10,snr5,quiet,clip"
 FSDD="pad,padfloor,joined,snr10,quiet,clip"   # FSDD: already 8 kHz, 0.3-1 s digits
+# `room` (simulated rooms) needs pyroomacoustics: done when this Python has it.
+if "$PY" -c "import pyroomacoustics" >/dev/null 2>&1; then
+  ALL="$ALL,room"; FSDD="$FSDD,room"
+else
+  echo "robust/run.sh: no pyroomacoustics in $PY: the room condition is skipped (pip install pyroomacoustics)" >&2
+fi
 
 mkdir -p "$OUT"
 run() {  # run CONDITIONS MANIFEST...
