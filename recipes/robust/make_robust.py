@@ -141,6 +141,21 @@ def sox_float(x, rate, out_rate, effects):
     return np.frombuffer(out, dtype="<f4").astype(np.float64) * FS
 
 
+def reverberant_output(x, y, rate, tail):
+    """The reverberant `y` of the clip `x` as written: len(x) + `tail` samples (cut or zero-padded), scaled
+    so its first len(x) samples have x's RMS, with a 20 ms fade at the end. Returns (samples, gain)."""
+    y = y[:len(x) + tail]
+    if len(y) < len(x) + tail:
+        y = np.concatenate([y, np.zeros(len(x) + tail - len(y))])
+    r_in, r_out = rms(x), rms(y[:len(x)])
+    gain = r_in / r_out if r_out > 0 else 1.0
+    y = y * gain
+    fade = min(int(0.02 * rate), tail)
+    if fade > 0:
+        y[-fade:] *= np.linspace(1.0, 0.0, fade)
+    return y, gain
+
+
 def room_impulse_response(rng, rate):
     """A random shoebox room's impulse response by pyroomacoustics' image-source method.
 
@@ -417,30 +432,15 @@ def process(src, cond, args, command):
                 tail = int(round(0.5 * rate))
                 xp = np.concatenate([x, np.zeros(tail)])
                 y = sox_float(xp, rate, rate, ["reverb", f"{rev:.2f}", "50", f"{room:.2f}"])
-                y = y[:len(xp)]
-                if len(y) < len(xp):
-                    y = np.concatenate([y, np.zeros(len(xp) - len(y))])
-                r_in, r_out = rms(x), rms(y[:len(x)])
-                gain = r_in / r_out if r_out > 0 else 1.0
-                y = y * gain
-                fade = min(int(0.02 * rate), tail)
-                if fade > 0:
-                    y[-fade:] *= np.linspace(1.0, 0.0, fade)
+                y, gain = reverberant_output(x, y, rate, tail)
                 extra = [round(rev, 2), round(room, 2), round(gain, 4)]
             elif cond == "room":
                 h, room_dim, rt60, dist = room_impulse_response(rng, rate)
                 tail = int(round(0.5 * rate))
                 size = len(x) + len(h) - 1
                 nfft = 1 << (size - 1).bit_length()  # FFT convolution: long responses, long files
-                y = np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(h, nfft), nfft)[:min(size, len(x) + tail)]
-                if len(y) < len(x) + tail:
-                    y = np.concatenate([y, np.zeros(len(x) + tail - len(y))])
-                r_in, r_out = rms(x), rms(y[:len(x)])
-                gain = r_in / r_out if r_out > 0 else 1.0
-                y = y * gain
-                fade = min(int(0.02 * rate), tail)
-                if fade > 0:
-                    y[-fade:] *= np.linspace(1.0, 0.0, fade)
+                y = np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(h, nfft), nfft)[:size]
+                y, gain = reverberant_output(x, y, rate, tail)
                 extra = ["x".join(f"{d:.2f}" for d in room_dim), round(rt60, 3), round(dist, 2), round(gain, 4)]
             elif cond == "quiet":
                 level = -55.0 + float(rng.uniform(-5.0, 5.0))
