@@ -17,6 +17,8 @@
 //! a recording that was never clipped thin out towards its extreme, whatever its resolution, and
 //! are left exactly as they are; so are recordings that are mostly digital silence.
 
+use rayon::prelude::*;
+
 /// A rail holds at least this fraction of the samples (and [`MIN_CLIPPED_SAMPLES`]) to count as
 /// clipping: below it the flat tops are too few to matter (peak-normalised speech amplified by 6 dB
 /// clips 0.2–1.2 % of its samples and lost 1–2 points of PER).
@@ -68,8 +70,6 @@ pub struct ClipRepair {
     /// The negative rail, if it was clipped (in the samples' scale).
     pub negative_rail: Option<f32>,
 }
-
-use rayon::prelude::*;
 
 /// Restore the clipped samples of `samples` (any scale and rate), if its peaks were cut flat at one
 /// or both rails; otherwise change nothing.
