@@ -94,14 +94,13 @@ pub fn repair_clipping(samples: &mut [f32]) -> ClipRepair {
     let restored: Vec<(usize, Vec<f32>)> = groups
         .par_iter()
         .map(|group| {
-            let span_start = group[0][0].saturating_sub(CONTEXT);
-            let last = group[group.len() - 1];
-            let span_end = (last[last.len() - 1] + 1 + CONTEXT).min(samples.len());
+            let span_start = window(group[0], samples.len()).start;
+            let span_end = window(group[group.len() - 1], samples.len()).end;
             let mut span = samples[span_start..span_end].to_vec();
             for block in group.iter() {
-                let start = block[0].saturating_sub(CONTEXT);
-                let end = (block[block.len() - 1] + 1 + CONTEXT).min(samples.len());
-                let window = &mut span[start - span_start..end - span_start];
+                let range = window(block, samples.len());
+                let start = range.start;
+                let window = &mut span[start - span_start..range.end - span_start];
                 restore_block(window, block, start, ORDER, rails);
             }
             (span_start, span)
@@ -206,6 +205,12 @@ fn blocks(clipped: &[usize], max_gap: usize, max_block: usize) -> Vec<&[usize]> 
         }
     }
     out
+}
+
+/// The samples a block is restored from: its clipped stretch with [`CONTEXT`] samples each side,
+/// within a recording of `len` samples.
+fn window(block: &[usize], len: usize) -> std::ops::Range<usize> {
+    block[0].saturating_sub(CONTEXT)..(block[block.len() - 1] + 1 + CONTEXT).min(len)
 }
 
 /// `blocks` (in order) in groups that can be restored independently: a block joins the previous
@@ -460,9 +465,9 @@ mod tests {
         );
         let mut sequential = clipped.clone();
         for block in &blocks {
-            let start = block[0].saturating_sub(CONTEXT);
-            let end = (block[block.len() - 1] + 1 + CONTEXT).min(sequential.len());
-            restore_block(&mut sequential[start..end], block, start, ORDER, rails);
+            let range = window(block, sequential.len());
+            let start = range.start;
+            restore_block(&mut sequential[range], block, start, ORDER, rails);
         }
         assert_eq!(parallel, sequential);
         assert_ne!(parallel, clipped);
