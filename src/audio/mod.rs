@@ -9,6 +9,7 @@
 
 mod container;
 mod declip;
+mod dereverb;
 mod g711;
 mod resample;
 mod silence_fill;
@@ -21,6 +22,9 @@ use rayon::prelude::*;
 use std::path::Path;
 
 pub use declip::{repair_clipping, ClipRepair};
+pub use dereverb::{
+    dereverberate, is_reverberant, reverberation_db, Dereverb, MIN_MEASURED_S, REVERBERANT_BELOW_DB,
+};
 pub use resample::{resample, Resampler};
 pub use silence_fill::{
     fill_digital_silence, SilenceFill, DIGITAL_SILENCE_LEVEL, MIN_DIGITAL_SILENCE_S,

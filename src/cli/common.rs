@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use phonrec::audio::Dereverb;
 use phonrec::builtin;
 use phonrec::ctc::PhoneLm;
 use phonrec::data::{DataSource, Dataset, TimitSplit};
@@ -533,6 +534,13 @@ pub struct DecodeArgs {
     #[arg(long)]
     pub keep_clipping: bool,
 
+    /// Remove late reverberation before the features (weighted prediction error, WPE): `auto`
+    /// measures how much of the recording's energy a short delayed predictor explains and
+    /// dereverberates recordings made in a reverberant room (recordings under 2 s are not
+    /// measured); `on` dereverberates every recording; `off` never.
+    #[arg(long, value_enum, default_value_t = DereverbArg::Auto)]
+    pub dereverb: DereverbArg,
+
     /// Arithmetic of the network's LSTM. `bf16` stores its weights in bfloat16: the network runs
     /// ~1.8x faster at batch 1 on CPUs with AVX512-BF16 (AMD Zen 4/5, Intel Xeon since Cooper Lake),
     /// and on Intel Xeons with AMX (since Sapphire Rapids) ~1.6x at batch 1 and 2-3x for batches of
@@ -606,6 +614,7 @@ impl DecodeArgs {
             },
             fill_digital_silence: !self.keep_digital_silence,
             repair_clipping: !self.keep_clipping,
+            dereverb: self.dereverb.into(),
             ..RecognizerOptions::default()
         };
         Recognizer::new(model, options).context("setting up the decoder")
@@ -635,3 +644,24 @@ impl CmvnFrames {
 
 /// The loudness range of `--cmvn-frames loud`.
 pub const LOUD_FRAMES_WITHIN_DB: f32 = 30.0;
+
+/// `--dereverb`: when to remove late reverberation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DereverbArg {
+    /// When the recording is measured reverberant.
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+impl From<DereverbArg> for Dereverb {
+    fn from(arg: DereverbArg) -> Self {
+        match arg {
+            DereverbArg::Auto => Dereverb::Auto,
+            DereverbArg::On => Dereverb::On,
+            DereverbArg::Off => Dereverb::Off,
+        }
+    }
+}

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::choice::choice;
 use super::common::{
-    error_chain, expand_inputs, manifest_inputs, no_audio_found, DecodeArgs, Input,
+    error_chain, expand_inputs, manifest_inputs, no_audio_found, DecodeArgs, DereverbArg, Input,
 };
 use super::shard::ShardArgs;
 
@@ -189,6 +189,8 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let mut failures = 0;
     // Files whose clipped peaks were restored, and the largest share of restored samples.
     let (mut clipped, mut most_clipped) = (0usize, 0f32);
+    // Files whose late reverberation was removed.
+    let mut dereverberated = 0usize;
     // Files are recognised a round at a time (short ones sharing network batches), their results
     // printed in input order as each round ends.
     let sizes: Vec<u64> = files
@@ -229,6 +231,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         for result in results {
             index += 1;
             if let Ok(transcript) = &result {
+                dereverberated += usize::from(transcript.dereverberated);
                 if transcript.clipped_fraction > 0.0 {
                     clipped += 1;
                     most_clipped = most_clipped.max(transcript.clipped_fraction);
@@ -261,6 +264,15 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
              estimated back before recognition (--keep-clipping skips this)",
             files.len(),
             100.0 * most_clipped
+        );
+    }
+    if dereverberated > 0 && args.decode.dereverb == DereverbArg::Auto {
+        // Said once, so that a user who finds the output changed knows why and how to undo it.
+        eprintln!(
+            "phonrec: note: {dereverberated} of {} files sounded reverberant (recorded in a room, \
+             away from the microphone) and had their late reverberation removed before \
+             recognition (--dereverb off skips this)",
+            files.len()
         );
     }
     if failures > 0 {

@@ -2,7 +2,8 @@
 //! `{"file": ..., "duration": s, "phones": "a b", "spans": [{"phone", "start", "end", "confidence"}]}`,
 //! `"segments": [[start, end], ...]` (the speech regions that were decoded, in seconds), plus
 //! `"vtln_warp"` when VTLN chose a warp factor other than 1 and `"clipped"` (the fraction of samples
-//! restored) when the recording's peaks were cut flat at full scale.
+//! restored) when the recording's peaks were cut flat at full scale, `"dereverberated": true` when its
+//! late reverberation was removed before recognition.
 
 use std::io::Write;
 
@@ -46,6 +47,8 @@ struct JsonTranscript<'a> {
     vtln_warp: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     clipped: Option<f32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dereverberated: bool,
 }
 
 /// Round to milliseconds / 3 decimals: more digits would only be noise.
@@ -77,6 +80,7 @@ pub(super) fn write(
         vtln_warp: (transcript.vtln_warp != 1.0).then_some(transcript.vtln_warp),
         clipped: (transcript.clipped_fraction > 0.0)
             .then(|| (transcript.clipped_fraction * 10_000.0).round() / 10_000.0),
+        dereverberated: transcript.dereverberated,
     };
     serde_json::to_writer(&mut *out, &record)?;
     writeln!(out)

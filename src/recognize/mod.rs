@@ -19,8 +19,8 @@ use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::audio::{
-    fill_digital_silence, read_audio, repair_clipping, Waveform, MAX_SAMPLE_RATE_HZ,
-    MIN_SAMPLE_RATE_HZ,
+    dereverberate, fill_digital_silence, is_reverberant, read_audio, repair_clipping, Dereverb,
+    Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
     decode_spans, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, LatticeOptions, PhoneLm,
@@ -60,6 +60,10 @@ pub struct RecognizerOptions {
     /// too high) before the features; audio whose peaks do not pile up on a rail is unchanged (see
     /// [`repair_clipping`]). Default true.
     pub repair_clipping: bool,
+    /// Remove late reverberation (weighted prediction error) before the features: always, never,
+    /// or (the default) when [`reverberation_db`] finds the recording reverberant (see
+    /// [`dereverberate`]).
+    pub dereverb: Dereverb,
     /// How [`Recognizer::align`] searches and times phones next to pauses.
     pub align: LatticeOptions,
     /// Where [`Recognizer::align`] puts phone boundaries relative to the network's spikes: the
@@ -100,6 +104,7 @@ impl Default for RecognizerOptions {
             segment: SegmentOptions::default(),
             fill_digital_silence: true,
             repair_clipping: true,
+            dereverb: Dereverb::Auto,
             align: LatticeOptions::default(),
             boundaries: None,
             frame_head: None,
@@ -129,6 +134,15 @@ pub struct Transcript {
     /// The fraction of the samples that were clipped (cut flat at full scale) and restored before
     /// recognition; 0 when the recording was not clipped or the repair is off.
     pub clipped_fraction: f32,
+    /// Whether late reverberation was removed before recognition ([`RecognizerOptions::dereverb`]).
+    pub dereverberated: bool,
+}
+
+/// What was repaired in a recording before its features (see [`Transcript`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct Repairs {
+    clipped_fraction: f32,
+    dereverberated: bool,
 }
 
 /// Everything one pass of the recogniser computed for a recording: the audio it heard, the network's
@@ -149,7 +163,7 @@ struct BatchInput {
     duration_s: f64,
     wave: Waveform,
     features: Array2<f32>,
-    clipped_fraction: f32,
+    repairs: Repairs,
 }
 
 /// A decoder and its description in words (see [`Recognizer::decoding`]).
@@ -162,8 +176,7 @@ struct Posteriors {
     vtln_warp: f32,
     /// Speech regions as output-frame ranges.
     regions: Vec<(usize, usize)>,
-    /// See [`Transcript::clipped_fraction`].
-    clipped_fraction: f32,
+    repairs: Repairs,
 }
 
 /// A model with a decoder: turns audio into [`Transcript`]s. `Send + Sync`, so one recognizer serves all
@@ -180,6 +193,7 @@ pub struct Recognizer {
     segment: SegmentOptions,
     fill_digital_silence: bool,
     repair_clipping: bool,
+    dereverb: Dereverb,
     align: LatticeOptions,
     boundaries: Option<BoundaryModel>,
     frame_head: Option<FrameHead>,
@@ -212,6 +226,7 @@ impl Recognizer {
             segment: options.segment.clone(),
             fill_digital_silence: options.fill_digital_silence,
             repair_clipping: options.repair_clipping,
+            dereverb: options.dereverb,
             align: options.align,
             boundaries: options.boundaries.clone(),
             frame_head: options.frame_head.clone(),
@@ -336,7 +351,7 @@ impl Recognizer {
             let frames = head.log_probs(hidden.view())?;
             return Ok((posteriors, frames));
         }
-        let (wave, clipped_fraction) = self.prepare(wave)?;
+        let (wave, repairs) = self.prepare(wave)?;
         let network = self.model.network();
         let outputs = network.config().num_outputs;
         let features = self.model.features().compute(&wave.samples);
@@ -349,7 +364,7 @@ impl Recognizer {
             })?;
         let log_probs = both.slice(s![.., ..outputs]).to_owned();
         let frames = both.slice(s![.., outputs..]).to_owned();
-        let posteriors = self.finish_posteriors(wave, log_probs, 1.0, clipped_fraction)?;
+        let posteriors = self.finish_posteriors(wave, log_probs, 1.0, repairs)?;
         Ok((posteriors, frames))
     }
 
@@ -370,24 +385,31 @@ impl Recognizer {
         Ok(self.warped_log_probs(&wave)?.0)
     }
 
-    /// Check in-memory audio, restore its clipped peaks and fill its digital silence (each if on)
-    /// and bring it to the model's rate; also the fraction of samples restored. Clipping is
-    /// repaired at the recorded rate, where the flat tops are still flat (resampling rings around
-    /// them).
-    fn prepare(&self, mut wave: Waveform) -> Result<(Waveform, f32)> {
+    /// Check in-memory audio, restore its clipped peaks and fill its digital silence (each if on),
+    /// bring it to the model's rate and remove its late reverberation (if on, or measured
+    /// reverberant); also what was repaired. Clipping is repaired at the recorded rate, where the
+    /// flat tops are still flat (resampling rings around them); reverberation at the model's, where
+    /// the predictor's length in frames is the same for every input rate.
+    fn prepare(&self, mut wave: Waveform) -> Result<(Waveform, Repairs)> {
         check_wave(&wave)?;
-        let mut clipped_fraction = 0.0;
+        let mut repairs = Repairs::default();
         if self.repair_clipping {
             let repair = repair_clipping(&mut wave.samples);
-            clipped_fraction = repair.samples as f32 / wave.samples.len().max(1) as f32;
+            repairs.clipped_fraction = repair.samples as f32 / wave.samples.len().max(1) as f32;
         }
         if self.fill_digital_silence {
             fill_digital_silence(&mut wave.samples, wave.sample_rate_hz);
         }
-        Ok((
-            wave.resampled(self.model.sample_rate_hz())?,
-            clipped_fraction,
-        ))
+        let mut wave = wave.resampled(self.model.sample_rate_hz())?;
+        repairs.dereverberated = match self.dereverb {
+            Dereverb::Off => false,
+            Dereverb::On => true,
+            Dereverb::Auto => is_reverberant(&wave.samples, wave.sample_rate_hz),
+        };
+        if repairs.dereverberated {
+            wave.samples = dereverberate(&wave.samples, wave.sample_rate_hz);
+        }
+        Ok((wave, repairs))
     }
 
     /// [`log_probs`](Self::log_probs) of audio at the model's rate and the VTLN warp factor they
@@ -454,13 +476,13 @@ impl Recognizer {
             .into_par_iter()
             .map(|wave| {
                 let duration_s = wave.duration_s();
-                let (wave, clipped_fraction) = self.prepare(wave)?;
+                let (wave, repairs) = self.prepare(wave)?;
                 let features = pipeline.compute(&wave.samples);
                 Ok(BatchInput {
                     duration_s,
                     wave,
                     features,
-                    clipped_fraction,
+                    repairs,
                 })
             })
             .collect();
@@ -506,7 +528,7 @@ impl Recognizer {
                     None => network.log_probs_windowed(input.features.view())?,
                 };
                 let posteriors =
-                    self.finish_posteriors(input.wave, log_probs, 1.0, input.clipped_fraction)?;
+                    self.finish_posteriors(input.wave, log_probs, 1.0, input.repairs)?;
                 self.decode(input.duration_s, posteriors)
             })
             .collect()
@@ -564,7 +586,7 @@ impl Recognizer {
             log_probs,
             vtln_warp,
             regions,
-            clipped_fraction,
+            repairs,
         } = posteriors;
         let shift = self.output_frame_shift_s() as f32;
         // Decode and align region by region, long regions in pieces: the forced alignment is
@@ -600,7 +622,8 @@ impl Recognizer {
                 spans,
                 vtln_warp,
                 segments,
-                clipped_fraction,
+                clipped_fraction: repairs.clipped_fraction,
+                dereverberated: repairs.dereverberated,
             },
         })
     }
@@ -609,9 +632,9 @@ impl Recognizer {
     /// resampled; the network's posteriors (under the chosen VTLN warp, sparse regions re-run alone);
     /// the speech regions.
     fn posteriors(&self, wave: Waveform) -> Result<Posteriors> {
-        let (wave, clipped_fraction) = self.prepare(wave)?;
+        let (wave, repairs) = self.prepare(wave)?;
         let (log_probs, vtln_warp) = self.warped_log_probs(&wave)?;
-        self.finish_posteriors(wave, log_probs, vtln_warp, clipped_fraction)
+        self.finish_posteriors(wave, log_probs, vtln_warp, repairs)
     }
 
     /// The speech regions of the network's first pass, and the second pass over sparse regions.
@@ -620,7 +643,7 @@ impl Recognizer {
         wave: Waveform,
         mut log_probs: Array2<f32>,
         vtln_warp: f32,
-        clipped_fraction: f32,
+        repairs: Repairs,
     ) -> Result<Posteriors> {
         let hop = self.model.features().options().frame().window_shift()
             * self.model.network().config().stack_frames.max(1);
@@ -637,7 +660,7 @@ impl Recognizer {
             log_probs,
             vtln_warp,
             regions,
-            clipped_fraction,
+            repairs,
         })
     }
 

@@ -1,0 +1,687 @@
+//! Dereverberation before the features: single-channel weighted prediction error (WPE).
+//!
+//! In a room, every sound arrives again and again from the walls for a few hundred milliseconds;
+//! the network, trained mostly on close-talking speech, hears the smeared tails as extra phones or
+//! loses the quiet consonants under the previous vowel's reverberation (a simulated room costs it
+//! 20–30 points of PER, models/README.md "default-v14"). WPE (Nakatani et al. 2010, "Speech
+//! dereverberation based on variance-normalized delayed linear prediction"; Yoshioka & Nakatani
+//! 2012) removes the late reverberation: in each frequency bin of an STFT, the part of the current
+//! frame that is predictable from the frames 32–510 ms earlier is the room's tail, not new speech,
+//! and is subtracted. The predictor is fitted by least squares weighted by the inverse of the
+//! dereverberated frame's power (speech is sparse, so loud frames must not dominate the fit), which
+//! is re-estimated over a few iterations. The direct sound and early reflections (within `delay`
+//! frames) are kept, so the speech's own spectrum is not whitened.
+//!
+//! On dry speech there is little to predict at that distance and WPE changes little, but not
+//! nothing (`--dereverb on` costs the clean sets 0.4–2.1 points of PER; simulated rooms gain
+//! 4.2–8.6 points, sox's reverb 2.8–9.6), so [`reverberation_db`] first measures how much more a
+//! short predictor from the recent past removes than the same from the distant past, and the
+//! recogniser dereverberates only recordings where that is more than [`REVERBERANT_BELOW_DB`]
+//! ([`Dereverb::Auto`], [`is_reverberant`]).
+
+use ndarray::{s, Array1, Array2, ArrayView1, Axis};
+use rayon::prelude::*;
+use realfft::num_complex::Complex;
+use realfft::RealFftPlanner;
+
+/// When the recogniser dereverberates (`transcribe --dereverb`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dereverb {
+    /// Never.
+    Off,
+    /// When [`reverberation_db`] says the recording is reverberant (the default).
+    #[default]
+    Auto,
+    /// Always.
+    On,
+}
+
+/// [`reverberation_db`] below this (dB): reverberant enough to dereverberate.
+pub const REVERBERANT_BELOW_DB: f32 = -0.06;
+
+/// Recordings shorter than this (seconds) are not measured: too few frames for the predictor's
+/// fit to say anything about the room (it explains part of any short signal by chance).
+pub const MIN_MEASURED_S: f64 = 2.0;
+
+/// At most this much of the recording (seconds, from its start) is measured.
+const MEASURED_S: f64 = 30.0;
+
+/// Dereverberation works on chunks of at most this many seconds, each with its own predictor (a
+/// long recording may move between rooms or talkers; memory stays bounded).
+const CHUNK_S: f64 = 30.0;
+
+/// The STFT and predictor of one WPE configuration.
+#[derive(Clone, Copy, Debug)]
+struct Wpe {
+    /// Frame length in seconds (rounded to samples at the recording's rate).
+    frame_s: f64,
+    /// Frame shift in seconds.
+    hop_s: f64,
+    /// Frames of the past each bin's predictor uses.
+    taps: usize,
+    /// Frames skipped before the predicted past begins (the direct sound and early reflections).
+    delay: usize,
+    /// Re-estimations of the weights.
+    iterations: usize,
+}
+
+/// The dereverberation itself: frames of 32 ms every 16 ms, a predictor of 30 frames (480 ms)
+/// starting 32 ms back, three iterations. Chosen with `--dereverb on` on the simulated rooms of
+/// `recipes/robust` (models/README.md, "Dereverberation"): 30 taps against 20 took 0.2 points off
+/// the synthetic dev set's `room` PER and 0.7–2.4 off psdata's, librivox's and dc_tts's (held-out
+/// +0.1); a delay of one frame (the predicting frame overlapping the predicted one) was 0.2 lower
+/// on dev but 1.6–2.1 points higher on psdata and librivox; 5 iterations or 40 taps no better. 16 ms shifts with 20 taps gave the same
+/// PER as 8 ms with 40 (`recipes/robust/dereverb_probe.py`) at an eighth of the cost.
+const DEREVERB: Wpe = Wpe {
+    frame_s: 0.032,
+    hop_s: 0.016,
+    taps: 30,
+    delay: 2,
+    iterations: 3,
+};
+
+/// A recording is dereverberated with at most one tap per this many frames of it.
+const MIN_FRAMES_PER_TAP: usize = 5;
+
+/// Recordings too short for this many taps (0.6 s) are left as they are.
+const MIN_TAPS: usize = 8;
+
+/// The measurement: a shorter predictor (160 ms), two iterations.
+const MEASURE: Wpe = Wpe {
+    frame_s: 0.032,
+    hop_s: 0.016,
+    taps: 10,
+    delay: 2,
+    iterations: 2,
+};
+
+/// The measurement's reference: the same predictor 0.64 s back, past where a room's tail has died
+/// away but not past where a steady sound still repeats itself.
+const MEASURE_DISTANT: Wpe = Wpe {
+    delay: 40,
+    ..MEASURE
+};
+
+/// Bins more than this far (dB) below the strongest bin are left out of the measurement (the empty
+/// band above a telephone recording's 3.4 kHz, resampled to 16 kHz, holds only the resampler's
+/// residue).
+const MEASURED_BIN_RANGE_DB: f64 = 60.0;
+
+/// Every this many frequency bins is measured (a median over 64 bins is as steady as over 256, at
+/// a quarter of the cost: the measurement runs on every recording).
+const MEASURED_BIN_STEP: usize = 8;
+
+/// Frame powers are floored at this fraction of the loudest frame's before they weight the fit
+/// (digital silence would otherwise weigh infinitely).
+const POWER_FLOOR: f32 = 1e-10;
+
+/// How much more of the recording's energy a predictor from 32–190 ms back removes than one from
+/// 0.64–0.8 s back, in dB (negative: reverberant): 10·log10(1 − the median over frequency bins of
+/// the difference in the share of energy removed), measured on the first 30 s. A room's tail makes the
+/// recent past predict the present, and has died away by the distant past; dry speech is predicted
+/// by neither; a steady sound (hum, a held tone) is predicted by both equally, so it does not count
+/// as reverberation. Dry speech gives about 0 (−0.00 to −0.04 on the evaluation sets' clean files),
+/// simulated rooms −0.12 to −0.45, sox's lighter `reverb` −0.05 to −0.12. `None` when the
+/// recording is shorter than [`MIN_MEASURED_S`] or has no energy.
+pub fn reverberation_db(samples: &[f32], sample_rate_hz: u32) -> Option<f32> {
+    measure(samples, sample_rate_hz, false)
+}
+
+/// Whether [`reverberation_db`] is below [`REVERBERANT_BELOW_DB`]: what `--dereverb auto` asks of
+/// every recording. Faster than comparing the figure: when the recent past alone predicts less
+/// than half the threshold's share (most dry recordings), the distant predictor is not run, since
+/// it can only lower the excess.
+pub fn is_reverberant(samples: &[f32], sample_rate_hz: u32) -> bool {
+    measure(samples, sample_rate_hz, true).is_some_and(|db| db < REVERBERANT_BELOW_DB)
+}
+
+/// [`reverberation_db`]; with `stop_early`, the recent predictor's own figure when it is above
+/// half the threshold (see [`is_reverberant`]).
+fn measure(samples: &[f32], sample_rate_hz: u32, stop_early: bool) -> Option<f32> {
+    let rate = f64::from(sample_rate_hz);
+    if (samples.len() as f64) < MIN_MEASURED_S * rate {
+        return None;
+    }
+    let excerpt = &samples[..samples.len().min((MEASURED_S * rate) as usize)];
+    // Both count the same frames: those with the distant predictor's whole past in the excerpt
+    // (otherwise the distant one loses only for lack of history, and a steady hum, predicted
+    // perfectly by both, would count as reverberant).
+    let skip = MEASURE_DISTANT.delay + MEASURE_DISTANT.taps - 1;
+    let stft = Stft::new(MEASURE, sample_rate_hz);
+    // From bin 1: DC is the recording's offset, not its room.
+    let bins = stft.some_spectra(excerpt, 0..stft.frames(excerpt.len()), 1, MEASURED_BIN_STEP);
+    let recent = MEASURE.energies(&bins, skip);
+    let strongest = recent.iter().map(|e| e.0).fold(0.0, f64::max);
+    if strongest <= 0.0 {
+        return None;
+    }
+    let floor = strongest * 10f64.powf(-MEASURED_BIN_RANGE_DB / 10.0);
+    let measured = |e: &&(f64, f64)| e.0 > floor;
+    if stop_early {
+        let removed: Vec<f64> = recent
+            .iter()
+            .filter(measured)
+            .map(|&(before, after)| (before - after) / before)
+            .collect();
+        let db = share_to_db(median(removed)?);
+        if db > REVERBERANT_BELOW_DB / 2.0 {
+            return Some(db);
+        }
+    }
+    // Both see the same frames: the energies before are the same.
+    let distant = MEASURE_DISTANT.energies(&bins, skip);
+    // Per bin, the share of its energy that the recent past predicts beyond what the distant past
+    // does (fractions, not decibels: a steady sound is predicted almost entirely by both, and the
+    // ratio of two tiny residues says nothing).
+    let excess: Vec<f64> = recent
+        .iter()
+        .zip(&distant)
+        .filter(|(r, _)| measured(r))
+        .map(|(&(before, recent_after), &(_, distant_after))| {
+            (distant_after - recent_after) / before
+        })
+        .collect();
+    Some(share_to_db(median(excess)?))
+}
+
+/// The median of `values` (`None` if empty).
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let middle = values.len() / 2;
+    values.select_nth_unstable_by(middle, f64::total_cmp);
+    Some(values[middle])
+}
+
+/// A share of energy removed as the level change it makes, in dB.
+fn share_to_db(share: f64) -> f32 {
+    (10.0 * (1.0 - share.min(0.999)).log10()) as f32
+}
+
+/// Remove the late reverberation from a recording (same length and rate; see the module's
+/// documentation).
+pub fn dereverberate(samples: &[f32], sample_rate_hz: u32) -> Vec<f32> {
+    let mut wpe = DEREVERB;
+    let stft = Stft::new(wpe, sample_rate_hz);
+    let frames = stft.frames(samples.len());
+    // A predictor with nearly as many taps as there are frames predicts anything, the speech
+    // included: short recordings get a shorter one, the shortest none (`--dereverb on` on FSDD's
+    // 0.3-0.8 s digits with all 30 taps raised their PER from 0.19 to 0.39).
+    wpe.taps = wpe.taps.min(frames / MIN_FRAMES_PER_TAP);
+    if wpe.taps < MIN_TAPS {
+        return samples.to_vec();
+    }
+    let chunk_frames = ((CHUNK_S / wpe.hop_s) as usize).max(1);
+    let chunks = frames.div_ceil(chunk_frames).max(1);
+    let chunk_len = frames.div_ceil(chunks).max(1);
+    let history = wpe.delay + wpe.taps - 1;
+    let mut synthesis = Synthesis::new(&stft, samples.len());
+    let mut start = 0;
+    while start < frames {
+        let end = (start + chunk_len).min(frames);
+        let first = start.saturating_sub(history);
+        let bins = stft.spectra(samples, first..end);
+        let filtered: Vec<Array1<Complex<f32>>> = bins
+            .par_iter()
+            .map(|bin| wpe.filter_bin(bin.view(), start - first))
+            .collect();
+        synthesis.add(&stft, start, &filtered);
+        start = end;
+    }
+    synthesis.finish()
+}
+
+fn energy(bin: ArrayView1<Complex<f32>>) -> f64 {
+    bin.iter().map(|c| f64::from(c.norm_sqr())).sum()
+}
+
+impl Wpe {
+    /// For each bin of `bins`, its energy before and after this predictor, counting frames from
+    /// `skip` on (earlier ones have no past to be predicted from).
+    fn energies(&self, bins: &[Array1<Complex<f32>>], skip: usize) -> Vec<(f64, f64)> {
+        bins.par_iter()
+            .map(|bin| {
+                let skip = skip.min(bin.len());
+                let out = self.filter_bin(bin.view(), skip);
+                (energy(bin.slice(s![skip..])), energy(out.view()))
+            })
+            .collect()
+    }
+
+    /// One frequency bin's frames `bin[skip..]` dereverberated (`bin[..skip]` is history: it feeds
+    /// the predictor but is neither fitted nor returned).
+    ///
+    /// The least-squares fit is done in real arithmetic so that its Gram matrices are matrix
+    /// products (the expensive part: frames × taps² per iteration): with the delayed frames
+    /// `Ỹ = A + iB` (frames × taps), weights `W`, and the frames `y = c + id`, the normal equations
+    /// `(Ỹᵀ W conj Ỹ) g = Ỹᵀ W conj y` are `R = AᵀWA + BᵀWB + i(BᵀWA − AᵀWB)` and
+    /// `p = AᵀWc + BᵀWd + i(BᵀWc − AᵀWd)`, solved as the equivalent real system of twice the size.
+    fn filter_bin(&self, bin: ArrayView1<Complex<f32>>, skip: usize) -> Array1<Complex<f32>> {
+        let frames = bin.len() - skip;
+        let taps = self.taps;
+        let mut a = Array2::<f32>::zeros((frames, taps));
+        let mut b = Array2::<f32>::zeros((frames, taps));
+        for t in 0..frames {
+            for k in 0..taps {
+                // Frame skip + t predicted from frame skip + t - delay - k, if it exists.
+                if let Some(past) = (skip + t).checked_sub(self.delay + k) {
+                    a[[t, k]] = bin[past].re;
+                    b[[t, k]] = bin[past].im;
+                }
+            }
+        }
+        let y = bin.slice(s![skip..]);
+        let c: Array1<f32> = y.iter().map(|v| v.re).collect();
+        let d: Array1<f32> = y.iter().map(|v| v.im).collect();
+        let mut out = y.to_owned();
+        for _ in 0..self.iterations {
+            let power: Vec<f32> = out.iter().map(|v| v.norm_sqr()).collect();
+            let loudest = power.iter().copied().fold(0.0f32, f32::max);
+            if loudest <= 0.0 {
+                break;
+            }
+            let floor = loudest * POWER_FLOOR;
+            let weight = Array1::from_iter(power.iter().map(|&p| 1.0 / p.max(floor)));
+            let wa = &a * &weight.view().insert_axis(Axis(1));
+            let wb = &b * &weight.view().insert_axis(Axis(1));
+            let ata = wa.t().dot(&a);
+            let btb = wb.t().dot(&b);
+            let bta = wb.t().dot(&a);
+            let (atc, btd, btc, atd) = (
+                wa.t().dot(&c),
+                wb.t().dot(&d),
+                wb.t().dot(&c),
+                wa.t().dot(&d),
+            );
+            // The real form [[Re R, −Im R], [Im R, Re R]] [Re g; Im g] = [Re p; Im p].
+            let n = 2 * taps;
+            let mut system = vec![0.0f64; n * n];
+            let mut rhs = vec![0.0f64; n];
+            for i in 0..taps {
+                for j in 0..taps {
+                    let re = f64::from(ata[[i, j]] + btb[[i, j]]);
+                    let im = f64::from(bta[[i, j]] - bta[[j, i]]);
+                    system[i * n + j] = re;
+                    system[(i + taps) * n + j + taps] = re;
+                    system[i * n + j + taps] = -im;
+                    system[(i + taps) * n + j] = im;
+                }
+                rhs[i] = f64::from(atc[i] + btd[i]);
+                rhs[i + taps] = f64::from(btc[i] - atd[i]);
+            }
+            let Some(g) = solve_positive_definite(&mut system, &mut rhs, n) else {
+                break;
+            };
+            let (g_re, g_im): (Array1<f32>, Array1<f32>) = (
+                g[..taps].iter().map(|&v| v as f32).collect(),
+                g[taps..].iter().map(|&v| v as f32).collect(),
+            );
+            // gᴴ ỹ = Σ (g_re − i g_im)(a + ib) = (A g_re + B g_im) + i (B g_re − A g_im).
+            let pred_re = a.dot(&g_re) + b.dot(&g_im);
+            let pred_im = b.dot(&g_re) - a.dot(&g_im);
+            for (t, v) in out.iter_mut().enumerate() {
+                *v = Complex::new(c[t] - pred_re[t], d[t] - pred_im[t]);
+            }
+        }
+        out
+    }
+}
+
+/// Solve `system · x = rhs` for a symmetric positive semi-definite `system` (`n × n`, row-major) by
+/// Cholesky, with a small diagonal loading so that a bin with too little energy to fit (or exact
+/// linear dependence) still gives a bounded predictor. `None` if the loaded matrix is still not
+/// positive definite (all-zero input): the caller keeps the frames unfiltered.
+fn solve_positive_definite(system: &mut [f64], rhs: &mut [f64], n: usize) -> Option<Vec<f64>> {
+    let mean_diagonal = (0..n).map(|i| system[i * n + i]).sum::<f64>() / n as f64;
+    if !(mean_diagonal > 0.0 && mean_diagonal.is_finite()) {
+        return None;
+    }
+    let loading = mean_diagonal * 1e-6;
+    for i in 0..n {
+        system[i * n + i] += loading;
+    }
+    // In-place Cholesky: the lower triangle becomes L with L Lᵀ = system.
+    for j in 0..n {
+        let mut diagonal = system[j * n + j];
+        for k in 0..j {
+            diagonal -= system[j * n + k] * system[j * n + k];
+        }
+        if diagonal <= 0.0 || !diagonal.is_finite() {
+            return None;
+        }
+        let diagonal = diagonal.sqrt();
+        system[j * n + j] = diagonal;
+        for i in j + 1..n {
+            let mut v = system[i * n + j];
+            for k in 0..j {
+                v -= system[i * n + k] * system[j * n + k];
+            }
+            system[i * n + j] = v / diagonal;
+        }
+    }
+    // L z = rhs, then Lᵀ x = z.
+    for i in 0..n {
+        let mut v = rhs[i];
+        for k in 0..i {
+            v -= system[i * n + k] * rhs[k];
+        }
+        rhs[i] = v / system[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut v = rhs[i];
+        for k in i + 1..n {
+            v -= system[k * n + i] * rhs[k];
+        }
+        rhs[i] = v / system[i * n + i];
+    }
+    Some(rhs.to_vec())
+}
+
+/// A Hann-windowed STFT whose frames cover every sample of the recording equally: the recording is
+/// taken as padded with `len - hop` zeros at both ends.
+struct Stft {
+    len: usize,
+    hop: usize,
+    window: Vec<f32>,
+}
+
+impl Stft {
+    fn new(wpe: Wpe, sample_rate_hz: u32) -> Self {
+        let rate = f64::from(sample_rate_hz);
+        let hop = ((wpe.hop_s * rate).round() as usize).max(1);
+        let len = (((wpe.frame_s * rate).round() as usize) / hop).max(1) * hop;
+        let window = (0..len)
+            .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / len as f32).cos())
+            .collect();
+        Stft { len, hop, window }
+    }
+
+    fn pad(&self) -> usize {
+        self.len - self.hop
+    }
+
+    /// Frames covering `samples` samples (the padded signal, to its last sample).
+    fn frames(&self, samples: usize) -> usize {
+        (samples + self.pad()).div_ceil(self.hop)
+    }
+
+    /// The frames `range` of `samples`, one array per frequency bin (bins × frames).
+    fn spectra(&self, samples: &[f32], range: std::ops::Range<usize>) -> Vec<Array1<Complex<f32>>> {
+        self.some_spectra(samples, range, 0, 1)
+    }
+
+    /// As [`spectra`](Self::spectra), only bins `first_bin`, `first_bin + bin_step`, ...
+    fn some_spectra(
+        &self,
+        samples: &[f32],
+        range: std::ops::Range<usize>,
+        first_bin: usize,
+        bin_step: usize,
+    ) -> Vec<Array1<Complex<f32>>> {
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft = planner.plan_fft_forward(self.len);
+        let mut input = fft.make_input_vec();
+        let mut spectrum = fft.make_output_vec();
+        let kept = spectrum.len().saturating_sub(first_bin).div_ceil(bin_step);
+        let mut bins = vec![Array1::<Complex<f32>>::zeros(range.len()); kept];
+        for (t, frame) in range.enumerate() {
+            // Frame `frame` starts at sample frame·hop − pad of the recording.
+            let start = (frame * self.hop) as isize - self.pad() as isize;
+            for (i, slot) in input.iter_mut().enumerate() {
+                let at = start + i as isize;
+                let x = if at >= 0 && (at as usize) < samples.len() {
+                    samples[at as usize]
+                } else {
+                    0.0
+                };
+                *slot = x * self.window[i];
+            }
+            // The lengths come from the plan, so the transform cannot fail.
+            if fft.process(&mut input, &mut spectrum).is_ok() {
+                let kept = spectrum.iter().skip(first_bin).step_by(bin_step);
+                for (bin, &v) in bins.iter_mut().zip(kept) {
+                    bin[t] = v;
+                }
+            }
+        }
+        bins
+    }
+}
+
+/// Overlap-add of modified frames back to samples, normalised by the summed squared window (the
+/// least-squares inverse of the windowed STFT).
+struct Synthesis {
+    out: Vec<f32>,
+    norm: Vec<f32>,
+    /// Where the recording starts in `out`.
+    pad: usize,
+    /// The recording's length.
+    len: usize,
+}
+
+impl Synthesis {
+    fn new(stft: &Stft, len: usize) -> Self {
+        let padded = len + 2 * stft.pad() + stft.len;
+        Synthesis {
+            out: vec![0.0; padded],
+            norm: vec![0.0; padded],
+            pad: stft.pad(),
+            len,
+        }
+    }
+
+    /// Frames `first..` (one array per bin, as [`Stft::spectra`] gives) added in.
+    fn add(&mut self, stft: &Stft, first: usize, bins: &[Array1<Complex<f32>>]) {
+        let mut planner = RealFftPlanner::<f32>::new();
+        let inverse = planner.plan_fft_inverse(stft.len);
+        let mut spectrum = inverse.make_input_vec();
+        let mut frame = inverse.make_output_vec();
+        let frames = bins.first().map_or(0, |b| b.len());
+        let last = spectrum.len() - 1;
+        let scale = 1.0 / stft.len as f32;
+        for t in 0..frames {
+            for (k, (slot, bin)) in spectrum.iter_mut().zip(bins).enumerate() {
+                // A real signal's DC and Nyquist bins are real.
+                *slot = if k == 0 || k == last {
+                    Complex::new(bin[t].re, 0.0)
+                } else {
+                    bin[t]
+                };
+            }
+            if inverse.process(&mut spectrum, &mut frame).is_err() {
+                continue;
+            }
+            // Padded position of frame first + t.
+            let start = (first + t) * stft.hop;
+            for (i, &v) in frame.iter().enumerate() {
+                let w = stft.window[i];
+                self.out[start + i] += v * scale * w;
+                self.norm[start + i] += w * w;
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<f32> {
+        (self.pad..self.pad + self.len)
+            .map(|i| {
+                if self.norm[i] > 1e-6 {
+                    self.out[i] / self.norm[i]
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    const RATE: u32 = 16_000;
+
+    /// Bursts of white noise, 100 ms on and 300 ms off: nothing in them is predictable from 32 ms
+    /// earlier, and the gaps show a room's tail.
+    fn bursts(seconds: f64, rng: &mut StdRng) -> Vec<f32> {
+        let period = (0.4 * f64::from(RATE)) as usize;
+        let on = (0.1 * f64::from(RATE)) as usize;
+        (0..(seconds * f64::from(RATE)) as usize)
+            .map(|i| {
+                if i % period < on {
+                    rng.gen_range(-3000.0..3000.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    /// A room's impulse response: the direct sound, then from 5 ms an exponentially decaying
+    /// noise tail with the given reverberation time (60 dB of decay).
+    fn room(rt60_s: f64, rng: &mut StdRng) -> Vec<f32> {
+        let len = (rt60_s * f64::from(RATE)) as usize;
+        let onset = (0.005 * f64::from(RATE)) as usize;
+        let decay = 6.9 / (rt60_s * f64::from(RATE)); // e^(-6.9) = -60 dB in amplitude
+        (0..len)
+            .map(|i| match i {
+                0 => 1.0,
+                i if i < onset => 0.0,
+                i => 0.3 * (-(decay * i as f64)).exp() as f32 * rng.gen_range(-1.0f32..1.0),
+            })
+            .collect()
+    }
+
+    fn convolve(x: &[f32], h: &[f32]) -> Vec<f32> {
+        let mut y = vec![0.0f32; x.len()];
+        for (i, &v) in x.iter().enumerate() {
+            if v != 0.0 {
+                for (j, &g) in h.iter().enumerate().take(x.len() - i) {
+                    y[i + j] += v * g;
+                }
+            }
+        }
+        y
+    }
+
+    /// Energy (dB) of the samples in the gaps between bursts, from 100 ms after a burst ends
+    /// (the early part of the tail, which WPE keeps by design) to the next burst.
+    fn tail_energy_db(x: &[f32]) -> f64 {
+        let period = (0.4 * f64::from(RATE)) as usize;
+        let from = (0.2 * f64::from(RATE)) as usize;
+        let e: f64 = x
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % period >= from)
+            .map(|(_, &v)| f64::from(v).powi(2))
+            .sum();
+        10.0 * e.max(1e-12).log10()
+    }
+
+    fn burst_energy_db(x: &[f32]) -> f64 {
+        let period = (0.4 * f64::from(RATE)) as usize;
+        let on = (0.1 * f64::from(RATE)) as usize;
+        let e: f64 = x
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % period < on)
+            .map(|(_, &v)| f64::from(v).powi(2))
+            .sum();
+        10.0 * e.log10()
+    }
+
+    #[test]
+    fn dry_sound_measures_dry_and_a_room_measures_reverberant() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let dry = bursts(6.0, &mut rng);
+        let wet = convolve(&dry, &room(0.6, &mut rng));
+        let dry_db = reverberation_db(&dry, RATE).expect("6 s is measured");
+        let wet_db = reverberation_db(&wet, RATE).expect("6 s is measured");
+        assert!(dry_db > REVERBERANT_BELOW_DB, "dry {dry_db}");
+        assert!(wet_db < REVERBERANT_BELOW_DB, "wet {wet_db}");
+        assert!(
+            wet_db < 3.0 * REVERBERANT_BELOW_DB,
+            "wet {wet_db}: well past the threshold"
+        );
+        assert!(!is_reverberant(&dry, RATE) && is_reverberant(&wet, RATE));
+    }
+
+    #[test]
+    fn the_late_tail_is_removed_and_the_sound_itself_kept() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let dry = bursts(6.0, &mut rng);
+        let wet = convolve(&dry, &room(0.6, &mut rng));
+        let out = dereverberate(&wet, RATE);
+        assert_eq!(out.len(), wet.len());
+        assert!(out.iter().all(|v| v.is_finite()));
+        let removed = tail_energy_db(&wet) - tail_energy_db(&out);
+        // Measured: 5.0 dB (the tail in the gaps also holds what the 320 ms predictor cannot reach).
+        assert!(removed > 4.0, "late tail only {removed:.1} dB lower");
+        let burst_change = burst_energy_db(&out) - burst_energy_db(&wet);
+        assert!(
+            burst_change.abs() < 1.5,
+            "bursts changed by {burst_change:.2} dB"
+        );
+    }
+
+    #[test]
+    fn analysis_and_synthesis_without_filtering_give_the_recording_back() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let x: Vec<f32> = (0..12_345)
+            .map(|_| rng.gen_range(-1000.0..1000.0))
+            .collect();
+        let stft = Stft::new(DEREVERB, RATE);
+        let frames = stft.frames(x.len());
+        let mut synthesis = Synthesis::new(&stft, x.len());
+        // In two pieces, as dereverberate's chunks are.
+        synthesis.add(&stft, 0, &stft.spectra(&x, 0..frames / 2));
+        synthesis.add(&stft, frames / 2, &stft.spectra(&x, frames / 2..frames));
+        let y = synthesis.finish();
+        let worst = x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 0.05, "largest difference {worst}");
+    }
+
+    #[test]
+    fn silence_short_input_and_long_input_in_chunks_are_handled() {
+        assert!(dereverberate(&vec![0.0; 40_000], RATE)
+            .iter()
+            .all(|&v| v == 0.0));
+        assert_eq!(reverberation_db(&vec![0.0; 40_000], RATE), None);
+        let short: Vec<f32> = (0..100).map(|i| (i as f32).sin() * 100.0).collect();
+        assert_eq!(
+            dereverberate(&short, RATE),
+            short,
+            "too short for a predictor: unchanged"
+        );
+        let mut rng = StdRng::seed_from_u64(5);
+        let second = convolve(&bursts(1.0, &mut rng), &room(0.5, &mut rng));
+        let out = dereverberate(&second, RATE);
+        assert_eq!(out.len(), second.len());
+        assert!(out != second, "1 s is long enough for a shorter predictor");
+        assert_eq!(reverberation_db(&short, RATE), None, "under MIN_MEASURED_S");
+        // 65 s: three chunks, each with its own predictor; the tail still goes.
+        let mut rng = StdRng::seed_from_u64(4);
+        let dry = bursts(65.0, &mut rng);
+        let wet = convolve(&dry, &room(0.5, &mut rng));
+        let out = dereverberate(&wet, RATE);
+        assert_eq!(out.len(), wet.len());
+        let removed = tail_energy_db(&wet) - tail_energy_db(&out);
+        assert!(removed > 4.0, "late tail only {removed:.1} dB lower");
+    }
+
+    #[test]
+    fn cholesky_solves_a_positive_definite_system() {
+        // [[4, 2], [2, 3]] x = [2, 1] -> x = [0.5, 0].
+        let mut system = vec![4.0, 2.0, 2.0, 3.0];
+        let mut rhs = vec![2.0, 1.0];
+        let x = solve_positive_definite(&mut system, &mut rhs, 2).expect("positive definite");
+        assert!((x[0] - 0.5).abs() < 1e-5 && x[1].abs() < 1e-5, "{x:?}");
+        assert!(solve_positive_definite(&mut [0.0; 4], &mut [1.0, 1.0], 2).is_none());
+    }
+}
