@@ -61,7 +61,7 @@ pub struct RecognizerOptions {
     /// [`repair_clipping`]). Default true.
     pub repair_clipping: bool,
     /// Remove late reverberation (weighted prediction error) before the features: always, never,
-    /// or (the default) when [`reverberation_db`] finds the recording reverberant (see
+    /// or (the default) when [`is_reverberant`] finds the recording reverberant (see
     /// [`dereverberate`]).
     pub dereverb: Dereverb,
     /// How [`Recognizer::align`] searches and times phones next to pauses.
@@ -149,7 +149,8 @@ struct Repairs {
 /// posteriors and the decoded transcript. `transcribe` keeps the transcript; `probs` shows it all.
 #[derive(Clone, Debug)]
 pub struct Recognition {
-    /// The audio the network heard: at the model's sample rate, digital silence filled (if on).
+    /// The audio the network heard: at the model's sample rate, digital silence filled and late
+    /// reverberation removed (each if on).
     pub wave: Waveform,
     /// Natural-log posteriors `[output frames, phones + blank]`, under the transcript's VTLN warp.
     pub log_probs: Array2<f32>,
