@@ -77,8 +77,9 @@ struct Wpe {
 /// `recipes/robust` (models/README.md, "Dereverberation"): 30 taps against 20 took 0.2 points off
 /// the synthetic dev set's `room` PER and 0.7–2.4 off psdata's, librivox's and dc_tts's (held-out
 /// +0.1); a delay of one frame (the predicting frame overlapping the predicted one) was 0.2 lower
-/// on dev but 1.6–2.1 points higher on psdata and librivox; 5 iterations or 40 taps no better. 16 ms shifts with 20 taps gave the same
-/// PER as 8 ms with 40 (`recipes/robust/dereverb_probe.py`) at an eighth of the cost.
+/// on dev but 1.6–2.1 points higher on psdata and librivox; 5 iterations or 40 taps no better.
+/// 16 ms shifts with 20 taps gave the same PER as 8 ms with 40 (`recipes/robust/dereverb_probe.py`)
+/// at an eighth of the cost.
 const DEREVERB: Wpe = Wpe {
     frame_s: 0.032,
     hop_s: 0.016,
@@ -114,8 +115,8 @@ const MEASURE_DISTANT: Wpe = Wpe {
 /// residue).
 const MEASURED_BIN_RANGE_DB: f64 = 60.0;
 
-/// Every this many frequency bins is measured (a median over 64 bins is as steady as over 256, at
-/// a quarter of the cost: the measurement runs on every recording).
+/// Every this many frequency bins is measured (32 bins at 16 kHz: the measurement runs on every
+/// recording; models/README.md's detection figures were measured so).
 const MEASURED_BIN_STEP: usize = 8;
 
 /// Frame powers are floored at this fraction of the loudest frame's before they weight the fit
@@ -125,13 +126,12 @@ const POWER_FLOOR: f32 = 1e-10;
 /// How much more of the recording's energy a predictor from 32–190 ms back removes than one from
 /// 0.64–0.8 s back, in dB (negative: reverberant): 10·log10(1 − the median over frequency bins of
 /// the difference in the share of energy removed), measured on the first 30 s in blocks of at most
-/// 10 s and averaged. A room's tail makes the
-/// recent past predict the present, and has died away by the distant past; dry speech is predicted
-/// by neither; a steady sound (hum, a held tone) is predicted by both equally, so it does not count
-/// as reverberation. On `recipes/robust`'s sets: dry speech −0.016 to +0.013 (with noise at 10 dB
-/// down to −0.05), sox's `reverb` −0.03 to −0.40 (medians per set −0.09 to −0.13), simulated rooms
-/// −0.10 to −0.59 (medians −0.18 to −0.31). `None` when the recording is shorter than
-/// [`MIN_MEASURED_S`] or has no energy.
+/// 10 s and averaged. A room's tail makes the recent past predict the present, and has died away by
+/// the distant past; dry speech is predicted by neither; a steady sound (hum, a held tone) is
+/// predicted by both equally, so it does not count as reverberation. On `recipes/robust`'s
+/// sets: dry speech −0.016 to +0.013 (with noise at 10 dB down to −0.05), sox's `reverb` −0.03 to
+/// −0.40 (medians per set −0.09 to −0.13), simulated rooms −0.10 to −0.59 (medians −0.18 to −0.31).
+/// `None` when the recording is shorter than [`MIN_MEASURED_S`] or has no energy.
 pub fn reverberation_db(samples: &[f32], sample_rate_hz: u32) -> Option<f32> {
     measure(samples, sample_rate_hz, false)
 }
@@ -658,7 +658,8 @@ mod tests {
         assert_eq!(out.len(), wet.len());
         assert!(out.iter().all(|v| v.is_finite()));
         let removed = tail_energy_db(&wet) - tail_energy_db(&out);
-        // Measured: 5.0 dB (the tail in the gaps also holds what the 320 ms predictor cannot reach).
+        // Measured: 5.6 dB (the tail in the gaps also holds what the 480 ms predictor cannot
+        // reach).
         assert!(removed > 4.0, "late tail only {removed:.1} dB lower");
         let burst_change = burst_energy_db(&out) - burst_energy_db(&wet);
         assert!(
