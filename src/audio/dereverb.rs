@@ -417,9 +417,7 @@ impl Stft {
         let rate = f64::from(sample_rate_hz);
         let hop = ((wpe.hop_s * rate).round() as usize).max(1);
         let len = (((wpe.frame_s * rate).round() as usize) / hop).max(1) * hop;
-        let window = (0..len)
-            .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / len as f32).cos())
-            .collect();
+        let window = super::hann(len);
         Stft { len, hop, window }
     }
 
@@ -595,27 +593,25 @@ mod tests {
     /// Energy (dB) of the samples in the gaps between bursts, from 100 ms after a burst ends
     /// (the early part of the tail, which WPE keeps by design) to the next burst.
     fn tail_energy_db(x: &[f32]) -> f64 {
-        let period = (0.4 * f64::from(RATE)) as usize;
         let from = (0.2 * f64::from(RATE)) as usize;
-        let e: f64 = x
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % period >= from)
-            .map(|(_, &v)| f64::from(v).powi(2))
-            .sum();
-        10.0 * e.max(1e-12).log10()
+        energy_db(x, |phase| phase >= from)
     }
 
     fn burst_energy_db(x: &[f32]) -> f64 {
-        let period = (0.4 * f64::from(RATE)) as usize;
         let on = (0.1 * f64::from(RATE)) as usize;
+        energy_db(x, |phase| phase < on)
+    }
+
+    /// Energy (dB) of the samples whose position within the 400 ms burst period passes `keep`.
+    fn energy_db(x: &[f32], keep: impl Fn(usize) -> bool) -> f64 {
+        let period = (0.4 * f64::from(RATE)) as usize;
         let e: f64 = x
             .iter()
             .enumerate()
-            .filter(|(i, _)| i % period < on)
+            .filter(|(i, _)| keep(i % period))
             .map(|(_, &v)| f64::from(v).powi(2))
             .sum();
-        10.0 * e.log10()
+        10.0 * e.max(1e-12).log10()
     }
 
     #[test]

@@ -48,6 +48,14 @@ pub const MAX_LEVEL_OVER_FULL_SCALE: f32 = 1e4;
 /// Full scale of int16 audio, the scale Kaldi's features expect (`kWaveSampleMax` in Kaldi).
 pub const INT16_SCALE: f32 = 32_768.0;
 
+/// A periodic Hann window of `n` samples (the analysis window of the silence fill's and the
+/// dereverberation's STFTs).
+fn hann(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / n as f32).cos())
+        .collect()
+}
+
 /// Mono audio at int16 scale.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Waveform {

@@ -169,7 +169,7 @@ impl NoiseFloor {
         let dc = quietest.iter().map(|f| f.1).sum::<f32>() / quiet as f32;
         let mut planner = RealFftPlanner::<f32>::new();
         let fft = planner.plan_fft_forward(frame_len);
-        let window = hann(frame_len);
+        let window = super::hann(frame_len);
         let mut input = fft.make_input_vec();
         let mut spectrum = fft.make_output_vec();
         let mut energy = vec![0.0f64; spectrum.len()];
@@ -281,12 +281,6 @@ fn shape_spread_db(shapes: &[[f64; SHAPE_BANDS]]) -> f64 {
         })
         .sum::<f64>()
         / SHAPE_BANDS as f64
-}
-
-fn hann(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / n as f32).cos())
-        .collect()
 }
 
 #[cfg(test)]
