@@ -58,6 +58,8 @@ class Transcript:
     duration: float
     segments: List[Tuple[float, float]]
     source: Optional[str] = None
+    clipped: float = 0.0
+    dereverberated: bool = False
     @property
     def labels(self) -> List[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...
@@ -148,6 +150,7 @@ class Recognizer:
         lexicon: Union[None, _PathInput, Dict[str, Union[str, List[str]]]] = None,
         builtin_lexicon: bool = True,
         precision: Literal["f32", "bf16"] = "f32",
+        dereverb: Literal["auto", "on", "off"] = "auto",
     ) -> None: ...
     @property
     def phones(self) -> List[str]: ...

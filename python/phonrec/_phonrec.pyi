@@ -14,7 +14,7 @@ class OutOfVocabularyError(PhonrecError):
     words: List[str]
 
 _Phone = Tuple[str, float, float, float]
-_Transcript = Tuple[float, List[_Phone], List[Tuple[float, float]]]
+_Transcript = Tuple[float, List[_Phone], List[Tuple[float, float]], float, bool]
 _Alignment = Tuple[
     float, float, float, bool, List[Tuple[str, float, float, float, int, int]], List[_Phone], List[str]
 ]
@@ -39,6 +39,7 @@ class Recognizer:
         lexicon: Optional[Any] = None,
         builtin_lexicon: bool = True,
         precision: str = "f32",
+        dereverb: str = "auto",
     ) -> Recognizer: ...
     @property
     def columns(self) -> List[str]: ...

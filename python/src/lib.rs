@@ -28,8 +28,8 @@ use rayon::prelude::*;
 
 use phonrec::align::{AlignTarget, Alignment, OovPolicy, PronunciationScores};
 use phonrec::audio::{
-    read_audio, read_audio_bytes, Waveform, INT16_SCALE, MAX_CHANNELS, MAX_SAMPLE_RATE_HZ,
-    MIN_SAMPLE_RATE_HZ,
+    read_audio, read_audio_bytes, Dereverb, Waveform, INT16_SCALE, MAX_CHANNELS,
+    MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use phonrec::builtin;
 use phonrec::choice::Choice;
@@ -306,8 +306,8 @@ fn seconds(x: f32) -> f64 {
 
 /// A timed phone for Python: `(phone, start, end, confidence)`.
 type PhoneTuple = (String, f64, f64, f64);
-/// A transcript for Python: `(duration, phones, segments)`.
-type TranscriptTuple = (f64, Vec<PhoneTuple>, Vec<(f64, f64)>);
+/// A transcript for Python: `(duration, phones, segments, clipped, dereverberated)`.
+type TranscriptTuple = (f64, Vec<PhoneTuple>, Vec<(f64, f64)>, f64, bool);
 /// An alignment for Python: `(duration, match_score, worst_second_score, matches_text, words,
 /// phones, skipped)`; a word is `(word, start, end, confidence, first_phone, end_phone)`.
 type AlignmentTuple = (
@@ -382,11 +382,14 @@ struct Decoding {
     insertion_bonus: Option<f32>,
     /// The LSTM's arithmetic (`precision="bf16"`).
     precision: Precision,
+    /// When to remove late reverberation (`dereverb="auto"|"on"|"off"`).
+    dereverb: Dereverb,
 }
 
 impl Decoding {
     fn is_default(&self) -> bool {
         self.precision == Precision::F32
+            && self.dereverb == Dereverb::default()
             && self.beam.is_none()
             && self.lm.is_none()
             && !self.no_lm
@@ -459,6 +462,7 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         } else {
             None
         },
+        dereverb: decoding.dereverb,
         ..RecognizerOptions::default()
     };
     Ok(Recognizer::new(model, options)?)
@@ -570,6 +574,8 @@ impl PyRecognizer {
                 .iter()
                 .map(|&(a, b)| (seconds(a), seconds(b)))
                 .collect(),
+            clean(transcript.clipped_fraction),
+            transcript.dereverberated,
         )
     }
 
@@ -655,7 +661,7 @@ impl PyRecognizer {
     #[new]
     #[pyo3(signature = (model=None, beam=None, lm=None, no_lm=false, lm_weight=None,
                         insertion_bonus=None, alphabet="arpabet", lexicon=None,
-                        builtin_lexicon=true, precision="f32"))]
+                        builtin_lexicon=true, precision="f32", dereverb="auto"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -669,7 +675,18 @@ impl PyRecognizer {
         lexicon: Option<&Bound<'_, PyAny>>,
         builtin_lexicon: bool,
         precision: &str,
+        dereverb: &str,
     ) -> PyResult<Self> {
+        let dereverb = match dereverb {
+            "auto" => Dereverb::Auto,
+            "on" => Dereverb::On,
+            "off" => Dereverb::Off,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "dereverb={other:?}: expected \"auto\", \"on\" or \"off\""
+                )))
+            }
+        };
         let precision = Precision::from_name(precision).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "precision={precision:?}: expected one of {}",
@@ -705,6 +722,7 @@ impl PyRecognizer {
             lm_weight,
             insertion_bonus,
             precision,
+            dereverb,
         };
         let built_in_model = model.is_none();
         let (recognizer, user_lexicon) = detached(py, || {

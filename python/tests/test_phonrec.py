@@ -95,6 +95,9 @@ def assert_same_transcript(py, cli_record, times_tol=1e-6, confidence_tol=CLI_RO
     assert len(py.segments) == len(cli_record["segments"])
     for ours, theirs in zip(py.segments, cli_record["segments"]):
         assert np.allclose(ours, theirs, atol=1e-6)
+    # The CLI writes "clipped" (4 decimals) and "dereverberated" only when they apply.
+    assert abs(py.clipped - cli_record.get("clipped", 0.0)) <= 5e-5
+    assert py.dereverberated == cli_record.get("dereverberated", False)
 
 
 def assert_same_phones(a, b, confidence_tol=1e-6):
@@ -268,8 +271,9 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
         (dict(beam=4, lm_weight=0.6), ["--beam", "4", "--lm-weight", "0.6"]),
         (dict(alphabet="ipa"), ["--alphabet", "ipa"]),
         (dict(precision="bf16"), ["--precision", "bf16"]),
+        (dict(dereverb="on"), ["--dereverb", "on"]),
     ],
-    ids=["model-greedy", "model-with-lm", "no-lm", "beam-weight", "ipa", "bf16"],
+    ids=["model-greedy", "model-with-lm", "no-lm", "beam-weight", "ipa", "bf16", "dereverb-on"],
 )
 def test_decoding_options_equal_the_cli_flags(cli, kwargs, flags):
     recognizer = phonrec.Recognizer(**kwargs)
@@ -320,6 +324,50 @@ def test_recognizer_properties_and_options(recognizer):
         phonrec.Recognizer(alphabet="klingon")
     with pytest.raises(ValueError, match="precision"):
         phonrec.Recognizer(precision="f16")
+    with pytest.raises(ValueError, match="dereverb"):
+        phonrec.Recognizer(dereverb="yes")
+
+
+def reverberant(samples, rate, rt60_s=0.6, seed=0):
+    """`samples` in a synthetic room: convolved with exponentially decaying noise (the energy falls
+    60 dB in `rt60_s`) after a direct path, at the dry recording's RMS."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rt60_s * rate)) / rate
+    response = rng.standard_normal(t.size) * 10 ** (-3 * t / rt60_s) * 0.3
+    response[0] = 1.0
+    dry = samples.astype(np.float64) / 32768
+    wet = np.convolve(dry, response)
+    wet *= np.sqrt(np.mean(dry**2) / np.mean(wet**2))
+    return np.clip(np.round(wet * 32768), -32768, 32767).astype(np.int16)
+
+
+def test_reverberant_recordings_are_dereverberated_as_the_cli_does(cli, recognizer, tmp_path):
+    # The dry examples are not dereverberated and not clipped.
+    for transcript in recognizer.transcribe_batch(FILES):
+        assert not transcript.dereverberated and transcript.clipped == 0.0
+    samples, rate = read_wav(SUIT)
+    wet = reverberant(samples, rate)
+    room = tmp_path / "room.wav"
+    write_wav(room, wet, rate, 2)
+    (record,) = cli_json_lines(cli("transcribe", "--format", "json", room))
+    auto = recognizer.transcribe(wet, rate)
+    assert auto.dereverberated and auto.to_dict()["dereverberated"] is True
+    assert_same_transcript(auto, record)
+    off = phonrec.Recognizer(dereverb="off").transcribe(wet, rate)
+    assert not off.dereverberated
+    assert off.labels != auto.labels, "dereverberation changes what the network hears"
+    assert phonrec.Recognizer(dereverb="on").transcribe(room).dereverberated
+
+
+def test_clipped_recordings_say_how_much_was_restored(cli, recognizer, tmp_path):
+    samples, rate = read_wav(SUIT)
+    loud = np.clip(samples.astype(np.int32) * 4, -32768, 32767).astype(np.int16)
+    path = tmp_path / "clipped.wav"
+    write_wav(path, loud, rate, 2)
+    (record,) = cli_json_lines(cli("transcribe", "--format", "json", path))
+    transcript = recognizer.transcribe(path)
+    assert 0.0 < transcript.clipped < 0.5
+    assert_same_transcript(transcript, record)
 
 
 def test_version_is_the_cli_version(cli):

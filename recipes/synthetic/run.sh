@@ -29,9 +29,12 @@ for a in "$@"; do case "$a" in --extra-voices-hours|--extra-voices-hours=*) want
 if [ "$want_extra" = 1 ] && ! { command -v RHVoice-test && command -v pico2wave; } >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   CODENAME="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
-  LISTS="$(mktemp -d)"; mkdir -p "$LISTS/partial"
+  # The sources list lives beside the lists folder, not in it: `apt-get update` deletes every file
+  # in Dir::State::Lists that is not a list it fetched.
+  LISTS="$(mktemp -d)"; mkdir -p "$LISTS/lists/partial"
   echo "deb http://deb.debian.org/debian $CODENAME main contrib non-free" > "$LISTS/sources.list"
-  APT_NONFREE=(-o "Dir::Etc::sourcelist=$LISTS/sources.list" -o "Dir::Etc::sourceparts=-" -o "Dir::State::Lists=$LISTS")
+  APT_NONFREE=(-o "Dir::Etc::sourcelist=$LISTS/sources.list" -o "Dir::Etc::sourceparts=-"
+    -o "Dir::State::Lists=$LISTS/lists")
   echo "installing rhvoice rhvoice-english libttspico-utils (Debian non-free)" >&2
   $SUDO apt-get "${APT_NONFREE[@]}" update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${APT_NONFREE[@]}" install -y -q --no-install-recommends \
