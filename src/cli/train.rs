@@ -224,6 +224,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "P")]
     pub room_reverb: Option<f32>,
 
+    /// Dereverberate the training recordings that sound reverberant (after their augmentation:
+    /// --reverb, --room-reverb), as `transcribe --dereverb auto` does before the features, so the
+    /// network learns from what it will hear: `auto`; `off` trains on them as they are
+    /// [default: off].
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub dereverb: Option<TrainDereverb>,
+
     /// With --augment robust: of the utterances whose edges are cut as from a longer recording,
     /// the share cut 0–40 ms into the speech itself, so the clip starts and ends at full level as
     /// trimmed corpora do (FSDD) [default: 0, the preset's].
@@ -443,6 +450,7 @@ impl TrainArgs {
             },
             init_from: self.init_from.clone(),
             init_from_bytes: self.init_from_built_in().map(ModelBytes),
+            dereverb: self.dereverb == Some(TrainDereverb::Auto),
             freeze_layers: self.freeze_layers,
             precision: self.training_precision(),
             save_epoch_models: self.save_epoch_models,
@@ -876,6 +884,11 @@ fn check_resume_arguments(
             map.insert("precision".to_string(), run_precision.clone());
         }
     }
+    // Runs of versions before `--dereverb` record no such option: theirs was off.
+    if let Some(map) = recorded.as_object_mut() {
+        map.entry("dereverb")
+            .or_insert(serde_json::Value::Bool(false));
+    }
     // The epoch limit and how often checkpoints are written may change on resume.
     for options in [&mut wanted, &mut recorded] {
         if let Some(map) = options.as_object_mut() {
@@ -933,6 +946,15 @@ fn json_differences(
     }
 }
 
+/// `train --dereverb`: which training recordings are dereverberated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainDereverb {
+    /// Those measured reverberant, as `transcribe --dereverb auto` does.
+    Auto,
+    /// None.
+    Off,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -948,6 +970,18 @@ mod tests {
         let mut argv = vec!["train", "--train", "t.tsv", "--dev", "d.tsv", "--out", "o"];
         argv.extend(extra);
         Cli::parse_from(argv).args.train_options()
+    }
+
+    #[test]
+    fn training_dereverberates_only_when_asked() {
+        assert!(!options(&[]).dereverb);
+        assert!(!options(&["--dereverb", "off"]).dereverb);
+        assert!(options(&["--dereverb", "auto"]).dereverb);
+        // A run recorded before the option existed reads as off.
+        let mut recorded = serde_json::to_value(options(&[])).expect("options serialise");
+        recorded.as_object_mut().map(|map| map.remove("dereverb"));
+        let old: TrainOptions = serde_json::from_value(recorded).expect("an older run's options");
+        assert!(!old.dereverb);
     }
 
     #[test]

@@ -605,7 +605,7 @@ pub fn reverberate(
 }
 
 /// `samples` convolved with `rir`, cut to the input's length and scaled to its mean power.
-fn convolve_keeping_power(samples: &[f32], rir: &[f32]) -> Vec<f32> {
+pub(super) fn convolve_keeping_power(samples: &[f32], rir: &[f32]) -> Vec<f32> {
     if samples.is_empty() || rir.is_empty() {
         return samples.to_vec();
     }

@@ -54,6 +54,12 @@ pub struct TrainOptions {
     pub schedule: ScheduleOptions,
     /// Data augmentation.
     pub augment: AugmentOptions,
+    /// Dereverberate every recording that [`crate::audio::is_reverberant`] finds reverberant, after
+    /// its augmentation, as recognition's `--dereverb auto` (the default) does before the
+    /// features: the network learns from what it will hear (`phonrec train --dereverb auto`).
+    /// Off in runs of older versions.
+    #[serde(default)]
+    pub dereverb: bool,
     /// Maximum number of epochs.
     pub epochs: usize,
     /// Cap on padded frames per batch (batch size × longest utterance).
@@ -207,6 +213,7 @@ impl Default for TrainOptions {
             optimizer: OptimizerOptions::default(),
             schedule: ScheduleOptions::default(),
             augment: AugmentOptions::default(),
+            dereverb: false,
             epochs: 20,
             batch_frames: 8000,
             max_batch_utterances: 32,
@@ -919,13 +926,16 @@ impl TrainData {
                 FeaturePipeline::new(features)
             })
             .collect::<Result<_>>()?;
-        let dev_features = dev.par_iter().map(|u| pipeline.compute(&u.wave)).collect();
-        let cached_train_features = (!options.augment.changes_features()).then(|| {
-            train
-                .par_iter()
-                .map(|u| pipeline.compute(&u.wave))
-                .collect()
-        });
+        let heard = |wave: &[f32]| -> Array2<f32> {
+            if options.dereverb {
+                pipeline.compute(&dereverberated(wave, pipeline.sample_rate_hz()))
+            } else {
+                pipeline.compute(wave)
+            }
+        };
+        let dev_features = dev.par_iter().map(|u| heard(&u.wave)).collect();
+        let cached_train_features = (!options.augment.changes_features())
+            .then(|| train.par_iter().map(|u| heard(&u.wave)).collect());
         Ok(TrainData {
             lengths: train.iter().map(|u| u.num_frames).collect(),
             silence: (!options.score_silence).then(|| phones.silence()).flatten(),
@@ -982,6 +992,9 @@ impl TrainData {
                             (self.train[i].narrowband_source_hz, has_speech)
                         {
                             wave = band_limit(&wave, sample_rate, source_rate);
+                        }
+                        if options.dereverb && crate::audio::is_reverberant(&wave, sample_rate) {
+                            wave = crate::audio::dereverberate(&wave, sample_rate);
                         }
                         let pipeline = if self.vtlp_pipelines.is_empty() {
                             &self.pipeline
@@ -1154,6 +1167,16 @@ fn evaluate(
     Ok((loss_sum / phones.max(1) as f64, stats.per()))
 }
 
+/// `wave` as recognition's `--dereverb auto` passes it to the features: dereverberated when it
+/// measures reverberant, else as it is.
+fn dereverberated(wave: &[f32], rate: u32) -> std::borrow::Cow<'_, [f32]> {
+    if crate::audio::is_reverberant(wave, rate) {
+        std::borrow::Cow::Owned(crate::audio::dereverberate(wave, rate))
+    } else {
+        std::borrow::Cow::Borrowed(wave)
+    }
+}
+
 /// `wave` (at `rate`) without what lies above the band of audio recorded at `source_rate`: noise and
 /// reverberation that augmentation added to an 8 kHz recording resampled to 16 kHz would otherwise
 /// fill its empty 4–8 kHz band, which that recording never has at recognition time. A round trip
@@ -1267,7 +1290,8 @@ fn network_from_tensors(
 
 #[cfg(test)]
 mod tests {
-    use super::band_limit;
+    use super::{band_limit, dereverberated};
+    use std::borrow::Cow;
 
     fn tone(hz: f32, len: usize) -> Vec<f32> {
         (0..len)
@@ -1304,5 +1328,38 @@ mod tests {
             "6 kHz kept: {}",
             power(&removed[middle]) / power(&above)
         );
+    }
+
+    #[test]
+    fn training_dereverberates_what_recognition_would() {
+        use crate::train::conditions::convolve_keeping_power;
+        use crate::train::room::Room;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        // 5 s of syllable-like noise bursts, 100 ms on and 300 ms off: dry, it is passed on as
+        // it is (not copied).
+        let dry: Vec<f32> = (0..5 * 16_000)
+            .map(|i| {
+                if i % 6400 < 1600 {
+                    rng.gen_range(-3000.0..3000.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        assert!(matches!(dereverberated(&dry, 16_000), Cow::Borrowed(_)));
+        // The talker 3 m from the microphone in a 6 × 5 m room with 0.7 s of reverberation.
+        let room = Room {
+            size: [6.0, 5.0, 3.0],
+            source: [1.5, 2.0, 1.5],
+            microphone: [4.5, 3.0, 1.2],
+            rt60_s: 0.7,
+        };
+        let wet = convolve_keeping_power(&dry, &room.impulse_response(16_000, &mut rng));
+        let heard = dereverberated(&wet, 16_000);
+        assert!(matches!(heard, Cow::Owned(_)), "a room is dereverberated");
+        assert_eq!(heard.len(), wet.len());
+        // What recognition's `--dereverb auto` would feed the features, sample for sample.
+        assert_eq!(&*heard, &crate::audio::dereverberate(&wet, 16_000)[..]);
     }
 }
