@@ -227,7 +227,8 @@ pub struct TrainArgs {
     /// Dereverberate the training recordings that sound reverberant (after their augmentation:
     /// --reverb, --room-reverb), as `transcribe --dereverb auto` does before the features, so the
     /// network learns from what it will hear: `auto`; `off` trains on them as they are
-    /// [default: off].
+    /// [default: off: a two-epoch fine-tune of the built-in model with it recognised rooms no
+    /// better than one without, models/README.md].
     #[arg(long, value_enum, value_name = "WHEN")]
     pub dereverb: Option<TrainDereverb>,
 
