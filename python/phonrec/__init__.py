@@ -374,6 +374,15 @@ class Recognizer:
             those recorded in a reverberant room; ``"on"`` every recording (on dry speech it costs
             0.4-2 points of PER); ``"off"`` none (``phonrec transcribe --dereverb``).
             :attr:`Transcript.dereverberated` says what was done.
+        segment: Decode only the speech regions (default); ``False`` decodes the whole recording as
+            one (``--no-segment``).
+        vtln: Speaker adaptation: try the mel warp factors 0.9-1.15 on each recording's first 30 s and
+            decode it with the one the network is most confident under (``--vtln``; one extra network
+            pass over at most 30 s per factor).
+        repair_clipping: Restore peaks cut flat at full scale before the features (default); ``False``
+            keeps them (``--keep-clipping``). :attr:`Transcript.clipped` says how much was restored.
+        fill_digital_silence: Fill runs of digital silence with the recording's own noise floor
+            (default); ``False`` keeps the zeros (``--keep-digital-silence``).
 
     Raises:
         FileNotFoundError: ``model``, ``lm`` or ``lexicon`` does not exist.
@@ -398,6 +407,10 @@ class Recognizer:
         builtin_lexicon: bool = True,
         precision: str = "f32",
         dereverb: str = "auto",
+        segment: bool = True,
+        vtln: bool = False,
+        repair_clipping: bool = True,
+        fill_digital_silence: bool = True,
     ) -> None:
         self._args = dict(
             model=model,
@@ -411,6 +424,10 @@ class Recognizer:
             builtin_lexicon=builtin_lexicon,
             precision=precision,
             dereverb=dereverb,
+            segment=segment,
+            vtln=vtln,
+            repair_clipping=repair_clipping,
+            fill_digital_silence=fill_digital_silence,
         )
         if beam is not None and (isinstance(beam, bool) or not isinstance(beam, int) or beam < 1):
             raise ValueError(f"beam must be a positive integer, got {beam!r}")
@@ -426,6 +443,10 @@ class Recognizer:
             builtin_lexicon,
             precision,
             dereverb,
+            bool(segment),
+            bool(vtln),
+            bool(repair_clipping),
+            bool(fill_digital_silence),
         )
 
     def __reduce__(self):

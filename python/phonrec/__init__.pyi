@@ -151,6 +151,10 @@ class Recognizer:
         builtin_lexicon: bool = True,
         precision: Literal["f32", "bf16"] = "f32",
         dereverb: Literal["auto", "on", "off"] = "auto",
+        segment: bool = True,
+        vtln: bool = False,
+        repair_clipping: bool = True,
+        fill_digital_silence: bool = True,
     ) -> None: ...
     @property
     def phones(self) -> List[str]: ...

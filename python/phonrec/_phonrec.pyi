@@ -40,6 +40,10 @@ class Recognizer:
         builtin_lexicon: bool = True,
         precision: str = "f32",
         dereverb: str = "auto",
+        segment: bool = True,
+        vtln: bool = False,
+        repair_clipping: bool = True,
+        fill_digital_silence: bool = True,
     ) -> Recognizer: ...
     @property
     def columns(self) -> List[str]: ...

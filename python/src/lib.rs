@@ -40,7 +40,9 @@ use phonrec::features::{
 };
 use phonrec::model::{Model, ModelFile, Precision};
 use phonrec::phones::{Alphabet, PhoneSet};
-use phonrec::recognize::{plan_rounds, Recognizer, RecognizerOptions, Transcript};
+use phonrec::recognize::{
+    plan_rounds, Recognizer, RecognizerOptions, SegmentOptions, Transcript, DEFAULT_VTLN_WARPS,
+};
 use phonrec::Error;
 
 create_exception!(
@@ -384,12 +386,25 @@ struct Decoding {
     precision: Precision,
     /// When to remove late reverberation (`dereverb="auto"|"on"|"off"`).
     dereverb: Dereverb,
+    /// Decode only the speech regions (`segment=False`: the whole file, as `--no-segment`).
+    segment: bool,
+    /// Speaker adaptation with the default warp factors (`vtln=True`, as `--vtln`).
+    vtln: bool,
+    /// Restore clipped peaks (`repair_clipping=False`, as `--keep-clipping`).
+    repair_clipping: bool,
+    /// Fill digital silence with the floor (`fill_digital_silence=False`, as
+    /// `--keep-digital-silence`).
+    fill_digital_silence: bool,
 }
 
 impl Decoding {
     fn is_default(&self) -> bool {
         self.precision == Precision::F32
             && self.dereverb == Dereverb::default()
+            && self.segment
+            && !self.vtln
+            && self.repair_clipping
+            && self.fill_digital_silence
             && self.beam.is_none()
             && self.lm.is_none()
             && !self.no_lm
@@ -463,6 +478,17 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
             None
         },
         dereverb: decoding.dereverb,
+        segment: SegmentOptions {
+            enabled: decoding.segment,
+            ..SegmentOptions::default()
+        },
+        vtln_warps: if decoding.vtln {
+            DEFAULT_VTLN_WARPS.to_vec()
+        } else {
+            Vec::new()
+        },
+        repair_clipping: decoding.repair_clipping,
+        fill_digital_silence: decoding.fill_digital_silence,
         ..RecognizerOptions::default()
     };
     Ok(Recognizer::new(model, options)?)
@@ -661,7 +687,8 @@ impl PyRecognizer {
     #[new]
     #[pyo3(signature = (model=None, beam=None, lm=None, no_lm=false, lm_weight=None,
                         insertion_bonus=None, alphabet="arpabet", lexicon=None,
-                        builtin_lexicon=true, precision="f32", dereverb="auto"))]
+                        builtin_lexicon=true, precision="f32", dereverb="auto", segment=true,
+                        vtln=false, repair_clipping=true, fill_digital_silence=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -676,6 +703,10 @@ impl PyRecognizer {
         builtin_lexicon: bool,
         precision: &str,
         dereverb: &str,
+        segment: bool,
+        vtln: bool,
+        repair_clipping: bool,
+        fill_digital_silence: bool,
     ) -> PyResult<Self> {
         let dereverb = match dereverb {
             "auto" => Dereverb::Auto,
@@ -723,6 +754,10 @@ impl PyRecognizer {
             insertion_bonus,
             precision,
             dereverb,
+            segment,
+            vtln,
+            repair_clipping,
+            fill_digital_silence,
         };
         let built_in_model = model.is_none();
         let (recognizer, user_lexicon) = detached(py, || {

@@ -272,8 +272,22 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
         (dict(alphabet="ipa"), ["--alphabet", "ipa"]),
         (dict(precision="bf16"), ["--precision", "bf16"]),
         (dict(dereverb="on"), ["--dereverb", "on"]),
+        (dict(segment=False), ["--no-segment"]),
+        (dict(vtln=True), ["--vtln"]),
+        (dict(repair_clipping=False, fill_digital_silence=False), ["--keep-clipping", "--keep-digital-silence"]),
     ],
-    ids=["model-greedy", "model-with-lm", "no-lm", "beam-weight", "ipa", "bf16", "dereverb-on"],
+    ids=[
+        "model-greedy",
+        "model-with-lm",
+        "no-lm",
+        "beam-weight",
+        "ipa",
+        "bf16",
+        "dereverb-on",
+        "no-segment",
+        "vtln",
+        "keep-clipping-and-zeros",
+    ],
 )
 def test_decoding_options_equal_the_cli_flags(cli, kwargs, flags):
     recognizer = phonrec.Recognizer(**kwargs)
@@ -368,6 +382,20 @@ def test_clipped_recordings_say_how_much_was_restored(cli, recognizer, tmp_path)
     transcript = recognizer.transcribe(path)
     assert 0.0 < transcript.clipped < 0.5
     assert_same_transcript(transcript, record)
+    kept = phonrec.Recognizer(repair_clipping=False).transcribe(path)
+    assert kept.clipped == 0.0
+    (record,) = cli_json_lines(cli("transcribe", "--format", "json", "--keep-clipping", path))
+    assert_same_transcript(kept, record)
+
+
+def test_without_segmentation_the_whole_recording_is_one_region(recognizer):
+    samples, rate = read_wav(SUIT)
+    padded = np.concatenate([np.zeros(2 * rate, np.int16), samples, np.zeros(3 * rate, np.int16)])
+    regions = recognizer.transcribe(padded, rate).segments
+    assert len(regions) == 1 and regions[0][0] >= 1.5, regions
+    whole = phonrec.Recognizer(segment=False).transcribe(padded, rate)
+    assert len(whole.segments) == 1 and whole.segments[0][0] == 0.0
+    assert whole.segments[0][1] == pytest.approx(whole.duration, abs=0.03)
 
 
 def test_version_is_the_cli_version(cli):

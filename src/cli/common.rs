@@ -11,7 +11,7 @@ use phonrec::data::{DataSource, Dataset, TimitSplit};
 use phonrec::features::{BaseFeatures, FbankOptions, MfccOptions};
 use phonrec::model::{Model, ModelFile, Precision};
 use phonrec::phones::PhoneSet;
-use phonrec::recognize::{Recognizer, RecognizerOptions, SegmentOptions};
+use phonrec::recognize::{Recognizer, RecognizerOptions, SegmentOptions, DEFAULT_VTLN_WARPS};
 
 use super::choice::choice;
 
@@ -553,9 +553,6 @@ pub struct DecodeArgs {
     #[arg(long, value_parser = choice::<Precision>(), default_value = "f32")]
     pub precision: Precision,
 }
-
-/// The warp factors of `--vtln`.
-const DEFAULT_VTLN_WARPS: [f32; 6] = [0.9, 0.95, 1.0, 1.05, 1.1, 1.15];
 
 impl DecodeArgs {
     /// Load `--model` (or the built-in model) and set up a recogniser with these decoding options

@@ -87,6 +87,9 @@ pub struct RecognizerOptions {
 /// Default [`RecognizerOptions::min_worst_second_score`], chosen with [`DEFAULT_MIN_MATCH_SCORE`].
 pub const DEFAULT_MIN_WORST_SECOND_SCORE: f64 = -2.5;
 
+/// The warp factors `phonrec transcribe --vtln` tries ([`RecognizerOptions::vtln_warps`]).
+pub const DEFAULT_VTLN_WARPS: [f32; 6] = [0.9, 0.95, 1.0, 1.05, 1.1, 1.15];
+
 /// Default [`RecognizerOptions::min_match_score`], chosen with `recipes/align/mismatch.py` on the
 /// held-out synthetic voice and the real dc_tts recordings aligned to their own text, to another
 /// recording's and to texts with words left out or added (models/README.md, "Alignment").
