@@ -1082,9 +1082,18 @@ fn train_batch(
         state.bad_batches_in_a_row += 1;
         state.epoch_skipped_batches += 1;
         state.epoch_skipped_utterances += targets.len();
+        // Where, so that the batch can be found again (batches are deterministic for a binary,
+        // manifest and seed): epoch and batch 1-based as the progress lines count them.
+        let what = if loss.is_finite() {
+            "non-finite gradient"
+        } else {
+            "non-finite loss"
+        };
         observer.on_problem(&format!(
-            "skipped a batch of {} utterances: non-finite loss or gradient (loss {loss})",
-            targets.len()
+            "skipped {} utterances of epoch {} batch {}: {what} (loss {loss})",
+            targets.len(),
+            state.epoch + 1,
+            state.batch + 1
         ));
         if state.bad_batches_in_a_row >= options.max_bad_batches {
             return Err(Error::Training {
