@@ -150,6 +150,18 @@ impl Optimizer {
         Ok(total.sqrt())
     }
 
+    /// The name of the first parameter whose gradient holds NaN or inf (what to look at when
+    /// [`step`](Self::step) refused a batch), if any.
+    pub fn first_non_finite_gradient(&self, grads: &GradStore) -> Option<&str> {
+        self.params.iter().find_map(|(name, var)| {
+            let grad = grads.get(var.as_tensor())?;
+            with_values(grad, "gradient", |g| g.iter().any(|x| !x.is_finite()))
+                .ok()
+                .filter(|&bad| bad)
+                .map(|_| name.as_str())
+        })
+    }
+
     /// Clip the global gradient norm to `clip_norm` (if given), then update every parameter.
     pub fn step(&mut self, grads: &GradStore, clip_norm: Option<f64>) -> Result<StepReport> {
         let grad_norm = self.grad_norm(grads)?;
@@ -445,8 +457,10 @@ mod tests {
             0.1,
         )?;
         let loss = (x.as_tensor().log()? * f64::NAN)?.sum_all()?;
-        let report = optimizer.step(&loss.backward()?, Some(1.0))?;
+        let grads = loss.backward()?;
+        let report = optimizer.step(&grads, Some(1.0))?;
         assert!(!report.applied);
+        assert_eq!(optimizer.first_non_finite_gradient(&grads), Some("x"));
         assert_eq!(x.as_tensor().to_vec1::<f32>()?, [1.0, 1.0]);
         assert_eq!(optimizer.steps(), 0);
         Ok(())

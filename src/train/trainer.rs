@@ -1085,9 +1085,12 @@ fn train_batch(
         // Where, so that the batch can be found again (batches are deterministic for a binary,
         // manifest and seed): epoch and batch 1-based as the progress lines count them.
         let what = if loss.is_finite() {
-            "non-finite gradient"
+            match optimizer.first_non_finite_gradient(&grads) {
+                Some(name) => format!("non-finite gradient (first in {name})"),
+                None => "non-finite gradient".to_string(),
+            }
         } else {
-            "non-finite loss"
+            "non-finite loss".to_string()
         };
         observer.on_problem(&format!(
             "skipped {} utterances of epoch {} batch {}: {what} (loss {loss})",
