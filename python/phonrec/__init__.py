@@ -94,6 +94,8 @@ class Transcript:
             before recognition; 0 when the recording was not clipped.
         dereverberated: Whether late reverberation was removed before recognition (``dereverb`` of
             :class:`Recognizer`: by default when the recording is measured reverberant).
+        vtln_warp: The mel warp factor the recording was decoded with (``vtln=True`` of
+            :class:`Recognizer` chooses one per recording; 1.0 without VTLN).
     """
 
     phones: List[Phone]
@@ -102,6 +104,7 @@ class Transcript:
     source: Optional[str] = None
     clipped: float = 0.0
     dereverberated: bool = False
+    vtln_warp: float = 1.0
 
     @property
     def labels(self) -> List[str]:
@@ -301,8 +304,10 @@ def _phones(items: Sequence[Tuple[str, float, float, float]]) -> List[Phone]:
 
 
 def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
-    duration, phones, segments, clipped, dereverberated = raw
-    return Transcript(_phones(phones), duration, list(segments), source, clipped, dereverberated)
+    duration, phones, segments, clipped, dereverberated, vtln_warp = raw
+    return Transcript(
+        _phones(phones), duration, list(segments), source, clipped, dereverberated, vtln_warp
+    )
 
 
 def _alignment(raw: tuple, source: Optional[str]) -> Alignment:

@@ -60,6 +60,7 @@ class Transcript:
     source: Optional[str] = None
     clipped: float = 0.0
     dereverberated: bool = False
+    vtln_warp: float = 1.0
     @property
     def labels(self) -> List[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...

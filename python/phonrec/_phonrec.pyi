@@ -14,7 +14,7 @@ class OutOfVocabularyError(PhonrecError):
     words: List[str]
 
 _Phone = Tuple[str, float, float, float]
-_Transcript = Tuple[float, List[_Phone], List[Tuple[float, float]], float, bool]
+_Transcript = Tuple[float, List[_Phone], List[Tuple[float, float]], float, bool, float]
 _Alignment = Tuple[
     float, float, float, bool, List[Tuple[str, float, float, float, int, int]], List[_Phone], List[str]
 ]

@@ -308,8 +308,8 @@ fn seconds(x: f32) -> f64 {
 
 /// A timed phone for Python: `(phone, start, end, confidence)`.
 type PhoneTuple = (String, f64, f64, f64);
-/// A transcript for Python: `(duration, phones, segments, clipped, dereverberated)`.
-type TranscriptTuple = (f64, Vec<PhoneTuple>, Vec<(f64, f64)>, f64, bool);
+/// A transcript for Python: `(duration, phones, segments, clipped, dereverberated, vtln_warp)`.
+type TranscriptTuple = (f64, Vec<PhoneTuple>, Vec<(f64, f64)>, f64, bool, f64);
 /// An alignment for Python: `(duration, match_score, worst_second_score, matches_text, words,
 /// phones, skipped)`; a word is `(word, start, end, confidence, first_phone, end_phone)`.
 type AlignmentTuple = (
@@ -602,6 +602,7 @@ impl PyRecognizer {
                 .collect(),
             clean(transcript.clipped_fraction),
             transcript.dereverberated,
+            clean(transcript.vtln_warp),
         )
     }
 

@@ -98,6 +98,7 @@ def assert_same_transcript(py, cli_record, times_tol=1e-6, confidence_tol=CLI_RO
     # The CLI writes "clipped" (4 decimals) and "dereverberated" only when they apply.
     assert abs(py.clipped - cli_record.get("clipped", 0.0)) <= 5e-5
     assert py.dereverberated == cli_record.get("dereverberated", False)
+    assert abs(py.vtln_warp - cli_record.get("vtln_warp", 1.0)) <= 1e-6
 
 
 def assert_same_phones(a, b, confidence_tol=1e-6):
