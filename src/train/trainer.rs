@@ -6,6 +6,7 @@
 //! checkpoint (written at the end of each epoch, every `checkpoint_every_s` seconds, and on interruption)
 //! continues exactly as the uninterrupted run would have.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -993,8 +994,10 @@ impl TrainData {
                         {
                             wave = band_limit(&wave, sample_rate, source_rate);
                         }
-                        if options.dereverb && crate::audio::is_reverberant(&wave, sample_rate) {
-                            wave = crate::audio::dereverberate(&wave, sample_rate);
+                        if options.dereverb {
+                            if let Cow::Owned(clean) = dereverberated(&wave, sample_rate) {
+                                wave = clean;
+                            }
                         }
                         let pipeline = if self.vtlp_pipelines.is_empty() {
                             &self.pipeline
@@ -1181,11 +1184,11 @@ fn evaluate(
 
 /// `wave` as recognition's `--dereverb auto` passes it to the features: dereverberated when it
 /// measures reverberant, else as it is.
-fn dereverberated(wave: &[f32], rate: u32) -> std::borrow::Cow<'_, [f32]> {
+fn dereverberated(wave: &[f32], rate: u32) -> Cow<'_, [f32]> {
     if crate::audio::is_reverberant(wave, rate) {
-        std::borrow::Cow::Owned(crate::audio::dereverberate(wave, rate))
+        Cow::Owned(crate::audio::dereverberate(wave, rate))
     } else {
-        std::borrow::Cow::Borrowed(wave)
+        Cow::Borrowed(wave)
     }
 }
 
@@ -1302,8 +1305,7 @@ fn network_from_tensors(
 
 #[cfg(test)]
 mod tests {
-    use super::{band_limit, dereverberated};
-    use std::borrow::Cow;
+    use super::{band_limit, dereverberated, Cow};
 
     fn tone(hz: f32, len: usize) -> Vec<f32> {
         (0..len)
