@@ -19,7 +19,7 @@
 //! recogniser dereverberates only recordings where that is more than [`REVERBERANT_BELOW_DB`]
 //! ([`Dereverb::Auto`], [`is_reverberant`]).
 
-use ndarray::{s, Array1, Array2, ArrayView1, Axis};
+use ndarray::{s, Array1, ArrayView1};
 use rayon::prelude::*;
 use realfft::num_complex::Complex;
 use realfft::RealFftPlanner;
@@ -278,80 +278,245 @@ impl Wpe {
     /// One frequency bin's frames `bin[skip..]` dereverberated (`bin[..skip]` is history: it feeds
     /// the predictor but is neither fitted nor returned).
     ///
-    /// The least-squares fit is done in real arithmetic so that its Gram matrices are matrix
-    /// products (the expensive part: frames × taps² per iteration): with the delayed frames
-    /// `Ỹ = A + iB` (frames × taps), weights `W`, and the frames `y = c + id`, the normal equations
-    /// `(Ỹᵀ W conj Ỹ) g = Ỹᵀ W conj y` are `R = AᵀWA + BᵀWB + i(BᵀWA − AᵀWB)` and
-    /// `p = AᵀWc + BᵀWd + i(BᵀWc − AᵀWd)`, solved as the equivalent real system of twice the size.
+    /// With `ỹ_t` the delayed frames `y(t − delay − k)`, `k < taps`, and `w_t` the inverse power of
+    /// the dereverberated frame, the weights `g` solve `R g = p`, `R = Σ_t w_t ỹ_t ỹ_tᴴ`,
+    /// `p = Σ_t w_t ỹ_t conj(y_t)`, and the frame becomes `y_t − gᴴ ỹ_t`. `R` is the expensive part
+    /// (frames × taps² per iteration) and has structure: its entry `(i, i + ℓ)` is
+    /// `Σ_t w_t z_ℓ(t − delay − i)` with the lag product `z_ℓ(s) = y(s) conj(y(s − ℓ))`, which does
+    /// not change between iterations. So the lag products are formed once, and each iteration's `R`
+    /// is `taps · (taps + 1) / 2` weighted sums over contiguous frames ([`weighted_lag_sums`]): a
+    /// third of the multiplications of forming it from the delayed frames, none of the copying.
     fn filter_bin(&self, bin: ArrayView1<Complex<f32>>, skip: usize) -> Array1<Complex<f32>> {
         let frames = bin.len() - skip;
         let taps = self.taps;
-        let mut a = Array2::<f32>::zeros((frames, taps));
-        let mut b = Array2::<f32>::zeros((frames, taps));
-        for t in 0..frames {
-            for k in 0..taps {
-                // Frame skip + t predicted from frame skip + t - delay - k, if it exists.
-                if let Some(past) = (skip + t).checked_sub(self.delay + k) {
-                    a[[t, k]] = bin[past].re;
-                    b[[t, k]] = bin[past].im;
-                }
+        // The frames before the recording predict nothing: `lead` zeros stand for them, so that
+        // every delayed frame has an index. Frame `skip + t`'s k-th delayed frame is at `base + t − k`
+        // and the frame itself at `base + delay + t`.
+        let reach = self.delay + taps - 1;
+        let lead = reach.saturating_sub(skip);
+        let base = lead + skip - self.delay;
+        let len = lead + bin.len();
+        let mut yr = vec![0f32; len];
+        let mut yi = vec![0f32; len];
+        for (p, v) in bin.iter().enumerate() {
+            yr[lead + p] = v.re;
+            yi[lead + p] = v.im;
+        }
+        // z_ℓ at index q, ℓ < taps, stored lag after lag (zero for q < ℓ): the real parts, then
+        // the imaginary parts.
+        let mut z = vec![0f32; 2 * taps * len];
+        let (zr, zi) = z.split_at_mut(taps * len);
+        for lag in 0..taps {
+            let (zr, zi) = (&mut zr[lag * len..], &mut zi[lag * len..]);
+            for q in lag..len {
+                let (ar, ai, br, bi) = (yr[q], yi[q], yr[q - lag], yi[q - lag]);
+                zr[q] = ar * br + ai * bi;
+                zi[q] = ai * br - ar * bi;
             }
         }
-        let y = bin.slice(s![skip..]);
-        let c: Array1<f32> = y.iter().map(|v| v.re).collect();
-        let d: Array1<f32> = y.iter().map(|v| v.im).collect();
-        let mut out = y.to_owned();
+        let now = base + self.delay;
+        let mut out: Array1<Complex<f32>> = bin.slice(s![skip..]).to_owned();
+        let mut weight = vec![0f32; frames];
+        let mut gram = vec![0f32; 2 * taps * taps];
+        let n = 2 * taps;
         for _ in 0..self.iterations {
-            let power: Vec<f32> = out.iter().map(|v| v.norm_sqr()).collect();
-            let loudest = power.iter().copied().fold(0.0f32, f32::max);
+            let loudest = out.iter().map(|v| v.norm_sqr()).fold(0.0f32, f32::max);
             if loudest <= 0.0 {
                 break;
             }
             let floor = loudest * POWER_FLOOR;
-            let weight = Array1::from_iter(power.iter().map(|&p| 1.0 / p.max(floor)));
-            let wa = &a * &weight.view().insert_axis(Axis(1));
-            let wb = &b * &weight.view().insert_axis(Axis(1));
-            let ata = wa.t().dot(&a);
-            let btb = wb.t().dot(&b);
-            let bta = wb.t().dot(&a);
-            let (atc, btd, btc, atd) = (
-                wa.t().dot(&c),
-                wb.t().dot(&d),
-                wb.t().dot(&c),
-                wa.t().dot(&d),
-            );
+            for (w, v) in weight.iter_mut().zip(&out) {
+                *w = 1.0 / v.norm_sqr().max(floor);
+            }
+            let weighted_now_r: Vec<f32> =
+                weight.iter().zip(&yr[now..]).map(|(w, y)| w * y).collect();
+            let weighted_now_i: Vec<f32> =
+                weight.iter().zip(&yi[now..]).map(|(w, y)| w * y).collect();
+            // Upper triangle of R: gram[i·taps + j] for j ≥ i (real parts, then imaginary).
+            weighted_lag_sums(&weight, &z, len, base, taps, &mut gram);
+            let (gram_re, gram_im) = gram.split_at(taps * taps);
             // The real form [[Re R, −Im R], [Im R, Re R]] [Re g; Im g] = [Re p; Im p].
-            let n = 2 * taps;
             let mut system = vec![0.0f64; n * n];
             let mut rhs = vec![0.0f64; n];
             for i in 0..taps {
                 for j in 0..taps {
-                    let re = f64::from(ata[[i, j]] + btb[[i, j]]);
-                    let im = f64::from(bta[[i, j]] - bta[[j, i]]);
+                    // R is Hermitian: the lower triangle is the conjugate of the upper.
+                    let (re, im) = if j >= i {
+                        (gram_re[i * taps + j], gram_im[i * taps + j])
+                    } else {
+                        (gram_re[j * taps + i], -gram_im[j * taps + i])
+                    };
+                    let (re, im) = (f64::from(re), f64::from(im));
                     system[i * n + j] = re;
                     system[(i + taps) * n + j + taps] = re;
                     system[i * n + j + taps] = -im;
                     system[(i + taps) * n + j] = im;
                 }
-                rhs[i] = f64::from(atc[i] + btd[i]);
-                rhs[i + taps] = f64::from(btc[i] - atd[i]);
+                // p_i = Σ_t w_t y(t − delay − i) conj(y_t).
+                let (past_r, past_i) = (&yr[base - i..][..frames], &yi[base - i..][..frames]);
+                rhs[i] = f64::from(dot(past_r, &weighted_now_r) + dot(past_i, &weighted_now_i));
+                rhs[i + taps] =
+                    f64::from(dot(past_i, &weighted_now_r) - dot(past_r, &weighted_now_i));
             }
             let Some(g) = solve_positive_definite(&mut system, &mut rhs, n) else {
                 break;
             };
-            let (g_re, g_im): (Array1<f32>, Array1<f32>) = (
-                g[..taps].iter().map(|&v| v as f32).collect(),
-                g[taps..].iter().map(|&v| v as f32).collect(),
-            );
-            // gᴴ ỹ = Σ (g_re − i g_im)(a + ib) = (A g_re + B g_im) + i (B g_re − A g_im).
-            let pred_re = a.dot(&g_re) + b.dot(&g_im);
-            let pred_im = b.dot(&g_re) - a.dot(&g_im);
-            for (t, v) in out.iter_mut().enumerate() {
-                *v = Complex::new(c[t] - pred_re[t], d[t] - pred_im[t]);
+            // gᴴ ỹ_t = Σ_k (g_re − i g_im)(a + ib) = Σ_k (g_re a + g_im b) + i (g_re b − g_im a).
+            let g: Vec<f32> = g.iter().map(|&v| v as f32).collect();
+            let mut residue = vec![0f32; 2 * frames];
+            prediction_residue(&yr, &yi, base, now, &g, &mut residue);
+            let (residue_re, residue_im) = residue.split_at(frames);
+            for (v, (&re, &im)) in out.iter_mut().zip(residue_re.iter().zip(residue_im)) {
+                *v = Complex::new(re, im);
             }
         }
         out
     }
+}
+
+crate::model::multiversion! {
+    /// The upper triangle of WPE's weighted correlation matrix from the lag products (see
+    /// [`Wpe::filter_bin`]): `gram[i · taps + i + ℓ] = Σ_t weight[t] · z_ℓ[base + t − i]`, `z`
+    /// holding lag ℓ's real parts at `ℓ · len ..` and its imaginary parts `taps · len` further on,
+    /// `gram` the real parts and then (`taps²` further on) the imaginary parts. Sixteen partial sums
+    /// per entry, so the compiler keeps them in one AVX-512 register (two AVX2 ones).
+    weighted_lag_sums => weighted_lag_sums_body(
+        weight: &[f32],
+        z: &[f32],
+        len: usize,
+        base: usize,
+        taps: usize,
+        gram: &mut [f32],
+    )
+}
+
+#[inline(always)]
+fn weighted_lag_sums_body(
+    weight: &[f32],
+    z: &[f32],
+    len: usize,
+    base: usize,
+    taps: usize,
+    gram: &mut [f32],
+) {
+    let frames = weight.len();
+    let (zr, zi) = z.split_at(taps * len);
+    let (gram_re, gram_im) = gram.split_at_mut(taps * taps);
+    for lag in 0..taps {
+        let (zr, zi) = (&zr[lag * len..][..len], &zi[lag * len..][..len]);
+        for i in 0..taps - lag {
+            gram_re[i * taps + i + lag] = dot(weight, &zr[base - i..][..frames]);
+            gram_im[i * taps + i + lag] = dot(weight, &zi[base - i..][..frames]);
+        }
+    }
+}
+
+crate::model::multiversion! {
+    /// What the predictor `g` (real parts, then imaginary) leaves of the frames: `residue[t] =
+    /// y(now + t) − Σ_k conj(g_k) y(base + t − k)`, real parts, then imaginary (`residue` holds
+    /// twice the frames). See [`Wpe::filter_bin`].
+    prediction_residue => prediction_residue_body(
+        yr: &[f32],
+        yi: &[f32],
+        base: usize,
+        now: usize,
+        g: &[f32],
+        residue: &mut [f32],
+    )
+}
+
+#[inline(always)]
+fn prediction_residue_body(
+    yr: &[f32],
+    yi: &[f32],
+    base: usize,
+    now: usize,
+    g: &[f32],
+    residue: &mut [f32],
+) {
+    let taps = g.len() / 2;
+    let frames = residue.len() / 2;
+    let (residue_re, residue_im) = residue.split_at_mut(frames);
+    residue_re.copy_from_slice(&yr[now..now + frames]);
+    residue_im.copy_from_slice(&yi[now..now + frames]);
+    for k in 0..taps {
+        let (gr, gi) = (g[k], g[k + taps]);
+        let (a, b) = (
+            &yr[base - k..base - k + frames],
+            &yi[base - k..base - k + frames],
+        );
+        // conj(g)·y = (gr a + gi b) + i (gr b − gi a).
+        for (((re, im), &a), &b) in residue_re
+            .iter_mut()
+            .zip(residue_im.iter_mut())
+            .zip(a)
+            .zip(b)
+        {
+            *re -= gr * a + gi * b;
+            *im -= gr * b - gi * a;
+        }
+    }
+}
+
+/// `Σ a[t] · b[t]` over the shorter slice, in sixteen partial sums (the same order on every CPU;
+/// a single running sum would make every addition wait for the previous one).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let n = a.len().min(b.len());
+    let (a_lanes, a_tail) = a[..n].as_chunks::<LANES>();
+    let (b_lanes, b_tail) = b[..n].as_chunks::<LANES>();
+    let mut acc = [0f32; LANES];
+    for (x, y) in a_lanes.iter().zip(b_lanes) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ a[k] · b[k]` in eight partial sums (see [`dot`]).
+#[inline(always)]
+fn dot_f64(a: &[f64], b: &[f64]) -> f64 {
+    const LANES: usize = 8;
+    let n = a.len().min(b.len());
+    let (a_lanes, a_tail) = a[..n].as_chunks::<LANES>();
+    let (b_lanes, b_tail) = b[..n].as_chunks::<LANES>();
+    let mut acc = [0f64; LANES];
+    for (x, y) in a_lanes.iter().zip(b_lanes) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f64 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+crate::model::multiversion! {
+    /// In-place Cholesky factorisation of the `n × n` row-major `system`: its lower triangle
+    /// becomes `L` with `L Lᵀ = system`; `positive_definite` says whether it succeeded.
+    cholesky_factor => cholesky_factor_body(system: &mut [f64], n: usize, positive_definite: &mut bool)
+}
+
+#[inline(always)]
+fn cholesky_factor_body(system: &mut [f64], n: usize, positive_definite: &mut bool) {
+    *positive_definite = false;
+    for j in 0..n {
+        let row_j = &system[j * n..j * n + j];
+        let diagonal = system[j * n + j] - dot_f64(row_j, row_j);
+        if diagonal <= 0.0 || !diagonal.is_finite() {
+            return;
+        }
+        let diagonal = diagonal.sqrt();
+        system[j * n + j] = diagonal;
+        for i in j + 1..n {
+            let v =
+                system[i * n + j] - dot_f64(&system[i * n..i * n + j], &system[j * n..j * n + j]);
+            system[i * n + j] = v / diagonal;
+        }
+    }
+    *positive_definite = true;
 }
 
 /// Solve `system · x = rhs` for a symmetric positive semi-definite `system` (`n × n`, row-major) by
@@ -367,31 +532,14 @@ fn solve_positive_definite(system: &mut [f64], rhs: &mut [f64], n: usize) -> Opt
     for i in 0..n {
         system[i * n + i] += loading;
     }
-    // In-place Cholesky: the lower triangle becomes L with L Lᵀ = system.
-    for j in 0..n {
-        let mut diagonal = system[j * n + j];
-        for k in 0..j {
-            diagonal -= system[j * n + k] * system[j * n + k];
-        }
-        if diagonal <= 0.0 || !diagonal.is_finite() {
-            return None;
-        }
-        let diagonal = diagonal.sqrt();
-        system[j * n + j] = diagonal;
-        for i in j + 1..n {
-            let mut v = system[i * n + j];
-            for k in 0..j {
-                v -= system[i * n + k] * system[j * n + k];
-            }
-            system[i * n + j] = v / diagonal;
-        }
+    let mut positive_definite = false;
+    cholesky_factor(system, n, &mut positive_definite);
+    if !positive_definite {
+        return None;
     }
     // L z = rhs, then Lᵀ x = z.
     for i in 0..n {
-        let mut v = rhs[i];
-        for k in 0..i {
-            v -= system[i * n + k] * rhs[k];
-        }
+        let v = rhs[i] - dot_f64(&system[i * n..i * n + i], &rhs[..i]);
         rhs[i] = v / system[i * n + i];
     }
     for i in (0..n).rev() {
@@ -711,6 +859,99 @@ mod tests {
         assert_eq!(out.len(), wet.len());
         let removed = tail_energy_db(&wet) - tail_energy_db(&out);
         assert!(removed > 4.0, "late tail only {removed:.1} dB lower");
+    }
+
+    /// WPE as its definition reads, in f64 complex arithmetic: each frame's delayed frames gathered,
+    /// `R = Σ w ỹ ỹᴴ` and `p = Σ w ỹ conj(y)` summed frame by frame, the same solver.
+    fn filter_bin_by_definition(wpe: &Wpe, bin: &[Complex<f32>], skip: usize) -> Vec<Complex<f64>> {
+        let y: Vec<Complex<f64>> = bin
+            .iter()
+            .map(|v| Complex::new(v.re.into(), v.im.into()))
+            .collect();
+        let taps = wpe.taps;
+        let delayed = |t: usize| -> Vec<Complex<f64>> {
+            (0..taps)
+                .map(|k| {
+                    (t).checked_sub(wpe.delay + k)
+                        .map_or(Complex::new(0.0, 0.0), |p| y[p])
+                })
+                .collect()
+        };
+        let mut out: Vec<Complex<f64>> = y[skip..].to_vec();
+        for _ in 0..wpe.iterations {
+            let loudest = out.iter().map(|v| v.norm_sqr()).fold(0.0, f64::max);
+            let floor = loudest * f64::from(POWER_FLOOR);
+            let mut r = vec![Complex::new(0.0, 0.0); taps * taps];
+            let mut p = vec![Complex::new(0.0, 0.0); taps];
+            for (t, v) in out.iter().enumerate() {
+                let w = 1.0 / v.norm_sqr().max(floor);
+                let past = delayed(skip + t);
+                for i in 0..taps {
+                    for j in 0..taps {
+                        r[i * taps + j] += past[i] * past[j].conj() * w;
+                    }
+                    p[i] += past[i] * y[skip + t].conj() * w;
+                }
+            }
+            let n = 2 * taps;
+            let mut system = vec![0.0; n * n];
+            let mut rhs = vec![0.0; n];
+            for i in 0..taps {
+                for j in 0..taps {
+                    let v = r[i * taps + j];
+                    system[i * n + j] = v.re;
+                    system[(i + taps) * n + j + taps] = v.re;
+                    system[i * n + j + taps] = -v.im;
+                    system[(i + taps) * n + j] = v.im;
+                }
+                rhs[i] = p[i].re;
+                rhs[i + taps] = p[i].im;
+            }
+            let g = solve_positive_definite(&mut system, &mut rhs, n).expect("positive definite");
+            for (t, v) in out.iter_mut().enumerate() {
+                let past = delayed(skip + t);
+                let predicted: Complex<f64> = (0..taps)
+                    .map(|k| Complex::new(g[k], -g[k + taps]) * past[k])
+                    .sum();
+                *v = y[skip + t] - predicted;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_fast_fit_is_wpe_as_defined() {
+        // A reverberant recording's bins, with and without history before the fitted frames, for
+        // the dereverberation's predictor and the measurement's two.
+        let mut rng = StdRng::seed_from_u64(11);
+        let dry = bursts(3.0, &mut rng);
+        let x = &convolve(&dry, &room(0.6, &mut rng));
+        for (wpe, skip) in [
+            (DEREVERB, 0),
+            (DEREVERB, 31),
+            (MEASURE, 49),
+            (MEASURE_DISTANT, 49),
+        ] {
+            let stft = Stft::new(wpe, RATE);
+            let bins = stft.spectra(x, 0..stft.frames(x.len()));
+            for bin in [&bins[3], &bins[40], &bins[200]] {
+                let fast = wpe.filter_bin(bin.view(), skip);
+                let exact =
+                    filter_bin_by_definition(&wpe, bin.as_slice().expect("contiguous"), skip);
+                let energy: f64 = exact.iter().map(|v| v.norm_sqr()).sum();
+                let error: f64 = fast
+                    .iter()
+                    .zip(&exact)
+                    .map(|(f, e)| (Complex::new(f64::from(f.re), f64::from(f.im)) - e).norm_sqr())
+                    .sum();
+                assert_eq!(fast.len(), exact.len());
+                assert!(
+                    error <= 1e-4 * energy,
+                    "{wpe:?} skip {skip}: relative error {}",
+                    error / energy
+                );
+            }
+        }
     }
 
     #[test]

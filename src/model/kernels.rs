@@ -115,6 +115,9 @@ macro_rules! multiversion {
     };
 }
 
+// Other stages (dereverberation) compile their inner loops the same way.
+pub(crate) use multiversion;
+
 /// Columns per packed panel: two 16-lane AVX-512 registers.
 const PANEL: usize = 32;
 /// Rows of the result kept in registers by the micro-kernel.

@@ -41,7 +41,7 @@ pub use file::{ModelConfig, ModelFile, TrainingSummary, WeightStorage, FORMAT_VE
 pub use frame_head::{frame_classes, FitOptions, FrameExamples, FrameHead};
 pub use inference::Model;
 pub use init::init_weights;
-pub(crate) use kernels::with_values;
+pub(crate) use kernels::{multiversion, with_values};
 pub use kernels::{simd_level, SimdLevel, KERNEL_ENV};
 
 /// The fused LSTM's inner loops, for `benches/kernels.rs` only: not part of the API.
