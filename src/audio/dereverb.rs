@@ -462,35 +462,33 @@ fn prediction_residue_body(
 /// a single running sum would make every addition wait for the previous one).
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let n = a.len().min(b.len());
-    let (a_lanes, a_tail) = a[..n].as_chunks::<LANES>();
-    let (b_lanes, b_tail) = b[..n].as_chunks::<LANES>();
-    let mut acc = [0f32; LANES];
-    for (x, y) in a_lanes.iter().zip(b_lanes) {
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
+    dot_in_lanes::<f32, 16>(a, b)
 }
 
-/// `Σ a[k] · b[k]` in eight partial sums (see [`dot`]).
+/// [`dot`] in f64, in eight partial sums.
 #[inline(always)]
 fn dot_f64(a: &[f64], b: &[f64]) -> f64 {
-    const LANES: usize = 8;
+    dot_in_lanes::<f64, 8>(a, b)
+}
+
+/// `Σ a[t] · b[t]` over the shorter slice in `LANES` partial sums, added up at the end: one
+/// vector register's worth, which the compiler keeps in one.
+#[inline(always)]
+fn dot_in_lanes<T, const LANES: usize>(a: &[T], b: &[T]) -> T
+where
+    T: Copy + Default + std::ops::Add<Output = T> + std::ops::Mul<Output = T> + std::iter::Sum,
+{
     let n = a.len().min(b.len());
     let (a_lanes, a_tail) = a[..n].as_chunks::<LANES>();
     let (b_lanes, b_tail) = b[..n].as_chunks::<LANES>();
-    let mut acc = [0f64; LANES];
+    let mut acc = [T::default(); LANES];
     for (x, y) in a_lanes.iter().zip(b_lanes) {
         for l in 0..LANES {
-            acc[l] += x[l] * y[l];
+            acc[l] = acc[l] + x[l] * y[l];
         }
     }
-    let tail: f64 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f64>() + tail
+    let tail: T = a_tail.iter().zip(b_tail).map(|(&x, &y)| x * y).sum();
+    acc.iter().copied().sum::<T>() + tail
 }
 
 crate::model::multiversion! {
