@@ -562,7 +562,10 @@ impl Stft {
     fn new(wpe: Wpe, sample_rate_hz: u32) -> Self {
         let rate = f64::from(sample_rate_hz);
         let hop = ((wpe.hop_s * rate).round() as usize).max(1);
-        let len = (((wpe.frame_s * rate).round() as usize) / hop).max(1) * hop;
+        // A whole number of hops, counted from the durations: rounding each to samples first gave
+        // one hop of 706 and a frame of 1411 samples at 44.1 kHz, so a single hop, no overlap, and
+        // the window's zero ends in the output.
+        let len = ((wpe.frame_s / wpe.hop_s).round() as usize).max(1) * hop;
         let window = super::hann(len);
         Stft { len, hop, window }
     }
@@ -623,7 +626,12 @@ impl Stft {
 /// least-squares inverse of the windowed STFT).
 struct Synthesis {
     out: Vec<f32>,
+    /// The summed squared window at padded positions `0..hop`, which repeats: every position of
+    /// the recording is covered by `len / hop` whole frames (the padding gives the first samples
+    /// theirs), so one period is all of it, where a per-sample sum would double the memory of an
+    /// hour-long recording's dereverberation.
     norm: Vec<f32>,
+    hop: usize,
     /// Where the recording starts in `out`.
     pad: usize,
     /// The recording's length.
@@ -633,15 +641,27 @@ struct Synthesis {
 impl Synthesis {
     fn new(stft: &Stft, len: usize) -> Self {
         let padded = len + 2 * stft.pad() + stft.len;
+        let norm = (0..stft.hop)
+            .map(|j| {
+                stft.window
+                    .iter()
+                    .skip(j)
+                    .step_by(stft.hop)
+                    .map(|w| w * w)
+                    .sum()
+            })
+            .collect();
         Synthesis {
             out: vec![0.0; padded],
-            norm: vec![0.0; padded],
+            norm,
+            hop: stft.hop,
             pad: stft.pad(),
             len,
         }
     }
 
-    /// Frames `first..` (one array per bin, as [`Stft::spectra`] gives) added in.
+    /// Frames `first..` (one array per bin, as [`Stft::spectra`] gives) added in. Every frame of
+    /// the recording must be added once before [`finish`](Self::finish).
     fn add(&mut self, stft: &Stft, first: usize, bins: &[Array1<Complex<f32>>]) {
         let mut planner = RealFftPlanner::<f32>::new();
         let inverse = planner.plan_fft_inverse(stft.len);
@@ -664,24 +684,21 @@ impl Synthesis {
             }
             // Padded position of frame first + t.
             let start = (first + t) * stft.hop;
-            for (i, &v) in frame.iter().enumerate() {
-                let w = stft.window[i];
-                self.out[start + i] += v * scale * w;
-                self.norm[start + i] += w * w;
+            for ((o, &v), &w) in self.out[start..].iter_mut().zip(&frame).zip(&stft.window) {
+                *o += v * scale * w;
             }
         }
     }
 
-    fn finish(self) -> Vec<f32> {
-        (self.pad..self.pad + self.len)
-            .map(|i| {
-                if self.norm[i] > 1e-6 {
-                    self.out[i] / self.norm[i]
-                } else {
-                    0.0
-                }
-            })
-            .collect()
+    /// The recording's samples, in the overlap-add's own buffer (no second copy).
+    fn finish(mut self) -> Vec<f32> {
+        self.out.drain(..self.pad);
+        self.out.truncate(self.len);
+        for (i, v) in self.out.iter_mut().enumerate() {
+            let norm = self.norm[(self.pad + i) % self.hop];
+            *v = if norm > 1e-6 { *v / norm } else { 0.0 };
+        }
+        self.out
     }
 }
 
@@ -816,19 +833,23 @@ mod tests {
         let x: Vec<f32> = (0..12_345)
             .map(|_| rng.gen_range(-1000.0..1000.0))
             .collect();
-        let stft = Stft::new(DEREVERB, RATE);
-        let frames = stft.frames(x.len());
-        let mut synthesis = Synthesis::new(&stft, x.len());
-        // In two pieces, as dereverberate's chunks are.
-        synthesis.add(&stft, 0, &stft.spectra(&x, 0..frames / 2));
-        synthesis.add(&stft, frames / 2, &stft.spectra(&x, frames / 2..frames));
-        let y = synthesis.finish();
-        let worst = x
-            .iter()
-            .zip(&y)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
-        assert!(worst < 0.05, "largest difference {worst}");
+        // At rates whose frame is not a power of two too (the normalisation is one hop's period).
+        for rate in [RATE, 8_000, 22_050, 44_100] {
+            let stft = Stft::new(DEREVERB, rate);
+            let frames = stft.frames(x.len());
+            let mut synthesis = Synthesis::new(&stft, x.len());
+            // In two pieces, as dereverberate's chunks are.
+            synthesis.add(&stft, 0, &stft.spectra(&x, 0..frames / 2));
+            synthesis.add(&stft, frames / 2, &stft.spectra(&x, frames / 2..frames));
+            let y = synthesis.finish();
+            assert_eq!(y.len(), x.len());
+            let worst = x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(worst < 0.05, "{rate} Hz: largest difference {worst}");
+        }
     }
 
     #[test]
