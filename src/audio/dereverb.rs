@@ -17,7 +17,8 @@
 //! 4.2–8.5 points, sox's reverb 2.8–9.6), so [`reverberation_db`] first measures how much more a
 //! short predictor from the recent past removes than the same from the distant past, and the
 //! recogniser dereverberates only recordings where that is more than [`REVERBERANT_BELOW_DB`]
-//! ([`Dereverb::Auto`], [`is_reverberant`]).
+//! ([`Dereverb::Auto`], [`is_reverberant`]); a recording longer than 30 s is measured and
+//! dereverberated section by section ([`dereverberate_reverberant_sections`]).
 
 use ndarray::{s, Array1, ArrayView1};
 use rayon::prelude::*;
@@ -29,7 +30,8 @@ use realfft::RealFftPlanner;
 pub enum Dereverb {
     /// Never.
     Off,
-    /// When [`reverberation_db`] says the recording is reverberant (the default).
+    /// Where [`reverberation_db`] says the recording is reverberant, 30 s by 30 s (the default; see
+    /// [`dereverberate_reverberant_sections`]).
     #[default]
     Auto,
     /// Always.
@@ -228,6 +230,44 @@ fn share_to_db(share: f64) -> f32 {
 /// Remove the late reverberation from a recording (same length and rate; see the module's
 /// documentation).
 pub fn dereverberate(samples: &[f32], sample_rate_hz: u32) -> Vec<f32> {
+    dereverberate_where(samples, sample_rate_hz, |_| true)
+}
+
+/// What `--dereverb auto` does: a recording up to [`MEASURED_S`] (30 s) long is dereverberated if
+/// [`is_reverberant`]; a longer one is measured and decided section by section of 30 s, as if each
+/// were a recording of its own (a long recording may move between rooms, or start with a dry
+/// introduction: measuring only its first 30 s decided the whole of it), a last section too short
+/// to measure going with the one before. `None` when nothing measures reverberant (the recording is
+/// left as it is).
+pub fn dereverberate_reverberant_sections(
+    samples: &[f32],
+    sample_rate_hz: u32,
+) -> Option<Vec<f32>> {
+    let section = ((MEASURED_S * f64::from(sample_rate_hz)) as usize).max(1);
+    let mut reverberant: Vec<bool> = Vec::new();
+    for part in samples.chunks(section) {
+        let decision = match measure(part, sample_rate_hz, true) {
+            Some(db) => db < REVERBERANT_BELOW_DB,
+            None => reverberant.last().copied().unwrap_or(false),
+        };
+        reverberant.push(decision);
+    }
+    if !reverberant.iter().any(|&r| r) {
+        return None;
+    }
+    Some(dereverberate_where(samples, sample_rate_hz, |sample| {
+        reverberant[(sample / section).min(reverberant.len() - 1)]
+    }))
+}
+
+/// [`dereverberate`], only the chunks (of about [`CHUNK_S`]) whose middle sample `selected` picks;
+/// the others pass through the same analysis and synthesis unfiltered (which gives them back to
+/// within rounding), so chunk edges join smoothly.
+fn dereverberate_where(
+    samples: &[f32],
+    sample_rate_hz: u32,
+    selected: impl Fn(usize) -> bool,
+) -> Vec<f32> {
     let mut wpe = DEREVERB;
     let stft = Stft::new(wpe, sample_rate_hz);
     let frames = stft.frames(samples.len());
@@ -246,13 +286,19 @@ pub fn dereverberate(samples: &[f32], sample_rate_hz: u32) -> Vec<f32> {
     let mut start = 0;
     while start < frames {
         let end = (start + chunk_len).min(frames);
-        let first = start.saturating_sub(history);
-        let bins = stft.spectra(samples, first..end);
-        let filtered: Vec<Array1<Complex<f32>>> = bins
-            .par_iter()
-            .map(|bin| wpe.filter_bin(bin.view(), start - first))
-            .collect();
-        synthesis.add(&stft, start, &filtered);
+        // The chunk's middle frame's centre, as a sample of the recording.
+        let middle = (((start + end) / 2) * stft.hop + stft.len / 2).saturating_sub(stft.pad());
+        if selected(middle.min(samples.len().saturating_sub(1))) {
+            let first = start.saturating_sub(history);
+            let bins = stft.spectra(samples, first..end);
+            let filtered: Vec<Array1<Complex<f32>>> = bins
+                .par_iter()
+                .map(|bin| wpe.filter_bin(bin.view(), start - first))
+                .collect();
+            synthesis.add(&stft, start, &filtered);
+        } else {
+            synthesis.add(&stft, start, &stft.spectra(samples, start..end));
+        }
         start = end;
     }
     synthesis.finish()
@@ -850,6 +896,36 @@ mod tests {
                 .fold(0.0, f32::max);
             assert!(worst < 0.05, "{rate} Hz: largest difference {worst}");
         }
+    }
+
+    #[test]
+    fn a_long_recording_is_dereverberated_only_where_it_is_reverberant() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let section = (MEASURED_S * f64::from(RATE)) as usize;
+        let dry = bursts(MEASURED_S, &mut rng);
+        let wet = convolve(&bursts(MEASURED_S, &mut rng), &room(0.8, &mut rng))[..section].to_vec();
+        // Dry then wet: the dry half comes back (to within the synthesis' rounding), the wet half
+        // loses its tail (in the gaps between bursts).
+        let recording: Vec<f32> = dry.iter().chain(&wet).copied().collect();
+        let out = dereverberate_reverberant_sections(&recording, RATE)
+            .expect("the second half is reverberant");
+        assert_eq!(out.len(), recording.len());
+        // The first chunk lies wholly in the dry section (chunks join within a frame of its end).
+        let first = 9 * RATE as usize;
+        let worst = recording[..first]
+            .iter()
+            .zip(&out)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 0.05, "dry part changed by up to {worst}");
+        assert!(tail_energy_db(&out[section..]) < tail_energy_db(&wet) - 3.0);
+        // All dry: left alone. All wet: as `dereverberate`.
+        assert!(dereverberate_reverberant_sections(&dry, RATE).is_none());
+        let both_wet: Vec<f32> = wet.iter().chain(&wet).copied().collect();
+        assert_eq!(
+            dereverberate_reverberant_sections(&both_wet, RATE),
+            Some(dereverberate(&both_wet, RATE))
+        );
     }
 
     #[test]

@@ -23,7 +23,8 @@ use std::path::Path;
 
 pub use declip::{repair_clipping, ClipRepair};
 pub use dereverb::{
-    dereverberate, is_reverberant, reverberation_db, Dereverb, MIN_MEASURED_S, REVERBERANT_BELOW_DB,
+    dereverberate, dereverberate_reverberant_sections, is_reverberant, reverberation_db, Dereverb,
+    MIN_MEASURED_S, REVERBERANT_BELOW_DB,
 };
 pub use resample::{resample, Resampler};
 pub use silence_fill::{

@@ -538,8 +538,8 @@ pub struct DecodeArgs {
     /// measures how much more of the recording the last 0.2 s predict than the sound 0.6-0.8 s
     /// back does (a room's tail; steady hum and tones do not count) and dereverberates recordings
     /// made in a reverberant room, away from the microphone (recordings under 2 s are not
-    /// measured); `on` dereverberates every recording (on dry speech it costs 0.4-2 points of
-    /// PER); `off` never.
+    /// measured; longer than 30 s, each 30 s is measured and dereverberated on its own); `on`
+    /// dereverberates every recording (on dry speech it costs 0.4-2 points of PER); `off` never.
     #[arg(long, value_enum, default_value_t = DereverbArg::Auto)]
     pub dereverb: DereverbArg,
 

@@ -19,8 +19,8 @@ use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::audio::{
-    dereverberate, fill_digital_silence, is_reverberant, read_audio, repair_clipping, Dereverb,
-    Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
+    dereverberate, dereverberate_reverberant_sections, fill_digital_silence, read_audio,
+    repair_clipping, Dereverb, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
     decode_spans, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, LatticeOptions, PhoneLm,
@@ -61,8 +61,8 @@ pub struct RecognizerOptions {
     /// [`repair_clipping`]). Default true.
     pub repair_clipping: bool,
     /// Remove late reverberation (weighted prediction error) before the features: always, never,
-    /// or (the default) when [`is_reverberant`] finds the recording reverberant (see
-    /// [`dereverberate`]).
+    /// or (the default) where the recording measures reverberant, 30 s by 30 s (see
+    /// [`dereverberate_reverberant_sections`]).
     pub dereverb: Dereverb,
     /// How [`Recognizer::align`] searches and times phones next to pauses.
     pub align: LatticeOptions,
@@ -405,13 +405,16 @@ impl Recognizer {
             fill_digital_silence(&mut wave.samples, wave.sample_rate_hz);
         }
         let mut wave = wave.resampled(self.model.sample_rate_hz())?;
-        repairs.dereverberated = match self.dereverb {
-            Dereverb::Off => false,
-            Dereverb::On => true,
-            Dereverb::Auto => is_reverberant(&wave.samples, wave.sample_rate_hz),
+        let dereverberated = match self.dereverb {
+            Dereverb::Off => None,
+            Dereverb::On => Some(dereverberate(&wave.samples, wave.sample_rate_hz)),
+            Dereverb::Auto => {
+                dereverberate_reverberant_sections(&wave.samples, wave.sample_rate_hz)
+            }
         };
-        if repairs.dereverberated {
-            wave.samples = dereverberate(&wave.samples, wave.sample_rate_hz);
+        if let Some(samples) = dereverberated {
+            wave.samples = samples;
+            repairs.dereverberated = true;
         }
         Ok((wave, repairs))
     }

@@ -1182,13 +1182,12 @@ fn evaluate(
     Ok((loss_sum / phones.max(1) as f64, stats.per()))
 }
 
-/// `wave` as recognition's `--dereverb auto` passes it to the features: dereverberated when it
+/// `wave` as recognition's `--dereverb auto` passes it to the features: dereverberated where it
 /// measures reverberant, else as it is.
 fn dereverberated(wave: &[f32], rate: u32) -> Cow<'_, [f32]> {
-    if crate::audio::is_reverberant(wave, rate) {
-        Cow::Owned(crate::audio::dereverberate(wave, rate))
-    } else {
-        Cow::Borrowed(wave)
+    match crate::audio::dereverberate_reverberant_sections(wave, rate) {
+        Some(samples) => Cow::Owned(samples),
+        None => Cow::Borrowed(wave),
     }
 }
 
