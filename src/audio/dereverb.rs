@@ -233,7 +233,7 @@ pub fn dereverberate(samples: &[f32], sample_rate_hz: u32) -> Vec<f32> {
     dereverberate_where(samples, sample_rate_hz, |_| true)
 }
 
-/// What `--dereverb auto` does: a recording up to [`MEASURED_S`] (30 s) long is dereverberated if
+/// What `--dereverb auto` does: a recording up to 30 s long is dereverberated if
 /// [`is_reverberant`]; a longer one is measured and decided section by section of 30 s, as if each
 /// were a recording of its own (a long recording may move between rooms, or start with a dry
 /// introduction: measuring only its first 30 s decided the whole of it), a last section too short
