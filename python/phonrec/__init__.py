@@ -375,9 +375,10 @@ class Recognizer:
             network at batch 1 on CPUs with AVX512-BF16 (emulated, slower, elsewhere); posteriors
             within ~1e-5 of f32's on average (``phonrec transcribe --precision``).
         dereverb: When to remove late reverberation before the features (weighted prediction
-            error): ``"auto"`` (default) measures each recording of 2 s or more and dereverberates
-            those recorded in a reverberant room; ``"on"`` every recording (on dry speech it costs
-            0.4-2 points of PER); ``"off"`` none (``phonrec transcribe --dereverb``).
+            error): ``"auto"`` (default) measures each recording of 2 s or more (a longer one 30 s
+            at a time) and dereverberates what was recorded in a reverberant room; ``"on"`` every
+            recording (on dry speech it costs 0.4-2 points of PER); ``"off"`` none (``phonrec
+            transcribe --dereverb``).
             :attr:`Transcript.dereverberated` says what was done.
         segment: Decode only the speech regions (default); ``False`` decodes the whole recording as
             one (``--no-segment``).
