@@ -1,5 +1,5 @@
-//! Small rules several stages share, kept once: writing a file so readers never see half of it, and
-//! deriving independent random seeds.
+//! Small rules several stages share, kept once: writing a file so readers never see half of it,
+//! deriving independent random seeds, and a dot product whose sums the compiler can vectorise.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -52,6 +52,31 @@ pub(crate) fn mix_seed(seed: u64, a: u64, b: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// `Σ a[i] · b[i]` over the shorter slice in `LANES` partial sums (lane `l` takes every `LANES`-th
+/// product), added up, then the products past the last whole group one by one: the same additions in
+/// the same order on every CPU, and lanes that add independently, which the compiler keeps in a
+/// vector register (a single running sum would make every addition wait for the previous one).
+#[inline(always)]
+pub(crate) fn dot_in_lanes<T, const LANES: usize>(a: &[T], b: &[T]) -> T
+where
+    T: Copy + Default + std::ops::Add<Output = T> + std::ops::Mul<Output = T> + std::iter::Sum,
+{
+    let n = a.len().min(b.len());
+    let (a_lanes, a_tail) = a[..n].as_chunks::<LANES>();
+    let (b_lanes, b_tail) = b[..n].as_chunks::<LANES>();
+    let mut acc = [T::default(); LANES];
+    for (x, y) in a_lanes.iter().zip(b_lanes) {
+        for l in 0..LANES {
+            acc[l] = acc[l] + x[l] * y[l];
+        }
+    }
+    let mut sum: T = acc.iter().copied().sum();
+    for (&x, &y) in a_tail.iter().zip(b_tail) {
+        sum = sum + x * y;
+    }
+    sum
 }
 
 #[cfg(test)]

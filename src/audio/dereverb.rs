@@ -504,37 +504,16 @@ fn prediction_residue_body(
     }
 }
 
-/// `Σ a[t] · b[t]` over the shorter slice, in sixteen partial sums (the same order on every CPU;
-/// a single running sum would make every addition wait for the previous one).
+/// `Σ a[t] · b[t]` over the shorter slice, in sixteen partial sums (one AVX-512 register).
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    dot_in_lanes::<f32, 16>(a, b)
+    crate::util::dot_in_lanes::<f32, 16>(a, b)
 }
 
 /// [`dot`] in f64, in eight partial sums.
 #[inline(always)]
 fn dot_f64(a: &[f64], b: &[f64]) -> f64 {
-    dot_in_lanes::<f64, 8>(a, b)
-}
-
-/// `Σ a[t] · b[t]` over the shorter slice in `LANES` partial sums, added up at the end: one
-/// vector register's worth, which the compiler keeps in one.
-#[inline(always)]
-fn dot_in_lanes<T, const LANES: usize>(a: &[T], b: &[T]) -> T
-where
-    T: Copy + Default + std::ops::Add<Output = T> + std::ops::Mul<Output = T> + std::iter::Sum,
-{
-    let n = a.len().min(b.len());
-    let (a_lanes, a_tail) = a[..n].as_chunks::<LANES>();
-    let (b_lanes, b_tail) = b[..n].as_chunks::<LANES>();
-    let mut acc = [T::default(); LANES];
-    for (x, y) in a_lanes.iter().zip(b_lanes) {
-        for l in 0..LANES {
-            acc[l] = acc[l] + x[l] * y[l];
-        }
-    }
-    let tail: T = a_tail.iter().zip(b_tail).map(|(&x, &y)| x * y).sum();
-    acc.iter().copied().sum::<T>() + tail
+    crate::util::dot_in_lanes::<f64, 8>(a, b)
 }
 
 crate::model::multiversion! {
@@ -801,6 +780,14 @@ mod tests {
 
     /// Energy (dB) of the samples in the gaps between bursts, from 100 ms after a burst ends
     /// (the early part of the tail, which WPE keeps by design) to the next burst.
+    /// The largest sample-by-sample difference over the shorter of the two.
+    fn largest_difference(x: &[f32], y: &[f32]) -> f32 {
+        x.iter()
+            .zip(y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+    }
+
     fn tail_energy_db(x: &[f32]) -> f64 {
         let from = (0.2 * f64::from(RATE)) as usize;
         energy_db(x, |phase| phase >= from)
@@ -889,11 +876,7 @@ mod tests {
             synthesis.add(&stft, frames / 2, &stft.spectra(&x, frames / 2..frames));
             let y = synthesis.finish();
             assert_eq!(y.len(), x.len());
-            let worst = x
-                .iter()
-                .zip(&y)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let worst = largest_difference(&x, &y);
             assert!(worst < 0.05, "{rate} Hz: largest difference {worst}");
         }
     }
@@ -912,11 +895,7 @@ mod tests {
         assert_eq!(out.len(), recording.len());
         // The first chunk lies wholly in the dry section (chunks join within a frame of its end).
         let first = 9 * RATE as usize;
-        let worst = recording[..first]
-            .iter()
-            .zip(&out)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let worst = largest_difference(&recording[..first], &out);
         assert!(worst < 0.05, "dry part changed by up to {worst}");
         assert!(tail_energy_db(&out[section..]) < tail_energy_db(&wet) - 3.0);
         // All dry: left alone. All wet: as `dereverberate`.

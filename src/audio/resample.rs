@@ -288,21 +288,11 @@ fn planned(input_rate_hz: u32, output_rate_hz: u32) -> Result<Arc<Resampler>> {
     Ok(plan)
 }
 
-/// Dot product with eight accumulators so the compiler vectorises it.
+/// Dot product in eight partial sums so the compiler vectorises it ([`dot_avx`] adds the same
+/// products in the same order).
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
-        for l in 0..8 {
-            acc[l] += a[c * 8 + l] * b[c * 8 + l];
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len() {
-        sum += a[i] * b[i];
-    }
-    sum
+    crate::util::dot_in_lanes::<f32, 8>(a, b)
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
