@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use phonrec::audio::{read_audio, sphere_bytes};
+use phonrec::audio::{read_audio, read_audio_bytes, sphere_bytes};
 use phonrec::Error;
 
 /// A short ramp-and-sine test signal at int16 scale.
@@ -101,6 +101,120 @@ fn channels_are_averaged() {
         assert_eq!(wave.samples.len(), 50);
         let mean_offset = 300.0 * (channels as f32 - 1.0) / 2.0;
         assert!((wave.samples[7] - (70.0 + mean_offset)).abs() < 1e-3);
+    }
+}
+
+/// A signal for channel `c` of a multichannel test file: a tone, then per channel a scale and sign.
+fn channel_signal(frames: usize, scales: &[f32]) -> Vec<Vec<i16>> {
+    scales
+        .iter()
+        .map(|&scale| {
+            (0..frames)
+                .map(|i| ((i as f32 * 0.031).sin() * 9_000.0 * scale).round() as i16)
+                .collect()
+        })
+        .collect()
+}
+
+/// What the readers must give for `channels`: their average, or the loudest channel when the
+/// average is more than 20 dB below the channels' mean power.
+fn expected_mono(channels: &[Vec<i16>]) -> Vec<f32> {
+    let n = channels.len() as f32;
+    let average: Vec<f32> = (0..channels[0].len())
+        .map(|i| channels.iter().map(|c| f32::from(c[i])).sum::<f32>() * (1.0 / n))
+        .collect();
+    let energy = |x: &mut dyn Iterator<Item = f32>| x.map(|v| f64::from(v).powi(2)).sum::<f64>();
+    let channel_energy: Vec<f64> = channels
+        .iter()
+        .map(|c| energy(&mut c.iter().map(|&v| f32::from(v))))
+        .collect();
+    let mean_energy = channel_energy.iter().sum::<f64>() / f64::from(n);
+    if energy(&mut average.iter().copied()) >= mean_energy * 0.01 {
+        return average;
+    }
+    let loudest = (0..channels.len())
+        .max_by(|&a, &b| channel_energy[a].total_cmp(&channel_energy[b]))
+        .unwrap();
+    channels[loudest].iter().map(|&v| f32::from(v)).collect()
+}
+
+#[test]
+fn long_multichannel_files_are_mixed_block_by_block_and_a_cancelling_channel_is_dropped() {
+    // 800,000 frames of three 16-bit channels (4.8 MB): read from disk in blocks, mixed as they are
+    // decoded. Averaged; then with the second channel inverted and louder (a reversed microphone
+    // leg: the average is near silence), the loudest channel alone.
+    let dir = temp();
+    let frames = 800_000;
+    for (name, scales) in [
+        ("averaged", [1.0f32, 0.5, 0.0]),
+        ("cancelling", [1.0f32, -1.02, 0.0]),
+    ] {
+        let channels = channel_signal(frames, &scales);
+        let path = dir.path().join(format!("{name}.wav"));
+        write_wav(
+            &path,
+            spec(3, 48_000, 16, hound::SampleFormat::Int),
+            frames,
+            |w, i, c| w.write_sample(channels[c][i]).unwrap(),
+        );
+        let expected = expected_mono(&channels);
+        if name == "cancelling" {
+            assert_eq!(expected[100], f32::from(channels[1][100]));
+        }
+        let from_disk = read_audio(&path).unwrap();
+        assert_eq!(from_disk.samples, expected, "{name}, read from disk");
+        // The same file held in memory (a pipe, standard input) goes through the same mixing.
+        let bytes = std::fs::read(&path).unwrap();
+        let in_memory = read_audio_bytes(&bytes, &path).unwrap();
+        assert_eq!(in_memory.samples, expected, "{name}, read from memory");
+    }
+}
+
+/// A 16-bit AIFF file (big-endian; read by symphonia, the reader of FLAC, MP3 and the other
+/// containers) of interleaved `channels`.
+fn aiff_bytes(channels: &[Vec<i16>], rate: u32) -> Vec<u8> {
+    let frames = channels[0].len();
+    // The sample rate as an 80-bit extended float: exponent, then a 64-bit mantissa with its
+    // leading one explicit.
+    let shift = 31 - rate.leading_zeros();
+    let mut rate80 = (16_383u16 + shift as u16).to_be_bytes().to_vec();
+    rate80.extend((u64::from(rate) << (63 - shift)).to_be_bytes());
+    let mut comm = (channels.len() as u16).to_be_bytes().to_vec();
+    comm.extend((frames as u32).to_be_bytes());
+    comm.extend(16u16.to_be_bytes());
+    comm.extend(rate80);
+    let mut ssnd = vec![0u8; 8];
+    for i in 0..frames {
+        for channel in channels {
+            ssnd.extend(channel[i].to_be_bytes());
+        }
+    }
+    let mut body = b"AIFF".to_vec();
+    for (id, chunk) in [(b"COMM", comm), (b"SSND", ssnd)] {
+        body.extend(id);
+        body.extend((chunk.len() as u32).to_be_bytes());
+        body.extend(chunk);
+    }
+    let mut out = b"FORM".to_vec();
+    out.extend((body.len() as u32).to_be_bytes());
+    out.extend(body);
+    out
+}
+
+#[test]
+fn container_streams_are_mixed_packet_by_packet_and_a_cancelling_channel_is_dropped() {
+    let dir = temp();
+    for (name, scales) in [("averaged", [0.8f32, 0.3]), ("cancelling", [-0.9f32, 0.91])] {
+        let channels = channel_signal(50_000, &scales);
+        let path = dir.path().join(format!("{name}.aiff"));
+        std::fs::write(&path, aiff_bytes(&channels, 16_000)).unwrap();
+        let wave = read_audio(&path).unwrap();
+        assert_eq!(wave.sample_rate_hz, 16_000);
+        let expected = expected_mono(&channels);
+        if name == "cancelling" {
+            assert_eq!(expected[100], f32::from(channels[1][100]));
+        }
+        assert_eq!(&wave.samples[..expected.len()], &expected[..], "{name}");
     }
 }
 

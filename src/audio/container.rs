@@ -1,6 +1,5 @@
 //! Other containers through symphonia: FLAC, Ogg Vorbis, MP3, AIFF/AIFC, CAF and MP4/M4A (AAC: phones'
-//! voice memos), decoded to interleaved `f32`,
-//! then mixed to mono at int16 scale like every other reader. WAV and SPHERE keep their own readers
+//! voice memos), decoded packet by packet and mixed to mono at int16 scale like every other reader. WAV and SPHERE keep their own readers
 //! (their header checks and error messages are ours).
 
 use std::path::Path;
@@ -16,7 +15,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use super::{mix_to_mono, Waveform, INT16_SCALE, MAX_AUDIO_BYTES, MAX_CHANNELS};
+use super::{Mixdown, Waveform, INT16_SCALE, MAX_AUDIO_BYTES, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
 /// True when `bytes` start like a FLAC, Ogg, MP3 (ID3-tagged or a bare MPEG audio frame), AIFF/AIFC,
@@ -71,6 +70,38 @@ const MAX_DECODED_SAMPLES: usize = (MAX_AUDIO_BYTES / 2) as usize;
 
 /// Decode a FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4 file held in memory.
 pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+    // Channels are averaged packet by packet: an hour of decoded stereo is never held whole.
+    let mut mono = Vec::new();
+    let mut mixdown: Option<Mixdown> = None;
+    let (rate, channels) = decode_stream(path, bytes, &mut |interleaved, channels| {
+        if channels == 1 {
+            mono.extend_from_slice(interleaved);
+        } else {
+            let mixdown = mixdown.get_or_insert_with(|| Mixdown::new(channels));
+            mixdown.mix_extend(interleaved, &mut mono);
+        }
+    })?;
+    if let Some(loudest) = mixdown.and_then(|m| m.cancelling_channel()) {
+        // Rare (an inverted channel): decoding twice costs less than keeping every channel.
+        mono.clear();
+        decode_stream(path, bytes, &mut |interleaved, _| {
+            mono.extend(interleaved.iter().skip(loudest).step_by(channels));
+        })?;
+    }
+    Ok(Waveform {
+        samples: mono,
+        sample_rate_hz: rate,
+    })
+}
+
+/// Decode the stream in `bytes` packet by packet, handing `sink` each packet's interleaved samples
+/// at int16 scale and the channel count; the stream's rate and channel count once it has been
+/// checked whole (length, damaged packets).
+fn decode_stream(
+    path: &Path,
+    bytes: &[u8],
+    sink: &mut dyn FnMut(&[f32], usize),
+) -> Result<(u32, usize)> {
     let malformed = |reason: String| Error::MalformedAudio {
         path: path.to_path_buf(),
         reason,
@@ -119,7 +150,8 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
             encoding: format!("a codec symphonia does not decode here ({e})"),
             hint: Some("convert with e.g. `sox in.ext -b 16 out.wav`".to_string()),
         })?;
-    let mut interleaved: Vec<f32> = Vec::new();
+    let mut scaled: Vec<f32> = Vec::new();
+    let mut decoded_samples = 0usize;
     let mut layout: Option<(u32, usize)> = None;
     let mut damaged_packets = 0usize;
     let mut packets = 0usize;
@@ -163,12 +195,15 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         }
         let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
         buffer.copy_interleaved_ref(decoded);
-        if interleaved.len() + buffer.samples().len() > MAX_DECODED_SAMPLES {
+        decoded_samples += buffer.samples().len();
+        if decoded_samples > MAX_DECODED_SAMPLES {
             return Err(malformed(format!(
                 "more than {MAX_DECODED_SAMPLES} samples decoded; split the file first"
             )));
         }
-        interleaved.extend(buffer.samples().iter().map(|&s| s * INT16_SCALE));
+        scaled.clear();
+        scaled.extend(buffer.samples().iter().map(|&s| s * INT16_SCALE));
+        sink(&scaled, channels);
     }
     let Some((rate, channels)) = layout else {
         if let Some(declared) = declared_frames.filter(|&n| n > 0) {
@@ -183,7 +218,7 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     };
     // A file cut short (an interrupted download) decodes "fine" up to the cut: when the container
     // says how long it is (FLAC's STREAMINFO, an MP3 Xing/Info header), hold it to that.
-    let decoded_frames = (interleaved.len() / channels) as u64;
+    let decoded_frames = (decoded_samples / channels) as u64;
     if let Some(declared) = declared_frames {
         if decoded_frames + slack < declared {
             return Err(malformed(format!(
@@ -199,8 +234,5 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
             "{damaged_packets} of {packets} packets are damaged: too many to transcribe across"
         )));
     }
-    Ok(Waveform {
-        samples: mix_to_mono(interleaved, channels),
-        sample_rate_hz: rate,
-    })
+    Ok((rate, channels))
 }

@@ -26,7 +26,7 @@ pub use dereverb::{
     dereverberate, dereverberate_reverberant_sections, is_reverberant, reverberation_db, Dereverb,
     MIN_MEASURED_S, REVERBERANT_BELOW_DB,
 };
-pub use resample::{resample, Resampler};
+pub use resample::{resample, resample_owned, Resampler};
 pub use silence_fill::{
     fill_digital_silence, SilenceFill, DIGITAL_SILENCE_LEVEL, MIN_DIGITAL_SILENCE_S,
 };
@@ -112,7 +112,7 @@ impl Waveform {
         if target_rate_hz == self.sample_rate_hz {
             return Ok(self);
         }
-        let samples = resample(&self.samples, self.sample_rate_hz, target_rate_hz)?;
+        let samples = resample_owned(self.samples, self.sample_rate_hz, target_rate_hz)?;
         Ok(Waveform {
             samples,
             sample_rate_hz: target_rate_hz,
@@ -268,36 +268,90 @@ pub fn mix_to_mono(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
         // Mono stays where it is: a copy of an hour's samples cost `features` a tenth of its time.
         return interleaved;
     }
-    let scale = 1.0 / channels as f32;
-    // One pass: the average, and the energies that tell whether the channels cancelled in it.
-    let mut channel_energy = vec![0.0f64; channels];
-    let mut mono_energy = 0.0f64;
-    let mono: Vec<f32> = interleaved
-        .chunks_exact(channels)
-        .map(|frame| {
-            for (energy, &x) in channel_energy.iter_mut().zip(frame) {
+    let mut mixdown = Mixdown::new(channels);
+    let mut mono = vec![0.0; interleaved.len() / channels];
+    mixdown.mix(&interleaved, &mut mono);
+    match mixdown.cancelling_channel() {
+        None => mono,
+        Some(loudest) => {
+            take_channel(&interleaved, channels, loudest, &mut mono);
+            mono
+        }
+    }
+}
+
+/// Channels averaged into one block by block as a file is decoded, so that a long multichannel
+/// recording is never held with all its channels (an hour of 44.1 kHz stereo is 1.3 GB as `f32`),
+/// with the energies that tell at the end whether the channels cancelled in the average
+/// ([`mix_to_mono`]'s rule; the reader then decodes the loudest channel alone).
+#[derive(Clone, Debug)]
+pub(crate) struct Mixdown {
+    channels: usize,
+    channel_energy: Vec<f64>,
+    mono_energy: f64,
+    frames: usize,
+}
+
+impl Mixdown {
+    pub(crate) fn new(channels: usize) -> Self {
+        Mixdown {
+            channels,
+            channel_energy: vec![0.0; channels],
+            mono_energy: 0.0,
+            frames: 0,
+        }
+    }
+
+    /// Average the whole frames of `interleaved` into `mono`, one sample per frame.
+    pub(crate) fn mix(&mut self, interleaved: &[f32], mono: &mut [f32]) {
+        debug_assert_eq!(interleaved.len(), mono.len() * self.channels);
+        let scale = 1.0 / self.channels as f32;
+        for (frame, out) in interleaved.chunks_exact(self.channels).zip(mono.iter_mut()) {
+            for (energy, &x) in self.channel_energy.iter_mut().zip(frame) {
                 *energy += f64::from(x) * f64::from(x);
             }
             let mean = frame.iter().sum::<f32>() * scale;
-            mono_energy += f64::from(mean) * f64::from(mean);
-            mean
-        })
-        .collect();
-    let mean_energy = channel_energy.iter().sum::<f64>() / channels as f64;
-    // Below 1 LSB RMS there is nothing to cancel (digital silence, dither).
-    let audible = mean_energy > mono.len() as f64;
-    if !audible || mono_energy >= mean_energy * 10f64.powf(-CANCELLATION_DB / 10.0) {
-        return mono;
+            self.mono_energy += f64::from(mean) * f64::from(mean);
+            *out = mean;
+        }
+        self.frames += mono.len();
     }
-    let loudest = (0..channels)
-        .max_by(|&a, &b| channel_energy[a].total_cmp(&channel_energy[b]))
-        .unwrap_or(0);
-    interleaved
-        .iter()
-        .skip(loudest)
-        .step_by(channels)
-        .copied()
-        .collect()
+
+    /// [`mix`](Self::mix) appending to `mono`.
+    pub(crate) fn mix_extend(&mut self, interleaved: &[f32], mono: &mut Vec<f32>) {
+        let start = mono.len();
+        mono.resize(start + interleaved.len() / self.channels, 0.0);
+        self.mix(interleaved, &mut mono[start..]);
+    }
+
+    /// The energies of `self`'s blocks and `other`'s together.
+    pub(crate) fn merged(mut self, other: &Mixdown) -> Self {
+        for (a, b) in self.channel_energy.iter_mut().zip(&other.channel_energy) {
+            *a += b;
+        }
+        self.mono_energy += other.mono_energy;
+        self.frames += other.frames;
+        self
+    }
+
+    /// `None` when the average stands; the loudest channel when the channels cancel in it.
+    pub(crate) fn cancelling_channel(&self) -> Option<usize> {
+        let mean_energy = self.channel_energy.iter().sum::<f64>() / self.channels as f64;
+        // Below 1 LSB RMS there is nothing to cancel (digital silence, dither).
+        let audible = mean_energy > self.frames as f64;
+        if !audible || self.mono_energy >= mean_energy * 10f64.powf(-CANCELLATION_DB / 10.0) {
+            return None;
+        }
+        (0..self.channels)
+            .max_by(|&a, &b| self.channel_energy[a].total_cmp(&self.channel_energy[b]))
+    }
+}
+
+/// Copy channel `channel` of `interleaved` frames into `mono`.
+pub(crate) fn take_channel(interleaved: &[f32], channels: usize, channel: usize, mono: &mut [f32]) {
+    for (frame, out) in interleaved.chunks_exact(channels).zip(mono.iter_mut()) {
+        *out = frame[channel];
+    }
 }
 
 /// Encode mono int16-scale samples as a 16-bit PCM WAV (values are rounded and clipped to int16).

@@ -14,10 +14,10 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::g711::{alaw_to_linear, mulaw_to_linear};
-use super::{mix_to_mono, Waveform, INT16_SCALE, MAX_CHANNELS};
+use super::{take_channel, Mixdown, Waveform, INT16_SCALE, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
-/// Samples converted per parallel task (256 KB of output).
+/// Frames converted per parallel task (256 KB of mono output).
 const CONVERT_BLOCK: usize = 1 << 16;
 
 /// WAVE format tags (RFC 2361) that phonrec does not decode, named in the error.
@@ -380,24 +380,104 @@ pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         Parsed::Adpcm => return super::container::read_container(path, bytes),
     };
     let range = header.data_range(path, bytes.len())?;
-    let width = header.encoding.bytes();
-    let mut samples = vec![0.0f32; range.len() / width];
-    // In blocks on all cores: for an hour-long file the conversion (and the first touch of the
-    // output's pages) is otherwise a serial stretch of `phonrec features`.
-    samples
-        .par_chunks_mut(CONVERT_BLOCK)
-        .zip(bytes[range].par_chunks(width * CONVERT_BLOCK))
-        .for_each(|(out, block)| decode(header.encoding, header.big_endian, block, out));
-    to_mono(samples, &header)
-}
-
-fn to_mono(interleaved: Vec<f32>, header: &Header) -> Result<Waveform> {
-    // Whole frames by construction (`data_range`).
-    debug_assert!(interleaved.len().is_multiple_of(header.channels));
+    let samples = decode_to_mono(&header, &DataSource::Memory(&bytes[range]))
+        .map_err(|e| Error::io(path, e))?;
     Ok(Waveform {
-        samples: mix_to_mono(interleaved, header.channels),
+        samples,
         sample_rate_hz: header.sample_rate_hz,
     })
+}
+
+/// Where a WAV file's sample data is: in memory, or in a file from `start` on for `len` bytes.
+enum DataSource<'a> {
+    Memory(&'a [u8]),
+    #[cfg(unix)]
+    File {
+        file: &'a std::fs::File,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl DataSource<'_> {
+    fn len(&self) -> usize {
+        match self {
+            DataSource::Memory(bytes) => bytes.len(),
+            #[cfg(unix)]
+            DataSource::File { len, .. } => *len,
+        }
+    }
+
+    /// The data's bytes in `range`, read into `buffer` when they are on disk.
+    fn bytes<'b>(
+        &'b self,
+        range: Range<usize>,
+        buffer: &'b mut Vec<u8>,
+    ) -> std::io::Result<&'b [u8]> {
+        match self {
+            DataSource::Memory(bytes) => Ok(&bytes[range]),
+            #[cfg(unix)]
+            DataSource::File { file, start, .. } => {
+                use std::os::unix::fs::FileExt;
+                buffer.resize(range.len(), 0);
+                file.read_exact_at(buffer, (start + range.start) as u64)?;
+                Ok(buffer)
+            }
+        }
+    }
+}
+
+/// What a task does with one block's decoded interleaved samples and its share of the mono output;
+/// the block's mixing energies when it averaged them.
+type BlockFinish<'a> = dyn Fn(&[f32], &mut [f32]) -> Option<Mixdown> + Sync + 'a;
+
+/// Decode `source`'s whole frames to mono, in blocks on all cores (for an hour-long file the
+/// conversion, and the first touch of the output's pages, is otherwise a serial stretch of
+/// `phonrec features`). Several channels are averaged block by block ([`Mixdown`]), so the file is
+/// never held with all its channels; when they cancel, the loudest channel is decoded again alone.
+fn decode_to_mono(header: &Header, source: &DataSource) -> std::io::Result<Vec<f32>> {
+    let channels = header.channels;
+    let frame_bytes = header.frame_bytes();
+    let mut mono = vec![0.0f32; source.len() / frame_bytes];
+    // Each task decodes one block of frames: its bytes, then (several channels) its samples.
+    let decode_blocks = |mono: &mut [f32], finish: &BlockFinish<'_>| {
+        mono.par_chunks_mut(CONVERT_BLOCK)
+            .enumerate()
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(bytes, interleaved), (block, out)| {
+                    let start = block * CONVERT_BLOCK * frame_bytes;
+                    let bytes = source.bytes(start..start + out.len() * frame_bytes, bytes)?;
+                    if channels == 1 {
+                        decode(header.encoding, header.big_endian, bytes, out);
+                        return Ok(None);
+                    }
+                    interleaved.resize(out.len() * channels, 0.0);
+                    decode(header.encoding, header.big_endian, bytes, interleaved);
+                    Ok(finish(interleaved, out))
+                },
+            )
+            .collect::<std::io::Result<Vec<Option<Mixdown>>>>()
+    };
+    let blocks = decode_blocks(&mut mono, &|interleaved, out| {
+        let mut mixdown = Mixdown::new(channels);
+        mixdown.mix(interleaved, out);
+        Some(mixdown)
+    })?;
+    if channels > 1 {
+        // Summed in block order, whatever the threads did: the decision is reproducible.
+        let total = blocks
+            .iter()
+            .flatten()
+            .fold(Mixdown::new(channels), Mixdown::merged);
+        if let Some(loudest) = total.cancelling_channel() {
+            decode_blocks(&mut mono, &|interleaved, out| {
+                take_channel(interleaved, channels, loudest, out);
+                None
+            })?;
+        }
+    }
+    Ok(mono)
 }
 
 /// Bytes read from the start of a file to find its header; a header longer than this (huge
@@ -426,20 +506,16 @@ pub(crate) fn read_wav_file_by_blocks(
         return Ok(None);
     };
     let range = header.data_range(path, file_len)?;
-    let width = header.encoding.bytes();
-    let mut samples = vec![0.0f32; range.len() / width];
-    samples
-        .par_chunks_mut(CONVERT_BLOCK)
-        .enumerate()
-        .try_for_each(|(block, out)| {
-            let mut bytes = vec![0u8; width * out.len()];
-            let offset = range.start + width * CONVERT_BLOCK * block;
-            file.read_exact_at(&mut bytes, offset as u64)?;
-            decode(header.encoding, header.big_endian, &bytes, out);
-            Ok(())
-        })
-        .map_err(io)?;
-    to_mono(samples, &header).map(Some)
+    let source = DataSource::File {
+        file,
+        start: range.start,
+        len: range.len(),
+    };
+    let samples = decode_to_mono(&header, &source).map_err(io)?;
+    Ok(Some(Waveform {
+        samples,
+        sample_rate_hz: header.sample_rate_hz,
+    }))
 }
 
 fn truncated(path: &Path, got: usize, declared: usize) -> Error {
