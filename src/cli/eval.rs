@@ -11,7 +11,7 @@ use phonrec::phones::{PhoneId, PhoneSet};
 use phonrec::recognize::plan_rounds;
 use serde_json::json;
 
-use super::common::{data_source, load_data, write_stdout, DataArgs, DecodeArgs};
+use super::common::{data_source, load_data, write_stdout, DataArgs, DecodeArgs, InputProgress};
 
 /// Score a model on labeled data: phone error rate and its breakdown.
 ///
@@ -53,6 +53,10 @@ pub struct EvalArgs {
     /// Number of confusions (and worst phones) to list.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+
+    /// Do not draw a progress bar (drawn on a terminal for more than a few seconds' work).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -72,14 +76,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|u| std::fs::metadata(&u.audio).map_or(0, |m| m.len()))
         .collect();
+    let mut progress = InputProgress::new(&sizes, args.quiet);
     let results: Vec<_> = plan_rounds(&sizes)
         .into_iter()
         .flat_map(|range| {
+            let round_bytes: u64 = sizes[range.clone()].iter().sum();
             let round = &data.utterances[range];
             let paths: Vec<&std::path::Path> = round.iter().map(|u| u.audio.as_path()).collect();
-            round.iter().zip(recognizer.transcribe_files(&paths))
+            let transcripts = recognizer.transcribe_files(&paths);
+            progress.advance(round.len(), round_bytes);
+            round.iter().zip(transcripts)
         })
         .collect();
+    progress.finish();
     let mut stats = PerStats::new();
     let mut failures = 0;
     let mut utterances = Vec::new();

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use super::choice::choice;
 use super::common::{
     error_chain, expand_inputs, manifest_inputs, no_audio_found, DecodeArgs, DereverbArg, Input,
+    InputProgress,
 };
 use super::shard::ShardArgs;
 
@@ -80,6 +81,11 @@ pub struct TranscribeArgs {
     /// `segments` around it.
     #[arg(long)]
     pub keep_sil: bool,
+
+    /// Do not draw a progress bar (drawn on a terminal for more than a few seconds' work: input of
+    /// 32 MB or 200 files and more).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// The file each input's output goes to under --output-dir: its utterance id or file stem, with the
@@ -202,7 +208,9 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             Input::Stdin(bytes) => bytes.len() as u64,
         })
         .collect();
+    let mut progress = InputProgress::new(&sizes, args.quiet);
     for range in plan_rounds(&sizes) {
+        let round_bytes: u64 = sizes[range.clone()].iter().sum();
         let round = &files[range];
         // Read the round's audio in parallel, then recognise it together: short files share
         // network batches.
@@ -228,34 +236,40 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
                 Ok(transcript)
             })
             .collect();
-        for result in results {
-            index += 1;
-            if let Ok(transcript) = &result {
-                dereverberated += usize::from(transcript.dereverberated);
-                if transcript.clipped_fraction > 0.0 {
-                    clipped += 1;
-                    most_clipped = most_clipped.max(transcript.clipped_fraction);
-                }
-            }
-            match result {
-                Ok(transcript) => match (&args.output_dir, &output_names) {
-                    (Some(_), Some(names_by_input)) => {
-                        let path = output_path(&names_by_input[index - 1])
-                            .context("an output folder without a file name")?;
-                        let mut bytes = Vec::new();
-                        write_transcript(args.format, &transcript, &names, &mut bytes)?;
-                        write_atomically(&path, &bytes)?;
+        // Printed with the progress bar out of the way.
+        progress.suspend(|| -> anyhow::Result<()> {
+            for result in results {
+                index += 1;
+                if let Ok(transcript) = &result {
+                    dereverberated += usize::from(transcript.dereverberated);
+                    if transcript.clipped_fraction > 0.0 {
+                        clipped += 1;
+                        most_clipped = most_clipped.max(transcript.clipped_fraction);
                     }
-                    _ => write_transcript(args.format, &transcript, &names, &mut out)?,
-                },
-                Err(error) => {
-                    failures += 1;
-                    eprintln!("phonrec: error: {}", error_chain(&error));
+                }
+                match result {
+                    Ok(transcript) => match (&args.output_dir, &output_names) {
+                        (Some(_), Some(names_by_input)) => {
+                            let path = output_path(&names_by_input[index - 1])
+                                .context("an output folder without a file name")?;
+                            let mut bytes = Vec::new();
+                            write_transcript(args.format, &transcript, &names, &mut bytes)?;
+                            write_atomically(&path, &bytes)?;
+                        }
+                        _ => write_transcript(args.format, &transcript, &names, &mut out)?,
+                    },
+                    Err(error) => {
+                        failures += 1;
+                        eprintln!("phonrec: error: {}", error_chain(&error));
+                    }
                 }
             }
-        }
-        out.flush()?;
+            out.flush()?;
+            Ok(())
+        })?;
+        progress.advance(round.len(), round_bytes);
     }
+    progress.finish();
     if clipped > 0 {
         // The user should know: the recordings were made with the input gain too high.
         eprintln!(
