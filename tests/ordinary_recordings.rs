@@ -1,6 +1,7 @@
 //! Ordinary recordings with the built-in model and its default decoding, through the real binary: the
 //! examples in audio/ padded with silence, or with silence and a faint noise floor, decode as the clips
-//! alone (within two edits per file and 4 % over all), with times in the padded file's timeline; files
+//! alone (within two edits per file and 4 % over all), with times in the padded file's timeline, and
+//! joined into one file by long pauses decode as the clips alone; files
 //! without speech (silence, coloured noise, mains hum) give at most one phone; recordings made with the
 //! input gain far too low or far too high (clipped) keep their phones; recordings made in a
 //! reverberant room are dereverberated (and said to be) and come out closer to the dry clips' phones
@@ -493,4 +494,50 @@ fn recordings_in_a_reverberant_room_are_dereverberated_and_come_closer_to_the_dr
         edits_auto < edits_off,
         "dereverberated {edits_auto} edits from the dry clips, not dereverberated {edits_off}"
     );
+}
+
+#[test]
+fn clips_joined_with_long_pauses_decode_as_the_clips_alone() {
+    // The three examples at 16 kHz joined by 4 s pauses in a faint floor: speech covers a third of
+    // the file, so each speech region is recognised again on its own (the regions sharing one
+    // network batch), as each clip is alone. Padding in the batch must not reach the outputs.
+    if !built_in_model_present() {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rate = 16_000u32;
+    let pause = vec![0.0f32; 4 * rate as usize];
+    let mut joined = pause.clone();
+    let mut clips = Vec::new();
+    for example in EXAMPLES {
+        let (samples, from) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(example));
+        let samples = phonrec::audio::resample(&samples, from, rate).expect("resampled");
+        let stem = Path::new(example).file_stem().unwrap().to_string_lossy();
+        let clip_path = dir.path().join(format!("{stem}_16k.wav"));
+        write_wav(&clip_path, &samples, rate);
+        clips.push(clip_path);
+        joined.extend_from_slice(&samples);
+        joined.extend_from_slice(&pause);
+    }
+    let floor = Noise(0x7A05).coloured(joined.len(), 1, -55.0);
+    let joined: Vec<f32> = joined.iter().zip(&floor).map(|(s, n)| s + n).collect();
+    let joined_path = dir.path().join("joined.wav");
+    write_wav(&joined_path, &joined, rate);
+    let mut files = clips.clone();
+    files.push(joined_path);
+    let records = transcribe(&files);
+    let alone: Vec<String> = records[..3]
+        .iter()
+        .flat_map(|(_, phones, _)| phones.clone())
+        .collect();
+    let (_, together, first_start) = &records[3];
+    let distance = edit_distance(&alone, together);
+    // Measured: 0 edits (the same phones as the clips alone); 2 leave room for another CPU's
+    // rounding.
+    assert!(
+        distance <= 2,
+        "joined: {together:?} is {distance} edits from the clips' {alone:?}"
+    );
+    assert!(first_start.expect("a first phone") >= 3.85);
 }

@@ -11,7 +11,7 @@ use symphonia::core::codecs::{
 };
 use symphonia::core::errors::Error as DecodeError;
 use symphonia::core::formats::FormatOptions;
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
@@ -70,10 +70,26 @@ const MAX_DECODED_SAMPLES: usize = (MAX_AUDIO_BYTES / 2) as usize;
 
 /// Decode a FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4 file held in memory.
 pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+    read_container_from(path, &|| Ok(Box::new(std::io::Cursor::new(bytes.to_vec()))))
+}
+
+/// [`read_container`] of a file, decoded as it is read from disk (its compressed bytes are never
+/// held whole: an hour of stereo FLAC is 124 MB, and was held twice).
+pub(crate) fn read_container_file(path: &Path) -> Result<Waveform> {
+    read_container_from(path, &|| {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(Box::new(file))
+    })
+}
+
+/// Where a container's bytes come from: opened anew for each decoding pass.
+type OpenSource<'a> = dyn Fn() -> Result<Box<dyn MediaSource>> + 'a;
+
+fn read_container_from(path: &Path, open: &OpenSource<'_>) -> Result<Waveform> {
     // Channels are averaged packet by packet: an hour of decoded stereo is never held whole.
     let mut mono = Vec::new();
     let mut mixdown: Option<Mixdown> = None;
-    let (rate, channels) = decode_stream(path, bytes, &mut |interleaved, channels| {
+    let (rate, channels) = decode_stream(path, open()?, &mut |interleaved, channels| {
         if channels == 1 {
             mono.extend_from_slice(interleaved);
         } else {
@@ -84,7 +100,7 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     if let Some(loudest) = mixdown.and_then(|m| m.cancelling_channel()) {
         // Rare (an inverted channel): decoding twice costs less than keeping every channel.
         mono.clear();
-        decode_stream(path, bytes, &mut |interleaved, _| {
+        decode_stream(path, open()?, &mut |interleaved, _| {
             mono.extend(interleaved.iter().skip(loudest).step_by(channels));
         })?;
     }
@@ -94,22 +110,19 @@ pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     })
 }
 
-/// Decode the stream in `bytes` packet by packet, handing `sink` each packet's interleaved samples
+/// Decode the stream in `source` packet by packet, handing `sink` each packet's interleaved samples
 /// at int16 scale and the channel count; the stream's rate and channel count once it has been
 /// checked whole (length, damaged packets).
 fn decode_stream(
     path: &Path,
-    bytes: &[u8],
+    source: Box<dyn MediaSource>,
     sink: &mut dyn FnMut(&[f32], usize),
 ) -> Result<(u32, usize)> {
     let malformed = |reason: String| Error::MalformedAudio {
         path: path.to_path_buf(),
         reason,
     };
-    let stream = MediaSourceStream::new(
-        Box::new(std::io::Cursor::new(bytes.to_vec())),
-        Default::default(),
-    );
+    let stream = MediaSourceStream::new(source, Default::default());
     let probed = symphonia::default::get_probe()
         .format(
             &Hint::new(),

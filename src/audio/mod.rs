@@ -164,6 +164,13 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
         if let Some(wave) = wav::read_wav_file_by_blocks(path, &file, meta.len())? {
             return checked(path, wave);
         }
+        // A large FLAC, MP3, ...: decoded as it is read, not read whole first.
+        let mut head = [0u8; 16];
+        let filled = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0)
+            .map_err(|e| Error::io(path, e))?;
+        if container::is_container(&head[..filled]) {
+            return checked(path, container::read_container_file(path)?);
+        }
     }
     // A regular file's size is known: one buffer of that size, not a growing one copied at every
     // doubling (streams start empty; the size is at most MAX_AUDIO_BYTES, checked above).

@@ -28,7 +28,7 @@ use crate::ctc::{
 };
 use crate::error::{Error, Result};
 use crate::features::{FeatureExtractor, FeaturePipeline};
-use crate::model::{FrameHead, Model};
+use crate::model::{Blstm, FrameHead, Model};
 use crate::phones::PhoneSet;
 
 /// How to decode.
@@ -493,38 +493,11 @@ impl Recognizer {
                 })
             })
             .collect();
-        let mut log_probs: Vec<Option<Array2<f32>>> = (0..prepared.len()).map(|_| None).collect();
-        // Short inputs by length, in groups of similar length (bounded padding).
-        let mut short: Vec<(usize, usize)> = prepared
+        let views: Vec<Option<ArrayView2<f32>>> = prepared
             .iter()
-            .enumerate()
-            .filter_map(|(i, p)| p.as_ref().ok().map(|p| (i, p.features.nrows())))
-            .filter(|&(_, frames)| network.fits_one_window(frames))
+            .map(|p| p.as_ref().ok().map(|p| p.features.view()))
             .collect();
-        short.sort_by_key(|&(_, frames)| frames);
-        let mut start = 0;
-        while start < short.len() {
-            let limit = short[start].1 + short[start].1 / 4 + BATCH_SLACK_FRAMES;
-            let end = (start..short.len())
-                .take(MAX_BATCH_FILES)
-                .take_while(|&j| {
-                    short[j].1 <= limit && (j - start + 1) * short[j].1 <= MAX_BATCH_FRAMES
-                })
-                .last()
-                .map_or(start + 1, |j| j + 1);
-            let group = &short[start..end];
-            let views: Vec<ArrayView2<f32>> = group
-                .iter()
-                .filter_map(|&(i, _)| prepared[i].as_ref().ok().map(|p| p.features.view()))
-                .collect();
-            // A batch that fails leaves its files to run alone, each reporting its own error.
-            if let Ok(outputs) = network.log_probs_batch(&views) {
-                for (&(i, _), output) in group.iter().zip(outputs) {
-                    log_probs[i] = Some(output);
-                }
-            }
-            start = end;
-        }
+        let log_probs = batched_short_log_probs(network, &views);
         prepared
             .into_par_iter()
             .zip(log_probs)
@@ -704,16 +677,44 @@ impl Recognizer {
             .find(|(warp, _)| *warp == vtln_warp)
             .map_or(self.model.features(), |(_, p)| p);
         let network = self.model.network();
-        for &(start, end) in regions {
-            let end = end.min(total);
-            let first = (start * hop).min(wave.samples.len());
-            let last = (end * hop).min(wave.samples.len());
-            let features = pipeline.compute(&wave.samples[first..last]);
-            let region = network.log_probs_windowed(features.view())?;
-            let rows = region.nrows().min(end - start);
-            log_probs
-                .slice_mut(s![start..start + rows, ..])
-                .assign(&region.slice(s![..rows, ..]));
+        // Regions a chunk at a time (features of at most ISOLATE_CHUNK_FRAMES frames held at
+        // once), their features in parallel, the short ones sharing network batches: one by one
+        // at batch 1, the sparse speech of an hour-long recording took 10 s of its 28.
+        let frames_per_step = hop / self.model.features().options().frame().window_shift();
+        let mut next = 0;
+        while next < regions.len() {
+            let mut frames = 0;
+            let chunk_end = (next..regions.len())
+                .take_while(|&r| {
+                    frames += (regions[r].1 - regions[r].0) * frames_per_step;
+                    r == next || frames <= ISOLATE_CHUNK_FRAMES
+                })
+                .last()
+                .map_or(next + 1, |r| r + 1);
+            let chunk = &regions[next..chunk_end];
+            let features: Vec<Array2<f32>> = chunk
+                .par_iter()
+                .map(|&(start, end)| {
+                    let first = (start * hop).min(wave.samples.len());
+                    let last = (end.min(total) * hop).min(wave.samples.len());
+                    pipeline.compute(&wave.samples[first..last])
+                })
+                .collect();
+            let views: Vec<Option<ArrayView2<f32>>> =
+                features.iter().map(|f| Some(f.view())).collect();
+            let batched = batched_short_log_probs(network, &views);
+            for ((&(start, end), features), region) in chunk.iter().zip(&features).zip(batched) {
+                let region = match region {
+                    Some(region) => region,
+                    None => network.log_probs_windowed(features.view())?,
+                };
+                let end = end.min(total);
+                let rows = region.nrows().min(end - start);
+                log_probs
+                    .slice_mut(s![start..start + rows, ..])
+                    .assign(&region.slice(s![..rows, ..]));
+            }
+            next = chunk_end;
         }
         Ok(())
     }
@@ -832,6 +833,9 @@ pub fn plan_rounds(sizes: &[u64]) -> Vec<std::ops::Range<usize>> {
 /// (padding is computed for nothing).
 const BATCH_SLACK_FRAMES: usize = 20;
 
+/// Feature frames of isolated regions computed at once (10 minutes at 10 ms).
+const ISOLATE_CHUNK_FRAMES: usize = 60_000;
+
 /// A recording's regions are recognised alone only when at least this many seconds lie outside
 /// them: the pass exists for short speech in long silence or floor, and a short clip's own edges
 /// (a digit in 0.7 s) hold too little non-speech to dominate it. Cutting such a clip to its region
@@ -843,6 +847,48 @@ const ISOLATE_MIN_NON_SPEECH_S: f64 = 1.0;
 const VTLN_ESTIMATE_S: f64 = 30.0;
 
 /// Mean over frames of the largest log-probability: the greedy path's log-likelihood per frame.
+/// Log-posteriors of the inputs that fit one network window, run in padded batches of similar
+/// length (sorted, each batch's longest at most a quarter longer than its shortest, bounded in
+/// inputs and frames): a batched step reads each weight once for all its inputs. `None` for the
+/// others (long inputs, missing ones, a batch that failed), which the caller runs alone (each then
+/// reporting its own error). Outputs equal one-by-one runs up to float rounding in the products.
+fn batched_short_log_probs(
+    network: &Blstm,
+    inputs: &[Option<ArrayView2<f32>>],
+) -> Vec<Option<Array2<f32>>> {
+    let mut log_probs: Vec<Option<Array2<f32>>> = (0..inputs.len()).map(|_| None).collect();
+    let mut short: Vec<(usize, usize)> = inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, features)| features.as_ref().map(|f| (i, f.nrows())))
+        .filter(|&(_, frames)| network.fits_one_window(frames))
+        .collect();
+    short.sort_by_key(|&(_, frames)| frames);
+    let mut start = 0;
+    while start < short.len() {
+        let limit = short[start].1 + short[start].1 / 4 + BATCH_SLACK_FRAMES;
+        let end = (start..short.len())
+            .take(MAX_BATCH_FILES)
+            .take_while(|&j| {
+                short[j].1 <= limit && (j - start + 1) * short[j].1 <= MAX_BATCH_FRAMES
+            })
+            .last()
+            .map_or(start + 1, |j| j + 1);
+        let group = &short[start..end];
+        let views: Vec<ArrayView2<f32>> = group
+            .iter()
+            .filter_map(|&(i, _)| inputs[i].as_ref().map(|f| f.view()))
+            .collect();
+        if let Ok(outputs) = network.log_probs_batch(&views) {
+            for (&(i, _), output) in group.iter().zip(outputs) {
+                log_probs[i] = Some(output);
+            }
+        }
+        start = end;
+    }
+    log_probs
+}
+
 fn mean_best_path_log_prob(log_probs: ArrayView2<f32>) -> f32 {
     if log_probs.nrows() == 0 {
         return f32::NEG_INFINITY;
