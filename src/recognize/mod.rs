@@ -846,7 +846,6 @@ const ISOLATE_MIN_NON_SPEECH_S: f64 = 1.0;
 /// Seconds of audio at the start of a file on which the VTLN warp factor is chosen.
 const VTLN_ESTIMATE_S: f64 = 30.0;
 
-/// Mean over frames of the largest log-probability: the greedy path's log-likelihood per frame.
 /// Log-posteriors of the inputs that fit one network window, run in padded batches of similar
 /// length (sorted, each batch's longest at most a quarter longer than its shortest, bounded in
 /// inputs and frames): a batched step reads each weight once for all its inputs. `None` for the
@@ -889,6 +888,7 @@ fn batched_short_log_probs(
     log_probs
 }
 
+/// Mean over frames of the largest log-probability: the greedy path's log-likelihood per frame.
 fn mean_best_path_log_prob(log_probs: ArrayView2<f32>) -> f32 {
     if log_probs.nrows() == 0 {
         return f32::NEG_INFINITY;
