@@ -541,3 +541,43 @@ fn clips_joined_with_long_pauses_decode_as_the_clips_alone() {
     );
     assert!(first_start.expect("a first phone") >= 3.85);
 }
+
+#[test]
+fn an_all_but_silent_recording_gets_a_note_and_a_noise_recording_does_not() {
+    // Empty output from a muted microphone should say why; empty output from a recording of noise
+    // is simply right.
+    if !built_in_model_present() {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rate = 16_000u32;
+    let len = 5 * rate as usize;
+    let mut noise = Noise(0xBEEF);
+    // Dither of ±1 step, as sox writes silence, and pink noise at −30 dBFS.
+    let dither: Vec<f32> = noise
+        .coloured(len, 0, -90.0)
+        .iter()
+        .map(|x| x.signum() * f32::from(x.abs() > 0.5))
+        .collect();
+    for (name, samples, noted) in [
+        ("muted", dither, true),
+        ("pink", noise.coloured(len, 1, -30.0), false),
+    ] {
+        let path = dir.path().join(format!("{name}.wav"));
+        write_wav(&path, &samples, rate);
+        let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
+            .arg("transcribe")
+            .arg(&path)
+            .output()
+            .expect("the binary runs");
+        assert!(output.status.success());
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.trim_end().ends_with(".wav"),
+            "{name}: phones where none were said: {stdout}"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.contains("all but silent"), noted, "{name}: {stderr}");
+    }
+}

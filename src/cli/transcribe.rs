@@ -88,6 +88,11 @@ pub struct TranscribeArgs {
     pub quiet: bool,
 }
 
+/// A recording without phones whose loudest sample is below this (dBFS) gets a note: speech
+/// recorded even 40 dB too quietly peaks above it (the built-in model still recognises speech
+/// peaking at −64 dBFS), and no microphone's own noise floor stays below it.
+const NEARLY_SILENT_DBFS: f32 = -70.0;
+
 /// The file each input's output goes to under --output-dir: its utterance id or file stem, with the
 /// format's extension; two inputs that would share a name are an error.
 fn output_names(inputs: &[Input]) -> anyhow::Result<Vec<PathBuf>> {
@@ -197,6 +202,8 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let (mut clipped, mut most_clipped) = (0usize, 0f32);
     // Files whose late reverberation was removed.
     let mut dereverberated = 0usize;
+    // Files with no phones whose loudest sample is far below any microphone's noise floor.
+    let mut nearly_silent = 0usize;
     // Files are recognised a round at a time (short ones sharing network batches), their results
     // printed in input order as each round ends.
     let sizes: Vec<u64> = files
@@ -242,6 +249,9 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
                 index += 1;
                 if let Ok(transcript) = &result {
                     dereverberated += usize::from(transcript.dereverberated);
+                    if transcript.spans.is_empty() && transcript.peak_dbfs < NEARLY_SILENT_DBFS {
+                        nearly_silent += 1;
+                    }
                     if transcript.clipped_fraction > 0.0 {
                         clipped += 1;
                         most_clipped = most_clipped.max(transcript.clipped_fraction);
@@ -286,6 +296,15 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             "phonrec: note: {dereverberated} of {} files sounded reverberant (recorded in a room, \
              away from the microphone) and had their late reverberation removed before \
              recognition (--dereverb off skips this)",
+            files.len()
+        );
+    }
+    if nearly_silent > 0 {
+        // Empty output with no reason given looks like a broken recogniser.
+        eprintln!(
+            "phonrec: note: {nearly_silent} of {} files gave no phones and are all but silent \
+             (their loudest sample below {NEARLY_SILENT_DBFS} dBFS): a muted microphone, or the \
+             input gain far too low",
             files.len()
         );
     }

@@ -139,13 +139,18 @@ pub struct Transcript {
     pub clipped_fraction: f32,
     /// Whether late reverberation was removed before recognition ([`RecognizerOptions::dereverb`]).
     pub dereverberated: bool,
+    /// The recording's loudest sample as read, dB relative to full scale (−∞ for digital
+    /// silence): with no phones, a level far below any microphone's noise floor tells a muted input
+    /// or a gain set far too low from a recording without speech.
+    pub peak_dbfs: f32,
 }
 
-/// What was repaired in a recording before its features (see [`Transcript`]).
+/// What was measured and repaired in a recording before its features (see [`Transcript`]).
 #[derive(Clone, Copy, Debug, Default)]
 struct Repairs {
     clipped_fraction: f32,
     dereverberated: bool,
+    peak_dbfs: f32,
 }
 
 /// Everything one pass of the recogniser computed for a recording: the audio it heard, the network's
@@ -396,7 +401,11 @@ impl Recognizer {
     /// the predictor's length in frames is the same for every input rate.
     fn prepare(&self, mut wave: Waveform) -> Result<(Waveform, Repairs)> {
         check_wave(&wave)?;
-        let mut repairs = Repairs::default();
+        let peak = wave.samples.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+        let mut repairs = Repairs {
+            peak_dbfs: 20.0 * (peak / crate::audio::INT16_SCALE).log10(),
+            ..Repairs::default()
+        };
         if self.repair_clipping {
             let repair = repair_clipping(&mut wave.samples);
             repairs.clipped_fraction = repair.samples as f32 / wave.samples.len().max(1) as f32;
@@ -604,6 +613,7 @@ impl Recognizer {
                 segments,
                 clipped_fraction: repairs.clipped_fraction,
                 dereverberated: repairs.dereverberated,
+                peak_dbfs: repairs.peak_dbfs,
             },
         })
     }
