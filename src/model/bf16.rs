@@ -779,7 +779,7 @@ mod amx {
             if !super::native() {
                 return false;
             }
-            if let Ok(wanted) = std::env::var(KERNEL_ENV) {
+            if let Some(wanted) = std::env::var(KERNEL_ENV).ok().filter(|v| !v.is_empty()) {
                 if !wanted.eq_ignore_ascii_case("amx") {
                     return false;
                 }

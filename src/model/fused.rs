@@ -334,6 +334,13 @@ fn forward_prepared(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (hidden, inputs) = (prepared.hidden, prepared.inputs);
     let (rows, h4) = (steps * batch, 4 * hidden);
+    if !save {
+        return (
+            forward_inference(prepared, input, steps, batch, lengths),
+            Vec::new(),
+            Vec::new(),
+        );
+    }
     // gates_d = x · W_ih,dᵀ, direction-major (the bias is added in the cell update). Each direction's
     // projection runs on the core that then runs its recurrence: two single-threaded products at once
     // are a little faster than two two-threaded ones in turn.
@@ -388,6 +395,71 @@ fn forward_prepared(
         );
     }
     (out, gates, cells)
+}
+
+/// Steps whose input projections inference computes at a time, per direction: the gates of a
+/// whole sequence (four windows of a long file: 139 MB with the default model) are never held, only
+/// these (1.3 MB at batch 4), which the recurrence then reads from cache. A multiple of 32 rows at
+/// any batch, so the products tile the rows as one product over the whole sequence does: the
+/// same outputs to the bit.
+pub(crate) const PROJECTION_CHUNK_STEPS: usize = 64;
+
+/// [`forward_prepared`] without saving anything for a backward pass: each direction projects its
+/// input [`PROJECTION_CHUNK_STEPS`] steps at a time, in its own order, and runs the recurrence over
+/// them before projecting the next.
+fn forward_inference(
+    prepared: &PreparedLayer,
+    input: &[f32],
+    steps: usize,
+    batch: usize,
+    lengths: &[usize],
+) -> Vec<f32> {
+    let (hidden, inputs) = (prepared.hidden, prepared.inputs);
+    let h4 = 4 * hidden;
+    let mut out = vec![0f32; steps * batch * 2 * hidden];
+    let (mut out_forward, mut out_backward): (Vec<&mut [f32]>, Vec<&mut [f32]>) = out
+        .chunks_exact_mut(2 * hidden)
+        .map(|row| row.split_at_mut(hidden))
+        .unzip();
+    let (bias_f, bias_b) = prepared.biases.split_at(h4);
+    let direction = |d: usize, bias: &[f32], out: &mut [&mut [f32]]| {
+        let reverse = d == 1;
+        let chunks = steps.div_ceil(PROJECTION_CHUNK_STEPS);
+        let mut gates = vec![0f32; PROJECTION_CHUNK_STEPS.min(steps) * batch * h4];
+        let mut recurrence = Recurrence::new(batch, hidden);
+        for i in 0..chunks {
+            let chunk = if reverse { chunks - 1 - i } else { i };
+            let first = chunk * PROJECTION_CHUNK_STEPS;
+            let span = first..(first + PROJECTION_CHUNK_STEPS).min(steps);
+            let rows = span.len() * batch;
+            let block = &mut gates[..rows * h4];
+            prepared.input_weights[d].matmul_rows(
+                1,
+                rows,
+                &input[first * batch * inputs..(first * batch + rows) * inputs],
+                inputs,
+                block,
+                h4,
+                false,
+            );
+            recurrence.run(
+                block,
+                span,
+                &prepared.recurrent_weights[d],
+                bias,
+                reverse,
+                lengths,
+                out,
+                None,
+            );
+        }
+    };
+    // One direction per core.
+    both_directions(
+        || direction(1, bias_b, &mut out_backward),
+        || direction(0, bias_f, &mut out_forward),
+    );
+    out
 }
 
 /// One bidirectional layer for inference with weights prepared once: `input` `[steps·batch, inputs]`
@@ -545,42 +617,100 @@ fn run_forward(
     hidden: usize,
     lengths: &[usize],
     out: &mut [&mut [f32]],
-    mut cells_saved: Option<&mut [f32]>,
+    cells_saved: Option<&mut [f32]>,
 ) {
-    let h4 = 4 * hidden;
-    // gates += h_{t−1} · W_hhᵀ (W_hh packed for that product, see `PreparedLayer`).
-    let mut h_prev = vec![0f32; batch * hidden];
-    let mut c_prev = vec![0f32; batch * hidden];
-    let mut scratch = Vec::new();
-    for s in 0..steps {
-        let t = if reverse { steps - 1 - s } else { s };
-        let step_gates = &mut gates[t * batch * h4..(t + 1) * batch * h4];
-        // Alternating the panel order keeps most of W_hh in L2 from one step to the next.
-        let backwards = s % 2 == 1;
-        weight_hh.matmul_step(
-            &h_prev,
-            hidden,
+    let mut state = Recurrence::new(batch, hidden);
+    state.run(
+        gates,
+        0..steps,
+        weight_hh,
+        bias,
+        reverse,
+        lengths,
+        out,
+        cells_saved,
+    );
+}
+
+/// One direction's recurrent state between runs over consecutive stretches of steps.
+struct Recurrence {
+    batch: usize,
+    hidden: usize,
+    h_prev: Vec<f32>,
+    c_prev: Vec<f32>,
+    /// The step product's conversion buffer (bf16 and int8 weights).
+    scratch: Vec<u32>,
+    /// Steps run so far (the panel order alternates with it).
+    done: usize,
+}
+
+impl Recurrence {
+    fn new(batch: usize, hidden: usize) -> Self {
+        Recurrence {
             batch,
-            step_gates,
-            h4,
-            backwards,
-            &mut scratch,
-        );
-        for b in 0..batch {
-            let out_row = &mut *out[t * batch + b];
-            let h = &mut h_prev[b * hidden..(b + 1) * hidden];
-            let c = &mut c_prev[b * hidden..(b + 1) * hidden];
-            let g = &mut step_gates[b * h4..(b + 1) * h4];
-            if t >= lengths[b] {
-                h.fill(0.0);
-                c.fill(0.0);
-                out_row.fill(0.0);
-                g.fill(0.0);
+            hidden,
+            h_prev: vec![0f32; batch * hidden],
+            c_prev: vec![0f32; batch * hidden],
+            scratch: Vec::new(),
+            done: 0,
+        }
+    }
+
+    /// [`run_forward`] over the steps `span` only (the next ones in the direction's order):
+    /// `gates` holds their projections, `[span.len()·batch, 4H]`; `out` and `cells_saved` are
+    /// indexed by the whole sequence's rows.
+    #[allow(clippy::too_many_arguments)] // as run_forward
+    fn run(
+        &mut self,
+        gates: &mut [f32],
+        span: std::ops::Range<usize>,
+        weight_hh: &Packed,
+        bias: &[f32],
+        reverse: bool,
+        lengths: &[usize],
+        out: &mut [&mut [f32]],
+        mut cells_saved: Option<&mut [f32]>,
+    ) {
+        let (batch, hidden) = (self.batch, self.hidden);
+        let h4 = 4 * hidden;
+        for s in 0..span.len() {
+            let t = if reverse {
+                span.end - 1 - s
             } else {
-                cell_forward(g, bias, c, h, out_row);
-            }
-            if let Some(saved) = cells_saved.as_deref_mut() {
-                saved[(t * batch + b) * hidden..(t * batch + b + 1) * hidden].copy_from_slice(c);
+                span.start + s
+            };
+            let local = t - span.start;
+            let step_gates = &mut gates[local * batch * h4..(local + 1) * batch * h4];
+            // gates += h_{t−1} · W_hhᵀ (W_hh packed for that product, see `PreparedLayer`).
+            // Alternating the panel order keeps most of W_hh in L2 from one step to the next.
+            let backwards = self.done % 2 == 1;
+            self.done += 1;
+            weight_hh.matmul_step(
+                &self.h_prev,
+                hidden,
+                batch,
+                step_gates,
+                h4,
+                backwards,
+                &mut self.scratch,
+            );
+            for b in 0..batch {
+                let out_row = &mut *out[t * batch + b];
+                let h = &mut self.h_prev[b * hidden..(b + 1) * hidden];
+                let c = &mut self.c_prev[b * hidden..(b + 1) * hidden];
+                let g = &mut step_gates[b * h4..(b + 1) * h4];
+                if t >= lengths[b] {
+                    h.fill(0.0);
+                    c.fill(0.0);
+                    out_row.fill(0.0);
+                    g.fill(0.0);
+                } else {
+                    cell_forward(g, bias, c, h, out_row);
+                }
+                if let Some(saved) = cells_saved.as_deref_mut() {
+                    saved[(t * batch + b) * hidden..(t * batch + b + 1) * hidden]
+                        .copy_from_slice(c);
+                }
             }
         }
     }

@@ -41,9 +41,10 @@ pub fn simd_level() -> SimdLevel {
     static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
     *LEVEL.get_or_init(|| {
         let detected = detected_simd_level();
-        match std::env::var(KERNEL_ENV) {
-            Err(_) => detected,
-            Ok(wanted) => {
+        // Set but empty (`PHONREC_KERNEL= phonrec ...`) counts as unset.
+        match std::env::var(KERNEL_ENV).ok().filter(|v| !v.is_empty()) {
+            None => detected,
+            Some(wanted) => {
                 let wanted = match wanted.to_ascii_lowercase().as_str() {
                     // `amx` adds AMX tiles to AVX-512 for bf16 products (`bf16`); `avx512` leaves them out.
                     "avx512" | "amx" => SimdLevel::Avx512,

@@ -719,6 +719,39 @@ mod tests {
     }
 
     #[test]
+    fn inference_projecting_in_chunks_gives_the_training_pass_to_the_bit() -> Result<()> {
+        // Inference projects each direction's input a chunk of steps at a time; a network being
+        // trained (its weights variables) projects the whole sequence at once. Sequences several
+        // chunks long, of different lengths in one batch, must come out the same.
+        for stack in [1, 2] {
+            let (training, vars) = Blstm::trainable(&config(stack), &InitOptions::default())?;
+            let tensors: std::collections::HashMap<String, Tensor> = vars
+                .data()
+                .lock()
+                .map_err(|_| Error::Shape("poisoned".into()))?
+                .iter()
+                .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+                .collect();
+            let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+            let mut loaded = Blstm::new(&config(stack), vb)?;
+            loaded.prepare_for_inference()?;
+            let chunk = crate::model::fused::PROJECTION_CHUNK_STEPS;
+            let inputs: Vec<Array2<f32>> = [3 * chunk + 5, 70, 2 * chunk, 1]
+                .iter()
+                .enumerate()
+                .map(|(seed, &frames)| features(seed as u64 + 50, frames * stack, 5))
+                .collect();
+            let views: Vec<ArrayView2<f32>> = inputs.iter().map(|f| f.view()).collect();
+            assert_eq!(
+                loaded.log_probs_batch(&views)?,
+                training.log_probs_batch(&views)?,
+                "stack {stack}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
     fn log_probs_are_normalised_and_shaped() -> Result<()> {
         for stack in [1, 3] {
             let (network, _vars) = Blstm::trainable(&config(stack), &InitOptions::default())?;
