@@ -397,15 +397,24 @@ fn forward_prepared(
     (out, gates, cells)
 }
 
-/// Steps whose input projections inference computes at a time, per direction: the gates of a
-/// whole sequence (four windows of a long file: 139 MB with the default model) are never held, only
-/// these (1.3 MB at batch 4), which the recurrence then reads from cache. A multiple of 32 rows at
-/// any batch, so the products tile the rows as one product over the whole sequence does: the
-/// same outputs to the bit.
-pub(crate) const PROJECTION_CHUNK_STEPS: usize = 64;
+/// Steps whose input projections inference computes at a time, per direction, at batches of 8
+/// and more (at smaller batches as many more as keep 512 rows a product: at batch 1, 64-row
+/// products ran shape A at T = 1000 4 % slower, re-reading `W_ih` for every few rows). The gates of
+/// a whole sequence (four windows of a long file: 139 MB with the default model) are never held,
+/// only these (2.6 MB at batch 4), which the recurrence then reads from cache. Always a multiple of
+/// 64 rows, so the products tile the rows as one product over the whole sequence does: the same
+/// outputs to the bit.
+const PROJECTION_CHUNK_STEPS: usize = 64;
+const PROJECTION_CHUNK_ROWS: usize = 512;
+
+/// Steps a chunk of [`forward_inference`] holds at `batch`.
+pub(crate) fn projection_chunk_steps(batch: usize) -> usize {
+    PROJECTION_CHUNK_STEPS
+        * (PROJECTION_CHUNK_ROWS / (PROJECTION_CHUNK_STEPS * batch.max(1))).max(1)
+}
 
 /// [`forward_prepared`] without saving anything for a backward pass: each direction projects its
-/// input [`PROJECTION_CHUNK_STEPS`] steps at a time, in its own order, and runs the recurrence over
+/// input [`projection_chunk_steps`] steps at a time, in its own order, and runs the recurrence over
 /// them before projecting the next.
 fn forward_inference(
     prepared: &PreparedLayer,
@@ -424,13 +433,14 @@ fn forward_inference(
     let (bias_f, bias_b) = prepared.biases.split_at(h4);
     let direction = |d: usize, bias: &[f32], out: &mut [&mut [f32]]| {
         let reverse = d == 1;
-        let chunks = steps.div_ceil(PROJECTION_CHUNK_STEPS);
-        let mut gates = vec![0f32; PROJECTION_CHUNK_STEPS.min(steps) * batch * h4];
+        let chunk_steps = projection_chunk_steps(batch);
+        let chunks = steps.div_ceil(chunk_steps);
+        let mut gates = vec![0f32; chunk_steps.min(steps) * batch * h4];
         let mut recurrence = Recurrence::new(batch, hidden);
         for i in 0..chunks {
             let chunk = if reverse { chunks - 1 - i } else { i };
-            let first = chunk * PROJECTION_CHUNK_STEPS;
-            let span = first..(first + PROJECTION_CHUNK_STEPS).min(steps);
+            let first = chunk * chunk_steps;
+            let span = first..(first + chunk_steps).min(steps);
             let rows = span.len() * batch;
             let block = &mut gates[..rows * h4];
             prepared.input_weights[d].matmul_rows(

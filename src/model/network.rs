@@ -735,7 +735,8 @@ mod tests {
             let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
             let mut loaded = Blstm::new(&config(stack), vb)?;
             loaded.prepare_for_inference()?;
-            let chunk = crate::model::fused::PROJECTION_CHUNK_STEPS;
+            // Four sequences: chunks of this many steps.
+            let chunk = crate::model::fused::projection_chunk_steps(4);
             let inputs: Vec<Array2<f32>> = [3 * chunk + 5, 70, 2 * chunk, 1]
                 .iter()
                 .enumerate()
