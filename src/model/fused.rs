@@ -540,8 +540,8 @@ struct FusedLayerOp {
     precision: Precision,
     /// The layer reads the features: its input projection stays f32 (as in [`PreparedLayer::new`]).
     reads_features: bool,
-    /// Keep activations for a backward pass (false for inference, which then keeps only the gates
-    /// buffer, O(frames × hidden), and per direction O(batch × hidden) of state).
+    /// Keep activations for a backward pass (false for inference, which then keeps per direction
+    /// only one chunk of gates, [`projection_chunk_steps`], and O(batch × hidden) of state).
     save: bool,
     saved: Mutex<Option<Saved>>,
 }
