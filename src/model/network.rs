@@ -679,20 +679,24 @@ mod tests {
         Ok(())
     }
 
+    /// The network of `vars` as a loaded model holds it: plain tensors, not variables.
+    fn loaded_copy(vars: &VarMap, stack: usize) -> Result<Blstm> {
+        let tensors: std::collections::HashMap<String, Tensor> = vars
+            .data()
+            .lock()
+            .map_err(|_| Error::Shape("poisoned".into()))?
+            .iter()
+            .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+            .collect();
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        Ok(Blstm::new(&config(stack), vb)?)
+    }
+
     #[test]
     fn weights_prepared_once_give_exactly_what_packing_per_call_gives() -> Result<()> {
         for stack in [1, 2] {
-            // A loaded model's network: plain tensors, not variables.
             let (_, vars) = Blstm::trainable(&config(stack), &InitOptions::default())?;
-            let tensors: std::collections::HashMap<String, Tensor> = vars
-                .data()
-                .lock()
-                .map_err(|_| Error::Shape("poisoned".into()))?
-                .iter()
-                .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
-                .collect();
-            let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-            let mut network = Blstm::new(&config(stack), vb)?;
+            let mut network = loaded_copy(&vars, stack)?;
             let inputs: Vec<Array2<f32>> = [23, 7, 16, 1]
                 .iter()
                 .enumerate()
@@ -725,15 +729,7 @@ mod tests {
         // chunks long, of different lengths in one batch, must come out the same.
         for stack in [1, 2] {
             let (training, vars) = Blstm::trainable(&config(stack), &InitOptions::default())?;
-            let tensors: std::collections::HashMap<String, Tensor> = vars
-                .data()
-                .lock()
-                .map_err(|_| Error::Shape("poisoned".into()))?
-                .iter()
-                .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
-                .collect();
-            let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-            let mut loaded = Blstm::new(&config(stack), vb)?;
+            let mut loaded = loaded_copy(&vars, stack)?;
             loaded.prepare_for_inference()?;
             // Four sequences: chunks of this many steps.
             let chunk = crate::model::fused::projection_chunk_steps(4);

@@ -690,7 +690,7 @@ impl Recognizer {
         // Regions a chunk at a time (features of at most ISOLATE_CHUNK_FRAMES frames held at
         // once), their features in parallel, the short ones sharing network batches: one by one
         // at batch 1, the sparse speech of an hour-long recording took 10 s of its 28.
-        let frames_per_step = hop / self.model.features().options().frame().window_shift();
+        let frames_per_step = network.config().stack_frames.max(1);
         let mut next = 0;
         while next < regions.len() {
             let mut frames = 0;
