@@ -3,7 +3,7 @@
 //! The pipeline, one module per stage, data flowing one way:
 //!
 //! ```text
-//! audio     WAV / SPHERE / FLAC / Ogg / MP3 file -> mono f32 samples (int16 scale) at the model's rate
+//! audio     WAV / SPHERE / .au / FLAC / MP3 file -> mono f32 samples (int16 scale) at the model's rate
 //! features  samples -> Kaldi-compatible log-mel filterbank / MFCC frames [frames, dims] (+ deltas, CMVN)
 //! model     frames -> deep bidirectional LSTM -> log-posteriors [frames, phones + blank]
 //! ctc       log-posteriors -> phone sequence with timestamps and confidences (and the training loss)

@@ -579,5 +579,19 @@ fn an_all_but_silent_recording_gets_a_note_and_a_noise_recording_does_not() {
         );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.contains("all but silent"), noted, "{name}: {stderr}");
+        // JSON output gives the peak the note is decided on: ±1 step is −90.3 dBFS.
+        let json = Command::new(env!("CARGO_BIN_EXE_phonrec"))
+            .args(["transcribe", "--format", "json"])
+            .arg(&path)
+            .output()
+            .expect("the binary runs");
+        let record: serde_json::Value =
+            serde_json::from_slice(&json.stdout).expect("one JSON record");
+        let peak = record["peak_dbfs"].as_f64().expect("a peak level");
+        if noted {
+            assert_eq!(peak, -90.3, "{name}");
+        } else {
+            assert!((-30.0..0.0).contains(&peak), "{name}: peak {peak} dBFS");
+        }
     }
 }

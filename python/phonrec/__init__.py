@@ -13,7 +13,7 @@ module. Phones are lowercase ARPAbet (the 39 of the TIMIT folding), or IPA with 
     >>> fbank = phonrec.features("speech.wav")        # 80 log-mel bins, as `phonrec features`
 
 Audio is any of: a path (``str`` or ``os.PathLike``) to a WAV (8–32-bit PCM, 32/64-bit float, µ-law,
-A-law), NIST SPHERE, FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4/M4A file; the bytes of such a file (``bytes``, ``bytearray``,
+A-law), NIST SPHERE, Sun .au, FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4/M4A file; the bytes of such a file (``bytes``, ``bytearray``,
 ``memoryview`` or a binary file object); or a numpy array of samples with its ``sample_rate``: 1-D
 (mono) or 2-D ``(samples, channels)`` (channels are averaged), of dtype float32/float64 (full scale
 ±1), int16, int32, uint8 (8-bit WAV: zero at 128) or int8. Audio at any rate from 8 to 96 kHz is
@@ -96,6 +96,9 @@ class Transcript:
             :class:`Recognizer`: by default when the recording is measured reverberant).
         vtln_warp: The mel warp factor the recording was decoded with (``vtln=True`` of
             :class:`Recognizer` chooses one per recording; 1.0 without VTLN).
+        peak_dbfs: The loudest sample as read, in dB relative to full scale (``None`` for digital
+            silence). A transcript without phones and a peak far below any microphone's noise floor
+            (under about -70) means a muted input or a gain set far too low, not a lack of speech.
     """
 
     phones: List[Phone]
@@ -105,6 +108,7 @@ class Transcript:
     clipped: float = 0.0
     dereverberated: bool = False
     vtln_warp: float = 1.0
+    peak_dbfs: Optional[float] = None
 
     @property
     def labels(self) -> List[str]:
@@ -304,9 +308,16 @@ def _phones(items: Sequence[Tuple[str, float, float, float]]) -> List[Phone]:
 
 
 def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
-    duration, phones, segments, clipped, dereverberated, vtln_warp = raw
+    duration, phones, segments, clipped, dereverberated, vtln_warp, peak_dbfs = raw
     return Transcript(
-        _phones(phones), duration, list(segments), source, clipped, dereverberated, vtln_warp
+        _phones(phones),
+        duration,
+        list(segments),
+        source,
+        clipped,
+        dereverberated,
+        vtln_warp,
+        peak_dbfs,
     )
 
 

@@ -25,7 +25,7 @@ __all__ = [
     "__version__",
 ]
 
-#: Audio: a path to a WAV/SPHERE/FLAC/Ogg/MP3 file, the bytes of one (or a binary file object), or a
+#: Audio: a path to a WAV/SPHERE/.au/FLAC/Ogg/MP3 file, the bytes of one (or a binary file object), or a
 #: numpy array of samples [samples] or [samples, channels] (float32/float64 in ±1, int16, int32,
 #: uint8, int8) with its sample_rate.
 AudioInput = Union[
@@ -61,6 +61,7 @@ class Transcript:
     clipped: float = 0.0
     dereverberated: bool = False
     vtln_warp: float = 1.0
+    peak_dbfs: Optional[float] = None
     @property
     def labels(self) -> List[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...

@@ -149,7 +149,7 @@ fn detached<T: Send>(
 enum Audio<'a> {
     /// An audio file, read (and its errors named) by path.
     File(PathBuf),
-    /// The bytes of an audio file (WAV, SPHERE, FLAC, Ogg Vorbis, MP3, AIFF, CAF, MP4/M4A).
+    /// The bytes of an audio file (WAV, SPHERE, .au, FLAC, Ogg Vorbis, MP3, AIFF, CAF, MP4/M4A).
     Bytes(&'a [u8]),
     /// Samples from an array, already mono at int16 scale.
     Wave(Waveform),
@@ -308,8 +308,17 @@ fn seconds(x: f32) -> f64 {
 
 /// A timed phone for Python: `(phone, start, end, confidence)`.
 type PhoneTuple = (String, f64, f64, f64);
-/// A transcript for Python: `(duration, phones, segments, clipped, dereverberated, vtln_warp)`.
-type TranscriptTuple = (f64, Vec<PhoneTuple>, Vec<(f64, f64)>, f64, bool, f64);
+/// A transcript for Python: `(duration, phones, segments, clipped, dereverberated, vtln_warp,
+/// peak_dbfs)`; `peak_dbfs` is `None` for digital silence (−∞ dBFS, which JSON cannot hold).
+type TranscriptTuple = (
+    f64,
+    Vec<PhoneTuple>,
+    Vec<(f64, f64)>,
+    f64,
+    bool,
+    f64,
+    Option<f64>,
+);
 /// An alignment for Python: `(duration, match_score, worst_second_score, matches_text, words,
 /// phones, skipped)`; a word is `(word, start, end, confidence, first_phone, end_phone)`.
 type AlignmentTuple = (
@@ -603,6 +612,10 @@ impl PyRecognizer {
             clean(transcript.clipped_fraction),
             transcript.dereverberated,
             clean(transcript.vtln_warp),
+            transcript
+                .peak_dbfs
+                .is_finite()
+                .then(|| clean(transcript.peak_dbfs)),
         )
     }
 

@@ -99,6 +99,11 @@ def assert_same_transcript(py, cli_record, times_tol=1e-6, confidence_tol=CLI_RO
     assert abs(py.clipped - cli_record.get("clipped", 0.0)) <= 5e-5
     assert py.dereverberated == cli_record.get("dereverberated", False)
     assert abs(py.vtln_warp - cli_record.get("vtln_warp", 1.0)) <= 1e-6
+    # The CLI writes the peak to 0.1 dB, null for digital silence.
+    if cli_record["peak_dbfs"] is None:
+        assert py.peak_dbfs is None
+    else:
+        assert abs(py.peak_dbfs - cli_record["peak_dbfs"]) <= 0.05 + 1e-6
 
 
 def assert_same_phones(a, b, confidence_tol=1e-6):
@@ -397,6 +402,15 @@ def test_without_segmentation_the_whole_recording_is_one_region(recognizer):
     whole = phonrec.Recognizer(segment=False).transcribe(padded, rate)
     assert len(whole.segments) == 1 and whole.segments[0][0] == 0.0
     assert whole.segments[0][1] == pytest.approx(whole.duration, abs=0.03)
+
+
+def test_the_peak_level_is_reported_and_digital_silence_has_none(recognizer):
+    samples, rate = read_wav(SUIT)
+    peak = 20 * np.log10(np.abs(samples.astype(np.float64)).max() / 32768)
+    assert recognizer.transcribe(samples, rate).peak_dbfs == pytest.approx(peak, abs=1e-3)
+    silent = recognizer.transcribe(np.zeros(rate, np.int16), rate)
+    assert silent.phones == [] and silent.peak_dbfs is None
+    assert silent.to_dict()["peak_dbfs"] is None
 
 
 def test_version_is_the_cli_version(cli):

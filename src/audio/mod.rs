@@ -1,4 +1,4 @@
-//! Stage 1, audio input: a WAV, NIST SPHERE, FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4/M4A file -> mono `f32` samples at
+//! Stage 1, audio input: a WAV, NIST SPHERE, Sun .au, FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4/M4A file -> mono `f32` samples at
 //! int16 scale, at any rate,
 //! then resampled to the rate a model expects.
 //!
@@ -7,6 +7,7 @@
 //! 8/24/32-bit integers are shifted to 16-bit range, floats are multiplied by 32768.
 //! Several channels are averaged to one (the loudest is taken instead when they cancel out).
 
+mod au;
 mod container;
 mod declip;
 mod dereverb;
@@ -124,7 +125,7 @@ impl Waveform {
 /// hours of 16 kHz 16-bit stereo.
 pub const MAX_AUDIO_BYTES: u64 = 8 << 30;
 
-/// Read a WAV (8–32-bit integer PCM, 32/64-bit float, µ-law, A-law), NIST SPHERE, FLAC, Ogg Vorbis, MP3, AIFF, CAF or
+/// Read a WAV (8–32-bit integer PCM, 32/64-bit float, µ-law, A-law), NIST SPHERE, Sun/NeXT .au, FLAC, Ogg Vorbis, MP3, AIFF, CAF or
 /// MP4/M4A (AAC) file,
 /// detected by its content
 /// (not its extension), mixed down to mono at int16 scale. Regular files and pipes (`/dev/stdin`,
@@ -192,12 +193,13 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
     read_audio_bytes(&bytes, path)
 }
 
-/// True when `bytes` start like a file phonrec reads: WAV (RIFF/RIFX), NIST SPHERE, FLAC, Ogg, MP3,
+/// True when `bytes` start like a file phonrec reads: WAV (RIFF/RIFX), NIST SPHERE, Sun .au, FLAC, Ogg, MP3,
 /// AIFF, CAF or MP4.
 pub fn looks_like_audio(bytes: &[u8]) -> bool {
     bytes.starts_with(b"RIFF")
         || bytes.starts_with(b"RIFX")
         || bytes.starts_with(b"NIST_1A")
+        || au::is_au(bytes)
         || container::is_container(bytes)
 }
 
@@ -211,6 +213,8 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         sphere::read_sphere(path, bytes)?
     } else if magic.starts_with(b"RIFF") || magic.starts_with(b"RIFX") {
         wav::read_wav(path, bytes)?
+    } else if au::is_au(magic) {
+        au::read_au(path, bytes)?
     } else if container::is_container(bytes) {
         container::read_container(path, bytes)?
     } else if filled == 0 {
@@ -222,7 +226,7 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         return Err(Error::NotAudio {
             path: path.to_path_buf(),
             reason: format!(
-                "it starts with {:?}, expected a WAV, SPHERE, FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4/M4A file",
+                "it starts with {:?}, expected a WAV, SPHERE, Sun .au, FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4/M4A file",
                 String::from_utf8_lossy(&magic[..filled.min(4)])
             ),
         });

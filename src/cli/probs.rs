@@ -27,7 +27,8 @@ use super::common::{write_stdout, DecodeArgs};
 /// is written only if --output or --format asks for it.
 #[derive(Args, Debug)]
 pub struct ProbsArgs {
-    /// Audio file: WAV (PCM or float, any rate and channel count) or NIST SPHERE.
+    /// Audio file: WAV (PCM or float, any rate and channel count), NIST SPHERE, Sun .au, FLAC, Ogg
+    /// Vorbis, MP3, AIFF, CAF or MP4/M4A.
     pub file: PathBuf,
 
     /// Model file made by `phonrec train` [default: the built-in model].

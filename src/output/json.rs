@@ -3,7 +3,9 @@
 //! `"segments": [[start, end], ...]` (the speech regions that were decoded, in seconds), plus
 //! `"vtln_warp"` when VTLN chose a warp factor other than 1 and `"clipped"` (the fraction of samples
 //! restored) when the recording's peaks were cut flat at full scale, `"dereverberated": true` when its
-//! late reverberation was removed before recognition.
+//! late reverberation was removed before recognition, and always `"peak_dbfs"`: the loudest sample as
+//! read, dB relative to full scale, to 0.1 dB (`null` for digital silence), so that a file without
+//! phones can be told apart as muted (far below any microphone's floor) or merely without speech.
 
 use std::io::Write;
 
@@ -49,6 +51,7 @@ struct JsonTranscript<'a> {
     clipped: Option<f32>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     dereverberated: bool,
+    peak_dbfs: Option<f32>,
 }
 
 /// Round to milliseconds / 3 decimals: more digits would only be noise.
@@ -81,6 +84,10 @@ pub(super) fn write(
         clipped: (transcript.clipped_fraction > 0.0)
             .then(|| (transcript.clipped_fraction * 10_000.0).round() / 10_000.0),
         dereverberated: transcript.dereverberated,
+        peak_dbfs: transcript
+            .peak_dbfs
+            .is_finite()
+            .then(|| (transcript.peak_dbfs * 10.0).round() / 10.0),
     };
     serde_json::to_writer(&mut *out, &record)?;
     writeln!(out)
