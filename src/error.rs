@@ -15,7 +15,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The file is not in a format phonrec reads (WAV, NIST SPHERE, FLAC, Ogg Vorbis, MP3,
+    /// The file is not in a format phonrec reads (WAV, NIST SPHERE, FLAC, Ogg Vorbis or Opus, MP3,
     /// AIFF, CAF, MP4/M4A).
     #[error("{}: not an audio file phonrec reads ({reason})", .path.display())]
     NotAudio { path: PathBuf, reason: String },

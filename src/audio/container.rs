@@ -1,5 +1,5 @@
-//! Other containers through symphonia: FLAC, Ogg Vorbis, MP3, AIFF/AIFC, CAF and MP4/M4A (AAC: phones'
-//! voice memos), decoded packet by packet and mixed to mono at int16 scale like every other reader. WAV and SPHERE keep their own readers
+//! Other containers through symphonia: FLAC, Ogg Vorbis or Opus, MP3, AIFF/AIFC, CAF and MP4/M4A (AAC:
+//! phones' voice memos), decoded packet by packet (Opus by [`super::opus`]) and mixed to mono at int16 scale like every other reader. WAV and SPHERE keep their own readers
 //! (their header checks and error messages are ours).
 
 use std::path::Path;
@@ -15,6 +15,7 @@ use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use super::opus::{OpusPackets, OPUS_RATE_HZ};
 use super::{Mixdown, Waveform, INT16_SCALE, MAX_AUDIO_BYTES, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
@@ -68,7 +69,7 @@ fn is_end_of_file(error: &DecodeError) -> bool {
 /// Most decoded samples (all channels) kept: as many as the largest WAV read holds as int16.
 const MAX_DECODED_SAMPLES: usize = (MAX_AUDIO_BYTES / 2) as usize;
 
-/// Decode a FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4 file held in memory.
+/// Decode a FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or MP4 file held in memory.
 pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     read_container_from(path, &|| Ok(Box::new(std::io::Cursor::new(bytes.to_vec()))))
 }
@@ -89,7 +90,7 @@ fn read_container_from(path: &Path, open: &OpenSource<'_>) -> Result<Waveform> {
     // Channels are averaged packet by packet: an hour of decoded stereo is never held whole.
     let mut mono = Vec::new();
     let mut mixdown: Option<Mixdown> = None;
-    let (rate, channels) = decode_stream(path, open()?, &mut |interleaved, channels| {
+    let (rate, channels) = decode_stream(path, open, &mut |interleaved, channels| {
         if channels == 1 {
             mono.extend_from_slice(interleaved);
         } else {
@@ -100,7 +101,7 @@ fn read_container_from(path: &Path, open: &OpenSource<'_>) -> Result<Waveform> {
     if let Some(loudest) = mixdown.and_then(|m| m.cancelling_channel()) {
         // Rare (an inverted channel): decoding twice costs less than keeping every channel.
         mono.clear();
-        decode_stream(path, open()?, &mut |interleaved, _| {
+        decode_stream(path, open, &mut |interleaved, _| {
             mono.extend(interleaved.iter().skip(loudest).step_by(channels));
         })?;
     }
@@ -110,14 +111,54 @@ fn read_container_from(path: &Path, open: &OpenSource<'_>) -> Result<Waveform> {
     })
 }
 
-/// Decode the stream in `source` packet by packet, handing `sink` each packet's interleaved samples
+/// The granule position of an Ogg file's last page (`None` when it cannot be read): for Opus, the number of 48 kHz samples through the end of the stream, pre-skip
+/// included.
+fn last_granule_position(source: &mut dyn MediaSource) -> Option<u64> {
+    use std::io::{Read, SeekFrom};
+    // A page is at most 27 + 255 + 255 × 255 bytes: the last one starts within this of the end.
+    const MAX_PAGE_BYTES: u64 = 27 + 255 + 255 * 255;
+    let mut magic = [0u8; 4];
+    source.read_exact(&mut magic).ok()?;
+    if &magic != b"OggS" {
+        return None;
+    }
+    let len = source.byte_len()?;
+    let from = len.saturating_sub(MAX_PAGE_BYTES);
+    source.seek(SeekFrom::Start(from)).ok()?;
+    let mut tail = Vec::new();
+    source.take(MAX_PAGE_BYTES).read_to_end(&mut tail).ok()?;
+    // The last page is the one whose header and segments end exactly at the end of the file (a
+    // capture pattern inside compressed data would not line up).
+    (0..tail.len().saturating_sub(26)).rev().find_map(|at| {
+        let page = &tail[at..];
+        if !page.starts_with(b"OggS") || page[4] != 0 {
+            return None;
+        }
+        let segments = usize::from(page[26]);
+        let lacing = page.get(27..27 + segments)?;
+        let size = 27 + segments + lacing.iter().map(|&l| usize::from(l)).sum::<usize>();
+        if size != page.len() {
+            return None;
+        }
+        u64::try_from(i64::from_le_bytes(page[6..14].try_into().ok()?)).ok()
+    })
+}
+
+/// What turns a track's packets into samples: symphonia's decoders, or ours for Opus.
+enum PacketDecoder {
+    Symphonia(Box<dyn symphonia::core::codecs::Decoder>),
+    Opus(Box<OpusPackets>),
+}
+
+/// Decode the stream `open` gives packet by packet, handing `sink` each packet's interleaved samples
 /// at int16 scale and the channel count; the stream's rate and channel count once it has been
 /// checked whole (length, damaged packets).
 fn decode_stream(
     path: &Path,
-    source: Box<dyn MediaSource>,
+    open: &OpenSource<'_>,
     sink: &mut dyn FnMut(&[f32], usize),
 ) -> Result<(u32, usize)> {
+    let source = open()?;
     let malformed = |reason: String| Error::MalformedAudio {
         path: path.to_path_buf(),
         reason,
@@ -139,7 +180,7 @@ fn decode_stream(
                 Error::NotAudio {
                     path: path.to_path_buf(),
                     reason: format!(
-                        "not a FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4 stream phonrec can read ({e})"
+                        "not a FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or MP4 stream phonrec can read ({e})"
                     ),
                 }
             }
@@ -156,13 +197,23 @@ fn decode_stream(
         track.codec_params.codec,
         track.codec_params.frames_per_block,
     );
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&track.codec_params, &DecoderOptions::default())
-        .map_err(|e| Error::UnsupportedEncoding {
-            path: path.to_path_buf(),
-            encoding: format!("a codec symphonia does not decode here ({e})"),
-            hint: Some("convert with e.g. `sox in.ext -b 16 out.wav`".to_string()),
-        })?;
+    let mut decoder = if track.codec_params.codec == CODEC_TYPE_OPUS {
+        let head = track.codec_params.extra_data.as_deref().unwrap_or(&[]);
+        // The stream ends at its last page's granule position (RFC 7845), read from the file
+        // itself: symphonia 0.5's length and padding for Opus are off when one page holds it all.
+        let end = last_granule_position(open()?.as_mut());
+        PacketDecoder::Opus(Box::new(OpusPackets::new(path, head, end)?))
+    } else {
+        PacketDecoder::Symphonia(
+            symphonia::default::get_codecs()
+                .make(&track.codec_params, &DecoderOptions::default())
+                .map_err(|e| Error::UnsupportedEncoding {
+                    path: path.to_path_buf(),
+                    encoding: format!("a codec symphonia does not decode here ({e})"),
+                    hint: Some("convert with e.g. `ffmpeg -i in.ext out.wav`".to_string()),
+                })?,
+        )
+    };
     let mut scaled: Vec<f32> = Vec::new();
     let mut decoded_samples = 0usize;
     let mut layout: Option<(u32, usize)> = None;
@@ -179,43 +230,54 @@ fn decode_stream(
             continue;
         }
         packets += 1;
-        let decoded = match decoder.decode(&packet) {
-            Ok(decoded) => decoded,
-            // A damaged frame: skip it as players do, and say so if there were many.
-            Err(DecodeError::DecodeError(_)) => {
-                damaged_packets += 1;
-                continue;
+        // Each packet's samples into `scaled`, interleaved at int16 scale.
+        let (rate, channels) = match &mut decoder {
+            PacketDecoder::Symphonia(decoder) => {
+                let decoded = match decoder.decode(&packet) {
+                    Ok(decoded) => decoded,
+                    // A damaged frame: skip it as players do, and say so if there were many.
+                    Err(DecodeError::DecodeError(_)) => {
+                        damaged_packets += 1;
+                        continue;
+                    }
+                    Err(e) if is_end_of_file(&e) => {
+                        return Err(malformed(format!("{CUT_SHORT} inside a packet")))
+                    }
+                    Err(e) => return Err(malformed(format!("decoding failed: {e}"))),
+                };
+                let spec = *decoded.spec();
+                let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
+                buffer.copy_interleaved_ref(decoded);
+                scaled.clear();
+                scaled.extend(buffer.samples().iter().map(|&s| s * INT16_SCALE));
+                (spec.rate, spec.channels.count())
             }
-            Err(e) if is_end_of_file(&e) => {
-                return Err(malformed(format!("{CUT_SHORT} inside a packet")))
+            PacketDecoder::Opus(decoder) => {
+                // A damaged packet is concealed (its duration filled from the previous ones), so
+                // the times after it stay right.
+                if decoder.decode(&packet.data, &mut scaled) {
+                    damaged_packets += 1;
+                }
+                (OPUS_RATE_HZ, decoder.channels())
             }
-            Err(e) => return Err(malformed(format!("decoding failed: {e}"))),
         };
-        let spec = *decoded.spec();
-        let channels = spec.channels.count();
         match layout {
-            None => layout = Some((spec.rate, channels)),
-            Some(first) if first != (spec.rate, channels) => {
-                return Err(malformed(format!(
-                    "the stream changes from {} Hz × {} channels to {} Hz × {channels} channels",
-                    first.0, first.1, spec.rate
-                )))
-            }
+            None => layout = Some((rate, channels)),
+            Some(first) if first != (rate, channels) => return Err(malformed(format!(
+                "the stream changes from {} Hz × {} channels to {rate} Hz × {channels} channels",
+                first.0, first.1
+            ))),
             Some(_) => {}
         }
         if channels == 0 || channels > MAX_CHANNELS {
             return Err(malformed(format!("{channels} channels")));
         }
-        let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
-        buffer.copy_interleaved_ref(decoded);
-        decoded_samples += buffer.samples().len();
+        decoded_samples += scaled.len();
         if decoded_samples > MAX_DECODED_SAMPLES {
             return Err(malformed(format!(
                 "more than {MAX_DECODED_SAMPLES} samples decoded; split the file first"
             )));
         }
-        scaled.clear();
-        scaled.extend(buffer.samples().iter().map(|&s| s * INT16_SCALE));
         sink(&scaled, channels);
     }
     let Some((rate, channels)) = layout else {

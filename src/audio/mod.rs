@@ -1,4 +1,4 @@
-//! Stage 1, audio input: a WAV, NIST SPHERE, Sun .au, FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4/M4A file -> mono `f32` samples at
+//! Stage 1, audio input: a WAV, NIST SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or MP4/M4A file -> mono `f32` samples at
 //! int16 scale, at any rate,
 //! then resampled to the rate a model expects.
 //!
@@ -12,6 +12,7 @@ mod container;
 mod declip;
 mod dereverb;
 mod g711;
+mod opus;
 mod resample;
 mod silence_fill;
 mod sphere;
@@ -125,7 +126,7 @@ impl Waveform {
 /// hours of 16 kHz 16-bit stereo.
 pub const MAX_AUDIO_BYTES: u64 = 8 << 30;
 
-/// Read a WAV (8–32-bit integer PCM, 32/64-bit float, µ-law, A-law), NIST SPHERE, Sun/NeXT .au, FLAC, Ogg Vorbis, MP3, AIFF, CAF or
+/// Read a WAV (8–32-bit integer PCM, 32/64-bit float, µ-law, A-law), NIST SPHERE, Sun/NeXT .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or
 /// MP4/M4A (AAC) file,
 /// detected by its content
 /// (not its extension), mixed down to mono at int16 scale. Regular files and pipes (`/dev/stdin`,
@@ -226,7 +227,7 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         return Err(Error::NotAudio {
             path: path.to_path_buf(),
             reason: format!(
-                "it starts with {:?}, expected a WAV, SPHERE, Sun .au, FLAC, Ogg Vorbis, MP3, AIFF, CAF or MP4/M4A file",
+                "it starts with {:?}, expected a WAV, SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or MP4/M4A file",
                 String::from_utf8_lossy(&magic[..filled.min(4)])
             ),
         });
