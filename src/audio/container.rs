@@ -263,10 +263,12 @@ fn decode_stream(
         };
         match layout {
             None => layout = Some((rate, channels)),
-            Some(first) if first != (rate, channels) => return Err(malformed(format!(
+            Some(first) if first != (rate, channels) => {
+                return Err(malformed(format!(
                 "the stream changes from {} Hz × {} channels to {rate} Hz × {channels} channels",
                 first.0, first.1
-            ))),
+            )))
+            }
             Some(_) => {}
         }
         if channels == 0 || channels > MAX_CHANNELS {
