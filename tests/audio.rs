@@ -341,6 +341,7 @@ fn every_container_cut_short_says_so_and_whole_ones_read() {
         "fsdd_7_jackson_0_8k.mp3",
         "fsdd_7_jackson_0_8k.ogg",
         "fsdd_7_jackson_0_8k.opus",
+        "fsdd_7_jackson_0_8k.webm",
         "fsdd_7_jackson_0_8k_ima_adpcm.wav",
         "fsdd_7_jackson_0_8k_ms_adpcm.wav",
     ] {
@@ -475,7 +476,7 @@ fn resampled_audio_keeps_duration() {
 }
 
 /// The FSDD example (`audio/fsdd_7_jackson_0_8k.wav`) encoded with sox (FLAC, Ogg Vorbis), opusenc
-/// (Opus at 16 kbit/s, as voice messages) and lame (MP3, `--preset phone`):
+/// (Opus at 16 kbit/s, as voice messages), ffmpeg (Opus in WebM, as browsers record) and lame (MP3, `--preset phone`):
 /// `tests/data/fsdd_7_jackson_0_8k.*`.
 fn container_fixture(extension: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -495,6 +496,7 @@ fn flac_decodes_to_exactly_the_wav_samples_and_lossy_codecs_to_nearly_them() {
     for extension in [
         "ogg",
         "opus",
+        "webm",
         "mp3",
         "m4a",
         "_ima_adpcm.wav",
@@ -513,6 +515,14 @@ fn flac_decodes_to_exactly_the_wav_samples_and_lossy_codecs_to_nearly_them() {
             // cut at the last granule position: exactly six samples for each of the 8 kHz input.
             assert_eq!(lossy.sample_rate_hz, 48_000);
             assert_eq!(lossy.samples.len(), 6 * wav.samples.len());
+            lossy = lossy.resampled(wav.sample_rate_hz).unwrap();
+        }
+        if extension == "webm" {
+            // Opus in WebM (a browser's recording): 48 kHz, pre-skip dropped; Matroska gives no
+            // end position, so the last packet's padding (at most 120 ms) may stay.
+            assert_eq!(lossy.sample_rate_hz, 48_000);
+            let extra = lossy.samples.len() - 6 * wav.samples.len();
+            assert!(extra <= 5760, "{extra} samples past the end");
             lossy = lossy.resampled(wav.sample_rate_hz).unwrap();
         }
         assert!(
@@ -570,6 +580,16 @@ fn truncated_or_damaged_containers_are_errors() {
     let path = dir.path().join("damaged.ogg");
     std::fs::write(&path, damaged).unwrap();
     assert!(read_audio(&path).is_err());
+    // One flipped byte in the first audio page of an Opus voice message fails its page CRC:
+    // "damaged", not "not an audio file".
+    let mut opus = std::fs::read(container_fixture("opus")).unwrap();
+    let at = opus.len() - 40;
+    opus[at] ^= 0x5a;
+    let path = dir.path().join("damaged.opus");
+    std::fs::write(&path, opus).unwrap();
+    let error = read_audio(&path).unwrap_err();
+    assert!(matches!(error, Error::MalformedAudio { .. }), "{error}");
+    assert!(error.to_string().contains("damaged"), "{error}");
 }
 
 /// Files of 4 MB and more are read by blocks straight from disk, the rest whole: the two paths must

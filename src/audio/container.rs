@@ -176,6 +176,10 @@ fn decode_stream(
                 // It starts like one of these (`is_container`) but ends before its headers or
                 // index (an M4A's `moov` is often at the end).
                 malformed(format!("{CUT_SHORT} before its headers could be read"))
+            } else if let DecodeError::DecodeError(reason) = e {
+                // Its headers were recognised but do not check out (an Ogg page's CRC): damaged
+                // in a copy or a download, not another kind of file.
+                malformed(format!("the file is damaged: {reason}"))
             } else {
                 Error::NotAudio {
                     path: path.to_path_buf(),

@@ -1,4 +1,4 @@
-//! Stage 1, audio input: a WAV, NIST SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or MP4/M4A file -> mono `f32` samples at
+//! Stage 1, audio input: a WAV, NIST SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A or WebM file -> mono `f32` samples at
 //! int16 scale, at any rate,
 //! then resampled to the rate a model expects.
 //!
@@ -17,6 +17,7 @@ mod resample;
 mod silence_fill;
 mod sphere;
 mod wav;
+mod webm;
 
 use std::io::Read;
 
@@ -201,6 +202,7 @@ pub fn looks_like_audio(bytes: &[u8]) -> bool {
         || bytes.starts_with(b"RIFX")
         || bytes.starts_with(b"NIST_1A")
         || au::is_au(bytes)
+        || webm::is_webm(bytes)
         || container::is_container(bytes)
 }
 
@@ -216,6 +218,8 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         wav::read_wav(path, bytes)?
     } else if au::is_au(magic) {
         au::read_au(path, bytes)?
+    } else if webm::is_webm(magic) {
+        webm::read_webm(path, bytes)?
     } else if container::is_container(bytes) {
         container::read_container(path, bytes)?
     } else if filled == 0 {
@@ -227,7 +231,7 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         return Err(Error::NotAudio {
             path: path.to_path_buf(),
             reason: format!(
-                "it starts with {:?}, expected a WAV, SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or MP4/M4A file",
+                "it starts with {:?}, expected a WAV, SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A or WebM file",
                 String::from_utf8_lossy(&magic[..filled.min(4)])
             ),
         });

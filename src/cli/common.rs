@@ -262,9 +262,9 @@ pub fn manifest_inputs(manifest: &Path) -> anyhow::Result<Vec<Input>> {
 
 /// Audio file extensions a folder walk picks up (any case); files given by name are read whatever
 /// their name, by their content.
-pub const AUDIO_EXTENSIONS: [&str; 15] = [
-    "wav", "sph", "au", "snd", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "caf",
-    "m4a", "mp4",
+pub const AUDIO_EXTENSIONS: [&str; 17] = [
+    "wav", "sph", "au", "snd", "flac", "ogg", "oga", "opus", "webm", "mka", "mp3", "aif", "aiff",
+    "aifc", "caf", "m4a", "mp4",
 ];
 
 /// Inputs from the command line: files as given; a Kaldi data dir (a folder with `wav.scp`) or a
@@ -288,7 +288,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
             let list = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
             let text = std::str::from_utf8(list).map_err(|_| {
                 anyhow::anyhow!(
-                    "standard input is neither audio (WAV, SPHERE, .au, FLAC, Ogg, MP3, AIFF, CAF, MP4) nor a UTF-8 list of paths"
+                    "standard input is neither audio (WAV, SPHERE, .au, FLAC, Ogg, MP3, AIFF, CAF, MP4, WebM) nor a UTF-8 list of paths"
                 )
             })?;
             files.extend(

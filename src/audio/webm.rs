@@ -1,0 +1,479 @@
+//! WebM (Matroska) audio with Opus: what browsers record (`MediaRecorder`'s `audio/webm`), so what
+//! web apps for speech practice and dictation hand over. Our own demuxer, small on purpose: the
+//! EBML elements down to the blocks of the first audio track, Segments and Clusters of unknown size
+//! (a live recording never goes back to write them) included; the Opus packets then go through
+//! [`super::opus`]. symphonia's Matroska reader (0.5) was tried first and panics on a file cut short.
+//!
+//! Element layout (Matroska spec): an ID (a variable-length integer with its length marker kept,
+//! 1–4 bytes) and a size (a variable-length integer, 1–8 bytes; all value bits set: unknown), then
+//! the data. Blocks start with the track number (a variable-length integer), a 16-bit timecode and
+//! a flags byte whose bits 1–2 say how several frames are laced into one block.
+
+use std::path::Path;
+
+use super::opus::{OpusPackets, OPUS_RATE_HZ};
+use super::{take_channel, Mixdown, Waveform};
+use crate::error::{Error, Result};
+
+/// The EBML magic every WebM and Matroska file starts with.
+pub(crate) const MAGIC: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
+
+const SEGMENT: u32 = 0x1853_8067;
+const CLUSTER: u32 = 0x1F43_B675;
+const TRACKS: u32 = 0x1654_AE6B;
+const TRACK_ENTRY: u32 = 0xAE;
+const TRACK_NUMBER: u32 = 0xD7;
+const TRACK_TYPE: u32 = 0x83;
+const CODEC_ID: u32 = 0x86;
+const CODEC_PRIVATE: u32 = 0x63A2;
+const SIMPLE_BLOCK: u32 = 0xA3;
+const BLOCK_GROUP: u32 = 0xA0;
+const BLOCK: u32 = 0xA1;
+
+/// Matroska's track type of audio.
+const AUDIO_TRACK: u64 = 2;
+
+/// True when `bytes` start like a WebM or Matroska file.
+pub(crate) fn is_webm(bytes: &[u8]) -> bool {
+    bytes.starts_with(&MAGIC)
+}
+
+/// An element's header: its ID, where its data starts and how long it is (`None`: unknown size).
+struct Header {
+    id: u32,
+    data_start: usize,
+    size: Option<usize>,
+}
+
+/// The variable-length integer at `at`: its value (length marker removed, or kept for IDs) and its
+/// length in bytes; `None` when it is invalid or runs past the end.
+fn vint(bytes: &[u8], at: usize, keep_marker: bool) -> Option<(u64, usize)> {
+    let first = *bytes.get(at)?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 8 {
+        return None;
+    }
+    let raw = bytes.get(at..at + len)?;
+    let mut value = if keep_marker {
+        u64::from(first)
+    } else {
+        u64::from(first) & (0xFF >> len)
+    };
+    for &b in &raw[1..] {
+        value = (value << 8) | u64::from(b);
+    }
+    Some((value, len))
+}
+
+fn header(bytes: &[u8], at: usize) -> Option<Header> {
+    let (id, id_len) = vint(bytes, at, true)?;
+    if id_len > 4 {
+        return None;
+    }
+    let (size, size_len) = vint(bytes, at + id_len, false)?;
+    let unknown = size == (1u64 << (7 * size_len)) - 1;
+    Some(Header {
+        id: id as u32,
+        data_start: at + id_len + size_len,
+        size: if unknown {
+            None
+        } else {
+            usize::try_from(size).ok()
+        },
+    })
+}
+
+/// The first audio track: its number, codec ID and codec private data.
+struct AudioTrack<'a> {
+    number: u64,
+    codec: String,
+    private: &'a [u8],
+}
+
+/// The audio track among the `Tracks` element's data.
+fn audio_track(data: &[u8]) -> Option<AudioTrack<'_>> {
+    children(data).find_map(|(id, entry)| {
+        if id != TRACK_ENTRY {
+            return None;
+        }
+        let mut track = AudioTrack {
+            number: 0,
+            codec: String::new(),
+            private: &[],
+        };
+        let mut kind = 0;
+        for (id, value) in children(entry) {
+            match id {
+                TRACK_NUMBER => track.number = unsigned(value),
+                TRACK_TYPE => kind = unsigned(value),
+                CODEC_ID => {
+                    track.codec = String::from_utf8_lossy(value)
+                        .trim_end_matches('\0')
+                        .to_string()
+                }
+                CODEC_PRIVATE => track.private = value,
+                _ => {}
+            }
+        }
+        (kind == AUDIO_TRACK).then_some(track)
+    })
+}
+
+/// The child elements of a master element's `data` with known sizes, as `(id, data)`, up to the
+/// first that does not fit.
+fn children(data: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let h = header(data, at)?;
+        let end = h.data_start.checked_add(h.size?)?;
+        let value = data.get(h.data_start..end)?;
+        at = end;
+        Some((h.id, value))
+    })
+}
+
+fn unsigned(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |v, &b| (v << 8) | u64::from(b))
+}
+
+/// The frames of one block of `track` (a SimpleBlock's or Block's data), appended to `frames`;
+/// `Err` with the reason when the block is malformed.
+fn block_frames<'a>(
+    data: &'a [u8],
+    track: u64,
+    frames: &mut Vec<&'a [u8]>,
+) -> std::result::Result<(), String> {
+    let (number, len) = vint(data, 0, false).ok_or("a block without a track number")?;
+    if number != track {
+        return Ok(());
+    }
+    let flags = *data.get(len + 2).ok_or("a block cut inside its header")?;
+    let mut at = len + 3;
+    let lacing = (flags >> 1) & 0x03;
+    if lacing == 0 {
+        frames.push(&data[at..]);
+        return Ok(());
+    }
+    let count = usize::from(
+        *data
+            .get(at)
+            .ok_or("a laced block without its frame count")?,
+    ) + 1;
+    at += 1;
+    let mut sizes = Vec::with_capacity(count);
+    match lacing {
+        // Xiph lacing: each size but the last as a run of 255s and a final byte.
+        1 => {
+            for _ in 1..count {
+                let mut size = 0usize;
+                loop {
+                    let b = *data.get(at).ok_or("a block cut inside its lacing")?;
+                    at += 1;
+                    size += usize::from(b);
+                    if b != 255 {
+                        break;
+                    }
+                }
+                sizes.push(size);
+            }
+        }
+        // EBML lacing: the first size, then signed differences.
+        3 => {
+            let (first, n) = vint(data, at, false).ok_or("a block cut inside its lacing")?;
+            at += n;
+            let mut size = first as i64;
+            sizes.push(first as usize);
+            for _ in 2..count {
+                let (raw, n) = vint(data, at, false).ok_or("a block cut inside its lacing")?;
+                at += n;
+                let bias = (1i64 << (7 * n - 1)) - 1;
+                size += raw as i64 - bias;
+                sizes.push(usize::try_from(size).map_err(|_| "a negative laced frame size")?);
+            }
+        }
+        // Fixed lacing: equal frames.
+        _ => {
+            let each = (data.len().saturating_sub(at)) / count;
+            sizes.extend(std::iter::repeat_n(each, count - 1));
+        }
+    }
+    for size in sizes {
+        let frame = data
+            .get(at..at + size)
+            .ok_or("a laced frame runs past its block")?;
+        frames.push(frame);
+        at += size;
+    }
+    frames.push(data.get(at..).ok_or("a laced frame runs past its block")?);
+    Ok(())
+}
+
+/// The first audio track of a WebM/Matroska file and its packets in order.
+fn demux<'a>(path: &Path, bytes: &'a [u8]) -> Result<(AudioTrack<'a>, Vec<&'a [u8]>)> {
+    let malformed = |reason: String| Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut track: Option<AudioTrack> = None;
+    let mut packets: Vec<&[u8]> = Vec::new();
+    let mut at = 0;
+    // A flat walk: Segments and Clusters are entered whatever their size (unknown in a live
+    // recording), Tracks and blocks read, everything else skipped.
+    while at < bytes.len() {
+        let Some(h) = header(bytes, at) else {
+            return Err(malformed(format!(
+                "data cut short: the file ends inside an element header at byte {at}"
+            )));
+        };
+        if h.id == SEGMENT || h.id == CLUSTER {
+            at = h.data_start;
+            continue;
+        }
+        let Some(size) = h.size else {
+            return Err(malformed(format!(
+                "element {:#X} at byte {at} has an unknown size",
+                h.id
+            )));
+        };
+        let end = h.data_start.saturating_add(size);
+        let Some(data) = bytes.get(h.data_start..end) else {
+            return Err(malformed(format!(
+                "data cut short: an element at byte {at} declares {size} bytes, the file ends first"
+            )));
+        };
+        match h.id {
+            TRACKS if track.is_none() => track = audio_track(data),
+            SIMPLE_BLOCK | BLOCK_GROUP => {
+                let Some(track) = &track else {
+                    return Err(malformed("a block before the track list".to_string()));
+                };
+                let block = if h.id == SIMPLE_BLOCK {
+                    Some(data)
+                } else {
+                    children(data).find(|&(id, _)| id == BLOCK).map(|(_, b)| b)
+                };
+                if let Some(block) = block {
+                    block_frames(block, track.number, &mut packets)
+                        .map_err(|e| malformed(e.to_string()))?;
+                }
+            }
+            _ => {}
+        }
+        at = end;
+    }
+    let track = track.ok_or_else(|| malformed("the file has no audio track".to_string()))?;
+    Ok((track, packets))
+}
+
+/// Read a WebM/Matroska file held in memory (`path` names it in errors) to mono int16-scale
+/// samples at 48 kHz.
+pub(crate) fn read_webm(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+    let malformed = |reason: String| Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (track, packets) = demux(path, bytes)?;
+    if track.codec != "A_OPUS" {
+        return Err(Error::UnsupportedEncoding {
+            path: path.to_path_buf(),
+            encoding: format!("WebM/Matroska audio in codec {}", track.codec),
+            hint: Some(
+                "Opus in WebM is read; convert with e.g. `ffmpeg -i in.webm out.wav`".to_string(),
+            ),
+        });
+    }
+    if packets.is_empty() {
+        return Err(malformed("the audio track holds no packets".to_string()));
+    }
+    // Matroska gives no end position; at most one packet's padding (≤ 120 ms) stays at the end.
+    let decode = |sink: &mut dyn FnMut(&[f32], usize)| -> Result<()> {
+        let mut decoder = OpusPackets::new(path, track.private, None)?;
+        let mut samples = Vec::new();
+        let mut damaged = 0;
+        for packet in &packets {
+            damaged += usize::from(decoder.decode(packet, &mut samples));
+            sink(&samples, decoder.channels());
+        }
+        if damaged * 100 > packets.len() {
+            return Err(malformed(format!(
+                "{damaged} of {} packets are damaged: too many to transcribe across",
+                packets.len()
+            )));
+        }
+        Ok(())
+    };
+    let mut mono = Vec::new();
+    let mut mixdown: Option<Mixdown> = None;
+    decode(&mut |interleaved, count| {
+        if count == 1 {
+            mono.extend_from_slice(interleaved);
+        } else {
+            mixdown
+                .get_or_insert_with(|| Mixdown::new(count))
+                .mix_extend(interleaved, &mut mono);
+        }
+    })?;
+    if let Some(loudest) = mixdown.and_then(|m| m.cancelling_channel()) {
+        mono.clear();
+        decode(&mut |interleaved, count| {
+            let start = mono.len();
+            mono.resize(start + interleaved.len() / count, 0.0);
+            take_channel(interleaved, count, loudest, &mut mono[start..]);
+        })?;
+    }
+    Ok(Waveform {
+        samples: mono,
+        sample_rate_hz: OPUS_RATE_HZ,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An element with a known size (one-byte IDs are written as given, sizes as 8-byte vints).
+    fn element(id: u32, data: &[u8]) -> Vec<u8> {
+        let mut out: Vec<u8> = id
+            .to_be_bytes()
+            .iter()
+            .copied()
+            .skip_while(|&b| b == 0)
+            .collect();
+        out.push(0x01);
+        out.extend((data.len() as u64).to_be_bytes()[1..].iter());
+        out.extend(data);
+        out
+    }
+
+    /// An element of unknown size (a live recording's Segment or Cluster).
+    fn open_element(id: u32) -> Vec<u8> {
+        let mut out: Vec<u8> = id
+            .to_be_bytes()
+            .iter()
+            .copied()
+            .skip_while(|&b| b == 0)
+            .collect();
+        out.push(0xFF);
+        out
+    }
+
+    fn fixture() -> Vec<u8> {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fsdd_7_jackson_0_8k.webm");
+        std::fs::read(path).expect("the WebM fixture")
+    }
+
+    #[test]
+    fn variable_length_integers_and_unknown_sizes() {
+        assert_eq!(vint(&[0x81], 0, false), Some((1, 1)));
+        assert_eq!(vint(&[0x40, 0x02], 0, false), Some((2, 2)));
+        assert_eq!(
+            vint(&[0x1A, 0x45, 0xDF, 0xA3], 0, true),
+            Some((0x1A45_DFA3, 4))
+        );
+        assert_eq!(vint(&[0x00], 0, false), None);
+        assert_eq!(vint(&[0x40], 0, false), None);
+        let h = header(&[0xA3, 0xFF], 0).expect("a header");
+        assert_eq!((h.id, h.data_start, h.size), (0xA3, 2, None));
+    }
+
+    #[test]
+    fn xiph_ebml_and_fixed_lacing_split_a_block_into_its_frames() {
+        let frames = |block: &[u8]| {
+            let mut out = Vec::new();
+            block_frames(block, 1, &mut out)
+                .map(|_| out.iter().map(|f| f.to_vec()).collect::<Vec<_>>())
+        };
+        let header = |flags: u8| vec![0x81, 0, 0, flags];
+        // Xiph: three frames of 300, 2 and 1 bytes (300 = 255 + 45).
+        let mut xiph = header(0x02);
+        xiph.extend([2, 255, 45, 2]);
+        xiph.extend(vec![7; 300]);
+        xiph.extend([8, 8, 9]);
+        assert_eq!(
+            frames(&xiph).unwrap(),
+            vec![vec![7; 300], vec![8, 8], vec![9]]
+        );
+        // EBML: sizes 3, then 3 - 1 = 2 (a difference of -1 with the one-byte bias of 63), then the rest.
+        let mut ebml = header(0x06);
+        ebml.extend([2, 0x83, 0x80 | 62]);
+        ebml.extend([1, 1, 1, 2, 2, 3]);
+        assert_eq!(
+            frames(&ebml).unwrap(),
+            vec![vec![1, 1, 1], vec![2, 2], vec![3]]
+        );
+        // Fixed: two equal frames.
+        let mut fixed = header(0x04);
+        fixed.extend([1, 5, 5, 6, 6]);
+        assert_eq!(frames(&fixed).unwrap(), vec![vec![5, 5], vec![6, 6]]);
+        // Another track's block gives nothing; a lacing past the block is an error.
+        assert_eq!(frames(&[0x82, 0, 0, 0, 1]).unwrap(), Vec::<Vec<u8>>::new());
+        let mut bad = header(0x02);
+        bad.extend([1, 200, 1]);
+        assert!(frames(&bad).is_err());
+    }
+
+    #[test]
+    fn a_live_recordings_layout_decodes_as_the_finished_file() -> Result<()> {
+        // The fixture (ffmpeg: known sizes, one frame per SimpleBlock) rewritten as a browser
+        // writes while recording: Segment and Clusters of unknown size, frames laced in pairs,
+        // BlockGroups among SimpleBlocks.
+        let bytes = fixture();
+        let path = Path::new("live.webm");
+        let (track, packets) = demux(path, &bytes)?;
+        assert_eq!(track.codec, "A_OPUS");
+        let mut entry = element(TRACK_NUMBER, &[1]);
+        entry.extend(element(TRACK_TYPE, &[2]));
+        entry.extend(element(CODEC_ID, b"A_OPUS"));
+        entry.extend(element(CODEC_PRIVATE, track.private));
+        let mut live = element(0x1A45_DFA3, &element(0x4282, b"webm"));
+        live.extend(open_element(SEGMENT));
+        live.extend(element(TRACKS, &element(TRACK_ENTRY, &entry)));
+        for (i, pair) in packets.chunks(2).enumerate() {
+            if i % 4 == 0 {
+                live.extend(open_element(CLUSTER));
+                live.extend(element(0xE7, &[i as u8]));
+            }
+            let mut block = vec![0x81, 0, 0];
+            if let [a, b] = pair {
+                block.push(0x02); // Xiph lacing
+                block.push(1);
+                block.extend(std::iter::repeat_n(255u8, a.len() / 255));
+                block.push((a.len() % 255) as u8);
+                block.extend(*a);
+                block.extend(*b);
+            } else {
+                block.push(0);
+                block.extend(pair[0]);
+            }
+            if i % 3 == 0 {
+                live.extend(element(BLOCK_GROUP, &element(BLOCK, &block)));
+            } else {
+                live.extend(element(SIMPLE_BLOCK, &block));
+            }
+        }
+        let finished = read_webm(Path::new("finished.webm"), &bytes)?;
+        let recorded = read_webm(path, &live)?;
+        assert_eq!(recorded, finished);
+        assert_eq!(recorded.sample_rate_hz, OPUS_RATE_HZ);
+        Ok(())
+    }
+
+    #[test]
+    fn other_codecs_and_damaged_files_are_refused_with_the_reason() {
+        let bytes = fixture();
+        let path = Path::new("t.webm");
+        let cut = read_webm(path, &bytes[..bytes.len() * 6 / 10]).unwrap_err();
+        assert!(cut.to_string().contains("cut short"), "{cut}");
+        let mut entry = element(TRACK_NUMBER, &[1]);
+        entry.extend(element(TRACK_TYPE, &[2]));
+        entry.extend(element(CODEC_ID, b"A_VORBIS"));
+        let mut vorbis = open_element(SEGMENT);
+        vorbis.extend(element(TRACKS, &element(TRACK_ENTRY, &entry)));
+        vorbis.extend(element(SIMPLE_BLOCK, &[0x81, 0, 0, 0, 1, 2]));
+        let refused = read_webm(path, &vorbis).unwrap_err();
+        assert!(refused.to_string().contains("A_VORBIS"), "{refused}");
+        let no_track = read_webm(path, &element(SIMPLE_BLOCK, &[0x81, 0, 0, 0])).unwrap_err();
+        assert!(no_track.to_string().contains("track"), "{no_track}");
+    }
+}
