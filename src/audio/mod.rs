@@ -195,11 +195,10 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
     read_audio_bytes(&bytes, path)
 }
 
-/// True when `bytes` start like a file phonrec reads: WAV (RIFF/RIFX), NIST SPHERE, Sun .au, FLAC, Ogg, MP3,
+/// True when `bytes` start like a file phonrec reads: WAV (RIFF/RIFX/RF64), NIST SPHERE, Sun .au, FLAC, Ogg, MP3,
 /// AIFF, CAF or MP4.
 pub fn looks_like_audio(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"RIFF")
-        || bytes.starts_with(b"RIFX")
+    wav::is_wav(bytes)
         || bytes.starts_with(b"NIST_1A")
         || au::is_au(bytes)
         || webm::is_webm(bytes)
@@ -214,7 +213,7 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
     let magic = &bytes[..filled];
     let wave = if magic.starts_with(b"NIST_1A") {
         sphere::read_sphere(path, bytes)?
-    } else if magic.starts_with(b"RIFF") || magic.starts_with(b"RIFX") {
+    } else if wav::is_wav(magic) {
         wav::read_wav(path, bytes)?
     } else if au::is_au(magic) {
         au::read_au(path, bytes)?

@@ -1,4 +1,5 @@
-//! RIFF/WAVE, and its big-endian twin RIFX: integer PCM of 8 to 32 bits (12- or 20-bit samples in
+//! RIFF/WAVE, its big-endian twin RIFX, and RF64/BW64 (EBU Tech 3306, ITU-R BS.2088: the WAV of
+//! broadcast and field recorders past 4 GB, with 64-bit sizes in a `ds64` chunk): integer PCM of 8 to 32 bits (12- or 20-bit samples in
 //! their 16- or 24-bit containers), 32- and 64-bit float, G.711 µ-law and A-law (telephone audio),
 //! plain or `WAVE_FORMAT_EXTENSIBLE` headers, any channel count; Microsoft and IMA ADPCM (voice
 //! recorders) go to symphonia's WAV reader.
@@ -39,6 +40,13 @@ const FORMAT_IMA_ADPCM: u16 = 0x0011;
 /// Data-chunk sizes a writer puts in the header when it cannot seek back to fill in the real one
 /// (sox writing to a pipe: 0x7FFFF000; ffmpeg and others: 0xFFFFFFFF). Such a file is read to its end.
 const STREAMED_DATA_SIZES: [u32; 2] = [0x7FFF_F000, 0xFFFF_FFFF];
+
+/// True when `bytes` start like a WAV file: RIFF, RIFX, or RF64/BW64.
+pub(crate) fn is_wav(bytes: &[u8]) -> bool {
+    [b"RIFF", b"RIFX", b"RF64", b"BW64"]
+        .iter()
+        .any(|magic| bytes.starts_with(*magic))
+}
 
 /// How the samples are stored: in fixed-size samples phonrec decodes, or as ADPCM blocks.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -149,7 +157,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
         return Err(ends_early());
     }
     let big_endian = match &bytes[..4] {
-        b"RIFF" => false,
+        b"RIFF" | b"RF64" | b"BW64" => false,
         b"RIFX" => true,
         _ => {
             return Err(Error::NotAudio {
@@ -168,6 +176,8 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
         });
     }
     let mut format: Option<(Payload, usize, u32)> = None;
+    // RF64's data size when its 32-bit field says 0xFFFFFFFF ("see ds64").
+    let mut data_size_64: Option<u64> = None;
     let mut pos: usize = 12;
     loop {
         if pos + 8 > bytes.len() {
@@ -179,7 +189,13 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
         let id = &bytes[pos..pos + 4];
         let size = read_u32(bytes, pos + 4, big_endian);
         let body = pos + 8;
-        if id == b"fmt " {
+        if id == b"ds64" {
+            // riffSize, dataSize, sampleCount (64-bit each), then a table this reader needs not.
+            let field = bytes.get(body + 8..body + 16).ok_or_else(ends_early)?;
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(field);
+            data_size_64 = Some(u64::from_le_bytes(raw));
+        } else if id == b"fmt " {
             let size = size as usize;
             if size < 16 {
                 return Err(malformed(format!(
@@ -203,16 +219,26 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
             let Payload::Samples(encoding) = payload else {
                 return Ok(Parsed::Adpcm);
             };
-            let streamed = STREAMED_DATA_SIZES.contains(&size)
-                // A size of 0 with samples after it: a writer that never came back to fill it in.
-                || (size == 0 && bytes.len() > body);
+            let declared_bytes = match data_size_64 {
+                Some(size_64) if size == u32::MAX => Some(
+                    usize::try_from(size_64)
+                        .map_err(|_| malformed(format!("a data size of {size_64} bytes (ds64)")))?,
+                ),
+                _ => {
+                    let streamed = STREAMED_DATA_SIZES.contains(&size)
+                        // A size of 0 with samples after it: a writer that never came back to
+                        // fill it in.
+                        || (size == 0 && bytes.len() > body);
+                    (!streamed).then_some(size as usize)
+                }
+            };
             return Ok(Parsed::Samples(Header {
                 encoding,
                 big_endian,
                 channels,
                 sample_rate_hz,
                 data_start: body,
-                declared_bytes: (!streamed).then_some(size as usize),
+                declared_bytes,
             }));
         }
         // Chunks are padded to an even length. Checked: a size near usize::MAX must not wrap.
@@ -499,7 +525,7 @@ pub(crate) fn read_wav_file_by_blocks(
     let file_len = usize::try_from(file_len).unwrap_or(usize::MAX);
     let mut head = vec![0u8; HEADER_READ_BYTES.min(file_len)];
     file.read_exact_at(&mut head, 0).map_err(io)?;
-    if !(head.starts_with(b"RIFF") || head.starts_with(b"RIFX")) {
+    if !is_wav(&head) {
         return Ok(None);
     }
     let Ok(Parsed::Samples(header)) = parse_header(path, &head) else {
@@ -628,6 +654,42 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(twelve.samples, vec![16.0]);
+    }
+
+    #[test]
+    fn rf64_takes_the_data_size_from_its_ds64_chunk() -> Result<()> {
+        let samples: Vec<u8> = [100i16, -200, 300]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
+        let plain = wav_bytes(false, (1, 1, 16_000, 2, 16), &[], &samples, 6);
+        // RF64: sizes 0xFFFFFFFF in the RIFF and data headers, the real ones in `ds64` before
+        // `fmt `, and a chunk after the data (a broadcast WAV's `axml`) that must not be read as
+        // samples.
+        let mut rf64 = b"RF64".to_vec();
+        rf64.extend(u32::MAX.to_le_bytes());
+        rf64.extend(b"WAVEds64");
+        rf64.extend(28u32.to_le_bytes());
+        rf64.extend(0u64.to_le_bytes());
+        rf64.extend(6u64.to_le_bytes());
+        rf64.extend(3u64.to_le_bytes());
+        rf64.extend(0u32.to_le_bytes());
+        let fmt_to_data = &plain[12..plain.len() - samples.len() - 4];
+        rf64.extend(fmt_to_data);
+        rf64.extend(u32::MAX.to_le_bytes());
+        rf64.extend(&samples);
+        rf64.extend(b"axml");
+        rf64.extend(4u32.to_le_bytes());
+        rf64.extend(b"<a/>");
+        assert!(is_wav(&rf64) && crate::audio::looks_like_audio(&rf64));
+        assert_eq!(read(&rf64)?, read(&plain)?);
+        assert_eq!(read(&rf64)?.samples, vec![100.0, -200.0, 300.0]);
+        // A ds64 size past the end of the file: cut short.
+        let mut cut = rf64.clone();
+        let at = 12 + 8 + 8;
+        cut[at..at + 8].copy_from_slice(&600u64.to_le_bytes());
+        assert!(read(&cut).unwrap_err().to_string().contains("cut short"));
+        Ok(())
     }
 
     #[test]
