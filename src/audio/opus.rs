@@ -1,5 +1,5 @@
-//! Opus in Ogg (`.opus`, `.ogg`, `.oga`: messaging apps' voice messages, browser recordings saved by
-//! tools) decoded with the `opus-decoder` crate, a pure-Rust decoder that passes the RFC 8251
+//! Opus in Ogg (`.opus`, `.ogg`, `.oga`: messaging apps' voice messages), in WebM (browsers) and
+//! in MP4, decoded with the `opus-decoder` crate, a pure-Rust decoder that passes the RFC 8251
 //! conformance vectors; symphonia demuxes the Ogg pages but has no Opus decoder.
 //!
 //! What RFC 7845 asks of a player, done here: the stream decodes at 48 kHz; the first `pre-skip`
@@ -51,9 +51,21 @@ impl OpusPackets {
                 reason: "the Opus stream has no valid OpusHead header".to_string(),
             });
         }
+        // Ogg and WebM carry RFC 7845's `OpusHead` (version 1, little-endian fields); MP4 carries
+        // the `dOps` box, which symphonia hands over behind the same magic: version 0 and
+        // big-endian fields (Encapsulation of Opus in ISOBMFF, section 4.3.2).
+        let big_endian = head[8] == 0;
+        let field = |at: usize| {
+            let raw = [head[at], head[at + 1]];
+            if big_endian {
+                u16::from_be_bytes(raw)
+            } else {
+                u16::from_le_bytes(raw)
+            }
+        };
         let channels = usize::from(head[9]);
-        let pre_skip = usize::from(u16::from_le_bytes([head[10], head[11]]));
-        let gain_q8 = i16::from_le_bytes([head[16], head[17]]);
+        let pre_skip = usize::from(field(10));
+        let gain_q8 = field(16) as i16;
         let family = head[18];
         // Family 0 is one stream of one or two channels; otherwise the table after the fixed part
         // gives the streams and maps them onto channels: one stream in channel order is family 0.
