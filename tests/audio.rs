@@ -392,6 +392,24 @@ fn missing_file_and_non_audio_are_errors() {
         read_audio(&empty).unwrap_err(),
         Error::NotAudio { .. }
     ));
+
+    // Files users mistake for audio, or audio phonrec does not decode: named, with what to do.
+    for (name, bytes, said) in [
+        ("memo.amr", b"#!AMR\n\x3c\x48".to_vec(), "AMR"),
+        (
+            "page.wav",
+            b"<!DOCTYPE html><html>404</html>".to_vec(),
+            "HTML page",
+        ),
+        ("clips.wav", b"PK\x03\x04rest of a zip".to_vec(), "ZIP"),
+        ("song.mid", b"MThd\0\0\0\x06".to_vec(), "MIDI"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let err = read_audio(&path).unwrap_err();
+        assert!(matches!(err, Error::NotAudio { .. }), "{err}");
+        assert!(err.to_string().contains(said), "{name}: {err}");
+    }
 }
 
 /// A canonical 44-byte-header WAV with any format tag and width (hound cannot write these).

@@ -226,6 +226,11 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
             path: path.to_path_buf(),
             reason: "the file is empty".to_string(),
         });
+    } else if let Some((what, hint)) = recognised_but_unread(bytes) {
+        return Err(Error::NotAudio {
+            path: path.to_path_buf(),
+            reason: format!("it is {what}; {hint}"),
+        });
     } else {
         return Err(Error::NotAudio {
             path: path.to_path_buf(),
@@ -236,6 +241,52 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         });
     };
     checked(path, wave)
+}
+
+/// Kinds of file users hand over that phonrec does not read, told by their first bytes: what it
+/// is, and what to do. Better than "not an audio file" when it is audio, and names the mistake when
+/// it is not (a download that saved an error page, an archive).
+fn recognised_but_unread(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+    const CONVERT: &str = "convert it with e.g. `ffmpeg -i IN out.wav`";
+    let known: [(&[u8], &str, &str); 9] = [
+        (
+            b"#!AMR",
+            "AMR speech (a phone's voice recording or MMS)",
+            CONVERT,
+        ),
+        (
+            &[0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11],
+            "Windows Media (ASF/WMA)",
+            CONVERT,
+        ),
+        (b"riff", "Sony Wave64", CONVERT),
+        (b"FORM", "an IFF file other than AIFF", CONVERT),
+        (
+            b"MThd",
+            "a MIDI file (notes, not a recording)",
+            "render it to audio first",
+        ),
+        (b"PK\x03\x04", "a ZIP archive", "unpack it first"),
+        (
+            &[0x1F, 0x8B],
+            "gzip-compressed",
+            "decompress it first (`gunzip`)",
+        ),
+        (
+            b"<!DOCTYPE",
+            "an HTML page (a download that saved an error page?)",
+            "download the audio again",
+        ),
+        (
+            b"<html",
+            "an HTML page (a download that saved an error page?)",
+            "download the audio again",
+        ),
+    ];
+    known
+        .iter()
+        .find(|(magic, _, _)| bytes.starts_with(magic))
+        .map(|&(_, what, hint)| (what, hint))
 }
 
 /// WAV files at least this large are read by blocks in parallel.
