@@ -8,6 +8,7 @@ mod cli;
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    phonrec::audio::quiet_decoder_panics();
     let matches = match cli::Cli::command().try_get_matches() {
         Ok(matches) => matches,
         Err(error) => {

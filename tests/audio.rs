@@ -610,6 +610,39 @@ fn truncated_or_damaged_containers_are_errors() {
     let error = read_audio(&path).unwrap_err();
     assert!(matches!(error, Error::MalformedAudio { .. }), "{error}");
     assert!(error.to_string().contains("damaged"), "{error}");
+
+    // Damaged M4A files that made symphonia 0.5 abort the process (a sample table declaring 4
+    // billion entries: a 46 GB allocation) or panic (a broken `esds` descriptor): each is this
+    // file's error, and a batch goes on.
+    let m4a = std::fs::read(container_fixture("m4a")).unwrap();
+    let stsc = m4a
+        .windows(4)
+        .position(|w| w == b"stsc")
+        .expect("an stsc box");
+    let mut huge_table = m4a.clone();
+    huge_table[stsc + 8..stsc + 12].copy_from_slice(&u32::MAX.to_be_bytes());
+    let mut broken_esds = m4a.clone();
+    let esds = m4a
+        .windows(4)
+        .position(|w| w == b"esds")
+        .expect("an esds box");
+    // The decoder-config descriptor's tag (4) and its decoder-specific info's tag (5) follow the
+    // ES descriptor's tag (3): turn the latter into an unknown tag.
+    let es_tag = esds + 8 + m4a[esds + 8..].iter().position(|&b| b == 3).unwrap();
+    broken_esds[es_tag] = 225;
+    for (name, bytes) in [
+        ("huge_table.m4a", huge_table),
+        ("broken_esds.m4a", broken_esds),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let error = read_audio(&path).unwrap_err();
+        assert!(
+            matches!(error, Error::MalformedAudio { .. }),
+            "{name}: {error}"
+        );
+        assert!(error.to_string().contains("damaged"), "{name}: {error}");
+    }
 }
 
 /// Files of 4 MB and more are read by blocks straight from disk, the rest whole: the two paths must

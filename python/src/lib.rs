@@ -1079,6 +1079,8 @@ fn features<'py>(
 #[pymodule]
 fn _phonrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // A damaged audio file's decoder panic is that file's error: no panic message on stderr.
+    phonrec::audio::quiet_decoder_panics();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("PhonrecError", py.get_type::<PhonrecError>())?;
     m.add(

@@ -144,6 +144,113 @@ fn last_granule_position(source: &mut dyn MediaSource) -> Option<u64> {
     })
 }
 
+fn malformed_mp4(path: &Path, reason: String) -> Error {
+    Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason: format!("the file is damaged: {reason}"),
+    }
+}
+
+/// Largest `moov` box checked (an hour of AAC indexes in well under 1 MB).
+const MAX_MOOV_BYTES: u64 = 256 << 20;
+
+/// For an MP4/M4A `source` (anything else passes): `Err` when a sample table of its `moov` box
+/// declares more entries than the box holds. symphonia 0.5 allocates the declared count up front,
+/// so one damaged count (a bad download) asked for 46 GB and aborted the whole process (found by
+/// mutating the test fixtures); a file whose tables fit cannot.
+fn mp4_tables_fit(source: &mut dyn MediaSource) -> std::result::Result<(), String> {
+    use std::io::{Read, SeekFrom};
+    let mut head = [0u8; 8];
+    if source.read_exact(&mut head).is_err() || &head[4..8] != b"ftyp" {
+        return Ok(());
+    }
+    // The top-level boxes, to `moov`.
+    let mut at = 0u64;
+    let moov = loop {
+        if source.seek(SeekFrom::Start(at)).is_err() || source.read_exact(&mut head).is_err() {
+            // No `moov` (cut short): symphonia says so.
+            return Ok(());
+        }
+        let (size, header) = match u32::from_be_bytes([head[0], head[1], head[2], head[3]]) {
+            1 => {
+                let mut large = [0u8; 8];
+                if source.read_exact(&mut large).is_err() {
+                    return Ok(());
+                }
+                (u64::from_be_bytes(large), 16)
+            }
+            0 => return Ok(()), // runs to the end of the file
+            size => (u64::from(size), 8),
+        };
+        if size < header {
+            return Err(format!("a box of {size} bytes at byte {at}"));
+        }
+        if &head[4..8] == b"moov" {
+            if size > MAX_MOOV_BYTES {
+                return Err(format!("a moov box of {size} bytes"));
+            }
+            let mut moov = Vec::new();
+            source
+                .take(size - header)
+                .read_to_end(&mut moov)
+                .map_err(|e| e.to_string())?;
+            break moov;
+        }
+        at = at.saturating_add(size);
+    };
+    boxes_fit(&moov)
+}
+
+/// Check the boxes in `data` (the contents of a container box), descending into the containers
+/// that lead to sample tables.
+fn boxes_fit(data: &[u8]) -> std::result::Result<(), String> {
+    let mut at = 0usize;
+    while at + 8 <= data.len() {
+        let size =
+            u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
+        let kind = &data[at + 4..at + 8];
+        let end = if size == 0 { data.len() } else { at + size };
+        if size != 0 && size < 8 || end > data.len() {
+            return Err(format!(
+                "a {} box of {size} bytes in a {}-byte parent",
+                String::from_utf8_lossy(kind),
+                data.len()
+            ));
+        }
+        let body = &data[at + 8..end];
+        let count_at = |offset: usize| -> u64 {
+            body.get(offset..offset + 4).map_or(0, |b| {
+                u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            })
+        };
+        // (bytes before the entries, entry count, bytes per entry) of the tables symphonia reads.
+        let table = match kind {
+            b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"edts" => {
+                boxes_fit(body)?;
+                None
+            }
+            b"stsc" => Some((8, count_at(4), 12)),
+            b"stco" => Some((8, count_at(4), 4)),
+            b"co64" | b"stts" => Some((8, count_at(4), 8)),
+            // A constant sample size has no table.
+            b"stsz" if count_at(4) == 0 => Some((12, count_at(8), 4)),
+            _ => None,
+        };
+        if let Some((fixed, count, entry)) = table {
+            let needed = fixed + count.saturating_mul(entry);
+            if needed > body.len() as u64 {
+                return Err(format!(
+                    "its {} table declares {count} entries, the box holds {} bytes",
+                    String::from_utf8_lossy(kind),
+                    body.len()
+                ));
+            }
+        }
+        at = end;
+    }
+    Ok(())
+}
+
 /// What turns a track's packets into samples: symphonia's decoders, or ours for Opus.
 enum PacketDecoder {
     Symphonia(Box<dyn symphonia::core::codecs::Decoder>),
@@ -154,6 +261,60 @@ enum PacketDecoder {
 /// at int16 scale and the channel count; the stream's rate and channel count once it has been
 /// checked whole (length, damaged packets).
 fn decode_stream(
+    path: &Path,
+    open: &OpenSource<'_>,
+    sink: &mut dyn FnMut(&[f32], usize),
+) -> Result<(u32, usize)> {
+    if let Err(reason) = mp4_tables_fit(open()?.as_mut()) {
+        return Err(malformed_mp4(path, reason));
+    }
+    // symphonia 0.5's readers unwrap where a damaged file breaks their assumptions (an MP4 `esds`
+    // box: found by mutating the fixtures). A panic there is one bad file, not the end of a batch:
+    // it becomes this file's error, and the panic hook stays quiet about it ([`guarded`]).
+    guarded(|| decode_packets(path, open, sink)).unwrap_or_else(|message| {
+        Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!("the file is damaged: its decoder failed ({message})"),
+        })
+    })
+}
+
+thread_local! {
+    /// Set while this thread runs a third-party decoder under [`guarded`].
+    static IN_GUARDED_DECODER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `work`, turning a panic inside it into `Err` with the panic's message.
+pub(crate) fn guarded<T>(work: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    let was = IN_GUARDED_DECODER.with(|flag| flag.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    IN_GUARDED_DECODER.with(|flag| flag.set(was));
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string())
+    })
+}
+
+/// Install a panic hook that prints nothing for panics inside the guarded audio decoders (they
+/// become the file's error) and leaves every other panic to the hook installed before. For
+/// programs (the CLI, the Python module): a library does not change the process's hook by itself.
+pub fn quiet_decoder_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_GUARDED_DECODER.with(|flag| flag.get()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// [`decode_stream`]'s work, which may panic inside symphonia.
+fn decode_packets(
     path: &Path,
     open: &OpenSource<'_>,
     sink: &mut dyn FnMut(&[f32], usize),

@@ -24,6 +24,7 @@ use std::io::Read;
 use rayon::prelude::*;
 use std::path::Path;
 
+pub use container::quiet_decoder_panics;
 pub use declip::{repair_clipping, ClipRepair};
 pub use dereverb::{
     dereverberate, dereverberate_reverberant_sections, is_reverberant, reverberation_db, Dereverb,

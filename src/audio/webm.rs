@@ -268,11 +268,22 @@ fn demux<'a>(path: &Path, bytes: &'a [u8]) -> Result<(AudioTrack<'a>, Vec<&'a [u
 /// Read a WebM/Matroska file held in memory (`path` names it in errors) to mono int16-scale
 /// samples at 48 kHz.
 pub(crate) fn read_webm(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+    let (track, packets) = demux(path, bytes)?;
+    // The Opus decoder is a young crate: a panic on a damaged packet stays this file's error.
+    super::container::guarded(|| decode_opus(path, &track, &packets)).unwrap_or_else(|message| {
+        Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!("the file is damaged: its decoder failed ({message})"),
+        })
+    })
+}
+
+/// Decode the Opus packets of `track` to mono.
+fn decode_opus(path: &Path, track: &AudioTrack<'_>, packets: &[&[u8]]) -> Result<Waveform> {
     let malformed = |reason: String| Error::MalformedAudio {
         path: path.to_path_buf(),
         reason,
     };
-    let (track, packets) = demux(path, bytes)?;
     if track.codec != "A_OPUS" {
         return Err(Error::UnsupportedEncoding {
             path: path.to_path_buf(),
@@ -290,7 +301,7 @@ pub(crate) fn read_webm(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         let mut decoder = OpusPackets::new(path, track.private, None)?;
         let mut samples = Vec::new();
         let mut damaged = 0;
-        for packet in &packets {
+        for packet in packets {
             damaged += usize::from(decoder.decode(packet, &mut samples));
             sink(&samples, decoder.channels());
         }
