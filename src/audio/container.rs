@@ -269,7 +269,7 @@ fn decode_stream(
         return Err(malformed_mp4(path, reason));
     }
     // symphonia 0.5's readers unwrap where a damaged file breaks their assumptions (an MP4 `esds`
-    // box: found by mutating the fixtures). A panic there is one bad file, not the end of a batch:
+    // box, a CAF's sample counts: found by mutating the fixtures). A panic there is one bad file, not the end of a batch:
     // it becomes this file's error, and the panic hook stays quiet about it ([`guarded`]).
     guarded(|| decode_packets(path, open, sink)).unwrap_or_else(|message| {
         Err(Error::MalformedAudio {

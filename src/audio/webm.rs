@@ -269,7 +269,7 @@ fn demux<'a>(path: &Path, bytes: &'a [u8]) -> Result<(AudioTrack<'a>, Vec<&'a [u
 /// samples at 48 kHz.
 pub(crate) fn read_webm(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     let (track, packets) = demux(path, bytes)?;
-    // The Opus decoder is a young crate: a panic on a damaged packet stays this file's error.
+    // A panic in the Opus decoder on a damaged packet stays this file's error, as in the other readers.
     super::container::guarded(|| decode_opus(path, &track, &packets)).unwrap_or_else(|message| {
         Err(Error::MalformedAudio {
             path: path.to_path_buf(),
