@@ -32,7 +32,7 @@ const HEAD_FIXED_BYTES: usize = 19;
 
 /// One stream (mono or stereo), or several mapped onto more channels.
 enum Decoder {
-    Single(OpusDecoder),
+    Single(Box<OpusDecoder>),
     Multi(Box<OpusMSDecoder>),
 }
 
@@ -94,9 +94,9 @@ impl OpusPackets {
             reason: format!("the Opus decoder refused the stream: {e}"),
         };
         let decoder = match family {
-            0 if (1..=2).contains(&channels) => {
-                Decoder::Single(OpusDecoder::new(OPUS_RATE_HZ as i32, channels).map_err(describe)?)
-            }
+            0 if (1..=2).contains(&channels) => Decoder::Single(Box::new(
+                OpusDecoder::new(OPUS_RATE_HZ as i32, channels).map_err(describe)?,
+            )),
             1 => {
                 let layout = ChannelLayout::surround(channels, family).map_err(|_| refuse())?;
                 let table = head
