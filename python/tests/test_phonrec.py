@@ -477,6 +477,21 @@ def test_bytes_file_objects_and_pathlike_read_as_the_path(recognizer):
     assert recognizer.transcribe(SUIT).source == str(SUIT)
 
 
+@pytest.mark.parametrize("name", ["fsdd_7_jackson_0_8k.opus", "fsdd_7_jackson_0_8k.webm"])
+def test_voice_messages_and_browser_recordings_read_as_the_cli_reads_them(recognizer, cli, name):
+    path = ROOT / "tests" / "data" / name
+    (record,) = cli_json_lines(cli("transcribe", "--format", "json", path))
+    for audio in (path, path.read_bytes()):
+        transcript = recognizer.transcribe(audio)
+        assert transcript.labels == record["phones"].split()
+        assert abs(transcript.duration - record["duration"]) <= CLI_ROUNDING
+    # A damaged voice message is this file's error, not a crash of the interpreter.
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2 :] = bytes(len(damaged) - len(damaged) // 2)
+    with pytest.raises(phonrec.PhonrecError):
+        recognizer.transcribe(bytes(damaged))
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 
