@@ -16,7 +16,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use super::opus::{OpusPackets, OPUS_RATE_HZ};
-use super::{Mixdown, Waveform, INT16_SCALE, MAX_AUDIO_BYTES, MAX_CHANNELS};
+use super::{mono_from_blocks, Waveform, INT16_SCALE, MAX_AUDIO_BYTES, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
 /// True when `bytes` start like a FLAC, Ogg, MP3 (ID3-tagged or a bare MPEG audio frame), AIFF/AIFC,
@@ -88,25 +88,9 @@ type OpenSource<'a> = dyn Fn() -> Result<Box<dyn MediaSource>> + 'a;
 
 fn read_container_from(path: &Path, open: &OpenSource<'_>) -> Result<Waveform> {
     // Channels are averaged packet by packet: an hour of decoded stereo is never held whole.
-    let mut mono = Vec::new();
-    let mut mixdown: Option<Mixdown> = None;
-    let (rate, channels) = decode_stream(path, open, &mut |interleaved, channels| {
-        if channels == 1 {
-            mono.extend_from_slice(interleaved);
-        } else {
-            let mixdown = mixdown.get_or_insert_with(|| Mixdown::new(channels));
-            mixdown.mix_extend(interleaved, &mut mono);
-        }
-    })?;
-    if let Some(loudest) = mixdown.and_then(|m| m.cancelling_channel()) {
-        // Rare (an inverted channel): decoding twice costs less than keeping every channel.
-        mono.clear();
-        decode_stream(path, open, &mut |interleaved, _| {
-            mono.extend(interleaved.iter().skip(loudest).step_by(channels));
-        })?;
-    }
+    let (samples, (rate, _)) = mono_from_blocks(|sink| decode_stream(path, open, sink))?;
     Ok(Waveform {
-        samples: mono,
+        samples,
         sample_rate_hz: rate,
     })
 }

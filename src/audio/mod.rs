@@ -414,6 +414,37 @@ impl Mixdown {
     }
 }
 
+/// Mono from a decoder that hands over blocks of interleaved frames (`decode(sink)` calls
+/// `sink(block, channels)` once per packet), as the streamed readers (symphonia's containers,
+/// WebM) need: channels averaged block by block ([`Mixdown`]), and when they cancel in the
+/// average, the stream decoded a second time for its loudest channel alone (rare: an inverted
+/// channel; decoding twice costs less than keeping every channel). Returns what `decode` returned
+/// on its first pass, beside the samples.
+pub(crate) fn mono_from_blocks<T>(
+    mut decode: impl FnMut(&mut dyn FnMut(&[f32], usize)) -> crate::error::Result<T>,
+) -> crate::error::Result<(Vec<f32>, T)> {
+    let mut mono = Vec::new();
+    let mut mixdown: Option<Mixdown> = None;
+    let first = decode(&mut |interleaved, channels| {
+        if channels == 1 {
+            mono.extend_from_slice(interleaved);
+        } else {
+            mixdown
+                .get_or_insert_with(|| Mixdown::new(channels))
+                .mix_extend(interleaved, &mut mono);
+        }
+    })?;
+    if let Some(loudest) = mixdown.and_then(|m| m.cancelling_channel()) {
+        mono.clear();
+        decode(&mut |interleaved, channels| {
+            let start = mono.len();
+            mono.resize(start + interleaved.len() / channels, 0.0);
+            take_channel(interleaved, channels, loudest, &mut mono[start..]);
+        })?;
+    }
+    Ok((mono, first))
+}
+
 /// Copy channel `channel` of `interleaved` frames into `mono`.
 pub(crate) fn take_channel(interleaved: &[f32], channels: usize, channel: usize, mono: &mut [f32]) {
     for (frame, out) in interleaved.chunks_exact(channels).zip(mono.iter_mut()) {

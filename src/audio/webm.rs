@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use super::opus::{OpusPackets, OPUS_RATE_HZ};
-use super::{take_channel, Mixdown, Waveform};
+use super::{mono_from_blocks, Waveform};
 use crate::error::{Error, Result};
 
 /// The EBML magic every WebM and Matroska file starts with.
@@ -313,25 +313,7 @@ fn decode_opus(path: &Path, track: &AudioTrack<'_>, packets: &[&[u8]]) -> Result
         }
         Ok(())
     };
-    let mut mono = Vec::new();
-    let mut mixdown: Option<Mixdown> = None;
-    decode(&mut |interleaved, count| {
-        if count == 1 {
-            mono.extend_from_slice(interleaved);
-        } else {
-            mixdown
-                .get_or_insert_with(|| Mixdown::new(count))
-                .mix_extend(interleaved, &mut mono);
-        }
-    })?;
-    if let Some(loudest) = mixdown.and_then(|m| m.cancelling_channel()) {
-        mono.clear();
-        decode(&mut |interleaved, count| {
-            let start = mono.len();
-            mono.resize(start + interleaved.len() / count, 0.0);
-            take_channel(interleaved, count, loudest, &mut mono[start..]);
-        })?;
-    }
+    let (mono, ()) = mono_from_blocks(decode)?;
     Ok(Waveform {
         samples: mono,
         sample_rate_hz: OPUS_RATE_HZ,
