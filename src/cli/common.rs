@@ -515,7 +515,8 @@ pub struct DecodeArgs {
 
     /// When the speech regions cover less than this fraction of a file (a short clip padded with
     /// seconds of silence or noise floor, words far apart), each region is recognised again on its
-    /// own, as if cut out of the file. 0 never does.
+    /// own, as if cut out of the file; and when the whole file's pass hears no speech at all, each
+    /// loud event (10 dB above the background) gets that second hearing. 0 never does either.
     #[arg(long, default_value_t = 0.6, value_name = "FRACTION")]
     pub isolate_below: f32,
 

@@ -638,13 +638,26 @@ impl Recognizer {
         let hop = self.model.features().options().frame().window_shift()
             * self.model.network().config().stack_frames.max(1);
         let levels = frame_levels_dbfs(&wave.samples, hop, log_probs.nrows());
-        let regions = speech_regions(
-            log_probs.view(),
-            &levels,
-            self.output_frame_shift_s(),
-            &self.segment,
-        );
-        self.isolate_regions(&wave, vtln_warp, hop, &regions, &mut log_probs)?;
+        let shift = self.output_frame_shift_s();
+        let mut regions = speech_regions(log_probs.view(), &levels, shift, &self.segment);
+        if regions.is_empty() && self.segment.enabled {
+            // No speech heard in the whole file. A short word in seconds of a loud floor can be
+            // lost that way (the floor dominates its normalisation and the recurrence; FSDD digits
+            // padded with their own floor: 15 of 500 came out empty). The loud events, each run
+            // alone as a clip cut out of the file, get a second hearing; what speech that finds
+            // stands.
+            let events = loud_events(&levels, shift, &self.segment);
+            if !events.is_empty() {
+                let mut alone = log_probs.clone();
+                self.isolate_regions(&wave, vtln_warp, hop, &events, &mut alone)?;
+                let found = speech_regions(alone.view(), &levels, shift, &self.segment);
+                if !found.is_empty() {
+                    (log_probs, regions) = (alone, found);
+                }
+            }
+        } else {
+            self.isolate_regions(&wave, vtln_warp, hop, &regions, &mut log_probs)?;
+        }
         Ok(Posteriors {
             wave,
             log_probs,
@@ -898,6 +911,67 @@ fn batched_short_log_probs(
     log_probs
 }
 
+/// A loud event stands this many dB above the recording's background (its 20th-percentile frame
+/// level) for [`loud_events`].
+const EVENT_ABOVE_BACKGROUND_DB: f32 = 10.0;
+
+/// Events shorter than this (seconds) are clicks, not words.
+const MIN_EVENT_S: f64 = 0.05;
+
+/// The stretches of a recording that stand well out of its background ([`EVENT_ABOVE_BACKGROUND_DB`]
+/// above its 20th-percentile frame level), joined across gaps shorter than
+/// `options.min_silence_s` and widened by `options.padding_s`, as output-frame ranges: where a
+/// word may lie that the whole file's pass did not hear. Empty when the events fill most of the
+/// recording (`options.isolate_below` or more: nothing to cut them out of) or there are none.
+fn loud_events(
+    levels_dbfs: &[f32],
+    frame_shift_s: f64,
+    options: &SegmentOptions,
+) -> Vec<(usize, usize)> {
+    let frames = levels_dbfs.len();
+    let mut finite: Vec<f32> = levels_dbfs
+        .iter()
+        .copied()
+        .filter(|l| l.is_finite())
+        .collect();
+    if finite.is_empty() {
+        return Vec::new();
+    }
+    let at = finite.len() / 5;
+    let (_, &mut background, _) = finite.select_nth_unstable_by(at, f32::total_cmp);
+    let threshold = background + EVENT_ABOVE_BACKGROUND_DB;
+    let to_frames = |s: f64| (s / frame_shift_s).round() as usize;
+    let (min_gap, padding) = (
+        to_frames(f64::from(options.min_silence_s)).max(1),
+        to_frames(f64::from(options.padding_s)),
+    );
+    let mut events: Vec<(usize, usize)> = Vec::new();
+    for (t, &level) in levels_dbfs.iter().enumerate() {
+        if level < threshold {
+            continue;
+        }
+        match events.last_mut() {
+            Some(last) if t - last.1 < min_gap => last.1 = t + 1,
+            _ => events.push((t, t + 1)),
+        }
+    }
+    events.retain(|&(a, b)| (b - a) as f64 * frame_shift_s >= MIN_EVENT_S);
+    let covered: usize = events.iter().map(|(a, b)| b - a).sum();
+    if events.is_empty() || covered as f64 >= f64::from(options.isolate_below) * frames as f64 {
+        return Vec::new();
+    }
+    // Widened, then merged where the widening made them meet.
+    let mut widened: Vec<(usize, usize)> = Vec::with_capacity(events.len());
+    for (a, b) in events {
+        let (a, b) = (a.saturating_sub(padding), (b + padding).min(frames));
+        match widened.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => widened.push((a, b)),
+        }
+    }
+    widened
+}
+
 /// Mean over frames of the largest log-probability: the greedy path's log-likelihood per frame.
 fn mean_best_path_log_prob(log_probs: ArrayView2<f32>) -> f32 {
     if log_probs.nrows() == 0 {
@@ -997,5 +1071,41 @@ mod tests {
             segment_bounds(log_probs.slice(s![..100, ..])),
             vec![(0, 100)]
         );
+    }
+
+    #[test]
+    fn loud_events_are_what_stands_out_of_the_background() {
+        let options = SegmentOptions::default();
+        let shift = 0.02;
+        let padding = (f64::from(options.padding_s) / shift).round() as usize;
+        // 6 s of a -40 dBFS floor with a 0.3 s word at -25 dBFS (10 dB above the floor is enough),
+        // a one-frame click, and a second word 40 frames after the first.
+        let mut levels = vec![-40.0f32; 300];
+        levels[100..115].fill(-25.0);
+        levels[200] = -10.0;
+        levels[240..250].fill(-28.0);
+        let events = loud_events(&levels, shift, &options);
+        assert_eq!(
+            events,
+            vec![
+                (100 - padding, 115 + padding),
+                (240 - padding, 250 + padding)
+            ]
+        );
+        // Words within a short pause are one event.
+        let mut close = vec![-40.0f32; 300];
+        close[100..110].fill(-25.0);
+        close[112..120].fill(-25.0);
+        assert_eq!(
+            loud_events(&close, shift, &options),
+            vec![(100 - padding, 120 + padding)]
+        );
+        // A steady background (noise, hum), digital silence, and a file that is loud most of the
+        // time (nothing to cut an event out of) have none.
+        assert!(loud_events(&vec![-30.0; 300], shift, &options).is_empty());
+        assert!(loud_events(&vec![f32::NEG_INFINITY; 300], shift, &options).is_empty());
+        let mut busy = vec![-20.0f32; 300];
+        busy[..60].fill(-40.0);
+        assert!(loud_events(&busy, shift, &options).is_empty());
     }
 }

@@ -62,7 +62,8 @@ pub struct SegmentOptions {
     pub energy_floor_dbfs: f32,
     /// When the speech regions cover less than this fraction of the recording, each region is
     /// recognised again on its own (its own normalisation, no recurrence through the non-speech
-    /// around it). Default 0.6; 0 never does.
+    /// around it); when the whole recording's pass finds no speech, each loud event (10 dB above
+    /// the background, covering less than this fraction) is. Default 0.6; 0 never does either.
     pub isolate_below: f32,
 }
 
