@@ -32,7 +32,8 @@ pub use dereverb::{
 };
 pub use resample::{resample, resample_owned, Resampler};
 pub use silence_fill::{
-    fill_digital_silence, SilenceFill, DIGITAL_SILENCE_LEVEL, MIN_DIGITAL_SILENCE_S,
+    fill_digital_silence, fill_quiet_gaps, SilenceFill, DIGITAL_SILENCE_LEVEL,
+    MIN_DIGITAL_SILENCE_S,
 };
 pub use sphere::sphere_bytes;
 

@@ -523,7 +523,10 @@ pub struct DecodeArgs {
     /// Leave digital silence as it is. By default runs of ≥ 20 ms of zeros (or ±1 LSB: padding,
     /// gaps between joined clips, muting: editing, never a microphone) are filled with noise shaped like
     /// the recording's quietest frames, so the recording's noise floor does not start and stop
-    /// abruptly where the network would hear a fricative. Audio without such runs is unaffected.
+    /// abruptly where the network would hear a fricative; in a recording without such runs, gaps a
+    /// noise gate or a cut made far quieter than the floor under the speech (≥ 10 dB, stepping down
+    /// at once, nothing inside the speech as quiet) are raised to that floor. Other audio is
+    /// unaffected.
     #[arg(long)]
     pub keep_digital_silence: bool,
 

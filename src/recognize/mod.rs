@@ -19,8 +19,8 @@ use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::audio::{
-    dereverberate, dereverberate_reverberant_sections, fill_digital_silence, read_audio,
-    repair_clipping, Dereverb, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
+    dereverberate, dereverberate_reverberant_sections, fill_digital_silence, fill_quiet_gaps,
+    read_audio, repair_clipping, Dereverb, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
     decode_spans, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, LatticeOptions, PhoneLm,
@@ -54,7 +54,8 @@ pub struct RecognizerOptions {
     pub segment: SegmentOptions,
     /// Fill runs of digital silence (padding, gaps between joined clips) with the recording's own
     /// noise floor before the features, so that the floor does not start and stop abruptly where the
-    /// network would hear a fricative (see [`fill_digital_silence`]). Default true.
+    /// network would hear a fricative (see [`fill_digital_silence`]); in a recording without such
+    /// runs, raise gated gaps to the floor under the speech (see [`fill_quiet_gaps`]). Default true.
     pub fill_digital_silence: bool,
     /// Restore peaks cut flat at the converter's full scale (a recording made with the input gain
     /// too high) before the features; audio whose peaks do not pile up on a rail is unchanged (see
@@ -411,7 +412,11 @@ impl Recognizer {
             repairs.clipped_fraction = repair.samples as f32 / wave.samples.len().max(1) as f32;
         }
         if self.fill_digital_silence {
-            fill_digital_silence(&mut wave.samples, wave.sample_rate_hz);
+            // A recording padded with digital silence is filled from its own floor; one without
+            // may have gated gaps instead.
+            if fill_digital_silence(&mut wave.samples, wave.sample_rate_hz).runs == 0 {
+                fill_quiet_gaps(&mut wave.samples, wave.sample_rate_hz);
+            }
         }
         let mut wave = wave.resampled(self.model.sample_rate_hz())?;
         let dereverberated = match self.dereverb {
