@@ -131,17 +131,17 @@ pub fn fill_digital_silence(samples: &mut [f32], sample_rate_hz: u32) -> Silence
 }
 
 /// Raise the gated gaps of a recording to the noise floor under its speech. A gap is a stretch of
-/// at least [`MIN_GAP_S`] at the recording's quiet level (within [`GAP_LEVEL_SPREAD_DB`] of its
-/// 5th-percentile frame level). The gaps are filled only when they look like a gate's or a cut's:
-/// nothing inside the speech falls to their level (else the background is under everything and
-/// what lies above it is weak speech: noisy recordings, synthetic voices padded with a floor); the
-/// floor under the speech (the quietest 10 % of the frames clearly above the gaps, with a steady
-/// spectral shape, as [`fill_digital_silence`] measures it) is at least [`MIN_GAP_STEP_DB`]
-/// louder; and the level steps at the gaps' edges within a frame, dropping into at least one of
-/// them (speech and rooms fade out; a gate or a cut does not). Noise with the floor's spectrum is
-/// then added to the gaps at the power that makes up the difference. A recording whose
-/// background is as loud in its pauses as under its speech (nearly every microphone recording)
-/// is unchanged; run after [`fill_digital_silence`], which fills exact zeros.
+/// at least 0.2 s at the recording's quiet level (within 3 dB of its 5th-percentile frame level).
+/// The gaps are filled only when they look like a gate's or a cut's: nothing inside the speech
+/// falls to their level (else the background is under everything and what lies above it is weak
+/// speech: noisy recordings, synthetic voices padded with a floor); the floor under the speech
+/// (the quietest 10 % of the frames at least 6 dB above the gaps, with a steady spectral shape, as
+/// [`fill_digital_silence`] measures it) is at least 10 dB louder; and the level steps at the
+/// gaps' edges within a frame, dropping into at least one of them (speech and rooms fade out; a
+/// gate or a cut does not). Noise with the floor's spectrum is then added to the gaps at the power
+/// that makes up the difference. A recording whose background is as loud in its pauses as under
+/// its speech (nearly every microphone recording) is unchanged; run after
+/// [`fill_digital_silence`], which fills exact zeros.
 pub fn fill_quiet_gaps(samples: &mut [f32], sample_rate_hz: u32) -> SilenceFill {
     let frame_len = ((FLOOR_FRAME_S * f64::from(sample_rate_hz)) as usize)
         .next_power_of_two()
