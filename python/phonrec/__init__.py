@@ -398,8 +398,9 @@ class Recognizer:
             pass over at most 30 s per factor).
         repair_clipping: Restore peaks cut flat at full scale before the features (default); ``False``
             keeps them (``--keep-clipping``). :attr:`Transcript.clipped` says how much was restored.
-        fill_digital_silence: Fill runs of digital silence with the recording's own noise floor
-            (default); ``False`` keeps the zeros (``--keep-digital-silence``).
+        fill_digital_silence: Fill runs of digital silence with the recording's own noise floor,
+            and raise gaps a noise gate or a cut made far quieter than the floor under the speech
+            to that floor (default); ``False`` keeps both as they are (``--keep-digital-silence``).
 
     Raises:
         FileNotFoundError: ``model``, ``lm`` or ``lexicon`` does not exist.

@@ -401,7 +401,7 @@ struct Decoding {
     vtln: bool,
     /// Restore clipped peaks (`repair_clipping=False`, as `--keep-clipping`).
     repair_clipping: bool,
-    /// Fill digital silence with the floor (`fill_digital_silence=False`, as
+    /// Fill digital silence and gated gaps with the floor (`fill_digital_silence=False`, as
     /// `--keep-digital-silence`).
     fill_digital_silence: bool,
 }
