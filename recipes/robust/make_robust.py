@@ -23,7 +23,7 @@ import wave
 import numpy as np
 
 VERSION = "robust-3"  # bump when the processing changes: existing outputs are then rebuilt
-ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet", "clip"]
+ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet", "clip", "gated"]
 EXTRA_CONDITIONS = ["8k",  # written with tel8k; may also be asked for alone
                     "room"]  # needs pyroomacoustics (pip); asked for by name
 FS = 32768.0  # int16 full scale
@@ -48,6 +48,9 @@ DESCRIPTIONS = {
              "then rounded to 16-bit as such a recorder would",
     "clip": "the clip peak-normalised to full scale, then amplified by 9-15 dB (uniform) and rounded to 16-bit, "
             "so its peaks are cut flat at full scale (a recorder's input gain set far too high)",
+    "gated": "pink noise (20 Hz-Nyquist) at -45 dBFS RMS (+-3 dB uniform) under the clip, then a noise gate: "
+             "open while the 10 ms RMS envelope is 12 dB above that floor (5 ms look-ahead, 150 ms hold), "
+             "closed it attenuates by 25-35 dB (uniform), gain changes smoothed over 5 ms (a VoIP or podcast gate)",
     "snr": "additive noise at {snr} dB SNR w.r.t. the RMS of the whole clip; kind by utterance index "
            "(i%4: 0 white, 1 pink, 2 brown, 3 babble = 4 other utterances of the manifest at equal RMS)",
 }
@@ -203,6 +206,26 @@ def codec_roundtrip(x_int16, codec):
     if len(y) < n:
         y = np.concatenate([y, np.zeros(n - len(y))])
     return y[:n]
+
+
+def noise_gate(x, rate, floor_dbfs, attenuation_db):
+    """A noise gate over `x` (int16 scale): open while the 10 ms RMS envelope is 12 dB above
+    `floor_dbfs`, from 5 ms before to 150 ms after; closed, `attenuation_db` down; the gain smoothed
+    over 5 ms. Returns the gated signal and the fraction of samples closed."""
+    n = len(x)
+    if n == 0:
+        return x, 0.0
+    win = max(1, int(0.010 * rate))
+    env = np.sqrt(np.convolve(x * x, np.ones(win) / win, mode="same"))
+    above = env > db_to_rms(floor_dbfs + 12.0)
+    idx = np.arange(n)
+    last = np.maximum.accumulate(np.where(above, idx, -(10 ** 9)))
+    nxt = np.minimum.accumulate(np.where(above, idx, 10 ** 9)[::-1])[::-1]
+    is_open = ((idx - last) <= int(0.150 * rate)) | ((nxt - idx) <= int(0.005 * rate))
+    gain = np.where(is_open, 1.0, 10.0 ** (-attenuation_db / 20.0))
+    ramp = max(1, int(0.005 * rate))
+    gain = np.convolve(gain, np.ones(ramp) / ramp, mode="same")
+    return x * gain, float(np.mean(~is_open))
 
 
 def db_to_rms(dbfs):
@@ -400,6 +423,7 @@ def process(src, cond, args, command):
             "room": ["file", "source", "rate", "seconds", "room_m", "rt60_s", "distance_m", "gain"],
             "quiet": ["file", "source", "rate", "seconds", "rms_dbfs"],
             "clip": ["file", "source", "rate", "seconds", "gain_db", "clipped_fraction"],
+            "gated": ["file", "source", "rate", "seconds", "floor_dbfs", "attenuation_db", "closed_fraction"],
         }.get(cond, ["file", "source", "rate", "seconds", "noise", "snr_db_target", "snr_db_actual", "babble_sources"])
         for i in range(n):
             rng = rng_for(args.seed, name, cond, i)
@@ -453,6 +477,11 @@ def process(src, cond, args, command):
                 y = x * (FS / peak) * 10.0 ** (gain_db / 20.0) if peak > 0 else x
                 share = float(np.mean(np.abs(np.rint(y)) > 32767)) if len(y) else 0.0
                 extra = [round(gain_db, 2), round(share, 4)]
+            elif cond == "gated":
+                level = -45.0 + float(rng.uniform(-3.0, 3.0))
+                atten = float(rng.uniform(25.0, 35.0))
+                y, closed = noise_gate(x + db_to_rms(level) * pink_noise(rng, len(x), rate), rate, level, atten)
+                extra = [round(level, 2), round(atten, 2), round(closed, 3)]
             elif cond.startswith("snr"):
                 snr = float(cond[3:])
                 kind = NOISE_KINDS[i % 4]
