@@ -106,9 +106,7 @@ pub fn fill_digital_silence(samples: &mut [f32], sample_rate_hz: u32) -> Silence
     if runs.is_empty() {
         return SilenceFill::default();
     }
-    let frame_len = ((FLOOR_FRAME_S * f64::from(sample_rate_hz)) as usize)
-        .next_power_of_two()
-        .max(16);
+    let frame_len = floor_frame_len(sample_rate_hz);
     let Some(floor) = NoiseFloor::measure(samples, &runs, frame_len) else {
         return SilenceFill::default();
     };
@@ -124,9 +122,7 @@ pub fn fill_digital_silence(samples: &mut [f32], sample_rate_hz: u32) -> Silence
     SilenceFill {
         runs: runs.len(),
         samples: filled,
-        level_dbfs: Some(
-            (10.0 * (floor.power / f64::from(crate::audio::INT16_SCALE).powi(2)).log10()) as f32,
-        ),
+        level_dbfs: Some(floor.level_dbfs()),
     }
 }
 
@@ -143,9 +139,7 @@ pub fn fill_digital_silence(samples: &mut [f32], sample_rate_hz: u32) -> Silence
 /// its speech (nearly every microphone recording) is unchanged; run after
 /// [`fill_digital_silence`], which fills exact zeros.
 pub fn fill_quiet_gaps(samples: &mut [f32], sample_rate_hz: u32) -> SilenceFill {
-    let frame_len = ((FLOOR_FRAME_S * f64::from(sample_rate_hz)) as usize)
-        .next_power_of_two()
-        .max(16);
+    let frame_len = floor_frame_len(sample_rate_hz);
     let hop = frame_len / 2;
     let frames = frame_powers(samples, frame_len);
     let min_gap_frames = ((MIN_GAP_S * f64::from(sample_rate_hz)) as usize).div_ceil(hop);
@@ -233,9 +227,7 @@ pub fn fill_quiet_gaps(samples: &mut [f32], sample_rate_hz: u32) -> SilenceFill 
     SilenceFill {
         runs: gaps.len(),
         samples: filled,
-        level_dbfs: Some(
-            (10.0 * (added.power / f64::from(crate::audio::INT16_SCALE).powi(2)).log10()) as f32,
-        ),
+        level_dbfs: Some(added.level_dbfs()),
     }
 }
 
@@ -246,17 +238,28 @@ fn frame_powers(samples: &[f32], frame_len: usize) -> Vec<(f64, f64)> {
         return Vec::new();
     }
     (0..=(samples.len() - frame_len) / hop)
-        .map(|f| {
-            let frame = &samples[f * hop..f * hop + frame_len];
-            let mean = frame.iter().map(|&x| f64::from(x)).sum::<f64>() / frame_len as f64;
-            let power = frame
-                .iter()
-                .map(|&x| (f64::from(x) - mean).powi(2))
-                .sum::<f64>()
-                / frame_len as f64;
-            (power, mean)
-        })
+        .map(|f| power_and_mean(&samples[f * hop..f * hop + frame_len]))
         .collect()
+}
+
+/// A frame's power with its DC removed, and its mean (the DC).
+fn power_and_mean(frame: &[f32]) -> (f64, f64) {
+    let n = frame.len().max(1) as f64;
+    let mean = frame.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let power = frame
+        .iter()
+        .map(|&x| (f64::from(x) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (power, mean)
+}
+
+/// The length of the frames a floor is measured on at `sample_rate_hz`: [`FLOOR_FRAME_S`] rounded
+/// up to a power of two (for the FFT).
+fn floor_frame_len(sample_rate_hz: u32) -> usize {
+    ((FLOOR_FRAME_S * f64::from(sample_rate_hz)) as usize)
+        .next_power_of_two()
+        .max(16)
 }
 
 /// The runs of at least `min_frames` consecutive frames at most `gap_limit` in power, as frame
@@ -343,6 +346,11 @@ struct NoiseFloor {
 }
 
 impl NoiseFloor {
+    /// The floor's RMS level, dBFS (0 = int16 full scale).
+    fn level_dbfs(&self) -> f32 {
+        (10.0 * (self.power / f64::from(crate::audio::INT16_SCALE).powi(2)).log10()) as f32
+    }
+
     /// Measure the floor on the frames (hop half a frame) that lie wholly outside `runs`; `None`
     /// when there are fewer than [`MIN_LIVE_FRAMES`] of them.
     fn measure(samples: &[f32], runs: &[(usize, usize)], frame_len: usize) -> Option<NoiseFloor> {
@@ -356,13 +364,7 @@ impl NoiseFloor {
         for (run_start, run_end) in bounds {
             let mut start = live_start;
             while start + frame_len <= run_start {
-                let frame = &samples[start..start + frame_len];
-                let mean = frame.iter().map(|&x| f64::from(x)).sum::<f64>() / frame_len as f64;
-                let power = frame
-                    .iter()
-                    .map(|&x| (f64::from(x) - mean).powi(2))
-                    .sum::<f64>()
-                    / frame_len as f64;
+                let (power, mean) = power_and_mean(&samples[start..start + frame_len]);
                 frames.push((power, mean as f32, start));
                 start += hop;
             }
