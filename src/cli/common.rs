@@ -552,9 +552,10 @@ pub struct DecodeArgs {
     /// ~1.8x faster at batch 1 on CPUs with AVX512-BF16 (AMD Zen 4/5, Intel Xeon since Cooper Lake),
     /// and on Intel Xeons with AMX (since Sapphire Rapids) ~1.6x at batch 1 and 2-3x for batches of
     /// files; whole runs 1.2-1.8x; elsewhere it is emulated, slower than f32. Posteriors differ from
-    /// f32's by ~1e-5 on average; PER moved by at most 0.12 points on our evaluation sets. `int8`
-    /// also runs the recurrent products in 8-bit integers (AVX512-VNNI): fastest at batch 1, but
-    /// PER moved by up to 0.8 points on small sets (BENCHMARKS.md).
+    /// f32's by ~1e-5 on average; PER moved by at most 0.4 points (one phone of a small set) on our
+    /// evaluation sets. `int8` also stores the recurrent weights in 8-bit integers (AVX512-VNNI):
+    /// fastest at batch 1 (2.6-2.9x PyTorch on an Intel Xeon), PER within 0.2 points of f32's on
+    /// every evaluation set (BENCHMARKS.md).
     #[arg(long, value_parser = choice::<Precision>(), default_value = "f32")]
     pub precision: Precision,
 }

@@ -1,25 +1,26 @@
-//! The recurrence in 8-bit integers ([`Precision::Int8`](super::Precision::Int8)): `W_hh` quantised
-//! per output column, `h_{t−1}` quantised on a fixed scale, products summed exactly in i32 with
-//! `vpdpbusd` (AVX512-VNNI).
+//! The recurrence with 8-bit weights ([`Precision::Int8`](super::Precision::Int8)): `W_hh` quantised
+//! to int8 per output column, `h_{t−1}` to int16 per row, products summed exactly in i32 with
+//! `vpdpwssd` (AVX512-VNNI) after widening the weights with `vpmovsxbw`.
 //!
 //! Why: at batch 1 each step multiplies one vector by one direction's whole `W_hh` (`[H × 4H]`), so a
-//! step costs what reading `W_hh` from L2 and the multiply-adds cost. In int8 `W_hh` is a quarter of
-//! f32's bytes, and one `vpdpbusd` does 64 multiply-adds where an f32 FMA does 16 — and, on the Intel
-//! CPUs that have AMX, four times as many per cycle as `vdpbf16ps` (BENCHMARKS.md). The input
-//! projections are not done here: they run over all frames at once, where bf16 (on AMX tiles where
-//! present) is fast and more exact.
+//! step costs what reading `W_hh` from L2 costs: on an Intel Xeon the bf16 product runs at the
+//! L2's ~60 GB/s (BENCHMARKS.md). In int8 `W_hh` is half of bf16's bytes and a quarter of f32's. The
+//! input projections are not done here: they run over all frames at once, where bf16 (on AMX tiles
+//! where present) is fast and more exact.
 //!
-//! The quantisation: each row of the left-hand side (one utterance's `h_{t−1}`) on its own scale
-//! `m = max_k |h_k|`, `u_k = round(127 h_k / m) + 128` as u8 (rounded half up; a fixed scale for
-//! `h` ∈ (−1, 1) moved PER by up to 0.8 points on the small real sets, this by less). Each column
-//! `c` of `W_hh` gets its own scale `s_c = max_k |w_kc| / 127` and `q_kc = round(w_kc / s_c)` as i8.
-//! Then `Σ_k h_k w_kc ≈ m (s_c / 127) (Σ_k u_k q_kc − 128 Σ_k q_kc)`: the integer sum is exact
-//! (|Σ| < 2²⁴ for `k` ≤ 512), so every kernel gives the same sums and the only errors are the two
-//! roundings (≤ 1/254 of each row's range, ≤ half a step of each weight). Hence an opt-in, checked
-//! by its effect on PER (BENCHMARKS.md), never the default.
+//! The quantisation: each column `c` of `W_hh` gets its own scale `s_c = max_k |w_kc| / 127` and
+//! `q_kc = round(w_kc / s_c)` as i8; each row of the left-hand side (one utterance's `h_{t−1}`) its
+//! own scale `m = max_k |h_k|` and `u_k = round(S h_k / m)` as i16, with `S` as large as the i32 sum
+//! allows (`127 · S · k < 2³¹`: 32767 up to `k` = 516). Then `Σ_k h_k w_kc ≈ (m / S) s_c Σ_k u_k
+//! q_kc`, the integer sum exact, so every kernel gives the same sums and the error is the weights'
+//! rounding (≤ half a step each) and the state's (≤ 1/(2S) of its range, ~1.5e-5). An earlier
+//! version quantised `h` to 8 bits as well (`vpdpbusd`, the same bytes of weights): that moved PER
+//! by up to 0.8 points on the small real sets, where 8-bit weights alone (simulated in f32) moved
+//! none of them by a phone (BENCHMARKS.md, 2026-12-03).
 //!
-//! Layout: panels of 32 columns, each stored `[k/4][32]` of i32, each i32 holding the weights of rows
-//! `4j..4j+3` of one column (row `4j` in the low byte): the operand layout of `vpdpbusd`.
+//! Layout: panels of 32 columns, each stored `[k/2][32][2]` of i8: per pair of rows of `W` the two
+//! weights of each column side by side, which `vpmovsxbw` widens into the operand layout of
+//! `vpdpwssd` (each 32-bit lane one column's two i16 weights, row `2j` in the low half).
 
 use std::sync::OnceLock;
 
@@ -29,19 +30,22 @@ use super::kernels::{simd_level, SimdLevel};
 const PANEL: usize = 32;
 /// Rows of the result kept in registers by the AVX-512 micro-kernel.
 const TILE_ROWS: usize = 8;
-/// The quantised value of 0 for the left-hand side (`u = round(127 h / m) + 128`).
-const ZERO_POINT: i32 = 128;
-/// Steps of the left-hand side's quantisation per unit (|h| < 1 maps onto 1..=255).
-const STEPS_PER_UNIT: f32 = 127.0;
+/// The largest quantised weight.
+const WEIGHT_STEPS: f32 = 127.0;
+/// The largest quantised value of the left-hand side (i16), when `k` leaves room for it.
+const MAX_LHS_STEPS: f32 = 32767.0;
 
-/// Whether the int8 products run natively here (`vpdpbusd`): AVX-512 chosen ([`simd_level`]) and
-/// AVX512-VNNI present. Elsewhere a portable loop computes the same integer sums, slower.
+/// Whether the int8 products run natively here (`vpmovsxbw` + `vpdpwssd`): AVX-512 chosen
+/// ([`simd_level`]) with AVX512-BW and AVX512-VNNI. Elsewhere a portable loop computes the same
+/// integer sums, slower.
 fn native() -> bool {
     static NATIVE: OnceLock<bool> = OnceLock::new();
     *NATIVE.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            simd_level() == SimdLevel::Avx512 && std::arch::is_x86_feature_detected!("avx512vnni")
+            simd_level() == SimdLevel::Avx512
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -55,13 +59,14 @@ fn native() -> bool {
 pub(crate) struct PackedI8 {
     k: usize,
     n: usize,
-    /// `k` rounded up to groups of four.
-    quads: usize,
-    data: Vec<i32>,
-    /// Per column: `s_c / 127`, with the row's `m` the factor from the integer sum to the product.
+    /// `k` rounded up to pairs.
+    pairs: usize,
+    data: Vec<i8>,
+    /// Per column: `s_c`, the weights' step.
     scale: Vec<f32>,
-    /// Per column: `128 Σ_k q_kc`, what the left-hand side's zero point adds to the integer sum.
-    offset: Vec<i32>,
+    /// `S`, the left-hand side's steps per unit of its row's largest magnitude: the most that keeps
+    /// every i32 sum exact for this `k`.
+    lhs_steps: f32,
 }
 
 impl PackedI8 {
@@ -81,63 +86,49 @@ impl PackedI8 {
                 w[row * n + col]
             }
         };
+        let pairs = k.div_ceil(2);
+        let panels = n.div_ceil(PANEL);
+        let mut data = vec![0i8; panels * pairs * PANEL * 2];
         let mut scale = Vec::with_capacity(n);
-        let mut offset = Vec::with_capacity(n);
-        // Quantised columns, `[n][k]`.
-        let mut q = vec![0i8; n * k];
         for col in 0..n {
             let largest = (0..k).map(|row| value(row, col).abs()).fold(0f32, f32::max);
-            let step = largest / 127.0;
-            let mut sum = 0i32;
+            let step = largest / WEIGHT_STEPS;
+            let (p, c) = (col / PANEL, col % PANEL);
             for row in 0..k {
-                let v = if step > 0.0 {
-                    (value(row, col) / step).round().clamp(-127.0, 127.0) as i8
+                let q = if step > 0.0 {
+                    (value(row, col) / step)
+                        .round()
+                        .clamp(-WEIGHT_STEPS, WEIGHT_STEPS) as i8
                 } else {
                     0
                 };
-                q[col * k + row] = v;
-                sum += v as i32;
+                data[((p * pairs + row / 2) * PANEL + c) * 2 + row % 2] = q;
             }
-            scale.push(step / STEPS_PER_UNIT);
-            offset.push(ZERO_POINT * sum);
+            scale.push(step);
         }
-        let quads = k.div_ceil(4);
-        let panels = n.div_ceil(PANEL);
-        let mut data = vec![0i32; panels * quads * PANEL];
-        for p in 0..panels {
-            let panel = &mut data[p * quads * PANEL..(p + 1) * quads * PANEL];
-            let cols = (n - p * PANEL).min(PANEL);
-            for j in 0..quads {
-                for c in 0..cols {
-                    let col = p * PANEL + c;
-                    let mut bytes = [0u8; 4];
-                    for (b, byte) in bytes.iter_mut().enumerate() {
-                        let row = 4 * j + b;
-                        if row < k {
-                            *byte = q[col * k + row] as u8;
-                        }
-                    }
-                    panel[j * PANEL + c] = i32::from_le_bytes(bytes);
-                }
-            }
-        }
+        // |Σ_k u_k q_kc| ≤ 2·pairs · 127 · S must stay below 2³¹ (`vpdpwssd` wraps).
+        let lhs_steps = (f64::from(i32::MAX)
+            / (f64::from(WEIGHT_STEPS) * (2 * pairs.max(1)) as f64))
+            .floor()
+            .min(f64::from(MAX_LHS_STEPS)) as f32;
         PackedI8 {
             k,
             n,
-            quads,
+            pairs,
             data,
             scale,
-            offset,
+            lhs_steps,
         }
     }
 }
 
-/// `x` (|x| ≤ 1, already divided by its row's largest magnitude) on the 8-bit scale, rounded half up. (Truncating the shifted
-/// value, which is positive, rounds without `f32::round`, a libm call on baseline x86-64 that cost
-/// 4 % of a batch-1 pass.)
+/// `x` (|x| ≤ 1, already divided by its row's largest magnitude) on `steps` steps per unit, rounded
+/// half away from zero. (`f32::round` is a libm call on baseline x86-64 that cost 4 % of a batch-1
+/// pass; adding ±0.5 and truncating is the same rounding.)
 #[inline(always)]
-fn quantise(x: f32) -> u8 {
-    ((x * STEPS_PER_UNIT).clamp(-STEPS_PER_UNIT, STEPS_PER_UNIT) + (ZERO_POINT as f32 + 0.5)) as u8
+fn quantise(x: f32, steps: f32) -> i16 {
+    let v = (x * steps).clamp(-steps, steps);
+    (v + 0.5f32.copysign(v)) as i16
 }
 
 /// One step of a recurrence: `out[r, 0..n] += Σ_k lhs[r, k] · W[k, 0..n]` for `rows` rows, with
@@ -162,73 +153,85 @@ pub(crate) fn matmul_recurrent_i8(
     // Every element touched below lies inside these bounds (the kernels index unchecked).
     assert!(lhs_stride >= w.k && lhs.len() >= (rows - 1) * lhs_stride + w.k);
     assert!(out_stride >= w.n && out.len() >= (rows - 1) * out_stride + w.n);
-    quantise_rows(rows, lhs, lhs_stride, w.k, scratch);
-    let (quads, row_scales) = scratch.split_at(rows * w.quads);
+    quantise_rows(rows, lhs, lhs_stride, w.k, w.lhs_steps, scratch);
+    let (pairs, row_scales) = scratch.split_at(rows * w.pairs);
     #[cfg(target_arch = "x86_64")]
     if native() {
-        // SAFETY: `native` checked AVX-512F and AVX512-VNNI; bounds were checked above, `quads`
-        // holds `rows × w.quads` values and `row_scales` `rows`.
+        // SAFETY: `native` checked AVX-512F, BW and VNNI; bounds were checked above, `pairs`
+        // holds `rows × w.pairs` values and `row_scales` `rows`.
         unsafe {
-            avx512::matmul(rows, quads, row_scales, w, out, out_stride, backwards);
+            avx512::matmul(rows, pairs, row_scales, w, out, out_stride, backwards);
         }
         return;
     }
-    portable(rows, quads, row_scales, w, out, out_stride);
+    portable(rows, pairs, row_scales, w, out, out_stride);
 }
 
-/// Quantise `rows` rows of `k` values into `scratch`: first each row's `k.div_ceil(4)` groups of
-/// four bytes, then each row's scale `m` (as f32 bits; the columns' scales hold the 1/127).
-fn quantise_rows(rows: usize, lhs: &[f32], lhs_stride: usize, k: usize, scratch: &mut Vec<u32>) {
-    let quads = k.div_ceil(4);
+/// Quantise `rows` rows of `k` values into `scratch`: first each row's `k.div_ceil(2)` pairs of
+/// i16 (row `2j` in the low half), then each row's factor `m / S` (as f32 bits).
+fn quantise_rows(
+    rows: usize,
+    lhs: &[f32],
+    lhs_stride: usize,
+    k: usize,
+    steps: f32,
+    scratch: &mut Vec<u32>,
+) {
+    let pairs = k.div_ceil(2);
     scratch.clear();
-    scratch.resize(rows * (quads + 1), 0);
-    let (packed, scales) = scratch.split_at_mut(rows * quads);
-    for (r, (dst, scale)) in packed.chunks_exact_mut(quads).zip(scales).enumerate() {
+    scratch.resize(rows * (pairs + 1), 0);
+    let (packed, scales) = scratch.split_at_mut(rows * pairs);
+    for (r, (dst, scale)) in packed.chunks_exact_mut(pairs).zip(scales).enumerate() {
         let row = &lhs[r * lhs_stride..r * lhs_stride + k];
         let largest = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         let inverse = if largest > 0.0 { 1.0 / largest } else { 0.0 };
-        for (group, values) in dst.iter_mut().zip(row.chunks(4)) {
-            // Past `k` the padding rows of `W` are zero, so what stands in there is moot.
-            let mut bytes = [ZERO_POINT as u8; 4];
-            for (b, &v) in bytes.iter_mut().zip(values) {
-                *b = quantise(v * inverse);
-            }
-            *group = u32::from_le_bytes(bytes);
+        for (pair, values) in dst.iter_mut().zip(row.chunks(2)) {
+            // Past `k` the padding rows of `W` are zero; 0 stands in there.
+            let low = quantise(values[0] * inverse, steps) as u16 as u32;
+            let high = values
+                .get(1)
+                .map_or(0, |&v| quantise(v * inverse, steps) as u16 as u32);
+            *pair = low | (high << 16);
         }
-        *scale = largest.to_bits();
+        *scale = (largest / steps).to_bits();
     }
+}
+
+/// The two i16 of a quantised pair, low half first.
+#[inline(always)]
+fn unpair(pair: u32) -> [i32; 2] {
+    [
+        i32::from(pair as u16 as i16),
+        i32::from((pair >> 16) as u16 as i16),
+    ]
 }
 
 /// The same integer sums without VNNI, for other CPUs (and to test the kernel against).
 fn portable(
     rows: usize,
-    lhs_quads: &[u32],
+    lhs_pairs: &[u32],
     row_scales: &[u32],
     w: &PackedI8,
     out: &mut [f32],
     out_stride: usize,
 ) {
-    let quads = w.quads;
-    for (p, panel) in w.data.chunks_exact(quads * PANEL).enumerate() {
+    let pairs = w.pairs;
+    for (p, panel) in w.data.chunks_exact(pairs * PANEL * 2).enumerate() {
         let col0 = p * PANEL;
         let cols = (w.n - col0).min(PANEL);
         for r in 0..rows {
-            let a = &lhs_quads[r * quads..(r + 1) * quads];
+            let a = &lhs_pairs[r * pairs..(r + 1) * pairs];
             let mut acc = [0i32; PANEL];
-            for (&av, wrow) in a.iter().zip(panel.chunks_exact(PANEL)) {
-                let av = av.to_le_bytes();
-                for (s, &wv) in acc.iter_mut().zip(wrow) {
-                    let wv = wv.to_le_bytes();
-                    for b in 0..4 {
-                        *s += av[b] as i32 * (wv[b] as i8) as i32;
-                    }
+            for (&av, wrow) in a.iter().zip(panel.chunks_exact(PANEL * 2)) {
+                let [a0, a1] = unpair(av);
+                for (s, wv) in acc.iter_mut().zip(wrow.chunks_exact(2)) {
+                    *s += a0 * i32::from(wv[0]) + a1 * i32::from(wv[1]);
                 }
             }
             let row_scale = f32::from_bits(row_scales[r]);
             let dst = &mut out[r * out_stride + col0..r * out_stride + col0 + cols];
             for (c, (d, &s)) in dst.iter_mut().zip(&acc).enumerate() {
-                let col = col0 + c;
-                *d += (s - w.offset[col]) as f32 * (w.scale[col] * row_scale);
+                *d += s as f32 * (w.scale[col0 + c] * row_scale);
             }
         }
     }
@@ -242,12 +245,13 @@ mod avx512 {
     use super::{PackedI8, PANEL, TILE_ROWS};
 
     /// See [`super::matmul_recurrent_i8`]: for each panel, all rows in tiles of up to 8; `a` holds
-    /// the quantised left-hand side, `rows × w.quads`, and `row_scales` each row's scale (f32 bits).
+    /// the quantised left-hand side, `rows × w.pairs`, and `row_scales` each row's factor (f32
+    /// bits).
     ///
     /// # Safety
-    /// The CPU must support AVX-512F and AVX512-VNNI; `a` must hold `rows × w.quads` values and
-    /// `out` the rows the caller's bounds checks guarantee, `row_scales` `rows` values.
-    #[target_feature(enable = "avx512f,avx512vnni")]
+    /// The CPU must support AVX-512F, BW and VNNI; `a` must hold `rows × w.pairs` values and `out`
+    /// the rows the caller's bounds checks guarantee, `row_scales` `rows` values.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn matmul(
         rows: usize,
         a: &[u32],
@@ -257,38 +261,37 @@ mod avx512 {
         out_stride: usize,
         backwards: bool,
     ) {
-        let quads = w.quads;
+        let pairs = w.pairs;
         let panels = w.n.div_ceil(PANEL);
         for i in 0..panels {
             let p = if backwards { panels - 1 - i } else { i };
-            let panel = w.data.as_ptr().add(p * quads * PANEL);
+            let panel = w.data.as_ptr().add(p * pairs * PANEL * 2);
             let col0 = p * PANEL;
             let cols = (w.n - col0).min(PANEL);
             let epilogue = Epilogue::new(w, col0, cols);
             let mut r = 0;
             while r < rows {
                 let tile = (rows - r).min(TILE_ROWS);
-                let ap = a.as_ptr().add(r * quads);
+                let ap = a.as_ptr().add(r * pairs);
                 let c = out.as_mut_ptr().add(r * out_stride + col0);
                 let s = row_scales.as_ptr().add(r) as *const f32;
                 match tile {
-                    8 => tile_kernel::<8>(quads, ap, panel, c, out_stride, s, &epilogue),
-                    7 => tile_kernel::<7>(quads, ap, panel, c, out_stride, s, &epilogue),
-                    6 => tile_kernel::<6>(quads, ap, panel, c, out_stride, s, &epilogue),
-                    5 => tile_kernel::<5>(quads, ap, panel, c, out_stride, s, &epilogue),
-                    4 => tile_kernel::<4>(quads, ap, panel, c, out_stride, s, &epilogue),
-                    3 => tile_kernel::<3>(quads, ap, panel, c, out_stride, s, &epilogue),
-                    2 => tile_kernel::<2>(quads, ap, panel, c, out_stride, s, &epilogue),
-                    _ => single_row_kernel(quads, ap, panel, c, *s, &epilogue),
+                    8 => tile_kernel::<8>(pairs, ap, panel, c, out_stride, s, &epilogue),
+                    7 => tile_kernel::<7>(pairs, ap, panel, c, out_stride, s, &epilogue),
+                    6 => tile_kernel::<6>(pairs, ap, panel, c, out_stride, s, &epilogue),
+                    5 => tile_kernel::<5>(pairs, ap, panel, c, out_stride, s, &epilogue),
+                    4 => tile_kernel::<4>(pairs, ap, panel, c, out_stride, s, &epilogue),
+                    3 => tile_kernel::<3>(pairs, ap, panel, c, out_stride, s, &epilogue),
+                    2 => tile_kernel::<2>(pairs, ap, panel, c, out_stride, s, &epilogue),
+                    _ => single_row_kernel(pairs, ap, panel, c, *s, &epilogue),
                 }
                 r += tile;
             }
         }
     }
 
-    /// A panel's per-column offsets and scales, and which of its 32 columns exist.
+    /// A panel's per-column scales, and which of its 32 columns exist.
     struct Epilogue {
-        offset: [__m512i; 2],
         scale: [__m512; 2],
         mask: [__mmask16; 2],
     }
@@ -298,27 +301,21 @@ mod avx512 {
         unsafe fn new(w: &PackedI8, col0: usize, cols: usize) -> Self {
             let mask = [column_mask(cols), column_mask(cols.saturating_sub(16))];
             // Masked loads read nothing past the last column.
-            let offset = w.offset.as_ptr().add(col0);
             let scale = w.scale.as_ptr().add(col0);
             let half = |h: usize| {
                 if mask[h] == 0 {
-                    (_mm512_setzero_si512(), _mm512_setzero_ps())
+                    _mm512_setzero_ps()
                 } else {
-                    (
-                        _mm512_maskz_loadu_epi32(mask[h], offset.add(16 * h)),
-                        _mm512_maskz_loadu_ps(mask[h], scale.add(16 * h)),
-                    )
+                    _mm512_maskz_loadu_ps(mask[h], scale.add(16 * h))
                 }
             };
-            let (lo, hi) = (half(0), half(1));
             Epilogue {
-                offset: [lo.0, hi.0],
-                scale: [lo.1, hi.1],
+                scale: [half(0), half(1)],
                 mask,
             }
         }
 
-        /// `out[0..cols] += (sums − offset) · scale · row_scale`.
+        /// `out[0..cols] += sums · scale · row_scale`.
         #[inline(always)]
         unsafe fn add_row(&self, c: *mut f32, sums: [__m512i; 2], row_scale: f32) {
             let row_scale = _mm512_set1_ps(row_scale);
@@ -326,7 +323,7 @@ mod avx512 {
                 if self.mask[h] == 0 {
                     continue;
                 }
-                let exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(sums, self.offset[h]));
+                let exact = _mm512_cvtepi32_ps(sums);
                 let dst = c.add(16 * h);
                 let prev = _mm512_maskz_loadu_ps(self.mask[h], dst);
                 _mm512_mask_storeu_ps(
@@ -338,12 +335,23 @@ mod avx512 {
         }
     }
 
-    /// An `R × 32` tile: `2R` accumulators, per quad of `k` two panel loads and `R` broadcasts.
+    /// The 32 columns' weights of pair `j`, widened to i16: (columns 0–15, columns 16–31).
+    #[inline(always)]
+    unsafe fn weights(panel: *const i8, j: usize) -> (__m512i, __m512i) {
+        let p = panel.add(j * PANEL * 2);
+        (
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256(p as *const __m256i)),
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256(p.add(PANEL) as *const __m256i)),
+        )
+    }
+
+    /// An `R × 32` tile: `2R` accumulators, per pair of `k` two widened panel loads and `R`
+    /// broadcasts.
     #[inline(always)]
     unsafe fn tile_kernel<const R: usize>(
-        quads: usize,
+        pairs: usize,
         a: *const u32,
-        panel: *const i32,
+        panel: *const i8,
         c: *mut f32,
         c_stride: usize,
         row_scales: *const f32,
@@ -351,13 +359,12 @@ mod avx512 {
     ) {
         let mut lo = [_mm512_setzero_si512(); R];
         let mut hi = [_mm512_setzero_si512(); R];
-        for j in 0..quads {
-            let w_lo = _mm512_loadu_si512(panel.add(j * PANEL) as *const __m512i);
-            let w_hi = _mm512_loadu_si512(panel.add(j * PANEL + 16) as *const __m512i);
+        for j in 0..pairs {
+            let (w_lo, w_hi) = weights(panel, j);
             for r in 0..R {
-                let av = _mm512_set1_epi32(*a.add(r * quads + j) as i32);
-                lo[r] = _mm512_dpbusd_epi32(lo[r], av, w_lo);
-                hi[r] = _mm512_dpbusd_epi32(hi[r], av, w_hi);
+                let av = _mm512_set1_epi32(*a.add(r * pairs + j) as i32);
+                lo[r] = _mm512_dpwssd_epi32(lo[r], av, w_lo);
+                hi[r] = _mm512_dpwssd_epi32(hi[r], av, w_hi);
             }
         }
         for r in 0..R {
@@ -368,9 +375,9 @@ mod avx512 {
     /// One row (batch-1 inference): four independent accumulator pairs hide the latency.
     #[inline(always)]
     unsafe fn single_row_kernel(
-        quads: usize,
+        pairs: usize,
         a: *const u32,
-        panel: *const i32,
+        panel: *const i8,
         c: *mut f32,
         row_scale: f32,
         epilogue: &Epilogue,
@@ -378,25 +385,20 @@ mod avx512 {
         let mut lo = [_mm512_setzero_si512(); 4];
         let mut hi = [_mm512_setzero_si512(); 4];
         let mut j = 0;
-        while j + 4 <= quads {
+        while j + 4 <= pairs {
             for u in 0..4 {
                 let av = _mm512_set1_epi32(*a.add(j + u) as i32);
-                let wp = panel.add((j + u) * PANEL);
-                lo[u] = _mm512_dpbusd_epi32(lo[u], av, _mm512_loadu_si512(wp as *const __m512i));
-                hi[u] = _mm512_dpbusd_epi32(
-                    hi[u],
-                    av,
-                    _mm512_loadu_si512(wp.add(16) as *const __m512i),
-                );
+                let (w_lo, w_hi) = weights(panel, j + u);
+                lo[u] = _mm512_dpwssd_epi32(lo[u], av, w_lo);
+                hi[u] = _mm512_dpwssd_epi32(hi[u], av, w_hi);
             }
             j += 4;
         }
-        while j < quads {
+        while j < pairs {
             let av = _mm512_set1_epi32(*a.add(j) as i32);
-            let wp = panel.add(j * PANEL);
-            lo[0] = _mm512_dpbusd_epi32(lo[0], av, _mm512_loadu_si512(wp as *const __m512i));
-            hi[0] =
-                _mm512_dpbusd_epi32(hi[0], av, _mm512_loadu_si512(wp.add(16) as *const __m512i));
+            let (w_lo, w_hi) = weights(panel, j);
+            lo[0] = _mm512_dpwssd_epi32(lo[0], av, w_lo);
+            hi[0] = _mm512_dpwssd_epi32(hi[0], av, w_hi);
             j += 1;
         }
         let sum = |v: [__m512i; 4]| {
@@ -453,9 +455,10 @@ mod tests {
                             .map(|i| lhs[r * k + i] as f64 * w[i * n + c] as f64)
                             .sum();
                         let largest = (0..k).map(|i| w[i * n + c].abs()).fold(0f32, f32::max);
-                        // Per product: h off by ≤ 1/254 of its row's range (here ≤ 1), w by ≤
-                        // half a step (largest / 254).
-                        let bound = k as f64 * (largest as f64 / 254.0) * 2.0 + 1e-5;
+                        // Per product: w off by ≤ half a step (largest / 254), h (≤ 1 here) by ≤
+                        // half of one of its row's S steps (1 / 2S of the range, ~1.5e-5).
+                        let h_error = 0.5 / f64::from(packed.lhs_steps);
+                        let bound = k as f64 * largest as f64 * (1.0 / 254.0 + h_error) + 1e-5;
                         let got = outs[0][r * n + c] as f64 - 0.5;
                         assert!(
                             (got - exact).abs() <= bound,
@@ -472,19 +475,48 @@ mod tests {
     /// The portable loop on the quantised left-hand side, whatever kernel the CPU runs.
     fn portable_reference(rows: usize, lhs: &[f32], k: usize, w: &PackedI8, out: &mut [f32]) {
         let mut scratch = Vec::new();
-        quantise_rows(rows, lhs, k, k, &mut scratch);
-        let (quads, row_scales) = scratch.split_at(rows * w.quads);
-        portable(rows, quads, row_scales, w, out, w.n);
+        quantise_rows(rows, lhs, k, k, w.lhs_steps, &mut scratch);
+        let (pairs, row_scales) = scratch.split_at(rows * w.pairs);
+        portable(rows, pairs, row_scales, w, out, w.n);
     }
 
     #[test]
-    fn the_left_hand_side_maps_onto_the_symmetric_byte_range() {
-        assert_eq!(quantise(0.0), 128);
-        assert_eq!(quantise(1.0), 255);
-        assert_eq!(quantise(-1.0), 1);
-        assert_eq!(quantise(2.0), 255);
-        // −63.5 rounds half up.
-        assert_eq!(quantise(-0.5), 128 - 63);
-        assert_eq!(quantise(0.5), 128 + 64);
+    fn the_left_hand_side_maps_onto_the_symmetric_i16_range() {
+        assert_eq!(quantise(0.0, 32767.0), 0);
+        assert_eq!(quantise(1.0, 32767.0), 32767);
+        assert_eq!(quantise(-1.0, 32767.0), -32767);
+        assert_eq!(quantise(2.0, 32767.0), 32767);
+        // Halves round away from zero.
+        assert_eq!(quantise(0.5, 3.0), 2);
+        assert_eq!(quantise(-0.5, 3.0), -2);
+        assert_eq!(quantise(0.1, 3.0), 0);
+        assert_eq!(unpair(0xFFFF_0001), [1, -1]);
+    }
+
+    #[test]
+    fn the_state_scale_keeps_every_integer_sum_inside_i32() {
+        for (k, expected) in [
+            (320, 32767.0),
+            (516, 32767.0),
+            (1024, 16513.0),
+            (1, 32767.0),
+        ] {
+            let packed = PackedI8::pack(&vec![1.0; k], k, 1, false);
+            assert_eq!(packed.lhs_steps, expected, "k {k}");
+            let pairs = k.div_ceil(2) as f64;
+            assert!(2.0 * pairs * 127.0 * f64::from(packed.lhs_steps) <= f64::from(i32::MAX));
+        }
+        // The worst case, every weight and state at full scale with the same sign, is exact.
+        let k = 1000;
+        let packed = PackedI8::pack(&vec![0.25; k], k, 1, false);
+        let lhs = vec![-0.75f32; k];
+        let mut out = vec![0.0f32];
+        matmul_recurrent_i8(1, &lhs, k, &packed, &mut out, 1, false, &mut Vec::new());
+        let exact = -0.25 * 0.75 * k as f32;
+        assert!(
+            (out[0] - exact).abs() < 1e-3 * exact.abs(),
+            "{} vs {exact}",
+            out[0]
+        );
     }
 }
