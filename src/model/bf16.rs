@@ -951,14 +951,8 @@ mod amx {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values::lcg;
     use super::*;
-
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
 
     #[test]
     fn rounding_to_bf16_is_to_nearest_even() {

@@ -410,19 +410,13 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values::lcg;
     use super::*;
-
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
 
     #[test]
     fn quantised_products_stay_within_the_roundings_of_the_exact_ones() {
         let mut seed = 3;
-        // k not a multiple of 4 (a padded quad), a partial last panel, 1–11 rows (every tile size).
+        // k odd (a padded pair), a partial last panel, 1–11 rows (every tile size).
         for (k, n) in [(7, 70), (256, 64), (33, 100)] {
             let w: Vec<f32> = (0..k * n).map(|_| 0.3 * lcg(&mut seed)).collect();
             let packed = PackedI8::pack(&w, k, n, false);

@@ -35,6 +35,18 @@ mod network;
 mod resize;
 mod windows;
 
+/// Deterministic test inputs for the kernels' tests.
+#[cfg(test)]
+mod test_values {
+    /// The next value in [−1, 1) of a 64-bit LCG (Knuth's MMIX constants) from `seed`.
+    pub(super) fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
 pub use bf16::{amx_native, bf16_native, Precision};
 pub use config::{InitOptions, NetworkConfig, WeightInit};
 pub use file::{ModelConfig, ModelFile, TrainingSummary, WeightStorage, FORMAT_VERSION};
