@@ -553,9 +553,9 @@ pub struct DecodeArgs {
     /// and on Intel Xeons with AMX (since Sapphire Rapids) ~1.6x at batch 1 and 2-3x for batches of
     /// files; whole runs 1.2-1.8x; elsewhere it is emulated, slower than f32. Posteriors differ from
     /// f32's by ~1e-5 on average; PER moved by at most 0.4 points (one phone of a small set) on our
-    /// evaluation sets. `int8` also stores the recurrent weights in 8-bit integers (AVX512-VNNI):
-    /// fastest at batch 1 (2.6-2.9x PyTorch on an Intel Xeon), PER within 0.2 points of f32's on
-    /// every evaluation set (BENCHMARKS.md).
+    /// evaluation sets. `int8` stores the recurrent weights in 8-bit integers: fastest at batch 1
+    /// (with AVX512-VNNI 2.6-2.9x PyTorch on an Intel Xeon; with AVX2 alone 1.3-1.4x f32), PER
+    /// within 0.2 points of f32's on every evaluation set (BENCHMARKS.md).
     #[arg(long, value_parser = choice::<Precision>(), default_value = "f32")]
     pub precision: Precision,
 }

@@ -48,9 +48,10 @@ pub enum Precision {
     /// Weights and the products' left-hand sides rounded to bfloat16, accumulated in f32: about
     /// twice as fast at batch 1 on CPUs with AVX512-BF16, with posteriors close to f32's.
     Bf16,
-    /// As [`Bf16`](Self::Bf16), with the recurrent weights in 8-bit integers and the state in
-    /// 16-bit ones instead (`vpdpwssd`, see `src/model/int8.rs`): fastest at batch 1 on CPUs with
-    /// AVX512-VNNI, posteriors a little further from f32's.
+    /// The recurrent weights in 8-bit integers and the state in 16-bit ones (`vpdpwssd` with
+    /// AVX512-VNNI, `vpmaddwd` with AVX2; see `src/model/int8.rs`), the input projections in bf16
+    /// where that runs natively, else f32: fastest at batch 1, posteriors a little further from
+    /// f32's.
     Int8,
 }
 
@@ -69,7 +70,7 @@ impl Choice for Precision {
         Named {
             value: Precision::Int8,
             name: "int8",
-            help: "bf16, with the recurrent weights in 8-bit integers: fastest at batch 1 with AVX512-VNNI (half of bf16's bytes per step), posteriors within ~2e-2 of f32's; PER within 0.2 points of f32's on every evaluation set",
+            help: "The recurrent weights in 8-bit integers (input projections in bf16 where native, else f32): fastest at batch 1 (AVX512-VNNI or AVX2: a quarter of f32's bytes per step), posteriors within ~2e-2 of f32's; PER within 0.2 points of f32's on every evaluation set",
         },
     ];
 }

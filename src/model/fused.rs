@@ -119,10 +119,13 @@ impl PreparedLayer {
         reads_features: bool,
     ) -> candle_core::Result<Self> {
         // Only the recurrent matrices are quantised to int8: the input projections run over all
-        // frames at once, where bf16 is fast (AMX) and closer to f32.
+        // frames at once, where bf16 is fast (AMX) and closer to f32 — where bf16 runs natively;
+        // elsewhere (AVX2 laptops) its emulation would cost more than the int8 steps save, and
+        // f32 projections are as exact.
         let input_precision = match precision {
             _ if reads_features => Precision::F32,
-            Precision::Int8 => Precision::Bf16,
+            Precision::Int8 if super::bf16_native() => Precision::Bf16,
+            Precision::Int8 => Precision::F32,
             other => other,
         };
         let hidden = directions[0].weight_hh.dim(1)?;

@@ -1,12 +1,14 @@
 //! The recurrence with 8-bit weights ([`Precision::Int8`](super::Precision::Int8)): `W_hh` quantised
 //! to int8 per output column, `h_{t−1}` to int16 per row, products summed exactly in i32 with
-//! `vpdpwssd` (AVX512-VNNI) after widening the weights with `vpmovsxbw`.
+//! `vpdpwssd` (AVX512-VNNI) or `vpmaddwd` + `vpaddd` (AVX2) after widening the weights with
+//! `vpmovsxbw`.
 //!
 //! Why: at batch 1 each step multiplies one vector by one direction's whole `W_hh` (`[H × 4H]`), so a
 //! step costs what reading `W_hh` from L2 costs: on an Intel Xeon the bf16 product runs at the
-//! L2's ~60 GB/s (BENCHMARKS.md). In int8 `W_hh` is half of bf16's bytes and a quarter of f32's. The
-//! input projections are not done here: they run over all frames at once, where bf16 (on AMX tiles
-//! where present) is fast and more exact.
+//! L2's ~60 GB/s (BENCHMARKS.md). In int8 `W_hh` is half of bf16's bytes and a quarter of f32's
+//! (the built-in model's: 410 KB a direction, inside a laptop's L2 where f32's 1.6 MB is not). The
+//! input projections are not done here: they run over all frames at once, in bf16 where the CPU
+//! has it (on AMX tiles where present), else in f32.
 //!
 //! The quantisation: each column `c` of `W_hh` gets its own scale `s_c = max_k |w_kc| / 127` and
 //! `q_kc = round(w_kc / s_c)` as i8; each row of the left-hand side (one utterance's `h_{t−1}`) its
@@ -35,22 +37,40 @@ const WEIGHT_STEPS: f32 = 127.0;
 /// The largest quantised value of the left-hand side (i16), when `k` leaves room for it.
 const MAX_LHS_STEPS: f32 = 32767.0;
 
-/// Whether the int8 products run natively here (`vpmovsxbw` + `vpdpwssd`): AVX-512 chosen
-/// ([`simd_level`]) with AVX512-BW and AVX512-VNNI. Elsewhere a portable loop computes the same
-/// integer sums, slower.
-fn native() -> bool {
-    static NATIVE: OnceLock<bool> = OnceLock::new();
-    *NATIVE.get_or_init(|| {
+/// Which kernel computes the int8 products here.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// AVX-512 chosen ([`simd_level`]) with AVX512-BW and AVX512-VNNI: `vpmovsxbw` + `vpdpwssd`.
+    Vnni512,
+    /// AVX2 chosen (most laptops; AVX-512 without VNNI also lands here): `vpmovsxbw` + `vpmaddwd`.
+    Avx2,
+    /// A loop any CPU runs.
+    Portable,
+}
+
+/// The kernel for this CPU and `PHONREC_KERNEL`. Every kernel computes the same integer sums.
+fn kernel() -> Kernel {
+    static KERNEL: OnceLock<Kernel> = OnceLock::new();
+    *KERNEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            simd_level() == SimdLevel::Avx512
+            let level = simd_level();
+            if level == SimdLevel::Avx512
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("avx512vnni")
+            {
+                return Kernel::Vnni512;
+            }
+            // simd_level never exceeds the CPU: Avx512 implies AVX2 as well.
+            if level != SimdLevel::Portable {
+                return Kernel::Avx2;
+            }
+            Kernel::Portable
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = simd_level;
-            false
+            Kernel::Portable
         }
     })
 }
@@ -156,13 +176,16 @@ pub(crate) fn matmul_recurrent_i8(
     quantise_rows(rows, lhs, lhs_stride, w.k, w.lhs_steps, scratch);
     let (pairs, row_scales) = scratch.split_at(rows * w.pairs);
     #[cfg(target_arch = "x86_64")]
-    if native() {
-        // SAFETY: `native` checked AVX-512F, BW and VNNI; bounds were checked above, `pairs`
-        // holds `rows × w.pairs` values and `row_scales` `rows`.
-        unsafe {
-            avx512::matmul(rows, pairs, row_scales, w, out, out_stride, backwards);
-        }
-        return;
+    match kernel() {
+        // SAFETY: `kernel` checked AVX-512F, BW and VNNI, or AVX2; bounds were checked above,
+        // `pairs` holds `rows × w.pairs` values and `row_scales` `rows`.
+        Kernel::Vnni512 => unsafe {
+            return avx512::matmul(rows, pairs, row_scales, w, out, out_stride, backwards);
+        },
+        Kernel::Avx2 => unsafe {
+            return avx2::matmul(rows, pairs, row_scales, w, out, out_stride, backwards);
+        },
+        Kernel::Portable => {}
     }
     portable(rows, pairs, row_scales, w, out, out_stride);
 }
@@ -405,6 +428,120 @@ mod avx512 {
             _mm512_add_epi32(_mm512_add_epi32(v[0], v[1]), _mm512_add_epi32(v[2], v[3]))
         };
         epilogue.add_row(c, [sum(lo), sum(hi)], row_scale);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{PackedI8, PANEL};
+
+    /// Rows of the result kept in registers: 4 accumulators of 8 columns per row, 16 registers.
+    const TILE_ROWS: usize = 2;
+
+    /// See [`super::matmul_recurrent_i8`] and the AVX-512 kernel: the same integer sums in 8-lane
+    /// registers, `vpmaddwd` (pairs of i16 products summed into i32) and `vpaddd` standing in for
+    /// `vpdpwssd` (|each pair's sum| ≤ 2 · 127 · S < 2³¹, so nothing wraps).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `a` must hold `rows × w.pairs` values and `out` the rows
+    /// the caller's bounds checks guarantee, `row_scales` `rows` values.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn matmul(
+        rows: usize,
+        a: &[u32],
+        row_scales: &[u32],
+        w: &PackedI8,
+        out: &mut [f32],
+        out_stride: usize,
+        backwards: bool,
+    ) {
+        let pairs = w.pairs;
+        let panels = w.n.div_ceil(PANEL);
+        for i in 0..panels {
+            let p = if backwards { panels - 1 - i } else { i };
+            let panel = w.data.as_ptr().add(p * pairs * PANEL * 2);
+            let col0 = p * PANEL;
+            let cols = (w.n - col0).min(PANEL);
+            let mut r = 0;
+            while r < rows {
+                let tile = (rows - r).min(TILE_ROWS);
+                let ap = a.as_ptr().add(r * pairs);
+                let s = row_scales.as_ptr().add(r) as *const f32;
+                let sums: [[__m256i; 4]; TILE_ROWS] = if tile == 2 {
+                    tile_kernel::<2>(pairs, ap, panel)
+                } else {
+                    let [one] = tile_kernel::<1>(pairs, ap, panel);
+                    [one, [_mm256_setzero_si256(); 4]]
+                };
+                for (t, sums) in sums.iter().enumerate().take(tile) {
+                    let c = out.as_mut_ptr().add((r + t) * out_stride + col0);
+                    add_row(c, cols, w.scale.as_ptr().add(col0), sums, *s.add(t));
+                }
+                r += tile;
+            }
+        }
+    }
+
+    /// The 8 columns' weights of chunk `q` (0..4) of pair `j`, widened to i16.
+    #[inline(always)]
+    unsafe fn weights(panel: *const i8, j: usize, q: usize) -> __m256i {
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(
+            panel.add(j * PANEL * 2 + q * 16) as *const __m128i
+        ))
+    }
+
+    /// `R` rows × 32 columns of integer sums.
+    #[inline(always)]
+    unsafe fn tile_kernel<const R: usize>(
+        pairs: usize,
+        a: *const u32,
+        panel: *const i8,
+    ) -> [[__m256i; 4]; R] {
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        for j in 0..pairs {
+            for q in 0..4 {
+                let wq = weights(panel, j, q);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm256_set1_epi32(*a.add(r * pairs + j) as i32);
+                    acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(av, wq));
+                }
+            }
+        }
+        acc
+    }
+
+    /// `out[0..cols] += sums · scale · row_scale`; `scale` holds the panel's columns' scales.
+    #[inline(always)]
+    unsafe fn add_row(
+        c: *mut f32,
+        cols: usize,
+        scale: *const f32,
+        sums: &[__m256i; 4],
+        row_scale: f32,
+    ) {
+        let row_scale = _mm256_set1_ps(row_scale);
+        for (q, sums) in sums.iter().enumerate() {
+            let start = 8 * q;
+            if start >= cols {
+                break;
+            }
+            let exact = _mm256_cvtepi32_ps(*sums);
+            if cols - start >= 8 {
+                let factor = _mm256_mul_ps(_mm256_loadu_ps(scale.add(start)), row_scale);
+                let dst = c.add(start);
+                _mm256_storeu_ps(dst, _mm256_fmadd_ps(exact, factor, _mm256_loadu_ps(dst)));
+            } else {
+                // A partial last chunk: lane by lane, as the AVX-512 kernel's masked lanes do.
+                let mut lanes = [0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), exact);
+                for (l, &v) in lanes.iter().enumerate().take(cols - start) {
+                    let d = c.add(start + l);
+                    *d = v.mul_add(*scale.add(start + l) * _mm256_cvtss_f32(row_scale), *d);
+                }
+            }
+        }
     }
 }
 
