@@ -6,7 +6,8 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use phonrec::model::kernel_internals::{
-    gemm_f32, matmul_packed, matmul_packed_in_order, matmul_packed_rows, PackedMatrix,
+    gemm_f32, matmul_packed, matmul_packed_in_order, matmul_packed_rows, matmul_recurrent_i8,
+    PackedI8, PackedMatrix,
 };
 
 /// Deterministic pseudo-random values in [−1, 1).
@@ -43,6 +44,36 @@ fn per_step_product(c: &mut Criterion) {
                 })
             });
         }
+    }
+    group.finish();
+}
+
+/// The same step with `--precision int8`'s recurrent product (8-bit weights, the state quantised
+/// to 16 bits each step, exact i32 sums) against f32's, at the built-in model's width (320 units)
+/// and shape A's (256).
+fn per_step_product_int8(c: &mut Criterion) {
+    let mut group = c.benchmark_group("per_step_product_int8");
+    for (rows, k, n) in [(1, 256, 1024), (1, 320, 1280), (16, 256, 1024)] {
+        let lhs = values(rows * k, 1);
+        let w = values(k * n, 2);
+        let int8 = PackedI8::pack(&w, k, n, false);
+        let f32_packed = PackedMatrix::pack(&w, k, n, false);
+        let mut out = values(rows * n, 3);
+        let mut scratch = Vec::new();
+        group.throughput(Throughput::Elements((2 * rows * k * n) as u64));
+        let shape = format!("{rows}x{k}x{n}");
+        group.bench_function(BenchmarkId::new("int8", &shape), |b| {
+            b.iter(|| {
+                matmul_recurrent_i8(rows, &lhs, k, &int8, &mut out, n, false, &mut scratch);
+                black_box(&out);
+            })
+        });
+        group.bench_function(BenchmarkId::new("f32", &shape), |b| {
+            b.iter(|| {
+                matmul_packed_in_order(rows, &lhs, k, &f32_packed, &mut out, n, true, false);
+                black_box(&out);
+            })
+        });
     }
     group.finish();
 }
@@ -101,5 +132,11 @@ fn weight_gradients(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_step_product, projection, weight_gradients);
+criterion_group!(
+    benches,
+    per_step_product,
+    per_step_product_int8,
+    projection,
+    weight_gradients
+);
 criterion_main!(benches);

@@ -76,7 +76,7 @@ fn kernel() -> Kernel {
 }
 
 /// A `[k × n]` right-hand matrix quantised to int8 per column, packed for [`matmul_recurrent_i8`].
-pub(crate) struct PackedI8 {
+pub struct PackedI8 {
     k: usize,
     n: usize,
     /// `k` rounded up to pairs.
@@ -91,13 +91,13 @@ pub(crate) struct PackedI8 {
 
 impl PackedI8 {
     /// `n`, the product's columns.
-    pub(crate) fn columns(&self) -> usize {
+    pub fn columns(&self) -> usize {
         self.n
     }
 
     /// Quantise and pack `w`, which holds the matrix row-major as `[k × n]`, or as `[n × k]` when
     /// `transposed` (then the product uses `wᵀ`).
-    pub(crate) fn pack(w: &[f32], k: usize, n: usize, transposed: bool) -> Self {
+    pub fn pack(w: &[f32], k: usize, n: usize, transposed: bool) -> Self {
         assert_eq!(w.len(), k * n, "packed matrix: wrong size");
         let value = |row: usize, col: usize| -> f32 {
             if transposed {
@@ -157,7 +157,7 @@ fn quantise(x: f32, steps: f32) -> i16 {
 /// [`matmul_packed_in_order`](super::kernels::matmul_packed_in_order)). `scratch` holds the
 /// quantised left-hand side between calls.
 #[allow(clippy::too_many_arguments)] // a BLAS-style signature, as the f32 kernel's
-pub(crate) fn matmul_recurrent_i8(
+pub fn matmul_recurrent_i8(
     rows: usize,
     lhs: &[f32],
     lhs_stride: usize,

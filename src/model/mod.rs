@@ -59,6 +59,7 @@ pub use kernels::{simd_level, SimdLevel, KERNEL_ENV};
 /// The fused LSTM's inner loops, for `benches/kernels.rs` only: not part of the API.
 #[doc(hidden)]
 pub mod kernel_internals {
+    pub use super::int8::{matmul_recurrent_i8, PackedI8};
     pub use super::kernels::{
         gemm_f32, matmul_packed, matmul_packed_in_order, matmul_packed_rows, PackedMatrix,
     };
