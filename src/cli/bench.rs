@@ -559,7 +559,8 @@ mod tests {
 }
 
 /// What a benchmark line says about the machine: the CPU's name, its per-core L2 and shared L3
-/// (Linux sysfs; absent elsewhere) and whether `--precision bf16` runs natively on it.
+/// (Linux sysfs; absent elsewhere), whether `--precision bf16` runs natively on it and which
+/// kernel `--precision int8` runs.
 #[derive(Serialize)]
 struct CpuInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -571,6 +572,8 @@ struct CpuInfo {
     bf16: bool,
     /// bf16 products of two or more rows run on AMX tiles.
     amx: bool,
+    /// The kernel of `--precision int8`'s recurrent products: `vnni512`, `avx2` or `portable`.
+    int8: &'static str,
 }
 
 impl CpuInfo {
@@ -601,6 +604,7 @@ impl CpuInfo {
             l3_kib: cache_kib("3"),
             bf16: phonrec::model::bf16_native(),
             amx: phonrec::model::amx_native(),
+            int8: phonrec::model::int8_kernel_name(),
         }
     }
 }

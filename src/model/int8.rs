@@ -48,6 +48,16 @@ enum Kernel {
     Portable,
 }
 
+/// Which kernel runs [`Precision::Int8`](super::Precision::Int8)'s recurrent products here (for
+/// benchmark reports): `vnni512`, `avx2` or `portable`.
+pub fn int8_kernel_name() -> &'static str {
+    match kernel() {
+        Kernel::Vnni512 => "vnni512",
+        Kernel::Avx2 => "avx2",
+        Kernel::Portable => "portable",
+    }
+}
+
 /// The kernel for this CPU and `PHONREC_KERNEL`. Every kernel computes the same integer sums.
 fn kernel() -> Kernel {
     static KERNEL: OnceLock<Kernel> = OnceLock::new();

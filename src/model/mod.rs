@@ -53,6 +53,7 @@ pub use file::{ModelConfig, ModelFile, TrainingSummary, WeightStorage, FORMAT_VE
 pub use frame_head::{frame_classes, FitOptions, FrameExamples, FrameHead};
 pub use inference::Model;
 pub use init::init_weights;
+pub use int8::int8_kernel_name;
 pub(crate) use kernels::{multiversion, with_values};
 pub use kernels::{simd_level, SimdLevel, KERNEL_ENV};
 
