@@ -105,6 +105,17 @@ impl PackedI8 {
         self.n
     }
 
+    /// The panels in the order a step walks them (last to first when `backwards`), each as (its
+    /// offset in `data`, its first column, how many of its 32 columns exist).
+    fn panel_order(&self, backwards: bool) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let panels = self.n.div_ceil(PANEL);
+        (0..panels).map(move |i| {
+            let p = if backwards { panels - 1 - i } else { i };
+            let col0 = p * PANEL;
+            (p * self.pairs * PANEL * 2, col0, (self.n - col0).min(PANEL))
+        })
+    }
+
     /// Quantise and pack `w`, which holds the matrix row-major as `[k × n]`, or as `[n × k]` when
     /// `transposed` (then the product uses `wᵀ`).
     pub fn pack(w: &[f32], k: usize, n: usize, transposed: bool) -> Self {
@@ -295,12 +306,8 @@ mod avx512 {
         backwards: bool,
     ) {
         let pairs = w.pairs;
-        let panels = w.n.div_ceil(PANEL);
-        for i in 0..panels {
-            let p = if backwards { panels - 1 - i } else { i };
-            let panel = w.data.as_ptr().add(p * pairs * PANEL * 2);
-            let col0 = p * PANEL;
-            let cols = (w.n - col0).min(PANEL);
+        for (offset, col0, cols) in w.panel_order(backwards) {
+            let panel = w.data.as_ptr().add(offset);
             let epilogue = Epilogue::new(w, col0, cols);
             let mut r = 0;
             while r < rows {
@@ -468,12 +475,8 @@ mod avx2 {
         backwards: bool,
     ) {
         let pairs = w.pairs;
-        let panels = w.n.div_ceil(PANEL);
-        for i in 0..panels {
-            let p = if backwards { panels - 1 - i } else { i };
-            let panel = w.data.as_ptr().add(p * pairs * PANEL * 2);
-            let col0 = p * PANEL;
-            let cols = (w.n - col0).min(PANEL);
+        for (offset, col0, cols) in w.panel_order(backwards) {
+            let panel = w.data.as_ptr().add(offset);
             let mut r = 0;
             while r < rows {
                 let tile = (rows - r).min(TILE_ROWS);
