@@ -167,10 +167,17 @@ pub fn recognizer_options(lm: Option<PhoneLm>, phones: &PhoneSet) -> Result<Reco
     })
 }
 
-/// The recogniser `phonrec transcribe` and `phonrec align` use when given no options: the built-in
-/// model, its LM (compiled in as a binary trie: nothing to load), its frame head and boundary model.
+/// The built-in model, its LM (compiled in as a binary trie: nothing to load), its frame head and
+/// boundary model, computing in f32: the recogniser `phonrec align` and `phonrec score` use when
+/// given no options. `phonrec transcribe` uses the same in [`Precision::inference_default`]
+/// ([`recognizer_in`]).
 pub fn recognizer() -> Result<Recognizer> {
-    let model = model()?;
+    recognizer_in(Precision::F32)
+}
+
+/// As [`recognizer`], the LSTM computing in `precision`.
+pub fn recognizer_in(precision: Precision) -> Result<Recognizer> {
+    let model = model_in(precision)?;
     let phones = model.phones().clone();
     let hidden_width = 2 * model.network().config().hidden_size;
     let options = RecognizerOptions {

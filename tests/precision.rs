@@ -93,3 +93,41 @@ fn int8_posteriors_stay_close_to_f32_and_decode_to_the_same_phones() {
     assert!(mean < 3e-4, "mean probability difference {mean}");
     assert!(largest > 0.0);
 }
+
+/// `transcribe` without `--precision` computes in [`Precision::inference_default`]: int8 where a
+/// SIMD int8 kernel runs (so also under `PHONREC_KERNEL=avx512` and `avx2`), f32 under
+/// `PHONREC_KERNEL=portable` or on other CPUs, whose portable int8 loop would be slower than f32.
+/// The outputs carry confidences to 4 decimals, which the two precisions do not share on these files.
+#[test]
+fn transcribe_defaults_to_this_cpus_inference_precision() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !root.join("models/default.safetensors").is_file() {
+        return;
+    }
+    let native = phonrec::model::int8_kernel_name() != "portable";
+    let expected = if native {
+        Precision::Int8
+    } else {
+        Precision::F32
+    };
+    assert_eq!(Precision::inference_default(), expected);
+    let transcribe = |precision: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_phonrec"));
+        command
+            .current_dir(root)
+            .args(["transcribe", "--format", "json", "audio/"]);
+        if let Some(name) = precision {
+            command.args(["--precision", name]);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let default = transcribe(None);
+    let (int8, f32) = (transcribe(Some("int8")), transcribe(Some("f32")));
+    assert_ne!(
+        int8, f32,
+        "the two precisions gave identical outputs: the test cannot tell them apart"
+    );
+    assert_eq!(default, if native { int8 } else { f32 });
+}

@@ -151,7 +151,7 @@ class Recognizer:
         alphabet: Literal["arpabet", "ipa"] = "arpabet",
         lexicon: Union[None, _PathInput, Dict[str, Union[str, List[str]]]] = None,
         builtin_lexicon: bool = True,
-        precision: Literal["f32", "bf16"] = "f32",
+        precision: Optional[Literal["f32", "bf16", "int8"]] = None,
         dereverb: Literal["auto", "on", "off"] = "auto",
         segment: bool = True,
         vtln: bool = False,

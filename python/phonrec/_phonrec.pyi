@@ -38,7 +38,7 @@ class Recognizer:
         alphabet: str = "arpabet",
         lexicon: Optional[Any] = None,
         builtin_lexicon: bool = True,
-        precision: str = "f32",
+        precision: Optional[str] = None,
         dereverb: str = "auto",
         segment: bool = True,
         vtln: bool = False,

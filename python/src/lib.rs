@@ -378,21 +378,45 @@ impl LexiconChoice {
 #[pyclass(frozen, module = "phonrec._phonrec", name = "Recognizer")]
 struct PyRecognizer {
     recognizer: Recognizer,
+    /// What `align` and `score` run on when it is not `recognizer`: with the precision left to its
+    /// default, `transcribe` computes in [`Precision::inference_default`] (int8 on most x86-64
+    /// CPUs) and alignment and scoring in f32, as the CLI's `transcribe`, `align` and `score` do
+    /// (their boundaries and thresholds were measured in f32). Built on first use.
+    f32_aligner: Option<LazyRecognizer>,
     /// The model's phones named in the chosen alphabet (the blank first).
     names: PhoneSet,
     lexicon: LexiconChoice,
     built_in_model: bool,
 }
 
+/// A recogniser built when first needed.
+struct LazyRecognizer {
+    model: Option<PathBuf>,
+    decoding: Decoding,
+    built: OnceLock<Recognizer>,
+}
+
+impl LazyRecognizer {
+    fn get(&self) -> Result<&Recognizer, Failure> {
+        if let Some(recognizer) = self.built.get() {
+            return Ok(recognizer);
+        }
+        let recognizer = build_recognizer(self.model.as_deref(), &self.decoding)?;
+        // Two threads may build it at once; either result is the same recogniser.
+        Ok(self.built.get_or_init(|| recognizer))
+    }
+}
+
 /// Decoding arguments, as `phonrec transcribe` takes them.
+#[derive(Clone)]
 struct Decoding {
     beam: Option<usize>,
     lm: Option<String>,
     no_lm: bool,
     lm_weight: Option<f32>,
     insertion_bonus: Option<f32>,
-    /// The LSTM's arithmetic (`precision="bf16"`).
-    precision: Precision,
+    /// The LSTM's arithmetic (`precision="bf16"`); `None`: this CPU's default.
+    precision: Option<Precision>,
     /// When to remove late reverberation (`dereverb="auto"|"on"|"off"`).
     dereverb: Dereverb,
     /// Decode only the speech regions (`segment=False`: the whole file, as `--no-segment`).
@@ -407,8 +431,12 @@ struct Decoding {
 }
 
 impl Decoding {
+    fn precision(&self) -> Precision {
+        self.precision.unwrap_or_else(Precision::inference_default)
+    }
+
     fn is_default(&self) -> bool {
-        self.precision == Precision::F32
+        self.precision.is_none()
             && self.dereverb == Dereverb::default()
             && self.segment
             && !self.vtln
@@ -428,7 +456,7 @@ impl Decoding {
 fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Recognizer, Failure> {
     let built_in = model_path.is_none();
     if built_in && decoding.is_default() {
-        return Ok(builtin::recognizer()?);
+        return Ok(builtin::recognizer_in(decoding.precision())?);
     }
     if decoding.no_lm && decoding.lm.is_some() {
         return Err(Failure::Value(
@@ -436,8 +464,8 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         ));
     }
     let model = match model_path {
-        Some(path) => Model::from_file_in(ModelFile::load(path)?, decoding.precision)?,
-        None => builtin::model_in(decoding.precision)?,
+        Some(path) => Model::from_file_in(ModelFile::load(path)?, decoding.precision())?,
+        None => builtin::model_in(decoding.precision())?,
     };
     let phones = model.phones().clone();
     // A model fine-tuned from the built-in one decodes with the built-in LM by default, as the CLI.
@@ -685,6 +713,14 @@ impl PyRecognizer {
     }
 
     /// The alignment target of `said` for this model.
+    /// The recogniser `align` and `score` run on (see `f32_aligner`).
+    fn aligner(&self) -> Result<&Recognizer, Failure> {
+        match &self.f32_aligner {
+            Some(lazy) => lazy.get(),
+            None => Ok(&self.recognizer),
+        }
+    }
+
     fn target(&self, said: &Said) -> phonrec::Result<AlignTarget> {
         let phones = self.recognizer.phones();
         match said {
@@ -701,7 +737,7 @@ impl PyRecognizer {
     #[new]
     #[pyo3(signature = (model=None, beam=None, lm=None, no_lm=false, lm_weight=None,
                         insertion_bonus=None, alphabet="arpabet", lexicon=None,
-                        builtin_lexicon=true, precision="f32", dereverb="auto", segment=true,
+                        builtin_lexicon=true, precision=None, dereverb="auto", segment=true,
                         vtln=false, repair_clipping=true, fill_digital_silence=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -715,7 +751,7 @@ impl PyRecognizer {
         alphabet: &str,
         lexicon: Option<&Bound<'_, PyAny>>,
         builtin_lexicon: bool,
-        precision: &str,
+        precision: Option<&str>,
         dereverb: &str,
         segment: bool,
         vtln: bool,
@@ -732,12 +768,16 @@ impl PyRecognizer {
                 )))
             }
         };
-        let precision = Precision::from_name(precision).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "precision={precision:?}: expected one of {}",
-                Precision::names().join(", ")
-            ))
-        })?;
+        let precision = precision
+            .map(|name| {
+                Precision::from_name(name).ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "precision={name:?}: expected one of {}",
+                        Precision::names().join(", ")
+                    ))
+                })
+            })
+            .transpose()?;
         let alphabet = Alphabet::from_name(alphabet).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "alphabet={alphabet:?}: expected one of {}",
@@ -780,8 +820,18 @@ impl PyRecognizer {
             Ok((recognizer, user))
         })?;
         let (names, _unknown) = recognizer.phones().in_alphabet(alphabet);
+        let f32_aligner = (decoding.precision.is_none() && decoding.precision() != Precision::F32)
+            .then(|| LazyRecognizer {
+                model: model.clone(),
+                decoding: Decoding {
+                    precision: Some(Precision::F32),
+                    ..decoding.clone()
+                },
+                built: OnceLock::new(),
+            });
         Ok(PyRecognizer {
             recognizer,
+            f32_aligner,
             names,
             lexicon: LexiconChoice {
                 built_in: builtin_lexicon,
@@ -922,7 +972,7 @@ impl PyRecognizer {
         let audio = audio_arg(audio, sample_rate)?;
         let alignment = detached(py, || {
             let target = self.target(&said)?;
-            Ok(self.recognizer.align(audio.read()?, &target)?)
+            Ok(self.aligner()?.align(audio.read()?, &target)?)
         })?;
         Ok(self.alignment_tuple(&alignment))
     }
@@ -948,7 +998,7 @@ impl PyRecognizer {
         let audio = audio_arg(audio, sample_rate)?;
         let scores = detached(py, || {
             let target = self.target(&said)?;
-            Ok(self.recognizer.score(audio.read()?, &target, threshold)?)
+            Ok(self.aligner()?.score(audio.read()?, &target, threshold)?)
         })?;
         Ok(self.scores_tuple(&scores))
     }

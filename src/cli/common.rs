@@ -548,19 +548,24 @@ pub struct DecodeArgs {
     #[arg(long, value_enum, default_value_t = DereverbArg::Auto)]
     pub dereverb: DereverbArg,
 
-    /// Arithmetic of the network's LSTM. `bf16` stores its weights in bfloat16: the network runs
-    /// ~1.8x faster at batch 1 on CPUs with AVX512-BF16 (AMD Zen 4/5, Intel Xeon since Cooper Lake),
-    /// and on Intel Xeons with AMX (since Sapphire Rapids) ~1.6x at batch 1 and 2-3x for batches of
-    /// files; whole runs 1.2-1.8x; elsewhere it is emulated, slower than f32. Posteriors differ from
-    /// f32's by ~1e-5 on average; PER moved by at most 0.4 points (one phone of a small set) on our
-    /// evaluation sets. `int8` stores the recurrent weights in 8-bit integers: fastest at batch 1
-    /// (with AVX512-VNNI 2.6-2.9x PyTorch on an Intel Xeon; with AVX2 alone 1.3-1.4x f32), PER
-    /// within 0.2 points of f32's on every evaluation set (BENCHMARKS.md).
-    #[arg(long, value_parser = choice::<Precision>(), default_value = "f32")]
-    pub precision: Precision,
+    /// Arithmetic of the network's LSTM [default: int8 on x86-64 CPUs with AVX2, f32 elsewhere].
+    /// `int8` stores the recurrent weights in 8-bit integers: PER within 0.2 points of f32's on
+    /// every evaluation set, 1.3-2.5x faster than f32 at batch 1 (an hour of speech in one file:
+    /// 9 s against 16 s on an Intel Xeon). `f32` is the exact reference, the same numbers on every
+    /// CPU. `bf16` stores the weights in bfloat16: on Intel Xeons with AMX (since Sapphire Rapids)
+    /// the fastest for batches of files (2-3x f32), with AVX512-BF16 alone ~1.8x f32 at batch 1;
+    /// elsewhere it is emulated, slower than f32. bf16 moved PER by at most 0.4 points (one phone
+    /// of a small set) on our evaluation sets (BENCHMARKS.md).
+    #[arg(long, value_parser = choice::<Precision>())]
+    pub precision: Option<Precision>,
 }
 
 impl DecodeArgs {
+    /// `--precision`, or this CPU's default ([`Precision::inference_default`]).
+    pub fn precision(&self) -> Precision {
+        self.precision.unwrap_or_else(Precision::inference_default)
+    }
+
     /// Load `--model` (or the built-in model) and set up a recogniser with these decoding options
     /// (the built-in model's phone LM is used unless switched off; it is compiled in in a form that
     /// needs no loading).
@@ -569,7 +574,7 @@ impl DecodeArgs {
         model_path: Option<&Path>,
         keep_silence: bool,
     ) -> anyhow::Result<Recognizer> {
-        let model = load_model(model_path, self.precision)?;
+        let model = load_model(model_path, self.precision())?;
         // The built-in model, or one fine-tuned from it (same phones, posteriors of the same
         // kind): both decode by default with the built-in LM and its tuned weight and bonus.
         let built_in = model_path.is_none() || model.config().training.fine_tuned_from_built_in();

@@ -39,10 +39,14 @@ const AMX_MIN_ROWS: usize = 2;
 
 /// The arithmetic of the LSTM's matrix products (at inference; training uses f32 or bf16, see
 /// [`Blstm::set_training_precision`](super::Blstm::set_training_precision)).
+///
+/// `Precision::default()` is f32, the exact reference that the library's plain constructors
+/// ([`Model::from_file`](super::Model::from_file), [`builtin::model`](crate::builtin::model))
+/// keep; the command line and the Python package default to [`Precision::inference_default`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// f32 throughout (the default; what training uses).
+    /// f32 throughout (what training uses, and the reference the others are measured against).
     #[default]
     F32,
     /// Weights and the products' left-hand sides rounded to bfloat16, accumulated in f32: about
@@ -60,7 +64,7 @@ impl Choice for Precision {
         Named {
             value: Precision::F32,
             name: "f32",
-            help: "Full precision, the default: the posteriors training and evaluation measured",
+            help: "Full precision: the posteriors training measured, the same on every CPU (the default where no int8 kernel runs)",
         },
         Named {
             value: Precision::Bf16,
@@ -70,9 +74,25 @@ impl Choice for Precision {
         Named {
             value: Precision::Int8,
             name: "int8",
-            help: "The recurrent weights in 8-bit integers (input projections in bf16 where native, else f32): fastest at batch 1 (AVX512-VNNI or AVX2: a quarter of f32's bytes per step), posteriors within ~2e-2 of f32's; PER within 0.2 points of f32's on every evaluation set",
+            help: "The recurrent weights in 8-bit integers (input projections in bf16 where native, else f32): fastest at batch 1 (AVX512-VNNI or AVX2: a quarter of f32's bytes per step), posteriors within ~2e-2 of f32's; PER within 0.2 points of f32's on every evaluation set. The default on x86-64 CPUs with AVX2",
         },
     ];
+}
+
+impl Precision {
+    /// The precision `transcribe`, `eval`, `probs` and the Python package use unless told
+    /// otherwise: [`Precision::Int8`] where an int8 kernel runs natively (x86-64 with AVX2, or
+    /// AVX-512 with VNNI, and `PHONREC_KERNEL` not `portable`), else [`Precision::F32`]. int8
+    /// moved PER by at most 0.2 points on every evaluation set and runs 1.3–2.5× faster than f32
+    /// at batch 1 (BENCHMARKS.md); its portable loop would be slower than f32, so other CPUs keep
+    /// f32.
+    pub fn inference_default() -> Precision {
+        if super::int8::int8_native() {
+            Precision::Int8
+        } else {
+            Precision::F32
+        }
+    }
 }
 
 /// f32 → bf16 bits, rounding to nearest, ties to even (NaN stays NaN).

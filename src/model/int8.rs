@@ -58,6 +58,11 @@ pub fn int8_kernel_name() -> &'static str {
     }
 }
 
+/// Whether a SIMD kernel (not the portable loop) runs int8's products here.
+pub(crate) fn int8_native() -> bool {
+    kernel() != Kernel::Portable
+}
+
 /// The kernel for this CPU and `PHONREC_KERNEL`. Every kernel computes the same integer sums.
 fn kernel() -> Kernel {
     static KERNEL: OnceLock<Kernel> = OnceLock::new();
