@@ -712,7 +712,6 @@ impl PyRecognizer {
         )
     }
 
-    /// The alignment target of `said` for this model.
     /// The recogniser `align` and `score` run on (see `f32_aligner`).
     fn aligner(&self) -> Result<&Recognizer, Failure> {
         match &self.f32_aligner {
@@ -721,6 +720,7 @@ impl PyRecognizer {
         }
     }
 
+    /// The alignment target of `said` for this model.
     fn target(&self, said: &Said) -> phonrec::Result<AlignTarget> {
         let phones = self.recognizer.phones();
         match said {
