@@ -266,11 +266,12 @@ pub struct TrainArgs {
     pub freeze_layers: usize,
 
     /// Arithmetic of the LSTM's products: f32, or bf16 (mixed precision: products of bf16 values
-    /// summed in f32, the weights, gradients and optimizer in f32). bf16 trains ~2x faster on CPUs
-    /// with AMX (Intel Xeon since Sapphire Rapids); measured: the same held-out PER when
-    /// fine-tuning, from scratch on FSDD a few points worse on average (BENCHMARKS.md). Without
-    /// AVX512-BF16 it is emulated and slower than f32 [default: bf16 when fine-tuning (--init-from)
-    /// on a CPU with AMX, f32 otherwise].
+    /// summed in f32, the weights, gradients and optimizer in f32). Where bf16 runs natively it
+    /// trains ~2x faster on CPUs with AMX (Intel Xeon since Sapphire Rapids) and ~1.5x on other
+    /// AVX512-BF16 CPUs (AMD Zen 4/5); measured: the same held-out PER when fine-tuning, from
+    /// scratch on FSDD a few points worse on average (BENCHMARKS.md). Without AVX512-BF16 it is
+    /// emulated and slower than f32 [default: bf16 when fine-tuning (--init-from) on a CPU where
+    /// bf16 runs natively, f32 otherwise].
     #[arg(long, value_parser = choice::<Precision>())]
     pub precision: Option<Precision>,
 
@@ -329,12 +330,13 @@ impl TrainArgs {
             .and(built_in_model_bytes())
     }
 
-    /// `--precision`, or its default: bf16 when fine-tuning on a CPU with AMX (fine-tuning is the
-    /// small-data route, and there bf16 measured the same held-out PER at twice the speed; from
-    /// scratch it measured a few points worse), f32 otherwise.
+    /// `--precision`, or its default: bf16 when fine-tuning on a CPU where bf16 runs natively (AMX
+    /// or AVX512-BF16: fine-tuning is the small-data route, and there bf16 measured the same
+    /// held-out PER at 1.5–2 times the speed; from scratch it measured a few points worse), f32
+    /// otherwise.
     fn training_precision(&self) -> Precision {
         self.precision.unwrap_or(
-            if self.init_from.is_some() && phonrec::model::amx_native() {
+            if self.init_from.is_some() && phonrec::model::bf16_native() {
                 Precision::Bf16
             } else {
                 Precision::F32
@@ -579,9 +581,9 @@ const RESUME_ARGUMENTS: &[&str] = &[
     "checkpoint_every",
 ];
 
-/// Fine-tuning's speed-up from bf16 on AMX: measured on the FSDD fold of models/README.md.
-const BF16_FINE_TUNE_NOTE: &str = "fine-tuning in mixed precision (bf16 on this CPU's AMX tiles: \
-     measured about twice as fast as f32 with the same held-out PER, models/README.md); \
+/// Fine-tuning's speed-up from native bf16: measured on the FSDD folds of models/README.md.
+const BF16_FINE_TUNE_NOTE: &str = "fine-tuning in mixed precision (bf16, native on this CPU: \
+     measured 1.5-2 times as fast as f32 with the same held-out PER, models/README.md); \
      --precision f32 for full precision";
 
 pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<ExitCode> {
@@ -875,7 +877,7 @@ fn check_resume_arguments(
     };
     let mut wanted = serde_json::to_value(args.train_options())?;
     let mut recorded = recorded.clone();
-    // --precision's default depends on the CPU (bf16 when fine-tuning on AMX) and changed between
+    // --precision's default depends on the CPU (bf16 when fine-tuning where bf16 is native) and changed between
     // releases: left out, it is the run's own, so the original command line still resumes a run
     // started elsewhere or by an older phonrec.
     if args.precision.is_none() {
@@ -986,8 +988,8 @@ mod tests {
     }
 
     #[test]
-    fn fine_tuning_trains_in_bf16_where_the_cpu_has_amx_unless_given() {
-        let fine_tune = if phonrec::model::amx_native() {
+    fn fine_tuning_trains_in_bf16_where_the_cpu_runs_it_natively_unless_given() {
+        let fine_tune = if phonrec::model::bf16_native() {
             Precision::Bf16
         } else {
             Precision::F32
@@ -1026,7 +1028,7 @@ mod tests {
 
     #[test]
     fn a_run_resumes_with_its_own_precision_unless_another_is_given() {
-        // A fine-tune recorded in f32 (an older phonrec's default, or a CPU without AMX) resumes
+        // A fine-tune recorded in f32 (an older phonrec's default, or a CPU without native bf16) resumes
         // with its original command line, whatever this CPU's default is.
         let fine_tune = ["--init-from", "builtin", "--epochs", "3"];
         let f32_run = [
