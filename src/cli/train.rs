@@ -877,9 +877,9 @@ fn check_resume_arguments(
     };
     let mut wanted = serde_json::to_value(args.train_options())?;
     let mut recorded = recorded.clone();
-    // --precision's default depends on the CPU (bf16 when fine-tuning where bf16 is native) and changed between
-    // releases: left out, it is the run's own, so the original command line still resumes a run
-    // started elsewhere or by an older phonrec.
+    // --precision's default depends on the CPU (bf16 when fine-tuning where bf16 is native) and
+    // changed between releases: left out, it is the run's own, so the original command line still
+    // resumes a run started elsewhere or by an older phonrec.
     if args.precision.is_none() {
         if let (Some(map), Some(run_precision)) =
             (wanted.as_object_mut(), recorded.get("precision"))
@@ -1028,8 +1028,8 @@ mod tests {
 
     #[test]
     fn a_run_resumes_with_its_own_precision_unless_another_is_given() {
-        // A fine-tune recorded in f32 (an older phonrec's default, or a CPU without native bf16) resumes
-        // with its original command line, whatever this CPU's default is.
+        // A fine-tune recorded in f32 (an older phonrec's default, or a CPU without native bf16)
+        // resumes with its original command line, whatever this CPU's default is.
         let fine_tune = ["--init-from", "builtin", "--epochs", "3"];
         let f32_run = [
             "--init-from",
