@@ -142,6 +142,23 @@ impl Error {
     }
 }
 
+/// An error and its causes on one line (`a: b: c`), messages already contained in the text so far
+/// dropped (wrapping errors often repeat their source's message): how the CLI and the Python
+/// package report errors.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// `Result` with phonrec's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -155,5 +172,31 @@ fn plural_words(n: usize) -> String {
         "1 word is".to_string()
     } else {
         format!("{n} words are")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose message repeats its source's, as wrapping errors often do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading the model: {0}")]
+    struct Repeats(#[source] Error);
+
+    #[test]
+    fn error_chain_joins_causes_and_drops_repeated_messages() {
+        let io = Error::io(
+            "m.safetensors",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        );
+        let alone = error_chain(&io);
+        assert!(alone.contains("m.safetensors"), "{alone}");
+        assert!(alone.ends_with(": no such file"), "{alone}");
+        // The wrapper's message already holds the I/O error's text: only the OS cause is added.
+        let wrapped = error_chain(&Repeats(io));
+        assert_eq!(wrapped.matches("m.safetensors").count(), 1, "{wrapped}");
+        assert_eq!(wrapped.matches("no such file").count(), 1, "{wrapped}");
+        assert!(wrapped.starts_with("reading the model: "), "{wrapped}");
     }
 }

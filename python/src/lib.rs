@@ -35,6 +35,7 @@ use phonrec::builtin;
 use phonrec::choice::Choice;
 use phonrec::ctc::{PhoneLm, PhoneSpan};
 use phonrec::data::Lexicon;
+use phonrec::error::error_chain;
 use phonrec::features::{
     DeltaOptions, FeatureExtractor, FeatureOptions, FeaturePipeline, KaldiFeatureFlags,
 };
@@ -76,21 +77,6 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         Failure::Library(error)
     }
-}
-
-/// An error and its causes on one line (`a: b: c`), repeated messages dropped (as the CLI prints).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The Python exception for a failure: `FileNotFoundError`/`PermissionError`/`OSError` for files

@@ -8,6 +8,7 @@ use phonrec::audio::Dereverb;
 use phonrec::builtin;
 use phonrec::ctc::PhoneLm;
 use phonrec::data::{DataSource, Dataset, TimitSplit};
+pub use phonrec::error::error_chain;
 use phonrec::features::{BaseFeatures, FbankOptions, MfccOptions};
 use phonrec::model::{Model, ModelFile, Precision};
 use phonrec::phones::PhoneSet;
@@ -416,21 +417,6 @@ fn walk_audio(
         }
     }
     Ok(())
-}
-
-/// An error and its causes on one line (`a: b: c`), repeated messages dropped.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Decoding flags shared by `transcribe`, `eval` and `probs`.
