@@ -364,9 +364,9 @@ fn a_warm_up_longer_than_the_run_is_reported() {
     let manifest = common::tone_corpus(dir.path(), "train", 4, 3);
     let phones = PhoneSet::timit39();
     let data = load_manifest(&manifest, &phones).unwrap();
-    let run = |warmup_updates: u64, name: &str| {
+    let run = |warmup_updates: u64, epochs: usize, name: &str| {
         let options = TrainOptions {
-            epochs: 2,
+            epochs,
             batch_frames: 100_000, // every utterance in one batch: one update per epoch
             schedule: ScheduleOptions {
                 warmup_updates,
@@ -388,14 +388,18 @@ fn a_warm_up_longer_than_the_run_is_reported() {
         .unwrap();
         problems.0
     };
-    let warned = run(200, "long-warm-up");
+    let warned = run(200, 2, "long-warm-up");
     assert!(
         warned
             .iter()
             .any(|p| p.contains("warm-up (200 updates)") && p.contains("2 updates")),
         "{warned:?}"
     );
-    assert!(run(1, "short-warm-up")
+    assert!(run(1, 2, "short-warm-up")
+        .iter()
+        .all(|p| !p.contains("warm-up")));
+    // One update in all: a warm-up of one update is none, and nothing lower can be suggested.
+    assert!(run(1, 1, "one-update")
         .iter()
         .all(|p| !p.contains("warm-up")));
 }

@@ -469,11 +469,12 @@ fn plan_run(
 }
 
 /// A warning when the learning-rate warm-up takes more than half of the run's updates (an explicit
-/// --warmup on small data: 40 utterances make a few batches per epoch).
+/// --warmup on small data: 40 utterances make a few batches per epoch). A warm-up of one update
+/// is none (its first update is at the full rate), whatever the run's length.
 fn warm_up_warning(options: &TrainOptions, per_epoch: u64) -> Option<String> {
     let updates = per_epoch * options.epochs as u64;
     let warmup = options.schedule.warmup_updates;
-    (warmup > 0 && 2 * warmup > updates).then(|| {
+    (warmup > 1 && 2 * warmup > updates).then(|| {
         format!(
             "the learning-rate warm-up ({warmup} updates) takes more than half of the run's \
              {updates} updates ({per_epoch} batches per epoch × {} epochs): the rate stays below \
