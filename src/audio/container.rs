@@ -33,7 +33,7 @@ pub(crate) fn is_container(bytes: &[u8]) -> bool {
         || (bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0 && bytes[1] & 0x06 != 0)
 }
 
-/// Samples per channel a lossy stream (MP3, AAC, Vorbis, Opus) may fall short of its declared length
+/// Samples per channel a lossy stream (AAC, Vorbis, Opus) may fall short of its declared length
 /// (codec delay and padding, a partial last frame). PCM, FLAC and ADPCM decode exactly (ADPCM to within
 /// its last block): for them any shortfall is a cut.
 const LOSSY_LENGTH_SLACK: u64 = 2304;
@@ -42,16 +42,17 @@ const LOSSY_LENGTH_SLACK: u64 = 2304;
 /// `SSND` chunk's offset and block-size fields as samples (a 3457-sample file declares 3461).
 const EXACT_LENGTH_SLACK: u64 = 16;
 
+/// The same for MPEG audio, whose declared length (Xing/Info header) is counted in whole frames and,
+/// read gapless, net of the encoder's delay and padding: one frame. (With 2304 an MP3 cut to 60 %
+/// of its bytes passed as whole once gapless reading had taken the delay off both counts.)
+const MPEG_LENGTH_SLACK: u64 = 1152;
+
 /// How far a decoded stream of `codec` may fall short of its declared length.
 fn length_slack(codec: CodecType, frames_per_block: Option<u64>) -> u64 {
-    let lossy = [
-        CODEC_TYPE_MP1,
-        CODEC_TYPE_MP2,
-        CODEC_TYPE_MP3,
-        CODEC_TYPE_AAC,
-        CODEC_TYPE_VORBIS,
-        CODEC_TYPE_OPUS,
-    ];
+    if [CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3].contains(&codec) {
+        return MPEG_LENGTH_SLACK;
+    }
+    let lossy = [CODEC_TYPE_AAC, CODEC_TYPE_VORBIS, CODEC_TYPE_OPUS];
     if lossy.contains(&codec) {
         LOSSY_LENGTH_SLACK
     } else {
@@ -138,32 +139,32 @@ fn malformed_mp4(path: &Path, reason: String) -> Error {
 /// Largest `moov` box checked (an hour of AAC indexes in well under 1 MB).
 const MAX_MOOV_BYTES: u64 = 256 << 20;
 
-/// For an MP4/M4A `source` (anything else passes): `Err` when a sample table of its `moov` box
-/// declares more entries than the box holds. symphonia 0.5 allocates the declared count up front,
-/// so one damaged count (a bad download) asked for 46 GB and aborted the whole process (found by
-/// mutating the test fixtures); a file whose tables fit cannot.
-fn mp4_tables_fit(source: &mut dyn MediaSource) -> std::result::Result<(), String> {
+/// The `moov` box of an MP4/M4A `source` (`None` for anything else, or when it has none: cut
+/// short, and symphonia says so); `Err` when a sample table in it declares more entries than the
+/// box holds. symphonia 0.5 allocates the declared count up front, so one damaged count (a bad
+/// download) asked for 46 GB and aborted the whole process (found by mutating the test fixtures);
+/// a file whose tables fit cannot.
+fn mp4_moov(source: &mut dyn MediaSource) -> std::result::Result<Option<Vec<u8>>, String> {
     use std::io::{Read, SeekFrom};
     let mut head = [0u8; 8];
     if source.read_exact(&mut head).is_err() || &head[4..8] != b"ftyp" {
-        return Ok(());
+        return Ok(None);
     }
     // The top-level boxes, to `moov`.
     let mut at = 0u64;
     let moov = loop {
         if source.seek(SeekFrom::Start(at)).is_err() || source.read_exact(&mut head).is_err() {
-            // No `moov` (cut short): symphonia says so.
-            return Ok(());
+            return Ok(None);
         }
         let (size, header) = match u32::from_be_bytes([head[0], head[1], head[2], head[3]]) {
             1 => {
                 let mut large = [0u8; 8];
                 if source.read_exact(&mut large).is_err() {
-                    return Ok(());
+                    return Ok(None);
                 }
                 (u64::from_be_bytes(large), 16)
             }
-            0 => return Ok(()), // runs to the end of the file
+            0 => return Ok(None), // runs to the end of the file
             size => (u64::from(size), 8),
         };
         if size < header {
@@ -182,7 +183,136 @@ fn mp4_tables_fit(source: &mut dyn MediaSource) -> std::result::Result<(), Strin
         }
         at = at.saturating_add(size);
     };
-    boxes_fit(&moov)
+    boxes_fit(&moov)?;
+    Ok(Some(moov))
+}
+
+/// The child boxes of a container box's contents: (type, contents). Stops at the first box that
+/// does not fit (`boxes_fit` has refused those already).
+fn child_boxes(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let header = data.get(at..at + 8)?;
+        let size = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let end = if size == 0 { data.len() } else { at + size };
+        if size != 0 && size < 8 || end > data.len() {
+            return None;
+        }
+        let kind = [header[4], header[5], header[6], header[7]];
+        let body = &data[at + 8..end];
+        at = end;
+        Some((kind, body))
+    })
+}
+
+fn child<'a>(data: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    child_boxes(data)
+        .find(|(k, _)| k == kind)
+        .map(|(_, body)| body)
+}
+
+fn be_u32(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn be_u64(data: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(data.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The timescale of an `mvhd` or `mdhd` box (the same layout up to it).
+fn header_timescale(body: &[u8]) -> Option<u32> {
+    let version = *body.first()?;
+    let at = if version == 1 { 4 + 8 + 8 } else { 4 + 4 + 4 };
+    be_u32(body, at).filter(|&t| t > 0)
+}
+
+/// Where a track's presentation lies in its decoded samples (ISO/IEC 14496-12's edit list): AAC
+/// encoders prime the decoder with 1024–2112 samples that the `elst` box tells players to skip,
+/// and pad the last frame. In seconds, as fractions of the timescales they are written in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Mp4Edit {
+    /// Silence before the media starts (an empty edit), in movie timescale units.
+    lead_in: u64,
+    /// Media samples skipped at the start, in media timescale units.
+    media_start: u64,
+    /// How long the media plays, in movie timescale units (`None`: to the end).
+    duration: Option<u64>,
+    movie_timescale: u32,
+    media_timescale: u32,
+}
+
+impl Mp4Edit {
+    /// (frames of silence before, decoded frames skipped, last decoded frame kept + 1) at `rate`.
+    /// `starts_at_media_time`: the decoder has dropped the media's start itself (Opus drops its
+    /// pre-skip, which the edit's media time repeats), so only the length is taken from the edit.
+    fn frames(&self, rate: u32, starts_at_media_time: bool) -> (u64, u64, Option<u64>) {
+        let at_rate = |value: u64, timescale: u32| {
+            u64::try_from(u128::from(value) * u128::from(rate) / u128::from(timescale))
+                .unwrap_or(u64::MAX)
+        };
+        let skip = if starts_at_media_time {
+            0
+        } else {
+            at_rate(self.media_start, self.media_timescale)
+        };
+        let lead_in = at_rate(self.lead_in, self.movie_timescale);
+        let end = self
+            .duration
+            .map(|d| skip.saturating_add(at_rate(d, self.movie_timescale)));
+        (lead_in, skip, end)
+    }
+}
+
+/// Each track's edit (in `trak` order, as symphonia numbers its tracks) when it is one that players
+/// agree on: an optional empty edit, then one edit at normal rate. Other lists (several pieces of
+/// the media, slow motion) are left alone and the media decoded whole, as before.
+fn mp4_edits(moov: &[u8]) -> Vec<Option<Mp4Edit>> {
+    let movie_timescale = child(moov, b"mvhd").and_then(header_timescale);
+    child_boxes(moov)
+        .filter(|(kind, _)| kind == b"trak")
+        .map(|(_, trak)| {
+            let media_timescale = child(trak, b"mdia")
+                .and_then(|mdia| child(mdia, b"mdhd"))
+                .and_then(header_timescale)?;
+            let elst = child(trak, b"edts").and_then(|edts| child(edts, b"elst"))?;
+            let version = *elst.first()?;
+            let count = be_u32(elst, 4)? as usize;
+            let entry_bytes = if version == 1 { 20 } else { 12 };
+            let mut entries = (0..count.min(3)).map(|i| {
+                let at = 8 + i * entry_bytes;
+                let (duration, media_time, rate_at) = if version == 1 {
+                    (be_u64(elst, at)?, be_u64(elst, at + 8)? as i64, at + 16)
+                } else {
+                    (
+                        u64::from(be_u32(elst, at)?),
+                        i64::from(be_u32(elst, at + 4)? as i32),
+                        at + 8,
+                    )
+                };
+                Some((duration, media_time, be_u32(elst, rate_at)?))
+            });
+            let mut lead_in = 0;
+            let mut edit = entries.next()??;
+            if edit.1 == -1 {
+                lead_in = edit.0;
+                edit = entries.next()??;
+            }
+            let (duration, media_time, rate) = edit;
+            // One more edit, a media time before the start, or a rate other than 1.0 (16.16):
+            // not a plain trim.
+            if entries.next().is_some() || media_time < 0 || rate != 0x0001_0000 {
+                return None;
+            }
+            Some(Mp4Edit {
+                lead_in,
+                media_start: media_time as u64,
+                // A zero duration means "the whole media" in files from some writers.
+                duration: (duration > 0).then_some(duration),
+                movie_timescale: movie_timescale?,
+                media_timescale,
+            })
+        })
+        .collect()
 }
 
 /// Check the boxes in `data` (the contents of a container box), descending into the containers
@@ -249,13 +379,14 @@ fn decode_stream(
     open: &OpenSource<'_>,
     sink: &mut dyn FnMut(&[f32], usize),
 ) -> Result<(u32, usize)> {
-    if let Err(reason) = mp4_tables_fit(open()?.as_mut()) {
-        return Err(malformed_mp4(path, reason));
-    }
+    let edits = match mp4_moov(open()?.as_mut()) {
+        Ok(moov) => moov.as_deref().map(mp4_edits).unwrap_or_default(),
+        Err(reason) => return Err(malformed_mp4(path, reason)),
+    };
     // symphonia 0.5's readers unwrap where a damaged file breaks their assumptions (an MP4 `esds`
     // box, a CAF's sample counts: found by mutating the fixtures). A panic there is one bad file, not the end of a batch:
     // it becomes this file's error, and the panic hook stays quiet about it ([`guarded`]).
-    guarded(|| decode_packets(path, open, sink)).unwrap_or_else(|message| {
+    guarded(|| decode_packets(path, open, &edits, sink)).unwrap_or_else(|message| {
         Err(Error::MalformedAudio {
             path: path.to_path_buf(),
             reason: format!("the file is damaged: its decoder failed ({message})"),
@@ -301,6 +432,7 @@ pub fn quiet_decoder_panics() {
 fn decode_packets(
     path: &Path,
     open: &OpenSource<'_>,
+    mp4_edits: &[Option<Mp4Edit>],
     sink: &mut dyn FnMut(&[f32], usize),
 ) -> Result<(u32, usize)> {
     let source = open()?;
@@ -313,7 +445,13 @@ fn decode_packets(
         .format(
             &Hint::new(),
             stream,
-            &FormatOptions::default(),
+            // Gapless: MP3's encoder delay and padding (LAME/Xing header) and Ogg Vorbis's are
+            // cut, so the samples start where the recording did. Without it, an 8 kHz MP3's
+            // phones came 138 ms late (1105 samples of LAME's delay).
+            &FormatOptions {
+                enable_gapless: true,
+                ..FormatOptions::default()
+            },
             &MetadataOptions::default(),
         )
         .map_err(|e| {
@@ -346,7 +484,19 @@ fn decode_packets(
         track.codec_params.codec,
         track.codec_params.frames_per_block,
     );
-    let mut decoder = if track.codec_params.codec == CODEC_TYPE_OPUS {
+    let codec = track.codec_params.codec;
+    // Where the presentation lies in the decoded samples: an MP4 track's edit list, or an Ogg
+    // Vorbis stream's end at its last granule position (symphonia's gapless mode does not cut
+    // Vorbis's last packet).
+    let mp4_edit = mp4_edits.get(track_id as usize).copied().flatten();
+    let vorbis_end = if codec == CODEC_TYPE_VORBIS {
+        last_granule_position(open()?.as_mut())
+    } else {
+        None
+    };
+    let mut presentation: Option<(u64, u64, Option<u64>)> = None;
+    let mut position = 0u64;
+    let mut decoder = if codec == CODEC_TYPE_OPUS {
         let head = track.codec_params.extra_data.as_deref().unwrap_or(&[]);
         // The stream ends at its last page's granule position (RFC 7845), read from the file
         // itself: symphonia 0.5's length and padding for Opus are off when one page holds it all.
@@ -429,7 +579,37 @@ fn decode_packets(
                 "more than {MAX_DECODED_SAMPLES} samples decoded; split the file first"
             )));
         }
-        sink(&scaled, channels);
+        // The part of this packet inside the presentation, in the file's timeline.
+        let (skip, end) = match presentation {
+            Some((_, skip, end)) => (skip, end),
+            None => {
+                let (lead_in, skip, edit_end) =
+                    mp4_edit.map_or((0, 0, None), |e| e.frames(rate, codec == CODEC_TYPE_OPUS));
+                let lead_in_samples = usize::try_from(lead_in)
+                    .ok()
+                    .and_then(|frames| frames.checked_mul(channels))
+                    .filter(|&n| n <= MAX_DECODED_SAMPLES)
+                    .ok_or_else(|| {
+                        malformed(format!("an edit list that starts {lead_in} samples late"))
+                    })?;
+                if lead_in_samples > 0 {
+                    sink(&vec![0.0; lead_in_samples], channels);
+                }
+                let end = match (edit_end, vorbis_end) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                presentation = Some((lead_in, skip, end));
+                (skip, end)
+            }
+        };
+        let frames = (scaled.len() / channels) as u64;
+        let from = skip.saturating_sub(position).min(frames) as usize;
+        let to = end.map_or(frames, |end| end.saturating_sub(position).min(frames)) as usize;
+        position += frames;
+        if to > from {
+            sink(&scaled[from * channels..to * channels], channels);
+        }
     }
     let Some((rate, channels)) = layout else {
         if let Some(declared) = declared_frames.filter(|&n| n > 0) {
@@ -461,4 +641,84 @@ fn decode_packets(
         )));
     }
     Ok((rate, channels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        out.extend(kind);
+        out.extend(body);
+        out
+    }
+
+    /// An `mvhd`/`mdhd` of version 0 with `timescale` (the fields before it zero).
+    fn timescale_box(kind: &[u8; 4], timescale: u32) -> Vec<u8> {
+        let mut body = vec![0u8; 12];
+        body.extend(timescale.to_be_bytes());
+        body.extend([0u8; 8]);
+        mp4_box(kind, &body)
+    }
+
+    fn trak(media_timescale: u32, elst: Option<Vec<u8>>) -> Vec<u8> {
+        let mut body = Vec::new();
+        if let Some(elst) = elst {
+            body.extend(mp4_box(b"edts", &mp4_box(b"elst", &elst)));
+        }
+        body.extend(mp4_box(b"mdia", &timescale_box(b"mdhd", media_timescale)));
+        mp4_box(b"trak", &body)
+    }
+
+    #[test]
+    fn edit_lists_give_the_priming_to_skip_and_the_length_to_keep() {
+        // Track 0: version 0, AAC's 1024 priming samples at 8 kHz and 433 ms (movie timescale
+        // 1000), as ffmpeg writes. Track 1: version 1, an empty edit of 0.5 s, then the media from
+        // 2112 (44.1 kHz media timescale) for 2 s. Track 2: two pieces of the media (left alone).
+        // Track 3: no edit list.
+        let mut v0 = vec![0, 0, 0, 0];
+        v0.extend(1u32.to_be_bytes());
+        v0.extend(433u32.to_be_bytes());
+        v0.extend(1024i32.to_be_bytes());
+        v0.extend(0x0001_0000u32.to_be_bytes());
+        let mut v1 = vec![1, 0, 0, 0];
+        v1.extend(2u32.to_be_bytes());
+        for (duration, media_time) in [(500u64, -1i64), (2000, 2112)] {
+            v1.extend(duration.to_be_bytes());
+            v1.extend(media_time.to_be_bytes());
+            v1.extend(0x0001_0000u32.to_be_bytes());
+        }
+        let mut two_pieces = vec![0, 0, 0, 0];
+        two_pieces.extend(2u32.to_be_bytes());
+        for media_time in [0i32, 8000] {
+            two_pieces.extend(100u32.to_be_bytes());
+            two_pieces.extend(media_time.to_be_bytes());
+            two_pieces.extend(0x0001_0000u32.to_be_bytes());
+        }
+        let mut moov = timescale_box(b"mvhd", 1000);
+        moov.extend(trak(8000, Some(v0)));
+        moov.extend(trak(44_100, Some(v1)));
+        moov.extend(trak(8000, Some(two_pieces)));
+        moov.extend(trak(8000, None));
+        assert_eq!(boxes_fit(&moov), Ok(()));
+        let edits = mp4_edits(&moov);
+        assert_eq!(edits.len(), 4);
+        let aac = edits[0].expect("a plain trim");
+        assert_eq!(aac.frames(8000, false), (0, 1024, Some(1024 + 3464)));
+        // Opus's decoder drops the pre-skip itself: only the length is used.
+        assert_eq!(aac.frames(48_000, true), (0, 0, Some(20_784)));
+        let late = edits[1].expect("an empty edit, then a trim");
+        assert_eq!(
+            late.frames(44_100, false),
+            (22_050, 2112, Some(2112 + 88_200))
+        );
+        // Read at half the media's rate (HE-AAC's core): the skip scales with it.
+        assert_eq!(
+            late.frames(22_050, false),
+            (11_025, 1056, Some(1056 + 44_100))
+        );
+        assert_eq!(edits[2], None);
+        assert_eq!(edits[3], None);
+    }
 }

@@ -29,6 +29,7 @@ const CODEC_PRIVATE: u32 = 0x63A2;
 const SIMPLE_BLOCK: u32 = 0xA3;
 const BLOCK_GROUP: u32 = 0xA0;
 const BLOCK: u32 = 0xA1;
+const DISCARD_PADDING: u32 = 0x75A2;
 
 /// Matroska's track type of audio.
 const AUDIO_TRACK: u64 = 2;
@@ -208,14 +209,35 @@ fn block_frames<'a>(
     Ok(())
 }
 
+/// A BlockGroup's `DiscardPadding`: nanoseconds of decoded audio to drop from the end of its
+/// block (the encoder's padding of the last packet; negative values, from the start, are not
+/// written by the encoders seen and are ignored).
+fn discard_padding_ns(group: &[u8]) -> Option<u64> {
+    let (_, data) = children(group).find(|&(id, _)| id == DISCARD_PADDING)?;
+    if data.is_empty() || data.len() > 8 {
+        return None;
+    }
+    // A big-endian signed integer of 1-8 bytes.
+    let negative = data[0] & 0x80 != 0;
+    let value = data.iter().fold(if negative { -1i64 } else { 0 }, |v, &b| {
+        (v << 8) | i64::from(b)
+    });
+    u64::try_from(value).ok()
+}
+
+/// A demuxed track: its packets in order, and the nanoseconds of padding to drop from the end of
+/// some of them (index into the packets, nanoseconds).
+type Demuxed<'a> = (AudioTrack<'a>, Vec<&'a [u8]>, Vec<(usize, u64)>);
+
 /// The first audio track of a WebM/Matroska file and its packets in order.
-fn demux<'a>(path: &Path, bytes: &'a [u8]) -> Result<(AudioTrack<'a>, Vec<&'a [u8]>)> {
+fn demux<'a>(path: &Path, bytes: &'a [u8]) -> Result<Demuxed<'a>> {
     let malformed = |reason: String| Error::MalformedAudio {
         path: path.to_path_buf(),
         reason,
     };
     let mut track: Option<AudioTrack> = None;
     let mut packets: Vec<&[u8]> = Vec::new();
+    let mut discards: Vec<(usize, u64)> = Vec::new();
     let mut at = 0;
     // A flat walk: Segments and Clusters are entered whatever their size (unknown in a live
     // recording), Tracks and blocks read, everything else skipped.
@@ -253,8 +275,14 @@ fn demux<'a>(path: &Path, bytes: &'a [u8]) -> Result<(AudioTrack<'a>, Vec<&'a [u
                     children(data).find(|&(id, _)| id == BLOCK).map(|(_, b)| b)
                 };
                 if let Some(block) = block {
+                    let before = packets.len();
                     block_frames(block, track.number, &mut packets)
                         .map_err(|e| malformed(e.to_string()))?;
+                    if h.id == BLOCK_GROUP && packets.len() > before {
+                        if let Some(ns) = discard_padding_ns(data) {
+                            discards.push((packets.len() - 1, ns));
+                        }
+                    }
                 }
             }
             _ => {}
@@ -262,24 +290,31 @@ fn demux<'a>(path: &Path, bytes: &'a [u8]) -> Result<(AudioTrack<'a>, Vec<&'a [u
         at = end;
     }
     let track = track.ok_or_else(|| malformed("the file has no audio track".to_string()))?;
-    Ok((track, packets))
+    Ok((track, packets, discards))
 }
 
 /// Read a WebM/Matroska file held in memory (`path` names it in errors) to mono int16-scale
 /// samples at 48 kHz.
 pub(crate) fn read_webm(path: &Path, bytes: &[u8]) -> Result<Waveform> {
-    let (track, packets) = demux(path, bytes)?;
+    let (track, packets, discards) = demux(path, bytes)?;
     // A panic in the Opus decoder on a damaged packet stays this file's error, as in the other readers.
-    super::container::guarded(|| decode_opus(path, &track, &packets)).unwrap_or_else(|message| {
-        Err(Error::MalformedAudio {
-            path: path.to_path_buf(),
-            reason: format!("the file is damaged: its decoder failed ({message})"),
-        })
-    })
+    super::container::guarded(|| decode_opus(path, &track, &packets, &discards)).unwrap_or_else(
+        |message| {
+            Err(Error::MalformedAudio {
+                path: path.to_path_buf(),
+                reason: format!("the file is damaged: its decoder failed ({message})"),
+            })
+        },
+    )
 }
 
-/// Decode the Opus packets of `track` to mono.
-fn decode_opus(path: &Path, track: &AudioTrack<'_>, packets: &[&[u8]]) -> Result<Waveform> {
+/// Decode the Opus packets of `track` to mono, each packet's padding (`discards`) dropped.
+fn decode_opus(
+    path: &Path,
+    track: &AudioTrack<'_>,
+    packets: &[&[u8]],
+    discards: &[(usize, u64)],
+) -> Result<Waveform> {
     let malformed = |reason: String| Error::MalformedAudio {
         path: path.to_path_buf(),
         reason,
@@ -296,13 +331,22 @@ fn decode_opus(path: &Path, track: &AudioTrack<'_>, packets: &[&[u8]]) -> Result
     if packets.is_empty() {
         return Err(malformed("the audio track holds no packets".to_string()));
     }
-    // Matroska gives no end position; at most one packet's padding (≤ 120 ms) stays at the end.
+    // The end: the last block's DiscardPadding when the muxer wrote one (ffmpeg, browsers' newer
+    // recorders); without it at most one packet's padding (≤ 120 ms) stays at the end.
     let decode = |sink: &mut dyn FnMut(&[f32], usize)| -> Result<()> {
         let mut decoder = OpusPackets::new(path, track.private, None)?;
         let mut samples = Vec::new();
         let mut damaged = 0;
-        for packet in packets {
+        let mut discards = discards.iter().peekable();
+        for (index, packet) in packets.iter().enumerate() {
             damaged += usize::from(decoder.decode(packet, &mut samples));
+            if let Some(&(_, ns)) = discards.next_if(|&&(at, _)| at == index) {
+                let frames = u128::from(ns) * u128::from(OPUS_RATE_HZ) / 1_000_000_000;
+                let drop = usize::try_from(frames)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(decoder.channels());
+                samples.truncate(samples.len().saturating_sub(drop));
+            }
             sink(&samples, decoder.channels());
         }
         if damaged * 100 > packets.len() {
@@ -413,8 +457,13 @@ mod tests {
         // BlockGroups among SimpleBlocks.
         let bytes = fixture();
         let path = Path::new("live.webm");
-        let (track, packets) = demux(path, &bytes)?;
+        let (track, packets, discards) = demux(path, &bytes)?;
         assert_eq!(track.codec, "A_OPUS");
+        // ffmpeg marks the last packet's padding (DiscardPadding); the rewrite keeps it.
+        let &[(last, padding_ns)] = discards.as_slice() else {
+            panic!("one DiscardPadding expected, found {discards:?}");
+        };
+        assert_eq!(last, packets.len() - 1);
         let mut entry = element(TRACK_NUMBER, &[1]);
         entry.extend(element(TRACK_TYPE, &[2]));
         entry.extend(element(CODEC_ID, b"A_OPUS"));
@@ -439,7 +488,11 @@ mod tests {
                 block.push(0);
                 block.extend(pair[0]);
             }
-            if i % 3 == 0 {
+            if (i + 1) * 2 >= packets.len() {
+                let mut group = element(BLOCK, &block);
+                group.extend(element(DISCARD_PADDING, &padding_ns.to_be_bytes()));
+                live.extend(element(BLOCK_GROUP, &group));
+            } else if i % 3 == 0 {
                 live.extend(element(BLOCK_GROUP, &element(BLOCK, &block)));
             } else {
                 live.extend(element(SIMPLE_BLOCK, &block));
