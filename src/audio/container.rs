@@ -487,9 +487,9 @@ fn decode_packets(
     let codec = track.codec_params.codec;
     // Where the presentation lies in the decoded samples: an MP4 track's edit list, or an Ogg
     // Vorbis stream's end at its last granule position (symphonia's gapless mode does not cut
-    // Vorbis's last packet).
+    // Vorbis's last packet). (An ADPCM WAV's `fact` length is applied by the WAV reader.)
     let mp4_edit = mp4_edits.get(track_id as usize).copied().flatten();
-    let vorbis_end = if codec == CODEC_TYPE_VORBIS {
+    let stream_end = if codec == CODEC_TYPE_VORBIS {
         last_granule_position(open()?.as_mut())
     } else {
         None
@@ -595,7 +595,7 @@ fn decode_packets(
                 if lead_in_samples > 0 {
                     sink(&vec![0.0; lead_in_samples], channels);
                 }
-                let end = match (edit_end, vorbis_end) {
+                let end = match (edit_end, stream_end) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };

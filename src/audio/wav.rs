@@ -86,7 +86,11 @@ impl Encoding {
 #[derive(Debug)]
 enum Parsed {
     Samples(Header),
-    Adpcm,
+    /// With the `fact` chunk's length in frames, when it has one: the last ADPCM block is padded
+    /// past the recording's end, and only `fact` says where that end is.
+    Adpcm {
+        frames: Option<u64>,
+    },
 }
 
 /// What a WAV header says, checked.
@@ -178,6 +182,8 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
     let mut format: Option<(Payload, usize, u32)> = None;
     // RF64's data size when its 32-bit field says 0xFFFFFFFF ("see ds64").
     let mut data_size_64: Option<u64> = None;
+    // The `fact` chunk's sample length (frames per channel), which compressed WAVs carry.
+    let mut fact_frames: Option<u64> = None;
     let mut pos: usize = 12;
     loop {
         if pos + 8 > bytes.len() {
@@ -195,6 +201,10 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
             let mut raw = [0u8; 8];
             raw.copy_from_slice(field);
             data_size_64 = Some(u64::from_le_bytes(raw));
+        } else if id == b"fact" && size >= 4 {
+            if body + 4 <= bytes.len() {
+                fact_frames = Some(u64::from(read_u32(bytes, body, big_endian)));
+            }
         } else if id == b"fmt " {
             let size = size as usize;
             if size < 16 {
@@ -217,7 +227,9 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
                 ));
             };
             let Payload::Samples(encoding) = payload else {
-                return Ok(Parsed::Adpcm);
+                return Ok(Parsed::Adpcm {
+                    frames: fact_frames.filter(|&n| n > 0),
+                });
             };
             let declared_bytes = match data_size_64 {
                 Some(size_64) if size == u32::MAX => Some(
@@ -403,7 +415,13 @@ fn decode(encoding: Encoding, big_endian: bool, bytes: &[u8], out: &mut [f32]) {
 pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     let header = match parse_header(path, bytes)? {
         Parsed::Samples(header) => header,
-        Parsed::Adpcm => return super::container::read_container(path, bytes),
+        Parsed::Adpcm { frames } => {
+            let mut waveform = super::container::read_container(path, bytes)?;
+            if let Some(frames) = frames.and_then(|n| usize::try_from(n).ok()) {
+                waveform.samples.truncate(frames);
+            }
+            return Ok(waveform);
+        }
     };
     let range = header.data_range(path, bytes.len())?;
     let samples = decode_to_mono(&header, &DataSource::Memory(&bytes[range]))
