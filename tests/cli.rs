@@ -185,6 +185,59 @@ fn transcribe_with_the_built_in_model() {
     );
 }
 
+/// A folder walk picks up phones' videos (`.mov`, `.mp4`) and audiobooks (`.m4b`) beside audio, and
+/// leaves other files; the AAC copies of the FSDD example, read gapless, give the WAV's phones at the
+/// WAV's times (before, an 8 kHz M4A's phones came 128 ms late).
+#[test]
+fn folders_hold_videos_and_audiobooks_and_aac_keeps_the_wav_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let m4a = root.join("tests/data/fsdd_7_jackson_0_8k.m4a");
+    for name in ["clip.mov", "book.m4b", "voice.mp4"] {
+        std::fs::copy(&m4a, dir.path().join(name)).unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), "not audio").unwrap();
+    std::fs::copy(
+        root.join("audio/fsdd_7_jackson_0_8k.wav"),
+        dir.path().join("wav.wav"),
+    )
+    .unwrap();
+    let output = phonrec(&[
+        "transcribe",
+        "--format",
+        "json",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let results: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["file"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(names, ["book.m4b", "clip.mov", "voice.mp4", "wav.wav"]);
+    let starts = |r: &serde_json::Value| -> Vec<f64> {
+        r["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["start"].as_f64().unwrap())
+            .collect()
+    };
+    let wav = &results[3];
+    assert!(!starts(wav).is_empty(), "{wav}");
+    for aac in &results[..3] {
+        assert_eq!(aac["phones"], wav["phones"], "{aac}");
+        assert_eq!(starts(aac), starts(wav), "{aac}");
+        let duration = |r: &serde_json::Value| r["duration"].as_f64().unwrap();
+        // The edit list is in the movie's milliseconds: within 1 ms (and the printed rounding).
+        assert!((duration(aac) - duration(wav)).abs() < 0.0015, "{aac}");
+    }
+}
+
 /// The built-in model decodes with its phone LM by default; `--no-lm` and `--beam 1` switch to greedy
 /// decoding, and asking for an LM and no LM at once is refused.
 #[test]
