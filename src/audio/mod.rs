@@ -1,4 +1,4 @@
-//! Stage 1, audio input: a WAV, NIST SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A or WebM file -> mono `f32` samples at
+//! Stage 1, audio input: a WAV, NIST SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, WebM or AMR file -> mono `f32` samples at
 //! int16 scale, at any rate,
 //! then resampled to the rate a model expects.
 //!
@@ -7,6 +7,7 @@
 //! 8/24/32-bit integers are shifted to 16-bit range, floats are multiplied by 32768.
 //! Several channels are averaged to one (the loudest is taken instead when they cancel out).
 
+mod amr;
 mod au;
 mod container;
 mod declip;
@@ -198,12 +199,13 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
 }
 
 /// True when `bytes` start like a file phonrec reads: WAV (RIFF/RIFX/RF64), NIST SPHERE, Sun .au, FLAC, Ogg, MP3,
-/// AIFF, CAF or MP4.
+/// AIFF, CAF, MP4, WebM or AMR.
 pub fn looks_like_audio(bytes: &[u8]) -> bool {
     wav::is_wav(bytes)
         || bytes.starts_with(b"NIST_1A")
         || au::is_au(bytes)
         || webm::is_webm(bytes)
+        || amr::is_amr(bytes)
         || container::is_container(bytes)
 }
 
@@ -221,6 +223,8 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         au::read_au(path, bytes)?
     } else if webm::is_webm(magic) {
         webm::read_webm(path, bytes)?
+    } else if amr::is_amr(magic) {
+        amr::read_amr(path, bytes)?
     } else if container::is_container(bytes) {
         container::read_container(path, bytes)?
     } else if filled == 0 {
@@ -237,7 +241,7 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         return Err(Error::NotAudio {
             path: path.to_path_buf(),
             reason: format!(
-                "it starts with {:?}, expected a WAV, SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A or WebM file",
+                "it starts with {:?}, expected a WAV, SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, WebM or AMR file",
                 String::from_utf8_lossy(&magic[..filled.min(4)])
             ),
         });
@@ -250,12 +254,7 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
 /// it is not (a download that saved an error page, an archive).
 fn recognised_but_unread(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
     const CONVERT: &str = "convert it with e.g. `ffmpeg -i IN out.wav`";
-    let known: [(&[u8], &str, &str); 9] = [
-        (
-            b"#!AMR",
-            "AMR speech (a phone's voice recording or MMS)",
-            CONVERT,
-        ),
+    let known: [(&[u8], &str, &str); 8] = [
         (
             &[0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11],
             "Windows Media (ASF/WMA)",
