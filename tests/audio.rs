@@ -737,7 +737,7 @@ fn mutated_files_never_panic_or_abort() {
 
 /// AMR-NB speech files (`.amr`: Android voice recorders, MMS) decode to what the 3GPP reference
 /// decoder gives (libopencore-amrnb through ffmpeg: `tests/data/*_amr_decoded.wav`), at 12.2 and
-/// 4.75 kbit/s; a file cut inside a frame is "cut short".
+/// 4.75 kbit/s, also inside a 3GP file; a file cut inside a frame is "cut short".
 #[test]
 fn amr_narrowband_decodes_as_the_reference_decoder_does() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
@@ -767,6 +767,10 @@ fn amr_narrowband_decodes_as_the_reference_decoder_does() {
         let energy: f32 = decoded.samples.iter().map(|v| v * v).sum();
         assert!(energy > 0.0, "{amr}: silence");
     }
+    // The same frames in a 3GP file (Android's voice recorder; symphonia does not know AMR tracks).
+    let amr = read_audio(&data.join("fsdd_7_jackson_0_8k.amr")).unwrap();
+    let three_gp = read_audio(&data.join("fsdd_7_jackson_0_8k_amr.3gp")).unwrap();
+    assert_eq!(three_gp, amr);
     let dir = temp();
     let bytes = std::fs::read(data.join("fsdd_7_jackson_0_8k.amr")).unwrap();
     let cut = dir.path().join("cut.amr");

@@ -365,6 +365,137 @@ fn boxes_fit(data: &[u8]) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// An AMR track of a 3GP/MP4 file (sample entry `samr` or `sawb`: Android's voice recorder and
+/// MMS write these; symphonia 0.5 does not know them): where each of its samples lies in the file.
+struct Mp4AmrTrack {
+    wideband: bool,
+    /// (file offset, bytes) of each sample in order.
+    samples: Vec<(u64, u64)>,
+}
+
+/// The `trak` boxes of `moov` and their `stbl` (sample table) boxes.
+fn sample_tables(moov: &[u8]) -> impl Iterator<Item = &[u8]> {
+    child_boxes(moov)
+        .filter(|(kind, _)| kind == b"trak")
+        .filter_map(|(_, trak)| {
+            let mdia = child(trak, b"mdia")?;
+            let minf = child(mdia, b"minf")?;
+            child(minf, b"stbl")
+        })
+}
+
+/// The first AMR track of `moov`, when the file's first audio track is one (an AMR file's only
+/// track, or a video's sound).
+fn mp4_amr_track(moov: &[u8]) -> Option<Mp4AmrTrack> {
+    for stbl in sample_tables(moov) {
+        let stsd = child(stbl, b"stsd")?;
+        // version and flags, entry count, then the first entry: size and type.
+        let entry = stsd.get(12..16)?;
+        let wideband = match entry {
+            b"samr" => false,
+            b"sawb" => true,
+            // Another sound track comes first: symphonia reads the file.
+            b"mp4a" | b"Opus" | b"alac" | b"fLaC" | b"lpcm" | b"sowt" | b"twos" | b".mp3" => {
+                return None
+            }
+            _ => continue,
+        };
+        let stsz = child(stbl, b"stsz")?;
+        let fixed_size = u64::from(be_u32(stsz, 4)?);
+        let count = be_u32(stsz, 8)? as usize;
+        let sizes: Vec<u64> = if fixed_size != 0 {
+            // A count no table backs (a damaged file could declare billions): held to what the
+            // largest file read could hold.
+            if (count as u64).saturating_mul(fixed_size) > MAX_AUDIO_BYTES {
+                return None;
+            }
+            vec![fixed_size; count]
+        } else {
+            (0..count)
+                .map(|i| be_u32(stsz, 12 + 4 * i).map(u64::from))
+                .collect::<Option<_>>()?
+        };
+        let chunk_offsets: Vec<u64> = if let Some(stco) = child(stbl, b"stco") {
+            (0..be_u32(stco, 4)? as usize)
+                .map(|i| be_u32(stco, 8 + 4 * i).map(u64::from))
+                .collect::<Option<_>>()?
+        } else {
+            let co64 = child(stbl, b"co64")?;
+            (0..be_u32(co64, 4)? as usize)
+                .map(|i| be_u64(co64, 8 + 8 * i))
+                .collect::<Option<_>>()?
+        };
+        // (first chunk, samples per chunk), first chunks numbered from 1 and increasing.
+        let stsc = child(stbl, b"stsc")?;
+        let runs: Vec<(u64, u64)> = (0..be_u32(stsc, 4)? as usize)
+            .map(|i| {
+                Some((
+                    u64::from(be_u32(stsc, 8 + 12 * i)?),
+                    u64::from(be_u32(stsc, 12 + 12 * i)?),
+                ))
+            })
+            .collect::<Option<_>>()?;
+        let mut samples = Vec::with_capacity(sizes.len());
+        let mut next = sizes.iter();
+        'chunks: for (index, &offset) in chunk_offsets.iter().enumerate() {
+            let chunk = index as u64 + 1;
+            let per_chunk = runs
+                .iter()
+                .take_while(|&&(first, _)| first <= chunk)
+                .last()
+                .map_or(0, |&(_, n)| n);
+            let mut at = offset;
+            for _ in 0..per_chunk {
+                let Some(&size) = next.next() else {
+                    break 'chunks;
+                };
+                samples.push((at, size));
+                at = at.saturating_add(size);
+            }
+        }
+        return Some(Mp4AmrTrack { wideband, samples });
+    }
+    None
+}
+
+/// Decode an MP4/3GP file's AMR track: its samples are AMR frames as the `.amr` storage format
+/// records them (a header byte, then the bits), so with the storage magic before them they are an
+/// `.amr` file.
+fn decode_mp4_amr(
+    path: &Path,
+    open: &OpenSource<'_>,
+    track: &Mp4AmrTrack,
+    sink: &mut dyn FnMut(&[f32], usize),
+) -> Result<(u32, usize)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut source = open()?;
+    let mut stream: Vec<u8> = if track.wideband {
+        b"#!AMR-WB\n".to_vec()
+    } else {
+        b"#!AMR\n".to_vec()
+    };
+    for &(offset, size) in &track.samples {
+        if stream.len() as u64 + size > MAX_AUDIO_BYTES {
+            return Err(malformed_mp4(
+                path,
+                "an AMR track larger than phonrec reads".to_string(),
+            ));
+        }
+        let start = stream.len();
+        stream.resize(start + size as usize, 0);
+        source
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| source.read_exact(&mut stream[start..]))
+            .map_err(|_| Error::MalformedAudio {
+                path: path.to_path_buf(),
+                reason: format!("{CUT_SHORT} inside its AMR track"),
+            })?;
+    }
+    let wave = super::amr::read_amr(path, &stream)?;
+    sink(&wave.samples, 1);
+    Ok((wave.sample_rate_hz, 1))
+}
+
 /// What turns a track's packets into samples: symphonia's decoders, or ours for Opus.
 enum PacketDecoder {
     Symphonia(Box<dyn symphonia::core::codecs::Decoder>),
@@ -379,10 +510,11 @@ fn decode_stream(
     open: &OpenSource<'_>,
     sink: &mut dyn FnMut(&[f32], usize),
 ) -> Result<(u32, usize)> {
-    let edits = match mp4_moov(open()?.as_mut()) {
-        Ok(moov) => moov.as_deref().map(mp4_edits).unwrap_or_default(),
-        Err(reason) => return Err(malformed_mp4(path, reason)),
-    };
+    let moov = mp4_moov(open()?.as_mut()).map_err(|reason| malformed_mp4(path, reason))?;
+    if let Some(amr) = moov.as_deref().and_then(mp4_amr_track) {
+        return decode_mp4_amr(path, open, &amr, sink);
+    }
+    let edits = moov.as_deref().map(mp4_edits).unwrap_or_default();
     // symphonia 0.5's readers unwrap where a damaged file breaks their assumptions (an MP4 `esds`
     // box, a CAF's sample counts: found by mutating the fixtures). A panic there is one bad file, not the end of a batch:
     // it becomes this file's error, and the panic hook stays quiet about it ([`guarded`]).

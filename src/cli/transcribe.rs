@@ -26,7 +26,7 @@ use super::shard::ShardArgs;
 /// model's rate), NIST SPHERE, Sun .au (µ-law telephone audio), FLAC, Ogg Vorbis or Opus (voice
 /// messages), MP3, AIFF, CAF, MP4/M4A (AAC), WebM with Opus (browser recordings) and AMR, recognised by
 /// content. Folders are searched for .wav, .sph, .au, .snd, .flac, .ogg, .oga, .opus, .webm, .mka,
-/// .mp3, .aif(f), .aifc, .caf, .m4a, .m4b (audiobooks), .mp4 and .mov (phones' videos: their audio track) and .amr (AMR-NB/WB: Android voice recordings, MMS) files (symlinks followed, each folder once); `-` reads
+/// .mp3, .aif(f), .aifc, .caf, .m4a, .m4b (audiobooks), .mp4 and .mov (phones' videos: their audio track) and .amr and .3gp (AMR-NB/WB: Android voice recordings, MMS) files (symlinks followed, each folder once); `-` reads
 /// standard input: an audio stream (`sox in.aiff -t wav - | phonrec transcribe -`) or else a list of
 /// paths, one per line.
 /// A file that fails is reported on stderr and skipped; the exit status is then non-zero.
