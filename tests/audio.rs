@@ -509,6 +509,24 @@ fn container_fixture(extension: &str) -> PathBuf {
         .join(format!("fsdd_7_jackson_0_8k.{extension}"))
 }
 
+/// The lag (samples `decoded` is late by, below `max_lag`) at which it best matches `original`, and
+/// the normalised correlation there.
+fn best_alignment(original: &[f32], decoded: &[f32], max_lag: usize) -> (usize, f64) {
+    let energy = |x: &[f32]| x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>();
+    (0..max_lag.min(decoded.len()))
+        .map(|lag| {
+            let a = &original[..original.len().min(decoded.len() - lag)];
+            let b = &decoded[lag..lag + a.len()];
+            let dot: f64 = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum();
+            (lag, dot / (energy(a) * energy(b)).sqrt())
+        })
+        .fold((0, f64::MIN), |a, b| if b.1 > a.1 { b } else { a })
+}
+
 #[test]
 fn flac_decodes_to_exactly_the_wav_samples_and_lossy_codecs_to_nearly_them() {
     let wav =
@@ -564,19 +582,7 @@ fn flac_decodes_to_exactly_the_wav_samples_and_lossy_codecs_to_nearly_them() {
         );
         // ... and the samples line up with the WAV's: the best-aligned correlation is high and at a
         // lag of 0 (before, MP3 and AAC came 1105 and 1024 samples late: the phones' times too).
-        let energy = |x: &[f32]| x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>();
-        let (best_lag, best) = (0..400)
-            .map(|lag| {
-                let a = &wav.samples[..wav.samples.len().min(lossy.samples.len() - lag)];
-                let b = &lossy.samples[lag..lag + a.len()];
-                let dot: f64 = a
-                    .iter()
-                    .zip(b)
-                    .map(|(x, y)| f64::from(*x) * f64::from(*y))
-                    .sum();
-                (lag, dot / (energy(a) * energy(b)).sqrt())
-            })
-            .fold((0, f64::MIN), |a, b| if b.1 > a.1 { b } else { a });
+        let (best_lag, best) = best_alignment(&wav.samples, &lossy.samples, 400);
         assert!(best > 0.9, "{extension}: correlation {best}");
         assert_eq!(best_lag, 0, "{extension}: the samples come {best_lag} late");
         if extension == "mp3" {
@@ -807,19 +813,7 @@ fn amr_wideband_files_decode_to_the_speech_encoded() {
     let decoded = read_audio(&path).unwrap();
     assert_eq!(decoded.sample_rate_hz, 16_000);
     assert_eq!(decoded.samples.len(), frames * 320);
-    let energy = |x: &[f32]| x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>();
-    let (lag, best) = (0..200)
-        .map(|lag| {
-            let a = &wav.samples[..decoded.samples.len() - lag];
-            let b = &decoded.samples[lag..];
-            let dot: f64 = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| f64::from(*x) * f64::from(*y))
-                .sum();
-            (lag, dot / (energy(a) * energy(b)).sqrt())
-        })
-        .fold((0, f64::MIN), |a, b| if b.1 > a.1 { b } else { a });
+    let (lag, best) = best_alignment(&wav.samples, &decoded.samples, 200);
     assert!(best > 0.8, "correlation {best} at lag {lag}");
     // The codec's delay (look-ahead and filters): a few milliseconds, far under a phone's length.
     assert!(lag <= 160, "the decoded speech lags by {lag} samples");
