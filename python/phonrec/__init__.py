@@ -48,6 +48,7 @@ __version__: str = _phonrec.__version__
 __all__ = [
     "Recognizer",
     "features",
+    "load",
     "Phone",
     "Transcript",
     "Probs",
@@ -779,3 +780,22 @@ def features(
     )
     data, _ = _audio(audio)
     return _phonrec.features(data, sample_rate, options)
+
+
+def load(audio: AudioInput, *, resample: Optional[int] = None) -> Tuple[np.ndarray, int]:
+    """The samples of an audio file, read as ``phonrec transcribe`` reads it.
+
+    Every format phonrec reads (WAV of any encoding, SPHERE, .au, FLAC, Ogg Vorbis or Opus, MP3,
+    AIFF, CAF, MP4/M4A, WebM, AMR and 3GP), channels mixed to mono as phonrec mixes them, lossy
+    files read gapless (the encoder's delay and padding cut, so times are the recording's): the
+    ``torchaudio.load`` of phonrec's inputs.
+
+    Args:
+        audio: A path, the bytes of an audio file, or a binary file object.
+        resample: Resample to this rate (Hz) with phonrec's resampler.
+
+    Returns:
+        ``(samples, sample_rate)``: a 1-D ``float32`` array at full scale ±1 and the rate in Hz.
+    """
+    data, _ = _audio(audio)
+    return _phonrec.load(data, resample)

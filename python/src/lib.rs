@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ndarray::ArrayViewD;
-use numpy::{PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::{
     PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyTypeError, PyValueError,
@@ -1110,8 +1112,51 @@ fn features<'py>(
     Ok(PyArray2::from_owned_array(py, features))
 }
 
-/// The extension module: the recogniser class, the features function, the exceptions and the
-/// version of this build.
+/// The samples of an audio file as phonrec reads it (every format, channels mixed, lossy files
+/// read gapless): mono float32 at full scale ±1, and the rate in Hz, resampled to `resample` when
+/// given.
+#[pyfunction]
+#[pyo3(signature = (audio, resample))]
+fn load<'py>(
+    py: Python<'py>,
+    audio: &Bound<'_, PyAny>,
+    resample: Option<i64>,
+) -> PyResult<(Bound<'py, PyArray1<f32>>, u32)> {
+    if audio.cast::<PyUntypedArray>().is_ok() {
+        return Err(PyTypeError::new_err(
+            "load reads audio files (a path, the bytes of a file or a binary file object); an \
+             array is samples already",
+        ));
+    }
+    let resample = match resample {
+        None => None,
+        Some(rate) => Some(
+            u32::try_from(rate)
+                .ok()
+                .filter(|r| (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(r))
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "resample={rate}: the rate must be between {MIN_SAMPLE_RATE_HZ} and \
+                         {MAX_SAMPLE_RATE_HZ} Hz"
+                    ))
+                })?,
+        ),
+    };
+    let audio = audio_arg(audio, None)?;
+    let wave = detached(py, || {
+        let mut wave = audio.read()?;
+        if let Some(rate) = resample {
+            wave = wave.resampled(rate)?;
+        }
+        Ok(wave)
+    })?;
+    let rate = wave.sample_rate_hz;
+    let samples: Vec<f32> = wave.samples.iter().map(|&s| s / INT16_SCALE).collect();
+    Ok((PyArray1::from_vec(py, samples), rate))
+}
+
+/// The extension module: the recogniser class, the features and load functions, the exceptions
+/// and the version of this build.
 #[pymodule]
 fn _phonrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -1125,5 +1170,6 @@ fn _phonrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_class::<PyRecognizer>()?;
     m.add_function(wrap_pyfunction!(features, m)?)?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
     Ok(())
 }

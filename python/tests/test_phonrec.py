@@ -481,7 +481,15 @@ def test_bytes_file_objects_and_pathlike_read_as_the_path(recognizer):
     assert recognizer.transcribe(SUIT).source == str(SUIT)
 
 
-@pytest.mark.parametrize("name", ["fsdd_7_jackson_0_8k.opus", "fsdd_7_jackson_0_8k.webm"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fsdd_7_jackson_0_8k.opus",
+        "fsdd_7_jackson_0_8k.webm",
+        "fsdd_7_jackson_0_8k.amr",
+        "fsdd_7_jackson_0_8k_amr.3gp",
+    ],
+)
 def test_voice_messages_and_browser_recordings_read_as_the_cli_reads_them(recognizer, cli, name):
     path = ROOT / "tests" / "data" / name
     (record,) = cli_json_lines(cli("transcribe", "--format", "json", path))
@@ -608,3 +616,37 @@ def test_results_and_recognizers_pickle(recognizer):
     copy = pickle.loads(pickle.dumps(phonrec.Recognizer(no_lm=True)))
     assert "greedy" in copy.decoding
     assert str(transcript) == " ".join(transcript.labels)
+
+
+# --- load -----------------------------------------------------------------------------------------
+
+
+def test_load_reads_files_as_phonrec_does():
+    wav_path = ROOT / "audio" / "fsdd_7_jackson_0_8k.wav"
+    samples, rate = phonrec.load(wav_path)
+    with wave.open(str(wav_path)) as w:
+        expected = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32)
+    assert rate == 8000 and samples.dtype == np.float32
+    np.testing.assert_array_equal(samples, expected / 32768)
+    # Bytes and file objects read as the path; the resampler's length follows the rate.
+    np.testing.assert_array_equal(phonrec.load(wav_path.read_bytes())[0], samples)
+    with open(wav_path, "rb") as f:
+        np.testing.assert_array_equal(phonrec.load(f)[0], samples)
+    up, up_rate = phonrec.load(wav_path, resample=16000)
+    assert up_rate == 16000 and abs(len(up) - 2 * len(samples)) <= 2
+    # Lossy copies are read gapless: the WAV's length to within 1 ms (8 samples), not a codec
+    # frame longer; AMR decodes as the 3GPP reference decoder does (within its 13-bit output).
+    data = ROOT / "tests" / "data"
+    for name in ["fsdd_7_jackson_0_8k.m4a", "fsdd_7_jackson_0_8k.mp3", "fsdd_7_jackson_0_8k.ogg"]:
+        lossy, lossy_rate = phonrec.load(data / name)
+        assert lossy_rate == 8000 and abs(len(lossy) - len(samples)) <= 8, name
+    amr, amr_rate = phonrec.load(data / "fsdd_7_jackson_0_8k.amr")
+    reference, _ = phonrec.load(data / "fsdd_7_jackson_0_8k_amr_decoded.wav")
+    assert amr_rate == 8000 and len(amr) == len(reference)
+    assert np.max(np.abs(amr - reference)) <= 7 / 32768
+    with pytest.raises(TypeError):
+        phonrec.load(samples)
+    with pytest.raises(ValueError):
+        phonrec.load(wav_path, resample=10)
+    with pytest.raises(phonrec.PhonrecError):
+        phonrec.load(b"not audio at all")
