@@ -1065,6 +1065,23 @@ impl FeatureArgs {
     }
 }
 
+/// A `resample=` argument checked: a rate phonrec reads, or `None`.
+fn resample_rate(resample: Option<i64>) -> PyResult<Option<u32>> {
+    resample
+        .map(|rate| {
+            u32::try_from(rate)
+                .ok()
+                .filter(|r| (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(r))
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "resample={rate}: the rate must be between {MIN_SAMPLE_RATE_HZ} and \
+                         {MAX_SAMPLE_RATE_HZ} Hz"
+                    ))
+                })
+        })
+        .transpose()
+}
+
 /// Kaldi-compatible features `[frames, dims]` float32 of one recording, as `phonrec features`
 /// computes them.
 #[pyfunction]
@@ -1075,20 +1092,7 @@ fn features<'py>(
     sample_rate: Option<i64>,
     options: FeatureArgs,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let resample = match options.resample {
-        None => None,
-        Some(rate) => Some(
-            u32::try_from(rate)
-                .ok()
-                .filter(|r| (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(r))
-                .ok_or_else(|| {
-                    PyValueError::new_err(format!(
-                        "resample={rate}: the rate must be between {MIN_SAMPLE_RATE_HZ} and \
-                         {MAX_SAMPLE_RATE_HZ} Hz"
-                    ))
-                })?,
-        ),
-    };
+    let resample = resample_rate(options.resample)?;
     let audio = audio_arg(audio, sample_rate)?;
     // The options are checked on a nominal rate first, so a bad option fails before any audio is read.
     options
@@ -1128,20 +1132,7 @@ fn load<'py>(
              array is samples already",
         ));
     }
-    let resample = match resample {
-        None => None,
-        Some(rate) => Some(
-            u32::try_from(rate)
-                .ok()
-                .filter(|r| (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(r))
-                .ok_or_else(|| {
-                    PyValueError::new_err(format!(
-                        "resample={rate}: the rate must be between {MIN_SAMPLE_RATE_HZ} and \
-                         {MAX_SAMPLE_RATE_HZ} Hz"
-                    ))
-                })?,
-        ),
-    };
+    let resample = resample_rate(resample)?;
     let audio = audio_arg(audio, None)?;
     let wave = detached(py, || {
         let mut wave = audio.read()?;
