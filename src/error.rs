@@ -62,6 +62,14 @@ pub enum Error {
         line: Option<usize>,
     },
 
+    /// A stretch of a recording (a Kaldi `segments` line) that does not lie within it.
+    #[error("{}: segment {}: {reason}", .path.display(), .span)]
+    Segment {
+        path: PathBuf,
+        span: crate::audio::AudioSpan,
+        reason: String,
+    },
+
     /// A text input file (manifest, phone list, lexicon, LM) that is wrong, at a line or as a whole.
     #[error("{}{}: {reason}", .path.display(), at_line(*.line))]
     Parse {

@@ -597,6 +597,137 @@ fn kaldi_data_dirs_are_transcribed_by_utterance_id() {
     assert!(stdout(&output).is_empty());
 }
 
+/// A Kaldi data dir with a `segments` file: each segment is an utterance, transcribed as the same
+/// samples cut into a file of their own are, its JSON times counting from its start (given as
+/// `offset`); `eval` scores segments by id; a segment beyond its recording fails alone, by id.
+#[test]
+fn kaldi_segments_are_utterances_cut_from_their_recordings() {
+    if !Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/default.safetensors")
+        .is_file()
+    {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    use phonrec::audio::{read_audio, write_wav_i16, Waveform};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suit = read_audio(&root.join("audio/slt_dark_suit_16k.wav")).expect("example");
+    let seven = read_audio(&root.join("audio/fsdd_7_jackson_0_8k.wav"))
+        .and_then(|w| w.resampled(16_000))
+        .expect("example");
+    // One recording: the sentence, 1 s of silence, the digit, 0.5 s of silence.
+    let mut samples = suit.samples.clone();
+    samples.extend(std::iter::repeat_n(0.0, 16_000));
+    let seven_start = samples.len();
+    samples.extend(seven.samples.iter().map(|x| x.round()));
+    samples.extend(std::iter::repeat_n(0.0, 8_000));
+    let recording = dir.path().join("rec.wav");
+    let wave = |samples: &[f32]| Waveform {
+        samples: samples.to_vec(),
+        sample_rate_hz: 16_000,
+    };
+    write_wav_i16(&recording, &wave(&samples)).expect("recording");
+    // The same stretches as files of their own.
+    let seven_end = seven_start + seven.samples.len();
+    write_wav_i16(
+        &dir.path().join("suit.wav"),
+        &wave(&samples[..suit.samples.len()]),
+    )
+    .expect("piece");
+    write_wav_i16(
+        &dir.path().join("seven.wav"),
+        &wave(&samples[seven_start..seven_end]),
+    )
+    .expect("piece");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    std::fs::write(
+        data.join("wav.scp"),
+        format!("rec1 {}\n", recording.display()),
+    )
+    .expect("scp");
+    std::fs::write(
+        data.join("segments"),
+        format!(
+            "utt-suit rec1 0 {}\nutt-late rec1 9.5 10\nutt-seven rec1 {} {}\n",
+            suit.samples.len() as f64 / 16_000.0,
+            seven_start as f64 / 16_000.0,
+            seven_end as f64 / 16_000.0
+        ),
+    )
+    .expect("segments");
+    let pieces = stdout(&phonrec(&[
+        "transcribe",
+        dir.path().join("suit.wav").to_str().expect("utf-8 path"),
+        dir.path().join("seven.wav").to_str().expect("utf-8 path"),
+    ]));
+    let phones: Vec<&str> = pieces
+        .lines()
+        .map(|l| l.split_once('\t').expect("path<TAB>phones").1)
+        .collect();
+    assert_eq!(phones.len(), 2);
+    assert!(phones[1].contains("eh v"), "{pieces}");
+    let output = phonrec(&["transcribe", data.to_str().expect("utf-8 path")]);
+    assert!(
+        !output.status.success(),
+        "the segment beyond the recording fails"
+    );
+    assert_eq!(
+        stdout(&output),
+        format!("utt-suit\t{}\nutt-seven\t{}\n", phones[0], phones[1])
+    );
+    let message = stderr(&output);
+    assert!(
+        message.contains("utt-late") && message.contains("after the recording's end"),
+        "{message}"
+    );
+    // JSON: the recording, the id, where the segment starts, times from there.
+    std::fs::write(
+        data.join("segments"),
+        format!(
+            "utt-seven rec1 {} {}\n",
+            seven_start as f64 / 16_000.0,
+            seven_end as f64 / 16_000.0
+        ),
+    )
+    .expect("segments");
+    let output = phonrec(&[
+        "transcribe",
+        "--format",
+        "json",
+        data.to_str().expect("utf-8 path"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let record: serde_json::Value = serde_json::from_str(stdout(&output).trim()).expect("JSON");
+    assert_eq!(record["utterance"], "utt-seven");
+    assert_eq!(record["file"], recording.display().to_string());
+    assert!(
+        (record["offset"].as_f64().expect("offset") - seven_start as f64 / 16_000.0).abs() < 1e-9
+    );
+    assert!(record["duration"].as_f64().expect("duration") < 0.5);
+    // eval by segment id, with a lexicon for the text.
+    std::fs::write(data.join("text"), "utt-seven SEVEN\n").expect("text");
+    let lexicon = dir.path().join("lexicon.txt");
+    std::fs::write(&lexicon, "SEVEN  S EH1 V AH0 N\n").expect("lexicon");
+    let output = phonrec(&[
+        "eval",
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--lexicon",
+        lexicon.to_str().expect("utf-8 path"),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let utterance = &report["per_utterance"][0];
+    assert_eq!(utterance["id"], "utt-seven");
+    assert_eq!(utterance["hypothesis"], phones[1]);
+    assert!(
+        (utterance["start"].as_f64().expect("start") - seven_start as f64 / 16_000.0).abs() < 1e-9
+    );
+}
+
 /// `eval --json` lists each utterance's reference, hypothesis and edits, adding up to the totals;
 /// `-o` writes the hypotheses as Kaldi `text`, keyed like the JSON.
 #[test]

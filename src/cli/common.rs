@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use phonrec::audio::Dereverb;
+use phonrec::audio::{AudioPiece, AudioSpan, Dereverb};
 use phonrec::builtin;
 use phonrec::ctc::PhoneLm;
 use phonrec::data::{DataSource, Dataset, TimitSplit};
@@ -186,12 +186,15 @@ pub enum Input {
     File(PathBuf),
     /// A WAV or SPHERE stream read from stdin (`-`).
     Stdin(Vec<u8>),
-    /// An audio file listed under an utterance id in a Kaldi `wav.scp`.
+    /// An audio file listed under an utterance id in a Kaldi `wav.scp`, or a stretch of one (a
+    /// Kaldi `segments` line).
     Utterance {
         /// The utterance id.
         id: String,
         /// The audio file.
         path: PathBuf,
+        /// The stretch of the file; `None` for the whole file.
+        span: Option<AudioSpan>,
     },
 }
 
@@ -254,7 +257,11 @@ pub fn manifest_inputs(manifest: &Path) -> anyhow::Result<Vec<Input>> {
         }
         let path = base.join(&audio);
         inputs.push(match id {
-            Some(id) => Input::Utterance { id, path },
+            Some(id) => Input::Utterance {
+                id,
+                path,
+                span: None,
+            },
             None => Input::File(path),
         });
     }
@@ -268,8 +275,8 @@ pub const AUDIO_EXTENSIONS: [&str; 21] = [
     "aifc", "caf", "m4a", "m4b", "mp4", "mov", "amr", "3gp",
 ];
 
-/// Inputs from the command line: files as given; a Kaldi data dir (a folder with `wav.scp`) or a
-/// `*.scp` file as the utterances it lists, by id; other folders walked (symlinks followed, each
+/// Inputs from the command line: files as given; a Kaldi data dir (a folder with `wav.scp`, and
+/// perhaps `segments`) or a `*.scp` file as the utterances it lists, by id; other folders walked (symlinks followed, each
 /// folder once, so a link cycle ends) for audio files by extension; `-` is standard input, read as
 /// audio when it starts like an audio file, else as a list of paths, one per line.
 pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
@@ -299,7 +306,7 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
                     .map(|l| Input::File(PathBuf::from(l))),
             );
         } else if input.is_dir() && input.join("wav.scp").is_file() {
-            files.extend(scp_inputs(&input.join("wav.scp"))?);
+            files.extend(kaldi_dir_inputs(input)?);
         } else if input.extension().is_some_and(|e| e == "scp") && input.is_file() {
             files.extend(scp_inputs(input)?);
         } else if input.is_dir() {
@@ -333,23 +340,80 @@ pub fn no_audio_found(inputs: &[PathBuf]) -> anyhow::Error {
 /// error naming the file and line, so that no utterance goes missing from the output unnoticed.
 fn scp_inputs(scp: &Path) -> anyhow::Result<Vec<Input>> {
     let read = phonrec::data::read_wav_scp(scp)?;
-    if let Some(problem) = read.problems.first() {
-        bail!(
-            "{problem}{}",
-            match read.problems.len() {
-                1 => String::new(),
-                n => format!(" (and {} more such lines)", n - 1),
-            }
-        );
-    }
+    refuse_problems(&read.problems)?;
     Ok(read
         .entries
         .into_iter()
         .map(|entry| Input::Utterance {
             id: entry.id,
             path: entry.audio,
+            span: None,
         })
         .collect())
+}
+
+/// The utterances of a Kaldi data dir: `wav.scp`'s, or with a `segments` file its segments, each a
+/// stretch of a recording. Unusable lines are errors, as in [`scp_inputs`].
+fn kaldi_dir_inputs(dir: &Path) -> anyhow::Result<Vec<Input>> {
+    let (utterances, problems) = phonrec::data::kaldi_dir_audio(dir)?;
+    refuse_problems(&problems)?;
+    Ok(utterances
+        .into_iter()
+        .map(|utterance| Input::Utterance {
+            id: utterance.id,
+            path: utterance.audio,
+            span: utterance.span,
+        })
+        .collect())
+}
+
+/// An error for the first of a data file's unusable lines (and how many more there are).
+fn refuse_problems(problems: &[phonrec::data::DataProblem]) -> anyhow::Result<()> {
+    if let Some(problem) = problems.first() {
+        bail!(
+            "{problem}{}",
+            match problems.len() {
+                1 => String::new(),
+                n => format!(" (and {} more such lines)", n - 1),
+            }
+        );
+    }
+    Ok(())
+}
+
+/// What an input's audio weighs for planning rounds ([`plan_rounds`](phonrec::recognize::plan_rounds)):
+/// its file's bytes, or for a stretch of a file with a known end its length as 16 kHz 16-bit audio
+/// (a recording cut into many utterances is then read once for a round of them, not once per
+/// round of one).
+pub fn audio_size(path: &Path, span: Option<AudioSpan>) -> u64 {
+    match span.and_then(|span| span.end_s.map(|end| end - span.start_s)) {
+        Some(seconds) => (seconds * 32_000.0) as u64,
+        None => std::fs::metadata(path).map_or(0, |m| m.len()),
+    }
+}
+
+/// Read inputs' audio, in input order: files and stretches of them with
+/// [`read_audio_pieces`](phonrec::audio::read_audio_pieces) (in parallel, each file once),
+/// standard input from its bytes.
+pub fn read_inputs(inputs: &[&Input]) -> Vec<phonrec::Result<phonrec::audio::Waveform>> {
+    let pieces: Vec<AudioPiece<'_>> = inputs
+        .iter()
+        .filter_map(|input| match input {
+            Input::File(path) => Some(AudioPiece { path, span: None }),
+            Input::Utterance { path, span, .. } => Some(AudioPiece { path, span: *span }),
+            Input::Stdin(_) => None,
+        })
+        .collect();
+    let mut read = phonrec::audio::read_audio_pieces(&pieces).into_iter();
+    inputs
+        .iter()
+        .map(|input| match input {
+            Input::Stdin(bytes) => phonrec::audio::read_audio_bytes(bytes, &input.name()),
+            _ => read
+                .next()
+                .unwrap_or_else(|| Err(phonrec::Error::Shape("an input was not read".into()))),
+        })
+        .collect()
 }
 
 /// All of standard input (bounded like any audio input).

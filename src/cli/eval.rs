@@ -74,7 +74,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let sizes: Vec<u64> = data
         .utterances
         .iter()
-        .map(|u| std::fs::metadata(&u.audio).map_or(0, |m| m.len()))
+        .map(|u| super::common::audio_size(&u.audio, u.span))
         .collect();
     let mut progress = InputProgress::new(&sizes, args.quiet);
     let results: Vec<_> = plan_rounds(&sizes)
@@ -82,8 +82,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .flat_map(|range| {
             let round_bytes: u64 = sizes[range.clone()].iter().sum();
             let round = &data.utterances[range];
-            let paths: Vec<&std::path::Path> = round.iter().map(|u| u.audio.as_path()).collect();
-            let transcripts = recognizer.transcribe_files(&paths);
+            let pieces: Vec<_> = round.iter().map(|u| u.piece()).collect();
+            let transcripts =
+                recognizer.transcribe_waves(phonrec::audio::read_audio_pieces(&pieces));
             progress.advance(round.len(), round_bytes);
             round.iter().zip(transcripts)
         })
@@ -118,7 +119,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 }
                 hypotheses.push('\n');
                 if args.json {
-                    utterances.push(json!({
+                    let mut record = json!({
                         "id": utt.id,
                         "audio": utt.audio.display().to_string(),
                         "reference": names(&reference),
@@ -128,7 +129,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                         "deletions": counts.deletions,
                         "insertions": counts.insertions,
                         "per": counts.per(),
-                    }));
+                    });
+                    // A Kaldi segment: where in the recording (end null: to its end).
+                    if let Some(span) = utt.span {
+                        record["start"] = json!(span.start_s);
+                        record["end"] = json!(span.end_s);
+                    }
+                    utterances.push(record);
                 }
             }
             Err(error) => {

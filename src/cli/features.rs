@@ -342,7 +342,14 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
 fn features_of(args: &FeaturesArgs, input: &Input) -> anyhow::Result<Array2<f32>> {
     // The library's errors name the file already.
     let mut wave = match input {
-        Input::File(path) | Input::Utterance { path, .. } => phonrec::audio::read_audio(path)?,
+        Input::File(path) => phonrec::audio::read_audio(path)?,
+        Input::Utterance { path, span, .. } => {
+            let wave = phonrec::audio::read_audio(path)?;
+            match span {
+                Some(span) => span.cut(&wave, path)?,
+                None => wave,
+            }
+        }
         Input::Stdin(bytes) => phonrec::audio::read_audio_bytes(bytes, &input.name())?,
     };
     if let Some(rate) = args.resample {

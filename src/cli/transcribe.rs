@@ -11,12 +11,11 @@ use phonrec::choice::Choice;
 use phonrec::output::{write_transcript, OutputFormat};
 use phonrec::phones::Alphabet;
 use phonrec::recognize::{plan_rounds, Transcript};
-use rayon::prelude::*;
 
 use super::choice::choice;
 use super::common::{
-    error_chain, expand_inputs, manifest_inputs, no_audio_found, DecodeArgs, DereverbArg, Input,
-    InputProgress,
+    audio_size, error_chain, expand_inputs, manifest_inputs, no_audio_found, read_inputs,
+    DecodeArgs, DereverbArg, Input, InputProgress,
 };
 use super::shard::ShardArgs;
 
@@ -32,8 +31,9 @@ use super::shard::ShardArgs;
 /// A file that fails is reported on stderr and skipped; the exit status is then non-zero.
 #[derive(Args, Debug)]
 pub struct TranscribeArgs {
-    /// Audio files, folders, Kaldi data dirs (a folder with wav.scp) or wav.scp files (output then
-    /// keyed by utterance id), or `-` for standard input (audio, or a list of paths).
+    /// Audio files, folders, Kaldi data dirs (a folder with wav.scp; with a segments file, its
+    /// segments, times counting from each segment's start) or wav.scp files (output then keyed by
+    /// utterance id), or `-` for standard input (audio, or a list of paths).
     #[arg(required_unless_present = "manifest")]
     pub files: Vec<PathBuf>,
 
@@ -210,9 +210,8 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let sizes: Vec<u64> = files
         .iter()
         .map(|input| match input {
-            Input::File(path) | Input::Utterance { path, .. } => {
-                std::fs::metadata(path).map_or(0, |m| m.len())
-            }
+            Input::File(path) => audio_size(path, None),
+            Input::Utterance { path, span, .. } => audio_size(path, *span),
             Input::Stdin(bytes) => bytes.len() as u64,
         })
         .collect();
@@ -222,15 +221,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         let round = &files[range];
         // Read the round's audio in parallel, then recognise it together: short files share
         // network batches.
-        let waves: Vec<phonrec::Result<phonrec::audio::Waveform>> = round
-            .par_iter()
-            .map(|input| match input {
-                Input::File(path) | Input::Utterance { path, .. } => {
-                    phonrec::audio::read_audio(path)
-                }
-                Input::Stdin(bytes) => phonrec::audio::read_audio_bytes(bytes, &input.name()),
-            })
-            .collect();
+        let waves = read_inputs(&round.iter().collect::<Vec<_>>());
         let results: Vec<phonrec::Result<Transcript>> = recognizer
             .transcribe_waves(waves)
             .into_iter()
@@ -238,15 +229,16 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             .map(|(result, input)| {
                 let mut transcript = result?;
                 transcript.source = input.name();
-                if let Input::Utterance { id, .. } = input {
+                if let Input::Utterance { id, span, .. } = input {
                     transcript.id = Some(id.clone());
+                    transcript.offset_s = span.map_or(0.0, |span| span.start_s);
                 }
                 Ok(transcript)
             })
             .collect();
         // Printed with the progress bar out of the way.
         progress.suspend(|| -> anyhow::Result<()> {
-            for result in results {
+            for (result, input) in results.into_iter().zip(round) {
                 index += 1;
                 if let Ok(transcript) = &result {
                     dereverberated += usize::from(transcript.dereverberated);
@@ -271,7 +263,13 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
                     },
                     Err(error) => {
                         failures += 1;
-                        eprintln!("phonrec: error: {}", error_chain(&error));
+                        match input {
+                            // Several utterances may share a file: the id says which failed.
+                            Input::Utterance { id, .. } => {
+                                eprintln!("phonrec: error: {id}: {}", error_chain(&error))
+                            }
+                            _ => eprintln!("phonrec: error: {}", error_chain(&error)),
+                        }
                     }
                 }
             }

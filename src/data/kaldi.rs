@@ -1,11 +1,13 @@
-//! Kaldi data directories: `wav.scp` (`utt-id path`) and `text` (`utt-id words...`), words turned into
-//! phones with a lexicon. Pipe commands in `wav.scp` are refused (phonrec never runs shell commands from
-//! data files), `segments` files are not supported.
+//! Kaldi data directories: `wav.scp` (`utt-id path`, or `recording-id path` with a `segments` file of
+//! `utt-id recording-id start end` lines) and `text` (`utt-id words...`), words turned into phones with
+//! a lexicon. Pipe commands in `wav.scp` are refused (phonrec never runs shell commands from data
+//! files).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{audio_file_problem, read_text, DataProblem, Dataset, Lexicon, Utterance};
+use crate::audio::AudioSpan;
 use crate::error::{Error, Result};
 use crate::phones::PhoneSet;
 
@@ -82,28 +84,173 @@ pub fn read_wav_scp(scp_path: &Path) -> Result<WavScp> {
     Ok(scp)
 }
 
-/// Load a Kaldi data dir. Utterances with words missing from the lexicon are reported (with their ids and
-/// the words) and skipped, as are bad lines.
-pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Result<Dataset> {
-    let scp_path = dir.join("wav.scp");
-    let text_path = dir.join("text");
-    if dir.join("segments").exists() {
-        return Err(Error::Parse {
-            path: dir.join("segments"),
-            line: None,
-            reason: "Kaldi `segments` files are not supported; extract the segments to their own \
-                     WAV files (e.g. with `extract-segments`) and list those in wav.scp"
-                .to_string(),
+/// One line of a Kaldi `segments` file: an utterance that is a stretch of a recording.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KaldiSegment {
+    /// The utterance id.
+    pub id: String,
+    /// The recording id (a `wav.scp` key).
+    pub recording: String,
+    /// Where in the recording the utterance lies.
+    pub span: AudioSpan,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+/// A `segments` file read: its entries in file order, and the lines that were refused.
+#[derive(Debug, Default)]
+pub struct Segments {
+    /// Usable lines.
+    pub entries: Vec<KaldiSegment>,
+    /// Lines refused (wrong field count, bad times, a channel field, repeated ids), with file and
+    /// line.
+    pub problems: Vec<DataProblem>,
+}
+
+/// Read a Kaldi `segments` file (`utt-id recording-id start end`, times in seconds, end −1 for the
+/// recording's end), checked as Kaldi's `extract-segments` checks it. A fifth field (a channel) is
+/// refused: phonrec mixes a recording's channels, so a channel's utterances need their own files.
+pub fn read_segments(path: &Path) -> Result<Segments> {
+    let mut segments = Segments::default();
+    let mut seen = std::collections::HashSet::new();
+    for (index, line) in read_text(path)?.lines().enumerate() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let problem = |reason: String| {
+            DataProblem(Error::Parse {
+                path: path.to_path_buf(),
+                line: Some(index + 1),
+                reason,
+            })
+        };
+        let [id, recording, start, end] = match fields[..] {
+            [id, recording, start, end] => [id, recording, start, end],
+            [id, _, _, _, channel] => {
+                // Kaldi counts channels from 0, sox's remix from 1.
+                let remix = channel
+                    .parse::<u32>()
+                    .map_or_else(|_| "N".to_string(), |c| (c + 1).to_string());
+                segments.problems.push(problem(format!(
+                    "segment '{id}' names channel {channel}; phonrec mixes a recording's \
+                     channels, so write each channel to a file of its own first (e.g. `sox \
+                     rec.wav rec-{channel}.wav remix {remix}`) and list it in wav.scp as a \
+                     recording"
+                )));
+                continue;
+            }
+            _ => {
+                segments.problems.push(problem(
+                    "expected `utterance-id recording-id start-seconds end-seconds`".to_string(),
+                ));
+                continue;
+            }
+        };
+        let (Ok(start_s), Ok(end_s)) = (start.parse::<f64>(), end.parse::<f64>()) else {
+            segments.problems.push(problem(format!(
+                "segment '{id}': the times '{start} {end}' are not numbers of seconds"
+            )));
+            continue;
+        };
+        let end_s = (end_s != -1.0).then_some(end_s);
+        let span = match AudioSpan::new(start_s, end_s) {
+            Ok(span) => span,
+            Err(reason) => {
+                segments
+                    .problems
+                    .push(problem(format!("segment '{id}': {reason}")));
+                continue;
+            }
+        };
+        if !seen.insert(id.to_string()) {
+            segments
+                .problems
+                .push(problem(format!("utterance id '{id}' is listed twice")));
+            continue;
+        }
+        segments.entries.push(KaldiSegment {
+            id: id.to_string(),
+            recording: recording.to_string(),
+            span,
+            line: index + 1,
         });
     }
-    let mut dataset = Dataset::default();
-    let scp = read_wav_scp(&scp_path)?;
-    dataset.problems.extend(scp.problems);
-    let audio_by_id: HashMap<String, PathBuf> = scp
+    Ok(segments)
+}
+
+/// The audio of one utterance of a Kaldi data dir.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KaldiUtteranceAudio {
+    /// The utterance id.
+    pub id: String,
+    /// The audio file.
+    pub audio: PathBuf,
+    /// The stretch of it (with a `segments` file), else `None`: the whole file.
+    pub span: Option<AudioSpan>,
+}
+
+/// The utterances of a Kaldi data dir and their audio, in file order: `wav.scp`'s entries, or with a
+/// `segments` file its segments of `wav.scp`'s recordings. Lines that cannot be used (see
+/// [`read_wav_scp`], [`read_segments`]; a segment of a recording `wav.scp` does not list) are
+/// returned as problems.
+pub fn kaldi_dir_audio(dir: &Path) -> Result<(Vec<KaldiUtteranceAudio>, Vec<DataProblem>)> {
+    let scp = read_wav_scp(&dir.join("wav.scp"))?;
+    let mut problems = scp.problems;
+    let segments_path = dir.join("segments");
+    if !segments_path.exists() {
+        let utterances = scp
+            .entries
+            .into_iter()
+            .map(|entry| KaldiUtteranceAudio {
+                id: entry.id,
+                audio: entry.audio,
+                span: None,
+            })
+            .collect();
+        return Ok((utterances, problems));
+    }
+    let recordings: HashMap<String, PathBuf> = scp
         .entries
         .into_iter()
         .map(|entry| (entry.id, entry.audio))
         .collect();
+    let segments = read_segments(&segments_path)?;
+    problems.extend(segments.problems);
+    let mut utterances = Vec::with_capacity(segments.entries.len());
+    for segment in segments.entries {
+        match recordings.get(&segment.recording) {
+            Some(audio) => utterances.push(KaldiUtteranceAudio {
+                id: segment.id,
+                audio: audio.clone(),
+                span: Some(segment.span),
+            }),
+            None => problems.push(DataProblem(Error::Parse {
+                path: segments_path.clone(),
+                line: Some(segment.line),
+                reason: format!(
+                    "segment '{}' is of recording '{}', which wav.scp does not list",
+                    segment.id, segment.recording
+                ),
+            })),
+        }
+    }
+    Ok((utterances, problems))
+}
+
+/// Load a Kaldi data dir. Utterances with words missing from the lexicon are reported (with their ids and
+/// the words) and skipped, as are bad lines.
+pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Result<Dataset> {
+    let text_path = dir.join("text");
+    let mut dataset = Dataset::default();
+    let (audio, problems) = kaldi_dir_audio(dir)?;
+    dataset.problems.extend(problems);
+    let audio_by_id: HashMap<String, (PathBuf, Option<AudioSpan>)> = audio
+        .into_iter()
+        .map(|utterance| (utterance.id, (utterance.audio, utterance.span)))
+        .collect();
+    // Whether each file can be opened, checked once however many segments it holds.
+    let mut file_problems: HashMap<PathBuf, Option<String>> = HashMap::new();
     for (index, line) in read_text(&text_path)?.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -119,10 +266,15 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
         };
         let mut words = line.split_whitespace();
         let Some(id) = words.next() else { continue };
-        let Some(audio) = audio_by_id.get(id) else {
-            dataset
-                .problems
-                .push(problem(format!("utterance '{id}' is not in wav.scp")));
+        let Some((audio, span)) = audio_by_id.get(id) else {
+            dataset.problems.push(problem(format!(
+                "utterance '{id}' is not in {}",
+                if dir.join("segments").exists() {
+                    "segments"
+                } else {
+                    "wav.scp"
+                }
+            )));
             continue;
         };
         let phone_names = match lexicon.transcribe(words) {
@@ -148,7 +300,10 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
                 .push(problem(format!("utterance '{id}' has no words")));
             continue;
         }
-        if let Some(reason) = audio_file_problem(audio) {
+        let file_problem = file_problems
+            .entry(audio.clone())
+            .or_insert_with(|| audio_file_problem(audio));
+        if let Some(reason) = file_problem {
             dataset
                 .problems
                 .push(problem(format!("utterance '{id}': {reason}")));
@@ -157,6 +312,7 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
         dataset.utterances.push(Utterance {
             id: id.to_string(),
             audio: audio.clone(),
+            span: *span,
             phones: ids,
         });
     }
@@ -200,5 +356,72 @@ mod tests {
         );
         assert!(problems[2].contains("text:3") && problems[2].contains("not in wav.scp"));
         assert!(problems[3].contains("text:4") && problems[3].contains("utt4"));
+    }
+
+    #[test]
+    fn segments_are_read_as_kaldi_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segments");
+        std::fs::write(
+            &path,
+            "a rec1 0 1.5\n\nb rec1 1.5 -1\nc rec1 2 1\nd rec1 x 2\ne rec1 0 1 1\na rec2 0 1\n\
+             f rec1 -0.5 1\ng rec1 0\n",
+        )
+        .unwrap();
+        let segments = read_segments(&path).unwrap();
+        let ids: Vec<&str> = segments.entries.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(
+            segments.entries[0].span,
+            AudioSpan::new(0.0, Some(1.5)).unwrap()
+        );
+        assert_eq!(segments.entries[1].span, AudioSpan::new(1.5, None).unwrap());
+        assert_eq!(segments.entries[1].line, 3);
+        let problems: Vec<String> = segments.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 6, "{problems:?}");
+        assert!(problems[0].contains("segments:4") && problems[0].contains("not after"));
+        assert!(problems[1].contains("segments:5") && problems[1].contains("not numbers"));
+        assert!(problems[2].contains("channel 1") && problems[2].contains("remix 2"));
+        assert!(problems[3].contains("segments:7") && problems[3].contains("twice"));
+        assert!(problems[4].contains("segments:8") && problems[4].contains("≥ 0"));
+        assert!(problems[5].contains("segments:9") && problems[5].contains("expected"));
+    }
+
+    #[test]
+    fn a_data_dir_with_segments_gives_stretches_of_its_recordings() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("rec.wav"), b"RIFF").unwrap();
+        std::fs::write(d.join("wav.scp"), "rec1 rec.wav\n").unwrap();
+        std::fs::write(
+            d.join("segments"),
+            "u1 rec1 0.5 2.25\nu2 rec1 3 -1\nu3 rec9 0 1\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("text"), "u1 hello\nu2 world hello\nrec1 hello\n").unwrap();
+        let lexicon = Lexicon::from_entries([("hello", "HH AH0 L OW1"), ("world", "W ER1 L D")]);
+        let data = load_kaldi_dir(d, &lexicon, &PhoneSet::timit39()).unwrap();
+        assert_eq!(data.len(), 2);
+        let u1 = &data.utterances[0];
+        assert_eq!(
+            (u1.id.as_str(), u1.audio.clone()),
+            ("u1", d.join("rec.wav"))
+        );
+        assert_eq!(u1.span, Some(AudioSpan::new(0.5, Some(2.25)).unwrap()));
+        assert_eq!(
+            data.utterances[1].span,
+            Some(AudioSpan::new(3.0, None).unwrap())
+        );
+        assert_eq!(data.utterances[1].phones.len(), 8);
+        let problems: Vec<String> = data.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("segments:3") && problems[0].contains("'rec9'"));
+        // The recording's own id is not an utterance once there are segments.
+        assert!(problems[1].contains("text:3") && problems[1].contains("not in segments"));
+        // Without segments the same wav.scp lists the recording as an utterance.
+        std::fs::remove_file(d.join("segments")).unwrap();
+        let (audio, _) = kaldi_dir_audio(d).unwrap();
+        assert_eq!(audio.len(), 1);
+        assert_eq!((audio[0].id.as_str(), audio[0].span), ("rec1", None));
     }
 }

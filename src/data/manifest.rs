@@ -101,6 +101,7 @@ pub fn load_manifest(path: &Path, phones: &PhoneSet) -> Result<Dataset> {
         dataset.utterances.push(Utterance {
             id: id.unwrap_or_else(|| format!("{}:{line_number}", file_name(path))),
             audio: audio_path,
+            span: None,
             phones: ids,
         });
     }

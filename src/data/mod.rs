@@ -13,12 +13,16 @@ mod timit;
 
 use std::path::{Path, PathBuf};
 
-pub use kaldi::{load_kaldi_dir, read_wav_scp, ScpEntry, WavScp};
+pub use kaldi::{
+    kaldi_dir_audio, load_kaldi_dir, read_segments, read_wav_scp, KaldiSegment,
+    KaldiUtteranceAudio, ScpEntry, Segments, WavScp,
+};
 pub use lexicon::Lexicon;
 pub use manifest::{load_manifest, write_manifest};
 pub use phone_text::load_phone_text;
 pub use timit::{load_timit, TimitSplit, TIMIT_CORE_TEST_SPEAKERS};
 
+use crate::audio::{AudioPiece, AudioSpan};
 use crate::error::{Error, Result};
 use crate::phones::{PhoneId, PhoneSet};
 
@@ -29,8 +33,22 @@ pub struct Utterance {
     pub id: String,
     /// The audio file.
     pub audio: PathBuf,
+    /// The stretch of the file that is this utterance (a Kaldi `segments` line); `None` for the
+    /// whole file.
+    pub span: Option<AudioSpan>,
     /// The reference phone sequence (no blanks).
     pub phones: Vec<PhoneId>,
+}
+
+impl Utterance {
+    /// What to read for this utterance ([`crate::audio::read_audio_pieces`] reads many at once,
+    /// each file once).
+    pub fn piece(&self) -> AudioPiece<'_> {
+        AudioPiece {
+            path: &self.audio,
+            span: self.span,
+        }
+    }
 }
 
 /// A line or utterance that was skipped, and why.

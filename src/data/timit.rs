@@ -105,6 +105,7 @@ pub fn load_timit(root: &Path, split: TimitSplit, phones: &PhoneSet) -> Result<D
                     Ok(ids) => dataset.utterances.push(Utterance {
                         id: format!("{speaker_name}_{stem}"),
                         audio: wav,
+                        span: None,
                         phones: ids,
                     }),
                     Err(e) => dataset.problems.push(DataProblem(e)),

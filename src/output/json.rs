@@ -1,5 +1,7 @@
 //! One JSON object per file and line:
 //! `{"file": ..., "duration": s, "phones": "a b", "spans": [{"phone", "start", "end", "confidence"}]}`,
+//! `"utterance"` (a Kaldi data dir's utterance id) and `"offset"` (where a Kaldi segment starts in
+//! `"file"`; its times count from there) when they apply,
 //! `"segments": [[start, end], ...]` (the speech regions that were decoded, in seconds), plus
 //! `"vtln_warp"` when VTLN chose a warp factor other than 1 and `"clipped"` (the fraction of samples
 //! restored) when the recording's peaks were cut flat at full scale, `"dereverberated": true` when its
@@ -41,6 +43,8 @@ struct JsonTranscript<'a> {
     file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     utterance: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<f64>,
     duration: f64,
     phones: String,
     spans: Vec<JsonSpan<'a>>,
@@ -72,6 +76,7 @@ pub(super) fn write(
     let record = JsonTranscript {
         file: transcript.source.display().to_string(),
         utterance: transcript.id.as_deref(),
+        offset: (transcript.offset_s != 0.0).then_some(transcript.offset_s),
         duration: (transcript.duration_s * 1000.0).round() / 1000.0,
         phones: spans.iter().map(|s| s.phone).collect::<Vec<_>>().join(" "),
         spans,

@@ -1220,34 +1220,19 @@ fn prepare(
 ) -> Vec<Prepared> {
     let rate = pipeline.sample_rate_hz();
     let frame = pipeline.options().frame().clone();
+    // A chunk of utterances at a time, each file in it read once however many of them (Kaldi
+    // segments) it holds; chunks keep the audio held at its source rate (44.1 kHz, say) to a few
+    // hundred utterances' worth before resampling.
     let results: Vec<std::result::Result<Prepared, String>> = utterances
-        .par_iter()
-        .map(|utt| {
-            let source = crate::audio::read_audio(&utt.audio)
-                .map_err(|e| format!("skipped {}: {e}", utt.id))?;
-            let source_rate = source.sample_rate_hz;
-            let wave = source
-                .resampled(rate)
-                .map_err(|e| format!("skipped {}: {e}", utt.id))?;
-            let num_frames = crate::features::num_frames(wave.samples.len(), &frame);
-            let steps = network.config().output_frames(num_frames);
-            let needed = min_frames(&utt.phones);
-            if steps < needed {
-                return Err(format!(
-                    "skipped {} ({}): {} network steps cannot hold {} labels (CTC needs one step per \
-                     label plus one between repeats)",
-                    utt.id,
-                    utt.audio.display(),
-                    steps,
-                    utt.phones.len()
-                ));
-            }
-            Ok(Prepared {
-                wave: Arc::new(wave.samples),
-                narrowband_source_hz: (source_rate < rate).then_some(source_rate),
-                phones: utt.phones.clone(),
-                num_frames,
-            })
+        .chunks(PREPARE_CHUNK)
+        .flat_map(|chunk| {
+            let pieces: Vec<_> = chunk.iter().map(Utterance::piece).collect();
+            let sources = crate::audio::read_audio_pieces(&pieces);
+            chunk
+                .par_iter()
+                .zip(sources)
+                .map(|(utt, source)| prepare_one(utt, source, rate, &frame, network))
+                .collect::<Vec<_>>()
         })
         .collect();
     let mut prepared = Vec::with_capacity(results.len());
@@ -1258,6 +1243,43 @@ fn prepare(
         }
     }
     prepared
+}
+
+/// Utterances read together by [`prepare`].
+const PREPARE_CHUNK: usize = 256;
+
+/// One utterance resampled and checked against its labels, or why it is skipped.
+fn prepare_one(
+    utt: &Utterance,
+    source: crate::Result<crate::audio::Waveform>,
+    rate: u32,
+    frame: &crate::features::FrameOptions,
+    network: &Blstm,
+) -> std::result::Result<Prepared, String> {
+    let source = source.map_err(|e| format!("skipped {}: {e}", utt.id))?;
+    let source_rate = source.sample_rate_hz;
+    let wave = source
+        .resampled(rate)
+        .map_err(|e| format!("skipped {}: {e}", utt.id))?;
+    let num_frames = crate::features::num_frames(wave.samples.len(), frame);
+    let steps = network.config().output_frames(num_frames);
+    let needed = min_frames(&utt.phones);
+    if steps < needed {
+        return Err(format!(
+            "skipped {} ({}): {} network steps cannot hold {} labels (CTC needs one step per \
+                     label plus one between repeats)",
+            utt.id,
+            utt.audio.display(),
+            steps,
+            utt.phones.len()
+        ));
+    }
+    Ok(Prepared {
+        wave: Arc::new(wave.samples),
+        narrowband_source_hz: (source_rate < rate).then_some(source_rate),
+        phones: utt.phones.clone(),
+        num_frames,
+    })
 }
 
 /// All variables of a `VarMap` by name.

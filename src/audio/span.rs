@@ -1,0 +1,300 @@
+//! Stretches of recordings: what a Kaldi `segments` file lists (`utt-id recording-id start end`), read
+//! as Kaldi's `extract-segments` cuts them, each recording decoded once however many utterances it
+//! holds.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::{read_audio, Waveform};
+use crate::error::{Error, Result};
+
+/// How far past its recording's end a segment may end and be cut at the end instead (Kaldi
+/// `extract-segments`' `--max-overshoot`): segment times rounded up, or a recording's last frames
+/// lost in a conversion, are common and harmless; a segment far beyond the end means the segments
+/// belong to another recording.
+pub const MAX_OVERSHOOT_S: f64 = 0.5;
+
+/// A stretch of a recording, in seconds from its start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AudioSpan {
+    /// Start (≥ 0).
+    pub start_s: f64,
+    /// End (> start); `None` runs to the recording's end (Kaldi's end time −1).
+    pub end_s: Option<f64>,
+}
+
+impl std::fmt::Display for AudioSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.end_s {
+            Some(end) => write!(f, "{}–{} s", self.start_s, end),
+            None => write!(f, "{} s to the end", self.start_s),
+        }
+    }
+}
+
+impl AudioSpan {
+    /// A span, checked as Kaldi checks a `segments` line: the start not negative, the end after it
+    /// (or `None`). The reason says what is wrong.
+    pub fn new(start_s: f64, end_s: Option<f64>) -> std::result::Result<Self, String> {
+        if !start_s.is_finite() || start_s < 0.0 {
+            return Err(format!("start time {start_s} is not a time ≥ 0"));
+        }
+        if let Some(end) = end_s {
+            if !end.is_finite() || end <= start_s {
+                return Err(format!(
+                    "end time {end} is not after the start time {start_s} (−1 means the recording's end)"
+                ));
+            }
+        }
+        Ok(AudioSpan { start_s, end_s })
+    }
+
+    /// This stretch of `wave` (read from `path`), cut at whole samples as Kaldi cuts it: an end up to
+    /// [`MAX_OVERSHOOT_S`] past the recording's end is cut at the end; a start at or after the
+    /// end, or an end further past it, is an error.
+    pub fn cut(&self, wave: &Waveform, path: &Path) -> Result<Waveform> {
+        let rate = f64::from(wave.sample_rate_hz);
+        let len = wave.samples.len();
+        let error = |reason: String| Error::Segment {
+            path: path.to_path_buf(),
+            span: *self,
+            reason,
+        };
+        let start = (self.start_s * rate) as usize;
+        if start >= len {
+            return Err(error(format!(
+                "starts after the recording's end ({:.3} s); do the segments belong to this recording?",
+                wave.duration_s()
+            )));
+        }
+        let end = match self.end_s {
+            None => len,
+            Some(end_s) => {
+                let end = (end_s * rate) as usize;
+                if end as f64 >= len as f64 + MAX_OVERSHOOT_S * rate {
+                    return Err(error(format!(
+                        "ends more than {MAX_OVERSHOOT_S} s after the recording's end ({:.3} s); \
+                         do the segments belong to this recording?",
+                        wave.duration_s()
+                    )));
+                }
+                end.min(len)
+            }
+        };
+        Ok(Waveform {
+            samples: wave.samples[start..end.max(start + 1)].to_vec(),
+            sample_rate_hz: wave.sample_rate_hz,
+        })
+    }
+}
+
+/// Audio to read: a whole file, or a stretch of one.
+#[derive(Clone, Copy, Debug)]
+pub struct AudioPiece<'a> {
+    /// The audio file.
+    pub path: &'a Path,
+    /// The stretch of it; `None` for the whole file.
+    pub span: Option<AudioSpan>,
+}
+
+/// Read each piece, results in input order. Files are read in parallel; a file that several pieces
+/// cut is decoded once for all of them (an hour's recording with hundreds of segments is not decoded
+/// hundreds of times), and at most one such file per thread is held whole at a time.
+pub fn read_audio_pieces(pieces: &[AudioPiece<'_>]) -> Vec<Result<Waveform>> {
+    // Groups of pieces that share a file: each whole-file piece alone, the stretches of one file
+    // together.
+    let mut groups: Vec<(&Path, Vec<usize>)> = Vec::new();
+    let mut group_of_file: HashMap<&Path, usize> = HashMap::new();
+    for (index, piece) in pieces.iter().enumerate() {
+        if piece.span.is_none() {
+            groups.push((piece.path, vec![index]));
+            continue;
+        }
+        let group = *group_of_file.entry(piece.path).or_insert_with(|| {
+            groups.push((piece.path, Vec::new()));
+            groups.len() - 1
+        });
+        groups[group].1.push(index);
+    }
+    let read: Vec<Vec<(usize, Result<Waveform>)>> = groups
+        .par_iter()
+        .map(|(path, members)| read_group(path, members, pieces))
+        .collect();
+    let mut results: Vec<Option<Result<Waveform>>> = (0..pieces.len()).map(|_| None).collect();
+    for (index, result) in read.into_iter().flatten() {
+        results[index] = Some(result);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::Shape("an audio piece was not read".into()))))
+        .collect()
+}
+
+/// One file's pieces (indices into `pieces`).
+fn read_group(
+    path: &Path,
+    members: &[usize],
+    pieces: &[AudioPiece<'_>],
+) -> Vec<(usize, Result<Waveform>)> {
+    let whole = read_audio(path);
+    if let [index] = members {
+        if pieces[*index].span.is_none() {
+            return vec![(*index, whole)];
+        }
+    }
+    match whole {
+        Ok(wave) => members
+            .iter()
+            .map(|&index| {
+                let cut = match pieces[index].span {
+                    Some(span) => span.cut(&wave, path),
+                    None => Ok(wave.clone()),
+                };
+                (index, cut)
+            })
+            .collect(),
+        // The first piece gets the reader's error as it is; the others the same reason, named by
+        // their spans (errors are not copied).
+        Err(error) => {
+            let reason = error.to_string();
+            let mut results = Vec::with_capacity(members.len());
+            let mut error = Some(error);
+            for &index in members {
+                let result = match (error.take(), pieces[index].span) {
+                    (Some(first), _) => Err(first),
+                    (None, Some(span)) => Err(Error::Segment {
+                        path: path.to_path_buf(),
+                        span,
+                        reason: reason.clone(),
+                    }),
+                    (None, None) => Err(Error::Shape(reason.clone())),
+                };
+                results.push((index, result));
+            }
+            results
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(len: usize, rate: u32) -> Waveform {
+        Waveform {
+            samples: (0..len).map(|i| i as f32).collect(),
+            sample_rate_hz: rate,
+        }
+    }
+
+    #[test]
+    fn spans_are_checked_as_kaldi_checks_segments() {
+        assert!(AudioSpan::new(0.0, Some(1.5)).is_ok());
+        assert!(AudioSpan::new(2.0, None).is_ok());
+        assert!(AudioSpan::new(-0.1, Some(1.0)).unwrap_err().contains("≥ 0"));
+        assert!(AudioSpan::new(1.0, Some(1.0))
+            .unwrap_err()
+            .contains("not after"));
+        assert!(AudioSpan::new(2.0, Some(1.0)).is_err());
+        assert!(AudioSpan::new(f64::NAN, None).is_err());
+        assert!(AudioSpan::new(0.0, Some(f64::INFINITY)).is_err());
+    }
+
+    #[test]
+    fn a_span_is_cut_at_whole_samples_and_overshoot_is_limited() {
+        let wave = ramp(1000, 100); // 10 s at 100 Hz
+        let path = Path::new("rec.wav");
+        let cut = AudioSpan::new(1.005, Some(2.5))
+            .unwrap()
+            .cut(&wave, path)
+            .unwrap();
+        assert_eq!(cut.samples.len(), 150);
+        assert_eq!(cut.samples[0], 100.0);
+        assert_eq!(cut.sample_rate_hz, 100);
+        // To the end.
+        let tail = AudioSpan::new(9.0, None).unwrap().cut(&wave, path).unwrap();
+        assert_eq!(
+            tail.samples,
+            (900..1000).map(|i| i as f32).collect::<Vec<_>>()
+        );
+        // Up to 0.5 s past the end: cut at the end.
+        let over = AudioSpan::new(9.5, Some(10.4))
+            .unwrap()
+            .cut(&wave, path)
+            .unwrap();
+        assert_eq!(over.samples.len(), 50);
+        // Further: refused, as is a start at or past the end.
+        let far = AudioSpan::new(9.5, Some(10.6)).unwrap().cut(&wave, path);
+        let message = far.unwrap_err().to_string();
+        assert!(
+            message.contains("rec.wav") && message.contains("9.5–10.6 s"),
+            "{message}"
+        );
+        assert!(AudioSpan::new(10.0, None)
+            .unwrap()
+            .cut(&wave, path)
+            .is_err());
+    }
+
+    #[test]
+    fn pieces_of_files_are_cut_and_returned_in_input_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.wav");
+        let b = dir.path().join("b.wav");
+        let rate = 8000;
+        let wave = |seconds: usize, value: f32| Waveform {
+            samples: vec![value; seconds * rate as usize],
+            sample_rate_hz: rate,
+        };
+        crate::audio::write_wav_i16(&a, &wave(3, 100.0)).unwrap();
+        crate::audio::write_wav_i16(&b, &wave(2, -200.0)).unwrap();
+        let missing = dir.path().join("missing.wav");
+        let span = |s, e| Some(AudioSpan::new(s, e).unwrap());
+        let pieces = [
+            AudioPiece {
+                path: &a,
+                span: span(0.0, Some(1.0)),
+            },
+            AudioPiece {
+                path: &b,
+                span: None,
+            },
+            AudioPiece {
+                path: &a,
+                span: span(2.5, None),
+            },
+            AudioPiece {
+                path: &missing,
+                span: span(0.0, Some(1.0)),
+            },
+            AudioPiece {
+                path: &a,
+                span: span(4.0, Some(5.0)),
+            },
+            AudioPiece {
+                path: &missing,
+                span: span(1.0, Some(2.0)),
+            },
+        ];
+        let read = read_audio_pieces(&pieces);
+        assert_eq!(read.len(), 6);
+        let ok = |i: usize| read[i].as_ref().unwrap();
+        assert_eq!(ok(0).samples.len(), 8000);
+        assert!(ok(0).samples.iter().all(|&x| x == 100.0));
+        assert_eq!(ok(1).samples.len(), 16000);
+        assert!(ok(1).samples.iter().all(|&x| x == -200.0));
+        assert_eq!(ok(2).samples.len(), 4000);
+        // Both pieces of the missing file fail, each naming the file.
+        for i in [3, 5] {
+            let message = read[i].as_ref().unwrap_err().to_string();
+            assert!(message.contains("missing.wav"), "{message}");
+        }
+        assert!(read[4]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("after the recording's end"));
+    }
+}
