@@ -706,6 +706,26 @@ fn kaldi_segments_are_utterances_cut_from_their_recordings() {
         (record["offset"].as_f64().expect("offset") - seven_start as f64 / 16_000.0).abs() < 1e-9
     );
     assert!(record["duration"].as_f64().expect("duration") < 0.5);
+    // features: the segment's are the piece's, written under the segment's id.
+    let npy_of = |input: &Path, out: &Path| {
+        let output = phonrec(&[
+            "features",
+            input.to_str().expect("utf-8 path"),
+            "--output-dir",
+            out.to_str().expect("utf-8 path"),
+            "--format",
+            "npy",
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    };
+    npy_of(&data, &dir.path().join("of_segment"));
+    npy_of(&dir.path().join("seven.wav"), &dir.path().join("of_piece"));
+    let of_segment = std::fs::read(dir.path().join("of_segment/utt-seven.npy")).expect("by id");
+    let of_piece = std::fs::read(dir.path().join("of_piece/seven.npy")).expect("by name");
+    assert!(
+        of_segment == of_piece,
+        "the segment's features differ from the piece's"
+    );
     // eval by segment id, with a lexicon for the text.
     std::fs::write(data.join("text"), "utt-seven SEVEN\n").expect("text");
     let lexicon = dir.path().join("lexicon.txt");

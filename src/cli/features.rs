@@ -14,7 +14,9 @@ use phonrec::features::{
 use phonrec::output::{kaldi_key, write_matrix, MatrixFormat};
 
 use super::choice::choice;
-use super::common::{expand_inputs, manifest_inputs, no_audio_found, FeatureKind, Input};
+use super::common::{
+    expand_inputs, manifest_inputs, no_audio_found, read_inputs, FeatureKind, Input,
+};
 use super::parse_bool;
 use super::shard::ShardArgs;
 use super::transcribe::write_atomically;
@@ -301,9 +303,12 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     };
     let mut failures = 0;
     for round in keyed.chunks(FILES_PER_ROUND) {
+        // Read together: a recording that several Kaldi segments of the round cut is decoded once.
+        let inputs: Vec<&Input> = round.iter().map(|(input, _)| input).collect();
         let computed: Vec<anyhow::Result<Array2<f32>>> = round
             .par_iter()
-            .map(|(input, _)| features_of(&args, input))
+            .zip(read_inputs(&inputs))
+            .map(|((input, _), wave)| features_of(&args, input, wave))
             .collect();
         for ((input, key), features) in round.iter().zip(computed) {
             let features = match features {
@@ -339,18 +344,15 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One input's features under the arguments' options.
-fn features_of(args: &FeaturesArgs, input: &Input) -> anyhow::Result<Array2<f32>> {
-    // The library's errors name the file already.
+fn features_of(
+    args: &FeaturesArgs,
+    input: &Input,
+    wave: phonrec::Result<phonrec::audio::Waveform>,
+) -> anyhow::Result<Array2<f32>> {
+    // The library's errors name the file already; a Kaldi segment's also need its id.
     let mut wave = match input {
-        Input::File(path) => phonrec::audio::read_audio(path)?,
-        Input::Utterance { path, span, .. } => {
-            let wave = phonrec::audio::read_audio(path)?;
-            match span {
-                Some(span) => span.cut(&wave, path)?,
-                None => wave,
-            }
-        }
-        Input::Stdin(bytes) => phonrec::audio::read_audio_bytes(bytes, &input.name())?,
+        Input::Utterance { id, .. } => wave.with_context(|| format!("utterance {id}"))?,
+        _ => wave?,
     };
     if let Some(rate) = args.resample {
         wave = wave.resampled(rate)?;
