@@ -132,6 +132,68 @@ fn padding_with_silence_moves_every_boundary_by_the_padding() {
     }
 }
 
+/// A Kaldi data dir (`wav.scp`, `segments`, `text`) aligns utterance by utterance: a segment cut
+/// from a padded recording aligns exactly as the clip itself, keyed by its id, its times counting
+/// from the segment's start; an utterance without text is refused by id.
+#[test]
+fn kaldi_segments_align_as_their_clips() {
+    if !built_in_model_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let padded = padded(SUIT, 2.0, dir.path());
+    let clip_seconds =
+        phonrec::audio::read_audio(&Path::new(env!("CARGO_MANIFEST_DIR")).join(SUIT))
+            .expect("example reads")
+            .duration_s();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("wav.scp"), format!("rec1 {}\n", padded.display())).unwrap();
+    std::fs::write(
+        data.join("segments"),
+        format!("utt-suit rec1 2 {}\n", 2.0 + clip_seconds),
+    )
+    .unwrap();
+    std::fs::write(data.join("text"), format!("utt-suit {SUIT_TEXT}\n")).unwrap();
+    let json = |output: Output| -> serde_json::Value {
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let clip = json(phonrec(&[
+        "align", SUIT, "--text", SUIT_TEXT, "--format", "json",
+    ]));
+    let segment = json(phonrec(&[
+        "align",
+        data.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(segment["utterance"], "utt-suit");
+    assert_eq!(segment["offset"], 2.0);
+    assert_eq!(segment["words"], clip["words"]);
+    assert_eq!(segment["phones"], clip["phones"]);
+    // CTM lines are keyed by the utterance id.
+    let ctm = phonrec(&["align", data.to_str().unwrap(), "--format", "ctm"]);
+    assert!(ctm.status.success(), "{}", stderr(&ctm));
+    assert!(String::from_utf8_lossy(&ctm.stdout).starts_with("utt-suit 1 "));
+    // A segment the text does not cover stops the run before anything is aligned.
+    std::fs::write(
+        data.join("segments"),
+        format!(
+            "utt-suit rec1 2 {}\nutt-rest rec1 0 2\n",
+            2.0 + clip_seconds
+        ),
+    )
+    .unwrap();
+    let refused = phonrec(&["align", data.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    assert!(
+        message.contains("no transcript") && message.contains("utt-rest"),
+        "{message}"
+    );
+}
+
 #[test]
 fn a_transcript_the_audio_does_not_say_is_reported() {
     if !built_in_model_present() {

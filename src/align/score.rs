@@ -209,6 +209,7 @@ mod tests {
         Alignment {
             source: Default::default(),
             id: None,
+            offset_s: 0.0,
             duration_s: 0.09,
             words: vec![TimedWord {
                 word: "ab".into(),

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use phonrec::align::{AlignTarget, Alignment, OovPolicy};
+use phonrec::audio::{read_audio_pieces, AudioPiece, AudioSpan, Waveform};
 use phonrec::builtin;
 use phonrec::choice::Choice;
 use phonrec::ctc::{BoundaryModel, LatticeOptions};
@@ -21,7 +22,9 @@ use phonrec::recognize::{
 use rayon::prelude::*;
 
 use super::choice::choice;
-use super::common::{built_in_boundaries, error_chain, find_audio_files, load_model};
+use super::common::{
+    built_in_boundaries, error_chain, find_audio_files, load_model, refuse_problems,
+};
 use super::shard::ShardArgs;
 use super::transcribe::write_atomically;
 
@@ -34,6 +37,9 @@ use super::transcribe::write_atomically;
 ///             (the Montreal Forced Aligner's layout: speaker/utt.wav beside utt.lab or utt.txt;
 ///             aligned/speaker/utt.TextGrid is written for each)
 /// A manifest: phonrec align --manifest list.tsv --output-dir aligned/ --format ctm
+/// Kaldi:      phonrec align data/train --format ctm -o train.ctm
+///             (wav.scp, text and perhaps segments; output keyed by utterance id, times from each
+///             segment's start as in Kaldi's per-utterance CTMs)
 ///
 /// Words become phones through the built-in English lexicon (the Carnegie Mellon Pronouncing
 /// Dictionary, 126k words, folded to phonrec's 39 phones; Copyright (C) 1993-2015 Carnegie Mellon
@@ -64,7 +70,8 @@ pub struct AlignArgs {
 /// where output goes, and how alignment runs.
 #[derive(Args, Debug)]
 pub struct TargetArgs {
-    /// Audio files (with --text or --phones: exactly one), or corpus folders in MFA's layout.
+    /// Audio files (with --text or --phones: exactly one), corpus folders in MFA's layout, or Kaldi
+    /// data dirs (wav.scp, text, perhaps segments).
     #[arg(required_unless_present = "manifest")]
     pub inputs: Vec<PathBuf>,
 
@@ -162,11 +169,24 @@ enum Said {
 /// One recording to align.
 pub(super) struct Job {
     pub audio: PathBuf,
+    /// The stretch of `audio` to align (a Kaldi `segments` line); `None` for the whole file.
+    span: Option<AudioSpan>,
+    /// The utterance id (Kaldi data dirs): output is keyed by it.
+    id: Option<String>,
     transcript: Said,
     /// Where the transcript came from, for messages (`file`, `file:line`, or `--text`).
     origin: String,
     /// Output path under --output-dir, without extension.
     out_name: PathBuf,
+}
+
+impl Job {
+    /// Name an alignment of this job's audio: its file, utterance id and offset in the file.
+    pub(super) fn label(&self, alignment: &mut Alignment) {
+        alignment.source = self.audio.clone();
+        alignment.id = self.id.clone();
+        alignment.offset_s = self.span.map_or(0.0, |span| span.start_s);
+    }
 }
 
 /// Recordings aligned in parallel before their results are written, in input order.
@@ -181,7 +201,11 @@ pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
             extension: format.extension(),
             header: (format == AlignFormat::Tsv).then_some(ALIGNMENT_TSV_HEADER),
         },
-        |recognizer, job, target| recognizer.align_file(&job.audio, target),
+        |recognizer, job, wave, target| {
+            let mut alignment = recognizer.align(wave, target)?;
+            job.label(&mut alignment);
+            Ok(alignment)
+        },
         |alignment| alignment,
         |alignment, phones, out| write_alignment(format, alignment, phones, out),
     )
@@ -204,7 +228,7 @@ pub(super) struct Output {
 pub(super) fn run_jobs<R: Send>(
     args: &TargetArgs,
     output: Output,
-    work: impl Fn(&Recognizer, &Job, &AlignTarget) -> phonrec::Result<R> + Sync,
+    work: impl Fn(&Recognizer, &Job, Waveform, &AlignTarget) -> phonrec::Result<R> + Sync,
     alignment_of: impl Fn(&R) -> &Alignment,
     write: impl Fn(&R, &PhoneSet, &mut dyn Write) -> std::io::Result<()>,
 ) -> anyhow::Result<ExitCode> {
@@ -277,16 +301,29 @@ pub(super) fn run_jobs<R: Send>(
     let (mut failures, mut mismatches) = (0, 0);
     let pairs: Vec<(&Job, &AlignTarget)> = jobs.iter().zip(&targets).collect();
     for round in pairs.chunks(FILES_PER_ROUND) {
+        // Read together: a recording that several Kaldi segments of the round cut is decoded once.
+        let pieces: Vec<AudioPiece<'_>> = round
+            .iter()
+            .map(|(job, _)| AudioPiece {
+                path: &job.audio,
+                span: job.span,
+            })
+            .collect();
         let results: Vec<_> = round
             .par_iter()
-            .map(|(job, target)| work(&recognizer, job, target))
+            .zip(read_audio_pieces(&pieces))
+            .map(|((job, target), wave)| work(&recognizer, job, wave?, target))
             .collect();
         for ((job, target), result) in round.iter().zip(results) {
             let result = match result {
                 Ok(result) => result,
                 Err(error) => {
                     failures += 1;
-                    eprintln!("phonrec: error: {}", error_chain(&error));
+                    match &job.id {
+                        // Several utterances may share a file: the id says which failed.
+                        Some(id) => eprintln!("phonrec: error: {id}: {}", error_chain(&error)),
+                        None => eprintln!("phonrec: error: {}", error_chain(&error)),
+                    }
                     continue;
                 }
             };
@@ -379,6 +416,8 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
         }
         return Ok(vec![Job {
             audio: audio.clone(),
+            span: None,
+            id: None,
             transcript,
             origin,
             out_name: stem(audio),
@@ -387,6 +426,10 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
     let mut jobs = Vec::new();
     let mut missing = Vec::new();
     for input in &args.inputs {
+        if input.is_dir() && input.join("wav.scp").is_file() {
+            jobs.extend(kaldi_jobs(input)?);
+            continue;
+        }
         let (files, root) = if input.is_dir() {
             (find_audio_files(input)?, Some(input.as_path()))
         } else {
@@ -408,6 +451,8 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
                 .map_or_else(|| stem(&audio), |r| r.with_extension(""));
             jobs.push(Job {
                 audio,
+                span: None,
+                id: None,
                 transcript: Said::Text(text),
                 origin: lab.display().to_string(),
                 out_name: relative,
@@ -421,6 +466,67 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
             missing.len(),
             if missing.len() == 1 { "" } else { "s" },
             missing.join(", ")
+        );
+    }
+    Ok(jobs)
+}
+
+/// The utterances of a Kaldi data dir (`wav.scp`, `text`, perhaps `segments`), by id, each with its
+/// words. Unusable lines, and utterances without text or text without audio, are errors: an
+/// alignment run should not drop utterances unnoticed.
+fn kaldi_jobs(dir: &Path) -> anyhow::Result<Vec<Job>> {
+    let (utterances, problems) = phonrec::data::kaldi_dir_audio(dir)?;
+    refuse_problems(&problems)?;
+    let text_path = dir.join("text");
+    let text = phonrec::data::read_text(&text_path).with_context(|| {
+        format!(
+            "cannot read {}: a Kaldi data dir to align needs its transcripts",
+            text_path.display()
+        )
+    })?;
+    let mut words: std::collections::HashMap<&str, (&str, usize)> = Default::default();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some((id, rest)) = line.split_once(char::is_whitespace) {
+            words.insert(id, (rest.trim(), index + 1));
+        } else if !line.is_empty() {
+            words.insert(line, ("", index + 1));
+        }
+    }
+    let mut jobs = Vec::with_capacity(utterances.len());
+    let mut untranscribed = Vec::new();
+    for utterance in utterances {
+        let Some((said, line)) = words.remove(utterance.id.as_str()) else {
+            untranscribed.push(utterance.id);
+            continue;
+        };
+        jobs.push(Job {
+            audio: utterance.audio,
+            span: utterance.span,
+            out_name: PathBuf::from(phonrec::output::kaldi_key(&utterance.id)),
+            id: Some(utterance.id),
+            transcript: Said::Text(said.to_string()),
+            origin: format!("{}:{line}", text_path.display()),
+        });
+    }
+    if !untranscribed.is_empty() {
+        bail!(
+            "{}: no transcript for {} utterance{}: {}",
+            text_path.display(),
+            untranscribed.len(),
+            if untranscribed.len() == 1 { "" } else { "s" },
+            untranscribed.join(", ")
+        );
+    }
+    if let Some((id, (_, line))) = words.iter().min_by_key(|(_, (_, line))| *line) {
+        bail!(
+            "{}:{line}: utterance '{id}' has no audio in {}",
+            text_path.display(),
+            if dir.join("segments").exists() {
+                "segments"
+            } else {
+                "wav.scp"
+            }
         );
     }
     Ok(jobs)
@@ -458,6 +564,8 @@ fn manifest_jobs(manifest: &Path) -> anyhow::Result<Vec<Job>> {
         };
         jobs.push(Job {
             audio: audio_path,
+            span: None,
+            id: None,
             transcript: if phones_column {
                 Said::Phones(transcript.to_string())
             } else {

@@ -368,7 +368,7 @@ fn kaldi_dir_inputs(dir: &Path) -> anyhow::Result<Vec<Input>> {
 }
 
 /// An error for the first of a data file's unusable lines (and how many more there are).
-fn refuse_problems(problems: &[phonrec::data::DataProblem]) -> anyhow::Result<()> {
+pub fn refuse_problems(problems: &[phonrec::data::DataProblem]) -> anyhow::Result<()> {
     if let Some(problem) = problems.first() {
         bail!(
             "{problem}{}",

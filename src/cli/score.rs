@@ -50,7 +50,11 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             extension: format.extension(),
             header: (format == ScoreFormat::Tsv).then_some(SCORE_TSV_HEADER),
         },
-        |recognizer, job, target| recognizer.score_file(&job.audio, target, threshold),
+        |recognizer, job, wave, target| {
+            let mut scores = recognizer.score(wave, target, threshold)?;
+            job.label(&mut scores.alignment);
+            Ok(scores)
+        },
         |scores| &scores.alignment,
         |scores, phones, out| write_scores(format, scores, phones, out),
     )

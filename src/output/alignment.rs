@@ -117,6 +117,9 @@ struct JsonAlignment<'a> {
     file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     utterance: Option<&'a str>,
+    /// Where a Kaldi segment starts in `file` (its times count from there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<f64>,
     duration: f64,
     match_score: f64,
     worst_second_score: f64,
@@ -190,6 +193,7 @@ pub fn write_alignment(
             let record = JsonAlignment {
                 file: alignment.source.display().to_string(),
                 utterance: alignment.id.as_deref(),
+                offset: (alignment.offset_s != 0.0).then_some(alignment.offset_s),
                 duration: (alignment.duration_s * 1000.0).round() / 1000.0,
                 // `+ 0.0` turns a rounded -0 into 0.
                 match_score: (alignment.match_score * 1000.0).round() / 1000.0 + 0.0,

@@ -83,6 +83,9 @@ struct JsonScores<'a> {
     file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     utterance: Option<&'a str>,
+    /// Where a Kaldi segment starts in `file` (its times count from there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<f64>,
     duration: f64,
     matches_text: bool,
     threshold: f32,
@@ -121,6 +124,7 @@ pub fn write_scores(
             let record = JsonScores {
                 file: alignment.source.display().to_string(),
                 utterance: alignment.id.as_deref(),
+                offset: (alignment.offset_s != 0.0).then_some(alignment.offset_s),
                 duration: (alignment.duration_s * 1000.0).round() / 1000.0,
                 matches_text: alignment.matches_text,
                 threshold: scores.threshold,

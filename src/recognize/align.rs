@@ -145,6 +145,7 @@ impl Recognizer {
         let alignment = Alignment {
             source: Default::default(),
             id: None,
+            offset_s: 0.0,
             duration_s,
             words,
             phones,
