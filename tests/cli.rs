@@ -581,17 +581,43 @@ fn kaldi_data_dirs_are_transcribed_by_utterance_id() {
     let first: serde_json::Value =
         serde_json::from_str(stdout(&output).lines().next().expect("a line")).expect("JSON");
     assert_eq!(first["utterance"], "utt-seven");
+    // Pipes that only decode a file phonrec reads itself (Kaldi's LibriSpeech and TIMIT recipes
+    // write them) are read as that file: the same phones, nothing run.
+    std::fs::write(
+        data.join("wav.scp"),
+        format!(
+            "utt-flac flac -c -d -s {} |\nutt-sox sox {} -t wav - |\n",
+            root.join("tests/data/fsdd_7_jackson_0_8k.flac").display(),
+            root.join("audio/slt_dark_suit_16k.wav").display()
+        ),
+    )
+    .expect("wav.scp");
+    let output = phonrec(&[
+        "transcribe",
+        "--format",
+        "kaldi",
+        data.to_str().expect("utf-8 path"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "utt-flac {}\nutt-sox {}\n",
+            phones_of("fsdd_7"),
+            phones_of("dark_suit")
+        )
+    );
     // A pipe is refused, naming the file and line, and nothing is transcribed.
     std::fs::write(
         data.join("wav.scp"),
-        "utt-a audio/slt_dark_suit_16k.wav\nutt-b sox x.flac -t wav - |\n",
+        "utt-a audio/slt_dark_suit_16k.wav\nutt-b sox x.flac -t wav - remix 2 |\n",
     )
     .expect("wav.scp");
     let output = phonrec(&["transcribe", data.to_str().expect("utf-8 path")]);
     assert!(!output.status.success());
     let message = stderr(&output);
     assert!(
-        message.contains("wav.scp:2") && message.contains("pipe"),
+        message.contains("wav.scp:2") && message.contains("does not run commands"),
         "{message}"
     );
     assert!(stdout(&output).is_empty());

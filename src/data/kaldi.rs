@@ -1,7 +1,7 @@
 //! Kaldi data directories: `wav.scp` (`utt-id path`, or `recording-id path` with a `segments` file of
 //! `utt-id recording-id start end` lines) and `text` (`utt-id words...`), words turned into phones with
-//! a lexicon. Pipe commands in `wav.scp` are refused (phonrec never runs shell commands from data
-//! files).
+//! a lexicon. phonrec never runs shell commands from data files: a `wav.scp` pipe that only decodes
+//! a file phonrec reads itself is read as that file ([`decoded_file`]), other pipes are refused.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,8 +32,10 @@ pub struct WavScp {
     pub problems: Vec<DataProblem>,
 }
 
-/// Read a Kaldi `wav.scp` (`utterance-id path` per line). Pipe commands (`id sox ... |`) are
-/// refused with the reason: phonrec never runs shell commands from data files.
+/// Read a Kaldi `wav.scp` (`utterance-id path` per line). phonrec never runs shell commands from
+/// data files: a pipe that only decodes a file phonrec reads itself (see [`decoded_file`]: Kaldi's
+/// LibriSpeech and TIMIT recipes write them) is read as that file; other pipe commands are refused
+/// with the reason.
 pub fn read_wav_scp(scp_path: &Path) -> Result<WavScp> {
     let dir = scp_path.parent().unwrap_or(Path::new("."));
     let mut scp = WavScp::default();
@@ -55,13 +57,27 @@ pub fn read_wav_scp(scp_path: &Path) -> Result<WavScp> {
                 .push(problem("expected `utterance-id path`".to_string()));
             continue;
         };
-        let rest = rest.trim();
-        if rest.ends_with('|') {
-            scp.problems.push(problem(format!(
-                "'{id}' is a pipe command; phonrec does not run commands from wav.scp. Run it once \
-                 to write a WAV file and list that file instead"
-            )));
-            continue;
+        let mut rest = rest.trim();
+        if let Some(command) = rest.strip_suffix('|') {
+            match decoded_file(command) {
+                Some(Ok(file)) => rest = file,
+                Some(Err(reason)) => {
+                    scp.problems.push(problem(format!(
+                        "'{id}': {reason}; phonrec does not run commands from wav.scp. Run it once \
+                         to write a WAV file and list that file instead"
+                    )));
+                    continue;
+                }
+                None => {
+                    scp.problems.push(problem(format!(
+                        "'{id}' is a pipe command; phonrec does not run commands from wav.scp \
+                         (it reads `flac -c -d -s FILE |`, `sph2pipe -f wav FILE |` and `sox FILE \
+                         -t wav - |` as FILE, since it decodes those files itself). Run it once to \
+                         write a WAV file and list that file instead"
+                    )));
+                    continue;
+                }
+            }
         }
         if !seen.insert(id.to_string()) {
             scp.problems
@@ -82,6 +98,105 @@ pub fn read_wav_scp(scp_path: &Path) -> Result<WavScp> {
         });
     }
     Ok(scp)
+}
+
+/// The file a `wav.scp` pipe command (without its `|`) merely decodes to WAV, when phonrec reads
+/// that file itself and gets the same samples: `flac -c -d -s FILE` (the LibriSpeech recipes),
+/// `sph2pipe -f wav [-p] FILE` (TIMIT, WSJ; shorten-compressed SPHERE is then refused when read, as
+/// any such file is) and `sox FILE -t wav -` (optionally `-c 1`, a mix of the channels as phonrec
+/// makes it, `-b 16`, `-e signed-integer`, `-q`, `-G`). `None` for any other command; an error for
+/// these decoders asked for what phonrec does not do in reading (one channel of several, a stretch,
+/// another rate or encoding, effects).
+pub fn decoded_file(command: &str) -> Option<std::result::Result<&str, String>> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let (program, args) = words.split_first()?;
+    // The program may be given with its path (`$KALDI_ROOT/tools/sph2pipe_v2.5/sph2pipe`).
+    let name = program.rsplit('/').next().unwrap_or(program);
+    let refuse = |what: &str| {
+        Some(Err(format!(
+            "`{name}` with {what} is not read in its place"
+        )))
+    };
+    match name {
+        "flac" => {
+            let mut decode = false;
+            let mut file = None;
+            for &arg in args {
+                match arg {
+                    "-d" | "--decode" => decode = true,
+                    "-c" | "--stdout" | "-s" | "--silent" | "-f" | "--force" => {}
+                    "-cds" | "-dcs" | "-cd" | "-dc" | "-sdc" | "-scd" | "-csd" | "-dsc" => {
+                        decode = true
+                    }
+                    _ if arg.starts_with('-') => return refuse(&format!("option {arg}")),
+                    _ if file.is_some() => return refuse("several files"),
+                    _ => file = Some(arg),
+                }
+            }
+            match (decode, file) {
+                (true, Some(file)) => Some(Ok(file)),
+                _ => refuse("no file to decode (-d FILE)"),
+            }
+        }
+        "sph2pipe" => {
+            let mut file = None;
+            let mut args = args.iter();
+            while let Some(&arg) = args.next() {
+                match arg {
+                    // The output container and 16-bit PCM: phonrec decodes to samples anyway.
+                    "-f" => {
+                        args.next();
+                    }
+                    "-p" => {}
+                    "-c" => return refuse("-c (one channel of several: phonrec mixes them)"),
+                    "-t" | "-s" => return refuse(&format!("{arg} (a stretch of the file)")),
+                    _ if arg.starts_with('-') => return refuse(&format!("option {arg}")),
+                    _ if file.is_some() => return refuse("an output file"),
+                    _ => file = Some(arg),
+                }
+            }
+            file.map(Ok).or_else(|| refuse("no input file"))
+        }
+        "sox" => {
+            // `sox [global] INFILE [format options] -t wav -`: the input, then the output `-`.
+            let mut file = None;
+            let mut output = false;
+            let mut args = args.iter();
+            while let Some(&arg) = args.next() {
+                match arg {
+                    "-q" | "-G" | "--no-show-progress" => {}
+                    "-t" | "--type" => {
+                        if args.next() != Some(&"wav") || file.is_none() {
+                            return refuse("an input type or an output other than WAV");
+                        }
+                    }
+                    // 16-bit signed output changes nothing phonrec reads; another rate, width or
+                    // encoding would (features are computed at the file's own rate).
+                    "-b" | "--bits" | "-e" | "--encoding" => {
+                        let value = args.next().copied().unwrap_or_default();
+                        if file.is_none() || !matches!(value, "16" | "signed" | "signed-integer") {
+                            return refuse(&format!("{arg} {value}"));
+                        }
+                    }
+                    "-c" | "--channels" => {
+                        if args.next() != Some(&"1") || file.is_none() {
+                            return refuse("-c other than the output's 1 (a mix of the channels)");
+                        }
+                    }
+                    "-" if file.is_some() && !output => output = true,
+                    _ if arg.starts_with('-') => return refuse(&format!("option {arg}")),
+                    _ if output => return refuse(&format!("effects (`{arg}`)")),
+                    _ if file.is_some() => return refuse("several input files"),
+                    _ => file = Some(arg),
+                }
+            }
+            match (file, output) {
+                (Some(file), true) => Some(Ok(file)),
+                _ => refuse("no `-t wav -` output"),
+            }
+        }
+        _ => None,
+    }
 }
 
 /// One line of a Kaldi `segments` file: an utterance that is a stretch of a recording.
@@ -331,7 +446,7 @@ mod tests {
         std::fs::write(
             d.join("wav.scp"),
             format!(
-                "utt1 {}\nutt2 {}\nutt3 sox x.flac -t wav - |\n",
+                "utt1 {}\nutt2 {}\nutt3 gunzip -c x.wav.gz |\n",
                 d.join("a.wav").display(),
                 d.join("a.wav").display()
             ),
@@ -423,5 +538,46 @@ mod tests {
         let (audio, _) = kaldi_dir_audio(d).unwrap();
         assert_eq!(audio.len(), 1);
         assert_eq!((audio[0].id.as_str(), audio[0].span), ("rec1", None));
+    }
+
+    #[test]
+    fn decoder_pipes_are_read_as_their_files_and_others_refused() {
+        let read = decoded_file;
+        // As Kaldi's recipes write them.
+        assert_eq!(
+            read("flac -c -d -s /data/LibriSpeech/a.flac "),
+            Some(Ok("/data/LibriSpeech/a.flac"))
+        );
+        assert_eq!(read("flac -cds a.flac"), Some(Ok("a.flac")));
+        assert_eq!(
+            read("/opt/kaldi/tools/sph2pipe_v2.5/sph2pipe -f wav /timit/TRAIN/DR1/FCJF0/SA1.WAV"),
+            Some(Ok("/timit/TRAIN/DR1/FCJF0/SA1.WAV"))
+        );
+        assert_eq!(read("sph2pipe -f wav -p x.sph"), Some(Ok("x.sph")));
+        assert_eq!(read("sox x.mp3 -t wav -"), Some(Ok("x.mp3")));
+        assert_eq!(
+            read("sox -q x.mp3 -c 1 -b 16 -e signed-integer -t wav -"),
+            Some(Ok("x.mp3"))
+        );
+        // The same decoders asked for what phonrec does not do in reading.
+        for command in [
+            "flac -c -s a.flac",                    // encodes, not -d
+            "flac -c -d --apply-replaygain a.flac", // an option that changes samples
+            "sph2pipe -f wav -c 2 sw02001.sph",     // one side of a conversation
+            "sph2pipe -t 10:20 -f wav x.sph",       // a stretch
+            "sph2pipe -f wav -u x.sph",             // another encoding
+            "sox x.wav -t wav - remix 1",           // effects
+            "sox x.wav -r 8000 -t wav -",           // another rate
+            "sox x.wav -b 8 -t wav -",              // another width
+            "sox x.wav -t raw -",                   // not WAV
+            "sox x.wav y.wav -t wav -",             // two inputs mixed
+        ] {
+            let result = read(command);
+            assert!(matches!(result, Some(Err(_))), "{command}: {result:?}");
+        }
+        // Anything else is a pipe phonrec does not run.
+        assert_eq!(read("gunzip -c x.wav.gz"), None);
+        assert_eq!(read("ffmpeg -i x.m4a -f wav -"), None);
+        assert_eq!(read(""), None);
     }
 }
