@@ -37,7 +37,7 @@ pub use silence_fill::{
     fill_digital_silence, fill_quiet_gaps, SilenceFill, DIGITAL_SILENCE_LEVEL,
     MIN_DIGITAL_SILENCE_S,
 };
-pub use span::{read_audio_pieces, AudioPiece, AudioSpan, MAX_OVERSHOOT_S};
+pub use span::{read_audio_pieces, AudioPiece, AudioSpan, PieceReader, MAX_OVERSHOOT_S};
 pub use sphere::sphere_bytes;
 
 use crate::error::{Error, Result};

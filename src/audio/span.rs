@@ -3,7 +3,8 @@
 //! holds.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -99,81 +100,114 @@ pub struct AudioPiece<'a> {
     pub span: Option<AudioSpan>,
 }
 
-/// Read each piece, results in input order. Files are read in parallel; a file that several pieces
-/// cut is decoded once for all of them (an hour's recording with hundreds of segments is not decoded
-/// hundreds of times), and at most one such file per thread is held whole at a time.
+/// Read each piece, results in input order: [`PieceReader::read`] with a reader of its own.
 pub fn read_audio_pieces(pieces: &[AudioPiece<'_>]) -> Vec<Result<Waveform>> {
-    // Groups of pieces that share a file: each whole-file piece alone, the stretches of one file
-    // together.
-    let mut groups: Vec<(&Path, Vec<usize>)> = Vec::new();
-    let mut group_of_file: HashMap<&Path, usize> = HashMap::new();
-    for (index, piece) in pieces.iter().enumerate() {
-        if piece.span.is_none() {
-            groups.push((piece.path, vec![index]));
-            continue;
-        }
-        let group = *group_of_file.entry(piece.path).or_insert_with(|| {
-            groups.push((piece.path, Vec::new()));
-            groups.len() - 1
-        });
-        groups[group].1.push(index);
-    }
-    let read: Vec<Vec<(usize, Result<Waveform>)>> = groups
-        .par_iter()
-        .map(|(path, members)| read_group(path, members, pieces))
-        .collect();
-    let mut results: Vec<Option<Result<Waveform>>> = (0..pieces.len()).map(|_| None).collect();
-    for (index, result) in read.into_iter().flatten() {
-        results[index] = Some(result);
-    }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Error::Shape("an audio piece was not read".into()))))
-        .collect()
+    PieceReader::default().read(pieces)
 }
 
-/// One file's pieces (indices into `pieces`).
-fn read_group(
-    path: &Path,
-    members: &[usize],
-    pieces: &[AudioPiece<'_>],
-) -> Vec<(usize, Result<Waveform>)> {
-    let whole = read_audio(path);
-    if let [index] = members {
-        if pieces[*index].span.is_none() {
-            return vec![(*index, whole)];
-        }
-    }
-    match whole {
-        Ok(wave) => members
-            .iter()
-            .map(|&index| {
-                let cut = match pieces[index].span {
-                    Some(span) => span.cut(&wave, path),
-                    None => Ok(wave.clone()),
-                };
-                (index, cut)
-            })
-            .collect(),
-        // The first piece gets the reader's error as it is; the others the same reason, named by
-        // their spans (errors are not copied).
-        Err(error) => {
-            let reason = error.to_string();
-            let mut results = Vec::with_capacity(members.len());
-            let mut error = Some(error);
-            for &index in members {
-                let result = match (error.take(), pieces[index].span) {
-                    (Some(first), _) => Err(first),
-                    (None, Some(span)) => Err(Error::Segment {
-                        path: path.to_path_buf(),
-                        span,
-                        reason: reason.clone(),
-                    }),
-                    (None, None) => Err(Error::Shape(reason.clone())),
-                };
-                results.push((index, result));
+/// Reads [`AudioPiece`]s in batches (rounds) and keeps the last recording it cut pieces from, so that
+/// a recording whose segments span several rounds (an hour cut into a thousand utterances, read 8
+/// or 32 at a time) is decoded once, not once per round.
+#[derive(Default)]
+pub struct PieceReader {
+    /// The recording pieces were last cut from.
+    last: std::sync::Mutex<Option<(PathBuf, Arc<Waveform>)>>,
+}
+
+impl PieceReader {
+    /// Read each piece, results in input order. Files are read in parallel; a file that several
+    /// pieces cut is decoded once for all of them (and not again in the next call while it is the
+    /// last one cut); at most one such file per thread, and the last one, is held whole at a time.
+    pub fn read(&self, pieces: &[AudioPiece<'_>]) -> Vec<Result<Waveform>> {
+        // Groups of pieces that share a file: each whole-file piece alone, the stretches of one
+        // file together.
+        let mut groups: Vec<(&Path, Vec<usize>)> = Vec::new();
+        let mut group_of_file: HashMap<&Path, usize> = HashMap::new();
+        for (index, piece) in pieces.iter().enumerate() {
+            if piece.span.is_none() {
+                groups.push((piece.path, vec![index]));
+                continue;
             }
-            results
+            let group = *group_of_file.entry(piece.path).or_insert_with(|| {
+                groups.push((piece.path, Vec::new()));
+                groups.len() - 1
+            });
+            groups[group].1.push(index);
+        }
+        let read: Vec<Vec<(usize, Result<Waveform>)>> = groups
+            .par_iter()
+            .map(|(path, members)| self.read_group(path, members, pieces))
+            .collect();
+        let mut results: Vec<Option<Result<Waveform>>> = (0..pieces.len()).map(|_| None).collect();
+        for (index, result) in read.into_iter().flatten() {
+            results[index] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Shape("an audio piece was not read".into()))))
+            .collect()
+    }
+
+    /// The recording at `path`, whole: the one kept from the last cut if it is that, else read.
+    fn recording(&self, path: &Path) -> Result<Arc<Waveform>> {
+        let kept = |last: &Option<(PathBuf, Arc<Waveform>)>| {
+            last.as_ref()
+                .filter(|(kept, _)| kept == path)
+                .map(|(_, wave)| Arc::clone(wave))
+        };
+        if let Some(wave) = self.last.lock().ok().and_then(|last| kept(&last)) {
+            return Ok(wave);
+        }
+        let wave = Arc::new(read_audio(path)?);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((path.to_path_buf(), Arc::clone(&wave)));
+        }
+        Ok(wave)
+    }
+
+    /// One file's pieces (indices into `pieces`).
+    fn read_group(
+        &self,
+        path: &Path,
+        members: &[usize],
+        pieces: &[AudioPiece<'_>],
+    ) -> Vec<(usize, Result<Waveform>)> {
+        if let [index] = members {
+            if pieces[*index].span.is_none() {
+                return vec![(*index, read_audio(path))];
+            }
+        }
+        match self.recording(path) {
+            Ok(wave) => members
+                .iter()
+                .map(|&index| {
+                    let cut = match pieces[index].span {
+                        Some(span) => span.cut(&wave, path),
+                        None => Ok(Waveform::clone(&wave)),
+                    };
+                    (index, cut)
+                })
+                .collect(),
+            // The first piece gets the reader's error as it is; the others the same reason, named
+            // by their spans (errors are not copied).
+            Err(error) => {
+                let reason = error.to_string();
+                let mut results = Vec::with_capacity(members.len());
+                let mut error = Some(error);
+                for &index in members {
+                    let result = match (error.take(), pieces[index].span) {
+                        (Some(first), _) => Err(first),
+                        (None, Some(span)) => Err(Error::Segment {
+                            path: path.to_path_buf(),
+                            span,
+                            reason: reason.clone(),
+                        }),
+                        (None, None) => Err(Error::Shape(reason.clone())),
+                    };
+                    results.push((index, result));
+                }
+                results
+            }
         }
     }
 }
@@ -296,5 +330,41 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("after the recording's end"));
+    }
+
+    #[test]
+    fn a_reader_keeps_the_last_recording_it_cut_for_the_next_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.wav");
+        let wave = Waveform {
+            samples: (0..16000).map(|i| (i % 100) as f32).collect(),
+            sample_rate_hz: 8000,
+        };
+        crate::audio::write_wav_i16(&a, &wave).unwrap();
+        let span = |s, e| Some(AudioSpan::new(s, Some(e)).unwrap());
+        let reader = PieceReader::default();
+        let first = reader.read(&[AudioPiece {
+            path: &a,
+            span: span(0.0, 1.0),
+        }]);
+        assert_eq!(first[0].as_ref().unwrap().samples, wave.samples[..8000]);
+        // The file is gone, but the next round's stretch of it is cut from the recording kept...
+        std::fs::remove_file(&a).unwrap();
+        let second = reader.read(&[AudioPiece {
+            path: &a,
+            span: span(1.0, 2.0),
+        }]);
+        assert_eq!(second[0].as_ref().unwrap().samples, wave.samples[8000..]);
+        // ...while the whole file is read afresh (and fails), as is any file by a new reader.
+        assert!(reader.read(&[AudioPiece {
+            path: &a,
+            span: None
+        }])[0]
+            .is_err());
+        assert!(read_audio_pieces(&[AudioPiece {
+            path: &a,
+            span: span(0.0, 1.0)
+        }])[0]
+            .is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use phonrec::align::{AlignTarget, Alignment, OovPolicy};
-use phonrec::audio::{read_audio_pieces, AudioPiece, AudioSpan, Waveform};
+use phonrec::audio::{AudioPiece, AudioSpan, PieceReader, Waveform};
 use phonrec::builtin;
 use phonrec::choice::Choice;
 use phonrec::ctc::{BoundaryModel, LatticeOptions};
@@ -300,8 +300,9 @@ pub(super) fn run_jobs<R: Send>(
     }
     let (mut failures, mut mismatches) = (0, 0);
     let pairs: Vec<(&Job, &AlignTarget)> = jobs.iter().zip(&targets).collect();
+    // Kept across rounds: a recording cut into many utterances (Kaldi segments) is decoded once.
+    let reader = PieceReader::default();
     for round in pairs.chunks(FILES_PER_ROUND) {
-        // Read together: a recording that several Kaldi segments of the round cut is decoded once.
         let pieces: Vec<AudioPiece<'_>> = round
             .iter()
             .map(|(job, _)| AudioPiece {
@@ -311,7 +312,7 @@ pub(super) fn run_jobs<R: Send>(
             .collect();
         let results: Vec<_> = round
             .par_iter()
-            .zip(read_audio_pieces(&pieces))
+            .zip(reader.read(&pieces))
             .map(|((job, target), wave)| work(&recognizer, job, wave?, target))
             .collect();
         for ((job, target), result) in round.iter().zip(results) {

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use phonrec::audio::{AudioPiece, AudioSpan, Dereverb};
+use phonrec::audio::{AudioPiece, AudioSpan, Dereverb, PieceReader};
 use phonrec::builtin;
 use phonrec::ctc::PhoneLm;
 use phonrec::data::{DataSource, Dataset, TimitSplit};
@@ -392,10 +392,12 @@ pub fn audio_size(path: &Path, span: Option<AudioSpan>) -> u64 {
     }
 }
 
-/// Read inputs' audio, in input order: files and stretches of them with
-/// [`read_audio_pieces`](phonrec::audio::read_audio_pieces) (in parallel, each file once),
-/// standard input from its bytes.
-pub fn read_inputs(inputs: &[&Input]) -> Vec<phonrec::Result<phonrec::audio::Waveform>> {
+/// Read inputs' audio, in input order: files and stretches of them with `reader` (in parallel, each
+/// file once), standard input from its bytes.
+pub fn read_inputs(
+    reader: &PieceReader,
+    inputs: &[&Input],
+) -> Vec<phonrec::Result<phonrec::audio::Waveform>> {
     let pieces: Vec<AudioPiece<'_>> = inputs
         .iter()
         .filter_map(|input| match input {
@@ -404,7 +406,7 @@ pub fn read_inputs(inputs: &[&Input]) -> Vec<phonrec::Result<phonrec::audio::Wav
             Input::Stdin(_) => None,
         })
         .collect();
-    let mut read = phonrec::audio::read_audio_pieces(&pieces).into_iter();
+    let mut read = reader.read(&pieces).into_iter();
     inputs
         .iter()
         .map(|input| match input {

@@ -77,14 +77,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .map(|u| super::common::audio_size(&u.audio, u.span))
         .collect();
     let mut progress = InputProgress::new(&sizes, args.quiet);
+    // Kept across rounds: a recording cut into many utterances is decoded once.
+    let reader = phonrec::audio::PieceReader::default();
     let results: Vec<_> = plan_rounds(&sizes)
         .into_iter()
         .flat_map(|range| {
             let round_bytes: u64 = sizes[range.clone()].iter().sum();
             let round = &data.utterances[range];
             let pieces: Vec<_> = round.iter().map(|u| u.piece()).collect();
-            let transcripts =
-                recognizer.transcribe_waves(phonrec::audio::read_audio_pieces(&pieces));
+            let transcripts = recognizer.transcribe_waves(reader.read(&pieces));
             progress.advance(round.len(), round_bytes);
             round.iter().zip(transcripts)
         })

@@ -302,12 +302,13 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         ))),
     };
     let mut failures = 0;
+    // Kept across rounds: a recording cut into many utterances (Kaldi segments) is decoded once.
+    let reader = phonrec::audio::PieceReader::default();
     for round in keyed.chunks(FILES_PER_ROUND) {
-        // Read together: a recording that several Kaldi segments of the round cut is decoded once.
         let inputs: Vec<&Input> = round.iter().map(|(input, _)| input).collect();
         let computed: Vec<anyhow::Result<Array2<f32>>> = round
             .par_iter()
-            .zip(read_inputs(&inputs))
+            .zip(read_inputs(&reader, &inputs))
             .map(|((input, _), wave)| features_of(&args, input, wave))
             .collect();
         for ((input, key), features) in round.iter().zip(computed) {

@@ -216,12 +216,14 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let mut progress = InputProgress::new(&sizes, args.quiet);
+    // Kept across rounds: a recording cut into many utterances (Kaldi segments) is decoded once.
+    let reader = phonrec::audio::PieceReader::default();
     for range in plan_rounds(&sizes) {
         let round_bytes: u64 = sizes[range.clone()].iter().sum();
         let round = &files[range];
         // Read the round's audio in parallel, then recognise it together: short files share
         // network batches.
-        let waves = read_inputs(&round.iter().collect::<Vec<_>>());
+        let waves = read_inputs(&reader, &round.iter().collect::<Vec<_>>());
         let results: Vec<phonrec::Result<Transcript>> = recognizer
             .transcribe_waves(waves)
             .into_iter()

@@ -1223,11 +1223,12 @@ fn prepare(
     // A chunk of utterances at a time, each file in it read once however many of them (Kaldi
     // segments) it holds; chunks keep the audio held at its source rate (44.1 kHz, say) to a few
     // hundred utterances' worth before resampling.
+    let reader = crate::audio::PieceReader::default();
     let results: Vec<std::result::Result<Prepared, String>> = utterances
         .chunks(PREPARE_CHUNK)
         .flat_map(|chunk| {
             let pieces: Vec<_> = chunk.iter().map(Utterance::piece).collect();
-            let sources = crate::audio::read_audio_pieces(&pieces);
+            let sources = reader.read(&pieces);
             chunk
                 .par_iter()
                 .zip(sources)
