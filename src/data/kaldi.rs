@@ -1,7 +1,8 @@
 //! Kaldi data directories: `wav.scp` (`utt-id path`, or `recording-id path` with a `segments` file of
 //! `utt-id recording-id start end` lines) and `text` (`utt-id words...`), words turned into phones with
 //! a lexicon. phonrec never runs shell commands from data files: a `wav.scp` pipe that only decodes
-//! a file phonrec reads itself is read as that file ([`decoded_file`]), other pipes are refused.
+//! a file phonrec reads itself is read as that file ([`decoded_file`](super::decoded_file)), other
+//! pipes are refused.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,9 +34,9 @@ pub struct WavScp {
 }
 
 /// Read a Kaldi `wav.scp` (`utterance-id path` per line). phonrec never runs shell commands from
-/// data files: a pipe that only decodes a file phonrec reads itself (see [`decoded_file`]: Kaldi's
-/// LibriSpeech and TIMIT recipes write them) is read as that file; other pipe commands are refused
-/// with the reason.
+/// data files: a pipe that only decodes a file phonrec reads itself (see
+/// [`decoded_file`](super::decoded_file): Kaldi's LibriSpeech and TIMIT recipes write them) is read as
+/// that file; other pipe commands are refused with the reason.
 pub fn read_wav_scp(scp_path: &Path) -> Result<WavScp> {
     let dir = scp_path.parent().unwrap_or(Path::new("."));
     let mut scp = WavScp::default();

@@ -14,7 +14,7 @@ mod timit;
 use std::path::{Path, PathBuf};
 
 pub use kaldi::{
-    kaldi_dir_audio, load_kaldi_dir, read_segments, read_wav_scp, KaldiSegment,
+    decoded_file, kaldi_dir_audio, load_kaldi_dir, read_segments, read_wav_scp, KaldiSegment,
     KaldiUtteranceAudio, ScpEntry, Segments, WavScp,
 };
 pub use lexicon::Lexicon;
