@@ -328,6 +328,20 @@ pub fn no_audio_found(inputs: &[PathBuf]) -> anyhow::Error {
     if folders.is_empty() {
         return anyhow::anyhow!("no audio files found in the given inputs");
     }
+    let kaldi_dirs: Vec<String> = inputs
+        .iter()
+        .filter(|p| p.is_dir() && p.join("wav.scp").is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if kaldi_dirs.len() == folders.len() {
+        return anyhow::anyhow!(
+            "no utterances found: the Kaldi data dir{} {} list{} none (an empty wav.scp, or an \
+             empty segments file)",
+            if kaldi_dirs.len() == 1 { "" } else { "s" },
+            kaldi_dirs.join(", "),
+            if kaldi_dirs.len() == 1 { "s" } else { "" }
+        );
+    }
     anyhow::anyhow!(
         "no audio files found: the folder{} {} hold{} no .wav, .sph, .flac, .ogg, .mp3, .aif(f/c), .caf, .m4a, .m4b, .mp4, .mov, .amr or .3gp files",
         if folders.len() == 1 { "" } else { "s" },
