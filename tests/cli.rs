@@ -826,6 +826,63 @@ fn eval_reports_each_utterance_and_writes_kaldi_hypotheses() {
     }
 }
 
+/// `eval --hyp` scores another system's hypotheses (Kaldi `text`) without a model: what `eval -o`
+/// wrote scores as the model did; stress digits and TIMIT symbols are folded as in references; a
+/// missing utterance counts as an empty hypothesis, with a warning.
+#[test]
+fn eval_scores_hypotheses_from_a_file() {
+    if !Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/default.safetensors")
+        .is_file()
+    {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hyp = dir.path().join("hyp.txt");
+    let report = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["eval", "--data", "tests/data/examples.tsv", "--json"];
+        all.extend_from_slice(args);
+        let output = phonrec(&all);
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).expect("JSON")
+    };
+    let by_model = report(&["-o", hyp.to_str().expect("utf-8 path")]);
+    let by_file = report(&["--hyp", hyp.to_str().expect("utf-8 path")]);
+    for field in [
+        "per",
+        "substitutions",
+        "deletions",
+        "insertions",
+        "reference_phones",
+    ] {
+        assert_eq!(by_model[field], by_file[field], "{field}");
+    }
+    assert_eq!(by_model["per_utterance"], by_file["per_utterance"]);
+    // The digit's line only, in CMUdict's spelling with one substitution (ah -> ix, TIMIT's ih).
+    std::fs::write(&hyp, "examples.tsv:4 S EH1 V IX N\n").expect("hyp");
+    let output = phonrec(&[
+        "eval",
+        "--data",
+        "tests/data/examples.tsv",
+        "--json",
+        "--hyp",
+        hyp.to_str().expect("utf-8 path"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no line for 2 of the 3"),
+        "{}",
+        stderr(&output)
+    );
+    let partial: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let digit = &partial["per_utterance"][2];
+    assert_eq!(digit["hypothesis"], "s eh v ih n");
+    assert_eq!(digit["substitutions"], 1);
+    let others = by_model["reference_phones"].as_u64().unwrap() - 5;
+    assert_eq!(partial["deletions"].as_u64().unwrap(), others);
+}
+
 /// `--lm builtin` gives any model the built-in LM with its tuned weight and bonus: the built-in
 /// model's own file with it transcribes exactly as the built-in default.
 #[test]

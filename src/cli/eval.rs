@@ -1,11 +1,13 @@
 //! `phonrec eval`: phone error rate of a model on labeled data, with the error breakdown.
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Args;
+use phonrec::data::Utterance;
 use phonrec::eval::PerStats;
 use phonrec::phones::{PhoneId, PhoneSet};
 use phonrec::recognize::plan_rounds;
@@ -36,6 +38,15 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub decode: DecodeArgs,
 
+    /// Score these hypotheses instead of running a model: a Kaldi `text` file (`utterance-id phone
+    /// ...`, keyed as `-o` writes them: the utterance id, or the manifest's `file:line`, whitespace
+    /// as `_`), in ARPAbet with CMUdict's stress digits and TIMIT's 61/48 symbols folded as the
+    /// references are. For another recognizer's output on the same data (pocketsphinx, Allosaurus
+    /// mapped to ARPAbet, an older model). An utterance the file lacks counts as an empty
+    /// hypothesis (all deletions), with a warning.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["model"])]
+    pub hyp: Option<PathBuf>,
+
     /// Print one JSON object instead of the text report; its `per_utterance` list gives each
     /// utterance's id, audio, reference, hypothesis and edit counts.
     #[arg(long)]
@@ -60,16 +71,16 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    if let Some(hyp) = &args.hyp {
+        let phones = PhoneSet::timit39();
+        let data = load_data(&eval_source(&args)?, &phones, "evaluation")?;
+        let hypotheses = read_hypotheses(hyp, &phones, &data.utterances)?;
+        let description = format!("hypotheses read from {}", hyp.display());
+        return report(&args, &phones, &data.utterances, hypotheses, &description);
+    }
     let recognizer = args.decode.load_recognizer(args.model.as_deref(), true)?;
     let phones = recognizer.phones().clone();
-    let source = data_source(
-        &args.data,
-        args.data_args.lexicon.as_deref(),
-        args.data_args.test_split(),
-    )?;
-    let data = load_data(&source, &phones, "evaluation")?;
-    let silence = (!args.score_sil).then(|| phones.silence()).flatten();
-    let keep = |p: &PhoneId| Some(*p) != silence;
+    let data = load_data(&eval_source(&args)?, &phones, "evaluation")?;
     // Recognised in rounds, short utterances sharing network batches (as `transcribe` does).
     let sizes: Vec<u64> = data
         .utterances
@@ -79,7 +90,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut progress = InputProgress::new(&sizes, args.quiet);
     // Kept across rounds: a recording cut into many utterances is decoded once.
     let reader = phonrec::audio::PieceReader::default();
-    let results: Vec<_> = plan_rounds(&sizes)
+    let hypotheses: Vec<phonrec::Result<Vec<PhoneId>>> = plan_rounds(&sizes)
         .into_iter()
         .flat_map(|range| {
             let round_bytes: u64 = sizes[range.clone()].iter().sum();
@@ -87,13 +98,106 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             let pieces: Vec<_> = round.iter().map(|u| u.piece()).collect();
             let transcripts = recognizer.transcribe_waves(reader.read(&pieces));
             progress.advance(round.len(), round_bytes);
-            round.iter().zip(transcripts)
+            transcripts.into_iter().map(|transcript| {
+                transcript.map(|t| t.spans.iter().map(|span| span.phone).collect())
+            })
         })
         .collect();
     progress.finish();
+    // The built-in model decodes with its LM by default, a --model greedily unless --lm is given:
+    // the report says which, so that two evaluations of the same weights are comparable.
+    let decoding = format!(
+        "{} ({})",
+        recognizer.decoding(),
+        match &args.model {
+            None => "the built-in model with its default decoding".to_string(),
+            Some(path) => format!("--model {}", path.display()),
+        }
+    );
+    report(&args, &phones, &data.utterances, hypotheses, &decoding)
+}
+
+/// Where the labeled data comes from.
+fn eval_source(args: &EvalArgs) -> anyhow::Result<phonrec::data::DataSource> {
+    data_source(
+        &args.data,
+        args.data_args.lexicon.as_deref(),
+        args.data_args.test_split(),
+    )
+}
+
+/// Each utterance's hypothesis from a Kaldi `text` file (see `--hyp`), in the data's order; an
+/// utterance the file lacks gets an empty one (with a warning), lines for utterances the data lacks
+/// are counted in a warning.
+fn read_hypotheses(
+    path: &Path,
+    phones: &PhoneSet,
+    utterances: &[Utterance],
+) -> anyhow::Result<Vec<phonrec::Result<Vec<PhoneId>>>> {
+    let text = phonrec::data::read_text(path)
+        .with_context(|| format!("cannot read the hypotheses {}", path.display()))?;
+    let mut by_key: HashMap<&str, Vec<PhoneId>> = HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (key, said) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let ids = phones.parse_sequence(said, path, index + 1)?;
+        if by_key.insert(key, ids).is_some() {
+            bail!("{}:{}: '{key}' is listed twice", path.display(), index + 1);
+        }
+    }
+    let mut missing = Vec::new();
+    let hypotheses = utterances
+        .iter()
+        .map(|utt| {
+            let key = phonrec::output::kaldi_key(&utt.id);
+            Ok(by_key.remove(key.as_str()).unwrap_or_else(|| {
+                missing.push(key);
+                Vec::new()
+            }))
+        })
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "phonrec: warning: {} has no line for {} of the {} utterances (scored as empty \
+             hypotheses), e.g. '{}'",
+            path.display(),
+            missing.len(),
+            utterances.len(),
+            missing[0]
+        );
+    }
+    if !by_key.is_empty() {
+        let mut extra: Vec<&str> = by_key.keys().copied().collect();
+        extra.sort_unstable();
+        eprintln!(
+            "phonrec: warning: {} has {} line{} for utterances the data does not have (left \
+             out), e.g. '{}'",
+            path.display(),
+            extra.len(),
+            if extra.len() == 1 { "" } else { "s" },
+            extra[0]
+        );
+    }
+    Ok(hypotheses)
+}
+
+/// Score `hypotheses` (one per utterance, in order) against the utterances' references and print
+/// the report (text or JSON), writing the hypotheses with `-o`.
+fn report(
+    args: &EvalArgs,
+    phones: &PhoneSet,
+    data: &[Utterance],
+    said: Vec<phonrec::Result<Vec<PhoneId>>>,
+    decoding: &str,
+) -> anyhow::Result<ExitCode> {
+    let silence = (!args.score_sil).then(|| phones.silence()).flatten();
+    let keep = |p: &PhoneId| Some(*p) != silence;
     let mut stats = PerStats::new();
     let mut failures = 0;
-    let mut utterances = Vec::new();
+    let mut records = Vec::new();
     let mut hypotheses = String::new();
     let names = |ids: &[PhoneId]| {
         ids.iter()
@@ -101,16 +205,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    for (utt, result) in results {
+    for (utt, result) in data.iter().zip(said) {
         match result {
-            Ok(transcript) => {
+            Ok(said) => {
                 let reference: Vec<PhoneId> = utt.phones.iter().copied().filter(keep).collect();
-                let hypothesis: Vec<PhoneId> = transcript
-                    .spans
-                    .iter()
-                    .map(|s| s.phone)
-                    .filter(keep)
-                    .collect();
+                let hypothesis: Vec<PhoneId> = said.into_iter().filter(keep).collect();
                 let counts = stats.add(&reference, &hypothesis);
                 let key = phonrec::output::kaldi_key(&utt.id);
                 hypotheses.push_str(&key);
@@ -136,7 +235,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                         record["start"] = json!(span.start_s);
                         record["end"] = json!(span.end_s);
                     }
-                    utterances.push(record);
+                    records.push(record);
                 }
             }
             Err(error) => {
@@ -150,29 +249,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    // The built-in model decodes with its LM by default, a --model greedily unless --lm is given:
-    // the report says which, so that two evaluations of the same weights are comparable.
-    let decoding = format!(
-        "{} ({})",
-        recognizer.decoding(),
-        match &args.model {
-            None => "the built-in model with its default decoding".to_string(),
-            Some(path) => format!("--model {}", path.display()),
-        }
-    );
     if let Some(path) = &args.output {
         std::fs::write(path, &hypotheses)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if args.json {
-        let mut report = report_json(&stats, &phones, args.top);
+        let mut report = report_json(&stats, phones, args.top);
         report["decoding"] = json!(decoding);
-        report["per_utterance"] = json!(utterances);
+        report["per_utterance"] = json!(records);
         let json = serde_json::to_string(&report)?;
         write_stdout(|out| writeln!(out, "{json}"))?;
     } else {
         write_stdout(|out| {
-            print_report(&stats, &phones, args.top, out)?;
+            print_report(&stats, phones, args.top, out)?;
             writeln!(out, "\ndecoding: {decoding}")
         })?;
     }
