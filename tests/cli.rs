@@ -607,6 +607,44 @@ fn kaldi_data_dirs_are_transcribed_by_utterance_id() {
             phones_of("dark_suit")
         )
     );
+    // WAV files inside a Kaldi archive, by byte offset (`wav-copy ark,scp:` lists them so).
+    let mut archive = Vec::new();
+    let mut offsets = Vec::new();
+    for (key, file) in [
+        ("utt-seven", "audio/fsdd_7_jackson_0_8k.wav"),
+        ("utt-suit", "audio/slt_dark_suit_16k.wav"),
+    ] {
+        archive.extend(format!("{key} ").bytes());
+        offsets.push(archive.len());
+        archive.extend(std::fs::read(root.join(file)).expect("example"));
+    }
+    let ark = dir.path().join("wav.ark");
+    std::fs::write(&ark, &archive).expect("archive");
+    std::fs::write(
+        data.join("wav.scp"),
+        format!(
+            "utt-seven {0}:{1}\nutt-suit {0}:{2}\n",
+            ark.display(),
+            offsets[0],
+            offsets[1]
+        ),
+    )
+    .expect("wav.scp");
+    let output = phonrec(&[
+        "transcribe",
+        "--format",
+        "kaldi",
+        data.to_str().expect("utf-8 path"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "utt-seven {}\nutt-suit {}\n",
+            phones_of("fsdd_7"),
+            phones_of("dark_suit")
+        )
+    );
     // A pipe is refused, naming the file and line, and nothing is transcribed.
     std::fs::write(
         data.join("wav.scp"),

@@ -142,7 +142,13 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
         path: path.to_path_buf(),
         reason: format!("it is {what}, not an audio file"),
     };
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) => match archive_entry(path) {
+            Some((archive, offset)) => return read_archive_entry(path, &archive, offset),
+            None => return Err(Error::io(path, e)),
+        },
+    };
     if meta.is_dir() {
         return Err(not_a_file("a folder"));
     }
@@ -198,6 +204,68 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
         });
     }
     read_audio_bytes(&bytes, path)
+}
+
+/// `path` as a Kaldi extended filename `ARCHIVE:OFFSET` (what `wav-copy scp:wav.scp
+/// ark,scp:wav.ark,new.scp` lists): the archive and the byte offset of a WAV file in it. `None` when
+/// `path` exists as it is (a file named `x:12` is that file), or its part before the last `:` does
+/// not, or what follows is not a number.
+pub fn archive_entry(path: &Path) -> Option<(std::path::PathBuf, u64)> {
+    if path.exists() {
+        return None;
+    }
+    let text = path.to_str()?;
+    let (archive, offset) = text.rsplit_once(':')?;
+    let offset = offset.parse::<u64>().ok()?;
+    let archive = Path::new(archive);
+    archive.is_file().then(|| (archive.to_path_buf(), offset))
+}
+
+/// The WAV file at `offset` in a Kaldi archive (`name` is the extended filename it was asked by):
+/// its RIFF chunk, read as a WAV file is (Kaldi writes wave data in archives without the `\0B`
+/// binary marker other objects carry; one is skipped if present).
+fn read_archive_entry(name: &Path, archive: &Path, offset: u64) -> Result<Waveform> {
+    use std::io::{Seek, SeekFrom};
+    let malformed = |reason: String| Error::MalformedAudio {
+        path: name.to_path_buf(),
+        reason,
+    };
+    let mut file = std::fs::File::open(archive).map_err(|e| Error::io(archive, e))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::io(archive, e))?;
+    let mut head = [0u8; 10];
+    let filled = file.read(&mut head).map_err(|e| Error::io(archive, e))?;
+    let start = if head[..filled].starts_with(b"\0B") {
+        2
+    } else {
+        0
+    };
+    let riff = &head[start..filled];
+    if riff.len() < 8 || !(riff.starts_with(b"RIFF") || riff.starts_with(b"RIFX")) {
+        return Err(malformed(format!(
+            "no WAV data at byte {offset} of the archive {} (Kaldi extended filename \
+             ARCHIVE:OFFSET; was the archive rewritten after its scp?)",
+            archive.display()
+        )));
+    }
+    let size = if riff.starts_with(b"RIFX") {
+        u32::from_be_bytes([riff[4], riff[5], riff[6], riff[7]])
+    } else {
+        u32::from_le_bytes([riff[4], riff[5], riff[6], riff[7]])
+    };
+    let total = 8 + u64::from(size);
+    if total > MAX_AUDIO_BYTES {
+        return Err(malformed(format!(
+            "its RIFF chunk declares {total} bytes, more than phonrec reads at once"
+        )));
+    }
+    file.seek(SeekFrom::Start(offset + start as u64))
+        .map_err(|e| Error::io(archive, e))?;
+    let mut bytes = Vec::with_capacity(total as usize);
+    file.take(total)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(archive, e))?;
+    read_audio_bytes(&bytes, name)
 }
 
 /// True when `bytes` start like a file phonrec reads: WAV (RIFF/RIFX/RF64), NIST SPHERE, Sun .au, FLAC, Ogg, MP3,
@@ -516,5 +584,40 @@ mod tests {
         assert_eq!(picked, slightly_louder);
         // Digital silence in every channel is left alone.
         assert_eq!(mix_to_mono(vec![0.0; 200], 2), vec![0.0; 100]);
+    }
+
+    #[test]
+    fn wav_files_inside_a_kaldi_archive_are_read_by_offset() {
+        use super::{read_audio, wav_i16_bytes, Waveform};
+        let dir = tempfile::tempdir().unwrap();
+        let wave = |value: f32, len: usize, rate: u32| Waveform {
+            samples: vec![value; len],
+            sample_rate_hz: rate,
+        };
+        let (first, second) = (wave(1000.0, 800, 8000), wave(-2000.0, 1600, 16000));
+        // As `wav-copy ark,scp:` writes them: `key ` then the WAV file, entry after entry.
+        let mut archive = b"utt1 ".to_vec();
+        let first_at = archive.len();
+        archive.extend(wav_i16_bytes(&first).unwrap());
+        archive.extend(b"utt2 ");
+        let second_at = archive.len();
+        archive.extend(wav_i16_bytes(&second).unwrap());
+        let ark = dir.path().join("wav.ark");
+        std::fs::write(&ark, &archive).unwrap();
+        let at = |offset: usize| std::path::PathBuf::from(format!("{}:{offset}", ark.display()));
+        assert_eq!(read_audio(&at(first_at)).unwrap(), first);
+        assert_eq!(read_audio(&at(second_at)).unwrap(), second);
+        // An offset that is not the start of an entry, and a missing archive, are errors that say so.
+        let message = read_audio(&at(first_at + 3)).unwrap_err().to_string();
+        assert!(message.contains("no WAV data at byte"), "{message}");
+        let missing = dir.path().join("other.ark:5");
+        assert!(read_audio(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("other.ark:5"));
+        // A file whose own name ends in `:N` is that file.
+        let named = dir.path().join("odd.wav:5");
+        std::fs::write(&named, wav_i16_bytes(&first).unwrap()).unwrap();
+        assert_eq!(read_audio(&named).unwrap(), first);
     }
 }

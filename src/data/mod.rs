@@ -170,6 +170,9 @@ pub fn read_text(path: &Path) -> Result<String> {
 /// Why `path` cannot be read as an audio file, or `None` when it is a readable regular file.
 pub(crate) fn audio_file_problem(path: &Path) -> Option<String> {
     let shown = path.display();
+    if crate::audio::archive_entry(path).is_some() {
+        return None; // a WAV inside a Kaldi archive (ARCHIVE:OFFSET): checked when read
+    }
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Some(format!("audio file {shown} does not exist"))
