@@ -276,9 +276,10 @@ pub const AUDIO_EXTENSIONS: [&str; 21] = [
 ];
 
 /// Inputs from the command line: files as given; a Kaldi data dir (a folder with `wav.scp`, and
-/// perhaps `segments`) or a `*.scp` file as the utterances it lists, by id; other folders walked (symlinks followed, each
-/// folder once, so a link cycle ends) for audio files by extension; `-` is standard input, read as
-/// audio when it starts like an audio file, else as a list of paths, one per line.
+/// perhaps `segments`) or a `*.scp` file as the utterances it lists, by id; other folders walked
+/// (symlinks followed, each folder once, so a link cycle ends) for audio files by extension; `-` is
+/// standard input, read as audio when it starts like an audio file, else as a list of paths, one
+/// per line.
 pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
     let mut files = Vec::new();
     let mut stdin_used = false;
@@ -395,10 +396,10 @@ pub fn refuse_problems(problems: &[phonrec::data::DataProblem]) -> anyhow::Resul
     Ok(())
 }
 
-/// What an input's audio weighs for planning rounds ([`plan_rounds`](phonrec::recognize::plan_rounds)):
-/// its file's bytes, or for a stretch of a file with a known end its length as 16 kHz 16-bit audio
-/// (a recording cut into many utterances is then read once for a round of them, not once per
-/// round of one).
+/// What an input's audio weighs for planning rounds
+/// ([`plan_rounds`](phonrec::recognize::plan_rounds)): its file's bytes, or for a stretch of a file
+/// with a known end its length as 16 kHz 16-bit audio (so that a round holds many of a long
+/// recording's utterances, not one each).
 pub fn audio_size(path: &Path, span: Option<AudioSpan>) -> u64 {
     match span.and_then(|span| span.end_s.map(|end| end - span.start_s)) {
         Some(seconds) => (seconds * 32_000.0) as u64,
