@@ -18,7 +18,7 @@ use super::common::{data_source, load_data, write_stdout, DataArgs, DecodeArgs, 
 /// Score a model on labeled data: phone error rate and its breakdown.
 ///
 /// Prints PER = (S + D + I) / N with substitutions, deletions, insertions, per-phone error rates and the
-/// most frequent confusions.
+/// most frequent confusions. With --hyp, scores another system's hypotheses on the same data instead.
 ///
 /// `sil` is removed from references and hypotheses before scoring unless --score-sil is given.
 #[derive(Args, Debug)]
