@@ -581,6 +581,17 @@ fn kaldi_data_dirs_are_transcribed_by_utterance_id() {
     let first: serde_json::Value =
         serde_json::from_str(stdout(&output).lines().next().expect("a line")).expect("JSON");
     assert_eq!(first["utterance"], "utt-seven");
+    // The data dir transcribed as Kaldi `text`.
+    let kaldi_text_of = |data: &Path| {
+        let output = phonrec(&[
+            "transcribe",
+            "--format",
+            "kaldi",
+            data.to_str().expect("utf-8 path"),
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
     // Pipes that only decode a file phonrec reads itself (Kaldi's LibriSpeech and TIMIT recipes
     // write them) are read as that file: the same phones, nothing run.
     std::fs::write(
@@ -592,15 +603,8 @@ fn kaldi_data_dirs_are_transcribed_by_utterance_id() {
         ),
     )
     .expect("wav.scp");
-    let output = phonrec(&[
-        "transcribe",
-        "--format",
-        "kaldi",
-        data.to_str().expect("utf-8 path"),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
-        stdout(&output),
+        kaldi_text_of(&data),
         format!(
             "utt-flac {}\nutt-sox {}\n",
             phones_of("fsdd_7"),
@@ -630,15 +634,8 @@ fn kaldi_data_dirs_are_transcribed_by_utterance_id() {
         ),
     )
     .expect("wav.scp");
-    let output = phonrec(&[
-        "transcribe",
-        "--format",
-        "kaldi",
-        data.to_str().expect("utf-8 path"),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
-        stdout(&output),
+        kaldi_text_of(&data),
         format!(
             "utt-seven {}\nutt-suit {}\n",
             phones_of("fsdd_7"),
