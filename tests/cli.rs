@@ -743,6 +743,7 @@ fn kaldi_segments_are_utterances_cut_from_their_recordings() {
         message.contains("utt-late") && message.contains("after the recording's end"),
         "{message}"
     );
+    assert!(message.contains("1 of 3 utterances failed"), "{message}");
     // JSON: the recording, the id, where the segment starts, times from there.
     std::fs::write(
         data.join("segments"),

@@ -216,6 +216,16 @@ impl Input {
     }
 }
 
+/// What a run's inputs are called in its summary lines ("3 of 40 utterances failed"): utterances
+/// when every input is one (a Kaldi data dir or wav.scp), files otherwise.
+pub fn inputs_noun<'a>(mut inputs: impl Iterator<Item = &'a Input>) -> &'static str {
+    if inputs.all(|input| matches!(input, Input::Utterance { .. })) {
+        "utterances"
+    } else {
+        "files"
+    }
+}
+
 /// One JSON Lines record of a recordings list.
 #[derive(serde::Deserialize)]
 struct ListedRecording {

@@ -15,7 +15,7 @@ use phonrec::output::{kaldi_key, write_matrix, MatrixFormat};
 
 use super::choice::choice;
 use super::common::{
-    expand_inputs, manifest_inputs, no_audio_found, read_inputs, FeatureKind, Input,
+    expand_inputs, inputs_noun, manifest_inputs, no_audio_found, read_inputs, FeatureKind, Input,
 };
 use super::parse_bool;
 use super::shard::ShardArgs;
@@ -338,7 +338,11 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", args.output.display()))?;
     }
     if failures > 0 {
-        eprintln!("phonrec: {failures} of {} files failed", keyed.len());
+        eprintln!(
+            "phonrec: {failures} of {} {} failed",
+            keyed.len(),
+            inputs_noun(keyed.iter().map(|(input, _)| input))
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -14,8 +14,8 @@ use phonrec::recognize::{plan_rounds, Transcript};
 
 use super::choice::choice;
 use super::common::{
-    audio_size, error_chain, expand_inputs, manifest_inputs, no_audio_found, read_inputs,
-    DecodeArgs, DereverbArg, Input, InputProgress,
+    audio_size, error_chain, expand_inputs, inputs_noun, manifest_inputs, no_audio_found,
+    read_inputs, DecodeArgs, DereverbArg, Input, InputProgress,
 };
 use super::shard::ShardArgs;
 
@@ -281,11 +281,12 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         progress.advance(round.len(), round_bytes);
     }
     progress.finish();
+    let noun = inputs_noun(files.iter());
     if clipped > 0 {
         // The user should know: the recordings were made with the input gain too high.
         eprintln!(
-            "phonrec: note: {clipped} of {} files had their peaks cut flat at full scale (up to \
-             {:.1} % of a file's samples: the input gain was too high); the cut samples were \
+            "phonrec: note: {clipped} of {} {noun} had their peaks cut flat at full scale (up to \
+             {:.1} % of the samples of any one: the input gain was too high); the cut samples were \
              estimated back before recognition (--keep-clipping skips this)",
             files.len(),
             100.0 * most_clipped
@@ -294,7 +295,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     if dereverberated > 0 && args.decode.dereverb == DereverbArg::Auto {
         // Said once, so that a user who finds the output changed knows why and how to undo it.
         eprintln!(
-            "phonrec: note: {dereverberated} of {} files sounded reverberant (recorded in a room, \
+            "phonrec: note: {dereverberated} of {} {noun} sounded reverberant (recorded in a room, \
              away from the microphone) and had their late reverberation removed before \
              recognition (--dereverb off skips this)",
             files.len()
@@ -303,14 +304,14 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     if nearly_silent > 0 {
         // Empty output with no reason given looks like a broken recogniser.
         eprintln!(
-            "phonrec: note: {nearly_silent} of {} files gave no phones and are all but silent \
+            "phonrec: note: {nearly_silent} of {} {noun} gave no phones and are all but silent \
              (their loudest sample below {NEARLY_SILENT_DBFS} dBFS): a muted microphone, or the \
              input gain far too low",
             files.len()
         );
     }
     if failures > 0 {
-        eprintln!("phonrec: {failures} of {} files failed", files.len());
+        eprintln!("phonrec: {failures} of {} {noun} failed", files.len());
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
