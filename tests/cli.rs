@@ -185,6 +185,77 @@ fn transcribe_with_the_built_in_model() {
     );
 }
 
+/// `--alternatives K`: per phone its K most probable phones, as Allosaurus's `--topk` prints them
+/// in text, as `alternatives` in JSON; the phones and times are those of the plain output.
+#[test]
+fn alternatives_list_each_phones_most_probable_phones() {
+    let file = "audio/slt_dark_suit_16k.wav";
+    let plain = stdout(&phonrec(&["transcribe", file]));
+    let phones: Vec<&str> = plain
+        .trim_end()
+        .split_once('\t')
+        .expect("path<TAB>phones")
+        .1
+        .split(' ')
+        .collect();
+    let output = phonrec(&["transcribe", "--alternatives", "3", file]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let groups: Vec<&str> = text
+        .trim_end()
+        .split_once('\t')
+        .expect("path<TAB>alternatives")
+        .1
+        .split(" | ")
+        .collect();
+    assert_eq!(groups.len(), phones.len(), "{text}");
+    let mut decoded_first = 0;
+    for (group, phone) in groups.iter().zip(&phones) {
+        let words: Vec<&str> = group.split(' ').collect();
+        assert_eq!(words.len(), 6, "three `phone (p)` pairs: {group}");
+        let p: Vec<f32> = words
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|w| {
+                w.trim_matches(|c| c == '(' || c == ')')
+                    .parse()
+                    .expect("a probability")
+            })
+            .collect();
+        assert!(p.windows(2).all(|w| w[0] >= w[1]), "{group}");
+        assert!(p.iter().all(|p| (0.0..=1.0).contains(p)), "{group}");
+        decoded_first += usize::from(words[0] == *phone);
+    }
+    // On clean speech the decoded phone is nearly always the most probable one over its frames.
+    assert!(decoded_first * 10 >= phones.len() * 9, "{text}\n{plain}");
+
+    let json = stdout(&phonrec(&[
+        "transcribe",
+        "--alternatives",
+        "2",
+        "--format",
+        "json",
+        file,
+    ]));
+    let record: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON line");
+    let spans = record["spans"].as_array().expect("spans");
+    assert_eq!(spans.len(), phones.len());
+    for span in spans {
+        let alternatives = span["alternatives"].as_array().expect("alternatives");
+        assert_eq!(alternatives.len(), 2, "{span}");
+        if alternatives[0]["phone"] == span["phone"] {
+            assert_eq!(alternatives[0]["p"], span["confidence"], "{span}");
+        }
+    }
+    let without = stdout(&phonrec(&["transcribe", "--format", "json", file]));
+    assert!(!without.contains("alternatives"), "{without}");
+
+    let ctm = phonrec(&["transcribe", "--alternatives", "2", "--format", "ctm", file]);
+    assert!(!ctm.status.success());
+    assert!(stderr(&ctm).contains("text or json"), "{}", stderr(&ctm));
+}
+
 /// A folder walk picks up phones' videos (`.mov`, `.mp4`) and audiobooks (`.m4b`) beside audio, and
 /// leaves other files; the AAC copies of the FSDD example, read gapless, give the WAV's phones at the
 /// WAV's times (before, an 8 kHz M4A's phones came 128 ms late).

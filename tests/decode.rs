@@ -109,3 +109,74 @@ fn spans_are_ordered_cover_the_spikes_and_carry_confidences() -> phonrec::Result
     }
     Ok(())
 }
+
+/// A posteriorgram row: `mass` on each listed class, the rest spread evenly over the others.
+fn row(classes: usize, mass: &[(usize, f32)]) -> Vec<f32> {
+    let listed: f32 = mass.iter().map(|m| m.1).sum();
+    let rest = (1.0 - listed) / (classes - mass.len()) as f32;
+    let mut row = vec![rest; classes];
+    for &(class, p) in mass {
+        row[class] = p;
+    }
+    row.iter().map(|p| p.ln()).collect()
+}
+
+#[test]
+fn alternatives_rank_the_phones_over_each_spike_and_include_the_decoded_one() -> phonrec::Result<()>
+{
+    const CLASSES: usize = 40;
+    let blank = BLANK.index();
+    // Phone 17 fires for two frames with 20 close behind; phone 5 for one frame, 6 close behind.
+    let rows = [
+        row(CLASSES, &[(blank, 0.99)]),
+        row(CLASSES, &[(17, 0.6), (20, 0.3), (blank, 0.09)]),
+        row(CLASSES, &[(17, 0.8), (20, 0.1), (blank, 0.09)]),
+        row(CLASSES, &[(blank, 0.99)]),
+        row(CLASSES, &[(5, 0.5), (6, 0.45), (blank, 0.04)]),
+        row(CLASSES, &[(blank, 0.99)]),
+    ];
+    let log_probs = Array2::from_shape_fn((rows.len(), CLASSES), |(t, k)| rows[t][k]);
+    let spans = phonrec::ctc::decode_spans_with_alternatives(
+        &GreedyDecoder,
+        log_probs.view(),
+        FRAME_SHIFT_S,
+        2,
+    )?;
+    let got: Vec<Vec<(u16, f32)>> = spans
+        .iter()
+        .map(|s| s.alternatives.iter().map(|&(p, m)| (p.0, m)).collect())
+        .collect();
+    let close = |a: &[(u16, f32)], b: &[(u16, f32)]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.0 == y.0 && (x.1 - y.1).abs() < 1e-5)
+    };
+    assert!(close(&got[0], &[(17, 0.7), (20, 0.2)]), "{got:?}");
+    assert!(close(&got[1], &[(5, 0.5), (6, 0.45)]), "{got:?}");
+    // Without asking, none; asking for every phone, the decoded phone's mean posterior is its
+    // confidence and the list runs from most to least probable.
+    let plain = decode_spans(&GreedyDecoder, log_probs.view(), FRAME_SHIFT_S)?;
+    assert!(plain.iter().all(|s| s.alternatives.is_empty()));
+    let all = phonrec::ctc::decode_spans_with_alternatives(
+        &GreedyDecoder,
+        log_probs.view(),
+        FRAME_SHIFT_S,
+        64,
+    )?;
+    for span in &all {
+        assert_eq!(
+            span.alternatives.len(),
+            CLASSES - 1,
+            "every phone, no blank"
+        );
+        assert!(span.alternatives.iter().all(|a| a.0 != BLANK));
+        assert!(span.alternatives.windows(2).all(|w| w[0].1 >= w[1].1));
+        let own = span.alternatives.iter().find(|a| a.0 == span.phone);
+        assert!(
+            own.is_some_and(|a| (a.1 - span.confidence).abs() < 1e-6),
+            "{span:?}"
+        );
+    }
+    Ok(())
+}

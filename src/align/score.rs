@@ -205,6 +205,7 @@ mod tests {
             start_s,
             end_s,
             confidence: 0.5,
+            alternatives: Vec::new(),
         };
         Alignment {
             source: Default::default(),

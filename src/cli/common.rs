@@ -645,11 +645,13 @@ impl DecodeArgs {
 
     /// Load `--model` (or the built-in model) and set up a recogniser with these decoding options
     /// (the built-in model's phone LM is used unless switched off; it is compiled in in a form that
-    /// needs no loading).
+    /// needs no loading), keeping `sil` if asked and with `alternatives` most probable phones per
+    /// phone ([`RecognizerOptions::alternatives`]).
     pub fn load_recognizer(
         &self,
         model_path: Option<&Path>,
         keep_silence: bool,
+        alternatives: usize,
     ) -> anyhow::Result<Recognizer> {
         let model = load_model(model_path, self.precision())?;
         // The built-in model, or one fine-tuned from it (same phones, posteriors of the same
@@ -685,6 +687,7 @@ impl DecodeArgs {
             lm_weight: self.lm_weight.unwrap_or(defaults.lm_weight),
             insertion_bonus: self.insertion_bonus.unwrap_or(defaults.insertion_bonus),
             keep_silence,
+            alternatives,
             vtln_warps: if self.vtln {
                 DEFAULT_VTLN_WARPS.to_vec()
             } else {

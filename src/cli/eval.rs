@@ -78,7 +78,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         let description = format!("hypotheses read from {}", hyp.display());
         return report(&args, &phones, &data.utterances, hypotheses, &description);
     }
-    let recognizer = args.decode.load_recognizer(args.model.as_deref(), true)?;
+    let recognizer = args
+        .decode
+        .load_recognizer(args.model.as_deref(), true, 0)?;
     let phones = recognizer.phones().clone();
     let data = load_data(&eval_source(&args)?, &phones, "evaluation")?;
     // Recognised in rounds, short utterances sharing network batches (as `transcribe` does).

@@ -116,7 +116,9 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
             args.pixels_per_second
         );
     }
-    let recognizer = args.decode.load_recognizer(args.model.as_deref(), false)?;
+    let recognizer = args
+        .decode
+        .load_recognizer(args.model.as_deref(), false, 0)?;
     let wave = super::common::read_audio_arg(&args.file)?;
     let title = args.file.display().to_string();
     let inspection = Inspection::compute(&recognizer, wave, title)

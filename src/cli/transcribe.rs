@@ -83,6 +83,14 @@ pub struct TranscribeArgs {
     #[arg(long)]
     pub keep_sil: bool,
 
+    /// Also give, for each phone, the K phones the network found most probable over its frames, with
+    /// their mean posteriors (the decoded phone's is its confidence): where the LM or the beam chose
+    /// a less probable phone, or two phones were close, this shows it. As Allosaurus's `--topk`: the
+    /// text output becomes `path<TAB>ae (0.812) eh (0.102) | t (0.953) d (0.021) | ...`; JSON spans
+    /// get `"alternatives": [{"phone", "p"}, ...]`. Text and JSON output only
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub alternatives: Option<u16>,
+
     /// Do not draw a progress bar (drawn on a terminal for more than a few seconds' work: input of
     /// 32 MB or 200 files and more).
     #[arg(long)]
@@ -137,9 +145,19 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
              --keep-sil changes nothing; silence shows as gaps between phones and as JSON `segments`"
         );
     }
-    let recognizer = args
-        .decode
-        .load_recognizer(args.model.as_deref(), args.keep_sil)?;
+    if args.alternatives.is_some()
+        && !matches!(args.format, OutputFormat::Text | OutputFormat::Json)
+    {
+        anyhow::bail!(
+            "--alternatives shows in --format text or json; {} has no place for them",
+            args.format.name()
+        );
+    }
+    let recognizer = args.decode.load_recognizer(
+        args.model.as_deref(),
+        args.keep_sil,
+        args.alternatives.map_or(0, usize::from),
+    )?;
     let mut files = expand_inputs(&args.files)?;
     if let Some(manifest) = &args.manifest {
         files.extend(manifest_inputs(manifest)?);

@@ -8,6 +8,8 @@
 //! giving contiguous start/end times rather than a spike. Blank frames before the first phone and after
 //! the last belong to no phone.
 
+use std::ops::RangeInclusive;
+
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +41,18 @@ pub struct AlignedPhone {
 /// Errors if a phone is the blank or has no column, if the log-probs contain NaN, or if no alignment
 /// exists (fewer frames than phones plus repeated neighbours, or every path has probability zero).
 pub fn force_align(log_probs: ArrayView2<f32>, phones: &[PhoneId]) -> Result<Vec<AlignedPhone>> {
+    Ok(force_align_with_spikes(log_probs, phones)?
+        .into_iter()
+        .map(|(aligned, _)| aligned)
+        .collect())
+}
+
+/// [`force_align`], each phone with its spike frames: the frames the Viterbi path labels with it
+/// (those its confidence is the mean posterior over).
+pub(crate) fn force_align_with_spikes(
+    log_probs: ArrayView2<f32>,
+    phones: &[PhoneId],
+) -> Result<Vec<(AlignedPhone, RangeInclusive<usize>)>> {
     let (num_frames, num_classes) = log_probs.dim();
     if let Some(bad) = phones
         .iter()
@@ -117,11 +131,14 @@ pub fn force_align(log_probs: ArrayView2<f32>, phones: &[PhoneId]) -> Result<Vec
         .iter()
         .zip(bounds)
         .enumerate()
-        .map(|(i, (&phone, (start_frame, end_frame)))| AlignedPhone {
-            phone,
-            start_frame,
-            end_frame,
-            confidence: (posterior_sum[i] / (last_frame[i] + 1 - first_frame[i]) as f64) as f32,
+        .map(|(i, (&phone, (start_frame, end_frame)))| {
+            let aligned = AlignedPhone {
+                phone,
+                start_frame,
+                end_frame,
+                confidence: (posterior_sum[i] / (last_frame[i] + 1 - first_frame[i]) as f64) as f32,
+            };
+            (aligned, first_frame[i]..=last_frame[i])
         })
         .collect())
 }

@@ -4,10 +4,10 @@
 //! [`PrefixBeamDecoder`](super::PrefixBeamDecoder); [`decode_spans`] runs either, then times the result
 //! with a Viterbi forced alignment ([`force_align`](super::force_align)).
 
-use ndarray::ArrayView2;
+use ndarray::{s, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use super::align::{force_align, AlignedPhone};
+use super::align::{force_align_with_spikes, AlignedPhone};
 use crate::error::Result;
 use crate::phones::PhoneId;
 
@@ -19,7 +19,7 @@ pub trait Decoder: Send + Sync {
 }
 
 /// One decoded phone with its time span, as the transcription outputs print it.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PhoneSpan {
     /// The phone.
     pub phone: PhoneId,
@@ -30,6 +30,12 @@ pub struct PhoneSpan {
     /// Mean posterior of the phone over the frames the alignment labels with it, in [0, 1]
     /// (see [`AlignedPhone::confidence`]).
     pub confidence: f32,
+    /// The phones the network found most probable over the same frames, most probable first, each
+    /// with its mean posterior there (the decoded phone's is its `confidence`; the blank is left
+    /// out): a second opinion where the decoder or the LM chose a less probable phone. Empty unless
+    /// asked for ([`decode_spans_with_alternatives`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<(PhoneId, f32)>,
 }
 
 impl PhoneSpan {
@@ -41,6 +47,7 @@ impl PhoneSpan {
             start_s: aligned.start_frame as f32 * frame_shift_s,
             end_s: aligned.end_frame as f32 * frame_shift_s,
             confidence: aligned.confidence,
+            alternatives: Vec::new(),
         }
     }
 }
@@ -52,10 +59,47 @@ pub fn decode_spans(
     log_probs: ArrayView2<f32>,
     frame_shift_s: f32,
 ) -> Result<Vec<PhoneSpan>> {
+    decode_spans_with_alternatives(decoder, log_probs, frame_shift_s, 0)
+}
+
+/// [`decode_spans`], each span also with its `alternatives` most probable phones over its spike
+/// frames (Allosaurus's `--topk`; see [`PhoneSpan::alternatives`]). 0 gives none.
+pub fn decode_spans_with_alternatives(
+    decoder: &dyn Decoder,
+    log_probs: ArrayView2<f32>,
+    frame_shift_s: f32,
+    alternatives: usize,
+) -> Result<Vec<PhoneSpan>> {
     let phones = decoder.decode(log_probs);
-    let aligned = force_align(log_probs, &phones)?;
+    let aligned = force_align_with_spikes(log_probs, &phones)?;
     Ok(aligned
-        .iter()
-        .map(|a| PhoneSpan::from_aligned(a, frame_shift_s))
+        .into_iter()
+        .map(|(aligned, spike)| {
+            let mut span = PhoneSpan::from_aligned(&aligned, frame_shift_s);
+            if alternatives > 0 {
+                span.alternatives =
+                    most_probable_phones(log_probs.slice(s![spike, ..]), alternatives);
+            }
+            span
+        })
         .collect())
+}
+
+/// The `count` non-blank classes with the highest mean posterior over the frames of `log_probs`
+/// (natural logs), most probable first (ties to the lower id), with that mean.
+fn most_probable_phones(log_probs: ArrayView2<f32>, count: usize) -> Vec<(PhoneId, f32)> {
+    let frames = log_probs.nrows().max(1) as f64;
+    let mut means: Vec<(PhoneId, f32)> = (1..log_probs.ncols())
+        .map(|class| {
+            let sum: f64 = log_probs
+                .column(class)
+                .iter()
+                .map(|&lp| f64::from(lp).exp())
+                .sum();
+            (PhoneId(class as u16), (sum / frames) as f32)
+        })
+        .collect();
+    means.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0 .0.cmp(&b.0 .0)));
+    means.truncate(count);
+    means
 }

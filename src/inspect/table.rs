@@ -254,6 +254,7 @@ mod tests {
                 start_s: 0.03,
                 end_s: 0.06,
                 confidence: 0.8,
+                alternatives: Vec::new(),
             }],
             segments: vec![(0.0, 0.06)],
         };

@@ -1,5 +1,6 @@
 //! One JSON object per file and line:
-//! `{"file": ..., "duration": s, "phones": "a b", "spans": [{"phone", "start", "end", "confidence"}]}`,
+//! `{"file": ..., "duration": s, "phones": "a b", "spans": [{"phone", "start", "end", "confidence"}]}`
+//! (each span also with `"alternatives": [{"phone", "p"}, ...]` when they were asked for),
 //! `"utterance"` (a Kaldi data dir's utterance id) and `"offset"` (where a Kaldi segment starts in
 //! `"file"`; its times count from there) when they apply,
 //! `"segments": [[start, end], ...]` (the speech regions that were decoded, in seconds), plus
@@ -14,7 +15,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::ctc::PhoneSpan;
-use crate::phones::PhoneSet;
+use crate::phones::{PhoneId, PhoneSet};
 use crate::recognize::Transcript;
 
 /// A timed phone as the JSON outputs write it (`transcribe --format json`, `probs --format json`).
@@ -24,6 +25,15 @@ pub(crate) struct JsonSpan<'a> {
     start: f32,
     end: f32,
     confidence: f32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    alternatives: Vec<JsonAlternative<'a>>,
+}
+
+/// One of a span's most probable phones (`transcribe --alternatives`).
+#[derive(Serialize)]
+struct JsonAlternative<'a> {
+    phone: &'a str,
+    p: f32,
 }
 
 impl<'a> JsonSpan<'a> {
@@ -34,7 +44,22 @@ impl<'a> JsonSpan<'a> {
             start: round3(span.start_s),
             end: round3(span.end_s),
             confidence: round3(span.confidence),
+            alternatives: Vec::new(),
         }
+    }
+
+    /// With the span's [`alternatives`](PhoneSpan::alternatives), named by `name`, probabilities to
+    /// 3 decimals.
+    fn with_alternatives(mut self, span: &PhoneSpan, name: impl Fn(PhoneId) -> &'a str) -> Self {
+        self.alternatives = span
+            .alternatives
+            .iter()
+            .map(|&(phone, p)| JsonAlternative {
+                phone: name(phone),
+                p: round3(p),
+            })
+            .collect();
+        self
     }
 }
 
@@ -71,7 +96,7 @@ pub(super) fn write(
     let spans: Vec<JsonSpan> = transcript
         .spans
         .iter()
-        .map(|s| JsonSpan::new(s, phones.name(s.phone)))
+        .map(|s| JsonSpan::new(s, phones.name(s.phone)).with_alternatives(s, |id| phones.name(id)))
         .collect();
     let record = JsonTranscript {
         file: transcript.source.display().to_string(),

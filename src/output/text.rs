@@ -1,5 +1,7 @@
 //! `path<TAB>phone phone ...` (or `utterance-id<TAB>...` for inputs listed in a wav.scp), one line per
-//! file; and Kaldi's `text` format, `key phone phone ...` with a space.
+//! file (with alternatives asked for, each phone's most probable phones as Allosaurus's `--topk`
+//! prints them: `path<TAB>ae (0.812) eh (0.102) | t (0.953) d (0.021)`); and Kaldi's `text` format,
+//! `key phone phone ...` with a space.
 
 use std::io::Write;
 
@@ -11,14 +13,35 @@ pub(super) fn write(
     phones: &PhoneSet,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let names: Vec<&str> = transcript
+    let names: Vec<String> = transcript
         .spans
         .iter()
-        .map(|s| phones.name(s.phone))
+        .map(|s| {
+            if s.alternatives.is_empty() {
+                phones.name(s.phone).to_string()
+            } else {
+                // Allosaurus's `--topk` layout: `phone (p) phone (p) | next phone's ...`.
+                s.alternatives
+                    .iter()
+                    .map(|&(id, p)| format!("{} ({p:.3})", phones.name(id)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        })
         .collect();
+    let separator = if transcript.spans.iter().any(|s| !s.alternatives.is_empty()) {
+        " | "
+    } else {
+        " "
+    };
     match &transcript.id {
-        Some(id) => writeln!(out, "{id}\t{}", names.join(" ")),
-        None => writeln!(out, "{}\t{}", transcript.source.display(), names.join(" ")),
+        Some(id) => writeln!(out, "{id}\t{}", names.join(separator)),
+        None => writeln!(
+            out,
+            "{}\t{}",
+            transcript.source.display(),
+            names.join(separator)
+        ),
     }
 }
 

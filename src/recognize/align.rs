@@ -114,6 +114,7 @@ impl Recognizer {
                     start_s,
                     end_s,
                     confidence: p.confidence,
+                    alternatives: Vec::new(),
                 })
                 .collect(),
             None => lattice

@@ -23,8 +23,8 @@ use crate::audio::{
     read_audio, repair_clipping, Dereverb, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
-    decode_spans, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, LatticeOptions, PhoneLm,
-    PhoneSpan, PrefixBeamDecoder,
+    decode_spans_with_alternatives, BeamOptions, BoundaryModel, Decoder, GreedyDecoder,
+    LatticeOptions, PhoneLm, PhoneSpan, PrefixBeamDecoder,
 };
 use crate::error::{Error, Result};
 use crate::features::{FeatureExtractor, FeaturePipeline};
@@ -44,6 +44,9 @@ pub struct RecognizerOptions {
     pub insertion_bonus: f32,
     /// Keep `sil` in the output. Default false.
     pub keep_silence: bool,
+    /// Per phone, the this many phones the network found most probable over its frames
+    /// ([`PhoneSpan::alternatives`]; Allosaurus's `--topk`). Default 0: none.
+    pub alternatives: usize,
     /// Vocal-tract-length normalisation: the mel warp factors to try per file (e.g. 0.9 to 1.15); the
     /// one under which the network is most confident on the file's first 30 s is used for the whole
     /// file. Empty (the default): no warping. Helps on voices unlike the training voices, for a model
@@ -104,6 +107,7 @@ impl Default for RecognizerOptions {
             lm_weight: 0.5,
             insertion_bonus: 0.0,
             keep_silence: false,
+            alternatives: 0,
             vtln_warps: Vec::new(),
             segment: SegmentOptions::default(),
             fill_digital_silence: true,
@@ -201,6 +205,7 @@ pub struct Recognizer {
     /// A decoder being built on another thread (see [`Recognizer::with_deferred_lm`]).
     pending: Mutex<Option<JoinHandle<Result<BuiltDecoder>>>>,
     keep_silence: bool,
+    alternatives: usize,
     /// The model's feature pipeline with each VTLN warp factor to try (empty: VTLN off).
     warped_features: Vec<(f32, FeaturePipeline)>,
     segment: SegmentOptions,
@@ -235,6 +240,7 @@ impl Recognizer {
             decoder: OnceLock::new(),
             pending: Mutex::new(None),
             keep_silence: options.keep_silence,
+            alternatives: options.alternatives,
             warped_features,
             segment: options.segment.clone(),
             fill_digital_silence: options.fill_digital_silence,
@@ -598,7 +604,8 @@ impl Recognizer {
             ));
             let region = log_probs.slice(s![region_start..region_end, ..]);
             let offset = region_start as f32 * shift;
-            for mut span in decode_spans_in_pieces(self.decoder()?, region, shift)? {
+            let pieces = decode_spans_in_pieces(self.decoder()?, region, shift, self.alternatives)?;
+            for mut span in pieces {
                 span.start_s += offset;
                 span.end_s += offset;
                 spans.push(span);
@@ -1002,17 +1009,19 @@ const CUT_BLANK_LOG_PROB: f32 = -0.01;
 
 /// Decode `[frames, classes]` log-probs and time the phones, in pieces of about a minute cut where
 /// the blank is all but certain: the forced alignment that times them is O(frames × phones) in
-/// memory, so an hour must not be aligned at once. Times are from the first frame.
+/// memory, so an hour must not be aligned at once. Times are from the first frame; each phone with
+/// its `alternatives` most probable phones ([`PhoneSpan::alternatives`]).
 pub(crate) fn decode_spans_in_pieces(
     decoder: &dyn Decoder,
     log_probs: ArrayView2<f32>,
     shift: f32,
+    alternatives: usize,
 ) -> Result<Vec<PhoneSpan>> {
     let mut spans = Vec::new();
     for (start, end) in segment_bounds(log_probs) {
         let piece = log_probs.slice(s![start..end, ..]);
         let offset = start as f32 * shift;
-        for mut span in decode_spans(decoder, piece, shift)? {
+        for mut span in decode_spans_with_alternatives(decoder, piece, shift, alternatives)? {
             span.start_s += offset;
             span.end_s += offset;
             spans.push(span);
