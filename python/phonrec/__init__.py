@@ -73,12 +73,16 @@ class Phone:
         end: End time in seconds (exclusive).
         confidence: In recognition, the phone's mean posterior over the frames the alignment gives
             it; in alignment, the same for the phone the text expects. In [0, 1].
+        alternatives: With ``Recognizer(alternatives=K)``, the K phones with the highest mean
+            posterior over the same frames, most probable first, as ``(phone, probability)`` pairs
+            (the decoded phone's probability is its confidence; ``--alternatives``); else empty.
     """
 
     phone: str
     start: float
     end: float
     confidence: float
+    alternatives: Tuple[Tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -304,8 +308,11 @@ def _audio(audio: Any) -> Tuple[Any, Optional[str]]:
     )
 
 
-def _phones(items: Sequence[Tuple[str, float, float, float]]) -> List[Phone]:
-    return [Phone(*item) for item in items]
+def _phones(items: Sequence[tuple]) -> List[Phone]:
+    return [
+        Phone(phone, start, end, confidence, tuple(alternatives))
+        for (phone, start, end, confidence, alternatives) in items
+    ]
 
 
 def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
@@ -407,6 +414,9 @@ class Recognizer:
         fill_digital_silence: Fill runs of digital silence with the recording's own noise floor,
             and raise gaps a noise gate or a cut made far quieter than the floor under the speech
             to that floor (default); ``False`` keeps both as they are (``--keep-digital-silence``).
+        alternatives: Give each recognised phone the K phones the network found most probable
+            over its frames (:attr:`Phone.alternatives`; ``--alternatives K``, Allosaurus's
+            ``topk``); 0 (default) gives none. At most 64.
 
     Raises:
         FileNotFoundError: ``model``, ``lm`` or ``lexicon`` does not exist.
@@ -435,6 +445,7 @@ class Recognizer:
         vtln: bool = False,
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
+        alternatives: int = 0,
     ) -> None:
         self._args = dict(
             model=model,
@@ -452,7 +463,14 @@ class Recognizer:
             vtln=vtln,
             repair_clipping=repair_clipping,
             fill_digital_silence=fill_digital_silence,
+            alternatives=alternatives,
         )
+        if (
+            isinstance(alternatives, bool)
+            or not isinstance(alternatives, int)
+            or not 0 <= alternatives <= 64
+        ):
+            raise ValueError(f"alternatives must be an integer from 0 to 64, got {alternatives!r}")
         if beam is not None and (isinstance(beam, bool) or not isinstance(beam, int) or beam < 1):
             raise ValueError(f"beam must be a positive integer, got {beam!r}")
         self._inner = _phonrec.Recognizer(
@@ -471,6 +489,7 @@ class Recognizer:
             bool(vtln),
             bool(repair_clipping),
             bool(fill_digital_silence),
+            alternatives,
         )
 
     def __reduce__(self):

@@ -43,12 +43,14 @@ class OutOfVocabularyError(PhonrecError):
 
 @dataclass(frozen=True)
 class Phone:
-    """One timed phone: name, start and end (seconds), confidence in [0, 1]."""
+    """One timed phone: name, start and end (seconds), confidence in [0, 1], and (with
+    ``alternatives=K``) the K most probable phones over its frames as (phone, probability) pairs."""
 
     phone: str
     start: float
     end: float
     confidence: float
+    alternatives: Tuple[Tuple[str, float], ...] = ()
 
 @dataclass(frozen=True)
 class Transcript:
@@ -157,6 +159,7 @@ class Recognizer:
         vtln: bool = False,
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
+        alternatives: int = 0,
     ) -> None: ...
     @property
     def phones(self) -> List[str]: ...

@@ -13,7 +13,7 @@ class PhonrecError(Exception): ...
 class OutOfVocabularyError(PhonrecError):
     words: List[str]
 
-_Phone = Tuple[str, float, float, float]
+_Phone = Tuple[str, float, float, float, List[Tuple[str, float]]]
 _Transcript = Tuple[float, List[_Phone], List[Tuple[float, float]], float, bool, float]
 _Alignment = Tuple[
     float, float, float, bool, List[Tuple[str, float, float, float, int, int]], List[_Phone], List[str]
@@ -44,6 +44,7 @@ class Recognizer:
         vtln: bool = False,
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
+        alternatives: int = 0,
     ) -> Recognizer: ...
     @property
     def columns(self) -> List[str]: ...

@@ -294,8 +294,9 @@ fn seconds(x: f32) -> f64 {
     (f64::from(x) * 1e6).round() / 1e6
 }
 
-/// A timed phone for Python: `(phone, start, end, confidence)`.
-type PhoneTuple = (String, f64, f64, f64);
+/// A timed phone for Python: `(phone, start, end, confidence, alternatives)`; `alternatives` is
+/// `(phone, probability)` pairs, empty unless `alternatives=K` asked for them.
+type PhoneTuple = (String, f64, f64, f64, Vec<(String, f64)>);
 /// A transcript for Python: `(duration, phones, segments, clipped, dereverberated, vtln_warp,
 /// peak_dbfs)`; `peak_dbfs` is `None` for digital silence (−∞ dBFS, which JSON cannot hold).
 type TranscriptTuple = (
@@ -416,6 +417,8 @@ struct Decoding {
     /// Fill digital silence and gated gaps with the floor (`fill_digital_silence=False`, as
     /// `--keep-digital-silence`).
     fill_digital_silence: bool,
+    /// Per phone, its most probable phones (`alternatives=K`, as `--alternatives K`); 0: none.
+    alternatives: usize,
 }
 
 impl Decoding {
@@ -430,6 +433,7 @@ impl Decoding {
             && !self.vtln
             && self.repair_clipping
             && self.fill_digital_silence
+            && self.alternatives == 0
             && self.beam.is_none()
             && self.lm.is_none()
             && !self.no_lm
@@ -514,6 +518,7 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         },
         repair_clipping: decoding.repair_clipping,
         fill_digital_silence: decoding.fill_digital_silence,
+        alternatives: decoding.alternatives,
         ..RecognizerOptions::default()
     };
     Ok(Recognizer::new(model, options)?)
@@ -609,6 +614,10 @@ impl PyRecognizer {
             seconds(span.start_s),
             seconds(span.end_s),
             clean(span.confidence),
+            span.alternatives
+                .iter()
+                .map(|&(phone, p)| (self.name(phone), clean(p)))
+                .collect(),
         )
     }
 
@@ -726,7 +735,8 @@ impl PyRecognizer {
     #[pyo3(signature = (model=None, beam=None, lm=None, no_lm=false, lm_weight=None,
                         insertion_bonus=None, alphabet="arpabet", lexicon=None,
                         builtin_lexicon=true, precision=None, dereverb="auto", segment=true,
-                        vtln=false, repair_clipping=true, fill_digital_silence=true))]
+                        vtln=false, repair_clipping=true, fill_digital_silence=true,
+                        alternatives=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -745,6 +755,7 @@ impl PyRecognizer {
         vtln: bool,
         repair_clipping: bool,
         fill_digital_silence: bool,
+        alternatives: usize,
     ) -> PyResult<Self> {
         let dereverb = match dereverb {
             "auto" => Dereverb::Auto,
@@ -800,6 +811,7 @@ impl PyRecognizer {
             vtln,
             repair_clipping,
             fill_digital_silence,
+            alternatives,
         };
         let built_in_model = model.is_none();
         let (recognizer, user_lexicon) = detached(py, || {

@@ -310,6 +310,28 @@ def test_decoding_options_equal_the_cli_flags(cli, kwargs, flags):
         assert_same_transcript(recognizer.transcribe(path), record, confidence_tol=tolerance)
 
 
+def test_alternatives_equal_the_cli_and_include_the_confidence(cli):
+    recognizer = phonrec.Recognizer(alternatives=3, alphabet="ipa")
+    (record,) = cli_json_lines(
+        cli("transcribe", "--format", "json", "--alternatives", "3", "--alphabet", "ipa", SUIT)
+    )
+    transcript = recognizer.transcribe(SUIT)
+    assert_same_transcript(transcript, record)
+    for phone, span in zip(transcript.phones, record["spans"]):
+        assert [a[0] for a in phone.alternatives] == [a["phone"] for a in span["alternatives"]]
+        for (_, p), theirs in zip(phone.alternatives, span["alternatives"]):
+            assert abs(p - theirs["p"]) <= CLI_ROUNDING
+        probabilities = [p for _, p in phone.alternatives]
+        assert probabilities == sorted(probabilities, reverse=True)
+        if phone.alternatives[0][0] == phone.phone:
+            assert abs(phone.alternatives[0][1] - phone.confidence) <= 1e-6
+    # Not asked for: none; out of range: refused.
+    assert all(p.alternatives == () for p in phonrec.Recognizer().transcribe(SUIT).phones)
+    for bad in (-1, 65, 2.5, True):
+        with pytest.raises(ValueError, match="alternatives"):
+            phonrec.Recognizer(alternatives=bad)
+
+
 def test_a_model_fine_tuned_from_the_built_in_one_decodes_as_the_built_in_model(recognizer, tmp_path):
     # The built-in model's file, its metadata saying what `train --init-from builtin` writes.
     data = (ROOT / "models" / "default.safetensors").read_bytes()
