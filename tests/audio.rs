@@ -342,6 +342,9 @@ fn every_container_cut_short_says_so_and_whole_ones_read() {
         "fsdd_7_jackson_0_8k.ogg",
         "fsdd_7_jackson_0_8k.opus",
         "fsdd_7_jackson_0_8k.webm",
+        "fsdd_7_jackson_0_8k_aac.mkv",
+        "fsdd_7_jackson_0_8k_vorbis.mka",
+        "fsdd_7_jackson_0_8k_alac.m4a",
         "fsdd_7_jackson_0_8k_ima_adpcm.wav",
         "fsdd_7_jackson_0_8k_ms_adpcm.wav",
     ] {
@@ -536,6 +539,12 @@ fn flac_decodes_to_exactly_the_wav_samples_and_lossy_codecs_to_nearly_them() {
         let decoded = read_audio(&container_fixture(lossless)).unwrap();
         assert_eq!(decoded, wav, "{lossless} is lossless");
     }
+    // ALAC in MP4; FLAC and 24-bit PCM in Matroska.
+    for lossless in ["_alac.m4a", "_flac.mka", "_s24.mka"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/data/fsdd_7_jackson_0_8k{lossless}"));
+        assert_eq!(read_audio(&path).unwrap(), wav, "{lossless} is lossless");
+    }
     for extension in [
         "ogg",
         "opus",
@@ -545,9 +554,13 @@ fn flac_decodes_to_exactly_the_wav_samples_and_lossy_codecs_to_nearly_them() {
         "m4a",
         "_ima_adpcm.wav",
         "_ms_adpcm.wav",
+        "_aac.mkv",
+        "_vorbis.mka",
+        "_mp3.mka",
     ] {
         let path = if extension.starts_with('_') {
-            // ADPCM WAVs (voice recorders, decoded by symphonia) and Opus in MP4.
+            // ADPCM WAVs (voice recorders, decoded by symphonia), Opus in MP4, and AAC, Vorbis
+            // and MP3 in Matroska (OBS's recordings; ffmpeg's `.mka`).
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join(format!("tests/data/fsdd_7_jackson_0_8k{extension}"))
         } else {
@@ -570,9 +583,14 @@ fn flac_decodes_to_exactly_the_wav_samples_and_lossy_codecs_to_nearly_them() {
             lossy = lossy.resampled(wav.sample_rate_hz).unwrap();
         }
         // The codecs' delay and padding are cut (MP3's LAME header, MP4's edit list, Ogg's last
-        // granule position, the ADPCM WAV's `fact` length): the decoded length is the WAV's to
-        // within 1 ms.
-        let tolerance = wav.sample_rate_hz as usize / 1000;
+        // granule position, the ADPCM WAV's `fact` length, Matroska's `CodecDelay`): the decoded
+        // length is the WAV's to within 1 ms. (Matroska gives an AAC stream's end padding nowhere
+        // ffmpeg writes it: up to one frame of 1024 samples stays at the end.)
+        let tolerance = if extension == "_aac.mkv" {
+            1024
+        } else {
+            wav.sample_rate_hz as usize / 1000
+        };
         assert!(
             lossy.samples.len() >= wav.samples.len().saturating_sub(tolerance)
                 && lossy.samples.len() <= wav.samples.len() + tolerance,
@@ -585,7 +603,7 @@ fn flac_decodes_to_exactly_the_wav_samples_and_lossy_codecs_to_nearly_them() {
         let (best_lag, best) = best_alignment(&wav.samples, &lossy.samples, 400);
         assert!(best > 0.9, "{extension}: correlation {best}");
         assert_eq!(best_lag, 0, "{extension}: the samples come {best_lag} late");
-        if extension == "mp3" {
+        if extension == "mp3" || extension == "_mp3.mka" {
             // The rate is the file's (lame may resample); phonrec resamples to the model's later.
             assert!(lossy.sample_rate_hz >= 8_000);
         } else {
@@ -817,4 +835,31 @@ fn amr_wideband_files_decode_to_the_speech_encoded() {
     assert!(best > 0.8, "correlation {best} at lag {lag}");
     // The codec's delay (look-ahead and filters): a few milliseconds, far under a phone's length.
     assert!(lag <= 160, "the decoded speech lags by {lag} samples");
+}
+
+#[test]
+fn matroska_codecs_not_read_are_named_with_the_way_out() {
+    // The Vorbis fixture with its codec ID changed to AC-3 (Dolby Digital, from DVDs).
+    let dir = temp();
+    let mut bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fsdd_7_jackson_0_8k_vorbis.mka"),
+    )
+    .unwrap();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == b"A_VORBIS")
+        .expect("the codec ID");
+    bytes[at..at + 8].copy_from_slice(b"A_AC3\0\0\0");
+    let path = dir.path().join("ac3.mka");
+    std::fs::write(&path, bytes).unwrap();
+    let error = read_audio(&path).unwrap_err();
+    assert!(
+        matches!(error, Error::UnsupportedEncoding { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("A_AC3") && message.contains("ffmpeg -i"),
+        "{message}"
+    );
 }

@@ -1,8 +1,10 @@
-//! WebM (Matroska) audio with Opus: what browsers record (`MediaRecorder`'s `audio/webm`), so what
-//! web apps for speech practice and dictation hand over. Our own demuxer, small on purpose: the
-//! EBML elements down to the blocks of the first audio track, Segments and Clusters of unknown size
-//! (a live recording never goes back to write them) included; the Opus packets then go through
-//! [`super::opus`]. symphonia's Matroska reader (0.5) was tried first and panics on a file cut short.
+//! WebM (Matroska) audio: Opus is what browsers record (`MediaRecorder`'s `audio/webm`), so what
+//! web apps for speech practice and dictation hand over; Matroska files (`.mka`, `.mkv`: OBS's
+//! default recording format, ffmpeg's) also carry AAC, Vorbis, MP3, FLAC or PCM. Our own demuxer,
+//! small on purpose: the EBML elements down to the blocks of the first audio track, Segments and
+//! Clusters of unknown size (a live recording never goes back to write them) included; the Opus
+//! packets then go through [`super::opus`], the others through symphonia's decoders, PCM is read
+//! as it lies. symphonia's Matroska reader (0.5) was tried first and panics on a file cut short.
 //!
 //! Element layout (Matroska spec): an ID (a variable-length integer with its length marker kept,
 //! 1–4 bytes) and a size (a variable-length integer, 1–8 bytes; all value bits set: unknown), then
@@ -11,8 +13,16 @@
 
 use std::path::Path;
 
+use symphonia::core::audio::{Channels, SampleBuffer};
+use symphonia::core::codecs::{
+    CodecParameters, DecoderOptions, CODEC_TYPE_AAC, CODEC_TYPE_FLAC, CODEC_TYPE_MP3,
+    CODEC_TYPE_VORBIS,
+};
+use symphonia::core::errors::Error as DecodeError;
+use symphonia::core::formats::Packet;
+
 use super::opus::{OpusPackets, OPUS_RATE_HZ};
-use super::{mono_from_blocks, Waveform};
+use super::{mono_from_blocks, Waveform, INT16_SCALE, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
 /// The EBML magic every WebM and Matroska file starts with.
@@ -30,6 +40,11 @@ const SIMPLE_BLOCK: u32 = 0xA3;
 const BLOCK_GROUP: u32 = 0xA0;
 const BLOCK: u32 = 0xA1;
 const DISCARD_PADDING: u32 = 0x75A2;
+const AUDIO: u32 = 0xE1;
+const SAMPLING_FREQUENCY: u32 = 0xB5;
+const CHANNELS: u32 = 0x9F;
+const BIT_DEPTH: u32 = 0x6264;
+const CODEC_DELAY: u32 = 0x56AA;
 
 /// Matroska's track type of audio.
 const AUDIO_TRACK: u64 = 2;
@@ -84,11 +99,17 @@ fn header(bytes: &[u8], at: usize) -> Option<Header> {
     })
 }
 
-/// The first audio track: its number, codec ID and codec private data.
+/// The first audio track: its number, codec ID, codec private data and the format its `Audio`
+/// element declares (0 where it says nothing).
 struct AudioTrack<'a> {
     number: u64,
     codec: String,
     private: &'a [u8],
+    rate_hz: u32,
+    channels: usize,
+    bit_depth: u32,
+    /// The codec's built-in delay (`CodecDelay`), nanoseconds: the encoder's priming samples.
+    codec_delay_ns: u64,
 }
 
 /// The audio track among the `Tracks` element's data.
@@ -101,6 +122,10 @@ fn audio_track(data: &[u8]) -> Option<AudioTrack<'_>> {
             number: 0,
             codec: String::new(),
             private: &[],
+            rate_hz: 0,
+            channels: 0,
+            bit_depth: 0,
+            codec_delay_ns: 0,
         };
         let mut kind = 0;
         for (id, value) in children(entry) {
@@ -113,6 +138,21 @@ fn audio_track(data: &[u8]) -> Option<AudioTrack<'_>> {
                         .to_string()
                 }
                 CODEC_PRIVATE => track.private = value,
+                CODEC_DELAY => track.codec_delay_ns = unsigned(value),
+                AUDIO => {
+                    for (id, value) in children(value) {
+                        match id {
+                            SAMPLING_FREQUENCY => track.rate_hz = float(value),
+                            CHANNELS => {
+                                track.channels = usize::try_from(unsigned(value)).unwrap_or(0)
+                            }
+                            BIT_DEPTH => {
+                                track.bit_depth = u32::try_from(unsigned(value)).unwrap_or(0)
+                            }
+                            _ => {}
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -135,6 +175,23 @@ fn children(data: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
 
 fn unsigned(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0, |v, &b| (v << 8) | u64::from(b))
+}
+
+/// A Matroska float (4 or 8 bytes, big-endian) as whole hertz; 0 when it is neither or not a
+/// sensible rate.
+fn float(bytes: &[u8]) -> u32 {
+    let value = match bytes.len() {
+        4 => f64::from(f32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])),
+        8 => f64::from_be_bytes([
+            bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+        ]),
+        _ => return 0,
+    };
+    if value.is_finite() && (1.0..=1e6).contains(&value) {
+        value.round() as u32
+    } else {
+        0
+    }
 }
 
 /// The frames of one block of `track` (a SimpleBlock's or Block's data), appended to `frames`;
@@ -294,18 +351,265 @@ fn demux<'a>(path: &Path, bytes: &'a [u8]) -> Result<Demuxed<'a>> {
 }
 
 /// Read a WebM/Matroska file held in memory (`path` names it in errors) to mono int16-scale
-/// samples at 48 kHz.
+/// samples at the stream's rate (48 kHz for Opus).
 pub(crate) fn read_webm(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     let (track, packets, discards) = demux(path, bytes)?;
-    // A panic in the Opus decoder on a damaged packet stays this file's error, as in the other readers.
-    super::container::guarded(|| decode_opus(path, &track, &packets, &discards)).unwrap_or_else(
-        |message| {
-            Err(Error::MalformedAudio {
+    if packets.is_empty() {
+        return Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: "the audio track holds no packets".to_string(),
+        });
+    }
+    // A panic in a decoder on a damaged packet stays this file's error, as in the other readers.
+    super::container::guarded(|| match track.codec.as_str() {
+        "A_OPUS" => decode_opus(path, &track, &packets, &discards),
+        "A_PCM/INT/LIT" | "A_PCM/FLOAT/IEEE" => decode_pcm(path, &track, &packets),
+        _ => decode_with_symphonia(path, &track, &packets, &discards),
+    })
+    .unwrap_or_else(|message| {
+        Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!("the file is damaged: its decoder failed ({message})"),
+        })
+    })
+}
+
+/// What symphonia needs to decode `track`'s packets, or `None` for a codec it is not asked to.
+fn symphonia_parameters(track: &AudioTrack<'_>) -> Option<CodecParameters> {
+    let mut parameters = CodecParameters::new();
+    match track.codec.as_str() {
+        "A_VORBIS" => {
+            let (identification, setup) = vorbis_headers(track.private)?;
+            let mut headers = identification.to_vec();
+            headers.extend_from_slice(setup);
+            parameters
+                .for_codec(CODEC_TYPE_VORBIS)
+                .with_extra_data(headers.into_boxed_slice());
+        }
+        // `A_AAC` carries the AudioSpecificConfig; the older `A_AAC/MPEG4/LC` and kin none,
+        // where the decoder assumes AAC-LC at the track's rate and channels.
+        codec if codec.starts_with("A_AAC") => {
+            parameters.for_codec(CODEC_TYPE_AAC);
+            if track.private.len() >= 2 {
+                parameters.with_extra_data(track.private.into());
+            }
+        }
+        "A_MPEG/L3" => {
+            parameters.for_codec(CODEC_TYPE_MP3);
+        }
+        // `fLaC`, then the metadata blocks, STREAMINFO (34 bytes after its 4-byte header) first.
+        "A_FLAC" => {
+            let info = track
+                .private
+                .strip_prefix(b"fLaC")
+                .and_then(|blocks| blocks.get(4..38))?;
+            parameters
+                .for_codec(CODEC_TYPE_FLAC)
+                .with_extra_data(info.into());
+        }
+        _ => return None,
+    }
+    if track.rate_hz > 0 {
+        parameters.with_sample_rate(track.rate_hz);
+    }
+    if (1..=32).contains(&track.channels) {
+        parameters.with_channels(Channels::from_bits_truncate(
+            (1u64 << track.channels).wrapping_sub(1) as u32,
+        ));
+    }
+    Some(parameters)
+}
+
+/// A Vorbis track's identification and setup headers from its CodecPrivate: the three header
+/// packets Xiph-laced (a count less one, the first two sizes as runs of 255s, then the packets).
+fn vorbis_headers(private: &[u8]) -> Option<(&[u8], &[u8])> {
+    if *private.first()? != 2 {
+        return None;
+    }
+    let mut at = 1;
+    let mut sizes = [0usize; 2];
+    for size in &mut sizes {
+        loop {
+            let b = *private.get(at)?;
+            at += 1;
+            *size += usize::from(b);
+            if b != 255 {
+                break;
+            }
+        }
+    }
+    let identification = private.get(at..at.checked_add(sizes[0])?)?;
+    let setup_start = at.checked_add(sizes[0])?.checked_add(sizes[1])?;
+    let setup = private.get(setup_start..)?;
+    Some((identification, setup))
+}
+
+/// The error for a codec this reader does not decode.
+fn unsupported_codec(path: &Path, track: &AudioTrack<'_>) -> Error {
+    Error::UnsupportedEncoding {
+        path: path.to_path_buf(),
+        encoding: format!("WebM/Matroska audio in codec {}", track.codec),
+        hint: Some(
+            "Opus, Vorbis, AAC, MP3, FLAC and PCM in WebM/Matroska are read; convert with e.g. \
+             `ffmpeg -i in.mkv out.wav`"
+                .to_string(),
+        ),
+    }
+}
+
+/// Decode `track`'s packets with symphonia's decoder for its codec, to mono, gapless: the padding
+/// of a packet's end given as `DiscardPadding` (`discards`) is cut, and for AAC and MP3 the
+/// encoder's priming given as `CodecDelay`, as Matroska players cut them. (Vorbis's decoder starts
+/// on time by itself: its first packet only primes the overlap; ffmpeg's `CodecDelay` for it would
+/// cut the speech's first 16 ms.)
+fn decode_with_symphonia(
+    path: &Path,
+    track: &AudioTrack<'_>,
+    packets: &[&[u8]],
+    discards: &[(usize, u64)],
+) -> Result<Waveform> {
+    let malformed = |reason: String| Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let parameters = symphonia_parameters(track).ok_or_else(|| unsupported_codec(path, track))?;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&parameters, &DecoderOptions::default())
+        .map_err(|e| malformed(format!("its {} stream does not open ({e})", track.codec)))?;
+    let primed = track.codec.starts_with("A_AAC") || track.codec == "A_MPEG/L3";
+    let frames_in = |ns: u64, rate: u32| {
+        usize::try_from(u128::from(ns) * u128::from(rate) / 1_000_000_000).unwrap_or(usize::MAX)
+    };
+    let mut rate = 0;
+    let decode = |sink: &mut dyn FnMut(&[f32], usize)| -> Result<()> {
+        let mut damaged = 0;
+        let mut scaled = Vec::new();
+        // Frames still to drop from the start, once the rate is known.
+        let mut priming: Option<usize> = None;
+        let mut discards = discards.iter().peekable();
+        for (index, data) in packets.iter().enumerate() {
+            let packet = Packet::new_from_slice(0, index as u64, 0, data);
+            let decoded = match decoder.decode(&packet) {
+                Ok(decoded) => decoded,
+                // A damaged frame: skip it as players do, and say so if there were many.
+                Err(DecodeError::DecodeError(_)) => {
+                    damaged += 1;
+                    continue;
+                }
+                Err(e) => return Err(malformed(format!("decoding failed: {e}"))),
+            };
+            let spec = *decoded.spec();
+            let channels = spec.channels.count();
+            if channels == 0 || channels > MAX_CHANNELS {
+                return Err(malformed(format!("{channels} channels")));
+            }
+            match rate {
+                0 => rate = spec.rate,
+                r if r != spec.rate => {
+                    return Err(malformed(format!(
+                        "the stream changes from {r} Hz to {} Hz",
+                        spec.rate
+                    )))
+                }
+                _ => {}
+            }
+            let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
+            buffer.copy_interleaved_ref(decoded);
+            scaled.clear();
+            scaled.extend(buffer.samples().iter().map(|&s| s * INT16_SCALE));
+            if primed {
+                let left = priming.get_or_insert_with(|| frames_in(track.codec_delay_ns, rate));
+                let drop = (*left).min(scaled.len() / channels);
+                scaled.drain(..drop * channels);
+                *left -= drop;
+            }
+            // (Past a damaged packet's own, skipped above.)
+            while discards.next_if(|&&(at, _)| at < index).is_some() {}
+            if let Some(&(_, ns)) = discards.next_if(|&&(at, _)| at == index) {
+                let drop = frames_in(ns, rate).saturating_mul(channels);
+                scaled.truncate(scaled.len().saturating_sub(drop));
+            }
+            sink(&scaled, channels);
+        }
+        if damaged * 100 > packets.len() {
+            return Err(malformed(format!(
+                "{damaged} of {} packets are damaged: too many to transcribe across",
+                packets.len()
+            )));
+        }
+        Ok(())
+    };
+    let (mono, ()) = mono_from_blocks(decode)?;
+    if rate == 0 {
+        return Err(malformed("no packet decoded".to_string()));
+    }
+    Ok(Waveform {
+        samples: mono,
+        sample_rate_hz: rate,
+    })
+}
+
+/// Little-endian integer (`A_PCM/INT/LIT`: 16, 24 or 32 bits) or float (`A_PCM/FLOAT/IEEE`: 32 or
+/// 64 bits) PCM, to mono.
+fn decode_pcm(path: &Path, track: &AudioTrack<'_>, packets: &[&[u8]]) -> Result<Waveform> {
+    let float = track.codec == "A_PCM/FLOAT/IEEE";
+    let width = match (float, track.bit_depth) {
+        (false, 16) => 2,
+        (false, 24) => 3,
+        (false | true, 32) => 4,
+        (true, 64) => 8,
+        _ => {
+            return Err(Error::UnsupportedEncoding {
                 path: path.to_path_buf(),
-                reason: format!("the file is damaged: its decoder failed ({message})"),
+                encoding: format!("{} with {} bits", track.codec, track.bit_depth),
+                hint: Some("convert with e.g. `ffmpeg -i in.mkv out.wav`".to_string()),
             })
-        },
-    )
+        }
+    };
+    let channels = track.channels;
+    if track.rate_hz == 0 || channels == 0 || channels > MAX_CHANNELS {
+        return Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!(
+                "its PCM track declares {} Hz and {channels} channels",
+                track.rate_hz
+            ),
+        });
+    }
+    let sample = |b: &[u8]| -> f32 {
+        match (float, b.len()) {
+            (false, 2) => f32::from(i16::from_le_bytes([b[0], b[1]])),
+            (false, 3) => (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 / 256.0,
+            (false, _) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / 65536.0,
+            (true, 4) => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * INT16_SCALE,
+            (true, _) => {
+                (f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                    * f64::from(INT16_SCALE)) as f32
+            }
+        }
+    };
+    let decode = |sink: &mut dyn FnMut(&[f32], usize)| -> Result<()> {
+        let mut scaled = Vec::new();
+        for data in packets {
+            scaled.clear();
+            // A packet holds whole frames; a ragged end (a damaged block) is left out.
+            let whole = data.len() / (width * channels) * width * channels;
+            scaled.extend(data[..whole].chunks_exact(width).map(sample));
+            if scaled.iter().any(|x| !x.is_finite()) {
+                return Err(Error::MalformedAudio {
+                    path: path.to_path_buf(),
+                    reason: "its float samples include NaN or infinity".to_string(),
+                });
+            }
+            sink(&scaled, channels);
+        }
+        Ok(())
+    };
+    let (mono, ()) = mono_from_blocks(decode)?;
+    Ok(Waveform {
+        samples: mono,
+        sample_rate_hz: track.rate_hz,
+    })
 }
 
 /// Decode the Opus packets of `track` to mono, each packet's padding (`discards`) dropped.
@@ -319,18 +623,6 @@ fn decode_opus(
         path: path.to_path_buf(),
         reason,
     };
-    if track.codec != "A_OPUS" {
-        return Err(Error::UnsupportedEncoding {
-            path: path.to_path_buf(),
-            encoding: format!("WebM/Matroska audio in codec {}", track.codec),
-            hint: Some(
-                "Opus in WebM is read; convert with e.g. `ffmpeg -i in.webm out.wav`".to_string(),
-            ),
-        });
-    }
-    if packets.is_empty() {
-        return Err(malformed("the audio track holds no packets".to_string()));
-    }
     // The end: the last block's DiscardPadding when the muxer wrote one (ffmpeg, browsers' newer
     // recorders); without it at most one packet's padding (≤ 120 ms) stays at the end.
     let decode = |sink: &mut dyn FnMut(&[f32], usize)| -> Result<()> {
@@ -398,6 +690,23 @@ mod tests {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fsdd_7_jackson_0_8k.webm");
         std::fs::read(path).expect("the WebM fixture")
+    }
+
+    #[test]
+    fn vorbis_headers_are_unlaced_from_the_codec_private_data() {
+        // Three packets: identification (3 bytes), comment (300: a run of 255 and 45), setup.
+        let mut private = vec![2, 3, 255, 45];
+        private.extend([1u8; 3]);
+        private.extend([2u8; 300]);
+        private.extend([3u8; 5]);
+        let (identification, setup) = vorbis_headers(&private).expect("three packets");
+        assert_eq!(identification, &[1u8; 3]);
+        assert_eq!(setup, &[3u8; 5]);
+        // Not three packets, or sizes past the end: none.
+        assert!(vorbis_headers(&[1, 3, 0, 0, 0]).is_none());
+        assert!(vorbis_headers(&[2, 3, 255]).is_none());
+        assert!(vorbis_headers(&[2, 200, 200, 1]).is_none());
+        assert!(vorbis_headers(&[]).is_none());
     }
 
     #[test]

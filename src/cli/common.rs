@@ -280,9 +280,9 @@ pub fn manifest_inputs(manifest: &Path) -> anyhow::Result<Vec<Input>> {
 
 /// Audio file extensions a folder walk picks up (any case); files given by name are read whatever
 /// their name, by their content.
-pub const AUDIO_EXTENSIONS: [&str; 21] = [
-    "wav", "sph", "au", "snd", "flac", "ogg", "oga", "opus", "webm", "mka", "mp3", "aif", "aiff",
-    "aifc", "caf", "m4a", "m4b", "mp4", "mov", "amr", "3gp",
+pub const AUDIO_EXTENSIONS: [&str; 22] = [
+    "wav", "sph", "au", "snd", "flac", "ogg", "oga", "opus", "webm", "mka", "mkv", "mp3", "aif",
+    "aiff", "aifc", "caf", "m4a", "m4b", "mp4", "mov", "amr", "3gp",
 ];
 
 /// Inputs from the command line: files as given; a Kaldi data dir (a folder with `wav.scp`, and
@@ -354,7 +354,7 @@ pub fn no_audio_found(inputs: &[PathBuf]) -> anyhow::Error {
         );
     }
     anyhow::anyhow!(
-        "no audio files found: the folder{} {} hold{} no .wav, .sph, .flac, .ogg, .mp3, .aif(f/c), .caf, .m4a, .m4b, .mp4, .mov, .amr or .3gp files",
+        "no audio files found: the folder{} {} hold{} no .wav, .sph, .flac, .ogg, .webm, .mka, .mkv, .mp3, .aif(f/c), .caf, .m4a, .m4b, .mp4, .mov, .amr or .3gp files",
         if folders.len() == 1 { "" } else { "s" },
         folders.join(", "),
         if folders.len() == 1 { "s" } else { "" }
