@@ -39,6 +39,7 @@ pub use silence_fill::{
 };
 pub use span::{read_audio_pieces, AudioPiece, AudioSpan, PieceReader, MAX_OVERSHOOT_S};
 pub use sphere::sphere_bytes;
+pub use wav::WavStream;
 
 use crate::error::{Error, Result};
 

@@ -562,6 +562,176 @@ pub(crate) fn read_wav_file_by_blocks(
     }))
 }
 
+/// A WAV stream read as it arrives (`arecord`, `sox -d`, `ffmpeg ... -f wav -` writing to a pipe):
+/// its header, then blocks of samples, mono at int16 scale, each as soon as it is there. A data size
+/// in the header bounds the stream (a whole file piped in ends there); a stream that ends sooner
+/// simply ends (live audio has no length to keep).
+pub struct WavStream<R> {
+    reader: R,
+    encoding: Encoding,
+    big_endian: bool,
+    channels: usize,
+    sample_rate_hz: u32,
+    /// Bytes of samples still to come by the header's count; `None`: until the stream ends.
+    remaining: Option<usize>,
+    /// Bytes read but not yet decoded (what followed the header, a partial frame).
+    pending: Vec<u8>,
+    ended: bool,
+    name: std::path::PathBuf,
+}
+
+/// Bytes asked of the reader at a time: 64 ms of 16 kHz 16-bit stereo, so blocks come promptly.
+const STREAM_READ_BYTES: usize = 4096;
+
+impl<R: std::io::Read> WavStream<R> {
+    /// Read the header of the WAV stream `reader` (`name` names it in errors).
+    pub fn open(mut reader: R, name: &Path) -> Result<Self> {
+        let io = |e| Error::io(name, e);
+        let mut bytes = Vec::new();
+        let mut ended = false;
+        // Read until the data chunk's header has arrived (and a sample after it, when any come).
+        let header = loop {
+            if bytes.len() >= 12 {
+                if !is_wav(&bytes) || &bytes[8..12] != b"WAVE" {
+                    return Err(Error::NotAudio {
+                        path: name.to_path_buf(),
+                        reason: "the stream does not start with a WAV header (headerless PCM: \
+                                 give its rate with --raw-rate)"
+                            .to_string(),
+                    });
+                }
+                if let Some(body) = data_chunk_body(&bytes) {
+                    if bytes.len() > body || ended {
+                        break parse_header(name, &bytes)?;
+                    }
+                }
+            }
+            if ended {
+                return Err(Error::MalformedAudio {
+                    path: name.to_path_buf(),
+                    reason: if bytes.is_empty() {
+                        "the stream ended before any audio came".to_string()
+                    } else {
+                        "the stream ended inside its WAV header".to_string()
+                    },
+                });
+            }
+            if bytes.len() > HEADER_READ_BYTES {
+                return Err(Error::MalformedAudio {
+                    path: name.to_path_buf(),
+                    reason: format!("no data chunk in the first {HEADER_READ_BYTES} bytes"),
+                });
+            }
+            let mut block = [0u8; STREAM_READ_BYTES];
+            let n = read_retrying(&mut reader, &mut block).map_err(io)?;
+            ended = n == 0;
+            bytes.extend_from_slice(&block[..n]);
+        };
+        let Parsed::Samples(header) = header else {
+            return Err(Error::UnsupportedEncoding {
+                path: name.to_path_buf(),
+                encoding: "ADPCM".to_string(),
+                hint: Some("stream PCM (e.g. `arecord -f S16_LE`)".to_string()),
+            });
+        };
+        Ok(WavStream {
+            reader,
+            encoding: header.encoding,
+            big_endian: header.big_endian,
+            channels: header.channels,
+            sample_rate_hz: header.sample_rate_hz,
+            remaining: header.declared_bytes,
+            pending: bytes[header.data_start..].to_vec(),
+            ended,
+            name: name.to_path_buf(),
+        })
+    }
+
+    /// Headerless 16-bit little-endian PCM of `channels` channels at `sample_rate_hz` (`arecord -t
+    /// raw -f S16_LE`, `parec`).
+    pub fn raw_s16le(reader: R, sample_rate_hz: u32, channels: usize, name: &Path) -> Self {
+        WavStream {
+            reader,
+            encoding: Encoding::Signed { bytes: 2 },
+            big_endian: false,
+            channels: channels.clamp(1, MAX_CHANNELS),
+            sample_rate_hz,
+            remaining: None,
+            pending: Vec::new(),
+            ended: false,
+            name: name.to_path_buf(),
+        }
+    }
+
+    /// Samples per second.
+    pub fn sample_rate_hz(&self) -> u32 {
+        self.sample_rate_hz
+    }
+
+    /// The samples that have arrived since the last call (at least one frame, waiting for it),
+    /// mono at int16 scale; `None` once the stream has ended.
+    pub fn next_block(&mut self) -> Result<Option<Vec<f32>>> {
+        let frame_bytes = self.encoding.bytes() * self.channels;
+        loop {
+            let mut usable = self.pending.len();
+            if let Some(remaining) = self.remaining {
+                usable = usable.min(remaining);
+            }
+            let whole = usable - usable % frame_bytes;
+            let at_end = self.ended || self.remaining == Some(whole);
+            if whole > 0 {
+                let bytes: Vec<u8> = self.pending.drain(..whole).collect();
+                if let Some(remaining) = &mut self.remaining {
+                    *remaining -= whole;
+                }
+                let mut interleaved = vec![0.0f32; whole / self.encoding.bytes()];
+                decode(self.encoding, self.big_endian, &bytes, &mut interleaved);
+                if self.channels == 1 {
+                    return Ok(Some(interleaved));
+                }
+                let mut mono = vec![0.0f32; whole / frame_bytes];
+                Mixdown::new(self.channels).mix(&interleaved, &mut mono);
+                return Ok(Some(mono));
+            }
+            if at_end {
+                return Ok(None);
+            }
+            let mut block = [0u8; STREAM_READ_BYTES];
+            let n = read_retrying(&mut self.reader, &mut block)
+                .map_err(|e| Error::io(&self.name, e))?;
+            self.ended = n == 0;
+            self.pending.extend_from_slice(&block[..n]);
+        }
+    }
+}
+
+/// One `read`, retried when interrupted by a signal.
+fn read_retrying(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Where the data chunk's samples start in `bytes` (a WAV header so far), once its header is there.
+fn data_chunk_body(bytes: &[u8]) -> Option<usize> {
+    let big_endian = bytes.starts_with(b"RIFX");
+    let mut pos = 12usize;
+    while pos.checked_add(8)? <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        if id == b"data" {
+            return Some(pos + 8);
+        }
+        let size = read_u32(bytes, pos + 4, big_endian) as usize;
+        pos = pos
+            .checked_add(8)?
+            .checked_add(size.checked_add(size & 1)?)?;
+    }
+    None
+}
+
 fn truncated(path: &Path, got: usize, declared: usize) -> Error {
     Error::MalformedAudio {
         path: path.to_path_buf(),

@@ -13,6 +13,7 @@ mod convert;
 mod eval;
 mod features;
 mod fit_frame_head;
+mod live;
 mod lm;
 mod probs;
 mod score;
@@ -38,6 +39,8 @@ pub struct Cli {
 enum Command {
     // Subcommands without a doc comment here use their Args struct's doc as summary and long --help.
     Transcribe(transcribe::TranscribeArgs),
+    // As for Probs: `LiveArgs`'s doc is the summary and the long --help.
+    Live(live::LiveArgs),
     // As for Probs: `AlignArgs`'s doc is the summary and the long --help.
     Align(align::AlignArgs),
     // As for Probs: `ScoreArgs`'s doc is the summary and the long --help.
@@ -69,6 +72,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Features(args) => features::run(args),
         Command::Lm(args) => lm::run(args),
+        Command::Live(args) => live::run(args),
         Command::Average(args) => average::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Probs(args) => probs::run(args),

@@ -3,6 +3,7 @@
 //! phones.
 
 mod align;
+pub mod live;
 mod segment;
 
 pub use segment::{
