@@ -1,6 +1,6 @@
 //! `phonrec live`: phones of a live audio stream, an utterance at a time as each ends.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -19,7 +19,7 @@ use super::common::{error_chain, DecodeArgs};
 
 /// Transcribe live audio as it arrives: an utterance's phones are printed when it ends.
 ///
-/// Reads a WAV stream from standard input (or FILE: a named pipe, or a file read as if it were
+/// Reads a WAV stream from standard input (or INPUT: a named pipe, or a file read as if it were
 /// arriving), e.g. `arecord -f S16_LE -r 16000 -c 1 | phonrec live` or `sox -d -t wav - | phonrec
 /// live`, or headerless 16-bit PCM with --raw-rate. The stream is cut into utterances at pauses
 /// (--min-pause; an utterance longer than --max-utterance is cut at its quietest moment), each
@@ -38,7 +38,7 @@ pub struct LiveArgs {
     pub raw_rate: Option<u32>,
 
     /// Channels of the headerless stream (with --raw-rate); mixed to one.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 1, requires = "raw_rate", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub raw_channels: u16,
 
     /// A pause at least this long ends an utterance, seconds.
@@ -90,6 +90,13 @@ pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
         .load_recognizer(args.model.as_deref(), false, 0)?;
     let (names, _unknown) = recognizer.phones().in_alphabet(args.alphabet);
     let reader: Box<dyn Read + Send> = if args.input == Path::new("-") {
+        if std::io::stdin().is_terminal() {
+            // Waiting silently for audio that a keyboard will never send looks like a hang.
+            eprintln!(
+                "phonrec: reading a WAV stream from standard input: pipe audio in, e.g. `arecord \
+                 -f S16_LE -r 16000 -c 1 | phonrec live` (Ctrl-C stops)"
+            );
+        }
         Box::new(std::io::stdin())
     } else {
         Box::new(
