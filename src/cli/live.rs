@@ -49,6 +49,11 @@ pub struct LiveArgs {
     #[arg(long, default_value_t = 20.0)]
     pub max_utterance: f32,
 
+    /// A frame is speech when its level stands this many dB above the background (the lowest
+    /// level of the last 30 s); lower hears quieter speech in noise, and more of the noise.
+    #[arg(long, value_name = "DB", default_value_t = EndpointOptions::default().threshold_db)]
+    pub speech_above: f32,
+
     /// Output: text (`start<TAB>end<TAB>phones`) or json (one object per utterance and line).
     #[arg(long, value_parser = choice::<OutputFormat>(), default_value = OutputFormat::Text.name())]
     pub format: OutputFormat,
@@ -85,6 +90,12 @@ pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
             args.max_utterance
         );
     }
+    if !(args.speech_above.is_finite() && (1.0..=40.0).contains(&args.speech_above)) {
+        anyhow::bail!(
+            "--speech-above must be 1–40 dB, got {}",
+            args.speech_above
+        );
+    }
     let recognizer = args
         .decode
         .load_recognizer(args.model.as_deref(), false, 0)?;
@@ -114,6 +125,7 @@ pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
         EndpointOptions {
             min_pause_s: args.min_pause,
             max_utterance_s: args.max_utterance,
+            threshold_db: args.speech_above,
             ..EndpointOptions::default()
         },
     );
