@@ -47,6 +47,8 @@ __version__: str = _phonrec.__version__
 
 __all__ = [
     "Recognizer",
+    "Endpointer",
+    "LiveUtterance",
     "features",
     "load",
     "Phone",
@@ -818,3 +820,68 @@ def load(audio: AudioInput, *, resample: Optional[int] = None) -> Tuple[np.ndarr
     """
     data, _ = _audio(audio)
     return _phonrec.load(data, resample)
+
+
+class LiveUtterance(NamedTuple):
+    """An utterance cut from live audio by :class:`Endpointer`.
+
+    Attributes:
+        start: Where it starts, seconds from the start of the stream.
+        samples: Its samples, mono ``float32`` at full scale ±1, at the endpointer's rate.
+    """
+
+    start: float
+    samples: np.ndarray
+
+
+class Endpointer:
+    """Cuts live audio into utterances at pauses, as ``phonrec live`` does, so that each can be
+    recognised (whole: the network is bidirectional) while the talker goes on::
+
+        endpointer = phonrec.Endpointer(16000)
+        for block in microphone_blocks():            # arrays of samples as they arrive
+            for utterance in endpointer.push(block):
+                t = recognizer.transcribe(utterance.samples, sample_rate=16000)
+                print(utterance.start, t)            # t's times count from utterance.start
+
+    Args:
+        sample_rate: The stream's rate in Hz.
+        min_pause: A pause at least this long ends an utterance, seconds (``--min-pause``).
+        max_utterance: An utterance this long is cut at its quietest moment of its last seconds
+            (``--max-utterance``).
+        speech_above: A frame is speech when its level stands this many dB above the background,
+            the lowest level of the last 30 s (``--speech-above``).
+
+    Raises:
+        ValueError: Options out of range (a pause of 0.1-10 s, utterances of 1-600 s and longer
+            than twice the pause, a threshold of 1-40 dB) or a rate phonrec does not read.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        *,
+        min_pause: float = 0.5,
+        max_utterance: float = 20.0,
+        speech_above: float = 6.0,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self._inner = _phonrec.Endpointer(
+            sample_rate, float(min_pause), float(max_utterance), float(speech_above)
+        )
+
+    def push(self, samples: Any) -> List[LiveUtterance]:
+        """Add the samples that arrived (an array as :meth:`Recognizer.transcribe` takes one:
+        float in ±1, int16, ...; mono or ``(samples, channels)``); the utterances that ended in
+        them."""
+        array = np.asarray(samples)
+        if array.size == 0:
+            return []
+        if not array.dtype.isnative:
+            array = array.astype(array.dtype.newbyteorder("="))
+        return [LiveUtterance(start, audio) for start, audio in self._inner.push(array)]
+
+    def finish(self) -> Optional[LiveUtterance]:
+        """The stream has ended: the utterance under way, if any. The endpointer takes no more."""
+        last = self._inner.finish()
+        return None if last is None else LiveUtterance(*last)

@@ -11,7 +11,10 @@ __version__: str
 
 __all__ = [
     "Recognizer",
+    "Endpointer",
+    "LiveUtterance",
     "features",
+    "load",
     "Phone",
     "Transcript",
     "Probs",
@@ -244,3 +247,25 @@ def features(
 ) -> npt.NDArray[np.float32]: ...
 
 def load(audio: AudioInput, *, resample: Optional[int] = None) -> Tuple[npt.NDArray[np.float32], int]: ...
+
+class LiveUtterance(NamedTuple):
+    """An utterance cut from live audio: its start (seconds in the stream) and samples (float32, ±1)."""
+
+    start: float
+    samples: npt.NDArray[np.float32]
+
+class Endpointer:
+    """Cuts live audio into utterances at pauses, as ``phonrec live`` does."""
+
+    sample_rate: int
+
+    def __init__(
+        self,
+        sample_rate: int,
+        *,
+        min_pause: float = 0.5,
+        max_utterance: float = 20.0,
+        speech_above: float = 6.0,
+    ) -> None: ...
+    def push(self, samples: Union[npt.NDArray[Any], Sequence[float]]) -> List[LiveUtterance]: ...
+    def finish(self) -> Optional[LiveUtterance]: ...

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
-__all__ = ["OutOfVocabularyError", "PhonrecError", "Recognizer", "__version__", "features"]
+__all__ = ["Endpointer", "OutOfVocabularyError", "PhonrecError", "Recognizer", "__version__", "features", "load"]
 
 class PhonrecError(Exception): ...
 
@@ -83,3 +83,15 @@ def features(
     audio: Any, sample_rate: Optional[int], options: Dict[str, Any]
 ) -> npt.NDArray[np.float32]: ...
 def load(audio: Any, resample: Optional[int]) -> Tuple[npt.NDArray[np.float32], int]: ...
+
+@final
+class Endpointer:
+    def __new__(
+        cls,
+        sample_rate: int,
+        min_pause: float = 0.5,
+        max_utterance: float = 20.0,
+        speech_above: float = 6.0,
+    ) -> Endpointer: ...
+    def push(self, samples: npt.NDArray[Any]) -> List[Tuple[float, npt.NDArray[np.float32]]]: ...
+    def finish(self) -> Optional[Tuple[float, npt.NDArray[np.float32]]]: ...

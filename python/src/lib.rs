@@ -43,6 +43,7 @@ use phonrec::features::{
 };
 use phonrec::model::{Model, ModelFile, Precision};
 use phonrec::phones::{Alphabet, PhoneSet};
+use phonrec::recognize::live::{EndpointOptions, Endpointer, LiveUtterance};
 use phonrec::recognize::{
     plan_rounds, Recognizer, RecognizerOptions, SegmentOptions, Transcript, DEFAULT_VTLN_WARPS,
 };
@@ -1158,6 +1159,91 @@ fn load<'py>(
     Ok((PyArray1::from_vec(py, samples), rate))
 }
 
+/// Live audio cut into utterances at pauses, as `phonrec live` cuts it.
+#[pyclass(module = "phonrec._phonrec", name = "Endpointer")]
+struct PyEndpointer {
+    /// `None` once finished.
+    inner: Option<Endpointer>,
+    sample_rate_hz: u32,
+}
+
+/// An utterance for Python: its start in seconds and its samples (float32, full scale ±1).
+fn utterance_tuple<'py>(
+    py: Python<'py>,
+    utterance: LiveUtterance,
+) -> (f64, Bound<'py, PyArray1<f32>>) {
+    let samples: Vec<f32> = utterance
+        .wave
+        .samples
+        .iter()
+        .map(|&s| s / INT16_SCALE)
+        .collect();
+    (utterance.start_s, PyArray1::from_vec(py, samples))
+}
+
+#[pymethods]
+impl PyEndpointer {
+    #[new]
+    #[pyo3(signature = (sample_rate, min_pause=0.5, max_utterance=20.0, speech_above=6.0))]
+    fn new(
+        sample_rate: i64,
+        min_pause: f32,
+        max_utterance: f32,
+        speech_above: f32,
+    ) -> PyResult<Self> {
+        let rate = u32::try_from(sample_rate)
+            .ok()
+            .filter(|r| (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(r))
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "sample_rate {sample_rate} Hz is outside the supported range \
+                     {MIN_SAMPLE_RATE_HZ}..={MAX_SAMPLE_RATE_HZ} Hz"
+                ))
+            })?;
+        let options = EndpointOptions {
+            min_pause_s: min_pause,
+            max_utterance_s: max_utterance,
+            threshold_db: speech_above,
+            ..EndpointOptions::default()
+        };
+        let inner =
+            Endpointer::new(rate, options).map_err(|e| PyValueError::new_err(error_chain(&e)))?;
+        Ok(PyEndpointer {
+            inner: Some(inner),
+            sample_rate_hz: rate,
+        })
+    }
+
+    /// Add the samples that arrived (an array as `Recognizer.transcribe` takes them, at the
+    /// endpointer's rate); the utterances that ended, as (start, samples).
+    fn push<'py>(
+        &mut self,
+        py: Python<'py>,
+        samples: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<(f64, Bound<'py, PyArray1<f32>>)>> {
+        let array = samples
+            .cast::<PyUntypedArray>()
+            .map_err(|_| PyTypeError::new_err("push takes a numpy array of samples".to_string()))?;
+        let wave = wave_from_array(array, Some(i64::from(self.sample_rate_hz)))?;
+        let inner = self.inner.as_mut().ok_or_else(|| {
+            PyValueError::new_err("the endpointer was finished; make a new one for a new stream")
+        })?;
+        Ok(inner
+            .push(&wave.samples)
+            .into_iter()
+            .map(|u| utterance_tuple(py, u))
+            .collect())
+    }
+
+    /// The stream has ended: the utterance under way, if any.
+    fn finish<'py>(&mut self, py: Python<'py>) -> Option<(f64, Bound<'py, PyArray1<f32>>)> {
+        self.inner
+            .take()
+            .and_then(Endpointer::finish)
+            .map(|u| utterance_tuple(py, u))
+    }
+}
+
 /// The extension module: the recogniser class, the features and load functions, the exceptions
 /// and the version of this build.
 #[pymodule]
@@ -1172,6 +1258,7 @@ fn _phonrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<OutOfVocabularyError>(),
     )?;
     m.add_class::<PyRecognizer>()?;
+    m.add_class::<PyEndpointer>()?;
     m.add_function(wrap_pyfunction!(features, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     Ok(())

@@ -332,6 +332,44 @@ def test_alternatives_equal_the_cli_and_include_the_confidence(cli):
             phonrec.Recognizer(alternatives=bad)
 
 
+def test_endpointer_cuts_a_stream_as_phonrec_live_does(cli, recognizer, tmp_path):
+    # The three examples at 16 kHz between 1.5 s pauses over a faint seeded floor.
+    rng = np.random.default_rng(3)
+    pieces = []
+    for path in FILES:
+        samples, _ = phonrec.load(path, resample=16000)
+        pieces += [rng.normal(0, 0.001, 24000).astype(np.float32), samples]
+    pieces.append(rng.normal(0, 0.001, 24000).astype(np.float32))
+    stream = np.concatenate(pieces)
+    floor = rng.normal(0, 0.001, stream.size).astype(np.float32)
+    stream = np.clip(stream + floor, -1, 1)
+    path = tmp_path / "stream.wav"
+    write_wav(path, np.round(stream * 32767), 16000, 2)
+    lines = cli("live", path).decode().splitlines()
+    assert len(lines) == 3, lines
+
+    endpointer = phonrec.Endpointer(16000)
+    int16 = np.round(stream * 32767).astype("<i2")
+    utterances = []
+    for start in range(0, int16.size, 1000):  # blocks as a sound card delivers them
+        utterances += endpointer.push(int16[start : start + 1000])
+    assert endpointer.finish() is None  # the stream ends in a pause
+    assert len(utterances) == len(lines)
+    for utterance, line in zip(utterances, lines):
+        start, end, phones = line.split("\t")
+        assert abs(utterance.start - float(start)) < 0.006, (utterance.start, line)
+        duration = utterance.samples.size / 16000
+        assert abs(utterance.start + duration - float(end)) < 0.006, line
+        assert utterance.samples.dtype == np.float32
+        transcript = recognizer.transcribe(utterance.samples, sample_rate=16000)
+        assert " ".join(transcript.labels) == phones
+    assert endpointer.push([]) == []
+    with pytest.raises(ValueError, match="finished"):
+        endpointer.push(int16[:100])
+    with pytest.raises(ValueError, match="pause"):
+        phonrec.Endpointer(16000, min_pause=0)
+
+
 def test_a_model_fine_tuned_from_the_built_in_one_decodes_as_the_built_in_model(recognizer, tmp_path):
     # The built-in model's file, its metadata saying what `train --init-from builtin` writes.
     data = (ROOT / "models" / "default.safetensors").read_bytes()

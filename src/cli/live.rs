@@ -80,22 +80,15 @@ pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
             args.format.name()
         );
     }
-    let pause_ok = args.min_pause.is_finite() && (0.1..=10.0).contains(&args.min_pause);
-    let length_ok = args.max_utterance.is_finite() && (1.0..=600.0).contains(&args.max_utterance);
-    if !pause_ok || !length_ok || args.max_utterance <= 2.0 * args.min_pause {
-        anyhow::bail!(
-            "--min-pause must be 0.1–10 s and --max-utterance 1–600 s and more than twice the pause \
-             (got {} and {})",
-            args.min_pause,
-            args.max_utterance
-        );
-    }
-    if !(args.speech_above.is_finite() && (1.0..=40.0).contains(&args.speech_above)) {
-        anyhow::bail!(
-            "--speech-above must be 1–40 dB, got {}",
-            args.speech_above
-        );
-    }
+    let options = EndpointOptions {
+        min_pause_s: args.min_pause,
+        max_utterance_s: args.max_utterance,
+        threshold_db: args.speech_above,
+        ..EndpointOptions::default()
+    };
+    options
+        .validate()
+        .context("--min-pause, --max-utterance or --speech-above")?;
     let recognizer = args
         .decode
         .load_recognizer(args.model.as_deref(), false, 0)?;
@@ -120,15 +113,7 @@ pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
         Some(rate) => WavStream::raw_s16le(reader, rate, usize::from(args.raw_channels), &name),
         None => WavStream::open(reader, &name)?,
     };
-    let mut endpointer = Endpointer::new(
-        stream.sample_rate_hz(),
-        EndpointOptions {
-            min_pause_s: args.min_pause,
-            max_utterance_s: args.max_utterance,
-            threshold_db: args.speech_above,
-            ..EndpointOptions::default()
-        },
-    );
+    let mut endpointer = Endpointer::new(stream.sample_rate_hz(), options)?;
     // The stream is read on its own thread, so audio keeps being taken from the pipe (which holds
     // only a second or two) while an utterance is recognised.
     let (send, blocks) = mpsc::channel::<Block>();

@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 
 use crate::audio::Waveform;
+use crate::error::{Error, Result};
 
 /// Where live audio is cut into utterances.
 #[derive(Clone, Debug)]
@@ -37,6 +38,41 @@ impl Default for EndpointOptions {
             margin_s: 0.3,
             threshold_db: 6.0,
         }
+    }
+}
+
+impl EndpointOptions {
+    /// Check the options make sense together: a pause of 0.1–10 s, utterances of 1–600 s and more
+    /// than twice the pause, margins of 0–2 s, a threshold of 1–40 dB.
+    pub fn validate(&self) -> Result<()> {
+        let within =
+            |x: f32, range: std::ops::RangeInclusive<f32>| x.is_finite() && range.contains(&x);
+        let reason = if !within(self.min_pause_s, 0.1..=10.0) {
+            format!(
+                "the pause that ends an utterance must be 0.1–10 s, got {}",
+                self.min_pause_s
+            )
+        } else if !within(self.max_utterance_s, 1.0..=600.0)
+            || self.max_utterance_s <= 2.0 * self.min_pause_s
+        {
+            format!(
+                "the longest utterance must be 1–600 s and more than twice the pause, got {}",
+                self.max_utterance_s
+            )
+        } else if !within(self.margin_s, 0.0..=2.0) {
+            format!("the margin must be 0–2 s, got {}", self.margin_s)
+        } else if !within(self.threshold_db, 1.0..=40.0) {
+            format!(
+                "the speech threshold must be 1–40 dB, got {}",
+                self.threshold_db
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidOptions {
+            what: "endpointing",
+            reason,
+        })
     }
 }
 
@@ -86,9 +122,17 @@ pub struct Endpointer {
 }
 
 impl Endpointer {
-    /// An endpointer for a stream at `sample_rate_hz`.
-    pub fn new(sample_rate_hz: u32, options: EndpointOptions) -> Self {
-        Endpointer {
+    /// An endpointer for a stream at `sample_rate_hz` (options as [`EndpointOptions::validate`]
+    /// checks them).
+    pub fn new(sample_rate_hz: u32, options: EndpointOptions) -> Result<Self> {
+        options.validate()?;
+        if sample_rate_hz == 0 {
+            return Err(Error::InvalidOptions {
+                what: "endpointing",
+                reason: "a sample rate of 0 Hz".to_string(),
+            });
+        }
+        Ok(Endpointer {
             options,
             sample_rate_hz,
             frame_len: (sample_rate_hz as usize / 100).max(1),
@@ -102,7 +146,7 @@ impl Endpointer {
             start: None,
             onset: 0,
             last_loud: 0,
-        }
+        })
     }
 
     fn frames(&self, seconds: f32) -> u64 {
@@ -262,7 +306,7 @@ mod tests {
             stream.extend(tone(0.8, 5000.0, &mut seed));
             stream.extend(tone(1.0, 0.0, &mut seed));
         }
-        let mut endpointer = Endpointer::new(8000, EndpointOptions::default());
+        let mut endpointer = Endpointer::new(8000, EndpointOptions::default()).expect("valid");
         let mut utterances = Vec::new();
         // Fed in odd-sized pieces, as a pipe delivers them.
         for piece in stream.chunks(333) {
@@ -294,7 +338,7 @@ mod tests {
             max_utterance_s: 10.0,
             ..EndpointOptions::default()
         };
-        let mut endpointer = Endpointer::new(8000, options);
+        let mut endpointer = Endpointer::new(8000, options).expect("valid");
         let mut utterances = endpointer.push(&stream);
         assert_eq!(utterances.len(), 1, "cut once, at the dip");
         utterances.extend(endpointer.finish());
@@ -312,7 +356,7 @@ mod tests {
         // A 20 ms click.
         stream.extend(tone(0.02, 20000.0, &mut seed));
         stream.extend(tone(2.0, 0.0, &mut seed));
-        let mut endpointer = Endpointer::new(8000, EndpointOptions::default());
+        let mut endpointer = Endpointer::new(8000, EndpointOptions::default()).expect("valid");
         assert!(endpointer.push(&stream).is_empty());
         assert!(endpointer.finish().is_none());
     }
