@@ -189,6 +189,19 @@ fn audio_arg<'a>(obj: &'a Bound<'_, PyAny>, sample_rate: Option<i64>) -> PyResul
     )))
 }
 
+/// A `sample_rate=` argument as a rate phonrec reads, or the ValueError saying the range.
+fn sample_rate_arg(rate: i64) -> PyResult<u32> {
+    u32::try_from(rate)
+        .ok()
+        .filter(|r| (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(r))
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "sample_rate {rate} Hz is outside the supported range \
+                 {MIN_SAMPLE_RATE_HZ}..={MAX_SAMPLE_RATE_HZ} Hz"
+            ))
+        })
+}
+
 /// Samples of a 1-D (mono) or 2-D `(samples, channels)` array, converted to int16 scale as the WAV
 /// reader converts each encoding and averaged over channels as it averages them.
 fn wave_from_array(
@@ -209,15 +222,7 @@ fn wave_from_array(
              in Hz (e.g. sample_rate=16000)",
         ));
     };
-    let rate = u32::try_from(rate)
-        .ok()
-        .filter(|r| (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(r))
-        .ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "sample_rate {rate} Hz is outside the supported range \
-                 {MIN_SAMPLE_RATE_HZ}..={MAX_SAMPLE_RATE_HZ} Hz"
-            ))
-        })?;
+    let rate = sample_rate_arg(rate)?;
     if shape.contains(&0) {
         return Err(PyValueError::new_err(format!(
             "the audio array holds no samples (shape {shape:?})"
@@ -1191,15 +1196,7 @@ impl PyEndpointer {
         max_utterance: f32,
         speech_above: f32,
     ) -> PyResult<Self> {
-        let rate = u32::try_from(sample_rate)
-            .ok()
-            .filter(|r| (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(r))
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "sample_rate {sample_rate} Hz is outside the supported range \
-                     {MIN_SAMPLE_RATE_HZ}..={MAX_SAMPLE_RATE_HZ} Hz"
-                ))
-            })?;
+        let rate = sample_rate_arg(sample_rate)?;
         let options = EndpointOptions {
             min_pause_s: min_pause,
             max_utterance_s: max_utterance,
