@@ -210,11 +210,16 @@ impl Endpointer {
         if loud {
             self.last_loud = index;
         }
-        if index - self.last_loud >= self.frames(self.options.min_pause_s) {
+        if index.saturating_sub(self.last_loud) >= self.frames(self.options.min_pause_s) {
             let end = (self.last_loud + 1 + margin).min(index + 1);
-            let utterance = self.cut(start, end);
             self.start = None;
             self.onset = 0;
+            // After a cut for length inside the pause that then ended the utterance, nothing of
+            // it is left after the cut.
+            if end <= start {
+                return None;
+            }
+            let utterance = self.cut(start, end);
             self.drop_before(end);
             return Some(utterance);
         }
@@ -264,7 +269,9 @@ impl Endpointer {
     /// The audio of stream frames `start..end` (both within the buffer).
     fn cut(&self, start: u64, end: u64) -> LiveUtterance {
         let from = (start - self.buffer_frame) as usize * self.frame_len;
-        let to = ((end - self.buffer_frame) as usize * self.frame_len).min(self.buffer.len());
+        let to = ((end.saturating_sub(self.buffer_frame)) as usize * self.frame_len)
+            .min(self.buffer.len())
+            .max(from);
         LiveUtterance {
             start_s: start as f64 * self.frame_len as f64 / f64::from(self.sample_rate_hz),
             wave: Waveform {
@@ -347,6 +354,32 @@ mod tests {
         assert!((9.0..9.2).contains(&cut), "cut at {cut}");
         let total: f64 = utterances.iter().map(|u| u.wave.duration_s()).sum();
         assert!((total - (12.5 - 0.2)).abs() < 0.02, "nothing lost: {total}");
+    }
+
+    #[test]
+    fn a_length_cut_inside_the_final_pause_leaves_no_empty_utterance() {
+        // Speech that stops 0.4 s before the length limit: the limit falls inside the pause, the
+        // cut lands in its quietest frame, after the margin; the pause then ends the rest.
+        for seed in 0..20 {
+            let mut seed = seed;
+            let mut stream = tone(0.5, 0.0, &mut seed);
+            stream.extend(tone(9.3, 5000.0, &mut seed));
+            stream.extend(tone(2.0, 0.0, &mut seed));
+            let options = EndpointOptions {
+                max_utterance_s: 10.0,
+                ..EndpointOptions::default()
+            };
+            let mut endpointer = Endpointer::new(8000, options).expect("valid");
+            let mut utterances = endpointer.push(&stream);
+            utterances.extend(endpointer.finish());
+            assert!(!utterances.is_empty());
+            assert!(utterances.iter().all(|u| !u.wave.samples.is_empty()));
+            let first = &utterances[0];
+            assert!(
+                first.start_s < 0.25 && first.wave.duration_s() > 9.5,
+                "{seed}"
+            );
+        }
     }
 
     #[test]
