@@ -10,6 +10,17 @@ use common::{phonrec, stderr, stdout};
 use ndarray::Array2;
 use ndarray_npy::ReadNpyExt;
 
+/// True (with a note) when the checkout has no shipped model, so the tests of it are skipped.
+fn no_built_in_model() -> bool {
+    let missing = !Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/default.safetensors")
+        .is_file();
+    if missing {
+        eprintln!("no models/default.safetensors: skipping the built-in model test");
+    }
+    missing
+}
+
 #[test]
 fn features_tsv_on_stdout_has_one_row_per_frame() {
     let output = phonrec(&["features", "audio/slt_dark_suit_16k.wav", "--output", "-"]);
@@ -147,11 +158,7 @@ fn help_explains_the_kaldi_flags() {
 /// shipped examples without `--model`.
 #[test]
 fn transcribe_with_the_built_in_model() {
-    if !Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/default.safetensors")
-        .is_file()
-    {
-        eprintln!("no models/default.safetensors: skipping the built-in model test");
+    if no_built_in_model() {
         return;
     }
     let output = phonrec(&["transcribe", "audio/"]);
@@ -592,11 +599,7 @@ fn an_audio_file_without_a_subcommand_suggests_transcribe() {
 /// kaldi -o FILE` writes Kaldi `text`; a pipe command in wav.scp is refused with the line.
 #[test]
 fn kaldi_data_dirs_are_transcribed_by_utterance_id() {
-    if !Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/default.safetensors")
-        .is_file()
-    {
-        eprintln!("no models/default.safetensors: skipping");
+    if no_built_in_model() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -734,11 +737,7 @@ fn kaldi_data_dirs_are_transcribed_by_utterance_id() {
 /// `offset`); `eval` scores segments by id; a segment beyond its recording fails alone, by id.
 #[test]
 fn kaldi_segments_are_utterances_cut_from_their_recordings() {
-    if !Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/default.safetensors")
-        .is_file()
-    {
-        eprintln!("no models/default.safetensors: skipping");
+    if no_built_in_model() {
         return;
     }
     use phonrec::audio::{read_audio, write_wav_i16, Waveform};
@@ -885,11 +884,7 @@ fn kaldi_segments_are_utterances_cut_from_their_recordings() {
 /// `-o` writes the hypotheses as Kaldi `text`, keyed like the JSON.
 #[test]
 fn eval_reports_each_utterance_and_writes_kaldi_hypotheses() {
-    if !Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/default.safetensors")
-        .is_file()
-    {
-        eprintln!("no models/default.safetensors: skipping");
+    if no_built_in_model() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -938,11 +933,7 @@ fn eval_reports_each_utterance_and_writes_kaldi_hypotheses() {
 /// missing utterance counts as an empty hypothesis, with a warning.
 #[test]
 fn eval_scores_hypotheses_from_a_file() {
-    if !Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/default.safetensors")
-        .is_file()
-    {
-        eprintln!("no models/default.safetensors: skipping");
+    if no_built_in_model() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -994,11 +985,7 @@ fn eval_scores_hypotheses_from_a_file() {
 /// model's own file with it transcribes exactly as the built-in default.
 #[test]
 fn lm_builtin_with_a_model_file_decodes_as_the_built_in_default() {
-    if !Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/default.safetensors")
-        .is_file()
-    {
-        eprintln!("no models/default.safetensors: skipping");
+    if no_built_in_model() {
         return;
     }
     // The held-out voice's sentence decodes differently with and without the LM (the short

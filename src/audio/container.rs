@@ -765,14 +765,22 @@ fn decode_packets(
             )));
         }
     }
-    // A glitch or two is skipped as players skip it (each packet is ~20-30 ms); more would leave
-    // holes the transcript cannot be trusted across.
-    if damaged_packets * 100 > packets {
-        return Err(malformed(format!(
-            "{damaged_packets} of {packets} packets are damaged: too many to transcribe across"
-        )));
-    }
+    check_damaged(path, damaged_packets, packets)?;
     Ok((rate, channels))
+}
+
+/// A glitch or two is skipped as players skip it (each packet is ~20-30 ms); more than one packet
+/// in a hundred damaged would leave holes the transcript cannot be trusted across: an error.
+pub(crate) fn check_damaged(path: &Path, damaged: usize, packets: usize) -> Result<()> {
+    if damaged * 100 > packets {
+        return Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{damaged} of {packets} packets are damaged: too many to transcribe across"
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use symphonia::core::codecs::{
 use symphonia::core::errors::Error as DecodeError;
 use symphonia::core::formats::Packet;
 
+use super::container::check_damaged;
 use super::opus::{OpusPackets, OPUS_RATE_HZ};
 use super::{mono_from_blocks, Waveform, INT16_SCALE, MAX_CHANNELS};
 use crate::error::{Error, Result};
@@ -477,9 +478,6 @@ fn decode_with_symphonia(
         .make(&parameters, &DecoderOptions::default())
         .map_err(|e| malformed(format!("its {} stream does not open ({e})", track.codec)))?;
     let primed = track.codec.starts_with("A_AAC") || track.codec == "A_MPEG/L3";
-    let frames_in = |ns: u64, rate: u32| {
-        usize::try_from(u128::from(ns) * u128::from(rate) / 1_000_000_000).unwrap_or(usize::MAX)
-    };
     let mut rate = 0;
     let decode = |sink: &mut dyn FnMut(&[f32], usize)| -> Result<()> {
         let mut damaged = 0;
@@ -523,21 +521,10 @@ fn decode_with_symphonia(
                 scaled.drain(..drop * channels);
                 *left -= drop;
             }
-            // (Past a damaged packet's own, skipped above.)
-            while discards.next_if(|&&(at, _)| at < index).is_some() {}
-            if let Some(&(_, ns)) = discards.next_if(|&&(at, _)| at == index) {
-                let drop = frames_in(ns, rate).saturating_mul(channels);
-                scaled.truncate(scaled.len().saturating_sub(drop));
-            }
+            cut_padding(&mut discards, index, rate, channels, &mut scaled);
             sink(&scaled, channels);
         }
-        if damaged * 100 > packets.len() {
-            return Err(malformed(format!(
-                "{damaged} of {} packets are damaged: too many to transcribe across",
-                packets.len()
-            )));
-        }
-        Ok(())
+        check_damaged(path, damaged, packets.len())
     };
     let (mono, ()) = mono_from_blocks(decode)?;
     if rate == 0 {
@@ -612,6 +599,28 @@ fn decode_pcm(path: &Path, track: &AudioTrack<'_>, packets: &[&[u8]]) -> Result<
     })
 }
 
+/// Frames of `rate` in `ns` nanoseconds.
+fn frames_in(ns: u64, rate: u32) -> usize {
+    usize::try_from(u128::from(ns) * u128::from(rate) / 1_000_000_000).unwrap_or(usize::MAX)
+}
+
+/// Cut packet `index`'s `DiscardPadding` (the next of `discards`, as (packet, nanoseconds), when
+/// it is this packet's) from the end of its interleaved `samples` at `rate`; entries of earlier
+/// packets (skipped as damaged) are passed over.
+fn cut_padding(
+    discards: &mut std::iter::Peekable<std::slice::Iter<'_, (usize, u64)>>,
+    index: usize,
+    rate: u32,
+    channels: usize,
+    samples: &mut Vec<f32>,
+) {
+    while discards.next_if(|&&(at, _)| at < index).is_some() {}
+    if let Some(&(_, ns)) = discards.next_if(|&&(at, _)| at == index) {
+        let drop = frames_in(ns, rate).saturating_mul(channels);
+        samples.truncate(samples.len().saturating_sub(drop));
+    }
+}
+
 /// Decode the Opus packets of `track` to mono, each packet's padding (`discards`) dropped.
 fn decode_opus(
     path: &Path,
@@ -619,10 +628,6 @@ fn decode_opus(
     packets: &[&[u8]],
     discards: &[(usize, u64)],
 ) -> Result<Waveform> {
-    let malformed = |reason: String| Error::MalformedAudio {
-        path: path.to_path_buf(),
-        reason,
-    };
     // The end: the last block's DiscardPadding when the muxer wrote one (ffmpeg, browsers' newer
     // recorders); without it at most one packet's padding (≤ 120 ms) stays at the end.
     let decode = |sink: &mut dyn FnMut(&[f32], usize)| -> Result<()> {
@@ -632,22 +637,11 @@ fn decode_opus(
         let mut discards = discards.iter().peekable();
         for (index, packet) in packets.iter().enumerate() {
             damaged += usize::from(decoder.decode(packet, &mut samples));
-            if let Some(&(_, ns)) = discards.next_if(|&&(at, _)| at == index) {
-                let frames = u128::from(ns) * u128::from(OPUS_RATE_HZ) / 1_000_000_000;
-                let drop = usize::try_from(frames)
-                    .unwrap_or(usize::MAX)
-                    .saturating_mul(decoder.channels());
-                samples.truncate(samples.len().saturating_sub(drop));
-            }
-            sink(&samples, decoder.channels());
+            let channels = decoder.channels();
+            cut_padding(&mut discards, index, OPUS_RATE_HZ, channels, &mut samples);
+            sink(&samples, channels);
         }
-        if damaged * 100 > packets.len() {
-            return Err(malformed(format!(
-                "{damaged} of {} packets are damaged: too many to transcribe across",
-                packets.len()
-            )));
-        }
-        Ok(())
+        check_damaged(path, damaged, packets.len())
     };
     let (mono, ()) = mono_from_blocks(decode)?;
     Ok(Waveform {
