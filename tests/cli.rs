@@ -263,6 +263,108 @@ fn alternatives_list_each_phones_most_probable_phones() {
     assert!(stderr(&ctm).contains("text or json"), "{}", stderr(&ctm));
 }
 
+/// `--nbest N`: the beam's N best phone sequences per recording, best first, in text (`path<TAB>rank
+/// <TAB>score<TAB>phones`), Kaldi (`key-1`, `key-2`, ...) and JSON; the first is the plain
+/// transcript, also for a recording of two speech regions searched one by one and joined.
+#[test]
+fn nbest_lists_the_best_sequences_and_the_first_is_the_transcript() {
+    if no_built_in_model() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut reader = hound::WavReader::open("audio/slt_dark_suit_16k.wav").expect("slt example");
+    let clip: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
+    let mut twice = clip.clone();
+    twice.extend(std::iter::repeat_n(0i16, 3 * 16_000));
+    twice.extend_from_slice(&clip);
+    let file = dir.path().join("twice.wav");
+    common::write_wav(&file, &twice);
+    let file = file.to_str().expect("utf-8 path");
+
+    let json = stdout(&phonrec(&["transcribe", "--format", "json", file]));
+    let plain: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON line");
+    assert_eq!(
+        plain["segments"].as_array().map(Vec::len),
+        Some(2),
+        "{json}"
+    );
+    let phones = plain["phones"].as_str().expect("phones");
+
+    let output = phonrec(&["transcribe", "--nbest", "5", file]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    let mut previous = f64::INFINITY;
+    for (rank, fields) in lines.iter().enumerate() {
+        assert_eq!(fields.len(), 4, "{text}");
+        assert_eq!(fields[0], file);
+        assert_eq!(fields[1], (rank + 1).to_string());
+        let score: f64 = fields[2].parse().expect("a score");
+        assert!(score <= previous, "{text}");
+        previous = score;
+    }
+    assert_eq!(lines[0][3], phones, "{text}");
+    let distinct: std::collections::HashSet<&str> = lines.iter().map(|l| l[3]).collect();
+    assert_eq!(distinct.len(), 5, "{text}");
+
+    let kaldi = stdout(&phonrec(&[
+        "transcribe",
+        "--nbest",
+        "2",
+        "--format",
+        "kaldi",
+        file,
+    ]));
+    let keys: Vec<&str> = kaldi
+        .lines()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    let key = file.replace(char::is_whitespace, "_");
+    assert_eq!(keys, [format!("{key}-1"), format!("{key}-2")], "{kaldi}");
+    assert_eq!(
+        kaldi.lines().next(),
+        Some(format!("{key}-1 {phones}").as_str())
+    );
+
+    let json = stdout(&phonrec(&[
+        "transcribe",
+        "--nbest",
+        "3",
+        "--format",
+        "json",
+        file,
+    ]));
+    let record: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON line");
+    let nbest = record["nbest"].as_array().expect("nbest");
+    assert_eq!(nbest.len(), 3, "{json}");
+    assert_eq!(nbest[0]["phones"], record["phones"], "{json}");
+    let shares: f64 = nbest.iter().map(|h| h["p"].as_f64().expect("p")).sum();
+    assert!((shares - 1.0).abs() < 0.01, "{json}");
+    assert!(!plain.to_string().contains("nbest"));
+
+    for (args, says) in [
+        (&["--format", "ctm"][..], "text, json or kaldi"),
+        (&["--no-lm"][..], "beam search"),
+        (&["--beam", "2"][..], "more than the beam keeps"),
+        (&["--alternatives", "2"][..], "--format json"),
+    ] {
+        let mut all = vec!["transcribe", "--nbest", "3"];
+        all.extend_from_slice(args);
+        all.push("audio/fsdd_7_jackson_0_8k.wav");
+        let refused = phonrec(&all);
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            stderr(&refused).contains(says),
+            "{args:?}: {}",
+            stderr(&refused)
+        );
+    }
+}
+
 /// A folder walk picks up phones' videos (`.mov`, `.mp4`) and audiobooks (`.m4b`) beside audio, and
 /// leaves other files; the AAC copies of the FSDD example, read gapless, give the WAV's phones at the
 /// WAV's times (before, an 8 kHz M4A's phones came 128 ms late).

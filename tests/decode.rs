@@ -180,3 +180,56 @@ fn alternatives_rank_the_phones_over_each_spike_and_include_the_decoded_one() ->
     }
     Ok(())
 }
+
+/// The beam's n-best list on a hand-made posteriorgram: best first, the first one is what
+/// `decode` gives and what the spans time, the runner-up swaps the one close call (5 against 6,
+/// 0.5 against 0.45 on one frame); greedy decoding gives its one path with the path's probability.
+#[test]
+fn hypotheses_rank_the_close_calls_and_the_first_is_the_decoded_sequence() -> phonrec::Result<()> {
+    const CLASSES: usize = 40;
+    let blank = BLANK.index();
+    let rows = [
+        row(CLASSES, &[(blank, 0.99)]),
+        row(CLASSES, &[(17, 0.6), (20, 0.3), (blank, 0.09)]),
+        row(CLASSES, &[(17, 0.8), (20, 0.1), (blank, 0.09)]),
+        row(CLASSES, &[(blank, 0.99)]),
+        row(CLASSES, &[(5, 0.5), (6, 0.45), (blank, 0.04)]),
+        row(CLASSES, &[(blank, 0.99)]),
+    ];
+    let log_probs = Array2::from_shape_fn((rows.len(), CLASSES), |(t, k)| rows[t][k]);
+    let beam = PrefixBeamDecoder::new(
+        BeamOptions {
+            beam_width: 8,
+            num_best: 4,
+            ..BeamOptions::default()
+        },
+        None,
+    )?;
+    let (spans, hypotheses) =
+        phonrec::ctc::decode_spans_with_hypotheses(&beam, log_probs.view(), FRAME_SHIFT_S, 0)?;
+    assert_eq!(hypotheses.len(), 4);
+    let ids = |phones: &[PhoneId]| phones.iter().map(|p| p.0).collect::<Vec<_>>();
+    assert_eq!(ids(&hypotheses[0].phones), [17, 5]);
+    assert_eq!(ids(&hypotheses[1].phones), [17, 6]);
+    assert_eq!(hypotheses[0].phones, beam.decode(log_probs.view()));
+    let timed: Vec<PhoneId> = spans.iter().map(|s| s.phone).collect();
+    assert_eq!(timed, hypotheses[0].phones);
+    for pair in hypotheses.windows(2) {
+        assert!(pair[0].score >= pair[1].score, "{hypotheses:?}");
+    }
+    // Without an LM or bonus the score is the acoustic log-probability; the runner-up's is the
+    // best's times about 0.45 / 0.5 (the frame where they differ).
+    let ratio = (hypotheses[1].score - hypotheses[0].score).exp();
+    assert!((ratio - 0.9).abs() < 0.02, "{ratio}");
+    assert_eq!(hypotheses[0].score, hypotheses[0].acoustic_log_prob);
+
+    let greedy = GreedyDecoder.hypotheses(log_probs.view());
+    assert_eq!(greedy.len(), 1);
+    assert_eq!(ids(&greedy[0].phones), [17, 5]);
+    let path: f64 = [0.99f64, 0.6, 0.8, 0.99, 0.5, 0.99]
+        .iter()
+        .map(|p| p.ln())
+        .sum();
+    assert!((greedy[0].score - path).abs() < 1e-5, "{greedy:?}");
+    Ok(())
+}

@@ -637,6 +637,18 @@ pub struct DecodeArgs {
     pub precision: Option<Precision>,
 }
 
+/// What a recogniser keeps besides each recording's phones ([`RecognizerOptions`]): `sil`, each
+/// phone's most probable phones, an n-best list.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Kept {
+    /// Keep `sil` in the output ([`RecognizerOptions::keep_silence`]).
+    pub keep_silence: bool,
+    /// [`RecognizerOptions::alternatives`].
+    pub alternatives: usize,
+    /// [`RecognizerOptions::nbest`].
+    pub nbest: usize,
+}
+
 impl DecodeArgs {
     /// `--precision`, or this CPU's default ([`Precision::inference_default`]).
     pub fn precision(&self) -> Precision {
@@ -645,13 +657,11 @@ impl DecodeArgs {
 
     /// Load `--model` (or the built-in model) and set up a recogniser with these decoding options
     /// (the built-in model's phone LM is used unless switched off; it is compiled in in a form that
-    /// needs no loading), keeping `sil` if asked and with `alternatives` most probable phones per
-    /// phone ([`RecognizerOptions::alternatives`]).
+    /// needs no loading), keeping what `kept` asks for besides the phones.
     pub fn load_recognizer(
         &self,
         model_path: Option<&Path>,
-        keep_silence: bool,
-        alternatives: usize,
+        kept: Kept,
     ) -> anyhow::Result<Recognizer> {
         let model = load_model(model_path, self.precision())?;
         // The built-in model, or one fine-tuned from it (same phones, posteriors of the same
@@ -681,13 +691,28 @@ impl DecodeArgs {
         if has_lm && beam <= 1 {
             bail!("--lm needs the beam search: use --beam 8 (or wider), or leave --beam out");
         }
+        if kept.nbest > 1 && beam <= 1 {
+            bail!(
+                "--nbest needs the beam search, and this decoding is greedy: add --beam {} (or \
+                 wider)",
+                kept.nbest.max(8)
+            );
+        }
+        if kept.nbest > beam {
+            bail!(
+                "--nbest {} is more than the beam keeps (--beam {beam}): add --beam {}",
+                kept.nbest,
+                kept.nbest
+            );
+        }
         let options = RecognizerOptions {
             beam,
             lm,
             lm_weight: self.lm_weight.unwrap_or(defaults.lm_weight),
             insertion_bonus: self.insertion_bonus.unwrap_or(defaults.insertion_bonus),
-            keep_silence,
-            alternatives,
+            keep_silence: kept.keep_silence,
+            alternatives: kept.alternatives,
+            nbest: kept.nbest,
             vtln_warps: if self.vtln {
                 DEFAULT_VTLN_WARPS.to_vec()
             } else {

@@ -13,7 +13,9 @@ use phonrec::phones::{PhoneId, PhoneSet};
 use phonrec::recognize::plan_rounds;
 use serde_json::json;
 
-use super::common::{data_source, load_data, write_stdout, DataArgs, DecodeArgs, InputProgress};
+use super::common::{
+    data_source, load_data, write_stdout, DataArgs, DecodeArgs, InputProgress, Kept,
+};
 
 /// Score a model on labeled data: phone error rate and its breakdown.
 ///
@@ -78,9 +80,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         let description = format!("hypotheses read from {}", hyp.display());
         return report(&args, &phones, &data.utterances, hypotheses, &description);
     }
-    let recognizer = args
-        .decode
-        .load_recognizer(args.model.as_deref(), true, 0)?;
+    let recognizer = args.decode.load_recognizer(
+        args.model.as_deref(),
+        Kept {
+            keep_silence: true,
+            ..Kept::default()
+        },
+    )?;
     let phones = recognizer.phones().clone();
     let data = load_data(&eval_source(&args)?, &phones, "evaluation")?;
     // Recognised in rounds, short utterances sharing network batches (as `transcribe` does).

@@ -15,7 +15,7 @@ use phonrec::recognize::live::{EndpointOptions, Endpointer, LiveUtterance};
 use phonrec::recognize::Recognizer;
 
 use super::choice::choice;
-use super::common::{error_chain, DecodeArgs};
+use super::common::{error_chain, DecodeArgs, Kept};
 
 /// Transcribe live audio as it arrives: an utterance's phones are printed when it ends.
 ///
@@ -91,7 +91,7 @@ pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
         .context("--min-pause, --max-utterance or --speech-above")?;
     let recognizer = args
         .decode
-        .load_recognizer(args.model.as_deref(), false, 0)?;
+        .load_recognizer(args.model.as_deref(), Kept::default())?;
     let (names, _unknown) = recognizer.phones().in_alphabet(args.alphabet);
     let reader: Box<dyn Read + Send> = if args.input == Path::new("-") {
         if std::io::stdin().is_terminal() {

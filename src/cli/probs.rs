@@ -16,7 +16,7 @@ use phonrec::inspect::{
 use phonrec::phones::Alphabet;
 
 use super::choice::choice;
-use super::common::{write_stdout, DecodeArgs};
+use super::common::{write_stdout, DecodeArgs, Kept};
 
 /// Show per-frame phone probabilities: a table (TSV/CSV/JSON/NPY), a PNG posteriorgram, an HTML page.
 ///
@@ -118,7 +118,7 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
     }
     let recognizer = args
         .decode
-        .load_recognizer(args.model.as_deref(), false, 0)?;
+        .load_recognizer(args.model.as_deref(), Kept::default())?;
     let wave = super::common::read_audio_arg(&args.file)?;
     let title = args.file.display().to_string();
     let inspection = Inspection::compute(&recognizer, wave, title)

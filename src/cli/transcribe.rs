@@ -15,7 +15,7 @@ use phonrec::recognize::{plan_rounds, Transcript};
 use super::choice::choice;
 use super::common::{
     audio_size, error_chain, expand_inputs, inputs_noun, manifest_inputs, no_audio_found,
-    read_inputs, DecodeArgs, DereverbArg, Input, InputProgress,
+    read_inputs, DecodeArgs, DereverbArg, Input, InputProgress, Kept,
 };
 use super::shard::ShardArgs;
 
@@ -92,6 +92,17 @@ pub struct TranscribeArgs {
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub alternatives: Option<u16>,
 
+    /// Also give the N best phone sequences the beam search found for each recording, with their
+    /// scores (natural-log: the network's probability of the sequence, plus the LM's weighted
+    /// log-probability and the insertion bonus; higher is better), as pocketsphinx's `-nbest`. Text
+    /// output prints one line per sequence: `path<TAB>rank<TAB>score<TAB>phones`; Kaldi output keys
+    /// them `utt-1`, `utt-2`, ... as Kaldi's n-best tools do; JSON adds `"nbest": [{"phones",
+    /// "score", "acoustic", "lm", "p"}, ...]` (`p`: each sequence's share of the list). At most
+    /// --beam (8 with the built-in model); needs the beam search. Speech regions are searched one
+    /// by one, so a recording's list joins theirs. CTM and TextGrid have no place for it
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub nbest: Option<u16>,
+
     /// Do not draw a progress bar (drawn on a terminal for more than a few seconds' work: input of
     /// 32 MB or 200 files and more).
     #[arg(long)]
@@ -154,10 +165,30 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             args.format.name()
         );
     }
+    if args.nbest.is_some()
+        && !matches!(
+            args.format,
+            OutputFormat::Text | OutputFormat::Json | OutputFormat::Kaldi
+        )
+    {
+        anyhow::bail!(
+            "--nbest shows in --format text, json or kaldi; {} times one sequence only",
+            args.format.name()
+        );
+    }
+    if args.nbest.is_some() && args.alternatives.is_some() && args.format != OutputFormat::Json {
+        anyhow::bail!(
+            "--nbest and --alternatives together need --format json (a {} line holds one of them)",
+            args.format.name()
+        );
+    }
     let recognizer = args.decode.load_recognizer(
         args.model.as_deref(),
-        args.keep_sil,
-        args.alternatives.map_or(0, usize::from),
+        Kept {
+            keep_silence: args.keep_sil,
+            alternatives: args.alternatives.map_or(0, usize::from),
+            nbest: args.nbest.map_or(0, usize::from),
+        },
     )?;
     let mut files = expand_inputs(&args.files)?;
     if let Some(manifest) = &args.manifest {

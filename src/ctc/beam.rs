@@ -148,6 +148,10 @@ impl Decoder for PrefixBeamDecoder {
             .map(|best| best.phones)
             .unwrap_or_default()
     }
+
+    fn hypotheses(&self, log_probs: ArrayView2<f32>) -> Vec<Hypothesis> {
+        self.decode_nbest(log_probs)
+    }
 }
 
 /// A prefix in the trie: its last phone and its parent.

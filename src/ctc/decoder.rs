@@ -8,6 +8,7 @@ use ndarray::{s, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use super::align::{force_align_with_spikes, AlignedPhone};
+use super::beam::Hypothesis;
 use crate::error::Result;
 use crate::phones::PhoneId;
 
@@ -16,6 +17,11 @@ pub trait Decoder: Send + Sync {
     /// Best phone sequence (blanks removed, repeats collapsed) for natural-log posteriors
     /// `log_probs` `[frames, classes]`, blank = class 0.
     fn decode(&self, log_probs: ArrayView2<f32>) -> Vec<PhoneId>;
+
+    /// The decoder's best hypotheses with their scores, best first, never empty: the beam search's
+    /// n-best list ([`BeamOptions::num_best`](super::BeamOptions::num_best) of them), greedy
+    /// decoding's one best path. The first one's phones are [`decode`](Self::decode)'s.
+    fn hypotheses(&self, log_probs: ArrayView2<f32>) -> Vec<Hypothesis>;
 }
 
 /// One decoded phone with its time span, as the transcription outputs print it.
@@ -71,7 +77,31 @@ pub fn decode_spans_with_alternatives(
     alternatives: usize,
 ) -> Result<Vec<PhoneSpan>> {
     let phones = decoder.decode(log_probs);
-    let aligned = force_align_with_spikes(log_probs, &phones)?;
+    timed_spans(log_probs, &phones, frame_shift_s, alternatives)
+}
+
+/// [`decode_spans_with_alternatives`] that also returns the decoder's whole list of
+/// [`hypotheses`](Decoder::hypotheses) (the spans are its first one's phones, timed).
+pub fn decode_spans_with_hypotheses(
+    decoder: &dyn Decoder,
+    log_probs: ArrayView2<f32>,
+    frame_shift_s: f32,
+    alternatives: usize,
+) -> Result<(Vec<PhoneSpan>, Vec<Hypothesis>)> {
+    let hypotheses = decoder.hypotheses(log_probs);
+    let best = hypotheses.first().map_or(&[][..], |h| &h.phones[..]);
+    let spans = timed_spans(log_probs, best, frame_shift_s, alternatives)?;
+    Ok((spans, hypotheses))
+}
+
+/// `phones` aligned to `log_probs` and timed, each with its `alternatives` most probable phones.
+fn timed_spans(
+    log_probs: ArrayView2<f32>,
+    phones: &[PhoneId],
+    frame_shift_s: f32,
+    alternatives: usize,
+) -> Result<Vec<PhoneSpan>> {
+    let aligned = force_align_with_spikes(log_probs, phones)?;
     Ok(aligned
         .into_iter()
         .map(|(aligned, spike)| {

@@ -6,6 +6,7 @@
 
 use ndarray::ArrayView2;
 
+use super::beam::Hypothesis;
 use super::decoder::Decoder;
 use crate::phones::{PhoneId, BLANK};
 
@@ -27,6 +28,27 @@ impl Decoder for GreedyDecoder {
             previous = best;
         }
         phones
+    }
+
+    /// The best path alone, scored by its log-probability (the sum of each frame's largest).
+    fn hypotheses(&self, log_probs: ArrayView2<f32>) -> Vec<Hypothesis> {
+        let path_log_prob: f64 = log_probs
+            .rows()
+            .into_iter()
+            .map(|row| {
+                row.iter()
+                    .copied()
+                    .filter(|v| !v.is_nan())
+                    .fold(f32::NEG_INFINITY, f32::max)
+            })
+            .map(f64::from)
+            .sum();
+        vec![Hypothesis {
+            phones: self.decode(log_probs),
+            score: path_log_prob,
+            acoustic_log_prob: path_log_prob,
+            lm_log_prob: 0.0,
+        }]
     }
 }
 

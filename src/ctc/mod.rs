@@ -30,7 +30,9 @@ mod topology;
 pub use align::{force_align, AlignedPhone};
 pub use beam::{BeamOptions, Hypothesis, PrefixBeamDecoder};
 pub use boundaries::{place_by_frames, BoundaryModel};
-pub use decoder::{decode_spans, decode_spans_with_alternatives, Decoder, PhoneSpan};
+pub use decoder::{
+    decode_spans, decode_spans_with_alternatives, decode_spans_with_hypotheses, Decoder, PhoneSpan,
+};
 pub use greedy::GreedyDecoder;
 pub use lattice::{
     force_align_words, AlignedWord, LatticeAlignment, LatticeOptions, Pronunciations,

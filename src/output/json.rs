@@ -1,6 +1,9 @@
 //! One JSON object per file and line:
 //! `{"file": ..., "duration": s, "phones": "a b", "spans": [{"phone", "start", "end", "confidence"}]}`
 //! (each span also with `"alternatives": [{"phone", "p"}, ...]` when they were asked for),
+//! `"nbest": [{"phones", "score", "acoustic", "lm", "p"}, ...]` when an n-best list was asked for
+//! (scores natural logs; `p` each hypothesis's share of the list, its scores taken as
+//! log-probabilities),
 //! `"utterance"` (a Kaldi data dir's utterance id) and `"offset"` (where a Kaldi segment starts in
 //! `"file"`; its times count from there) when they apply,
 //! `"segments": [[start, end], ...]` (the speech regions that were decoded, in seconds), plus
@@ -14,7 +17,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::ctc::PhoneSpan;
+use crate::ctc::{Hypothesis, PhoneSpan};
 use crate::phones::{PhoneId, PhoneSet};
 use crate::recognize::Transcript;
 
@@ -81,6 +84,43 @@ struct JsonTranscript<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     dereverberated: bool,
     peak_dbfs: Option<f32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    nbest: Vec<JsonHypothesis>,
+}
+
+/// One entry of an n-best list (`transcribe --nbest`).
+#[derive(Serialize)]
+struct JsonHypothesis {
+    phones: String,
+    score: f64,
+    acoustic: f64,
+    lm: f64,
+    p: f64,
+}
+
+/// `hypotheses` for JSON: scores to 3 decimals, and each one's share of the list's probability.
+fn json_nbest(hypotheses: &[Hypothesis], phones: &PhoneSet) -> Vec<JsonHypothesis> {
+    let best = hypotheses
+        .iter()
+        .map(|h| h.score)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let total: f64 = hypotheses.iter().map(|h| (h.score - best).exp()).sum();
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    hypotheses
+        .iter()
+        .map(|h| JsonHypothesis {
+            phones: h
+                .phones
+                .iter()
+                .map(|&id| phones.name(id))
+                .collect::<Vec<_>>()
+                .join(" "),
+            score: round(h.score),
+            acoustic: round(h.acoustic_log_prob),
+            lm: round(h.lm_log_prob),
+            p: round((h.score - best).exp() / total),
+        })
+        .collect()
 }
 
 /// Round to milliseconds / 3 decimals: more digits would only be noise.
@@ -118,6 +158,7 @@ pub(super) fn write(
             .peak_dbfs
             .is_finite()
             .then(|| (transcript.peak_dbfs * 10.0).round() / 10.0),
+        nbest: json_nbest(&transcript.nbest, phones),
     };
     serde_json::to_writer(&mut *out, &record)?;
     writeln!(out)

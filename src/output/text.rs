@@ -1,11 +1,13 @@
 //! `path<TAB>phone phone ...` (or `utterance-id<TAB>...` for inputs listed in a wav.scp), one line per
 //! file (with alternatives asked for, each phone's most probable phones as Allosaurus's `--topk`
-//! prints them: `path<TAB>ae (0.812) eh (0.102) | t (0.953) d (0.021)`); and Kaldi's `text` format,
-//! `key phone phone ...` with a space.
+//! prints them: `path<TAB>ae (0.812) eh (0.102) | t (0.953) d (0.021)`; with an n-best list, one
+//! line per hypothesis: `path<TAB>rank<TAB>score<TAB>phones`); and Kaldi's `text` format,
+//! `key phone phone ...` with a space (with an n-best list, keys `key-1`, `key-2`, ... as Kaldi's
+//! n-best tools name them).
 
 use std::io::Write;
 
-use crate::phones::PhoneSet;
+use crate::phones::{PhoneId, PhoneSet};
 use crate::recognize::Transcript;
 
 pub(super) fn write(
@@ -13,6 +15,22 @@ pub(super) fn write(
     phones: &PhoneSet,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
+    let key = match &transcript.id {
+        Some(id) => id.clone(),
+        None => transcript.source.display().to_string(),
+    };
+    if !transcript.nbest.is_empty() {
+        for (rank, hypothesis) in transcript.nbest.iter().enumerate() {
+            writeln!(
+                out,
+                "{key}\t{}\t{:.3}\t{}",
+                rank + 1,
+                hypothesis.score,
+                phone_names(&hypothesis.phones, phones)
+            )?;
+        }
+        return Ok(());
+    }
     let names: Vec<String> = transcript
         .spans
         .iter()
@@ -34,15 +52,15 @@ pub(super) fn write(
     } else {
         " "
     };
-    match &transcript.id {
-        Some(id) => writeln!(out, "{id}\t{}", names.join(separator)),
-        None => writeln!(
-            out,
-            "{}\t{}",
-            transcript.source.display(),
-            names.join(separator)
-        ),
-    }
+    writeln!(out, "{key}\t{}", names.join(separator))
+}
+
+/// `phones` named and joined by spaces.
+fn phone_names(ids: &[PhoneId], phones: &PhoneSet) -> String {
+    ids.iter()
+        .map(|&id| phones.name(id))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Kaldi `text`: the utterance id (or the path with whitespace replaced) and the phones, separated
@@ -53,6 +71,14 @@ pub(super) fn write_kaldi(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let key = super::transcript_key(transcript);
+    if !transcript.nbest.is_empty() {
+        for (rank, hypothesis) in transcript.nbest.iter().enumerate() {
+            let names = phone_names(&hypothesis.phones, phones);
+            let separator = if names.is_empty() { "" } else { " " };
+            writeln!(out, "{key}-{}{separator}{names}", rank + 1)?;
+        }
+        return Ok(());
+    }
     write!(out, "{key}")?;
     for span in &transcript.spans {
         write!(out, " {}", phones.name(span.phone))?;

@@ -24,7 +24,7 @@ use crate::audio::{
     read_audio, repair_clipping, Dereverb, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
-    decode_spans_with_alternatives, BeamOptions, BoundaryModel, Decoder, GreedyDecoder,
+    decode_spans_with_hypotheses, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, Hypothesis,
     LatticeOptions, PhoneLm, PhoneSpan, PrefixBeamDecoder,
 };
 use crate::error::{Error, Result};
@@ -48,6 +48,10 @@ pub struct RecognizerOptions {
     /// Per phone, the this many phones the network found most probable over its frames
     /// ([`PhoneSpan::alternatives`]; Allosaurus's `--topk`). Default 0: none.
     pub alternatives: usize,
+    /// Keep the beam search's this many best phone sequences for each recording, with their scores
+    /// ([`Transcript::nbest`]; pocketsphinx's `-nbest`, Kaldi's n-best lists). At most `beam`, and
+    /// only with the beam search (`beam > 1`). Default 0: none.
+    pub nbest: usize,
     /// Vocal-tract-length normalisation: the mel warp factors to try per file (e.g. 0.9 to 1.15); the
     /// one under which the network is most confident on the file's first 30 s is used for the whole
     /// file. Empty (the default): no warping. Helps on voices unlike the training voices, for a model
@@ -109,6 +113,7 @@ impl Default for RecognizerOptions {
             insertion_bonus: 0.0,
             keep_silence: false,
             alternatives: 0,
+            nbest: 0,
             vtln_warps: Vec::new(),
             segment: SegmentOptions::default(),
             fill_digital_silence: true,
@@ -152,6 +157,13 @@ pub struct Transcript {
     /// silence): with no phones, a level far below any microphone's noise floor tells a muted input
     /// or a gain set far too low from a recording without speech.
     pub peak_dbfs: f32,
+    /// The best phone sequences for the whole recording, best first, with their scores
+    /// ([`RecognizerOptions::nbest`] of them, fewer when the search found fewer different ones;
+    /// empty unless asked for). The first is the sequence of `spans`. Speech regions (and the
+    /// pieces long regions are decoded in) are searched one by one, so a recording's list
+    /// combines theirs: each entry's phones are one hypothesis per region joined, its scores
+    /// their sums.
+    pub nbest: Vec<Hypothesis>,
 }
 
 /// What was measured and repaired in a recording before its features (see [`Transcript`]).
@@ -207,6 +219,7 @@ pub struct Recognizer {
     pending: Mutex<Option<JoinHandle<Result<BuiltDecoder>>>>,
     keep_silence: bool,
     alternatives: usize,
+    nbest: usize,
     /// The model's feature pipeline with each VTLN warp factor to try (empty: VTLN off).
     warped_features: Vec<(f32, FeaturePipeline)>,
     segment: SegmentOptions,
@@ -224,6 +237,15 @@ impl Recognizer {
     /// Combine a model with decoding options.
     pub fn new(model: Model, options: RecognizerOptions) -> Result<Self> {
         options.segment.validate()?;
+        if options.nbest > 1 && options.beam <= 1 {
+            return Err(Error::InvalidOptions {
+                what: "n-best list",
+                reason: format!(
+                    "{} best sequences need the beam search (beam > 1); greedy decoding finds one",
+                    options.nbest
+                ),
+            });
+        }
         let mut warped_features = Vec::with_capacity(options.vtln_warps.len());
         for &warp in &options.vtln_warps {
             if !(warp.is_finite() && (0.5..=2.0).contains(&warp)) {
@@ -242,6 +264,7 @@ impl Recognizer {
             pending: Mutex::new(None),
             keep_silence: options.keep_silence,
             alternatives: options.alternatives,
+            nbest: options.nbest,
             warped_features,
             segment: options.segment.clone(),
             fill_digital_silence: options.fill_digital_silence,
@@ -597,6 +620,7 @@ impl Recognizer {
         // O(frames × phones) in memory, so a one-hour file must not be aligned in one piece. Pieces
         // end at frames where the blank is all but certain, so no phone is cut in two.
         let mut spans = Vec::new();
+        let mut piece_lists = Vec::new();
         let mut segments = Vec::with_capacity(regions.len());
         for &(region_start, region_end) in &regions {
             segments.push((
@@ -605,16 +629,28 @@ impl Recognizer {
             ));
             let region = log_probs.slice(s![region_start..region_end, ..]);
             let offset = region_start as f32 * shift;
-            let pieces = decode_spans_in_pieces(self.decoder()?, region, shift, self.alternatives)?;
+            let (pieces, lists) =
+                decode_spans_in_pieces(self.decoder()?, region, shift, self.alternatives)?;
             for mut span in pieces {
                 span.start_s += offset;
                 span.end_s += offset;
                 spans.push(span);
             }
+            if self.nbest > 0 {
+                piece_lists.extend(lists);
+            }
         }
+        let mut nbest = if self.nbest > 0 {
+            join_nbest(&piece_lists, self.nbest)
+        } else {
+            Vec::new()
+        };
         if !self.keep_silence {
             if let Some(silence) = self.phones().silence() {
                 spans.retain(|s| s.phone != silence);
+                for hypothesis in &mut nbest {
+                    hypothesis.phones.retain(|&p| p != silence);
+                }
             }
         }
         Ok(Recognition {
@@ -631,6 +667,7 @@ impl Recognizer {
                 clipped_fraction: repairs.clipped_fraction,
                 dereverberated: repairs.dereverberated,
                 peak_dbfs: repairs.peak_dbfs,
+                nbest,
             },
         })
     }
@@ -776,6 +813,7 @@ fn build_decoder(options: RecognizerOptions) -> Result<BuiltDecoder> {
         Box::new(PrefixBeamDecoder::new(
             BeamOptions {
                 beam_width: options.beam,
+                num_best: options.nbest.max(1),
                 lm_weight: options.lm_weight,
                 insertion_bonus: options.insertion_bonus,
                 ..BeamOptions::default()
@@ -1011,24 +1049,71 @@ const CUT_BLANK_LOG_PROB: f32 = -0.01;
 /// Decode `[frames, classes]` log-probs and time the phones, in pieces of about a minute cut where
 /// the blank is all but certain: the forced alignment that times them is O(frames × phones) in
 /// memory, so an hour must not be aligned at once. Times are from the first frame; each phone with
-/// its `alternatives` most probable phones ([`PhoneSpan::alternatives`]).
+/// its `alternatives` most probable phones ([`PhoneSpan::alternatives`]). Also each piece's list of
+/// the decoder's [`hypotheses`](Decoder::hypotheses), in order (see [`join_nbest`]).
 pub(crate) fn decode_spans_in_pieces(
     decoder: &dyn Decoder,
     log_probs: ArrayView2<f32>,
     shift: f32,
     alternatives: usize,
-) -> Result<Vec<PhoneSpan>> {
+) -> Result<(Vec<PhoneSpan>, Vec<Vec<Hypothesis>>)> {
     let mut spans = Vec::new();
+    let mut lists = Vec::new();
     for (start, end) in segment_bounds(log_probs) {
         let piece = log_probs.slice(s![start..end, ..]);
         let offset = start as f32 * shift;
-        for mut span in decode_spans_with_alternatives(decoder, piece, shift, alternatives)? {
+        let (piece_spans, hypotheses) =
+            decode_spans_with_hypotheses(decoder, piece, shift, alternatives)?;
+        for mut span in piece_spans {
             span.start_s += offset;
             span.end_s += offset;
             spans.push(span);
         }
+        lists.push(hypotheses);
     }
-    Ok(spans)
+    Ok((spans, lists))
+}
+
+/// The `n` best joint hypotheses of a recording decoded in independent pieces, given each piece's
+/// list (best first): one hypothesis per piece, phones concatenated, scores added; best first. Two
+/// joints with the same phones (a phone heard at the end of one piece or the start of the next)
+/// are one entry, the better-scored. No pieces: one empty hypothesis.
+fn join_nbest(lists: &[Vec<Hypothesis>], n: usize) -> Vec<Hypothesis> {
+    let by_score = |a: &Hypothesis, b: &Hypothesis| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.phones.cmp(&b.phones))
+    };
+    let mut joint = vec![Hypothesis {
+        phones: Vec::new(),
+        score: 0.0,
+        acoustic_log_prob: 0.0,
+        lm_log_prob: 0.0,
+    }];
+    for list in lists.iter().filter(|list| !list.is_empty()) {
+        let mut next = Vec::with_capacity(joint.len() * list.len());
+        for head in &joint {
+            for tail in list {
+                let mut phones = Vec::with_capacity(head.phones.len() + tail.phones.len());
+                phones.extend_from_slice(&head.phones);
+                phones.extend_from_slice(&tail.phones);
+                next.push(Hypothesis {
+                    phones,
+                    score: head.score + tail.score,
+                    acoustic_log_prob: head.acoustic_log_prob + tail.acoustic_log_prob,
+                    lm_log_prob: head.lm_log_prob + tail.lm_log_prob,
+                });
+            }
+        }
+        next.sort_by(by_score);
+        // Keep the best of each phone sequence, then the n best: every joint that can still reach
+        // the final n best extends one of these (scores only add).
+        let mut seen = std::collections::HashSet::new();
+        next.retain(|h| seen.insert(h.phones.clone()));
+        next.truncate(n);
+        joint = next;
+    }
+    joint
 }
 
 /// Split `[frames, classes]` log-probs into segments of about [`SEGMENT_FRAMES`] frames, cut at
@@ -1067,6 +1152,53 @@ mod tests {
         assert_eq!(plan_rounds(&long), vec![0..3, 3..4, 4..5, 5..7]);
         assert!(plan_rounds(&[]).is_empty());
         assert_eq!(plan_rounds(&[0]), vec![0..1]);
+    }
+
+    fn hypothesis(phones: &[u16], score: f64) -> Hypothesis {
+        Hypothesis {
+            phones: phones.iter().map(|&p| crate::phones::PhoneId(p)).collect(),
+            score,
+            acoustic_log_prob: score - 1.0,
+            lm_log_prob: 1.0,
+        }
+    }
+
+    #[test]
+    fn nbest_lists_of_pieces_join_into_the_best_sums_once_each() {
+        let first = vec![
+            hypothesis(&[1, 2], -1.0),
+            hypothesis(&[1], -1.5),
+            hypothesis(&[], -4.0),
+        ];
+        let second = vec![hypothesis(&[3], -2.0), hypothesis(&[2, 3], -2.2)];
+        let joined = join_nbest(&[first.clone(), second], 4);
+        let got: Vec<(Vec<u16>, f64)> = joined
+            .iter()
+            .map(|h| (h.phones.iter().map(|p| p.0).collect(), h.score))
+            .collect();
+        // [1 2]+[3] and [1]+[2 3] are the same sequence: kept once, with the better score.
+        let want: Vec<(Vec<u16>, f64)> = vec![
+            (vec![1, 2, 3], -3.0),
+            (vec![1, 2, 2, 3], -3.2),
+            (vec![1, 3], -3.5),
+            (vec![3], -6.0),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for ((phones, score), (want_phones, want_score)) in got.iter().zip(&want) {
+            assert_eq!(phones, want_phones, "{got:?}");
+            assert!((score - want_score).abs() < 1e-12, "{got:?}");
+        }
+        // Each part of the score adds up too.
+        assert!((joined[0].acoustic_log_prob - -5.0).abs() < 1e-12);
+        assert!((joined[0].lm_log_prob - 2.0).abs() < 1e-12);
+        // One piece: its own list; none: one empty hypothesis.
+        assert_eq!(
+            join_nbest(std::slice::from_ref(&first), 2),
+            first[..2].to_vec()
+        );
+        let empty = join_nbest(&[], 3);
+        assert_eq!(empty.len(), 1);
+        assert!(empty[0].phones.is_empty() && empty[0].score == 0.0);
     }
 
     #[test]
