@@ -52,6 +52,7 @@ __all__ = [
     "features",
     "load",
     "Phone",
+    "Hypothesis",
     "Transcript",
     "Probs",
     "Word",
@@ -88,6 +89,28 @@ class Phone:
 
 
 @dataclass(frozen=True)
+class Hypothesis:
+    """One entry of a recording's n-best list (``Recognizer(nbest=N)``).
+
+    Attributes:
+        phones: The phone names, in order.
+        score: What the beam search ranks by (natural log; higher is better): ``acoustic`` plus the
+            LM weight times ``lm`` plus the insertion bonus per phone.
+        acoustic: ln P(phones | audio) under the network, summed over the alignments the beam kept.
+        lm: ln P(phones) under the phone LM (0 without one).
+    """
+
+    phones: Tuple[str, ...]
+    score: float
+    acoustic: float
+    lm: float
+
+    def __str__(self) -> str:
+        """The phones separated by spaces."""
+        return " ".join(self.phones)
+
+
+@dataclass(frozen=True)
 class Transcript:
     """The phones recognised in one recording.
 
@@ -106,6 +129,10 @@ class Transcript:
         peak_dbfs: The loudest sample as read, in dB relative to full scale (``None`` for digital
             silence). A transcript without phones and a peak far below any microphone's noise floor
             (under about -70) means a muted input or a gain set far too low, not a lack of speech.
+        nbest: With ``Recognizer(nbest=N)``, the N best phone sequences the beam search found for
+            the recording, best first (the first is ``phones``' sequence; fewer when it found
+            fewer); else empty. Speech regions are searched one by one, so the list joins theirs:
+            each entry is one sequence per region, its scores their sums.
     """
 
     phones: List[Phone]
@@ -116,6 +143,7 @@ class Transcript:
     dereverberated: bool = False
     vtln_warp: float = 1.0
     peak_dbfs: Optional[float] = None
+    nbest: List[Hypothesis] = dataclasses.field(default_factory=list)
 
     @property
     def labels(self) -> List[str]:
@@ -318,7 +346,7 @@ def _phones(items: Sequence[tuple]) -> List[Phone]:
 
 
 def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
-    duration, phones, segments, clipped, dereverberated, vtln_warp, peak_dbfs = raw
+    duration, phones, segments, clipped, dereverberated, vtln_warp, peak_dbfs, nbest = raw
     return Transcript(
         _phones(phones),
         duration,
@@ -328,6 +356,7 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         dereverberated,
         vtln_warp,
         peak_dbfs,
+        [Hypothesis(tuple(names), score, acoustic, lm) for (names, score, acoustic, lm) in nbest],
     )
 
 
@@ -419,10 +448,14 @@ class Recognizer:
         alternatives: Give each recognised phone the K phones the network found most probable
             over its frames (:attr:`Phone.alternatives`; ``--alternatives K``, Allosaurus's
             ``topk``); 0 (default) gives none. At most 64.
+        nbest: Keep the N best phone sequences the beam search found for each recording, with
+            their scores (:attr:`Transcript.nbest`; ``--nbest N``, pocketsphinx's ``-nbest``); 0
+            (default) keeps none. At most ``beam``; needs the beam search.
 
     Raises:
         FileNotFoundError: ``model``, ``lm`` or ``lexicon`` does not exist.
-        ValueError: Options that cannot work together (an LM with ``beam=1``, ``lm`` with ``no_lm``).
+        ValueError: Options that cannot work together (an LM with ``beam=1``, ``lm`` with ``no_lm``,
+            ``nbest`` above ``beam``).
         PhonrecError: A model or LM file that does not load.
 
     A Recognizer is safe to share between threads; each call releases the GIL while it works.
@@ -448,6 +481,7 @@ class Recognizer:
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
         alternatives: int = 0,
+        nbest: int = 0,
     ) -> None:
         self._args = dict(
             model=model,
@@ -466,6 +500,7 @@ class Recognizer:
             repair_clipping=repair_clipping,
             fill_digital_silence=fill_digital_silence,
             alternatives=alternatives,
+            nbest=nbest,
         )
         if (
             isinstance(alternatives, bool)
@@ -473,6 +508,8 @@ class Recognizer:
             or not 0 <= alternatives <= 64
         ):
             raise ValueError(f"alternatives must be an integer from 0 to 64, got {alternatives!r}")
+        if isinstance(nbest, bool) or not isinstance(nbest, int) or not 0 <= nbest <= 4096:
+            raise ValueError(f"nbest must be an integer from 0 to 4096, got {nbest!r}")
         if beam is not None and (isinstance(beam, bool) or not isinstance(beam, int) or beam < 1):
             raise ValueError(f"beam must be a positive integer, got {beam!r}")
         self._inner = _phonrec.Recognizer(
@@ -492,6 +529,7 @@ class Recognizer:
             bool(repair_clipping),
             bool(fill_digital_silence),
             alternatives,
+            nbest,
         )
 
     def __reduce__(self):

@@ -16,6 +16,7 @@ __all__ = [
     "features",
     "load",
     "Phone",
+    "Hypothesis",
     "Transcript",
     "Probs",
     "Word",
@@ -56,6 +57,16 @@ class Phone:
     alternatives: Tuple[Tuple[str, float], ...] = ()
 
 @dataclass(frozen=True)
+class Hypothesis:
+    """One entry of an n-best list (``nbest=N``): phones, score (natural log, what the beam ranks
+    by), its acoustic and LM log-probabilities."""
+
+    phones: Tuple[str, ...]
+    score: float
+    acoustic: float
+    lm: float
+
+@dataclass(frozen=True)
 class Transcript:
     """The phones recognised in one recording."""
 
@@ -67,6 +78,7 @@ class Transcript:
     dereverberated: bool = False
     vtln_warp: float = 1.0
     peak_dbfs: Optional[float] = None
+    nbest: List[Hypothesis] = ...
     @property
     def labels(self) -> List[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...
@@ -163,6 +175,7 @@ class Recognizer:
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
         alternatives: int = 0,
+        nbest: int = 0,
     ) -> None: ...
     @property
     def phones(self) -> List[str]: ...

@@ -14,7 +14,17 @@ class OutOfVocabularyError(PhonrecError):
     words: List[str]
 
 _Phone = Tuple[str, float, float, float, List[Tuple[str, float]]]
-_Transcript = Tuple[float, List[_Phone], List[Tuple[float, float]], float, bool, float]
+_Hypothesis = Tuple[List[str], float, float, float]
+_Transcript = Tuple[
+    float,
+    List[_Phone],
+    List[Tuple[float, float]],
+    float,
+    bool,
+    float,
+    Optional[float],
+    List[_Hypothesis],
+]
 _Alignment = Tuple[
     float, float, float, bool, List[Tuple[str, float, float, float, int, int]], List[_Phone], List[str]
 ]
@@ -45,6 +55,7 @@ class Recognizer:
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
         alternatives: int = 0,
+        nbest: int = 0,
     ) -> Recognizer: ...
     @property
     def columns(self) -> List[str]: ...

@@ -303,8 +303,11 @@ fn seconds(x: f32) -> f64 {
 /// A timed phone for Python: `(phone, start, end, confidence, alternatives)`; `alternatives` is
 /// `(phone, probability)` pairs, empty unless `alternatives=K` asked for them.
 type PhoneTuple = (String, f64, f64, f64, Vec<(String, f64)>);
+/// An n-best entry for Python: `(phones, score, acoustic_log_prob, lm_log_prob)`.
+type HypothesisTuple = (Vec<String>, f64, f64, f64);
 /// A transcript for Python: `(duration, phones, segments, clipped, dereverberated, vtln_warp,
-/// peak_dbfs)`; `peak_dbfs` is `None` for digital silence (−∞ dBFS, which JSON cannot hold).
+/// peak_dbfs, nbest)`; `peak_dbfs` is `None` for digital silence (−∞ dBFS, which JSON cannot
+/// hold); `nbest` is empty unless `nbest=N` asked for it.
 type TranscriptTuple = (
     f64,
     Vec<PhoneTuple>,
@@ -313,6 +316,7 @@ type TranscriptTuple = (
     bool,
     f64,
     Option<f64>,
+    Vec<HypothesisTuple>,
 );
 /// An alignment for Python: `(duration, match_score, worst_second_score, matches_text, words,
 /// phones, skipped)`; a word is `(word, start, end, confidence, first_phone, end_phone)`.
@@ -425,6 +429,8 @@ struct Decoding {
     fill_digital_silence: bool,
     /// Per phone, its most probable phones (`alternatives=K`, as `--alternatives K`); 0: none.
     alternatives: usize,
+    /// The beam's best sequences per recording (`nbest=N`, as `--nbest N`); 0: none.
+    nbest: usize,
 }
 
 impl Decoding {
@@ -440,6 +446,7 @@ impl Decoding {
             && self.repair_clipping
             && self.fill_digital_silence
             && self.alternatives == 0
+            && self.nbest == 0
             && self.beam.is_none()
             && self.lm.is_none()
             && !self.no_lm
@@ -497,6 +504,19 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
                 .into(),
         ));
     }
+    if decoding.nbest > 1 && beam <= 1 {
+        return Err(Failure::Value(format!(
+            "nbest={} needs the beam search, and this decoding is greedy: give beam={} (or wider)",
+            decoding.nbest,
+            decoding.nbest.max(8)
+        )));
+    }
+    if decoding.nbest > beam {
+        return Err(Failure::Value(format!(
+            "nbest={} is more than the beam keeps (beam={beam}): give beam={}",
+            decoding.nbest, decoding.nbest
+        )));
+    }
     let options = RecognizerOptions {
         beam,
         lm,
@@ -525,6 +545,7 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         repair_clipping: decoding.repair_clipping,
         fill_digital_silence: decoding.fill_digital_silence,
         alternatives: decoding.alternatives,
+        nbest: decoding.nbest,
         ..RecognizerOptions::default()
     };
     Ok(Recognizer::new(model, options)?)
@@ -647,6 +668,18 @@ impl PyRecognizer {
                 .peak_dbfs
                 .is_finite()
                 .then(|| clean(transcript.peak_dbfs)),
+            transcript
+                .nbest
+                .iter()
+                .map(|h| {
+                    (
+                        h.phones.iter().map(|&p| self.name(p)).collect(),
+                        h.score,
+                        h.acoustic_log_prob,
+                        h.lm_log_prob,
+                    )
+                })
+                .collect(),
         )
     }
 
@@ -742,7 +775,7 @@ impl PyRecognizer {
                         insertion_bonus=None, alphabet="arpabet", lexicon=None,
                         builtin_lexicon=true, precision=None, dereverb="auto", segment=true,
                         vtln=false, repair_clipping=true, fill_digital_silence=true,
-                        alternatives=0))]
+                        alternatives=0, nbest=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -762,6 +795,7 @@ impl PyRecognizer {
         repair_clipping: bool,
         fill_digital_silence: bool,
         alternatives: usize,
+        nbest: usize,
     ) -> PyResult<Self> {
         let dereverb = match dereverb {
             "auto" => Dereverb::Auto,
@@ -818,6 +852,7 @@ impl PyRecognizer {
             repair_clipping,
             fill_digital_silence,
             alternatives,
+            nbest,
         };
         let built_in_model = model.is_none();
         let (recognizer, user_lexicon) = detached(py, || {

@@ -332,6 +332,31 @@ def test_alternatives_equal_the_cli_and_include_the_confidence(cli):
             phonrec.Recognizer(alternatives=bad)
 
 
+def test_nbest_equals_the_cli_and_starts_with_the_transcript(cli):
+    recognizer = phonrec.Recognizer(nbest=4)
+    (record,) = cli_json_lines(cli("transcribe", "--format", "json", "--nbest", "4", SUIT))
+    transcript = recognizer.transcribe(SUIT)
+    assert_same_transcript(transcript, record)
+    assert len(transcript.nbest) == len(record["nbest"]) == 4
+    assert str(transcript.nbest[0]) == str(transcript)
+    for ours, theirs in zip(transcript.nbest, record["nbest"]):
+        assert " ".join(ours.phones) == theirs["phones"]
+        for name in ("score", "acoustic", "lm"):
+            assert abs(getattr(ours, name) - theirs[name]) <= 1e-3
+    scores = [h.score for h in transcript.nbest]
+    assert scores == sorted(scores, reverse=True)
+    # Not asked for: none; more than the beam keeps, greedy decoding or out of range: refused.
+    assert phonrec.Recognizer().transcribe(SUIT).nbest == []
+    for kwargs, says in (
+        (dict(nbest=9), "beam=9"),
+        (dict(nbest=2, no_lm=True), "greedy"),
+        (dict(nbest=-1), "nbest"),
+        (dict(nbest=True), "nbest"),
+    ):
+        with pytest.raises(ValueError, match=says):
+            phonrec.Recognizer(**kwargs)
+
+
 def test_endpointer_cuts_a_stream_as_phonrec_live_does(cli, recognizer, tmp_path):
     # The three examples at 16 kHz between 1.5 s pauses over a faint seeded floor.
     rng = np.random.default_rng(3)
