@@ -212,6 +212,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "P")]
     pub telephone: Option<f32>,
 
+    /// With --augment robust: the share of utterances driven past full scale and clipped (0.1-30 %
+    /// of their samples, log-uniform), then repaired as recognition repairs clipped input, instead
+    /// of the preset's 0.03.
+    #[arg(long, value_name = "P")]
+    pub clip: Option<f32>,
+
     /// With --augment robust: the share of utterances reverberated (a decaying noise burst of RT60
     /// 0.15–0.9 s, or a simulated room with --room-reverb) instead of the preset's 0.15.
     #[arg(long, value_name = "P")]
@@ -432,6 +438,9 @@ impl TrainArgs {
                         if let Some(p) = self.telephone {
                             robust.conditions.telephone_probability = p;
                         }
+                        if let Some(p) = self.clip {
+                            robust.conditions.clip_probability = p;
+                        }
                         if let Some(p) = self.reverb {
                             robust.conditions.reverb_probability = p;
                         }
@@ -600,6 +609,7 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
     }
     let shares = [
         (args.telephone, "--telephone"),
+        (args.clip, "--clip"),
         (args.reverb, "--reverb"),
         (args.room_reverb, "--room-reverb"),
         (args.speech_cut, "--speech-cut"),
