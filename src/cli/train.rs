@@ -212,9 +212,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "P")]
     pub telephone: Option<f32>,
 
-    /// With --augment robust: the share of utterances driven past full scale and clipped (0.1-30 %
-    /// of their samples, log-uniform), then repaired as recognition repairs clipped input, instead
-    /// of the preset's 0.03.
+    /// With --augment robust: the share of utterances driven past full scale and clipped (0.1-5 %
+    /// of their samples), then repaired as recognition repairs clipped input, instead of the
+    /// preset's 0.03.
     #[arg(long, value_name = "P")]
     pub clip: Option<f32>,
 
