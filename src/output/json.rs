@@ -109,12 +109,7 @@ fn json_nbest(hypotheses: &[Hypothesis], phones: &PhoneSet) -> Vec<JsonHypothesi
     hypotheses
         .iter()
         .map(|h| JsonHypothesis {
-            phones: h
-                .phones
-                .iter()
-                .map(|&id| phones.name(id))
-                .collect::<Vec<_>>()
-                .join(" "),
+            phones: super::phone_names(&h.phones, phones),
             score: round(h.score),
             acoustic: round(h.acoustic_log_prob),
             lm: round(h.lm_log_prob),

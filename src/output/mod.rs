@@ -18,7 +18,7 @@ pub use score::{write_scores, ScoreFormat, SCORE_TSV_HEADER};
 pub use textgrid::{read_textgrid, write_textgrid, Interval, IntervalTier};
 
 use crate::choice::{Choice, Named};
-use crate::phones::PhoneSet;
+use crate::phones::{PhoneId, PhoneSet};
 use crate::recognize::Transcript;
 
 /// How transcripts are printed.
@@ -110,6 +110,14 @@ pub fn write_transcript(
             out,
         ),
     }
+}
+
+/// `ids` named and joined by spaces.
+fn phone_names(ids: &[PhoneId], phones: &PhoneSet) -> String {
+    ids.iter()
+        .map(|&id| phones.name(id))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// How a transcript is named in whitespace-separated formats (Kaldi text, CTM): its utterance id, or

@@ -7,7 +7,8 @@
 
 use std::io::Write;
 
-use crate::phones::{PhoneId, PhoneSet};
+use super::phone_names;
+use crate::phones::PhoneSet;
 use crate::recognize::Transcript;
 
 pub(super) fn write(
@@ -53,14 +54,6 @@ pub(super) fn write(
         " "
     };
     writeln!(out, "{key}\t{}", names.join(separator))
-}
-
-/// `phones` named and joined by spaces.
-fn phone_names(ids: &[PhoneId], phones: &PhoneSet) -> String {
-    ids.iter()
-        .map(|&id| phones.name(id))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Kaldi `text`: the utterance id (or the path with whitespace replaced) and the phones, separated
