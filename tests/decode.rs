@@ -121,12 +121,13 @@ fn row(classes: usize, mass: &[(usize, f32)]) -> Vec<f32> {
     row.iter().map(|p| p.ln()).collect()
 }
 
-#[test]
-fn alternatives_rank_the_phones_over_each_spike_and_include_the_decoded_one() -> phonrec::Result<()>
-{
-    const CLASSES: usize = 40;
+/// Classes of [`close_calls`]: blank and 39 phones.
+const CLASSES: usize = 40;
+
+/// Six frames of [`CLASSES`] classes: phone 17 fires for two frames with 20 close behind (0.6 / 0.3, then
+/// 0.8 / 0.1); phone 5 for one frame with 6 close behind (0.5 / 0.45); blank (0.99) around them.
+fn close_calls() -> Array2<f32> {
     let blank = BLANK.index();
-    // Phone 17 fires for two frames with 20 close behind; phone 5 for one frame, 6 close behind.
     let rows = [
         row(CLASSES, &[(blank, 0.99)]),
         row(CLASSES, &[(17, 0.6), (20, 0.3), (blank, 0.09)]),
@@ -135,7 +136,13 @@ fn alternatives_rank_the_phones_over_each_spike_and_include_the_decoded_one() ->
         row(CLASSES, &[(5, 0.5), (6, 0.45), (blank, 0.04)]),
         row(CLASSES, &[(blank, 0.99)]),
     ];
-    let log_probs = Array2::from_shape_fn((rows.len(), CLASSES), |(t, k)| rows[t][k]);
+    Array2::from_shape_fn((rows.len(), CLASSES), |(t, k)| rows[t][k])
+}
+
+#[test]
+fn alternatives_rank_the_phones_over_each_spike_and_include_the_decoded_one() -> phonrec::Result<()>
+{
+    let log_probs = close_calls();
     let spans = phonrec::ctc::decode_spans_with_alternatives(
         &GreedyDecoder,
         log_probs.view(),
@@ -186,17 +193,7 @@ fn alternatives_rank_the_phones_over_each_spike_and_include_the_decoded_one() ->
 /// 0.5 against 0.45 on one frame); greedy decoding gives its one path with the path's probability.
 #[test]
 fn hypotheses_rank_the_close_calls_and_the_first_is_the_decoded_sequence() -> phonrec::Result<()> {
-    const CLASSES: usize = 40;
-    let blank = BLANK.index();
-    let rows = [
-        row(CLASSES, &[(blank, 0.99)]),
-        row(CLASSES, &[(17, 0.6), (20, 0.3), (blank, 0.09)]),
-        row(CLASSES, &[(17, 0.8), (20, 0.1), (blank, 0.09)]),
-        row(CLASSES, &[(blank, 0.99)]),
-        row(CLASSES, &[(5, 0.5), (6, 0.45), (blank, 0.04)]),
-        row(CLASSES, &[(blank, 0.99)]),
-    ];
-    let log_probs = Array2::from_shape_fn((rows.len(), CLASSES), |(t, k)| rows[t][k]);
+    let log_probs = close_calls();
     let beam = PrefixBeamDecoder::new(
         BeamOptions {
             beam_width: 8,
