@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Would a sparsity-based declipper beat phonrec's autoregressive repair? Declip a manifest's WAVs
-with A-SPADE and score them with phonrec's own repair switched off.
+"""Declip a manifest's WAVs with A-SPADE in numpy and score them with phonrec's own repair switched
+off. Written to ask whether a sparsity-based declipper would beat phonrec's former autoregressive
+repair (it did; phonrec's `src/audio/declip.rs` is A-SPADE since 2026-12-04); kept as an
+independent implementation to compare the built-in one against.
 
     python3 recipes/robust/declip_probe.py IN.tsv OUT_DIR       # needs numpy
     phonrec eval --data OUT_DIR/manifest.tsv --keep-clipping
