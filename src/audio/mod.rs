@@ -27,7 +27,7 @@ use rayon::prelude::*;
 use std::path::Path;
 
 pub use container::quiet_decoder_panics;
-pub use declip::{repair_clipping, ClipRepair};
+pub use declip::{repair_clipping, repair_clipping_within, ClipRepair};
 pub use dereverb::{
     dereverberate, dereverberate_reverberant_sections, is_reverberant, reverberation_db, Dereverb,
     MIN_MEASURED_S, REVERBERANT_BELOW_DB,

@@ -612,8 +612,8 @@ pub struct DecodeArgs {
     /// declipping, A-SPADE: the short-time spectrum with the fewest large coefficients that agrees
     /// with the recorded samples): real recordings amplified 9-15 dB past full scale went from PER
     /// 0.44 (FSDD) / 0.31 (pocketsphinx-testdata) unrepaired to 0.23 / 0.24 (0.19 / 0.23
-    /// unclipped; models/README.md). It costs about a second per 13 s of heavily clipped audio on
-    /// two cores. Audio whose peaks do not pile up at one extreme value is unaffected.
+    /// unclipped; models/README.md). It costs about a second per 20 s of clipped audio on two
+    /// cores. Audio whose peaks do not pile up at one extreme value is unaffected.
     #[arg(long)]
     pub keep_clipping: bool,
 
