@@ -23,7 +23,8 @@ import wave
 import numpy as np
 
 VERSION = "robust-3"  # bump when the processing changes: existing outputs are then rebuilt
-ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet", "clip", "gated"]
+ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet", "clip", "clipmild",
+                  "gated"]
 EXTRA_CONDITIONS = ["8k",  # written with tel8k; may also be asked for alone
                     "room"]  # needs pyroomacoustics (pip); asked for by name
 FS = 32768.0  # int16 full scale
@@ -48,6 +49,8 @@ DESCRIPTIONS = {
              "then rounded to 16-bit as such a recorder would",
     "clip": "the clip peak-normalised to full scale, then amplified by 9-15 dB (uniform) and rounded to 16-bit, "
             "so its peaks are cut flat at full scale (a recorder's input gain set far too high)",
+    "clipmild": "as clip, amplified by 2-6 dB (uniform): a few loud peaks cut flat, as by a recorder whose input "
+                "gain was set a little too high",
     "gated": "pink noise (20 Hz-Nyquist) at -45 dBFS RMS (+-3 dB uniform) under the clip, then a noise gate: "
              "open while the 10 ms RMS envelope is 12 dB above that floor (5 ms look-ahead, 150 ms hold), "
              "closed it attenuates by 25-35 dB (uniform), gain changes smoothed over 5 ms (a VoIP or podcast gate)",
@@ -423,6 +426,7 @@ def process(src, cond, args, command):
             "room": ["file", "source", "rate", "seconds", "room_m", "rt60_s", "distance_m", "gain"],
             "quiet": ["file", "source", "rate", "seconds", "rms_dbfs"],
             "clip": ["file", "source", "rate", "seconds", "gain_db", "clipped_fraction"],
+            "clipmild": ["file", "source", "rate", "seconds", "gain_db", "clipped_fraction"],
             "gated": ["file", "source", "rate", "seconds", "floor_dbfs", "attenuation_db", "closed_fraction"],
         }.get(cond, ["file", "source", "rate", "seconds", "noise", "snr_db_target", "snr_db_actual", "babble_sources"])
         for i in range(n):
@@ -471,8 +475,8 @@ def process(src, cond, args, command):
                 r = rms(x)
                 y = x * (db_to_rms(level) / r) if r > 0 else x
                 extra = [round(level, 2)]
-            elif cond == "clip":
-                gain_db = float(rng.uniform(9.0, 15.0))
+            elif cond in ("clip", "clipmild"):
+                gain_db = float(rng.uniform(9.0, 15.0) if cond == "clip" else rng.uniform(2.0, 6.0))
                 peak = float(np.max(np.abs(x))) if len(x) else 0.0
                 y = x * (FS / peak) * 10.0 ** (gain_db / 20.0) if peak > 0 else x
                 share = float(np.mean(np.abs(np.rint(y)) > 32767)) if len(y) else 0.0
