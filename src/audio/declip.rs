@@ -113,7 +113,6 @@ pub fn repair_clipping_within(samples: &mut [f32], max_iterations: usize) -> Cli
         positive: positive.map(|r| r / scale),
         negative: negative.map(|r| r / scale),
     };
-    let is_clipped = |i: usize| clipped.binary_search(&i).is_ok();
 
     // Frames start every HOP samples, the first one FRAME − HOP before the recording (samples
     // outside it are recorded zeros), so that every sample lies in FRAME / HOP of them. Only
@@ -141,17 +140,15 @@ pub fn repair_clipping_within(samples: &mut [f32], max_iterations: usize) -> Cli
             .map_init(
                 || declipper.scratch(),
                 |scratch, &start| {
-                    let frame =
-                        Frame::cut(samples, scale, start, rails, &is_clipped, &declipper.window);
+                    let inside = &clipped[clipped_in(&clipped, start)];
+                    let frame = Frame::cut(samples, scale, start, rails, inside, &declipper.window);
                     declipper.restore(&frame, max_iterations, scratch)
                 },
             )
             .collect();
         for (&start, frame) in batch.iter().zip(&restored) {
-            // The clipped samples inside this frame.
-            let from = clipped.partition_point(|&i| (i as i64) < start);
-            let to = clipped.partition_point(|&i| (i as i64) < start + FRAME as i64);
-            for (slot, &i) in sum[from..to].iter_mut().zip(&clipped[from..to]) {
+            let range = clipped_in(&clipped, start);
+            for (slot, &i) in sum[range.clone()].iter_mut().zip(&clipped[range]) {
                 *slot += frame[(i as i64 - start) as usize];
             }
         }
@@ -175,6 +172,14 @@ pub fn repair_clipping_within(samples: &mut [f32], max_iterations: usize) -> Cli
         positive_rail: positive,
         negative_rail: negative,
     }
+}
+
+/// The positions in `clipped` (sorted sample indices) of the clipped samples inside the frame that
+/// starts at `start`.
+fn clipped_in(clipped: &[usize], start: i64) -> std::ops::Range<usize> {
+    let from = clipped.partition_point(|&i| (i as i64) < start);
+    let to = clipped.partition_point(|&i| (i as i64) < start + FRAME as i64);
+    from..to
 }
 
 /// The clipping rails of a recording.
@@ -263,33 +268,39 @@ struct Frame {
 
 impl Frame {
     /// The frame of `recording` starting at `start` (may lie before the recording or run past
-    /// its end: zeros there), divided by `scale` (to rail = 1).
+    /// its end: zeros there), divided by `scale` (to rail = 1); `clipped` holds the indices of
+    /// its clipped samples.
     fn cut(
         recording: &[f32],
         scale: f32,
         start: i64,
         rails: Rails,
-        is_clipped: &impl Fn(usize) -> bool,
+        clipped: &[usize],
         window: &[f32],
     ) -> Frame {
-        let mut samples = Vec::with_capacity(FRAME);
-        let mut bounds = Vec::with_capacity(FRAME);
-        for (n, &w) in window.iter().enumerate() {
-            let position = start + n as i64;
-            let inside = position >= 0 && (position as usize) < recording.len();
-            let x = if inside {
-                recording[position as usize] / scale
-            } else {
-                0.0
+        let samples: Vec<f32> = window
+            .iter()
+            .enumerate()
+            .map(|(n, &w)| {
+                let position = start + n as i64;
+                let inside = position >= 0 && (position as usize) < recording.len();
+                if inside {
+                    recording[position as usize] / scale * w
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        // Recorded samples are kept as they are; a clipped one lies beyond its (windowed) rail.
+        let mut bounds: Vec<(f32, f32)> = samples.iter().map(|&x| (x, x)).collect();
+        for &i in clipped {
+            let n = (i as i64 - start) as usize;
+            let w = window[n];
+            bounds[n] = match rails.of(recording[i]) {
+                Some(rail) if rail > 0.0 => (rail * w, f32::INFINITY),
+                Some(rail) => (f32::NEG_INFINITY, rail * w),
+                None => bounds[n],
             };
-            let windowed = x * w;
-            samples.push(windowed);
-            let cut = inside && is_clipped(position as usize);
-            bounds.push(match rails.of(x) {
-                Some(rail) if cut && rail > 0.0 => (rail * w, f32::INFINITY),
-                Some(rail) if cut => (f32::NEG_INFINITY, rail * w),
-                _ => (windowed, windowed),
-            });
         }
         Frame { samples, bounds }
     }
