@@ -211,7 +211,8 @@ pub fn apply_conditions(
         // Recognition repairs clipped peaks before the features (`RecognizerOptions::repair_clipping`,
         // on by default): train on what it will hear, the repaired waveform. With a third of
         // recognition's iterations: the full repair costs ~0.2 s of CPU per clipped 2 s utterance,
-        // ~9 % more CPU per epoch at the robust preset's 3 % share (BENCHMARKS.md).
+        // ~9 % more CPU per epoch at the robust preset's 3 % share (BENCHMARKS.md; measured before
+        // frames with under a tenth of their samples cut were interpolated instead, which is cheaper).
         crate::audio::repair_clipping_within(&mut out, TRAINING_DECLIP_ITERATIONS);
     }
     Conditioned {
