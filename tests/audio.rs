@@ -863,3 +863,78 @@ fn matroska_codecs_not_read_are_named_with_the_way_out() {
         "{message}"
     );
 }
+
+/// Two microphones of one talker (a voice-like signal; the second `delay` frames later at `gain`),
+/// `over` times too hot for 16 bits: both cut flat at full scale, at different samples.
+fn overloaded_pair(frames: usize, over: f32, delay: usize, gain: f32) -> Vec<Vec<i16>> {
+    let tau = std::f32::consts::TAU;
+    let voice: Vec<f32> = (0..frames)
+        .map(|i| {
+            let t = i as f32 / 16_000.0;
+            let envelope = 0.55 + 0.45 * (tau * 2.5 * t).sin();
+            let f0 = 120.0;
+            envelope
+                * (1..=5)
+                    .map(|h| (tau * f0 * h as f32 * t + h as f32).sin() / h as f32)
+                    .sum::<f32>()
+        })
+        .collect();
+    let peak = voice.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+    let level = over * 32_767.0 / peak;
+    [(0, 1.0), (delay, gain)]
+        .iter()
+        .map(|&(shift, g)| {
+            (0..frames)
+                .map(|i| {
+                    let x = if i >= shift { voice[i - shift] } else { 0.0 };
+                    (x * level * g).round().clamp(-32_768.0, 32_767.0) as i16
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn microphones_clipped_separately_are_read_as_the_least_clipped_one() {
+    // Averaged, two channels clipped at different samples have no flat tops left for the clipping
+    // repair; every reader takes the less clipped channel instead (here the second, 3 dB quieter).
+    // WAV read whole and from disk by blocks, and AIFF (symphonia's containers) short and long.
+    let dir = temp();
+    for frames in [40_000, 1_100_000] {
+        let channels = overloaded_pair(frames, 2.0, 9, 0.7);
+        let on_rail = |c: &[i16]| c.iter().filter(|&&v| v == 32_767 || v == -32_768).count();
+        assert!(on_rail(&channels[0]) > on_rail(&channels[1]));
+        assert!(on_rail(&channels[1]) > frames / 100);
+        let expected: Vec<f32> = channels[1].iter().map(|&v| f32::from(v)).collect();
+
+        let wav = dir.path().join(format!("pair{frames}.wav"));
+        write_wav(
+            &wav,
+            spec(2, 16_000, 16, hound::SampleFormat::Int),
+            frames,
+            |w, i, c| w.write_sample(channels[c][i]).unwrap(),
+        );
+        assert_eq!(read_audio(&wav).unwrap().samples, expected, "{frames} WAV");
+        let bytes = std::fs::read(&wav).unwrap();
+        assert_eq!(
+            read_audio_bytes(&bytes, &wav).unwrap().samples,
+            expected,
+            "{frames} WAV in memory"
+        );
+
+        let aiff = dir.path().join(format!("pair{frames}.aiff"));
+        std::fs::write(&aiff, aiff_bytes(&channels, 16_000)).unwrap();
+        let wave = read_audio(&aiff).unwrap();
+        assert_eq!(&wave.samples[..frames], &expected[..], "{frames} AIFF");
+    }
+    // The same pair not overloaded: averaged as before.
+    let channels = overloaded_pair(40_000, 0.5, 9, 0.7);
+    let path = dir.path().join("quiet_pair.wav");
+    write_wav(
+        &path,
+        spec(2, 16_000, 16, hound::SampleFormat::Int),
+        40_000,
+        |w, i, c| w.write_sample(channels[c][i]).unwrap(),
+    );
+    assert_eq!(read_audio(&path).unwrap().samples, expected_mono(&channels));
+}

@@ -42,7 +42,7 @@ const MIN_CLIPPED_SAMPLES: usize = 8;
 
 /// A sample within this fraction of the rail's magnitude is on the rail (converters clip to one
 /// value; the tolerance admits the rounding of a float pipeline).
-const RAIL_TOLERANCE: f32 = 1e-3;
+pub(super) const RAIL_TOLERANCE: f32 = 1e-3;
 
 /// The band just inside the rail that its samples are compared with: this fraction of the rail's
 /// magnitude (or two quantisation steps of coarse audio, if wider).
@@ -119,12 +119,8 @@ fn repair(samples: &mut [f32], max_iterations: usize, dense_share: f64) -> ClipR
     if positive.is_none() && negative.is_none() {
         return ClipRepair::default();
     }
-    let on_rail = |x: f32| {
-        positive.is_some_and(|rail| x >= rail - RAIL_TOLERANCE * rail)
-            || negative.is_some_and(|rail| x <= rail - RAIL_TOLERANCE * rail)
-    };
     let clipped: Vec<usize> = (0..samples.len())
-        .filter(|&i| on_rail(samples[i]))
+        .filter(|&i| on_rail((positive, negative), samples[i]))
         .collect();
     // The recording scaled to its rail = 1, where TOLERANCE is set.
     let scale = positive.unwrap_or(0.0).max(-negative.unwrap_or(0.0));
@@ -249,6 +245,26 @@ impl Rails {
     }
 }
 
+/// How many samples of `samples` [`repair_clipping`] would restore (0: not clipped).
+pub(super) fn clipped_samples(samples: &[f32]) -> usize {
+    let rails = clipped_rails(samples);
+    if rails == (None, None) {
+        return 0;
+    }
+    samples.iter().filter(|&&x| on_rail(rails, x)).count()
+}
+
+/// Whether `x` lies on one of the (positive, negative) rails [`clipped_rails`] found.
+fn on_rail((positive, negative): (Option<f32>, Option<f32>), x: f32) -> bool {
+    positive.is_some_and(|rail| x >= rail - RAIL_TOLERANCE * rail)
+        || negative.is_some_and(|rail| x <= rail - RAIL_TOLERANCE * rail)
+}
+
+/// The fewest samples on a rail that count as clipping in a recording of `len` samples.
+pub(super) fn min_clipped_samples(len: usize) -> usize {
+    ((MIN_CLIPPED_FRACTION * len as f64).ceil() as usize).max(MIN_CLIPPED_SAMPLES)
+}
+
 /// The clipping rails (positive, negative): each side's extreme value, if the samples pile up on it
 /// the way clipping piles them. Two passes over a recording that is not clipped (its extremes, then
 /// how many samples sit on them), a third for the band inside a rail that holds enough samples.
@@ -273,14 +289,13 @@ fn clipped_rails(samples: &[f32]) -> (Option<f32>, Option<f32>) {
             next_inside[side] = v;
         }
     }
-    let minimum = (MIN_CLIPPED_FRACTION * samples.len() as f64).max(MIN_CLIPPED_SAMPLES as f64);
+    let minimum = min_clipped_samples(samples.len());
     // A clipped waveform passes through values between zero and the rail on its way there; a side
     // whose only non-zero value is its extreme is quantisation (±1 LSB dither on silence, a
     // square wave), not clipping: an hour of dithered digital silence had a twelfth of its
     // samples "restored" (25 s of work) before this.
-    let candidate = |side: usize| {
-        extremes[side] > 0.0 && next_inside[side] > 0.0 && on_rail[side] as f64 >= minimum
-    };
+    let candidate =
+        |side: usize| extremes[side] > 0.0 && next_inside[side] > 0.0 && on_rail[side] >= minimum;
     if !candidate(0) && !candidate(1) {
         return (None, None);
     }

@@ -5,7 +5,8 @@
 //! Kaldi reads samples as int16 values (range ±32768) and its defaults (dither 1.0, energy floor) assume
 //! that scale, so every reader here produces samples at that scale whatever the file's encoding:
 //! 8/24/32-bit integers are shifted to 16-bit range, floats are multiplied by 32768.
-//! Several channels are averaged to one (the loudest is taken instead when they cancel out).
+//! Several channels are averaged to one (the loudest is taken instead when they cancel out, the least
+//! clipped when they carry one sound but were clipped separately).
 
 mod amr;
 mod au;
@@ -400,7 +401,8 @@ const CANCELLATION_DB: f64 = 20.0;
 
 /// Average interleaved channels into one; when they cancel (the average is more than 20 dB below
 /// the channels' mean power), take the loudest channel instead, so that out-of-phase channels do not
-/// turn speech into silence.
+/// turn speech into silence; when they carry one sound but were clipped separately, take the least
+/// clipped channel ([`least_clipped_channel`]).
 pub fn mix_to_mono(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
     if channels <= 1 {
         // Mono stays where it is: a copy of an hour's samples cost `features` a tenth of its time.
@@ -409,25 +411,185 @@ pub fn mix_to_mono(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
     let mut mixdown = Mixdown::new(channels);
     let mut mono = vec![0.0; interleaved.len() / channels];
     mixdown.mix(&interleaved, &mut mono);
-    match mixdown.cancelling_channel() {
-        None => mono,
-        Some(loudest) => {
-            take_channel(&interleaved, channels, loudest, &mut mono);
-            mono
+    if let Some(loudest) = mixdown.cancelling_channel() {
+        take_channel(&interleaved, channels, loudest, &mut mono);
+        return mono;
+    }
+    let picked = least_clipped_channel(&mixdown, |channel, samples| {
+        samples.resize(interleaved.len() / channels, 0.0);
+        take_channel(&interleaved, channels, channel, samples);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match picked {
+        Ok(Some(samples)) => samples,
+        _ => mono,
+    }
+}
+
+/// Most channels [`least_clipped_channel`] examines one by one (each is decoded again alone);
+/// recordings with more keep their average.
+const MAX_CHANNELS_EXAMINED: usize = 8;
+
+/// The least clipped channel, when [`Mixdown::may_be_clipped_separately`] says the channels may
+/// have been clipped at different samples and they carry one sound ([`one_sound`]): each channel
+/// is decoded alone (`decode_channel(c, samples)` fills `samples`) and its clipped samples counted
+/// as the clipping repair finds them. `None` when no channel is clipped or the channels hold
+/// different sounds (the average stands). Channels clipped at different samples average to peaks
+/// that are no longer flat: the repair cannot find them, and the average mixes the cut waveform
+/// into the whole one; a channel alone keeps its flat tops for the repair, and the least clipped
+/// one lost least. (Channels with different sounds, an interview with a microphone per talker,
+/// keep their average: taking one would drop a talker.)
+pub(crate) fn least_clipped_channel<E>(
+    mixdown: &Mixdown,
+    mut decode_channel: impl FnMut(usize, &mut Vec<f32>) -> std::result::Result<(), E>,
+) -> std::result::Result<Option<Vec<f32>>, E> {
+    if mixdown.channels > MAX_CHANNELS_EXAMINED || !mixdown.may_be_clipped_separately() {
+        return Ok(None);
+    }
+    let mut first = Vec::new();
+    decode_channel(0, &mut first)?;
+    let mut fewest = declip::clipped_samples(&first);
+    let mut any_clipped = fewest > 0;
+    let mut best: Option<Vec<f32>> = None;
+    let mut samples = Vec::new();
+    for channel in 1..mixdown.channels {
+        samples.clear();
+        decode_channel(channel, &mut samples)?;
+        if !one_sound(&first, &samples) {
+            return Ok(None);
+        }
+        let clipped = declip::clipped_samples(&samples);
+        any_clipped |= clipped > 0;
+        if clipped < fewest {
+            fewest = clipped;
+            best = Some(std::mem::take(&mut samples));
+        }
+    }
+    if !any_clipped {
+        return Ok(None);
+    }
+    Ok(Some(best.unwrap_or(first)))
+}
+
+/// Lags (samples, each way) at which [`one_sound`] looks for two channels' agreement: microphones
+/// up to 1 m apart at 44.1 kHz (2.9 ms), more at lower rates.
+const MAX_CHANNEL_LAG: usize = 128;
+
+/// Stretches of [`one_sound`]'s comparison, samples each, spread over the recording.
+const COMPARED_STRETCHES: usize = 16;
+const COMPARED_STRETCH: usize = 4096;
+
+/// Two channels agree at least this well (normalised cross-correlation at their best lag) to carry
+/// one sound: two microphones of one talker, where the average of the two at zero lag can be as
+/// low as for unrelated channels (0.7 ms apart at 44.1 kHz, speech averages 3 dB below the
+/// channels' mean power).
+const ONE_SOUND_CORRELATION: f64 = 0.5;
+
+/// Whether channels `a` and `b` (equal lengths) carry one sound, by their normalised
+/// cross-correlation at the best lag within [`MAX_CHANNEL_LAG`], over [`COMPARED_STRETCHES`]
+/// stretches spread over the recording (cheap on an hour's channels).
+fn one_sound(a: &[f32], b: &[f32]) -> bool {
+    let len = a.len().min(b.len());
+    if len <= 2 * MAX_CHANNEL_LAG {
+        return false;
+    }
+    let usable = len - 2 * MAX_CHANNEL_LAG;
+    let stretch = COMPARED_STRETCH.min(usable);
+    let count = COMPARED_STRETCHES.min(usable / stretch).max(1);
+    let mut products = vec![0.0f64; 2 * MAX_CHANNEL_LAG + 1];
+    let (mut energy_a, mut energy_b) = (0.0f64, 0.0f64);
+    // Stretches of `a` evenly spaced, the last one ending MAX_CHANNEL_LAG before the end; `b`
+    // read from MAX_CHANNEL_LAG before each to MAX_CHANNEL_LAG after.
+    let step = if count > 1 {
+        (usable - stretch) / (count - 1)
+    } else {
+        0
+    };
+    for k in 0..count {
+        let start = MAX_CHANNEL_LAG + k * step;
+        let x = &a[start..start + stretch];
+        energy_a += x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
+        energy_b += b[start..start + stretch]
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>();
+        for (lag, product) in products.iter_mut().enumerate() {
+            let y = &b[start + lag - MAX_CHANNEL_LAG..start + lag - MAX_CHANNEL_LAG + stretch];
+            *product += x.iter().zip(y).map(|(&u, &v)| u * v).sum::<f32>() as f64;
+        }
+    }
+    if energy_a <= 0.0 || energy_b <= 0.0 {
+        return false;
+    }
+    let best = products.iter().fold(0.0f64, |m, &p| m.max(p.abs()));
+    best / (energy_a * energy_b).sqrt() >= ONE_SOUND_CORRELATION
+}
+
+/// A channel's largest magnitude so far and how many samples lie within the clipping detector's
+/// tolerance of it (`declip`'s rail test, kept while decoding, both sides together): when the
+/// extreme grows past the tolerance the count starts again, so it never misses a sample on the
+/// final extreme and over-counts at most the samples just below it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Extreme {
+    /// The largest magnitude so far.
+    value: f32,
+    /// The lowest magnitude within the tolerance of `value`.
+    floor: f32,
+    /// Samples at `floor` or above.
+    count: usize,
+}
+
+impl Extreme {
+    #[inline]
+    fn see(&mut self, magnitude: f32) {
+        // Nearly every sample is below the floor: one predictable comparison.
+        if magnitude < self.floor {
+            return;
+        }
+        if magnitude > self.value {
+            let floor = magnitude * (1.0 - declip::RAIL_TOLERANCE);
+            if floor > self.value {
+                self.count = 0;
+            }
+            self.value = magnitude;
+            self.floor = floor;
+        }
+        self.count += 1;
+    }
+
+    /// The two blocks' extremes together (an over-count, like `see`'s).
+    fn merged(self, other: Extreme) -> Extreme {
+        let value = self.value.max(other.value);
+        let floor = value * (1.0 - declip::RAIL_TOLERANCE);
+        let count = [self, other]
+            .iter()
+            .filter(|e| e.value >= floor)
+            .map(|e| e.count)
+            .sum();
+        Extreme {
+            value,
+            floor,
+            count,
         }
     }
 }
 
 /// Channels averaged into one block by block as a file is decoded, so that a long multichannel
 /// recording is never held with all its channels (an hour of 44.1 kHz stereo is 1.3 GB as `f32`),
-/// with the energies that tell at the end whether the channels cancelled in the average
-/// ([`mix_to_mono`]'s rule; the reader then decodes the loudest channel alone).
+/// with what tells at the end whether one channel should be taken instead of the average (the
+/// reader then decodes it alone): the channels' and the average's energies, for
+/// [`cancelling_channel`](Self::cancelling_channel); each channel's extremes and whether the
+/// channels differ at all, for [`least_clipped_channel`].
 #[derive(Clone, Debug)]
 pub(crate) struct Mixdown {
     channels: usize,
     channel_energy: Vec<f64>,
     mono_energy: f64,
     frames: usize,
+    /// Each channel's extreme magnitude.
+    extremes: Vec<Extreme>,
+    /// Whether any frame's channels differ (dual mono does not).
+    channels_differ: bool,
 }
 
 impl Mixdown {
@@ -437,6 +599,8 @@ impl Mixdown {
             channel_energy: vec![0.0; channels],
             mono_energy: 0.0,
             frames: 0,
+            extremes: vec![Extreme::default(); channels],
+            channels_differ: false,
         }
     }
 
@@ -444,14 +608,23 @@ impl Mixdown {
     pub(crate) fn mix(&mut self, interleaved: &[f32], mono: &mut [f32]) {
         debug_assert_eq!(interleaved.len(), mono.len() * self.channels);
         let scale = 1.0 / self.channels as f32;
+        let mut differ = false;
         for (frame, out) in interleaved.chunks_exact(self.channels).zip(mono.iter_mut()) {
-            for (energy, &x) in self.channel_energy.iter_mut().zip(frame) {
+            for ((energy, extreme), &x) in self
+                .channel_energy
+                .iter_mut()
+                .zip(self.extremes.iter_mut())
+                .zip(frame)
+            {
                 *energy += f64::from(x) * f64::from(x);
+                extreme.see(x.abs());
+                differ |= x != frame[0];
             }
             let mean = frame.iter().sum::<f32>() * scale;
             self.mono_energy += f64::from(mean) * f64::from(mean);
             *out = mean;
         }
+        self.channels_differ |= differ;
         self.frames += mono.len();
     }
 
@@ -462,19 +635,23 @@ impl Mixdown {
         self.mix(interleaved, &mut mono[start..]);
     }
 
-    /// The energies of `self`'s blocks and `other`'s together.
+    /// The energies and extremes of `self`'s blocks and `other`'s together.
     pub(crate) fn merged(mut self, other: &Mixdown) -> Self {
         for (a, b) in self.channel_energy.iter_mut().zip(&other.channel_energy) {
             *a += b;
         }
+        for (a, b) in self.extremes.iter_mut().zip(&other.extremes) {
+            *a = a.merged(*b);
+        }
         self.mono_energy += other.mono_energy;
         self.frames += other.frames;
+        self.channels_differ |= other.channels_differ;
         self
     }
 
     /// `None` when the average stands; the loudest channel when the channels cancel in it.
     pub(crate) fn cancelling_channel(&self) -> Option<usize> {
-        let mean_energy = self.channel_energy.iter().sum::<f64>() / self.channels as f64;
+        let mean_energy = self.mean_channel_energy();
         // Below 1 LSB RMS there is nothing to cancel (digital silence, dither).
         let audible = mean_energy > self.frames as f64;
         if !audible || self.mono_energy >= mean_energy * 10f64.powf(-CANCELLATION_DB / 10.0) {
@@ -483,13 +660,29 @@ impl Mixdown {
         (0..self.channels)
             .max_by(|&a, &b| self.channel_energy[a].total_cmp(&self.channel_energy[b]))
     }
+
+    /// Whether the channels differ (dual mono does not) and some channel's samples pile up on its
+    /// extreme the way clipping piles them (a count only: [`least_clipped_channel`] then applies
+    /// the clipping repair's own test, and checks that the channels carry one sound).
+    pub(crate) fn may_be_clipped_separately(&self) -> bool {
+        if !self.channels_differ || self.mean_channel_energy() <= self.frames as f64 {
+            return false;
+        }
+        let minimum = declip::min_clipped_samples(self.frames);
+        self.extremes.iter().any(|extreme| extreme.count >= minimum)
+    }
+
+    fn mean_channel_energy(&self) -> f64 {
+        self.channel_energy.iter().sum::<f64>() / self.channels as f64
+    }
 }
 
 /// Mono from a decoder that hands over blocks of interleaved frames (`decode(sink)` calls
 /// `sink(block, channels)` once per packet), as the streamed readers (symphonia's containers,
 /// WebM) need: channels averaged block by block ([`Mixdown`]), and when they cancel in the
 /// average, the stream decoded a second time for its loudest channel alone (rare: an inverted
-/// channel; decoding twice costs less than keeping every channel). Returns what `decode` returned
+/// channel; decoding twice costs less than keeping every channel); when they may have been
+/// clipped separately, once more per channel ([`least_clipped_channel`]). Returns what `decode` returned
 /// on its first pass, beside the samples.
 pub(crate) fn mono_from_blocks<T>(
     mut decode: impl FnMut(&mut dyn FnMut(&[f32], usize)) -> crate::error::Result<T>,
@@ -505,13 +698,22 @@ pub(crate) fn mono_from_blocks<T>(
                 .mix_extend(interleaved, &mut mono);
         }
     })?;
-    if let Some(loudest) = mixdown.and_then(|m| m.cancelling_channel()) {
-        mono.clear();
+    let Some(mixdown) = mixdown else {
+        return Ok((mono, first));
+    };
+    let mut decode_channel = |channel: usize, samples: &mut Vec<f32>| {
+        samples.clear();
         decode(&mut |interleaved, channels| {
-            let start = mono.len();
-            mono.resize(start + interleaved.len() / channels, 0.0);
-            take_channel(interleaved, channels, loudest, &mut mono[start..]);
-        })?;
+            let start = samples.len();
+            samples.resize(start + interleaved.len() / channels, 0.0);
+            take_channel(interleaved, channels, channel, &mut samples[start..]);
+        })
+        .map(|_| ())
+    };
+    if let Some(loudest) = mixdown.cancelling_channel() {
+        decode_channel(loudest, &mut mono)?;
+    } else if let Some(samples) = least_clipped_channel(&mixdown, decode_channel)? {
+        mono = samples;
     }
     Ok((mono, first))
 }
@@ -585,6 +787,102 @@ mod tests {
         assert_eq!(picked, slightly_louder);
         // Digital silence in every channel is left alone.
         assert_eq!(mix_to_mono(vec![0.0; 200], 2), vec![0.0; 100]);
+    }
+
+    /// A voice-like test signal: harmonics of a gliding 130 Hz voice under a syllable envelope
+    /// (16 kHz), peak `peak`; `seed` shifts the harmonics' phases.
+    fn voice(len: usize, peak: f32, seed: u32) -> Vec<f32> {
+        let tau = std::f32::consts::TAU;
+        let mut phase = 0.0f32;
+        let raw: Vec<f32> = (0..len)
+            .map(|i| {
+                let t = i as f32 / 16_000.0;
+                phase += tau * (130.0 + 15.0 * (tau * 0.8 * t).sin()) / 16_000.0;
+                let envelope = 0.55 + 0.45 * (tau * 3.0 * t).sin();
+                envelope
+                    * (1..=5)
+                        .map(|h| (h as f32 * phase + (h * seed) as f32).sin() / h as f32)
+                        .sum::<f32>()
+            })
+            .collect();
+        let max = raw.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+        raw.iter().map(|x| x * peak / max).collect()
+    }
+
+    fn delayed(x: &[f32], by: usize, gain: f32) -> Vec<f32> {
+        (0..x.len())
+            .map(|i| if i >= by { gain * x[i - by] } else { 0.0 })
+            .collect()
+    }
+
+    fn clipped(x: &[f32], rail: f32) -> Vec<f32> {
+        x.iter().map(|v| v.clamp(-rail, rail)).collect()
+    }
+
+    #[test]
+    fn channels_of_one_sound_clipped_separately_give_the_least_clipped_one() {
+        let rail = 32_767.0;
+        let talker = voice(32_000, 60_000.0, 1);
+        // Two microphones of one talker, the second 12 samples later and 2 dB quieter: both
+        // overloaded, the first more. Their average has no flat tops left for the repair.
+        let near = clipped(&talker, rail);
+        let far = clipped(&delayed(&talker, 12, 0.8), rail);
+        assert!(far.iter().filter(|x| x.abs() >= rail).count() > 100);
+        let mono = mix_to_mono(interleave(&[near.clone(), far.clone()]), 2);
+        assert_eq!(mono, far);
+        assert!(super::declip::clipped_samples(&mono) > 0);
+        // The second microphone not overloaded: taken as it is.
+        let quiet = delayed(&talker, 12, 0.4);
+        let mono = mix_to_mono(interleave(&[near.clone(), quiet.clone()]), 2);
+        assert_eq!(mono, quiet);
+
+        // A microphone per talker (different sounds): the average, clipped or not.
+        let other = voice(32_000, 20_000.0, 7);
+        let other = delayed(&other, 4_000, 1.0);
+        let average = |a: &[f32], b: &[f32]| -> Vec<f32> {
+            a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect()
+        };
+        let mono = mix_to_mono(interleave(&[near.clone(), other.clone()]), 2);
+        assert_eq!(mono, average(&near, &other));
+        // Dual mono, clipped: the average is the channel, flat tops and all.
+        assert_eq!(
+            mix_to_mono(interleave(&[near.clone(), near.clone()]), 2),
+            near
+        );
+        // Two microphones, neither clipped: the average.
+        let unclipped = delayed(&talker, 0, 0.5);
+        let second = delayed(&talker, 12, 0.3);
+        let mono = mix_to_mono(interleave(&[unclipped.clone(), second.clone()]), 2);
+        assert_eq!(mono, average(&unclipped, &second));
+    }
+
+    #[test]
+    fn extremes_counted_by_blocks_cover_the_samples_on_the_final_extreme() {
+        use super::Mixdown;
+        let rail = 20_000.0;
+        let x = clipped(&voice(20_000, 30_000.0, 3), rail);
+        let y = delayed(&x, 5, 0.5);
+        let interleaved = interleave(&[x.clone(), y]);
+        let mut whole = Mixdown::new(2);
+        let mut mono = vec![0.0; x.len()];
+        whole.mix(&interleaved, &mut mono);
+        let merged = interleaved
+            .chunks(2 * 777)
+            .map(|block| {
+                let mut part = Mixdown::new(2);
+                part.mix(block, &mut vec![0.0; block.len() / 2]);
+                part
+            })
+            .fold(Mixdown::new(2), |a, b| a.merged(&b));
+        let on_rail = x
+            .iter()
+            .filter(|&&v| v.abs() >= rail * (1.0 - 1e-3))
+            .count();
+        for mixdown in [&whole, &merged] {
+            assert_eq!(mixdown.extremes[0].value, rail);
+            assert!(mixdown.extremes[0].count >= on_rail);
+            assert!(mixdown.may_be_clipped_separately());
+        }
     }
 
     #[test]

@@ -478,7 +478,8 @@ type BlockFinish<'a> = dyn Fn(&[f32], &mut [f32]) -> Option<Mixdown> + Sync + 'a
 /// Decode `source`'s whole frames to mono, in blocks on all cores (for an hour-long file the
 /// conversion, and the first touch of the output's pages, is otherwise a serial stretch of
 /// `phonrec features`). Several channels are averaged block by block ([`Mixdown`]), so the file is
-/// never held with all its channels; when they cancel, the loudest channel is decoded again alone.
+/// never held with all its channels; when they cancel, the loudest channel is decoded again alone,
+/// and when they may have been clipped separately, each ([`super::least_clipped_channel`]).
 fn decode_to_mono(header: &Header, source: &DataSource) -> std::io::Result<Vec<f32>> {
     let channels = header.channels;
     let frame_bytes = header.frame_bytes();
@@ -514,11 +515,19 @@ fn decode_to_mono(header: &Header, source: &DataSource) -> std::io::Result<Vec<f
             .iter()
             .flatten()
             .fold(Mixdown::new(channels), Mixdown::merged);
-        if let Some(loudest) = total.cancelling_channel() {
-            decode_blocks(&mut mono, &|interleaved, out| {
-                take_channel(interleaved, channels, loudest, out);
+        let frames = mono.len();
+        let decode_channel = |channel: usize, samples: &mut Vec<f32>| {
+            samples.resize(frames, 0.0);
+            decode_blocks(samples, &|interleaved, out| {
+                take_channel(interleaved, channels, channel, out);
                 None
-            })?;
+            })
+            .map(|_| ())
+        };
+        if let Some(loudest) = total.cancelling_channel() {
+            decode_channel(loudest, &mut mono)?;
+        } else if let Some(samples) = super::least_clipped_channel(&total, decode_channel)? {
+            mono = samples;
         }
     }
     Ok(mono)
