@@ -402,7 +402,8 @@ const CANCELLATION_DB: f64 = 20.0;
 /// Average interleaved channels into one; when they cancel (the average is more than 20 dB below
 /// the channels' mean power), take the loudest channel instead, so that out-of-phase channels do not
 /// turn speech into silence; when they carry one sound but were clipped separately, take the least
-/// clipped channel ([`least_clipped_channel`]).
+/// clipped channel (each channel tested as the clipping repair tests it, and their agreement
+/// checked: a microphone per talker keeps the average).
 pub fn mix_to_mono(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
     if channels <= 1 {
         // Mono stays where it is: a copy of an hour's samples cost `features` a tenth of its time.
@@ -446,29 +447,34 @@ pub(crate) fn least_clipped_channel<E>(
     if mixdown.channels > MAX_CHANNELS_EXAMINED || !mixdown.may_be_clipped_separately() {
         return Ok(None);
     }
-    let mut first = Vec::new();
-    decode_channel(0, &mut first)?;
-    let mut fewest = declip::clipped_samples(&first);
-    let mut any_clipped = fewest > 0;
-    let mut best: Option<Vec<f32>> = None;
+    // One channel held at a time (beside the caller's average), and stretches of the first for the
+    // comparison: an hour of 44.1 kHz audio is 635 MB a channel.
     let mut samples = Vec::new();
-    for channel in 1..mixdown.channels {
+    let mut reference: Vec<(usize, Vec<f32>)> = Vec::new();
+    let mut clipped = Vec::with_capacity(mixdown.channels);
+    for channel in 0..mixdown.channels {
         samples.clear();
         decode_channel(channel, &mut samples)?;
-        if !one_sound(&first, &samples) {
+        if channel == 0 {
+            reference = compared_stretches(samples.len())
+                .map(|start| (start, samples[start..start + COMPARED_STRETCH].to_vec()))
+                .collect();
+        } else if !one_sound(&reference, &samples) {
             return Ok(None);
         }
-        let clipped = declip::clipped_samples(&samples);
-        any_clipped |= clipped > 0;
-        if clipped < fewest {
-            fewest = clipped;
-            best = Some(std::mem::take(&mut samples));
-        }
+        clipped.push(declip::clipped_samples(&samples));
     }
-    if !any_clipped {
+    let Some(least) = (0..clipped.len()).min_by_key(|&c| clipped[c]) else {
+        return Ok(None);
+    };
+    if clipped.iter().all(|&count| count == 0) {
         return Ok(None);
     }
-    Ok(Some(best.unwrap_or(first)))
+    if least != mixdown.channels - 1 {
+        samples.clear();
+        decode_channel(least, &mut samples)?;
+    }
+    Ok(Some(samples))
 }
 
 /// Lags (samples, each way) at which [`one_sound`] looks for two channels' agreement: microphones
@@ -485,37 +491,37 @@ const COMPARED_STRETCH: usize = 4096;
 /// channels' mean power).
 const ONE_SOUND_CORRELATION: f64 = 0.5;
 
-/// Whether channels `a` and `b` (equal lengths) carry one sound, by their normalised
-/// cross-correlation at the best lag within [`MAX_CHANNEL_LAG`], over [`COMPARED_STRETCHES`]
-/// stretches spread over the recording (cheap on an hour's channels).
-fn one_sound(a: &[f32], b: &[f32]) -> bool {
-    let len = a.len().min(b.len());
-    if len <= 2 * MAX_CHANNEL_LAG {
-        return false;
-    }
-    let usable = len - 2 * MAX_CHANNEL_LAG;
-    let stretch = COMPARED_STRETCH.min(usable);
-    let count = COMPARED_STRETCHES.min(usable / stretch).max(1);
+/// Where [`one_sound`]'s stretches start in channels of `len` samples: up to
+/// [`COMPARED_STRETCHES`] of [`COMPARED_STRETCH`] samples, evenly spaced, each with
+/// [`MAX_CHANNEL_LAG`] samples to spare on both sides (none in a recording too short for one).
+fn compared_stretches(len: usize) -> impl Iterator<Item = usize> {
+    let usable = len.saturating_sub(2 * MAX_CHANNEL_LAG + COMPARED_STRETCH);
+    let count = if len < 2 * MAX_CHANNEL_LAG + COMPARED_STRETCH {
+        0
+    } else {
+        COMPARED_STRETCHES.min(usable / COMPARED_STRETCH + 1)
+    };
+    let step = if count > 1 { usable / (count - 1) } else { 0 };
+    (0..count).map(move |k| MAX_CHANNEL_LAG + k * step)
+}
+
+/// Whether channel `b` carries the sound of the channel whose stretches (start, samples) are
+/// `reference`: their normalised cross-correlation at the best lag within [`MAX_CHANNEL_LAG`],
+/// summed over the stretches (cheap on an hour's channels). `false` without stretches (a
+/// recording shorter than one) or energy.
+fn one_sound(reference: &[(usize, Vec<f32>)], b: &[f32]) -> bool {
     let mut products = vec![0.0f64; 2 * MAX_CHANNEL_LAG + 1];
     let (mut energy_a, mut energy_b) = (0.0f64, 0.0f64);
-    // Stretches of `a` evenly spaced, the last one ending MAX_CHANNEL_LAG before the end; `b`
-    // read from MAX_CHANNEL_LAG before each to MAX_CHANNEL_LAG after.
-    let step = if count > 1 {
-        (usable - stretch) / (count - 1)
-    } else {
-        0
-    };
-    for k in 0..count {
-        let start = MAX_CHANNEL_LAG + k * step;
-        let x = &a[start..start + stretch];
-        energy_a += x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
-        energy_b += b[start..start + stretch]
-            .iter()
-            .map(|&v| f64::from(v) * f64::from(v))
-            .sum::<f64>();
+    let energy = |x: &[f32]| x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
+    for (start, x) in reference {
+        let Some(around) = b.get(start - MAX_CHANNEL_LAG..start + x.len() + MAX_CHANNEL_LAG) else {
+            return false;
+        };
+        energy_a += energy(x);
+        energy_b += energy(&around[MAX_CHANNEL_LAG..MAX_CHANNEL_LAG + x.len()]);
         for (lag, product) in products.iter_mut().enumerate() {
-            let y = &b[start + lag - MAX_CHANNEL_LAG..start + lag - MAX_CHANNEL_LAG + stretch];
-            *product += x.iter().zip(y).map(|(&u, &v)| u * v).sum::<f32>() as f64;
+            let y = &around[lag..lag + x.len()];
+            *product += f64::from(x.iter().zip(y).map(|(&u, &v)| u * v).sum::<f32>());
         }
     }
     if energy_a <= 0.0 || energy_b <= 0.0 {
