@@ -24,7 +24,7 @@ import numpy as np
 
 VERSION = "robust-3"  # bump when the processing changes: existing outputs are then rebuilt
 ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet", "clip", "clipmild",
-                  "gated"]
+                  "gated", "loss"]
 EXTRA_CONDITIONS = ["8k",  # written with tel8k; may also be asked for alone
                     "room"]  # needs pyroomacoustics (pip); asked for by name
 FS = 32768.0  # int16 full scale
@@ -51,6 +51,8 @@ DESCRIPTIONS = {
             "so its peaks are cut flat at full scale (a recorder's input gain set far too high)",
     "clipmild": "as clip, amplified by 2-6 dB (uniform): a few loud peaks cut flat, as by a recorder whose input "
                 "gain was set a little too high",
+    "loss": "20 ms packets lost (digital zeros), each with a probability of 3-10 % (uniform per file), as audio "
+            "from a network call recorded without packet-loss concealment",
     "gated": "pink noise (20 Hz-Nyquist) at -45 dBFS RMS (+-3 dB uniform) under the clip, then a noise gate: "
              "open while the 10 ms RMS envelope is 12 dB above that floor (5 ms look-ahead, 150 ms hold), "
              "closed it attenuates by 25-35 dB (uniform), gain changes smoothed over 5 ms (a VoIP or podcast gate)",
@@ -428,6 +430,7 @@ def process(src, cond, args, command):
             "clip": ["file", "source", "rate", "seconds", "gain_db", "clipped_fraction"],
             "clipmild": ["file", "source", "rate", "seconds", "gain_db", "clipped_fraction"],
             "gated": ["file", "source", "rate", "seconds", "floor_dbfs", "attenuation_db", "closed_fraction"],
+            "loss": ["file", "source", "rate", "seconds", "loss_probability", "lost_fraction"],
         }.get(cond, ["file", "source", "rate", "seconds", "noise", "snr_db_target", "snr_db_actual", "babble_sources"])
         for i in range(n):
             rng = rng_for(args.seed, name, cond, i)
@@ -481,6 +484,14 @@ def process(src, cond, args, command):
                 y = x * (FS / peak) * 10.0 ** (gain_db / 20.0) if peak > 0 else x
                 share = float(np.mean(np.abs(np.rint(y)) > 32767)) if len(y) else 0.0
                 extra = [round(gain_db, 2), round(share, 4)]
+            elif cond == "loss":
+                probability = float(rng.uniform(0.03, 0.10))
+                packet = int(round(0.02 * rate))
+                lost = rng.random((len(x) + packet - 1) // packet) < probability
+                y = x.copy()
+                for k in np.flatnonzero(lost):
+                    y[k * packet:(k + 1) * packet] = 0.0
+                extra = [round(probability, 4), round(float(lost.mean()) if len(lost) else 0.0, 4)]
             elif cond == "gated":
                 level = -45.0 + float(rng.uniform(-3.0, 3.0))
                 atten = float(rng.uniform(25.0, 35.0))

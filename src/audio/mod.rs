@@ -13,6 +13,7 @@ mod au;
 mod container;
 mod declip;
 mod dereverb;
+mod dropouts;
 mod g711;
 mod opus;
 mod resample;
@@ -33,6 +34,7 @@ pub use dereverb::{
     dereverberate, dereverberate_reverberant_sections, is_reverberant, reverberation_db, Dereverb,
     MIN_MEASURED_S, REVERBERANT_BELOW_DB,
 };
+pub use dropouts::{conceal_dropouts, DropoutRepair};
 pub use resample::{resample, resample_owned, Resampler};
 pub use silence_fill::{
     fill_digital_silence, fill_quiet_gaps, SilenceFill, DIGITAL_SILENCE_LEVEL,

@@ -619,6 +619,14 @@ pub struct DecodeArgs {
     #[arg(long)]
     pub keep_clipping: bool,
 
+    /// Do not conceal dropped packets. By default a run of digital zeros of 5-100 ms cut into
+    /// speech (a packet lost by a network that did not conceal it) is filled with the pitch periods
+    /// on either side before the features: with 5 % of 20 ms packets lost, PER 0.134 -> 0.097 on
+    /// the held-out voice (0.090 intact; models/README.md). Pauses, padding and silence that
+    /// fades out are left alone.
+    #[arg(long)]
+    pub keep_dropouts: bool,
+
     /// Remove late reverberation before the features (weighted prediction error, WPE): `auto`
     /// measures how much more of the recording the last 0.2 s predict than the sound 0.6-0.8 s
     /// back does (a room's tail; steady hum and tones do not count) and dereverberates recordings
@@ -732,6 +740,7 @@ impl DecodeArgs {
             },
             fill_digital_silence: !self.keep_digital_silence,
             repair_clipping: !self.keep_clipping,
+            conceal_dropouts: !self.keep_dropouts,
             dereverb: self.dereverb.into(),
             ..RecognizerOptions::default()
         };

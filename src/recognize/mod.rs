@@ -20,8 +20,9 @@ use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::audio::{
-    dereverberate, dereverberate_reverberant_sections, fill_digital_silence, fill_quiet_gaps,
-    read_audio, repair_clipping, Dereverb, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
+    conceal_dropouts, dereverberate, dereverberate_reverberant_sections, fill_digital_silence,
+    fill_quiet_gaps, read_audio, repair_clipping, Dereverb, Waveform, MAX_SAMPLE_RATE_HZ,
+    MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
     decode_spans_with_hypotheses, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, Hypothesis,
@@ -69,6 +70,10 @@ pub struct RecognizerOptions {
     /// too high) before the features; audio whose peaks do not pile up on a rail is unchanged (see
     /// [`repair_clipping`]). Default true.
     pub repair_clipping: bool,
+    /// Fill dropped packets (runs of digital zeros of 5–100 ms cut into speech, as a network
+    /// without loss concealment leaves them) with the pitch periods around them before the
+    /// features; other audio is unchanged (see [`conceal_dropouts`]). Default true.
+    pub conceal_dropouts: bool,
     /// Remove late reverberation (weighted prediction error) before the features: always, never,
     /// or (the default) where the recording measures reverberant, 30 s by 30 s (see
     /// [`dereverberate_reverberant_sections`]).
@@ -118,6 +123,7 @@ impl Default for RecognizerOptions {
             segment: SegmentOptions::default(),
             fill_digital_silence: true,
             repair_clipping: true,
+            conceal_dropouts: true,
             dereverb: Dereverb::Auto,
             align: LatticeOptions::default(),
             boundaries: None,
@@ -225,6 +231,7 @@ pub struct Recognizer {
     segment: SegmentOptions,
     fill_digital_silence: bool,
     repair_clipping: bool,
+    conceal_dropouts: bool,
     dereverb: Dereverb,
     align: LatticeOptions,
     boundaries: Option<BoundaryModel>,
@@ -269,6 +276,7 @@ impl Recognizer {
             segment: options.segment.clone(),
             fill_digital_silence: options.fill_digital_silence,
             repair_clipping: options.repair_clipping,
+            conceal_dropouts: options.conceal_dropouts,
             dereverb: options.dereverb,
             align: options.align,
             boundaries: options.boundaries.clone(),
@@ -443,6 +451,10 @@ impl Recognizer {
         if self.repair_clipping {
             let repair = repair_clipping(&mut wave.samples);
             repairs.clipped_fraction = repair.samples as f32 / wave.samples.len().max(1) as f32;
+        }
+        if self.conceal_dropouts {
+            // Before the digital silence is filled: a dropout is a run of digital zeros too.
+            conceal_dropouts(&mut wave.samples, wave.sample_rate_hz);
         }
         if self.fill_digital_silence {
             // A recording padded with digital silence is filled from its own floor; one without
