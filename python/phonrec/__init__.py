@@ -445,6 +445,9 @@ class Recognizer:
         fill_digital_silence: Fill runs of digital silence with the recording's own noise floor,
             and raise gaps a noise gate or a cut made far quieter than the floor under the speech
             to that floor (default); ``False`` keeps both as they are (``--keep-digital-silence``).
+        conceal_dropouts: Fill packets lost in speech (5-100 ms of digital zeros cut into it, as a
+            network call recorded without loss concealment has them) with the pitch periods on
+            either side (default); ``False`` keeps the zeros (``--keep-dropouts``).
         alternatives: Give each recognised phone the K phones the network found most probable
             over its frames (:attr:`Phone.alternatives`; ``--alternatives K``, Allosaurus's
             ``topk``); 0 (default) gives none. At most 64.
@@ -480,6 +483,7 @@ class Recognizer:
         vtln: bool = False,
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
+        conceal_dropouts: bool = True,
         alternatives: int = 0,
         nbest: int = 0,
     ) -> None:
@@ -499,6 +503,7 @@ class Recognizer:
             vtln=vtln,
             repair_clipping=repair_clipping,
             fill_digital_silence=fill_digital_silence,
+            conceal_dropouts=conceal_dropouts,
             alternatives=alternatives,
             nbest=nbest,
         )
@@ -528,6 +533,7 @@ class Recognizer:
             bool(vtln),
             bool(repair_clipping),
             bool(fill_digital_silence),
+            bool(conceal_dropouts),
             alternatives,
             nbest,
         )

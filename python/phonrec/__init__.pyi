@@ -174,6 +174,7 @@ class Recognizer:
         vtln: bool = False,
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
+        conceal_dropouts: bool = True,
         alternatives: int = 0,
         nbest: int = 0,
     ) -> None: ...

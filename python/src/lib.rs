@@ -427,6 +427,8 @@ struct Decoding {
     /// Fill digital silence and gated gaps with the floor (`fill_digital_silence=False`, as
     /// `--keep-digital-silence`).
     fill_digital_silence: bool,
+    /// Conceal packets lost in speech (`conceal_dropouts=False`, as `--keep-dropouts`).
+    conceal_dropouts: bool,
     /// Per phone, its most probable phones (`alternatives=K`, as `--alternatives K`); 0: none.
     alternatives: usize,
     /// The beam's best sequences per recording (`nbest=N`, as `--nbest N`); 0: none.
@@ -445,6 +447,7 @@ impl Decoding {
             && !self.vtln
             && self.repair_clipping
             && self.fill_digital_silence
+            && self.conceal_dropouts
             && self.alternatives == 0
             && self.nbest == 0
             && self.beam.is_none()
@@ -544,6 +547,7 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         },
         repair_clipping: decoding.repair_clipping,
         fill_digital_silence: decoding.fill_digital_silence,
+        conceal_dropouts: decoding.conceal_dropouts,
         alternatives: decoding.alternatives,
         nbest: decoding.nbest,
         ..RecognizerOptions::default()
@@ -775,7 +779,7 @@ impl PyRecognizer {
                         insertion_bonus=None, alphabet="arpabet", lexicon=None,
                         builtin_lexicon=true, precision=None, dereverb="auto", segment=true,
                         vtln=false, repair_clipping=true, fill_digital_silence=true,
-                        alternatives=0, nbest=0))]
+                        conceal_dropouts=true, alternatives=0, nbest=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -794,6 +798,7 @@ impl PyRecognizer {
         vtln: bool,
         repair_clipping: bool,
         fill_digital_silence: bool,
+        conceal_dropouts: bool,
         alternatives: usize,
         nbest: usize,
     ) -> PyResult<Self> {
@@ -851,6 +856,7 @@ impl PyRecognizer {
             vtln,
             repair_clipping,
             fill_digital_silence,
+            conceal_dropouts,
             alternatives,
             nbest,
         };

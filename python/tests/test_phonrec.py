@@ -282,7 +282,10 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
         (dict(dereverb="on"), ["--dereverb", "on"]),
         (dict(segment=False), ["--no-segment"]),
         (dict(vtln=True), ["--vtln"]),
-        (dict(repair_clipping=False, fill_digital_silence=False), ["--keep-clipping", "--keep-digital-silence"]),
+        (
+            dict(repair_clipping=False, fill_digital_silence=False, conceal_dropouts=False),
+            ["--keep-clipping", "--keep-digital-silence", "--keep-dropouts"],
+        ),
     ],
     ids=[
         "model-greedy",
