@@ -70,7 +70,7 @@ pub struct RecognizerOptions {
     /// too high) before the features; audio whose peaks do not pile up on a rail is unchanged (see
     /// [`repair_clipping`]). Default true.
     pub repair_clipping: bool,
-    /// Fill dropped packets (runs of digital zeros of 5–100 ms cut into speech, as a network
+    /// Fill dropped packets (runs of digital zeros of 5–100 ms cut into voiced speech, as a network
     /// without loss concealment leaves them) with the pitch periods around them before the
     /// features; other audio is unchanged (see [`conceal_dropouts`]). Default true.
     pub conceal_dropouts: bool,
