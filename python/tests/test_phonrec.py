@@ -308,7 +308,10 @@ def test_decoding_options_equal_the_cli_flags(cli, kwargs, flags):
     # The CLI recognises the files in one network batch, this test one by one: sums in another order
     # (~1e-7 apart), which bf16 can amplify where a step's input lands on the other side of a bf16
     # rounding boundary (steps of 2^-9 relative): confidences ~1e-3 apart, the same phones and times.
-    tolerance = CLI_ROUNDING + (2e-3 if "precision" in kwargs else 0)
+    # In bf16 one phone can land further: since dropped packets are concealed (which also fills a gap
+    # of exact zeros between two of espeak's vowels in the quick-fox example) its "ey" at 2.22 s came
+    # out 0.816 one by one against 0.793 in the batch, the phones and times still equal.
+    tolerance = CLI_ROUNDING + {"bf16": 3e-2}.get(kwargs.get("precision"), 2e-3 if "precision" in kwargs else 0)
     for path, record in zip(FILES, records):
         assert_same_transcript(recognizer.transcribe(path), record, confidence_tol=tolerance)
 
