@@ -502,6 +502,67 @@ fn clipped_recordings_are_reported() {
     );
 }
 
+#[test]
+fn concealed_dropouts_are_reported() {
+    // JSON gives the number of dropouts concealed and their seconds, and a note on stderr names
+    // the option that keeps them; the clean clip and `--keep-dropouts` have neither.
+    if !built_in_model_present() {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (samples, rate) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLES[0]));
+    let lossy = packets_lost(samples, rate, 0.15, 1);
+    let lossy_path = dir.path().join("lossy.wav");
+    write_wav(&lossy_path, &lossy, rate);
+    let zeroed_s = lossy.iter().filter(|&&x| x == 0.0).count() as f64 / f64::from(rate);
+    let run = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
+            .args(["transcribe", "--format", "json", "--no-lm"])
+            .args(extra)
+            .arg(EXAMPLES[0])
+            .arg(&lossy_path)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("the binary runs");
+        assert!(output.status.success());
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        assert_eq!(records.len(), 2, "{text}");
+        (
+            records,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (records, stderr) = run(&[]);
+    assert!(
+        records[0].get("concealed_dropouts").is_none(),
+        "{records:?}"
+    );
+    let dropouts = records[1]["concealed_dropouts"].as_u64().expect("a count");
+    let seconds = records[1]["concealed_s"].as_f64().expect("seconds");
+    assert!(dropouts >= 3, "{records:?}");
+    // Each dropout is at least one 20 ms packet; only those cut into voiced speech are filled.
+    assert!(
+        seconds >= 0.02 * dropouts as f64 - 0.001 && seconds <= zeroed_s + 0.001,
+        "{seconds} s in {dropouts} dropouts of {zeroed_s} s zeroed"
+    );
+    assert!(
+        stderr.contains("1 of 2 files had short runs of digital silence")
+            && stderr.contains("--keep-dropouts"),
+        "{stderr}"
+    );
+    let (kept, stderr) = run(&["--keep-dropouts"]);
+    assert!(
+        kept.iter().all(|r| r.get("concealed_dropouts").is_none()),
+        "{kept:?}"
+    );
+    assert!(!stderr.contains("runs of digital silence"), "{stderr}");
+}
+
 /// `phonrec transcribe --format json --dereverb MODE FILES`: each file's phones and whether it
 /// was dereverberated.
 fn transcribe_dereverb(mode: &str, files: &[PathBuf]) -> Vec<(Vec<String>, bool)> {

@@ -133,6 +133,10 @@ class Transcript:
             the recording, best first (the first is ``phones``' sequence; fewer when it found
             fewer); else empty. Speech regions are searched one by one, so the list joins theirs:
             each entry is one sequence per region, its scores their sums.
+        concealed_dropouts: Packets lost in voiced speech (runs of 5-100 ms of digital zeros cut
+            into it) that were filled from the speech around them before recognition
+            (``conceal_dropouts`` of :class:`Recognizer`); 0 when there were none.
+        concealed_s: The seconds of audio those dropouts filled.
     """
 
     phones: List[Phone]
@@ -144,6 +148,8 @@ class Transcript:
     vtln_warp: float = 1.0
     peak_dbfs: Optional[float] = None
     nbest: List[Hypothesis] = dataclasses.field(default_factory=list)
+    concealed_dropouts: int = 0
+    concealed_s: float = 0.0
 
     @property
     def labels(self) -> List[str]:
@@ -346,7 +352,18 @@ def _phones(items: Sequence[tuple]) -> List[Phone]:
 
 
 def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
-    duration, phones, segments, clipped, dereverberated, vtln_warp, peak_dbfs, nbest = raw
+    (
+        duration,
+        phones,
+        segments,
+        clipped,
+        dereverberated,
+        vtln_warp,
+        peak_dbfs,
+        nbest,
+        concealed_dropouts,
+        concealed_s,
+    ) = raw
     return Transcript(
         _phones(phones),
         duration,
@@ -357,6 +374,8 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         vtln_warp,
         peak_dbfs,
         [Hypothesis(tuple(names), score, acoustic, lm) for (names, score, acoustic, lm) in nbest],
+        concealed_dropouts,
+        concealed_s,
     )
 
 

@@ -306,8 +306,8 @@ type PhoneTuple = (String, f64, f64, f64, Vec<(String, f64)>);
 /// An n-best entry for Python: `(phones, score, acoustic_log_prob, lm_log_prob)`.
 type HypothesisTuple = (Vec<String>, f64, f64, f64);
 /// A transcript for Python: `(duration, phones, segments, clipped, dereverberated, vtln_warp,
-/// peak_dbfs, nbest)`; `peak_dbfs` is `None` for digital silence (−∞ dBFS, which JSON cannot
-/// hold); `nbest` is empty unless `nbest=N` asked for it.
+/// peak_dbfs, nbest, concealed_dropouts, concealed_s)`; `peak_dbfs` is `None` for digital silence
+/// (−∞ dBFS, which JSON cannot hold); `nbest` is empty unless `nbest=N` asked for it.
 type TranscriptTuple = (
     f64,
     Vec<PhoneTuple>,
@@ -317,6 +317,8 @@ type TranscriptTuple = (
     f64,
     Option<f64>,
     Vec<HypothesisTuple>,
+    usize,
+    f64,
 );
 /// An alignment for Python: `(duration, match_score, worst_second_score, matches_text, words,
 /// phones, skipped)`; a word is `(word, start, end, confidence, first_phone, end_phone)`.
@@ -684,6 +686,8 @@ impl PyRecognizer {
                     )
                 })
                 .collect(),
+            transcript.concealed_dropouts,
+            clean(transcript.concealed_s),
         )
     }
 

@@ -97,6 +97,9 @@ def assert_same_transcript(py, cli_record, times_tol=1e-6, confidence_tol=CLI_RO
         assert np.allclose(ours, theirs, atol=1e-6)
     # The CLI writes "clipped" (4 decimals) and "dereverberated" only when they apply.
     assert abs(py.clipped - cli_record.get("clipped", 0.0)) <= 5e-5
+    # ... and "concealed_dropouts" / "concealed_s" (3 decimals) only when there were any.
+    assert py.concealed_dropouts == cli_record.get("concealed_dropouts", 0)
+    assert abs(py.concealed_s - cli_record.get("concealed_s", 0.0)) <= CLI_ROUNDING
     assert py.dereverberated == cli_record.get("dereverberated", False)
     assert abs(py.vtln_warp - cli_record.get("vtln_warp", 1.0)) <= 1e-6
     # The CLI writes the peak to 0.1 dB, null for digital silence.

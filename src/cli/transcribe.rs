@@ -251,6 +251,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let mut failures = 0;
     // Files whose clipped peaks were restored, and the largest share of restored samples.
     let (mut clipped, mut most_clipped) = (0usize, 0f32);
+    let (mut with_dropouts, mut dropouts) = (0usize, 0usize);
     // Files whose late reverberation was removed.
     let mut dereverberated = 0usize;
     // Files with no phones whose loudest sample is far below any microphone's noise floor.
@@ -301,6 +302,10 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
                         clipped += 1;
                         most_clipped = most_clipped.max(transcript.clipped_fraction);
                     }
+                    if transcript.concealed_dropouts > 0 {
+                        with_dropouts += 1;
+                        dropouts += transcript.concealed_dropouts;
+                    }
                 }
                 match result {
                     Ok(transcript) => match (&args.output_dir, &output_names) {
@@ -340,6 +345,15 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
              estimated back before recognition (--keep-clipping skips this)",
             files.len(),
             100.0 * most_clipped
+        );
+    }
+    if with_dropouts > 0 {
+        // A network or a recorder that dropped packets: the user may want to fix the source.
+        eprintln!(
+            "phonrec: note: {with_dropouts} of {} {noun} had short runs of digital silence inside \
+             voiced speech ({dropouts} in all, as packets lost in transmission leave them), filled \
+             from the speech around them before recognition (--keep-dropouts skips this)",
+            files.len()
         );
     }
     if dereverberated > 0 && args.decode.dereverb == DereverbArg::Auto {

@@ -8,7 +8,9 @@
 //! `"file"`; its times count from there) when they apply,
 //! `"segments": [[start, end], ...]` (the speech regions that were decoded, in seconds), plus
 //! `"vtln_warp"` when VTLN chose a warp factor other than 1 and `"clipped"` (the fraction of samples
-//! restored) when the recording's peaks were cut flat at full scale, `"dereverberated": true` when its
+//! restored) when the recording's peaks were cut flat at full scale, `"concealed_dropouts"` and
+//! `"concealed_s"` (how many packets lost in voiced speech were concealed, and their seconds) when
+//! there were any, `"dereverberated": true` when its
 //! late reverberation was removed before recognition, and always `"peak_dbfs"`: the loudest sample as
 //! read, dB relative to full scale, to 0.1 dB (`null` for digital silence), so that a file without
 //! phones can be told apart as muted (far below any microphone's floor) or merely without speech.
@@ -81,6 +83,10 @@ struct JsonTranscript<'a> {
     vtln_warp: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     clipped: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concealed_dropouts: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concealed_s: Option<f32>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     dereverberated: bool,
     peak_dbfs: Option<f32>,
@@ -148,6 +154,9 @@ pub(super) fn write(
         vtln_warp: (transcript.vtln_warp != 1.0).then_some(transcript.vtln_warp),
         clipped: (transcript.clipped_fraction > 0.0)
             .then(|| (transcript.clipped_fraction * 10_000.0).round() / 10_000.0),
+        concealed_dropouts: (transcript.concealed_dropouts > 0)
+            .then_some(transcript.concealed_dropouts),
+        concealed_s: (transcript.concealed_dropouts > 0).then(|| round3(transcript.concealed_s)),
         dereverberated: transcript.dereverberated,
         peak_dbfs: transcript
             .peak_dbfs

@@ -157,6 +157,12 @@ pub struct Transcript {
     /// The fraction of the samples that were clipped (cut flat at full scale) and restored before
     /// recognition; 0 when the recording was not clipped or the repair is off.
     pub clipped_fraction: f32,
+    /// Packets lost in voiced speech (runs of 5-100 ms of digital zeros) that were concealed
+    /// before recognition ([`RecognizerOptions::conceal_dropouts`]); 0 when none or the
+    /// concealment is off.
+    pub concealed_dropouts: usize,
+    /// The seconds of audio those concealed dropouts filled.
+    pub concealed_s: f32,
     /// Whether late reverberation was removed before recognition ([`RecognizerOptions::dereverb`]).
     pub dereverberated: bool,
     /// The recording's loudest sample as read, dB relative to full scale (−∞ for digital
@@ -176,6 +182,8 @@ pub struct Transcript {
 #[derive(Clone, Copy, Debug, Default)]
 struct Repairs {
     clipped_fraction: f32,
+    concealed_dropouts: usize,
+    concealed_s: f32,
     dereverberated: bool,
     peak_dbfs: f32,
 }
@@ -454,7 +462,9 @@ impl Recognizer {
         }
         if self.conceal_dropouts {
             // Before the digital silence is filled: a dropout is a run of digital zeros too.
-            conceal_dropouts(&mut wave.samples, wave.sample_rate_hz);
+            let concealed = conceal_dropouts(&mut wave.samples, wave.sample_rate_hz);
+            repairs.concealed_dropouts = concealed.runs;
+            repairs.concealed_s = concealed.samples as f32 / wave.sample_rate_hz as f32;
         }
         if self.fill_digital_silence {
             // A recording padded with digital silence is filled from its own floor; one without
@@ -677,6 +687,8 @@ impl Recognizer {
                 vtln_warp,
                 segments,
                 clipped_fraction: repairs.clipped_fraction,
+                concealed_dropouts: repairs.concealed_dropouts,
+                concealed_s: repairs.concealed_s,
                 dereverberated: repairs.dereverberated,
                 peak_dbfs: repairs.peak_dbfs,
                 nbest,
