@@ -465,18 +465,13 @@ fn recordings_with_the_input_gain_far_too_high_keep_their_phones() {
     assert_within_two_edits(&pairs);
 }
 
-#[test]
-fn clipped_recordings_are_reported() {
-    // JSON gives the share of samples restored; a note on stderr tells the user the gain was too
-    // high. A recording that is not clipped has neither.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (samples, rate) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLES[0]));
-    let clipped: Vec<f32> = samples.iter().map(|&x| x * 8.0).collect();
-    let clipped_path = dir.path().join("clipped.wav");
-    write_wav(&clipped_path, &clipped, rate);
+/// `phonrec transcribe --format json --no-lm EXTRA FILES` from the repository: its JSON records and
+/// its stderr.
+fn transcribe_json_no_lm(extra: &[&str], files: &[&Path]) -> (Vec<serde_json::Value>, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
-        .args(["transcribe", "--format", "json", "--no-lm", EXAMPLES[0]])
-        .arg(&clipped_path)
+        .args(["transcribe", "--format", "json", "--no-lm"])
+        .args(extra)
+        .args(files)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("the binary runs");
@@ -486,8 +481,24 @@ fn clipped_recordings_are_reported() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    assert_eq!(records.len(), 2, "{text}");
-    assert!(records[0].get("clipped").is_none(), "{text}");
+    assert_eq!(records.len(), files.len(), "{text}");
+    (
+        records,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn clipped_recordings_are_reported() {
+    // JSON gives the share of samples restored; a note on stderr tells the user the gain was too
+    // high. A recording that is not clipped has neither.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (samples, rate) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLES[0]));
+    let clipped: Vec<f32> = samples.iter().map(|&x| x * 8.0).collect();
+    let clipped_path = dir.path().join("clipped.wav");
+    write_wav(&clipped_path, &clipped, rate);
+    let (records, stderr) = transcribe_json_no_lm(&[], &[Path::new(EXAMPLES[0]), &clipped_path]);
+    assert!(records[0].get("clipped").is_none(), "{records:?}");
     let share = records[1]["clipped"].as_f64().expect("a clipped share");
     let expected =
         clipped.iter().filter(|x| x.abs() >= 32_767.0).count() as f64 / clipped.len() as f64;
@@ -495,7 +506,6 @@ fn clipped_recordings_are_reported() {
         (share - expected).abs() < 0.02,
         "{share} against {expected}"
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("1 of 2 files had their peaks cut flat"),
         "{stderr}"
@@ -516,28 +526,8 @@ fn concealed_dropouts_are_reported() {
     let lossy_path = dir.path().join("lossy.wav");
     write_wav(&lossy_path, &lossy, rate);
     let zeroed_s = lossy.iter().filter(|&&x| x == 0.0).count() as f64 / f64::from(rate);
-    let run = |extra: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
-            .args(["transcribe", "--format", "json", "--no-lm"])
-            .args(extra)
-            .arg(EXAMPLES[0])
-            .arg(&lossy_path)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("the binary runs");
-        assert!(output.status.success());
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let records: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("JSON line"))
-            .collect();
-        assert_eq!(records.len(), 2, "{text}");
-        (
-            records,
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
-    let (records, stderr) = run(&[]);
+    let files = [Path::new(EXAMPLES[0]), &lossy_path];
+    let (records, stderr) = transcribe_json_no_lm(&[], &files);
     assert!(
         records[0].get("concealed_dropouts").is_none(),
         "{records:?}"
@@ -555,7 +545,7 @@ fn concealed_dropouts_are_reported() {
             && stderr.contains("--keep-dropouts"),
         "{stderr}"
     );
-    let (kept, stderr) = run(&["--keep-dropouts"]);
+    let (kept, stderr) = transcribe_json_no_lm(&["--keep-dropouts"], &files);
     assert!(
         kept.iter().all(|r| r.get("concealed_dropouts").is_none()),
         "{kept:?}"
