@@ -2,14 +2,14 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
 mod cli;
 
 fn main() -> ExitCode {
     keep_freed_memory();
     phonrec::audio::quiet_decoder_panics();
-    let matches = match cli::Cli::command().try_get_matches() {
+    let matches = match cli::command().try_get_matches() {
         Ok(matches) => matches,
         Err(error) => {
             if let Some(hint) = subcommand_hint(&error) {

@@ -60,14 +60,14 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The command failed the way a clean error fails: exit code 1 (not a panic's 101 or a signal), a
-/// message on stderr containing every one of `needles`, and no panic text.
+/// The command failed the way a clean error fails: exit code 1, or 2 for a flag's value refused
+/// as the command line is parsed (not a panic's 101 or a signal), a message on stderr containing
+/// every one of `needles`, and no panic text.
 #[track_caller]
 fn assert_clean_error(output: &Output, needles: &[&str]) {
     let stderr = text(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
+    assert!(
+        matches!(output.status.code(), Some(1 | 2)),
         "expected a clean failure, got {:?}; stderr: {stderr}",
         output.status
     );
@@ -741,4 +741,149 @@ fn empty_data_sources_say_where_they_looked() {
         );
         assert!(!message.contains("problems reported"), "{message}");
     }
+}
+
+#[test]
+fn outputs_never_destroy_inputs_or_earlier_results() {
+    // Found by an audit run: `-o` naming the input emptied it, and a failed run emptied an
+    // earlier output file.
+    let dir = tempfile::tempdir().unwrap();
+    let audio = dir.path().join("a.wav");
+    common::write_wav(&audio, &common::tone_utterance(&[0, 1], 1));
+    let original = std::fs::read(&audio).unwrap();
+    for args in [
+        vec!["transcribe", "--no-lm", s(&audio), "-o", s(&audio)],
+        vec!["features", s(&audio), "-o", s(&audio)],
+        vec!["probs", "--no-lm", s(&audio), "-o", s(&audio)],
+        vec!["probs", "--no-lm", s(&audio), "--png", s(&audio)],
+    ] {
+        assert_clean_error(&phonrec(&args), &["is also an input"]);
+        assert_eq!(std::fs::read(&audio).unwrap(), original, "{args:?}");
+    }
+    // The same file by another name is the same input.
+    let spelled = dir.path().join(".").join("a.wav");
+    assert_clean_error(
+        &phonrec(&["transcribe", "--no-lm", s(&audio), "-o", s(&spelled)]),
+        &["is also an input"],
+    );
+    assert_eq!(std::fs::read(&audio).unwrap(), original);
+
+    // A run that fails (a bad option, or every input unreadable) leaves the earlier output.
+    let out = dir.path().join("out.txt");
+    let first = phonrec(&["transcribe", "--no-lm", s(&audio), "-o", s(&out)]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.starts_with(s(&audio)), "{written}");
+    let not_audio = dir.path().join("notes.wav");
+    std::fs::write(&not_audio, "just text").unwrap();
+    assert_clean_error(
+        &phonrec(&[
+            "transcribe",
+            "--no-lm",
+            "--beam",
+            "100000",
+            s(&audio),
+            "-o",
+            s(&out),
+        ]),
+        &["beam"],
+    );
+    assert_clean_error(
+        &phonrec(&["transcribe", "--no-lm", s(&not_audio), "-o", s(&out)]),
+        &["not an audio file"],
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), written);
+    // No temporary file is left beside it.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    // A picture too large is refused before the network runs, and leaves no empty file.
+    let png = dir.path().join("p.png");
+    assert_clean_error(
+        &phonrec(&[
+            "probs",
+            s(&audio),
+            "--png",
+            s(&png),
+            "--pixels-per-second",
+            "1000000",
+        ]),
+        &["pixels per second"],
+    );
+    assert!(!png.exists());
+}
+
+#[test]
+fn folders_with_pipes_and_binary_standard_input_do_not_hang_or_flood() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_wav(
+        &dir.path().join("a.wav"),
+        &common::tone_utterance(&[0, 1], 1),
+    );
+    // A named pipe with an audio name inside a folder: skipped (it would block the walk's reader).
+    #[cfg(unix)]
+    {
+        let fifo = dir.path().join("stuck.wav");
+        let status = Command::new("mkfifo").arg(&fifo).status();
+        if status.is_ok_and(|s| s.success()) {
+            let start = Instant::now();
+            let output = phonrec(&["transcribe", "--no-lm", s(dir.path())]);
+            assert!(output.status.success(), "{}", text(&output.stderr));
+            assert_eq!(text(&output.stdout).lines().count(), 1);
+            assert!(start.elapsed() < Duration::from_secs(120));
+        }
+    }
+    // Binary data on stdin (headerless samples starting with silence): one short message, not
+    // the bytes echoed back as a file name.
+    let output = phonrec_with_stdin(&["transcribe", "-"], &vec![0u8; 1 << 20]);
+    assert_clean_error(&output, &["standard input is neither audio", "sox"]);
+    assert!(output.stderr.len() < 1000, "{} bytes", output.stderr.len());
+}
+
+#[test]
+fn eval_says_when_its_per_covers_only_part_of_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_wav(
+        &dir.path().join("a.wav"),
+        &common::tone_utterance(&[0, 1], 1),
+    );
+    std::fs::write(dir.path().join("notes.wav"), "just text").unwrap();
+    // A header line, one good line, and one whose audio is missing.
+    let manifest = dir.path().join("m.tsv");
+    std::fs::write(&manifest, "audio\tphones\na.wav\taa iy\nmissing.wav\taa\n").unwrap();
+    let output = phonrec(&["eval", "--no-lm", "--data", s(&manifest)]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("(1 utterances"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "incomplete: the PER covers 1 of the data's utterances: 1 line of the data skipped"
+        ),
+        "{stdout}"
+    );
+    let output = phonrec(&["eval", "--no-lm", "--json", "--data", s(&manifest)]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["skipped_lines"], 1);
+    assert_eq!(report["utterances"], 1);
+    // Nothing scored: no PER at all.
+    let unreadable = dir.path().join("u.tsv");
+    std::fs::write(&unreadable, "notes.wav\taa\n").unwrap();
+    let output = phonrec(&["eval", "--no-lm", "--data", s(&unreadable)]);
+    assert_clean_error(&output, &["none of the 1 utterances could be scored"]);
+    assert!(
+        !text(&output.stdout).contains("PER"),
+        "{}",
+        text(&output.stdout)
+    );
+    // Hypotheses keyed unlike the data.
+    let good = dir.path().join("g.tsv");
+    std::fs::write(&good, "a.wav\taa iy\n").unwrap();
+    let hyp = dir.path().join("hyp.txt");
+    std::fs::write(&hyp, "nonsense aa\n").unwrap();
+    assert_clean_error(
+        &phonrec(&["eval", "--data", s(&good), "--hyp", s(&hyp)]),
+        &["no line of", "g.tsv:1", "nonsense"],
+    );
 }

@@ -271,7 +271,6 @@ fn parse_format(path: &Path, fmt: &[u8], big_endian: bool) -> Result<(Payload, u
     let mut tag = read_u16(fmt, 0, big_endian);
     let channels = usize::from(read_u16(fmt, 2, big_endian));
     let sample_rate_hz = read_u32(fmt, 4, big_endian);
-    let block_align = usize::from(read_u16(fmt, 12, big_endian));
     let bits = read_u16(fmt, 14, big_endian);
     if tag == FORMAT_EXTENSIBLE && fmt.len() >= 26 {
         // The sub-format GUID starts with the format tag it stands for.
@@ -295,13 +294,12 @@ fn parse_format(path: &Path, fmt: &[u8], big_endian: bool) -> Result<(Payload, u
                 .to_string(),
         ),
     };
-    // The container size: block_align per channel when the header's is consistent, else the bits
-    // rounded up to bytes (some writers leave block_align wrong).
-    let container = if block_align > 0 && block_align % channels == 0 {
-        block_align / channels
-    } else {
-        usize::from(bits.div_ceil(8))
-    };
+    // The container size: the bits rounded up to bytes, as the header's bits per sample is the
+    // container's size in both plain and extensible headers (the latter give the valid bits
+    // apart). A block_align that disagrees is ignored, as sox and Python's `wave` ignore it: some
+    // writers leave it wrong, and trusting it read a 16-bit mono file with block_align 4 as
+    // 32-bit samples (half the length, other phones).
+    let container = usize::from(bits.div_ceil(8));
     let encoding = match tag {
         FORMAT_PCM => match (bits, container) {
             (1..=8, 1) => Encoding::Unsigned8,
@@ -801,6 +799,30 @@ mod tests {
 
     fn read(bytes: &[u8]) -> Result<Waveform> {
         read_wav(Path::new("t.wav"), bytes)
+    }
+
+    #[test]
+    fn a_block_align_that_disagrees_with_the_bits_is_ignored() {
+        // 16-bit mono whose header says 4 bytes a frame: read as 16-bit samples, as sox does.
+        let data: Vec<u8> = [100i16, -200, 300, -400]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        for block_align in [2, 3, 4, 0] {
+            let wave = read(&wav_bytes(
+                false,
+                (1, 1, 8000, block_align, 16),
+                &[],
+                &data,
+                8,
+            ))
+            .expect("read");
+            assert_eq!(
+                wave.samples,
+                [100.0, -200.0, 300.0, -400.0],
+                "{block_align}"
+            );
+        }
     }
 
     #[test]

@@ -25,8 +25,8 @@ use super::choice::choice;
 use super::common::{
     built_in_boundaries, error_chain, find_audio_files, load_model, refuse_problems,
 };
+use super::output_file::{refuse_overwriting_inputs, write_atomically, Destination};
 use super::shard::ShardArgs;
-use super::transcribe::write_atomically;
 
 /// Align audio to its transcript: the time of every word and phone (forced alignment)
 ///
@@ -283,17 +283,19 @@ pub(super) fn run_jobs<R: Send>(
         );
     }
 
-    let mut out: Option<Box<dyn Write>> = match (&args.output_dir, &args.output) {
+    let mut out: Option<Destination> = match (&args.output_dir, &args.output) {
         (Some(dir), _) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             None
         }
-        (None, Some(path)) => Some(Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        ))),
-        (None, None) => Some(Box::new(std::io::stdout().lock())),
+        (None, path) => {
+            if let Some(path) = path {
+                let inputs = jobs.iter().map(|job| job.audio.as_path());
+                refuse_overwriting_inputs(path, inputs.chain(args.manifest.as_deref()))?;
+            }
+            Some(Destination::to(path.as_deref())?)
+        }
     };
     if let (Some(out), Some(header)) = (out.as_mut(), output.header) {
         writeln!(out, "{header}")?;
@@ -371,6 +373,10 @@ pub(super) fn run_jobs<R: Send>(
         if let Some(out) = out.as_mut() {
             out.flush()?;
         }
+    }
+    // An earlier output file is left as it was when every recording failed.
+    if let Some(out) = out.filter(|_| failures < jobs.len()) {
+        out.finish()?;
     }
     if failures + mismatches > 0 {
         eprintln!(

@@ -207,6 +207,14 @@ impl Input {
         }
     }
 
+    /// The file the audio is read from (`None` for standard input).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Input::File(path) | Input::Utterance { path, .. } => Some(path),
+            Input::Stdin(_) => None,
+        }
+    }
+
     /// What `--shard` hashes: the utterance id, else the path as listed.
     pub fn key(&self) -> String {
         match self {
@@ -285,6 +293,9 @@ pub const AUDIO_EXTENSIONS: [&str; 22] = [
     "aiff", "aifc", "caf", "m4a", "m4b", "mp4", "mov", "amr", "3gp",
 ];
 
+/// The longest line a list of paths on standard input may have (Linux's PATH_MAX).
+const MAX_LISTED_PATH_BYTES: usize = 4096;
+
 /// Inputs from the command line: files as given; a Kaldi data dir (a folder with `wav.scp`, and
 /// perhaps `segments`) or a `*.scp` file as the utterances it lists, by id; other folders walked
 /// (symlinks followed, each folder once, so a link cycle ends) for audio files by extension; `-` is
@@ -305,11 +316,18 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
             }
             // A list saved by a Windows editor starts with a byte-order mark.
             let list = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-            let text = std::str::from_utf8(list).map_err(|_| {
+            let neither = || {
                 anyhow::anyhow!(
-                    "standard input is neither audio (WAV, SPHERE, .au, FLAC, Ogg, MP3, AIFF, CAF, MP4, WebM) nor a UTF-8 list of paths"
+                    "standard input is neither audio (WAV, SPHERE, .au, FLAC, Ogg, MP3, AIFF, CAF, MP4, WebM) nor a UTF-8 list of paths \
+                     (headerless samples need a header: e.g. `sox -t raw -r 16000 -e signed -b 16 -c 1 - -t wav -`)"
                 )
-            })?;
+            };
+            let text = std::str::from_utf8(list).map_err(|_| neither())?;
+            // A path holds no NUL byte and no line of a list is longer than a path can be:
+            // anything else is binary data (say, headerless PCM starting with silence).
+            if text.contains('\0') || text.lines().any(|line| line.len() > MAX_LISTED_PATH_BYTES) {
+                return Err(neither());
+            }
             files.extend(
                 text.lines()
                     .map(str::trim)
@@ -499,7 +517,8 @@ fn walk_audio(
             .path();
         if path.is_dir() {
             walk_audio(&path, out, visited)?;
-        } else if path.extension().is_some_and(|e| {
+        } else if path.is_file() // not a named pipe or a device, which could block the run
+            && path.extension().is_some_and(|e| {
             AUDIO_EXTENSIONS
                 .iter()
                 .any(|known| e.eq_ignore_ascii_case(known))
@@ -508,6 +527,31 @@ fn walk_audio(
         }
     }
     Ok(())
+}
+
+/// `--beam`: a width the search allows.
+fn parse_beam_width(value: &str) -> Result<usize, String> {
+    let max = phonrec::ctc::MAX_BEAM_WIDTH;
+    match value.parse::<usize>() {
+        Ok(width) if (1..=max).contains(&width) => Ok(width),
+        _ => Err(format!("expected a width from 1 (greedy) to {max}")),
+    }
+}
+
+/// `--lm-weight`: a finite weight of at least 0 (a negative one rewards what the LM finds unlikely).
+fn parse_lm_weight(value: &str) -> Result<f32, String> {
+    match parse_finite(value)? {
+        weight if weight >= 0.0 => Ok(weight),
+        _ => Err("expected a weight of at least 0 (0 ignores the LM)".to_string()),
+    }
+}
+
+/// A finite number.
+fn parse_finite(value: &str) -> Result<f32, String> {
+    match value.parse::<f32>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err("expected a finite number".to_string()),
+    }
 }
 
 /// Decoding flags shared by `transcribe`, `eval` and `probs`.
@@ -522,7 +566,7 @@ fn walk_audio(
 pub struct DecodeArgs {
     /// Beam width of the prefix beam search; 1 means greedy decoding (fastest) [default: 8 with a
     /// phone LM, else 1].
-    #[arg(long)]
+    #[arg(long, value_name = "WIDTH", value_parser = parse_beam_width)]
     pub beam: Option<usize>,
 
     /// Phone n-gram LM in ARPA format (e.g. from `phonrec lm`), fused into the beam search, or
@@ -539,12 +583,12 @@ pub struct DecodeArgs {
 
     /// Weight α of the LM's log-probability against the acoustic one [default: 0.4 with the built-in
     /// LM, else 0.3].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_lm_weight)]
     pub lm_weight: Option<f32>,
 
     /// Bonus β added per output phone in the beam search (raise it if phones are dropped, lower it
     /// if inserted) [default: 1.0 with the built-in LM, else 0].
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_finite)]
     pub insertion_bonus: Option<f32>,
 
     /// Speaker adaptation (vocal-tract-length normalisation): try each mel warp factor on a file's

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::common::{
     data_source, load_data, write_stdout, DataArgs, DecodeArgs, InputProgress, Kept,
 };
+use super::output_file::{refuse_overwriting_inputs, write_atomically};
 
 /// Score a model on labeled data: phone error rate and its breakdown.
 ///
@@ -23,6 +24,9 @@ use super::common::{
 /// most frequent confusions. With --hyp, scores another system's hypotheses on the same data instead.
 ///
 /// `sil` is removed from references and hypotheses before scoring unless --score-sil is given.
+/// Lines of the data that cannot be used (missing audio, unknown phones) are reported and skipped,
+/// and utterances that cannot be read are reported: the PER then covers the rest, the report says
+/// so ("incomplete: ..."; JSON `skipped_lines`, `failed_utterances`) and the exit status is 1.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Model file [default: the built-in model].
@@ -73,12 +77,24 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    if let Some(output) = &args.output {
+        let inputs = [Some(args.data.as_path()), args.hyp.as_deref()];
+        refuse_overwriting_inputs(output, inputs.into_iter().flatten())?;
+    }
     if let Some(hyp) = &args.hyp {
         let phones = PhoneSet::timit39();
         let data = load_data(&eval_source(&args)?, &phones, "evaluation")?;
         let hypotheses = read_hypotheses(hyp, &phones, &data.utterances)?;
         let description = format!("hypotheses read from {}", hyp.display());
-        return report(&args, &phones, &data.utterances, hypotheses, &description);
+        let skipped = data.problems.len();
+        return report(
+            &args,
+            &phones,
+            &data.utterances,
+            skipped,
+            hypotheses,
+            &description,
+        );
     }
     let recognizer = args.decode.load_recognizer(
         args.model.as_deref(),
@@ -122,7 +138,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             Some(path) => format!("--model {}", path.display()),
         }
     );
-    report(&args, &phones, &data.utterances, hypotheses, &decoding)
+    let skipped = data.problems.len();
+    report(
+        &args,
+        &phones,
+        &data.utterances,
+        skipped,
+        hypotheses,
+        &decoding,
+    )
 }
 
 /// Where the labeled data comes from.
@@ -155,6 +179,25 @@ fn read_hypotheses(
         if by_key.insert(key, ids).is_some() {
             bail!("{}:{}: '{key}' is listed twice", path.display(), index + 1);
         }
+    }
+    if !utterances.is_empty()
+        && !utterances
+            .iter()
+            .any(|utt| by_key.contains_key(phonrec::output::kaldi_key(&utt.id).as_str()))
+    {
+        // Scoring every utterance as deleted would only measure the mismatch of the keys.
+        let theirs = by_key
+            .keys()
+            .min()
+            .copied()
+            .unwrap_or("(the file is empty)");
+        bail!(
+            "no line of {} is keyed by an utterance of the data: the data's keys look like '{}', \
+             the file's like '{theirs}' (write the hypotheses with `phonrec transcribe -o` on the \
+             same data, or key them as `eval -o` does)",
+            path.display(),
+            phonrec::output::kaldi_key(&utterances[0].id)
+        );
     }
     let mut missing = Vec::new();
     let hypotheses = utterances
@@ -193,11 +236,14 @@ fn read_hypotheses(
 }
 
 /// Score `hypotheses` (one per utterance, in order) against the utterances' references and print
-/// the report (text or JSON), writing the hypotheses with `-o`.
+/// the report (text or JSON), writing the hypotheses with `-o`. `skipped` lines of the data were
+/// unusable (reported as they were loaded): the report says so and the exit status is a failure,
+/// as when an utterance cannot be recognised, since the PER then covers only part of the data.
 fn report(
     args: &EvalArgs,
     phones: &PhoneSet,
     data: &[Utterance],
+    skipped: usize,
     said: Vec<phonrec::Result<Vec<PhoneId>>>,
     decoding: &str,
 ) -> anyhow::Result<ExitCode> {
@@ -257,24 +303,45 @@ fn report(
             }
         }
     }
-    if let Some(path) = &args.output {
-        std::fs::write(path, &hypotheses)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    if stats.num_utterances() == 0 {
+        bail!(
+            "none of the {} utterances could be scored (the errors above)",
+            data.len()
+        );
     }
+    if let Some(path) = &args.output {
+        write_atomically(path, hypotheses.as_bytes())?;
+    }
+    // What the PER leaves out: unusable lines of the data, and utterances that failed.
+    let unscored = (skipped > 0 || failures > 0).then(|| {
+        format!(
+            "the PER covers {} of the data's utterances: {skipped} line{} of the data skipped \
+             and {failures} utterance{} not recognised (the messages above)",
+            stats.num_utterances(),
+            if skipped == 1 { "" } else { "s" },
+            if failures == 1 { "" } else { "s" },
+        )
+    });
     if args.json {
         let mut report = report_json(&stats, phones, args.top);
         report["decoding"] = json!(decoding);
+        report["skipped_lines"] = json!(skipped);
+        report["failed_utterances"] = json!(failures);
         report["per_utterance"] = json!(records);
         let json = serde_json::to_string(&report)?;
         write_stdout(|out| writeln!(out, "{json}"))?;
     } else {
         write_stdout(|out| {
             print_report(&stats, phones, args.top, out)?;
-            writeln!(out, "\ndecoding: {decoding}")
+            writeln!(out, "\ndecoding: {decoding}")?;
+            match &unscored {
+                Some(unscored) => writeln!(out, "incomplete: {unscored}"),
+                None => Ok(()),
+            }
         })?;
     }
-    if failures > 0 {
-        eprintln!("phonrec: {failures} utterances could not be scored");
+    if let Some(unscored) = unscored {
+        eprintln!("phonrec: {unscored}");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

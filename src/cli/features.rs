@@ -1,6 +1,5 @@
 //! `phonrec features`: audio file -> feature matrix as NPY, CSV, TSV or Kaldi text archive.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -17,9 +16,9 @@ use super::choice::choice;
 use super::common::{
     expand_inputs, inputs_noun, manifest_inputs, no_audio_found, read_inputs, FeatureKind, Input,
 };
+use super::output_file::{refuse_overwriting_inputs, write_atomically, Destination};
 use super::parse_bool;
 use super::shard::ShardArgs;
-use super::transcribe::write_atomically;
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -292,14 +291,13 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         .shard
         .select(keyed, |(input, _)| input.key(), |(_, key)| output_path(key))?;
 
-    let mut stream: Option<Box<dyn Write>> = match (&args.output_dir, &args.output) {
+    let mut stream: Option<Destination> = match (&args.output_dir, &args.output) {
         (Some(_), _) => None,
-        (None, path) if path == Path::new("-") => {
-            Some(Box::new(std::io::BufWriter::new(std::io::stdout().lock())))
+        (None, path) if path == Path::new("-") => Some(Destination::to(None)?),
+        (None, path) => {
+            refuse_overwriting_inputs(path, keyed.iter().filter_map(|(input, _)| input.path()))?;
+            Some(Destination::to(Some(path))?)
         }
-        (None, path) => Some(Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        ))),
     };
     let mut failures = 0;
     // Kept across rounds: a recording cut into many utterances (Kaldi segments) is decoded once.
@@ -333,9 +331,9 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    if let Some(out) = stream.as_mut() {
-        out.flush()
-            .with_context(|| format!("writing {}", args.output.display()))?;
+    // An earlier output file is left as it was when every input failed.
+    if let Some(out) = stream.filter(|_| failures < keyed.len()) {
+        out.finish()?;
     }
     if failures > 0 {
         eprintln!(

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use super::common::load_model;
-use super::transcribe::write_atomically;
+use super::output_file::write_atomically;
 use phonrec::model::Precision;
 
 /// Fit a frame head for `phonrec align` on speech with exact phone timings.

@@ -15,6 +15,7 @@ mod features;
 mod fit_frame_head;
 mod live;
 mod lm;
+mod output_file;
 mod probs;
 mod score;
 mod shard;
@@ -22,6 +23,23 @@ mod train;
 mod transcribe;
 
 pub(crate) use common::{error_chain, AUDIO_EXTENSIONS};
+
+/// The command line as `main` parses it: [`Cli`] with negative numbers accepted as option values
+/// everywhere (`--lm-weight -5` is then refused by its range check, with the flag named, instead
+/// of clap's advice to write `-- -5`, which would make it a file name).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommands(|sub| {
+        let ids: Vec<clap::Id> = sub
+            .get_arguments()
+            .filter(|arg| arg.get_action().takes_values())
+            .map(|arg| arg.get_id().clone())
+            .collect();
+        ids.into_iter().fold(sub, |sub, id| {
+            sub.mut_arg(id, |arg| arg.allow_negative_numbers(true))
+        })
+    })
+}
 
 /// phonrec: phoneme recognition from audio.
 ///

@@ -1,8 +1,7 @@
 //! `phonrec probs`: one audio file -> the network's per-frame phone probabilities, as a table (TSV, CSV,
 //! JSON), an NPY array with a JSON sidecar, a PNG posteriorgram and/or an interactive HTML page.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -17,6 +16,7 @@ use phonrec::phones::Alphabet;
 
 use super::choice::choice;
 use super::common::{write_stdout, DecodeArgs, Kept};
+use super::output_file::{refuse_overwriting_inputs, OutputFile};
 
 /// Show per-frame phone probabilities: a table (TSV/CSV/JSON/NPY), a PNG posteriorgram, an HTML page.
 ///
@@ -116,6 +116,24 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
             args.pixels_per_second
         );
     }
+    let picture_options = PictureOptions {
+        pixels_per_second: args.pixels_per_second,
+        ..PictureOptions::default()
+    };
+    // Checked before the network runs, not after.
+    picture_options
+        .validate()
+        .map_err(|reason| anyhow::anyhow!("--pixels-per-second: {reason}"))?;
+    let mut outputs: Vec<&Path> = [args.png.as_deref(), args.html.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if args.wants_table() {
+        outputs.extend(args.output.as_deref().filter(|p| p.as_os_str() != "-"));
+    }
+    for output in outputs {
+        refuse_overwriting_inputs(output, [args.file.as_path()])?;
+    }
     let recognizer = args
         .decode
         .load_recognizer(args.model.as_deref(), Kept::default())?;
@@ -124,11 +142,7 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
     let inspection = Inspection::compute(&recognizer, wave, title)
         .with_context(|| format!("computing the probabilities of {}", args.file.display()))?;
     if let Some(path) = &args.png {
-        let options = PictureOptions {
-            pixels_per_second: args.pixels_per_second,
-            ..PictureOptions::default()
-        };
-        write_file(path, |out| write_png(&inspection, &options, out))?;
+        write_file(path, |out| write_png(&inspection, &picture_options, out))?;
     }
     let (names, unknown) = recognizer.phones().in_alphabet(args.alphabet);
     if !unknown.is_empty() {
@@ -181,12 +195,9 @@ fn write_file(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
-    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut out = BufWriter::new(file);
+    let mut out = OutputFile::create(path)?;
     write(&mut out).with_context(|| format!("writing {}", path.display()))?;
-    out.flush()
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    out.commit()
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use super::common::{
     audio_size, error_chain, expand_inputs, inputs_noun, manifest_inputs, no_audio_found,
     read_inputs, DecodeArgs, DereverbArg, Input, InputProgress, Kept,
 };
+use super::output_file::{refuse_overwriting_inputs, write_atomically, Destination};
 use super::shard::ShardArgs;
 
 /// Print the phonemes of audio files.
@@ -139,17 +140,6 @@ fn output_names(inputs: &[Input]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(names)
 }
 
-/// Write `bytes` to `path` through a temporary file beside it, so an interrupted run leaves no
-/// half-written file.
-pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".partial");
-    let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, bytes)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
-}
-
 pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     if args.keep_sil && args.model.is_none() {
         eprintln!(
@@ -197,6 +187,10 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         return Err(no_audio_found(&args.files));
     }
+    if let Some(output) = &args.output {
+        let inputs = files.iter().filter_map(Input::path);
+        refuse_overwriting_inputs(output, inputs.chain(args.manifest.as_deref()))?;
+    }
     if args.format == OutputFormat::TextGrid && args.output_dir.is_none() && files.len() > 1 {
         anyhow::bail!(
             "a TextGrid holds one recording and there are {}: write one per file with --output-dir \
@@ -239,13 +233,9 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         }
         None => (args.shard.select(files, Input::key, |_| None)?, None),
     };
-    let mut out: Box<dyn Write> = match (&args.output, &args.output_dir) {
-        (_, Some(_)) => Box::new(std::io::sink()),
-        (Some(path), None) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        (None, None) => Box::new(std::io::stdout().lock()),
+    let mut out = match &args.output_dir {
+        Some(_) => Destination::Nowhere,
+        None => Destination::to(args.output.as_deref())?,
     };
     let mut index = 0;
     let mut failures = 0;
@@ -336,6 +326,11 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         progress.advance(round.len(), round_bytes);
     }
     progress.finish();
+    // What was written is kept when some files failed (their errors were said); when all did, an
+    // earlier output file is left as it was.
+    if failures < files.len() {
+        out.finish()?;
+    }
     let noun = inputs_noun(files.iter());
     if clipped > 0 {
         // The user should know: the recordings were made with the input gain too high.

@@ -28,7 +28,7 @@ mod testing;
 mod topology;
 
 pub use align::{force_align, AlignedPhone};
-pub use beam::{BeamOptions, Hypothesis, PrefixBeamDecoder};
+pub use beam::{BeamOptions, Hypothesis, PrefixBeamDecoder, MAX_BEAM_WIDTH};
 pub use boundaries::{place_by_frames, BoundaryModel};
 pub use decoder::{
     decode_spans, decode_spans_with_alternatives, decode_spans_with_hypotheses, Decoder, PhoneSpan,

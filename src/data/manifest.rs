@@ -25,7 +25,8 @@ enum PhonesField {
 }
 
 /// Load a manifest. The format is JSON Lines if the file ends in `.jsonl`/`.json` or its first
-/// non-blank line starts with `{`; TSV otherwise. Bad lines are skipped and reported in `problems`.
+/// non-blank line starts with `{`; TSV otherwise (its first line may be the header `audio<TAB>phones`).
+/// Bad lines are skipped and reported in `problems`.
 pub fn load_manifest(path: &Path, phones: &PhoneSet) -> Result<Dataset> {
     let text = read_text(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -37,10 +38,17 @@ pub fn load_manifest(path: &Path, phones: &PhoneSet) -> Result<Dataset> {
         .find(|l| !l.trim().is_empty())
         .is_some_and(|l| l.trim_start().starts_with('{'));
     let mut dataset = Dataset::default();
+    let mut seen_data = false;
     for (index, raw) in text.lines().enumerate() {
         let line_number = index + 1;
         let line = raw.trim_end_matches('\r');
         if line.trim().is_empty() || (!is_json && line.starts_with('#')) {
+            continue;
+        }
+        // A first line naming the columns (`audio<TAB>phones`, as spreadsheets and pandas write
+        // them) is a header, as `transcribe --manifest` takes it.
+        let first_data = !std::mem::replace(&mut seen_data, true);
+        if first_data && !is_json && line.split('\t').next().map(str::trim) == Some("audio") {
             continue;
         }
         let problem = |reason: String| {
@@ -174,6 +182,18 @@ mod tests {
         assert!(problems[1].contains(":5") && problems[1].contains("does not exist"));
         assert!(problems[2].contains(":6") && problems[2].contains("'zz'"));
         assert!(problems[3].contains(":7") && problems[3].contains("empty"));
+    }
+
+    #[test]
+    fn a_header_line_is_skipped_only_first() {
+        let (dir, phones) = setup();
+        let manifest = dir.path().join("train.tsv");
+        std::fs::write(&manifest, "audio\tphones\na.wav\tah\naudio\tah\n").unwrap();
+        let data = load_manifest(&manifest, &phones).unwrap();
+        assert_eq!(data.len(), 1);
+        // Further down, `audio` is a file name like any other (here a missing one).
+        assert_eq!(data.problems.len(), 1);
+        assert!(data.problems[0].to_string().contains("train.tsv:3"));
     }
 
     #[test]
