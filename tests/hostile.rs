@@ -887,3 +887,26 @@ fn eval_says_when_its_per_covers_only_part_of_the_data() {
         &["no line of", "g.tsv:1", "nonsense"],
     );
 }
+
+#[test]
+fn empty_transcripts_and_files_given_as_the_wrong_thing_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = dir.path().join("a.wav");
+    common::write_wav(&audio, &common::tone_utterance(&[0, 1], 1));
+    for args in [
+        vec!["align", s(&audio), "--text", ""],
+        vec!["align", s(&audio), "--text", "... !!!"],
+        vec!["align", s(&audio), "--phones", " "],
+    ] {
+        assert_clean_error(&phonrec(&args), &["transcript of", "is empty"]);
+    }
+    assert_clean_error(
+        &phonrec(&["transcribe", s(&audio), "--model", s(&audio)]),
+        &["an audio file, not a model"],
+    );
+    let lm = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default-lm.bin");
+    assert_clean_error(
+        &phonrec(&["transcribe", s(&audio), "--model", s(&lm)]),
+        &["a phone LM, not a model", "--lm"],
+    );
+}

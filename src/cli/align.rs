@@ -618,6 +618,22 @@ fn build_targets(
                 Err(e) => bail!("{}: {}", job.origin, error_chain(&e)),
             },
         };
+        if target.words.is_empty() {
+            // Nothing to align: the network need not run to say so.
+            let why = if target.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (--oov skip left out every word: {})",
+                    target.skipped.join(" ")
+                )
+            };
+            bail!(
+                "{}: the transcript of {} is empty{why}",
+                job.origin,
+                job.audio.display()
+            );
+        }
         targets.push(target);
     }
     if !oov_lines.is_empty() {

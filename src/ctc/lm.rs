@@ -578,7 +578,8 @@ impl PhoneLm {
         let mut buffer = String::new();
         let mut ended = false;
         while parser.read_line(reader, &mut buffer)? {
-            let line = buffer.trim();
+            // A byte-order mark (an editor on Windows) before the first line.
+            let line = buffer.trim().trim_start_matches('\u{feff}');
             if line.is_empty() || ended {
                 continue;
             }
@@ -1039,6 +1040,12 @@ mod tests {
         );
         assert_eq!(
             PhoneLm::from_arpa_bytes(text.as_bytes(), &phones, Path::new("mem"))?,
+            plain
+        );
+        // A byte-order mark before `\data\` (an editor on Windows) changes nothing.
+        let with_bom = format!("\u{feff}{text}");
+        assert_eq!(
+            PhoneLm::from_arpa_bytes(with_bom.as_bytes(), &phones, Path::new("bom"))?,
             plain
         );
         // A damaged gzip stream is an error, not a silently shorter model.

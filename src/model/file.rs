@@ -433,9 +433,18 @@ impl ModelFile {
             reason,
         };
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
-            invalid(format!(
-                "not a readable safetensors file ({e}); is it truncated or damaged?"
-            ))
+            // Say what the file is when it is something else a user has at hand.
+            let text = bytes.get(..4096).unwrap_or(bytes);
+            let text = String::from_utf8_lossy(text);
+            if crate::audio::looks_like_audio(bytes) {
+                invalid("an audio file, not a model: give the audio itself without a flag".into())
+            } else if text.contains("\\data\\") || bytes.starts_with(b"PHONRLM") {
+                invalid("a phone LM, not a model (give it with --lm)".into())
+            } else {
+                invalid(format!(
+                    "not a readable safetensors file ({e}); is it truncated or damaged?"
+                ))
+            }
         })?;
         let tensors = SafeTensors::deserialize(bytes)
             .map_err(|e| invalid(format!("damaged safetensors data ({e})")))?;
