@@ -910,3 +910,35 @@ fn empty_transcripts_and_files_given_as_the_wrong_thing_are_named() {
         &["a phone LM, not a model", "--lm"],
     );
 }
+
+#[test]
+fn archive_keys_and_lm_inventories_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        common::write_wav(
+            &dir.path().join(sub).join("x.wav"),
+            &common::tone_utterance(&[0, 1], 1),
+        );
+    }
+    let ark = dir.path().join("f.ark");
+    assert_clean_error(
+        &phonrec(&["features", s(dir.path()), "--format", "ark", "-o", s(&ark)]),
+        &["would both be keyed x"],
+    );
+    assert!(!ark.exists());
+    // An LM without a unigram for some of the model's phones is used, with a warning naming them.
+    let lm = dir.path().join("two.arpa");
+    std::fs::write(
+        &lm,
+        "\\data\\\nngram 1=4\n\n\\1-grams:\n-0.5\taa\n-0.5\tiy\n-0.3\t</s>\n-99\t<s>\n\n\\end\\\n",
+    )
+    .unwrap();
+    let output = phonrec(&["transcribe", s(&dir.path().join("a/x.wav")), "--lm", s(&lm)]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("has no unigram for") && stderr.contains(" ae "),
+        "{stderr}"
+    );
+}

@@ -732,7 +732,20 @@ impl DecodeArgs {
                 Some(lm) => Some(lm),
                 None => bail!("--lm builtin: this phonrec was built without the built-in LM"),
             },
-            (Some(path), _) => Some(PhoneLm::load(path, model.phones())?),
+            (Some(path), _) => {
+                let lm = PhoneLm::load(path, model.phones())?;
+                let unlisted = lm.unlisted_phones(model.phones());
+                if !unlisted.is_empty() {
+                    eprintln!(
+                        "phonrec: warning: {} has no unigram for {} of the model's phones ({}): \
+                         they will never be output with it",
+                        path.display(),
+                        unlisted.len(),
+                        model.phones().format_sequence(&unlisted)
+                    );
+                }
+                Some(lm)
+            }
             (None, true) => load_built_in_lm(model.phones())?,
             (None, false) => None,
         };

@@ -268,18 +268,28 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|dir| dir.join(format!("{key}.{}", format.extension())))
     };
-    if let Some(dir) = &args.output_dir {
-        let mut seen = std::collections::HashMap::new();
-        for (input, key) in &keyed {
-            if let Some(other) = seen.insert(key.as_str(), input.name()) {
-                bail!(
+    // Names must differ: a file each under --output-dir, a key each in an archive (Kaldi's tools
+    // read one matrix per key).
+    let mut seen = std::collections::HashMap::new();
+    for (input, key) in &keyed {
+        if let Some(other) = seen.insert(key.as_str(), input.name()) {
+            match &args.output_dir {
+                Some(_) => bail!(
                     "--output-dir: {} and {} would both write {key}.{}; give them different names",
                     other.display(),
                     input.name().display(),
                     format.extension()
-                );
+                ),
+                None => bail!(
+                    "{} and {} would both be keyed {key} in the archive; give them different \
+                     names (or list them in a wav.scp with an utterance id each)",
+                    other.display(),
+                    input.name().display()
+                ),
             }
         }
+    }
+    if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     args.shard.check_resumable(

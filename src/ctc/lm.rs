@@ -344,6 +344,26 @@ impl PhoneLm {
         (log_prob, next)
     }
 
+    /// The phones of `phones` (blank and silence aside) this LM has no unigram for: a search fused
+    /// with it will never output them, so an LM estimated for another inventory, or edited, says
+    /// so before it silently removes a phone from every transcript.
+    pub fn unlisted_phones(&self, phones: &PhoneSet) -> Vec<PhoneId> {
+        let never = from_log10(NEVER_LOG10);
+        (1..phones.len())
+            .filter_map(|index| u16::try_from(index).ok().map(PhoneId))
+            .filter(|&phone| Some(phone) != phones.silence())
+            .filter(|&phone| self.score(&self.start_empty(), phone).0 <= never)
+            .collect()
+    }
+
+    /// A state with no history (not even `<s>`): unigram scores.
+    fn start_empty(&self) -> LmState {
+        LmState {
+            context: [NO_TOKEN; MAX_LM_ORDER - 1],
+            len: 0,
+        }
+    }
+
     /// ln P(`</s>` | `state`): the cost of ending the sentence here.
     pub fn score_end(&self, state: &LmState) -> f64 {
         self.log_prob_tokens(state.tokens(), SENTENCE_END)
@@ -875,6 +895,19 @@ fn token_name(token: Token, phones: &PhoneSet) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phones_without_a_unigram_are_listed() -> Result<()> {
+        let phones = PhoneSet::timit39();
+        let text = "\\data\\\nngram 1=4\n\n\\1-grams:\n-0.5\taa\n-0.5\tiy\n-0.3\t</s>\n-99\t<s>\n\n\\end\\\n";
+        let lm = PhoneLm::from_arpa_bytes(text.as_bytes(), &phones, Path::new("two.arpa"))?;
+        let unlisted = lm.unlisted_phones(&phones);
+        let named = phones.format_sequence(&unlisted);
+        assert!(!named.split(' ').any(|p| p == "aa" || p == "iy"), "{named}");
+        let silence = usize::from(phones.silence().is_some());
+        assert_eq!(unlisted.len(), phones.num_phones() - 2 - silence, "{named}");
+        Ok(())
+    }
 
     impl PhoneLm {
         fn maps(&self) -> &Vec<NgramMap<NgramEntry>> {
