@@ -942,3 +942,15 @@ fn archive_keys_and_lm_inventories_are_checked() {
         "{stderr}"
     );
 }
+
+#[test]
+fn file_names_with_tabs_and_line_breaks_keep_text_output_one_line_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("a\tb\nc.wav");
+    common::write_wav(&odd, &common::tone_utterance(&[0, 1], 1));
+    let output = phonrec(&["transcribe", "--no-lm", s(&odd)]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
+    assert!(stdout.contains("a\\tb\\nc.wav\t"), "{stdout:?}");
+}

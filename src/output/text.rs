@@ -1,5 +1,5 @@
-//! `path<TAB>phone phone ...` (or `utterance-id<TAB>...` for inputs listed in a wav.scp), one line per
-//! file (with alternatives asked for, each phone's most probable phones as Allosaurus's `--topk`
+//! `path<TAB>phone phone ...` (or `utterance-id<TAB>...` for inputs listed in a wav.scp; a tab or
+//! line break in the path written as `\t`, `\n` or `\r`), one line per file (with alternatives asked for, each phone's most probable phones as Allosaurus's `--topk`
 //! prints them: `path<TAB>ae (0.812) eh (0.102) | t (0.953) d (0.021)`; with an n-best list, one
 //! line per hypothesis: `path<TAB>rank<TAB>score<TAB>phones`); and Kaldi's `text` format,
 //! `key phone phone ...` with a space (with an n-best list, keys `key-1`, `key-2`, ... as Kaldi's
@@ -20,6 +20,11 @@ pub(super) fn write(
         Some(id) => id.clone(),
         None => transcript.source.display().to_string(),
     };
+    // A tab or a line break in a file name would split the line: written as `\t`, `\n`, `\r`.
+    let key = key
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r");
     if !transcript.nbest.is_empty() {
         for (rank, hypothesis) in transcript.nbest.iter().enumerate() {
             writeln!(
