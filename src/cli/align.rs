@@ -618,22 +618,6 @@ fn build_targets(
                 Err(e) => bail!("{}: {}", job.origin, error_chain(&e)),
             },
         };
-        if target.words.is_empty() {
-            // Nothing to align: the network need not run to say so.
-            let why = if target.skipped.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (--oov skip left out every word: {})",
-                    target.skipped.join(" ")
-                )
-            };
-            bail!(
-                "{}: the transcript of {} is empty{why}",
-                job.origin,
-                job.audio.display()
-            );
-        }
         targets.push(target);
     }
     if !oov_lines.is_empty() {
@@ -647,6 +631,29 @@ fn build_targets(
             },
             oov_lines.join("\n")
         );
+    }
+    if let (Some(job), Some(target)) = (jobs.first(), targets.first()) {
+        // Nothing to align anywhere: said before the network runs. (In a corpus, a recording whose
+        // transcript is empty is aligned with the rest and reported as not matching its audio.)
+        if targets.iter().all(|target| target.words.is_empty()) {
+            let why = if target.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (--oov skip left out every word: {})",
+                    target.skipped.join(" ")
+                )
+            };
+            let which = if jobs.len() == 1 {
+                format!("the transcript of {} is empty", job.audio.display())
+            } else {
+                format!(
+                    "every transcript is empty, e.g. that of {}",
+                    job.audio.display()
+                )
+            };
+            bail!("{}: {which}{why}", job.origin);
+        }
     }
     Ok(targets)
 }
