@@ -437,7 +437,11 @@ impl ModelFile {
             let text = bytes.get(..4096).unwrap_or(bytes);
             let text = String::from_utf8_lossy(text);
             if crate::audio::looks_like_audio(bytes) {
-                invalid("an audio file, not a model: give the audio itself without a flag".into())
+                invalid(
+                    "an audio file, not a model (a safetensors file from `phonrec train`): give \
+                     the audio itself without a flag"
+                        .into(),
+                )
             } else if text.contains("\\data\\") || bytes.starts_with(b"PHONRLM") {
                 invalid("a phone LM, not a model (give it with --lm)".into())
             } else {
