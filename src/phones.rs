@@ -152,6 +152,61 @@ pub fn arpabet_to_ipa(phone: &str) -> Option<&'static str> {
         .map(|(_, ipa)| *ipa)
 }
 
+/// IPA symbols that are not in [`ARPABET_TO_IPA`] but name one of its phones in a broad
+/// transcription of English (what other recognisers, Allosaurus among them, write).
+const IPA_EQUIVALENTS: [(&str, &str); 20] = [
+    ("ə", "ah"),
+    ("ɐ", "ah"),
+    ("ɚ", "er"),
+    ("ɜ", "er"),
+    ("ɻ", "r"),
+    ("ɫ", "l"),
+    ("a", "aa"),
+    ("ɒ", "aa"),
+    ("e", "ey"),
+    ("ei", "ey"),
+    ("o", "ow"),
+    ("ou", "ow"),
+    ("ai", "ay"),
+    ("au", "aw"),
+    ("oi", "oy"),
+    ("ɨ", "ih"),
+    ("ʉ", "uw"),
+    ("ɦ", "hh"),
+    ("ʒ", "zh"),
+    ("ʍ", "w"),
+];
+
+/// The ARPAbet of an IPA symbol (length marks, aspiration and other diacritics, stress marks and
+/// tie bars ignored: `tʰ` → `t`, `iː` → `iy`, `t͡ʃ` → `ch`): `Some(Some(phone))`, `Some(None)` for
+/// the glottal stop (no phone, as TIMIT's `q`), `None` for a symbol that is not one of English's
+/// phones in IPA.
+pub fn ipa_to_arpabet(symbol: &str) -> Option<Option<&'static str>> {
+    let base: String = symbol
+        .chars()
+        .filter(|&c| {
+            !matches!(
+                c,
+                '\u{0300}'..='\u{036F}' | 'ː' | 'ˑ' | 'ʰ' | 'ʷ' | 'ʲ' | 'ˠ' | 'ˤ' | 'ˈ' | 'ˌ' | '˞'
+            )
+        })
+        .collect();
+    if base == "ʔ" {
+        return Some(None);
+    }
+    let ours = ARPABET_TO_IPA
+        .iter()
+        .find(|(arpabet, ipa)| *ipa == base && *arpabet != SILENCE)
+        .map(|(arpabet, _)| *arpabet);
+    let theirs = || {
+        IPA_EQUIVALENTS
+            .iter()
+            .find(|(ipa, _)| *ipa == base)
+            .map(|(_, arpabet)| *arpabet)
+    };
+    ours.or_else(theirs).map(Some)
+}
+
 /// Which symbols outputs name phones with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Alphabet {
@@ -300,8 +355,9 @@ impl PhoneSet {
     ///
     /// With the default 39-phone inventory, labels in the other common spellings are folded to it as
     /// the lexicon path folds them: CMUdict's stress digits and `ao`/`zh` (`EH1` → `eh`, `AO` → `aa`),
-    /// then TIMIT's 61/48 symbols (`ix` → `ih`, `axr` → `er`, `pau` → `sil`; `q` is dropped). A
-    /// custom inventory takes its own names only.
+    /// then TIMIT's 61/48 symbols (`ix` → `ih`, `axr` → `er`, `pau` → `sil`; `q` is dropped), then
+    /// IPA ([`ipa_to_arpabet`]: `ð ə k w ɪ k` → `dh ah k w ih k`; `ʔ` is dropped). A custom
+    /// inventory takes its own names only.
     pub fn parse_sequence(&self, text: &str, path: &Path, line: usize) -> Result<Vec<PhoneId>> {
         let fold = self.is_timit39();
         let mut ids = Vec::new();
@@ -313,8 +369,17 @@ impl PhoneSet {
                     return Some(Some(id));
                 }
                 match fold_timit61(&cmudict) {
-                    None => Some(None), // TIMIT's glottal stop: no phone
-                    Some(timit) => self.id(&timit).map(Some),
+                    None => return Some(None), // TIMIT's glottal stop: no phone
+                    Some(timit) => {
+                        if let Some(id) = self.id(&timit) {
+                            return Some(Some(id));
+                        }
+                    }
+                }
+                // IPA (`--alphabet ipa` output, other recognisers'), folded the same way.
+                match ipa_to_arpabet(phone)? {
+                    None => Some(None),
+                    Some(arpabet) => self.id(&fold_timit61(&fold_cmudict(arpabet))?).map(Some),
                 }
             };
             match (exact, fold) {
@@ -498,6 +563,26 @@ mod tests {
         assert_eq!(folded.len(), 39);
         assert_eq!(fold_timit61("H#").as_deref(), Some("sil"));
         assert_eq!(fold_timit61("ax-h").as_deref(), Some("ah"));
+    }
+
+    #[test]
+    fn ipa_reads_as_the_39_phones() {
+        let set = PhoneSet::timit39();
+        let parse = |text: &str| {
+            set.parse_sequence(text, Path::new("hyp.txt"), 1)
+                .map(|ids| set.format_sequence(&ids))
+        };
+        // What `--alphabet ipa` writes reads back as the phones it came from.
+        let (ipa, _) = set.in_alphabet(Alphabet::Ipa);
+        let every: Vec<&str> = ipa.names()[1..].iter().map(String::as_str).collect();
+        assert_eq!(parse(&every.join(" ")).unwrap(), TIMIT39.join(" "));
+        // Other recognisers' broad IPA, with diacritics, length, tie bars and the glottal stop.
+        assert_eq!(
+            parse("ð ə k w ɪ k b ɹ aʊ n f ɑː k s").unwrap(),
+            "dh ah k w ih k b r aw n f aa k s"
+        );
+        assert_eq!(parse("tʰ iː t͡ʃ ʔ ɚ ˈoʊ ɡ ʒ").unwrap(), "t iy ch er ow g sh");
+        assert!(parse("ʀ").is_err(), "not an English phone");
     }
 
     #[test]

@@ -47,8 +47,9 @@ pub struct EvalArgs {
     /// Score these hypotheses instead of running a model: a Kaldi `text` file (`utterance-id phone
     /// ...`, keyed as `-o` writes them: the utterance id, or the manifest's `file:line`, whitespace
     /// as `_`), in ARPAbet with CMUdict's stress digits and TIMIT's 61/48 symbols folded as the
-    /// references are. For another recognizer's output on the same data (pocketsphinx, Allosaurus
-    /// mapped to ARPAbet, an older model). An utterance the file lacks counts as an empty
+    /// references are, or in IPA (`--alphabet ipa` output, or another recognizer's broad IPA:
+    /// diacritics and length marks ignored, `ʔ` dropped). For another recognizer's output on the
+    /// same data (pocketsphinx, Allosaurus, an older model). An utterance the file lacks counts as an empty
     /// hypothesis (all deletions), with a warning.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["model"])]
     pub hyp: Option<PathBuf>,
