@@ -137,6 +137,9 @@ class Transcript:
             into it) that were filled from the speech around them before recognition
             (``conceal_dropouts`` of :class:`Recognizer`); 0 when there were none.
         concealed_s: The seconds of audio those dropouts filled.
+        spectral_holes_filled: Whether the recording sounded coded at a low bit rate (MP3 at
+            16-24 kbit/s leaves holes in the spectrum) and the holes were filled with noise before
+            recognition (``fill_spectral_holes`` of :class:`Recognizer`).
     """
 
     phones: List[Phone]
@@ -150,6 +153,7 @@ class Transcript:
     nbest: List[Hypothesis] = dataclasses.field(default_factory=list)
     concealed_dropouts: int = 0
     concealed_s: float = 0.0
+    spectral_holes_filled: bool = False
 
     @property
     def labels(self) -> List[str]:
@@ -363,6 +367,7 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         nbest,
         concealed_dropouts,
         concealed_s,
+        spectral_holes_filled,
     ) = raw
     return Transcript(
         _phones(phones),
@@ -376,6 +381,7 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         [Hypothesis(tuple(names), score, acoustic, lm) for (names, score, acoustic, lm) in nbest],
         concealed_dropouts,
         concealed_s,
+        spectral_holes_filled,
     )
 
 
@@ -467,6 +473,10 @@ class Recognizer:
         conceal_dropouts: Fill packets lost in speech (5-100 ms of digital zeros cut into it, as a
             network call recorded without loss concealment has them) with the pitch periods on
             either side (default); ``False`` keeps the zeros (``--keep-dropouts``).
+        fill_spectral_holes: Fill the holes a perceptual coder at a low bit rate leaves in the
+            spectrum (MP3 at 16-24 kbit/s) with noise just under the spectrum around them, in
+            recordings that measure as coded (default); ``False`` keeps them
+            (``--keep-spectral-holes``).
         alternatives: Give each recognised phone the K phones the network found most probable
             over its frames (:attr:`Phone.alternatives`; ``--alternatives K``, Allosaurus's
             ``topk``); 0 (default) gives none. At most 64.
@@ -503,6 +513,7 @@ class Recognizer:
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
         conceal_dropouts: bool = True,
+        fill_spectral_holes: bool = True,
         alternatives: int = 0,
         nbest: int = 0,
     ) -> None:
@@ -523,6 +534,7 @@ class Recognizer:
             repair_clipping=repair_clipping,
             fill_digital_silence=fill_digital_silence,
             conceal_dropouts=conceal_dropouts,
+            fill_spectral_holes=fill_spectral_holes,
             alternatives=alternatives,
             nbest=nbest,
         )
@@ -553,6 +565,7 @@ class Recognizer:
             bool(repair_clipping),
             bool(fill_digital_silence),
             bool(conceal_dropouts),
+            bool(fill_spectral_holes),
             alternatives,
             nbest,
         )

@@ -81,6 +81,7 @@ class Transcript:
     nbest: List[Hypothesis] = ...
     concealed_dropouts: int = 0
     concealed_s: float = 0.0
+    spectral_holes_filled: bool = False
     @property
     def labels(self) -> List[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...
@@ -177,6 +178,7 @@ class Recognizer:
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
         conceal_dropouts: bool = True,
+        fill_spectral_holes: bool = True,
         alternatives: int = 0,
         nbest: int = 0,
     ) -> None: ...

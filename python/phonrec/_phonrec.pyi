@@ -55,6 +55,7 @@ class Recognizer:
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
         conceal_dropouts: bool = True,
+        fill_spectral_holes: bool = True,
         alternatives: int = 0,
         nbest: int = 0,
     ) -> Recognizer: ...

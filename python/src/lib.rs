@@ -306,7 +306,7 @@ type PhoneTuple = (String, f64, f64, f64, Vec<(String, f64)>);
 /// An n-best entry for Python: `(phones, score, acoustic_log_prob, lm_log_prob)`.
 type HypothesisTuple = (Vec<String>, f64, f64, f64);
 /// A transcript for Python: `(duration, phones, segments, clipped, dereverberated, vtln_warp,
-/// peak_dbfs, nbest, concealed_dropouts, concealed_s)`; `peak_dbfs` is `None` for digital silence
+/// peak_dbfs, nbest, concealed_dropouts, concealed_s, spectral_holes_filled)`; `peak_dbfs` is `None` for digital silence
 /// (−∞ dBFS, which JSON cannot hold); `nbest` is empty unless `nbest=N` asked for it.
 type TranscriptTuple = (
     f64,
@@ -319,6 +319,7 @@ type TranscriptTuple = (
     Vec<HypothesisTuple>,
     usize,
     f64,
+    bool,
 );
 /// An alignment for Python: `(duration, match_score, worst_second_score, matches_text, words,
 /// phones, skipped)`; a word is `(word, start, end, confidence, first_phone, end_phone)`.
@@ -431,6 +432,9 @@ struct Decoding {
     fill_digital_silence: bool,
     /// Conceal packets lost in speech (`conceal_dropouts=False`, as `--keep-dropouts`).
     conceal_dropouts: bool,
+    /// Fill the spectral holes of audio coded at a low bit rate (`fill_spectral_holes=False`, as
+    /// `--keep-spectral-holes`).
+    fill_spectral_holes: bool,
     /// Per phone, its most probable phones (`alternatives=K`, as `--alternatives K`); 0: none.
     alternatives: usize,
     /// The beam's best sequences per recording (`nbest=N`, as `--nbest N`); 0: none.
@@ -450,6 +454,7 @@ impl Decoding {
             && self.repair_clipping
             && self.fill_digital_silence
             && self.conceal_dropouts
+            && self.fill_spectral_holes
             && self.alternatives == 0
             && self.nbest == 0
             && self.beam.is_none()
@@ -550,6 +555,7 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         repair_clipping: decoding.repair_clipping,
         fill_digital_silence: decoding.fill_digital_silence,
         conceal_dropouts: decoding.conceal_dropouts,
+        fill_spectral_holes: decoding.fill_spectral_holes,
         alternatives: decoding.alternatives,
         nbest: decoding.nbest,
         ..RecognizerOptions::default()
@@ -688,6 +694,7 @@ impl PyRecognizer {
                 .collect(),
             transcript.concealed_dropouts,
             clean(transcript.concealed_s),
+            transcript.spectral_holes_filled,
         )
     }
 
@@ -783,7 +790,8 @@ impl PyRecognizer {
                         insertion_bonus=None, alphabet="arpabet", lexicon=None,
                         builtin_lexicon=true, precision=None, dereverb="auto", segment=true,
                         vtln=false, repair_clipping=true, fill_digital_silence=true,
-                        conceal_dropouts=true, alternatives=0, nbest=0))]
+                        conceal_dropouts=true, fill_spectral_holes=true, alternatives=0,
+                        nbest=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -803,6 +811,7 @@ impl PyRecognizer {
         repair_clipping: bool,
         fill_digital_silence: bool,
         conceal_dropouts: bool,
+        fill_spectral_holes: bool,
         alternatives: usize,
         nbest: usize,
     ) -> PyResult<Self> {
@@ -861,6 +870,7 @@ impl PyRecognizer {
             repair_clipping,
             fill_digital_silence,
             conceal_dropouts,
+            fill_spectral_holes,
             alternatives,
             nbest,
         };

@@ -100,6 +100,7 @@ def assert_same_transcript(py, cli_record, times_tol=1e-6, confidence_tol=CLI_RO
     # ... and "concealed_dropouts" / "concealed_s" (3 decimals) only when there were any.
     assert py.concealed_dropouts == cli_record.get("concealed_dropouts", 0)
     assert abs(py.concealed_s - cli_record.get("concealed_s", 0.0)) <= CLI_ROUNDING
+    assert py.spectral_holes_filled == cli_record.get("spectral_holes_filled", False)
     assert py.dereverberated == cli_record.get("dereverberated", False)
     assert abs(py.vtln_warp - cli_record.get("vtln_warp", 1.0)) <= 1e-6
     # The CLI writes the peak to 0.1 dB, null for digital silence.
@@ -286,8 +287,13 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
         (dict(segment=False), ["--no-segment"]),
         (dict(vtln=True), ["--vtln"]),
         (
-            dict(repair_clipping=False, fill_digital_silence=False, conceal_dropouts=False),
-            ["--keep-clipping", "--keep-digital-silence", "--keep-dropouts"],
+            dict(
+                repair_clipping=False,
+                fill_digital_silence=False,
+                conceal_dropouts=False,
+                fill_spectral_holes=False,
+            ),
+            ["--keep-clipping", "--keep-digital-silence", "--keep-dropouts", "--keep-spectral-holes"],
         ),
     ],
     ids=[

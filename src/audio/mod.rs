@@ -19,7 +19,9 @@ mod opus;
 mod resample;
 mod silence_fill;
 mod span;
+mod spectral_holes;
 mod sphere;
+mod stft;
 mod wav;
 mod webm;
 
@@ -41,6 +43,9 @@ pub use silence_fill::{
     MIN_DIGITAL_SILENCE_S,
 };
 pub use span::{read_audio_pieces, AudioPiece, AudioSpan, PieceReader, MAX_OVERSHOOT_S};
+pub use spectral_holes::{
+    deep_hole_share, fill_spectral_holes, SpectralHoles, MIN_DEEP_HOLE_SHARE,
+};
 pub use sphere::sphere_bytes;
 pub use wav::WavStream;
 

@@ -242,6 +242,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     // Files whose clipped peaks were restored, and the largest share of restored samples.
     let (mut clipped, mut most_clipped) = (0usize, 0f32);
     let (mut with_dropouts, mut dropouts) = (0usize, 0usize);
+    let mut coded = 0usize;
     // Files whose late reverberation was removed.
     let mut dereverberated = 0usize;
     // Files with no phones whose loudest sample is far below any microphone's noise floor.
@@ -292,6 +293,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
                         clipped += 1;
                         most_clipped = most_clipped.max(transcript.clipped_fraction);
                     }
+                    coded += usize::from(transcript.spectral_holes_filled);
                     if transcript.concealed_dropouts > 0 {
                         with_dropouts += 1;
                         dropouts += transcript.concealed_dropouts;
@@ -348,6 +350,15 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             "phonrec: note: {with_dropouts} of {} {noun} had short runs of digital silence inside \
              voiced speech ({dropouts} in all, as packets lost in transmission leave them), filled \
              from the speech around them before recognition (--keep-dropouts skips this)",
+            files.len()
+        );
+    }
+    if coded > 0 {
+        // The user may have a better copy of the recording than the one coded at a low bit rate.
+        eprintln!(
+            "phonrec: note: {coded} of {} {noun} sounded coded at a low bit rate (holes in the \
+             spectrum, as MP3 at 16-24 kbit/s leaves them); the holes were filled with noise \
+             before recognition (--keep-spectral-holes skips this)",
             files.len()
         );
     }

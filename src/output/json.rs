@@ -10,7 +10,8 @@
 //! `"vtln_warp"` when VTLN chose a warp factor other than 1 and `"clipped"` (the fraction of samples
 //! restored) when the recording's peaks were cut flat at full scale, `"concealed_dropouts"` and
 //! `"concealed_s"` (how many packets lost in voiced speech were concealed, and their seconds) when
-//! there were any, `"dereverberated": true` when its
+//! there were any, `"spectral_holes_filled": true` when the recording measured as coded at a low bit
+//! rate and the holes in its spectrum were filled, `"dereverberated": true` when its
 //! late reverberation was removed before recognition, and always `"peak_dbfs"`: the loudest sample as
 //! read, dB relative to full scale, to 0.1 dB (`null` for digital silence), so that a file without
 //! phones can be told apart as muted (far below any microphone's floor) or merely without speech.
@@ -88,6 +89,8 @@ struct JsonTranscript<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     concealed_s: Option<f32>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    spectral_holes_filled: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     dereverberated: bool,
     peak_dbfs: Option<f32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -157,6 +160,7 @@ pub(super) fn write(
         concealed_dropouts: (transcript.concealed_dropouts > 0)
             .then_some(transcript.concealed_dropouts),
         concealed_s: (transcript.concealed_dropouts > 0).then(|| round3(transcript.concealed_s)),
+        spectral_holes_filled: transcript.spectral_holes_filled,
         dereverberated: transcript.dereverberated,
         peak_dbfs: transcript
             .peak_dbfs

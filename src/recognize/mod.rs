@@ -21,8 +21,8 @@ use rayon::prelude::*;
 
 use crate::audio::{
     conceal_dropouts, dereverberate, dereverberate_reverberant_sections, fill_digital_silence,
-    fill_quiet_gaps, read_audio, repair_clipping, Dereverb, Waveform, MAX_SAMPLE_RATE_HZ,
-    MIN_SAMPLE_RATE_HZ,
+    fill_quiet_gaps, fill_spectral_holes, read_audio, repair_clipping, Dereverb, Waveform,
+    MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
     decode_spans_with_hypotheses, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, Hypothesis,
@@ -74,6 +74,11 @@ pub struct RecognizerOptions {
     /// without loss concealment leaves them) with the pitch periods around them before the
     /// features; other audio is unchanged (see [`conceal_dropouts`]). Default true.
     pub conceal_dropouts: bool,
+    /// Fill the spectral holes a perceptual coder at a low bit rate leaves (MP3 at 16–24 kbit/s:
+    /// bands of the spectrum dropped for tens of milliseconds) with noise just under the spectrum
+    /// around them, before the features; recordings that do not measure as coded are unchanged
+    /// (see [`fill_spectral_holes`]). Default true.
+    pub fill_spectral_holes: bool,
     /// Remove late reverberation (weighted prediction error) before the features: always, never,
     /// or (the default) where the recording measures reverberant, 30 s by 30 s (see
     /// [`dereverberate_reverberant_sections`]).
@@ -124,6 +129,7 @@ impl Default for RecognizerOptions {
             fill_digital_silence: true,
             repair_clipping: true,
             conceal_dropouts: true,
+            fill_spectral_holes: true,
             dereverb: Dereverb::Auto,
             align: LatticeOptions::default(),
             boundaries: None,
@@ -163,6 +169,9 @@ pub struct Transcript {
     pub concealed_dropouts: usize,
     /// The seconds of audio those concealed dropouts filled.
     pub concealed_s: f32,
+    /// Whether the recording measured as coded at a low bit rate and its spectral holes were
+    /// filled before recognition ([`RecognizerOptions::fill_spectral_holes`]).
+    pub spectral_holes_filled: bool,
     /// Whether late reverberation was removed before recognition ([`RecognizerOptions::dereverb`]).
     pub dereverberated: bool,
     /// The recording's loudest sample as read, dB relative to full scale (−∞ for digital
@@ -184,6 +193,7 @@ struct Repairs {
     clipped_fraction: f32,
     concealed_dropouts: usize,
     concealed_s: f32,
+    spectral_holes_filled: bool,
     dereverberated: bool,
     peak_dbfs: f32,
 }
@@ -240,6 +250,7 @@ pub struct Recognizer {
     fill_digital_silence: bool,
     repair_clipping: bool,
     conceal_dropouts: bool,
+    fill_spectral_holes: bool,
     dereverb: Dereverb,
     align: LatticeOptions,
     boundaries: Option<BoundaryModel>,
@@ -285,6 +296,7 @@ impl Recognizer {
             fill_digital_silence: options.fill_digital_silence,
             repair_clipping: options.repair_clipping,
             conceal_dropouts: options.conceal_dropouts,
+            fill_spectral_holes: options.fill_spectral_holes,
             dereverb: options.dereverb,
             align: options.align,
             boundaries: options.boundaries.clone(),
@@ -445,8 +457,9 @@ impl Recognizer {
     }
 
     /// Check in-memory audio, restore its clipped peaks and fill its digital silence (each if on),
-    /// bring it to the model's rate and remove its late reverberation (if on, or measured
-    /// reverberant); also what was repaired. Clipping is repaired at the recorded rate, where the
+    /// bring it to the model's rate, fill its spectral holes (if on and it measures as coded at a
+    /// low bit rate) and remove its late reverberation (if on, or measured reverberant); also what
+    /// was repaired. Clipping is repaired at the recorded rate, where the
     /// flat tops are still flat (resampling rings around them); reverberation at the model's, where
     /// the predictor's length in frames is the same for every input rate.
     fn prepare(&self, mut wave: Waveform) -> Result<(Waveform, Repairs)> {
@@ -474,6 +487,12 @@ impl Recognizer {
             }
         }
         let mut wave = wave.resampled(self.model.sample_rate_hz())?;
+        if self.fill_spectral_holes {
+            // At the model's rate: the neighbourhoods are fixed in Hz and ms, and an 8 kHz
+            // recording's empty upper band is left out by its own measure (its band edge).
+            repairs.spectral_holes_filled =
+                fill_spectral_holes(&mut wave.samples, wave.sample_rate_hz).filled;
+        }
         let dereverberated = match self.dereverb {
             Dereverb::Off => None,
             Dereverb::On => Some(dereverberate(&wave.samples, wave.sample_rate_hz)),
@@ -688,6 +707,7 @@ impl Recognizer {
                 segments,
                 clipped_fraction: repairs.clipped_fraction,
                 concealed_dropouts: repairs.concealed_dropouts,
+                spectral_holes_filled: repairs.spectral_holes_filled,
                 concealed_s: repairs.concealed_s,
                 dereverberated: repairs.dereverberated,
                 peak_dbfs: repairs.peak_dbfs,
