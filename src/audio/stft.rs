@@ -44,6 +44,47 @@ impl Stft {
         self.some_spectra(samples, range, 0, 1)
     }
 
+    /// Calls `visit(t, spectrum)` for the frames `range` of `samples` in order, `t` counting from
+    /// the range's start; `spectrum` holds the `len / 2 + 1` bins.
+    pub(crate) fn for_each_spectrum(
+        &self,
+        samples: &[f32],
+        range: std::ops::Range<usize>,
+        mut visit: impl FnMut(usize, &[Complex<f32>]),
+    ) {
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft = planner.plan_fft_forward(self.len);
+        let mut input = fft.make_input_vec();
+        let mut spectrum = fft.make_output_vec();
+        for (t, frame) in range.enumerate() {
+            // Frame `frame` starts at sample frame·hop − pad of the recording.
+            let start = (frame * self.hop) as isize - self.pad() as isize;
+            match usize::try_from(start) {
+                Ok(start) if start + self.len <= samples.len() => {
+                    let frame = &samples[start..start + self.len];
+                    for ((slot, &x), &w) in input.iter_mut().zip(frame).zip(&self.window) {
+                        *slot = x * w;
+                    }
+                }
+                _ => {
+                    for (i, slot) in input.iter_mut().enumerate() {
+                        let at = start + i as isize;
+                        let x = if at >= 0 && (at as usize) < samples.len() {
+                            samples[at as usize]
+                        } else {
+                            0.0
+                        };
+                        *slot = x * self.window[i];
+                    }
+                }
+            }
+            // The lengths come from the plan, so the transform cannot fail.
+            if fft.process(&mut input, &mut spectrum).is_ok() {
+                visit(t, &spectrum);
+            }
+        }
+    }
+
     /// As [`spectra`](Self::spectra), only bins `first_bin`, `first_bin + bin_step`, ...
     pub(crate) fn some_spectra(
         &self,
@@ -52,32 +93,16 @@ impl Stft {
         first_bin: usize,
         bin_step: usize,
     ) -> Vec<Array1<Complex<f32>>> {
-        let mut planner = RealFftPlanner::<f32>::new();
-        let fft = planner.plan_fft_forward(self.len);
-        let mut input = fft.make_input_vec();
-        let mut spectrum = fft.make_output_vec();
-        let kept = spectrum.len().saturating_sub(first_bin).div_ceil(bin_step);
+        let kept = (self.len / 2 + 1)
+            .saturating_sub(first_bin)
+            .div_ceil(bin_step);
         let mut bins = vec![Array1::<Complex<f32>>::zeros(range.len()); kept];
-        for (t, frame) in range.enumerate() {
-            // Frame `frame` starts at sample frame·hop − pad of the recording.
-            let start = (frame * self.hop) as isize - self.pad() as isize;
-            for (i, slot) in input.iter_mut().enumerate() {
-                let at = start + i as isize;
-                let x = if at >= 0 && (at as usize) < samples.len() {
-                    samples[at as usize]
-                } else {
-                    0.0
-                };
-                *slot = x * self.window[i];
+        self.for_each_spectrum(samples, range, |t, spectrum| {
+            let kept = spectrum.iter().skip(first_bin).step_by(bin_step);
+            for (bin, &v) in bins.iter_mut().zip(kept) {
+                bin[t] = v;
             }
-            // The lengths come from the plan, so the transform cannot fail.
-            if fft.process(&mut input, &mut spectrum).is_ok() {
-                let kept = spectrum.iter().skip(first_bin).step_by(bin_step);
-                for (bin, &v) in bins.iter_mut().zip(kept) {
-                    bin[t] = v;
-                }
-            }
-        }
+        });
         bins
     }
 }

@@ -675,8 +675,9 @@ pub struct DecodeArgs {
     /// coder (MP3 at 16-24 kbit/s: bands of the spectrum dropped for tens of milliseconds, which
     /// the network hears as other sounds) has each hole filled with noise just under the spectrum
     /// around it before the features: MP3 at 16 kbit/s of the real sentence sets, PER 0.27 / 0.40 /
-    /// 0.41 -> 0.24 / 0.38 / 0.37 (0.17 / 0.23 / 0.26 uncoded; models/README.md). Recordings that
-    /// do not measure as coded (holes 40 dB deep in 1 % of the speech) are unaffected.
+    /// 0.41 -> 0.23 / 0.34 / 0.33 (0.17 / 0.23 / 0.26 uncoded; models/README.md). Recordings that
+    /// do not measure as coded (holes 40 dB deep and three bins wide in 1 % of the speech) are
+    /// unaffected.
     #[arg(long)]
     pub keep_spectral_holes: bool,
 
