@@ -39,7 +39,7 @@ const FREQ_RADIUS_HZ: f64 = 375.0;
 /// neighbourhoods is replaced by noise [`FILL_UNDER_DB`] under it: the holes, and the cells at
 /// their rims that the coder left ragged. Chosen on MP3 copies of the held-out synthetic voice
 /// and the real sentence sets (`models/README.md`, "Spectral holes": 10 / 15 dB against 20 / 10
-/// dB, 25.5 → 24.9 % on the held-out voice at 16 kbit/s, 37.7 / 37.1 → 34.4 / 33.5 % on psdata /
+/// dB, 25.8 → 24.9 % on the held-out voice at 16 kbit/s, 37.7 / 37.1 → 34.4 / 33.5 % on psdata /
 /// LibriVox; a fill 3–6 dB under its neighbours was worse everywhere, 20–25 dB no better).
 const HOLE_DB: f32 = 10.0;
 
@@ -78,7 +78,8 @@ const MEASURED_BLOCK_S: f64 = 5.0;
 /// Frames filled at a time (10 s; the spectra of a chunk are held at once).
 const CHUNK_FRAMES: usize = 1250;
 
-/// Power floor of a cell (int16 scale, unnormalised FFT): keeps the logarithm finite.
+/// Power floor of a cell (int16 scale, unnormalised FFT: far under one LSB of noise), so that digital
+/// silence and the rounding residue beside it never count as holes under one another.
 const POWER_FLOOR: f32 = 1.0;
 
 /// What [`fill_spectral_holes`] measured and did.
@@ -147,7 +148,7 @@ pub fn fill_spectral_holes(samples: &mut [f32], sample_rate_hz: u32) -> Spectral
 }
 
 /// The share of the speech cells of `samples` that are deep holes, measured on at most
-/// [`MEASURED_S`] seconds in blocks spread evenly over the recording.
+/// 60 s, in 5 s blocks spread evenly over the recording.
 pub fn deep_hole_share(samples: &[f32], sample_rate_hz: u32) -> f32 {
     let stft = Stft::from_durations(FRAME_S, HOP_S, sample_rate_hz);
     let radius_bins = freq_radius_bins(&stft, sample_rate_hz);
