@@ -26,7 +26,8 @@ VERSION = "robust-3"  # bump when the processing changes: existing outputs are t
 ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet", "clip", "clipmild",
                   "gated", "loss"]
 EXTRA_CONDITIONS = ["8k",  # written with tel8k; may also be asked for alone
-                    "room"]  # needs pyroomacoustics (pip); asked for by name
+                    "room",  # needs pyroomacoustics (pip); asked for by name
+                    "music20", "music10"]  # need --music-dir (recipes/music/get_music.sh); asked for by name
 FS = 32768.0  # int16 full scale
 NOISE_KINDS = ["white", "pink", "brown", "babble"]
 CODECS = ["ulaw", "alaw", "gsm"]
@@ -56,6 +57,9 @@ DESCRIPTIONS = {
     "gated": "pink noise (20 Hz-Nyquist) at -45 dBFS RMS (+-3 dB uniform) under the clip, then a noise gate: "
              "open while the 10 ms RMS envelope is 12 dB above that floor (5 ms look-ahead, 150 ms hold), "
              "closed it attenuates by 25-35 dB (uniform), gain changes smoothed over 5 ms (a VoIP or podcast gate)",
+    "music": "a real instrumental track under the clip at {snr} dB SNR w.r.t. the RMS of the whole clip: a "
+             "track of --music-dir (recipes/music/get_music.sh: game soundtracks from Debian) drawn uniformly, "
+             "from a uniform offset where the segment is within 20 dB of the track's RMS (up to 20 draws)",
     "snr": "additive noise at {snr} dB SNR w.r.t. the RMS of the whole clip; kind by utterance index "
            "(i%4: 0 white, 1 pink, 2 brown, 3 babble = 4 other utterances of the manifest at equal RMS)",
 }
@@ -324,6 +328,25 @@ class Source:
         return self._at_rate[key]
 
 
+_MUSIC = {}
+
+
+def music_tracks(folder):
+    """The 16 kHz WAV tracks of `folder` as (name, float samples), read once."""
+    if folder not in _MUSIC:
+        names = sorted(f for f in os.listdir(folder) if f.endswith(".wav"))
+        if not names:
+            raise ValueError(f"no .wav tracks in {folder} (run recipes/music/get_music.sh)")
+        tracks = []
+        for f in names:
+            x, rate = read_audio(os.path.join(folder, f))
+            if rate != 16000:
+                raise ValueError(f"{f}: {rate} Hz, expected 16000 (recipes/music/get_music.sh writes 16 kHz)")
+            tracks.append((os.path.splitext(f)[0], x))
+        _MUSIC[folder] = tracks
+    return _MUSIC[folder]
+
+
 def fingerprint(src, cond, seed):
     return f"{VERSION} seed={seed} source_sha256={src.sha} cond={cond}"
 
@@ -431,6 +454,8 @@ def process(src, cond, args, command):
             "clipmild": ["file", "source", "rate", "seconds", "gain_db", "clipped_fraction"],
             "gated": ["file", "source", "rate", "seconds", "floor_dbfs", "attenuation_db", "closed_fraction"],
             "loss": ["file", "source", "rate", "seconds", "loss_probability", "lost_fraction"],
+            "music20": ["file", "source", "rate", "seconds", "track", "offset", "snr_db_target", "snr_db_actual"],
+            "music10": ["file", "source", "rate", "seconds", "track", "offset", "snr_db_target", "snr_db_actual"],
         }.get(cond, ["file", "source", "rate", "seconds", "noise", "snr_db_target", "snr_db_actual", "babble_sources"])
         for i in range(n):
             rng = rng_for(args.seed, name, cond, i)
@@ -497,6 +522,25 @@ def process(src, cond, args, command):
                 atten = float(rng.uniform(25.0, 35.0))
                 y, closed = noise_gate(x + db_to_rms(level) * pink_noise(rng, len(x), rate), rate, level, atten)
                 extra = [round(level, 2), round(atten, 2), round(closed, 3)]
+            elif cond.startswith("music"):
+                snr = float(cond[5:])
+                tracks = music_tracks(args.music_dir)
+                k = int(rng.integers(0, len(tracks)))
+                name_k, track = tracks[k]
+                if rate != 16000:
+                    track = resample(track, 16000, rate)
+                reps = int(np.ceil((len(x) + 1) / max(len(track), 1)))
+                loop = np.tile(track, reps) if reps > 1 else track
+                whole = rms(track)
+                for _ in range(20):
+                    off = int(rng.integers(0, max(len(loop) - len(x), 0) + 1))
+                    seg = loop[off:off + len(x)]
+                    if rms(seg) > whole * 0.1:
+                        break
+                rs, rm = rms(x), rms(seg)
+                y = x + seg * (rs / rm) * 10.0 ** (-snr / 20.0) if rs > 0 and rm > 0 else x.copy()
+                actual = 20 * np.log10(rs / rms(y - x)) if rs > 0 and rms(y - x) > 0 else float("nan")
+                extra = [name_k, off, snr, round(float(actual), 2)]
             elif cond.startswith("snr"):
                 snr = float(cond[3:])
                 kind = NOISE_KINDS[i % 4]
@@ -539,7 +583,12 @@ def process(src, cond, args, command):
             lines.append((path, src.rows[i][1]))
             info.append([path, src.rows[i][0], out_rate, round(len(y16) / out_rate, 3)] + extra)
 
-    desc = DESCRIPTIONS["snr"].format(snr=cond[3:]) if cond.startswith("snr") else DESCRIPTIONS[cond]
+    if cond.startswith("snr"):
+        desc = DESCRIPTIONS["snr"].format(snr=cond[3:])
+    elif cond.startswith("music"):
+        desc = DESCRIPTIONS["music"].format(snr=cond[5:]) + f"; tracks: {args.music_dir}"
+    else:
+        desc = DESCRIPTIONS[cond]
     header = [
         f"# robust: {name}_{cond} = condition '{cond}' applied to {src.path} ({n} utterances -> {len(lines)} files, "
         f"{total_sec:.1f} s)",
@@ -666,6 +715,8 @@ def main():
                     help=f"comma-separated subset of {','.join(ALL_CONDITIONS + EXTRA_CONDITIONS)}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--non-speech", action="store_true", help="also write OUT/nonspeech.tsv")
+    ap.add_argument("--music-dir", default=os.path.join(os.environ.get("PHONREC_DATA", "/work/data"), "music_real"),
+                    help="16 kHz WAV tracks for the music conditions (recipes/music/get_music.sh)")
     args = ap.parse_args()
 
     conds = [c.strip() for c in args.conditions.split(",") if c.strip()]
@@ -684,6 +735,9 @@ def main():
             import pyroomacoustics  # noqa: F401
         except ImportError:
             sys.exit("make_robust.py: the `room` condition needs pyroomacoustics (pip install pyroomacoustics)")
+    if any(c.startswith("music") for c in conds) and not os.path.isdir(args.music_dir):
+        sys.exit(f"make_robust.py: the music conditions need tracks in {args.music_dir} "
+                 "(bash recipes/music/get_music.sh)")
     if shutil.which("sox") is None:
         sys.exit("make_robust.py: the `sox` command is needed (apt-get install sox libsox-fmt-all)")
 

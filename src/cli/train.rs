@@ -251,6 +251,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "P")]
     pub floor_step: Option<f32>,
 
+    /// With --augment robust: the share of utterances given a music bed (synthesised bass, pad,
+    /// keyboard and drums, 5–30 dB under the speech); with it, a fifth of the non-speech
+    /// utterances are music alone [default: 0, the preset's].
+    #[arg(long, value_name = "P")]
+    pub music: Option<f32>,
+
     /// With --augment robust: the share of utterances replaced by non-speech with empty labels
     /// (silence, floors, noise, hum, beeps, music, warbling tones, sweeps) instead of the preset's
     /// 0.04 [default: 0.04].
@@ -453,6 +459,9 @@ impl TrainArgs {
                         if let Some(p) = self.floor_step {
                             robust.conditions.floor_step_probability = p;
                         }
+                        if let Some(p) = self.music {
+                            robust.conditions.music_probability = p;
+                        }
                         if let Some(p) = self.non_speech {
                             robust.conditions.non_speech_probability = p;
                         }
@@ -614,6 +623,7 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
         (args.room_reverb, "--room-reverb"),
         (args.speech_cut, "--speech-cut"),
         (args.floor_step, "--floor-step"),
+        (args.music, "--music"),
         (args.non_speech, "--non-speech"),
     ];
     if let Some((_, flag)) = shares.iter().find(|(given, _)| given.is_some()) {

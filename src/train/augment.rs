@@ -103,6 +103,7 @@ impl AugmentOptions {
             ("room reverberation", c.room_reverb_share),
             ("telephone", c.telephone_probability),
             ("clipping", c.clip_probability),
+            ("music", c.music_probability),
             ("non-speech", c.non_speech_probability),
         ] {
             probability(name, p)?;

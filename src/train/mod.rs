@@ -5,6 +5,7 @@ mod augment;
 mod batch;
 mod checkpoint;
 mod conditions;
+mod music;
 mod optim;
 mod room;
 mod schedule;
