@@ -895,8 +895,25 @@ fn describe_decoding(options: &RecognizerOptions) -> String {
             "no segmentation".to_string()
         },
     );
-    if !options.fill_digital_silence {
-        parts.push("digital silence kept".to_string());
+    // The input repairs, each on by default: the ones switched off, so that two scores computed
+    // with different settings say so.
+    let kept = [
+        (options.fill_digital_silence, "digital silence"),
+        (options.repair_clipping, "clipping"),
+        (options.conceal_dropouts, "dropouts"),
+        (options.fill_spectral_holes, "spectral holes"),
+    ]
+    .iter()
+    .filter(|(on, _)| !on)
+    .map(|(_, what)| *what)
+    .collect::<Vec<_>>();
+    if !kept.is_empty() {
+        parts.push(format!("{} kept", kept.join(", ")));
+    }
+    match options.dereverb {
+        Dereverb::Auto => {}
+        Dereverb::Off => parts.push("no dereverberation".to_string()),
+        Dereverb::On => parts.push("dereverberation always".to_string()),
     }
     if !options.vtln_warps.is_empty() {
         parts.push(format!("VTLN over {} warps", options.vtln_warps.len()));
@@ -1196,6 +1213,27 @@ mod tests {
         assert_eq!(plan_rounds(&long), vec![0..3, 3..4, 4..5, 5..7]);
         assert!(plan_rounds(&[]).is_empty());
         assert_eq!(plan_rounds(&[0]), vec![0..1]);
+    }
+
+    #[test]
+    fn the_decoding_description_names_the_repairs_switched_off() {
+        let default = describe_decoding(&RecognizerOptions::default());
+        assert!(
+            !default.contains("kept") && !default.contains("dereverberation"),
+            "{default}"
+        );
+        let options = RecognizerOptions {
+            repair_clipping: false,
+            fill_spectral_holes: false,
+            dereverb: Dereverb::Off,
+            ..RecognizerOptions::default()
+        };
+        assert!(
+            describe_decoding(&options)
+                .ends_with("clipping, spectral holes kept, no dereverberation"),
+            "{}",
+            describe_decoding(&options)
+        );
     }
 
     fn hypothesis(phones: &[u16], score: f64) -> Hypothesis {
