@@ -707,6 +707,50 @@ def non_speech(args, command):
     log(f"  nonspeech: {len(lines)} files")
 
 
+def music_non_speech(args, command, count=24):
+    """OUT/nonspeech_music.tsv: `count` 10 s excerpts of real instrumental tracks, no speech."""
+    fp = f"{VERSION} seed={args.seed} nonspeech_music count={count} dir={args.music_dir}"
+    man_path = os.path.join(args.out, "nonspeech_music.tsv")
+    if manifest_complete(man_path, fp):
+        log("  nonspeech_music: complete, skipped")
+        return
+    wavdir = os.path.join(args.out, "wav", "nonspeech_music")
+    if os.path.isdir(wavdir):
+        shutil.rmtree(wavdir)
+    os.makedirs(wavdir)
+    tracks = music_tracks(args.music_dir)
+    rng = rng_for(args.seed, "nonspeech_music", "music", 0)
+    picks = rng.choice(len(tracks), size=min(count, len(tracks)), replace=False)
+    n = 160000
+    lines, info = [], []
+    for idx, k in enumerate(sorted(int(k) for k in picks)):
+        name, x = tracks[k]
+        whole = rms(x)
+        for _ in range(20):  # an excerpt near the track's level, not a fade or a pause
+            off = int(rng.integers(0, max(len(x) - n, 0) + 1))
+            seg = x[off:off + n]
+            if rms(seg) > whole * 0.3:
+                break
+        level = -20.0 + float(rng.uniform(-10.0, 10.0))
+        y16, _ = to_int16(seg * db_to_rms(level) / rms(seg) if rms(seg) > 0 else seg)
+        path = os.path.join(wavdir, f"{idx:02d}_{name}.wav")
+        write_wav(path, y16, 16000)
+        lines.append((path, ""))
+        info.append([path, 16000, round(len(y16) / 16000, 3), name, off, round(level, 2)])
+    header = [
+        "# robust: nonspeech_music = 10 s excerpts of instrumental music without speech; labels empty "
+        "(expected output: no phones)",
+        f"# files: one excerpt each of {len(lines)} tracks drawn from {args.music_dir} (recipes/music/get_music.sh: "
+        "game soundtracks from Debian; their SOURCE.md gives the licences), from a uniform offset where the "
+        "excerpt's RMS is within 10 dB of the track's, scaled to -20 dBFS RMS (+-10 dB uniform); 16 kHz",
+        f"# command: {command}",
+        f"# seed: {args.seed}; per-file parameters in nonspeech_music.info.tsv",
+    ]
+    write_outputs(args.out, "nonspeech_music", fp, header, lines,
+                  ["file", "rate", "seconds", "track", "offset", "rms_dbfs"], info)
+    log(f"  nonspeech_music: {len(lines)} files")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--manifest", action="append", default=[], help="input manifest (repeatable)")
@@ -715,6 +759,8 @@ def main():
                     help=f"comma-separated subset of {','.join(ALL_CONDITIONS + EXTRA_CONDITIONS)}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--non-speech", action="store_true", help="also write OUT/nonspeech.tsv")
+    ap.add_argument("--music-non-speech", action="store_true",
+                    help="also write OUT/nonspeech_music.tsv (10 s excerpts of the --music-dir tracks)")
     ap.add_argument("--music-dir", default=os.path.join(os.environ.get("PHONREC_DATA", "/work/data"), "music_real"),
                     help="16 kHz WAV tracks for the music conditions (recipes/music/get_music.sh)")
     args = ap.parse_args()
@@ -725,8 +771,8 @@ def main():
         ap.error(f"unknown condition(s): {','.join(bad)}")
     if "tel8k" in conds and "8k" not in conds:
         conds.insert(conds.index("tel8k"), "8k")
-    if not args.manifest and not args.non_speech:
-        ap.error("nothing to do: give --manifest and/or --non-speech")
+    if not args.manifest and not args.non_speech and not args.music_non_speech:
+        ap.error("nothing to do: give --manifest, --non-speech and/or --music-non-speech")
     names = [os.path.splitext(os.path.basename(m))[0] for m in args.manifest]
     if len(set(names)) != len(names):
         ap.error("two input manifests have the same file name; outputs would collide")
@@ -735,7 +781,7 @@ def main():
             import pyroomacoustics  # noqa: F401
         except ImportError:
             sys.exit("make_robust.py: the `room` condition needs pyroomacoustics (pip install pyroomacoustics)")
-    if any(c.startswith("music") for c in conds) and not os.path.isdir(args.music_dir):
+    if (args.music_non_speech or any(c.startswith("music") for c in conds)) and not os.path.isdir(args.music_dir):
         sys.exit(f"make_robust.py: the music conditions need tracks in {args.music_dir} "
                  "(bash recipes/music/get_music.sh)")
     if shutil.which("sox") is None:
@@ -760,6 +806,8 @@ def main():
         log(f"{src.name}: {time.time() - t0:.1f} s")
     if args.non_speech:
         non_speech(args, command)
+    if args.music_non_speech:
+        music_non_speech(args, command)
     log(f"done in {time.time() - t_all:.1f} s -> {args.out}")
     if failed:
         sys.exit(f"make_robust.py: failed: {' '.join(failed)}")
