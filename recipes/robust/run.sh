@@ -37,6 +37,15 @@ else
   echo "robust/run.sh: no pyroomacoustics in $PY: the room condition is skipped (pip install pyroomacoustics)" >&2
 fi
 
+# `music20`, `music10` and the music non-speech set need real music: done when
+# recipes/music/get_music.sh has fetched it.
+MUSIC_NS=()
+if ls "$DATA/music_real/"*.wav >/dev/null 2>&1; then
+  ALL="$ALL,music20,music10"; FSDD="$FSDD,music20,music10"; MUSIC_NS=(--music-non-speech)
+else
+  echo "robust/run.sh: no $DATA/music_real: the music conditions are skipped (bash recipes/music/get_music.sh)" >&2
+fi
+
 mkdir -p "$OUT"
 run() {  # run CONDITIONS MANIFEST...
   local conds="$1"; shift
@@ -54,5 +63,6 @@ start=$(date +%s)
 run "$ALL" "$DATA/real/psdata_eval.tsv" "$DATA/real/librivox_eval.tsv" "$DATA/real/dctts_eval.tsv" \
   "$DATA/synth/test_heldout_voice.tsv" "$DATA/synth/dev.tsv"
 run "$FSDD" "$DATA/real/fsdd_eval.tsv"
-nice -n 10 "$PY" "$HERE/make_robust.py" --out "$OUT" --non-speech "${EXTRA[@]+"${EXTRA[@]}"}"
+nice -n 10 "$PY" "$HERE/make_robust.py" --out "$OUT" --non-speech "${MUSIC_NS[@]+"${MUSIC_NS[@]}"}" \
+  "${EXTRA[@]+"${EXTRA[@]}"}"
 echo "robust/run.sh: done in $(( $(date +%s) - start )) s -> $OUT" >&2
