@@ -82,8 +82,8 @@ pub struct ConditionOptions {
     /// recognition applies to clipped input. `phonrec train --clip P`.
     pub clip_probability: f32,
     /// Probability of a music bed under the speech (`music.rs`: synthesised bass, pad, keyboard and
-    /// drums) at [`MUSIC_SNR_DB`], after any additive noise; with it, non-speech utterances are
-    /// music beds alone in [`MUSIC_NON_SPEECH_SHARE`] of cases. `phonrec train --music P`.
+    /// drums) 5–30 dB under the speech, after any additive noise; with it, a fifth of the
+    /// non-speech utterances are music beds alone. `phonrec train --music P`.
     pub music_probability: f32,
     /// Probability that the utterance is replaced by 1–8 s of non-speech (silence, noise floor,
     /// coloured noise or hum) with an empty label sequence.
