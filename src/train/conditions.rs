@@ -931,18 +931,31 @@ mod tests {
                 "SNR {snr}"
             );
         }
-        // Non-speech with music on: some of it is music alone, audible and labelled empty.
+        // Non-speech with music on: a fifth of it is a music bed alone, labelled empty. Replayed
+        // on a copy of the generator, the draws say which outputs are music and what music.
         let options = ConditionOptions {
             music_probability: 1.0,
             non_speech_probability: 1.0,
             ..ConditionOptions::default()
         };
-        let loud = (0..40)
-            .map(|_| apply_conditions(&x, 16_000, &options, &[], &mut rng))
-            .inspect(|out| assert!(!out.has_speech))
-            .filter(|out| mean_power(&out.samples) > dbfs_power(-40.0))
-            .count();
-        assert!(loud > 0);
+        let mut music_alone = 0;
+        for _ in 0..40 {
+            let mut replay = rng.clone();
+            let out = apply_conditions(&x, 16_000, &options, &[], &mut rng);
+            assert!(!out.has_speech);
+            let _ = replay.gen::<f32>();
+            let len = (replay.gen_range(1.0f32..8.0) * 16_000.0) as usize;
+            if replay.gen_bool(MUSIC_NON_SPEECH_SHARE) {
+                let music = music_bed(len, 16_000, &mut replay);
+                let level = dbfs_power(replay.gen_range(-35.0..-10.0));
+                let mut expected = vec![0.0; len];
+                add_at_power(&mut expected, &music, level);
+                assert!(out.samples == expected, "not the replayed music bed");
+                assert!((mean_power(&out.samples) / level - 1.0).abs() < 1e-3);
+                music_alone += 1;
+            }
+        }
+        assert!((3..=16).contains(&music_alone), "{music_alone} of 40");
     }
 
     #[test]
