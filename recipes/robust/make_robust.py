@@ -388,18 +388,26 @@ def write_outputs(out, stem, fp, header, lines, info_header, info_rows):
     return man
 
 
-def process(src, cond, args, command):
-    name = src.name
-    fp = fingerprint(src, cond, args.seed)
-    man_path = os.path.join(args.out, f"{name}_{cond}.tsv")
-    if manifest_complete(man_path, fp):
-        log(f"  {name}_{cond}: complete, skipped")
+def fresh_output(out, stem, fp):
+    """The empty folder OUT/wav/STEM for a manifest to be (re)written, or None when OUT/STEM.tsv is
+    complete with the fingerprint `fp` (logged as skipped)."""
+    if manifest_complete(os.path.join(out, f"{stem}.tsv"), fp):
+        log(f"  {stem}: complete, skipped")
         return None
-    t0 = time.time()
-    wavdir = os.path.join(args.out, "wav", f"{name}_{cond}")
+    wavdir = os.path.join(out, "wav", stem)
     if os.path.isdir(wavdir):
         shutil.rmtree(wavdir)
     os.makedirs(wavdir)
+    return wavdir
+
+
+def process(src, cond, args, command):
+    name = src.name
+    fp = fingerprint(src, cond, args.seed)
+    wavdir = fresh_output(args.out, f"{name}_{cond}", fp)
+    if wavdir is None:
+        return None
+    t0 = time.time()
     lines, info, clipped_total = [], [], 0
     total_sec = 0.0
     n = len(src.rows)
@@ -631,14 +639,9 @@ def sox_synth(label, rate, n):
 
 def non_speech(args, command):
     fp = f"{VERSION} seed={args.seed} nonspeech+tonal+pulsing"
-    man_path = os.path.join(args.out, "nonspeech.tsv")
-    if manifest_complete(man_path, fp):
-        log("  nonspeech: complete, skipped")
+    wavdir = fresh_output(args.out, "nonspeech", fp)
+    if wavdir is None:
         return
-    wavdir = os.path.join(args.out, "wav", "nonspeech")
-    if os.path.isdir(wavdir):
-        shutil.rmtree(wavdir)
-    os.makedirs(wavdir)
     rate, n = 16000, 160000
     items = [
         ("silence", None, None),
@@ -710,14 +713,9 @@ def non_speech(args, command):
 def music_non_speech(args, command, count=24):
     """OUT/nonspeech_music.tsv: `count` 10 s excerpts of real instrumental tracks, no speech."""
     fp = f"{VERSION} seed={args.seed} nonspeech_music count={count} dir={args.music_dir}"
-    man_path = os.path.join(args.out, "nonspeech_music.tsv")
-    if manifest_complete(man_path, fp):
-        log("  nonspeech_music: complete, skipped")
+    wavdir = fresh_output(args.out, "nonspeech_music", fp)
+    if wavdir is None:
         return
-    wavdir = os.path.join(args.out, "wav", "nonspeech_music")
-    if os.path.isdir(wavdir):
-        shutil.rmtree(wavdir)
-    os.makedirs(wavdir)
     tracks = music_tracks(args.music_dir)
     rng = rng_for(args.seed, "nonspeech_music", "music", 0)
     picks = rng.choice(len(tracks), size=min(count, len(tracks)), replace=False)
