@@ -319,6 +319,7 @@ fn synthetic_inspection() -> Inspection {
         .collect();
     Inspection {
         title: "synthetic".into(),
+        start_s: 0.0,
         wave: Waveform {
             samples,
             sample_rate_hz: 16_000,
@@ -381,6 +382,7 @@ fn png_of_a_long_recording_is_squeezed_but_keeps_short_peaks() -> TestResult {
     log_probs[[77_777, 1]] = 0.0;
     let inspection = Inspection {
         title: "long".into(),
+        start_s: 0.0,
         wave: Waveform {
             samples: vec![0.0; 8_000 * 1200],
             sample_rate_hz: 8_000,
@@ -463,6 +465,165 @@ fn cli_writes_png_html_and_table_together() -> TestResult {
 }
 
 #[test]
+fn a_window_shows_the_whole_recordings_rows_phones_and_regions_in_its_timeline() -> TestResult {
+    // The built-in model, so that phones are decoded: its rows are 20 ms apart.
+    let dir = tempfile::tempdir()?;
+    let run = |extra: &[&str]| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+        let mut args = vec!["probs", EXAMPLE, "--format", "json"];
+        args.extend_from_slice(extra);
+        let output = phonrec(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        Ok(serde_json::from_slice(&output.stdout)?)
+    };
+    let whole = run(&[])?;
+    let part = run(&["--start", "0.95", "--end", "2.1"])?;
+    assert_eq!(whole["start_s"], 0.0);
+    // The part starts on the first frame boundary at or after --start.
+    assert_eq!(part["start_s"], 0.96);
+    let time = |frame: &serde_json::Value| frame["time_s"].as_f64().unwrap();
+    let inside = |t: f64| (0.96 - 1e-9..2.1).contains(&t);
+    let expected: Vec<&serde_json::Value> = whole["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| inside(time(f)))
+        .collect();
+    let shown: Vec<&serde_json::Value> = part["frames"].as_array().unwrap().iter().collect();
+    assert_eq!(shown.len(), 57, "frames 0.96, 0.98, ..., 2.08");
+    // The same rows, probabilities and times: the network heard the whole recording.
+    assert_eq!(shown, expected);
+    let middle = |span: &serde_json::Value| {
+        (span["start"].as_f64().unwrap() + span["end"].as_f64().unwrap()) / 2.0
+    };
+    let expected_phones: Vec<&serde_json::Value> = whole["decoded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|span| inside(middle(span)))
+        .collect();
+    assert!(expected_phones.len() >= 10, "{expected_phones:?}");
+    let shown_phones: Vec<&serde_json::Value> =
+        part["decoded"].as_array().unwrap().iter().collect();
+    assert_eq!(shown_phones, expected_phones);
+    for segment in part["segments"].as_array().unwrap() {
+        let (a, b) = (segment[0].as_f64().unwrap(), segment[1].as_f64().unwrap());
+        assert!(0.96 - 1e-6 <= a && a < b && b <= 2.1 + 1e-6, "{segment}");
+    }
+    assert!(!part["segments"].as_array().unwrap().is_empty());
+
+    // TSV rows keep their times; the NPY sidecar says where row 0 is.
+    let tsv = phonrec(&["probs", EXAMPLE, "--start", "1", "--end", "1.1"]);
+    assert!(tsv.status.success(), "{}", stderr(&tsv));
+    let (_, rows) = parse_table(&stdout(&tsv), '\t');
+    let times: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(times, ["1.000", "1.020", "1.040", "1.060", "1.080"]);
+    let npy = dir.path().join("part.npy");
+    let output = phonrec(&["probs", EXAMPLE, "--start", "1", "-o", path_str(&npy)]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let array = Array2::<f32>::read_npy(std::fs::File::open(&npy)?)?;
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{}.json", npy.display()))?)?;
+    assert_eq!(sidecar["start_s"], 1.0);
+    let rows_after_one = whole["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| time(f) >= 1.0 - 1e-9)
+        .count();
+    assert_eq!(array.nrows(), rows_after_one);
+
+    // Pictures of a part: the PNG's layout knows where it starts, the page embeds only its audio.
+    let (png, html) = (dir.path().join("part.png"), dir.path().join("part.html"));
+    let output = phonrec(&[
+        "probs",
+        EXAMPLE,
+        "--start",
+        "1",
+        "--end",
+        "2",
+        "--png",
+        path_str(&png),
+        "--html",
+        path_str(&html),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(image::open(&png)?.width() > 300);
+    let page = std::fs::read_to_string(&html)?;
+    assert!(
+        page.contains("\"start_s\":1.0"),
+        "the page's data has no start"
+    );
+    let whole_html = dir.path().join("whole.html");
+    let output = phonrec(&["probs", EXAMPLE, "--html", path_str(&whole_html)]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // One second of the 3.08 s recording: about a third of the embedded audio.
+    let whole_len = std::fs::metadata(&whole_html)?.len() as f64;
+    assert!(
+        (page.len() as f64) < whole_len * 0.5,
+        "{} of {whole_len}",
+        page.len()
+    );
+    Ok(())
+}
+
+#[test]
+fn window_of_an_inspection_cuts_rows_audio_phones_and_regions() -> TestResult {
+    let inspection = synthetic_inspection();
+    let part = inspection.clone().window(0.25, Some(0.65))?;
+    assert!((part.start_s - 0.25).abs() < 1e-12);
+    assert_eq!(part.posteriors.num_frames(), 40);
+    assert_eq!(
+        part.posteriors.log_probs().row(0),
+        inspection.posteriors.log_probs().row(25)
+    );
+    assert_eq!(part.wave.samples[..], inspection.wave.samples[4000..10_400]);
+    // Phone a (0.2-0.4 s, middle 0.3) is shown, moved into the part's time; b's middle (0.65 s)
+    // is the window's end, which is not in it.
+    assert_eq!(part.spans.len(), 1);
+    assert_eq!(part.spans[0].phone, PhoneId(1));
+    assert!((part.spans[0].start_s + 0.05).abs() < 1e-6);
+    assert!((part.spans[0].end_s - 0.15).abs() < 1e-6);
+    assert_eq!(part.segments.len(), 1);
+    assert!(part.segments[0].0.abs() < 1e-6 && (part.segments[0].1 - 0.4).abs() < 1e-6);
+    // A window of a window is taken in the recording's timeline; an open end is the recording's.
+    let inner = part.clone().window(0.5, None)?;
+    assert!((inner.start_s - 0.5).abs() < 1e-9);
+    assert_eq!(inner.posteriors.num_frames(), 15);
+    assert_eq!(
+        inner.posteriors.log_probs().row(0),
+        inspection.posteriors.log_probs().row(50)
+    );
+    let tail = inspection.clone().window(0.9, Some(50.0))?;
+    assert_eq!(tail.posteriors.num_frames(), 10);
+    assert_eq!(tail.wave.samples.len(), 16_000 - 14_400);
+    // A PNG of the part draws (the cut phone's box is kept inside the plot).
+    let layout = PictureLayout::new(&part, &PictureOptions::default());
+    assert!((layout.start_s - 0.25).abs() < 1e-12);
+    let mut bytes = Vec::new();
+    write_png(&part, &PictureOptions::default(), &mut bytes)?;
+    assert_eq!(
+        image::load_from_memory(&bytes)?.to_rgb8().dimensions(),
+        (layout.width_px, layout.height_px)
+    );
+    // Windows that show nothing are errors that say why.
+    for (start, end, says) in [
+        (1.0, None, "ends at 1.00 s"),
+        (0.5, Some(0.5), "must come after"),
+        (0.501, Some(0.509), "no frame starts"),
+        (-1.0, None, "0 s or later"),
+        (f64::NAN, None, "0 s or later"),
+    ] {
+        let error = inspection
+            .clone()
+            .window(start, end)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(says), "{start} {end:?}: {error}");
+    }
+    Ok(())
+}
+
+#[test]
 fn bad_inputs_fail_with_a_message_naming_the_file() -> TestResult {
     let dir = tempfile::tempdir()?;
     let model = random_model(dir.path(), "m.safetensors", PhoneSet::timit39())?;
@@ -493,6 +654,23 @@ fn bad_inputs_fail_with_a_message_naming_the_file() -> TestResult {
     ]);
     assert!(!npy_top.status.success());
     assert!(stderr(&npy_top).contains("--top"), "{}", stderr(&npy_top));
+
+    let past_the_end = phonrec(&["probs", EXAMPLE, "--model", model, "--start", "10"]);
+    assert!(!past_the_end.status.success());
+    assert!(
+        stderr(&past_the_end).contains("ends at 3.08 s"),
+        "{}",
+        stderr(&past_the_end)
+    );
+    let backwards = phonrec(&[
+        "probs", EXAMPLE, "--model", model, "--start", "2", "--end", "1",
+    ]);
+    assert!(!backwards.status.success());
+    assert!(
+        stderr(&backwards).contains("--end (1 s) must come after --start (2 s)"),
+        "{}",
+        stderr(&backwards)
+    );
 
     let no_model = phonrec(&["probs", EXAMPLE, "--model", "no_such_model.safetensors"]);
     assert!(!no_model.status.success());
@@ -562,39 +740,52 @@ fn html_page_works_in_headless_chromium() -> TestResult {
     let dir = tempfile::tempdir()?;
     let model = random_model(dir.path(), "m.safetensors", PhoneSet::timit39())?;
     let html = dir.path().join("page.html");
-    let output = phonrec(&[
-        "probs",
-        EXAMPLE,
-        "--model",
-        path_str(&model),
-        "--html",
-        path_str(&html),
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let url = format!("file://{}", html.display());
+    let part_html = dir.path().join("part.html");
+    let mut url = String::new();
+    // The whole recording, and a part of it (whose labels count from its start).
+    for (page, extra) in [
+        (&html, &[][..]),
+        (&part_html, &["--start", "0.5", "--end", "2.5"][..]),
+    ] {
+        let mut args = vec![
+            "probs",
+            EXAMPLE,
+            "--model",
+            path_str(&model),
+            "--html",
+            path_str(page),
+        ];
+        args.extend_from_slice(extra);
+        let output = phonrec(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let page_url = format!("file://{}", page.display());
 
-    let dom = run_chromium(
-        &format!("{url}#selftest"),
-        &["--virtual-time-budget=15000", "--dump-dom"],
-    )?;
-    let log = stderr(&dom);
-    let dom_text = stdout(&dom);
-    assert!(dom.status.success(), "chromium failed: {log}");
-    assert!(
-        console_messages(&log).is_empty(),
-        "console messages: {:?}",
-        console_messages(&log)
-    );
-    let status = dom_text
-        .split("id=\"status\"")
-        .nth(1)
-        .and_then(|rest| rest.split('>').nth(1))
-        .and_then(|rest| rest.split('<').next())
-        .unwrap_or("(no status element)");
-    assert!(status.starts_with("selftest-ok"), "page status: {status}");
-    // Chromium runs with autoplay allowed, so playback itself moved the cursor.
-    assert!(status.contains("played to"), "page status: {status}");
-    eprintln!("browser self-test: {status}");
+        let dom = run_chromium(
+            &format!("{page_url}#selftest"),
+            &["--virtual-time-budget=15000", "--dump-dom"],
+        )?;
+        let log = stderr(&dom);
+        let dom_text = stdout(&dom);
+        assert!(dom.status.success(), "chromium failed: {log}");
+        assert!(
+            console_messages(&log).is_empty(),
+            "console messages: {:?}",
+            console_messages(&log)
+        );
+        let status = dom_text
+            .split("id=\"status\"")
+            .nth(1)
+            .and_then(|rest| rest.split('>').nth(1))
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or("(no status element)");
+        assert!(status.starts_with("selftest-ok"), "page status: {status}");
+        // Chromium runs with autoplay allowed, so playback itself moved the cursor.
+        assert!(status.contains("played to"), "page status: {status}");
+        eprintln!("browser self-test {extra:?}: {status}");
+        if url.is_empty() {
+            url = page_url;
+        }
+    }
 
     let screenshot = dir.path().join("page.png");
     let shot = run_chromium(

@@ -24,7 +24,8 @@ use super::output_file::{refuse_overwriting_inputs, OutputFile};
 /// probability of every phone (the header names them, the CTC blank `<blk>` first; each row sums to 1).
 /// --png draws a posteriorgram picture and --html writes a self-contained interactive page (play the
 /// audio over the posteriorgram, hover for a frame's top phones, zoom); when either is given, the table
-/// is written only if --output or --format asks for it.
+/// is written only if --output or --format asks for it. --start and --end show a part of a long
+/// recording, with the probabilities the network gives in the whole file and times in its timeline.
 #[derive(Args, Debug)]
 pub struct ProbsArgs {
     /// Audio file: WAV (PCM or float, any rate and channel count), NIST SPHERE, Sun .au, FLAC, Ogg
@@ -64,6 +65,16 @@ pub struct ProbsArgs {
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
 
+    /// Show only the part of the recording from this time on, in seconds (tables, PNG and HTML). The
+    /// network still hears the whole recording, so the probabilities are those it gives with the
+    /// context around the part; times stay in the recording's timeline [default: 0].
+    #[arg(long, value_name = "SECONDS")]
+    pub start: Option<f64>,
+
+    /// Show only the part of the recording before this time, in seconds [default: its end].
+    #[arg(long, value_name = "SECONDS")]
+    pub end: Option<f64>,
+
     /// Phone symbols in the table's columns and the HTML page (the PNG keeps the model's names: its
     /// bundled font is ASCII).
     #[arg(long, value_parser = choice::<Alphabet>(), default_value = Alphabet::Arpabet.name())]
@@ -101,6 +112,10 @@ impl ProbsArgs {
     }
 }
 
+/// Audio longer than this (seconds) makes an HTML page of tens of megabytes: a note suggests
+/// showing a part.
+const LONG_PAGE_S: f64 = 600.0;
+
 /// Run `phonrec probs`.
 pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
     let format = args.table_format();
@@ -115,6 +130,15 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
             "--pixels-per-second must be positive, got {}",
             args.pixels_per_second
         );
+    }
+    let start_s = args.start.unwrap_or(0.0);
+    if !(start_s.is_finite() && start_s >= 0.0) {
+        bail!("--start must be a time of 0 seconds or later, got {start_s}");
+    }
+    if let Some(end_s) = args.end {
+        if end_s.is_nan() || end_s <= start_s {
+            bail!("--end ({end_s} s) must come after --start ({start_s} s)");
+        }
     }
     let picture_options = PictureOptions {
         pixels_per_second: args.pixels_per_second,
@@ -141,6 +165,27 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
     let title = args.file.display().to_string();
     let inspection = Inspection::compute(&recognizer, wave, title)
         .with_context(|| format!("computing the probabilities of {}", args.file.display()))?;
+    let inspection = if args.start.is_some() || args.end.is_some() {
+        inspection
+            .window(start_s, args.end)
+            .with_context(|| format!("--start/--end in {}", args.file.display()))?
+    } else {
+        inspection
+    };
+    if args.html.is_some() && inspection.wave.duration_s() > LONG_PAGE_S {
+        // The page embeds the audio as 16-bit PCM and a byte per probability, both in base64.
+        let bytes = (inspection.wave.samples.len() * 2
+            + inspection.posteriors.num_frames() * inspection.posteriors.num_classes())
+            as f64
+            * 4.0
+            / 3.0;
+        eprintln!(
+            "phonrec: note: the page holds {:.0} minutes of audio and probabilities (about {:.0} MB); \
+             --start and --end make a smaller page of a part",
+            inspection.wave.duration_s() / 60.0,
+            bytes / 1e6
+        );
+    }
     if let Some(path) = &args.png {
         write_file(path, |out| write_png(&inspection, &picture_options, out))?;
     }
@@ -172,7 +217,7 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default();
                     write_file(&sidecar, |out| {
-                        write_npy_sidecar(&inspection.posteriors, args.log, &array_name, out)
+                        write_npy_sidecar(&inspection, args.log, &array_name, out)
                     })?;
                 }
             }

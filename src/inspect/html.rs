@@ -42,6 +42,7 @@ pub fn write_html(inspection: &Inspection, out: &mut dyn Write) -> std::io::Resu
     let data = json!({
         "title": inspection.title,
         "phones": posteriors.phone_names(),
+        "start_s": inspection.start_s,
         "frame_shift_s": posteriors.frame_shift_s(),
         "num_frames": posteriors.num_frames(),
         "duration_s": inspection.wave.duration_s(),

@@ -139,11 +139,17 @@ fn top_k(row: ArrayView1<f32>, k: usize) -> Vec<(usize, f32)> {
     ranked
 }
 
-/// What the per-frame views show about one recording.
+/// What the per-frame views show about one recording, or about a part of it ([`Inspection::window`]).
+///
+/// Every time inside counts from the start of what is shown: the first sample of `wave`, row 0 of
+/// `posteriors`, and the spans' and segments' times. `start_s` says where that is in the recording;
+/// the writers label times in the recording's timeline by adding it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Inspection {
     /// A name for the recording, shown in pictures and pages (usually the file name).
     pub title: String,
+    /// Where the shown part starts in the recording, seconds: 0 for the whole recording.
+    pub start_s: f64,
     /// The audio at the model's sample rate (drawn as a waveform, embedded in the HTML page).
     pub wave: Waveform,
     /// The network's posteriors.
@@ -165,6 +171,7 @@ impl Inspection {
         let recognition = recognizer.recognize(wave)?;
         Ok(Inspection {
             title: title.into(),
+            start_s: 0.0,
             wave: recognition.wave,
             posteriors: Posteriorgram::new(
                 recognition.log_probs,
@@ -174,6 +181,90 @@ impl Inspection {
             spans: recognition.transcript.spans,
             segments: recognition.transcript.segments,
         })
+    }
+
+    /// The part of the inspection from `start_s` to `end_s` seconds (to the end with `None`), in
+    /// the recording's timeline: the frames from the first one starting at or after `start_s` (the
+    /// shown part begins on a frame boundary, so its rows keep their times) to the last one
+    /// starting before `end_s`, their audio, the decoded phones whose middle lies in that time and
+    /// the speech regions cut to it. The probabilities are those the network gave with the whole
+    /// recording heard; only the view is narrower. An `end_s` past the recording's end means its
+    /// end. Fails when the window is empty or starts at or after the end of the recording.
+    pub fn window(mut self, start_s: f64, end_s: Option<f64>) -> Result<Self> {
+        let duration_s = self.posteriors.duration_s().max(self.wave.duration_s());
+        let invalid = |reason: String| Error::InvalidOptions {
+            what: "probability view",
+            reason,
+        };
+        let end_s = end_s.unwrap_or(f64::INFINITY);
+        if !(start_s.is_finite() && start_s >= 0.0) {
+            return Err(invalid(format!(
+                "the start must be a time of 0 s or later, got {start_s}"
+            )));
+        }
+        if end_s.is_nan() || end_s <= start_s {
+            return Err(invalid(format!(
+                "the end ({end_s} s) must come after the start ({start_s} s)"
+            )));
+        }
+        let shift = self.posteriors.frame_shift_s();
+        // Local times: the inspection may itself be a window.
+        let (local_start, local_end) = (start_s - self.start_s, end_s - self.start_s);
+        let frames = self.posteriors.num_frames();
+        // A frame starting within a microsecond of the start counts as starting at it.
+        let first = ((local_start / shift - 1e-6).ceil().max(0.0) as usize).min(frames);
+        let last = ((local_end / shift - 1e-6).ceil().max(0.0) as usize).min(frames);
+        if first >= frames || local_start >= duration_s {
+            return Err(invalid(format!(
+                "the recording ends at {:.2} s; a start of {start_s} s is past its last frame",
+                self.start_s + duration_s
+            )));
+        }
+        if last <= first {
+            return Err(invalid(format!(
+                "no frame starts between {start_s} s and {end_s} s (frames are {:.0} ms apart)",
+                shift * 1e3
+            )));
+        }
+        let offset = first as f64 * shift;
+        let end = last as f64 * shift;
+        let rate = f64::from(self.wave.sample_rate_hz);
+        let samples = self.wave.samples.len();
+        let first_sample = ((offset * rate).round() as usize).min(samples);
+        let last_sample = if last == frames {
+            // The last frame keeps the audio's tail that no frame starts in.
+            samples
+        } else {
+            ((end * rate).round() as usize).clamp(first_sample, samples)
+        };
+        self.wave.samples = self.wave.samples[first_sample..last_sample].to_vec();
+        self.posteriors.log_probs = self
+            .posteriors
+            .log_probs
+            .slice(ndarray::s![first..last, ..])
+            .to_owned();
+        let shown_end = if last == frames { f64::INFINITY } else { end };
+        self.spans.retain(|span| {
+            let middle = (f64::from(span.start_s) + f64::from(span.end_s)) / 2.0;
+            (offset..shown_end).contains(&middle)
+        });
+        for span in &mut self.spans {
+            span.start_s = (f64::from(span.start_s) - offset) as f32;
+            span.end_s = (f64::from(span.end_s) - offset) as f32;
+        }
+        let length = (last_sample - first_sample) as f64 / rate;
+        let shown_length = (end - offset).max(length);
+        self.segments = self
+            .segments
+            .iter()
+            .filter_map(|&(a, b)| {
+                let a = (f64::from(a) - offset).max(0.0);
+                let b = (f64::from(b) - offset).min(shown_length);
+                (b > a).then_some((a as f32, b as f32))
+            })
+            .collect();
+        self.start_s += offset;
+        Ok(self)
     }
 
     /// The same inspection with the columns named by `phones` (the same inventory in another
@@ -254,8 +345,12 @@ pub fn write_probs(
 ) -> std::io::Result<()> {
     let posteriors = &inspection.posteriors;
     match format {
-        ProbsFormat::Tsv => table::write_delimited(posteriors, options, b'\t', out),
-        ProbsFormat::Csv => table::write_delimited(posteriors, options, b',', out),
+        ProbsFormat::Tsv => {
+            table::write_delimited(posteriors, inspection.start_s, options, b'\t', out)
+        }
+        ProbsFormat::Csv => {
+            table::write_delimited(posteriors, inspection.start_s, options, b',', out)
+        }
         ProbsFormat::Json => table::write_json(inspection, options, out),
         ProbsFormat::Npy => {
             if options.top.is_some() {

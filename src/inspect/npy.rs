@@ -3,7 +3,7 @@
 //!
 //! ```python
 //! probs = numpy.load("x.npy"); meta = json.load(open("x.npy.json"))
-//! times = numpy.arange(len(probs)) * meta["frame_shift_s"]; columns = meta["phones"]
+//! times = meta["start_s"] + numpy.arange(len(probs)) * meta["frame_shift_s"]; columns = meta["phones"]
 //! ```
 
 use std::io::Write;
@@ -11,7 +11,7 @@ use std::io::Write;
 use ndarray_npy::WriteNpyExt;
 use serde::Serialize;
 
-use super::Posteriorgram;
+use super::{Inspection, Posteriorgram};
 
 /// Write the posteriors (or with `log`, the natural-log posteriors) as float32 `[frames, classes]`.
 pub fn write_npy(
@@ -39,20 +39,24 @@ struct Sidecar<'a> {
     dtype: &'static str,
     /// `probability` or `log_probability` (natural log).
     values: &'static str,
-    /// Seconds between rows; row `t` starts at `t * frame_shift_s`.
+    /// Where row 0 starts in the recording, seconds (0 unless a part is shown).
+    start_s: f64,
+    /// Seconds between rows; row `t` starts at `start_s + t * frame_shift_s`.
     frame_shift_s: f64,
     /// Column names, the CTC blank first.
     phones: &'a [String],
 }
 
-/// Write the JSON sidecar of an array written by [`write_npy`] to the file named `array_name`:
-/// `{"array", "shape", "dtype": "float32", "values", "frame_shift_s", "phones": [column names]}`.
+/// Write the JSON sidecar of the inspection's array written by [`write_npy`] to the file named
+/// `array_name`: `{"array", "shape", "dtype": "float32", "values", "start_s", "frame_shift_s",
+/// "phones": [column names]}`.
 pub fn write_npy_sidecar(
-    posteriors: &Posteriorgram,
+    inspection: &Inspection,
     log: bool,
     array_name: &str,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
+    let posteriors = &inspection.posteriors;
     let sidecar = Sidecar {
         array: array_name,
         shape: [posteriors.num_frames(), posteriors.num_classes()],
@@ -62,6 +66,7 @@ pub fn write_npy_sidecar(
         } else {
             "probability"
         },
+        start_s: inspection.start_s,
         frame_shift_s: posteriors.frame_shift_s(),
         phones: posteriors.phone_names(),
     };

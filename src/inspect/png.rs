@@ -15,6 +15,7 @@ use image::{ImageEncoder, Rgb, RgbImage};
 use super::colormap::viridis;
 use super::text::{Align, TextPainter};
 use super::Inspection;
+use crate::ctc::PhoneSpan;
 
 /// How the picture is sized. The defaults make a 3-second clip about 1400 × 900 px.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,6 +113,9 @@ pub struct PictureLayout {
     pub row_height_px: u32,
     /// Seconds shown per pixel column.
     pub seconds_per_px: f64,
+    /// Where the plot's left edge is in the recording, seconds ([`Inspection::start_s`]): the
+    /// time axis is labelled in the recording's timeline.
+    pub start_s: f64,
 }
 
 impl PictureLayout {
@@ -167,6 +171,7 @@ impl PictureLayout {
             grid_bottom_px,
             row_height_px,
             seconds_per_px: duration_s / plot_width_px as f64,
+            start_s: inspection.start_s,
         }
     }
 
@@ -296,10 +301,18 @@ fn draw_title(
     painter: &TextPainter,
 ) {
     let posteriors = &inspection.posteriors;
+    let shown = if inspection.start_s > 0.0 {
+        format!(
+            "{:.2}–{:.2} s",
+            inspection.start_s,
+            inspection.start_s + inspection.wave.duration_s()
+        )
+    } else {
+        format!("{:.2} s", inspection.wave.duration_s())
+    };
     let title = format!(
-        "{}  ·  {:.2} s  ·  {} frames of {} ms  ·  {} phones + blank",
+        "{}  ·  {shown}  ·  {} frames of {} ms  ·  {} phones + blank",
         inspection.title,
-        inspection.wave.duration_s(),
         posteriors.num_frames(),
         (posteriors.frame_shift_s() * 1e3).round(),
         posteriors.num_classes().saturating_sub(1),
@@ -343,15 +356,17 @@ fn draw_time_grid(image: &mut RgbImage, layout: &PictureLayout, painter: &TextPa
     let step_s = tick_step_s(layout.seconds_per_px);
     let decimals = tick_decimals(step_s);
     let minor_step_s = step_s / if step_s == 0.25 { 5.0 } else { 2.0 };
-    let end_s = layout.plot_width_px as f64 * layout.seconds_per_px;
+    // Ticks at multiples of the step in the recording's timeline; positions in the plot's.
+    let start_s = layout.start_s;
+    let end_s = start_s + layout.plot_width_px as f64 * layout.seconds_per_px;
     let axis_y = layout.grid_bottom_px as i64;
-    let mut index = 0u32;
+    let mut index = (start_s / minor_step_s - 1e-9).ceil().max(0.0) as u64;
     loop {
         let time_s = index as f64 * minor_step_s;
         if time_s > end_s + 1e-9 {
             break;
         }
-        let x = layout.x_of_time(time_s).round() as i64;
+        let x = layout.x_of_time(time_s - start_s).round() as i64;
         let major = (time_s / step_s - (time_s / step_s).round()).abs() < 1e-6;
         if major {
             let top = layout.waveform_top_px as i64;
@@ -452,6 +467,20 @@ fn draw_waveform(
     }
 }
 
+/// The pixel columns `[x0, x1)` of a span's box, at least 2 wide, kept inside the plot: a part of
+/// a recording ([`Inspection::window`]) may cut a phone at either edge.
+fn span_columns(layout: &PictureLayout, span: &PhoneSpan) -> (i64, i64) {
+    let left = layout.plot_left_px as i64;
+    let right = left + layout.plot_width_px as i64;
+    let x0 = (layout.x_of_time(span.start_s as f64).round() as i64)
+        .min(right - 2)
+        .max(left);
+    let x1 = (layout.x_of_time(span.end_s as f64).round() as i64)
+        .min(right)
+        .max(x0 + 2);
+    (x0, x1)
+}
+
 /// The decoded phones as labelled boxes over their spans.
 fn draw_spans(
     image: &mut RgbImage,
@@ -476,8 +505,7 @@ fn draw_spans(
         .iter()
         .position(|name| name == crate::phones::SILENCE);
     for (index, span) in inspection.spans.iter().enumerate() {
-        let x0 = layout.x_of_time(span.start_s as f64).round() as i64;
-        let x1 = (layout.x_of_time(span.end_s as f64).round() as i64).max(x0 + 2);
+        let (x0, x1) = span_columns(layout, span);
         let fill = if Some(span.phone.index()) == silence {
             SILENCE_FILL
         } else {
@@ -587,8 +615,7 @@ fn draw_posteriorgram(
         if span.phone.index() >= posteriors.num_classes() {
             continue;
         }
-        let x0 = layout.x_of_time(span.start_s as f64).round() as i64;
-        let x1 = (layout.x_of_time(span.end_s as f64).round() as i64).max(x0 + 2);
+        let (x0, x1) = span_columns(layout, span);
         let top = layout.row_top_px(span.phone.index()) as i64;
         outline_rect(image, (x0, top), (x1, top + row_height), SPAN_OUTLINE);
     }

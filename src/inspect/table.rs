@@ -9,6 +9,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{Inspection, Posteriorgram, TableOptions};
+use crate::ctc::PhoneSpan;
 use crate::output::json::{round3, JsonSpan};
 
 /// Decimals of a printed time: a millisecond, finer than any frame shift.
@@ -39,9 +40,11 @@ fn csv_field(field: &str, delimiter: u8) -> String {
     }
 }
 
-/// TSV (`delimiter` = tab) or CSV (comma).
+/// TSV (`delimiter` = tab) or CSV (comma); row times count from `start_s` (where the rows start
+/// in the recording).
 pub(super) fn write_delimited(
     posteriors: &Posteriorgram,
+    start_s: f64,
     options: &TableOptions,
     delimiter: u8,
     out: &mut dyn Write,
@@ -66,7 +69,7 @@ pub(super) fn write_delimited(
         line.clear();
         line.push_str(&format!(
             "{:.TIME_DECIMALS$}",
-            posteriors.frame_time_s(frame)
+            start_s + posteriors.frame_time_s(frame)
         ));
         match options.top {
             Some(k) => {
@@ -94,6 +97,8 @@ pub(super) fn write_delimited(
 struct JsonHead<'a> {
     /// `probability` or `log_probability` (natural log).
     values: &'static str,
+    /// Where row 0 starts in the recording, seconds (0 unless a part is shown).
+    start_s: f64,
     frame_shift_s: f64,
     num_frames: usize,
     phones: &'a [String],
@@ -123,34 +128,44 @@ enum JsonFrame<'a> {
     },
 }
 
-/// `{"values": "probability", "frame_shift_s": .., "num_frames": .., "phones": [..], "decoded":
-/// [{"phone", "start", "end", "confidence"}, ..], "segments": [[start, end], ..], "frames": [..]}`,
-/// where each frame is `{"time_s", "values": [one per phone]}` or, with `top`,
-/// `{"time_s", "top": [{"phone", "value"}, ..]}`.
+/// `{"values": "probability", "start_s": .., "frame_shift_s": .., "num_frames": .., "phones": [..],
+/// "decoded": [{"phone", "start", "end", "confidence"}, ..], "segments": [[start, end], ..], "frames":
+/// [..]}`, where each frame is `{"time_s", "values": [one per phone]}` or, with `top`,
+/// `{"time_s", "top": [{"phone", "value"}, ..]}`. Every time is in the recording's timeline.
 pub(super) fn write_json(
     inspection: &Inspection,
     options: &TableOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let posteriors = &inspection.posteriors;
+    let start_s = inspection.start_s;
+    let in_recording = |time_s: f32| (f64::from(time_s) + start_s) as f32;
     let head = JsonHead {
         values: if options.log {
             "log_probability"
         } else {
             "probability"
         },
+        start_s,
         frame_shift_s: posteriors.frame_shift_s(),
         num_frames: posteriors.num_frames(),
         phones: posteriors.phone_names(),
         decoded: inspection
             .spans
             .iter()
-            .map(|span| JsonSpan::new(span, inspection.span_name(span)))
+            .map(|span| {
+                let shifted = PhoneSpan {
+                    start_s: in_recording(span.start_s),
+                    end_s: in_recording(span.end_s),
+                    ..span.clone()
+                };
+                JsonSpan::new(&shifted, inspection.span_name(span))
+            })
             .collect(),
         segments: inspection
             .segments
             .iter()
-            .map(|&(start, end)| [round3(start), round3(end)])
+            .map(|&(start, end)| [round3(in_recording(start)), round3(in_recording(end))])
             .collect(),
     };
     let head = serde_json::to_string(&head)?;
@@ -168,7 +183,7 @@ pub(super) fn write_json(
             out.write_all(b",")?;
         }
         out.write_all(b"\n")?;
-        let time_s = (posteriors.frame_time_s(frame) * 1e3).round() / 1e3;
+        let time_s = ((start_s + posteriors.frame_time_s(frame)) * 1e3).round() / 1e3;
         let record = match options.top {
             Some(k) => JsonFrame::Top {
                 time_s,
@@ -194,7 +209,6 @@ pub(super) fn write_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctc::PhoneSpan;
     use crate::phones::PhoneId;
     use ndarray::array;
 
@@ -216,7 +230,8 @@ mod tests {
 
     #[test]
     fn tsv_has_times_and_all_columns() {
-        let text = render(|out| write_delimited(&example(), &TableOptions::default(), b'\t', out));
+        let text =
+            render(|out| write_delimited(&example(), 0.0, &TableOptions::default(), b'\t', out));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "time_s\t<blk>\ta,b\tc");
         assert_eq!(lines[1], "0.000\t0.700000\t0.200000\t0.100000");
@@ -229,7 +244,7 @@ mod tests {
             log: false,
             top: Some(2),
         };
-        let text = render(|out| write_delimited(&example(), &options, b',', out));
+        let text = render(|out| write_delimited(&example(), 0.0, &options, b',', out));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "time_s,phone1,prob1,phone2,prob2");
         assert_eq!(lines[1], "0.000,<blk>,0.700000,\"a,b\",0.200000");
@@ -244,6 +259,7 @@ mod tests {
         };
         let inspection = Inspection {
             title: "example".into(),
+            start_s: 0.0,
             wave: crate::audio::Waveform {
                 samples: vec![0.0; 960],
                 sample_rate_hz: 16_000,
