@@ -16,7 +16,7 @@ use phonrec::phones::PhoneSet;
 use phonrec::train::{
     checkpoint_run_info, train, AugmentOptions, BatchProgress, EpochStats, ModelBytes,
     OptimizerKind, OptimizerOptions, RunStart, ScheduleOptions, TrainObserver, TrainOptions,
-    TrainOutcome, ALL_BLANK_PER, BEST_MODEL_FILE,
+    TrainOutcome, ALL_BLANK_PER, BEST_MODEL_FILE, MUSIC_NON_SPEECH_SHARE,
 };
 use serde_json::json;
 
@@ -253,9 +253,14 @@ pub struct TrainArgs {
 
     /// With --augment robust: the share of utterances given a music bed (synthesised bass, pad,
     /// keyboard and drums, 5–30 dB under the speech); with it, a fifth of the non-speech
-    /// utterances are music alone [default: 0, the preset's].
+    /// utterances are music alone unless --music-alone says otherwise [default: 0, the preset's].
     #[arg(long, value_name = "P")]
     pub music: Option<f32>,
+
+    /// With --augment robust: the share of the non-speech utterances that are a music bed alone,
+    /// −35 to −10 dBFS, with empty labels [default: 0.2 with --music, else 0].
+    #[arg(long, value_name = "S")]
+    pub music_alone: Option<f32>,
 
     /// With --augment robust: the share of utterances replaced by non-speech with empty labels
     /// (silence, floors, noise, hum, beeps, music, warbling tones, sweeps) instead of the preset's
@@ -461,6 +466,12 @@ impl TrainArgs {
                         }
                         if let Some(p) = self.music {
                             robust.conditions.music_probability = p;
+                            if p > 0.0 {
+                                robust.conditions.music_alone_share = MUSIC_NON_SPEECH_SHARE;
+                            }
+                        }
+                        if let Some(share) = self.music_alone {
+                            robust.conditions.music_alone_share = share;
                         }
                         if let Some(p) = self.non_speech {
                             robust.conditions.non_speech_probability = p;
@@ -624,6 +635,7 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
         (args.speech_cut, "--speech-cut"),
         (args.floor_step, "--floor-step"),
         (args.music, "--music"),
+        (args.music_alone, "--music-alone"),
         (args.non_speech, "--non-speech"),
     ];
     if let Some((_, flag)) = shares.iter().find(|(given, _)| given.is_some()) {
@@ -1076,6 +1088,32 @@ mod tests {
         // Other options are still compared.
         let other_rate = ["--init-from", "builtin", "--epochs", "3", "--lr", "0.01"];
         assert!(resume_check(&f32_run, &other_rate).is_err());
+    }
+
+    #[test]
+    fn music_alone_is_a_fifth_of_non_speech_with_music_beds_unless_given() {
+        let conditions = |extra: &[&str]| {
+            let mut argv = vec!["--augment", "robust"];
+            argv.extend(extra);
+            options(&argv).augment.conditions
+        };
+        let preset = conditions(&[]);
+        assert_eq!(
+            (preset.music_probability, preset.music_alone_share),
+            (0.0, 0.0)
+        );
+        let beds = conditions(&["--music", "0.1"]);
+        assert_eq!(
+            (beds.music_probability, beds.music_alone_share),
+            (0.1, MUSIC_NON_SPEECH_SHARE)
+        );
+        let alone = conditions(&["--music-alone", "0.3"]);
+        assert_eq!(
+            (alone.music_probability, alone.music_alone_share),
+            (0.0, 0.3)
+        );
+        let both = conditions(&["--music", "0.1", "--music-alone", "0"]);
+        assert_eq!((both.music_probability, both.music_alone_share), (0.1, 0.0));
     }
 
     #[test]

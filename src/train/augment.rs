@@ -104,6 +104,7 @@ impl AugmentOptions {
             ("telephone", c.telephone_probability),
             ("clipping", c.clip_probability),
             ("music", c.music_probability),
+            ("music alone", c.music_alone_share),
             ("non-speech", c.non_speech_probability),
         ] {
             probability(name, p)?;

@@ -21,9 +21,10 @@ use super::telephone::telephone;
 /// the network learns to pick the voice out of them too.
 pub const MUSIC_SNR_DB: (f32, f32) = (5.0, 30.0);
 
-/// With music beds on, the share of non-speech utterances that are a music bed alone (level −35 to
-/// −10 dBFS): instrumental music with no voice should give no phones.
-pub const MUSIC_NON_SPEECH_SHARE: f64 = 0.2;
+/// With music beds under speech on, the share of non-speech utterances that are a music bed alone
+/// (level −35 to −10 dBFS) unless set apart ([`ConditionOptions::music_alone_share`]): instrumental
+/// music with no voice should give no phones.
+pub const MUSIC_NON_SPEECH_SHARE: f32 = 0.2;
 
 /// Full scale of int16-scale samples, the reference of dBFS levels.
 const FULL_SCALE: f32 = 32768.0;
@@ -82,9 +83,11 @@ pub struct ConditionOptions {
     /// recognition applies to clipped input. `phonrec train --clip P`.
     pub clip_probability: f32,
     /// Probability of a music bed under the speech (`music.rs`: synthesised bass, pad, keyboard and
-    /// drums) 5–30 dB under the speech, after any additive noise; with it, a fifth of the
-    /// non-speech utterances are music beds alone. `phonrec train --music P`.
+    /// drums) 5–30 dB under the speech, after any additive noise. `phonrec train --music P`.
     pub music_probability: f32,
+    /// The share of the non-speech utterances that are a music bed alone. `phonrec train
+    /// --music-alone S`; `--music` alone sets it to [`MUSIC_NON_SPEECH_SHARE`].
+    pub music_alone_share: f32,
     /// Probability that the utterance is replaced by 1–8 s of non-speech (silence, noise floor,
     /// coloured noise or hum) with an empty label sequence.
     pub non_speech_probability: f32,
@@ -111,6 +114,7 @@ impl ConditionOptions {
             clip_probability: 0.03,
             // Not in the preset that trained the built-in model up to default-v14.
             music_probability: 0.0,
+            music_alone_share: 0.0,
             non_speech_probability: 0.04,
         }
     }
@@ -143,7 +147,9 @@ pub fn apply_conditions(
     if rng.gen::<f32>() < options.non_speech_probability {
         let len = (rng.gen_range(1.0..8.0) * rate) as usize;
         // The share is drawn only with music on, so runs without it keep their random sequence.
-        let mut out = if options.music_probability > 0.0 && rng.gen_bool(MUSIC_NON_SPEECH_SHARE) {
+        let mut out = if options.music_alone_share > 0.0
+            && rng.gen_bool(f64::from(options.music_alone_share))
+        {
             let mut out = vec![0.0; len];
             let music = music_bed(len, sample_rate_hz, rng);
             add_at_power(&mut out, &music, dbfs_power(rng.gen_range(-35.0..-10.0)));
@@ -931,10 +937,11 @@ mod tests {
                 "SNR {snr}"
             );
         }
-        // Non-speech with music on: a fifth of it is a music bed alone, labelled empty. Replayed
-        // on a copy of the generator, the draws say which outputs are music and what music.
+        // Non-speech with music alone on (as `--music` sets it): a fifth of it is a music bed
+        // alone, labelled empty. Replayed on a copy of the generator, the draws say which outputs
+        // are music and what music.
         let options = ConditionOptions {
-            music_probability: 1.0,
+            music_alone_share: MUSIC_NON_SPEECH_SHARE,
             non_speech_probability: 1.0,
             ..ConditionOptions::default()
         };
@@ -945,7 +952,7 @@ mod tests {
             assert!(!out.has_speech);
             let _ = replay.gen::<f32>();
             let len = (replay.gen_range(1.0f32..8.0) * 16_000.0) as usize;
-            if replay.gen_bool(MUSIC_NON_SPEECH_SHARE) {
+            if replay.gen_bool(f64::from(MUSIC_NON_SPEECH_SHARE)) {
                 let music = music_bed(len, 16_000, &mut replay);
                 let level = dbfs_power(replay.gen_range(-35.0..-10.0));
                 let mut expected = vec![0.0; len];

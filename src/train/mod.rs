@@ -18,7 +18,7 @@ pub use checkpoint::{
     checkpoint_run_info, epoch_model_file, BEST_MODEL_FILE, CHECKPOINT_FILE, LOCK_FILE,
     METRICS_FILE,
 };
-pub use conditions::{apply_conditions, ConditionOptions, Conditioned};
+pub use conditions::{apply_conditions, ConditionOptions, Conditioned, MUSIC_NON_SPEECH_SHARE};
 pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, StepReport};
 pub use schedule::{EpochDecision, Schedule, ScheduleOptions, ALL_BLANK_PER};
 pub use trainer::{
