@@ -38,8 +38,10 @@ const FORMAT_MS_ADPCM: u16 = 0x0002;
 const FORMAT_IMA_ADPCM: u16 = 0x0011;
 
 /// Data-chunk sizes a writer puts in the header when it cannot seek back to fill in the real one
-/// (sox writing to a pipe: 0x7FFFF000; ffmpeg and others: 0xFFFFFFFF). Such a file is read to its end.
-const STREAMED_DATA_SIZES: [u32; 2] = [0x7FFF_F000, 0xFFFF_FFFF];
+/// (sox writing to a pipe: 0x7FFFF000; ffmpeg and others: 0xFFFFFFFF; ALSA's `arecord` to a pipe,
+/// as in `arecord ... | tee rec.wav`: 0x80000000, older versions 0x7FFFFF00, also left in a file
+/// when the recorder is killed). Such a file is read to its end.
+const STREAMED_DATA_SIZES: [u32; 4] = [0x7FFF_F000, 0xFFFF_FFFF, 0x8000_0000, 0x7FFF_FF00];
 
 /// True when `bytes` start like a WAV file: RIFF, RIFX, or RF64/BW64.
 pub(crate) fn is_wav(bytes: &[u8]) -> bool {
@@ -743,7 +745,8 @@ fn truncated(path: &Path, got: usize, declared: usize) -> Error {
     Error::MalformedAudio {
         path: path.to_path_buf(),
         reason: format!(
-            "data cut short: the header declares {declared} samples, the file holds {got}"
+            "data cut short: the header declares {declared} samples, the file holds {got} (an \
+             interrupted download or copy; `sox` reads what is there into a new file)"
         ),
     }
 }
@@ -925,7 +928,7 @@ mod tests {
     #[test]
     fn streamed_sizes_read_to_the_end_and_real_sizes_are_kept() {
         let data: Vec<u8> = [1i16, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
-        for placeholder in [0x7FFF_F000u32, 0xFFFF_FFFF, 0] {
+        for placeholder in [0x7FFF_F000u32, 0xFFFF_FFFF, 0x8000_0000, 0x7FFF_FF00, 0] {
             let wave = read(&wav_bytes(
                 false,
                 (1, 1, 16000, 2, 16),
