@@ -628,53 +628,44 @@ fn bad_inputs_fail_with_a_message_naming_the_file() -> TestResult {
     let dir = tempfile::tempdir()?;
     let model = random_model(dir.path(), "m.safetensors", PhoneSet::timit39())?;
     let model = path_str(&model);
-    let missing = phonrec(&["probs", "audio/no_such_file.wav", "--model", model]);
-    assert!(!missing.status.success());
-    assert!(
-        stderr(&missing).contains("no_such_file.wav"),
-        "{}",
-        stderr(&missing)
+    // `probs ARGS` fails and its error says each of `says`.
+    let fails_saying = |args: &[&str], says: &[&str]| {
+        let mut argv = vec!["probs"];
+        argv.extend_from_slice(args);
+        let output = phonrec(&argv);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        for text in says {
+            assert!(
+                stderr(&output).contains(text),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+        }
+    };
+    fails_saying(
+        &["audio/no_such_file.wav", "--model", model],
+        &["no_such_file.wav"],
     );
-
-    let not_audio = phonrec(&["probs", "Cargo.toml", "--model", model]);
-    assert!(!not_audio.status.success());
-    assert!(
-        stderr(&not_audio).contains("Cargo.toml"),
-        "{}",
-        stderr(&not_audio)
+    fails_saying(
+        &["Cargo.toml", "--model", model],
+        &["Cargo.toml", "not an audio file"],
     );
-    assert!(
-        stderr(&not_audio).contains("not an audio file"),
-        "{}",
-        stderr(&not_audio)
+    fails_saying(
+        &[EXAMPLE, "--model", model, "--format", "npy", "--top", "3"],
+        &["--top"],
     );
-
-    let npy_top = phonrec(&[
-        "probs", EXAMPLE, "--model", model, "--format", "npy", "--top", "3",
-    ]);
-    assert!(!npy_top.status.success());
-    assert!(stderr(&npy_top).contains("--top"), "{}", stderr(&npy_top));
-
-    let past_the_end = phonrec(&["probs", EXAMPLE, "--model", model, "--start", "10"]);
-    assert!(!past_the_end.status.success());
-    assert!(
-        stderr(&past_the_end).contains("ends at 3.08 s"),
-        "{}",
-        stderr(&past_the_end)
+    fails_saying(
+        &[EXAMPLE, "--model", model, "--start", "10"],
+        &["ends at 3.08 s"],
     );
-    let backwards = phonrec(&[
-        "probs", EXAMPLE, "--model", model, "--start", "2", "--end", "1",
-    ]);
-    assert!(!backwards.status.success());
-    assert!(
-        stderr(&backwards).contains("--end (1 s) must come after --start (2 s)"),
-        "{}",
-        stderr(&backwards)
+    fails_saying(
+        &[EXAMPLE, "--model", model, "--start", "2", "--end", "1"],
+        &["--end (1 s) must come after --start (2 s)"],
     );
-
-    let no_model = phonrec(&["probs", EXAMPLE, "--model", "no_such_model.safetensors"]);
-    assert!(!no_model.status.success());
-    assert!(stderr(&no_model).contains("no_such_model.safetensors"));
+    fails_saying(
+        &[EXAMPLE, "--model", "no_such_model.safetensors"],
+        &["no_such_model.safetensors"],
+    );
     Ok(())
 }
 
