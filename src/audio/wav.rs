@@ -412,7 +412,44 @@ fn decode(encoding: Encoding, big_endian: bool, bytes: &[u8], out: &mut [f32]) {
 }
 
 /// Read a WAV file held in memory (`path` names it in errors) to mono int16-scale samples.
+///
+/// A file that holds several WAV recordings one after another (what `cat a.wav b.wav > ab.wav`
+/// makes) is read whole, the recordings joined in order, as the user who joined them meant; sox and
+/// ffmpeg read only the first and drop the rest without a word. Recordings at different rates are
+/// refused with the way to join them.
 pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+    let (mut waveform, mut next) = read_one_wav(path, bytes)?;
+    let mut part = 1;
+    while let Some(at) = next {
+        part += 1;
+        let rest = &bytes[at..];
+        let (more, after) = read_one_wav(path, rest).map_err(|e| match e {
+            Error::MalformedAudio { path, reason } => Error::MalformedAudio {
+                path,
+                reason: format!("recording {part} of those joined in the file: {reason}"),
+            },
+            other => other,
+        })?;
+        if more.sample_rate_hz != waveform.sample_rate_hz {
+            return Err(Error::MalformedAudio {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "it holds WAV recordings one after another (as `cat a.wav b.wav` makes) at \
+                     different rates: {} Hz, then {} Hz in recording {part}; bring them to one \
+                     rate and join them with sox (`sox a.wav b.wav joined.wav`)",
+                    waveform.sample_rate_hz, more.sample_rate_hz
+                ),
+            });
+        }
+        waveform.samples.extend_from_slice(&more.samples);
+        next = after.map(|offset| at + offset);
+    }
+    Ok(waveform)
+}
+
+/// Read the WAV recording at the start of `bytes`; also where another one starts after it, if one
+/// does.
+fn read_one_wav(path: &Path, bytes: &[u8]) -> Result<(Waveform, Option<usize>)> {
     let header = match parse_header(path, bytes)? {
         Parsed::Samples(header) => header,
         Parsed::Adpcm { frames } => {
@@ -420,16 +457,59 @@ pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
             if let Some(frames) = frames.and_then(|n| usize::try_from(n).ok()) {
                 waveform.samples.truncate(frames);
             }
-            return Ok(waveform);
+            return Ok((waveform, None));
         }
     };
     let range = header.data_range(path, bytes.len())?;
     let samples = decode_to_mono(&header, &DataSource::Memory(&bytes[range]))
         .map_err(|e| Error::io(path, e))?;
-    Ok(Waveform {
+    let waveform = Waveform {
         samples,
         sample_rate_hz: header.sample_rate_hz,
-    })
+    };
+    let next = header.declared_bytes.and_then(|declared| {
+        next_recording(
+            bytes,
+            header.data_start + declared,
+            declared & 1,
+            header.big_endian,
+        )
+    });
+    Ok((waveform, next))
+}
+
+/// Where a second WAV recording starts in `bytes` after a data chunk that ends at `data_end`:
+/// past any chunks that follow the data (`LIST`, `id3 `, ...), a RIFF header of form WAVE. The
+/// data chunk's pad byte (`pad`: 1 after an odd size) is looked past whether or not its writer
+/// wrote one.
+fn next_recording(bytes: &[u8], data_end: usize, pad: usize, big_endian: bool) -> Option<usize> {
+    let starts_wav = |at: usize| {
+        bytes.get(at..at + 12).is_some_and(|head| {
+            [b"RIFF", b"RIFX", b"RF64", b"BW64"]
+                .iter()
+                .any(|magic| head.starts_with(*magic))
+                && &head[8..12] == b"WAVE"
+        })
+    };
+    if starts_wav(data_end) {
+        return Some(data_end);
+    }
+    let mut pos = data_end + pad;
+    // Chunks after the data, by their sizes, until the file ends or something else begins.
+    while pos.checked_add(8)? <= bytes.len() {
+        if starts_wav(pos) {
+            return Some(pos);
+        }
+        let id = &bytes[pos..pos + 4];
+        if !id.iter().all(|&b| b.is_ascii_graphic() || b == b' ') {
+            return None;
+        }
+        let size = read_u32(bytes, pos + 4, big_endian) as usize;
+        pos = pos
+            .checked_add(8)?
+            .checked_add(size.checked_add(size & 1)?)?;
+    }
+    None
 }
 
 /// Where a WAV file's sample data is: in memory, or in a file from `start` on for `len` bytes.
@@ -559,6 +639,18 @@ pub(crate) fn read_wav_file_by_blocks(
         return Ok(None);
     };
     let range = header.data_range(path, file_len)?;
+    if let Some(declared) = header.declared_bytes {
+        // Another recording after this one (`cat a.wav b.wav`): read the file whole, which joins
+        // them (`read_wav`). What follows the data is looked at, up to the header's read size.
+        let data_end = header.data_start + declared;
+        if data_end < file_len {
+            let mut tail = vec![0u8; (file_len - data_end).min(HEADER_READ_BYTES)];
+            file.read_exact_at(&mut tail, data_end as u64).map_err(io)?;
+            if next_recording(&tail, 0, declared & 1, header.big_endian).is_some() {
+                return Ok(None);
+            }
+        }
+    }
     let source = DataSource::File {
         file,
         start: range.start,
@@ -1039,5 +1131,76 @@ mod tests {
         assert!(read_wav_file_by_blocks(&not_wav, &file, 16)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn recordings_joined_by_cat_are_read_in_order() {
+        let pcm =
+            |values: &[i16]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+        let first = wav_bytes(false, (1, 1, 8000, 2, 16), &[], &pcm(&[1, 2, 3]), 6);
+        // The second ends in a LIST chunk after its data, as many editors write.
+        let mut second = wav_bytes(false, (1, 1, 8000, 2, 16), &[], &pcm(&[4, 5]), 4);
+        second.extend(b"LIST\x04\0\0\0INFO");
+        let riff = u32::from_le_bytes([second[4], second[5], second[6], second[7]]) + 12;
+        second[4..8].copy_from_slice(&riff.to_le_bytes());
+        // The third: 8-bit, an odd data size without its pad byte (a careless writer).
+        let third = wav_bytes(false, (1, 1, 8000, 1, 8), &[], &[128 + 1], 1);
+        let joined: Vec<u8> = [first.clone(), second.clone(), third].concat();
+        let wave = read(&joined).unwrap();
+        assert_eq!(wave.samples, [1.0, 2.0, 3.0, 4.0, 5.0, 256.0]);
+        assert_eq!(wave.sample_rate_hz, 8000);
+
+        // One recording with chunks or stray bytes after its data is read as before.
+        assert_eq!(read(&second).unwrap().samples, [4.0, 5.0]);
+        let mut stray = first.clone();
+        stray.extend(b"\0\0junk");
+        assert_eq!(read(&stray).unwrap().samples, [1.0, 2.0, 3.0]);
+
+        // Different rates cannot be joined: refused with the way to do it.
+        let fast = wav_bytes(false, (1, 1, 16000, 2, 16), &[], &pcm(&[7]), 2);
+        let err = read(&[first.clone(), fast].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("8000 Hz, then 16000 Hz in recording 2") && err.contains("sox"),
+            "{err}"
+        );
+        // A later recording cut short names itself.
+        let short = wav_bytes(false, (1, 1, 8000, 2, 16), &[], &pcm(&[7]), 8);
+        let err = read(&[first, short].concat()).unwrap_err().to_string();
+        assert!(
+            err.contains("recording 2 of those joined") && err.contains("cut short"),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_large_file_of_joined_recordings_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let part: Vec<u8> = (0..3 * CONVERT_BLOCK as i32)
+            .flat_map(|i| ((i % 1000) as i16).to_le_bytes())
+            .collect();
+        let one = wav_bytes(false, (1, 1, 16000, 2, 16), &[], &part, part.len() as u32);
+        let joined = [one.clone(), one.clone()].concat();
+        let path = dir.path().join("ab.wav");
+        std::fs::write(&path, &joined).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        assert!(
+            read_wav_file_by_blocks(&path, &file, joined.len() as u64)
+                .unwrap()
+                .is_none(),
+            "left to the whole-file reader, which joins"
+        );
+        let path_one = dir.path().join("a.wav");
+        std::fs::write(&path_one, &one).unwrap();
+        let file = std::fs::File::open(&path_one).unwrap();
+        assert!(read_wav_file_by_blocks(&path_one, &file, one.len() as u64)
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            read(&joined).unwrap().samples.len(),
+            2 * read(&one).unwrap().samples.len()
+        );
     }
 }
