@@ -423,28 +423,44 @@ pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     while let Some(at) = next {
         part += 1;
         let rest = &bytes[at..];
-        let (more, after) = read_one_wav(path, rest).map_err(|e| match e {
-            Error::MalformedAudio { path, reason } => Error::MalformedAudio {
-                path,
-                reason: format!("recording {part} of those joined in the file: {reason}"),
-            },
-            other => other,
-        })?;
+        let (more, after) =
+            read_one_wav(path, rest).map_err(|e| in_joined_recording(part, "file", e))?;
         if more.sample_rate_hz != waveform.sample_rate_hz {
-            return Err(Error::MalformedAudio {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "it holds WAV recordings one after another (as `cat a.wav b.wav` makes) at \
-                     different rates: {} Hz, then {} Hz in recording {part}; bring them to one \
-                     rate and join them with sox (`sox a.wav b.wav joined.wav`)",
-                    waveform.sample_rate_hz, more.sample_rate_hz
-                ),
-            });
+            return Err(joined_at_different_rates(
+                path,
+                waveform.sample_rate_hz,
+                more.sample_rate_hz,
+                part,
+            ));
         }
         waveform.samples.extend_from_slice(&more.samples);
         next = after.map(|offset| at + offset);
     }
     Ok(waveform)
+}
+
+/// Recordings joined by `cat` whose rates differ: recording `part` is at `then` Hz, those before it
+/// at `first` Hz.
+fn joined_at_different_rates(path: &Path, first: u32, then: u32, part: usize) -> Error {
+    Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason: format!(
+            "it holds WAV recordings one after another (as `cat a.wav b.wav` makes) at different \
+             rates: {first} Hz, then {then} Hz in recording {part}; bring them to one rate and join \
+             them with sox (`sox a.wav b.wav joined.wav`)"
+        ),
+    }
+}
+
+/// `error` in recording `part` (from 2 on) of several joined in one `file` or stream, saying which.
+fn in_joined_recording(part: usize, file: &str, error: Error) -> Error {
+    match error {
+        Error::MalformedAudio { path, reason } => Error::MalformedAudio {
+            path,
+            reason: format!("recording {part} of those joined in the {file}: {reason}"),
+        },
+        other => other,
+    }
 }
 
 /// Read the WAV recording at the start of `bytes`; also where another one starts after it, if one
@@ -483,14 +499,7 @@ fn read_one_wav(path: &Path, bytes: &[u8]) -> Result<(Waveform, Option<usize>)> 
 /// data chunk's pad byte (`pad`: 1 after an odd size) is looked past whether or not its writer
 /// wrote one.
 fn next_recording(bytes: &[u8], data_end: usize, pad: usize, big_endian: bool) -> Option<usize> {
-    let starts_wav = |at: usize| {
-        bytes.get(at..at + 12).is_some_and(|head| {
-            [b"RIFF", b"RIFX", b"RF64", b"BW64"]
-                .iter()
-                .any(|magic| head.starts_with(*magic))
-                && &head[8..12] == b"WAVE"
-        })
-    };
+    let starts_wav = |at: usize| bytes.get(at..).is_some_and(starts_wav_header);
     if starts_wav(data_end) {
         return Some(data_end);
     }
@@ -500,8 +509,7 @@ fn next_recording(bytes: &[u8], data_end: usize, pad: usize, big_endian: bool) -
         if starts_wav(pos) {
             return Some(pos);
         }
-        let id = &bytes[pos..pos + 4];
-        if !id.iter().all(|&b| b.is_ascii_graphic() || b == b' ') {
+        if !starts_chunk_id(&bytes[pos..]) {
             return None;
         }
         let size = read_u32(bytes, pos + 4, big_endian) as usize;
@@ -510,6 +518,19 @@ fn next_recording(bytes: &[u8], data_end: usize, pad: usize, big_endian: bool) -
             .checked_add(size.checked_add(size & 1)?)?;
     }
     None
+}
+
+/// Whether `bytes` start with a RIFF header of form WAVE (another recording, after a data chunk).
+fn starts_wav_header(bytes: &[u8]) -> bool {
+    bytes.len() >= 12 && is_wav(bytes) && &bytes[8..12] == b"WAVE"
+}
+
+/// Whether `bytes` start like a chunk header: four printable ASCII characters (`LIST`, `id3 `).
+fn starts_chunk_id(bytes: &[u8]) -> bool {
+    bytes.len() >= 4
+        && bytes[..4]
+            .iter()
+            .all(|&b| b.is_ascii_graphic() || b == b' ')
 }
 
 /// Where a WAV file's sample data is: in memory, or in a file from `start` on for `len` bytes.
@@ -665,8 +686,9 @@ pub(crate) fn read_wav_file_by_blocks(
 
 /// A WAV stream read as it arrives (`arecord`, `sox -d`, `ffmpeg ... -f wav -` writing to a pipe):
 /// its header, then blocks of samples, mono at int16 scale, each as soon as it is there. A data size
-/// in the header bounds the stream (a whole file piped in ends there); a stream that ends sooner
-/// simply ends (live audio has no length to keep).
+/// in the header bounds the recording (a whole file piped in ends there); a stream that ends sooner
+/// simply ends (live audio has no length to keep). Recordings joined by `cat a.wav b.wav` are read
+/// one after another, as the whole-file reader does.
 pub struct WavStream<R> {
     reader: R,
     encoding: Encoding,
@@ -675,6 +697,10 @@ pub struct WavStream<R> {
     sample_rate_hz: u32,
     /// Bytes of samples still to come by the header's count; `None`: until the stream ends.
     remaining: Option<usize>,
+    /// The data chunk's size is odd, so a pad byte may follow it.
+    pad_after_data: bool,
+    /// Which recording of those joined in the stream is being read (1 for the first).
+    recording: usize,
     /// Bytes read but not yet decoded (what followed the header, a partial frame).
     pending: Vec<u8>,
     ended: bool,
@@ -686,66 +712,23 @@ const STREAM_READ_BYTES: usize = 4096;
 
 impl<R: std::io::Read> WavStream<R> {
     /// Read the header of the WAV stream `reader` (`name` names it in errors).
-    pub fn open(mut reader: R, name: &Path) -> Result<Self> {
-        let io = |e| Error::io(name, e);
-        let mut bytes = Vec::new();
-        let mut ended = false;
-        // Read until the data chunk's header has arrived (and a sample after it, when any come).
-        let header = loop {
-            if bytes.len() >= 12 {
-                if !is_wav(&bytes) || &bytes[8..12] != b"WAVE" {
-                    return Err(Error::NotAudio {
-                        path: name.to_path_buf(),
-                        reason: "the stream does not start with a WAV header (headerless PCM: \
-                                 give its rate with --raw-rate)"
-                            .to_string(),
-                    });
-                }
-                if let Some(body) = data_chunk_body(&bytes) {
-                    if bytes.len() > body || ended {
-                        break parse_header(name, &bytes)?;
-                    }
-                }
-            }
-            if ended {
-                return Err(Error::MalformedAudio {
-                    path: name.to_path_buf(),
-                    reason: if bytes.is_empty() {
-                        "the stream ended before any audio came".to_string()
-                    } else {
-                        "the stream ended inside its WAV header".to_string()
-                    },
-                });
-            }
-            if bytes.len() > HEADER_READ_BYTES {
-                return Err(Error::MalformedAudio {
-                    path: name.to_path_buf(),
-                    reason: format!("no data chunk in the first {HEADER_READ_BYTES} bytes"),
-                });
-            }
-            let mut block = [0u8; STREAM_READ_BYTES];
-            let n = read_retrying(&mut reader, &mut block).map_err(io)?;
-            ended = n == 0;
-            bytes.extend_from_slice(&block[..n]);
-        };
-        let Parsed::Samples(header) = header else {
-            return Err(Error::UnsupportedEncoding {
-                path: name.to_path_buf(),
-                encoding: "ADPCM".to_string(),
-                hint: Some("stream PCM (e.g. `arecord -f S16_LE`)".to_string()),
-            });
-        };
-        Ok(WavStream {
+    pub fn open(reader: R, name: &Path) -> Result<Self> {
+        let mut stream = WavStream {
             reader,
-            encoding: header.encoding,
-            big_endian: header.big_endian,
-            channels: header.channels,
-            sample_rate_hz: header.sample_rate_hz,
-            remaining: header.declared_bytes,
-            pending: bytes[header.data_start..].to_vec(),
-            ended,
+            encoding: Encoding::Signed { bytes: 2 },
+            big_endian: false,
+            channels: 1,
+            sample_rate_hz: 0,
+            remaining: None,
+            pad_after_data: false,
+            recording: 1,
+            pending: Vec::new(),
+            ended: false,
             name: name.to_path_buf(),
-        })
+        };
+        let header = stream.read_header()?;
+        stream.start(&header);
+        Ok(stream)
     }
 
     /// Headerless 16-bit little-endian PCM of `channels` channels at `sample_rate_hz` (`arecord -t
@@ -758,6 +741,8 @@ impl<R: std::io::Read> WavStream<R> {
             channels: channels.clamp(1, MAX_CHANNELS),
             sample_rate_hz,
             remaining: None,
+            pad_after_data: false,
+            recording: 1,
             pending: Vec::new(),
             ended: false,
             name: name.to_path_buf(),
@@ -772,14 +757,13 @@ impl<R: std::io::Read> WavStream<R> {
     /// The samples that have arrived since the last call (at least one frame, waiting for it),
     /// mono at int16 scale; `None` once the stream has ended.
     pub fn next_block(&mut self) -> Result<Option<Vec<f32>>> {
-        let frame_bytes = self.encoding.bytes() * self.channels;
         loop {
+            let frame_bytes = self.encoding.bytes() * self.channels;
             let mut usable = self.pending.len();
             if let Some(remaining) = self.remaining {
                 usable = usable.min(remaining);
             }
             let whole = usable - usable % frame_bytes;
-            let at_end = self.ended || self.remaining == Some(whole);
             if whole > 0 {
                 let bytes: Vec<u8> = self.pending.drain(..whole).collect();
                 if let Some(remaining) = &mut self.remaining {
@@ -794,15 +778,161 @@ impl<R: std::io::Read> WavStream<R> {
                 Mixdown::new(self.channels).mix(&interleaved, &mut mono);
                 return Ok(Some(mono));
             }
-            if at_end {
+            if self.remaining.is_some_and(|left| left < frame_bytes) {
+                // The header's count is read (a partial frame left over is dropped): go on to a
+                // recording joined after this one, if one follows.
+                if self.next_recording()? {
+                    continue;
+                }
                 return Ok(None);
             }
-            let mut block = [0u8; STREAM_READ_BYTES];
-            let n = read_retrying(&mut self.reader, &mut block)
-                .map_err(|e| Error::io(&self.name, e))?;
-            self.ended = n == 0;
-            self.pending.extend_from_slice(&block[..n]);
+            if self.ended {
+                return Ok(None);
+            }
+            self.read_more()?;
         }
+    }
+
+    /// One read from the stream into `pending`; marks the stream ended when nothing more comes.
+    fn read_more(&mut self) -> Result<()> {
+        let mut block = [0u8; STREAM_READ_BYTES];
+        let n =
+            read_retrying(&mut self.reader, &mut block).map_err(|e| Error::io(&self.name, e))?;
+        self.ended = n == 0;
+        self.pending.extend_from_slice(&block[..n]);
+        Ok(())
+    }
+
+    /// Read until `pending` holds `n` bytes or the stream ends; whether it holds them.
+    fn fill(&mut self, n: usize) -> Result<bool> {
+        while self.pending.len() < n && !self.ended {
+            self.read_more()?;
+        }
+        Ok(self.pending.len() >= n)
+    }
+
+    /// Read the WAV header at the start of `pending` (reading more as it is needed) up to its
+    /// data chunk's first sample, when any come.
+    fn read_header(&mut self) -> Result<Header> {
+        let name = self.name.clone();
+        let header = loop {
+            let bytes = &self.pending;
+            if bytes.len() >= 12 {
+                if !is_wav(bytes) || &bytes[8..12] != b"WAVE" {
+                    return Err(Error::NotAudio {
+                        path: name,
+                        reason: "the stream does not start with a WAV header (headerless PCM: \
+                                 give its rate with --raw-rate)"
+                            .to_string(),
+                    });
+                }
+                if let Some(body) = data_chunk_body(bytes) {
+                    if bytes.len() > body || self.ended {
+                        break parse_header(&name, bytes)?;
+                    }
+                }
+            }
+            if self.ended {
+                return Err(Error::MalformedAudio {
+                    path: name,
+                    reason: if bytes.is_empty() {
+                        "the stream ended before any audio came".to_string()
+                    } else {
+                        "the stream ended inside its WAV header".to_string()
+                    },
+                });
+            }
+            if bytes.len() > HEADER_READ_BYTES {
+                return Err(Error::MalformedAudio {
+                    path: name,
+                    reason: format!("no data chunk in the first {HEADER_READ_BYTES} bytes"),
+                });
+            }
+            self.read_more()?;
+        };
+        match header {
+            Parsed::Samples(header) => Ok(header),
+            Parsed::Adpcm { .. } => Err(Error::UnsupportedEncoding {
+                path: name,
+                encoding: "ADPCM".to_string(),
+                hint: Some("stream PCM (e.g. `arecord -f S16_LE`)".to_string()),
+            }),
+        }
+    }
+
+    /// Take the samples' format and count from `header`, whose samples start at `data_start` in
+    /// `pending`.
+    fn start(&mut self, header: &Header) {
+        self.encoding = header.encoding;
+        self.big_endian = header.big_endian;
+        self.channels = header.channels;
+        self.sample_rate_hz = header.sample_rate_hz;
+        self.remaining = header.declared_bytes;
+        self.pad_after_data = header.declared_bytes.is_some_and(|n| n % 2 == 1);
+        self.pending.drain(..header.data_start);
+    }
+
+    /// After a recording's declared samples: past its pad byte and any chunks after the data
+    /// (`LIST`, `id3 `, ...), the header of another recording joined after it (`cat a.wav b.wav`),
+    /// whose samples then follow; false when the stream ends or holds something else there.
+    fn next_recording(&mut self) -> Result<bool> {
+        // The partial frame a header's count may end in (never decoded).
+        if let Some(left) = self.remaining.take() {
+            let left = left.min(self.pending.len());
+            self.pending.drain(..left);
+        }
+        let mut pad = self.pad_after_data;
+        let found = loop {
+            self.fill(12)?;
+            if starts_wav_header(&self.pending) {
+                break true;
+            }
+            if pad && !self.pending.is_empty() {
+                // Looked past whether or not its writer wrote one, as the whole-file reader does.
+                self.pending.remove(0);
+                pad = false;
+                continue;
+            }
+            if !self.fill(8)? || !starts_chunk_id(&self.pending) {
+                break false;
+            }
+            let size = read_u32(&self.pending, 4, self.big_endian) as usize;
+            let mut skip = 8 + size + (size & 1);
+            // Skipped as it arrives: a chunk's size is not a reason to hold it in memory.
+            loop {
+                let here = skip.min(self.pending.len());
+                self.pending.drain(..here);
+                skip -= here;
+                if skip == 0 || self.ended {
+                    break;
+                }
+                self.read_more()?;
+            }
+            if skip > 0 {
+                break false;
+            }
+        };
+        if !found {
+            // Nothing more is read: what follows is not audio this reader knows.
+            self.pending.clear();
+            self.ended = true;
+            return Ok(false);
+        }
+        let part = self.recording + 1;
+        let header = self
+            .read_header()
+            .map_err(|e| in_joined_recording(part, "stream", e))?;
+        if header.sample_rate_hz != self.sample_rate_hz {
+            return Err(joined_at_different_rates(
+                &self.name,
+                self.sample_rate_hz,
+                header.sample_rate_hz,
+                part,
+            ));
+        }
+        self.recording = part;
+        self.start(&header);
+        Ok(true)
     }
 }
 
@@ -1201,6 +1331,76 @@ mod tests {
         assert_eq!(
             read(&joined).unwrap().samples.len(),
             2 * read(&one).unwrap().samples.len()
+        );
+    }
+
+    /// A reader that hands out at most `step` bytes a read, as a pipe may.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    /// Every sample of the WAV stream `bytes` read in reads of `step` bytes, or the error.
+    fn stream_all(bytes: &[u8], step: usize) -> Result<Vec<f32>> {
+        let mut stream = WavStream::open(Trickle { bytes, step }, Path::new("-"))?;
+        let mut samples = Vec::new();
+        while let Some(block) = stream.next_block()? {
+            samples.extend(block);
+        }
+        Ok(samples)
+    }
+
+    #[test]
+    fn recordings_joined_by_cat_are_streamed_in_order() {
+        let pcm =
+            |values: &[i16]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+        let first = wav_bytes(false, (1, 1, 8000, 2, 16), &[], &pcm(&[1, 2, 3]), 6);
+        // Stereo, ending in a LIST chunk after its data, as many editors write.
+        let mut second = wav_bytes(false, (1, 2, 8000, 4, 16), &[], &pcm(&[4, 6, 10, 0]), 8);
+        second.extend(b"LIST\x04\0\0\0INFO");
+        // 8-bit, an odd data size without its pad byte (a careless writer).
+        let third = wav_bytes(false, (1, 1, 8000, 1, 8), &[], &[128 + 1], 1);
+        // 8-bit with its pad byte, then a partial frame the header counts (dropped).
+        let mut fourth = wav_bytes(false, (1, 2, 8000, 2, 8), &[], &[128 + 2, 128 + 4, 9], 3);
+        fourth.push(0);
+        let joined: Vec<u8> = [first.clone(), second, third, fourth].concat();
+        let want = [1.0, 2.0, 3.0, 5.0, 5.0, 256.0, 768.0];
+        for step in [1, 3, 7, 4096] {
+            assert_eq!(stream_all(&joined, step).unwrap(), want, "reads of {step}");
+        }
+        // The file reader agrees.
+        assert_eq!(read(&joined).unwrap().samples, want);
+
+        // Stray bytes after the data end the stream where they begin.
+        let mut stray = first.clone();
+        stray.extend(b"\0\0junk");
+        assert_eq!(stream_all(&stray, 5).unwrap(), [1.0, 2.0, 3.0]);
+
+        // Different rates are refused with the way to join them; a second header cut off by the
+        // end of the stream names its recording.
+        let fast = wav_bytes(false, (1, 1, 16000, 2, 16), &[], &pcm(&[7]), 2);
+        let err = stream_all(&[first.clone(), fast.clone()].concat(), 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("8000 Hz, then 16000 Hz in recording 2") && err.contains("sox"),
+            "{err}"
+        );
+        let cut: Vec<u8> = [&first[..], &fast[..20]].concat();
+        let err = stream_all(&cut, 2).unwrap_err().to_string();
+        assert!(
+            err.contains("recording 2 of those joined in the stream")
+                && err.contains("ended inside its WAV header"),
+            "{err}"
         );
     }
 }

@@ -26,7 +26,8 @@ use super::common::{error_chain, DecodeArgs, Kept};
 /// recognised whole (the network is bidirectional) while the next one is heard, as pocketsphinx's
 /// `live` mode does. Text output: `start<TAB>end<TAB>phones` per utterance, seconds from the start
 /// of the stream; JSON: `transcribe`'s records, `offset` the utterance's start. Utterances in which
-/// no phones are heard (a cough, a door) print nothing.
+/// no phones are heard (a cough, a door) print nothing. WAV files joined by `cat` (`cat *.wav |
+/// phonrec live`) are read one after another, as one stream.
 #[derive(Args, Debug)]
 pub struct LiveArgs {
     /// The stream: `-` (standard input, the default), or a file or named pipe.
