@@ -416,7 +416,8 @@ fn decode(encoding: Encoding, big_endian: bool, bytes: &[u8], out: &mut [f32]) {
 /// A file that holds several WAV recordings one after another (what `cat a.wav b.wav > ab.wav`
 /// makes) is read whole, the recordings joined in order, as the user who joined them meant; sox and
 /// Python's `wave` read only the first and drop the rest without a word (checked with sox 14.4).
-/// Recordings at different rates are refused with the way to join them.
+/// A recording whose header gives no size (written to a pipe) ends where the next one's header
+/// begins. Recordings at different rates are refused with the way to join them.
 pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     let (mut waveform, mut next) = read_one_wav(path, bytes)?;
     let mut part = 1;
@@ -466,7 +467,7 @@ fn in_joined_recording(part: usize, file: &str, error: Error) -> Error {
 /// Read the WAV recording at the start of `bytes`; also where another one starts after it, if one
 /// does.
 fn read_one_wav(path: &Path, bytes: &[u8]) -> Result<(Waveform, Option<usize>)> {
-    let header = match parse_header(path, bytes)? {
+    let mut header = match parse_header(path, bytes)? {
         Parsed::Samples(header) => header,
         Parsed::Adpcm { frames } => {
             let mut waveform = super::container::read_container(path, bytes)?;
@@ -476,6 +477,10 @@ fn read_one_wav(path: &Path, bytes: &[u8]) -> Result<(Waveform, Option<usize>)> 
             return Ok((waveform, None));
         }
     };
+    if header.declared_bytes.is_none() {
+        // A stream's size is not known: its samples end where another recording's header begins.
+        header.declared_bytes = joined_header_in(&bytes[header.data_start..]);
+    }
     let range = header.data_range(path, bytes.len())?;
     let samples = decode_to_mono(&header, &DataSource::Memory(&bytes[range]))
         .map_err(|e| Error::io(path, e))?;
@@ -531,6 +536,26 @@ fn starts_chunk_id(bytes: &[u8]) -> bool {
         && bytes[..4]
             .iter()
             .all(|&b| b.is_ascii_graphic() || b == b' ')
+}
+
+/// Bytes by which [`joined_header_in`] knows a recording's header: `RIFF`, its size, `WAVE` and the
+/// first chunk's id.
+const JOINED_HEADER_BYTES: usize = 16;
+
+/// Where another recording's WAV header begins in `data`, the samples of a recording whose header
+/// gave no size: recordings written to a pipe (whose writers leave a placeholder size, as
+/// `ffmpeg ... -f wav -` does) and joined by `cat`. Without it the later header would be read as
+/// samples and the later recordings at the first one's rate. Random samples match these 16 bytes
+/// with a chance of about 2^-96 per position.
+fn joined_header_in(data: &[u8]) -> Option<usize> {
+    memchr::memmem::find_iter(data, b"WAVE")
+        .filter_map(|wave| wave.checked_sub(8))
+        .find(|&at| {
+            let rest = &data[at..];
+            rest.len() >= JOINED_HEADER_BYTES
+                && starts_wav_header(rest)
+                && starts_chunk_id(&rest[12..])
+        })
 }
 
 /// Where a WAV file's sample data is: in memory, or in a file from `start` on for `len` bytes.
@@ -671,6 +696,9 @@ pub(crate) fn read_wav_file_by_blocks(
                 return Ok(None);
             }
         }
+    } else if file_holds_joined_header(file, range.clone(), 4 << 20).map_err(io)? {
+        // A stream's samples followed by another recording: read whole, which splits them.
+        return Ok(None);
     }
     let source = DataSource::File {
         file,
@@ -682,6 +710,33 @@ pub(crate) fn read_wav_file_by_blocks(
         samples,
         sample_rate_hz: header.sample_rate_hz,
     }))
+}
+
+/// Whether the bytes of `file` in `range` (a stream's samples, of no declared size) hold another
+/// recording's header ([`joined_header_in`]), read in blocks of `block_bytes` (more than a header)
+/// that overlap by a header's length less one.
+#[cfg(unix)]
+fn file_holds_joined_header(
+    file: &std::fs::File,
+    range: Range<usize>,
+    block_bytes: usize,
+) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut block = Vec::new();
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start + block_bytes.max(JOINED_HEADER_BYTES)).min(range.end);
+        block.resize(end - start, 0);
+        file.read_exact_at(&mut block, start as u64)?;
+        if joined_header_in(&block).is_some() {
+            return Ok(true);
+        }
+        if end == range.end {
+            break;
+        }
+        start = end - (JOINED_HEADER_BYTES - 1);
+    }
+    Ok(false)
 }
 
 /// A WAV stream read as it arrives (`arecord`, `sox -d`, `ffmpeg ... -f wav -` writing to a pipe):
@@ -699,6 +754,9 @@ pub struct WavStream<R> {
     remaining: Option<usize>,
     /// The data chunk's size is odd, so a pad byte may follow it.
     pad_after_data: bool,
+    /// The header gave no size (a WAV written to a pipe): the samples end where another
+    /// recording's header begins, if one does ([`joined_header_in`]).
+    size_unknown: bool,
     /// Which recording of those joined in the stream is being read (1 for the first).
     recording: usize,
     /// Bytes read but not yet decoded (what followed the header, a partial frame).
@@ -721,6 +779,7 @@ impl<R: std::io::Read> WavStream<R> {
             sample_rate_hz: 0,
             remaining: None,
             pad_after_data: false,
+            size_unknown: false,
             recording: 1,
             pending: Vec::new(),
             ended: false,
@@ -742,6 +801,7 @@ impl<R: std::io::Read> WavStream<R> {
             sample_rate_hz,
             remaining: None,
             pad_after_data: false,
+            size_unknown: false,
             recording: 1,
             pending: Vec::new(),
             ended: false,
@@ -759,10 +819,17 @@ impl<R: std::io::Read> WavStream<R> {
     pub fn next_block(&mut self) -> Result<Option<Vec<f32>>> {
         loop {
             let frame_bytes = self.encoding.bytes() * self.channels;
-            let mut usable = self.pending.len();
-            if let Some(remaining) = self.remaining {
-                usable = usable.min(remaining);
+            if self.size_unknown && self.remaining.is_none() {
+                self.remaining = joined_header_in(&self.pending);
             }
+            let usable = match self.remaining {
+                Some(remaining) => self.pending.len().min(remaining),
+                // The last bytes wait for the next read while they could be a header's start.
+                None if self.size_unknown && !self.ended => {
+                    self.pending.len().saturating_sub(JOINED_HEADER_BYTES - 1)
+                }
+                None => self.pending.len(),
+            };
             let whole = usable - usable % frame_bytes;
             if whole > 0 {
                 let bytes: Vec<u8> = self.pending.drain(..whole).collect();
@@ -869,6 +936,7 @@ impl<R: std::io::Read> WavStream<R> {
         self.sample_rate_hz = header.sample_rate_hz;
         self.remaining = header.declared_bytes;
         self.pad_after_data = header.declared_bytes.is_some_and(|n| n % 2 == 1);
+        self.size_unknown = header.declared_bytes.is_none();
         self.pending.drain(..header.data_start);
     }
 
@@ -1332,6 +1400,70 @@ mod tests {
             read(&joined).unwrap().samples.len(),
             2 * read(&one).unwrap().samples.len()
         );
+
+        // The same with a stream's placeholder size in the first header: the second header lies
+        // inside what the first would read to the end.
+        let streamed = wav_bytes(false, (1, 1, 16000, 2, 16), &[], &part, 0xFFFF_FFFF);
+        let path_streamed = dir.path().join("streamed.wav");
+        let joined_streamed = [streamed.clone(), streamed.clone()].concat();
+        std::fs::write(&path_streamed, &joined_streamed).unwrap();
+        let file = std::fs::File::open(&path_streamed).unwrap();
+        assert!(
+            read_wav_file_by_blocks(&path_streamed, &file, joined_streamed.len() as u64)
+                .unwrap()
+                .is_none(),
+            "a stream followed by another recording is left to the whole-file reader"
+        );
+        assert_eq!(read(&joined_streamed).unwrap(), read(&joined).unwrap());
+        // Found by the scan wherever its blocks cut the header.
+        let data = 44..joined_streamed.len();
+        for block in [16, 17, 20, 31, 1000, 4096] {
+            assert!(
+                file_holds_joined_header(&file, data.clone(), block).unwrap(),
+                "{block}"
+            );
+        }
+        let file = std::fs::File::open(&path_one).unwrap();
+        assert!(!file_holds_joined_header(&file, 44..one.len(), 16).unwrap());
+    }
+
+    #[test]
+    fn recordings_written_to_a_pipe_and_joined_are_split_at_their_headers() {
+        let pcm =
+            |values: &[i16]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+        // Written to a pipe: placeholder sizes (ffmpeg's, sox's), and a size of 0.
+        let first = wav_bytes(
+            false,
+            (1, 1, 8000, 2, 16),
+            &[],
+            &pcm(&[1, 2, 3]),
+            0xFFFF_FFFF,
+        );
+        let second = wav_bytes(false, (1, 2, 8000, 4, 16), &[], &pcm(&[4, 6]), 0x7FFF_F000);
+        // A partial frame before the next header (a writer killed mid-sample): dropped.
+        let mut third = wav_bytes(false, (1, 1, 8000, 2, 16), &[], &pcm(&[7]), 0);
+        third.push(9);
+        let fourth = wav_bytes(false, (1, 1, 8000, 2, 16), &[], &pcm(&[8, 9]), 4);
+        let joined: Vec<u8> = [first.clone(), second, third, fourth].concat();
+        let want = [1.0, 2.0, 3.0, 5.0, 7.0, 8.0, 9.0];
+        assert_eq!(read(&joined).unwrap().samples, want);
+        for step in [1, 2, 5, 15, 16, 17, 4096] {
+            assert_eq!(stream_all(&joined, step).unwrap(), want, "reads of {step}");
+        }
+        // A later recording at another rate is refused, not read at the first one's rate.
+        let fast = wav_bytes(false, (1, 1, 16000, 2, 16), &[], &pcm(&[7]), 0xFFFF_FFFF);
+        let both = [first.clone(), fast].concat();
+        for err in [read(&both).unwrap_err(), stream_all(&both, 3).unwrap_err()] {
+            let err = err.to_string();
+            assert!(
+                err.contains("8000 Hz, then 16000 Hz in recording 2"),
+                "{err}"
+            );
+        }
+        // Samples that merely contain the letters WAVE are samples.
+        let letters = wav_bytes(false, (1, 1, 8000, 2, 16), &[], b"RIFFxxxxWAVE\0\0\0\0", 0);
+        assert_eq!(read(&letters).unwrap().samples.len(), 8);
+        assert_eq!(stream_all(&letters, 1).unwrap().len(), 8);
     }
 
     /// A reader that hands out at most `step` bytes a read, as a pipe may.

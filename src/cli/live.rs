@@ -163,11 +163,14 @@ pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = reading.join();
     if let Some(error) = failed {
-        eprintln!(
-            "phonrec: error: reading {}: {}",
-            args.input.display(),
-            error_chain(&error)
-        );
+        let chain = error_chain(&error);
+        let input = args.input.display().to_string();
+        // The reader's errors name the input already; say it once.
+        if chain.starts_with(&format!("{input}:")) {
+            eprintln!("phonrec: error: reading {chain}");
+        } else {
+            eprintln!("phonrec: error: reading {input}: {chain}");
+        }
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
