@@ -667,9 +667,24 @@ fn truncated_or_damaged_containers_are_errors() {
     // ES descriptor's tag (3): turn the latter into an unknown tag.
     let es_tag = esds + 8 + m4a[esds + 8..].iter().position(|&b| b == 3).unwrap();
     broken_esds[es_tag] = 225;
+    // An ALAC magic cookie (the 24 bytes after the inner `alac` box's version and flags) whose
+    // frame length reads 3.5 billion: the decoder sized its buffer from it (14 GB) and aborted.
+    let alac = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fsdd_7_jackson_0_8k_alac.m4a"),
+    )
+    .unwrap();
+    let cookie = alac
+        .windows(8)
+        .position(|w| w == b"\0\0\0\x24alac")
+        .expect("an alac box of 36 bytes")
+        + 12;
+    assert_eq!(alac[cookie..cookie + 4], 4096u32.to_be_bytes());
+    let mut huge_frames = alac.clone();
+    huge_frames[cookie..cookie + 4].copy_from_slice(&0xD200_0000u32.to_be_bytes());
     for (name, bytes) in [
         ("huge_table.m4a", huge_table),
         ("broken_esds.m4a", broken_esds),
+        ("huge_frames.m4a", huge_frames),
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{
-    CodecType, DecoderOptions, CODEC_TYPE_AAC, CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3,
-    CODEC_TYPE_NULL, CODEC_TYPE_OPUS, CODEC_TYPE_VORBIS,
+    CodecParameters, CodecType, DecoderOptions, CODEC_TYPE_AAC, CODEC_TYPE_ALAC, CODEC_TYPE_MP1,
+    CODEC_TYPE_MP2, CODEC_TYPE_MP3, CODEC_TYPE_NULL, CODEC_TYPE_OPUS, CODEC_TYPE_VORBIS,
 };
 use symphonia::core::errors::Error as DecodeError;
 use symphonia::core::formats::FormatOptions;
@@ -545,6 +545,23 @@ pub(crate) fn guarded<T>(work: impl FnOnce() -> T) -> std::result::Result<T, Str
     })
 }
 
+/// Most frames one packet may declare. symphonia's decoders size their output buffer from the
+/// header's count before reading a packet, and an allocation that fails aborts the process (a
+/// damaged ALAC magic cookie asked for 14 GB); real files have 1 to 16384 frames a packet.
+const MAX_FRAMES_PER_PACKET: u64 = 1 << 20;
+
+/// The frames a packet of this track declares, when more than [`MAX_FRAMES_PER_PACKET`]: the
+/// container's count, or ALAC's frame length (the first field of its magic cookie).
+fn oversized_packets(params: &CodecParameters) -> Option<u64> {
+    let mut frames = params.max_frames_per_packet.unwrap_or(0);
+    if params.codec == CODEC_TYPE_ALAC {
+        if let Some(&[a, b, c, d, ..]) = params.extra_data.as_deref() {
+            frames = frames.max(u64::from(u32::from_be_bytes([a, b, c, d])));
+        }
+    }
+    (frames > MAX_FRAMES_PER_PACKET).then_some(frames)
+}
+
 /// Install a panic hook that prints nothing for panics inside the guarded audio decoders (they
 /// become the file's error) and leaves every other panic to the hook installed before. For
 /// programs (the CLI, the Python module): a library does not change the process's hook by itself.
@@ -635,6 +652,12 @@ fn decode_packets(
         let end = last_granule_position(open()?.as_mut());
         PacketDecoder::Opus(Box::new(OpusPackets::new(path, head, end)?))
     } else {
+        if let Some(frames) = oversized_packets(&track.codec_params) {
+            return Err(malformed(format!(
+                "the file is damaged: its header declares packets of {frames} frames (real \
+                 files have a few thousand at most)"
+            )));
+        }
         PacketDecoder::Symphonia(
             symphonia::default::get_codecs()
                 .make(&track.codec_params, &DecoderOptions::default())
