@@ -241,8 +241,11 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
                 _ => {
                     let streamed = STREAMED_DATA_SIZES.contains(&size)
                         // A size of 0 with samples after it: a writer that never came back to
-                        // fill it in.
-                        || (size == 0 && bytes.len() > body);
+                        // fill it in. A size of 0 followed by a chunk the RIFF size counts is an
+                        // empty recording with its metadata (`LIST`, `id3 `) after it.
+                        || (size == 0
+                            && bytes.len() > body
+                            && !chunk_follows_empty_data(bytes, body, big_endian));
                     (!streamed).then_some(size as usize)
                 }
             };
@@ -262,6 +265,26 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
             None => return Err(ends_early()),
         }
     }
+}
+
+/// Whether the bytes at `body`, just after a data chunk that declares 0 bytes, are another chunk
+/// rather than samples a writer never counted: an id of four ASCII letters, digits, spaces or
+/// underscores (`LIST`, `id3 `, `_PMX`), and a chunk that ends within the size the RIFF header
+/// declares (a writer that left the data size at 0 leaves the RIFF size unfilled too).
+fn chunk_follows_empty_data(bytes: &[u8], body: usize, big_endian: bool) -> bool {
+    let Some(id) = bytes.get(body..body + 4) else {
+        return false;
+    };
+    if bytes.len() < body + 8 {
+        return false;
+    }
+    let id_char = |c: &u8| c.is_ascii_alphanumeric() || *c == b' ' || *c == b'_';
+    if !id.iter().all(id_char) || id[0] == b' ' {
+        return false;
+    }
+    let riff_end = read_u32(bytes, 4, big_endian) as u64 + 8;
+    let chunk_size = read_u32(bytes, body + 4, big_endian) as u64;
+    body as u64 + 8 + chunk_size <= riff_end
 }
 
 /// The encoding, channel count and rate of a `fmt ` chunk's body (at least 16 bytes).
@@ -894,7 +917,9 @@ impl<R: std::io::Read> WavStream<R> {
                     });
                 }
                 if let Some(body) = data_chunk_body(bytes) {
-                    if bytes.len() > body || self.ended {
+                    // Eight bytes past the data chunk's header tell samples from a chunk
+                    // after an empty recording (`chunk_follows_empty_data`).
+                    if bytes.len() >= body + 8 || self.ended {
                         break parse_header(&name, bytes)?;
                     }
                 }
@@ -1246,6 +1271,31 @@ mod tests {
         // A real size shorter than the file: chunks after the data are not samples.
         let wave = read(&wav_bytes(false, (1, 1, 16000, 2, 16), &[], &data, 4)).unwrap();
         assert_eq!(wave.samples, vec![1.0, 2.0]);
+        // A size of 0 followed by a chunk the RIFF size counts: an empty recording with its
+        // metadata, not samples (it used to be read as 6 samples of "LIST" and its text).
+        let mut list = b"LIST".to_vec();
+        list.extend(4u32.to_le_bytes());
+        list.extend(b"INFO");
+        for big_endian in [false, true] {
+            let mut list = list.clone();
+            if big_endian {
+                list[4..8].copy_from_slice(&4u32.to_be_bytes());
+            }
+            let empty = wav_bytes(big_endian, (1, 1, 16000, 2, 16), &[], &list, 0);
+            assert!(read(&empty).unwrap().samples.is_empty());
+            assert!(stream_all(&empty, 3).unwrap().is_empty());
+            // The same bytes with the RIFF size of a header written before the data (36: a
+            // writer that never came back): samples.
+            let mut unfilled = empty.clone();
+            let riff_size = if big_endian {
+                36u32.to_be_bytes()
+            } else {
+                36u32.to_le_bytes()
+            };
+            unfilled[4..8].copy_from_slice(&riff_size);
+            assert_eq!(read(&unfilled).unwrap().samples.len(), 6);
+            assert_eq!(stream_all(&unfilled, 5).unwrap().len(), 6);
+        }
         // A real size longer than the file: cut short.
         let err = read(&wav_bytes(false, (1, 1, 16000, 2, 16), &[], &data, 600)).unwrap_err();
         assert!(
