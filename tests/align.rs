@@ -219,6 +219,70 @@ fn a_transcript_the_audio_does_not_say_is_reported() {
 }
 
 #[test]
+fn audio_without_speech_does_not_say_its_text() {
+    if !built_in_model_present() {
+        return;
+    }
+    // Five seconds of digital silence, and of a faint noise floor (about -60 dBFS RMS): forcing a
+    // short text into them costs little per frame or per second, so the match scores pass; no
+    // phone of the text falls where speech is heard.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut state = 12345_u32;
+    let mut noise = || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        ((state >> 16) as i16 % 64) - 32
+    };
+    for (name, floor) in [("silence.wav", false), ("floor.wav", true)] {
+        let path = dir.path().join(name);
+        let mut writer = hound::WavWriter::create(&path, spec).unwrap();
+        for _ in 0..5 * 16000 {
+            writer
+                .write_sample(if floor { noise() } else { 0 })
+                .unwrap();
+        }
+        writer.finalize().unwrap();
+        for text in ["yes", "hello world"] {
+            let output = phonrec(&[
+                "align",
+                path.to_str().unwrap(),
+                "--text",
+                text,
+                "--format",
+                "json",
+            ]);
+            assert!(!output.status.success(), "{name} {text}");
+            assert!(
+                stderr(&output).contains("where speech is heard"),
+                "{}",
+                stderr(&output)
+            );
+            let record: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(record["matches_text"], false, "{name} {text}");
+            assert_eq!(record["speech_share"], 0.0, "{name} {text}");
+        }
+    }
+    // The same example with speech in it, padded with silence: all of its phones are heard.
+    let speech = padded(SUIT, 2.0, dir.path());
+    let output = phonrec(&[
+        "align",
+        speech.to_str().unwrap(),
+        "--text",
+        SUIT_TEXT,
+        "--format",
+        "json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let record: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(record["speech_share"], 1.0);
+}
+
+#[test]
 fn phones_align_and_ipa_names_them() {
     if !built_in_model_present() {
         return;

@@ -226,7 +226,8 @@ class Alignment:
         worst_second_score: The same over the recording's worst second (low when some words of the
             text are not in the audio).
         matches_text: Whether both scores reach phonrec's thresholds (-0.8 and -2.5, as
-            ``phonrec align``); ``False`` means the audio probably does not say the text.
+            ``phonrec align``) and at least half of the text's phones fall where speech is heard;
+            ``False`` means the audio probably does not say the text (or says nothing at all).
         skipped: Words left out because the lexicon lacks them (with ``oov="skip"``).
         source: The path the audio was read from (``None`` for arrays and bytes).
     """

@@ -276,10 +276,16 @@ pub struct Alignment {
     /// [`LatticeAlignment::local_match_score`](crate::ctc::LatticeAlignment::local_match_score)): low
     /// when a few words of the text are not in the audio.
     pub worst_second_score: f64,
+    /// The share of the text's phones aligned where the recogniser hears speech (inside its
+    /// segmentation's regions; 1 with segmentation off): near 1 when the audio says the text, 0
+    /// for silence or a noise floor.
+    pub speech_share: f64,
     /// Whether both scores reach the recogniser's thresholds
     /// ([`RecognizerOptions::min_match_score`](crate::recognize::RecognizerOptions::min_match_score)
-    /// and [`RecognizerOptions::min_worst_second_score`](crate::recognize::RecognizerOptions::min_worst_second_score));
-    /// false means the audio probably does not say the text.
+    /// and [`RecognizerOptions::min_worst_second_score`](crate::recognize::RecognizerOptions::min_worst_second_score)),
+    /// and [`speech_share`](Self::speech_share) reaches
+    /// [`MIN_SPEECH_SHARE`](crate::recognize::MIN_SPEECH_SHARE); false means the audio probably
+    /// does not say the text.
     pub matches_text: bool,
     /// Out-of-vocabulary words that were left out.
     pub skipped: Vec<String>,

@@ -222,6 +222,7 @@ mod tests {
             phones: vec![span(1, 0.0, 0.04), span(2, 0.04, 0.09)],
             match_score: 0.0,
             worst_second_score: 0.0,
+            speech_share: 1.0,
             matches_text: true,
             skipped: Vec::new(),
         }

@@ -18,6 +18,7 @@ use phonrec::output::{write_alignment, AlignFormat, ALIGNMENT_TSV_HEADER};
 use phonrec::phones::{Alphabet, PhoneSet};
 use phonrec::recognize::{
     Recognizer, RecognizerOptions, DEFAULT_MIN_MATCH_SCORE, DEFAULT_MIN_WORST_SECOND_SCORE,
+    MIN_SPEECH_SHARE,
 };
 use rayon::prelude::*;
 
@@ -52,9 +53,10 @@ use super::shard::ShardArgs;
 /// silence shows as gaps (empty TextGrid intervals). Each alignment gets a match score: how much
 /// likelihood per frame forcing the text costs against what the network hears freely, over the
 /// whole recording and over its worst second. Below --min-match or --min-worst-second the audio
-/// probably does not say the text (a wrong file, words it does not say): that is reported on
-/// stderr, marked in JSON ("matches_text": false), and the exit status is non-zero. Words the audio
-/// says but the text lacks are mostly not caught.
+/// probably does not say the text (a wrong file, words it does not say), and so when fewer than
+/// half of the text's phones fall where speech is heard (JSON "speech_share": silence, a noise
+/// floor, a muted microphone): that is reported on stderr, marked in JSON ("matches_text": false),
+/// and the exit status is non-zero. Words the audio says but the text lacks are mostly not caught.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct AlignArgs {
@@ -338,7 +340,17 @@ pub(super) fn run_jobs<R: Send>(
                 );
             }
             let alignment = alignment_of(&result);
-            if !alignment.matches_text {
+            if !alignment.matches_text && alignment.speech_share < MIN_SPEECH_SHARE {
+                mismatches += 1;
+                eprintln!(
+                    "phonrec: warning: {}: the audio does not seem to say its transcript ({}): \
+                     only {:.0} % of its phones fall where speech is heard; silence, a noise \
+                     floor, or a wrong file?",
+                    job.audio.display(),
+                    job.origin,
+                    100.0 * alignment.speech_share,
+                );
+            } else if !alignment.matches_text {
                 mismatches += 1;
                 eprintln!(
                     "phonrec: warning: {}: the audio does not seem to say its transcript ({}): \

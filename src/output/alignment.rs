@@ -123,6 +123,7 @@ struct JsonAlignment<'a> {
     duration: f64,
     match_score: f64,
     worst_second_score: f64,
+    speech_share: f64,
     matches_text: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     words: Vec<JsonWord<'a>>,
@@ -198,6 +199,7 @@ pub fn write_alignment(
                 // `+ 0.0` turns a rounded -0 into 0.
                 match_score: (alignment.match_score * 1000.0).round() / 1000.0 + 0.0,
                 worst_second_score: (alignment.worst_second_score * 1000.0).round() / 1000.0 + 0.0,
+                speech_share: (alignment.speech_share * 1000.0).round() / 1000.0,
                 matches_text: alignment.matches_text,
                 words: alignment
                     .words

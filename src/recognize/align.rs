@@ -15,6 +15,13 @@ use crate::error::Result;
 /// The span of audio the local match score looks at: the worst second of the recording.
 pub const MATCH_WINDOW_S: f64 = 1.0;
 
+/// Below this share of the text's phones aligned inside speech the recogniser hears (its
+/// segmentation's regions), the audio does not say its text: silence, a noise floor or a muted
+/// microphone. The match scores alone miss it for short texts, because forcing a few phones into
+/// seconds of silence costs little per frame or per second (`recipes/align/mismatch.py`'s
+/// no-speech conditions; models/README.md, "Alignment").
+pub const MIN_SPEECH_SHARE: f64 = 0.5;
+
 impl Recognizer {
     /// Align in-memory audio (any rate) to `target`: every word's pronunciation chosen by the audio,
     /// every phone timed, the gaps between them silence. The whole recording is aligned in one
@@ -62,7 +69,12 @@ impl Recognizer {
         target: &AlignTarget,
     ) -> Result<(Alignment, Array2<f32>, Vec<AlignedPhone>)> {
         let duration_s = wave.duration_s();
-        let (Posteriors { log_probs, .. }, frame_log_probs) = match &self.frame_head {
+        let (
+            Posteriors {
+                log_probs, regions, ..
+            },
+            frame_log_probs,
+        ) = match &self.frame_head {
             Some(head) => {
                 let (posteriors, frames) = self.posteriors_and_frames(wave, head)?;
                 (posteriors, Some(frames))
@@ -84,6 +96,11 @@ impl Recognizer {
         let match_score = lattice.match_score(log_probs.nrows());
         let worst_second_score =
             lattice.local_match_score((MATCH_WINDOW_S / f64::from(shift)).round() as usize);
+        let speech_share = if self.segment.enabled {
+            share_in_speech(&lattice.phones, &regions)
+        } else {
+            1.0
+        };
         let placed = match (&self.frame_head, &self.boundaries, frame_log_probs) {
             (Some(head), _, Some(frame_log_probs)) => {
                 let classes: Vec<usize> = lattice
@@ -152,8 +169,10 @@ impl Recognizer {
             phones,
             match_score,
             worst_second_score,
+            speech_share,
             matches_text: match_score >= self.min_match_score
-                && worst_second_score >= self.min_worst_second_score,
+                && worst_second_score >= self.min_worst_second_score
+                && speech_share >= MIN_SPEECH_SHARE,
             skipped: target.skipped.clone(),
         };
         Ok((alignment, log_probs, lattice.phones))
@@ -165,4 +184,20 @@ impl Recognizer {
         alignment.source = path.to_path_buf();
         Ok(alignment)
     }
+}
+
+/// The share of `phones` whose frames overlap one of the speech `regions` (output-frame ranges); 1
+/// when there are no phones.
+fn share_in_speech(phones: &[AlignedPhone], regions: &[(usize, usize)]) -> f64 {
+    if phones.is_empty() {
+        return 1.0;
+    }
+    let heard = phones
+        .iter()
+        .filter(|p| {
+            let end = p.end_frame.max(p.start_frame + 1);
+            regions.iter().any(|&(a, b)| p.start_frame < b && a < end)
+        })
+        .count();
+    heard as f64 / phones.len() as f64
 }

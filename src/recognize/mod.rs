@@ -4,6 +4,8 @@
 
 mod align;
 pub mod live;
+
+pub use align::{MATCH_WINDOW_S, MIN_SPEECH_SHARE};
 mod segment;
 
 pub use segment::{
