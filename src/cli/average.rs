@@ -22,6 +22,12 @@ pub struct AverageArgs {
 }
 
 pub fn run(args: AverageArgs) -> anyhow::Result<ExitCode> {
+    super::output_file::refuse_stream_for_model(&args.output)?;
+    // `average run/epoch-8 run/epoch-9 -o run/epoch-9` would replace a checkpoint with the mean.
+    super::output_file::refuse_overwriting_inputs(
+        &args.output,
+        args.models.iter().map(|p| p.as_path()),
+    )?;
     let models = args
         .models
         .iter()

@@ -50,6 +50,9 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    super::output_file::refuse_stream_for_model(&args.output)?;
+    // Converting in place can lose what cannot be restored (f32 to int8 storage).
+    super::output_file::refuse_overwriting_inputs(&args.output, [args.model.as_path()])?;
     let model = ModelFile::load(&args.model)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let old_hidden = model.config().network.hidden_size;

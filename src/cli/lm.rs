@@ -59,6 +59,17 @@ pub fn run(args: LmArgs) -> anyhow::Result<ExitCode> {
         Some(path) => PhoneSet::from_file(path)?,
         None => PhoneSet::timit39(),
     };
+    super::output_file::refuse_stream_for_model(&args.output)?;
+    super::output_file::refuse_overwriting_inputs(
+        &args.output,
+        args.data
+            .iter()
+            .chain(&args.text)
+            .chain(&args.input)
+            .chain(&args.lexicon)
+            .chain(&args.phones)
+            .map(|p| p.as_path()),
+    )?;
     if let Some(input) = &args.input {
         let lm = PhoneLm::load(input, &phones)?;
         lm.save(&args.output, &phones)?;

@@ -4,8 +4,9 @@
 //! A run's output goes to a temporary file beside the destination, renamed over it when the run
 //! has written everything: a run that fails on a bad option or an unreadable file leaves the
 //! previous output as it was, and a reader never sees half a file. Destinations that are not
-//! regular files (`/dev/null`, `/dev/stdout`, a named pipe) are written directly: renaming over
-//! them would replace the device or the pipe.
+//! regular files (`/dev/null`, a named pipe) are written directly: renaming over them would replace
+//! the device or the pipe. `-`, `/dev/stdout` and the like write through the process's own
+//! descriptor, so a shell redirect behind them (`>> log`) is appended to, not replaced.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -27,6 +28,17 @@ pub(crate) struct OutputFile {
 impl OutputFile {
     /// Start writing `path`.
     pub(crate) fn create(path: &Path) -> anyhow::Result<Self> {
+        // `-`, `/dev/stdout`, `/dev/fd/1`, ...: the open descriptor itself, so that a redirect
+        // (`>> log`) is appended to as the shell set it up. Resolving the link and renaming a new
+        // file over its target replaced the user's log.
+        if let Some(fd) = own_descriptor(path) {
+            let file = descriptor_file(fd, path)?;
+            return Ok(OutputFile {
+                path: path.to_path_buf(),
+                rename: None,
+                writer: Some(BufWriter::new(file)),
+            });
+        }
         // A symbolic link is followed, so that the file it names is replaced, not the link.
         let destination = match std::fs::canonicalize(path) {
             Ok(resolved) => resolved,
@@ -153,6 +165,69 @@ impl Write for Destination {
     }
 }
 
+/// The descriptor of this process that `path` names, directly or through symbolic links: `-` is
+/// standard output; `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` and `/proc/self/fd/N`.
+pub(crate) fn own_descriptor(path: &Path) -> Option<u32> {
+    if path.as_os_str() == "-" {
+        return Some(1);
+    }
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        let text = current.to_str()?;
+        let own = format!("/proc/{}/fd/", std::process::id());
+        let number = match text {
+            "/dev/stdout" => Some("1"),
+            "/dev/stderr" => Some("2"),
+            "/dev/stdin" => Some("0"),
+            _ => ["/dev/fd/", "/proc/self/fd/", own.as_str()]
+                .iter()
+                .find_map(|prefix| text.strip_prefix(prefix)),
+        };
+        if let Some(fd) = number.and_then(|n| n.parse().ok()) {
+            return Some(fd);
+        }
+        let target = std::fs::read_link(&current).ok()?;
+        current = match current.parent() {
+            Some(parent) if target.is_relative() => parent.join(target),
+            _ => target,
+        };
+    }
+    None
+}
+
+/// Refuse a model output that is a stream (`-`, `/dev/stdout`, ...): a model file is written
+/// beside its destination and renamed over it, which would replace the link, not write the stream.
+pub(crate) fn refuse_stream_for_model(path: &Path) -> anyhow::Result<()> {
+    if own_descriptor(path).is_some() {
+        anyhow::bail!(
+            "{} is a stream: a model is written to a file (give a file name with -o)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// A file that writes through descriptor `fd` of this process (`path` names it, for messages).
+fn descriptor_file(fd: u32, path: &Path) -> anyhow::Result<File> {
+    use std::os::fd::AsFd;
+    let cloned = match fd {
+        1 => std::io::stdout().as_fd().try_clone_to_owned(),
+        2 => std::io::stderr().as_fd().try_clone_to_owned(),
+        0 => anyhow::bail!("{} is standard input, not an output", path.display()),
+        // Another inherited descriptor (`3>>log`): opened again in append mode, never truncated
+        // or renamed over.
+        _ => {
+            return std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))
+        }
+    };
+    Ok(File::from(cloned.with_context(|| {
+        format!("cannot write {}", path.display())
+    })?))
+}
+
 /// The temporary file beside `path`: its name with `.partial` added, so that a run killed while
 /// writing leaves a file that says what it is, which the next run overwrites.
 fn temporary_beside(path: &Path) -> anyhow::Result<PathBuf> {
@@ -247,6 +322,22 @@ mod tests {
         out.commit().expect("commit");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "new");
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[test]
+    fn standard_streams_are_named_by_their_descriptors() {
+        assert_eq!(own_descriptor(Path::new("-")), Some(1));
+        assert_eq!(own_descriptor(Path::new("/dev/stdout")), Some(1));
+        assert_eq!(own_descriptor(Path::new("/dev/stderr")), Some(2));
+        assert_eq!(own_descriptor(Path::new("/proc/self/fd/7")), Some(7));
+        assert_eq!(own_descriptor(Path::new("out.txt")), None);
+        // Through a link of the user's own.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let link = dir.path().join("to-stderr");
+        std::os::unix::fs::symlink("/dev/stderr", &link).expect("link");
+        assert_eq!(own_descriptor(&link), Some(2));
+        assert!(refuse_stream_for_model(&link).is_err());
+        assert!(refuse_stream_for_model(&dir.path().join("m.safetensors")).is_ok());
     }
 
     #[cfg(unix)]
