@@ -327,7 +327,17 @@ pub(super) fn run_jobs<R: Send>(
                     match &job.id {
                         // Several utterances may share a file: the id says which failed.
                         Some(id) => eprintln!("phonrec: error: {id}: {}", error_chain(&error)),
-                        None => eprintln!("phonrec: error: {}", error_chain(&error)),
+                        // Reading errors name the file; the aligner's ("cannot align 4
+                        // phones to 0 frames") do not, and in a corpus the file is the point.
+                        None => {
+                            let message = error_chain(&error);
+                            let path = job.audio.display().to_string();
+                            if message.contains(&path) {
+                                eprintln!("phonrec: error: {message}");
+                            } else {
+                                eprintln!("phonrec: error: {path}: {message}");
+                            }
+                        }
                     }
                     continue;
                 }

@@ -39,6 +39,8 @@ pub fn load_manifest(path: &Path, phones: &PhoneSet) -> Result<Dataset> {
         .is_some_and(|l| l.trim_start().starts_with('{'));
     let mut dataset = Dataset::default();
     let mut seen_data = false;
+    // Ids key outputs (`eval -o` writes Kaldi `text`): one utterance each, as in wav.scp.
+    let mut ids_seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (index, raw) in text.lines().enumerate() {
         let line_number = index + 1;
         let line = raw.trim_end_matches('\r');
@@ -88,6 +90,21 @@ pub fn load_manifest(path: &Path, phones: &PhoneSet) -> Result<Dataset> {
                 }
             }
         };
+        if let Some(id) = &id {
+            if id.trim().is_empty() || id.chars().any(char::is_whitespace) {
+                dataset.problems.push(problem(format!(
+                    "the id {id:?} is empty or holds white space (Kaldi ids are one word)"
+                )));
+                continue;
+            }
+            if let Some(&first) = ids_seen.get(id) {
+                dataset.problems.push(problem(format!(
+                    "the id '{id}' is listed twice (first on line {first})"
+                )));
+                continue;
+            }
+            ids_seen.insert(id.clone(), line_number);
+        }
         let audio_path = resolve(base, &audio);
         if let Some(reason) = audio_file_problem(&audio_path) {
             dataset.problems.push(problem(reason));
@@ -210,6 +227,21 @@ mod tests {
         assert_eq!(data.utterances[1].id, "two");
         assert_eq!(data.problems.len(), 1);
         assert!(data.problems[0].to_string().contains("dev.jsonl:3"));
+        // A repeated or empty id is a problem of its line, not a second key.
+        let twice = dir.path().join("twice.jsonl");
+        std::fs::write(
+            &twice,
+            "{\"audio\": \"a.wav\", \"phones\": \"s\", \"id\": \"u\"}\n{\"audio\": \"a.wav\", \"phones\": \"s\", \"id\": \"u\"}\n{\"audio\": \"a.wav\", \"phones\": \"s\", \"id\": \"\"}\n",
+        )
+        .unwrap();
+        let data = load_manifest(&twice, &phones).unwrap();
+        assert_eq!(data.utterances.len(), 1);
+        let problems: Vec<String> = data.problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            problems[0].contains("listed twice (first on line 1)"),
+            "{problems:?}"
+        );
+        assert!(problems[1].contains("empty"), "{problems:?}");
     }
 
     #[test]
