@@ -252,9 +252,7 @@ pub fn manifest_inputs(manifest: &Path) -> anyhow::Result<Vec<Input>> {
     let base = manifest.parent().unwrap_or(Path::new(""));
     let mut inputs = Vec::new();
     let mut seen_data = false;
-    // Ids key the output (Kaldi `text`, --output-dir), so each must be one utterance's, as in
-    // wav.scp: the line an id was first given on.
-    let mut ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut ids = phonrec::data::UtteranceIds::default();
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
         if line.trim().is_empty() || line.starts_with('#') {
@@ -276,19 +274,8 @@ pub fn manifest_inputs(manifest: &Path) -> anyhow::Result<Vec<Input>> {
         if audio.is_empty() {
             bail!("{}: no audio path", at());
         }
-        if let Some(id) = &id {
-            if id.trim().is_empty() || id.chars().any(char::is_whitespace) {
-                bail!(
-                    "{}: the id {id:?} is empty or holds white space (Kaldi ids are one word)",
-                    at()
-                );
-            }
-            if let Some(first) = ids.insert(id.clone(), index + 1) {
-                bail!(
-                    "{}: the id '{id}' is listed twice (first on line {first})",
-                    at()
-                );
-            }
+        if let Some(Err(reason)) = id.as_deref().map(|id| ids.add(id, index + 1)) {
+            bail!("{}: {reason}", at());
         }
         let path = base.join(&audio);
         inputs.push(match id {

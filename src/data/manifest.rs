@@ -39,8 +39,7 @@ pub fn load_manifest(path: &Path, phones: &PhoneSet) -> Result<Dataset> {
         .is_some_and(|l| l.trim_start().starts_with('{'));
     let mut dataset = Dataset::default();
     let mut seen_data = false;
-    // Ids key outputs (`eval -o` writes Kaldi `text`): one utterance each, as in wav.scp.
-    let mut ids_seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut ids = UtteranceIds::default();
     for (index, raw) in text.lines().enumerate() {
         let line_number = index + 1;
         let line = raw.trim_end_matches('\r');
@@ -90,20 +89,9 @@ pub fn load_manifest(path: &Path, phones: &PhoneSet) -> Result<Dataset> {
                 }
             }
         };
-        if let Some(id) = &id {
-            if id.trim().is_empty() || id.chars().any(char::is_whitespace) {
-                dataset.problems.push(problem(format!(
-                    "the id {id:?} is empty or holds white space (Kaldi ids are one word)"
-                )));
-                continue;
-            }
-            if let Some(&first) = ids_seen.get(id) {
-                dataset.problems.push(problem(format!(
-                    "the id '{id}' is listed twice (first on line {first})"
-                )));
-                continue;
-            }
-            ids_seen.insert(id.clone(), line_number);
+        if let Some(Err(reason)) = id.as_deref().map(|id| ids.add(id, line_number)) {
+            dataset.problems.push(problem(reason));
+            continue;
         }
         let audio_path = resolve(base, &audio);
         if let Some(reason) = audio_file_problem(&audio_path) {
@@ -131,6 +119,32 @@ pub fn load_manifest(path: &Path, phones: &PhoneSet) -> Result<Dataset> {
         });
     }
     Ok(dataset)
+}
+
+/// The ids a manifest has given so far. Ids key outputs (Kaldi `text`, `--output-dir` files), so
+/// each must be one word and one utterance's, as in wav.scp.
+#[derive(Default)]
+pub struct UtteranceIds {
+    first_line: std::collections::HashMap<String, usize>,
+}
+
+impl UtteranceIds {
+    /// Take `id`, given on `line`; why it cannot key an utterance (empty, white space, or given
+    /// before) otherwise.
+    pub fn add(&mut self, id: &str, line: usize) -> std::result::Result<(), String> {
+        if id.trim().is_empty() || id.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "the id {id:?} is empty or holds white space (Kaldi ids are one word)"
+            ));
+        }
+        if let Some(first) = self.first_line.get(id) {
+            return Err(format!(
+                "the id '{id}' is listed twice (first on line {first})"
+            ));
+        }
+        self.first_line.insert(id.to_string(), line);
+        Ok(())
+    }
 }
 
 fn file_name(path: &Path) -> String {

@@ -18,7 +18,7 @@ pub use kaldi::{
     KaldiUtteranceAudio, ScpEntry, Segments, WavScp,
 };
 pub use lexicon::Lexicon;
-pub use manifest::{load_manifest, write_manifest};
+pub use manifest::{load_manifest, write_manifest, UtteranceIds};
 pub use phone_text::load_phone_text;
 pub use timit::{load_timit, TimitSplit, TIMIT_CORE_TEST_SPEAKERS};
 
