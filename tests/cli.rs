@@ -977,6 +977,19 @@ fn kaldi_segments_are_utterances_cut_from_their_recordings() {
     let utterance = &report["per_utterance"][0];
     assert_eq!(utterance["id"], "utt-seven");
     assert_eq!(utterance["hypothesis"], phones[1]);
+    // Without --lexicon the built-in CMUdict turns the words into phones, as in align.
+    let output = phonrec(&[
+        "eval",
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let built_in: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(
+        built_in["per_utterance"][0]["reference"],
+        utterance["reference"]
+    );
     assert!(
         (utterance["start"].as_f64().expect("start") - seven_start as f64 / 16_000.0).abs() < 1e-9
     );

@@ -356,6 +356,14 @@ fn absurd_flags_are_refused_before_any_work() {
             vec!["features", "--deltas", "--delta-order", "1000000000", w],
             "order",
         ),
+        // Zero-width deltas would be all zeros; Kaldi's add-deltas refuses them too.
+        (
+            vec!["features", "--deltas", "--delta-window", "0", w],
+            "window",
+        ),
+        // Options that only mean something beside another one.
+        (vec!["features", "--delta-order", "1", w], "--deltas"),
+        (vec!["features", "--norm-vars", w], "--cmvn"),
         (
             vec!["features", "--kind", "mfcc", "--cepstral-lifter", "NaN", w],
             "lifter",
@@ -448,6 +456,15 @@ fn odd_paths_and_text_files_get_clear_answers() {
         phonrec::audio::sphere_bytes(&common::tone_utterance(&[2, 3], 2), 16_000, false),
     )
     .unwrap();
+    // macOS AppleDouble metadata beside a copied file, and a hidden folder: passed over, not a
+    // "not an audio file" error that fails the batch.
+    std::fs::write(
+        corpus.join("sub/._a.wav"),
+        b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ",
+    )
+    .unwrap();
+    std::fs::create_dir_all(corpus.join(".trash")).unwrap();
+    std::fs::write(corpus.join(".trash/old.wav"), b"not audio").unwrap();
     // A link cycle: the walk must not follow it forever (or list each file ~40 times).
     #[cfg(unix)]
     std::os::unix::fs::symlink("..", corpus.join("sub/loop")).unwrap();

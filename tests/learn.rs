@@ -303,6 +303,15 @@ fn bf16_training_learns_the_toy_phones_too() {
         .values()
         .any(|v| v.contains("\"precision\":\"bf16\""));
     assert!(recorded, "the checkpoint does not record the precision");
+    // The checkpoint given where a model belongs says which file to use instead.
+    let err = Model::load(&out.join("checkpoint.safetensors"))
+        .err()
+        .expect("a checkpoint is not a model")
+        .to_string();
+    assert!(
+        err.contains("training checkpoint") && err.contains("best.safetensors"),
+        "{err}"
+    );
     // int8 is not a training precision.
     let int8 = TrainOptions {
         precision: Precision::Int8,

@@ -183,7 +183,11 @@ fn live_refuses_what_it_cannot_read_with_the_reason() {
     assert!(stderr(&text).contains("--raw-rate"), "{}", stderr(&text));
     let ctm = phonrec(&["live", "--format", "ctm", "audio/fsdd_7_jackson_0_8k.wav"]);
     assert!(!ctm.status.success());
-    assert!(stderr(&ctm).contains("text or json"), "{}", stderr(&ctm));
+    assert!(
+        stderr(&ctm).contains("[possible values: text, json]"),
+        "{}",
+        stderr(&ctm)
+    );
     let pause = phonrec(&["live", "--min-pause", "0", "audio/fsdd_7_jackson_0_8k.wav"]);
     assert!(!pause.status.success());
     assert!(stderr(&pause).contains("--min-pause"), "{}", stderr(&pause));

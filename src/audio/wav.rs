@@ -907,8 +907,17 @@ impl<R: std::io::Read> WavStream<R> {
         let name = self.name.clone();
         let header = loop {
             let bytes = &self.pending;
-            if bytes.len() >= 12 {
-                if !is_wav(bytes) || &bytes[8..12] != b"WAVE" {
+            // A stream too short to hold a header is judged on what it has: `echo hello` is not
+            // a WAV header cut short.
+            let could_be_wav = |bytes: &[u8]| {
+                let magic = &bytes[..bytes.len().min(4)];
+                [b"RIFF", b"RIFX", b"RF64", b"BW64"]
+                    .iter()
+                    .any(|known| known.starts_with(magic))
+                    && (bytes.len() <= 8 || b"WAVE".starts_with(&bytes[8..bytes.len().min(12)]))
+            };
+            if !could_be_wav(bytes) || bytes.len() >= 12 {
+                if !is_wav(bytes) || bytes.get(8..12) != Some(b"WAVE".as_slice()) {
                     return Err(Error::NotAudio {
                         path: name,
                         reason: "the stream does not start with a WAV header (headerless PCM: \
@@ -1577,6 +1586,21 @@ mod tests {
             err.contains("8000 Hz, then 16000 Hz in recording 2") && err.contains("sox"),
             "{err}"
         );
+        // Bytes that cannot begin a WAV header are not audio, however few: not a header cut short.
+        for not_wav in [&b"hello\n"[..], b"RIFF\0\0\0\0WX", b"R"] {
+            let err = stream_all(not_wav, 1).unwrap_err().to_string();
+            let cut_short = not_wav == b"R";
+            assert_eq!(
+                err.contains("ended inside its WAV header"),
+                cut_short,
+                "{err}"
+            );
+            assert_eq!(
+                err.contains("does not start with a WAV header"),
+                !cut_short,
+                "{err}"
+            );
+        }
         let cut: Vec<u8> = [&first[..], &fast[..20]].concat();
         let err = stream_all(&cut, 2).unwrap_err().to_string();
         assert!(

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use super::choice::choice;
 use super::common::{
-    built_in_boundaries, error_chain, find_audio_files, load_model, refuse_problems,
+    built_in_boundaries, error_chain, find_audio_files, load_model, read_audio_arg, refuse_problems,
 };
 use super::output_file::{refuse_overwriting_inputs, write_atomically, Destination};
 use super::shard::ShardArgs;
@@ -72,8 +72,8 @@ pub struct AlignArgs {
 /// where output goes, and how alignment runs.
 #[derive(Args, Debug)]
 pub struct TargetArgs {
-    /// Audio files (with --text or --phones: exactly one), corpus folders in MFA's layout, or Kaldi
-    /// data dirs (wav.scp, text, perhaps segments).
+    /// Audio files (with --text or --phones: exactly one, `-` for an audio stream on standard
+    /// input), corpus folders in MFA's layout, or Kaldi data dirs (wav.scp, text, perhaps segments).
     #[arg(required_unless_present = "manifest")]
     pub inputs: Vec<PathBuf>,
 
@@ -223,6 +223,11 @@ pub(super) struct Output {
     pub header: Option<&'static str>,
 }
 
+/// Whether a job's audio is standard input (`-`).
+fn reads_stdin(job: &Job) -> bool {
+    job.audio.as_os_str() == "-"
+}
+
 /// Run `work` on every recording the arguments name (in parallel rounds) and `write` each result in
 /// input order, to stdout, `-o FILE` or one file per recording under `--output-dir`. Recordings that
 /// fail or whose alignment does not match their transcript are reported and make the exit status
@@ -238,8 +243,7 @@ pub(super) fn run_jobs<R: Send>(
     if jobs.is_empty() {
         bail!("no audio files found in the given inputs");
     }
-    args.shard
-        .check_resumable(jobs.iter().any(|job| job.audio.as_os_str() == "-"))?;
+    args.shard.check_resumable(jobs.iter().any(reads_stdin))?;
     let jobs = args.shard.select(
         jobs,
         |job| job.audio.to_string_lossy().into_owned(),
@@ -306,6 +310,11 @@ pub(super) fn run_jobs<R: Send>(
     let pairs: Vec<(&Job, &AlignTarget)> = jobs.iter().zip(&targets).collect();
     // Kept across rounds: a recording cut into many utterances (Kaldi segments) is decoded once.
     let reader = PieceReader::default();
+    // `-` is standard input, as in transcribe: read once, before any file.
+    let stdin_wave = match jobs.iter().any(reads_stdin) {
+        true => Some(read_audio_arg(Path::new("-"))?),
+        false => None,
+    };
     for round in pairs.chunks(FILES_PER_ROUND) {
         let pieces: Vec<AudioPiece<'_>> = round
             .iter()
@@ -314,9 +323,17 @@ pub(super) fn run_jobs<R: Send>(
                 span: job.span,
             })
             .collect();
+        let waves: Vec<phonrec::Result<Waveform>> = round
+            .iter()
+            .zip(reader.read(&pieces))
+            .map(|((job, _), wave)| match (&stdin_wave, reads_stdin(job)) {
+                (Some(stdin), true) => Ok(stdin.clone()),
+                _ => wave,
+            })
+            .collect();
         let results: Vec<_> = round
             .par_iter()
-            .zip(reader.read(&pieces))
+            .zip(waves)
             .map(|((job, target), wave)| work(&recognizer, job, wave?, target))
             .collect();
         for ((job, target), result) in round.iter().zip(results) {
@@ -465,16 +482,36 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
             (vec![input.clone()], None)
         };
         for audio in files {
-            let Some(lab) = ["lab", "txt"]
-                .iter()
-                .map(|ext| audio.with_extension(ext))
-                .find(|p| p.is_file())
-            else {
+            let mut found = None;
+            let mut label_track = None;
+            for lab in ["lab", "txt"].map(|ext| audio.with_extension(ext)) {
+                if !lab.is_file() {
+                    continue;
+                }
+                let text = phonrec::data::read_text(&lab)
+                    .with_context(|| format!("cannot read {}", lab.display()))?;
+                // Audacity and pocketsphinx write .lab files that are label tracks, not words:
+                // their times would become words of the transcript.
+                if is_label_track(&text) {
+                    label_track.get_or_insert(lab);
+                    continue;
+                }
+                found = Some((lab, text));
+                break;
+            }
+            let Some((lab, text)) = found else {
+                if let Some(track) = label_track {
+                    bail!(
+                        "{} is a label track (`start<TAB>end<TAB>label` lines, as Audacity and \
+                         pocketsphinx write them), not a transcript: put the words {} says in {}",
+                        track.display(),
+                        audio.display(),
+                        audio.with_extension("txt").display()
+                    );
+                }
                 missing.push(audio.display().to_string());
                 continue;
             };
-            let text = phonrec::data::read_text(&lab)
-                .with_context(|| format!("cannot read {}", lab.display()))?;
             let relative = root
                 .and_then(|r| audio.strip_prefix(r).ok())
                 .map_or_else(|| stem(&audio), |r| r.with_extension(""));
@@ -498,6 +535,22 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
         );
     }
     Ok(jobs)
+}
+
+/// Whether a transcript file's text is a label track: every line `start<TAB>end[<TAB>label]` with
+/// times in seconds (Audacity's export, pocketsphinx's segmentation), so no line holds words alone.
+fn is_label_track(text: &str) -> bool {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+    lines.peek().is_some()
+        && lines.all(|line| {
+            let mut fields = line.split('\t');
+            let mut time = || {
+                fields
+                    .next()
+                    .is_some_and(|f| f.trim().parse::<f64>().is_ok())
+            };
+            time() && time()
+        })
 }
 
 /// The utterances of a Kaldi data dir (`wav.scp`, `text`, perhaps `segments`), by id, each with its
@@ -741,4 +794,21 @@ fn load_lexicon(args: &TargetArgs) -> anyhow::Result<Lexicon> {
         lexicon.override_with(Lexicon::load(path)?);
     }
     Ok(lexicon)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_label_track;
+
+    #[test]
+    fn label_tracks_are_told_from_transcripts() {
+        assert!(is_label_track(
+            "0.235689\t0.235689\tspeech\n1.5\t2.25\tspeech\n"
+        ));
+        assert!(is_label_track("0.5\t1.0\n"));
+        assert!(!is_label_track("she had your dark suit\n"));
+        assert!(!is_label_track("7\n"));
+        assert!(!is_label_track("1.5\t2.0\tyes\nand then some words\n"));
+        assert!(!is_label_track("\n"));
+    }
 }

@@ -7,19 +7,37 @@ use std::marker::PhantomData;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use phonrec::choice::Choice;
 
-/// Parses one of `T`'s names into `T`; `--help` lists every name with its help.
+/// Parses one of `T`'s names into `T`; `--help` lists every name with its help (or, for a command
+/// that takes only some of them, those).
 #[derive(Clone, Copy, Debug)]
-pub struct ChoiceParser<T>(PhantomData<T>);
+pub struct ChoiceParser<T> {
+    /// The names this command accepts; `None`: all of `T`'s.
+    only: Option<&'static [&'static str]>,
+    kind: PhantomData<T>,
+}
 
 /// The parser for `T`: `#[arg(long, value_parser = choice::<OutputFormat>())]`.
 pub fn choice<T: Choice>() -> ChoiceParser<T> {
-    ChoiceParser(PhantomData)
+    ChoiceParser {
+        only: None,
+        kind: PhantomData,
+    }
+}
+
+/// The parser for those of `T`'s values named in `names` (a command that cannot produce the
+/// others), so that `--help` and the error for another name list only these.
+pub fn choice_among<T: Choice>(names: &'static [&'static str]) -> ChoiceParser<T> {
+    ChoiceParser {
+        only: Some(names),
+        kind: PhantomData,
+    }
 }
 
 impl<T: Choice> ChoiceParser<T> {
-    fn values() -> impl Iterator<Item = PossibleValue> {
+    fn values(&self) -> impl Iterator<Item = PossibleValue> + '_ {
         T::CHOICES
             .iter()
+            .filter(|c| self.only.is_none_or(|names| names.contains(&c.name)))
             .map(|c| PossibleValue::new(c.name).help(c.help))
     }
 }
@@ -34,12 +52,35 @@ impl<T: Choice + Clone> TypedValueParser for ChoiceParser<T> {
         value: &OsStr,
     ) -> Result<T, clap::Error> {
         // clap's own parser gives the usual messages ("invalid value ... [possible values: ...]").
-        let name = PossibleValuesParser::new(Self::values()).parse_ref(cmd, arg, value)?;
+        let name = PossibleValuesParser::new(self.values()).parse_ref(cmd, arg, value)?;
         T::from_name(&name)
             .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd))
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(Self::values()))
+        Some(Box::new(self.values()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonrec::output::OutputFormat;
+
+    #[test]
+    fn a_subset_parser_lists_and_takes_only_its_names() {
+        let parser = choice_among::<OutputFormat>(&["text", "json"]);
+        let names: Vec<String> = parser
+            .possible_values()
+            .expect("listed")
+            .map(|v| v.get_name().to_string())
+            .collect();
+        assert_eq!(names, ["text", "json"]);
+        let cmd = clap::Command::new("t");
+        assert!(parser.parse_ref(&cmd, None, OsStr::new("json")).is_ok());
+        assert!(parser.parse_ref(&cmd, None, OsStr::new("ctm")).is_err());
+        assert!(choice::<OutputFormat>()
+            .parse_ref(&cmd, None, OsStr::new("ctm"))
+            .is_ok());
     }
 }

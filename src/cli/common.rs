@@ -54,7 +54,8 @@ pub fn load_model(path: Option<&Path>, precision: Precision) -> anyhow::Result<M
 /// How labeled data is read; the flags `train` and `eval` share.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Pronunciation lexicon (CMUdict format) for Kaldi data dirs.
+    /// Pronunciation lexicon (CMUdict format: `WORD  P1 P2 ...`, stress digits folded) that turns
+    /// a Kaldi data dir's words into phones [default: the built-in CMUdict, as `align` uses].
     #[arg(long)]
     pub lexicon: Option<PathBuf>,
 
@@ -94,7 +95,8 @@ impl FeatureKind {
 }
 
 /// Interpret a data argument: a TIMIT root (a folder with TRAIN/ and TEST/), a Kaldi data dir (a folder
-/// with wav.scp; needs `lexicon`), or a manifest file.
+/// with wav.scp; its words become phones through `lexicon`, else the built-in CMUdict), or a
+/// manifest file.
 pub fn data_source(
     path: &Path,
     lexicon: Option<&Path>,
@@ -111,16 +113,9 @@ pub fn data_source(
                 .unwrap_or(false)
         };
         if path.join("wav.scp").is_file() {
-            let Some(lexicon) = lexicon else {
-                bail!(
-                    "{} is a Kaldi data directory: pass --lexicon (a CMUdict-format pronunciation \
-                     dictionary) to turn its words into phones",
-                    path.display()
-                );
-            };
             return Ok(DataSource::Kaldi {
                 dir: path.to_path_buf(),
-                lexicon: lexicon.to_path_buf(),
+                lexicon: lexicon.map(Path::to_path_buf),
             });
         }
         if has("train") || has("test") {
@@ -302,7 +297,7 @@ const MAX_LISTED_PATH_BYTES: usize = 4096;
 
 /// Inputs from the command line: files as given; a Kaldi data dir (a folder with `wav.scp`, and
 /// perhaps `segments`) or a `*.scp` file as the utterances it lists, by id; other folders walked
-/// (symlinks followed, each folder once, so a link cycle ends) for audio files by extension; `-` is
+/// (symlinks followed, each folder once, so a link cycle ends; hidden `.` entries passed over) for audio files by extension; `-` is
 /// standard input, read as audio when it starts like an audio file, else as a list of paths, one
 /// per line.
 pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
@@ -493,7 +488,9 @@ pub fn read_audio_arg(path: &Path) -> anyhow::Result<phonrec::audio::Waveform> {
 }
 
 /// The audio files under `dir` by extension ([`AUDIO_EXTENSIONS`]), sorted; symlinks followed, each
-/// folder once.
+/// folder once. Hidden entries below `dir` (names starting with `.`) are passed over, as `fd` and
+/// `rg` do: macOS leaves `._name.wav` AppleDouble metadata beside every file it copies to a USB stick
+/// or zip, and `.git`/`.Trash` folders hold no recordings the user meant.
 pub fn find_audio_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut visited = std::collections::HashSet::new();
@@ -516,9 +513,11 @@ fn walk_audio(
     for entry in
         std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?
     {
-        let path = entry
-            .with_context(|| format!("reading folder {}", dir.display()))?
-            .path();
+        let entry = entry.with_context(|| format!("reading folder {}", dir.display()))?;
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let path = entry.path();
         if path.is_dir() {
             walk_audio(&path, out, visited)?;
         } else if path.is_file() // not a named pipe or a device, which could block the run
@@ -620,7 +619,8 @@ pub struct DecodeArgs {
 
     /// A region started by a spike at --speech-threshold reaches out over weaker spikes down to this
     /// non-blank probability, so a weakly heard first or last phone (a soft `z`, `th` or `f`) stays
-    /// with its word; weak spikes alone never start a region. Set it to --speech-threshold for none.
+    /// with its word; weak spikes alone never start a region. Set it to --speech-threshold (or
+    /// above: it is then --speech-threshold) for none.
     #[arg(long, default_value_t = phonrec::recognize::DEFAULT_EXTEND_THRESHOLD, value_name = "P")]
     pub extend_threshold: f32,
 
@@ -778,6 +778,27 @@ impl DecodeArgs {
                 "--nbest needs the beam search, and this decoding is greedy: add --beam {} (or \
                  wider)",
                 kept.nbest.max(8)
+            );
+        }
+        // Weights of a search that does not run would be dropped without a word: say so, as the
+        // user evidently expects them to do something.
+        if self.lm_weight.is_some() && !has_lm {
+            eprintln!(
+                "phonrec: warning: --lm-weight has no effect: this decoding uses no phone LM ({}); \
+                 add --lm ARPA or --lm builtin to use one",
+                if self.no_lm {
+                    "--no-lm"
+                } else if beam <= 1 {
+                    "--beam 1 decodes greedily"
+                } else {
+                    "none is given for this --model"
+                }
+            );
+        }
+        if self.insertion_bonus.is_some() && beam <= 1 {
+            eprintln!(
+                "phonrec: warning: --insertion-bonus has no effect on greedy decoding (--beam 1): \
+                 add --beam 8 to use it"
             );
         }
         if kept.nbest > beam {

@@ -34,7 +34,7 @@ pub struct EvalArgs {
     pub model: Option<PathBuf>,
 
     /// Labeled data: a manifest (TSV `audio<TAB>phones` or JSON Lines), a TIMIT root (its TEST part
-    /// is scored), or a Kaldi data dir (with --lexicon).
+    /// is scored), or a Kaldi data dir (words to phones by --lexicon or the built-in CMUdict).
     #[arg(long)]
     pub data: PathBuf,
 
@@ -420,8 +420,13 @@ fn print_report(
             e.error_rate() * 100.0
         )?;
     }
-    writeln!(out, "\ntop confusions (said -> recognised):")?;
-    for confusion in stats.top_confusions(top) {
+    let confusions = stats.top_confusions(top);
+    if confusions.is_empty() {
+        writeln!(out, "\nno phone was recognised as another")?;
+    } else {
+        writeln!(out, "\ntop confusions (said -> recognised):")?;
+    }
+    for confusion in confusions {
         writeln!(
             out,
             "  {:>4} -> {:<4} {}",

@@ -149,11 +149,11 @@ pub struct FeaturesArgs {
     pub deltas: bool,
 
     /// Delta order when --deltas is given: 1 = deltas, 2 = deltas + delta-deltas.
-    #[arg(long, default_value_t = DeltaOptions::default().order)]
+    #[arg(long, requires = "deltas", default_value_t = DeltaOptions::default().order)]
     pub delta_order: usize,
 
-    /// Delta regression window (frames on each side).
-    #[arg(long, default_value_t = DeltaOptions::default().window)]
+    /// Delta regression window (frames on each side) when --deltas is given.
+    #[arg(long, requires = "deltas", default_value_t = DeltaOptions::default().window)]
     pub delta_window: usize,
 
     /// Per-utterance mean normalisation (after deltas).
@@ -161,7 +161,7 @@ pub struct FeaturesArgs {
     pub cmvn: bool,
 
     /// With --cmvn, also normalise the variance.
-    #[arg(long)]
+    #[arg(long, requires = "cmvn")]
     pub norm_vars: bool,
 
     /// Resample the audio to this rate (Hz) before computing features.

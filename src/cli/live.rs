@@ -14,7 +14,7 @@ use phonrec::phones::{Alphabet, PhoneSet};
 use phonrec::recognize::live::{EndpointOptions, Endpointer, LiveUtterance};
 use phonrec::recognize::Recognizer;
 
-use super::choice::choice;
+use super::choice::{choice, choice_among};
 use super::common::{error_chain, DecodeArgs, Kept};
 
 /// Transcribe live audio as it arrives: an utterance's phones are printed when it ends.
@@ -56,7 +56,7 @@ pub struct LiveArgs {
     pub speech_above: f32,
 
     /// Output: text (`start<TAB>end<TAB>phones`) or json (one object per utterance and line).
-    #[arg(long, value_parser = choice::<OutputFormat>(), default_value = OutputFormat::Text.name())]
+    #[arg(long, value_parser = choice_among::<OutputFormat>(&["text", "json"]), default_value = OutputFormat::Text.name())]
     pub format: OutputFormat,
 
     /// Phone symbols in the output: the model's ARPAbet, or IPA.

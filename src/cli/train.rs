@@ -49,7 +49,7 @@ pub enum AugmentPreset {
 /// warm-up; printed at the start).
 ///
 /// Data: a manifest (TSV `audio<TAB>phones`, paths relative to the manifest, or JSON Lines), a TIMIT
-/// root (TRAIN/ for --train, TEST/ for --dev), or a Kaldi data dir with --lexicon. Every epoch writes
+/// root (TRAIN/ for --train, TEST/ for --dev), or a Kaldi data dir (words to phones by --lexicon, else the built-in CMUdict). Every epoch writes
 /// OUT/checkpoint.safetensors, appends a line to OUT/metrics.jsonl, and keeps the model with the best
 /// dev PER (among equal PERs, the lowest dev loss) as OUT/best.safetensors. Ctrl-C writes a checkpoint and exits; a killed run resumes the
 /// same way (the metrics log is rebuilt from the checkpoint). Resume with `--resume OUT` alone, or
@@ -133,7 +133,7 @@ pub struct TrainArgs {
 
     /// Also divide each feature dimension by its per-utterance standard deviation (Kaldi's
     /// `apply-cmvn --norm-vars`). Ignored with --init-from (the starting model's setting is kept).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_cmvn")]
     pub norm_vars: bool,
 
     /// Gaussian dither std in int16 units, seeded (reproducible): gives digital silence a defined

@@ -27,7 +27,7 @@ use super::shard::ShardArgs;
 /// messages), MP3, AIFF, CAF, MP4/M4A (AAC, ALAC), WebM/Matroska (Opus from browsers; AAC, Vorbis,
 /// MP3, FLAC or PCM) and AMR, recognised by content. Folders are searched for .wav, .sph, .au, .snd,
 /// .flac, .ogg, .oga, .opus, .webm, .mka, .mkv (OBS's recordings: their audio track),
-/// .mp3, .aif(f), .aifc, .caf, .m4a, .m4b (audiobooks), .mp4 and .mov (phones' videos: their audio track) and .amr and .3gp (AMR-NB/WB: Android voice recordings, MMS) files (symlinks followed, each folder once); `-` reads
+/// .mp3, .aif(f), .aifc, .caf, .m4a, .m4b (audiobooks), .mp4 and .mov (phones' videos: their audio track) and .amr and .3gp (AMR-NB/WB: Android voice recordings, MMS) files (symlinks followed, each folder once, hidden `.` names such as macOS `._x.wav` passed over); `-` reads
 /// standard input: an audio stream (`sox in.aiff -t wav - | phonrec transcribe -`) or else a list of
 /// paths, one per line.
 /// A file that fails is reported on stderr and skipped; the exit status is then non-zero.

@@ -114,8 +114,9 @@ pub enum DataSource {
     Kaldi {
         /// The data directory.
         dir: PathBuf,
-        /// The pronunciation lexicon.
-        lexicon: PathBuf,
+        /// The pronunciation lexicon; `None`: the built-in CMUdict ([`Lexicon::built_in`]), as
+        /// `align` uses.
+        lexicon: Option<PathBuf>,
     },
 }
 
@@ -126,7 +127,10 @@ impl DataSource {
             DataSource::Manifest(path) => load_manifest(path, phones),
             DataSource::Timit { root, split } => load_timit(root, *split, phones),
             DataSource::Kaldi { dir, lexicon } => {
-                let lexicon = Lexicon::load(lexicon)?;
+                let lexicon = match lexicon {
+                    Some(path) => Lexicon::load(path)?,
+                    None => Lexicon::built_in()?,
+                };
                 load_kaldi_dir(dir, &lexicon, phones)
             }
         }

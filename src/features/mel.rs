@@ -81,8 +81,11 @@ impl MelBank {
         let high = mel.resolved_high_freq_hz(frame.sample_rate_hz) as f64;
         if !(low >= 0.0 && high > low && high <= nyquist) {
             return Err(bad(format!(
-                "need 0 ≤ low-freq < high-freq ≤ Nyquist ({nyquist} Hz); got low-freq {low} Hz, \
-                 high-freq {high} Hz (high-freq ≤ 0 is an offset from Nyquist)"
+                "need 0 ≤ low-freq < high-freq ≤ Nyquist ({nyquist} Hz); got low-freq {} Hz, \
+                 high-freq {} Hz (high-freq ≤ 0 is an offset from Nyquist)",
+                // Printed as the f32s given, not as their f64 widening (1.1 -> 1.100000023841858).
+                mel.low_freq_hz,
+                high as f32
             )));
         }
         let warp = mel.vtln_warp as f64;
@@ -93,7 +96,12 @@ impl MelBank {
         {
             return Err(bad(format!(
                 "VTLN needs a warp factor > 0 and low-freq < vtln-low < vtln-high < high-freq; got warp \
-                 {warp}, {low} < {vtln_low} < {vtln_high} < {high} Hz"
+                 {}, {} < {} < {} < {} Hz",
+                mel.vtln_warp,
+                mel.low_freq_hz,
+                mel.vtln_low_hz,
+                vtln_high as f32,
+                high as f32
             )));
         }
         // Kaldi warps the mel-scale edges of each triangle (MelBanks::VtlnWarpMelFreq).
@@ -142,8 +150,10 @@ impl MelBank {
             let Some(first_bin) = first_bin else {
                 return Err(bad(format!(
                     "mel bin {bin} covers no FFT bin: too many mel bins ({}) for a {padded}-point FFT \
-                     between {low} and {high} Hz",
-                    mel.num_bins
+                     between {} and {} Hz",
+                    mel.num_bins,
+                    mel.low_freq_hz,
+                    high as f32
                 )));
             };
             triangles.push(MelTriangle { first_bin, weights });

@@ -34,11 +34,12 @@ impl FeaturePipeline {
             }
         }
         if let Some(deltas) = &options.deltas {
-            if deltas.order > MAX_DELTA_ORDER || deltas.window > MAX_DELTA_WINDOW {
+            // A window of 0 frames would make every delta 0 (Kaldi's add-deltas refuses it too).
+            if deltas.order > MAX_DELTA_ORDER || !(1..=MAX_DELTA_WINDOW).contains(&deltas.window) {
                 return Err(Error::InvalidOptions {
                     what: "delta",
                     reason: format!(
-                        "order must be at most {MAX_DELTA_ORDER} and window at most \
+                        "order must be at most {MAX_DELTA_ORDER} and window 1 to \
                          {MAX_DELTA_WINDOW} frames, got order {} and window {}",
                         deltas.order, deltas.window
                     ),

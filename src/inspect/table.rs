@@ -22,7 +22,14 @@ const LOG_PROB_DECIMALS: usize = 4;
 /// A value as stored (natural log) turned into what the table shows, formatted.
 fn format_value(log_prob: f32, log: bool) -> String {
     if log {
-        format!("{log_prob:.LOG_PROB_DECIMALS$}")
+        let text = format!("{log_prob:.LOG_PROB_DECIMALS$}");
+        // A probability within rounding of 1 is log 0, not "-0.0000".
+        match text.strip_prefix('-') {
+            Some(magnitude) if magnitude.bytes().all(|b| b == b'0' || b == b'.') => {
+                magnitude.to_string()
+            }
+            _ => text,
+        }
     } else {
         format!("{:.PROB_DECIMALS$}", log_prob.exp())
     }
@@ -211,6 +218,15 @@ mod tests {
     use super::*;
     use crate::phones::PhoneId;
     use ndarray::array;
+
+    #[test]
+    fn log_values_near_zero_print_without_a_sign() {
+        assert_eq!(format_value(-0.00001, true), "0.0000");
+        assert_eq!(format_value(-0.0, true), "0.0000");
+        assert_eq!(format_value(-0.00006, true), "-0.0001");
+        assert_eq!(format_value(-2.5, true), "-2.5000");
+        assert_eq!(format_value(0.0, false), "1.000000");
+    }
 
     fn example() -> Posteriorgram {
         let probs = array![[0.7f32, 0.2, 0.1], [0.1, 0.1, 0.8]];

@@ -455,6 +455,13 @@ impl ModelFile {
         let metadata = header.metadata().as_ref().ok_or_else(|| {
             invalid("no __metadata__: a safetensors file, but not a phonrec model".into())
         })?;
+        if metadata.contains_key(crate::train::checkpoint::CHECKPOINT_STATE_KEY) {
+            return Err(invalid(format!(
+                "a training checkpoint (weights with optimizer state, for `phonrec train --resume`), \
+                 not a model: use {} from the same run folder",
+                crate::train::BEST_MODEL_FILE
+            )));
+        }
         let entry = |key: &str| {
             metadata.get(key).ok_or_else(|| {
                 invalid(format!(

@@ -28,8 +28,9 @@ pub fn epoch_model_file(epoch: usize) -> String {
 }
 /// One JSON line per epoch.
 pub const METRICS_FILE: &str = "metrics.jsonl";
-/// Metadata key of the training state in a checkpoint.
-const CHECKPOINT_STATE_KEY: &str = "phonrec.train_state";
+/// Metadata key of the training state in a checkpoint (the model reader looks for it to tell a
+/// checkpoint given as a model what to use instead).
+pub(crate) const CHECKPOINT_STATE_KEY: &str = "phonrec.train_state";
 
 /// Lock file in a run folder: held (flock) by the process training there, released by the OS when it
 /// exits however it exits, so a killed run never leaves it stuck.

@@ -3,7 +3,7 @@
 
 mod augment;
 mod batch;
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod conditions;
 mod music;
 mod optim;
