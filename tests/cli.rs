@@ -1043,6 +1043,56 @@ fn eval_reports_each_utterance_and_writes_kaldi_hypotheses() {
     }
 }
 
+/// An empty label is a recording without speech: eval keeps it and counts what is heard in it as
+/// insertions (its PER is undefined, null); a set of such recordings alone reports the phones heard.
+#[test]
+fn eval_scores_recordings_without_speech_by_what_is_heard() {
+    if no_built_in_model() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let silence = dir.path().join("silence.wav");
+    common::write_wav(&silence, &vec![0i16; 32_000]);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/fsdd_7_jackson_0_8k.wav");
+    let manifest = dir.path().join("m.tsv");
+    std::fs::write(
+        &manifest,
+        format!("{}\ts eh v ah n\nsilence.wav\t\n", example.display()),
+    )
+    .expect("manifest");
+    let output = phonrec(&[
+        "eval",
+        "--data",
+        manifest.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("1 of the 2 utterances"),
+        "{}",
+        stderr(&output)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(report["utterances"], 2);
+    assert_eq!(report["reference_phones"], 5);
+    let quiet = &report["per_utterance"][1];
+    assert_eq!(quiet["reference"], "");
+    assert_eq!(
+        quiet["hypothesis"], "",
+        "digital silence is heard as nothing"
+    );
+    assert!(quiet["per"].is_null(), "{quiet}");
+
+    std::fs::write(&manifest, "silence.wav\t\n").expect("manifest");
+    let output = phonrec(&["eval", "--data", manifest.to_str().expect("utf-8")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).starts_with("no reference phones (1 utterances without speech): 0 phones"),
+        "{}",
+        stdout(&output)
+    );
+}
+
 /// `eval --hyp` scores another system's hypotheses (Kaldi `text`) without a model: what `eval -o`
 /// wrote scores as the model did; stress digits and TIMIT symbols are folded as in references; a
 /// missing utterance counts as an empty hypothesis, with a warning.

@@ -159,6 +159,21 @@ pub fn load_data(source: &DataSource, phones: &PhoneSet, what: &str) -> anyhow::
             n => bail!("no usable utterances in the {what} data ({n} problems reported above)"),
         }
     }
+    let without_phones = data
+        .utterances
+        .iter()
+        .filter(|u| u.phones.is_empty())
+        .count();
+    if without_phones > 0 {
+        // An empty label is a legitimate "no speech here" (noise, music), but also what a broken
+        // export writes: say how many, so the second is noticed.
+        eprintln!(
+            "phonrec: note: {without_phones} of the {} utterances of the {what} data have no \
+             phones: taken as recordings without speech (eval counts phones heard in them as \
+             insertions; training teaches the network to hear none)",
+            data.len()
+        );
+    }
     Ok(data)
 }
 

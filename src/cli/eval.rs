@@ -283,7 +283,9 @@ fn report(
                         "substitutions": counts.substitutions,
                         "deletions": counts.deletions,
                         "insertions": counts.insertions,
-                        "per": counts.per(),
+                        // Undefined (null) without reference phones: a recording without
+                        // speech is judged by its insertions.
+                        "per": (counts.reference_phones > 0).then(|| counts.per()),
                     });
                     // A Kaldi segment: where in the recording (end null: to its end).
                     if let Some(span) = utt.span {
@@ -363,7 +365,7 @@ fn worst_phones(stats: &PerStats) -> Vec<(PhoneId, phonrec::eval::PhoneErrors)> 
 fn report_json(stats: &PerStats, phones: &PhoneSet, top: usize) -> serde_json::Value {
     let c = stats.counts();
     json!({
-        "per": stats.per(),
+        "per": (c.reference_phones > 0).then(|| stats.per()),
         "utterances": stats.num_utterances(),
         "reference_phones": c.reference_phones,
         "substitutions": c.substitutions,
@@ -392,6 +394,16 @@ fn print_report(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let c = stats.counts();
+    if c.reference_phones == 0 {
+        // Only recordings without speech: there is no rate, only what was heard in them.
+        return writeln!(
+            out,
+            "no reference phones ({} utterances without speech): {} phones heard in them \
+             (insertions)",
+            stats.num_utterances(),
+            c.insertions
+        );
+    }
     writeln!(
         out,
         "PER {:.2}%  ({} utterances, N = {} phones: S {}, D {}, I {})",

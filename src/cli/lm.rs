@@ -85,7 +85,13 @@ pub fn run(args: LmArgs) -> anyhow::Result<ExitCode> {
     for path in &args.data {
         let source = data_source(path, args.lexicon.as_deref(), TimitSplit::Train)?;
         let data = load_data(&source, &phones, "LM training")?;
-        sequences.extend(data.utterances.into_iter().map(|u| u.phones));
+        // Recordings without speech have no phone sequence to learn from.
+        sequences.extend(
+            data.utterances
+                .into_iter()
+                .map(|u| u.phones)
+                .filter(|p| !p.is_empty()),
+        );
     }
     for path in &args.text {
         let text = load_phone_text(path, &phones)
@@ -94,6 +100,11 @@ pub fn run(args: LmArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{} holds no phone sequences", path.display());
         }
         sequences.extend(text);
+    }
+    if sequences.is_empty() {
+        anyhow::bail!(
+            "the data has no phone sequences to estimate an LM from (every label is empty)"
+        );
     }
     let lm = PhoneLm::estimate_pruned(&sequences, &phones, args.order, args.min_count)?;
     lm.save(&args.output, &phones)?;

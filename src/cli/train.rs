@@ -763,6 +763,15 @@ impl RunData {
         let dev_source = data_source(&dev_path, lexicon.as_deref(), dev_split)?;
         let train = load_data(&train_source, &phones, "training")?;
         let dev = load_data(&dev_source, &phones, "dev")?;
+        for (data, what, path) in [(&train, "training", &train_path), (&dev, "dev", &dev_path)] {
+            if data.utterances.iter().all(|u| u.phones.is_empty()) {
+                bail!(
+                    "every label of the {what} data ({}) is empty: recordings without speech \
+                     alone teach nothing (and give no dev PER); add labeled speech",
+                    path.display()
+                );
+            }
+        }
         Ok(RunData {
             train_path,
             dev_path,

@@ -410,12 +410,8 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
                 continue;
             }
         };
-        if ids.is_empty() {
-            dataset
-                .problems
-                .push(problem(format!("utterance '{id}' has no words")));
-            continue;
-        }
+        // No words (or only silence/noise markers that fold to nothing): no speech, kept as in
+        // manifests.
         let file_problem = file_problems
             .entry(audio.clone())
             .or_insert_with(|| audio_file_problem(audio));
