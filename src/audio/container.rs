@@ -42,14 +42,19 @@ const LOSSY_LENGTH_SLACK: u64 = 2304;
 /// `SSND` chunk's offset and block-size fields as samples (a 3457-sample file declares 3461).
 const EXACT_LENGTH_SLACK: u64 = 16;
 
-/// The same for MPEG audio, whose declared length (Xing/Info header) is counted in whole frames and,
-/// read gapless, net of the encoder's delay and padding: one frame. (With 2304 an MP3 cut to 60 %
+/// The same for MPEG audio, whose declared length (Xing/Info header) is counted in whole frames: one
+/// frame. (With 2304 an MP3 cut to 60 %
 /// of its bytes passed as whole once gapless reading had taken the delay off both counts.)
 const MPEG_LENGTH_SLACK: u64 = 1152;
 
+/// MPEG-1/2 audio layers I-III (MP3 and its elders).
+fn is_mpeg_audio(codec: CodecType) -> bool {
+    [CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3].contains(&codec)
+}
+
 /// How far a decoded stream of `codec` may fall short of its declared length.
 fn length_slack(codec: CodecType, frames_per_block: Option<u64>) -> u64 {
-    if [CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3].contains(&codec) {
+    if is_mpeg_audio(codec) {
         return MPEG_LENGTH_SLACK;
     }
     let lossy = [CODEC_TYPE_AAC, CODEC_TYPE_VORBIS, CODEC_TYPE_OPUS];
@@ -315,6 +320,79 @@ fn mp4_edits(moov: &[u8]) -> Vec<Option<Mp4Edit>> {
         .collect()
 }
 
+/// A QuickTime PCM sound track's sample format where symphonia 0.5 would misread it: `in24`,
+/// `in32`, `fl32` and `fl64` are big-endian unless an `enda` box says otherwise (QuickTime File
+/// Format), and symphonia takes them all as little-endian, turning cameras' and Final Cut's 24-bit
+/// audio into noise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mp4Pcm {
+    S24,
+    S32,
+    F32,
+    F64,
+}
+
+impl Mp4Pcm {
+    fn bytes(self) -> usize {
+        match self {
+            Mp4Pcm::S24 => 3,
+            Mp4Pcm::S32 | Mp4Pcm::F32 => 4,
+            Mp4Pcm::F64 => 8,
+        }
+    }
+
+    /// One big-endian sample at int16 scale.
+    fn sample(self, b: &[u8]) -> f32 {
+        match self {
+            Mp4Pcm::S24 => (i32::from_be_bytes([b[0], b[1], b[2], 0]) >> 8) as f32 / 256.0,
+            Mp4Pcm::S32 => i32::from_be_bytes([b[0], b[1], b[2], b[3]]) as f32 / 65_536.0,
+            Mp4Pcm::F32 => f32::from_be_bytes([b[0], b[1], b[2], b[3]]) * INT16_SCALE,
+            Mp4Pcm::F64 => {
+                (f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                    * f64::from(INT16_SCALE)) as f32
+            }
+        }
+    }
+}
+
+/// For each track of `moov`, in order, its [`Mp4Pcm`] format when it is big-endian PCM that
+/// symphonia misreads.
+fn mp4_big_endian_pcm(moov: &[u8]) -> Vec<Option<Mp4Pcm>> {
+    child_boxes(moov)
+        .filter(|(kind, _)| kind == b"trak")
+        .map(|(_, trak)| {
+            let stsd = child(trak, b"mdia")
+                .and_then(|mdia| child(mdia, b"minf"))
+                .and_then(|minf| child(minf, b"stbl"))
+                .and_then(|stbl| child(stbl, b"stsd"))?;
+            // version and flags, entry count, then the first entry: size and type.
+            let size = be_u32(stsd, 8)? as usize;
+            let entry = stsd.get(8..8 + size)?;
+            let pcm = match entry.get(4..8)? {
+                b"in24" => Mp4Pcm::S24,
+                b"in32" => Mp4Pcm::S32,
+                b"fl32" => Mp4Pcm::F32,
+                b"fl64" => Mp4Pcm::F64,
+                _ => return None,
+            };
+            // The sound sample description: 28 bytes, then 16 more in version 1, 36 in version 2
+            // (whose own flags symphonia reads right), then boxes, `enda` perhaps inside `wave`.
+            let extensions = match u16::from_be_bytes(entry.get(16..18)?.try_into().ok()?) {
+                0 => 0,
+                1 => 16,
+                _ => return None,
+            };
+            let boxes = entry.get(8 + 28 + extensions..)?;
+            let enda = child(boxes, b"enda")
+                .or_else(|| child(boxes, b"wave").and_then(|wave| child(wave, b"enda")));
+            let little_endian = enda
+                .and_then(|body| body.get(..2))
+                .is_some_and(|flag| u16::from_be_bytes([flag[0], flag[1]]) & 1 == 1);
+            (!little_endian).then_some(pcm)
+        })
+        .collect()
+}
+
 /// Check the boxes in `data` (the contents of a container box), descending into the containers
 /// that lead to sample tables.
 fn boxes_fit(data: &[u8]) -> std::result::Result<(), String> {
@@ -500,6 +578,11 @@ fn decode_mp4_amr(
 enum PacketDecoder {
     Symphonia(Box<dyn symphonia::core::codecs::Decoder>),
     Opus(Box<OpusPackets>),
+    /// QuickTime big-endian PCM that symphonia 0.5 reads as little-endian ([`Mp4Pcm`]).
+    BigEndianPcm {
+        pcm: Mp4Pcm,
+        channels: usize,
+    },
 }
 
 /// Decode the stream `open` gives packet by packet, handing `sink` each packet's interleaved samples
@@ -515,15 +598,18 @@ fn decode_stream(
         return decode_mp4_amr(path, open, &amr, sink);
     }
     let edits = moov.as_deref().map(mp4_edits).unwrap_or_default();
+    let big_endian_pcm = moov.as_deref().map(mp4_big_endian_pcm).unwrap_or_default();
     // symphonia 0.5's readers unwrap where a damaged file breaks their assumptions (an MP4 `esds`
     // box, a CAF's sample counts: found by mutating the fixtures). A panic there is one bad file, not the end of a batch:
     // it becomes this file's error, and the panic hook stays quiet about it ([`guarded`]).
-    guarded(|| decode_packets(path, open, &edits, sink)).unwrap_or_else(|message| {
-        Err(Error::MalformedAudio {
-            path: path.to_path_buf(),
-            reason: format!("the file is damaged: its decoder failed ({message})"),
-        })
-    })
+    guarded(|| decode_packets(path, open, &edits, &big_endian_pcm, sink)).unwrap_or_else(
+        |message| {
+            Err(Error::MalformedAudio {
+                path: path.to_path_buf(),
+                reason: format!("the file is damaged: its decoder failed ({message})"),
+            })
+        },
+    )
 }
 
 thread_local! {
@@ -582,6 +668,7 @@ fn decode_packets(
     path: &Path,
     open: &OpenSource<'_>,
     mp4_edits: &[Option<Mp4Edit>],
+    mp4_big_endian_pcm: &[Option<Mp4Pcm>],
     sink: &mut dyn FnMut(&[f32], usize),
 ) -> Result<(u32, usize)> {
     let source = open()?;
@@ -589,20 +676,21 @@ fn decode_packets(
         path: path.to_path_buf(),
         reason,
     };
-    let stream = MediaSourceStream::new(source, Default::default());
-    let probed = symphonia::default::get_probe()
-        .format(
+    let probe = |source: Box<dyn MediaSource>, gapless: bool| {
+        let stream = MediaSourceStream::new(source, Default::default());
+        symphonia::default::get_probe().format(
             &Hint::new(),
             stream,
-            // Gapless: MP3's encoder delay and padding (LAME/Xing header) and Ogg Vorbis's are
-            // cut, so the samples start where the recording did. Without it, an 8 kHz MP3's
-            // phones came 138 ms late (1105 samples of LAME's delay).
+            // Gapless: Ogg Vorbis's encoder delay is cut, so the samples start where the
+            // recording did. (MPEG audio is read without it and trimmed here: see below.)
             &FormatOptions {
-                enable_gapless: true,
+                enable_gapless: gapless,
                 ..FormatOptions::default()
             },
             &MetadataOptions::default(),
         )
+    };
+    let probed = probe(source, true)
         .map_err(|e| {
             if is_end_of_file(&e) {
                 // It starts like one of these (`is_container`) but ends before its headers or
@@ -622,13 +710,52 @@ fn decode_packets(
             }
         })?;
     let mut format = probed.format;
-    let track = format
+    let mut track = format
         .tracks()
         .iter()
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .ok_or_else(|| malformed("the container holds no audio track".to_string()))?;
+        .ok_or_else(|| malformed("the container holds no audio track".to_string()))?
+        .clone();
+    // (An MP3 track in an MP4 has its length from the sample table and its trims from the edit
+    // list: only the bare MPEG stream reader is concerned.)
+    let mpeg = is_mpeg_audio(track.codec_params.codec) && mp4_edits.is_empty();
+    if mpeg {
+        // symphonia's gapless MP3 reading ends the stream at its length: estimated from the first
+        // frames' bit rate when no Xing header gives it (a VBR file lost up to 7 % of its end,
+        // or was refused as cut short), and the first file's alone in files joined with `cat`.
+        // Read without it, and cut the encoder's delay and padding here instead.
+        format = probe(open()?, false)
+            .map_err(|e| malformed(format!("reading the MPEG stream again failed: {e}")))?
+            .format;
+        track = format
+            .tracks()
+            .iter()
+            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+            .ok_or_else(|| malformed("the container holds no audio track".to_string()))?
+            .clone();
+    }
     let track_id = track.id;
-    let declared_frames = track.codec_params.n_frames;
+    // The length a header declares. An MPEG stream's is the Xing header's frame count only when
+    // its LAME/Info extension is there too (symphonia fills the delay from it); without one it may
+    // be an estimate, which says nothing about a cut.
+    let declared_frames = if mpeg {
+        track.codec_params.delay.and(track.codec_params.n_frames)
+    } else {
+        track.codec_params.n_frames
+    };
+    // MPEG audio: the encoder's delay to skip (Without it an 8 kHz MP3's phones came 138 ms late:
+    // 1105 samples of LAME's delay), and its padding, cut at the end if the stream ends where the
+    // header says (not when more follows: files joined with `cat`).
+    let mpeg_delay = if mpeg {
+        u64::from(track.codec_params.delay.unwrap_or(0))
+    } else {
+        0
+    };
+    let mpeg_padding = if mpeg && declared_frames.is_some() {
+        track.codec_params.padding.unwrap_or(0) as usize
+    } else {
+        0
+    };
     let slack = length_slack(
         track.codec_params.codec,
         track.codec_params.frames_per_block,
@@ -645,7 +772,14 @@ fn decode_packets(
     };
     let mut presentation: Option<(u64, u64, Option<u64>)> = None;
     let mut position = 0u64;
-    let mut decoder = if codec == CODEC_TYPE_OPUS {
+    let big_endian_pcm = mp4_big_endian_pcm.get(track_id as usize).copied().flatten();
+    let mut decoder = if let Some(pcm) = big_endian_pcm {
+        let channels = track.codec_params.channels.map_or(0, |c| c.count());
+        if channels == 0 || channels > MAX_CHANNELS {
+            return Err(malformed(format!("a PCM track of {channels} channels")));
+        }
+        PacketDecoder::BigEndianPcm { pcm, channels }
+    } else if codec == CODEC_TYPE_OPUS {
         let head = track.codec_params.extra_data.as_deref().unwrap_or(&[]);
         // The stream ends at its last page's granule position (RFC 7845), read from the file
         // itself: symphonia 0.5's length and padding for Opus are off when one page holds it all.
@@ -673,6 +807,7 @@ fn decode_packets(
     let mut layout: Option<(u32, usize)> = None;
     let mut damaged_packets = 0usize;
     let mut packets = 0usize;
+    let mut held: Vec<f32> = Vec::new();
     loop {
         let packet = match format.next_packet() {
             Ok(packet) => packet,
@@ -706,6 +841,19 @@ fn decode_packets(
                 scaled.extend(buffer.samples().iter().map(|&s| s * INT16_SCALE));
                 (spec.rate, spec.channels.count())
             }
+            PacketDecoder::BigEndianPcm { pcm, channels } => {
+                let Some(rate) = track.codec_params.sample_rate else {
+                    return Err(malformed("a PCM track without a sample rate".to_string()));
+                };
+                let frame_bytes = pcm.bytes() * *channels;
+                scaled.clear();
+                scaled.extend(
+                    packet.data[..packet.data.len() / frame_bytes * frame_bytes]
+                        .chunks_exact(pcm.bytes())
+                        .map(|b| pcm.sample(b)),
+                );
+                (rate, *channels)
+            }
             PacketDecoder::Opus(decoder) => {
                 // A damaged packet is concealed (its duration filled from the previous ones), so
                 // the times after it stay right.
@@ -738,8 +886,9 @@ fn decode_packets(
         let (skip, end) = match presentation {
             Some((_, skip, end)) => (skip, end),
             None => {
-                let (lead_in, skip, edit_end) =
-                    mp4_edit.map_or((0, 0, None), |e| e.frames(rate, codec == CODEC_TYPE_OPUS));
+                let (lead_in, skip, edit_end) = mp4_edit.map_or((0, mpeg_delay, None), |e| {
+                    e.frames(rate, codec == CODEC_TYPE_OPUS)
+                });
                 let lead_in_samples = usize::try_from(lead_in)
                     .ok()
                     .and_then(|frames| frames.checked_mul(channels))
@@ -763,7 +912,27 @@ fn decode_packets(
         let to = end.map_or(frames, |end| end.saturating_sub(position).min(frames)) as usize;
         position += frames;
         if to > from {
-            sink(&scaled[from * channels..to * channels], channels);
+            let part = &scaled[from * channels..to * channels];
+            // The last `mpeg_padding` frames are held back until the stream's end says whether
+            // they are the encoder's padding.
+            let hold = mpeg_padding * channels;
+            if hold == 0 {
+                sink(part, channels);
+            } else {
+                held.extend_from_slice(part);
+                if held.len() > hold {
+                    let ready = held.len() - hold;
+                    sink(&held[..ready], channels);
+                    held.drain(..ready);
+                }
+            }
+        }
+    }
+    if let (Some((_, channels)), false) = (layout, held.is_empty()) {
+        let ends_as_declared =
+            declared_frames.is_some_and(|declared| position <= declared + MPEG_LENGTH_SLACK);
+        if !ends_as_declared {
+            sink(&held, channels);
         }
     }
     let Some((rate, channels)) = layout else {
@@ -832,6 +1001,47 @@ mod tests {
         }
         body.extend(mp4_box(b"mdia", &timescale_box(b"mdhd", media_timescale)));
         mp4_box(b"trak", &body)
+    }
+
+    #[test]
+    fn big_endian_quicktime_pcm_is_read_big_endian() {
+        let cases: [(Mp4Pcm, Vec<u8>); 4] = [
+            (Mp4Pcm::S24, vec![0x40, 0x00, 0x01]),
+            (Mp4Pcm::S32, 0x4000_0100_i32.to_be_bytes().to_vec()),
+            (Mp4Pcm::F32, 0.5f32.to_be_bytes().to_vec()),
+            (Mp4Pcm::F64, (-0.25f64).to_be_bytes().to_vec()),
+        ];
+        let expected = [
+            16_384.0 + 1.0 / 256.0,
+            16_384.0 + 1.0 / 256.0,
+            16_384.0,
+            -8_192.0,
+        ];
+        for ((pcm, bytes), want) in cases.iter().zip(expected) {
+            assert_eq!(bytes.len(), pcm.bytes());
+            assert_eq!(pcm.sample(bytes), want, "{pcm:?}");
+        }
+        assert_eq!(Mp4Pcm::S24.sample(&[0xFF, 0xFF, 0xFF]), -1.0 / 256.0);
+        // The sample description decides: `in24` without `enda` is big-endian, with `enda` 1
+        // little-endian (symphonia reads that one right).
+        let moov = |enda: Option<u16>| {
+            let mut entry = vec![0u8; 28];
+            entry[8..10].copy_from_slice(&1u16.to_be_bytes()); // version 1
+            entry.extend([0u8; 16]);
+            if let Some(flag) = enda {
+                let mut wave = mp4_box(b"frma", b"in24");
+                wave.extend(mp4_box(b"enda", &flag.to_be_bytes()));
+                entry.extend(mp4_box(b"wave", &wave));
+            }
+            let mut stsd = vec![0, 0, 0, 0, 0, 0, 0, 1];
+            stsd.extend(mp4_box(b"in24", &entry));
+            let stbl = mp4_box(b"stbl", &mp4_box(b"stsd", &stsd));
+            let trak = mp4_box(b"trak", &mp4_box(b"mdia", &mp4_box(b"minf", &stbl)));
+            [mp4_box(b"mvhd", &[0; 100]), trak].concat()
+        };
+        assert_eq!(mp4_big_endian_pcm(&moov(None)), [Some(Mp4Pcm::S24)]);
+        assert_eq!(mp4_big_endian_pcm(&moov(Some(0))), [Some(Mp4Pcm::S24)]);
+        assert_eq!(mp4_big_endian_pcm(&moov(Some(1))), [None]);
     }
 
     #[test]
