@@ -652,6 +652,43 @@ fn mp3_streams_are_read_to_their_end() {
     assert_eq!(two.samples[..one.samples.len()], one.samples[..]);
 }
 
+/// A chained Ogg file (streams one after another: `cat a.ogg b.ogg`, joined voice messages) is read
+/// through all its streams, not only the first; streams of different rates are an error that says so.
+#[test]
+fn chained_ogg_files_are_read_to_their_end() {
+    let dir = temp();
+    for extension in ["ogg", "opus"] {
+        let single = std::fs::read(container_fixture(extension)).unwrap();
+        let joined = dir.path().join(format!("joined.{extension}"));
+        std::fs::write(&joined, [&single[..], &single[..], &single[..]].concat()).unwrap();
+        let one = read_audio(&container_fixture(extension)).unwrap();
+        let three = read_audio(&joined).unwrap();
+        assert_eq!(three.sample_rate_hz, one.sample_rate_hz);
+        assert_eq!(three.samples.len(), 3 * one.samples.len(), "{extension}");
+        assert_eq!(
+            three.samples[..one.samples.len()],
+            one.samples[..],
+            "{extension}"
+        );
+    }
+    // Vorbis at 8 kHz, then Opus (48 kHz).
+    let mixed = dir.path().join("mixed.ogg");
+    std::fs::write(
+        &mixed,
+        [
+            std::fs::read(container_fixture("ogg")).unwrap(),
+            std::fs::read(container_fixture("opus")).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let error = read_audio(&mixed).unwrap_err().to_string();
+    assert!(
+        error.contains("differ") && error.contains("ffmpeg"),
+        "{error}"
+    );
+}
+
 #[test]
 fn truncated_or_damaged_containers_are_errors() {
     let dir = temp();

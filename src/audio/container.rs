@@ -134,6 +134,145 @@ fn last_granule_position(source: &mut dyn MediaSource) -> Option<u64> {
     })
 }
 
+/// Where each link of a chained Ogg file starts (RFC 3533 section 4: logical streams one after
+/// another, as `cat a.ogg b.ogg`, joined voice messages and radio rips make them): the byte
+/// offsets of the pages that begin a stream after another stream's pages. One offset (0) for an
+/// ordinary file; `None` for a file that is not Ogg. Page headers are read; their bodies skipped.
+fn ogg_link_starts(source: &mut dyn MediaSource) -> Option<Vec<u64>> {
+    use std::io::SeekFrom;
+    let mut starts = vec![0u64];
+    let mut at = 0u64;
+    let mut previous_began_a_stream = true;
+    let mut header = [0u8; 27];
+    let mut lacing = [0u8; 255];
+    loop {
+        if source.seek(SeekFrom::Start(at)).is_err() || source.read_exact(&mut header).is_err() {
+            break;
+        }
+        if &header[..4] != b"OggS" {
+            if at == 0 {
+                return None;
+            }
+            // Trailing bytes or damage: the decoder reports what it makes of them.
+            break;
+        }
+        let segments = usize::from(header[26]);
+        if source.read_exact(&mut lacing[..segments]).is_err() {
+            break;
+        }
+        let begins_a_stream = header[5] & 0x02 != 0;
+        if begins_a_stream && !previous_began_a_stream {
+            starts.push(at);
+        }
+        previous_began_a_stream = begins_a_stream;
+        let body: u64 = lacing[..segments].iter().map(|&l| u64::from(l)).sum();
+        at += 27 + segments as u64 + body;
+    }
+    Some(starts)
+}
+
+/// Bytes `start..end` of a source, as a source of their own (one link of a chained Ogg file).
+struct ByteRange {
+    inner: Box<dyn MediaSource>,
+    start: u64,
+    end: u64,
+    position: u64,
+}
+
+impl ByteRange {
+    fn new(mut inner: Box<dyn MediaSource>, start: u64, end: u64) -> std::io::Result<Self> {
+        inner.seek(std::io::SeekFrom::Start(start))?;
+        Ok(ByteRange {
+            inner,
+            start,
+            end,
+            position: start,
+        })
+    }
+}
+
+impl std::io::Read for ByteRange {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.end.saturating_sub(self.position);
+        let n = (buf.len() as u64).min(left) as usize;
+        let read = self.inner.read(&mut buf[..n])?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl std::io::Seek for ByteRange {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let len = self.end - self.start;
+        let target = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::End(d) => len.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => (self.position - self.start).checked_add_signed(d),
+        }
+        .filter(|&n| n <= len)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek outside"))?;
+        self.position = self
+            .inner
+            .seek(std::io::SeekFrom::Start(self.start + target))?;
+        Ok(target)
+    }
+}
+
+impl MediaSource for ByteRange {
+    fn is_seekable(&self) -> bool {
+        true
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        Some(self.end - self.start)
+    }
+}
+
+/// Decode a chained Ogg file link by link, each as the file it was before it was joined; the links
+/// must agree in rate and channels (else convert with a tool that resamples).
+fn decode_ogg_chain(
+    path: &Path,
+    open: &OpenSource<'_>,
+    starts: &[u64],
+    sink: &mut dyn FnMut(&[f32], usize),
+) -> Result<(u32, usize)> {
+    let len = open()?.byte_len().ok_or_else(|| Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason: "a chained Ogg stream whose length is unknown".to_string(),
+    })?;
+    let mut layout: Option<(u32, usize)> = None;
+    for (index, &start) in starts.iter().enumerate() {
+        let end = starts.get(index + 1).copied().unwrap_or(len);
+        let link = || -> Result<Box<dyn MediaSource>> {
+            let range = ByteRange::new(open()?, start, end).map_err(|e| Error::io(path, e))?;
+            Ok(Box::new(range))
+        };
+        let this = decode_packets(path, &link, &[], &[], sink)?;
+        match layout {
+            None => layout = Some(this),
+            Some(first) if first != this => {
+                return Err(Error::MalformedAudio {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "its joined Ogg streams differ: {} Hz × {} channels, then {} Hz × {} in \
+                         stream {}; convert it with e.g. `ffmpeg -i in.ogg out.wav`",
+                        first.0,
+                        first.1,
+                        this.0,
+                        this.1,
+                        index + 1
+                    ),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    layout.ok_or_else(|| Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason: "no audio could be decoded".to_string(),
+    })
+}
+
 fn malformed_mp4(path: &Path, reason: String) -> Error {
     Error::MalformedAudio {
         path: path.to_path_buf(),
@@ -596,6 +735,14 @@ fn decode_stream(
     let moov = mp4_moov(open()?.as_mut()).map_err(|reason| malformed_mp4(path, reason))?;
     if let Some(amr) = moov.as_deref().and_then(mp4_amr_track) {
         return decode_mp4_amr(path, open, &amr, sink);
+    }
+    if let Some(starts) = ogg_link_starts(open()?.as_mut()).filter(|starts| starts.len() > 1) {
+        return guarded(|| decode_ogg_chain(path, open, &starts, sink)).unwrap_or_else(|message| {
+            Err(Error::MalformedAudio {
+                path: path.to_path_buf(),
+                reason: format!("the file is damaged: its decoder failed ({message})"),
+            })
+        });
     }
     let edits = moov.as_deref().map(mp4_edits).unwrap_or_default();
     let big_endian_pcm = moov.as_deref().map(mp4_big_endian_pcm).unwrap_or_default();
