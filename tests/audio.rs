@@ -689,6 +689,28 @@ fn chained_ogg_files_are_read_to_their_end() {
     );
 }
 
+/// Complete files in encodings phonrec does not decode are said to be that, not "cut short".
+#[test]
+fn undecodable_encodings_are_not_called_truncated() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let error = read_audio(&data.join("fsdd_7_jackson_0_8k_ima4.caf"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("unsupported audio encoding") && !error.contains("cut short"),
+        "{error}"
+    );
+    // An Opus stream with channel mapping family 255 (channels without a layout).
+    let mut opus = std::fs::read(container_fixture("opus")).unwrap();
+    let head = opus.windows(8).position(|w| w == b"OpusHead").unwrap();
+    opus[head + 18] = 255;
+    let dir = temp();
+    let path = dir.path().join("family255.opus");
+    std::fs::write(&path, opus).unwrap();
+    let error = read_audio(&path).unwrap_err().to_string();
+    assert!(error.contains("channel mapping family 255"), "{error}");
+}
+
 #[test]
 fn truncated_or_damaged_containers_are_errors() {
     let dir = temp();

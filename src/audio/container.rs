@@ -171,6 +171,30 @@ fn ogg_link_starts(source: &mut dyn MediaSource) -> Option<Vec<u64>> {
     Some(starts)
 }
 
+/// An Ogg Opus file's channel count and mapping family when the family is neither 0 nor 1 (RFC
+/// 7845: 255 is channels without a defined layout, 2 and 3 ambisonics), which phonrec does not
+/// mix down.
+fn unreadable_opus_mapping(source: &mut dyn MediaSource) -> Option<(u8, u8)> {
+    let mut page = [0u8; 27 + 255 + 19];
+    let mut filled = 0;
+    while filled < page.len() {
+        match source.read(&mut page[filled..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+    }
+    let page = &page[..filled];
+    if !page.starts_with(b"OggS") {
+        return None;
+    }
+    let head = page.get(27 + usize::from(*page.get(26)?)..)?;
+    if !head.starts_with(b"OpusHead") {
+        return None;
+    }
+    let (channels, family) = (*head.get(9)?, *head.get(18)?);
+    (family > 1).then_some((channels, family))
+}
+
 /// Bytes `start..end` of a source, as a source of their own (one link of a chained Ogg file).
 struct ByteRange {
     inner: Box<dyn MediaSource>,
@@ -736,6 +760,14 @@ fn decode_stream(
     if let Some(amr) = moov.as_deref().and_then(mp4_amr_track) {
         return decode_mp4_amr(path, open, &amr, sink);
     }
+    if let Some((channels, family)) = unreadable_opus_mapping(open()?.as_mut()) {
+        // symphonia's Ogg reader fails on these headers as if the file ended early.
+        return Err(super::opus::mapping_refused(
+            path,
+            usize::from(channels),
+            family,
+        ));
+    }
     if let Some(starts) = ogg_link_starts(open()?.as_mut()).filter(|starts| starts.len() > 1) {
         return guarded(|| decode_ogg_chain(path, open, &starts, sink)).unwrap_or_else(|message| {
             Err(Error::MalformedAudio {
@@ -1083,6 +1115,21 @@ fn decode_packets(
         }
     }
     let Some((rate, channels)) = layout else {
+        if packets > 0 && damaged_packets == packets {
+            // Every packet there is, and none decodes: not a cut, an encoding the decoder
+            // registered for it does not handle (IMA4 ADPCM in a CAF, say).
+            let name = symphonia::default::get_codecs()
+                .get_codec(codec)
+                .map_or_else(|| format!("{codec}"), |d| d.long_name.to_string());
+            return Err(Error::UnsupportedEncoding {
+                path: path.to_path_buf(),
+                encoding: format!(
+                    "{name}: none of its {packets} packet{} could be decoded",
+                    if packets == 1 { "" } else { "s" }
+                ),
+                hint: Some("convert with e.g. `ffmpeg -i in.ext out.wav`".to_string()),
+            });
+        }
         if let Some(declared) = declared_frames.filter(|&n| n > 0) {
             return Err(malformed(format!(
                 "{CUT_SHORT} early: the header declares {declared} samples per channel, none could \

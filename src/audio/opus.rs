@@ -81,14 +81,7 @@ impl OpusPackets {
         // Family 0 is one stream of one or two channels; family 1 lists the streams and how they
         // map onto channels after the fixed part. The decoder builds the standard layout for the
         // channel count: a header that maps otherwise is refused rather than read wrongly.
-        let refuse = || Error::UnsupportedEncoding {
-            path: path.to_path_buf(),
-            encoding: format!("Opus with {channels} channels in channel mapping family {family}"),
-            hint: Some(
-                "convert with e.g. `opusdec in.opus out.wav` or `ffmpeg -i in.opus out.wav`"
-                    .to_string(),
-            ),
-        };
+        let refuse = || mapping_refused(path, channels, family);
         let describe = |e: opus_pure::Error| Error::MalformedAudio {
             path: path.to_path_buf(),
             reason: format!("the Opus decoder refused the stream: {e}"),
@@ -159,5 +152,17 @@ impl OpusPackets {
                 .map(|&s| f32::from(s) * self.gain),
         );
         damaged
+    }
+}
+
+/// The error for an Opus stream whose channel mapping phonrec does not mix down.
+pub(crate) fn mapping_refused(path: &Path, channels: usize, family: u8) -> Error {
+    Error::UnsupportedEncoding {
+        path: path.to_path_buf(),
+        encoding: format!("Opus with {channels} channels in channel mapping family {family}"),
+        hint: Some(
+            "convert with e.g. `opusdec in.opus out.wav` or `ffmpeg -i in.opus out.wav`"
+                .to_string(),
+        ),
     }
 }
