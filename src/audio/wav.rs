@@ -673,8 +673,8 @@ fn decode_to_mono(header: &Header, source: &DataSource) -> std::io::Result<Vec<f
             })
             .map(|_| ())
         };
-        if let Some(loudest) = total.cancelling_channel() {
-            decode_channel(loudest, &mut mono)?;
+        if let Some(alone) = total.channel_alone() {
+            decode_channel(alone, &mut mono)?;
         } else if let Some(samples) = super::least_clipped_channel(&total, decode_channel)? {
             mono = samples;
         }
