@@ -990,6 +990,25 @@ fn kaldi_segments_are_utterances_cut_from_their_recordings() {
         built_in["per_utterance"][0]["reference"],
         utterance["reference"]
     );
+    // A lexicon for other words adds to the built-in one (as in align), not replaces it; with
+    // --no-builtin-lexicon it stands alone and SEVEN is unknown.
+    std::fs::write(&lexicon, "ZORBLAX  Z AO1 R B L AE K S\n").expect("lexicon");
+    let with = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--data",
+            data.to_str().expect("utf-8 path"),
+            "--lexicon",
+            lexicon.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        phonrec(&args)
+    };
+    let output = with(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = with(&["--no-builtin-lexicon"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("SEVEN"), "{}", stderr(&output));
     assert!(
         (utterance["start"].as_f64().expect("start") - seven_start as f64 / 16_000.0).abs() < 1e-9
     );

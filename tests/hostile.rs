@@ -777,6 +777,42 @@ fn outputs_never_destroy_inputs_or_earlier_results() {
         assert_clean_error(&phonrec(&args), &["is also an input"]);
         assert_eq!(std::fs::read(&audio).unwrap(), original, "{args:?}");
     }
+    // Two outputs of one run on one path: refused before the second replaces the first.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let picture = elsewhere.path().join("p.png");
+    assert_clean_error(
+        &phonrec(&[
+            "probs",
+            "--no-lm",
+            s(&audio),
+            "--png",
+            s(&picture),
+            "--html",
+            s(&picture),
+        ]),
+        &["both name"],
+    );
+    // The files a Kaldi data dir is read from, and the recordings it lists, are inputs too:
+    // `-o data/text` (Kaldi names hypotheses `text` too) used to replace the references.
+    let data = elsewhere.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("wav.scp"), format!("u1 {}\n", audio.display())).unwrap();
+    std::fs::write(data.join("text"), "u1 SEVEN\n").unwrap();
+    let (text_file, scp) = (data.join("text"), data.join("wav.scp"));
+    for args in [
+        vec!["eval", "--no-lm", "--data", s(&data), "-o", s(&text_file)],
+        vec!["eval", "--no-lm", "--data", s(&data), "-o", s(&audio)],
+        vec!["score", s(&data), "-o", s(&text_file)],
+        vec!["align", s(&data), "-o", s(&scp)],
+        vec!["lm", "--data", s(&data), "-o", s(&scp)],
+        vec!["transcribe", "--no-lm", s(&data), "-o", s(&text_file)],
+        vec!["features", s(&data), "-o", s(&scp)],
+    ] {
+        assert_clean_error(&phonrec(&args), &["is also an input"]);
+    }
+    assert_eq!(std::fs::read_to_string(&text_file).unwrap(), "u1 SEVEN\n");
+    assert_eq!(std::fs::read(&audio).unwrap(), original);
+
     // The same file by another name is the same input.
     let spelled = dir.path().join(".").join("a.wav");
     assert_clean_error(

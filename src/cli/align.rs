@@ -26,7 +26,9 @@ use super::choice::choice;
 use super::common::{
     built_in_boundaries, error_chain, find_audio_files, load_model, read_audio_arg, refuse_problems,
 };
-use super::output_file::{refuse_overwriting_inputs, write_atomically, Destination};
+use super::output_file::{
+    data_dir_files, refuse_overwriting_inputs, write_atomically, Destination,
+};
 use super::shard::ShardArgs;
 
 /// Align audio to its transcript: the time of every word and phone (forced alignment)
@@ -297,7 +299,13 @@ pub(super) fn run_jobs<R: Send>(
         }
         (None, path) => {
             if let Some(path) = path {
-                let inputs = jobs.iter().map(|job| job.audio.as_path());
+                // The recordings, their transcripts (MFA's `.lab`/`.txt`), a Kaldi dir's files.
+                let data_files = data_dir_files(args.inputs.iter().map(PathBuf::as_path));
+                let inputs = jobs
+                    .iter()
+                    .flat_map(|job| [job.audio.as_path(), Path::new(&job.origin)])
+                    .chain(data_files.iter().map(PathBuf::as_path))
+                    .chain(args.lexicon.as_deref());
                 refuse_overwriting_inputs(path, inputs.chain(args.manifest.as_deref()))?;
             }
             Some(Destination::to(path.as_deref())?)

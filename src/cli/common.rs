@@ -54,10 +54,15 @@ pub fn load_model(path: Option<&Path>, precision: Precision) -> anyhow::Result<M
 /// How labeled data is read; the flags `train` and `eval` share.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Pronunciation lexicon (CMUdict format: `WORD  P1 P2 ...`, stress digits folded) that turns
-    /// a Kaldi data dir's words into phones [default: the built-in CMUdict, as `align` uses].
+    /// Pronunciation lexicon (CMUdict format: `WORD  P1 P2 ...`, stress digits folded) for a Kaldi
+    /// data dir's words: its words replace the built-in CMUdict's pronunciations of those words,
+    /// the rest are added (as in `align`) [default: the built-in CMUdict alone].
     #[arg(long)]
     pub lexicon: Option<PathBuf>,
+
+    /// Use only --lexicon, not the built-in CMUdict.
+    #[arg(long, requires = "lexicon")]
+    pub no_builtin_lexicon: bool,
 
     /// With a TIMIT root: its test part is the 24-speaker core test set (eval --data, train --dev).
     #[arg(long)]
@@ -100,6 +105,7 @@ impl FeatureKind {
 pub fn data_source(
     path: &Path,
     lexicon: Option<&Path>,
+    built_in_lexicon: bool,
     timit_split: TimitSplit,
 ) -> anyhow::Result<DataSource> {
     if path.is_dir() {
@@ -116,6 +122,7 @@ pub fn data_source(
             return Ok(DataSource::Kaldi {
                 dir: path.to_path_buf(),
                 lexicon: lexicon.map(Path::to_path_buf),
+                built_in_lexicon,
             });
         }
         if has("train") || has("test") {

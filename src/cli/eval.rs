@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use phonrec::data::Utterance;
+use phonrec::data::{Dataset, Utterance};
 use phonrec::eval::PerStats;
 use phonrec::phones::{PhoneId, PhoneSet};
 use phonrec::recognize::plan_rounds;
@@ -16,7 +16,7 @@ use serde_json::json;
 use super::common::{
     data_source, load_data, write_stdout, DataArgs, DecodeArgs, InputProgress, Kept,
 };
-use super::output_file::{refuse_overwriting_inputs, write_atomically};
+use super::output_file::{data_dir_files, refuse_overwriting_inputs, write_atomically};
 
 /// Score a model on labeled data: phone error rate and its breakdown.
 ///
@@ -68,7 +68,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub score_sil: bool,
 
-    /// Number of confusions (and worst phones) to list.
+    /// Number of confusions (and worst phones) to list; 0 lists none (the totals alone).
     #[arg(long, default_value_t = 10)]
     pub top: usize,
 
@@ -77,14 +77,36 @@ pub struct EvalArgs {
     pub quiet: bool,
 }
 
+/// Refuse an `-o` that names one of the recordings the data lists.
+fn refuse_overwriting_audio(args: &EvalArgs, data: &Dataset) -> anyhow::Result<()> {
+    match &args.output {
+        Some(output) => {
+            refuse_overwriting_inputs(output, data.utterances.iter().map(|u| u.audio.as_path()))
+        }
+        None => Ok(()),
+    }
+}
+
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if let Some(output) = &args.output {
-        let inputs = [Some(args.data.as_path()), args.hyp.as_deref()];
-        refuse_overwriting_inputs(output, inputs.into_iter().flatten())?;
+        let inputs = [
+            Some(args.data.as_path()),
+            args.hyp.as_deref(),
+            args.data_args.lexicon.as_deref(),
+        ];
+        let data_files = data_dir_files([args.data.as_path()]);
+        refuse_overwriting_inputs(
+            output,
+            inputs
+                .into_iter()
+                .flatten()
+                .chain(data_files.iter().map(PathBuf::as_path)),
+        )?;
     }
     if let Some(hyp) = &args.hyp {
         let phones = PhoneSet::timit39();
         let data = load_data(&eval_source(&args)?, &phones, "evaluation")?;
+        refuse_overwriting_audio(&args, &data)?;
         let hypotheses = read_hypotheses(hyp, &phones, &data.utterances)?;
         let description = format!("hypotheses read from {}", hyp.display());
         let skipped = data.problems.len();
@@ -106,6 +128,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     )?;
     let phones = recognizer.phones().clone();
     let data = load_data(&eval_source(&args)?, &phones, "evaluation")?;
+    refuse_overwriting_audio(&args, &data)?;
     // Recognised in rounds, short utterances sharing network batches (as `transcribe` does).
     let sizes: Vec<u64> = data
         .utterances
@@ -155,6 +178,7 @@ fn eval_source(args: &EvalArgs) -> anyhow::Result<phonrec::data::DataSource> {
     data_source(
         &args.data,
         args.data_args.lexicon.as_deref(),
+        !args.data_args.no_builtin_lexicon,
         args.data_args.test_split(),
     )
 }
@@ -414,6 +438,10 @@ fn print_report(
         c.deletions,
         c.insertions
     )?;
+    if top == 0 {
+        // --top 0: the totals alone.
+        return Ok(());
+    }
     writeln!(out, "\nworst phones (error = (S + D) / count):")?;
     writeln!(
         out,

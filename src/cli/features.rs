@@ -16,7 +16,9 @@ use super::choice::choice;
 use super::common::{
     expand_inputs, inputs_noun, manifest_inputs, no_audio_found, read_inputs, FeatureKind, Input,
 };
-use super::output_file::{refuse_overwriting_inputs, write_atomically, Destination};
+use super::output_file::{
+    data_dir_files, refuse_overwriting_inputs, write_atomically, Destination,
+};
 use super::parse_bool;
 use super::shard::ShardArgs;
 use ndarray::Array2;
@@ -305,7 +307,9 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         (Some(_), _) => None,
         (None, path) if path == Path::new("-") => Some(Destination::to(None)?),
         (None, path) => {
-            refuse_overwriting_inputs(path, keyed.iter().filter_map(|(input, _)| input.path()))?;
+            let data_files = data_dir_files(args.files.iter().map(PathBuf::as_path));
+            let inputs = keyed.iter().filter_map(|(input, _)| input.path());
+            refuse_overwriting_inputs(path, inputs.chain(data_files.iter().map(PathBuf::as_path)))?;
             Some(Destination::to(Some(path))?)
         }
     };

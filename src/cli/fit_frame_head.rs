@@ -86,6 +86,15 @@ pub fn run(args: FitFrameHeadArgs) -> anyhow::Result<ExitCode> {
     if recordings.is_empty() {
         bail!("{} lists no recordings", args.reference.display());
     }
+    super::output_file::refuse_stream_for_model(&args.output)?;
+    super::output_file::refuse_overwriting_inputs(
+        &args.output,
+        recordings
+            .iter()
+            .map(|(_, r)| r.audio.as_path())
+            .chain([args.reference.as_path()])
+            .chain(args.model.as_deref()),
+    )?;
     let model = load_model(args.model.as_deref(), Precision::F32)?;
     let hidden_width = 2 * model.network().config().hidden_size;
     let recognizer = Recognizer::new(model, RecognizerOptions::default())?;

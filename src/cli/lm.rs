@@ -32,9 +32,14 @@ pub struct LmArgs {
     #[arg(long)]
     pub text: Vec<PathBuf>,
 
-    /// Pronunciation lexicon for a Kaldi data dir.
+    /// Pronunciation lexicon for a Kaldi data dir's words: added to the built-in CMUdict, its
+    /// pronunciations replacing the built-in ones of the same words (as in `align`).
     #[arg(long)]
     pub lexicon: Option<PathBuf>,
+
+    /// Use only --lexicon, not the built-in CMUdict.
+    #[arg(long, requires = "lexicon")]
+    pub no_builtin_lexicon: bool,
 
     /// N-gram order (1 to 8). Long orders act like a word-level model over frequent words.
     #[arg(long, default_value_t = 3)]
@@ -68,7 +73,12 @@ pub fn run(args: LmArgs) -> anyhow::Result<ExitCode> {
             .chain(&args.input)
             .chain(&args.lexicon)
             .chain(&args.phones)
-            .map(|p| p.as_path()),
+            .map(|p| p.as_path())
+            .chain(
+                super::output_file::data_dir_files(args.data.iter().map(|p| p.as_path()))
+                    .iter()
+                    .map(|p| p.as_path()),
+            ),
     )?;
     if let Some(input) = &args.input {
         let lm = PhoneLm::load(input, &phones)?;
@@ -83,8 +93,17 @@ pub fn run(args: LmArgs) -> anyhow::Result<ExitCode> {
     }
     let mut sequences = Vec::new();
     for path in &args.data {
-        let source = data_source(path, args.lexicon.as_deref(), TimitSplit::Train)?;
+        let source = data_source(
+            path,
+            args.lexicon.as_deref(),
+            !args.no_builtin_lexicon,
+            TimitSplit::Train,
+        )?;
         let data = load_data(&source, &phones, "LM training")?;
+        super::output_file::refuse_overwriting_inputs(
+            &args.output,
+            data.utterances.iter().map(|u| u.audio.as_path()),
+        )?;
         // Recordings without speech have no phone sequence to learn from.
         sequences.extend(
             data.utterances

@@ -277,6 +277,26 @@ pub(crate) fn refuse_overwriting_inputs<'a>(
     Ok(())
 }
 
+/// The files a Kaldi data dir among `inputs` is read from (`wav.scp`, `text`, `segments`, ...),
+/// for [`refuse_overwriting_inputs`]: `-o data/test/text` is an easy slip (Kaldi names hypotheses
+/// `text` too) that would replace the references. Other inputs are left out.
+pub(crate) fn data_dir_files<'a>(inputs: impl IntoIterator<Item = &'a Path>) -> Vec<PathBuf> {
+    const KALDI_FILES: [&str; 7] = [
+        "wav.scp",
+        "text",
+        "segments",
+        "utt2spk",
+        "spk2utt",
+        "reco2file_and_channel",
+        "utt2dur",
+    ];
+    inputs
+        .into_iter()
+        .filter(|dir| dir.join("wav.scp").is_file())
+        .flat_map(|dir| KALDI_FILES.map(|name| dir.join(name)))
+        .collect()
+}
+
 /// What tells two paths of one file apart from two files: the device and inode where there are
 /// such, else the canonical path.
 #[cfg(unix)]

@@ -148,15 +148,31 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
     picture_options
         .validate()
         .map_err(|reason| anyhow::anyhow!("--pixels-per-second: {reason}"))?;
-    let mut outputs: Vec<&Path> = [args.png.as_deref(), args.html.as_deref()]
+    // Each output and the option that names it.
+    let mut outputs: Vec<(&str, PathBuf)> = [("--png", &args.png), ("--html", &args.html)]
         .into_iter()
-        .flatten()
+        .filter_map(|(flag, path)| Some((flag, path.clone()?)))
         .collect();
     if args.wants_table() {
-        outputs.extend(args.output.as_deref().filter(|p| p.as_os_str() != "-"));
+        if let Some(table) = args.output.as_deref().filter(|p| p.as_os_str() != "-") {
+            outputs.push(("-o", table.to_path_buf()));
+            if format == ProbsFormat::Npy {
+                outputs.push(("the NPY table's sidecar", sidecar_path(table)));
+            }
+        }
     }
-    for output in outputs {
+    for (index, (flag, output)) in outputs.iter().enumerate() {
         refuse_overwriting_inputs(output, [args.file.as_path()])?;
+        // Two outputs on one path: the second written would silently replace the first.
+        if let Some((earlier, _)) = outputs[..index]
+            .iter()
+            .find(|(_, e)| same_destination(e, output))
+        {
+            bail!(
+                "{flag} and {earlier} both name {}: give each output its own file",
+                output.display()
+            );
+        }
     }
     let recognizer = args
         .decode
@@ -243,6 +259,26 @@ fn write_file(
     let mut out = OutputFile::create(path)?;
     write(&mut out).with_context(|| format!("writing {}", path.display()))?;
     out.commit()
+}
+
+/// Whether two output paths name one file (spelled alike, or the same existing file).
+fn same_destination(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => {
+            // Not written yet: compare the folder's canonical form and the file name.
+            let parts = |p: &Path| {
+                let folder = p.parent().filter(|f| !f.as_os_str().is_empty());
+                let folder =
+                    folder.map_or_else(|| std::fs::canonicalize("."), std::fs::canonicalize);
+                (folder.ok(), p.file_name().map(|n| n.to_os_string()))
+            };
+            parts(a) == parts(b)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -724,6 +724,7 @@ struct RunData {
     train_path: PathBuf,
     dev_path: PathBuf,
     lexicon: Option<PathBuf>,
+    no_builtin_lexicon: bool,
     phones_path: Option<PathBuf>,
     core_test: bool,
     phones: PhoneSet,
@@ -750,17 +751,34 @@ impl RunData {
                 .get("timit_core_test")
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false);
+        // A run's lexicon is used as it was: runs recorded before the built-in CMUdict was merged
+        // with --lexicon (no such entry) used the file alone.
+        let no_builtin_lexicon = args.data.no_builtin_lexicon
+            || recorded
+                .get("no_builtin_lexicon")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(recorded.get("lexicon").is_some_and(|v| v.is_string()));
         let phones = match &phones_path {
             Some(path) => PhoneSet::from_file(path)?,
             None => PhoneSet::timit39(),
         };
-        let train_source = data_source(&train_path, lexicon.as_deref(), TimitSplit::Train)?;
+        let train_source = data_source(
+            &train_path,
+            lexicon.as_deref(),
+            !no_builtin_lexicon,
+            TimitSplit::Train,
+        )?;
         let dev_split = if core_test {
             TimitSplit::CoreTest
         } else {
             TimitSplit::Test
         };
-        let dev_source = data_source(&dev_path, lexicon.as_deref(), dev_split)?;
+        let dev_source = data_source(
+            &dev_path,
+            lexicon.as_deref(),
+            !no_builtin_lexicon,
+            dev_split,
+        )?;
         let train = load_data(&train_source, &phones, "training")?;
         let dev = load_data(&dev_source, &phones, "dev")?;
         for (data, what, path) in [(&train, "training", &train_path), (&dev, "dev", &dev_path)] {
@@ -776,6 +794,7 @@ impl RunData {
             train_path,
             dev_path,
             lexicon,
+            no_builtin_lexicon,
             phones_path,
             core_test,
             phones,
@@ -794,6 +813,7 @@ impl RunData {
             "train": absolute(&self.train_path),
             "dev": absolute(&self.dev_path),
             "lexicon": self.lexicon.as_ref().map(absolute),
+            "no_builtin_lexicon": self.no_builtin_lexicon,
             "phones": self.phones_path.as_ref().map(absolute),
             "timit_core_test": self.core_test,
             "data": format!("{} ({} utterances)", self.train_path.display(), self.train.len()),

@@ -17,7 +17,9 @@ use super::common::{
     audio_size, error_chain, expand_inputs, inputs_noun, manifest_inputs, no_audio_found,
     read_inputs, DecodeArgs, DereverbArg, Input, InputProgress, Kept,
 };
-use super::output_file::{refuse_overwriting_inputs, write_atomically, Destination};
+use super::output_file::{
+    data_dir_files, refuse_overwriting_inputs, write_atomically, Destination,
+};
 use super::shard::ShardArgs;
 
 /// Print the phonemes of audio files.
@@ -188,7 +190,11 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         return Err(no_audio_found(&args.files));
     }
     if let Some(output) = &args.output {
-        let inputs = files.iter().filter_map(Input::path);
+        let data_files = data_dir_files(args.files.iter().map(PathBuf::as_path));
+        let inputs = files
+            .iter()
+            .filter_map(Input::path)
+            .chain(data_files.iter().map(PathBuf::as_path));
         refuse_overwriting_inputs(output, inputs.chain(args.manifest.as_deref()))?;
     }
     if args.format == OutputFormat::TextGrid && args.output_dir.is_none() && files.len() > 1 {

@@ -114,9 +114,11 @@ pub enum DataSource {
     Kaldi {
         /// The data directory.
         dir: PathBuf,
-        /// The pronunciation lexicon; `None`: the built-in CMUdict ([`Lexicon::built_in`]), as
-        /// `align` uses.
+        /// A pronunciation lexicon: its words' pronunciations replace the built-in CMUdict's
+        /// ([`Lexicon::built_in`]) and its other words are added, as in `align`.
         lexicon: Option<PathBuf>,
+        /// Whether the built-in CMUdict is used at all (false: `lexicon` alone).
+        built_in_lexicon: bool,
     },
 }
 
@@ -126,11 +128,20 @@ impl DataSource {
         match self {
             DataSource::Manifest(path) => load_manifest(path, phones),
             DataSource::Timit { root, split } => load_timit(root, *split, phones),
-            DataSource::Kaldi { dir, lexicon } => {
-                let lexicon = match lexicon {
-                    Some(path) => Lexicon::load(path)?,
-                    None => Lexicon::built_in()?,
+            DataSource::Kaldi {
+                dir,
+                lexicon,
+                built_in_lexicon,
+            } => {
+                let mut merged = if *built_in_lexicon {
+                    Lexicon::built_in()?
+                } else {
+                    Lexicon::default()
                 };
+                if let Some(path) = lexicon {
+                    merged.override_with(Lexicon::load(path)?);
+                }
+                let lexicon = merged;
                 load_kaldi_dir(dir, &lexicon, phones)
             }
         }
