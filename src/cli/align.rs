@@ -137,11 +137,11 @@ pub struct TargetArgs {
 
     /// Match score (the log-likelihood per frame the text costs against what the network hears
     /// freely, ≤ 0) below which an alignment is reported as audio that does not say its text.
-    #[arg(long, default_value_t = DEFAULT_MIN_MATCH_SCORE, allow_hyphen_values = true, value_name = "SCORE")]
+    #[arg(long, default_value_t = DEFAULT_MIN_MATCH_SCORE, allow_hyphen_values = true, value_name = "SCORE", value_parser = parse_score_floor)]
     pub min_match: f64,
 
     /// The same for the recording's worst second (catches words of the text the audio does not say).
-    #[arg(long, default_value_t = DEFAULT_MIN_WORST_SECOND_SCORE, allow_hyphen_values = true, value_name = "SCORE")]
+    #[arg(long, default_value_t = DEFAULT_MIN_WORST_SECOND_SCORE, allow_hyphen_values = true, value_name = "SCORE", value_parser = parse_score_floor)]
     pub min_worst_second: f64,
 
     /// How phone boundaries are placed around the network's spikes: `builtin` (the built-in model's
@@ -154,8 +154,11 @@ pub struct TargetArgs {
     #[arg(long, value_name = "builtin|extents|midpoint|FILE")]
     pub boundaries: Option<String>,
 
-    /// Viterbi beam in nats (states further below the frame's best are dropped).
-    #[arg(long, default_value_t = LatticeOptions::default().beam, value_name = "NATS")]
+    /// Viterbi beam in nats (states further below the frame's best are dropped): a speed setting.
+    /// The alignment is the exact one whenever its path stays within the beam; when the beam loses
+    /// every path (audio and text far apart), the search is run again without it for recordings
+    /// of up to about an hour of short text.
+    #[arg(long, default_value_t = LatticeOptions::default().beam, value_name = "NATS", value_parser = parse_beam_nats)]
     pub viterbi_beam: f64,
 
     /// Phone spans are the frames the Viterbi path labels with each phone (the network's spikes),
@@ -223,6 +226,23 @@ pub(super) struct Output {
     pub extension: &'static str,
     /// A header line at the top of each output file or stream.
     pub header: Option<&'static str>,
+}
+
+/// `--min-match`, `--min-worst-second`: a score floor, ≤ 0 as the scores are (above 0 every
+/// recording would be reported as not saying its text).
+fn parse_score_floor(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(score) if score <= 0.0 => Ok(score),
+        _ => Err("expected a score ≤ 0 (match scores are log-likelihoods per frame)".to_string()),
+    }
+}
+
+/// `--viterbi-beam`: a positive number of nats (`inf` for none).
+fn parse_beam_nats(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(nats) if nats > 0.0 => Ok(nats),
+        _ => Err("expected a positive number of nats (or inf)".to_string()),
+    }
 }
 
 /// Whether a job's audio is standard input (`-`).

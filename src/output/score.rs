@@ -20,7 +20,8 @@ pub enum ScoreFormat {
     /// Tab-separated with a header: `file tier start end expected heard score mispronounced`.
     Tsv,
     /// Praat TextGrid: tiers `words`, `phones` (expected), `heard`, `mispronounced` (`*` on flagged
-    /// phones).
+    /// phones); a phone not said at all (no frame of its own: start = end in the other formats)
+    /// gets a 10 ms interval where it belongs.
     TextGrid,
 }
 
@@ -39,7 +40,7 @@ impl Choice for ScoreFormat {
         Named {
             value: ScoreFormat::TextGrid,
             name: "textgrid",
-            help: "Praat TextGrid: tiers words, phones (expected), heard, mispronounced (one file per recording)",
+            help: "Praat TextGrid: tiers words, phones (expected), heard, mispronounced (one file per recording; a phone not said at all gets a 10 ms interval)",
         },
     ];
 }

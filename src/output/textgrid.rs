@@ -27,6 +27,10 @@ pub struct IntervalTier {
     pub intervals: Vec<Interval>,
 }
 
+/// The width a zero-length span (a deleted phone) is given in a tier: 10 ms, taken from what
+/// follows it.
+pub const POINT_WIDTH_S: f64 = 0.01;
+
 /// Times are written rounded to 0.1 ms: every boundary phonrec makes is a multiple of a frame shift.
 fn round_time(t: f64) -> f64 {
     (t * 10_000.0).round() / 10_000.0
@@ -35,7 +39,10 @@ fn round_time(t: f64) -> f64 {
 impl IntervalTier {
     /// A tier from labelled spans `(start, end, label)` in time order: clipped to `[0, duration_s]`,
     /// gaps filled with empty intervals, overlaps resolved in favour of the earlier span (the later
-    /// one starts where the earlier ends), empty spans dropped.
+    /// one starts where the earlier ends). A span with `start == end` (a phone the text expects and
+    /// the audio does not have: the alignment gives it no frame) gets [`POINT_WIDTH_S`], as a
+    /// TextGrid interval cannot be empty and a dropped one would hide the deletion and shift every
+    /// later phone of its word against the transcript; spans left empty by an overlap are dropped.
     pub fn from_spans(
         name: &str,
         spans: impl IntoIterator<Item = (f64, f64, String)>,
@@ -45,8 +52,13 @@ impl IntervalTier {
         let mut intervals: Vec<Interval> = Vec::new();
         let mut cursor = 0.0;
         for (start, end, label) in spans {
+            let point = start == end;
             let start = round_time(start).clamp(cursor, duration_s);
-            let end = round_time(end).clamp(start, duration_s);
+            let end = if point {
+                round_time(start + POINT_WIDTH_S).min(duration_s)
+            } else {
+                round_time(end).clamp(start, duration_s)
+            };
             if end <= start {
                 continue;
             }
@@ -228,5 +240,37 @@ mod tests {
         assert_eq!(empty.intervals.len(), 1);
         assert!(read_textgrid("xmin = 0\n").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn deleted_phones_keep_an_interval() {
+        // "suits" said without its final s: the s has no frame (start == end), then a pause.
+        let phones = IntervalTier::from_spans(
+            "phones",
+            [
+                (0.9, 1.0, "t".to_string()),
+                (1.0, 1.0, "s".to_string()),
+                (1.0, 1.0, "z".to_string()),
+                (1.2, 1.3, "ih".to_string()),
+            ],
+            2.0,
+        );
+        let labels: Vec<(&str, f64, f64)> = phones
+            .intervals
+            .iter()
+            .map(|i| (i.label.as_str(), i.start_s, i.end_s))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("", 0.0, 0.9),
+                ("t", 0.9, 1.0),
+                ("s", 1.0, 1.01),
+                ("z", 1.01, 1.02),
+                ("", 1.02, 1.2),
+                ("ih", 1.2, 1.3),
+                ("", 1.3, 2.0)
+            ]
+        );
     }
 }
