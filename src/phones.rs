@@ -64,6 +64,30 @@ const TIMIT61_FOLDING: [(&str, &str); 22] = [
     ("epi", "sil"),
 ];
 
+/// Whether a token of another recogniser's phone output marks noise or a filler rather than a
+/// phone: Kaldi's `SPN`/`NSN` and `<unk>`-style symbols, bracketed noise tags (`[noise]`,
+/// `[laughter]`), pocketsphinx's fillers (`+NSN+`, `+BREATH+`) and sentence marks (`<s>`).
+/// `<sil>` is silence, not a filler.
+pub fn is_filler_token(token: &str) -> bool {
+    let lower = token.to_ascii_lowercase();
+    let stem = strip_word_position(&lower);
+    matches!(stem, "spn" | "nsn" | "lau" | "gbg")
+        || (lower.len() > 2
+            && ((lower.starts_with('<') && lower.ends_with('>') && lower != "<sil>")
+                || (lower.starts_with('[') && lower.ends_with(']'))
+                || (lower.starts_with('+') && lower.ends_with('+'))))
+}
+
+/// A Kaldi position-dependent phone's base phone: `AH1_I` → `AH1` (word-begin, -internal, -end
+/// and singleton suffixes `_B`, `_I`, `_E`, `_S`); other names unchanged.
+pub fn strip_word_position(phone: &str) -> &str {
+    ["_B", "_I", "_E", "_S", "_b", "_i", "_e", "_s"]
+        .iter()
+        .find_map(|suffix| phone.strip_suffix(suffix))
+        .filter(|stem| !stem.is_empty())
+        .unwrap_or(phone)
+}
+
 /// Fold one TIMIT-61 phone (any case) to the 39-phone set. `None` means the phone is deleted (`q`).
 /// Phones outside TIMIT's 61 are returned lowercased and unchanged; the caller checks them against
 /// an inventory.
@@ -356,14 +380,32 @@ impl PhoneSet {
     /// With the default 39-phone inventory, labels in the other common spellings are folded to it as
     /// the lexicon path folds them: CMUdict's stress digits and `ao`/`zh` (`EH1` → `eh`, `AO` → `aa`),
     /// then TIMIT's 61/48 symbols (`ix` → `ih`, `axr` → `er`, `pau` → `sil`; `q` is dropped), then
-    /// IPA ([`ipa_to_arpabet`]: `ð ə k w ɪ k` → `dh ah k w ih k`; `ʔ` is dropped). A custom
-    /// inventory takes its own names only.
+    /// IPA ([`ipa_to_arpabet`]: `ð ə k w ɪ k` → `dh ah k w ih k`; `ʔ` is dropped); Kaldi's
+    /// word-position suffixes are stripped (`AH1_I` → `ah`) and noise and filler tokens dropped
+    /// ([`is_filler_token`]: `SPN`, `<unk>`, `[noise]`, `+NSN+`). A custom inventory takes its own
+    /// names only.
     pub fn parse_sequence(&self, text: &str, path: &Path, line: usize) -> Result<Vec<PhoneId>> {
         let fold = self.is_timit39();
         let mut ids = Vec::new();
         for phone in text.split_whitespace() {
             let exact = self.id(phone).filter(|id| *id != BLANK);
             let folded = || -> Option<Option<PhoneId>> {
+                // Other recognisers' output: noise and filler tokens are no phone; Kaldi's
+                // word-position suffixes (`AH1_I`) go.
+                if self.id(phone) == Some(BLANK) {
+                    return None; // the blank (`<blk>`) is never a label
+                }
+                if is_filler_token(phone) {
+                    return Some(None);
+                }
+                let phone = if phone.eq_ignore_ascii_case("<sil>") {
+                    SILENCE // pocketsphinx's silence
+                } else {
+                    strip_word_position(phone)
+                };
+                if let Some(id) = self.id(phone).filter(|id| *id != BLANK) {
+                    return Some(Some(id));
+                }
                 let cmudict = fold_cmudict(phone);
                 if let Some(id) = self.id(&cmudict) {
                     return Some(Some(id));
@@ -583,6 +625,31 @@ mod tests {
         );
         assert_eq!(parse("tʰ iː t͡ʃ ʔ ɚ ˈoʊ ɡ ʒ").unwrap(), "t iy ch er ow g sh");
         assert!(parse("ʀ").is_err(), "not an English phone");
+    }
+
+    #[test]
+    fn other_recognisers_tokens_fold_or_drop() {
+        let phones = PhoneSet::timit39();
+        let parse = |text: &str| {
+            phones
+                .parse_sequence(text, Path::new("hyp.txt"), 1)
+                .map(|ids| phones.format_sequence(&ids))
+        };
+        // Kaldi: position-dependent phones, spoken noise, unknown-word and noise symbols.
+        assert_eq!(
+            parse("SIL AH1_B M_I IH0_E S_S SPN <unk> [noise] NSN_S SIL").unwrap(),
+            "sil ah m ih s sil"
+        );
+        // pocketsphinx allphone: fillers between + signs, <sil> as silence, sentence marks.
+        assert_eq!(
+            parse("<s> SIL AH +NSN+ M +BREATH+ <sil> </s>").unwrap(),
+            "sil ah m sil"
+        );
+        // Not a way around unknown phones, and IPA with combining marks still reads.
+        assert!(parse("AH_X").is_err());
+        assert!(parse("_I").is_err());
+        assert_eq!(parse("ɑ̃ ə").unwrap(), "aa ah");
+        assert_eq!(strip_word_position("ɑ̃"), "ɑ̃");
     }
 
     #[test]
