@@ -965,9 +965,12 @@ fn check_resume_arguments(
     if !differences.is_empty() {
         bail!(
             "--resume: the command line asks for other options than the run was started with: {}. \
-             Give the run's own command line (or `--resume DIR` alone), or start a new run in \
-             another folder",
-            differences.join("; ")
+             A resumed run keeps its options (only --epochs may change); given --{} besides \
+             --resume, the command line is taken as a whole one, where options left out count at \
+             their defaults. Give the run's own command line (or `--resume DIR` alone, with \
+             --epochs if wanted), or start a new run in another folder",
+            differences.join("; "),
+            given_options.join(", --").replace('_', "-")
         );
     }
     Ok(())

@@ -378,12 +378,16 @@ pub fn train(
             observer.on_note(&note);
         }
     }
+    // Advice on the options is for a run's start: a resumed run keeps its options (only --epochs
+    // may change), so advice to change them could not be followed.
+    let starting = run.state.updates == 0;
     let per_epoch = batches_per_epoch(&run.state.options, &data);
-    if let Some(warning) = warm_up_warning(&run.state.options, per_epoch) {
-        observer.on_problem(&warning);
-    }
-    if let Some(warning) = too_few_updates_warning(&run.state.options, per_epoch) {
-        observer.on_problem(&warning);
+    let advice = [
+        warm_up_warning(&run.state.options, per_epoch),
+        too_few_updates_warning(&run.state.options, per_epoch),
+    ];
+    for warning in advice.iter().flatten().filter(|_| starting) {
+        observer.on_problem(warning);
     }
     let mut stopped_early = false;
     while run.state.epoch < run.state.options.epochs {
