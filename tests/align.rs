@@ -587,4 +587,30 @@ fn fit_frame_head_writes_a_head_that_align_uses_and_refuses_bad_references() {
         "{}",
         stderr(&output)
     );
+    // Timings that cannot belong to their recording (overlapping, negative, past its end: a wrong
+    // pairing or units) and unknown phones are refused with the line, before the network runs.
+    let audio = Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/fsdd_7_jackson_0_8k.wav");
+    for (phones, needle) in [
+        (r#"[["s", 0.0, 0.2], ["eh", 0.1, 0.3]]"#, "before 's' ends"),
+        (r#"[["s", -0.5, 0.2]]"#, "has times"),
+        (r#"[["s", 0.0, 0.2], ["eh", 0.2, 9.0]]"#, "past the end"),
+        (r#"[["s", 0.0, 0.2], ["qq", 0.2, 0.3]]"#, "bad.jsonl:2"),
+    ] {
+        let line = format!(r#"{{"audio": {:?}, "phones": {phones}}}"#, audio) + "\n";
+        let lines = if needle == "bad.jsonl:2" {
+            format!(r#"{{"audio": {:?}, "phones": [["s", 0.0, 0.1]]}}"#, audio) + "\n" + &line
+        } else {
+            line
+        };
+        std::fs::write(&bad, lines).expect("write");
+        let output = phonrec(&[
+            "fit-frame-head",
+            "--reference",
+            bad.to_str().expect("path"),
+            "-o",
+            head.to_str().expect("path"),
+        ]);
+        assert!(!output.status.success(), "{phones}");
+        assert!(stderr(&output).contains(needle), "{}", stderr(&output));
+    }
 }

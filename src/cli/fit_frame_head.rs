@@ -44,12 +44,32 @@ pub struct FitFrameHeadArgs {
 
     /// L2 penalty on the head's weights (chosen for the built-in model by leaving one fitting voice
     /// out).
-    #[arg(long, default_value_t = FitOptions::default().weight_decay)]
+    #[arg(long, default_value_t = FitOptions::default().weight_decay, value_parser = parse_weight_decay)]
     pub weight_decay: f64,
 
-    /// Full-batch Adam steps.
-    #[arg(long, default_value_t = FitOptions::default().iterations)]
+    /// Full-batch Adam steps (at least 1).
+    #[arg(long, default_value_t = FitOptions::default().iterations, value_parser = parse_iterations)]
     pub iterations: usize,
+}
+
+/// How far one phone may reach into the next, or past the recording's end (rounding in the tool
+/// that wrote the times), in seconds.
+const OVERLAP_TOLERANCE_S: f64 = 0.005;
+
+/// `--weight-decay`: a finite number ≥ 0.
+fn parse_weight_decay(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(decay) if decay.is_finite() && decay >= 0.0 => Ok(decay),
+        _ => Err("expected a finite number ≥ 0".to_string()),
+    }
+}
+
+/// `--iterations`: at least one step (none would write an untrained head).
+fn parse_iterations(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(steps) if steps >= 1 => Ok(steps),
+        _ => Err("expected a number of steps ≥ 1".to_string()),
+    }
 }
 
 /// One line of the reference file.
@@ -71,17 +91,31 @@ pub fn run(args: FitFrameHeadArgs) -> anyhow::Result<ExitCode> {
         let at = || format!("{}:{}", args.reference.display(), index + 1);
         let mut recording: TimedRecording = serde_json::from_str(line)
             .with_context(|| format!("{}: expected {{\"audio\": ..., \"phones\": [...]}}", at()))?;
-        if let Some((phone, start, end)) = recording
-            .phones
-            .iter()
-            .find(|(_, start, end)| !(start.is_finite() && end.is_finite() && start <= end))
-        {
+        if let Some((phone, start, end)) = recording.phones.iter().find(|(_, start, end)| {
+            !(start.is_finite() && end.is_finite() && 0.0 <= *start && start <= end)
+        }) {
             bail!("{}: phone '{phone}' has times {start}..{end}", at());
+        }
+        // Overlapping phones are a wrong pairing or wrong units, not timings to learn from.
+        if let Some(pair) = recording
+            .phones
+            .windows(2)
+            .find(|pair| pair[1].1 + OVERLAP_TOLERANCE_S < pair[0].2)
+        {
+            bail!(
+                "{}: phone '{}' starts at {} s, before '{}' ends at {} s: phones are listed in \
+                 time order without overlaps",
+                at(),
+                pair[1].0,
+                pair[1].1,
+                pair[0].0,
+                pair[0].2
+            );
         }
         if recording.audio.is_relative() {
             recording.audio = folder.join(&recording.audio);
         }
-        recordings.push((at(), recording));
+        recordings.push((at(), index + 1, recording));
     }
     if recordings.is_empty() {
         bail!("{} lists no recordings", args.reference.display());
@@ -91,7 +125,7 @@ pub fn run(args: FitFrameHeadArgs) -> anyhow::Result<ExitCode> {
         &args.output,
         recordings
             .iter()
-            .map(|(_, r)| r.audio.as_path())
+            .map(|(_, _, r)| r.audio.as_path())
             .chain([args.reference.as_path()])
             .chain(args.model.as_deref()),
     )?;
@@ -101,18 +135,22 @@ pub fn run(args: FitFrameHeadArgs) -> anyhow::Result<ExitCode> {
     let phones = recognizer.phones().clone();
     let shift = recognizer.output_frame_shift_s();
     let centre = recognizer.output_frame_centre_s();
+    // Every phone name checked before the network runs over the recordings.
+    for (_, line, recording) in &recordings {
+        for (name, _, _) in &recording.phones {
+            phones.parse_sequence(name, &args.reference, *line)?;
+        }
+    }
     eprintln!(
         "phonrec: computing the network's hidden layer on {} recordings",
         recordings.len()
     );
     let examples = recordings
         .par_iter()
-        .map(|(at, recording)| -> anyhow::Result<FrameExamples> {
+        .map(|(at, line, recording)| -> anyhow::Result<FrameExamples> {
             let mut timed = Vec::with_capacity(recording.phones.len());
             for (name, start, end) in &recording.phones {
-                let ids = phones
-                    .parse_sequence(name, &args.reference, 0)
-                    .with_context(|| format!("{at}: phone '{name}'"))?;
+                let ids = phones.parse_sequence(name, &args.reference, *line)?;
                 let phone: Option<&PhoneId> = ids.first();
                 if let Some(&phone) = phone {
                     timed.push((phone, *start, *end));
@@ -120,6 +158,18 @@ pub fn run(args: FitFrameHeadArgs) -> anyhow::Result<ExitCode> {
             }
             let wave = read_audio(&recording.audio)
                 .with_context(|| format!("{at}: {}", recording.audio.display()))?;
+            let duration = wave.duration_s();
+            if let Some((name, _, end)) = recording
+                .phones
+                .iter()
+                .find(|(_, _, end)| *end > duration + OVERLAP_TOLERANCE_S)
+            {
+                bail!(
+                    "{at}: phone '{name}' ends at {end} s, past the end of {} ({duration:.3} s): \
+                     a wrong recording, or times in other units than seconds?",
+                    recording.audio.display()
+                );
+            }
             let hidden = recognizer
                 .hidden_states(wave)
                 .with_context(|| format!("{at}: {}", recording.audio.display()))?;
