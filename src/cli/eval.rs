@@ -48,10 +48,17 @@ pub struct EvalArgs {
     /// ...`, keyed as `-o` writes them: the utterance id, or the manifest's `file:line`, whitespace
     /// as `_`), in ARPAbet with CMUdict's stress digits and TIMIT's 61/48 symbols folded as the
     /// references are, or in IPA (`--alphabet ipa` output, or another recognizer's broad IPA:
-    /// diacritics and length marks ignored, `ʔ` dropped). For another recognizer's output on the
-    /// same data (pocketsphinx, Allosaurus, an older model). An utterance the file lacks counts as an empty
-    /// hypothesis (all deletions), with a warning.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["model"])]
+    /// diacritics and length marks ignored, `ʔ` dropped); Kaldi's word-position suffixes (`AH1_I`)
+    /// are stripped and noise and filler tokens (`SPN`, `<unk>`, `[noise]`, `+NSN+`) dropped. For
+    /// another recognizer's output on the same data (pocketsphinx, Allosaurus, an older model). An
+    /// utterance the file lacks counts as an empty hypothesis (all deletions), with a warning.
+    /// Nothing is decoded: the model and decoding options are refused with it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "model", "beam", "lm", "no_lm", "lm_weight", "insertion_bonus", "vtln_warps", "vtln",
+        "no_segment", "speech_threshold", "extend_threshold", "min_silence", "segment_padding",
+        "energy_floor", "isolate_below", "keep_digital_silence", "keep_clipping", "keep_dropouts",
+        "keep_spectral_holes", "dereverb", "precision",
+    ])]
     pub hyp: Option<PathBuf>,
 
     /// Print one JSON object instead of the text report; its `per_utterance` list gives each
