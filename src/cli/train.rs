@@ -610,6 +610,46 @@ const RESUME_ARGUMENTS: &[&str] = &[
     "checkpoint_every",
 ];
 
+/// Options that describe a network built from scratch: with --init-from the starting model's are
+/// used, and these, when typed, are ignored.
+const FROM_SCRATCH_OPTIONS: [&str; 11] = [
+    "layers",
+    "hidden",
+    "stack_frames",
+    "features",
+    "num_mel_bins",
+    "sample_rate",
+    "deltas",
+    "no_cmvn",
+    "norm_vars",
+    "init",
+    "no_orthogonal",
+];
+
+/// Say which typed options --init-from ignores (its --help says so, but a user who typed
+/// `--features mfcc` and got an fbank model deserves a word on the console).
+fn warn_of_ignored_options(args: &TrainArgs, matches: Option<&clap::ArgMatches>) {
+    let (Some(_), Some(matches)) = (&args.init_from, matches) else {
+        return;
+    };
+    let typed: Vec<String> = FROM_SCRATCH_OPTIONS
+        .iter()
+        .filter(|id| {
+            matches.try_get_raw(id).is_ok_and(|_| {
+                matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            })
+        })
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if !typed.is_empty() {
+        eprintln!(
+            "phonrec: warning: {} ignored: with --init-from the network and its features are the \
+             starting model's",
+            typed.join(", ")
+        );
+    }
+}
+
 /// Fine-tuning's speed-up from native bf16: measured on the FSDD folds of models/README.md.
 const BF16_FINE_TUNE_NOTE: &str = "fine-tuning in mixed precision (bf16, native on this CPU: \
      measured 1.5-2 times as fast as f32 with the same held-out PER, models/README.md); \
@@ -652,6 +692,17 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
         );
     }
     let resuming = matches!(start, RunStart::Resume { .. });
+    if !resuming {
+        warn_of_ignored_options(&args, matches);
+        if same_path(&data.train_path, &data.dev_path) {
+            eprintln!(
+                "phonrec: warning: the dev data is the training data ({}): dev PER then measures \
+                 memory, not recognition of new speech, and early stopping and the best model \
+                 follow it; hold some utterances (better: a speaker) out as --dev",
+                data.dev_path.display()
+            );
+        }
+    }
     if args.precision.is_none() && options.precision == Precision::Bf16 && !resuming && !args.quiet
     {
         eprintln!("phonrec: {BF16_FINE_TUNE_NOTE}");
