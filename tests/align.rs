@@ -574,13 +574,16 @@ fn fit_frame_head_writes_a_head_that_align_uses_and_refuses_bad_references() {
         "{\"audio\": \"x.wav\", \"phones\": [[\"aa\", 0.5, 0.2]]}\n",
     )
     .expect("write");
-    let output = phonrec(&[
-        "fit-frame-head",
-        "--reference",
-        bad.to_str().expect("path"),
-        "-o",
-        head.to_str().expect("path"),
-    ]);
+    let fit_bad = || {
+        phonrec(&[
+            "fit-frame-head",
+            "--reference",
+            bad.to_str().expect("path"),
+            "-o",
+            head.to_str().expect("path"),
+        ])
+    };
+    let output = fit_bad();
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("bad.jsonl:1"),
@@ -603,13 +606,7 @@ fn fit_frame_head_writes_a_head_that_align_uses_and_refuses_bad_references() {
             line
         };
         std::fs::write(&bad, lines).expect("write");
-        let output = phonrec(&[
-            "fit-frame-head",
-            "--reference",
-            bad.to_str().expect("path"),
-            "-o",
-            head.to_str().expect("path"),
-        ]);
+        let output = fit_bad();
         assert!(!output.status.success(), "{phones}");
         assert!(stderr(&output).contains(needle), "{}", stderr(&output));
     }

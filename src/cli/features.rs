@@ -36,8 +36,8 @@ use rayon::prelude::*;
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct FeaturesArgs {
-    /// Input audio (WAV: PCM 8–32-bit, float 32/64-bit, µ-law/A-law, any rate/channels; NIST SPHERE, Sun .au,
-    /// FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, WebM), folders of it, Kaldi data dirs or wav.scp files (keyed by utterance id), or
+    /// Input audio (WAV: PCM 8–32-bit, float 32/64-bit, µ-law/A-law, 8–192 kHz, any channels; NIST SPHERE, Sun .au,
+    /// FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, WebM/Matroska, AMR), folders of it, Kaldi data dirs or wav.scp files (keyed by utterance id), or
     /// `-` for standard input.
     #[arg(required_unless_present = "manifest")]
     pub files: Vec<PathBuf>,

@@ -43,7 +43,7 @@ pub fn command() -> clap::Command {
 
 /// phonrec: phoneme recognition from audio.
 ///
-/// Reads WAV (8–32-bit PCM, 32/64-bit float, µ-law/A-law; any rate and channel count), NIST
+/// Reads WAV (8–32-bit PCM, 32/64-bit float, µ-law/A-law; 8–192 kHz, any channel count), NIST
 /// SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A (AAC, ALAC), WebM/Matroska and AMR files,
 /// computes Kaldi-compatible features, and (with a model) turns speech into ARPAbet phonemes.
 #[derive(Parser, Debug)]

@@ -28,8 +28,8 @@ use super::output_file::{refuse_overwriting_inputs, OutputFile};
 /// recording, with the probabilities the network gives in the whole file and times in its timeline.
 #[derive(Args, Debug)]
 pub struct ProbsArgs {
-    /// Audio file: WAV (PCM or float, any rate and channel count), NIST SPHERE, Sun .au, FLAC, Ogg
-    /// Vorbis, MP3, AIFF, CAF or MP4/M4A.
+    /// Audio file: WAV (PCM or float, 8-192 kHz, any channel count), NIST SPHERE, Sun .au, FLAC,
+    /// Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, WebM/Matroska or AMR; `-` for standard input.
     pub file: PathBuf,
 
     /// Model file made by `phonrec train` [default: the built-in model].

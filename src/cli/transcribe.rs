@@ -24,7 +24,7 @@ use super::shard::ShardArgs;
 
 /// Print the phonemes of audio files.
 ///
-/// Reads WAV (8–32-bit PCM, 32/64-bit float, µ-law/A-law; any sample rate and channel count, resampled to the
+/// Reads WAV (8–32-bit PCM, 32/64-bit float, µ-law/A-law; 8–192 kHz, any channel count, resampled to the
 /// model's rate), NIST SPHERE, Sun .au (µ-law telephone audio), FLAC, Ogg Vorbis or Opus (voice
 /// messages), MP3, AIFF, CAF, MP4/M4A (AAC, ALAC), WebM/Matroska (Opus from browsers; AAC, Vorbis,
 /// MP3, FLAC or PCM) and AMR, recognised by content. Folders are searched for .wav, .sph, .au, .snd,
