@@ -233,6 +233,21 @@ impl FrameHead {
         let tensors = SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;
         let classes = phones.len();
         let width = hidden_width;
+        // A head of the right kind fitted on another model's hidden layer: say so.
+        if let Ok(view) = tensors.tensor(WEIGHT) {
+            if let [rows, fitted_width] = view.shape() {
+                if *rows == classes && *fitted_width != width {
+                    return Err(Error::InvalidModel {
+                        path: origin.into(),
+                        reason: format!(
+                            "a frame head fitted for a model with {fitted_width} hidden values \
+                             per frame, and this model has {width}: fit one for it with \
+                             `phonrec fit-frame-head --model MODEL`"
+                        ),
+                    });
+                }
+            }
+        }
         let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
             let view = tensors
                 .tensor(name)
@@ -369,7 +384,13 @@ mod tests {
         // Another model's phones, or another hidden width, are refused.
         let other = PhoneSet::from_phones(["aa", "z", "sil"].map(String::from))?;
         assert!(FrameHead::from_bytes(&bytes, "head", &other, 6).is_err());
-        assert!(FrameHead::from_bytes(&bytes, "head", &phones, 8).is_err());
+        let err = FrameHead::from_bytes(&bytes, "head", &phones, 8)
+            .expect_err("another model's width")
+            .to_string();
+        assert!(
+            err.contains("fitted for a model with 6 hidden values"),
+            "{err}"
+        );
         // The silence phone is scored as silence.
         let sil = phones.id("sil").expect("sil");
         assert_eq!(head.class_of(sil), 0);
