@@ -78,6 +78,9 @@ const WHITE: [u8; 3] = [255, 255, 255];
 const INK: [u8; 3] = [40, 40, 40];
 const FAINT_INK: [u8; 3] = [110, 110, 110];
 const GRID_LINE: [u8; 3] = [225, 225, 225];
+/// Where there is no frame (the audio's tail shorter than a frame, or no frames at all): not a
+/// colour of the probability scale, which would read as "probability 0".
+const NO_FRAME: [u8; 3] = [238, 238, 238];
 const WAVE_COLOR: [u8; 3] = [52, 101, 164];
 /// Decoded phone boxes alternate between two tints so neighbours stay apart; silence is grey.
 const SPAN_FILLS: [[u8; 3]; 2] = [[255, 224, 178], [255, 204, 153]];
@@ -410,6 +413,9 @@ fn draw_time_grid(image: &mut RgbImage, layout: &PictureLayout, painter: &TextPa
     );
 }
 
+/// The smallest peak the waveform strip is scaled to: −60 dBFS at int16 scale.
+const WAVEFORM_FLOOR: f32 = 32.768;
+
 /// The waveform as a min/max envelope per pixel column, scaled to its peak.
 fn draw_waveform(
     image: &mut RgbImage,
@@ -431,7 +437,9 @@ fn draw_waveform(
     );
     let samples = &inspection.wave.samples;
     let rate = inspection.wave.sample_rate_hz as f64;
-    let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    // Scaled to its peak, but never by more than 60 dB: a silent file (digital zeros, or the
+    // ±1 LSB noise phonrec fills them with) draws flat, not as a full-scale block.
+    let peak = samples.iter().fold(WAVEFORM_FLOOR, |m, s| m.max(s.abs()));
     let plot_left = layout.plot_left_px as i64;
     fill_rect(
         image,
@@ -565,12 +573,12 @@ fn draw_posteriorgram(
             INK,
             Align::Left,
         );
-        // Beyond the last frame (the audio's unanalysed tail) the row stays at probability 0.
+        // Beyond the last frame (the audio's unanalysed tail) the row shows no data.
         fill_rect(
             image,
             (plot_left, top),
             (plot_right, top + row_height),
-            viridis(0.0),
+            NO_FRAME,
         );
     }
 
