@@ -40,7 +40,7 @@ impl IntervalTier {
     /// A tier from labelled spans `(start, end, label)` in time order: clipped to `[0, duration_s]`,
     /// gaps filled with empty intervals, overlaps resolved in favour of the earlier span (the later
     /// one starts where the earlier ends). A span with `start == end` (a phone the text expects and
-    /// the audio does not have: the alignment gives it no frame) gets [`POINT_WIDTH_S`], as a
+    /// the audio does not have: the alignment gives it no frame) gets `POINT_WIDTH_S` (10 ms), as a
     /// TextGrid interval cannot be empty and a dropped one would hide the deletion and shift every
     /// later phone of its word against the transcript; spans left empty by an overlap are dropped.
     pub fn from_spans(
