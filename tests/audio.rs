@@ -539,9 +539,16 @@ fn flac_decodes_to_exactly_the_wav_samples_and_lossy_codecs_to_nearly_them() {
         let decoded = read_audio(&container_fixture(lossless)).unwrap();
         assert_eq!(decoded, wav, "{lossless} is lossless");
     }
-    // ALAC in MP4; FLAC and 24-bit PCM in Matroska; 24-bit big-endian PCM in QuickTime (which
-    // symphonia alone reads as little-endian: noise).
-    for lossless in ["_alac.m4a", "_flac.mka", "_s24.mka", "_s24be.mov"] {
+    // ALAC in MP4 and in CAF (whose wrapped cookie symphonia alone refuses); FLAC and 24-bit PCM
+    // in Matroska; 24-bit big-endian PCM in QuickTime (which symphonia alone reads as
+    // little-endian: noise).
+    for lossless in [
+        "_alac.m4a",
+        "_alac.caf",
+        "_flac.mka",
+        "_s24.mka",
+        "_s24be.mov",
+    ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(format!("tests/data/fsdd_7_jackson_0_8k{lossless}"));
         assert_eq!(read_audio(&path).unwrap(), wav, "{lossless} is lossless");

@@ -52,6 +52,9 @@ fn is_mpeg_audio(codec: CodecType) -> bool {
     [CODEC_TYPE_MP1, CODEC_TYPE_MP2, CODEC_TYPE_MP3].contains(&codec)
 }
 
+/// Frames in an ALAC packet as encoders write them (the cookie's default frame length).
+const ALAC_FRAMES_PER_PACKET: u64 = 4096;
+
 /// How far a decoded stream of `codec` may fall short of its declared length.
 fn length_slack(codec: CodecType, frames_per_block: Option<u64>) -> u64 {
     if is_mpeg_audio(codec) {
@@ -60,6 +63,10 @@ fn length_slack(codec: CodecType, frames_per_block: Option<u64>) -> u64 {
     let lossy = [CODEC_TYPE_AAC, CODEC_TYPE_VORBIS, CODEC_TYPE_OPUS];
     if lossy.contains(&codec) {
         LOSSY_LENGTH_SLACK
+    } else if codec == CODEC_TYPE_ALAC {
+        // A CAF's packet table may count whole packets of ALAC's 4096 frames where the last one
+        // holds fewer (ffmpeg's): one packet.
+        ALAC_FRAMES_PER_PACKET
     } else {
         frames_per_block.unwrap_or(0).max(EXACT_LENGTH_SLACK)
     }
@@ -169,6 +176,77 @@ fn ogg_link_starts(source: &mut dyn MediaSource) -> Option<Vec<u64>> {
         at += 27 + segments as u64 + body;
     }
     Some(starts)
+}
+
+/// Check a CAF file's chunks before symphonia reads them: it allocates each chunk it keeps (`kuki`,
+/// `pakt`, `info`, ...) at its declared size, and a packet table's entries at its declared count,
+/// so one damaged size asked for 755 GB and aborted the process (found by mutating the ALAC
+/// fixture). `Err` names the chunk that does not fit; files
+/// that are not CAF, and the audio data itself (which may run to the end: size -1), pass.
+fn caf_chunks_fit(source: &mut dyn MediaSource) -> std::result::Result<(), String> {
+    use std::io::SeekFrom;
+    let Some(len) = source.byte_len() else {
+        return Ok(());
+    };
+    let mut head = [0u8; 12];
+    if source.read_exact(&mut head[..8]).is_err() || &head[..4] != b"caff" {
+        return Ok(());
+    }
+    let mut at = 8u64;
+    while at + 12 <= len {
+        if source.seek(SeekFrom::Start(at)).is_err() || source.read_exact(&mut head).is_err() {
+            return Ok(());
+        }
+        let kind = String::from_utf8_lossy(&head[..4]).into_owned();
+        let size = i64::from_be_bytes(head[4..12].try_into().map_err(|_| "header")?);
+        let left = len - (at + 12);
+        if kind == "data" && (size == -1 || size as u64 > left) {
+            // Samples to the end, or a cut: symphonia and the length check tell which.
+            return Ok(());
+        }
+        if kind == "pakt" {
+            // symphonia reserves the packet count before reading the entries (1 byte or more each,
+            // after 24 bytes of counts).
+            let mut count = [0u8; 8];
+            if source.read_exact(&mut count).is_ok() {
+                let packets = i64::from_be_bytes(count);
+                if packets < 0 || packets > size.saturating_sub(24) {
+                    return Err(format!(
+                        "its packet table lists {packets} packets in a chunk of {size} bytes"
+                    ));
+                }
+            }
+        }
+        match u64::try_from(size) {
+            Ok(size) if size <= left => at += 12 + size,
+            _ => {
+                return Err(format!(
+                    "its '{kind}' chunk declares {size} bytes and {left} remain in the file"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An ALAC magic cookie as QuickTime wraps it (a CAF's `kuki` chunk written by ffmpeg and Apple's
+/// tools: a `frma` atom, then an `alac` atom with version and flags before the 24-byte
+/// configuration), unwrapped to the bare configuration (and channel layout) symphonia 0.5 reads:
+/// it took the wrapper for the configuration ("not compatible with alac version 0"). `None` for a
+/// cookie that is bare already.
+fn bare_alac_cookie(cookie: &[u8]) -> Option<Vec<u8>> {
+    if cookie.get(4..8) != Some(b"frma".as_slice()) {
+        return None;
+    }
+    let frma_size = be_u32(cookie, 0)? as usize;
+    let alac = cookie.get(frma_size..)?;
+    if alac.get(4..8) != Some(b"alac".as_slice()) {
+        return None;
+    }
+    let alac_size = (be_u32(alac, 0)? as usize).min(alac.len());
+    // Size and type (8), version and flags (4), then the configuration.
+    let config = alac.get(12..alac_size)?;
+    matches!(config.len(), 24 | 48).then(|| config.to_vec())
 }
 
 /// An Ogg Opus file's channel count and mapping family when the family is neither 0 nor 1 (RFC
@@ -756,6 +834,10 @@ fn decode_stream(
     open: &OpenSource<'_>,
     sink: &mut dyn FnMut(&[f32], usize),
 ) -> Result<(u32, usize)> {
+    caf_chunks_fit(open()?.as_mut()).map_err(|reason| Error::MalformedAudio {
+        path: path.to_path_buf(),
+        reason: format!("{CUT_SHORT} or is damaged: {reason}"),
+    })?;
     let moov = mp4_moov(open()?.as_mut()).map_err(|reason| malformed_mp4(path, reason))?;
     if let Some(amr) = moov.as_deref().and_then(mp4_amr_track) {
         return decode_mp4_amr(path, open, &amr, sink);
@@ -971,9 +1053,15 @@ fn decode_packets(
                  files have a few thousand at most)"
             )));
         }
+        let mut params = track.codec_params.clone();
+        if codec == CODEC_TYPE_ALAC {
+            if let Some(cookie) = params.extra_data.as_deref().and_then(bare_alac_cookie) {
+                params.extra_data = Some(cookie.into());
+            }
+        }
         PacketDecoder::Symphonia(
             symphonia::default::get_codecs()
-                .make(&track.codec_params, &DecoderOptions::default())
+                .make(&params, &DecoderOptions::default())
                 .map_err(|e| Error::UnsupportedEncoding {
                     path: path.to_path_buf(),
                     encoding: format!("a codec symphonia does not decode here ({e})"),
