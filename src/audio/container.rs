@@ -204,6 +204,25 @@ fn caf_chunks_fit(source: &mut dyn MediaSource) -> std::result::Result<(), Strin
             // Samples to the end, or a cut: symphonia and the length check tell which.
             return Ok(());
         }
+        if kind == "desc" {
+            // symphonia divides by the channel count and makes a time base of the rate (as u32):
+            // a panic for 0 of either, turned into an error here before it happens.
+            let mut desc = [0u8; 32];
+            if source.read_exact(&mut desc).is_ok() {
+                let rate = f64::from_be_bytes(desc[..8].try_into().map_err(|_| "desc")?);
+                let channels = u32::from_be_bytes(desc[24..28].try_into().map_err(|_| "desc")?);
+                if !(rate >= 1.0 && rate < f64::from(u32::MAX)) || channels == 0 {
+                    let shown = if rate.abs() < 1e9 {
+                        format!("{rate:.0}")
+                    } else {
+                        format!("{rate:e}")
+                    };
+                    return Err(format!(
+                        "its audio description gives {shown} Hz and {channels} channels"
+                    ));
+                }
+            }
+        }
         if kind == "pakt" {
             // symphonia reserves the packet count before reading the entries (1 byte or more each,
             // after 24 bytes of counts).
