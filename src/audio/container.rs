@@ -42,9 +42,9 @@ const LOSSY_LENGTH_SLACK: u64 = 2304;
 /// `SSND` chunk's offset and block-size fields as samples (a 3457-sample file declares 3461).
 const EXACT_LENGTH_SLACK: u64 = 16;
 
-/// The same for MPEG audio, whose declared length (Xing/Info header) is counted in whole frames: one
-/// frame. (With 2304 an MP3 cut to 60 %
-/// of its bytes passed as whole once gapless reading had taken the delay off both counts.)
+/// The same for MPEG audio, whose declared length (the Xing header's frame count, trusted only
+/// beside a LAME/Info extension) is counted in whole frames: one frame. (With 2304, an MP3 cut to
+/// 60 % of its bytes once passed as whole.)
 const MPEG_LENGTH_SLACK: u64 = 1152;
 
 /// MPEG-1/2 audio layers I-III (MP3 and its elders).
