@@ -344,19 +344,26 @@ pub(super) fn run_jobs<R: Send>(
         false => None,
     };
     for round in pairs.chunks(FILES_PER_ROUND) {
+        // Files are read by the reader; standard input was read once above.
         let pieces: Vec<AudioPiece<'_>> = round
             .iter()
+            .filter(|(job, _)| !reads_stdin(job))
             .map(|(job, _)| AudioPiece {
                 path: &job.audio,
                 span: job.span,
             })
             .collect();
+        let mut from_files = reader.read(&pieces).into_iter();
         let waves: Vec<phonrec::Result<Waveform>> = round
             .iter()
-            .zip(reader.read(&pieces))
-            .map(|((job, _), wave)| match (&stdin_wave, reads_stdin(job)) {
+            .map(|(job, _)| match (&stdin_wave, reads_stdin(job)) {
                 (Some(stdin), true) => Ok(stdin.clone()),
-                _ => wave,
+                _ => from_files.next().unwrap_or_else(|| {
+                    Err(phonrec::Error::io(
+                        &job.audio,
+                        std::io::Error::other("not read"),
+                    ))
+                }),
             })
             .collect();
         let results: Vec<_> = round
