@@ -883,7 +883,8 @@ fn kaldi_segments_are_utterances_cut_from_their_recordings() {
     std::fs::write(
         data.join("segments"),
         format!(
-            "utt-suit rec1 0 {}\nutt-late rec1 9.5 10\nutt-seven rec1 {} {}\n",
+            "utt-suit rec1 0 {}\nutt-late rec1 9.5 10\nutt-empty rec1 1.5 1.5\n\
+             utt-seven rec1 {} {}\n",
             suit.samples.len() as f64 / 16_000.0,
             seven_start as f64 / 16_000.0,
             seven_end as f64 / 16_000.0
@@ -916,6 +917,13 @@ fn kaldi_segments_are_utterances_cut_from_their_recordings() {
         "{message}"
     );
     assert!(message.contains("1 of 3 utterances failed"), "{message}");
+    // A segment of no length is skipped with a warning, as Kaldi's extract-segments skips it.
+    assert!(
+        message.contains("warning: ")
+            && message.contains("segment 'utt-empty' is empty")
+            && message.contains("segments:3"),
+        "{message}"
+    );
     // JSON: the recording, the id, where the segment starts, times from there.
     std::fs::write(
         data.join("segments"),

@@ -592,8 +592,10 @@ fn is_label_track(text: &str) -> bool {
 /// words. Unusable lines, and utterances without text or text without audio, are errors: an
 /// alignment run should not drop utterances unnoticed.
 fn kaldi_jobs(dir: &Path) -> anyhow::Result<Vec<Job>> {
-    let (utterances, problems) = phonrec::data::kaldi_dir_audio(dir)?;
-    refuse_problems(&problems)?;
+    let audio = phonrec::data::kaldi_dir_audio(dir)?;
+    refuse_problems(&audio.problems)?;
+    super::common::warn_of_empty_segments(&audio.empty);
+    let utterances = audio.utterances;
     let text_path = dir.join("text");
     let text = phonrec::data::read_text(&text_path).with_context(|| {
         format!(
@@ -609,6 +611,10 @@ fn kaldi_jobs(dir: &Path) -> anyhow::Result<Vec<Job>> {
         } else if !line.is_empty() {
             words.insert(line, ("", index + 1));
         }
+    }
+    // An empty segment's transcript has no audio to align: skipped with the segment's warning.
+    for id in &audio.empty_ids {
+        words.remove(id.as_str());
     }
     let mut jobs = Vec::with_capacity(utterances.len());
     let mut untranscribed = Vec::new();

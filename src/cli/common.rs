@@ -417,11 +417,14 @@ fn scp_inputs(scp: &Path) -> anyhow::Result<Vec<Input>> {
 }
 
 /// The utterances of a Kaldi data dir: `wav.scp`'s, or with a `segments` file its segments, each a
-/// stretch of a recording. Unusable lines are errors, as in [`scp_inputs`].
+/// stretch of a recording. Unusable lines are errors, as in [`scp_inputs`]; segments of no length
+/// are skipped with a warning, as Kaldi's `extract-segments` skips them.
 fn kaldi_dir_inputs(dir: &Path) -> anyhow::Result<Vec<Input>> {
-    let (utterances, problems) = phonrec::data::kaldi_dir_audio(dir)?;
-    refuse_problems(&problems)?;
-    Ok(utterances
+    let audio = phonrec::data::kaldi_dir_audio(dir)?;
+    refuse_problems(&audio.problems)?;
+    warn_of_empty_segments(&audio.empty);
+    Ok(audio
+        .utterances
         .into_iter()
         .map(|utterance| Input::Utterance {
             id: utterance.id,
@@ -429,6 +432,13 @@ fn kaldi_dir_inputs(dir: &Path) -> anyhow::Result<Vec<Input>> {
             span: utterance.span,
         })
         .collect())
+}
+
+/// A warning for each segment of no length that a Kaldi data dir's `segments` lists (skipped).
+pub fn warn_of_empty_segments(empty: &[phonrec::data::DataProblem]) {
+    for note in empty {
+        eprintln!("phonrec: warning: {note}");
+    }
 }
 
 /// An error for the first of a data file's unusable lines (and how many more there are).

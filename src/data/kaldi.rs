@@ -221,6 +221,12 @@ pub struct Segments {
     /// Lines refused (wrong field count, bad times, a channel field, repeated ids), with file and
     /// line.
     pub problems: Vec<DataProblem>,
+    /// Segments of no length (end time = start time), which tools that round their times write
+    /// and Kaldi's `extract-segments` skips with a warning: skipped here too, each with a note of
+    /// its file and line. Their ids are in [`Segments::empty_ids`].
+    pub empty: Vec<DataProblem>,
+    /// The utterance ids of [`Segments::empty`].
+    pub empty_ids: Vec<String>,
 }
 
 /// Read a Kaldi `segments` file (`utt-id recording-id start end`, times in seconds, end −1 for the
@@ -270,6 +276,14 @@ pub fn read_segments(path: &Path) -> Result<Segments> {
             continue;
         };
         let end_s = (end_s != -1.0).then_some(end_s);
+        if end_s == Some(start_s) && start_s >= 0.0 {
+            segments.empty.push(problem(format!(
+                "segment '{id}' is empty (it ends where it starts, at {start_s} s): skipped, as \
+                 Kaldi's extract-segments skips it"
+            )));
+            segments.empty_ids.push(id.to_string());
+            continue;
+        }
         let span = match AudioSpan::new(start_s, end_s) {
             Ok(span) => span,
             Err(reason) => {
@@ -306,11 +320,24 @@ pub struct KaldiUtteranceAudio {
     pub span: Option<AudioSpan>,
 }
 
+/// The utterances of a Kaldi data dir and their audio (see [`kaldi_dir_audio`]).
+#[derive(Debug, Default)]
+pub struct KaldiDirAudio {
+    /// The usable utterances, in file order.
+    pub utterances: Vec<KaldiUtteranceAudio>,
+    /// Lines that cannot be used, with file and line.
+    pub problems: Vec<DataProblem>,
+    /// Segments of no length, skipped as Kaldi skips them ([`Segments::empty`]): notes to show.
+    pub empty: Vec<DataProblem>,
+    /// The utterance ids of [`KaldiDirAudio::empty`].
+    pub empty_ids: Vec<String>,
+}
+
 /// The utterances of a Kaldi data dir and their audio, in file order: `wav.scp`'s entries, or with a
 /// `segments` file its segments of `wav.scp`'s recordings. Lines that cannot be used (see
 /// [`read_wav_scp`], [`read_segments`]; a segment of a recording `wav.scp` does not list) are
-/// returned as problems.
-pub fn kaldi_dir_audio(dir: &Path) -> Result<(Vec<KaldiUtteranceAudio>, Vec<DataProblem>)> {
+/// returned as problems, segments of no length as skipped.
+pub fn kaldi_dir_audio(dir: &Path) -> Result<KaldiDirAudio> {
     let scp = read_wav_scp(&dir.join("wav.scp"))?;
     let mut problems = scp.problems;
     let segments_path = dir.join("segments");
@@ -324,7 +351,11 @@ pub fn kaldi_dir_audio(dir: &Path) -> Result<(Vec<KaldiUtteranceAudio>, Vec<Data
                 span: None,
             })
             .collect();
-        return Ok((utterances, problems));
+        return Ok(KaldiDirAudio {
+            utterances,
+            problems,
+            ..KaldiDirAudio::default()
+        });
     }
     let recordings: HashMap<String, PathBuf> = scp
         .entries
@@ -351,7 +382,12 @@ pub fn kaldi_dir_audio(dir: &Path) -> Result<(Vec<KaldiUtteranceAudio>, Vec<Data
             })),
         }
     }
-    Ok((utterances, problems))
+    Ok(KaldiDirAudio {
+        utterances,
+        problems,
+        empty: segments.empty,
+        empty_ids: segments.empty_ids,
+    })
 }
 
 /// Load a Kaldi data dir. Utterances with words missing from the lexicon are reported (with their ids and
@@ -359,9 +395,14 @@ pub fn kaldi_dir_audio(dir: &Path) -> Result<(Vec<KaldiUtteranceAudio>, Vec<Data
 pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Result<Dataset> {
     let text_path = dir.join("text");
     let mut dataset = Dataset::default();
-    let (audio, problems) = kaldi_dir_audio(dir)?;
-    dataset.problems.extend(problems);
+    let audio = kaldi_dir_audio(dir)?;
+    dataset.problems.extend(audio.problems);
+    // An empty segment's utterance is skipped with its segments line's note, not again as text
+    // without audio.
+    dataset.problems.extend(audio.empty);
+    let empty: std::collections::HashSet<String> = audio.empty_ids.into_iter().collect();
     let audio_by_id: HashMap<String, (PathBuf, Option<AudioSpan>)> = audio
+        .utterances
         .into_iter()
         .map(|utterance| (utterance.id, (utterance.audio, utterance.span)))
         .collect();
@@ -382,6 +423,9 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
         };
         let mut words = line.split_whitespace();
         let Some(id) = words.next() else { continue };
+        if empty.contains(id) {
+            continue;
+        }
         let Some((audio, span)) = audio_by_id.get(id) else {
             dataset.problems.push(problem(format!(
                 "utterance '{id}' is not in {}",
@@ -477,12 +521,20 @@ mod tests {
         std::fs::write(
             &path,
             "a rec1 0 1.5\n\nb rec1 1.5 -1\nc rec1 2 1\nd rec1 x 2\ne rec1 0 1 1\na rec2 0 1\n\
-             f rec1 -0.5 1\ng rec1 0\n",
+             f rec1 -0.5 1\ng rec1 0\nh rec1 2.5 2.5\n",
         )
         .unwrap();
         let segments = read_segments(&path).unwrap();
         let ids: Vec<&str> = segments.entries.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
+        // A segment of no length is skipped with a note, as Kaldi's extract-segments skips it;
+        // one that ends before it starts is refused.
+        assert_eq!(segments.empty_ids, ["h"]);
+        let empty = segments.empty[0].to_string();
+        assert!(
+            empty.contains("segments:10") && empty.contains("empty"),
+            "{empty}"
+        );
         assert_eq!(
             segments.entries[0].span,
             AudioSpan::new(0.0, Some(1.5)).unwrap()
@@ -507,10 +559,14 @@ mod tests {
         std::fs::write(d.join("wav.scp"), "rec1 rec.wav\n").unwrap();
         std::fs::write(
             d.join("segments"),
-            "u1 rec1 0.5 2.25\nu2 rec1 3 -1\nu3 rec9 0 1\n",
+            "u1 rec1 0.5 2.25\nu2 rec1 3 -1\nu3 rec9 0 1\nu4 rec1 1 1\n",
         )
         .unwrap();
-        std::fs::write(d.join("text"), "u1 hello\nu2 world hello\nrec1 hello\n").unwrap();
+        std::fs::write(
+            d.join("text"),
+            "u1 hello\nu2 world hello\nrec1 hello\nu4 hello\n",
+        )
+        .unwrap();
         let lexicon = Lexicon::from_entries([("hello", "HH AH0 L OW1"), ("world", "W ER1 L D")]);
         let data = load_kaldi_dir(d, &lexicon, &PhoneSet::timit39()).unwrap();
         assert_eq!(data.len(), 2);
@@ -526,13 +582,15 @@ mod tests {
         );
         assert_eq!(data.utterances[1].phones.len(), 8);
         let problems: Vec<String> = data.problems.iter().map(|p| p.to_string()).collect();
-        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].contains("segments:3") && problems[0].contains("'rec9'"));
+        // The empty segment is skipped once, by its segments line, not again by its text line.
+        assert!(problems[1].contains("segments:4") && problems[1].contains("empty"));
         // The recording's own id is not an utterance once there are segments.
-        assert!(problems[1].contains("text:3") && problems[1].contains("not in segments"));
+        assert!(problems[2].contains("text:3") && problems[2].contains("not in segments"));
         // Without segments the same wav.scp lists the recording as an utterance.
         std::fs::remove_file(d.join("segments")).unwrap();
-        let (audio, _) = kaldi_dir_audio(d).unwrap();
+        let audio = kaldi_dir_audio(d).unwrap().utterances;
         assert_eq!(audio.len(), 1);
         assert_eq!((audio[0].id.as_str(), audio[0].span), ("rec1", None));
     }
