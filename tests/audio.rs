@@ -338,6 +338,7 @@ fn every_container_cut_short_says_so_and_whole_ones_read() {
         "fsdd_7_jackson_0_8k.caf",
         "fsdd_7_jackson_0_8k.flac",
         "fsdd_7_jackson_0_8k.m4a",
+        "fsdd_7_jackson_0_8k.aac",
         "fsdd_7_jackson_0_8k.mp3",
         "fsdd_7_jackson_0_8k.ogg",
         "fsdd_7_jackson_0_8k.opus",
@@ -361,6 +362,53 @@ fn every_container_cut_short_says_so_and_whole_ones_read() {
         assert!(matches!(err, Error::MalformedAudio { .. }), "{name}: {err}");
         assert!(err.to_string().contains("cut short"), "{name}: {err}");
     }
+}
+
+/// Raw AAC (ADTS) records neither its length nor its encoder's delay: it is read to its last
+/// frame (its frames counted, not symphonia's estimate from the first frames' bit rate), the
+/// delay kept as ffmpeg keeps it, whole files joined with `cat` read one after the other and an
+/// ID3 tag before the frames passed over.
+#[test]
+fn raw_aac_is_read_frame_by_frame_as_ffmpeg_reads_it() {
+    let wav =
+        read_audio(&Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/fsdd_7_jackson_0_8k.wav"))
+            .unwrap();
+    let path = container_fixture("aac");
+    let aac = read_audio(&path).unwrap();
+    assert_eq!(aac.sample_rate_hz, 8_000);
+    // ffmpeg's encoder primes 1024 samples and pads the last frame: whole frames of 1024.
+    assert_eq!(aac.samples.len() % 1024, 0);
+    assert!(
+        aac.samples.len() >= wav.samples.len() + 1024
+            && aac.samples.len() < wav.samples.len() + 3 * 1024,
+        "{} samples against the WAV's {}",
+        aac.samples.len(),
+        wav.samples.len()
+    );
+    let (lag, correlation) = best_alignment(&wav.samples, &aac.samples, 1400);
+    assert_eq!(lag, 1024, "the encoder's priming, as ffmpeg decodes it");
+    assert!(correlation > 0.9, "correlation {correlation}");
+    let bytes = std::fs::read(&path).unwrap();
+    let dir = temp();
+    let joined = dir.path().join("joined.aac");
+    std::fs::write(&joined, [bytes.clone(), bytes.clone()].concat()).unwrap();
+    assert_eq!(
+        read_audio(&joined).unwrap().samples.len(),
+        2 * aac.samples.len()
+    );
+    // ID3v2.4, 16 bytes of tag after its 10-byte header (as ffmpeg's `-write_id3v2 1` writes).
+    let mut tagged = b"ID3\x04\x00\x00\x00\x00\x00\x10".to_vec();
+    tagged.extend_from_slice(b"TIT2\x00\x00\x00\x06\x00\x00\x03hello");
+    tagged.extend_from_slice(&bytes);
+    let tagged_path = dir.path().join("tagged.aac");
+    std::fs::write(&tagged_path, tagged).unwrap();
+    assert_eq!(read_audio(&tagged_path).unwrap(), aac);
+    // A cut ID3-tagged file is cut short too, counted from after its tag.
+    let mut cut = std::fs::read(&tagged_path).unwrap();
+    cut.truncate(cut.len() - 100);
+    std::fs::write(&tagged_path, cut).unwrap();
+    let err = read_audio(&tagged_path).unwrap_err();
+    assert!(err.to_string().contains("cut short"), "{err}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ module. Phones are lowercase ARPAbet (the 39 of the TIMIT folding), or IPA with 
     >>> fbank = phonrec.features("speech.wav")        # 80 log-mel bins, as `phonrec features`
 
 Audio is any of: a path (``str`` or ``os.PathLike``) to a WAV (8–32-bit PCM, 32/64-bit float, µ-law,
-A-law), NIST SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, WebM or AMR file; the bytes of such a file (``bytes``, ``bytearray``,
+A-law), NIST SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, raw AAC, WebM or AMR file; the bytes of such a file (``bytes``, ``bytearray``,
 ``memoryview`` or a binary file object); or a numpy array of samples with its ``sample_rate``: 1-D
 (mono) or 2-D ``(samples, channels)`` (channels are averaged), of dtype float32/float64 (full scale
 ±1), int16, int32, uint8 (8-bit WAV: zero at 128) or int8. Audio at any rate from 8 to 96 kHz is
@@ -884,7 +884,7 @@ def load(audio: AudioInput, *, resample: Optional[int] = None) -> Tuple[np.ndarr
     """The samples of an audio file, read as ``phonrec transcribe`` reads it.
 
     Every format phonrec reads (WAV of any encoding, SPHERE, .au, FLAC, Ogg Vorbis or Opus, MP3,
-    AIFF, CAF, MP4/M4A, WebM, AMR and 3GP), channels mixed to mono as phonrec mixes them, lossy
+    AIFF, CAF, MP4/M4A, raw AAC, WebM, AMR and 3GP), channels mixed to mono as phonrec mixes them, lossy
     files read gapless (the encoder's delay and padding cut, so times are the recording's): the
     ``torchaudio.load`` of phonrec's inputs.
 

@@ -138,7 +138,7 @@ fn detached<T: Send>(
 enum Audio<'a> {
     /// An audio file, read (and its errors named) by path.
     File(PathBuf),
-    /// The bytes of an audio file (WAV, SPHERE, .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, WebM).
+    /// The bytes of an audio file (WAV, SPHERE, .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, raw AAC, WebM).
     Bytes(&'a [u8]),
     /// Samples from an array, already mono at int16 scale.
     Wave(Waveform),

@@ -20,7 +20,7 @@ use super::{mono_from_blocks, Waveform, INT16_SCALE, MAX_AUDIO_BYTES, MAX_CHANNE
 use crate::error::{Error, Result};
 
 /// True when `bytes` start like a FLAC, Ogg, MP3 (ID3-tagged or a bare MPEG audio frame), AIFF/AIFC,
-/// CAF or MP4/M4A file.
+/// CAF, MP4/M4A or raw AAC (ADTS) file.
 pub(crate) fn is_container(bytes: &[u8]) -> bool {
     bytes.starts_with(b"fLaC")
         || bytes.starts_with(b"OggS")
@@ -31,6 +31,87 @@ pub(crate) fn is_container(bytes: &[u8]) -> bool {
         || bytes.starts_with(b"ID3")
         // MPEG audio frame sync: 11 set bits, then a layer that is not "reserved".
         || (bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0 && bytes[1] & 0x06 != 0)
+        || is_adts(bytes)
+}
+
+/// True when `bytes` start with an ADTS header (raw AAC, `.aac`, as ffmpeg, phones and
+/// recorders write it): a 12-bit sync word, layer 0, a known sampling-rate index and a frame
+/// length that covers the 7- or 9-byte header.
+fn is_adts(bytes: &[u8]) -> bool {
+    adts_frame_length(bytes).is_some()
+}
+
+/// The length in bytes of the ADTS frame whose header `bytes` start with (see [`is_adts`]).
+fn adts_frame_length(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < 7 || bytes[0] != 0xFF || bytes[1] & 0xF6 != 0xF0 {
+        return None;
+    }
+    let rate_index = (bytes[2] >> 2) & 0x0F;
+    let frame_length =
+        (u64::from(bytes[3] & 0x03) << 11) | (u64::from(bytes[4]) << 3) | u64::from(bytes[5] >> 5);
+    (rate_index < 13 && frame_length >= 7).then_some(frame_length)
+}
+
+/// The number of frames of a raw AAC (ADTS) stream, counted by walking their headers (`None` for
+/// other files). ADTS declares no length, and symphonia estimates one from the first frames' bit
+/// rate (which says nothing about a cut), so the count is the length to hold the decoding to. A
+/// frame that runs past the file's end is a cut (an interrupted download or copy), and an `Err`
+/// that says where; trailing bytes that are not a frame (a tag) end the count.
+fn adts_frame_count(source: &mut dyn MediaSource) -> std::result::Result<Option<u64>, String> {
+    use std::io::{Read, Seek};
+    let Some(len) = source.byte_len() else {
+        return Ok(None);
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, source);
+    // An ID3v2 tag first (ffmpeg's `-write_id3v2`, radio recordings): its size is four 7-bit
+    // bytes, plus 10 for its header and 10 more with a footer.
+    let mut id3 = [0u8; 10];
+    if reader.read_exact(&mut id3).is_err() {
+        return Ok(None);
+    }
+    let mut at = if id3.starts_with(b"ID3") {
+        let size = id3[6..10]
+            .iter()
+            .fold(0u64, |size, &byte| (size << 7) | u64::from(byte & 0x7F));
+        10 + size + if id3[5] & 0x10 != 0 { 10 } else { 0 }
+    } else {
+        0
+    };
+    if reader.seek(std::io::SeekFrom::Start(at)).is_err() {
+        return Ok(None);
+    }
+    let mut header = [0u8; 7];
+    let mut frames = 0u64;
+    while at + 7 <= len {
+        if reader.read_exact(&mut header).is_err() {
+            break;
+        }
+        let Some(frame_length) = adts_frame_length(&header) else {
+            break;
+        };
+        if at + frame_length > len {
+            return Err(format!(
+                "its AAC frame {} at byte {at} needs {frame_length} bytes, {} are left",
+                frames + 1,
+                len - at
+            ));
+        }
+        if reader.seek_relative(frame_length as i64 - 7).is_err() {
+            break;
+        }
+        at += frame_length;
+        frames += 1;
+    }
+    if at < len && frames > 0 && (len - at) < 7 {
+        let mut tail = [0u8; 7];
+        let left = (len - at) as usize;
+        if reader.read_exact(&mut tail[..left]).is_ok() && tail[0] == 0xFF {
+            return Err(format!(
+                "its last AAC frame header at byte {at} is {left} bytes of 7"
+            ));
+        }
+    }
+    Ok((frames > 0).then_some(frames))
 }
 
 /// Samples per channel a lossy stream (AAC, Vorbis, Opus) may fall short of its declared length
@@ -368,7 +449,7 @@ fn decode_ogg_chain(
             let range = ByteRange::new(open()?, start, end).map_err(|e| Error::io(path, e))?;
             Ok(Box::new(range))
         };
-        let this = decode_packets(path, &link, &[], &[], sink)?;
+        let this = decode_packets(path, &link, &[], &[], None, sink)?;
         match layout {
             None => layout = Some(this),
             Some(first) if first != this => {
@@ -857,6 +938,11 @@ fn decode_stream(
         path: path.to_path_buf(),
         reason: format!("{CUT_SHORT} or is damaged: {reason}"),
     })?;
+    let adts_frames =
+        adts_frame_count(open()?.as_mut()).map_err(|reason| Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!("{CUT_SHORT} early: {reason}"),
+        })?;
     let moov = mp4_moov(open()?.as_mut()).map_err(|reason| malformed_mp4(path, reason))?;
     if let Some(amr) = moov.as_deref().and_then(mp4_amr_track) {
         return decode_mp4_amr(path, open, &amr, sink);
@@ -882,14 +968,13 @@ fn decode_stream(
     // symphonia 0.5's readers unwrap where a damaged file breaks their assumptions (an MP4 `esds`
     // box, a CAF's sample counts: found by mutating the fixtures). A panic there is one bad file, not the end of a batch:
     // it becomes this file's error, and the panic hook stays quiet about it ([`guarded`]).
-    guarded(|| decode_packets(path, open, &edits, &big_endian_pcm, sink)).unwrap_or_else(
-        |message| {
+    guarded(|| decode_packets(path, open, &edits, &big_endian_pcm, adts_frames, sink))
+        .unwrap_or_else(|message| {
             Err(Error::MalformedAudio {
                 path: path.to_path_buf(),
                 reason: format!("the file is damaged: its decoder failed ({message})"),
             })
-        },
-    )
+        })
 }
 
 thread_local! {
@@ -949,6 +1034,7 @@ fn decode_packets(
     open: &OpenSource<'_>,
     mp4_edits: &[Option<Mp4Edit>],
     mp4_big_endian_pcm: &[Option<Mp4Pcm>],
+    adts_frames: Option<u64>,
     sink: &mut dyn FnMut(&[f32], usize),
 ) -> Result<(u32, usize)> {
     let source = open()?;
@@ -984,7 +1070,7 @@ fn decode_packets(
                 Error::NotAudio {
                     path: path.to_path_buf(),
                     reason: format!(
-                        "not a FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or MP4 stream phonrec can read ({e})"
+                        "not a FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4 or AAC stream phonrec can read ({e})"
                     ),
                 }
             }
@@ -1020,6 +1106,10 @@ fn decode_packets(
     // be an estimate, which says nothing about a cut.
     let declared_frames = if mpeg {
         track.codec_params.delay.and(track.codec_params.n_frames)
+    } else if let Some(frames) = adts_frames {
+        // Raw AAC: symphonia's length is an estimate; the frames counted are exact (1024 samples
+        // each: symphonia decodes the AAC core, one raw block per frame).
+        Some(frames * 1024)
     } else {
         track.codec_params.n_frames
     };

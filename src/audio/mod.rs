@@ -1,4 +1,4 @@
-//! Stage 1, audio input: a WAV, NIST SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, WebM or AMR file -> mono `f32` samples at
+//! Stage 1, audio input: a WAV, NIST SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, raw AAC, WebM or AMR file -> mono `f32` samples at
 //! int16 scale, at any rate,
 //! then resampled to the rate a model expects.
 //!
@@ -320,7 +320,7 @@ pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
         return Err(Error::NotAudio {
             path: path.to_path_buf(),
             reason: format!(
-                "it starts with {:?}, expected a WAV, SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, WebM or AMR file",
+                "it starts with {:?}, expected a WAV, SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, AAC, WebM or AMR file",
                 String::from_utf8_lossy(&magic[..filled.min(4)])
             ),
         });
