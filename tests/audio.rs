@@ -364,6 +364,38 @@ fn every_container_cut_short_says_so_and_whole_ones_read() {
     }
 }
 
+/// An Ogg file cut at a page boundary decodes "fine" up to the cut: the last page's missing
+/// end-of-stream flag tells it, in a chain's last stream too.
+#[test]
+fn ogg_cut_at_a_page_boundary_is_cut_short() {
+    let dir = temp();
+    for extension in ["ogg", "opus"] {
+        let bytes = std::fs::read(container_fixture(extension)).unwrap();
+        let last_page = bytes.windows(4).rposition(|w| w == b"OggS").expect("pages");
+        assert!(last_page > 0);
+        let cut = dir.path().join(format!("cut.{extension}"));
+        std::fs::write(&cut, &bytes[..last_page]).unwrap();
+        let err = read_audio(&cut).unwrap_err();
+        assert!(
+            matches!(err, Error::MalformedAudio { .. })
+                && err.to_string().contains("cut short")
+                && err.to_string().contains("end-of-stream"),
+            "{extension}: {err}"
+        );
+        // Joined to a whole copy of itself, the cut stream comes last.
+        let chain = dir.path().join(format!("chain.{extension}"));
+        std::fs::write(&chain, [&bytes[..], &bytes[..last_page]].concat()).unwrap();
+        let err = read_audio(&chain).unwrap_err();
+        assert!(
+            err.to_string().contains("end-of-stream"),
+            "{extension}: {err}"
+        );
+        // Whole, joined, it is read.
+        std::fs::write(&chain, [&bytes[..], &bytes[..]].concat()).unwrap();
+        assert!(read_audio(&chain).is_ok(), "{extension}");
+    }
+}
+
 /// Raw AAC (ADTS) records neither its length nor its encoder's delay: it is read to its last
 /// frame (its frames counted, not symphonia's estimate from the first frames' bit rate), the
 /// delay kept as ffmpeg keeps it, whole files joined with `cat` read one after the other and an

@@ -222,15 +222,28 @@ fn last_granule_position(source: &mut dyn MediaSource) -> Option<u64> {
     })
 }
 
-/// Where each link of a chained Ogg file starts (RFC 3533 section 4: logical streams one after
-/// another, as `cat a.ogg b.ogg`, joined voice messages and radio rips make them): the byte
-/// offsets of the pages that begin a stream after another stream's pages. One offset (0) for an
-/// ordinary file; `None` for a file that is not Ogg. Page headers are read; their bodies skipped.
-fn ogg_link_starts(source: &mut dyn MediaSource) -> Option<Vec<u64>> {
+/// An Ogg file's pages, walked header by header ([`ogg_layout`]).
+struct OggLayout {
+    /// Where each link of a chained file starts (RFC 3533 section 4: logical streams one after
+    /// another, as `cat a.ogg b.ogg`, joined voice messages and radio rips make them): the byte
+    /// offsets of the pages that begin a stream after another stream's pages; `[0]` for an
+    /// ordinary file.
+    link_starts: Vec<u64>,
+    /// The last page runs past the end of the file, or the pages end exactly there but the last
+    /// lacks the end-of-stream flag every finished stream's last page carries: the file was cut
+    /// (or its writer never finished it), which decodes "fine" up to the cut.
+    unfinished: bool,
+}
+
+/// The layout of an Ogg file (`None` for a file that is not Ogg). Page headers are read; their
+/// bodies skipped.
+fn ogg_layout(source: &mut dyn MediaSource) -> Option<OggLayout> {
     use std::io::SeekFrom;
+    let len = source.byte_len();
     let mut starts = vec![0u64];
     let mut at = 0u64;
     let mut previous_began_a_stream = true;
+    let mut last_ended_a_stream = false;
     let mut header = [0u8; 27];
     let mut lacing = [0u8; 255];
     loop {
@@ -253,10 +266,14 @@ fn ogg_link_starts(source: &mut dyn MediaSource) -> Option<Vec<u64>> {
             starts.push(at);
         }
         previous_began_a_stream = begins_a_stream;
+        last_ended_a_stream = header[5] & 0x04 != 0;
         let body: u64 = lacing[..segments].iter().map(|&l| u64::from(l)).sum();
         at += 27 + segments as u64 + body;
     }
-    Some(starts)
+    Some(OggLayout {
+        link_starts: starts,
+        unfinished: len.is_some_and(|len| at > len || (at == len && !last_ended_a_stream)),
+    })
 }
 
 /// Check a CAF file's chunks before symphonia reads them: it allocates each chunk it keeps (`kuki`,
@@ -955,7 +972,21 @@ fn decode_stream(
             family,
         ));
     }
-    if let Some(starts) = ogg_link_starts(open()?.as_mut()).filter(|starts| starts.len() > 1) {
+    let ogg = ogg_layout(open()?.as_mut());
+    if ogg.as_ref().is_some_and(|ogg| ogg.unfinished) {
+        return Err(Error::MalformedAudio {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{CUT_SHORT} without its end-of-stream page (an interrupted download or copy, \
+                 or a recording never finished); to read what is there, rewrite it with e.g. \
+                 `ffmpeg -i in.ogg -c copy whole.ogg`"
+            ),
+        });
+    }
+    if let Some(starts) = ogg
+        .map(|ogg| ogg.link_starts)
+        .filter(|starts| starts.len() > 1)
+    {
         return guarded(|| decode_ogg_chain(path, open, &starts, sink)).unwrap_or_else(|message| {
             Err(Error::MalformedAudio {
                 path: path.to_path_buf(),
