@@ -84,6 +84,46 @@ fn clean_posteriors_decode_exactly_with_every_decoder() -> phonrec::Result<()> {
     Ok(())
 }
 
+/// A pause between two phones stays a pause: each phone takes at most 80 ms of the blank run on
+/// its side, where a short run is split between them.
+#[test]
+fn a_pause_between_phones_belongs_to_neither() -> phonrec::Result<()> {
+    // Frames: blank, phone 5, 40 blank frames (0.4 s), phone 7, 2 blanks, phone 9, blank.
+    let mut path = vec![0u16, 5];
+    path.extend(std::iter::repeat_n(0, 40));
+    path.extend([7, 0, 0, 9, 0]);
+    let mut log_probs = Array2::from_elem((path.len(), 40), (0.01_f32 / 39.0).ln());
+    for (t, &class) in path.iter().enumerate() {
+        log_probs[[t, class as usize]] = 0.99_f32.ln();
+    }
+    let spans = decode_spans(&GreedyDecoder, log_probs.view(), FRAME_SHIFT_S)?;
+    let phones: Vec<u16> = spans.iter().map(|s| s.phone.0).collect();
+    assert_eq!(phones, [5, 7, 9]);
+    let cap = (0.08 / FRAME_SHIFT_S).round();
+    // Phone 5's spike is frame 1: it ends 80 ms after it; phone 7 (frame 42) starts 80 ms before.
+    assert!(
+        (spans[0].end_s - (2.0 + cap) * FRAME_SHIFT_S).abs() < TIME_TOLERANCE_S,
+        "{spans:?}"
+    );
+    assert!(
+        (spans[1].start_s - (42.0 - cap) * FRAME_SHIFT_S).abs() < TIME_TOLERANCE_S,
+        "{spans:?}"
+    );
+    // Two blank frames between 7 and 9 are split: the spans touch.
+    assert!(
+        (spans[1].end_s - spans[2].start_s).abs() < TIME_TOLERANCE_S,
+        "{spans:?}"
+    );
+    assert!(
+        (spans[1].end_s - 44.0 * FRAME_SHIFT_S).abs() < TIME_TOLERANCE_S,
+        "{spans:?}"
+    );
+    // force_align, the library's plain alignment, still splits the whole run.
+    let aligned = force_align(log_probs.view(), &[PhoneId(5), PhoneId(7), PhoneId(9)])?;
+    assert_eq!(aligned[0].end_frame, aligned[1].start_frame);
+    Ok(())
+}
+
 #[test]
 fn spans_are_ordered_cover_the_spikes_and_carry_confidences() -> phonrec::Result<()> {
     let mut rng = StdRng::seed_from_u64(SEED + 1);

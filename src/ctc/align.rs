@@ -41,17 +41,20 @@ pub struct AlignedPhone {
 /// Errors if a phone is the blank or has no column, if the log-probs contain NaN, or if no alignment
 /// exists (fewer frames than phones plus repeated neighbours, or every path has probability zero).
 pub fn force_align(log_probs: ArrayView2<f32>, phones: &[PhoneId]) -> Result<Vec<AlignedPhone>> {
-    Ok(force_align_with_spikes(log_probs, phones)?
+    Ok(force_align_with_spikes(log_probs, phones, None)?
         .into_iter()
         .map(|(aligned, _)| aligned)
         .collect())
 }
 
 /// [`force_align`], each phone with its spike frames: the frames the Viterbi path labels with it
-/// (those its confidence is the mean posterior over).
+/// (those its confidence is the mean posterior over). With `max_blank_frames_per_side`, a phone
+/// takes at most that many blank frames on each side, and the middle of a longer blank run (a
+/// pause) belongs to no phone.
 pub(crate) fn force_align_with_spikes(
     log_probs: ArrayView2<f32>,
     phones: &[PhoneId],
+    max_blank_frames_per_side: Option<usize>,
 ) -> Result<Vec<(AlignedPhone, RangeInclusive<usize>)>> {
     let (num_frames, num_classes) = log_probs.dim();
     if let Some(bad) = phones
@@ -126,7 +129,7 @@ pub(crate) fn force_align_with_spikes(
         state -= usize::from(came_from[t * num_states + state]);
     }
 
-    let bounds = spans_from_spikes(&first_frame, &last_frame, None);
+    let bounds = spans_from_spikes(&first_frame, &last_frame, max_blank_frames_per_side);
     Ok(phones
         .iter()
         .zip(bounds)
