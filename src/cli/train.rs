@@ -142,7 +142,8 @@ pub struct TrainArgs {
     pub dither: f32,
 
     /// Maximum epochs [default: 20, raised on small data until the run has 3000 updates, 600 with
-    /// --init-from; batches are then also made small enough for 8 per epoch]. With
+    /// --init-from]. Whether or not it is given, batches on small data are made small enough for
+    /// 8 per epoch (--batch-utterances is the upper limit). With
     /// --resume, a new limit for the run (raise it to extend a finished run).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -1004,11 +1005,13 @@ fn check_resume_arguments(
         map.entry("dereverb")
             .or_insert(serde_json::Value::Bool(false));
     }
-    // The epoch limit and how often checkpoints are written may change on resume.
+    // The epoch limit and how often checkpoints are written may change on resume; batches were
+    // fitted to the data when the run began (and older runs record no such choice).
     for options in [&mut wanted, &mut recorded] {
         if let Some(map) = options.as_object_mut() {
             map.remove("epochs");
             map.remove("checkpoint_every_s");
+            map.remove("fit_batches_to_data");
         }
     }
     let mut differences = Vec::new();

@@ -74,6 +74,11 @@ pub struct TrainOptions {
     /// data: 40 utterances are a few updates per epoch). 0: `epochs` as given. Default 3000.
     #[serde(default)]
     pub min_updates: u64,
+    /// A new run's batches hold at most 1/8 of the data (at most `max_batch_utterances`), so an
+    /// epoch has several updates even on tiny data, whatever sets the epoch limit. (Runs of older
+    /// versions fitted them only with `min_updates`.)
+    #[serde(default)]
+    pub fit_batches_to_data: bool,
     /// Clip the global gradient norm to this; None disables clipping.
     pub clip_norm: Option<f64>,
     /// Standard deviation of Gaussian weight noise added for each batch (Graves et al. 2013); 0 = off.
@@ -219,6 +224,7 @@ impl Default for TrainOptions {
             batch_frames: 8000,
             max_batch_utterances: 32,
             min_updates: 3000,
+            fit_batches_to_data: true,
             clip_norm: Some(5.0),
             weight_noise_std: 0.0,
             seed: 0,
@@ -426,7 +432,8 @@ fn plan_run(
     data: &TrainData,
 ) -> Option<String> {
     let mut notes = Vec::new();
-    if options.min_updates > 0 && options.max_batch_utterances > 0 {
+    if (options.fit_batches_to_data || options.min_updates > 0) && options.max_batch_utterances > 0
+    {
         // Several updates per epoch even on tiny data (40 clips: 8 batches of 5, not 2 of 32).
         let fitted = data
             .lengths
@@ -456,6 +463,7 @@ fn plan_run(
         options.epochs = wanted.min(MAX_EPOCHS);
     }
     options.min_updates = 0;
+    options.fit_batches_to_data = false;
     if let Some(fraction) = options.schedule.warmup_fraction.take() {
         let planned = per_epoch * options.epochs as u64;
         let cap = ((planned as f64 * fraction).ceil() as u64).max(1);
