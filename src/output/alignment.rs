@@ -161,10 +161,10 @@ pub fn write_alignment(
                     .collect()
             };
             for (start, end, label, confidence) in lines {
+                let (start, duration) = super::ctm_start_duration(start.into(), end.into());
                 writeln!(
                     out,
-                    "{file} 1 {start:.3} {:.3} {label} {confidence:.3}",
-                    (end - start).max(0.0)
+                    "{file} 1 {start:.3} {duration:.3} {label} {confidence:.3}"
                 )?;
             }
             Ok(())

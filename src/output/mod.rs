@@ -113,6 +113,15 @@ pub fn write_transcript(
 }
 
 /// `ids` named and joined by spaces.
+/// A CTM line's start and duration, in whole milliseconds as printed: both from the rounded
+/// start and end, so that a span ends where the next begins (rounded apart, `0.6717 0.2617` gave
+/// `0.672 0.262`: an end at 0.934 past the next word's start at 0.933).
+fn ctm_start_duration(start_s: f64, end_s: f64) -> (f64, f64) {
+    let start_ms = (start_s * 1000.0).round();
+    let end_ms = (end_s * 1000.0).round().max(start_ms);
+    (start_ms / 1000.0, (end_ms - start_ms) / 1000.0)
+}
+
 fn phone_names(ids: &[PhoneId], phones: &PhoneSet) -> String {
     ids.iter()
         .map(|&id| phones.name(id))
@@ -126,5 +135,22 @@ fn transcript_key(transcript: &Transcript) -> String {
     match &transcript.id {
         Some(id) => kaldi_key(id),
         None => kaldi_key(&transcript.source.display().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ctm_start_duration;
+
+    #[test]
+    fn ctm_spans_that_touch_still_touch_when_printed() {
+        // Two words meeting at 0.9334 s: the first printed as 0.672 + 0.261, ending at 0.933
+        // where the second starts (rounded apart, its duration was 0.262: an overlap).
+        let (start, duration) = ctm_start_duration(0.6717, 0.9334);
+        assert_eq!(format!("{start:.3} {duration:.3}"), "0.672 0.261");
+        let (next, _) = ctm_start_duration(0.9334, 1.2);
+        assert_eq!(format!("{:.3}", start + duration), format!("{next:.3}"));
+        // An end before the start (never written by phonrec) prints a duration of 0, not < 0.
+        assert_eq!(ctm_start_duration(1.0, 0.5).1, 0.0);
     }
 }
