@@ -170,6 +170,8 @@ fn kaldi_segments_align_as_their_clips() {
     ]));
     assert_eq!(segment["utterance"], "utt-suit");
     assert_eq!(segment["offset"], 2.0);
+    // A whole file has no offset; a segment has one even where it starts at 0.
+    assert!(clip.get("offset").is_none(), "{clip}");
     assert_eq!(segment["words"], clip["words"]);
     assert_eq!(segment["phones"], clip["phones"]);
     // CTM lines are keyed by the utterance id.

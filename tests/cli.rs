@@ -948,6 +948,25 @@ fn kaldi_segments_are_utterances_cut_from_their_recordings() {
         (record["offset"].as_f64().expect("offset") - seven_start as f64 / 16_000.0).abs() < 1e-9
     );
     assert!(record["duration"].as_f64().expect("duration") < 0.5);
+    // A segment that starts where its recording does still says so: `offset` 0.
+    std::fs::write(data.join("segments"), "utt-start rec1 0 1.2\n").expect("segments");
+    let output = phonrec(&[
+        "transcribe",
+        "--format",
+        "json",
+        data.to_str().expect("utf-8 path"),
+    ]);
+    let record: serde_json::Value = serde_json::from_str(stdout(&output).trim()).expect("JSON");
+    assert_eq!(record["offset"], 0.0, "{record}");
+    std::fs::write(
+        data.join("segments"),
+        format!(
+            "utt-seven rec1 {} {}\n",
+            seven_start as f64 / 16_000.0,
+            seven_end as f64 / 16_000.0
+        ),
+    )
+    .expect("segments");
     // features: the segment's are the piece's, written under the segment's id.
     let npy_of = |input: &Path, out: &Path| {
         let output = phonrec(&[

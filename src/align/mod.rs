@@ -259,9 +259,9 @@ pub struct Alignment {
     pub source: PathBuf,
     /// The utterance id the input was listed under, if any.
     pub id: Option<String>,
-    /// Where the audio starts in `source`, seconds: 0, or a Kaldi segment's start (the times count
-    /// from there).
-    pub offset_s: f64,
+    /// Where the audio starts in `source` when it is a stretch of it (a Kaldi segment), in
+    /// seconds: the times count from there. `None` for a whole file.
+    pub offset_s: Option<f64>,
     /// Length of the audio in seconds.
     pub duration_s: f64,
     /// The words in order (empty when a phone sequence was aligned).

@@ -210,7 +210,7 @@ mod tests {
         Alignment {
             source: Default::default(),
             id: None,
-            offset_s: 0.0,
+            offset_s: None,
             duration_s: 0.09,
             words: vec![TimedWord {
                 word: "ab".into(),

@@ -192,7 +192,7 @@ impl Job {
     pub(super) fn label(&self, alignment: &mut Alignment) {
         alignment.source = self.audio.clone();
         alignment.id = self.id.clone();
-        alignment.offset_s = self.span.map_or(0.0, |span| span.start_s);
+        alignment.offset_s = self.span.map(|span| span.start_s);
     }
 }
 

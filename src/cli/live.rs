@@ -202,7 +202,7 @@ fn print_utterance(
         return Ok(());
     }
     transcript.source = source.to_path_buf();
-    transcript.offset_s = utterance.start_s;
+    transcript.offset_s = Some(utterance.start_s);
     match format {
         OutputFormat::Json => write_transcript(format, &transcript, names, out)?,
         _ => {

@@ -281,7 +281,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
                 transcript.source = input.name();
                 if let Input::Utterance { id, span, .. } = input {
                     transcript.id = Some(id.clone());
-                    transcript.offset_s = span.map_or(0.0, |span| span.start_s);
+                    transcript.offset_s = span.map(|span| span.start_s);
                 }
                 Ok(transcript)
             })

@@ -194,7 +194,7 @@ pub fn write_alignment(
             let record = JsonAlignment {
                 file: alignment.source.display().to_string(),
                 utterance: alignment.id.as_deref(),
-                offset: (alignment.offset_s != 0.0).then_some(alignment.offset_s),
+                offset: alignment.offset_s,
                 duration: (alignment.duration_s * 1000.0).round() / 1000.0,
                 // `+ 0.0` turns a rounded -0 into 0.
                 match_score: (alignment.match_score * 1000.0).round() / 1000.0 + 0.0,

@@ -145,7 +145,7 @@ pub(super) fn write(
     let record = JsonTranscript {
         file: transcript.source.display().to_string(),
         utterance: transcript.id.as_deref(),
-        offset: (transcript.offset_s != 0.0).then_some(transcript.offset_s),
+        offset: transcript.offset_s,
         duration: (transcript.duration_s * 1000.0).round() / 1000.0,
         phones: spans.iter().map(|s| s.phone).collect::<Vec<_>>().join(" "),
         spans,

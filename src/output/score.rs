@@ -125,7 +125,7 @@ pub fn write_scores(
             let record = JsonScores {
                 file: alignment.source.display().to_string(),
                 utterance: alignment.id.as_deref(),
-                offset: (alignment.offset_s != 0.0).then_some(alignment.offset_s),
+                offset: alignment.offset_s,
                 duration: (alignment.duration_s * 1000.0).round() / 1000.0,
                 matches_text: alignment.matches_text,
                 threshold: scores.threshold,

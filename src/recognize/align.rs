@@ -163,7 +163,7 @@ impl Recognizer {
         let alignment = Alignment {
             source: Default::default(),
             id: None,
-            offset_s: 0.0,
+            offset_s: None,
             duration_s,
             words,
             phones,

@@ -150,9 +150,10 @@ pub struct Transcript {
     /// The utterance id the input was listed under (a Kaldi `wav.scp`), if any: output is keyed by
     /// it instead of the path.
     pub id: Option<String>,
-    /// Where the audio starts in `source`, seconds: 0, or a Kaldi segment's start (the phones'
-    /// times count from there, as Kaldi's per-utterance CTMs do).
-    pub offset_s: f64,
+    /// Where the audio starts in `source` when it is a stretch of it (a Kaldi segment, a live
+    /// utterance), in seconds: the phones' times count from there, as Kaldi's per-utterance CTMs
+    /// do. `None` for a whole file.
+    pub offset_s: Option<f64>,
     /// Length of the audio in seconds.
     pub duration_s: f64,
     /// Phones in time order, with start/end seconds and confidence.
@@ -702,7 +703,7 @@ impl Recognizer {
             transcript: Transcript {
                 source: PathBuf::new(),
                 id: None,
-                offset_s: 0.0,
+                offset_s: None,
                 duration_s,
                 spans,
                 vtln_warp,
