@@ -14,7 +14,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ndarray::ArrayViewD;
 use numpy::{
@@ -50,14 +50,14 @@ use phonrec::recognize::{
 use phonrec::Error;
 
 create_exception!(
-    _phonrec,
+    phonrec,
     PhonrecError,
     PyException,
     "An error from phonrec: audio it cannot read, a model file that does not load, an alignment \
      that cannot be made. The message is the library's, naming the file where there is one."
 );
 create_exception!(
-    _phonrec,
+    phonrec,
     OutOfVocabularyError,
     PhonrecError,
     "Words of a text to align that the lexicon does not have; `words` lists them (in text order, \
@@ -116,12 +116,13 @@ fn py_error(py: Python<'_>, failure: Failure) -> PyErr {
     }
 }
 
-/// Run `work` with the GIL released, a panic caught, and a failure turned into a Python exception.
+/// Run `work` with the GIL released, on this process's thread pool ([`process_pool`]), a panic
+/// caught, and a failure turned into a Python exception.
 fn detached<T: Send>(
     py: Python<'_>,
     work: impl FnOnce() -> Result<T, Failure> + Send,
 ) -> PyResult<T> {
-    py.detach(|| match catch_unwind(AssertUnwindSafe(work)) {
+    let guarded = || match catch_unwind(AssertUnwindSafe(work)) {
         Ok(result) => result,
         Err(payload) => Err(Failure::Panic(
             payload
@@ -130,8 +131,34 @@ fn detached<T: Send>(
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic without a message".to_string()),
         )),
+    };
+    py.detach(|| match process_pool() {
+        Some(pool) => pool.install(guarded),
+        None => guarded(),
     })
     .map_err(|failure| py_error(py, failure))
+}
+
+/// The rayon thread pool of this process, built on first use in each process. A child forked
+/// after the parent had used rayon's global pool (Python's `multiprocessing` on Linux, PyTorch's
+/// DataLoader workers, gunicorn `--preload`) inherits that pool without its threads, and every
+/// call there waited forever for them. `None` if no pool could be built (the global one is used).
+fn process_pool() -> Option<Arc<rayon::ThreadPool>> {
+    static POOL: Mutex<Option<(u32, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((owner, pool)) = slot.as_ref() {
+        if *owner == pid {
+            return Some(pool.clone());
+        }
+    }
+    // A parent's pool is not dropped here: its threads are not in this process to stop.
+    if let Some(inherited) = slot.take() {
+        std::mem::forget(inherited);
+    }
+    let pool = Arc::new(rayon::ThreadPoolBuilder::new().build().ok()?);
+    *slot = Some((pid, pool.clone()));
+    Some(pool)
 }
 
 /// One audio input as the Python layer passes it.

@@ -718,6 +718,34 @@ def test_results_and_recognizers_pickle(recognizer):
     assert str(transcript) == " ".join(transcript.labels)
 
 
+def test_errors_pickle_so_worker_processes_can_report_them(recognizer):
+    # multiprocessing sends a worker's exception to the parent pickled.
+    with pytest.raises(phonrec.OutOfVocabularyError) as oov:
+        recognizer.align(SUIT, "she had qqfoo")
+    copy = pickle.loads(pickle.dumps(oov.value))
+    assert type(copy) is phonrec.OutOfVocabularyError and copy.words == ["qqfoo"]
+    assert str(copy) == str(oov.value)
+    with pytest.raises(phonrec.PhonrecError) as bad:
+        recognizer.transcribe(b"not audio at all")
+    assert str(pickle.loads(pickle.dumps(bad.value))) == str(bad.value)
+
+
+def _transcribe_in_worker(path):
+    return phonrec.Recognizer().transcribe(path).labels
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_a_forked_worker_recognises_after_the_parent_did(recognizer):
+    # A child forked after the parent used phonrec inherited its thread pool without the threads,
+    # and waited for them forever (multiprocessing's default start method on Linux).
+    import multiprocessing
+
+    expected = recognizer.transcribe(SUIT).labels
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        result = pool.map_async(_transcribe_in_worker, [str(SUIT), str(SUIT)])
+        assert result.get(timeout=120) == [expected, expected]
+
+
 # --- load -----------------------------------------------------------------------------------------
 
 
