@@ -950,7 +950,13 @@ class Endpointer:
     def push(self, samples: Any) -> List[LiveUtterance]:
         """Add the samples that arrived (an array as :meth:`Recognizer.transcribe` takes one:
         float in ±1, int16, ...; mono or ``(samples, channels)``); the utterances that ended in
-        them."""
+        them.
+
+        Raises:
+            ValueError: A sample no recording has (NaN, infinite, far beyond full scale), as
+                :meth:`Recognizer.transcribe` refuses it; nothing of that push is taken, and the
+                stream goes on with the next.
+        """
         array = np.asarray(samples)
         if array.size == 0:
             return []

@@ -1309,6 +1309,7 @@ impl PyEndpointer {
         })?;
         Ok(inner
             .push(&wave.samples)
+            .map_err(|error| py_error(py, error.into()))?
             .into_iter()
             .map(|u| utterance_tuple(py, u))
             .collect())

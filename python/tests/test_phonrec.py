@@ -408,6 +408,12 @@ def test_endpointer_cuts_a_stream_as_phonrec_live_does(cli, recognizer, tmp_path
         endpointer.push(int16[:100])
     with pytest.raises(ValueError, match="pause"):
         phonrec.Endpointer(16000, min_pause=0)
+    # A damaged sample is refused, as transcribe refuses it (it left the endpointer deaf).
+    damaged = phonrec.Endpointer(16000)
+    block = np.zeros(1600, dtype=np.float32)
+    block[10] = np.nan
+    with pytest.raises(ValueError, match="live sample 10 "):
+        damaged.push(block)
 
 
 def test_a_model_fine_tuned_from_the_built_in_one_decodes_as_the_built_in_model(recognizer, tmp_path):

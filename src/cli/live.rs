@@ -146,9 +146,9 @@ pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
     };
     let mut failed = None;
     for block in blocks {
-        match block {
-            Ok(samples) => {
-                for utterance in endpointer.push(&samples) {
+        match block.and_then(|samples| endpointer.push(&samples)) {
+            Ok(utterances) => {
+                for utterance in utterances {
                     print(utterance)?;
                 }
             }

@@ -93,6 +93,10 @@ const SMOOTHING_FRAMES: usize = 20;
 const ONSET_FRAMES: usize = 3;
 /// Nothing quieter than this is loud, dB at int16 scale: −65 dBFS (full scale is 90.3 dB).
 const LOUD_FLOOR_DB: f32 = 90.3 - 65.0;
+/// Frames quieter than this (−80 dBFS, a few LSB of 16-bit audio) are digital silence (a mute,
+/// a noise gate, a VoIP gap) and do not join the background: 0.2 s of zeros made it 0 dB, and
+/// the room's noise counted as speech for the next 30 s.
+const DIGITAL_SILENCE_DB: f32 = 90.3 - 80.0;
 /// An utterance too long is cut within this many of its last seconds.
 const CUT_SEARCH_S: f32 = 5.0;
 
@@ -114,6 +118,8 @@ pub struct Endpointer {
     /// Smoothed levels of the history window that may yet be its minimum, as (frame, level),
     /// rising (a sliding-window minimum).
     minima: VecDeque<(u64, f32)>,
+    /// Samples pushed so far (to name a bad one by its place in the stream).
+    pushed: u64,
     /// The stream frame where the current utterance starts, if one has started.
     start: Option<u64>,
     /// Loud frames in a row before an utterance starts.
@@ -143,6 +149,7 @@ impl Endpointer {
             recent: VecDeque::with_capacity(SMOOTHING_FRAMES + 1),
             recent_sum: 0.0,
             minima: VecDeque::new(),
+            pushed: 0,
             start: None,
             onset: 0,
             last_loud: 0,
@@ -154,7 +161,22 @@ impl Endpointer {
     }
 
     /// Add the samples that arrived (mono, int16 scale); returns the utterances that ended in them.
-    pub fn push(&mut self, samples: &[f32]) -> Vec<LiveUtterance> {
+    /// Samples no recording has (NaN, infinite, beyond [`Waveform::check_samples`]'s limit) are
+    /// refused, as `transcribe` refuses them, and nothing of that push is taken: one of them used
+    /// to leave the endpointer deaf, or blind to pauses, for the rest of the stream.
+    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<LiveUtterance>> {
+        let limit = crate::audio::MAX_LEVEL_OVER_FULL_SCALE * crate::audio::INT16_SCALE;
+        if let Some(i) = samples.iter().position(|x| !(x.abs() <= limit)) {
+            let at = self.pushed + i as u64;
+            return Err(Error::InvalidAudio {
+                reason: format!(
+                    "live sample {at} (at {:.3} s) is {}: float samples are expected in ±1, finite",
+                    at as f64 / f64::from(self.sample_rate_hz),
+                    samples[i] / crate::audio::INT16_SCALE
+                ),
+            });
+        }
+        self.pushed += samples.len() as u64;
         let mut ended = Vec::new();
         self.partial.extend_from_slice(samples);
         let whole = self.partial.len() / self.frame_len * self.frame_len;
@@ -164,7 +186,7 @@ impl Endpointer {
                 ended.push(utterance);
             }
         }
-        ended
+        Ok(ended)
     }
 
     /// The stream has ended: the utterance under way, if any.
@@ -186,7 +208,11 @@ impl Endpointer {
             / frame.len() as f64;
         let level = (10.0 * (energy + 1.0).log10()) as f32;
         let index = self.buffer_frame + self.levels.len() as u64;
-        let background = self.background(index, level);
+        let background = if level < DIGITAL_SILENCE_DB {
+            self.minima.front().map_or(f32::NEG_INFINITY, |&(_, v)| v)
+        } else {
+            self.background(index, level)
+        };
         let loud = level > (background + self.options.threshold_db).max(LOUD_FLOOR_DB);
         self.buffer.extend_from_slice(frame);
         self.levels.push(level);
@@ -317,7 +343,7 @@ mod tests {
         let mut utterances = Vec::new();
         // Fed in odd-sized pieces, as a pipe delivers them.
         for piece in stream.chunks(333) {
-            utterances.extend(endpointer.push(piece));
+            utterances.extend(endpointer.push(piece).unwrap());
         }
         assert!(endpointer.finish().is_none(), "the stream ends in a pause");
         assert_eq!(utterances.len(), 3);
@@ -346,7 +372,7 @@ mod tests {
             ..EndpointOptions::default()
         };
         let mut endpointer = Endpointer::new(8000, options).expect("valid");
-        let mut utterances = endpointer.push(&stream);
+        let mut utterances = endpointer.push(&stream).unwrap();
         assert_eq!(utterances.len(), 1, "cut once, at the dip");
         utterances.extend(endpointer.finish());
         assert_eq!(utterances.len(), 2);
@@ -370,7 +396,7 @@ mod tests {
                 ..EndpointOptions::default()
             };
             let mut endpointer = Endpointer::new(8000, options).expect("valid");
-            let mut utterances = endpointer.push(&stream);
+            let mut utterances = endpointer.push(&stream).unwrap();
             utterances.extend(endpointer.finish());
             assert!(!utterances.is_empty());
             assert!(utterances.iter().all(|u| !u.wave.samples.is_empty()));
@@ -382,6 +408,66 @@ mod tests {
         }
     }
 
+    /// `seconds` of white noise at `amplitude` (int16 scale, uniform), at 8 kHz.
+    fn hiss(seconds: f32, amplitude: f32, seed: &mut u32) -> Vec<f32> {
+        (0..(seconds * 8000.0) as usize)
+            .map(|_| {
+                *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                amplitude * ((*seed >> 16) as f32 / 65536.0 - 0.5)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn digital_silence_does_not_lower_the_background() {
+        // A room at about -50 dBFS, 0.2 s of exact zeros (a mute, a gate), then three tones with
+        // pauses of room noise: each pause still ends its utterance.
+        let mut seed = 5;
+        let mut stream = hiss(1.0, 300.0, &mut seed);
+        stream.extend(std::iter::repeat_n(0.0, 1600));
+        stream.extend(hiss(0.8, 300.0, &mut seed));
+        for _ in 0..3 {
+            stream.extend(tone(0.8, 5000.0, &mut seed));
+            stream.extend(hiss(1.0, 300.0, &mut seed));
+        }
+        let mut endpointer = Endpointer::new(8000, EndpointOptions::default()).expect("valid");
+        let mut utterances = endpointer.push(&stream).unwrap();
+        utterances.extend(endpointer.finish());
+        let starts: Vec<f64> = utterances.iter().map(|u| u.start_s).collect();
+        assert_eq!(starts.len(), 3, "{starts:?}");
+        for (k, start) in starts.iter().enumerate() {
+            assert!(
+                (start - (2.0 - 0.3 + 1.8 * k as f64)).abs() < 0.05,
+                "{starts:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn samples_no_recording_has_are_refused_and_the_stream_goes_on() {
+        let mut seed = 9;
+        let mut endpointer = Endpointer::new(8000, EndpointOptions::default()).expect("valid");
+        assert!(endpointer
+            .push(&tone(1.0, 0.0, &mut seed))
+            .unwrap()
+            .is_empty());
+        for bad in [f32::NAN, f32::INFINITY, 1e9] {
+            let mut piece = tone(0.5, 0.0, &mut seed);
+            piece[100] = bad;
+            let err = endpointer.push(&piece).unwrap_err().to_string();
+            assert!(err.contains("live sample 8100"), "{err}");
+        }
+        // Nothing of a refused push was taken: the stream goes on as if it had not come.
+        let mut utterances = endpointer.push(&tone(0.8, 5000.0, &mut seed)).unwrap();
+        utterances.extend(endpointer.push(&tone(1.0, 0.0, &mut seed)).unwrap());
+        assert_eq!(utterances.len(), 1);
+        assert!(
+            (utterances[0].start_s - 0.7).abs() < 0.02,
+            "{}",
+            utterances[0].start_s
+        );
+    }
+
     #[test]
     fn silence_and_clicks_give_nothing() {
         let mut seed = 3;
@@ -390,7 +476,7 @@ mod tests {
         stream.extend(tone(0.02, 20000.0, &mut seed));
         stream.extend(tone(2.0, 0.0, &mut seed));
         let mut endpointer = Endpointer::new(8000, EndpointOptions::default()).expect("valid");
-        assert!(endpointer.push(&stream).is_empty());
+        assert!(endpointer.push(&stream).unwrap().is_empty());
         assert!(endpointer.finish().is_none());
     }
 }
