@@ -16,10 +16,12 @@ Audio is any of: a path (``str`` or ``os.PathLike``) to a WAV (8–32-bit PCM, 3
 A-law), NIST SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, raw AAC, WebM or AMR file; the bytes of such a file (``bytes``, ``bytearray``,
 ``memoryview`` or a binary file object); or a numpy array of samples with its ``sample_rate``: 1-D
 (mono) or 2-D ``(samples, channels)`` (channels are averaged), of dtype float32/float64 (full scale
-±1), int16, int32, uint8 (8-bit WAV: zero at 128) or int8. Audio at any rate from 8 to 96 kHz is
-resampled to the model's 16 kHz, exactly as the command line does with files.
+±1; floats peaking above 64, integer samples stored as floats, are refused), int16, int32, uint8
+(8-bit WAV: zero at 128) or int8. Audio at any rate from 8 to 192 kHz is resampled to the model's
+16 kHz, exactly as the command line does with files.
 
-Work runs in Rust with the GIL released, so one :class:`Recognizer` can serve several Python threads.
+Work runs in Rust with the GIL released, so one :class:`Recognizer` can serve several Python threads,
+and on a thread pool of each process's own, so forked worker processes (``multiprocessing``) work too.
 """
 
 from __future__ import annotations
@@ -618,7 +620,8 @@ class Recognizer:
 
         Raises:
             FileNotFoundError: The file does not exist.
-            ValueError: Bad samples (NaN, infinite, absurdly loud), an empty or 3-D array, a missing
+            ValueError: Bad samples (NaN, infinite, absurdly loud; floats at integer scale), an empty
+                or 3-D array, a missing
                 or unsupported ``sample_rate``.
             TypeError: An argument of an unsupported type or dtype.
             PhonrecError: A file phonrec cannot read (not audio, damaged, an unsupported encoding).

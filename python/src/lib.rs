@@ -294,11 +294,30 @@ fn wave_from_array(
             array.dtype()
         )));
     };
+    let is_float =
+        array.cast::<PyArrayDyn<f32>>().is_ok() || array.cast::<PyArrayDyn<f64>>().is_ok();
+    if is_float {
+        // int16 samples turned into floats without dividing (`x.astype(np.float32)`) are the most
+        // common mistake with arrays; below the library's own limit they were read as audio at
+        // +50-90 dBFS, and transcribed differently.
+        let peak = samples.iter().fold(0.0f32, |peak, s| peak.max(s.abs())) / INT16_SCALE;
+        if peak > MAX_FLOAT_PEAK {
+            return Err(PyValueError::new_err(format!(
+                "float samples are expected in ±1 (full scale), and these peak at {peak:.0}: \
+                 integer samples stored as floats? Divide them by their full scale (32768 for \
+                 16-bit), or pass the integer array itself"
+            )));
+        }
+    }
     Ok(Waveform {
         samples,
         sample_rate_hz: rate,
     })
 }
+
+/// Float arrays peaking above this many times full scale (+36 dBFS) are refused: no recording
+/// chain gets there, while 16-bit samples as floats do at any level above -54 dBFS.
+const MAX_FLOAT_PEAK: f32 = 64.0;
 
 fn borrowed(error: numpy::BorrowError) -> PyErr {
     PyValueError::new_err(format!("the audio array cannot be read: {error}"))

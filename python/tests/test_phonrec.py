@@ -555,6 +555,12 @@ def test_dtypes_and_channels_agree(recognizer):
     }
     for name, array in same.items():
         np.testing.assert_array_equal(recognizer.probs(array, rate).probs, reference, err_msg=name)
+    # int16 samples made floats without dividing: refused, not read as audio at +80 dBFS.
+    quiet = samples.astype(np.float32) * (0.05 / np.abs(as_float).max())
+    with pytest.raises(ValueError, match="integer samples stored as floats"):
+        recognizer.transcribe(quiet, rate)
+    # Floats a little over full scale (a gain after the ADC) are audio.
+    assert recognizer.transcribe(as_float * 1.5, rate).labels
 
 
 def test_channels_and_8_bit_are_mixed_and_scaled_as_the_wav_reader_does(recognizer, tmp_path):

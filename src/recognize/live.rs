@@ -166,7 +166,10 @@ impl Endpointer {
     /// to leave the endpointer deaf, or blind to pauses, for the rest of the stream.
     pub fn push(&mut self, samples: &[f32]) -> Result<Vec<LiveUtterance>> {
         let limit = crate::audio::MAX_LEVEL_OVER_FULL_SCALE * crate::audio::INT16_SCALE;
-        if let Some(i) = samples.iter().position(|x| !x.is_finite() || x.abs() > limit) {
+        if let Some(i) = samples
+            .iter()
+            .position(|x| !x.is_finite() || x.abs() > limit)
+        {
             let at = self.pushed + i as u64;
             return Err(Error::InvalidAudio {
                 reason: format!(
