@@ -621,8 +621,7 @@ class Recognizer:
         Raises:
             FileNotFoundError: The file does not exist.
             ValueError: Bad samples (NaN, infinite, absurdly loud; floats at integer scale), an empty
-                or 3-D array, a missing
-                or unsupported ``sample_rate``.
+                or 3-D array, a missing or unsupported ``sample_rate``.
             TypeError: An argument of an unsupported type or dtype.
             PhonrecError: A file phonrec cannot read (not audio, damaged, an unsupported encoding).
         """
