@@ -735,7 +735,8 @@ class Recognizer:
             OutOfVocabularyError: Words the lexicon lacks (with ``oov="error"``); ``.words`` lists them.
             PhonrecError: An alignment that cannot be made (far more phones than the audio can hold,
                 a transcript that disagrees badly with the audio), or a file phonrec cannot read.
-            ValueError: Neither or both of ``text`` and ``phones``; a phone the model does not have.
+            ValueError: Neither or both of ``text`` and ``phones``; a text with no words (or none left
+                by ``oov="skip"``); a phone the model does not have.
         """
         data, source = _audio(audio)
         raw = self._inner.align(data, text, _phone_text(phones), sample_rate, oov)

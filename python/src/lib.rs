@@ -818,14 +818,27 @@ impl PyRecognizer {
     }
 
     /// The alignment target of `said` for this model.
-    fn target(&self, said: &Said) -> phonrec::Result<AlignTarget> {
+    /// What the audio should say, as the alignment takes it; nothing at all is an error, as the
+    /// CLI's (an empty result read as "nothing mispronounced").
+    fn target(&self, said: &Said) -> Result<AlignTarget, Failure> {
         let phones = self.recognizer.phones();
-        match said {
-            Said::Phones(text) => AlignTarget::from_phones(text, phones),
+        let target = match said {
+            Said::Phones(text) => AlignTarget::from_phones(text, phones)?,
             Said::Text(text, oov) => {
-                AlignTarget::from_text(text, self.lexicon.get()?, phones, *oov)
+                AlignTarget::from_text(text, self.lexicon.get()?, phones, *oov)?
             }
+        };
+        if target.words.is_empty() {
+            return Err(Failure::Value(if target.skipped.is_empty() {
+                "the text to align is empty: nothing to align or score".to_string()
+            } else {
+                format!(
+                    "oov=\"skip\" left out every word of the text ({}): nothing to align or score",
+                    target.skipped.join(" ")
+                )
+            }));
         }
+        Ok(target)
     }
 }
 

@@ -730,6 +730,17 @@ def test_results_and_recognizers_pickle(recognizer):
     assert str(transcript) == " ".join(transcript.labels)
 
 
+def test_nothing_to_align_is_an_error_not_an_empty_result(recognizer):
+    # An empty result read as "nothing mispronounced"; the CLI refuses it.
+    for call in (recognizer.align, recognizer.score):
+        with pytest.raises(ValueError, match="empty"):
+            call(SUIT, "  ...  ")
+        with pytest.raises(ValueError, match="qqfoo zzbar"):
+            call(SUIT, "qqfoo zzbar", oov="skip")
+        with pytest.raises(ValueError, match="empty"):
+            call(SUIT, phones="")
+
+
 def test_errors_pickle_so_worker_processes_can_report_them(recognizer):
     # multiprocessing sends a worker's exception to the parent pickled.
     with pytest.raises(phonrec.OutOfVocabularyError) as oov:
