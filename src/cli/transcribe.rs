@@ -354,8 +354,9 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         // A network or a recorder that dropped packets: the user may want to fix the source.
         eprintln!(
             "phonrec: note: {with_dropouts} of {} {noun} had short runs of digital silence inside \
-             voiced speech ({dropouts} in all, as packets lost in transmission leave them), filled \
-             from the speech around them before recognition (--keep-dropouts skips this)",
+             voiced speech ({dropouts} in all, as packets lost in transmission leave them, and \
+             some speech synthesisers' stop closures), filled from the speech around them before \
+             recognition (--keep-dropouts skips this)",
             files.len()
         );
     }
