@@ -352,7 +352,7 @@ fn resume_takes_the_original_command_line_and_extends_a_finished_run() {
     let refused = phonrec(&changed);
     assert!(!refused.status.success());
     assert!(
-        text(&refused.stderr).contains("seed: the run has 1, the command line 0"),
+        text(&refused.stderr).contains("--seed (seed): the run has 1, the command line 0"),
         "{}",
         text(&refused.stderr)
     );

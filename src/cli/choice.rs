@@ -13,6 +13,9 @@ use phonrec::choice::Choice;
 pub struct ChoiceParser<T> {
     /// The names this command accepts; `None`: all of `T`'s.
     only: Option<&'static [&'static str]>,
+    /// Help that replaces `T`'s own for some names, where this command's output differs (live's
+    /// `text` is a line per utterance, not per file).
+    help: &'static [(&'static str, &'static str)],
     kind: PhantomData<T>,
 }
 
@@ -20,6 +23,7 @@ pub struct ChoiceParser<T> {
 pub fn choice<T: Choice>() -> ChoiceParser<T> {
     ChoiceParser {
         only: None,
+        help: &[],
         kind: PhantomData,
     }
 }
@@ -29,16 +33,29 @@ pub fn choice<T: Choice>() -> ChoiceParser<T> {
 pub fn choice_among<T: Choice>(names: &'static [&'static str]) -> ChoiceParser<T> {
     ChoiceParser {
         only: Some(names),
+        help: &[],
         kind: PhantomData,
     }
 }
 
 impl<T: Choice> ChoiceParser<T> {
+    /// The same parser, `--help` giving `help`'s text for the names it lists.
+    pub fn with_help(self, help: &'static [(&'static str, &'static str)]) -> Self {
+        ChoiceParser { help, ..self }
+    }
+
     fn values(&self) -> impl Iterator<Item = PossibleValue> + '_ {
         T::CHOICES
             .iter()
             .filter(|c| self.only.is_none_or(|names| names.contains(&c.name)))
-            .map(|c| PossibleValue::new(c.name).help(c.help))
+            .map(|c| {
+                let help = self
+                    .help
+                    .iter()
+                    .find(|(name, _)| *name == c.name)
+                    .map_or(c.help, |(_, help)| help);
+                PossibleValue::new(c.name).help(help)
+            })
     }
 }
 

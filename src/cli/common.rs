@@ -188,8 +188,21 @@ pub fn load_data(source: &DataSource, phones: &PhoneSet, what: &str) -> anyhow::
 fn where_none(source: &DataSource) -> String {
     match source {
         DataSource::Manifest(path) => format!("{} lists none", path.display()),
-        DataSource::Timit { root, .. } => {
-            format!("no .PHN transcriptions found under {}", root.display())
+        DataSource::Timit { root, split } => {
+            let part = match split {
+                phonrec::data::TimitSplit::Train => "TRAIN",
+                phonrec::data::TimitSplit::Test | phonrec::data::TimitSplit::CoreTest => "TEST",
+            };
+            let core = if *split == phonrec::data::TimitSplit::CoreTest {
+                " of the 24 core-test speakers"
+            } else {
+                ""
+            };
+            format!(
+                "no .PHN transcription{core} found under {}'s {part}/ besides the SA1/SA2 \
+                 sentences (left out as TIMIT's recipes leave them: every speaker reads them)",
+                root.display()
+            )
         }
         DataSource::Kaldi { dir, .. } => {
             format!("{} lists none", dir.join("text").display())
@@ -818,14 +831,15 @@ impl DecodeArgs {
         // user evidently expects them to do something.
         if self.lm_weight.is_some() && !has_lm {
             eprintln!(
-                "phonrec: warning: --lm-weight has no effect: this decoding uses no phone LM ({}); \
-                 add --lm ARPA or --lm builtin to use one",
+                "phonrec: warning: --lm-weight has no effect: {}",
                 if self.no_lm {
-                    "--no-lm"
+                    "--no-lm decodes without a phone LM; leave it out to use the built-in one, or \
+                     give --lm ARPA"
                 } else if beam <= 1 {
-                    "--beam 1 decodes greedily"
+                    "--beam 1 decodes greedily, without a phone LM; leave --beam 1 out for the \
+                     beam search with the LM (a --model needs --lm ARPA too)"
                 } else {
-                    "none is given for this --model"
+                    "no phone LM is given for this --model; add --lm ARPA or --lm builtin to use one"
                 }
             );
         }

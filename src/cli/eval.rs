@@ -165,7 +165,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         "{} ({})",
         recognizer.decoding(),
         match &args.model {
-            None => "the built-in model with its default decoding".to_string(),
+            None if args.decode.beam.is_none()
+                && args.decode.lm.is_none()
+                && !args.decode.no_lm
+                && args.decode.lm_weight.is_none()
+                && args.decode.insertion_bonus.is_none() =>
+            {
+                "the built-in model with its default decoding".to_string()
+            }
+            None => "the built-in model, decoding as given".to_string(),
             Some(path) => format!("--model {}", path.display()),
         }
     );

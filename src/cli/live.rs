@@ -56,7 +56,10 @@ pub struct LiveArgs {
     pub speech_above: f32,
 
     /// Output: text (`start<TAB>end<TAB>phones`) or json (one object per utterance and line).
-    #[arg(long, value_parser = choice_among::<OutputFormat>(&["text", "json"]), default_value = OutputFormat::Text.name())]
+    #[arg(long, value_parser = choice_among::<OutputFormat>(&["text", "json"]).with_help(&[
+        ("text", "One line per utterance: `start<TAB>end<TAB>phones` (seconds from the stream's start)"),
+        ("json", "One JSON object per utterance and line: transcribe's records, `offset` the utterance's start"),
+    ]), default_value = OutputFormat::Text.name())]
     pub format: OutputFormat,
 
     /// Phone symbols in the output: the model's ARPAbet, or IPA.
