@@ -662,7 +662,8 @@ class Recognizer:
             if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], np.ndarray):
                 item, rate = item
             data, source = _audio(item)
-            if source is not None:
+            if not isinstance(data, np.ndarray):
+                # The shared rate is for arrays; a file (path, bytes, file object) has its own.
                 rate = None
             items.append((data, rate))
             sources.append(source)

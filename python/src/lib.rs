@@ -340,10 +340,10 @@ fn clean(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(f64::from(x))
 }
 
-/// A time in seconds (an f32 in the library) to the microsecond: frame times such as 9 × 0.02 read
-/// 0.18, not 0.17999999; an f32 holds no finer time than that beyond a few seconds anyway.
+/// A time in seconds (an f32 in the library) to 0.1 ms: frame times such as 9 × 0.02 read 0.18,
+/// not 0.17999999. (To the microsecond, an f32 time past 8 s kept its own error: 8.559999.)
 fn seconds(x: f32) -> f64 {
-    (f64::from(x) * 1e6).round() / 1e6
+    (f64::from(x) * 1e4).round() / 1e4
 }
 
 /// A timed phone for Python: `(phone, start, end, confidence, alternatives)`; `alternatives` is

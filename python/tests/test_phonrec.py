@@ -730,6 +730,23 @@ def test_results_and_recognizers_pickle(recognizer):
     assert str(transcript) == " ".join(transcript.labels)
 
 
+def test_a_batch_mixes_arrays_with_files_of_every_kind(recognizer):
+    samples, rate = phonrec.load(SUIT)
+    with open(SUIT, "rb") as f:
+        results = recognizer.transcribe_batch(
+            [samples, str(SUIT), SUIT.read_bytes(), f], sample_rate=rate
+        )
+    assert len({tuple(r.labels) for r in results}) == 1, results
+
+
+def test_times_are_clean_decimals_past_eight_seconds(recognizer):
+    samples, rate = phonrec.load(SUIT)
+    long = np.concatenate([samples] * 4)
+    times = [t for p in recognizer.transcribe(long, rate).phones for t in (p.start, p.end)]
+    assert max(times) > 8
+    assert all(abs(t * 100 - round(t * 100)) < 1e-6 for t in times), times
+
+
 def test_nothing_to_align_is_an_error_not_an_empty_result(recognizer):
     # An empty result read as "nothing mispronounced"; the CLI refuses it.
     for call in (recognizer.align, recognizer.score):
