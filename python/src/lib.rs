@@ -106,6 +106,18 @@ fn py_error(py: Python<'_>, failure: Failure) -> PyErr {
             PyValueError::new_err(message)
         }
         Error::OutOfVocabulary { words } => {
+            // The library's message names the CLI's options; these are the package's.
+            let message = format!(
+                "{} not in the lexicon: {}; add {} with Recognizer(lexicon=...) (CMUdict format: \
+                 `WORD  P1 P2 ...`) or align with oov=\"spell\" or oov=\"skip\"",
+                if words.len() == 1 {
+                    "1 word is".to_string()
+                } else {
+                    format!("{} words are", words.len())
+                },
+                words.join(", "),
+                if words.len() == 1 { "it" } else { "them" }
+            );
             let err = OutOfVocabularyError::new_err(message);
             if let Err(e) = err.value(py).setattr("words", words.clone()) {
                 return e;

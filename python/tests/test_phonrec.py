@@ -765,6 +765,7 @@ def test_errors_pickle_so_worker_processes_can_report_them(recognizer):
     copy = pickle.loads(pickle.dumps(oov.value))
     assert type(copy) is phonrec.OutOfVocabularyError and copy.words == ["qqfoo"]
     assert str(copy) == str(oov.value)
+    assert "Recognizer(lexicon=...)" in str(copy) and "--" not in str(copy), str(copy)
     with pytest.raises(phonrec.PhonrecError) as bad:
         recognizer.transcribe(b"not audio at all")
     assert str(pickle.loads(pickle.dumps(bad.value))) == str(bad.value)
