@@ -1168,6 +1168,20 @@ fn eval_scores_hypotheses_from_a_file() {
         assert_eq!(by_model[field], by_file[field], "{field}");
     }
     assert_eq!(by_model["per_utterance"], by_file["per_utterance"]);
+    // What `transcribe --manifest --format kaldi -o` writes (keyed by each line's recording)
+    // scores the same.
+    let output = phonrec(&[
+        "transcribe",
+        "--manifest",
+        "tests/data/examples.tsv",
+        "--format",
+        "kaldi",
+        "-o",
+        hyp.to_str().expect("utf-8 path"),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let by_transcribe = report(&["--hyp", hyp.to_str().expect("utf-8 path")]);
+    assert_eq!(by_model["per_utterance"], by_transcribe["per_utterance"]);
     // The digit's line only, in CMUdict's spelling with one substitution (ah -> ix, TIMIT's ih).
     std::fs::write(&hyp, "examples.tsv:4 S EH1 V IX N\n").expect("hyp");
     let output = phonrec(&[

@@ -46,7 +46,8 @@ pub struct EvalArgs {
 
     /// Score these hypotheses instead of running a model: a Kaldi `text` file (`utterance-id phone
     /// ...`, keyed as `-o` writes them: the utterance id, or the manifest's `file:line`, whitespace
-    /// as `_`), in ARPAbet with CMUdict's stress digits and TIMIT's 61/48 symbols folded as the
+    /// as `_`; or keyed by a manifest line's recording, as `transcribe --manifest --format kaldi
+    /// -o` writes them), in ARPAbet with CMUdict's stress digits and TIMIT's 61/48 symbols folded as the
     /// references are, or in IPA (`--alphabet ipa` output, or another recognizer's broad IPA:
     /// diacritics and length marks ignored, `ʔ` dropped); Kaldi's word-position suffixes (`AH1_I`)
     /// are stripped and noise and filler tokens (`SPN`, `<unk>`, `[noise]`, `+NSN+`) dropped. For
@@ -220,10 +221,25 @@ fn read_hypotheses(
             bail!("{}:{}: '{key}' is listed twice", path.display(), index + 1);
         }
     }
+    // An utterance is found by its id (as `eval -o` keys it), or by its recording's path where
+    // that names it alone (as `transcribe --manifest -o` keys a manifest's lines).
+    let mut recordings: HashMap<&Path, usize> = HashMap::new();
+    for utt in utterances {
+        *recordings.entry(utt.audio.as_path()).or_default() += 1;
+    }
+    let keys_of = |utt: &Utterance| -> Vec<String> {
+        let mut keys = vec![phonrec::output::kaldi_key(&utt.id)];
+        if utt.span.is_none() && recordings.get(utt.audio.as_path()) == Some(&1) {
+            keys.push(phonrec::output::kaldi_key(&utt.audio.display().to_string()));
+        }
+        keys
+    };
     if !utterances.is_empty()
-        && !utterances
-            .iter()
-            .any(|utt| by_key.contains_key(phonrec::output::kaldi_key(&utt.id).as_str()))
+        && !utterances.iter().any(|utt| {
+            keys_of(utt)
+                .iter()
+                .any(|key| by_key.contains_key(key.as_str()))
+        })
     {
         // Scoring every utterance as deleted would only measure the mismatch of the keys.
         let theirs = by_key
@@ -233,8 +249,8 @@ fn read_hypotheses(
             .unwrap_or("(the file is empty)");
         bail!(
             "no line of {} is keyed by an utterance of the data: the data's keys look like '{}', \
-             the file's like '{theirs}' (write the hypotheses with `phonrec transcribe -o` on the \
-             same data, or key them as `eval -o` does)",
+             the file's like '{theirs}' (write the hypotheses with `phonrec transcribe --format \
+             kaldi -o` on the same data, or key them as `eval -o` does)",
             path.display(),
             phonrec::output::kaldi_key(&utterances[0].id)
         );
@@ -243,9 +259,10 @@ fn read_hypotheses(
     let hypotheses = utterances
         .iter()
         .map(|utt| {
-            let key = phonrec::output::kaldi_key(&utt.id);
-            Ok(by_key.remove(key.as_str()).unwrap_or_else(|| {
-                missing.push(key);
+            let keys = keys_of(utt);
+            let found = keys.iter().find_map(|key| by_key.remove(key.as_str()));
+            Ok(found.unwrap_or_else(|| {
+                missing.push(keys[0].clone());
                 Vec::new()
             }))
         })
