@@ -159,7 +159,36 @@ impl AlignTarget {
             };
             let pronunciations = pronunciations
                 .iter()
-                .map(|p| to_ids(&p.join(" "), phones))
+                .map(|p| {
+                    to_ids(&p.join(" "), phones).map_err(|error| match error {
+                        // Named where the user can fix it: the lexicon's file and line.
+                        Error::UnknownPhone { phone, .. } => {
+                            let (path, line) = lexicon
+                                .origin(&word)
+                                .map_or((Path::new("the lexicon"), None), |(path, line)| {
+                                    (path, Some(line))
+                                });
+                            Error::UnknownPhone {
+                                phone,
+                                path: path.to_path_buf(),
+                                line,
+                            }
+                        }
+                        Error::Parse { reason, .. } => match lexicon.origin(&word) {
+                            Some((path, line)) => Error::Parse {
+                                path: path.to_path_buf(),
+                                line: Some(line),
+                                reason: format!("the pronunciation of '{word}': {reason}"),
+                            },
+                            None => Error::Parse {
+                                path: "the lexicon".into(),
+                                line: None,
+                                reason: format!("the pronunciation of '{word}': {reason}"),
+                            },
+                        },
+                        other => other,
+                    })
+                })
                 .collect::<Result<Vec<_>>>()?;
             words.push(TargetWord {
                 text: word,
@@ -311,6 +340,23 @@ mod tests {
             ("four", "F AO1 R"),
             ("two", "T UW1"),
         ])
+    }
+
+    #[test]
+    fn a_lexicon_phone_the_model_lacks_is_named_by_its_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("my.dict");
+        std::fs::write(&path, "foo F UW1\nxyzzy S EH1 V ZZ N\n").unwrap();
+        let mut lexicon = lexicon();
+        lexicon.override_with(Lexicon::load(&path).unwrap());
+        let phones = PhoneSet::timit39();
+        let error = AlignTarget::from_text("hello xyzzy", &lexicon, &phones, OovPolicy::Error)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("my.dict:2") && error.contains("'zz'"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A pronunciation lexicon in CMUdict format: `WORD  P1 P2 ...`, alternates as `WORD(2)`, `;;;` and
-//! `#` comments. Stress digits are ignored and phones folded to the 39-phone set ([`fold_cmudict`]).
+//! `#` comments; Kaldi's `lexiconp.txt` (`WORD PROB P1 P2 ...`, and the numbers of
+//! `lexiconp_silprob.txt`) reads the same, its numbers passed over. Stress digits are ignored and phones folded to the 39-phone set ([`fold_cmudict`]).
 //! Every distinct pronunciation of a word is kept, in file order: training labels use the first
 //! ([`Lexicon::pronounce`]), the aligner lets the audio choose ([`Lexicon::pronunciations`]).
 //!
@@ -21,13 +22,19 @@ const BUILT_IN_CMUDICT_GZ: &[u8] = include_bytes!("../../models/cmudict.dict.gz"
 #[derive(Clone, Debug, Default)]
 pub struct Lexicon {
     entries: HashMap<String, Vec<Vec<String>>>,
+    /// For words read from a file: the file and the line of the word's first entry, so that a
+    /// pronunciation found unusable later (a phone the model lacks) names where it is.
+    lines: HashMap<String, usize>,
+    path: Option<std::path::PathBuf>,
 }
 
 impl Lexicon {
     /// Load a CMUdict-format file (Kaldi's `lexicon.txt`, `WORD P1 P2 ...`, reads the same way).
     /// Lines without a pronunciation are errors naming the line.
     pub fn load(path: &Path) -> Result<Self> {
-        Self::parse(&read_text(path)?, path)
+        let mut lexicon = Self::parse(&read_text(path)?, path, true)?;
+        lexicon.path = Some(path.to_path_buf());
+        Ok(lexicon)
     }
 
     /// The Carnegie Mellon Pronouncing Dictionary compiled into phonrec: 126k words, 135k
@@ -41,11 +48,12 @@ impl Lexicon {
                 line: None,
                 reason: e.to_string(),
             })?;
-        Self::parse(&text, Path::new("models/cmudict.dict.gz (built in)"))
+        Self::parse(&text, Path::new("models/cmudict.dict.gz (built in)"), false)
     }
 
-    /// Parse CMUdict-format text; `origin` names it in errors.
-    fn parse(text: &str, origin: &Path) -> Result<Self> {
+    /// Parse CMUdict-format text; `origin` names it in errors; `keep_lines` records each word's
+    /// line ([`Lexicon::origin`]).
+    fn parse(text: &str, origin: &Path, keep_lines: bool) -> Result<Self> {
         let mut lexicon = Lexicon::default();
         for (index, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -54,7 +62,12 @@ impl Lexicon {
             }
             let mut fields = line.split_whitespace();
             let Some(word) = fields.next() else { continue };
-            let phones: Vec<String> = fields.map(fold_cmudict).collect();
+            // Kaldi's lexiconp.txt puts the pronunciation's probability (and lexiconp_silprob.txt
+            // three silence figures) before the phones; no phone is a number.
+            let phones: Vec<String> = fields
+                .skip_while(|field| field.parse::<f64>().is_ok())
+                .map(fold_cmudict)
+                .collect();
             if phones.is_empty() {
                 return Err(Error::Parse {
                     path: origin.to_path_buf(),
@@ -67,9 +80,22 @@ impl Lexicon {
                 Some(p) if word.ends_with(')') && p > 0 => &word[..p],
                 _ => word,
             };
+            if keep_lines {
+                lexicon
+                    .lines
+                    .entry(word.to_lowercase())
+                    .or_insert(index + 1);
+            }
             lexicon.add(word, phones);
         }
         Ok(lexicon)
+    }
+
+    /// The file and line a word's first pronunciation was read from, for words read from a file
+    /// (not the built-in dictionary, nor entries given in code).
+    pub fn origin(&self, word: &str) -> Option<(&Path, usize)> {
+        let line = *self.lines.get(&word.to_lowercase())?;
+        Some((self.path.as_deref()?, line))
     }
 
     /// Add a pronunciation (already folded) unless the word has it already.
@@ -93,7 +119,14 @@ impl Lexicon {
     /// Put `other`'s words in: a word `other` defines takes `other`'s pronunciations only (a user's
     /// lexicon corrects the built-in one rather than adding to it).
     pub fn override_with(&mut self, other: Lexicon) {
+        for word in other.entries.keys() {
+            self.lines.remove(word);
+        }
         self.entries.extend(other.entries);
+        self.lines.extend(other.lines);
+        if other.path.is_some() {
+            self.path = other.path;
+        }
     }
 
     /// The first pronunciation of a word (case-insensitive).
@@ -177,6 +210,32 @@ mod tests {
         );
         std::fs::write(&path, "WORD\n").unwrap();
         assert!(Lexicon::load(&path).unwrap_err().to_string().contains(":1"));
+    }
+
+    #[test]
+    fn kaldi_lexiconp_numbers_are_passed_over_and_words_keep_their_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lexiconp.txt");
+        // lexiconp.txt (a probability), lexiconp_silprob.txt (three more figures).
+        std::fs::write(
+            &path,
+            "hello 1.0 hh ah0 l ow1\nhello 0.5 hh eh0 l ow1\nworld 1.0 0.21 1.03 0.97 w er1 l d\n",
+        )
+        .unwrap();
+        let mut lexicon = Lexicon::load(&path).unwrap();
+        assert_eq!(
+            lexicon.pronunciations("hello").unwrap(),
+            [vec!["hh", "ah", "l", "ow"], vec!["hh", "eh", "l", "ow"]]
+        );
+        assert_eq!(lexicon.pronounce("world").unwrap(), ["w", "er", "l", "d"]);
+        assert_eq!(lexicon.origin("World"), Some((path.as_path(), 3)));
+        // Merged over the built-in words, a file's words still name their lines; others none.
+        let mut merged = Lexicon::from_entries([("cat", "K AE1 T"), ("world", "W ER1 L D")]);
+        merged.override_with(lexicon.clone());
+        assert_eq!(merged.origin("hello"), Some((path.as_path(), 1)));
+        assert_eq!(merged.origin("cat"), None);
+        lexicon.override_with(Lexicon::from_entries([("hello", "HH AH0 L OW1")]));
+        assert_eq!(lexicon.origin("hello"), None);
     }
 }
 
