@@ -27,6 +27,7 @@ and on a thread pool of each process's own, so forked worker processes (``multip
 from __future__ import annotations
 
 import dataclasses
+import operator
 import os
 from dataclasses import dataclass
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -167,7 +168,8 @@ class Transcript:
         return " ".join(self.labels)
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict (as ``phonrec transcribe --format json`` writes, unrounded)."""
+        """A JSON-ready dict of every field, under this class's names (the information of
+        ``phonrec transcribe --format json``, unrounded; the CLI's layout differs: ``spans``, ``p``)."""
         return dataclasses.asdict(self)
 
 
@@ -320,6 +322,16 @@ class Scores:
 
 #: What the audio arguments take (see the module documentation).
 AudioInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, np.ndarray, Any]
+
+
+def _integer(value: Any) -> Any:
+    """`value` as a Python int when it is an integer of another kind (numpy's); else as it is."""
+    if value is None or isinstance(value, (bool, int, np.bool_)):
+        return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
 
 
 def _audio(audio: Any) -> Tuple[Any, Optional[str]]:
@@ -541,6 +553,8 @@ class Recognizer:
             alternatives=alternatives,
             nbest=nbest,
         )
+        # numpy's integers count as integers (operator.index), bools do not.
+        alternatives, nbest, beam = (_integer(alternatives), _integer(nbest), _integer(beam))
         if (
             isinstance(alternatives, bool)
             or not isinstance(alternatives, int)

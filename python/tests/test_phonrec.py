@@ -747,6 +747,13 @@ def test_times_are_clean_decimals_past_eight_seconds(recognizer):
     assert all(abs(t * 100 - round(t * 100)) < 1e-6 for t in times), times
 
 
+def test_numpy_integers_are_integers_for_options():
+    r = phonrec.Recognizer(beam=np.int64(4), alternatives=np.int32(2), nbest=np.int64(2))
+    assert len(r.transcribe(SUIT).nbest) == 2
+    with pytest.raises(ValueError, match="beam"):
+        phonrec.Recognizer(beam=True)
+
+
 def test_nothing_to_align_is_an_error_not_an_empty_result(recognizer):
     # An empty result read as "nothing mispronounced"; the CLI refuses it.
     for call in (recognizer.align, recognizer.score):
