@@ -136,14 +136,24 @@ impl Lexicon {
             .map(Vec::as_slice)
     }
 
-    /// Every pronunciation of a word (case-insensitive), in the order the lexicon lists them.
+    /// Every pronunciation of a word (case-insensitive), in the order the lexicon lists them. A
+    /// word with accented Latin letters the lexicon lacks is looked up without its accents, as
+    /// CMUdict spells borrowed words (`café` → `cafe`, `naïve` → `naive`).
     pub fn pronunciations(&self, word: &str) -> Option<&[Vec<String>]> {
-        self.entries.get(&word.to_lowercase()).map(Vec::as_slice)
+        let word = word.to_lowercase();
+        self.entries
+            .get(&word)
+            .or_else(|| {
+                let plain = fold_accents(&word);
+                (plain != word).then(|| self.entries.get(&plain)).flatten()
+            })
+            .map(Vec::as_slice)
     }
 
-    /// Whether the lexicon has the word (case-insensitive).
+    /// Whether the lexicon has the word (case-insensitive; accents as in
+    /// [`Lexicon::pronunciations`]).
     pub fn contains(&self, word: &str) -> bool {
-        self.entries.contains_key(&word.to_lowercase())
+        self.pronunciations(word).is_some()
     }
 
     /// Number of words.
@@ -175,6 +185,38 @@ impl Lexicon {
             Err(missing)
         }
     }
+}
+
+/// `word` (lowercase) with the accents of Latin letters taken off, and ligatures written out.
+fn fold_accents(word: &str) -> String {
+    let mut plain = String::with_capacity(word.len());
+    for c in word.chars() {
+        let base = match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
+            'ç' | 'ć' | 'č' => "c",
+            'ď' | 'đ' => "d",
+            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => "e",
+            'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' => "i",
+            'ñ' | 'ń' | 'ň' => "n",
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => "o",
+            'ŕ' | 'ř' => "r",
+            'ś' | 'š' | 'ş' => "s",
+            'ť' | 'ţ' => "t",
+            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => "u",
+            'ý' | 'ÿ' => "y",
+            'ź' | 'ż' | 'ž' => "z",
+            'ł' => "l",
+            'ß' => "ss",
+            'æ' => "ae",
+            'œ' => "oe",
+            _ => {
+                plain.push(c);
+                continue;
+            }
+        };
+        plain.push_str(base);
+    }
+    plain
 }
 
 #[cfg(test)]
@@ -236,6 +278,21 @@ mod tests {
         assert_eq!(merged.origin("cat"), None);
         lexicon.override_with(Lexicon::from_entries([("hello", "HH AH0 L OW1")]));
         assert_eq!(lexicon.origin("hello"), None);
+    }
+
+    #[test]
+    fn accented_words_are_found_without_their_accents() {
+        let lexicon = Lexicon::from_entries([
+            ("cafe", "K AE0 F EY1"),
+            ("naive", "N AY2 IY1 V"),
+            ("resume", "R IH0 Z UW1 M"),
+            ("résumé", "R EH1 Z AH0 M EY2"),
+        ]);
+        assert_eq!(lexicon.pronounce("Café").unwrap(), ["k", "ae", "f", "ey"]);
+        assert!(lexicon.contains("naïve"));
+        // A word the lexicon has with its accents keeps its own pronunciation.
+        assert_eq!(lexicon.pronounce("résumé").unwrap()[1], "eh");
+        assert!(!lexicon.contains("她"));
     }
 }
 
