@@ -267,12 +267,12 @@ fn wave_from_array(
             "the audio array holds no samples (shape {shape:?})"
         )));
     }
-    if shape.len() == 2 && shape[1] > MAX_CHANNELS {
+    if shape.len() == 2 && (shape[1] > MAX_CHANNELS || shape[1] > shape[0]) {
         return Err(PyValueError::new_err(format!(
-            "a 2-D audio array is (samples, channels), and this one would have {} channels (at \
-             most {MAX_CHANNELS} are read); is it (channels, samples)? Pass its transpose, \
-             array.T",
-            shape[1]
+            "a 2-D audio array is (samples, channels), and this one would have {} channels of {} \
+             samples (at most {MAX_CHANNELS} channels are read); is it (channels, samples), as \
+             torchaudio gives them? Pass its transpose, array.T",
+            shape[1], shape[0]
         )));
     }
     // The conversions of src/audio/wav.rs: floats × 32768; integers shifted to 16-bit range

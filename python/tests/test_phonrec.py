@@ -747,6 +747,12 @@ def test_times_are_clean_decimals_past_eight_seconds(recognizer):
     assert all(abs(t * 100 - round(t * 100)) < 1e-6 for t in times), times
 
 
+def test_a_short_channels_first_clip_is_refused_not_read_as_a_thousand_channels(recognizer):
+    clip = np.zeros((2, 1000), dtype=np.float32)
+    with pytest.raises(ValueError, match="array.T"):
+        recognizer.transcribe(clip, 16000)
+
+
 def test_numpy_integers_are_integers_for_options():
     r = phonrec.Recognizer(beam=np.int64(4), alternatives=np.int32(2), nbest=np.int64(2))
     assert len(r.transcribe(SUIT).nbest) == 2
