@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -555,6 +556,14 @@ class Recognizer:
         )
         # numpy's integers count as integers (operator.index), bools do not.
         alternatives, nbest, beam = (_integer(alternatives), _integer(nbest), _integer(beam))
+        # Weights of a search that does not run would be dropped without a word (the CLI warns).
+        greedy = no_lm or beam == 1
+        if greedy and (lm_weight is not None or insertion_bonus is not None) and lm is None:
+            warnings.warn(
+                "lm_weight and insertion_bonus have no effect: "
+                + ("no_lm=True decodes without a phone LM" if no_lm else "beam=1 decodes greedily"),
+                stacklevel=2,
+            )
         if (
             isinstance(alternatives, bool)
             or not isinstance(alternatives, int)

@@ -753,6 +753,13 @@ def test_a_short_channels_first_clip_is_refused_not_read_as_a_thousand_channels(
         recognizer.transcribe(clip, 16000)
 
 
+def test_options_without_effect_warn_as_the_cli_does():
+    with pytest.warns(UserWarning, match="no_lm=True"):
+        phonrec.Recognizer(no_lm=True, lm_weight=0.5)
+    with pytest.warns(UserWarning, match="beam=1"):
+        phonrec.Recognizer(beam=1, insertion_bonus=1.0)
+
+
 def test_numpy_integers_are_integers_for_options():
     r = phonrec.Recognizer(beam=np.int64(4), alternatives=np.int32(2), nbest=np.int64(2))
     assert len(r.transcribe(SUIT).nbest) == 2
