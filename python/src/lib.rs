@@ -414,6 +414,16 @@ struct LexiconChoice {
 
 impl LexiconChoice {
     fn get(&self) -> phonrec::Result<&Lexicon> {
+        // The built-in dictionary alone (70-85 MB once parsed) is shared by every Recognizer of
+        // the process; a merged one is each Recognizer's own.
+        static BUILT_IN: OnceLock<Lexicon> = OnceLock::new();
+        if self.built_in && self.user.is_none() {
+            if let Some(lexicon) = BUILT_IN.get() {
+                return Ok(lexicon);
+            }
+            let _ = BUILT_IN.set(Lexicon::built_in()?);
+            return Ok(BUILT_IN.get().unwrap_or_else(|| unreachable!("set above")));
+        }
         if let Some(lexicon) = self.merged.get() {
             return Ok(lexicon);
         }
