@@ -28,8 +28,8 @@ use super::shard::ShardArgs;
 /// model's rate), NIST SPHERE, Sun .au (µ-law telephone audio), FLAC, Ogg Vorbis or Opus (voice
 /// messages), MP3, AIFF, CAF, MP4/M4A (AAC, ALAC), raw AAC (ADTS), WebM/Matroska (Opus from browsers; AAC, Vorbis,
 /// MP3, FLAC or PCM) and AMR, recognised by content. Folders are searched for .wav, .sph, .au, .snd,
-/// .flac, .ogg, .oga, .opus, .webm, .mka, .mkv (OBS's recordings: their audio track),
-/// .mp3, .aif(f), .aifc, .caf, .m4a, .m4b (audiobooks), .mp4 and .mov (phones' videos: their audio track), .aac and .amr and .3gp (AMR-NB/WB: Android voice recordings, MMS) files (symlinks followed, each folder once, hidden `.` names such as macOS `._x.wav` passed over); `-` reads
+/// .flac, .ogg, .oga, .opus, .webm, .mka, .mkv (OBS's recordings: their first audio track),
+/// .mp3, .aif(f), .aifc, .caf, .m4a, .m4b (audiobooks), .mp4 and .mov (phones' videos: their first audio track), .aac and .amr and .3gp (AMR-NB/WB: Android voice recordings, MMS) files (symlinks followed, each folder once, hidden `.` names such as macOS `._x.wav` passed over); `-` reads
 /// standard input: an audio stream (`sox in.aiff -t wav - | phonrec transcribe -`) or else a list of
 /// paths, one per line.
 /// A file that fails is reported on stderr and skipped; the exit status is then non-zero.
@@ -253,6 +253,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let mut dereverberated = 0usize;
     // Files with no phones whose loudest sample is far below any microphone's noise floor.
     let mut nearly_silent = 0usize;
+    let mut silent_video = false;
     // Files are recognised a round at a time (short ones sharing network batches), their results
     // printed in input order as each round ends.
     let sizes: Vec<u64> = files
@@ -294,6 +295,17 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
                     dereverberated += usize::from(transcript.dereverberated);
                     if transcript.spans.is_empty() && transcript.peak_dbfs < NEARLY_SILENT_DBFS {
                         nearly_silent += 1;
+                        // Video and Matroska files often hold several audio tracks (OBS writes
+                        // one per source), of which the first is read.
+                        let extension = transcript
+                            .source
+                            .extension()
+                            .and_then(|e| e.to_str())
+                            .map(str::to_ascii_lowercase);
+                        silent_video |= matches!(
+                            extension.as_deref(),
+                            Some("mkv" | "mka" | "mp4" | "mov" | "webm" | "m4a")
+                        );
                     }
                     if transcript.clipped_fraction > 0.0 {
                         clipped += 1;
@@ -383,8 +395,14 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "phonrec: note: {nearly_silent} of {} {noun} gave no phones and are all but silent \
              (their loudest sample below {NEARLY_SILENT_DBFS} dBFS): a muted microphone, or the \
-             input gain far too low",
-            files.len()
+             input gain far too low{}",
+            files.len(),
+            if silent_video {
+                "; of a file with several audio tracks (OBS, video editors), only the first is \
+                 read: take another out with e.g. `ffmpeg -i in.mkv -map 0:a:1 track2.wav`"
+            } else {
+                ""
+            }
         );
     }
     if failures > 0 {
