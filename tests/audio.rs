@@ -867,10 +867,20 @@ fn truncated_or_damaged_containers_are_errors() {
     assert_eq!(alac[cookie..cookie + 4], 4096u32.to_be_bytes());
     let mut huge_frames = alac.clone();
     huge_frames[cookie..cookie + 4].copy_from_slice(&0xD200_0000u32.to_be_bytes());
+    // A PCM CAF whose description gives packets of 0 bytes: symphonia divided by it (a panic the
+    // guard caught, but that aborts a fuzzing run).
+    let mut empty_packets = std::fs::read(container_fixture("caf")).unwrap();
+    let desc = empty_packets
+        .windows(4)
+        .position(|w| w == b"desc")
+        .expect("a desc chunk")
+        + 12;
+    empty_packets[desc + 16..desc + 20].copy_from_slice(&[0; 4]);
     for (name, bytes) in [
         ("huge_table.m4a", huge_table),
         ("broken_esds.m4a", broken_esds),
         ("huge_frames.m4a", huge_frames),
+        ("empty_packets.caf", empty_packets),
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();

@@ -319,6 +319,16 @@ fn caf_chunks_fit(source: &mut dyn MediaSource) -> std::result::Result<(), Strin
                         "its audio description gives {shown} Hz and {channels} channels"
                     ));
                 }
+                // Uncompressed (bits per channel given): symphonia divides by the bytes per
+                // packet, which is the bytes per frame.
+                let bytes_per_packet =
+                    u32::from_be_bytes(desc[16..20].try_into().map_err(|_| "desc")?);
+                let bits = u32::from_be_bytes(desc[28..32].try_into().map_err(|_| "desc")?);
+                if bits != 0 && bytes_per_packet == 0 {
+                    return Err(format!(
+                        "its audio description gives {bits}-bit samples in packets of 0 bytes"
+                    ));
+                }
             }
         }
         if kind == "pakt" {
