@@ -149,6 +149,21 @@ fn shards_partition_the_corpus_and_a_killed_shard_resumes_to_the_same_outputs() 
         "{}",
         stderr(&output)
     );
+
+    // With one output file for all there is nothing to resume from: refused, not ignored.
+    let one_file = temp.path().join("all.txt");
+    let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
+        .args(["transcribe", s(&input), "--resume", "-o"])
+        .arg(&one_file)
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--output-dir DIR to resume"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!one_file.exists());
 }
 
 #[test]

@@ -146,7 +146,9 @@ pub struct FeaturesArgs {
     #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
     pub round_to_power_of_two: bool,
 
-    /// Append deltas and delta-deltas (Kaldi add-deltas).
+    /// Append deltas and delta-deltas: the regression of Kaldi's add-deltas, with delta-deltas as
+    /// torchaudio's compute_deltas twice (the reference this is tested against), which differs from
+    /// add-deltas in the first and last 2 × window frames (edges clamped at each pass, not once).
     #[arg(long)]
     pub deltas: bool,
 

@@ -89,6 +89,16 @@ impl ShardArgs {
         key: impl Fn(&T) -> String,
         output: impl Fn(&T) -> Option<PathBuf>,
     ) -> anyhow::Result<Vec<T>> {
+        // clap's `requires` is met by -o, which conflicts with --output-dir: without files of
+        // their own, nothing is found done and everything was computed again, with a note that
+        // claimed a check.
+        if self.resume && !items.is_empty() && items.iter().all(|item| output(item).is_none()) {
+            anyhow::bail!(
+                "--resume skips inputs whose output file exists under --output-dir DIR; one file \
+                 for all (-o FILE, or standard output) has no such files: write with \
+                 --output-dir DIR to resume"
+            );
+        }
         let total = items.len();
         let in_shard: Vec<T> = match self.shard {
             Some(shard) => items
