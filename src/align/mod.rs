@@ -5,6 +5,10 @@
 //!
 //! Text normalisation (in this order; tested below):
 //! 1. Typographic apostrophes (’ ‘ ʼ) and the backtick become `'`; everything is lowercased.
+//!    Transcribers' non-speech and unknown-word marks, whole tokens in brackets (`[noise]`,
+//!    `[laughter]`), angle brackets (`<unk>`, `<sil>`), plus signs (`+breath+`) and `!sil`, are
+//!    dropped: they are not words said (as `eval` drops them in Kaldi dirs), and split at their
+//!    brackets they became the words "noise" and "unk".
 //! 2. Words are split at whitespace and at every character that is not a letter, a digit, `'` or `-`
 //!    (so punctuation never sticks to a word: `"Hello," she said.` → hello she said).
 //! 3. A token the lexicon has is kept as it is (`'em`, `rock-n-roll`, `don't`). Otherwise leading and
@@ -86,6 +90,16 @@ pub struct AlignTarget {
     pub skipped: Vec<String>,
 }
 
+/// A transcriber's mark for non-speech or an unknown word, a whole token: `[noise]`, `<unk>`,
+/// `+breath+`, `!sil` (trailing punctuation after it allowed).
+fn is_transcription_mark(token: &str) -> bool {
+    let token = token.trim_end_matches([',', '.', ';', ':', '!', '?']);
+    let bracketed = |open: char, close: char| {
+        token.len() > 2 && token.starts_with(open) && token.ends_with(close)
+    };
+    bracketed('[', ']') || bracketed('<', '>') || bracketed('+', '+') || token == "!sil"
+}
+
 /// The words of `text`, normalised as the module documentation says.
 pub fn normalize_text(text: &str, lexicon: &Lexicon) -> Vec<String> {
     let text: String = text
@@ -96,6 +110,11 @@ pub fn normalize_text(text: &str, lexicon: &Lexicon) -> Vec<String> {
         })
         .collect::<String>()
         .to_lowercase();
+    let text: Vec<&str> = text
+        .split_whitespace()
+        .filter(|token| !is_transcription_mark(token))
+        .collect();
+    let text = text.join(" ");
     let mut words = Vec::new();
     for token in text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-')) {
         if token.is_empty() || lexicon.contains(token) {
@@ -340,6 +359,18 @@ mod tests {
             ("four", "F AO1 R"),
             ("two", "T UW1"),
         ])
+    }
+
+    #[test]
+    fn transcribers_marks_are_not_words() {
+        let lexicon = lexicon();
+        assert_eq!(
+            normalize_text(
+                "[NOISE] Hello <UNK> world, [laughter]. +BREATH+ !SIL well",
+                &lexicon
+            ),
+            ["hello", "world", "well"]
+        );
     }
 
     #[test]
