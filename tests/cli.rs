@@ -1263,3 +1263,37 @@ fn lm_builtin_with_a_model_file_decodes_as_the_built_in_default() {
     assert!(fine_tuned.status.success(), "{}", stderr(&fine_tuned));
     assert_eq!(stdout(&fine_tuned), stdout(&default));
 }
+
+/// An utterance id is not a path: one that would name a file outside --output-dir (`../x`,
+/// `/tmp/x`) is refused by every command that writes a file per utterance, before anything is
+/// written.
+#[test]
+fn utterance_ids_cannot_write_outside_the_output_folder() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let audio = Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/fsdd_7_jackson_0_8k.wav");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    for id in ["../escaped", "/tmp/escaped", ".."] {
+        std::fs::write(data.join("wav.scp"), format!("{id} {}\n", audio.display())).expect("scp");
+        std::fs::write(data.join("text"), format!("{id} seven\n")).expect("text");
+        let out = dir.path().join("out");
+        for command in [
+            vec!["transcribe", "--format", "ctm"],
+            vec!["features"],
+            vec!["align"],
+        ] {
+            let mut args = command.clone();
+            args.push(data.to_str().expect("utf-8 path"));
+            args.extend(["--output-dir", out.to_str().expect("utf-8 path")]);
+            let output = phonrec(&args);
+            assert!(!output.status.success(), "{id}: {command:?}");
+            assert!(
+                stderr(&output).contains("cannot name a file in the folder"),
+                "{id}: {command:?}: {}",
+                stderr(&output)
+            );
+        }
+        assert!(!dir.path().join("escaped.ctm").exists());
+        assert!(!dir.path().join("escaped.npy").exists());
+    }
+}

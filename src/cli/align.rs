@@ -261,9 +261,33 @@ pub(super) fn run_jobs<R: Send>(
     alignment_of: impl Fn(&R) -> &Alignment,
     write: impl Fn(&R, &PhoneSet, &mut dyn Write) -> std::io::Result<()>,
 ) -> anyhow::Result<ExitCode> {
-    let jobs = collect_jobs(args)?;
+    let mut jobs = collect_jobs(args)?;
     if jobs.is_empty() {
         bail!("no audio files found in the given inputs");
+    }
+    if args.output_dir.is_some() {
+        for job in &mut jobs {
+            if let Some(id) = &job.id {
+                super::common::id_as_file_stem(id)?;
+            }
+            // A manifest's `../wavs/a.wav` names its output `wavs/a`, inside the folder.
+            let inside: PathBuf = job
+                .out_name
+                .components()
+                .rev()
+                .take_while(|c| matches!(c, std::path::Component::Normal(_)))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            if inside.as_os_str().is_empty() {
+                bail!(
+                    "--output-dir: {} cannot name a file in the folder",
+                    job.audio.display()
+                );
+            }
+            job.out_name = inside;
+        }
     }
     args.shard.check_resumable(jobs.iter().any(reads_stdin))?;
     let jobs = args.shard.select(

@@ -454,6 +454,20 @@ pub fn warn_of_empty_segments(empty: &[phonrec::data::DataProblem]) {
     }
 }
 
+/// An utterance id as the name of its output file under --output-dir. Ids are opaque tokens to
+/// Kaldi; one with a path separator, or `.`/`..`, would name a file outside the folder (`../x`
+/// wrote beside it, `/tmp/x` anywhere): refused.
+pub fn id_as_file_stem(id: &str) -> anyhow::Result<&str> {
+    if id.is_empty() || id == "." || id == ".." || id.contains(['/', '\\']) {
+        bail!(
+            "--output-dir: utterance id '{id}' cannot name a file in the folder (it is empty, '.' \
+             or '..', or holds a '/' or '\\'); give the utterance another id, or write one \
+             file for all with -o"
+        );
+    }
+    Ok(id)
+}
+
 /// An error for the first of a data file's unusable lines (and how many more there are).
 pub fn refuse_problems(problems: &[phonrec::data::DataProblem]) -> anyhow::Result<()> {
     if let Some(problem) = problems.first() {

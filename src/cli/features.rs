@@ -267,6 +267,13 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             (input, kaldi_key(&key))
         })
         .collect();
+    if args.output_dir.is_some() {
+        for (input, key) in &keyed {
+            if matches!(input, Input::Utterance { .. }) {
+                super::common::id_as_file_stem(key)?;
+            }
+        }
+    }
     let output_path = |key: &str| {
         args.output_dir
             .as_ref()

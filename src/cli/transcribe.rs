@@ -124,7 +124,7 @@ fn output_names(inputs: &[Input]) -> anyhow::Result<Vec<PathBuf>> {
     let mut names = Vec::with_capacity(inputs.len());
     for input in inputs {
         let stem = match input {
-            Input::Utterance { id, .. } => id.clone(),
+            Input::Utterance { id, .. } => super::common::id_as_file_stem(id)?.to_string(),
             Input::File(path) => path
                 .file_stem()
                 .map_or_else(|| "audio".to_string(), |s| s.to_string_lossy().into_owned()),
