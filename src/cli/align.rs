@@ -630,10 +630,17 @@ fn kaldi_jobs(dir: &Path) -> anyhow::Result<Vec<Job>> {
     let mut words: std::collections::HashMap<&str, (&str, usize)> = Default::default();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
-        if let Some((id, rest)) = line.split_once(char::is_whitespace) {
-            words.insert(id, (rest.trim(), index + 1));
-        } else if !line.is_empty() {
-            words.insert(line, ("", index + 1));
+        let (id, said) = match line.split_once(char::is_whitespace) {
+            Some((id, rest)) => (id, rest.trim()),
+            None if !line.is_empty() => (line, ""),
+            None => continue,
+        };
+        if let Some((_, first)) = words.insert(id, (said, index + 1)) {
+            bail!(
+                "{}:{}: utterance '{id}' is listed twice (first on line {first})",
+                text_path.display(),
+                index + 1
+            );
         }
     }
     // An empty segment's transcript has no audio to align: skipped with the segment's warning.

@@ -408,6 +408,8 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
         .collect();
     // Whether each file can be opened, checked once however many segments it holds.
     let mut file_problems: HashMap<PathBuf, Option<String>> = HashMap::new();
+    // Kaldi's tools refuse a key listed twice; scored twice, one utterance counted double.
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for (index, line) in read_text(&text_path)?.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -423,6 +425,12 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
         };
         let mut words = line.split_whitespace();
         let Some(id) = words.next() else { continue };
+        if let Some(first) = seen.insert(id.to_string(), line_number) {
+            dataset.problems.push(problem(format!(
+                "utterance '{id}' is listed twice (first on line {first}); this line is skipped"
+            )));
+            continue;
+        }
         if empty.contains(id) {
             continue;
         }
@@ -495,15 +503,17 @@ mod tests {
         .unwrap();
         std::fs::write(
             d.join("text"),
-            "utt1 HELLO world\nutt2 hello zebra\nutt3 hello\nutt4 hello\n",
+            "utt1 HELLO world\nutt2 hello zebra\nutt3 hello\nutt4 hello\nutt1 world\n",
         )
         .unwrap();
         let lexicon = Lexicon::from_entries([("hello", "HH AH0 L OW1"), ("world", "W ER1 L D")]);
         let data = load_kaldi_dir(d, &lexicon, &PhoneSet::timit39()).unwrap();
         assert_eq!(data.len(), 1);
         assert_eq!(data.utterances[0].id, "utt1");
+        assert_eq!(data.utterances[0].phones.len(), 8, "the first utt1 line is kept");
         let problems: Vec<String> = data.problems.iter().map(|p| p.to_string()).collect();
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert!(problems[4].contains("text:5") && problems[4].contains("listed twice"));
         assert!(problems[0].contains("wav.scp:3") && problems[0].contains("pipe"));
         assert!(
             problems[1].contains("text:2")
