@@ -201,6 +201,26 @@ fn features_and_manifests_shard_the_same_way() {
         }
     }
     assert_eq!(seen.len(), 9);
+    // The manifest named another way (relative, from its own folder), or the folder walked by
+    // another path: the same part for each shard (it used to follow the spelling).
+    let shard_files = |args: &[&str], dir: &Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
+            .args(["features", "--output-dir"])
+            .arg(dir)
+            .args(args)
+            .args(["--shard", "0/2"])
+            .current_dir(temp.path())
+            .output()
+            .expect("the binary runs");
+        assert!(output.status.success(), "{}", stderr(&output));
+        contents(dir).into_keys().collect::<Vec<_>>()
+    };
+    let absolute = shard_files(&["--manifest", s(&manifest)], &temp.path().join("a"));
+    let relative = shard_files(&["--manifest", "./list.tsv"], &temp.path().join("b"));
+    assert_eq!(absolute, relative);
+    let walked = shard_files(&[s(&input)], &temp.path().join("c"));
+    let walked_here = shard_files(&["./in"], &temp.path().join("d"));
+    assert_eq!(walked, walked_here);
     // Each equals the single-file command's output.
     let one = temp.path().join("one.npy");
     let output = phonrec(&["features", s(&files[4]), "-o", s(&one)]);

@@ -292,7 +292,14 @@ pub(super) fn run_jobs<R: Send>(
     args.shard.check_resumable(jobs.iter().any(reads_stdin))?;
     let jobs = args.shard.select(
         jobs,
-        |job| job.audio.to_string_lossy().into_owned(),
+        // As transcribe and features shard: by utterance id where there is one, so a pipeline's
+        // `--shard K/N` of each command takes the same utterances; else by the recording as
+        // listed (relative to its manifest or folder), however the manifest's path is spelled.
+        |job| {
+            job.id
+                .clone()
+                .unwrap_or_else(|| job.out_name.to_string_lossy().into_owned())
+        },
         |job| {
             args.output_dir
                 .as_ref()

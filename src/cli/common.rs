@@ -212,8 +212,10 @@ fn where_none(source: &DataSource) -> String {
 
 /// One input of `transcribe`: a file, or audio that arrived on standard input.
 pub enum Input {
-    /// An audio file.
-    File(PathBuf),
+    /// An audio file, and how it was listed: the path as a manifest gives it, or relative to the
+    /// folder that was walked (what --shard hashes, so that `list.tsv`, `./list.tsv` and an
+    /// absolute path to it, or a corpus mounted elsewhere, split the same way).
+    File { path: PathBuf, listed: String },
     /// A WAV or SPHERE stream read from stdin (`-`).
     Stdin(Vec<u8>),
     /// An audio file listed under an utterance id in a Kaldi `wav.scp`, or a stretch of one (a
@@ -232,7 +234,7 @@ impl Input {
     /// How the input is named in output and errors.
     pub fn name(&self) -> PathBuf {
         match self {
-            Input::File(path) | Input::Utterance { path, .. } => path.clone(),
+            Input::File { path, .. } | Input::Utterance { path, .. } => path.clone(),
             Input::Stdin(_) => PathBuf::from("-"),
         }
     }
@@ -240,7 +242,7 @@ impl Input {
     /// The file the audio is read from (`None` for standard input).
     pub fn path(&self) -> Option<&Path> {
         match self {
-            Input::File(path) | Input::Utterance { path, .. } => Some(path),
+            Input::File { path, .. } | Input::Utterance { path, .. } => Some(path),
             Input::Stdin(_) => None,
         }
     }
@@ -249,8 +251,15 @@ impl Input {
     pub fn key(&self) -> String {
         match self {
             Input::Utterance { id, .. } => id.clone(),
-            _ => self.name().to_string_lossy().into_owned(),
+            Input::File { listed, .. } => listed.clone(),
+            Input::Stdin(_) => "-".to_string(),
         }
+    }
+
+    /// A file given by its path (on the command line or standard input): listed as given.
+    pub fn file(path: PathBuf) -> Input {
+        let listed = path.to_string_lossy().into_owned();
+        Input::File { path, listed }
     }
 }
 
@@ -314,7 +323,10 @@ pub fn manifest_inputs(manifest: &Path) -> anyhow::Result<Vec<Input>> {
                 path,
                 span: None,
             },
-            None => Input::File(path),
+            None => Input::File {
+                path,
+                listed: audio,
+            },
         });
     }
     Ok(inputs)
@@ -366,16 +378,23 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
                 text.lines()
                     .map(str::trim)
                     .filter(|l| !l.is_empty())
-                    .map(|l| Input::File(PathBuf::from(l))),
+                    .map(|l| Input::file(PathBuf::from(l))),
             );
         } else if input.is_dir() && input.join("wav.scp").is_file() {
             files.extend(kaldi_dir_inputs(input)?);
         } else if input.extension().is_some_and(|e| e == "scp") && input.is_file() {
             files.extend(scp_inputs(input)?);
         } else if input.is_dir() {
-            files.extend(find_audio_files(input)?.into_iter().map(Input::File));
+            files.extend(find_audio_files(input)?.into_iter().map(|path| {
+                let listed = path
+                    .strip_prefix(input)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
+                Input::File { path, listed }
+            }));
         } else {
-            files.push(Input::File(input.clone()));
+            files.push(Input::file(input.clone()));
         }
     }
     Ok(files)
@@ -502,7 +521,7 @@ pub fn read_inputs(
     let pieces: Vec<AudioPiece<'_>> = inputs
         .iter()
         .filter_map(|input| match input {
-            Input::File(path) => Some(AudioPiece { path, span: None }),
+            Input::File { path, .. } => Some(AudioPiece { path, span: None }),
             Input::Utterance { path, span, .. } => Some(AudioPiece { path, span: *span }),
             Input::Stdin(_) => None,
         })

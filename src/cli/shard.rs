@@ -65,8 +65,10 @@ fn stable_hash(key: &str) -> u64 {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ShardArgs {
     /// Process only part K of N (0 ≤ K < N) of the inputs, for splitting a corpus across the jobs
-    /// of a cluster: an input's part is a hash of its utterance id or of its path as listed, the
-    /// same on every machine, and kept when other inputs are added to the list. In a Slurm job
+    /// of a cluster: an input's part is a hash of its utterance id or of its path as listed (as its
+    /// manifest gives it, or relative to the folder walked: however the manifest or folder is
+    /// named, or where the corpus is mounted), the same on every machine, and kept when other
+    /// inputs are added to the list. In a Slurm job
     /// array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,

@@ -125,7 +125,7 @@ fn output_names(inputs: &[Input]) -> anyhow::Result<Vec<PathBuf>> {
     for input in inputs {
         let stem = match input {
             Input::Utterance { id, .. } => super::common::id_as_file_stem(id)?.to_string(),
-            Input::File(path) => path
+            Input::File { path, .. } => path
                 .file_stem()
                 .map_or_else(|| "audio".to_string(), |s| s.to_string_lossy().into_owned()),
             Input::Stdin(_) => "stdin".to_string(),
@@ -259,7 +259,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let sizes: Vec<u64> = files
         .iter()
         .map(|input| match input {
-            Input::File(path) => audio_size(path, None),
+            Input::File { path, .. } => audio_size(path, None),
             Input::Utterance { path, span, .. } => audio_size(path, *span),
             Input::Stdin(bytes) => bytes.len() as u64,
         })

@@ -510,7 +510,11 @@ mod tests {
         let data = load_kaldi_dir(d, &lexicon, &PhoneSet::timit39()).unwrap();
         assert_eq!(data.len(), 1);
         assert_eq!(data.utterances[0].id, "utt1");
-        assert_eq!(data.utterances[0].phones.len(), 8, "the first utt1 line is kept");
+        assert_eq!(
+            data.utterances[0].phones.len(),
+            8,
+            "the first utt1 line is kept"
+        );
         let problems: Vec<String> = data.problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(problems.len(), 5, "{problems:?}");
         assert!(problems[4].contains("text:5") && problems[4].contains("listed twice"));
