@@ -209,6 +209,13 @@ impl AlignTarget {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
+            // A word the lexicon pronounces as noise only (Kaldi's `<unk> SPN`, `um NSN`: the
+            // phones fold to nothing) is not speech to align.
+            let pronunciations: Vec<Vec<PhoneId>> =
+                pronunciations.into_iter().filter(|p| !p.is_empty()).collect();
+            if pronunciations.is_empty() {
+                continue;
+            }
             words.push(TargetWord {
                 text: word,
                 pronunciations,
@@ -359,6 +366,21 @@ mod tests {
             ("four", "F AO1 R"),
             ("two", "T UW1"),
         ])
+    }
+
+    #[test]
+    fn words_the_lexicon_pronounces_as_noise_are_not_aligned() {
+        let mut lexicon = lexicon();
+        lexicon.override_with(Lexicon::from_entries([("um", "SPN"), ("uh", "NSN")]));
+        let target = AlignTarget::from_text(
+            "um hello uh world",
+            &lexicon,
+            &PhoneSet::timit39(),
+            OovPolicy::Error,
+        )
+        .unwrap();
+        let words: Vec<&str> = target.words.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(words, ["hello", "world"]);
     }
 
     #[test]
