@@ -211,8 +211,10 @@ impl AlignTarget {
                 .collect::<Result<Vec<_>>>()?;
             // A word the lexicon pronounces as noise only (Kaldi's `<unk> SPN`, `um NSN`: the
             // phones fold to nothing) is not speech to align.
-            let pronunciations: Vec<Vec<PhoneId>> =
-                pronunciations.into_iter().filter(|p| !p.is_empty()).collect();
+            let pronunciations: Vec<Vec<PhoneId>> = pronunciations
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect();
             if pronunciations.is_empty() {
                 continue;
             }

@@ -57,7 +57,7 @@ pub struct TranscribeArgs {
     #[arg(short = 'o', long, value_name = "FILE", conflicts_with = "output_dir")]
     pub output: Option<PathBuf>,
 
-    /// Write one file per input here instead (`NAME.txt`, `.json`, `.ctm`, `.TextGrid`; NAME is the
+    /// Write one file per input here instead (`NAME.txt`, `.json`, `.ctm`, `.text` for kaldi, `.TextGrid`; NAME is the
     /// file name without extension, or the utterance id). Each file is written whole or not at all.
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
