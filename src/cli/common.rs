@@ -397,6 +397,19 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
             files.push(Input::file(input.clone()));
         }
     }
+    // Two data dirs with an utterance id in common would write one key twice (Kaldi's
+    // combine_data.sh refuses them too).
+    let mut ids = std::collections::HashSet::new();
+    for file in &files {
+        if let Input::Utterance { id, .. } = file {
+            if !ids.insert(id.as_str()) {
+                bail!(
+                    "utterance id '{id}' is listed by two of the inputs: outputs keyed by id would \
+                     hold it twice; give the data dirs distinct ids (e.g. a prefix per corpus)"
+                );
+            }
+        }
+    }
     Ok(files)
 }
 
