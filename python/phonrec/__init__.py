@@ -356,6 +356,12 @@ def _audio(audio: Any) -> Tuple[Any, Optional[str]]:
         data = audio.read()
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError("a file object passed as audio must be opened in binary mode ('rb')")
+        if not data:
+            name = getattr(audio, "name", "the file object")
+            raise ValueError(
+                f"{name}: the file object gave no bytes: an empty file, or one read to its end "
+                "already (seek(0) first, or pass its path)"
+            )
         return bytes(data), None
     if isinstance(audio, (list, tuple)):
         return np.asarray(audio), None
@@ -970,10 +976,16 @@ class Endpointer:
         max_utterance: float = 20.0,
         speech_above: float = 6.0,
     ) -> None:
-        self.sample_rate = sample_rate
+        self._sample_rate = sample_rate
+        self._finished = False
         self._inner = _phonrec.Endpointer(
             sample_rate, float(min_pause), float(max_utterance), float(speech_above)
         )
+
+    @property
+    def sample_rate(self) -> int:
+        """The stream's rate in Hz, as given (a new rate needs a new endpointer)."""
+        return self._sample_rate
 
     def push(self, samples: Any) -> List[LiveUtterance]:
         """Add the samples that arrived (an array as :meth:`Recognizer.transcribe` takes one:
@@ -985,6 +997,8 @@ class Endpointer:
                 :meth:`Recognizer.transcribe` refuses it; nothing of that push is taken, and the
                 stream goes on with the next.
         """
+        if self._finished:
+            raise ValueError("the endpointer was finished; make a new one for a new stream")
         array = np.asarray(samples)
         if array.size == 0:
             return []
@@ -994,5 +1008,6 @@ class Endpointer:
 
     def finish(self) -> Optional[LiveUtterance]:
         """The stream has ended: the utterance under way, if any. The endpointer takes no more."""
+        self._finished = True
         last = self._inner.finish()
         return None if last is None else LiveUtterance(*last)

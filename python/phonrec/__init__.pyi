@@ -275,7 +275,8 @@ class LiveUtterance(NamedTuple):
 class Endpointer:
     """Cuts live audio into utterances at pauses, as ``phonrec live`` does."""
 
-    sample_rate: int
+    @property
+    def sample_rate(self) -> int: ...
 
     def __init__(
         self,

@@ -24,6 +24,9 @@ _Transcript = Tuple[
     float,
     Optional[float],
     List[_Hypothesis],
+    int,
+    float,
+    bool,
 ]
 _Alignment = Tuple[
     float, float, float, bool, List[Tuple[str, float, float, float, int, int]], List[_Phone], List[str]

@@ -403,9 +403,12 @@ def test_endpointer_cuts_a_stream_as_phonrec_live_does(cli, recognizer, tmp_path
         assert utterance.samples.dtype == np.float32
         transcript = recognizer.transcribe(utterance.samples, sample_rate=16000)
         assert " ".join(transcript.labels) == phones
-    assert endpointer.push([]) == []
     with pytest.raises(ValueError, match="finished"):
         endpointer.push(int16[:100])
+    with pytest.raises(ValueError, match="finished"):
+        endpointer.push([])
+    with pytest.raises(AttributeError):
+        endpointer.sample_rate = 8000  # the rate is the stream's: a new one needs a new endpointer
     with pytest.raises(ValueError, match="pause"):
         phonrec.Endpointer(16000, min_pause=0)
     # A damaged sample is refused, as transcribe refuses it (it left the endpointer deaf).
@@ -728,6 +731,13 @@ def test_results_and_recognizers_pickle(recognizer):
     copy = pickle.loads(pickle.dumps(phonrec.Recognizer(no_lm=True)))
     assert "greedy" in copy.decoding
     assert str(transcript) == " ".join(transcript.labels)
+
+
+def test_a_file_object_read_to_its_end_says_so(recognizer):
+    with open(SUIT, "rb") as f:
+        recognizer.transcribe(f)
+        with pytest.raises(ValueError, match="seek"):
+            recognizer.transcribe(f)
 
 
 def test_a_batch_mixes_arrays_with_files_of_every_kind(recognizer):
