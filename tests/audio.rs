@@ -364,6 +364,24 @@ fn every_container_cut_short_says_so_and_whole_ones_read() {
     }
 }
 
+/// An AIFF written to a pipe has no sizes (sox writes placeholders from 0x7f000000 up, ffmpeg
+/// zeros): from standard input, held whole, it reads as the file does.
+#[test]
+fn aiff_streamed_to_a_pipe_reads_as_the_file() {
+    let whole = std::fs::read(container_fixture("aiff")).unwrap();
+    let file = read_audio(&container_fixture("aiff")).unwrap();
+    let at = |kind: &[u8]| whole.windows(4).position(|w| w == kind).expect("chunk");
+    let (comm, ssnd) = (at(b"COMM"), at(b"SSND"));
+    for (form, frames, sound) in [(0x7f00_0050u32, 0x3f80_0000u32, 0x7f00_0008u32), (0, 0, 0)] {
+        let mut streamed = whole.clone();
+        streamed[4..8].copy_from_slice(&form.to_be_bytes());
+        streamed[comm + 10..comm + 14].copy_from_slice(&frames.to_be_bytes());
+        streamed[ssnd + 4..ssnd + 8].copy_from_slice(&sound.to_be_bytes());
+        let read = read_audio_bytes(&streamed, Path::new("-")).unwrap();
+        assert_eq!(read, file, "sizes {form:#x}");
+    }
+}
+
 /// An Ogg file cut at a page boundary decodes "fine" up to the cut: the last page's missing
 /// end-of-stream flag tells it, in a chain's last stream too.
 #[test]

@@ -165,7 +165,67 @@ const MAX_DECODED_SAMPLES: usize = (MAX_AUDIO_BYTES / 2) as usize;
 
 /// Decode a FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or MP4 file held in memory.
 pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
-    read_container_from(path, &|| Ok(Box::new(std::io::Cursor::new(bytes.to_vec()))))
+    let mut bytes = bytes.to_vec();
+    fill_streamed_aiff_sizes(&mut bytes);
+    read_container_from(path, &|| Ok(Box::new(std::io::Cursor::new(bytes.clone()))))
+}
+
+/// An AIFF written to a pipe cannot go back to fill in its sizes: sox leaves placeholders
+/// (`0x7f000000` and up), ffmpeg zeros. Held whole (standard input), its real sizes are known:
+/// the FORM and SSND sizes run to the end of the bytes and the frame count follows from them.
+/// Other bytes are left alone.
+fn fill_streamed_aiff_sizes(bytes: &mut [u8]) {
+    let be_u32 = |b: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    if bytes.len() < 12 || &bytes[..4] != b"FORM" || !matches!(&bytes[8..12], b"AIFF" | b"AIFC") {
+        return;
+    }
+    let Some(form) = be_u32(bytes, 4) else { return };
+    let placeholder = |size: u32| size == 0 || size >= 0x7f00_0000;
+    if u64::from(form) + 8 == bytes.len() as u64 || !placeholder(form) {
+        return;
+    }
+    // The chunks before SSND (COMM, COMT, ...) have their sizes; SSND runs to the end.
+    let (mut at, mut comm, mut ssnd) = (12usize, None, None);
+    while at + 8 <= bytes.len() {
+        let Some(size) = be_u32(bytes, at + 4) else {
+            return;
+        };
+        match &bytes[at..at + 4] {
+            b"COMM" => comm = Some(at),
+            b"SSND" => {
+                ssnd = Some(at);
+                break;
+            }
+            _ => {}
+        }
+        at += 8 + size as usize + (size as usize & 1);
+    }
+    let (Some(comm), Some(ssnd)) = (comm, ssnd) else {
+        return;
+    };
+    let (Some(channels), Some(bits)) = (
+        bytes.get(comm + 8..comm + 10),
+        bytes.get(comm + 14..comm + 16),
+    ) else {
+        return;
+    };
+    let channels = u32::from(u16::from_be_bytes([channels[0], channels[1]]));
+    let bytes_per_frame = channels * u32::from(u16::from_be_bytes([bits[0], bits[1]])).div_ceil(8);
+    let Some(offset) = be_u32(bytes, ssnd + 8) else {
+        return;
+    };
+    let ssnd_size = (bytes.len() - ssnd - 8) as u64;
+    let sound = ssnd_size.saturating_sub(8 + u64::from(offset));
+    if bytes_per_frame == 0 || ssnd_size > u64::from(u32::MAX) {
+        return;
+    }
+    let frames = (sound / u64::from(bytes_per_frame)) as u32;
+    let len = bytes.len() as u32;
+    bytes[4..8].copy_from_slice(&(len - 8).to_be_bytes());
+    bytes[comm + 10..comm + 14].copy_from_slice(&frames.to_be_bytes());
+    bytes[ssnd + 4..ssnd + 8].copy_from_slice(&(ssnd_size as u32).to_be_bytes());
 }
 
 /// [`read_container`] of a file, decoded as it is read from disk (its compressed bytes are never
