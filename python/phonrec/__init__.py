@@ -264,7 +264,7 @@ class PhoneScore:
         gop: Goodness of pronunciation: the peak log posterior of the expected phone over its frames
             minus that of the strongest other phone (about +3 for a clear phone, negative when
             another phone is stronger, low when nothing was said).
-        mispronounced: Whether the GOP is below the threshold.
+        mispronounced: Whether the GOP is below the threshold, or nothing is heard.
     """
 
     expected: str

@@ -20,8 +20,9 @@ use super::choice::choice;
 /// the peak log posterior of every phone is taken; the goodness of pronunciation (GOP) is
 /// peak(p) − max over other phones q of peak(q): about +3 for a clear p, negative when another phone
 /// is stronger there (a substitution), low when nothing fires (a deletion). The phone with the highest
-/// peak is what was "heard" (nothing, if no phone reaches 10 %). Phones with a GOP below --threshold
-/// are flagged as mispronounced; a word's score is its lowest phone GOP. Evaluation on synthesised
+/// peak is what was "heard" (nothing, if no phone reaches 10 %). Phones with a GOP below --threshold,
+/// and phones where nothing is heard, are flagged as mispronounced; a word's score is its lowest
+/// phone GOP. Evaluation on synthesised
 /// mispronunciations: models/README.md, "Pronunciation scoring".
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
