@@ -925,15 +925,18 @@ fn kaldi_segments_are_utterances_cut_from_their_recordings() {
         "{message}"
     );
     // JSON: the recording, the id, where the segment starts, times from there.
-    std::fs::write(
-        data.join("segments"),
-        format!(
-            "utt-seven rec1 {} {}\n",
-            seven_start as f64 / 16_000.0,
-            seven_end as f64 / 16_000.0
-        ),
-    )
-    .expect("segments");
+    let only_the_digit = || {
+        std::fs::write(
+            data.join("segments"),
+            format!(
+                "utt-seven rec1 {} {}\n",
+                seven_start as f64 / 16_000.0,
+                seven_end as f64 / 16_000.0
+            ),
+        )
+        .expect("segments")
+    };
+    only_the_digit();
     let output = phonrec(&[
         "transcribe",
         "--format",
@@ -958,15 +961,7 @@ fn kaldi_segments_are_utterances_cut_from_their_recordings() {
     ]);
     let record: serde_json::Value = serde_json::from_str(stdout(&output).trim()).expect("JSON");
     assert_eq!(record["offset"], 0.0, "{record}");
-    std::fs::write(
-        data.join("segments"),
-        format!(
-            "utt-seven rec1 {} {}\n",
-            seven_start as f64 / 16_000.0,
-            seven_end as f64 / 16_000.0
-        ),
-    )
-    .expect("segments");
+    only_the_digit();
     // features: the segment's are the piece's, written under the segment's id.
     let npy_of = |input: &Path, out: &Path| {
         let output = phonrec(&[

@@ -422,16 +422,37 @@ impl TrainObserver for Notes {
     }
 }
 
+/// A new run of `options` on 12 short utterances: its notes (joined), how many epochs it
+/// completed, and the last line of its metrics.
+fn run_on_twelve_utterances(options: &TrainOptions) -> (String, usize, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = common::tone_corpus(dir.path(), "train", 12, 5);
+    let phones = PhoneSet::timit39();
+    let data = load_manifest(&manifest, &phones).unwrap();
+    let mut notes = Notes::default();
+    let out = dir.path().join("run");
+    let outcome = train(
+        &data.utterances,
+        &data.utterances,
+        &phones,
+        options,
+        &out,
+        RunStart::New,
+        serde_json::Value::Null,
+        &mut notes,
+    )
+    .unwrap();
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let last = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    (notes.0.join(" | "), outcome.epochs_completed, last)
+}
+
 #[test]
 fn a_tiny_run_is_fitted_to_its_data_and_says_so() {
     // 12 utterances and a 300-frame budget that fits them all in very few batches: with
     // `min_updates` the run gets batches of at most 2 (12 / 8 rounded up), enough epochs for 40
     // updates, and a warm-up of 5 % of them.
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = common::tone_corpus(dir.path(), "train", 12, 5);
-    let phones = PhoneSet::timit39();
-    let data = load_manifest(&manifest, &phones).unwrap();
-    let options = TrainOptions {
+    let (note, epochs, last) = run_on_twelve_utterances(&TrainOptions {
         epochs: 1,
         min_updates: 40,
         max_batch_utterances: 32,
@@ -442,27 +463,11 @@ fn a_tiny_run_is_fitted_to_its_data_and_says_so() {
             ..small_options().schedule
         },
         ..small_options()
-    };
-    let mut notes = Notes::default();
-    let out = dir.path().join("run");
-    let outcome = train(
-        &data.utterances,
-        &data.utterances,
-        &phones,
-        &options,
-        &out,
-        RunStart::New,
-        serde_json::Value::Null,
-        &mut notes,
-    )
-    .unwrap();
-    let note = notes.0.join(" | ");
+    });
     assert!(note.contains("batches of at most 2"), "{note}");
     assert!(note.contains("up to 7 epochs instead of 1"), "{note}");
     assert!(note.contains("warm-up 3 updates instead of 200"), "{note}");
-    assert_eq!(outcome.epochs_completed, 7);
-    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert_eq!(epochs, 7);
     assert!(last["updates"].as_u64().unwrap() >= 40, "{last}");
 }
 
@@ -470,36 +475,16 @@ fn a_tiny_run_is_fitted_to_its_data_and_says_so() {
 fn an_epoch_limit_given_still_gets_batches_fitted_to_tiny_data() {
     // `phonrec train --epochs 2` on 12 utterances: the epoch limit is the user's, but an epoch
     // still has 6 updates (batches of 2), not one batch of 12.
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = common::tone_corpus(dir.path(), "train", 12, 5);
-    let phones = PhoneSet::timit39();
-    let data = load_manifest(&manifest, &phones).unwrap();
-    let options = TrainOptions {
+    let (note, epochs, last) = run_on_twelve_utterances(&TrainOptions {
         epochs: 2,
         min_updates: 0,
         fit_batches_to_data: true,
         max_batch_utterances: 32,
         batch_frames: 100_000,
         ..small_options()
-    };
-    let mut notes = Notes::default();
-    let out = dir.path().join("run");
-    let outcome = train(
-        &data.utterances,
-        &data.utterances,
-        &phones,
-        &options,
-        &out,
-        RunStart::New,
-        serde_json::Value::Null,
-        &mut notes,
-    )
-    .unwrap();
-    let note = notes.0.join(" | ");
+    });
     assert!(note.contains("batches of at most 2"), "{note}");
     assert!(!note.contains("epochs instead of"), "{note}");
-    assert_eq!(outcome.epochs_completed, 2);
-    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert_eq!(epochs, 2);
     assert_eq!(last["updates"].as_u64(), Some(12), "{last}");
 }

@@ -189,15 +189,21 @@ mod tests {
     use crate::ctc::PhoneSpan;
     use ndarray::Array2;
 
-    /// 3 classes + blank over 9 frames at 10 ms: frame 2 spikes class 1 (0.9); frame 6 spikes class
-    /// 3 (0.8) where class 2 was expected.
-    fn posteriors() -> Array2<f32> {
+    /// 3 classes + blank over 9 frames at 10 ms, blank (0.97) everywhere but frame 2, which spikes
+    /// class 1 (0.9). Probabilities, not logs.
+    fn one_clear_spike() -> Array2<f32> {
         let mut p = Array2::from_elem((9, 4), 0.01_f32);
         for t in 0..9 {
             p[[t, 0]] = 0.97;
         }
         p[[2, 0]] = 0.07;
         p[[2, 1]] = 0.9;
+        p
+    }
+
+    /// [`one_clear_spike`], and frame 6 spikes class 3 (0.8) where class 2 was expected; logs.
+    fn posteriors() -> Array2<f32> {
+        let mut p = one_clear_spike();
         p[[6, 0]] = 0.17;
         p[[6, 3]] = 0.8;
         p[[6, 2]] = 0.02;
@@ -233,9 +239,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_clear_phone_scores_high_and_a_substitution_low() {
-        let spikes = [
+    /// The alignment's spikes: phone 1 at frame 2, phone 2 at frame 6 (with `second_confidence`).
+    fn spikes(second_confidence: f32) -> [AlignedPhone; 2] {
+        [
             AlignedPhone {
                 phone: PhoneId(1),
                 start_frame: 2,
@@ -246,10 +252,15 @@ mod tests {
                 phone: PhoneId(2),
                 start_frame: 6,
                 end_frame: 7,
-                confidence: 0.02,
+                confidence: second_confidence,
             },
-        ];
-        let scores = score_pronunciation(alignment(), posteriors().view(), &spikes, 0.01, 0.0);
+        ]
+    }
+
+    #[test]
+    fn a_clear_phone_scores_high_and_a_substitution_low() {
+        let scores =
+            score_pronunciation(alignment(), posteriors().view(), &spikes(0.02), 0.01, 0.0);
         let [first, second] = &scores.phones[..] else {
             panic!("two phones")
         };
@@ -275,27 +286,8 @@ mod tests {
     fn a_phone_where_nothing_is_heard_is_flagged_whatever_its_gop() {
         // Frames 4-8 all blank: every phone peaks at 0.01 there, so the second phone's GOP is 0
         // (above the threshold), but nothing was said.
-        let mut p = Array2::from_elem((9, 4), 0.01_f32);
-        for t in 0..9 {
-            p[[t, 0]] = 0.97;
-        }
-        p[[2, 0]] = 0.07;
-        p[[2, 1]] = 0.9;
-        let spikes = [
-            AlignedPhone {
-                phone: PhoneId(1),
-                start_frame: 2,
-                end_frame: 3,
-                confidence: 0.9,
-            },
-            AlignedPhone {
-                phone: PhoneId(2),
-                start_frame: 6,
-                end_frame: 7,
-                confidence: 0.01,
-            },
-        ];
-        let scores = score_pronunciation(alignment(), p.mapv(f32::ln).view(), &spikes, 0.01, -1.0);
+        let p = one_clear_spike().mapv(f32::ln);
+        let scores = score_pronunciation(alignment(), p.view(), &spikes(0.01), 0.01, -1.0);
         let second = &scores.phones[1];
         assert!(second.gop > -1.0, "{}", second.gop);
         assert_eq!(second.heard, None);
