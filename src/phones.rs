@@ -438,7 +438,7 @@ impl PhoneSet {
     }
 
     /// Whether this is the default inventory, [`TIMIT39`] after the blank.
-    fn is_timit39(&self) -> bool {
+    pub(crate) fn is_timit39(&self) -> bool {
         self.names.len() == TIMIT39.len() + 1
             && self.names[1..].iter().zip(TIMIT39).all(|(a, b)| a == b)
     }

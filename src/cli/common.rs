@@ -149,6 +149,9 @@ pub fn load_data(source: &DataSource, phones: &PhoneSet, what: &str) -> anyhow::
     let data = source
         .load(phones)
         .with_context(|| format!("loading the {what} data"))?;
+    for note in &data.notes {
+        eprintln!("phonrec: note: {note}");
+    }
     const SHOWN: usize = 20;
     for problem in data.problems.iter().take(SHOWN) {
         eprintln!("phonrec: warning: {problem}");

@@ -34,7 +34,8 @@ pub struct EvalArgs {
     pub model: Option<PathBuf>,
 
     /// Labeled data: a manifest (TSV `audio<TAB>phones` or JSON Lines), a TIMIT root (its TEST part
-    /// is scored), or a Kaldi data dir (words to phones by --lexicon or the built-in CMUdict).
+    /// is scored), or a Kaldi data dir (words to phones by --lexicon or the built-in CMUdict; a
+    /// `text` of phones is read as phones).
     #[arg(long)]
     pub data: PathBuf,
 

@@ -18,8 +18,9 @@ use super::common::{data_source, load_data};
 /// Convert: phonrec lm --input phones.arpa.gz --output phones.bin (and back with --output x.arpa).
 #[derive(Args, Debug)]
 pub struct LmArgs {
-    /// Labeled data: a manifest, a TIMIT root (TRAIN/ is used), or a Kaldi data dir (words to phones by --lexicon, else the built-in CMUdict).
-    /// Repeat to pool several.
+    /// Labeled data: a manifest, a TIMIT root (TRAIN/ is used), or a Kaldi data dir (words to
+    /// phones by --lexicon, else the built-in CMUdict; a `text` of phones, as Kaldi's TIMIT recipe
+    /// writes, is read as phones). Repeat to pool several.
     #[arg(long, required_unless_present_any = ["text", "input"])]
     pub data: Vec<PathBuf>,
 

@@ -49,8 +49,9 @@ pub enum AugmentPreset {
 /// warm-up; printed at the start).
 ///
 /// Data: a manifest (TSV `audio<TAB>phones`, paths relative to the manifest, or JSON Lines), a TIMIT
-/// root (TRAIN/ for --train, TEST/ for --dev), or a Kaldi data dir (words to phones by --lexicon, else the built-in CMUdict). Every epoch writes
-/// OUT/checkpoint.safetensors, appends a line to OUT/metrics.jsonl, and keeps the model with the best
+/// root (TRAIN/ for --train, TEST/ for --dev), or a Kaldi data dir (words to phones by --lexicon,
+/// else the built-in CMUdict; a `text` of phones, as Kaldi's TIMIT recipe writes, is read as
+/// phones). Every epoch writes OUT/checkpoint.safetensors, appends a line to OUT/metrics.jsonl, and keeps the model with the best
 /// dev PER (among equal PERs, the lowest dev loss) as OUT/best.safetensors. Ctrl-C writes a checkpoint and exits; a killed run resumes the
 /// same way (the metrics log is rebuilt from the checkpoint). Resume with `--resume OUT` alone, or
 /// with the run's original command line plus `--resume` (options that differ from the run's are

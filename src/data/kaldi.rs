@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::{audio_file_problem, read_text, DataProblem, Dataset, Lexicon, Utterance};
 use crate::audio::AudioSpan;
 use crate::error::{Error, Result};
-use crate::phones::PhoneSet;
+use crate::phones::{fold_cmudict, fold_timit61, is_filler_token, strip_word_position, PhoneSet};
 
 /// One line of a `wav.scp`.
 #[derive(Clone, Debug, PartialEq)]
@@ -410,7 +410,19 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
     let mut file_problems: HashMap<PathBuf, Option<String>> = HashMap::new();
     // Kaldi's tools refuse a key listed twice; scored twice, one utterance counted double.
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for (index, line) in read_text(&text_path)?.lines().enumerate() {
+    let text = read_text(&text_path)?;
+    // Kaldi's phone recognition recipes (TIMIT's among them) keep phones, not words, in `text`;
+    // read through the lexicon, `s eh v ah n` became the words "s", "eh", ... and their
+    // pronunciations, a wrong reference with no error.
+    let phone_level = text_holds_phones(&text, phones);
+    if phone_level {
+        dataset.notes.push(format!(
+            "{}: every token is a phone symbol, so it is read as phones, not words (the \
+             lexicon is not used)",
+            text_path.display()
+        ));
+    }
+    for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
@@ -445,14 +457,18 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
             )));
             continue;
         };
-        let phone_names = match lexicon.transcribe(words) {
-            Ok(p) => p,
-            Err(missing) => {
-                dataset.problems.push(problem(format!(
-                    "utterance '{id}' skipped: words not in the lexicon: {}",
-                    missing.join(" ")
-                )));
-                continue;
+        let phone_names = if phone_level {
+            words.map(str::to_string).collect()
+        } else {
+            match lexicon.transcribe(words) {
+                Ok(p) => p,
+                Err(missing) => {
+                    dataset.problems.push(problem(format!(
+                        "utterance '{id}' skipped: words not in the lexicon: {}",
+                        missing.join(" ")
+                    )));
+                    continue;
+                }
             }
         };
         let ids = match phones.parse_sequence(&phone_names.join(" "), &text_path, line_number) {
@@ -481,6 +497,51 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
         });
     }
     Ok(dataset)
+}
+
+/// Whether a Kaldi `text` holds phones rather than words: every token after the utterance ids is
+/// one of `phones` as labels spell them (ARPAbet with or without stress digits, TIMIT's 61
+/// symbols, `sil`; noise tokens such as `SPN` pass either way), and there is at least one. Words
+/// almost never pass: "a", "i", "the" and digits are not phones, so a whole file of words that
+/// all are is left to the lexicon only in texts too small to tell.
+fn text_holds_phones(text: &str, phones: &PhoneSet) -> bool {
+    let mut any_phone = false;
+    for line in text.lines() {
+        for token in line.split_whitespace().skip(1) {
+            if is_filler_token(token) {
+                continue;
+            }
+            if !is_phone_symbol(token, phones) {
+                return false;
+            }
+            any_phone = true;
+        }
+    }
+    any_phone
+}
+
+/// Whether `token` names a phone of `phones` as a label writes it: exactly, or for the default
+/// inventory with CMUdict's stress digits and Kaldi's word-position suffixes (`AH1_B`), or as one
+/// of TIMIT's 61 symbols. IPA is not taken here: `a` and `i` are words.
+fn is_phone_symbol(token: &str, phones: &PhoneSet) -> bool {
+    if phones
+        .id(token)
+        .is_some_and(|id| id != crate::phones::BLANK)
+    {
+        return true;
+    }
+    if !phones.is_timit39() {
+        return false;
+    }
+    let stem = strip_word_position(token);
+    // One stress digit at the end (`AH1`); digits elsewhere ("1", "2b") make a word.
+    let base = stem.strip_suffix(['0', '1', '2']).unwrap_or(stem);
+    if base.is_empty() || base.chars().any(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let cmudict = fold_cmudict(base);
+    // TIMIT's `q` folds to nothing, and is a phone symbol all the same.
+    phones.id(&cmudict).is_some() || fold_timit61(&cmudict).is_none_or(|t| phones.id(&t).is_some())
 }
 
 #[cfg(test)]
@@ -526,6 +587,57 @@ mod tests {
         );
         assert!(problems[2].contains("text:3") && problems[2].contains("not in wav.scp"));
         assert!(problems[3].contains("text:4") && problems[3].contains("utt4"));
+    }
+
+    #[test]
+    fn a_text_of_phones_is_read_as_phones() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.wav"), b"RIFF").unwrap();
+        let wav = d.join("a.wav");
+        std::fs::write(
+            d.join("wav.scp"),
+            format!("u1 {}\nu2 {}\n", wav.display(), wav.display()),
+        )
+        .unwrap();
+        // Kaldi's TIMIT recipe writes phones in `text`; `s`, `eh`, `n` are also CMUdict words.
+        std::fs::write(
+            d.join("text"),
+            "u1 sil s eh v ix n sil\nu2 EH1 N AH0_E [noise]\n",
+        )
+        .unwrap();
+        let lexicon = Lexicon::from_entries([("s", "EH1 S"), ("eh", "EH1"), ("n", "EH1 N")]);
+        let phones = PhoneSet::timit39();
+        let data = load_kaldi_dir(d, &lexicon, &phones).unwrap();
+        let labels: Vec<String> = data
+            .utterances
+            .iter()
+            .map(|u| phones.format_sequence(&u.phones))
+            .collect();
+        assert_eq!(labels, ["sil s eh v ih n sil", "eh n ah"]);
+        assert_eq!(data.notes.len(), 1);
+        assert!(data.notes[0].contains("read as phones"), "{:?}", data.notes);
+
+        // One word that is not a phone symbol makes it a text of words.
+        std::fs::write(d.join("text"), "u1 s eh n\nu2 the\n").unwrap();
+        let lexicon = Lexicon::from_entries([
+            ("s", "EH1 S"),
+            ("eh", "EH1"),
+            ("n", "EH1 N"),
+            ("the", "DH AH0"),
+        ]);
+        let data = load_kaldi_dir(d, &lexicon, &phones).unwrap();
+        assert_eq!(
+            phones.format_sequence(&data.utterances[0].phones),
+            "eh s eh eh n"
+        );
+        assert!(data.notes.is_empty());
+        for word in ["a", "i", "the", "1", "2b", "oh", "x"] {
+            assert!(!is_phone_symbol(word, &phones), "{word}");
+        }
+        for phone in ["ah", "AH1", "ah_B", "ix", "h#", "q", "sil"] {
+            assert!(is_phone_symbol(phone, &phones), "{phone}");
+        }
     }
 
     #[test]

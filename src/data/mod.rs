@@ -68,6 +68,9 @@ pub struct Dataset {
     pub utterances: Vec<Utterance>,
     /// Skipped lines and utterances.
     pub problems: Vec<DataProblem>,
+    /// How the data was read where that was decided from its content (e.g. a Kaldi `text` of
+    /// phones rather than words), for the user to check.
+    pub notes: Vec<String>,
 }
 
 impl Dataset {
