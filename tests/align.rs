@@ -303,6 +303,56 @@ fn phones_align_and_ipa_names_them() {
 }
 
 #[test]
+fn a_training_manifest_aligns_its_phones_and_a_header_makes_them_words() {
+    if !built_in_model_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let seven = Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/fsdd_7_jackson_0_8k.wav");
+    let manifest = dir.path().join("train.tsv");
+    // `s`, `eh`, `v` and `n` are also CMUdict words (letters, an interjection).
+    std::fs::write(&manifest, format!("{}\ts eh v ah n\n", seven.display())).unwrap();
+    let args = ["align", "--manifest", manifest.to_str().unwrap()];
+    let output = phonrec(&[&args[..], &["--format", "tsv"]].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("read as phones"),
+        "{}",
+        stderr(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let phones: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            (fields.get(1) == Some(&"phone")).then(|| fields[4])
+        })
+        .collect();
+    assert_eq!(phones, ["s", "eh", "v", "ah", "n"]);
+    assert!(!stdout
+        .lines()
+        .any(|l| l.split('\t').nth(1) == Some("word")));
+
+    // With a header that says text, they are the words "s", "eh", ... (and the audio does not
+    // say them).
+    std::fs::write(
+        &manifest,
+        format!("audio\ttext\n{}\ts eh v ah n\n", seven.display()),
+    )
+    .unwrap();
+    let output = phonrec(&[&args[..], &["--format", "tsv"]].concat());
+    assert!(
+        !stderr(&output).contains("read as phones"),
+        "{}",
+        stderr(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout
+        .lines()
+        .any(|l| l.split('\t').nth(1) == Some("word")));
+}
+
+#[test]
 fn a_corpus_aligns_into_speaker_folders_and_oov_words_are_listed_with_their_line() {
     if !built_in_model_present() {
         return;

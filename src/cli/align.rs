@@ -97,7 +97,9 @@ pub struct TargetArgs {
     pub phones_file: Option<PathBuf>,
 
     /// A list of recordings: `audio<TAB>text` per line (relative paths from the manifest's folder;
-    /// `#` comments). A header line `audio<TAB>phones` makes the second column phones.
+    /// `#` comments). A header line `audio<TAB>phones` makes the second column phones
+    /// (`audio<TAB>text`: words); without a header, a list whose every token is a phone symbol,
+    /// such as a training manifest, is read as phones.
     #[arg(long, value_name = "TSV")]
     pub manifest: Option<PathBuf>,
 
@@ -171,6 +173,12 @@ pub struct TargetArgs {
 enum Said {
     Text(String),
     Phones(String),
+    /// A transcript from a list (a Kaldi `text`, a manifest without a header): words, unless
+    /// every transcript of that list is phones (Kaldi's TIMIT recipe, a training manifest).
+    Listed {
+        text: String,
+        list: PathBuf,
+    },
 }
 
 /// One recording to align.
@@ -666,7 +674,10 @@ fn kaldi_jobs(dir: &Path) -> anyhow::Result<Vec<Job>> {
             span: utterance.span,
             out_name: PathBuf::from(phonrec::output::kaldi_key(&utterance.id)),
             id: Some(utterance.id),
-            transcript: Said::Text(said.to_string()),
+            transcript: Said::Listed {
+                text: said.to_string(),
+                list: text_path.clone(),
+            },
             origin: format!("{}:{line}", text_path.display()),
         });
     }
@@ -698,7 +709,8 @@ fn manifest_jobs(manifest: &Path) -> anyhow::Result<Vec<Job>> {
     let text = phonrec::data::read_text(manifest)
         .with_context(|| format!("cannot read {}", manifest.display()))?;
     let base = manifest.parent().unwrap_or(Path::new(""));
-    let mut phones_column = false;
+    // The header's word for the second column, if there is a header.
+    let mut column: Option<bool> = None;
     let mut jobs = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
@@ -713,7 +725,7 @@ fn manifest_jobs(manifest: &Path) -> anyhow::Result<Vec<Job>> {
             );
         };
         if jobs.is_empty() && audio == "audio" && matches!(transcript, "text" | "phones") {
-            phones_column = transcript == "phones";
+            column = Some(transcript == "phones");
             continue;
         }
         let audio_path = base.join(audio);
@@ -727,10 +739,13 @@ fn manifest_jobs(manifest: &Path) -> anyhow::Result<Vec<Job>> {
             audio: audio_path,
             span: None,
             id: None,
-            transcript: if phones_column {
-                Said::Phones(transcript.to_string())
-            } else {
-                Said::Text(transcript.to_string())
+            transcript: match column {
+                Some(true) => Said::Phones(transcript.to_string()),
+                Some(false) => Said::Text(transcript.to_string()),
+                None => Said::Listed {
+                    text: transcript.to_string(),
+                    list: manifest.to_path_buf(),
+                },
             },
             origin: format!("{}:{}", manifest.display(), index + 1),
             out_name,
@@ -746,7 +761,42 @@ fn build_targets(
     jobs: &[Job],
     phones: &PhoneSet,
 ) -> anyhow::Result<Vec<AlignTarget>> {
-    let needs_lexicon = jobs.iter().any(|j| matches!(j.transcript, Said::Text(_)));
+    // Lists of phones: a training manifest or a Kaldi `text` of phones, read as words, aligned
+    // the words "s", "eh", "n" and their pronunciations.
+    let mut listed: std::collections::BTreeMap<&Path, Vec<&str>> = Default::default();
+    for job in jobs {
+        if let Said::Listed { text, list } = &job.transcript {
+            listed.entry(list).or_default().push(text);
+        }
+    }
+    let phone_lists: std::collections::BTreeSet<&Path> = listed
+        .into_iter()
+        .filter(|(_, texts)| phonrec::data::transcripts_are_phones(texts.iter().copied(), phones))
+        .map(|(list, _)| list)
+        .collect();
+    for list in &phone_lists {
+        // A manifest (`x.tsv`) can say which it is; a Kaldi `text` cannot.
+        let hint = if list.extension().is_some() {
+            " (a first line `audio<TAB>text` says they are words)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "phonrec: note: {}: every token is a phone symbol, so its transcripts are read as \
+             phones, not words{hint}",
+            list.display()
+        );
+    }
+    // Each job's transcript and whether it is phones.
+    let transcripts: Vec<(&str, bool)> = jobs
+        .iter()
+        .map(|job| match &job.transcript {
+            Said::Text(text) => (text.as_str(), false),
+            Said::Phones(text) => (text.as_str(), true),
+            Said::Listed { text, list } => (text.as_str(), phone_lists.contains(list.as_path())),
+        })
+        .collect();
+    let needs_lexicon = transcripts.iter().any(|(_, is_phones)| !is_phones);
     let lexicon = if needs_lexicon {
         load_lexicon(args)?
     } else {
@@ -754,11 +804,11 @@ fn build_targets(
     };
     let mut targets = Vec::with_capacity(jobs.len());
     let mut oov_lines: Vec<String> = Vec::new();
-    for job in jobs {
-        let target = match &job.transcript {
-            Said::Phones(text) => AlignTarget::from_phones(text, phones)
+    for (job, &(text, is_phones)) in jobs.iter().zip(&transcripts) {
+        let target = match is_phones {
+            true => AlignTarget::from_phones(text, phones)
                 .map_err(|e| anyhow::anyhow!("{}: {}", job.origin, error_chain(&e)))?,
-            Said::Text(text) => match AlignTarget::from_text(text, &lexicon, phones, args.oov) {
+            false => match AlignTarget::from_text(text, &lexicon, phones, args.oov) {
                 Ok(target) => target,
                 Err(Error::OutOfVocabulary { words }) => {
                     for word in words {

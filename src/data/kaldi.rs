@@ -414,7 +414,14 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
     // Kaldi's phone recognition recipes (TIMIT's among them) keep phones, not words, in `text`;
     // read through the lexicon, `s eh v ah n` became the words "s", "eh", ... and their
     // pronunciations, a wrong reference with no error.
-    let phone_level = text_holds_phones(&text, phones);
+    let phone_level = transcripts_are_phones(
+        text.lines().map(|line| {
+            line.trim()
+                .split_once(char::is_whitespace)
+                .map_or("", |(_, said)| said)
+        }),
+        phones,
+    );
     if phone_level {
         dataset.notes.push(format!(
             "{}: every token is a phone symbol, so it is read as phones, not words (the \
@@ -499,15 +506,19 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
     Ok(dataset)
 }
 
-/// Whether a Kaldi `text` holds phones rather than words: every token after the utterance ids is
-/// one of `phones` as labels spell them (ARPAbet with or without stress digits, TIMIT's 61
-/// symbols, `sil`; noise tokens such as `SPN` pass either way), and there is at least one. Words
-/// almost never pass: "a", "i", "the" and digits are not phones, so a whole file of words that
-/// all are is left to the lexicon only in texts too small to tell.
-fn text_holds_phones(text: &str, phones: &PhoneSet) -> bool {
+/// Whether transcripts hold phones rather than words (a Kaldi `text` of phones, as Kaldi's TIMIT
+/// recipe writes, or a training manifest given where words are expected): every token is one of
+/// `phones` as labels spell them (ARPAbet with or without stress digits, TIMIT's 61 symbols,
+/// `sil`; noise tokens such as `SPN` pass either way), and there is at least one. Words almost
+/// never pass: "a", "i", "the" and digits are not phones, so a whole file of words that all are
+/// is left to the lexicon only in texts too small to tell.
+pub fn transcripts_are_phones<'a>(
+    transcripts: impl IntoIterator<Item = &'a str>,
+    phones: &PhoneSet,
+) -> bool {
     let mut any_phone = false;
-    for line in text.lines() {
-        for token in line.split_whitespace().skip(1) {
+    for transcript in transcripts {
+        for token in transcript.split_whitespace() {
             if is_filler_token(token) {
                 continue;
             }

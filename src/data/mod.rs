@@ -14,8 +14,9 @@ mod timit;
 use std::path::{Path, PathBuf};
 
 pub use kaldi::{
-    decoded_file, kaldi_dir_audio, load_kaldi_dir, read_segments, read_wav_scp, KaldiDirAudio,
-    KaldiSegment, KaldiUtteranceAudio, ScpEntry, Segments, WavScp,
+    decoded_file, kaldi_dir_audio, load_kaldi_dir, read_segments, read_wav_scp,
+    transcripts_are_phones, KaldiDirAudio, KaldiSegment, KaldiUtteranceAudio, ScpEntry, Segments,
+    WavScp,
 };
 pub use lexicon::Lexicon;
 pub use manifest::{load_manifest, write_manifest, UtteranceIds};
