@@ -329,9 +329,7 @@ fn a_training_manifest_aligns_its_phones_and_a_header_makes_them_words() {
         })
         .collect();
     assert_eq!(phones, ["s", "eh", "v", "ah", "n"]);
-    assert!(!stdout
-        .lines()
-        .any(|l| l.split('\t').nth(1) == Some("word")));
+    assert!(!stdout.lines().any(|l| l.split('\t').nth(1) == Some("word")));
 
     // With a header that says text, they are the words "s", "eh", ... (and the audio does not
     // say them).
@@ -347,9 +345,7 @@ fn a_training_manifest_aligns_its_phones_and_a_header_makes_them_words() {
         stderr(&output)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout
-        .lines()
-        .any(|l| l.split('\t').nth(1) == Some("word")));
+    assert!(stdout.lines().any(|l| l.split('\t').nth(1) == Some("word")));
 }
 
 #[test]

@@ -21,7 +21,7 @@ mod silence_fill;
 mod span;
 mod spectral_holes;
 mod sphere;
-mod stft;
+pub(crate) mod stft;
 mod wav;
 mod webm;
 

@@ -264,6 +264,28 @@ pub struct TrainArgs {
     #[arg(long, value_name = "S")]
     pub music_alone: Option<f32>,
 
+    /// With --augment robust: the share of utterances put through a noise reducer's spectral gate
+    /// after their noise (as sox's `noisered` or Audacity's Noise Reduction leave speech: cells
+    /// under the noise cut out) [default: 0, the preset's].
+    #[arg(long, value_name = "P")]
+    pub denoise: Option<f32>,
+
+    /// With --augment robust: the share of utterances given one or two discrete echoes, 6–20 dB
+    /// down and 60–300 ms late (a speakerphone, a hard-walled hall) [default: 0, the preset's].
+    #[arg(long, value_name = "P")]
+    pub echo: Option<f32>,
+
+    /// With --augment robust: the share of utterances with another talker (another training
+    /// utterance) 8–25 dB under the speech, as a television or a colleague [default: 0, the
+    /// preset's].
+    #[arg(long, value_name = "P")]
+    pub talker: Option<f32>,
+
+    /// With --augment robust: the share of utterances with keyboard clicks under the speech, their
+    /// peaks 0–20 dB under the speech's [default: 0, the preset's].
+    #[arg(long, value_name = "P")]
+    pub clicks: Option<f32>,
+
     /// With --augment robust: the share of utterances replaced by non-speech with empty labels
     /// (silence, floors, noise, hum, beeps, music, warbling tones, sweeps) instead of the preset's
     /// 0.04 [default: 0.04].
@@ -482,6 +504,18 @@ impl TrainArgs {
                         if let Some(p) = self.non_speech {
                             robust.conditions.non_speech_probability = p;
                         }
+                        if let Some(p) = self.denoise {
+                            robust.conditions.denoise_probability = p;
+                        }
+                        if let Some(p) = self.echo {
+                            robust.conditions.echo_probability = p;
+                        }
+                        if let Some(p) = self.talker {
+                            robust.conditions.talker_probability = p;
+                        }
+                        if let Some(p) = self.clicks {
+                            robust.conditions.click_probability = p;
+                        }
                         robust
                     }
                 }
@@ -683,6 +717,10 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
         (args.music, "--music"),
         (args.music_alone, "--music-alone"),
         (args.non_speech, "--non-speech"),
+        (args.denoise, "--denoise"),
+        (args.echo, "--echo"),
+        (args.talker, "--talker"),
+        (args.clicks, "--clicks"),
     ];
     if let Some((_, flag)) = shares.iter().find(|(given, _)| given.is_some()) {
         if !options.augment.conditions.is_active() {

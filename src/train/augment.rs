@@ -106,6 +106,10 @@ impl AugmentOptions {
             ("music", c.music_probability),
             ("music alone", c.music_alone_share),
             ("non-speech", c.non_speech_probability),
+            ("denoise", c.denoise_probability),
+            ("echo", c.echo_probability),
+            ("talker", c.talker_probability),
+            ("clicks", c.click_probability),
         ] {
             probability(name, p)?;
         }

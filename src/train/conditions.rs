@@ -12,6 +12,7 @@ use rand_distr::{Distribution, StandardNormal};
 use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
+use super::interference::{competing_talker, echo, keyboard_clicks, spectral_gate};
 use super::music::music_bed;
 use super::room::Room;
 use super::telephone::telephone;
@@ -91,6 +92,18 @@ pub struct ConditionOptions {
     /// Probability that the utterance is replaced by 1–8 s of non-speech (silence, noise floor,
     /// coloured noise or hum) with an empty label sequence.
     pub non_speech_probability: f32,
+    /// Probability of a noise reducer's spectral gate over the recording, after its noise
+    /// (`interference.rs`: sox's `noisered`, Audacity's Noise Reduction). `phonrec train
+    /// --denoise P`.
+    pub denoise_probability: f32,
+    /// Probability of one or two discrete echoes 6–20 dB down, 60–300 ms late. `phonrec train
+    /// --echo P`.
+    pub echo_probability: f32,
+    /// Probability of one other talker (another training utterance) 8–25 dB under the speech.
+    /// `phonrec train --talker P`.
+    pub talker_probability: f32,
+    /// Probability of keyboard clicks under the speech. `phonrec train --clicks P`.
+    pub click_probability: f32,
 }
 
 impl ConditionOptions {
@@ -116,6 +129,11 @@ impl ConditionOptions {
             music_probability: 0.0,
             music_alone_share: 0.0,
             non_speech_probability: 0.04,
+            // Not in the preset that trained the built-in model up to default-v14.
+            denoise_probability: 0.0,
+            echo_probability: 0.0,
+            talker_probability: 0.0,
+            click_probability: 0.0,
         }
     }
 
@@ -179,6 +197,10 @@ pub fn apply_conditions(
             reverberate(&out, sample_rate_hz, rt60, rng)
         };
     }
+    // The shares below are drawn only when set, so runs without them keep their random sequence.
+    if options.echo_probability > 0.0 && rng.gen::<f32>() < options.echo_probability {
+        out = echo(&out, sample_rate_hz, rng);
+    }
     if rng.gen::<f32>() < options.pause_probability {
         let pauses = rng.gen_range(1..=3);
         for _ in 0..pauses {
@@ -236,11 +258,21 @@ pub fn apply_conditions(
             speech_power / 10f64.powf(f64::from(snr_db) / 10.0),
         );
     }
+    if options.talker_probability > 0.0 && rng.gen::<f32>() < options.talker_probability {
+        competing_talker(&mut out, speech_power, babble, rng);
+    }
+    if options.click_probability > 0.0 && rng.gen::<f32>() < options.click_probability {
+        keyboard_clicks(&mut out, sample_rate_hz, rng);
+    }
     if rng.gen::<f32>() < options.noise_floor_probability {
         let level_dbfs = rng.gen_range(-80.0..-40.0);
         let colour = rng.gen_range(0..3);
         let noise = coloured_noise(out.len(), colour, rng);
         add_at_power(&mut out, &noise, dbfs_power(level_dbfs));
+    }
+    // The user's noise reducer runs on the recording as made, before it is sent or clipped.
+    if options.denoise_probability > 0.0 && rng.gen::<f32>() < options.denoise_probability {
+        out = spectral_gate(&out, sample_rate_hz, rng);
     }
     if rng.gen::<f32>() < options.telephone_probability {
         out = telephone(&out, sample_rate_hz, rng);

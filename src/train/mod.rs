@@ -5,6 +5,7 @@ mod augment;
 mod batch;
 pub(crate) mod checkpoint;
 mod conditions;
+mod interference;
 mod music;
 mod optim;
 mod room;
