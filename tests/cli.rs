@@ -1292,3 +1292,36 @@ fn utterance_ids_cannot_write_outside_the_output_folder() {
         assert!(!dir.path().join("escaped.npy").exists());
     }
 }
+
+/// `a b.wav` and `a_b.wav` are both keyed `a_b.wav` in line formats (whitespace becomes `_`): one
+/// Kaldi `text` or CTM stream cannot hold both, so the run is refused before any decoding; JSON,
+/// which names files as they are, and --output-dir, a file each, are not affected.
+#[test]
+fn recordings_that_would_share_a_key_in_one_stream_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let audio = Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/fsdd_7_jackson_0_8k.wav");
+    let corpus = dir.path().join("c");
+    std::fs::create_dir(&corpus).expect("corpus");
+    for name in ["a b", "a_b"] {
+        std::fs::copy(&audio, corpus.join(format!("{name}.wav"))).expect("copy");
+        std::fs::write(corpus.join(format!("{name}.lab")), "seven\n").expect("lab");
+    }
+    let corpus = corpus.to_str().expect("utf-8 path");
+    for command in [
+        vec!["transcribe", "--format", "kaldi"],
+        vec!["transcribe", "--format", "ctm"],
+        vec!["align", "--format", "ctm"],
+        vec!["align", "--format", "tsv"],
+    ] {
+        let output = phonrec(&[&command[..], &[corpus]].concat());
+        assert!(!output.status.success(), "{command:?}");
+        assert!(
+            stderr(&output).contains("would both be keyed") && stdout(&output).is_empty(),
+            "{command:?}: {}",
+            stderr(&output)
+        );
+    }
+    let json = phonrec(&["transcribe", "--format", "json", "--no-lm", corpus]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    assert_eq!(stdout(&json).lines().count(), 2);
+}

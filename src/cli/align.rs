@@ -215,6 +215,7 @@ pub fn run(args: AlignArgs) -> anyhow::Result<ExitCode> {
             one_recording_per_file: format == AlignFormat::TextGrid,
             extension: format.extension(),
             header: (format == AlignFormat::Tsv).then_some(ALIGNMENT_TSV_HEADER),
+            keyed_lines: matches!(format, AlignFormat::Ctm | AlignFormat::Tsv),
         },
         |recognizer, job, wave, target| {
             let mut alignment = recognizer.align(wave, target)?;
@@ -234,6 +235,9 @@ pub(super) struct Output {
     pub extension: &'static str,
     /// A header line at the top of each output file or stream.
     pub header: Option<&'static str>,
+    /// The format's lines are keyed by recording (CTM, TSV): two recordings must not share a
+    /// key in one stream.
+    pub keyed_lines: bool,
 }
 
 /// `--min-match`, `--min-worst-second`: a score floor, ≤ 0 as the scores are (above 0 every
@@ -296,6 +300,18 @@ pub(super) fn run_jobs<R: Send>(
             }
             job.out_name = inside;
         }
+    }
+    if output.keyed_lines && args.output_dir.is_none() {
+        super::common::refuse_shared_keys(
+            jobs.iter().map(|job| {
+                let key = match &job.id {
+                    Some(id) => phonrec::output::kaldi_key(id),
+                    None => phonrec::output::kaldi_key(&job.audio.display().to_string()),
+                };
+                (job.audio.clone(), key)
+            }),
+            output.extension,
+        )?;
     }
     args.shard.check_resumable(jobs.iter().any(reads_stdin))?;
     let jobs = args.shard.select(

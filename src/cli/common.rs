@@ -489,6 +489,30 @@ pub fn warn_of_empty_segments(empty: &[phonrec::data::DataProblem]) {
     }
 }
 
+/// Refuse inputs whose outputs would share a key in one Kaldi `text`, CTM or TSV stream (`a b.wav`
+/// and `a_b.wav` are both keyed `a_b.wav`): a reader that looks hypotheses up by key keeps one of
+/// them, and phonrec's own `eval --hyp` refuses the file. `keyed` gives each input's name, for
+/// the message, and its key.
+pub fn refuse_shared_keys(
+    keyed: impl IntoIterator<Item = (std::path::PathBuf, String)>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let mut seen: std::collections::HashMap<String, std::path::PathBuf> = Default::default();
+    for (name, key) in keyed {
+        if let Some(other) = seen.get(&key) {
+            bail!(
+                "{} and {} would both be keyed {key} in the {what} output (whitespace in names \
+                 becomes `_`); rename one, list them in a wav.scp with an utterance id each, or \
+                 write one file per input with --output-dir",
+                other.display(),
+                name.display()
+            );
+        }
+        seen.insert(key, name);
+    }
+    Ok(())
+}
+
 /// An utterance id as the name of its output file under --output-dir. Ids are opaque tokens to
 /// Kaldi; one with a path separator, or `.`/`..`, would name a file outside the folder (`../x`
 /// wrote beside it, `/tmp/x` anywhere): refused.

@@ -50,6 +50,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             one_recording_per_file: format == ScoreFormat::TextGrid,
             extension: format.extension(),
             header: (format == ScoreFormat::Tsv).then_some(SCORE_TSV_HEADER),
+            keyed_lines: format == ScoreFormat::Tsv,
         },
         |recognizer, job, wave, target| {
             let mut scores = recognizer.score(wave, target, threshold)?;

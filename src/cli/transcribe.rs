@@ -218,7 +218,21 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             Some(output_names(&files)?)
         }
-        None => None,
+        None => {
+            if matches!(args.format, OutputFormat::Kaldi | OutputFormat::Ctm) {
+                super::common::refuse_shared_keys(
+                    files.iter().map(|input| {
+                        let key = match input {
+                            Input::Utterance { id, .. } => phonrec::output::kaldi_key(id),
+                            _ => phonrec::output::kaldi_key(&input.name().display().to_string()),
+                        };
+                        (input.name(), key)
+                    }),
+                    args.format.name(),
+                )?;
+            }
+            None
+        }
     };
     args.shard
         .check_resumable(files.iter().any(|f| matches!(f, Input::Stdin(_))))?;
