@@ -78,7 +78,8 @@ class Phone:
         phone: Its name (lowercase ARPAbet for the built-in model, or IPA).
         start: Start time in seconds from the start of the audio (to 0.1 ms).
         end: End time in seconds (exclusive). In alignment, a phone the text expects but the audio
-            does not have gets no frame: ``end == start`` (a TextGrid gives it 10 ms).
+            does not have gets 10 ms from a neighbour in its word (or silence beside it), and a
+            confidence near 0.
         confidence: In recognition, the phone's mean posterior over the frames the alignment gives
             it; in alignment, the same for the phone the text expects. In [0, 1].
         alternatives: With ``Recognizer(alternatives=K)``, the K phones with the highest mean

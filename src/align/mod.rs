@@ -348,9 +348,167 @@ pub struct Alignment {
     pub skipped: Vec<String>,
 }
 
+/// The shortest span an aligned phone is given: one 10 ms frame at Kaldi's shift. A phone the text
+/// expects but the audio lacks gets no frame from the aligner; left at `start == end` it could not
+/// go into a TextGrid or ELAN tier (praatio refuses it), skewed duration statistics, and the
+/// TextGrid's own widening put it outside its word. Its confidence (near 0) still says what it is.
+pub const MIN_PHONE_S: f32 = 0.01;
+
+impl Alignment {
+    /// Give every phone at least [`MIN_PHONE_S`], taken from a neighbour in the same word that can
+    /// spare it (the longer first), else from silence beside it; words keep spanning their
+    /// phones. A phone with neither (squeezed between two phones of the minimum) is left as it is.
+    pub fn widen_empty_phones(&mut self) {
+        let groups: Vec<Range<usize>> = if self.words.is_empty() {
+            std::iter::once(0..self.phones.len()).collect()
+        } else {
+            self.words.iter().map(|w| w.phones.clone()).collect()
+        };
+        let limit = self.duration_s as f32;
+        for group in groups {
+            for i in group.clone() {
+                let need = MIN_PHONE_S - (self.phones[i].end_s - self.phones[i].start_s);
+                if need <= 1e-6 {
+                    continue;
+                }
+                self.widen_phone(i, need, &group, limit);
+            }
+        }
+        for word in &mut self.words {
+            if let (Some(first), Some(last)) = (
+                self.phones.get(word.phones.start),
+                word.phones
+                    .end
+                    .checked_sub(1)
+                    .and_then(|i| self.phones.get(i)),
+            ) {
+                word.start_s = first.start_s;
+                word.end_s = last.end_s;
+            }
+        }
+    }
+
+    fn widen_phone(&mut self, i: usize, need: f32, group: &Range<usize>, limit: f32) {
+        let duration = |p: &PhoneSpan| p.end_s - p.start_s;
+        // Neighbours in the word that touch the phone and can give `need` and keep the minimum.
+        let left = (i > group.start)
+            .then(|| i - 1)
+            .filter(|&j| (self.phones[j].end_s - self.phones[i].start_s).abs() < 1e-4)
+            .filter(|&j| duration(&self.phones[j]) - need >= MIN_PHONE_S);
+        let right = (i + 1 < group.end)
+            .then_some(i + 1)
+            .filter(|&j| (self.phones[j].start_s - self.phones[i].end_s).abs() < 1e-4)
+            .filter(|&j| duration(&self.phones[j]) - need >= MIN_PHONE_S);
+        let take_left = match (left, right) {
+            (Some(l), Some(r)) => duration(&self.phones[l]) >= duration(&self.phones[r]),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => {
+                // Silence beside it: before it (after the previous phone, or the file's start),
+                // else after it.
+                let before = if i == 0 {
+                    0.0
+                } else {
+                    self.phones[i - 1].end_s
+                };
+                let after = self.phones.get(i + 1).map_or(limit, |p| p.start_s);
+                if self.phones[i].start_s - before >= need {
+                    self.phones[i].start_s -= need;
+                } else if after - self.phones[i].end_s >= need {
+                    self.phones[i].end_s += need;
+                }
+                return;
+            }
+        };
+        if take_left {
+            self.phones[i - 1].end_s -= need;
+            self.phones[i].start_s -= need;
+        } else {
+            self.phones[i + 1].start_s += need;
+            self.phones[i].end_s += need;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn span(start_s: f32, end_s: f32) -> PhoneSpan {
+        PhoneSpan {
+            phone: PhoneId(1),
+            start_s,
+            end_s,
+            confidence: 0.5,
+            alternatives: Vec::new(),
+        }
+    }
+
+    fn word(phones: Range<usize>) -> TimedWord {
+        TimedWord {
+            word: "w".into(),
+            start_s: 0.0,
+            end_s: 0.0,
+            confidence: 0.5,
+            phones,
+        }
+    }
+
+    #[test]
+    fn an_empty_phone_takes_ten_ms_from_its_word_and_words_keep_their_phones() {
+        let mut alignment = Alignment {
+            source: PathBuf::new(),
+            id: None,
+            offset_s: None,
+            duration_s: 2.0,
+            // Word 1: a 100 ms phone, an empty one, an empty one, a 40 ms phone. Word 2, after
+            // a pause: an empty first phone, then 50 ms. Word 3: one empty phone touching word 2.
+            phones: vec![
+                span(0.2, 0.3),
+                span(0.3, 0.3),
+                span(0.3, 0.3),
+                span(0.3, 0.34),
+                span(0.6, 0.6),
+                span(0.6, 0.65),
+                span(0.65, 0.65),
+            ],
+            words: vec![word(0..4), word(4..6), word(6..7)],
+            match_score: 0.0,
+            worst_second_score: 0.0,
+            speech_share: 1.0,
+            matches_text: true,
+            skipped: Vec::new(),
+        };
+        alignment.widen_empty_phones();
+        let times: Vec<(f32, f32)> = alignment
+            .phones
+            .iter()
+            .map(|p| (p.start_s, p.end_s))
+            .collect();
+        let expected = [
+            (0.2, 0.29), // gave 10 ms to the next (the longer neighbour)
+            (0.29, 0.3), // from the left
+            (0.3, 0.31), // its left neighbour had no time to spare: from the right
+            (0.31, 0.34),
+            (0.6, 0.61), // the first of its word: from its word before the pause beside it
+            (0.61, 0.65),
+            (0.65, 0.66), // alone in its word: from the silence after it
+        ];
+        for ((got, want), i) in times.iter().zip(expected).zip(0..) {
+            assert!(
+                (got.0 - want.0).abs() < 1e-5 && (got.1 - want.1).abs() < 1e-5,
+                "phone {i}: {got:?} against {want:?}"
+            );
+        }
+        for word in &alignment.words {
+            assert_eq!(word.start_s, alignment.phones[word.phones.start].start_s);
+            assert_eq!(word.end_s, alignment.phones[word.phones.end - 1].end_s);
+        }
+        assert!(alignment
+            .phones
+            .iter()
+            .all(|p| p.end_s - p.start_s >= MIN_PHONE_S - 1e-6));
+    }
 
     fn lexicon() -> Lexicon {
         Lexicon::from_entries([

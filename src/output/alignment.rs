@@ -161,7 +161,7 @@ pub fn write_alignment(
                     .collect()
             };
             for (start, end, label, confidence) in lines {
-                let (start, duration) = super::ctm_start_duration(start.into(), end.into());
+                let (start, duration) = super::ctm_start_duration(start, end);
                 writeln!(
                     out,
                     "{file} 1 {start:.3} {duration:.3} {label} {confidence:.3}"
@@ -175,15 +175,18 @@ pub fn write_alignment(
                 writeln!(
                     out,
                     "{file}\tword\t{:.3}\t{:.3}\t{}\t{:.3}",
-                    w.start_s, w.end_s, w.word, w.confidence
+                    round3(w.start_s),
+                    round3(w.end_s),
+                    w.word,
+                    w.confidence
                 )?;
             }
             for p in &alignment.phones {
                 writeln!(
                     out,
                     "{file}\tphone\t{:.3}\t{:.3}\t{}\t{:.3}",
-                    p.start_s,
-                    p.end_s,
+                    round3(p.start_s),
+                    round3(p.end_s),
                     phones.name(p.phone),
                     p.confidence
                 )?;

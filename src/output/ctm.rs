@@ -14,8 +14,7 @@ pub(super) fn write(
     // CTM fields are whitespace-separated: a path with spaces would break the line apart.
     let file = super::transcript_key(transcript);
     for span in &transcript.spans {
-        let (start, duration) =
-            super::ctm_start_duration(f64::from(span.start_s), f64::from(span.end_s));
+        let (start, duration) = super::ctm_start_duration(span.start_s, span.end_s);
         writeln!(
             out,
             "{file} 1 {start:.3} {duration:.3} {} {:.3}",

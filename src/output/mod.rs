@@ -116,9 +116,11 @@ pub fn write_transcript(
 /// A CTM line's start and duration, in whole milliseconds as printed: both from the rounded
 /// start and end, so that a span ends where the next begins (rounded apart, `0.6717 0.2617` gave
 /// `0.672 0.262`: an end at 0.934 past the next word's start at 0.933).
-fn ctm_start_duration(start_s: f64, end_s: f64) -> (f64, f64) {
-    let start_ms = (start_s * 1000.0).round();
-    let end_ms = (end_s * 1000.0).round().max(start_ms);
+/// The ends are rounded as JSON rounds them ([`json::round3`], in f32), so that every format
+/// of one result gives the same milliseconds (`{:.3}` of the f64 made 2.1975 2.197, JSON 2.198).
+fn ctm_start_duration(start_s: f32, end_s: f32) -> (f64, f64) {
+    let start_ms = f64::from((start_s * 1000.0).round());
+    let end_ms = f64::from((end_s * 1000.0).round()).max(start_ms);
     (start_ms / 1000.0, (end_ms - start_ms) / 1000.0)
 }
 

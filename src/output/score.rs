@@ -163,8 +163,8 @@ pub fn write_scores(
                 writeln!(
                     out,
                     "{file}\tword\t{:.3}\t{:.3}\t{}\t\t{:.3}\t{}",
-                    w.start_s,
-                    w.end_s,
+                    round3(w.start_s),
+                    round3(w.end_s),
                     w.word,
                     finite(w.score),
                     u8::from(w.mispronounced)
@@ -174,8 +174,8 @@ pub fn write_scores(
                 writeln!(
                     out,
                     "{file}\tphone\t{:.3}\t{:.3}\t{}\t{}\t{:.3}\t{}",
-                    p.start_s,
-                    p.end_s,
+                    round3(p.start_s),
+                    round3(p.end_s),
                     phones.name(p.expected),
                     p.heard.map_or("", |h| phones.name(h)),
                     finite(p.gop),

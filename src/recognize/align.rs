@@ -27,7 +27,9 @@ impl Recognizer {
     /// every phone timed, the gaps between them silence. The whole recording is aligned in one
     /// beam-pruned pass, so leading and trailing silence and pauses need no trimming.
     pub fn align(&self, wave: Waveform, target: &AlignTarget) -> Result<Alignment> {
-        Ok(self.align_keeping_posteriors(wave, target)?.0)
+        let mut alignment = self.align_keeping_posteriors(wave, target)?.0;
+        alignment.widen_empty_phones();
+        Ok(alignment)
     }
 
     /// Align, then score how well each expected phone was pronounced (see
@@ -40,13 +42,17 @@ impl Recognizer {
     ) -> Result<PronunciationScores> {
         let (alignment, log_probs, spikes) = self.align_keeping_posteriors(wave, target)?;
         let shift = self.output_frame_shift_s() as f32;
-        Ok(score_pronunciation(
-            alignment,
-            log_probs.view(),
-            &spikes,
-            shift,
-            threshold,
-        ))
+        let mut scores =
+            score_pronunciation(alignment, log_probs.view(), &spikes, shift, threshold);
+        // Scored on the frames the aligner gave each phone; timed as `align` times them.
+        scores.alignment.widen_empty_phones();
+        for (score, span) in scores.phones.iter_mut().zip(&scores.alignment.phones) {
+            (score.start_s, score.end_s) = (span.start_s, span.end_s);
+        }
+        for (score, word) in scores.words.iter_mut().zip(&scores.alignment.words) {
+            (score.start_s, score.end_s) = (word.start_s, word.end_s);
+        }
+        Ok(scores)
     }
 
     /// [`score`](Self::score) of an audio file.
