@@ -22,12 +22,13 @@ import wave
 
 import numpy as np
 
-VERSION = "robust-3"  # bump when the processing changes: existing outputs are then rebuilt
+VERSION = "robust-3"  # new conditions need no bump: their outputs are new  # bump when the processing changes: existing outputs are then rebuilt
 ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet", "clip", "clipmild",
                   "gated", "loss"]
 EXTRA_CONDITIONS = ["8k",  # written with tel8k; may also be asked for alone
                     "room",  # needs pyroomacoustics (pip); asked for by name
-                    "music20", "music10"]  # need --music-dir (recipes/music/get_music.sh); asked for by name
+                    "music20", "music10",  # need --music-dir (recipes/music/get_music.sh); asked for by name
+                    "denoised", "echo", "talker", "clicks"]  # users' processing and rooms; asked for by name
 FS = 32768.0  # int16 full scale
 NOISE_KINDS = ["white", "pink", "brown", "babble"]
 CODECS = ["ulaw", "alaw", "gsm"]
@@ -60,6 +61,17 @@ DESCRIPTIONS = {
     "music": "a real instrumental track under the clip at {snr} dB SNR w.r.t. the RMS of the whole clip: a "
              "track of --music-dir (recipes/music/get_music.sh: game soundtracks from Debian) drawn uniformly, "
              "from a uniform offset where the segment is within 20 dB of the track's RMS (up to 20 draws)",
+    "denoised": "pink noise (20 Hz-Nyquist) at 12-20 dB SNR (uniform) w.r.t. the clip's RMS, with 1 s of it "
+                "before the clip, then sox's noise reducer: `noiseprof` of the first 0.9 s and `noisered` at an "
+                "amount of 0.2-0.4 (uniform), as a user cleans a recording up before recognition",
+    "echo": "one discrete echo: the clip added to itself 100-250 ms (uniform) later and 8-14 dB (uniform) down "
+            "(a speakerphone with weak echo cancellation, a hard-walled hall); length = input",
+    "talker": "another utterance of the manifest (from a uniform offset, looped) under the clip at 12-20 dB "
+              "(uniform) below it, levels measured on frames within 30 dB of each one's loudest (a television, "
+              "a radio, a colleague)",
+    "clicks": "keyboard clicks: key presses at 3-8 a second (uniform; Poisson), each a press and a release "
+              "60-150 ms later, 4 ms decaying noise bursts whose peaks are 0-10 dB (uniform per file) under the "
+              "clip's peak",
     "snr": "additive noise at {snr} dB SNR w.r.t. the RMS of the whole clip; kind by utterance index "
            "(i%4: 0 white, 1 pink, 2 brown, 3 babble = 4 other utterances of the manifest at equal RMS)",
 }
@@ -235,6 +247,54 @@ def noise_gate(x, rate, floor_dbfs, attenuation_db):
     ramp = max(1, int(0.005 * rate))
     gain = np.convolve(gain, np.ones(ramp) / ramp, mode="same")
     return x * gain, float(np.mean(~is_open))
+
+
+def denoise_with_sox(x, rate, amount):
+    """sox's noise reducer over `x` (int16 scale): a profile of its first 0.9 s, then `noisered`."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        src, prof = os.path.join(tmp, "in.wav"), os.path.join(tmp, "noise.prof")
+        y16, _ = to_int16(x)
+        write_wav(src, y16, rate)
+        subprocess.run(["sox", src, "-n", "trim", "0", "0.9", "noiseprof", prof], check=True,
+                       stderr=subprocess.DEVNULL)
+        out = run_sox([src, "-t", "raw", "-e", "floating-point", "-b", "32", "-", "noisered", prof,
+                       f"{amount:.3f}"])
+    return np.frombuffer(out, dtype=np.float32).astype(np.float64) * FS
+
+
+def active_rms(x, rate):
+    """RMS over the 25 ms frames within 30 dB of the loudest frame (the speech, not its pauses)."""
+    f = max(1, int(0.025 * rate))
+    m = len(x) // f
+    if m == 0:
+        return rms(x)
+    e = np.mean(x[:m * f].reshape(m, f) ** 2, axis=1)
+    keep = e > e.max() * 10.0 ** (-3.0)
+    return float(np.sqrt(np.mean(e[keep]))) if keep.any() else 0.0
+
+
+def keyboard_clicks(rng, n, rate, peak, below_db):
+    """Key presses at 3-8 a second (Poisson), each with a release 60-150 ms later: 4 ms decaying
+    noise bursts with peaks `below_db` under `peak` (each burst 0.5-1 of that)."""
+    out = np.zeros(n)
+    if n == 0 or peak <= 0:
+        return out
+    level = peak * 10.0 ** (-below_db / 20.0)
+    per_s = float(rng.uniform(3.0, 8.0))
+    t = 0.0
+    burst = max(1, int(0.004 * rate))
+    shape = np.exp(-5.0 * np.arange(burst) / burst)
+    while True:
+        t += float(rng.exponential(1.0 / per_s))
+        press = int(t * rate)
+        if press >= n:
+            break
+        for start in (press, press + int(float(rng.uniform(0.06, 0.15)) * rate)):
+            seg = out[start:start + burst]
+            noise = np.clip(rng.standard_normal(len(seg)), -3, 3) / 3
+            seg += level * float(rng.uniform(0.5, 1.0)) * shape[:len(seg)] * noise
+    return out
 
 
 def db_to_rms(dbfs):
@@ -464,6 +524,10 @@ def process(src, cond, args, command):
             "loss": ["file", "source", "rate", "seconds", "loss_probability", "lost_fraction"],
             "music20": ["file", "source", "rate", "seconds", "track", "offset", "snr_db_target", "snr_db_actual"],
             "music10": ["file", "source", "rate", "seconds", "track", "offset", "snr_db_target", "snr_db_actual"],
+            "denoised": ["file", "source", "rate", "seconds", "snr_db", "noisered_amount"],
+            "echo": ["file", "source", "rate", "seconds", "down_db", "delay_s"],
+            "talker": ["file", "source", "rate", "seconds", "sir_db", "other_index"],
+            "clicks": ["file", "source", "rate", "seconds", "below_peak_db"],
         }.get(cond, ["file", "source", "rate", "seconds", "noise", "snr_db_target", "snr_db_actual", "babble_sources"])
         for i in range(n):
             rng = rng_for(args.seed, name, cond, i)
@@ -549,6 +613,40 @@ def process(src, cond, args, command):
                 y = x + seg * (rs / rm) * 10.0 ** (-snr / 20.0) if rs > 0 and rm > 0 else x.copy()
                 actual = 20 * np.log10(rs / rms(y - x)) if rs > 0 and rms(y - x) > 0 else float("nan")
                 extra = [name_k, off, snr, round(float(actual), 2)]
+            elif cond == "denoised":
+                snr = float(rng.uniform(12.0, 20.0))
+                amount = float(rng.uniform(0.2, 0.4))
+                lead = int(rate)
+                xp = np.concatenate([np.zeros(lead), x])
+                noise = pink_noise(rng, len(xp), rate)
+                rs = rms(x)
+                noisy = xp + noise * (rs * 10.0 ** (-snr / 20.0) / max(rms(noise), 1e-9))
+                y = denoise_with_sox(noisy, rate, amount)
+                extra = [round(snr, 2), round(amount, 3)]
+            elif cond == "echo":
+                delay = int(round(float(rng.uniform(0.10, 0.25)) * rate))
+                down = float(rng.uniform(8.0, 14.0))
+                y = x.copy()
+                if delay < len(x):
+                    y[delay:] += x[:-delay] * 10.0 ** (-down / 20.0)
+                extra = [round(down, 2), round(delay / rate, 4)]
+            elif cond == "talker":
+                sir = float(rng.uniform(12.0, 20.0))
+                others = [k for k in range(n) if k != i]
+                k = int(rng.choice(others)) if others else i
+                b = src.audio_at(k, rate)
+                if len(b) == 0:
+                    b = np.zeros(1)
+                reps = int(np.ceil((len(x) + len(b)) / len(b)))
+                off = int(rng.integers(0, len(b)))
+                other = np.tile(b, reps)[off:off + len(x)]
+                la, lb = active_rms(x, rate), active_rms(other, rate)
+                y = x + other * (la / lb) * 10.0 ** (-sir / 20.0) if la > 0 and lb > 0 else x.copy()
+                extra = [round(sir, 2), k]
+            elif cond == "clicks":
+                below = float(rng.uniform(0.0, 10.0))
+                y = x + keyboard_clicks(rng, len(x), rate, float(np.max(np.abs(x))) if len(x) else 0.0, below)
+                extra = [round(below, 2)]
             elif cond.startswith("snr"):
                 snr = float(cond[3:])
                 kind = NOISE_KINDS[i % 4]

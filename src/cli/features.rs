@@ -28,7 +28,9 @@ use rayon::prelude::*;
 ///
 /// Options are named after Kaldi's compute-fbank-feats / compute-mfcc-feats and default to Kaldi's
 /// values, except: --num-mel-bins 80 for fbank, and --dither 0 so output is reproducible.
-/// Features are computed at the file's own sample rate unless --resample is given.
+/// Features are computed at the file's own sample rate unless --resample is given. Several
+/// channels are mixed to one as for recognition (Kaldi takes channel 0 of a stereo file, with a
+/// warning: `sox in.wav out.wav remix 1` gives phonrec the same).
 ///
 /// One file:   phonrec features speech.wav -o speech.npy
 /// Many files: phonrec features corpus/ --output-dir feats/          (feats/NAME.npy each)

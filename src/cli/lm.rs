@@ -13,7 +13,7 @@ use super::common::{data_source, load_data};
 
 /// Estimate a phone n-gram LM from labeled data, for `transcribe --lm`; or convert one.
 ///
-/// Witten–Bell smoothing with back-off, from the label sequences of labeled data sets and/or phone text. All sources are pooled: each utterance or line counts once. The output is ARPA text (`x.arpa`, gzipped as `x.arpa.gz`), which other tools (SRILM, KenLM) read, or phonrec's binary format (`x.bin`), which loads in no time: `transcribe --lm` reads both.
+/// Witten–Bell smoothing with back-off, from the label sequences of labeled data sets and/or phone text. All sources are pooled: each utterance or line counts once. The output is ARPA text (`x.arpa`, gzipped as `x.arpa.gz`), which other tools read (SRILM; KenLM, whose default build takes orders 2–6), or phonrec's binary format (`x.bin`), which loads in no time: `transcribe --lm` reads both.
 ///
 /// Convert: phonrec lm --input phones.arpa.gz --output phones.bin (and back with --output x.arpa).
 #[derive(Args, Debug)]
