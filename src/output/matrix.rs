@@ -68,13 +68,15 @@ impl MatrixFormat {
     }
 }
 
-/// The archive key Kaldi would accept for `name`: whitespace becomes `_` (a key ends at the first
-/// space), and an empty name becomes `utt`.
+/// The archive key Kaldi would accept for `name`: whitespace and control characters become `_` (a
+/// key ends at the first space), and an empty name becomes `utt`.
 pub fn kaldi_key(name: &str) -> String {
     if name.is_empty() {
         "utt".to_string()
     } else {
-        name.replace(char::is_whitespace, "_")
+        // Kaldi's tokens are printable: a control character (as whitespace) would be refused by
+        // its readers (`IsToken`), or split the line.
+        name.replace(|c: char| c.is_whitespace() || c.is_control(), "_")
     }
 }
 
@@ -148,6 +150,7 @@ mod tests {
     #[test]
     fn kaldi_keys_never_hold_whitespace() {
         assert_eq!(kaldi_key("my file"), "my_file");
+        assert_eq!(kaldi_key("ctl\u{1}\u{1f}.wav"), "ctl__.wav");
         assert_eq!(kaldi_key(""), "utt");
         let m = array![[1.0f32]];
         let error = write_matrix(m.view(), MatrixFormat::KaldiText, "a b", &mut Vec::new())
