@@ -308,7 +308,7 @@ fn dbfs_power(dbfs: f32) -> f64 {
 }
 
 /// Add `noise` scaled to mean power `power`.
-fn add_at_power(samples: &mut [f32], noise: &[f32], power: f64) {
+pub(super) fn add_at_power(samples: &mut [f32], noise: &[f32], power: f64) {
     let noise_power = mean_power(noise);
     if noise_power <= 0.0 || power <= 0.0 {
         return;

@@ -13,6 +13,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use realfft::num_complex::Complex;
 
+use super::conditions::add_at_power;
 use crate::audio::stft::{Stft, Synthesis};
 
 /// A noise reducer's spectral gate, as sox's `noisered`, Audacity's Noise Reduction and many
@@ -218,19 +219,6 @@ pub fn keyboard_clicks(samples: &mut [f32], sample_rate_hz: u32, rng: &mut impl 
                 *x += level * decay * noise.clamp(-3.0, 3.0) / 3.0;
             }
         }
-    }
-}
-
-/// Add `noise` scaled to mean power `power`.
-fn add_at_power(samples: &mut [f32], noise: &[f32], power: f64) {
-    let noise_power =
-        noise.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / noise.len().max(1) as f64;
-    if noise_power <= 0.0 || power <= 0.0 {
-        return;
-    }
-    let scale = (power / noise_power).sqrt() as f32;
-    for (x, n) in samples.iter_mut().zip(noise) {
-        *x += n * scale;
     }
 }
 
