@@ -304,10 +304,7 @@ pub(super) fn run_jobs<R: Send>(
     if output.keyed_lines && args.output_dir.is_none() {
         super::common::refuse_shared_keys(
             jobs.iter().map(|job| {
-                let key = match &job.id {
-                    Some(id) => phonrec::output::kaldi_key(id),
-                    None => phonrec::output::kaldi_key(&job.audio.display().to_string()),
-                };
+                let key = phonrec::output::line_key(job.id.as_deref(), &job.audio);
                 (job.audio.clone(), key)
             }),
             output.extension,

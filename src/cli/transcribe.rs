@@ -222,11 +222,11 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             if matches!(args.format, OutputFormat::Kaldi | OutputFormat::Ctm) {
                 super::common::refuse_shared_keys(
                     files.iter().map(|input| {
-                        let key = match input {
-                            Input::Utterance { id, .. } => phonrec::output::kaldi_key(id),
-                            _ => phonrec::output::kaldi_key(&input.name().display().to_string()),
+                        let id = match input {
+                            Input::Utterance { id, .. } => Some(id.as_str()),
+                            _ => None,
                         };
-                        (input.name(), key)
+                        (input.name(), phonrec::output::line_key(id, &input.name()))
                     }),
                     args.format.name(),
                 )?;

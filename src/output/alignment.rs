@@ -97,10 +97,7 @@ pub fn alignment_tiers(alignment: &Alignment, phones: &PhoneSet) -> Vec<Interval
 
 /// How a recording is named in line formats: its utterance id, or its path (whitespace replaced).
 pub(super) fn key(alignment: &Alignment) -> String {
-    match &alignment.id {
-        Some(id) => super::kaldi_key(id),
-        None => super::kaldi_key(&alignment.source.display().to_string()),
-    }
+    super::line_key(alignment.id.as_deref(), &alignment.source)
 }
 
 #[derive(Serialize)]

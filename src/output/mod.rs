@@ -134,9 +134,15 @@ fn phone_names(ids: &[PhoneId], phones: &PhoneSet) -> String {
 /// How a transcript is named in whitespace-separated formats (Kaldi text, CTM): its utterance id, or
 /// its path with whitespace replaced by `_` (see [`kaldi_key`]).
 fn transcript_key(transcript: &Transcript) -> String {
-    match &transcript.id {
+    line_key(transcript.id.as_deref(), &transcript.source)
+}
+
+/// How a result is keyed in line formats (Kaldi text, CTM, TSV): its utterance id, or else the
+/// path of its recording, each through [`kaldi_key`].
+pub fn line_key(id: Option<&str>, source: &std::path::Path) -> String {
+    match id {
         Some(id) => kaldi_key(id),
-        None => kaldi_key(&transcript.source.display().to_string()),
+        None => kaldi_key(&source.display().to_string()),
     }
 }
 
