@@ -36,6 +36,14 @@ pub enum Error {
     #[error("invalid audio: {reason}")]
     InvalidAudio { reason: String },
 
+    /// A channel asked for (`--channel`) that the recording does not have.
+    #[error("{}: there is no channel {channel} (channels count from 0) in a recording of {channels} channel{}", .path.display(), if *.channels == 1 { "" } else { "s" })]
+    NoSuchChannel {
+        path: PathBuf,
+        channel: usize,
+        channels: usize,
+    },
+
     /// The file holds no samples at all.
     #[error("{}: the audio holds no samples", .path.display())]
     EmptyAudio { path: PathBuf },

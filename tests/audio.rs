@@ -1167,3 +1167,111 @@ fn microphones_clipped_separately_are_read_as_the_least_clipped_one() {
     );
     assert_eq!(read_audio(&path).unwrap().samples, expected_mono(&channels));
 }
+
+/// `--channel`: every reader takes the one channel asked for (WAV read whole and by blocks, SPHERE,
+/// a container decoded packet by packet, standard input's bytes), and a channel the recording lacks
+/// is an error that names it.
+#[test]
+fn one_channel_is_read_alone_when_asked() {
+    use phonrec::audio::{read_audio_bytes_channel, read_audio_channel, ChannelChoice};
+    let dir = temp();
+    let left = test_signal(1000);
+    let right: Vec<i16> = left.iter().map(|&v| -(v / 3) + 100).collect();
+    let as_f32 = |x: &[i16]| x.iter().map(|&v| f32::from(v)).collect::<Vec<_>>();
+    let path = dir.path().join("stereo.wav");
+    write_wav(
+        &path,
+        spec(2, 16_000, 16, hound::SampleFormat::Int),
+        left.len(),
+        |w, i, c| w.write_sample([left[i], right[i]][c]).unwrap(),
+    );
+    let only = |c| ChannelChoice::Only(c);
+    assert_eq!(
+        read_audio_channel(&path, only(0)).unwrap().samples,
+        as_f32(&left)
+    );
+    assert_eq!(
+        read_audio_channel(&path, only(1)).unwrap().samples,
+        as_f32(&right)
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        read_audio_bytes_channel(&bytes, Path::new("-"), only(1))
+            .unwrap()
+            .samples,
+        as_f32(&right)
+    );
+    let mixed = read_audio_channel(&path, ChannelChoice::Mixed).unwrap();
+    assert_eq!(mixed, read_audio(&path).unwrap());
+    assert_eq!(
+        mixed.samples[1],
+        (f32::from(left[1]) + f32::from(right[1])) / 2.0
+    );
+    let error = read_audio_channel(&path, only(2)).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::NoSuchChannel {
+                channel: 2,
+                channels: 2,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("no channel 2"), "{error}");
+
+    // SPHERE (NIST's stereo telephone corpora keep a side per channel).
+    let sphere = sphere_bytes(&left, 8_000, false);
+    let sph = dir.path().join("mono.sph");
+    std::fs::write(&sph, &sphere).unwrap();
+    assert_eq!(
+        read_audio_channel(&sph, only(0)).unwrap().samples,
+        as_f32(&left)
+    );
+    let error = read_audio_channel(&sph, only(1)).unwrap_err();
+    assert!(
+        matches!(error, Error::NoSuchChannel { channels: 1, .. }),
+        "{error}"
+    );
+
+    // Over 4 MB: read by blocks from disk.
+    let long = dir.path().join("long.wav");
+    let frames = 1_100_001;
+    let sample = |i: usize, c: usize| (((i * 7919 + c * 104_729) % 65_536) as i64 - 32_768) as i16;
+    write_wav(
+        &long,
+        spec(2, 16_000, 16, hound::SampleFormat::Int),
+        frames,
+        |w, i, c| w.write_sample(sample(i, c)).unwrap(),
+    );
+    for c in 0..2 {
+        let read = read_audio_channel(&long, only(c)).unwrap().samples;
+        assert_eq!(read.len(), frames);
+        assert!(read
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == f32::from(sample(i, c))));
+    }
+    assert!(matches!(
+        read_audio_channel(&long, only(5)).unwrap_err(),
+        Error::NoSuchChannel { channel: 5, .. }
+    ));
+
+    // A container decoded packet by packet: FSDD's digit on the left, a sine on the right.
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let flac = data.join("fsdd_7_jackson_0_8k_left_sine_right.flac");
+    let digit = read_audio(&data.join("fsdd_7_jackson_0_8k.flac")).unwrap();
+    assert_eq!(read_audio_channel(&flac, only(0)).unwrap(), digit);
+    let sine = read_audio_channel(&flac, only(1)).unwrap().samples;
+    assert_eq!(sine.len(), digit.samples.len());
+    assert!(sine.iter().any(|&v| v > 9_000.0) && sine.iter().all(|v| v.abs() < 10_000.0));
+    assert!(matches!(
+        read_audio_channel(&flac, only(2)).unwrap_err(),
+        Error::NoSuchChannel {
+            channel: 2,
+            channels: 2,
+            ..
+        }
+    ));
+}

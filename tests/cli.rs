@@ -1325,3 +1325,76 @@ fn recordings_that_would_share_a_key_in_one_stream_are_refused() {
     assert!(json.status.success(), "{}", stderr(&json));
     assert_eq!(stdout(&json).lines().count(), 2);
 }
+
+/// `--channel N`: one side of a call recorded with a channel per side. Each channel of a stereo
+/// file transcribes (and gives features) exactly as that channel alone in a mono file; the default
+/// mix hears both talkers; a channel the file lacks fails with its number.
+#[test]
+fn channel_takes_one_side_of_a_stereo_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |path: &str| -> Vec<f32> {
+        let mut reader = hound::WavReader::open(path).unwrap();
+        reader
+            .samples::<i16>()
+            .map(|s| f32::from(s.unwrap()))
+            .collect()
+    };
+    let sentence = read("audio/slt_dark_suit_16k.wav");
+    let digit =
+        phonrec::audio::resample(&read("audio/fsdd_7_jackson_0_8k.wav"), 8_000, 16_000).unwrap();
+    let frames = sentence.len().max(digit.len());
+    let at = |x: &[f32], i: usize| {
+        x.get(i)
+            .map_or(0, |&v| v.round().clamp(-32768.0, 32767.0) as i16)
+    };
+    let spec = |channels| hound::WavSpec {
+        channels,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let write = |name: &str, channels: &[&[f32]]| {
+        let path = dir.path().join(name);
+        let mut writer = hound::WavWriter::create(&path, spec(channels.len() as u16)).unwrap();
+        for i in 0..frames {
+            for channel in channels {
+                writer.write_sample(at(channel, i)).unwrap();
+            }
+        }
+        writer.finalize().unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let stereo = write("call.wav", &[&sentence, &digit]);
+    let left = write("left.wav", &[&sentence]);
+    let right = write("right.wav", &[&digit]);
+
+    let features = |args: &[&str]| {
+        let output = phonrec(&[&["features"], args].concat());
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    assert_eq!(features(&["--channel", "0", &stereo]), features(&[&left]));
+    assert_eq!(features(&["--channel", "1", &stereo]), features(&[&right]));
+    assert_ne!(features(&[&stereo]), features(&[&left]));
+    let missing = phonrec(&["features", "--channel", "2", &stereo]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no channel 2"),
+        "{}",
+        stderr(&missing)
+    );
+
+    if no_built_in_model() {
+        return;
+    }
+    let phones = |args: &[&str]| {
+        let output = phonrec(&[&["transcribe", "--format", "kaldi"], args].concat());
+        assert!(output.status.success(), "{}", stderr(&output));
+        let text = stdout(&output);
+        text.split_once(' ')
+            .map_or(String::new(), |(_, p)| p.trim().to_string())
+    };
+    assert_eq!(phones(&["--channel", "0", &stereo]), phones(&[&left]));
+    assert_eq!(phones(&["--channel", "1", &stereo]), phones(&[&right]));
+    assert!(!phones(&["--channel", "1", &stereo]).is_empty());
+}

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::g711::{alaw_to_linear, mulaw_to_linear};
-use super::{mix_to_mono, Waveform, MAX_CHANNELS};
+use super::{to_mono, ChannelChoice, Waveform, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
 /// The magic of big-endian files (`.snd`), and of the little-endian variant.
@@ -50,7 +50,7 @@ impl Encoding {
 }
 
 /// Read a `.au` file held in memory (`path` names it in errors) to mono int16-scale samples.
-pub(crate) fn read_au(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+pub(crate) fn read_au(path: &Path, bytes: &[u8], channel: ChannelChoice) -> Result<Waveform> {
     let malformed = |reason: String| Error::MalformedAudio {
         path: path.to_path_buf(),
         reason: format!(".au header: {reason}"),
@@ -132,6 +132,7 @@ pub(crate) fn read_au(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     } else {
         &data[..size as usize]
     };
+    channel.check(path, channels)?;
     let sample_bytes = encoding.bytes_per_sample();
     // channels ≤ MAX_CHANNELS and sample_bytes ≤ 8: no overflow.
     let frame_bytes = sample_bytes * channels;
@@ -141,7 +142,7 @@ pub(crate) fn read_au(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         interleaved.push(decode_sample(chunk, encoding, big_endian));
     }
     Ok(Waveform {
-        samples: mix_to_mono(interleaved, channels),
+        samples: to_mono(interleaved, channels, channel),
         sample_rate_hz,
     })
 }
@@ -206,7 +207,7 @@ mod tests {
     }
 
     fn read(bytes: &[u8]) -> Result<Waveform> {
-        read_au(Path::new("t.au"), bytes)
+        read_au(Path::new("t.au"), bytes, ChannelChoice::Mixed)
     }
 
     #[test]

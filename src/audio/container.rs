@@ -16,7 +16,9 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use super::opus::{OpusPackets, OPUS_RATE_HZ};
-use super::{mono_from_blocks, Waveform, INT16_SCALE, MAX_AUDIO_BYTES, MAX_CHANNELS};
+use super::{
+    mono_from_blocks, ChannelChoice, Waveform, INT16_SCALE, MAX_AUDIO_BYTES, MAX_CHANNELS,
+};
 use crate::error::{Error, Result};
 
 /// True when `bytes` start like a FLAC, Ogg, MP3 (ID3-tagged or a bare MPEG audio frame), AIFF/AIFC,
@@ -164,10 +166,18 @@ fn is_end_of_file(error: &DecodeError) -> bool {
 const MAX_DECODED_SAMPLES: usize = (MAX_AUDIO_BYTES / 2) as usize;
 
 /// Decode a FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or MP4 file held in memory.
-pub(crate) fn read_container(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+pub(crate) fn read_container(
+    path: &Path,
+    bytes: &[u8],
+    channel: ChannelChoice,
+) -> Result<Waveform> {
     let mut bytes = bytes.to_vec();
     fill_streamed_aiff_sizes(&mut bytes);
-    read_container_from(path, &|| Ok(Box::new(std::io::Cursor::new(bytes.clone()))))
+    read_container_from(
+        path,
+        &|| Ok(Box::new(std::io::Cursor::new(bytes.clone()))),
+        channel,
+    )
 }
 
 /// An AIFF written to a pipe cannot go back to fill in its sizes: sox leaves placeholders
@@ -230,19 +240,28 @@ fn fill_streamed_aiff_sizes(bytes: &mut [u8]) {
 
 /// [`read_container`] of a file, decoded as it is read from disk (its compressed bytes are never
 /// held whole: an hour of stereo FLAC is 124 MB, and was held twice).
-pub(crate) fn read_container_file(path: &Path) -> Result<Waveform> {
-    read_container_from(path, &|| {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        Ok(Box::new(file))
-    })
+pub(crate) fn read_container_file(path: &Path, channel: ChannelChoice) -> Result<Waveform> {
+    read_container_from(
+        path,
+        &|| {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            Ok(Box::new(file))
+        },
+        channel,
+    )
 }
 
 /// Where a container's bytes come from: opened anew for each decoding pass.
 type OpenSource<'a> = dyn Fn() -> Result<Box<dyn MediaSource>> + 'a;
 
-fn read_container_from(path: &Path, open: &OpenSource<'_>) -> Result<Waveform> {
+fn read_container_from(
+    path: &Path,
+    open: &OpenSource<'_>,
+    channel: ChannelChoice,
+) -> Result<Waveform> {
     // Channels are averaged packet by packet: an hour of decoded stereo is never held whole.
-    let (samples, (rate, _)) = mono_from_blocks(|sink| decode_stream(path, open, sink))?;
+    let (samples, (rate, _)) =
+        mono_from_blocks(path, channel, |sink| decode_stream(path, open, sink))?;
     Ok(Waveform {
         samples,
         sample_rate_hz: rate,

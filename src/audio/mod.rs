@@ -74,6 +74,33 @@ fn hann(n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Which of a recording's channels become the one signal phonrec hears.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChannelChoice {
+    /// All channels mixed to one ([`mix_to_mono`]: their average, or one channel alone where the
+    /// average would cancel the speech, bury it in another channel's hiss or mix clipped copies).
+    #[default]
+    Mixed,
+    /// One channel alone, counted from 0 as Kaldi's `--channel` counts (0 is a stereo file's left):
+    /// a telephone call recorded with a channel per side, features to compare with Kaldi's.
+    Only(usize),
+}
+
+impl ChannelChoice {
+    /// [`Error::NoSuchChannel`] when `self` asks for a channel a recording of `channels` channels
+    /// does not have.
+    pub(crate) fn check(self, path: &Path, channels: usize) -> Result<()> {
+        match self {
+            ChannelChoice::Only(channel) if channel >= channels => Err(Error::NoSuchChannel {
+                path: path.to_path_buf(),
+                channel,
+                channels,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Mono audio at int16 scale.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Waveform {
@@ -147,6 +174,11 @@ pub const MAX_AUDIO_BYTES: u64 = 8 << 30;
 /// (not its extension), mixed down to mono at int16 scale. Regular files and pipes (`/dev/stdin`,
 /// `<(sox ...)`) are read; folders and devices are refused with what they are.
 pub fn read_audio(path: &Path) -> Result<Waveform> {
+    read_audio_channel(path, ChannelChoice::Mixed)
+}
+
+/// [`read_audio`] taking `channel`: the channels mixed, or one of them alone.
+pub fn read_audio_channel(path: &Path, channel: ChannelChoice) -> Result<Waveform> {
     let not_a_file = |what: &str| Error::NotAudio {
         path: path.to_path_buf(),
         reason: format!("it is {what}, not an audio file"),
@@ -154,7 +186,7 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) => match archive_entry(path) {
-            Some((archive, offset)) => return read_archive_entry(path, &archive, offset),
+            Some((archive, offset)) => return read_archive_entry(path, &archive, offset, channel),
             None => return Err(Error::io(path, e)),
         },
     };
@@ -184,7 +216,7 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     #[cfg(unix)]
     if meta.is_file() && meta.len() >= DIRECT_READ_MIN_BYTES {
-        if let Some(wave) = wav::read_wav_file_by_blocks(path, &file, meta.len())? {
+        if let Some(wave) = wav::read_wav_file_by_blocks(path, &file, meta.len(), channel)? {
             return checked(path, wave);
         }
         // A large FLAC, MP3, ...: decoded as it is read, not read whole first.
@@ -192,7 +224,7 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
         let filled = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0)
             .map_err(|e| Error::io(path, e))?;
         if container::is_container(&head[..filled]) {
-            return checked(path, container::read_container_file(path)?);
+            return checked(path, container::read_container_file(path, channel)?);
         }
     }
     // A regular file's size is known: one buffer of that size, not a growing one copied at every
@@ -212,7 +244,7 @@ pub fn read_audio(path: &Path) -> Result<Waveform> {
             reason: format!("the stream is longer than {MAX_AUDIO_BYTES} bytes; split it first"),
         });
     }
-    read_audio_bytes(&bytes, path)
+    read_audio_bytes_channel(&bytes, path, channel)
 }
 
 /// `path` as a Kaldi extended filename `ARCHIVE:OFFSET` (what `wav-copy scp:wav.scp
@@ -233,7 +265,12 @@ pub fn archive_entry(path: &Path) -> Option<(std::path::PathBuf, u64)> {
 /// The WAV file at `offset` in a Kaldi archive (`name` is the extended filename it was asked by):
 /// its RIFF chunk, read as a WAV file is (Kaldi writes wave data in archives without the `\0B`
 /// binary marker other objects carry; one is skipped if present).
-fn read_archive_entry(name: &Path, archive: &Path, offset: u64) -> Result<Waveform> {
+fn read_archive_entry(
+    name: &Path,
+    archive: &Path,
+    offset: u64,
+    channel: ChannelChoice,
+) -> Result<Waveform> {
     use std::io::{Seek, SeekFrom};
     let malformed = |reason: String| Error::MalformedAudio {
         path: name.to_path_buf(),
@@ -274,7 +311,7 @@ fn read_archive_entry(name: &Path, archive: &Path, offset: u64) -> Result<Wavefo
     file.take(total)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(archive, e))?;
-    read_audio_bytes(&bytes, name)
+    read_audio_bytes_channel(&bytes, name, channel)
 }
 
 /// True when `bytes` start like a file phonrec reads: WAV (RIFF/RIFX/RF64), NIST SPHERE, Sun .au, FLAC, Ogg, MP3,
@@ -291,21 +328,33 @@ pub fn looks_like_audio(bytes: &[u8]) -> bool {
 /// Read an audio file held in memory, as [`read_audio`] reads files; `name` stands for
 /// it in error messages (e.g. `-` for standard input).
 pub fn read_audio_bytes(bytes: &[u8], name: &Path) -> Result<Waveform> {
+    read_audio_bytes_channel(bytes, name, ChannelChoice::Mixed)
+}
+
+/// [`read_audio_bytes`] taking `channel`: the channels mixed, or one of them alone.
+pub fn read_audio_bytes_channel(
+    bytes: &[u8],
+    name: &Path,
+    channel: ChannelChoice,
+) -> Result<Waveform> {
     let path = name;
     let filled = bytes.len().min(8);
     let magic = &bytes[..filled];
     let wave = if magic.starts_with(b"NIST_1A") {
-        sphere::read_sphere(path, bytes)?
+        sphere::read_sphere(path, bytes, channel)?
     } else if wav::is_wav(magic) {
-        wav::read_wav(path, bytes)?
+        wav::read_wav(path, bytes, channel)?
     } else if au::is_au(magic) {
-        au::read_au(path, bytes)?
+        au::read_au(path, bytes, channel)?
     } else if webm::is_webm(magic) {
-        webm::read_webm(path, bytes)?
+        webm::read_webm(path, bytes, channel)?
     } else if amr::is_amr(magic) {
-        amr::read_amr(path, bytes)?
+        let wave = amr::read_amr(path, bytes)?;
+        // The AMR files phonrec reads are mono (`#!AMR\n`, `#!AMR-WB\n`).
+        channel.check(path, 1)?;
+        wave
     } else if container::is_container(bytes) {
-        container::read_container(path, bytes)?
+        container::read_container(path, bytes, channel)?
     } else if filled == 0 {
         return Err(Error::NotAudio {
             path: path.to_path_buf(),
@@ -431,6 +480,20 @@ pub fn mix_to_mono(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
     match picked {
         Ok(Some(samples)) => samples,
         _ => mono,
+    }
+}
+
+/// `interleaved` frames of `channels` channels as mono: [`mix_to_mono`], or the one channel chosen
+/// (checked against `channels` by the caller).
+pub(crate) fn to_mono(interleaved: Vec<f32>, channels: usize, choice: ChannelChoice) -> Vec<f32> {
+    match choice {
+        ChannelChoice::Only(_) if channels <= 1 => interleaved,
+        ChannelChoice::Only(channel) => {
+            let mut mono = vec![0.0; interleaved.len() / channels];
+            take_channel(&interleaved, channels, channel, &mut mono);
+            mono
+        }
+        ChannelChoice::Mixed => mix_to_mono(interleaved, channels),
     }
 }
 
@@ -798,12 +861,32 @@ impl Mixdown {
 /// WebM) need: channels averaged block by block ([`Mixdown`]), and when they cancel in the
 /// average, the stream decoded a second time for its loudest channel alone (rare: an inverted
 /// channel; decoding twice costs less than keeping every channel); when they may have been
-/// clipped separately, once more per channel ([`least_clipped_channel`]). Returns what `decode` returned
-/// on its first pass, beside the samples.
+/// clipped separately, once more per channel ([`least_clipped_channel`]). With `choice` one channel,
+/// that channel alone (a stream without it is `path`'s [`Error::NoSuchChannel`]). Returns what
+/// `decode` returned on its first pass, beside the samples.
 pub(crate) fn mono_from_blocks<T>(
+    path: &Path,
+    choice: ChannelChoice,
     mut decode: impl FnMut(&mut dyn FnMut(&[f32], usize)) -> crate::error::Result<T>,
 ) -> crate::error::Result<(Vec<f32>, T)> {
     let mut mono = Vec::new();
+    if let ChannelChoice::Only(channel) = choice {
+        // The fewest channels a block had (a stream's blocks agree; checked after decoding, the
+        // sink cannot fail).
+        let mut fewest = usize::MAX;
+        let first = decode(&mut |interleaved, channels| {
+            fewest = fewest.min(channels);
+            if channel < channels {
+                let start = mono.len();
+                mono.resize(start + interleaved.len() / channels, 0.0);
+                take_channel(interleaved, channels, channel, &mut mono[start..]);
+            }
+        })?;
+        if fewest != usize::MAX {
+            choice.check(path, fewest)?;
+        }
+        return Ok((mono, first));
+    }
     let mut mixdown: Option<Mixdown> = None;
     let first = decode(&mut |interleaved, channels| {
         if channels == 1 {

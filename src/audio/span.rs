@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::{read_audio, Waveform};
+use super::{read_audio_channel, ChannelChoice, Waveform};
 use crate::error::{Error, Result};
 
 /// How far past its recording's end a segment may end and be cut at the end instead (Kaldi
@@ -112,9 +112,24 @@ pub fn read_audio_pieces(pieces: &[AudioPiece<'_>]) -> Vec<Result<Waveform>> {
 pub struct PieceReader {
     /// The recording pieces were last cut from.
     last: std::sync::Mutex<Option<(PathBuf, Arc<Waveform>)>>,
+    /// The channels every recording is read with.
+    channel: ChannelChoice,
 }
 
 impl PieceReader {
+    /// A reader that takes `channel` of every recording (the default reader mixes them).
+    pub fn with_channel(channel: ChannelChoice) -> Self {
+        PieceReader {
+            channel,
+            ..PieceReader::default()
+        }
+    }
+
+    /// The channels this reader takes of every recording.
+    pub fn channel(&self) -> ChannelChoice {
+        self.channel
+    }
+
     /// Read each piece, results in input order. Files are read in parallel; a file that several
     /// pieces cut is decoded once for all of them (and not again in the next call while it is the
     /// last one cut); at most one such file per thread, and the last one, is held whole at a time.
@@ -158,7 +173,7 @@ impl PieceReader {
         if let Some(wave) = self.last.lock().ok().and_then(|last| kept(&last)) {
             return Ok(wave);
         }
-        let wave = Arc::new(read_audio(path)?);
+        let wave = Arc::new(read_audio_channel(path, self.channel)?);
         if let Ok(mut last) = self.last.lock() {
             *last = Some((path.to_path_buf(), Arc::clone(&wave)));
         }
@@ -174,7 +189,7 @@ impl PieceReader {
     ) -> Vec<(usize, Result<Waveform>)> {
         if let [index] = members {
             if pieces[*index].span.is_none() {
-                return vec![(*index, read_audio(path))];
+                return vec![(*index, read_audio_channel(path, self.channel))];
             }
         }
         match self.recording(path) {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::g711::{alaw_to_linear, mulaw_to_linear};
-use super::{mix_to_mono, Waveform, MAX_CHANNELS};
+use super::{to_mono, ChannelChoice, Waveform, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
 /// Parsed SPHERE header fields that matter for reading samples.
@@ -33,8 +33,9 @@ enum Coding {
 }
 
 /// Read a NIST SPHERE file held in memory (`path` names it in errors) to mono int16-scale samples.
-pub(crate) fn read_sphere(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+pub(crate) fn read_sphere(path: &Path, bytes: &[u8], channel: ChannelChoice) -> Result<Waveform> {
     let header = parse_header(path, bytes)?;
+    channel.check(path, header.channels)?;
     let data = &bytes[header.header_bytes.min(bytes.len())..];
     // channels ≤ MAX_CHANNELS and bytes_per_sample ≤ 4 (checked in parse_header): no overflow.
     let frame_bytes = header.bytes_per_sample * header.channels;
@@ -62,7 +63,7 @@ pub(crate) fn read_sphere(path: &Path, bytes: &[u8]) -> Result<Waveform> {
         });
     }
     Ok(Waveform {
-        samples: mix_to_mono(interleaved, header.channels),
+        samples: to_mono(interleaved, header.channels, channel),
         sample_rate_hz: header.sample_rate_hz,
     })
 }
@@ -252,7 +253,7 @@ mod tests {
             let mut bytes = text.into_bytes();
             bytes.resize(1024, b' ');
             bytes.extend(data);
-            read_sphere(Path::new("t.sph"), &bytes)
+            read_sphere(Path::new("t.sph"), &bytes, ChannelChoice::Mixed)
         };
         let mu = file("ulaw", &[0x00, 0x80, 0xFF]).unwrap();
         assert_eq!(mu.samples, vec![-32124.0, 32124.0, 0.0]);

@@ -15,7 +15,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::g711::{alaw_to_linear, mulaw_to_linear};
-use super::{take_channel, Mixdown, Waveform, INT16_SCALE, MAX_CHANNELS};
+use super::{take_channel, ChannelChoice, Mixdown, Waveform, INT16_SCALE, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
 /// Frames converted per parallel task (256 KB of mono output).
@@ -441,14 +441,14 @@ fn decode(encoding: Encoding, big_endian: bool, bytes: &[u8], out: &mut [f32]) {
 /// Python's `wave` read only the first and drop the rest without a word (checked with sox 14.4).
 /// A recording whose header gives no size (written to a pipe) ends where the next one's header
 /// begins. Recordings at different rates are refused with the way to join them.
-pub(crate) fn read_wav(path: &Path, bytes: &[u8]) -> Result<Waveform> {
-    let (mut waveform, mut next) = read_one_wav(path, bytes)?;
+pub(crate) fn read_wav(path: &Path, bytes: &[u8], channel: ChannelChoice) -> Result<Waveform> {
+    let (mut waveform, mut next) = read_one_wav(path, bytes, channel)?;
     let mut part = 1;
     while let Some(at) = next {
         part += 1;
         let rest = &bytes[at..];
         let (more, after) =
-            read_one_wav(path, rest).map_err(|e| in_joined_recording(part, "file", e))?;
+            read_one_wav(path, rest, channel).map_err(|e| in_joined_recording(part, "file", e))?;
         if more.sample_rate_hz != waveform.sample_rate_hz {
             return Err(joined_at_different_rates(
                 path,
@@ -489,11 +489,15 @@ fn in_joined_recording(part: usize, file: &str, error: Error) -> Error {
 
 /// Read the WAV recording at the start of `bytes`; also where another one starts after it, if one
 /// does.
-fn read_one_wav(path: &Path, bytes: &[u8]) -> Result<(Waveform, Option<usize>)> {
+fn read_one_wav(
+    path: &Path,
+    bytes: &[u8],
+    channel: ChannelChoice,
+) -> Result<(Waveform, Option<usize>)> {
     let mut header = match parse_header(path, bytes)? {
         Parsed::Samples(header) => header,
         Parsed::Adpcm { frames } => {
-            let mut waveform = super::container::read_container(path, bytes)?;
+            let mut waveform = super::container::read_container(path, bytes, channel)?;
             if let Some(frames) = frames.and_then(|n| usize::try_from(n).ok()) {
                 waveform.samples.truncate(frames);
             }
@@ -504,8 +508,9 @@ fn read_one_wav(path: &Path, bytes: &[u8]) -> Result<(Waveform, Option<usize>)> 
         // A stream's size is not known: its samples end where another recording's header begins.
         header.declared_bytes = joined_header_in(&bytes[header.data_start..]);
     }
+    channel.check(path, header.channels)?;
     let range = header.data_range(path, bytes.len())?;
-    let samples = decode_to_mono(&header, &DataSource::Memory(&bytes[range]))
+    let samples = decode_to_mono(&header, &DataSource::Memory(&bytes[range]), channel)
         .map_err(|e| Error::io(path, e))?;
     let waveform = Waveform {
         samples,
@@ -628,8 +633,13 @@ type BlockFinish<'a> = dyn Fn(&[f32], &mut [f32]) -> Option<Mixdown> + Sync + 'a
 /// conversion, and the first touch of the output's pages, is otherwise a serial stretch of
 /// `phonrec features`). Several channels are averaged block by block ([`Mixdown`]), so the file is
 /// never held with all its channels; when they cancel, the loudest channel is decoded again alone,
-/// and when they may have been clipped separately, each ([`super::least_clipped_channel`]).
-fn decode_to_mono(header: &Header, source: &DataSource) -> std::io::Result<Vec<f32>> {
+/// and when they may have been clipped separately, each ([`super::least_clipped_channel`]). With
+/// `choice` one channel (checked against the header), that channel alone.
+fn decode_to_mono(
+    header: &Header,
+    source: &DataSource,
+    choice: ChannelChoice,
+) -> std::io::Result<Vec<f32>> {
     let channels = header.channels;
     let frame_bytes = header.frame_bytes();
     let mut mono = vec![0.0f32; source.len() / frame_bytes];
@@ -653,6 +663,13 @@ fn decode_to_mono(header: &Header, source: &DataSource) -> std::io::Result<Vec<f
             )
             .collect::<std::io::Result<Vec<Option<Mixdown>>>>()
     };
+    if let (ChannelChoice::Only(channel), 2..) = (choice, channels) {
+        decode_blocks(&mut mono, &|interleaved, out| {
+            take_channel(interleaved, channels, channel, out);
+            None
+        })?;
+        return Ok(mono);
+    }
     let blocks = decode_blocks(&mut mono, &|interleaved, out| {
         let mut mixdown = Mixdown::new(channels);
         mixdown.mix(interleaved, out);
@@ -695,6 +712,7 @@ pub(crate) fn read_wav_file_by_blocks(
     path: &Path,
     file: &std::fs::File,
     file_len: u64,
+    channel: ChannelChoice,
 ) -> Result<Option<Waveform>> {
     use std::os::unix::fs::FileExt;
     let io = |e| Error::io(path, e);
@@ -728,7 +746,8 @@ pub(crate) fn read_wav_file_by_blocks(
         start: range.start,
         len: range.len(),
     };
-    let samples = decode_to_mono(&header, &source).map_err(io)?;
+    channel.check(path, header.channels)?;
+    let samples = decode_to_mono(&header, &source, channel).map_err(io)?;
     Ok(Some(Waveform {
         samples,
         sample_rate_hz: header.sample_rate_hz,
@@ -1125,7 +1144,7 @@ mod tests {
     }
 
     fn read(bytes: &[u8]) -> Result<Waveform> {
-        read_wav(Path::new("t.wav"), bytes)
+        read_wav(Path::new("t.wav"), bytes, ChannelChoice::Mixed)
     }
 
     #[test]
@@ -1375,19 +1394,26 @@ mod tests {
             let path = dir.path().join(name);
             std::fs::write(&path, &bytes).unwrap();
             let file = std::fs::File::open(&path).unwrap();
-            let direct = read_wav_file_by_blocks(&path, &file, bytes.len() as u64)
-                .unwrap()
-                .expect("a WAV is read by blocks");
-            assert_eq!(direct, read_wav(&path, &bytes).unwrap(), "{name}");
+            let direct =
+                read_wav_file_by_blocks(&path, &file, bytes.len() as u64, ChannelChoice::Mixed)
+                    .unwrap()
+                    .expect("a WAV is read by blocks");
+            assert_eq!(
+                direct,
+                read_wav(&path, &bytes, ChannelChoice::Mixed).unwrap(),
+                "{name}"
+            );
             assert_eq!(direct.samples.len(), samples.len() / 2, "{name}");
         }
 
         let not_wav = dir.path().join("b.wav");
         std::fs::write(&not_wav, b"NIST_1A\n   1024\n").unwrap();
         let file = std::fs::File::open(&not_wav).unwrap();
-        assert!(read_wav_file_by_blocks(&not_wav, &file, 16)
-            .unwrap()
-            .is_none());
+        assert!(
+            read_wav_file_by_blocks(&not_wav, &file, 16, ChannelChoice::Mixed)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -1444,7 +1470,7 @@ mod tests {
         std::fs::write(&path, &joined).unwrap();
         let file = std::fs::File::open(&path).unwrap();
         assert!(
-            read_wav_file_by_blocks(&path, &file, joined.len() as u64)
+            read_wav_file_by_blocks(&path, &file, joined.len() as u64, ChannelChoice::Mixed)
                 .unwrap()
                 .is_none(),
             "left to the whole-file reader, which joins"
@@ -1452,9 +1478,11 @@ mod tests {
         let path_one = dir.path().join("a.wav");
         std::fs::write(&path_one, &one).unwrap();
         let file = std::fs::File::open(&path_one).unwrap();
-        assert!(read_wav_file_by_blocks(&path_one, &file, one.len() as u64)
-            .unwrap()
-            .is_some());
+        assert!(
+            read_wav_file_by_blocks(&path_one, &file, one.len() as u64, ChannelChoice::Mixed)
+                .unwrap()
+                .is_some()
+        );
         assert_eq!(
             read(&joined).unwrap().samples.len(),
             2 * read(&one).unwrap().samples.len()
@@ -1468,9 +1496,14 @@ mod tests {
         std::fs::write(&path_streamed, &joined_streamed).unwrap();
         let file = std::fs::File::open(&path_streamed).unwrap();
         assert!(
-            read_wav_file_by_blocks(&path_streamed, &file, joined_streamed.len() as u64)
-                .unwrap()
-                .is_none(),
+            read_wav_file_by_blocks(
+                &path_streamed,
+                &file,
+                joined_streamed.len() as u64,
+                ChannelChoice::Mixed
+            )
+            .unwrap()
+            .is_none(),
             "a stream followed by another recording is left to the whole-file reader"
         );
         assert_eq!(read(&joined_streamed).unwrap(), read(&joined).unwrap());

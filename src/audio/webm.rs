@@ -23,7 +23,7 @@ use symphonia::core::formats::Packet;
 
 use super::container::check_damaged;
 use super::opus::{OpusPackets, OPUS_RATE_HZ};
-use super::{mono_from_blocks, Waveform, INT16_SCALE, MAX_CHANNELS};
+use super::{mono_from_blocks, ChannelChoice, Waveform, INT16_SCALE, MAX_CHANNELS};
 use crate::error::{Error, Result};
 
 /// The EBML magic every WebM and Matroska file starts with.
@@ -353,7 +353,7 @@ fn demux<'a>(path: &Path, bytes: &'a [u8]) -> Result<Demuxed<'a>> {
 
 /// Read a WebM/Matroska file held in memory (`path` names it in errors) to mono int16-scale
 /// samples at the stream's rate (48 kHz for Opus).
-pub(crate) fn read_webm(path: &Path, bytes: &[u8]) -> Result<Waveform> {
+pub(crate) fn read_webm(path: &Path, bytes: &[u8], channel: ChannelChoice) -> Result<Waveform> {
     let (track, packets, discards) = demux(path, bytes)?;
     if packets.is_empty() {
         return Err(Error::MalformedAudio {
@@ -363,9 +363,9 @@ pub(crate) fn read_webm(path: &Path, bytes: &[u8]) -> Result<Waveform> {
     }
     // A panic in a decoder on a damaged packet stays this file's error, as in the other readers.
     super::container::guarded(|| match track.codec.as_str() {
-        "A_OPUS" => decode_opus(path, &track, &packets, &discards),
-        "A_PCM/INT/LIT" | "A_PCM/FLOAT/IEEE" => decode_pcm(path, &track, &packets),
-        _ => decode_with_symphonia(path, &track, &packets, &discards),
+        "A_OPUS" => decode_opus(path, &track, &packets, &discards, channel),
+        "A_PCM/INT/LIT" | "A_PCM/FLOAT/IEEE" => decode_pcm(path, &track, &packets, channel),
+        _ => decode_with_symphonia(path, &track, &packets, &discards, channel),
     })
     .unwrap_or_else(|message| {
         Err(Error::MalformedAudio {
@@ -468,6 +468,7 @@ fn decode_with_symphonia(
     track: &AudioTrack<'_>,
     packets: &[&[u8]],
     discards: &[(usize, u64)],
+    channel: ChannelChoice,
 ) -> Result<Waveform> {
     let malformed = |reason: String| Error::MalformedAudio {
         path: path.to_path_buf(),
@@ -526,7 +527,7 @@ fn decode_with_symphonia(
         }
         check_damaged(path, damaged, packets.len())
     };
-    let (mono, ()) = mono_from_blocks(decode)?;
+    let (mono, ()) = mono_from_blocks(path, channel, decode)?;
     if rate == 0 {
         return Err(malformed("no packet decoded".to_string()));
     }
@@ -538,7 +539,12 @@ fn decode_with_symphonia(
 
 /// Little-endian integer (`A_PCM/INT/LIT`: 16, 24 or 32 bits) or float (`A_PCM/FLOAT/IEEE`: 32 or
 /// 64 bits) PCM, to mono.
-fn decode_pcm(path: &Path, track: &AudioTrack<'_>, packets: &[&[u8]]) -> Result<Waveform> {
+fn decode_pcm(
+    path: &Path,
+    track: &AudioTrack<'_>,
+    packets: &[&[u8]],
+    channel: ChannelChoice,
+) -> Result<Waveform> {
     let float = track.codec == "A_PCM/FLOAT/IEEE";
     let width = match (float, track.bit_depth) {
         (false, 16) => 2,
@@ -592,7 +598,7 @@ fn decode_pcm(path: &Path, track: &AudioTrack<'_>, packets: &[&[u8]]) -> Result<
         }
         Ok(())
     };
-    let (mono, ()) = mono_from_blocks(decode)?;
+    let (mono, ()) = mono_from_blocks(path, channel, decode)?;
     Ok(Waveform {
         samples: mono,
         sample_rate_hz: track.rate_hz,
@@ -627,6 +633,7 @@ fn decode_opus(
     track: &AudioTrack<'_>,
     packets: &[&[u8]],
     discards: &[(usize, u64)],
+    channel: ChannelChoice,
 ) -> Result<Waveform> {
     // The end: the last block's DiscardPadding when the muxer wrote one (ffmpeg, browsers' newer
     // recorders); without it at most one packet's padding (≤ 120 ms) stays at the end.
@@ -643,7 +650,7 @@ fn decode_opus(
         }
         check_damaged(path, damaged, packets.len())
     };
-    let (mono, ()) = mono_from_blocks(decode)?;
+    let (mono, ()) = mono_from_blocks(path, channel, decode)?;
     Ok(Waveform {
         samples: mono,
         sample_rate_hz: OPUS_RATE_HZ,
@@ -801,8 +808,8 @@ mod tests {
                 live.extend(element(SIMPLE_BLOCK, &block));
             }
         }
-        let finished = read_webm(Path::new("finished.webm"), &bytes)?;
-        let recorded = read_webm(path, &live)?;
+        let finished = read_webm(Path::new("finished.webm"), &bytes, ChannelChoice::Mixed)?;
+        let recorded = read_webm(path, &live, ChannelChoice::Mixed)?;
         assert_eq!(recorded, finished);
         assert_eq!(recorded.sample_rate_hz, OPUS_RATE_HZ);
         Ok(())
@@ -812,7 +819,8 @@ mod tests {
     fn other_codecs_and_damaged_files_are_refused_with_the_reason() {
         let bytes = fixture();
         let path = Path::new("t.webm");
-        let cut = read_webm(path, &bytes[..bytes.len() * 6 / 10]).unwrap_err();
+        let cut =
+            read_webm(path, &bytes[..bytes.len() * 6 / 10], ChannelChoice::Mixed).unwrap_err();
         assert!(cut.to_string().contains("cut short"), "{cut}");
         let mut entry = element(TRACK_NUMBER, &[1]);
         entry.extend(element(TRACK_TYPE, &[2]));
@@ -820,9 +828,14 @@ mod tests {
         let mut vorbis = open_element(SEGMENT);
         vorbis.extend(element(TRACKS, &element(TRACK_ENTRY, &entry)));
         vorbis.extend(element(SIMPLE_BLOCK, &[0x81, 0, 0, 0, 1, 2]));
-        let refused = read_webm(path, &vorbis).unwrap_err();
+        let refused = read_webm(path, &vorbis, ChannelChoice::Mixed).unwrap_err();
         assert!(refused.to_string().contains("A_VORBIS"), "{refused}");
-        let no_track = read_webm(path, &element(SIMPLE_BLOCK, &[0x81, 0, 0, 0])).unwrap_err();
+        let no_track = read_webm(
+            path,
+            &element(SIMPLE_BLOCK, &[0x81, 0, 0, 0]),
+            ChannelChoice::Mixed,
+        )
+        .unwrap_err();
         assert!(no_track.to_string().contains("track"), "{no_track}");
     }
 }

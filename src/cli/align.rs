@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use phonrec::align::{AlignTarget, Alignment, OovPolicy};
-use phonrec::audio::{AudioPiece, AudioSpan, PieceReader, Waveform};
+use phonrec::audio::{AudioPiece, AudioSpan, Waveform};
 use phonrec::builtin;
 use phonrec::choice::Choice;
 use phonrec::ctc::{BoundaryModel, LatticeOptions};
@@ -24,7 +24,8 @@ use rayon::prelude::*;
 
 use super::choice::choice;
 use super::common::{
-    built_in_boundaries, error_chain, find_audio_files, load_model, read_audio_arg, refuse_problems,
+    built_in_boundaries, error_chain, find_audio_files, load_model, read_audio_arg,
+    refuse_problems, ChannelArg,
 };
 use super::output_file::{
     data_dir_files, refuse_overwriting_inputs, write_atomically, Destination,
@@ -95,6 +96,9 @@ pub struct TargetArgs {
     /// As --phones, read from a file.
     #[arg(long, value_name = "FILE", conflicts_with = "manifest")]
     pub phones_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub channel: ChannelArg,
 
     /// A list of recordings: `audio<TAB>text` per line (relative paths from the manifest's folder;
     /// `#` comments). A header line `audio<TAB>phones` makes the second column phones
@@ -389,10 +393,10 @@ pub(super) fn run_jobs<R: Send>(
     let (mut failures, mut mismatches) = (0, 0);
     let pairs: Vec<(&Job, &AlignTarget)> = jobs.iter().zip(&targets).collect();
     // Kept across rounds: a recording cut into many utterances (Kaldi segments) is decoded once.
-    let reader = PieceReader::default();
+    let reader = args.channel.reader();
     // `-` is standard input, as in transcribe: read once, before any file.
     let stdin_wave = match jobs.iter().any(reads_stdin) {
-        true => Some(read_audio_arg(Path::new("-"))?),
+        true => Some(read_audio_arg(Path::new("-"), args.channel.choice())?),
         false => None,
     };
     for round in pairs.chunks(FILES_PER_ROUND) {

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use phonrec::audio::{AudioPiece, AudioSpan, Dereverb, PieceReader};
+use phonrec::audio::{AudioPiece, AudioSpan, ChannelChoice, Dereverb, PieceReader};
 use phonrec::builtin;
 use phonrec::ctc::PhoneLm;
 use phonrec::data::{DataSource, Dataset, TimitSplit};
@@ -570,7 +570,9 @@ pub fn read_inputs(
     inputs
         .iter()
         .map(|input| match input {
-            Input::Stdin(bytes) => phonrec::audio::read_audio_bytes(bytes, &input.name()),
+            Input::Stdin(bytes) => {
+                phonrec::audio::read_audio_bytes_channel(bytes, &input.name(), reader.channel())
+            }
             _ => read
                 .next()
                 .unwrap_or_else(|| Err(phonrec::Error::Shape("an input was not read".into()))),
@@ -596,13 +598,44 @@ pub fn read_stdin() -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Read an audio argument: a path, or `-` for a WAV/SPHERE stream on standard input.
-pub fn read_audio_arg(path: &Path) -> anyhow::Result<phonrec::audio::Waveform> {
+/// Read an audio argument, taking `channel` of it: a path, or `-` for an audio stream on standard
+/// input.
+pub fn read_audio_arg(
+    path: &Path,
+    channel: ChannelChoice,
+) -> anyhow::Result<phonrec::audio::Waveform> {
     if path.as_os_str() == "-" {
         let bytes = read_stdin()?;
-        return Ok(phonrec::audio::read_audio_bytes(&bytes, path)?);
+        return Ok(phonrec::audio::read_audio_bytes_channel(
+            &bytes, path, channel,
+        )?);
     }
-    Ok(phonrec::audio::read_audio(path)?)
+    Ok(phonrec::audio::read_audio_channel(path, channel)?)
+}
+
+/// `--channel`: one channel of multichannel recordings, or (by default) all of them mixed.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct ChannelArg {
+    /// Hear only this channel of multichannel recordings, counted from 0 as Kaldi's --channel
+    /// counts (0 is a stereo file's left): one side of a call recorded with a channel per side.
+    /// A recording without that channel is an error. Default: the channels mixed to one (their
+    /// average, or one channel alone where the average would cancel the speech or add another
+    /// channel's hiss to it).
+    #[arg(long, value_name = "N")]
+    pub channel: Option<usize>,
+}
+
+impl ChannelArg {
+    /// What the readers take of each recording.
+    pub fn choice(self) -> ChannelChoice {
+        self.channel
+            .map_or(ChannelChoice::Mixed, ChannelChoice::Only)
+    }
+
+    /// A reader of recordings that takes this choice.
+    pub fn reader(self) -> phonrec::audio::PieceReader {
+        phonrec::audio::PieceReader::with_channel(self.choice())
+    }
 }
 
 /// The audio files under `dir` by extension ([`AUDIO_EXTENSIONS`]), sorted; symlinks followed, each

@@ -14,7 +14,7 @@ use phonrec::recognize::plan_rounds;
 use serde_json::json;
 
 use super::common::{
-    data_source, load_data, write_stdout, DataArgs, DecodeArgs, InputProgress, Kept,
+    data_source, load_data, write_stdout, ChannelArg, DataArgs, DecodeArgs, InputProgress, Kept,
 };
 use super::output_file::{data_dir_files, refuse_overwriting_inputs, write_atomically};
 
@@ -41,6 +41,9 @@ pub struct EvalArgs {
 
     #[command(flatten)]
     pub data_args: DataArgs,
+
+    #[command(flatten)]
+    pub channel: ChannelArg,
 
     #[command(flatten)]
     pub decode: DecodeArgs,
@@ -146,7 +149,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let mut progress = InputProgress::new(&sizes, args.quiet);
     // Kept across rounds: a recording cut into many utterances is decoded once.
-    let reader = phonrec::audio::PieceReader::default();
+    let reader = args.channel.reader();
     let hypotheses: Vec<phonrec::Result<Vec<PhoneId>>> = plan_rounds(&sizes)
         .into_iter()
         .flat_map(|range| {

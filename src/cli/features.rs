@@ -14,7 +14,8 @@ use phonrec::output::{kaldi_key, write_matrix, MatrixFormat};
 
 use super::choice::choice;
 use super::common::{
-    expand_inputs, inputs_noun, manifest_inputs, no_audio_found, read_inputs, FeatureKind, Input,
+    expand_inputs, inputs_noun, manifest_inputs, no_audio_found, read_inputs, ChannelArg,
+    FeatureKind, Input,
 };
 use super::output_file::{
     data_dir_files, refuse_overwriting_inputs, write_atomically, Destination,
@@ -29,8 +30,8 @@ use rayon::prelude::*;
 /// Options are named after Kaldi's compute-fbank-feats / compute-mfcc-feats and default to Kaldi's
 /// values, except: --num-mel-bins 80 for fbank, and --dither 0 so output is reproducible.
 /// Features are computed at the file's own sample rate unless --resample is given. Several
-/// channels are mixed to one as for recognition (Kaldi takes channel 0 of a stereo file, with a
-/// warning: `sox in.wav out.wav remix 1` gives phonrec the same).
+/// channels are mixed to one as for recognition unless --channel picks one (Kaldi takes channel 0
+/// of a stereo file, with a warning: --channel 0 gives Kaldi's features).
 ///
 /// One file:   phonrec features speech.wav -o speech.npy
 /// Many files: phonrec features corpus/ --output-dir feats/          (feats/NAME.npy each)
@@ -61,6 +62,9 @@ pub struct FeaturesArgs {
 
     #[command(flatten)]
     pub shard: ShardArgs,
+
+    #[command(flatten)]
+    pub channel: ChannelArg,
 
     /// Output format [default: from the output's extension (.npy, .csv, .tsv, .ark), else tsv;
     /// npy with --output-dir].
@@ -326,7 +330,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     };
     let mut failures = 0;
     // Kept across rounds: a recording cut into many utterances (Kaldi segments) is decoded once.
-    let reader = phonrec::audio::PieceReader::default();
+    let reader = args.channel.reader();
     for round in keyed.chunks(FILES_PER_ROUND) {
         let inputs: Vec<&Input> = round.iter().map(|(input, _)| input).collect();
         let computed: Vec<anyhow::Result<Array2<f32>>> = round

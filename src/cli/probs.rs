@@ -15,7 +15,7 @@ use phonrec::inspect::{
 use phonrec::phones::Alphabet;
 
 use super::choice::choice;
-use super::common::{write_stdout, DecodeArgs, Kept};
+use super::common::{write_stdout, ChannelArg, DecodeArgs, Kept};
 use super::output_file::{refuse_overwriting_inputs, OutputFile};
 
 /// Show per-frame phone probabilities: a table (TSV/CSV/JSON/NPY), a PNG posteriorgram, an HTML page.
@@ -35,6 +35,9 @@ pub struct ProbsArgs {
     /// Model file made by `phonrec train` [default: the built-in model].
     #[arg(long)]
     pub model: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub channel: ChannelArg,
 
     /// Table format: tsv, csv, json, or npy (float32 [frames, phones + 1], plus a sidecar OUTPUT.json
     /// naming the columns and giving the frame shift) [default: from the --output extension, else tsv].
@@ -177,7 +180,7 @@ pub fn run(args: ProbsArgs) -> anyhow::Result<ExitCode> {
     let recognizer = args
         .decode
         .load_recognizer(args.model.as_deref(), Kept::default())?;
-    let wave = super::common::read_audio_arg(&args.file)?;
+    let wave = super::common::read_audio_arg(&args.file, args.channel.choice())?;
     let title = args.file.display().to_string();
     let inspection = Inspection::compute(&recognizer, wave, title)
         .with_context(|| format!("computing the probabilities of {}", args.file.display()))?;

@@ -15,7 +15,7 @@ use phonrec::recognize::{plan_rounds, Transcript};
 use super::choice::choice;
 use super::common::{
     audio_size, error_chain, expand_inputs, inputs_noun, manifest_inputs, no_audio_found,
-    read_inputs, DecodeArgs, DereverbArg, Input, InputProgress, Kept,
+    read_inputs, ChannelArg, DecodeArgs, DereverbArg, Input, InputProgress, Kept,
 };
 use super::output_file::{
     data_dir_files, refuse_overwriting_inputs, write_atomically, Destination,
@@ -51,6 +51,9 @@ pub struct TranscribeArgs {
 
     #[command(flatten)]
     pub shard: ShardArgs,
+
+    #[command(flatten)]
+    pub channel: ChannelArg,
 
     /// Write the output to this file instead of standard output (e.g. `-o hyp.txt --format kaldi`
     /// for a Kaldi `text` file). Lines are written as files finish, in input order.
@@ -280,7 +283,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let mut progress = InputProgress::new(&sizes, args.quiet);
     // Kept across rounds: a recording cut into many utterances (Kaldi segments) is decoded once.
-    let reader = phonrec::audio::PieceReader::default();
+    let reader = args.channel.reader();
     for range in plan_rounds(&sizes) {
         let round_bytes: u64 = sizes[range.clone()].iter().sum();
         let round = &files[range];
