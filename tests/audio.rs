@@ -1275,3 +1275,54 @@ fn one_channel_is_read_alone_when_asked() {
         }
     ));
 }
+
+/// GSM 06.10, as telephone systems record it: WAV49 (WAV format tag 0x0031, 65-byte blocks) and
+/// Asterisk's headerless `.gsm` (33-byte frames), decoded sample for sample as sox (libgsm)
+/// decodes them: FSDD's digit, speech normalised to full scale (the decoder's saturation), and
+/// 150 frames of random parameters (invalid pitch lags, extreme gains: its rare paths).
+#[test]
+fn gsm_610_decodes_bit_exact_with_libgsm() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for (coded, decoded) in [
+        (
+            "fsdd_7_jackson_0_8k_gsm.wav",
+            "gsm_fsdd_7_jackson_0_8k_sox_decoded.wav",
+        ),
+        ("gsm_slt_loud.wav", "gsm_slt_loud_sox_decoded.wav"),
+        ("gsm_random_frames.gsm", "gsm_random_frames_sox_decoded.wav"),
+    ] {
+        let ours = read_audio(&data.join(coded)).unwrap();
+        let sox = read_audio(&data.join(decoded)).unwrap();
+        assert_eq!(ours.sample_rate_hz, 8_000, "{coded}");
+        // sox decodes the last block whole; the `fact` chunk says where the recording ends (the
+        // FSDD clip's 3457 samples, not 11 blocks' 3520), and phonrec stops there.
+        let expected = match coded {
+            "fsdd_7_jackson_0_8k_gsm.wav" => 3457,
+            _ => sox.samples.len(),
+        };
+        assert_eq!(ours.samples.len(), expected, "{coded}");
+        let differing = ours
+            .samples
+            .iter()
+            .zip(&sox.samples)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(
+            differing, 0,
+            "{coded}: {differing} samples differ from sox's"
+        );
+    }
+    // The same frames from standard input (told by their signatures, not a name), and a `.gsm`
+    // cut mid-frame.
+    let frames = std::fs::read(data.join("gsm_random_frames.gsm")).unwrap();
+    let piped = read_audio_bytes(&frames, Path::new("-")).unwrap();
+    assert_eq!(piped.samples.len(), 150 * 160);
+    let dir = temp();
+    let cut = dir.path().join("cut.gsm");
+    std::fs::write(&cut, &frames[..frames.len() - 10]).unwrap();
+    let error = read_audio(&cut).unwrap_err();
+    assert!(
+        matches!(error, Error::MalformedAudio { .. }) && error.to_string().contains("cut short"),
+        "{error}"
+    );
+}

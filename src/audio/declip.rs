@@ -51,6 +51,12 @@ const INNER_BAND: f32 = 0.02;
 /// The rail holds at least this many times the samples of the band just inside it.
 const MIN_PILE_UP: f64 = 2.0;
 
+/// A rail counts only when the waveform also swings to the other side of zero by at least this
+/// fraction of the rail: a clipped recording is sound, which swings both ways, while a constant
+/// offset with a few values below it is not (GSM 06.10's decoding of digital silence is 16 in 97 %
+/// of its samples, 8 or 0 in the rest, and was "restored" into 2 phones a second).
+const MIN_OPPOSITE_SWING: f32 = 0.1;
+
 /// Frame length of the sparse restoration, samples (Hann window, hop a quarter of it). Counted in
 /// samples, not seconds, as the probe that chose A-SPADE did: 64 ms at 16 kHz, 128 ms on 8 kHz
 /// telephone digits, 23 ms at 44.1 kHz.
@@ -294,8 +300,12 @@ fn clipped_rails(samples: &[f32]) -> (Option<f32>, Option<f32>) {
     // whose only non-zero value is its extreme is quantisation (±1 LSB dither on silence, a
     // square wave), not clipping: an hour of dithered digital silence had a twelfth of its
     // samples "restored" (25 s of work) before this.
-    let candidate =
-        |side: usize| extremes[side] > 0.0 && next_inside[side] > 0.0 && on_rail[side] >= minimum;
+    let candidate = |side: usize| {
+        extremes[side] > 0.0
+            && next_inside[side] > 0.0
+            && on_rail[side] >= minimum
+            && extremes[1 - side] >= MIN_OPPOSITE_SWING * extremes[side]
+    };
     if !candidate(0) && !candidate(1) {
         return (None, None);
     }
@@ -666,7 +676,10 @@ mod tests {
         // and stops at full amplitude, and the jump to the zeros around it is not sparse (300
         // samples came back with 1.3 times the clipped error, 40 and 1025 with less).
         for len in [40, 300, FRAME - 1, FRAME + 1] {
-            let original = voiced(len, 16_000, 30_000.0, len as u64);
+            // 40 samples of the voice at 16 kHz are less than half its period and never swing
+            // below zero, which is not taken for clipping ([`MIN_OPPOSITE_SWING`]): as if at 4 kHz.
+            let rate = if len < 100 { 4_000 } else { 16_000 };
+            let original = voiced(len, rate, 30_000.0, len as u64);
             let clipped = clip_at(&original, 15_000.0);
             let mut repaired = clipped.clone();
             let report = repair_clipping(&mut repaired);
@@ -815,7 +828,17 @@ mod tests {
         let square: Vec<f32> = (0..16_000)
             .map(|i| if (i / 40) % 2 == 0 { 1000.0 } else { -1000.0 })
             .collect();
-        for original in [dithered, square] {
+        // A constant offset with a few values below it (GSM 06.10's digital silence) and the same
+        // below zero: nothing swings to the other side.
+        let offset: Vec<f32> = (0..8_000)
+            .map(|i| match i % 40 {
+                0 => 0.0,
+                1 => 8.0,
+                _ => 16.0,
+            })
+            .collect();
+        let negative = offset.iter().map(|x| -x).collect();
+        for original in [dithered, square, offset, negative] {
             let mut samples = original.clone();
             assert_eq!(repair_clipping(&mut samples), ClipRepair::default());
             assert_eq!(samples, original);

@@ -15,6 +15,7 @@ mod declip;
 mod dereverb;
 mod dropouts;
 mod g711;
+mod gsm;
 mod opus;
 mod resample;
 mod silence_fill;
@@ -348,6 +349,10 @@ pub fn read_audio_bytes_channel(
         au::read_au(path, bytes, channel)?
     } else if webm::is_webm(magic) {
         webm::read_webm(path, bytes, channel)?
+    } else if gsm::is_gsm(bytes, path) {
+        let wave = gsm::read_gsm(path, bytes)?;
+        channel.check(path, 1)?;
+        wave
     } else if amr::is_amr(magic) {
         let wave = amr::read_amr(path, bytes)?;
         // The AMR files phonrec reads are mono (`#!AMR\n`, `#!AMR-WB\n`).

@@ -22,12 +22,8 @@ use crate::error::{Error, Result};
 const CONVERT_BLOCK: usize = 1 << 16;
 
 /// WAVE format tags (RFC 2361) that phonrec does not decode, named in the error.
-const UNSUPPORTED_TAGS: [(u16, &str); 4] = [
-    (0x0031, "GSM 6.10"),
-    (0x0050, "MPEG"),
-    (0x0055, "MP3"),
-    (0x0092, "Dolby AC-3"),
-];
+const UNSUPPORTED_TAGS: [(u16, &str); 3] =
+    [(0x0050, "MPEG"), (0x0055, "MP3"), (0x0092, "Dolby AC-3")];
 const FORMAT_PCM: u16 = 0x0001;
 const FORMAT_FLOAT: u16 = 0x0003;
 const FORMAT_ALAW: u16 = 0x0006;
@@ -36,6 +32,9 @@ const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
 /// ADPCM (Microsoft, IMA/DVI: dictaphones and older voice recorders), decoded by symphonia.
 const FORMAT_MS_ADPCM: u16 = 0x0002;
 const FORMAT_IMA_ADPCM: u16 = 0x0011;
+/// GSM 06.10 in 65-byte blocks of two frames (WAV49: Asterisk's `wav49`, voice mail), decoded by
+/// [`super::gsm`].
+const FORMAT_GSM610: u16 = 0x0031;
 
 /// Data-chunk sizes a writer puts in the header when it cannot seek back to fill in the real one
 /// (sox writing to a pipe: 0x7FFFF000; ffmpeg and others: 0xFFFFFFFF; ALSA's `arecord` to a pipe,
@@ -56,6 +55,8 @@ enum Payload {
     Samples(Encoding),
     /// Block-coded ADPCM: the whole file goes to symphonia's WAV reader.
     Adpcm,
+    /// GSM 06.10 (mono, WAV49 blocks).
+    Gsm,
 }
 
 /// How one sample is stored.
@@ -91,6 +92,14 @@ enum Parsed {
     /// With the `fact` chunk's length in frames, when it has one: the last ADPCM block is padded
     /// past the recording's end, and only `fact` says where that end is.
     Adpcm {
+        frames: Option<u64>,
+    },
+    /// GSM 06.10 blocks from `data_start`, `declared_bytes` of them (`None`: to the end), and the
+    /// `fact` chunk's length in samples (the last block is padded past the recording's end).
+    Gsm {
+        sample_rate_hz: u32,
+        data_start: usize,
+        declared_bytes: Option<usize>,
         frames: Option<u64>,
     },
 }
@@ -228,10 +237,22 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed> {
                     "the data chunk comes before the fmt chunk".to_string(),
                 ));
             };
-            let Payload::Samples(encoding) = payload else {
-                return Ok(Parsed::Adpcm {
-                    frames: fact_frames.filter(|&n| n > 0),
-                });
+            let encoding = match payload {
+                Payload::Samples(encoding) => encoding,
+                Payload::Adpcm => {
+                    return Ok(Parsed::Adpcm {
+                        frames: fact_frames.filter(|&n| n > 0),
+                    })
+                }
+                Payload::Gsm => {
+                    return Ok(Parsed::Gsm {
+                        sample_rate_hz,
+                        data_start: body,
+                        declared_bytes: (!STREAMED_DATA_SIZES.contains(&size) && size > 0)
+                            .then_some(size as usize),
+                        frames: fact_frames.filter(|&n| n > 0),
+                    })
+                }
             };
             let declared_bytes = match data_size_64 {
                 Some(size_64) if size == u32::MAX => Some(
@@ -349,6 +370,16 @@ fn parse_format(path: &Path, fmt: &[u8], big_endian: bool) -> Result<(Payload, u
         }
         FORMAT_MS_ADPCM | FORMAT_IMA_ADPCM => {
             return Ok((Payload::Adpcm, channels, sample_rate_hz))
+        }
+        FORMAT_GSM610 => {
+            let block_align = read_u16(fmt, 12, big_endian);
+            if channels != 1 || usize::from(block_align) != super::gsm::WAV49_BLOCK_BYTES {
+                return Err(unsupported(format!(
+                    "GSM 6.10 with {channels} channels in blocks of {block_align} bytes (phonrec \
+                     reads mono GSM 6.10 in 65-byte blocks, as Windows and sox write it)"
+                )));
+            }
+            return Ok((Payload::Gsm, channels, sample_rate_hz));
         }
         other => {
             return Err(unsupported(
@@ -501,6 +532,38 @@ fn read_one_wav(
             if let Some(frames) = frames.and_then(|n| usize::try_from(n).ok()) {
                 waveform.samples.truncate(frames);
             }
+            return Ok((waveform, None));
+        }
+        Parsed::Gsm {
+            sample_rate_hz,
+            data_start,
+            declared_bytes,
+            frames,
+        } => {
+            channel.check(path, 1)?;
+            let data = &bytes[data_start.min(bytes.len())..];
+            let data = match declared_bytes {
+                Some(declared) if declared > data.len() => {
+                    return Err(Error::MalformedAudio {
+                        path: path.to_path_buf(),
+                        reason: format!(
+                            "data cut short: the header declares {declared} bytes of GSM 6.10 \
+                             blocks, the file holds {}",
+                            data.len()
+                        ),
+                    })
+                }
+                Some(declared) => &data[..declared],
+                None => data,
+            };
+            let mut samples = super::gsm::decode_wav49(data);
+            if let Some(frames) = frames.and_then(|n| usize::try_from(n).ok()) {
+                samples.truncate(frames);
+            }
+            let waveform = Waveform {
+                samples,
+                sample_rate_hz,
+            };
             return Ok((waveform, None));
         }
     };
@@ -972,9 +1035,9 @@ impl<R: std::io::Read> WavStream<R> {
         };
         match header {
             Parsed::Samples(header) => Ok(header),
-            Parsed::Adpcm { .. } => Err(Error::UnsupportedEncoding {
+            Parsed::Adpcm { .. } | Parsed::Gsm { .. } => Err(Error::UnsupportedEncoding {
                 path: name,
-                encoding: "ADPCM".to_string(),
+                encoding: "ADPCM or GSM".to_string(),
                 hint: Some("stream PCM (e.g. `arecord -f S16_LE`)".to_string()),
             }),
         }
@@ -1338,8 +1401,8 @@ mod tests {
         let data = [0u8; 4];
         let cases: [(Vec<u8>, &str); 5] = [
             (
-                wav_bytes(false, (0x31, 1, 8000, 65, 0), &[], &data, 4),
-                "GSM 6.10",
+                wav_bytes(false, (0x31, 2, 8000, 65, 0), &[], &data, 4),
+                "GSM 6.10 with 2 channels",
             ),
             (
                 wav_bytes(false, (1, 0, 8000, 2, 16), &[], &data, 4),

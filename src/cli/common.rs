@@ -337,9 +337,9 @@ pub fn manifest_inputs(manifest: &Path) -> anyhow::Result<Vec<Input>> {
 
 /// Audio file extensions a folder walk picks up (any case); files given by name are read whatever
 /// their name, by their content.
-pub const AUDIO_EXTENSIONS: [&str; 23] = [
+pub const AUDIO_EXTENSIONS: [&str; 24] = [
     "wav", "sph", "au", "snd", "flac", "ogg", "oga", "opus", "webm", "mka", "mkv", "mp3", "aif",
-    "aiff", "aifc", "caf", "m4a", "m4b", "mp4", "mov", "aac", "amr", "3gp",
+    "aiff", "aifc", "caf", "m4a", "m4b", "mp4", "mov", "aac", "amr", "3gp", "gsm",
 ];
 
 /// The longest line a list of paths on standard input may have (Linux's PATH_MAX).

@@ -43,8 +43,8 @@ pub fn command() -> clap::Command {
 
 /// phonrec: phoneme recognition from audio.
 ///
-/// Reads WAV (8–32-bit PCM, 32/64-bit float, µ-law/A-law; 8–192 kHz, any channel count), NIST
-/// SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A (AAC, ALAC), raw AAC, WebM/Matroska and AMR files,
+/// Reads WAV (8–32-bit PCM, 32/64-bit float, µ-law/A-law, ADPCM, GSM 6.10; 8–192 kHz, any channel count), NIST
+/// SPHERE, Sun .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A (AAC, ALAC), raw AAC, WebM/Matroska, AMR and GSM files,
 /// computes Kaldi-compatible features, and (with a model) turns speech into ARPAbet phonemes.
 #[derive(Parser, Debug)]
 #[command(name = "phonrec", version, about, long_about)]

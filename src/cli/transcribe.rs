@@ -24,12 +24,12 @@ use super::shard::ShardArgs;
 
 /// Print the phonemes of audio files.
 ///
-/// Reads WAV (8–32-bit PCM, 32/64-bit float, µ-law/A-law; 8–192 kHz, any channel count, resampled to the
+/// Reads WAV (8–32-bit PCM, 32/64-bit float, µ-law/A-law, ADPCM, GSM 6.10; 8–192 kHz, any channel count, resampled to the
 /// model's rate), NIST SPHERE, Sun .au (µ-law telephone audio), FLAC, Ogg Vorbis or Opus (voice
 /// messages), MP3, AIFF, CAF, MP4/M4A (AAC, ALAC), raw AAC (ADTS), WebM/Matroska (Opus from browsers; AAC, Vorbis,
-/// MP3, FLAC or PCM) and AMR, recognised by content. Folders are searched for .wav, .sph, .au, .snd,
+/// MP3, FLAC or PCM), AMR and GSM 06.10 (`.gsm`: Asterisk's call recordings), recognised by content. Folders are searched for .wav, .sph, .au, .snd,
 /// .flac, .ogg, .oga, .opus, .webm, .mka, .mkv (OBS's recordings: their first audio track),
-/// .mp3, .aif(f), .aifc, .caf, .m4a, .m4b (audiobooks), .mp4 and .mov (phones' videos: their first audio track), .aac and .amr and .3gp (AMR-NB/WB: Android voice recordings, MMS) files (symlinks followed, each folder once, hidden `.` names such as macOS `._x.wav` passed over); `-` reads
+/// .mp3, .aif(f), .aifc, .caf, .m4a, .m4b (audiobooks), .mp4 and .mov (phones' videos: their first audio track), .aac and .amr and .3gp (AMR-NB/WB: Android voice recordings, MMS), .gsm files (symlinks followed, each folder once, hidden `.` names such as macOS `._x.wav` passed over); `-` reads
 /// standard input: an audio stream (`sox in.aiff -t wav - | phonrec transcribe -`) or else a list of
 /// paths, one per line.
 /// A file that fails is reported on stderr and skipped; the exit status is then non-zero.
