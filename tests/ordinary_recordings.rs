@@ -703,6 +703,57 @@ fn recordings_in_a_reverberant_room_are_dereverberated_and_come_closer_to_the_dr
 }
 
 #[test]
+fn an_echo_is_cancelled_and_the_phones_come_back() {
+    // The recorded sentence with an echo 10 dB down, 150 ms late, as a speakerphone returns it,
+    // and 8 dB down, 250 ms late. (Not the espeak-ng example: the synthesiser repeats stretches of
+    // its waveform sample for sample, 464 ms apart as strong as such an echo, so no single echo
+    // stands out; nor the digit, too short to measure.) Measured with the shipped model: with the
+    // echo cancelled both give the dry phones (0 edits), with `--dereverb off` 18 edits in all.
+    if !built_in_model_present() {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let example = EXAMPLES[0];
+    let (samples, rate) = read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join(example));
+    let mut files = vec![PathBuf::from(example)];
+    for (delay_s, gain) in [(0.15, 0.316), (0.25, 0.4)] {
+        let delay = (delay_s * rate as f32) as usize;
+        let mut echoed = samples.clone();
+        echoed.resize(samples.len() + delay, 0.0);
+        for (i, &x) in samples.iter().enumerate() {
+            echoed[i + delay] += gain * x;
+        }
+        let peak = |v: &[f32]| v.iter().fold(0f32, |m, &x| m.max(x.abs()));
+        let scale = peak(&samples) / peak(&echoed);
+        let echoed: Vec<f32> = echoed.iter().map(|&x| x * scale).collect();
+        let path = dir.path().join(format!("echo_{delay}.wav"));
+        write_wav(&path, &echoed, rate);
+        files.push(path);
+    }
+    let auto = transcribe_dereverb("auto", &files);
+    let off = transcribe_dereverb("off", &files);
+    let (dry, dry_repaired) = &auto[0];
+    assert!(!dry_repaired, "the dry clip is left alone");
+    let (mut edits_auto, mut edits_off) = (0, 0);
+    for (index, (echoed, repaired)) in auto.iter().enumerate().skip(1) {
+        assert!(repaired, "{:?}: the echo is found", files[index]);
+        let edits = edit_distance(dry, echoed);
+        assert!(
+            edits <= 2,
+            "{:?}: {echoed:?} is {edits} edits from {dry:?}",
+            files[index]
+        );
+        edits_auto += edits;
+        edits_off += edit_distance(dry, &off[index].0);
+    }
+    assert!(
+        edits_auto + 4 <= edits_off,
+        "echo cancelled {edits_auto} edits from the dry clip, not cancelled {edits_off}"
+    );
+}
+
+#[test]
 fn clips_joined_with_long_pauses_decode_as_the_clips_alone() {
     // The three examples at 16 kHz joined by 4 s pauses in a faint floor: speech covers a third of
     // the file, so each speech region is recognised again on its own (the regions sharing one

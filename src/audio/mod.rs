@@ -14,6 +14,7 @@ mod container;
 mod declip;
 mod dereverb;
 mod dropouts;
+mod echo;
 mod g711;
 mod gsm;
 mod opus;
@@ -38,6 +39,7 @@ pub use dereverb::{
     MIN_MEASURED_S, REVERBERANT_BELOW_DB,
 };
 pub use dropouts::{conceal_dropouts, DropoutRepair};
+pub use echo::{cancel_echoes, has_echo, strongest_echo, Echo, EchoMeasure};
 pub use resample::{resample, resample_owned, Resampler};
 pub use silence_fill::{
     fill_digital_silence, fill_quiet_gaps, SilenceFill, DIGITAL_SILENCE_LEVEL,

@@ -838,12 +838,15 @@ pub struct DecodeArgs {
     #[arg(long)]
     pub keep_spectral_holes: bool,
 
-    /// Remove late reverberation before the features (weighted prediction error, WPE): `auto`
-    /// measures how much more of the recording the last 0.2 s predict than the sound 0.6-0.8 s
-    /// back does (a room's tail; steady hum and tones do not count) and dereverberates recordings
-    /// made in a reverberant room, away from the microphone (recordings under 2 s are not
-    /// measured; longer than 30 s, each 30 s is measured and dereverberated on its own); `on`
-    /// dereverberates every recording (on dry speech it costs 0.4-2 points of PER); `off` never.
+    /// Remove echoes and late reverberation before the features: `auto` cancels a discrete echo
+    /// (the recording again 40-480 ms later, at least 20 dB down: a speakerphone, a hall's back
+    /// wall, a delay effect; found in the power cepstrum) with its inverse filter, then measures
+    /// how much more of the recording the last 0.2 s predict than the sound 0.6-0.8 s back does
+    /// (a room's tail; steady hum and tones do not count) and dereverberates (weighted prediction
+    /// error, WPE) recordings made in a reverberant room, away from the microphone, or with an
+    /// echo left (recordings under 2 s are not measured; longer than 30 s, each 30 s is measured
+    /// and repaired on its own); `on` cancels echoes and dereverberates every recording (on dry
+    /// speech it costs 0.4-2 points of PER); `off` does neither.
     #[arg(long, value_enum, default_value_t = DereverbArg::Auto)]
     pub dereverb: DereverbArg,
 

@@ -402,8 +402,8 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         // Said once, so that a user who finds the output changed knows why and how to undo it.
         eprintln!(
             "phonrec: note: {dereverberated} of {} {noun} sounded reverberant (recorded in a room, \
-             away from the microphone) and had their late reverberation removed before \
-             recognition (--dereverb off skips this)",
+             away from the microphone) or had an echo, and had the echo or late reverberation \
+             removed before recognition (--dereverb off skips this)",
             files.len()
         );
     }

@@ -11,8 +11,8 @@
 //! restored) when the recording's peaks were cut flat at full scale, `"concealed_dropouts"` and
 //! `"concealed_s"` (how many packets lost in voiced speech were concealed, and their seconds) when
 //! there were any, `"spectral_holes_filled": true` when the recording measured as coded at a low bit
-//! rate and the holes in its spectrum were filled, `"dereverberated": true` when its
-//! late reverberation was removed before recognition, and always `"peak_dbfs"`: the loudest sample as
+//! rate and the holes in its spectrum were filled, `"dereverberated": true` when an echo
+//! or its late reverberation was removed before recognition, and always `"peak_dbfs"`: the loudest sample as
 //! read, dB relative to full scale, to 0.1 dB (`null` for digital silence), so that a file without
 //! phones can be told apart as muted (far below any microphone's floor) or merely without speech.
 

@@ -22,9 +22,9 @@ use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::audio::{
-    conceal_dropouts, dereverberate, dereverberate_reverberant_sections, fill_digital_silence,
-    fill_quiet_gaps, fill_spectral_holes, read_audio, repair_clipping, Dereverb, Waveform,
-    MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
+    cancel_echoes, conceal_dropouts, dereverberate, dereverberate_reverberant_sections,
+    fill_digital_silence, fill_quiet_gaps, fill_spectral_holes, read_audio, repair_clipping,
+    Dereverb, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
     decode_spans_with_hypotheses, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, Hypothesis,
@@ -498,7 +498,10 @@ impl Recognizer {
         }
         let dereverberated = match self.dereverb {
             Dereverb::Off => None,
-            Dereverb::On => Some(dereverberate(&wave.samples, wave.sample_rate_hz)),
+            Dereverb::On => Some(match cancel_echoes(&wave.samples, wave.sample_rate_hz) {
+                Some(cancelled) => dereverberate(&cancelled, wave.sample_rate_hz),
+                None => dereverberate(&wave.samples, wave.sample_rate_hz),
+            }),
             Dereverb::Auto => {
                 dereverberate_reverberant_sections(&wave.samples, wave.sample_rate_hz)
             }
