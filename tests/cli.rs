@@ -1326,6 +1326,110 @@ fn recordings_that_would_share_a_key_in_one_stream_are_refused() {
     assert_eq!(stdout(&json).lines().count(), 2);
 }
 
+/// A Kaldi `wav.scp` that lists each side of a call as Switchboard's, Fisher's and CallHome's
+/// recipes do (`sw02001-A sph2pipe -f wav -p -c 1 sw02001.sph |`, `-B ... -c 2`) is read as those
+/// channels of the SPHERE file: each side transcribes as that channel alone; `-c 0` is refused
+/// with the line.
+#[test]
+fn a_wav_scp_of_call_sides_reads_each_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |path: &str| -> Vec<i16> {
+        let mut reader = hound::WavReader::open(path).unwrap();
+        reader.samples::<i16>().map(Result::unwrap).collect()
+    };
+    let sentence = read("audio/slt_dark_suit_16k.wav");
+    let digit: Vec<i16> = phonrec::audio::resample(
+        &read("audio/fsdd_7_jackson_0_8k.wav")
+            .iter()
+            .map(|&s| f32::from(s))
+            .collect::<Vec<_>>(),
+        8_000,
+        16_000,
+    )
+    .unwrap()
+    .iter()
+    .map(|&v| v.round().clamp(-32768.0, 32767.0) as i16)
+    .collect();
+    let frames = sentence.len().max(digit.len());
+    let at = |x: &[i16], i: usize| x.get(i).copied().unwrap_or(0);
+    // A two-channel SPHERE file as the LDC ships telephone calls (here 16-bit PCM, not mu-law).
+    let mut header = format!(
+        "NIST_1A\n   1024\nchannel_count -i 2\nsample_count -i {frames}\nsample_rate -i 16000\n\
+         sample_n_bytes -i 2\nsample_byte_format -s2 01\nsample_coding -s3 pcm\nend_head\n"
+    )
+    .into_bytes();
+    header.resize(1024, b' ');
+    for i in 0..frames {
+        header.extend(at(&sentence, i).to_le_bytes());
+        header.extend(at(&digit, i).to_le_bytes());
+    }
+    std::fs::write(dir.path().join("sw02001.sph"), &header).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("wav.scp"),
+        "sw02001-A sph2pipe -f wav -p -c 1 sw02001.sph |\nsw02001-B /opt/kaldi/tools/sph2pipe_v2.5/sph2pipe -f wav -p -c 2 sw02001.sph |\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            output.stdout.clone(),
+            stderr(&output),
+        )
+    };
+    // Features need no model: each side's are those of its channel alone.
+    let (ok, sides, err) = run(&["features", "data", "--format", "ark", "-o", "-"]);
+    assert!(ok, "{err}");
+    let (ok, left, err) = run(&[
+        "features",
+        "--channel",
+        "0",
+        "--format",
+        "ark",
+        "-o",
+        "-",
+        "sw02001.sph",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, right, err) = run(&[
+        "features",
+        "--channel",
+        "1",
+        "--format",
+        "ark",
+        "-o",
+        "-",
+        "sw02001.sph",
+    ]);
+    assert!(ok, "{err}");
+    // A Kaldi archive: `key ` then the binary matrix, entry after entry.
+    let body = |ark: &[u8]| ark[ark.iter().position(|&c| c == b' ').expect("a key") + 1..].to_vec();
+    let b_at = sides
+        .windows(10)
+        .position(|w| w == b"sw02001-B ")
+        .expect("side B");
+    let (a, b) = sides.split_at(b_at);
+    assert!(body(&left).len() > 1000);
+    assert_eq!(body(a), body(&left));
+    assert_eq!(body(b), body(&right));
+    assert_ne!(body(&left), body(&right));
+
+    std::fs::write(
+        data.join("wav.scp"),
+        "sw02001-A sph2pipe -f wav -c 0 sw02001.sph |\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(&["features", "data"]);
+    assert!(!ok);
+    assert!(err.contains("wav.scp") && err.contains("-c"), "{err}");
+}
+
 /// `--channel N`: one side of a call recorded with a channel per side. Each channel of a stereo
 /// file transcribes (and gives features) exactly as that channel alone in a mono file; the default
 /// mix hears both talkers; a channel the file lacks fails with its number.

@@ -78,7 +78,7 @@ fn hann(n: usize) -> Vec<f32> {
 }
 
 /// Which of a recording's channels become the one signal phonrec hears.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ChannelChoice {
     /// All channels mixed to one ([`mix_to_mono`]: their average, or one channel alone where the
     /// average would cancel the speech, bury it in another channel's hiss or mix clipped copies).

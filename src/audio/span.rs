@@ -98,6 +98,9 @@ pub struct AudioPiece<'a> {
     pub path: &'a Path,
     /// The stretch of it; `None` for the whole file.
     pub span: Option<AudioSpan>,
+    /// One channel of it (counted from 0), as a Kaldi `wav.scp` line `sph2pipe -c 2 FILE |` asks;
+    /// `None` for the reader's own choice.
+    pub channel: Option<usize>,
 }
 
 /// Read each piece, results in input order: [`PieceReader::read`] with a reader of its own.
@@ -110,11 +113,14 @@ pub fn read_audio_pieces(pieces: &[AudioPiece<'_>]) -> Vec<Result<Waveform>> {
 /// or 32 at a time) is decoded once, not once per round.
 #[derive(Default)]
 pub struct PieceReader {
-    /// The recording pieces were last cut from.
-    last: std::sync::Mutex<Option<(PathBuf, Arc<Waveform>)>>,
+    /// The recording pieces were last cut from (and the channels taken of it).
+    last: std::sync::Mutex<Option<(Recording, Arc<Waveform>)>>,
     /// The channels every recording is read with.
     channel: ChannelChoice,
 }
+
+/// A recording as read: its file and the channels taken of it.
+type Recording = (PathBuf, ChannelChoice);
 
 impl PieceReader {
     /// A reader that takes `channel` of every recording (the default reader mixes them).
@@ -134,24 +140,25 @@ impl PieceReader {
     /// pieces cut is decoded once for all of them (and not again in the next call while it is the
     /// last one cut); at most one such file per thread, and the last one, is held whole at a time.
     pub fn read(&self, pieces: &[AudioPiece<'_>]) -> Vec<Result<Waveform>> {
-        // Groups of pieces that share a file: each whole-file piece alone, the stretches of one
-        // file together.
-        let mut groups: Vec<(&Path, Vec<usize>)> = Vec::new();
-        let mut group_of_file: HashMap<&Path, usize> = HashMap::new();
+        // Groups of pieces that share a file (and channel): each whole-file piece alone, the
+        // stretches of one file together.
+        let mut groups: Vec<((&Path, ChannelChoice), Vec<usize>)> = Vec::new();
+        let mut group_of_file: HashMap<(&Path, ChannelChoice), usize> = HashMap::new();
         for (index, piece) in pieces.iter().enumerate() {
+            let source = (piece.path, self.choice(piece));
             if piece.span.is_none() {
-                groups.push((piece.path, vec![index]));
+                groups.push((source, vec![index]));
                 continue;
             }
-            let group = *group_of_file.entry(piece.path).or_insert_with(|| {
-                groups.push((piece.path, Vec::new()));
+            let group = *group_of_file.entry(source).or_insert_with(|| {
+                groups.push((source, Vec::new()));
                 groups.len() - 1
             });
             groups[group].1.push(index);
         }
         let read: Vec<Vec<(usize, Result<Waveform>)>> = groups
             .par_iter()
-            .map(|(path, members)| self.read_group(path, members, pieces))
+            .map(|(source, members)| self.read_group(*source, members, pieces))
             .collect();
         let mut results: Vec<Option<Result<Waveform>>> = (0..pieces.len()).map(|_| None).collect();
         for (index, result) in read.into_iter().flatten() {
@@ -163,36 +170,42 @@ impl PieceReader {
             .collect()
     }
 
-    /// The recording at `path`, whole: the one kept from the last cut if it is that, else read.
-    fn recording(&self, path: &Path) -> Result<Arc<Waveform>> {
-        let kept = |last: &Option<(PathBuf, Arc<Waveform>)>| {
+    /// The channels taken of `piece`'s file: its own channel, else the reader's choice.
+    fn choice(&self, piece: &AudioPiece<'_>) -> ChannelChoice {
+        piece.channel.map_or(self.channel, ChannelChoice::Only)
+    }
+
+    /// The recording at `path` (`channel` of it), whole: the one kept from the last cut if it is
+    /// that, else read.
+    fn recording(&self, path: &Path, channel: ChannelChoice) -> Result<Arc<Waveform>> {
+        let kept = |last: &Option<(Recording, Arc<Waveform>)>| {
             last.as_ref()
-                .filter(|(kept, _)| kept == path)
+                .filter(|((kept, taken), _)| kept == path && *taken == channel)
                 .map(|(_, wave)| Arc::clone(wave))
         };
         if let Some(wave) = self.last.lock().ok().and_then(|last| kept(&last)) {
             return Ok(wave);
         }
-        let wave = Arc::new(read_audio_channel(path, self.channel)?);
+        let wave = Arc::new(read_audio_channel(path, channel)?);
         if let Ok(mut last) = self.last.lock() {
-            *last = Some((path.to_path_buf(), Arc::clone(&wave)));
+            *last = Some(((path.to_path_buf(), channel), Arc::clone(&wave)));
         }
         Ok(wave)
     }
 
-    /// One file's pieces (indices into `pieces`).
+    /// One file's pieces (indices into `pieces`), all of `channel` of it.
     fn read_group(
         &self,
-        path: &Path,
+        (path, channel): (&Path, ChannelChoice),
         members: &[usize],
         pieces: &[AudioPiece<'_>],
     ) -> Vec<(usize, Result<Waveform>)> {
         if let [index] = members {
             if pieces[*index].span.is_none() {
-                return vec![(*index, read_audio_channel(path, self.channel))];
+                return vec![(*index, read_audio_channel(path, channel))];
             }
         }
-        match self.recording(path) {
+        match self.recording(path, channel) {
             Ok(wave) => members
                 .iter()
                 .map(|&index| {
@@ -305,26 +318,32 @@ mod tests {
             AudioPiece {
                 path: &a,
                 span: span(0.0, Some(1.0)),
+                channel: None,
             },
             AudioPiece {
                 path: &b,
                 span: None,
+                channel: None,
             },
             AudioPiece {
                 path: &a,
                 span: span(2.5, None),
+                channel: None,
             },
             AudioPiece {
                 path: &missing,
                 span: span(0.0, Some(1.0)),
+                channel: None,
             },
             AudioPiece {
                 path: &a,
                 span: span(4.0, Some(5.0)),
+                channel: None,
             },
             AudioPiece {
                 path: &missing,
                 span: span(1.0, Some(2.0)),
+                channel: None,
             },
         ];
         let read = read_audio_pieces(&pieces);
@@ -361,6 +380,7 @@ mod tests {
         let first = reader.read(&[AudioPiece {
             path: &a,
             span: span(0.0, 1.0),
+            channel: None,
         }]);
         assert_eq!(first[0].as_ref().unwrap().samples, wave.samples[..8000]);
         // The file is gone, but the next round's stretch of it is cut from the recording kept...
@@ -368,17 +388,20 @@ mod tests {
         let second = reader.read(&[AudioPiece {
             path: &a,
             span: span(1.0, 2.0),
+            channel: None,
         }]);
         assert_eq!(second[0].as_ref().unwrap().samples, wave.samples[8000..]);
         // ...while the whole file is read afresh (and fails), as is any file by a new reader.
         assert!(reader.read(&[AudioPiece {
             path: &a,
-            span: None
+            span: None,
+            channel: None,
         }])[0]
             .is_err());
         assert!(read_audio_pieces(&[AudioPiece {
             path: &a,
-            span: span(0.0, 1.0)
+            span: span(0.0, 1.0),
+            channel: None,
         }])[0]
             .is_err());
     }

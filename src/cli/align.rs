@@ -190,6 +190,8 @@ pub(super) struct Job {
     pub audio: PathBuf,
     /// The stretch of `audio` to align (a Kaldi `segments` line); `None` for the whole file.
     span: Option<AudioSpan>,
+    /// One channel of `audio` (a Kaldi `wav.scp` line `sph2pipe -c N`); `None`: `--channel`'s choice.
+    channel: Option<usize>,
     /// The utterance id (Kaldi data dirs): output is keyed by it.
     id: Option<String>,
     transcript: Said,
@@ -407,6 +409,7 @@ pub(super) fn run_jobs<R: Send>(
             .map(|(job, _)| AudioPiece {
                 path: &job.audio,
                 span: job.span,
+                channel: job.channel,
             })
             .collect();
         let mut from_files = reader.read(&pieces).into_iter();
@@ -554,6 +557,7 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
         return Ok(vec![Job {
             audio: audio.clone(),
             span: None,
+            channel: None,
             id: None,
             transcript,
             origin,
@@ -609,6 +613,7 @@ fn collect_jobs(args: &TargetArgs) -> anyhow::Result<Vec<Job>> {
             jobs.push(Job {
                 audio,
                 span: None,
+                channel: None,
                 id: None,
                 transcript: Said::Text(text),
                 origin: lab.display().to_string(),
@@ -689,6 +694,7 @@ fn kaldi_jobs(dir: &Path) -> anyhow::Result<Vec<Job>> {
         jobs.push(Job {
             audio: utterance.audio,
             span: utterance.span,
+            channel: utterance.channel,
             out_name: PathBuf::from(phonrec::output::kaldi_key(&utterance.id)),
             id: Some(utterance.id),
             transcript: Said::Listed {
@@ -755,6 +761,7 @@ fn manifest_jobs(manifest: &Path) -> anyhow::Result<Vec<Job>> {
         jobs.push(Job {
             audio: audio_path,
             span: None,
+            channel: None,
             id: None,
             transcript: match column {
                 Some(true) => Said::Phones(transcript.to_string()),

@@ -230,6 +230,8 @@ pub enum Input {
         path: PathBuf,
         /// The stretch of the file; `None` for the whole file.
         span: Option<AudioSpan>,
+        /// One channel of the file (`sph2pipe -c N` in `wav.scp`); `None`: `--channel`'s choice.
+        channel: Option<usize>,
     },
 }
 
@@ -325,6 +327,7 @@ pub fn manifest_inputs(manifest: &Path) -> anyhow::Result<Vec<Input>> {
                 id,
                 path,
                 span: None,
+                channel: None,
             },
             None => Input::File {
                 path,
@@ -460,6 +463,7 @@ fn scp_inputs(scp: &Path) -> anyhow::Result<Vec<Input>> {
             id: entry.id,
             path: entry.audio,
             span: None,
+            channel: entry.channel,
         })
         .collect())
 }
@@ -478,6 +482,7 @@ fn kaldi_dir_inputs(dir: &Path) -> anyhow::Result<Vec<Input>> {
             id: utterance.id,
             path: utterance.audio,
             span: utterance.span,
+            channel: utterance.channel,
         })
         .collect())
 }
@@ -561,8 +566,21 @@ pub fn read_inputs(
     let pieces: Vec<AudioPiece<'_>> = inputs
         .iter()
         .filter_map(|input| match input {
-            Input::File { path, .. } => Some(AudioPiece { path, span: None }),
-            Input::Utterance { path, span, .. } => Some(AudioPiece { path, span: *span }),
+            Input::File { path, .. } => Some(AudioPiece {
+                path,
+                span: None,
+                channel: None,
+            }),
+            Input::Utterance {
+                path,
+                span,
+                channel,
+                ..
+            } => Some(AudioPiece {
+                path,
+                span: *span,
+                channel: *channel,
+            }),
             Input::Stdin(_) => None,
         })
         .collect();

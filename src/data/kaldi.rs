@@ -20,6 +20,9 @@ pub struct ScpEntry {
     /// The audio file: absolute, or relative to the working directory if it exists there (as Kaldi
     /// reads it), else to the `wav.scp`'s folder.
     pub audio: PathBuf,
+    /// One channel of it (counted from 0): `sph2pipe -c 2 FILE |` (sph2pipe counts from 1), as the
+    /// Switchboard, Fisher and CallHome recipes list each side of a call; `None` for all of them.
+    pub channel: Option<usize>,
     /// 1-based line number.
     pub line: usize,
 }
@@ -59,9 +62,13 @@ pub fn read_wav_scp(scp_path: &Path) -> Result<WavScp> {
             continue;
         };
         let mut rest = rest.trim();
+        let mut channel = None;
         if let Some(command) = rest.strip_suffix('|') {
             match decoded_file(command) {
-                Some(Ok(file)) => rest = file,
+                Some(Ok(decoded)) => {
+                    rest = decoded.file;
+                    channel = decoded.channel;
+                }
                 Some(Err(reason)) => {
                     scp.problems.push(problem(format!(
                         "'{id}': {reason}; phonrec does not run commands from wav.scp. Run it once \
@@ -72,8 +79,8 @@ pub fn read_wav_scp(scp_path: &Path) -> Result<WavScp> {
                 None => {
                     scp.problems.push(problem(format!(
                         "'{id}' is a pipe command; phonrec does not run commands from wav.scp \
-                         (it reads `flac -c -d -s FILE |`, `sph2pipe -f wav FILE |` and `sox FILE \
-                         -t wav - |` as FILE, since it decodes those files itself). Run it once to \
+                         (it reads `flac -c -d -s FILE |`, `sph2pipe -f wav [-c N] FILE |` and \
+                         `sox FILE -t wav - |` as FILE, since it decodes those files itself). Run it once to \
                          write a WAV file and list that file instead"
                     )));
                     continue;
@@ -95,20 +102,31 @@ pub fn read_wav_scp(scp_path: &Path) -> Result<WavScp> {
         scp.entries.push(ScpEntry {
             id: id.to_string(),
             audio,
+            channel,
             line: index + 1,
         });
     }
     Ok(scp)
 }
 
+/// What a `wav.scp` pipe command merely decodes: a file, perhaps one channel of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodedFile<'a> {
+    /// The file the command reads.
+    pub file: &'a str,
+    /// The one channel it takes (counted from 0), if it takes one.
+    pub channel: Option<usize>,
+}
+
 /// The file a `wav.scp` pipe command (without its `|`) merely decodes to WAV, when phonrec reads
 /// that file itself and gets the same samples: `flac -c -d -s FILE` (the LibriSpeech recipes),
-/// `sph2pipe -f wav [-p] FILE` (TIMIT, WSJ; shorten-compressed SPHERE is then refused when read, as
-/// any such file is) and `sox FILE -t wav -` (optionally `-c 1`, a mix of the channels as phonrec
-/// makes it, `-b 16`, `-e signed-integer`, `-q`, `-G`). `None` for any other command; an error for
-/// these decoders asked for what phonrec does not do in reading (one channel of several, a stretch,
-/// another rate or encoding, effects).
-pub fn decoded_file(command: &str) -> Option<std::result::Result<&str, String>> {
+/// `sph2pipe -f wav [-p] [-c N] FILE` (TIMIT, WSJ; with `-c N` one side of a call, as the
+/// Switchboard, Fisher and CallHome recipes list them: channel N − 1 as phonrec counts;
+/// shorten-compressed SPHERE is then refused when read, as any such file is) and
+/// `sox FILE -t wav -` (optionally `-c 1`, a mix of the channels as phonrec makes it, `-b 16`,
+/// `-e signed-integer`, `-q`, `-G`). `None` for any other command; an error for these decoders
+/// asked for what phonrec does not do in reading (a stretch, another rate or encoding, effects).
+pub fn decoded_file(command: &str) -> Option<std::result::Result<DecodedFile<'_>, String>> {
     let words: Vec<&str> = command.split_whitespace().collect();
     let (program, args) = words.split_first()?;
     // The program may be given with its path (`$KALDI_ROOT/tools/sph2pipe_v2.5/sph2pipe`).
@@ -135,12 +153,16 @@ pub fn decoded_file(command: &str) -> Option<std::result::Result<&str, String>> 
                 }
             }
             match (decode, file) {
-                (true, Some(file)) => Some(Ok(file)),
+                (true, Some(file)) => Some(Ok(DecodedFile {
+                    file,
+                    channel: None,
+                })),
                 _ => refuse("no file to decode (-d FILE)"),
             }
         }
         "sph2pipe" => {
             let mut file = None;
+            let mut channel = None;
             let mut args = args.iter();
             while let Some(&arg) = args.next() {
                 match arg {
@@ -149,14 +171,19 @@ pub fn decoded_file(command: &str) -> Option<std::result::Result<&str, String>> 
                         args.next();
                     }
                     "-p" => {}
-                    "-c" => return refuse("-c (one channel of several: phonrec mixes them)"),
+                    // sph2pipe counts channels from 1 (`-c 1`, `-c 2`).
+                    "-c" => match args.next().and_then(|n| n.parse::<usize>().ok()) {
+                        Some(n @ 1..) => channel = Some(n - 1),
+                        _ => return refuse("-c without a channel number from 1"),
+                    },
                     "-t" | "-s" => return refuse(&format!("{arg} (a stretch of the file)")),
                     _ if arg.starts_with('-') => return refuse(&format!("option {arg}")),
                     _ if file.is_some() => return refuse("an output file"),
                     _ => file = Some(arg),
                 }
             }
-            file.map(Ok).or_else(|| refuse("no input file"))
+            file.map(|file| Ok(DecodedFile { file, channel }))
+                .or_else(|| refuse("no input file"))
         }
         "sox" => {
             // `sox [global] INFILE [format options] -t wav -`: the input, then the output `-`.
@@ -192,7 +219,10 @@ pub fn decoded_file(command: &str) -> Option<std::result::Result<&str, String>> 
                 }
             }
             match (file, output) {
-                (Some(file), true) => Some(Ok(file)),
+                (Some(file), true) => Some(Ok(DecodedFile {
+                    file,
+                    channel: None,
+                })),
                 _ => refuse("no `-t wav -` output"),
             }
         }
@@ -318,6 +348,8 @@ pub struct KaldiUtteranceAudio {
     pub audio: PathBuf,
     /// The stretch of it (with a `segments` file), else `None`: the whole file.
     pub span: Option<AudioSpan>,
+    /// One channel of it (`sph2pipe -c N` in `wav.scp`), else `None`.
+    pub channel: Option<usize>,
 }
 
 /// The utterances of a Kaldi data dir and their audio (see [`kaldi_dir_audio`]).
@@ -349,6 +381,7 @@ pub fn kaldi_dir_audio(dir: &Path) -> Result<KaldiDirAudio> {
                 id: entry.id,
                 audio: entry.audio,
                 span: None,
+                channel: entry.channel,
             })
             .collect();
         return Ok(KaldiDirAudio {
@@ -357,20 +390,21 @@ pub fn kaldi_dir_audio(dir: &Path) -> Result<KaldiDirAudio> {
             ..KaldiDirAudio::default()
         });
     }
-    let recordings: HashMap<String, PathBuf> = scp
+    let recordings: HashMap<String, (PathBuf, Option<usize>)> = scp
         .entries
         .into_iter()
-        .map(|entry| (entry.id, entry.audio))
+        .map(|entry| (entry.id, (entry.audio, entry.channel)))
         .collect();
     let segments = read_segments(&segments_path)?;
     problems.extend(segments.problems);
     let mut utterances = Vec::with_capacity(segments.entries.len());
     for segment in segments.entries {
         match recordings.get(&segment.recording) {
-            Some(audio) => utterances.push(KaldiUtteranceAudio {
+            Some((audio, channel)) => utterances.push(KaldiUtteranceAudio {
                 id: segment.id,
                 audio: audio.clone(),
                 span: Some(segment.span),
+                channel: *channel,
             }),
             None => problems.push(DataProblem(Error::Parse {
                 path: segments_path.clone(),
@@ -401,10 +435,10 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
     // without audio.
     dataset.problems.extend(audio.empty);
     let empty: std::collections::HashSet<String> = audio.empty_ids.into_iter().collect();
-    let audio_by_id: HashMap<String, (PathBuf, Option<AudioSpan>)> = audio
+    let audio_by_id: HashMap<String, (PathBuf, Option<AudioSpan>, Option<usize>)> = audio
         .utterances
         .into_iter()
-        .map(|utterance| (utterance.id, (utterance.audio, utterance.span)))
+        .map(|u| (u.id, (u.audio, u.span, u.channel)))
         .collect();
     // Whether each file can be opened, checked once however many segments it holds.
     let mut file_problems: HashMap<PathBuf, Option<String>> = HashMap::new();
@@ -453,7 +487,7 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
         if empty.contains(id) {
             continue;
         }
-        let Some((audio, span)) = audio_by_id.get(id) else {
+        let Some((audio, span, channel)) = audio_by_id.get(id) else {
             dataset.problems.push(problem(format!(
                 "utterance '{id}' is not in {}",
                 if dir.join("segments").exists() {
@@ -501,6 +535,7 @@ pub fn load_kaldi_dir(dir: &Path, lexicon: &Lexicon, phones: &PhoneSet) -> Resul
             audio: audio.clone(),
             span: *span,
             phones: ids,
+            channel: *channel,
         });
     }
     Ok(dataset)
@@ -734,28 +769,38 @@ mod tests {
 
     #[test]
     fn decoder_pipes_are_read_as_their_files_and_others_refused() {
-        let read = decoded_file;
+        let read = |command| decoded_file(command).map(|r| r.map(|d| (d.file, d.channel)));
         // As Kaldi's recipes write them.
         assert_eq!(
             read("flac -c -d -s /data/LibriSpeech/a.flac "),
-            Some(Ok("/data/LibriSpeech/a.flac"))
+            Some(Ok(("/data/LibriSpeech/a.flac", None)))
         );
-        assert_eq!(read("flac -cds a.flac"), Some(Ok("a.flac")));
+        assert_eq!(read("flac -cds a.flac"), Some(Ok(("a.flac", None))));
         assert_eq!(
             read("/opt/kaldi/tools/sph2pipe_v2.5/sph2pipe -f wav /timit/TRAIN/DR1/FCJF0/SA1.WAV"),
-            Some(Ok("/timit/TRAIN/DR1/FCJF0/SA1.WAV"))
+            Some(Ok(("/timit/TRAIN/DR1/FCJF0/SA1.WAV", None)))
         );
-        assert_eq!(read("sph2pipe -f wav -p x.sph"), Some(Ok("x.sph")));
-        assert_eq!(read("sox x.mp3 -t wav -"), Some(Ok("x.mp3")));
+        assert_eq!(read("sph2pipe -f wav -p x.sph"), Some(Ok(("x.sph", None))));
+        // One side of a conversation (Switchboard's `sw02001-B`): sph2pipe counts from 1.
+        assert_eq!(
+            read("sph2pipe -f wav -p -c 2 sw02001.sph"),
+            Some(Ok(("sw02001.sph", Some(1))))
+        );
+        assert_eq!(
+            read("sph2pipe -c 1 -f wav x.sph"),
+            Some(Ok(("x.sph", Some(0))))
+        );
+        assert_eq!(read("sox x.mp3 -t wav -"), Some(Ok(("x.mp3", None))));
         assert_eq!(
             read("sox -q x.mp3 -c 1 -b 16 -e signed-integer -t wav -"),
-            Some(Ok("x.mp3"))
+            Some(Ok(("x.mp3", None)))
         );
         // The same decoders asked for what phonrec does not do in reading.
         for command in [
             "flac -c -s a.flac",                    // encodes, not -d
             "flac -c -d --apply-replaygain a.flac", // an option that changes samples
-            "sph2pipe -f wav -c 2 sw02001.sph",     // one side of a conversation
+            "sph2pipe -f wav -c 0 sw02001.sph",     // sph2pipe's channels count from 1
+            "sph2pipe -f wav -c sw02001.sph",       // no channel number
             "sph2pipe -t 10:20 -f wav x.sph",       // a stretch
             "sph2pipe -f wav -u x.sph",             // another encoding
             "sox x.wav -t wav - remix 1",           // effects

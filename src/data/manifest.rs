@@ -113,6 +113,7 @@ pub fn load_manifest(path: &Path, phones: &PhoneSet) -> Result<Dataset> {
             audio: audio_path,
             span: None,
             phones: ids,
+            channel: None,
         });
     }
     Ok(dataset)

@@ -39,6 +39,9 @@ pub struct Utterance {
     pub span: Option<AudioSpan>,
     /// The reference phone sequence (no blanks).
     pub phones: Vec<PhoneId>,
+    /// One channel of the file (counted from 0), as a Kaldi `wav.scp` line `sph2pipe -c 2 FILE |`
+    /// asks; `None`: the channels mixed (or the reader's choice).
+    pub channel: Option<usize>,
 }
 
 impl Utterance {
@@ -48,6 +51,7 @@ impl Utterance {
         AudioPiece {
             path: &self.audio,
             span: self.span,
+            channel: self.channel,
         }
     }
 }

@@ -107,6 +107,7 @@ pub fn load_timit(root: &Path, split: TimitSplit, phones: &PhoneSet) -> Result<D
                         audio: wav,
                         span: None,
                         phones: ids,
+                        channel: None,
                     }),
                     Err(e) => dataset.problems.push(DataProblem(e)),
                 }

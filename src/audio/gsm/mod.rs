@@ -85,13 +85,13 @@ pub(crate) fn is_gsm(bytes: &[u8], name: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("gsm"));
     let frames = bytes.len() / FRAME_BYTES;
     let signed = frames > 0 && bytes.chunks_exact(FRAME_BYTES).all(|f| f[0] >> 4 == 0xD);
-    let by_content = bytes.len() % FRAME_BYTES == 0 && frames >= MIN_FRAMES_BY_CONTENT;
+    let by_content = bytes.len().is_multiple_of(FRAME_BYTES) && frames >= MIN_FRAMES_BY_CONTENT;
     signed && (named || by_content)
 }
 
 /// Decode a headerless `.gsm` file (`path` names it in errors): 8 kHz samples at int16 scale.
 pub(crate) fn read_gsm(path: &Path, bytes: &[u8]) -> Result<crate::audio::Waveform> {
-    if bytes.len() % FRAME_BYTES != 0 {
+    if !bytes.len().is_multiple_of(FRAME_BYTES) {
         return Err(Error::MalformedAudio {
             path: path.to_path_buf(),
             reason: format!(
