@@ -49,7 +49,8 @@ const MIN_HALF_SHARE: f32 = 0.25;
 const FLOOR_DB: f64 = 40.0;
 
 /// Whether the first 30 s of `samples` hold a discrete echo to remove: [`strongest_echo`] at least
-/// [`MIN_STRENGTH`] and [`MIN_RATIO`] times anything else at the delays looked for.
+/// 0.1 (20 dB down), 4 times anything else at the delays looked for, and in each half alone at a
+/// quarter of its height or more.
 pub fn has_echo(samples: &[f32], sample_rate_hz: u32) -> bool {
     strongest_echo(samples, sample_rate_hz).is_some_and(is_to_remove)
 }
