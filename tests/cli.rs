@@ -1386,28 +1386,21 @@ fn a_wav_scp_of_call_sides_reads_each_channel() {
     // Features need no model: each side's are those of its channel alone.
     let (ok, sides, err) = run(&["features", "data", "--format", "ark", "-o", "-"]);
     assert!(ok, "{err}");
-    let (ok, left, err) = run(&[
-        "features",
-        "--channel",
-        "0",
-        "--format",
-        "ark",
-        "-o",
-        "-",
-        "sw02001.sph",
-    ]);
-    assert!(ok, "{err}");
-    let (ok, right, err) = run(&[
-        "features",
-        "--channel",
-        "1",
-        "--format",
-        "ark",
-        "-o",
-        "-",
-        "sw02001.sph",
-    ]);
-    assert!(ok, "{err}");
+    let channel = |n: &str| {
+        let (ok, ark, err) = run(&[
+            "features",
+            "--channel",
+            n,
+            "--format",
+            "ark",
+            "-o",
+            "-",
+            "sw02001.sph",
+        ]);
+        assert!(ok, "{err}");
+        ark
+    };
+    let (left, right) = (channel("0"), channel("1"));
     // A Kaldi archive: `key ` then the binary matrix, entry after entry.
     let body = |ark: &[u8]| ark[ark.iter().position(|&c| c == b' ').expect("a key") + 1..].to_vec();
     let b_at = sides
