@@ -253,13 +253,16 @@ pub fn dereverberate_reverberant_sections(
     samples: &[f32],
     sample_rate_hz: u32,
 ) -> Option<Vec<f32>> {
-    let echo_cancelled = super::echo::cancel_echoes(samples, sample_rate_hz);
+    let (echo_cancelled, cancelled) =
+        super::echo::cancel_echoes_by_section(samples, sample_rate_hz);
     let samples = echo_cancelled.as_deref().unwrap_or(samples);
     let section = ((MEASURED_S * f64::from(sample_rate_hz)) as usize).max(1);
     let mut reverberant: Vec<bool> = Vec::new();
-    for part in samples.chunks(section) {
+    for (index, part) in samples.chunks(section).enumerate() {
+        // An echo can be left only where one was cancelled: elsewhere `has_echo` said no already.
+        let echo_left = || cancelled[index] && has_echo(part, sample_rate_hz);
         let decision = match measure(part, sample_rate_hz, true) {
-            Some(db) => db < REVERBERANT_BELOW_DB || has_echo(part, sample_rate_hz),
+            Some(db) => db < REVERBERANT_BELOW_DB || echo_left(),
             None => reverberant.last().copied().unwrap_or(false),
         };
         reverberant.push(decision);

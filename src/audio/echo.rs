@@ -11,6 +11,7 @@
 //! one, the room around it) is WPE's ([`super::dereverb`], which also counts a remaining echo as
 //! reverberation).
 
+use rayon::prelude::*;
 use realfft::num_complex::Complex;
 
 use super::dereverb::{MEASURED_S, MIN_MEASURED_S};
@@ -58,12 +59,15 @@ pub fn has_echo(samples: &[f32], sample_rate_hz: u32) -> bool {
 /// [`has_echo`]'s rule: strong enough, standing out, and in both halves.
 fn is_to_remove(measure: EchoMeasure) -> bool {
     let strength = measure.echo.strength;
-    strength >= MIN_STRENGTH
-        && strength >= MIN_RATIO * measure.elsewhere
+    stands_out(strength, measure.elsewhere)
         && measure
             .halves
-            .iter()
-            .all(|&half| half >= MIN_HALF_SHARE * strength)
+            .is_some_and(|halves| halves.iter().all(|&half| half >= MIN_HALF_SHARE * strength))
+}
+
+/// The first two tests of [`has_echo`]'s rule: strong enough, and standing out.
+fn stands_out(strength: f32, elsewhere: f32) -> bool {
+    strength >= MIN_STRENGTH && strength >= MIN_RATIO * elsewhere
 }
 
 /// What [`strongest_echo`] measured.
@@ -77,8 +81,9 @@ pub struct EchoMeasure {
     /// The cepstrum at the echo's delay in each half of the excerpt alone: an echo repeats the
     /// whole recording, so both halves have it; a synthesiser that repeats a stretch of waveform
     /// sample for sample (espeak-ng's diphones) makes a peak in the whole that one half or both
-    /// lack.
-    pub halves: [f32; 2],
+    /// lack. `None` when the echo is already too weak or does not stand out (the halves are not
+    /// measured: most recordings).
+    pub halves: Option<[f32; 2]>,
 }
 
 /// The strongest discrete echo in the first 30 s of `samples` ([`EchoMeasure`]), from their power
@@ -94,8 +99,9 @@ pub fn strongest_echo(samples: &[f32], sample_rate_hz: u32) -> Option<EchoMeasur
         return None;
     }
     let excerpt = &samples[..samples.len().min((MEASURED_S * rate) as usize)];
-    let cepstrum = power_cepstrum(excerpt)?;
     let lag = |s: f64| (s * rate).round() as usize;
+    let reach = lag(MAX_DELAY_S) + lag(0.01);
+    let cepstrum = power_cepstrum(excerpt, reach)?;
     let (low, high) = (
         lag(MIN_DELAY_S),
         lag(MAX_DELAY_S).min(cepstrum.len() / 2 - 1),
@@ -115,7 +121,7 @@ pub fn strongest_echo(samples: &[f32], sample_rate_hz: u32) -> Option<EchoMeasur
         .fold(0.0f32, f32::max);
     let (first, second) = excerpt.split_at(excerpt.len() / 2);
     let at_peak = |half: &[f32]| {
-        power_cepstrum(half).map_or(0.0, |c| {
+        power_cepstrum(half, reach).map_or(0.0, |c| {
             // The peak may fall a sample either side in a shorter transform.
             (peak_at.saturating_sub(1)..=peak_at + 1)
                 .filter_map(|q| c.get(q).copied())
@@ -128,18 +134,19 @@ pub fn strongest_echo(samples: &[f32], sample_rate_hz: u32) -> Option<EchoMeasur
             strength: peak,
         },
         elsewhere,
-        halves: [at_peak(first), at_peak(second)],
+        halves: stands_out(peak, elsewhere).then(|| [at_peak(first), at_peak(second)]),
     })
 }
 
-/// The power cepstrum of `excerpt` (its mean removed, zero-padded to twice its length so that a
-/// repetition is linear, not circular), normalised so that an echo of amplitude `a` peaks at `a`;
-/// `None` without energy.
-fn power_cepstrum(excerpt: &[f32]) -> Option<Vec<f32>> {
+/// The power cepstrum of `excerpt` (its mean removed, zero-padded by at least `reach` samples so
+/// that a repetition up to that far apart is linear, not circular), normalised so that an echo of
+/// amplitude `a` peaks at `a`; `None` without energy. (Padded by `reach`, not to twice the length:
+/// an hour's 120 transforms of 2^19 points, not 2^20, half the cost.)
+fn power_cepstrum(excerpt: &[f32], reach: usize) -> Option<Vec<f32>> {
     if excerpt.is_empty() {
         return None;
     }
-    let n = (2 * excerpt.len()).next_power_of_two();
+    let n = (excerpt.len() + reach).next_power_of_two();
     let mut planner = realfft::RealFftPlanner::<f32>::new();
     let forward = planner.plan_fft_forward(n);
     let inverse = planner.plan_fft_inverse(n);
@@ -174,17 +181,31 @@ const MAX_CANCELLED_STRENGTH: f32 = 0.9;
 /// own), the sections in order so that each reads the ones before it as already cancelled; a last
 /// section too short to measure goes with the one before. `None` when no section has an echo.
 pub fn cancel_echoes(samples: &[f32], sample_rate_hz: u32) -> Option<Vec<f32>> {
+    cancel_echoes_by_section(samples, sample_rate_hz).0
+}
+
+/// [`cancel_echoes`], and for each 30 s section whether an echo was cancelled in it.
+pub(crate) fn cancel_echoes_by_section(
+    samples: &[f32],
+    sample_rate_hz: u32,
+) -> (Option<Vec<f32>>, Vec<bool>) {
     let section = ((MEASURED_S * f64::from(sample_rate_hz)) as usize).max(1);
+    // Measured in parallel, decided in order.
+    let measured: Vec<Option<EchoMeasure>> = samples
+        .par_chunks(section)
+        .map(|part| strongest_echo(part, sample_rate_hz))
+        .collect();
     let mut found: Vec<Option<Echo>> = Vec::new();
-    for part in samples.chunks(section) {
-        let echo = match strongest_echo(part, sample_rate_hz) {
+    for measure in measured {
+        let echo = match measure {
             Some(measure) => is_to_remove(measure).then_some(measure.echo),
             None => found.last().copied().flatten(),
         };
         found.push(echo);
     }
-    if found.iter().all(Option::is_none) {
-        return None;
+    let cancelled: Vec<bool> = found.iter().map(Option::is_some).collect();
+    if !cancelled.contains(&true) {
+        return (None, cancelled);
     }
     let mut out = samples.to_vec();
     for (index, echo) in found.iter().enumerate() {
@@ -196,7 +217,7 @@ pub fn cancel_echoes(samples: &[f32], sample_rate_hz: u32) -> Option<Vec<f32>> {
             out[n] -= strength * out[n - delay];
         }
     }
-    Some(out)
+    (Some(out), cancelled)
 }
 
 #[cfg(test)]
@@ -244,7 +265,11 @@ mod tests {
             let measure = strongest_echo(&echoed, RATE).expect("6 s is measured");
             let (echo, elsewhere) = (measure.echo, measure.elsewhere);
             assert!(
-                measure.halves.iter().all(|&h| (h - gain).abs() < 0.05),
+                measure
+                    .halves
+                    .expect("measured")
+                    .iter()
+                    .all(|&h| (h - gain).abs() < 0.05),
                 "{measure:?}"
             );
             assert!((f64::from(echo.delay_s) - delay_s).abs() < 1e-3, "{echo:?}");
