@@ -146,6 +146,9 @@ class Transcript:
         spectral_holes_filled: Whether the recording sounded coded at a low bit rate (MP3 at
             16-24 kbit/s leaves holes in the spectrum) and the holes were filled with noise before
             recognition (``fill_spectral_holes`` of :class:`Recognizer`).
+        clicks_removed: Clicks (keys, a mouse, a tap: a few milliseconds of broadband sound)
+            found and replaced by an interpolation of the sound around them before recognition
+            (``remove_clicks`` of :class:`Recognizer`); 0 when there were none.
     """
 
     phones: List[Phone]
@@ -160,6 +163,7 @@ class Transcript:
     concealed_dropouts: int = 0
     concealed_s: float = 0.0
     spectral_holes_filled: bool = False
+    clicks_removed: int = 0
 
     @property
     def labels(self) -> List[str]:
@@ -392,6 +396,7 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         concealed_dropouts,
         concealed_s,
         spectral_holes_filled,
+        clicks_removed,
     ) = raw
     return Transcript(
         _phones(phones),
@@ -406,6 +411,7 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         concealed_dropouts,
         concealed_s,
         spectral_holes_filled,
+        clicks_removed,
     )
 
 
@@ -501,6 +507,10 @@ class Recognizer:
             spectrum (MP3 at 16-24 kbit/s) with noise just under the spectrum around them, in
             recordings that measure as coded (default); ``False`` keeps them
             (``--keep-spectral-holes``).
+        remove_clicks: Replace clicks (keys of a keyboard, a mouse, a pen tapped on the desk: a
+            few milliseconds of broadband sound standing 25 dB over the sound on either side) by
+            an autoregressive interpolation of the sound around them (default); ``False`` keeps
+            them (``--keep-clicks``).
         alternatives: Give each recognised phone the K phones the network found most probable
             over its frames (:attr:`Phone.alternatives`; ``--alternatives K``, Allosaurus's
             ``topk``); 0 (default) gives none. At most 64.
@@ -538,6 +548,7 @@ class Recognizer:
         fill_digital_silence: bool = True,
         conceal_dropouts: bool = True,
         fill_spectral_holes: bool = True,
+        remove_clicks: bool = True,
         alternatives: int = 0,
         nbest: int = 0,
     ) -> None:
@@ -559,6 +570,7 @@ class Recognizer:
             fill_digital_silence=fill_digital_silence,
             conceal_dropouts=conceal_dropouts,
             fill_spectral_holes=fill_spectral_holes,
+            remove_clicks=remove_clicks,
             alternatives=alternatives,
             nbest=nbest,
         )
@@ -600,6 +612,7 @@ class Recognizer:
             bool(fill_digital_silence),
             bool(conceal_dropouts),
             bool(fill_spectral_holes),
+            bool(remove_clicks),
             alternatives,
             nbest,
         )

@@ -82,6 +82,7 @@ class Transcript:
     concealed_dropouts: int = 0
     concealed_s: float = 0.0
     spectral_holes_filled: bool = False
+    clicks_removed: int = 0
     @property
     def labels(self) -> List[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...
@@ -179,6 +180,7 @@ class Recognizer:
         fill_digital_silence: bool = True,
         conceal_dropouts: bool = True,
         fill_spectral_holes: bool = True,
+        remove_clicks: bool = True,
         alternatives: int = 0,
         nbest: int = 0,
     ) -> None: ...

@@ -59,6 +59,7 @@ class Recognizer:
         fill_digital_silence: bool = True,
         conceal_dropouts: bool = True,
         fill_spectral_holes: bool = True,
+        remove_clicks: bool = True,
         alternatives: int = 0,
         nbest: int = 0,
     ) -> Recognizer: ...

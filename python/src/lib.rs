@@ -364,7 +364,7 @@ type PhoneTuple = (String, f64, f64, f64, Vec<(String, f64)>);
 /// An n-best entry for Python: `(phones, score, acoustic_log_prob, lm_log_prob)`.
 type HypothesisTuple = (Vec<String>, f64, f64, f64);
 /// A transcript for Python: `(duration, phones, segments, clipped, dereverberated, vtln_warp,
-/// peak_dbfs, nbest, concealed_dropouts, concealed_s, spectral_holes_filled)`; `peak_dbfs` is `None` for digital silence
+/// peak_dbfs, nbest, concealed_dropouts, concealed_s, spectral_holes_filled, clicks_removed)`; `peak_dbfs` is `None` for digital silence
 /// (−∞ dBFS, which JSON cannot hold); `nbest` is empty unless `nbest=N` asked for it.
 type TranscriptTuple = (
     f64,
@@ -378,6 +378,7 @@ type TranscriptTuple = (
     usize,
     f64,
     bool,
+    usize,
 );
 /// An alignment for Python: `(duration, match_score, worst_second_score, matches_text, words,
 /// phones, skipped)`; a word is `(word, start, end, confidence, first_phone, end_phone)`.
@@ -503,6 +504,8 @@ struct Decoding {
     /// Fill the spectral holes of audio coded at a low bit rate (`fill_spectral_holes=False`, as
     /// `--keep-spectral-holes`).
     fill_spectral_holes: bool,
+    /// Interpolate clicks (`remove_clicks=False`, as `--keep-clicks`).
+    remove_clicks: bool,
     /// Per phone, its most probable phones (`alternatives=K`, as `--alternatives K`); 0: none.
     alternatives: usize,
     /// The beam's best sequences per recording (`nbest=N`, as `--nbest N`); 0: none.
@@ -523,6 +526,7 @@ impl Decoding {
             && self.fill_digital_silence
             && self.conceal_dropouts
             && self.fill_spectral_holes
+            && self.remove_clicks
             && self.alternatives == 0
             && self.nbest == 0
             && self.beam.is_none()
@@ -624,6 +628,7 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         fill_digital_silence: decoding.fill_digital_silence,
         conceal_dropouts: decoding.conceal_dropouts,
         fill_spectral_holes: decoding.fill_spectral_holes,
+        remove_clicks: decoding.remove_clicks,
         alternatives: decoding.alternatives,
         nbest: decoding.nbest,
         ..RecognizerOptions::default()
@@ -763,6 +768,7 @@ impl PyRecognizer {
             transcript.concealed_dropouts,
             clean(transcript.concealed_s),
             transcript.spectral_holes_filled,
+            transcript.clicks_removed,
         )
     }
 
@@ -871,8 +877,8 @@ impl PyRecognizer {
                         insertion_bonus=None, alphabet="arpabet", lexicon=None,
                         builtin_lexicon=true, precision=None, dereverb="auto", segment=true,
                         vtln=false, repair_clipping=true, fill_digital_silence=true,
-                        conceal_dropouts=true, fill_spectral_holes=true, alternatives=0,
-                        nbest=0))]
+                        conceal_dropouts=true, fill_spectral_holes=true, remove_clicks=true,
+                        alternatives=0, nbest=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -893,6 +899,7 @@ impl PyRecognizer {
         fill_digital_silence: bool,
         conceal_dropouts: bool,
         fill_spectral_holes: bool,
+        remove_clicks: bool,
         alternatives: usize,
         nbest: usize,
     ) -> PyResult<Self> {
@@ -952,6 +959,7 @@ impl PyRecognizer {
             fill_digital_silence,
             conceal_dropouts,
             fill_spectral_holes,
+            remove_clicks,
             alternatives,
             nbest,
         };

@@ -101,6 +101,7 @@ def assert_same_transcript(py, cli_record, times_tol=1e-6, confidence_tol=CLI_RO
     assert py.concealed_dropouts == cli_record.get("concealed_dropouts", 0)
     assert abs(py.concealed_s - cli_record.get("concealed_s", 0.0)) <= CLI_ROUNDING
     assert py.spectral_holes_filled == cli_record.get("spectral_holes_filled", False)
+    assert py.clicks_removed == cli_record.get("clicks_removed", 0)
     assert py.dereverberated == cli_record.get("dereverberated", False)
     assert abs(py.vtln_warp - cli_record.get("vtln_warp", 1.0)) <= 1e-6
     # The CLI writes the peak to 0.1 dB, null for digital silence.
@@ -292,8 +293,15 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
                 fill_digital_silence=False,
                 conceal_dropouts=False,
                 fill_spectral_holes=False,
+                remove_clicks=False,
             ),
-            ["--keep-clipping", "--keep-digital-silence", "--keep-dropouts", "--keep-spectral-holes"],
+            [
+                "--keep-clipping",
+                "--keep-digital-silence",
+                "--keep-dropouts",
+                "--keep-spectral-holes",
+                "--keep-clicks",
+            ],
         ),
     ],
     ids=[

@@ -11,12 +11,14 @@
 mod amr;
 mod au;
 mod container;
+mod declick;
 mod declip;
 mod dereverb;
 mod dropouts;
 mod echo;
 mod g711;
 mod gsm;
+mod lsar;
 mod opus;
 mod resample;
 mod silence_fill;
@@ -33,6 +35,7 @@ use rayon::prelude::*;
 use std::path::Path;
 
 pub use container::quiet_decoder_panics;
+pub use declick::{remove_clicks, ClickRemoval};
 pub use declip::{repair_clipping, repair_clipping_within, ClipRepair};
 pub use dereverb::{
     dereverberate, dereverberate_reverberant_sections, is_reverberant, reverberation_db, Dereverb,

@@ -23,8 +23,8 @@ use rayon::prelude::*;
 
 use crate::audio::{
     cancel_echoes, conceal_dropouts, dereverberate, dereverberate_reverberant_sections,
-    fill_digital_silence, fill_quiet_gaps, fill_spectral_holes, read_audio, repair_clipping,
-    Dereverb, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
+    fill_digital_silence, fill_quiet_gaps, fill_spectral_holes, read_audio, remove_clicks,
+    repair_clipping, Dereverb, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
     decode_spans_with_hypotheses, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, Hypothesis,
@@ -81,6 +81,11 @@ pub struct RecognizerOptions {
     /// around them, before the features; recordings that do not measure as coded are unchanged
     /// (see [`fill_spectral_holes`]). Default true.
     pub fill_spectral_holes: bool,
+    /// Replace clicks (keyboard and mouse clicks, taps: a few milliseconds of broadband sound
+    /// standing 25 dB over the band around them) by an interpolation of the sound around them,
+    /// before the features; recordings without clicks are unchanged (see [`remove_clicks`]).
+    /// Default true.
+    pub remove_clicks: bool,
     /// Remove late reverberation (weighted prediction error) before the features: always, never,
     /// or (the default) where the recording measures reverberant, 30 s by 30 s (see
     /// [`dereverberate_reverberant_sections`]).
@@ -132,6 +137,7 @@ impl Default for RecognizerOptions {
             repair_clipping: true,
             conceal_dropouts: true,
             fill_spectral_holes: true,
+            remove_clicks: true,
             dereverb: Dereverb::Auto,
             align: LatticeOptions::default(),
             boundaries: None,
@@ -175,6 +181,9 @@ pub struct Transcript {
     /// Whether the recording measured as coded at a low bit rate and its spectral holes were
     /// filled before recognition ([`RecognizerOptions::fill_spectral_holes`]).
     pub spectral_holes_filled: bool,
+    /// Clicks found and interpolated before recognition ([`RecognizerOptions::remove_clicks`]); 0
+    /// when none or the removal is off.
+    pub clicks_removed: usize,
     /// Whether late reverberation was removed before recognition ([`RecognizerOptions::dereverb`]).
     pub dereverberated: bool,
     /// The recording's loudest sample as read, dB relative to full scale (−∞ for digital
@@ -197,6 +206,7 @@ struct Repairs {
     concealed_dropouts: usize,
     concealed_s: f32,
     spectral_holes_filled: bool,
+    clicks_removed: usize,
     dereverberated: bool,
     peak_dbfs: f32,
 }
@@ -254,6 +264,7 @@ pub struct Recognizer {
     repair_clipping: bool,
     conceal_dropouts: bool,
     fill_spectral_holes: bool,
+    remove_clicks: bool,
     dereverb: Dereverb,
     align: LatticeOptions,
     boundaries: Option<BoundaryModel>,
@@ -300,6 +311,7 @@ impl Recognizer {
             repair_clipping: options.repair_clipping,
             conceal_dropouts: options.conceal_dropouts,
             fill_spectral_holes: options.fill_spectral_holes,
+            remove_clicks: options.remove_clicks,
             dereverb: options.dereverb,
             align: options.align,
             boundaries: options.boundaries.clone(),
@@ -460,8 +472,8 @@ impl Recognizer {
     }
 
     /// Check in-memory audio, restore its clipped peaks and fill its digital silence (each if on),
-    /// bring it to the model's rate, fill its spectral holes (if on and it measures as coded at a
-    /// low bit rate) and remove its late reverberation (if on, or measured reverberant); also what
+    /// bring it to the model's rate, interpolate its clicks (if on), fill its spectral holes (if on
+    /// and it measures as coded at a low bit rate) and remove its late reverberation (if on, or measured reverberant); also what
     /// was repaired. Clipping is repaired at the recorded rate, where the
     /// flat tops are still flat (resampling rings around them); reverberation at the model's, where
     /// the predictor's length in frames is the same for every input rate.
@@ -489,7 +501,15 @@ impl Recognizer {
                 fill_quiet_gaps(&mut wave.samples, wave.sample_rate_hz);
             }
         }
+        let recorded_rate_hz = wave.sample_rate_hz;
         let mut wave = wave.resampled(self.model.sample_rate_hz())?;
+        if self.remove_clicks {
+            // At the model's rate, in the upper half of the band the recording has: 4-8 kHz at
+            // 16 kHz or more, 2-4 kHz for a telephone recording (nothing above its 4 kHz).
+            let band_top_hz = recorded_rate_hz.min(wave.sample_rate_hz) as f32 / 2.0;
+            repairs.clicks_removed =
+                remove_clicks(&mut wave.samples, wave.sample_rate_hz, band_top_hz / 2.0).clicks;
+        }
         if self.fill_spectral_holes {
             // At the model's rate: the neighbourhoods are fixed in Hz and ms, and an 8 kHz
             // recording's empty upper band is left out by its own measure (its band edge).
@@ -714,6 +734,7 @@ impl Recognizer {
                 clipped_fraction: repairs.clipped_fraction,
                 concealed_dropouts: repairs.concealed_dropouts,
                 spectral_holes_filled: repairs.spectral_holes_filled,
+                clicks_removed: repairs.clicks_removed,
                 concealed_s: repairs.concealed_s,
                 dereverberated: repairs.dereverberated,
                 peak_dbfs: repairs.peak_dbfs,
@@ -908,6 +929,7 @@ fn describe_decoding(options: &RecognizerOptions) -> String {
         (options.repair_clipping, "clipping"),
         (options.conceal_dropouts, "dropouts"),
         (options.fill_spectral_holes, "spectral holes"),
+        (options.remove_clicks, "clicks"),
     ]
     .iter()
     .filter(|(on, _)| !on)
