@@ -201,3 +201,81 @@ fn live_refuses_what_it_cannot_read_with_the_reason() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), "");
 }
+
+#[test]
+fn live_takes_one_channel_of_a_stereo_stream() {
+    // A call recorded a side per channel: the sentence on the right (1), a faint floor on the
+    // left (0). `--channel 1` hears the sentence as `transcribe` does, from a WAV file and as
+    // headerless PCM on stdin; `--channel 0` hears nothing; `--channel 2` is refused.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let clip = read_audio(&root.join("audio/slt_dark_suit_16k.wav"))
+        .and_then(|w| w.resampled(RATE))
+        .expect("the example reads");
+    let mut seed = 3;
+    let mut right = floor(0.8, &mut seed);
+    right.extend(&clip.samples);
+    right.extend(floor(1.2, &mut seed));
+    let left = floor(right.len() as f32 / RATE as f32, &mut seed);
+    let interleaved: Vec<i16> = left
+        .iter()
+        .zip(&right)
+        .flat_map(|(&l, &r)| [l, r])
+        .map(|x| x.round().clamp(-32768.0, 32767.0) as i16)
+        .collect();
+    let wav = dir.path().join("stereo.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&wav, spec).expect("create the WAV");
+    for &x in &interleaved {
+        writer.write_sample(x).expect("write a sample");
+    }
+    writer.finalize().expect("finish the WAV");
+    let alone = stdout(&phonrec(&["transcribe", "audio/slt_dark_suit_16k.wav"]));
+    let expected: Vec<&str> = alone
+        .trim_end()
+        .split_once('\t')
+        .expect("path<TAB>phones")
+        .1
+        .split(' ')
+        .collect();
+    let heard = |text: &str| -> Vec<String> {
+        text.lines()
+            .flat_map(|line| line.split('\t').nth(2).unwrap_or("").split(' '))
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let path = wav.to_str().expect("utf-8");
+    let file = phonrec(&["live", "--channel", "1", path]);
+    assert!(file.status.success(), "{}", stderr(&file));
+    let raw_bytes: Vec<u8> = interleaved.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let raw = live_with_stdin(
+        &[
+            "--raw-rate",
+            "16000",
+            "--raw-channels",
+            "2",
+            "--channel",
+            "1",
+        ],
+        &raw_bytes,
+    );
+    assert!(raw.status.success(), "{}", stderr(&raw));
+    for (output, what) in [(&file, "file"), (&raw, "raw")] {
+        let phones = heard(&stdout(output));
+        let phones: Vec<&str> = phones.iter().map(String::as_str).collect();
+        let distance = edit_distance(&phones, &expected);
+        assert!(distance <= 2, "{what}: {phones:?} against {expected:?}");
+    }
+    let floor_side = phonrec(&["live", "--channel", "0", path]);
+    assert!(floor_side.status.success(), "{}", stderr(&floor_side));
+    assert_eq!(stdout(&floor_side), "");
+    let missing = phonrec(&["live", "--channel", "2", path]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("channel"), "{}", stderr(&missing));
+}

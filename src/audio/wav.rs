@@ -854,6 +854,8 @@ pub struct WavStream<R> {
     encoding: Encoding,
     big_endian: bool,
     channels: usize,
+    /// Which channels become the stream's one signal.
+    channel: super::ChannelChoice,
     sample_rate_hz: u32,
     /// Bytes of samples still to come by the header's count; `None`: until the stream ends.
     remaining: Option<usize>,
@@ -881,6 +883,7 @@ impl<R: std::io::Read> WavStream<R> {
             encoding: Encoding::Signed { bytes: 2 },
             big_endian: false,
             channels: 1,
+            channel: super::ChannelChoice::Mixed,
             sample_rate_hz: 0,
             remaining: None,
             pad_after_data: false,
@@ -903,6 +906,7 @@ impl<R: std::io::Read> WavStream<R> {
             encoding: Encoding::Signed { bytes: 2 },
             big_endian: false,
             channels: channels.clamp(1, MAX_CHANNELS),
+            channel: super::ChannelChoice::Mixed,
             sample_rate_hz,
             remaining: None,
             pad_after_data: false,
@@ -917,6 +921,16 @@ impl<R: std::io::Read> WavStream<R> {
     /// Samples per second.
     pub fn sample_rate_hz(&self) -> u32 {
         self.sample_rate_hz
+    }
+
+    /// Take `channel` of the stream (by default its channels are mixed, as
+    /// [`mix_to_mono`](super::mix_to_mono) mixes a block); [`Error::NoSuchChannel`] when the
+    /// stream (its header, or a headerless stream's channel count) has no such channel. A
+    /// recording joined after the first must have it too.
+    pub fn with_channel(mut self, channel: super::ChannelChoice) -> Result<Self> {
+        channel.check(&self.name, self.channels)?;
+        self.channel = channel;
+        Ok(self)
     }
 
     /// The samples that have arrived since the last call (at least one frame, waiting for it),
@@ -945,6 +959,14 @@ impl<R: std::io::Read> WavStream<R> {
                 decode(self.encoding, self.big_endian, &bytes, &mut interleaved);
                 if self.channels == 1 {
                     return Ok(Some(interleaved));
+                }
+                if let super::ChannelChoice::Only(channel) = self.channel {
+                    return Ok(Some(
+                        interleaved
+                            .chunks_exact(self.channels)
+                            .map(|frame| frame[channel])
+                            .collect(),
+                    ));
                 }
                 let mut mono = vec![0.0f32; whole / frame_bytes];
                 Mixdown::new(self.channels).mix(&interleaved, &mut mono);
@@ -1114,6 +1136,9 @@ impl<R: std::io::Read> WavStream<R> {
                 part,
             ));
         }
+        self.channel
+            .check(&self.name, header.channels)
+            .map_err(|e| in_joined_recording(part, "stream", e))?;
         self.recording = part;
         self.start(&header);
         Ok(true)

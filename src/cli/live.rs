@@ -15,7 +15,7 @@ use phonrec::recognize::live::{EndpointOptions, Endpointer, LiveUtterance};
 use phonrec::recognize::Recognizer;
 
 use super::choice::{choice, choice_among};
-use super::common::{error_chain, DecodeArgs, Kept};
+use super::common::{error_chain, ChannelArg, DecodeArgs, Kept};
 
 /// Transcribe live audio as it arrives: an utterance's phones are printed when it ends.
 ///
@@ -38,9 +38,13 @@ pub struct LiveArgs {
     #[arg(long, value_name = "HZ", value_parser = clap::value_parser!(u32).range(4000..=384000))]
     pub raw_rate: Option<u32>,
 
-    /// Channels of the headerless stream (with --raw-rate); mixed to one.
+    /// Channels of the headerless stream (with --raw-rate); mixed to one unless --channel says
+    /// which to take.
     #[arg(long, default_value_t = 1, requires = "raw_rate", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub raw_channels: u16,
+
+    #[command(flatten)]
+    pub channel: ChannelArg,
 
     /// A pause at least this long ends an utterance, seconds.
     #[arg(long, default_value_t = 0.5)]
@@ -113,10 +117,11 @@ pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
         )
     };
     let name = args.input.clone();
-    let mut stream = match args.raw_rate {
+    let stream = match args.raw_rate {
         Some(rate) => WavStream::raw_s16le(reader, rate, usize::from(args.raw_channels), &name),
         None => WavStream::open(reader, &name)?,
     };
+    let mut stream = stream.with_channel(args.channel.choice())?;
     let mut endpointer = Endpointer::new(stream.sample_rate_hz(), options)?;
     // The stream is read on its own thread, so audio keeps being taken from the pipe (which holds
     // only a second or two) while an utterance is recognised.
