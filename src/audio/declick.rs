@@ -60,14 +60,59 @@ const MIN_CONTEXT_SAMPLES: usize = 160;
 pub fn remove_clicks(samples: &mut [f32], sample_rate_hz: u32, band_low_hz: f32) -> ClickRemoval {
     let clicks = find_clicks(samples, sample_rate_hz, band_low_hz);
     let order = (ORDER_AT_16K * sample_rate_hz as usize / 16_000).clamp(8, 64);
-    let mut removal = ClickRemoval::default();
+    let context =
+        |gap: &std::ops::Range<usize>| (3 * order).max(2 * gap.len()).max(MIN_CONTEXT_SAMPLES);
+    // Clicks whose windows (the gap and its context) overlap are interpolated one after another,
+    // the later one from the earlier one's interpolation; groups apart from each other on all
+    // cores, each on a copy of its stretch: the result is what one click after another gives.
+    let window = |gap: &std::ops::Range<usize>| {
+        gap.start.saturating_sub(context(gap))..(gap.end + context(gap)).min(samples.len())
+    };
+    // Each group with the stretch that holds all its windows.
+    let mut groups: Vec<(Vec<std::ops::Range<usize>>, std::ops::Range<usize>)> = Vec::new();
     for gap in clicks {
-        let context = (3 * order).max(2 * gap.len()).max(MIN_CONTEXT_SAMPLES);
-        let len = gap.len();
-        if interpolate_gap(samples, gap, order, context) {
-            removal.clicks += 1;
-            removal.samples += len;
+        let reach = window(&gap);
+        match groups.last_mut() {
+            Some((group, stretch)) if reach.start < stretch.end => {
+                stretch.start = stretch.start.min(reach.start);
+                stretch.end = stretch.end.max(reach.end);
+                group.push(gap);
+            }
+            _ => groups.push((vec![gap], reach)),
         }
+        // A long click's context may reach back into the group before.
+        while groups.len() >= 2 && groups[groups.len() - 1].1.start < groups[groups.len() - 2].1.end
+        {
+            let (later, reach) = groups.pop().expect("two groups");
+            let (group, stretch) = groups.last_mut().expect("two groups");
+            stretch.start = stretch.start.min(reach.start);
+            stretch.end = stretch.end.max(reach.end);
+            group.extend(later);
+        }
+    }
+    let repaired: Vec<(usize, Vec<f32>, ClickRemoval)> = groups
+        .par_iter()
+        .map(|(group, reach)| {
+            let start = reach.start;
+            let mut stretch = samples[reach.clone()].to_vec();
+            let mut removal = ClickRemoval::default();
+            for gap in group {
+                let local = gap.start - start..gap.end - start;
+                if interpolate_gap(&mut stretch, local, order, context(gap)) {
+                    removal.clicks += 1;
+                    removal.samples += gap.len();
+                }
+            }
+            (start, stretch, removal)
+        })
+        .collect();
+    let mut removal = ClickRemoval::default();
+    for ((group, _), (start, stretch, part)) in groups.iter().zip(repaired) {
+        for gap in group {
+            samples[gap.clone()].copy_from_slice(&stretch[gap.start - start..gap.end - start]);
+        }
+        removal.clicks += part.clicks;
+        removal.samples += part.samples;
     }
     removal
 }
@@ -146,22 +191,40 @@ fn median_is_below(side: &[f64], energy: f64) -> bool {
 /// pass: a long recording's filtered copy is never kept.
 fn band_energy(samples: &[f32], sample_rate_hz: u32, band_low_hz: f32, hop: usize) -> Vec<f64> {
     let cutoff = f64::from(band_low_hz).min(0.45 * f64::from(sample_rate_hz));
-    let mut filters = [
-        HighPass::new(sample_rate_hz, cutoff),
-        HighPass::new(sample_rate_hz, cutoff),
-    ];
-    let hops: Vec<f64> = samples
-        .chunks(hop)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .map(|&x| {
-                    let y = filters
-                        .iter_mut()
-                        .fold(f64::from(x), |v, filter| filter.next(v));
-                    y * y
+    // Blocks of hops filtered on all cores, each from WARM_UP_S before its start: the filters
+    // forget their start within a few milliseconds (poles well inside the unit circle), so the
+    // blocks' energies are the whole recording's to far below any threshold here.
+    let block = hop * BLOCK_HOPS;
+    let warm_up = (WARM_UP_S * f64::from(sample_rate_hz)) as usize;
+    let hops: Vec<f64> = (0..samples.len().div_ceil(block))
+        .into_par_iter()
+        .flat_map_iter(|b| {
+            let start = b * block;
+            let end = (start + block).min(samples.len());
+            let mut filters = [
+                HighPass::new(sample_rate_hz, cutoff),
+                HighPass::new(sample_rate_hz, cutoff),
+            ];
+            let mut filter = |x: f32| {
+                filters
+                    .iter_mut()
+                    .fold(f64::from(x), |v, filter| filter.next(v))
+            };
+            for &x in &samples[start.saturating_sub(warm_up)..start] {
+                filter(x);
+            }
+            samples[start..end]
+                .chunks(hop)
+                .map(|chunk| {
+                    chunk
+                        .iter()
+                        .map(|&x| {
+                            let y = filter(x);
+                            y * y
+                        })
+                        .sum::<f64>()
                 })
-                .sum()
+                .collect::<Vec<f64>>()
         })
         .collect();
     let frames = samples.len() / hop;
@@ -169,6 +232,10 @@ fn band_energy(samples: &[f32], sample_rate_hz: u32, band_low_hz: f32, hop: usiz
         .map(|k| (hops[k] + hops.get(k + 1).copied().unwrap_or(0.0)) / (2 * hop) as f64)
         .collect()
 }
+
+/// Hops per block of [`band_energy`] (a minute at 16 kHz), and the block's warm-up, seconds.
+const BLOCK_HOPS: usize = 60_000;
+const WARM_UP_S: f64 = 0.05;
 
 /// A second-order Butterworth high-pass (the audio EQ cookbook's biquad), sample by sample.
 struct HighPass {
@@ -326,6 +393,32 @@ mod tests {
             error(&repaired),
             error(&clicked)
         );
+    }
+
+    #[test]
+    fn clicks_interpolated_in_parallel_give_what_one_after_another_gives() {
+        // Clicks far apart, and pairs close enough that their windows overlap.
+        let rate = 16_000;
+        let mut x = vowel(rate);
+        let mut at = Vec::new();
+        let mut t = 1_000usize;
+        for i in 0..12 {
+            at.push(t);
+            t += if i % 3 == 0 { 220 } else { 2_300 };
+        }
+        for (i, &a) in at.iter().enumerate() {
+            add_burst(&mut x, a, 64, 5_000.0, 40 + i as u64);
+        }
+        let mut parallel = x.clone();
+        let removal = remove_clicks(&mut parallel, rate, 4_000.0);
+        assert!(removal.clicks >= 8, "{removal:?}");
+        let mut sequential = x.clone();
+        let order = ORDER_AT_16K;
+        for gap in find_clicks(&x, rate, 4_000.0) {
+            let context = (3 * order).max(2 * gap.len()).max(MIN_CONTEXT_SAMPLES);
+            interpolate_gap(&mut sequential, gap, order, context);
+        }
+        assert_eq!(parallel, sequential);
     }
 
     #[test]
