@@ -11,7 +11,7 @@ mod segment;
 pub use segment::{
     effective_energy_floor, frame_levels_dbfs, speech_regions, SegmentOptions,
     DEFAULT_ENERGY_FLOOR_DBFS, DEFAULT_EXTEND_THRESHOLD, DEFAULT_SPEECH_THRESHOLD,
-    LOWEST_ENERGY_FLOOR_DBFS, QUIET_RECORDING_RANGE_DB,
+    DEFAULT_UNSURE_BELOW_DB, LOWEST_ENERGY_FLOOR_DBFS, QUIET_RECORDING_RANGE_DB, UNSURE_CONFIDENCE,
 };
 
 use std::path::{Path, PathBuf};
@@ -200,8 +200,12 @@ pub struct Transcript {
 }
 
 /// What was measured and repaired in a recording before its features (see [`Transcript`]).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Repairs {
+    /// Each network frame's level (dBFS) at the model's rate before the repairs there (clicks,
+    /// spectral holes, dereverberation): the sound as recorded, which the network's speech
+    /// regions are measured against ([`SegmentOptions::unsure_below_db`]).
+    recorded_levels: Vec<f32>,
     clipped_fraction: f32,
     concealed_dropouts: usize,
     concealed_s: f32,
@@ -404,6 +408,12 @@ impl Recognizer {
         self.model.frame_shift_s()
     }
 
+    /// Samples (at the model's rate) per network output frame.
+    fn output_hop_samples(&self) -> usize {
+        self.model.features().options().frame().window_shift()
+            * self.model.network().config().stack_frames.max(1)
+    }
+
     /// Seconds from the start of the audio to the centre of the first output frame (the stacked
     /// feature windows' middle); output frame `t` is centred `t · output_frame_shift_s()` later.
     pub fn output_frame_centre_s(&self) -> f64 {
@@ -503,6 +513,9 @@ impl Recognizer {
         }
         let recorded_rate_hz = wave.sample_rate_hz;
         let mut wave = wave.resampled(self.model.sample_rate_hz())?;
+        let hop = self.output_hop_samples();
+        repairs.recorded_levels =
+            frame_levels_dbfs(&wave.samples, hop, wave.samples.len().div_ceil(hop));
         if self.remove_clicks {
             // At the model's rate, in the upper half of the band the recording has: 4-8 kHz at
             // 16 kHz or more, 2-4 kHz for a telephone recording (nothing above its 4 kHz).
@@ -683,6 +696,8 @@ impl Recognizer {
             repairs,
         } = posteriors;
         let shift = self.output_frame_shift_s() as f32;
+        let levels = &repairs.recorded_levels;
+        let background_dbfs = background_level_dbfs(levels, &regions);
         // Decode and align region by region, long regions in pieces: the forced alignment is
         // O(frames × phones) in memory, so a one-hour file must not be aligned in one piece. Pieces
         // end at frames where the blank is all but certain, so no phone is cut in two.
@@ -690,14 +705,24 @@ impl Recognizer {
         let mut piece_lists = Vec::new();
         let mut segments = Vec::with_capacity(regions.len());
         for &(region_start, region_end) in &regions {
-            segments.push((
-                region_start as f32 * shift,
-                (region_end as f32 * shift).min(duration_s as f32),
-            ));
             let region = log_probs.slice(s![region_start..region_end, ..]);
             let offset = region_start as f32 * shift;
             let (pieces, lists) =
                 decode_spans_in_pieces(self.decoder()?, region, shift, self.alternatives)?;
+            if self.segment.enabled
+                && is_unsure_region(
+                    &pieces,
+                    &levels[region_start..region_end.min(levels.len())],
+                    background_dbfs,
+                    self.segment.unsure_below_db,
+                )
+            {
+                continue;
+            }
+            segments.push((
+                region_start as f32 * shift,
+                (region_end as f32 * shift).min(duration_s as f32),
+            ));
             for mut span in pieces {
                 span.start_s += offset;
                 span.end_s += offset;
@@ -760,8 +785,7 @@ impl Recognizer {
         vtln_warp: f32,
         repairs: Repairs,
     ) -> Result<Posteriors> {
-        let hop = self.model.features().options().frame().window_shift()
-            * self.model.network().config().stack_frames.max(1);
+        let hop = self.output_hop_samples();
         let levels = frame_levels_dbfs(&wave.samples, hop, log_probs.nrows());
         let shift = self.output_frame_shift_s();
         let mut regions = speech_regions(log_probs.view(), &levels, shift, &self.segment);
@@ -1227,9 +1251,110 @@ fn segment_bounds(log_probs: ArrayView2<f32>) -> Vec<(usize, usize)> {
     bounds
 }
 
+/// The level (dBFS) of what surrounds the speech regions: the median frame level outside every
+/// region, or, when less than half a second lies outside them, the 10th percentile of all frames
+/// (the quiet moments of continuous speech). Digital silence counts as −120 dBFS.
+fn background_level_dbfs(levels: &[f32], regions: &[(usize, usize)]) -> f32 {
+    let mut inside = vec![false; levels.len()];
+    for &(start, end) in regions {
+        for flag in &mut inside[start.min(levels.len())..end.min(levels.len())] {
+            *flag = true;
+        }
+    }
+    let clamp = |l: f32| if l.is_finite() { l.max(-120.0) } else { -120.0 };
+    let mut outside: Vec<f32> = levels
+        .iter()
+        .zip(&inside)
+        .filter(|(_, &i)| !i)
+        .map(|(&l, _)| clamp(l))
+        .collect();
+    if outside.len() >= MIN_BACKGROUND_FRAMES {
+        let mid = outside.len() / 2;
+        return *outside.select_nth_unstable_by(mid, f32::total_cmp).1;
+    }
+    let mut all: Vec<f32> = levels.iter().map(|&l| clamp(l)).collect();
+    if all.is_empty() {
+        return -120.0;
+    }
+    let tenth = all.len() / 10;
+    *all.select_nth_unstable_by(tenth, f32::total_cmp).1
+}
+
+/// Frames outside the speech regions needed for their median to be the background (half a
+/// second of 10 ms frames).
+const MIN_BACKGROUND_FRAMES: usize = 50;
+
+/// Whether a speech region is music or noise the network took for speech
+/// ([`SegmentOptions::unsure_below_db`]): its loudest frames (90th percentile of `levels`, the
+/// region's frames) stand less than `below_db` over `background_dbfs`, and its phones' mean
+/// confidence is below [`UNSURE_CONFIDENCE`]. A region without phones is kept (nothing to drop).
+fn is_unsure_region(
+    phones: &[PhoneSpan],
+    levels: &[f32],
+    background_dbfs: f32,
+    below_db: f32,
+) -> bool {
+    if below_db <= 0.0 || phones.is_empty() || levels.is_empty() {
+        return false;
+    }
+    let confidence = phones.iter().map(|p| p.confidence).sum::<f32>() / phones.len() as f32;
+    if confidence >= UNSURE_CONFIDENCE {
+        return false;
+    }
+    let mut sorted: Vec<f32> = levels
+        .iter()
+        .map(|&l| if l.is_finite() { l.max(-120.0) } else { -120.0 })
+        .collect();
+    let ninetieth = (sorted.len() * 9 / 10).min(sorted.len() - 1);
+    let loud = *sorted.select_nth_unstable_by(ninetieth, f32::total_cmp).1;
+    loud - background_dbfs < below_db
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn span(confidence: f32) -> PhoneSpan {
+        PhoneSpan {
+            phone: crate::phones::PhoneId(1),
+            start_s: 0.0,
+            end_s: 0.1,
+            confidence,
+            alternatives: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_background_is_the_level_around_the_regions() {
+        // 100 frames at −50 dBFS around a region of 100 frames at −20: the median outside.
+        let mut levels = vec![-50.0f32; 300];
+        for l in &mut levels[100..200] {
+            *l = -20.0;
+        }
+        assert_eq!(background_level_dbfs(&levels, &[(100, 200)]), -50.0);
+        // Digital silence counts as −120 dBFS, not −∞.
+        let silent = vec![f32::NEG_INFINITY; 100];
+        assert_eq!(background_level_dbfs(&silent, &[]), -120.0);
+        // Speech all through: the quiet tenth of its frames.
+        let speech: Vec<f32> = (0..100).map(|i| -40.0 + (i % 20) as f32).collect();
+        assert_eq!(background_level_dbfs(&speech, &[(0, 100)]), -38.0);
+        assert_eq!(background_level_dbfs(&[], &[]), -120.0);
+    }
+
+    #[test]
+    fn only_regions_both_faint_and_unsure_are_dropped() {
+        let levels = vec![-25.0f32; 50];
+        let unsure = [span(0.3), span(0.4)];
+        let sure = [span(0.8), span(0.7)];
+        // 5 dB over the background: dropped if unsure, kept if sure.
+        assert!(is_unsure_region(&unsure, &levels, -30.0, 6.0));
+        assert!(!is_unsure_region(&sure, &levels, -30.0, 6.0));
+        // 15 dB over it: kept however unsure.
+        assert!(!is_unsure_region(&unsure, &levels, -40.0, 6.0));
+        // 0 turns the rule off; no phones, nothing to drop.
+        assert!(!is_unsure_region(&unsure, &levels, -30.0, 0.0));
+        assert!(!is_unsure_region(&[], &levels, -30.0, 6.0));
+    }
 
     #[test]
     fn rounds_hold_at_most_256_files_and_64_mb_and_cover_every_input_in_order() {

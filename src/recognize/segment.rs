@@ -65,7 +65,22 @@ pub struct SegmentOptions {
     /// around it); when the whole recording's pass finds no speech, each loud event (10 dB above
     /// the background, covering less than this fraction) is. Default 0.6; 0 never does either.
     pub isolate_below: f32,
+    /// A region whose loudest frames (its 90th percentile level) stand less than this many dB
+    /// over the background (the median level outside every region), and whose phones the network
+    /// is unsure of (mean confidence below [`UNSURE_CONFIDENCE`]), is dropped: music or noise it
+    /// took for speech. Default [`DEFAULT_UNSURE_BELOW_DB`]; 0 keeps every region.
+    pub unsure_below_db: f32,
 }
+
+/// Default [`SegmentOptions::unsure_below_db`]. On `recipes/robust`'s sets (models/README.md,
+/// "Music"): the regions the network found in music alone stand 2–9 dB over the music around
+/// them (median 4), speech regions 9 dB or more even at 5 dB SNR, over music 10 dB down, or in
+/// FSDD's 8-bit-like floor (their 5th percentiles 8.8–31 dB).
+pub const DEFAULT_UNSURE_BELOW_DB: f32 = 6.0;
+
+/// A region's phones are unsure when their mean confidence is below this (speech regions' median
+/// 0.60–0.84 over the same sets, music's 0.21).
+pub const UNSURE_CONFIDENCE: f32 = 0.5;
 
 impl Default for SegmentOptions {
     fn default() -> Self {
@@ -77,6 +92,7 @@ impl Default for SegmentOptions {
             padding_s: 0.2,
             energy_floor_dbfs: DEFAULT_ENERGY_FLOOR_DBFS,
             isolate_below: 0.6,
+            unsure_below_db: DEFAULT_UNSURE_BELOW_DB,
         }
     }
 }
@@ -114,6 +130,12 @@ impl SegmentOptions {
             return bad(format!(
                 "isolation threshold {} must be a fraction in 0..1",
                 self.isolate_below
+            ));
+        }
+        if !(self.unsure_below_db.is_finite() && (0.0..=60.0).contains(&self.unsure_below_db)) {
+            return bad(format!(
+                "unsure-region level {} dB must be in 0..60",
+                self.unsure_below_db
             ));
         }
         if !(self.energy_floor_dbfs.is_finite() && (-200.0..=0.0).contains(&self.energy_floor_dbfs))
