@@ -1261,23 +1261,32 @@ fn background_level_dbfs(levels: &[f32], regions: &[(usize, usize)]) -> f32 {
             *flag = true;
         }
     }
-    let clamp = |l: f32| if l.is_finite() { l.max(-120.0) } else { -120.0 };
     let mut outside: Vec<f32> = levels
         .iter()
         .zip(&inside)
         .filter(|(_, &i)| !i)
-        .map(|(&l, _)| clamp(l))
+        .map(|(&l, _)| clamped_level(l))
         .collect();
     if outside.len() >= MIN_BACKGROUND_FRAMES {
         let mid = outside.len() / 2;
         return *outside.select_nth_unstable_by(mid, f32::total_cmp).1;
     }
-    let mut all: Vec<f32> = levels.iter().map(|&l| clamp(l)).collect();
+    let mut all: Vec<f32> = levels.iter().map(|&l| clamped_level(l)).collect();
     if all.is_empty() {
         return -120.0;
     }
     let tenth = all.len() / 10;
     *all.select_nth_unstable_by(tenth, f32::total_cmp).1
+}
+
+/// A frame level for [`background_level_dbfs`] and [`is_unsure_region`]: digital silence (−∞)
+/// and anything quieter counts as −120 dBFS.
+fn clamped_level(level: f32) -> f32 {
+    if level.is_finite() {
+        level.max(-120.0)
+    } else {
+        -120.0
+    }
 }
 
 /// Frames outside the speech regions needed for their median to be the background (half a
@@ -1301,10 +1310,7 @@ fn is_unsure_region(
     if confidence >= UNSURE_CONFIDENCE {
         return false;
     }
-    let mut sorted: Vec<f32> = levels
-        .iter()
-        .map(|&l| if l.is_finite() { l.max(-120.0) } else { -120.0 })
-        .collect();
+    let mut sorted: Vec<f32> = levels.iter().map(|&l| clamped_level(l)).collect();
     let ninetieth = (sorted.len() * 9 / 10).min(sorted.len() - 1);
     let loud = *sorted.select_nth_unstable_by(ninetieth, f32::total_cmp).1;
     loud - background_dbfs < below_db
