@@ -27,6 +27,7 @@ and on a thread pool of each process's own, so forked worker processes (``multip
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 import os
 import warnings
@@ -341,6 +342,28 @@ def _integer(value: Any) -> Any:
         return value
 
 
+def _channel(channel: Any) -> Optional[int]:
+    """A ``channel=`` argument checked: ``None`` or a channel number from 0."""
+    if channel is None:
+        return None
+    channel = _integer(channel)
+    if isinstance(channel, bool) or not isinstance(channel, int) or channel < 0:
+        raise ValueError(
+            f"channel must be a channel number counted from 0 (or None to mix them), got {channel!r}"
+        )
+    return channel
+
+
+def _unsure_below(level: Any) -> float:
+    """An ``unsure_below=`` level checked: a number of dB from 0 to 60."""
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)):
+        raise ValueError(f"unsure_below must be a number of dB from 0 to 60, got {level!r}")
+    level = float(level)
+    if not (math.isfinite(level) and 0.0 <= level <= 60.0):
+        raise ValueError(f"unsure_below must be a number of dB from 0 to 60, got {level!r}")
+    return level
+
+
 def _audio(audio: Any) -> Tuple[Any, Optional[str]]:
     """The audio argument as the extension takes it (a ``str`` path, ``bytes`` or a numpy array) and
     the path it names, if any."""
@@ -511,6 +534,15 @@ class Recognizer:
             few milliseconds of broadband sound standing 25 dB over the sound on either side) by
             an autoregressive interpolation of the sound around them (default); ``False`` keeps
             them (``--keep-clicks``).
+        unsure_below: Drop a speech region whose loudest frames stand less than this many dB over
+            the sound around the regions and whose phones the network is unsure of (mean
+            confidence below 0.5): music or noise taken for speech (``--unsure-below DB``). ``None``
+            (default) uses phonrec's default level, 6 dB; 0 keeps every region.
+        channel: Hear only this channel of multichannel input, counted from 0 (0 is a stereo file's
+            left; ``--channel N``): one side of a call recorded with a channel per side. Applies to
+            files, bytes and ``(samples, channels)`` arrays; input without that channel raises
+            :class:`PhonrecError` (files) or ``ValueError`` (arrays). ``None`` (default) mixes the
+            channels as phonrec mixes them.
         alternatives: Give each recognised phone the K phones the network found most probable
             over its frames (:attr:`Phone.alternatives`; ``--alternatives K``, Allosaurus's
             ``topk``); 0 (default) gives none. At most 64.
@@ -549,6 +581,8 @@ class Recognizer:
         conceal_dropouts: bool = True,
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,
+        unsure_below: Optional[float] = None,
+        channel: Optional[int] = None,
         alternatives: int = 0,
         nbest: int = 0,
     ) -> None:
@@ -571,11 +605,16 @@ class Recognizer:
             conceal_dropouts=conceal_dropouts,
             fill_spectral_holes=fill_spectral_holes,
             remove_clicks=remove_clicks,
+            unsure_below=unsure_below,
+            channel=channel,
             alternatives=alternatives,
             nbest=nbest,
         )
         # numpy's integers count as integers (operator.index), bools do not.
         alternatives, nbest, beam = (_integer(alternatives), _integer(nbest), _integer(beam))
+        channel = _channel(channel)
+        if unsure_below is not None:
+            unsure_below = _unsure_below(unsure_below)
         # Weights of a search that does not run would be dropped without a word (the CLI warns).
         greedy = no_lm or beam == 1
         if greedy and (lm_weight is not None or insertion_bonus is not None) and lm is None:
@@ -613,6 +652,8 @@ class Recognizer:
             bool(conceal_dropouts),
             bool(fill_spectral_holes),
             bool(remove_clicks),
+            unsure_below,
+            channel,
             alternatives,
             nbest,
         )
@@ -853,6 +894,7 @@ def features(
     cmvn: bool = False,
     norm_vars: bool = False,
     resample: Optional[int] = None,
+    channel: Optional[int] = None,
 ) -> np.ndarray:
     """Kaldi-compatible features of one recording, as ``phonrec features`` computes them.
 
@@ -892,6 +934,8 @@ def features(
         cmvn: Per-utterance mean normalisation (after deltas).
         norm_vars: With ``cmvn``, also normalise the variance.
         resample: Resample the audio to this rate (Hz) first.
+        channel: Features of this channel alone, counted from 0 (``--channel N``; Kaldi reads
+            channel 0 of a stereo file); ``None`` (default) mixes the channels.
 
     Returns:
         A ``float32`` array ``[frames, dims]`` (0 rows for audio shorter than one frame).
@@ -925,10 +969,12 @@ def features(
         resample=resample,
     )
     data, _ = _audio(audio)
-    return _phonrec.features(data, sample_rate, options)
+    return _phonrec.features(data, sample_rate, options, _channel(channel))
 
 
-def load(audio: AudioInput, *, resample: Optional[int] = None) -> Tuple[np.ndarray, int]:
+def load(
+    audio: AudioInput, *, resample: Optional[int] = None, channel: Optional[int] = None
+) -> Tuple[np.ndarray, int]:
     """The samples of an audio file, read as ``phonrec transcribe`` reads it.
 
     Every format phonrec reads (WAV of any encoding, SPHERE, .au, FLAC, Ogg Vorbis or Opus, MP3,
@@ -939,12 +985,14 @@ def load(audio: AudioInput, *, resample: Optional[int] = None) -> Tuple[np.ndarr
     Args:
         audio: A path, the bytes of an audio file, or a binary file object.
         resample: Resample to this rate (Hz) with phonrec's resampler.
+        channel: Read this channel alone, counted from 0 (0 is a stereo file's left); ``None``
+            (default) mixes the channels.
 
     Returns:
         ``(samples, sample_rate)``: a 1-D ``float32`` array at full scale ±1 and the rate in Hz.
     """
     data, _ = _audio(audio)
-    return _phonrec.load(data, resample)
+    return _phonrec.load(data, resample, _channel(channel))
 
 
 class LiveUtterance(NamedTuple):

@@ -181,6 +181,8 @@ class Recognizer:
         conceal_dropouts: bool = True,
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,
+        unsure_below: Optional[float] = None,
+        channel: Optional[int] = None,
         alternatives: int = 0,
         nbest: int = 0,
     ) -> None: ...
@@ -264,9 +266,12 @@ def features(
     cmvn: bool = False,
     norm_vars: bool = False,
     resample: Optional[int] = None,
+    channel: Optional[int] = None,
 ) -> npt.NDArray[np.float32]: ...
 
-def load(audio: AudioInput, *, resample: Optional[int] = None) -> Tuple[npt.NDArray[np.float32], int]: ...
+def load(
+    audio: AudioInput, *, resample: Optional[int] = None, channel: Optional[int] = None
+) -> Tuple[npt.NDArray[np.float32], int]: ...
 
 class LiveUtterance(NamedTuple):
     """An utterance cut from live audio: its start (seconds in the stream) and samples (float32, ±1)."""

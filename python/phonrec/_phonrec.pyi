@@ -60,6 +60,8 @@ class Recognizer:
         conceal_dropouts: bool = True,
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,
+        unsure_below: Optional[float] = None,
+        channel: Optional[int] = None,
         alternatives: int = 0,
         nbest: int = 0,
     ) -> Recognizer: ...
@@ -97,9 +99,11 @@ class Recognizer:
     ) -> _Scores: ...
 
 def features(
-    audio: Any, sample_rate: Optional[int], options: Dict[str, Any]
+    audio: Any, sample_rate: Optional[int], options: Dict[str, Any], channel: Optional[int] = None
 ) -> npt.NDArray[np.float32]: ...
-def load(audio: Any, resample: Optional[int]) -> Tuple[npt.NDArray[np.float32], int]: ...
+def load(
+    audio: Any, resample: Optional[int], channel: Optional[int] = None
+) -> Tuple[npt.NDArray[np.float32], int]: ...
 
 @final
 class Endpointer:

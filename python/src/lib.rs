@@ -30,8 +30,8 @@ use rayon::prelude::*;
 
 use phonrec::align::{AlignTarget, Alignment, OovPolicy, PronunciationScores};
 use phonrec::audio::{
-    read_audio, read_audio_bytes, Dereverb, Waveform, INT16_SCALE, MAX_CHANNELS,
-    MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
+    read_audio_bytes_channel, read_audio_channel, ChannelChoice, Dereverb, Waveform, INT16_SCALE,
+    MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use phonrec::builtin;
 use phonrec::choice::Choice;
@@ -175,11 +175,12 @@ fn process_pool() -> Option<Arc<rayon::ThreadPool>> {
 
 /// One audio input as the Python layer passes it.
 enum Audio<'a> {
-    /// An audio file, read (and its errors named) by path.
-    File(PathBuf),
-    /// The bytes of an audio file (WAV, SPHERE, .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, raw AAC, WebM).
-    Bytes(&'a [u8]),
-    /// Samples from an array, already mono at int16 scale.
+    /// An audio file, read (and its errors named) by path, and which of its channels to hear.
+    File(PathBuf, ChannelChoice),
+    /// The bytes of an audio file (WAV, SPHERE, .au, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF, MP4/M4A, raw AAC, WebM),
+    /// and which of its channels to hear.
+    Bytes(&'a [u8], ChannelChoice),
+    /// Samples from an array, already mono (the channel chosen) at int16 scale.
     Wave(Waveform),
 }
 
@@ -187,8 +188,8 @@ impl Audio<'_> {
     /// About how many bytes of file this is (16-bit samples for arrays), for planning rounds.
     fn size_bytes(&self) -> u64 {
         match self {
-            Audio::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
-            Audio::Bytes(bytes) => bytes.len() as u64,
+            Audio::File(path, _) => std::fs::metadata(path).map_or(0, |m| m.len()),
+            Audio::Bytes(bytes, _) => bytes.len() as u64,
             Audio::Wave(wave) => 2 * wave.samples.len() as u64,
         }
     }
@@ -196,16 +197,23 @@ impl Audio<'_> {
     /// The samples: files are read as `phonrec transcribe` reads them.
     fn read(self) -> phonrec::Result<Waveform> {
         match self {
-            Audio::File(path) => read_audio(&path),
-            Audio::Bytes(bytes) => read_audio_bytes(bytes, Path::new("<bytes>")),
+            Audio::File(path, channel) => read_audio_channel(&path, channel),
+            Audio::Bytes(bytes, channel) => {
+                read_audio_bytes_channel(bytes, Path::new("<bytes>"), channel)
+            }
             Audio::Wave(wave) => Ok(wave),
         }
     }
 }
 
 /// Interpret an audio argument: a `str` is a path, `bytes` the contents of an audio file, a numpy
-/// array samples at `sample_rate` (which only arrays take).
-fn audio_arg<'a>(obj: &'a Bound<'_, PyAny>, sample_rate: Option<i64>) -> PyResult<Audio<'a>> {
+/// array samples at `sample_rate` (which only arrays take). `channel` picks the channel heard, of a
+/// file as of a `(samples, channels)` array.
+fn audio_arg<'a>(
+    obj: &'a Bound<'_, PyAny>,
+    sample_rate: Option<i64>,
+    channel: ChannelChoice,
+) -> PyResult<Audio<'a>> {
     if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
         if let Some(rate) = sample_rate {
             return Err(PyValueError::new_err(format!(
@@ -214,12 +222,12 @@ fn audio_arg<'a>(obj: &'a Bound<'_, PyAny>, sample_rate: Option<i64>) -> PyResul
             )));
         }
         if let Ok(bytes) = obj.cast::<PyBytes>() {
-            return Ok(Audio::Bytes(bytes.as_bytes()));
+            return Ok(Audio::Bytes(bytes.as_bytes(), channel));
         }
-        return Ok(Audio::File(obj.extract::<PathBuf>()?));
+        return Ok(Audio::File(obj.extract::<PathBuf>()?, channel));
     }
     if let Ok(array) = obj.cast::<PyUntypedArray>() {
-        return Ok(Audio::Wave(wave_from_array(array, sample_rate)?));
+        return Ok(Audio::Wave(wave_from_array(array, sample_rate, channel)?));
     }
     Err(PyTypeError::new_err(format!(
         "audio must be a path (str or os.PathLike), the bytes of an audio file, or a numpy array \
@@ -242,10 +250,11 @@ fn sample_rate_arg(rate: i64) -> PyResult<u32> {
 }
 
 /// Samples of a 1-D (mono) or 2-D `(samples, channels)` array, converted to int16 scale as the WAV
-/// reader converts each encoding and averaged over channels as it averages them.
+/// reader converts each encoding, and mixed over channels as it mixes them (or one channel taken).
 fn wave_from_array(
     array: &Bound<'_, PyUntypedArray>,
     sample_rate: Option<i64>,
+    channel: ChannelChoice,
 ) -> PyResult<Waveform> {
     let shape = array.shape().to_vec();
     if !(1..=2).contains(&shape.len()) {
@@ -275,30 +284,53 @@ fn wave_from_array(
             shape[1], shape[0]
         )));
     }
+    let channels = if shape.len() == 1 { 1 } else { shape[1] };
+    if let ChannelChoice::Only(wanted) = channel {
+        if wanted >= channels {
+            return Err(PyValueError::new_err(format!(
+                "channel={wanted}: the audio array has {channels} channel{} (counted from 0)",
+                if channels == 1 { "" } else { "s" }
+            )));
+        }
+    }
     // The conversions of src/audio/wav.rs: floats × 32768; integers shifted to 16-bit range
     // (8-bit WAV is unsigned with its zero at 128, as uint8 arrays from it are).
     let samples = if let Ok(a) = array.cast::<PyArrayDyn<f32>>() {
-        mono(a.try_readonly().map_err(borrowed)?.as_array(), |s| {
-            s * INT16_SCALE
-        })
+        mono(
+            a.try_readonly().map_err(borrowed)?.as_array(),
+            |s| s * INT16_SCALE,
+            channel,
+        )
     } else if let Ok(a) = array.cast::<PyArrayDyn<f64>>() {
-        mono(a.try_readonly().map_err(borrowed)?.as_array(), |s| {
-            s as f32 * INT16_SCALE
-        })
+        mono(
+            a.try_readonly().map_err(borrowed)?.as_array(),
+            |s| s as f32 * INT16_SCALE,
+            channel,
+        )
     } else if let Ok(a) = array.cast::<PyArrayDyn<i16>>() {
-        mono(a.try_readonly().map_err(borrowed)?.as_array(), f32::from)
+        mono(
+            a.try_readonly().map_err(borrowed)?.as_array(),
+            f32::from,
+            channel,
+        )
     } else if let Ok(a) = array.cast::<PyArrayDyn<i32>>() {
-        mono(a.try_readonly().map_err(borrowed)?.as_array(), |s| {
-            s as f32 * (1.0 / 65536.0)
-        })
+        mono(
+            a.try_readonly().map_err(borrowed)?.as_array(),
+            |s| s as f32 * (1.0 / 65536.0),
+            channel,
+        )
     } else if let Ok(a) = array.cast::<PyArrayDyn<u8>>() {
-        mono(a.try_readonly().map_err(borrowed)?.as_array(), |s| {
-            (f32::from(s) - 128.0) * 256.0
-        })
+        mono(
+            a.try_readonly().map_err(borrowed)?.as_array(),
+            |s| (f32::from(s) - 128.0) * 256.0,
+            channel,
+        )
     } else if let Ok(a) = array.cast::<PyArrayDyn<i8>>() {
-        mono(a.try_readonly().map_err(borrowed)?.as_array(), |s| {
-            f32::from(s) * 256.0
-        })
+        mono(
+            a.try_readonly().map_err(borrowed)?.as_array(),
+            |s| f32::from(s) * 256.0,
+            channel,
+        )
     } else {
         return Err(PyTypeError::new_err(format!(
             "audio arrays of dtype {} are not read: use float32 or float64 (full scale ±1), \
@@ -336,8 +368,20 @@ fn borrowed(error: numpy::BorrowError) -> PyErr {
 }
 
 /// One channel from a 1-D or `(samples, channels)` view: each sample converted, then mixed by the
-/// WAV reader's own `phonrec::audio::mix_to_mono` (averaged, or the loudest channel when they cancel).
-fn mono<T: Copy>(view: ArrayViewD<'_, T>, convert: impl Fn(T) -> f32) -> Vec<f32> {
+/// WAV reader's own `phonrec::audio::mix_to_mono` (averaged, or the loudest channel when they
+/// cancel), or the one channel `channel` asks for (checked to exist by the caller).
+fn mono<T: Copy>(
+    view: ArrayViewD<'_, T>,
+    convert: impl Fn(T) -> f32,
+    channel: ChannelChoice,
+) -> Vec<f32> {
+    if let (ChannelChoice::Only(wanted), 2) = (channel, view.ndim()) {
+        return view
+            .index_axis(ndarray::Axis(1), wanted)
+            .iter()
+            .map(|&s| convert(s))
+            .collect();
+    }
     let channels = if view.ndim() == 1 { 1 } else { view.shape()[1] };
     // Logical (row-major) order over `(samples, channels)` is interleaved order, whatever the layout.
     let interleaved: Vec<f32> = view.iter().map(|&s| convert(s)).collect();
@@ -458,6 +502,8 @@ struct PyRecognizer {
     names: PhoneSet,
     lexicon: LexiconChoice,
     built_in_model: bool,
+    /// The channel heard of multichannel input (`channel=N`, as `--channel N`).
+    channel: ChannelChoice,
 }
 
 /// A recogniser built when first needed.
@@ -476,6 +522,11 @@ impl LazyRecognizer {
         // Two threads may build it at once; either result is the same recogniser.
         Ok(self.built.get_or_init(|| recognizer))
     }
+}
+
+/// A `channel=` argument: `None` mixes the channels as the CLI does without `--channel`.
+fn channel_arg(channel: Option<usize>) -> ChannelChoice {
+    channel.map_or(ChannelChoice::Mixed, ChannelChoice::Only)
 }
 
 /// Decoding arguments, as `phonrec transcribe` takes them.
@@ -506,6 +557,9 @@ struct Decoding {
     fill_spectral_holes: bool,
     /// Interpolate clicks (`remove_clicks=False`, as `--keep-clicks`).
     remove_clicks: bool,
+    /// Drop faint regions of unsure phones (`unsure_below=DB`, as `--unsure-below DB`); `None`: the
+    /// default level.
+    unsure_below: Option<f32>,
     /// Per phone, its most probable phones (`alternatives=K`, as `--alternatives K`); 0: none.
     alternatives: usize,
     /// The beam's best sequences per recording (`nbest=N`, as `--nbest N`); 0: none.
@@ -527,6 +581,7 @@ impl Decoding {
             && self.conceal_dropouts
             && self.fill_spectral_holes
             && self.remove_clicks
+            && self.unsure_below.is_none()
             && self.alternatives == 0
             && self.nbest == 0
             && self.beam.is_none()
@@ -617,6 +672,9 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         dereverb: decoding.dereverb,
         segment: SegmentOptions {
             enabled: decoding.segment,
+            unsure_below_db: decoding
+                .unsure_below
+                .unwrap_or(SegmentOptions::default().unsure_below_db),
             ..SegmentOptions::default()
         },
         vtln_warps: if decoding.vtln {
@@ -878,7 +936,7 @@ impl PyRecognizer {
                         builtin_lexicon=true, precision=None, dereverb="auto", segment=true,
                         vtln=false, repair_clipping=true, fill_digital_silence=true,
                         conceal_dropouts=true, fill_spectral_holes=true, remove_clicks=true,
-                        alternatives=0, nbest=0))]
+                        unsure_below=None, channel=None, alternatives=0, nbest=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -900,6 +958,8 @@ impl PyRecognizer {
         conceal_dropouts: bool,
         fill_spectral_holes: bool,
         remove_clicks: bool,
+        unsure_below: Option<f32>,
+        channel: Option<usize>,
         alternatives: usize,
         nbest: usize,
     ) -> PyResult<Self> {
@@ -960,6 +1020,7 @@ impl PyRecognizer {
             conceal_dropouts,
             fill_spectral_holes,
             remove_clicks,
+            unsure_below,
             alternatives,
             nbest,
         };
@@ -989,6 +1050,7 @@ impl PyRecognizer {
                 merged: OnceLock::new(),
             },
             built_in_model,
+            channel: channel_arg(channel),
         })
     }
 
@@ -1029,7 +1091,7 @@ impl PyRecognizer {
         audio: &Bound<'_, PyAny>,
         sample_rate: Option<i64>,
     ) -> PyResult<TranscriptTuple> {
-        let audio = audio_arg(audio, sample_rate)?;
+        let audio = audio_arg(audio, sample_rate, self.channel)?;
         let transcript = detached(py, || Ok(self.recognizer.transcribe_wave(audio.read()?)?))?;
         Ok(self.transcript_tuple(&transcript))
     }
@@ -1045,7 +1107,7 @@ impl PyRecognizer {
             .iter()
             .enumerate()
             .map(|(i, (audio, rate))| {
-                audio_arg(audio, *rate).map_err(|e| {
+                audio_arg(audio, *rate, self.channel).map_err(|e| {
                     let message = format!("item {i}: {}", e.value(py));
                     if e.is_instance_of::<PyTypeError>(py) {
                         PyTypeError::new_err(message)
@@ -1093,7 +1155,7 @@ impl PyRecognizer {
         sample_rate: Option<i64>,
         log: bool,
     ) -> PyResult<(Bound<'py, PyArray2<f32>>, TranscriptTuple)> {
-        let audio = audio_arg(audio, sample_rate)?;
+        let audio = audio_arg(audio, sample_rate, self.channel)?;
         let recognition = detached(py, || {
             let mut recognition = self.recognizer.recognize(audio.read()?)?;
             if !log {
@@ -1119,7 +1181,7 @@ impl PyRecognizer {
         oov: &str,
     ) -> PyResult<AlignmentTuple> {
         let said = said_arg(text, phones, oov)?;
-        let audio = audio_arg(audio, sample_rate)?;
+        let audio = audio_arg(audio, sample_rate, self.channel)?;
         let alignment = detached(py, || {
             let target = self.target(&said)?;
             Ok(self.aligner()?.align(audio.read()?, &target)?)
@@ -1145,7 +1207,7 @@ impl PyRecognizer {
             )));
         }
         let said = said_arg(text, phones, oov)?;
-        let audio = audio_arg(audio, sample_rate)?;
+        let audio = audio_arg(audio, sample_rate, self.channel)?;
         let scores = detached(py, || {
             let target = self.target(&said)?;
             Ok(self.aligner()?.score(audio.read()?, &target, threshold)?)
@@ -1247,15 +1309,16 @@ fn resample_rate(resample: Option<i64>) -> PyResult<Option<u32>> {
 /// Kaldi-compatible features `[frames, dims]` float32 of one recording, as `phonrec features`
 /// computes them.
 #[pyfunction]
-#[pyo3(signature = (audio, sample_rate, options))]
+#[pyo3(signature = (audio, sample_rate, options, channel=None))]
 fn features<'py>(
     py: Python<'py>,
     audio: &Bound<'_, PyAny>,
     sample_rate: Option<i64>,
     options: FeatureArgs,
+    channel: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let resample = resample_rate(options.resample)?;
-    let audio = audio_arg(audio, sample_rate)?;
+    let audio = audio_arg(audio, sample_rate, channel_arg(channel))?;
     // The options are checked on a nominal rate first, so a bad option fails before any audio is read.
     options
         .options(resample.unwrap_or(16_000))
@@ -1282,11 +1345,12 @@ fn features<'py>(
 /// read gapless): mono float32 at full scale ±1, and the rate in Hz, resampled to `resample` when
 /// given.
 #[pyfunction]
-#[pyo3(signature = (audio, resample))]
+#[pyo3(signature = (audio, resample, channel=None))]
 fn load<'py>(
     py: Python<'py>,
     audio: &Bound<'_, PyAny>,
     resample: Option<i64>,
+    channel: Option<usize>,
 ) -> PyResult<(Bound<'py, PyArray1<f32>>, u32)> {
     if audio.cast::<PyUntypedArray>().is_ok() {
         return Err(PyTypeError::new_err(
@@ -1295,7 +1359,7 @@ fn load<'py>(
         ));
     }
     let resample = resample_rate(resample)?;
-    let audio = audio_arg(audio, None)?;
+    let audio = audio_arg(audio, None, channel_arg(channel))?;
     let wave = detached(py, || {
         let mut wave = audio.read()?;
         if let Some(rate) = resample {
@@ -1365,7 +1429,11 @@ impl PyEndpointer {
         let array = samples
             .cast::<PyUntypedArray>()
             .map_err(|_| PyTypeError::new_err("push takes a numpy array of samples".to_string()))?;
-        let wave = wave_from_array(array, Some(i64::from(self.sample_rate_hz)))?;
+        let wave = wave_from_array(
+            array,
+            Some(i64::from(self.sample_rate_hz)),
+            ChannelChoice::Mixed,
+        )?;
         let inner = self.inner.as_mut().ok_or_else(|| {
             PyValueError::new_err("the endpointer was finished; make a new one for a new stream")
         })?;

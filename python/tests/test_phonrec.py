@@ -593,6 +593,70 @@ def test_channels_and_8_bit_are_mixed_and_scaled_as_the_wav_reader_does(recogniz
     )
 
 
+def test_channel_hears_one_side_of_a_call_as_the_cli_does(cli, recognizer, tmp_path):
+    samples, rate = read_wav(SUIT)
+    # The other side: the same speech reversed in time, half as loud (a different phone sequence).
+    other = samples[::-1] // 2
+    stereo = np.stack([samples, other], axis=1)
+    path = tmp_path / "call.wav"
+    write_wav(path, stereo, rate, 2)
+    left, right = phonrec.Recognizer(channel=0), phonrec.Recognizer(channel=1)
+    # Channel 0 alone is the mono recording; channel 1 is what `--channel 1` hears.
+    assert_same_phones(left.transcribe(path), recognizer.transcribe(SUIT))
+    (record,) = cli_json_lines(cli("transcribe", "--format", "json", "--channel", "1", path))
+    assert_same_transcript(right.transcribe(path), record)
+    assert right.transcribe(path).labels != left.transcribe(path).labels
+    # Arrays and bytes take the same channel as the file.
+    np.testing.assert_array_equal(right.probs(stereo, rate).probs, right.probs(path).probs)
+    assert_same_phones(right.transcribe(path.read_bytes()), right.transcribe(path))
+    # load and features read one channel too.
+    loaded, _ = phonrec.load(path, channel=1)
+    np.testing.assert_array_equal(loaded, other.astype(np.float32) / 32768)
+    np.testing.assert_array_equal(
+        phonrec.features(path, channel=0), phonrec.features(SUIT)
+    )
+    # A channel the input does not have is an error, never the mix.
+    with pytest.raises(phonrec.PhonrecError, match="channel"):
+        phonrec.Recognizer(channel=2).transcribe(path)
+    with pytest.raises(ValueError, match="channel=2"):
+        phonrec.Recognizer(channel=2).transcribe(stereo, rate)
+    with pytest.raises(ValueError, match="channel=1"):
+        right.transcribe(samples, rate)
+    for bad in (-1, 1.5, True, "0"):
+        with pytest.raises(ValueError, match="channel must be"):
+            phonrec.Recognizer(channel=bad)
+
+
+def music_like(seed=3, seconds=10.0, rate=16000):
+    """Plucked harmonic notes every 0.25 s over a faint hiss: no speech, but sounds the network can
+    take for phones."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rate * 0.25)) / rate
+    notes = []
+    for _ in range(int(seconds / 0.25)):
+        f0 = 110 * 2 ** (rng.integers(0, 24) / 12)
+        notes.append(sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 12)) * np.exp(-3 * t))
+    x = np.concatenate(notes) + rng.normal(0, 0.02, len(notes) * len(t))
+    return (x / np.abs(x).max() * 0.3).astype(np.float32), rate
+
+
+def test_unsure_below_drops_faint_unsure_regions_as_the_cli_does(cli, recognizer, tmp_path):
+    music, rate = music_like()
+    path = tmp_path / "music.wav"
+    write_wav(path, (music * 32767).astype(np.int16), rate, 2)
+    keep_all = phonrec.Recognizer(unsure_below=0)
+    (record,) = cli_json_lines(cli("transcribe", "--format", "json", "--unsure-below", "0", path))
+    assert_same_transcript(keep_all.transcribe(path), record)
+    (record,) = cli_json_lines(cli("transcribe", "--format", "json", path))
+    assert_same_transcript(recognizer.transcribe(path), record)
+    # The default level drops what keeping every region hears in these notes.
+    assert len(recognizer.transcribe(path).labels) < len(keep_all.transcribe(path).labels)
+    assert_same_phones(phonrec.Recognizer(unsure_below=6).transcribe(path), recognizer.transcribe(path))
+    for bad in (-1, 61, float("nan"), "6", True):
+        with pytest.raises(ValueError, match="unsure_below must be"):
+            phonrec.Recognizer(unsure_below=bad)
+
+
 def test_bytes_file_objects_and_pathlike_read_as_the_path(recognizer):
     reference = recognizer.transcribe(SUIT)
     data = SUIT.read_bytes()
