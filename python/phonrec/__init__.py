@@ -354,13 +354,14 @@ def _channel(channel: Any) -> Optional[int]:
     return channel
 
 
-def _unsure_below(level: Any) -> float:
-    """An ``unsure_below=`` level checked: a number of dB from 0 to 60."""
+def _decibels(name: str, level: Any, most: float) -> float:
+    """A level argument in dB checked: a number from 0 to ``most``."""
+    message = f"{name} must be a number of dB from 0 to {most:g}, got {level!r}"
     if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)):
-        raise ValueError(f"unsure_below must be a number of dB from 0 to 60, got {level!r}")
+        raise ValueError(message)
     level = float(level)
-    if not (math.isfinite(level) and 0.0 <= level <= 60.0):
-        raise ValueError(f"unsure_below must be a number of dB from 0 to 60, got {level!r}")
+    if not (math.isfinite(level) and 0.0 <= level <= most):
+        raise ValueError(message)
     return level
 
 
@@ -538,6 +539,11 @@ class Recognizer:
             the sound around the regions and whose phones the network is unsure of (mean
             confidence below 0.5): music or noise taken for speech (``--unsure-below DB``). ``None``
             (default) uses phonrec's default level, 6 dB; 0 keeps every region.
+        floor_below: Add white noise this many dB under the recording's speech level, within its
+            band, just before the features (``--floor-below DB``), so that every floor is at least
+            that loud and that flat: a noise suppressor's gated silence or a microphone's faint
+            coloured hiss is not what the network heard in training. ``None`` (default) uses
+            phonrec's default, 40 dB; 0 adds none.
         channel: Hear only this channel of multichannel input, counted from 0 (0 is a stereo file's
             left; ``--channel N``): one side of a call recorded with a channel per side. Applies to
             files, bytes and ``(samples, channels)`` arrays; input without that channel raises
@@ -582,6 +588,7 @@ class Recognizer:
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,
         unsure_below: Optional[float] = None,
+        floor_below: Optional[float] = None,
         channel: Optional[int] = None,
         alternatives: int = 0,
         nbest: int = 0,
@@ -606,6 +613,7 @@ class Recognizer:
             fill_spectral_holes=fill_spectral_holes,
             remove_clicks=remove_clicks,
             unsure_below=unsure_below,
+            floor_below=floor_below,
             channel=channel,
             alternatives=alternatives,
             nbest=nbest,
@@ -614,7 +622,9 @@ class Recognizer:
         alternatives, nbest, beam = (_integer(alternatives), _integer(nbest), _integer(beam))
         channel = _channel(channel)
         if unsure_below is not None:
-            unsure_below = _unsure_below(unsure_below)
+            unsure_below = _decibels("unsure_below", unsure_below, 60.0)
+        if floor_below is not None:
+            floor_below = _decibels("floor_below", floor_below, 100.0)
         # Weights of a search that does not run would be dropped without a word (the CLI warns).
         greedy = no_lm or beam == 1
         if greedy and (lm_weight is not None or insertion_bonus is not None) and lm is None:
@@ -653,6 +663,7 @@ class Recognizer:
             bool(fill_spectral_holes),
             bool(remove_clicks),
             unsure_below,
+            floor_below,
             channel,
             alternatives,
             nbest,

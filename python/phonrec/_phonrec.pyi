@@ -61,6 +61,7 @@ class Recognizer:
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,
         unsure_below: Optional[float] = None,
+        floor_below: Optional[float] = None,
         channel: Optional[int] = None,
         alternatives: int = 0,
         nbest: int = 0,

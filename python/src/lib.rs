@@ -560,6 +560,9 @@ struct Decoding {
     /// Drop faint regions of unsure phones (`unsure_below=DB`, as `--unsure-below DB`); `None`: the
     /// default level.
     unsure_below: Option<f32>,
+    /// The added noise floor's distance under the speech (`floor_below=DB`, as `--floor-below
+    /// DB`); `None`: the default.
+    floor_below: Option<f32>,
     /// Per phone, its most probable phones (`alternatives=K`, as `--alternatives K`); 0: none.
     alternatives: usize,
     /// The beam's best sequences per recording (`nbest=N`, as `--nbest N`); 0: none.
@@ -582,6 +585,7 @@ impl Decoding {
             && self.fill_spectral_holes
             && self.remove_clicks
             && self.unsure_below.is_none()
+            && self.floor_below.is_none()
             && self.alternatives == 0
             && self.nbest == 0
             && self.beam.is_none()
@@ -687,6 +691,9 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         conceal_dropouts: decoding.conceal_dropouts,
         fill_spectral_holes: decoding.fill_spectral_holes,
         remove_clicks: decoding.remove_clicks,
+        noise_floor_below_db: decoding
+            .floor_below
+            .unwrap_or(phonrec::audio::DEFAULT_FLOOR_BELOW_DB),
         alternatives: decoding.alternatives,
         nbest: decoding.nbest,
         ..RecognizerOptions::default()
@@ -936,7 +943,8 @@ impl PyRecognizer {
                         builtin_lexicon=true, precision=None, dereverb="auto", segment=true,
                         vtln=false, repair_clipping=true, fill_digital_silence=true,
                         conceal_dropouts=true, fill_spectral_holes=true, remove_clicks=true,
-                        unsure_below=None, channel=None, alternatives=0, nbest=0))]
+                        unsure_below=None, floor_below=None, channel=None, alternatives=0,
+                        nbest=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -959,6 +967,7 @@ impl PyRecognizer {
         fill_spectral_holes: bool,
         remove_clicks: bool,
         unsure_below: Option<f32>,
+        floor_below: Option<f32>,
         channel: Option<usize>,
         alternatives: usize,
         nbest: usize,
@@ -1021,6 +1030,7 @@ impl PyRecognizer {
             fill_spectral_holes,
             remove_clicks,
             unsure_below,
+            floor_below,
             alternatives,
             nbest,
         };

@@ -303,6 +303,8 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
                 "--keep-clicks",
             ],
         ),
+        (dict(floor_below=0), ["--floor-below", "0"]),
+        (dict(floor_below=30, unsure_below=0), ["--floor-below", "30", "--unsure-below", "0"]),
     ],
     ids=[
         "model-greedy",
@@ -317,6 +319,8 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
         "no-segment",
         "vtln",
         "keep-clipping-and-zeros",
+        "no-floor",
+        "floor-30",
     ],
 )
 def test_decoding_options_equal_the_cli_flags(cli, kwargs, flags):
@@ -655,6 +659,9 @@ def test_unsure_below_drops_faint_unsure_regions_as_the_cli_does(cli, recognizer
     for bad in (-1, 61, float("nan"), "6", True):
         with pytest.raises(ValueError, match="unsure_below must be"):
             phonrec.Recognizer(unsure_below=bad)
+    for bad in (-1, 101, float("inf"), "40", False):
+        with pytest.raises(ValueError, match="floor_below must be"):
+            phonrec.Recognizer(floor_below=bad)
 
 
 def test_bytes_file_objects_and_pathlike_read_as_the_path(recognizer):

@@ -874,6 +874,16 @@ pub struct DecodeArgs {
     #[arg(long)]
     pub keep_clicks: bool,
 
+    /// Add white noise this many dB under the recording's speech level (the mean level of its
+    /// frames within 30 dB of the loud ones) just before the features, within the band the
+    /// recording had, so that every floor is at least that loud and that flat: the network has
+    /// heard floors of that kind in training, not a microphone's faint coloured hiss or a noise
+    /// suppressor's gated silence. Measured (models/README.md, "A floor under the speech"): real
+    /// sentence recordings PER -1 to -2 points, recordings cleaned by a noise suppressor -8. 0 adds
+    /// none.
+    #[arg(long, default_value_t = phonrec::audio::DEFAULT_FLOOR_BELOW_DB, value_name = "DB")]
+    pub floor_below: f32,
+
     /// Remove echoes and late reverberation before the features: `auto` cancels a discrete echo
     /// (the recording again 40-480 ms later, at least 20 dB down: a speakerphone, a hall's back
     /// wall, a delay effect; found in the power cepstrum) with its inverse filter, then measures
@@ -1029,6 +1039,7 @@ impl DecodeArgs {
             conceal_dropouts: !self.keep_dropouts,
             fill_spectral_holes: !self.keep_spectral_holes,
             remove_clicks: !self.keep_clicks,
+            noise_floor_below_db: self.floor_below,
             dereverb: self.dereverb.into(),
             ..RecognizerOptions::default()
         };

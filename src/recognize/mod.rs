@@ -22,9 +22,10 @@ use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::audio::{
-    cancel_echoes, conceal_dropouts, dereverberate, dereverberate_reverberant_sections,
-    fill_digital_silence, fill_quiet_gaps, fill_spectral_holes, read_audio, remove_clicks,
-    repair_clipping, Dereverb, Waveform, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
+    add_noise_floor, cancel_echoes, conceal_dropouts, dereverberate,
+    dereverberate_reverberant_sections, fill_digital_silence, fill_quiet_gaps, fill_spectral_holes,
+    measured_band_top_hz, read_audio, remove_clicks, repair_clipping, speech_level_dbfs, Dereverb,
+    Waveform, DEFAULT_FLOOR_BELOW_DB, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
     decode_spans_with_hypotheses, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, Hypothesis,
@@ -86,6 +87,11 @@ pub struct RecognizerOptions {
     /// before the features; recordings without clicks are unchanged (see [`remove_clicks`]).
     /// Default true.
     pub remove_clicks: bool,
+    /// Add white noise this many dB under the recording's speech level just before the features
+    /// (band-limited to the band the recording had), so that every floor is at least that loud
+    /// and that flat; 0 adds none. Default [`DEFAULT_FLOOR_BELOW_DB`] (see
+    /// [`add_noise_floor`](crate::audio::add_noise_floor)).
+    pub noise_floor_below_db: f32,
     /// Remove late reverberation (weighted prediction error) before the features: always, never,
     /// or (the default) where the recording measures reverberant, 30 s by 30 s (see
     /// [`dereverberate_reverberant_sections`]).
@@ -109,6 +115,14 @@ pub struct RecognizerOptions {
     /// [`DEFAULT_MIN_WORST_SECOND_SCORE`].
     pub min_worst_second_score: f64,
 }
+
+/// The added noise floor stops at a recording's measured band top when that is below this share
+/// of the recording's Nyquist frequency (a coder's low-pass), and at the Nyquist frequency otherwise.
+const BAND_CUT_SHARE: f32 = 0.8;
+
+/// Largest [`RecognizerOptions::noise_floor_below_db`]: a floor further down is under 16-bit
+/// quantisation for any speech level.
+pub const MAX_FLOOR_BELOW_DB: f32 = 100.0;
 
 /// Default [`RecognizerOptions::min_worst_second_score`], chosen with [`DEFAULT_MIN_MATCH_SCORE`].
 pub const DEFAULT_MIN_WORST_SECOND_SCORE: f64 = -2.5;
@@ -138,6 +152,7 @@ impl Default for RecognizerOptions {
             conceal_dropouts: true,
             fill_spectral_holes: true,
             remove_clicks: true,
+            noise_floor_below_db: DEFAULT_FLOOR_BELOW_DB,
             dereverb: Dereverb::Auto,
             align: LatticeOptions::default(),
             boundaries: None,
@@ -269,6 +284,7 @@ pub struct Recognizer {
     conceal_dropouts: bool,
     fill_spectral_holes: bool,
     remove_clicks: bool,
+    noise_floor_below_db: f32,
     dereverb: Dereverb,
     align: LatticeOptions,
     boundaries: Option<BoundaryModel>,
@@ -281,6 +297,15 @@ impl Recognizer {
     /// Combine a model with decoding options.
     pub fn new(model: Model, options: RecognizerOptions) -> Result<Self> {
         options.segment.validate()?;
+        let below = options.noise_floor_below_db;
+        if !(below.is_finite() && (0.0..=MAX_FLOOR_BELOW_DB).contains(&below)) {
+            return Err(Error::InvalidOptions {
+                what: "noise floor",
+                reason: format!(
+                    "{below} dB under the speech must be in 0..{MAX_FLOOR_BELOW_DB} (0: none)"
+                ),
+            });
+        }
         if options.nbest > 1 && options.beam <= 1 {
             return Err(Error::InvalidOptions {
                 what: "n-best list",
@@ -316,6 +341,7 @@ impl Recognizer {
             conceal_dropouts: options.conceal_dropouts,
             fill_spectral_holes: options.fill_spectral_holes,
             remove_clicks: options.remove_clicks,
+            noise_floor_below_db: options.noise_floor_below_db,
             dereverb: options.dereverb,
             align: options.align,
             boundaries: options.boundaries.clone(),
@@ -542,6 +568,29 @@ impl Recognizer {
         if let Some(samples) = dereverberated {
             wave.samples = samples;
             repairs.dereverberated = true;
+        }
+        if self.noise_floor_below_db > 0.0 {
+            // Last, on what the features will see: the repairs above measure the recording's own
+            // floor, and the level is the speech's after them.
+            let levels = frame_levels_dbfs(&wave.samples, hop, wave.samples.len().div_ceil(hop));
+            if let Some(speech_dbfs) = speech_level_dbfs(&levels) {
+                // Within the band the recording has: its rate's, or a coder's low-pass well
+                // inside it (MP3 at 16 kbit/s keeps 5.5 kHz of 8). A telephone filter's edge near
+                // the top (3.4 kHz of 4) is not a cut: noise up to 4 kHz measured better there.
+                let recorded_top_hz = recorded_rate_hz.min(wave.sample_rate_hz) as f32 / 2.0;
+                let measured_top_hz = measured_band_top_hz(&wave.samples, wave.sample_rate_hz);
+                let band_top_hz = if measured_top_hz < BAND_CUT_SHARE * recorded_top_hz {
+                    measured_top_hz
+                } else {
+                    recorded_top_hz
+                };
+                add_noise_floor(
+                    &mut wave.samples,
+                    wave.sample_rate_hz,
+                    band_top_hz,
+                    speech_dbfs - self.noise_floor_below_db,
+                )?;
+            }
         }
         Ok((wave, repairs))
     }
@@ -786,6 +835,10 @@ impl Recognizer {
         repairs: Repairs,
     ) -> Result<Posteriors> {
         let hop = self.output_hop_samples();
+        // The levels of what the network heard, the added floor included: a floor 40 dB under
+        // loud speech is over the energy floor, and the network decides there (measured: with the
+        // levels from before the floor, a DTMF dialling sequence's tones were each heard alone
+        // and came out as 30 phones; with these, 6).
         let levels = frame_levels_dbfs(&wave.samples, hop, log_probs.nrows());
         let shift = self.output_frame_shift_s();
         let mut regions = speech_regions(log_probs.view(), &levels, shift, &self.segment);
@@ -961,6 +1014,14 @@ fn describe_decoding(options: &RecognizerOptions) -> String {
     .collect::<Vec<_>>();
     if !kept.is_empty() {
         parts.push(format!("{} kept", kept.join(", ")));
+    }
+    if options.noise_floor_below_db == 0.0 {
+        parts.push("no added floor".to_string());
+    } else if options.noise_floor_below_db != DEFAULT_FLOOR_BELOW_DB {
+        parts.push(format!(
+            "a floor {} dB under the speech",
+            options.noise_floor_below_db
+        ));
     }
     match options.dereverb {
         Dereverb::Auto => {}
