@@ -90,7 +90,7 @@ pub struct RecognizerOptions {
     /// Add white noise this many dB under the recording's speech level just before the features
     /// (band-limited to the band the recording had), so that every floor is at least that loud
     /// and that flat; 0 adds none. Default [`DEFAULT_FLOOR_BELOW_DB`] (see
-    /// [`add_noise_floor`](crate::audio::add_noise_floor)).
+    /// [`add_noise_floor`]).
     pub noise_floor_below_db: f32,
     /// Remove late reverberation (weighted prediction error) before the features: always, never,
     /// or (the default) where the recording measures reverberant, 30 s by 30 s (see
