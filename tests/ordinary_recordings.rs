@@ -126,12 +126,7 @@ fn transcribe(files: &[PathBuf]) -> Vec<Record> {
         .lines()
         .map(|line| {
             let record: serde_json::Value = serde_json::from_str(line).expect("JSON line");
-            let phones = record["phones"]
-                .as_str()
-                .expect("phones")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
+            let phones = phones(&record);
             let first_start = record["spans"][0]["start"].as_f64();
             (
                 record["file"].as_str().expect("file").to_string(),
@@ -472,6 +467,12 @@ fn transcribe_json_no_lm(extra: &[&str], files: &[&Path]) -> (Vec<serde_json::Va
 }
 
 /// `phonrec transcribe --format json EXTRA FILES`: the records and stderr.
+/// The phones of a `transcribe --format json` record.
+fn phones(record: &serde_json::Value) -> Vec<String> {
+    let text = record["phones"].as_str().expect("phones");
+    text.split_whitespace().map(str::to_string).collect()
+}
+
 fn transcribe_json(extra: &[&str], files: &[&Path]) -> (Vec<serde_json::Value>, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
         .args(["transcribe", "--format", "json"])
@@ -573,10 +574,6 @@ fn mp3_at_a_low_bit_rate_has_its_spectral_holes_filled_and_comes_closer_to_the_u
         Path::new("tests/data/slt_dark_suit_16kbps.mp3"),
         Path::new("tests/data/fsdd_7_jackson_0_8k.mp3"),
     ];
-    let phones = |record: &serde_json::Value| -> Vec<String> {
-        let text = record["phones"].as_str().expect("phones");
-        text.split_whitespace().map(str::to_string).collect()
-    };
     // The fill alone, without the added noise floor (`--floor-below 0`): the floor moves this
     // synthetic voice's MP3 by a few phones either way (the MP3 sets of models/README.md gain
     // from it), which would hide what the fill does.
@@ -627,12 +624,7 @@ fn transcribe_dereverb(mode: &str, files: &[PathBuf]) -> Vec<(Vec<String>, bool)
         .lines()
         .map(|line| {
             let record: serde_json::Value = serde_json::from_str(line).expect("JSON line");
-            let phones = record["phones"]
-                .as_str()
-                .expect("phones")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
+            let phones = phones(&record);
             let dereverberated = record.get("dereverberated").and_then(|v| v.as_bool());
             (phones, dereverberated == Some(true))
         })
@@ -805,14 +797,6 @@ fn key_clicks_are_interpolated_and_the_phones_come_back() {
         }
     }
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-    let phones = |record: &serde_json::Value| -> Vec<String> {
-        record["phones"]
-            .as_str()
-            .expect("phones")
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
-    };
     // The interpolation alone, without the added noise floor (`--floor-below 0`), which moves one
     // of these synthetic sentences by an edit on its own.
     let (removed, _) = transcribe_json(&["--floor-below", "0"], &paths);
@@ -961,14 +945,6 @@ fn recordings_cleaned_by_a_noise_suppressor_come_back_with_the_added_floor() {
         Path::new("tests/data/slt_dark_suit_denoised.flac"),
         Path::new("tests/data/espeak_quick_fox_denoised.flac"),
     ];
-    let phones = |record: &serde_json::Value| -> Vec<String> {
-        record["phones"]
-            .as_str()
-            .expect("phones")
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
-    };
     let (reference, _) = transcribe_json(&[], &clean);
     let (with_floor, _) = transcribe_json(&[], &denoised);
     let (without, _) = transcribe_json(&["--floor-below", "0"], &denoised);
