@@ -509,10 +509,11 @@ impl Recognizer {
 
     /// Check in-memory audio, restore its clipped peaks and fill its digital silence (each if on),
     /// bring it to the model's rate, interpolate its clicks (if on), fill its spectral holes (if on
-    /// and it measures as coded at a low bit rate) and remove its late reverberation (if on, or measured reverberant); also what
-    /// was repaired. Clipping is repaired at the recorded rate, where the
-    /// flat tops are still flat (resampling rings around them); reverberation at the model's, where
-    /// the predictor's length in frames is the same for every input rate.
+    /// and it measures as coded at a low bit rate), remove its late reverberation (if on, or
+    /// measured reverberant) and add a faint noise floor under its speech (if on); also what was
+    /// repaired. Clipping is repaired at the recorded rate, where the flat tops are still flat
+    /// (resampling rings around them); reverberation at the model's, where the predictor's length
+    /// in frames is the same for every input rate.
     fn prepare(&self, mut wave: Waveform) -> Result<(Waveform, Repairs)> {
         check_wave(&wave)?;
         let peak = wave.samples.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
