@@ -65,9 +65,9 @@ const BAND_REFERENCE_HZ: (f64, f64) = (1000.0, 3000.0);
 /// recording's share a large common factor, and the resampler a short table).
 const BAND_STEP_HZ: f32 = 100.0;
 
-/// The speech level of a recording, dBFS: the mean power of its frames within 30 dB of its
-/// loud frames (the 99th percentile of the levels; louder frames count at that level), from per-frame levels (dBFS, `-inf` for digital silence). `None` when no
-/// frame has any power.
+/// The speech level of a recording, dBFS, from per-frame levels (dBFS, `-inf` for digital
+/// silence): the mean power of its frames within 30 dB of its loud frames (the 99th percentile of
+/// the levels; louder frames count at that level). `None` when no frame has any power.
 pub fn speech_level_dbfs(frame_levels_dbfs: &[f32]) -> Option<f32> {
     let mut finite: Vec<f32> = frame_levels_dbfs
         .iter()
@@ -92,8 +92,7 @@ pub fn speech_level_dbfs(frame_levels_dbfs: &[f32]) -> Option<f32> {
 
 /// The top of the band a recording has, Hz: the highest frequency whose mean power over the speech
 /// frames (those within 30 dB of the loud ones) is within 50 dB of the loudest between 1 and
-/// 3 kHz; half the sample rate for a recording that fills its band,
-/// or has no power at all.
+/// 3 kHz; half the sample rate for a recording that fills its band, or has no power at all.
 pub fn measured_band_top_hz(samples: &[f32], sample_rate_hz: u32) -> f32 {
     let nyquist = sample_rate_hz as f32 / 2.0;
     let len = ((BAND_FRAME_S * f64::from(sample_rate_hz)) as usize).next_power_of_two();
