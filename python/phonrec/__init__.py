@@ -150,6 +150,9 @@ class Transcript:
         clicks_removed: Clicks (keys, a mouse, a tap: a few milliseconds of broadband sound)
             found and replaced by an interpolation of the sound around them before recognition
             (``remove_clicks`` of :class:`Recognizer`); 0 when there were none.
+        levels_raised: Stretches more than 6 dB quieter than the recording's speech level (a
+            talker far from the microphone beside a near one) raised to that level before
+            recognition (``equalise_levels`` of :class:`Recognizer`); 0 when there were none.
     """
 
     phones: List[Phone]
@@ -165,6 +168,7 @@ class Transcript:
     concealed_s: float = 0.0
     spectral_holes_filled: bool = False
     clicks_removed: int = 0
+    levels_raised: int = 0
 
     @property
     def labels(self) -> List[str]:
@@ -421,6 +425,7 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         concealed_s,
         spectral_holes_filled,
         clicks_removed,
+        levels_raised,
     ) = raw
     return Transcript(
         _phones(phones),
@@ -436,6 +441,7 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         concealed_s,
         spectral_holes_filled,
         clicks_removed,
+        levels_raised,
     )
 
 
@@ -535,6 +541,10 @@ class Recognizer:
             few milliseconds of broadband sound standing 25 dB over the sound on either side) by
             an autoregressive interpolation of the sound around them (default); ``False`` keeps
             them (``--keep-clicks``).
+        equalise_levels: Raise the stretches of a recording more than 6 dB quieter than its
+            speech level (runs of sound of 1 s or more between pauses: a talker far from the
+            microphone beside a near one) to that level (default); ``False`` keeps the levels as
+            recorded (``--keep-levels``).
         unsure_below: Drop a speech region whose loudest frames stand less than this many dB over
             the sound around the regions and whose phones the network is unsure of (mean
             confidence below 0.5): music or noise taken for speech (``--unsure-below DB``). ``None``
@@ -587,6 +597,7 @@ class Recognizer:
         conceal_dropouts: bool = True,
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,
+        equalise_levels: bool = True,
         unsure_below: Optional[float] = None,
         floor_below: Optional[float] = None,
         channel: Optional[int] = None,
@@ -612,6 +623,7 @@ class Recognizer:
             conceal_dropouts=conceal_dropouts,
             fill_spectral_holes=fill_spectral_holes,
             remove_clicks=remove_clicks,
+            equalise_levels=equalise_levels,
             unsure_below=unsure_below,
             floor_below=floor_below,
             channel=channel,
@@ -662,6 +674,7 @@ class Recognizer:
             bool(conceal_dropouts),
             bool(fill_spectral_holes),
             bool(remove_clicks),
+            bool(equalise_levels),
             unsure_below,
             floor_below,
             channel,

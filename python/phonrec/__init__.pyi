@@ -83,6 +83,7 @@ class Transcript:
     concealed_s: float = 0.0
     spectral_holes_filled: bool = False
     clicks_removed: int = 0
+    levels_raised: int = 0
     @property
     def labels(self) -> List[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...
@@ -181,6 +182,7 @@ class Recognizer:
         conceal_dropouts: bool = True,
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,
+        equalise_levels: bool = True,
         unsure_below: Optional[float] = None,
         floor_below: Optional[float] = None,
         channel: Optional[int] = None,

@@ -60,6 +60,7 @@ class Recognizer:
         conceal_dropouts: bool = True,
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,
+        equalise_levels: bool = True,
         unsure_below: Optional[float] = None,
         floor_below: Optional[float] = None,
         channel: Optional[int] = None,

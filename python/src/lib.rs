@@ -408,7 +408,8 @@ type PhoneTuple = (String, f64, f64, f64, Vec<(String, f64)>);
 /// An n-best entry for Python: `(phones, score, acoustic_log_prob, lm_log_prob)`.
 type HypothesisTuple = (Vec<String>, f64, f64, f64);
 /// A transcript for Python: `(duration, phones, segments, clipped, dereverberated, vtln_warp,
-/// peak_dbfs, nbest, concealed_dropouts, concealed_s, spectral_holes_filled, clicks_removed)`; `peak_dbfs` is `None` for digital silence
+/// peak_dbfs, nbest, concealed_dropouts, concealed_s, spectral_holes_filled, clicks_removed,
+/// levels_raised)`; `peak_dbfs` is `None` for digital silence
 /// (−∞ dBFS, which JSON cannot hold); `nbest` is empty unless `nbest=N` asked for it.
 type TranscriptTuple = (
     f64,
@@ -422,6 +423,7 @@ type TranscriptTuple = (
     usize,
     f64,
     bool,
+    usize,
     usize,
 );
 /// An alignment for Python: `(duration, match_score, worst_second_score, matches_text, words,
@@ -557,6 +559,8 @@ struct Decoding {
     fill_spectral_holes: bool,
     /// Interpolate clicks (`remove_clicks=False`, as `--keep-clicks`).
     remove_clicks: bool,
+    /// Raise quieter talkers to the speech level (`equalise_levels=False`, as `--keep-levels`).
+    equalise_levels: bool,
     /// Drop faint regions of unsure phones (`unsure_below=DB`, as `--unsure-below DB`); `None`: the
     /// default level.
     unsure_below: Option<f32>,
@@ -584,6 +588,7 @@ impl Decoding {
             && self.conceal_dropouts
             && self.fill_spectral_holes
             && self.remove_clicks
+            && self.equalise_levels
             && self.unsure_below.is_none()
             && self.floor_below.is_none()
             && self.alternatives == 0
@@ -691,6 +696,7 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         conceal_dropouts: decoding.conceal_dropouts,
         fill_spectral_holes: decoding.fill_spectral_holes,
         remove_clicks: decoding.remove_clicks,
+        equalise_levels: decoding.equalise_levels,
         noise_floor_below_db: decoding
             .floor_below
             .unwrap_or(phonrec::audio::DEFAULT_FLOOR_BELOW_DB),
@@ -834,6 +840,7 @@ impl PyRecognizer {
             clean(transcript.concealed_s),
             transcript.spectral_holes_filled,
             transcript.clicks_removed,
+            transcript.levels_raised,
         )
     }
 
@@ -943,7 +950,7 @@ impl PyRecognizer {
                         builtin_lexicon=true, precision=None, dereverb="auto", segment=true,
                         vtln=false, repair_clipping=true, fill_digital_silence=true,
                         conceal_dropouts=true, fill_spectral_holes=true, remove_clicks=true,
-                        unsure_below=None, floor_below=None, channel=None, alternatives=0,
+                        equalise_levels=true, unsure_below=None, floor_below=None, channel=None, alternatives=0,
                         nbest=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -966,6 +973,7 @@ impl PyRecognizer {
         conceal_dropouts: bool,
         fill_spectral_holes: bool,
         remove_clicks: bool,
+        equalise_levels: bool,
         unsure_below: Option<f32>,
         floor_below: Option<f32>,
         channel: Option<usize>,
@@ -1029,6 +1037,7 @@ impl PyRecognizer {
             conceal_dropouts,
             fill_spectral_holes,
             remove_clicks,
+            equalise_levels,
             unsure_below,
             floor_below,
             alternatives,

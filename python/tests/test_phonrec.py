@@ -102,6 +102,7 @@ def assert_same_transcript(py, cli_record, times_tol=1e-6, confidence_tol=CLI_RO
     assert abs(py.concealed_s - cli_record.get("concealed_s", 0.0)) <= CLI_ROUNDING
     assert py.spectral_holes_filled == cli_record.get("spectral_holes_filled", False)
     assert py.clicks_removed == cli_record.get("clicks_removed", 0)
+    assert py.levels_raised == cli_record.get("levels_raised", 0)
     assert py.dereverberated == cli_record.get("dereverberated", False)
     assert abs(py.vtln_warp - cli_record.get("vtln_warp", 1.0)) <= 1e-6
     # The CLI writes the peak to 0.1 dB, null for digital silence.
@@ -294,6 +295,7 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
                 conceal_dropouts=False,
                 fill_spectral_holes=False,
                 remove_clicks=False,
+                equalise_levels=False,
             ),
             [
                 "--keep-clipping",
@@ -301,6 +303,7 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
                 "--keep-dropouts",
                 "--keep-spectral-holes",
                 "--keep-clicks",
+                "--keep-levels",
             ],
         ),
         (dict(floor_below=0), ["--floor-below", "0"]),

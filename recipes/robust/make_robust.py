@@ -28,7 +28,9 @@ ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr1
 EXTRA_CONDITIONS = ["8k",  # written with tel8k; may also be asked for alone
                     "room",  # needs pyroomacoustics (pip); asked for by name
                     "music20", "music10",  # need --music-dir (recipes/music/get_music.sh); asked for by name
-                    "denoised", "echo", "talker", "clicks"]  # users' processing and rooms; asked for by name
+                    "denoised", "echo", "talker", "clicks",  # users' processing and rooms; asked for by name
+                    "levels",  # two talkers at different distances; asked for by name
+                    "background"]  # a television under a talker and in the pauses; asked for by name
 FS = 32768.0  # int16 full scale
 NOISE_KINDS = ["white", "pink", "brown", "babble"]
 CODECS = ["ulaw", "alaw", "gsm"]
@@ -38,6 +40,13 @@ DESCRIPTIONS = {
     "padfloor": "as pad, plus pink noise (20 Hz-Nyquist) at -55 dBFS RMS (+-3 dB uniform) under the whole file",
     "joined": "consecutive utterances joined into files of >= 30 s (< 60 s where possible) with 0.3-2 s digital "
               "silence between them (none at the ends); labels concatenated in order; rate of the group's first file",
+    "levels": "as joined, with every second utterance (the first or the second, 50/50 per file) attenuated by "
+              "10-25 dB (uniform per file), and pink noise (20 Hz-Nyquist) under the whole file 45 dB below the "
+              "loud utterances' active RMS (two talkers at different distances from one microphone)",
+    "background": "as joined, with a continuous background talker under the whole file 15-30 dB (uniform per "
+                  "file) below the utterances' active RMS: up to 8 other utterances of the manifest (drawn "
+                  "uniformly), joined, looped from a uniform offset (a television or radio in the room, "
+                  "heard in the talker's pauses)",
     "tel8k": "sox rate -h 8000, sinc 300-3400, then a codec by utterance index (i%3: 0 u-law, 1 A-law, 2 GSM 06.10) "
              "decoded back to 16-bit; 8 kHz output",
     "8k": "sox rate -h 8000 only (narrowband reference for tel8k); 8 kHz output",
@@ -476,8 +485,12 @@ def process(src, cond, args, command):
         base = os.path.splitext(os.path.basename(src.rows[i][0]))[0]
         return os.path.join(wavdir, f"{i:05d}_{base}.wav")
 
-    if cond == "joined":
+    if cond in ("joined", "levels", "background"):
         info_header = ["file", "rate", "seconds", "utterances(index:source)", "pauses_s"]
+        if cond == "levels":
+            info_header += ["quiet_first", "attenuation_db", "floor_dbfs"]
+        elif cond == "background":
+            info_header += ["below_db", "background_utterances"]
         i = 0
         g = 0
         while i < n:
@@ -497,15 +510,48 @@ def process(src, cond, args, command):
                 pauses.append(round(p, 3))
                 dur += add
                 j += 1
+            extra = []
+            if cond == "levels":
+                quiet_first = bool(rng.uniform() < 0.5)
+                attenuation_db = float(rng.uniform(10.0, 25.0))
+                # The utterances are the even parts (the pauses between them the odd ones); the
+                # arrays are the source's cache, so scaled copies replace them.
+                quiet = [k for k in range(0, len(parts), 2) if (k % 4 == 0) == quiet_first]
+                for k in quiet:
+                    parts[k] = parts[k] * 10.0 ** (-attenuation_db / 20.0)
+                loud = [parts[k] for k in range(0, len(parts), 2) if k not in quiet] or [parts[0]]
+                loud_rms = active_rms(np.concatenate(loud), rate)
+                total = np.concatenate(parts)
+                floor = loud_rms * 10.0 ** (-45.0 / 20.0)
+                total += floor * pink_noise(rng, len(total), rate)
+                parts = [total]
+                floor_dbfs = 20.0 * np.log10(max(floor, 1e-9) / FS)
+                extra = [int(quiet_first), round(attenuation_db, 2), round(floor_dbfs, 2)]
+            elif cond == "background":
+                below_db = float(rng.uniform(15.0, 30.0))
+                others = [k for k in range(n) if k not in members]
+                chosen = [int(k) for k in rng.permutation(others)[:8]] if others else members
+                b = np.concatenate([src.audio_at(k, rate) for k in chosen])
+                total = np.concatenate(parts)
+                if len(b) and len(total):
+                    reps = int(np.ceil((len(total) + len(b)) / len(b)))
+                    off = int(rng.integers(0, len(b)))
+                    b = np.tile(b, reps)[off:off + len(total)]
+                    la = active_rms(np.concatenate(parts[0::2]), rate)
+                    lb = active_rms(b, rate)
+                    if la > 0 and lb > 0:
+                        total = total + b * (la / lb) * 10.0 ** (-below_db / 20.0)
+                parts = [total]
+                extra = [round(below_db, 2), " ".join(map(str, chosen))]
             y, c = to_int16(np.concatenate(parts))
             clipped_total += c
-            path = os.path.join(wavdir, f"joined_{g:04d}.wav")
+            path = os.path.join(wavdir, f"{cond}_{g:04d}.wav")
             write_wav(path, y, rate)
             total_sec += len(y) / rate
             phones = " ".join(src.rows[k][1] for k in members if src.rows[k][1])
             lines.append((path, phones))
             info.append([path, rate, round(len(y) / rate, 3),
-                         " ".join(f"{k}:{src.rows[k][0]}" for k in members), " ".join(map(str, pauses))])
+                         " ".join(f"{k}:{src.rows[k][0]}" for k in members), " ".join(map(str, pauses))] + extra)
             g += 1
             i = j
     else:

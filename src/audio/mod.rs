@@ -18,6 +18,7 @@ mod dropouts;
 mod echo;
 mod g711;
 mod gsm;
+mod levels;
 mod lsar;
 mod noise_floor;
 mod opus;
@@ -44,9 +45,8 @@ pub use dereverb::{
 };
 pub use dropouts::{conceal_dropouts, DropoutRepair};
 pub use echo::{cancel_echoes, has_echo, strongest_echo, Echo, EchoMeasure};
-pub use noise_floor::{
-    add_noise_floor, measured_band_top_hz, speech_level_dbfs, DEFAULT_FLOOR_BELOW_DB,
-};
+pub use levels::{equalise_talker_levels, frame_levels_dbfs, speech_level_dbfs, LevelEqualisation};
+pub use noise_floor::{add_noise_floor, measured_band_top_hz, DEFAULT_FLOOR_BELOW_DB};
 pub use resample::{resample, resample_owned, Resampler};
 pub use silence_fill::{
     fill_digital_silence, fill_quiet_gaps, SilenceFill, DIGITAL_SILENCE_LEVEL,

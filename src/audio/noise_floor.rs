@@ -23,6 +23,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use realfft::RealFftPlanner;
 
+use crate::audio::levels::{LOUD_PERCENTILE, SPEECH_RANGE_DB};
 use crate::audio::Resampler;
 use crate::error::Result;
 use crate::util::mix_seed;
@@ -31,13 +32,6 @@ use crate::util::mix_seed;
 /// sets (models/README.md): 30 dB took more off the real recordings but cost the synthetic
 /// held-out voice 1.7 points; 50 dB was too faint to help.
 pub const DEFAULT_FLOOR_BELOW_DB: f32 = 40.0;
-
-/// Frames this far under the loud ones count towards the speech level, dB (the loudness range of
-/// the per-utterance normalisation, `CmvnStatistics::Loud`).
-const SPEECH_RANGE_DB: f32 = 30.0;
-
-/// Percentile of the frame levels taken as "the loud ones": a single bang or click does not set it.
-const LOUD_PERCENTILE: f64 = 0.99;
 
 /// Samples of the recording given noise from one seed: blocks are independent, so they run in
 /// parallel and the noise does not depend on the thread count.
@@ -64,31 +58,6 @@ const BAND_REFERENCE_HZ: (f64, f64) = (1000.0, 3000.0);
 /// The measured band's top is rounded down to a multiple of this, Hz (so the noise's rate and the
 /// recording's share a large common factor, and the resampler a short table).
 const BAND_STEP_HZ: f32 = 100.0;
-
-/// The speech level of a recording, dBFS, from per-frame levels (dBFS, `-inf` for digital
-/// silence): the mean power of its frames within 30 dB of its loud frames (the 99th percentile of
-/// the levels; louder frames count at that level). `None` when no frame has any power.
-pub fn speech_level_dbfs(frame_levels_dbfs: &[f32]) -> Option<f32> {
-    let mut finite: Vec<f32> = frame_levels_dbfs
-        .iter()
-        .copied()
-        .filter(|l| l.is_finite())
-        .collect();
-    if finite.is_empty() {
-        return None;
-    }
-    finite.sort_by(f32::total_cmp);
-    let loud_index = ((finite.len() - 1) as f64 * LOUD_PERCENTILE).round() as usize;
-    let loud = finite[loud_index];
-    // Frames over the loud percentile (a bang, a click) count at its level.
-    let (sum, count) = finite
-        .iter()
-        .filter(|&&l| l >= loud - SPEECH_RANGE_DB)
-        .fold((0.0f64, 0usize), |(sum, count), &l| {
-            (sum + 10f64.powf(f64::from(l.min(loud)) / 10.0), count + 1)
-        });
-    Some((10.0 * (sum / count as f64).log10()) as f32)
-}
 
 /// The top of the band a recording has, Hz: the highest frequency whose mean power over the speech
 /// frames (those within 30 dB of the loud ones) is within 50 dB of the loudest between 1 and
@@ -223,18 +192,6 @@ mod tests {
     fn power_dbfs(x: &[f32]) -> f32 {
         let p = x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64;
         (10.0 * (p / (32768.0f64 * 32768.0)).log10()) as f32
-    }
-
-    #[test]
-    fn the_speech_level_is_the_loud_frames_not_the_silence_around_them() {
-        // A second of speech at -20 dBFS in nine of silence at -80 dBFS, and one bang at -3 dBFS.
-        let mut levels = vec![-80.0f32; 450];
-        levels.extend(std::iter::repeat_n(-20.0, 50));
-        levels.push(-3.0);
-        let level = speech_level_dbfs(&levels).unwrap_or(f32::NAN);
-        assert!((level + 20.0).abs() < 0.5, "{level}");
-        assert_eq!(speech_level_dbfs(&[f32::NEG_INFINITY; 10]), None);
-        assert_eq!(speech_level_dbfs(&[]), None);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! `"concealed_s"` (how many packets lost in voiced speech were concealed, and their seconds) when
 //! there were any, `"spectral_holes_filled": true` when the recording measured as coded at a low bit
 //! rate and the holes in its spectrum were filled, `"clicks_removed"` (how many clicks were
-//! interpolated) when there were any, `"dereverberated": true` when an echo
+//! interpolated) when there were any, `"levels_raised"` (how many stretches quieter than the
+//! recording's speech, a far talker's, were raised to its level) when there were any,
+//! `"dereverberated": true` when an echo
 //! or its late reverberation was removed before recognition, and always `"peak_dbfs"`: the loudest sample as
 //! read, dB relative to full scale, to 0.1 dB (`null` for digital silence), so that a file without
 //! phones can be told apart as muted (far below any microphone's floor) or merely without speech.
@@ -93,6 +95,8 @@ struct JsonTranscript<'a> {
     spectral_holes_filled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     clicks_removed: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    levels_raised: Option<usize>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     dereverberated: bool,
     peak_dbfs: Option<f32>,
@@ -165,6 +169,7 @@ pub(super) fn write(
         concealed_s: (transcript.concealed_dropouts > 0).then(|| round3(transcript.concealed_s)),
         spectral_holes_filled: transcript.spectral_holes_filled,
         clicks_removed: (transcript.clicks_removed > 0).then_some(transcript.clicks_removed),
+        levels_raised: (transcript.levels_raised > 0).then_some(transcript.levels_raised),
         dereverberated: transcript.dereverberated,
         peak_dbfs: transcript
             .peak_dbfs

@@ -23,9 +23,10 @@ use rayon::prelude::*;
 
 use crate::audio::{
     add_noise_floor, cancel_echoes, conceal_dropouts, dereverberate,
-    dereverberate_reverberant_sections, fill_digital_silence, fill_quiet_gaps, fill_spectral_holes,
-    measured_band_top_hz, read_audio, remove_clicks, repair_clipping, speech_level_dbfs, Dereverb,
-    Waveform, DEFAULT_FLOOR_BELOW_DB, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
+    dereverberate_reverberant_sections, equalise_talker_levels, fill_digital_silence,
+    fill_quiet_gaps, fill_spectral_holes, measured_band_top_hz, read_audio, remove_clicks,
+    repair_clipping, speech_level_dbfs, Dereverb, Waveform, DEFAULT_FLOOR_BELOW_DB,
+    MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
     decode_spans_with_hypotheses, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, Hypothesis,
@@ -87,6 +88,10 @@ pub struct RecognizerOptions {
     /// before the features; recordings without clicks are unchanged (see [`remove_clicks`]).
     /// Default true.
     pub remove_clicks: bool,
+    /// Raise the stretches of a recording clearly quieter than its speech level (a talker far from
+    /// the microphone beside a near one) to that level before the features; a recording of one
+    /// talker at one level is unchanged (see [`equalise_talker_levels`]). Default true.
+    pub equalise_levels: bool,
     /// Add white noise this many dB under the recording's speech level just before the features
     /// (band-limited to the band the recording had), so that every floor is at least that loud
     /// and that flat; 0 adds none. Default [`DEFAULT_FLOOR_BELOW_DB`] (see
@@ -152,6 +157,7 @@ impl Default for RecognizerOptions {
             conceal_dropouts: true,
             fill_spectral_holes: true,
             remove_clicks: true,
+            equalise_levels: true,
             noise_floor_below_db: DEFAULT_FLOOR_BELOW_DB,
             dereverb: Dereverb::Auto,
             align: LatticeOptions::default(),
@@ -199,6 +205,9 @@ pub struct Transcript {
     /// Clicks found and interpolated before recognition ([`RecognizerOptions::remove_clicks`]); 0
     /// when none or the removal is off.
     pub clicks_removed: usize,
+    /// Stretches raised to the recording's speech level before recognition
+    /// ([`RecognizerOptions::equalise_levels`]); 0 when none or the equaliser is off.
+    pub levels_raised: usize,
     /// Whether late reverberation was removed before recognition ([`RecognizerOptions::dereverb`]).
     pub dereverberated: bool,
     /// The recording's loudest sample as read, dB relative to full scale (−∞ for digital
@@ -226,6 +235,7 @@ struct Repairs {
     concealed_s: f32,
     spectral_holes_filled: bool,
     clicks_removed: usize,
+    levels_raised: usize,
     dereverberated: bool,
     peak_dbfs: f32,
 }
@@ -284,6 +294,7 @@ pub struct Recognizer {
     conceal_dropouts: bool,
     fill_spectral_holes: bool,
     remove_clicks: bool,
+    equalise_levels: bool,
     noise_floor_below_db: f32,
     dereverb: Dereverb,
     align: LatticeOptions,
@@ -341,6 +352,7 @@ impl Recognizer {
             conceal_dropouts: options.conceal_dropouts,
             fill_spectral_holes: options.fill_spectral_holes,
             remove_clicks: options.remove_clicks,
+            equalise_levels: options.equalise_levels,
             noise_floor_below_db: options.noise_floor_below_db,
             dereverb: options.dereverb,
             align: options.align,
@@ -510,7 +522,8 @@ impl Recognizer {
     /// Check in-memory audio, restore its clipped peaks and fill its digital silence (each if on),
     /// bring it to the model's rate, interpolate its clicks (if on), fill its spectral holes (if on
     /// and it measures as coded at a low bit rate), remove its late reverberation (if on, or
-    /// measured reverberant) and add a faint noise floor under its speech (if on); also what was
+    /// measured reverberant), raise quieter talkers to its speech level (if on) and add a faint
+    /// noise floor under its speech (if on); also what was
     /// repaired. Clipping is repaired at the recorded rate, where the flat tops are still flat
     /// (resampling rings around them); reverberation at the model's, where the predictor's length
     /// in frames is the same for every input rate.
@@ -569,6 +582,12 @@ impl Recognizer {
         if let Some(samples) = dereverberated {
             wave.samples = samples;
             repairs.dereverberated = true;
+        }
+        if self.equalise_levels {
+            // After the repairs, which measure the recording as it was; before the floor, which
+            // goes under the speech level the quiet stretches were raised to.
+            repairs.levels_raised =
+                equalise_talker_levels(&mut wave.samples, wave.sample_rate_hz).raised;
         }
         if self.noise_floor_below_db > 0.0 {
             // Last, on what the features will see: the repairs above measure the recording's own
@@ -810,6 +829,7 @@ impl Recognizer {
                 concealed_dropouts: repairs.concealed_dropouts,
                 spectral_holes_filled: repairs.spectral_holes_filled,
                 clicks_removed: repairs.clicks_removed,
+                levels_raised: repairs.levels_raised,
                 concealed_s: repairs.concealed_s,
                 dereverberated: repairs.dereverberated,
                 peak_dbfs: repairs.peak_dbfs,
@@ -1008,6 +1028,7 @@ fn describe_decoding(options: &RecognizerOptions) -> String {
         (options.conceal_dropouts, "dropouts"),
         (options.fill_spectral_holes, "spectral holes"),
         (options.remove_clicks, "clicks"),
+        (options.equalise_levels, "levels"),
     ]
     .iter()
     .filter(|(on, _)| !on)

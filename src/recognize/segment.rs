@@ -13,8 +13,7 @@ use ndarray::ArrayView2;
 
 use crate::error::{Error, Result};
 
-/// Full scale of int16-scale samples (0 dBFS).
-const FULL_SCALE: f64 = 32768.0;
+pub use crate::audio::frame_levels_dbfs;
 
 /// Default [`SegmentOptions::speech_threshold`]. 0.4 rather than 0.5: a short word in long padding is
 /// heard less surely by the whole-file pass, and at 0.5 its first phones fell outside its region (FSDD
@@ -151,30 +150,6 @@ impl SegmentOptions {
 
 /// A speech region in output frames: `start..end`.
 pub type FrameRange = (usize, usize);
-
-/// RMS level in dBFS of each output frame: frame `t` covers samples `[t·hop, (t+1)·hop)`. Frames past
-/// the end of the audio (the network may pad the last one) get the level of what is left, or
-/// −infinity when nothing is.
-pub fn frame_levels_dbfs(samples: &[f32], hop: usize, frames: usize) -> Vec<f32> {
-    let hop = hop.max(1);
-    (0..frames)
-        .map(|t| {
-            let start = (t * hop).min(samples.len());
-            let end = ((t + 1) * hop).min(samples.len());
-            let chunk = &samples[start..end];
-            if chunk.is_empty() {
-                return f32::NEG_INFINITY;
-            }
-            let power =
-                chunk.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / chunk.len() as f64;
-            if power <= 0.0 {
-                f32::NEG_INFINITY
-            } else {
-                (10.0 * (power / (FULL_SCALE * FULL_SCALE)).log10()) as f32
-            }
-        })
-        .collect()
-}
 
 /// The energy floor for a recording with these frame levels: `floor_dbfs`, or in a quiet recording
 /// [`QUIET_RECORDING_RANGE_DB`] below its loudest frame, but not below [`LOWEST_ENERGY_FLOOR_DBFS`]
@@ -373,16 +348,6 @@ mod tests {
             speech_regions(log_probs.view(), &[], 0.02, &options),
             vec![(0, 11), (20, 50)]
         );
-    }
-
-    #[test]
-    fn levels_are_dbfs_per_frame() {
-        let mut samples = vec![0.0f32; 320];
-        samples[160..].fill(32768.0 / 10.0); // −20 dBFS
-        let levels = frame_levels_dbfs(&samples, 160, 3);
-        assert_eq!(levels[0], f32::NEG_INFINITY);
-        assert!((levels[1] + 20.0).abs() < 1e-4);
-        assert_eq!(levels[2], f32::NEG_INFINITY);
     }
 
     #[test]
