@@ -421,11 +421,7 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         vtln_warp,
         peak_dbfs,
         nbest,
-        concealed_dropouts,
-        concealed_s,
-        spectral_holes_filled,
-        clicks_removed,
-        levels_raised,
+        (concealed_dropouts, concealed_s, spectral_holes_filled, clicks_removed, levels_raised),
     ) = raw
     return Transcript(
         _phones(phones),

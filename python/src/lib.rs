@@ -408,9 +408,10 @@ type PhoneTuple = (String, f64, f64, f64, Vec<(String, f64)>);
 /// An n-best entry for Python: `(phones, score, acoustic_log_prob, lm_log_prob)`.
 type HypothesisTuple = (Vec<String>, f64, f64, f64);
 /// A transcript for Python: `(duration, phones, segments, clipped, dereverberated, vtln_warp,
-/// peak_dbfs, nbest, concealed_dropouts, concealed_s, spectral_holes_filled, clicks_removed,
-/// levels_raised)`; `peak_dbfs` is `None` for digital silence
-/// (−∞ dBFS, which JSON cannot hold); `nbest` is empty unless `nbest=N` asked for it.
+/// peak_dbfs, nbest, repairs)` with `repairs` `(concealed_dropouts, concealed_s,
+/// spectral_holes_filled, clicks_removed, levels_raised)` (pyo3 converts tuples of up to 12);
+/// `peak_dbfs` is `None` for digital silence (−∞ dBFS, which JSON cannot hold); `nbest` is empty
+/// unless `nbest=N` asked for it.
 type TranscriptTuple = (
     f64,
     Vec<PhoneTuple>,
@@ -420,11 +421,7 @@ type TranscriptTuple = (
     f64,
     Option<f64>,
     Vec<HypothesisTuple>,
-    usize,
-    f64,
-    bool,
-    usize,
-    usize,
+    (usize, f64, bool, usize, usize),
 );
 /// An alignment for Python: `(duration, match_score, worst_second_score, matches_text, words,
 /// phones, skipped)`; a word is `(word, start, end, confidence, first_phone, end_phone)`.
@@ -836,11 +833,13 @@ impl PyRecognizer {
                     )
                 })
                 .collect(),
-            transcript.concealed_dropouts,
-            clean(transcript.concealed_s),
-            transcript.spectral_holes_filled,
-            transcript.clicks_removed,
-            transcript.levels_raised,
+            (
+                transcript.concealed_dropouts,
+                clean(transcript.concealed_s),
+                transcript.spectral_holes_filled,
+                transcript.clicks_removed,
+                transcript.levels_raised,
+            ),
         )
     }
 
