@@ -874,15 +874,15 @@ pub struct DecodeArgs {
     #[arg(long)]
     pub keep_clicks: bool,
 
-    /// Do not even out talkers' levels. By default the stretches of a recording more than 6 dB
-    /// quieter than its speech level (a talker far from the microphone beside a near one, a
-    /// phrase recorded at a lower gain: runs of sound over the recording's floor, split at pauses
-    /// of 0.3 s or more) are raised to that level before the features, the gain moving through
-    /// the pauses between them. The network's input is normalised once per recording, so a talker
-    /// 10-25 dB under the other was heard as background: sentences joined with every second one
-    /// 10-25 dB down, PER 0.29 / 0.46 / 0.29 -> 0.24 / 0.27 / 0.18 on the real sentence sets
-    /// (0.23 / 0.26 / 0.17 all at one level; models/README.md, "Talkers at different levels").
-    /// A recording of one talker at one level is unchanged.
+    /// Do not even out talkers' levels. By default each stretch of sound of 1 s or more (runs of
+    /// frames over the recording's floor, split at pauses of 0.3 s) more than 6 dB quieter than
+    /// the recording's speech level, a talker far from the microphone beside a near one, is raised
+    /// to that level before the features, the gain moving through the pauses between. The
+    /// network's input is normalised once per recording, so a talker 10-25 dB under the other was
+    /// heard as background: sentences joined with every second one 10-25 dB down, PER 0.29 / 0.46 /
+    /// 0.29 -> 0.24 / 0.27 / 0.17 on the real sentence sets (0.23 / 0.26 / 0.16 at one level;
+    /// models/README.md, "Talkers at different levels"). A recording of one talker at one level is
+    /// unchanged, and sounds under 1 s in the pauses (a television's words) get no level of their own.
     #[arg(long)]
     pub keep_levels: bool,
 
