@@ -49,12 +49,14 @@ const MIN_DEFICIT_DB: f32 = 6.0;
 const MAX_GAIN_DB: f32 = 30.0;
 
 /// What [`equalise_talker_levels`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LevelEqualisation {
     /// Stretches raised to the speech level.
     pub raised: usize,
     /// The largest gain applied, dB (0 when nothing was raised).
     pub max_gain_db: f32,
+    /// The raised stretches, as sample ranges `start..end`, in order.
+    pub raised_samples: Vec<std::ops::Range<usize>>,
 }
 
 /// RMS level in dBFS of each frame: frame `t` covers samples `[t·hop, (t+1)·hop)`. Frames past the
@@ -148,6 +150,9 @@ pub fn equalise_talker_levels(samples: &mut [f32], sample_rate_hz: u32) -> Level
         let gain_db = if deficit > MIN_DEFICIT_DB {
             result.raised += 1;
             result.max_gain_db = result.max_gain_db.max(deficit.min(MAX_GAIN_DB));
+            result
+                .raised_samples
+                .push(start * hop..(end * hop).min(samples.len()));
             deficit.min(MAX_GAIN_DB)
         } else {
             0.0
@@ -299,6 +304,10 @@ mod tests {
         let before = recording.clone();
         let done = equalise_talker_levels(&mut recording, 16_000);
         assert_eq!(done.raised, 1, "{done:?}");
+        // Found where the far talker is (4-7 s), to within a frame or two of its edges.
+        assert_eq!(done.raised_samples.len(), 1);
+        let found = &done.raised_samples[0];
+        assert!(found.start.abs_diff(4 * 16_000) <= 320 && found.end.abs_diff(7 * 16_000) <= 320);
         // The speech level counts the far talker's frames too (within 30 dB of the loud ones), so
         // it is a little under the near talker's.
         assert!((done.max_gain_db - 19.0).abs() < 1.5, "{done:?}");

@@ -236,6 +236,8 @@ struct Repairs {
     spectral_holes_filled: bool,
     clicks_removed: usize,
     levels_raised: usize,
+    /// The raised stretches in network frames `(start, end)` ([`RecognizerOptions::equalise_levels`]).
+    raised_frames: Vec<(usize, usize)>,
     dereverberated: bool,
     peak_dbfs: f32,
 }
@@ -586,8 +588,13 @@ impl Recognizer {
         if self.equalise_levels {
             // After the repairs, which measure the recording as it was; before the floor, which
             // goes under the speech level the quiet stretches were raised to.
-            repairs.levels_raised =
-                equalise_talker_levels(&mut wave.samples, wave.sample_rate_hz).raised;
+            let equalised = equalise_talker_levels(&mut wave.samples, wave.sample_rate_hz);
+            repairs.levels_raised = equalised.raised;
+            repairs.raised_frames = equalised
+                .raised_samples
+                .iter()
+                .map(|range| (range.start / hop, range.end.div_ceil(hop)))
+                .collect();
         }
         if self.noise_floor_below_db > 0.0 {
             // Last, on what the features will see: the repairs above measure the recording's own
@@ -778,11 +785,20 @@ impl Recognizer {
             let offset = region_start as f32 * shift;
             let (pieces, lists) =
                 decode_spans_in_pieces(self.decoder()?, region, shift, self.alternatives)?;
+            // A region the level equaliser raised (6 dB or more under the recording's speech as
+            // recorded: faint against the speech, if not against the background) is dropped when
+            // unsure alone: a jingle before a talker, raised as a far talker would be, gave 7-9
+            // points of insertions on the real sentence sets; speech raised comes out sure.
+            let raised = mostly_inside((region_start, region_end), &repairs.raised_frames);
             if self.segment.enabled
                 && is_unsure_region(
                     &pieces,
                     &levels[region_start..region_end.min(levels.len())],
-                    background_dbfs,
+                    if raised {
+                        f32::INFINITY
+                    } else {
+                        background_dbfs
+                    },
                     self.segment.unsure_below_db,
                 )
             {
@@ -1376,10 +1392,21 @@ fn clamped_level(level: f32) -> f32 {
 /// second of 10 ms frames).
 const MIN_BACKGROUND_FRAMES: usize = 50;
 
+/// Whether at least half of `region`'s frames lie in `ranges` (sorted, disjoint frame ranges).
+fn mostly_inside(region: (usize, usize), ranges: &[(usize, usize)]) -> bool {
+    let (start, end) = region;
+    let inside: usize = ranges
+        .iter()
+        .map(|&(a, b)| b.min(end).saturating_sub(a.max(start)))
+        .sum();
+    end > start && 2 * inside >= end - start
+}
+
 /// Whether a speech region is music or noise the network took for speech
 /// ([`SegmentOptions::unsure_below_db`]): its loudest frames (90th percentile of `levels`, the
 /// region's frames) stand less than `below_db` over `background_dbfs`, and its phones' mean
-/// confidence is below [`UNSURE_CONFIDENCE`]. A region without phones is kept (nothing to drop).
+/// confidence is below [`UNSURE_CONFIDENCE`]. A background of `f32::INFINITY` counts every region as
+/// faint. A region without phones is kept (nothing to drop).
 fn is_unsure_region(
     phones: &[PhoneSpan],
     levels: &[f32],
