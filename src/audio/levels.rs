@@ -38,7 +38,7 @@ const BRIDGE_S: f64 = 0.3;
 /// neighbours'. A talker of their own speaks for longer; what fills a pause for less is more often
 /// background. A television 15-30 dB under a talker, heard in the talker's 1-2 s pauses: raising
 /// stretches from 0.15 s on cost 3.0-4.6 points of PER there (0.2-0.4 insertions a second), from
-/// 1 s on 0-1.2 points (models/README.md, "Talkers at different levels").
+/// 1 s on 0-1.4 points (models/README.md, "Talkers at different levels").
 const MIN_STRETCH_S: f64 = 1.0;
 
 /// A stretch this far or less under the speech level is left alone, dB: one talker's phrases

@@ -881,8 +881,10 @@ pub struct DecodeArgs {
     /// network's input is normalised once per recording, so a talker 10-25 dB under the other was
     /// heard as background: sentences joined with every second one 10-25 dB down, PER 0.29 / 0.46 /
     /// 0.29 -> 0.24 / 0.27 / 0.17 on the real sentence sets (0.23 / 0.26 / 0.16 at one level;
-    /// models/README.md, "Talkers at different levels"). A recording of one talker at one level is
-    /// unchanged, and sounds under 1 s in the pauses (a television's words) get no level of their own.
+    /// models/README.md, "Talkers at different levels"). What is raised is left out of the input
+    /// normalisation's statistics, and a speech region in it whose phones the network is unsure of
+    /// is dropped (music before a talker). A recording of one talker at one level is unchanged,
+    /// and sounds under 1 s in the pauses (a television's words) get no level of their own.
     #[arg(long)]
     pub keep_levels: bool,
 

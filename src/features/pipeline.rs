@@ -78,6 +78,48 @@ impl FeaturePipeline {
         }
     }
 
+    /// [`compute`](FeatureExtractor::compute), with the frames that start inside `excluded` (sample
+    /// ranges, sorted) left out of the normalisation's statistics: the loud-frame statistics
+    /// (`CmvnStatistics::Loud`) never count them, though they are normalised with the rest. With
+    /// all-frame statistics, or nothing excluded, the same as `compute`. The recogniser leaves out
+    /// what it raised to the speech level (a far talker, or a jingle taken for one): the speech
+    /// around is normalised as it would have been.
+    pub fn compute_excluding(
+        &self,
+        wave: &[f32],
+        excluded: &[std::ops::Range<usize>],
+    ) -> Array2<f32> {
+        let loud_statistics = matches!(
+            &self.options.cmvn,
+            Some(cmvn) if cmvn.statistics != CmvnStatistics::All
+        );
+        if excluded.is_empty() || !loud_statistics {
+            return self.compute(wave);
+        }
+        let shift = self.options.frame().window_shift().max(1);
+        let mut features = self.base.compute(wave);
+        let mut loudness = self.loudness(&features);
+        for range in excluded {
+            let first = range.start.div_ceil(shift);
+            let end = range.end.div_ceil(shift).min(loudness.len());
+            for value in loudness.iter_mut().take(end).skip(first) {
+                *value = f32::NEG_INFINITY;
+            }
+        }
+        self.finish(&mut features, &loudness);
+        features
+    }
+
+    /// Deltas, then CMVN with `loudness` per frame, on base features.
+    fn finish(&self, features: &mut Array2<f32>, loudness: &[f32]) {
+        if let Some(deltas) = &self.options.deltas {
+            *features = add_deltas(features.view(), deltas);
+        }
+        if let Some(cmvn) = &self.options.cmvn {
+            apply_cmvn(features, loudness, cmvn);
+        }
+    }
+
     /// The sample rate the input must have.
     pub fn sample_rate_hz(&self) -> u32 {
         self.options.sample_rate_hz()
@@ -96,12 +138,66 @@ impl FeatureExtractor for FeaturePipeline {
             Some(cmvn) if cmvn.statistics != CmvnStatistics::All => self.loudness(&features),
             _ => Vec::new(),
         };
-        if let Some(deltas) = &self.options.deltas {
-            features = add_deltas(features.view(), deltas);
-        }
-        if let Some(cmvn) = &self.options.cmvn {
-            apply_cmvn(&mut features, &loudness, cmvn);
-        }
+        self.finish(&mut features, &loudness);
         features
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seeded uniform noise of `len` samples, peak `amplitude` (int16 units).
+    fn noise(len: usize, amplitude: f32, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                amplitude * ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frames_left_out_do_not_move_the_loud_frame_statistics() {
+        let options = FeatureOptions {
+            cmvn: Some(CmvnOptions {
+                statistics: CmvnStatistics::Loud { within_db: 30.0 },
+                ..CmvnOptions::default()
+            }),
+            ..FeatureOptions::default()
+        };
+        let pipeline = FeaturePipeline::new(options).unwrap();
+        let quiet = noise(16_000, 300.0, 1);
+        let wave = [quiet.clone(), noise(16_000, 3_000.0, 2)].concat();
+        // Nothing left out: as `compute`.
+        assert_eq!(
+            pipeline.compute_excluding(&wave, &[]),
+            pipeline.compute(&wave)
+        );
+        // The loud second left out (every frame that starts at 0.975 s or later, the first that
+        // reaches into it): the quiet second is normalised as when it is alone...
+        let alone = pipeline.compute(&quiet);
+        let excluding = pipeline.compute_excluding(&wave, &[15_600..32_000]);
+        let frames = alone.nrows();
+        let difference = (&excluding.slice(ndarray::s![..frames, ..]) - &alone)
+            .iter()
+            .fold(0.0f32, |m, d| m.max(d.abs()));
+        assert!(difference < 1e-4, "{difference}");
+        // ...where with it counted the quiet frames sit far under their mean.
+        let whole = pipeline.compute(&wave);
+        assert!(
+            whole[[10, 40]] < alone[[10, 40]] - 1.0,
+            "{}",
+            whole[[10, 40]]
+        );
+        // All-frame statistics leave nothing out.
+        let all = FeaturePipeline::new(FeatureOptions::default()).unwrap();
+        assert_eq!(
+            all.compute_excluding(&wave, &[15_600..32_000]),
+            all.compute(&wave)
+        );
     }
 }

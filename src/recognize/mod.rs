@@ -14,6 +14,7 @@ pub use segment::{
     DEFAULT_UNSURE_BELOW_DB, LOWEST_ENERGY_FLOOR_DBFS, QUIET_RECORDING_RANGE_DB, UNSURE_CONFIDENCE,
 };
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -89,8 +90,10 @@ pub struct RecognizerOptions {
     /// Default true.
     pub remove_clicks: bool,
     /// Raise the stretches of a recording clearly quieter than its speech level (a talker far from
-    /// the microphone beside a near one) to that level before the features; a recording of one
-    /// talker at one level is unchanged (see [`equalise_talker_levels`]). Default true.
+    /// the microphone beside a near one) to that level before the features, leaving them out of
+    /// the input normalisation's statistics and dropping a speech region in them whose phones are
+    /// unsure; a recording of one talker at one level is unchanged (see
+    /// [`equalise_talker_levels`]). Default true.
     pub equalise_levels: bool,
     /// Add white noise this many dB under the recording's speech level just before the features
     /// (band-limited to the band the recording had), so that every floor is at least that loud
@@ -236,7 +239,10 @@ struct Repairs {
     spectral_holes_filled: bool,
     clicks_removed: usize,
     levels_raised: usize,
-    /// The raised stretches in network frames `(start, end)` ([`RecognizerOptions::equalise_levels`]).
+    /// The stretches raised to the speech level ([`RecognizerOptions::equalise_levels`]), as
+    /// sample ranges at the model's rate (left out of the normalisation's statistics) and in
+    /// network frames `(start, end)` (where an unsure region is dropped).
+    raised_samples: Vec<Range<usize>>,
     raised_frames: Vec<(usize, usize)>,
     dereverberated: bool,
     peak_dbfs: f32,
@@ -468,9 +474,12 @@ impl Recognizer {
     /// what a [`FrameHead`] reads, and what one is fitted on (`phonrec fit-frame-head`).
     pub fn hidden_states(&self, wave: Waveform) -> Result<Array2<f32>> {
         let Posteriors {
-            wave, vtln_warp, ..
+            wave,
+            vtln_warp,
+            repairs,
+            ..
         } = self.posteriors(wave)?;
-        self.hidden_states_prepared(&wave, vtln_warp)
+        self.hidden_states_prepared(&wave, vtln_warp, &repairs.raised_samples)
     }
 
     /// [`posteriors`](Self::posteriors) and `head`'s frame log-probabilities, in one network pass
@@ -483,14 +492,21 @@ impl Recognizer {
     ) -> Result<(Posteriors, Array2<f32>)> {
         if !self.warped_features.is_empty() {
             let posteriors = self.posteriors(wave)?;
-            let hidden = self.hidden_states_prepared(&posteriors.wave, posteriors.vtln_warp)?;
+            let hidden = self.hidden_states_prepared(
+                &posteriors.wave,
+                posteriors.vtln_warp,
+                &posteriors.repairs.raised_samples,
+            )?;
             let frames = head.log_probs(hidden.view())?;
             return Ok((posteriors, frames));
         }
         let (wave, repairs) = self.prepare(wave)?;
         let network = self.model.network();
         let outputs = network.config().num_outputs;
-        let features = self.model.features().compute(&wave.samples);
+        let features = self
+            .model
+            .features()
+            .compute_excluding(&wave.samples, &repairs.raised_samples);
         let both =
             network.map_hidden_windowed(features.view(), outputs + head.classes(), |hidden| {
                 let log_probs = network.log_probs_from_hidden(hidden)?;
@@ -504,21 +520,27 @@ impl Recognizer {
         Ok((posteriors, frames))
     }
 
-    /// [`hidden_states`](Self::hidden_states) of audio already prepared, under `vtln_warp`.
-    fn hidden_states_prepared(&self, wave: &Waveform, vtln_warp: f32) -> Result<Array2<f32>> {
+    /// [`hidden_states`](Self::hidden_states) of audio already prepared, under `vtln_warp`, the
+    /// `raised` sample ranges left out of the normalisation's statistics.
+    fn hidden_states_prepared(
+        &self,
+        wave: &Waveform,
+        vtln_warp: f32,
+        raised: &[Range<usize>],
+    ) -> Result<Array2<f32>> {
         let pipeline = self
             .warped_features
             .iter()
             .find(|(warp, _)| *warp == vtln_warp)
             .map_or(self.model.features(), |(_, p)| p);
-        let features = pipeline.compute(&wave.samples);
+        let features = pipeline.compute_excluding(&wave.samples, raised);
         self.model.network().top_hidden_windowed(features.view())
     }
 
     /// Per-frame log-posteriors `[output frames, phones + blank]` of audio at any rate.
     pub fn log_probs(&self, wave: Waveform) -> Result<Array2<f32>> {
-        let (wave, _) = self.prepare(wave)?;
-        Ok(self.warped_log_probs(&wave)?.0)
+        let (wave, repairs) = self.prepare(wave)?;
+        Ok(self.warped_log_probs(&wave, &repairs.raised_samples)?.0)
     }
 
     /// Check in-memory audio, restore its clipped peaks and fill its digital silence (each if on),
@@ -585,25 +607,19 @@ impl Recognizer {
             wave.samples = samples;
             repairs.dereverberated = true;
         }
-        if self.equalise_levels {
-            // After the repairs, which measure the recording as it was; before the floor, which
-            // goes under the speech level the quiet stretches were raised to.
-            let equalised = equalise_talker_levels(&mut wave.samples, wave.sample_rate_hz);
-            repairs.levels_raised = equalised.raised;
-            repairs.raised_frames = equalised
-                .raised_samples
-                .iter()
-                .map(|range| (range.start / hop, range.end.div_ceil(hop)))
-                .collect();
-        }
-        if self.noise_floor_below_db > 0.0 {
-            // Last, on what the features will see: the repairs above measure the recording's own
-            // floor, and the level is the speech's after them.
-            let levels = frame_levels_dbfs(&wave.samples, hop, wave.samples.len().div_ceil(hop));
-            if let Some(speech_dbfs) = speech_level_dbfs(&levels) {
+        // The added floor's level and band are the recording's, measured after the repairs above
+        // (which measure its own floor) and before its levels are evened out: a raised stretch
+        // with peaks over the rest's, or a narrower band (a jingle's notes), would otherwise set
+        // the floor under all of it (measured: a jingle 20 dB under a clip, before it, cost the
+        // clip 2-3 phones).
+        let floor = (self.noise_floor_below_db > 0.0)
+            .then(|| {
+                let levels =
+                    frame_levels_dbfs(&wave.samples, hop, wave.samples.len().div_ceil(hop));
+                let speech_dbfs = speech_level_dbfs(&levels)?;
                 // Within the band the recording has: its rate's, or a coder's low-pass well
-                // inside it (MP3 at 16 kbit/s keeps 5.5 kHz of 8). A telephone filter's edge near
-                // the top (3.4 kHz of 4) is not a cut: noise up to 4 kHz measured better there.
+                // inside it (MP3 at 16 kbit/s keeps 5.5 kHz of 8). A telephone filter's edge
+                // near the top (3.4 kHz of 4) is not a cut: noise up to 4 kHz measured better.
                 let recorded_top_hz = recorded_rate_hz.min(wave.sample_rate_hz) as f32 / 2.0;
                 let measured_top_hz = measured_band_top_hz(&wave.samples, wave.sample_rate_hz);
                 let band_top_hz = if measured_top_hz < BAND_CUT_SHARE * recorded_top_hz {
@@ -611,23 +627,45 @@ impl Recognizer {
                 } else {
                     recorded_top_hz
                 };
-                add_noise_floor(
-                    &mut wave.samples,
-                    wave.sample_rate_hz,
-                    band_top_hz,
-                    speech_dbfs - self.noise_floor_below_db,
-                )?;
-            }
+                Some((speech_dbfs - self.noise_floor_below_db, band_top_hz))
+            })
+            .flatten();
+        if self.equalise_levels {
+            let equalised = equalise_talker_levels(&mut wave.samples, wave.sample_rate_hz);
+            repairs.levels_raised = equalised.raised;
+            repairs.raised_frames = equalised
+                .raised_samples
+                .iter()
+                .map(|range| (range.start / hop, range.end.div_ceil(hop)))
+                .collect();
+            repairs.raised_samples = equalised.raised_samples;
+        }
+        if let Some((level_dbfs, band_top_hz)) = floor {
+            // Last, on what the features will see.
+            add_noise_floor(
+                &mut wave.samples,
+                wave.sample_rate_hz,
+                band_top_hz,
+                level_dbfs,
+            )?;
         }
         Ok((wave, repairs))
     }
 
     /// [`log_probs`](Self::log_probs) of audio at the model's rate and the VTLN warp factor they
-    /// were computed with.
-    fn warped_log_probs(&self, wave: &Waveform) -> Result<(Array2<f32>, f32)> {
+    /// were computed with; the `raised` sample ranges are left out of the normalisation's
+    /// statistics (see [`FeaturePipeline::compute_excluding`]).
+    fn warped_log_probs(
+        &self,
+        wave: &Waveform,
+        raised: &[Range<usize>],
+    ) -> Result<(Array2<f32>, f32)> {
         let network = self.model.network();
         if self.warped_features.is_empty() {
-            let features = self.model.features().compute(&wave.samples);
+            let features = self
+                .model
+                .features()
+                .compute_excluding(&wave.samples, raised);
             return Ok((network.log_probs_windowed(features.view())?, 1.0));
         }
         // Choose the warp on the first VTLN_ESTIMATE_S seconds: the one whose best path has the
@@ -636,7 +674,8 @@ impl Recognizer {
         let excerpt = &wave.samples[..wave.samples.len().min(estimate_len)];
         let mut best: Option<(&(f32, FeaturePipeline), f32, Array2<f32>)> = None;
         for candidate in &self.warped_features {
-            let log_probs = network.log_probs_windowed(candidate.1.compute(excerpt).view())?;
+            let features = candidate.1.compute_excluding(excerpt, raised);
+            let log_probs = network.log_probs_windowed(features.view())?;
             let score = mean_best_path_log_prob(log_probs.view());
             if best.as_ref().is_none_or(|(_, s, _)| score > *s) {
                 best = Some((candidate, score, log_probs));
@@ -648,7 +687,7 @@ impl Recognizer {
         if excerpt.len() == wave.samples.len() {
             return Ok((excerpt_log_probs, warp));
         }
-        let features = pipeline.compute(&wave.samples);
+        let features = pipeline.compute_excluding(&wave.samples, raised);
         Ok((network.log_probs_windowed(features.view())?, warp))
     }
 
@@ -687,7 +726,7 @@ impl Recognizer {
             .map(|wave| {
                 let duration_s = wave.duration_s();
                 let (wave, repairs) = self.prepare(wave)?;
-                let features = pipeline.compute(&wave.samples);
+                let features = pipeline.compute_excluding(&wave.samples, &repairs.raised_samples);
                 Ok(BatchInput {
                     duration_s,
                     wave,
@@ -859,7 +898,7 @@ impl Recognizer {
     /// the speech regions.
     fn posteriors(&self, wave: Waveform) -> Result<Posteriors> {
         let (wave, repairs) = self.prepare(wave)?;
-        let (log_probs, vtln_warp) = self.warped_log_probs(&wave)?;
+        let (log_probs, vtln_warp) = self.warped_log_probs(&wave, &repairs.raised_samples)?;
         self.finish_posteriors(wave, log_probs, vtln_warp, repairs)
     }
 
