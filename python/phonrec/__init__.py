@@ -1044,10 +1044,13 @@ class Endpointer:
             (``--max-utterance``).
         speech_above: A frame is speech when its level stands this many dB above the background,
             the lowest level of the last 30 s (``--speech-above``).
+        channel: Of ``(samples, channels)`` blocks, hear this channel alone, counted from 0 (one
+            side of a call; ``--channel``); ``None`` (default) mixes them as files are mixed.
 
     Raises:
         ValueError: Options out of range (a pause of 0.1-10 s, utterances of 1-600 s and longer
-            than twice the pause, a threshold of 1-40 dB) or a rate phonrec does not read.
+            than twice the pause, a threshold of 1-40 dB), a rate phonrec does not read, or a
+            channel that is not a number from 0.
     """
 
     def __init__(
@@ -1057,11 +1060,16 @@ class Endpointer:
         min_pause: float = 0.5,
         max_utterance: float = 20.0,
         speech_above: float = 6.0,
+        channel: Optional[int] = None,
     ) -> None:
         self._sample_rate = sample_rate
         self._finished = False
         self._inner = _phonrec.Endpointer(
-            sample_rate, float(min_pause), float(max_utterance), float(speech_above)
+            sample_rate,
+            float(min_pause),
+            float(max_utterance),
+            float(speech_above),
+            _channel(channel),
         )
 
     @property
@@ -1077,7 +1085,8 @@ class Endpointer:
         Raises:
             ValueError: A sample no recording has (NaN, infinite, far beyond full scale), as
                 :meth:`Recognizer.transcribe` refuses it; nothing of that push is taken, and the
-                stream goes on with the next.
+                stream goes on with the next. So are blocks without the channel ``channel=``
+                asks for.
         """
         if self._finished:
             raise ValueError("the endpointer was finished; make a new one for a new stream")

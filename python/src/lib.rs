@@ -1396,6 +1396,8 @@ struct PyEndpointer {
     /// `None` once finished.
     inner: Option<Endpointer>,
     sample_rate_hz: u32,
+    /// The channel heard of `(samples, channels)` blocks (`channel=N`, as `live --channel N`).
+    channel: ChannelChoice,
 }
 
 /// An utterance for Python: its start in seconds and its samples (float32, full scale ±1).
@@ -1415,12 +1417,14 @@ fn utterance_tuple<'py>(
 #[pymethods]
 impl PyEndpointer {
     #[new]
-    #[pyo3(signature = (sample_rate, min_pause=0.5, max_utterance=20.0, speech_above=6.0))]
+    #[pyo3(signature = (sample_rate, min_pause=0.5, max_utterance=20.0, speech_above=6.0,
+                        channel=None))]
     fn new(
         sample_rate: i64,
         min_pause: f32,
         max_utterance: f32,
         speech_above: f32,
+        channel: Option<usize>,
     ) -> PyResult<Self> {
         let rate = sample_rate_arg(sample_rate)?;
         let options = EndpointOptions {
@@ -1434,6 +1438,7 @@ impl PyEndpointer {
         Ok(PyEndpointer {
             inner: Some(inner),
             sample_rate_hz: rate,
+            channel: channel.map_or(ChannelChoice::Mixed, ChannelChoice::Only),
         })
     }
 
@@ -1447,11 +1452,7 @@ impl PyEndpointer {
         let array = samples
             .cast::<PyUntypedArray>()
             .map_err(|_| PyTypeError::new_err("push takes a numpy array of samples".to_string()))?;
-        let wave = wave_from_array(
-            array,
-            Some(i64::from(self.sample_rate_hz)),
-            ChannelChoice::Mixed,
-        )?;
+        let wave = wave_from_array(array, Some(i64::from(self.sample_rate_hz)), self.channel)?;
         let inner = self.inner.as_mut().ok_or_else(|| {
             PyValueError::new_err("the endpointer was finished; make a new one for a new stream")
         })?;

@@ -426,6 +426,21 @@ def test_endpointer_cuts_a_stream_as_phonrec_live_does(cli, recognizer, tmp_path
         endpointer.sample_rate = 8000  # the rate is the stream's: a new one needs a new endpointer
     with pytest.raises(ValueError, match="pause"):
         phonrec.Endpointer(16000, min_pause=0)
+    # One side of a call: the stream in channel 1, channel 0 all but silent, cut as the mono stream
+    # is; a block without the asked-for channel is refused.
+    call = np.stack([np.zeros_like(int16) + 3, int16], axis=1)
+    side = phonrec.Endpointer(16000, channel=1)
+    from_call = []
+    for start in range(0, int16.size, 1000):
+        from_call += side.push(call[start : start + 1000])
+    assert side.finish() is None
+    assert [u.start for u in from_call] == [u.start for u in utterances]
+    for ours, mono in zip(from_call, utterances):
+        np.testing.assert_array_equal(ours.samples, mono.samples)
+    with pytest.raises(ValueError, match="channel=2"):
+        phonrec.Endpointer(16000, channel=2).push(call[:1000])
+    with pytest.raises(ValueError, match="channel"):
+        phonrec.Endpointer(16000, channel=-1)
     # A damaged sample is refused, as transcribe refuses it (it left the endpointer deaf).
     damaged = phonrec.Endpointer(16000)
     block = np.zeros(1600, dtype=np.float32)
