@@ -30,7 +30,8 @@ EXTRA_CONDITIONS = ["8k",  # written with tel8k; may also be asked for alone
                     "music20", "music10",  # need --music-dir (recipes/music/get_music.sh); asked for by name
                     "denoised", "echo", "talker", "clicks",  # users' processing and rooms; asked for by name
                     "levels",  # two talkers at different distances; asked for by name
-                    "background"]  # a television under a talker and in the pauses; asked for by name
+                    "background",  # a television under a talker and in the pauses; asked for by name
+                    "dcoffset"]  # a converter that is not centred; asked for by name
 FS = 32768.0  # int16 full scale
 NOISE_KINDS = ["white", "pink", "brown", "babble"]
 CODECS = ["ulaw", "alaw", "gsm"]
@@ -62,6 +63,9 @@ DESCRIPTIONS = {
             "so its peaks are cut flat at full scale (a recorder's input gain set far too high)",
     "clipmild": "as clip, amplified by 2-6 dB (uniform): a few loud peaks cut flat, as by a recorder whose input "
                 "gain was set a little too high",
+    "dcoffset": "a DC offset 0-12 dB (uniform) under the clip's RMS, of either sign (50/50), added to every sample "
+                "(a converter or preamplifier that is not centred); the clip scaled down when the offset would "
+                "push a peak past full scale",
     "loss": "20 ms packets lost (digital zeros), each with a probability of 3-10 % (uniform per file), as audio "
             "from a network call recorded without packet-loss concealment",
     "gated": "pink noise (20 Hz-Nyquist) at -45 dBFS RMS (+-3 dB uniform) under the clip, then a noise gate: "
@@ -574,6 +578,7 @@ def process(src, cond, args, command):
             "echo": ["file", "source", "rate", "seconds", "down_db", "delay_s"],
             "talker": ["file", "source", "rate", "seconds", "sir_db", "other_index"],
             "clicks": ["file", "source", "rate", "seconds", "below_peak_db"],
+            "dcoffset": ["file", "source", "rate", "seconds", "below_rms_db", "sign", "scale_db"],
         }.get(cond, ["file", "source", "rate", "seconds", "noise", "snr_db_target", "snr_db_actual", "babble_sources"])
         for i in range(n):
             rng = rng_for(args.seed, name, cond, i)
@@ -693,6 +698,14 @@ def process(src, cond, args, command):
                 below = float(rng.uniform(0.0, 10.0))
                 y = x + keyboard_clicks(rng, len(x), rate, float(np.max(np.abs(x))) if len(x) else 0.0, below)
                 extra = [round(below, 2)]
+            elif cond == "dcoffset":
+                below = float(rng.uniform(0.0, 12.0))
+                sign = 1.0 if rng.random() < 0.5 else -1.0
+                offset = sign * rms(x) * 10.0 ** (-below / 20.0)
+                peak = float(np.max(np.abs(x))) if len(x) else 0.0
+                scale = min(1.0, 0.99 * FS / (peak + abs(offset))) if peak > 0 else 1.0
+                y = (x + offset) * scale
+                extra = [round(below, 2), int(sign), round(20.0 * np.log10(scale), 2)]
             elif cond.startswith("snr"):
                 snr = float(cond[3:])
                 kind = NOISE_KINDS[i % 4]

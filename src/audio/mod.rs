@@ -11,6 +11,7 @@
 mod amr;
 mod au;
 mod container;
+mod dc_offset;
 mod declick;
 mod declip;
 mod dereverb;
@@ -37,6 +38,7 @@ use rayon::prelude::*;
 use std::path::Path;
 
 pub use container::quiet_decoder_panics;
+pub use dc_offset::{remove_dc_offset, DcOffsetRemoval};
 pub use declick::{remove_clicks, ClickRemoval};
 pub use declip::{repair_clipping, repair_clipping_within, ClipRepair};
 pub use dereverb::{

@@ -3,13 +3,15 @@
 //! pause — so that its phones can be printed while the talker goes on, as pocketsphinx's `live`
 //! mode does.
 //!
-//! Per 10 ms frame the level in dB; the background is the lowest level, averaged over 0.2 s, of
-//! the last 30 seconds (minimum statistics: speech always has pauses that short, a room's noise
-//! has no gap below its own level), so it follows a fan or a hum as it changes; a frame is loud
-//! when it stands [`EndpointOptions::threshold_db`] above that (and above −65 dBFS). Three loud frames in a
-//! row start an utterance (with a margin of audio before them); a pause of
-//! [`EndpointOptions::min_pause_s`] ends it (with a margin after its last loud frame); one longer
-//! than [`EndpointOptions::max_utterance_s`] is cut at its quietest frame of the last few seconds.
+//! Per 10 ms frame the level in dB (of the samples less the stream's DC offset, tracked as it
+//! goes: a converter that is not centred made every pause as loud as its offset); the background
+//! is the lowest level, averaged over 0.2 s, of the last 30 seconds (minimum statistics: speech
+//! always has pauses that short, a room's noise has no gap below its own level), so it follows a
+//! fan or a hum as it changes; a frame is loud when it stands [`EndpointOptions::threshold_db`]
+//! above that (and above −65 dBFS). Three loud frames in a row start an utterance (with a margin
+//! of audio before them); a pause of [`EndpointOptions::min_pause_s`] ends it (with a margin after
+//! its last loud frame); one longer than [`EndpointOptions::max_utterance_s`] is cut at its
+//! quietest frame of the last few seconds.
 
 use std::collections::VecDeque;
 
@@ -97,6 +99,9 @@ const LOUD_FLOOR_DB: f32 = 90.3 - 65.0;
 /// a noise gate, a VoIP gap) and do not join the background: 0.2 s of zeros made it 0 dB, and
 /// the room's noise counted as speech for the next 30 s.
 const DIGITAL_SILENCE_DB: f32 = 90.3 - 80.0;
+/// How far each frame's mean moves the tracked DC offset: a time constant of 1 s (100 frames), slow
+/// enough that speech's lowest partials (a frame's mean is one period of 100 Hz) do not move it.
+const DC_TRACKING: f64 = 0.01;
 /// An utterance too long is cut within this many of its last seconds.
 const CUT_SEARCH_S: f32 = 5.0;
 
@@ -118,6 +123,9 @@ pub struct Endpointer {
     /// Smoothed levels of the history window that may yet be its minimum, as (frame, level),
     /// rising (a sliding-window minimum).
     minima: VecDeque<(u64, f32)>,
+    /// The stream's DC offset as tracked so far (int16 scale); `None` before its first frame
+    /// that is not digital silence.
+    dc_offset: Option<f64>,
     /// Samples pushed so far (to name a bad one by its place in the stream).
     pushed: u64,
     /// The stream frame where the current utterance starts, if one has started.
@@ -149,6 +157,7 @@ impl Endpointer {
             recent: VecDeque::with_capacity(SMOOTHING_FRAMES + 1),
             recent_sum: 0.0,
             minima: VecDeque::new(),
+            dc_offset: None,
             pushed: 0,
             start: None,
             onset: 0,
@@ -204,12 +213,27 @@ impl Endpointer {
     }
 
     fn push_frame(&mut self, frame: &[f32]) -> Option<LiveUtterance> {
+        let len = frame.len() as f64;
         let energy = frame
             .iter()
             .map(|&x| f64::from(x) * f64::from(x))
             .sum::<f64>()
-            / frame.len() as f64;
+            / len;
         let level = (10.0 * (energy + 1.0).log10()) as f32;
+        // The level less the DC offset. Digital silence (a mute) is zeros whatever the offset:
+        // it is told by the raw level and does not move the offset.
+        let level = if level < DIGITAL_SILENCE_DB {
+            level
+        } else {
+            let mean = frame.iter().map(|&x| f64::from(x)).sum::<f64>() / len;
+            let dc = self
+                .dc_offset
+                .map_or(mean, |dc| dc + DC_TRACKING * (mean - dc));
+            self.dc_offset = Some(dc);
+            // The mean square of (x − dc), from the frame's mean square and mean.
+            let ac_energy = (energy - 2.0 * dc * mean + dc * dc).max(0.0);
+            (10.0 * (ac_energy + 1.0).log10()) as f32
+        };
         let index = self.buffer_frame + self.levels.len() as u64;
         let background = if level < DIGITAL_SILENCE_DB {
             self.minima.front().map_or(f32::NEG_INFINITY, |&(_, v)| v)
@@ -359,6 +383,30 @@ mod tests {
                 utterance.start_s
             );
             assert!((utterance.wave.duration_s() - 1.4).abs() < 0.03, "{k}");
+        }
+    }
+
+    #[test]
+    fn a_dc_offset_cuts_the_stream_where_its_pauses_are() {
+        // The tones of the first test over an offset of 3000 (−21 dBFS, the tones' level): with
+        // the offset in the levels every pause was as loud as the offset and the tones barely
+        // louder, and nothing was heard; with a mute of digital zeros in a pause, which is not
+        // offset.
+        let mut seed = 3;
+        let mut stream = tone(1.0, 0.0, &mut seed);
+        for _ in 0..3 {
+            stream.extend(tone(0.8, 3000.0, &mut seed));
+            stream.extend(tone(1.0, 0.0, &mut seed));
+        }
+        stream.iter_mut().for_each(|x| *x += 3000.0);
+        stream[14_400..15_200].iter_mut().for_each(|x| *x = 0.0);
+        let mut endpointer = Endpointer::new(8000, EndpointOptions::default()).expect("valid");
+        let utterances = endpointer.push(&stream).unwrap();
+        assert!(endpointer.finish().is_none(), "the stream ends in a pause");
+        let starts: Vec<f64> = utterances.iter().map(|u| u.start_s).collect();
+        assert_eq!(starts.len(), 3, "{starts:?}");
+        for (k, start) in starts.iter().enumerate() {
+            assert!((start - (0.7 + 1.8 * k as f64)).abs() < 0.02, "{starts:?}");
         }
     }
 

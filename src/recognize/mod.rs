@@ -26,8 +26,8 @@ use crate::audio::{
     add_noise_floor, cancel_echoes, conceal_dropouts, dereverberate,
     dereverberate_reverberant_sections, equalise_talker_levels, fill_digital_silence,
     fill_quiet_gaps, fill_spectral_holes, measured_band_top_hz, read_audio, remove_clicks,
-    repair_clipping, speech_level_dbfs, Dereverb, Waveform, DEFAULT_FLOOR_BELOW_DB,
-    MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
+    remove_dc_offset, repair_clipping, speech_level_dbfs, Dereverb, Waveform,
+    DEFAULT_FLOOR_BELOW_DB, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
     decode_spans_with_hypotheses, BeamOptions, BoundaryModel, Decoder, GreedyDecoder, Hypothesis,
@@ -544,13 +544,13 @@ impl Recognizer {
     }
 
     /// Check in-memory audio, restore its clipped peaks and fill its digital silence (each if on),
-    /// bring it to the model's rate, interpolate its clicks (if on), fill its spectral holes (if on
-    /// and it measures as coded at a low bit rate), remove its late reverberation (if on, or
-    /// measured reverberant), raise quieter talkers to its speech level (if on) and add a faint
-    /// noise floor under its speech (if on); also what was repaired. Clipping is repaired at the
-    /// recorded rate, where the flat tops are still flat (resampling rings around them);
-    /// reverberation at the model's, where the predictor's length in frames is the same for
-    /// every input rate.
+    /// remove its DC offset (where it would change its pauses' level), bring it to the model's
+    /// rate, interpolate its clicks (if on), fill its spectral holes (if on and it measures as
+    /// coded at a low bit rate), remove its late reverberation (if on, or measured reverberant),
+    /// raise quieter talkers to its speech level (if on) and add a faint noise floor under its
+    /// speech (if on); also what was repaired. Clipping is repaired at the recorded rate, where
+    /// the flat tops are still flat (resampling rings around them); reverberation at the
+    /// model's, where the predictor's length in frames is the same for every input rate.
     fn prepare(&self, mut wave: Waveform) -> Result<(Waveform, Repairs)> {
         check_wave(&wave)?;
         let peak = wave.samples.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
@@ -575,6 +575,9 @@ impl Recognizer {
                 fill_quiet_gaps(&mut wave.samples, wave.sample_rate_hz);
             }
         }
+        // After the clipping repair (which finds the rails an offset moved) and the fills (whose
+        // noise carries the floor's offset), before anything measures a level.
+        remove_dc_offset(&mut wave.samples, wave.sample_rate_hz);
         let recorded_rate_hz = wave.sample_rate_hz;
         let mut wave = wave.resampled(self.model.sample_rate_hz())?;
         let hop = self.output_hop_samples();
