@@ -37,11 +37,11 @@ pub struct DcOffsetRemoval {
     pub removed: bool,
 }
 
-/// Remove a recording's DC offset where it is large enough to matter (see
-/// [`MIN_OFFSET_POWER_SHARE`]): the mean of each 10 ms frame, smoothed over ±0.25 s with the
-/// quiet frames weighing most, is subtracted, interpolated between frame centres. Frames of
-/// digital silence (all zeros) are neither part of the mean nor changed, so a recording padded
-/// with digital silence keeps it.
+/// Remove a recording's DC offset where it is large enough to matter (where it makes the quietest
+/// tenth of the frames at least 1 dB louder than their own noise): the mean of each 10 ms frame,
+/// smoothed over ±0.25 s with the quiet frames weighing most, is subtracted, interpolated between
+/// frame centres. Frames of digital silence (all zeros) are neither part of the mean nor changed,
+/// so a recording padded with digital silence keeps it.
 ///
 /// After the clipping repair, which finds the rails an offset moved, and after the digital
 /// silence fills, whose noise carries the floor's offset.
