@@ -1269,8 +1269,12 @@ fn prepare_one(
     frame: &crate::features::FrameOptions,
     network: &Blstm,
 ) -> std::result::Result<Prepared, String> {
-    let source = source.map_err(|e| format!("skipped {}: {e}", utt.id))?;
+    let mut source = source.map_err(|e| format!("skipped {}: {e}", utt.id))?;
     let source_rate = source.sample_rate_hz;
+    // As recognition does before anything measures a level: augmentation's silence padding next
+    // to an offset would make a step, and its SNRs would count the offset as signal. A recording
+    // without an offset that matters is left exactly as it was.
+    crate::audio::remove_dc_offset(&mut source.samples, source_rate);
     let wave = source
         .resampled(rate)
         .map_err(|e| format!("skipped {}: {e}", utt.id))?;
@@ -1410,5 +1414,68 @@ mod tests {
         assert_eq!(heard.len(), wet.len());
         // What recognition's `--dereverb auto` would feed the features, sample for sample.
         assert_eq!(&*heard, &crate::audio::dereverberate(&wet, 16_000)[..]);
+    }
+
+    #[test]
+    fn training_audio_loses_its_dc_offset_as_recognised_audio_does() {
+        use crate::audio::Waveform;
+        use crate::model::{Blstm, InitOptions, NetworkConfig};
+        use crate::phones::PhoneId;
+        use rand::{Rng, SeedableRng};
+        let config = NetworkConfig {
+            input_dim: 80,
+            num_layers: 1,
+            hidden_size: 4,
+            dropout: 0.0,
+            num_outputs: 40,
+            stack_frames: 1,
+        };
+        let (network, _vars) = Blstm::trainable(&config, &InitOptions::default()).unwrap();
+        let utterance = crate::data::Utterance {
+            id: "offset".to_string(),
+            audio: "offset.wav".into(),
+            span: None,
+            phones: vec![PhoneId(1), PhoneId(2), PhoneId(3)],
+            channel: None,
+        };
+        let frame = crate::features::FeatureOptions::default().frame().clone();
+        // Syllables of speech over a faint hiss, 8 kHz, all of it 2000 over zero.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let clean: Vec<f32> = (0..16_000)
+            .map(|i| {
+                let loud = if (i / 2000) % 2 == 0 { 3000.0 } else { 10.0 };
+                rng.gen_range(-loud..loud)
+            })
+            .collect();
+        let with_offset: Vec<f32> = clean.iter().map(|v| v + 2000.0).collect();
+        let prepare = |samples: Vec<f32>| {
+            let source = Ok(Waveform {
+                samples,
+                sample_rate_hz: 8000,
+            });
+            super::prepare_one(&utterance, source, 16_000, &frame, &network)
+                .map(|p| p.wave)
+                .unwrap()
+        };
+        let from_clean = prepare(clean);
+        let from_offset = prepare(with_offset);
+        assert_eq!(from_clean.len(), from_offset.len());
+        let mean = |x: &[f32]| x.iter().map(|&v| f64::from(v)).sum::<f64>() / x.len() as f64;
+        assert!(
+            mean(&from_offset).abs() < 5.0,
+            "mean {}",
+            mean(&from_offset)
+        );
+        // The pauses are hiss again, not 2000: what augmentation and the features will see.
+        let pause = 4100..7900;
+        let rms = |x: &[f32]| {
+            (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+        };
+        assert!(
+            rms(&from_offset[pause.clone()]) < 3.0 * rms(&from_clean[pause.clone()]),
+            "pause RMS {} against {}",
+            rms(&from_offset[pause.clone()]),
+            rms(&from_clean[pause])
+        );
     }
 }
