@@ -1128,6 +1128,24 @@ fn a_dc_offset_changes_nothing_the_network_hears() {
             .expect("log-probs")
             .mapv(f32::exp)
     };
+    let offset_dbfs = |samples: Vec<f32>| {
+        recognizer
+            .transcribe_wave(Waveform {
+                samples,
+                sample_rate_hz: rate,
+            })
+            .expect("transcript")
+            .dc_offset_dbfs
+    };
+    // What the transcript (and JSON's "dc_offset_dbfs") reports: the offset's level, and nothing
+    // for a recording without one.
+    let reported = offset_dbfs(offset.clone()).expect("the offset is reported");
+    let expected = 20.0 * (6000.0f32 / 32768.0).log10();
+    assert!(
+        (reported - expected).abs() < 0.5,
+        "reported {reported} dBFS, {expected} added"
+    );
+    assert_eq!(offset_dbfs(quieter.clone()), None);
     let (centred, shifted) = (probs(quieter), probs(offset));
     assert_eq!(centred.dim(), shifted.dim());
     let largest = (&centred - &shifted)

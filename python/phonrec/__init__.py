@@ -153,6 +153,9 @@ class Transcript:
         levels_raised: Stretches more than 6 dB quieter than the recording's speech level (a
             talker far from the microphone beside a near one) raised to that level before
             recognition (``equalise_levels`` of :class:`Recognizer`); 0 when there were none.
+        dc_offset_dbfs: The RMS of a DC offset (a converter or preamplifier that is not
+            centred) removed before recognition, dB relative to full scale; ``None`` when the
+            recording had none large enough to make its pauses louder.
     """
 
     phones: List[Phone]
@@ -169,6 +172,7 @@ class Transcript:
     spectral_holes_filled: bool = False
     clicks_removed: int = 0
     levels_raised: int = 0
+    dc_offset_dbfs: Optional[float] = None
 
     @property
     def labels(self) -> List[str]:
@@ -421,7 +425,14 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         vtln_warp,
         peak_dbfs,
         nbest,
-        (concealed_dropouts, concealed_s, spectral_holes_filled, clicks_removed, levels_raised),
+        (
+            concealed_dropouts,
+            concealed_s,
+            spectral_holes_filled,
+            clicks_removed,
+            levels_raised,
+            dc_offset_dbfs,
+        ),
     ) = raw
     return Transcript(
         _phones(phones),
@@ -438,6 +449,7 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         spectral_holes_filled,
         clicks_removed,
         levels_raised,
+        dc_offset_dbfs,
     )
 
 

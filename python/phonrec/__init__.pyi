@@ -84,6 +84,7 @@ class Transcript:
     spectral_holes_filled: bool = False
     clicks_removed: int = 0
     levels_raised: int = 0
+    dc_offset_dbfs: Optional[float] = None
     @property
     def labels(self) -> List[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...

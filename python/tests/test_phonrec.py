@@ -103,6 +103,11 @@ def assert_same_transcript(py, cli_record, times_tol=1e-6, confidence_tol=CLI_RO
     assert py.spectral_holes_filled == cli_record.get("spectral_holes_filled", False)
     assert py.clicks_removed == cli_record.get("clicks_removed", 0)
     assert py.levels_raised == cli_record.get("levels_raised", 0)
+    # The CLI writes the offset to 0.1 dB, only when one was removed.
+    if "dc_offset_dbfs" in cli_record:
+        assert abs(py.dc_offset_dbfs - cli_record["dc_offset_dbfs"]) <= 0.05 + 1e-6
+    else:
+        assert py.dc_offset_dbfs is None
     assert py.dereverberated == cli_record.get("dereverberated", False)
     assert abs(py.vtln_warp - cli_record.get("vtln_warp", 1.0)) <= 1e-6
     # The CLI writes the peak to 0.1 dB, null for digital silence.
@@ -129,6 +134,19 @@ def test_transcribe_equals_the_cli(cli, recognizer, path):
     assert transcript.phones, "the examples all have phones"
     assert transcript.source == str(path)
     assert_same_transcript(transcript, record)
+
+
+def test_a_dc_offset_is_removed_and_reported_as_the_cli_does(cli, recognizer, tmp_path):
+    samples, rate = read_wav(SUIT)
+    path = tmp_path / "offset.wav"
+    # An offset of 3000 (-20.8 dBFS), far over the clip's pauses.
+    write_wav(path, np.clip(samples.astype(np.int32) + 3000, -32768, 32767), rate, 2)
+    (record,) = cli_json_lines(cli("transcribe", "--format", "json", path))
+    transcript = recognizer.transcribe(path)
+    assert_same_transcript(transcript, record)
+    assert abs(transcript.dc_offset_dbfs - 20 * np.log10(3000 / 32768)) < 0.5, transcript.dc_offset_dbfs
+    assert transcript.labels == recognizer.transcribe(SUIT).labels
+    assert recognizer.transcribe(SUIT).dc_offset_dbfs is None
 
 
 def test_transcribe_batch_equals_the_cli_on_the_folder(cli, recognizer):

@@ -15,7 +15,8 @@
 //! interpolated) when there were any, `"levels_raised"` (how many stretches quieter than the
 //! recording's speech, a far talker's, were raised to its level) when there were any,
 //! `"dereverberated": true` when an echo
-//! or its late reverberation was removed before recognition, and always `"peak_dbfs"`: the loudest sample as
+//! or its late reverberation was removed before recognition, `"dc_offset_dbfs"` (the RMS of a DC
+//! offset removed, dB relative to full scale, to 0.1 dB) when there was one, and always `"peak_dbfs"`: the loudest sample as
 //! read, dB relative to full scale, to 0.1 dB (`null` for digital silence), so that a file without
 //! phones can be told apart as muted (far below any microphone's floor) or merely without speech.
 
@@ -99,6 +100,8 @@ struct JsonTranscript<'a> {
     levels_raised: Option<usize>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     dereverberated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dc_offset_dbfs: Option<f32>,
     peak_dbfs: Option<f32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     nbest: Vec<JsonHypothesis>,
@@ -171,6 +174,9 @@ pub(super) fn write(
         clicks_removed: (transcript.clicks_removed > 0).then_some(transcript.clicks_removed),
         levels_raised: (transcript.levels_raised > 0).then_some(transcript.levels_raised),
         dereverberated: transcript.dereverberated,
+        dc_offset_dbfs: transcript
+            .dc_offset_dbfs
+            .map(|dbfs| (dbfs * 10.0).round() / 10.0),
         peak_dbfs: transcript
             .peak_dbfs
             .is_finite()

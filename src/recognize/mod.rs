@@ -213,6 +213,10 @@ pub struct Transcript {
     pub levels_raised: usize,
     /// Whether late reverberation was removed before recognition ([`RecognizerOptions::dereverb`]).
     pub dereverberated: bool,
+    /// The DC offset removed before recognition (a converter or preamplifier that is not
+    /// centred), its RMS in dB relative to full scale; `None` when the recording had none large
+    /// enough to make its pauses louder, and was left as it was.
+    pub dc_offset_dbfs: Option<f32>,
     /// The recording's loudest sample as read, dB relative to full scale (−∞ for digital
     /// silence): with no phones, a level far below any microphone's noise floor tells a muted input
     /// or a gain set far too low from a recording without speech.
@@ -245,6 +249,7 @@ struct Repairs {
     raised_samples: Vec<Range<usize>>,
     raised_frames: Vec<(usize, usize)>,
     dereverberated: bool,
+    dc_offset_dbfs: Option<f32>,
     peak_dbfs: f32,
 }
 
@@ -577,7 +582,11 @@ impl Recognizer {
         }
         // After the clipping repair (which finds the rails an offset moved) and the fills (whose
         // noise carries the floor's offset), before anything measures a level.
-        remove_dc_offset(&mut wave.samples, wave.sample_rate_hz);
+        let offset = remove_dc_offset(&mut wave.samples, wave.sample_rate_hz);
+        if offset.removed {
+            repairs.dc_offset_dbfs =
+                Some(20.0 * (offset.offset_rms / crate::audio::INT16_SCALE).log10());
+        }
         let recorded_rate_hz = wave.sample_rate_hz;
         let mut wave = wave.resampled(self.model.sample_rate_hz())?;
         let hop = self.output_hop_samples();
@@ -890,6 +899,7 @@ impl Recognizer {
                 levels_raised: repairs.levels_raised,
                 concealed_s: repairs.concealed_s,
                 dereverberated: repairs.dereverberated,
+                dc_offset_dbfs: repairs.dc_offset_dbfs,
                 peak_dbfs: repairs.peak_dbfs,
                 nbest,
             },
