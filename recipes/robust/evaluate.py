@@ -24,7 +24,7 @@ SETS = {
     "dev": "synth/dev",
 }
 CONDITIONS = ["clean", "pad", "padfloor", "joined", "levels", "background", "dcoffset", "8k", "tel8k", "reverb", "room", "snr20", "snr10", "snr5", "quiet", "clip",
-              "clipmild", "gated", "loss", "music20", "music10", "denoised", "echo", "talker", "clicks"]
+              "clipmild", "gated", "loss", "music20", "music10", "denoised", "echo", "talker", "clicks", "strings"]
 
 
 def main():

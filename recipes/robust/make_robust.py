@@ -31,7 +31,8 @@ EXTRA_CONDITIONS = ["8k",  # written with tel8k; may also be asked for alone
                     "denoised", "echo", "talker", "clicks",  # users' processing and rooms; asked for by name
                     "levels",  # two talkers at different distances; asked for by name
                     "background",  # a television under a talker and in the pauses; asked for by name
-                    "dcoffset"]  # a converter that is not centred; asked for by name
+                    "dcoffset",  # a converter that is not centred; asked for by name
+                    "strings"]  # short clips read one after another (digit strings); asked for by name
 FS = 32768.0  # int16 full scale
 NOISE_KINDS = ["white", "pink", "brown", "babble"]
 CODECS = ["ulaw", "alaw", "gsm"]
@@ -41,6 +42,10 @@ DESCRIPTIONS = {
     "padfloor": "as pad, plus pink noise (20 Hz-Nyquist) at -55 dBFS RMS (+-3 dB uniform) under the whole file",
     "joined": "consecutive utterances joined into files of >= 30 s (< 60 s where possible) with 0.3-2 s digital "
               "silence between them (none at the ends); labels concatenated in order; rate of the group's first file",
+    "strings": "2-5 clips (drawn without replacement in a seeded random order, each clip used once) joined "
+               "by 0.03-0.5 s (uniform) of Gaussian noise at the level of the clips' own floor (the 10th "
+               "percentile of the next clip's 10 ms frame RMS values): a digit string (a phone number, a PIN) "
+               "read with short pauses. For sets of short clips (FSDD)",
     "levels": "as joined, with every second utterance (the first or the second, 50/50 per file) attenuated by "
               "10-25 dB (uniform per file), and pink noise (20 Hz-Nyquist) under the whole file 45 dB below the "
               "loud utterances' active RMS (two talkers at different distances from one microphone)",
@@ -489,7 +494,37 @@ def process(src, cond, args, command):
         base = os.path.splitext(os.path.basename(src.rows[i][0]))[0]
         return os.path.join(wavdir, f"{i:05d}_{base}.wav")
 
-    if cond in ("joined", "levels", "background"):
+    if cond == "strings":
+        info_header = ["file", "rate", "seconds", "utterances(index:source)", "gaps_s"]
+        order = [int(k) for k in rng_for(args.seed, name, cond, 0).permutation(n)]
+        g = 0
+        pos = 0
+        while pos < n:
+            rng = rng_for(args.seed, name, cond, pos + 1)
+            members = order[pos:pos + int(rng.integers(2, 6))]
+            pos += len(members)
+            _, rate = src.audio(members[0])
+            parts, gaps = [], []
+            for k, m in enumerate(members):
+                x = src.audio_at(m, rate)
+                if k:
+                    hop = max(1, rate // 100)
+                    frames = x[: len(x) // hop * hop].reshape(-1, hop)
+                    floor = float(np.percentile(np.sqrt((frames ** 2).mean(axis=1)), 10)) if len(frames) else 0.0
+                    gap = float(rng.uniform(0.03, 0.5))
+                    parts.append(floor * rng.standard_normal(int(round(gap * rate))))
+                    gaps.append(round(gap, 3))
+                parts.append(x)
+            y, c = to_int16(np.concatenate(parts))
+            clipped_total += c
+            path = os.path.join(wavdir, f"{cond}_{g:04d}.wav")
+            write_wav(path, y, rate)
+            total_sec += len(y) / rate
+            lines.append((path, " ".join(src.rows[m][1] for m in members if src.rows[m][1])))
+            info.append([path, rate, round(len(y) / rate, 3), " ".join(f"{m}:{src.rows[m][0]}" for m in members),
+                         " ".join(map(str, gaps))])
+            g += 1
+    elif cond in ("joined", "levels", "background"):
         info_header = ["file", "rate", "seconds", "utterances(index:source)", "pauses_s"]
         if cond == "levels":
             info_header += ["quiet_first", "attenuation_db", "floor_dbfs"]
