@@ -416,24 +416,9 @@ def _phones(items: Sequence[tuple]) -> List[Phone]:
 
 
 def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
-    (
-        duration,
-        phones,
-        segments,
-        clipped,
-        dereverberated,
-        vtln_warp,
-        peak_dbfs,
-        nbest,
-        (
-            concealed_dropouts,
-            concealed_s,
-            spectral_holes_filled,
-            clicks_removed,
-            levels_raised,
-            dc_offset_dbfs,
-        ),
-    ) = raw
+    duration, phones, segments, clipped, dereverberated, vtln_warp, peak_dbfs, nbest, repairs = raw
+    # `repairs` holds the Transcript fields that follow `nbest`, in their order: concealed_dropouts,
+    # concealed_s, spectral_holes_filled, clicks_removed, levels_raised, dc_offset_dbfs.
     return Transcript(
         _phones(phones),
         duration,
@@ -444,12 +429,7 @@ def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
         vtln_warp,
         peak_dbfs,
         [Hypothesis(tuple(names), score, acoustic, lm) for (names, score, acoustic, lm) in nbest],
-        concealed_dropouts,
-        concealed_s,
-        spectral_holes_filled,
-        clicks_removed,
-        levels_raised,
-        dc_offset_dbfs,
+        *repairs,
     )
 
 
