@@ -644,22 +644,28 @@ fn recordings_in_a_reverberant_room_are_dereverberated_and_come_closer_to_the_dr
         eprintln!("no models/default.safetensors: skipping");
         return;
     }
-    let sentences = [
+    let sentences: Vec<(&str, phonrec::audio::Waveform)> = [
         EXAMPLES[0],
         EXAMPLES[1],
         "tests/data/flite_rms_000005.flac",
         "tests/data/flite_rms_000014.flac",
         "tests/data/flite_rms_000028.flac",
-    ];
+    ]
+    .into_iter()
+    .map(|sentence| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(sentence);
+        (
+            sentence,
+            phonrec::audio::read_audio(&path).expect("example audio"),
+        )
+    })
+    .collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut noise = Noise(0x005e_ed0f_0ec0);
     let mut files = Vec::new();
     for rt60_s in [0.4f32, 0.6, 0.8] {
-        for sentence in sentences {
-            let dry =
-                phonrec::audio::read_audio(&Path::new(env!("CARGO_MANIFEST_DIR")).join(sentence))
-                    .expect("example audio");
-            let (samples, rate) = (dry.samples, dry.sample_rate_hz);
+        for (sentence, dry) in &sentences {
+            let (samples, rate) = (&dry.samples, dry.sample_rate_hz);
             let rt60 = (rt60_s * rate as f32) as usize;
             let onset = (0.005 * rate as f32) as usize;
             let response: Vec<f32> = (0..rt60)
@@ -676,7 +682,7 @@ fn recordings_in_a_reverberant_room_are_dereverberated_and_come_closer_to_the_dr
                 }
             }
             let peak = |v: &[f32]| v.iter().fold(0f32, |m, &x| m.max(x.abs()));
-            let gain = peak(&samples) / peak(&wet);
+            let gain = peak(samples) / peak(&wet);
             let wet: Vec<f32> = wet.iter().map(|&x| x * gain).collect();
             let stem = Path::new(sentence).file_stem().unwrap().to_string_lossy();
             let path = dir.path().join(format!("{stem}_room{rt60_s}.wav"));
