@@ -51,7 +51,7 @@ pub use levels::{equalise_talker_levels, frame_levels_dbfs, speech_level_dbfs, L
 pub use noise_floor::{add_noise_floor, measured_band_top_hz, DEFAULT_FLOOR_BELOW_DB};
 pub use resample::{resample, resample_owned, Resampler};
 pub use silence_fill::{
-    fill_digital_silence, fill_quiet_gaps, SilenceFill, DIGITAL_SILENCE_LEVEL,
+    fill_digital_silence, fill_quiet_gaps, floor_noise, SilenceFill, DIGITAL_SILENCE_LEVEL,
     MIN_DIGITAL_SILENCE_S,
 };
 pub use span::{read_audio_pieces, AudioPiece, AudioSpan, PieceReader, MAX_OVERSHOOT_S};

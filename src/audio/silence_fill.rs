@@ -126,6 +126,18 @@ pub fn fill_digital_silence(samples: &mut [f32], sample_rate_hz: u32) -> Silence
     }
 }
 
+/// `len` samples of noise with the spectrum, level and DC offset of the quietest 10 % of
+/// `samples` (int16 scale, `sample_rate_hz`), as [`fill_digital_silence`] fills a run with, seeded
+/// by `seed`; digital silence (`len` zeros) when the recording has no steady floor to learn (too
+/// short, or its quietest frames are weak speech, as a synthetic voice's are).
+pub fn floor_noise(samples: &[f32], sample_rate_hz: u32, len: usize, seed: u64) -> Vec<f32> {
+    let frame_len = floor_frame_len(sample_rate_hz);
+    match NoiseFloor::measure(samples, &[], frame_len) {
+        Some(floor) => floor.synthesise(len, &mut StdRng::seed_from_u64(seed)),
+        None => vec![0.0; len],
+    }
+}
+
 /// Raise the gated gaps of a recording to the noise floor under its speech. A gap is a stretch of
 /// at least 0.2 s at the recording's quiet level (within 3 dB of its 5th-percentile frame level).
 /// The gaps are filled only when they look like a gate's or a cut's: nothing inside the speech

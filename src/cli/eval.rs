@@ -61,7 +61,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "model", "beam", "lm", "no_lm", "lm_weight", "insertion_bonus", "vtln_warps", "vtln",
         "no_segment", "speech_threshold", "extend_threshold", "min_silence", "segment_padding",
-        "energy_floor", "isolate_below", "unsure_below", "keep_digital_silence", "keep_clipping", "keep_dropouts",
+        "energy_floor", "isolate_below", "unsure_below", "keep_digital_silence", "keep_edges", "keep_clipping", "keep_dropouts",
         "keep_spectral_holes", "keep_clicks", "keep_levels", "floor_below", "dereverb", "precision",
     ])]
     pub hyp: Option<PathBuf>,

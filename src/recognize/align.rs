@@ -85,7 +85,7 @@ impl Recognizer {
                 let (posteriors, frames) = self.posteriors_and_frames(wave, head)?;
                 (posteriors, Some(frames))
             }
-            None => (self.posteriors(wave)?, None),
+            None => (self.posteriors(wave, false)?, None),
         };
         let options = LatticeOptions {
             // With a frame head or a boundary model the aligner returns bare spikes, and they place

@@ -3,9 +3,11 @@
 //! phones.
 
 mod align;
+mod edges;
 pub mod live;
 
 pub use align::{MATCH_WINDOW_S, MIN_SPEECH_SHARE};
+pub use edges::{EdgePad, EDGE_PAD_FRAMES, HOT_EDGE_DB};
 mod segment;
 
 pub use segment::{
@@ -71,6 +73,10 @@ pub struct RecognizerOptions {
     /// network would hear a fricative (see [`fill_digital_silence`]); in a recording without such
     /// runs, raise gated gaps to the floor under the speech (see [`fill_quiet_gaps`]). Default true.
     pub fill_digital_silence: bool,
+    /// Recognise a recording that starts (ends) loud, as a clip cut tight at the speech does,
+    /// with 0.12 s of its own floor before (after) it; times stay the recording's (see
+    /// [`EdgePad`]). Not for alignment, whose frames are the recording's. Default true.
+    pub pad_loud_edges: bool,
     /// Restore peaks cut flat at the converter's full scale (a recording made with the input gain
     /// too high) before the features; audio whose peaks do not pile up on a rail is unchanged (see
     /// [`repair_clipping`]). Default true.
@@ -156,6 +162,7 @@ impl Default for RecognizerOptions {
             vtln_warps: Vec::new(),
             segment: SegmentOptions::default(),
             fill_digital_silence: true,
+            pad_loud_edges: true,
             repair_clipping: true,
             conceal_dropouts: true,
             fill_spectral_holes: true,
@@ -251,6 +258,10 @@ struct Repairs {
     dereverberated: bool,
     dc_offset_dbfs: Option<f32>,
     peak_dbfs: f32,
+    /// Floor put before and after loud edges ([`RecognizerOptions::pad_loud_edges`]): everything
+    /// after [`Recognizer::prepare`] is in the padded recording's frames until
+    /// [`Recognizer::decode`] takes the pads out again.
+    edge_pad: EdgePad,
 }
 
 /// Everything one pass of the recogniser computed for a recording: the audio it heard, the network's
@@ -303,6 +314,7 @@ pub struct Recognizer {
     warped_features: Vec<(f32, FeaturePipeline)>,
     segment: SegmentOptions,
     fill_digital_silence: bool,
+    pad_loud_edges: bool,
     repair_clipping: bool,
     conceal_dropouts: bool,
     fill_spectral_holes: bool,
@@ -361,6 +373,7 @@ impl Recognizer {
             warped_features,
             segment: options.segment.clone(),
             fill_digital_silence: options.fill_digital_silence,
+            pad_loud_edges: options.pad_loud_edges,
             repair_clipping: options.repair_clipping,
             conceal_dropouts: options.conceal_dropouts,
             fill_spectral_holes: options.fill_spectral_holes,
@@ -483,7 +496,7 @@ impl Recognizer {
             vtln_warp,
             repairs,
             ..
-        } = self.posteriors(wave)?;
+        } = self.posteriors(wave, false)?;
         self.hidden_states_prepared(&wave, vtln_warp, &repairs.raised_samples)
     }
 
@@ -496,7 +509,7 @@ impl Recognizer {
         head: &FrameHead,
     ) -> Result<(Posteriors, Array2<f32>)> {
         if !self.warped_features.is_empty() {
-            let posteriors = self.posteriors(wave)?;
+            let posteriors = self.posteriors(wave, false)?;
             let hidden = self.hidden_states_prepared(
                 &posteriors.wave,
                 posteriors.vtln_warp,
@@ -505,7 +518,7 @@ impl Recognizer {
             let frames = head.log_probs(hidden.view())?;
             return Ok((posteriors, frames));
         }
-        let (wave, repairs) = self.prepare(wave)?;
+        let (wave, repairs) = self.prepare(wave, false)?;
         let network = self.model.network();
         let outputs = network.config().num_outputs;
         let features = self
@@ -544,7 +557,7 @@ impl Recognizer {
 
     /// Per-frame log-posteriors `[output frames, phones + blank]` of audio at any rate.
     pub fn log_probs(&self, wave: Waveform) -> Result<Array2<f32>> {
-        let (wave, repairs) = self.prepare(wave)?;
+        let (wave, repairs) = self.prepare(wave, false)?;
         Ok(self.warped_log_probs(&wave, &repairs.raised_samples)?.0)
     }
 
@@ -556,7 +569,7 @@ impl Recognizer {
     /// speech (if on); also what was repaired. Clipping is repaired at the recorded rate, where
     /// the flat tops are still flat (resampling rings around them); reverberation at the
     /// model's, where the predictor's length in frames is the same for every input rate.
-    fn prepare(&self, mut wave: Waveform) -> Result<(Waveform, Repairs)> {
+    fn prepare(&self, mut wave: Waveform, pad_edges: bool) -> Result<(Waveform, Repairs)> {
         check_wave(&wave)?;
         let peak = wave.samples.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
         let mut repairs = Repairs {
@@ -578,6 +591,18 @@ impl Recognizer {
             // may have gated gaps instead.
             if fill_digital_silence(&mut wave.samples, wave.sample_rate_hz).runs == 0 {
                 fill_quiet_gaps(&mut wave.samples, wave.sample_rate_hz);
+            }
+        }
+        // After the fills (the pads are of the floor they measure), before the offset's removal
+        // (the pads carry the floor's offset).
+        if pad_edges && self.pad_loud_edges {
+            if let Some((padded, pad)) = edges::pad_loud_edges(
+                &wave.samples,
+                wave.sample_rate_hz,
+                self.output_frame_shift_s(),
+            ) {
+                wave.samples = padded;
+                repairs.edge_pad = pad;
             }
         }
         // After the clipping repair (which finds the rails an offset moved) and the fills (whose
@@ -713,7 +738,7 @@ impl Recognizer {
     /// segmentation -> decoder -> alignment).
     pub fn recognize(&self, wave: Waveform) -> Result<Recognition> {
         let duration_s = wave.duration_s();
-        let posteriors = self.posteriors(wave)?;
+        let posteriors = self.posteriors(wave, true)?;
         self.decode(duration_s, posteriors)
     }
 
@@ -737,7 +762,7 @@ impl Recognizer {
             .into_par_iter()
             .map(|wave| {
                 let duration_s = wave.duration_s();
-                let (wave, repairs) = self.prepare(wave)?;
+                let (wave, repairs) = self.prepare(wave, true)?;
                 let features = pipeline.compute_excluding(&wave.samples, &repairs.raised_samples);
                 Ok(BatchInput {
                     duration_s,
@@ -816,13 +841,16 @@ impl Recognizer {
     /// Decode and time the phones of a recording's posteriors.
     fn decode(&self, duration_s: f64, posteriors: Posteriors) -> Result<Recognition> {
         let Posteriors {
-            wave,
+            mut wave,
             log_probs,
             vtln_warp,
             regions,
             repairs,
         } = posteriors;
         let shift = self.output_frame_shift_s() as f32;
+        // Times in the padded recording until the end, where the pads come out again.
+        let pad = repairs.edge_pad;
+        let padded_duration_s = duration_s as f32 + (pad.start + pad.end) as f32 * shift;
         let levels = &repairs.recorded_levels;
         let background_dbfs = background_level_dbfs(levels, &regions);
         // Decode and align region by region, long regions in pieces: the forced alignment is
@@ -857,7 +885,7 @@ impl Recognizer {
             }
             segments.push((
                 region_start as f32 * shift,
-                (region_end as f32 * shift).min(duration_s as f32),
+                (region_end as f32 * shift).min(padded_duration_s),
             ));
             for mut span in pieces {
                 span.start_s += offset;
@@ -881,6 +909,25 @@ impl Recognizer {
                 }
             }
         }
+        let log_probs = if pad.is_empty() {
+            log_probs
+        } else {
+            // The network hears a cut word's first phone before its onset (its spike lands in the
+            // pad: with the pads' outputs dropped before decoding, FSDD lost more phones than with
+            // no pad); the phones are decoded with the pads and their times clamped to the
+            // recording. What the views show is the recording's own frames.
+            let before = pad.start as f32 * shift;
+            let within = |t: f32| (t - before).clamp(0.0, duration_s as f32);
+            for span in &mut spans {
+                span.start_s = within(span.start_s);
+                span.end_s = within(span.end_s);
+            }
+            for segment in &mut segments {
+                *segment = (within(segment.0), within(segment.1));
+            }
+            pad.trim_samples(&mut wave.samples, self.output_hop_samples());
+            pad.trim(log_probs)
+        };
         Ok(Recognition {
             wave,
             log_probs,
@@ -909,8 +956,8 @@ impl Recognizer {
     /// The stages before decoding, shared by recognition and alignment: the audio checked, filled and
     /// resampled; the network's posteriors (under the chosen VTLN warp, sparse regions re-run alone);
     /// the speech regions.
-    fn posteriors(&self, wave: Waveform) -> Result<Posteriors> {
-        let (wave, repairs) = self.prepare(wave)?;
+    fn posteriors(&self, wave: Waveform, pad_edges: bool) -> Result<Posteriors> {
+        let (wave, repairs) = self.prepare(wave, pad_edges)?;
         let (log_probs, vtln_warp) = self.warped_log_probs(&wave, &repairs.raised_samples)?;
         self.finish_posteriors(wave, log_probs, vtln_warp, repairs)
     }
@@ -1092,6 +1139,7 @@ fn describe_decoding(options: &RecognizerOptions) -> String {
     // with different settings say so.
     let kept = [
         (options.fill_digital_silence, "digital silence"),
+        (options.pad_loud_edges, "loud edges"),
         (options.repair_clipping, "clipping"),
         (options.conceal_dropouts, "dropouts"),
         (options.fill_spectral_holes, "spectral holes"),
