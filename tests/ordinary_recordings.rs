@@ -1173,3 +1173,83 @@ fn a_dc_offset_changes_nothing_the_network_hears() {
         .fold(0.0f32, |m, &d| m.max(d.abs()));
     assert!(largest < 0.02, "posteriors moved by up to {largest}");
 }
+
+/// The first take of each digit by FSDD's held-out speaker (`tests/data/fsdd_nicolas`), with their
+/// phones: clips cut at the speech, the first sample already loud.
+const NICOLAS_DIGITS: [(&str, &str); 10] = [
+    ("0_nicolas_0", "z ih r ow"),
+    ("1_nicolas_0", "w ah n"),
+    ("2_nicolas_0", "t uw"),
+    ("3_nicolas_0", "th r iy"),
+    ("4_nicolas_0", "f aa r"),
+    ("5_nicolas_0", "f ay v"),
+    ("6_nicolas_0", "s ih k s"),
+    ("7_nicolas_0", "s eh v ah n"),
+    ("8_nicolas_0", "ey t"),
+    ("9_nicolas_0", "n ay n"),
+];
+
+#[test]
+fn clips_cut_tight_at_the_speech_are_heard_with_their_floor_around_them() {
+    if !built_in_model_present() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fsdd_nicolas");
+    let files: Vec<PathBuf> = NICOLAS_DIGITS
+        .iter()
+        .map(|(name, _)| dir.join(format!("{name}.flac")))
+        .collect();
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let edits = |records: &[serde_json::Value]| -> usize {
+        records
+            .iter()
+            .zip(NICOLAS_DIGITS)
+            .map(|(record, (_, reference))| {
+                let reference: Vec<String> =
+                    reference.split_whitespace().map(str::to_string).collect();
+                edit_distance(&reference, &phones(record))
+            })
+            .sum()
+    };
+    let (padded, _) = transcribe_json(&[], &paths);
+    let (kept, _) = transcribe_json(&["--keep-edges"], &paths);
+    let (padded_edits, kept_edits) = (edits(&padded), edits(&kept));
+    // Measured with default-v15: 2 edits of 32 phones padded, 5 with the edges kept.
+    assert!(
+        padded_edits < kept_edits && padded_edits <= 3,
+        "padded {padded_edits} edits, kept {kept_edits}"
+    );
+    // Times stay the recording's: the pads' frames are not in them.
+    for record in &padded {
+        let duration = record["duration"].as_f64().expect("duration");
+        for span in record["spans"].as_array().expect("spans") {
+            let (start, end) = (
+                span["start"].as_f64().unwrap(),
+                span["end"].as_f64().unwrap(),
+            );
+            assert!(
+                0.0 <= start && start <= end && end <= duration + 1e-6,
+                "{record}"
+            );
+        }
+        for segment in record["segments"].as_array().expect("segments") {
+            let (start, end) = (segment[0].as_f64().unwrap(), segment[1].as_f64().unwrap());
+            assert!(
+                0.0 <= start && start <= end && end <= duration + 1e-6,
+                "{record}"
+            );
+        }
+    }
+    // The probabilities shown are the recording's own frames, as many as without the pads.
+    let rows = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_phonrec"))
+            .args(["probs", "--format", "tsv"])
+            .args(extra)
+            .arg(&files[0])
+            .output()
+            .expect("the binary runs");
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout).lines().count()
+    };
+    assert_eq!(rows(&[]), rows(&["--keep-edges"]));
+}

@@ -74,7 +74,7 @@ pub struct RecognizerOptions {
     /// runs, raise gated gaps to the floor under the speech (see [`fill_quiet_gaps`]). Default true.
     pub fill_digital_silence: bool,
     /// Recognise a recording that starts (ends) loud, as a clip cut tight at the speech does,
-    /// with 0.12 s of its own floor before (after) it; times stay the recording's (see
+    /// with 0.08 s of its own floor before (after) it; times stay the recording's (see
     /// [`EdgePad`]). Not for alignment, whose frames are the recording's. Default true.
     pub pad_loud_edges: bool,
     /// Restore peaks cut flat at the converter's full scale (a recording made with the input gain
