@@ -518,6 +518,9 @@ class Recognizer:
         fill_digital_silence: Fill runs of digital silence with the recording's own noise floor,
             and raise gaps a noise gate or a cut made far quieter than the floor under the speech
             to that floor (default); ``False`` keeps both as they are (``--keep-digital-silence``).
+        pad_edges: Recognise a recording that starts or ends loud, as a clip cut at the speech
+            does, with 0.08 s of its own floor before or after it, its phones' times clamped to
+            the recording (default); ``False`` hears it as it is (``--keep-edges``).
         conceal_dropouts: Fill packets lost in speech (5-100 ms of digital zeros cut into it, as a
             network call recorded without loss concealment has them) with the pitch periods on
             either side (default); ``False`` keeps the zeros (``--keep-dropouts``).
@@ -582,6 +585,7 @@ class Recognizer:
         vtln: bool = False,
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
+        pad_edges: bool = True,
         conceal_dropouts: bool = True,
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,
@@ -608,6 +612,7 @@ class Recognizer:
             vtln=vtln,
             repair_clipping=repair_clipping,
             fill_digital_silence=fill_digital_silence,
+            pad_edges=pad_edges,
             conceal_dropouts=conceal_dropouts,
             fill_spectral_holes=fill_spectral_holes,
             remove_clicks=remove_clicks,
@@ -659,6 +664,7 @@ class Recognizer:
             bool(vtln),
             bool(repair_clipping),
             bool(fill_digital_silence),
+            bool(pad_edges),
             bool(conceal_dropouts),
             bool(fill_spectral_holes),
             bool(remove_clicks),

@@ -180,6 +180,7 @@ class Recognizer:
         vtln: bool = False,
         repair_clipping: bool = True,
         fill_digital_silence: bool = True,
+        pad_edges: bool = True,
         conceal_dropouts: bool = True,
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,

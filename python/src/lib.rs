@@ -550,6 +550,9 @@ struct Decoding {
     /// Fill digital silence and gated gaps with the floor (`fill_digital_silence=False`, as
     /// `--keep-digital-silence`).
     fill_digital_silence: bool,
+    /// Recognise a recording that starts or ends loud with its floor before or after it
+    /// (`pad_edges=False`, as `--keep-edges`).
+    pad_edges: bool,
     /// Conceal packets lost in speech (`conceal_dropouts=False`, as `--keep-dropouts`).
     conceal_dropouts: bool,
     /// Fill the spectral holes of audio coded at a low bit rate (`fill_spectral_holes=False`, as
@@ -583,6 +586,7 @@ impl Decoding {
             && !self.vtln
             && self.repair_clipping
             && self.fill_digital_silence
+            && self.pad_edges
             && self.conceal_dropouts
             && self.fill_spectral_holes
             && self.remove_clicks
@@ -691,6 +695,7 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         },
         repair_clipping: decoding.repair_clipping,
         fill_digital_silence: decoding.fill_digital_silence,
+        pad_loud_edges: decoding.pad_edges,
         conceal_dropouts: decoding.conceal_dropouts,
         fill_spectral_holes: decoding.fill_spectral_holes,
         remove_clicks: decoding.remove_clicks,
@@ -950,7 +955,7 @@ impl PyRecognizer {
                         insertion_bonus=None, alphabet="arpabet", lexicon=None,
                         builtin_lexicon=true, precision=None, dereverb="auto", segment=true,
                         vtln=false, repair_clipping=true, fill_digital_silence=true,
-                        conceal_dropouts=true, fill_spectral_holes=true, remove_clicks=true,
+                        pad_edges=true, conceal_dropouts=true, fill_spectral_holes=true, remove_clicks=true,
                         equalise_levels=true, unsure_below=None, floor_below=None, channel=None, alternatives=0,
                         nbest=0))]
     #[allow(clippy::too_many_arguments)]
@@ -971,6 +976,7 @@ impl PyRecognizer {
         vtln: bool,
         repair_clipping: bool,
         fill_digital_silence: bool,
+        pad_edges: bool,
         conceal_dropouts: bool,
         fill_spectral_holes: bool,
         remove_clicks: bool,
@@ -1035,6 +1041,7 @@ impl PyRecognizer {
             vtln,
             repair_clipping,
             fill_digital_silence,
+            pad_edges,
             conceal_dropouts,
             fill_spectral_holes,
             remove_clicks,

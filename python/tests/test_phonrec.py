@@ -310,6 +310,7 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
             dict(
                 repair_clipping=False,
                 fill_digital_silence=False,
+                pad_edges=False,
                 conceal_dropouts=False,
                 fill_spectral_holes=False,
                 remove_clicks=False,
@@ -318,6 +319,7 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
             [
                 "--keep-clipping",
                 "--keep-digital-silence",
+                "--keep-edges",
                 "--keep-dropouts",
                 "--keep-spectral-holes",
                 "--keep-clicks",
