@@ -50,6 +50,7 @@ pub use echo::{cancel_echoes, has_echo, strongest_echo, Echo, EchoMeasure};
 pub use levels::{equalise_talker_levels, frame_levels_dbfs, speech_level_dbfs, LevelEqualisation};
 pub use noise_floor::{add_noise_floor, measured_band_top_hz, DEFAULT_FLOOR_BELOW_DB};
 pub use resample::{resample, resample_owned, Resampler};
+pub(crate) use silence_fill::power_and_mean;
 pub use silence_fill::{
     fill_digital_silence, fill_quiet_gaps, floor_noise, SilenceFill, DIGITAL_SILENCE_LEVEL,
     MIN_DIGITAL_SILENCE_S,

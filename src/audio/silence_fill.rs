@@ -255,7 +255,7 @@ fn frame_powers(samples: &[f32], frame_len: usize) -> Vec<(f64, f64)> {
 }
 
 /// A frame's power with its DC removed, and its mean (the DC).
-fn power_and_mean(frame: &[f32]) -> (f64, f64) {
+pub(crate) fn power_and_mean(frame: &[f32]) -> (f64, f64) {
     let n = frame.len().max(1) as f64;
     let mean = frame.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
     let power = frame

@@ -14,7 +14,7 @@
 
 use ndarray::{s, Array2};
 
-use crate::audio::floor_noise;
+use crate::audio::{floor_noise, power_and_mean};
 use crate::util::mix_seed;
 
 /// Output frames of floor put before (after) a loud edge: 0.08 s at 20 ms. Measured
@@ -36,7 +36,7 @@ const QUIET_QUANTILE: f64 = 0.1;
 /// Seed stream of the pads' noise (combined with the recording's length).
 const EDGE_SEED: u64 = 0xED_6E_5E_ED;
 
-/// Output frames added before and after a recording for the network ([`pad_loud_edges`]).
+/// Output frames of floor added before and after a recording whose edges are loud.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EdgePad {
     /// Frames added before the first sample.
@@ -81,15 +81,8 @@ fn frame_levels_db(samples: &[f32], hop: usize) -> Vec<f32> {
     samples
         .chunks(hop.max(1))
         .map(|frame| {
-            let n = frame.len() as f64;
-            let mean = frame.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-            let power = frame
-                .iter()
-                .map(|&x| (f64::from(x) - mean).powi(2))
-                .sum::<f64>()
-                / n;
             // One LSB squared keeps digital silence finite.
-            (10.0 * (power + 1.0).log10()) as f32
+            (10.0 * (power_and_mean(frame).0 + 1.0).log10()) as f32
         })
         .collect()
 }
@@ -166,7 +159,7 @@ mod tests {
             .collect()
     }
 
-    /// A floor of `floor` with a burst of `burst` from `from` to `to` (frames of HOP).
+    /// `frames` frames of HOP of a faint floor, with a burst 40 dB louder from frame `from` to `to`.
     fn burst(frames: usize, from: usize, to: usize) -> Vec<f32> {
         let mut x = noise(frames * HOP, 30.0, 1);
         for (i, b) in noise((to - from) * HOP, 3000.0, 2).into_iter().enumerate() {
