@@ -917,11 +917,12 @@ impl Recognizer {
             // no pad); the phones are decoded with the pads and their times clamped to the
             // recording. What the views show is the recording's own frames.
             let before = pad.start as f32 * shift;
-            let within = |t: f32| (t - before).clamp(0.0, duration_s as f32);
-            for span in &mut spans {
-                span.start_s = within(span.start_s);
-                span.end_s = within(span.end_s);
+            let mut times: Vec<(f32, f32)> = spans.iter().map(|s| (s.start_s, s.end_s)).collect();
+            edges::fit_times(&mut times, before, duration_s as f32, shift);
+            for (span, (start, end)) in spans.iter_mut().zip(times) {
+                (span.start_s, span.end_s) = (start, end);
             }
+            let within = |t: f32| (t - before).clamp(0.0, duration_s as f32);
             for segment in &mut segments {
                 *segment = (within(segment.0), within(segment.1));
             }
