@@ -79,6 +79,21 @@ where
     sum
 }
 
+/// Seeded uniform noise of `len` samples, peak `amplitude` (int16 units), for tests: the same on
+/// every run and machine.
+#[cfg(test)]
+pub(crate) fn test_noise(len: usize, amplitude: f32, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            amplitude * ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

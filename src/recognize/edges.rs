@@ -7,8 +7,8 @@
 //! edge (one of the first or last [`EDGE_WINDOW_FRAMES`] frames at least [`HOT_EDGE_DB`] over the
 //! recording's quiet level) gets [`EDGE_PAD_FRAMES`] frames of the recording's own floor in front
 //! of it (or after it) before anything else measures the recording. The phones are decoded with
-//! the pads and their times clamped to the recording; the posteriors and audio handed back are the
-//! recording's own frames ([`EdgePad::trim`]). An edge already at the floor (quiet around the
+//! the pads and their times moved back into the recording ([`fit_times`]); the posteriors and
+//! audio handed back are the recording's own frames ([`EdgePad::trim`]). An edge already at the floor (quiet around the
 //! speech, or a steady hum or noise) is left alone: there a pad would add a step the network could
 //! hear as speech (padding every recording gave a 50 Hz hum three phones).
 
@@ -164,21 +164,9 @@ pub fn fit_times(times: &mut [(f32, f32)], before: f32, duration: f32, frame: f3
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::test_noise as noise;
 
     const HOP: usize = 320;
-
-    /// Seeded uniform noise of `len` samples, peak `amplitude`.
-    fn noise(len: usize, amplitude: f32, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                amplitude * ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
-            })
-            .collect()
-    }
 
     /// `frames` frames of HOP of a faint floor, with a burst 40 dB louder from frame `from` to `to`.
     fn burst(frames: usize, from: usize, to: usize) -> Vec<f32> {
