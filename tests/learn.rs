@@ -222,6 +222,54 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
         }
     }
 
+    // A fine-tune that only makes the dev set worse (a rate far too high) hands back the model it
+    // started from: scored before the first update, it stays the best model (epoch 0).
+    let mut harmful = fine_tune.clone();
+    harmful.save_epoch_models = false;
+    harmful.schedule.learning_rate = 1.0;
+    harmful.schedule.warmup_updates = 0;
+    harmful.epochs = 2;
+    let harmful_dir = dir.path().join("harmful");
+    let harmed = train(
+        &data.utterances,
+        &data.utterances,
+        &phones,
+        &harmful,
+        &harmful_dir,
+        RunStart::New,
+        serde_json::Value::Null,
+        &mut Quiet,
+    )
+    .unwrap();
+    assert_eq!(harmed.best, Some((0.0, 0)), "{harmed:?}");
+    let kept = phonrec::model::ModelFile::load(&harmful_dir.join("best.safetensors")).unwrap();
+    assert_eq!(kept.config().training.epochs, Some(0));
+    for (name, tensor) in start.weights() {
+        let before: Vec<f32> = tensor.flatten_all().unwrap().to_vec1().unwrap();
+        let held = &kept.weights()[name];
+        assert_eq!(
+            held.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            before,
+            "{name}"
+        );
+    }
+    // The epochs did move the weights (so the test above could fail).
+    let moved = std::fs::read(harmful_dir.join("checkpoint.safetensors")).unwrap();
+    let moved = safetensors::SafeTensors::deserialize(&moved).unwrap();
+    let output: Vec<f32> = start.weights()["out.weight"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let trained: Vec<f32> = moved
+        .tensor("out.weight")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_ne!(trained, output);
+
     let mut fresh = fine_tune.clone();
     fresh.init_from = None;
     fresh.network.hidden_size = 32;

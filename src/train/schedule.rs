@@ -117,6 +117,16 @@ impl Schedule {
         }
     }
 
+    /// Take a fine-tune's starting model, scored on the dev set before any update, as the best so
+    /// far: an epoch must do better than it to be kept. It sets no plateau level (the first epoch
+    /// always counts as an improvement for the patience counters: a fine-tune often loses a little
+    /// on dev before it gains, and halving the rate for that would cut it short).
+    pub fn start_from(&mut self, dev_per: f64, dev_loss: f64) {
+        self.best_per = Some(dev_per);
+        self.best_epoch = None;
+        self.best_loss = dev_loss.is_finite().then_some(dev_loss);
+    }
+
     /// The rate for update number `update` (0-based).
     pub fn learning_rate(&self, update: u64) -> f64 {
         let warmup = self.options.warmup_updates;
@@ -145,8 +155,9 @@ impl Schedule {
         updates: u64,
     ) -> EpochDecision {
         // Patience counts from the last improvement by more than min_improvement (older checkpoints
-        // only have best_per, which was exactly that level then).
-        let level = self.plateau_per.or(self.best_per);
+        // only have best_per, which was exactly that level then; a starting model's score, with no
+        // epoch, is not one).
+        let level = self.plateau_per.or(self.best_epoch.and(self.best_per));
         let improved = level.is_none_or(|level| dev_per < level - self.options.min_improvement);
         let new_best = match self.best_per {
             None => true,
@@ -226,6 +237,34 @@ mod tests {
         assert_eq!(schedule.base_lr, 0.25);
         assert_eq!(schedule.end_epoch(4, 0.41, 1.0, 0), decision(false, true));
         assert_eq!(schedule.best_epoch, Some(1));
+    }
+
+    #[test]
+    fn a_starting_model_is_the_best_until_an_epoch_beats_it_and_sets_no_plateau() {
+        let options = ScheduleOptions {
+            patience: 1,
+            early_stop_patience: 2,
+            patience_updates: 0,
+            early_stop_updates: 0,
+            ..ScheduleOptions::default()
+        };
+        let decision = |new_best, stop| EpochDecision { new_best, stop };
+        let mut schedule = Schedule::new(options.clone());
+        schedule.start_from(0.10, 0.5);
+        // Worse than the start: not the best, but the first epoch resets the patience counters.
+        assert_eq!(schedule.end_epoch(0, 0.12, 0.4, 10), decision(false, false));
+        assert_eq!(schedule.base_lr, options.learning_rate);
+        assert_eq!((schedule.best_per, schedule.best_epoch), (Some(0.10), None));
+        // Level with the start at a lower loss: taken, as between epochs.
+        assert_eq!(schedule.end_epoch(1, 0.10, 0.3, 20), decision(true, false));
+        assert_eq!(schedule.best_epoch, Some(1));
+        // A run none of whose epochs beat the start stops as any plateau does, the start kept.
+        let mut stuck = Schedule::new(options);
+        stuck.start_from(0.10, 0.5);
+        assert_eq!(stuck.end_epoch(0, 0.20, 0.4, 10), decision(false, false));
+        assert_eq!(stuck.end_epoch(1, 0.20, 0.4, 20), decision(false, false));
+        assert_eq!(stuck.end_epoch(2, 0.20, 0.4, 30), decision(false, true));
+        assert_eq!((stuck.best_per, stuck.best_epoch), (Some(0.10), None));
     }
 
     #[test]

@@ -305,7 +305,8 @@ pub trait TrainObserver {
 pub struct TrainOutcome {
     /// Epochs completed (over all sessions of the run).
     pub epochs_completed: usize,
-    /// Best dev PER and its 1-based epoch.
+    /// Best dev PER and its 1-based epoch; epoch 0 is a fine-tune's starting model, when no epoch
+    /// did better on dev (`best.safetensors` then holds the starting weights).
     pub best: Option<(f64, usize)>,
     /// True when stopped by [`TrainObserver::should_stop`]; resume with the same directory.
     pub interrupted: bool,
@@ -394,6 +395,17 @@ pub fn train(
     ];
     for warning in advice.iter().flatten().filter(|_| starting) {
         observer.on_problem(warning);
+    }
+    if starting
+        && run.state.model.training.init_from.is_some()
+        && run.state.schedule.best_per.is_none()
+    {
+        let (dev_loss, dev_per) = run.score_starting_model(&data)?;
+        observer.on_note(&format!(
+            "the starting model: dev PER {:.2}% (dev loss {dev_loss:.3}); it is {BEST_MODEL_FILE} \
+             until an epoch does better",
+            dev_per * 100.0
+        ));
     }
     let mut stopped_early = false;
     while run.state.epoch < run.state.options.epochs {
@@ -822,6 +834,49 @@ impl TrainRun {
         })
     }
 
+    /// The dev set's (loss, PER) under the network as it stands, scored in f32 as the saved model
+    /// runs by default: a bf16 run's model is chosen by what its users will see, not by its rounded
+    /// training arithmetic.
+    fn evaluate_dev(&mut self, data: &TrainData) -> Result<(f64, f64)> {
+        self.network.set_training_precision(Precision::F32)?;
+        let evaluation = evaluate(&self.network, &data.dev_features, &data.dev, data.silence);
+        self.network
+            .set_training_precision(self.state.options.precision)?;
+        evaluation
+    }
+
+    /// The network as it stands, as a model file whose summary says it had `epochs` epochs and this
+    /// dev PER.
+    fn model_file(&self, epochs: usize, dev_per: f64) -> Result<ModelFile> {
+        let state = &self.state;
+        let mut model = ModelFile::from_var_map(state.model.clone(), &self.var_map)?;
+        model.set_training_summary(TrainingSummary {
+            data: state
+                .run_info
+                .get("data")
+                .and_then(|d| d.as_str())
+                .map(String::from),
+            epochs: Some(epochs),
+            updates: Some(state.updates),
+            dev_per: Some(dev_per * 100.0),
+            date: None,
+            init_from: state.model.training.init_from.clone(),
+        });
+        Ok(model)
+    }
+
+    /// A fine-tune's starting model scored on the dev set before any update, kept as the best
+    /// model until an epoch does better: a fine-tune that only makes the dev set worse (a few
+    /// utterances the starting model already knew) hands back the model it started from, not the
+    /// least bad of its epochs. Returns the dev (loss, PER).
+    fn score_starting_model(&mut self, data: &TrainData) -> Result<(f64, f64)> {
+        let (dev_loss, dev_per) = self.evaluate_dev(data)?;
+        self.state.schedule.start_from(dev_per, dev_loss);
+        self.model_file(0, dev_per)?
+            .save(&self.out_dir.join(BEST_MODEL_FILE))?;
+        Ok((dev_loss, dev_per))
+    }
+
     /// The end of an epoch: dev evaluation, the schedule's decision, the best (and epoch) model, the
     /// checkpoint and the metrics line.
     fn end_epoch(
@@ -831,13 +886,7 @@ impl TrainRun {
     ) -> Result<EpochDecision> {
         let epoch = self.state.epoch;
         let evaluation_start = Instant::now();
-        // The dev set is scored in f32, as the saved model runs by default: a bf16 run's model is
-        // chosen by what its users will see, not by its rounded training arithmetic.
-        self.network.set_training_precision(Precision::F32)?;
-        let evaluation = evaluate(&self.network, &data.dev_features, &data.dev, data.silence);
-        self.network
-            .set_training_precision(self.state.options.precision)?;
-        let (dev_loss, dev_per) = evaluation?;
+        let (dev_loss, dev_per) = self.evaluate_dev(data)?;
         let decision = self
             .state
             .schedule
@@ -857,19 +906,8 @@ impl TrainRun {
             improved: decision.new_best,
         };
         if decision.new_best || state.options.save_epoch_models {
-            let mut model = ModelFile::from_var_map(state.model.clone(), &self.var_map)?;
-            model.set_training_summary(TrainingSummary {
-                data: state
-                    .run_info
-                    .get("data")
-                    .and_then(|d| d.as_str())
-                    .map(String::from),
-                epochs: Some(epoch + 1),
-                updates: Some(state.updates),
-                dev_per: Some(dev_per * 100.0),
-                date: None,
-                init_from: state.model.training.init_from.clone(),
-            });
+            let model = self.model_file(epoch + 1, dev_per)?;
+            let state = &self.state;
             if state.options.save_epoch_models {
                 model.save(&self.out_dir.join(epoch_model_file(epoch + 1)))?;
             }
@@ -877,6 +915,7 @@ impl TrainRun {
                 model.save(&self.out_dir.join(BEST_MODEL_FILE))?;
             }
         }
+        let state = &mut self.state;
         state.epoch += 1;
         state.batch = 0;
         state.epoch_loss_sum = 0.0;
@@ -1049,7 +1088,9 @@ impl TrainData {
 }
 
 fn best_of(schedule: &Schedule) -> Option<(f64, usize)> {
-    schedule.best_per.zip(schedule.best_epoch.map(|e| e + 1))
+    schedule
+        .best_per
+        .map(|per| (per, schedule.best_epoch.map_or(0, |e| e + 1)))
 }
 
 /// One update: forward, CTC loss, backward, clipping, optimizer step. Non-finite batches are skipped.
