@@ -1,7 +1,7 @@
 //! The decoders on 60 s of network output (3000 frames at 20 ms, 40 classes) shaped like speech: a
-//! phone spike every ~4 frames between blanks. Greedy, the prefix beam search (width 8) without and
-//! with the built-in phone LM (as `transcribe` decodes by default), and decoding + forced alignment
-//! into timed spans.
+//! phone spike every ~4 frames between blanks. Greedy, the prefix beam search at `transcribe`'s
+//! default width (`builtin::BEAM_WITH_LM`) without and with the built-in phone LM (as `transcribe`
+//! decodes by default), and decoding + forced alignment into timed spans.
 //!
 //! `cargo bench --bench decode`
 
@@ -49,7 +49,7 @@ fn decoders(c: &mut Criterion) {
     let beam = |lm: Option<PhoneLm>, lm_weight: f32, insertion_bonus: f32| {
         PrefixBeamDecoder::new(
             BeamOptions {
-                beam_width: 8,
+                beam_width: phonrec::builtin::BEAM_WITH_LM,
                 lm_weight,
                 insertion_bonus,
                 ..BeamOptions::default()
@@ -72,16 +72,16 @@ fn decoders(c: &mut Criterion) {
     group.bench_function("greedy", |b| {
         b.iter(|| black_box(GreedyDecoder.decode(log_probs.view())))
     });
-    group.bench_function("beam8", |b| {
+    group.bench_function("beam", |b| {
         b.iter(|| black_box(beam_no_lm.decode(log_probs.view())))
     });
-    group.bench_function("beam8_lm", |b| {
+    group.bench_function("beam_lm", |b| {
         b.iter(|| black_box(beam_lm.decode(log_probs.view())))
     });
-    group.bench_function("beam8_lm_binary", |b| {
+    group.bench_function("beam_lm_binary", |b| {
         b.iter(|| black_box(beam_binary_lm.decode(log_probs.view())))
     });
-    group.bench_function("beam8_lm_aligned_spans", |b| {
+    group.bench_function("beam_lm_aligned_spans", |b| {
         b.iter(|| black_box(decode_spans(&beam_lm, log_probs.view(), 0.02).expect("spans")))
     });
     group.finish();

@@ -229,7 +229,7 @@ fn train_eval_transcribe_end_to_end() {
         text(&with_lm.stdout).trim_end(),
         format!("{}\ts aa iy", fresh.display())
     );
-    // --lm alone implies the beam search (width 8); greedy decoding cannot use an LM.
+    // --lm alone implies the beam search (width 16); greedy decoding cannot use an LM.
     let lm_default_beam = phonrec(&[
         "transcribe",
         "--model",

@@ -798,9 +798,11 @@ fn with_key_clicks(clip: &[f32], rate: u32, per_s: f32, below_db: f32, seed: u64
 #[test]
 fn key_clicks_are_interpolated_and_the_phones_come_back() {
     // The two sentences with key clicks (3 dB and 8 dB under the peak, 4 presses a second) decode
-    // within two edits of the clean clips, and closer to them than with `--keep-clicks`; JSON
+    // within three edits of the clean clips, and closer to them than with `--keep-clicks`; JSON
     // counts the clicks removed, and the clean clips have none. Measured with the shipped model:
-    // 7 edits from the clean clips in all with the clicks removed, 19 with them kept.
+    // 7 edits from the clean clips in all with the clicks removed, 19 with them kept, at beam 8;
+    // at beam 16 (the default since) 8 and 18, one of the four at 3 edits (the recipe's `clicks`
+    // sets all gained 0.1-0.7 points at 16).
     if !built_in_model_present() {
         eprintln!("no models/default.safetensors: skipping");
         return;
@@ -834,7 +836,7 @@ fn key_clicks_are_interpolated_and_the_phones_come_back() {
             assert!(kept[index].get("clicks_removed").is_none());
             let edits = edit_distance(&phones(clean), &phones(record));
             assert!(
-                edits <= 2,
+                edits <= 3,
                 "{:?}: {:?} is {edits} edits from {:?}",
                 files[index],
                 phones(record),

@@ -469,14 +469,14 @@ class Recognizer:
     """A phoneme recognizer and aligner: a model with its decoder.
 
     ``Recognizer()`` is exactly what ``phonrec transcribe`` and ``phonrec align`` use by default: the
-    built-in model, a prefix beam search (width 8) with its phone 6-gram LM (weight 0.4, insertion
+    built-in model, a prefix beam search (width 16) with its phone 6-gram LM (weight 0.4, insertion
     bonus 1.0), speech segmentation, and its phone-boundary model for alignment.
 
     Args:
         model: Path to a model file made by ``phonrec train`` (``None``: the built-in model). Another
             model decodes greedily with no LM unless ``lm`` is given or it was fine-tuned from the
             built-in one, as ``phonrec transcribe --model``.
-        beam: Beam width of the prefix beam search; 1 decodes greedily (fastest). Default: 8 with a
+        beam: Beam width of the prefix beam search; 1 decodes greedily (fastest). Default: 16 with a
             phone LM, else 1.
         lm: A phone n-gram LM in ARPA format (path, plain or gzipped), or ``"builtin"`` for the
             built-in model's LM with any model of the same phones. Default: the built-in LM with the

@@ -32,6 +32,11 @@ SUIT_WORDS = SUIT_TEXT.lower().rstrip(".").split()
 
 # The CLI prints times and confidences to 3 decimals.
 CLI_ROUNDING = 5e-4 + 1e-6
+# Confidences of a file recognised alone (this package, file by file) against the CLI's batch: the
+# default precision projects the inputs in bf16 where the CPU has AVX512-BF16, and without AMX the
+# batched and single-row products sum in another order (one confidence 0.9575 against 0.9570 on an
+# AMD Zen 4). Phones and times stay equal.
+ONE_BY_ONE = CLI_ROUNDING + 2e-3
 
 
 @pytest.fixture(scope="session")
@@ -355,7 +360,7 @@ def test_decoding_options_equal_the_cli_flags(cli, kwargs, flags):
     # In bf16 one phone can land further: since dropped packets are concealed (which also fills a gap
     # of exact zeros between two of espeak's vowels in the quick-fox example) its "ey" at 2.22 s came
     # out 0.816 one by one against 0.793 in the batch, the phones and times still equal.
-    tolerance = CLI_ROUNDING + {"bf16": 3e-2}.get(kwargs.get("precision"), 2e-3 if "precision" in kwargs else 0)
+    tolerance = CLI_ROUNDING + {"bf16": 3e-2}.get(kwargs.get("precision"), 2e-3)
     for path, record in zip(FILES, records):
         assert_same_transcript(recognizer.transcribe(path), record, confidence_tol=tolerance)
 
@@ -386,7 +391,7 @@ def test_nbest_equals_the_cli_and_starts_with_the_transcript(cli):
     recognizer = phonrec.Recognizer(nbest=4)
     (record,) = cli_json_lines(cli("transcribe", "--format", "json", "--nbest", "4", SUIT))
     transcript = recognizer.transcribe(SUIT)
-    assert_same_transcript(transcript, record)
+    assert_same_transcript(transcript, record, confidence_tol=ONE_BY_ONE)
     assert len(transcript.nbest) == len(record["nbest"]) == 4
     assert str(transcript.nbest[0]) == str(transcript)
     for ours, theirs in zip(transcript.nbest, record["nbest"]):
@@ -398,7 +403,7 @@ def test_nbest_equals_the_cli_and_starts_with_the_transcript(cli):
     # Not asked for: none; more than the beam keeps, greedy decoding or out of range: refused.
     assert phonrec.Recognizer().transcribe(SUIT).nbest == []
     for kwargs, says in (
-        (dict(nbest=9), "beam=9"),
+        (dict(nbest=17), "beam=17"),
         (dict(nbest=2, no_lm=True), "greedy"),
         (dict(nbest=-1), "nbest"),
         (dict(nbest=True), "nbest"),
@@ -492,7 +497,7 @@ def test_a_model_fine_tuned_from_the_built_in_one_decodes_as_the_built_in_model(
 def test_recognizer_properties_and_options(recognizer):
     assert recognizer.sample_rate == 16000 and recognizer.frame_shift == pytest.approx(0.02)
     assert len(recognizer.phones) == 39 and recognizer.columns == ["<blk>", *recognizer.phones]
-    assert "beam search of width 8" in recognizer.decoding and "6-gram" in recognizer.decoding
+    assert "beam search of width 16" in recognizer.decoding and "6-gram" in recognizer.decoding
     assert "greedy" in phonrec.Recognizer(no_lm=True).decoding
     assert "ʃ" in phonrec.Recognizer(alphabet="ipa").phones
     with pytest.raises(ValueError, match="beam"):

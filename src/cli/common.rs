@@ -728,7 +728,7 @@ fn parse_finite(value: &str) -> Result<f32, String> {
 
 /// Decoding flags shared by `transcribe`, `eval` and `probs`.
 ///
-/// With the built-in model the default is a prefix beam search (width 8) with the model's built-in
+/// With the built-in model the default is a prefix beam search (width 16) with the model's built-in
 /// phone 6-gram LM at weight 0.4 and insertion bonus 1.0 (chosen on the synthetic dev set;
 /// `models/README.md`); `--no-lm` or
 /// `--beam 1` decode greedily instead. With `--model`, decoding is greedy unless `--lm` is given, or
@@ -736,7 +736,7 @@ fn parse_finite(value: &str) -> Result<f32, String> {
 /// built-in model does.
 #[derive(clap::Args, Debug)]
 pub struct DecodeArgs {
-    /// Beam width of the prefix beam search; 1 means greedy decoding (fastest) [default: 8 with a
+    /// Beam width of the prefix beam search; 1 means greedy decoding (fastest) [default: 16 with a
     /// phone LM, else 1].
     #[arg(long, value_name = "WIDTH", value_parser = parse_beam_width)]
     pub beam: Option<usize>,
@@ -998,13 +998,13 @@ impl DecodeArgs {
             bail!("--beam must be at least 1");
         }
         if has_lm && beam <= 1 {
-            bail!("--lm needs the beam search: use --beam 8 (or wider), or leave --beam out");
+            bail!("--lm needs the beam search: use --beam 16 (or another width above 1), or leave --beam out");
         }
         if kept.nbest > 1 && beam <= 1 {
             bail!(
                 "--nbest needs the beam search, and this decoding is greedy: add --beam {} (or \
                  wider)",
-                kept.nbest.max(8)
+                kept.nbest.max(builtin::BEAM_WITH_LM)
             );
         }
         // Weights of a search that does not run would be dropped without a word: say so, as the
@@ -1026,7 +1026,7 @@ impl DecodeArgs {
         if self.insertion_bonus.is_some() && beam <= 1 {
             eprintln!(
                 "phonrec: warning: --insertion-bonus has no effect on greedy decoding (--beam 1): \
-                 add --beam 8 to use it"
+                 add --beam 16 to use it"
             );
         }
         if kept.nbest > beam {

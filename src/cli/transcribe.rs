@@ -104,7 +104,7 @@ pub struct TranscribeArgs {
     /// output prints one line per sequence: `path<TAB>rank<TAB>score<TAB>phones`; Kaldi output keys
     /// them `utt-1`, `utt-2`, ... as Kaldi's n-best tools do; JSON adds `"nbest": [{"phones",
     /// "score", "acoustic", "lm", "p"}, ...]` (`p`: each sequence's share of the list). At most
-    /// --beam (8 with the built-in model); needs the beam search. Speech regions are searched one
+    /// --beam (16 with the built-in model); needs the beam search. Speech regions are searched one
     /// by one, so a recording's list joins theirs. CTM and TextGrid have no place for it
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub nbest: Option<u16>,

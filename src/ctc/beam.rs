@@ -7,9 +7,8 @@
 //! `ln P_ctc(prefix) + α · ln P_lm(prefix) + β · |prefix|`, the LM's `</s>` added at the end.
 //! Prefixes are nodes of a trie, so extending one never copies its phones.
 
-use std::collections::HashMap;
-
 use ndarray::ArrayView2;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::decoder::Decoder;
@@ -185,10 +184,10 @@ enum Prefix {
 struct Search<'a> {
     decoder: &'a PrefixBeamDecoder,
     nodes: Vec<Node>,
-    children: HashMap<(usize, PhoneId), usize>,
+    children: FxHashMap<(usize, PhoneId), usize>,
     beam: Vec<Beam>,
     /// Probabilities (blank, non-blank) of the prefixes reached at the next frame.
-    next: HashMap<Prefix, (f64, f64)>,
+    next: FxHashMap<Prefix, (f64, f64)>,
     /// The ranked candidates of `next`.
     ranked: Vec<(f64, Prefix, f64, f64)>,
 }
@@ -207,13 +206,13 @@ impl<'a> Search<'a> {
         Search {
             decoder,
             nodes: vec![root],
-            children: HashMap::new(),
+            children: FxHashMap::default(),
             beam: vec![Beam {
                 node: ROOT,
                 blank: 0.0,
                 non_blank: f64::NEG_INFINITY,
             }],
-            next: HashMap::new(),
+            next: FxHashMap::default(),
             ranked: Vec::new(),
         }
     }
@@ -405,7 +404,7 @@ impl<'a> Search<'a> {
 }
 
 /// Adds probability mass (log domain) to a prefix of the next frame.
-fn add(next: &mut HashMap<Prefix, (f64, f64)>, prefix: Prefix, blank: f64, non_blank: f64) {
+fn add(next: &mut FxHashMap<Prefix, (f64, f64)>, prefix: Prefix, blank: f64, non_blank: f64) {
     let slot = next
         .entry(prefix)
         .or_insert((f64::NEG_INFINITY, f64::NEG_INFINITY));
