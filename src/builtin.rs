@@ -48,7 +48,7 @@ const FRAME_HEAD_NAME: &str = "<built-in frame head>";
 
 /// Beam width with a phone LM when none is asked for. 16, not 8: on the real evaluation sets and
 /// their degraded copies a width of 16 was 0.4–1.1 PER points better on average than 8 (better in
-/// 56 of 69 cells, worse in 5), the synthetic ones 0.1–0.2, for ~7 % of the CPU time of recognition
+/// 56 of 69 cells, worse in 5), the synthetic ones 0.1–0.2, for ~6 % of the CPU time of recognition
 /// at 16 (the network takes ~half); 32 gained little more (`models/README.md`, "The beam width").
 pub const BEAM_WITH_LM: usize = 16;
 /// The LM weight with the built-in model and its LM, chosen on the synthetic dev set with the LM's
