@@ -572,6 +572,11 @@ struct CpuInfo {
     bf16: bool,
     /// bf16 products of two or more rows run on AMX tiles.
     amx: bool,
+    /// `vdpbf16ps`'s multiply-adds per second over an f32 FMA's, measured (with AVX512-BF16).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bf16_rate_ratio: Option<f64>,
+    /// bf16 outruns f32 here, so `int8` projects its inputs in bf16 and fine-tuning trains in it.
+    bf16_fast: bool,
     /// The kernel of `--precision int8`'s recurrent products: `vnni512`, `avx2` or `portable`.
     int8: &'static str,
 }
@@ -604,6 +609,8 @@ impl CpuInfo {
             l3_kib: cache_kib("3"),
             bf16: phonrec::model::bf16_native(),
             amx: phonrec::model::amx_native(),
+            bf16_rate_ratio: phonrec::model::bf16_rate_ratio().map(|r| (r * 100.0).round() / 100.0),
+            bf16_fast: phonrec::model::bf16_fast(),
             int8: phonrec::model::int8_kernel_name(),
         }
     }

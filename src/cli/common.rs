@@ -926,9 +926,10 @@ pub struct DecodeArgs {
     /// every evaluation set, 1.3-2.5x faster than f32 at batch 1 (an hour of speech in one file:
     /// 9 s against 16 s on an Intel Xeon). `f32` is the exact reference, the same numbers on every
     /// CPU. `bf16` stores the weights in bfloat16: on Intel Xeons with AMX (since Sapphire Rapids)
-    /// the fastest for batches of files (2-3x f32), with AVX512-BF16 alone ~1.8x f32 at batch 1;
-    /// elsewhere it is emulated, slower than f32. bf16 moved PER by at most 0.4 points (one phone
-    /// of a small set) on our evaluation sets (BENCHMARKS.md).
+    /// the fastest for batches of files (2-3x f32), with AVX512-BF16 alone ~1.8x f32 at batch 1
+    /// on AMD Zen 4 (on Intel CPUs without AMX ~1.1x at batch 1 and ~0.65x for batches); without
+    /// AVX512-BF16 it is emulated, slower than f32. bf16 moved PER by at most 0.4 points (one
+    /// phone of a small set) on our evaluation sets (BENCHMARKS.md).
     #[arg(long, value_parser = choice::<Precision>())]
     pub precision: Option<Precision>,
 }

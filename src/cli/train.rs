@@ -307,15 +307,16 @@ pub struct TrainArgs {
     pub freeze_layers: usize,
 
     /// Arithmetic of the LSTM's products: f32, or bf16 (mixed precision: products of bf16 values
-    /// summed in f32, the weights, gradients and optimizer in f32). Where bf16 runs natively it
-    /// trains ~2x faster on CPUs with AMX (Intel Xeon since Sapphire Rapids) and ~1.5x on other
-    /// AVX512-BF16 CPUs (AMD Zen 4/5); measured: the same held-out PER when fine-tuning, from
-    /// scratch on FSDD a few points worse on average (BENCHMARKS.md). Without AVX512-BF16 it is
-    /// emulated and slower than f32 [default: bf16 when fine-tuning (--init-from) on a CPU where
-    /// bf16 runs natively, f32 otherwise].
+    /// summed in f32, the weights, gradients and optimizer in f32). It trains ~2x faster than f32
+    /// on CPUs with AMX (Intel Xeon since Sapphire Rapids) and ~1.5x on AMD Zen 4/5; measured:
+    /// the same held-out PER when fine-tuning, from scratch on FSDD a few points worse on average
+    /// (BENCHMARKS.md). On Intel CPUs with AVX512-BF16 but no AMX (or AMX hidden by a VM) it runs
+    /// at ~0.65x f32, and without AVX512-BF16 it is emulated, slower still [default: bf16 when
+    /// fine-tuning (--init-from) on a CPU where bf16 outruns f32, measured at start, f32
+    /// otherwise].
     #[arg(long, value_parser = choice_among::<Precision>(&["f32", "bf16"]).with_help(&[
-        ("f32", "Products in f32 (the default from scratch, and where bf16 is not native)"),
-        ("bf16", "Mixed precision: bf16 products summed in f32 (the default when fine-tuning where bf16 is native)"),
+        ("f32", "Products in f32 (the default from scratch, and where bf16 is not faster)"),
+        ("bf16", "Mixed precision: bf16 products summed in f32 (the default when fine-tuning where bf16 outruns f32)"),
     ]))]
     pub precision: Option<Precision>,
 
@@ -377,18 +378,17 @@ impl TrainArgs {
             .and(built_in_model_bytes())
     }
 
-    /// `--precision`, or its default: bf16 when fine-tuning on a CPU where bf16 runs natively (AMX
-    /// or AVX512-BF16: fine-tuning is the small-data route, and there bf16 measured the same
-    /// held-out PER at 1.5–2 times the speed; from scratch it measured a few points worse), f32
-    /// otherwise.
+    /// `--precision`, or its default: bf16 when fine-tuning on a CPU where bf16 outruns f32 (AMX,
+    /// or a full-rate `vdpbf16ps` as on AMD Zen 4: fine-tuning is the small-data route, and there
+    /// bf16 measured the same held-out PER at 1.5–2 times the speed; from scratch it measured a
+    /// few points worse), f32 otherwise (Intel cores without AMX run bf16 training at 0.65× f32).
     fn training_precision(&self) -> Precision {
-        self.precision.unwrap_or(
-            if self.init_from.is_some() && phonrec::model::bf16_native() {
+        self.precision
+            .unwrap_or(if self.init_from.is_some() && phonrec::model::bf16_fast() {
                 Precision::Bf16
             } else {
                 Precision::F32
-            },
-        )
+            })
     }
 
     fn train_options(&self) -> TrainOptions {
@@ -693,8 +693,8 @@ fn warn_of_ignored_options(args: &TrainArgs, matches: Option<&clap::ArgMatches>)
 }
 
 /// Fine-tuning's speed-up from native bf16: measured on the FSDD folds of models/README.md.
-const BF16_FINE_TUNE_NOTE: &str = "fine-tuning in mixed precision (bf16, native on this CPU: \
-     measured 1.5-2 times as fast as f32 with the same held-out PER, models/README.md); \
+const BF16_FINE_TUNE_NOTE: &str = "fine-tuning in mixed precision (bf16, faster than f32 on \
+     this CPU: measured 1.5-2 times as fast as f32 with the same held-out PER, models/README.md); \
      --precision f32 for full precision";
 
 pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<ExitCode> {
@@ -1048,7 +1048,7 @@ fn check_resume_arguments(
     };
     let mut wanted = serde_json::to_value(args.train_options())?;
     let mut recorded = recorded.clone();
-    // --precision's default depends on the CPU (bf16 when fine-tuning where bf16 is native) and
+    // --precision's default depends on the CPU (bf16 when fine-tuning where bf16 is fast) and
     // changed between releases: left out, it is the run's own, so the original command line still
     // resumes a run started elsewhere or by an older phonrec.
     if args.precision.is_none() {
@@ -1213,8 +1213,8 @@ mod tests {
     }
 
     #[test]
-    fn fine_tuning_trains_in_bf16_where_the_cpu_runs_it_natively_unless_given() {
-        let fine_tune = if phonrec::model::bf16_native() {
+    fn fine_tuning_trains_in_bf16_where_the_cpu_runs_it_fast_unless_given() {
+        let fine_tune = if phonrec::model::bf16_fast() {
             Precision::Bf16
         } else {
             Precision::F32

@@ -54,8 +54,8 @@ pub enum Precision {
     Bf16,
     /// The recurrent weights in 8-bit integers and the state in 16-bit ones (`vpdpwssd` with
     /// AVX512-VNNI, `vpmaddwd` with AVX2; see `src/model/int8.rs`), the input projections in bf16
-    /// where that runs natively, else f32: fastest at batch 1, posteriors a little further from
-    /// f32's.
+    /// where that outruns f32 ([`bf16_fast`]), else f32: fastest at batch 1, posteriors a little
+    /// further from f32's.
     Int8,
 }
 
@@ -69,12 +69,12 @@ impl Choice for Precision {
         Named {
             value: Precision::Bf16,
             name: "bf16",
-            help: "LSTM weights in bfloat16: ~1.8x faster at batch 1 with AVX512-BF16 (~3x for batches with AMX), posteriors within ~1e-2 of f32's",
+            help: "LSTM weights in bfloat16: ~1.8x faster at batch 1 with AVX512-BF16 (~3x for batches with AMX; slower than f32 for batches on Intel CPUs without AMX), posteriors within ~1e-2 of f32's",
         },
         Named {
             value: Precision::Int8,
             name: "int8",
-            help: "The recurrent weights in 8-bit integers (input projections in bf16 where native, else f32): fastest at batch 1 (AVX512-VNNI or AVX2: a quarter of f32's bytes per step), posteriors within ~2e-2 of f32's; PER within 0.2 points of f32's on every evaluation set. The default on x86-64 CPUs with AVX2",
+            help: "The recurrent weights in 8-bit integers (input projections in bf16 where that outruns f32, else f32): fastest at batch 1 (AVX512-VNNI or AVX2: a quarter of f32's bytes per step), posteriors within ~2e-2 of f32's; PER within 0.2 points of f32's on every evaluation set. The default on x86-64 CPUs with AVX2",
         },
     ];
 }
@@ -128,6 +128,55 @@ pub fn bf16_native() -> bool {
 /// since Sapphire Rapids, on Linux, unless `PHONREC_KERNEL` is below `amx`).
 pub fn amx_native() -> bool {
     amx::available()
+}
+
+/// Whether bf16 products outrun f32 ones on this CPU, so that defaults may choose them (`int8`'s
+/// input projections, fine-tuning's arithmetic): AMX tiles, or a `vdpbf16ps` that retires at least
+/// [`BF16_FAST_RATIO`] times the multiply-adds per second of an f32 FMA ([`bf16_rate_ratio`]; AMD
+/// Zen 4: 2×). Intel cores issue `vdpbf16ps` once per two cycles, half of f32's rate, so where
+/// their AMX is absent or hidden (a VM that does not pass it through) bf16 measured slower than
+/// f32: training 0.65×, an hour of short clips with `int8` (bf16 projections) 1.13× the time of
+/// f32's (BENCHMARKS.md, 2026-12-07 04:20). Where it returns false, `--precision bf16` still runs
+/// natively when asked for.
+pub fn bf16_fast() -> bool {
+    static FAST: OnceLock<bool> = OnceLock::new();
+    *FAST.get_or_init(|| {
+        amx::available() || bf16_rate_ratio().is_some_and(|ratio| ratio >= BF16_FAST_RATIO)
+    })
+}
+
+/// The least [`bf16_rate_ratio`] at which [`bf16_fast`] holds: the rates measured lie far either
+/// side (about 0.5 on Intel, 2 on AMD Zen 4), and bf16 must first convert each left-hand side.
+pub const BF16_FAST_RATIO: f64 = 1.25;
+
+/// `vdpbf16ps`'s multiply-adds per second over `vfmadd231ps`'s on this core, measured once per
+/// process (about 0.2 ms: the best of seven interleaved timings of independent chains of each, which
+/// a preemption or a frequency change cannot bias toward one of them); `None` where bf16 does not
+/// run natively.
+pub fn bf16_rate_ratio() -> Option<f64> {
+    static RATIO: OnceLock<Option<f64>> = OnceLock::new();
+    *RATIO.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if native() {
+            // Enough rounds that the slower chain takes ~20 µs, far above the clock's resolution.
+            const ROUNDS: usize = 4000;
+            let mut best = [f64::INFINITY; 2];
+            for _ in 0..8 {
+                let start = std::time::Instant::now();
+                // SAFETY: `native` checked AVX-512F and AVX512-BF16.
+                std::hint::black_box(unsafe { avx512::dot_chains(ROUNDS) });
+                let dot = start.elapsed().as_secs_f64();
+                let start = std::time::Instant::now();
+                // SAFETY: as above.
+                std::hint::black_box(unsafe { avx512::fma_chains(ROUNDS) });
+                let fma = start.elapsed().as_secs_f64();
+                best = [best[0].min(dot), best[1].min(fma)];
+            }
+            // The same count of each instruction: 32 multiply-adds per `vdpbf16ps`, 16 per FMA.
+            return Some(2.0 * best[1] / best[0].max(1e-9));
+        }
+        None
+    })
 }
 
 fn native() -> bool {
@@ -534,6 +583,49 @@ mod avx512 {
                 r += tile;
             }
         }
+    }
+
+    /// Independent accumulators in [`dot_chains`] and [`fma_chains`]: more than an instruction's latency times its
+    /// issue rate on any CPU, so the chains measure throughput.
+    const CHAINS: usize = 12;
+
+    /// `rounds` × [`CHAINS`] `vdpbf16ps` in independent chains (for [`super::bf16_rate_ratio`]).
+    ///
+    /// # Safety
+    /// AVX-512F and AVX512-BF16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn dot_chains(rounds: usize) -> f32 {
+        // bf16 1.0 and 2^-24: the sums grow slowly and stay normal.
+        let ones = std::hint::black_box(_mm512_set1_epi16(0x3f80));
+        let tiny = std::hint::black_box(_mm512_set1_epi16(0x3380));
+        let (a, b) = (
+            std::mem::transmute::<__m512i, __m512bh>(ones),
+            std::mem::transmute::<__m512i, __m512bh>(tiny),
+        );
+        let mut acc = [_mm512_setzero_ps(); CHAINS];
+        for _ in 0..rounds {
+            for sum in acc.iter_mut() {
+                *sum = _mm512_dpbf16_ps(*sum, a, b);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+    }
+
+    /// `rounds` × [`CHAINS`] `vfmadd231ps` in independent chains (for [`super::bf16_rate_ratio`]).
+    ///
+    /// # Safety
+    /// AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn fma_chains(rounds: usize) -> f32 {
+        let one = std::hint::black_box(_mm512_set1_ps(1.0));
+        let tiny = std::hint::black_box(_mm512_set1_ps(1e-7));
+        let mut acc = [_mm512_setzero_ps(); CHAINS];
+        for _ in 0..rounds {
+            for sum in acc.iter_mut() {
+                *sum = _mm512_fmadd_ps(*sum, one, tiny);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
     }
 
     /// 16 values as 16 bf16 (round to nearest even, in hardware; inputs below f32's normal range
@@ -974,6 +1066,24 @@ mod amx {
 mod tests {
     use super::super::test_values::lcg;
     use super::*;
+
+    #[test]
+    fn bf16_is_chosen_by_its_measured_rate() {
+        let ratio = bf16_rate_ratio();
+        assert_eq!(ratio.is_some(), bf16_native());
+        if let Some(ratio) = ratio {
+            // Two instruction streams of equal count: the ratio of their multiply-add rates lies
+            // within what any CPU issues (one to four per cycle of each, 32 and 16 per instruction).
+            assert!((0.1..=10.0).contains(&ratio), "{ratio}");
+        }
+        let expected = amx_native() || ratio.is_some_and(|r| r >= BF16_FAST_RATIO);
+        assert_eq!(bf16_fast(), expected);
+        // Decided once: every product of the process agrees.
+        assert_eq!(bf16_rate_ratio(), ratio);
+        if !bf16_native() {
+            assert!(!bf16_fast(), "emulated bf16 is never the fast choice");
+        }
+    }
 
     #[test]
     fn rounding_to_bf16_is_to_nearest_even() {

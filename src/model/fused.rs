@@ -119,12 +119,12 @@ impl PreparedLayer {
         reads_features: bool,
     ) -> candle_core::Result<Self> {
         // Only the recurrent matrices are quantised to int8: the input projections run over all
-        // frames at once, where bf16 is fast (AMX) and closer to f32 — where bf16 runs natively;
-        // elsewhere (AVX2 laptops) its emulation would cost more than the int8 steps save, and
-        // f32 projections are as exact.
+        // frames at once, in bf16 where that outruns f32 (AMX, or AMD's full-rate `vdpbf16ps`);
+        // elsewhere — AVX2 laptops, where bf16 is emulated, and Intel cores without AMX, whose
+        // `vdpbf16ps` runs at half f32's rate — f32 projections are faster and exact.
         let input_precision = match precision {
             _ if reads_features => Precision::F32,
-            Precision::Int8 if super::bf16_native() => Precision::Bf16,
+            Precision::Int8 if super::bf16_fast() => Precision::Bf16,
             Precision::Int8 => Precision::F32,
             other => other,
         };

@@ -47,7 +47,7 @@ mod test_values {
     }
 }
 
-pub use bf16::{amx_native, bf16_native, Precision};
+pub use bf16::{amx_native, bf16_fast, bf16_native, bf16_rate_ratio, Precision, BF16_FAST_RATIO};
 pub use config::{InitOptions, NetworkConfig, WeightInit};
 pub use file::{ModelConfig, ModelFile, TrainingSummary, WeightStorage, FORMAT_VERSION};
 pub use frame_head::{frame_classes, FitOptions, FrameExamples, FrameHead};
