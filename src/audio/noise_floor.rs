@@ -17,6 +17,8 @@
 //! where the network has learned to expect nothing (white noise up to 8 kHz over such MP3s cost two
 //! of four sets 1.5 and 5.2 points).
 
+use std::sync::{Arc, Mutex, OnceLock};
+
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -142,47 +144,117 @@ pub fn add_noise_floor(
     let std = crate::audio::INT16_SCALE * 10f32.powf(level_dbfs / 20.0);
     let band_rate_hz = (2.0 * band_top_hz).round() as u32;
     // A band edge within 5 % of Nyquist is the full band: resampling would only shave its top.
-    if band_rate_hz >= sample_rate_hz || f64::from(band_rate_hz) > 0.95 * f64::from(sample_rate_hz)
+    let band = if band_rate_hz >= sample_rate_hz
+        || f64::from(band_rate_hz) > 0.95 * f64::from(sample_rate_hz)
     {
-        samples
-            .par_chunks_mut(BLOCK)
-            .enumerate()
-            .for_each(|(block, chunk)| add_white_noise(chunk, block, std));
-        return Ok(());
-    }
-    // Block by block (no copy of the whole recording: an hour is 230 MB of f32), each block's
-    // noise made at the band's rate with a margin on either side and brought to the recording's
-    // rate; the margins, where the resampler's filter runs in, are dropped.
-    let resampler = Resampler::new(band_rate_hz, sample_rate_hz)?;
-    let ratio = f64::from(band_rate_hz) / f64::from(sample_rate_hz);
+        None
+    } else if band_rate_hz == 0 {
+        // The resampler's own error for a band of nothing.
+        return Resampler::new(band_rate_hz, sample_rate_hz).map(|_| ());
+    } else {
+        Some(Band {
+            rates_hz: (band_rate_hz, sample_rate_hz),
+            ratio: f64::from(band_rate_hz) / f64::from(sample_rate_hz),
+            resampler: OnceLock::new(),
+        })
+    };
+    let key = (band.as_ref().map_or(0, |_| band_rate_hz), sample_rate_hz);
     samples
         .par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(block, chunk)| {
-            let mut narrow =
-                vec![0.0f32; (chunk.len() as f64 * ratio).ceil() as usize + 2 * MARGIN];
-            add_white_noise(&mut narrow, block, std);
-            let wide = resampler.process(&narrow);
-            let skip = (MARGIN as f64 / ratio).round() as usize;
-            for (x, n) in chunk.iter_mut().zip(wide.iter().skip(skip)) {
-                *x += n;
+            let len = chunk.len();
+            let noise = if block == 0 {
+                first_block_noise(key, band.as_ref())
+            } else {
+                Arc::new(unit_noise(block, len, band.as_ref()))
+            };
+            for (x, &n) in chunk.iter_mut().zip(noise.iter()) {
+                *x += n * std;
             }
         });
     Ok(())
+}
+
+/// How noise is brought into a band narrower than the recording's: made at the band's rate
+/// (`ratio` of the recording's) and resampled, by a resampler set up only if a block needs it
+/// (not for a short recording whose block 0 is already made).
+struct Band {
+    /// (band's rate, recording's rate), both positive.
+    rates_hz: (u32, u32),
+    ratio: f64,
+    resampler: OnceLock<Option<Resampler>>,
+}
+
+impl Band {
+    fn resampler(&self) -> Option<&Resampler> {
+        self.resampler
+            .get_or_init(|| Resampler::new(self.rates_hz.0, self.rates_hz.1).ok())
+            .as_ref()
+    }
 }
 
 /// Samples of noise at the band's rate on either side of a block, where the resampler's filter
 /// (a few dozen taps) runs in and out.
 const MARGIN: usize = 256;
 
-/// Add seeded Gaussian noise of standard deviation `std` to `chunk`, block `block`'s noise: the
-/// same recording always gets the same floor, whatever the thread count.
-fn add_white_noise(chunk: &mut [f32], block: usize, std: f32) {
+/// `len` samples of block `block`'s seeded noise at unit standard deviation, white or held to
+/// `band`: the same recording always gets the same floor, whatever the thread count. Block by block
+/// (no copy of the whole recording: an hour is 230 MB of f32); a narrow block's noise is made with a
+/// margin on either side and the margins, where the resampler's filter runs in, are dropped. A
+/// block's first `len` samples do not depend on how many follow them (the generator draws in
+/// order; the resampler's output at a sample reads only inputs within its taps).
+fn unit_noise(block: usize, len: usize, band: Option<&Band>) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(mix_seed(SEED, block as u64, 0));
-    for x in chunk.iter_mut() {
-        let z: f32 = StandardNormal.sample(&mut rng);
-        *x += z * std;
+    let mut draw = |count: usize| -> Vec<f32> {
+        (0..count)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect()
+    };
+    let Some(band) = band else {
+        return draw(len);
+    };
+    let narrow = draw((len as f64 * band.ratio).ceil() as usize + 2 * MARGIN);
+    // Both rates are positive, so there is a resampler (without one the block gets no noise).
+    let Some(resampler) = band.resampler() else {
+        return vec![0.0; len];
+    };
+    let wide = resampler.process(&narrow);
+    let skip = (MARGIN as f64 / band.ratio).round() as usize;
+    wide.into_iter().skip(skip).take(len).collect()
+}
+
+/// Block 0's noise ([`unit_noise`], a whole block) for `key` = (band's rate, 0 for white; the
+/// recording's rate). Every recording shorter than a block — each clip of a batch of short files —
+/// adds a prefix of it, so it is made once per process instead of once per file: the generator and
+/// the resampler cost ~5 % of recognising an hour of 0.3–5 s clips when made per file
+/// (BENCHMARKS.md). A few bands are kept (bands are measured in 100 Hz steps, so a batch of
+/// recordings from one source shares one).
+fn first_block_noise(key: (u32, u32), band: Option<&Band>) -> Arc<Vec<f32>> {
+    /// Bands kept; each is a block of f32 (256 KB).
+    const KEPT: usize = 8;
+    type Kept = Vec<((u32, u32), Arc<Vec<f32>>)>;
+    static CACHE: Mutex<Kept> = Mutex::new(Vec::new());
+    let lookup = |cache: &Kept| {
+        cache
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, n)| n.clone())
+    };
+    // A poisoned lock only means another thread panicked mid-insert; the list is still whole.
+    if let Some(noise) = lookup(&CACHE.lock().unwrap_or_else(|e| e.into_inner())) {
+        return noise;
     }
+    // Made outside the lock: two threads may both make one block, and keep the same values.
+    let noise = Arc::new(unit_noise(0, BLOCK, band));
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if lookup(&cache).is_none() {
+        if cache.len() == KEPT {
+            cache.remove(0);
+        }
+        cache.push((key, noise.clone()));
+    }
+    noise
 }
 
 #[cfg(test)]
@@ -206,6 +278,41 @@ mod tests {
         let mut c = vec![0.0f32; 100];
         add_noise_floor(&mut c, 16_000, 8_000.0, f32::NEG_INFINITY).unwrap();
         assert!(c.iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn a_short_recording_gets_the_first_samples_of_a_long_ones_floor() {
+        // Block 0's noise is made once per band and rate and shared by every shorter recording:
+        // that is only right if a block's first samples do not depend on how many follow.
+        for (rate, top) in [(16_000, 8_000.0), (16_000, 3_900.0), (8_000, 3_300.0)] {
+            let mut long = vec![0.0f32; BLOCK + 5_000];
+            add_noise_floor(&mut long, rate, top, -45.0).unwrap();
+            for len in [1, 37, 4_000, 20_011, BLOCK] {
+                let mut short = vec![0.0f32; len];
+                add_noise_floor(&mut short, rate, top, -45.0).unwrap();
+                assert_eq!(
+                    short[..],
+                    long[..len],
+                    "{rate} Hz, band {top} Hz, {len} samples"
+                );
+            }
+            // And as made directly, not through the kept block.
+            let band_rate = (2.0 * top) as u32;
+            let band = (band_rate < rate).then(|| Band {
+                rates_hz: (band_rate, rate),
+                ratio: f64::from(band_rate) / f64::from(rate),
+                resampler: OnceLock::new(),
+            });
+            for len in [1, 999, 30_000] {
+                let direct = unit_noise(0, len, band.as_ref());
+                let kept = unit_noise(0, BLOCK, band.as_ref());
+                assert_eq!(
+                    direct[..],
+                    kept[..len],
+                    "{rate} Hz, band {top} Hz, {len} samples"
+                );
+            }
+        }
     }
 
     #[test]
