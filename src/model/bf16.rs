@@ -54,7 +54,8 @@ pub enum Precision {
     Bf16,
     /// The recurrent weights in 8-bit integers and the state in 16-bit ones (`vpdpwssd` with
     /// AVX512-VNNI, `vpmaddwd` with AVX2; see `src/model/int8.rs`), the input projections in bf16
-    /// where that outruns f32 ([`bf16_fast`]), else f32: fastest at batch 1, posteriors a little
+    /// where that outruns f32 ([`bf16_fast`]), else in 8 bits where AVX512-VNNI runs (the layer
+    /// inputs rounded to 127ths, `vpdpbusd`), else f32: fastest at batch 1, posteriors a little
     /// further from f32's.
     Int8,
 }
@@ -74,7 +75,7 @@ impl Choice for Precision {
         Named {
             value: Precision::Int8,
             name: "int8",
-            help: "The recurrent weights in 8-bit integers (input projections in bf16 where that outruns f32, else f32): fastest at batch 1 (AVX512-VNNI or AVX2: a quarter of f32's bytes per step), posteriors within ~2e-2 of f32's; PER within 0.2 points of f32's on every evaluation set. The default on x86-64 CPUs with AVX2",
+            help: "The recurrent weights in 8-bit integers (input projections in bf16 where that outruns f32, else in 8 bits with AVX512-VNNI, else f32): fastest at batch 1 (AVX512-VNNI or AVX2: a quarter of f32's bytes per step), posteriors within ~2e-2 of f32's; PER within 0.2 points of f32's on every evaluation set. The default on x86-64 CPUs with AVX2",
         },
     ];
 }

@@ -45,6 +45,7 @@ use super::kernels::{
     with_values, PackedMatrix,
 };
 use super::lstm::{stacked_input_weights, LstmWeights};
+use super::projection_u8::{self, PackedU8};
 
 /// One bidirectional layer through the fused kernel: `input` `[steps·batch, inputs]` (time-major) ->
 /// `[steps·batch, 2·hidden]`. `lengths[b]` is sequence `b`'s number of valid steps. f32 on the CPU only.
@@ -118,16 +119,22 @@ impl PreparedLayer {
         precision: Precision,
         reads_features: bool,
     ) -> candle_core::Result<Self> {
-        // Only the recurrent matrices are quantised to int8: the input projections run over all
-        // frames at once, in bf16 where that outruns f32 (AMX, or AMD's full-rate `vdpbf16ps`);
-        // elsewhere — AVX2 laptops, where bf16 is emulated, and Intel cores without AMX, whose
-        // `vdpbf16ps` runs at half f32's rate — f32 projections are faster and exact.
+        // The recurrent matrices are quantised to int8 (16-bit state); the input projections run
+        // over all frames at once, in bf16 where that outruns f32 (AMX, or AMD's full-rate
+        // `vdpbf16ps`); elsewhere — AVX2 laptops, where bf16 is emulated, and Intel cores without
+        // AMX, whose `vdpbf16ps` runs at half f32's rate — in f32.
+        // Where neither holds but `vpdpbusd` runs (Intel cores without AMX), in 8 bits
+        // (`projection_u8.rs`): twice f32's multiply-adds per cycle there.
         let input_precision = match precision {
             _ if reads_features => Precision::F32,
             Precision::Int8 if super::bf16_fast() => Precision::Bf16,
             Precision::Int8 => Precision::F32,
             other => other,
         };
+        let input_u8 = precision == Precision::Int8
+            && !reads_features
+            && !super::bf16_fast()
+            && projection_u8::available();
         let hidden = directions[0].weight_hh.dim(1)?;
         let inputs = directions[0].weight_ih.dim(1)?;
         let h4 = 4 * hidden;
@@ -140,7 +147,11 @@ impl PreparedLayer {
         let pack = |direction: &LstmWeights| -> candle_core::Result<(Packed, Packed)> {
             Ok((
                 with_values(&direction.weight_ih, "LSTM input weights", |w| {
-                    Packed::new(input_precision, w, inputs, h4)
+                    if input_u8 {
+                        Packed::U8(PackedU8::pack_transposed(w, inputs, h4))
+                    } else {
+                        Packed::new(input_precision, w, inputs, h4)
+                    }
                 })?,
                 with_values(&direction.weight_hh, "LSTM recurrent weights", |w| {
                     Packed::new(precision, w, hidden, h4)
@@ -228,6 +239,8 @@ enum Packed {
     /// Quantised to int8 (the recurrent matrices of `Precision::Int8`), each left-hand row on its
     /// own scale.
     I8(PackedI8),
+    /// 8-bit input projections (`int8` where bf16 is slow; never a recurrence or training).
+    U8(PackedU8),
 }
 
 impl Packed {
@@ -295,6 +308,9 @@ impl Packed {
                     &mut Vec::new(),
                 );
             }
+            Packed::U8(w) => projection_u8::matmul_rows(
+                threads, rows, lhs, lhs_stride, w, out, out_stride, accumulate,
+            ),
         }
     }
 
@@ -320,6 +336,11 @@ impl Packed {
             Packed::I8(w) => matmul_recurrent_i8(
                 rows, lhs, lhs_stride, w, out, out_stride, backwards, scratch,
             ),
+            // Only input projections are packed so, and they go through `matmul_rows`.
+            Packed::U8(w) => {
+                let _ = backwards;
+                projection_u8::matmul_rows(1, rows, lhs, lhs_stride, w, out, out_stride, true)
+            }
         }
     }
 }

@@ -7,8 +7,8 @@
 //! step costs what reading `W_hh` from L2 costs: on an Intel Xeon the bf16 product runs at the
 //! L2's ~60 GB/s (BENCHMARKS.md). In int8 `W_hh` is half of bf16's bytes and a quarter of f32's
 //! (the built-in model's: 410 KB a direction, inside a laptop's L2 where f32's 1.6 MB is not). The
-//! input projections are not done here: they run over all frames at once, in bf16 where the CPU
-//! has it (on AMX tiles where present), else in f32.
+//! input projections are not done here: they run over all frames at once, in bf16 where that
+//! outruns f32 (AMX, AMD Zen 4), else in 8 bits with AVX512-VNNI (`projection_u8.rs`), else in f32.
 //!
 //! The quantisation: each column `c` of `W_hh` gets its own scale `s_c = max_k |w_kc| / 127` and
 //! `q_kc = round(w_kc / s_c)` as i8; each row of the left-hand side (one utterance's `h_{t−1}`) its

@@ -32,6 +32,7 @@ mod kernels;
 mod lstm;
 mod names;
 mod network;
+mod projection_u8;
 mod resize;
 mod windows;
 

@@ -1,0 +1,392 @@
+//! Input projections in 8 bits, for [`Precision::Int8`](super::Precision::Int8) on CPUs where bf16
+//! is slow: the layer's input (an LSTM layer's output, in (−1, 1)) rounded to 127ths and offset to
+//! `u8`, each row of `W_ih` (one output column of the product) quantised to `i8` on its own scale,
+//! the products summed exactly in `i32` by `vpdpbusd` (AVX512-VNNI: 64 multiply-adds per
+//! instruction, against 16 for an f32 FMA and 32 for `vpdpwssd`).
+//!
+//! Why: the input projections run over all frames at once, so they are bound by multiply-adds, not
+//! by bytes. Where bf16 outruns f32 ([`bf16_fast`](super::bf16_fast): AMX, AMD Zen 4) they run in
+//! bf16. On Intel cores without AMX `vdpbf16ps` issues at half an f32 FMA's rate and `vpdpwssd`
+//! (the recurrence's int8 kernel) at f32's, so an hour of short clips was bound by f32 projections
+//! there; `vpdpbusd` issues as `vpdpwssd` does with twice its products per instruction.
+//!
+//! Accuracy: simulated in f32 on every evaluation set and condition (BENCHMARKS.md, 2026-12-07),
+//! set means within 0.15 points of PER of f32 projections. The features' projection (layer 1)
+//! never comes here: features are unbounded log-energies.
+//!
+//! The arithmetic: `u_k = round(127 x_k)` clamped to ±127 and stored as `u_k + 128` (`u8`, what
+//! `vpdpbusd` multiplies), `q_kc = round(w_kc / s_c)` with `s_c = max_k |w_kc| / 127`. Then
+//! `Σ_k x_k w_kc ≈ (s_c / 127) (Σ_k (u_k + 128) q_kc − 128 Σ_k q_kc)`, the last sum precomputed per
+//! column; every integer sum is exact (|Σ| ≤ 255 · 127 · k), so the kernels agree to the bit.
+//!
+//! Layout: panels of 32 columns, each stored `[k/4][32][4]` of `i8`: per group of four rows of `W`
+//! the four weights of each column side by side, the operand layout of `vpdpbusd` (each 32-bit lane
+//! one column's four weights against four consecutive `u8` of the left-hand side).
+
+use super::kernels::for_row_blocks;
+
+/// Columns per packed panel: two 16-lane registers.
+const PANEL: usize = 32;
+/// Rows of the result kept in registers by the AVX-512 micro-kernel.
+const TILE_ROWS: usize = 8;
+/// Steps per unit of the left-hand side and of each column's largest weight.
+const STEPS: f32 = 127.0;
+/// What a left-hand value of 0 is stored as (`u8`).
+const OFFSET: i32 = 128;
+
+/// Whether [`matmul_rows`] runs its `vpdpbusd` kernel here (AVX-512 chosen, with BW and VNNI): only
+/// then is it used for the projections (elsewhere its portable loop would be slower than f32).
+pub(crate) fn available() -> bool {
+    super::int8::int8_kernel_name() == "vnni512"
+}
+
+/// A `[k × n]` right-hand matrix quantised to `i8` per column, packed for [`matmul_rows`].
+pub(crate) struct PackedU8 {
+    k: usize,
+    n: usize,
+    /// `k` rounded up to groups of four.
+    quads: usize,
+    data: Vec<i8>,
+    /// Per column: `s_c / 127`, what one step of the integer sum is worth.
+    scale: Vec<f32>,
+    /// Per column: `128 Σ_k q_kc`, the offset's share of the integer sum.
+    offset: Vec<i32>,
+}
+
+impl PackedU8 {
+    /// Quantise and pack `w`, which holds the matrix as `[n × k]` row-major (an LSTM's `W_ih`: the
+    /// product uses `wᵀ`).
+    pub(crate) fn pack_transposed(w: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n, "packed matrix: wrong size");
+        let quads = k.div_ceil(4);
+        let panels = n.div_ceil(PANEL);
+        let mut data = vec![0i8; panels * quads * PANEL * 4];
+        let mut scale = Vec::with_capacity(n);
+        let mut offset = Vec::with_capacity(n);
+        for (col, weights) in w.chunks_exact(k.max(1)).take(n).enumerate() {
+            let largest = weights.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let step = largest / STEPS;
+            let (p, c) = (col / PANEL, col % PANEL);
+            let mut sum = 0i32;
+            for (row, &value) in weights.iter().enumerate() {
+                let q = if step > 0.0 {
+                    round(value / step) as i8
+                } else {
+                    0
+                };
+                sum += i32::from(q);
+                data[((p * quads + row / 4) * PANEL + c) * 4 + row % 4] = q;
+            }
+            scale.push(step / STEPS);
+            offset.push(OFFSET * sum);
+        }
+        PackedU8 {
+            k,
+            n,
+            quads,
+            data,
+            scale,
+            offset,
+        }
+    }
+}
+
+/// `out[r, 0..n] (+)= Σ_k lhs[r, k] · W[k, 0..n]` for `rows` rows of `lhs` (values in [−1, 1]; others
+/// are clamped), in row blocks on up to `threads` threads (as [`matmul_packed_rows`](
+/// super::kernels::matmul_packed_rows)). `accumulate` adds to `out` instead of overwriting it.
+#[allow(clippy::too_many_arguments)] // a BLAS-style signature, as the f32 kernel's
+pub(crate) fn matmul_rows(
+    threads: usize,
+    rows: usize,
+    lhs: &[f32],
+    lhs_stride: usize,
+    w: &PackedU8,
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+) {
+    if rows == 0 || w.n == 0 {
+        return;
+    }
+    // Every element touched below lies inside these bounds (the kernels index unchecked).
+    assert!(lhs_stride >= w.k && lhs.len() >= (rows - 1) * lhs_stride + w.k);
+    assert!(out_stride >= w.n && out.len() >= (rows - 1) * out_stride + w.n);
+    for_row_blocks(threads, rows, out, out_stride, |first, block, out| {
+        let mut a = vec![0u8; block * w.quads * 4];
+        quantise_rows(block, &lhs[first * lhs_stride..], lhs_stride, w.k, &mut a);
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: `available` means AVX-512F, BW and VNNI; `a` holds `block` rows of
+            // `4 · quads` values and `out` the rows the bounds above guarantee.
+            unsafe { avx512::matmul(block, &a, w, out, out_stride, accumulate) };
+            return;
+        }
+        portable(block, &a, w, out, out_stride, accumulate);
+    });
+}
+
+/// `v` clamped to ±127 and rounded half away from zero, by adding ±0.5 and truncating
+/// (`f32::round` is a libm call on baseline x86-64, and packing a model rounds millions of
+/// weights); NaN becomes 0.
+#[inline(always)]
+fn round(v: f32) -> i32 {
+    let v = v.clamp(-STEPS, STEPS);
+    (v + 0.5f32.copysign(v)) as i32
+}
+
+/// `rows` rows of `k` values as `u8` (see the module), each row padded to `4 · quads` with the
+/// stored zero (the padding rows of `W` are zero as well).
+fn quantise_rows(rows: usize, lhs: &[f32], lhs_stride: usize, k: usize, a: &mut [u8]) {
+    let width = a.len() / rows.max(1);
+    for (r, dst) in a.chunks_exact_mut(width).enumerate().take(rows) {
+        let row = &lhs[r * lhs_stride..r * lhs_stride + k];
+        for (d, &x) in dst.iter_mut().zip(row) {
+            *d = (round(x * STEPS) + OFFSET) as u8;
+        }
+        dst[k..].fill(OFFSET as u8);
+    }
+}
+
+/// The same integer sums in a loop any CPU runs (to test the kernel against).
+fn portable(
+    rows: usize,
+    a: &[u8],
+    w: &PackedU8,
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+) {
+    let width = w.quads * 4;
+    for (p, panel) in w.data.chunks_exact(w.quads * PANEL * 4).enumerate() {
+        let col0 = p * PANEL;
+        let cols = (w.n - col0).min(PANEL);
+        for r in 0..rows {
+            let row = &a[r * width..(r + 1) * width];
+            let mut acc = [0i32; PANEL];
+            for (quad, weights) in row.chunks_exact(4).zip(panel.chunks_exact(PANEL * 4)) {
+                for (s, wq) in acc.iter_mut().zip(weights.chunks_exact(4)) {
+                    for (&u, &q) in quad.iter().zip(wq) {
+                        *s += i32::from(u) * i32::from(q);
+                    }
+                }
+            }
+            let dst = &mut out[r * out_stride + col0..r * out_stride + col0 + cols];
+            for (c, (d, &s)) in dst.iter_mut().zip(&acc).enumerate() {
+                let value = (s - w.offset[col0 + c]) as f32 * w.scale[col0 + c];
+                *d = if accumulate { *d + value } else { value };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::super::kernels::avx512::{column_mask, store_row};
+    use super::{PackedU8, PANEL, TILE_ROWS};
+
+    /// See [`super::matmul_rows`]: for each panel, all rows in tiles of up to 8; `a` holds the
+    /// quantised left-hand side, `rows × 4 · w.quads`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, BW and VNNI; `a` must hold `rows × 4 · w.quads` values and
+    /// `out` `rows` rows of `w.n` values `out_stride` apart.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn matmul(
+        rows: usize,
+        a: &[u8],
+        w: &PackedU8,
+        out: &mut [f32],
+        out_stride: usize,
+        accumulate: bool,
+    ) {
+        let quads = w.quads;
+        let panels = w.n.div_ceil(PANEL);
+        for p in 0..panels {
+            let panel = w.data.as_ptr().add(p * quads * PANEL * 4);
+            let col0 = p * PANEL;
+            let cols = (w.n - col0).min(PANEL);
+            let epilogue = Epilogue::new(w, col0, cols);
+            let mut r = 0;
+            while r < rows {
+                let tile = (rows - r).min(TILE_ROWS);
+                let ap = a.as_ptr().add(r * quads * 4);
+                let c = out.as_mut_ptr().add(r * out_stride + col0);
+                let e = &epilogue;
+                match tile {
+                    8 => tile_kernel::<8>(quads, ap, panel, c, out_stride, e, accumulate),
+                    7 => tile_kernel::<7>(quads, ap, panel, c, out_stride, e, accumulate),
+                    6 => tile_kernel::<6>(quads, ap, panel, c, out_stride, e, accumulate),
+                    5 => tile_kernel::<5>(quads, ap, panel, c, out_stride, e, accumulate),
+                    4 => tile_kernel::<4>(quads, ap, panel, c, out_stride, e, accumulate),
+                    3 => tile_kernel::<3>(quads, ap, panel, c, out_stride, e, accumulate),
+                    2 => tile_kernel::<2>(quads, ap, panel, c, out_stride, e, accumulate),
+                    _ => tile_kernel::<1>(quads, ap, panel, c, out_stride, e, accumulate),
+                }
+                r += tile;
+            }
+        }
+    }
+
+    /// A panel's per-column scales and offsets (zero past its last column).
+    struct Epilogue {
+        scale: [__m512; 2],
+        offset: [__m512i; 2],
+        cols: usize,
+    }
+
+    impl Epilogue {
+        #[inline(always)]
+        unsafe fn new(w: &PackedU8, col0: usize, cols: usize) -> Self {
+            let mask = [column_mask(cols), column_mask(cols.saturating_sub(16))];
+            // Masked loads read nothing past the last column; a half with no columns is never
+            // formed as a pointer.
+            let scale = |h: usize| {
+                if cols <= 16 * h {
+                    _mm512_setzero_ps()
+                } else {
+                    _mm512_maskz_loadu_ps(mask[h], w.scale.as_ptr().add(col0 + 16 * h))
+                }
+            };
+            let offset = |h: usize| {
+                if cols <= 16 * h {
+                    _mm512_setzero_si512()
+                } else {
+                    _mm512_maskz_loadu_epi32(mask[h], w.offset.as_ptr().add(col0 + 16 * h))
+                }
+            };
+            Epilogue {
+                scale: [scale(0), scale(1)],
+                offset: [offset(0), offset(1)],
+                cols,
+            }
+        }
+
+        /// `out[0..cols] (+)= (sums − offset) · scale`.
+        #[inline(always)]
+        unsafe fn store(&self, c: *mut f32, sums: [__m512i; 2], accumulate: bool) {
+            let value = |h: usize| {
+                _mm512_mul_ps(
+                    _mm512_cvtepi32_ps(_mm512_sub_epi32(sums[h], self.offset[h])),
+                    self.scale[h],
+                )
+            };
+            store_row(c, value(0), value(1), self.cols, accumulate);
+        }
+    }
+
+    /// An `R × 32` tile: `2R` accumulators, per group of four `k` two panel loads and `R`
+    /// broadcasts of four bytes.
+    #[inline(always)]
+    unsafe fn tile_kernel<const R: usize>(
+        quads: usize,
+        a: *const u8,
+        panel: *const i8,
+        c: *mut f32,
+        c_stride: usize,
+        epilogue: &Epilogue,
+        accumulate: bool,
+    ) {
+        let width = quads * 4;
+        let mut lo = [_mm512_setzero_si512(); R];
+        let mut hi = [_mm512_setzero_si512(); R];
+        for q in 0..quads {
+            let wp = panel.add(q * PANEL * 4);
+            let w_lo = _mm512_loadu_si512(wp as *const __m512i);
+            let w_hi = _mm512_loadu_si512(wp.add(64) as *const __m512i);
+            for r in 0..R {
+                let four = (a.add(r * width + 4 * q) as *const i32).read_unaligned();
+                let av = _mm512_set1_epi32(four);
+                lo[r] = _mm512_dpbusd_epi32(lo[r], av, w_lo);
+                hi[r] = _mm512_dpbusd_epi32(hi[r], av, w_hi);
+            }
+        }
+        for r in 0..R {
+            epilogue.store(c.add(r * c_stride), [lo[r], hi[r]], accumulate);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_values;
+    use super::*;
+
+    /// `count` values in [−1, 1) from `seed`.
+    fn lcg(count: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..count).map(|_| test_values::lcg(&mut state)).collect()
+    }
+
+    /// The products as the module defines them, from the quantised values, in f64.
+    fn reference(lhs: &[f32], k: usize, w: &[f32], n: usize) -> Vec<f64> {
+        let rows = lhs.len() / k;
+        let mut out = vec![0f64; rows * n];
+        for c in 0..n {
+            let col = &w[c * k..(c + 1) * k];
+            let step = col.iter().fold(0f32, |m, v| m.max(v.abs())) / STEPS;
+            for r in 0..rows {
+                let mut sum = 0f64;
+                for (kk, &wv) in col.iter().enumerate() {
+                    let u = round(lhs[r * k + kk] * STEPS);
+                    let q = if step > 0.0 { round(wv / step) } else { 0 };
+                    sum += f64::from(u) * f64::from(q);
+                }
+                out[r * n + c] = sum * f64::from(step) / f64::from(STEPS);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn products_are_the_quantised_sums_on_every_kernel_and_shape() {
+        // Odd `k` (padding within a group of four), columns past a whole panel, every tile height.
+        for (rows, k, n) in [(1, 5, 7), (13, 37, 45), (130, 64, 96), (9, 640, 33)] {
+            let lhs: Vec<f32> = lcg(rows * k, 3).iter().map(|v| v * 1.1).collect();
+            let w = lcg(n * k, 4);
+            let packed = PackedU8::pack_transposed(&w, k, n);
+            let expected = reference(&lhs, k, &w, n);
+            for threads in [1, 2] {
+                let mut out = vec![0.5f32; rows * n];
+                matmul_rows(threads, rows, &lhs, k, &packed, &mut out, n, false);
+                let mut portable_out = vec![0.5f32; rows * n];
+                let mut a = vec![0u8; rows * packed.quads * 4];
+                quantise_rows(rows, &lhs, k, k, &mut a);
+                portable(rows, &a, &packed, &mut portable_out, n, false);
+                // The integer sums are exact: the kernels agree to the bit.
+                assert_eq!(out, portable_out, "{rows}×{k}·{k}×{n}");
+                for (i, (&got, &want)) in out.iter().zip(&expected).enumerate() {
+                    assert!((f64::from(got) - want).abs() < 1e-4, "{i}: {got} {want}");
+                }
+                // Accumulating adds to what was there.
+                let mut added = vec![0.5f32; rows * n];
+                matmul_rows(threads, rows, &lhs, k, &packed, &mut added, n, true);
+                for (a, o) in added.iter().zip(&out) {
+                    assert!((a - (o + 0.5)).abs() < 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn eight_bits_stay_close_to_the_f32_products() {
+        // LSTM outputs in (−1, 1) against weights of one scale: the error is the rounding's.
+        let (rows, k, n) = (16, 640, 64);
+        let lhs: Vec<f32> = lcg(rows * k, 5).iter().map(|v| v.tanh()).collect();
+        let w: Vec<f32> = lcg(n * k, 6).iter().map(|v| v * 0.1).collect();
+        let packed = PackedU8::pack_transposed(&w, k, n);
+        let mut out = vec![0f32; rows * n];
+        matmul_rows(1, rows, &lhs, k, &packed, &mut out, n, false);
+        for r in 0..rows {
+            for c in 0..n {
+                let exact: f32 = (0..k).map(|kk| lhs[r * k + kk] * w[c * k + kk]).sum();
+                assert!(
+                    (out[r * n + c] - exact).abs() < 0.02,
+                    "{} {exact}",
+                    out[r * n + c]
+                );
+            }
+        }
+    }
+}
