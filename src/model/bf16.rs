@@ -75,7 +75,7 @@ impl Choice for Precision {
         Named {
             value: Precision::Int8,
             name: "int8",
-            help: "The recurrent weights in 8-bit integers (input projections in bf16 where that outruns f32, else in 8 bits with AVX512-VNNI, else f32): fastest at batch 1 (AVX512-VNNI or AVX2: a quarter of f32's bytes per step), posteriors within ~2e-2 of f32's; PER within 0.2 points of f32's on every evaluation set. The default on x86-64 CPUs with AVX2",
+            help: "The recurrent weights in 8-bit integers (input projections in bf16 where that outruns f32, else in 8 bits with AVX512-VNNI, else f32): fastest at batch 1 (AVX512-VNNI or AVX2: a quarter of f32's bytes per step), posteriors within ~2e-2 of f32's; PER within 0.4 points of f32's on every evaluation set. The default on x86-64 CPUs with AVX2",
         },
     ];
 }
@@ -151,7 +151,7 @@ pub fn bf16_fast() -> bool {
 pub const BF16_FAST_RATIO: f64 = 1.25;
 
 /// `vdpbf16ps`'s multiply-adds per second over `vfmadd231ps`'s on this core, measured once per
-/// process (about 0.2 ms: the best of seven interleaved timings of independent chains of each, which
+/// process (about 0.2 ms: the best of eight interleaved timings of independent chains of each, which
 /// a preemption or a frequency change cannot bias toward one of them); `None` where bf16 does not
 /// run natively.
 pub fn bf16_rate_ratio() -> Option<f64> {
@@ -586,8 +586,8 @@ mod avx512 {
         }
     }
 
-    /// Independent accumulators in [`dot_chains`] and [`fma_chains`]: more than an instruction's latency times its
-    /// issue rate on any CPU, so the chains measure throughput.
+    /// Independent accumulators in [`dot_chains`] and [`fma_chains`]: more than an instruction's
+    /// latency times its issue rate on any CPU, so the chains measure throughput.
     const CHAINS: usize = 12;
 
     /// `rounds` × [`CHAINS`] `vdpbf16ps` in independent chains (for [`super::bf16_rate_ratio`]).

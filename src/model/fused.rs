@@ -121,10 +121,9 @@ impl PreparedLayer {
     ) -> candle_core::Result<Self> {
         // The recurrent matrices are quantised to int8 (16-bit state); the input projections run
         // over all frames at once, in bf16 where that outruns f32 (AMX, or AMD's full-rate
-        // `vdpbf16ps`); elsewhere — AVX2 laptops, where bf16 is emulated, and Intel cores without
-        // AMX, whose `vdpbf16ps` runs at half f32's rate — in f32.
-        // Where neither holds but `vpdpbusd` runs (Intel cores without AMX), in 8 bits
-        // (`projection_u8.rs`): twice f32's multiply-adds per cycle there.
+        // `vdpbf16ps`). Elsewhere, where AVX512-VNNI runs (Intel cores without AMX, whose
+        // `vdpbf16ps` runs at half f32's rate), in 8 bits (`projection_u8.rs`: `vpdpbusd`, twice
+        // f32's multiply-adds per cycle); else (AVX2 laptops, where bf16 is emulated) in f32.
         let input_precision = match precision {
             _ if reads_features => Precision::F32,
             Precision::Int8 if super::bf16_fast() => Precision::Bf16,
