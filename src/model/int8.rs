@@ -58,6 +58,12 @@ pub fn int8_kernel_name() -> &'static str {
     }
 }
 
+/// Whether the AVX-512 VNNI kernel runs int8's products here (`vpdpwssd`, and `vpdpbusd` for the
+/// 8-bit input projections of `projection_u8.rs`).
+pub(crate) fn vnni512_native() -> bool {
+    kernel() == Kernel::Vnni512
+}
+
 /// Whether a SIMD kernel (not the portable loop) runs int8's products here.
 pub(crate) fn int8_native() -> bool {
     kernel() != Kernel::Portable

@@ -37,7 +37,7 @@ const OFFSET: i32 = 128;
 /// Whether [`matmul_rows`] runs its `vpdpbusd` kernel here (AVX-512 chosen, with BW and VNNI): only
 /// then is it used for the projections (elsewhere its portable loop would be slower than f32).
 pub(crate) fn available() -> bool {
-    super::int8::int8_kernel_name() == "vnni512"
+    super::int8::vnni512_native()
 }
 
 /// A `[k × n]` right-hand matrix quantised to `i8` per column, packed for [`matmul_rows`].
