@@ -571,16 +571,11 @@ mod avx512 {
                 let tile = (rows - r).min(TILE_ROWS);
                 let ap = a.as_ptr().add(r * pairs);
                 let c = out.as_mut_ptr().add(r * out_stride + col0);
-                match tile {
-                    8 => tile_kernel::<8>(pairs, ap, panel, c, out_stride, cols, accumulate),
-                    7 => tile_kernel::<7>(pairs, ap, panel, c, out_stride, cols, accumulate),
-                    6 => tile_kernel::<6>(pairs, ap, panel, c, out_stride, cols, accumulate),
-                    5 => tile_kernel::<5>(pairs, ap, panel, c, out_stride, cols, accumulate),
-                    4 => tile_kernel::<4>(pairs, ap, panel, c, out_stride, cols, accumulate),
-                    3 => tile_kernel::<3>(pairs, ap, panel, c, out_stride, cols, accumulate),
-                    2 => tile_kernel::<2>(pairs, ap, panel, c, out_stride, cols, accumulate),
-                    _ => single_row_kernel(pairs, ap, panel, c, cols, accumulate),
-                }
+                super::super::kernels::by_tile_rows!(
+                    tile,
+                    tile_kernel(pairs, ap, panel, c, out_stride, cols, accumulate),
+                    single_row_kernel(pairs, ap, panel, c, cols, accumulate)
+                );
                 r += tile;
             }
         }

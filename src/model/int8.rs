@@ -326,16 +326,11 @@ mod avx512 {
                 let ap = a.as_ptr().add(r * pairs);
                 let c = out.as_mut_ptr().add(r * out_stride + col0);
                 let s = row_scales.as_ptr().add(r) as *const f32;
-                match tile {
-                    8 => tile_kernel::<8>(pairs, ap, panel, c, out_stride, s, &epilogue),
-                    7 => tile_kernel::<7>(pairs, ap, panel, c, out_stride, s, &epilogue),
-                    6 => tile_kernel::<6>(pairs, ap, panel, c, out_stride, s, &epilogue),
-                    5 => tile_kernel::<5>(pairs, ap, panel, c, out_stride, s, &epilogue),
-                    4 => tile_kernel::<4>(pairs, ap, panel, c, out_stride, s, &epilogue),
-                    3 => tile_kernel::<3>(pairs, ap, panel, c, out_stride, s, &epilogue),
-                    2 => tile_kernel::<2>(pairs, ap, panel, c, out_stride, s, &epilogue),
-                    _ => single_row_kernel(pairs, ap, panel, c, *s, &epilogue),
-                }
+                super::super::kernels::by_tile_rows!(
+                    tile,
+                    tile_kernel(pairs, ap, panel, c, out_stride, s, &epilogue),
+                    single_row_kernel(pairs, ap, panel, c, *s, &epilogue)
+                );
                 r += tile;
             }
         }

@@ -119,6 +119,27 @@ macro_rules! multiversion {
 // Other stages (dereverberation) compile their inner loops the same way.
 pub(crate) use multiversion;
 
+/// `$kernel::<R>(args)` for a tile of `$tile` rows, `R` in 2..=8, and `$one` for a single row.
+/// The row count is a const generic so that each tile's accumulators are a fixed set of registers;
+/// the AVX-512 products (f32, bf16, int8, 8-bit projections) all dispatch their last, shorter tile
+/// through this one match.
+macro_rules! by_tile_rows {
+    ($tile:expr, $kernel:ident($($arg:expr),* $(,)?), $one:expr) => {
+        match $tile {
+            8 => $kernel::<8>($($arg),*),
+            7 => $kernel::<7>($($arg),*),
+            6 => $kernel::<6>($($arg),*),
+            5 => $kernel::<5>($($arg),*),
+            4 => $kernel::<4>($($arg),*),
+            3 => $kernel::<3>($($arg),*),
+            2 => $kernel::<2>($($arg),*),
+            _ => $one,
+        }
+    };
+}
+
+pub(crate) use by_tile_rows;
+
 /// Columns per packed panel: two 16-lane AVX-512 registers.
 const PANEL: usize = 32;
 /// Rows of the result kept in registers by the micro-kernel.
@@ -415,16 +436,11 @@ pub(super) mod avx512 {
                 let tile = (rows - r).min(TILE_ROWS);
                 let a = lhs.as_ptr().add(r * lhs_stride);
                 let c = out.as_mut_ptr().add(r * out_stride + col0);
-                match tile {
-                    8 => tile_kernel::<8>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
-                    7 => tile_kernel::<7>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
-                    6 => tile_kernel::<6>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
-                    5 => tile_kernel::<5>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
-                    4 => tile_kernel::<4>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
-                    3 => tile_kernel::<3>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
-                    2 => tile_kernel::<2>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
-                    _ => single_row_kernel(k, a, panel, c, cols, accumulate),
-                }
+                super::by_tile_rows!(
+                    tile,
+                    tile_kernel(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
+                    single_row_kernel(k, a, panel, c, cols, accumulate)
+                );
                 r += tile;
             }
         }

@@ -214,16 +214,11 @@ mod avx512 {
                 let ap = a.as_ptr().add(r * quads * 4);
                 let c = out.as_mut_ptr().add(r * out_stride + col0);
                 let e = &epilogue;
-                match tile {
-                    8 => tile_kernel::<8>(quads, ap, panel, c, out_stride, e, accumulate),
-                    7 => tile_kernel::<7>(quads, ap, panel, c, out_stride, e, accumulate),
-                    6 => tile_kernel::<6>(quads, ap, panel, c, out_stride, e, accumulate),
-                    5 => tile_kernel::<5>(quads, ap, panel, c, out_stride, e, accumulate),
-                    4 => tile_kernel::<4>(quads, ap, panel, c, out_stride, e, accumulate),
-                    3 => tile_kernel::<3>(quads, ap, panel, c, out_stride, e, accumulate),
-                    2 => tile_kernel::<2>(quads, ap, panel, c, out_stride, e, accumulate),
-                    _ => tile_kernel::<1>(quads, ap, panel, c, out_stride, e, accumulate),
-                }
+                super::super::kernels::by_tile_rows!(
+                    tile,
+                    tile_kernel(quads, ap, panel, c, out_stride, e, accumulate),
+                    tile_kernel::<1>(quads, ap, panel, c, out_stride, e, accumulate)
+                );
                 r += tile;
             }
         }
