@@ -171,7 +171,7 @@ def test_batch_equals_one_by_one(recognizer):
     assert len(batch) == len(inputs)
     for b, a in zip(batch, alone):
         # Batched products round differently in the last bits; the phones and times do not move.
-        # Where int8 projects the upper layers' inputs in 8 bits (AVX512-VNNI without fast bf16),
+        # Where int8 projects the upper layers' inputs in 8 bits (AVX512-VNNI without AMX),
         # such a difference can cross one of the 127ths those inputs are rounded to, which moved a
         # confidence by 1.7e-3: the same slack as the CLI's batched-against-single test.
         assert_same_phones(b, a, confidence_tol=5e-3)

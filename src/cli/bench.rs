@@ -575,10 +575,16 @@ struct CpuInfo {
     /// `vdpbf16ps`'s multiply-adds per second over an f32 FMA's, measured (with AVX512-BF16).
     #[serde(skip_serializing_if = "Option::is_none")]
     bf16_rate_ratio: Option<f64>,
-    /// bf16 outruns f32 here, so `int8` projects its inputs in bf16 and fine-tuning trains in it.
+    /// bf16 outruns f32 here, so fine-tuning trains in it (and `int8` projects in it, unless in
+    /// 8 bits).
     bf16_fast: bool,
+    /// `vpdpbusd`'s multiply-adds per second over `vdpbf16ps`'s, measured (where both run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    u8_rate_ratio: Option<f64>,
     /// The kernel of `--precision int8`'s recurrent products: `vnni512`, `avx2` or `portable`.
     int8: &'static str,
+    /// The arithmetic of `int8`'s input projections past the first layer: `u8`, `bf16` or `f32`.
+    int8_projections: &'static str,
 }
 
 impl CpuInfo {
@@ -611,7 +617,9 @@ impl CpuInfo {
             amx: phonrec::model::amx_native(),
             bf16_rate_ratio: phonrec::model::bf16_rate_ratio().map(|r| (r * 100.0).round() / 100.0),
             bf16_fast: phonrec::model::bf16_fast(),
+            u8_rate_ratio: phonrec::model::u8_rate_ratio().map(|r| (r * 100.0).round() / 100.0),
             int8: phonrec::model::int8_kernel_name(),
+            int8_projections: phonrec::model::Int8Projections::here().name(),
         }
     }
 }

@@ -922,8 +922,8 @@ pub struct DecodeArgs {
     pub dereverb: DereverbArg,
 
     /// Arithmetic of the network's LSTM [default: int8 on x86-64 CPUs with AVX2, f32 elsewhere].
-    /// `int8` stores the recurrent weights in 8-bit integers (and with AVX512-VNNI, where bf16 is
-    /// not faster than f32, projects the upper layers' inputs in 8 bits): PER within 0.4 points of f32's on
+    /// `int8` stores the recurrent weights in 8-bit integers (and with AVX512-VNNI and no AMX,
+    /// projects the upper layers' inputs in 8 bits): PER within 0.4 points of f32's on
     /// every evaluation set, 1.3-2.5x faster than f32 at batch 1 (an hour of speech in one file:
     /// 9 s against 16 s on an Intel Xeon). `f32` is the exact reference, the same numbers on every
     /// CPU. `bf16` stores the weights in bfloat16: on Intel Xeons with AMX (since Sapphire Rapids)

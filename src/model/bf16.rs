@@ -53,10 +53,11 @@ pub enum Precision {
     /// twice as fast at batch 1 on CPUs with AVX512-BF16, with posteriors close to f32's.
     Bf16,
     /// The recurrent weights in 8-bit integers and the state in 16-bit ones (`vpdpwssd` with
-    /// AVX512-VNNI, `vpmaddwd` with AVX2; see `src/model/int8.rs`), the input projections in bf16
-    /// where that outruns f32 ([`bf16_fast`]), else in 8 bits where AVX512-VNNI runs (the layer
-    /// inputs rounded to 127ths, `vpdpbusd`), else f32: fastest at batch 1, posteriors a little
-    /// further from f32's.
+    /// AVX512-VNNI, `vpmaddwd` with AVX2; see `src/model/int8.rs`), the input projections past
+    /// the first layer in 8 bits where `vpdpbusd` runs without AMX and outruns bf16 (the layer
+    /// inputs rounded to 127ths; [`Int8Projections`](super::Int8Projections)), else in bf16 where
+    /// that outruns f32 ([`bf16_fast`]), else f32: fastest at batch 1, posteriors a little further
+    /// from f32's.
     Int8,
 }
 
@@ -132,7 +133,7 @@ pub fn amx_native() -> bool {
 }
 
 /// Whether bf16 products outrun f32 ones on this CPU, so that defaults may choose them (`int8`'s
-/// input projections, fine-tuning's arithmetic): AMX tiles, or a `vdpbf16ps` that retires at least
+/// input projections where the 8-bit ones are not chosen, fine-tuning's arithmetic): AMX tiles, or a `vdpbf16ps` that retires at least
 /// [`BF16_FAST_RATIO`] times the multiply-adds per second of an f32 FMA ([`bf16_rate_ratio`]; AMD
 /// Zen 4: 2×). Intel cores issue `vdpbf16ps` once per two cycles, half of f32's rate, so where
 /// their AMX is absent or hidden (a VM that does not pass it through) bf16 measured slower than
@@ -151,32 +152,71 @@ pub fn bf16_fast() -> bool {
 pub const BF16_FAST_RATIO: f64 = 1.25;
 
 /// `vdpbf16ps`'s multiply-adds per second over `vfmadd231ps`'s on this core, measured once per
-/// process (about 0.2 ms: the best of eight interleaved timings of independent chains of each, which
-/// a preemption or a frequency change cannot bias toward one of them); `None` where bf16 does not
-/// run natively.
+/// process (about 0.3 ms, with `vpdpbusd`'s: the best of eight interleaved timings of independent
+/// chains of each, which a preemption or a frequency change cannot bias toward one of them); `None`
+/// where bf16 does not run natively.
 pub fn bf16_rate_ratio() -> Option<f64> {
-    static RATIO: OnceLock<Option<f64>> = OnceLock::new();
-    *RATIO.get_or_init(|| {
+    let rates = instruction_rates();
+    rates.bf16.map(|bf16| bf16 / rates.fma.max(1e-9))
+}
+
+/// Multiply-adds per second of one core's independent chains of each instruction the products
+/// choose between, measured once per process (see [`bf16_rate_ratio`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InstructionRates {
+    /// `vfmadd231ps` (f32; 16 per instruction), or 0 where AVX-512 is not chosen.
+    pub(crate) fma: f64,
+    /// `vdpbf16ps` (32 per instruction) where bf16 runs natively.
+    pub(crate) bf16: Option<f64>,
+    /// `vpdpbusd` (u8 × s8, 64 per instruction) where the 8-bit projections' kernel runs.
+    pub(crate) u8: Option<f64>,
+}
+
+/// Independent accumulators in each chain function that [`instruction_rates`] times: more than an
+/// instruction's latency times its issue rate on any CPU, so the chains measure throughput.
+pub(crate) const RATE_CHAINS: usize = 12;
+
+pub(crate) fn instruction_rates() -> InstructionRates {
+    static RATES: OnceLock<InstructionRates> = OnceLock::new();
+    *RATES.get_or_init(|| {
+        let mut rates = InstructionRates {
+            fma: 0.0,
+            bf16: None,
+            u8: None,
+        };
         #[cfg(target_arch = "x86_64")]
-        if native() {
-            // Enough rounds that the slower chain takes ~20 µs, far above the clock's resolution.
+        if simd_level() == SimdLevel::Avx512 {
+            // Enough rounds that the slowest chain takes ~20 µs, far above the clock's resolution.
             const ROUNDS: usize = 4000;
-            let mut best = [f64::INFINITY; 2];
+            let u8_runs = super::projection_u8::available();
+            let time = |run: &dyn Fn() -> f32| {
+                let start = std::time::Instant::now();
+                std::hint::black_box(run());
+                start.elapsed().as_secs_f64()
+            };
+            let mut best = [f64::INFINITY; 3];
             for _ in 0..8 {
-                let start = std::time::Instant::now();
-                // SAFETY: `native` checked AVX-512F and AVX512-BF16.
-                std::hint::black_box(unsafe { avx512::dot_chains(ROUNDS) });
-                let dot = start.elapsed().as_secs_f64();
-                let start = std::time::Instant::now();
-                // SAFETY: as above.
-                std::hint::black_box(unsafe { avx512::fma_chains(ROUNDS) });
-                let fma = start.elapsed().as_secs_f64();
-                best = [best[0].min(dot), best[1].min(fma)];
+                // SAFETY: AVX-512F is present (simd_level never exceeds the CPU).
+                best[0] = best[0].min(time(&|| unsafe { avx512::fma_chains(ROUNDS) }));
+                if native() {
+                    // SAFETY: `native` checked AVX-512F and AVX512-BF16.
+                    best[1] = best[1].min(time(&|| unsafe { avx512::dot_chains(ROUNDS) }));
+                }
+                if u8_runs {
+                    best[2] = best[2].min(time(&|| super::projection_u8::dot_chains(ROUNDS)));
+                }
             }
-            // The same count of each instruction: 32 multiply-adds per `vdpbf16ps`, 16 per FMA.
-            return Some(2.0 * best[1] / best[0].max(1e-9));
+            let chains = (ROUNDS * RATE_CHAINS) as f64;
+            let rate = |per_instruction: f64, seconds: f64| {
+                (seconds.is_finite()).then(|| chains * per_instruction / seconds.max(1e-9))
+            };
+            rates = InstructionRates {
+                fma: rate(16.0, best[0]).unwrap_or(0.0),
+                bf16: rate(32.0, best[1]),
+                u8: rate(64.0, best[2]),
+            };
         }
-        None
+        rates
     })
 }
 
@@ -581,9 +621,7 @@ mod avx512 {
         }
     }
 
-    /// Independent accumulators in [`dot_chains`] and [`fma_chains`]: more than an instruction's
-    /// latency times its issue rate on any CPU, so the chains measure throughput.
-    const CHAINS: usize = 12;
+    use super::RATE_CHAINS as CHAINS;
 
     /// `rounds` × [`CHAINS`] `vdpbf16ps` in independent chains (for [`super::bf16_rate_ratio`]).
     ///

@@ -45,7 +45,7 @@ use super::kernels::{
     with_values, PackedMatrix,
 };
 use super::lstm::{stacked_input_weights, LstmWeights};
-use super::projection_u8::{self, PackedU8};
+use super::projection_u8::{self, Int8Projections, PackedU8};
 
 /// One bidirectional layer through the fused kernel: `input` `[steps·batch, inputs]` (time-major) ->
 /// `[steps·batch, 2·hidden]`. `lengths[b]` is sequence `b`'s number of valid steps. f32 on the CPU only.
@@ -120,20 +120,20 @@ impl PreparedLayer {
         reads_features: bool,
     ) -> candle_core::Result<Self> {
         // The recurrent matrices are quantised to int8 (16-bit state); the input projections run
-        // over all frames at once, in bf16 where that outruns f32 (AMX, or AMD's full-rate
-        // `vdpbf16ps`). Elsewhere, where AVX512-VNNI runs (Intel cores without AMX, whose
-        // `vdpbf16ps` runs at half f32's rate), in 8 bits (`projection_u8.rs`: `vpdpbusd`, twice
-        // f32's multiply-adds per cycle); else (AVX2 laptops, where bf16 is emulated) in f32.
+        // over all frames at once, in 8 bits where `vpdpbusd` runs and retires clearly more
+        // multiply-adds than bf16 without AMX (`Int8Projections`: Intel cores without AMX,
+        // whose `vdpbf16ps` runs at half f32's rate), else in bf16 where that outruns f32 (AMX,
+        // or AMD's full-rate `vdpbf16ps`), else (AVX2 laptops, where bf16 is emulated) in f32.
+        let int8_projections = Int8Projections::here();
+        let input_u8 = precision == Precision::Int8
+            && !reads_features
+            && int8_projections == Int8Projections::U8;
         let input_precision = match precision {
             _ if reads_features => Precision::F32,
-            Precision::Int8 if super::bf16_fast() => Precision::Bf16,
+            Precision::Int8 if int8_projections == Int8Projections::Bf16 => Precision::Bf16,
             Precision::Int8 => Precision::F32,
             other => other,
         };
-        let input_u8 = precision == Precision::Int8
-            && !reads_features
-            && !super::bf16_fast()
-            && projection_u8::available();
         let hidden = directions[0].weight_hh.dim(1)?;
         let inputs = directions[0].weight_ih.dim(1)?;
         let h4 = 4 * hidden;

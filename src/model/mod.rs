@@ -57,6 +57,7 @@ pub use init::init_weights;
 pub use int8::int8_kernel_name;
 pub(crate) use kernels::{multiversion, with_values};
 pub use kernels::{simd_level, SimdLevel, KERNEL_ENV};
+pub use projection_u8::{u8_rate_ratio, Int8Projections, U8_FAST_RATIO};
 
 /// The fused LSTM's inner loops, for `benches/kernels.rs` only: not part of the API.
 #[doc(hidden)]

@@ -1,14 +1,17 @@
-//! Input projections in 8 bits, for [`Precision::Int8`](super::Precision::Int8) on CPUs where bf16
-//! is slow: the layer's input (an LSTM layer's output, in (−1, 1)) rounded to 127ths and offset to
+//! Input projections in 8 bits, for [`Precision::Int8`](super::Precision::Int8) on CPUs where
+//! `vpdpbusd` outruns bf16 and AMX does not run ([`chosen`]): the layer's input (an LSTM layer's output, in (−1, 1)) rounded to 127ths and offset to
 //! `u8`, each row of `W_ih` (one output column of the product) quantised to `i8` on its own scale,
 //! the products summed exactly in `i32` by `vpdpbusd` (AVX512-VNNI: 64 multiply-adds per
 //! instruction, against 16 for an f32 FMA and 32 for `vpdpwssd`).
 //!
 //! Why: the input projections run over all frames at once, so they are bound by multiply-adds, not
-//! by bytes. Where bf16 outruns f32 ([`bf16_fast`](super::bf16_fast): AMX, AMD Zen 4) they run in
-//! bf16. On Intel cores without AMX `vdpbf16ps` issues at half an f32 FMA's rate and `vpdpwssd`
+//! by bytes. On Intel cores without AMX `vdpbf16ps` issues at half an f32 FMA's rate and `vpdpwssd`
 //! (the recurrence's int8 kernel) at f32's, so an hour of short clips was bound by f32 projections
-//! there; `vpdpbusd` issues as `vpdpwssd` does with twice its products per instruction.
+//! there; `vpdpbusd` issues as `vpdpwssd` does with twice its products per instruction. Which
+//! arithmetic runs is chosen by the instructions' rates measured at start: on AMD Zen 4, whose
+//! `vdpbf16ps` runs at twice f32's rate, `vpdpbusd` should still retire twice bf16's (64 against 32
+//! multiply-adds per instruction; not measured there yet). With AMX the projections run on its
+//! bf16 tiles.
 //!
 //! Accuracy: simulated in f32 on every evaluation set and condition (BENCHMARKS.md, 2026-12-07),
 //! set means within 0.15 points of PER of f32 projections. The features' projection (layer 1)
@@ -34,10 +37,85 @@ const STEPS: f32 = 127.0;
 /// What a left-hand value of 0 is stored as (`u8`).
 const OFFSET: i32 = 128;
 
-/// Whether [`matmul_rows`] runs its `vpdpbusd` kernel here (AVX-512 chosen, with BW and VNNI): only
-/// then is it used for the projections (elsewhere its portable loop would be slower than f32).
+/// Whether [`matmul_rows`] runs its `vpdpbusd` kernel here (AVX-512 chosen, with BW and VNNI):
+/// elsewhere its portable loop would be slower than f32.
 pub(crate) fn available() -> bool {
     super::int8::vnni512_native()
+}
+
+/// The arithmetic of `int8`'s input projections past the first layer on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Int8Projections {
+    /// 8-bit (`vpdpbusd`), where its kernel runs and AMX does not (AMX's bf16 tiles outrun any
+    /// vector instruction), and it retires at least [`U8_FAST_RATIO`] times the multiply-adds per
+    /// second of `vdpbf16ps` (or bf16 is not native). Intel cores without AMX: 372 G against 48 G
+    /// a second (the 2-core Xeon of BENCHMARKS.md, 2026-12-07).
+    U8,
+    /// bf16, where that outruns f32 ([`bf16_fast`](super::bf16_fast)).
+    Bf16,
+    /// f32 elsewhere (AVX2 laptops, where bf16 is emulated).
+    F32,
+}
+
+impl Int8Projections {
+    /// What runs here (decided once per process).
+    pub fn here() -> Self {
+        static HERE: std::sync::OnceLock<Int8Projections> = std::sync::OnceLock::new();
+        *HERE.get_or_init(|| {
+            Self::choose(
+                available(),
+                super::amx_native(),
+                u8_rate_ratio(),
+                super::bf16_fast(),
+            )
+        })
+    }
+
+    /// The rule: `u8_kernel` whether the `vpdpbusd` kernel runs, `amx` whether AMX does,
+    /// `u8_rate_ratio` `vpdpbusd`'s rate over `vdpbf16ps`'s (`None` where either is not native),
+    /// `bf16_fast` whether bf16 outruns f32.
+    fn choose(u8_kernel: bool, amx: bool, u8_rate_ratio: Option<f64>, bf16_fast: bool) -> Self {
+        if u8_kernel && !amx && u8_rate_ratio.is_none_or(|ratio| ratio >= U8_FAST_RATIO) {
+            Int8Projections::U8
+        } else if bf16_fast {
+            Int8Projections::Bf16
+        } else {
+            Int8Projections::F32
+        }
+    }
+
+    /// "u8", "bf16" or "f32" (`phonrec bench`'s report).
+    pub fn name(self) -> &'static str {
+        match self {
+            Int8Projections::U8 => "u8",
+            Int8Projections::Bf16 => "bf16",
+            Int8Projections::F32 => "f32",
+        }
+    }
+}
+
+/// The least [`u8_rate_ratio`] at which `int8` prefers 8-bit projections to bf16 ones: the
+/// two round the left-hand side alike, so only a clear gain in rate is worth other outputs.
+pub const U8_FAST_RATIO: f64 = 1.25;
+
+/// `vpdpbusd`'s multiply-adds per second over `vdpbf16ps`'s on this core, where both run
+/// natively (measured once per process with [`bf16_rate_ratio`](super::bf16_rate_ratio)'s
+/// chains).
+pub fn u8_rate_ratio() -> Option<f64> {
+    let rates = super::bf16::instruction_rates();
+    Some(rates.u8? / rates.bf16?.max(1e-9))
+}
+
+/// `rounds` × [`RATE_CHAINS`](super::bf16::RATE_CHAINS) `vpdpbusd` in independent chains, for
+/// [`instruction_rates`](super::bf16::instruction_rates); 0 where the kernel does not run.
+pub(crate) fn dot_chains(rounds: usize) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: `available` means AVX-512F, BW and VNNI.
+        return unsafe { avx512::dot_chains(rounds) };
+    }
+    let _ = rounds;
+    0.0
 }
 
 /// A `[k × n]` right-hand matrix quantised to `i8` per column, packed for [`matmul_rows`].
@@ -183,8 +261,26 @@ fn portable(
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::super::bf16::RATE_CHAINS as CHAINS;
     use super::super::kernels::avx512::{column_mask, store_row};
     use super::{PackedU8, PANEL, TILE_ROWS};
+
+    /// See [`super::dot_chains`].
+    ///
+    /// # Safety
+    /// AVX-512F, BW and VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn dot_chains(rounds: usize) -> f32 {
+        // 1 × 1 per byte pair: each sum grows by 4 per instruction, far from overflow.
+        let ones = std::hint::black_box(_mm512_set1_epi8(1));
+        let mut acc = [_mm512_setzero_si512(); CHAINS];
+        for _ in 0..rounds {
+            for sum in acc.iter_mut() {
+                *sum = _mm512_dpbusd_epi32(*sum, ones, ones);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_epi32(v) as f32).sum()
+    }
 
     /// See [`super::matmul_rows`]: for each panel, all rows in tiles of up to 8; `a` holds the
     /// quantised left-hand side, `rows × 4 · w.quads`.
@@ -306,6 +402,46 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::super::test_values;
+
+    #[test]
+    fn the_projections_arithmetic_follows_the_measured_rates() {
+        use super::Int8Projections::{self, Bf16, F32, U8};
+        let choose = Int8Projections::choose;
+        // (vpdpbusd kernel, AMX, vpdpbusd / vdpbf16ps, bf16 fast) -> arithmetic
+        let cases = [
+            ((true, false, Some(7.8), false), U8), // Intel without AMX (this Xeon: 7.8)
+            ((true, false, Some(2.0), true), U8),  // bf16 fast, vpdpbusd faster still (Zen 4)
+            ((true, false, Some(1.1), true), Bf16), // no clear gain: bf16 kept
+            ((true, true, Some(7.8), true), Bf16), // AMX tiles outrun both
+            ((true, false, None, false), U8),      // VNNI without BF16 (Ice Lake, Cascade Lake)
+            ((false, false, None, false), F32),    // AVX2 laptops
+            ((false, false, None, true), Bf16),
+        ];
+        for ((kernel, amx, ratio, fast), expected) in cases {
+            assert_eq!(
+                choose(kernel, amx, ratio, fast),
+                expected,
+                "{kernel} {amx} {ratio:?} {fast}"
+            );
+        }
+    }
+
+    #[test]
+    fn measured_rates_are_positive_where_the_instructions_run() {
+        let rates = super::super::bf16::instruction_rates();
+        if super::super::simd_level() == super::super::SimdLevel::Avx512 {
+            assert!(rates.fma > 1e9, "{rates:?}");
+        }
+        assert_eq!(rates.u8.is_some(), super::available(), "{rates:?}");
+        assert_eq!(
+            rates.bf16.is_some(),
+            super::super::bf16_native(),
+            "{rates:?}"
+        );
+        for rate in [rates.u8, rates.bf16].into_iter().flatten() {
+            assert!(rate > 1e9, "{rates:?}");
+        }
+    }
     use super::*;
 
     /// `count` values in [−1, 1) from `seed`.
