@@ -205,16 +205,31 @@ pub(crate) fn matmul_rows(
 
 /// `v` clamped to ±127 and rounded half away from zero, by adding ±0.5 and truncating
 /// (`f32::round` is a libm call on baseline x86-64, and packing a model rounds millions of
-/// weights); NaN becomes 0.
+/// weights); NaN becomes 0. The truncation is unchecked (one `cvttps2dq` per 16 values once
+/// vectorised; Rust's saturating `as` kept the loop scalar and slower than the baseline's).
 #[inline(always)]
 fn round(v: f32) -> i32 {
     let v = v.clamp(-STEPS, STEPS);
-    (v + 0.5f32.copysign(v)) as i32
+    let v = if v.is_nan() { 0.0 } else { v };
+    // SAFETY: |v ± 0.5| ≤ 127.5 is finite and within i32's range.
+    unsafe { (v + 0.5f32.copysign(v)).to_int_unchecked::<i32>() }
 }
 
-/// `rows` rows of `k` values as `u8` (see the module), each row padded to `4 · quads` with the
-/// stored zero (the padding rows of `W` are zero as well).
-fn quantise_rows(rows: usize, lhs: &[f32], lhs_stride: usize, k: usize, a: &mut [u8]) {
+super::multiversion! {
+    /// `rows` rows of `k` values as `u8` (see the module), each row padded to `4 · quads` with the
+    /// stored zero (the padding rows of `W` are zero as well). Compiled for the vector units too:
+    /// in the baseline's scalar code it took 3 % of an hour of short clips' time.
+    quantise_rows => quantise_rows_body(
+        rows: usize,
+        lhs: &[f32],
+        lhs_stride: usize,
+        k: usize,
+        a: &mut [u8],
+    )
+}
+
+#[inline(always)]
+fn quantise_rows_body(rows: usize, lhs: &[f32], lhs_stride: usize, k: usize, a: &mut [u8]) {
     let width = a.len() / rows.max(1);
     for (r, dst) in a.chunks_exact_mut(width).enumerate().take(rows) {
         let row = &lhs[r * lhs_stride..r * lhs_stride + k];
@@ -402,6 +417,36 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::super::test_values;
+
+    #[test]
+    fn rounding_is_half_away_from_zero_clamped_and_nan_safe() {
+        use super::round;
+        let cases = [
+            (0.5, 1),
+            (-0.5, -1),
+            (1.49, 1),
+            (-2.5, -3),
+            (126.6, 127),
+            (200.0, 127),
+            (f32::NEG_INFINITY, -127),
+            (f32::NAN, 0),
+            (-0.0, 0),
+        ];
+        for (v, expected) in cases {
+            assert_eq!(round(v), expected, "{v}");
+        }
+        // The vectorised rows give the same bytes as the scalar rule, padding included.
+        let lhs = [0.5 / 127.0, -1.0, 2.0, f32::NAN, 0.3, -0.004, 0.0];
+        let mut a = [0u8; 8];
+        super::quantise_rows(1, &lhs, 7, 7, &mut a);
+        let expected: Vec<u8> = lhs
+            .iter()
+            .map(|&x| (round(x * 127.0) + 128) as u8)
+            .chain([128])
+            .collect();
+        assert_eq!(a.to_vec(), expected);
+        assert_eq!(&a[..4], &[129, 1, 255, 128]);
+    }
 
     #[test]
     fn the_projections_arithmetic_follows_the_measured_rates() {
