@@ -555,10 +555,14 @@ pub(super) mod avx512 {
 }
 
 /// The packed product for CPUs with AVX2 + FMA but not AVX-512 (most laptops): the AVX-512 kernel's
-/// structure with 8-lane registers. A 32-column panel row is four registers; tiles of two rows keep
-/// 8 accumulators, the panel row and a broadcast in the 16 registers (three rows spilled: half the
-/// speed; four: −30 %). (The compiler's vectorisation of the portable loop
-/// reached ~1.6 k frames/s on shape A where this kernel is needed at 10 k+.)
+/// structure with 8-lane registers. Each 32-column panel is walked as two 16-column halves (a half of
+/// `W_ih`'s panel, 32 KB, stays in L1 while every row passes over it), in tiles of six rows: 12
+/// accumulators, the half-row of the panel and a broadcast fill the 16 registers, and each panel
+/// load feeds six FMAs, not two. (Whole-panel tiles of two rows, the first kernel, streamed the
+/// panel from L2 at two loads per two FMAs: an hour of short clips took 1.3x as long. Whole-panel
+/// tiles of three rows spilled. The compiler's vectorisation of the portable loop reached ~1.6 k
+/// frames/s on shape A where this kernel is needed at 10 k+.) Every element is summed over `k` in
+/// the same order as by the two-row kernel, so the results are the same to the bit.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -566,7 +570,9 @@ mod avx2 {
     use super::{PackedMatrix, PANEL};
 
     /// Rows of the result kept in registers.
-    const TILE_ROWS: usize = 2;
+    const TILE_ROWS: usize = 6;
+    /// Columns of a half panel: two registers.
+    const HALF: usize = PANEL / 2;
 
     /// See [`super::matmul_packed_in_order`].
     ///
@@ -591,23 +597,51 @@ mod avx2 {
             let panel = w.data.as_ptr().add(p * k * PANEL);
             let col0 = p * PANEL;
             let cols = (w.n - col0).min(PANEL);
-            let mut r = 0;
-            while r < rows {
-                let tile = (rows - r).min(TILE_ROWS);
-                let a = lhs.as_ptr().add(r * lhs_stride);
-                let c = out.as_mut_ptr().add(r * out_stride + col0);
-                match tile {
-                    2 => tile_kernel::<2>(k, a, lhs_stride, panel, c, out_stride, cols, accumulate),
-                    _ => single_row_kernel(k, a, panel, c, cols, accumulate),
+            for half in 0..2 {
+                if cols <= half * HALF {
+                    break; // no columns in the upper half (never form a pointer past the output)
                 }
-                r += tile;
+                let half_cols = (cols - half * HALF).min(HALF);
+                let half_panel = panel.add(half * HALF);
+                let mut r = 0;
+                // Even tiles only, so that an odd row count leaves the last row to the one-row
+                // kernel, whose two chains sum in another order, as the two-row kernel did.
+                while r + 1 < rows {
+                    let tile = (rows - r).min(TILE_ROWS) & !1;
+                    let a = lhs.as_ptr().add(r * lhs_stride);
+                    let c = out.as_mut_ptr().add(r * out_stride + col0 + half * HALF);
+                    match tile {
+                        6 => tile_kernel::<6>(
+                            k, a, lhs_stride, half_panel, c, out_stride, half_cols, accumulate,
+                        ),
+                        4 => tile_kernel::<4>(
+                            k, a, lhs_stride, half_panel, c, out_stride, half_cols, accumulate,
+                        ),
+                        _ => tile_kernel::<2>(
+                            k, a, lhs_stride, half_panel, c, out_stride, half_cols, accumulate,
+                        ),
+                    }
+                    r += tile;
+                }
+            }
+            if rows % 2 == 1 {
+                // The last row, over the whole panel (batch-1 inference: four registers a step).
+                let a = lhs.as_ptr().add((rows - 1) * lhs_stride);
+                let c = out.as_mut_ptr().add((rows - 1) * out_stride + col0);
+                single_row_kernel(k, a, panel, c, cols, accumulate);
             }
         }
     }
 
-    /// Store four registers (32 columns) into a row, only the first `cols` columns, optionally adding.
+    /// Store `N` registers (8`N` columns) into a row, only the first `cols` columns, optionally
+    /// adding.
     #[inline(always)]
-    unsafe fn store_row(c: *mut f32, acc: [__m256; 4], cols: usize, accumulate: bool) {
+    unsafe fn store_row<const N: usize>(
+        c: *mut f32,
+        acc: [__m256; N],
+        cols: usize,
+        accumulate: bool,
+    ) {
         for (q, &value) in acc.iter().enumerate() {
             let first = 8 * q;
             if cols <= first {
@@ -637,7 +671,8 @@ mod avx2 {
         }
     }
 
-    /// An `R × 32` tile: `4R` accumulators, per `k` four panel loads and `R` broadcasts.
+    /// An `R × 16` tile of a half panel (`panel` points at the half's first column; its rows lie
+    /// `PANEL` apart): `2R` accumulators, per `k` two panel loads and `R` broadcasts.
     #[allow(clippy::too_many_arguments)] // a BLAS-style signature: matrices as slices with strides, as the callers hold them
     #[inline(always)]
     unsafe fn tile_kernel<const R: usize>(
@@ -650,15 +685,10 @@ mod avx2 {
         cols: usize,
         accumulate: bool,
     ) {
-        let mut acc = [[_mm256_setzero_ps(); 4]; R];
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for kk in 0..k {
             let wp = panel.add(kk * PANEL);
-            let w = [
-                _mm256_loadu_ps(wp),
-                _mm256_loadu_ps(wp.add(8)),
-                _mm256_loadu_ps(wp.add(16)),
-                _mm256_loadu_ps(wp.add(24)),
-            ];
+            let w = [_mm256_loadu_ps(wp), _mm256_loadu_ps(wp.add(8))];
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = _mm256_set1_ps(*a.add(r * a_stride + kk));
                 for (sum, &wq) in row.iter_mut().zip(&w) {
@@ -1047,7 +1077,7 @@ mod tests {
 
     #[test]
     fn packed_products_match_a_plain_sum_for_odd_shapes() {
-        for rows in [1, 2, 3, 7, 8, 9, 16, 17] {
+        for rows in [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 17] {
             for (k, n) in [(1, 1), (5, 20), (16, 64), (33, 100), (256, 32), (7, 47)] {
                 check_product(rows, k, n, rows % 2 == 0, rows % 3 == 0);
                 check_product(rows, k, n, rows % 2 == 1, rows % 3 != 0);
