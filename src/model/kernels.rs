@@ -555,14 +555,15 @@ pub(super) mod avx512 {
 }
 
 /// The packed product for CPUs with AVX2 + FMA but not AVX-512 (most laptops): the AVX-512 kernel's
-/// structure with 8-lane registers. Each 32-column panel is walked as two 16-column halves (a half of
-/// `W_ih`'s panel, 32 KB, stays in L1 while every row passes over it), in tiles of six rows: 12
-/// accumulators, the half-row of the panel and a broadcast fill the 16 registers, and each panel
-/// load feeds six FMAs, not two. (Whole-panel tiles of two rows, the first kernel, streamed the
-/// panel from L2 at two loads per two FMAs: an hour of short clips took 1.3x as long. Whole-panel
-/// tiles of three rows spilled. The compiler's vectorisation of the portable loop reached ~1.6 k
-/// frames/s on shape A where this kernel is needed at 10 k+.) Every element is summed over `k` in
-/// the same order as by the two-row kernel, so the results are the same to the bit.
+/// structure with 8-lane registers. Each 32-column panel is walked as two 16-column halves (a half
+/// of `W_ih`'s panel, 32 KB at 512 inputs, stays in L1 while every row passes over it), in tiles of
+/// six rows: 12 accumulators, the half-row of the panel and a broadcast fill the 16 registers, and
+/// each panel load feeds six FMAs, not two. (Whole-panel tiles of two rows, the first kernel,
+/// streamed the panel from L2 at two loads per two FMAs: an hour of short clips took 1.2x as long.
+/// Whole-panel tiles of three rows spilled. The compiler's vectorisation of the portable loop
+/// reached ~1.6 k frames/s on shape A where this kernel is needed at 10 k+.) Every element is
+/// summed over `k` in the same order as by the two-row kernel, so the results are the same to the
+/// bit.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
