@@ -152,7 +152,7 @@ pub fn bf16_fast() -> bool {
 pub const BF16_FAST_RATIO: f64 = 1.25;
 
 /// `vdpbf16ps`'s multiply-adds per second over `vfmadd231ps`'s on this core, measured once per
-/// process (about 0.3 ms, with `vpdpbusd`'s: the best of eight interleaved timings of independent
+/// process (about 0.5 ms, with `vpdpbusd`'s: the best of eight interleaved timings of independent
 /// chains of each, which a preemption or a frequency change cannot bias toward one of them); `None`
 /// where bf16 does not run natively.
 pub fn bf16_rate_ratio() -> Option<f64> {
