@@ -7,7 +7,7 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use phonrec::model::kernel_internals::{
     gemm_f32, matmul_packed, matmul_packed_in_order, matmul_packed_rows, matmul_recurrent_i8,
-    PackedI8, PackedMatrix,
+    projection_u8_rows, PackedI8, PackedMatrix, PackedU8,
 };
 
 /// Deterministic pseudo-random values in [−1, 1).
@@ -79,7 +79,8 @@ fn per_step_product_int8(c: &mut Criterion) {
 }
 
 /// The input projection of one layer over a batch (6400 frames × 512 inputs → 1024 gates): the
-/// library's blocked, threaded form, and single-threaded by row-block size (128 is the library's).
+/// library's blocked, threaded form (f32, and `int8`'s 8-bit one), and single-threaded by
+/// row-block size (128 is the library's).
 fn projection(c: &mut Criterion) {
     let (rows, k, n) = (6400, 512, 1024);
     let lhs = values(rows * k, 1);
@@ -91,6 +92,13 @@ fn projection(c: &mut Criterion) {
     group.throughput(Throughput::Elements((2 * rows * k * n) as u64));
     group.bench_function("library_2_threads", |b| {
         b.iter(|| matmul_packed_rows(2, rows, &lhs, k, &packed, &mut out, n, false))
+    });
+    // int8's 8-bit projections (`vpdpbusd` where AVX512-VNNI runs; a portable loop elsewhere),
+    // the left-hand side's quantisation included. `w` is stored `[n × k]` for them (`W_ih`).
+    let w_ih: Vec<f32> = (0..n * k).map(|i| w[(i % k) * n + i / k]).collect();
+    let packed_u8 = PackedU8::pack_transposed(&w_ih, k, n);
+    group.bench_function("u8_2_threads", |b| {
+        b.iter(|| projection_u8_rows(2, rows, &lhs, k, &packed_u8, &mut out, n, false))
     });
     for block in [32, 64, 128, 256, 6400] {
         group.bench_function(BenchmarkId::new("row_block", block), |b| {

@@ -66,6 +66,7 @@ pub mod kernel_internals {
     pub use super::kernels::{
         gemm_f32, matmul_packed, matmul_packed_in_order, matmul_packed_rows, PackedMatrix,
     };
+    pub use super::projection_u8::{matmul_rows as projection_u8_rows, PackedU8};
 }
 pub(crate) use names::lstm_layer_prefix;
 pub use names::{expected_tensors, TensorSpec};

@@ -119,7 +119,7 @@ pub(crate) fn dot_chains(rounds: usize) -> f32 {
 }
 
 /// A `[k × n]` right-hand matrix quantised to `i8` per column, packed for [`matmul_rows`].
-pub(crate) struct PackedU8 {
+pub struct PackedU8 {
     k: usize,
     n: usize,
     /// `k` rounded up to groups of four.
@@ -134,7 +134,7 @@ pub(crate) struct PackedU8 {
 impl PackedU8 {
     /// Quantise and pack `w`, which holds the matrix as `[n × k]` row-major (an LSTM's `W_ih`: the
     /// product uses `wᵀ`).
-    pub(crate) fn pack_transposed(w: &[f32], k: usize, n: usize) -> Self {
+    pub fn pack_transposed(w: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(w.len(), k * n, "packed matrix: wrong size");
         let quads = k.div_ceil(4);
         let panels = n.div_ceil(PANEL);
@@ -173,7 +173,7 @@ impl PackedU8 {
 /// are clamped), in row blocks on up to `threads` threads (as [`matmul_packed_rows`](
 /// super::kernels::matmul_packed_rows)). `accumulate` adds to `out` instead of overwriting it.
 #[allow(clippy::too_many_arguments)] // a BLAS-style signature, as the f32 kernel's
-pub(crate) fn matmul_rows(
+pub fn matmul_rows(
     threads: usize,
     rows: usize,
     lhs: &[f32],
