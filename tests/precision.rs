@@ -1,7 +1,7 @@
 //! The reduced-precision inference modes (`--precision bf16` and `int8`): the built-in model's
 //! posteriors stay within a stated bound of f32's, and the phones decoded from them are the same on
 //! the examples. Runs whatever kernels this CPU has (AMX tiles, `vdpbf16ps`, `vpdpwssd`) and the
-//! portable emulation elsewhere (CI also runs this test with `PHONREC_KERNEL=avx512`, `avx2` and
+//! portable emulation elsewhere (CI also runs this test with `PHONREC_KERNEL=avx512`, `avxvnni`, `avx2` and
 //! `portable`).
 
 use std::path::Path;

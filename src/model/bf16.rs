@@ -168,7 +168,7 @@ pub(crate) struct InstructionRates {
     pub(crate) fma: f64,
     /// `vdpbf16ps` (32 per instruction) where bf16 runs natively.
     pub(crate) bf16: Option<f64>,
-    /// `vpdpbusd` (u8 × s8, 64 per instruction) where the 8-bit projections' kernel runs.
+    /// `vpdpbusd` (u8 × s8, 64 per instruction) where the 8-bit projections' AVX-512 kernel runs.
     pub(crate) u8: Option<f64>,
 }
 
@@ -188,7 +188,7 @@ pub(crate) fn instruction_rates() -> InstructionRates {
         if simd_level() == SimdLevel::Avx512 {
             // Enough rounds that the slowest chain takes ~20 µs, far above the clock's resolution.
             const ROUNDS: usize = 4000;
-            let u8_runs = super::projection_u8::available();
+            let u8_runs = super::int8::vnni512_native();
             let time = |run: &dyn Fn() -> f32| {
                 let start = std::time::Instant::now();
                 std::hint::black_box(run());

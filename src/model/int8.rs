@@ -1,14 +1,15 @@
 //! The recurrence with 8-bit weights ([`Precision::Int8`](super::Precision::Int8)): `W_hh` quantised
 //! to int8 per output column, `h_{t−1}` to int16 per row, products summed exactly in i32 with
-//! `vpdpwssd` (AVX512-VNNI) or `vpmaddwd` + `vpaddd` (AVX2) after widening the weights with
-//! `vpmovsxbw`.
+//! `vpdpwssd` (AVX512-VNNI, or AVX-VNNI's 256-bit form where AVX2 is chosen) or `vpmaddwd` +
+//! `vpaddd` (plain AVX2) after widening the weights with `vpmovsxbw`.
 //!
 //! Why: at batch 1 each step multiplies one vector by one direction's whole `W_hh` (`[H × 4H]`), so a
 //! step costs what reading `W_hh` from L2 costs: on an Intel Xeon the bf16 product runs at the
 //! L2's ~60 GB/s (BENCHMARKS.md). In int8 `W_hh` is half of bf16's bytes and a quarter of f32's
 //! (the built-in model's: 410 KB a direction, inside a laptop's L2 where f32's 1.6 MB is not). The
 //! input projections are not done here: they run over all frames at once, in bf16 where that
-//! outruns f32 (AMX, AMD Zen 4), else in 8 bits with AVX512-VNNI (`projection_u8.rs`), else in f32.
+//! outruns f32 (AMX, AMD Zen 4), else in 8 bits with AVX512-VNNI or AVX-VNNI (`projection_u8.rs`),
+//! else in f32.
 //!
 //! The quantisation: each column `c` of `W_hh` gets its own scale `s_c = max_k |w_kc| / 127` and
 //! `q_kc = round(w_kc / s_c)` as i8; each row of the left-hand side (one utterance's `h_{t−1}`) its
@@ -26,7 +27,7 @@
 
 use std::sync::OnceLock;
 
-use super::kernels::{simd_level, SimdLevel};
+use super::kernels::{avx_vnni, simd_level, SimdLevel};
 
 /// Columns per packed panel: two 16-lane registers.
 const PANEL: usize = 32;
@@ -42,6 +43,9 @@ const MAX_LHS_STEPS: f32 = 32767.0;
 enum Kernel {
     /// AVX-512 chosen ([`simd_level`]) with AVX512-BW and AVX512-VNNI: `vpmovsxbw` + `vpdpwssd`.
     Vnni512,
+    /// AVX2 chosen with AVX-VNNI (Intel cores since Alder Lake, AMD Zen 5): the AVX2 kernel with
+    /// the 256-bit `vpdpwssd` in place of `vpmaddwd` + `vpaddd`.
+    Vnni256,
     /// AVX2 chosen (most laptops; AVX-512 without VNNI also lands here): `vpmovsxbw` + `vpmaddwd`.
     Avx2,
     /// A loop any CPU runs.
@@ -49,10 +53,11 @@ enum Kernel {
 }
 
 /// Which kernel runs [`Precision::Int8`](super::Precision::Int8)'s recurrent products here (for
-/// benchmark reports): `vnni512`, `avx2` or `portable`.
+/// benchmark reports): `vnni512`, `avxvnni`, `avx2` or `portable`.
 pub fn int8_kernel_name() -> &'static str {
     match kernel() {
         Kernel::Vnni512 => "vnni512",
+        Kernel::Vnni256 => "avxvnni",
         Kernel::Avx2 => "avx2",
         Kernel::Portable => "portable",
     }
@@ -62,6 +67,12 @@ pub fn int8_kernel_name() -> &'static str {
 /// 8-bit input projections of `projection_u8.rs`).
 pub(crate) fn vnni512_native() -> bool {
     kernel() == Kernel::Vnni512
+}
+
+/// Whether the AVX-VNNI kernel runs int8's products here (256-bit `vpdpwssd`, and `vpdpbusd` for
+/// the 8-bit input projections).
+pub(crate) fn vnni256_native() -> bool {
+    kernel() == Kernel::Vnni256
 }
 
 /// Whether a SIMD kernel (not the portable loop) runs int8's products here.
@@ -84,7 +95,11 @@ fn kernel() -> Kernel {
             }
             // simd_level never exceeds the CPU: Avx512 implies AVX2 as well.
             if level != SimdLevel::Portable {
-                return Kernel::Avx2;
+                return if avx_vnni() {
+                    Kernel::Vnni256
+                } else {
+                    Kernel::Avx2
+                };
             }
             Kernel::Portable
         }
@@ -213,6 +228,9 @@ pub fn matmul_recurrent_i8(
         // `pairs` holds `rows × w.pairs` values and `row_scales` `rows`.
         Kernel::Vnni512 => unsafe {
             return avx512::matmul(rows, pairs, row_scales, w, out, out_stride, backwards);
+        },
+        Kernel::Vnni256 => unsafe {
+            return avx2::matmul_vnni(rows, pairs, row_scales, w, out, out_stride, backwards);
         },
         Kernel::Avx2 => unsafe {
             return avx2::matmul(rows, pairs, row_scales, w, out, out_stride, backwards);
@@ -460,7 +478,8 @@ mod avx2 {
 
     use super::{PackedI8, PANEL};
 
-    /// Rows of the result kept in registers: 4 accumulators of 8 columns per row, 16 registers.
+    /// Rows of the result kept in registers: 4 accumulators of 8 columns per row. (Three rows,
+    /// 12 accumulators, ran 25 % slower with AVX-VNNI: the widened weights and broadcasts spill.)
     const TILE_ROWS: usize = 2;
 
     /// See [`super::matmul_recurrent_i8`] and the AVX-512 kernel: the same integer sums in 8-lane
@@ -480,26 +499,72 @@ mod avx2 {
         out_stride: usize,
         backwards: bool,
     ) {
+        matmul_with::<false>(rows, a, row_scales, w, out, out_stride, backwards)
+    }
+
+    /// [`matmul`] with AVX-VNNI's 256-bit `vpdpwssd`: one instruction per product where AVX2 needs
+    /// two, the same exact sums.
+    ///
+    /// # Safety
+    /// As [`matmul`], and the CPU must support AVX-VNNI.
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    pub(super) unsafe fn matmul_vnni(
+        rows: usize,
+        a: &[u32],
+        row_scales: &[u32],
+        w: &PackedI8,
+        out: &mut [f32],
+        out_stride: usize,
+        backwards: bool,
+    ) {
+        matmul_with::<true>(rows, a, row_scales, w, out, out_stride, backwards)
+    }
+
+    #[inline(always)]
+    unsafe fn matmul_with<const VNNI: bool>(
+        rows: usize,
+        a: &[u32],
+        row_scales: &[u32],
+        w: &PackedI8,
+        out: &mut [f32],
+        out_stride: usize,
+        backwards: bool,
+    ) {
         let pairs = w.pairs;
         for (offset, col0, cols) in w.panel_order(backwards) {
             let panel = w.data.as_ptr().add(offset);
             let mut r = 0;
             while r < rows {
-                let tile = (rows - r).min(TILE_ROWS);
+                let height = (rows - r).min(TILE_ROWS);
                 let ap = a.as_ptr().add(r * pairs);
                 let s = row_scales.as_ptr().add(r) as *const f32;
-                let sums: [[__m256i; 4]; TILE_ROWS] = if tile == 2 {
-                    tile_kernel::<2>(pairs, ap, panel)
-                } else {
-                    let [one] = tile_kernel::<1>(pairs, ap, panel);
-                    [one, [_mm256_setzero_si256(); 4]]
-                };
-                for (t, sums) in sums.iter().enumerate().take(tile) {
-                    let c = out.as_mut_ptr().add((r + t) * out_stride + col0);
-                    add_row(c, cols, w.scale.as_ptr().add(col0), sums, *s.add(t));
+                let c = out.as_mut_ptr().add(r * out_stride + col0);
+                let scale = w.scale.as_ptr().add(col0);
+                match height {
+                    2 => tile::<2, VNNI>(pairs, ap, panel, c, out_stride, cols, scale, s),
+                    _ => tile::<1, VNNI>(pairs, ap, panel, c, out_stride, cols, scale, s),
                 }
-                r += tile;
+                r += height;
             }
+        }
+    }
+
+    /// `R` rows' integer sums over a panel, added to the output at their scales.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn tile<const R: usize, const VNNI: bool>(
+        pairs: usize,
+        a: *const u32,
+        panel: *const i8,
+        c: *mut f32,
+        c_stride: usize,
+        cols: usize,
+        scale: *const f32,
+        row_scales: *const f32,
+    ) {
+        let sums = tile_kernel::<R, VNNI>(pairs, a, panel);
+        for (t, sums) in sums.iter().enumerate() {
+            add_row(c.add(t * c_stride), cols, scale, sums, *row_scales.add(t));
         }
     }
 
@@ -513,7 +578,7 @@ mod avx2 {
 
     /// `R` rows × 32 columns of integer sums.
     #[inline(always)]
-    unsafe fn tile_kernel<const R: usize>(
+    unsafe fn tile_kernel<const R: usize, const VNNI: bool>(
         pairs: usize,
         a: *const u32,
         panel: *const i8,
@@ -524,7 +589,11 @@ mod avx2 {
                 let wq = weights(panel, j, q);
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let av = _mm256_set1_epi32(*a.add(r * pairs + j) as i32);
-                    acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(av, wq));
+                    acc[q] = if VNNI {
+                        _mm256_dpwssd_avx_epi32(acc[q], av, wq)
+                    } else {
+                        _mm256_add_epi32(acc[q], _mm256_madd_epi16(av, wq))
+                    };
                 }
             }
         }

@@ -31,29 +31,38 @@ pub enum SimdLevel {
     Avx512,
 }
 
-/// Environment variable that caps the kernel variant: `amx`, `avx512`, `avx2` or `portable`. Tests and
-/// benchmarks use it to run every variant on one machine; a level the CPU lacks is capped to what it
-/// has.
+/// Environment variable that caps the kernel variant: `amx`, `avx512`, `avxvnni`, `avx2` or
+/// `portable`. Tests and benchmarks use it to run every variant on one machine; a level the CPU lacks
+/// is capped to what it has. `avxvnni` is AVX2 with AVX-VNNI's 256-bit integer dot products for
+/// int8 (Intel cores since Alder Lake); `avx2` is plain AVX2 + FMA even where AVX-VNNI runs.
 pub const KERNEL_ENV: &str = "PHONREC_KERNEL";
+
+/// [`KERNEL_ENV`]'s value in lower case; set but empty (`PHONREC_KERNEL= phonrec ...`) counts as
+/// unset.
+fn requested_kernel() -> Option<String> {
+    std::env::var(KERNEL_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.to_ascii_lowercase())
+}
 
 /// The widest variant this CPU runs, capped by [`KERNEL_ENV`]; decided once per process.
 pub fn simd_level() -> SimdLevel {
     static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
     *LEVEL.get_or_init(|| {
         let detected = detected_simd_level();
-        // Set but empty (`PHONREC_KERNEL= phonrec ...`) counts as unset.
-        match std::env::var(KERNEL_ENV).ok().filter(|v| !v.is_empty()) {
+        match requested_kernel() {
             None => detected,
             Some(wanted) => {
-                let wanted = match wanted.to_ascii_lowercase().as_str() {
+                let wanted = match wanted.as_str() {
                     // `amx` adds AMX tiles to AVX-512 for bf16 products (`bf16`); `avx512` leaves them out.
                     "avx512" | "amx" => SimdLevel::Avx512,
-                    "avx2" => SimdLevel::Avx2,
+                    "avxvnni" | "avx2" => SimdLevel::Avx2,
                     "portable" => SimdLevel::Portable,
                     other => {
                         eprintln!(
-                            "phonrec: warning: {KERNEL_ENV}={other} is not avx512, avx2 or \
-                             portable; using this CPU's widest kernels"
+                            "phonrec: warning: {KERNEL_ENV}={other} is not amx, avx512, avxvnni, \
+                             avx2 or portable; using this CPU's widest kernels"
                         );
                         detected
                     }
@@ -66,6 +75,32 @@ pub fn simd_level() -> SimdLevel {
                 }
                 wanted.min(detected)
             }
+        }
+    })
+}
+
+/// Whether AVX-VNNI (the VEX-coded 256-bit `vpdpbusd` and `vpdpwssd`: Intel cores since Alder
+/// Lake, AMD Zen 5) may run int8's products where the AVX2 kernels are chosen: the CPU has it and
+/// [`KERNEL_ENV`] is not `avx2` (which keeps the plain AVX2 kernels, to test them on any CPU).
+/// Decided once per process.
+pub(crate) fn avx_vnni() -> bool {
+    static AVX_VNNI: OnceLock<bool> = OnceLock::new();
+    *AVX_VNNI.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let requested = requested_kernel();
+            let has = std::arch::is_x86_feature_detected!("avxvnni");
+            if requested.as_deref() == Some("avxvnni") && !has {
+                eprintln!(
+                    "phonrec: warning: {KERNEL_ENV}=avxvnni but this CPU has no AVX-VNNI; using \
+                     the plain AVX2 kernels"
+                );
+            }
+            has && simd_level() >= SimdLevel::Avx2 && requested.as_deref() != Some("avx2")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
         }
     })
 }
@@ -565,7 +600,7 @@ pub(super) mod avx512 {
 /// summed over `k` in the same order as by the two-row kernel, so the results are the same to the
 /// bit.
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(super) mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{PackedMatrix, PANEL};
@@ -637,7 +672,7 @@ mod avx2 {
     /// Store `N` registers (8`N` columns) into a row, only the first `cols` columns, optionally
     /// adding.
     #[inline(always)]
-    unsafe fn store_row<const N: usize>(
+    pub(in crate::model) unsafe fn store_row<const N: usize>(
         c: *mut f32,
         acc: [__m256; N],
         cols: usize,

@@ -2,7 +2,8 @@
 //! `vpdpbusd` outruns bf16 and AMX does not run ([`chosen`]): the layer's input (an LSTM layer's output, in (−1, 1)) rounded to 127ths and offset to
 //! `u8`, each row of `W_ih` (one output column of the product) quantised to `i8` on its own scale,
 //! the products summed exactly in `i32` by `vpdpbusd` (AVX512-VNNI: 64 multiply-adds per
-//! instruction, against 16 for an f32 FMA and 32 for `vpdpwssd`).
+//! instruction, against 16 for an f32 FMA and 32 for `vpdpwssd`; or AVX-VNNI's 256-bit form where
+//! AVX2 is chosen, 32 against an 8-lane FMA's 8: Intel laptops since Alder Lake).
 //!
 //! Why: the input projections run over all frames at once, so they are bound by multiply-adds, not
 //! by bytes. On Intel cores without AMX `vdpbf16ps` issues at half an f32 FMA's rate and `vpdpwssd`
@@ -37,10 +38,10 @@ const STEPS: f32 = 127.0;
 /// What a left-hand value of 0 is stored as (`u8`).
 const OFFSET: i32 = 128;
 
-/// Whether [`matmul_rows`] runs its `vpdpbusd` kernel here (AVX-512 chosen, with BW and VNNI):
-/// elsewhere its portable loop would be slower than f32.
+/// Whether [`matmul_rows`] runs a `vpdpbusd` kernel here (AVX-512 chosen, with BW and VNNI; or
+/// AVX2 with AVX-VNNI): elsewhere its portable loop would be slower than f32.
 pub(crate) fn available() -> bool {
-    super::int8::vnni512_native()
+    super::int8::vnni512_native() || super::int8::vnni256_native()
 }
 
 /// The arithmetic of `int8`'s input projections past the first layer on this CPU.
@@ -110,8 +111,8 @@ pub fn u8_rate_ratio() -> Option<f64> {
 /// [`instruction_rates`](super::bf16::instruction_rates); 0 where the kernel does not run.
 pub(crate) fn dot_chains(rounds: usize) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if available() {
-        // SAFETY: `available` means AVX-512F, BW and VNNI.
+    if super::int8::vnni512_native() {
+        // SAFETY: the VNNI-512 kernel runs only with AVX-512F, BW and VNNI.
         return unsafe { avx512::dot_chains(rounds) };
     }
     let _ = rounds;
@@ -192,11 +193,18 @@ pub fn matmul_rows(
     for_row_blocks(threads, rows, out, out_stride, |first, block, out| {
         let mut a = vec![0u8; block * w.quads * 4];
         quantise_rows(block, &lhs[first * lhs_stride..], lhs_stride, w.k, &mut a);
+        // SAFETY (both kernels): `a` holds `block` rows of `4 · quads` values and `out` the rows
+        // the bounds above guarantee.
         #[cfg(target_arch = "x86_64")]
-        if available() {
-            // SAFETY: `available` means AVX-512F, BW and VNNI; `a` holds `block` rows of
-            // `4 · quads` values and `out` the rows the bounds above guarantee.
+        if super::int8::vnni512_native() {
+            // SAFETY: the VNNI-512 kernel runs only with AVX-512F, BW and VNNI.
             unsafe { avx512::matmul(block, &a, w, out, out_stride, accumulate) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if super::int8::vnni256_native() {
+            // SAFETY: the VNNI-256 kernel runs only with AVX2, FMA and AVX-VNNI.
+            unsafe { avx_vnni::matmul(block, &a, w, out, out_stride, accumulate) };
             return;
         }
         portable(block, &a, w, out, out_stride, accumulate);
@@ -414,6 +422,127 @@ mod avx512 {
     }
 }
 
+/// The kernel for AVX2 CPUs with AVX-VNNI (Intel cores since Alder Lake): the 256-bit `vpdpbusd`,
+/// 32 multiply-adds per instruction against an 8-lane FMA's 8. Each 32-column panel is walked as
+/// two 16-column halves in tiles of six rows, as the AVX2 f32 kernel is: 12 accumulators, the
+/// half's two registers of weights and a broadcast fill 15 of the 16 registers, and each load of
+/// weights feeds six `vpdpbusd`.
+#[cfg(target_arch = "x86_64")]
+mod avx_vnni {
+    use std::arch::x86_64::*;
+
+    use super::super::kernels::avx2::store_row;
+    use super::{PackedU8, PANEL};
+
+    /// Rows of the result kept in registers.
+    const TILE_ROWS: usize = 6;
+    /// Columns of a half panel: two registers.
+    const HALF: usize = PANEL / 2;
+
+    /// See [`super::matmul_rows`]; `a` holds the quantised left-hand side, `rows × 4 · w.quads`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and AVX-VNNI; `a` must hold `rows × 4 · w.quads` values and
+    /// `out` `rows` rows of `w.n` values `out_stride` apart.
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    pub(super) unsafe fn matmul(
+        rows: usize,
+        a: &[u8],
+        w: &PackedU8,
+        out: &mut [f32],
+        out_stride: usize,
+        accumulate: bool,
+    ) {
+        let quads = w.quads;
+        let panels = w.n.div_ceil(PANEL);
+        for p in 0..panels {
+            let panel = w.data.as_ptr().add(p * quads * PANEL * 4);
+            for half in 0..2 {
+                let col0 = p * PANEL + half * HALF;
+                if col0 >= w.n {
+                    break; // no columns in this half (never form a pointer past the output)
+                }
+                let cols = (w.n - col0).min(HALF);
+                let half_panel = panel.add(half * HALF * 4);
+                let mut r = 0;
+                while r < rows {
+                    let tile = (rows - r).min(TILE_ROWS);
+                    let ap = a.as_ptr().add(r * quads * 4);
+                    let c = out.as_mut_ptr().add(r * out_stride + col0);
+                    let args = (
+                        quads, ap, half_panel, c, out_stride, w, col0, cols, accumulate,
+                    );
+                    match tile {
+                        6 => tile_kernel::<6>(args),
+                        5 => tile_kernel::<5>(args),
+                        4 => tile_kernel::<4>(args),
+                        3 => tile_kernel::<3>(args),
+                        2 => tile_kernel::<2>(args),
+                        _ => tile_kernel::<1>(args),
+                    }
+                    r += tile;
+                }
+            }
+        }
+    }
+
+    /// A tile's operands: `quads`, the left-hand rows, the half panel (its groups of four rows
+    /// `4 · PANEL` bytes apart), the output, its stride, the weights (for the epilogue), the
+    /// half's first column, its columns, and whether to add to the output.
+    type TileArgs<'a> = (
+        usize,
+        *const u8,
+        *const i8,
+        *mut f32,
+        usize,
+        &'a PackedU8,
+        usize,
+        usize,
+        bool,
+    );
+
+    /// An `R × 16` tile: `2R` accumulators, per group of four `k` two loads of weights and `R`
+    /// broadcasts of four bytes; then `(sums − offset) · scale` stored or added, as the AVX-512
+    /// kernel's epilogue computes it.
+    #[inline(always)]
+    unsafe fn tile_kernel<const R: usize>(args: TileArgs<'_>) {
+        let (quads, a, panel, c, c_stride, w, col0, cols, accumulate) = args;
+        let width = quads * 4;
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        for q in 0..quads {
+            let wp = panel.add(q * PANEL * 4);
+            let weights = [
+                _mm256_loadu_si256(wp as *const __m256i),
+                _mm256_loadu_si256(wp.add(32) as *const __m256i),
+            ];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let four = (a.add(r * width + 4 * q) as *const i32).read_unaligned();
+                let av = _mm256_set1_epi32(four);
+                for (sum, &wq) in row.iter_mut().zip(&weights) {
+                    *sum = _mm256_dpbusd_avx_epi32(*sum, av, wq);
+                }
+            }
+        }
+        // The half's scales and offsets, zero past its last column (never read past `w.n`).
+        let mut scale = [0f32; 16];
+        let mut offset = [0i32; 16];
+        scale[..cols].copy_from_slice(&w.scale[col0..col0 + cols]);
+        offset[..cols].copy_from_slice(&w.offset[col0..col0 + cols]);
+        let scale = [0, 1].map(|h| _mm256_loadu_ps(scale.as_ptr().add(8 * h)));
+        let offset =
+            [0, 1].map(|h| _mm256_loadu_si256(offset.as_ptr().add(8 * h) as *const __m256i));
+        for (r, row) in acc.iter().enumerate() {
+            let values = [0, 1].map(|h| {
+                _mm256_mul_ps(
+                    _mm256_cvtepi32_ps(_mm256_sub_epi32(row[h], offset[h])),
+                    scale[h],
+                )
+            });
+            store_row(c.add(r * c_stride), values, cols, accumulate);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_values;
@@ -477,7 +606,12 @@ mod tests {
         if super::super::simd_level() == super::super::SimdLevel::Avx512 {
             assert!(rates.fma > 1e9, "{rates:?}");
         }
-        assert_eq!(rates.u8.is_some(), super::available(), "{rates:?}");
+        // Measured beside bf16 and f32 at the AVX-512 level only (the rule compares them there).
+        assert_eq!(
+            rates.u8.is_some(),
+            super::super::int8::vnni512_native(),
+            "{rates:?}"
+        );
         assert_eq!(
             rates.bf16.is_some(),
             super::super::bf16_native(),
