@@ -190,6 +190,10 @@ struct Search<'a> {
     next: FxHashMap<Prefix, (f64, f64)>,
     /// The ranked candidates of `next`.
     ranked: Vec<(f64, Prefix, f64, f64)>,
+    /// ln P_lm(phone | the node's history) of extensions already scored: a prefix in the beam is
+    /// extended by the same phones at every frame it stays there, and each score is a search of
+    /// the LM's trie (7 % of an hour of short clips' time before this memo).
+    extension_lm: FxHashMap<(usize, PhoneId), f64>,
 }
 
 const ROOT: usize = 0;
@@ -214,6 +218,7 @@ impl<'a> Search<'a> {
             }],
             next: FxHashMap::default(),
             ranked: Vec::new(),
+            extension_lm: FxHashMap::default(),
         }
     }
 
@@ -295,7 +300,21 @@ impl<'a> Search<'a> {
         let options = &self.decoder.options;
         self.ranked.clear();
         for (&prefix, &(blank, non_blank)) in &self.next {
-            let score = self.rank_score(prefix, log_add(blank, non_blank));
+            let (lm_log_prob, length) = match prefix {
+                Prefix::Node(node) => (self.nodes[node].lm_log_prob, self.nodes[node].length),
+                Prefix::Extension { parent, phone } => {
+                    let node = &self.nodes[parent];
+                    let step = *self
+                        .extension_lm
+                        .entry((parent, phone))
+                        .or_insert_with(|| lm_step(self.decoder, node, phone).0);
+                    (node.lm_log_prob + step, node.length + 1)
+                }
+            };
+            // `ln P_ctc + α · ln P_lm + β · length` of the prefix (without `</s>`).
+            let score = log_add(blank, non_blank)
+                + f64::from(options.lm_weight) * lm_log_prob
+                + f64::from(options.insertion_bonus) * length as f64;
             self.ranked.push((score, prefix, blank, non_blank));
         }
         // Best first; ties broken by the prefix so the result never depends on hash order.
@@ -323,37 +342,8 @@ impl<'a> Search<'a> {
         }
     }
 
-    /// `ln P_ctc + α · ln P_lm + β · length` of a prefix (without `</s>`).
-    fn rank_score(&self, prefix: Prefix, acoustic: f64) -> f64 {
-        let options = &self.decoder.options;
-        let (lm_log_prob, length) = match prefix {
-            Prefix::Node(node) => (self.nodes[node].lm_log_prob, self.nodes[node].length),
-            Prefix::Extension { parent, phone } => {
-                let parent = &self.nodes[parent];
-                (
-                    parent.lm_log_prob + self.lm_step(parent, phone).0,
-                    parent.length + 1,
-                )
-            }
-        };
-        acoustic
-            + f64::from(options.lm_weight) * lm_log_prob
-            + f64::from(options.insertion_bonus) * length as f64
-    }
-
-    /// ln P_lm(phone | parent's history) and the LM state after it; 0 without an LM.
-    fn lm_step(&self, parent: &Node, phone: PhoneId) -> (f64, Option<LmState>) {
-        match (&self.decoder.lm, &parent.lm_state) {
-            (Some(lm), Some(state)) => {
-                let (log_prob, next) = lm.score(state, phone);
-                (log_prob, Some(next))
-            }
-            _ => (0.0, None),
-        }
-    }
-
     fn add_node(&mut self, parent: usize, phone: PhoneId) -> usize {
-        let (lm_log_prob, lm_state) = self.lm_step(&self.nodes[parent], phone);
+        let (lm_log_prob, lm_state) = lm_step(self.decoder, &self.nodes[parent], phone);
         let node = Node {
             parent,
             phone,
@@ -404,6 +394,17 @@ impl<'a> Search<'a> {
 }
 
 /// Adds probability mass (log domain) to a prefix of the next frame.
+/// ln P_lm(phone | parent's history) and the LM state after it; 0 without an LM.
+fn lm_step(decoder: &PrefixBeamDecoder, parent: &Node, phone: PhoneId) -> (f64, Option<LmState>) {
+    match (&decoder.lm, &parent.lm_state) {
+        (Some(lm), Some(state)) => {
+            let (log_prob, next) = lm.score(state, phone);
+            (log_prob, Some(next))
+        }
+        _ => (0.0, None),
+    }
+}
+
 fn add(next: &mut FxHashMap<Prefix, (f64, f64)>, prefix: Prefix, blank: f64, non_blank: f64) {
     let slot = next
         .entry(prefix)
