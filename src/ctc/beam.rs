@@ -190,10 +190,11 @@ struct Search<'a> {
     next: FxHashMap<Prefix, (f64, f64)>,
     /// The ranked candidates of `next`.
     ranked: Vec<(f64, Prefix, f64, f64)>,
-    /// ln P_lm(phone | the node's history) of extensions already scored: a prefix in the beam is
-    /// extended by the same phones at every frame it stays there, and each score is a search of
-    /// the LM's trie (7 % of an hour of short clips' time before this memo).
-    extension_lm: FxHashMap<(usize, PhoneId), f64>,
+    /// ln P_lm(phone | LM state) and the state after it, for each (state, phone) already scored:
+    /// a prefix in the beam is extended by the same phones at every frame it stays there, and
+    /// prefixes that differ only before the LM's context share their scores. Each score is a
+    /// search of the LM's trie (7 % of an hour of short clips' time before this memo).
+    lm_memo: FxHashMap<(LmState, PhoneId), (f64, LmState)>,
 }
 
 const ROOT: usize = 0;
@@ -218,7 +219,7 @@ impl<'a> Search<'a> {
             }],
             next: FxHashMap::default(),
             ranked: Vec::new(),
-            extension_lm: FxHashMap::default(),
+            lm_memo: FxHashMap::default(),
         }
     }
 
@@ -304,10 +305,7 @@ impl<'a> Search<'a> {
                 Prefix::Node(node) => (self.nodes[node].lm_log_prob, self.nodes[node].length),
                 Prefix::Extension { parent, phone } => {
                     let node = &self.nodes[parent];
-                    let step = *self
-                        .extension_lm
-                        .entry((parent, phone))
-                        .or_insert_with(|| lm_step(self.decoder, node, phone).0);
+                    let step = lm_step(self.decoder, &mut self.lm_memo, node, phone).0;
                     (node.lm_log_prob + step, node.length + 1)
                 }
             };
@@ -343,7 +341,8 @@ impl<'a> Search<'a> {
     }
 
     fn add_node(&mut self, parent: usize, phone: PhoneId) -> usize {
-        let (lm_log_prob, lm_state) = lm_step(self.decoder, &self.nodes[parent], phone);
+        let (lm_log_prob, lm_state) =
+            lm_step(self.decoder, &mut self.lm_memo, &self.nodes[parent], phone);
         let node = Node {
             parent,
             phone,
@@ -394,11 +393,18 @@ impl<'a> Search<'a> {
 }
 
 /// Adds probability mass (log domain) to a prefix of the next frame.
-/// ln P_lm(phone | parent's history) and the LM state after it; 0 without an LM.
-fn lm_step(decoder: &PrefixBeamDecoder, parent: &Node, phone: PhoneId) -> (f64, Option<LmState>) {
+/// ln P_lm(phone | parent's history) and the LM state after it (through `memo`); 0 without an LM.
+fn lm_step(
+    decoder: &PrefixBeamDecoder,
+    memo: &mut FxHashMap<(LmState, PhoneId), (f64, LmState)>,
+    parent: &Node,
+    phone: PhoneId,
+) -> (f64, Option<LmState>) {
     match (&decoder.lm, &parent.lm_state) {
         (Some(lm), Some(state)) => {
-            let (log_prob, next) = lm.score(state, phone);
+            let (log_prob, next) = *memo
+                .entry((*state, phone))
+                .or_insert_with(|| lm.score(state, phone));
             (log_prob, Some(next))
         }
         _ => (0.0, None),
