@@ -665,6 +665,29 @@ mod avx2 {
         panel: *const i8,
     ) -> [[__m256i; 4]; R] {
         let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        if VNNI && R == 1 {
+            // One row (batch 1): `vpdpwssd` waits on its accumulator, so even and odd pairs go to
+            // two sets of four, added at the end (integer sums: the same result in any order).
+            let mut even = [_mm256_setzero_si256(); 4];
+            let mut odd = [_mm256_setzero_si256(); 4];
+            let step = |sums: &mut [__m256i; 4], j: usize| {
+                let av = _mm256_set1_epi32(*a.add(j) as i32);
+                for (q, sum) in sums.iter_mut().enumerate() {
+                    *sum = _mm256_dpwssd_avx_epi32(*sum, av, weights(panel, j, q));
+                }
+            };
+            let mut j = 0;
+            while j + 2 <= pairs {
+                step(&mut even, j);
+                step(&mut odd, j + 1);
+                j += 2;
+            }
+            if j < pairs {
+                step(&mut even, j);
+            }
+            acc[0] = [0, 1, 2, 3].map(|q| _mm256_add_epi32(even[q], odd[q]));
+            return acc;
+        }
         for j in 0..pairs {
             for q in 0..4 {
                 let wq = weights(panel, j, q);
