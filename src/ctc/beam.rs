@@ -392,7 +392,6 @@ impl<'a> Search<'a> {
     }
 }
 
-/// Adds probability mass (log domain) to a prefix of the next frame.
 /// ln P_lm(phone | parent's history) and the LM state after it (through `memo`); 0 without an LM.
 fn lm_step(
     decoder: &PrefixBeamDecoder,
@@ -411,6 +410,7 @@ fn lm_step(
     }
 }
 
+/// Adds probability mass (log domain) to a prefix of the next frame.
 fn add(next: &mut FxHashMap<Prefix, (f64, f64)>, prefix: Prefix, blank: f64, non_blank: f64) {
     let slot = next
         .entry(prefix)
