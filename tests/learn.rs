@@ -307,6 +307,74 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
     assert!(err.contains("phone set"), "{err}");
 }
 
+/// The tensors a run's checkpoint holds (weights and optimizer state), by name.
+fn checkpoint_weights(run: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut weights: Vec<(String, Vec<u8>)> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.data().to_vec()))
+        .collect();
+    weights.sort();
+    weights
+}
+
+/// Distillation (`--distill W`): a fine-tune with a noise floor under every utterance learns from
+/// the starting model's posteriors of the floorless copies as well as from the labels, so its
+/// updates differ from the same run's without the term; it needs a starting model and the
+/// recording conditions, and says so.
+#[test]
+fn distillation_changes_a_fine_tune_and_needs_a_teacher_and_conditions() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = common::tone_corpus(dir.path(), "train", 6, 3);
+    let phones = PhoneSet::timit39();
+    let data = load_manifest(&manifest, &phones).unwrap();
+    let run = |options: &TrainOptions, name: &str| {
+        train(
+            &data.utterances,
+            &data.utterances,
+            &phones,
+            options,
+            &dir.path().join(name),
+            RunStart::New,
+            serde_json::Value::Null,
+            &mut Quiet,
+        )
+    };
+    let mut start = small_options();
+    start.epochs = 3;
+    run(&start, "start").unwrap();
+
+    let mut plain = small_options();
+    plain.init_from = Some(dir.path().join("start").join("best.safetensors"));
+    plain.epochs = 1;
+    plain.augment.conditions.noise_floor_probability = 1.0;
+    let mut distilled = plain.clone();
+    distilled.distill = 1.0;
+    run(&plain, "plain").unwrap();
+    run(&distilled, "distilled").unwrap();
+    let (plain, distilled_weights) = (
+        checkpoint_weights(&dir.path().join("plain")),
+        checkpoint_weights(&dir.path().join("distilled")),
+    );
+    assert_eq!(plain.len(), distilled_weights.len());
+    assert!(plain.iter().any(|(name, _)| name == "out.weight"));
+    // The same batches, draws and dropout masks: only the distillation term tells them apart.
+    assert_ne!(plain, distilled_weights);
+
+    let mut no_teacher = distilled.clone();
+    no_teacher.init_from = None;
+    let err = run(&no_teacher, "no_teacher").unwrap_err().to_string();
+    assert!(err.contains("--init-from"), "{err}");
+    let mut no_conditions = distilled.clone();
+    no_conditions.augment = AugmentOptions::default();
+    let err = run(&no_conditions, "no_conditions")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--augment robust"), "{err}");
+}
+
 /// Mixed-precision training (`--precision bf16`) learns the same toy task to the same end: dev PER
 /// 0, and the saved model (f32 weights, decoded in f32) spells every utterance exactly. The run's
 /// options, checkpoint included, record the precision, so `--resume` keeps it.

@@ -306,6 +306,15 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub freeze_layers: usize,
 
+    /// Fine-tuning with --augment robust: weight of a teacher-student term (0: off). Each
+    /// utterance that the recording conditions degraded (noise, floors, the telephone channel,
+    /// clipping) is also run, as it was before them, through the frozen starting model, and the
+    /// network learns to give the degraded copy the starting model's posteriors of the cleaner
+    /// one (per-frame cross-entropy, scaled as the CTC loss; 1 weighs the two alike). Costs one
+    /// more forward pass for those utterances.
+    #[arg(long, default_value_t = 0.0, value_name = "W")]
+    pub distill: f32,
+
     /// Arithmetic of the LSTM's products: f32, or bf16 (mixed precision: products of bf16 values
     /// summed in f32, the weights, gradients and optimizer in f32). It trains ~2x faster than f32
     /// on CPUs with AMX (Intel Xeon since Sapphire Rapids) and ~1.5x on AMD Zen 4/5; measured:
@@ -526,6 +535,7 @@ impl TrainArgs {
             init_from_bytes: self.init_from_built_in().map(ModelBytes),
             dereverb: self.dereverb == Some(TrainDereverb::Auto),
             freeze_layers: self.freeze_layers,
+            distill: self.distill,
             precision: self.training_precision(),
             save_epoch_models: self.save_epoch_models,
             epochs: self.epochs.unwrap_or(TrainOptions::default().epochs),

@@ -150,6 +150,12 @@ pub struct Conditioned {
     pub samples: Vec<f32>,
     /// false when the speech was replaced by non-speech: train on an empty label sequence.
     pub has_speech: bool,
+    /// The same utterance on the same timeline (after reverberation, pauses and edge silence) but
+    /// before the steps that mask or distort it (noise, floors, other talkers, a noise reducer, the
+    /// telephone channel, clipping), when at least one of those ran: what a teacher network hears
+    /// for the distillation of [`crate::train::TrainOptions::distill`]. None for non-speech and for
+    /// utterances those steps left alone.
+    pub before_degradation: Option<Vec<f32>>,
 }
 
 /// Apply the recording conditions to one utterance. `babble` holds other training utterances to mix
@@ -182,6 +188,7 @@ pub fn apply_conditions(
         return Conditioned {
             samples: out,
             has_speech: false,
+            before_degradation: None,
         };
     }
     let speech_power = mean_power(samples);
@@ -231,7 +238,11 @@ pub fn apply_conditions(
             }
         }
     }
+    // The timeline is final from here on: what follows only masks or distorts the speech.
+    let before_degradation = out.clone();
+    let mut degraded = false;
     if rng.gen::<f32>() < options.noise_probability && speech_power > 0.0 {
+        degraded = true;
         let (lo, hi) = options.noise_snr_db;
         let snr_db = if hi > lo { rng.gen_range(lo..hi) } else { lo };
         let kind = rng.gen_range(0..if babble.is_empty() { 4 } else { 5 });
@@ -250,6 +261,7 @@ pub fn apply_conditions(
         && rng.gen::<f32>() < options.music_probability
         && speech_power > 0.0
     {
+        degraded = true;
         let snr_db = rng.gen_range(MUSIC_SNR_DB.0..MUSIC_SNR_DB.1);
         let music = music_bed(out.len(), sample_rate_hz, rng);
         add_at_power(
@@ -259,12 +271,15 @@ pub fn apply_conditions(
         );
     }
     if options.talker_probability > 0.0 && rng.gen::<f32>() < options.talker_probability {
+        degraded = true;
         competing_talker(&mut out, speech_power, babble, rng);
     }
     if options.click_probability > 0.0 && rng.gen::<f32>() < options.click_probability {
+        degraded = true;
         keyboard_clicks(&mut out, sample_rate_hz, rng);
     }
     if rng.gen::<f32>() < options.noise_floor_probability {
+        degraded = true;
         let level_dbfs = rng.gen_range(-80.0..-40.0);
         let colour = rng.gen_range(0..3);
         let noise = coloured_noise(out.len(), colour, rng);
@@ -272,12 +287,15 @@ pub fn apply_conditions(
     }
     // The user's noise reducer runs on the recording as made, before it is sent or clipped.
     if options.denoise_probability > 0.0 && rng.gen::<f32>() < options.denoise_probability {
+        degraded = true;
         out = spectral_gate(&out, sample_rate_hz, rng);
     }
     if rng.gen::<f32>() < options.telephone_probability {
+        degraded = true;
         out = telephone(&out, sample_rate_hz, rng);
     }
     if rng.gen::<f32>() < options.clip_probability {
+        degraded = true;
         // A log-uniform 0.1–30 % (recordings 9–15 dB too hot clip 4–30 %) was tried at a 0.15
         // share in a fine-tune of default-v14 and changed nothing on such recordings
         // (models/README.md, "Heavier clipping in training"): the built-in model's draw stays.
@@ -292,6 +310,7 @@ pub fn apply_conditions(
     Conditioned {
         samples: out,
         has_speech: true,
+        before_degradation: degraded.then_some(before_degradation),
     }
 }
 
@@ -766,6 +785,42 @@ mod tests {
         assert!(out.has_speech);
         assert!(!ConditionOptions::default().is_active());
         assert!(ConditionOptions::robust().is_active());
+    }
+
+    #[test]
+    fn the_copy_before_degradation_shares_the_timeline_and_misses_only_the_degradation() {
+        let x = tone(16_000, 440.0, 16_000.0);
+        // Timeline steps alone: nothing degraded, no copy.
+        let timeline = ConditionOptions {
+            pause_probability: 1.0,
+            edge_silence_probability: 1.0,
+            ..ConditionOptions::default()
+        };
+        let out = apply_conditions(&x, 16_000, &timeline, &[], &mut StdRng::seed_from_u64(3));
+        assert!(out.samples.len() > x.len());
+        assert_eq!(out.before_degradation, None);
+        // The same draws plus the telephone channel: the copy is the padded tone, sample for
+        // sample where the speech lies on the same timeline as the degraded output.
+        let phone = ConditionOptions {
+            telephone_probability: 1.0,
+            ..timeline.clone()
+        };
+        let out = apply_conditions(&x, 16_000, &phone, &[], &mut StdRng::seed_from_u64(3));
+        let clean = out
+            .before_degradation
+            .expect("the telephone channel degrades");
+        assert_eq!(clean.len(), out.samples.len());
+        assert_ne!(clean, out.samples);
+        let plain = apply_conditions(&x, 16_000, &timeline, &[], &mut StdRng::seed_from_u64(3));
+        assert_eq!(clean, plain.samples);
+        // Non-speech: nothing to pair.
+        let noise_only = ConditionOptions {
+            non_speech_probability: 1.0,
+            telephone_probability: 1.0,
+            ..ConditionOptions::default()
+        };
+        let out = apply_conditions(&x, 16_000, &noise_only, &[], &mut StdRng::seed_from_u64(4));
+        assert_eq!(out.before_degradation, None);
     }
 
     #[test]

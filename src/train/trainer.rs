@@ -108,6 +108,16 @@ pub struct TrainOptions {
     /// optimizer stay f32). The dev set is scored in f32 either way.
     #[serde(default)]
     pub precision: Precision,
+    /// Weight of a distillation term (0: off, as in runs of older versions; needs `init_from`): each
+    /// utterance that the recording conditions masked or distorted (noise, floors, the telephone
+    /// channel, clipping; [`super::conditions::Conditioned::before_degradation`]) is also run,
+    /// as it was before those steps, through the frozen starting model, and the network learns to
+    /// give the degraded copy the posteriors the starting model gives the cleaner one: per frame
+    /// the cross-entropy against them, summed over the utterance's frames and divided by its label
+    /// count as the CTC loss is, times this weight. Teacher–student learning on paired audio (Li
+    /// et al., 2017): a frame-level target where the CTC loss has only the label sequence.
+    #[serde(default)]
+    pub distill: f32,
     /// The model to fine-tune when it is held in memory (a binary's built-in model) rather than in
     /// the file `init_from` names; `init_from` then only records its name. Not stored in checkpoints:
     /// a resumed run continues from the checkpoint's weights.
@@ -195,6 +205,25 @@ impl TrainOptions {
                 ));
             }
         }
+        if !(in_range(f64::from(self.distill), 0.0, 100.0)) {
+            return bad(format!(
+                "distillation weight must be in [0, 100], got {}",
+                self.distill
+            ));
+        }
+        if self.distill > 0.0 && self.init_from.is_none() && self.init_from_bytes.is_none() {
+            return bad(
+                "distillation learns from the starting model: give --init-from MODEL|builtin"
+                    .into(),
+            );
+        }
+        if self.distill > 0.0 && !self.augment.conditions.is_active() {
+            return bad(
+                "distillation pairs each utterance with its copy before the recording conditions: \
+                 give --augment robust"
+                    .into(),
+            );
+        }
         if !(1..=MAX_BATCH_FRAMES).contains(&self.batch_frames) {
             return bad(format!(
                 "batch frames must be in 1..={MAX_BATCH_FRAMES}, got {}",
@@ -236,6 +265,7 @@ impl Default for TrainOptions {
             init_from_bytes: None,
             freeze_layers: 0,
             precision: Precision::F32,
+            distill: 0.0,
         }
     }
 }
@@ -362,7 +392,9 @@ pub fn train(
     let _lock = RunLock::acquire(out_dir)?;
     remove_stale_temporaries(out_dir);
     let mut run = match start {
-        RunStart::Resume { epochs } => TrainRun::resume(out_dir, phones, epochs)?,
+        RunStart::Resume { epochs } => {
+            TrainRun::resume(out_dir, phones, epochs, options.init_from_bytes)?
+        }
         RunStart::New | RunStart::Overwrite => {
             if start == RunStart::New {
                 refuse_existing_run(out_dir)?;
@@ -556,8 +588,26 @@ enum EpochEnd {
     Interrupted,
 }
 
-/// One batch's features and targets, split into updates that fit the frame budget.
-type BatchParts = Vec<(Vec<Array2<f32>>, Vec<Vec<PhoneId>>)>;
+/// One update's inputs: features, targets and, when distilling, the teacher's log-posteriors of
+/// each utterance's cleaner copy (None: no copy, or no distillation).
+#[derive(Default)]
+struct Update {
+    features: Vec<Array2<f32>>,
+    targets: Vec<Vec<PhoneId>>,
+    teacher: Vec<Option<Array2<f32>>>,
+}
+
+/// One utterance as an update sees it: its features, its targets, and the features of its copy
+/// from before the degradation when a teacher hears that.
+#[derive(Default)]
+struct Example {
+    features: Array2<f32>,
+    target: Vec<PhoneId>,
+    clean_features: Option<Array2<f32>>,
+}
+
+/// One batch, split into updates that fit the frame budget.
+type BatchParts = Vec<Update>;
 
 /// A run in progress: its state (what checkpoints save), the network and its optimizer.
 struct TrainRun {
@@ -567,6 +617,9 @@ struct TrainRun {
     var_map: VarMap,
     optimizer: Optimizer,
     last_checkpoint: Instant,
+    /// The frozen starting model, when distilling ([`TrainOptions::distill`]); shared with the
+    /// thread that makes the batches.
+    teacher: Option<Arc<Blstm>>,
 }
 
 impl TrainRun {
@@ -606,6 +659,7 @@ impl TrainRun {
                     .into_owned()
             }
         });
+        let mut teacher = None;
         let (network, var_map) = match start {
             Some((start, path)) => {
                 let config = start.config();
@@ -629,6 +683,9 @@ impl TrainRun {
                     dropout: options.network.dropout,
                     ..config.network.clone()
                 };
+                if options.distill > 0.0 {
+                    teacher = Some(network_from_tensors(&options.network, start.weights())?.0);
+                }
                 network_from_tensors(&options.network, start.weights())?
             }
             None => {
@@ -675,11 +732,16 @@ impl TrainRun {
         };
         // A fresh run starts a fresh metrics log.
         let _ = std::fs::remove_file(out_dir.join(METRICS_FILE));
-        Self::assemble(out_dir, state, network, var_map, None)
+        Self::assemble(out_dir, state, network, var_map, None, teacher)
     }
 
     /// The run `out_dir` holds, from its checkpoint; `epochs` replaces its epoch limit.
-    fn resume(out_dir: &Path, phones: &PhoneSet, epochs: Option<usize>) -> Result<Self> {
+    fn resume(
+        out_dir: &Path,
+        phones: &PhoneSet,
+        epochs: Option<usize>,
+        init_from_bytes: Option<ModelBytes>,
+    ) -> Result<Self> {
         let checkpoint_path = out_dir.join(CHECKPOINT_FILE);
         if !checkpoint_path.exists() {
             return Err(Error::Training {
@@ -700,7 +762,12 @@ impl TrainRun {
             state.options.validate()?;
         }
         let (network, var_map) = network_from_tensors(&state.model.network, &tensors)?;
-        Self::assemble(out_dir, state, network, var_map, Some(&tensors))
+        let teacher = if state.options.distill > 0.0 {
+            Some(resumed_teacher(&state.options, init_from_bytes)?)
+        } else {
+            None
+        };
+        Self::assemble(out_dir, state, network, var_map, Some(&tensors), teacher)
     }
 
     /// A run from its parts, with an optimizer over `var_map` as `state` configures it (its moments
@@ -711,6 +778,7 @@ impl TrainRun {
         network: Blstm,
         var_map: VarMap,
         checkpoint: Option<&HashMap<String, Tensor>>,
+        teacher: Option<Blstm>,
     ) -> Result<Self> {
         let mut network = network;
         network.set_training_precision(state.options.precision)?;
@@ -729,6 +797,7 @@ impl TrainRun {
             var_map,
             optimizer,
             last_checkpoint: Instant::now(),
+            teacher: teacher.map(Arc::new),
         })
     }
 
@@ -780,12 +849,14 @@ impl TrainRun {
             Vec::new()
         };
         std::thread::scope(|scope| {
-            let (sender, receiver) = std::sync::mpsc::sync_channel::<BatchParts>(3);
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<BatchParts>>(3);
             let first_batch = self.state.batch;
             let (batches, babble, options) = (&batches, &babble_pool, &options);
+            let teacher = self.teacher.clone();
             scope.spawn(move || {
+                let teacher = teacher.as_deref();
                 for (index, batch) in batches.iter().enumerate().skip(first_batch) {
-                    let parts = data.batch_features(options, epoch, index, batch, babble);
+                    let parts = data.batch_features(options, epoch, index, batch, babble, teacher);
                     if sender.send(parts).is_err() {
                         return; // the trainer stopped early
                     }
@@ -800,14 +871,13 @@ impl TrainRun {
                         reason: "the feature thread stopped unexpectedly".to_string(),
                     });
                 };
-                for (features, targets) in &parts {
+                for update in &parts? {
                     train_batch(
                         &self.network,
                         &self.var_map,
                         &mut self.optimizer,
                         &mut self.state,
-                        features,
-                        targets,
+                        update,
                         observer,
                     )?;
                 }
@@ -1003,7 +1073,9 @@ impl TrainData {
 
     /// The features and targets of batch `index` (utterances `batch`) of `epoch`: augmented as the
     /// options say, from a generator seeded by (seed, epoch, batch, utterance), then split into
-    /// updates within the frame budget (augmentation may have lengthened the utterances).
+    /// updates within the frame budget (augmentation may have lengthened the utterances). With a
+    /// `teacher`, each utterance the conditions degraded also gets the teacher's log-posteriors of
+    /// its copy from before the degradation.
     fn batch_features(
         &self,
         options: &TrainOptions,
@@ -1011,10 +1083,11 @@ impl TrainData {
         index: usize,
         batch: &[usize],
         babble: &[&[f32]],
-    ) -> BatchParts {
+        teacher: Option<&Blstm>,
+    ) -> Result<BatchParts> {
         let augment = &options.augment;
         let sample_rate = self.pipeline.sample_rate_hz();
-        let (features, targets): (Vec<Array2<f32>>, Vec<Vec<PhoneId>>) = batch
+        let examples: Vec<Example> = batch
             .par_iter()
             .map(|&i| {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(mix_seed(
@@ -1023,6 +1096,8 @@ impl TrainData {
                     (index as u64) << 32 | i as u64,
                 ));
                 let mut has_speech = true;
+                let mut clean_wave = None;
+                let mut teacher_features = None;
                 let mut features = match &self.cached_train_features {
                     Some(all) => all[i].clone(),
                     None => {
@@ -1038,24 +1113,34 @@ impl TrainData {
                             );
                             wave = conditioned.samples;
                             has_speech = conditioned.has_speech;
+                            clean_wave =
+                                conditioned.before_degradation.filter(|_| teacher.is_some());
                         }
-                        // Non-speech in place of a narrowband utterance is not that recording:
-                        // it keeps its own band.
-                        if let (Some(source_rate), true) =
-                            (self.train[i].narrowband_source_hz, has_speech)
-                        {
-                            wave = band_limit(&wave, sample_rate, source_rate);
-                        }
-                        if options.dereverb {
-                            if let Cow::Owned(clean) = dereverberated(&wave, sample_rate) {
-                                wave = clean;
+                        let heard = |wave: Vec<f32>| {
+                            let mut wave = wave;
+                            // Non-speech in place of a narrowband utterance is not that
+                            // recording: it keeps its own band.
+                            if let (Some(source_rate), true) =
+                                (self.train[i].narrowband_source_hz, has_speech)
+                            {
+                                wave = band_limit(&wave, sample_rate, source_rate);
                             }
-                        }
+                            if options.dereverb {
+                                if let Cow::Owned(clean) = dereverberated(&wave, sample_rate) {
+                                    wave = clean;
+                                }
+                            }
+                            wave
+                        };
+                        let wave = heard(wave);
                         let pipeline = if self.vtlp_pipelines.is_empty() {
                             &self.pipeline
                         } else {
                             &self.vtlp_pipelines[rng.gen_range(0..self.vtlp_pipelines.len())]
                         };
+                        // The teacher hears the cleaner copy as the network hears the degraded
+                        // one: the same band limit, dereverberation and warp.
+                        teacher_features = clean_wave.map(|clean| pipeline.compute(&heard(clean)));
                         pipeline.compute(&wave)
                     }
                 };
@@ -1066,22 +1151,32 @@ impl TrainData {
                 } else {
                     Vec::new()
                 };
-                (features, target)
+                Example {
+                    features,
+                    target,
+                    clean_features: teacher_features,
+                }
             })
-            .unzip();
-        let lengths: Vec<usize> = features.iter().map(|f| f.nrows()).collect();
+            .collect();
+        let lengths: Vec<usize> = examples.iter().map(|e| e.features.nrows()).collect();
         let groups = split_to_budget(&lengths, options.batch_frames);
-        if groups.len() == 1 {
-            return vec![(features, targets)];
-        }
-        let mut features: Vec<Option<Array2<f32>>> = features.into_iter().map(Some).collect();
+        let mut examples: Vec<_> = examples.into_iter().map(Some).collect();
         groups
             .iter()
             .map(|group| {
-                group
-                    .iter()
-                    .map(|&j| (features[j].take().unwrap_or_default(), targets[j].clone()))
-                    .unzip()
+                let mut update = Update::default();
+                let mut clean = Vec::new();
+                for &j in group {
+                    let example = examples[j].take().unwrap_or_default();
+                    update.features.push(example.features);
+                    update.targets.push(example.target);
+                    clean.push(example.clean_features);
+                }
+                update.teacher = match teacher {
+                    Some(teacher) => teacher_log_probs(teacher, &clean)?,
+                    None => vec![None; clean.len()],
+                };
+                Ok(update)
             })
             .collect()
     }
@@ -1093,17 +1188,72 @@ fn best_of(schedule: &Schedule) -> Option<(f64, usize)> {
         .map(|per| (per, schedule.best_epoch.map_or(0, |e| e + 1)))
 }
 
-/// One update: forward, CTC loss, backward, clipping, optimizer step. Non-finite batches are skipped.
+/// The teacher's log-posteriors of the utterances that have a cleaner copy, in one padded batch.
+fn teacher_log_probs(
+    teacher: &Blstm,
+    clean: &[Option<Array2<f32>>],
+) -> Result<Vec<Option<Array2<f32>>>> {
+    let views: Vec<_> = clean.iter().flatten().map(|f| f.view()).collect();
+    if views.is_empty() {
+        return Ok(vec![None; clean.len()]);
+    }
+    let mut log_probs = teacher.log_probs_batch(&views)?.into_iter();
+    Ok(clean
+        .iter()
+        .map(|c| c.as_ref().and_then(|_| log_probs.next()))
+        .collect())
+}
+
+/// The distillation term of an update, scaled as the CTC loss is: per utterance the cross-entropy
+/// of the network's posteriors against the teacher's, summed over the frames both have and divided
+/// by the label count (at least 1), then averaged over the batch's utterances, times `weight`.
+/// None when no utterance has a teacher's posteriors.
+fn distillation_loss(
+    logits: &Tensor,
+    teacher: &[Option<Array2<f32>>],
+    targets: &[Vec<PhoneId>],
+    output_lengths: &[usize],
+    weight: f32,
+) -> candle_core::Result<Option<Tensor>> {
+    if weight <= 0.0 || teacher.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let (batch, steps, classes) = logits.dims3()?;
+    let mut soft = vec![0f32; batch * steps * classes];
+    for (b, log_probs) in teacher.iter().enumerate() {
+        let Some(log_probs) = log_probs else { continue };
+        if log_probs.ncols() != classes {
+            candle_core::bail!(
+                "the teacher gives {} classes, the network {classes}",
+                log_probs.ncols()
+            );
+        }
+        let scale = weight / (targets[b].len().max(1) * batch) as f32;
+        let frames = log_probs.nrows().min(output_lengths[b]).min(steps);
+        for (t, row) in log_probs.outer_iter().take(frames).enumerate() {
+            let start = (b * steps + t) * classes;
+            for (q, &lp) in soft[start..start + classes].iter_mut().zip(row) {
+                *q = lp.exp() * scale;
+            }
+        }
+    }
+    let soft = Tensor::from_vec(soft, (batch, steps, classes), logits.device())?;
+    let log_softmax = candle_nn::ops::log_softmax(logits, candle_core::D::Minus1)?;
+    Ok(Some((soft * log_softmax)?.sum_all()?.neg()?))
+}
+
+/// One update: forward, CTC loss (plus distillation), backward, clipping, optimizer step.
+/// Non-finite batches are skipped.
 fn train_batch(
     network: &Blstm,
     var_map: &VarMap,
     optimizer: &mut Optimizer,
     state: &mut TrainState,
-    features: &[Array2<f32>],
-    targets: &[Vec<PhoneId>],
+    update: &Update,
     observer: &mut dyn TrainObserver,
 ) -> Result<()> {
     let options = &state.options;
+    let (features, targets) = (&update.features, &update.targets);
     let views: Vec<_> = features.iter().map(|f| f.view()).collect();
     let (input, lengths) = features_to_tensor(&views)?;
     let output_lengths = network.output_lengths(&lengths);
@@ -1114,8 +1264,29 @@ fn train_batch(
     };
     let logits = network.forward_train(&input, &lengths, Some(&mut state.dropout))?;
     let ctc = ctc_loss(&logits, targets, &output_lengths, Reduction::Mean)?;
+    // The epoch's reported loss stays the CTC loss alone, comparable across runs.
     let loss = ctc.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-    let grads = ctc.loss.backward();
+    let distillation = distillation_loss(
+        &logits,
+        &update.teacher,
+        targets,
+        &output_lengths,
+        options.distill,
+    )?;
+    let (grads, loss) = match distillation {
+        Some(term) => {
+            let term_value = term.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            let total = (&ctc.loss + term)?;
+            // A non-finite distillation term skips the batch as a non-finite CTC loss does.
+            let loss = if term_value.is_finite() {
+                loss
+            } else {
+                term_value
+            };
+            (total.backward(), loss)
+        }
+        None => (ctc.loss.backward(), loss),
+    };
     if let Some(originals) = noise {
         restore_weights(&originals)?;
     }
@@ -1360,6 +1531,32 @@ fn updated_vars(var_map: &VarMap, freeze_layers: usize) -> Result<Vec<(String, V
 }
 
 /// A network and its variables from saved tensors.
+/// A distilling run's teacher on resume: its starting model again, from the bytes the caller holds
+/// (a binary's built-in model) or from the file the run started from.
+fn resumed_teacher(options: &TrainOptions, init_from_bytes: Option<ModelBytes>) -> Result<Blstm> {
+    let start = match (init_from_bytes, &options.init_from) {
+        (Some(bytes), name) => ModelFile::load_from_bytes(
+            bytes.0,
+            &name
+                .as_deref()
+                .unwrap_or(Path::new("<model>"))
+                .to_string_lossy(),
+        )?,
+        (None, Some(path)) if path.is_file() => ModelFile::load(path)?,
+        (None, path) => {
+            return Err(Error::Training {
+                reason: format!(
+                    "the run distils from its starting model ({}), which is needed again to \
+                     resume: resume with the run's command line, --init-from included",
+                    path.as_deref()
+                        .map_or("none recorded".into(), |p| p.display().to_string())
+                ),
+            })
+        }
+    };
+    Ok(network_from_tensors(&options.network, start.weights())?.0)
+}
+
 fn network_from_tensors(
     config: &NetworkConfig,
     tensors: &HashMap<String, Tensor>,
@@ -1385,7 +1582,75 @@ fn network_from_tensors(
 
 #[cfg(test)]
 mod tests {
-    use super::{band_limit, dereverberated, Cow};
+    use super::{band_limit, dereverberated, distillation_loss, Cow};
+    use crate::phones::PhoneId;
+    use candle_core::{Device, Tensor, Var};
+    use ndarray::Array2;
+
+    #[test]
+    fn distillation_is_the_cross_entropy_to_the_teacher_and_its_gradient_softmax_minus_teacher() {
+        // Two utterances of 3 and 2 output steps, 4 classes; only the first has a teacher, and
+        // it covers 2 of its 3 steps (a degraded copy one frame longer than its clean one).
+        let (batch, steps, classes) = (2, 3, 4);
+        let values: Vec<f32> = (0..batch * steps * classes)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3)
+            .collect();
+        let logits = Var::from_vec(values.clone(), (batch, steps, classes), &Device::Cpu).unwrap();
+        let teacher_probs = [[0.7f32, 0.1, 0.1, 0.1], [0.25, 0.25, 0.4, 0.1]];
+        let teacher = Array2::from_shape_fn((2, classes), |(t, c)| teacher_probs[t][c].ln());
+        let targets = vec![vec![PhoneId(1), PhoneId(2)], vec![PhoneId(3)]];
+        let weight = 1.5;
+        let term = distillation_loss(
+            logits.as_tensor(),
+            &[Some(teacher), None],
+            &targets,
+            &[3, 2],
+            weight,
+        )
+        .unwrap()
+        .expect("one utterance has a teacher");
+        let softmax = |t: usize| -> Vec<f64> {
+            let row = &values[t * classes..(t + 1) * classes];
+            let z: f64 = row.iter().map(|&v| f64::from(v).exp()).sum();
+            row.iter().map(|&v| f64::from(v).exp() / z).collect()
+        };
+        // Scaled as Reduction::Mean scales CTC: / labels (2) / utterances (2).
+        let scale = f64::from(weight) / (2.0 * 2.0);
+        let expected: f64 = (0..2)
+            .map(|t| {
+                let p = softmax(t);
+                -(0..classes)
+                    .map(|c| f64::from(teacher_probs[t][c]) * p[c].ln())
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            * scale;
+        let got = f64::from(term.to_scalar::<f32>().unwrap());
+        assert!((got - expected).abs() < 1e-5, "{got} against {expected}");
+        let grads = term.backward().unwrap();
+        let grad = grads.get(&logits).unwrap().flatten_all().unwrap();
+        let grad = grad.to_vec1::<f32>().unwrap();
+        for t in 0..batch * steps {
+            for c in 0..classes {
+                let want = if t < 2 {
+                    (softmax(t)[c] - f64::from(teacher_probs[t][c])) * scale
+                } else {
+                    0.0 // the frame past the teacher's, and the utterance without one
+                };
+                let g = f64::from(grad[t * classes + c]);
+                assert!(
+                    (g - want).abs() < 1e-6,
+                    "step {t} class {c}: {g} against {want}"
+                );
+            }
+        }
+        // Nothing to distil: no term.
+        let none = distillation_loss(logits.as_tensor(), &[None, None], &targets, &[3, 2], weight);
+        assert!(none.unwrap().is_none());
+        let zero = Tensor::zeros((1, 1, classes), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let off = distillation_loss(&zero, &[None], &targets[..1], &[1], 0.0).unwrap();
+        assert!(off.is_none());
+    }
 
     fn tone(hz: f32, len: usize) -> Vec<f32> {
         (0..len)
