@@ -632,20 +632,8 @@ impl TrainRun {
     ) -> Result<Self> {
         options.validate()?;
         let mut options = options.clone();
-        let start = match (&options.init_from_bytes, &options.init_from) {
-            (Some(bytes), name) => Some((
-                ModelFile::load_from_bytes(
-                    bytes.0,
-                    &name
-                        .as_deref()
-                        .unwrap_or(Path::new("<model>"))
-                        .to_string_lossy(),
-                )?,
-                name.clone().unwrap_or_default(),
-            )),
-            (None, Some(path)) => Some((ModelFile::load(path)?, path.clone())),
-            (None, None) => None,
-        };
+        let start = starting_model(options.init_from_bytes, options.init_from.as_deref())?
+            .map(|model| (model, options.init_from.clone().unwrap_or_default()));
         // Where the weights come from, recorded in the model file (it sets the default decoding).
         let lineage = start.as_ref().map(|(start, path)| {
             if options.init_from_bytes.is_some()
@@ -1530,33 +1518,44 @@ fn updated_vars(var_map: &VarMap, freeze_layers: usize) -> Result<Vec<(String, V
         .collect())
 }
 
-/// A network and its variables from saved tensors.
+/// The model a fine-tune starts from: held in memory (`bytes`, e.g. a binary's built-in model, then
+/// `init_from` only names it) or read from the file `init_from`; None for a new network.
+fn starting_model(
+    bytes: Option<ModelBytes>,
+    init_from: Option<&Path>,
+) -> Result<Option<ModelFile>> {
+    Ok(match (bytes, init_from) {
+        (Some(bytes), name) => Some(ModelFile::load_from_bytes(
+            bytes.0,
+            &name.unwrap_or(Path::new("<model>")).to_string_lossy(),
+        )?),
+        (None, Some(path)) => Some(ModelFile::load(path)?),
+        (None, None) => None,
+    })
+}
+
 /// A distilling run's teacher on resume: its starting model again, from the bytes the caller holds
 /// (a binary's built-in model) or from the file the run started from.
 fn resumed_teacher(options: &TrainOptions, init_from_bytes: Option<ModelBytes>) -> Result<Blstm> {
-    let start = match (init_from_bytes, &options.init_from) {
-        (Some(bytes), name) => ModelFile::load_from_bytes(
-            bytes.0,
-            &name
-                .as_deref()
-                .unwrap_or(Path::new("<model>"))
-                .to_string_lossy(),
-        )?,
-        (None, Some(path)) if path.is_file() => ModelFile::load(path)?,
-        (None, path) => {
-            return Err(Error::Training {
-                reason: format!(
-                    "the run distils from its starting model ({}), which is needed again to \
-                     resume: resume with the run's command line, --init-from included",
-                    path.as_deref()
-                        .map_or("none recorded".into(), |p| p.display().to_string())
-                ),
-            })
-        }
+    let path = options.init_from.as_deref();
+    let start = match (init_from_bytes, path) {
+        // `builtin` and other names of models that were held in memory are not files to read.
+        (None, Some(file)) if !file.is_file() => None,
+        _ => starting_model(init_from_bytes, path)?,
+    };
+    let Some(start) = start else {
+        return Err(Error::Training {
+            reason: format!(
+                "the run distils from its starting model ({}), which is needed again to resume: \
+                 resume with the run's command line, --init-from included",
+                path.map_or("none recorded".into(), |p| p.display().to_string())
+            ),
+        });
     };
     Ok(network_from_tensors(&options.network, start.weights())?.0)
 }
 
+/// A network and its variables from saved tensors.
 fn network_from_tensors(
     config: &NetworkConfig,
     tensors: &HashMap<String, Tensor>,
