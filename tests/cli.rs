@@ -1288,6 +1288,73 @@ fn lm_builtin_with_a_model_file_decodes_as_the_built_in_default() {
     assert_eq!(stdout(&fine_tuned), stdout(&default));
 }
 
+/// `train --init-from builtin` fine-tunes the model compiled into the binary, and a run started
+/// that way resumes from `--resume DIR` alone: a distilling run, whose teacher is the starting
+/// model, gets the built-in model again (it used to stop and ask for the original command line).
+#[test]
+fn a_fine_tune_of_the_built_in_model_resumes_from_its_folder_alone() {
+    if no_built_in_model() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = dir.path().join("train.tsv");
+    std::fs::write(
+        &manifest,
+        format!(
+            "{}\ts eh v ah n\n{}\tdh ah k w ih k b r aw n f aa k s jh ah m p s ow v er dh ah l \
+             ey z iy d aa g\n",
+            root.join("audio/fsdd_7_jackson_0_8k.wav").display(),
+            root.join("audio/espeak_quick_fox_22k.wav").display()
+        ),
+    )
+    .unwrap();
+    let (m, out) = (manifest.to_str().unwrap(), dir.path().join("run"));
+    let o = out.to_str().unwrap();
+    let epochs = || {
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let first = phonrec(&[
+        "train",
+        "--train",
+        m,
+        "--dev",
+        m,
+        "--out",
+        o,
+        "--init-from",
+        "builtin",
+        "--augment",
+        "robust",
+        "--distill",
+        "1",
+        "--epochs",
+        "1",
+        "--seed",
+        "3",
+        "--quiet",
+    ]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(epochs(), 1);
+    let resumed = phonrec(&["train", "--resume", o, "--epochs", "2", "--quiet"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(epochs(), 2);
+    // The resumed run knows where it started: its hint names the built-in LM.
+    assert!(
+        stderr(&resumed).contains("--lm builtin"),
+        "{}",
+        stderr(&resumed)
+    );
+    let best = phonrec::model::ModelFile::load(&out.join("best.safetensors")).unwrap();
+    assert_eq!(
+        best.config().training.init_from.as_deref(),
+        Some(phonrec::model::TrainingSummary::BUILT_IN)
+    );
+}
+
 /// An utterance id is not a path: one that would name a file outside --output-dir (`../x`,
 /// `/tmp/x`) is refused by every command that writes a file per utterance, before anything is
 /// written.

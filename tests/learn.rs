@@ -599,7 +599,10 @@ fn an_epoch_limit_given_still_gets_batches_fitted_to_tiny_data() {
         batch_frames: 100_000,
         ..small_options()
     });
-    assert!(note.contains("batches of at most 2"), "{note}");
+    assert!(
+        note.contains("batches of at most 2 (not 32), for 6 updates per epoch"),
+        "{note}"
+    );
     assert!(!note.contains("epochs instead of"), "{note}");
     assert_eq!(epochs, 2);
     assert_eq!(last["updates"].as_u64(), Some(12), "{last}");

@@ -711,7 +711,14 @@ const BF16_FINE_TUNE_NOTE: &str = "fine-tuning in mixed precision (bf16, faster 
 pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<ExitCode> {
     let (out, start, recorded) = where_the_run_goes(&args, matches)?;
     let data = RunData::load(&args, &recorded)?;
-    let options = args.train_options();
+    let mut options = args.train_options();
+    if args.init_from.is_none() && started_from_built_in(&recorded) {
+        // Resumed with `--resume DIR` alone: a run that started from this binary's model gets its
+        // bytes again (a distilling run's teacher is that model, and the closing hint below names
+        // the built-in LM). A run recorded as `builtin` is the built-in model: a file of that name
+        // is recorded as `./builtin`.
+        options.init_from_bytes = built_in_model_bytes().map(ModelBytes);
+    }
     if args.precision == Some(Precision::Int8) {
         bail!("--precision int8 is for inference (transcribe, eval): train in f32 or bf16");
     }
@@ -790,6 +797,11 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
         );
     }
     Ok(code)
+}
+
+/// Whether a resumed run's record (`Null` for a new run) says it started from the built-in model.
+fn started_from_built_in(recorded: &serde_json::Value) -> bool {
+    recorded["options"]["init_from"].as_str() == Some(BUILT_IN_INIT)
 }
 
 /// The run's folder, how it starts, and (on resume) the run's record of its data arguments.

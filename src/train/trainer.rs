@@ -485,9 +485,11 @@ fn plan_run(
             .div_ceil(MIN_BATCHES_PER_EPOCH)
             .clamp(1, options.max_batch_utterances);
         if fitted < options.max_batch_utterances {
+            // Fewer utterances than that many batches: one per batch, as many updates as utterances.
+            let updates = data.lengths.len().div_ceil(fitted);
             notes.push(format!(
-                "{} utterances: batches of at most {fitted} (not {}), for {MIN_BATCHES_PER_EPOCH} \
-                 updates per epoch",
+                "{} utterances: batches of at most {fitted} (not {}), for {updates} updates per \
+                 epoch",
                 data.lengths.len(),
                 options.max_batch_utterances
             ));
