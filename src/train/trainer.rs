@@ -485,7 +485,7 @@ fn plan_run(
             .div_ceil(MIN_BATCHES_PER_EPOCH)
             .clamp(1, options.max_batch_utterances);
         if fitted < options.max_batch_utterances {
-            // Fewer utterances than that many batches: one per batch, as many updates as utterances.
+            // Up to that many batches; fewer where the utterances do not split so (12 in 2s: 6).
             let updates = data.lengths.len().div_ceil(fitted);
             notes.push(format!(
                 "{} utterances: batches of at most {fitted} (not {}), for {updates} updates per \
