@@ -38,6 +38,20 @@ pub fn built_in_model_bytes() -> Option<&'static [u8]> {
     builtin::model_bytes()
 }
 
+/// A short fingerprint of the built-in model's bytes (FNV-1a, 64 bits, in hex), if this binary has
+/// one: a training run that starts from the built-in model records it, so that resuming the run
+/// with a phonrec holding another model can say so.
+pub fn built_in_model_fingerprint() -> Option<String> {
+    built_in_model_bytes().map(|bytes| format!("{:016x}", fnv1a_64(bytes)))
+}
+
+/// FNV-1a over `bytes`: an identity check between two builds' model bytes, not a security hash.
+fn fnv1a_64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Load `--model`, or the built-in default model, its LSTM computing in `precision`.
 pub fn load_model(path: Option<&Path>, precision: Precision) -> anyhow::Result<Model> {
     match path {
@@ -1186,5 +1200,18 @@ impl InputProgress {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fnv1a_64;
+
+    #[test]
+    fn the_fingerprint_is_fnv_1a() {
+        // The published FNV-1a 64-bit test vectors.
+        assert_eq!(fnv1a_64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a_64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a_64(b"foobar"), 0x8594_4171_f739_67e8);
     }
 }

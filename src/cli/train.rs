@@ -22,7 +22,8 @@ use serde_json::json;
 
 use super::choice::{choice, choice_among};
 use super::common::{
-    built_in_model_bytes, data_source, load_data, CmvnFrames, DataArgs, FeatureKind,
+    built_in_model_bytes, built_in_model_fingerprint, data_source, load_data, CmvnFrames, DataArgs,
+    FeatureKind,
 };
 
 /// Augmentation preset.
@@ -718,6 +719,7 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
         // the built-in LM). A run recorded as `builtin` is the built-in model: a file of that name
         // is recorded as `./builtin`.
         options.init_from_bytes = built_in_model_bytes().map(ModelBytes);
+        warn_if_the_built_in_model_changed(&recorded);
     }
     if args.precision == Some(Precision::Int8) {
         bail!("--precision int8 is for inference (transcribe, eval): train in f32 or bf16");
@@ -798,6 +800,30 @@ pub fn run(args: TrainArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Resul
     }
     Ok(code)
 }
+
+/// A resumed distilling run learns from the built-in model it started from: say so when this
+/// binary's built-in model is another (runs recorded before the fingerprint was kept say nothing).
+fn warn_if_the_built_in_model_changed(recorded: &serde_json::Value) {
+    let distilling = recorded["options"]["distill"]
+        .as_f64()
+        .is_some_and(|share| share > 0.0);
+    let (Some(then), Some(now)) = (
+        recorded[BUILT_IN_FINGERPRINT].as_str(),
+        built_in_model_fingerprint(),
+    ) else {
+        return;
+    };
+    if distilling && then != now {
+        eprintln!(
+            "phonrec: warning: this run started from another built-in model (fingerprint {then}; \
+             this phonrec's is {now}): from here on it distils toward this phonrec's model; resume \
+             with the phonrec that started the run to keep its teacher"
+        );
+    }
+}
+
+/// The run record's key for the fingerprint of the built-in model a run started from.
+const BUILT_IN_FINGERPRINT: &str = "built_in_model_fingerprint";
 
 /// Whether a resumed run's record (`Null` for a new run) says it started from the built-in model.
 fn started_from_built_in(recorded: &serde_json::Value) -> bool {
@@ -937,6 +963,10 @@ impl RunData {
             "phones": self.phones_path.as_ref().map(absolute),
             "timit_core_test": self.core_test,
             "data": format!("{} ({} utterances)", self.train_path.display(), self.train.len()),
+            BUILT_IN_FINGERPRINT: options
+                .init_from_bytes
+                .as_ref()
+                .and_then(|_| built_in_model_fingerprint()),
         }))
     }
 }
