@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{phonrec, stderr, stdout};
+use common::{edit_model_metadata, phonrec, stderr, stdout};
 
 use ndarray::Array2;
 use ndarray_npy::ReadNpyExt;
@@ -1344,9 +1344,13 @@ fn a_fine_tune_of_the_built_in_model_resumes_from_its_folder_alone() {
     let recorded = phonrec::train::checkpoint_run_info(&out).unwrap().unwrap();
     let fingerprint = recorded["built_in_model_fingerprint"].as_str().unwrap();
     assert_eq!(fingerprint.len(), 16, "{recorded}");
-    rewrite_checkpoint_state(&out.join("checkpoint.safetensors"), |state| {
-        state.replace(fingerprint, "0123456789abcdef")
-    });
+    let checkpoint = out.join("checkpoint.safetensors");
+    let bytes = edit_model_metadata(
+        &std::fs::read(&checkpoint).unwrap(),
+        "phonrec.train_state",
+        |state| state["run_info"]["built_in_model_fingerprint"] = "0123456789abcdef".into(),
+    );
+    std::fs::write(&checkpoint, bytes).unwrap();
     let resumed = phonrec(&["train", "--resume", o, "--epochs", "2", "--quiet"]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert_eq!(epochs(), 2);
@@ -1367,29 +1371,6 @@ fn a_fine_tune_of_the_built_in_model_resumes_from_its_folder_alone() {
         best.config().training.init_from.as_deref(),
         Some(phonrec::model::TrainingSummary::BUILT_IN)
     );
-}
-
-/// Rewrite the training state stored in a checkpoint's safetensors header (8-byte little-endian
-/// header length, then the JSON header whose `__metadata__` holds the state as a string); the
-/// tensors' offsets are relative to the header's end, so the header may change length.
-fn rewrite_checkpoint_state(path: &Path, edit: impl Fn(&str) -> String) {
-    let bytes = std::fs::read(path).unwrap();
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
-    let state = header["__metadata__"]["phonrec.train_state"]
-        .as_str()
-        .unwrap();
-    let edited = edit(state);
-    assert_ne!(edited, state, "the edit changed nothing");
-    header["__metadata__"]["phonrec.train_state"] = serde_json::Value::String(edited);
-    let mut new_header = serde_json::to_vec(&header).unwrap();
-    while !new_header.len().is_multiple_of(8) {
-        new_header.push(b' ');
-    }
-    let mut rewritten = (new_header.len() as u64).to_le_bytes().to_vec();
-    rewritten.extend_from_slice(&new_header);
-    rewritten.extend_from_slice(&bytes[8 + header_len..]);
-    std::fs::write(path, rewritten).unwrap();
 }
 
 /// An utterance id is not a path: one that would name a file outside --output-dir (`../x`,

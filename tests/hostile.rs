@@ -233,24 +233,6 @@ fn hostile_phone_lms_are_refused_with_the_line() {
     );
 }
 
-/// Rewrite a model file's metadata entry `key` (a JSON document) with `edit`.
-fn edit_model_metadata(model: &[u8], key: &str, edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
-    let header_len = u64::from_le_bytes(model[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&model[8..8 + header_len]).unwrap();
-    let entry = header["__metadata__"][key].as_str().unwrap().to_string();
-    let mut value: serde_json::Value = serde_json::from_str(&entry).unwrap();
-    edit(&mut value);
-    header["__metadata__"][key] = serde_json::Value::String(value.to_string());
-    let mut new_header = serde_json::to_vec(&header).unwrap();
-    while !new_header.len().is_multiple_of(8) {
-        new_header.push(b' ');
-    }
-    let mut out = (new_header.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&new_header);
-    out.extend_from_slice(&model[8 + header_len..]);
-    out
-}
-
 #[test]
 fn model_files_with_absurd_metadata_or_weights_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -284,7 +266,7 @@ fn model_files_with_absurd_metadata_or_weights_are_refused() {
         ("input_dim", serde_json::json!(1u64 << 40), "input_dim"),
     ];
     for (field, value, needle) in network_cases {
-        let bytes = edit_model_metadata(&model, "network", |n| n[field] = value.clone());
+        let bytes = common::edit_model_metadata(&model, "network", |n| n[field] = value.clone());
         let path = dir.path().join(format!("{field}.safetensors"));
         std::fs::write(&path, bytes).unwrap();
         assert_clean_error(
@@ -312,7 +294,7 @@ fn model_files_with_absurd_metadata_or_weights_are_refused() {
         ),
     ];
     for (needle, edit) in feature_cases {
-        let bytes = edit_model_metadata(&model, "features", edit);
+        let bytes = common::edit_model_metadata(&model, "features", edit);
         let path = dir.path().join("features.safetensors");
         std::fs::write(&path, bytes).unwrap();
         assert_clean_error(

@@ -103,3 +103,27 @@ pub fn tone_corpus(dir: &Path, name: &str, count: usize, seed: u64) -> PathBuf {
     std::fs::write(&path, manifest).expect("manifest");
     path
 }
+
+/// Rewrite the metadata entry `key` (a JSON document) of a safetensors file (a model or a
+/// checkpoint) with `edit`: 8-byte little-endian header length, then the JSON header; the tensors'
+/// offsets are relative to the header's end, so the header may change length.
+pub fn edit_model_metadata(
+    model: &[u8],
+    key: &str,
+    edit: impl Fn(&mut serde_json::Value),
+) -> Vec<u8> {
+    let header_len = u64::from_le_bytes(model[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&model[8..8 + header_len]).unwrap();
+    let entry = header["__metadata__"][key].as_str().unwrap().to_string();
+    let mut value: serde_json::Value = serde_json::from_str(&entry).unwrap();
+    edit(&mut value);
+    header["__metadata__"][key] = serde_json::Value::String(value.to_string());
+    let mut new_header = serde_json::to_vec(&header).unwrap();
+    while !new_header.len().is_multiple_of(8) {
+        new_header.push(b' ');
+    }
+    let mut out = (new_header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&new_header);
+    out.extend_from_slice(&model[8 + header_len..]);
+    out
+}
