@@ -164,12 +164,41 @@ pub fn bf16_rate_ratio() -> Option<f64> {
 /// choose between, measured once per process (see [`bf16_rate_ratio`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct InstructionRates {
-    /// `vfmadd231ps` (f32; 16 per instruction), or 0 where AVX-512 is not chosen.
+    /// `vfmadd231ps` (f32; 16 per instruction where AVX-512 is chosen, 8 where AVX2 is), or 0 on
+    /// the portable level.
     pub(crate) fma: f64,
     /// `vdpbf16ps` (32 per instruction) where bf16 runs natively.
     pub(crate) bf16: Option<f64>,
-    /// `vpdpbusd` (u8 × s8, 64 per instruction) where the 8-bit projections' AVX-512 kernel runs.
+    /// The 8-bit projections' dot product where one of their kernels runs: `vpdpbusd` (u8 × s8,
+    /// 64 per 512-bit instruction, 32 per 256-bit one) or AVX2's `vpmaddubsw` + `vpmaddwd` +
+    /// `vpaddd` (32 per three instructions).
     pub(crate) u8: Option<f64>,
+}
+
+/// `rounds` × [`RATE_CHAINS`] 8-lane `vfmadd231ps` in independent chains (for
+/// [`instruction_rates`] where AVX2 is chosen).
+///
+/// # Safety
+/// AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_fma_chains(rounds: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let one = std::hint::black_box(_mm256_set1_ps(1.0));
+    let tiny = std::hint::black_box(_mm256_set1_ps(1e-7));
+    let mut acc = [_mm256_setzero_ps(); RATE_CHAINS];
+    for _ in 0..rounds {
+        for sum in acc.iter_mut() {
+            *sum = _mm256_fmadd_ps(*sum, one, tiny);
+        }
+    }
+    let mut total = _mm256_setzero_ps();
+    for sum in acc {
+        total = _mm256_add_ps(total, sum);
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), total);
+    lanes.iter().sum()
 }
 
 /// Independent accumulators in each chain function that [`instruction_rates`] times: more than an
@@ -185,10 +214,11 @@ pub(crate) fn instruction_rates() -> InstructionRates {
             u8: None,
         };
         #[cfg(target_arch = "x86_64")]
-        if simd_level() == SimdLevel::Avx512 {
+        if simd_level() != SimdLevel::Portable {
             // Enough rounds that the slowest chain takes ~20 µs, far above the clock's resolution.
             const ROUNDS: usize = 4000;
-            let u8_runs = super::int8::vnni512_native();
+            let wide = simd_level() == SimdLevel::Avx512;
+            let u8_runs = super::projection_u8::available();
             let time = |run: &dyn Fn() -> f32| {
                 let start = std::time::Instant::now();
                 std::hint::black_box(run());
@@ -196,8 +226,15 @@ pub(crate) fn instruction_rates() -> InstructionRates {
             };
             let mut best = [f64::INFINITY; 3];
             for _ in 0..8 {
-                // SAFETY: AVX-512F is present (simd_level never exceeds the CPU).
-                best[0] = best[0].min(time(&|| unsafe { avx512::fma_chains(ROUNDS) }));
+                best[0] = best[0].min(time(&|| {
+                    if wide {
+                        // SAFETY: AVX-512F is present (simd_level never exceeds the CPU).
+                        unsafe { avx512::fma_chains(ROUNDS) }
+                    } else {
+                        // SAFETY: AVX2 and FMA are present (simd_level never exceeds the CPU).
+                        unsafe { avx2_fma_chains(ROUNDS) }
+                    }
+                }));
                 if native() {
                     // SAFETY: `native` checked AVX-512F and AVX512-BF16.
                     best[1] = best[1].min(time(&|| unsafe { avx512::dot_chains(ROUNDS) }));
@@ -210,10 +247,11 @@ pub(crate) fn instruction_rates() -> InstructionRates {
             let rate = |per_instruction: f64, seconds: f64| {
                 (seconds.is_finite()).then(|| chains * per_instruction / seconds.max(1e-9))
             };
+            let u8_width = super::projection_u8::dot_width() as f64;
             rates = InstructionRates {
-                fma: rate(16.0, best[0]).unwrap_or(0.0),
+                fma: rate(if wide { 16.0 } else { 8.0 }, best[0]).unwrap_or(0.0),
                 bf16: rate(32.0, best[1]),
-                u8: rate(64.0, best[2]),
+                u8: rate(u8_width, best[2]),
             };
         }
         rates

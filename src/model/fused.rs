@@ -120,10 +120,11 @@ impl PreparedLayer {
         reads_features: bool,
     ) -> candle_core::Result<Self> {
         // The recurrent matrices are quantised to int8 (16-bit state); the input projections run
-        // over all frames at once, in 8 bits where `vpdpbusd` runs and retires clearly more
-        // multiply-adds than bf16 without AMX (`Int8Projections`: Intel cores without AMX,
-        // whose `vdpbf16ps` runs at half f32's rate), else in bf16 where that outruns f32 (AMX,
-        // or AMD's full-rate `vdpbf16ps`), else (AVX2 laptops, where bf16 is emulated) in f32.
+        // over all frames at once, in 8 bits where `vpdpbusd` (or AVX2's `vpmaddubsw`) runs and
+        // retires clearly more multiply-adds than bf16 or f32 without AMX (`Int8Projections`:
+        // Intel cores without AMX, whose `vdpbf16ps` runs at half f32's rate; AVX2 cores with
+        // two integer multipliers), else in bf16 where that outruns f32 (AMX, or AMD's
+        // full-rate `vdpbf16ps`), else in f32.
         let int8_projections = Int8Projections::here();
         let input_u8 = precision == Precision::Int8
             && !reads_features

@@ -75,6 +75,12 @@ pub(crate) fn vnni256_native() -> bool {
     kernel() == Kernel::Vnni256
 }
 
+/// Whether the plain AVX2 kernel runs int8's products here (`vpmaddwd`, and `vpmaddubsw` for the
+/// input projections on seven-bit left-hand values).
+pub(crate) fn avx2_maddubs_native() -> bool {
+    kernel() == Kernel::Avx2
+}
+
 /// Whether a SIMD kernel (not the portable loop) runs int8's products here.
 pub(crate) fn int8_native() -> bool {
     kernel() != Kernel::Portable
