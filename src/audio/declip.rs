@@ -30,7 +30,7 @@ mod autoregressive;
 
 use rayon::prelude::*;
 use realfft::num_complex::Complex;
-use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use realfft::{ComplexToReal, RealToComplex};
 
 /// A rail holds at least this fraction of the samples (and [`MIN_CLIPPED_SAMPLES`]) to count as
 /// clipping: below it the flat tops are too few to matter (peak-normalised speech amplified by 6 dB
@@ -409,7 +409,6 @@ struct Scratch {
 
 impl Declipper {
     fn new() -> Declipper {
-        let mut planner = RealFftPlanner::<f32>::new();
         let window = (0..FRAME)
             .map(|n| {
                 let phase = 2.0 * std::f64::consts::PI * n as f64 / FRAME as f64;
@@ -417,8 +416,8 @@ impl Declipper {
             })
             .collect();
         Declipper {
-            forward: planner.plan_fft_forward(SPECTRUM),
-            inverse: planner.plan_fft_inverse(SPECTRUM),
+            forward: crate::util::fft_plans::forward(SPECTRUM),
+            inverse: crate::util::fft_plans::inverse(SPECTRUM),
             window,
         }
     }

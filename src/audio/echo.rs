@@ -147,9 +147,8 @@ fn power_cepstrum(excerpt: &[f32], reach: usize) -> Option<Vec<f32>> {
         return None;
     }
     let n = (excerpt.len() + reach).next_power_of_two();
-    let mut planner = realfft::RealFftPlanner::<f32>::new();
-    let forward = planner.plan_fft_forward(n);
-    let inverse = planner.plan_fft_inverse(n);
+    let forward = crate::util::fft_plans::forward(n);
+    let inverse = crate::util::fft_plans::inverse(n);
     let mut buffer = vec![0.0f32; n];
     let mean = excerpt.iter().map(|&x| f64::from(x)).sum::<f64>() / excerpt.len() as f64;
     for (b, &x) in buffer.iter_mut().zip(excerpt) {

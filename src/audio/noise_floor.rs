@@ -23,7 +23,6 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
-use realfft::RealFftPlanner;
 
 use crate::audio::levels::{LOUD_PERCENTILE, SPEECH_RANGE_DB};
 use crate::audio::Resampler;
@@ -74,7 +73,7 @@ pub fn measured_band_top_hz(samples: &[f32], sample_rate_hz: u32) -> f32 {
     let step = (frames.div_ceil(BAND_MAX_FRAMES)).max(1) * (len / 2);
     let starts: Vec<usize> = (0..=samples.len() - len).step_by(step).collect();
     let window = super::hann(len);
-    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(len);
+    let fft = crate::util::fft_plans::forward(len);
     let spectra: Vec<(f64, Vec<f64>)> = starts
         .par_iter()
         .map_init(

@@ -1,9 +1,9 @@
 //! The short-time Fourier transform of the spectral repairs (dereverberation, spectral holes):
 //! analysis into Hann-windowed frames and the least-squares overlap-add back to samples.
 
+use crate::util::fft_plans;
 use ndarray::Array1;
 use realfft::num_complex::Complex;
-use realfft::RealFftPlanner;
 
 /// A Hann-windowed STFT whose frames cover every sample of the recording equally: the recording is
 /// taken as padded with `len - hop` zeros at both ends.
@@ -52,8 +52,7 @@ impl Stft {
         range: std::ops::Range<usize>,
         mut visit: impl FnMut(usize, &[Complex<f32>]),
     ) {
-        let mut planner = RealFftPlanner::<f32>::new();
-        let fft = planner.plan_fft_forward(self.len);
+        let fft = fft_plans::forward(self.len);
         let mut input = fft.make_input_vec();
         let mut spectrum = fft.make_output_vec();
         for (t, frame) in range.enumerate() {
@@ -148,8 +147,7 @@ impl Synthesis {
     /// Frames `first..` (one array per bin, as [`Stft::spectra`] gives) added in. Every frame of
     /// the recording must be added once before [`finish`](Self::finish).
     pub(crate) fn add(&mut self, stft: &Stft, first: usize, bins: &[Array1<Complex<f32>>]) {
-        let mut planner = RealFftPlanner::<f32>::new();
-        let inverse = planner.plan_fft_inverse(stft.len);
+        let inverse = fft_plans::inverse(stft.len);
         let mut spectrum = inverse.make_input_vec();
         let mut frame = inverse.make_output_vec();
         let frames = bins.first().map_or(0, |b| b.len());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use realfft::RealToComplex;
 
 use super::options::{FrameOptions, WindowType};
 
@@ -148,7 +148,7 @@ impl FrameAnalyzer {
     /// Plan for validated frame options.
     pub(crate) fn new(options: &FrameOptions) -> Self {
         let window = window_function(options.window_type, options.window_size());
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(options.padded_window_size());
+        let fft = crate::util::fft_plans::forward(options.padded_window_size());
         let dither = if options.dither > 0.0 {
             Normal::new(0.0, options.dither).ok()
         } else {

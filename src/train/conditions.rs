@@ -7,9 +7,9 @@
 //! Every function takes int16-scale samples (±32768) and draws from the caller's RNG, so an epoch's
 //! augmentation is reproducible from the training seed.
 
+use crate::util::fft_plans;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
-use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
 use super::interference::{competing_talker, echo, keyboard_clicks, spectral_gate};
@@ -727,9 +727,8 @@ pub(super) fn convolve_keeping_power(samples: &[f32], rir: &[f32]) -> Vec<f32> {
 /// Linear convolution by one real FFT of the padded length.
 fn fft_convolve(a: &[f32], b: &[f32]) -> Vec<f32> {
     let n = (a.len() + b.len() - 1).next_power_of_two();
-    let mut planner = RealFftPlanner::<f32>::new();
-    let forward = planner.plan_fft_forward(n);
-    let inverse = planner.plan_fft_inverse(n);
+    let forward = fft_plans::forward(n);
+    let inverse = fft_plans::inverse(n);
     let mut x = a.to_vec();
     x.resize(n, 0.0);
     let mut y = b.to_vec();

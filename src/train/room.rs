@@ -7,9 +7,9 @@
 //!
 //! Every quantity is drawn from the caller's RNG, so an epoch's augmentation stays reproducible.
 
+use crate::util::fft_plans;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
-use realfft::RealFftPlanner;
 
 /// Speed of sound, m/s.
 const SPEED_OF_SOUND: f32 = 343.0;
@@ -220,9 +220,8 @@ fn decaying_band_noise(
 ) -> Vec<f32> {
     let rate = sample_rate_hz as f32;
     let n = len.next_power_of_two().max(2);
-    let mut planner = RealFftPlanner::<f32>::new();
-    let forward = planner.plan_fft_forward(n);
-    let inverse = planner.plan_fft_inverse(n);
+    let forward = fft_plans::forward(n);
+    let inverse = fft_plans::inverse(n);
     let mut noise: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
     let mut spectrum = forward.make_output_vec();
     if forward.process(&mut noise, &mut spectrum).is_err() {
@@ -303,7 +302,7 @@ mod tests {
         assert!((0.4..0.8).contains(&rt), "RT60 {rt}");
         // Split the tail at 2 kHz by FFT: the high part must die sooner.
         let n = tail.len().next_power_of_two();
-        let mut planner = RealFftPlanner::<f32>::new();
+        let mut planner = realfft::RealFftPlanner::<f32>::new();
         let (fwd, inv) = (planner.plan_fft_forward(n), planner.plan_fft_inverse(n));
         let mut x = tail.clone();
         x.resize(n, 0.0);
