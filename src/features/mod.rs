@@ -7,6 +7,7 @@
 
 mod cmvn;
 mod deltas;
+mod dither;
 mod kaldi_flags;
 mod log;
 mod mel;

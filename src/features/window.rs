@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use rand::SeedableRng;
-use rand_distr::{Distribution, Normal};
 use realfft::num_complex::Complex;
 use realfft::RealToComplex;
 
+use super::dither::Dither;
 use super::options::{FrameOptions, WindowType};
 
 /// Floor under every log (Kaldi and torchaudio use the f32 machine epsilon).
@@ -141,7 +140,7 @@ pub(crate) struct FrameAnalyzer {
     window: Vec<f32>,
     /// Single precision, as Kaldi (`BaseFloat`) and torchaudio compute: twice the lanes of f64.
     fft: Arc<dyn RealToComplex<f32>>,
-    dither: Option<Normal<f32>>,
+    dither: Option<Dither>,
 }
 
 impl FrameAnalyzer {
@@ -149,11 +148,8 @@ impl FrameAnalyzer {
     pub(crate) fn new(options: &FrameOptions) -> Self {
         let window = window_function(options.window_type, options.window_size());
         let fft = crate::util::fft_plans::forward(options.padded_window_size());
-        let dither = if options.dither > 0.0 {
-            Normal::new(0.0, options.dither).ok()
-        } else {
-            None
-        };
+        let dither = (options.dither > 0.0)
+            .then(|| Dither::new(options.dither, options.dither_seed, options.window_size()));
         FrameAnalyzer {
             options: options.clone(),
             window,
@@ -190,14 +186,9 @@ impl FrameAnalyzer {
     ) -> f32 {
         let size = self.window.len();
         extract_frame(wave, index, &self.options, &mut scratch.samples);
-        if let Some(noise) = &self.dither {
-            // Seeded per frame so the output does not depend on how frames are split across threads.
-            let seed =
-                self.options.dither_seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            for x in scratch.samples.iter_mut() {
-                *x += noise.sample(&mut rng);
-            }
+        if let Some(dither) = &self.dither {
+            // Seeded per frame, so the output does not depend on how frames are split across threads.
+            dither.add(&mut scratch.samples, index);
         }
         let samples = &scratch.samples;
         let offset = if self.options.remove_dc_offset {
