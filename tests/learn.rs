@@ -132,11 +132,26 @@ fn a_small_network_learns_toy_phones_until_greedy_decoding_is_exact() {
     assert_eq!(tuned.best.unwrap().0, 0.0, "{tuned:?}");
     let tuned_model = phonrec::model::ModelFile::load(&tuned_dir.join("best.safetensors")).unwrap();
     assert_eq!(tuned_model.config().network.hidden_size, 32);
-    // --save-epoch-models kept epoch 1's model (here also the best one); the first run kept none.
+    // --save-epoch-models kept epoch 1's model; the first run kept none.
     let epoch_one = tuned_dir.join(phonrec::train::epoch_model_file(1));
-    assert_eq!(
+    // It is best.safetensors too when epoch 1 beat the starting model (the same PER at a lower dev
+    // loss); otherwise best.safetensors holds the starting weights (epoch 0).
+    let (epoch_one_bytes, best_bytes) = (
         std::fs::read(&epoch_one).unwrap(),
-        std::fs::read(tuned_dir.join("best.safetensors")).unwrap()
+        std::fs::read(tuned_dir.join("best.safetensors")).unwrap(),
+    );
+    match tuned.best.map(|(_, epoch)| epoch) {
+        Some(1) => assert_eq!(epoch_one_bytes, best_bytes),
+        Some(0) => assert_ne!(epoch_one_bytes, best_bytes),
+        other => panic!("best epoch {other:?} of a one-epoch run"),
+    }
+    assert_eq!(
+        phonrec::model::ModelFile::load(&epoch_one)
+            .unwrap()
+            .config()
+            .network
+            .hidden_size,
+        32
     );
     assert!(!out.join(phonrec::train::epoch_model_file(1)).exists());
 

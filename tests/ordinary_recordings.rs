@@ -6,7 +6,8 @@
 //! input gain far too low or far too high (clipped) keep their phones; recordings made in a
 //! reverberant room are dereverberated (and said to be) and come out closer to the dry clips' phones
 //! than without; a far talker between a near one's sentences is raised to the near one's level and
-//! heard; a DC offset changes nothing the network hears.
+//! heard; a DC offset changes nothing the network hears; 8 kHz recordings stored at 16 kHz are heard
+//! as the 8 kHz recordings they are.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -1257,4 +1258,138 @@ fn clips_cut_tight_at_the_speech_are_heard_with_their_floor_around_them() {
         String::from_utf8_lossy(&output.stdout).lines().count()
     };
     assert_eq!(rows(&[]), rows(&["--keep-edges"]));
+}
+
+#[test]
+fn narrowband_audio_stored_at_16_khz_is_heard_as_the_8_khz_recording() {
+    // FSDD's held-out speaker, recorded at 8 kHz, brought to 16 kHz as `sox in.wav -r 16000
+    // out.wav` writes it (16 bits, triangular dither of ±1 LSB): above 4 kHz there is only the
+    // converter's floor, where a recording made at 8 kHz reaches the network with nothing but the
+    // features' dither. Measured as narrowband and brought back to 8 kHz, each copy is heard with
+    // the 8 kHz recording's empty upper band and its phones; left at its rate (`--keep-rate`), the
+    // network hears the converter's floor there.
+    if !built_in_model_present() {
+        eprintln!("no models/default.safetensors: skipping");
+        return;
+    }
+    use phonrec::audio::{read_audio, Resampler, Waveform};
+    use phonrec::model::Model;
+    use phonrec::recognize::{Recognizer, RecognizerOptions};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let recognizer = |narrowband_as_8k| {
+        Recognizer::new(
+            Model::load(&root.join("models/default.safetensors")).expect("model"),
+            RecognizerOptions {
+                narrowband_as_8k,
+                ..RecognizerOptions::default()
+            },
+        )
+        .expect("recognizer")
+    };
+    let (routed, kept) = (recognizer(true), recognizer(false));
+    let up = Resampler::new(8000, 16_000).expect("8 to 16 kHz");
+    let mut noise = Noise(11);
+    let wave = |samples: Vec<f32>, sample_rate_hz| Waveform {
+        samples,
+        sample_rate_hz,
+    };
+    // The power above 4.3 kHz of what the network heard, dB against its power in all.
+    let upper_band_db = |heard: &Waveform| {
+        let n = 512;
+        let (mut upper, mut all) = (1e-12f64, 1e-12f64);
+        for frame in heard.samples.chunks_exact(n) {
+            // Hann-windowed (a rectangular window's leakage from the speech below would be all
+            // there is to see above 4 kHz); a direct DFT of the bins above 4.3 kHz, and Parseval
+            // for the total.
+            let frame: Vec<f64> = frame
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| {
+                    let w = 0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / n as f64).cos();
+                    f64::from(x) * w
+                })
+                .collect();
+            all += frame.iter().map(|x| x * x).sum::<f64>() * n as f64;
+            for bin in (4300 * n / 16_000)..n / 2 {
+                let (mut re, mut im) = (0.0f64, 0.0f64);
+                for (i, &x) in frame.iter().enumerate() {
+                    let phase = std::f64::consts::TAU * (bin * i) as f64 / n as f64;
+                    re += x * phase.cos();
+                    im -= x * phase.sin();
+                }
+                upper += 2.0 * (re * re + im * im);
+            }
+        }
+        10.0 * (upper / all).log10()
+    };
+    for (name, _) in NICOLAS_DIGITS {
+        let recording = read_audio(&root.join(format!("tests/data/fsdd_nicolas/{name}.flac")))
+            .expect("a test clip");
+        assert_eq!(recording.sample_rate_hz, 8000);
+        let clip = recording.samples;
+        let copy: Vec<f32> = up
+            .process(&clip)
+            .into_iter()
+            .map(|x| (x + noise.white() + noise.white()).round())
+            .collect();
+        let original = routed
+            .recognize(wave(clip.clone(), 8000))
+            .expect("recognition");
+        let heard = routed
+            .recognize(wave(copy.clone(), 16_000))
+            .expect("recognition");
+        let heard_kept = kept.recognize(wave(copy, 16_000)).expect("recognition");
+        assert!(
+            heard.transcript.narrowband,
+            "{name}: not measured as narrowband"
+        );
+        assert!(!original.transcript.narrowband && !heard_kept.transcript.narrowband);
+        let (at_8k, routed_db, kept_db) = (
+            upper_band_db(&original.wave),
+            upper_band_db(&heard.wave),
+            upper_band_db(&heard_kept.wave),
+        );
+        assert!(
+            (routed_db - at_8k).abs() < 3.0 && kept_db > at_8k + 30.0,
+            "{name}: above 4.3 kHz {at_8k:.1} dB as recorded, {routed_db:.1} dB brought back \
+             to 8 kHz, {kept_db:.1} dB kept at 16 kHz"
+        );
+        let phones = |r: &phonrec::recognize::Recognition| {
+            r.transcript
+                .spans
+                .iter()
+                .map(|s| s.phone)
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (phones(&original), phones(&heard));
+        let distance = {
+            // Levenshtein over phone ids.
+            let mut row: Vec<usize> = (0..=b.len()).collect();
+            for (i, x) in a.iter().enumerate() {
+                let mut prev = row[0];
+                row[0] = i + 1;
+                for (j, y) in b.iter().enumerate() {
+                    let next = (row[j + 1] + 1)
+                        .min(row[j] + 1)
+                        .min(prev + usize::from(x != y));
+                    prev = row[j + 1];
+                    row[j + 1] = next;
+                }
+            }
+            row[b.len()]
+        };
+        assert!(
+            distance <= 1,
+            "{name}: {a:?} as recorded, {b:?} from the 16 kHz copy"
+        );
+    }
+    // Recordings with a band of their own above 4 kHz keep their rate.
+    for example in &EXAMPLES[..2] {
+        let recording = read_audio(&root.join(example)).expect("an example");
+        assert_eq!(
+            phonrec::audio::narrowband_rate_hz(&recording.samples, recording.sample_rate_hz),
+            None,
+            "{example}"
+        );
+    }
 }

@@ -23,7 +23,7 @@ SETS = {
     "dctts": "real/dctts_eval",
     "dev": "synth/dev",
 }
-CONDITIONS = ["clean", "pad", "padfloor", "joined", "levels", "background", "dcoffset", "8k", "tel8k", "reverb", "room", "snr20", "snr10", "snr5", "quiet", "clip",
+CONDITIONS = ["clean", "pad", "padfloor", "joined", "levels", "background", "dcoffset", "8k", "tel8k", "8k16k", "tel16k", "reverb", "room", "snr20", "snr10", "snr5", "quiet", "clip",
               "clipmild", "gated", "loss", "music20", "music10", "denoised", "echo", "talker", "clicks", "strings"]
 
 

@@ -26,6 +26,7 @@ VERSION = "robust-3"  # new conditions need no bump: their outputs are new  # bu
 ALL_CONDITIONS = ["pad", "padfloor", "joined", "tel8k", "reverb", "snr20", "snr10", "snr5", "quiet", "clip", "clipmild",
                   "gated", "loss"]
 EXTRA_CONDITIONS = ["8k",  # written with tel8k; may also be asked for alone
+                    "8k16k", "tel16k",  # narrowband audio stored at 16 kHz; asked for by name
                     "room",  # needs pyroomacoustics (pip); asked for by name
                     "music20", "music10",  # need --music-dir (recipes/music/get_music.sh); asked for by name
                     "denoised", "echo", "talker", "clicks",  # users' processing and rooms; asked for by name
@@ -56,6 +57,10 @@ DESCRIPTIONS = {
     "tel8k": "sox rate -h 8000, sinc 300-3400, then a codec by utterance index (i%3: 0 u-law, 1 A-law, 2 GSM 06.10) "
              "decoded back to 16-bit; 8 kHz output",
     "8k": "sox rate -h 8000 only (narrowband reference for tel8k); 8 kHz output",
+    "8k16k": "as 8k (an 8 kHz source as it is), then brought to 16 kHz as `sox in.wav -r 16000 out.wav` does "
+             "(rate -h, 16-bit output with sox's default TPDF dither; -R, so repeatable): narrowband "
+             "recordings stored at 16 kHz for an ASR pipeline; 16 kHz output",
+    "tel16k": "as tel8k, then brought to 16 kHz as 8k16k: telephone calls stored at 16 kHz; 16 kHz output",
     "reverb": "sox reverb (dry+wet), reverberance U(30,80), room-scale U(50,100), other parameters sox defaults; "
               "rescaled so the first len(input) samples have the input RMS; length = input + 0.5 s tail",
     "room": "a shoebox room by pyroomacoustics' image-source method (Allen & Berkley): floor 3-10 x 3-8 m, "
@@ -226,6 +231,17 @@ def resample(x, rate, new_rate):
     if rate == new_rate:
         return np.asarray(x, dtype=np.float64)
     return sox_float(x, rate, new_rate, ["rate", "-h", str(new_rate)])
+
+
+def up_to_16k_as_sox_does(x_int16):
+    """8 kHz int16 -> 16 kHz as `sox in.wav -r 16000 out.wav` writes it: rate -h and 16-bit output with
+    sox's default TPDF dither (run_sox turns dither off; here it stays on, -R keeps it repeatable).
+    -> float (int16 units)."""
+    cmd = ["sox", "-V1", "-R"] + raw_s16(8000) + ["-"] + raw_s16(16000) + ["-", "rate", "-h", "16000"]
+    p = subprocess.run(cmd, input=x_int16.astype("<i2").tobytes(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        raise RuntimeError(f"sox failed ({' '.join(cmd)}): {p.stderr.decode(errors='replace')}")
+    return np.frombuffer(p.stdout, dtype="<i2").astype(np.float64)
 
 
 def codec_roundtrip(x_int16, codec):
@@ -600,6 +616,8 @@ def process(src, cond, args, command):
                          "floor_dbfs"],
             "tel8k": ["file", "source", "rate", "seconds", "codec"],
             "8k": ["file", "source", "rate", "seconds"],
+            "8k16k": ["file", "source", "rate", "seconds"],
+            "tel16k": ["file", "source", "rate", "seconds", "codec"],
             "reverb": ["file", "source", "rate", "seconds", "reverberance", "room_scale", "gain"],
             "room": ["file", "source", "rate", "seconds", "room_m", "rt60_s", "distance_m", "gain"],
             "quiet": ["file", "source", "rate", "seconds", "rms_dbfs"],
@@ -632,13 +650,21 @@ def process(src, cond, args, command):
             elif cond == "8k":
                 y = resample(x, rate, 8000)
                 out_rate = 8000
-            elif cond == "tel8k":
+            elif cond == "8k16k":
+                y8, c = to_int16(resample(x, rate, 8000))
+                clipped_total += c
+                y = up_to_16k_as_sox_does(y8)
+                out_rate = 16000
+            elif cond in ("tel8k", "tel16k"):
                 codec = CODECS[i % 3]
                 bp = sox_float(x, rate, 8000, ["rate", "-h", "8000", "sinc", "300-3400"])
                 bp16, c = to_int16(bp)
                 clipped_total += c
                 y = codec_roundtrip(bp16, codec)
                 out_rate = 8000
+                if cond == "tel16k":
+                    y = up_to_16k_as_sox_does(y.astype("<i2"))
+                    out_rate = 16000
                 extra = [codec]
             elif cond == "reverb":
                 rev = float(rng.uniform(30.0, 80.0))

@@ -28,8 +28,8 @@ if [ -z "$PY" ]; then
   fi
 fi
 
-ALL="pad,padfloor,joined,levels,background,dcoffset,tel8k,reverb,snr20,snr10,snr5,quiet,clip,clipmild,gated,loss"
-FSDD="pad,padfloor,joined,levels,background,dcoffset,strings,snr10,quiet,clip,clipmild,loss"   # FSDD: already 8 kHz, 0.3-1 s digits; strings: digits read one after another
+ALL="pad,padfloor,joined,levels,background,dcoffset,tel8k,tel16k,8k16k,reverb,snr20,snr10,snr5,quiet,clip,clipmild,gated,loss"
+FSDD="pad,padfloor,joined,levels,background,dcoffset,strings,8k16k,snr10,quiet,clip,clipmild,loss"   # FSDD: already 8 kHz, 0.3-1 s digits; strings: digits read one after another
 # `room` (simulated rooms) needs pyroomacoustics: done when this Python has it.
 if "$PY" -c "import pyroomacoustics" >/dev/null 2>&1; then
   ALL="$ALL,room"; FSDD="$FSDD,room"

@@ -21,6 +21,7 @@ mod g711;
 mod gsm;
 mod levels;
 mod lsar;
+mod narrowband;
 mod noise_floor;
 mod opus;
 mod resample;
@@ -48,6 +49,8 @@ pub use dereverb::{
 pub use dropouts::{conceal_dropouts, DropoutRepair};
 pub use echo::{cancel_echoes, has_echo, strongest_echo, Echo, EchoMeasure};
 pub use levels::{equalise_talker_levels, frame_levels_dbfs, speech_level_dbfs, LevelEqualisation};
+pub use narrowband::{measure_upper_band, narrowband_rate_hz, UpperBand, NARROWBAND_RATE_HZ};
+pub(crate) use noise_floor::SpeechSpectrum;
 pub use noise_floor::{add_noise_floor, measured_band_top_hz, DEFAULT_FLOOR_BELOW_DB};
 pub use resample::{resample, resample_owned, Resampler};
 pub(crate) use silence_fill::power_and_mean;

@@ -65,56 +65,15 @@ const BAND_STEP_HZ: f32 = 100.0;
 /// 3 kHz; half the sample rate for a recording that fills its band, or has no power at all.
 pub fn measured_band_top_hz(samples: &[f32], sample_rate_hz: u32) -> f32 {
     let nyquist = sample_rate_hz as f32 / 2.0;
-    let len = ((BAND_FRAME_S * f64::from(sample_rate_hz)) as usize).next_power_of_two();
-    if samples.len() < len || len < 8 {
+    let Some(spectrum) = SpeechSpectrum::measure(samples, sample_rate_hz) else {
         return nyquist;
-    }
-    let frames = (samples.len() - len) / (len / 2) + 1;
-    let step = (frames.div_ceil(BAND_MAX_FRAMES)).max(1) * (len / 2);
-    let starts: Vec<usize> = (0..=samples.len() - len).step_by(step).collect();
-    let window = super::hann(len);
-    let fft = crate::util::fft_plans::forward(len);
-    let spectra: Vec<(f64, Vec<f64>)> = starts
-        .par_iter()
-        .map_init(
-            || (fft.make_input_vec(), fft.make_output_vec()),
-            |(input, output), &start| {
-                for ((slot, &x), &w) in input.iter_mut().zip(&samples[start..]).zip(&window) {
-                    *slot = x * w;
-                }
-                // The lengths come from the plan, so the transform cannot fail.
-                if fft.process(input, output).is_err() {
-                    return (0.0, Vec::new());
-                }
-                let power: Vec<f64> = output.iter().map(|c| f64::from(c.norm_sqr())).collect();
-                (power.iter().sum(), power)
-            },
-        )
-        .collect();
-    let mut energies: Vec<f64> = spectra
-        .iter()
-        .map(|(e, _)| *e)
-        .filter(|&e| e > 0.0)
-        .collect();
-    if energies.is_empty() {
-        return nyquist;
-    }
-    energies.sort_by(f64::total_cmp);
-    let loud = energies[((energies.len() - 1) as f64 * LOUD_PERCENTILE).round() as usize];
-    let threshold = loud * 10f64.powf(-f64::from(SPEECH_RANGE_DB) / 10.0);
-    let bins = len / 2 + 1;
-    let mut mean = vec![0.0f64; bins];
-    for (_, power) in spectra
-        .iter()
-        .filter(|(e, p)| *e >= threshold && !p.is_empty())
-    {
-        for (m, &p) in mean.iter_mut().zip(power) {
-            *m += p;
-        }
-    }
-    let hz_per_bin = f64::from(sample_rate_hz) / len as f64;
-    let bin_of = |hz: f64| ((hz / hz_per_bin).round() as usize).min(bins - 1);
-    let (low, high) = (bin_of(BAND_REFERENCE_HZ.0), bin_of(BAND_REFERENCE_HZ.1));
+    };
+    let mean = &spectrum.mean;
+    let bins = mean.len();
+    let (low, high) = (
+        spectrum.bin_of(BAND_REFERENCE_HZ.0),
+        spectrum.bin_of(BAND_REFERENCE_HZ.1),
+    );
     let reference = mean[low..=high].iter().copied().fold(0.0, f64::max);
     if reference <= 0.0 {
         return nyquist;
@@ -124,8 +83,84 @@ pub fn measured_band_top_hz(samples: &[f32], sample_rate_hz: u32) -> f32 {
     if top_bin + 2 >= bins {
         return nyquist;
     }
-    let top_hz = ((top_bin + 1) as f64 * hz_per_bin) as f32;
+    let top_hz = ((top_bin + 1) as f64 * spectrum.hz_per_bin) as f32;
     ((top_hz / BAND_STEP_HZ).floor() * BAND_STEP_HZ).clamp(BAND_STEP_HZ, nyquist)
+}
+
+/// The mean power spectrum of a recording's speech frames (those within 30 dB of its loud ones), in
+/// frames of [`BAND_FRAME_S`], at most [`BAND_MAX_FRAMES`] of them spread over the recording.
+pub(crate) struct SpeechSpectrum {
+    /// Summed power per bin, `0..=len/2`, over the speech frames.
+    pub(crate) mean: Vec<f64>,
+    pub(crate) hz_per_bin: f64,
+}
+
+impl SpeechSpectrum {
+    /// None for a recording shorter than a frame, or silent.
+    pub(crate) fn measure(samples: &[f32], sample_rate_hz: u32) -> Option<SpeechSpectrum> {
+        let len = ((BAND_FRAME_S * f64::from(sample_rate_hz)) as usize).next_power_of_two();
+        if samples.len() < len || len < 8 {
+            return None;
+        }
+        let frames = (samples.len() - len) / (len / 2) + 1;
+        let step = (frames.div_ceil(BAND_MAX_FRAMES)).max(1) * (len / 2);
+        let starts: Vec<usize> = (0..=samples.len() - len).step_by(step).collect();
+        let window = super::hann(len);
+        let fft = crate::util::fft_plans::forward(len);
+        let spectra: Vec<(f64, Vec<f64>)> = starts
+            .par_iter()
+            .map_init(
+                || (fft.make_input_vec(), fft.make_output_vec()),
+                |(input, output), &start| {
+                    for ((slot, &x), &w) in input.iter_mut().zip(&samples[start..]).zip(&window) {
+                        *slot = x * w;
+                    }
+                    // The lengths come from the plan, so the transform cannot fail.
+                    if fft.process(input, output).is_err() {
+                        return (0.0, Vec::new());
+                    }
+                    let power: Vec<f64> = output.iter().map(|c| f64::from(c.norm_sqr())).collect();
+                    (power.iter().sum(), power)
+                },
+            )
+            .collect();
+        let mut energies: Vec<f64> = spectra
+            .iter()
+            .map(|(e, _)| *e)
+            .filter(|&e| e > 0.0)
+            .collect();
+        if energies.is_empty() {
+            return None;
+        }
+        energies.sort_by(f64::total_cmp);
+        let loud = energies[((energies.len() - 1) as f64 * LOUD_PERCENTILE).round() as usize];
+        let threshold = loud * 10f64.powf(-f64::from(SPEECH_RANGE_DB) / 10.0);
+        let mut mean = vec![0.0f64; len / 2 + 1];
+        for (_, power) in spectra
+            .iter()
+            .filter(|(e, p)| *e >= threshold && !p.is_empty())
+        {
+            for (m, &p) in mean.iter_mut().zip(power) {
+                *m += p;
+            }
+        }
+        Some(SpeechSpectrum {
+            mean,
+            hz_per_bin: f64::from(sample_rate_hz) / len as f64,
+        })
+    }
+
+    /// The bin nearest `hz` (the last one above the Nyquist frequency).
+    pub(crate) fn bin_of(&self, hz: f64) -> usize {
+        ((hz / self.hz_per_bin).round() as usize).min(self.mean.len() - 1)
+    }
+
+    /// The mean power per bin between two frequencies (inclusive), Hz.
+    pub(crate) fn mean_between(&self, low_hz: f64, high_hz: f64) -> f64 {
+        let (low, high) = (self.bin_of(low_hz), self.bin_of(high_hz));
+        let band = &self.mean[low..=high.max(low)];
+        band.iter().sum::<f64>() / band.len() as f64
+    }
 }
 
 /// Add white Gaussian noise at `level_dbfs` (its mean power, relative to full scale ±32768) to

@@ -15,7 +15,8 @@
 //! interpolated) when there were any, `"levels_raised"` (how many stretches quieter than the
 //! recording's speech, a far talker's, were raised to its level) when there were any,
 //! `"dereverberated": true` when an echo
-//! or its late reverberation was removed before recognition, `"dc_offset_dbfs"` (the RMS of a DC
+//! or its late reverberation was removed before recognition, `"narrowband": true` when the
+//! recording, stored above 8 kHz, held nothing of its own above 4 kHz and was recognised at 8 kHz, `"dc_offset_dbfs"` (the RMS of a DC
 //! offset removed, dB relative to full scale, to 0.1 dB) when there was one, and always `"peak_dbfs"`: the loudest sample as
 //! read, dB relative to full scale, to 0.1 dB (`null` for digital silence), so that a file without
 //! phones can be told apart as muted (far below any microphone's floor) or merely without speech.
@@ -100,6 +101,8 @@ struct JsonTranscript<'a> {
     levels_raised: Option<usize>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     dereverberated: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    narrowband: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     dc_offset_dbfs: Option<f32>,
     peak_dbfs: Option<f32>,
@@ -174,6 +177,7 @@ pub(super) fn write(
         clicks_removed: (transcript.clicks_removed > 0).then_some(transcript.clicks_removed),
         levels_raised: (transcript.levels_raised > 0).then_some(transcript.levels_raised),
         dereverberated: transcript.dereverberated,
+        narrowband: transcript.narrowband,
         dc_offset_dbfs: transcript
             .dc_offset_dbfs
             .map(|dbfs| (dbfs * 10.0).round() / 10.0),

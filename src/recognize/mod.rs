@@ -27,8 +27,8 @@ use rayon::prelude::*;
 use crate::audio::{
     add_noise_floor, cancel_echoes, conceal_dropouts, dereverberate,
     dereverberate_reverberant_sections, equalise_talker_levels, fill_digital_silence,
-    fill_quiet_gaps, fill_spectral_holes, measured_band_top_hz, read_audio, remove_clicks,
-    remove_dc_offset, repair_clipping, speech_level_dbfs, Dereverb, Waveform,
+    fill_quiet_gaps, fill_spectral_holes, measured_band_top_hz, narrowband_rate_hz, read_audio,
+    remove_clicks, remove_dc_offset, repair_clipping, speech_level_dbfs, Dereverb, Waveform,
     DEFAULT_FLOOR_BELOW_DB, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ,
 };
 use crate::ctc::{
@@ -101,6 +101,11 @@ pub struct RecognizerOptions {
     /// unsure; a recording of one talker at one level is unchanged (see
     /// [`equalise_talker_levels`]). Default true.
     pub equalise_levels: bool,
+    /// Bring a recording stored above 8 kHz that holds nothing of its own above 4 kHz (a
+    /// telephone call or an 8 kHz recording converted to 16 kHz by another tool) back to 8 kHz
+    /// before anything else, so that it is recognised as the 8 kHz recording it is; wideband
+    /// recordings are unchanged (see [`narrowband_rate_hz`]). Default true.
+    pub narrowband_as_8k: bool,
     /// Add white noise this many dB under the recording's speech level just before the features
     /// (band-limited to the band the recording had), so that every floor is at least that loud
     /// and that flat; 0 adds none. Default [`DEFAULT_FLOOR_BELOW_DB`] (see
@@ -168,6 +173,7 @@ impl Default for RecognizerOptions {
             fill_spectral_holes: true,
             remove_clicks: true,
             equalise_levels: true,
+            narrowband_as_8k: true,
             noise_floor_below_db: DEFAULT_FLOOR_BELOW_DB,
             dereverb: Dereverb::Auto,
             align: LatticeOptions::default(),
@@ -220,6 +226,9 @@ pub struct Transcript {
     pub levels_raised: usize,
     /// Whether late reverberation was removed before recognition ([`RecognizerOptions::dereverb`]).
     pub dereverberated: bool,
+    /// Whether the recording, stored above 8 kHz, held nothing of its own above 4 kHz and was
+    /// recognised at 8 kHz ([`RecognizerOptions::narrowband_as_8k`]).
+    pub narrowband: bool,
     /// The DC offset removed before recognition (a converter or preamplifier that is not
     /// centred), its RMS in dB relative to full scale; `None` when the recording had none large
     /// enough to make its pauses louder, and was left as it was.
@@ -250,6 +259,7 @@ struct Repairs {
     spectral_holes_filled: bool,
     clicks_removed: usize,
     levels_raised: usize,
+    narrowband: bool,
     /// The stretches raised to the speech level ([`RecognizerOptions::equalise_levels`]), as
     /// sample ranges at the model's rate (left out of the normalisation's statistics) and in
     /// network frames `(start, end)` (where an unsure region is dropped).
@@ -320,6 +330,7 @@ pub struct Recognizer {
     fill_spectral_holes: bool,
     remove_clicks: bool,
     equalise_levels: bool,
+    narrowband_as_8k: bool,
     noise_floor_below_db: f32,
     dereverb: Dereverb,
     align: LatticeOptions,
@@ -379,6 +390,7 @@ impl Recognizer {
             fill_spectral_holes: options.fill_spectral_holes,
             remove_clicks: options.remove_clicks,
             equalise_levels: options.equalise_levels,
+            narrowband_as_8k: options.narrowband_as_8k,
             noise_floor_below_db: options.noise_floor_below_db,
             dereverb: options.dereverb,
             align: options.align,
@@ -576,6 +588,12 @@ impl Recognizer {
             peak_dbfs: 20.0 * (peak / crate::audio::INT16_SCALE).log10(),
             ..Repairs::default()
         };
+        // Measured as stored, before any repair adds sound of its own above 4 kHz (a fill's noise).
+        let narrowband = if self.narrowband_as_8k {
+            narrowband_rate_hz(&wave.samples, wave.sample_rate_hz)
+        } else {
+            None
+        };
         if self.repair_clipping {
             let repair = repair_clipping(&mut wave.samples);
             repairs.clipped_fraction = repair.samples as f32 / wave.samples.len().max(1) as f32;
@@ -585,6 +603,12 @@ impl Recognizer {
             let concealed = conceal_dropouts(&mut wave.samples, wave.sample_rate_hz);
             repairs.concealed_dropouts = concealed.runs;
             repairs.concealed_s = concealed.samples as f32 / wave.sample_rate_hz as f32;
+        }
+        if let Some(rate_hz) = narrowband {
+            // After the clipping repair (the flat tops are flat at the stored rate), before the
+            // fills (which then fill with a floor of the 8 kHz band).
+            wave = wave.resampled(rate_hz)?;
+            repairs.narrowband = true;
         }
         if self.fill_digital_silence {
             // A recording padded with digital silence is filled from its own floor; one without
@@ -945,6 +969,7 @@ impl Recognizer {
                 spectral_holes_filled: repairs.spectral_holes_filled,
                 clicks_removed: repairs.clicks_removed,
                 levels_raised: repairs.levels_raised,
+                narrowband: repairs.narrowband,
                 concealed_s: repairs.concealed_s,
                 dereverberated: repairs.dereverberated,
                 dc_offset_dbfs: repairs.dc_offset_dbfs,
@@ -1146,6 +1171,7 @@ fn describe_decoding(options: &RecognizerOptions) -> String {
         (options.fill_spectral_holes, "spectral holes"),
         (options.remove_clicks, "clicks"),
         (options.equalise_levels, "levels"),
+        (options.narrowband_as_8k, "narrowband rate"),
     ]
     .iter()
     .filter(|(on, _)| !on)

@@ -1472,6 +1472,14 @@ fn prepare_one(
     network: &Blstm,
 ) -> std::result::Result<Prepared, String> {
     let mut source = source.map_err(|e| format!("skipped {}: {e}", utt.id))?;
+    // As recognition does (`RecognizerOptions::narrowband_as_8k`): 8 kHz audio stored at a higher
+    // rate is trained on as the 8 kHz recording it is, so that a model trained on such files hears
+    // them at recognition time as it heard them here.
+    if let Some(narrow) = crate::audio::narrowband_rate_hz(&source.samples, source.sample_rate_hz) {
+        source = source
+            .resampled(narrow)
+            .map_err(|e| format!("skipped {}: {e}", utt.id))?;
+    }
     let source_rate = source.sample_rate_hz;
     // As recognition does before anything measures a level: augmentation's silence padding next
     // to an offset would make a step, and its SNRs would count the offset as signal. A recording
