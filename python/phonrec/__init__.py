@@ -536,6 +536,10 @@ class Recognizer:
             speech level (runs of sound of 1 s or more between pauses: a talker far from the
             microphone beside a near one) to that level (default); ``False`` keeps the levels as
             recorded (``--keep-levels``).
+        narrowband_as_8k: Bring a recording stored above 8 kHz that holds nothing of its own
+            above 4 kHz (a telephone call or an 8 kHz recording converted to 16 kHz by another
+            tool) back to 8 kHz first, and recognise it as the 8 kHz recording it is (default);
+            ``False`` recognises it at the rate it is stored at (``--keep-rate``).
         unsure_below: Drop a speech region whose loudest frames stand less than this many dB over
             the sound around the regions and whose phones the network is unsure of (mean
             confidence below 0.5): music or noise taken for speech (``--unsure-below DB``). ``None``
@@ -590,6 +594,7 @@ class Recognizer:
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,
         equalise_levels: bool = True,
+        narrowband_as_8k: bool = True,
         unsure_below: Optional[float] = None,
         floor_below: Optional[float] = None,
         channel: Optional[int] = None,
@@ -617,6 +622,7 @@ class Recognizer:
             fill_spectral_holes=fill_spectral_holes,
             remove_clicks=remove_clicks,
             equalise_levels=equalise_levels,
+            narrowband_as_8k=narrowband_as_8k,
             unsure_below=unsure_below,
             floor_below=floor_below,
             channel=channel,
@@ -669,6 +675,7 @@ class Recognizer:
             bool(fill_spectral_holes),
             bool(remove_clicks),
             bool(equalise_levels),
+            bool(narrowband_as_8k),
             unsure_below,
             floor_below,
             channel,

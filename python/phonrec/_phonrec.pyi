@@ -62,6 +62,7 @@ class Recognizer:
         fill_spectral_holes: bool = True,
         remove_clicks: bool = True,
         equalise_levels: bool = True,
+        narrowband_as_8k: bool = True,
         unsure_below: Optional[float] = None,
         floor_below: Optional[float] = None,
         channel: Optional[int] = None,

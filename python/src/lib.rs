@@ -562,6 +562,9 @@ struct Decoding {
     remove_clicks: bool,
     /// Raise quieter talkers to the speech level (`equalise_levels=False`, as `--keep-levels`).
     equalise_levels: bool,
+    /// Recognise 8 kHz audio stored at a higher rate at 8 kHz (`narrowband_as_8k=False`, as
+    /// `--keep-rate`).
+    narrowband_as_8k: bool,
     /// Drop faint regions of unsure phones (`unsure_below=DB`, as `--unsure-below DB`); `None`: the
     /// default level.
     unsure_below: Option<f32>,
@@ -591,6 +594,7 @@ impl Decoding {
             && self.fill_spectral_holes
             && self.remove_clicks
             && self.equalise_levels
+            && self.narrowband_as_8k
             && self.unsure_below.is_none()
             && self.floor_below.is_none()
             && self.alternatives == 0
@@ -700,6 +704,7 @@ fn build_recognizer(model_path: Option<&Path>, decoding: &Decoding) -> Result<Re
         fill_spectral_holes: decoding.fill_spectral_holes,
         remove_clicks: decoding.remove_clicks,
         equalise_levels: decoding.equalise_levels,
+        narrowband_as_8k: decoding.narrowband_as_8k,
         noise_floor_below_db: decoding
             .floor_below
             .unwrap_or(phonrec::audio::DEFAULT_FLOOR_BELOW_DB),
@@ -956,8 +961,8 @@ impl PyRecognizer {
                         builtin_lexicon=true, precision=None, dereverb="auto", segment=true,
                         vtln=false, repair_clipping=true, fill_digital_silence=true,
                         pad_edges=true, conceal_dropouts=true, fill_spectral_holes=true, remove_clicks=true,
-                        equalise_levels=true, unsure_below=None, floor_below=None, channel=None, alternatives=0,
-                        nbest=0))]
+                        equalise_levels=true, narrowband_as_8k=true, unsure_below=None,
+                        floor_below=None, channel=None, alternatives=0, nbest=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -981,6 +986,7 @@ impl PyRecognizer {
         fill_spectral_holes: bool,
         remove_clicks: bool,
         equalise_levels: bool,
+        narrowband_as_8k: bool,
         unsure_below: Option<f32>,
         floor_below: Option<f32>,
         channel: Option<usize>,
@@ -1046,6 +1052,7 @@ impl PyRecognizer {
             fill_spectral_holes,
             remove_clicks,
             equalise_levels,
+            narrowband_as_8k,
             unsure_below,
             floor_below,
             alternatives,

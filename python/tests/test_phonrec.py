@@ -323,6 +323,7 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
                 fill_spectral_holes=False,
                 remove_clicks=False,
                 equalise_levels=False,
+                narrowband_as_8k=False,
             ),
             [
                 "--keep-clipping",
@@ -332,6 +333,7 @@ def test_align_phones_and_out_of_vocabulary_words(recognizer):
                 "--keep-spectral-holes",
                 "--keep-clicks",
                 "--keep-levels",
+                "--keep-rate",
             ],
         ),
         (dict(floor_below=0), ["--floor-below", "0"]),

@@ -103,8 +103,9 @@ pub struct RecognizerOptions {
     pub equalise_levels: bool,
     /// Bring a recording stored above 8 kHz that holds nothing of its own above 4 kHz (a
     /// telephone call or an 8 kHz recording converted to 16 kHz by another tool) back to 8 kHz
-    /// before anything else, so that it is recognised as the 8 kHz recording it is; wideband
-    /// recordings are unchanged (see [`narrowband_rate_hz`]). Default true.
+    /// (measured as read, resampled after the clipping and dropout repairs, before the rest), so
+    /// that it is recognised as the 8 kHz recording it is; wideband recordings are unchanged (see
+    /// [`narrowband_rate_hz`]). Default true.
     pub narrowband_as_8k: bool,
     /// Add white noise this many dB under the recording's speech level just before the features
     /// (band-limited to the band the recording had), so that every floor is at least that loud
