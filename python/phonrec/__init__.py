@@ -156,6 +156,9 @@ class Transcript:
         dc_offset_dbfs: The RMS of a DC offset (a converter or preamplifier that is not
             centred) removed before recognition, dB relative to full scale; ``None`` when the
             recording had none large enough to make its pauses louder.
+        narrowband: Whether the recording, stored above 8 kHz, held nothing of its own above
+            4 kHz (8 kHz audio converted by another tool) and was recognised at 8 kHz
+            (``narrowband_as_8k`` of :class:`Recognizer`).
     """
 
     phones: List[Phone]
@@ -173,6 +176,7 @@ class Transcript:
     clicks_removed: int = 0
     levels_raised: int = 0
     dc_offset_dbfs: Optional[float] = None
+    narrowband: bool = False
 
     @property
     def labels(self) -> List[str]:
@@ -418,7 +422,7 @@ def _phones(items: Sequence[tuple]) -> List[Phone]:
 def _transcript(raw: tuple, source: Optional[str]) -> Transcript:
     duration, phones, segments, clipped, dereverberated, vtln_warp, peak_dbfs, nbest, repairs = raw
     # `repairs` holds the Transcript fields that follow `nbest`, in their order: concealed_dropouts,
-    # concealed_s, spectral_holes_filled, clicks_removed, levels_raised, dc_offset_dbfs.
+    # concealed_s, spectral_holes_filled, clicks_removed, levels_raised, dc_offset_dbfs, narrowband.
     return Transcript(
         _phones(phones),
         duration,

@@ -85,6 +85,7 @@ class Transcript:
     clicks_removed: int = 0
     levels_raised: int = 0
     dc_offset_dbfs: Optional[float] = None
+    narrowband: bool = False
     @property
     def labels(self) -> List[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...

@@ -409,8 +409,8 @@ type PhoneTuple = (String, f64, f64, f64, Vec<(String, f64)>);
 type HypothesisTuple = (Vec<String>, f64, f64, f64);
 /// A transcript for Python: `(duration, phones, segments, clipped, dereverberated, vtln_warp,
 /// peak_dbfs, nbest, repairs)` with `repairs` `(concealed_dropouts, concealed_s,
-/// spectral_holes_filled, clicks_removed, levels_raised, dc_offset_dbfs)` (pyo3 converts tuples
-/// of up to 12);
+/// spectral_holes_filled, clicks_removed, levels_raised, dc_offset_dbfs, narrowband)` (pyo3
+/// converts tuples of up to 12);
 /// `peak_dbfs` is `None` for digital silence (−∞ dBFS, which JSON cannot hold); `nbest` is empty
 /// unless `nbest=N` asked for it.
 type TranscriptTuple = (
@@ -422,7 +422,7 @@ type TranscriptTuple = (
     f64,
     Option<f64>,
     Vec<HypothesisTuple>,
-    (usize, f64, bool, usize, usize, Option<f64>),
+    (usize, f64, bool, usize, usize, Option<f64>, bool),
 );
 /// An alignment for Python: `(duration, match_score, worst_second_score, matches_text, words,
 /// phones, skipped)`; a word is `(word, start, end, confidence, first_phone, end_phone)`.
@@ -851,6 +851,7 @@ impl PyRecognizer {
                 transcript.clicks_removed,
                 transcript.levels_raised,
                 transcript.dc_offset_dbfs.map(clean),
+                transcript.narrowband,
             ),
         )
     }

@@ -114,6 +114,7 @@ def assert_same_transcript(py, cli_record, times_tol=1e-6, confidence_tol=CLI_RO
     else:
         assert py.dc_offset_dbfs is None
     assert py.dereverberated == cli_record.get("dereverberated", False)
+    assert py.narrowband == cli_record.get("narrowband", False)
     assert abs(py.vtln_warp - cli_record.get("vtln_warp", 1.0)) <= 1e-6
     # The CLI writes the peak to 0.1 dB, null for digital silence.
     if cli_record["peak_dbfs"] is None:
@@ -139,6 +140,29 @@ def test_transcribe_equals_the_cli(cli, recognizer, path):
     assert transcript.phones, "the examples all have phones"
     assert transcript.source == str(path)
     assert_same_transcript(transcript, record)
+
+
+def test_8_khz_audio_stored_at_16_khz_is_heard_at_8_khz_as_the_cli_does(cli, recognizer, tmp_path):
+    samples, rate = read_wav(AUDIO / "fsdd_7_jackson_0_8k.wav")
+    assert rate == 8000
+    # Band-limited interpolation to 16 kHz (nothing above 4 kHz), then 16 bits with triangular
+    # dither of +-1 LSB, as `sox in.wav -r 16000 out.wav` writes it.
+    spectrum = np.fft.rfft(samples.astype(np.float64))
+    wide = np.zeros(len(samples) + 1, dtype=complex)
+    wide[: len(spectrum)] = spectrum * 2.0
+    up = np.fft.irfft(wide, 2 * len(samples))
+    rng = np.random.default_rng(5)
+    dither = rng.uniform(-1, 1, len(up)) + rng.uniform(-1, 1, len(up))
+    path = tmp_path / "jackson_16k.wav"
+    write_wav(path, np.clip(np.rint(up + dither), -32768, 32767), 16000, 2)
+    (record,) = cli_json_lines(cli("transcribe", "--format", "json", path))
+    transcript = recognizer.transcribe(path)
+    assert_same_transcript(transcript, record)
+    assert transcript.narrowband and record["narrowband"] is True
+    assert not recognizer.transcribe(AUDIO / "fsdd_7_jackson_0_8k.wav").narrowband
+    assert not recognizer.transcribe(SUIT).narrowband
+    kept = phonrec.Recognizer(narrowband_as_8k=False).transcribe(path)
+    assert not kept.narrowband
 
 
 def test_a_dc_offset_is_removed_and_reported_as_the_cli_does(cli, recognizer, tmp_path):
