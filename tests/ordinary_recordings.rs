@@ -172,7 +172,7 @@ fn examples_and_variants(
     pairs
 }
 
-fn edit_distance(a: &[String], b: &[String]) -> usize {
+fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, x) in a.iter().enumerate() {
         let mut previous = row[0];
@@ -1362,22 +1362,7 @@ fn narrowband_audio_stored_at_16_khz_is_heard_as_the_8_khz_recording() {
                 .collect::<Vec<_>>()
         };
         let (a, b) = (phones(&original), phones(&heard));
-        let distance = {
-            // Levenshtein over phone ids.
-            let mut row: Vec<usize> = (0..=b.len()).collect();
-            for (i, x) in a.iter().enumerate() {
-                let mut prev = row[0];
-                row[0] = i + 1;
-                for (j, y) in b.iter().enumerate() {
-                    let next = (row[j + 1] + 1)
-                        .min(row[j] + 1)
-                        .min(prev + usize::from(x != y));
-                    prev = row[j + 1];
-                    row[j + 1] = next;
-                }
-            }
-            row[b.len()]
-        };
+        let distance = edit_distance(&a, &b);
         assert!(
             distance <= 1,
             "{name}: {a:?} as recorded, {b:?} from the 16 kHz copy"
