@@ -70,11 +70,13 @@ impl Resampler {
             table: Vec::new(),
         };
         if (up as usize) <= MAX_TABLE_PHASES {
+            // Each tap costs a sine and a Bessel series (44.1k → 16k: 160 phases of 132 taps,
+            // 22.05k → 16k: 320 of 144, ~5 ms on one core), so the phases are filled on all cores.
             let mut table = vec![0f32; up as usize * num_taps];
-            for phase in 0..up as usize {
-                let frac = phase as f64 / up as f64;
-                resampler.fill_taps(frac, &mut table[phase * num_taps..(phase + 1) * num_taps]);
-            }
+            table
+                .par_chunks_mut(num_taps)
+                .enumerate()
+                .for_each(|(phase, taps)| resampler.fill_taps(phase as f64 / up as f64, taps));
             resampler.table = table;
         }
         Ok(resampler)
@@ -118,8 +120,7 @@ impl Resampler {
             (std::f64::consts::PI * arg).sin() / (std::f64::consts::PI * arg)
         };
         let r = x / self.half_width;
-        let window =
-            bessel_i0(KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / bessel_i0(KAISER_BETA);
+        let window = bessel_i0(KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / window_peak();
         2.0 * self.cutoff * sinc * window
     }
 
@@ -368,6 +369,13 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
         (a, b) = (b, a % b);
     }
     a
+}
+
+/// `I₀(β)`, the Kaiser window's value at its centre, by which every tap is divided: computed once per
+/// process rather than once per tap, where it was half of planning a resampler.
+fn window_peak() -> f64 {
+    static PEAK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *PEAK.get_or_init(|| bessel_i0(KAISER_BETA))
 }
 
 /// Modified Bessel function of the first kind, order 0 (power series; converges fast for β ≤ 20).

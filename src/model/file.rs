@@ -514,11 +514,7 @@ impl ModelFile {
             // Decoded byte by byte: the data of a tensor inside the file need not be aligned.
             let values: Vec<f32> = match view.dtype() {
                 Dtype::F32 => f32_values(view.data()),
-                Dtype::F16 => view
-                    .data()
-                    .chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
+                Dtype::F16 => f16_values(view.data()),
                 Dtype::BF16 => view
                     .data()
                     .chunks_exact(2)
@@ -553,6 +549,22 @@ fn f32_values(data: &[u8]) -> Vec<f32> {
     data.chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect()
+}
+
+/// Little-endian f16s as f32s: the bits gathered into an aligned buffer first, then converted eight at
+/// a time (F16C where the CPU has it). Converted one by one, the built-in model's 6 M weights took
+/// 15 ms, an eighth of recognising a 1 s file.
+fn f16_values(data: &[u8]) -> Vec<f32> {
+    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+    // A loop over a sized buffer (not a `collect`) compiles to vector loads.
+    let mut bits = vec![0u16; data.len() / 2];
+    for (bits, bytes) in bits.iter_mut().zip(data.chunks_exact(2)) {
+        *bits = u16::from_le_bytes([bytes[0], bytes[1]]);
+    }
+    let mut values = vec![0f32; bits.len()];
+    bits.reinterpret_cast::<half::f16>()
+        .convert_to_f32_slice(&mut values);
+    values
 }
 
 /// Name suffix of the per-row scales of an int8-stored matrix (`<matrix>.scale`).
@@ -725,9 +737,18 @@ fn check_shape(
 pub const MAX_WEIGHT_MAGNITUDE: f32 = 1e5;
 
 fn check_finite(name: &str, values: &[f32]) -> std::result::Result<(), String> {
+    // NaN, ±∞ and values beyond the bound alike fail `|v| <= MAX`. Blocks are checked with a
+    // branch-free fold, which the compiler vectorises (a `position` over every value stays scalar:
+    // 7 ms of a 1 s file's recognition); only a bad block is searched for its first bad value.
+    let beyond = |v: &f32| !v.abs().le(&MAX_WEIGHT_MAGNITUDE);
+    const BLOCK: usize = 1024;
     let Some(index) = values
-        .iter()
-        .position(|v| !v.is_finite() || v.abs() > MAX_WEIGHT_MAGNITUDE)
+        .chunks(BLOCK)
+        .position(|block| block.iter().fold(false, |bad, v| bad | beyond(v)))
+        .and_then(|b| {
+            let block = &values[b * BLOCK..];
+            block.iter().position(beyond).map(|i| b * BLOCK + i)
+        })
     else {
         return Ok(());
     };
@@ -747,6 +768,35 @@ fn check_finite(name: &str, values: &[f32]) -> std::result::Result<(), String> {
 mod tests {
     use super::*;
     use crate::model::{init_weights, InitOptions};
+
+    #[test]
+    fn f16_values_are_decoded_as_one_by_one() {
+        // Every f16 bit pattern, at an odd offset (a tensor inside a file need not be aligned).
+        let mut bytes = vec![0u8];
+        bytes.extend((0..=u16::MAX).flat_map(u16::to_le_bytes));
+        let decoded = f16_values(&bytes[1..]);
+        assert_eq!(decoded.len(), 65_536);
+        for (bits, value) in (0..=u16::MAX).zip(&decoded) {
+            let expected = half::f16::from_bits(bits).to_f32();
+            assert!(
+                value.to_bits() == expected.to_bits() || (value.is_nan() && expected.is_nan()),
+                "{bits:#06x}: {value} vs {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn check_finite_names_the_first_bad_value() {
+        let mut values = vec![0.5f32; 5000];
+        assert!(check_finite("w", &values).is_ok());
+        values[3000] = MAX_WEIGHT_MAGNITUDE; // the bound itself is accepted
+        assert!(check_finite("w", &values).is_ok());
+        for (at, bad) in [(4999, f32::NAN), (1024, f32::INFINITY), (7, -2e5)] {
+            values[at] = bad;
+            let error = check_finite("w", &values).expect_err("a bad value");
+            assert!(error.contains(&format!("flat index {at};")), "{error}");
+        }
+    }
 
     fn small_config() -> ModelConfig {
         let features = FeatureOptions::default();

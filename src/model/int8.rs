@@ -152,30 +152,34 @@ impl PackedI8 {
     /// `transposed` (then the product uses `wᵀ`).
     pub fn pack(w: &[f32], k: usize, n: usize, transposed: bool) -> Self {
         assert_eq!(w.len(), k * n, "packed matrix: wrong size");
-        let value = |row: usize, col: usize| -> f32 {
-            if transposed {
-                w[col * k + row]
-            } else {
-                w[row * n + col]
-            }
-        };
         let pairs = k.div_ceil(2);
         let panels = n.div_ceil(PANEL);
         let mut data = vec![0i8; panels * pairs * PANEL * 2];
         let mut scale = Vec::with_capacity(n);
+        // One column at a time, in contiguous buffers the compiler vectorises: its values (gathered
+        // when `w` is row-major), then its quantised weights, then scattered into the panel.
+        let mut gathered = Vec::new();
+        let mut quantised = vec![0i8; 2 * pairs];
         for col in 0..n {
-            let largest = (0..k).map(|row| value(row, col).abs()).fold(0f32, f32::max);
-            let step = largest / WEIGHT_STEPS;
+            let values: &[f32] = if transposed {
+                &w[col * k..(col + 1) * k]
+            } else {
+                gathered.clear();
+                gathered.extend((0..k).map(|row| w[row * n + col]));
+                &gathered
+            };
+            let step = largest_magnitude(values) / WEIGHT_STEPS;
+            if step > 0.0 {
+                for (q, &v) in quantised.iter_mut().zip(values) {
+                    *q = round_clamped(v / step, WEIGHT_STEPS) as i8;
+                }
+            } else {
+                quantised.fill(0);
+            }
             let (p, c) = (col / PANEL, col % PANEL);
-            for row in 0..k {
-                let q = if step > 0.0 {
-                    (value(row, col) / step)
-                        .round()
-                        .clamp(-WEIGHT_STEPS, WEIGHT_STEPS) as i8
-                } else {
-                    0
-                };
-                data[((p * pairs + row / 2) * PANEL + c) * 2 + row % 2] = q;
+            let panel = &mut data[p * pairs * PANEL * 2..(p + 1) * pairs * PANEL * 2];
+            for (j, pair) in quantised.chunks_exact(2).enumerate() {
+                panel[(j * PANEL + c) * 2..(j * PANEL + c) * 2 + 2].copy_from_slice(pair);
             }
             scale.push(step);
         }
@@ -193,6 +197,20 @@ impl PackedI8 {
             lhs_steps,
         }
     }
+}
+
+/// The largest `f32` below ½. Adding it (with `v`'s sign) and truncating rounds `v` half away from
+/// zero exactly, as `f32::round` does; adding ½ itself would carry 0.49999997 up to 1.
+const HALF_BELOW: f32 = 0.499_999_97;
+
+/// `v.round().clamp(-limit, limit)` (NaN to 0) as an integer, for `limit` ≤ 2²²: `f32::round` is a libm
+/// call on baseline x86-64, this is a few vector instructions once the loop is vectorised.
+#[inline(always)]
+pub(crate) fn round_clamped(v: f32, limit: f32) -> i32 {
+    let v = v.clamp(-limit, limit);
+    let v = if v.is_nan() { 0.0 } else { v };
+    // SAFETY: |v| + ½ ≤ 2²² + ½ is finite and within i32's range.
+    unsafe { (v + HALF_BELOW.copysign(v)).to_int_unchecked::<i32>() }
 }
 
 /// `x` (|x| ≤ 1, already divided by its row's largest magnitude) on `steps` steps per unit, rounded
@@ -320,7 +338,7 @@ fn quantise_into_body(
 /// The largest |x| of `row` (NaN ignored), in 16 lanes so that it vectorises; `max` is exact and
 /// order-free, so this is the sequential fold's value.
 #[inline(always)]
-fn largest_magnitude(row: &[f32]) -> f32 {
+pub(crate) fn largest_magnitude(row: &[f32]) -> f32 {
     let mut lanes = [0f32; 16];
     let chunks = row.chunks_exact(16);
     let tail = chunks.remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -887,5 +905,85 @@ mod tests {
             "{} vs {exact}",
             out[0]
         );
+    }
+
+    #[test]
+    fn packing_rounds_every_weight_as_f32_round_does() {
+        assert_eq!(
+            HALF_BELOW,
+            f32::from_bits(0x3EFF_FFFF),
+            "the f32 just below 0.5"
+        );
+        // Ties, the values either side of them, NaN and beyond the clamp.
+        let edge = [
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            HALF_BELOW,
+            -HALF_BELOW,
+            f32::from_bits(0x3FBF_FFFF), // just below 1.5
+            126.5,
+            127.49,
+            200.0,
+            -1e9,
+            f32::NAN,
+            0.0,
+            -0.0,
+        ];
+        for v in edge {
+            let expected = v.round().clamp(-127.0, 127.0) as i32;
+            assert_eq!(round_clamped(v, 127.0), expected, "{v}");
+        }
+        let mut seed = 5;
+        for _ in 0..100_000 {
+            let v = 130.0 * lcg(&mut seed);
+            assert_eq!(
+                round_clamped(v, 127.0),
+                v.round().clamp(-127.0, 127.0) as i32,
+                "{v}"
+            );
+        }
+        // The packed bytes are the plain per-element rule's, in both layouts, with a zero column
+        // and an odd `k`.
+        for (k, n) in [(7, 70), (320, 64)] {
+            let mut w: Vec<f32> = (0..k * n).map(|_| 0.3 * lcg(&mut seed)).collect();
+            for v in w.iter_mut().skip(3).step_by(11) {
+                *v = (*v * 8.0).round() / 8.0; // many exact ties once scaled
+            }
+            for transposed in [false, true] {
+                let value = |row: usize, col: usize| {
+                    if transposed {
+                        w[col * k + row]
+                    } else {
+                        w[row * n + col]
+                    }
+                };
+                let mut w = w.clone();
+                (0..k).for_each(|row| {
+                    let i = if transposed { 5 * k + row } else { row * n + 5 };
+                    w[i] = 0.0;
+                });
+                let packed = PackedI8::pack(&w, k, n, transposed);
+                let value = |row: usize, col: usize| if col == 5 { 0.0 } else { value(row, col) };
+                let pairs = k.div_ceil(2);
+                for col in 0..n {
+                    let largest = (0..k).map(|row| value(row, col).abs()).fold(0f32, f32::max);
+                    let step = largest / WEIGHT_STEPS;
+                    assert_eq!(packed.scale[col], step);
+                    let (p, c) = (col / PANEL, col % PANEL);
+                    for row in 0..k {
+                        let q = if step > 0.0 {
+                            (value(row, col) / step).round().clamp(-127.0, 127.0) as i8
+                        } else {
+                            0
+                        };
+                        let at = ((p * pairs + row / 2) * PANEL + c) * 2 + row % 2;
+                        assert_eq!(packed.data[at], q, "k {k} column {col} row {row}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -32,6 +32,7 @@
 //! the four weights of each column side by side, the operand layout of `vpdpbusd` (each 32-bit lane
 //! one column's four weights against four consecutive `u8` of the left-hand side).
 
+use super::int8::largest_magnitude;
 use super::kernels::for_row_blocks;
 
 /// Columns per packed panel: two 16-lane registers.
@@ -225,19 +226,23 @@ impl PackedU8 {
         let mut data = vec![0i8; panels * quads * PANEL * 4];
         let mut scale = Vec::with_capacity(n);
         let mut offset = Vec::with_capacity(n);
+        // One column at a time: its quantised weights in a contiguous buffer the compiler
+        // vectorises, then scattered into the panel.
+        let mut quantised = vec![0i8; 4 * quads];
         for (col, weights) in w.chunks_exact(k.max(1)).take(n).enumerate() {
-            let largest = weights.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let step = largest / STEPS;
+            let step = largest_magnitude(weights) / STEPS;
+            if step > 0.0 {
+                for (q, &value) in quantised.iter_mut().zip(weights) {
+                    *q = round(value / step) as i8;
+                }
+            } else {
+                quantised.fill(0);
+            }
+            let sum: i32 = quantised.iter().map(|&q| i32::from(q)).sum();
             let (p, c) = (col / PANEL, col % PANEL);
-            let mut sum = 0i32;
-            for (row, &value) in weights.iter().enumerate() {
-                let q = if step > 0.0 {
-                    round(value / step) as i8
-                } else {
-                    0
-                };
-                sum += i32::from(q);
-                data[((p * quads + row / 4) * PANEL + c) * 4 + row % 4] = q;
+            let panel = &mut data[p * quads * PANEL * 4..(p + 1) * quads * PANEL * 4];
+            for (j, quad) in quantised.chunks_exact(4).enumerate() {
+                panel[(j * PANEL + c) * 4..(j * PANEL + c) * 4 + 4].copy_from_slice(quad);
             }
             scale.push(step / lhs.steps());
             offset.push(i32::from(lhs.offset) * sum);
