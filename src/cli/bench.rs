@@ -572,13 +572,15 @@ struct CpuInfo {
     bf16: bool,
     /// bf16 products of two or more rows run on AMX tiles.
     amx: bool,
-    /// `vdpbf16ps`'s multiply-adds per second over an f32 FMA's, measured (with AVX512-BF16).
+    /// `vdpbf16ps`'s multiply-adds per second over an f32 FMA's, measured (with AVX512-BF16;
+    /// reported, not used to choose: it scatters from one process to the next on a shared VM).
     #[serde(skip_serializing_if = "Option::is_none")]
     bf16_rate_ratio: Option<f64>,
     /// bf16 outruns f32 here, so fine-tuning trains in it (and `int8` projects in it, unless in
     /// 8 bits).
     bf16_fast: bool,
-    /// `vpdpbusd`'s multiply-adds per second over `vdpbf16ps`'s, measured (where both run).
+    /// The 8-bit projections' multiply-adds per second over `vdpbf16ps`'s where bf16 is native,
+    /// else over an f32 FMA's, measured (reported, not used to choose).
     #[serde(skip_serializing_if = "Option::is_none")]
     u8_rate_ratio: Option<f64>,
     /// The kernel of `--precision int8`'s recurrent products: `vnni512`, `avx2` or `portable`.

@@ -133,23 +133,39 @@ pub fn amx_native() -> bool {
 }
 
 /// Whether bf16 products outrun f32 ones on this CPU, so that defaults may choose them (`int8`'s
-/// input projections where the 8-bit ones are not chosen, fine-tuning's arithmetic): AMX tiles, or a `vdpbf16ps` that retires at least
-/// [`BF16_FAST_RATIO`] times the multiply-adds per second of an f32 FMA ([`bf16_rate_ratio`]; AMD
-/// Zen 4: 2×). Intel cores issue `vdpbf16ps` once per two cycles, half of f32's rate, so where
-/// their AMX is absent or hidden (a VM that does not pass it through) bf16 measured slower than
-/// f32: training 0.65×, an hour of short clips with `int8` (bf16 projections) 1.13× the time of
-/// f32's (BENCHMARKS.md, 2026-12-07 04:20). Where it returns false, `--precision bf16` still runs
-/// natively when asked for.
+/// input projections where the 8-bit ones are not chosen, fine-tuning's arithmetic): AMX tiles, or
+/// AMD's native `vdpbf16ps` (Zen 4 and 5 retire about twice the multiply-adds per second of an f32
+/// FMA: [`bf16_rate_ratio`] 1.9–2.0). Intel cores issue `vdpbf16ps` once per two cycles, half of
+/// f32's rate, so where their AMX is absent or hidden (a VM that does not pass it through) bf16
+/// measured slower than f32: training 0.65×, an hour of short clips with `int8` (bf16
+/// projections) 1.13× the time of f32's (BENCHMARKS.md, 2026-12-07 04:20). Where it returns false,
+/// `--precision bf16` still runs natively when asked for.
+///
+/// Decided by the CPU's make, not by the rates timed at start: on a shared VM those scatter from
+/// one process to the next (a 2-core AMD EPYC Zen 3 timed `vpmaddubsw` at 1.0–1.75× the FMA over
+/// 150 processes), and a choice that follows them gave the same file other posteriors in one run
+/// of forty (BENCHMARKS.md, 2026-12-08).
 pub fn bf16_fast() -> bool {
     static FAST: OnceLock<bool> = OnceLock::new();
-    *FAST.get_or_init(|| {
-        amx::available() || bf16_rate_ratio().is_some_and(|ratio| ratio >= BF16_FAST_RATIO)
-    })
+    *FAST.get_or_init(|| amx::available() || (native() && cpu_is_amd()))
 }
 
-/// The least [`bf16_rate_ratio`] at which [`bf16_fast`] holds: the rates measured lie far either
-/// side (about 0.5 on Intel, 2 on AMD Zen 4), and bf16 must first convert each left-hand side.
-pub const BF16_FAST_RATIO: f64 = 1.25;
+/// Whether the CPU is AMD's (CPUID vendor "AuthenticAMD").
+fn cpu_is_amd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let id = std::arch::x86_64::__cpuid(0);
+        let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .collect();
+        vendor == b"AuthenticAMD"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
 /// `vdpbf16ps`'s multiply-adds per second over `vfmadd231ps`'s on this core, measured once per
 /// process (about 0.5 ms, with `vpdpbusd`'s: the best of eight interleaved timings of independent
@@ -1140,7 +1156,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bf16_is_chosen_by_its_measured_rate() {
+    fn bf16_is_chosen_by_the_cpu_and_its_rate_measured() {
         let ratio = bf16_rate_ratio();
         assert_eq!(ratio.is_some(), bf16_native());
         if let Some(ratio) = ratio {
@@ -1148,8 +1164,8 @@ mod tests {
             // within what any CPU issues (one to four per cycle of each, 32 and 16 per instruction).
             assert!((0.1..=10.0).contains(&ratio), "{ratio}");
         }
-        let expected = amx_native() || ratio.is_some_and(|r| r >= BF16_FAST_RATIO);
-        assert_eq!(bf16_fast(), expected);
+        // Chosen by the CPU's make (AMX, or AMD's native bf16), never by the timing.
+        assert_eq!(bf16_fast(), amx_native() || (bf16_native() && cpu_is_amd()));
         // Decided once: every product of the process agrees.
         assert_eq!(bf16_rate_ratio(), ratio);
         if !bf16_native() {

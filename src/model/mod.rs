@@ -48,7 +48,7 @@ mod test_values {
     }
 }
 
-pub use bf16::{amx_native, bf16_fast, bf16_native, bf16_rate_ratio, Precision, BF16_FAST_RATIO};
+pub use bf16::{amx_native, bf16_fast, bf16_native, bf16_rate_ratio, Precision};
 pub use config::{InitOptions, NetworkConfig, WeightInit};
 pub use file::{ModelConfig, ModelFile, TrainingSummary, WeightStorage, FORMAT_VERSION};
 pub use frame_head::{frame_classes, FitOptions, FrameExamples, FrameHead};
@@ -57,7 +57,7 @@ pub use init::init_weights;
 pub use int8::int8_kernel_name;
 pub(crate) use kernels::{multiversion, with_values};
 pub use kernels::{simd_level, SimdLevel, KERNEL_ENV};
-pub use projection_u8::{u8_rate_ratio, Int8Projections, U8_FAST_RATIO};
+pub use projection_u8::{u8_rate_ratio, Int8Projections};
 
 /// The fused LSTM's inner loops, for `benches/kernels.rs` only: not part of the API.
 #[doc(hidden)]
