@@ -6,15 +6,16 @@
 //! against 16 for an f32 FMA and 32 for `vpdpwssd`; or AVX-VNNI's 256-bit form where AVX2 is
 //! chosen, 32 against an 8-lane FMA's 8: Intel laptops since Alder Lake), or on other AVX2 CPUs by
 //! `vpmaddubsw` + `vpmaddwd` + `vpaddd` (32 in three instructions, two of them on the vector
-//! multipliers: twice the FMA's rate where there are two multipliers, as on Intel cores since
-//! Haswell and AMD Zen 4; no gain on Zen 2 and 3, whose rate measured at start keeps f32 there).
+//! multipliers: 1.5–2× the FMA's rate where there are two multipliers, as on Intel cores since
+//! Skylake and AMD Zen 3, 4 and 5; not measured on Zen 2 or Haswell, which have one).
 //!
 //! Why: the input projections run over all frames at once, so they are bound by multiply-adds, not
 //! by bytes. On Intel cores without AMX `vdpbf16ps` issues at half an f32 FMA's rate and `vpdpwssd`
 //! (the recurrence's int8 kernel) at f32's, so an hour of short clips was bound by f32 projections
-//! there; `vpdpbusd` issues as `vpdpwssd` does with twice its products per instruction. Which
-//! arithmetic runs is chosen by the instructions' rates measured at start ([`u8_rate_ratio`]).
-//! With AMX the projections run on its bf16 tiles.
+//! there; `vpdpbusd` issues as `vpdpwssd` does with twice its products per instruction. So they
+//! run in 8 bits wherever one of these kernels does ([`Int8Projections`]; the rates are measured
+//! for `phonrec bench`'s report, [`u8_rate_ratio`], not to choose). With AMX the projections run
+//! on its bf16 tiles.
 //!
 //! Accuracy: eight bits simulated in f32 on every evaluation set and condition (BENCHMARKS.md,
 //! 2026-12-07), set means within 0.15 points of PER of f32 projections; seven bits measured with
@@ -96,10 +97,12 @@ pub(crate) fn available() -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Int8Projections {
     /// 8-bit (`vpdpbusd`, or on AVX2 without VNNI `vpmaddubsw` on seven-bit left-hand values),
-    /// where its kernel runs and AMX does not (AMX's bf16 tiles outrun any vector instruction),
-    /// and it retires at least [`U8_FAST_RATIO`] times the multiply-adds per second of what it
-    /// replaces (`vdpbf16ps` where bf16 is native, else f32's FMA). Intel cores without AMX: 372 G
-    /// against 48 G a second (the 2-core Xeon of BENCHMARKS.md, 2026-12-07).
+    /// wherever its kernel runs and AMX does not (AMX's bf16 tiles outrun any vector instruction).
+    /// Every CPU measured retires more of its multiply-adds per second than of what it replaces
+    /// (`vdpbf16ps` where bf16 is native, else f32's FMA; [`u8_rate_ratio`]): Intel cores without
+    /// AMX 7.8×, AMD Zen 4 and 5 about 2×; on plain AVX2 Zen 3, 4 and 5 and Intel cores 1.5–2×
+    /// (AMD Zen 3: 2.3× in the real projection). The choice does not follow the timing, which
+    /// scatters from one process to the next on a shared machine (see [`bf16_fast`](super::bf16_fast)).
     U8,
     /// bf16, where that outruns f32 ([`bf16_fast`](super::bf16_fast)).
     Bf16,
@@ -112,21 +115,13 @@ impl Int8Projections {
     /// What runs here (decided once per process).
     pub fn here() -> Self {
         static HERE: std::sync::OnceLock<Int8Projections> = std::sync::OnceLock::new();
-        *HERE.get_or_init(|| {
-            Self::choose(
-                available(),
-                super::amx_native(),
-                u8_rate_ratio(),
-                super::bf16_fast(),
-            )
-        })
+        *HERE.get_or_init(|| Self::choose(available(), super::amx_native(), super::bf16_fast()))
     }
 
-    /// The rule: `u8_kernel` whether an 8-bit kernel runs, `amx` whether AMX does,
-    /// `u8_rate_ratio` its rate over its rival's ([`u8_rate_ratio`]; `None` where not measured),
-    /// `bf16_fast` whether bf16 outruns f32.
-    fn choose(u8_kernel: bool, amx: bool, u8_rate_ratio: Option<f64>, bf16_fast: bool) -> Self {
-        if u8_kernel && !amx && u8_rate_ratio.is_none_or(|ratio| ratio >= U8_FAST_RATIO) {
+    /// The rule: `u8_kernel` whether an 8-bit kernel runs, `amx` whether AMX does, `bf16_fast`
+    /// whether bf16 outruns f32.
+    fn choose(u8_kernel: bool, amx: bool, bf16_fast: bool) -> Self {
+        if u8_kernel && !amx {
             Int8Projections::U8
         } else if bf16_fast {
             Int8Projections::Bf16
@@ -145,14 +140,10 @@ impl Int8Projections {
     }
 }
 
-/// The least [`u8_rate_ratio`] at which `int8` prefers 8-bit projections to bf16 or f32 ones: they
-/// round the left-hand side and the weights, so only a clear gain in rate is worth other outputs.
-pub const U8_FAST_RATIO: f64 = 1.25;
-
 /// The 8-bit kernel's multiply-adds per second (`vpdpbusd`, or AVX2's `vpmaddubsw` triple) over
 /// those of what it would replace on this core: `vdpbf16ps` where bf16 runs natively, else f32's
-/// FMA (measured once per process with [`bf16_rate_ratio`](super::bf16_rate_ratio)'s chains);
-/// `None` where no 8-bit kernel runs.
+/// FMA (measured once per process with [`bf16_rate_ratio`](super::bf16_rate_ratio)'s chains, for
+/// `phonrec bench`'s report); `None` where no 8-bit kernel runs.
 pub fn u8_rate_ratio() -> Option<f64> {
     let rates = super::bf16::instruction_rates();
     let rival = rates.bf16.unwrap_or(rates.fma);
@@ -792,28 +783,30 @@ mod tests {
     }
 
     #[test]
-    fn the_projections_arithmetic_follows_the_measured_rates() {
+    fn the_projections_arithmetic_follows_the_cpu() {
         use super::Int8Projections::{self, Bf16, F32, U8};
         let choose = Int8Projections::choose;
-        // (vpdpbusd kernel, AMX, vpdpbusd / vdpbf16ps, bf16 fast) -> arithmetic
+        // (8-bit kernel, AMX, bf16 fast) -> arithmetic
         let cases = [
-            ((true, false, Some(7.8), false), U8), // Intel without AMX (this Xeon: 7.8)
-            ((true, false, Some(2.0), true), U8),  // bf16 fast, vpdpbusd faster still (Zen 4)
-            ((true, false, Some(1.1), true), Bf16), // no clear gain: bf16 kept
-            ((true, true, Some(7.8), true), Bf16), // AMX tiles outrun both
-            ((true, false, None, false), U8),      // VNNI without BF16 (Ice Lake, Cascade Lake)
-            ((true, false, Some(2.0), false), U8), // AVX2's vpmaddubsw at twice the FMA's rate
-            ((true, false, Some(1.0), false), F32), // ... at its rate (one integer multiplier)
-            ((false, false, None, false), F32),    // no 8-bit kernel (portable)
-            ((false, false, None, true), Bf16),
+            ((true, false, false), U8), // Intel without AMX; AVX2's vpmaddubsw (AMD Zen 3)
+            ((true, false, true), U8),  // bf16 fast, vpdpbusd faster still (Zen 4, Zen 5)
+            ((true, true, true), Bf16), // AMX tiles outrun both
+            ((false, false, false), F32), // no 8-bit kernel (portable)
+            ((false, false, true), Bf16),
         ];
-        for ((kernel, amx, ratio, fast), expected) in cases {
-            assert_eq!(
-                choose(kernel, amx, ratio, fast),
-                expected,
-                "{kernel} {amx} {ratio:?} {fast}"
-            );
+        for ((kernel, amx, fast), expected) in cases {
+            assert_eq!(choose(kernel, amx, fast), expected, "{kernel} {amx} {fast}");
         }
+        // Decided once per process, the same way every time on this CPU.
+        let here = Int8Projections::here();
+        assert_eq!(
+            here,
+            choose(
+                available(),
+                super::super::amx_native(),
+                super::super::bf16_fast()
+            )
+        );
     }
 
     #[test]
