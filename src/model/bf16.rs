@@ -167,10 +167,11 @@ fn cpu_is_amd() -> bool {
     }
 }
 
-/// `vdpbf16ps`'s multiply-adds per second over `vfmadd231ps`'s on this core, measured once per
-/// process (about 0.5 ms, with `vpdpbusd`'s: the best of eight interleaved timings of independent
-/// chains of each, which a preemption or a frequency change cannot bias toward one of them); `None`
-/// where bf16 does not run natively.
+/// `vdpbf16ps`'s multiply-adds per second over `vfmadd231ps`'s on this core, measured on first use
+/// (about 0.5 ms, with `vpdpbusd`'s: the best of eight interleaved timings of independent chains of
+/// each, so that a preemption within the measurement does not bias it; what the core shares with
+/// its neighbours on a VM still moves it from one process to the next, which is why nothing is
+/// chosen by it); `None` where bf16 does not run natively. For `phonrec bench`'s report.
 pub fn bf16_rate_ratio() -> Option<f64> {
     let rates = instruction_rates();
     rates.bf16.map(|bf16| bf16 / rates.fma.max(1e-9))
